@@ -1,0 +1,1 @@
+//! End-to-end tests across crates live in ; this library is empty on purpose.
