@@ -1,0 +1,151 @@
+//! The trainable model: interprets an `fq_models::Graph` with candle ops, with train-mode batch
+//! norm (candle-transformers' ResNet always runs batch norm in eval mode) and optional
+//! fake-quantized Conv2d/Linear weights.
+
+use crate::params::ParamStore;
+use crate::quant::{fake_quant, BitAssignment, Granularity};
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor, D};
+use fq_models::{Graph, Op};
+
+/// Batch norm uses batch statistics and updates its running statistics in `Train` mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}
+
+/// A graph with its parameters on a device.
+pub struct Model {
+    pub graph: Graph,
+    pub params: ParamStore,
+    pub device: Device,
+}
+
+impl Model {
+    pub fn new(graph: Graph, params: ParamStore, device: Device) -> Self {
+        Self { graph, params, device }
+    }
+
+    /// Logits `[N, K]` for a batch `[N, C, H, W]`. With `bits`, every Conv2d/Linear weight is
+    /// fake-quantized (STE) with its layer's per-channel bit-widths.
+    pub fn forward(&self, x: &Tensor, mode: Mode, bits: Option<&BitAssignment>) -> Result<Tensor> {
+        let mut values: Vec<Option<Tensor>> = vec![None; self.graph.nodes.len() + 1];
+        // Count the remaining uses of each value, so intermediate tensors are dropped early.
+        let mut uses = vec![0usize; values.len()];
+        for n in &self.graph.nodes {
+            for &i in &n.inputs {
+                uses[i] += 1;
+            }
+        }
+        uses[self.graph.output] += 1;
+        values[0] = Some(x.clone());
+        for (i, node) in self.graph.nodes.iter().enumerate() {
+            let arg = |k: usize| -> Result<&Tensor> {
+                values[node.inputs[k]].as_ref().context("graph input used after it was dropped")
+            };
+            let name = &node.name;
+            let out = match &node.op {
+                Op::Conv2d(c) => {
+                    let w = self.weight(name, bits)?;
+                    let y = arg(0)?.conv2d(&w, c.padding, c.stride, 1, c.groups)?;
+                    if c.bias {
+                        let b = self.params.get(&format!("{name}.bias"))?.as_tensor();
+                        y.broadcast_add(&b.reshape((1, c.out_channels, 1, 1))?)?
+                    } else {
+                        y
+                    }
+                }
+                Op::BatchNorm2d { channels, eps, momentum } => {
+                    self.batch_norm(name, arg(0)?, *channels, *eps, *momentum, mode)?
+                }
+                Op::Relu => arg(0)?.relu()?,
+                Op::MaxPool2d { kernel, stride, padding } => max_pool(arg(0)?, *kernel, *stride, *padding)?,
+                Op::Add => (arg(0)? + arg(1)?)?,
+                Op::GlobalAvgPool => arg(0)?.mean(D::Minus1)?.mean(D::Minus1)?,
+                Op::Linear(l) => {
+                    let w = self.weight(name, bits)?;
+                    let x = arg(0)?.flatten_from(1)?;
+                    let y = x.matmul(&w.t()?)?;
+                    if l.bias {
+                        y.broadcast_add(self.params.get(&format!("{name}.bias"))?.as_tensor())?
+                    } else {
+                        y
+                    }
+                }
+            };
+            for &inp in &node.inputs {
+                uses[inp] -= 1;
+                if uses[inp] == 0 {
+                    values[inp] = None;
+                }
+            }
+            values[i + 1] = Some(out);
+        }
+        values[self.graph.output].take().context("graph produced no output")
+    }
+
+    fn weight(&self, name: &str, bits: Option<&BitAssignment>) -> Result<Tensor> {
+        let w = self.params.get(&format!("{name}.weight"))?.as_tensor().clone();
+        match bits {
+            None => Ok(w),
+            Some(a) => match a.layers.get(name) {
+                Some(b) => fake_quant(&w, b, a.granularity.unwrap_or(Granularity::PerChannel)),
+                None => bail!("the bit assignment has no entry for layer `{name}`"),
+            },
+        }
+    }
+
+    fn batch_norm(&self, name: &str, x: &Tensor, c: usize, eps: f64, momentum: f64, mode: Mode) -> Result<Tensor> {
+        let weight = self.params.get(&format!("{name}.weight"))?.as_tensor().reshape((1, c, 1, 1))?;
+        let bias = self.params.get(&format!("{name}.bias"))?.as_tensor().reshape((1, c, 1, 1))?;
+        let rm = self.params.get(&format!("{name}.running_mean"))?;
+        let rv = self.params.get(&format!("{name}.running_var"))?;
+        let (mean, var) = match mode {
+            Mode::Train => {
+                let (n, _, h, w) = x.dims4()?;
+                let count = (n * h * w) as f64;
+                let mean = x.mean_keepdim((0, 2, 3))?;
+                let centered = x.broadcast_sub(&mean)?;
+                let var = centered.sqr()?.mean_keepdim((0, 2, 3))?;
+                // Running statistics use the unbiased variance, as PyTorch does.
+                let unbiased = (var.detach() * (count / (count - 1.0).max(1.0)))?.flatten_all()?;
+                rm.set(&((rm.as_tensor() * (1.0 - momentum))? + (mean.detach().flatten_all()? * momentum)?)?)?;
+                rv.set(&((rv.as_tensor() * (1.0 - momentum))? + (unbiased * momentum)?)?)?;
+                (mean, var)
+            }
+            Mode::Eval => (rm.as_tensor().reshape((1, c, 1, 1))?, rv.as_tensor().reshape((1, c, 1, 1))?),
+        };
+        let inv = (var + eps)?.sqrt()?.recip()?;
+        Ok(x.broadcast_sub(&mean)?.broadcast_mul(&(inv * weight)?)?.broadcast_add(&bias)?)
+    }
+}
+
+/// Max pooling built from shifted maxima, because candle's own max pool has no backward pass for
+/// overlapping windows (ResNet's 3x3 stride-2 pool). Zero padding equals -inf padding here since
+/// the input is non-negative (the pool follows a ReLU in every supported architecture).
+fn max_pool(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    let x = x.pad_with_zeros(2, padding, padding)?.pad_with_zeros(3, padding, padding)?;
+    let (_, _, h, w) = x.dims4()?;
+    let (ho, wo) = ((h - kernel) / stride + 1, (w - kernel) / stride + 1);
+    // Stride-1 window maxima over the rows and columns the strided windows start at.
+    let (hs, ws) = ((ho - 1) * stride + 1, (wo - 1) * stride + 1);
+    let mut m: Option<Tensor> = None;
+    for dy in 0..kernel {
+        for dx in 0..kernel {
+            let s = x.narrow(2, dy, hs)?.narrow(3, dx, ws)?;
+            m = Some(match m {
+                None => s,
+                Some(m) => m.maximum(&s)?,
+            });
+        }
+    }
+    let m = m.context("max pool with an empty window")?;
+    if stride == 1 {
+        return Ok(m);
+    }
+    // Keep every `stride`-th row and column: pad to a multiple of the stride, fold, take index 0.
+    let (n, c, _, _) = m.dims4()?;
+    let m = m.pad_with_zeros(2, 0, ho * stride - hs)?.pad_with_zeros(3, 0, wo * stride - ws)?;
+    Ok(m.reshape((n, c, ho, stride, wo, stride))?.narrow(3, 0, 1)?.narrow(5, 0, 1)?.reshape((n, c, ho, wo))?)
+}
