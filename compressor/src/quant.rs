@@ -117,13 +117,15 @@ impl BitAssignment {
 }
 
 /// Fake-quantize a weight tensor with a straight-through estimator:
-/// forward `Q(w)`, backward identity (`w + stopgrad(Q(w) - w)`); no gradient reaches the scale.
+/// forward `Q(w)`, backward identity; no gradient reaches the scale. Written as
+/// `Q(w) + (w - stopgrad(w))` rather than `w + stopgrad(Q(w) - w)` so the forward value is exactly
+/// `Q(w)` (the packed runtime model must reproduce it bit for bit).
 pub fn fake_quant(w: &Tensor, bits: &[u8], gran: Granularity) -> Result<Tensor> {
     let dims = w.dims().to_vec();
     let host: Vec<f32> = w.flatten_all()?.to_vec1()?;
     let (q, _) = quantize_weight(&host, dims[0], bits, gran)?;
     let q = Tensor::from_vec(q, dims, w.device())?;
-    Ok((w + (q - w)?.detach())?)
+    Ok((q + (w - w.detach())?)?)
 }
 
 #[cfg(test)]
@@ -132,13 +134,11 @@ mod tests {
 
     #[test]
     fn ties_round_half_to_even() {
-        // scale = 1/7 at 4 bits for amax 1: 2.5/7 -> 2.5 -> 2, 3.5/7 -> 4.
-        let w = [1.0, 2.5 / 7.0, 3.5 / 7.0, -2.5 / 7.0];
+        // amax 7 at 4 bits gives scale 1, so 2.5 -> 2, 3.5 -> 4, -2.5 -> -2 (not away from zero).
+        let w = [7.0, 2.5, 3.5, -2.5];
         let mut out = [0.0; 4];
-        let s = quantize_scope(&w, 4, &mut out);
-        assert_eq!(s, 1.0 / 7.0);
-        let q: Vec<f32> = out.iter().map(|x| (x / s).round()).collect();
-        assert_eq!(q, vec![7.0, 2.0, 4.0, -2.0]);
+        assert_eq!(quantize_scope(&w, 4, &mut out), 1.0);
+        assert_eq!(out, [7.0, 2.0, 4.0, -2.0]);
     }
 
     #[test]

@@ -1,1 +1,11 @@
-//! placeholder
+//! FairQuant runtime: everything a deployed device needs, without candle.
+//!
+//! The compressor reuses the dataset loaders, the preprocessing and the fairness metrics from here, so that
+//! training-time and inference-time behaviour cannot drift apart.
+
+pub mod atomic;
+pub mod dataset;
+pub mod metrics;
+#[cfg(feature = "plots")]
+pub mod plots;
+pub mod preprocess;

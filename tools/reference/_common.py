@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Output directory: tools/reference/fixtures, or $FQ_REF_OUT (generate.sh --check writes to a temp dir).
+FIXTURES = Path(os.environ.get("FQ_REF_OUT") or Path(__file__).resolve().parent / "fixtures")
 
 
 def seed_everything(seed: int) -> None:

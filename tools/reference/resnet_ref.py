@@ -12,10 +12,11 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from safetensors.torch import load_file, save
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet, make_blocks
+from torch import nn
 
-from _common import FIXTURES, seed_everything
+from _common import FIXTURES, seed_everything, write_atomic
 
 SEED = 1234
 NUM_CLASSES = 5
@@ -30,18 +31,28 @@ MODELS = {
 
 
 def build(block, layers, channels, stem_width) -> ResNet:
-    # timm 1.0: `channels` sets the per-stage planes (torchvision's 64,128,256,512 scaled), `stem_width` the
-    # conv1 output. With the default stem_type='' the stem is torchvision's 7x7/2 conv + BN + ReLU + 3x3/2
-    # max pool, and downsample = 1x1 strided conv + BN (down_kernel_size=1, avg_down=False), so the module
-    # names equal torchvision's.
-    return ResNet(
-        block=block,
-        layers=layers,
-        channels=channels,
-        stem_width=stem_width,
-        num_classes=NUM_CLASSES,
-        zero_init_last=False,  # irrelevant after the BN randomisation below, but keeps init simple
+    """timm ResNet with the stem narrowed to `stem_width`.
+
+    timm 1.0.31 quirk: `ResNet(stem_width=...)` only affects the deep stems (stem_type='deep*'); with the default
+    7x7 stem the stem width is hard-coded to 64 (`inplanes = stem_width * 2 if deep_stem else 64`), so
+    ResNet(channels=(8, ...), stem_width=8) gets a 64-channel conv1 and an extra layer1.0.downsample (64 -> 8).
+    We therefore build the model, then swap in a `stem_width` conv1/bn1 and rebuild the stages with timm's own
+    `make_blocks(inplanes=stem_width)`, and re-run timm's init. Replacing an existing attribute keeps the module
+    registration order. The default stem is torchvision's (7x7/2 conv, BN, ReLU, 3x3/2 max pool) and the
+    downsample is a 1x1 strided conv + BN (down_kernel_size=1, avg_down=False), so the names are torchvision's.
+    """
+    model = ResNet(block=block, layers=layers, channels=channels, stem_width=stem_width, num_classes=NUM_CLASSES)
+    model.conv1 = nn.Conv2d(3, stem_width, kernel_size=7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(stem_width)
+    stages, _ = make_blocks(
+        (block,) * 4, channels, layers, stem_width, act_layer=nn.ReLU, norm_layer=nn.BatchNorm2d
     )
+    for stage_name, stage in stages:
+        assert hasattr(model, stage_name)
+        setattr(model, stage_name, stage)
+    model.init_weights(zero_init_last=True)
+    assert model.fc.in_features == channels[-1] * block.expansion
+    return model
 
 
 def randomise_bn(model: torch.nn.Module, gen: torch.Generator) -> None:
@@ -82,6 +93,45 @@ def check_against_torchvision(sd: dict, block, layers) -> None:
     assert list(tv.state_dict().keys()) == list(sd.keys())
 
 
+def functional_forward(sd: dict, x: torch.Tensor, layers, bottleneck: bool, train: bool) -> torch.Tensor:
+    """Independent float64 forward from the state dict alone, with torchvision's ResNet semantics
+    (used to check that the timm module computes what the Rust graph assumes)."""
+    p = {k: v.to(torch.float64) for k, v in sd.items() if v.is_floating_point()}
+
+    def bn(h, name):
+        if train:  # batch statistics, biased variance for the normalisation
+            mean = h.mean(dim=(0, 2, 3))
+            var = h.var(dim=(0, 2, 3), unbiased=False)
+        else:
+            mean, var = p[f"{name}.running_mean"], p[f"{name}.running_var"]
+        h = (h - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + 1e-5)
+        return h * p[f"{name}.weight"][None, :, None, None] + p[f"{name}.bias"][None, :, None, None]
+
+    def conv(h, name, stride, padding):
+        return F.conv2d(h, p[f"{name}.weight"], stride=stride, padding=padding)
+
+    h = F.relu(bn(conv(x.to(torch.float64), "conv1", 2, 3), "bn1"))
+    h = F.max_pool2d(h, 3, 2, 1)
+    for stage, n in enumerate(layers):
+        for i in range(n):
+            pre = f"layer{stage + 1}.{i}"
+            stride = 2 if stage > 0 and i == 0 else 1
+            if bottleneck:
+                y = F.relu(bn(conv(h, f"{pre}.conv1", 1, 0), f"{pre}.bn1"))
+                y = F.relu(bn(conv(y, f"{pre}.conv2", stride, 1), f"{pre}.bn2"))
+                y = bn(conv(y, f"{pre}.conv3", 1, 0), f"{pre}.bn3")
+            else:
+                y = F.relu(bn(conv(h, f"{pre}.conv1", stride, 1), f"{pre}.bn1"))
+                y = bn(conv(y, f"{pre}.conv2", 1, 1), f"{pre}.bn2")
+            if f"{pre}.downsample.0.weight" in p:
+                sc = bn(conv(h, f"{pre}.downsample.0", stride, 0), f"{pre}.downsample.1")
+            else:
+                sc = h
+            h = F.relu(y + sc)
+    h = h.mean(dim=(2, 3))
+    return F.linear(h, p["fc.weight"], p["fc.bias"])
+
+
 def main():
     for name, (block, layers, channels, stem_width) in MODELS.items():
         seed_everything(SEED)
@@ -91,7 +141,7 @@ def main():
         sd = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
         check_names(sd, block)
         check_against_torchvision(sd, block, layers)
-        save_file(sd, str(FIXTURES / f"{name}.safetensors"))
+        write_atomic(FIXTURES / f"{name}.safetensors", save(sd))  # = safetensors.torch.save_file, atomically
 
         # Reload from the file so the references are computed from exactly what is stored.
         loaded = load_file(str(FIXTURES / f"{name}.safetensors"))
@@ -111,6 +161,11 @@ def main():
         logits_train = train_model(x)
         loss = F.cross_entropy(logits_train, target)
         loss.backward()
+
+        for train, got in ((False, logits_eval), (True, logits_train)):
+            ref64 = functional_forward(loaded, x, layers, block is Bottleneck, train)
+            err = (got.double() - ref64).abs().max().item()
+            assert err < 1e-3, (name, train, err)  # measured: <= 5e-6 eval, <= 9e-5 train (resnet50_w4)
 
         bn = train_model.bn1
         # Check the update against the formula (momentum 0.1, unbiased batch variance).
@@ -139,7 +194,7 @@ def main():
             "grad_conv1_weight": train_model.conv1.weight.grad,
         }
         io = {k: v.detach().clone().contiguous() for k, v in io.items()}
-        save_file(io, str(FIXTURES / f"{name}_io.safetensors"))
+        write_atomic(FIXTURES / f"{name}_io.safetensors", save(io))
         n_params = sum(p.numel() for p in ref.parameters())
         print(
             f"{name}: {len(sd)} tensors, {n_params} params, logits_eval[0]={logits_eval[0].tolist()}, "

@@ -1,0 +1,268 @@
+//! Command-line interface: argument definitions and dispatch to the pipeline.
+
+use crate::augment::AugmentConfig;
+use crate::config::{DataConfig, ModelConfig, RunConfig, SplitConfig};
+use crate::methods::Method;
+use crate::pipeline;
+use crate::quant::Granularity;
+use crate::synth::SynthConfig;
+use crate::train::TrainConfig;
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "fq-compress", version, about = "Fairness-aware mixed-precision quantization of medical image classifiers (FairQuant)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Hide progress bars.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate the embedded synthetic dermatology dataset (PNG + Fitzpatrick17k-schema CSV).
+    Synth(SynthArgs),
+    /// Train (fine-tune) the FP32 model of a run; checkpoints every epoch.
+    Train(TrainArgs),
+    /// Evaluate a compression method on the run's test split and add it to the report.
+    Compress(CompressArgs),
+    /// The whole pipeline on the embedded default: synth → train → PTQ → report.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 3000)]
+    pub num_images: usize,
+    #[arg(long, default_value_t = 64)]
+    pub image_size: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DatasetKind {
+    Fitzpatrick17k,
+    Isic2019,
+    Folder,
+}
+
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// Dataset format.
+    #[arg(long, value_enum, default_value = "fitzpatrick17k")]
+    pub dataset: DatasetKind,
+    /// Metadata CSV (Fitzpatrick17k `fitzpatrick17k.csv`, or the folder dataset's CSV).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Image directory.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Fitzpatrick17k grouping: `binary` (I–III vs IV–VI) or `six`.
+    #[arg(long, default_value = "binary")]
+    pub grouping: String,
+    /// Fitzpatrick17k label: `label` (fine), `nine` or `three`; folder: the label column's name.
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// Fitzpatrick17k: keep unknown skin type as a group instead of dropping the rows.
+    #[arg(long)]
+    pub keep_unknown: bool,
+    /// ISIC2019 one-hot ground-truth CSV.
+    #[arg(long)]
+    pub isic_ground_truth: Option<PathBuf>,
+    /// ISIC2019 metadata CSV (sex).
+    #[arg(long)]
+    pub isic_metadata: Option<PathBuf>,
+    /// ISIC2019 groups: 3 (unknown/female/male, the paper) or 2 (female/male).
+    #[arg(long, default_value_t = 3)]
+    pub isic_groups: u8,
+    /// Folder dataset: image column name.
+    #[arg(long, default_value = "image")]
+    pub image_column: String,
+    /// Folder dataset: group column name.
+    #[arg(long, default_value = "group")]
+    pub group_column: String,
+    /// Skip bad rows (reporting how many and why) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    /// Seed of the stratified train/val/test split.
+    #[arg(long, default_value_t = 42)]
+    pub split_seed: u64,
+}
+
+impl DataArgs {
+    fn to_config(&self) -> Result<DataConfig> {
+        let need = |v: &Option<PathBuf>, flag: &str| -> Result<PathBuf> {
+            v.clone().ok_or_else(|| anyhow::anyhow!("--{flag} is required for --dataset {:?}", self.dataset))
+        };
+        Ok(match self.dataset {
+            DatasetKind::Fitzpatrick17k => DataConfig::Fitzpatrick17k {
+                csv: need(&self.csv, "csv")?,
+                images: need(&self.images, "images")?,
+                grouping: self.grouping.clone(),
+                label_column: self.label_column.clone().unwrap_or_else(|| "label".into()),
+                keep_unknown: self.keep_unknown,
+            },
+            DatasetKind::Isic2019 => DataConfig::Isic2019 {
+                ground_truth: need(&self.isic_ground_truth, "isic-ground-truth")?,
+                metadata: need(&self.isic_metadata, "isic-metadata")?,
+                images: need(&self.images, "images")?,
+                groups: self.isic_groups,
+            },
+            DatasetKind::Folder => DataConfig::Folder {
+                csv: need(&self.csv, "csv")?,
+                images: need(&self.images, "images")?,
+                image_column: self.image_column.clone(),
+                label_column: self.label_column.clone().unwrap_or_else(|| "label".into()),
+                group_column: self.group_column.clone(),
+            },
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    #[arg(long, default_value = "resnet18")]
+    pub arch: String,
+    /// Stem/first-stage width (64 = the torchvision model).
+    #[arg(long, default_value_t = 64)]
+    pub width: usize,
+    #[arg(long, default_value_t = 224)]
+    pub input_size: usize,
+    /// Pretrained torchvision/timm safetensors (the classifier head is replaced).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct HyperArgs {
+    /// Spec §6.1: 200 for ResNets, 20 for the ViTs.
+    #[arg(long, default_value_t = 200)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// StepLR: multiply the rate by --lr-gamma every this many epochs (spec: 160).
+    #[arg(long, default_value_t = 160)]
+    pub lr_step: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_gamma: f64,
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm (off for FP32 training in the spec).
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    /// Early stopping patience in epochs on the validation AvgAcc (spec: 10).
+    #[arg(long, default_value_t = 10)]
+    pub patience: usize,
+    #[arg(long, default_value_t = 2)]
+    pub seed: u64,
+    /// Turn off the training-time flips and rotation.
+    #[arg(long)]
+    pub no_augment: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// Continue from the run's checkpoint and its config.toml.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub hyper: HyperArgs,
+    #[arg(long, value_enum, default_value = "per-channel")]
+    pub granularity: Granularity,
+}
+
+#[derive(Args, Debug)]
+pub struct CompressArgs {
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    #[arg(long, value_enum)]
+    pub method: Method,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    pub seed: u64,
+    /// FP32 training epochs (the embedded default's).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long, default_value_t = 3000)]
+    pub num_images: usize,
+    /// Start over instead of reusing a finished dataset, checkpoint or model.
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+fn train_config(h: &HyperArgs) -> TrainConfig {
+    TrainConfig {
+        epochs: h.epochs,
+        batch_size: h.batch_size,
+        lr: h.lr,
+        lr_step: Some(h.lr_step),
+        lr_gamma: h.lr_gamma,
+        weight_decay: h.weight_decay,
+        grad_clip: h.grad_clip,
+        lambda_fair: 0.0,
+        patience: (h.patience > 0).then_some(h.patience),
+        seed: h.seed,
+        augment: if h.no_augment { AugmentConfig::off() } else { AugmentConfig::default() },
+    }
+}
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    let progress = !cli.quiet;
+    match cli.command {
+        Command::Synth(a) => {
+            let cfg = SynthConfig { seed: a.seed, num_images: a.num_images, image_size: a.image_size, ..SynthConfig::default() };
+            let s = crate::synth::generate(&cfg, &a.out, progress)?;
+            println!("wrote {} images to {}", s.num_images, s.out_dir.display());
+            Ok(())
+        }
+        Command::Train(a) => {
+            let cfg_path = a.run_dir.join("config.toml");
+            let cfg = if a.resume && cfg_path.exists() {
+                RunConfig::load(&cfg_path)?
+            } else {
+                if cfg_path.exists() && a.run_dir.join("checkpoint.safetensors").exists() {
+                    bail!("{}: a run already exists here; pass --resume to continue it or choose another --run-dir", a.run_dir.display());
+                }
+                RunConfig {
+                    data: a.data.to_config()?,
+                    skip_bad_rows: a.data.skip_bad_rows,
+                    split: SplitConfig { seed: a.data.split_seed, ..SplitConfig::default() },
+                    model: ModelConfig { arch: a.model.arch, width: a.model.width, input_size: a.model.input_size, weights: a.model.weights },
+                    train: train_config(&a.hyper),
+                    granularity: a.granularity,
+                }
+            };
+            let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;
+            run.train_fp32(true)?;
+            Ok(())
+        }
+        Command::Compress(a) => {
+            let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
+            let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;
+            let model = run.train_fp32(true)?;
+            let report = run.evaluate_methods(&model, &[a.method])?;
+            println!("{}", report.table());
+            Ok(())
+        }
+        Command::Demo(a) => pipeline::demo(&a, progress),
+    }
+}

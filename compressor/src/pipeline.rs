@@ -1,0 +1,225 @@
+//! A run from data to report: load and split the dataset, decode images, train the FP32 model
+//! (checkpointed, resumable), evaluate each compression method and write the report.
+
+use crate::cli::DemoArgs;
+use crate::config::{DataConfig, RunConfig};
+use crate::data::ImageSet;
+use crate::evaluate::evaluate;
+use crate::methods::Method;
+use crate::model::Model;
+use crate::params::ParamStore;
+use crate::report::{MethodResult, Report};
+use crate::seed;
+use crate::synth::{self, SynthConfig};
+use crate::train::{train, TrainIo};
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use fq_models::{ArchSpec, Graph};
+use fq_runtime::dataset::{self, Dataset, Split};
+use fq_runtime::preprocess::PreprocessConfig;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The device candle computes on: CUDA when built with the `cuda` feature and a GPU is present.
+pub fn device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::new_cuda(0) {
+        return d;
+    }
+    Device::Cpu
+}
+
+/// Read the dataset a configuration names with the matching real-format loader.
+pub fn load_dataset(cfg: &RunConfig) -> Result<Dataset> {
+    let skip = cfg.skip_bad_rows;
+    let ds = match &cfg.data {
+        DataConfig::Fitzpatrick17k { csv, images, grouping, label_column, keep_unknown } => {
+            let opts = dataset::FitzpatrickOptions {
+                csv: csv.clone(),
+                images_dir: images.clone(),
+                grouping: grouping.parse()?,
+                labels: label_column.parse()?,
+                drop_unknown: !keep_unknown,
+                classes: None,
+                skip_bad_rows: skip,
+            };
+            dataset::fitzpatrick17k::load(&opts)?
+        }
+        DataConfig::Isic2019 { ground_truth, metadata, images, groups } => {
+            let opts = dataset::IsicOptions {
+                ground_truth: ground_truth.clone(),
+                metadata: Some(metadata.clone()),
+                images_dir: images.clone(),
+                groups: match groups {
+                    2 => dataset::IsicGroups::Two,
+                    3 => dataset::IsicGroups::Three,
+                    g => bail!("ISIC2019 groups must be 2 or 3, got {g}"),
+                },
+                skip_bad_rows: skip,
+            };
+            dataset::isic2019::load(&opts)?
+        }
+        DataConfig::Folder { csv, images, image_column, label_column, group_column } => {
+            let opts = dataset::FolderOptions {
+                csv: csv.clone(),
+                images_dir: images.clone(),
+                image_column: image_column.clone(),
+                label_column: label_column.clone(),
+                group_column: group_column.clone(),
+                classes: None,
+                groups: None,
+                skip_bad_rows: skip,
+            };
+            dataset::folder::load(&opts)?
+        }
+    };
+    if !ds.skipped.is_empty() {
+        eprintln!("skipped {} bad rows: {}", ds.skipped.len(), dataset::skipped_summary(&ds.skipped));
+    }
+    Ok(ds)
+}
+
+/// An open run directory with its data decoded and split.
+pub struct Run {
+    pub dir: PathBuf,
+    pub cfg: RunConfig,
+    pub dataset: Dataset,
+    pub graph: Graph,
+    pub preprocess: PreprocessConfig,
+    pub train: ImageSet,
+    pub val: ImageSet,
+    pub test: ImageSet,
+    pub device: Device,
+    pub progress: bool,
+}
+
+impl Run {
+    /// Load the data, reuse the run's saved split (or make and save one) and decode the images.
+    pub fn open(dir: &Path, cfg: RunConfig, progress: bool) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create run directory", dir.display()))?;
+        cfg.save(&dir.join("config.toml"))?;
+        let dataset = load_dataset(&cfg)?;
+        let split_path = dir.join("split.csv");
+        let split = if split_path.exists() {
+            Split::load(&split_path, &dataset)?
+        } else {
+            let s = Split::stratified(&dataset, cfg.split.seed, (cfg.split.train, cfg.split.val, cfg.split.test));
+            s.save(&split_path, &dataset)?;
+            s
+        };
+        let size = cfg.model.input_size as u32;
+        let preprocess = PreprocessConfig { width: size, height: size, ..PreprocessConfig::default() };
+        let images = fq_runtime::preprocess::load_dataset_images(&dataset, &preprocess, progress)?;
+        let all = ImageSet {
+            ids: dataset.samples.iter().map(|s| s.id.clone()).collect(),
+            images,
+            labels: dataset.samples.iter().map(|s| s.label).collect(),
+            groups: dataset.samples.iter().map(|s| s.group).collect(),
+            num_classes: dataset.classes.len(),
+            num_groups: dataset.groups.len(),
+        };
+        let graph = ArchSpec::new(&cfg.model.arch, cfg.model.width, cfg.model.input_size, dataset.classes.len()).graph()?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            train: all.subset(&split.train),
+            val: all.subset(&split.val),
+            test: all.subset(&split.test),
+            cfg,
+            dataset,
+            graph,
+            preprocess,
+            device: device(),
+            progress,
+        })
+    }
+
+    /// The trained FP32 model: loaded from `fp32.safetensors` when the run has one, else trained
+    /// (resuming from the checkpoint when `resume`) and saved.
+    pub fn train_fp32(&self, resume: bool) -> Result<Model> {
+        let fp32 = self.dir.join("fp32.safetensors");
+        if fp32.exists() {
+            let params = ParamStore::load_safetensors(&self.graph, &fp32, 0, &self.device, false)?;
+            return Ok(Model::new(self.graph.clone(), params, self.device.clone()));
+        }
+        let init_seed = seed::derive(self.cfg.train.seed, &[seed::tag::INIT]);
+        let params = match &self.cfg.model.weights {
+            Some(w) => ParamStore::load_safetensors(&self.graph, w, init_seed, &self.device, true)?,
+            None => ParamStore::init(&self.graph, init_seed, &self.device)?,
+        };
+        let model = Model::new(self.graph.clone(), params, self.device.clone());
+        let io = TrainIo {
+            preprocess: &self.preprocess,
+            group_names: &self.dataset.groups,
+            checkpoint: &self.dir.join("checkpoint.safetensors"),
+            resume,
+            progress: self.progress,
+            label: "fp32",
+        };
+        let outcome = train(&model, None, &self.train, Some(&self.val), &self.cfg.train, &io)?;
+        fq_runtime::atomic::write_json_atomic(&self.dir.join("fp32_history.json"), &outcome)?;
+        model.params.save(&fp32)?;
+        Ok(model)
+    }
+
+    /// Evaluate methods on the test split, merge them into `report.json` and redraw the chart.
+    pub fn evaluate_methods(&self, fp32: &Model, methods: &[Method]) -> Result<Report> {
+        let path = self.dir.join("report.json");
+        let mut report = if path.exists() {
+            Report::load(&path)?
+        } else {
+            Report {
+                dataset: self.dataset.name.clone(),
+                arch: self.graph.arch.clone(),
+                classes: self.dataset.classes.clone(),
+                groups: self.dataset.groups.clone(),
+                test_samples: self.test.len(),
+                results: Vec::new(),
+            }
+        };
+        let layers = self.graph.quant_layers()?;
+        for &m in methods {
+            let bits = m.fixed_bits(&layers);
+            let metrics = evaluate(fp32, &self.test, bits.as_ref(), &self.preprocess, &self.dataset.groups, 256)?;
+            report.upsert(MethodResult::new(m, &layers, bits.as_ref(), metrics));
+        }
+        report.write(&self.dir)?;
+        Ok(report)
+    }
+}
+
+/// `fq-compress demo`: synth → train → PTQ → report on the embedded default.
+pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
+    let start = Instant::now();
+    if a.fresh && a.out.exists() {
+        std::fs::remove_dir_all(&a.out).with_context(|| format!("{}: cannot remove", a.out.display()))?;
+    }
+    let data_dir = a.out.join("data");
+    let synth_cfg = SynthConfig { seed: 0, num_images: a.num_images, ..SynthConfig::default() };
+    let s = synth::generate(&synth_cfg, &data_dir, progress)?;
+    println!("dataset: {} synthetic images in {} ({:.1}s)", s.num_images, data_dir.display(), start.elapsed().as_secs_f64());
+    let mut cfg = RunConfig::embedded_default(&data_dir, a.seed);
+    if let Some(e) = a.epochs {
+        cfg.train.epochs = e;
+    }
+    let run = Run::open(&a.out, cfg, progress)?;
+    println!(
+        "model: {} ({} parameters, {:.1} MMAC/image); split train {} / val {} / test {}",
+        run.graph.arch,
+        run.graph.param_count(),
+        run.graph.macs()? as f64 / 1e6,
+        run.train.len(),
+        run.val.len(),
+        run.test.len()
+    );
+    let model = run.train_fp32(true)?;
+    println!("trained FP32 in {:.1}s", start.elapsed().as_secs_f64());
+    let report = run.evaluate_methods(&model, &[Method::Fp32, Method::PtqU8, Method::PtqU4])?;
+    println!("\n{}", report.table());
+    println!(
+        "report: {}  chart: {}  ({:.1}s in all)",
+        run.dir.join("report.json").display(),
+        run.dir.join("group_accuracy.png").display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! Every kind of bad input gives an error that names the file, the line (header = 1) and the field; with
+//! `skip_bad_rows` the same rows are counted by reason instead.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::assert_names;
+use fq_runtime::dataset::fitzpatrick17k::{self, Fitzpatrick17kOptions};
+use fq_runtime::dataset::folder::{self, FolderCsvOptions};
+use fq_runtime::dataset::isic2019::{self, Isic2019Options};
+use fq_runtime::dataset::{DataError, SkipReason};
+use fq_runtime::preprocess::{load_dataset_images, PreprocessConfig};
+use image::ImageFormat;
+
+const FITZ_HEADER: &str =
+    "md5hash,fitzpatrick_scale,fitzpatrick_centaur,label,nine_partition_label,\
+three_partition_label,qc,url,url_alphanum";
+
+fn fitz_row(id: &str, skin_type: &str, label: &str) -> String {
+    format!("{id},{skin_type},{skin_type},{label},inflammatory,non-neoplastic,,https://e.org/{id}.jpg,x")
+}
+
+/// A Fitzpatrick CSV from `rows` plus images for `with_images`; returns (csv, images dir).
+fn fitz_fixture(
+    dir: &Path,
+    header: &str,
+    rows: &[String],
+    with_images: &[&str],
+) -> (PathBuf, PathBuf) {
+    let csv = dir.join("fitzpatrick17k.csv");
+    std::fs::write(&csv, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    let images = dir.join("images");
+    let ids: Vec<String> = with_images.iter().map(|s| s.to_string()).collect();
+    common::write_images(
+        &images,
+        &ids,
+        "jpg",
+        &common::tiny_image_bytes(ImageFormat::Jpeg),
+    );
+    (csv, images)
+}
+
+fn isic_fixture(dir: &Path, gt_rows: &[&str], with_images: &[&str]) -> Isic2019Options {
+    let gt = dir.join("ISIC_2019_Training_GroundTruth.csv");
+    let meta = dir.join("ISIC_2019_Training_Metadata.csv");
+    let mut text = String::from("image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK\r\n");
+    for r in gt_rows {
+        text.push_str(r);
+        text.push_str("\r\n");
+    }
+    std::fs::write(&gt, text).unwrap();
+    std::fs::write(
+        &meta,
+        "image,age_approx,anatom_site_general,lesion_id,sex\r\n",
+    )
+    .unwrap();
+    let images = dir.join("ISIC_2019_Training_Input");
+    let ids: Vec<String> = with_images.iter().map(|s| s.to_string()).collect();
+    common::write_images(
+        &images,
+        &ids,
+        "jpg",
+        &common::tiny_image_bytes(ImageFormat::Jpeg),
+    );
+    Isic2019Options::new(gt, meta, images)
+}
+
+#[test]
+fn missing_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let header = FITZ_HEADER.replace(",label,", ",diagnosis,");
+    let (csv, images) = fitz_fixture(tmp.path(), &header, &[fitz_row("a", "1", "acne")], &["a"]);
+    let err = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, &images)).unwrap_err();
+    assert!(matches!(err, DataError::MissingColumn { .. }));
+    assert_names(&err.to_string(), &csv, 1, "label");
+}
+
+#[test]
+fn unparsable_skin_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = [fitz_row("a", "1", "acne"), fitz_row("b", "7", "acne")];
+    let (csv, images) = fitz_fixture(tmp.path(), FITZ_HEADER, &rows, &["a", "b"]);
+    let err = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, &images)).unwrap_err();
+    assert!(matches!(err, DataError::Unparsable { .. }));
+    let msg = err.to_string();
+    assert_names(&msg, &csv, 3, "fitzpatrick_scale");
+    assert!(msg.contains("`7`"), "{msg}");
+}
+
+#[test]
+fn missing_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = [fitz_row("a", "1", "acne"), fitz_row("b", "2", "acne")];
+    let (csv, images) = fitz_fixture(tmp.path(), FITZ_HEADER, &rows, &["a"]);
+    let err = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, &images)).unwrap_err();
+    assert!(matches!(err, DataError::MissingImage { .. }));
+    let msg = err.to_string();
+    assert_names(&msg, &csv, 3, "md5hash");
+    assert!(
+        msg.contains("`b`") && msg.contains(&images.display().to_string()),
+        "{msg}"
+    );
+}
+
+#[test]
+fn corrupt_image_is_reported_at_decode_with_its_csv_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = [fitz_row("a", "1", "acne"), fitz_row("b", "5", "acne")];
+    let (csv, images) = fitz_fixture(tmp.path(), FITZ_HEADER, &rows, &["a", "b"]);
+    let bad = images.join("b.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff\xe0 this is not a JPEG").unwrap();
+    // Loading only checks existence.
+    let d = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, &images)).unwrap();
+    let err = load_dataset_images(&d, &PreprocessConfig::default(), false).unwrap_err();
+    assert!(matches!(err, DataError::CorruptImage { .. }));
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("{}:3:", csv.display())), "{msg}");
+    assert!(msg.contains(&bad.display().to_string()), "{msg}");
+}
+
+#[test]
+fn label_outside_the_given_class_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = [fitz_row("a", "1", "acne"), fitz_row("b", "4", "psoriasis")];
+    let (csv, images) = fitz_fixture(tmp.path(), FITZ_HEADER, &rows, &["a", "b"]);
+    let opts = Fitzpatrick17kOptions {
+        classes: Some(vec!["acne".into(), "eczema".into()]),
+        ..Fitzpatrick17kOptions::new(&csv, &images)
+    };
+    let err = fitzpatrick17k::load(&opts).unwrap_err();
+    assert!(matches!(err, DataError::OutsideLabelSet { .. }));
+    let msg = err.to_string();
+    assert_names(&msg, &csv, 3, "label");
+    assert!(msg.contains("`psoriasis`"), "{msg}");
+}
+
+#[test]
+fn duplicate_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = [
+        fitz_row("a", "1", "acne"),
+        fitz_row("b", "2", "acne"),
+        fitz_row("a", "3", "acne"),
+    ];
+    let (csv, images) = fitz_fixture(tmp.path(), FITZ_HEADER, &rows, &["a", "b"]);
+    let msg = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, &images))
+        .unwrap_err()
+        .to_string();
+    assert_names(&msg, &csv, 4, "md5hash");
+    assert!(msg.contains(&format!("{}:2", csv.display())), "{msg}");
+}
+
+#[test]
+fn short_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = [fitz_row("a", "1", "acne"), "b,2".to_string()];
+    let (csv, images) = fitz_fixture(tmp.path(), FITZ_HEADER, &rows, &["a", "b"]);
+    let err = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, &images)).unwrap_err();
+    assert!(matches!(err, DataError::MalformedRow { .. }));
+    assert_names(&err.to_string(), &csv, 3, "label");
+}
+
+#[test]
+fn quoted_commas_and_the_official_column_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let header = FITZ_HEADER.replace("fitzpatrick_scale", "fitzpatrick");
+    let rows = [
+        r#"a,2,2,"lupus, subacute",inflammatory,non-neoplastic,,"https://e.org/a,b.jpg",x"#
+            .to_string(),
+        fitz_row("b", "UNK", "acne"),
+        fitz_row("c", "", "acne"),
+        fitz_row("d", "6", "acne"),
+    ];
+    let (csv, images) = fitz_fixture(tmp.path(), &header, &rows, &["a", "d"]);
+    let d = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, &images)).unwrap();
+    assert_eq!(d.classes, ["acne", "lupus, subacute"]);
+    assert_eq!(d.len(), 2);
+    assert_eq!((d.samples[0].group, d.samples[1].group), (0, 1));
+    assert_eq!(d.skip_summary().get(SkipReason::UnknownGroup), 2);
+    assert_eq!(d.skipped[0].field, "fitzpatrick");
+}
+
+#[test]
+fn isic_row_with_two_positives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = isic_fixture(
+        tmp.path(),
+        &[
+            "ISIC_1,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0",
+            "ISIC_2,1.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0",
+        ],
+        &["ISIC_1", "ISIC_2"],
+    );
+    let err = isic2019::load(&opts).unwrap_err();
+    assert!(matches!(err, DataError::InvalidOneHot { .. }));
+    let msg = err.to_string();
+    assert_names(&msg, &opts.ground_truth, 3, "MEL,NV");
+    assert!(msg.contains("2 classes"), "{msg}");
+}
+
+#[test]
+fn isic_row_without_positive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = isic_fixture(
+        tmp.path(),
+        &["ISIC_1,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0"],
+        &["ISIC_1"],
+    );
+    let msg = isic2019::load(&opts).unwrap_err().to_string();
+    assert_names(
+        &msg,
+        &opts.ground_truth,
+        2,
+        "MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK",
+    );
+}
+
+#[test]
+fn isic_value_that_is_not_zero_or_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = isic_fixture(
+        tmp.path(),
+        &["ISIC_1,0.0,0.5,0.5,0.0,0.0,0.0,0.0,0.0,0.0"],
+        &["ISIC_1"],
+    );
+    let err = isic2019::load(&opts).unwrap_err();
+    assert!(matches!(err, DataError::Unparsable { .. }));
+    let msg = err.to_string();
+    assert_names(&msg, &opts.ground_truth, 2, "NV");
+    assert!(msg.contains("`0.5`"), "{msg}");
+}
+
+#[test]
+fn isic_metadata_without_sex_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = isic_fixture(
+        tmp.path(),
+        &["ISIC_1,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0"],
+        &["ISIC_1"],
+    );
+    std::fs::write(&opts.metadata, "image,age_approx\r\nISIC_1,40\r\n").unwrap();
+    let msg = isic2019::load(&opts).unwrap_err().to_string();
+    assert_names(&msg, &opts.metadata, 1, "sex` or `gender");
+}
+
+#[test]
+fn skip_flag_counts_bad_rows_by_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = [
+        fitz_row("ok1", "1", "acne"),   // line 2
+        fitz_row("bad", "x", "acne"),   // 3: unparsable type
+        fitz_row("noimg", "2", "acne"), // 4: missing image
+        fitz_row("ok1", "3", "acne"),   // 5: duplicate id
+        fitz_row("nolab", "4", ""),     // 6: unparsable (empty) label
+        fitz_row("unk", "-1", "acne"),  // 7: unknown type (policy)
+        fitz_row("ok2", "5", "eczema"), // 8
+    ];
+    let (csv, images) = fitz_fixture(
+        tmp.path(),
+        FITZ_HEADER,
+        &rows,
+        &["ok1", "bad", "nolab", "unk", "ok2"],
+    );
+    let strict = Fitzpatrick17kOptions::new(&csv, &images);
+    // Without the flag, the first bad row (line 3) is the error.
+    assert_names(
+        &fitzpatrick17k::load(&strict).unwrap_err().to_string(),
+        &csv,
+        3,
+        "fitzpatrick_scale",
+    );
+    let d = fitzpatrick17k::load(&Fitzpatrick17kOptions {
+        skip_bad_rows: true,
+        ..strict
+    })
+    .unwrap();
+    let ids: Vec<&str> = d.samples.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["ok1", "ok2"]);
+    let summary = d.skip_summary();
+    assert_eq!(summary.get(SkipReason::Unparsable), 2);
+    assert_eq!(summary.get(SkipReason::MissingImage), 1);
+    assert_eq!(summary.get(SkipReason::DuplicateId), 1);
+    assert_eq!(summary.get(SkipReason::UnknownGroup), 1);
+    assert_eq!(summary.total(), 5);
+    let lines: Vec<(usize, &str)> = d
+        .skipped
+        .iter()
+        .map(|s| (s.line, s.field.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (3, "fitzpatrick_scale"),
+            (4, "md5hash"),
+            (5, "md5hash"),
+            (6, "label"),
+            (7, "fitzpatrick_scale")
+        ]
+    );
+
+    // ISIC: two positives, a 0.5, a missing image are skipped; the good row stays.
+    let opts = isic_fixture(
+        tmp.path(),
+        &[
+            "ISIC_1,1.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0",
+            "ISIC_2,0.0,0.5,0.0,0.0,0.0,0.0,0.0,0.0,0.0",
+            "ISIC_3,0.0,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0",
+            "ISIC_4,0.0,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0",
+        ],
+        &["ISIC_1", "ISIC_2", "ISIC_4"],
+    );
+    let d = isic2019::load(&Isic2019Options {
+        skip_bad_rows: true,
+        ..opts
+    })
+    .unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d.samples[0].id, "ISIC_4");
+    let summary = d.skip_summary();
+    assert_eq!(summary.get(SkipReason::InvalidOneHot), 1);
+    assert_eq!(summary.get(SkipReason::Unparsable), 1);
+    assert_eq!(summary.get(SkipReason::MissingImage), 1);
+}
+
+#[test]
+fn nothing_left_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = [fitz_row("a", "-1", "acne")];
+    let (csv, images) = fitz_fixture(tmp.path(), FITZ_HEADER, &rows, &["a"]);
+    let err = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, &images)).unwrap_err();
+    assert!(matches!(err, DataError::EmptyDataset { skipped: 1, .. }));
+    assert!(err.to_string().contains(&csv.display().to_string()));
+}
+
+#[test]
+fn missing_csv_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("nope.csv");
+    let err = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, tmp.path())).unwrap_err();
+    assert!(matches!(err, DataError::Io { .. }));
+    assert!(err.to_string().contains("nope.csv"), "{err}");
+}
+
+#[test]
+fn folder_csv_loader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("img");
+    let bytes = common::tiny_image_bytes(ImageFormat::Png);
+    std::fs::create_dir_all(images.join("sub")).unwrap();
+    for name in ["a.png", "b.png", "sub/c.png"] {
+        std::fs::write(images.join(name), &bytes).unwrap();
+    }
+    let csv = tmp.path().join("synthetic.csv");
+    std::fs::write(
+        &csv,
+        "image,label,group\na.png,nevus,light\nb.png,melanoma,dark\nsub/c.png,nevus,dark\n",
+    )
+    .unwrap();
+    let opts = FolderCsvOptions::new(&csv, &images);
+    let d = folder::load(&opts).unwrap();
+    assert_eq!(d.name, "synthetic");
+    assert_eq!(d.classes, ["melanoma", "nevus"]);
+    assert_eq!(d.groups, ["dark", "light"]);
+    assert_eq!(d.labels(), vec![1, 0, 1]);
+    assert_eq!(d.group_ids(), vec![1, 0, 0]);
+    assert_eq!(d.samples[2].id, "sub/c.png");
+    assert_eq!(d.samples[2].image, images.join("sub/c.png"));
+
+    // Given lists fix the order; a group outside its list is an error naming the group field.
+    let given = FolderCsvOptions {
+        classes: Some(vec!["nevus".into(), "melanoma".into()]),
+        groups: Some(vec!["light".into()]),
+        ..opts.clone()
+    };
+    let err = folder::load(&given).unwrap_err();
+    assert!(matches!(err, DataError::OutsideLabelSet { .. }));
+    assert_names(&err.to_string(), &csv, 3, "group");
+
+    // Custom column names; a missing image names the image field.
+    std::fs::write(&csv, "file,dx,skin\na.png,nevus,light\nzz.png,nevus,dark\n").unwrap();
+    let custom = FolderCsvOptions {
+        image_column: "file".into(),
+        label_column: "dx".into(),
+        group_column: "skin".into(),
+        ..opts
+    };
+    assert_names(
+        &folder::load(&custom).unwrap_err().to_string(),
+        &csv,
+        3,
+        "file",
+    );
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every FairQuant test on a fresh Debian machine: installs what the tests need (Mesa's
+# software Vulkan driver for the wgpu tests), then the whole workspace's tests in the release
+# profile (candle in a plain debug build is ~200x slower).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || missing+=(libvulkan1)
+ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
+ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' || missing+=(libegl1 libegl-mesa0 libgl1-mesa-dri)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "scripts/test.sh: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Mesa warns about an unset runtime dir; give it a private one.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+chmod 700 "$XDG_RUNTIME_DIR"
+
+cargo test --release --workspace "$@"
