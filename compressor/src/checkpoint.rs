@@ -52,7 +52,13 @@ pub struct Checkpoint {
 const META: &str = "__meta__";
 
 impl Checkpoint {
-    pub fn save(path: &Path, params: &ParamStore, opt: &AdamW, best: Option<&HashMap<String, Tensor>>, meta: &CheckpointMeta) -> Result<()> {
+    pub fn save(
+        path: &Path,
+        params: &ParamStore,
+        opt: &AdamW,
+        best: Option<&HashMap<String, Tensor>>,
+        meta: &CheckpointMeta,
+    ) -> Result<()> {
         let mut all = HashMap::new();
         for (k, v) in params.tensors() {
             all.insert(format!("model.{k}"), v);
@@ -72,8 +78,11 @@ impl Checkpoint {
     }
 
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let all = candle_core::safetensors::load(path, device).with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
-        let meta = all.get(META).with_context(|| format!("{}: not a FairQuant checkpoint (no {META})", path.display()))?;
+        let all = candle_core::safetensors::load(path, device)
+            .with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
+        let meta = all.get(META).with_context(|| {
+            format!("{}: not a FairQuant checkpoint (no {META})", path.display())
+        })?;
         let meta: CheckpointMeta = serde_json::from_slice(&meta.to_vec1::<u8>()?)
             .with_context(|| format!("{}: unreadable checkpoint metadata", path.display()))?;
         let mut model = HashMap::new();
@@ -88,6 +97,11 @@ impl Checkpoint {
                 best.insert(n.to_string(), v);
             }
         }
-        Ok(Self { model, optimizer, best: (!best.is_empty()).then_some(best), meta })
+        Ok(Self {
+            model,
+            optimizer,
+            best: (!best.is_empty()).then_some(best),
+            meta,
+        })
     }
 }

@@ -12,7 +12,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "fq-compress", version, about = "Fairness-aware mixed-precision quantization of medical image classifiers (FairQuant)")]
+#[command(
+    name = "fq-compress",
+    version,
+    about = "Fairness-aware mixed-precision quantization of medical image classifiers (FairQuant)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -98,7 +102,9 @@ pub struct DataArgs {
 impl DataArgs {
     fn to_config(&self) -> Result<DataConfig> {
         let need = |v: &Option<PathBuf>, flag: &str| -> Result<PathBuf> {
-            v.clone().ok_or_else(|| anyhow::anyhow!("--{flag} is required for --dataset {:?}", self.dataset))
+            v.clone().ok_or_else(|| {
+                anyhow::anyhow!("--{flag} is required for --dataset {:?}", self.dataset)
+            })
         };
         Ok(match self.dataset {
             DatasetKind::Fitzpatrick17k => DataConfig::Fitzpatrick17k {
@@ -221,7 +227,11 @@ fn train_config(h: &HyperArgs) -> TrainConfig {
         lambda_fair: 0.0,
         patience: (h.patience > 0).then_some(h.patience),
         seed: h.seed,
-        augment: if h.no_augment { AugmentConfig::off() } else { AugmentConfig::default() },
+        augment: if h.no_augment {
+            AugmentConfig::off()
+        } else {
+            AugmentConfig::default()
+        },
     }
 }
 
@@ -229,7 +239,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     let progress = !cli.quiet;
     match cli.command {
         Command::Synth(a) => {
-            let cfg = SynthConfig { seed: a.seed, num_images: a.num_images, image_size: a.image_size, ..SynthConfig::default() };
+            let cfg = SynthConfig {
+                seed: a.seed,
+                num_images: a.num_images,
+                image_size: a.image_size,
+                ..SynthConfig::default()
+            };
             let s = crate::synth::generate(&cfg, &a.out, progress)?;
             println!("wrote {} images to {}", s.num_images, s.out_dir.display());
             Ok(())
@@ -245,8 +260,16 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 RunConfig {
                     data: a.data.to_config()?,
                     skip_bad_rows: a.data.skip_bad_rows,
-                    split: SplitConfig { seed: a.data.split_seed, ..SplitConfig::default() },
-                    model: ModelConfig { arch: a.model.arch, width: a.model.width, input_size: a.model.input_size, weights: a.model.weights },
+                    split: SplitConfig {
+                        seed: a.data.split_seed,
+                        ..SplitConfig::default()
+                    },
+                    model: ModelConfig {
+                        arch: a.model.arch,
+                        width: a.model.width,
+                        input_size: a.model.input_size,
+                        weights: a.model.weights,
+                    },
                     train: train_config(&a.hyper),
                     granularity: a.granularity,
                 }

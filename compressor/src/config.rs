@@ -50,7 +50,12 @@ pub struct SplitConfig {
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        Self { train: 0.7, val: 0.1, test: 0.2, seed: 42 }
+        Self {
+            train: 0.7,
+            val: 0.1,
+            test: 0.2,
+            seed: 42,
+        }
     }
 }
 
@@ -89,13 +94,18 @@ impl RunConfig {
             },
             skip_bad_rows: false,
             split: SplitConfig::default(),
-            model: ModelConfig { arch: "resnet18".into(), width: 16, input_size: 64, weights: None },
+            model: ModelConfig {
+                arch: "resnet18".into(),
+                width: 16,
+                input_size: 64,
+                weights: None,
+            },
             train: TrainConfig {
-                epochs: 12,
+                epochs: 5,
                 batch_size: 128,
                 // From scratch rather than from ImageNet weights, so 10x the spec's fine-tuning rate.
                 lr: 1e-3,
-                lr_step: Some(10),
+                lr_step: Some(4),
                 lr_gamma: 0.1,
                 weight_decay: 0.01,
                 grad_clip: None,
@@ -115,7 +125,9 @@ impl RunConfig {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{}: invalid run configuration", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{}: invalid run configuration", path.display()))
     }
 }

@@ -62,8 +62,16 @@ pub struct BatchSpec<'a> {
 
 /// Images `[N, 3, H, W]` (normalised) and labels `[N]` (u32) for the samples at `idx`.
 /// Each sample's augmentation stream depends on (seed, epoch, sample index) only.
-pub fn batch(set: &ImageSet, idx: &[usize], spec: &BatchSpec, device: &Device) -> Result<(Tensor, Tensor)> {
-    let (h, w) = (spec.preprocess.height as usize, spec.preprocess.width as usize);
+pub fn batch(
+    set: &ImageSet,
+    idx: &[usize],
+    spec: &BatchSpec,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let (h, w) = (
+        spec.preprocess.height as usize,
+        spec.preprocess.width as usize,
+    );
     let chw: Vec<Vec<f32>> = idx
         .par_iter()
         .map(|&i| match spec.augment {

@@ -9,9 +9,18 @@ use fq_runtime::metrics::FairnessMetrics;
 use fq_runtime::preprocess::PreprocessConfig;
 
 /// Arg-max predictions for every sample of `set`.
-pub fn predict(model: &Model, set: &ImageSet, bits: Option<&BitAssignment>, pre: &PreprocessConfig, batch_size: usize) -> Result<Vec<usize>> {
+pub fn predict(
+    model: &Model,
+    set: &ImageSet,
+    bits: Option<&BitAssignment>,
+    pre: &PreprocessConfig,
+    batch_size: usize,
+) -> Result<Vec<usize>> {
     let idx: Vec<usize> = (0..set.len()).collect();
-    let spec = BatchSpec { preprocess: pre, augment: None };
+    let spec = BatchSpec {
+        preprocess: pre,
+        augment: None,
+    };
     let mut out = Vec::with_capacity(set.len());
     for chunk in idx.chunks(batch_size.max(1)) {
         let (x, _) = batch(set, chunk, &spec, &model.device)?;
@@ -32,5 +41,11 @@ pub fn evaluate(
     batch_size: usize,
 ) -> Result<FairnessMetrics> {
     let pred = predict(model, set, bits, pre, batch_size)?;
-    Ok(FairnessMetrics::compute(&set.labels, &pred, &set.groups, set.num_classes, group_names))
+    Ok(FairnessMetrics::compute(
+        &set.labels,
+        &pred,
+        &set.groups,
+        set.num_classes,
+        group_names,
+    )?)
 }

@@ -18,7 +18,10 @@ pub fn cross_entropy(logits: &Tensor, y: &Tensor, rows: Option<&[u32]>) -> Resul
         None => Ok(candle_nn::loss::cross_entropy(logits, y)?),
         Some(r) => {
             let idx = Tensor::new(r, logits.device())?;
-            Ok(candle_nn::loss::cross_entropy(&logits.index_select(&idx, 0)?, &y.index_select(&idx, 0)?)?)
+            Ok(candle_nn::loss::cross_entropy(
+                &logits.index_select(&idx, 0)?,
+                &y.index_select(&idx, 0)?,
+            )?)
         }
     }
 }
@@ -31,25 +34,46 @@ pub fn group_losses(logits: &Tensor, y: &Tensor, groups: &[usize]) -> Result<Vec
     present
         .into_iter()
         .map(|g| {
-            let rows: Vec<u32> = groups.iter().enumerate().filter(|(_, &x)| x == g).map(|(i, _)| i as u32).collect();
+            let rows: Vec<u32> = groups
+                .iter()
+                .enumerate()
+                .filter(|(_, &x)| x == g)
+                .map(|(i, _)| i as u32)
+                .collect();
             Ok((g, cross_entropy(logits, y, Some(&rows))?))
         })
         .collect()
 }
 
 /// `CE + lambda_fair * (max_g L_g - min_g L_g)`; with `lambda_fair == 0` only the CE.
-pub fn task_and_fairness(logits: &Tensor, y: &Tensor, groups: &[usize], lambda_fair: f64) -> Result<Losses> {
+pub fn task_and_fairness(
+    logits: &Tensor,
+    y: &Tensor,
+    groups: &[usize],
+    lambda_fair: f64,
+) -> Result<Losses> {
     let task = cross_entropy(logits, y, None)?;
     if lambda_fair == 0.0 {
-        return Ok(Losses { total: task.clone(), task, fair: None });
+        return Ok(Losses {
+            total: task.clone(),
+            task,
+            fair: None,
+        });
     }
     let per_group = group_losses(logits, y, groups)?;
     let fair = if per_group.len() < 2 {
         task.zeros_like()?
     } else {
-        let stacked = Tensor::stack(&per_group.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(), 0)?;
+        let stacked = Tensor::stack(
+            &per_group.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(),
+            0,
+        )?;
         (stacked.max(D::Minus1)? - stacked.min(D::Minus1)?)?
     };
     let total = (&task + (&fair * lambda_fair)?)?;
-    Ok(Losses { total, task, fair: Some(fair) })
+    Ok(Losses {
+        total,
+        task,
+        fair: Some(fair),
+    })
 }

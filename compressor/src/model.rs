@@ -24,7 +24,11 @@ pub struct Model {
 
 impl Model {
     pub fn new(graph: Graph, params: ParamStore, device: Device) -> Self {
-        Self { graph, params, device }
+        Self {
+            graph,
+            params,
+            device,
+        }
     }
 
     /// Logits `[N, K]` for a batch `[N, C, H, W]`. With `bits`, every Conv2d/Linear weight is
@@ -42,7 +46,9 @@ impl Model {
         values[0] = Some(x.clone());
         for (i, node) in self.graph.nodes.iter().enumerate() {
             let arg = |k: usize| -> Result<&Tensor> {
-                values[node.inputs[k]].as_ref().context("graph input used after it was dropped")
+                values[node.inputs[k]]
+                    .as_ref()
+                    .context("graph input used after it was dropped")
             };
             let name = &node.name;
             let out = match &node.op {
@@ -56,11 +62,17 @@ impl Model {
                         y
                     }
                 }
-                Op::BatchNorm2d { channels, eps, momentum } => {
-                    self.batch_norm(name, arg(0)?, *channels, *eps, *momentum, mode)?
-                }
+                Op::BatchNorm2d {
+                    channels,
+                    eps,
+                    momentum,
+                } => self.batch_norm(name, arg(0)?, *channels, *eps, *momentum, mode)?,
                 Op::Relu => arg(0)?.relu()?,
-                Op::MaxPool2d { kernel, stride, padding } => max_pool(arg(0)?, *kernel, *stride, *padding)?,
+                Op::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                } => max_pool(arg(0)?, *kernel, *stride, *padding)?,
                 Op::Add => (arg(0)? + arg(1)?)?,
                 Op::GlobalAvgPool => arg(0)?.mean(D::Minus1)?.mean(D::Minus1)?,
                 Op::Linear(l) => {
@@ -82,11 +94,17 @@ impl Model {
             }
             values[i + 1] = Some(out);
         }
-        values[self.graph.output].take().context("graph produced no output")
+        values[self.graph.output]
+            .take()
+            .context("graph produced no output")
     }
 
     fn weight(&self, name: &str, bits: Option<&BitAssignment>) -> Result<Tensor> {
-        let w = self.params.get(&format!("{name}.weight"))?.as_tensor().clone();
+        let w = self
+            .params
+            .get(&format!("{name}.weight"))?
+            .as_tensor()
+            .clone();
         match bits {
             None => Ok(w),
             Some(a) => match a.layers.get(name) {
@@ -96,9 +114,25 @@ impl Model {
         }
     }
 
-    fn batch_norm(&self, name: &str, x: &Tensor, c: usize, eps: f64, momentum: f64, mode: Mode) -> Result<Tensor> {
-        let weight = self.params.get(&format!("{name}.weight"))?.as_tensor().reshape((1, c, 1, 1))?;
-        let bias = self.params.get(&format!("{name}.bias"))?.as_tensor().reshape((1, c, 1, 1))?;
+    fn batch_norm(
+        &self,
+        name: &str,
+        x: &Tensor,
+        c: usize,
+        eps: f64,
+        momentum: f64,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let weight = self
+            .params
+            .get(&format!("{name}.weight"))?
+            .as_tensor()
+            .reshape((1, c, 1, 1))?;
+        let bias = self
+            .params
+            .get(&format!("{name}.bias"))?
+            .as_tensor()
+            .reshape((1, c, 1, 1))?;
         let rm = self.params.get(&format!("{name}.running_mean"))?;
         let rv = self.params.get(&format!("{name}.running_var"))?;
         let (mean, var) = match mode {
@@ -110,14 +144,22 @@ impl Model {
                 let var = centered.sqr()?.mean_keepdim((0, 2, 3))?;
                 // Running statistics use the unbiased variance, as PyTorch does.
                 let unbiased = (var.detach() * (count / (count - 1.0).max(1.0)))?.flatten_all()?;
-                rm.set(&((rm.as_tensor() * (1.0 - momentum))? + (mean.detach().flatten_all()? * momentum)?)?)?;
+                rm.set(
+                    &((rm.as_tensor() * (1.0 - momentum))?
+                        + (mean.detach().flatten_all()? * momentum)?)?,
+                )?;
                 rv.set(&((rv.as_tensor() * (1.0 - momentum))? + (unbiased * momentum)?)?)?;
                 (mean, var)
             }
-            Mode::Eval => (rm.as_tensor().reshape((1, c, 1, 1))?, rv.as_tensor().reshape((1, c, 1, 1))?),
+            Mode::Eval => (
+                rm.as_tensor().reshape((1, c, 1, 1))?,
+                rv.as_tensor().reshape((1, c, 1, 1))?,
+            ),
         };
         let inv = (var + eps)?.sqrt()?.recip()?;
-        Ok(x.broadcast_sub(&mean)?.broadcast_mul(&(inv * weight)?)?.broadcast_add(&bias)?)
+        Ok(x.broadcast_sub(&mean)?
+            .broadcast_mul(&(inv * weight)?)?
+            .broadcast_add(&bias)?)
     }
 }
 
@@ -125,7 +167,9 @@ impl Model {
 /// overlapping windows (ResNet's 3x3 stride-2 pool). Zero padding equals -inf padding here since
 /// the input is non-negative (the pool follows a ReLU in every supported architecture).
 fn max_pool(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
-    let x = x.pad_with_zeros(2, padding, padding)?.pad_with_zeros(3, padding, padding)?;
+    let x = x
+        .pad_with_zeros(2, padding, padding)?
+        .pad_with_zeros(3, padding, padding)?;
     let (_, _, h, w) = x.dims4()?;
     let (ho, wo) = ((h - kernel) / stride + 1, (w - kernel) / stride + 1);
     // Stride-1 window maxima over the rows and columns the strided windows start at.
@@ -146,6 +190,11 @@ fn max_pool(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<
     }
     // Keep every `stride`-th row and column: pad to a multiple of the stride, fold, take index 0.
     let (n, c, _, _) = m.dims4()?;
-    let m = m.pad_with_zeros(2, 0, ho * stride - hs)?.pad_with_zeros(3, 0, wo * stride - ws)?;
-    Ok(m.reshape((n, c, ho, stride, wo, stride))?.narrow(3, 0, 1)?.narrow(5, 0, 1)?.reshape((n, c, ho, wo))?)
+    let m = m
+        .pad_with_zeros(2, 0, ho * stride - hs)?
+        .pad_with_zeros(3, 0, wo * stride - ws)?;
+    Ok(m.reshape((n, c, ho, stride, wo, stride))?
+        .narrow(3, 0, 1)?
+        .narrow(5, 0, 1)?
+        .reshape((n, c, ho, wo))?)
 }

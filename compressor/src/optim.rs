@@ -20,7 +20,12 @@ pub struct AdamWConfig {
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
     }
 }
 
@@ -50,10 +55,21 @@ impl AdamW {
             for (name, var) in vars {
                 let m = var.as_tensor().zeros_like()?;
                 let v = var.as_tensor().zeros_like()?;
-                slots.push(Slot { name, var, group: g, m, v });
+                slots.push(Slot {
+                    name,
+                    var,
+                    group: g,
+                    m,
+                    v,
+                });
             }
         }
-        Ok(Self { cfg, slots, lrs, step: 0 })
+        Ok(Self {
+            cfg,
+            slots,
+            lrs,
+            step: 0,
+        })
     }
 
     /// Global L2 norm of the gradients of all slots (missing gradients count as zero).
@@ -81,7 +97,9 @@ impl AdamW {
         let bc1 = 1.0 - b1.powi(t);
         let bc2 = 1.0 - b2.powi(t);
         for s in &mut self.slots {
-            let Some(g) = grads.get(s.var.as_tensor()) else { continue };
+            let Some(g) = grads.get(s.var.as_tensor()) else {
+                continue;
+            };
             let g = if clip < 1.0 { (g * clip)? } else { g.clone() };
             let lr = self.lrs[s.group];
             s.m = ((&s.m * b1)? + (&g * (1.0 - b1))?)?;
@@ -107,8 +125,14 @@ impl AdamW {
     /// Restore moments saved by `state_tensors` and the step count.
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, step: u64) -> Result<()> {
         for s in &mut self.slots {
-            s.m = tensors.get(&format!("m.{}", s.name)).with_context(|| format!("optimizer state lacks m.{}", s.name))?.clone();
-            s.v = tensors.get(&format!("v.{}", s.name)).with_context(|| format!("optimizer state lacks v.{}", s.name))?.clone();
+            s.m = tensors
+                .get(&format!("m.{}", s.name))
+                .with_context(|| format!("optimizer state lacks m.{}", s.name))?
+                .clone();
+            s.v = tensors
+                .get(&format!("v.{}", s.name))
+                .with_context(|| format!("optimizer state lacks v.{}", s.name))?
+                .clone();
         }
         self.step = step;
         Ok(())
@@ -124,11 +148,23 @@ mod tests {
     #[test]
     fn matches_torch_adamw_update() {
         let w = Var::from_tensor(&Tensor::new(&[1.0f32, -2.0], &Device::Cpu).unwrap()).unwrap();
-        let mut opt = AdamW::new(vec![vec![("w".into(), w.clone())]], vec![0.1], AdamWConfig::default()).unwrap();
+        let mut opt = AdamW::new(
+            vec![vec![("w".into(), w.clone())]],
+            vec![0.1],
+            AdamWConfig::default(),
+        )
+        .unwrap();
         let mut expect = [1.0f64, -2.0];
         let (mut m, mut v) = ([0.0f64; 2], [0.0f64; 2]);
         for t in 1..=2 {
-            let grads = w.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let grads = w
+                .as_tensor()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             opt.step(&grads, None).unwrap();
             for i in 0..2 {
                 let g = 2.0 * expect[i];
@@ -141,15 +177,28 @@ mod tests {
         }
         let got: Vec<f32> = w.as_tensor().to_vec1().unwrap();
         for i in 0..2 {
-            assert!((got[i] as f64 - expect[i]).abs() < 1e-6, "{got:?} vs {expect:?}");
+            assert!(
+                (got[i] as f64 - expect[i]).abs() < 1e-6,
+                "{got:?} vs {expect:?}"
+            );
         }
     }
 
     #[test]
     fn clipping_scales_to_max_norm() {
         let w = Var::from_tensor(&Tensor::new(&[3.0f32, 4.0], &Device::Cpu).unwrap()).unwrap();
-        let opt = AdamW::new(vec![vec![("w".into(), w.clone())]], vec![0.1], AdamWConfig::default()).unwrap();
-        let grads = (w.as_tensor() * 1.0).unwrap().sum_all().unwrap().backward().unwrap();
+        let opt = AdamW::new(
+            vec![vec![("w".into(), w.clone())]],
+            vec![0.1],
+            AdamWConfig::default(),
+        )
+        .unwrap();
+        let grads = (w.as_tensor() * 1.0)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         assert!((opt.grad_norm(&grads).unwrap() - 2f64.sqrt()).abs() < 1e-6);
     }
 }

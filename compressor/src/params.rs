@@ -34,7 +34,11 @@ impl ParamStore {
         for (i, (n, _)) in buffers.iter().enumerate() {
             index.insert(n.clone(), (false, i));
         }
-        Self { vars, buffers, index }
+        Self {
+            vars,
+            buffers,
+            index,
+        }
     }
 
     /// torchvision's initialisation: conv weights Kaiming-normal (fan-out, ReLU), batch norm
@@ -52,29 +56,50 @@ impl ParamStore {
                     let shape = (c.out_channels, c.in_channels / c.groups, c.kernel, c.kernel);
                     let numel = shape.0 * shape.1 * shape.2 * shape.3;
                     let w: Vec<f32> = (0..numel).map(|_| normal(&mut rng) * std).collect();
-                    vars.push((format!("{n}.weight"), Var::from_tensor(&Tensor::from_vec(w, shape, device)?)?));
+                    vars.push((
+                        format!("{n}.weight"),
+                        Var::from_tensor(&Tensor::from_vec(w, shape, device)?)?,
+                    ));
                     if c.bias {
-                        vars.push((format!("{n}.bias"), Var::zeros(c.out_channels, DType::F32, device)?));
+                        vars.push((
+                            format!("{n}.bias"),
+                            Var::zeros(c.out_channels, DType::F32, device)?,
+                        ));
                     }
                 }
                 Op::BatchNorm2d { channels, .. } => {
                     let c = *channels;
                     vars.push((format!("{n}.weight"), Var::ones(c, DType::F32, device)?));
                     vars.push((format!("{n}.bias"), Var::zeros(c, DType::F32, device)?));
-                    buffers.push((format!("{n}.running_mean"), Var::zeros(c, DType::F32, device)?));
-                    buffers.push((format!("{n}.running_var"), Var::ones(c, DType::F32, device)?));
+                    buffers.push((
+                        format!("{n}.running_mean"),
+                        Var::zeros(c, DType::F32, device)?,
+                    ));
+                    buffers.push((
+                        format!("{n}.running_var"),
+                        Var::ones(c, DType::F32, device)?,
+                    ));
                 }
                 Op::Linear(l) => {
                     let bound = 1.0 / (l.in_features as f32).sqrt();
-                    let mut u = |k: usize| -> Vec<f32> { (0..k).map(|_| rng.random_range(-bound..bound)).collect() };
+                    let mut u = |k: usize| -> Vec<f32> {
+                        (0..k).map(|_| rng.random_range(-bound..bound)).collect()
+                    };
                     let w = u(l.out_features * l.in_features);
                     vars.push((
                         format!("{n}.weight"),
-                        Var::from_tensor(&Tensor::from_vec(w, (l.out_features, l.in_features), device)?)?,
+                        Var::from_tensor(&Tensor::from_vec(
+                            w,
+                            (l.out_features, l.in_features),
+                            device,
+                        )?)?,
                     ));
                     if l.bias {
                         let b = u(l.out_features);
-                        vars.push((format!("{n}.bias"), Var::from_tensor(&Tensor::from_vec(b, l.out_features, device)?)?));
+                        vars.push((
+                            format!("{n}.bias"),
+                            Var::from_tensor(&Tensor::from_vec(b, l.out_features, device)?)?,
+                        ));
                     }
                 }
                 _ => {}
@@ -86,23 +111,45 @@ impl ParamStore {
     /// Load a torchvision/timm state dict. Every tensor the graph needs must be present with the
     /// right shape; `num_batches_tracked` (int64) is ignored. With `replace_head`, a classifier
     /// (`fc`) of another class count keeps the fresh initialisation instead (a new head).
-    pub fn load_safetensors(graph: &Graph, path: &Path, seed: u64, device: &Device, replace_head: bool) -> Result<Self> {
+    pub fn load_safetensors(
+        graph: &Graph,
+        path: &Path,
+        seed: u64,
+        device: &Device,
+        replace_head: bool,
+    ) -> Result<Self> {
         let tensors = candle_core::safetensors::load(path, device)
             .with_context(|| format!("{}: cannot read safetensors", path.display()))?;
         let mut store = Self::init(graph, seed, device)?;
-        let head = graph.nodes.last().map(|n| n.name.clone()).unwrap_or_default();
+        let head = graph
+            .nodes
+            .last()
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
         let mut problems = Vec::new();
-        let expected: Vec<(String, Var)> = store.vars.iter().chain(store.buffers.iter()).cloned().collect();
+        let expected: Vec<(String, Var)> = store
+            .vars
+            .iter()
+            .chain(store.buffers.iter())
+            .cloned()
+            .collect();
         for (name, var) in &expected {
             let is_head = name.starts_with(&format!("{head}."));
             match tensors.get(name) {
                 None if is_head && replace_head => {}
-                None => problems.push(format!("missing tensor `{name}` (expected shape {:?})", var.dims())),
+                None => problems.push(format!(
+                    "missing tensor `{name}` (expected shape {:?})",
+                    var.dims()
+                )),
                 Some(t) if t.dims() != var.dims() => {
                     if is_head && replace_head {
                         continue;
                     }
-                    problems.push(format!("tensor `{name}` has shape {:?}, the model needs {:?}", t.dims(), var.dims()))
+                    problems.push(format!(
+                        "tensor `{name}` has shape {:?}, the model needs {:?}",
+                        t.dims(),
+                        var.dims()
+                    ))
                 }
                 Some(t) => var.set(&t.to_dtype(DType::F32)?)?,
             }
@@ -114,7 +161,12 @@ impl ParamStore {
         }
         if !problems.is_empty() {
             problems.sort();
-            bail!("{}: does not fit {}:\n  {}", path.display(), graph.arch, problems.join("\n  "));
+            bail!(
+                "{}: does not fit {}:\n  {}",
+                path.display(),
+                graph.arch,
+                problems.join("\n  ")
+            );
         }
         store.vars.shrink_to_fit();
         Ok(store)
@@ -140,7 +192,9 @@ impl ParamStore {
     /// Overwrite every tensor from a map with the same names and shapes (checkpoint restore).
     pub fn assign(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         for (name, var) in self.vars.iter().chain(self.buffers.iter()) {
-            let t = tensors.get(name).with_context(|| format!("missing tensor `{name}`"))?;
+            let t = tensors
+                .get(name)
+                .with_context(|| format!("missing tensor `{name}`"))?;
             var.set(t)?;
         }
         Ok(())
@@ -158,7 +212,9 @@ impl ParamStore {
     /// An independent store with copies of every tensor (a quantized variant starts from one).
     pub fn duplicate(&self) -> Result<Self> {
         let copy = |list: &Vec<(String, Var)>| -> Result<Vec<(String, Var)>> {
-            list.iter().map(|(n, v)| Ok((n.clone(), Var::from_tensor(&v.as_tensor().copy()?)?))).collect()
+            list.iter()
+                .map(|(n, v)| Ok((n.clone(), Var::from_tensor(&v.as_tensor().copy()?)?)))
+                .collect()
         };
         Ok(Self::from_parts(copy(&self.vars)?, copy(&self.buffers)?))
     }

@@ -33,48 +33,74 @@ pub fn device() -> Device {
 pub fn load_dataset(cfg: &RunConfig) -> Result<Dataset> {
     let skip = cfg.skip_bad_rows;
     let ds = match &cfg.data {
-        DataConfig::Fitzpatrick17k { csv, images, grouping, label_column, keep_unknown } => {
-            let opts = dataset::FitzpatrickOptions {
-                csv: csv.clone(),
-                images_dir: images.clone(),
-                grouping: grouping.parse()?,
-                labels: label_column.parse()?,
-                drop_unknown: !keep_unknown,
-                classes: None,
-                skip_bad_rows: skip,
+        DataConfig::Fitzpatrick17k {
+            csv,
+            images,
+            grouping,
+            label_column,
+            keep_unknown,
+        } => {
+            use dataset::fitzpatrick17k::{
+                Fitzpatrick17kOptions, LabelGranularity, SkinGrouping, UnknownSkinType,
             };
+            let mut opts = Fitzpatrick17kOptions::new(csv.clone(), images.clone());
+            opts.grouping = match grouping.as_str() {
+                "binary" => SkinGrouping::Binary,
+                "six" => SkinGrouping::SixTypes,
+                g => bail!("Fitzpatrick17k grouping must be `binary` or `six`, got `{g}`"),
+            };
+            opts.labels = match label_column.as_str() {
+                "label" => LabelGranularity::Fine,
+                "nine" | "nine_partition_label" => LabelGranularity::NinePartition,
+                "three" | "three_partition_label" => LabelGranularity::ThreePartition,
+                l => bail!("Fitzpatrick17k label must be `label`, `nine` or `three`, got `{l}`"),
+            };
+            opts.unknown = if *keep_unknown {
+                UnknownSkinType::KeepAsGroup
+            } else {
+                UnknownSkinType::Drop
+            };
+            opts.skip_bad_rows = skip;
             dataset::fitzpatrick17k::load(&opts)?
         }
-        DataConfig::Isic2019 { ground_truth, metadata, images, groups } => {
-            let opts = dataset::IsicOptions {
-                ground_truth: ground_truth.clone(),
-                metadata: Some(metadata.clone()),
-                images_dir: images.clone(),
-                groups: match groups {
-                    2 => dataset::IsicGroups::Two,
-                    3 => dataset::IsicGroups::Three,
-                    g => bail!("ISIC2019 groups must be 2 or 3, got {g}"),
-                },
-                skip_bad_rows: skip,
+        DataConfig::Isic2019 {
+            ground_truth,
+            metadata,
+            images,
+            groups,
+        } => {
+            use dataset::isic2019::{Isic2019Options, SexGrouping};
+            let mut opts =
+                Isic2019Options::new(ground_truth.clone(), metadata.clone(), images.clone());
+            opts.grouping = match groups {
+                2 => SexGrouping::TwoDropUnknown,
+                3 => SexGrouping::ThreeWithUnknown,
+                g => bail!("ISIC2019 groups must be 2 or 3, got {g}"),
             };
+            opts.skip_bad_rows = skip;
             dataset::isic2019::load(&opts)?
         }
-        DataConfig::Folder { csv, images, image_column, label_column, group_column } => {
-            let opts = dataset::FolderOptions {
-                csv: csv.clone(),
-                images_dir: images.clone(),
-                image_column: image_column.clone(),
-                label_column: label_column.clone(),
-                group_column: group_column.clone(),
-                classes: None,
-                groups: None,
-                skip_bad_rows: skip,
-            };
+        DataConfig::Folder {
+            csv,
+            images,
+            image_column,
+            label_column,
+            group_column,
+        } => {
+            let mut opts = dataset::folder::FolderCsvOptions::new(csv.clone(), images.clone());
+            opts.image_column = image_column.clone();
+            opts.label_column = label_column.clone();
+            opts.group_column = group_column.clone();
+            opts.skip_bad_rows = skip;
             dataset::folder::load(&opts)?
         }
     };
     if !ds.skipped.is_empty() {
-        eprintln!("skipped {} bad rows: {}", ds.skipped.len(), dataset::skipped_summary(&ds.skipped));
+        eprintln!(
+            "skipped {} rows: {}",
+            ds.skipped.len(),
+            dataset::skip_summary(&ds.skipped)
+        );
     }
     Ok(ds)
 }
@@ -96,19 +122,29 @@ pub struct Run {
 impl Run {
     /// Load the data, reuse the run's saved split (or make and save one) and decode the images.
     pub fn open(dir: &Path, cfg: RunConfig, progress: bool) -> Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create run directory", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create run directory", dir.display()))?;
         cfg.save(&dir.join("config.toml"))?;
         let dataset = load_dataset(&cfg)?;
         let split_path = dir.join("split.csv");
         let split = if split_path.exists() {
-            Split::load(&split_path, &dataset)?
+            Split::load_csv(&split_path, &dataset)?
         } else {
-            let s = Split::stratified(&dataset, cfg.split.seed, (cfg.split.train, cfg.split.val, cfg.split.test));
-            s.save(&split_path, &dataset)?;
+            let fr = dataset::SplitFractions {
+                train: cfg.split.train,
+                val: cfg.split.val,
+                test: cfg.split.test,
+            };
+            let s = Split::stratified(&dataset, &fr, cfg.split.seed)?;
+            s.save_csv(&split_path, &dataset)?;
             s
         };
         let size = cfg.model.input_size as u32;
-        let preprocess = PreprocessConfig { width: size, height: size, ..PreprocessConfig::default() };
+        let preprocess = PreprocessConfig {
+            width: size,
+            height: size,
+            ..PreprocessConfig::default()
+        };
         let images = fq_runtime::preprocess::load_dataset_images(&dataset, &preprocess, progress)?;
         let all = ImageSet {
             ids: dataset.samples.iter().map(|s| s.id.clone()).collect(),
@@ -118,7 +154,13 @@ impl Run {
             num_classes: dataset.classes.len(),
             num_groups: dataset.groups.len(),
         };
-        let graph = ArchSpec::new(&cfg.model.arch, cfg.model.width, cfg.model.input_size, dataset.classes.len()).graph()?;
+        let graph = ArchSpec::new(
+            &cfg.model.arch,
+            cfg.model.width,
+            cfg.model.input_size,
+            dataset.classes.len(),
+        )
+        .graph()?;
         Ok(Self {
             dir: dir.to_path_buf(),
             train: all.subset(&split.train),
@@ -155,7 +197,14 @@ impl Run {
             progress: self.progress,
             label: "fp32",
         };
-        let outcome = train(&model, None, &self.train, Some(&self.val), &self.cfg.train, &io)?;
+        let outcome = train(
+            &model,
+            None,
+            &self.train,
+            Some(&self.val),
+            &self.cfg.train,
+            &io,
+        )?;
         fq_runtime::atomic::write_json_atomic(&self.dir.join("fp32_history.json"), &outcome)?;
         model.params.save(&fp32)?;
         Ok(model)
@@ -179,7 +228,14 @@ impl Run {
         let layers = self.graph.quant_layers()?;
         for &m in methods {
             let bits = m.fixed_bits(&layers);
-            let metrics = evaluate(fp32, &self.test, bits.as_ref(), &self.preprocess, &self.dataset.groups, 256)?;
+            let metrics = evaluate(
+                fp32,
+                &self.test,
+                bits.as_ref(),
+                &self.preprocess,
+                &self.dataset.groups,
+                256,
+            )?;
             report.upsert(MethodResult::new(m, &layers, bits.as_ref(), metrics));
         }
         report.write(&self.dir)?;
@@ -191,12 +247,22 @@ impl Run {
 pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
     let start = Instant::now();
     if a.fresh && a.out.exists() {
-        std::fs::remove_dir_all(&a.out).with_context(|| format!("{}: cannot remove", a.out.display()))?;
+        std::fs::remove_dir_all(&a.out)
+            .with_context(|| format!("{}: cannot remove", a.out.display()))?;
     }
     let data_dir = a.out.join("data");
-    let synth_cfg = SynthConfig { seed: 0, num_images: a.num_images, ..SynthConfig::default() };
+    let synth_cfg = SynthConfig {
+        seed: 0,
+        num_images: a.num_images,
+        ..SynthConfig::default()
+    };
     let s = synth::generate(&synth_cfg, &data_dir, progress)?;
-    println!("dataset: {} synthetic images in {} ({:.1}s)", s.num_images, data_dir.display(), start.elapsed().as_secs_f64());
+    println!(
+        "dataset: {} synthetic images in {} ({:.1}s)",
+        s.num_images,
+        data_dir.display(),
+        start.elapsed().as_secs_f64()
+    );
     let mut cfg = RunConfig::embedded_default(&data_dir, a.seed);
     if let Some(e) = a.epochs {
         cfg.train.epochs = e;

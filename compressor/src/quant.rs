@@ -56,12 +56,20 @@ pub fn quantize_scope(w: &[f32], bits: u8, out: &mut [f32]) -> f32 {
 /// Quantize–dequantize a weight of shape `[O, ...]` with one bit-width per output channel
 /// (`PerChannel`) or one for the tensor (`PerTensor`, `bits.len() == 1`). Returns the values and
 /// one scale per scope.
-pub fn quantize_weight(w: &[f32], out_channels: usize, bits: &[u8], gran: Granularity) -> Result<(Vec<f32>, Vec<f32>)> {
+pub fn quantize_weight(
+    w: &[f32],
+    out_channels: usize,
+    bits: &[u8],
+    gran: Granularity,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let mut out = vec![0.0; w.len()];
     match gran {
         Granularity::PerTensor => {
             if bits.len() != 1 {
-                bail!("per-tensor quantization takes one bit-width, got {}", bits.len());
+                bail!(
+                    "per-tensor quantization takes one bit-width, got {}",
+                    bits.len()
+                );
             }
             let s = quantize_scope(w, bits[0], &mut out);
             Ok((out, vec![s]))
@@ -100,7 +108,10 @@ impl BitAssignment {
     pub fn uniform(layers: &[fq_models::QuantLayer], bits: u8) -> Self {
         Self {
             granularity: Some(Granularity::PerChannel),
-            layers: layers.iter().map(|l| (l.name.clone(), vec![bits; l.out_channels])).collect(),
+            layers: layers
+                .iter()
+                .map(|l| (l.name.clone(), vec![bits; l.out_channels]))
+                .collect(),
         }
     }
 
@@ -109,7 +120,9 @@ impl BitAssignment {
         layers
             .iter()
             .map(|l| match self.layers.get(&l.name) {
-                Some(b) if !b.is_empty() => b.iter().map(|&x| x as f64).sum::<f64>() / b.len() as f64,
+                Some(b) if !b.is_empty() => {
+                    b.iter().map(|&x| x as f64).sum::<f64>() / b.len() as f64
+                }
                 _ => 32.0,
             })
             .collect()

@@ -20,14 +20,32 @@ pub struct MethodResult {
 
 impl MethodResult {
     /// Bit statistics of `bits` (FP32 when `None`) over the model's quantizable layers (spec §8).
-    pub fn new(method: Method, layers: &[QuantLayer], bits: Option<&BitAssignment>, metrics: FairnessMetrics) -> Self {
+    pub fn new(
+        method: Method,
+        layers: &[QuantLayer],
+        bits: Option<&BitAssignment>,
+        metrics: FairnessMetrics,
+    ) -> Self {
         let mean_bits = match bits {
             Some(b) => b.layer_mean_bits(layers),
             None => vec![32.0; layers.len()],
         };
-        let p: Vec<(u64, f64)> = layers.iter().zip(&mean_bits).map(|(l, &b)| (l.params, b)).collect();
-        let o: Vec<(f64, f64)> = layers.iter().zip(&mean_bits).map(|(l, &b)| (l.bops as f64, b)).collect();
-        Self { method, avg_bits: avg_bits(&p), gbops: gbops(&o), metrics }
+        let p: Vec<(u64, f64)> = layers
+            .iter()
+            .zip(&mean_bits)
+            .map(|(l, &b)| (l.params, b))
+            .collect();
+        let o: Vec<(f64, f64)> = layers
+            .iter()
+            .zip(&mean_bits)
+            .map(|(l, &b)| (l.bops as f64, b))
+            .collect();
+        Self {
+            method,
+            avg_bits: avg_bits(&p),
+            gbops: gbops(&o),
+            metrics,
+        }
     }
 }
 
@@ -59,10 +77,30 @@ impl Report {
     /// Write `report.json` and `group_accuracy.png` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         fq_runtime::atomic::write_json_atomic(&dir.join("report.json"), self)?;
-        let series: Vec<(String, Vec<f64>)> =
-            self.results.iter().map(|r| (r.method.label().to_string(), r.metrics.group_accuracy.clone())).collect();
-        let title = format!("Per-group test accuracy — {} on {}", self.arch, self.dataset);
-        fq_runtime::plots::group_accuracy_chart(&dir.join("group_accuracy.png"), &title, &self.groups, &series)?;
+        let series: Vec<(String, Vec<f64>)> = self
+            .results
+            .iter()
+            .map(|r| {
+                (
+                    r.method.label().to_string(),
+                    r.metrics
+                        .group_accuracy
+                        .iter()
+                        .map(|a| a.unwrap_or(f64::NAN))
+                        .collect(),
+                )
+            })
+            .collect();
+        let title = format!(
+            "Per-group test accuracy — {} on {}",
+            self.arch, self.dataset
+        );
+        fq_runtime::plots::group_accuracy_chart(
+            &dir.join("group_accuracy.png"),
+            &title,
+            &self.groups,
+            &series,
+        )?;
         Ok(())
     }
 
@@ -85,7 +123,15 @@ impl Report {
                 100.0 * m.gap,
                 m.eopp0,
                 m.eodd,
-                m.group_accuracy.iter().zip(&m.group_count).map(|(a, n)| format!("{:.1} (n={n})", 100.0 * a)).collect::<Vec<_>>().join(" | ")
+                m.group_accuracy
+                    .iter()
+                    .zip(&m.group_count)
+                    .map(|(a, n)| match a {
+                        Some(a) => format!("{:.1} (n={n})", 100.0 * a),
+                        None => "- (n=0)".to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             );
         }
         s

@@ -77,11 +77,21 @@ fn lr_at(cfg: &TrainConfig, epoch: usize) -> f64 {
 }
 
 /// Train `model` (fake-quantized with `bits` when given) on `train`, selecting on `val`.
-pub fn train(model: &Model, bits: Option<&BitAssignment>, train: &ImageSet, val: Option<&ImageSet>, cfg: &TrainConfig, io: &TrainIo) -> Result<TrainOutcome> {
+pub fn train(
+    model: &Model,
+    bits: Option<&BitAssignment>,
+    train: &ImageSet,
+    val: Option<&ImageSet>,
+    cfg: &TrainConfig,
+    io: &TrainIo,
+) -> Result<TrainOutcome> {
     if train.is_empty() {
         bail!("the training split is empty");
     }
-    let adam = AdamWConfig { weight_decay: cfg.weight_decay, ..Default::default() };
+    let adam = AdamWConfig {
+        weight_decay: cfg.weight_decay,
+        ..Default::default()
+    };
     let mut opt = AdamW::new(vec![model.params.vars.clone()], vec![cfg.lr], adam)?;
     let mut meta = CheckpointMeta::new(cfg.seed);
     let mut best: Option<std::collections::HashMap<String, candle_core::Tensor>> = None;
@@ -92,11 +102,20 @@ pub fn train(model: &Model, bits: Option<&BitAssignment>, train: &ImageSet, val:
         best = ck.best;
         meta = ck.meta;
         if meta.seed != cfg.seed {
-            bail!("{}: checkpoint was written with seed {}, this run uses {}", io.checkpoint.display(), meta.seed, cfg.seed);
+            bail!(
+                "{}: checkpoint was written with seed {}, this run uses {}",
+                io.checkpoint.display(),
+                meta.seed,
+                cfg.seed
+            );
         }
     }
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
-    let bar = if io.progress { ProgressBar::new((cfg.epochs * steps_per_epoch) as u64) } else { ProgressBar::hidden() };
+    let bar = if io.progress {
+        ProgressBar::new((cfg.epochs * steps_per_epoch) as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -109,8 +128,14 @@ pub fn train(model: &Model, bits: Option<&BitAssignment>, train: &ImageSet, val:
         let lr = lr_at(cfg, epoch);
         opt.lrs = vec![lr];
         let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut seed::rng(cfg.seed, &[seed::tag::SHUFFLE, epoch as u64]));
-        let spec = BatchSpec { preprocess: pre, augment: Some((&cfg.augment, cfg.seed, epoch as u64)) };
+        order.shuffle(&mut seed::rng(
+            cfg.seed,
+            &[seed::tag::SHUFFLE, epoch as u64],
+        ));
+        let spec = BatchSpec {
+            preprocess: pre,
+            augment: Some((&cfg.augment, cfg.seed, epoch as u64)),
+        };
         let (mut loss_sum, mut seen) = (0f64, 0usize);
         let start = Instant::now();
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
@@ -133,7 +158,13 @@ pub fn train(model: &Model, bits: Option<&BitAssignment>, train: &ImageSet, val:
             loss_sum += loss * idx.len() as f64;
             seen += idx.len();
             let ips = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("epoch {}/{} loss {:.4} {:.0} img/s", epoch + 1, cfg.epochs, loss_sum / seen as f64, ips));
+            bar.set_message(format!(
+                "epoch {}/{} loss {:.4} {:.0} img/s",
+                epoch + 1,
+                cfg.epochs,
+                loss_sum / seen as f64,
+                ips
+            ));
             bar.inc(1);
         }
         let ips = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
@@ -149,12 +180,22 @@ pub fn train(model: &Model, bits: Option<&BitAssignment>, train: &ImageSet, val:
                 best = Some(model.params.snapshot()?);
             } else {
                 meta.epochs_without_improvement += 1;
-                if cfg.patience.is_some_and(|p| meta.epochs_without_improvement >= p) {
+                if cfg
+                    .patience
+                    .is_some_and(|p| meta.epochs_without_improvement >= p)
+                {
                     meta.stopped_early = true;
                 }
             }
         }
-        meta.history.push(EpochLog { epoch, lr, loss: loss_sum / seen as f64, val_avg_acc: va, val_worst_acc: vw, images_per_sec: ips });
+        meta.history.push(EpochLog {
+            epoch,
+            lr,
+            loss: loss_sum / seen as f64,
+            val_avg_acc: va,
+            val_worst_acc: vw,
+            images_per_sec: ips,
+        });
         meta.epochs_done += 1;
         meta.step = opt.step;
         Checkpoint::save(io.checkpoint, &model.params, &opt, best.as_ref(), &meta)?;
@@ -163,5 +204,9 @@ pub fn train(model: &Model, bits: Option<&BitAssignment>, train: &ImageSet, val:
     if let Some(b) = &best {
         model.params.assign(b)?;
     }
-    Ok(TrainOutcome { history: meta.history, best_epoch: meta.best_epoch, stopped_early: meta.stopped_early })
+    Ok(TrainOutcome {
+        history: meta.history,
+        best_epoch: meta.best_epoch,
+        stopped_early: meta.stopped_early,
+    })
 }

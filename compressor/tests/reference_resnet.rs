@@ -8,7 +8,9 @@ use fq_models::ArchSpec;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tools/reference/fixtures")
+        .join(name)
 }
 
 /// Largest |a-b| relative to the largest |b|.
@@ -17,7 +19,10 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
     let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
-    a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    a.iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
 }
 
 /// `grad_tol`: the first conv's gradient passes through every train-mode batch norm of a batch of 2;
@@ -25,20 +30,34 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
 fn check(arch: &str, width: usize, stem: &str, grad_tol: f32) {
     let dev = Device::Cpu;
     let graph = ArchSpec::new(arch, width, 64, 5).graph().unwrap();
-    let io = candle_core::safetensors::load(fixture(&format!("{stem}_io.safetensors")), &dev).unwrap();
+    let io =
+        candle_core::safetensors::load(fixture(&format!("{stem}_io.safetensors")), &dev).unwrap();
     let weights = fixture(&format!("{stem}.safetensors"));
 
-    let model = Model::new(graph.clone(), ParamStore::load_safetensors(&graph, &weights, 0, &dev, false).unwrap(), dev.clone());
+    let model = Model::new(
+        graph.clone(),
+        ParamStore::load_safetensors(&graph, &weights, 0, &dev, false).unwrap(),
+        dev.clone(),
+    );
     let logits = model.forward(&io["input"], Mode::Eval, None).unwrap();
     let e = rel_err(&logits, &io["logits_eval"]);
     assert!(e < 1e-4, "{arch}: eval logits differ from timm by {e}");
 
-    let model = Model::new(graph.clone(), ParamStore::load_safetensors(&graph, &weights, 0, &dev, false).unwrap(), dev.clone());
+    let model = Model::new(
+        graph.clone(),
+        ParamStore::load_safetensors(&graph, &weights, 0, &dev, false).unwrap(),
+        dev.clone(),
+    );
     let logits = model.forward(&io["input"], Mode::Train, None).unwrap();
     let e = rel_err(&logits, &io["logits_train"]);
     assert!(e < 1e-4, "{arch}: train logits differ from timm by {e}");
     for stat in ["running_mean", "running_var"] {
-        let ours = model.params.get(&format!("bn1.{stat}")).unwrap().as_tensor().clone();
+        let ours = model
+            .params
+            .get(&format!("bn1.{stat}"))
+            .unwrap()
+            .as_tensor()
+            .clone();
         let e = rel_err(&ours, &io[&format!("bn1.{stat}_after")]);
         assert!(e < 1e-5, "{arch}: bn1.{stat} update differs by {e}");
     }
@@ -48,7 +67,11 @@ fn check(arch: &str, width: usize, stem: &str, grad_tol: f32) {
     let e = rel_err(&loss.reshape(1).unwrap(), &io["loss_train"]);
     assert!(e < 1e-5, "{arch}: loss differs by {e}");
     let grads = loss.backward().unwrap();
-    for (p, key) in [("fc.weight", "grad_fc_weight"), ("fc.bias", "grad_fc_bias"), ("conv1.weight", "grad_conv1_weight")] {
+    for (p, key) in [
+        ("fc.weight", "grad_fc_weight"),
+        ("fc.bias", "grad_fc_bias"),
+        ("conv1.weight", "grad_conv1_weight"),
+    ] {
         let g = grads.get(model.params.get(p).unwrap().as_tensor()).unwrap();
         let e = rel_err(g, &io[key]);
         assert!(e < grad_tol, "{arch}: gradient of {p} differs by {e}");
@@ -70,15 +93,30 @@ fn missing_and_misshaped_tensors_are_named() {
     let dev = Device::Cpu;
     // ResNet50 weights cannot fit a ResNet18 graph: the error lists the offending tensors.
     let graph = ArchSpec::new("resnet18", 8, 64, 5).graph().unwrap();
-    let err = ParamStore::load_safetensors(&graph, &fixture("resnet50_w4.safetensors"), 0, &dev, false)
-        .err()
-        .unwrap()
-        .to_string();
+    let err =
+        ParamStore::load_safetensors(&graph, &fixture("resnet50_w4.safetensors"), 0, &dev, false)
+            .err()
+            .unwrap()
+            .to_string();
     assert!(err.contains("resnet50_w4.safetensors"), "{err}");
-    assert!(err.contains("tensor `conv1.weight` has shape [4, 3, 7, 7]"), "{err}");
-    assert!(err.contains("unexpected tensor `layer1.0.conv3.weight`"), "{err}");
+    assert!(
+        err.contains("tensor `conv1.weight` has shape [4, 3, 7, 7]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("unexpected tensor `layer1.0.conv3.weight`"),
+        "{err}"
+    );
     // A new head of another class count loads with `replace_head`.
     let graph = ArchSpec::new("resnet18", 8, 64, 3).graph().unwrap();
-    assert!(ParamStore::load_safetensors(&graph, &fixture("resnet18_w8.safetensors"), 0, &dev, false).is_err());
-    ParamStore::load_safetensors(&graph, &fixture("resnet18_w8.safetensors"), 0, &dev, true).unwrap();
+    assert!(ParamStore::load_safetensors(
+        &graph,
+        &fixture("resnet18_w8.safetensors"),
+        0,
+        &dev,
+        false
+    )
+    .is_err());
+    ParamStore::load_safetensors(&graph, &fixture("resnet18_w8.safetensors"), 0, &dev, true)
+        .unwrap();
 }
