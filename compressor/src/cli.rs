@@ -30,7 +30,7 @@ pub enum Command {
     /// Generate the embedded synthetic dermatology dataset (PNG + Fitzpatrick17k-schema CSV).
     Synth(SynthArgs),
     /// Train (fine-tune) the FP32 model of a run; checkpoints every epoch.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a compression method on the run's test split and add it to the report.
     Compress(CompressArgs),
     /// The whole pipeline on the embedded default: synth → train → PTQ → report.
@@ -250,6 +250,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(a) => {
+            let a = *a;
             let cfg_path = a.run_dir.join("config.toml");
             let cfg = if a.resume && cfg_path.exists() {
                 RunConfig::load(&cfg_path)?

@@ -75,7 +75,10 @@ pub fn quantize_weight(
             Ok((out, vec![s]))
         }
         Granularity::PerChannel => {
-            if bits.len() != out_channels || out_channels == 0 || w.len() % out_channels != 0 {
+            if bits.len() != out_channels
+                || out_channels == 0
+                || !w.len().is_multiple_of(out_channels)
+            {
                 bail!(
                     "per-channel quantization of {} weights needs one bit-width per each of {} channels, got {}",
                     w.len(),
