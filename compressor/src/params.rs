@@ -168,7 +168,6 @@ impl ParamStore {
                 problems.join("\n  ")
             );
         }
-        store.vars.shrink_to_fit();
         Ok(store)
     }
 
