@@ -120,7 +120,7 @@ impl ParamStore {
     ) -> Result<Self> {
         let tensors = candle_core::safetensors::load(path, device)
             .with_context(|| format!("{}: cannot read safetensors", path.display()))?;
-        let mut store = Self::init(graph, seed, device)?;
+        let store = Self::init(graph, seed, device)?;
         let head = graph
             .nodes
             .last()
