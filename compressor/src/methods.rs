@@ -1,8 +1,11 @@
 //! The compression methods a run can evaluate, and the bit-widths each assigns.
 
 use crate::quant::BitAssignment;
+use anyhow::Context;
+use clap::ValueEnum;
 use fq_models::QuantLayer;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 /// A compression method (`--method`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -34,4 +37,50 @@ impl Method {
             Method::PtqU4 => Some(BitAssignment::uniform(layers, 4)),
         }
     }
+}
+
+/// Where a run keeps a method's learned artifacts: `RUN_DIR/methods/<method>/` with
+/// `weights.safetensors` (weights that differ from the FP32 model, e.g. after QAT) and
+/// `bits.json` (a [`BitAssignment`], e.g. BAQ's discretized bits).
+pub fn method_dir(run_dir: &Path, method: Method) -> PathBuf {
+    let name = method
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_else(|| format!("{method:?}"));
+    run_dir.join("methods").join(name)
+}
+
+/// The weights file and bit assignment a method's model uses: its own files when the run has
+/// them, else the FP32 weights and the method's fixed bits. `None` bits = unquantized FP32.
+pub fn artifacts(
+    run_dir: &Path,
+    method: Method,
+    layers: &[QuantLayer],
+) -> anyhow::Result<(PathBuf, Option<BitAssignment>)> {
+    let dir = method_dir(run_dir, method);
+    let own = dir.join("weights.safetensors");
+    let weights = if own.exists() {
+        own
+    } else {
+        run_dir.join("fp32.safetensors")
+    };
+    if !weights.exists() {
+        anyhow::bail!(
+            "{}: no trained weights for method {} (run `fq-compress train` / `compress` first)",
+            weights.display(),
+            method.label()
+        );
+    }
+    let bits_path = dir.join("bits.json");
+    let bits = if bits_path.exists() {
+        let text = std::fs::read_to_string(&bits_path)
+            .with_context(|| format!("{}: cannot read", bits_path.display()))?;
+        Some(
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: invalid bit assignment", bits_path.display()))?,
+        )
+    } else {
+        method.fixed_bits(layers)
+    };
+    Ok((weights, bits))
 }
