@@ -2,8 +2,8 @@
 """FairQuant stages (spec §1-§4) on the narrow ResNet18 `resnet18_w8`: an independent PyTorch reference.
 
 Writes fixtures/fairquant_ref.safetensors (all float tensors F32, all integer tensors I64, no metadata) and
-fixtures/fairquant_ref.json (a readable summary: layer names, thresholds, histograms, losses, diagnostic counts). The key list is
-in README.md ("fairquant_ref"). Everything is computed on the CPU, single-threaded, from
+fixtures/fairquant_ref.json (a readable summary: layer names, thresholds, histograms, losses, diagnostic
+counts). The key list is in README.md ("fairquant_ref"). Everything is computed on the CPU, single-threaded, from
 fixtures/resnet18_w8.safetensors (written by resnet_ref.py, which generate.sh runs first).
 
 Conventions a Rust port must follow to reproduce these numbers
