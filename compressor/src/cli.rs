@@ -35,6 +35,8 @@ pub enum Command {
     Compress(CompressArgs),
     /// The whole pipeline on the embedded default: synth → train → PTQ → report.
     Demo(DemoArgs),
+    /// Pack a run's compressed model into a `.fqm` file for the runtime (fq-runtime).
+    Export(ExportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -200,6 +202,19 @@ pub struct CompressArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Run directory (config.toml, report.json and the method's weights).
+    pub run_dir: PathBuf,
+    /// Output file [default: RUN_DIR/model-<method label>.fqm, e.g. model-u4.fqm].
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// Method to export [default: the report's non-FP32 method with the best worst-group
+    /// accuracy (ties: fewer bits), else ptq-u4]. FP32 exports keep f32 weights.
+    #[arg(long, value_enum)]
+    pub method: Option<Method>,
+}
+
+#[derive(Args, Debug)]
 pub struct DemoArgs {
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
@@ -288,5 +303,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(a) => pipeline::demo(&a, progress),
+        Command::Export(a) => {
+            let e = crate::export::export_run(&a.run_dir, a.method, a.out.as_deref())?;
+            println!("{e}");
+            Ok(())
+        }
     }
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod evaluate;
+pub mod export;
 pub mod io;
 pub mod loss;
 pub mod methods;

@@ -281,6 +281,12 @@ pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
     println!("trained FP32 in {:.1}s", start.elapsed().as_secs_f64());
     let report = run.evaluate_methods(&model, &[Method::Fp32, Method::PtqU8, Method::PtqU4])?;
     println!("\n{}", report.table());
+    let packed = crate::export::export_run(
+        &run.dir,
+        Some(Method::PtqU4),
+        Some(&run.dir.join("model-u4.fqm")),
+    )?;
+    println!("{packed}");
     println!(
         "report: {}  chart: {}  ({:.1}s in all)",
         run.dir.join("report.json").display(),

@@ -4,7 +4,10 @@
 //! training-time and inference-time behaviour cannot drift apart.
 
 pub mod atomic;
+pub mod classify;
 pub mod dataset;
+pub mod exec;
+pub mod format;
 pub mod metrics;
 #[cfg(feature = "plots")]
 pub mod plots;

@@ -1,0 +1,310 @@
+//! The CPU executor: runs a packed model's folded graph on one image at a time, the weights
+//! unpacked from their 2–8-bit codes inside the GEMM (no candle, no f32 copy of the model).
+//!
+//! Convolutions are im2col + packed GEMM (rayon over row blocks, an AVX2/FMA micro-kernel when
+//! the CPU has it); Linear is a packed GEMV; pooling, residual adds and ReLU are plain loops, most
+//! of them fused into the GEMM's epilogue (see [`plan`]). Batches run image-parallel.
+
+pub mod gemm;
+mod im2col;
+pub mod kernel;
+mod plan;
+mod pool;
+
+use fq_models::{Graph, Shape, ValueId};
+use rayon::prelude::*;
+
+use crate::format::{FormatError, Layer, LayerWeights, PackedModel};
+use gemm::{Epilogue, Rows};
+use im2col::Geometry;
+pub use plan::Step;
+
+/// A layer ready to run: its weights as stored plus the per-row offsets into the packed bytes.
+struct Prepared {
+    layer: Layer,
+    offsets: Vec<usize>,
+}
+
+impl Prepared {
+    fn new(layer: Layer) -> Self {
+        let offsets = match &layer.weights {
+            LayerWeights::Packed(m) => m.row_offsets(),
+            LayerWeights::F32 { .. } => Vec::new(),
+        };
+        Self { layer, offsets }
+    }
+
+    fn rows(&self) -> Rows<'_> {
+        match &self.layer.weights {
+            LayerWeights::Packed(m) => Rows::Packed {
+                m,
+                offsets: &self.offsets,
+            },
+            LayerWeights::F32 { data, cols, .. } => Rows::F32 { data, cols: *cols },
+        }
+    }
+
+    fn scale(&self) -> Option<&[f32]> {
+        match &self.layer.weights {
+            LayerWeights::Packed(m) => Some(&m.scales),
+            LayerWeights::F32 { .. } => None,
+        }
+    }
+}
+
+/// A compiled model: steps, value shapes and layers.
+pub struct Executor {
+    steps: Vec<Step>,
+    shapes: Vec<Shape>,
+    layers: Vec<Prepared>,
+    /// Index of the last step reading each value (`usize::MAX`: the output, kept).
+    last_use: Vec<usize>,
+    output: ValueId,
+}
+
+/// Why an input cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    #[error("input has {got} values, the model takes {expected} (3 x {size} x {size}) per image")]
+    InputSize {
+        got: usize,
+        expected: usize,
+        size: usize,
+    },
+}
+
+impl Executor {
+    /// Compiles a graph with its layers (in node order); the pair must come from a validated model.
+    fn new(graph: &Graph, layers: Vec<Layer>) -> Result<Self, FormatError> {
+        let shapes = crate::format::validate_shapes(graph).map_err(FormatError::Invalid)?;
+        let steps = plan::plan(graph);
+        let n_layers = steps
+            .iter()
+            .filter(|s| matches!(s, Step::Conv { .. } | Step::Linear { .. }))
+            .count();
+        if n_layers != layers.len() {
+            return Err(FormatError::Invalid(format!(
+                "{} layers for {n_layers} Conv2d/Linear nodes",
+                layers.len()
+            )));
+        }
+        let mut last_use = vec![0usize; shapes.len()];
+        for (s, step) in steps.iter().enumerate() {
+            for v in step.inputs() {
+                last_use[v] = s;
+            }
+        }
+        last_use[graph.output] = usize::MAX;
+        Ok(Self {
+            steps,
+            shapes,
+            layers: layers.into_iter().map(Prepared::new).collect(),
+            last_use,
+            output: graph.output,
+        })
+    }
+
+    /// Compiles a validated model, taking its layers.
+    pub fn from_model(model: &mut PackedModel) -> Result<Self, FormatError> {
+        model.validate()?;
+        Self::new(&model.graph, std::mem::take(&mut model.layers))
+    }
+
+    /// Floats of one input image (`3 x size x size`, CHW).
+    pub fn input_len(&self) -> usize {
+        self.shapes[0].numel()
+    }
+
+    /// Number of logits per image.
+    pub fn output_len(&self) -> usize {
+        self.shapes[self.output].numel()
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Logits of one preprocessed image (CHW).
+    pub fn run(&self, image: &[f32]) -> Result<Vec<f32>, ExecError> {
+        self.check(image.len(), 1)?;
+        let mut values: Vec<Option<Vec<f32>>> = vec![None; self.shapes.len()];
+        values[0] = Some(image.to_vec());
+        for (s, step) in self.steps.iter().enumerate() {
+            let out = self.step(step, &values);
+            let output = match step {
+                Step::Add { a, b, relu, output } => {
+                    // Reuse the first operand's buffer when nothing reads it later.
+                    let a_buf = if self.last_use[*a] == s && a != b {
+                        values[*a].take().expect("computed before use")
+                    } else {
+                        values[*a].clone().expect("computed before use")
+                    };
+                    let b_buf = values[*b].as_deref().expect("computed before use");
+                    values[*output] = Some(pool::add(a_buf, b_buf, *relu));
+                    *output
+                }
+                _ => {
+                    let o = output_of(step);
+                    values[o] = out;
+                    o
+                }
+            };
+            debug_assert_eq!(
+                values[output].as_ref().map(Vec::len),
+                Some(self.shapes[output].numel())
+            );
+            for v in step.inputs() {
+                if self.last_use[v] == s {
+                    values[v] = None;
+                }
+            }
+        }
+        Ok(values[self.output]
+            .take()
+            .expect("the plan computes the output"))
+    }
+
+    /// Logits of `n` images (NCHW), images in parallel: `[n, output_len]`.
+    pub fn run_batch(&self, images: &[f32], n: usize) -> Result<Vec<f32>, ExecError> {
+        self.check(images.len(), n)?;
+        let per = self.input_len();
+        let logits: Vec<Vec<f32>> = images
+            .par_chunks(per.max(1))
+            .take(n)
+            .map(|x| self.run(x))
+            .collect::<Result<_, _>>()?;
+        Ok(logits.concat())
+    }
+
+    fn check(&self, got: usize, n: usize) -> Result<(), ExecError> {
+        let expected = self.input_len() * n;
+        if got != expected {
+            let size = match self.shapes[0] {
+                Shape::Chw(_, h, _) => h,
+                Shape::Flat(f) => f,
+            };
+            return Err(ExecError::InputSize {
+                got,
+                expected,
+                size,
+            });
+        }
+        Ok(())
+    }
+
+    /// The output of every step but `Add` (which [`Executor::run`] does in place).
+    fn step(&self, step: &Step, values: &[Option<Vec<f32>>]) -> Option<Vec<f32>> {
+        let get = |v: ValueId| values[v].as_deref().expect("computed before use");
+        match step {
+            Step::Conv {
+                layer,
+                conv,
+                input,
+                residual,
+                relu,
+                output,
+            } => {
+                let Shape::Chw(c, h, w) = self.shapes[*input] else {
+                    unreachable!("validated: conv input is [C,H,W]")
+                };
+                let Shape::Chw(co, ho, wo) = self.shapes[*output] else {
+                    unreachable!("validated: conv output is [C,H,W]")
+                };
+                let l = &self.layers[*layer];
+                let x = get(*input);
+                let res = residual.map(get);
+                let (groups, n) = (conv.groups, ho * wo);
+                let (cg, og) = (c / groups, co / groups);
+                let mut out = vec![0f32; co * n];
+                for g in 0..groups {
+                    let geo = Geometry {
+                        c: cg,
+                        h,
+                        w,
+                        kernel: conv.kernel,
+                        stride: conv.stride,
+                        padding: conv.padding,
+                        ho,
+                        wo,
+                    };
+                    let b = im2col::im2col(&x[g * cg * h * w..(g + 1) * cg * h * w], &geo);
+                    let rows = g * og..(g + 1) * og;
+                    let epi = Epilogue {
+                        scale: l.scale().map(|s| &s[rows.clone()]),
+                        bias: l.layer.bias.as_deref().map(|b| &b[rows.clone()]),
+                        residual: res.map(|r| &r[rows.start * n..rows.end * n]),
+                        relu: *relu,
+                    };
+                    gemm::gemm(
+                        &l.rows(),
+                        rows.start,
+                        og,
+                        &b,
+                        &mut out[rows.start * n..rows.end * n],
+                        epi,
+                    );
+                }
+                Some(out)
+            }
+            Step::Linear {
+                layer,
+                input,
+                relu,
+                output,
+            } => {
+                let l = &self.layers[*layer];
+                let mut out = vec![0f32; self.shapes[*output].numel()];
+                let epi = Epilogue {
+                    scale: l.scale(),
+                    bias: l.layer.bias.as_deref(),
+                    residual: None,
+                    relu: *relu,
+                };
+                gemm::gemv(&l.rows(), 0, get(*input), &mut out, epi);
+                Some(out)
+            }
+            Step::MaxPool {
+                kernel,
+                stride,
+                padding,
+                input,
+                output,
+            } => {
+                let (Shape::Chw(c, h, w), Shape::Chw(_, ho, wo)) =
+                    (self.shapes[*input], self.shapes[*output])
+                else {
+                    unreachable!("validated: max pool maps [C,H,W] to [C,H,W]")
+                };
+                Some(pool::max_pool(
+                    get(*input),
+                    c,
+                    h,
+                    w,
+                    *kernel,
+                    *stride,
+                    *padding,
+                    (ho, wo),
+                ))
+            }
+            Step::GlobalAvgPool { input, .. } => {
+                let Shape::Chw(c, h, w) = self.shapes[*input] else {
+                    unreachable!("validated: global pool input is [C,H,W]")
+                };
+                Some(pool::global_avg_pool(get(*input), c, h * w))
+            }
+            Step::Relu { input, .. } => Some(pool::relu(get(*input).to_vec())),
+            Step::Add { .. } => None,
+        }
+    }
+}
+
+fn output_of(step: &Step) -> ValueId {
+    match step {
+        Step::Conv { output, .. }
+        | Step::Linear { output, .. }
+        | Step::MaxPool { output, .. }
+        | Step::GlobalAvgPool { output, .. }
+        | Step::Add { output, .. }
+        | Step::Relu { output, .. } => *output,
+    }
+}

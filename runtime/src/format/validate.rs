@@ -1,0 +1,277 @@
+//! Semantic checks of a decoded model, so that the executor can trust every size it reads.
+//!
+//! The checksum catches accidental damage; these checks catch files that are well-formed but
+//! inconsistent (a hand-edited graph, a layer whose tensors do not fit its node), which would
+//! otherwise surface as index panics or absurd allocations deep inside the executor.
+
+use fq_models::{Graph, Op, Shape};
+
+use super::{pack, LayerWeights, PackedModel};
+
+/// Largest activation (elements) a graph may produce: 1 GiB of f32.
+const MAX_VALUE_ELEMS: usize = 1 << 28;
+/// Largest kernel, stride or padding; keeps every size computation far from overflow.
+const MAX_WINDOW: usize = 4096;
+/// Largest weight matrix (elements) of one layer.
+const MAX_WEIGHT_ELEMS: usize = 1 << 32;
+
+pub(super) fn validate(m: &PackedModel) -> Result<(), String> {
+    let g = &m.graph;
+    let shapes = shapes(g)?;
+    if m.classes.is_empty() || m.classes.len() != g.num_classes {
+        return Err(format!(
+            "{} class names for a graph with {} classes",
+            m.classes.len(),
+            g.num_classes
+        ));
+    }
+    if shapes[g.output] != Shape::Flat(m.classes.len()) {
+        return Err(format!(
+            "the graph's output is {:?}, expected {} logits",
+            shapes[g.output],
+            m.classes.len()
+        ));
+    }
+    if m.groups.is_empty() {
+        return Err("no group names".into());
+    }
+    m.preprocess.validate().map_err(|e| e.to_string())?;
+    if (m.preprocess.width as usize, m.preprocess.height as usize) != (g.input_size, g.input_size) {
+        return Err(format!(
+            "preprocessing makes {}x{} images, the graph takes {}x{}",
+            m.preprocess.width, m.preprocess.height, g.input_size, g.input_size
+        ));
+    }
+    if !m.summary.avg_bits.is_finite() {
+        return Err("the summary's average bit-width is not finite".into());
+    }
+    if let Some(t) = &m.summary.test_metrics {
+        if t.group_names != m.groups {
+            return Err(format!(
+                "test metrics are over groups {:?}, the model's groups are {:?}",
+                t.group_names, m.groups
+            ));
+        }
+    }
+    let weighted: Vec<(usize, &fq_models::Node)> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| matches!(n.op, Op::Conv2d(_) | Op::Linear(_)))
+        .collect();
+    if weighted.len() != m.layers.len() {
+        return Err(format!(
+            "{} layers for {} Conv2d/Linear nodes",
+            m.layers.len(),
+            weighted.len()
+        ));
+    }
+    for ((_, node), layer) in weighted.iter().zip(&m.layers) {
+        let bad = |msg: String| Err(format!("layer `{}`: {msg}", layer.name));
+        if layer.name != node.name {
+            return Err(format!(
+                "layer `{}` is stored where node `{}` expects its weights",
+                layer.name, node.name
+            ));
+        }
+        let (rows, cols, has_bias) = match &node.op {
+            Op::Conv2d(c) => (
+                c.out_channels,
+                c.in_channels / c.groups * c.kernel * c.kernel,
+                c.bias,
+            ),
+            Op::Linear(l) => (l.out_features, l.in_features, l.bias),
+            _ => unreachable!("filtered to Conv2d/Linear"),
+        };
+        if rows.checked_mul(cols).is_none_or(|n| n > MAX_WEIGHT_ELEMS) {
+            return bad(format!("a {rows}x{cols} weight matrix is too large"));
+        }
+        if layer.weights.dims() != (rows, cols) {
+            return bad(format!(
+                "weights are {:?}, the node needs ({rows}, {cols})",
+                layer.weights.dims()
+            ));
+        }
+        match &layer.weights {
+            LayerWeights::Packed(p) => {
+                if p.bits.len() != rows || p.scales.len() != rows {
+                    return bad(format!(
+                        "{} bit-widths and {} scales for {rows} output channels",
+                        p.bits.len(),
+                        p.scales.len()
+                    ));
+                }
+                if let Some((r, b)) = p
+                    .bits
+                    .iter()
+                    .enumerate()
+                    .find(|(_, b)| !(pack::MIN_BITS..=pack::MAX_BITS).contains(*b))
+                {
+                    return bad(format!("channel {r} has bit-width {b}, outside 2..=8"));
+                }
+                if let Some(r) = p.scales.iter().position(|s| !s.is_finite()) {
+                    return bad(format!("channel {r} has a non-finite scale"));
+                }
+                let expected: usize = p.bits.iter().map(|&b| pack::row_bytes(cols, b)).sum();
+                if p.data.len() != expected {
+                    return bad(format!(
+                        "{} bytes of packed weights, the bit-widths need {expected}",
+                        p.data.len()
+                    ));
+                }
+            }
+            LayerWeights::F32 { data, .. } => {
+                if data.len() != rows * cols {
+                    return bad(format!("{} weights, expected {}", data.len(), rows * cols));
+                }
+                if data.iter().any(|v| !v.is_finite()) {
+                    return bad("non-finite weights".into());
+                }
+            }
+        }
+        match (&layer.bias, has_bias) {
+            (None, false) => {}
+            (Some(b), true) if b.len() == rows && b.iter().all(|v| v.is_finite()) => {}
+            (Some(b), true) => {
+                return bad(format!(
+                    "bias has {} values (all must be finite), expected {rows}",
+                    b.len()
+                ))
+            }
+            (b, _) => {
+                return bad(format!(
+                    "the node {} a bias but the layer {} one",
+                    if has_bias { "has" } else { "has no" },
+                    if b.is_some() { "stores" } else { "lacks" }
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Shape of every value (index 0 is the input), with every size checked so that no arithmetic
+/// can overflow and every op gets inputs it can execute; batch norm must have been folded.
+pub(crate) fn shapes(g: &Graph) -> Result<Vec<Shape>, String> {
+    if g.in_channels != 3 {
+        return Err(format!(
+            "the graph takes {} input channels; images have 3",
+            g.in_channels
+        ));
+    }
+    let first = Shape::Chw(g.in_channels, g.input_size, g.input_size);
+    check_size(first, "the input")?;
+    let mut shapes = vec![first];
+    for (i, node) in g.nodes.iter().enumerate() {
+        let bad = |msg: String| format!("node {i} (`{}`): {msg}", node.name);
+        let arity = if matches!(node.op, Op::Add) { 2 } else { 1 };
+        if node.inputs.len() != arity {
+            return Err(bad(format!(
+                "{} inputs, the op takes {arity}",
+                node.inputs.len()
+            )));
+        }
+        if let Some(&v) = node.inputs.iter().find(|&&v| v > i) {
+            return Err(bad(format!("input {v} is not computed before this node")));
+        }
+        let x = shapes[node.inputs[0]];
+        let window = |size: usize, k: usize, s: usize, p: usize| -> Result<usize, String> {
+            if k == 0
+                || s == 0
+                || k > MAX_WINDOW
+                || s > MAX_WINDOW
+                || p > MAX_WINDOW
+                || k > size + 2 * p
+            {
+                return Err(bad(format!(
+                    "window {k} stride {s} padding {p} does not fit size {size}"
+                )));
+            }
+            Ok((size + 2 * p - k) / s + 1)
+        };
+        let out = match (&node.op, x) {
+            (Op::Conv2d(c), Shape::Chw(ch, h, w)) => {
+                if ch != c.in_channels
+                    || c.kernel > MAX_WINDOW
+                    || c.padding > MAX_WINDOW
+                    || c.out_channels == 0
+                    || c.groups == 0
+                    || c.in_channels % c.groups != 0
+                    || c.out_channels % c.groups != 0
+                {
+                    return Err(bad(format!(
+                        "conv {c:?} does not fit an input of {ch} channels"
+                    )));
+                }
+                // Guards the padded-input size as well as the output.
+                check_size(
+                    Shape::Chw(ch, h + 2 * c.padding, w + 2 * c.padding),
+                    &node.name,
+                )?;
+                Shape::Chw(
+                    c.out_channels,
+                    window(h, c.kernel, c.stride, c.padding)?,
+                    window(w, c.kernel, c.stride, c.padding)?,
+                )
+            }
+            (
+                Op::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                },
+                Shape::Chw(ch, h, w),
+            ) => {
+                // As PyTorch: a window must overlap the input, so padding is at most half of it.
+                if 2 * padding > *kernel {
+                    return Err(bad(format!(
+                        "max pool padding {padding} exceeds half the window {kernel}"
+                    )));
+                }
+                Shape::Chw(
+                    ch,
+                    window(h, *kernel, *stride, *padding)?,
+                    window(w, *kernel, *stride, *padding)?,
+                )
+            }
+            (Op::Relu, s) => s,
+            (Op::Add, a) => {
+                let b = shapes[node.inputs[1]];
+                if a != b {
+                    return Err(bad(format!("add of different shapes {a:?} and {b:?}")));
+                }
+                a
+            }
+            (Op::GlobalAvgPool, Shape::Chw(c, h, w)) if h * w > 0 => Shape::Flat(c),
+            (Op::Linear(l), s) if s.numel() == l.in_features && l.out_features > 0 => {
+                Shape::Flat(l.out_features)
+            }
+            (Op::BatchNorm2d { .. }, _) => {
+                return Err(bad(
+                    "batch norm was not folded into its convolution; the runtime executes folded graphs"
+                        .into(),
+                ))
+            }
+            (op, s) => return Err(bad(format!("{op:?} cannot take an input of shape {s:?}"))),
+        };
+        check_size(out, &node.name)?;
+        shapes.push(out);
+    }
+    if g.output == 0 || g.output > g.nodes.len() {
+        return Err(format!("output value {} is not a node's output", g.output));
+    }
+    Ok(shapes)
+}
+
+fn check_size(s: Shape, what: &str) -> Result<(), String> {
+    let n = match s {
+        Shape::Chw(c, h, w) => c.checked_mul(h).and_then(|x| x.checked_mul(w)),
+        Shape::Flat(f) => Some(f),
+    };
+    match n {
+        Some(n) if n <= MAX_VALUE_ELEMS => Ok(()),
+        _ => Err(format!(
+            "{what}: {s:?} is larger than {MAX_VALUE_ELEMS} elements"
+        )),
+    }
+}
