@@ -191,28 +191,33 @@ pub(crate) fn shapes(g: &Graph) -> Result<Vec<Shape>, String> {
         };
         let out = match (&node.op, x) {
             (Op::Conv2d(c), Shape::Chw(ch, h, w)) => {
-                if ch != c.in_channels
-                    || c.kernel > MAX_WINDOW
-                    || c.padding > MAX_WINDOW
-                    || c.out_channels == 0
+                if ch != c.in_channels {
+                    return Err(bad(format!(
+                        "conv takes {} input channels, its input has {ch}",
+                        c.in_channels
+                    )));
+                }
+                if c.out_channels == 0
                     || c.groups == 0
                     || c.in_channels % c.groups != 0
                     || c.out_channels % c.groups != 0
                 {
                     return Err(bad(format!(
-                        "conv {c:?} does not fit an input of {ch} channels"
+                        "channels {} -> {} cannot be split into {} groups",
+                        c.in_channels, c.out_channels, c.groups
                     )));
                 }
-                // Guards the padded-input size as well as the output.
+                let out = Shape::Chw(
+                    c.out_channels,
+                    window(h, c.kernel, c.stride, c.padding)?,
+                    window(w, c.kernel, c.stride, c.padding)?,
+                );
+                // The executor materialises the zero-padded input.
                 check_size(
                     Shape::Chw(ch, h + 2 * c.padding, w + 2 * c.padding),
                     &node.name,
                 )?;
-                Shape::Chw(
-                    c.out_channels,
-                    window(h, c.kernel, c.stride, c.padding)?,
-                    window(w, c.kernel, c.stride, c.padding)?,
-                )
+                out
             }
             (
                 Op::MaxPool2d {

@@ -1,0 +1,184 @@
+//! The CPU executor against an independent f64 interpreter of the unfolded graph: batch-norm
+//! folding, im2col, the packed GEMM (every width, mixed within a layer), fused epilogues.
+
+mod packed;
+
+use fq_models::ArchSpec;
+use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
+use fq_runtime::exec::kernel::NR;
+use fq_runtime::exec::{ExecError, Executor, Step};
+use fq_runtime::format::PackedMatrix;
+use packed::{odd_graph, random_input, random_model, reference, rel_err, Bits};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// f32 accumulation over a few hundred terms per output, compared with f64 sums.
+const TOL: f64 = 1e-5;
+
+fn check(graph: &fq_models::Graph, bits: Bits, seed: u64) -> f64 {
+    let mut t = random_model(graph, bits, seed);
+    let mut model = t.model.clone();
+    let exec = Executor::from_model(&mut model).unwrap();
+    let mut worst = 0f64;
+    for s in 0..2 {
+        let x = random_input(exec.input_len(), seed * 10 + s);
+        let got = exec.run(&x).unwrap();
+        let want = reference(&t, &x);
+        let e = rel_err(&got, &want);
+        assert!(e < TOL, "{} {bits:?}: relative error {e:.2e}", graph.arch);
+        worst = worst.max(e);
+    }
+    t.model.layers.clear();
+    worst
+}
+
+#[test]
+fn odd_graph_matches_reference_for_every_storage() {
+    for (i, bits) in [
+        Bits::F32,
+        Bits::Uniform(2),
+        Bits::Uniform(3),
+        Bits::Uniform(5),
+        Bits::Uniform(8),
+        Bits::RandomMix,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = check(&odd_graph(), bits, i as u64);
+        eprintln!("odd graph {bits:?}: max relative error {e:.2e}");
+    }
+}
+
+#[test]
+fn resnets_match_reference() {
+    let r18 = ArchSpec::new("resnet18", 4, 32, 5).graph().unwrap();
+    let r50 = ArchSpec::new("resnet50", 4, 32, 3).graph().unwrap();
+    for (g, bits) in [
+        (&r18, Bits::Uniform(4)),
+        (&r18, Bits::RandomMix),
+        (&r18, Bits::F32),
+        (&r50, Bits::RandomMix),
+    ] {
+        let e = check(g, bits, 7);
+        eprintln!("{} {bits:?}: max relative error {e:.2e}", g.arch);
+    }
+}
+
+#[test]
+fn resnet_plan_fuses_every_relu_and_add() {
+    let g = ArchSpec::new("resnet18", 4, 32, 5).graph().unwrap();
+    let mut model = random_model(&g, Bits::Uniform(4), 1).model;
+    assert!(!model
+        .graph
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, fq_models::Op::BatchNorm2d { .. })));
+    assert_eq!(
+        model.summary.folded.len(),
+        20,
+        "ResNet18 has 20 batch norms"
+    );
+    let exec = Executor::from_model(&mut model).unwrap();
+    let steps = exec.steps();
+    // 20 convolutions, the max pool, the global pool and fc: nothing else survives fusion.
+    assert_eq!(steps.len(), 23, "{steps:#?}");
+    let residual = steps
+        .iter()
+        .filter(|s| {
+            matches!(
+                s,
+                Step::Conv {
+                    residual: Some(_),
+                    relu: true,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(residual, 8, "every basic block ends in conv + add + relu");
+}
+
+#[test]
+fn batch_equals_single_images_and_input_size_is_checked() {
+    let mut model = random_model(&odd_graph(), Bits::RandomMix, 3).model;
+    let exec = Executor::from_model(&mut model).unwrap();
+    let n = exec.input_len();
+    let x = random_input(3 * n, 9);
+    let batch = exec.run_batch(&x, 3).unwrap();
+    for i in 0..3 {
+        let one = exec.run(&x[i * n..(i + 1) * n]).unwrap();
+        assert_eq!(&batch[i * 4..(i + 1) * 4], &one[..]);
+    }
+    assert_eq!(
+        exec.run(&x[..n - 1]),
+        Err(ExecError::InputSize {
+            got: n - 1,
+            expected: n,
+            size: 19
+        })
+    );
+    assert!(exec.run_batch(&x, 2).is_err());
+}
+
+/// The GEMM on its own: several K blocks, rows not a multiple of the tile, a partial panel,
+/// scale, bias, residual and ReLU.
+#[test]
+fn packed_gemm_matches_naive_product() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (rows, k, n) = (13, 600, 37);
+    let bits: Vec<u8> = (0..rows).map(|_| rng.random_range(2..=8)).collect();
+    let codes: Vec<i8> = bits
+        .iter()
+        .flat_map(|&b| {
+            let max = (1i32 << (b - 1)) - 1;
+            (0..k)
+                .map(|_| rng.random_range(-max..=max) as i8)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let scales: Vec<f32> = (0..rows).map(|_| rng.random_range(0.01..0.1)).collect();
+    let m = PackedMatrix::from_codes(k, bits, &codes, scales.clone()).unwrap();
+    let offsets = m.row_offsets();
+    let bmat: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut panels = vec![f32::NAN; n.div_ceil(NR) * k * NR];
+    for i in 0..k {
+        for p in 0..n {
+            panels[((p / NR) * k + i) * NR + p % NR] = bmat[i * n + p];
+        }
+    }
+    // The padding columns of the last panel hold NaN: they must not leak into real outputs.
+    let b = PanelB { data: panels, k, n };
+    let bias: Vec<f32> = (0..rows).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let residual: Vec<f32> = (0..rows * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut out = vec![0f32; rows * n];
+    let epi = Epilogue {
+        scale: Some(&scales),
+        bias: Some(&bias),
+        residual: Some(&residual),
+        relu: true,
+    };
+    gemm(
+        &Rows::Packed {
+            m: &m,
+            offsets: &offsets,
+        },
+        0,
+        rows,
+        &b,
+        &mut out,
+        epi,
+    );
+    let mut want = vec![0f64; rows * n];
+    for o in 0..rows {
+        for p in 0..n {
+            let s: f64 = (0..k)
+                .map(|i| codes[o * k + i] as f64 * bmat[i * n + p] as f64)
+                .sum();
+            want[o * n + p] =
+                (s * scales[o] as f64 + bias[o] as f64 + residual[o * n + p] as f64).max(0.0);
+        }
+    }
+    let e = rel_err(&out, &want);
+    assert!(e < 1e-5, "gemm relative error {e:.2e}");
+}
