@@ -152,6 +152,7 @@ fn quantized(
 }
 
 /// What `export_run` wrote.
+#[derive(Clone, Debug)]
 pub struct Exported {
     pub path: PathBuf,
     pub method: Method,
