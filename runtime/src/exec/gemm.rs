@@ -2,7 +2,8 @@
 //! their 2–8-bit codes on the fly, one cache block at a time.
 //!
 //! Blocking follows the usual CPU GEMM scheme: a task owns `mc` output rows and walks K in blocks
-//! of `KC`; per block it unpacks its rows into an `[MR]`-interleaved panel (small enough for L2),
+//! of `KC`; per block it unpacks its rows straight into a row-major buffer (small enough for L2;
+//! the micro-kernel reads the rows in place, so there is no packing pass beyond the unpacking),
 //! then sweeps every `NR`-column panel of `B` (whose `KC x NR` block stays in L1) through the
 //! micro-kernel. Scales, bias, residual and ReLU are applied once at the end, so the integer codes
 //! are multiplied as small exact floats and each row's scale is a single multiply per output.
@@ -89,26 +90,20 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
         let r0 = t * mc;
         let m = c.len() / n;
         let groups = m.div_ceil(MR);
+        // Row-major rows of this block; rows past `m` (filling the last tile) stay zero.
         let mut a = vec![0f32; groups * MR * KC.min(k.max(1))];
-        let mut row = vec![0f32; KC.min(k.max(1))];
         let mut acc = [0f32; MR * NR];
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
-            // Interleave this block's rows as [group][kk][MR]; rows past `m` stay zero.
-            for i in 0..m {
-                w.load(row0 + r0 + i, k0, &mut row[..kc]);
-                let (g, r) = (i / MR, i % MR);
-                let panel = &mut a[g * kc * MR..(g + 1) * kc * MR];
-                for (kk, &v) in row[..kc].iter().enumerate() {
-                    panel[kk * MR + r] = v;
-                }
+            for (i, row) in a.chunks_exact_mut(kc).take(m).enumerate() {
+                w.load(row0 + r0 + i, k0, row);
             }
             for j in 0..b.panels() {
                 let bb = &b.data[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
                 let p0 = j * NR;
                 let np = NR.min(n - p0);
                 for g in 0..groups {
-                    tile(kc, &a[g * kc * MR..(g + 1) * kc * MR], bb, &mut acc);
+                    tile(kc, &a[g * kc * MR..(g + 1) * kc * MR], kc, bb, &mut acc);
                     for r in 0..MR.min(m - g * MR) {
                         let dst = &mut c[(g * MR + r) * n + p0..][..np];
                         let src = &acc[r * NR..r * NR + np];

@@ -1,9 +1,8 @@
 //! im2col straight into the GEMM's `B` panels: column `p` of `B` is the receptive field of output
 //! pixel `p`, row `(c, ky, kx)` one input tap.
 //!
-//! The input is copied once with its zero padding made explicit, so each panel row is a gather at
-//! precomputed offsets (a plain copy when the panel's pixels are contiguous in the input, as for
-//! stride-1 convolutions within one output row and every 1x1 stride-1 convolution).
+//! The input is copied once with its zero padding made explicit, so a panel row is a few runs
+//! along input rows (plain copies for stride-1 convolutions) with no bounds tests per tap.
 
 use rayon::prelude::*;
 
@@ -51,24 +50,35 @@ pub fn im2col(x: &[f32], g: &Geometry) -> PanelB {
     data.par_chunks_mut(k * NR)
         .enumerate()
         .for_each(|(j, panel)| {
-            // Offset of each pixel's window origin; pixels past `n` repeat the last one.
-            let mut offs = [0usize; NR];
-            for (t, o) in offs.iter_mut().enumerate() {
-                let p = (j * NR + t).min(n - 1);
-                *o = (p / g.wo) * g.stride * wp + (p % g.wo) * g.stride;
+            // The panel's pixels as runs within one output row: each run reads every
+            // `stride`-th input of a row (a plain copy at stride 1). Pixels past `n` stay zero.
+            let mut runs = [(0usize, 0usize, 0usize); NR];
+            let mut count = 0;
+            let (first, last) = (j * NR, ((j + 1) * NR).min(n));
+            let mut p = first;
+            while p < last {
+                let (oy, ox) = (p / g.wo, p % g.wo);
+                let len = (g.wo - ox).min(last - p);
+                runs[count] = (p - first, len, oy * g.stride * wp + ox * g.stride);
+                count += 1;
+                p += len;
             }
-            let contiguous = offs.iter().enumerate().all(|(t, &o)| o == offs[0] + t);
+            let runs = &runs[..count];
             let mut rows = panel.chunks_exact_mut(NR);
             for c in 0..g.c {
                 for ky in 0..g.kernel {
                     for kx in 0..g.kernel {
                         let base = c * plane + ky * wp + kx;
                         let dst = rows.next().expect("k rows per panel");
-                        if contiguous {
-                            dst.copy_from_slice(&src[base + offs[0]..base + offs[0] + NR]);
-                        } else {
-                            for (d, &o) in dst.iter_mut().zip(&offs) {
-                                *d = src[base + o];
+                        for &(t, len, off) in runs {
+                            let d = &mut dst[t..t + len];
+                            if g.stride == 1 {
+                                d.copy_from_slice(&src[base + off..base + off + len]);
+                            } else {
+                                let s = &src[base + off..];
+                                for (q, v) in d.iter_mut().enumerate() {
+                                    *v = s[q * g.stride];
+                                }
                             }
                         }
                     }

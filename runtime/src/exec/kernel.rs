@@ -1,6 +1,7 @@
 //! The GEMM micro-kernel: an `MR x NR` tile of `A * B` from packed panels, in registers.
 //!
-//! `A` is packed `[k][MR]` (one column of MR rows per step), `B` `[k][NR]`. On x86-64 with AVX2 and
+//! `A` is `MR` rows of `k` weights, row `r` at `a[r * lda..]` (rows as the unpacker writes them,
+//! so packing `A` is no more than unpacking it), `B` is packed `[k][NR]`. On x86-64 with AVX2 and
 //! FMA (checked at run time) the tile lives in twelve 256-bit registers, the classic 6x16 shape
 //! that keeps both FMA pipes busy; elsewhere a portable loop that the compiler vectorises.
 
@@ -9,25 +10,26 @@ pub const MR: usize = 6;
 /// Columns of the tile (output pixels).
 pub const NR: usize = 16;
 
-/// `tile[r * NR + c] = sum_i a[i * MR + r] * b[i * NR + c]` for `i < k`.
-pub fn tile(k: usize, a: &[f32], b: &[f32], out: &mut [f32; MR * NR]) {
+/// `tile[r * NR + c] = sum_i a[r * lda + i] * b[i * NR + c]` for `i < k`.
+pub fn tile(k: usize, a: &[f32], lda: usize, b: &[f32], out: &mut [f32; MR * NR]) {
     assert!(
-        a.len() >= k * MR && b.len() >= k * NR,
+        lda >= k && a.len() >= (MR - 1) * lda + k && b.len() >= k * NR,
         "micro-kernel panels too short"
     );
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the features are present and the panel lengths were checked above.
-        unsafe { tile_avx2(k, a.as_ptr(), b.as_ptr(), out) };
+        unsafe { tile_avx2(k, a.as_ptr(), lda, b.as_ptr(), out) };
         return;
     }
-    tile_portable(k, a, b, out);
+    tile_portable(k, a, lda, b, out);
 }
 
-fn tile_portable(k: usize, a: &[f32], b: &[f32], out: &mut [f32; MR * NR]) {
+fn tile_portable(k: usize, a: &[f32], lda: usize, b: &[f32], out: &mut [f32; MR * NR]) {
     let mut acc = [[0f32; NR]; MR];
-    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(k) {
-        for (row, &av) in acc.iter_mut().zip(ak) {
+    for (i, bk) in b.chunks_exact(NR).take(k).enumerate() {
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = a[r * lda + i];
             for (c, &bv) in row.iter_mut().zip(bk) {
                 *c += av * bv;
             }
@@ -39,19 +41,20 @@ fn tile_portable(k: usize, a: &[f32], b: &[f32], out: &mut [f32; MR * NR]) {
 }
 
 /// # Safety
-/// AVX2 and FMA must be available; `a` must hold `k * MR` floats and `b` `k * NR`.
+/// AVX2 and FMA must be available; `a` must hold `MR` rows of `k` floats `lda` apart and `b`
+/// `k * NR` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2(k: usize, a: *const f32, b: *const f32, out: &mut [f32; MR * NR]) {
+unsafe fn tile_avx2(k: usize, a: *const f32, lda: usize, b: *const f32, out: &mut [f32; MR * NR]) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     for i in 0..k {
         let bp = b.add(i * NR);
         let b0 = _mm256_loadu_ps(bp);
         let b1 = _mm256_loadu_ps(bp.add(8));
-        let ap = a.add(i * MR);
+        let ap = a.add(i);
         for (r, row) in acc.iter_mut().enumerate() {
-            let av = _mm256_broadcast_ss(&*ap.add(r));
+            let av = _mm256_broadcast_ss(&*ap.add(r * lda));
             row[0] = _mm256_fmadd_ps(av, b0, row[0]);
             row[1] = _mm256_fmadd_ps(av, b1, row[1]);
         }
@@ -69,14 +72,16 @@ mod tests {
 
     #[test]
     fn matches_the_portable_loop() {
-        let k = 37;
-        let a: Vec<f32> = (0..k * MR).map(|i| (i % 13) as f32 - 6.0).collect();
+        let (k, lda) = (37, 40);
+        let a: Vec<f32> = (0..lda * MR).map(|i| (i % 13) as f32 - 6.0).collect();
         let b: Vec<f32> = (0..k * NR).map(|i| (i % 7) as f32 * 0.5 - 1.0).collect();
         let (mut x, mut y) = ([0f32; MR * NR], [0f32; MR * NR]);
-        tile(k, &a, &b, &mut x);
-        tile_portable(k, &a, &b, &mut y);
+        tile(k, &a, lda, &b, &mut x);
+        tile_portable(k, &a, lda, &b, &mut y);
         // Small integers and halves: exact in f32 whatever the summation order.
         assert_eq!(x, y);
-        assert_eq!(y[0], (0..k).map(|i| a[i * MR] * b[i * NR]).sum::<f32>());
+        let r = 5;
+        let want: f32 = (0..k).map(|i| a[r * lda + i] * b[i * NR + 3]).sum();
+        assert_eq!(y[r * NR + 3], want);
     }
 }

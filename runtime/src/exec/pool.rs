@@ -21,26 +21,31 @@ pub fn max_pool(
     out.par_chunks_mut(ho * wo)
         .zip(x.par_chunks(h * w))
         .for_each(|(dst, plane)| {
-            for oy in 0..ho {
-                // Windows clipped to the input (validation guarantees that every window overlaps it).
+            // Per output row: the column-wise max over the window's rows, then the max over
+            // each window's columns (windows clipped to the input; validation guarantees that
+            // every window overlaps it).
+            let mut colmax = vec![f32::NEG_INFINITY; w];
+            for (oy, out_row) in dst.chunks_exact_mut(wo).enumerate() {
                 let y0 = (oy * stride).saturating_sub(padding);
                 let y1 = (oy * stride + kernel)
                     .saturating_sub(padding)
                     .min(h)
                     .max(y0);
-                for ox in 0..wo {
+                colmax.fill(f32::NEG_INFINITY);
+                for row in plane[y0 * w..y1 * w].chunks_exact(w) {
+                    for (m, &v) in colmax.iter_mut().zip(row) {
+                        *m = if v > *m { v } else { *m };
+                    }
+                }
+                for (ox, o) in out_row.iter_mut().enumerate() {
                     let x0 = (ox * stride).saturating_sub(padding);
                     let x1 = (ox * stride + kernel)
                         .saturating_sub(padding)
                         .min(w)
                         .max(x0);
-                    let mut m = f32::NEG_INFINITY;
-                    for row in plane[y0 * w..y1 * w].chunks_exact(w) {
-                        for &v in &row[x0..x1] {
-                            m = m.max(v);
-                        }
-                    }
-                    dst[oy * wo + ox] = m;
+                    *o = colmax[x0..x1]
+                        .iter()
+                        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
                 }
             }
         });

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# CPU benchmark of the packed runtime, written to bench/results.md:
+#   bench/run.sh           # full run (a few minutes on 2 cores)
+#   bench/run.sh --quick   # short timings, for a smoke test
+#
+# The PyTorch/onnxruntime columns come from bench/reference.py, run with the first Python that
+# has torch and torchvision: $FQ_BENCH_PYTHON, the reference venv of tools/reference/generate.sh
+# (${FQ_REF_VENV:-$HOME/.cache/fq-ref-venv}), then python3. onnxruntime (pip install onnxruntime
+# onnx) is optional. Without any of them the Rust figures are still measured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=()
+case "${1:-}" in
+  "") ;;
+  --quick) quick=(--quick) ;;
+  *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+esac
+
+python=""
+for p in "${FQ_BENCH_PYTHON:-}" "${FQ_REF_VENV:-$HOME/.cache/fq-ref-venv}/bin/python" python3; do
+  if [ -n "$p" ] && "$p" -c "import torch, torchvision" 2>/dev/null; then
+    python="$p"
+    break
+  fi
+done
+if [ -n "$python" ]; then
+  "$python" -W ignore::DeprecationWarning bench/reference.py bench/reference.json "${quick[@]}"
+else
+  echo "bench/run.sh: no Python with torch and torchvision; PyTorch/onnxruntime columns stay empty" >&2
+  rm -f bench/reference.json
+fi
+cargo run --release -p fq-e2e --example bench -- \
+  --out bench/results.md --reference bench/reference.json "${quick[@]}"
