@@ -115,7 +115,7 @@ fn batch_equals_single_images_and_input_size_is_checked() {
         Err(ExecError::InputSize {
             got: n - 1,
             expected: n,
-            size: 19
+            size: 75
         })
     );
     assert!(exec.run_batch(&x, 2).is_err());

@@ -14,7 +14,7 @@ use super::kernel::{tile, MR, NR};
 use crate::format::{pack, PackedMatrix};
 
 /// K block: a multiple of the packing chunk, so every block starts on a chunk boundary.
-const KC: usize = 256;
+pub(super) const KC: usize = 256;
 const _: () = assert!(KC.is_multiple_of(pack::CHUNK));
 /// Largest row block of one task.
 const MC_MAX: usize = 96;
@@ -33,7 +33,7 @@ pub enum Rows<'a> {
 impl Rows<'_> {
     /// Writes `W[row][k0 .. k0 + out.len()]` into `out`.
     #[inline]
-    fn load(&self, row: usize, k0: usize, out: &mut [f32]) {
+    pub(super) fn load(&self, row: usize, k0: usize, out: &mut [f32]) {
         match self {
             Rows::Packed { m, offsets } => {
                 let ok = pack::unpack_row(
@@ -167,7 +167,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[inline]
-fn finish_row(row: &mut [f32], epi: &Epilogue, o: usize, residual: Option<&[f32]>) {
+pub(super) fn finish_row(row: &mut [f32], epi: &Epilogue, o: usize, residual: Option<&[f32]>) {
     let s = epi.scale.map_or(1.0, |s| s[o]);
     let b = epi.bias.map_or(0.0, |b| b[o]);
     match residual {

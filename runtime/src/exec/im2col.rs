@@ -1,8 +1,12 @@
 //! im2col straight into the GEMM's `B` panels: column `p` of `B` is the receptive field of output
-//! pixel `p`, row `(c, ky, kx)` one input tap.
+//! pixel `p`, row `k = (c, ky, kx)` one input tap.
 //!
 //! The input is copied once with its zero padding made explicit, so a panel row is a few runs
-//! along input rows (plain copies for stride-1 convolutions) with no bounds tests per tap.
+//! along input rows (plain copies for stride-1 convolutions) with no bounds tests per tap. Any
+//! block of rows and panels can be filled on its own, which lets the convolution build `B` one
+//! cache-sized block at a time instead of materialising it whole.
+
+use std::borrow::Cow;
 
 use rayon::prelude::*;
 
@@ -23,67 +27,102 @@ pub struct Geometry {
     pub wo: usize,
 }
 
-/// `B` for the input channels `x` (`[g.c, g.h, g.w]`) of one group.
-pub fn im2col(x: &[f32], g: &Geometry) -> PanelB {
-    let (hp, wp) = (g.h + 2 * g.padding, g.w + 2 * g.padding);
-    let padded;
-    let src: &[f32] = if g.padding == 0 {
-        &x[..g.c * g.h * g.w]
-    } else {
-        let mut p = vec![0f32; g.c * hp * wp];
-        for (dst, plane) in p.chunks_exact_mut(hp * wp).zip(x.chunks_exact(g.h * g.w)) {
-            for (y, row) in plane.chunks_exact(g.w).enumerate() {
-                let at = (y + g.padding) * wp + g.padding;
-                dst[at..at + g.w].copy_from_slice(row);
-            }
-        }
-        padded = p;
-        &padded
-    };
-    let k = g.c * g.kernel * g.kernel;
-    let n = g.ho * g.wo;
-    let mut data = vec![0f32; n.div_ceil(NR) * k * NR];
-    if k == 0 || n == 0 {
-        return PanelB { data, k, n };
+impl Geometry {
+    /// Rows of `B`: taps per output pixel.
+    pub fn k(&self) -> usize {
+        self.c * self.kernel * self.kernel
     }
-    let plane = hp * wp;
-    data.par_chunks_mut(k * NR)
-        .enumerate()
-        .for_each(|(j, panel)| {
+
+    /// Columns of `B`: output pixels.
+    pub fn n(&self) -> usize {
+        self.ho * self.wo
+    }
+}
+
+/// The input of one group with explicit zero padding, `[c, h + 2p, w + 2p]`.
+pub struct Padded<'a> {
+    data: Cow<'a, [f32]>,
+    g: Geometry,
+    wp: usize,
+    plane: usize,
+}
+
+impl<'a> Padded<'a> {
+    /// `x` is `[g.c, g.h, g.w]`; without padding it is used in place.
+    pub fn new(x: &'a [f32], g: &Geometry) -> Self {
+        let (hp, wp) = (g.h + 2 * g.padding, g.w + 2 * g.padding);
+        let data = if g.padding == 0 {
+            Cow::Borrowed(&x[..g.c * g.h * g.w])
+        } else {
+            let mut p = vec![0f32; g.c * hp * wp];
+            for (dst, plane) in p.chunks_exact_mut(hp * wp).zip(x.chunks_exact(g.h * g.w)) {
+                for (y, row) in plane.chunks_exact(g.w).enumerate() {
+                    let at = (y + g.padding) * wp + g.padding;
+                    dst[at..at + g.w].copy_from_slice(row);
+                }
+            }
+            Cow::Owned(p)
+        };
+        Self {
+            data,
+            g: *g,
+            wp,
+            plane: hp * wp,
+        }
+    }
+
+    /// Fills `dst` (`[panel][kc][NR]`, `kc = k1 - k0`) with rows `k0..k1` of the panels starting
+    /// at panel `j0`, as many as `dst` holds. Pixels past the last one are left as they are.
+    pub fn fill(&self, k0: usize, k1: usize, j0: usize, dst: &mut [f32]) {
+        let g = &self.g;
+        let (n, kc, kk) = (g.n(), k1 - k0, g.kernel * g.kernel);
+        if kc == 0 {
+            return;
+        }
+        for (jj, panel) in dst.chunks_exact_mut(kc * NR).enumerate() {
             // The panel's pixels as runs within one output row: each run reads every
-            // `stride`-th input of a row (a plain copy at stride 1). Pixels past `n` stay zero.
+            // `stride`-th input of a row (a plain copy at stride 1).
             let mut runs = [(0usize, 0usize, 0usize); NR];
             let mut count = 0;
-            let (first, last) = (j * NR, ((j + 1) * NR).min(n));
+            let first = (j0 + jj) * NR;
+            let last = (first + NR).min(n);
             let mut p = first;
             while p < last {
                 let (oy, ox) = (p / g.wo, p % g.wo);
                 let len = (g.wo - ox).min(last - p);
-                runs[count] = (p - first, len, oy * g.stride * wp + ox * g.stride);
+                runs[count] = (p - first, len, oy * g.stride * self.wp + ox * g.stride);
                 count += 1;
                 p += len;
             }
             let runs = &runs[..count];
-            let mut rows = panel.chunks_exact_mut(NR);
-            for c in 0..g.c {
-                for ky in 0..g.kernel {
-                    for kx in 0..g.kernel {
-                        let base = c * plane + ky * wp + kx;
-                        let dst = rows.next().expect("k rows per panel");
-                        for &(t, len, off) in runs {
-                            let d = &mut dst[t..t + len];
-                            if g.stride == 1 {
-                                d.copy_from_slice(&src[base + off..base + off + len]);
-                            } else {
-                                let s = &src[base + off..];
-                                for (q, v) in d.iter_mut().enumerate() {
-                                    *v = s[q * g.stride];
-                                }
-                            }
+            for (k, dst) in (k0..k1).zip(panel.chunks_exact_mut(NR)) {
+                let (c, ky, kx) = (k / kk, k % kk / g.kernel, k % g.kernel);
+                let base = c * self.plane + ky * self.wp + kx;
+                for &(t, len, off) in runs {
+                    let d = &mut dst[t..t + len];
+                    let s = &self.data[base + off..];
+                    if g.stride == 1 {
+                        d.copy_from_slice(&s[..len]);
+                    } else {
+                        for (q, v) in d.iter_mut().enumerate() {
+                            *v = s[q * g.stride];
                         }
                     }
                 }
             }
-        });
+        }
+    }
+}
+
+/// The whole `B` of one group (`x` is `[g.c, g.h, g.w]`), panels filled in parallel.
+pub fn im2col(x: &[f32], g: &Geometry) -> PanelB {
+    let (k, n) = (g.k(), g.n());
+    let mut data = vec![0f32; n.div_ceil(NR) * k * NR];
+    if k > 0 && n > 0 {
+        let src = Padded::new(x, g);
+        data.par_chunks_mut(k * NR)
+            .enumerate()
+            .for_each(|(j, panel)| src.fill(0, k, j, panel));
+    }
     PanelB { data, k, n }
 }

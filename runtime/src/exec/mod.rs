@@ -1,10 +1,11 @@
 //! The CPU executor: runs a packed model's folded graph on one image at a time, the weights
 //! unpacked from their 2–8-bit codes inside the GEMM (no candle, no f32 copy of the model).
 //!
-//! Convolutions are im2col + packed GEMM (rayon over row blocks, an AVX2/FMA micro-kernel when
-//! the CPU has it); Linear is a packed GEMV; pooling, residual adds and ReLU are plain loops, most
+//! Convolutions are im2col + packed GEMM (rayon over row or column blocks, see [`conv`]; an
+//! AVX2/FMA micro-kernel when the CPU has it); Linear is a packed GEMV; pooling, residual adds and ReLU are plain loops, most
 //! of them fused into the GEMM's epilogue (see [`plan`]). Batches run image-parallel.
 
+mod conv;
 pub mod gemm;
 mod im2col;
 pub mod kernel;
@@ -16,7 +17,6 @@ use rayon::prelude::*;
 
 use crate::format::{FormatError, Layer, LayerWeights, PackedModel};
 use gemm::{Epilogue, Rows};
-use im2col::Geometry;
 pub use plan::Step;
 
 /// A layer ready to run: its weights as stored plus the per-row offsets into the packed bytes.
@@ -211,39 +211,22 @@ impl Executor {
                     unreachable!("validated: conv output is [C,H,W]")
                 };
                 let l = &self.layers[*layer];
-                let x = get(*input);
-                let res = residual.map(get);
-                let (groups, n) = (conv.groups, ho * wo);
-                let (cg, og) = (c / groups, co / groups);
-                let mut out = vec![0f32; co * n];
-                for g in 0..groups {
-                    let geo = Geometry {
-                        c: cg,
-                        h,
-                        w,
-                        kernel: conv.kernel,
-                        stride: conv.stride,
-                        padding: conv.padding,
-                        ho,
-                        wo,
-                    };
-                    let b = im2col::im2col(&x[g * cg * h * w..(g + 1) * cg * h * w], &geo);
-                    let rows = g * og..(g + 1) * og;
-                    let epi = Epilogue {
-                        scale: l.scale().map(|s| &s[rows.clone()]),
-                        bias: l.layer.bias.as_deref().map(|b| &b[rows.clone()]),
-                        residual: res.map(|r| &r[rows.start * n..rows.end * n]),
-                        relu: *relu,
-                    };
-                    gemm::gemm(
-                        &l.rows(),
-                        rows.start,
-                        og,
-                        &b,
-                        &mut out[rows.start * n..rows.end * n],
-                        epi,
-                    );
-                }
+                let mut out = vec![0f32; co * ho * wo];
+                let epi = Epilogue {
+                    scale: l.scale(),
+                    bias: l.layer.bias.as_deref(),
+                    residual: residual.map(get),
+                    relu: *relu,
+                };
+                conv::conv2d(
+                    get(*input),
+                    (c, h, w),
+                    conv,
+                    (co, ho, wo),
+                    &l.rows(),
+                    epi,
+                    &mut out,
+                );
                 Some(out)
             }
             Step::Linear {

@@ -293,8 +293,9 @@ pub fn reference(t: &TestModel, input: &[f32]) -> Vec<f64> {
 }
 
 /// A graph that exercises what ResNets do not: grouped and biased convolutions, stride 2 without
-/// padding, a 5x5 kernel, a padded max pool, `x + x`, Linear on a `[C,H,W]` value, and an odd
-/// number of output pixels (19 x 19).
+/// padding, a 5x5 kernel, a padded max pool, `x + x`, Linear on a `[C,H,W]` value, and odd
+/// numbers of output pixels. The first two convolutions have enough pixels (75², 37²) for the
+/// column-parallel fused path, the later ones (19²) take the row-parallel one.
 pub fn odd_graph() -> Graph {
     let conv = |i, o, k, s, p, g, b| {
         Op::Conv2d(Conv2d {
@@ -342,7 +343,7 @@ pub fn odd_graph() -> Graph {
         node(
             "fc1",
             Op::Linear(Linear {
-                in_features: 300,
+                in_features: 12 * 19 * 19,
                 out_features: 7,
                 bias: true,
             }),
@@ -362,7 +363,7 @@ pub fn odd_graph() -> Graph {
     Graph {
         arch: "odd".into(),
         in_channels: 3,
-        input_size: 19,
+        input_size: 75,
         num_classes: 4,
         nodes,
         output: 13,
