@@ -1,12 +1,15 @@
 //! FairQuant compressor: fairness-aware mixed-precision quantization of medical image classifiers.
 
+pub mod allocate;
 pub mod augment;
+pub mod baq;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod evaluate;
 pub mod export;
+pub mod importance;
 pub mod io;
 pub mod loss;
 pub mod methods;

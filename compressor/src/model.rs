@@ -2,6 +2,7 @@
 //! norm (candle-transformers' ResNet always runs batch norm in eval mode) and optional
 //! fake-quantized Conv2d/Linear weights.
 
+use crate::baq::BaqParams;
 use crate::params::ParamStore;
 use crate::quant::{fake_quant, BitAssignment, Granularity};
 use anyhow::{bail, Context, Result};
@@ -13,6 +14,23 @@ use fq_models::{Graph, Op};
 pub enum Mode {
     Train,
     Eval,
+}
+
+/// How Conv2d/Linear weights are quantized in a forward pass.
+#[derive(Clone, Copy)]
+pub enum Quant<'a> {
+    /// Full-precision weights.
+    Fp32,
+    /// Fixed per-channel bit-widths with the spec §1 quantizer (PTQ, QAT).
+    Fixed(&'a BitAssignment),
+    /// Learnable bit-widths (FQ-BAQ, spec §4).
+    Learnable(&'a BaqParams),
+}
+
+impl<'a> From<Option<&'a BitAssignment>> for Quant<'a> {
+    fn from(b: Option<&'a BitAssignment>) -> Self {
+        b.map_or(Quant::Fp32, Quant::Fixed)
+    }
 }
 
 /// A graph with its parameters on a device.
@@ -34,6 +52,11 @@ impl Model {
     /// Logits `[N, K]` for a batch `[N, C, H, W]`. With `bits`, every Conv2d/Linear weight is
     /// fake-quantized (STE) with its layer's per-channel bit-widths.
     pub fn forward(&self, x: &Tensor, mode: Mode, bits: Option<&BitAssignment>) -> Result<Tensor> {
+        self.forward_q(x, mode, bits.into())
+    }
+
+    /// Logits with any weight quantization.
+    pub fn forward_q(&self, x: &Tensor, mode: Mode, quant: Quant) -> Result<Tensor> {
         let mut values: Vec<Option<Tensor>> = vec![None; self.graph.nodes.len() + 1];
         // Count the remaining uses of each value, so intermediate tensors are dropped early.
         let mut uses = vec![0usize; values.len()];
@@ -53,7 +76,7 @@ impl Model {
             let name = &node.name;
             let out = match &node.op {
                 Op::Conv2d(c) => {
-                    let w = self.weight(name, bits)?;
+                    let w = self.weight(name, quant)?;
                     let y = arg(0)?.conv2d(&w, c.padding, c.stride, 1, c.groups)?;
                     if c.bias {
                         let b = self.params.get(&format!("{name}.bias"))?.as_tensor();
@@ -76,7 +99,7 @@ impl Model {
                 Op::Add => (arg(0)? + arg(1)?)?,
                 Op::GlobalAvgPool => arg(0)?.mean(D::Minus1)?.mean(D::Minus1)?,
                 Op::Linear(l) => {
-                    let w = self.weight(name, bits)?;
+                    let w = self.weight(name, quant)?;
                     let x = arg(0)?.flatten_from(1)?;
                     let y = x.matmul(&w.t()?)?;
                     if l.bias {
@@ -99,18 +122,19 @@ impl Model {
             .context("graph produced no output")
     }
 
-    fn weight(&self, name: &str, bits: Option<&BitAssignment>) -> Result<Tensor> {
+    fn weight(&self, name: &str, quant: Quant) -> Result<Tensor> {
         let w = self
             .params
             .get(&format!("{name}.weight"))?
             .as_tensor()
             .clone();
-        match bits {
-            None => Ok(w),
-            Some(a) => match a.layers.get(name) {
+        match quant {
+            Quant::Fp32 => Ok(w),
+            Quant::Fixed(a) => match a.layers.get(name) {
                 Some(b) => fake_quant(&w, b, a.granularity.unwrap_or(Granularity::PerChannel)),
                 None => bail!("the bit assignment has no entry for layer `{name}`"),
             },
+            Quant::Learnable(p) => p.quantize(name, &w),
         }
     }
 
