@@ -1,0 +1,84 @@
+//! A run end to end through the runtime, with the command line a user types: `synth`, `train`
+//! (a small model, one epoch), `compress` for FP32/U8/U4, `export`. The runtime, reading the run's
+//! test images from disk with its own decoder, gets exactly the per-group results the compressor
+//! reported, and each file carries them.
+
+use clap::Parser;
+use fq_compress::cli::{dispatch, Cli};
+use fq_compress::config::RunConfig;
+use fq_compress::report::Report;
+use fq_runtime::classify::Classifier;
+use fq_runtime::dataset::{Dataset, Split};
+
+#[test]
+fn exported_models_reproduce_the_report_per_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = dir.path().join("run");
+    let (data_s, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let cli = |args: &[&str]| {
+        let mut argv = vec!["fq-compress", "--quiet"];
+        argv.extend_from_slice(args);
+        dispatch(Cli::try_parse_from(argv).unwrap()).unwrap();
+    };
+    cli(&[
+        "synth",
+        "--out",
+        data_s,
+        "--num-images",
+        "300",
+        "--image-size",
+        "32",
+    ]);
+    let csv = format!("{data_s}/fitzpatrick17k.csv");
+    let images = format!("{data_s}/images");
+    #[rustfmt::skip]
+    cli(&[
+        "train", "--run-dir", run_s, "--csv", &csv, "--images", &images,
+        "--width", "8", "--input-size", "32", "--epochs", "1", "--batch-size", "64",
+    ]);
+    for m in ["fp32", "ptq-u8", "ptq-u4"] {
+        cli(&["compress", "--run-dir", run_s, "--method", m]);
+    }
+    cli(&["export", run_s, "--method", "ptq-u4"]);
+    cli(&["export", run_s, "--method", "ptq-u8"]);
+    cli(&[
+        "export",
+        run_s,
+        "--method",
+        "fp32",
+        "-o",
+        &format!("{run_s}/deploy/fp32.fqm"),
+    ]);
+
+    let cfg = RunConfig::load(&run.join("config.toml")).unwrap();
+    let ds = fq_compress::pipeline::load_dataset(&cfg).unwrap();
+    let split = Split::load_csv(&run.join("split.csv"), &ds).unwrap();
+    let test = Dataset {
+        samples: split.test.iter().map(|&i| ds.samples[i].clone()).collect(),
+        ..ds.clone()
+    };
+    let report = Report::load(&run.join("report.json")).unwrap();
+    for (file, label) in [
+        ("model-u4.fqm", "U4"),
+        ("model-u8.fqm", "U8"),
+        ("deploy/fp32.fqm", "FP32"),
+    ] {
+        let c = Classifier::load(&run.join(file)).unwrap();
+        let reported = &report
+            .results
+            .iter()
+            .find(|r| r.method.label() == label)
+            .unwrap()
+            .metrics;
+        assert_eq!(c.summary().method_label, label);
+        assert_eq!(c.summary().test_metrics.as_ref(), Some(reported));
+        let ev = c.evaluate_dataset(&test).unwrap();
+        assert!(ev.predictions.len() == test.len() && test.len() > 20);
+        assert_eq!(
+            (&ev.metrics.group_count, &ev.metrics.group_correct),
+            (&reported.group_count, &reported.group_correct),
+            "{label}: the runtime's per-group results differ from the compressor's"
+        );
+    }
+}
