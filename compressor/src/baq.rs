@@ -268,16 +268,23 @@ impl BaqParams {
         out
     }
 
-    /// Restore what [`BaqParams::tensors`] saved.
-    pub fn assign(&mut self, t: &HashMap<String, Tensor>) -> Result<()> {
-        for l in &mut self.layers {
+    /// Restore the logits [`BaqParams::tensors`] saved (the anchors are rebuilt by [`BaqParams::new`]
+    /// from the same allocation, and must agree).
+    pub fn assign_logits(&self, t: &HashMap<String, Tensor>) -> Result<()> {
+        for l in &self.layers {
             let get = |k: &str| {
                 t.get(&format!("{}.{k}", l.name))
                     .with_context(|| format!("BAQ state lacks `{}.{k}`", l.name))
             };
+            let anchor: Vec<f32> = get("theta_init")?.to_vec1()?;
+            if anchor != l.theta_init.to_vec1::<f32>()? {
+                bail!(
+                    "the checkpoint's BAQ warm start for `{}` differs from this run's allocation",
+                    l.name
+                );
+            }
             l.theta.set(get("theta")?)?;
             l.phi.set(get("phi")?)?;
-            l.theta_init = get("theta_init")?.copy()?;
         }
         Ok(())
     }

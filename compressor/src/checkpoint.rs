@@ -3,7 +3,6 @@
 //! written atomically, so a crash leaves either the previous or the new checkpoint.
 
 use crate::optim::AdamW;
-use crate::params::ParamStore;
 use crate::train::EpochLog;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
@@ -54,13 +53,13 @@ const META: &str = "__meta__";
 impl Checkpoint {
     pub fn save(
         path: &Path,
-        params: &ParamStore,
+        model: HashMap<String, Tensor>,
         opt: &AdamW,
         best: Option<&HashMap<String, Tensor>>,
         meta: &CheckpointMeta,
     ) -> Result<()> {
         let mut all = HashMap::new();
-        for (k, v) in params.tensors() {
+        for (k, v) in model {
             all.insert(format!("model.{k}"), v);
         }
         for (k, v) in opt.state_tensors() {

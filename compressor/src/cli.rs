@@ -199,6 +199,128 @@ pub struct CompressArgs {
     pub run_dir: PathBuf,
     #[arg(long, value_enum)]
     pub method: Method,
+    /// A compression config (TOML, as written to `methods/<method>/config.toml`); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// `official-code` reproduces the official code at HEAD: the quantized weight is detached
+    /// (bits stay at the warm start) and the regularizer anchors to the warm start.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Reuse a saved bit assignment (bits.json or allocation.json) instead of calibrating.
+    #[arg(long)]
+    pub allocation: Option<PathBuf>,
+    #[arg(long)]
+    pub calib_batches: Option<usize>,
+    #[arg(long, value_enum)]
+    pub reducer: Option<crate::importance::Reducer>,
+    #[arg(long)]
+    pub cvar_alpha: Option<f64>,
+    #[arg(long)]
+    pub subtractive_beta: Option<f64>,
+    /// Bit palette, e.g. `2,4,8`.
+    #[arg(long, value_delimiter = ',')]
+    pub palette: Option<Vec<u8>>,
+    /// Share of scopes per palette entry (sorted bits), e.g. `0.2,0.4,0.4`.
+    #[arg(long, value_delimiter = ',')]
+    pub proportions: Option<Vec<f64>>,
+    /// Quantized fine-tuning epochs (spec: 10).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Learning rate of the weights (spec: 3e-5).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    /// Fairness penalty weight (spec: 0.5).
+    #[arg(long)]
+    pub lambda_fair: Option<f64>,
+    /// Fine-tuning seed [default: the run's].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub b_min: Option<f64>,
+    #[arg(long)]
+    pub b_max: Option<f64>,
+    /// Bitrate regularizer weight (spec: 1e-2).
+    #[arg(long)]
+    pub lambda_bit: Option<f64>,
+    #[arg(long, value_enum)]
+    pub bit_regularizer: Option<crate::baq::BitRegularizer>,
+    #[arg(long, value_enum)]
+    pub baq_gradient: Option<crate::baq::BaqGradient>,
+    /// Learning rate of the bit logits (spec: 3e-3).
+    #[arg(long)]
+    pub logit_lr: Option<f64>,
+    /// Start BAQ at high precision (theta = 6) instead of the importance allocation.
+    #[arg(long)]
+    pub no_warm_start: bool,
+}
+
+/// Named settings bundles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// The paper's behaviour with the spec's defaults (the default).
+    Paper,
+    /// The official code at HEAD, exactly.
+    OfficialCode,
+}
+
+impl CompressArgs {
+    /// The method's settings: the config file or the defaults (the spec's for fine-tuning a
+    /// pretrained model; the embedded default's for a run trained from scratch), then the flags.
+    pub fn to_config(&self, run: &RunConfig) -> Result<crate::fairquant::CompressConfig> {
+        use crate::fairquant::CompressConfig;
+        let mut c = match &self.config {
+            Some(p) => CompressConfig::load(p)?,
+            None if run.model.weights.is_none() => {
+                CompressConfig::embedded(self.method, &run.train)
+            }
+            None => CompressConfig::spec(self.method, &run.train),
+        };
+        if self.preset == Some(Preset::OfficialCode) {
+            c.baq.gradient = crate::baq::BaqGradient::Detached;
+            c.baq.regularizer = crate::baq::BitRegularizer::Anchor;
+        }
+        macro_rules! set {
+            ($field:expr, $flag:expr) => {
+                if let Some(v) = $flag.clone() {
+                    $field = v;
+                }
+            };
+        }
+        c.allocation_file = self.allocation.clone().or(c.allocation_file);
+        set!(c.importance.calib_batches, self.calib_batches);
+        set!(c.importance.reducer, self.reducer);
+        set!(c.importance.cvar_alpha, self.cvar_alpha);
+        set!(c.importance.subtractive_beta, self.subtractive_beta);
+        set!(c.allocation.palette, self.palette);
+        if self.proportions.is_some() || self.palette.is_some() {
+            c.allocation.proportions = self.proportions.clone();
+        }
+        set!(c.finetune.epochs, self.epochs);
+        set!(c.finetune.lr, self.lr);
+        set!(c.finetune.batch_size, self.batch_size);
+        set!(c.finetune.weight_decay, self.weight_decay);
+        if self.grad_clip.is_some() {
+            c.finetune.grad_clip = self.grad_clip;
+        }
+        set!(c.finetune.lambda_fair, self.lambda_fair);
+        set!(c.finetune.seed, self.seed);
+        set!(c.baq.b_min, self.b_min);
+        set!(c.baq.b_max, self.b_max);
+        set!(c.baq.lambda_bit, self.lambda_bit);
+        set!(c.baq.regularizer, self.bit_regularizer);
+        set!(c.baq.gradient, self.baq_gradient);
+        set!(c.baq.logit_lr, self.logit_lr);
+        if self.no_warm_start {
+            c.baq.warm_start = false;
+        }
+        Ok(c)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -298,6 +420,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
             let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;
             let model = run.train_fp32(true)?;
+            if matches!(a.method, Method::FqQat | Method::FqBaq) {
+                let c = a.to_config(&run.cfg)?;
+                crate::fairquant::compress(&run, &model, a.method, &c, true)?;
+            }
             let report = run.evaluate_methods(&model, &[a.method])?;
             println!("{}", report.table());
             Ok(())

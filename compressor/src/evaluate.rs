@@ -1,8 +1,7 @@
 //! Evaluation in eval mode: predictions on a set and the per-group fairness metrics of spec §8.
 
 use crate::data::{batch, BatchSpec, ImageSet};
-use crate::model::{Mode, Model};
-use crate::quant::BitAssignment;
+use crate::model::{Mode, Model, Quant};
 use anyhow::Result;
 use candle_core::D;
 use fq_runtime::metrics::FairnessMetrics;
@@ -12,7 +11,7 @@ use fq_runtime::preprocess::PreprocessConfig;
 pub fn predict(
     model: &Model,
     set: &ImageSet,
-    bits: Option<&BitAssignment>,
+    quant: Quant,
     pre: &PreprocessConfig,
     batch_size: usize,
 ) -> Result<Vec<usize>> {
@@ -24,7 +23,7 @@ pub fn predict(
     let mut out = Vec::with_capacity(set.len());
     for chunk in idx.chunks(batch_size.max(1)) {
         let (x, _) = batch(set, chunk, &spec, &model.device)?;
-        let logits = model.forward(&x, Mode::Eval, bits)?;
+        let logits = model.forward_q(&x, Mode::Eval, quant)?;
         let p: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
         out.extend(p.into_iter().map(|v| v as usize));
     }
@@ -35,12 +34,12 @@ pub fn predict(
 pub fn evaluate(
     model: &Model,
     set: &ImageSet,
-    bits: Option<&BitAssignment>,
+    quant: Quant,
     pre: &PreprocessConfig,
     group_names: &[String],
     batch_size: usize,
 ) -> Result<FairnessMetrics> {
-    let pred = predict(model, set, bits, pre, batch_size)?;
+    let pred = predict(model, set, quant, pre, batch_size)?;
     Ok(FairnessMetrics::compute(
         &set.labels,
         &pred,

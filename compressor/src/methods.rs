@@ -17,6 +17,10 @@ pub enum Method {
     PtqU8,
     /// Post-training quantization, 4 bits for every output channel.
     PtqU4,
+    /// FairQuant with fixed mixed precision from the importance allocation, then QAT (spec §5.3).
+    FqQat,
+    /// FairQuant with learnable per-channel bit-widths (spec §4).
+    FqBaq,
 }
 
 impl Method {
@@ -26,13 +30,16 @@ impl Method {
             Method::Fp32 => "FP32",
             Method::PtqU8 => "U8",
             Method::PtqU4 => "U4",
+            Method::FqQat => "FQ-QAT",
+            Method::FqBaq => "FQ-BAQ",
         }
     }
 
-    /// Bit-widths for a fixed-assignment method; `None` for FP32.
+    /// Bit-widths for a fixed-assignment method; `None` for FP32 and for the learned methods
+    /// (whose bits are in the run directory).
     pub fn fixed_bits(&self, layers: &[QuantLayer]) -> Option<BitAssignment> {
         match self {
-            Method::Fp32 => None,
+            Method::Fp32 | Method::FqQat | Method::FqBaq => None,
             Method::PtqU8 => Some(BitAssignment::uniform(layers, 8)),
             Method::PtqU4 => Some(BitAssignment::uniform(layers, 4)),
         }
@@ -79,6 +86,16 @@ pub fn artifacts(
             serde_json::from_str(&text)
                 .with_context(|| format!("{}: invalid bit assignment", bits_path.display()))?,
         )
+    } else if matches!(method, Method::FqQat | Method::FqBaq) {
+        anyhow::bail!(
+            "{}: method {} has not finished in this run (run `fq-compress compress --method {}`)",
+            bits_path.display(),
+            method.label(),
+            method
+                .to_possible_value()
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default()
+        );
     } else {
         method.fixed_bits(layers)
     };

@@ -199,7 +199,7 @@ impl Run {
         };
         let outcome = train(
             &model,
-            None,
+            crate::model::Quant::Fp32,
             &self.train,
             Some(&self.val),
             &self.cfg.train,
@@ -227,11 +227,20 @@ impl Run {
         };
         let layers = self.graph.quant_layers()?;
         for &m in methods {
-            let bits = m.fixed_bits(&layers);
+            let (weights, bits) = crate::methods::artifacts(&self.dir, m, &layers)?;
+            let own;
+            let model = if weights == self.dir.join("fp32.safetensors") {
+                fp32
+            } else {
+                let p =
+                    ParamStore::load_safetensors(&self.graph, &weights, 0, &self.device, false)?;
+                own = Model::new(self.graph.clone(), p, self.device.clone());
+                &own
+            };
             let metrics = evaluate(
-                fp32,
+                model,
                 &self.test,
-                bits.as_ref(),
+                bits.as_ref().into(),
                 &self.preprocess,
                 &self.dataset.groups,
                 256,
@@ -279,7 +288,25 @@ pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
     );
     let model = run.train_fp32(true)?;
     println!("trained FP32 in {:.1}s", start.elapsed().as_secs_f64());
-    let report = run.evaluate_methods(&model, &[Method::Fp32, Method::PtqU8, Method::PtqU4])?;
+    for m in [Method::FqQat, Method::FqBaq] {
+        let c = crate::fairquant::CompressConfig::embedded(m, &run.cfg.train);
+        crate::fairquant::compress(&run, &model, m, &c, true)?;
+        println!(
+            "{} done at {:.1}s",
+            m.label(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    let report = run.evaluate_methods(
+        &model,
+        &[
+            Method::Fp32,
+            Method::PtqU8,
+            Method::PtqU4,
+            Method::FqQat,
+            Method::FqBaq,
+        ],
+    )?;
     println!("\n{}", report.table());
     let packed = crate::export::export_run(
         &run.dir,

@@ -7,9 +7,8 @@ use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::data::{batch, BatchSpec, ImageSet};
 use crate::evaluate::evaluate;
 use crate::loss::task_and_fairness;
-use crate::model::{Mode, Model};
+use crate::model::{Mode, Model, Quant};
 use crate::optim::{AdamW, AdamWConfig};
-use crate::quant::BitAssignment;
 use crate::seed;
 use anyhow::{bail, Result};
 use fq_runtime::preprocess::PreprocessConfig;
@@ -69,6 +68,18 @@ pub struct TrainIo<'a> {
     pub label: &'a str,
 }
 
+/// Checkpoint names of the BAQ logits, beside the model's own tensors.
+const BAQ_PREFIX: &str = "baq.";
+
+fn strip_prefix(
+    m: &std::collections::HashMap<String, candle_core::Tensor>,
+    prefix: &str,
+) -> std::collections::HashMap<String, candle_core::Tensor> {
+    m.iter()
+        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.clone())))
+        .collect()
+}
+
 fn lr_at(cfg: &TrainConfig, epoch: usize) -> f64 {
     match cfg.lr_step {
         Some(s) if s > 0 => cfg.lr * cfg.lr_gamma.powi((epoch / s) as i32),
@@ -76,10 +87,12 @@ fn lr_at(cfg: &TrainConfig, epoch: usize) -> f64 {
     }
 }
 
-/// Train `model` (fake-quantized with `bits` when given) on `train`, selecting on `val`.
+/// Train `model` (weights quantized as `quant` says) on `train`, selecting on `val`. With
+/// learnable bits, their logits train too, at their own learning rate, and the bitrate
+/// regularizer joins the loss.
 pub fn train(
     model: &Model,
-    bits: Option<&BitAssignment>,
+    quant: Quant,
     train: &ImageSet,
     val: Option<&ImageSet>,
     cfg: &TrainConfig,
@@ -92,12 +105,26 @@ pub fn train(
         weight_decay: cfg.weight_decay,
         ..Default::default()
     };
-    let mut opt = AdamW::new(vec![model.params.vars.clone()], vec![cfg.lr], adam)?;
+    let baq = match quant {
+        Quant::Learnable(p) => Some(p),
+        _ => None,
+    };
+    let (groups, lrs) = match baq {
+        Some(p) => (
+            vec![model.params.vars.clone(), p.vars()],
+            vec![cfg.lr, p.cfg.logit_lr],
+        ),
+        None => (vec![model.params.vars.clone()], vec![cfg.lr]),
+    };
+    let mut opt = AdamW::new(groups, lrs, adam)?;
     let mut meta = CheckpointMeta::new(cfg.seed);
     let mut best: Option<std::collections::HashMap<String, candle_core::Tensor>> = None;
     if io.resume && io.checkpoint.exists() {
         let ck = Checkpoint::load(io.checkpoint, &model.device)?;
         model.params.assign(&ck.model)?;
+        if let Some(p) = baq {
+            p.assign_logits(&strip_prefix(&ck.model, BAQ_PREFIX))?;
+        }
         opt.load_state(&ck.optimizer, ck.meta.step)?;
         best = ck.best;
         meta = ck.meta;
@@ -126,7 +153,7 @@ pub fn train(
     while meta.epochs_done < cfg.epochs && !meta.stopped_early {
         let epoch = meta.epochs_done;
         let lr = lr_at(cfg, epoch);
-        opt.lrs = vec![lr];
+        opt.lrs[0] = lr;
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut seed::rng(
             cfg.seed,
@@ -141,9 +168,13 @@ pub fn train(
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
             let (x, y) = batch(train, idx, &spec, &model.device)?;
             let groups: Vec<usize> = idx.iter().map(|&i| train.groups[i]).collect();
-            let logits = model.forward(&x, Mode::Train, bits)?;
+            let logits = model.forward_q(&x, Mode::Train, quant)?;
             let losses = task_and_fairness(&logits, &y, &groups, cfg.lambda_fair)?;
-            let loss = losses.total.to_scalar::<f32>()? as f64;
+            let total = match baq {
+                Some(p) => (&losses.total + (p.bit_loss()? * p.cfg.lambda_bit)?)?,
+                None => losses.total,
+            };
+            let loss = total.to_scalar::<f32>()? as f64;
             if !loss.is_finite() {
                 bail!(
                     "non-finite loss ({loss}) at epoch {} step {}: stopping; the last good checkpoint (after epoch {}) is kept at {}",
@@ -153,7 +184,7 @@ pub fn train(
                     io.checkpoint.display()
                 );
             }
-            let grads = losses.total.backward()?;
+            let grads = total.backward()?;
             opt.step(&grads, cfg.grad_clip)?;
             loss_sum += loss * idx.len() as f64;
             seen += idx.len();
@@ -170,7 +201,7 @@ pub fn train(
         let ips = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
         let (mut va, mut vw) = (None, None);
         if let Some(v) = val {
-            let m = evaluate(model, v, bits, pre, io.group_names, 256)?;
+            let m = evaluate(model, v, quant, pre, io.group_names, 256)?;
             va = Some(m.avg_acc);
             vw = Some(m.worst_acc);
             if meta.best_metric.is_none_or(|b| m.avg_acc > b) {
@@ -198,7 +229,13 @@ pub fn train(
         });
         meta.epochs_done += 1;
         meta.step = opt.step;
-        Checkpoint::save(io.checkpoint, &model.params, &opt, best.as_ref(), &meta)?;
+        let mut state = model.params.tensors();
+        if let Some(p) = baq {
+            for (k, v) in p.tensors() {
+                state.insert(format!("{BAQ_PREFIX}{k}"), v);
+            }
+        }
+        Checkpoint::save(io.checkpoint, state, &opt, best.as_ref(), &meta)?;
     }
     bar.finish_and_clear();
     if let Some(b) = &best {

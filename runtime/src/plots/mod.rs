@@ -16,15 +16,18 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::atomic::write_atomic;
 
+mod heatmap;
+pub use heatmap::{heatmap, HeatmapPanel};
+
 /// Size of the chart in pixels.
 pub const CHART_SIZE: (u32, u32) = (900, 500);
 
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-const FAMILY: &str = "sans-serif";
+const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+pub(crate) const FAMILY: &str = "sans-serif";
 const LEGEND_WIDTH: u32 = 180;
 
 /// Tableau 10: distinguishable, colour-blind-friendlier than the plotters defaults.
-const PALETTE: [RGBColor; 10] = [
+pub(crate) const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -109,7 +112,7 @@ pub fn group_accuracy_chart(
 }
 
 /// Registers the embedded font once per process.
-fn register_font() -> Result<(), String> {
+pub(crate) fn register_font() -> Result<(), String> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {

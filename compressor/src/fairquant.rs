@@ -1,0 +1,274 @@
+//! The FairQuant methods end to end on an open run: calibrate (once per run, cached), allocate,
+//! then quantization-aware training with fixed bits (FQ-QAT, spec §5.3) or learnable bits
+//! (FQ-BAQ, spec §4). Each method leaves `weights.safetensors`, `bits.json`, `allocation.json`,
+//! `config.toml` and `history.json` in `RUN_DIR/methods/<method>/`.
+
+use crate::allocate::{allocate, Allocation, AllocationConfig};
+use crate::baq::{BaqConfig, BaqParams};
+use crate::importance::{calibrate, scope_scores, ImportanceConfig};
+use crate::methods::{method_dir, Method};
+use crate::model::{Model, Quant};
+use crate::params::ParamStore;
+use crate::pipeline::Run;
+use crate::quant::BitAssignment;
+use crate::train::{train, TrainConfig, TrainIo};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Every value a FairQuant method uses (written to its `config.toml`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompressConfig {
+    pub importance: ImportanceConfig,
+    pub allocation: AllocationConfig,
+    /// Reuse a saved bit assignment (`bits.json` or `allocation.json`) instead of calibrating.
+    pub allocation_file: Option<PathBuf>,
+    /// Quantized fine-tuning (QAT and BAQ's weights).
+    pub finetune: TrainConfig,
+    pub baq: BaqConfig,
+}
+
+impl CompressConfig {
+    /// The spec's defaults for `method` (§4, §5.3): 10 constant-rate epochs at 3e-5, clip 1.0,
+    /// fairness weight 0.5; the fine-tuning seed and augmentation are the run's.
+    pub fn spec(method: Method, run_train: &TrainConfig) -> Self {
+        let allocation = match method {
+            Method::FqBaq => AllocationConfig::fq_baq(),
+            _ => AllocationConfig::fq_qat(),
+        };
+        Self {
+            importance: ImportanceConfig::default(),
+            allocation,
+            allocation_file: None,
+            finetune: TrainConfig {
+                epochs: 10,
+                batch_size: run_train.batch_size,
+                lr: 3e-5,
+                lr_step: None,
+                lr_gamma: 1.0,
+                weight_decay: 0.01,
+                grad_clip: Some(1.0),
+                lambda_fair: 0.5,
+                patience: None,
+                seed: run_train.seed,
+                augment: run_train.augment.clone(),
+            },
+            baq: BaqConfig::default(),
+        }
+    }
+
+    /// The embedded default: the FP32 model is trained from scratch at 10x the spec's rate, so
+    /// the fine-tuning rates are 10x the spec's too (weights 3e-4, bit logits 3e-2), over fewer
+    /// epochs so that the demo stays within minutes.
+    pub fn embedded(method: Method, run_train: &TrainConfig) -> Self {
+        let mut c = Self::spec(method, run_train);
+        c.finetune.epochs = 3;
+        c.finetune.lr = 3e-4;
+        c.baq.logit_lr = 3e-2;
+        c
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self)?;
+        fq_runtime::atomic::write_atomic(path, text.as_bytes())?;
+        Ok(())
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{}: invalid compression configuration", path.display()))
+    }
+}
+
+/// What the calibration pass leaves for every method of the run.
+struct Calibrated {
+    /// The FP32 weights with batch-norm statistics moved by the train-mode calibration passes.
+    model: Model,
+    /// Reduced scope scores, per layer.
+    scores: Vec<Vec<f32>>,
+}
+
+/// Calibrate once per (run, importance settings): `RUN_DIR/importance/` keeps the group maps, the
+/// calibrated model and the settings used; a later method with the same settings reuses them.
+fn calibrated(run: &Run, fp32: &Model, cfg: &CompressConfig) -> Result<Calibrated> {
+    let dir = run.dir.join("importance");
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let layers = run.graph.quant_layers()?;
+    let key = serde_json::json!({
+        "importance": cfg.importance,
+        "seed": cfg.finetune.seed,
+        "batch_size": cfg.finetune.batch_size,
+        "augment": cfg.finetune.augment,
+    });
+    let key_path = dir.join("settings.json");
+    let model_path = dir.join("calibrated.safetensors");
+    let scores_path = dir.join("scores.json");
+    let cached = std::fs::read_to_string(&key_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|k| k == key)
+        && model_path.exists()
+        && scores_path.exists();
+    if cached {
+        let params = ParamStore::load_safetensors(&run.graph, &model_path, 0, &run.device, false)?;
+        let text = std::fs::read_to_string(&scores_path)?;
+        let saved: ScoresFile = serde_json::from_str(&text)
+            .with_context(|| format!("{}: unreadable", scores_path.display()))?;
+        return Ok(Calibrated {
+            model: Model::new(run.graph.clone(), params, run.device.clone()),
+            scores: saved.reduced,
+        });
+    }
+    let model = Model::new(
+        run.graph.clone(),
+        fp32.params.duplicate()?,
+        run.device.clone(),
+    );
+    let imp = calibrate(
+        &model,
+        &run.train,
+        &layers,
+        &cfg.importance,
+        &cfg.finetune,
+        &run.preprocess,
+        run.progress,
+    )?;
+    let reduced = scope_scores(&imp.reduce(&cfg.importance)?, &layers, run.cfg.granularity)?;
+    // Per-group scores (each group's own map, no reduction) for the heat map and diagnostics.
+    let per_group = (0..imp.maps.len())
+        .map(|g| scope_scores(&imp.maps[g], &layers, run.cfg.granularity))
+        .collect::<Result<Vec<_>>>()?;
+    imp.save(&dir.join("maps.safetensors"))?;
+    model.params.save(&model_path)?;
+    let file = ScoresFile {
+        layers: imp.layers.clone(),
+        groups: run.dataset.groups.clone(),
+        group_samples: imp.samples.clone(),
+        reducer: cfg.importance.reducer,
+        reduced: reduced.clone(),
+        per_group,
+    };
+    fq_runtime::atomic::write_json_atomic(&scores_path, &file)?;
+    crate::importance_plot::heatmap_png(&file, &dir.join("heatmap.png"))?;
+    fq_runtime::atomic::write_json_atomic(&key_path, &key)?;
+    Ok(Calibrated {
+        model,
+        scores: reduced,
+    })
+}
+
+/// `importance/scores.json`: scope scores per layer, reduced and per group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScoresFile {
+    pub layers: Vec<String>,
+    pub groups: Vec<String>,
+    pub group_samples: Vec<usize>,
+    pub reducer: crate::importance::Reducer,
+    pub reduced: Vec<Vec<f32>>,
+    pub per_group: Vec<Vec<Vec<f32>>>,
+}
+
+/// Read a saved assignment: a `bits.json` ([`BitAssignment`]) or an `allocation.json`.
+pub fn load_allocation(path: &Path) -> Result<BitAssignment> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    if let Ok(a) = serde_json::from_str::<Allocation>(&text) {
+        return Ok(a.bits);
+    }
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: neither a bit assignment nor an allocation file",
+            path.display()
+        )
+    })
+}
+
+/// Run FQ-QAT or FQ-BAQ on `run` from its FP32 model; a finished method is left as it is.
+pub fn compress(
+    run: &Run,
+    fp32: &Model,
+    method: Method,
+    cfg: &CompressConfig,
+    resume: bool,
+) -> Result<()> {
+    if !matches!(method, Method::FqQat | Method::FqBaq) {
+        bail!("{} has nothing to train", method.label());
+    }
+    let dir = method_dir(&run.dir, method);
+    let (weights, bits_path) = (dir.join("weights.safetensors"), dir.join("bits.json"));
+    if weights.exists() && bits_path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let cfg_path = dir.join("config.toml");
+    let checkpoint = dir.join("checkpoint.safetensors");
+    if resume && checkpoint.exists() && cfg_path.exists() {
+        let saved = CompressConfig::load(&cfg_path)?;
+        if &saved != cfg {
+            bail!(
+                "{}: the checkpoint was made with other settings; remove {} to start over",
+                cfg_path.display(),
+                dir.display()
+            );
+        }
+    }
+    cfg.save(&cfg_path)?;
+    let layers = run.graph.quant_layers()?;
+    let cal = calibrated(run, fp32, cfg)?;
+    let alloc_path = dir.join("allocation.json");
+    let start_bits = match &cfg.allocation_file {
+        Some(p) => load_allocation(p)?,
+        None => {
+            let a = allocate(&cal.scores, &layers, run.cfg.granularity, &cfg.allocation)?;
+            fq_runtime::atomic::write_json_atomic(&alloc_path, &a)?;
+            a.bits
+        }
+    };
+    let model = cal.model;
+    let io = TrainIo {
+        preprocess: &run.preprocess,
+        group_names: &run.dataset.groups,
+        checkpoint: &checkpoint,
+        resume,
+        progress: run.progress,
+        label: method.label(),
+    };
+    let (outcome, bits) = match method {
+        Method::FqQat => {
+            let o = train(
+                &model,
+                Quant::Fixed(&start_bits),
+                &run.train,
+                None,
+                &cfg.finetune,
+                &io,
+            )?;
+            (o, start_bits)
+        }
+        _ => {
+            let p = BaqParams::new(
+                &layers,
+                run.cfg.granularity,
+                Some(&start_bits),
+                cfg.baq.clone(),
+                &run.device,
+            )?;
+            let o = train(
+                &model,
+                Quant::Learnable(&p),
+                &run.train,
+                None,
+                &cfg.finetune,
+                &io,
+            )?;
+            (o, p.discretize()?)
+        }
+    };
+    fq_runtime::atomic::write_json_atomic(&dir.join("history.json"), &outcome)?;
+    model.params.save(&weights)?;
+    // Written last: its presence marks the method as finished.
+    fq_runtime::atomic::write_json_atomic(&bits_path, &bits)?;
+    Ok(())
+}
