@@ -345,7 +345,7 @@ pub struct DemoArgs {
     /// FP32 training epochs (the embedded default's).
     #[arg(long)]
     pub epochs: Option<usize>,
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 2400)]
     pub num_images: usize,
     /// Start over instead of reusing a finished dataset, checkpoint or model.
     #[arg(long)]

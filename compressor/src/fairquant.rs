@@ -59,10 +59,11 @@ impl CompressConfig {
 
     /// The embedded default: the FP32 model is trained from scratch at 10x the spec's rate, so
     /// the fine-tuning rates are 10x the spec's too (weights 3e-4, bit logits 3e-2), over fewer
-    /// epochs so that the demo stays within minutes.
+    /// epochs and calibration batches so that the demo stays within minutes on 2 cores.
     pub fn embedded(method: Method, run_train: &TrainConfig) -> Self {
         let mut c = Self::spec(method, run_train);
-        c.finetune.epochs = 3;
+        c.importance.calib_batches = 8;
+        c.finetune.epochs = 2;
         c.finetune.lr = 3e-4;
         c.baq.logit_lr = 3e-2;
         c
