@@ -32,7 +32,7 @@ pub enum Command {
     /// Train (fine-tune) the FP32 model of a run; checkpoints every epoch.
     Train(Box<TrainArgs>),
     /// Evaluate a compression method on the run's test split and add it to the report.
-    Compress(CompressArgs),
+    Compress(Box<CompressArgs>),
     /// The whole pipeline on the embedded default: synth → train → PTQ → report.
     Demo(DemoArgs),
     /// Pack a run's compressed model into a `.fqm` file for the runtime (fq-runtime).

@@ -156,8 +156,8 @@ impl GroupImportance {
             let n = self.maps[0][l].len();
             let mut r = Vec::with_capacity(n);
             for j in 0..n {
-                for g in 0..ng {
-                    vals[g] = self.maps[g][l][j];
+                for (v, m) in vals.iter_mut().zip(&self.maps) {
+                    *v = m[l][j];
                 }
                 r.push(match cfg.reducer {
                     Reducer::Balanced => (0..ng)
