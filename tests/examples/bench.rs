@@ -1,9 +1,12 @@
 //! CPU benchmark of the packed runtime (fq-runtime): packed-GEMM GFLOP/s per bit-width on
-//! ResNet18's convolution shapes, ResNet18 (224x224, 1000 classes) latency at batch 1, and the
-//! `.fqm` size against the f32 safetensors. PyTorch/onnxruntime figures on the same shapes are
-//! read from `bench/reference.json` (written by `bench/reference.py`) when present.
+//! ResNet18's convolution shapes, ResNet18 (224x224, 1000 classes) latency at batch 1 and
+//! throughput at batch 8, and the `.fqm` size against the f32 safetensors. PyTorch/onnxruntime
+//! figures on the same shapes are read from `bench/reference.json` (written by
+//! `bench/reference.py`) when present.
 //!
-//! Run through `bench/run.sh`, which writes `bench/results.md`. Not part of `cargo test`.
+//! The variants compared in one table are timed round-robin, one run each per round, so that the
+//! drifts of a shared machine's speed hit them alike. Run through `bench/run.sh`, which writes
+//! `bench/results.md`. Not part of `cargo test`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -53,25 +56,59 @@ impl W {
     }
 }
 
-const WEIGHTS: [W; 5] = [W::F32, W::Bits(8), W::Bits(4), W::Bits(2), W::Mix];
+const GEMM_WEIGHTS: [W; 5] = [W::F32, W::Bits(8), W::Bits(4), W::Bits(2), W::Mix];
+const MODEL_WEIGHTS: [W; 4] = [W::F32, W::Bits(8), W::Bits(4), W::Mix];
 
-/// Seconds of `f`: the best and the median of at least `min_reps` runs and about `budget` seconds
-/// (after one warm-up). The best is the figure compared: on a shared VM whose CPU time fluctuates
-/// it is the one that repeats, for this runtime and for the references alike.
-fn time(min_reps: usize, budget: f64, mut f: impl FnMut()) -> (f64, f64) {
-    f();
+/// Best and median seconds of each closure, run in turn round after round (after one warm-up
+/// round) for at least `min_rounds` rounds and about `budget` seconds. The best is the figure
+/// compared: on a shared VM whose CPU time fluctuates it is the one that repeats.
+fn time_rounds(
+    fs: &mut [Box<dyn FnMut() + '_>],
+    min_rounds: usize,
+    budget: f64,
+) -> Vec<(f64, f64)> {
+    fs.iter_mut().for_each(|f| f());
+    let mut t: Vec<Vec<f64>> = vec![Vec::new(); fs.len()];
     let start = Instant::now();
-    let mut t = Vec::new();
-    while t.len() < min_reps || (start.elapsed().as_secs_f64() < budget && t.len() < 200) {
-        let s = Instant::now();
-        f();
-        t.push(s.elapsed().as_secs_f64());
+    let mut rounds = 0;
+    while rounds < min_rounds || (start.elapsed().as_secs_f64() < budget && rounds < 200) {
+        for (f, ti) in fs.iter_mut().zip(&mut t) {
+            let s = Instant::now();
+            f();
+            ti.push(s.elapsed().as_secs_f64());
+        }
+        rounds += 1;
     }
-    t.sort_by(f64::total_cmp);
-    (t[0], t[t.len() / 2])
+    t.into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            (v[0], v[v.len() / 2])
+        })
+        .collect()
 }
 
-fn gemm_gflops(m: usize, k: usize, n: usize, w: W, budget: f64) -> f64 {
+/// Random codes of one weight matrix at `w`'s widths.
+fn packed(m: usize, k: usize, w: W, rng: &mut ChaCha8Rng) -> PackedMatrix {
+    let bits: Vec<u8> = (0..m)
+        .map(|_| match w {
+            W::Bits(x) => x,
+            _ => rng.random_range(2..=8),
+        })
+        .collect();
+    let codes: Vec<i8> = bits
+        .iter()
+        .flat_map(|&b| {
+            let q = (1i32 << (b - 1)) - 1;
+            (0..k)
+                .map(|_| rng.random_range(-q..=q) as i8)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    PackedMatrix::from_codes(k, bits, &codes, vec![0.01; m]).expect("valid codes")
+}
+
+/// GFLOP/s of the GEMM of one shape for every entry of `GEMM_WEIGHTS`.
+fn gemm_gflops(m: usize, k: usize, n: usize, budget: f64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let b = PanelB {
         data: (0..n.div_ceil(NR) * k * NR)
@@ -80,49 +117,48 @@ fn gemm_gflops(m: usize, k: usize, n: usize, w: W, budget: f64) -> f64 {
         k,
         n,
     };
-    let mut out = vec![0f32; m * n];
+    let dense: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mats: Vec<Option<(PackedMatrix, Vec<usize>)>> = GEMM_WEIGHTS
+        .iter()
+        .map(|&w| match w {
+            W::F32 => None,
+            _ => {
+                let p = packed(m, k, w, &mut rng);
+                let offsets = p.row_offsets();
+                Some((p, offsets))
+            }
+        })
+        .collect();
+    let mut outs = vec![vec![0f32; m * n]; mats.len()];
+    let b = &b;
+    let mut fs: Vec<Box<dyn FnMut() + '_>> = mats
+        .iter()
+        .zip(outs.iter_mut())
+        .map(|(mat, out)| -> Box<dyn FnMut() + '_> {
+            match mat {
+                None => {
+                    let rows = Rows::F32 {
+                        data: &dense,
+                        cols: k,
+                    };
+                    Box::new(move || gemm(&rows, 0, m, b, out, Epilogue::default()))
+                }
+                Some((p, offsets)) => {
+                    let rows = Rows::Packed { m: p, offsets };
+                    let epi = Epilogue {
+                        scale: Some(&p.scales),
+                        ..Epilogue::default()
+                    };
+                    Box::new(move || gemm(&rows, 0, m, b, out, epi))
+                }
+            }
+        })
+        .collect();
     let flops = 2.0 * (m * k * n) as f64;
-    let secs = match w {
-        W::F32 => {
-            let data: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let rows = Rows::F32 {
-                data: &data,
-                cols: k,
-            };
-            time(3, budget, || {
-                gemm(&rows, 0, m, &b, &mut out, Epilogue::default())
-            })
-        }
-        W::Bits(_) | W::Mix => {
-            let bits: Vec<u8> = (0..m)
-                .map(|_| match w {
-                    W::Bits(x) => x,
-                    _ => rng.random_range(2..=8),
-                })
-                .collect();
-            let codes: Vec<i8> = bits
-                .iter()
-                .flat_map(|&b| {
-                    let q = (1i32 << (b - 1)) - 1;
-                    (0..k)
-                        .map(|_| rng.random_range(-q..=q) as i8)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            let pm = PackedMatrix::from_codes(k, bits, &codes, vec![0.01; m]).unwrap();
-            let offsets = pm.row_offsets();
-            let rows = Rows::Packed {
-                m: &pm,
-                offsets: &offsets,
-            };
-            let epi = Epilogue {
-                scale: Some(&pm.scales),
-                ..Epilogue::default()
-            };
-            time(3, budget, || gemm(&rows, 0, m, &b, &mut out, epi))
-        }
-    };
-    flops / secs.0 / 1e9
+    time_rounds(&mut fs, 3, budget * GEMM_WEIGHTS.len() as f64)
+        .into_iter()
+        .map(|(best, _)| flops / best / 1e9)
+        .collect()
 }
 
 fn assignment(layers: &[fq_models::QuantLayer], w: W) -> Option<BitAssignment> {
@@ -145,9 +181,30 @@ fn assignment(layers: &[fq_models::QuantLayer], w: W) -> Option<BitAssignment> {
     }
 }
 
-fn reference(path: &PathBuf) -> Option<Value> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
+fn cpu_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    #[cfg(target_arch = "x86_64")]
+    let simd = if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        "AVX2+FMA micro-kernel"
+    } else {
+        "portable micro-kernel"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = "portable micro-kernel";
+    format!(
+        "{cpu}, {} threads (rayon), {simd}",
+        rayon::current_num_threads()
+    )
 }
 
 fn main() -> Result<()> {
@@ -165,7 +222,9 @@ fn main() -> Result<()> {
             }
         }
     }
-    let refs = reference(&reference_path);
+    let refs: Option<Value> = std::fs::read_to_string(&reference_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
     let r = |path: &[&str]| -> Option<f64> {
         let mut v = refs.as_ref()?;
         for p in path {
@@ -173,43 +232,25 @@ fn main() -> Result<()> {
         }
         v.as_f64()
     };
-    let fmt = |x: Option<f64>, digits: usize| x.map_or("–".into(), |v| format!("{v:.digits$}"));
-
-    let threads = rayon::current_num_threads();
-    #[cfg(target_arch = "x86_64")]
-    let simd = if std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-    {
-        "AVX2+FMA micro-kernel"
-    } else {
-        "portable micro-kernel"
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let simd = "portable micro-kernel";
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let fmt = |x: Option<f64>| x.map_or("–".into(), |v| format!("{v:.1}"));
 
     let mut md = String::new();
     md += "# FairQuant runtime — CPU benchmark\n\n";
     md += &format!(
-        "Machine: {cpu}, {threads} threads (rayon), {simd}. Generated by `bench/run.sh` \
-         (`cargo run --release -p fq-e2e --example bench`). Times are the best of repeated runs \
-         (the machine is a shared VM whose CPU time fluctuates; the best is what repeats), \
-         medians in parentheses.\n"
+        "Machine: {}. Generated by `bench/run.sh` (`cargo run --release -p fq-e2e --example \
+         bench`). Times are the best of repeated runs, medians in parentheses: the machine is a \
+         shared VM whose CPU time fluctuates, and the best is the figure that repeats. Variants \
+         in one table are timed round-robin so drifts hit them alike.\n",
+        cpu_description()
     );
     match &refs {
         Some(v) => {
-            md +=
-                &format!(
-                "Reference: {} on the same machine and thread count (`bench/reference.py`).\n\n",
-                v.get("versions").and_then(Value::as_str).unwrap_or("PyTorch")
+            md += &format!(
+                "Reference: {} on the same machine and thread count, best of repeated runs \
+                 (`bench/reference.py`, run just before).\n\n",
+                v.get("versions")
+                    .and_then(Value::as_str)
+                    .unwrap_or("PyTorch")
             )
         }
         None => md += "No `bench/reference.json`: PyTorch/onnxruntime columns are empty.\n\n",
@@ -218,23 +259,21 @@ fn main() -> Result<()> {
     md += "## Packed GEMM, GFLOP/s\n\n";
     md += "`out[M×N] = W[M×K] · B[K×N]` with each weight row unpacked from its codes on the fly \
            (B already in panel layout, i.e. im2col excluded); 2·M·K·N flops. PyTorch: `torch.mm` \
-           in f32 on the same shape.\n\n";
-    md += "| layer | M×K×N |";
-    for w in WEIGHTS {
+           in f32 on the same shape.\n\n| layer | M×K×N |";
+    for w in GEMM_WEIGHTS {
         md += &format!(" {} |", w.label());
     }
     md += " torch f32 |\n|---|---|";
-    md += &"---|".repeat(WEIGHTS.len() + 1);
+    md += &"---|".repeat(GEMM_WEIGHTS.len() + 1);
     md += "\n";
     for &(name, m, k, n) in SHAPES {
+        let g = gemm_gflops(m, k, n, budget);
+        eprintln!("gemm {name}: {g:.1?} GFLOP/s");
         md += &format!("| {name} | {m}×{k}×{n} |");
-        for w in WEIGHTS {
-            let g = gemm_gflops(m, k, n, w, budget);
-            eprintln!("gemm {name} {}: {g:.1} GFLOP/s", w.label());
-            md += &format!(" {g:.1} |");
+        for v in g {
+            md += &format!(" {v:.1} |");
         }
-        let key = format!("{m}x{k}x{n}");
-        md += &format!(" {} |\n", fmt(r(&["gemm_gflops", &key]), 1));
+        md += &format!(" {} |\n", fmt(r(&["gemm_gflops", &format!("{m}x{k}x{n}")])));
     }
 
     let graph = ArchSpec::new("resnet18", 64, 224, 1000).graph()?;
@@ -249,55 +288,87 @@ fn main() -> Result<()> {
     let x: Vec<f32> = (0..3 * 224 * 224)
         .map(|_| rng.random_range(-2.0..2.0))
         .collect();
-    let meta = || ExportMeta {
-        method: Method::PtqU4,
-        classes: (0..1000).map(|i| format!("class{i}")).collect(),
-        groups: vec!["all".into()],
-        preprocess: PreprocessConfig::default(),
-        test_metrics: None,
-    };
+    let x8: Vec<f32> = x.iter().cycle().take(8 * x.len()).copied().collect();
 
-    let mut latency = String::new();
+    let mut models = Vec::new();
     let mut sizes = String::new();
-    for w in [W::F32, W::Bits(8), W::Bits(4), W::Mix] {
+    for w in MODEL_WEIGHTS {
         let bits = assignment(&layers, w);
-        let packed = pack_model(&graph, &params, bits.as_ref(), meta())?;
+        let meta = ExportMeta {
+            method: Method::PtqU4,
+            classes: (0..1000).map(|i| format!("class{i}")).collect(),
+            groups: vec!["all".into()],
+            preprocess: PreprocessConfig::default(),
+            test_metrics: None,
+        };
+        let packed = pack_model(&graph, &params, bits.as_ref(), meta)?;
         let bytes = packed.to_bytes()?;
         let avg = packed.summary.avg_bits;
         let load = Instant::now();
         let c = Classifier::from_bytes(&bytes)?;
         let load_ms = load.elapsed().as_secs_f64() * 1e3;
-        let (best, median) = time(5, 4.0 * budget, || {
-            c.logits(&x).unwrap();
-        });
-        let x8: Vec<f32> = x.iter().cycle().take(8 * x.len()).copied().collect();
-        let (b8, _) = time(2, 4.0 * budget, || {
-            c.logits_batch(&x8, 8).unwrap();
-        });
-        let (best, median) = (best * 1e3, median * 1e3);
-        eprintln!(
-            "resnet18 {}: {best:.1} ms (median {median:.1}), batch 8 {:.1} img/s",
-            w.label(),
-            8.0 / b8
-        );
-        latency += &format!(
-            "| fq-runtime | {} ({avg:.2} bits) | {best:.1} ({median:.1}) | {:.1} | {load_ms:.0} |\n",
-            w.label(),
-            8.0 / b8
-        );
         sizes += &format!(
             "| {} | {avg:.2} | {:.2} | {:.2}× |\n",
             w.label(),
             bytes.len() as f64 / 1e6,
             f32_bytes as f64 / bytes.len() as f64
         );
+        models.push((w, avg, load_ms, c));
     }
-    let model = Model::new(graph.clone(), params, dev.clone());
+    let candle = Model::new(graph.clone(), params, dev.clone());
     let xt = Tensor::from_vec(x.clone(), (1, 3, 224, 224), &dev)?;
-    let (cb, cm) = time(3, 4.0 * budget, || {
-        model.forward(&xt, Mode::Eval, None).unwrap();
-    });
-    latency += &format!(
+
+    let mut batch1: Vec<Box<dyn FnMut() + '_>> = models
+        .iter()
+        .map(|(_, _, _, c)| -> Box<dyn FnMut() + '_> {
+            Box::new(|| {
+                c.logits(&x).expect("input size");
+            })
+        })
+        .collect();
+    batch1.push(Box::new(|| {
+        candle
+            .forward(&xt, Mode::Eval, None)
+            .expect("candle forward");
+    }));
+    let n1 = batch1.len() as f64;
+    let t1 = time_rounds(&mut batch1, 5, 4.0 * budget * n1);
+    drop(batch1);
+    let mut batch8: Vec<Box<dyn FnMut() + '_>> = models
+        .iter()
+        .map(|(_, _, _, c)| -> Box<dyn FnMut() + '_> {
+            Box::new(|| {
+                c.logits_batch(&x8, 8).expect("input size");
+            })
+        })
+        .collect();
+    let n8 = batch8.len() as f64;
+    let t8 = time_rounds(&mut batch8, 2, 4.0 * budget * n8);
+
+    md += "\n## ResNet18, 224×224, 1000 classes\n\n";
+    md += "Random-init weights (latency does not depend on them); batch 1 latency, batch 8 \
+           throughput (fq-runtime runs the 8 images in parallel), and the time to verify and \
+           load the file from memory.\n\n";
+    md += "| runtime | weights | batch 1, ms: best (median) | batch 8, images/s | load, ms |\n\
+           |---|---|---|---|---|\n";
+    for (i, (w, avg, load_ms, _)) in models.iter().enumerate() {
+        let ((b, m), (b8, _)) = (t1[i], t8[i]);
+        eprintln!(
+            "resnet18 {}: {:.1} ms (median {:.1})",
+            w.label(),
+            b * 1e3,
+            m * 1e3
+        );
+        md += &format!(
+            "| fq-runtime | {} ({avg:.2} bits) | {:.1} ({:.1}) | {:.1} | {load_ms:.0} |\n",
+            w.label(),
+            b * 1e3,
+            m * 1e3,
+            8.0 / b8
+        );
+    }
+    let (cb, cm) = t1[models.len()];
+    md += &format!(
         "| candle 0.11 (the compressor) | f32 | {:.1} ({:.1}) | – | – |\n",
         cb * 1e3,
         cm * 1e3
@@ -306,26 +377,18 @@ fn main() -> Result<()> {
         ("PyTorch (torchvision)", "torch"),
         ("onnxruntime", "onnxruntime"),
     ] {
-        latency += &format!(
+        md += &format!(
             "| {name} | f32 | {} ({}) | {} | – |\n",
-            fmt(r(&["resnet18_ms", key]), 1),
-            fmt(r(&["resnet18_median_ms", key]), 1),
-            fmt(r(&["resnet18_batch8_img_s", key]), 1)
+            fmt(r(&["resnet18_ms", key])),
+            fmt(r(&["resnet18_median_ms", key])),
+            fmt(r(&["resnet18_batch8_img_s", key]))
         );
     }
-
-    md += "\n## ResNet18, 224×224, 1000 classes\n\n";
-    md += "Random-init weights (latency does not depend on them); batch 1 latency, batch 8 \
-           throughput (fq-runtime runs the 8 images in parallel), and the time to verify and \
-           load the file from memory.\n\n";
-    md += "| runtime | weights | batch 1, ms: best (median) | batch 8, images/s | load, ms |\n|---|---|---|---|---|\n";
-    md += &latency;
     md += &format!(
-        "\n## File size\n\nf32 safetensors of the same model: {:.2} MB.\n\n",
+        "\n## File size\n\nf32 safetensors of the same model: {:.2} MB.\n\n\
+         | weights | avg bits | .fqm, MB | smaller than f32 by |\n|---|---|---|---|\n{sizes}",
         f32_bytes as f64 / 1e6
     );
-    md += "| weights | avg bits | .fqm, MB | smaller than f32 by |\n|---|---|---|---|\n";
-    md += &sizes;
     fq_runtime::atomic::write_atomic(&out, md.as_bytes())?;
     eprintln!("wrote {}", out.display());
     Ok(())
