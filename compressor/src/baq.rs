@@ -197,8 +197,8 @@ impl BaqParams {
             .affine(-1.0, 1.0)?
             .reshape((scopes, 1))?
             * &a)?;
-        let m = ((b - 1.0)? * std::f64::consts::LN_2)?.exp()? - 1.0;
-        let m = m?;
+        // M = 2^(b-1) - 1, differentiable in b.
+        let m = (((b - 1.0)? * std::f64::consts::LN_2)?.exp()? - 1.0)?;
         let half = (d * 0.5)?;
         let delta = (&a - &half)?.div(&clamp_min(&m, 1.0)?)?;
         let absw = flat.abs()?;

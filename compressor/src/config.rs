@@ -4,7 +4,7 @@
 use crate::augment::AugmentConfig;
 use crate::quant::Granularity;
 use crate::train::TrainConfig;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -119,15 +119,10 @@ impl RunConfig {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = toml::to_string_pretty(self)?;
-        fq_runtime::atomic::write_atomic(path, text.as_bytes())?;
-        Ok(())
+        crate::io::save_toml(self, path)
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        toml::from_str(&text)
-            .with_context(|| format!("{}: invalid run configuration", path.display()))
+        crate::io::load_toml(path, "run configuration")
     }
 }

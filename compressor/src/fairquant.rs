@@ -70,16 +70,11 @@ impl CompressConfig {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = toml::to_string_pretty(self)?;
-        fq_runtime::atomic::write_atomic(path, text.as_bytes())?;
-        Ok(())
+        crate::io::save_toml(self, path)
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        toml::from_str(&text)
-            .with_context(|| format!("{}: invalid compression configuration", path.display()))
+        crate::io::load_toml(path, "compression configuration")
     }
 }
 

@@ -1,4 +1,4 @@
-//! Atomic writes of tensor files: a crash never leaves a half-written checkpoint or model.
+//! Atomic writes of tensor files and configurations: a crash never leaves a half-written checkpoint, model or config.
 
 use anyhow::{Context, Result};
 use candle_core::Tensor;
@@ -18,4 +18,18 @@ pub fn save_tensors_atomic(tensors: &HashMap<String, Tensor>, path: &Path) -> Re
     std::fs::rename(&tmp, path)
         .with_context(|| format!("{}: cannot rename into place", path.display()))?;
     Ok(())
+}
+
+/// Write a configuration as TOML, atomically.
+pub fn save_toml<T: serde::Serialize>(value: &T, path: &Path) -> Result<()> {
+    let text = toml::to_string_pretty(value)?;
+    fq_runtime::atomic::write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Read a TOML configuration; errors name the file and `what` it should have been.
+pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{}: invalid {what}", path.display()))
 }

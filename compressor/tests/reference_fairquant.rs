@@ -208,6 +208,18 @@ fn fixed_bit_fake_quant_matches_torch() {
     assert!(e < 1e-4, "{e}");
 }
 
+/// The gradients of one logit of every layer, concatenated in layer order.
+fn concat_grads(
+    p: &BaqParams,
+    grads: &candle_core::backprop::GradStore,
+    pick: impl Fn(&fq_compress::baq::BaqLayer) -> &candle_core::Var,
+) -> Vec<f32> {
+    p.layers
+        .iter()
+        .flat_map(|l| f32s(grads.get(pick(l).as_tensor()).unwrap()))
+        .collect()
+}
+
 fn baq(r: &Ref, gradient: BaqGradient) -> BaqParams {
     let warm = bits_of(&r.t["bits.baq"], &r.layers);
     let cfg = BaqConfig {
@@ -294,18 +306,10 @@ fn baq_proxy_weights_losses_and_gradients_match_torch() {
     assert!((scalar(&shrink.bit_loss().unwrap()) - want).abs() < 1e-5 * want);
 
     let grads = total.backward().unwrap();
-    let gt: Vec<f32> = p
-        .layers
-        .iter()
-        .flat_map(|l| f32s(grads.get(l.theta.as_tensor()).unwrap()))
-        .collect();
+    let gt = concat_grads(&p, &grads, |l| &l.theta);
     let e = rel(&gt, &f32s(&r.t["baq.grad_theta"]));
     assert!(e < 5e-3, "grad theta: {e}");
-    let gp: Vec<f32> = p
-        .layers
-        .iter()
-        .flat_map(|l| f32s(grads.get(l.phi.as_tensor()).unwrap()))
-        .collect();
+    let gp = concat_grads(&p, &grads, |l| &l.phi);
     let e = rel(&gp, &f32s(&r.t["baq.grad_phi"]));
     assert!(e < 5e-3, "grad phi: {e}");
     let w = r.model.params.get("conv1.weight").unwrap();
@@ -329,11 +333,7 @@ fn baq_official_path_gives_the_logits_only_the_regularizer() {
     let l = task_and_fairness(&logits, &y, &r.groups, 0.5).unwrap();
     let total = (&l.total + (p.bit_loss().unwrap() * 1e-2).unwrap()).unwrap();
     let grads = total.backward().unwrap();
-    let gt: Vec<f32> = p
-        .layers
-        .iter()
-        .flat_map(|l| f32s(grads.get(l.theta.as_tensor()).unwrap()))
-        .collect();
+    let gt = concat_grads(&p, &grads, |l| &l.theta);
     assert!(rel(&gt, &f32s(&r.t["baq_official.grad_theta"])) < 1e-5);
     for l in &p.layers {
         // No task or fairness gradient reaches the dead-zone logits on this path.
