@@ -2,7 +2,7 @@
 
 use crate::augment::AugmentConfig;
 use crate::config::{DataConfig, ModelConfig, RunConfig, SplitConfig};
-use crate::methods::Method;
+use crate::methods::{Method, MethodId};
 use crate::pipeline;
 use crate::quant::Granularity;
 use crate::synth::SynthConfig;
@@ -37,6 +37,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Pack a run's compressed model into a `.fqm` file for the runtime (fq-runtime).
     Export(ExportArgs),
+    /// Seeds and ablations on a trained run: mean ± std table in the paper's Table 1 layout,
+    /// ablation CIs and plots, in RUN_DIR/sweep/. Finished runs are skipped.
+    Sweep(SweepArgs),
 }
 
 #[derive(Args, Debug)]
@@ -199,13 +202,17 @@ pub struct CompressArgs {
     pub run_dir: PathBuf,
     #[arg(long, value_enum)]
     pub method: Method,
+    /// Name this setting (e.g. `official-code`, `s42`): its files go to
+    /// `methods/<method>-<variant>/` and it gets its own report row, beside the plain method's.
+    #[arg(long)]
+    pub variant: Option<String>,
     /// A compression config (TOML, as written to `methods/<method>/config.toml`); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// `official-code` reproduces the official code at HEAD: the quantized weight is detached
     /// (bits stay at the warm start) and the regularizer anchors to the warm start.
     #[arg(long, value_enum)]
-    pub preset: Option<Preset>,
+    pub preset: Option<crate::fairquant::Preset>,
     /// Reuse a saved bit assignment (bits.json or allocation.json) instead of calibrating.
     #[arg(long)]
     pub allocation: Option<PathBuf>,
@@ -260,15 +267,6 @@ pub struct CompressArgs {
     pub no_warm_start: bool,
 }
 
-/// Named settings bundles.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Preset {
-    /// The paper's behaviour with the spec's defaults (the default).
-    Paper,
-    /// The official code at HEAD, exactly.
-    OfficialCode,
-}
-
 impl CompressArgs {
     /// The method's settings: the config file or the defaults (the spec's for fine-tuning a
     /// pretrained model; the embedded default's for a run trained from scratch), then the flags.
@@ -276,14 +274,10 @@ impl CompressArgs {
         use crate::fairquant::CompressConfig;
         let mut c = match &self.config {
             Some(p) => CompressConfig::load(p)?,
-            None if run.model.weights.is_none() => {
-                CompressConfig::embedded(self.method, &run.train)
-            }
-            None => CompressConfig::spec(self.method, &run.train),
+            None => CompressConfig::for_run(self.method, run),
         };
-        if self.preset == Some(Preset::OfficialCode) {
-            c.baq.gradient = crate::baq::BaqGradient::Detached;
-            c.baq.regularizer = crate::baq::BitRegularizer::Anchor;
+        if let Some(p) = self.preset {
+            c.apply_preset(p);
         }
         macro_rules! set {
             ($field:expr, $flag:expr) => {
@@ -334,6 +328,98 @@ pub struct ExportArgs {
     /// accuracy (ties: fewer bits), else ptq-u4]. FP32 exports keep f32 weights.
     #[arg(long, value_enum)]
     pub method: Option<Method>,
+    /// The method's variant (`compress --variant`).
+    #[arg(long, requires = "method")]
+    pub variant: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// A trained run (`fq-compress train` or `demo`).
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// Seeds of the seeded methods (the paper's three).
+    #[arg(long, value_delimiter = ',', default_value = "2,42,2026")]
+    pub seeds: Vec<u64>,
+    /// Methods run once per seed.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "fq-qat,fq-baq"
+    )]
+    pub methods: Vec<Method>,
+    /// Leave out FQ-BAQ with the official code's preset (run beside the paper's by default).
+    #[arg(long)]
+    pub no_official_code: bool,
+    /// Ablate the bitrate coefficient at these values, e.g. `0.001,0.01,0.1`.
+    #[arg(long, value_delimiter = ',')]
+    pub lambda_bit: Vec<f64>,
+    /// Ablate the fairness coefficient at these values, e.g. `0,0.5,1`.
+    #[arg(long, value_delimiter = ',')]
+    pub lambda_fair: Vec<f64>,
+    /// Ablate the bit-logit learning rate at these values.
+    #[arg(long, value_delimiter = ',')]
+    pub logit_lr: Vec<f64>,
+    /// The method the ablations run.
+    #[arg(long, value_enum, default_value = "fq-baq")]
+    pub ablation_method: Method,
+    /// Seeds of the ablation runs [default: --seeds].
+    #[arg(long, value_delimiter = ',')]
+    pub ablation_seeds: Option<Vec<u64>>,
+    /// Quantized fine-tuning epochs of every run [default: the method's].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Calibration batches of every run [default: the method's].
+    #[arg(long)]
+    pub calib_batches: Option<usize>,
+    /// Output directory [default: RUN_DIR/sweep].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl SweepArgs {
+    pub fn to_spec(&self) -> Result<crate::sweep::grid::GridSpec> {
+        use crate::sweep::grid::{GridSpec, Overrides, Param};
+        if self.seeds.is_empty() {
+            bail!("--seeds: give at least one seed");
+        }
+        if let Some(m) = self
+            .methods
+            .iter()
+            .chain([&self.ablation_method])
+            .find(|m| !matches!(m, Method::FqQat | Method::FqBaq))
+        {
+            bail!(
+                "--methods/--ablation-method: {} has no seed to sweep (FP32, U8 and U4 are evaluated once anyway)",
+                m.label()
+            );
+        }
+        let ablations = [
+            (Param::LambdaBit, &self.lambda_bit),
+            (Param::LambdaFair, &self.lambda_fair),
+            (Param::LogitLr, &self.logit_lr),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(p, v)| (p, v.clone()))
+        .collect();
+        Ok(GridSpec {
+            seeds: self.seeds.clone(),
+            methods: self.methods.clone(),
+            official_code: !self.no_official_code,
+            ablations,
+            ablation_method: self.ablation_method,
+            ablation_seeds: self
+                .ablation_seeds
+                .clone()
+                .unwrap_or_else(|| self.seeds.clone()),
+            overrides: Overrides {
+                epochs: self.epochs,
+                calib_batches: self.calib_batches,
+            },
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -420,17 +506,31 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
             let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;
             let model = run.train_fp32(true)?;
+            let id = MethodId::new(a.method, a.variant.as_deref())?;
             if matches!(a.method, Method::FqQat | Method::FqBaq) {
                 let c = a.to_config(&run.cfg)?;
-                crate::fairquant::compress(&run, &model, a.method, &c, true)?;
+                crate::fairquant::compress(&run, &model, &id, &c, true)?;
             }
-            let report = run.evaluate_methods(&model, &[a.method])?;
+            let report = run.evaluate_methods(&model, &[id], false)?;
             println!("{}", report.table());
             Ok(())
         }
         Command::Demo(a) => pipeline::demo(&a, progress),
+        Command::Sweep(a) => {
+            let spec = a.to_spec()?;
+            let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
+            let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;
+            let out = crate::sweep::sweep(&run, &spec, a.out.as_deref())?;
+            println!("{}\n{}", out.table1, out.ablations);
+            println!("wrote {}", out.dir.display());
+            Ok(())
+        }
         Command::Export(a) => {
-            let e = crate::export::export_run(&a.run_dir, a.method, a.out.as_deref())?;
+            let id = a
+                .method
+                .map(|m| MethodId::new(m, a.variant.as_deref()))
+                .transpose()?;
+            let e = crate::export::export_run(&a.run_dir, id, a.out.as_deref())?;
             println!("{e}");
             Ok(())
         }

@@ -5,13 +5,12 @@
 //! An FP32 export keeps f32 weights (the runtime's unquantized baseline) rather than refusing.
 
 use crate::config::RunConfig;
-use crate::methods::{artifacts, Method};
+use crate::methods::{artifacts, Method, MethodId};
 use crate::params::ParamStore;
 use crate::quant::{quantize_weight, BitAssignment, Granularity};
 use crate::report::Report;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use clap::ValueEnum;
 use fq_models::{ArchSpec, Graph};
 use fq_runtime::format::{
     assemble, BatchNormParams, LayerParams, LayerSource, ModelMeta, PackedModel,
@@ -21,17 +20,10 @@ use fq_runtime::preprocess::PreprocessConfig;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// A method's name as on the command line (`ptq-u4`).
-pub fn method_id(m: Method) -> String {
-    m.to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_else(|| format!("{m:?}"))
-}
-
 /// The method `export` picks without `--method`: among the report's non-FP32 methods the one
 /// with the best worst-group test accuracy (fairness first), ties going to fewer bits; PTQ-U4
 /// when the report has none.
-pub fn default_method(report: &Report) -> Method {
+pub fn default_method(report: &Report) -> MethodId {
     report
         .results
         .iter()
@@ -42,12 +34,12 @@ pub fn default_method(report: &Report) -> Method {
                 .total_cmp(&b.metrics.worst_acc)
                 .then(b.avg_bits.total_cmp(&a.avg_bits))
         })
-        .map_or(Method::PtqU4, |r| r.method)
+        .map_or(Method::PtqU4.into(), |r| r.id())
 }
 
 /// Description of the model beyond its graph and tensors.
 pub struct ExportMeta {
-    pub method: Method,
+    pub method: MethodId,
     pub classes: Vec<String>,
     pub groups: Vec<String>,
     pub preprocess: PreprocessConfig,
@@ -99,8 +91,8 @@ pub fn pack_model(
         classes: meta.classes,
         groups: meta.groups,
         preprocess: meta.preprocess,
-        method: method_id(meta.method),
-        method_label: meta.method.label().to_string(),
+        method: meta.method.name(),
+        method_label: meta.method.label(),
         test_metrics: meta.test_metrics,
     };
     Ok(assemble(graph, meta, layer, batch_norm)?)
@@ -155,7 +147,7 @@ fn quantized(
 #[derive(Clone, Debug)]
 pub struct Exported {
     pub path: PathBuf,
-    pub method: Method,
+    pub method: MethodId,
     pub avg_bits: f64,
     pub bytes: u64,
     /// The f32 safetensors the model came from, and its size.
@@ -192,7 +184,11 @@ impl fmt::Display for Exported {
 /// `fq-compress export`: packs a run's model for `method` (default: [`default_method`]) into
 /// `out` (default `RUN_DIR/model-<label>.fqm`, e.g. `model-u4.fqm`), written atomically. Reads `config.toml`,
 /// `report.json` (class and group names, test metrics) and the method's artifacts.
-pub fn export_run(run_dir: &Path, method: Option<Method>, out: Option<&Path>) -> Result<Exported> {
+pub fn export_run(
+    run_dir: &Path,
+    method: Option<MethodId>,
+    out: Option<&Path>,
+) -> Result<Exported> {
     let cfg = RunConfig::load(&run_dir.join("config.toml"))?;
     let report_path = run_dir.join("report.json");
     if !report_path.exists() {
@@ -211,7 +207,7 @@ pub fn export_run(run_dir: &Path, method: Option<Method>, out: Option<&Path>) ->
     )
     .graph()?;
     let layers = graph.quant_layers()?;
-    let (weights, bits) = artifacts(run_dir, method, &layers)?;
+    let (weights, bits) = artifacts(run_dir, method.clone(), &layers)?;
     let params = ParamStore::load_safetensors(&graph, &weights, 0, &Device::Cpu, false)?;
     // As `pipeline::Run::open`: square input, ImageNet normalisation.
     let size = cfg.model.input_size as u32;
@@ -223,7 +219,7 @@ pub fn export_run(run_dir: &Path, method: Option<Method>, out: Option<&Path>) ->
     let test_metrics = report
         .results
         .iter()
-        .find(|r| r.method == method)
+        .find(|r| r.id() == method)
         .map(|r| r.metrics.clone());
     let has_test_metrics = test_metrics.is_some();
     let model = pack_model(
@@ -231,7 +227,7 @@ pub fn export_run(run_dir: &Path, method: Option<Method>, out: Option<&Path>) ->
         &params,
         bits.as_ref(),
         ExportMeta {
-            method,
+            method: method.clone(),
             classes: report.classes.clone(),
             groups: report.groups.clone(),
             preprocess,
@@ -246,7 +242,16 @@ pub fn export_run(run_dir: &Path, method: Option<Method>, out: Option<&Path>) ->
         )
     })?;
     let path = out.map_or_else(
-        || run_dir.join(format!("model-{}.fqm", method.label().to_lowercase())),
+        || {
+            let variant = method
+                .variant
+                .as_deref()
+                .map_or(String::new(), |v| format!("-{v}"));
+            run_dir.join(format!(
+                "model-{}{variant}.fqm",
+                method.method.label().to_lowercase()
+            ))
+        },
         Path::to_path_buf,
     );
     let bytes = model.save(&path)?;

@@ -6,7 +6,7 @@
 use crate::allocate::{allocate, Allocation, AllocationConfig};
 use crate::baq::{BaqConfig, BaqParams};
 use crate::importance::{calibrate, scope_scores, ImportanceConfig};
-use crate::methods::{method_dir, Method};
+use crate::methods::{method_dir, Method, MethodId};
 use crate::model::{Model, Quant};
 use crate::params::ParamStore;
 use crate::pipeline::Run;
@@ -15,6 +15,17 @@ use crate::train::{train, TrainConfig, TrainIo};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// Named settings bundles (`--preset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// The paper's behaviour with the spec's defaults (the default).
+    Paper,
+    /// The official code at HEAD, exactly: the quantized weight is detached (bits stay at the
+    /// warm start) and the regularizer anchors to the warm start.
+    OfficialCode,
+}
 
 /// Every value a FairQuant method uses (written to its `config.toml`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,6 +80,23 @@ impl CompressConfig {
         c
     }
 
+    /// The defaults for a run: the spec's when it fine-tunes pretrained weights, the embedded
+    /// default's when it trained from scratch.
+    pub fn for_run(method: Method, run: &crate::config::RunConfig) -> Self {
+        match run.model.weights {
+            None => Self::embedded(method, &run.train),
+            Some(_) => Self::spec(method, &run.train),
+        }
+    }
+
+    /// Apply a named bundle of settings.
+    pub fn apply_preset(&mut self, preset: Preset) {
+        if preset == Preset::OfficialCode {
+            self.baq.gradient = crate::baq::BaqGradient::Detached;
+            self.baq.regularizer = crate::baq::BitRegularizer::Anchor;
+        }
+    }
+
     pub fn save(&self, path: &Path) -> Result<()> {
         crate::io::save_toml(self, path)
     }
@@ -89,8 +117,6 @@ struct Calibrated {
 /// Calibrate once per (run, importance settings): `RUN_DIR/importance/` keeps the group maps, the
 /// calibrated model and the settings used; a later method with the same settings reuses them.
 fn calibrated(run: &Run, fp32: &Model, cfg: &CompressConfig) -> Result<Calibrated> {
-    let dir = run.dir.join("importance");
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let layers = run.graph.quant_layers()?;
     let key = serde_json::json!({
         "importance": cfg.importance,
@@ -98,6 +124,8 @@ fn calibrated(run: &Run, fp32: &Model, cfg: &CompressConfig) -> Result<Calibrate
         "batch_size": cfg.finetune.batch_size,
         "augment": cfg.finetune.augment,
     });
+    let dir = cache_dir(&run.dir.join("importance"), &key);
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let key_path = dir.join("settings.json");
     let model_path = dir.join("calibrated.safetensors");
     let scores_path = dir.join("scores.json");
@@ -155,6 +183,28 @@ fn calibrated(run: &Run, fp32: &Model, cfg: &CompressConfig) -> Result<Calibrate
     })
 }
 
+/// Where the calibration for `key` is cached: `root` itself for the run's first settings (so
+/// `importance/heatmap.png` is where a user looks), `root/k<hash>/` for other settings (other
+/// seeds in a sweep), so that methods with different settings never evict each other's cache.
+fn cache_dir(root: &Path, key: &serde_json::Value) -> PathBuf {
+    let first = std::fs::read_to_string(root.join("settings.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    match first {
+        Some(k) if &k != key => {
+            // FNV-1a: stable across builds, unlike std's hasher.
+            let h = key
+                .to_string()
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+            root.join(format!("k{h:016x}"))
+        }
+        _ => root.to_path_buf(),
+    }
+}
+
 /// `importance/scores.json`: scope scores per layer, reduced and per group.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScoresFile {
@@ -185,14 +235,15 @@ pub fn load_allocation(path: &Path) -> Result<BitAssignment> {
 pub fn compress(
     run: &Run,
     fp32: &Model,
-    method: Method,
+    id: &MethodId,
     cfg: &CompressConfig,
     resume: bool,
 ) -> Result<()> {
+    let method = id.method;
     if !matches!(method, Method::FqQat | Method::FqBaq) {
         bail!("{} has nothing to train", method.label());
     }
-    let dir = method_dir(&run.dir, method);
+    let dir = method_dir(&run.dir, id.clone());
     let (weights, bits_path) = (dir.join("weights.safetensors"), dir.join("bits.json"));
     if weights.exists() && bits_path.exists() {
         return Ok(());
@@ -223,13 +274,14 @@ pub fn compress(
         }
     };
     let model = cal.model;
+    let label = id.label();
     let io = TrainIo {
         preprocess: &run.preprocess,
         group_names: &run.dataset.groups,
         checkpoint: &checkpoint,
         resume,
         progress: run.progress,
-        label: method.label(),
+        label: &label,
     };
     let (outcome, bits) = match method {
         Method::FqQat => {

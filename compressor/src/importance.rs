@@ -14,7 +14,7 @@ use candle_core::Tensor;
 use clap::ValueEnum;
 use fq_models::QuantLayer;
 use fq_runtime::preprocess::PreprocessConfig;
-use indicatif::{ProgressBar, ProgressStyle};
+
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -235,14 +235,10 @@ pub fn calibrate(
         .chunks(train_cfg.batch_size)
         .take(cfg.calib_batches)
         .collect();
-    let bar = if progress {
-        ProgressBar::new(batches.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("importance [{elapsed_precise}] {bar:30} {pos}/{len} batches")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = crate::progress::bar(
+        progress,
+        batches.len() as u64,
+        "importance [{elapsed_precise}] {bar:30} {pos}/{len} batches",
     );
     let spec = BatchSpec {
         preprocess,

@@ -46,25 +46,85 @@ impl Method {
     }
 }
 
-/// Where a run keeps a method's learned artifacts: `RUN_DIR/methods/<method>/` with
+/// A method under one named setting: `--variant official-code` or a sweep's `s42` keeps its
+/// files in `methods/<method>-<variant>/` and its own row in the report, so presets, seeds and
+/// ablation values of one method coexist in a run instead of overwriting each other.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MethodId {
+    pub method: Method,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl From<Method> for MethodId {
+    fn from(method: Method) -> Self {
+        Self {
+            method,
+            variant: None,
+        }
+    }
+}
+
+impl MethodId {
+    /// `method` under `variant` (`None` or empty: the plain method). A variant is a directory
+    /// name part, so it is limited to ASCII letters, digits, `.`, `_` and `-`.
+    pub fn new(method: Method, variant: Option<&str>) -> anyhow::Result<Self> {
+        let variant = variant.filter(|v| !v.is_empty());
+        if let Some(v) = variant {
+            let ok = v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !ok || v.starts_with('.') || v.len() > 100 {
+                anyhow::bail!(
+                    "--variant `{v}`: use at most 100 ASCII letters, digits, `.`, `_` or `-` (not starting with `.`)"
+                );
+            }
+        }
+        Ok(Self {
+            method,
+            variant: variant.map(str::to_string),
+        })
+    }
+
+    /// The method's command-line name (`fq-baq`), with `-<variant>` when it has one.
+    pub fn name(&self) -> String {
+        let base = self
+            .method
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_else(|| format!("{:?}", self.method));
+        match &self.variant {
+            Some(v) => format!("{base}-{v}"),
+            None => base,
+        }
+    }
+
+    /// The paper's name (`FQ-BAQ`), with ` [variant]` when it has one.
+    pub fn label(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{} [{v}]", self.method.label()),
+            None => self.method.label().to_string(),
+        }
+    }
+}
+
+/// Where a run keeps a method's learned artifacts: `RUN_DIR/methods/<method>[-<variant>]/` with
 /// `weights.safetensors` (weights that differ from the FP32 model, e.g. after QAT) and
 /// `bits.json` (a [`BitAssignment`], e.g. BAQ's discretized bits).
-pub fn method_dir(run_dir: &Path, method: Method) -> PathBuf {
-    let name = method
-        .to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_else(|| format!("{method:?}"));
-    run_dir.join("methods").join(name)
+pub fn method_dir(run_dir: &Path, id: impl Into<MethodId>) -> PathBuf {
+    run_dir.join("methods").join(id.into().name())
 }
 
 /// The weights file and bit assignment a method's model uses: its own files when the run has
 /// them, else the FP32 weights and the method's fixed bits. `None` bits = unquantized FP32.
 pub fn artifacts(
     run_dir: &Path,
-    method: Method,
+    id: impl Into<MethodId>,
     layers: &[QuantLayer],
 ) -> anyhow::Result<(PathBuf, Option<BitAssignment>)> {
-    let dir = method_dir(run_dir, method);
+    let id = id.into();
+    let method = id.method;
+    let dir = method_dir(run_dir, id.clone());
     let own = dir.join("weights.safetensors");
     let weights = if own.exists() {
         own
@@ -75,7 +135,7 @@ pub fn artifacts(
         anyhow::bail!(
             "{}: no trained weights for method {} (run `fq-compress train` / `compress` first)",
             weights.display(),
-            method.label()
+            id.label()
         );
     }
     let bits_path = dir.join("bits.json");
@@ -87,14 +147,15 @@ pub fn artifacts(
                 .with_context(|| format!("{}: invalid bit assignment", bits_path.display()))?,
         )
     } else if matches!(method, Method::FqQat | Method::FqBaq) {
+        let variant = id
+            .variant
+            .as_deref()
+            .map_or(String::new(), |v| format!(" --variant {v}"));
         anyhow::bail!(
-            "{}: method {} has not finished in this run (run `fq-compress compress --method {}`)",
+            "{}: method {} has not finished in this run (run `fq-compress compress --method {}{variant}`)",
             bits_path.display(),
-            method.label(),
-            method
-                .to_possible_value()
-                .map(|v| v.get_name().to_string())
-                .unwrap_or_default()
+            id.label(),
+            MethodId::from(method).name()
         );
     } else {
         method.fixed_bits(layers)

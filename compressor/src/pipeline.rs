@@ -5,7 +5,7 @@ use crate::cli::DemoArgs;
 use crate::config::{DataConfig, RunConfig};
 use crate::data::ImageSet;
 use crate::evaluate::evaluate;
-use crate::methods::Method;
+use crate::methods::{Method, MethodId};
 use crate::model::Model;
 use crate::params::ParamStore;
 use crate::report::{MethodResult, Report};
@@ -145,7 +145,16 @@ impl Run {
             height: size,
             ..PreprocessConfig::default()
         };
-        let images = fq_runtime::preprocess::load_dataset_images(&dataset, &preprocess, progress)?;
+        let bar = crate::progress::bar(
+            progress,
+            dataset.len() as u64,
+            "decode [{elapsed_precise}] {bar:30} {pos}/{len} images ({per_sec})",
+        );
+        let images =
+            fq_runtime::preprocess::load_dataset_images_with(&dataset, &preprocess, &|n| {
+                bar.set_position(n as u64)
+            })?;
+        bar.finish_and_clear();
         let all = ImageSet {
             ids: dataset.samples.iter().map(|s| s.id.clone()).collect(),
             images,
@@ -211,7 +220,13 @@ impl Run {
     }
 
     /// Evaluate methods on the test split, merge them into `report.json` and redraw the chart.
-    pub fn evaluate_methods(&self, fp32: &Model, methods: &[Method]) -> Result<Report> {
+    /// With `skip_done`, methods the report already has are not evaluated again (a sweep).
+    pub fn evaluate_methods(
+        &self,
+        fp32: &Model,
+        methods: &[MethodId],
+        skip_done: bool,
+    ) -> Result<Report> {
         let path = self.dir.join("report.json");
         let mut report = if path.exists() {
             Report::load(&path)?
@@ -226,8 +241,11 @@ impl Run {
             }
         };
         let layers = self.graph.quant_layers()?;
-        for &m in methods {
-            let (weights, bits) = crate::methods::artifacts(&self.dir, m, &layers)?;
+        for m in methods {
+            if skip_done && report.get(m).is_some() {
+                continue;
+            }
+            let (weights, bits) = crate::methods::artifacts(&self.dir, m.clone(), &layers)?;
             let own;
             let model = if weights == self.dir.join("fp32.safetensors") {
                 fp32
@@ -290,29 +308,25 @@ pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
     println!("trained FP32 in {:.1}s", start.elapsed().as_secs_f64());
     for m in [Method::FqQat, Method::FqBaq] {
         let c = crate::fairquant::CompressConfig::embedded(m, &run.cfg.train);
-        crate::fairquant::compress(&run, &model, m, &c, true)?;
+        crate::fairquant::compress(&run, &model, &m.into(), &c, true)?;
         println!(
             "{} done at {:.1}s",
             m.label(),
             start.elapsed().as_secs_f64()
         );
     }
-    let report = run.evaluate_methods(
-        &model,
-        &[
-            Method::Fp32,
-            Method::PtqU8,
-            Method::PtqU4,
-            Method::FqQat,
-            Method::FqBaq,
-        ],
-    )?;
+    let all = [
+        Method::Fp32,
+        Method::PtqU8,
+        Method::PtqU4,
+        Method::FqQat,
+        Method::FqBaq,
+    ];
+    let ids: Vec<MethodId> = all.into_iter().map(MethodId::from).collect();
+    let report = run.evaluate_methods(&model, &ids, false)?;
     println!("\n{}", report.table());
-    let packed = crate::export::export_run(
-        &run.dir,
-        Some(Method::PtqU4),
-        Some(&run.dir.join("model-u4.fqm")),
-    )?;
+    // The method `export` picks by default: the best worst-group accuracy, then fewer bits.
+    let packed = crate::export::export_run(&run.dir, None, None)?;
     println!("{packed}");
     println!(
         "report: {}  chart: {}  ({:.1}s in all)",

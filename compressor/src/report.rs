@@ -1,7 +1,7 @@
 //! The per-group report of a run: metrics per method in `report.json`, a per-group accuracy chart
 //! and the Table-1-style summary printed on stdout.
 
-use crate::methods::Method;
+use crate::methods::{Method, MethodId};
 use crate::quant::BitAssignment;
 use anyhow::Result;
 use fq_models::QuantLayer;
@@ -13,6 +13,9 @@ use std::path::Path;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MethodResult {
     pub method: Method,
+    /// The setting (`--variant`) this row was run under; `None` for the plain method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     pub avg_bits: f64,
     pub gbops: f64,
     pub metrics: FairnessMetrics,
@@ -21,7 +24,7 @@ pub struct MethodResult {
 impl MethodResult {
     /// Bit statistics of `bits` (FP32 when `None`) over the model's quantizable layers (spec §8).
     pub fn new(
-        method: Method,
+        id: &MethodId,
         layers: &[QuantLayer],
         bits: Option<&BitAssignment>,
         metrics: FairnessMetrics,
@@ -41,10 +44,20 @@ impl MethodResult {
             .map(|(l, &b)| (l.bops as f64, b))
             .collect();
         Self {
-            method,
+            method: id.method,
+            variant: id.variant.clone(),
             avg_bits: avg_bits(&p),
             gbops: gbops(&o),
             metrics,
+        }
+    }
+}
+
+impl MethodResult {
+    pub fn id(&self) -> MethodId {
+        MethodId {
+            method: self.method,
+            variant: self.variant.clone(),
         }
     }
 }
@@ -61,12 +74,23 @@ pub struct Report {
 }
 
 impl Report {
-    /// Insert or replace the result of a method, keeping the table order stable.
+    /// Insert or replace the result of a method (and variant), keeping the table order stable.
     pub fn upsert(&mut self, r: MethodResult) {
-        match self.results.iter_mut().find(|x| x.method == r.method) {
+        match self
+            .results
+            .iter_mut()
+            .find(|x| x.method == r.method && x.variant == r.variant)
+        {
             Some(x) => *x = r,
             None => self.results.push(r),
         }
+    }
+
+    /// The row of a method (and variant), if the report has one.
+    pub fn get(&self, id: &MethodId) -> Option<&MethodResult> {
+        self.results
+            .iter()
+            .find(|r| r.method == id.method && r.variant == id.variant)
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -82,7 +106,7 @@ impl Report {
             .iter()
             .map(|r| {
                 (
-                    r.method.label().to_string(),
+                    r.id().label(),
                     r.metrics
                         .group_accuracy
                         .iter()
@@ -115,7 +139,7 @@ impl Report {
             let m = &r.metrics;
             s += &format!(
                 "| {} | {:.2} | {:.4} | {:.2} | {:.2} | {:.2} | {:.3} | {:.3} | {} |\n",
-                r.method.label(),
+                r.id().label(),
                 r.avg_bits,
                 r.gbops,
                 100.0 * m.avg_acc,

@@ -12,7 +12,7 @@ use crate::optim::{AdamW, AdamWConfig};
 use crate::seed;
 use anyhow::{bail, Result};
 use fq_runtime::preprocess::PreprocessConfig;
-use indicatif::{ProgressBar, ProgressStyle};
+
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -138,14 +138,10 @@ pub fn train(
         }
     }
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
-    let bar = if io.progress {
-        ProgressBar::new((cfg.epochs * steps_per_epoch) as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = crate::progress::bar(
+        io.progress,
+        (cfg.epochs * steps_per_epoch) as u64,
+        "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
     );
     bar.set_prefix(io.label.to_string());
     bar.set_position((meta.epochs_done * steps_per_epoch) as u64);

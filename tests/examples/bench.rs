@@ -295,7 +295,7 @@ fn main() -> Result<()> {
     for w in MODEL_WEIGHTS {
         let bits = assignment(&layers, w);
         let meta = ExportMeta {
-            method: Method::PtqU4,
+            method: Method::PtqU4.into(),
             classes: (0..1000).map(|i| format!("class{i}")).collect(),
             groups: vec!["all".into()],
             preprocess: PreprocessConfig::default(),

@@ -56,7 +56,7 @@ fn params(g: &Graph, seed: u64) -> ParamStore {
 
 fn meta(g: &Graph, method: Method) -> ExportMeta {
     ExportMeta {
-        method,
+        method: method.into(),
         classes: (0..g.num_classes).map(|i| format!("c{i}")).collect(),
         groups: vec!["light".into(), "dark".into()],
         preprocess: PreprocessConfig {
@@ -198,15 +198,15 @@ fn export_run_writes_the_file_the_report_describes() {
     let u8m = metrics(&[0, 1, 2, 3]);
     let u4m = metrics(&[0, 1, 2, 0]);
     let results = vec![
-        MethodResult::new(Method::Fp32, &layers, None, metrics(&[0, 1, 2, 3])),
+        MethodResult::new(&Method::Fp32.into(), &layers, None, metrics(&[0, 1, 2, 3])),
         MethodResult::new(
-            Method::PtqU8,
+            &Method::PtqU8.into(),
             &layers,
             Some(&BitAssignment::uniform(&layers, 8)),
             u8m.clone(),
         ),
         MethodResult::new(
-            Method::PtqU4,
+            &Method::PtqU4.into(),
             &layers,
             Some(&BitAssignment::uniform(&layers, 4)),
             u4m.clone(),
@@ -221,10 +221,10 @@ fn export_run_writes_the_file_the_report_describes() {
         results,
     };
     report.write(run).unwrap();
-    assert_eq!(default_method(&report), Method::PtqU8);
+    assert_eq!(default_method(&report), Method::PtqU8.into());
 
     let e = export_run(run, None, None).unwrap();
-    assert_eq!(e.method, Method::PtqU8);
+    assert_eq!(e.method, Method::PtqU8.into());
     assert_eq!(e.path, run.join("model-u8.fqm"));
     let m = PackedModel::load(&e.path).unwrap();
     assert_eq!(m.summary.method, "ptq-u8");
@@ -233,7 +233,7 @@ fn export_run_writes_the_file_the_report_describes() {
     assert!((m.summary.avg_bits - report.results[1].avg_bits).abs() < 1e-9);
 
     let out = run.join("deploy/clinic.fqm");
-    let e = export_run(run, Some(Method::PtqU4), Some(&out)).unwrap();
+    let e = export_run(run, Some(Method::PtqU4.into()), Some(&out)).unwrap();
     let m = PackedModel::load(&out).unwrap();
     assert_eq!(m.summary.test_metrics.as_ref(), Some(&u4m));
     assert_eq!(m.summary.folded.len(), 20);
@@ -251,7 +251,7 @@ fn export_run_writes_the_file_the_report_describes() {
     mix.layers.insert("fc".into(), vec![8; 5]);
     let own = fq_compress::methods::method_dir(run, Method::PtqU4);
     fq_runtime::atomic::write_json_atomic(&own.join("bits.json"), &mix).unwrap();
-    export_run(run, Some(Method::PtqU4), Some(&out)).unwrap();
+    export_run(run, Some(Method::PtqU4.into()), Some(&out)).unwrap();
     let m = PackedModel::load(&out).unwrap();
     let fc = m.layers.iter().find(|l| l.name == "fc").unwrap();
     let fq_runtime::format::LayerWeights::Packed(fc) = &fc.weights else {

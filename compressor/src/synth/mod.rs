@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -59,18 +59,11 @@ pub fn generate(cfg: &SynthConfig, out_dir: &Path, progress: bool) -> anyhow::Re
     let images = partial.join(IMAGES_DIR);
     fs::create_dir_all(&images).with_context(|| format!("creating {}", images.display()))?;
 
-    let pb = if progress {
-        let pb = ProgressBar::new(cfg.num_images as u64);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "synth {bar:40.cyan/blue} {pos}/{len} images [{elapsed_precise} < {eta}]",
-            )
-            .expect("valid progress template"),
-        );
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
+    let pb = crate::progress::bar(
+        progress,
+        cfg.num_images as u64,
+        "synth {bar:40.cyan/blue} {pos}/{len} images [{elapsed_precise} < {eta}]",
+    );
 
     // Rendering is CPU bound (rayon, one thread per core); creating and fsyncing thousands of
     // small files is I/O bound, so a few writer threads do it concurrently.

@@ -16,8 +16,15 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::atomic::write_atomic;
 
+mod ablation;
+mod canvas;
+mod frontier;
 mod heatmap;
+mod radar;
+pub use ablation::{ablation_chart, AblationPoint};
+pub use frontier::{frontier_chart, Estimate, MethodPoint};
 pub use heatmap::{heatmap, HeatmapPanel};
+pub use radar::radar_chart;
 
 /// Size of the chart in pixels.
 pub const CHART_SIZE: (u32, u32) = (900, 500);

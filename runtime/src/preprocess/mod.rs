@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::DataError;
 
-pub use cache::load_dataset_images;
+pub use cache::{load_dataset_images, load_dataset_images_with};
 pub use decode::{decode_bytes, decode_path, exif_orientation, DecodeError};
 
 /// ImageNet channel means (RGB), as torchvision's `Normalize` in the reference code.

@@ -1,0 +1,132 @@
+//! `fq-compress sweep` on a tiny run: the grid's runs become method variants of the run, the
+//! aggregates match the per-run report rows, the markdown and plots are written, the default
+//! ablation value reuses the main run, and a second sweep trains nothing.
+
+use clap::Parser;
+use fq_compress::cli::{dispatch, Cli};
+use fq_compress::report::Report;
+use std::path::Path;
+use std::time::SystemTime;
+
+fn cli(args: &[&str]) {
+    let mut argv = vec!["fq-compress", "--quiet"];
+    argv.extend_from_slice(args);
+    dispatch(Cli::try_parse_from(argv).unwrap()).unwrap();
+}
+
+fn mtime(p: &Path) -> SystemTime {
+    std::fs::metadata(p).unwrap().modified().unwrap()
+}
+
+#[test]
+fn sweep_aggregates_seeds_and_ablations_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = dir.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    cli(&[
+        "synth",
+        "--out",
+        d,
+        "--num-images",
+        "200",
+        "--image-size",
+        "32",
+    ]);
+    let (csv, images) = (format!("{d}/fitzpatrick17k.csv"), format!("{d}/images"));
+    #[rustfmt::skip]
+    cli(&[
+        "train", "--run-dir", r, "--csv", &csv, "--images", &images,
+        "--width", "4", "--input-size", "32", "--epochs", "1", "--batch-size", "64",
+    ]);
+    #[rustfmt::skip]
+    let sweep = [
+        "sweep", "--run-dir", r, "--seeds", "3,4", "--methods", "fq-baq",
+        "--lambda-bit", "0.001,0.01", "--epochs", "1", "--calib-batches", "1",
+    ];
+    cli(&sweep);
+
+    let out = run.join("sweep");
+    for f in [
+        "results.json",
+        "table1.md",
+        "ablations.md",
+        "frontier.png",
+        "radar.png",
+        "ablation_lambda_bit.png",
+    ] {
+        assert!(out.join(f).exists(), "sweep/{f} missing");
+    }
+    // Seeds × (paper, official code) + the one new ablation value; 0.01 is the default.
+    let methods = run.join("methods");
+    let mut dirs: Vec<String> = std::fs::read_dir(&methods)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    dirs.sort();
+    assert_eq!(
+        dirs,
+        [
+            "fq-baq-lambda_bit-0.001-s3",
+            "fq-baq-lambda_bit-0.001-s4",
+            "fq-baq-official-code-s3",
+            "fq-baq-official-code-s4",
+            "fq-baq-s3",
+            "fq-baq-s4",
+        ]
+    );
+
+    let report = Report::load(&run.join("report.json")).unwrap();
+    let worst = |variant: &str| {
+        report
+            .results
+            .iter()
+            .find(|x| x.variant.as_deref() == Some(variant))
+            .unwrap()
+            .metrics
+            .worst_acc
+    };
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let aggs = results["aggregates"].as_array().unwrap();
+    let labels: Vec<&str> = aggs.iter().map(|a| a["label"].as_str().unwrap()).collect();
+    assert_eq!(
+        labels,
+        [
+            "FP32",
+            "U8",
+            "U4",
+            "FQ-BAQ",
+            "FQ-BAQ (official code)",
+            "FQ-BAQ (lambda_bit=0.001)",
+            "FQ-BAQ (lambda_bit=0.01)"
+        ]
+    );
+    let baq = &aggs[3];
+    let mean = (worst("s3") + worst("s4")) / 2.0;
+    assert!((baq["worst_acc"]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert_eq!(baq["seeds"], serde_json::json!([3, 4]));
+    // The default ablation value is the main run: the same numbers.
+    assert_eq!(aggs[6]["worst_acc"], baq["worst_acc"]);
+
+    let table = std::fs::read_to_string(out.join("table1.md")).unwrap();
+    assert!(table.contains(
+        "| Dataset | Model | Method | AvgBits | GBOPs | AvgAcc | WorstAcc | Gap | EOpp0 | EOdd |"
+    ));
+    let baq_row = table.lines().find(|l| l.contains("| FQ-BAQ |")).unwrap();
+    assert!(
+        baq_row.contains('±') && baq_row.ends_with("| 3, 4 |"),
+        "{baq_row}"
+    );
+    let abl = std::fs::read_to_string(out.join("ablations.md")).unwrap();
+    assert!(
+        abl.contains("| 0.001 | 3, 4 |") && abl.contains('['),
+        "{abl}"
+    );
+
+    // A second sweep finds every run finished: no weights are rewritten.
+    let w = methods.join("fq-baq-s3/weights.safetensors");
+    let before = mtime(&w);
+    cli(&sweep);
+    assert_eq!(mtime(&w), before);
+}
