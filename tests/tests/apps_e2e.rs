@@ -23,7 +23,15 @@ fn small_run(root: &Path) -> (PathBuf, PathBuf) {
         argv.extend_from_slice(args);
         dispatch(Cli::try_parse_from(argv).unwrap()).unwrap();
     };
-    cli(&["synth", "--out", data_s, "--num-images", "300", "--image-size", "32"]);
+    cli(&[
+        "synth",
+        "--out",
+        data_s,
+        "--num-images",
+        "300",
+        "--image-size",
+        "32",
+    ]);
     let csv = format!("{data_s}/fitzpatrick17k.csv");
     let images = format!("{data_s}/images");
     #[rustfmt::skip]
@@ -61,9 +69,16 @@ fn check_model_card(run: &Path) {
         "model-u4-frontier.png",
         "model-u4-radar.png",
     ] {
-        assert!(card.contains(section), "model card lacks `{section}`:\n{card}");
+        assert!(
+            card.contains(section),
+            "model card lacks `{section}`:\n{card}"
+        );
     }
-    for png in ["model-u4-bits.png", "model-u4-frontier.png", "model-u4-radar.png"] {
+    for png in [
+        "model-u4-bits.png",
+        "model-u4-frontier.png",
+        "model-u4-radar.png",
+    ] {
         image::open(run.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
     }
 }
@@ -100,16 +115,28 @@ fn classify(model: &Path, photos: &[PathBuf]) {
     // Documented: a photo that cannot be classified makes the status 1; the others are reported.
     assert_eq!(code, fq_classify::EXIT_SOME_FAILED, "{err}");
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!((json["classified"].as_u64(), json["failed"].as_u64()), (Some(3), Some(2)));
-    assert!(json["backend"].as_str().unwrap().starts_with("CPU ("), "{json}");
+    assert_eq!(
+        (json["classified"].as_u64(), json["failed"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert!(
+        json["backend"].as_str().unwrap().starts_with("CPU ("),
+        "{json}"
+    );
     let c = Classifier::load(model).unwrap();
     for (i, p) in photos.iter().enumerate() {
         let entry = &json["photos"][i];
         assert_eq!(entry["file"], p.display().to_string());
         let name = p.file_name().unwrap().to_str().unwrap();
         if name == "broken.jpg" || name == "notes.txt" {
-            let line = err.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{err}"));
-            assert!(line.starts_with("error: ") && line.contains("cannot decode image"), "{line}");
+            let line = err
+                .lines()
+                .find(|l| l.contains(name))
+                .unwrap_or_else(|| panic!("{err}"));
+            assert!(
+                line.starts_with("error: ") && line.contains("cannot decode image"),
+                "{line}"
+            );
             assert!(entry["error"].as_str().unwrap().contains(name));
             continue;
         }
@@ -119,7 +146,8 @@ fn classify(model: &Path, photos: &[PathBuf]) {
         assert_eq!(top.len(), 2);
         assert_eq!(top[0]["class"], c.classes()[want.class]);
         let prob = top[0]["probability"].as_f64().unwrap();
-        assert_eq!(prob, f64::from(want.probabilities[want.class]));
+        // Equal up to serde_json's float parsing, which may be off in the last bit.
+        assert!((prob - f64::from(want.probabilities[want.class])).abs() < 1e-12);
         assert!(top[1]["probability"].as_f64().unwrap() <= prob);
         assert!(entry["latency_ms"]["total"].as_f64().unwrap() > 0.0);
     }
@@ -161,7 +189,12 @@ fn classify_and_validate_an_exported_model() {
         "--split-csv", split.to_str().unwrap(), "--split", "test",
     ]);
     let o = fq_validate::validate(&args).unwrap();
-    assert_eq!(o.exit_code(), fq_validate::EXIT_PASS, "{}", o.report.verdict.message);
+    assert_eq!(
+        o.exit_code(),
+        fq_validate::EXIT_PASS,
+        "{}",
+        o.report.verdict.message
+    );
     assert!(o.report.verdict.pass && o.report.verdict.drop == 0.0);
     // The reported field figures are the runtime's own evaluation of the same images ...
     let c = Classifier::load(&model).unwrap();
@@ -170,12 +203,20 @@ fn classify_and_validate_an_exported_model() {
     assert_eq!(o.report.field_metrics, ev.metrics);
     for (g, row) in o.report.groups.iter().enumerate() {
         let f = row.field.unwrap();
-        assert_eq!((f.correct, f.count), (ev.metrics.group_correct[g], ev.metrics.group_count[g]));
+        assert_eq!(
+            (f.correct, f.count),
+            (ev.metrics.group_correct[g], ev.metrics.group_count[g])
+        );
         assert_eq!(Some(f.accuracy), ev.metrics.group_accuracy[g]);
     }
     // ... and the compression-time figures are the compressor's report.
     let report = Report::load(&run.join("report.json")).unwrap();
-    let u4 = &report.results.iter().find(|r| r.method.label() == "U4").unwrap().metrics;
+    let u4 = &report
+        .results
+        .iter()
+        .find(|r| r.method.label() == "U4")
+        .unwrap()
+        .metrics;
     assert_eq!(&o.report.compression_metrics, u4);
     assert_eq!(o.report.field_metrics.group_correct, u4.group_correct);
     let json: serde_json::Value =
@@ -187,12 +228,21 @@ fn classify_and_validate_an_exported_model() {
 
     // A folder + CSV set built to fail: group I-III only with images the model gets wrong.
     let promised_worst = u4.worst_acc;
-    assert!(promised_worst > 0.05, "the tiny model's worst group is at {promised_worst}");
+    assert!(
+        promised_worst > 0.02,
+        "the tiny model's worst group is at {promised_worst}"
+    );
     let mut rows = String::from("image,label,group\n");
     let mut kept = 0;
     for (s, &p) in test.samples.iter().zip(&ev.predictions) {
         let group = &test.groups[s.group];
-        if group == "I-III" && p == c.classes().iter().position(|x| *x == test.classes[s.label]).unwrap() {
+        if group == "I-III"
+            && p == c
+                .classes()
+                .iter()
+                .position(|x| *x == test.classes[s.label])
+                .unwrap()
+        {
             continue;
         }
         kept += 1;
@@ -204,15 +254,24 @@ fn classify_and_validate_an_exported_model() {
     let out = dir.path().join("validation-hard");
     #[rustfmt::skip]
     let args = validate_args(&model, &data, &out, &[
-        "--dataset", "folder", "--csv", fail_csv.to_str().unwrap(), "--tolerance", "0.05",
+        "--dataset", "folder", "--csv", fail_csv.to_str().unwrap(), "--tolerance", "0.02",
     ]);
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let code = fq_validate::run(&args, &mut stdout, &mut stderr);
     let stdout = String::from_utf8(stdout).unwrap();
-    assert_eq!(code, fq_validate::EXIT_FAIL, "{stdout}{}", String::from_utf8_lossy(&stderr));
-    assert!(stdout.contains("FAIL: worst group in the field `I-III` at 0.0%"), "{stdout}");
+    assert_eq!(
+        code,
+        fq_validate::EXIT_FAIL,
+        "{stdout}{}",
+        String::from_utf8_lossy(&stderr)
+    );
+    assert!(
+        stdout.contains("FAIL: worst group in the field `I-III` at 0.0%"),
+        "{stdout}"
+    );
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("validation.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("validation.json")).unwrap())
+            .unwrap();
     assert_eq!(json["verdict"]["pass"], false);
     assert_eq!(json["samples"].as_u64(), Some(kept));
     assert_eq!(json["groups"][0]["beyond_tolerance"], true);
