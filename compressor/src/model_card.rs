@@ -71,7 +71,11 @@ pub fn write(c: &CardInput) -> Result<Card> {
     let bits_png = name("-bits.png");
     bit_width_histogram(
         &bits_png,
-        &format!("Bit-width per layer — {} ({})", c.report.arch, c.method.label()),
+        &format!(
+            "Bit-width per layer — {} ({})",
+            c.report.arch,
+            c.method.label()
+        ),
         &bits,
     )?;
     let mut charts = vec![bits_png.clone()];
@@ -117,7 +121,10 @@ fn run_charts(report: &Report, frontier: &Path, radar: &Path) -> Result<(bool, b
         .collect();
     frontier_chart(
         frontier,
-        &format!("Bits vs per-group accuracy — {} on {}", report.arch, report.dataset),
+        &format!(
+            "Bits vs per-group accuracy — {} on {}",
+            report.arch, report.dataset
+        ),
         &points,
     )?;
     let axes: Vec<String> = RADAR_AXES.iter().map(|(n, _)| n.to_string()).collect();
@@ -259,7 +266,10 @@ fn card_markdown(c: &CardInput, bits: &[(String, Vec<u8>)], links: &Links) -> St
         cfg.model
             .weights
             .as_ref()
-            .map_or("none (trained from scratch)".into(), |w| format!("`{}`", w.display())),
+            .map_or("none (trained from scratch)".into(), |w| format!(
+                "`{}`",
+                w.display()
+            )),
         cfg.train.epochs,
         cfg.train.batch_size,
         cfg.train.lr,
@@ -283,9 +293,8 @@ fn card_markdown(c: &CardInput, bits: &[(String, Vec<u8>)], links: &Links) -> St
             for (g, name) in m.group_names.iter().enumerate() {
                 let (n, k) = (m.group_count[g], m.group_correct[g]);
                 let acc = m.group_accuracy[g].map_or("—".into(), pct);
-                let ci = wilson(k, n, 0.95).map_or("—".into(), |i| {
-                    format!("{}–{}", pct(i.lo), pct(i.hi))
-                });
+                let ci = wilson(k, n, 0.95)
+                    .map_or("—".into(), |i| format!("{}–{}", pct(i.lo), pct(i.hi)));
                 let vs = fp32
                     .and_then(|f| f.metrics.group_accuracy.get(g).copied().flatten())
                     .zip(m.group_accuracy[g])
@@ -304,7 +313,10 @@ fn card_markdown(c: &CardInput, bits: &[(String, Vec<u8>)], links: &Links) -> St
             );
         }
     }
-    s += &format!("## Bit allocation\n\n![Bit-width per layer]({})\n\n", links.bits);
+    s += &format!(
+        "## Bit allocation\n\n![Bit-width per layer]({})\n\n",
+        links.bits
+    );
     let mut channels: BTreeMap<u8, usize> = BTreeMap::new();
     for (_, b) in bits {
         for &v in b {

@@ -37,8 +37,9 @@ pub enum EngineError {
     #[error("{}: {source}", path.display())]
     Load {
         path: std::path::PathBuf,
+        /// Boxed: the runtime's error is large and this variant is rare.
         #[source]
-        source: ClassifyError,
+        source: Box<ClassifyError>,
     },
 }
 
@@ -91,7 +92,7 @@ impl Engine {
         };
         let classifier = Classifier::load(model).map_err(|source| EngineError::Load {
             path: model.to_path_buf(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(Engine {
             classifier,

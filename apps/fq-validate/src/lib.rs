@@ -56,7 +56,8 @@ pub fn validate(a: &Args) -> Result<Outcome> {
             a.tolerance
         );
     }
-    if !(a.alpha > 0.0 && a.alpha < 1.0) || !(a.confidence > 0.0 && a.confidence < 1.0) {
+    let open_unit = |v: f64| v > 0.0 && v < 1.0;
+    if !open_unit(a.alpha) || !open_unit(a.confidence) {
         bail!("--alpha and --confidence must be in (0, 1)");
     }
     let engine = Engine::load(&a.model, BackendChoice::resolve(a.backend)?)?;

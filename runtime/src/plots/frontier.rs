@@ -44,11 +44,13 @@ pub fn frontier_chart(path: &Path, title: &str, points: &[FrontierPoint]) -> Res
     if points.is_empty() {
         return Err(invalid(path, "no methods".into()));
     }
-    if let Some(p) = points.iter().find(|p| {
-        !(p.avg_bits.is_finite() && p.avg_bits > 0.0)
-            || !(0.0..=1.0).contains(&p.worst_acc)
-            || !(0.0..=1.0).contains(&p.avg_acc)
-    }) {
+    let valid = |p: &FrontierPoint| {
+        p.avg_bits.is_finite()
+            && p.avg_bits > 0.0
+            && (0.0..=1.0).contains(&p.worst_acc)
+            && (0.0..=1.0).contains(&p.avg_acc)
+    };
+    if let Some(p) = points.iter().find(|p| !valid(p)) {
         return Err(invalid(
             path,
             format!(
