@@ -154,6 +154,8 @@ pub struct Exported {
     pub weights: PathBuf,
     pub f32_bytes: u64,
     pub has_test_metrics: bool,
+    /// The model card written beside the file (see [`crate::model_card`]).
+    pub card: PathBuf,
 }
 
 impl fmt::Display for Exported {
@@ -170,6 +172,7 @@ impl fmt::Display for Exported {
             mb(self.f32_bytes),
             self.f32_bytes as f64 / self.bytes.max(1) as f64
         )?;
+        write!(f, "\n  model card: {}", self.card.display())?;
         if !self.has_test_metrics {
             write!(
                 f,
@@ -258,6 +261,16 @@ pub fn export_run(
     let f32_bytes = std::fs::metadata(&weights)
         .with_context(|| format!("{}: cannot stat", weights.display()))?
         .len();
+    let card = crate::model_card::write(&crate::model_card::CardInput {
+        run_dir,
+        cfg: &cfg,
+        report: &report,
+        method: method.clone(),
+        model: &model,
+        model_path: &path,
+        bytes,
+        f32_bytes,
+    })?;
     Ok(Exported {
         path,
         method,
@@ -266,5 +279,6 @@ pub fn export_run(
         weights,
         f32_bytes,
         has_test_metrics,
+        card: card.markdown,
     })
 }

@@ -1,10 +1,8 @@
-//! The sweep's charts (frontier, ablation, radar) are valid PNGs with every series drawn, and
-//! reject inputs they cannot draw with an error naming the file.
+//! The sweep's charts: the ablation chart draws both panels, the frontier draws the seeds' error
+//! bars (the frontier and radar without them are tested in `report_plots.rs`).
 #![cfg(feature = "plots")]
 
-use fq_runtime::plots::{
-    ablation_chart, frontier_chart, radar_chart, AblationPoint, Estimate, MethodPoint,
-};
+use fq_runtime::plots::{ablation_chart, frontier_chart, AblationPoint, Estimate, FrontierPoint};
 use std::path::Path;
 
 /// Decodes the PNG and counts the pixels of each of the first `n` palette colours.
@@ -22,28 +20,25 @@ fn palette_pixels(path: &Path, n: usize) -> (image::RgbImage, Vec<usize>) {
 }
 
 #[test]
-fn frontier_draws_every_method() {
+fn frontier_draws_error_bars_of_seeded_methods() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("frontier.png");
-    let m = |label: &str, bits: f64, worst: f64, err: f64| MethodPoint {
+    let m = |label: &str, bits: f64, worst: f64, err: f64| FrontierPoint {
         label: label.into(),
         avg_bits: bits,
-        worst_acc: Estimate::new(worst, err),
-        avg_acc: Estimate::new(worst + 0.08, err),
+        worst_acc: worst,
+        avg_acc: worst + 0.08,
+        worst_err: err,
+        avg_err: err,
     };
-    let points = [
-        m("FP32", 32.0, 0.49, 0.0),
-        m("U4", 4.0, 0.44, 0.0),
-        m("FQ-BAQ", 3.98, 0.55, 0.02),
-    ];
-    frontier_chart(&path, "frontier", &points).unwrap();
-    let (img, counts) = palette_pixels(&path, 3);
-    assert_eq!(img.dimensions(), (1100, 520));
-    assert!(counts.iter().all(|&c| c > 100), "{counts:?}");
-
-    let bad = [m("broken", 0.0, 0.5, 0.0)];
-    let err = frontier_chart(&dir.path().join("bad.png"), "t", &bad).unwrap_err();
-    assert!(err.to_string().contains("bad.png") && err.to_string().contains("`broken`"));
+    let plain = [m("FP32", 32.0, 0.49, 0.0), m("FQ-BAQ", 3.98, 0.55, 0.0)];
+    let seeded = [m("FP32", 32.0, 0.49, 0.0), m("FQ-BAQ", 3.98, 0.55, 0.04)];
+    let (a, b) = (dir.path().join("plain.png"), dir.path().join("seeded.png"));
+    frontier_chart(&a, "frontier", &plain).unwrap();
+    frontier_chart(&b, "frontier", &seeded).unwrap();
+    // The whiskers add pixels in both marker colours (worst group and mean).
+    let (_, pa) = palette_pixels(&a, 4);
+    let (_, pb) = palette_pixels(&b, 4);
+    assert!(pb[0] > pa[0] + 20 && pb[3] > pa[3] + 20, "{pa:?} {pb:?}");
 }
 
 #[test]
@@ -66,25 +61,4 @@ fn ablation_draws_both_panels() {
     // AvgAcc and AvgBits share the first colour; WorstAcc is the second.
     assert!(counts.iter().all(|&c| c > 100), "{counts:?}");
     assert!(ablation_chart(&path, "t", "p", &[]).is_err());
-}
-
-#[test]
-fn radar_draws_each_method_and_checks_ranges() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("radar.png");
-    let axes: Vec<String> = ["AvgAcc", "WorstAcc", "1 − Gap", "1 − AvgBits/32"]
-        .map(String::from)
-        .to_vec();
-    let series = vec![
-        ("FP32".to_string(), vec![0.6, 0.49, 0.8, 0.0]),
-        ("FQ-BAQ".to_string(), vec![0.65, 0.58, 0.85, 0.875]),
-    ];
-    radar_chart(&path, "radar", &axes, &series).unwrap();
-    let (img, counts) = palette_pixels(&path, 2);
-    assert_eq!(img.dimensions(), (900, 640));
-    assert!(counts.iter().all(|&c| c > 100), "{counts:?}");
-    let out_of_range = vec![("x".to_string(), vec![0.5, 1.5, 0.5, 0.5])];
-    let err = radar_chart(&path, "t", &axes, &out_of_range).unwrap_err();
-    assert!(err.to_string().contains("outside [0, 1]"), "{err}");
-    assert!(radar_chart(&path, "t", &axes[..2], &[]).is_err());
 }

@@ -6,21 +6,23 @@ use super::summary::Aggregate;
 use crate::report::Report;
 use anyhow::Result;
 use fq_runtime::plots::{
-    ablation_chart, frontier_chart, radar_chart, AblationPoint, Estimate, MethodPoint,
+    ablation_chart, frontier_chart, radar_chart, AblationPoint, Estimate, FrontierPoint,
+    RadarSeries,
 };
 use std::path::Path;
 
 /// `frontier.png`, `radar.png` and `ablation_<param>.png` in `dir`.
 pub fn draw(dir: &Path, report: &Report, aggs: &[Aggregate]) -> Result<()> {
     let main: Vec<&Aggregate> = aggs.iter().filter(|a| a.ablation.is_none()).collect();
-    let std = |s: &super::stats::Summary| Estimate::new(s.mean, s.std);
-    let points: Vec<MethodPoint> = main
+    let points: Vec<FrontierPoint> = main
         .iter()
-        .map(|a| MethodPoint {
+        .map(|a| FrontierPoint {
             label: a.label.clone(),
             avg_bits: a.avg_bits.mean,
-            worst_acc: std(&a.worst_acc),
-            avg_acc: std(&a.avg_acc),
+            worst_acc: a.worst_acc.mean,
+            avg_acc: a.avg_acc.mean,
+            worst_err: a.worst_acc.std,
+            avg_err: a.avg_acc.std,
         })
         .collect();
     let name = format!("{} on {}", report.arch, report.dataset);
@@ -38,7 +40,7 @@ pub fn draw(dir: &Path, report: &Report, aggs: &[Aggregate]) -> Result<()> {
     ]
     .map(String::from)
     .to_vec();
-    let series: Vec<(String, Vec<f64>)> = main
+    let series: Vec<RadarSeries> = main
         .iter()
         .map(|a| {
             let v = [
@@ -48,7 +50,10 @@ pub fn draw(dir: &Path, report: &Report, aggs: &[Aggregate]) -> Result<()> {
                 1.0 - a.eodd.mean,
                 1.0 - a.avg_bits.mean / 32.0,
             ];
-            (a.label.clone(), v.map(|x| x.clamp(0.0, 1.0)).to_vec())
+            RadarSeries {
+                name: a.label.clone(),
+                values: v.map(|x| x.clamp(0.0, 1.0)).to_vec(),
+            }
         })
         .collect();
     radar_chart(
@@ -56,6 +61,7 @@ pub fn draw(dir: &Path, report: &Report, aggs: &[Aggregate]) -> Result<()> {
         &format!("Scores per method — {name} (larger is better)"),
         &axes,
         &series,
+        0.0,
     )?;
     for p in Param::ALL {
         let rows: Vec<&Aggregate> = aggs

@@ -5,8 +5,23 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::canvas::{invalid, msg, render_png, Area};
-use super::{Estimate, PlotError, FAMILY, PALETTE};
+use super::render::{err as msg, invalid, render_png};
+use super::{PlotError, FAMILY, PALETTE};
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// A mean and its error-bar half-width (a CI half-width; 0 for a single run).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    pub mean: f64,
+    pub err: f64,
+}
+
+impl Estimate {
+    pub fn new(mean: f64, err: f64) -> Self {
+        Self { mean, err }
+    }
+}
 
 /// One value of the ablated parameter; accuracies as fractions in [0, 1].
 #[derive(Clone, Debug)]
@@ -32,9 +47,11 @@ pub fn ablation_chart(
     points: &[AblationPoint],
 ) -> Result<(), PlotError> {
     if points.is_empty() {
-        return Err(invalid(path, "no ablation values"));
+        return Err(invalid(path, "no ablation values".into()));
     }
-    render_png(path, SIZE, |root| {
+    render_png(path, SIZE, |rgb| {
+        let root = BitMapBackend::with_buffer(rgb, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(msg)?;
         let body = root
             .titled(title, (FAMILY, 22).into_font().color(&BLACK))
             .map_err(msg)?;
@@ -42,7 +59,8 @@ pub fn ablation_chart(
         let acc: [Series; 2] = [("AvgAcc", |p| p.avg_acc), ("WorstAcc", |p| p.worst_acc)];
         panel(&left, param, "Accuracy (%)", points, &acc, 100.0)?;
         let bits: [Series; 1] = [("AvgBits", |p| p.avg_bits)];
-        panel(&right, param, "Average bits", points, &bits, 1.0)
+        panel(&right, param, "Average bits", points, &bits, 1.0)?;
+        root.present().map_err(msg)
     })
 }
 

@@ -17,14 +17,18 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::atomic::write_atomic;
 
 mod ablation;
-mod canvas;
+mod bits;
+mod field;
 mod frontier;
 mod heatmap;
 mod radar;
-pub use ablation::{ablation_chart, AblationPoint};
-pub use frontier::{frontier_chart, Estimate, MethodPoint};
+mod render;
+pub use ablation::{ablation_chart, AblationPoint, Estimate};
+pub use bits::bit_width_histogram;
+pub use field::{group_accuracy_interval_chart, IntervalSeries};
+pub use frontier::{frontier_chart, pareto_front, FrontierPoint};
 pub use heatmap::{heatmap, HeatmapPanel};
-pub use radar::radar_chart;
+pub use radar::{radar_chart, RadarSeries, RADAR_SIZE};
 
 /// Size of the chart in pixels.
 pub const CHART_SIZE: (u32, u32) = (900, 500);
