@@ -1,14 +1,14 @@
 //! Command-line interface: argument definitions and dispatch to the pipeline.
 
 use crate::augment::AugmentConfig;
-use crate::config::{DataConfig, ModelConfig, RunConfig, SplitConfig};
+use crate::config::{ModelConfig, RunConfig, SplitConfig};
 use crate::methods::{Method, MethodId};
 use crate::pipeline;
 use crate::quant::Granularity;
 use crate::synth::SynthConfig;
 use crate::train::TrainConfig;
 use anyhow::{bail, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -52,88 +52,6 @@ pub struct SynthArgs {
     pub num_images: usize,
     #[arg(long, default_value_t = 64)]
     pub image_size: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DatasetKind {
-    Fitzpatrick17k,
-    Isic2019,
-    Folder,
-}
-
-#[derive(Args, Debug)]
-pub struct DataArgs {
-    /// Dataset format.
-    #[arg(long, value_enum, default_value = "fitzpatrick17k")]
-    pub dataset: DatasetKind,
-    /// Metadata CSV (Fitzpatrick17k `fitzpatrick17k.csv`, or the folder dataset's CSV).
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-    /// Image directory.
-    #[arg(long)]
-    pub images: Option<PathBuf>,
-    /// Fitzpatrick17k grouping: `binary` (I–III vs IV–VI) or `six`.
-    #[arg(long, default_value = "binary")]
-    pub grouping: String,
-    /// Fitzpatrick17k label: `label` (fine), `nine` or `three`; folder: the label column's name.
-    #[arg(long)]
-    pub label_column: Option<String>,
-    /// Fitzpatrick17k: keep unknown skin type as a group instead of dropping the rows.
-    #[arg(long)]
-    pub keep_unknown: bool,
-    /// ISIC2019 one-hot ground-truth CSV.
-    #[arg(long)]
-    pub isic_ground_truth: Option<PathBuf>,
-    /// ISIC2019 metadata CSV (sex).
-    #[arg(long)]
-    pub isic_metadata: Option<PathBuf>,
-    /// ISIC2019 groups: 3 (unknown/female/male, the paper) or 2 (female/male).
-    #[arg(long, default_value_t = 3)]
-    pub isic_groups: u8,
-    /// Folder dataset: image column name.
-    #[arg(long, default_value = "image")]
-    pub image_column: String,
-    /// Folder dataset: group column name.
-    #[arg(long, default_value = "group")]
-    pub group_column: String,
-    /// Skip bad rows (reporting how many and why) instead of stopping at the first.
-    #[arg(long)]
-    pub skip_bad_rows: bool,
-    /// Seed of the stratified train/val/test split.
-    #[arg(long, default_value_t = 42)]
-    pub split_seed: u64,
-}
-
-impl DataArgs {
-    fn to_config(&self) -> Result<DataConfig> {
-        let need = |v: &Option<PathBuf>, flag: &str| -> Result<PathBuf> {
-            v.clone().ok_or_else(|| {
-                anyhow::anyhow!("--{flag} is required for --dataset {:?}", self.dataset)
-            })
-        };
-        Ok(match self.dataset {
-            DatasetKind::Fitzpatrick17k => DataConfig::Fitzpatrick17k {
-                csv: need(&self.csv, "csv")?,
-                images: need(&self.images, "images")?,
-                grouping: self.grouping.clone(),
-                label_column: self.label_column.clone().unwrap_or_else(|| "label".into()),
-                keep_unknown: self.keep_unknown,
-            },
-            DatasetKind::Isic2019 => DataConfig::Isic2019 {
-                ground_truth: need(&self.isic_ground_truth, "isic-ground-truth")?,
-                metadata: need(&self.isic_metadata, "isic-metadata")?,
-                images: need(&self.images, "images")?,
-                groups: self.isic_groups,
-            },
-            DatasetKind::Folder => DataConfig::Folder {
-                csv: need(&self.csv, "csv")?,
-                images: need(&self.images, "images")?,
-                image_column: self.image_column.clone(),
-                label_column: self.label_column.clone().unwrap_or_else(|| "label".into()),
-                group_column: self.group_column.clone(),
-            },
-        })
-    }
 }
 
 #[derive(Args, Debug)]
@@ -187,7 +105,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: fq_runtime::dataset::DataArgs,
+    /// Seed of the stratified train/val/test split.
+    #[arg(long, default_value_t = 42)]
+    pub split_seed: u64,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -482,10 +403,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     bail!("{}: a run already exists here; pass --resume to continue it or choose another --run-dir", a.run_dir.display());
                 }
                 RunConfig {
-                    data: a.data.to_config()?,
+                    data: a.data.to_source()?,
                     skip_bad_rows: a.data.skip_bad_rows,
                     split: SplitConfig {
-                        seed: a.data.split_seed,
+                        seed: a.split_seed,
                         ..SplitConfig::default()
                     },
                     model: ModelConfig {

@@ -8,35 +8,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Which dataset format to read (the real public formats, or a generic folder + CSV).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "format", rename_all = "kebab-case")]
-pub enum DataConfig {
-    Fitzpatrick17k {
-        csv: PathBuf,
-        images: PathBuf,
-        /// `binary` (I–III vs IV–VI, the paper's setting) or `six`.
-        grouping: String,
-        /// `label` (114 fine classes), `nine` or `three` partition.
-        label_column: String,
-        /// Keep unknown skin type as its own group instead of dropping those rows (spec: drop).
-        keep_unknown: bool,
-    },
-    Isic2019 {
-        ground_truth: PathBuf,
-        metadata: PathBuf,
-        images: PathBuf,
-        /// 3 (unknown/female/male, the paper) or 2 (female/male, the official code).
-        groups: u8,
-    },
-    Folder {
-        csv: PathBuf,
-        images: PathBuf,
-        image_column: String,
-        label_column: String,
-        group_column: String,
-    },
-}
+/// The dataset of a run (format, files, grouping), kept in its `config.toml`.
+pub type DataConfig = fq_runtime::dataset::DataSource;
 
 /// How the samples are split into train/val/test.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

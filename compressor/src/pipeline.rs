@@ -2,7 +2,7 @@
 //! (checkpointed, resumable), evaluate each compression method and write the report.
 
 use crate::cli::DemoArgs;
-use crate::config::{DataConfig, RunConfig};
+use crate::config::RunConfig;
 use crate::data::ImageSet;
 use crate::evaluate::evaluate;
 use crate::methods::{Method, MethodId};
@@ -12,7 +12,7 @@ use crate::report::{MethodResult, Report};
 use crate::seed;
 use crate::synth::{self, SynthConfig};
 use crate::train::{train, TrainIo};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::Device;
 use fq_models::{ArchSpec, Graph};
 use fq_runtime::dataset::{self, Dataset, Split};
@@ -31,70 +31,7 @@ pub fn device() -> Device {
 
 /// Read the dataset a configuration names with the matching real-format loader.
 pub fn load_dataset(cfg: &RunConfig) -> Result<Dataset> {
-    let skip = cfg.skip_bad_rows;
-    let ds = match &cfg.data {
-        DataConfig::Fitzpatrick17k {
-            csv,
-            images,
-            grouping,
-            label_column,
-            keep_unknown,
-        } => {
-            use dataset::fitzpatrick17k::{
-                Fitzpatrick17kOptions, LabelGranularity, SkinGrouping, UnknownSkinType,
-            };
-            let mut opts = Fitzpatrick17kOptions::new(csv.clone(), images.clone());
-            opts.grouping = match grouping.as_str() {
-                "binary" => SkinGrouping::Binary,
-                "six" => SkinGrouping::SixTypes,
-                g => bail!("Fitzpatrick17k grouping must be `binary` or `six`, got `{g}`"),
-            };
-            opts.labels = match label_column.as_str() {
-                "label" => LabelGranularity::Fine,
-                "nine" | "nine_partition_label" => LabelGranularity::NinePartition,
-                "three" | "three_partition_label" => LabelGranularity::ThreePartition,
-                l => bail!("Fitzpatrick17k label must be `label`, `nine` or `three`, got `{l}`"),
-            };
-            opts.unknown = if *keep_unknown {
-                UnknownSkinType::KeepAsGroup
-            } else {
-                UnknownSkinType::Drop
-            };
-            opts.skip_bad_rows = skip;
-            dataset::fitzpatrick17k::load(&opts)?
-        }
-        DataConfig::Isic2019 {
-            ground_truth,
-            metadata,
-            images,
-            groups,
-        } => {
-            use dataset::isic2019::{Isic2019Options, SexGrouping};
-            let mut opts =
-                Isic2019Options::new(ground_truth.clone(), metadata.clone(), images.clone());
-            opts.grouping = match groups {
-                2 => SexGrouping::TwoDropUnknown,
-                3 => SexGrouping::ThreeWithUnknown,
-                g => bail!("ISIC2019 groups must be 2 or 3, got {g}"),
-            };
-            opts.skip_bad_rows = skip;
-            dataset::isic2019::load(&opts)?
-        }
-        DataConfig::Folder {
-            csv,
-            images,
-            image_column,
-            label_column,
-            group_column,
-        } => {
-            let mut opts = dataset::folder::FolderCsvOptions::new(csv.clone(), images.clone());
-            opts.image_column = image_column.clone();
-            opts.label_column = label_column.clone();
-            opts.group_column = group_column.clone();
-            opts.skip_bad_rows = skip;
-            dataset::folder::load(&opts)?
-        }
-    };
+    let ds = cfg.data.load(cfg.skip_bad_rows)?;
     if !ds.skipped.is_empty() {
         eprintln!(
             "skipped {} rows: {}",

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use fq_classify::backend::BackendChoice;
 
 #[derive(Parser, Debug, Clone)]
@@ -44,52 +44,11 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// Dataset format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DatasetKind {
-    Fitzpatrick17k,
-    Isic2019,
-    Folder,
-}
-
 /// The held-out labelled set, in any of the formats the compressor reads.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
-    #[arg(long, value_enum, default_value = "fitzpatrick17k")]
-    pub dataset: DatasetKind,
-    /// Metadata CSV (Fitzpatrick17k `fitzpatrick17k.csv`, or the folder dataset's CSV).
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-    /// Image directory.
-    #[arg(long)]
-    pub images: PathBuf,
-    /// Fitzpatrick17k grouping: `binary` (I-III vs IV-VI) or `six`.
-    #[arg(long, default_value = "binary")]
-    pub grouping: String,
-    /// Fitzpatrick17k label: `label` (fine), `nine` or `three`; folder: the label column's name.
-    #[arg(long)]
-    pub label_column: Option<String>,
-    /// Fitzpatrick17k: keep unknown skin type as a group instead of dropping the rows.
-    #[arg(long)]
-    pub keep_unknown: bool,
-    /// ISIC2019 one-hot ground-truth CSV.
-    #[arg(long)]
-    pub isic_ground_truth: Option<PathBuf>,
-    /// ISIC2019 metadata CSV (sex).
-    #[arg(long)]
-    pub isic_metadata: Option<PathBuf>,
-    /// ISIC2019 groups: 3 (unknown/female/male) or 2 (female/male).
-    #[arg(long, default_value_t = 3)]
-    pub isic_groups: u8,
-    /// Folder dataset: image column name.
-    #[arg(long, default_value = "image")]
-    pub image_column: String,
-    /// Folder dataset: group column name.
-    #[arg(long, default_value = "group")]
-    pub group_column: String,
-    /// Skip bad CSV rows (reporting how many and why) instead of stopping at the first.
-    #[arg(long)]
-    pub skip_bad_rows: bool,
+    #[command(flatten)]
+    pub source: fq_runtime::dataset::DataArgs,
     /// An `id,split` CSV (a run's split.csv) to take one split of the data set from.
     #[arg(long)]
     pub split_csv: Option<PathBuf>,

@@ -4,6 +4,8 @@
 //! Loading checks that every image exists but does not decode it; decoding happens in
 //! [`crate::preprocess::load_dataset_images`], whose errors point back to the CSV row via [`Origin`].
 
+#[cfg(feature = "cli")]
+mod args;
 mod builder;
 mod error;
 pub mod fitzpatrick17k;
@@ -11,6 +13,7 @@ pub mod folder;
 mod image_index;
 pub mod isic2019;
 mod skip;
+mod source;
 pub mod split;
 mod table;
 
@@ -18,9 +21,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "cli")]
+pub use args::{DataArgs, DatasetKind};
 pub use error::DataError;
 pub use image_index::ImageIndex;
 pub use skip::{skip_summary, SkipReason, SkipSummary, Skipped};
+pub use source::DataSource;
 pub use split::{read_id_list, IdList, Split, SplitFractions, SplitName};
 
 /// Where a sample came from, so that later errors (e.g. a corrupt image) can name the CSV row.

@@ -1,0 +1,118 @@
+//! A dataset as a program names it: the format, its files and options, serialisable (a run's
+//! `config.toml` keeps it) and loadable with the matching real-format loader. The compressor,
+//! the field-validation tool and the tests all read data through this one place.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{fitzpatrick17k, folder, isic2019, DataError, Dataset};
+
+/// Which dataset, in which format, with which grouping and labels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "kebab-case")]
+pub enum DataSource {
+    Fitzpatrick17k {
+        csv: PathBuf,
+        images: PathBuf,
+        /// `binary` (I–III vs IV–VI) or `six`.
+        grouping: String,
+        /// `label` (fine), `nine` or `three` (the partition columns).
+        label_column: String,
+        /// Keep unknown skin type as a group instead of dropping the rows.
+        keep_unknown: bool,
+    },
+    Isic2019 {
+        ground_truth: PathBuf,
+        metadata: PathBuf,
+        images: PathBuf,
+        /// 3 (unknown/female/male, the paper) or 2 (female/male, unknown dropped).
+        groups: u8,
+    },
+    Folder {
+        csv: PathBuf,
+        images: PathBuf,
+        image_column: String,
+        label_column: String,
+        group_column: String,
+    },
+}
+
+impl DataSource {
+    /// Read it; with `skip_bad_rows`, malformed rows are listed in `Dataset::skipped` instead of
+    /// stopping the load.
+    pub fn load(&self, skip_bad_rows: bool) -> Result<Dataset, DataError> {
+        let config = |m: String| DataError::Config(m);
+        match self {
+            DataSource::Fitzpatrick17k {
+                csv,
+                images,
+                grouping,
+                label_column,
+                keep_unknown,
+            } => {
+                use fitzpatrick17k::{
+                    Fitzpatrick17kOptions, LabelGranularity, SkinGrouping, UnknownSkinType,
+                };
+                let mut o = Fitzpatrick17kOptions::new(csv.clone(), images.clone());
+                o.grouping = match grouping.as_str() {
+                    "binary" => SkinGrouping::Binary,
+                    "six" => SkinGrouping::SixTypes,
+                    g => {
+                        return Err(config(format!(
+                            "Fitzpatrick17k grouping must be `binary` or `six`, got `{g}`"
+                        )))
+                    }
+                };
+                o.labels = match label_column.as_str() {
+                    "label" => LabelGranularity::Fine,
+                    "nine" | "nine_partition_label" => LabelGranularity::NinePartition,
+                    "three" | "three_partition_label" => LabelGranularity::ThreePartition,
+                    l => {
+                        return Err(config(format!(
+                            "Fitzpatrick17k label must be `label`, `nine` or `three`, got `{l}`"
+                        )))
+                    }
+                };
+                o.unknown = if *keep_unknown {
+                    UnknownSkinType::KeepAsGroup
+                } else {
+                    UnknownSkinType::Drop
+                };
+                o.skip_bad_rows = skip_bad_rows;
+                fitzpatrick17k::load(&o)
+            }
+            DataSource::Isic2019 {
+                ground_truth,
+                metadata,
+                images,
+                groups,
+            } => {
+                use isic2019::{Isic2019Options, SexGrouping};
+                let mut o =
+                    Isic2019Options::new(ground_truth.clone(), metadata.clone(), images.clone());
+                o.grouping = match groups {
+                    2 => SexGrouping::TwoDropUnknown,
+                    3 => SexGrouping::ThreeWithUnknown,
+                    g => return Err(config(format!("ISIC2019 groups must be 2 or 3, got {g}"))),
+                };
+                o.skip_bad_rows = skip_bad_rows;
+                isic2019::load(&o)
+            }
+            DataSource::Folder {
+                csv,
+                images,
+                image_column,
+                label_column,
+                group_column,
+            } => {
+                let mut o = folder::FolderCsvOptions::new(csv.clone(), images.clone());
+                o.image_column = image_column.clone();
+                o.label_column = label_column.clone();
+                o.group_column = group_column.clone();
+                o.skip_bad_rows = skip_bad_rows;
+                folder::load(&o)
+            }
+        }
+    }
+}
