@@ -4,8 +4,10 @@
 //! to the runtime's own evaluation and to the compressor's report) and on a set made to fail
 //! (FAIL, exit status 1).
 
+mod common;
+
 use clap::Parser;
-use fq_compress::cli::{dispatch, Cli};
+
 use fq_compress::config::RunConfig;
 use fq_compress::report::Report;
 use fq_runtime::classify::Classifier;
@@ -15,34 +17,12 @@ use std::path::{Path, PathBuf};
 /// Synth 300 images at 32 px, train a width-8 ResNet18 for one epoch, compress FP32 and U4,
 /// export U4. Returns (data dir, run dir).
 fn small_run(root: &Path) -> (PathBuf, PathBuf) {
-    let data = root.join("data");
-    let run = root.join("run");
-    let (data_s, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
-    let cli = |args: &[&str]| {
-        let mut argv = vec!["fq-compress", "--quiet"];
-        argv.extend_from_slice(args);
-        dispatch(Cli::try_parse_from(argv).unwrap()).unwrap();
-    };
-    cli(&[
-        "synth",
-        "--out",
-        data_s,
-        "--num-images",
-        "300",
-        "--image-size",
-        "32",
-    ]);
-    let csv = format!("{data_s}/fitzpatrick17k.csv");
-    let images = format!("{data_s}/images");
-    #[rustfmt::skip]
-    cli(&[
-        "train", "--run-dir", run_s, "--csv", &csv, "--images", &images,
-        "--width", "8", "--input-size", "32", "--epochs", "1", "--batch-size", "64",
-    ]);
+    let (data, run) = common::trained_run(root, 300, 8);
+    let run_s = run.to_str().unwrap();
     for m in ["fp32", "ptq-u4"] {
-        cli(&["compress", "--run-dir", run_s, "--method", m]);
+        common::cli(&["compress", "--run-dir", run_s, "--method", m]);
     }
-    cli(&["export", run_s, "--method", "ptq-u4"]);
+    common::cli(&["export", run_s, "--method", "ptq-u4"]);
     (data, run)
 }
 

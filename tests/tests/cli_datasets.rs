@@ -3,8 +3,9 @@
 //! metadata with female/male/empty sex) and as a generic folder + CSV with renamed columns. Each
 //! trains, quantizes, exports and classifies through the same code a user runs.
 
-use clap::Parser;
-use fq_compress::cli::{dispatch, Cli};
+mod common;
+
+use common::cli;
 use fq_compress::report::Report;
 use fq_runtime::classify::Classifier;
 use std::fs;
@@ -33,12 +34,6 @@ fn synth(dir: &Path) -> Vec<(std::path::PathBuf, String, String)> {
             (img, rec[label].to_string(), rec[skin].to_string())
         })
         .collect()
-}
-
-fn cli(args: &[&str]) {
-    let mut argv = vec!["fq-compress", "--quiet"];
-    argv.extend_from_slice(args);
-    dispatch(Cli::try_parse_from(argv).unwrap()).unwrap();
 }
 
 /// train (small model, one epoch) → PTQ-U4 → export, on an already-described dataset.

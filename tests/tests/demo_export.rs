@@ -3,8 +3,8 @@
 //! test images from disk with its own decoder, gets exactly the per-group results the compressor
 //! reported, and each file carries them.
 
-use clap::Parser;
-use fq_compress::cli::{dispatch, Cli};
+mod common;
+
 use fq_compress::config::RunConfig;
 use fq_compress::report::Report;
 use fq_runtime::classify::Classifier;
@@ -13,30 +13,9 @@ use fq_runtime::dataset::{Dataset, Split};
 #[test]
 fn exported_models_reproduce_the_report_per_group() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let run = dir.path().join("run");
-    let (data_s, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
-    let cli = |args: &[&str]| {
-        let mut argv = vec!["fq-compress", "--quiet"];
-        argv.extend_from_slice(args);
-        dispatch(Cli::try_parse_from(argv).unwrap()).unwrap();
-    };
-    cli(&[
-        "synth",
-        "--out",
-        data_s,
-        "--num-images",
-        "300",
-        "--image-size",
-        "32",
-    ]);
-    let csv = format!("{data_s}/fitzpatrick17k.csv");
-    let images = format!("{data_s}/images");
-    #[rustfmt::skip]
-    cli(&[
-        "train", "--run-dir", run_s, "--csv", &csv, "--images", &images,
-        "--width", "8", "--input-size", "32", "--epochs", "1", "--batch-size", "64",
-    ]);
+    let (_, run) = common::trained_run(dir.path(), 300, 8);
+    let run_s = run.to_str().unwrap();
+    let cli = common::cli;
     for m in ["fp32", "ptq-u8", "ptq-u4"] {
         cli(&["compress", "--run-dir", run_s, "--method", m]);
     }

@@ -2,17 +2,12 @@
 //! aggregates match the per-run report rows, the markdown and plots are written, the default
 //! ablation value reuses the main run, and a second sweep trains nothing.
 
-use clap::Parser;
-use fq_compress::cli::{dispatch, Cli};
+mod common;
+
+use common::cli;
 use fq_compress::report::Report;
 use std::path::Path;
 use std::time::SystemTime;
-
-fn cli(args: &[&str]) {
-    let mut argv = vec!["fq-compress", "--quiet"];
-    argv.extend_from_slice(args);
-    dispatch(Cli::try_parse_from(argv).unwrap()).unwrap();
-}
 
 fn mtime(p: &Path) -> SystemTime {
     std::fs::metadata(p).unwrap().modified().unwrap()
@@ -21,24 +16,8 @@ fn mtime(p: &Path) -> SystemTime {
 #[test]
 fn sweep_aggregates_seeds_and_ablations_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let run = dir.path().join("run");
-    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
-    cli(&[
-        "synth",
-        "--out",
-        d,
-        "--num-images",
-        "200",
-        "--image-size",
-        "32",
-    ]);
-    let (csv, images) = (format!("{d}/fitzpatrick17k.csv"), format!("{d}/images"));
-    #[rustfmt::skip]
-    cli(&[
-        "train", "--run-dir", r, "--csv", &csv, "--images", &images,
-        "--width", "4", "--input-size", "32", "--epochs", "1", "--batch-size", "64",
-    ]);
+    let (_, run) = common::trained_run(dir.path(), 200, 4);
+    let r = run.to_str().unwrap();
     #[rustfmt::skip]
     let sweep = [
         "sweep", "--run-dir", r, "--seeds", "3,4", "--methods", "fq-baq",

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::render::{err, invalid, render_png};
-use super::{PlotError, TickedAxis, CHART_SIZE, FAMILY, PALETTE};
+use super::{group_chart, PlotError, CHART_SIZE, FAMILY, PALETTE};
 use crate::metrics::Interval;
 
 const LEGEND_WIDTH: u32 = 210;
@@ -79,43 +79,7 @@ fn draw(
         .titled(title, (FAMILY, 20).into_font().color(&BLACK))
         .map_err(err)?;
     let (plot_area, legend_area) = body.split_horizontally(CHART_SIZE.0 - LEGEND_WIDTH);
-    let n_groups = groups.len();
-    let mut chart = ChartBuilder::on(&plot_area)
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(
-            TickedAxis {
-                range: -0.5..n_groups as f64 - 0.5,
-                ticks: (0..n_groups).map(|g| g as f64).collect(),
-            },
-            TickedAxis {
-                range: 0.0..108.0,
-                ticks: vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0],
-            },
-        )
-        .map_err(err)?;
-    let group_label = |x: &f64| {
-        let g = x.round();
-        if (x - g).abs() < 1e-6 && g >= 0.0 {
-            groups.get(g as usize).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(220, 220, 220))
-        .x_desc("Group")
-        .y_desc("Accuracy (%)")
-        .axis_desc_style((FAMILY, 16))
-        .label_style((FAMILY, 14))
-        .x_label_formatter(&group_label)
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .draw()
-        .map_err(err)?;
+    let mut chart = group_chart(&plot_area, groups)?;
 
     let slot = 0.8 / series.len() as f64;
     let value_style = TextStyle::from((FAMILY, 11).into_font())

@@ -151,43 +151,7 @@ fn draw(
     let (plot_area, legend_area) = body.split_horizontally(CHART_SIZE.0 - LEGEND_WIDTH);
 
     let n_groups = groups.len();
-    let centers: Vec<f64> = (0..n_groups).map(|g| g as f64).collect();
-    let mut chart = ChartBuilder::on(&plot_area)
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(
-            TickedAxis {
-                range: -0.5..n_groups as f64 - 0.5,
-                ticks: centers,
-            },
-            TickedAxis {
-                range: 0.0..108.0,
-                ticks: vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0],
-            },
-        )
-        .map_err(|e| err(&e))?;
-    let group_label = |x: &f64| {
-        let g = x.round();
-        if (x - g).abs() < 1e-6 && g >= 0.0 {
-            groups.get(g as usize).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(220, 220, 220))
-        .x_desc("Group")
-        .y_desc("Accuracy (%)")
-        .axis_desc_style((FAMILY, 16))
-        .label_style((FAMILY, 14))
-        .x_label_formatter(&group_label)
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .draw()
-        .map_err(|e| err(&e))?;
+    let mut chart = group_chart(&plot_area, groups)?;
 
     let n_series = series.len();
     let slot = 0.8 / n_series as f64;
@@ -247,8 +211,55 @@ fn draw(
     Ok(())
 }
 
+/// The axes of a per-group chart on `area`: one cluster per group (its name below), accuracy in
+/// percent from 0 to 108 (room for value labels above a full bar).
+pub(crate) fn group_chart<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    groups: &[String],
+) -> Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<TickedAxis, TickedAxis>>, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let n_groups = groups.len();
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            TickedAxis {
+                range: -0.5..n_groups as f64 - 0.5,
+                ticks: (0..n_groups).map(|g| g as f64).collect(),
+            },
+            TickedAxis {
+                range: 0.0..108.0,
+                ticks: vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0],
+            },
+        )
+        .map_err(|e| err(&e))?;
+    let group_label = |x: &f64| {
+        let g = x.round();
+        if (x - g).abs() < 1e-6 && g >= 0.0 {
+            groups.get(g as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(220, 220, 220))
+        .x_desc("Group")
+        .y_desc("Accuracy (%)")
+        .axis_desc_style((FAMILY, 16))
+        .label_style((FAMILY, 14))
+        .x_label_formatter(&group_label)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()
+        .map_err(|e| err(&e))?;
+    Ok(chart)
+}
+
 /// A linear f64 axis with fixed tick positions (group centres on x, round percentages on y).
-struct TickedAxis {
+pub(crate) struct TickedAxis {
     range: Range<f64>,
     ticks: Vec<f64>,
 }

@@ -1,0 +1,40 @@
+//! What the end-to-end tests share: the command line as a user types it, and a small trained run.
+
+#![allow(dead_code)]
+
+use clap::Parser;
+use fq_compress::cli::{dispatch, Cli};
+use std::path::{Path, PathBuf};
+
+/// Run `fq-compress --quiet ARGS` in-process; a failure fails the test with its message.
+pub fn cli(args: &[&str]) {
+    let mut argv = vec!["fq-compress", "--quiet"];
+    argv.extend_from_slice(args);
+    dispatch(Cli::try_parse_from(argv).unwrap()).unwrap();
+}
+
+/// `synth` `num_images` images at 32 px into `root/data`, then `train` a ResNet18 of `width` for
+/// one epoch into `root/run`. Returns (data dir, run dir).
+pub fn trained_run(root: &Path, num_images: usize, width: usize) -> (PathBuf, PathBuf) {
+    let data = root.join("data");
+    let run = root.join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let n = num_images.to_string();
+    cli(&[
+        "synth",
+        "--out",
+        d,
+        "--num-images",
+        &n,
+        "--image-size",
+        "32",
+    ]);
+    let (csv, images) = (format!("{d}/fitzpatrick17k.csv"), format!("{d}/images"));
+    let w = width.to_string();
+    #[rustfmt::skip]
+    cli(&[
+        "train", "--run-dir", r, "--csv", &csv, "--images", &images,
+        "--width", &w, "--input-size", "32", "--epochs", "1", "--batch-size", "64",
+    ]);
+    (data, run)
+}
