@@ -21,6 +21,21 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use summary::{aggregate, Aggregate, Row};
 
+/// A job whose settings equal those of the run's plain method (e.g. the demo's FQ-BAQ is seed
+/// 2's paper run) is that finished run: no need to train it again under a variant name.
+fn reuse_plain_runs(run_dir: &Path, jobs: &mut [Job]) {
+    for j in jobs.iter_mut() {
+        let plain = MethodId::from(j.id.method);
+        let dir = crate::methods::method_dir(run_dir, plain.clone());
+        let finished = dir.join("bits.json").exists() && dir.join("weights.safetensors").exists();
+        let same = crate::fairquant::CompressConfig::load(&dir.join("config.toml"))
+            .is_ok_and(|c| c == j.config);
+        if finished && same {
+            j.id = plain;
+        }
+    }
+}
+
 /// What `results.json` holds.
 #[derive(Serialize)]
 struct Results<'a> {
@@ -41,7 +56,8 @@ pub struct SweepOutput {
 pub fn sweep(run: &Run, spec: &GridSpec, out: Option<&Path>) -> Result<SweepOutput> {
     let start = Instant::now();
     let fp32 = run.train_fp32(true)?;
-    let jobs = grid::jobs(spec, &run.cfg)?;
+    let mut jobs = grid::jobs(spec, &run.cfg)?;
+    reuse_plain_runs(&run.dir, &mut jobs);
     let single: Vec<MethodId> = [Method::Fp32, Method::PtqU8, Method::PtqU4]
         .into_iter()
         .map(MethodId::from)
