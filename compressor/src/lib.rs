@@ -16,6 +16,7 @@ pub mod io;
 pub mod loss;
 pub mod methods;
 pub mod model;
+pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod pipeline;
