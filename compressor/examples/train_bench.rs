@@ -22,6 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -33,7 +34,12 @@ struct Subject {
     key: &'static str,
     title: &'static str,
     spec: ArchSpec,
+    /// Timed steps of the fq-ops variants.
     steps: usize,
+    /// Timed steps of the candle-ops variants (at 224x224 one takes over a minute on 2 cores).
+    candle_steps: usize,
+    /// Run an untimed warm-up round first (pointless where a step takes a minute).
+    warmup: bool,
 }
 
 /// A step variant: candle's ops or ours, fake-quant off or on.
@@ -123,13 +129,16 @@ fn time_steps(s: &Subject) -> Result<Vec<(f64, f64)>> {
         AdamWConfig::default(),
     )?;
     let mut times = vec![Vec::new(); VARIANTS.len()];
-    let pb = bar((s.steps + 1) * VARIANTS.len(), s.key);
-    for round in 0..=s.steps {
+    let warm = usize::from(s.warmup);
+    let pb = bar((warm + s.steps) * 2 + (warm + s.candle_steps) * 2, s.key);
+    for round in 0..warm + s.steps.max(s.candle_steps) {
         for (v, t) in VARIANTS.iter().zip(&mut times) {
+            if round >= warm + if v.fast { s.steps } else { s.candle_steps } {
+                continue;
+            }
             ops::set_enabled(v.fast);
             let secs = step(&model, &mut opt, &x, &y, v.quant.then_some(&bits))?;
-            // Round 0 is the warm-up.
-            if round > 0 {
+            if round >= warm {
                 t.push(secs);
             }
             pb.inc(1);
@@ -140,9 +149,9 @@ fn time_steps(s: &Subject) -> Result<Vec<(f64, f64)>> {
     Ok(times.into_iter().map(best_median).collect())
 }
 
-/// Best seconds of `reps` runs of `f`.
+/// Best seconds of `reps` runs of `f` (the first run included: the slow candle parts at 224x224
+/// take seconds each, so a separate warm-up would double the bench).
 fn best_of(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
     let mut best = f64::INFINITY;
     for _ in 0..reps {
         let t = Instant::now();
@@ -158,11 +167,19 @@ fn breakdown(graph: &Graph, fast: bool, reps: usize) -> Result<[f64; 5]> {
     let shapes = graph.shapes()?;
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let mut out = [0.0; 5];
+    // Layers of the same kind and shape are timed once (ResNet18 repeats most of its convs).
+    let mut seen: HashMap<String, [f64; 5]> = HashMap::new();
     ops::set_enabled(fast);
     for node in &graph.nodes {
         let Shape::Chw(c, h, w) = shapes[node.inputs[0]] else {
             continue;
         };
+        let key = format!("{:?} {c} {h} {w}", node.op);
+        if let Some(t) = seen.get(&key) {
+            out.iter_mut().zip(t).for_each(|(o, t)| *o += t);
+            continue;
+        }
+        let before = out;
         match &node.op {
             Op::Conv2d(cv) => {
                 let x = random(&mut rng, &[BATCH, c, h, w])?;
@@ -173,7 +190,10 @@ fn breakdown(graph: &Graph, fast: bool, reps: usize) -> Result<[f64; 5]> {
                 if fast {
                     let g = ops::im2col::ConvGeom::new((c, h, w), (cv.kernel, cv.kernel), s, p)
                         .context("conv geometry")?;
-                    let (xs, ws) = (x.flatten_all()?.to_vec1::<f32>()?, wt.flatten_all()?.to_vec1::<f32>()?);
+                    let (xs, ws) = (
+                        x.flatten_all()?.to_vec1::<f32>()?,
+                        wt.flatten_all()?.to_vec1::<f32>()?,
+                    );
                     let gys = gy.flatten_all()?.to_vec1::<f32>()?;
                     let o = cv.out_channels;
                     out[0] += best_of(reps, || {
@@ -191,18 +211,25 @@ fn breakdown(graph: &Graph, fast: bool, reps: usize) -> Result<[f64; 5]> {
                 } else {
                     // The passes candle's backprop runs for a Conv2D node (candle-core 0.11.1
                     // backprop.rs).
-                    out[0] += best_of(reps, || Ok(drop(x.conv2d(&wt, p, s, 1, 1)?)))?;
+                    out[0] += best_of(reps, || {
+                        x.conv2d(&wt, p, s, 1, 1)?;
+                        Ok(())
+                    })?;
                     let out_size = (gy.dim(2)? - 1) * s + cv.kernel - 2 * p;
                     let out_pad = h - out_size;
                     out[1] += best_of(reps, || {
-                        Ok(drop(gy.conv_transpose2d(&wt, p, out_pad, s, 1)?))
+                        gy.conv_transpose2d(&wt, p, out_pad, s, 1)?;
+                        Ok(())
                     })?;
                     out[2] += best_of(reps, || {
                         let gk = x
                             .transpose(0, 1)?
                             .conv2d(&gy.transpose(0, 1)?, p, 1, s, 1)?
                             .transpose(0, 1)?;
-                        Ok(drop(gk.narrow(2, 0, cv.kernel)?.narrow(3, 0, cv.kernel)?))
+                        gk.narrow(2, 0, cv.kernel)?
+                            .narrow(3, 0, cv.kernel)?
+                            .contiguous()?;
+                        Ok(())
                     })?;
                 }
                 // The quantizer on this layer's weight, forward and backward.
@@ -210,8 +237,16 @@ fn breakdown(graph: &Graph, fast: bool, reps: usize) -> Result<[f64; 5]> {
             }
             Op::BatchNorm2d { channels, eps, .. } => {
                 let x = Var::from_tensor(&random(&mut rng, &[BATCH, c, h, w])?)?;
-                let g = Var::from_tensor(&Tensor::ones(*channels, candle_core::DType::F32, &Device::Cpu)?)?;
-                let b = Var::from_tensor(&Tensor::zeros(*channels, candle_core::DType::F32, &Device::Cpu)?)?;
+                let g = Var::from_tensor(&Tensor::ones(
+                    *channels,
+                    candle_core::DType::F32,
+                    &Device::Cpu,
+                )?)?;
+                let b = Var::from_tensor(&Tensor::zeros(
+                    *channels,
+                    candle_core::DType::F32,
+                    &Device::Cpu,
+                )?)?;
                 let r = random(&mut rng, x.dims())?;
                 out[3] += best_of(reps, || {
                     let y = match ops::batch_norm::train(&x, &g, &b, *eps)? {
@@ -228,6 +263,11 @@ fn breakdown(graph: &Graph, fast: bool, reps: usize) -> Result<[f64; 5]> {
             }
             _ => {}
         }
+        let mut t = [0.0; 5];
+        for i in 0..5 {
+            t[i] = out[i] - before[i];
+        }
+        seen.insert(key, t);
     }
     ops::set_enabled(true);
     Ok(out)
@@ -265,13 +305,17 @@ fn main() -> Result<()> {
     let mut out = PathBuf::from("bench/results.md");
     let mut reference = PathBuf::from("bench/train_reference.json");
     let mut quick = false;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => out = args.next().context("--out needs a path")?.into(),
             "--reference" => reference = args.next().context("--reference needs a path")?.into(),
             "--quick" => quick = true,
-            other => bail!("unknown argument `{other}` (expected --out, --reference, --quick)"),
+            "--only" => only = Some(args.next().context("--only needs a model key")?),
+            other => bail!(
+                "unknown argument `{other}` (expected --out, --reference, --quick, --only KEY)"
+            ),
         }
     }
     let refs: Value = match std::fs::read_to_string(&reference) {
@@ -288,18 +332,23 @@ fn main() -> Result<()> {
             title: "embedded default (ResNet18 at width 16, 64×64, 9 classes)",
             spec: ArchSpec::new("resnet18", 16, 64, 9),
             steps: if quick { 2 } else { 8 },
+            candle_steps: if quick { 2 } else { 8 },
+            warmup: true,
         },
         Subject {
             key: "resnet18_224",
             title: "ResNet18 (width 64, 224×224, 1000 classes)",
             spec: ArchSpec::new("resnet18", 64, 224, 1000),
             steps: if quick { 1 } else { 3 },
+            candle_steps: 1,
+            warmup: false,
         },
     ];
     let threads = rayon::current_num_threads();
     let mut md = format!(
         "{SECTION}\n\nOne training step (forward, cross-entropy, backward, AdamW update) at batch {BATCH}, \
-         f32, {threads} threads; images/s, best of the timed steps (median in parentheses). \
+         f32, {threads} threads; images/s, best of the timed steps (median in parentheses; at 224×224, 3 timed steps of the fq \
+         ops, one of the candle ops, no warm-up; the embedded model: a warm-up round and 8 steps each). \
          \"candle ops\" is the compressor before `fq_compress::ops` (candle 0.11's conv2d, batch \
          norm from broadcast ops, the fake-quantizer as `Q(w) + (w - stopgrad(w))`); \"fq ops\" \
          is im2col + gemm convolutions, fused batch norm and the fake-quant op. Fake-quant on = \
@@ -312,10 +361,17 @@ fn main() -> Result<()> {
     );
     md += "| model | fake-quant | candle ops | fq ops | PyTorch | fq ÷ candle | fq ÷ PyTorch |\n|---|---|---|---|---|---|---|\n";
     let mut parts_md = String::new();
-    for s in &subjects {
+    for s in subjects
+        .iter()
+        .filter(|s| only.as_deref().is_none_or(|k| k == s.key))
+    {
         eprintln!("timing {} ({} steps per variant)", s.title, s.steps);
         let t = time_steps(s)?;
-        for (qi, (q, qkey)) in [("off (FP32)", "fp32"), ("on (U4)", "u4")].iter().enumerate() {
+        eprintln!("  step seconds (best, median) per variant: {t:?}");
+        for (qi, (q, qkey)) in [("off (FP32)", "fp32"), ("on (U4)", "u4")]
+            .iter()
+            .enumerate()
+        {
             let (cb, cm) = t[2 * qi];
             let (fb, fm) = t[2 * qi + 1];
             let ips = |secs: f64| BATCH as f64 / secs;
@@ -334,11 +390,13 @@ fn main() -> Result<()> {
                 fmt(torch.map(|t| ips(fb) / t), 2),
             );
         }
-        let reps = if quick { 1 } else { 2 };
+        let reps = if quick { 1 } else { 3 };
+        let candle_reps = if s.warmup { reps } else { 1 };
         let graph = s.spec.graph()?;
         eprintln!("breakdown of {}", s.title);
-        let cand = breakdown(&graph, false, reps)?;
+        let cand = breakdown(&graph, false, candle_reps)?;
         let fast = breakdown(&graph, true, reps)?;
+        eprintln!("  parts, candle ops: {cand:?}\n  parts, fq ops: {fast:?}");
         let names = [
             ("conv forward", "conv_fwd"),
             ("conv backward-data", "conv_bwd_data"),
@@ -347,7 +405,8 @@ fn main() -> Result<()> {
             ("quantizer forward+backward (U4)", "quantizer"),
         ];
         parts_md += &format!(
-            "\n**{}**, ms per step (summed over the layers, best of {reps}):\n\n\
+            "\n**{}**, ms per step (summed over the layers; best of {candle_reps} runs for candle \
+             ops, {reps} for fq ops):\n\n\
              | part | candle ops | fq ops | PyTorch | fq ÷ PyTorch |\n|---|---|---|---|---|\n",
             s.title
         );
@@ -382,7 +441,8 @@ fn main() -> Result<()> {
             ),
         );
     }
-    md += "\nPer-part breakdown: each part timed alone on the model's layer shapes at batch 32 and \
+    md +=
+        "\nPer-part breakdown: each part timed alone on the model's layer shapes at batch 32 and \
            summed over the layers. Batch norm and quantizer include the `sum(y·r)` used to start \
            their backward pass (the same on every side); \"everything else\" is the rest of a \
            U4 step: ReLU, max pool, residual adds, pooling, the linear layer, loss and AdamW.\n";

@@ -79,7 +79,12 @@ fn batch_norm_matches_candle_ops() {
             let d = max_rel_diff(a, e);
             assert!(d <= 1e-4, "{case}: {what} differs by {d}");
         }
-        let go = (&ours.y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let go = (&ours.y * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         let gr = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
         for (what, v) in [("input", xt), ("weight", gt), ("bias", bt)] {
             let d = max_rel_diff(go.get(v).unwrap(), gr.get(v).unwrap());

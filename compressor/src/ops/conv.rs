@@ -22,18 +22,17 @@ pub fn conv2d(
     stride: usize,
     groups: usize,
 ) -> candle_core::Result<Tensor> {
-    let usable = applies(x)
-        && w.dtype() == DType::F32
-        && groups == 1
-        && x.rank() == 4
-        && w.rank() == 4;
+    let usable =
+        applies(x) && w.dtype() == DType::F32 && groups == 1 && x.rank() == 4 && w.rank() == 4;
     if !usable {
         return x.conv2d(w, padding, stride, 1, groups);
     }
     let (_, c, h, wd) = x.dims4()?;
     let (_, wc, kh, kw) = w.dims4()?;
     match ConvGeom::new((c, h, wd), (kh, kw), stride, padding) {
-        Some(g) if wc == c => x.contiguous()?.apply_op2(&w.contiguous()?, Conv2d { geom: g }),
+        Some(g) if wc == c => x
+            .contiguous()?
+            .apply_op2(&w.contiguous()?, Conv2d { geom: g }),
         // Let candle report the shape error.
         _ => x.conv2d(w, padding, stride, 1, groups),
     }
@@ -79,11 +78,31 @@ pub fn forward(g: &ConvGeom, batch: usize, x: &[f32], w: &[f32], o: usize) -> Ve
                 let cols = columns(g, xc, imgs, buf);
                 let ld = imgs * n;
                 if imgs == 1 {
-                    gemm(o, n, k, yc, n, false, View::rows(w, k), View::rows(cols, ld), threads);
+                    gemm(
+                        o,
+                        n,
+                        k,
+                        yc,
+                        n,
+                        false,
+                        View::rows(w, k),
+                        View::rows(cols, ld),
+                        threads,
+                    );
                     return;
                 }
                 tmp.resize(o * ld, 0.0);
-                gemm(o, ld, k, tmp, ld, false, View::rows(w, k), View::rows(cols, ld), threads);
+                gemm(
+                    o,
+                    ld,
+                    k,
+                    tmp,
+                    ld,
+                    false,
+                    View::rows(w, k),
+                    View::rows(cols, ld),
+                    threads,
+                );
                 for (i, yi) in yc.chunks_mut(o * n).enumerate() {
                     for (r, yr) in yi.chunks_mut(n).enumerate() {
                         yr.copy_from_slice(&tmp[r * ld + i * n..r * ld + (i + 1) * n]);

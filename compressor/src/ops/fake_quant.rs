@@ -33,7 +33,12 @@ impl CustomOp1 for FakeQuant {
     }
 
     /// Straight-through: the gradient passes unchanged to the full-precision weight.
-    fn bwd(&self, _w: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        _w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(grad.clone()))
     }
 }

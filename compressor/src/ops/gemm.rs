@@ -12,12 +12,20 @@ pub struct View<'a> {
 impl<'a> View<'a> {
     /// A row-major matrix with row stride `ld`.
     pub fn rows(data: &'a [f32], ld: usize) -> Self {
-        Self { data, rs: ld, cs: 1 }
+        Self {
+            data,
+            rs: ld,
+            cs: 1,
+        }
     }
 
     /// The transpose of a row-major matrix with row stride `ld`.
     pub fn transposed(data: &'a [f32], ld: usize) -> Self {
-        Self { data, rs: 1, cs: ld }
+        Self {
+            data,
+            rs: 1,
+            cs: ld,
+        }
     }
 
     fn check(&self, rows: usize, cols: usize, what: &str) {
@@ -108,9 +116,29 @@ mod tests {
         // a = [[1,2,3],[4,5,6]] (2x3), b = a^T (3x2) via a transposed view of the same data.
         let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let mut dst = [1.0, 1.0, 1.0, 1.0];
-        gemm(2, 2, 3, &mut dst, 2, false, View::rows(&a, 3), View::transposed(&a, 3), 1);
+        gemm(
+            2,
+            2,
+            3,
+            &mut dst,
+            2,
+            false,
+            View::rows(&a, 3),
+            View::transposed(&a, 3),
+            1,
+        );
         assert_eq!(dst, [14.0, 32.0, 32.0, 77.0]);
-        gemm(2, 2, 3, &mut dst, 2, true, View::rows(&a, 3), View::transposed(&a, 3), 1);
+        gemm(
+            2,
+            2,
+            3,
+            &mut dst,
+            2,
+            true,
+            View::rows(&a, 3),
+            View::transposed(&a, 3),
+            1,
+        );
         assert_eq!(dst, [28.0, 64.0, 64.0, 154.0]);
     }
 }

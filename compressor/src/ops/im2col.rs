@@ -168,10 +168,7 @@ mod tests {
                 for kx in 0..g.kw {
                     for oy in 0..g.oh {
                         for ox in 0..g.ow {
-                            let (iy, ix) = (
-                                (oy * 2 + ky) as isize - 1,
-                                (ox * 2 + kx) as isize - 1,
-                            );
+                            let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
                             let want = if iy < 0 || ix < 0 || iy >= 5 || ix >= 4 {
                                 0.0
                             } else {
