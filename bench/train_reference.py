@@ -5,7 +5,7 @@ backward, AdamW update) at batch 32, f32, channels-first, with fake-quant off an
 per-channel, the spec §1 quantizer with a straight-through estimator), for ResNet18 at 224x224
 (1000 classes) and the embedded default (ResNet18 at width 16, 64x64, 9 classes); plus the
 per-part breakdown (conv forward, backward-data, backward-weight, batch norm, quantizer) summed
-over the model's layers. torch.set_num_threads(2), as the Rust side's two rayon threads.
+over the model's layers, and max pool. torch.set_num_threads(2), as the Rust side's two rayon threads.
 Run by bench/train.sh.
 """
 
@@ -133,14 +133,14 @@ def breakdown(model, size, reps):
     """Milliseconds per step of each part, summed over the layers, on the model's shapes."""
     shapes = []
     hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((m, i[0].shape)))
-             for m in model.modules() if isinstance(m, (QConv, nn.BatchNorm2d))]
+             for m in model.modules() if isinstance(m, (QConv, nn.BatchNorm2d, nn.MaxPool2d))]
     model.train()
     with torch.no_grad():
         model(torch.randn(BATCH, 3, size, size))
     for h in hooks:
         h.remove()
     parts = dict.fromkeys(["conv_fwd", "conv_bwd_data", "conv_bwd_weight", "batch_norm",
-                           "quantizer"], 0.0)
+                           "quantizer", "max_pool"], 0.0)
     conv_bwd = torch.ops.aten.convolution_backward
     for m, shape in shapes:
         x = torch.randn(shape)
@@ -156,6 +156,14 @@ def breakdown(model, size, reps):
                     parts[key] += best_of(lambda: conv_bwd(gy, x, w, None, s, p, [1, 1], False,
                                                            [0, 0], 1, mask), reps)
             parts["quantizer"] += quantizer_time(w, reps)
+        elif isinstance(m, nn.MaxPool2d):
+            x = x.relu().requires_grad_(True)
+            r = torch.randn_like(F.max_pool2d(x, m.kernel_size, m.stride, m.padding))
+
+            def pool():
+                (F.max_pool2d(x, m.kernel_size, m.stride, m.padding) * r).sum().backward()
+
+            parts["max_pool"] += best_of(pool, reps)
         else:
             x.requires_grad_(True)
             g = torch.ones(shape[1], requires_grad=True)

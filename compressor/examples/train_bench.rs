@@ -3,7 +3,7 @@
 //! spec §1 quantizer), with candle 0.11's own ops ("before") and with `fq_compress::ops`
 //! ("after"), for ResNet18 at 224x224 and the embedded default (ResNet18 at width 16, 64x64,
 //! 9 classes); then the per-part breakdown of a step (conv forward, backward-data,
-//! backward-weight, batch norm, quantizer) summed over the model's layers. PyTorch figures for
+//! backward-weight, batch norm, quantizer, max pool) summed over the model's layers. PyTorch figures for
 //! the same shapes come from `bench/train_reference.json` (`bench/train_reference.py`).
 //!
 //! Variants are timed round-robin, one step each per round, so a shared machine's drift hits
@@ -12,7 +12,7 @@
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, Var};
-use fq_compress::model::{Mode, Model, Quant};
+use fq_compress::model::{max_pool, Mode, Model, Quant};
 use fq_compress::ops;
 use fq_compress::optim::{AdamW, AdamWConfig};
 use fq_compress::params::ParamStore;
@@ -162,13 +162,13 @@ fn best_of(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 }
 
 /// Seconds per step of each part, summed over the layers: `[conv fwd, bwd-data, bwd-weight,
-/// batch norm fwd+bwd, quantizer fwd+bwd]`, with candle's ops (`fast = false`) or ours.
-fn breakdown(graph: &Graph, fast: bool, reps: usize) -> Result<[f64; 5]> {
+/// batch norm fwd+bwd, quantizer fwd+bwd, max pool fwd+bwd]`, with candle's ops (`fast = false`) or ours.
+fn breakdown(graph: &Graph, fast: bool, reps: usize) -> Result<[f64; 6]> {
     let shapes = graph.shapes()?;
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let mut out = [0.0; 5];
+    let mut out = [0.0; 6];
     // Layers of the same kind and shape are timed once (ResNet18 repeats most of its convs).
-    let mut seen: HashMap<String, [f64; 5]> = HashMap::new();
+    let mut seen: HashMap<String, [f64; 6]> = HashMap::new();
     ops::set_enabled(fast);
     for node in &graph.nodes {
         let Shape::Chw(c, h, w) = shapes[node.inputs[0]] else {
@@ -257,14 +257,32 @@ fn breakdown(graph: &Graph, fast: bool, reps: usize) -> Result<[f64; 5]> {
                     Ok(())
                 })?;
             }
+            Op::MaxPool2d {
+                kernel,
+                stride,
+                padding,
+            } => {
+                let x = Var::from_tensor(&random(&mut rng, &[BATCH, c, h, w])?.relu()?)?;
+                let (k, st, p) = (*kernel, *stride, *padding);
+                let y = max_pool(&x, k, st, p)?;
+                let r = random(&mut rng, y.dims())?;
+                out[5] += best_of(reps, || {
+                    let y = match ops::max_pool::max_pool2d(&x, k, st, p)? {
+                        Some(y) => y,
+                        None => max_pool(&x, k, st, p)?,
+                    };
+                    drop((y * &r)?.sum_all()?.backward()?);
+                    Ok(())
+                })?;
+            }
             Op::Linear(l) => {
                 let wt = random(&mut rng, &[l.out_features, l.in_features])?;
                 out[4] += quantizer_time(&wt, reps, &mut rng)?;
             }
             _ => {}
         }
-        let mut t = [0.0; 5];
-        for i in 0..5 {
+        let mut t = [0.0; 6];
+        for i in 0..6 {
             t[i] = out[i] - before[i];
         }
         seen.insert(key, t);
@@ -403,6 +421,7 @@ fn main() -> Result<()> {
             ("conv backward-weight", "conv_bwd_weight"),
             ("batch norm forward+backward", "batch_norm"),
             ("quantizer forward+backward (U4)", "quantizer"),
+            ("max pool forward+backward", "max_pool"),
         ];
         parts_md += &format!(
             "\n**{}**, ms per step (summed over the layers; best of {candle_reps} runs for candle \
@@ -443,9 +462,10 @@ fn main() -> Result<()> {
     }
     md +=
         "\nPer-part breakdown: each part timed alone on the model's layer shapes at batch 32 and \
-           summed over the layers. Batch norm and quantizer include the `sum(y·r)` used to start \
-           their backward pass (the same on every side); \"everything else\" is the rest of a \
-           U4 step: ReLU, max pool, residual adds, pooling, the linear layer, loss and AdamW.\n";
+           summed over the layers. Batch norm, quantizer and max pool include the `sum(y·r)` \
+           used to start their backward pass (the same on every side); \"everything else\" is \
+           the rest of a U4 step: ReLU, residual adds, global pooling, the linear layer, loss \
+           and AdamW (PyTorch: its U4 step minus its parts).\n";
     md += &parts_md;
     write_section(&out, &md)?;
     eprintln!("wrote the training section of {}", out.display());

@@ -96,7 +96,10 @@ impl Model {
                     kernel,
                     stride,
                     padding,
-                } => max_pool(arg(0)?, *kernel, *stride, *padding)?,
+                } => match ops::max_pool::max_pool2d(arg(0)?, *kernel, *stride, *padding)? {
+                    Some(y) => y,
+                    None => max_pool(arg(0)?, *kernel, *stride, *padding)?,
+                },
                 Op::Add => (arg(0)? + arg(1)?)?,
                 Op::GlobalAvgPool => arg(0)?.mean(D::Minus1)?.mean(D::Minus1)?,
                 Op::Linear(l) => {
@@ -195,7 +198,7 @@ impl Model {
 /// Max pooling built from shifted maxima, because candle's own max pool has no backward pass for
 /// overlapping windows (ResNet's 3x3 stride-2 pool). Zero padding equals -inf padding here since
 /// the input is non-negative (the pool follows a ReLU in every supported architecture).
-fn max_pool(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+pub fn max_pool(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
     let x = x
         .pad_with_zeros(2, padding, padding)?
         .pad_with_zeros(3, padding, padding)?;

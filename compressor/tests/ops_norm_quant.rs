@@ -1,11 +1,12 @@
-//! The fused train-mode batch norm and the fake-quant op against the candle-op formulas they
-//! replace: values, batch statistics and gradients.
+//! The fused train-mode batch norm, the max-pool op and the fake-quant op against the candle-op
+//! versions they replace: values, batch statistics and gradients.
 //!
 //! Tolerance for batch norm: 1e-4 relative to the largest reference magnitude (f64 vs f32
 //! accumulation of the statistics). Fake-quant must match exactly: it is the same quantizer.
 
 use candle_core::{Device, Tensor, Var};
-use fq_compress::ops::{batch_norm, fake_quant};
+use fq_compress::model::max_pool;
+use fq_compress::ops::{batch_norm, fake_quant, max_pool::max_pool2d};
 use fq_compress::quant::Granularity;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -114,4 +115,43 @@ fn fake_quant_is_the_quantizer_with_an_identity_gradient() {
     // A bit list of the wrong length is an error naming the counts, not a panic.
     let err = fake_quant::apply(w.as_tensor(), &[4, 4], Granularity::PerChannel).unwrap_err();
     assert!(err.to_string().contains("4 channels"), "{err}");
+}
+
+/// Against the model's shifted-maxima pool on non-negative inputs (where its zero padding equals
+/// -inf padding) without ties (distinct values), so both route each gradient to the same input.
+#[test]
+fn max_pool_matches_the_shifted_maxima_pool() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for (dims, k, s, p) in [
+        ([2, 3, 9, 9], 3, 2, 1),
+        ([3, 2, 8, 11], 3, 2, 1),
+        ([2, 4, 6, 6], 2, 2, 0),
+        ([1, 2, 7, 5], 3, 1, 1),
+    ] {
+        let n: usize = dims.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| i as f32 * 1e-3 + rng.random_range(0.0f32..1.0))
+            .collect();
+        let x = Var::from_tensor(&Tensor::from_vec(v, &dims, &Device::Cpu).unwrap()).unwrap();
+        let ours = max_pool2d(x.as_tensor(), k, s, p).unwrap().unwrap();
+        let theirs = max_pool(x.as_tensor(), k, s, p).unwrap();
+        assert_eq!(ours.dims(), theirs.dims());
+        assert_eq!(max_rel_diff(&ours, &theirs), 0.0, "{dims:?} k{k} s{s} p{p}");
+        let r = random(&mut rng, ours.dims(), 0.0);
+        let go = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gt = (&theirs * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let d = max_rel_diff(
+            go.get(x.as_tensor()).unwrap(),
+            gt.get(x.as_tensor()).unwrap(),
+        );
+        assert!(
+            d <= 1e-6,
+            "{dims:?} k{k} s{s} p{p}: gradient differs by {d}"
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! CPU training ops that candle 0.11 runs slowly (see `bench/results.md`, "Training
-//! throughput"): convolution through im2col + gemm, fused train-mode batch norm, and the
-//! straight-through fake-quantizer as one op. Each falls back to candle's own ops off the CPU,
+//! throughput"): convolution through im2col + gemm, fused train-mode batch norm, max pooling
+//! with a recorded argmax, and the straight-through fake-quantizer as one op. Each falls back to candle's own ops off the CPU,
 //! so the `cuda` build is unaffected; each is checked against those ops in `tests/ops_*.rs`.
 
 pub mod batch_norm;
@@ -8,6 +8,7 @@ pub mod conv;
 pub mod fake_quant;
 pub mod gemm;
 pub mod im2col;
+pub mod max_pool;
 
 use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
 use std::cell::RefCell;
