@@ -3,6 +3,7 @@
 # section of bench/results.md (the other sections are kept):
 #   bench/train.sh           # full run (~10 minutes on 2 cores)
 #   bench/train.sh --quick   # one or two steps per variant, for a smoke test
+#   bench/train.sh --only embedded_64   # one model (embedded_64 or resnet18_224); with --quick too
 #
 # The PyTorch column comes from bench/train_reference.py, run just before the Rust side with
 # the first Python that has torch: $FQ_BENCH_PYTHON, the reference venv
@@ -13,11 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=()
-case "${1:-}" in
-  "") ;;
-  --quick) quick=(--quick) ;;
-  *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
-esac
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick+=(--quick) ;;
+    --only) quick+=(--only "$2"); shift ;;
+    *) echo "usage: $0 [--quick] [--only embedded_64|resnet18_224]" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 python=""
 for p in "${FQ_BENCH_PYTHON:-}" "${FQ_REF_VENV:-$HOME/.cache/fq-ref-venv}/bin/python" python3; do

@@ -10,6 +10,7 @@ Run by bench/train.sh.
 """
 
 import json
+import os
 import sys
 import time
 
@@ -193,17 +194,26 @@ def quantizer_time(w, reps):
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "bench/train_reference.json"
     quick = "--quick" in sys.argv
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
-    result = {"threads": THREADS, "versions": f"PyTorch {torch.__version__.split('+')[0]}"}
+    try:
+        with open(out) as f:
+            result = json.load(f)  # keep the other model's figures on an --only run
+    except (OSError, ValueError):
+        result = {}
+    result |= {"threads": THREADS, "versions": f"PyTorch {torch.__version__.split('+')[0]}"}
     for key, width, size, classes, steps in [("embedded_64", 16, 64, 9, 2 if quick else 8),
                                              ("resnet18_224", 64, 224, 1000, 1 if quick else 3)]:
+        if only is not None and key != only:
+            continue
         model = ResNet18(width, classes).train()
         print(f"PyTorch: {key}", file=sys.stderr)
         result[key] = {"step_img_s": step_throughput(model, size, classes, steps),
                        "breakdown_ms": breakdown(model, size, 1 if quick else 2)}
-    with open(out, "w") as f:
+    with open(out + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
+    os.replace(out + ".tmp", out)  # atomically
     print(json.dumps(result, indent=1))
 
 
