@@ -17,6 +17,7 @@ pub mod loss;
 pub mod methods;
 pub mod model;
 pub mod model_card;
+pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod pipeline;

@@ -3,6 +3,7 @@
 //! fake-quantized Conv2d/Linear weights.
 
 use crate::baq::BaqParams;
+use crate::ops;
 use crate::params::ParamStore;
 use crate::quant::{fake_quant, BitAssignment, Granularity};
 use anyhow::{bail, Context, Result};
@@ -77,7 +78,7 @@ impl Model {
             let out = match &node.op {
                 Op::Conv2d(c) => {
                     let w = self.weight(name, quant)?;
-                    let y = arg(0)?.conv2d(&w, c.padding, c.stride, 1, c.groups)?;
+                    let y = ops::conv::conv2d(arg(0)?, &w, c.padding, c.stride, c.groups)?;
                     if c.bias {
                         let b = self.params.get(&format!("{name}.bias"))?.as_tensor();
                         y.broadcast_add(&b.reshape((1, c.out_channels, 1, 1))?)?
@@ -95,7 +96,10 @@ impl Model {
                     kernel,
                     stride,
                     padding,
-                } => max_pool(arg(0)?, *kernel, *stride, *padding)?,
+                } => match ops::max_pool::max_pool2d(arg(0)?, *kernel, *stride, *padding)? {
+                    Some(y) => y,
+                    None => max_pool(arg(0)?, *kernel, *stride, *padding)?,
+                },
                 Op::Add => (arg(0)? + arg(1)?)?,
                 Op::GlobalAvgPool => arg(0)?.mean(D::Minus1)?.mean(D::Minus1)?,
                 Op::Linear(l) => {
@@ -147,32 +151,36 @@ impl Model {
         momentum: f64,
         mode: Mode,
     ) -> Result<Tensor> {
-        let weight = self
-            .params
-            .get(&format!("{name}.weight"))?
-            .as_tensor()
-            .reshape((1, c, 1, 1))?;
-        let bias = self
-            .params
-            .get(&format!("{name}.bias"))?
-            .as_tensor()
-            .reshape((1, c, 1, 1))?;
+        let gamma = self.params.get(&format!("{name}.weight"))?.as_tensor();
+        let beta = self.params.get(&format!("{name}.bias"))?.as_tensor();
         let rm = self.params.get(&format!("{name}.running_mean"))?;
         let rv = self.params.get(&format!("{name}.running_var"))?;
+        // Running statistics use the unbiased variance, as PyTorch does.
+        let update_running = |mean: &Tensor, var: &Tensor, count: f64| -> Result<()> {
+            let unbiased = (var.detach() * (count / (count - 1.0).max(1.0)))?.flatten_all()?;
+            rm.set(
+                &((rm.as_tensor() * (1.0 - momentum))?
+                    + (mean.detach().flatten_all()? * momentum)?)?,
+            )?;
+            rv.set(&((rv.as_tensor() * (1.0 - momentum))? + (unbiased * momentum)?)?)?;
+            Ok(())
+        };
+        if mode == Mode::Train {
+            if let Some(out) = ops::batch_norm::train(x, gamma, beta, eps)? {
+                let (n, _, h, w) = x.dims4()?;
+                update_running(&out.mean, &out.var, (n * h * w) as f64)?;
+                return Ok(out.y);
+            }
+        }
+        let weight = gamma.reshape((1, c, 1, 1))?;
+        let bias = beta.reshape((1, c, 1, 1))?;
         let (mean, var) = match mode {
             Mode::Train => {
                 let (n, _, h, w) = x.dims4()?;
-                let count = (n * h * w) as f64;
                 let mean = x.mean_keepdim((0, 2, 3))?;
                 let centered = x.broadcast_sub(&mean)?;
                 let var = centered.sqr()?.mean_keepdim((0, 2, 3))?;
-                // Running statistics use the unbiased variance, as PyTorch does.
-                let unbiased = (var.detach() * (count / (count - 1.0).max(1.0)))?.flatten_all()?;
-                rm.set(
-                    &((rm.as_tensor() * (1.0 - momentum))?
-                        + (mean.detach().flatten_all()? * momentum)?)?,
-                )?;
-                rv.set(&((rv.as_tensor() * (1.0 - momentum))? + (unbiased * momentum)?)?)?;
+                update_running(&mean, &var, (n * h * w) as f64)?;
                 (mean, var)
             }
             Mode::Eval => (
@@ -190,7 +198,7 @@ impl Model {
 /// Max pooling built from shifted maxima, because candle's own max pool has no backward pass for
 /// overlapping windows (ResNet's 3x3 stride-2 pool). Zero padding equals -inf padding here since
 /// the input is non-negative (the pool follows a ReLU in every supported architecture).
-fn max_pool(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+pub fn max_pool(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
     let x = x
         .pad_with_zeros(2, padding, padding)?
         .pad_with_zeros(3, padding, padding)?;

@@ -137,6 +137,9 @@ impl BitAssignment {
 /// `Q(w) + (w - stopgrad(w))` rather than `w + stopgrad(Q(w) - w)` so the forward value is exactly
 /// `Q(w)` (the packed runtime model must reproduce it bit for bit).
 pub fn fake_quant(w: &Tensor, bits: &[u8], gran: Granularity) -> Result<Tensor> {
+    if crate::ops::applies(w) {
+        return Ok(crate::ops::fake_quant::apply(w, bits, gran)?);
+    }
     let dims = w.dims().to_vec();
     let host: Vec<f32> = w.flatten_all()?.to_vec1()?;
     let (q, _) = quantize_weight(&host, dims[0], bits, gran)?;

@@ -27,7 +27,10 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
 
 /// `grad_tol`: the first conv's gradient passes through every train-mode batch norm of a batch of 2;
 /// for ResNet50-w4 PyTorch's own f32 gradient differs from its f64 gradient by 5.0e-3 (relative).
-fn check(arch: &str, width: usize, stem: &str, grad_tol: f32) {
+/// `loss_tol`: likewise the train-mode loss; PyTorch's own f32 train logits of ResNet50-w4 differ
+/// from f64 by up to 9e-5 (tools/reference/resnet_ref.py), so a different but equally exact f32
+/// summation order (the im2col convolution's) moves the loss by ~2.4e-5 there.
+fn check(arch: &str, width: usize, stem: &str, grad_tol: f32, loss_tol: f32) {
     let dev = Device::Cpu;
     let graph = ArchSpec::new(arch, width, 64, 5).graph().unwrap();
     let io =
@@ -61,7 +64,7 @@ fn check(arch: &str, width: usize, stem: &str, grad_tol: f32) {
     let target = io["target"].to_dtype(candle_core::DType::U32).unwrap();
     let loss = candle_nn::loss::cross_entropy(&logits, &target).unwrap();
     let e = rel_err(&loss.reshape(1).unwrap(), &io["loss_train"]);
-    assert!(e < 1e-5, "{arch}: loss differs by {e}");
+    assert!(e < loss_tol, "{arch}: loss differs by {e}");
     let grads = loss.backward().unwrap();
     for (p, key) in [
         ("fc.weight", "grad_fc_weight"),
@@ -76,12 +79,12 @@ fn check(arch: &str, width: usize, stem: &str, grad_tol: f32) {
 
 #[test]
 fn narrow_resnet18_matches_timm() {
-    check("resnet18", 8, "resnet18_w8", 1e-3);
+    check("resnet18", 8, "resnet18_w8", 1e-3, 1e-5);
 }
 
 #[test]
 fn narrow_resnet50_matches_timm() {
-    check("resnet50", 4, "resnet50_w4", 1e-2);
+    check("resnet50", 4, "resnet50_w4", 1e-2, 1e-4);
 }
 
 #[test]
