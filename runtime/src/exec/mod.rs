@@ -9,7 +9,7 @@ mod conv;
 pub mod gemm;
 mod im2col;
 pub mod kernel;
-mod plan;
+pub(crate) mod plan;
 mod pool;
 
 use fq_models::{Graph, Shape, ValueId};
@@ -71,6 +71,9 @@ pub enum ExecError {
         expected: usize,
         size: usize,
     },
+    /// The GPU backend failed (device lost, out of memory); the message says how.
+    #[error("{0}")]
+    Gpu(String),
 }
 
 impl Executor {
@@ -282,12 +285,5 @@ impl Executor {
 }
 
 fn output_of(step: &Step) -> ValueId {
-    match step {
-        Step::Conv { output, .. }
-        | Step::Linear { output, .. }
-        | Step::MaxPool { output, .. }
-        | Step::GlobalAvgPool { output, .. }
-        | Step::Add { output, .. }
-        | Step::Relu { output, .. } => *output,
-    }
+    step.output()
 }
