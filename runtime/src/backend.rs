@@ -155,7 +155,10 @@ mod tests {
         assert_eq!(BackendChoice::parse("gpu").unwrap(), BackendChoice::Wgpu);
         assert_eq!(BackendChoice::parse(" auto ").unwrap(), BackendChoice::Auto);
         let e = BackendChoice::parse("cuda").unwrap_err().to_string();
-        assert!(e.contains("`cuda`") && e.contains("cpu, wgpu or auto"), "{e}");
+        assert!(
+            e.contains("`cuda`") && e.contains("cpu, wgpu or auto"),
+            "{e}"
+        );
         assert_eq!(select(BackendChoice::Cpu).name(), "cpu");
     }
 }

@@ -154,7 +154,11 @@ impl Classifier {
     /// Logits of `n` preprocessed images (NCHW), `[n, classes]`: images in parallel on the CPU,
     /// a batch per submit on a GPU.
     pub fn logits_batch(&self, nchw: &[f32], n: usize) -> Result<Vec<f32>, ExecError> {
-        Ok(self.predict_batch(nchw, n)?.into_iter().flat_map(|p| p.logits).collect())
+        Ok(self
+            .predict_batch(nchw, n)?
+            .into_iter()
+            .flat_map(|p| p.logits)
+            .collect())
     }
 
     /// Predictions of `n` preprocessed images (NCHW). On a GPU the probabilities come from its

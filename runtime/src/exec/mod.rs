@@ -113,6 +113,13 @@ impl Executor {
         Self::new(&model.graph, std::mem::take(&mut model.layers))
     }
 
+    /// Compiles a bare graph with its layers (in node order), checked like a model's but with
+    /// any output shape: how tests and benchmarks run single kernels.
+    pub fn from_graph(graph: &Graph, layers: Vec<Layer>) -> Result<Self, FormatError> {
+        crate::format::validate_layers(graph, &layers).map_err(FormatError::Invalid)?;
+        Self::new(graph, layers)
+    }
+
     /// Floats of one input image (`3 x size x size`, CHW).
     pub fn input_len(&self) -> usize {
         self.shapes[0].numel()

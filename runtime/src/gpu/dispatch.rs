@@ -220,7 +220,12 @@ pub fn max_pool(
     let p = uniform(s.device, "max pool params", &params);
     Dispatch {
         pipeline: pipeline.clone(),
-        bind_group: bind(s.device, pipeline, "max pool", &[&p, s.batch, input, output]),
+        bind_group: bind(
+            s.device,
+            pipeline,
+            "max pool",
+            &[&p, s.batch, input, output],
+        ),
         grid: Grid::Flat {
             per_image: params.c * params.ho * params.wo,
             size: 256,
@@ -240,7 +245,12 @@ pub fn global_avg_pool(
     let p = uniform(s.device, "avg pool params", &[c, hw]);
     Dispatch {
         pipeline: pipeline.clone(),
-        bind_group: bind(s.device, pipeline, "avg pool", &[&p, s.batch, input, output]),
+        bind_group: bind(
+            s.device,
+            pipeline,
+            "avg pool",
+            &[&p, s.batch, input, output],
+        ),
         grid: Grid::Flat {
             per_image: c,
             size: 64,
@@ -275,12 +285,7 @@ pub fn add_relu(
 }
 
 /// Probabilities of `classes` logits per image.
-pub fn softmax(
-    s: &Shared,
-    classes: u32,
-    logits: &wgpu::Buffer,
-    probs: &wgpu::Buffer,
-) -> Dispatch {
+pub fn softmax(s: &Shared, classes: u32, logits: &wgpu::Buffer, probs: &wgpu::Buffer) -> Dispatch {
     let pipeline = &s.kernels.softmax;
     let p = uniform(s.device, "softmax params", &[classes]);
     Dispatch {

@@ -58,7 +58,8 @@ impl GpuExecutor {
         Self::new(dev, &model.graph, &model.layers, kernel, batch)
     }
 
-    /// Compiles a validated graph with its layers (in node order).
+    /// Compiles a graph with its layers (in node order), checked as [`crate::exec::Executor::from_graph`]
+    /// does: any output shape (the "classes" are then its elements).
     pub fn new(
         dev: Arc<GpuDevice>,
         graph: &Graph,
@@ -67,6 +68,8 @@ impl GpuExecutor {
         batch: usize,
     ) -> Result<Self, GpuError> {
         let shapes = crate::format::validate_shapes(graph)
+            .map_err(|e| GpuError::Model(FormatError::Invalid(e).to_string()))?;
+        crate::format::validate_layers(graph, layers)
             .map_err(|e| GpuError::Model(FormatError::Invalid(e).to_string()))?;
         let steps = plan::plan(graph);
         let device = &dev.device;
@@ -122,7 +125,11 @@ impl GpuExecutor {
             &values[graph.output],
             &probs,
         ));
-        let cap = dispatches.iter().map(Dispatch::max_batch).min().unwrap_or(1);
+        let cap = dispatches
+            .iter()
+            .map(Dispatch::max_batch)
+            .min()
+            .unwrap_or(1);
         batch = batch.min(cap.max(1) as usize);
         let staging = readback(device, (2 * classes * batch * 4) as u64);
         Ok(Self {

@@ -11,12 +11,14 @@ pub mod buffers;
 pub mod dispatch;
 mod forward;
 pub mod kernels;
+mod standalone;
 
 use std::sync::Arc;
 
 pub use adapter::GpuDevice;
 pub use dispatch::GemmKernel;
 pub use forward::{GpuExecutor, GpuOutput, DEFAULT_BATCH};
+pub use standalone::LinearGemm;
 
 use crate::format::PackedMatrix;
 
