@@ -169,6 +169,7 @@ pub struct Shared<'a> {
 }
 
 /// A convolution or Linear layer: `output = epilogue(W * im2col(input))`.
+#[allow(clippy::too_many_arguments)]
 pub fn gemm(
     s: &Shared,
     kernel: GemmKernel,
