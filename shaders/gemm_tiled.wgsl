@@ -50,8 +50,9 @@ fn main(
         // Transposed into [k][row]: element (a_row) of the vec4 holding rows a_row/4*4 ...
         let ai = a_row / 4u;
         let ae = a_row % 4u;
-        let kb = k0 + b_k;
-        let b = vec4<f32>(tap(c0, kb), tap(c1, kb), tap(c2, kb), tap(c3, kb));
+        // One tap decoded for the four columns.
+        let tp = tap_of(k0 + b_k);
+        let b = vec4<f32>(gather(c0, tp), gather(c1, tp), gather(c2, tp), gather(c3, tp));
         workgroupBarrier();
         a_tile[(a_k + 0u) * 16u + ai][ae] = a.x;
         a_tile[(a_k + 1u) * 16u + ai][ae] = a.y;

@@ -61,18 +61,40 @@ fn column(j: u32, group: u32) -> Column {
     return col;
 }
 
-// B[k][j] for the column `col`; zero in the padding and past the last tap or column.
-fn tap(col: Column, k: u32) -> f32 {
+// Tap k of the group: its channel/row/column offset within an image, and its kernel position.
+struct Tap {
+    off: u32,
+    ky: i32,
+    kx: i32,
+    valid: bool,
+}
+
+fn tap_of(k: u32) -> Tap {
     let kk = p.kernel * p.kernel;
     let c = k / kk;
     let r = k - c * kk;
     let ky = r / p.kernel;
-    let y = col.y0 + i32(ky);
-    let x = col.x0 + i32(r - ky * p.kernel);
-    if (!col.valid || k >= p.k || y < 0 || x < 0 || y >= i32(p.h) || x >= i32(p.w)) {
+    let kx = r - ky * p.kernel;
+    var t: Tap;
+    t.valid = k < p.k;
+    t.off = (c * p.h + ky) * p.w + kx;
+    t.ky = i32(ky);
+    t.kx = i32(kx);
+    return t;
+}
+
+// B[k][j] for the column `col` at tap `t`; zero in the padding and past the last tap or column.
+fn gather(col: Column, t: Tap) -> f32 {
+    let y = col.y0 + t.ky;
+    let x = col.x0 + t.kx;
+    if (!col.valid || !t.valid || y < 0 || x < 0 || y >= i32(p.h) || x >= i32(p.w)) {
         return 0.0;
     }
-    return input[col.base + (c * p.h + u32(y)) * p.w + u32(x)];
+    return input[u32(i32(col.base + t.off) + col.y0 * i32(p.w) + col.x0)];
+}
+
+fn tap(col: Column, k: u32) -> f32 {
+    return gather(col, tap_of(k));
 }
 
 // Writes one result through the fused epilogue: scale, bias, residual, ReLU. `o` is the row in
