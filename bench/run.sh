@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CPU benchmark of the packed runtime, written to bench/results.md:
+# Benchmarks of the packed runtime, written to bench/results.md (the CPU figures, then the wgpu
+# backend's on the adapter wgpu picks, e.g. Mesa's lavapipe):
 #   bench/run.sh           # full run (a few minutes on 2 cores)
 #   bench/run.sh --quick   # short timings, for a smoke test
 #
@@ -32,3 +33,6 @@ else
 fi
 cargo run --release -p fq-e2e --example bench -- \
   --out bench/results.md --reference bench/reference.json "${quick[@]}"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+chmod 700 "$XDG_RUNTIME_DIR"
+cargo run --release -p fq-e2e --example bench_gpu -- --out bench/results.md "${quick[@]}"

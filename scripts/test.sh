@@ -21,4 +21,10 @@ fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 chmod 700 "$XDG_RUNTIME_DIR"
 
+# The wgpu tests must run here, never skip: lavapipe was installed above.
+export FQ_REQUIRE_GPU=1
+
+# The runtime builds without any graphics stack (the wgpu backend is a cargo feature).
+cargo check --release -p fq-runtime --no-default-features
+# fq-e2e turns fq-runtime's `wgpu` feature on, so the workspace run includes the GPU tests.
 cargo test --release --workspace "$@"

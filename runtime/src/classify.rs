@@ -7,17 +7,22 @@ use std::path::Path;
 use image::RgbImage;
 use rayon::prelude::*;
 
+use crate::backend::{self, Backend, BackendChoice};
 use crate::dataset::{DataError, Dataset};
 use crate::exec::{ExecError, Executor};
 use crate::format::{CompressionSummary, FormatError, ModelFileError, PackedModel};
 use crate::metrics::{argmax_rows, FairnessMetrics, MetricsError};
 use crate::preprocess::{self, DecodeError, PreprocessConfig};
 
-/// A loaded model, ready to classify.
+/// A loaded model, ready to classify on the CPU or (feature `wgpu`) a GPU.
 pub struct Classifier {
     /// Everything of the file but the layers (which the executor owns).
     info: PackedModel,
     exec: Executor,
+    /// The model on the GPU when the backend is one; the CPU executor stays as the reference.
+    #[cfg(feature = "wgpu")]
+    gpu: Option<crate::gpu::GpuExecutor>,
+    backend: Backend,
 }
 
 /// One image's result.
@@ -54,12 +59,26 @@ pub enum ClassifyError {
     Metrics(#[from] MetricsError),
     #[error("{0}")]
     Mismatch(String),
+    #[cfg(feature = "wgpu")]
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
 }
 
 impl Classifier {
-    /// Reads, verifies and compiles a model file.
+    /// Reads, verifies and compiles a model file, on the CPU.
     pub fn load(path: &Path) -> Result<Self, ClassifyError> {
         Ok(Self::from_model(PackedModel::load(path)?)?)
+    }
+
+    /// Reads a model file onto the backend `choice` selects ([`backend::select`]: `Auto` and an
+    /// unavailable `Wgpu` fall back to the CPU with a one-line message).
+    pub fn load_with(path: &Path, choice: BackendChoice) -> Result<Self, ClassifyError> {
+        Self::load_on(path, &backend::select(choice))
+    }
+
+    /// Reads a model file onto an already selected backend.
+    pub fn load_on(path: &Path, backend: &Backend) -> Result<Self, ClassifyError> {
+        Self::from_model_on(PackedModel::load(path)?, backend)
     }
 
     /// Verifies and compiles model file contents.
@@ -69,7 +88,38 @@ impl Classifier {
 
     pub fn from_model(mut model: PackedModel) -> Result<Self, FormatError> {
         let exec = Executor::from_model(&mut model)?;
-        Ok(Self { info: model, exec })
+        Ok(Self {
+            info: model,
+            exec,
+            #[cfg(feature = "wgpu")]
+            gpu: None,
+            backend: Backend::Cpu,
+        })
+    }
+
+    /// Compiles a model for `backend`: on a GPU the weights are uploaded and every buffer and
+    /// pipeline is made here, once.
+    pub fn from_model_on(model: PackedModel, backend: &Backend) -> Result<Self, ClassifyError> {
+        #[cfg(feature = "wgpu")]
+        if let Backend::Wgpu(dev) = backend {
+            let gpu = crate::gpu::GpuExecutor::from_model(
+                dev.clone(),
+                &model,
+                crate::gpu::GemmKernel::Tiled,
+                crate::gpu::DEFAULT_BATCH,
+            )?;
+            let mut c = Self::from_model(model)?;
+            c.gpu = Some(gpu);
+            c.backend = backend.clone();
+            return Ok(c);
+        }
+        let _ = backend;
+        Ok(Self::from_model(model)?)
+    }
+
+    /// The backend this classifier runs on.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     pub fn classes(&self) -> &[String] {
@@ -98,27 +148,61 @@ impl Classifier {
 
     /// Logits of one preprocessed image (CHW, as [`preprocess::to_chw`] makes it).
     pub fn logits(&self, chw: &[f32]) -> Result<Vec<f32>, ExecError> {
-        self.exec.run(chw)
+        self.logits_batch(chw, 1)
     }
 
-    /// Logits of `n` preprocessed images (NCHW), `[n, classes]`, images in parallel.
+    /// Logits of `n` preprocessed images (NCHW), `[n, classes]`: images in parallel on the CPU,
+    /// a batch per submit on a GPU.
     pub fn logits_batch(&self, nchw: &[f32], n: usize) -> Result<Vec<f32>, ExecError> {
-        self.exec.run_batch(nchw, n)
+        Ok(self
+            .predict_batch(nchw, n)?
+            .into_iter()
+            .flat_map(|p| p.logits)
+            .collect())
+    }
+
+    /// Predictions of `n` preprocessed images (NCHW). On a GPU the probabilities come from its
+    /// softmax kernel with the logits, in the same copy.
+    pub fn predict_batch(&self, nchw: &[f32], n: usize) -> Result<Vec<Prediction>, ExecError> {
+        #[cfg(feature = "wgpu")]
+        if let Some(gpu) = &self.gpu {
+            let classes = gpu.output_len();
+            if nchw.len() != n * gpu.input_len() {
+                // The CPU executor words the size error.
+                self.exec.run_batch(nchw, n)?;
+            }
+            let out = gpu
+                .run_batch(nchw, n)
+                .map_err(|e| ExecError::Gpu(e.to_string()))?;
+            return Ok(out
+                .logits
+                .chunks(classes.max(1))
+                .zip(out.probabilities.chunks(classes.max(1)))
+                .take(n)
+                .map(|(l, p)| Prediction {
+                    class: argmax_rows(l, l.len()).first().copied().unwrap_or(0),
+                    probabilities: p.to_vec(),
+                    logits: l.to_vec(),
+                })
+                .collect());
+        }
+        let per = self.exec.output_len().max(1);
+        Ok(self
+            .exec
+            .run_batch(nchw, n)?
+            .chunks(per)
+            .map(|l| prediction(l.to_vec()))
+            .collect())
     }
 
     /// Classifies a preprocessed image.
     pub fn classify_tensor(&self, chw: &[f32]) -> Result<Prediction, ExecError> {
-        Ok(prediction(self.logits(chw)?))
+        Ok(self.predict_batch(chw, 1)?.remove(0))
     }
 
     /// Classifies a decoded image (resized and normalised as in training).
     pub fn classify_image(&self, img: &RgbImage) -> Prediction {
-        let x = preprocess::to_chw(img, &self.info.preprocess);
-        prediction(
-            self.exec
-                .run(&x)
-                .expect("to_chw makes the model's input size"),
-        )
+        self.classify_images(std::slice::from_ref(img)).remove(0)
     }
 
     /// Classifies an image file (PNG, JPEG, WebP; EXIF orientation applied).
@@ -131,9 +215,32 @@ impl Classifier {
         Ok(self.classify_image(&preprocess::decode_bytes(bytes, name)?))
     }
 
-    /// Classifies decoded images in parallel.
+    /// Classifies decoded images: in parallel on the CPU, in batches on a GPU.
+    ///
+    /// # Panics
+    /// If the GPU fails mid-run (device lost); the CPU path cannot fail here.
     pub fn classify_images(&self, images: &[RgbImage]) -> Vec<Prediction> {
-        images.par_iter().map(|i| self.classify_image(i)).collect()
+        #[cfg(feature = "wgpu")]
+        if self.gpu.is_some() {
+            let x: Vec<f32> = images
+                .par_iter()
+                .flat_map_iter(|i| preprocess::to_chw(i, &self.info.preprocess))
+                .collect();
+            return self
+                .predict_batch(&x, images.len())
+                .unwrap_or_else(|e| panic!("GPU forward pass failed: {e}"));
+        }
+        images
+            .par_iter()
+            .map(|i| {
+                let x = preprocess::to_chw(i, &self.info.preprocess);
+                prediction(
+                    self.exec
+                        .run(&x)
+                        .expect("to_chw makes the model's input size"),
+                )
+            })
+            .collect()
     }
 
     /// Per-group metrics on decoded images with labels and group ids in the model's numbering.
@@ -170,21 +277,20 @@ impl Classifier {
         let pre = &self.info.preprocess;
         let mut predictions = Vec::with_capacity(ds.len());
         for chunk in ds.samples.chunks(64) {
-            let part: Vec<usize> = chunk
+            let images: Vec<RgbImage> = chunk
                 .par_iter()
                 .map(|s| {
-                    let img = preprocess::load_resized(&s.image, pre.width, pre.height).map_err(
-                        |source| DataError::CorruptImage {
+                    preprocess::load_resized(&s.image, pre.width, pre.height).map_err(|source| {
+                        DataError::CorruptImage {
                             file: s.origin.file.clone(),
                             line: s.origin.line,
                             image: s.image.clone(),
                             source: Box::new(source),
-                        },
-                    )?;
-                    Ok(self.classify_image(&img).class)
+                        }
+                    })
                 })
                 .collect::<Result<_, DataError>>()?;
-            predictions.extend(part);
+            predictions.extend(self.classify_images(&images).into_iter().map(|p| p.class));
         }
         let labels: Vec<usize> = ds.samples.iter().map(|s| class_map[s.label]).collect();
         let groups: Vec<usize> = ds.samples.iter().map(|s| group_map[s.group]).collect();

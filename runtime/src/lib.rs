@@ -4,10 +4,13 @@
 //! training-time and inference-time behaviour cannot drift apart.
 
 pub mod atomic;
+pub mod backend;
 pub mod classify;
 pub mod dataset;
 pub mod exec;
 pub mod format;
+#[cfg(feature = "wgpu")]
+pub mod gpu;
 pub mod metrics;
 #[cfg(feature = "plots")]
 pub mod plots;

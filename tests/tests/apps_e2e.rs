@@ -87,7 +87,9 @@ fn classify(model: &Path, photos: &[PathBuf]) {
     let mut argv: Vec<String> = vec!["fq-classify".into(), "--model".into()];
     argv.push(model.display().to_string());
     argv.extend(photos.iter().map(|p| p.display().to_string()));
-    argv.extend(["--json".into(), "--quiet".into(), "-k".into(), "2".into()]);
+    // The CPU, whose probabilities the runtime's classifier reproduces bit for bit (the GPU's
+    // agreement with the CPU is `gpu_demo.rs`'s subject).
+    argv.extend(["--json", "--quiet", "-k", "2", "--backend", "cpu"].map(String::from));
     let args = fq_classify::Args::try_parse_from(&argv).unwrap();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let (code, _) = fq_classify::run(&args, &mut out, &mut err);

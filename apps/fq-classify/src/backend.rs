@@ -1,10 +1,8 @@
 //! Where the model runs: the one place the apps choose a compute backend.
 //!
-//! `--backend cpu|wgpu|auto` (or `FQ_BACKEND`) picks it; today every choice but an explicit `wgpu`
-//! resolves to the runtime's CPU executor. GPU HOOK: when the wgpu backend (issue 6) lands, add a
-//! `Device::Wgpu` variant holding its session, build it in [`Engine::load`] for `Wgpu` and `Auto`
-//! (falling back to CPU for `Auto` when no adapter is found), name it with the adapter in
-//! [`Engine::backend_name`] and dispatch in [`Engine::logits`]; nothing else in the apps changes.
+//! `--backend cpu|wgpu|auto` (or `FQ_BACKEND`) picks it: `auto` takes the best GPU adapter
+//! through the runtime's wgpu backend (built with the default `wgpu` feature) and falls back to
+//! the CPU executor with a one-line message; `wgpu` without an adapter is an error.
 
 use std::path::Path;
 use std::time::Instant;
@@ -32,8 +30,10 @@ pub enum BackendChoice {
 pub enum EngineError {
     #[error("{BACKEND_ENV}=`{0}` is not a backend (cpu, wgpu or auto)")]
     BadEnv(String),
-    #[error("the wgpu backend is not available in this build; use --backend cpu or auto")]
-    WgpuUnavailable,
+    #[error("--backend wgpu: {0}; use --backend cpu or auto")]
+    WgpuUnavailable(fq_runtime::backend::BackendError),
+    #[error("inference failed: {0}")]
+    Exec(#[from] fq_runtime::exec::ExecError),
     #[error("{}: {source}", path.display())]
     Load {
         path: std::path::PathBuf,
@@ -58,15 +58,9 @@ impl BackendChoice {
     }
 }
 
-/// The compute device a loaded model runs on.
-enum Device {
-    Cpu { threads: usize },
-}
-
 /// A model loaded once, compiled for its backend, ready to classify any number of images.
 pub struct Engine {
     classifier: Classifier,
-    device: Device,
     /// Time to read, verify and compile the model file.
     pub load_ms: f64,
 }
@@ -84,27 +78,32 @@ impl Engine {
     /// Reads and compiles `model` for the chosen backend.
     pub fn load(model: &Path, choice: BackendChoice) -> Result<Engine, EngineError> {
         let start = Instant::now();
-        let device = match choice {
-            BackendChoice::Wgpu => return Err(EngineError::WgpuUnavailable),
-            BackendChoice::Auto | BackendChoice::Cpu => Device::Cpu {
-                threads: rayon::current_num_threads(),
-            },
+        use fq_runtime::backend::{select, try_select, BackendChoice as Choice};
+        let backend = match choice {
+            BackendChoice::Wgpu => {
+                try_select(Choice::Wgpu).map_err(EngineError::WgpuUnavailable)?
+            }
+            BackendChoice::Auto => select(Choice::Auto),
+            BackendChoice::Cpu => select(Choice::Cpu),
         };
-        let classifier = Classifier::load(model).map_err(|source| EngineError::Load {
-            path: model.to_path_buf(),
-            source: Box::new(source),
-        })?;
+        let classifier =
+            Classifier::load_on(model, &backend).map_err(|source| EngineError::Load {
+                path: model.to_path_buf(),
+                source: Box::new(source),
+            })?;
         Ok(Engine {
             classifier,
-            device,
             load_ms: start.elapsed().as_secs_f64() * 1e3,
         })
     }
 
     /// What runs the model, for people: "CPU (8 threads)" or the GPU adapter's name.
     pub fn backend_name(&self) -> String {
-        match self.device {
-            Device::Cpu { threads } => format!("CPU ({threads} threads)"),
+        let b = self.classifier.backend();
+        if b.is_gpu() {
+            b.name()
+        } else {
+            format!("CPU ({} threads)", rayon::current_num_threads())
         }
     }
 
@@ -112,22 +111,17 @@ impl Engine {
         &self.classifier
     }
 
-    /// Logits of one preprocessed CHW image on this engine's device.
-    fn logits(&self, chw: &[f32]) -> Vec<f32> {
-        match self.device {
-            Device::Cpu { .. } => self
-                .classifier
-                .logits(chw)
-                .expect("to_chw makes the model's input size"),
-        }
+    /// Logits of one preprocessed CHW image on this engine's backend.
+    fn logits(&self, chw: &[f32]) -> Result<Vec<f32>, EngineError> {
+        Ok(self.classifier.logits(chw)?)
     }
 
     /// Classifies a decoded image (resized and normalised as in training), with its timings.
-    pub fn classify_image(&self, img: &RgbImage) -> (Prediction, Timing) {
+    pub fn classify_image(&self, img: &RgbImage) -> Result<(Prediction, Timing), EngineError> {
         let t0 = Instant::now();
         let chw = preprocess::to_chw(img, self.classifier.preprocess());
         let t1 = Instant::now();
-        let logits = self.logits(&chw);
+        let logits = self.logits(&chw)?;
         let class = argmax_rows(&logits, logits.len())
             .first()
             .copied()
@@ -139,12 +133,12 @@ impl Engine {
         };
         let t2 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
-        (
+        Ok((
             prediction,
             Timing {
                 preprocess_ms: ms(t0, t1),
                 inference_ms: ms(t1, t2),
             },
-        )
+        ))
     }
 }

@@ -22,7 +22,15 @@ pub fn classify_photo(engine: &Engine, path: &Path, k: usize) -> PhotoResult {
         }
     };
     let decode = t0.elapsed().as_secs_f64() * 1e3;
-    let (prediction, timing) = engine.classify_image(&img);
+    let (prediction, timing) = match engine.classify_image(&img) {
+        Ok(r) => r,
+        Err(e) => {
+            return PhotoResult::Failed {
+                file: display(path),
+                error: e.to_string(),
+            }
+        }
+    };
     PhotoResult::Classified {
         file: display(path),
         top: top_k(&prediction.probabilities, engine.classifier().classes(), k),

@@ -25,6 +25,7 @@ fn classifies_photos_and_reports_a_corrupt_one() {
         .arg("--model")
         .arg(&model)
         .args([&a, &bad, &b])
+        .args(["--backend", "cpu"])
         .output()
         .unwrap();
     let (stdout, stderr) = (
@@ -66,6 +67,41 @@ fn classifies_photos_and_reports_a_corrupt_one() {
     let sum: f64 = top.iter().map(|d| d["probability"].as_f64().unwrap()).sum();
     assert!((sum - 1.0).abs() < 1e-5, "all 3 classes listed: {sum}");
     assert_eq!(json["model"]["classes"].as_array().unwrap().len(), 3);
+
+    // The GPU backend, where an adapter exists (CI installs lavapipe and sets FQ_REQUIRE_GPU):
+    // named in the output, the same diagnoses as the CPU.
+    let run = |backend: &str| {
+        bin()
+            .arg("--model")
+            .arg(&model)
+            .args([&a, &b])
+            .args(["--json", "--backend", backend])
+            .output()
+            .unwrap()
+    };
+    let gpu = run("wgpu");
+    if gpu.status.code() != Some(0) && std::env::var("FQ_REQUIRE_GPU").is_err() {
+        eprintln!(
+            "skipping the wgpu run: {}",
+            String::from_utf8_lossy(&gpu.stderr)
+        );
+        return;
+    }
+    assert_eq!(
+        gpu.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&gpu.stderr)
+    );
+    let (g, c): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(&gpu.stdout).unwrap(),
+        serde_json::from_slice(&run("cpu").stdout).unwrap(),
+    );
+    assert!(g["backend"].as_str().unwrap().starts_with("wgpu ("), "{g}");
+    for p in 0..2 {
+        let top = |v: &serde_json::Value| v["photos"][p]["top"][0]["class"].clone();
+        assert_eq!(top(&g), top(&c));
+    }
 }
 
 #[test]

@@ -68,7 +68,8 @@ pub fn run(engine: &Engine, ds: &Dataset, skip_bad: bool, quiet: bool) -> Result
             .collect();
         for (s, r) in chunk.iter().zip(part) {
             match r {
-                Ok((p, t)) => {
+                Ok(r) => {
+                    let (p, t) = r?;
                     labels.push(class_map[s.label]);
                     groups.push(group_map[s.group]);
                     predictions.push(p.class);

@@ -9,7 +9,7 @@ mod conv;
 pub mod gemm;
 mod im2col;
 pub mod kernel;
-mod plan;
+pub(crate) mod plan;
 mod pool;
 
 use fq_models::{Graph, Shape, ValueId};
@@ -71,6 +71,9 @@ pub enum ExecError {
         expected: usize,
         size: usize,
     },
+    /// The GPU backend failed (device lost, out of memory); the message says how.
+    #[error("{0}")]
+    Gpu(String),
 }
 
 impl Executor {
@@ -108,6 +111,13 @@ impl Executor {
     pub fn from_model(model: &mut PackedModel) -> Result<Self, FormatError> {
         model.validate()?;
         Self::new(&model.graph, std::mem::take(&mut model.layers))
+    }
+
+    /// Compiles a bare graph with its layers (in node order), checked like a model's but with
+    /// any output shape: how tests and benchmarks run single kernels.
+    pub fn from_graph(graph: &Graph, layers: Vec<Layer>) -> Result<Self, FormatError> {
+        crate::format::validate_layers(graph, &layers).map_err(FormatError::Invalid)?;
+        Self::new(graph, layers)
     }
 
     /// Floats of one input image (`3 x size x size`, CHW).
@@ -282,12 +292,5 @@ impl Executor {
 }
 
 fn output_of(step: &Step) -> ValueId {
-    match step {
-        Step::Conv { output, .. }
-        | Step::Linear { output, .. }
-        | Step::MaxPool { output, .. }
-        | Step::GlobalAvgPool { output, .. }
-        | Step::Add { output, .. }
-        | Step::Relu { output, .. } => *output,
-    }
+    step.output()
 }

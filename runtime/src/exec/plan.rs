@@ -46,6 +46,18 @@ pub enum Step {
 }
 
 impl Step {
+    /// The value this step writes.
+    pub fn output(&self) -> ValueId {
+        match self {
+            Step::Conv { output, .. }
+            | Step::Linear { output, .. }
+            | Step::MaxPool { output, .. }
+            | Step::GlobalAvgPool { output, .. }
+            | Step::Add { output, .. }
+            | Step::Relu { output, .. } => *output,
+        }
+    }
+
     pub fn inputs(&self) -> Vec<ValueId> {
         match self {
             Step::Conv {

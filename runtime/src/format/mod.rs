@@ -21,7 +21,7 @@ use crate::preprocess::PreprocessConfig;
 pub use assemble::{assemble, BatchNormParams, LayerParams, LayerSource, ModelMeta};
 pub use header::{FormatError, FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use pack::PackError;
-pub(crate) use validate::shapes as validate_shapes;
+pub(crate) use validate::{layers as validate_layers, shapes as validate_shapes};
 
 /// Everything a `.fqm` file holds after its header.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -53,20 +53,26 @@ pub(super) fn validate(m: &PackedModel) -> Result<(), String> {
             ));
         }
     }
+    layers(g, &m.layers)
+}
+
+/// Every layer against its Conv2d/Linear node (in node order): name, dimensions, widths, scales,
+/// byte count, bias.
+pub(crate) fn layers(g: &Graph, layers: &[crate::format::Layer]) -> Result<(), String> {
     let weighted: Vec<(usize, &fq_models::Node)> = g
         .nodes
         .iter()
         .enumerate()
         .filter(|(_, n)| matches!(n.op, Op::Conv2d(_) | Op::Linear(_)))
         .collect();
-    if weighted.len() != m.layers.len() {
+    if weighted.len() != layers.len() {
         return Err(format!(
             "{} layers for {} Conv2d/Linear nodes",
-            m.layers.len(),
+            layers.len(),
             weighted.len()
         ));
     }
-    for ((_, node), layer) in weighted.iter().zip(&m.layers) {
+    for ((_, node), layer) in weighted.iter().zip(layers) {
         let bad = |msg: String| Err(format!("layer `{}`: {msg}", layer.name));
         if layer.name != node.name {
             return Err(format!(

@@ -1,0 +1,343 @@
+//! The GPU executor: the CPU executor's plan (same steps, same fused epilogues) as a list of
+//! dispatches over buffers made at load time, encoded into one command buffer per batch of
+//! images, so a forward pass never returns to the host between layers.
+
+use std::sync::{Arc, Mutex};
+
+use fq_models::{Graph, Shape};
+
+use super::buffers::{activation, read_floats, readback, uniform, LayerBuffers};
+use super::dispatch::{self, Dispatch, GemmKernel, GemmParams, PoolParams, Shared, ADD, RELU};
+use super::{GpuDevice, GpuError};
+use crate::exec::{plan, Step};
+use crate::format::{FormatError, Layer, PackedModel};
+
+/// Images per submit unless asked otherwise: enough to fill a GPU's wide tiles on a small
+/// model, small enough to keep a 224x224 ResNet's activations well under 1 GiB.
+pub const DEFAULT_BATCH: usize = 8;
+
+/// A model on the GPU.
+pub struct GpuExecutor {
+    dev: Arc<GpuDevice>,
+    dispatches: Vec<Dispatch>,
+    /// One buffer per graph value, `batch` images each (input first).
+    values: Vec<wgpu::Buffer>,
+    probs: wgpu::Buffer,
+    batch_uniform: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    input_len: usize,
+    classes: usize,
+    output: usize,
+    batch: usize,
+    /// Runs share the buffers: one at a time.
+    lock: Mutex<()>,
+    _layers: Vec<LayerBuffers>,
+}
+
+/// Logits and probabilities of a batch, `[n, classes]` each.
+pub struct GpuOutput {
+    pub logits: Vec<f32>,
+    pub probabilities: Vec<f32>,
+}
+
+fn u(v: usize) -> u32 {
+    v as u32
+}
+
+impl GpuExecutor {
+    /// Validates the model and uploads its weights (the model keeps its layers).
+    pub fn from_model(
+        dev: Arc<GpuDevice>,
+        model: &PackedModel,
+        kernel: GemmKernel,
+        batch: usize,
+    ) -> Result<Self, GpuError> {
+        model
+            .validate()
+            .map_err(|e| GpuError::Model(e.to_string()))?;
+        Self::new(dev, &model.graph, &model.layers, kernel, batch)
+    }
+
+    /// Compiles a graph with its layers (in node order), checked as [`crate::exec::Executor::from_graph`]
+    /// does: any output shape (the "classes" are then its elements).
+    pub fn new(
+        dev: Arc<GpuDevice>,
+        graph: &Graph,
+        layers: &[Layer],
+        kernel: GemmKernel,
+        batch: usize,
+    ) -> Result<Self, GpuError> {
+        let shapes = crate::format::validate_shapes(graph)
+            .map_err(|e| GpuError::Model(FormatError::Invalid(e).to_string()))?;
+        crate::format::validate_layers(graph, layers)
+            .map_err(|e| GpuError::Model(FormatError::Invalid(e).to_string()))?;
+        let steps = plan::plan(graph);
+        let device = &dev.device;
+        let layer_bufs: Vec<LayerBuffers> = layers
+            .iter()
+            .map(|l| LayerBuffers::new(device, l))
+            .collect();
+        let n_layers = steps
+            .iter()
+            .filter(|s| matches!(s, Step::Conv { .. } | Step::Linear { .. }))
+            .count();
+        if n_layers != layers.len() {
+            return Err(GpuError::Model(format!(
+                "{} layers for {n_layers} Conv2d/Linear nodes",
+                layers.len()
+            )));
+        }
+        let mut batch = batch.max(1);
+        // Keep every value of a batch inside one binding.
+        let max_floats = (device.limits().max_storage_buffer_binding_size / 4) as usize;
+        let largest = shapes.iter().map(Shape::numel).max().unwrap_or(1).max(1);
+        batch = batch.min((max_floats / largest).max(1));
+        // Values that a fused step never materialises (a convolution's output before its ReLU)
+        // get a placeholder.
+        let mut written = vec![false; shapes.len()];
+        written[0] = true;
+        steps.iter().for_each(|s| written[s.output()] = true);
+        let values: Vec<wgpu::Buffer> = shapes
+            .iter()
+            .enumerate()
+            .map(|(v, s)| {
+                let floats = if written[v] { s.numel() * batch } else { 1 };
+                activation(device, &format!("value {v}"), floats)
+            })
+            .collect();
+        let classes = shapes[graph.output].numel();
+        let probs = activation(device, "probabilities", classes * batch);
+        let batch_uniform = uniform(device, "batch", &[0u32]);
+        let dummy = activation(device, "absent operand", 1);
+        let shared = Shared {
+            device,
+            kernels: &dev.kernels,
+            batch: &batch_uniform,
+            dummy: &dummy,
+        };
+        let mut dispatches: Vec<Dispatch> = steps
+            .iter()
+            .map(|step| build(&shared, step, &shapes, &layer_bufs, &values, kernel))
+            .collect();
+        dispatches.push(dispatch::softmax(
+            &shared,
+            u(classes),
+            &values[graph.output],
+            &probs,
+        ));
+        let cap = dispatches
+            .iter()
+            .map(Dispatch::max_batch)
+            .min()
+            .unwrap_or(1);
+        batch = batch.min(cap.max(1) as usize);
+        let staging = readback(device, (2 * classes * batch * 4) as u64);
+        Ok(Self {
+            dispatches,
+            values,
+            probs,
+            batch_uniform,
+            staging,
+            input_len: shapes[0].numel(),
+            classes,
+            output: graph.output,
+            batch,
+            lock: Mutex::new(()),
+            _layers: layer_bufs,
+            dev,
+        })
+    }
+
+    pub fn device(&self) -> &GpuDevice {
+        &self.dev
+    }
+
+    /// Images per submit.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.input_len
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.classes
+    }
+
+    /// Logits and probabilities of `n` preprocessed images (NCHW): one submit per batch.
+    pub fn run_batch(&self, images: &[f32], n: usize) -> Result<GpuOutput, GpuError> {
+        if images.len() != n * self.input_len {
+            return Err(GpuError::Input {
+                got: images.len(),
+                expected: n * self.input_len,
+            });
+        }
+        let mut out = GpuOutput {
+            logits: Vec::with_capacity(n * self.classes),
+            probabilities: Vec::with_capacity(n * self.classes),
+        };
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        for chunk in images.chunks((self.batch * self.input_len).max(1)) {
+            let b = chunk.len() / self.input_len.max(1);
+            let (l, p) = self.submit(chunk, b)?;
+            out.logits.extend(l);
+            out.probabilities.extend(p);
+        }
+        Ok(out)
+    }
+
+    /// One batch: upload, every kernel in one compute pass, one copy back.
+    fn submit(&self, images: &[f32], n: usize) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+        let (device, queue) = (&self.dev.device, &self.dev.queue);
+        queue.write_buffer(&self.values[0], 0, bytemuck::cast_slice(images));
+        queue.write_buffer(&self.batch_uniform, 0, bytemuck::bytes_of(&(n as u32)));
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("forward"),
+        });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("forward"),
+                timestamp_writes: None,
+            });
+            for d in &self.dispatches {
+                d.record(&mut pass, n as u32);
+            }
+        }
+        let bytes = (n * self.classes * 4) as u64;
+        enc.copy_buffer_to_buffer(&self.values[self.output], 0, &self.staging, 0, bytes);
+        enc.copy_buffer_to_buffer(&self.probs, 0, &self.staging, bytes, bytes);
+        queue.submit([enc.finish()]);
+        let both = read_floats(device, &self.staging, 2 * n * self.classes)?;
+        let (l, p) = both.split_at(n * self.classes);
+        Ok((l.to_vec(), p.to_vec()))
+    }
+}
+
+/// The dispatch of one step (the same step list the CPU executor runs).
+fn build(
+    s: &Shared,
+    step: &Step,
+    shapes: &[Shape],
+    layers: &[LayerBuffers],
+    values: &[wgpu::Buffer],
+    kernel: GemmKernel,
+) -> Dispatch {
+    let chw = |v: usize| match shapes[v] {
+        Shape::Chw(c, h, w) => (c, h, w),
+        Shape::Flat(f) => (f, 1, 1),
+    };
+    match step {
+        Step::Conv {
+            layer,
+            conv,
+            input,
+            residual,
+            relu,
+            output,
+        } => {
+            let ((c, h, w), (co, ho, wo)) = (chw(*input), chw(*output));
+            let cg = c / conv.groups;
+            let params = GemmParams {
+                m: u(co / conv.groups),
+                k: u(cg * conv.kernel * conv.kernel),
+                c_in: u(c),
+                h: u(h),
+                w: u(w),
+                c_group: u(cg),
+                c_out: u(co),
+                ho: u(ho),
+                wo: u(wo),
+                kernel: u(conv.kernel),
+                stride: u(conv.stride),
+                padding: u(conv.padding),
+                flags: if *relu { RELU } else { 0 } | if residual.is_some() { ADD } else { 0 },
+                pad: [0; 3],
+            };
+            dispatch::gemm(
+                s,
+                kernel,
+                params,
+                u(conv.groups),
+                &layers[*layer],
+                &values[*input],
+                residual.map(|r| &values[r]),
+                &values[*output],
+            )
+        }
+        Step::Linear {
+            layer,
+            input,
+            relu,
+            output,
+        } => {
+            let (k, o) = (shapes[*input].numel(), shapes[*output].numel());
+            let params = GemmParams {
+                m: u(o),
+                k: u(k),
+                c_in: u(k),
+                h: 1,
+                w: 1,
+                c_group: u(k),
+                c_out: u(o),
+                ho: 1,
+                wo: 1,
+                kernel: 1,
+                stride: 1,
+                padding: 0,
+                flags: if *relu { RELU } else { 0 },
+                pad: [0; 3],
+            };
+            dispatch::gemm(
+                s,
+                kernel,
+                params,
+                1,
+                &layers[*layer],
+                &values[*input],
+                None,
+                &values[*output],
+            )
+        }
+        Step::MaxPool {
+            kernel,
+            stride,
+            padding,
+            input,
+            output,
+        } => {
+            let ((c, h, w), (_, ho, wo)) = (chw(*input), chw(*output));
+            let params = PoolParams {
+                c: u(c),
+                h: u(h),
+                w: u(w),
+                ho: u(ho),
+                wo: u(wo),
+                kernel: u(*kernel),
+                stride: u(*stride),
+                padding: u(*padding),
+            };
+            dispatch::max_pool(s, params, &values[*input], &values[*output])
+        }
+        Step::GlobalAvgPool { input, output } => {
+            let (c, h, w) = chw(*input);
+            dispatch::global_avg_pool(s, u(c), u(h * w), &values[*input], &values[*output])
+        }
+        Step::Add { a, b, relu, output } => dispatch::add_relu(
+            s,
+            u(shapes[*output].numel()),
+            ADD | if *relu { RELU } else { 0 },
+            &values[*a],
+            Some(&values[*b]),
+            &values[*output],
+        ),
+        Step::Relu { input, output } => dispatch::add_relu(
+            s,
+            u(shapes[*output].numel()),
+            RELU,
+            &values[*input],
+            None,
+            &values[*output],
+        ),
+    }
+}
