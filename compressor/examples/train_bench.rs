@@ -476,26 +476,7 @@ fn main() -> Result<()> {
            the rest of a U4 step: ReLU, residual adds, global pooling, the linear layer, loss \
            and AdamW (PyTorch: its U4 step minus its parts).\n";
     md += &parts_md;
-    write_section(&out, &md)?;
+    fq_runtime::sections::write_keeping_sections(&out, &md, &[])?;
     eprintln!("wrote the training section of {}", out.display());
-    Ok(())
-}
-
-/// Replace (or append) the training section of the results file, keeping the other sections.
-fn write_section(path: &PathBuf, section: &str) -> Result<()> {
-    let old = std::fs::read_to_string(path).unwrap_or_default();
-    let mut kept = String::new();
-    let mut skipping = false;
-    for line in old.lines() {
-        if line.starts_with("## ") {
-            skipping = line == SECTION;
-        }
-        if !skipping {
-            kept.push_str(line);
-            kept.push('\n');
-        }
-    }
-    let text = format!("{}\n\n{}", kept.trim_end(), section.trim_end()) + "\n";
-    fq_runtime::atomic::write_atomic(path, text.as_bytes())?;
     Ok(())
 }

@@ -15,3 +15,4 @@ pub mod metrics;
 #[cfg(feature = "plots")]
 pub mod plots;
 pub mod preprocess;
+pub mod sections;

@@ -389,7 +389,8 @@ fn main() -> Result<()> {
          | weights | avg bits | .fqm, MB | smaller than f32 by |\n|---|---|---|---|\n{sizes}",
         f32_bytes as f64 / 1e6
     );
-    fq_runtime::atomic::write_atomic(&out, md.as_bytes())?;
+    // The GPU and training benchmarks' sections of the same file are kept.
+    fq_runtime::sections::write_keeping_sections(&out, &md, &[])?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }

@@ -151,19 +151,9 @@ fn main() -> Result<()> {
         }
         Ok(dev) => gpu_section(Arc::new(dev), budget, budget < 1.0, &mut md)?,
     }
-    let existing = std::fs::read_to_string(&out).unwrap_or_default();
-    let kept = match existing.find(SECTION) {
-        Some(i) => existing[..i].trim_end().to_string(),
-        None => existing.trim_end().to_string(),
-    };
-    let text = if kept.is_empty() {
-        md
-    } else {
-        format!("{kept}\n\n{md}")
-    };
-    fq_runtime::atomic::write_atomic(&out, text.as_bytes())
+    fq_runtime::sections::write_keeping_sections(&out, &md, &[])
         .with_context(|| format!("writing {}", out.display()))?;
-    println!("{text}");
+    println!("{md}");
     Ok(())
 }
 
