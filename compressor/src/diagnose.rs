@@ -266,6 +266,18 @@ pub fn materialize(model: &Model, bits: &BitAssignment) -> Result<Model> {
     ))
 }
 
+/// Each row's population variance across the K logits of `z` `[N, K]` (spec §10, ours).
+pub fn logit_variance(z: &Tensor) -> Result<Vec<f64>> {
+    let centered = z.broadcast_sub(&z.mean_keepdim(D::Minus1)?)?;
+    Ok(centered
+        .sqr()?
+        .mean(D::Minus1)?
+        .to_vec1::<f32>()?
+        .into_iter()
+        .map(f64::from)
+        .collect())
+}
+
 /// Per-sample logit variance over the classes, cross-entropy and correctness on `set`.
 fn per_sample(
     model: &Model,
@@ -282,15 +294,7 @@ fn per_sample(
     for chunk in idx.chunks(bs.max(1)) {
         let (x, y) = batch(set, chunk, &spec, &model.device)?;
         let z = model.forward_q(&x, Mode::Eval, Quant::Fp32)?;
-        let centered = z.broadcast_sub(&z.mean_keepdim(D::Minus1)?)?;
-        var.extend(
-            centered
-                .sqr()?
-                .mean(D::Minus1)?
-                .to_vec1::<f32>()?
-                .into_iter()
-                .map(f64::from),
-        );
+        var.extend(logit_variance(&z)?);
         let ce = candle_nn::ops::log_softmax(&z, D::Minus1)?
             .gather(&y.unsqueeze(1)?, 1)?
             .squeeze(1)?
