@@ -7,6 +7,11 @@
 //! The Hessian: candle has no double backward, so Hessian-vector products are central finite
 //! differences of gradients, `Hv ≈ (∇L(θ + εv) − ∇L(θ − εv)) / 2ε` with unit `v` (error O(ε²)),
 //! inside a power iteration (spec: `v_0 ~ N(0, I)`, 20 iterations or relative change < 1e-3).
+//! The diagnosed model runs in f64 with ε = 1e-6: in a ReLU network every activation that
+//! changes sign between θ − εv and θ + εv adds a gradient jump of O(1)/ε, so ε must be small
+//! enough that (almost) none does — measured on the reference ResNet, ε = 1e-3 was off by 70%
+//! along the gradient direction and 1e-5 matched PyTorch's exact product — and in f32 so small
+//! a step would drown in the rounding of θ ± εv.
 //! A quantized model is diagnosed at its quantized weights: the fake-quantized values are
 //! materialised as plain weights, so gradients and Hessians are those of the loss in the
 //! quantized weights — what double backprop through a straight-through estimator gives — and
@@ -22,7 +27,7 @@ use crate::pipeline::Run;
 use crate::quant::{quantize_weight, BitAssignment, Granularity};
 use crate::seed;
 use anyhow::{bail, Context, Result};
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -50,7 +55,7 @@ impl Default for DiagnoseConfig {
             samples_per_group: 64,
             power_iters: 20,
             tol: 1e-3,
-            hvp_step: 1e-3,
+            hvp_step: 1e-6,
             seed: 0,
             batch_size: 256,
         }
@@ -125,7 +130,7 @@ pub struct Diagnostics {
 /// `dim`-vectors, from `v_0 ~ N(0, I)` drawn from `rng`.
 pub fn power_iteration(
     dim: usize,
-    mut hvp: impl FnMut(&[f32]) -> Result<Vec<f32>>,
+    mut hvp: impl FnMut(&[f64]) -> Result<Vec<f64>>,
     iters: usize,
     tol: f64,
     rng: &mut impl Rng,
@@ -133,12 +138,12 @@ pub fn power_iteration(
     if dim == 0 || iters == 0 {
         bail!("power iteration needs a non-empty space and at least one iteration");
     }
-    let mut v: Vec<f32> = (0..dim).map(|_| normal(rng)).collect();
+    let mut v: Vec<f64> = (0..dim).map(|_| normal(rng)).collect();
     normalize(&mut v);
     let mut prev: Option<f64> = None;
     for t in 1..=iters {
         let hv = hvp(&v)?;
-        let lambda: f64 = v.iter().zip(&hv).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let lambda: f64 = v.iter().zip(&hv).map(|(a, b)| a * b).sum();
         if !lambda.is_finite() {
             bail!("power iteration: non-finite Rayleigh quotient at iteration {t}");
         }
@@ -167,35 +172,60 @@ pub fn power_iteration(
     })
 }
 
-fn normal(rng: &mut impl Rng) -> f32 {
+fn normal(rng: &mut impl Rng) -> f64 {
     let u1: f64 = rng.random::<f64>().max(1e-300);
     let u2: f64 = rng.random();
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 /// Scale to unit L2 norm; returns the norm before.
-fn normalize(v: &mut [f32]) -> f64 {
-    let n = v.iter().map(|x| *x as f64 * *x as f64).sum::<f64>().sqrt();
+fn normalize(v: &mut [f64]) -> f64 {
+    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
     if n > 0.0 {
-        v.iter_mut().for_each(|x| *x = (*x as f64 / n) as f32);
+        v.iter_mut().for_each(|x| *x /= n);
     }
     n
 }
 
-/// The model's trainable tensors as one flat vector, in `params.vars` order.
-pub fn flat_params(model: &Model) -> Result<Vec<f32>> {
+/// A copy of `model` in f64 (parameters and batch-norm statistics), for accurate finite
+/// differences.
+pub fn in_f64(model: &Model) -> Result<Model> {
+    Ok(Model::new(
+        model.graph.clone(),
+        model.params.to_dtype(DType::F64)?,
+        model.device.clone(),
+    ))
+}
+
+/// Eval-mode logits, with `x` cast to the model's dtype.
+fn logits(model: &Model, x: &Tensor) -> Result<Tensor> {
+    let dtype = model
+        .params
+        .vars
+        .first()
+        .map_or(DType::F32, |(_, v)| v.dtype());
+    model.forward_q(&x.to_dtype(dtype)?, Mode::Eval, Quant::Fp32)
+}
+
+/// The model's trainable tensors as one flat f64 vector, in `params.vars` order.
+pub fn flat_params(model: &Model) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for (_, v) in &model.params.vars {
-        out.extend(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
+        out.extend(
+            v.as_tensor()
+                .flatten_all()?
+                .to_dtype(DType::F64)?
+                .to_vec1::<f64>()?,
+        );
     }
     Ok(out)
 }
 
-fn set_flat(model: &Model, flat: &[f32]) -> Result<()> {
+fn set_flat(model: &Model, flat: &[f64]) -> Result<()> {
     let mut at = 0;
     for (_, v) in &model.params.vars {
         let n = v.elem_count();
-        let t = Tensor::from_slice(&flat[at..at + n], v.dims(), v.device())?;
+        let t = Tensor::from_slice(&flat[at..at + n], v.dims(), v.device())?.to_dtype(v.dtype())?;
         v.set(&t)?;
         at += n;
     }
@@ -204,34 +234,34 @@ fn set_flat(model: &Model, flat: &[f32]) -> Result<()> {
 
 /// Mean cross-entropy of `(x, y)` in eval mode and its gradient over every trainable tensor,
 /// flattened in `params.vars` order (a tensor without a gradient contributes zeros).
-pub fn loss_and_grad(model: &Model, x: &Tensor, y: &Tensor) -> Result<(f64, Vec<f32>)> {
-    let logits = model.forward_q(x, Mode::Eval, Quant::Fp32)?;
-    let loss = cross_entropy(&logits, y, None)?;
+pub fn loss_and_grad(model: &Model, x: &Tensor, y: &Tensor) -> Result<(f64, Vec<f64>)> {
+    let z = logits(model, x)?;
+    let loss = cross_entropy(&z, y, None)?;
     let grads = loss.backward()?;
     let mut out = Vec::new();
     for (_, v) in &model.params.vars {
         match grads.get(v.as_tensor()) {
-            Some(g) => out.extend(g.flatten_all()?.to_vec1::<f32>()?),
+            Some(g) => out.extend(g.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?),
             None => out.extend(std::iter::repeat_n(0.0, v.elem_count())),
         }
     }
-    Ok((loss.to_scalar::<f32>()? as f64, out))
+    Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, out))
 }
 
 /// `H v` of the loss on `(x, y)` by central differences of gradients with step `eps` along `v`
 /// (unit norm); the parameters are restored afterwards.
 pub fn fd_hvp(
     model: &Model,
-    base: &[f32],
+    base: &[f64],
     x: &Tensor,
     y: &Tensor,
-    v: &[f32],
+    v: &[f64],
     eps: f64,
-) -> Result<Vec<f32>> {
-    let shifted = |sign: f64| -> Vec<f32> {
+) -> Result<Vec<f64>> {
+    let shifted = |sign: f64| -> Vec<f64> {
         base.iter()
             .zip(v)
-            .map(|(&b, &d)| (b as f64 + sign * eps * d as f64) as f32)
+            .map(|(b, d)| b + sign * eps * d)
             .collect()
     };
     set_flat(model, &shifted(1.0))?;
@@ -243,7 +273,7 @@ pub fn fd_hvp(
     Ok(plus
         .iter()
         .zip(&minus)
-        .map(|(p, m)| ((*p as f64 - *m as f64) / (2.0 * eps)) as f32)
+        .map(|(p, m)| (p - m) / (2.0 * eps))
         .collect())
 }
 
@@ -268,14 +298,9 @@ pub fn materialize(model: &Model, bits: &BitAssignment) -> Result<Model> {
 
 /// Each row's population variance across the K logits of `z` `[N, K]` (spec §10, ours).
 pub fn logit_variance(z: &Tensor) -> Result<Vec<f64>> {
+    let z = z.to_dtype(DType::F64)?;
     let centered = z.broadcast_sub(&z.mean_keepdim(D::Minus1)?)?;
-    Ok(centered
-        .sqr()?
-        .mean(D::Minus1)?
-        .to_vec1::<f32>()?
-        .into_iter()
-        .map(f64::from)
-        .collect())
+    Ok(centered.sqr()?.mean(D::Minus1)?.to_vec1::<f64>()?)
 }
 
 /// Per-sample logit variance over the classes, cross-entropy and correctness on `set`.
@@ -293,7 +318,7 @@ fn per_sample(
     let idx: Vec<usize> = (0..set.len()).collect();
     for chunk in idx.chunks(bs.max(1)) {
         let (x, y) = batch(set, chunk, &spec, &model.device)?;
-        let z = model.forward_q(&x, Mode::Eval, Quant::Fp32)?;
+        let z = logits(model, &x)?.to_dtype(DType::F32)?;
         var.extend(logit_variance(&z)?);
         let ce = candle_nn::ops::log_softmax(&z, D::Minus1)?
             .gather(&y.unsqueeze(1)?, 1)?
@@ -338,8 +363,11 @@ fn diagnose_model(
 ) -> Result<VariantDiagnostics> {
     let start = std::time::Instant::now();
     let set = &run.test;
+    // Accuracy, loss and logit variance from the f32 model the report evaluates; gradients and
+    // Hessians from its f64 copy.
     let (var, loss, ok) = per_sample(model, set, run, cfg.batch_size)?;
     let subsets = grad_subsets(set, cfg);
+    let model = &in_f64(model)?;
     let base = flat_params(model)?;
     let spec = BatchSpec {
         preprocess: &run.preprocess,
@@ -355,11 +383,7 @@ fn diagnose_model(
             bar.set_message(format!("{} [{name}] gradient", id.label()));
             let (x, y) = batch(set, sub, &spec, &model.device)?;
             let (_, grad) = loss_and_grad(model, &x, &y)?;
-            let norm = grad
-                .iter()
-                .map(|v| *v as f64 * *v as f64)
-                .sum::<f64>()
-                .sqrt();
+            let norm = grad.iter().map(|v| v * v).sum::<f64>().sqrt();
             bar.set_message(format!("{} [{name}] Hessian", id.label()));
             let mut rng = seed::rng(cfg.seed, &[seed::tag::DIAGNOSE, 1, g as u64]);
             let top = power_iteration(
@@ -539,7 +563,7 @@ mod tests {
     #[test]
     fn power_iteration_finds_the_dominant_eigenvalue() {
         // diag(5, -2, 1) rotated is unnecessary: the iteration is basis-free.
-        let d = [5.0f32, -2.0, 1.0];
+        let d = [5.0f64, -2.0, 1.0];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let r = power_iteration(
             3,

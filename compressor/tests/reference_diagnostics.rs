@@ -7,7 +7,8 @@
 
 use candle_core::{Device, Tensor};
 use fq_compress::diagnose::{
-    fd_hvp, flat_params, logit_variance, loss_and_grad, materialize, power_iteration,
+    fd_hvp, flat_params, in_f64, logit_variance, loss_and_grad, materialize, power_iteration,
+    DiagnoseConfig,
 };
 use fq_compress::model::{Mode, Model, Quant};
 use fq_compress::params::ParamStore;
@@ -17,11 +18,9 @@ use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// Power iteration at the spec's settings (20 iterations, relative change 1e-3), and the
-/// finite-difference step `diagnose` uses by default.
+/// Power iteration at the spec's settings (20 iterations, relative change 1e-3).
 const SPEC_ITERS: usize = 20;
 const SPEC_TOL: f64 = 1e-3;
-const EPS: f64 = 1e-3;
 
 fn rng(seed: u64) -> rand_chacha::ChaCha8Rng {
     rand_chacha::ChaCha8Rng::seed_from_u64(seed)
@@ -47,15 +46,15 @@ fn jacobi_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
                 let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
                 let t = if theta == 0.0 { 1.0 } else { t };
                 let (c, s) = (1.0 / (t * t + 1.0).sqrt(), t / (t * t + 1.0).sqrt());
-                for k in 0..n {
-                    let (akp, akq) = (a[k][p], a[k][q]);
-                    a[k][p] = c * akp - s * akq;
-                    a[k][q] = s * akp + c * akq;
+                for row in a.iter_mut() {
+                    let (akp, akq) = (row[p], row[q]);
+                    row[p] = c * akp - s * akq;
+                    row[q] = s * akp + c * akq;
                 }
+                let (rp, rq) = (a[p].clone(), a[q].clone());
                 for k in 0..n {
-                    let (apk, aqk) = (a[p][k], a[q][k]);
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
+                    a[p][k] = c * rp[k] - s * rq[k];
+                    a[q][k] = s * rp[k] + c * rq[k];
                 }
             }
         }
@@ -137,7 +136,9 @@ fn exact_hessian(model: &Model, x: &[Vec<f64>]) -> Vec<Vec<f64>> {
 
 #[test]
 fn power_iteration_matches_the_dense_hessian_of_a_tiny_model() {
-    let model = softmax_regression();
+    let eps = DiagnoseConfig::default().hvp_step;
+    let f32_model = softmax_regression();
+    let model = in_f64(&f32_model).unwrap();
     let (n, d) = (10usize, 4usize);
     let mut r = rng(5);
     let xs: Vec<Vec<f64>> = (0..n)
@@ -151,26 +152,26 @@ fn power_iteration_matches_the_dense_hessian_of_a_tiny_model() {
     let x = Tensor::from_vec(flat, (n, d, 1, 1), &Device::Cpu).unwrap();
     let y: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
     let y = Tensor::new(y.as_slice(), &Device::Cpu).unwrap();
-    let h = exact_hessian(&model, &xs);
+    let h = exact_hessian(&f32_model, &xs);
     let dim = h.len();
     let base = flat_params(&model).unwrap();
     assert_eq!(base.len(), dim);
 
     // One finite-difference product against H v.
-    let mut v: Vec<f32> = (0..dim).map(|_| r.random_range(-1.0f32..1.0)).collect();
-    let nv = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+    let mut v: Vec<f64> = (0..dim).map(|_| r.random_range(-1.0..1.0)).collect();
+    let nv = v.iter().map(|a| a * a).sum::<f64>().sqrt();
     v.iter_mut().for_each(|a| *a /= nv);
-    let fd = fd_hvp(&model, &base, &x, &y, &v, EPS).unwrap();
+    let fd = fd_hvp(&model, &base, &x, &y, &v, eps).unwrap();
     let exact: Vec<f64> = h
         .iter()
-        .map(|row| row.iter().zip(&v).map(|(a, b)| a * *b as f64).sum())
+        .map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum())
         .collect();
     let scale = exact.iter().fold(0f64, |m, a| m.max(a.abs()));
     let err = fd
         .iter()
         .zip(&exact)
-        .fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
-    assert!(err / scale < 1e-3, "FD-HVP relative error {}", err / scale);
+        .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err / scale < 1e-6, "FD-HVP relative error {}", err / scale);
     // The parameters are restored.
     assert_eq!(flat_params(&model).unwrap(), base);
 
@@ -182,7 +183,7 @@ fn power_iteration_matches_the_dense_hessian_of_a_tiny_model() {
     let run = |iters, tol| {
         power_iteration(
             dim,
-            |v| fd_hvp(&model, &base, &x, &y, v, EPS),
+            |v| fd_hvp(&model, &base, &x, &y, v, eps),
             iters,
             tol,
             &mut rng(1),
@@ -191,7 +192,7 @@ fn power_iteration_matches_the_dense_hessian_of_a_tiny_model() {
     };
     let tight = run(500, 1e-9);
     assert!(
-        (tight.eigenvalue - top).abs() / top.abs() < 1e-3,
+        (tight.eigenvalue - top).abs() / top.abs() < 1e-6,
         "power iteration {} vs dense {top} (all: {eig:?})",
         tight.eigenvalue
     );
@@ -228,6 +229,7 @@ fn per_group_diagnostics_match_pytorch() {
     let layers = graph.quant_layers().unwrap();
     let fp32 = Model::new(graph, params, dev.clone());
     let u4 = materialize(&fp32, &BitAssignment::uniform(&layers, 4)).unwrap();
+    let eps = DiagnoseConfig::default().hvp_step;
     let t = candle_core::safetensors::load(fixture("diagnostics_ref.safetensors"), &dev).unwrap();
     let x = &t["input"];
     let y = t["target"].to_dtype(candle_core::DType::U32).unwrap();
@@ -250,7 +252,8 @@ fn per_group_diagnostics_match_pytorch() {
             "{name} logits: relative error {}",
             err / scale
         );
-        let base = flat_params(model).unwrap();
+        let m64 = in_f64(model).unwrap();
+        let base = flat_params(&m64).unwrap();
         for g in 0..2i64 {
             let rows: Vec<u32> = (0..groups.len() as u32)
                 .filter(|&i| groups[i as usize] == g)
@@ -263,12 +266,8 @@ fn per_group_diagnostics_match_pytorch() {
             let zg = model.forward_q(&xg, Mode::Eval, Quant::Fp32).unwrap();
             let lv = logit_variance(&zg).unwrap();
             let lv = lv.iter().sum::<f64>() / lv.len() as f64;
-            let (loss, grad) = loss_and_grad(model, &xg, &yg).unwrap();
-            let norm = grad
-                .iter()
-                .map(|v| *v as f64 * *v as f64)
-                .sum::<f64>()
-                .sqrt();
+            let (loss, grad) = loss_and_grad(&m64, &xg, &yg).unwrap();
+            let norm = grad.iter().map(|v| v * v).sum::<f64>().sqrt();
             let key = |k: &str| format!("{k}.{name}.g{g}");
             let checks = [
                 ("logit variance", lv, scalar(&t, &key("logit_var")), 1e-4),
@@ -283,42 +282,45 @@ fn per_group_diagnostics_match_pytorch() {
             }
             let want = scalar(&t, &key("hessian_top"));
             // One finite-difference HVP along the unit gradient direction against the exact one.
-            let u: Vec<f32> = grad.iter().map(|v| (*v as f64 / norm) as f32).collect();
-            let hu = fd_hvp(model, &base, &xg, &yg, &u, EPS).unwrap();
-            let uhu: f64 = u.iter().zip(&hu).map(|(a, b)| *a as f64 * *b as f64).sum();
-            let hu_norm = hu.iter().map(|v| *v as f64 * *v as f64).sum::<f64>().sqrt();
+            let u: Vec<f64> = grad.iter().map(|v| v / norm).collect();
+            let hu = fd_hvp(&m64, &base, &xg, &yg, &u, eps).unwrap();
+            let uhu: f64 = u.iter().zip(&hu).map(|(a, b)| a * b).sum();
+            let hu_norm = hu.iter().map(|v| v * v).sum::<f64>().sqrt();
             for (what, got, want) in [
                 ("u^T H u", uhu, scalar(&t, &key("grad_dir_curvature"))),
                 ("||H u||", hu_norm, scalar(&t, &key("grad_dir_hv_norm"))),
             ] {
                 eprintln!("{name} group {g} {what}: FD {got:.5} vs PyTorch {want:.5}");
                 assert!(
-                    rel(got, want) < 1e-2,
+                    rel(got, want) < 1e-3,
                     "{name} group {g} {what}: FD {got} vs PyTorch {want}"
                 );
             }
-            let hvp = |v: &[f32]| fd_hvp(model, &base, &xg, &yg, v, EPS);
-            let tight = power_iteration(base.len(), hvp, 200, 1e-6, &mut rng(g as u64)).unwrap();
+            let hvp = |v: &[f64]| fd_hvp(&m64, &base, &xg, &yg, v, eps);
+            let tight = power_iteration(base.len(), hvp, 400, 1e-8, &mut rng(g as u64)).unwrap();
             let spec =
                 power_iteration(base.len(), hvp, SPEC_ITERS, SPEC_TOL, &mut rng(g as u64)).unwrap();
             eprintln!(
-                "{name} group {g}: λ_max PyTorch (exact HVP, 300 its) {want:.4}; FD-HVP 200 its {:.4} (rel {:.1e}); spec settings {:.4} ({} its, rel {:.1e})",
+                "{name} group {g}: λ_max PyTorch (exact HVP, 300 its) {want:.4}; FD-HVP {} its {:.4} (rel {:.1e}); spec settings {:.4} ({} its, rel {:.1e})",
+                tight.iterations,
                 tight.eigenvalue,
                 rel(tight.eigenvalue, want),
                 spec.eigenvalue,
                 spec.iterations,
                 rel(spec.eigenvalue, want)
             );
-            // The spectrum here is indefinite with |λ_min| close to λ_max, so power iteration
-            // converges slowly (PyTorch needs hundreds of iterations); what holds at any iteration
-            // is that a Rayleigh quotient is bounded by the spectral radius.
-            for r in [&tight, &spec] {
-                assert!(
-                    r.eigenvalue.abs() <= want.abs() * (1.0 + 1e-2),
-                    "{name} group {g}: |λ| {} exceeds PyTorch's spectral radius {want}",
-                    r.eigenvalue
-                );
-            }
+            // Run to convergence, the power iteration finds PyTorch's eigenvalue.
+            assert!(
+                rel(tight.eigenvalue, want) < 1e-3,
+                "{name} group {g}: λ_max {} vs PyTorch {want}",
+                tight.eigenvalue
+            );
+            // At the spec's settings (≤ 20 iterations, relative change 1e-3) it is within 1%.
+            assert!(
+                rel(spec.eigenvalue, want) < 1e-2,
+                "{name} group {g}: λ_max at the spec's settings {} vs PyTorch {want}",
+                spec.eigenvalue
+            );
         }
     }
 }
