@@ -56,7 +56,7 @@ pub struct DiagnoseArgs {
     #[arg(long, value_delimiter = ',')]
     pub methods: Vec<String>,
     /// Test samples per group for the gradient norm and the Hessian.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 16)]
     pub samples_per_group: usize,
     /// Power iteration cap (spec: 20).
     #[arg(long, default_value_t = 20)]
@@ -64,8 +64,8 @@ pub struct DiagnoseArgs {
     /// Power iteration stop: relative change of the eigenvalue below this (spec: 1e-3).
     #[arg(long, default_value_t = 1e-3)]
     pub tol: f64,
-    /// Finite-difference step of the Hessian-vector product (along a unit vector).
-    #[arg(long, default_value_t = 1e-3)]
+    /// Finite-difference step of the Hessian-vector product (along a unit vector, in f64).
+    #[arg(long, default_value_t = 1e-8)]
     pub hvp_step: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
