@@ -56,7 +56,7 @@ pub struct DiagnoseArgs {
     #[arg(long, value_delimiter = ',')]
     pub methods: Vec<String>,
     /// Test samples per group for the gradient norm and the Hessian.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 8)]
     pub samples_per_group: usize,
     /// Power iteration cap (spec: 20).
     #[arg(long, default_value_t = 20)]

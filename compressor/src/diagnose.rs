@@ -12,6 +12,10 @@
 //! enough that (almost) none does — measured on the reference ResNet, ε = 1e-3 was off by 70%
 //! along the gradient direction while 1e-5..1e-8 match PyTorch's exact product to ~1e-7 — and
 //! in f32 so small a step would drown in the rounding of θ ± εv (f64 leaves ~8 digits).
+//! Even then a larger model can cross a kink, and the power iteration is drawn to such
+//! directions (a jump/ε is a huge "eigenvalue"), so each product compares the forward and
+//! backward differences and falls back to the smooth side when they disagree (counted in
+//! `hvp_one_sided`).
 //! A quantized model is diagnosed at its quantized weights: the fake-quantized values are
 //! materialised as plain weights, so gradients and Hessians are those of the loss in the
 //! quantized weights — what double backprop through a straight-through estimator gives — and
@@ -52,7 +56,7 @@ pub struct DiagnoseConfig {
 impl Default for DiagnoseConfig {
     fn default() -> Self {
         Self {
-            samples_per_group: 16,
+            samples_per_group: 8,
             power_iters: 20,
             tol: 1e-3,
             hvp_step: 1e-8,
@@ -86,6 +90,8 @@ pub struct GroupDiagnostics {
     pub grad_samples: usize,
     pub grad_norm: Option<f64>,
     pub hessian: Option<TopEigen>,
+    /// Hessian-vector products that crossed a kink on one side (see [`fd_hvp`]).
+    pub hvp_one_sided: usize,
     /// Every sample's logit variance (the distribution chart).
     pub logit_variances: Vec<f64>,
 }
@@ -248,16 +254,28 @@ pub fn loss_and_grad(model: &Model, x: &Tensor, y: &Tensor) -> Result<(f64, Vec<
     Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, out))
 }
 
-/// `H v` of the loss on `(x, y)` by central differences of gradients with step `eps` along `v`
-/// (unit norm); the parameters are restored afterwards.
+/// How a finite-difference product was formed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    /// Forward and backward differences agree: their mean (the central difference).
+    Central,
+    /// They disagree, so a ReLU (or max-pool choice) switched on one side and added a jump of
+    /// O(1)/ε there: the one-sided difference with the smaller norm (the smooth side).
+    OneSided,
+}
+
+/// `H v` of the loss on `(x, y)` from gradients at `θ ± εv` (`v` of unit norm) and the gradient
+/// `grad0` at θ: the central difference when the forward and backward differences agree within
+/// 1%, else the smooth side's one-sided difference. The parameters are restored afterwards.
 pub fn fd_hvp(
     model: &Model,
     base: &[f64],
+    grad0: &[f64],
     x: &Tensor,
     y: &Tensor,
     v: &[f64],
     eps: f64,
-) -> Result<Vec<f64>> {
+) -> Result<(Vec<f64>, FdKind)> {
     let shifted = |sign: f64| -> Vec<f64> {
         base.iter()
             .zip(v)
@@ -270,11 +288,30 @@ pub fn fd_hvp(
     let minus = loss_and_grad(model, x, y).map(|r| r.1);
     set_flat(model, base)?;
     let (plus, minus) = (plus?, minus?);
-    Ok(plus
+    let fwd: Vec<f64> = plus.iter().zip(grad0).map(|(p, g)| (p - g) / eps).collect();
+    let bwd: Vec<f64> = grad0
         .iter()
         .zip(&minus)
-        .map(|(p, m)| (p - m) / (2.0 * eps))
-        .collect())
+        .map(|(g, m)| (g - m) / eps)
+        .collect();
+    let norm = |a: &[f64]| a.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let diff = fwd
+        .iter()
+        .zip(&bwd)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f64>()
+        .sqrt();
+    let (nf, nb) = (norm(&fwd), norm(&bwd));
+    if diff <= 1e-2 * nf.max(nb) {
+        Ok((
+            fwd.iter().zip(&bwd).map(|(a, b)| 0.5 * (a + b)).collect(),
+            FdKind::Central,
+        ))
+    } else if nf <= nb {
+        Ok((fwd, FdKind::OneSided))
+    } else {
+        Ok((bwd, FdKind::OneSided))
+    }
 }
 
 /// A copy of `model` whose Conv2d/Linear weights are their fake-quantized values under `bits`.
@@ -386,17 +423,24 @@ fn diagnose_model(
             let norm = grad.iter().map(|v| v * v).sum::<f64>().sqrt();
             bar.set_message(format!("{} [{name}] Hessian", id.label()));
             let mut rng = seed::rng(cfg.seed, &[seed::tag::DIAGNOSE, 1, g as u64]);
+            let mut one_sided = 0usize;
             let top = power_iteration(
                 base.len(),
                 |v| {
                     bar.inc(1);
-                    fd_hvp(model, &base, &x, &y, v, cfg.hvp_step)
+                    let (hv, kind) = fd_hvp(model, &base, &grad, &x, &y, v, cfg.hvp_step)?;
+                    one_sided += usize::from(kind == FdKind::OneSided);
+                    Ok(hv)
                 },
                 cfg.power_iters,
                 cfg.tol,
                 &mut rng,
             )?;
-            (Some(norm), Some(top))
+            (Some(norm), Some((top, one_sided)))
+        };
+        let (hessian, hvp_one_sided) = match hessian {
+            Some((t, n)) => (Some(t), n),
+            None => (None, 0),
         };
         groups.push(GroupDiagnostics {
             group: name.clone(),
@@ -407,6 +451,7 @@ fn diagnose_model(
             grad_samples: sub.len(),
             grad_norm,
             hessian,
+            hvp_one_sided,
             logit_variances: members.iter().map(|&i| var[i]).collect(),
         });
     }
@@ -541,10 +586,15 @@ pub fn table(d: &Diagnostics) -> String {
                 f(g.mean_loss, 4),
                 f(g.grad_norm, 4),
                 g.hessian.as_ref().map_or("-".into(), |h| format!(
-                    "{:.3} ({}{})",
+                    "{:.3} ({}{}{})",
                     h.eigenvalue,
                     h.iterations,
-                    if h.converged { "" } else { ", not converged" }
+                    if h.converged { "" } else { ", not converged" },
+                    if g.hvp_one_sided > 0 {
+                        format!(", {} one-sided", g.hvp_one_sided)
+                    } else {
+                        String::new()
+                    }
                 )),
                 100.0 * v.fvo
             );

@@ -8,7 +8,7 @@
 use candle_core::{Device, Tensor};
 use fq_compress::diagnose::{
     fd_hvp, flat_params, in_f64, logit_variance, loss_and_grad, materialize, power_iteration,
-    DiagnoseConfig,
+    DiagnoseConfig, FdKind,
 };
 use fq_compress::model::{Mode, Model, Quant};
 use fq_compress::params::ParamStore;
@@ -161,7 +161,9 @@ fn power_iteration_matches_the_dense_hessian_of_a_tiny_model() {
     let mut v: Vec<f64> = (0..dim).map(|_| r.random_range(-1.0..1.0)).collect();
     let nv = v.iter().map(|a| a * a).sum::<f64>().sqrt();
     v.iter_mut().for_each(|a| *a /= nv);
-    let fd = fd_hvp(&model, &base, &x, &y, &v, eps).unwrap();
+    let (_, grad0) = loss_and_grad(&model, &x, &y).unwrap();
+    let (fd, kind) = fd_hvp(&model, &base, &grad0, &x, &y, &v, eps).unwrap();
+    assert_eq!(kind, FdKind::Central);
     let exact: Vec<f64> = h
         .iter()
         .map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum())
@@ -183,7 +185,7 @@ fn power_iteration_matches_the_dense_hessian_of_a_tiny_model() {
     let run = |iters, tol| {
         power_iteration(
             dim,
-            |v| fd_hvp(&model, &base, &x, &y, v, eps),
+            |v| fd_hvp(&model, &base, &grad0, &x, &y, v, eps).map(|r| r.0),
             iters,
             tol,
             &mut rng(1),
@@ -283,7 +285,8 @@ fn per_group_diagnostics_match_pytorch() {
             let want = scalar(&t, &key("hessian_top"));
             // One finite-difference HVP along the unit gradient direction against the exact one.
             let u: Vec<f64> = grad.iter().map(|v| v / norm).collect();
-            let hu = fd_hvp(&m64, &base, &xg, &yg, &u, eps).unwrap();
+            let (hu, kind) = fd_hvp(&m64, &base, &grad, &xg, &yg, &u, eps).unwrap();
+            assert_eq!(kind, FdKind::Central);
             let uhu: f64 = u.iter().zip(&hu).map(|(a, b)| a * b).sum();
             let hu_norm = hu.iter().map(|v| v * v).sum::<f64>().sqrt();
             for (what, got, want) in [
@@ -296,7 +299,7 @@ fn per_group_diagnostics_match_pytorch() {
                     "{name} group {g} {what}: FD {got} vs PyTorch {want}"
                 );
             }
-            let hvp = |v: &[f64]| fd_hvp(&m64, &base, &xg, &yg, v, eps);
+            let hvp = |v: &[f64]| fd_hvp(&m64, &base, &grad, &xg, &yg, v, eps).map(|r| r.0);
             let tight = power_iteration(base.len(), hvp, 400, 1e-8, &mut rng(g as u64)).unwrap();
             let spec =
                 power_iteration(base.len(), hvp, SPEC_ITERS, SPEC_TOL, &mut rng(g as u64)).unwrap();
