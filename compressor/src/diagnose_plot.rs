@@ -14,9 +14,16 @@ pub fn draw(d: &Diagnostics, dir: &Path) -> Result<()> {
         ("Mean logit variance (over classes)", |g| g.logit_variance),
         ("Mean loss", |g| g.mean_loss),
         ("Gradient norm ||∇L_g||", |g| g.grad_norm),
-        ("Top Hessian eigenvalue of L_g", |g| {
-            g.hessian.as_ref().map(|h| h.eigenvalue)
-        }),
+        // Left out where most products crossed a kink on both sides: not a curvature estimate.
+        (
+            "Top Hessian eigenvalue of L_g (kink-dominated runs left out)",
+            |g| {
+                g.hessian
+                    .as_ref()
+                    .filter(|h| 2 * g.hvp_one_sided <= h.iterations)
+                    .map(|h| h.eigenvalue)
+            },
+        ),
     ];
     let panels: Vec<MetricPanel> = metrics
         .iter()

@@ -112,7 +112,13 @@ fn bars(area: &Area, groups: &[String], p: &MetricPanel) -> Result<(), String> {
                 String::new()
             }
         })
-        .y_label_formatter(&|v: &f64| format!("{v:.3}"))
+        .y_label_formatter(&|v: &f64| {
+            if v.abs() >= 1e4 {
+                format!("{v:.2e}")
+            } else {
+                format!("{v:.3}")
+            }
+        })
         .label_style((FAMILY, 12))
         .draw()
         .map_err(msg)?;
