@@ -3,12 +3,13 @@
 use crate::augment::AugmentConfig;
 use crate::config::{ModelConfig, RunConfig, SplitConfig};
 use crate::methods::{Method, MethodId};
+use crate::mitigation::{GroupWeights, Sampler};
 use crate::pipeline;
 use crate::quant::Granularity;
 use crate::synth::SynthConfig;
 use crate::train::TrainConfig;
 use anyhow::{bail, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -40,6 +41,37 @@ pub enum Command {
     /// Seeds and ablations on a trained run: mean ± std table in the paper's Table 1 layout,
     /// ablation CIs and plots, in RUN_DIR/sweep/. Finished runs are skipped.
     Sweep(SweepArgs),
+    /// Why a quantized model is unfair (Bellam & Kim): per group, logit variance, loss, gradient
+    /// norm and top Hessian eigenvalue for FP32 and each variant, and the FVO; JSON and charts
+    /// in RUN_DIR/diagnostics/.
+    Diagnose(DiagnoseArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DiagnoseArgs {
+    /// A run with a trained FP32 model (and, for quantized variants, finished methods).
+    pub run_dir: PathBuf,
+    /// Methods to diagnose, e.g. `fp32,ptq-u4,fq-qat-s42` [default: every row of report.json,
+    /// else FP32, U8 and U4].
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Vec<String>,
+    /// Test samples per group for the gradient norm and the Hessian.
+    #[arg(long, default_value_t = 8)]
+    pub samples_per_group: usize,
+    /// Power iteration cap (spec: 20).
+    #[arg(long, default_value_t = 20)]
+    pub power_iters: usize,
+    /// Power iteration stop: relative change of the eigenvalue below this (spec: 1e-3).
+    #[arg(long, default_value_t = 1e-3)]
+    pub tol: f64,
+    /// Finite-difference step of the Hessian-vector product (along a unit vector, in f64).
+    #[arg(long, default_value_t = 1e-8)]
+    pub hvp_step: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output directory [default: RUN_DIR/diagnostics].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +127,12 @@ pub struct HyperArgs {
     /// Turn off the training-time flips and rotation.
     #[arg(long)]
     pub no_augment: bool,
+    /// Batch order; `group-balanced` draws samples ∝ 1/n_g with replacement (Bellam–Kim).
+    #[arg(long, value_enum, default_value = "shuffle")]
+    pub sampler: Sampler,
+    /// Cross-entropy weight per group: `inverse-frequency` (w_g = N/(|G| n_g)) or `w0,w1,...`.
+    #[arg(long, value_parser = parse_group_weights)]
+    pub group_weights: Option<GroupWeights>,
 }
 
 #[derive(Args, Debug)]
@@ -186,6 +224,15 @@ pub struct CompressArgs {
     /// Start BAQ at high precision (theta = 6) instead of the importance allocation.
     #[arg(long)]
     pub no_warm_start: bool,
+    /// Batch order of the fine-tuning; `group-balanced` draws samples ∝ 1/n_g (Bellam–Kim).
+    #[arg(long, value_enum)]
+    pub sampler: Option<Sampler>,
+    /// Fine-tuning cross-entropy weight per group: `inverse-frequency`, `none` or `w0,w1,...`.
+    #[arg(long, value_parser = parse_group_weights)]
+    pub group_weights: Option<GroupWeights>,
+    /// FairGRAPE: share of each layer's weights pruned (spec §5.4: 0.85).
+    #[arg(long)]
+    pub prune_ratio: Option<f64>,
 }
 
 impl CompressArgs {
@@ -234,6 +281,9 @@ impl CompressArgs {
         if self.no_warm_start {
             c.baq.warm_start = false;
         }
+        set!(c.finetune.sampler, self.sampler);
+        set!(c.finetune.group_weights, self.group_weights);
+        set!(c.fairgrape.prune_ratio, self.prune_ratio);
         Ok(c)
     }
 }
@@ -288,6 +338,10 @@ pub struct SweepArgs {
     /// Seeds of the ablation runs [default: --seeds].
     #[arg(long, value_delimiter = ',')]
     pub ablation_seeds: Option<Vec<u64>>,
+    /// Bellam–Kim mitigations, each run with every --methods entry and seed, e.g.
+    /// `balanced-sampler,weighted-loss` (rows `FQ-QAT (balanced-sampler)`, ...).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub mitigations: Vec<crate::sweep::grid::Mitigation>,
     /// Quantized fine-tuning epochs of every run [default: the method's].
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -309,7 +363,7 @@ impl SweepArgs {
             .methods
             .iter()
             .chain([&self.ablation_method])
-            .find(|m| !matches!(m, Method::FqQat | Method::FqBaq))
+            .find(|m| !matches!(m, Method::FqQat | Method::FqBaq | Method::Fairgrape))
         {
             bail!(
                 "--methods/--ablation-method: {} has no seed to sweep (FP32, U8 and U4 are evaluated once anyway)",
@@ -335,6 +389,7 @@ impl SweepArgs {
                 .ablation_seeds
                 .clone()
                 .unwrap_or_else(|| self.seeds.clone()),
+            mitigations: self.mitigations.clone(),
             overrides: Overrides {
                 epochs: self.epochs,
                 calib_batches: self.calib_batches,
@@ -376,7 +431,47 @@ fn train_config(h: &HyperArgs) -> TrainConfig {
         } else {
             AugmentConfig::default()
         },
+        sampler: h.sampler,
+        group_weights: h.group_weights.clone().unwrap_or_default(),
     }
+}
+
+/// The methods `diagnose` looks at: the named ones (`fq-baq-s42` = method `fq-baq`, variant
+/// `s42`), else the report's rows, else FP32, U8 and U4.
+fn diagnose_methods(run_dir: &std::path::Path, names: &[String]) -> Result<Vec<MethodId>> {
+    if names.is_empty() {
+        let path = run_dir.join("report.json");
+        if path.exists() {
+            let r = crate::report::Report::load(&path)?;
+            return Ok(r.results.iter().map(|x| x.id()).collect());
+        }
+        return Ok([Method::Fp32, Method::PtqU8, Method::PtqU4]
+            .into_iter()
+            .map(MethodId::from)
+            .collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            // The longest method name that prefixes `n` (`fq-qat` in `fq-qat-s2`).
+            let m = Method::value_variants()
+                .iter()
+                .filter_map(|m| {
+                    let base = MethodId::from(*m).name();
+                    (n == &base || n.starts_with(&format!("{base}-"))).then_some((*m, base))
+                })
+                .max_by_key(|(_, b)| b.len());
+            match m {
+                Some((m, base)) if n.len() == base.len() => Ok(MethodId::from(m)),
+                Some((m, base)) => MethodId::new(m, Some(&n[base.len() + 1..])),
+                None => bail!("--methods: `{n}` names no method (e.g. fp32, ptq-u4, fq-baq-s42)"),
+            }
+        })
+        .collect()
+}
+
+fn parse_group_weights(s: &str) -> Result<GroupWeights, String> {
+    GroupWeights::parse(s).map_err(|e| e.to_string())
 }
 
 pub fn dispatch(cli: Cli) -> Result<()> {
@@ -427,8 +522,14 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
             let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;
             let model = run.train_fp32(true)?;
-            let id = MethodId::new(a.method, a.variant.as_deref())?;
-            if matches!(a.method, Method::FqQat | Method::FqBaq) {
+            // FairGRAPE's script form gets its own row beside the pruned one unless named.
+            let variant = a.variant.clone().or_else(|| {
+                (a.method == Method::Fairgrape
+                    && a.preset == Some(crate::fairquant::Preset::FairgrapeScript))
+                .then(|| "script".to_string())
+            });
+            let id = MethodId::new(a.method, variant.as_deref())?;
+            if matches!(a.method, Method::FqQat | Method::FqBaq | Method::Fairgrape) {
                 let c = a.to_config(&run.cfg)?;
                 crate::fairquant::compress(&run, &model, &id, &c, true)?;
             }
@@ -444,6 +545,23 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let out = crate::sweep::sweep(&run, &spec, a.out.as_deref())?;
             println!("{}\n{}", out.table1, out.ablations);
             println!("wrote {}", out.dir.display());
+            Ok(())
+        }
+        Command::Diagnose(a) => {
+            let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
+            let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;
+            let methods = diagnose_methods(&a.run_dir, &a.methods)?;
+            let dcfg = crate::diagnose::DiagnoseConfig {
+                samples_per_group: a.samples_per_group,
+                power_iters: a.power_iters,
+                tol: a.tol,
+                hvp_step: a.hvp_step,
+                seed: a.seed,
+                ..Default::default()
+            };
+            let (d, dir) = crate::diagnose::diagnose(&run, &methods, &dcfg, a.out.as_deref())?;
+            println!("{}", crate::diagnose::table(&d));
+            println!("wrote {}", dir.display());
             Ok(())
         }
         Command::Export(a) => {

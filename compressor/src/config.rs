@@ -86,6 +86,8 @@ impl RunConfig {
                 patience: Some(10),
                 seed,
                 augment: AugmentConfig::default(),
+                sampler: Default::default(),
+                group_weights: Default::default(),
             },
             granularity: Granularity::PerChannel,
         }

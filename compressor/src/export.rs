@@ -27,7 +27,7 @@ pub fn default_method(report: &Report) -> MethodId {
     report
         .results
         .iter()
-        .filter(|r| r.method != Method::Fp32)
+        .filter(|r| r.method != Method::Fp32 && !r.pruned)
         .max_by(|a, b| {
             a.metrics
                 .worst_acc
@@ -210,6 +210,15 @@ pub fn export_run(
     )
     .graph()?;
     let layers = graph.quant_layers()?;
+    if crate::fairgrape::PruneSummary::load(&crate::methods::method_dir(run_dir, method.clone()))?
+        .is_some()
+    {
+        bail!(
+            "{}: method {} prunes weights to 0 bits and keeps the rest at FP32; the packed .fqm format stores 2-8-bit weights only, so it cannot be exported (export a quantized method, e.g. --method fq-qat, or FairGRAPE's `--preset fairgrape-script` variant)",
+            run_dir.display(),
+            method.label()
+        );
+    }
     let (weights, bits) = artifacts(run_dir, method.clone(), &layers)?;
     let params = ParamStore::load_safetensors(&graph, &weights, 0, &Device::Cpu, false)?;
     // As `pipeline::Run::open`: square input, ImageNet normalisation.

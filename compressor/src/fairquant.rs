@@ -5,7 +5,8 @@
 
 use crate::allocate::{allocate, Allocation, AllocationConfig};
 use crate::baq::{BaqConfig, BaqParams};
-use crate::importance::{calibrate, scope_scores, ImportanceConfig};
+use crate::fairgrape::{FairgrapeConfig, FairgrapeStyle};
+use crate::importance::{calibrate, scope_scores, GroupImportance, ImportanceConfig};
 use crate::methods::{method_dir, Method, MethodId};
 use crate::model::{Model, Quant};
 use crate::params::ParamStore;
@@ -25,6 +26,9 @@ pub enum Preset {
     /// The official code at HEAD, exactly: the quantized weight is detached (bits stay at the
     /// warm start) and the regularizer anchors to the warm start.
     OfficialCode,
+    /// FairGRAPE as the official run script runs it: FQ-QAT with the `max` reducer, no fairness
+    /// loss, palette {2,4,8} @ {0.2,0.4,0.4} (spec §5.4), instead of the table's pruning.
+    FairgrapeScript,
 }
 
 /// Every value a FairQuant method uses (written to its `config.toml`).
@@ -37,6 +41,9 @@ pub struct CompressConfig {
     /// Quantized fine-tuning (QAT and BAQ's weights).
     pub finetune: TrainConfig,
     pub baq: BaqConfig,
+    /// FairGRAPE's form and pruning ratio (used by `--method fairgrape` only).
+    #[serde(default)]
+    pub fairgrape: FairgrapeConfig,
 }
 
 impl CompressConfig {
@@ -47,7 +54,7 @@ impl CompressConfig {
             Method::FqBaq => AllocationConfig::fq_baq(),
             _ => AllocationConfig::fq_qat(),
         };
-        Self {
+        let mut c = Self {
             importance: ImportanceConfig::default(),
             allocation,
             allocation_file: None,
@@ -63,9 +70,18 @@ impl CompressConfig {
                 patience: None,
                 seed: run_train.seed,
                 augment: run_train.augment.clone(),
+                sampler: Default::default(),
+                group_weights: Default::default(),
             },
             baq: BaqConfig::default(),
+            fairgrape: FairgrapeConfig::default(),
+        };
+        if method == Method::Fairgrape {
+            // FairGRAPE: max over groups without normalisation, no fairness loss (spec §5.4).
+            c.importance.reducer = crate::importance::Reducer::Max;
+            c.finetune.lambda_fair = 0.0;
         }
+        c
     }
 
     /// The embedded default: the FP32 model is trained from scratch at 10x the spec's rate, so
@@ -74,6 +90,7 @@ impl CompressConfig {
     pub fn embedded(method: Method, run_train: &TrainConfig) -> Self {
         let mut c = Self::spec(method, run_train);
         c.importance.calib_batches = 8;
+        // Every method, FairGRAPE included, gets the same fine-tuning budget.
         c.finetune.epochs = 2;
         c.finetune.lr = 3e-4;
         c.baq.logit_lr = 3e-2;
@@ -91,9 +108,18 @@ impl CompressConfig {
 
     /// Apply a named bundle of settings.
     pub fn apply_preset(&mut self, preset: Preset) {
-        if preset == Preset::OfficialCode {
-            self.baq.gradient = crate::baq::BaqGradient::Detached;
-            self.baq.regularizer = crate::baq::BitRegularizer::Anchor;
+        match preset {
+            Preset::Paper => {}
+            Preset::OfficialCode => {
+                self.baq.gradient = crate::baq::BaqGradient::Detached;
+                self.baq.regularizer = crate::baq::BitRegularizer::Anchor;
+            }
+            Preset::FairgrapeScript => {
+                self.fairgrape.style = FairgrapeStyle::Script;
+                self.importance.reducer = crate::importance::Reducer::Max;
+                self.finetune.lambda_fair = 0.0;
+                self.allocation = AllocationConfig::fq_qat();
+            }
         }
     }
 
@@ -107,16 +133,18 @@ impl CompressConfig {
 }
 
 /// What the calibration pass leaves for every method of the run.
-struct Calibrated {
+pub(crate) struct Calibrated {
     /// The FP32 weights with batch-norm statistics moved by the train-mode calibration passes.
-    model: Model,
+    pub model: Model,
     /// Reduced scope scores, per layer.
-    scores: Vec<Vec<f32>>,
+    pub scores: Vec<Vec<f32>>,
+    /// The cache directory (`maps.safetensors`: the per-group maps).
+    pub dir: PathBuf,
 }
 
 /// Calibrate once per (run, importance settings): `RUN_DIR/importance/` keeps the group maps, the
 /// calibrated model and the settings used; a later method with the same settings reuses them.
-fn calibrated(run: &Run, fp32: &Model, cfg: &CompressConfig) -> Result<Calibrated> {
+pub(crate) fn calibrated(run: &Run, fp32: &Model, cfg: &CompressConfig) -> Result<Calibrated> {
     let layers = run.graph.quant_layers()?;
     let key = serde_json::json!({
         "importance": cfg.importance,
@@ -143,6 +171,7 @@ fn calibrated(run: &Run, fp32: &Model, cfg: &CompressConfig) -> Result<Calibrate
         return Ok(Calibrated {
             model: Model::new(run.graph.clone(), params, run.device.clone()),
             scores: saved.reduced,
+            dir,
         });
     }
     let model = Model::new(
@@ -180,6 +209,7 @@ fn calibrated(run: &Run, fp32: &Model, cfg: &CompressConfig) -> Result<Calibrate
     Ok(Calibrated {
         model,
         scores: reduced,
+        dir,
     })
 }
 
@@ -231,7 +261,7 @@ pub fn load_allocation(path: &Path) -> Result<BitAssignment> {
     })
 }
 
-/// Run FQ-QAT or FQ-BAQ on `run` from its FP32 model; a finished method is left as it is.
+/// Run FQ-QAT, FQ-BAQ or FairGRAPE on `run` from its FP32 model; a finished method is left as it is.
 pub fn compress(
     run: &Run,
     fp32: &Model,
@@ -240,14 +270,15 @@ pub fn compress(
     resume: bool,
 ) -> Result<()> {
     let method = id.method;
-    if !matches!(method, Method::FqQat | Method::FqBaq) {
+    if !matches!(method, Method::FqQat | Method::FqBaq | Method::Fairgrape) {
         bail!("{} has nothing to train", method.label());
     }
     let dir = method_dir(&run.dir, id.clone());
     let (weights, bits_path) = (dir.join("weights.safetensors"), dir.join("bits.json"));
-    if weights.exists() && bits_path.exists() {
+    if weights.exists() && (bits_path.exists() || dir.join("prune.json").exists()) {
         return Ok(());
     }
+    let fairgrape = (method == Method::Fairgrape).then_some(cfg.fairgrape.style);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let cfg_path = dir.join("config.toml");
     let checkpoint = dir.join("checkpoint.safetensors");
@@ -263,17 +294,28 @@ pub fn compress(
     }
     cfg.save(&cfg_path)?;
     let layers = run.graph.quant_layers()?;
-    let cal = calibrated(run, fp32, cfg)?;
-    let alloc_path = dir.join("allocation.json");
-    let start_bits = match &cfg.allocation_file {
-        Some(p) => load_allocation(p)?,
+    let (cal, scores, maps) = match fairgrape {
         None => {
-            let a = allocate(&cal.scores, &layers, run.cfg.granularity, &cfg.allocation)?;
-            fq_runtime::atomic::write_json_atomic(&alloc_path, &a)?;
-            a.bits
+            let cal = calibrated(run, fp32, cfg)?;
+            let scores = cal.scores.clone();
+            (cal, scores, None)
+        }
+        Some(_) => {
+            // The per-group maps do not depend on the reducer: reuse the FairQuant methods'
+            // calibration (same key as theirs) and reduce with FairGRAPE's `max` here.
+            let mut shared = cfg.clone();
+            shared.importance.reducer = ImportanceConfig::default().reducer;
+            let cal = calibrated(run, fp32, &shared)?;
+            let maps = GroupImportance::load(
+                &cal.dir.join("maps.safetensors"),
+                &layers,
+                run.dataset.groups.len(),
+            )?;
+            let scores =
+                scope_scores(&maps.reduce(&cfg.importance)?, &layers, run.cfg.granularity)?;
+            (cal, scores, Some(maps))
         }
     };
-    let model = cal.model;
     let label = id.label();
     let io = TrainIo {
         preprocess: &run.preprocess,
@@ -283,8 +325,21 @@ pub fn compress(
         progress: run.progress,
         label: &label,
     };
+    if let (Some(FairgrapeStyle::Prune), Some(maps)) = (fairgrape, &maps) {
+        return crate::fairgrape::prune_and_finetune(run, &cal.model, maps, cfg, &dir, &io);
+    }
+    let alloc_path = dir.join("allocation.json");
+    let start_bits = match &cfg.allocation_file {
+        Some(p) => load_allocation(p)?,
+        None => {
+            let a = allocate(&scores, &layers, run.cfg.granularity, &cfg.allocation)?;
+            fq_runtime::atomic::write_json_atomic(&alloc_path, &a)?;
+            a.bits
+        }
+    };
+    let model = cal.model;
     let (outcome, bits) = match method {
-        Method::FqQat => {
+        Method::FqQat | Method::Fairgrape => {
             let o = train(
                 &model,
                 Quant::Fixed(&start_bits),

@@ -191,6 +191,30 @@ impl GroupImportance {
         }
         crate::io::save_tensors_atomic(&t, path)
     }
+
+    /// Read maps written by [`GroupImportance::save`] for `layers` and `num_groups` groups.
+    /// (Sample counts are not stored; they come back as 0.)
+    pub fn load(path: &Path, layers: &[QuantLayer], num_groups: usize) -> Result<Self> {
+        let t = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+            .with_context(|| format!("{}: cannot read importance maps", path.display()))?;
+        let mut maps = Vec::with_capacity(num_groups);
+        for g in 0..num_groups {
+            let mut per_layer = Vec::with_capacity(layers.len());
+            for l in layers {
+                let key = format!("g{g}.{}", l.name);
+                let m = t
+                    .get(&key)
+                    .with_context(|| format!("{}: no map `{key}`", path.display()))?;
+                per_layer.push(m.flatten_all()?.to_vec1::<f32>()?);
+            }
+            maps.push(per_layer);
+        }
+        Ok(Self {
+            layers: layers.iter().map(|l| l.name.clone()).collect(),
+            maps,
+            samples: vec![0; num_groups],
+        })
+    }
 }
 
 /// Mean `|I|` per scope (spec §2.2): per output channel, or one value per tensor.

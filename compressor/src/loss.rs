@@ -45,6 +45,22 @@ pub fn group_losses(logits: &Tensor, y: &Tensor, groups: &[usize]) -> Result<Vec
         .collect()
 }
 
+/// `Σ w_i CE_i / Σ w_i` with `w_i = group_weights[g(i)]` (Bellam–Kim's weighted loss).
+pub fn weighted_cross_entropy(
+    logits: &Tensor,
+    y: &Tensor,
+    groups: &[usize],
+    group_weights: &[f64],
+) -> Result<Tensor> {
+    let w: Vec<f32> = groups.iter().map(|&g| group_weights[g] as f32).collect();
+    let w = Tensor::new(w.as_slice(), logits.device())?;
+    let ce = candle_nn::ops::log_softmax(logits, D::Minus1)?
+        .gather(&y.unsqueeze(1)?, 1)?
+        .squeeze(1)?
+        .neg()?;
+    Ok(((ce * &w)?.sum_all()? / w.sum_all()?.to_scalar::<f32>()? as f64)?)
+}
+
 /// `CE + lambda_fair * (max_g L_g - min_g L_g)`; with `lambda_fair == 0` only the CE.
 pub fn task_and_fairness(
     logits: &Tensor,
@@ -52,7 +68,21 @@ pub fn task_and_fairness(
     groups: &[usize],
     lambda_fair: f64,
 ) -> Result<Losses> {
-    let task = cross_entropy(logits, y, None)?;
+    task_and_fairness_weighted(logits, y, groups, lambda_fair, None)
+}
+
+/// [`task_and_fairness`] with the task term weighted per group when `group_weights` is given.
+pub fn task_and_fairness_weighted(
+    logits: &Tensor,
+    y: &Tensor,
+    groups: &[usize],
+    lambda_fair: f64,
+    group_weights: Option<&[f64]>,
+) -> Result<Losses> {
+    let task = match group_weights {
+        Some(w) => weighted_cross_entropy(logits, y, groups, w)?,
+        None => cross_entropy(logits, y, None)?,
+    };
     if lambda_fair == 0.0 {
         return Ok(Losses {
             total: task.clone(),

@@ -21,6 +21,10 @@ pub enum Method {
     FqQat,
     /// FairQuant with learnable per-channel bit-widths (spec §4).
     FqBaq,
+    /// The FairGRAPE baseline ("Lin et al.", spec §5.4): per-layer pruning of 85% of the weights
+    /// by max-group importance, the rest FP32 (`--preset fairgrape-script`: the run script's
+    /// FQ-QAT with the `max` reducer and no fairness loss).
+    Fairgrape,
 }
 
 impl Method {
@@ -32,6 +36,7 @@ impl Method {
             Method::PtqU4 => "U4",
             Method::FqQat => "FQ-QAT",
             Method::FqBaq => "FQ-BAQ",
+            Method::Fairgrape => "FairGRAPE",
         }
     }
 
@@ -39,7 +44,7 @@ impl Method {
     /// (whose bits are in the run directory).
     pub fn fixed_bits(&self, layers: &[QuantLayer]) -> Option<BitAssignment> {
         match self {
-            Method::Fp32 | Method::FqQat | Method::FqBaq => None,
+            Method::Fp32 | Method::FqQat | Method::FqBaq | Method::Fairgrape => None,
             Method::PtqU8 => Some(BitAssignment::uniform(layers, 8)),
             Method::PtqU4 => Some(BitAssignment::uniform(layers, 4)),
         }
@@ -115,6 +120,26 @@ pub fn method_dir(run_dir: &Path, id: impl Into<MethodId>) -> PathBuf {
     run_dir.join("methods").join(id.into().name())
 }
 
+/// Mean bits per layer of a method's model for the report (spec §8): from its bit assignment,
+/// or, for a pruned method (`prune.json`), 0 for pruned and 32 for kept weights.
+pub fn layer_mean_bits(
+    run_dir: &Path,
+    id: &MethodId,
+    layers: &[QuantLayer],
+    bits: Option<&BitAssignment>,
+) -> anyhow::Result<(Vec<f64>, bool)> {
+    if let Some(p) = crate::fairgrape::PruneSummary::load(&method_dir(run_dir, id.clone()))? {
+        return Ok((p.layer_mean_bits(layers), true));
+    }
+    Ok((
+        match bits {
+            Some(b) => b.layer_mean_bits(layers),
+            None => vec![32.0; layers.len()],
+        },
+        false,
+    ))
+}
+
 /// The weights file and bit assignment a method's model uses: its own files when the run has
 /// them, else the FP32 weights and the method's fixed bits. `None` bits = unquantized FP32.
 pub fn artifacts(
@@ -139,14 +164,17 @@ pub fn artifacts(
         );
     }
     let bits_path = dir.join("bits.json");
-    let bits = if bits_path.exists() {
+    let bits = if dir.join("prune.json").exists() {
+        // Pruned (FairGRAPE): the zeros are in the weights, the survivors are FP32.
+        None
+    } else if bits_path.exists() {
         let text = std::fs::read_to_string(&bits_path)
             .with_context(|| format!("{}: cannot read", bits_path.display()))?;
         Some(
             serde_json::from_str(&text)
                 .with_context(|| format!("{}: invalid bit assignment", bits_path.display()))?,
         )
-    } else if matches!(method, Method::FqQat | Method::FqBaq) {
+    } else if matches!(method, Method::FqQat | Method::FqBaq | Method::Fairgrape) {
         let variant = id
             .variant
             .as_deref()

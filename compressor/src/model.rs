@@ -26,6 +26,9 @@ pub enum Quant<'a> {
     Fixed(&'a BitAssignment),
     /// Learnable bit-widths (FQ-BAQ, spec §4).
     Learnable(&'a BaqParams),
+    /// Full precision with pruned weights held at zero (FairGRAPE): `w ⊙ mask`, so pruned
+    /// weights get no gradient.
+    Masked(&'a crate::fairgrape::PruneMasks),
 }
 
 impl<'a> From<Option<&'a BitAssignment>> for Quant<'a> {
@@ -139,6 +142,10 @@ impl Model {
                 None => bail!("the bit assignment has no entry for layer `{name}`"),
             },
             Quant::Learnable(p) => p.quantize(name, &w),
+            Quant::Masked(m) => match m.layers.get(name) {
+                Some(mask) => Ok(w.broadcast_mul(mask)?),
+                None => Ok(w),
+            },
         }
     }
 

@@ -218,6 +218,21 @@ impl ParamStore {
         Ok(Self::from_parts(copy(&self.vars)?, copy(&self.buffers)?))
     }
 
+    /// An independent store with every tensor converted to `dtype` (diagnostics run in f64).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        let conv = |list: &Vec<(String, Var)>| -> Result<Vec<(String, Var)>> {
+            list.iter()
+                .map(|(n, v)| {
+                    Ok((
+                        n.clone(),
+                        Var::from_tensor(&v.as_tensor().to_dtype(dtype)?)?,
+                    ))
+                })
+                .collect()
+        };
+        Ok(Self::from_parts(conv(&self.vars)?, conv(&self.buffers)?))
+    }
+
     /// Save all tensors as safetensors, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         crate::io::save_tensors_atomic(&self.tensors(), path)

@@ -18,6 +18,9 @@ pub struct MethodResult {
     pub variant: Option<String>,
     pub avg_bits: f64,
     pub gbops: f64,
+    /// Pruned weights (0 bits) beside FP32 ones (FairGRAPE): the packed format cannot hold it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pruned: bool,
     pub metrics: FairnessMetrics,
 }
 
@@ -33,14 +36,25 @@ impl MethodResult {
             Some(b) => b.layer_mean_bits(layers),
             None => vec![32.0; layers.len()],
         };
+        Self::from_layer_bits(id, layers, &mean_bits, false, metrics)
+    }
+
+    /// As [`MethodResult::new`] from mean bits per layer (a pruned model's 32 × kept share).
+    pub fn from_layer_bits(
+        id: &MethodId,
+        layers: &[QuantLayer],
+        mean_bits: &[f64],
+        pruned: bool,
+        metrics: FairnessMetrics,
+    ) -> Self {
         let p: Vec<(u64, f64)> = layers
             .iter()
-            .zip(&mean_bits)
+            .zip(mean_bits)
             .map(|(l, &b)| (l.params, b))
             .collect();
         let o: Vec<(f64, f64)> = layers
             .iter()
-            .zip(&mean_bits)
+            .zip(mean_bits)
             .map(|(l, &b)| (l.bops as f64, b))
             .collect();
         Self {
@@ -48,6 +62,7 @@ impl MethodResult {
             variant: id.variant.clone(),
             avg_bits: avg_bits(&p),
             gbops: gbops(&o),
+            pruned,
             metrics,
         }
     }

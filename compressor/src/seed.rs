@@ -29,4 +29,6 @@ pub mod tag {
     pub const AUGMENT: u64 = 3;
     pub const SPLIT: u64 = 4;
     pub const CALIBRATION: u64 = 5;
+    pub const BALANCED: u64 = 6;
+    pub const DIAGNOSE: u64 = 7;
 }

@@ -6,14 +6,12 @@ use crate::augment::AugmentConfig;
 use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::data::{batch, BatchSpec, ImageSet};
 use crate::evaluate::evaluate;
-use crate::loss::task_and_fairness;
+use crate::loss::task_and_fairness_weighted;
+use crate::mitigation::{epoch_order, GroupWeights, Sampler};
 use crate::model::{Mode, Model, Quant};
 use crate::optim::{AdamW, AdamWConfig};
-use crate::seed;
 use anyhow::{bail, Result};
 use fq_runtime::preprocess::PreprocessConfig;
-
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -36,6 +34,12 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     pub seed: u64,
     pub augment: AugmentConfig,
+    /// Batch order (Bellam–Kim mitigation: `group-balanced`).
+    #[serde(default)]
+    pub sampler: Sampler,
+    /// Per-group weights of the cross-entropy (Bellam–Kim mitigation).
+    #[serde(default)]
+    pub group_weights: GroupWeights,
 }
 
 /// What happened in one epoch.
@@ -137,6 +141,7 @@ pub fn train(
             );
         }
     }
+    let weights = cfg.group_weights.resolve(&train.group_counts())?;
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let bar = crate::progress::bar(
         io.progress,
@@ -150,11 +155,7 @@ pub fn train(
         let epoch = meta.epochs_done;
         let lr = lr_at(cfg, epoch);
         opt.lrs[0] = lr;
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut seed::rng(
-            cfg.seed,
-            &[seed::tag::SHUFFLE, epoch as u64],
-        ));
+        let order = epoch_order(train, cfg.sampler, cfg.seed, epoch);
         let spec = BatchSpec {
             preprocess: pre,
             augment: Some((&cfg.augment, cfg.seed, epoch as u64)),
@@ -165,7 +166,13 @@ pub fn train(
             let (x, y) = batch(train, idx, &spec, &model.device)?;
             let groups: Vec<usize> = idx.iter().map(|&i| train.groups[i]).collect();
             let logits = model.forward_q(&x, Mode::Train, quant)?;
-            let losses = task_and_fairness(&logits, &y, &groups, cfg.lambda_fair)?;
+            let losses = task_and_fairness_weighted(
+                &logits,
+                &y,
+                &groups,
+                cfg.lambda_fair,
+                weights.as_deref(),
+            )?;
             let total = match baq {
                 Some(p) => (&losses.total + (p.bit_loss()? * p.cfg.lambda_bit)?)?,
                 None => losses.total,

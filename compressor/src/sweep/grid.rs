@@ -48,6 +48,39 @@ impl Param {
     }
 }
 
+/// A Bellam–Kim mitigation run beside the plain methods (spec §10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mitigation {
+    /// Group-balanced sampling (∝ 1/n_g, with replacement).
+    BalancedSampler,
+    /// Cross-entropy weighted by inverse group frequency.
+    WeightedLoss,
+    /// Both at once.
+    Both,
+}
+
+impl Mitigation {
+    /// Its setting and variant name (`balanced-sampler`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mitigation::BalancedSampler => "balanced-sampler",
+            Mitigation::WeightedLoss => "weighted-loss",
+            Mitigation::Both => "balanced-weighted",
+        }
+    }
+
+    /// Turn it on in a config's fine-tuning.
+    pub fn apply(self, c: &mut CompressConfig) {
+        use crate::mitigation::{GroupWeights, Sampler};
+        if matches!(self, Mitigation::BalancedSampler | Mitigation::Both) {
+            c.finetune.sampler = Sampler::GroupBalanced;
+        }
+        if matches!(self, Mitigation::WeightedLoss | Mitigation::Both) {
+            c.finetune.group_weights = GroupWeights::InverseFrequency;
+        }
+    }
+}
+
 /// What a sweep runs (the command line's choices).
 #[derive(Clone, Debug)]
 pub struct GridSpec {
@@ -60,6 +93,8 @@ pub struct GridSpec {
     pub ablations: Vec<(Param, Vec<f64>)>,
     pub ablation_method: Method,
     pub ablation_seeds: Vec<u64>,
+    /// Mitigations, each run with every method of `methods` and every seed.
+    pub mitigations: Vec<Mitigation>,
     /// Applied to every config after the defaults (e.g. fewer epochs for a quick sweep).
     pub overrides: Overrides,
 }
@@ -146,6 +181,16 @@ pub fn jobs(spec: &GridSpec, run: &RunConfig) -> Result<Vec<Job>> {
             push(Method::FqBaq, v, c, "official-code".into(), None, s)?;
         }
     }
+    for &mit in &spec.mitigations {
+        for &m in &spec.methods {
+            for &s in &spec.seeds {
+                let mut c = base(m, s, Preset::Paper);
+                mit.apply(&mut c);
+                let v = format!("{}-s{s}", mit.name());
+                push(m, v, c, mit.name().into(), None, s)?;
+            }
+        }
+    }
     let m = spec.ablation_method;
     for (param, values) in &spec.ablations {
         for &v in values {
@@ -177,6 +222,7 @@ mod tests {
             ablations: vec![(Param::LambdaBit, vec![1e-3, default_bit])],
             ablation_method: Method::FqBaq,
             ablation_seeds: vec![2, 42],
+            mitigations: vec![],
             overrides: Overrides {
                 epochs: Some(1),
                 calib_batches: None,
@@ -198,5 +244,48 @@ mod tests {
             jobs[4].config.baq.gradient,
             crate::baq::BaqGradient::Detached
         );
+    }
+}
+
+#[cfg(test)]
+mod mitigation_tests {
+    use super::*;
+    use crate::mitigation::{GroupWeights, Sampler};
+    use std::path::Path;
+
+    #[test]
+    fn mitigations_run_per_method_and_seed() {
+        let run = RunConfig::embedded_default(Path::new("data"), 2);
+        let spec = GridSpec {
+            seeds: vec![2, 42],
+            methods: vec![Method::FqQat],
+            official_code: false,
+            ablations: vec![],
+            ablation_method: Method::FqBaq,
+            ablation_seeds: vec![2],
+            mitigations: vec![Mitigation::BalancedSampler, Mitigation::WeightedLoss],
+            overrides: Overrides::default(),
+        };
+        let jobs = jobs(&spec, &run).unwrap();
+        let names: Vec<String> = jobs.iter().map(|j| j.id.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "fq-qat-s2",
+                "fq-qat-s42",
+                "fq-qat-balanced-sampler-s2",
+                "fq-qat-balanced-sampler-s42",
+                "fq-qat-weighted-loss-s2",
+                "fq-qat-weighted-loss-s42"
+            ]
+        );
+        assert_eq!(jobs[2].setting, "balanced-sampler");
+        assert_eq!(jobs[2].config.finetune.sampler, Sampler::GroupBalanced);
+        assert_eq!(jobs[2].config.finetune.group_weights, GroupWeights::None);
+        assert_eq!(
+            jobs[5].config.finetune.group_weights,
+            GroupWeights::InverseFrequency
+        );
+        assert_eq!(jobs[5].config.finetune.sampler, Sampler::Shuffle);
     }
 }

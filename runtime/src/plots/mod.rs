@@ -18,6 +18,7 @@ use crate::atomic::write_atomic;
 
 mod ablation;
 mod bits;
+mod diagnostics;
 mod field;
 mod frontier;
 mod heatmap;
@@ -25,6 +26,7 @@ mod radar;
 mod render;
 pub use ablation::{ablation_chart, AblationPoint, Estimate};
 pub use bits::bit_width_histogram;
+pub use diagnostics::{distribution_chart, group_metric_panels, MetricPanel};
 pub use field::{group_accuracy_interval_chart, IntervalSeries};
 pub use frontier::{frontier_chart, pareto_front, FrontierPoint};
 pub use heatmap::{heatmap, HeatmapPanel};
