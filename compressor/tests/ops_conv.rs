@@ -110,3 +110,41 @@ fn channel_mismatch_is_an_error() {
     let w = random(&mut rng, &[2, 4, 3, 3]);
     assert!(conv2d(&x, &w, 1, 1, 1).is_err());
 }
+
+/// The weight gradient sums the images' contributions in a fixed order: repeated runs (and so
+/// trainings) are bit-identical, whatever rayon's work stealing does.
+#[test]
+fn weight_gradient_is_bit_reproducible() {
+    use fq_compress::ops::conv::backward_weight;
+    use fq_compress::ops::im2col::ConvGeom;
+    let (batch, c, h, w, o) = (24, 8, 12, 12, 16);
+    let g = ConvGeom {
+        c,
+        h,
+        w,
+        kh: 3,
+        kw: 3,
+        stride: 1,
+        pad: 1,
+        oh: h,
+        ow: w,
+    };
+    let mut seed = 1u32;
+    let mut next = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    };
+    let x: Vec<f32> = (0..batch * c * h * w).map(|_| next()).collect();
+    let gy: Vec<f32> = (0..batch * o * h * w).map(|_| next()).collect();
+    let first = backward_weight(&g, batch, &x, &gy, o);
+    for _ in 0..20 {
+        let again = backward_weight(&g, batch, &x, &gy, o);
+        assert!(
+            first
+                .iter()
+                .zip(&again)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "the weight gradient changed between identical calls"
+        );
+    }
+}

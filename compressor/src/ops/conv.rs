@@ -157,15 +157,23 @@ pub fn backward_data(g: &ConvGeom, batch: usize, gy: &[f32], w: &[f32], o: usize
     gx
 }
 
-/// Backward-weight: `dW[O, K] = Σ_b dy[b] · cols(x[b])ᵀ`, one partial sum per rayon job.
+/// Backward-weight: `dW[O, K] = Σ_b dy[b] · cols(x[b])ᵀ`. The image chunks are split into one
+/// contiguous run per rayon thread, each summed in order, and the runs' partial sums are added
+/// in order: the result does not depend on work stealing, so training is reproducible.
 pub fn backward_weight(g: &ConvGeom, batch: usize, x: &[f32], gy: &[f32], o: usize) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
     let (per, threads) = chunking(g, batch);
-    x.par_chunks(per * g.input_len())
-        .zip(gy.par_chunks(per * o * n))
-        .fold(
-            || vec![0.0f32; o * k],
-            |mut acc, (xc, gyc)| {
+    let chunks: Vec<(&[f32], &[f32])> = x
+        .chunks(per * g.input_len())
+        .zip(gy.chunks(per * o * n))
+        .collect();
+    let runs = rayon::current_num_threads().max(1);
+    let run_len = chunks.len().div_ceil(runs).max(1);
+    let partials: Vec<Vec<f32>> = chunks
+        .par_chunks(run_len)
+        .map(|run| {
+            let mut acc = vec![0.0f32; o * k];
+            for &(xc, gyc) in run {
                 let imgs = gyc.len() / (o * n);
                 let ld = imgs * n;
                 scratch(|buf, tmp| {
@@ -174,14 +182,16 @@ pub fn backward_weight(g: &ConvGeom, batch: usize, x: &[f32], gy: &[f32], o: usi
                     let ct = View::transposed(cols, ld);
                     gemm(o, k, ld, &mut acc, k, true, View::rows(dy, ld), ct, threads);
                 });
-                acc
-            },
-        )
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-            a
+            }
+            acc
         })
-        .unwrap_or_else(|| vec![0.0; o * k])
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut sum = parts.next().unwrap_or_else(|| vec![0.0; o * k]);
+    for p in parts {
+        sum.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    sum
 }
 
 /// The convolution as a candle op whose backward runs the two passes above.
