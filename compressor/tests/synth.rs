@@ -10,9 +10,9 @@ use fq_compress::synth::{
 };
 use fq_runtime::dataset::fitzpatrick17k::{self, Fitzpatrick17kOptions, SkinGrouping};
 
-/// The real metadata file, when the checkout has `shared/` beside it.
+/// The real metadata file, committed in `tests/data/real/`.
 fn real_csv() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/fitzpatrick17k.csv");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/real/fitzpatrick17k.csv");
     p.is_file().then_some(p)
 }
 

@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests: the real CSVs in `shared/data/` and tiny generated images.
+//! Helpers shared by the integration tests: the real CSVs in `tests/data/real/` and tiny generated images.
 #![allow(dead_code)]
 
 use std::io::Cursor;
@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use image::{ImageFormat, Rgb, RgbImage};
 use rayon::prelude::*;
 
-/// `shared/data/` beside the repository (CI clones the repo with shared/ next to it).
+/// The real metadata CSVs of both datasets, committed in `tests/data/real/` (see its SOURCES.md
+/// for origin and licences).
 pub fn data_dir() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/real"));
     assert!(
         dir.join("fitzpatrick17k.csv").is_file(),
-        "the real CSVs are expected in {} (shared/ beside the repository)",
+        "the real CSVs are expected in {}",
         dir.display()
     );
     dir
