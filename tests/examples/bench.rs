@@ -8,6 +8,9 @@
 //! drifts of a shared machine's speed hit them alike. Run through `bench/run.sh`, which writes
 //! `bench/results.md`. Not part of `cargo test`.
 
+mod bench_common;
+use bench_common::time_rounds;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -58,34 +61,6 @@ impl W {
 
 const GEMM_WEIGHTS: [W; 5] = [W::F32, W::Bits(8), W::Bits(4), W::Bits(2), W::Mix];
 const MODEL_WEIGHTS: [W; 4] = [W::F32, W::Bits(8), W::Bits(4), W::Mix];
-
-/// Best and median seconds of each closure, run in turn round after round (after one warm-up
-/// round) for at least `min_rounds` rounds and about `budget` seconds. The best is the figure
-/// compared: on a shared VM whose CPU time fluctuates it is the one that repeats.
-fn time_rounds(
-    fs: &mut [Box<dyn FnMut() + '_>],
-    min_rounds: usize,
-    budget: f64,
-) -> Vec<(f64, f64)> {
-    fs.iter_mut().for_each(|f| f());
-    let mut t: Vec<Vec<f64>> = vec![Vec::new(); fs.len()];
-    let start = Instant::now();
-    let mut rounds = 0;
-    while rounds < min_rounds || (start.elapsed().as_secs_f64() < budget && rounds < 200) {
-        for (f, ti) in fs.iter_mut().zip(&mut t) {
-            let s = Instant::now();
-            f();
-            ti.push(s.elapsed().as_secs_f64());
-        }
-        rounds += 1;
-    }
-    t.into_iter()
-        .map(|mut v| {
-            v.sort_by(f64::total_cmp);
-            (v[0], v[v.len() / 2])
-        })
-        .collect()
-}
 
 /// Random codes of one weight matrix at `w`'s widths.
 fn packed(m: usize, k: usize, w: W, rng: &mut ChaCha8Rng) -> PackedMatrix {
@@ -155,7 +130,7 @@ fn gemm_gflops(m: usize, k: usize, n: usize, budget: f64) -> Vec<f64> {
         })
         .collect();
     let flops = 2.0 * (m * k * n) as f64;
-    time_rounds(&mut fs, 3, budget * GEMM_WEIGHTS.len() as f64)
+    time_rounds(&mut fs, 3, 200, budget * GEMM_WEIGHTS.len() as f64)
         .into_iter()
         .map(|(best, _)| flops / best / 1e9)
         .collect()
@@ -332,7 +307,7 @@ fn main() -> Result<()> {
             .expect("candle forward");
     }));
     let n1 = batch1.len() as f64;
-    let t1 = time_rounds(&mut batch1, 5, 4.0 * budget * n1);
+    let t1 = time_rounds(&mut batch1, 5, 200, 4.0 * budget * n1);
     drop(batch1);
     let mut batch8: Vec<Box<dyn FnMut() + '_>> = models
         .iter()
@@ -343,7 +318,7 @@ fn main() -> Result<()> {
         })
         .collect();
     let n8 = batch8.len() as f64;
-    let t8 = time_rounds(&mut batch8, 2, 4.0 * budget * n8);
+    let t8 = time_rounds(&mut batch8, 2, 200, 4.0 * budget * n8);
 
     md += "\n## ResNet18, 224×224, 1000 classes\n\n";
     md += "Random-init weights (latency does not depend on them); batch 1 latency, batch 8 \

@@ -4,9 +4,11 @@
 //! timed round-robin in one run. Writes (replaces) the `## wgpu backend` section at the end of
 //! `bench/results.md` (`bench/run.sh` runs it after the CPU benchmark). Not part of `cargo test`.
 
+mod bench_common;
+use bench_common::time_rounds;
+
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use fq_compress::export::{pack_model, ExportMeta};
@@ -24,33 +26,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const SECTION: &str = "## wgpu backend";
-
-/// Best and median seconds of each closure, run in turn round after round (after one warm-up
-/// round): at least `min_rounds` rounds and about `budget` seconds.
-fn time_rounds(
-    fs: &mut [Box<dyn FnMut() + '_>],
-    min_rounds: usize,
-    budget: f64,
-) -> Vec<(f64, f64)> {
-    fs.iter_mut().for_each(|f| f());
-    let mut t: Vec<Vec<f64>> = vec![Vec::new(); fs.len()];
-    let start = Instant::now();
-    let mut rounds = 0;
-    while rounds < min_rounds || (start.elapsed().as_secs_f64() < budget && rounds < 100) {
-        for (f, ti) in fs.iter_mut().zip(&mut t) {
-            let s = Instant::now();
-            f();
-            ti.push(s.elapsed().as_secs_f64());
-        }
-        rounds += 1;
-    }
-    t.into_iter()
-        .map(|mut v| {
-            v.sort_by(f64::total_cmp);
-            (v[0], v[v.len() / 2])
-        })
-        .collect()
-}
 
 /// Random codes at one width (`Some`) or a per-row mix of 2..=8.
 fn packed(rows: usize, k: usize, width: Option<u8>, rng: &mut ChaCha8Rng) -> PackedMatrix {
@@ -115,7 +90,7 @@ fn gemm_row(
             Box::new(|| naive.run().expect("naive GEMM")),
             Box::new(|| gemm(&rows, 0, n, &b, cpu_out, epi)),
         ];
-        time_rounds(&mut fs, 3, budget)
+        time_rounds(&mut fs, 3, 100, budget)
     };
     let flops = 2.0 * (m * n * k) as f64;
     let g = |(best, median): (f64, f64)| (flops / best / 1e9, flops / median / 1e9);
@@ -268,7 +243,7 @@ fn gpu_section(dev: Arc<GpuDevice>, budget: f64, quick: bool, md: &mut String) -
                 naive.run_batch(&x, 1).expect("naive forward");
             }));
         }
-        let mut t = time_rounds(&mut fs, 2, budget * 4.0);
+        let mut t = time_rounds(&mut fs, 2, 100, budget * 4.0);
         t.push((f64::NAN, f64::NAN));
         [t[0], t[2], t[1]]
     };
