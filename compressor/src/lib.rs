@@ -32,3 +32,4 @@ pub mod seed;
 pub mod sweep;
 pub mod synth;
 pub mod train;
+pub mod transformer;

@@ -6,6 +6,7 @@ use crate::baq::BaqParams;
 use crate::ops;
 use crate::params::ParamStore;
 use crate::quant::{fake_quant, BitAssignment, Granularity};
+use crate::transformer as tf;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, D};
 use fq_models::{Graph, Op};
@@ -107,13 +108,55 @@ impl Model {
                 Op::GlobalAvgPool => arg(0)?.mean(D::Minus1)?.mean(D::Minus1)?,
                 Op::Linear(l) => {
                     let w = self.weight(name, quant)?;
-                    let x = arg(0)?.flatten_from(1)?;
-                    let y = x.matmul(&w.t()?)?;
+                    let x = arg(0)?;
+                    // Tokens `[N, L, D]` go through per token; anything else is flattened.
+                    let y = if x.rank() == 3 {
+                        let (n, t, d) = x.dims3()?;
+                        x.reshape((n * t, d))?
+                            .matmul(&w.t()?)?
+                            .reshape((n, t, l.out_features))?
+                    } else {
+                        x.flatten_from(1)?.matmul(&w.t()?)?
+                    };
                     if l.bias {
                         y.broadcast_add(self.params.get(&format!("{name}.bias"))?.as_tensor())?
                     } else {
                         y
                     }
+                }
+                Op::LayerNorm { eps, .. } => {
+                    let g = self.params.get(&format!("{name}.weight"))?.as_tensor();
+                    let b = self.params.get(&format!("{name}.bias"))?.as_tensor();
+                    tf::layer_norm(arg(0)?, g, b, *eps)?
+                }
+                Op::Gelu => arg(0)?.gelu_erf()?,
+                Op::ToTokens => tf::to_tokens(arg(0)?)?,
+                Op::ToChw { height, width } => tf::to_chw(arg(0)?, *height, *width)?,
+                Op::ClassToken { .. } => {
+                    tf::class_token(arg(0)?, self.params.get(name)?.as_tensor())?
+                }
+                Op::PosEmbed { .. } => arg(0)?.broadcast_add(self.params.get(name)?.as_tensor())?,
+                Op::TakeToken { index } => arg(0)?.narrow(1, *index, 1)?.squeeze(1)?,
+                Op::WindowPartition {
+                    height,
+                    width,
+                    window,
+                } => tf::window_partition(arg(0)?, *height, *width, *window)?,
+                Op::WindowReverse {
+                    height,
+                    width,
+                    window,
+                } => tf::window_reverse(arg(0)?, *height, *width, *window)?,
+                Op::Attention(a) => {
+                    let biases = match a.bias_window {
+                        Some(_) => Some(
+                            self.params
+                                .get(&format!("{name}.attention_biases"))?
+                                .as_tensor(),
+                        ),
+                        None => None,
+                    };
+                    tf::attention(arg(0)?, a, biases)?
                 }
             };
             for &inp in &node.inputs {

@@ -45,6 +45,8 @@ impl ParamStore {
     /// weight 1 / bias 0 / mean 0 / var 1, linear `U(-1/sqrt(in), 1/sqrt(in))` for weight and bias.
     pub fn init(graph: &Graph, seed: u64, device: &Device) -> Result<Self> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        // Token models (any attention) follow timm's transformer initialisation for Linears.
+        let vit = graph.nodes.iter().any(|n| matches!(n.op, Op::Attention(_)));
         let mut vars = Vec::new();
         let mut buffers = Vec::new();
         for node in &graph.nodes {
@@ -79,6 +81,53 @@ impl ParamStore {
                         format!("{n}.running_var"),
                         Var::ones(c, DType::F32, device)?,
                     ));
+                }
+                Op::Linear(l) if vit => {
+                    // timm's ViT/TinyViT init: trunc_normal(std=0.02) (truncated at +-2, so
+                    // effectively untruncated), zero bias.
+                    let w: Vec<f32> = (0..l.out_features * l.in_features)
+                        .map(|_| normal(&mut rng) * 0.02)
+                        .collect();
+                    let shape = (l.out_features, l.in_features);
+                    vars.push((
+                        format!("{n}.weight"),
+                        Var::from_tensor(&Tensor::from_vec(w, shape, device)?)?,
+                    ));
+                    if l.bias {
+                        vars.push((
+                            format!("{n}.bias"),
+                            Var::zeros(l.out_features, DType::F32, device)?,
+                        ));
+                    }
+                }
+                Op::LayerNorm { dim, .. } => {
+                    vars.push((format!("{n}.weight"), Var::ones(*dim, DType::F32, device)?));
+                    vars.push((format!("{n}.bias"), Var::zeros(*dim, DType::F32, device)?));
+                }
+                Op::ClassToken { dim } => {
+                    // timm: normal(std=1e-6).
+                    let t: Vec<f32> = (0..*dim).map(|_| normal(&mut rng) * 1e-6).collect();
+                    vars.push((
+                        n.clone(),
+                        Var::from_tensor(&Tensor::from_vec(t, (1, 1, *dim), device)?)?,
+                    ));
+                }
+                Op::PosEmbed { tokens, dim } => {
+                    // timm: trunc_normal(std=0.02).
+                    let t: Vec<f32> = (0..tokens * dim).map(|_| normal(&mut rng) * 0.02).collect();
+                    vars.push((
+                        n.clone(),
+                        Var::from_tensor(&Tensor::from_vec(t, (1, *tokens, *dim), device)?)?,
+                    ));
+                }
+                Op::Attention(a) => {
+                    if let Some(w) = a.bias_window {
+                        // timm: zeros.
+                        vars.push((
+                            format!("{n}.attention_biases"),
+                            Var::zeros((a.heads, w * w), DType::F32, device)?,
+                        ));
+                    }
                 }
                 Op::Linear(l) => {
                     let bound = 1.0 / (l.in_features as f32).sqrt();

@@ -28,6 +28,43 @@ pub struct Linear {
     pub bias: bool,
 }
 
+/// How a fused `qkv` projection lays out its output features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QkvLayout {
+    /// timm's ViT: `[3, heads, head_dim]` (all queries, then all keys, then all values).
+    QkvHeads,
+    /// timm's TinyViT/LeViT: `[heads, key_dim + key_dim + val_dim]` (each head's q, k, v together).
+    HeadsQkv,
+}
+
+/// Multi-head scaled dot-product attention over a token sequence, reading the output of a fused
+/// `qkv` Linear and writing `heads * val_dim` features per token (before the `proj` Linear).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attention {
+    pub heads: usize,
+    pub key_dim: usize,
+    pub val_dim: usize,
+    pub layout: QkvLayout,
+    /// Tokens attend only within consecutive groups of this many (TinyViT's windows, already
+    /// partitioned by [`Op::WindowPartition`]); `None`: the whole sequence.
+    pub group: Option<usize>,
+    /// TinyViT's learned attention biases for a `window x window` group: parameter
+    /// `{name}.attention_biases` of shape `[heads, window * window]`, indexed by `|dy| * window + |dx|`.
+    pub bias_window: Option<usize>,
+}
+
+impl Attention {
+    /// Features per token the `qkv` Linear must produce.
+    pub fn qkv_features(&self) -> usize {
+        self.heads * (2 * self.key_dim + self.val_dim)
+    }
+
+    /// Features per token written.
+    pub fn out_features(&self) -> usize {
+        self.heads * self.val_dim
+    }
+}
+
 /// The operations a graph may contain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -48,7 +85,55 @@ pub enum Op {
     Add,
     /// Mean over the spatial axes: `[N, C, H, W] -> [N, C]`.
     GlobalAvgPool,
+    /// Applied per token on `[L, in]` (or to a flattened `[C, H, W]`).
     Linear(Linear),
+    /// Layer norm over the last axis (features of each token, or a pooled vector):
+    /// `{name}.weight/bias`.
+    LayerNorm {
+        dim: usize,
+        eps: f64,
+    },
+    /// The exact (erf) GELU, PyTorch's `nn.GELU()` default.
+    Gelu,
+    /// `[C, H, W] -> [H*W, C]` (timm's `flatten(2).transpose(1, 2)`).
+    ToTokens,
+    /// `[H*W, C] -> [C, H, W]`.
+    ToChw {
+        height: usize,
+        width: usize,
+    },
+    /// Prepends the learned class token, parameter `{name}` of shape `[1, 1, dim]`.
+    ClassToken {
+        dim: usize,
+    },
+    /// Adds the learned position embedding, parameter `{name}` of shape `[1, tokens, dim]`.
+    PosEmbed {
+        tokens: usize,
+        dim: usize,
+    },
+    /// `[L, D] -> [D]`: the token at `index` (the class token for ViT's head).
+    TakeToken {
+        index: usize,
+    },
+    /// `[H*W, C]` (row-major grid) `-> [nh*nw*window*window, C]`: zero-pads the grid to multiples
+    /// of `window` and orders tokens window by window, as TinyViT does before attention.
+    WindowPartition {
+        height: usize,
+        width: usize,
+        window: usize,
+    },
+    /// The inverse of [`Op::WindowPartition`], dropping the padding.
+    WindowReverse {
+        height: usize,
+        width: usize,
+        window: usize,
+    },
+    Attention(Attention),
+}
+
+/// Windows per axis after padding `n` up to a multiple of `window`.
+pub fn windows(n: usize, window: usize) -> usize {
+    n.div_ceil(window)
 }
 
 /// One operation applied to earlier values.
@@ -67,6 +152,8 @@ pub enum Shape {
     Chw(usize, usize, usize),
     /// `[F]`
     Flat(usize),
+    /// `[L, D]`: `L` tokens of `D` features.
+    Seq(usize, usize),
 }
 
 impl Shape {
@@ -74,6 +161,7 @@ impl Shape {
         match *self {
             Shape::Chw(c, h, w) => c * h * w,
             Shape::Flat(f) => f,
+            Shape::Seq(l, d) => l * d,
         }
     }
 }
@@ -111,9 +199,10 @@ pub struct QuantLayer {
     pub weight_shape: Vec<usize>,
     pub out_channels: usize,
     pub params: u64,
-    /// Multiply-accumulates for one image.
+    /// Multiply-accumulates for one image (a Linear on tokens: once per token).
     pub macs: u64,
-    /// Operations counted as the spec's BOPs: `2 * MACs` for conv, `2 * in * out` for linear.
+    /// Operations counted as the spec's BOPs: `2 * MACs` for conv, `2 * in * out` for linear
+    /// (once per layer, whatever the number of tokens).
     pub bops: u64,
 }
 
@@ -196,16 +285,117 @@ impl Graph {
                     Shape::Chw(c, _, _) => Shape::Flat(c),
                     s => return Err(bad(format!("global pool expects [C,H,W], got {s:?}"))),
                 },
-                Op::Linear(l) => {
-                    let s = input(0)?;
-                    if s.numel() != l.in_features {
+                Op::Linear(l) => match input(0)? {
+                    Shape::Seq(t, d) if d == l.in_features => Shape::Seq(t, l.out_features),
+                    s if !matches!(s, Shape::Seq(..)) && s.numel() == l.in_features => {
+                        Shape::Flat(l.out_features)
+                    }
+                    s => {
                         return Err(bad(format!(
                             "linear expects {} features, got {s:?}",
                             l.in_features
-                        )));
+                        )))
                     }
-                    Shape::Flat(l.out_features)
-                }
+                },
+                Op::LayerNorm { dim, .. } => match input(0)? {
+                    s @ (Shape::Seq(_, d) | Shape::Flat(d)) if d == *dim => s,
+                    s => {
+                        return Err(bad(format!(
+                            "layer norm expects {dim} features per token, got {s:?}"
+                        )))
+                    }
+                },
+                Op::Gelu => input(0)?,
+                Op::ToTokens => match input(0)? {
+                    Shape::Chw(c, h, w) => Shape::Seq(h * w, c),
+                    s => return Err(bad(format!("to-tokens expects [C,H,W], got {s:?}"))),
+                },
+                Op::ToChw { height, width } => match input(0)? {
+                    Shape::Seq(l, c) if l == height * width => Shape::Chw(c, *height, *width),
+                    s => {
+                        return Err(bad(format!(
+                            "to-[C,H,W] expects {height}x{width} tokens, got {s:?}"
+                        )))
+                    }
+                },
+                Op::ClassToken { dim } => match input(0)? {
+                    Shape::Seq(l, d) if d == *dim => Shape::Seq(l + 1, d),
+                    s => return Err(bad(format!("class token expects [L, {dim}], got {s:?}"))),
+                },
+                Op::PosEmbed { tokens, dim } => match input(0)? {
+                    s @ Shape::Seq(l, d) if l == *tokens && d == *dim => s,
+                    s => {
+                        return Err(bad(format!(
+                            "position embedding expects [{tokens}, {dim}], got {s:?}"
+                        )))
+                    }
+                },
+                Op::TakeToken { index } => match input(0)? {
+                    Shape::Seq(l, d) if *index < l => Shape::Flat(d),
+                    s => return Err(bad(format!("take-token {index} expects [L, D], got {s:?}"))),
+                },
+                Op::WindowPartition {
+                    height,
+                    width,
+                    window,
+                } => match input(0)? {
+                    Shape::Seq(l, c) if l == height * width && *window > 0 => {
+                        let n = windows(*height, *window) * windows(*width, *window);
+                        Shape::Seq(n * window * window, c)
+                    }
+                    s => {
+                        return Err(bad(format!(
+                            "window partition expects {height}x{width} tokens, got {s:?}"
+                        )))
+                    }
+                },
+                Op::WindowReverse {
+                    height,
+                    width,
+                    window,
+                } => match input(0)? {
+                    Shape::Seq(l, c)
+                        if *window > 0
+                            && l == windows(*height, *window)
+                                * windows(*width, *window)
+                                * window
+                                * window =>
+                    {
+                        Shape::Seq(height * width, c)
+                    }
+                    s => {
+                        return Err(bad(format!(
+                        "window reverse expects the windows of a {height}x{width} grid, got {s:?}"
+                    )))
+                    }
+                },
+                Op::Attention(a) => match input(0)? {
+                    Shape::Seq(l, f) if f == a.qkv_features() => {
+                        if a.heads == 0 || a.key_dim == 0 || a.val_dim == 0 {
+                            return Err(bad("attention needs heads and dims > 0".into()));
+                        }
+                        if let Some(g) = a.group {
+                            if g == 0 || l % g != 0 {
+                                return Err(bad(format!("{l} tokens are not groups of {g}")));
+                            }
+                        }
+                        if let Some(w) = a.bias_window {
+                            if a.group.unwrap_or(l) != w * w {
+                                return Err(bad(format!(
+                                    "attention biases for {w}x{w} windows need groups of {} tokens",
+                                    w * w
+                                )));
+                            }
+                        }
+                        Shape::Seq(l, a.out_features())
+                    }
+                    s => {
+                        return Err(bad(format!(
+                            "attention expects [L, {}] (fused qkv), got {s:?}",
+                            a.qkv_features()
+                        )))
+                    }
+                },
             };
             shapes.push(out);
         }
@@ -254,6 +444,24 @@ impl Graph {
                         push(format!("{n}.bias"), vec![l.out_features], false, false);
                     }
                 }
+                Op::LayerNorm { dim, .. } => {
+                    push(format!("{n}.weight"), vec![*dim], false, false);
+                    push(format!("{n}.bias"), vec![*dim], false, false);
+                }
+                Op::ClassToken { dim } => push(n.clone(), vec![1, 1, *dim], false, false),
+                Op::PosEmbed { tokens, dim } => {
+                    push(n.clone(), vec![1, *tokens, *dim], false, false)
+                }
+                Op::Attention(a) => {
+                    if let Some(w) = a.bias_window {
+                        push(
+                            format!("{n}.attention_biases"),
+                            vec![a.heads, w * w],
+                            false,
+                            false,
+                        );
+                    }
+                }
                 _ => {}
             }
         }
@@ -278,7 +486,7 @@ impl Graph {
                 Op::Conv2d(c) => {
                     let (ho, wo) = match shapes[i + 1] {
                         Shape::Chw(_, h, w) => (h, w),
-                        Shape::Flat(_) => unreachable!("conv output is always [C,H,W]"),
+                        _ => unreachable!("conv output is always [C,H,W]"),
                     };
                     let per_out = (c.in_channels / c.groups) * c.kernel * c.kernel;
                     let macs = (ho * wo * c.out_channels * per_out) as u64;
@@ -298,15 +506,20 @@ impl Graph {
                     });
                 }
                 Op::Linear(l) => {
-                    let macs = (l.in_features * l.out_features) as u64;
+                    let params = (l.in_features * l.out_features) as u64;
+                    let tokens = match shapes[i + 1] {
+                        Shape::Seq(t, _) => t as u64,
+                        _ => 1,
+                    };
                     out.push(QuantLayer {
                         name: node.name.clone(),
                         node: i,
                         weight_shape: vec![l.out_features, l.in_features],
                         out_channels: l.out_features,
-                        params: macs,
-                        macs,
-                        bops: 2 * macs,
+                        params,
+                        macs: tokens * params,
+                        // Spec §8: a Linear counts once, not once per token.
+                        bops: 2 * params,
                     });
                 }
                 _ => {}
@@ -315,8 +528,31 @@ impl Graph {
         Ok(out)
     }
 
-    /// Total multiply-accumulates of the Conv2d/Linear layers for one image.
+    /// Total multiply-accumulates of the Conv2d/Linear layers for one image (attention matmuls
+    /// excluded, as in the spec's counts).
     pub fn macs(&self) -> Result<u64, GraphError> {
         Ok(self.quant_layers()?.iter().map(|l| l.macs).sum())
+    }
+
+    /// Multiply-accumulates of the attention matmuls (`q k^T` and `attn v`) for one image.
+    pub fn attention_macs(&self) -> Result<u64, GraphError> {
+        let shapes = self.shapes()?;
+        let mut total = 0u64;
+        for node in &self.nodes {
+            if let Op::Attention(a) = &node.op {
+                let Shape::Seq(l, _) = shapes[node.inputs[0]] else {
+                    continue;
+                };
+                let g = a.group.unwrap_or(l);
+                total += (l * g * a.heads * (a.key_dim + a.val_dim)) as u64;
+            }
+        }
+        Ok(total)
+    }
+
+    /// The model's total of the spec's BOPs at 32 bits (`2 * MACs` of convs, `2 * in * out` per
+    /// Linear), in giga-operations: the FP32 GBOPs column of the paper's table.
+    pub fn fp32_gbops(&self) -> Result<f64, GraphError> {
+        Ok(self.quant_layers()?.iter().map(|l| l.bops).sum::<u64>() as f64 / 1e9)
     }
 }

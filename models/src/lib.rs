@@ -3,12 +3,18 @@
 //! An architecture is data (`Graph`): the layer DAG, shapes, parameter names in torchvision/timm
 //! convention, parameter and MAC counts, and the ordered Conv2d/Linear layers that FairQuant quantizes.
 
+mod builder;
 pub mod graph;
 pub mod resnet;
+pub mod tiny_vit;
+pub mod vit;
 pub mod zoo;
 
 pub use graph::{
-    Conv2d, Graph, GraphError, Linear, Node, Op, ParamSpec, QuantLayer, Shape, ValueId,
+    windows, Attention, Conv2d, Graph, GraphError, Linear, Node, Op, ParamSpec, QkvLayout,
+    QuantLayer, Shape, ValueId,
 };
 pub use resnet::{Block, ResNetConfig};
-pub use zoo::{ArchError, ArchSpec};
+pub use tiny_vit::{TinyVitConfig, TINY_VIT_5M};
+pub use vit::{VitConfig, DEIT_TINY};
+pub use zoo::{canonical_name, ArchError, ArchSpec, KNOWN};

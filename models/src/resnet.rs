@@ -1,6 +1,7 @@
 //! ResNet18/50 graphs with torchvision/timm module names, and the narrow variants of the embedded default.
 
-use crate::graph::{Conv2d, Graph, Linear, Node, Op, ValueId};
+use crate::builder::Builder;
+use crate::graph::{Graph, Linear, Op};
 use serde::{Deserialize, Serialize};
 
 /// Which residual block the network stacks.
@@ -61,7 +62,7 @@ impl ResNetConfig {
 
     /// Build the graph, emitting nodes in torchvision's module registration order.
     pub fn build(&self) -> Graph {
-        let mut b = Builder { nodes: Vec::new() };
+        let mut b = Builder::new();
         let w = self.width;
         let mut x = b.conv("conv1", 0, 3, w, 7, 2, 3);
         x = b.bn("bn1", x, w);
@@ -144,59 +145,5 @@ impl ResNetConfig {
             nodes: b.nodes,
             output: out,
         }
-    }
-}
-
-struct Builder {
-    nodes: Vec<Node>,
-}
-
-impl Builder {
-    fn push(&mut self, name: &str, op: Op, inputs: Vec<ValueId>) -> ValueId {
-        self.nodes.push(Node {
-            name: name.to_string(),
-            op,
-            inputs,
-        });
-        self.nodes.len()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn conv(
-        &mut self,
-        name: &str,
-        x: ValueId,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        s: usize,
-        p: usize,
-    ) -> ValueId {
-        let op = Op::Conv2d(Conv2d {
-            in_channels: cin,
-            out_channels: cout,
-            kernel: k,
-            stride: s,
-            padding: p,
-            groups: 1,
-            bias: false,
-        });
-        self.push(name, op, vec![x])
-    }
-
-    fn bn(&mut self, name: &str, x: ValueId, c: usize) -> ValueId {
-        self.push(
-            name,
-            Op::BatchNorm2d {
-                channels: c,
-                eps: 1e-5,
-                momentum: 0.1,
-            },
-            vec![x],
-        )
-    }
-
-    fn relu(&mut self, name: &str, x: ValueId) -> ValueId {
-        self.push(name, Op::Relu, vec![x])
     }
 }

@@ -75,3 +75,73 @@ fn bad_specs_are_rejected_with_a_reason() {
         .to_string()
         .contains("32"));
 }
+
+#[test]
+fn deit_tiny_matches_timm_parameter_count_and_gbops() {
+    let g = ArchSpec::new("deit-tiny", 64, 224, 1000).graph().unwrap();
+    assert_eq!(g.arch, "deit_tiny_patch16_224");
+    // timm.create_model("deit_tiny_patch16_224", num_classes=1000): 5,717,416 parameters.
+    assert_eq!(g.param_count(), 5_717_416);
+    let layers = g.quant_layers().unwrap();
+    // Patch embedding + 12 x (qkv, proj, fc1, fc2) + head.
+    assert_eq!(layers.len(), 1 + 12 * 4 + 1);
+    assert_eq!(layers[0].name, "patch_embed.proj");
+    assert_eq!(layers[1].name, "blocks.0.attn.qkv");
+    assert_eq!(layers[49].name, "head");
+    // Linears count 2 * in * out once (11,000,832 BOPs in timm's model), the patch conv per
+    // position: the paper's table prints 0.07 GBOPs for FP32 DeiT-Tiny.
+    let linear_bops: u64 = layers[1..].iter().map(|l| l.bops).sum();
+    assert_eq!(linear_bops, 11_000_832);
+    assert_eq!(format!("{:.2}", g.fp32_gbops().unwrap()), "0.07");
+    // The qkv Linear runs on 197 tokens.
+    assert_eq!(layers[1].macs, 197 * 192 * 576);
+    assert!(g.attention_macs().unwrap() > 0);
+}
+
+#[test]
+fn tiny_vit_5m_matches_timm_parameter_count_and_gbops() {
+    let g = ArchSpec::new("tinyvit-5m", 64, 224, 1000).graph().unwrap();
+    assert_eq!(g.arch, "tiny_vit_5m_224");
+    // timm's default tag is the 21841-class in22k model; at 1000 classes it has 5,392,764.
+    assert_eq!(g.param_count(), 5_392_764);
+    let layers = g.quant_layers().unwrap();
+    let linear_bops: u64 = layers
+        .iter()
+        .filter(|l| l.weight_shape.len() == 2)
+        .map(|l| l.bops)
+        .sum();
+    assert_eq!(linear_bops, 10_028_032);
+    // The paper's table: 0.75 GBOPs for FP32 TinyViT.
+    assert_eq!(format!("{:.2}", g.fp32_gbops().unwrap()), "0.75");
+    // Stage 1 has 28x28 tokens in 16 windows of 7x7; stage 2 is one 14x14 window.
+    let attn: Vec<&fq_models::Attention> = g
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Attention(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attn.len(), 2 + 6 + 2);
+    assert_eq!(attn[0].group, Some(49));
+    assert_eq!(attn[2].group, None);
+    assert_eq!(attn[2].bias_window, Some(14));
+}
+
+#[test]
+fn narrow_transformers_build_at_small_inputs() {
+    let d = ArchSpec::new("deit_tiny_patch16_224", 16, 64, 2)
+        .graph()
+        .unwrap();
+    assert_eq!(d.arch, "deit_tiny_patch16_224-w16");
+    assert_eq!(d.quant_layers().unwrap()[1].weight_shape, vec![144, 48]);
+    // 64 px: stage grids 8, 4, 2 are padded to whole windows of 7, 14, 7.
+    let t = ArchSpec::new("tiny_vit_5m_224", 16, 64, 2).graph().unwrap();
+    assert_eq!(t.shapes().unwrap()[t.output], fq_models::Shape::Flat(2));
+    assert!(ArchSpec::new("tinyvit", 15, 64, 2).graph().is_err());
+    assert!(ArchSpec::new("deit-tiny", 16, 72, 2)
+        .graph()
+        .unwrap_err()
+        .to_string()
+        .contains("16-pixel"));
+}

@@ -191,7 +191,7 @@ impl Executor {
         if got != expected {
             let size = match self.shapes[0] {
                 Shape::Chw(_, h, _) => h,
-                Shape::Flat(f) => f,
+                Shape::Flat(f) | Shape::Seq(_, f) => f,
             };
             return Err(ExecError::InputSize {
                 got,

@@ -167,6 +167,7 @@ pub fn plan(g: &Graph) -> Vec<Step> {
             }
             Op::Relu => steps.push(Step::Relu { input, output: v }),
             Op::BatchNorm2d { .. } => unreachable!("validated graphs are folded"),
+            op => unreachable!("validation rejects {op:?}"),
         }
     }
     steps

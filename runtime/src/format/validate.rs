@@ -278,6 +278,7 @@ fn check_size(s: Shape, what: &str) -> Result<(), String> {
     let n = match s {
         Shape::Chw(c, h, w) => c.checked_mul(h).and_then(|x| x.checked_mul(w)),
         Shape::Flat(f) => Some(f),
+        Shape::Seq(l, d) => l.checked_mul(d),
     };
     match n {
         Some(n) if n <= MAX_VALUE_ELEMS => Ok(()),

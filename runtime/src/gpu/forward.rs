@@ -226,6 +226,7 @@ fn build(
     let chw = |v: usize| match shapes[v] {
         Shape::Chw(c, h, w) => (c, h, w),
         Shape::Flat(f) => (f, 1, 1),
+        Shape::Seq(l, d) => (d, l, 1),
     };
     match step {
         Step::Conv {

@@ -1,0 +1,202 @@
+//! The candle DeiT and TinyViT against timm (fixtures written by
+//! `tools/reference/transformer_ref.py`): narrow variants with every norm, token, embedding and
+//! attention-bias table randomised; eval and train logits, the loss and gradients within 1e-4.
+//! `full_size_*` repeat the logit check on the full-size models where the script's output is
+//! given in `FQ_FULL_REF_DIR` (see `tools/reference/full_size_check.sh`).
+
+use candle_core::{DType, Device, Tensor};
+use fq_compress::model::{Mode, Model};
+use fq_compress::params::ParamStore;
+use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/fixtures")
+}
+
+/// Largest |a-b| relative to the largest |b|.
+fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
+    let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
+    let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+    a.iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}
+
+/// Loads `{stem}.safetensors` into `graph` and compares with `{stem}_io.safetensors`;
+/// `grads` maps our parameter names to the fixture's gradient keys (empty: logits only).
+fn check(graph: Graph, dir: &Path, stem: &str, grads: &[(&str, &str)]) {
+    let dev = Device::Cpu;
+    let io =
+        candle_core::safetensors::load(dir.join(format!("{stem}_io.safetensors")), &dev).unwrap();
+    let params = ParamStore::load_safetensors(
+        &graph,
+        &dir.join(format!("{stem}.safetensors")),
+        0,
+        &dev,
+        false,
+    )
+    .unwrap();
+    let model = Model::new(graph, params, dev);
+    let logits = model.forward(&io["input"], Mode::Eval, None).unwrap();
+    let e = rel_err(&logits, &io["logits_eval"]);
+    println!("{stem}: eval logits rel err {e:.2e}");
+    assert!(e < 1e-4, "{stem}: eval logits differ from timm by {e}");
+    if grads.is_empty() {
+        return;
+    }
+    let logits = model.forward(&io["input"], Mode::Train, None).unwrap();
+    let e = rel_err(&logits, &io["logits_train"]);
+    assert!(e < 1e-4, "{stem}: train logits differ from timm by {e}");
+    let target = io["target"].to_dtype(DType::U32).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&logits, &target).unwrap();
+    let e = rel_err(&loss.reshape(1).unwrap(), &io["loss_train"]);
+    assert!(e < 1e-4, "{stem}: loss differs by {e}");
+    let g = loss.backward().unwrap();
+    for (p, key) in grads {
+        let ours = g.get(model.params.get(p).unwrap().as_tensor()).unwrap();
+        let e = rel_err(ours, &io[*key]);
+        assert!(e < 1e-4, "{stem}: gradient of {p} differs by {e}");
+    }
+}
+
+#[test]
+fn narrow_deit_tiny_matches_timm() {
+    let cfg = VitConfig {
+        dim: 48,
+        depth: 2,
+        input_size: 64,
+        ..VitConfig::deit_tiny(5)
+    };
+    check(
+        cfg.build("deit_tiny_patch16_224-w16-d2".into()),
+        &fixtures(),
+        "deit_tiny_w16",
+        &[
+            ("head.weight", "grad_head_weight"),
+            ("patch_embed.proj.weight", "grad_patch_embed_weight"),
+            ("blocks.0.attn.qkv.weight", "grad_qkv0_weight"),
+            ("pos_embed", "grad_pos_embed"),
+            ("cls_token", "grad_cls_token"),
+        ],
+    );
+}
+
+#[test]
+fn narrow_tiny_vit_with_padded_windows_matches_timm() {
+    let cfg = TinyVitConfig {
+        embed_dims: [16, 32, 40, 80],
+        depths: [1, 1, 2, 1],
+        input_size: 64,
+        ..TinyVitConfig::tiny_vit_5m(5)
+    };
+    check(
+        cfg.build("tiny_vit_5m_224-w16-d1122".into()),
+        &fixtures(),
+        "tiny_vit_w16",
+        &[
+            ("head.fc.weight", "grad_head_weight"),
+            ("patch_embed.conv1.conv.weight", "grad_patch_embed_weight"),
+            ("stages.1.blocks.0.attn.qkv.weight", "grad_qkv0_weight"),
+            (
+                "stages.1.blocks.0.attn.attention_biases",
+                "grad_attention_biases",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_checkpoint_that_does_not_fit_names_every_bad_tensor() {
+    // The narrow TinyViT file against a DeiT graph: missing, unexpected and mis-shaped tensors.
+    let graph = ArchSpec::new("deit-tiny", 16, 64, 5).graph().unwrap();
+    let err = ParamStore::load_safetensors(
+        &graph,
+        &fixtures().join("tiny_vit_w16.safetensors"),
+        0,
+        &Device::Cpu,
+        false,
+    )
+    .err()
+    .expect("a TinyViT checkpoint cannot load into DeiT");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("tiny_vit_w16.safetensors"), "{msg}");
+    assert!(
+        msg.contains("missing tensor `blocks.0.attn.qkv.weight`"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("unexpected tensor `stages.1.blocks.0.attn.attention_biases`"),
+        "{msg}"
+    );
+    // A DeiT checkpoint of another depth: the extra blocks are unexpected.
+    let graph = VitConfig {
+        dim: 48,
+        depth: 1,
+        input_size: 64,
+        ..VitConfig::deit_tiny(5)
+    }
+    .build("d1".into());
+    let msg = format!(
+        "{:#}",
+        ParamStore::load_safetensors(
+            &graph,
+            &fixtures().join("deit_tiny_w16.safetensors"),
+            0,
+            &Device::Cpu,
+            false
+        )
+        .err()
+        .unwrap()
+    );
+    assert!(
+        msg.contains("unexpected tensor `blocks.1.norm1.weight`"),
+        "{msg}"
+    );
+    // At another input size the position embedding is mis-shaped.
+    let graph = ArchSpec::new("deit-tiny", 16, 32, 5).graph().unwrap();
+    let msg = format!(
+        "{:#}",
+        ParamStore::load_safetensors(
+            &graph,
+            &fixtures().join("deit_tiny_w16.safetensors"),
+            0,
+            &Device::Cpu,
+            false
+        )
+        .err()
+        .unwrap()
+    );
+    assert!(
+        msg.contains("tensor `pos_embed` has shape [1, 17, 48], the model needs [1, 5, 48]"),
+        "{msg}"
+    );
+}
+
+/// The full-size models, when `tools/reference/full_size_check.sh` has written them.
+fn full(arch: &str, stem: &str) {
+    let Some(dir) = std::env::var_os("FQ_FULL_REF_DIR") else {
+        eprintln!("FQ_FULL_REF_DIR not set: skipping the full-size {arch} check");
+        return;
+    };
+    let graph = ArchSpec::new(arch, 64, 224, 1000).graph().unwrap();
+    check(graph, Path::new(&dir), stem, &[]);
+}
+
+#[test]
+fn full_size_deit_tiny_matches_timm() {
+    full("deit_tiny_patch16_224", "deit_tiny_patch16_224");
+}
+
+#[test]
+fn full_size_tiny_vit_5m_matches_timm() {
+    full("tiny_vit_5m_224", "tiny_vit_5m_224");
+}
+
+#[test]
+fn full_size_resnet50_matches_timm() {
+    full("resnet50", "resnet50");
+}
