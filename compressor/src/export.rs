@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use fq_models::{ArchSpec, Graph};
 use fq_runtime::format::{
-    assemble, BatchNormParams, LayerParams, LayerSource, ModelMeta, PackedModel,
+    assemble_with, BatchNormParams, LayerParams, LayerSource, ModelMeta, PackedModel,
 };
 use fq_runtime::metrics::FairnessMetrics;
 use fq_runtime::preprocess::PreprocessConfig;
@@ -95,7 +95,9 @@ pub fn pack_model(
         method_label: meta.method.label(),
         test_metrics: meta.test_metrics,
     };
-    Ok(assemble(graph, meta, layer, batch_norm)?)
+    // Layer norms, class token, position embedding, attention biases: FP32 (spec §1).
+    let tensor = |name: &str, _shape: &[usize]| vec(name);
+    Ok(assemble_with(graph, meta, layer, batch_norm, tensor)?)
 }
 
 /// Integer codes of one layer from the quantizer: `codes * scales` reproduces its dequantized

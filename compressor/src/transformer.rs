@@ -64,18 +64,11 @@ pub fn window_reverse(x: &Tensor, h: usize, w: usize, ws: usize) -> Result<Tenso
     Ok(g.contiguous()?.reshape((n, h * w, c))?)
 }
 
-/// Index of the attention bias between window positions `i` and `j` of a `ws x ws` window:
-/// `|dy| * ws + |dx|`, the order in which timm's TinyViT enumerates offsets.
-pub fn bias_index(i: usize, j: usize, ws: usize) -> usize {
-    let (yi, xi, yj, xj) = (i / ws, i % ws, j / ws, j % ws);
-    yi.abs_diff(yj) * ws + xi.abs_diff(xj)
-}
-
 /// The `[heads, g, g]` bias of every query/key pair from the `[heads, ws*ws]` table.
 fn expand_biases(table: &Tensor, ws: usize, device: &Device) -> Result<Tensor> {
     let g = ws * ws;
     let idx: Vec<u32> = (0..g * g)
-        .map(|k| bias_index(k / g, k % g, ws) as u32)
+        .map(|k| Attention::bias_index(k / g, k % g, ws) as u32)
         .collect();
     let idx = Tensor::from_vec(idx, g * g, device)?;
     let heads = table.dim(0)?;
@@ -167,10 +160,11 @@ mod tests {
     #[test]
     fn bias_index_follows_timm_offset_order() {
         // ws = 3: position 0 = (0,0), 5 = (1,2), 7 = (2,1).
-        assert_eq!(bias_index(0, 0, 3), 0);
-        assert_eq!(bias_index(0, 5, 3), 3 + 2);
-        assert_eq!(bias_index(7, 5, 3), 3 + 1);
-        assert_eq!(bias_index(5, 7, 3), bias_index(7, 5, 3));
+        let b = Attention::bias_index;
+        assert_eq!(b(0, 0, 3), 0);
+        assert_eq!(b(0, 5, 3), 3 + 2);
+        assert_eq!(b(7, 5, 3), 3 + 1);
+        assert_eq!(b(5, 7, 3), b(7, 5, 3));
     }
 
     #[test]

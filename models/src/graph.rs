@@ -63,6 +63,12 @@ impl Attention {
     pub fn out_features(&self) -> usize {
         self.heads * self.val_dim
     }
+
+    /// Column of the bias table for query position `i` and key position `j` of a `ws x ws`
+    /// window: `|dy| * ws + |dx|`, the order in which timm's TinyViT enumerates offsets.
+    pub fn bias_index(i: usize, j: usize, ws: usize) -> usize {
+        (i / ws).abs_diff(j / ws) * ws + (i % ws).abs_diff(j % ws)
+    }
 }
 
 /// The operations a graph may contain.

@@ -11,11 +11,12 @@ mod im2col;
 pub mod kernel;
 pub(crate) mod plan;
 mod pool;
+pub mod tokens;
 
 use fq_models::{Graph, Shape, ValueId};
 use rayon::prelude::*;
 
-use crate::format::{FormatError, Layer, LayerWeights, PackedModel};
+use crate::format::{FormatError, Layer, LayerWeights, NamedTensor, PackedModel};
 use gemm::{Epilogue, Rows};
 pub use plan::Step;
 
@@ -57,6 +58,8 @@ pub struct Executor {
     steps: Vec<Step>,
     shapes: Vec<Shape>,
     layers: Vec<Prepared>,
+    /// The unquantized parameters (layer norms, tokens, embeddings, attention biases).
+    tensors: Vec<NamedTensor>,
     /// Index of the last step reading each value (`usize::MAX`: the output, kept).
     last_use: Vec<usize>,
     output: ValueId,
@@ -78,7 +81,11 @@ pub enum ExecError {
 
 impl Executor {
     /// Compiles a graph with its layers (in node order); the pair must come from a validated model.
-    fn new(graph: &Graph, layers: Vec<Layer>) -> Result<Self, FormatError> {
+    fn new(
+        graph: &Graph,
+        layers: Vec<Layer>,
+        tensors: Vec<NamedTensor>,
+    ) -> Result<Self, FormatError> {
         let shapes = crate::format::validate_shapes(graph).map_err(FormatError::Invalid)?;
         let steps = plan::plan(graph);
         let n_layers = steps
@@ -102,6 +109,7 @@ impl Executor {
             steps,
             shapes,
             layers: layers.into_iter().map(Prepared::new).collect(),
+            tensors,
             last_use,
             output: graph.output,
         })
@@ -110,14 +118,25 @@ impl Executor {
     /// Compiles a validated model, taking its layers.
     pub fn from_model(model: &mut PackedModel) -> Result<Self, FormatError> {
         model.validate()?;
-        Self::new(&model.graph, std::mem::take(&mut model.layers))
+        let tensors = std::mem::take(&mut model.tensors);
+        Self::new(&model.graph, std::mem::take(&mut model.layers), tensors)
     }
 
     /// Compiles a bare graph with its layers (in node order), checked like a model's but with
     /// any output shape: how tests and benchmarks run single kernels.
     pub fn from_graph(graph: &Graph, layers: Vec<Layer>) -> Result<Self, FormatError> {
+        Self::from_parts(graph, layers, Vec::new())
+    }
+
+    /// [`Executor::from_graph`] with the graph's extra parameter tensors (in node order).
+    pub fn from_parts(
+        graph: &Graph,
+        layers: Vec<Layer>,
+        tensors: Vec<NamedTensor>,
+    ) -> Result<Self, FormatError> {
         crate::format::validate_layers(graph, &layers).map_err(FormatError::Invalid)?;
-        Self::new(graph, layers)
+        crate::format::validate_tensors(graph, &tensors).map_err(FormatError::Invalid)?;
+        Self::new(graph, layers, tensors)
     }
 
     /// Floats of one input image (`3 x size x size`, CHW).
@@ -246,15 +265,103 @@ impl Executor {
                 output,
             } => {
                 let l = &self.layers[*layer];
-                let mut out = vec![0f32; self.shapes[*output].numel()];
                 let epi = Epilogue {
                     scale: l.scale(),
                     bias: l.layer.bias.as_deref(),
                     residual: None,
                     relu: *relu,
                 };
+                if let Shape::Seq(t, _) = self.shapes[*input] {
+                    let rows = l.layer.weights.dims().0;
+                    return Some(tokens::linear_tokens(&l.rows(), rows, get(*input), t, epi));
+                }
+                let mut out = vec![0f32; self.shapes[*output].numel()];
                 gemm::gemv(&l.rows(), 0, get(*input), &mut out, epi);
                 Some(out)
+            }
+            Step::LayerNorm {
+                tensor, eps, input, ..
+            } => {
+                let (g, b) = (&self.tensors[*tensor].data, &self.tensors[*tensor + 1].data);
+                Some(tokens::layer_norm(get(*input), g.len(), g, b, *eps))
+            }
+            Step::Gelu { input, .. } => Some(tokens::gelu(get(*input).to_vec())),
+            Step::ToTokens { input, .. } => {
+                let Shape::Chw(c, h, w) = self.shapes[*input] else {
+                    unreachable!("validated: to-tokens input is [C,H,W]")
+                };
+                Some(tokens::transpose(get(*input), c, h * w))
+            }
+            Step::ToChw { input, .. } => {
+                let Shape::Seq(l, c) = self.shapes[*input] else {
+                    unreachable!("validated: to-[C,H,W] input is [L,D]")
+                };
+                Some(tokens::transpose(get(*input), l, c))
+            }
+            Step::ClassToken { tensor, input, .. } => Some(tokens::class_token(
+                get(*input),
+                &self.tensors[*tensor].data,
+            )),
+            Step::PosEmbed { tensor, input, .. } => Some(
+                get(*input)
+                    .iter()
+                    .zip(&self.tensors[*tensor].data)
+                    .map(|(x, p)| x + p)
+                    .collect(),
+            ),
+            Step::TakeToken { index, input, .. } => {
+                let Shape::Seq(_, d) = self.shapes[*input] else {
+                    unreachable!("validated: take-token input is [L,D]")
+                };
+                Some(get(*input)[index * d..(index + 1) * d].to_vec())
+            }
+            Step::WindowPartition {
+                height,
+                width,
+                window,
+                input,
+                ..
+            } => {
+                let Shape::Seq(_, c) = self.shapes[*input] else {
+                    unreachable!("validated: window partition input is [L,D]")
+                };
+                Some(tokens::window_partition(
+                    get(*input),
+                    *height,
+                    *width,
+                    c,
+                    *window,
+                ))
+            }
+            Step::WindowReverse {
+                height,
+                width,
+                window,
+                input,
+                ..
+            } => {
+                let Shape::Seq(_, c) = self.shapes[*input] else {
+                    unreachable!("validated: window reverse input is [L,D]")
+                };
+                Some(tokens::window_reverse(
+                    get(*input),
+                    *height,
+                    *width,
+                    c,
+                    *window,
+                ))
+            }
+            Step::Attention {
+                attention,
+                bias,
+                input,
+                ..
+            } => {
+                let Shape::Seq(l, _) = self.shapes[*input] else {
+                    unreachable!("validated: attention input is [L,D]")
+                };
+                let table = bias.map(|t| self.tensors[t].data.as_slice());
+                Some(tokens::attention(get(*input), l, attention, table))
             }
             Step::MaxPool {
                 kernel,

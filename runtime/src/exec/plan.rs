@@ -2,7 +2,7 @@
 //! feeds them: ReLU after a convolution, and a residual add (plus its ReLU) into the later of the
 //! two branches, so a ResNet block's tail costs no extra pass over memory.
 
-use fq_models::{Conv2d, Graph, Op, ValueId};
+use fq_models::{Attention, Conv2d, Graph, Op, ValueId};
 
 /// One executable step; values are the graph's value ids.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,10 +16,69 @@ pub enum Step {
         relu: bool,
         output: ValueId,
     },
+    /// On a vector, or on every token of a sequence (`tokens > 1` or a `[L, D]` input).
     Linear {
         layer: usize,
         input: ValueId,
         relu: bool,
+        output: ValueId,
+    },
+    /// `tensor` indexes [`PackedModel::tensors`](crate::format::PackedModel::tensors): the
+    /// weight, then the bias at `tensor + 1`.
+    LayerNorm {
+        tensor: usize,
+        eps: f64,
+        input: ValueId,
+        output: ValueId,
+    },
+    Gelu {
+        input: ValueId,
+        output: ValueId,
+    },
+    /// `[C, H, W] -> [H*W, C]`.
+    ToTokens {
+        input: ValueId,
+        output: ValueId,
+    },
+    /// `[H*W, C] -> [C, H, W]`.
+    ToChw {
+        input: ValueId,
+        output: ValueId,
+    },
+    ClassToken {
+        tensor: usize,
+        input: ValueId,
+        output: ValueId,
+    },
+    PosEmbed {
+        tensor: usize,
+        input: ValueId,
+        output: ValueId,
+    },
+    TakeToken {
+        index: usize,
+        input: ValueId,
+        output: ValueId,
+    },
+    WindowPartition {
+        height: usize,
+        width: usize,
+        window: usize,
+        input: ValueId,
+        output: ValueId,
+    },
+    WindowReverse {
+        height: usize,
+        width: usize,
+        window: usize,
+        input: ValueId,
+        output: ValueId,
+    },
+    Attention {
+        attention: Attention,
+        /// The attention-bias table's tensor, if the op has one.
+        bias: Option<usize>,
+        input: ValueId,
         output: ValueId,
     },
     MaxPool {
@@ -54,7 +113,17 @@ impl Step {
             | Step::MaxPool { output, .. }
             | Step::GlobalAvgPool { output, .. }
             | Step::Add { output, .. }
-            | Step::Relu { output, .. } => *output,
+            | Step::Relu { output, .. }
+            | Step::LayerNorm { output, .. }
+            | Step::Gelu { output, .. }
+            | Step::ToTokens { output, .. }
+            | Step::ToChw { output, .. }
+            | Step::ClassToken { output, .. }
+            | Step::PosEmbed { output, .. }
+            | Step::TakeToken { output, .. }
+            | Step::WindowPartition { output, .. }
+            | Step::WindowReverse { output, .. }
+            | Step::Attention { output, .. } => *output,
         }
     }
 
@@ -66,13 +135,24 @@ impl Step {
             Step::Linear { input, .. }
             | Step::MaxPool { input, .. }
             | Step::GlobalAvgPool { input, .. }
-            | Step::Relu { input, .. } => vec![*input],
+            | Step::Relu { input, .. }
+            | Step::LayerNorm { input, .. }
+            | Step::Gelu { input, .. }
+            | Step::ToTokens { input, .. }
+            | Step::ToChw { input, .. }
+            | Step::ClassToken { input, .. }
+            | Step::PosEmbed { input, .. }
+            | Step::TakeToken { input, .. }
+            | Step::WindowPartition { input, .. }
+            | Step::WindowReverse { input, .. }
+            | Step::Attention { input, .. } => vec![*input],
             Step::Add { a, b, .. } => vec![*a, *b],
         }
     }
 }
 
-/// The steps of a validated, folded graph (no batch norm) in execution order.
+/// The steps of a validated, folded graph (no batch norm) in execution order. Extra parameter
+/// tensors are numbered in node order, as [`crate::format::tensor_specs`] lists them.
 pub fn plan(g: &Graph) -> Vec<Step> {
     let n = g.nodes.len();
     // Consumers of each value; the graph output counts as one so it is never fused away.
@@ -103,6 +183,12 @@ pub fn plan(g: &Graph) -> Vec<Step> {
     };
     let mut steps = Vec::with_capacity(n);
     let mut layer = 0;
+    let mut tensor = 0;
+    // Takes the next `k` extra tensors; returns the first one's index.
+    let mut take = |k: usize| {
+        tensor += k;
+        tensor - k
+    };
     for (i, node) in g.nodes.iter().enumerate() {
         if fused[i] {
             continue;
@@ -167,7 +253,58 @@ pub fn plan(g: &Graph) -> Vec<Step> {
             }
             Op::Relu => steps.push(Step::Relu { input, output: v }),
             Op::BatchNorm2d { .. } => unreachable!("validated graphs are folded"),
-            op => unreachable!("validation rejects {op:?}"),
+            Op::LayerNorm { eps, .. } => steps.push(Step::LayerNorm {
+                tensor: take(2),
+                eps: *eps,
+                input,
+                output: v,
+            }),
+            Op::Gelu => steps.push(Step::Gelu { input, output: v }),
+            Op::ToTokens => steps.push(Step::ToTokens { input, output: v }),
+            Op::ToChw { .. } => steps.push(Step::ToChw { input, output: v }),
+            Op::ClassToken { .. } => steps.push(Step::ClassToken {
+                tensor: take(1),
+                input,
+                output: v,
+            }),
+            Op::PosEmbed { .. } => steps.push(Step::PosEmbed {
+                tensor: take(1),
+                input,
+                output: v,
+            }),
+            Op::TakeToken { index } => steps.push(Step::TakeToken {
+                index: *index,
+                input,
+                output: v,
+            }),
+            Op::WindowPartition {
+                height,
+                width,
+                window,
+            } => steps.push(Step::WindowPartition {
+                height: *height,
+                width: *width,
+                window: *window,
+                input,
+                output: v,
+            }),
+            Op::WindowReverse {
+                height,
+                width,
+                window,
+            } => steps.push(Step::WindowReverse {
+                height: *height,
+                width: *width,
+                window: *window,
+                input,
+                output: v,
+            }),
+            Op::Attention(a) => steps.push(Step::Attention {
+                attention: a.clone(),
+                bias: a.bias_window.map(|_| take(1)),
+                input,
+                output: v,
+            }),
         }
     }
     steps

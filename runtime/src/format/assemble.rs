@@ -10,7 +10,8 @@
 use fq_models::{Graph, Node, Op};
 
 use super::{
-    pack, CompressionSummary, FormatError, Layer, LayerWeights, PackedMatrix, PackedModel,
+    pack, CompressionSummary, FormatError, Layer, LayerWeights, NamedTensor, PackedMatrix,
+    PackedModel,
 };
 use crate::metrics::FairnessMetrics;
 use crate::preprocess::PreprocessConfig;
@@ -59,12 +60,26 @@ pub struct ModelMeta {
 
 /// Folds every batch norm into the convolution that feeds it, packs the layers and validates the
 /// result. `layer(name, rows, cols)` supplies a Conv2d/Linear layer's tensors, `batch_norm(name)`
-/// a batch norm's; errors name the layer.
+/// a batch norm's; errors name the layer. For graphs whose only parameters are those (ResNets).
 pub fn assemble(
+    graph: &Graph,
+    meta: ModelMeta,
+    layer: impl FnMut(&str, usize, usize) -> Result<LayerParams, String>,
+    batch_norm: impl FnMut(&str) -> Result<BatchNormParams, String>,
+) -> Result<PackedModel, FormatError> {
+    assemble_with(graph, meta, layer, batch_norm, |name, _| {
+        Err(format!("no source for parameter `{name}`"))
+    })
+}
+
+/// [`assemble`] for any graph: `tensor(name, shape)` supplies every other parameter (layer norms,
+/// class token, position embedding, attention biases) as row-major f32.
+pub fn assemble_with(
     graph: &Graph,
     meta: ModelMeta,
     mut layer: impl FnMut(&str, usize, usize) -> Result<LayerParams, String>,
     mut batch_norm: impl FnMut(&str) -> Result<BatchNormParams, String>,
+    mut tensor: impl FnMut(&str, &[usize]) -> Result<Vec<f32>, String>,
 ) -> Result<PackedModel, FormatError> {
     let invalid = FormatError::Invalid;
     let n = graph.nodes.len();
@@ -158,6 +173,16 @@ pub fn assemble(
         nodes,
         output: new_id[graph.output.min(n)],
     };
+    let mut tensors = Vec::new();
+    for spec in super::tensor_specs(&folded_graph) {
+        let data = tensor(&spec.name, &spec.shape)
+            .map_err(|e| invalid(format!("parameter `{}`: {e}", spec.name)))?;
+        tensors.push(NamedTensor {
+            name: spec.name,
+            shape: spec.shape,
+            data,
+        });
+    }
     let avg_bits = average_bits(&layers);
     let model = PackedModel {
         graph: folded_graph,
@@ -172,6 +197,7 @@ pub fn assemble(
             test_metrics: meta.test_metrics,
         },
         layers,
+        tensors,
     };
     model.validate()?;
     Ok(model)

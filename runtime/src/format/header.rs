@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 /// The first bytes of every FairQuant packed model (`.fqm`).
 pub const MAGIC: [u8; 8] = *b"FQMODEL\0";
 /// The body layout this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes before the body.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
@@ -112,9 +112,10 @@ mod tests {
             unwrap(&longer),
             Err(FormatError::TrailingBytes { extra: 1, .. })
         ));
-        let mut v2 = file.clone();
-        v2[8] = 2;
-        assert_eq!(unwrap(&v2), Err(FormatError::Version { found: 2 }));
+        // A file of another version (here the first, which had no extra tensors) is refused.
+        let mut v1 = file.clone();
+        v1[8] = 1;
+        assert_eq!(unwrap(&v1), Err(FormatError::Version { found: 1 }));
         let mut flipped = file;
         *flipped.last_mut().unwrap() ^= 0x10;
         assert_eq!(unwrap(&flipped), Err(FormatError::Checksum));

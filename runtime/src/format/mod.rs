@@ -18,10 +18,12 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::FairnessMetrics;
 use crate::preprocess::PreprocessConfig;
 
-pub use assemble::{assemble, BatchNormParams, LayerParams, LayerSource, ModelMeta};
+pub use assemble::{assemble, assemble_with, BatchNormParams, LayerParams, LayerSource, ModelMeta};
 pub use header::{FormatError, FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use pack::PackError;
-pub(crate) use validate::{layers as validate_layers, shapes as validate_shapes};
+pub(crate) use validate::{
+    layers as validate_layers, shapes as validate_shapes, tensor_specs, tensors as validate_tensors,
+};
 
 /// Everything a `.fqm` file holds after its header.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +37,18 @@ pub struct PackedModel {
     pub summary: CompressionSummary,
     /// One entry per Conv2d/Linear node of `graph`, in node order.
     pub layers: Vec<Layer>,
+    /// The other parameters the graph needs, unquantized (spec §1 keeps them FP32): layer norms'
+    /// `weight`/`bias`, the class token, the position embedding, attention-bias tables; in node
+    /// order, named as in [`fq_models::Graph::params`].
+    pub tensors: Vec<NamedTensor>,
+}
+
+/// An unquantized parameter tensor, row-major.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
 }
 
 /// How the model was compressed and how well it did on the compressor's test split; the

@@ -53,7 +53,58 @@ pub(super) fn validate(m: &PackedModel) -> Result<(), String> {
             ));
         }
     }
-    layers(g, &m.layers)
+    layers(g, &m.layers)?;
+    tensors(g, &m.tensors)
+}
+
+/// The graph's parameters that are neither Conv2d/Linear weights/biases nor batch norms: what
+/// [`PackedModel::tensors`](super::PackedModel::tensors) holds, in node order.
+pub(crate) fn tensor_specs(g: &Graph) -> Vec<fq_models::ParamSpec> {
+    let mut skip = std::collections::HashSet::new();
+    for n in &g.nodes {
+        if matches!(n.op, Op::Conv2d(_) | Op::Linear(_) | Op::BatchNorm2d { .. }) {
+            skip.insert(n.name.as_str());
+        }
+    }
+    g.params()
+        .into_iter()
+        .filter(|p| {
+            let module = p.name.rsplit_once('.').map_or("", |(m, _)| m);
+            !skip.contains(module)
+        })
+        .collect()
+}
+
+/// Every extra tensor against the graph: same names, order and shapes, finite values.
+pub(crate) fn tensors(g: &Graph, tensors: &[super::NamedTensor]) -> Result<(), String> {
+    let specs = tensor_specs(g);
+    if specs.len() != tensors.len() {
+        return Err(format!(
+            "{} parameter tensors for a graph that needs {}",
+            tensors.len(),
+            specs.len()
+        ));
+    }
+    for (spec, t) in specs.iter().zip(tensors) {
+        if t.name != spec.name || t.shape != spec.shape {
+            return Err(format!(
+                "parameter `{}` {:?} where the graph needs `{}` {:?}",
+                t.name, t.shape, spec.name, spec.shape
+            ));
+        }
+        if t.data.len() != spec.shape.iter().product::<usize>() {
+            return Err(format!(
+                "parameter `{}` has {} values for shape {:?}",
+                t.name,
+                t.data.len(),
+                t.shape
+            ));
+        }
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+            return Err(format!("parameter `{}`: value {i} is not finite", t.name));
+        }
+    }
+    Ok(())
 }
 
 /// Every layer against its Conv2d/Linear node (in node order): name, dimensions, widths, scales,
@@ -254,8 +305,78 @@ pub(crate) fn shapes(g: &Graph) -> Result<Vec<Shape>, String> {
                 a
             }
             (Op::GlobalAvgPool, Shape::Chw(c, h, w)) if h * w > 0 => Shape::Flat(c),
-            (Op::Linear(l), s) if s.numel() == l.in_features && l.out_features > 0 => {
+            (Op::Linear(l), Shape::Seq(t, d)) if d == l.in_features && l.out_features > 0 => {
+                Shape::Seq(t, l.out_features)
+            }
+            (Op::Linear(l), s)
+                if !matches!(s, Shape::Seq(..))
+                    && s.numel() == l.in_features
+                    && l.out_features > 0 =>
+            {
                 Shape::Flat(l.out_features)
+            }
+            (Op::LayerNorm { dim, eps }, s @ (Shape::Seq(_, d) | Shape::Flat(d)))
+                if d == *dim && d > 0 && eps.is_finite() && *eps >= 0.0 =>
+            {
+                s
+            }
+            (Op::Gelu, s) => s,
+            (Op::ToTokens, Shape::Chw(c, h, w)) => Shape::Seq(h * w, c),
+            (Op::ToChw { height, width }, Shape::Seq(l, c))
+                if height.checked_mul(*width) == Some(l) =>
+            {
+                Shape::Chw(c, *height, *width)
+            }
+            (Op::ClassToken { dim }, Shape::Seq(l, d)) if d == *dim => Shape::Seq(l + 1, d),
+            (Op::PosEmbed { tokens, dim }, s @ Shape::Seq(l, d)) if l == *tokens && d == *dim => s,
+            (Op::TakeToken { index }, Shape::Seq(l, d)) if *index < l => Shape::Flat(d),
+            (
+                Op::WindowPartition {
+                    height,
+                    width,
+                    window,
+                },
+                Shape::Seq(l, c),
+            ) => {
+                let padded = window_tokens(*height, *width, *window)
+                    .filter(|_| height.checked_mul(*width) == Some(l))
+                    .ok_or_else(|| bad(format!("window {window} does not fit {height}x{width} tokens")))?;
+                Shape::Seq(padded, c)
+            }
+            (
+                Op::WindowReverse {
+                    height,
+                    width,
+                    window,
+                },
+                Shape::Seq(l, c),
+            ) if window_tokens(*height, *width, *window) == Some(l) => {
+                Shape::Seq(height * width, c)
+            }
+            (Op::Attention(a), Shape::Seq(l, f)) => {
+                let dims = [a.heads, a.key_dim, a.val_dim];
+                if dims.iter().any(|&d| d == 0 || d > MAX_WINDOW) {
+                    return Err(bad(format!("attention heads/dims {dims:?} out of range")));
+                }
+                if f != a.qkv_features() {
+                    return Err(bad(format!(
+                        "attention reads {} fused qkv features, its input has {f}",
+                        a.qkv_features()
+                    )));
+                }
+                let g = a.group.unwrap_or(l);
+                if g == 0 || l % g != 0 {
+                    return Err(bad(format!("{l} tokens are not groups of {g}")));
+                }
+                if let Some(w) = a.bias_window {
+                    if w.checked_mul(w) != Some(g) {
+                        return Err(bad(format!(
+                            "attention biases for {w}x{w} windows need groups of {} tokens",
+                            w.saturating_mul(w)
+                        )));
+                    }
+                }
+                Shape::Seq(l, a.out_features())
             }
             (Op::BatchNorm2d { .. }, _) => {
                 return Err(bad(
@@ -272,6 +393,15 @@ pub(crate) fn shapes(g: &Graph) -> Result<Vec<Shape>, String> {
         return Err(format!("output value {} is not a node's output", g.output));
     }
     Ok(shapes)
+}
+
+/// Tokens after zero-padding a `h x w` grid to whole `window x window` windows (None if absurd).
+fn window_tokens(h: usize, w: usize, window: usize) -> Option<usize> {
+    if window == 0 || window > MAX_WINDOW || h > MAX_WINDOW || w > MAX_WINDOW {
+        return None;
+    }
+    let (nh, nw) = (fq_models::windows(h, window), fq_models::windows(w, window));
+    (nh * window).checked_mul(nw * window)
 }
 
 fn check_size(s: Shape, what: &str) -> Result<(), String> {

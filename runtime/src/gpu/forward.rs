@@ -72,6 +72,11 @@ impl GpuExecutor {
         crate::format::validate_layers(graph, layers)
             .map_err(|e| GpuError::Model(FormatError::Invalid(e).to_string()))?;
         let steps = plan::plan(graph);
+        if let Some(s) = steps.iter().find(|s| !supported(s)) {
+            return Err(GpuError::Model(format!(
+                "the GPU backend has no kernel for {s:?} yet; use the CPU backend"
+            )));
+        }
         let device = &dev.device;
         let layer_bufs: Vec<LayerBuffers> = layers
             .iter()
@@ -214,6 +219,19 @@ impl GpuExecutor {
     }
 }
 
+/// Whether [`build`] has a dispatch for the step.
+fn supported(s: &Step) -> bool {
+    matches!(
+        s,
+        Step::Conv { .. }
+            | Step::Linear { .. }
+            | Step::MaxPool { .. }
+            | Step::GlobalAvgPool { .. }
+            | Step::Add { .. }
+            | Step::Relu { .. }
+    )
+}
+
 /// The dispatch of one step (the same step list the CPU executor runs).
 fn build(
     s: &Shared,
@@ -340,5 +358,6 @@ fn build(
             None,
             &values[*output],
         ),
+        other => unreachable!("GpuExecutor::new rejects {other:?}"),
     }
 }

@@ -1,0 +1,170 @@
+//! CPU kernels of the token models (DeiT, TinyViT) on one image: Linear over every token through
+//! the packed GEMM, layer norm, exact GELU, multi-head attention (optionally in windows, with
+//! TinyViT's attention biases) and the token/grid reshapes. A sequence is `[L, D]` row-major.
+
+use rayon::prelude::*;
+
+use super::gemm::{gemm, Epilogue, PanelB, Rows};
+use super::kernel::NR;
+use fq_models::{windows, Attention, QkvLayout};
+
+/// `out[t][o] = W[o] . x[t] * scale[o] + bias[o]` for `l` tokens of `k` features: one packed GEMM
+/// with the tokens as the columns of `B`, so every weight row is unpacked once per block, not
+/// once per token.
+pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) -> Vec<f32> {
+    let k = x.len() / l.max(1);
+    let mut data = vec![0f32; l.div_ceil(NR) * k * NR];
+    data.par_chunks_mut((k * NR).max(1))
+        .enumerate()
+        .for_each(|(j, panel)| {
+            for c in 0..NR.min(l - j * NR) {
+                let tok = &x[(j * NR + c) * k..][..k];
+                for (i, &v) in tok.iter().enumerate() {
+                    panel[i * NR + c] = v;
+                }
+            }
+        });
+    let b = PanelB { data, k, n: l };
+    let mut out_t = vec![0f32; rows * l];
+    gemm(w, 0, rows, &b, &mut out_t, epi);
+    transpose(&out_t, rows, l)
+}
+
+/// `[r, c] -> [c, r]`.
+pub fn transpose(x: &[f32], r: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0f32; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = x[i * c + j];
+        }
+    }
+    out
+}
+
+/// Layer norm of each `d`-feature row (biased variance, accumulated in f64).
+pub fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], eps: f64) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+        let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+        let inv = 1.0 / (var + eps).sqrt();
+        for i in 0..d {
+            o[i] = ((row[i] as f64 - mean) * inv) as f32 * gamma[i] + beta[i];
+        }
+    }
+    out
+}
+
+/// PyTorch's exact GELU, `x * Phi(x)`.
+pub fn gelu(mut x: Vec<f32>) -> Vec<f32> {
+    x.iter_mut().for_each(|v| {
+        let f = *v as f64;
+        *v = (0.5 * f * (1.0 + libm::erf(f / std::f64::consts::SQRT_2))) as f32;
+    });
+    x
+}
+
+/// `[L, D]` plus the class token `[D]` in front.
+pub fn class_token(x: &[f32], token: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len() + token.len());
+    out.extend_from_slice(token);
+    out.extend_from_slice(x);
+    out
+}
+
+/// `[H*W, C]` grid tokens to windows of `ws x ws` (zero-padded), window by window.
+pub fn window_partition(x: &[f32], h: usize, w: usize, c: usize, ws: usize) -> Vec<f32> {
+    let (nh, nw) = (windows(h, ws), windows(w, ws));
+    let mut out = vec![0f32; nh * nw * ws * ws * c];
+    for (t, dst) in out.chunks_exact_mut(c).enumerate() {
+        let (y, x0) = window_pixel(t, nw, ws);
+        if y < h && x0 < w {
+            dst.copy_from_slice(&x[(y * w + x0) * c..][..c]);
+        }
+    }
+    out
+}
+
+/// The inverse of [`window_partition`], dropping the padding.
+pub fn window_reverse(x: &[f32], h: usize, w: usize, c: usize, ws: usize) -> Vec<f32> {
+    let nw = windows(w, ws);
+    let mut out = vec![0f32; h * w * c];
+    for (t, src) in x.chunks_exact(c).enumerate() {
+        let (y, x0) = window_pixel(t, nw, ws);
+        if y < h && x0 < w {
+            out[(y * w + x0) * c..][..c].copy_from_slice(src);
+        }
+    }
+    out
+}
+
+/// Grid position `(row, column)` of token `t` of the window-ordered sequence.
+fn window_pixel(t: usize, nw: usize, ws: usize) -> (usize, usize) {
+    let (win, pos) = (t / (ws * ws), t % (ws * ws));
+    let (wy, wx) = (win / nw, win % nw);
+    (wy * ws + pos / ws, wx * ws + pos % ws)
+}
+
+/// Column of `q`, `k` or `v` (part 0, 1, 2) feature `i` of `head` in a fused qkv row.
+fn qkv_col(a: &Attention, part: usize, head: usize, i: usize) -> usize {
+    match a.layout {
+        QkvLayout::QkvHeads => part * a.heads * a.key_dim + head * a.key_dim + i,
+        QkvLayout::HeadsQkv => head * (2 * a.key_dim + a.val_dim) + part * a.key_dim + i,
+    }
+}
+
+/// Multi-head attention of `l` tokens from the fused qkv `[L, heads*(2kd+vd)]` to
+/// `[L, heads*vd]`; `biases` is the `[heads, ws*ws]` table when the op has one.
+pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -> Vec<f32> {
+    let f = a.qkv_features();
+    let g = a.group.unwrap_or(l);
+    let (kd, vd) = (a.key_dim, a.val_dim);
+    let scale = (kd as f32).powf(-0.5);
+    let width = a.out_features();
+    // One task per (group, head): its `g` queries against its `g` keys.
+    let parts: Vec<(usize, usize, Vec<f32>)> = (0..(l / g) * a.heads)
+        .into_par_iter()
+        .map(|task| {
+            let (grp, head) = (task / a.heads, task % a.heads);
+            let t0 = grp * g;
+            let mut out = vec![0f32; g * vd];
+            let mut s = vec![0f32; g];
+            for qi in 0..g {
+                let q = &qkv[(t0 + qi) * f..][..f];
+                for (kj, sj) in s.iter_mut().enumerate() {
+                    let k = &qkv[(t0 + kj) * f..][..f];
+                    let mut dot = 0f32;
+                    for i in 0..kd {
+                        dot += q[qkv_col(a, 0, head, i)] * k[qkv_col(a, 1, head, i)];
+                    }
+                    *sj = dot * scale;
+                    if let (Some(b), Some(ws)) = (biases, a.bias_window) {
+                        *sj += b[head * ws * ws + Attention::bias_index(qi, kj, ws)];
+                    }
+                }
+                let m = s.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let mut sum = 0f32;
+                s.iter_mut().for_each(|v| {
+                    *v = (*v - m).exp();
+                    sum += *v;
+                });
+                let o = &mut out[qi * vd..][..vd];
+                for (kj, &p) in s.iter().enumerate() {
+                    let v = &qkv[(t0 + kj) * f..][..f];
+                    for (i, oi) in o.iter_mut().enumerate() {
+                        *oi += p * v[qkv_col(a, 2, head, i)];
+                    }
+                }
+                o.iter_mut().for_each(|v| *v /= sum);
+            }
+            (grp, head, out)
+        })
+        .collect();
+    let mut out = vec![0f32; l * width];
+    for (grp, head, o) in parts {
+        for qi in 0..g {
+            out[(grp * g + qi) * width + head * vd..][..vd].copy_from_slice(&o[qi * vd..][..vd]);
+        }
+    }
+    out
+}
