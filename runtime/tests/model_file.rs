@@ -146,10 +146,10 @@ fn wrong_magic_or_version_is_named() {
     let bytes = model.to_bytes().unwrap();
     let body = &bytes[HEADER_LEN..];
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v2.fqm");
-    std::fs::write(&path, envelope(body, 2)).unwrap();
+    let path = dir.path().join("v3.fqm");
+    std::fs::write(&path, envelope(body, 3)).unwrap();
     let msg = PackedModel::load(&path).unwrap_err().to_string();
-    assert!(msg.contains("v2.fqm") && msg.contains("version 2"), "{msg}");
+    assert!(msg.contains("v3.fqm") && msg.contains("version 3"), "{msg}");
     let path = dir.path().join("photo.fqm");
     std::fs::write(
         &path,
