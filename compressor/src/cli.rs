@@ -89,8 +89,10 @@ pub struct SynthArgs {
 #[derive(Args, Debug)]
 pub struct ModelArgs {
     #[arg(long, default_value = "resnet18")]
+    /// resnet18, resnet50, deit_tiny_patch16_224 (alias deit-tiny) or tiny_vit_5m_224 (tinyvit-5m).
     pub arch: String,
-    /// Stem/first-stage width (64 = the torchvision model).
+    /// Width knob, 64 = the published model: ResNet stem width, DeiT embedding dim / 3, TinyViT
+    /// first-stage dim.
     #[arg(long, default_value_t = 64)]
     pub width: usize,
     #[arg(long, default_value_t = 224)]
@@ -412,6 +414,13 @@ pub struct DemoArgs {
     /// Start over instead of reusing a finished dataset, checkpoint or model.
     #[arg(long)]
     pub fresh: bool,
+    /// Architecture: resnet18, resnet50, deit_tiny_patch16_224 (deit-tiny) or tiny_vit_5m_224
+    /// (tinyvit-5m), narrowed by `--width`.
+    #[arg(long, default_value = "resnet18")]
+    pub arch: String,
+    /// Width knob, 64 = the published model (see `fq_models::ArchSpec`).
+    #[arg(long, default_value_t = 16)]
+    pub width: usize,
 }
 
 fn train_config(h: &HyperArgs) -> TrainConfig {

@@ -232,6 +232,8 @@ pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     let mut cfg = RunConfig::embedded_default(&data_dir, a.seed);
+    cfg.model.arch = a.arch.clone();
+    cfg.model.width = a.width;
     if let Some(e) = a.epochs {
         cfg.train.epochs = e;
     }

@@ -145,3 +145,56 @@ fn narrow_transformers_build_at_small_inputs() {
         .to_string()
         .contains("16-pixel"));
 }
+
+#[test]
+fn transformers_quantize_exactly_the_spec_layers() {
+    // Spec §1: every Conv2d and Linear weight (patch embedding, qkv, proj, fc1, fc2, the head,
+    // TinyViT's depthwise convs); never norms, position embedding, class token or bias tables.
+    for arch in ["deit-tiny", "tinyvit-5m"] {
+        let g = ArchSpec::new(arch, 64, 224, 7).graph().unwrap();
+        let quantized: Vec<String> = g
+            .params()
+            .into_iter()
+            .filter(|p| p.quantizable)
+            .map(|p| p.name)
+            .collect();
+        let layers: Vec<String> = g
+            .quant_layers()
+            .unwrap()
+            .into_iter()
+            .map(|l| format!("{}.weight", l.name))
+            .collect();
+        assert_eq!(quantized, layers, "{arch}");
+        for p in g.params().iter().filter(|p| !p.quantizable) {
+            let ok = p.name.ends_with(".bias")
+                || p.name.ends_with("norm.weight")
+                || p.name.ends_with("norm1.weight")
+                || p.name.ends_with("norm2.weight")
+                || p.name.ends_with(".bn.weight")
+                || p.name.ends_with("running_mean")
+                || p.name.ends_with("running_var")
+                || p.name.ends_with("attention_biases")
+                || p.name == "cls_token"
+                || p.name == "pos_embed";
+            assert!(ok, "{arch}: `{}` is not quantized but unexpected", p.name);
+        }
+    }
+    let g = ArchSpec::new("tinyvit-5m", 64, 224, 7).graph().unwrap();
+    let names: Vec<String> = g
+        .quant_layers()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    for n in [
+        "patch_embed.conv1.conv",
+        "stages.0.blocks.0.conv2.conv",
+        "stages.1.downsample.conv2.conv",
+        "stages.1.blocks.0.attn.qkv",
+        "stages.1.blocks.0.local_conv.conv",
+        "stages.3.blocks.1.mlp.fc2",
+        "head.fc",
+    ] {
+        assert!(names.iter().any(|x| x == n), "{n} is not quantized");
+    }
+}

@@ -16,6 +16,16 @@ pub fn cli(args: &[&str]) {
 /// `synth` `num_images` images at 32 px into `root/data`, then `train` a ResNet18 of `width` for
 /// one epoch into `root/run`. Returns (data dir, run dir).
 pub fn trained_run(root: &Path, num_images: usize, width: usize) -> (PathBuf, PathBuf) {
+    trained_run_arch(root, num_images, "resnet18", width)
+}
+
+/// [`trained_run`] for any architecture of the zoo.
+pub fn trained_run_arch(
+    root: &Path,
+    num_images: usize,
+    arch: &str,
+    width: usize,
+) -> (PathBuf, PathBuf) {
     let data = root.join("data");
     let run = root.join("run");
     let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
@@ -33,7 +43,7 @@ pub fn trained_run(root: &Path, num_images: usize, width: usize) -> (PathBuf, Pa
     let w = width.to_string();
     #[rustfmt::skip]
     cli(&[
-        "train", "--run-dir", r, "--csv", &csv, "--images", &images,
+        "train", "--run-dir", r, "--csv", &csv, "--images", &images, "--arch", arch,
         "--width", &w, "--input-size", "32", "--epochs", "1", "--batch-size", "64",
     ]);
     (data, run)
