@@ -164,21 +164,18 @@ fn smooth(img: &RgbImage) -> RgbImage {
         return out;
     }
     let (edge, centre) = (1.0f32 / 13.0, 5.0f32 / 13.0);
-    let px = |x: u32, y: u32, c: usize| f32::from(img.get_pixel(x, y).0[c]);
-    for y in 1..h - 1 {
-        for x in 1..w - 1 {
-            let mut p = [0u8; 3];
-            for (c, v) in p.iter_mut().enumerate() {
-                let row = |yy: u32, mid: f32| {
-                    px(x - 1, yy, c) * edge + px(x, yy, c) * mid + px(x + 1, yy, c) * edge
-                };
-                let mut ss = 0.5f32;
-                ss += row(y + 1, edge);
-                ss += row(y, centre);
-                ss += row(y - 1, edge);
-                *v = ss.clamp(0.0, 255.0) as u8;
-            }
-            out.put_pixel(x, y, Rgb(p));
+    let (w, stride) = (w as usize, w as usize * 3);
+    let src = img.as_raw();
+    let dst: &mut [u8] = &mut out;
+    for y in 1..h as usize - 1 {
+        for i in y * stride + 3..y * stride + (w - 1) * 3 {
+            let px = |j: usize| f32::from(src[j]);
+            let row = |j: usize, mid: f32| px(j - 3) * edge + px(j) * mid + px(j + 3) * edge;
+            let mut ss = 0.5f32;
+            ss += row(i + stride, edge);
+            ss += row(i, centre);
+            ss += row(i - stride, edge);
+            dst[i] = ss.clamp(0.0, 255.0) as u8;
         }
     }
     out
