@@ -168,14 +168,16 @@ fn smooth(img: &RgbImage) -> RgbImage {
     let src = img.as_raw();
     let dst: &mut [u8] = &mut out;
     for y in 1..h as usize - 1 {
-        for i in y * stride + 3..y * stride + (w - 1) * 3 {
+        let row_start = y * stride + 3;
+        let inner = &mut dst[row_start..y * stride + (w - 1) * 3];
+        for (i, o) in (row_start..).zip(inner.iter_mut()) {
             let px = |j: usize| f32::from(src[j]);
             let row = |j: usize, mid: f32| px(j - 3) * edge + px(j) * mid + px(j + 3) * edge;
             let mut ss = 0.5f32;
             ss += row(i + stride, edge);
             ss += row(i, centre);
             ss += row(i - stride, edge);
-            dst[i] = ss.clamp(0.0, 255.0) as u8;
+            *o = ss.clamp(0.0, 255.0) as u8;
         }
     }
     out
