@@ -1,5 +1,6 @@
-//! Training-time augmentation of spec §6.2, steps 2–4, on the resized u8 images: random horizontal flip,
-//! random vertical flip, random rotation (uniform angle, nearest neighbour, fill 0, same canvas).
+//! Training-time augmentation of spec §6.2, steps 2–5, on the resized u8 images: random horizontal flip,
+//! random vertical flip, random rotation (uniform angle, nearest neighbour, fill 0, same canvas), then
+//! AutoAugment with torchvision's ImageNet policy (`crate::autoaugment`).
 //!
 //! The rotation reproduces what torchvision's `RandomRotation` does on a PIL image (`Image.rotate` about
 //! `(w/2, h/2)`, positive angles counter-clockwise), including PIL's 16.16 fixed-point nearest-neighbour
@@ -22,6 +23,10 @@ pub struct AugmentConfig {
     pub vflip_p: f64,
     /// Rotation angle drawn uniformly from `[-max, max]` degrees (spec: 15; 0 disables).
     pub max_rotation_deg: f64,
+    /// AutoAugment, ImageNet policy, after the rotation (spec: on). Configs saved before this field
+    /// existed read as `false`, so they keep augmenting exactly as they did.
+    #[serde(default)]
+    pub autoaugment: bool,
 }
 
 impl Default for AugmentConfig {
@@ -32,6 +37,7 @@ impl Default for AugmentConfig {
             hflip_p: 0.5,
             vflip_p: 0.5,
             max_rotation_deg: 15.0,
+            autoaugment: true,
         }
     }
 }
@@ -41,14 +47,16 @@ impl AugmentConfig {
     pub fn off() -> Self {
         AugmentConfig {
             enabled: false,
+            autoaugment: false,
             ..Self::default()
         }
     }
 }
 
 /// Applies the configured augmentations in spec order. When enabled, exactly three numbers are drawn from
-/// `rng` per image (h-flip, v-flip, angle), whatever the probabilities, so the random stream of later
-/// images does not depend on the outcomes.
+/// `rng` per image (h-flip, v-flip, angle), plus AutoAugment's five when it is on (sub-policy, two
+/// probabilities, two signs: [`crate::autoaugment::Draw::sample`]), whatever the probabilities and
+/// outcomes, so the random stream of later images does not depend on the outcomes.
 pub fn augment(img: &RgbImage, cfg: &AugmentConfig, rng: &mut impl Rng) -> RgbImage {
     if !cfg.enabled {
         return img.clone();
@@ -72,6 +80,9 @@ pub fn augment(img: &RgbImage, cfg: &AugmentConfig, rng: &mut impl Rng) -> RgbIm
     if max > 0.0 {
         out = rotate_nearest(&out, angle);
     }
+    if cfg.autoaugment {
+        out = crate::autoaugment::auto_augment(&out, rng);
+    }
     out
 }
 
@@ -94,7 +105,7 @@ pub fn rotate_nearest(img: &RgbImage, degrees: f64) -> RgbImage {
         return imageops::rotate90(img);
     }
 
-    // Output pixel (x, y) samples the input at M * (x + 0.5, y + 0.5).
+    // PIL's inverse matrix (output coordinates to input coordinates).
     let theta = -angle.to_radians();
     let round15 = |v: f64| (v * 1e15).round_ties_even() / 1e15;
     let (a, b) = (round15(theta.cos()), round15(theta.sin()));
@@ -102,9 +113,18 @@ pub fn rotate_nearest(img: &RgbImage, degrees: f64) -> RgbImage {
     let (cx, cy) = (f64::from(w) / 2.0, f64::from(h) / 2.0);
     let c = a * -cx + b * -cy + cx;
     let f = d * -cx + e * -cy + cy;
+    affine_nearest(img, [a, b, c, d, e, f])
+}
 
-    // PIL's 16.16 fixed point (`affine_fixed` in Geometry.c); every image that fits in memory is within
-    // its +-32768 range check.
+/// PIL's `Image.transform(size, AFFINE, m, NEAREST)` onto a black canvas of the same size: output pixel
+/// (x, y) takes the input pixel at `(m0 x + m1 y + m2, m3 x + m4 y + m5)` sampled at pixel centres, in
+/// PIL's 16.16 fixed point (`affine_fixed` in Geometry.c), so results match Pillow bit for bit. Every
+/// image that fits in memory is within its +-32768 range check for the matrices used here (rotations and
+/// shears of at most 0.3). PIL sends matrices with `m1 == m3 == 0` to a separate scaling routine; the only
+/// such matrix that reaches this function (a zero shear) is the identity, which both paths copy.
+pub(crate) fn affine_nearest(img: &RgbImage, m: [f64; 6]) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let [a, b, c, d, e, f] = m;
     let fix = |v: f64| (v * 65536.0 + 0.5).floor() as i64;
     let (a0, a1, a3, a4) = (fix(a), fix(b), fix(d), fix(e));
     let mut row_x = fix(c + a * 0.5 + b * 0.5);
@@ -148,10 +168,91 @@ mod tests {
     }
 
     #[test]
+    fn off_turns_autoaugment_off_and_default_turns_it_on() {
+        assert!(!AugmentConfig::off().autoaugment);
+        assert!(AugmentConfig::default().autoaugment);
+        // Even with its flag set, a disabled config is the identity and draws nothing.
+        let cfg = AugmentConfig {
+            autoaugment: true,
+            ..AugmentConfig::off()
+        };
+        let img = ramp(12, 10);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        assert_eq!(augment(&img, &cfg, &mut rng), img);
+        assert_eq!(
+            rng.random::<u64>(),
+            ChaCha8Rng::seed_from_u64(2).random::<u64>()
+        );
+    }
+
+    #[test]
+    fn configs_saved_without_the_autoaugment_field_still_load_with_it_off() {
+        let old = r#"{"enabled":true,"hflip_p":0.5,"vflip_p":0.5,"max_rotation_deg":15.0}"#;
+        let cfg: AugmentConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            cfg,
+            AugmentConfig {
+                autoaugment: false,
+                ..AugmentConfig::default()
+            }
+        );
+        let round: AugmentConfig =
+            serde_json::from_str(&serde_json::to_string(&AugmentConfig::default()).unwrap())
+                .unwrap();
+        assert_eq!(round, AugmentConfig::default());
+    }
+
+    #[test]
+    fn fixed_draw_count_per_image_with_autoaugment() {
+        // 3 draws (flips, angle) + 5 (AutoAugment), whatever the outcomes.
+        let img = ramp(16, 16);
+        let cfg = AugmentConfig::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let mut reference = ChaCha8Rng::seed_from_u64(21);
+        for _ in 0..50 {
+            augment(&img, &cfg, &mut rng);
+            for _ in 0..3 + crate::autoaugment::Draw::DRAWS {
+                reference.random::<f64>();
+            }
+            assert_eq!(
+                rng.clone().random::<u64>(),
+                reference.clone().random::<u64>()
+            );
+        }
+    }
+
+    #[test]
+    fn autoaugment_runs_after_the_rotation() {
+        let img = ramp(16, 12);
+        let cfg = AugmentConfig::default();
+        for seed in 0..30 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let got = augment(&img, &cfg, &mut rng);
+            // Replay the same stream by hand: flips, angle, then AutoAugment's draw.
+            let mut r = ChaCha8Rng::seed_from_u64(seed);
+            let (h, v) = (r.random::<f64>() < 0.5, r.random::<f64>() < 0.5);
+            let angle = -15.0 + 30.0 * r.random::<f64>();
+            let mut want = img.clone();
+            if h {
+                imageops::flip_horizontal_in_place(&mut want);
+            }
+            if v {
+                imageops::flip_vertical_in_place(&mut want);
+            }
+            let want = crate::autoaugment::apply(
+                &rotate_nearest(&want, angle),
+                &crate::autoaugment::Draw::sample(&mut r),
+            );
+            assert_eq!(got, want, "seed {seed}");
+        }
+    }
+
+    #[test]
     fn flips_happen_about_half_the_time_and_are_exact() {
         let img = ramp(6, 5);
         let cfg = AugmentConfig {
             max_rotation_deg: 0.0,
+            autoaugment: false,
             ..AugmentConfig::default()
         };
         let h = imageops::flip_horizontal(&img);
@@ -180,6 +281,7 @@ mod tests {
         let cfg = AugmentConfig {
             vflip_p: 0.0,
             max_rotation_deg: 0.0,
+            autoaugment: false,
             ..AugmentConfig::default()
         };
         let mut rng = ChaCha8Rng::seed_from_u64(3);

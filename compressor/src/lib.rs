@@ -2,6 +2,7 @@
 
 pub mod allocate;
 pub mod augment;
+pub mod autoaugment;
 pub mod baq;
 pub mod checkpoint;
 pub mod cli;
