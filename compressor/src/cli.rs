@@ -126,9 +126,12 @@ pub struct HyperArgs {
     pub patience: usize,
     #[arg(long, default_value_t = 2)]
     pub seed: u64,
-    /// Turn off the training-time flips and rotation.
+    /// Turn off all training-time augmentation (flips, rotation, AutoAugment).
     #[arg(long)]
     pub no_augment: bool,
+    /// Keep the flips and rotation but skip spec §6.2's AutoAugment (ImageNet policy).
+    #[arg(long)]
+    pub no_autoaugment: bool,
     /// Batch order; `group-balanced` draws samples ∝ 1/n_g with replacement (Bellam–Kim).
     #[arg(long, value_enum, default_value = "shuffle")]
     pub sampler: Sampler,
@@ -438,7 +441,10 @@ fn train_config(h: &HyperArgs) -> TrainConfig {
         augment: if h.no_augment {
             AugmentConfig::off()
         } else {
-            AugmentConfig::default()
+            AugmentConfig {
+                autoaugment: !h.no_autoaugment,
+                ..AugmentConfig::default()
+            }
         },
         sampler: h.sampler,
         group_weights: h.group_weights.clone().unwrap_or_default(),
