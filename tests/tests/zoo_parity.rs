@@ -1,5 +1,5 @@
-//! DeiT and TinyViT through the whole chain: timm weights (the narrow fixtures of
-//! `tools/reference/transformer_ref.py`) → the compressor's candle model → the packed `.fqm`
+//! The zoo through the whole chain: timm weights (the narrow fixtures of
+//! `tools/reference/transformer_ref.py` and `resnet_ref.py`) → the compressor's candle model → the packed `.fqm`
 //! → the runtime's CPU executor. The FP32 export must reproduce timm's logits; quantized exports
 //! must reproduce the compressor's fake-quantized logits (U8, U4, a random per-channel 2–8 mix).
 
@@ -9,7 +9,7 @@ use fq_compress::methods::Method;
 use fq_compress::model::{Mode, Model};
 use fq_compress::params::ParamStore;
 use fq_compress::quant::{BitAssignment, Granularity};
-use fq_models::{Graph, TinyVitConfig, VitConfig};
+use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
 use fq_runtime::classify::Classifier;
 use fq_runtime::preprocess::PreprocessConfig;
 use rand::{Rng, SeedableRng};
@@ -27,6 +27,8 @@ fn fixture(name: &str) -> PathBuf {
 /// The narrow timm models of the fixtures, by stem.
 pub fn narrow(stem: &str) -> Graph {
     match stem {
+        "resnet18_w8" => ArchSpec::new("resnet18", 8, 64, 5).graph().unwrap(),
+        "resnet50_w4" => ArchSpec::new("resnet50", 4, 64, 5).graph().unwrap(),
         "deit_tiny_w16" => VitConfig {
             dim: 48,
             depth: 2,
@@ -83,7 +85,12 @@ fn runtime_logits(
 #[test]
 fn fp32_export_reproduces_timm_logits() {
     let dev = Device::Cpu;
-    for stem in ["deit_tiny_w16", "tiny_vit_w16"] {
+    for stem in [
+        "resnet18_w8",
+        "resnet50_w4",
+        "deit_tiny_w16",
+        "tiny_vit_w16",
+    ] {
         let g = narrow(stem);
         let p = ParamStore::load_safetensors(
             &g,
@@ -107,7 +114,7 @@ fn fp32_export_reproduces_timm_logits() {
 #[test]
 fn quantized_exports_match_the_fake_quant_model() {
     let dev = Device::Cpu;
-    for stem in ["deit_tiny_w16", "tiny_vit_w16"] {
+    for stem in ["resnet50_w4", "deit_tiny_w16", "tiny_vit_w16"] {
         let g = narrow(stem);
         let p = ParamStore::load_safetensors(
             &g,
