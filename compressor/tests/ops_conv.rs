@@ -148,3 +148,34 @@ fn weight_gradient_is_bit_reproducible() {
         );
     }
 }
+
+/// Depthwise convolutions (TinyViT) take the direct-loop op: values and both gradients as
+/// candle's grouped conv, strides 1/2, padding 0/1, odd sizes.
+#[test]
+fn depthwise_values_and_gradients_match_candle() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    // (batch, channels, height, width, kernel, stride, padding)
+    for (b, c, h, wd, k, s, p) in [
+        (2, 5, 7, 9, 3, 1, 1),
+        (3, 8, 8, 8, 3, 2, 1),
+        (1, 4, 5, 7, 3, 2, 0),
+        (2, 3, 4, 4, 1, 1, 0),
+    ] {
+        let x = random(&mut rng, &[b, c, h, wd]);
+        let w = random(&mut rng, &[c, 1, k, k]);
+        let r = random(&mut rng, x.conv2d(&w, p, s, 1, c).unwrap().dims());
+        let ours = run(|x, w| conv2d(x, w, p, s, c).unwrap(), &x, &w, &r);
+        let theirs = run(|x, w| x.conv2d(w, p, s, 1, c).unwrap(), &x, &w, &r);
+        for (what, a, e) in [
+            ("value", &ours.0, &theirs.0),
+            ("input gradient", &ours.1, &theirs.1),
+            ("weight gradient", &ours.2, &theirs.2),
+        ] {
+            let d = max_rel_diff(a, e);
+            assert!(
+                d <= 1e-5,
+                "depthwise b{b} c{c} k{k} s{s} p{p}: {what} differs by {d}"
+            );
+        }
+    }
+}

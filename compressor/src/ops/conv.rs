@@ -22,6 +22,11 @@ pub fn conv2d(
     stride: usize,
     groups: usize,
 ) -> candle_core::Result<Tensor> {
+    if groups > 1 {
+        if let Some(y) = super::depthwise::depthwise_conv2d(x, w, padding, stride, groups)? {
+            return Ok(y);
+        }
+    }
     let usable =
         applies(x) && w.dtype() == DType::F32 && groups == 1 && x.rank() == 4 && w.rank() == 4;
     if !usable {
