@@ -35,6 +35,10 @@ pub fn conv2d(
 ) {
     let (groups, n) = (conv.groups, ho * wo);
     let (cg, og) = (c / groups, co / groups);
+    if groups > 1 && cg == 1 && og == 1 {
+        let geometry = (conv.kernel, conv.stride, conv.padding);
+        return super::depthwise::depthwise(x, (c, h, w), geometry, (ho, wo), rows, epi, out);
+    }
     for g in 0..groups {
         let geo = Geometry {
             c: cg,

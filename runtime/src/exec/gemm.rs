@@ -149,7 +149,7 @@ pub fn gemv(w: &Rows, row0: usize, x: &[f32], out: &mut [f32], epi: Epilogue) {
 }
 
 /// Eight partial sums, so the compiler can vectorise the reduction.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ac

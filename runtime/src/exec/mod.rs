@@ -6,6 +6,7 @@
 //! of them fused into the GEMM's epilogue (see [`plan`]). Batches run image-parallel.
 
 mod conv;
+mod depthwise;
 pub mod gemm;
 mod im2col;
 pub mod kernel;

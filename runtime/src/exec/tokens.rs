@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{gemm, Epilogue, PanelB, Rows};
+use super::gemm::{dot, gemm, Epilogue, PanelB, Rows};
 use super::kernel::NR;
 use fq_models::{windows, Attention, QkvLayout};
 
@@ -55,13 +55,25 @@ pub fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], eps: f64) ->
     out
 }
 
-/// PyTorch's exact GELU, `x * Phi(x)`.
+/// PyTorch's exact GELU, `x * Phi(x)`, with `erf` from Abramowitz & Stegun 7.1.26 (absolute
+/// error 1.5e-7, under 1e-6 in f32: far inside the 1e-4 the outputs are checked to, and several times faster
+/// than a libm `erf`, which dominated TinyViT's CPU time).
 pub fn gelu(mut x: Vec<f32>) -> Vec<f32> {
-    x.iter_mut().for_each(|v| {
-        let f = *v as f64;
-        *v = (0.5 * f * (1.0 + libm::erf(f / std::f64::consts::SQRT_2))) as f32;
+    x.par_chunks_mut(4096).for_each(|c| {
+        c.iter_mut()
+            .for_each(|v| *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2)))
     });
     x
+}
+
+/// Abramowitz & Stegun 7.1.26.
+pub fn erf(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let y = 1.0 - poly * (-x * x).exp();
+    y.copysign(x)
 }
 
 /// `[L, D]` plus the class token `[D]` in front.
@@ -114,32 +126,42 @@ fn qkv_col(a: &Attention, part: usize, head: usize, i: usize) -> usize {
 }
 
 /// Multi-head attention of `l` tokens from the fused qkv `[L, heads*(2kd+vd)]` to
-/// `[L, heads*vd]`; `biases` is the `[heads, ws*ws]` table when the op has one.
+/// `[L, heads*vd]`; `biases` is the `[heads, ws*ws]` table when the op has one. Each (group,
+/// head) task first gathers its q, k, v into contiguous rows so the dot products and the
+/// weighted sums run over unit-stride slices.
 pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -> Vec<f32> {
     let f = a.qkv_features();
     let g = a.group.unwrap_or(l);
     let (kd, vd) = (a.key_dim, a.val_dim);
     let scale = (kd as f32).powf(-0.5);
     let width = a.out_features();
-    // One task per (group, head): its `g` queries against its `g` keys.
+    let gather = |t0: usize, head: usize, part: usize, d: usize| -> Vec<f32> {
+        let c0 = qkv_col(a, part, head, 0);
+        let mut m = Vec::with_capacity(g * d);
+        for t in t0..t0 + g {
+            m.extend_from_slice(&qkv[t * f + c0..][..d]);
+        }
+        m
+    };
     let parts: Vec<(usize, usize, Vec<f32>)> = (0..(l / g) * a.heads)
         .into_par_iter()
         .map(|task| {
             let (grp, head) = (task / a.heads, task % a.heads);
             let t0 = grp * g;
+            let q = gather(t0, head, 0, kd);
+            let k = gather(t0, head, 1, kd);
+            let v = gather(t0, head, 2, vd);
             let mut out = vec![0f32; g * vd];
             let mut s = vec![0f32; g];
-            for qi in 0..g {
-                let q = &qkv[(t0 + qi) * f..][..f];
+            for (qi, o) in out.chunks_exact_mut(vd).enumerate() {
+                let qr = &q[qi * kd..][..kd];
                 for (kj, sj) in s.iter_mut().enumerate() {
-                    let k = &qkv[(t0 + kj) * f..][..f];
-                    let mut dot = 0f32;
-                    for i in 0..kd {
-                        dot += q[qkv_col(a, 0, head, i)] * k[qkv_col(a, 1, head, i)];
-                    }
-                    *sj = dot * scale;
-                    if let (Some(b), Some(ws)) = (biases, a.bias_window) {
-                        *sj += b[head * ws * ws + Attention::bias_index(qi, kj, ws)];
+                    *sj = dot(qr, &k[kj * kd..][..kd]) * scale;
+                }
+                if let (Some(b), Some(ws)) = (biases, a.bias_window) {
+                    let row = &b[head * ws * ws..][..ws * ws];
+                    for (kj, sj) in s.iter_mut().enumerate() {
+                        *sj += row[Attention::bias_index(qi, kj, ws)];
                     }
                 }
                 let m = s.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -148,14 +170,12 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
                     *v = (*v - m).exp();
                     sum += *v;
                 });
-                let o = &mut out[qi * vd..][..vd];
                 for (kj, &p) in s.iter().enumerate() {
-                    let v = &qkv[(t0 + kj) * f..][..f];
-                    for (i, oi) in o.iter_mut().enumerate() {
-                        *oi += p * v[qkv_col(a, 2, head, i)];
-                    }
+                    let vr = &v[kj * vd..][..vd];
+                    o.iter_mut().zip(vr).for_each(|(oi, x)| *oi += p * x);
                 }
-                o.iter_mut().for_each(|v| *v /= sum);
+                let inv = 1.0 / sum;
+                o.iter_mut().for_each(|v| *v *= inv);
             }
             (grp, head, out)
         })
@@ -167,4 +187,18 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_approximation_is_within_its_bound() {
+        for i in -4000..=4000 {
+            let x = i as f64 / 1000.0;
+            let e = (erf(x as f32) as f64 - libm::erf(x)).abs();
+            assert!(e < 1e-6, "erf({x}) off by {e}");
+        }
+    }
 }
