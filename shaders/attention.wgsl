@@ -33,29 +33,28 @@ struct Batch {
 
 const CHUNK: u32 = 64u;
 
-// Column of q, k or v (part 0, 1, 2) feature `i` of `head` in a fused qkv row.
-fn col(part: u32, head: u32, i: u32) -> u32 {
+// Offset of q, k or v (part 0, 1, 2) of `head` in a fused qkv row; a head's features follow.
+fn col(part: u32, head: u32) -> u32 {
     if (p.qkv_order == 0u) {
-        return part * p.heads * p.kd + head * p.kd + i;
+        return part * p.heads * p.kd + head * p.kd;
     }
-    return head * (2u * p.kd + p.vd) + part * p.kd + i;
+    return head * (2u * p.kd + p.vd) + part * p.kd;
 }
 
 fn absdiff(a: u32, b: u32) -> u32 {
     return max(a, b) - min(a, b);
 }
 
-// Score of query row `q` (position `qi` in its group) against key row `k` (position `kj`).
-fn score(q: u32, k: u32, head: u32, qi: u32, kj: u32) -> f32 {
+// Score of the query at `q` (its q features) against the key at `k` (its k features); `b` is the
+// key's bias-table column.
+fn score(q: u32, k: u32, b: u32) -> f32 {
     var dot = 0.0;
     for (var i = 0u; i < p.kd; i++) {
-        dot += qkv[q + col(0u, head, i)] * qkv[k + col(1u, head, i)];
+        dot += qkv[q + i] * qkv[k + i];
     }
     var s = dot * p.scale;
     if (p.ws > 0u) {
-        let ws = p.ws;
-        let b = absdiff(qi / ws, kj / ws) * ws + absdiff(qi % ws, kj % ws);
-        s += biases[head * ws * ws + b];
+        s += biases[b];
     }
     return s;
 }
@@ -71,29 +70,50 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) n
     let img = tok / p.l;
     let qt = tok - img * p.l;
     let qi = qt % p.g;
-    // First row of the image, and of the query's group.
-    let row0 = img * p.l;
-    let grp0 = row0 + qt - qi;
-    let q = (row0 + qt) * p.f;
+    // First row of the query's group; the query's position in its window.
+    let grp0 = img * p.l + qt - qi;
+    let ws = max(p.ws, 1u);
+    let qy = qi / ws;
+    let qx = qi - qy * ws;
+    let table = head * p.ws * p.ws;
+    let q = (img * p.l + qt) * p.f + col(0u, head);
+    let koff = col(1u, head);
+    let voff = col(2u, head);
+    // Pass 1: the largest score. The key's window position (ky, kx) is stepped, not divided.
     var m = -3.40282347e38;
+    var ky = 0u;
+    var kx = 0u;
     for (var kj = 0u; kj < p.g; kj++) {
-        m = max(m, score(q, (grp0 + kj) * p.f, head, qi, kj));
+        let b = table + absdiff(qy, ky) * ws + absdiff(qx, kx);
+        m = max(m, score(q, (grp0 + kj) * p.f + koff, b));
+        kx += 1u;
+        if (kx == ws) {
+            kx = 0u;
+            ky += 1u;
+        }
     }
-    let width = p.heads * p.vd;
-    let out = (row0 + qt) * width + head * p.vd;
+    let out = (img * p.l + qt) * p.heads * p.vd + head * p.vd;
+    // Pass 2, per 64 value features: exp(s - max), their sum and the weighted values in key
+    // order, divided once at the end.
     for (var v0 = 0u; v0 < p.vd; v0 += CHUNK) {
         let nv = min(CHUNK, p.vd - v0);
         var acc: array<f32, 64>;
-        for (var i = 0u; i < CHUNK; i++) {
-            acc[i] = 0.0;
-        }
         var sum = 0.0;
+        ky = 0u;
+        kx = 0u;
         for (var kj = 0u; kj < p.g; kj++) {
-            let k = (grp0 + kj) * p.f;
-            let e = exp(score(q, k, head, qi, kj) - m);
+            let row = (grp0 + kj) * p.f;
+            let b = table + absdiff(qy, ky) * ws + absdiff(qx, kx);
+            let e = exp(score(q, row + koff, b) - m);
             sum += e;
+            let v = row + voff + v0;
             for (var i = 0u; i < nv; i++) {
-                acc[i] += e * qkv[k + col(2u, head, v0 + i)];
+                acc[i] += e * qkv[v + i];
+            }
+            kx += 1u;
+            if (kx == ws) {
+                kx = 0u;
+                ky += 1u;
             }
         }
         for (var i = 0u; i < nv; i++) {

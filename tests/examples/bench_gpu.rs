@@ -329,7 +329,7 @@ fn zoo_section(dev: &Arc<GpuDevice>, budget: f64, md: &mut String) -> Result<()>
          parentheses. GFLOP: the convolutions' and Linear layers' multiply-adds ×2 per image \
          (attention's own products not counted). Error: largest |GPU − CPU| logit relative to \
          the largest.\n\n\
-         | model | input | GFLOP | wgpu, tiled shader | CPU (fq-runtime) | GPU ÷ CPU | error | \
+         | model | input | GFLOP | wgpu, tiled shader | CPU (fq-runtime) | GPU time ÷ CPU time | error | \
          same top-1 |\n|---|---|---|---|---|---|---|---|\n"
     );
     for g in &models {

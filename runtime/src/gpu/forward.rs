@@ -20,6 +20,10 @@ use crate::format::{FormatError, Layer, NamedTensor, PackedModel};
 /// model, small enough to keep a 224x224 ResNet's activations well under 1 GiB.
 pub const DEFAULT_BATCH: usize = 8;
 
+/// Output channels per group up to which a convolution runs on the naive GEMM whatever kernel
+/// was asked for.
+const DEPTHWISE_ROWS: u32 = 4;
+
 /// A model on the GPU.
 pub struct GpuExecutor {
     dev: Arc<GpuDevice>,
@@ -307,6 +311,13 @@ fn build(
                 padding: u(conv.padding),
                 flags: if *relu { RELU } else { 0 } | if residual.is_some() { ADD } else { 0 },
                 pad: [0; 3],
+            };
+            // A 64-row tile would be nearly empty for a depthwise convolution's one row per
+            // group (TinyViT's MBConv): one thread per output wastes nothing there.
+            let kernel = if params.m <= DEPTHWISE_ROWS {
+                GemmKernel::Naive
+            } else {
+                kernel
             };
             dispatch::gemm(
                 s,
