@@ -1,5 +1,6 @@
 // The elementwise ops left after fusion: `a + b` (a residual add not fused into a convolution)
-// and ReLU, over a batch of `len`-float values. Flags: bit 0 ReLU, bit 1 add `b`.
+// and ReLU, over a batch of `len`-float values. Flags: bit 0 ReLU, bit 1 add `b`, bit 2 `b` is
+// one `len`-float parameter shared by every image (a position embedding).
 
 struct Elementwise {
     len: u32,
@@ -24,7 +25,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) n
     }
     var v = a[i];
     if ((p.flags & 2u) != 0u) {
-        v += b[i];
+        v += b[select(i, i % p.len, (p.flags & 4u) != 0u)];
     }
     if ((p.flags & 1u) != 0u) {
         v = max(v, 0.0);

@@ -2,7 +2,10 @@
 // right-hand matrix B[k][j] of a convolution is read straight from the NCHW input, never built.
 //
 // Row k of B is an input tap (c, ky, kx) of the group, column j an output pixel (image, oy, ox)
-// of the batch. A Linear layer is the same with a 1x1 input, kernel 1 and c_in = K.
+// of the batch. A Linear layer is the same with a 1x1 input, kernel 1 and c_in = K. A Linear on
+// tokens (flag bit 2) has one column per (image, token), `ho` = tokens and `wo` = 1: column j reads
+// the K features of token row j of the batch's `[N*L, K]` input and writes row j of the
+// `[N*L, c_out]` output, token-major as the CPU does.
 
 struct Gemm {
     // Output channels per group (rows of the product) and taps per output (K).
@@ -20,7 +23,7 @@ struct Gemm {
     kernel: u32,
     stride: u32,
     padding: u32,
-    // Bit 0: ReLU; bit 1: add the residual before it.
+    // Bit 0: ReLU; bit 1: add the residual before it; bit 2: token-major input and output.
     flags: u32,
     _pad0: u32,
     _pad1: u32,
@@ -58,6 +61,12 @@ fn column(j: u32, group: u32) -> Column {
     col.base = (img * p.c_in + group * p.c_group) * p.h * p.w;
     col.y0 = i32(oy * p.stride) - i32(p.padding);
     col.x0 = i32(ox * p.stride) - i32(p.padding);
+    if ((p.flags & 4u) != 0u) {
+        // Token rows are contiguous: column j starts at row j (h = w = kernel = 1).
+        col.base = select(0u, j, col.valid) * p.c_in;
+        col.y0 = 0;
+        col.x0 = 0;
+    }
     return col;
 }
 
@@ -107,7 +116,10 @@ fn store(o: u32, j: u32, group: u32, sum: f32) {
     let oc = group * p.m + o;
     let row = rows[oc];
     let img = j / pixels;
-    let at = (img * p.c_out + oc) * pixels + (j - img * pixels);
+    var at = (img * p.c_out + oc) * pixels + (j - img * pixels);
+    if ((p.flags & 4u) != 0u) {
+        at = j * p.c_out + oc;
+    }
     var v = sum * row.scale + row.bias;
     if ((p.flags & 2u) != 0u) {
         v += residual[at];

@@ -7,7 +7,7 @@ use fq_runtime::gpu::kernels::sources;
 #[test]
 fn every_kernel_parses_and_validates() {
     let kernels = sources();
-    assert!(kernels.len() >= 7, "{} kernels", kernels.len());
+    assert!(kernels.len() >= 11, "{} kernels", kernels.len());
     for k in &kernels {
         let module = naga::front::wgsl::parse_str(&k.source)
             .unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(&k.source)));
@@ -43,5 +43,5 @@ fn every_shader_file_is_compiled() {
             );
         }
     }
-    assert_eq!(files, 9, "shaders/*.wgsl");
+    assert_eq!(files, 13, "shaders/*.wgsl");
 }

@@ -1,7 +1,8 @@
 //! GPU benchmark of the wgpu backend, next to the CPU one: GFLOP/s of the packed GEMM and latency
 //! of the ResNet18 forward pass on the adapter wgpu picks, side by side with a naive
 //! one-thread-per-output bit-unpacking shader on the same adapter and with the CPU path, all
-//! timed round-robin in one run. Writes (replaces) the `## wgpu backend` section at the end of
+//! timed round-robin in one run; then DeiT and TinyViT (narrow and full size), GPU vs CPU per
+//! image. `--zoo` runs only that last table. Writes (replaces) the `## wgpu backend` section at the end of
 //! `bench/results.md` (`bench/run.sh` runs it after the CPU benchmark). Not part of `cargo test`.
 
 mod bench_common;
@@ -15,7 +16,7 @@ use fq_compress::export::{pack_model, ExportMeta};
 use fq_compress::methods::Method;
 use fq_compress::params::ParamStore;
 use fq_compress::quant::{BitAssignment, Granularity};
-use fq_models::ArchSpec;
+use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
 use fq_runtime::classify::Classifier;
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
 use fq_runtime::exec::kernel::NR;
@@ -110,12 +111,14 @@ fn gemm_row(
 fn main() -> Result<()> {
     let mut out = PathBuf::from("bench/results.md");
     let mut budget = 3.0;
+    let mut zoo_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => out = args.next().context("--out FILE")?.into(),
             "--quick" => budget = 0.3,
-            other => anyhow::bail!("unknown argument `{other}` (--out FILE, --quick)"),
+            "--zoo" => zoo_only = true,
+            other => anyhow::bail!("unknown argument `{other}` (--out FILE, --quick, --zoo)"),
         }
     }
     let mut md = format!("{SECTION}\n\n");
@@ -124,7 +127,13 @@ fn main() -> Result<()> {
             eprintln!("bench_gpu: {e}; no GPU figures");
             md += &format!("No adapter on this machine ({e}); nothing measured.\n");
         }
-        Ok(dev) => gpu_section(Arc::new(dev), budget, budget < 1.0, &mut md)?,
+        Ok(dev) => {
+            let dev = Arc::new(dev);
+            if !zoo_only {
+                gpu_section(dev.clone(), budget, budget < 1.0, &mut md)?;
+            }
+            zoo_section(&dev, budget, &mut md)?;
+        }
     }
     fq_runtime::sections::write_keeping_sections(&out, &md, &[])
         .with_context(|| format!("writing {}", out.display()))?;
@@ -284,5 +293,119 @@ fn gpu_section(dev: Arc<GpuDevice>, budget: f64, quick: bool, md: &mut String) -
             )
         },
     );
+    Ok(())
+}
+
+/// The token models and ResNet18 at a random per-channel 2–8-bit mix: GPU (tiled shader, one
+/// submit of `BATCH` images) vs the CPU executor (images in parallel) on the same batch, ms per
+/// image, timed round-robin.
+fn zoo_section(dev: &Arc<GpuDevice>, budget: f64, md: &mut String) -> Result<()> {
+    const BATCH: usize = 8;
+    let narrow_deit = VitConfig {
+        dim: 48,
+        depth: 2,
+        input_size: 64,
+        ..VitConfig::deit_tiny(5)
+    }
+    .build("deit_tiny-w48-d2-64px".into());
+    let narrow_tinyvit = TinyVitConfig {
+        embed_dims: [16, 32, 40, 80],
+        depths: [1, 1, 2, 1],
+        input_size: 64,
+        ..TinyVitConfig::tiny_vit_5m(5)
+    }
+    .build("tiny_vit_5m-w16-d1122-64px".into());
+    let models: Vec<Graph> = vec![
+        narrow_deit,
+        narrow_tinyvit,
+        ArchSpec::new("resnet18", 64, 224, 1000).graph()?,
+        VitConfig::deit_tiny(1000).build("deit_tiny_patch16_224".into()),
+        TinyVitConfig::tiny_vit_5m(1000).build("tiny_vit_5m_224".into()),
+    ];
+    *md += &format!(
+        "\n### Token models vs ResNet18, GPU vs CPU, ms per image\n\nRandom-init weights at a \
+         random per-channel 2–8-bit mix; one batch of {BATCH} images per run (one submit on the \
+         GPU, images in parallel on the CPU), timed round-robin; best of the runs, medians in \
+         parentheses. GFLOP: the convolutions' and Linear layers' multiply-adds ×2 per image \
+         (attention's own products not counted). Error: largest |GPU − CPU| logit relative to \
+         the largest.\n\n\
+         | model | input | GFLOP | wgpu, tiled shader | CPU (fq-runtime) | GPU time ÷ CPU time | error | \
+         same top-1 |\n|---|---|---|---|---|---|---|---|\n"
+    );
+    for g in &models {
+        let p = ParamStore::init(g, 0, &candle_core::Device::Cpu)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let bits = BitAssignment {
+            granularity: Some(Granularity::PerChannel),
+            layers: g
+                .quant_layers()?
+                .iter()
+                .map(|l| {
+                    let b = (0..l.out_channels)
+                        .map(|_| rng.random_range(2..=8))
+                        .collect();
+                    (l.name.clone(), b)
+                })
+                .collect(),
+        };
+        let meta = ExportMeta {
+            method: Method::PtqU4.into(),
+            classes: (0..g.num_classes).map(|i| format!("c{i}")).collect(),
+            groups: vec!["I-III".into(), "IV-VI".into()],
+            preprocess: PreprocessConfig {
+                width: g.input_size as u32,
+                height: g.input_size as u32,
+                ..PreprocessConfig::default()
+            },
+            test_metrics: None,
+        };
+        let model = pack_model(g, &p, Some(&bits), meta)?;
+        let gpu = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Tiled, BATCH)?;
+        let cpu = Classifier::from_model(model)?;
+        let x: Vec<f32> = (0..BATCH * gpu.input_len())
+            .map(|_| rng.random_range(-2.0..2.0))
+            .collect();
+        let (a, b) = (
+            gpu.run_batch(&x, BATCH)?.logits,
+            cpu.logits_batch(&x, BATCH)?,
+        );
+        let classes = g.num_classes;
+        let top = |l: &[f32]| fq_runtime::metrics::argmax_rows(l, classes);
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (p, q)| m.max((p - q).abs()))
+            / scale;
+        let times = {
+            let mut fs: Vec<Box<dyn FnMut() + '_>> = vec![
+                Box::new(|| {
+                    gpu.run_batch(&x, BATCH).expect("gpu forward");
+                }),
+                Box::new(|| {
+                    cpu.logits_batch(&x, BATCH).expect("cpu forward");
+                }),
+            ];
+            time_rounds(&mut fs, 2, 100, budget * 4.0)
+        };
+        let per = |(best, median): (f64, f64)| {
+            format!(
+                "{:.1} ({:.1})",
+                best * 1e3 / BATCH as f64,
+                median * 1e3 / BATCH as f64
+            )
+        };
+        eprintln!("{}: gpu {:?}, cpu {:?}", g.arch, times[0], times[1]);
+        *md += &format!(
+            "| {} | {s}×{s} | {:.3} | {} | {} | {:.1}× | {err:.1e} | {} |\n",
+            g.arch,
+            2.0 * g.macs()? as f64 / 1e9,
+            per(times[0]),
+            per(times[1]),
+            times[0].0 / times[1].0,
+            if top(&a) == top(&b) { "yes" } else { "no" },
+            s = g.input_size,
+        );
+    }
     Ok(())
 }

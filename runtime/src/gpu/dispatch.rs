@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::buffers::{uniform, LayerBuffers};
+use super::buffers::{storage_init, uniform, LayerBuffers};
 use super::kernels::Kernels;
 
 /// `Gemm` in `shaders/im2col.wgsl`.
@@ -41,9 +41,30 @@ pub struct PoolParams {
     pub padding: u32,
 }
 
+/// `Attention` in `shaders/attention.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct AttentionParams {
+    pub l: u32,
+    pub heads: u32,
+    pub kd: u32,
+    pub vd: u32,
+    pub f: u32,
+    pub g: u32,
+    /// 0: `QkvHeads`, 1: `HeadsQkv`.
+    pub layout: u32,
+    /// Bias window side, 0 for none.
+    pub ws: u32,
+    pub scale: f32,
+}
+
 /// Flag bits shared by the GEMM epilogue and `add_relu`.
 pub const RELU: u32 = 1;
 pub const ADD: u32 = 2;
+/// GEMM: a Linear on tokens (token-major `[L, K]` in, `[L, M]` out). `add_relu`: the second
+/// operand is one per-image-sized parameter every image adds.
+pub const TOKENS: u32 = 4;
+pub const BROADCAST: u32 = 4;
 
 /// Which GEMM kernel convolutions and Linear layers use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -281,6 +302,102 @@ pub fn add_relu(
         grid: Grid::Flat {
             per_image: len,
             size: 256,
+        },
+    }
+}
+
+/// Layer norm of `rows` rows of `d` features per image, one workgroup per row.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm(
+    s: &Shared,
+    rows: u32,
+    d: u32,
+    eps: f32,
+    input: &wgpu::Buffer,
+    gamma: &wgpu::Buffer,
+    beta: &wgpu::Buffer,
+    output: &wgpu::Buffer,
+) -> Dispatch {
+    let pipeline = &s.kernels.layer_norm;
+    let p = uniform(s.device, "layer norm params", &[rows, d, eps.to_bits()]);
+    Dispatch {
+        pipeline: pipeline.clone(),
+        bind_group: bind(
+            s.device,
+            pipeline,
+            "layer norm",
+            &[&p, s.batch, input, gamma, beta, output],
+        ),
+        grid: Grid::Flat {
+            per_image: rows,
+            size: 1,
+        },
+    }
+}
+
+/// Exact GELU over `len` floats per image.
+pub fn gelu(s: &Shared, len: u32, input: &wgpu::Buffer, output: &wgpu::Buffer) -> Dispatch {
+    let pipeline = &s.kernels.gelu;
+    let p = uniform(s.device, "gelu params", &[len]);
+    Dispatch {
+        pipeline: pipeline.clone(),
+        bind_group: bind(s.device, pipeline, "gelu", &[&p, s.batch, input, output]),
+        grid: Grid::Flat {
+            per_image: len,
+            size: 256,
+        },
+    }
+}
+
+/// `output[i] = input[map[i]]` per image (see `shaders/gather.wgsl` for the sentinels); `extra`
+/// is the shared parameter that flagged entries read.
+pub fn gather(
+    s: &Shared,
+    in_len: u32,
+    map: &[u32],
+    input: &wgpu::Buffer,
+    extra: Option<&wgpu::Buffer>,
+    output: &wgpu::Buffer,
+) -> Dispatch {
+    let pipeline = &s.kernels.gather;
+    let p = uniform(s.device, "gather params", &[in_len, map.len() as u32]);
+    let m = storage_init(s.device, "gather map", bytemuck::cast_slice(map));
+    Dispatch {
+        pipeline: pipeline.clone(),
+        bind_group: bind(
+            s.device,
+            pipeline,
+            "gather",
+            &[&p, s.batch, input, &m, extra.unwrap_or(s.dummy), output],
+        ),
+        grid: Grid::Flat {
+            per_image: map.len() as u32,
+            size: 256,
+        },
+    }
+}
+
+/// Multi-head attention, one thread per (image, query, head).
+pub fn attention(
+    s: &Shared,
+    params: AttentionParams,
+    qkv: &wgpu::Buffer,
+    biases: Option<&wgpu::Buffer>,
+    output: &wgpu::Buffer,
+) -> Dispatch {
+    let pipeline = &s.kernels.attention;
+    let p = uniform(s.device, "attention params", &params);
+    Dispatch {
+        pipeline: pipeline.clone(),
+        bind_group: bind(
+            s.device,
+            pipeline,
+            "attention",
+            &[&p, s.batch, qkv, biases.unwrap_or(s.dummy), output],
+        ),
+        grid: Grid::Flat {
+            per_image: params.l * params.heads,
+            size: 64,
         },
     }
 }

@@ -4,17 +4,25 @@
 
 use std::sync::{Arc, Mutex};
 
-use fq_models::{Graph, Shape};
+use fq_models::{Graph, QkvLayout, Shape};
 
-use super::buffers::{activation, read_floats, readback, uniform, LayerBuffers};
-use super::dispatch::{self, Dispatch, GemmKernel, GemmParams, PoolParams, Shared, ADD, RELU};
+use super::buffers::{activation, read_floats, readback, storage_init, uniform, LayerBuffers};
+use super::dispatch::{
+    self, AttentionParams, Dispatch, GemmKernel, GemmParams, PoolParams, Shared, ADD, BROADCAST,
+    RELU, TOKENS,
+};
+use super::gather;
 use super::{GpuDevice, GpuError};
 use crate::exec::{plan, Step};
-use crate::format::{FormatError, Layer, PackedModel};
+use crate::format::{FormatError, Layer, NamedTensor, PackedModel};
 
 /// Images per submit unless asked otherwise: enough to fill a GPU's wide tiles on a small
 /// model, small enough to keep a 224x224 ResNet's activations well under 1 GiB.
 pub const DEFAULT_BATCH: usize = 8;
+
+/// Output channels per group up to which a convolution runs on the naive GEMM whatever kernel
+/// was asked for.
+const DEPTHWISE_ROWS: u32 = 4;
 
 /// A model on the GPU.
 pub struct GpuExecutor {
@@ -32,6 +40,7 @@ pub struct GpuExecutor {
     /// Runs share the buffers: one at a time.
     lock: Mutex<()>,
     _layers: Vec<LayerBuffers>,
+    _tensors: Vec<wgpu::Buffer>,
 }
 
 /// Logits and probabilities of a batch, `[n, classes]` each.
@@ -55,11 +64,19 @@ impl GpuExecutor {
         model
             .validate()
             .map_err(|e| GpuError::Model(e.to_string()))?;
-        Self::new(dev, &model.graph, &model.layers, kernel, batch)
+        Self::from_parts(
+            dev,
+            &model.graph,
+            &model.layers,
+            &model.tensors,
+            kernel,
+            batch,
+        )
     }
 
     /// Compiles a graph with its layers (in node order), checked as [`crate::exec::Executor::from_graph`]
-    /// does: any output shape (the "classes" are then its elements).
+    /// does: any output shape (the "classes" are then its elements). For graphs without extra
+    /// parameter tensors (convolutional ones); see [`GpuExecutor::from_parts`].
     pub fn new(
         dev: Arc<GpuDevice>,
         graph: &Graph,
@@ -67,20 +84,33 @@ impl GpuExecutor {
         kernel: GemmKernel,
         batch: usize,
     ) -> Result<Self, GpuError> {
-        let shapes = crate::format::validate_shapes(graph)
-            .map_err(|e| GpuError::Model(FormatError::Invalid(e).to_string()))?;
-        crate::format::validate_layers(graph, layers)
-            .map_err(|e| GpuError::Model(FormatError::Invalid(e).to_string()))?;
+        Self::from_parts(dev, graph, layers, &[], kernel, batch)
+    }
+
+    /// [`GpuExecutor::new`] with the graph's extra parameter tensors (layer norms, class token,
+    /// position embedding, attention biases; in node order, as
+    /// [`crate::exec::Executor::from_parts`] takes them).
+    pub fn from_parts(
+        dev: Arc<GpuDevice>,
+        graph: &Graph,
+        layers: &[Layer],
+        tensors: &[NamedTensor],
+        kernel: GemmKernel,
+        batch: usize,
+    ) -> Result<Self, GpuError> {
+        let invalid = |e: String| GpuError::Model(FormatError::Invalid(e).to_string());
+        let shapes = crate::format::validate_shapes(graph).map_err(invalid)?;
+        crate::format::validate_layers(graph, layers).map_err(invalid)?;
+        crate::format::validate_tensors(graph, tensors).map_err(invalid)?;
         let steps = plan::plan(graph);
-        if let Some(s) = steps.iter().find(|s| !supported(s)) {
-            return Err(GpuError::Model(format!(
-                "the GPU backend has no kernel for {s:?} yet; use the CPU backend"
-            )));
-        }
         let device = &dev.device;
         let layer_bufs: Vec<LayerBuffers> = layers
             .iter()
             .map(|l| LayerBuffers::new(device, l))
+            .collect();
+        let tensor_bufs: Vec<wgpu::Buffer> = tensors
+            .iter()
+            .map(|t| storage_init(device, &t.name, bytemuck::cast_slice(&t.data)))
             .collect();
         let n_layers = steps
             .iter()
@@ -120,10 +150,16 @@ impl GpuExecutor {
             batch: &batch_uniform,
             dummy: &dummy,
         };
+        let model = ModelBuffers {
+            shapes: &shapes,
+            layers: &layer_bufs,
+            tensors: &tensor_bufs,
+            values: &values,
+        };
         let mut dispatches: Vec<Dispatch> = steps
             .iter()
-            .map(|step| build(&shared, step, &shapes, &layer_bufs, &values, kernel))
-            .collect();
+            .map(|step| build(&shared, step, &model, kernel).map_err(GpuError::Model))
+            .collect::<Result<_, _>>()?;
         dispatches.push(dispatch::softmax(
             &shared,
             u(classes),
@@ -149,6 +185,7 @@ impl GpuExecutor {
             batch,
             lock: Mutex::new(()),
             _layers: layer_bufs,
+            _tensors: tensor_bufs,
             dev,
         })
     }
@@ -219,34 +256,36 @@ impl GpuExecutor {
     }
 }
 
-/// Whether [`build`] has a dispatch for the step.
-fn supported(s: &Step) -> bool {
-    matches!(
-        s,
-        Step::Conv { .. }
-            | Step::Linear { .. }
-            | Step::MaxPool { .. }
-            | Step::GlobalAvgPool { .. }
-            | Step::Add { .. }
-            | Step::Relu { .. }
-    )
+/// What a step's dispatch binds: the value shapes and the load-time buffers.
+struct ModelBuffers<'a> {
+    shapes: &'a [Shape],
+    layers: &'a [LayerBuffers],
+    tensors: &'a [wgpu::Buffer],
+    values: &'a [wgpu::Buffer],
 }
 
-/// The dispatch of one step (the same step list the CPU executor runs).
+/// The dispatch of one step (the same step list the CPU executor runs); an error names what the
+/// GPU cannot run.
 fn build(
     s: &Shared,
     step: &Step,
-    shapes: &[Shape],
-    layers: &[LayerBuffers],
-    values: &[wgpu::Buffer],
+    m: &ModelBuffers,
     kernel: GemmKernel,
-) -> Dispatch {
+) -> Result<Dispatch, String> {
+    let (shapes, layers, values) = (m.shapes, m.layers, m.values);
     let chw = |v: usize| match shapes[v] {
         Shape::Chw(c, h, w) => (c, h, w),
         Shape::Flat(f) => (f, 1, 1),
         Shape::Seq(l, d) => (d, l, 1),
     };
-    match step {
+    let seq = |v: usize| match shapes[v] {
+        Shape::Seq(l, d) => Ok((l, d)),
+        other => Err(format!(
+            "{step:?} needs a token sequence, value {v} is {other:?}"
+        )),
+    };
+    let numel = |v: usize| u(shapes[v].numel());
+    Ok(match step {
         Step::Conv {
             layer,
             conv,
@@ -273,6 +312,13 @@ fn build(
                 flags: if *relu { RELU } else { 0 } | if residual.is_some() { ADD } else { 0 },
                 pad: [0; 3],
             };
+            // A 64-row tile would be nearly empty for a depthwise convolution's one row per
+            // group (TinyViT's MBConv): one thread per output wastes nothing there.
+            let kernel = if params.m <= DEPTHWISE_ROWS {
+                GemmKernel::Naive
+            } else {
+                kernel
+            };
             dispatch::gemm(
                 s,
                 kernel,
@@ -290,7 +336,11 @@ fn build(
             relu,
             output,
         } => {
-            let (k, o) = (shapes[*input].numel(), shapes[*output].numel());
+            // On tokens: one GEMM column per (image, token), token-major in and out.
+            let (l, k, o, tokens) = match (shapes[*input], shapes[*output]) {
+                (Shape::Seq(l, k), Shape::Seq(_, o)) => (l, k, o, TOKENS),
+                (i, o) => (1, i.numel(), o.numel(), 0),
+            };
             let params = GemmParams {
                 m: u(o),
                 k: u(k),
@@ -299,12 +349,12 @@ fn build(
                 w: 1,
                 c_group: u(k),
                 c_out: u(o),
-                ho: 1,
+                ho: u(l),
                 wo: 1,
                 kernel: 1,
                 stride: 1,
                 padding: 0,
-                flags: if *relu { RELU } else { 0 },
+                flags: if *relu { RELU } else { 0 } | tokens,
                 pad: [0; 3],
             };
             dispatch::gemm(
@@ -358,6 +408,167 @@ fn build(
             None,
             &values[*output],
         ),
-        other => unreachable!("GpuExecutor::new rejects {other:?}"),
-    }
+        Step::LayerNorm {
+            tensor,
+            eps,
+            input,
+            output,
+        } => {
+            let (rows, d) = match shapes[*input] {
+                Shape::Seq(l, d) => (l, d),
+                other => (1, other.numel()),
+            };
+            dispatch::layer_norm(
+                s,
+                u(rows),
+                u(d),
+                *eps as f32,
+                &values[*input],
+                &m.tensors[*tensor],
+                &m.tensors[*tensor + 1],
+                &values[*output],
+            )
+        }
+        Step::Gelu { input, output } => {
+            dispatch::gelu(s, numel(*output), &values[*input], &values[*output])
+        }
+        Step::ToTokens { input, output } => {
+            let (c, h, w) = chw(*input);
+            let map = gather::transpose(c, h * w)?;
+            dispatch::gather(
+                s,
+                numel(*input),
+                &map,
+                &values[*input],
+                None,
+                &values[*output],
+            )
+        }
+        Step::ToChw { input, output } => {
+            let (l, c) = seq(*input)?;
+            let map = gather::transpose(l, c)?;
+            dispatch::gather(
+                s,
+                numel(*input),
+                &map,
+                &values[*input],
+                None,
+                &values[*output],
+            )
+        }
+        Step::ClassToken {
+            tensor,
+            input,
+            output,
+        } => {
+            let (l, d) = seq(*input)?;
+            let map = gather::class_token(l, d)?;
+            dispatch::gather(
+                s,
+                numel(*input),
+                &map,
+                &values[*input],
+                Some(&m.tensors[*tensor]),
+                &values[*output],
+            )
+        }
+        Step::TakeToken {
+            index,
+            input,
+            output,
+        } => {
+            let (_, d) = seq(*input)?;
+            let map = gather::take_token(*index, d)?;
+            dispatch::gather(
+                s,
+                numel(*input),
+                &map,
+                &values[*input],
+                None,
+                &values[*output],
+            )
+        }
+        Step::WindowPartition {
+            height,
+            width,
+            window,
+            input,
+            output,
+        } => {
+            let (_, c) = seq(*input)?;
+            let map = gather::window_partition(*height, *width, c, *window)?;
+            dispatch::gather(
+                s,
+                numel(*input),
+                &map,
+                &values[*input],
+                None,
+                &values[*output],
+            )
+        }
+        Step::WindowReverse {
+            height,
+            width,
+            window,
+            input,
+            output,
+        } => {
+            let (_, c) = seq(*input)?;
+            let map = gather::window_reverse(*height, *width, c, *window)?;
+            dispatch::gather(
+                s,
+                numel(*input),
+                &map,
+                &values[*input],
+                None,
+                &values[*output],
+            )
+        }
+        Step::PosEmbed {
+            tensor,
+            input,
+            output,
+        } => dispatch::add_relu(
+            s,
+            numel(*output),
+            ADD | BROADCAST,
+            &values[*input],
+            Some(&m.tensors[*tensor]),
+            &values[*output],
+        ),
+        Step::Attention {
+            attention: a,
+            bias,
+            input,
+            output,
+        } => {
+            let (l, f) = seq(*input)?;
+            let params = AttentionParams {
+                l: u(l),
+                heads: u(a.heads),
+                kd: u(a.key_dim),
+                vd: u(a.val_dim),
+                f: u(f),
+                g: u(a.group.unwrap_or(l)),
+                layout: match a.layout {
+                    QkvLayout::QkvHeads => 0,
+                    QkvLayout::HeadsQkv => 1,
+                },
+                ws: u(if bias.is_some() {
+                    a.bias_window.unwrap_or(0)
+                } else {
+                    0
+                }),
+                // As the CPU computes it.
+                scale: (a.key_dim as f32).powf(-0.5),
+            };
+            dispatch::attention(
+                s,
+                params,
+                &values[*input],
+                bias.map(|t| &m.tensors[t]),
+                &values[*output],
+            )
+        }
+    })
 }

@@ -42,6 +42,22 @@ pub fn sources() -> Vec<KernelSource> {
             source: include_str!("../../../shaders/softmax.wgsl").into(),
         },
         KernelSource {
+            name: "layer_norm",
+            source: include_str!("../../../shaders/layer_norm.wgsl").into(),
+        },
+        KernelSource {
+            name: "gelu",
+            source: include_str!("../../../shaders/gelu.wgsl").into(),
+        },
+        KernelSource {
+            name: "gather",
+            source: include_str!("../../../shaders/gather.wgsl").into(),
+        },
+        KernelSource {
+            name: "attention",
+            source: include_str!("../../../shaders/attention.wgsl").into(),
+        },
+        KernelSource {
             name: "unpack_codes",
             source: format!(
                 "{UNPACK}\n{}",
@@ -59,6 +75,10 @@ pub struct Kernels {
     pub global_avg_pool: wgpu::ComputePipeline,
     pub add_relu: wgpu::ComputePipeline,
     pub softmax: wgpu::ComputePipeline,
+    pub layer_norm: wgpu::ComputePipeline,
+    pub gelu: wgpu::ComputePipeline,
+    pub gather: wgpu::ComputePipeline,
+    pub attention: wgpu::ComputePipeline,
     pub unpack_codes: wgpu::ComputePipeline,
 }
 
@@ -88,6 +108,10 @@ impl Kernels {
             global_avg_pool: next(),
             add_relu: next(),
             softmax: next(),
+            layer_norm: next(),
+            gelu: next(),
+            gather: next(),
+            attention: next(),
             unpack_codes: next(),
         }
     }

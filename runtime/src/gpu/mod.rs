@@ -3,13 +3,14 @@
 //!
 //! [`adapter`] picks the device, [`kernels`] compiles the shaders once, [`buffers`] uploads the
 //! weights as stored in the file (no re-packing) and allocates activations at load, [`dispatch`]
-//! wraps each kernel's parameters and grid, and [`forward`] encodes a whole batch's forward pass
-//! into one submit. Built only with the `wgpu` feature.
+//! wraps each kernel's parameters and grid, [`gather`] makes the index maps of the token
+//! reshapes, and [`forward`] encodes a whole batch's forward pass into one submit. Built only with the `wgpu` feature.
 
 mod adapter;
 pub mod buffers;
 pub mod dispatch;
 mod forward;
+pub mod gather;
 pub mod kernels;
 mod standalone;
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use fq_models::{Graph, Op};
 use fq_runtime::exec::Executor;
-use fq_runtime::format::{Layer, LayerWeights, PackedMatrix};
+use fq_runtime::format::{Layer, LayerWeights, NamedTensor, PackedMatrix};
 use fq_runtime::gpu::{GemmKernel, GpuDevice, GpuExecutor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -151,9 +151,52 @@ pub fn compare(
     kernel: GemmKernel,
     seed: u64,
 ) -> f32 {
-    let cpu = Executor::from_graph(g, layers.to_vec()).unwrap();
+    compare_parts(dev, g, layers, &[], n, kernel, seed)
+}
+
+/// Random extra parameter tensors of `g` (layer norms near the identity, tokens, embeddings
+/// and attention biases of O(1)), named and shaped as a model file stores them.
+pub fn random_tensors(g: &Graph, rng: &mut ChaCha8Rng) -> Vec<NamedTensor> {
+    let weighted: std::collections::HashSet<&str> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Conv2d(_) | Op::Linear(_) | Op::BatchNorm2d { .. }))
+        .map(|n| n.name.as_str())
+        .collect();
+    g.params()
+        .into_iter()
+        .filter(|p| !weighted.contains(p.name.rsplit_once('.').map_or("", |(m, _)| m)))
+        .map(|p| {
+            let n: usize = p.shape.iter().product();
+            let around = if p.name.ends_with(".weight") {
+                1.0
+            } else {
+                0.0
+            };
+            NamedTensor {
+                data: (0..n)
+                    .map(|_| around + rng.random_range(-0.5..0.5))
+                    .collect(),
+                name: p.name,
+                shape: p.shape,
+            }
+        })
+        .collect()
+}
+
+/// [`compare`] for a graph with extra parameter tensors.
+pub fn compare_parts(
+    dev: &Arc<GpuDevice>,
+    g: &Graph,
+    layers: &[Layer],
+    tensors: &[NamedTensor],
+    n: usize,
+    kernel: GemmKernel,
+    seed: u64,
+) -> f32 {
+    let cpu = Executor::from_parts(g, layers.to_vec(), tensors.to_vec()).unwrap();
     // A batch smaller than n: several submits per run are exercised too.
-    let gpu = GpuExecutor::new(dev.clone(), g, layers, kernel, 2).unwrap();
+    let gpu = GpuExecutor::from_parts(dev.clone(), g, layers, tensors, kernel, 2).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x: Vec<f32> = (0..n * cpu.input_len())
         .map(|_| rng.random_range(-2.0..2.0))

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod zoo;
+
 use clap::Parser;
 use fq_compress::cli::{dispatch, Cli};
 use std::path::{Path, PathBuf};
