@@ -113,16 +113,7 @@ fn narrow_tiny_vit_with_padded_windows_matches_timm() {
 fn a_checkpoint_that_does_not_fit_names_every_bad_tensor() {
     // The narrow TinyViT file against a DeiT graph: missing, unexpected and mis-shaped tensors.
     let graph = ArchSpec::new("deit-tiny", 16, 64, 5).graph().unwrap();
-    let err = ParamStore::load_safetensors(
-        &graph,
-        &fixtures().join("tiny_vit_w16.safetensors"),
-        0,
-        &Device::Cpu,
-        false,
-    )
-    .err()
-    .expect("a TinyViT checkpoint cannot load into DeiT");
-    let msg = format!("{err:#}");
+    let msg = load_error(&graph, "tiny_vit_w16.safetensors");
     assert!(msg.contains("tiny_vit_w16.safetensors"), "{msg}");
     assert!(
         msg.contains("missing tensor `blocks.0.attn.qkv.weight`"),
@@ -140,40 +131,24 @@ fn a_checkpoint_that_does_not_fit_names_every_bad_tensor() {
         ..VitConfig::deit_tiny(5)
     }
     .build("d1".into());
-    let msg = format!(
-        "{:#}",
-        ParamStore::load_safetensors(
-            &graph,
-            &fixtures().join("deit_tiny_w16.safetensors"),
-            0,
-            &Device::Cpu,
-            false
-        )
-        .err()
-        .unwrap()
-    );
+    let msg = load_error(&graph, "deit_tiny_w16.safetensors");
     assert!(
         msg.contains("unexpected tensor `blocks.1.norm1.weight`"),
         "{msg}"
     );
     // At another input size the position embedding is mis-shaped.
     let graph = ArchSpec::new("deit-tiny", 16, 32, 5).graph().unwrap();
-    let msg = format!(
-        "{:#}",
-        ParamStore::load_safetensors(
-            &graph,
-            &fixtures().join("deit_tiny_w16.safetensors"),
-            0,
-            &Device::Cpu,
-            false
-        )
-        .err()
-        .unwrap()
-    );
+    let msg = load_error(&graph, "deit_tiny_w16.safetensors");
     assert!(
         msg.contains("tensor `pos_embed` has shape [1, 17, 48], the model needs [1, 5, 48]"),
         "{msg}"
     );
+}
+
+/// The message of loading fixture `file` into `graph`, which must fail.
+fn load_error(graph: &Graph, file: &str) -> String {
+    let r = ParamStore::load_safetensors(graph, &fixtures().join(file), 0, &Device::Cpu, false);
+    format!("{:#}", r.err().expect("the checkpoint does not fit"))
 }
 
 /// The full-size models, when `tools/reference/full_size_check.sh` has written them.

@@ -285,6 +285,59 @@ fn build(
         )),
     };
     let numel = |v: usize| u(shapes[v].numel());
+    // The token reshapes: one gather kernel, an index map per step.
+    let gather_map = match step {
+        Step::ToTokens { input, .. } => {
+            let (c, h, w) = chw(*input);
+            Some((gather::transpose(c, h * w)?, None))
+        }
+        Step::ToChw { input, .. } => {
+            let (l, c) = seq(*input)?;
+            Some((gather::transpose(l, c)?, None))
+        }
+        Step::ClassToken { tensor, input, .. } => {
+            let (l, d) = seq(*input)?;
+            Some((gather::class_token(l, d)?, Some(&m.tensors[*tensor])))
+        }
+        Step::TakeToken { index, input, .. } => {
+            let (_, d) = seq(*input)?;
+            Some((gather::take_token(*index, d)?, None))
+        }
+        Step::WindowPartition {
+            height,
+            width,
+            window,
+            input,
+            ..
+        } => {
+            let (_, c) = seq(*input)?;
+            let map = gather::window_partition(*height, *width, c, *window)?;
+            Some((map, None))
+        }
+        Step::WindowReverse {
+            height,
+            width,
+            window,
+            input,
+            ..
+        } => {
+            let (_, c) = seq(*input)?;
+            let map = gather::window_reverse(*height, *width, c, *window)?;
+            Some((map, None))
+        }
+        _ => None,
+    };
+    if let Some((map, extra)) = gather_map {
+        let input = step.inputs()[0];
+        return Ok(dispatch::gather(
+            s,
+            numel(input),
+            &map,
+            &values[input],
+            extra,
+            &values[step.output()],
+        ));
+    }
     Ok(match step {
         Step::Conv {
             layer,
@@ -432,98 +485,6 @@ fn build(
         Step::Gelu { input, output } => {
             dispatch::gelu(s, numel(*output), &values[*input], &values[*output])
         }
-        Step::ToTokens { input, output } => {
-            let (c, h, w) = chw(*input);
-            let map = gather::transpose(c, h * w)?;
-            dispatch::gather(
-                s,
-                numel(*input),
-                &map,
-                &values[*input],
-                None,
-                &values[*output],
-            )
-        }
-        Step::ToChw { input, output } => {
-            let (l, c) = seq(*input)?;
-            let map = gather::transpose(l, c)?;
-            dispatch::gather(
-                s,
-                numel(*input),
-                &map,
-                &values[*input],
-                None,
-                &values[*output],
-            )
-        }
-        Step::ClassToken {
-            tensor,
-            input,
-            output,
-        } => {
-            let (l, d) = seq(*input)?;
-            let map = gather::class_token(l, d)?;
-            dispatch::gather(
-                s,
-                numel(*input),
-                &map,
-                &values[*input],
-                Some(&m.tensors[*tensor]),
-                &values[*output],
-            )
-        }
-        Step::TakeToken {
-            index,
-            input,
-            output,
-        } => {
-            let (_, d) = seq(*input)?;
-            let map = gather::take_token(*index, d)?;
-            dispatch::gather(
-                s,
-                numel(*input),
-                &map,
-                &values[*input],
-                None,
-                &values[*output],
-            )
-        }
-        Step::WindowPartition {
-            height,
-            width,
-            window,
-            input,
-            output,
-        } => {
-            let (_, c) = seq(*input)?;
-            let map = gather::window_partition(*height, *width, c, *window)?;
-            dispatch::gather(
-                s,
-                numel(*input),
-                &map,
-                &values[*input],
-                None,
-                &values[*output],
-            )
-        }
-        Step::WindowReverse {
-            height,
-            width,
-            window,
-            input,
-            output,
-        } => {
-            let (_, c) = seq(*input)?;
-            let map = gather::window_reverse(*height, *width, c, *window)?;
-            dispatch::gather(
-                s,
-                numel(*input),
-                &map,
-                &values[*input],
-                None,
-                &values[*output],
-            )
-        }
         Step::PosEmbed {
             tensor,
             input,
@@ -570,5 +531,11 @@ fn build(
                 &values[*output],
             )
         }
+        Step::ToTokens { .. }
+        | Step::ToChw { .. }
+        | Step::ClassToken { .. }
+        | Step::TakeToken { .. }
+        | Step::WindowPartition { .. }
+        | Step::WindowReverse { .. } => unreachable!("dispatched as a gather above"),
     })
 }
