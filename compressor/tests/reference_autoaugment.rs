@@ -3,18 +3,14 @@
 //! extra ops/bins of the same augmentation space, and all 25 sub-policies applied end to end, on three
 //! small images. Every output must match torchvision's pixels exactly.
 
+mod common;
+use common::fixture;
+
 use fq_compress::autoaugment::{apply, Draw, Op, IMAGENET_POLICY, NUM_BINS};
 use image::RgbImage;
 use safetensors::SafeTensors;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tools/reference/fixtures")
-        .join(name)
-}
 
 struct Fixture {
     json: Value,

@@ -5,6 +5,9 @@
 //!   Hessian eigenvalue against PyTorch (`tools/reference/diagnostics_ref.py`, which uses exact
 //!   double-backprop Hessian-vector products).
 
+mod common;
+use common::fixture;
+
 use candle_core::{Device, Tensor};
 use fq_compress::diagnose::{
     fd_hvp, flat_params, in_f64, logit_variance, loss_and_grad, materialize, power_iteration,
@@ -16,7 +19,6 @@ use fq_compress::quant::BitAssignment;
 use fq_models::{ArchSpec, Graph, Linear, Node, Op};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 /// Power iteration at the spec's settings (20 iterations, relative change 1e-3).
 const SPEC_ITERS: usize = 20;
@@ -205,12 +207,6 @@ fn power_iteration_matches_the_dense_hessian_of_a_tiny_model() {
     );
     // At the spec's settings the Rayleigh quotient is a lower bound that is already close.
     assert!(spec.eigenvalue <= top * (1.0 + 1e-3) && spec.eigenvalue > 0.9 * top);
-}
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tools/reference/fixtures")
-        .join(name)
 }
 
 fn scalar(t: &HashMap<String, Tensor>, k: &str) -> f64 {

@@ -4,6 +4,9 @@
 //! quant, the BAQ warm start, bit proxy, quantized weights, both regularizers and the gradients
 //! that reach the bit logits in the paper's and the official code's gradient paths.
 
+mod common;
+use common::fixture;
+
 use candle_core::{DType, Device, Tensor};
 use fq_compress::allocate::{allocate, AllocationConfig};
 use fq_compress::baq::{BaqConfig, BaqGradient, BaqParams, BitRegularizer};
@@ -14,13 +17,6 @@ use fq_compress::params::ParamStore;
 use fq_compress::quant::{BitAssignment, Granularity};
 use fq_models::{ArchSpec, QuantLayer};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tools/reference/fixtures")
-        .join(name)
-}
 
 struct Ref {
     t: HashMap<String, Tensor>,

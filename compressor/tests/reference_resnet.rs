@@ -1,29 +1,13 @@
 //! The candle ResNet against timm: narrow ResNet18/50 with random weights (fixtures written by
 //! `tools/reference/resnet_ref.py`): eval logits, train-mode logits, running-stat updates, gradients.
 
-use candle_core::{Device, Tensor};
+mod common;
+use common::{fixture, rel_err};
+
+use candle_core::Device;
 use fq_compress::model::{Mode, Model};
 use fq_compress::params::ParamStore;
 use fq_models::ArchSpec;
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tools/reference/fixtures")
-        .join(name)
-}
-
-/// Largest |a-b| relative to the largest |b|.
-fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
-    let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
-    a.iter()
-        .zip(&b)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
-        / scale
-}
 
 /// `grad_tol`: the first conv's gradient passes through every train-mode batch norm of a batch of 2;
 /// for ResNet50-w4 PyTorch's own f32 gradient differs from its f64 gradient by 5.0e-3 (relative).

@@ -4,27 +4,14 @@
 //! `full_size_*` repeat the logit check on the full-size models where the script's output is
 //! given in `FQ_FULL_REF_DIR` (see `tools/reference/full_size_check.sh`).
 
-use candle_core::{DType, Device, Tensor};
+mod common;
+use common::{fixture, rel_err};
+
+use candle_core::{DType, Device};
 use fq_compress::model::{Mode, Model};
 use fq_compress::params::ParamStore;
 use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
-use std::path::{Path, PathBuf};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/fixtures")
-}
-
-/// Largest |a-b| relative to the largest |b|.
-fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
-    let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
-    a.iter()
-        .zip(&b)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
-        / scale
-}
+use std::path::Path;
 
 /// Loads `{stem}.safetensors` into `graph` and compares with `{stem}_io.safetensors`;
 /// `grads` maps our parameter names to the fixture's gradient keys (empty: logits only).
@@ -73,7 +60,7 @@ fn narrow_deit_tiny_matches_timm() {
     };
     check(
         cfg.build("deit_tiny_patch16_224-w16-d2".into()),
-        &fixtures(),
+        &fixture(""),
         "deit_tiny_w16",
         &[
             ("head.weight", "grad_head_weight"),
@@ -95,7 +82,7 @@ fn narrow_tiny_vit_with_padded_windows_matches_timm() {
     };
     check(
         cfg.build("tiny_vit_5m_224-w16-d1122".into()),
-        &fixtures(),
+        &fixture(""),
         "tiny_vit_w16",
         &[
             ("head.fc.weight", "grad_head_weight"),
@@ -147,7 +134,7 @@ fn a_checkpoint_that_does_not_fit_names_every_bad_tensor() {
 
 /// The message of loading fixture `file` into `graph`, which must fail.
 fn load_error(graph: &Graph, file: &str) -> String {
-    let r = ParamStore::load_safetensors(graph, &fixtures().join(file), 0, &Device::Cpu, false);
+    let r = ParamStore::load_safetensors(graph, &fixture(file), 0, &Device::Cpu, false);
     format!("{:#}", r.err().expect("the checkpoint does not fit"))
 }
 

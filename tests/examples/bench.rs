@@ -11,10 +11,9 @@
 mod bench_common;
 use bench_common::time_rounds;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::{Device, Tensor};
 use fq_compress::export::{pack_model, ExportMeta};
 use fq_compress::methods::Method;
@@ -183,23 +182,9 @@ fn cpu_description() -> String {
 }
 
 fn main() -> Result<()> {
-    let mut out = PathBuf::from("bench/results.md");
-    let mut reference_path = PathBuf::from("bench/reference.json");
-    let mut budget = 1.0;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--out" => out = args.next().context("--out FILE")?.into(),
-            "--reference" => reference_path = args.next().context("--reference FILE")?.into(),
-            "--quick" => budget = 0.1,
-            other => {
-                anyhow::bail!("unknown argument `{other}` (--out FILE, --reference FILE, --quick)")
-            }
-        }
-    }
-    let refs: Option<Value> = std::fs::read_to_string(&reference_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let args = bench_common::Args::parse("bench/reference.json")?;
+    let (out, refs) = (args.out, args.reference);
+    let budget = if args.quick { 0.1 } else { 1.0 };
     let r = |path: &[&str]| -> Option<f64> {
         let mut v = refs.as_ref()?;
         for p in path {

@@ -7,9 +7,7 @@
 mod bench_common;
 use bench_common::time_rounds;
 
-use std::path::PathBuf;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::{Device, Tensor};
 use fq_compress::export::{pack_model, ExportMeta};
 use fq_compress::methods::Method;
@@ -30,23 +28,9 @@ const MODELS: &[(&str, &str)] = &[
 ];
 
 fn main() -> Result<()> {
-    let mut out = PathBuf::from("bench/results.md");
-    let mut reference_path = PathBuf::from("bench/zoo_reference.json");
-    let mut budget = 3.0;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--out" => out = args.next().context("--out FILE")?.into(),
-            "--reference" => reference_path = args.next().context("--reference FILE")?.into(),
-            "--quick" => budget = 0.2,
-            other => {
-                anyhow::bail!("unknown argument `{other}` (--out FILE, --reference FILE, --quick)")
-            }
-        }
-    }
-    let refs: Option<Value> = std::fs::read_to_string(&reference_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let args = bench_common::Args::parse("bench/zoo_reference.json")?;
+    let (out, refs) = (args.out, args.reference);
+    let budget = if args.quick { 0.2 } else { 3.0 };
     // Best seconds of `tool` on `model` from the reference file.
     let r = |tool: &str, model: &str| -> Option<f64> {
         refs.as_ref()?.get(tool)?.get(model)?.get(0)?.as_f64()

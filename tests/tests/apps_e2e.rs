@@ -8,10 +8,9 @@ mod common;
 
 use clap::Parser;
 
-use fq_compress::config::RunConfig;
 use fq_compress::report::Report;
 use fq_runtime::classify::Classifier;
-use fq_runtime::dataset::{Dataset, Split};
+use fq_runtime::dataset::Dataset;
 use std::path::{Path, PathBuf};
 
 /// Synth 300 images at 32 px, train a width-8 ResNet18 for one epoch, compress FP32 and U4,
@@ -24,13 +23,6 @@ fn small_run(root: &Path) -> (PathBuf, PathBuf) {
     }
     common::cli(&["export", run_s, "--method", "ptq-u4"]);
     (data, run)
-}
-
-fn test_split(run: &Path) -> Dataset {
-    let cfg = RunConfig::load(&run.join("config.toml")).unwrap();
-    let ds = fq_compress::pipeline::load_dataset(&cfg).unwrap();
-    let split = Split::load_csv(&run.join("split.csv"), &ds).unwrap();
-    ds.subset(&split.test)
 }
 
 fn check_model_card(run: &Path) {
@@ -158,7 +150,7 @@ fn classify_and_validate_an_exported_model() {
     let (data, run) = small_run(dir.path());
     let model = run.join("model-u4.fqm");
     check_model_card(&run);
-    let test = test_split(&run);
+    let test = common::test_split(&run);
     classify(&model, &photos(&data, &test, &dir.path().join("photos")));
 
     // The held-out split, Fitzpatrick17k format: same data, same CPU kernels -> PASS, drop 0.

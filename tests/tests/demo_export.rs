@@ -5,10 +5,8 @@
 
 mod common;
 
-use fq_compress::config::RunConfig;
 use fq_compress::report::Report;
 use fq_runtime::classify::Classifier;
-use fq_runtime::dataset::{Dataset, Split};
 
 #[test]
 fn exported_models_reproduce_the_report_per_group() {
@@ -30,13 +28,7 @@ fn exported_models_reproduce_the_report_per_group() {
         &format!("{run_s}/deploy/fp32.fqm"),
     ]);
 
-    let cfg = RunConfig::load(&run.join("config.toml")).unwrap();
-    let ds = fq_compress::pipeline::load_dataset(&cfg).unwrap();
-    let split = Split::load_csv(&run.join("split.csv"), &ds).unwrap();
-    let test = Dataset {
-        samples: split.test.iter().map(|&i| ds.samples[i].clone()).collect(),
-        ..ds.clone()
-    };
+    let test = common::test_split(&run);
     let report = Report::load(&run.join("report.json")).unwrap();
     for (file, label) in [
         ("model-u4.fqm", "U4"),

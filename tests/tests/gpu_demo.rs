@@ -5,14 +5,14 @@
 //! largest (f32 sums in another order). Skips with a message without an adapter, unless
 //! `FQ_REQUIRE_GPU=1`.
 
+mod common;
+
 use std::sync::Arc;
 
 use clap::Parser;
 use fq_compress::cli::{dispatch, Cli};
-use fq_compress::config::RunConfig;
 use fq_runtime::backend::Backend;
 use fq_runtime::classify::Classifier;
-use fq_runtime::dataset::{Dataset, Split};
 use fq_runtime::gpu::GpuDevice;
 
 const TOL: f32 = 1e-4;
@@ -55,13 +55,7 @@ fn demo_model_on_wgpu_predicts_like_the_cpu() {
     let fp32 = format!("{run_s}/deploy/fp32.fqm");
     cli(&["export", run_s, "--method", "fp32", "-o", &fp32]);
 
-    let cfg = RunConfig::load(&run.join("config.toml")).unwrap();
-    let ds = fq_compress::pipeline::load_dataset(&cfg).unwrap();
-    let split = Split::load_csv(&run.join("split.csv"), &ds).unwrap();
-    let test = Dataset {
-        samples: split.test.iter().map(|&i| ds.samples[i].clone()).collect(),
-        ..ds.clone()
-    };
+    let test = common::test_split(&run);
     assert!(test.len() > 20);
     for file in [run.join("model-u4.fqm"), fp32.into()] {
         let cpu = Classifier::load(&file).unwrap();

@@ -10,9 +10,8 @@ mod common;
 use std::sync::Arc;
 
 use candle_core::Device;
-use common::zoo::{argmax, fixture, meta, narrow, random_mix, rel_err, STEMS};
+use common::zoo::{argmax, fixture, load, meta, random_mix, rel_err, STEMS};
 use fq_compress::export::pack_model;
-use fq_compress::params::ParamStore;
 use fq_compress::quant::BitAssignment;
 use fq_runtime::backend::Backend;
 use fq_runtime::classify::Classifier;
@@ -42,16 +41,8 @@ fn zoo_models_on_the_gpu_match_the_cpu_and_timm() {
     let gpu = Backend::Wgpu(dev);
     let cpu_dev = Device::Cpu;
     for stem in STEMS {
-        let g = narrow(stem);
+        let (g, p) = load(stem);
         let classes = g.num_classes;
-        let p = ParamStore::load_safetensors(
-            &g,
-            &fixture(&format!("{stem}.safetensors")),
-            0,
-            &cpu_dev,
-            false,
-        )
-        .unwrap();
         let io =
             candle_core::safetensors::load(fixture(&format!("{stem}_io.safetensors")), &cpu_dev)
                 .unwrap();

@@ -6,7 +6,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use common::zoo::{fixture, meta, narrow, random_mix, rel_err, RESNET_STEMS, STEMS};
+use common::zoo::{fixture, load, meta, random_mix, rel_err, RESNET_STEMS, STEMS};
 use fq_compress::export::pack_model;
 use fq_compress::model::{Mode, Model};
 use fq_compress::params::ParamStore;
@@ -35,15 +35,7 @@ fn runtime_logits(
 fn fp32_export_reproduces_timm_logits() {
     let dev = Device::Cpu;
     for stem in RESNET_STEMS.into_iter().chain(STEMS) {
-        let g = narrow(stem);
-        let p = ParamStore::load_safetensors(
-            &g,
-            &fixture(&format!("{stem}.safetensors")),
-            0,
-            &dev,
-            false,
-        )
-        .unwrap();
+        let (g, p) = load(stem);
         let io = candle_core::safetensors::load(fixture(&format!("{stem}_io.safetensors")), &dev)
             .unwrap();
         let x: Vec<f32> = io["input"].flatten_all().unwrap().to_vec1().unwrap();
@@ -59,15 +51,7 @@ fn fp32_export_reproduces_timm_logits() {
 fn quantized_exports_match_the_fake_quant_model() {
     let dev = Device::Cpu;
     for stem in ["resnet50_w4"].into_iter().chain(STEMS) {
-        let g = narrow(stem);
-        let p = ParamStore::load_safetensors(
-            &g,
-            &fixture(&format!("{stem}.safetensors")),
-            0,
-            &dev,
-            false,
-        )
-        .unwrap();
+        let (g, p) = load(stem);
         let layers = g.quant_layers().unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mix = random_mix(&g, &mut rng);

@@ -5,10 +5,8 @@
 
 mod common;
 
-use fq_compress::config::RunConfig;
 use fq_compress::report::Report;
 use fq_runtime::classify::Classifier;
-use fq_runtime::dataset::{Dataset, Split};
 
 fn run_zoo(arch: &str, width: usize) {
     let dir = tempfile::tempdir().unwrap();
@@ -20,13 +18,7 @@ fn run_zoo(arch: &str, width: usize) {
         cli(&[&["compress", "--run-dir", r][..], &args[..]].concat());
     }
     let report = Report::load(&run.join("report.json")).unwrap();
-    let cfg = RunConfig::load(&run.join("config.toml")).unwrap();
-    let ds = fq_compress::pipeline::load_dataset(&cfg).unwrap();
-    let split = Split::load_csv(&run.join("split.csv"), &ds).unwrap();
-    let test = Dataset {
-        samples: split.test.iter().map(|&i| ds.samples[i].clone()).collect(),
-        ..ds.clone()
-    };
+    let test = common::test_split(&run);
     for (m, label) in [("fq-qat", "FQ-QAT"), ("fq-baq", "FQ-BAQ")] {
         let out = run.join(format!("{m}.fqm"));
         cli(&["export", r, "--method", m, "-o", out.to_str().unwrap()]);

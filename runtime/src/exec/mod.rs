@@ -89,16 +89,7 @@ impl Executor {
     ) -> Result<Self, FormatError> {
         let shapes = crate::format::validate_shapes(graph).map_err(FormatError::Invalid)?;
         let steps = plan::plan(graph);
-        let n_layers = steps
-            .iter()
-            .filter(|s| matches!(s, Step::Conv { .. } | Step::Linear { .. }))
-            .count();
-        if n_layers != layers.len() {
-            return Err(FormatError::Invalid(format!(
-                "{} layers for {n_layers} Conv2d/Linear nodes",
-                layers.len()
-            )));
-        }
+        plan::check_layer_count(&steps, layers.len()).map_err(FormatError::Invalid)?;
         let mut last_use = vec![0usize; shapes.len()];
         for (s, step) in steps.iter().enumerate() {
             for v in step.inputs() {
@@ -222,6 +213,14 @@ impl Executor {
         Ok(())
     }
 
+    /// `(tokens, features)` of a value the validated graph makes a token sequence.
+    fn seq(&self, v: ValueId) -> (usize, usize) {
+        match self.shapes[v] {
+            Shape::Seq(l, d) => (l, d),
+            s => unreachable!("validated: value {v} is a token sequence, not {s:?}"),
+        }
+    }
+
     /// The output of every step but `Add` (which [`Executor::run`] does in place).
     fn step(&self, step: &Step, values: &[Option<Vec<f32>>]) -> Option<Vec<f32>> {
         let get = |v: ValueId| values[v].as_deref().expect("computed before use");
@@ -294,9 +293,7 @@ impl Executor {
                 Some(tokens::transpose(get(*input), c, h * w))
             }
             Step::ToChw { input, .. } => {
-                let Shape::Seq(l, c) = self.shapes[*input] else {
-                    unreachable!("validated: to-[C,H,W] input is [L,D]")
-                };
+                let (l, c) = self.seq(*input);
                 Some(tokens::transpose(get(*input), l, c))
             }
             Step::ClassToken { tensor, input, .. } => Some(tokens::class_token(
@@ -311,9 +308,7 @@ impl Executor {
                     .collect(),
             ),
             Step::TakeToken { index, input, .. } => {
-                let Shape::Seq(_, d) = self.shapes[*input] else {
-                    unreachable!("validated: take-token input is [L,D]")
-                };
+                let (_, d) = self.seq(*input);
                 Some(get(*input)[index * d..(index + 1) * d].to_vec())
             }
             Step::WindowPartition {
@@ -323,9 +318,7 @@ impl Executor {
                 input,
                 ..
             } => {
-                let Shape::Seq(_, c) = self.shapes[*input] else {
-                    unreachable!("validated: window partition input is [L,D]")
-                };
+                let (_, c) = self.seq(*input);
                 Some(tokens::window_partition(
                     get(*input),
                     *height,
@@ -341,9 +334,7 @@ impl Executor {
                 input,
                 ..
             } => {
-                let Shape::Seq(_, c) = self.shapes[*input] else {
-                    unreachable!("validated: window reverse input is [L,D]")
-                };
+                let (_, c) = self.seq(*input);
                 Some(tokens::window_reverse(
                     get(*input),
                     *height,
@@ -358,9 +349,7 @@ impl Executor {
                 input,
                 ..
             } => {
-                let Shape::Seq(l, _) = self.shapes[*input] else {
-                    unreachable!("validated: attention input is [L,D]")
-                };
+                let (l, _) = self.seq(*input);
                 let table = bias.map(|t| self.tensors[t].data.as_slice());
                 Some(tokens::attention(get(*input), l, attention, table))
             }

@@ -151,6 +151,18 @@ impl Step {
     }
 }
 
+/// That a plan's Conv/Linear steps and the model's layers pair up one to one.
+pub fn check_layer_count(steps: &[Step], layers: usize) -> Result<(), String> {
+    let n = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Conv { .. } | Step::Linear { .. }))
+        .count();
+    if n != layers {
+        return Err(format!("{layers} layers for {n} Conv2d/Linear nodes"));
+    }
+    Ok(())
+}
+
 /// The steps of a validated, folded graph (no batch norm) in execution order. Extra parameter
 /// tensors are numbered in node order, as [`crate::format::tensor_specs`] lists them.
 pub fn plan(g: &Graph) -> Vec<Step> {

@@ -112,16 +112,7 @@ impl GpuExecutor {
             .iter()
             .map(|t| storage_init(device, &t.name, bytemuck::cast_slice(&t.data)))
             .collect();
-        let n_layers = steps
-            .iter()
-            .filter(|s| matches!(s, Step::Conv { .. } | Step::Linear { .. }))
-            .count();
-        if n_layers != layers.len() {
-            return Err(GpuError::Model(format!(
-                "{} layers for {n_layers} Conv2d/Linear nodes",
-                layers.len()
-            )));
-        }
+        plan::check_layer_count(&steps, layers.len()).map_err(GpuError::Model)?;
         let mut batch = batch.max(1);
         // Keep every value of a batch inside one binding.
         let max_floats = (device.limits().max_storage_buffer_binding_size / 4) as usize;

@@ -31,3 +31,45 @@ pub fn time_rounds(
         })
         .collect()
 }
+
+/// The command line of a benchmark that compares against a reference file (the GPU bench has
+/// its own flags, so it leaves this unused).
+#[allow(dead_code)]
+pub struct Args {
+    pub out: std::path::PathBuf,
+    /// The reference tools' figures, if the file exists and parses.
+    pub reference: Option<serde_json::Value>,
+    /// Whether `--quick` asked for short timings.
+    pub quick: bool,
+}
+
+#[allow(dead_code)]
+impl Args {
+    /// Parses `--out FILE` (default `bench/results.md`), `--reference FILE` (default
+    /// `reference`) and `--quick`.
+    pub fn parse(reference: &str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let mut out = std::path::PathBuf::from("bench/results.md");
+        let mut reference_path = std::path::PathBuf::from(reference);
+        let mut quick = false;
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--out" => out = args.next().context("--out FILE")?.into(),
+                "--reference" => reference_path = args.next().context("--reference FILE")?.into(),
+                "--quick" => quick = true,
+                other => anyhow::bail!(
+                    "unknown argument `{other}` (--out FILE, --reference FILE, --quick)"
+                ),
+            }
+        }
+        let reference = std::fs::read_to_string(&reference_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        Ok(Self {
+            out,
+            reference,
+            quick,
+        })
+    }
+}

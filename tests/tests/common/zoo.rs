@@ -4,6 +4,7 @@
 
 use fq_compress::export::ExportMeta;
 use fq_compress::methods::Method;
+use fq_compress::params::ParamStore;
 use fq_compress::quant::{BitAssignment, Granularity};
 use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
 use fq_runtime::preprocess::PreprocessConfig;
@@ -42,6 +43,14 @@ pub fn narrow(stem: &str) -> Graph {
         }
         .build("tiny_vit_5m_224-w16-d1122".into()),
     }
+}
+
+/// The narrow model of `stem` with the fixture's timm weights (on the CPU).
+pub fn load(stem: &str) -> (Graph, ParamStore) {
+    let g = narrow(stem);
+    let file = fixture(&format!("{stem}.safetensors"));
+    let p = ParamStore::load_safetensors(&g, &file, 0, &candle_core::Device::Cpu, false).unwrap();
+    (g, p)
 }
 
 pub fn meta(g: &Graph) -> ExportMeta {
