@@ -10,7 +10,7 @@ use crate::synth::SynthConfig;
 use crate::train::TrainConfig;
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -489,8 +489,27 @@ fn parse_group_weights(s: &str) -> Result<GroupWeights, String> {
     GroupWeights::parse(s).map_err(|e| e.to_string())
 }
 
+/// The run directory a command writes, which it locks for its whole life (see
+/// [`crate::run_lock`]). `synth` takes none: it builds its output beside the target and renames it
+/// into place, so a second writer can never leave a mixed dataset.
+fn locked_dir(command: &Command) -> Option<&Path> {
+    match command {
+        Command::Synth(_) => None,
+        Command::Train(a) => Some(&a.run_dir),
+        Command::Compress(a) => Some(&a.run_dir),
+        Command::Demo(a) => Some(&a.out),
+        Command::Sweep(a) => Some(&a.run_dir),
+        Command::Diagnose(a) => Some(&a.run_dir),
+        Command::Export(a) => Some(&a.run_dir),
+    }
+}
+
 pub fn dispatch(cli: Cli) -> Result<()> {
     let progress = !cli.quiet;
+    let invocation = std::env::args().collect::<Vec<_>>().join(" ");
+    let _lock = locked_dir(&cli.command)
+        .map(|dir| crate::run_lock::RunLock::exclusive(dir, &invocation))
+        .transpose()?;
     match cli.command {
         Command::Synth(a) => {
             let cfg = SynthConfig {

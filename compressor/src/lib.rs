@@ -29,6 +29,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod quant;
 pub mod report;
+pub mod run_lock;
 pub mod seed;
 pub mod sweep;
 pub mod synth;

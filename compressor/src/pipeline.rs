@@ -211,12 +211,33 @@ impl Run {
     }
 }
 
+/// Empties `dir` for `--fresh`, keeping the run lock this process holds in it (removing the
+/// lock file would let a second process lock a new file while this one still runs).
+fn remove_contents_except_lock(dir: &Path) -> Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))?;
+    for e in entries {
+        let path = e
+            .with_context(|| format!("{}: cannot list", dir.display()))?
+            .path();
+        if path.file_name() == Some(std::ffi::OsStr::new(crate::run_lock::LOCK_FILE)) {
+            continue;
+        }
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.with_context(|| format!("{}: cannot remove", path.display()))?;
+    }
+    Ok(())
+}
+
 /// `fq-compress demo`: synth → train → PTQ → report on the embedded default.
 pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
     let start = Instant::now();
     if a.fresh && a.out.exists() {
-        std::fs::remove_dir_all(&a.out)
-            .with_context(|| format!("{}: cannot remove", a.out.display()))?;
+        remove_contents_except_lock(&a.out)?;
     }
     let data_dir = a.out.join("data");
     let synth_cfg = SynthConfig {

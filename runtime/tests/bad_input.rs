@@ -151,14 +151,181 @@ fn duplicate_id() {
     assert!(msg.contains(&format!("{}:2", csv.display())), "{msg}");
 }
 
+/// A wrong-width row is an error naming the file, the line and both field counts.
+fn assert_field_count(err: &DataError, file: &Path, line: usize, expected: usize, found: usize) {
+    assert!(
+        matches!(err, DataError::FieldCount { expected: e, found: f, .. } if *e == expected && *f == found),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("{}:{line}:", file.display())),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(
+            "row has {found} fields, the header has {expected}"
+        )),
+        "{msg}"
+    );
+}
+
 #[test]
 fn short_row() {
     let tmp = tempfile::tempdir().unwrap();
     let rows = [fitz_row("a", "1", "acne"), "b,2".to_string()];
     let (csv, images) = fitz_fixture(tmp.path(), FITZ_HEADER, &rows, &["a", "b"]);
     let err = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, &images)).unwrap_err();
-    assert!(matches!(err, DataError::MalformedRow { .. }));
-    assert_names(&err.to_string(), &csv, 3, "label");
+    assert_field_count(&err, &csv, 3, 9, 2);
+}
+
+#[test]
+fn long_row_even_when_every_needed_field_parses() {
+    // The extra field shifts nothing the loader reads, yet the row is refused: one stray comma in
+    // a hand-edited CSV usually means the values are no longer in their columns.
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = [
+        fitz_row("a", "1", "acne"),
+        format!("{},extra", fitz_row("b", "2", "acne")),
+    ];
+    let (csv, images) = fitz_fixture(tmp.path(), FITZ_HEADER, &rows, &["a", "b"]);
+    let err = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, &images)).unwrap_err();
+    assert_field_count(&err, &csv, 3, 9, 10);
+}
+
+#[test]
+fn wrong_width_rows_in_every_loader() {
+    let tmp = tempfile::tempdir().unwrap();
+    // ISIC ground truth: a row one class short (line 3 of a CRLF file).
+    let opts = isic_fixture(
+        tmp.path(),
+        &[
+            "ISIC_1,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0",
+            "ISIC_2,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0",
+        ],
+        &["ISIC_1", "ISIC_2"],
+    );
+    let err = isic2019::load(&opts).unwrap_err();
+    assert_field_count(&err, &opts.ground_truth, 3, 10, 9);
+
+    // ISIC metadata: a row with a sixth field.
+    let opts = isic_fixture(
+        tmp.path(),
+        &["ISIC_1,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0"],
+        &["ISIC_1"],
+    );
+    std::fs::write(
+        &opts.metadata,
+        "image,age_approx,anatom_site_general,lesion_id,sex\r\nISIC_1,55,torso,L1,male,oops\r\n",
+    )
+    .unwrap();
+    let err = isic2019::load(&opts).unwrap_err();
+    assert_field_count(&err, &opts.metadata, 2, 5, 6);
+
+    // Folder CSV: a short row (the group missing).
+    let images = tmp.path().join("img");
+    std::fs::create_dir_all(&images).unwrap();
+    let bytes = common::tiny_image_bytes(ImageFormat::Png);
+    for name in ["a.png", "b.png"] {
+        std::fs::write(images.join(name), &bytes).unwrap();
+    }
+    let csv = tmp.path().join("mine.csv");
+    std::fs::write(&csv, "image,label,group\na.png,nevus,light\nb.png,nevus\n").unwrap();
+    let err = folder::load(&FolderCsvOptions::new(&csv, &images)).unwrap_err();
+    assert_field_count(&err, &csv, 3, 3, 2);
+
+    // A split/id list file.
+    let list = tmp.path().join("ids.csv");
+    std::fs::write(&list, "md5hash,split\na,train\nb,test,extra\n").unwrap();
+    let err = fq_runtime::dataset::read_id_list(&list, "md5hash").unwrap_err();
+    assert_field_count(&err, &list, 3, 2, 3);
+}
+
+#[test]
+fn wrong_width_rows_are_skipped_and_counted_under_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = [
+        fitz_row("a", "1", "acne"),                  // 2
+        "b,2".to_string(),                           // 3: short
+        format!("{},x", fitz_row("c", "2", "acne")), // 4: long
+        fitz_row("d", "5", "eczema"),                // 5
+    ];
+    let (csv, images) = fitz_fixture(tmp.path(), FITZ_HEADER, &rows, &["a", "b", "c", "d"]);
+    let d = fitzpatrick17k::load(&Fitzpatrick17kOptions {
+        skip_bad_rows: true,
+        ..Fitzpatrick17kOptions::new(&csv, &images)
+    })
+    .unwrap();
+    let ids: Vec<&str> = d.samples.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["a", "d"]);
+    assert_eq!(d.skip_summary().get(SkipReason::FieldCount), 2);
+    let lines: Vec<(usize, &str)> = d
+        .skipped
+        .iter()
+        .map(|s| (s.line, s.field.as_str()))
+        .collect();
+    assert_eq!(lines, [(3, "row"), (4, "row")]);
+    assert!(d.skipped[1]
+        .message
+        .contains("row has 10 fields, the header has 9"));
+}
+
+#[test]
+fn empty_ids_and_labels_in_every_loader() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Fitzpatrick17k: empty md5hash, then empty label.
+    for (row, field) in [
+        (fitz_row("", "1", "acne"), "md5hash"),
+        (fitz_row("b", "1", ""), "label"),
+    ] {
+        let rows = [fitz_row("a", "1", "acne"), row];
+        let (csv, images) = fitz_fixture(tmp.path(), FITZ_HEADER, &rows, &["a", "b"]);
+        let err = fitzpatrick17k::load(&Fitzpatrick17kOptions::new(&csv, &images)).unwrap_err();
+        assert!(matches!(err, DataError::Unparsable { .. }), "{err:?}");
+        assert_names(&err.to_string(), &csv, 3, field);
+    }
+    // ISIC: an empty image id, then an empty (not 0/1) class cell.
+    for (row, field) in [
+        (",0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0", "image"),
+        ("ISIC_2,,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0", "MEL"),
+    ] {
+        let opts = isic_fixture(
+            tmp.path(),
+            &["ISIC_1,0.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0", row],
+            &["ISIC_1", "ISIC_2"],
+        );
+        let err = isic2019::load(&opts).unwrap_err();
+        assert!(matches!(err, DataError::Unparsable { .. }), "{err:?}");
+        assert_names(&err.to_string(), &opts.ground_truth, 3, field);
+    }
+    // Folder CSV: an empty image path, then an empty label, then an empty group.
+    let images = tmp.path().join("img");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(
+        images.join("a.png"),
+        common::tiny_image_bytes(ImageFormat::Png),
+    )
+    .unwrap();
+    let csv = tmp.path().join("mine.csv");
+    for (row, field) in [
+        (",nevus,light", "image"),
+        ("a.png,,light", "label"),
+        ("a.png,nevus,", "group"),
+    ] {
+        std::fs::write(
+            &csv,
+            format!("image,label,group\na.png,nevus,light\n{row}\n"),
+        )
+        .unwrap();
+        let err = folder::load(&FolderCsvOptions::new(&csv, &images)).unwrap_err();
+        assert!(matches!(err, DataError::Unparsable { .. }), "{err:?}");
+        assert_names(&err.to_string(), &csv, 3, field);
+    }
+    // An id list: an empty id.
+    let list = tmp.path().join("ids.csv");
+    std::fs::write(&list, "md5hash\na\n\"\"\n").unwrap();
+    let err = fq_runtime::dataset::read_id_list(&list, "md5hash").unwrap_err();
+    assert_names(&err.to_string(), &list, 3, "md5hash");
 }
 
 #[test]

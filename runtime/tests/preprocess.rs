@@ -159,6 +159,53 @@ fn decode_errors_name_the_file() {
     assert!(err.to_string().contains("gone.png"), "{err}");
 }
 
+/// CRC-32 (IEEE) of PNG chunks, bitwise: a crafted header must carry a valid checksum, or the
+/// decoder would stop at the CRC and the size limit would never be reached.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+fn png_bytes(img: &RgbImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+#[test]
+fn empty_truncated_and_huge_photos_are_errors_naming_the_file() {
+    let err = decode_bytes(b"", "empty.jpg").unwrap_err();
+    assert!(err.to_string().contains("empty.jpg"), "{err}");
+
+    let png = png_bytes(&quadrants());
+    let err = decode_bytes(&png[..png.len() / 2], "cut.png").unwrap_err();
+    assert!(err.to_string().contains("cut.png"), "{err}");
+
+    // A valid 1x1 PNG whose header claims 60000x60000 pixels (10.8 GB of RGB): the decoder's
+    // allocation limit refuses it before allocating, instead of the process running out of memory.
+    let mut huge = png_bytes(&RgbImage::new(1, 1));
+    // Signature (8), IHDR length (4), "IHDR" (4), then width and height.
+    huge[16..20].copy_from_slice(&60_000u32.to_be_bytes());
+    huge[20..24].copy_from_slice(&60_000u32.to_be_bytes());
+    let crc = crc32(&huge[12..29]);
+    huge[29..33].copy_from_slice(&crc.to_be_bytes());
+    let err = decode_bytes(&huge, "huge.png").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("huge.png"), "{msg}");
+    assert!(msg.to_lowercase().contains("limit"), "{msg}");
+}
+
 #[test]
 fn resize_to_exact_size_without_keeping_aspect() {
     let src = quadrants();

@@ -33,6 +33,15 @@ pub enum DataError {
         field: String,
         message: String,
     },
+    /// A row has more or fewer fields than the header: its values cannot be trusted to be in their
+    /// columns.
+    #[error("{}:{line}: row has {found} fields, the header has {expected}", file.display())]
+    FieldCount {
+        file: PathBuf,
+        line: usize,
+        expected: usize,
+        found: usize,
+    },
     /// A value does not parse as what the field holds.
     #[error("{}:{line}: field `{field}`: cannot parse `{value}`: expected {expected}", file.display())]
     Unparsable {
@@ -114,6 +123,7 @@ impl DataError {
     pub fn skip_reason(&self) -> Option<SkipReason> {
         Some(match self {
             DataError::MalformedRow { .. } => SkipReason::MalformedRow,
+            DataError::FieldCount { .. } => SkipReason::FieldCount,
             DataError::Unparsable { .. } => SkipReason::Unparsable,
             DataError::MissingImage { .. } => SkipReason::MissingImage,
             DataError::OutsideLabelSet { .. } => SkipReason::OutsideLabelSet,
@@ -124,9 +134,10 @@ impl DataError {
         })
     }
 
-    /// `(file, line, field)` of a row-level error.
+    /// `(file, line, field)` of a row-level error (a wrong-width row concerns the whole row: field `row`).
     pub fn location(&self) -> Option<(&std::path::Path, usize, &str)> {
         match self {
+            DataError::FieldCount { file, line, .. } => Some((file, *line, "row")),
             DataError::MalformedRow {
                 file, line, field, ..
             }

@@ -16,6 +16,8 @@ pub enum SkipReason {
     /// Policy, not an error: the row's group is unknown and the loader drops unknown groups.
     UnknownGroup,
     MalformedRow,
+    /// More or fewer fields than the header.
+    FieldCount,
     Unparsable,
     MissingImage,
     OutsideLabelSet,
@@ -30,6 +32,7 @@ impl SkipReason {
         match self {
             SkipReason::UnknownGroup => "unknown_group",
             SkipReason::MalformedRow => "malformed_row",
+            SkipReason::FieldCount => "field_count",
             SkipReason::Unparsable => "unparsable",
             SkipReason::MissingImage => "missing_image",
             SkipReason::OutsideLabelSet => "outside_label_set",

@@ -23,8 +23,9 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// Opens `path` and reads the header (names trimmed, a UTF-8 BOM removed). Rows may have any number of
-    /// fields; a missing field is reported when it is read.
+    /// Opens `path` and reads the header (names trimmed, a UTF-8 BOM removed). The csv reader is flexible so
+    /// that a row of the wrong width reaches [`Table::rows`], which reports it with its line and both counts
+    /// instead of the csv crate's generic message.
     pub fn open(path: &Path) -> Result<Table, DataError> {
         let data: Rc<[u8]> = std::fs::read(path)
             .map_err(|e| DataError::io(path, e))?
@@ -78,12 +79,24 @@ impl Table {
         })
     }
 
-    /// The data rows, each with its line number. A row that cannot be read is an `Err` naming its line;
-    /// iteration continues after it.
+    /// The data rows, each with its line number. A row that cannot be read, or whose field count differs
+    /// from the header's, is an `Err` naming its line; iteration continues after it. Strict width matters:
+    /// a short or long row would otherwise be read with whatever its fields happen to hold (a shifted
+    /// label becomes training data).
     pub fn rows(self) -> impl Iterator<Item = Result<Row, DataError>> {
         let file = self.file;
         let mut lines = self.lines;
+        let expected = self.headers.len();
         self.reader.into_records().map(move |r| match r {
+            Ok(record) if record.len() != expected => {
+                let line = lines.line_of(record.position());
+                Err(DataError::FieldCount {
+                    file: file.to_path_buf(),
+                    line,
+                    expected,
+                    found: record.len(),
+                })
+            }
             Ok(record) => {
                 let line = lines.line_of(record.position());
                 Ok(Row {
