@@ -19,7 +19,7 @@ use crate::metrics::FairnessMetrics;
 use crate::preprocess::PreprocessConfig;
 
 pub use assemble::{assemble, assemble_with, BatchNormParams, LayerParams, LayerSource, ModelMeta};
-pub use header::{FormatError, FORMAT_VERSION, HEADER_LEN, MAGIC};
+pub use header::{wrap, FormatError, FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use pack::PackError;
 pub(crate) use validate::{
     layers as validate_layers, shapes as validate_shapes, tensor_specs, tensors as validate_tensors,
