@@ -19,11 +19,15 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 cd runtime
+# The dataset targets write their inputs as files into the temp dir: a private one, removed after.
+TMPDIR="$(mktemp -d)"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 # -a: debug assertions and overflow checks on, so silent wrap-arounds are found too.
 cargo +nightly fuzz build -a
 # Largest input per target: a bit above its biggest seed.
 declare -A max_len=(
-  [fqm_body]=262144
+  [fqm_body]=409600
   [dataset_fitzpatrick17k]=32768
   [dataset_isic2019]=16384
   [dataset_folder]=4096
