@@ -28,3 +28,7 @@ export FQ_REQUIRE_GPU=1
 cargo check --release -p fq-runtime --no-default-features
 # fq-e2e turns fq-runtime's `wgpu` feature on, so the workspace run includes the GPU tests.
 cargo test --release --workspace "$@"
+
+# The fuzz targets (runtime/fuzz) build and run briefly on their seeds, so they cannot rot;
+# nightly and cargo-fuzz are installed when missing (docs/fuzzing.md).
+scripts/fuzz.sh

@@ -32,6 +32,8 @@ pub enum FormatError {
         "checksum mismatch: the body's SHA-256 differs from the header's; the file is damaged"
     )]
     Checksum,
+    #[error("the file has {len} bytes, over the limit MAX_FILE_BYTES = {max}")]
+    TooLarge { len: u64, max: u64 },
     #[error("the body cannot be decoded: {0}")]
     Decode(String),
     #[error("the body cannot be encoded: {0}")]
@@ -40,7 +42,8 @@ pub enum FormatError {
     Invalid(String),
 }
 
-/// Prefixes `body` with the header.
+/// Prefixes `body` with the header. Public so that tools and the fuzz targets can build a file
+/// around any body: the checksum is no defence against a crafted body, only against damage.
 pub fn wrap(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(&MAGIC);

@@ -7,6 +7,7 @@
 
 mod assemble;
 mod header;
+pub mod limits;
 pub mod pack;
 mod validate;
 
@@ -19,7 +20,7 @@ use crate::metrics::FairnessMetrics;
 use crate::preprocess::PreprocessConfig;
 
 pub use assemble::{assemble, assemble_with, BatchNormParams, LayerParams, LayerSource, ModelMeta};
-pub use header::{FormatError, FORMAT_VERSION, HEADER_LEN, MAGIC};
+pub use header::{wrap, FormatError, FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use pack::PackError;
 pub(crate) use validate::{
     layers as validate_layers, shapes as validate_shapes, tensor_specs, tensors as validate_tensors,
@@ -226,11 +227,24 @@ impl PackedModel {
         Ok(bytes.len() as u64)
     }
 
+    /// Reads and parses a model file; a file over [`limits::MAX_FILE_BYTES`] is refused before
+    /// it is read.
     pub fn load(path: &Path) -> Result<Self, ModelFileError> {
-        let bytes = std::fs::read(path).map_err(|source| ModelFileError::Read {
+        let read_err = |source| ModelFileError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let len = std::fs::metadata(path).map_err(read_err)?.len();
+        if len > limits::MAX_FILE_BYTES {
+            return Err(ModelFileError::Format {
+                path: path.to_path_buf(),
+                source: FormatError::TooLarge {
+                    len,
+                    max: limits::MAX_FILE_BYTES,
+                },
+            });
+        }
+        let bytes = std::fs::read(path).map_err(read_err)?;
         Self::from_bytes(&bytes).map_err(|source| ModelFileError::Format {
             path: path.to_path_buf(),
             source,

@@ -6,16 +6,90 @@
 
 use fq_models::{Graph, Op, Shape};
 
+use super::limits::{
+    MAX_ACTIVATION_ELEMS, MAX_CLASSES, MAX_GROUPS, MAX_INPUT_SIZE, MAX_MACS, MAX_NAME_LEN,
+    MAX_NODES, MAX_VALUE_ELEMS, MAX_WEIGHT_ELEMS, MAX_WINDOW,
+};
 use super::{pack, LayerWeights, PackedModel};
 
-/// Largest activation (elements) a graph may produce: 1 GiB of f32.
-const MAX_VALUE_ELEMS: usize = 1 << 28;
-/// Largest kernel, stride or padding; keeps every size computation far from overflow.
-const MAX_WINDOW: usize = 4096;
-/// Largest weight matrix (elements) of one layer.
-const MAX_WEIGHT_ELEMS: usize = 1 << 32;
+/// `field = value exceeds NAME = max`: the error of every global limit, naming both.
+fn over(
+    field: &str,
+    value: impl std::fmt::Display,
+    limit: &str,
+    max: impl std::fmt::Display,
+) -> String {
+    format!("{field} = {value} exceeds the limit {limit} = {max}")
+}
+
+/// The node, class and group counts within their limits, and every name within [`MAX_NAME_LEN`]:
+/// checked first, so that nothing later iterates over an absurd count.
+fn names_and_counts(m: &PackedModel) -> Result<(), String> {
+    let g = &m.graph;
+    if g.nodes.len() > MAX_NODES {
+        return Err(over(
+            "number of graph nodes",
+            g.nodes.len(),
+            "MAX_NODES",
+            MAX_NODES,
+        ));
+    }
+    if m.classes.len() > MAX_CLASSES || g.num_classes > MAX_CLASSES {
+        let n = m.classes.len().max(g.num_classes);
+        return Err(over("number of classes", n, "MAX_CLASSES", MAX_CLASSES));
+    }
+    if m.groups.len() > MAX_GROUPS {
+        return Err(over(
+            "number of groups",
+            m.groups.len(),
+            "MAX_GROUPS",
+            MAX_GROUPS,
+        ));
+    }
+    if m.summary.folded.len() > g.nodes.len() {
+        return Err(format!(
+            "summary.folded lists {} batch norms for a graph of {} nodes",
+            m.summary.folded.len(),
+            g.nodes.len()
+        ));
+    }
+    let fixed = [
+        ("graph.arch", &g.arch),
+        ("summary.method", &m.summary.method),
+        ("summary.method_label", &m.summary.method_label),
+    ];
+    let metrics_groups = m.summary.test_metrics.iter().flat_map(|t| &t.group_names);
+    let mut names = fixed
+        .into_iter()
+        .chain(g.nodes.iter().map(|n| ("node name", &n.name)))
+        .chain(m.classes.iter().map(|c| ("class name", c)))
+        .chain(m.groups.iter().map(|c| ("group name", c)))
+        .chain(m.layers.iter().map(|l| ("layer name", &l.name)))
+        .chain(m.tensors.iter().map(|t| ("parameter name", &t.name)))
+        .chain(
+            m.summary
+                .folded
+                .iter()
+                .flat_map(|(b, c)| [("summary.folded name", b), ("summary.folded name", c)]),
+        )
+        .chain(metrics_groups.map(|c| ("test_metrics group name", c)));
+    if let Some((field, name)) = names.find(|(_, n)| n.len() > MAX_NAME_LEN) {
+        let head: String = name.chars().take(40).collect();
+        return Err(format!(
+            "{} (`{head}...`)",
+            over(
+                &format!("length of a {field}"),
+                name.len(),
+                "MAX_NAME_LEN",
+                MAX_NAME_LEN
+            )
+        ));
+    }
+    Ok(())
+}
 
 pub(super) fn validate(m: &PackedModel) -> Result<(), String> {
+    names_and_counts(m)?;
     let g = &m.graph;
     let shapes = shapes(g)?;
     if m.classes.is_empty() || m.classes.len() != g.num_classes {
@@ -51,6 +125,26 @@ pub(super) fn validate(m: &PackedModel) -> Result<(), String> {
                 "test metrics are over groups {:?}, the model's groups are {:?}",
                 t.group_names, m.groups
             ));
+        }
+        let n = m.groups.len();
+        let lens = [
+            t.group_count.len(),
+            t.group_correct.len(),
+            t.group_accuracy.len(),
+        ];
+        if lens.iter().any(|&l| l != n) {
+            return Err(format!(
+                "test metrics have {lens:?} group counts/correct/accuracies for {n} groups"
+            ));
+        }
+        if t.group_correct
+            .iter()
+            .zip(&t.group_count)
+            .any(|(c, n)| c > n)
+        {
+            return Err(
+                "test metrics count more correct predictions than samples in a group".into(),
+            );
         }
     }
     layers(g, &m.layers)?;
@@ -216,9 +310,28 @@ pub(crate) fn shapes(g: &Graph) -> Result<Vec<Shape>, String> {
             g.in_channels
         ));
     }
+    if g.input_size > MAX_INPUT_SIZE {
+        return Err(over(
+            "graph.input_size",
+            g.input_size,
+            "MAX_INPUT_SIZE",
+            MAX_INPUT_SIZE,
+        ));
+    }
+    if g.nodes.len() > MAX_NODES {
+        return Err(over(
+            "number of graph nodes",
+            g.nodes.len(),
+            "MAX_NODES",
+            MAX_NODES,
+        ));
+    }
     let first = Shape::Chw(g.in_channels, g.input_size, g.input_size);
     check_size(first, "the input")?;
     let mut shapes = vec![first];
+    // Running totals over the nodes, against MAX_ACTIVATION_ELEMS and MAX_MACS.
+    let mut activations = first.numel();
+    let mut macs: u128 = 0;
     for (i, node) in g.nodes.iter().enumerate() {
         let bad = |msg: String| format!("node {i} (`{}`): {msg}", node.name);
         let arity = if matches!(node.op, Op::Add) { 2 } else { 1 };
@@ -387,12 +500,60 @@ pub(crate) fn shapes(g: &Graph) -> Result<Vec<Shape>, String> {
             (op, s) => return Err(bad(format!("{op:?} cannot take an input of shape {s:?}"))),
         };
         check_size(out, &node.name)?;
+        activations += out.numel();
+        if activations > MAX_ACTIVATION_ELEMS {
+            return Err(bad(over(
+                "activations up to this node (f32 elements)",
+                activations,
+                "MAX_ACTIVATION_ELEMS",
+                MAX_ACTIVATION_ELEMS,
+            )));
+        }
+        macs += cost(&node.op, x, out).map_err(bad)?;
+        if macs > MAX_MACS as u128 {
+            return Err(bad(over(
+                "multiply-accumulates up to this node",
+                macs,
+                "MAX_MACS",
+                MAX_MACS,
+            )));
+        }
         shapes.push(out);
     }
     if g.output == 0 || g.output > g.nodes.len() {
         return Err(format!("output value {} is not a node's output", g.output));
     }
     Ok(shapes)
+}
+
+/// Multiply-accumulates (window reads for max pooling) of one node with input `x` and output
+/// `out`, both already checked; errors on an im2col matrix above [`MAX_VALUE_ELEMS`]. Elementwise
+/// ops cost O(output), which [`MAX_ACTIVATION_ELEMS`] bounds.
+fn cost(op: &Op, x: Shape, out: Shape) -> Result<u128, String> {
+    let n = |v: usize| v as u128;
+    Ok(match (op, x, out) {
+        (Op::Conv2d(c), _, Shape::Chw(co, ho, wo)) => {
+            let k = n(c.in_channels / c.groups) * n(c.kernel) * n(c.kernel);
+            let im2col = k * n(ho) * n(wo);
+            if im2col > n(MAX_VALUE_ELEMS) {
+                return Err(over(
+                    "im2col matrix (f32 elements)",
+                    im2col,
+                    "MAX_VALUE_ELEMS",
+                    MAX_VALUE_ELEMS,
+                ));
+            }
+            n(co) * n(ho) * n(wo) * k
+        }
+        (Op::Linear(l), Shape::Seq(t, _), _) => n(t) * n(l.in_features) * n(l.out_features),
+        (Op::Linear(l), _, _) => n(l.in_features) * n(l.out_features),
+        (Op::MaxPool2d { kernel, .. }, _, o) => n(o.numel()) * n(*kernel) * n(*kernel),
+        (Op::Attention(a), Shape::Seq(l, _), _) => {
+            let g = a.group.unwrap_or(l);
+            n(l) * n(g) * n(a.heads) * n(a.key_dim + a.val_dim)
+        }
+        _ => 0,
+    })
 }
 
 /// Tokens after zero-padding a `h x w` grid to whole `window x window` windows (None if absurd).
@@ -413,7 +574,7 @@ fn check_size(s: Shape, what: &str) -> Result<(), String> {
     match n {
         Some(n) if n <= MAX_VALUE_ELEMS => Ok(()),
         _ => Err(format!(
-            "{what}: {s:?} is larger than {MAX_VALUE_ELEMS} elements"
+            "{what}: {s:?} is larger than the limit MAX_VALUE_ELEMS = {MAX_VALUE_ELEMS} elements"
         )),
     }
 }

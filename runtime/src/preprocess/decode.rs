@@ -33,6 +33,21 @@ impl DecodeError {
     }
 }
 
+/// Largest image side (pixels) decoded: a header declaring more is refused before any pixel
+/// buffer is allocated (dermoscopy photos are at most about 6000 pixels wide).
+pub const MAX_IMAGE_SIDE: u32 = 16384;
+/// Largest buffer (bytes) a decoder may allocate for one image: a 6000x4000 RGBA photo needs
+/// 96 MB. A tiny compressed file can declare a huge canvas; this caps what it costs.
+pub const MAX_IMAGE_ALLOC: u64 = 256 << 20;
+
+fn decode_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    limits
+}
+
 /// Reads and decodes the image at `path`.
 pub fn decode_path(path: &Path) -> Result<RgbImage, DecodeError> {
     let bytes = std::fs::read(path).map_err(|source| DecodeError::Io {
@@ -52,14 +67,14 @@ fn decode_named(bytes: &[u8], path: &Path) -> Result<RgbImage, DecodeError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut img: DynamicImage = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|source| DecodeError::Io {
             path: path.to_path_buf(),
             source,
-        })?
-        .decode()
-        .map_err(image_err)?;
+        })?;
+    reader.limits(decode_limits());
+    let mut img: DynamicImage = reader.decode().map_err(image_err)?;
     if let Some(o) = exif_orientation(bytes) {
         img.apply_orientation(o);
     }

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::DataError;
 
 pub use cache::{load_dataset_images, load_dataset_images_with};
-pub use decode::{decode_bytes, decode_path, exif_orientation, DecodeError};
+pub use decode::{
+    decode_bytes, decode_path, exif_orientation, DecodeError, MAX_IMAGE_ALLOC, MAX_IMAGE_SIDE,
+};
 
 /// ImageNet channel means (RGB), as torchvision's `Normalize` in the reference code.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
