@@ -66,7 +66,7 @@ pub fn attention(
     );
     let s = b.node("MatMul", name, &[&q, &kt], vec![]);
     // The runtime's scale, computed the same way.
-    let scale = b.f32("scale", &[], &[(a.key_dim as f32).powf(-0.5)]);
+    let scale = b.scalar("scale", (a.key_dim as f32).powf(-0.5));
     let mut s = b.node("Mul", name, &[&s, &scale], vec![]);
     if let (Some(ws), Some(t)) = (a.bias_window, table) {
         if t.data.len() != a.heads * ws * ws {

@@ -80,9 +80,19 @@ impl GraphBuilder {
         self.push_init(t)
     }
 
-    /// A 1-D int64 constant (a shape for `Reshape`, `Expand`, `Pad`, `Slice`).
+    /// A 1-D int64 constant (a shape for `Reshape`, `Expand`, `Pad`, `Slice`), one initializer
+    /// per distinct value.
     pub fn shape(&mut self, dims: &[i64]) -> String {
-        self.i64("shape", &[dims.len()], dims)
+        self.memo(&format!("shape{dims:?}"), |b| {
+            b.i64("shape", &[dims.len()], dims)
+        })
+    }
+
+    /// An f32 scalar constant, one initializer per distinct value.
+    pub fn scalar(&mut self, name: &str, v: f32) -> String {
+        self.memo(&format!("f32:{:08x}", v.to_bits()), |b| {
+            b.f32(name, &[], &[v])
+        })
     }
 
     /// The value `key` names, built by `make` on first use only.

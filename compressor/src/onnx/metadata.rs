@@ -37,8 +37,8 @@ pub fn props(model: &PackedModel) -> Vec<StringStringEntryProto> {
             json!({
                 "width": p.width,
                 "height": p.height,
-                "mean": p.mean,
-                "std": p.std,
+                "mean": p.mean.map(short),
+                "std": p.std.map(short),
                 "resize": "exact width x height, bilinear (aspect ratio not kept)",
                 "scale": "(pixel / 255 - mean[c]) / std[c]",
                 "layout": "NCHW, RGB, f32",
@@ -60,4 +60,9 @@ pub fn props(model: &PackedModel) -> Vec<StringStringEntryProto> {
             value: Some(v.to_string()),
         })
         .collect()
+}
+
+/// An f32 as the shortest decimal that reads back to it (`0.485`, not `0.48500001430511475`).
+fn short(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(v as f64)
 }

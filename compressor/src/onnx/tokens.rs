@@ -33,9 +33,9 @@ pub fn layer_norm(
 /// The exact GELU `x * 0.5 * (1 + erf(x / sqrt 2))` from opset-13 ops (the `Gelu` op needs
 /// opset 20); onnxruntime fuses this exact pattern into its Gelu kernel.
 pub fn gelu(b: &mut GraphBuilder, name: &str, x: &str) -> String {
-    let sqrt2 = b.f32("sqrt2", &[], &[std::f32::consts::SQRT_2]);
-    let one = b.f32("one", &[], &[1.0]);
-    let half = b.f32("half", &[], &[0.5]);
+    let sqrt2 = b.scalar("sqrt2", std::f32::consts::SQRT_2);
+    let one = b.scalar("one", 1.0);
+    let half = b.scalar("half", 0.5);
     let d = b.node("Div", name, &[x, &sqrt2], vec![]);
     let e = b.node("Erf", name, &[&d], vec![]);
     let a = b.node("Add", name, &[&e, &one], vec![]);
