@@ -1,7 +1,8 @@
 //! The ONNX export checked by the real onnx checker and onnxruntime (`tools/reference/onnx_check.py`
 //! in the venv of `tools/reference/onnx_venv.sh`, installed on first use): for a narrow model of
 //! every zoo architecture (timm weights of the fixtures, a random 2–8-bit per-channel mix, U4 as
-//! int4 at opset 21, and FP32) and for a trained run exported with the command line, onnxruntime's
+//! int4 at opset 21, and FP32), a TinyViT at 224 px (unpadded and whole-grid windows) and for a
+//! trained run exported with the command line, onnxruntime's
 //! logits equal fq-runtime's CPU executor on the same `.fqm` within [`TOL`] (max |diff| relative to
 //! the largest logit) with the same class for every image, every weight is a per-channel
 //! `DequantizeLinear` of codes that fit its channel's bits, and the metadata carries the run's
@@ -127,9 +128,53 @@ fn zoo_exports_run_in_onnxruntime_like_fq_runtime() {
             cases.push(c);
         }
     }
+    cases.push(tiny_vit_224(dir.path()));
     for r in check(dir.path(), &cases) {
         assert_eq!(r["ok"], json!(true), "{r}");
     }
+}
+
+/// TinyViT at its real 224 px geometry (width 16, random weights and attention-bias tables):
+/// stage 1 in unpadded 7x7 windows, stages 2 and 3 as single whole-grid windows (14x14 and 7x7),
+/// the attention-bias path the 64 px fixtures (all padded windows) do not reach.
+fn tiny_vit_224(dir: &Path) -> Value {
+    let dev = candle_core::Device::Cpu;
+    let g = fq_models::ArchSpec::new("tinyvit-5m", 16, 224, 5)
+        .graph()
+        .unwrap();
+    let p = fq_compress::params::ParamStore::init(&g, 3, &dev).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(224);
+    let mut all = p.snapshot().unwrap();
+    let biases: std::collections::HashMap<String, candle_core::Tensor> = g
+        .params()
+        .into_iter()
+        .filter(|s| s.name.ends_with("attention_biases"))
+        .map(|s| {
+            let n = s.shape.iter().product::<usize>();
+            let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let t = candle_core::Tensor::from_vec(v, s.shape.as_slice(), &dev).unwrap();
+            (s.name, t)
+        })
+        .collect();
+    assert_eq!(biases.len(), 10);
+    all.extend(biases);
+    p.assign(&all).unwrap();
+    let n = 2;
+    let x: Vec<f32> = (0..n * 3 * 224 * 224)
+        .map(|_| rng.random_range(-2.0..2.0))
+        .collect();
+    let mix = random_mix(&g, &mut rng);
+    let packed = pack_model(&g, &p, Some(&mix), meta(&g)).unwrap();
+    let want = runtime_logits(&packed, &x, n);
+    let path = dir.join("tiny_vit_224.onnx");
+    onnx::save(&packed, &path, OnnxOptions::default()).unwrap();
+    case(
+        "tiny_vit w16 224 px mix2-8",
+        &path,
+        [n, 3, 224, 224],
+        &x,
+        &want,
+    )
 }
 
 #[test]
