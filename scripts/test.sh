@@ -24,6 +24,9 @@ chmod 700 "$XDG_RUNTIME_DIR"
 # The wgpu tests must run here, never skip: lavapipe was installed above.
 export FQ_REQUIRE_GPU=1
 
+# onnx + onnxruntime for the ONNX export test (tests/tests/onnx_export.rs; ~20 s the first time).
+tools/reference/onnx_venv.sh >/dev/null
+
 # The runtime builds without any graphics stack (the wgpu backend is a cargo feature).
 cargo check --release -p fq-runtime --no-default-features
 # fq-e2e turns fq-runtime's `wgpu` feature on, so the workspace run includes the GPU tests.

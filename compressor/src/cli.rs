@@ -307,6 +307,12 @@ pub struct ExportArgs {
     /// The method's variant (`compress --variant`).
     #[arg(long, requires = "method")]
     pub variant: Option<String>,
+    /// File format: `fqm` (fq-runtime) or `onnx` (onnxruntime; default file model-<label>.onnx).
+    #[arg(long, value_enum, default_value_t = crate::export::ExportFormat::Fqm)]
+    pub format: crate::export::ExportFormat,
+    /// ONNX opset (17..=21); 21 stores layers of at most 4 bits as int4 instead of int8.
+    #[arg(long, default_value_t = crate::onnx::DEFAULT_OPSET)]
+    pub opset: i64,
 }
 
 #[derive(Args, Debug)]
@@ -603,7 +609,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 .method
                 .map(|m| MethodId::new(m, a.variant.as_deref()))
                 .transpose()?;
-            let e = crate::export::export_run(&a.run_dir, id, a.out.as_deref())?;
+            let onnx = crate::onnx::OnnxOptions { opset: a.opset };
+            let e = crate::export::export_run_as(&a.run_dir, id, a.out.as_deref(), a.format, onnx)?;
             println!("{e}");
             Ok(())
         }

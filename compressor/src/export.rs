@@ -6,6 +6,7 @@
 
 use crate::config::RunConfig;
 use crate::methods::{artifacts, Method, MethodId};
+use crate::onnx::OnnxOptions;
 use crate::params::ParamStore;
 use crate::quant::{quantize_weight, BitAssignment, Granularity};
 use crate::report::Report;
@@ -145,6 +146,26 @@ fn quantized(
     })
 }
 
+/// The file format `fq-compress export` writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// The packed `.fqm` that fq-runtime, fq-classify and fq-validate load.
+    #[default]
+    Fqm,
+    /// ONNX for onnxruntime (see [`crate::onnx`]): the same model, built from the same packed
+    /// model, with int8/int4 codes and per-channel `DequantizeLinear`.
+    Onnx,
+}
+
+impl ExportFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Fqm => "fqm",
+            ExportFormat::Onnx => "onnx",
+        }
+    }
+}
+
 /// What `export_run` wrote.
 #[derive(Clone, Debug)]
 pub struct Exported {
@@ -156,8 +177,10 @@ pub struct Exported {
     pub weights: PathBuf,
     pub f32_bytes: u64,
     pub has_test_metrics: bool,
-    /// The model card written beside the file (see [`crate::model_card`]).
-    pub card: PathBuf,
+    /// The model card written beside a `.fqm` (see [`crate::model_card`]); an ONNX export
+    /// writes none (its metadata carries the same facts, and it must not overwrite the
+    /// `.fqm`'s card of the same stem).
+    pub card: Option<PathBuf>,
 }
 
 impl fmt::Display for Exported {
@@ -174,7 +197,9 @@ impl fmt::Display for Exported {
             mb(self.f32_bytes),
             self.f32_bytes as f64 / self.bytes.max(1) as f64
         )?;
-        write!(f, "\n  model card: {}", self.card.display())?;
+        if let Some(card) = &self.card {
+            write!(f, "\n  model card: {}", card.display())?;
+        }
         if !self.has_test_metrics {
             write!(
                 f,
@@ -193,6 +218,24 @@ pub fn export_run(
     run_dir: &Path,
     method: Option<MethodId>,
     out: Option<&Path>,
+) -> Result<Exported> {
+    export_run_as(
+        run_dir,
+        method,
+        out,
+        ExportFormat::Fqm,
+        OnnxOptions::default(),
+    )
+}
+
+/// [`export_run`] in `format`: an ONNX export (default `RUN_DIR/model-<label>.onnx`) is built
+/// from the same packed model the `.fqm` export writes.
+pub fn export_run_as(
+    run_dir: &Path,
+    method: Option<MethodId>,
+    out: Option<&Path>,
+    format: ExportFormat,
+    onnx: OnnxOptions,
 ) -> Result<Exported> {
     let cfg = RunConfig::load(&run_dir.join("config.toml"))?;
     let report_path = run_dir.join("report.json");
@@ -262,26 +305,37 @@ pub fn export_run(
                 .as_deref()
                 .map_or(String::new(), |v| format!("-{v}"));
             run_dir.join(format!(
-                "model-{}{variant}.fqm",
-                method.method.label().to_lowercase()
+                "model-{}{variant}.{}",
+                method.method.label().to_lowercase(),
+                format.extension()
             ))
         },
         Path::to_path_buf,
     );
-    let bytes = model.save(&path)?;
     let f32_bytes = std::fs::metadata(&weights)
         .with_context(|| format!("{}: cannot stat", weights.display()))?
         .len();
-    let card = crate::model_card::write(&crate::model_card::CardInput {
-        run_dir,
-        cfg: &cfg,
-        report: &report,
-        method: method.clone(),
-        model: &model,
-        model_path: &path,
-        bytes,
-        f32_bytes,
-    })?;
+    let (bytes, card) = match format {
+        ExportFormat::Fqm => {
+            let bytes = model.save(&path)?;
+            let card = crate::model_card::write(&crate::model_card::CardInput {
+                run_dir,
+                cfg: &cfg,
+                report: &report,
+                method: method.clone(),
+                model: &model,
+                model_path: &path,
+                bytes,
+                f32_bytes,
+            })?;
+            (bytes, Some(card.markdown))
+        }
+        ExportFormat::Onnx => {
+            let bytes = crate::onnx::save(&model, &path, onnx)
+                .with_context(|| format!("{}: cannot export as ONNX", path.display()))?;
+            (bytes, None)
+        }
+    };
     Ok(Exported {
         path,
         method,
@@ -290,6 +344,6 @@ pub fn export_run(
         weights,
         f32_bytes,
         has_test_metrics,
-        card: card.markdown,
+        card,
     })
 }

@@ -22,6 +22,7 @@ pub mod methods;
 pub mod mitigation;
 pub mod model;
 pub mod model_card;
+pub mod onnx;
 pub mod ops;
 pub mod optim;
 pub mod params;
