@@ -40,7 +40,7 @@ pub enum Command {
     Export(ExportArgs),
     /// Seeds and ablations on a trained run: mean ± std table in the paper's Table 1 layout,
     /// ablation CIs and plots, in RUN_DIR/sweep/. Finished runs are skipped.
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
     /// Why a quantized model is unfair (Bellam & Kim): per group, logit variance, loss, gradient
     /// norm and top Hessian eigenvalue for FP32 and each variant, and the FVO; JSON and charts
     /// in RUN_DIR/diagnostics/.
@@ -356,6 +356,20 @@ pub struct SweepArgs {
     /// Output directory [default: RUN_DIR/sweep].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// For a cluster: write the grid as independent cells instead of running it: OUT/plan.json,
+    /// plan.txt (line N+1: the command of cell N) and the Slurm array script sweep.sbatch.
+    #[arg(long, conflicts_with_all = ["cell", "collect"])]
+    pub plan: bool,
+    /// Run cell N of OUT/plan.json (0-based, as $SLURM_ARRAY_TASK_ID); the grid options come from
+    /// the plan. A finished cell is skipped.
+    #[arg(long, conflicts_with = "collect")]
+    pub cell: Option<usize>,
+    /// Aggregate the cells of OUT/plan.json into the tables and plots; fails naming every cell
+    /// that has not finished.
+    #[arg(long)]
+    pub collect: bool,
+    #[command(flatten)]
+    pub slurm: crate::sweep::slurm::SlurmArgs,
 }
 
 impl SweepArgs {
@@ -554,6 +568,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Demo(a) => pipeline::demo(&a, progress),
         Command::Sweep(a) => {
+            if a.plan || a.cell.is_some() || a.collect {
+                return crate::sweep::cells_command(&a, progress);
+            }
             let spec = a.to_spec()?;
             let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
             let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;

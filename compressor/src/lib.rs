@@ -14,6 +14,7 @@ pub mod evaluate;
 pub mod export;
 pub mod fairgrape;
 pub mod fairquant;
+pub mod filelock;
 pub mod importance;
 pub mod importance_plot;
 pub mod io;
