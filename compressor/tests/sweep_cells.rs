@@ -1,7 +1,8 @@
 //! `fq-compress sweep --plan / --cell / --collect` with real processes: the cells of a tiny grid
 //! run two at a time (separate `fq-compress` processes sharing one run directory, its importance
 //! cache included) and give exactly the tables of the sequential sweep on a copy of the run;
-//! `--collect` refuses while a cell is missing and names it; a finished cell is skipped.
+//! `--collect` refuses while a cell is missing or failed and names it (with the failure's
+//! error); a finished cell is skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,6 +61,19 @@ fn run_parallel(cmds: &[String], workers: usize) {
     });
     let f = failures.into_inner().unwrap();
     assert!(f.is_empty(), "cells failed:\n{}", f.join("\n"));
+}
+
+/// `sweep --collect` on `run`, which must fail; returns its stderr.
+fn fq_collect_err(run: &str) -> String {
+    let o = Command::new(EXE)
+        .args(["--quiet", "sweep", "--run-dir", run, "--collect"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "collect passed with an unfinished cell"
+    );
+    String::from_utf8(o.stderr).unwrap()
 }
 
 fn refs(v: &[String]) -> Vec<&str> {
@@ -146,14 +160,31 @@ fn cells_in_parallel_processes_equal_the_sequential_sweep() {
     let sbatch = std::fs::read_to_string(out.join("sweep.sbatch")).unwrap();
     assert!(sbatch.contains("#SBATCH --array=0-8\n"), "{sbatch}");
 
+    // A cell that fails for real: cell 3 (fq-baq-s3) finds a checkpoint made with other
+    // settings. It records its error, and --collect shows it.
+    let m3 = run.join("methods/fq-baq-s3");
+    std::fs::create_dir_all(&m3).unwrap();
+    let cfg = std::fs::read_to_string(seq.join("methods/fq-baq-s3/config.toml")).unwrap();
+    assert!(cfg.contains("\nepochs = 1\n"));
+    std::fs::write(
+        m3.join("config.toml"),
+        cfg.replace("\nepochs = 1\n", "\nepochs = 2\n"),
+    )
+    .unwrap();
+    std::fs::write(m3.join("checkpoint.safetensors"), b"").unwrap();
+    let o = Command::new("sh").arg("-c").arg(&cmds[3]).output().unwrap();
+    assert!(!o.status.success());
+    let err = fq_collect_err(r);
+    assert!(
+        err.contains("cell 3 (fq-baq-s3): failed: sweep run fq-baq-s3: ")
+            && err.contains("other settings"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&m3).unwrap();
+
     // All but the last cell, two processes at a time; then --collect must name the last.
     run_parallel(&cmds[..8], 2);
-    let o = Command::new(EXE)
-        .args(["--quiet", "sweep", "--run-dir", r, "--collect"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "collect passed with a missing cell");
+    let err = fq_collect_err(r);
     let last = cells[8]["id"]["variant"].as_str().unwrap();
     assert!(
         err.contains("1 of 9 cells")
@@ -169,6 +200,9 @@ fn cells_in_parallel_processes_equal_the_sequential_sweep() {
     assert!(again.contains("finished already"), "{again}");
     assert_eq!(std::fs::metadata(&w).unwrap().modified().unwrap(), before);
     fq(&["sweep", "--run-dir", r, "--collect"]);
+    // The failed cell ran again and succeeded: its error is gone.
+    assert!(!run.join("sweep/cells/fq-baq-s3.failed").exists());
+    assert!(run.join("sweep/cells/fq-baq-s3.json").exists());
 
     let (a, b) = (out, seq.join("sweep"));
     assert_eq!(json(&a.join("results.json")), json(&b.join("results.json")));
