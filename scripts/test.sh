@@ -32,6 +32,10 @@ cargo check --release -p fq-runtime --no-default-features
 # fq-e2e turns fq-runtime's `wgpu` feature on, so the workspace run includes the GPU tests.
 cargo test --release --workspace "$@"
 
+# The sweep's Slurm job array on a real one-node Slurm (installs Debian's slurmctld, slurmd and
+# munge when missing; ~20 s), with the fq-compress binary the tests above built.
+FQ_COMPRESS="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/fq-compress" tests/slurm/run.sh
+
 # The fuzz targets (runtime/fuzz) build and run briefly on their seeds, so they cannot rot;
 # nightly and cargo-fuzz are installed when missing (docs/fuzzing.md).
 scripts/fuzz.sh

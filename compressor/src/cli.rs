@@ -6,6 +6,7 @@ use crate::methods::{Method, MethodId};
 use crate::mitigation::{GroupWeights, Sampler};
 use crate::pipeline;
 use crate::quant::Granularity;
+use crate::run_lock::{LockKind, RunLock};
 use crate::synth::SynthConfig;
 use crate::train::TrainConfig;
 use anyhow::{bail, Result};
@@ -40,7 +41,7 @@ pub enum Command {
     Export(ExportArgs),
     /// Seeds and ablations on a trained run: mean ± std table in the paper's Table 1 layout,
     /// ablation CIs and plots, in RUN_DIR/sweep/. Finished runs are skipped.
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
     /// Why a quantized model is unfair (Bellam & Kim): per group, logit variance, loss, gradient
     /// norm and top Hessian eigenvalue for FP32 and each variant, and the FVO; JSON and charts
     /// in RUN_DIR/diagnostics/.
@@ -362,6 +363,20 @@ pub struct SweepArgs {
     /// Output directory [default: RUN_DIR/sweep].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// For a cluster: write the grid as independent cells instead of running it: OUT/plan.json,
+    /// plan.txt (line N+1: the command of cell N) and the Slurm array script sweep.sbatch.
+    #[arg(long, conflicts_with_all = ["cell", "collect"])]
+    pub plan: bool,
+    /// Run cell N of OUT/plan.json (0-based, as $SLURM_ARRAY_TASK_ID); the grid options come from
+    /// the plan. A finished cell is skipped.
+    #[arg(long, conflicts_with = "collect")]
+    pub cell: Option<usize>,
+    /// Aggregate the cells of OUT/plan.json into the tables and plots; fails naming every cell
+    /// that has not finished.
+    #[arg(long)]
+    pub collect: bool,
+    #[command(flatten)]
+    pub slurm: crate::sweep::slurm::SlurmArgs,
 }
 
 impl SweepArgs {
@@ -495,26 +510,30 @@ fn parse_group_weights(s: &str) -> Result<GroupWeights, String> {
     GroupWeights::parse(s).map_err(|e| e.to_string())
 }
 
-/// The run directory a command writes, which it locks for its whole life (see
+/// The run directory a command writes and how it locks it for its whole life (see
 /// [`crate::run_lock`]). `synth` takes none: it builds its output beside the target and renames it
-/// into place, so a second writer can never leave a mixed dataset.
-fn locked_dir(command: &Command) -> Option<&Path> {
+/// into place, so a second writer can never leave a mixed dataset. The cells of a cluster sweep
+/// (`sweep --cell`) and `--collect` share the run, each cell locking the method directory it
+/// writes; everything else is the run's only user.
+fn run_lock(command: &Command) -> Option<(&Path, LockKind)> {
+    let only = LockKind::Exclusive;
     match command {
         Command::Synth(_) => None,
-        Command::Train(a) => Some(&a.run_dir),
-        Command::Compress(a) => Some(&a.run_dir),
-        Command::Demo(a) => Some(&a.out),
-        Command::Sweep(a) => Some(&a.run_dir),
-        Command::Diagnose(a) => Some(&a.run_dir),
-        Command::Export(a) => Some(&a.run_dir),
+        Command::Train(a) => Some((&a.run_dir, only)),
+        Command::Compress(a) => Some((&a.run_dir, only)),
+        Command::Demo(a) => Some((&a.out, only)),
+        Command::Sweep(a) if a.cell.is_some() || a.collect => Some((&a.run_dir, LockKind::Shared)),
+        Command::Sweep(a) => Some((&a.run_dir, only)),
+        Command::Diagnose(a) => Some((&a.run_dir, only)),
+        Command::Export(a) => Some((&a.run_dir, only)),
     }
 }
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     let progress = !cli.quiet;
     let invocation = std::env::args().collect::<Vec<_>>().join(" ");
-    let _lock = locked_dir(&cli.command)
-        .map(|dir| crate::run_lock::RunLock::exclusive(dir, &invocation))
+    let _lock = run_lock(&cli.command)
+        .map(|(dir, kind)| RunLock::acquire(dir, &invocation, kind))
         .transpose()?;
     match cli.command {
         Command::Synth(a) => {
@@ -579,6 +598,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Demo(a) => pipeline::demo(&a, progress),
         Command::Sweep(a) => {
+            if a.plan || a.cell.is_some() || a.collect {
+                return crate::sweep::cells_command(&a, progress);
+            }
             let spec = a.to_spec()?;
             let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
             let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;

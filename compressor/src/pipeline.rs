@@ -168,46 +168,55 @@ impl Run {
         let mut report = if path.exists() {
             Report::load(&path)?
         } else {
-            Report {
-                dataset: self.dataset.name.clone(),
-                arch: self.graph.arch.clone(),
-                classes: self.dataset.classes.clone(),
-                groups: self.dataset.groups.clone(),
-                test_samples: self.test.len(),
-                results: Vec::new(),
-            }
+            self.empty_report()
         };
-        let layers = self.graph.quant_layers()?;
         for m in methods {
             if skip_done && report.get(m).is_some() {
                 continue;
             }
-            let (weights, bits) = crate::methods::artifacts(&self.dir, m.clone(), &layers)?;
-            let own;
-            let model = if weights == self.dir.join("fp32.safetensors") {
-                fp32
-            } else {
-                let p =
-                    ParamStore::load_safetensors(&self.graph, &weights, 0, &self.device, false)?;
-                own = Model::new(self.graph.clone(), p, self.device.clone());
-                &own
-            };
-            let metrics = evaluate(
-                model,
-                &self.test,
-                bits.as_ref().into(),
-                &self.preprocess,
-                &self.dataset.groups,
-                256,
-            )?;
-            let (mean_bits, pruned) =
-                crate::methods::layer_mean_bits(&self.dir, m, &layers, bits.as_ref())?;
-            report.upsert(MethodResult::from_layer_bits(
-                m, &layers, &mean_bits, pruned, metrics,
-            ));
+            report.upsert(self.evaluate_method(fp32, m)?);
         }
         report.write(&self.dir)?;
         Ok(report)
+    }
+
+    /// A report of this run without rows.
+    pub fn empty_report(&self) -> Report {
+        Report {
+            dataset: self.dataset.name.clone(),
+            arch: self.graph.arch.clone(),
+            classes: self.dataset.classes.clone(),
+            groups: self.dataset.groups.clone(),
+            test_samples: self.test.len(),
+            results: Vec::new(),
+        }
+    }
+
+    /// One method's row on the test split, from its files in the run (nothing is written).
+    pub fn evaluate_method(&self, fp32: &Model, m: &MethodId) -> Result<MethodResult> {
+        let layers = self.graph.quant_layers()?;
+        let (weights, bits) = crate::methods::artifacts(&self.dir, m.clone(), &layers)?;
+        let own;
+        let model = if weights == self.dir.join("fp32.safetensors") {
+            fp32
+        } else {
+            let p = ParamStore::load_safetensors(&self.graph, &weights, 0, &self.device, false)?;
+            own = Model::new(self.graph.clone(), p, self.device.clone());
+            &own
+        };
+        let metrics = evaluate(
+            model,
+            &self.test,
+            bits.as_ref().into(),
+            &self.preprocess,
+            &self.dataset.groups,
+            256,
+        )?;
+        let (mean_bits, pruned) =
+            crate::methods::layer_mean_bits(&self.dir, m, &layers, bits.as_ref())?;
+        Ok(MethodResult::from_layer_bits(
+            m, &layers, &mean_bits, pruned, metrics,
+        ))
     }
 }
 

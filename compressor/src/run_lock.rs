@@ -158,6 +158,45 @@ impl Drop for RunLock {
     }
 }
 
+/// A blocking exclusive lock on one file, for work that cooperating processes may start at the
+/// same moment (the importance cache that concurrent sweep cells share): the second holder waits
+/// for the first and then reuses what it wrote. The files it guards are written atomically and are
+/// the same whoever writes them, so the lock only saves duplicate work: where the file system
+/// cannot lock (some network mounts), [`WaitLock::acquire`] returns an unheld guard and the caller
+/// proceeds. Like [`RunLock`], it dies with its holder (NFSv4 and Lustre mounted with `flock`
+/// lock across nodes).
+pub struct WaitLock {
+    _file: File,
+    /// Whether the file system granted the lock (false: it cannot lock).
+    pub held: bool,
+}
+
+impl WaitLock {
+    /// Blocks until this process holds the exclusive lock on `path` (created when missing).
+    pub fn acquire(path: &Path) -> Result<WaitLock> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
+        let held = match file.lock() {
+            Ok(()) => true,
+            Err(e) if cannot_lock_here(&e) => false,
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot lock", path.display())),
+        };
+        Ok(WaitLock { _file: file, held })
+    }
+}
+
+/// A file system without locks (`ENOSYS`, `EOPNOTSUPP`; `ENOLCK` from an NFS mount without
+/// its lock daemon).
+fn cannot_lock_here(e: &std::io::Error) -> bool {
+    const ENOLCK: i32 = 37;
+    e.kind() == std::io::ErrorKind::Unsupported
+        || (cfg!(target_os = "linux") && e.raw_os_error() == Some(ENOLCK))
+}
+
 fn read_holder(file: &mut File) -> Option<Holder> {
     let mut text = String::new();
     file.seek(SeekFrom::Start(0)).ok()?;
@@ -198,6 +237,32 @@ mod tests {
         let x = RunLock::exclusive(tmp.path(), "train").unwrap();
         assert!(RunLock::shared(tmp.path(), "cell 2").is_err());
         drop(x);
+    }
+
+    /// A second holder (another open file description, as in another process) waits for the first.
+    #[test]
+    fn a_second_wait_lock_waits_for_the_first() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let first = WaitLock::acquire(&path).unwrap();
+        assert!(first.held);
+        let released = Arc::new(AtomicBool::new(false));
+        let r = released.clone();
+        let p = path.clone();
+        let t = std::thread::spawn(move || {
+            let _second = WaitLock::acquire(&p).unwrap();
+            // Only reachable once the first lock is gone.
+            assert!(
+                r.load(Ordering::SeqCst),
+                "acquired while the first lock was held"
+            );
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        released.store(true, Ordering::SeqCst);
+        drop(first);
+        t.join().unwrap();
     }
 
     #[test]

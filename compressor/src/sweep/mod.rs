@@ -6,44 +6,29 @@
 //! The results go to `RUN_DIR/sweep/`: `results.json` (every run and the aggregates),
 //! `table1.md` (the paper's Table 1 layout, mean ± std), `ablations.md` (mean, 95% CI) and the
 //! frontier, radar and ablation plots.
+//!
+//! The grid is a [`plan::Plan`] of independent cells. The plain sweep runs them one after the
+//! other in this process; `--plan` writes them out for a cluster (`plan.txt`, a Slurm array in
+//! `sweep.sbatch`), `--cell N` runs one, `--collect` aggregates; both ways end in
+//! [`collect::collect`], so they write the same tables.
 
+pub mod cell;
+pub mod collect;
 pub mod grid;
+pub mod plan;
 mod plots;
+pub mod slurm;
 pub mod stats;
 pub mod summary;
 
-use crate::methods::{Method, MethodId};
+use crate::cli::SweepArgs;
+use crate::config::RunConfig;
 use crate::pipeline::Run;
-use anyhow::{Context, Result};
-use grid::{GridSpec, Job};
-use serde::Serialize;
+use anyhow::{bail, Context, Result};
+use grid::GridSpec;
+use plan::{out_dir, Plan};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use summary::{aggregate, Aggregate, Row};
-
-/// A job whose settings equal those of the run's plain method (e.g. the demo's FQ-BAQ is seed
-/// 2's paper run) is that finished run: no need to train it again under a variant name.
-fn reuse_plain_runs(run_dir: &Path, jobs: &mut [Job]) {
-    for j in jobs.iter_mut() {
-        let plain = MethodId::from(j.id.method);
-        let dir = crate::methods::method_dir(run_dir, plain.clone());
-        let finished = dir.join("bits.json").exists() && dir.join("weights.safetensors").exists();
-        let same = crate::fairquant::CompressConfig::load(&dir.join("config.toml"))
-            .is_ok_and(|c| c == j.config);
-        if finished && same {
-            j.id = plain;
-        }
-    }
-}
-
-/// What `results.json` holds.
-#[derive(Serialize)]
-struct Results<'a> {
-    dataset: &'a str,
-    arch: &'a str,
-    rows: &'a [Row],
-    aggregates: &'a [Aggregate],
-}
 
 /// The files a finished sweep wrote.
 pub struct SweepOutput {
@@ -56,81 +41,102 @@ pub struct SweepOutput {
 pub fn sweep(run: &Run, spec: &GridSpec, out: Option<&Path>) -> Result<SweepOutput> {
     let start = Instant::now();
     let fp32 = run.train_fp32(true)?;
-    let mut jobs = grid::jobs(spec, &run.cfg)?;
-    reuse_plain_runs(&run.dir, &mut jobs);
-    let single: Vec<MethodId> = [Method::Fp32, Method::PtqU8, Method::PtqU4]
-        .into_iter()
-        .map(MethodId::from)
-        .collect();
-    run.evaluate_methods(&fp32, &single, true)?;
-    let mut unique: Vec<&Job> = Vec::new();
-    for j in &jobs {
-        if !unique.iter().any(|u| u.id == j.id) {
-            unique.push(j);
-        }
-    }
-    for (k, j) in unique.iter().enumerate() {
+    let plan = Plan::new(&run.dir, &run.cfg, spec)?;
+    let dir = out_dir(&run.dir, out);
+    plan.save(&dir)?;
+    for c in &plan.cells {
         println!(
-            "[{}/{}] {} ({}, seed {}) at {:.0}s",
-            k + 1,
-            unique.len(),
-            j.id.label(),
-            j.setting,
-            j.seed,
+            "[{}/{}] {} at {:.0}s",
+            c.index + 1,
+            plan.cells.len(),
+            c.id.label(),
             start.elapsed().as_secs_f64()
         );
-        crate::fairquant::compress(run, &fp32, &j.id, &j.config, true)
-            .with_context(|| format!("sweep run {}", j.id.name()))?;
-        run.evaluate_methods(&fp32, std::slice::from_ref(&j.id), true)?;
+        cell::run(run, &fp32, &dir, c)?;
     }
-    let report = crate::report::Report::load(&run.dir.join("report.json"))?;
-    let mut rows: Vec<Row> = Vec::new();
-    for id in &single {
-        let r = report
-            .get(id)
-            .with_context(|| format!("report.json has no {} row", id.label()))?;
-        rows.push(Row::new(r, None));
+    collect::collect(&run.dir, &dir, &plan)
+}
+
+/// `sweep --plan`, `--cell N` and `--collect`.
+pub fn cells_command(a: &SweepArgs, progress: bool) -> Result<()> {
+    let out = out_dir(&a.run_dir, a.out.as_deref());
+    if a.plan {
+        return plan_command(a, &out);
     }
-    for j in &jobs {
-        let r = report
-            .get(&j.id)
-            .with_context(|| format!("report.json has no {} row", j.id.label()))?;
-        rows.push(Row::new(r, Some(j)));
+    let plan = Plan::load(&out)?;
+    if a.collect {
+        let o = collect::collect(&a.run_dir, &out, &plan)?;
+        println!("{}\n{}", o.table1, o.ablations);
+        println!("wrote {}", o.dir.display());
+        return Ok(());
     }
-    let aggs = aggregate(&rows);
-    let dir = out.map_or_else(|| run.dir.join("sweep"), Path::to_path_buf);
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    fq_runtime::atomic::write_json_atomic(
-        &dir.join("results.json"),
-        &Results {
-            dataset: &report.dataset,
-            arch: &report.arch,
-            rows: &rows,
-            aggregates: &aggs,
-        },
-    )?;
-    let table1 = summary::table1(&report, &aggs);
-    let ablations = summary::ablation_tables(&aggs);
-    let seeds = spec
-        .seeds
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let md = format!(
-        "# Sweep of {}\n\nTest split, {} samples. FP32, U8 and U4 are single runs; the other rows are mean ± std over seeds {seeds}.\n\n{table1}",
-        run.dir.display(),
-        report.test_samples
+    let n = a.cell.context("one of --plan, --cell N or --collect")?;
+    let c = plan.cell(n)?;
+    if cell::status(&out, c) == cell::Status::Done {
+        println!("cell {n} ({}) has finished already", c.id.name());
+        return Ok(());
+    }
+    let start = Instant::now();
+    let fp32_path = a.run_dir.join("fp32.safetensors");
+    if !fp32_path.exists() {
+        // Cells must not train the shared FP32 model: each would train its own at once.
+        bail!(
+            "{}: missing; the cells share the run's FP32 model: train it before running cells",
+            fp32_path.display()
+        );
+    }
+    let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
+    let run = Run::open(&a.run_dir, cfg, progress)?;
+    let fp32 = run.train_fp32(true)?;
+    cell::run(&run, &fp32, &out, c)?;
+    println!(
+        "cell {n} ({}) finished in {:.0}s: {}",
+        c.id.name(),
+        start.elapsed().as_secs_f64(),
+        cell::row_path(&out, c).display()
     );
-    fq_runtime::atomic::write_atomic(&dir.join("table1.md"), md.as_bytes())?;
-    if !ablations.is_empty() {
-        let md = format!("# Ablations of {}\n\n{ablations}", run.dir.display());
-        fq_runtime::atomic::write_atomic(&dir.join("ablations.md"), md.as_bytes())?;
+    Ok(())
+}
+
+/// Write the plan and the scripts that launch it. Nothing is trained or evaluated here (a login
+/// node can run it), so the shared inputs of every cell must exist already.
+fn plan_command(a: &SweepArgs, out: &Path) -> Result<()> {
+    let spec = a.to_spec()?;
+    for (f, why) in [
+        ("config.toml", "a trained run (`fq-compress train`)"),
+        ("split.csv", "the run's split"),
+        ("fp32.safetensors", "the trained FP32 model"),
+    ] {
+        let p = a.run_dir.join(f);
+        if !p.exists() {
+            bail!(
+                "{}: missing; every cell needs {why}: train the run first (`fq-compress train --run-dir {}`)",
+                p.display(),
+                a.run_dir.display()
+            );
+        }
     }
-    plots::draw(&dir, &report, &aggs)?;
-    Ok(SweepOutput {
-        dir,
-        table1,
-        ablations,
-    })
+    let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
+    let plan = Plan::new(&a.run_dir, &cfg, &spec)?;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    plan.save(out)?;
+    let cmd = slurm::Command::new(a.slurm.exe.as_deref(), &a.run_dir, a.out.as_deref())?;
+    slurm::write(&plan, &cmd, out, &a.slurm)?;
+    let done = plan
+        .cells
+        .iter()
+        .filter(|c| cell::status(out, c) == cell::Status::Done)
+        .count();
+    println!(
+        "{} cells ({done} finished already) in {}\n\
+         run them with one of\n  sbatch {}\n  parallel -j 2 < {}\n  bash {}   (one after the other)\n\
+         then aggregate with\n  {}",
+        plan.cells.len(),
+        out.join(plan::PLAN_FILE).display(),
+        out.join("sweep.sbatch").display(),
+        out.join("plan.txt").display(),
+        out.join("plan.txt").display(),
+        cmd.collect()
+    );
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! A sweep's results: one row per run from the run's report, aggregated over seeds into the
 //! paper's Table 1 layout (mean ± std) and the ablation tables (mean with a 95% CI).
 
-use super::grid::{fmt_value, Job, Param};
+use super::grid::{fmt_value, Param};
+use super::plan::PlannedRow;
 use super::stats::Summary;
 use crate::methods::Method;
 use crate::report::{MethodResult, Report};
@@ -28,13 +29,14 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(r: &MethodResult, job: Option<&Job>) -> Self {
+    /// A report row under the setting its plan row aggregates it by.
+    pub fn new(r: &MethodResult, p: &PlannedRow) -> Self {
         let m = &r.metrics;
         Self {
             method: r.method.label().to_string(),
-            setting: job.map_or("single".into(), |j| j.setting.clone()),
-            ablation: job.and_then(|j| j.ablation),
-            seed: job.map(|j| j.seed),
+            setting: p.setting.clone(),
+            ablation: p.ablation,
+            seed: p.seed,
             run: r.id().name(),
             avg_bits: r.avg_bits,
             gbops: r.gbops,
