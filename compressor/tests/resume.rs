@@ -42,20 +42,7 @@ fn weights(run: &Path) -> Vec<u8> {
 fn killed_mid_epoch_then_resumed_equals_uninterrupted() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let ok = Command::new(BIN)
-        .args([
-            "--quiet",
-            "synth",
-            "--num-images",
-            "240",
-            "--image-size",
-            "32",
-            "--out",
-        ])
-        .arg(&data)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    synth(&data);
 
     let a = tmp.path().join("a");
     assert!(train_cmd(&data, &a).status().unwrap().success());

@@ -95,19 +95,16 @@ impl Command {
 
     /// The shell command of cell `n` (or of `$VAR`, given as `"$SLURM_ARRAY_TASK_ID"`).
     pub fn cell(&self, n: &str) -> String {
-        let mut c = format!(
-            "{} sweep --run-dir {}",
-            quote(&self.exe),
-            quote(&self.run_dir)
-        );
-        if let Some(o) = &self.out {
-            c += &format!(" --out {}", quote(o));
-        }
-        c + &format!(" --cell {n}")
+        self.sweep(&format!("--cell {n}"))
     }
 
     /// The command that aggregates the finished cells.
     pub fn collect(&self) -> String {
+        self.sweep("--collect")
+    }
+
+    /// `fq-compress sweep` on this run (and output folder) with `tail` appended.
+    fn sweep(&self, tail: &str) -> String {
         let mut c = format!(
             "{} sweep --run-dir {}",
             quote(&self.exe),
@@ -116,7 +113,7 @@ impl Command {
         if let Some(o) = &self.out {
             c += &format!(" --out {}", quote(o));
         }
-        c + " --collect"
+        format!("{c} {tail}")
     }
 }
 
