@@ -23,8 +23,10 @@ cd runtime
 TMPDIR="$(mktemp -d)"
 export TMPDIR
 trap 'rm -rf "$TMPDIR"' EXIT
-# -a: debug assertions and overflow checks on, so silent wrap-arounds are found too.
-cargo +nightly fuzz build -a
+# -a: debug assertions and overflow checks on, so silent wrap-arounds are found too. (16 codegen
+# units instead of cargo-fuzz's 1 took more CPU time in all, 327 s against 281 s: not worth it.)
+flags=(-a)
+cargo +nightly fuzz build "${flags[@]}"
 # Largest input per target: a bit above its biggest seed.
 declare -A max_len=(
   [fqm_body]=409600
@@ -36,7 +38,7 @@ declare -A max_len=(
 for t in $(cargo +nightly fuzz list); do
   mkdir -p "fuzz/corpus/$t"
   echo "scripts/fuzz.sh: $t for ${secs}s"
-  cargo +nightly fuzz run -a "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+  cargo +nightly fuzz run "${flags[@]}" "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
     -max_total_time="$secs" -max_len="${max_len[$t]:-65536}" -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1
 done

@@ -170,11 +170,7 @@ fn main() {
         ("rgb.jpg", rgb.clone(), ImageFormat::Jpeg),
         ("rgb.webp", rgb.clone(), ImageFormat::WebP),
     ] {
-        write(
-            &dir,
-            &format!("{name}"),
-            &[&[31u8][..], &encode(&im, f)[..]].concat(),
-        );
+        write(&dir, name, &[&[31u8][..], &encode(&im, f)[..]].concat());
     }
     // The JPEG again with an APP1 EXIF segment: orientation 6 (rotate 90 degrees clockwise).
     let jpg = encode(&rgb, ImageFormat::Jpeg);
