@@ -30,7 +30,8 @@ tools/reference/onnx_venv.sh >/dev/null
 # The runtime builds without any graphics stack (the wgpu backend is a cargo feature).
 cargo check --release -p fq-runtime --no-default-features
 # fq-e2e turns fq-runtime's `wgpu` feature on, so the workspace run includes the GPU tests.
-cargo test --release --workspace "$@"
+cargo_log="$(mktemp)"
+cargo test --release --workspace "$@" 2>&1 | tee "$cargo_log"
 
 # The sweep's Slurm job array on a real one-node Slurm (installs Debian's slurmctld, slurmd and
 # munge when missing; ~20 s), with the fq-compress binary the tests above built.
@@ -39,3 +40,8 @@ FQ_COMPRESS="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/fq-compress" tes
 # The fuzz targets (runtime/fuzz) build and run briefly on their seeds, so they cannot rot;
 # nightly and cargo-fuzz are installed when missing (docs/fuzzing.md).
 scripts/fuzz.sh
+
+# One closing line over every cargo test binary above (the Slurm and fuzz steps exit non-zero on
+# failure, which stops this script before it gets here).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$cargo_log"
+rm -f "$cargo_log"
