@@ -93,6 +93,16 @@ pub fn class_token(b: &mut GraphBuilder, name: &str, x: &str, token: &NamedTenso
     b.node("Concat", name, &[&toks, x], vec![("axis", Attr::Int(1))])
 }
 
+/// A `h x w` token grid of `shape` in `ws x ws` windows: (channels, windows down, windows
+/// across, padded height, padded width).
+fn window_grid(shape: Shape, h: usize, w: usize, ws: usize) -> (usize, usize, usize, usize, usize) {
+    let Shape::Seq(_, c) = shape else {
+        unreachable!("validated: a window partition or reverse takes a token sequence")
+    };
+    let (nh, nw) = (windows(h, ws), windows(w, ws));
+    (c, nh, nw, nh * ws, nw * ws)
+}
+
 /// `[N, H*W, C]` (row-major grid) `-> [N, nh*nw*ws*ws, C]`: zero-pad the grid to multiples of
 /// the window, then order the tokens window by window.
 pub fn window_partition(
@@ -104,11 +114,7 @@ pub fn window_partition(
     w: usize,
     ws: usize,
 ) -> String {
-    let Shape::Seq(_, c) = shape else {
-        unreachable!("validated: window partition input is a token sequence")
-    };
-    let (nh, nw) = (windows(h, ws), windows(w, ws));
-    let (hp, wp) = (nh * ws, nw * ws);
+    let (c, nh, nw, hp, wp) = window_grid(shape, h, w, ws);
     let s = b.shape(&[0, h as i64, w as i64, c as i64]);
     let mut y = b.node("Reshape", name, &[x, &s], vec![]);
     if (hp, wp) != (h, w) {
@@ -134,11 +140,7 @@ pub fn window_reverse(
     w: usize,
     ws: usize,
 ) -> String {
-    let Shape::Seq(_, c) = shape else {
-        unreachable!("validated: window reverse input is a token sequence")
-    };
-    let (nh, nw) = (windows(h, ws), windows(w, ws));
-    let (hp, wp) = (nh * ws, nw * ws);
+    let (c, nh, nw, hp, wp) = window_grid(shape, h, w, ws);
     let [nh, nw, wsi, ci] = [nh, nw, ws, c].map(|v| v as i64);
     let s = b.shape(&[0, nh, nw, wsi, wsi, ci]);
     let y = b.node("Reshape", name, &[x, &s], vec![]);

@@ -22,18 +22,11 @@ fn over(
     format!("{field} = {value} exceeds the limit {limit} = {max}")
 }
 
-/// The node, class and group counts within their limits, and every name within [`MAX_NAME_LEN`]:
-/// checked first, so that nothing later iterates over an absurd count.
+/// The class and group counts within their limits, and every name within [`MAX_NAME_LEN`]:
+/// checked first, so that nothing later sizes a per-class or per-group table from an absurd
+/// count. (The node count is checked by [`shapes`], which every caller runs.)
 fn names_and_counts(m: &PackedModel) -> Result<(), String> {
     let g = &m.graph;
-    if g.nodes.len() > MAX_NODES {
-        return Err(over(
-            "number of graph nodes",
-            g.nodes.len(),
-            "MAX_NODES",
-            MAX_NODES,
-        ));
-    }
     if m.classes.len() > MAX_CLASSES || g.num_classes > MAX_CLASSES {
         let n = m.classes.len().max(g.num_classes);
         return Err(over("number of classes", n, "MAX_CLASSES", MAX_CLASSES));
