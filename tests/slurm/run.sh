@@ -20,10 +20,7 @@ command -v munged >/dev/null || need+=(munge)
 command -v sbatch >/dev/null || need+=(slurm-client)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  scripts/apt-install.sh "${need[@]}"
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "tests/slurm: must run as root (slurmd starts the jobs; SlurmUser=root)" >&2
