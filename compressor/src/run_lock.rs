@@ -142,10 +142,6 @@ impl RunLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    pub fn kind(&self) -> LockKind {
-        self.kind
-    }
 }
 
 impl Drop for RunLock {
