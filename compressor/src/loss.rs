@@ -107,3 +107,71 @@ pub fn task_and_fairness_weighted(
         fair: Some(fair),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    const LOGITS: [[f32; 3]; 4] = [
+        [2.0, 0.0, -1.0],
+        [0.5, 0.5, 0.0],
+        [1.0, -1.0, 3.0],
+        [-0.5, 1.5, 0.25],
+    ];
+    const Y: [u32; 4] = [0, 2, 2, 1];
+    const GROUPS: [usize; 4] = [0, 1, 1, 0];
+
+    fn inputs() -> (Tensor, Tensor) {
+        let l = Tensor::new(&LOGITS, &Device::Cpu).unwrap();
+        (l, Tensor::new(&Y, &Device::Cpu).unwrap())
+    }
+
+    /// `-log softmax(logits_i)[y_i]` in f64, by hand.
+    fn ce(i: usize) -> f64 {
+        let row = LOGITS[i].map(f64::from);
+        let lse = row.iter().map(|x| x.exp()).sum::<f64>().ln();
+        lse - row[Y[i] as usize]
+    }
+
+    /// The weighted loss's value, `Σ w_g(i)·CE_i / Σ w_g(i)`, against the same sum in f64; equal
+    /// weights give the plain mean.
+    #[test]
+    fn weighted_cross_entropy_value() {
+        let (l, y) = inputs();
+        let w = [3.0, 0.5];
+        let got = weighted_cross_entropy(&l, &y, &GROUPS, &w)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64;
+        let num: f64 = (0..4).map(|i| w[GROUPS[i]] * ce(i)).sum();
+        let den: f64 = (0..4).map(|i| w[GROUPS[i]]).sum();
+        assert!((got - num / den).abs() < 1e-6, "{got} vs {}", num / den);
+        let plain = (0..4).map(ce).sum::<f64>() / 4.0;
+        assert!(
+            (num / den - plain).abs() > 1e-2,
+            "the weights must matter here"
+        );
+        let equal = weighted_cross_entropy(&l, &y, &GROUPS, &[2.0, 2.0])
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64;
+        assert!((equal - plain).abs() < 1e-6, "{equal} vs {plain}");
+    }
+
+    /// The weighted task term plus the fairness penalty: `task + λ·(max_g L_g − min_g L_g)`,
+    /// with `L_g` the unweighted mean loss of group g (the weights change only the task term).
+    #[test]
+    fn weighted_task_and_fairness_value() {
+        let (l, y) = inputs();
+        let w = [3.0, 0.5];
+        let out = task_and_fairness_weighted(&l, &y, &GROUPS, 0.7, Some(&w)).unwrap();
+        let task = (3.0 * (ce(0) + ce(3)) + 0.5 * (ce(1) + ce(2))) / 7.0;
+        let (l0, l1) = ((ce(0) + ce(3)) / 2.0, (ce(1) + ce(2)) / 2.0);
+        let total = task + 0.7 * (l0 - l1).abs();
+        let get = |t: &Tensor| t.to_scalar::<f32>().unwrap() as f64;
+        assert!((get(&out.task) - task).abs() < 1e-6);
+        assert!((get(out.fair.as_ref().unwrap()) - (l0 - l1).abs()).abs() < 1e-6);
+        assert!((get(&out.total) - total).abs() < 1e-6);
+    }
+}

@@ -205,6 +205,65 @@ mod tests {
         assert!((opt.grad_norm(&grads).unwrap() - 2f64.sqrt()).abs() < 1e-6);
     }
 
+    /// Clipping changes the update, as `clip_grad_norm_` before `AdamW.step` does in torch: three
+    /// steps on `f(w) = 5·sum(w^2)` with `max_norm = 1` against the same rule computed by hand in
+    /// f64 with the gradient scaled by `max_norm / (norm + 1e-6)`. A large `eps` makes Adam's
+    /// update depend on the gradient's magnitude, so a step that ignored `max_norm` misses the
+    /// expected values by far more than the tolerance (checked below against the unclipped rule).
+    #[test]
+    fn clipping_scales_the_update() {
+        let cfg = AdamWConfig {
+            eps: 1.0,
+            weight_decay: 0.0,
+            ..AdamWConfig::default()
+        };
+        let w = Var::from_tensor(&Tensor::new(&[3.0f32, -4.0], &Device::Cpu).unwrap()).unwrap();
+        let mut opt = AdamW::new(vec![vec![("w".into(), w.clone())]], vec![0.5], cfg).unwrap();
+        let rule = |clip: bool| {
+            let (mut x, mut m, mut v) = ([3.0f64, -4.0], [0.0f64; 2], [0.0f64; 2]);
+            for t in 1..=3 {
+                let g = [10.0 * x[0], 10.0 * x[1]];
+                let norm = (g[0] * g[0] + g[1] * g[1]).sqrt();
+                let c = if clip {
+                    (1.0 / (norm + 1e-6)).min(1.0)
+                } else {
+                    1.0
+                };
+                let (bc1, bc2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t));
+                for i in 0..2 {
+                    let g = g[i] * c;
+                    m[i] = 0.9 * m[i] + 0.1 * g;
+                    v[i] = 0.999 * v[i] + 0.001 * g * g;
+                    x[i] -= 0.5 / bc1 * m[i] / (v[i].sqrt() / bc2.sqrt() + 1.0);
+                }
+            }
+            x
+        };
+        for _ in 0..3 {
+            let loss = (w.as_tensor().sqr().unwrap() * 5.0)
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let norm = opt.step(&loss.backward().unwrap(), Some(1.0)).unwrap();
+            assert!(
+                norm > 1.0,
+                "the test needs gradients above max_norm: {norm}"
+            );
+        }
+        let got: Vec<f32> = w.as_tensor().to_vec1().unwrap();
+        let (clipped, unclipped) = (rule(true), rule(false));
+        for i in 0..2 {
+            assert!(
+                (got[i] as f64 - clipped[i]).abs() < 1e-5,
+                "{got:?} vs {clipped:?}"
+            );
+            assert!(
+                (clipped[i] - unclipped[i]).abs() > 1e-2,
+                "clipping must matter here"
+            );
+        }
+    }
+
     /// The moments must not keep the step's autograd graph alive: a gradient with op history
     /// stored in `m`/`v` chained every step's activations together (a 300 MB/step leak).
     #[test]
