@@ -197,8 +197,11 @@ impl BaqParams {
             .affine(-1.0, 1.0)?
             .reshape((scopes, 1))?
             * &a)?;
-        // M = 2^(b-1) - 1, differentiable in b.
-        let m = (((b - 1.0)? * std::f64::consts::LN_2)?.exp()? - 1.0)?;
+        // M = 2^(b-1) - 1, differentiable in b. `exp((b-1)·ln 2)` is off the integer by an ulp or
+        // so (2^3 may come out 7.9999995), so the value is its rounding (b is an integer here,
+        // M exactly the plain quantizer's qmax) and only the gradient comes from the exp form.
+        let smooth = (((b - 1.0)? * std::f64::consts::LN_2)?.exp()? - 1.0)?;
+        let m = (smooth.round()? + (&smooth - smooth.detach())?)?;
         let half = (d * 0.5)?;
         let delta = (&a - &half)?.div(&clamp_min(&m, 1.0)?)?;
         let absw = flat.abs()?;
