@@ -48,6 +48,12 @@ pub struct BaqConfig {
     pub warm_start: bool,
     pub theta_init: f64,
     pub phi_init: f64,
+    /// Epochs of fixed-bit QAT on the plain §1 quantizer after the learnable-bit epochs, with
+    /// the bits frozen to the discretized ones: the exported model is the §1 quantizer on those
+    /// bits, so the last steps train exactly it (docs/BAQ_SHIPPING.md). A config written before
+    /// this phase existed reads as 0 (none), which is what such a run did.
+    #[serde(default)]
+    pub final_fixed_epochs: usize,
 }
 
 impl Default for BaqConfig {
@@ -62,6 +68,7 @@ impl Default for BaqConfig {
             warm_start: true,
             theta_init: 6.0,
             phi_init: -6.0,
+            final_fixed_epochs: 1,
         }
     }
 }

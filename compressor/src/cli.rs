@@ -240,6 +240,10 @@ pub struct CompressArgs {
     /// FairGRAPE: share of each layer's weights pruned (spec §5.4: 0.85).
     #[arg(long)]
     pub prune_ratio: Option<f64>,
+    /// FQ-BAQ: epochs on the plain quantizer with the bits frozen after the learnable-bit epochs,
+    /// so the last steps train the exported model (docs/BAQ_SHIPPING.md; 0 = off).
+    #[arg(long)]
+    pub final_fixed_epochs: Option<usize>,
 }
 
 impl CompressArgs {
@@ -291,6 +295,7 @@ impl CompressArgs {
         set!(c.finetune.sampler, self.sampler);
         set!(c.finetune.group_weights, self.group_weights);
         set!(c.fairgrape.prune_ratio, self.prune_ratio);
+        set!(c.baq.final_fixed_epochs, self.final_fixed_epochs);
         Ok(c)
     }
 }
@@ -390,7 +395,12 @@ impl SweepArgs {
             .methods
             .iter()
             .chain([&self.ablation_method])
-            .find(|m| !matches!(m, Method::FqQat | Method::FqBaq | Method::Fairgrape))
+            .find(|m| {
+                !matches!(
+                    m,
+                    Method::FqQat | Method::FqBaq | Method::Fairgrape | Method::Fairquantize
+                )
+            })
         {
             bail!(
                 "--methods/--ablation-method: {} has no seed to sweep (FP32, U8 and U4 are evaluated once anyway)",
@@ -590,7 +600,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 .then(|| "script".to_string())
             });
             let id = MethodId::new(a.method, variant.as_deref())?;
-            if matches!(a.method, Method::FqQat | Method::FqBaq | Method::Fairgrape) {
+            if matches!(
+                a.method,
+                Method::FqQat | Method::FqBaq | Method::Fairgrape | Method::Fairquantize
+            ) {
                 let c = a.to_config(&run.cfg)?;
                 crate::fairquant::compress(&run, &model, &id, &c, true)?;
             }

@@ -81,6 +81,9 @@ impl CompressConfig {
             c.importance.reducer = crate::importance::Reducer::Max;
             c.finetune.lambda_fair = 0.0;
         }
+        if method == Method::Fairquantize {
+            crate::fairquantize::apply(&mut c);
+        }
         c
     }
 
@@ -292,7 +295,7 @@ pub fn load_allocation(path: &Path) -> Result<BitAssignment> {
     })
 }
 
-/// Run FQ-QAT, FQ-BAQ or FairGRAPE on `run` from its FP32 model; a finished method is left as it is.
+/// Run FQ-QAT, FQ-BAQ, FairGRAPE or FairQuantize on `run` from its FP32 model; a finished method is left as it is.
 pub fn compress(
     run: &Run,
     fp32: &Model,
@@ -301,7 +304,10 @@ pub fn compress(
     resume: bool,
 ) -> Result<()> {
     let method = id.method;
-    if !matches!(method, Method::FqQat | Method::FqBaq | Method::Fairgrape) {
+    if !matches!(
+        method,
+        Method::FqQat | Method::FqBaq | Method::Fairgrape | Method::Fairquantize
+    ) {
         bail!("{} has nothing to train", method.label());
     }
     let dir = method_dir(&run.dir, id.clone());
@@ -325,27 +331,31 @@ pub fn compress(
     }
     cfg.save(&cfg_path)?;
     let layers = run.graph.quant_layers()?;
-    let (cal, scores, maps) = match fairgrape {
-        None => {
-            let cal = calibrated(run, fp32, cfg)?;
-            let scores = cal.scores.clone();
-            (cal, scores, None)
-        }
-        Some(_) => {
-            // The per-group maps do not depend on the reducer: reuse the FairQuant methods'
-            // calibration (same key as theirs) and reduce with FairGRAPE's `max` here.
-            let mut shared = cfg.clone();
-            shared.importance.reducer = ImportanceConfig::default().reducer;
-            let cal = calibrated(run, fp32, &shared)?;
-            let maps = GroupImportance::load(
-                &cal.dir.join("maps.safetensors"),
-                &layers,
-                run.dataset.groups.len(),
-            )?;
-            let scores =
-                scope_scores(&maps.reduce(&cfg.importance)?, &layers, run.cfg.granularity)?;
-            (cal, scores, Some(maps))
-        }
+    let baseline = fairgrape.is_some() || method == Method::Fairquantize;
+    let (cal, scores, maps) = if baseline {
+        // The per-group maps do not depend on the reducer: reuse the FairQuant methods'
+        // calibration (same key as theirs) and reduce with the baseline's reducer here
+        // (FairGRAPE: `max`; FairQuantize: `subtractive`).
+        let mut shared = cfg.clone();
+        shared.importance = ImportanceConfig {
+            calib_batches: cfg.importance.calib_batches,
+            ..ImportanceConfig::default()
+        };
+        let cal = calibrated(run, fp32, &shared)?;
+        let maps = GroupImportance::load(
+            &cal.dir.join("maps.safetensors"),
+            &layers,
+            run.dataset.groups.len(),
+        )?;
+        let reduced = maps
+            .reduce(&cfg.importance)
+            .with_context(|| format!("{} on {}", id.label(), run.dataset.name))?;
+        let scores = scope_scores(&reduced, &layers, run.cfg.granularity)?;
+        (cal, scores, Some(maps))
+    } else {
+        let cal = calibrated(run, fp32, cfg)?;
+        let scores = cal.scores.clone();
+        (cal, scores, None)
     };
     let label = id.label();
     let io = TrainIo {
@@ -370,7 +380,7 @@ pub fn compress(
     };
     let model = cal.model;
     let (outcome, bits) = match method {
-        Method::FqQat | Method::Fairgrape => {
+        Method::FqQat | Method::Fairgrape | Method::Fairquantize => {
             let o = train(
                 &model,
                 Quant::Fixed(&start_bits),
@@ -397,7 +407,25 @@ pub fn compress(
                 &cfg.finetune,
                 &io,
             )?;
-            (o, p.discretize()?)
+            let bits = p.discretize()?;
+            let o = match cfg.baq.final_fixed_epochs {
+                0 => o,
+                k => {
+                    let phase = crate::baq_shipping::FixedPhase {
+                        baq: &p,
+                        bits: &bits,
+                        train: &run.train,
+                        test: &run.test,
+                        finetune: &cfg.finetune,
+                        dir: &dir,
+                    };
+                    let (fixed, gap) = crate::baq_shipping::fixed_phase(&model, &phase, &io, k)?;
+                    fq_runtime::atomic::write_json_atomic(&dir.join("shipping_gap.json"), &gap)?;
+                    println!("{}", gap.summary(&label));
+                    crate::baq_shipping::merge_histories(o, fixed)
+                }
+            };
+            (o, bits)
         }
     };
     fq_runtime::atomic::write_json_atomic(&dir.join("history.json"), &outcome)?;

@@ -25,6 +25,9 @@ pub enum Method {
     /// by max-group importance, the rest FP32 (`--preset fairgrape-script`: the run script's
     /// FQ-QAT with the `max` reducer and no fairness loss).
     Fairgrape,
+    /// The FairQuantize baseline ("Guo et al.", spec §5.5): FQ-QAT with the `subtractive`
+    /// reducer `I_0 - I_1`, the proportions reversed ({2,4,8} @ {0.4,0.4,0.2}) and no fairness loss.
+    Fairquantize,
 }
 
 impl Method {
@@ -37,6 +40,7 @@ impl Method {
             Method::FqQat => "FQ-QAT",
             Method::FqBaq => "FQ-BAQ",
             Method::Fairgrape => "FairGRAPE",
+            Method::Fairquantize => "FairQuantize",
         }
     }
 
@@ -44,7 +48,11 @@ impl Method {
     /// (whose bits are in the run directory).
     pub fn fixed_bits(&self, layers: &[QuantLayer]) -> Option<BitAssignment> {
         match self {
-            Method::Fp32 | Method::FqQat | Method::FqBaq | Method::Fairgrape => None,
+            Method::Fp32
+            | Method::FqQat
+            | Method::FqBaq
+            | Method::Fairgrape
+            | Method::Fairquantize => None,
             Method::PtqU8 => Some(BitAssignment::uniform(layers, 8)),
             Method::PtqU4 => Some(BitAssignment::uniform(layers, 4)),
         }
@@ -174,7 +182,10 @@ pub fn artifacts(
             serde_json::from_str(&text)
                 .with_context(|| format!("{}: invalid bit assignment", bits_path.display()))?,
         )
-    } else if matches!(method, Method::FqQat | Method::FqBaq | Method::Fairgrape) {
+    } else if matches!(
+        method,
+        Method::FqQat | Method::FqBaq | Method::Fairgrape | Method::Fairquantize
+    ) {
         let variant = id
             .variant
             .as_deref()

@@ -279,8 +279,14 @@ pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
     );
     let model = run.train_fp32(true)?;
     println!("trained FP32 in {:.1}s", start.elapsed().as_secs_f64());
-    // FairGRAPE (the paper's "Lin et al." row) reuses the FairQuant calibration maps.
-    for m in [Method::FqQat, Method::FqBaq, Method::Fairgrape] {
+    // FairGRAPE and FairQuantize (the paper's "Lin et al." and "Guo et al." rows) reuse the
+    // FairQuant calibration maps.
+    for m in [
+        Method::FqQat,
+        Method::FqBaq,
+        Method::Fairgrape,
+        Method::Fairquantize,
+    ] {
         let t = Instant::now();
         let c = crate::fairquant::CompressConfig::embedded(m, &run.cfg.train);
         crate::fairquant::compress(&run, &model, &m.into(), &c, true)?;
@@ -298,6 +304,7 @@ pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
         Method::FqQat,
         Method::FqBaq,
         Method::Fairgrape,
+        Method::Fairquantize,
     ];
     let ids: Vec<MethodId> = all.into_iter().map(MethodId::from).collect();
     let report = run.evaluate_methods(&model, &ids, false)?;

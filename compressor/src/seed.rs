@@ -31,4 +31,5 @@ pub mod tag {
     pub const CALIBRATION: u64 = 5;
     pub const BALANCED: u64 = 6;
     pub const DIAGNOSE: u64 = 7;
+    pub const BAQ_FIXED_PHASE: u64 = 8;
 }

@@ -167,13 +167,39 @@ fn importance_reducers_and_allocation_match_torch() {
             "{key}"
         );
     }
+    // FairQuantize (spec §5.5) with the method's own settings (`--method fairquantize`): its
+    // reducer on our maps gives the reference's scores, and its allocation on the reference's
+    // scores gives the reference's bits exactly (on our scores: all but scopes at a threshold).
+    let fqz = fq_compress::fairquant::CompressConfig::spec(
+        fq_compress::methods::Method::Fairquantize,
+        &fq_compress::config::RunConfig::embedded_default(std::path::Path::new("."), 2).train,
+    );
+    let red = imp.reduce(&fqz.importance).unwrap();
+    let ours_sub = scope_scores(&red, &r.layers, Granularity::PerChannel).unwrap();
+    let e = rel(&concat(&ours_sub), &f32s(&r.t["score.subtractive"]));
+    assert!(e < 2e-3, "FairQuantize scores: {e}");
     let sub = split(&f32s(&r.t["score.subtractive"]), &r.layers);
-    let fq = AllocationConfig {
-        palette: vec![2, 4, 8],
-        proportions: Some(vec![0.4, 0.4, 0.2]),
-    };
-    let a = allocate(&sub, &r.layers, Granularity::PerChannel, &fq).unwrap();
-    assert_eq!(a.bits, bits_of(&r.t["bits.fairquantize"], &r.layers));
+    let want = bits_of(&r.t["bits.fairquantize"], &r.layers);
+    let a = allocate(&sub, &r.layers, Granularity::PerChannel, &fqz.allocation).unwrap();
+    assert_eq!(a.bits, want);
+    let ours = allocate(
+        &ours_sub,
+        &r.layers,
+        Granularity::PerChannel,
+        &fqz.allocation,
+    )
+    .unwrap();
+    let same = ours
+        .bits
+        .layers
+        .values()
+        .zip(want.layers.values())
+        .map(|(a, b)| a.iter().zip(b).filter(|(x, y)| x == y).count())
+        .sum::<usize>();
+    assert!(
+        same as f64 >= 0.99 * 605.0,
+        "FairQuantize: only {same}/605 scopes agree"
+    );
     // Our own scores, allocated, give the reference bits too (no scope near a threshold moves).
     let ours = allocate(
         &scores["balanced"],
@@ -337,4 +363,89 @@ fn baq_official_path_gives_the_logits_only_the_regularizer() {
             assert!(f32s(g).iter().all(|v| *v == 0.0), "{}", l.name);
         }
     }
+}
+
+fn cli(args: &[&str]) -> anyhow::Result<()> {
+    use clap::Parser;
+    let mut argv = vec!["fq-compress", "--quiet"];
+    argv.extend_from_slice(args);
+    fq_compress::cli::dispatch(fq_compress::cli::Cli::try_parse_from(argv).unwrap())
+}
+
+/// `--method fairquantize` end to end on a tiny run: the bits it trains and ships are the
+/// reversed-proportion tiering of `mean_channel |I_0 - I_1|` computed here, independently, from
+/// the run's cached per-group maps: 8 bits only where the score is highest, 2 only where lowest,
+/// 40/40/20% of the channels, no fairness loss; it gets a report row and exports.
+#[test]
+fn fairquantize_ships_the_reversed_tiering_of_the_group_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    #[rustfmt::skip]
+    cli(&["synth", "--out", d, "--num-images", "200", "--image-size", "32"]).unwrap();
+    let (csv, images) = (format!("{d}/fitzpatrick17k.csv"), format!("{d}/images"));
+    #[rustfmt::skip]
+    cli(&[
+        "train", "--run-dir", r, "--csv", &csv, "--images", &images,
+        "--width", "4", "--input-size", "32", "--epochs", "1", "--batch-size", "64",
+    ])
+    .unwrap();
+    #[rustfmt::skip]
+    cli(&[
+        "compress", "--run-dir", r, "--method", "fairquantize", "--epochs", "1",
+        "--calib-batches", "2",
+    ])
+    .unwrap();
+    let mdir = run.join("methods/fairquantize");
+    let cfg = fq_compress::fairquant::CompressConfig::load(&mdir.join("config.toml")).unwrap();
+    assert_eq!(cfg.finetune.lambda_fair, 0.0);
+    let bits: BitAssignment =
+        serde_json::from_slice(&std::fs::read(mdir.join("bits.json")).unwrap()).unwrap();
+    let maps =
+        candle_core::safetensors::load(run.join("importance/maps.safetensors"), &Device::Cpu)
+            .unwrap();
+    // (score, bits) of every output channel of every layer.
+    let mut chans: Vec<(f32, u8)> = Vec::new();
+    for (name, b) in &bits.layers {
+        let g0 = f32s(&maps[&format!("g0.{name}")]);
+        let g1 = f32s(&maps[&format!("g1.{name}")]);
+        let per = g0.len() / b.len();
+        for (o, &bo) in b.iter().enumerate() {
+            let s: f32 = (o * per..(o + 1) * per)
+                .map(|j| (g0[j] - g1[j]).abs())
+                .sum::<f32>()
+                / per as f32;
+            chans.push((s, bo));
+        }
+    }
+    let n = chans.len() as f64;
+    // Every channel's bits are the tier of its score: a higher score never gets fewer bits (a
+    // tiny tolerance for the f32 summation order).
+    chans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in chans.windows(2) {
+        assert!(
+            w[0].1 <= w[1].1 || (w[1].0 - w[0].0) <= 1e-6 * w[1].0.abs(),
+            "score {} got {} bits, score {} got {}",
+            w[0].0,
+            w[0].1,
+            w[1].0,
+            w[1].1
+        );
+    }
+    let share = |b: u8| chans.iter().filter(|c| c.1 == b).count() as f64 / n;
+    for (b, p) in [(2u8, 0.4), (4, 0.4), (8, 0.2)] {
+        assert!(
+            (share(b) - p).abs() <= 2.0 / n,
+            "{b} bits: {:.3} of {n} channels, want {p}",
+            share(b)
+        );
+    }
+    let report = fq_compress::report::Report::load(&run.join("report.json")).unwrap();
+    let row = report
+        .get(&fq_compress::methods::Method::Fairquantize.into())
+        .unwrap();
+    assert_eq!(row.id().label(), "FairQuantize");
+    assert!(row.avg_bits > 2.0 && row.avg_bits < 8.0, "{}", row.avg_bits);
+    cli(&["export", r, "--method", "fairquantize"]).unwrap();
+    assert!(run.join("model-fairquantize.fqm").exists());
 }

@@ -363,3 +363,91 @@ fn two_processes_on_one_run_and_a_stale_lock() {
     // It got past the lock: it fails on what the killed run never wrote.
     assert!(err.contains("no report"), "{err}");
 }
+
+/// FQ-BAQ's fixed-bit phase (docs/BAQ_SHIPPING.md) checkpoints and resumes like any training: a
+/// compress killed inside that phase, then rerun, leaves the files of an uninterrupted one. And
+/// `shipping_gap.json`'s plain-quantizer accuracy after the phase is the report's: the figures
+/// the report gives are those of the model the last steps trained.
+#[test]
+fn baq_killed_in_its_fixed_bit_phase_then_resumed_equals_uninterrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synth(&data);
+    let a = tmp.path().join("a");
+    run_ok(&mut train_cmd_epochs(&data, &a, 1));
+    let b = tmp.path().join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    for f in ["config.toml", "split.csv", "fp32.safetensors"] {
+        std::fs::copy(a.join(f), b.join(f)).unwrap();
+    }
+    let compress = |run: &Path| {
+        let mut c = Command::new(BIN);
+        c.args(["--quiet", "compress", "--method", "fq-baq", "--run-dir"])
+            .arg(run);
+        #[rustfmt::skip]
+        c.args([
+            "--epochs", "1", "--final-fixed-epochs", "4", "--calib-batches", "1",
+            "--batch-size", "16",
+        ]);
+        c
+    };
+    run_ok(&mut compress(&a));
+
+    let mut child = compress(&b)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = b.join("methods/fq-baq");
+    let fixed = dir.join("checkpoint-fixed.safetensors");
+    let start = Instant::now();
+    while !fixed.exists() && start.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(fixed.exists(), "the fixed-bit phase wrote no checkpoint");
+    assert!(
+        !dir.join("bits.json").exists(),
+        "the method finished before it could be killed; the test proved nothing"
+    );
+    run_ok(&mut compress(&b));
+    for f in ["weights.safetensors", "bits.json", "shipping_gap.json"] {
+        let (x, y) = (a.join("methods/fq-baq").join(f), dir.join(f));
+        assert!(
+            std::fs::read(&x).unwrap() == std::fs::read(&y).unwrap(),
+            "{f}: the resumed method differs from the uninterrupted one"
+        );
+    }
+    // The histories agree but for the measured speed.
+    let epochs = |run: &Path| {
+        let p = run.join("methods/fq-baq/history.json");
+        let mut h: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        for e in h["history"].as_array_mut().unwrap() {
+            e.as_object_mut().unwrap().remove("images_per_sec");
+        }
+        h
+    };
+    assert_eq!(epochs(&a), epochs(&b), "history.json");
+    let gap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("shipping_gap.json")).unwrap()).unwrap();
+    assert_eq!(gap["final_fixed_epochs"], 4);
+    let history: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("history.json")).unwrap()).unwrap();
+    assert_eq!(history["history"].as_array().unwrap().len(), 1 + 4);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("report.json")).unwrap()).unwrap();
+    let row = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == "fq-baq")
+        .unwrap();
+    for (g, after) in gap["after"].as_array().unwrap().iter().enumerate() {
+        let want = row["metrics"]["group_accuracy"][g].as_f64().unwrap();
+        let got = after["acc_plain"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() < 1e-12,
+            "group {g}: {got} vs report {want}"
+        );
+    }
+}
