@@ -399,12 +399,28 @@ pub fn compress(
                 cfg.baq.clone(),
                 &run.device,
             )?;
+            // The fixed-bit phase comes out of the fine-tuning budget, so FQ-BAQ trains exactly
+            // as many epochs as FQ-QAT and the training controls (qat-u4, fp32-ft). A budget
+            // that leaves no learnable-bit epoch (quick tests with `--epochs 1`) keeps one and
+            // says so: BAQ without learning its bits would not be BAQ.
+            let fixed = cfg.baq.final_fixed_epochs;
+            let epochs = cfg.finetune.epochs;
+            if fixed > 0 && fixed >= epochs {
+                eprintln!(
+                    "{label}: --epochs {epochs} leaves no learnable-bit epoch before the \
+                     {fixed} fixed-bit epoch(s) (--final-fixed-epochs); training 1 + {fixed}"
+                );
+            }
+            let learnable = TrainConfig {
+                epochs: epochs.saturating_sub(fixed).max(1),
+                ..cfg.finetune.clone()
+            };
             let o = train(
                 &model,
                 Quant::Learnable(&p),
                 &run.train,
                 None,
-                &cfg.finetune,
+                &learnable,
                 &io,
             )?;
             let bits = p.discretize()?;
