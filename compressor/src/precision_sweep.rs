@@ -215,19 +215,14 @@ pub fn draw(s: &PrecisionSweep, path: &Path) -> Result<()> {
             .collect::<Vec<_>>()
     };
     let pct = |f: &dyn Fn(&PrecisionPoint) -> f64| s.points.iter().map(|p| 100.0 * f(p)).collect();
-    let mut accuracy = vec![
-        ("average".to_string(), pct(&|p| p.average_accuracy)),
-        ("worst group".to_string(), pct(&|p| p.worst_group_accuracy)),
-    ];
-    accuracy.extend(
-        per_group(&|g| g.accuracy.map(|a| 100.0 * a))
-            .into_iter()
-            .map(|(n, v)| (format!("group {n}"), v)),
-    );
+    // The groups first, so each keeps its colour of the other panels.
+    let mut accuracy = per_group(&|g| g.accuracy.map(|a| 100.0 * a));
+    accuracy.push(("average".to_string(), pct(&|p| p.average_accuracy)));
     let panel = |title: &str, y: &str, series| LinePanel {
         title: title.into(),
         y_desc: y.into(),
         series,
+        overlay: None,
     };
     let panels = [
         panel(
@@ -235,7 +230,10 @@ pub fn draw(s: &PrecisionSweep, path: &Path) -> Result<()> {
             "percentage points",
             vec![("FVO".to_string(), pct(&|p| p.fvo))],
         ),
-        panel("Accuracy", "%", accuracy),
+        LinePanel {
+            overlay: Some(("worst group".into(), pct(&|p| p.worst_group_accuracy))),
+            ..panel("Accuracy", "%", accuracy)
+        },
         panel(
             "Mean logit variance (over classes), per group",
             "variance",
@@ -253,7 +251,7 @@ pub fn draw(s: &PrecisionSweep, path: &Path) -> Result<()> {
         ),
         // As in `groups.png`: left out where most products crossed a kink on both sides.
         panel(
-            "Top Hessian eigenvalue of L_g, per group",
+            "Top Hessian eigenvalue of L_g, per group (kink-dominated left out)",
             "λ_max",
             per_group(&|g| {
                 g.hessian

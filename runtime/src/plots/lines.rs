@@ -18,6 +18,15 @@ pub struct LinePanel {
     pub title: String,
     pub y_desc: String,
     pub series: Vec<(String, Vec<f64>)>,
+    /// A series drawn dashed in black over the others, for one that coincides piecewise with
+    /// them (e.g. the worst group's accuracy, which is always one group's line).
+    pub overlay: Option<(String, Vec<f64>)>,
+}
+
+impl LinePanel {
+    fn all(&self) -> impl Iterator<Item = &(String, Vec<f64>)> {
+        self.series.iter().chain(self.overlay.iter())
+    }
 }
 
 const PANEL: (u32, u32) = (600, 380);
@@ -37,7 +46,7 @@ pub fn line_panels(
         if p.series.is_empty() {
             return Err(invalid(path, format!("panel `{}` has no series", p.title)));
         }
-        if let Some((n, v)) = p.series.iter().find(|(_, v)| v.len() != x_labels.len()) {
+        if let Some((n, v)) = p.all().find(|(_, v)| v.len() != x_labels.len()) {
             return Err(invalid(
                 path,
                 format!(
@@ -68,8 +77,7 @@ pub fn line_panels(
 
 fn lines(area: &Area, x_labels: &[String], p: &LinePanel) -> Result<(), String> {
     let finite = || {
-        p.series
-            .iter()
+        p.all()
             .flat_map(|s| s.1.iter())
             .copied()
             .filter(|v| v.is_finite())
@@ -102,10 +110,10 @@ fn lines(area: &Area, x_labels: &[String], p: &LinePanel) -> Result<(), String> 
         })
         .y_desc(p.y_desc.as_str())
         .y_label_formatter(&|v: &f64| {
-            if v.abs() >= 1e4 || (v.abs() < 1e-2 && *v != 0.0) {
+            if hi.abs().max(lo.abs()) >= 1e4 {
                 format!("{v:.2e}")
             } else {
-                format!("{v:.3}")
+                format!("{v:.*}", decimals(hi - lo))
             }
         })
         .label_style((FAMILY, 12))
@@ -114,18 +122,8 @@ fn lines(area: &Area, x_labels: &[String], p: &LinePanel) -> Result<(), String> 
         .map_err(msg)?;
     for (s, (name, v)) in p.series.iter().enumerate() {
         let c = PALETTE[s % PALETTE.len()];
-        // Consecutive finite points form one line; a NaN breaks it.
-        let mut run: Vec<(f64, f64)> = Vec::new();
-        let mut runs = Vec::new();
-        for (i, &y) in v.iter().enumerate() {
-            if y.is_finite() {
-                run.push((i as f64, y));
-            } else if !run.is_empty() {
-                runs.push(std::mem::take(&mut run));
-            }
-        }
-        runs.push(run);
-        for r in runs.iter().filter(|r| !r.is_empty()) {
+        let runs = segments(v);
+        for r in &runs {
             chart
                 .draw_series(LineSeries::new(r.clone(), c.stroke_width(2)))
                 .map_err(msg)?;
@@ -140,15 +138,91 @@ fn lines(area: &Area, x_labels: &[String], p: &LinePanel) -> Result<(), String> 
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
     }
+    if let Some((name, v)) = &p.overlay {
+        let runs = segments(v);
+        for r in &runs {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    r.clone(),
+                    6,
+                    4,
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(msg)?;
+        }
+        chart
+            .draw_series(
+                runs.iter()
+                    .flatten()
+                    .map(|&p| Circle::new(p, 3, BLACK.filled())),
+            )
+            .map_err(msg)?
+            .label(name.clone())
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(2)));
+    }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend_corner(p, n, lo - pad, hi + pad))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FAMILY, 12))
         .draw()
         .map_err(msg)?;
     Ok(())
+}
+
+/// Runs of consecutive finite points (x = the index); a NaN breaks the line.
+fn segments(v: &[f64]) -> Vec<Vec<(f64, f64)>> {
+    let mut runs = vec![Vec::new()];
+    for (i, &y) in v.iter().enumerate() {
+        if y.is_finite() {
+            runs.last_mut().expect("never empty").push((i as f64, y));
+        } else if runs.last().is_some_and(|r| !r.is_empty()) {
+            runs.push(Vec::new());
+        }
+    }
+    runs.retain(|r| !r.is_empty());
+    runs
+}
+
+/// Decimals of the y labels for a span of values: enough to tell the ticks apart, no more.
+fn decimals(span: f64) -> usize {
+    match span {
+        s if s >= 10.0 => 0,
+        s if s >= 1.0 => 1,
+        s if s >= 0.1 => 2,
+        _ => 3,
+    }
+}
+
+/// The corner with the fewest points of the panel near it (a box of 40% of the width and 35%
+/// of the height), so the legend hides as little as possible.
+fn legend_corner(p: &LinePanel, n: usize, lo: f64, hi: f64) -> SeriesLabelPosition {
+    let w = (n as f64 - 0.4).max(1.0);
+    let h = (hi - lo).max(1e-300);
+    let pts: Vec<(f64, f64)> = p
+        .all()
+        .flat_map(|s| s.1.iter().enumerate())
+        .filter(|(_, y)| y.is_finite())
+        .map(|(i, &y)| ((i as f64 + 0.3) / w, (y - lo) / h))
+        .collect();
+    let count = |right: bool, top: bool| {
+        pts.iter()
+            .filter(|(x, y)| {
+                (if right { *x > 0.6 } else { *x < 0.4 })
+                    && (if top { *y > 0.65 } else { *y < 0.35 })
+            })
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperRight, count(true, true)),
+        (SeriesLabelPosition::LowerRight, count(true, false)),
+        (SeriesLabelPosition::UpperLeft, count(false, true)),
+        (SeriesLabelPosition::LowerLeft, count(false, false)),
+    ]
+    .into_iter()
+    .min_by_key(|c| c.1)
+    .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
 #[cfg(test)]
@@ -166,6 +240,7 @@ mod tests {
                 ("I-III".into(), vec![3.0, 1.0, 0.9]),
                 ("IV-VI".into(), vec![5.0, f64::NAN, 1.1]),
             ],
+            overlay: Some(("worst".into(), vec![3.0, 1.0, 0.9])),
         };
         let p = dir.path().join("lines.png");
         line_panels(&p, "t", &x, &[panel.clone(), panel.clone(), panel.clone()]).unwrap();
@@ -173,8 +248,13 @@ mod tests {
         assert_eq!((img.width(), img.height()), (2 * PANEL.0, 2 * PANEL.1 + 40));
         let mut bad = panel.clone();
         bad.series[1].1.pop();
-        let e = line_panels(&p, "t", &x, &[panel, bad]).unwrap_err();
+        let e = line_panels(&p, "t", &x, &[panel.clone(), bad]).unwrap_err();
         assert!(e.to_string().contains("IV-VI"), "{e}");
+        let mut bad = panel.clone();
+        bad.overlay.as_mut().unwrap().1.push(0.0);
+        let e = line_panels(&p, "t", &x, &[bad]).unwrap_err();
+        assert!(e.to_string().contains("worst"), "{e}");
+        assert_eq!(segments(&[1.0, f64::NAN, f64::NAN, 2.0, 3.0]).len(), 2);
         assert!(line_panels(&p, "t", &[], &[]).is_err());
     }
 }
