@@ -78,7 +78,13 @@ pub struct DiagnoseArgs {
     #[arg(long, conflicts_with = "methods")]
     pub precision_sweep: bool,
     /// Weight widths of the precision sweep (each 2..=16).
-    #[arg(long, value_delimiter = ',', requires = "precision_sweep", default_values_t = crate::precision_sweep::DEFAULT_BITS)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(u8).range(2..=16),
+        requires = "precision_sweep",
+        default_values_t = crate::precision_sweep::DEFAULT_BITS
+    )]
     pub bits: Vec<u8>,
 }
 

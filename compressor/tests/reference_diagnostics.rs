@@ -491,16 +491,24 @@ fn precision_sweep_rejects_bad_widths() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("none");
     let run = run.to_str().unwrap();
-    // --bits without --precision-sweep, and --precision-sweep with --methods: clap refuses.
+    // --bits without --precision-sweep, --precision-sweep with --methods, widths out of 2..=16:
+    // refused by the argument parser, before the (missing) run is looked at.
     for args in [
         vec!["diagnose", run, "--bits", "4"],
         vec!["diagnose", run, "--precision-sweep", "--methods", "fp32"],
+        vec!["diagnose", run, "--precision-sweep", "--bits", "1,4"],
+        vec!["diagnose", run, "--precision-sweep", "--bits", "4,17"],
     ] {
         let out = std::process::Command::new(BIN)
             .args(&args)
             .output()
             .unwrap();
         assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("error: ") && !err.contains("config.toml"),
+            "{args:?}: {err}"
+        );
     }
     for bits in [&[1u8, 4][..], &[4, 17], &[4, 4]] {
         let e = fq_compress::precision_sweep::check_bits(bits)
