@@ -73,6 +73,19 @@ pub struct DiagnoseArgs {
     /// Output directory [default: RUN_DIR/diagnostics].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Instead of the methods: Bellam & Kim's precision sweep, the FP32 model under uniform
+    /// per-channel PTQ at each of --bits (and FP32), to precision_sweep.json and .png.
+    #[arg(long, conflicts_with = "methods")]
+    pub precision_sweep: bool,
+    /// Weight widths of the precision sweep (each 2..=16).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(u8).range(2..=16),
+        requires = "precision_sweep",
+        default_values_t = crate::precision_sweep::DEFAULT_BITS
+    )]
+    pub bits: Vec<u8>,
 }
 
 #[derive(Args, Debug)]
@@ -636,6 +649,17 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 seed: a.seed,
                 ..Default::default()
             };
+            if a.precision_sweep {
+                let (s, dir) = crate::precision_sweep::precision_sweep(
+                    &run,
+                    &a.bits,
+                    &dcfg,
+                    a.out.as_deref(),
+                )?;
+                println!("{}", crate::precision_sweep::table(&s));
+                println!("wrote {}", dir.display());
+                return Ok(());
+            }
             let (d, dir) = crate::diagnose::diagnose(&run, &methods, &dcfg, a.out.as_deref())?;
             println!("{}", crate::diagnose::table(&d));
             println!("wrote {}", dir.display());

@@ -375,7 +375,7 @@ fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 /// The fixed subset of each group's test samples used for gradients and Hessians.
-fn grad_subsets(set: &ImageSet, cfg: &DiagnoseConfig) -> Vec<Vec<usize>> {
+pub(crate) fn grad_subsets(set: &ImageSet, cfg: &DiagnoseConfig) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..set.len()).collect();
     order.shuffle(&mut seed::rng(cfg.seed, &[seed::tag::DIAGNOSE, 0]));
     (0..set.num_groups)
@@ -390,11 +390,13 @@ fn grad_subsets(set: &ImageSet, cfg: &DiagnoseConfig) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// Diagnose one model (already materialised) on the run's test split.
-fn diagnose_model(
+/// Diagnose one model (already materialised) on the run's test split; `method` and `label` name
+/// it in the result and the progress bar (shared by the methods diagnosis and the precision
+/// sweep, so both measure alike).
+pub(crate) fn diagnose_model(
     run: &Run,
     model: &Model,
-    id: &MethodId,
+    (method, label): (String, String),
     cfg: &DiagnoseConfig,
     bar: &indicatif::ProgressBar,
 ) -> Result<VariantDiagnostics> {
@@ -417,11 +419,11 @@ fn diagnose_model(
         let (grad_norm, hessian) = if sub.is_empty() {
             (None, None)
         } else {
-            bar.set_message(format!("{} [{name}] gradient", id.label()));
+            bar.set_message(format!("{label} [{name}] gradient"));
             let (x, y) = batch(set, sub, &spec, &model.device)?;
             let (_, grad) = loss_and_grad(model, &x, &y)?;
             let norm = grad.iter().map(|v| v * v).sum::<f64>().sqrt();
-            bar.set_message(format!("{} [{name}] Hessian", id.label()));
+            bar.set_message(format!("{label} [{name}] Hessian"));
             let mut rng = seed::rng(cfg.seed, &[seed::tag::DIAGNOSE, 1, g as u64]);
             let mut one_sided = 0usize;
             let top = power_iteration(
@@ -459,8 +461,8 @@ fn diagnose_model(
     let fvo = accs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
         - accs.iter().copied().fold(f64::INFINITY, f64::min);
     Ok(VariantDiagnostics {
-        method: id.name(),
-        label: id.label(),
+        method,
+        label,
         fvo: if accs.is_empty() { 0.0 } else { fvo },
         groups,
         seconds: start.elapsed().as_secs_f64(),
@@ -540,7 +542,7 @@ pub fn diagnose(
             None => loaded,
         };
         let before = bar.position();
-        let v = diagnose_model(run, &model, id, cfg, &bar)
+        let v = diagnose_model(run, &model, (id.name(), id.label()), cfg, &bar)
             .with_context(|| format!("diagnosing {}", id.label()))?;
         // Converged early: skip the unused part of this variant's share of the bar.
         bar.set_position(before + (groups_with_samples * cfg.power_iters) as u64);

@@ -29,6 +29,7 @@ pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod pipeline;
+pub mod precision_sweep;
 pub mod progress;
 pub mod quant;
 pub mod report;

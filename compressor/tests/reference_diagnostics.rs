@@ -323,3 +323,197 @@ fn per_group_diagnostics_match_pytorch() {
         }
     }
 }
+
+// ---- Bellam & Kim's precision sweep (`diagnose --precision-sweep`) on a tiny trained run ----
+
+const BIN: &str = env!("CARGO_BIN_EXE_fq-compress");
+
+fn fq_ok(c: &mut std::process::Command) -> std::process::Output {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A tiny run: 240 synthetic 32-px images, ResNet18 at width 4, two epochs.
+fn tiny_run(root: &std::path::Path) -> std::path::PathBuf {
+    let (data, run) = (root.join("data"), root.join("run"));
+    fq_ok(
+        std::process::Command::new(BIN)
+            .args([
+                "--quiet",
+                "synth",
+                "--num-images",
+                "240",
+                "--image-size",
+                "32",
+                "--out",
+            ])
+            .arg(&data),
+    );
+    fq_ok(
+        std::process::Command::new(BIN)
+            .args(["--quiet", "train", "--run-dir"])
+            .arg(&run)
+            .args(["--dataset", "fitzpatrick17k", "--csv"])
+            .arg(data.join("fitzpatrick17k.csv"))
+            .arg("--images")
+            .arg(data.join("images"))
+            .args(["--width", "4", "--input-size", "32", "--epochs", "2"])
+            .args(["--batch-size", "16", "--lr", "1e-3", "--seed", "7"]),
+    );
+    run
+}
+
+#[test]
+fn precision_sweep_matches_direct_ptq_evaluation() {
+    use fq_compress::config::RunConfig;
+    use fq_compress::evaluate::evaluate;
+    use fq_compress::pipeline::Run;
+    use fq_compress::precision_sweep::PrecisionSweep;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tiny_run(tmp.path());
+    let t0 = std::time::Instant::now();
+    let out = fq_ok(
+        std::process::Command::new(BIN)
+            .arg("diagnose")
+            .arg(&run_dir)
+            .args(["--precision-sweep", "--bits", "16,2,4"])
+            .args(["--samples-per-group", "4", "--power-iters", "6"]),
+    );
+    eprintln!(
+        "sweep of 3 widths + FP32: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    // One progress line per width.
+    let err = String::from_utf8_lossy(&out.stderr);
+    for (i, l) in ["int2", "int4", "int16", "FP32"].iter().enumerate() {
+        assert!(
+            err.contains(&format!("precision sweep {}/4: {l:>5}", i + 1)),
+            "no progress line for {l}:\n{err}"
+        );
+    }
+    let dir = run_dir.join("diagnostics");
+    let s: PrecisionSweep =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("precision_sweep.json")).unwrap())
+            .unwrap();
+    // The plot is a PNG that decodes, of the size of 3×2 panels.
+    let png = std::fs::read(dir.join("precision_sweep.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let img = image::load_from_memory(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (1200, 3 * 380 + 40));
+
+    // Shape: the widths ascending, then FP32; every group measured at every point.
+    assert_eq!(s.bits, vec![2, 4, 16]);
+    let labels: Vec<&str> = s.points.iter().map(|p| p.label.as_str()).collect();
+    assert_eq!(labels, ["int2", "int4", "int16", "FP32"]);
+    assert_eq!(
+        s.points.iter().map(|p| p.bits).collect::<Vec<_>>(),
+        [Some(2), Some(4), Some(16), None]
+    );
+    for p in &s.points {
+        assert_eq!(p.diagnostics.groups.len(), s.groups.len());
+        for g in &p.diagnostics.groups {
+            assert!(g.samples > 0 && g.grad_samples > 0, "{}: {g:?}", p.label);
+            assert!(g.grad_norm.is_some_and(f64::is_finite));
+            assert!(g.hessian.as_ref().is_some_and(|h| h.eigenvalue.is_finite()));
+        }
+    }
+
+    // Independent: each point's accuracies against the report's evaluation of that PTQ model
+    // (fake quantization inside the forward pass, not the sweep's materialised weights).
+    let cfg = RunConfig::load(&run_dir.join("config.toml")).unwrap();
+    let run = Run::open(&run_dir, cfg, false).unwrap();
+    let fp32 = run.train_fp32(true).unwrap();
+    let layers = run.graph.quant_layers().unwrap();
+    for p in &s.points {
+        let bits = p.bits.map(|b| BitAssignment::uniform(&layers, b));
+        let m = evaluate(
+            &fp32,
+            &run.test,
+            bits.as_ref().into(),
+            &run.preprocess,
+            &run.dataset.groups,
+            64,
+        )
+        .unwrap();
+        eprintln!(
+            "{}: worst {:.4} (direct {:.4}), FVO {:.4} (direct {:.4}), avg {:.4}",
+            p.label, p.worst_group_accuracy, m.worst_acc, p.fvo, m.gap, p.average_accuracy
+        );
+        for (what, got, want) in [
+            ("worst-group accuracy", p.worst_group_accuracy, m.worst_acc),
+            ("FVO", p.fvo, m.gap),
+            ("average accuracy", p.average_accuracy, m.avg_acc),
+            ("overall accuracy", p.overall_accuracy, m.overall_acc),
+        ] {
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{}: {what} {got} vs direct evaluation {want}",
+                p.label
+            );
+        }
+    }
+
+    // int16 is FP32 up to a 2^-15 relative weight error: the measures agree.
+    let (q16, f) = (&s.points[2].diagnostics, &s.points[3].diagnostics);
+    for (a, b) in q16.groups.iter().zip(&f.groups) {
+        let n = a.samples as f64;
+        assert!((a.accuracy.unwrap() - b.accuracy.unwrap()).abs() <= 1.0 / n + 1e-12);
+        for (what, x, y, tol) in [
+            ("logit variance", a.logit_variance, b.logit_variance, 1e-3),
+            ("loss", a.mean_loss, b.mean_loss, 1e-3),
+            ("gradient norm", a.grad_norm, b.grad_norm, 1e-2),
+        ] {
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!(
+                rel(x, y) < tol,
+                "int16 vs FP32, group {}: {what} {x} vs {y}",
+                a.group
+            );
+        }
+    }
+    // int2 is not: its weights are ternary, so its measures move away from FP32's.
+    let q2 = &s.points[0].diagnostics;
+    assert!(q2
+        .groups
+        .iter()
+        .zip(&f.groups)
+        .any(|(a, b)| rel(a.logit_variance.unwrap(), b.logit_variance.unwrap()) > 1e-2));
+}
+
+#[test]
+fn precision_sweep_rejects_bad_widths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("none");
+    let run = run.to_str().unwrap();
+    // --bits without --precision-sweep, --precision-sweep with --methods, widths out of 2..=16:
+    // refused by the argument parser, before the (missing) run is looked at.
+    for args in [
+        vec!["diagnose", run, "--bits", "4"],
+        vec!["diagnose", run, "--precision-sweep", "--methods", "fp32"],
+        vec!["diagnose", run, "--precision-sweep", "--bits", "1,4"],
+        vec!["diagnose", run, "--precision-sweep", "--bits", "4,17"],
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("error: ") && !err.contains("config.toml"),
+            "{args:?}: {err}"
+        );
+    }
+    for bits in [&[1u8, 4][..], &[4, 17], &[4, 4]] {
+        let e = fq_compress::precision_sweep::check_bits(bits)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--bits"), "{e}");
+    }
+}

@@ -22,6 +22,7 @@ mod diagnostics;
 mod field;
 mod frontier;
 mod heatmap;
+mod lines;
 mod radar;
 mod render;
 pub use ablation::{ablation_chart, AblationPoint, Estimate};
@@ -30,6 +31,7 @@ pub use diagnostics::{distribution_chart, group_metric_panels, MetricPanel};
 pub use field::{group_accuracy_interval_chart, IntervalSeries};
 pub use frontier::{frontier_chart, pareto_front, FrontierPoint};
 pub use heatmap::{heatmap, HeatmapPanel};
+pub use lines::{line_panels, LinePanel};
 pub use radar::{radar_chart, RadarSeries, RADAR_SIZE};
 
 /// Size of the chart in pixels.
