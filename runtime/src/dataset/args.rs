@@ -176,8 +176,9 @@ impl SplitArgs {
             },
             (SplitKind::Official, other) => {
                 return Err(DataError::Config(format!(
-                    "--split official exists for fitzpatrick17k and isic2019 only, not {other:?}; \
-                     use --split stratified or --split-csv"
+                    "--split official exists for fitzpatrick17k and isic2019 only, not {}; \
+                     use --split stratified or --split-csv",
+                    format!("{other:?}").to_lowercase()
                 )))
             }
         })
