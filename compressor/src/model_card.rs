@@ -238,7 +238,7 @@ fn split_description(cfg: &RunConfig) -> String {
         val: cfg.split.val,
         test: cfg.split.test,
     };
-    cfg.split.method.describe(&fr, cfg.split.seed)
+    cfg.split.method.describe(&cfg.data, &fr, cfg.split.seed)
 }
 
 fn card_markdown(c: &CardInput, bits: &[(String, Vec<u8>)], links: &Links) -> String {
@@ -416,9 +416,17 @@ mod tests {
             ),
             "{d}"
         );
+        // Without list paths: the archive's names beside the metadata CSV.
         cfg.split.method = fq_runtime::dataset::SplitMethod::Official {
             train_list: None,
             test_list: None,
+        };
+        assert!(split_description(&cfg).contains("ids of data/train_score.csv"));
+        cfg.data = DataConfig::Isic2019 {
+            ground_truth: "gt.csv".into(),
+            metadata: "m.csv".into(),
+            images: "i".into(),
+            groups: 3,
         };
         assert!(split_description(&cfg).contains("random.Random(42).shuffle"));
     }

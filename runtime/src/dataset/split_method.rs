@@ -29,8 +29,27 @@ pub enum SplitMethod {
 }
 
 impl SplitMethod {
-    /// One line for the model card and the log.
-    pub fn describe(&self, fractions: &SplitFractions, seed: u64) -> String {
+    /// One line for the model card and the log (`source`: the dataset it splits).
+    pub fn describe(&self, source: &DataSource, fractions: &SplitFractions, seed: u64) -> String {
+        if let (SplitMethod::Official { .. }, DataSource::Fitzpatrick17k { csv, .. }) =
+            (self, source)
+        {
+            if !matches!(
+                self,
+                SplitMethod::Official {
+                    train_list: Some(_),
+                    test_list: Some(_)
+                }
+            ) {
+                let dir = csv.parent().unwrap_or(std::path::Path::new("."));
+                let (a, b) = official_split::fitzpatrick17k_lists(dir);
+                return SplitMethod::Official {
+                    train_list: Some(a),
+                    test_list: Some(b),
+                }
+                .describe(source, fractions, seed);
+            }
+        }
         match self {
             SplitMethod::Stratified => format!(
                 "stratified by class and group, {}/{}/{} (seed {seed})",
