@@ -168,6 +168,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
     #[command(flatten)]
+    pub split: fq_runtime::dataset::SplitArgs,
+    #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
     pub hyper: HyperArgs,
@@ -586,6 +588,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     skip_bad_rows: a.data.skip_bad_rows,
                     split: SplitConfig {
                         seed: a.split_seed,
+                        method: a.split.to_method(&a.data)?,
                         ..SplitConfig::default()
                     },
                     model: ModelConfig {

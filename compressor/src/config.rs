@@ -19,6 +19,10 @@ pub struct SplitConfig {
     pub test: f64,
     /// The split's own seed, fixed regardless of the training seed (spec §11.13).
     pub seed: u64,
+    /// Stratified (the fractions above), the paper's official split, or a saved CSV. Configs written
+    /// before this field existed load as stratified, which is what they used.
+    #[serde(default)]
+    pub method: fq_runtime::dataset::SplitMethod,
 }
 
 impl Default for SplitConfig {
@@ -28,6 +32,7 @@ impl Default for SplitConfig {
             val: 0.1,
             test: 0.2,
             seed: 42,
+            method: Default::default(),
         }
     }
 }
@@ -104,5 +109,52 @@ impl RunConfig {
 
     pub fn load(path: &Path) -> Result<Self> {
         crate::io::load_toml(path, "run configuration")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fq_runtime::dataset::SplitMethod;
+
+    /// A `config.toml` written before the split method existed loads as the stratified split it used;
+    /// an official split round-trips with its list files.
+    #[test]
+    fn split_method_defaults_for_old_configs_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let mut cfg = RunConfig::embedded_default(dir.path(), 42);
+        cfg.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("[split.method]"), "{text}");
+        let old: String = text
+            .split("\n[")
+            .filter(|sec| !sec.starts_with("split.method]"))
+            .collect::<Vec<_>>()
+            .join("\n[");
+        assert!(!old.contains("method"), "{old}");
+        std::fs::write(&path, &old).unwrap();
+        assert_eq!(
+            RunConfig::load(&path).unwrap().split.method,
+            SplitMethod::Stratified
+        );
+
+        cfg.split.method = SplitMethod::Official {
+            train_list: Some(dir.path().join("train_score.csv")),
+            test_list: Some(dir.path().join("all_val.csv")),
+        };
+        cfg.save(&path).unwrap();
+        assert_eq!(RunConfig::load(&path).unwrap(), cfg);
+        cfg.split.method = SplitMethod::Official {
+            train_list: None,
+            test_list: None,
+        };
+        cfg.save(&path).unwrap();
+        assert_eq!(RunConfig::load(&path).unwrap(), cfg);
+        cfg.split.method = SplitMethod::Csv {
+            path: dir.path().join("split.csv"),
+        };
+        cfg.save(&path).unwrap();
+        assert_eq!(RunConfig::load(&path).unwrap(), cfg);
     }
 }

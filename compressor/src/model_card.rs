@@ -218,7 +218,27 @@ fn data_description(cfg: &RunConfig) -> String {
             "folder + CSV (`{}`), label column `{label_column}`, group column `{group_column}`",
             csv.display()
         ),
+        DataConfig::Utkface {
+            images,
+            label,
+            group,
+        } => format!(
+            "UTKFace file names (`{}`), label {}, groups by {}",
+            images.display(),
+            label.as_str(),
+            group.as_str()
+        ),
     }
+}
+
+/// How the run split its data, e.g. `stratified by class and group, 0.7/0.1/0.2 (seed 42)`.
+fn split_description(cfg: &RunConfig) -> String {
+    let fr = fq_runtime::dataset::SplitFractions {
+        train: cfg.split.train,
+        val: cfg.split.val,
+        test: cfg.split.test,
+    };
+    cfg.split.method.describe(&cfg.data, &fr, cfg.split.seed)
 }
 
 fn card_markdown(c: &CardInput, bits: &[(String, Vec<u8>)], links: &Links) -> String {
@@ -260,12 +280,12 @@ fn card_markdown(c: &CardInput, bits: &[(String, Vec<u8>)], links: &Links) -> St
     s += &format!(
         "## Data\n\n\
          - Dataset `{}`: {}\n\
-         - Split (seed {}, stratified by class and group): train {} / val {} / test {} images\n\
+         - Split ({}): train {} / val {} / test {} images\n\
          - Pretrained start: {}\n\
          - FP32 training: {} epochs, batch {}, learning rate {}\n\n",
         r.dataset,
         data_description(cfg),
-        cfg.split.seed,
+        split_description(cfg),
         size("train"),
         size("val"),
         size("test"),
@@ -377,6 +397,39 @@ fn card_markdown(c: &CardInput, bits: &[(String, Vec<u8>)], links: &Links) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_split_is_described() {
+        let mut cfg = RunConfig::embedded_default(Path::new("data"), 42);
+        assert_eq!(
+            split_description(&cfg),
+            "stratified by class and group, 0.7/0.1/0.2 (seed 42)"
+        );
+        cfg.split.method = fq_runtime::dataset::SplitMethod::Official {
+            train_list: Some("d/train_score.csv".into()),
+            test_list: Some("d/all_val.csv".into()),
+        };
+        let d = split_description(&cfg);
+        assert!(
+            d.starts_with(
+                "official: train = ids of d/train_score.csv, test = ids of d/all_val.csv"
+            ),
+            "{d}"
+        );
+        // Without list paths: the archive's names beside the metadata CSV.
+        cfg.split.method = fq_runtime::dataset::SplitMethod::Official {
+            train_list: None,
+            test_list: None,
+        };
+        assert!(split_description(&cfg).contains("ids of data/train_score.csv"));
+        cfg.data = DataConfig::Isic2019 {
+            ground_truth: "gt.csv".into(),
+            metadata: "m.csv".into(),
+            images: "i".into(),
+            groups: 3,
+        };
+        assert!(split_description(&cfg).contains("random.Random(42).shuffle"));
+    }
 
     #[test]
     fn card_files_sit_beside_the_model() {

@@ -64,6 +64,8 @@ impl Run {
         cfg.save(&dir.join("config.toml"))?;
         let dataset = load_dataset(&cfg)?;
         let split_path = dir.join("split.csv");
+        // The run's `split.csv` is the split (a resumed run reuses it); the first open makes it as the
+        // config says and writes it in the `--split-csv` format, so any run's split can be reused.
         let split = if split_path.exists() {
             Split::load_csv(&split_path, &dataset)?
         } else {
@@ -72,7 +74,17 @@ impl Run {
                 val: cfg.split.val,
                 test: cfg.split.test,
             };
-            let s = Split::stratified(&dataset, &fr, cfg.split.seed)?;
+            let (s, note) = dataset::make_split(
+                &dataset,
+                &cfg.data,
+                &cfg.split.method,
+                &fr,
+                cfg.split.seed,
+                cfg.skip_bad_rows,
+            )?;
+            if let Some(n) = note {
+                eprintln!("{n}");
+            }
             s.save_csv(&split_path, &dataset)?;
             s
         };
@@ -147,7 +159,8 @@ impl Run {
             &model,
             crate::model::Quant::Fp32,
             &self.train,
-            Some(&self.val),
+            // A saved or official split may have no val set: then no early stopping (last epoch).
+            (!self.val.is_empty()).then_some(&self.val),
             &self.cfg.train,
             &io,
         )?;

@@ -559,3 +559,83 @@ fn folder_csv_loader() {
         "file",
     );
 }
+
+/// UTKFace: attributes from real tiny image files' names (plain and `.jpg.chip.jpg` forms); a malformed
+/// name is an error naming the file and the field, or a skip counted as `unparsable` under the flag; the
+/// images decode with the name as their origin.
+#[test]
+fn utkface_file_names() {
+    use fq_runtime::dataset::utkface::{self, UtkAttribute, UtkfaceOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("UTKFace");
+    std::fs::create_dir_all(images.join("part2")).unwrap();
+    let jpg = common::tiny_image_bytes(ImageFormat::Jpeg);
+    let names = [
+        "26_1_2_20170116174525125.jpg",
+        "1_0_0_20161219140623097.jpg.chip.jpg",
+        "45_0_3_20170119171046380.jpg",
+        "part2/70_1_1_20170110122446237.jpg.chip.jpg",
+        "readme.txt",
+    ];
+    for n in names {
+        std::fs::write(images.join(n), &jpg).unwrap();
+    }
+    let opts = UtkfaceOptions::new(&images);
+    let d = utkface::load(&opts).unwrap();
+    assert_eq!(d.name, "utkface");
+    assert_eq!(d.classes, ["male", "female"]);
+    assert_eq!(d.groups, ["White", "Black", "Asian", "Indian", "Others"]);
+    // Sorted by path: 1_0_0, 26_1_2, 45_0_3, part2/70_1_1.
+    let ids: Vec<&str> = d.samples.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "1_0_0_20161219140623097.jpg.chip",
+            "26_1_2_20170116174525125",
+            "45_0_3_20170119171046380",
+            "70_1_1_20170110122446237.jpg.chip",
+        ]
+    );
+    assert_eq!(d.labels(), vec![0, 1, 0, 1]);
+    assert_eq!(d.group_ids(), vec![0, 2, 3, 1]);
+    assert_eq!(d.samples[0].origin.file, images.join(names[1]));
+    let px = load_dataset_images(&d, &PreprocessConfig::default(), false).unwrap();
+    assert_eq!(px.len(), 4);
+
+    // Age bins as the label, gender as the group; the same attribute twice is refused.
+    let age = utkface::load(&UtkfaceOptions {
+        label: UtkAttribute::Age,
+        group: UtkAttribute::Gender,
+        ..opts.clone()
+    })
+    .unwrap();
+    assert_eq!(age.classes, ["0-19", "20-39", "40-59", "60+"]);
+    assert_eq!(age.labels(), vec![0, 1, 2, 3]);
+    assert_eq!(age.group_ids(), vec![0, 1, 0, 1]);
+    let same = UtkfaceOptions {
+        label: UtkAttribute::Race,
+        ..opts.clone()
+    };
+    assert!(matches!(utkface::load(&same), Err(DataError::Config(_))));
+
+    // A name without a race field, and one with race 7.
+    let bad1 = images.join("39_1_20170116174525125.jpg.chip.jpg");
+    let bad2 = images.join("part2/30_0_7_20170116174525125.jpg");
+    std::fs::write(&bad1, &jpg).unwrap();
+    std::fs::write(&bad2, &jpg).unwrap();
+    let err = utkface::load(&opts).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("{}: file name field `name`", bad1.display())),
+        "{err}"
+    );
+    let skipped = utkface::load(&UtkfaceOptions {
+        skip_bad_rows: true,
+        ..opts.clone()
+    })
+    .unwrap();
+    assert_eq!(skipped.len(), 4);
+    assert_eq!(skipped.skip_summary().get(SkipReason::Unparsable), 2);
+    let race = skipped.skipped.iter().find(|s| s.file == bad2).unwrap();
+    assert_eq!(race.field, "race");
+    assert!(race.message.contains("`7`"), "{}", race.message);
+}

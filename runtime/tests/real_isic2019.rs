@@ -3,8 +3,99 @@
 mod common;
 
 use fq_runtime::dataset::isic2019::{self, Isic2019Options, SexGrouping};
-use fq_runtime::dataset::SkipReason;
+use fq_runtime::dataset::mt19937::PyRandom;
+use fq_runtime::dataset::official_split::{self, isic2019_shuffle_split};
+use fq_runtime::dataset::{
+    make_split, DataSource, Dataset, SkipReason, Split, SplitFractions, SplitMethod,
+};
 use image::ImageFormat;
+use serde_json::Value;
+
+/// `tools/reference/fixtures/python_shuffle.json`, written by CPython (`tools/reference/isic_split.py`).
+fn python_fixture() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tools/reference/fixtures/python_shuffle.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn usizes(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
+}
+
+/// `Random(seed).shuffle(list(range(n)))` and `getrandbits(k)` equal CPython's, element for element,
+/// for seeds of one, two and three 32-bit words.
+#[test]
+fn python_shuffle_bit_for_bit() {
+    let f = python_fixture();
+    let cases = f["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 43);
+    for c in cases {
+        let seed: u128 = c["seed"].as_str().unwrap().parse().unwrap();
+        let n = c["n"].as_u64().unwrap() as usize;
+        let mut v: Vec<usize> = (0..n).collect();
+        PyRandom::new(seed).shuffle(&mut v);
+        assert_eq!(v, usizes(&c["perm"]), "seed {seed}, n {n}");
+    }
+    for c in f["getrandbits"].as_array().unwrap() {
+        let k = c["k"].as_u64().unwrap() as u32;
+        let mut r = PyRandom::new(c["seed"].as_str().unwrap().parse().unwrap());
+        let want: Vec<u64> = c["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        let got: Vec<u64> = (0..want.len()).map(|_| r.getrandbits(k)).collect();
+        assert_eq!(got, want, "getrandbits({k})");
+    }
+}
+
+/// The paper's ISIC 2019 split of the real ground truth equals the one CPython computes; the run's
+/// official split holds out 10% of it (stratified) as val and leaves test alone.
+fn check_official_split(d: &Dataset, source: &DataSource) {
+    let f = python_fixture();
+    let want = &f["isic2019"];
+    assert_eq!(want["n"].as_u64(), Some(d.len() as u64));
+    let o = official_split::isic2019(d);
+    assert_eq!(o.split.train, usizes(&want["train"]));
+    assert_eq!(o.split.test, usizes(&want["test"]));
+    assert!(o.split.val.is_empty());
+    assert_eq!((o.split.train.len(), o.split.test.len()), (15_198, 5066));
+    assert_eq!(o.in_neither, 25_331 - 15_198 - 5066);
+    assert_eq!(
+        isic2019_shuffle_split(d.len(), 42),
+        Split {
+            train: usizes(&want["train"]),
+            val: vec![],
+            test: usizes(&want["test"]),
+        }
+    );
+    assert!(o.split.train.contains(
+        &d.samples
+            .iter()
+            .position(|s| s.id == want["first_train_id"].as_str().unwrap())
+            .unwrap()
+    ));
+
+    let method = SplitMethod::Official {
+        train_list: None,
+        test_list: None,
+    };
+    let (s, note) = make_split(d, source, &method, &SplitFractions::default(), 42, false).unwrap();
+    assert!(note.unwrap().contains("train 15198 / test 5066"));
+    assert_eq!(s.test, o.split.test);
+    assert_eq!(s.train.len() + s.val.len(), 15_198);
+    assert!((1500..=1530).contains(&s.val.len()), "{}", s.val.len());
+    let mut union = [s.train.clone(), s.val.clone()].concat();
+    union.sort_unstable();
+    assert_eq!(union, o.split.train);
+}
 
 #[test]
 fn real_csvs_three_and_two_groups() {
@@ -39,6 +130,13 @@ fn real_csvs_three_and_two_groups() {
     );
     assert_eq!(d.groups, ["unknown", "female", "male"]);
     assert_eq!(d.group_counts(), vec![384, 11_661, 13_286]);
+    let source = DataSource::Isic2019 {
+        ground_truth: gt.clone(),
+        metadata: meta.clone(),
+        images: images.clone(),
+        groups: 3,
+    };
+    check_official_split(&d, &source);
     let s0 = &d.samples[0];
     assert_eq!(
         (s0.id.as_str(), s0.label, s0.group, s0.origin.line),

@@ -51,6 +51,15 @@ pub enum DataError {
         value: String,
         expected: String,
     },
+    /// A dataset whose attributes are in the file names (UTKFace): this file's name does not parse.
+    /// (No CSV line: the location's line is 0.)
+    #[error("{}: file name field `{field}`: cannot parse `{value}`: expected {expected}", file.display())]
+    FileName {
+        file: PathBuf,
+        field: String,
+        value: String,
+        expected: String,
+    },
     /// No image file exists for the row.
     #[error("{}:{line}: field `{field}`: no image for `{id}` in {}", file.display(), searched.display())]
     MissingImage {
@@ -124,7 +133,7 @@ impl DataError {
         Some(match self {
             DataError::MalformedRow { .. } => SkipReason::MalformedRow,
             DataError::FieldCount { .. } => SkipReason::FieldCount,
-            DataError::Unparsable { .. } => SkipReason::Unparsable,
+            DataError::Unparsable { .. } | DataError::FileName { .. } => SkipReason::Unparsable,
             DataError::MissingImage { .. } => SkipReason::MissingImage,
             DataError::OutsideLabelSet { .. } => SkipReason::OutsideLabelSet,
             DataError::DuplicateId { .. } => SkipReason::DuplicateId,
@@ -134,10 +143,12 @@ impl DataError {
         })
     }
 
-    /// `(file, line, field)` of a row-level error (a wrong-width row concerns the whole row: field `row`).
+    /// `(file, line, field)` of a row-level error (a wrong-width row concerns the whole row: field `row`;
+    /// a file-name error has no line: 0).
     pub fn location(&self) -> Option<(&std::path::Path, usize, &str)> {
         match self {
             DataError::FieldCount { file, line, .. } => Some((file, *line, "row")),
+            DataError::FileName { file, field, .. } => Some((file, 0, field)),
             DataError::MalformedRow {
                 file, line, field, ..
             }

@@ -65,6 +65,13 @@ impl ImageIndex {
         self.by_stem.get(stem).map(PathBuf::as_path)
     }
 
+    /// Every indexed image, sorted by path (a deterministic sample order for file-name datasets).
+    pub fn sorted_paths(&self) -> Vec<&Path> {
+        let mut v: Vec<&Path> = self.by_stem.values().map(PathBuf::as_path).collect();
+        v.sort_unstable();
+        v
+    }
+
     /// The indexed directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -1,5 +1,6 @@
 //! Datasets as lists of samples (id, image path, class index, group index), loaded from the real CSV formats
-//! of Fitzpatrick17k and ISIC 2019 or from a generic folder + CSV, plus train/val/test splits.
+//! of Fitzpatrick17k and ISIC 2019, from UTKFace's file names or from a generic folder + CSV, plus
+//! train/val/test splits (stratified, the papers' official ones, or saved).
 //!
 //! Loading checks that every image exists but does not decode it; decoding happens in
 //! [`crate::preprocess::load_dataset_images`], whose errors point back to the CSV row via [`Origin`].
@@ -12,22 +13,27 @@ pub mod fitzpatrick17k;
 pub mod folder;
 mod image_index;
 pub mod isic2019;
+pub mod mt19937;
+pub mod official_split;
 mod skip;
 mod source;
 pub mod split;
+pub mod split_method;
 mod table;
+pub mod utkface;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "cli")]
-pub use args::{DataArgs, DatasetKind};
+pub use args::{DataArgs, DatasetKind, SplitArgs, SplitKind};
 pub use error::DataError;
 pub use image_index::ImageIndex;
 pub use skip::{skip_summary, SkipReason, SkipSummary, Skipped};
 pub use source::DataSource;
 pub use split::{read_id_list, IdList, Split, SplitFractions, SplitName};
+pub use split_method::{make_split, SplitMethod};
 
 /// Where a sample came from, so that later errors (e.g. a corrupt image) can name the CSV row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{fitzpatrick17k, folder, isic2019, DataError, Dataset};
+use super::{fitzpatrick17k, folder, isic2019, utkface, DataError, Dataset};
 
 /// Which dataset, in which format, with which grouping and labels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +35,12 @@ pub enum DataSource {
         image_column: String,
         label_column: String,
         group_column: String,
+    },
+    /// UTKFace: attributes from the file names under `images`.
+    Utkface {
+        images: PathBuf,
+        label: utkface::UtkAttribute,
+        group: utkface::UtkAttribute,
     },
 }
 
@@ -113,6 +119,16 @@ impl DataSource {
                 o.skip_bad_rows = skip_bad_rows;
                 folder::load(&o)
             }
+            DataSource::Utkface {
+                images,
+                label,
+                group,
+            } => utkface::load(&utkface::UtkfaceOptions {
+                images_dir: images.clone(),
+                label: *label,
+                group: *group,
+                skip_bad_rows,
+            }),
         }
     }
 }
