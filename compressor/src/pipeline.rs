@@ -279,8 +279,16 @@ pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
     );
     let model = run.train_fp32(true)?;
     println!("trained FP32 in {:.1}s", start.elapsed().as_secs_f64());
-    // FairGRAPE (the paper's "Lin et al." row) reuses the FairQuant calibration maps.
-    for m in [Method::FqQat, Method::FqBaq, Method::Fairgrape] {
+    // FairGRAPE (the paper's "Lin et al." row) reuses the FairQuant calibration maps. QAT-U4
+    // and FP32-FT are FQ-QAT's fine-tuning without allocation and fairness loss (the controls
+    // for the extra epochs), from the same cached calibration.
+    for m in [
+        Method::FqQat,
+        Method::FqBaq,
+        Method::Fairgrape,
+        Method::QatU4,
+        Method::Fp32Ft,
+    ] {
         let t = Instant::now();
         let c = crate::fairquant::CompressConfig::embedded(m, &run.cfg.train);
         crate::fairquant::compress(&run, &model, &m.into(), &c, true)?;
@@ -298,6 +306,8 @@ pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
         Method::FqQat,
         Method::FqBaq,
         Method::Fairgrape,
+        Method::QatU4,
+        Method::Fp32Ft,
     ];
     let ids: Vec<MethodId> = all.into_iter().map(MethodId::from).collect();
     let report = run.evaluate_methods(&model, &ids, false)?;
