@@ -345,12 +345,12 @@ pub struct SweepArgs {
     /// Seeds of the seeded methods (the paper's three).
     #[arg(long, value_delimiter = ',', default_value = "2,42,2026")]
     pub seeds: Vec<u64>,
-    /// Methods run once per seed.
+    /// Methods run once per seed (qat-u4 and fp32-ft: the training controls).
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "fq-qat,fq-baq"
+        default_value = "fq-qat,fq-baq,qat-u4,fp32-ft"
     )]
     pub methods: Vec<Method>,
     /// Leave out FQ-BAQ with the official code's preset (run beside the paper's by default).
@@ -410,15 +410,10 @@ impl SweepArgs {
             .methods
             .iter()
             .chain([&self.ablation_method])
-            .find(|m| {
-                !matches!(
-                    m,
-                    Method::FqQat | Method::FqBaq | Method::Fairgrape | Method::Fairquantize
-                )
-            })
+            .find(|m| !m.is_trained())
         {
             bail!(
-                "--methods/--ablation-method: {} has no seed to sweep (FP32, U8 and U4 are evaluated once anyway)",
+                "--methods/--ablation-method: {} has no seed to sweep (FP32 and PTQ are evaluated once anyway)",
                 m.label()
             );
         }
@@ -616,10 +611,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 .then(|| "script".to_string())
             });
             let id = MethodId::new(a.method, variant.as_deref())?;
-            if matches!(
-                a.method,
-                Method::FqQat | Method::FqBaq | Method::Fairgrape | Method::Fairquantize
-            ) {
+            if a.method.is_trained() {
                 let c = a.to_config(&run.cfg)?;
                 crate::fairquant::compress(&run, &model, &id, &c, true)?;
             }

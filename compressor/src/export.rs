@@ -21,14 +21,15 @@ use fq_runtime::preprocess::PreprocessConfig;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The method `export` picks without `--method`: among the report's non-FP32 methods the one
+/// The method `export` picks without `--method`: among the report's compressed methods the one
 /// with the best worst-group test accuracy (fairness first), ties going to fewer bits; PTQ-U4
-/// when the report has none.
+/// when the report has none. Not candidates: unquantized models (FP32, the FP32-FT control),
+/// pruned ones and U16, which the packed format cannot hold.
 pub fn default_method(report: &Report) -> MethodId {
     report
         .results
         .iter()
-        .filter(|r| r.method != Method::Fp32 && !r.pruned)
+        .filter(|r| !r.method.is_unquantized() && !r.pruned && packable(r.method))
         .max_by(|a, b| {
             a.metrics
                 .worst_acc
@@ -36,6 +37,11 @@ pub fn default_method(report: &Report) -> MethodId {
                 .then(b.avg_bits.total_cmp(&a.avg_bits))
         })
         .map_or(Method::PtqU4.into(), |r| r.id())
+}
+
+/// Whether the packed formats can hold the method's bits (2..=8 per channel): all but U16.
+pub fn packable(method: Method) -> bool {
+    method.ptq_width().is_none_or(|b| b <= 8)
 }
 
 /// Description of the model beyond its graph and tensors.
@@ -255,6 +261,14 @@ pub fn export_run_as(
     )
     .graph()?;
     let layers = graph.quant_layers()?;
+    if !packable(method.method) {
+        bail!(
+            "{}: method {} quantizes to {} bits; the packed .fqm (and its ONNX export) stores 2-8-bit weights only, so U16 is for evaluation and the report (export ptq-u8 or a narrower width, or fp32 for f32 weights)",
+            run_dir.display(),
+            method.label(),
+            method.method.ptq_width().unwrap_or(0)
+        );
+    }
     if crate::fairgrape::PruneSummary::load(&crate::methods::method_dir(run_dir, method.clone()))?
         .is_some()
     {

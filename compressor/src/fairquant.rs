@@ -84,6 +84,12 @@ impl CompressConfig {
         if method == Method::Fairquantize {
             crate::fairquantize::apply(&mut c);
         }
+        if is_control(method) {
+            // The training controls keep FQ-QAT's whole fine-tuning budget (this `finetune`, the
+            // calibrated start model) and drop only what FairQuant adds: the fairness loss here,
+            // the importance allocation in `compress`.
+            c.finetune.lambda_fair = 0.0;
+        }
         c
     }
 
@@ -295,7 +301,22 @@ pub fn load_allocation(path: &Path) -> Result<BitAssignment> {
     })
 }
 
-/// Run FQ-QAT, FQ-BAQ, FairGRAPE or FairQuantize on `run` from its FP32 model; a finished method is left as it is.
+/// The controls for FairQuant's extra training (QAT-U4, FP32-FT): FQ-QAT's fine-tuning without
+/// the importance allocation and the fairness loss, so that a table shows what FairQuant adds
+/// beyond the epochs.
+pub fn is_control(method: Method) -> bool {
+    matches!(method, Method::QatU4 | Method::Fp32Ft)
+}
+
+/// Run FQ-QAT, FQ-BAQ, FairGRAPE, FairQuantize or a training control (QAT-U4, FP32-FT) on `run` from its FP32
+/// model; a finished method is left as it is.
+///
+/// The controls start where FQ-QAT starts, from the calibrated model (the FP32 weights with the
+/// batch-norm statistics the train-mode calibration passes moved; the calibration is cached, so
+/// beside FQ-QAT it costs nothing), and train with the same `cfg.finetune` through the same loop:
+/// same epochs, rate, AdamW settings, constant schedule, clipping, batch size, seed and hence
+/// batch order and augmentation draws. QAT-U4 quantizes every scope to 4 bits with the spec §1
+/// quantizer and STE; FP32-FT does not quantize.
 pub fn compress(
     run: &Run,
     fp32: &Model,
@@ -304,15 +325,18 @@ pub fn compress(
     resume: bool,
 ) -> Result<()> {
     let method = id.method;
-    if !matches!(
-        method,
-        Method::FqQat | Method::FqBaq | Method::Fairgrape | Method::Fairquantize
-    ) {
+    if !method.is_trained() {
         bail!("{} has nothing to train", method.label());
+    }
+    if is_control(method) && cfg.allocation_file.is_some() {
+        bail!(
+            "{}: a training control has no importance allocation; --allocation does not apply",
+            method.label()
+        );
     }
     let dir = method_dir(&run.dir, id.clone());
     let (weights, bits_path) = (dir.join("weights.safetensors"), dir.join("bits.json"));
-    if weights.exists() && (bits_path.exists() || dir.join("prune.json").exists()) {
+    if crate::methods::finished(&dir, method) {
         return Ok(());
     }
     let fairgrape = (method == Method::Fairgrape).then_some(cfg.fairgrape.style);
@@ -368,6 +392,9 @@ pub fn compress(
     };
     if let (Some(FairgrapeStyle::Prune), Some(maps)) = (fairgrape, &maps) {
         return crate::fairgrape::prune_and_finetune(run, &cal.model, maps, cfg, &dir, &io);
+    }
+    if is_control(method) {
+        return train_control(run, cal.model, method, cfg, &dir, &io);
     }
     let alloc_path = dir.join("allocation.json");
     let start_bits = match &cfg.allocation_file {
@@ -448,6 +475,31 @@ pub fn compress(
     model.params.save(&weights)?;
     // Written last: its presence marks the method as finished.
     fq_runtime::atomic::write_json_atomic(&bits_path, &bits)?;
+    Ok(())
+}
+
+/// The body of a training control: FQ-QAT's fine-tuning of `model` (the calibrated start) with
+/// uniform 4-bit weights (QAT-U4) or none (FP32-FT). FP32-FT writes no `bits.json`: its weights,
+/// written last and atomically, mark it finished.
+fn train_control(
+    run: &Run,
+    model: Model,
+    method: Method,
+    cfg: &CompressConfig,
+    dir: &Path,
+    io: &TrainIo,
+) -> Result<()> {
+    let layers = run.graph.quant_layers()?;
+    let bits = (method == Method::QatU4)
+        .then(|| BitAssignment::uniform_scoped(&layers, 4, run.cfg.granularity));
+    let quant = bits.as_ref().map_or(Quant::Fp32, Quant::Fixed);
+    let outcome = train(&model, quant, &run.train, None, &cfg.finetune, io)?;
+    fq_runtime::atomic::write_json_atomic(&dir.join("history.json"), &outcome)?;
+    model.params.save(&dir.join("weights.safetensors"))?;
+    if let Some(b) = bits {
+        // Written last: its presence marks the method as finished.
+        fq_runtime::atomic::write_json_atomic(&dir.join("bits.json"), &b)?;
+    }
     Ok(())
 }
 

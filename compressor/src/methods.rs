@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// A compression method (`--method`).
+///
+/// PTQ at every width 2..=8 (and 16, evaluation only) is one variant per width rather than
+/// `--method ptq --bits N`, so that the names old runs wrote (`ptq-u8`, `ptq-u4` in
+/// `report.json`, sweep plans and `methods/` directories) and their labels (`U8`, `U4`) keep
+/// meaning the same thing without a migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
@@ -28,34 +33,131 @@ pub enum Method {
     /// The FairQuantize baseline ("Guo et al.", spec §5.5): FQ-QAT with the `subtractive`
     /// reducer `I_0 - I_1`, the proportions reversed ({2,4,8} @ {0.4,0.4,0.2}) and no fairness loss.
     Fairquantize,
+    /// Post-training quantization, 2 bits (ternary) for every output channel: Bellam & Kim's
+    /// "extreme" end of the precision sweep.
+    PtqU2,
+    /// Post-training quantization, 3 bits for every output channel.
+    PtqU3,
+    /// Post-training quantization, 5 bits for every output channel.
+    PtqU5,
+    /// Post-training quantization, 6 bits for every output channel.
+    PtqU6,
+    /// Post-training quantization, 7 bits for every output channel.
+    PtqU7,
+    /// Post-training quantization, 16 bits for every output channel: evaluation and report only
+    /// (the packed `.fqm` stores 2..=8 bits, so `export` refuses it).
+    PtqU16,
+    /// Control for FQ-QAT's extra training: uniform 4 bits, fine-tuned with exactly FQ-QAT's
+    /// budget (epochs, rate, optimizer, schedule, clipping, data order, seed, start model) but
+    /// with no importance allocation and no fairness loss.
+    QatU4,
+    /// Control for the extra training itself: the FP32 model fine-tuned with FQ-QAT's budget
+    /// and no fairness loss, unquantized.
+    Fp32Ft,
+}
+
+/// The same bit-width for every output channel of every layer: the assignment of PTQ at `bits`
+/// (2..=16; the spec §1 quantizer takes any width, `qmax = 2^(b-1) - 1`). For a precision sweep
+/// over widths that have no `Method` (9..=15).
+pub fn ptq_bits(layers: &[QuantLayer], bits: u8) -> anyhow::Result<BitAssignment> {
+    if !(2..=16).contains(&bits) {
+        anyhow::bail!("PTQ at {bits} bits: uniform quantization takes 2 to 16 bits");
+    }
+    Ok(BitAssignment::uniform(layers, bits))
 }
 
 impl Method {
+    /// The uniform PTQ methods by width, narrowest first.
+    pub const PTQ: [Method; 8] = [
+        Method::PtqU2,
+        Method::PtqU3,
+        Method::PtqU4,
+        Method::PtqU5,
+        Method::PtqU6,
+        Method::PtqU7,
+        Method::PtqU8,
+        Method::PtqU16,
+    ];
+
+    /// The bit-width of a uniform PTQ method; `None` for every other method.
+    pub fn ptq_width(&self) -> Option<u8> {
+        match self {
+            Method::PtqU2 => Some(2),
+            Method::PtqU3 => Some(3),
+            Method::PtqU4 => Some(4),
+            Method::PtqU5 => Some(5),
+            Method::PtqU6 => Some(6),
+            Method::PtqU7 => Some(7),
+            Method::PtqU8 => Some(8),
+            Method::PtqU16 => Some(16),
+            Method::Fp32
+            | Method::FqQat
+            | Method::FqBaq
+            | Method::Fairgrape
+            | Method::Fairquantize
+            | Method::QatU4
+            | Method::Fp32Ft => None,
+        }
+    }
+
+    /// The uniform PTQ method at `bits`, if there is one (2..=8 and 16).
+    pub fn ptq(bits: u8) -> Option<Method> {
+        Self::PTQ.into_iter().find(|m| m.ptq_width() == Some(bits))
+    }
+
     /// Name as in the paper's table.
     pub fn label(&self) -> &'static str {
         match self {
             Method::Fp32 => "FP32",
-            Method::PtqU8 => "U8",
+            Method::PtqU2 => "U2",
+            Method::PtqU3 => "U3",
             Method::PtqU4 => "U4",
+            Method::PtqU5 => "U5",
+            Method::PtqU6 => "U6",
+            Method::PtqU7 => "U7",
+            Method::PtqU8 => "U8",
+            Method::PtqU16 => "U16",
             Method::FqQat => "FQ-QAT",
             Method::FqBaq => "FQ-BAQ",
             Method::Fairgrape => "FairGRAPE",
             Method::Fairquantize => "FairQuantize",
+            Method::QatU4 => "QAT-U4",
+            Method::Fp32Ft => "FP32-FT",
         }
+    }
+
+    /// Whether the method trains (fine-tunes) weights of its own in `methods/<method>/`, so
+    /// that `compress` runs [`crate::fairquant::compress`] and a sweep runs it once per seed.
+    pub fn is_trained(&self) -> bool {
+        // Exhaustive on purpose: a new method must say whether it trains.
+        match self {
+            Method::FqQat
+            | Method::FqBaq
+            | Method::Fairgrape
+            | Method::Fairquantize
+            | Method::QatU4
+            | Method::Fp32Ft => true,
+            Method::Fp32
+            | Method::PtqU2
+            | Method::PtqU3
+            | Method::PtqU4
+            | Method::PtqU5
+            | Method::PtqU6
+            | Method::PtqU7
+            | Method::PtqU8
+            | Method::PtqU16 => false,
+        }
+    }
+
+    /// Whether the method's weights stay FP32 (no quantizer at all).
+    pub fn is_unquantized(&self) -> bool {
+        matches!(self, Method::Fp32 | Method::Fp32Ft)
     }
 
     /// Bit-widths for a fixed-assignment method; `None` for FP32 and for the learned methods
     /// (whose bits are in the run directory).
     pub fn fixed_bits(&self, layers: &[QuantLayer]) -> Option<BitAssignment> {
-        match self {
-            Method::Fp32
-            | Method::FqQat
-            | Method::FqBaq
-            | Method::Fairgrape
-            | Method::Fairquantize => None,
-            Method::PtqU8 => Some(BitAssignment::uniform(layers, 8)),
-            Method::PtqU4 => Some(BitAssignment::uniform(layers, 4)),
-        }
+        self.ptq_width().map(|b| BitAssignment::uniform(layers, b))
     }
 }
 
@@ -172,7 +274,13 @@ pub fn artifacts(
         );
     }
     let bits_path = dir.join("bits.json");
-    let bits = if dir.join("prune.json").exists() {
+    let bits = if method == Method::Fp32Ft {
+        // Unquantized: its own weights are the whole result (see `fairquant::compress`).
+        if !finished(&dir, method) {
+            bail_unfinished(&dir.join("weights.safetensors"), &id)?;
+        }
+        None
+    } else if dir.join("prune.json").exists() {
         // Pruned (FairGRAPE): the zeros are in the weights, the survivors are FP32.
         None
     } else if bits_path.exists() {
@@ -182,22 +290,33 @@ pub fn artifacts(
             serde_json::from_str(&text)
                 .with_context(|| format!("{}: invalid bit assignment", bits_path.display()))?,
         )
-    } else if matches!(
-        method,
-        Method::FqQat | Method::FqBaq | Method::Fairgrape | Method::Fairquantize
-    ) {
-        let variant = id
-            .variant
-            .as_deref()
-            .map_or(String::new(), |v| format!(" --variant {v}"));
-        anyhow::bail!(
-            "{}: method {} has not finished in this run (run `fq-compress compress --method {}{variant}`)",
-            bits_path.display(),
-            id.label(),
-            MethodId::from(method).name()
-        );
+    } else if method.is_trained() {
+        return bail_unfinished(&bits_path, &id);
     } else {
         method.fixed_bits(layers)
     };
     Ok((weights, bits))
+}
+
+/// Whether a trained method's directory holds a finished result: its weights and the file
+/// written after them (`bits.json`, or FairGRAPE's `prune.json`); an unquantized control
+/// (FP32-FT) has only its weights, which are written last and atomically.
+pub fn finished(dir: &Path, method: Method) -> bool {
+    dir.join("weights.safetensors").exists()
+        && (method.is_unquantized()
+            || dir.join("bits.json").exists()
+            || dir.join("prune.json").exists())
+}
+
+fn bail_unfinished<T>(marker: &Path, id: &MethodId) -> anyhow::Result<T> {
+    let variant = id
+        .variant
+        .as_deref()
+        .map_or(String::new(), |v| format!(" --variant {v}"));
+    anyhow::bail!(
+        "{}: method {} has not finished in this run (run `fq-compress compress --method {}{variant}`)",
+        marker.display(),
+        id.label(),
+        MethodId::from(id.method).name()
+    )
 }

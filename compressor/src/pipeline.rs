@@ -293,10 +293,14 @@ pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
     let model = run.train_fp32(true)?;
     println!("trained FP32 in {:.1}s", start.elapsed().as_secs_f64());
     // FairGRAPE and FairQuantize (the paper's "Lin et al." and "Guo et al." rows) reuse the
-    // FairQuant calibration maps.
+    // FairQuant calibration maps. QAT-U4 and FP32-FT are FQ-QAT's fine-tuning without
+    // allocation and fairness loss (the controls for the extra epochs), from the same cached
+    // calibration.
     for m in [
         Method::FqQat,
         Method::FqBaq,
+        Method::QatU4,
+        Method::Fp32Ft,
         Method::Fairgrape,
         Method::Fairquantize,
     ] {
@@ -316,6 +320,8 @@ pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
         Method::PtqU4,
         Method::FqQat,
         Method::FqBaq,
+        Method::QatU4,
+        Method::Fp32Ft,
         Method::Fairgrape,
         Method::Fairquantize,
     ];

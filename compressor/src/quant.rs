@@ -118,6 +118,22 @@ impl BitAssignment {
         }
     }
 
+    /// The same bit-width everywhere at `gran`: one per output channel, or one per layer for
+    /// per-tensor scopes (the shape an allocation of that granularity has).
+    pub fn uniform_scoped(layers: &[fq_models::QuantLayer], bits: u8, gran: Granularity) -> Self {
+        let per = |l: &fq_models::QuantLayer| match gran {
+            Granularity::PerChannel => l.out_channels,
+            Granularity::PerTensor => 1,
+        };
+        Self {
+            granularity: Some(gran),
+            layers: layers
+                .iter()
+                .map(|l| (l.name.clone(), vec![bits; per(l)]))
+                .collect(),
+        }
+    }
+
     /// Mean bits of each layer, in the order of `layers` (32 for a layer without an assignment).
     pub fn layer_mean_bits(&self, layers: &[fq_models::QuantLayer]) -> Vec<f64> {
         layers

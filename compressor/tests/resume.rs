@@ -451,3 +451,208 @@ fn baq_killed_in_its_fixed_bit_phase_then_resumed_equals_uninterrupted() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The training controls (QAT-U4, FP32-FT) and the PTQ widths, from the command line.
+
+fn compress_cmd(run: &Path, method: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["--quiet", "compress", "--method", method, "--run-dir"])
+        .arg(run)
+        .args(extra);
+    c
+}
+
+fn toml_at(p: &Path) -> toml::Value {
+    toml::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn json_at(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// The report row of `method` (its command-line name) as JSON.
+fn report_row(run: &Path, method: &str) -> serde_json::Value {
+    let r = json_at(&run.join("report.json"));
+    r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["method"] == method && x.get("variant").is_none())
+        .unwrap_or_else(|| panic!("no {method} row in {r}"))
+        .clone()
+}
+
+/// QAT-U4 and FP32-FT fine-tune with exactly FQ-QAT's budget from the same compress flags (the
+/// same `finetune` config but λ_fair = 0, the same calibration, epochs and rates); QAT-U4 is
+/// 4 bits everywhere, FP32-FT has no bit assignment and reports 32 bits; both resume after a
+/// SIGKILL to the weights of an uninterrupted run.
+#[test]
+fn training_controls_keep_fq_qat_budget_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synth(&data);
+    let run = tmp.path().join("run");
+    run_ok(&mut train_cmd_epochs(&data, &run, 1));
+    let budget = ["--epochs", "3", "--lr", "2e-3", "--calib-batches", "1"];
+    for m in ["fp32", "fq-qat", "qat-u4", "fp32-ft"] {
+        run_ok(&mut compress_cmd(&run, m, &budget));
+    }
+    let methods = run.join("methods");
+    let cfg = |m: &str| toml_at(&methods.join(m).join("config.toml"));
+    let mut qat = cfg("fq-qat")["finetune"].clone();
+    assert_eq!(qat["lambda_fair"].as_float(), Some(0.5));
+    assert_eq!(qat["epochs"].as_integer(), Some(3));
+    assert_eq!(qat["lr"].as_float(), Some(2e-3));
+    assert_eq!(qat["grad_clip"].as_float(), Some(1.0));
+    // Everything but the fairness loss is FQ-QAT's, and so is the calibration.
+    qat["lambda_fair"] = toml::Value::Float(0.0);
+    for c in ["qat-u4", "fp32-ft"] {
+        assert_eq!(cfg(c)["finetune"], qat, "{c}'s fine-tuning");
+        assert_eq!(cfg(c)["importance"], cfg("fq-qat")["importance"], "{c}");
+    }
+    // The same epochs at the same rates.
+    let schedule = |m: &str| -> Vec<(u64, f64)> {
+        json_at(&methods.join(m).join("history.json"))["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["epoch"].as_u64().unwrap(), e["lr"].as_f64().unwrap()))
+            .collect()
+    };
+    assert_eq!(schedule("fq-qat"), [(0, 2e-3), (1, 2e-3), (2, 2e-3)]);
+    assert_eq!(schedule("qat-u4"), schedule("fq-qat"));
+    assert_eq!(schedule("fp32-ft"), schedule("fq-qat"));
+    // QAT-U4: 4 bits in every scope; FP32-FT: unquantized, weights of its own.
+    let bits = json_at(&methods.join("qat-u4/bits.json"));
+    let all: Vec<u64> = bits["layers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|v| v.as_array().unwrap().iter().map(|b| b.as_u64().unwrap()))
+        .collect();
+    assert!(!all.is_empty() && all.iter().all(|&b| b == 4), "{bits}");
+    assert!(!methods.join("fp32-ft/bits.json").exists());
+    assert_ne!(
+        std::fs::read(methods.join("fp32-ft/weights.safetensors")).unwrap(),
+        weights(&run)
+    );
+    let (u4, ft, fp32) = (
+        report_row(&run, "qat-u4"),
+        report_row(&run, "fp32-ft"),
+        report_row(&run, "fp32"),
+    );
+    assert_eq!(u4["avg_bits"].as_f64(), Some(4.0));
+    assert_eq!(ft["avg_bits"].as_f64(), Some(32.0));
+    assert_eq!(ft["gbops"], fp32["gbops"]);
+    // On the same batches from the same start, 4-bit weights cost loss that FP32 ones do not.
+    let loss0 = |m: &str| {
+        json_at(&methods.join(m).join("history.json"))["history"][0]["loss"]
+            .as_f64()
+            .unwrap()
+    };
+    eprintln!(
+        "epoch-0 loss: FP32-FT {}, QAT-U4 {}",
+        loss0("fp32-ft"),
+        loss0("qat-u4")
+    );
+    assert!(
+        loss0("fp32-ft") < loss0("qat-u4"),
+        "epoch-0 loss: FP32-FT {} vs QAT-U4 {}",
+        loss0("fp32-ft"),
+        loss0("qat-u4")
+    );
+    // A control without allocation refuses one.
+    let o = compress_cmd(
+        &run,
+        "qat-u4",
+        &["--allocation", "x.json", "--variant", "a"],
+    )
+    .output()
+    .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--allocation does not apply"));
+
+    // Killed after its first checkpoint, then resumed: the uninterrupted run's weights.
+    let long = ["--epochs", "6", "--lr", "2e-3", "--calib-batches", "1"];
+    for m in ["qat-u4", "fp32-ft"] {
+        let with = |v: &str| {
+            let mut a = long.to_vec();
+            a.extend(["--variant", v]);
+            compress_cmd(&run, m, &a)
+        };
+        let dir = methods.join(format!("{m}-killed"));
+        let mut c = with("killed");
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let start = Instant::now();
+        while !dir.join("checkpoint.safetensors").exists()
+            && start.elapsed() < Duration::from_secs(120)
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            !dir.join("weights.safetensors").exists(),
+            "{m} finished before it could be killed; the test proved nothing"
+        );
+        let ck = safetensors::SafeTensors::deserialize(
+            &std::fs::read(dir.join("checkpoint.safetensors")).unwrap(),
+        )
+        .map(|_| ())
+        .is_ok();
+        assert!(ck, "{m}: torn checkpoint");
+        run_ok(&mut with("killed"));
+        run_ok(&mut with("whole"));
+        assert!(
+            std::fs::read(dir.join("weights.safetensors")).unwrap()
+                == std::fs::read(methods.join(format!("{m}-whole/weights.safetensors"))).unwrap(),
+            "{m}: the resumed run differs from the uninterrupted one"
+        );
+    }
+}
+
+/// PTQ at 3 and 16 bits: report rows with their bits (U16 costs half FP32's GBOPs); U16 is for
+/// the report only (export refuses it, naming the packed format's 2-8 bits), and the default
+/// export never picks U16 or an unquantized model.
+#[test]
+fn ptq_widths_in_the_report_and_u16_not_exported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synth(&data);
+    let run = tmp.path().join("run");
+    run_ok(&mut train_cmd_epochs(&data, &run, 1));
+    for m in ["fp32", "ptq-u3", "ptq-u16"] {
+        run_ok(&mut compress_cmd(&run, m, &[]));
+    }
+    let (fp32, u3, u16) = (
+        report_row(&run, "fp32"),
+        report_row(&run, "ptq-u3"),
+        report_row(&run, "ptq-u16"),
+    );
+    assert_eq!(u3["avg_bits"].as_f64(), Some(3.0));
+    assert_eq!(u16["avg_bits"].as_f64(), Some(16.0));
+    let g = |r: &serde_json::Value| r["gbops"].as_f64().unwrap();
+    assert!((g(&u16) - g(&fp32) / 2.0).abs() <= 1e-12 * g(&fp32));
+    let table = String::from_utf8(run_ok(&mut compress_cmd(&run, "ptq-u16", &[])).stdout).unwrap();
+    assert!(
+        table.contains("| U3 | 3.00 |") && table.contains("| U16 | 16.00 |"),
+        "{table}"
+    );
+
+    let export = |extra: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(["--quiet", "export"]).arg(&run).args(extra);
+        c.output().unwrap()
+    };
+    let o = export(&["--method", "ptq-u16"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("U16") && err.contains("2-8-bit"), "{err}");
+    // U16 is the closest to FP32 here, yet the default export takes U3 (the only packable one).
+    let o = export(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(run.join("model-u3.fqm").exists());
+}

@@ -130,8 +130,17 @@ pub fn collect(run_dir: &Path, out: &Path, plan: &Plan) -> Result<SweepOutput> {
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(", ");
+    let controls = if plan
+        .cells
+        .iter()
+        .any(|c| crate::fairquant::is_control(c.id.method))
+    {
+        " QAT-U4 and FP32-FT are the controls for the extra training: FQ-QAT's fine-tuning (same start, epochs, rates, seed) without the importance allocation and the fairness loss, at uniform 4 bits and unquantized."
+    } else {
+        ""
+    };
     let md = format!(
-        "# Sweep of {}\n\nTest split, {} samples. FP32, U8 and U4 are single runs; the other rows are mean ± std over seeds {seeds}.\n\n{table1}",
+        "# Sweep of {}\n\nTest split, {} samples. FP32, U8 and U4 are single runs; the other rows are mean ± std over seeds {seeds}.{controls}\n\n{table1}",
         run_dir.display(),
         report.test_samples
     );

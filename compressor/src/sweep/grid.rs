@@ -85,7 +85,7 @@ impl Mitigation {
 #[derive(Clone, Debug)]
 pub struct GridSpec {
     pub seeds: Vec<u64>,
-    /// The trained methods of the main table (FQ-QAT, FQ-BAQ).
+    /// The trained methods of the main table (FQ-QAT, FQ-BAQ, the controls QAT-U4 and FP32-FT).
     pub methods: Vec<Method>,
     /// Also FQ-BAQ with the official code's preset, beside the paper's.
     pub official_code: bool,
@@ -287,5 +287,53 @@ mod mitigation_tests {
             GroupWeights::InverseFrequency
         );
         assert_eq!(jobs[5].config.finetune.sampler, Sampler::Shuffle);
+    }
+}
+
+#[cfg(test)]
+mod control_tests {
+    use super::*;
+    use std::path::Path;
+
+    /// The training controls run once per seed with FQ-QAT's fine-tuning of that seed (the
+    /// sweep's overrides included), λ_fair = 0 being the only difference.
+    #[test]
+    fn controls_run_per_seed_with_fq_qat_budget() {
+        let run = RunConfig::embedded_default(Path::new("data"), 2);
+        let spec = GridSpec {
+            seeds: vec![2, 42],
+            methods: vec![Method::FqQat, Method::QatU4, Method::Fp32Ft],
+            official_code: false,
+            ablations: vec![],
+            ablation_method: Method::FqBaq,
+            ablation_seeds: vec![2],
+            mitigations: vec![],
+            overrides: Overrides {
+                epochs: Some(3),
+                calib_batches: Some(1),
+            },
+        };
+        let jobs = jobs(&spec, &run).unwrap();
+        let names: Vec<String> = jobs.iter().map(|j| j.id.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "fq-qat-s2",
+                "fq-qat-s42",
+                "qat-u4-s2",
+                "qat-u4-s42",
+                "fp32-ft-s2",
+                "fp32-ft-s42"
+            ]
+        );
+        for (i, j) in jobs.iter().enumerate().skip(2) {
+            let mut want = jobs[i % 2].config.finetune.clone();
+            assert_eq!(want.lambda_fair, 0.5);
+            want.lambda_fair = 0.0;
+            assert_eq!(j.config.finetune, want, "{}", j.id.name());
+            assert_eq!(j.config.finetune.epochs, 3);
+            assert_eq!(j.config.importance, jobs[i % 2].config.importance);
+            assert_eq!(j.setting, "paper");
+        }
     }
 }

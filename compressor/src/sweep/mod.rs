@@ -1,6 +1,8 @@
 //! `fq-compress sweep`: the paper's seeds and ablations on one trained run. FP32, U8 and U4 are
 //! evaluated once (they are deterministic given the FP32 model); FQ-QAT, FQ-BAQ (paper and
-//! official-code presets) run once per seed, each ablated value of λ_bit, λ_fair and the logit
+//! official-code presets) and the training controls QAT-U4 and FP32-FT (FQ-QAT's fine-tuning
+//! without allocation and fairness loss, so the table shows what FairQuant adds beyond the
+//! epochs) run once per seed, each ablated value of λ_bit, λ_fair and the logit
 //! learning rate once per ablation seed. Every run is a method variant of the same run directory
 //! (`methods/fq-baq-s42/`, ...), so finished runs are skipped and an interrupted sweep resumes.
 //! The results go to `RUN_DIR/sweep/`: `results.json` (every run and the aggregates),

@@ -51,7 +51,7 @@ fn reuse_plain_runs(run_dir: &Path, jobs: &mut [Job]) {
     for j in jobs.iter_mut() {
         let plain = MethodId::from(j.id.method);
         let dir = crate::methods::method_dir(run_dir, plain.clone());
-        let finished = dir.join("bits.json").exists() && dir.join("weights.safetensors").exists();
+        let finished = crate::methods::finished(&dir, j.id.method);
         let same = CompressConfig::load(&dir.join("config.toml")).is_ok_and(|c| c == j.config);
         if finished && same {
             j.id = plain;

@@ -180,7 +180,7 @@ fn seeds_cell(seeds: &[u64]) -> String {
 
 /// Whether a method's row in the main table needs no seed (deterministic given the FP32 model).
 pub fn is_single(m: Method) -> bool {
-    matches!(m, Method::Fp32 | Method::PtqU8 | Method::PtqU4)
+    m == Method::Fp32 || m.ptq_width().is_some()
 }
 
 #[cfg(test)]
