@@ -22,6 +22,8 @@ pub struct ValidationReport {
     pub avg_bits: f64,
     /// The hardware the field figures were measured on.
     pub backend: String,
+    /// Why that backend (`auto: only a software GPU adapter …`).
+    pub backend_reason: String,
     pub dataset: String,
     pub samples: usize,
     pub mean_inference_ms: f64,
@@ -123,7 +125,7 @@ pub fn markdown(r: &ValidationReport, chart: &str) -> String {
         r.model,
         r.method,
         r.avg_bits,
-        r.backend,
+        format!("{} — {}", r.backend, r.backend_reason),
         r.mean_inference_ms,
         r.dataset,
         r.samples,
