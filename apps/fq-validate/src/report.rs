@@ -115,7 +115,7 @@ pub fn markdown(r: &ValidationReport, chart: &str) -> String {
         "# Field validation of `{}` ({})\n\n\
          **{}**\n\n{}.\n\n\
          - Model: `{}`, method {} ({:.2} bits/weight)\n\
-         - Measured on: {} (mean {:.1} ms per image)\n\
+         - Measured on: {} — {} (mean {:.1} ms per image)\n\
          - Held-out set: {}, {} images{}{}\n\
          - Tolerance: the worst group may lose at most {} percentage points\n\n",
         r.model,
@@ -125,7 +125,8 @@ pub fn markdown(r: &ValidationReport, chart: &str) -> String {
         r.model,
         r.method,
         r.avg_bits,
-        format!("{} — {}", r.backend, r.backend_reason),
+        r.backend,
+        r.backend_reason,
         r.mean_inference_ms,
         r.dataset,
         r.samples,
