@@ -1,19 +1,26 @@
 // The tiled bit-unpacking GEMM of convolutions and Linear layers (after unpack.wgsl and
 // im2col.wgsl): out[o][j] = epilogue(sum_k W[o][k] * B[k][j]).
 //
-// A workgroup owns a 64x64 output tile and walks K in steps of 16. Per step its 256 threads unpack
-// the 64 weight rows' codes once into workgroup memory (four codes per thread, one 32-bit window)
-// and gather the 16x64 im2col block, then each thread accumulates a 4x4 register tile from
-// vec4 reads of both. Integer codes are multiplied as exact small floats; each row's scale is
-// applied once in the epilogue, as on the CPU. Grid: (columns / 64, rows / 64, groups).
+// The structure of the fast WebGPU GEMMs, adapted to packed weights and an implicit im2col:
+// - a workgroup owns a 64x64 output tile, each of its 256 threads a 4x4 register block;
+// - K is walked in steps of 32 (two barriers per 32 taps, not per 16: half the synchronisation
+//   of the first version), the largest step whose two tiles fit WebGPU's default 16 KiB of
+//   workgroup memory, so the kernel runs on every adapter;
+// - each step's codes are unpacked exactly once per workgroup (eight per thread, from one 64-bit
+//   window of three words), into workgroup memory as exact small floats;
+// - the next step's weights and im2col values are fetched into registers while the current step
+//   is being multiplied (register prefetch), so global-memory latency hides behind the FMAs;
+// - the inner loop reads both tiles as vec4s: two 16-byte workgroup loads per 16 FMAs.
+// Each row's scale is applied once in the epilogue, as on the CPU.
+// Grid: (columns / 64, rows / 64, groups).
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;
-const TK: u32 = 16u;
+const TK: u32 = 32u;
 
-// [k][row] and [k][column], in vec4s of four rows / columns.
-var<workgroup> a_tile: array<vec4<f32>, 256>;
-var<workgroup> b_tile: array<vec4<f32>, 256>;
+// [k][row] and [k][column], in vec4s of four rows / columns: 2 x 32 x 64 floats = 16 KiB.
+var<workgroup> a_tile: array<vec4<f32>, 512>;
+var<workgroup> b_tile: array<vec4<f32>, 512>;
 
 @compute @workgroup_size(16, 16, 1)
 fn main(
@@ -25,10 +32,10 @@ fn main(
     let row0 = wid.y * TM;
     let col0 = wid.x * TN;
 
-    // This thread's share of the loads: four consecutive taps of one weight row, and one tap of
-    // four consecutive columns.
+    // This thread's share of the loads: eight consecutive taps of one weight row, and two taps
+    // (b_k, b_k + 16) of four consecutive columns.
     let a_row = t / 4u;
-    let a_k = (t % 4u) * 4u;
+    let a_k = (t % 4u) * 8u;
     let has_row = row0 + a_row < p.m;
     let row = rows[group * p.m + min(row0 + a_row, p.m - 1u)];
     let b_k = t / 16u;
@@ -37,29 +44,58 @@ fn main(
     let c1 = column(col0 + b_col + 1u, group);
     let c2 = column(col0 + b_col + 2u, group);
     let c3 = column(col0 + b_col + 3u, group);
+    // Where this thread's weights go in the transposed [k][row] tile.
+    let ai = a_row / 4u;
+    let ae = a_row % 4u;
 
     var acc: array<vec4<f32>, 4>;
     for (var i = 0u; i < 4u; i++) {
         acc[i] = vec4<f32>(0.0);
     }
+
+    // The first step's values, fetched before the loop.
+    var a_lo = vec4<f32>(0.0);
+    var a_hi = vec4<f32>(0.0);
+    if (has_row) {
+        let w = weights8(row, a_k, p.k);
+        a_lo = w[0];
+        a_hi = w[1];
+    }
+    var tp = tap_of(b_k);
+    var b_lo = vec4<f32>(gather(c0, tp), gather(c1, tp), gather(c2, tp), gather(c3, tp));
+    tp = tap_of(b_k + 16u);
+    var b_hi = vec4<f32>(gather(c0, tp), gather(c1, tp), gather(c2, tp), gather(c3, tp));
+
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        var a = vec4<f32>(0.0);
-        if (has_row) {
-            a = weights4(row, k0 + a_k, p.k);
+        // Everyone is done reading the previous step's tiles.
+        workgroupBarrier();
+        let a0 = (a_k * 16u) + ai;
+        a_tile[a0][ae] = a_lo.x;
+        a_tile[a0 + 16u][ae] = a_lo.y;
+        a_tile[a0 + 32u][ae] = a_lo.z;
+        a_tile[a0 + 48u][ae] = a_lo.w;
+        a_tile[a0 + 64u][ae] = a_hi.x;
+        a_tile[a0 + 80u][ae] = a_hi.y;
+        a_tile[a0 + 96u][ae] = a_hi.z;
+        a_tile[a0 + 112u][ae] = a_hi.w;
+        b_tile[b_k * 16u + b_col / 4u] = b_lo;
+        b_tile[(b_k + 16u) * 16u + b_col / 4u] = b_hi;
+        workgroupBarrier();
+
+        // Prefetch the next step (zeros past K) while this one is multiplied.
+        let k1 = k0 + TK;
+        if (k1 < p.k) {
+            if (has_row) {
+                let w = weights8(row, k1 + a_k, p.k);
+                a_lo = w[0];
+                a_hi = w[1];
+            }
+            tp = tap_of(k1 + b_k);
+            b_lo = vec4<f32>(gather(c0, tp), gather(c1, tp), gather(c2, tp), gather(c3, tp));
+            tp = tap_of(k1 + b_k + 16u);
+            b_hi = vec4<f32>(gather(c0, tp), gather(c1, tp), gather(c2, tp), gather(c3, tp));
         }
-        // Transposed into [k][row]: element (a_row) of the vec4 holding rows a_row/4*4 ...
-        let ai = a_row / 4u;
-        let ae = a_row % 4u;
-        // One tap decoded for the four columns.
-        let tp = tap_of(k0 + b_k);
-        let b = vec4<f32>(gather(c0, tp), gather(c1, tp), gather(c2, tp), gather(c3, tp));
-        workgroupBarrier();
-        a_tile[(a_k + 0u) * 16u + ai][ae] = a.x;
-        a_tile[(a_k + 1u) * 16u + ai][ae] = a.y;
-        a_tile[(a_k + 2u) * 16u + ai][ae] = a.z;
-        a_tile[(a_k + 3u) * 16u + ai][ae] = a.w;
-        b_tile[b_k * 16u + b_col / 4u] = b;
-        workgroupBarrier();
+
         for (var kk = 0u; kk < TK; kk++) {
             let av = a_tile[kk * 16u + lid.y];
             let bv = b_tile[kk * 16u + lid.x];

@@ -65,3 +65,63 @@ fn weight1(row: Row, k: u32) -> f32 {
     }
     return f32(code(row, k));
 }
+
+// Bits [s, s + n) of the 64-bit value hi:lo (n <= 8, s + n <= 64).
+fn field64(lo: u32, hi: u32, s: u32, n: u32) -> u32 {
+    if (s >= 32u) {
+        return extractBits(hi, s - 32u, n);
+    }
+    if (s == 0u) {
+        return extractBits(lo, 0u, n);
+    }
+    // Straddles the two words when s + n > 32 (32 - s is in 1..=31 here).
+    return extractBits((lo >> s) | (hi << (32u - s)), 0u, n);
+}
+
+// Weights `k .. k + 8` of a row as two vec4s of floats (codes for packed rows, values for f32
+// rows); those at or past `kmax` are zero. Eight codes of at most 8 bits lie in one 64-bit window,
+// read once from three consecutive words (the word array's two spare words keep the last row's
+// window in bounds), so a tile step unpacks its codes with a third fewer loads than two
+// `weights4` calls.
+fn weights8(row: Row, k: u32, kmax: u32) -> array<vec4<f32>, 2> {
+    var r = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
+    if (k >= kmax) {
+        return r;
+    }
+    let live0 = vec4<bool>(k < kmax, k + 1u < kmax, k + 2u < kmax, k + 3u < kmax);
+    let live1 = vec4<bool>(k + 4u < kmax, k + 5u < kmax, k + 6u < kmax, k + 7u < kmax);
+    if (row.bits == 32u) {
+        let w = (row.bit >> 5u) + k;
+        for (var i = 0u; i < 8u; i++) {
+            if (k + i < kmax) {
+                r[i / 4u][i % 4u] = bitcast<f32>(words[w + i]);
+            }
+        }
+        return r;
+    }
+    let a = row.bit + k * row.bits;
+    let i = a >> 5u;
+    let sh = a & 31u;
+    let w0 = words[i];
+    let w1 = words[i + 1u];
+    let w2 = words[i + 2u];
+    let lo = select(w0, (w0 >> sh) | (w1 << (32u - sh)), sh != 0u);
+    let hi = select(w1, (w1 >> sh) | (w2 << (32u - sh)), sh != 0u);
+    let n = row.bits;
+    let off = vec4<i32>(1i << (n - 1u));
+    let q0 = vec4<i32>(
+        i32(field64(lo, hi, 0u, n)),
+        i32(field64(lo, hi, n, n)),
+        i32(field64(lo, hi, 2u * n, n)),
+        i32(field64(lo, hi, 3u * n, n)),
+    );
+    let q1 = vec4<i32>(
+        i32(field64(lo, hi, 4u * n, n)),
+        i32(field64(lo, hi, 5u * n, n)),
+        i32(field64(lo, hi, 6u * n, n)),
+        i32(field64(lo, hi, 7u * n, n)),
+    );
+    r[0] = select(vec4<f32>(0.0), vec4<f32>(q0 - off), live0);
+    r[1] = select(vec4<f32>(0.0), vec4<f32>(q1 - off), live1);
+    return r;
+}

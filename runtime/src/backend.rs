@@ -1,16 +1,23 @@
 //! Which backend runs a model: the CPU executor or, with the `wgpu` feature, the GPU one.
 //!
-//! `FQ_BACKEND=cpu|wgpu|auto` (or an app's `--backend` flag, parsed with [`BackendChoice::parse`])
-//! forces a choice; `auto` takes the best GPU adapter (discrete, integrated, then software) and
-//! falls back to the CPU with a one-line message when there is none. A build without the feature
-//! has no graphics code at all and always runs on the CPU.
+//! `FQ_BACKEND=auto|cpu|gpu` (or an app's `--backend` flag, parsed with [`BackendChoice::parse`])
+//! picks it:
+//! - `auto` takes a real GPU (discrete, integrated or virtual) and otherwise the CPU executor. It
+//!   never takes a software rasteriser such as Mesa's lavapipe: those run the shaders on the CPU,
+//!   ~20x slower than the native CPU path, so they are never the better choice.
+//! - `cpu` is the CPU executor.
+//! - `gpu` (alias `wgpu`) is the best adapter of any kind, software rasterisers included (the
+//!   tests use lavapipe this way), with a warning when it is one; an error when there is none.
+//!
+//! [`choose`] also says why, in words, so that the apps can report it. A build without the
+//! feature has no graphics code at all and always runs on the CPU.
 
 use std::fmt;
 #[cfg(feature = "wgpu")]
 use std::sync::Arc;
 
 #[cfg(feature = "wgpu")]
-use crate::gpu::GpuDevice;
+use crate::gpu::{AdapterPolicy, GpuDevice, GpuError};
 
 /// The environment variable that forces a backend.
 pub const ENV: &str = "FQ_BACKEND";
@@ -18,21 +25,21 @@ pub const ENV: &str = "FQ_BACKEND";
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BackendChoice {
-    /// The best GPU adapter if there is one, else the CPU.
+    /// A real GPU if there is one, else the CPU (never a software rasteriser).
     #[default]
     Auto,
     Cpu,
-    /// A GPU adapter or an error.
-    Wgpu,
+    /// The best GPU adapter, a software rasteriser included, or an error.
+    Gpu,
 }
 
 impl BackendChoice {
-    /// `cpu`, `wgpu` (or `gpu`), `auto`; case-insensitive.
+    /// `auto`, `cpu`, `gpu` (or `wgpu`); case-insensitive.
     pub fn parse(s: &str) -> Result<Self, BackendError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" | "" => Ok(Self::Auto),
             "cpu" => Ok(Self::Cpu),
-            "wgpu" | "gpu" => Ok(Self::Wgpu),
+            "gpu" | "wgpu" => Ok(Self::Gpu),
             other => Err(BackendError::Unknown(other.to_string())),
         }
     }
@@ -51,18 +58,18 @@ impl fmt::Display for BackendChoice {
         f.write_str(match self {
             Self::Auto => "auto",
             Self::Cpu => "cpu",
-            Self::Wgpu => "wgpu",
+            Self::Gpu => "gpu",
         })
     }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
-    #[error("unknown backend `{0}` (cpu, wgpu or auto)")]
+    #[error("unknown backend `{0}` (auto, cpu or gpu)")]
     Unknown(String),
     #[error("{ENV}: {0}")]
     Env(Box<BackendError>),
-    #[error("the wgpu backend was asked for, but this build has no `wgpu` feature")]
+    #[error("the gpu backend was asked for, but this build has no `wgpu` feature")]
     NotBuilt,
     #[cfg(feature = "wgpu")]
     #[error(transparent)]
@@ -98,33 +105,94 @@ impl fmt::Debug for Backend {
     }
 }
 
-/// The backend for `choice`; a forced `wgpu` without an adapter (or without the feature) is an
+/// A selected backend and why it was chosen.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    pub backend: Backend,
+    /// Why, for people: `auto: only a software GPU adapter (llvmpipe …), slower than the CPU path`.
+    pub reason: String,
+    /// Something the user should know about the choice (a software rasteriser asked for by
+    /// name); the apps print it on stderr.
+    pub warning: Option<String>,
+}
+
+/// The backend for `choice` and why; `gpu` without any adapter (or without the feature) is an
 /// error, `auto` falls back to the CPU.
-pub fn try_select(choice: BackendChoice) -> Result<Backend, BackendError> {
+pub fn choose(choice: BackendChoice) -> Result<Selection, BackendError> {
     match choice {
-        BackendChoice::Cpu => Ok(Backend::Cpu),
+        BackendChoice::Cpu => Ok(Selection {
+            backend: Backend::Cpu,
+            reason: "cpu asked for".into(),
+            warning: None,
+        }),
         #[cfg(feature = "wgpu")]
-        BackendChoice::Wgpu => Ok(Backend::Wgpu(Arc::new(GpuDevice::new()?))),
+        BackendChoice::Gpu => {
+            let dev = GpuDevice::with_policy(AdapterPolicy::AllowSoftware)?;
+            let warning = dev.is_software().then(|| {
+                format!(
+                    "{} is a software rasteriser: the GPU is emulated on the CPU, far slower \
+                     than the cpu backend (use auto or cpu unless you are testing the GPU path)",
+                    dev.name()
+                )
+            });
+            let reason = if dev.is_software() {
+                "gpu asked for; only a software adapter is present".into()
+            } else {
+                "gpu asked for".into()
+            };
+            Ok(Selection {
+                backend: Backend::Wgpu(Arc::new(dev)),
+                reason,
+                warning,
+            })
+        }
         #[cfg(not(feature = "wgpu"))]
-        BackendChoice::Wgpu => Err(BackendError::NotBuilt),
+        BackendChoice::Gpu => Err(BackendError::NotBuilt),
         BackendChoice::Auto => Ok(auto()),
     }
 }
 
 #[cfg(feature = "wgpu")]
-fn auto() -> Backend {
-    match GpuDevice::new() {
-        Ok(d) => Backend::Wgpu(Arc::new(d)),
-        Err(e) => {
-            eprintln!("fq-runtime: {e}; running on the CPU");
-            Backend::Cpu
-        }
+fn auto() -> Selection {
+    let cpu = |reason: String| Selection {
+        backend: Backend::Cpu,
+        reason,
+        warning: None,
+    };
+    match GpuDevice::with_policy(AdapterPolicy::HardwareOnly) {
+        Ok(d) => Selection {
+            reason: "auto: a hardware GPU adapter is present".into(),
+            backend: Backend::Wgpu(Arc::new(d)),
+            warning: None,
+        },
+        Err(GpuError::NoHardwareAdapter {
+            software: true,
+            names,
+        }) => cpu(format!(
+            "auto: only a software GPU adapter ({names}), which is slower than the CPU path"
+        )),
+        Err(GpuError::NoAdapter) => cpu("auto: no GPU adapter".into()),
+        Err(e) => cpu(format!("auto: {e}")),
     }
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn auto() -> Backend {
-    Backend::Cpu
+fn auto() -> Selection {
+    Selection {
+        backend: Backend::Cpu,
+        reason: "auto: built without the GPU backend".into(),
+        warning: None,
+    }
+}
+
+/// The backend for `choice` ([`choose`] without the reason; a warning goes to stderr).
+pub fn try_select(choice: BackendChoice) -> Result<Backend, BackendError> {
+    choose(choice).map(|s| {
+        if let Some(w) = &s.warning {
+            eprintln!("fq-runtime: warning: {w}");
+        }
+        s.backend
+    })
 }
 
 /// Like [`try_select`], but never fails: whatever cannot be had falls back to the CPU with a
@@ -152,13 +220,15 @@ mod tests {
     #[test]
     fn parses_choices() {
         assert_eq!(BackendChoice::parse("CPU").unwrap(), BackendChoice::Cpu);
-        assert_eq!(BackendChoice::parse("gpu").unwrap(), BackendChoice::Wgpu);
+        assert_eq!(BackendChoice::parse("gpu").unwrap(), BackendChoice::Gpu);
+        assert_eq!(BackendChoice::parse("wgpu").unwrap(), BackendChoice::Gpu);
         assert_eq!(BackendChoice::parse(" auto ").unwrap(), BackendChoice::Auto);
         let e = BackendChoice::parse("cuda").unwrap_err().to_string();
         assert!(
-            e.contains("`cuda`") && e.contains("cpu, wgpu or auto"),
+            e.contains("`cuda`") && e.contains("auto, cpu or gpu"),
             "{e}"
         );
         assert_eq!(select(BackendChoice::Cpu).name(), "cpu");
+        assert_eq!(choose(BackendChoice::Cpu).unwrap().reason, "cpu asked for");
     }
 }

@@ -71,7 +71,7 @@ impl Classifier {
     }
 
     /// Reads a model file onto the backend `choice` selects ([`backend::select`]: `Auto` and an
-    /// unavailable `Wgpu` fall back to the CPU with a one-line message).
+    /// unavailable `Gpu` fall back to the CPU with a one-line message).
     pub fn load_with(path: &Path, choice: BackendChoice) -> Result<Self, ClassifyError> {
         Self::load_on(path, &backend::select(choice))
     }

@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod backend;
 pub mod classify;
 pub mod dataset;
+pub mod driver_env;
 pub mod exec;
 pub mod format;
 #[cfg(feature = "wgpu")]

@@ -10,7 +10,7 @@ mod gpu_common;
 mod packed;
 
 use fq_models::ArchSpec;
-use fq_runtime::backend::{try_select, Backend, BackendChoice};
+use fq_runtime::backend::{choose, try_select, Backend, BackendChoice};
 use fq_runtime::classify::Classifier;
 use gpu_common::device;
 use packed::{odd_graph, random_model, Bits};
@@ -71,20 +71,28 @@ fn models_on_the_gpu_predict_like_the_cpu() {
 #[test]
 fn backend_selection() {
     assert!(!try_select(BackendChoice::Cpu).unwrap().is_gpu());
-    let forced = try_select(BackendChoice::Wgpu);
+    let forced = try_select(BackendChoice::Gpu);
     match (&forced, device()) {
         (Ok(b), Some(_)) => {
             assert!(b.is_gpu());
             assert!(b.name().starts_with("wgpu ("), "{}", b.name());
         }
-        (Err(e), None) => eprintln!("forced wgpu without an adapter: {e}"),
+        (Err(e), None) => eprintln!("forced gpu without an adapter: {e}"),
         (r, d) => panic!(
-            "forced wgpu gave {:?} while the test device is {}",
+            "forced gpu gave {:?} while the test device is {}",
             r.as_ref().map(Backend::name),
             d.map_or("absent".into(), |d| d.description())
         ),
     }
-    // Auto takes the GPU when there is one.
-    let auto = try_select(BackendChoice::Auto).unwrap();
-    assert_eq!(auto.is_gpu(), forced.is_ok());
+    // Auto takes a real GPU when there is one, never a software rasteriser (lavapipe here).
+    let auto = choose(BackendChoice::Auto).unwrap();
+    let hardware = device().is_some_and(|d| !d.is_software());
+    assert_eq!(auto.backend.is_gpu(), hardware, "{}", auto.reason);
+    if let Some(d) = device().filter(|d| d.is_software()) {
+        assert!(
+            auto.reason.contains("only a software GPU adapter") && auto.reason.contains(d.name()),
+            "{}",
+            auto.reason
+        );
+    }
 }

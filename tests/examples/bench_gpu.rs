@@ -109,6 +109,10 @@ fn gemm_row(
 }
 
 fn main() -> Result<()> {
+    // SAFETY: first statement of `main`, no other thread exists yet (see `driver_env::prepare`).
+    unsafe {
+        fq_runtime::driver_env::prepare();
+    }
     let mut out = PathBuf::from("bench/results.md");
     let mut budget = 3.0;
     let mut zoo_only = false;

@@ -1,8 +1,11 @@
 //! Where the model runs: the one place the apps choose a compute backend.
 //!
-//! `--backend cpu|wgpu|auto` (or `FQ_BACKEND`) picks it: `auto` takes the best GPU adapter
-//! through the runtime's wgpu backend (built with the default `wgpu` feature) and falls back to
-//! the CPU executor with a one-line message; `wgpu` without an adapter is an error.
+//! `--backend auto|cpu|gpu` (or `FQ_BACKEND`) picks it: `auto` takes a real GPU (discrete,
+//! integrated or virtual) through the runtime's wgpu backend (built with the default `wgpu`
+//! feature) and otherwise the CPU executor — never a software rasteriser such as Mesa's lavapipe,
+//! which emulates a GPU on the CPU ~20x slower than the CPU path; `gpu` (alias `wgpu`) takes the
+//! best adapter of any kind, a software one with a warning, and is an error without one. The
+//! engine keeps the reason for its choice, which the apps report (`fq_runtime::backend::choose`).
 
 use std::path::Path;
 use std::time::Instant;
@@ -19,19 +22,21 @@ pub const BACKEND_ENV: &str = "FQ_BACKEND";
 /// A requested backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
-    /// The GPU when one is usable, else the CPU.
+    /// A real GPU when there is one, else the CPU (never a software rasteriser).
     Auto,
     Cpu,
-    /// The GPU through wgpu (Vulkan, Metal, DX12 or GL); an error when unavailable.
-    Wgpu,
+    /// The GPU through wgpu (Vulkan, Metal, DX12 or GL), a software rasteriser included (with a
+    /// warning); an error when there is no adapter.
+    #[value(alias = "wgpu")]
+    Gpu,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("{BACKEND_ENV}=`{0}` is not a backend (cpu, wgpu or auto)")]
+    #[error("{BACKEND_ENV}=`{0}` is not a backend (auto, cpu or gpu)")]
     BadEnv(String),
-    #[error("--backend wgpu: {0}; use --backend cpu or auto")]
-    WgpuUnavailable(fq_runtime::backend::BackendError),
+    #[error("--backend gpu: {0}; use --backend cpu or auto")]
+    GpuUnavailable(fq_runtime::backend::BackendError),
     #[error("inference failed: {0}")]
     Exec(#[from] fq_runtime::exec::ExecError),
     #[error("{}: {source}", path.display())]
@@ -61,6 +66,10 @@ impl BackendChoice {
 /// A model loaded once, compiled for its backend, ready to classify any number of images.
 pub struct Engine {
     classifier: Classifier,
+    /// Why this backend: `auto: only a software GPU adapter (llvmpipe …), …`.
+    reason: String,
+    /// A warning about the choice for stderr (a software rasteriser asked for by name).
+    warning: Option<String>,
     /// Time to read, verify and compile the model file.
     pub load_ms: f64,
 }
@@ -78,21 +87,22 @@ impl Engine {
     /// Reads and compiles `model` for the chosen backend.
     pub fn load(model: &Path, choice: BackendChoice) -> Result<Engine, EngineError> {
         let start = Instant::now();
-        use fq_runtime::backend::{select, try_select, BackendChoice as Choice};
-        let backend = match choice {
-            BackendChoice::Wgpu => {
-                try_select(Choice::Wgpu).map_err(EngineError::WgpuUnavailable)?
-            }
-            BackendChoice::Auto => select(Choice::Auto),
-            BackendChoice::Cpu => select(Choice::Cpu),
-        };
+        use fq_runtime::backend::{choose, BackendChoice as Choice};
+        let selection = choose(match choice {
+            BackendChoice::Gpu => Choice::Gpu,
+            BackendChoice::Auto => Choice::Auto,
+            BackendChoice::Cpu => Choice::Cpu,
+        })
+        .map_err(EngineError::GpuUnavailable)?;
         let classifier =
-            Classifier::load_on(model, &backend).map_err(|source| EngineError::Load {
+            Classifier::load_on(model, &selection.backend).map_err(|source| EngineError::Load {
                 path: model.to_path_buf(),
                 source: Box::new(source),
             })?;
         Ok(Engine {
             classifier,
+            reason: selection.reason,
+            warning: selection.warning,
             load_ms: start.elapsed().as_secs_f64() * 1e3,
         })
     }
@@ -105,6 +115,17 @@ impl Engine {
         } else {
             format!("CPU ({} threads)", rayon::current_num_threads())
         }
+    }
+
+    /// Why this backend was chosen, e.g. `auto: only a software GPU adapter (llvmpipe …), which
+    /// is slower than the CPU path`.
+    pub fn backend_reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// A warning about the backend for stderr, if any.
+    pub fn backend_warning(&self) -> Option<&str> {
+        self.warning.as_deref()
     }
 
     pub fn classifier(&self) -> &Classifier {

@@ -43,11 +43,19 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> (i32, Optio
         classes: c.classes().to_vec(),
     };
     let backend = engine.backend_name();
+    let backend_reason = engine.backend_reason().to_string();
+    if let Some(w) = engine.backend_warning() {
+        let _ = writeln!(err, "warning: {w}");
+    }
     if !args.json {
         let _ = write!(
             out,
             "{}",
-            output::header_text(&model, &backend, engine.load_ms)
+            output::header_text(
+                &model,
+                &format!("{backend} — {backend_reason}"),
+                engine.load_ms
+            )
         );
     }
     let k = args.top_k.clamp(1, c.classes().len().max(1));
@@ -78,6 +86,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> (i32, Optio
     let report = Report {
         model,
         backend,
+        backend_reason,
         load_ms: engine.load_ms,
         classified: photos.len() - failed,
         failed,

@@ -51,7 +51,10 @@ pub struct ModelInfo {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
     pub model: ModelInfo,
+    /// What runs the model: `CPU (2 threads)` or `wgpu (<adapter>)`.
     pub backend: String,
+    /// Why that backend: `auto: only a software GPU adapter (llvmpipe …), …`.
+    pub backend_reason: String,
     pub load_ms: f64,
     pub photos: Vec<PhotoResult>,
     pub classified: usize,

@@ -61,6 +61,9 @@ pub fn validate(a: &Args) -> Result<Outcome> {
         bail!("--alpha and --confidence must be in (0, 1)");
     }
     let engine = Engine::load(&a.model, BackendChoice::resolve(a.backend)?)?;
+    if let Some(w) = engine.backend_warning() {
+        eprintln!("warning: {w}");
+    }
     let summary = engine.classifier().summary().clone();
     let Some(promised) = summary.test_metrics.clone() else {
         bail!(
@@ -81,6 +84,7 @@ pub fn validate(a: &Args) -> Result<Outcome> {
         method_label: summary.method_label.clone(),
         avg_bits: summary.avg_bits,
         backend: engine.backend_name(),
+        backend_reason: engine.backend_reason().to_string(),
         dataset: ds.name.clone(),
         samples: field.predictions.len(),
         mean_inference_ms: field.mean_inference_ms,

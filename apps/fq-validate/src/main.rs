@@ -1,6 +1,13 @@
 use clap::Parser;
 
 fn main() {
+    // SAFETY: the first statement of `main`, before any thread exists (rayon, the progress bar
+    // and wgpu start theirs later), so nothing can read the environment while it changes. Sets
+    // XDG_RUNTIME_DIR to a private directory when it is missing, so that Mesa's GPU drivers do
+    // not print their warning on the user's terminal.
+    unsafe {
+        fq_runtime::driver_env::prepare();
+    }
     let args = match fq_validate::Args::try_parse() {
         Ok(a) => a,
         Err(e) => {

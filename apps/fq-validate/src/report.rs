@@ -22,6 +22,8 @@ pub struct ValidationReport {
     pub avg_bits: f64,
     /// The hardware the field figures were measured on.
     pub backend: String,
+    /// Why that backend (`auto: only a software GPU adapter …`).
+    pub backend_reason: String,
     pub dataset: String,
     pub samples: usize,
     pub mean_inference_ms: f64,
@@ -113,7 +115,7 @@ pub fn markdown(r: &ValidationReport, chart: &str) -> String {
         "# Field validation of `{}` ({})\n\n\
          **{}**\n\n{}.\n\n\
          - Model: `{}`, method {} ({:.2} bits/weight)\n\
-         - Measured on: {} (mean {:.1} ms per image)\n\
+         - Measured on: {} — {} (mean {:.1} ms per image)\n\
          - Held-out set: {}, {} images{}{}\n\
          - Tolerance: the worst group may lose at most {} percentage points\n\n",
         r.model,
@@ -124,6 +126,7 @@ pub fn markdown(r: &ValidationReport, chart: &str) -> String {
         r.method,
         r.avg_bits,
         r.backend,
+        r.backend_reason,
         r.mean_inference_ms,
         r.dataset,
         r.samples,

@@ -1,9 +1,23 @@
-//! Adapter selection: the best GPU the system offers (discrete, then integrated, then virtual,
-//! then a software rasteriser such as Mesa's lavapipe), and a device with limits large enough
-//! for a model's weights.
+//! Adapter selection: a device with limits large enough for a model's weights, on the best
+//! adapter the [`AdapterPolicy`] allows.
+//!
+//! Why a policy: Mesa's lavapipe (and SwiftShader, WARP) present themselves as GPUs but run the
+//! shaders on the CPU, ~20x slower than the native CPU executor. `auto` must therefore never land
+//! on one ([`AdapterPolicy::HardwareOnly`]); the tests and a user who names the GPU backend
+//! explicitly still can ([`AdapterPolicy::AllowSoftware`]).
 
 use super::kernels::Kernels;
 use super::GpuError;
+
+/// Which adapters [`GpuDevice::with_policy`] may open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdapterPolicy {
+    /// Real GPUs only: discrete, integrated or virtual (a VM's pass-through), never a software
+    /// rasteriser nor an adapter of unknown type.
+    HardwareOnly,
+    /// Any adapter, real GPUs first, then software rasterisers such as lavapipe.
+    AllowSoftware,
+}
 
 /// A wgpu device with the kernels compiled for it (once, here).
 pub struct GpuDevice {
@@ -24,15 +38,73 @@ fn rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
+/// Names of the software rasterisers, lower case. Drivers normally report them as
+/// `DeviceType::Cpu`, but GL drivers only expose a renderer string that wgpu classifies by
+/// guesswork, so the name is checked too.
+const SOFTWARE_NAMES: [&str; 5] = [
+    "llvmpipe",
+    "lavapipe",
+    "softpipe",
+    "swiftshader",
+    // Windows' WARP.
+    "microsoft basic render",
+];
+
+/// Whether an adapter is a software rasteriser (runs its shaders on the CPU).
+pub fn is_software_adapter(info: &wgpu::AdapterInfo) -> bool {
+    let name = info.name.to_ascii_lowercase();
+    info.device_type == wgpu::DeviceType::Cpu || SOFTWARE_NAMES.iter().any(|s| name.contains(s))
+}
+
+/// Whether an adapter is a real GPU that `auto` may use.
+fn is_hardware(info: &wgpu::AdapterInfo) -> bool {
+    matches!(
+        info.device_type,
+        wgpu::DeviceType::DiscreteGpu
+            | wgpu::DeviceType::IntegratedGpu
+            | wgpu::DeviceType::VirtualGpu
+    ) && !is_software_adapter(info)
+}
+
 impl GpuDevice {
-    /// Opens the best adapter on any backend wgpu was built with (`WGPU_BACKEND` narrows the
-    /// choice, as in every wgpu program), and compiles the kernels.
+    /// Opens the best adapter of any kind, software rasterisers included (what the tests and an
+    /// explicit `--backend gpu` use); see [`Self::with_policy`].
     pub fn new() -> Result<Self, GpuError> {
+        Self::with_policy(AdapterPolicy::AllowSoftware)
+    }
+
+    /// Opens the best adapter `policy` allows on any backend wgpu was built with
+    /// (`WGPU_BACKEND` narrows the choice, as in every wgpu program), and compiles the kernels.
+    /// With [`AdapterPolicy::HardwareOnly`] and only other adapters present the error is
+    /// [`GpuError::NoHardwareAdapter`], naming them.
+    ///
+    /// Binaries should call [`crate::driver_env::prepare`] at the start of `main` first, so that
+    /// Mesa finds the runtime directory it expects and prints nothing.
+    pub fn with_policy(policy: AdapterPolicy) -> Result<Self, GpuError> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
         // Stable: among equals the backend order wgpu reports (Vulkan/Metal/DX12 before GL).
         adapters.sort_by_key(|a| rank(a.get_info().device_type));
+        if policy == AdapterPolicy::HardwareOnly {
+            let (hardware, others): (Vec<_>, Vec<_>) = adapters
+                .into_iter()
+                .partition(|a| is_hardware(&a.get_info()));
+            if hardware.is_empty() && !others.is_empty() {
+                let infos: Vec<_> = others.iter().map(|a| a.get_info()).collect();
+                let mut names: Vec<String> = Vec::new();
+                for i in &infos {
+                    if !names.contains(&i.name) {
+                        names.push(i.name.clone());
+                    }
+                }
+                return Err(GpuError::NoHardwareAdapter {
+                    software: infos.iter().all(is_software_adapter),
+                    names: names.join(", "),
+                });
+            }
+            adapters = hardware;
+        }
         let mut last = None;
         for adapter in adapters {
             match Self::open(adapter) {
@@ -85,6 +157,6 @@ impl GpuDevice {
 
     /// Whether this adapter is a software rasteriser (lavapipe, SwiftShader, WARP).
     pub fn is_software(&self) -> bool {
-        self.info.device_type == wgpu::DeviceType::Cpu
+        is_software_adapter(&self.info)
     }
 }

@@ -16,7 +16,7 @@ mod standalone;
 
 use std::sync::Arc;
 
-pub use adapter::GpuDevice;
+pub use adapter::{is_software_adapter, AdapterPolicy, GpuDevice};
 pub use dispatch::GemmKernel;
 pub use forward::{GpuExecutor, GpuOutput, DEFAULT_BATCH};
 pub use standalone::LinearGemm;
@@ -28,6 +28,12 @@ use crate::format::PackedMatrix;
 pub enum GpuError {
     #[error("no GPU adapter (wgpu found no Vulkan, Metal, DX12 or GL device)")]
     NoAdapter,
+    /// Only adapters that are not real GPUs: software rasterisers (`software`) or of unknown type.
+    #[error(
+        "no hardware GPU adapter, only {}: {names}",
+        if *software { "a software rasteriser" } else { "adapters of unknown type" }
+    )]
+    NoHardwareAdapter { software: bool, names: String },
     #[error("cannot open the GPU device {0}")]
     Device(String),
     #[error("the model cannot run on the GPU: {0}")]
