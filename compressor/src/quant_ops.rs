@@ -12,7 +12,7 @@
 
 use crate::quant::{qmax, Granularity};
 use anyhow::{bail, Result};
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 /// `2^23`: at and above it every f32 is an integer; below it `(a + 2^23) - 2^23` is `a` rounded
 /// to an integer by the FPU's round-to-nearest-even mode.
@@ -91,7 +91,7 @@ pub fn off_cpu(t: &Tensor) -> bool {
 #[cfg(test)]
 fn host(t: &Tensor) -> Vec<f32> {
     t.flatten_all()
-        .and_then(|t| t.to_dtype(DType::F32))
+        .and_then(|t| t.to_dtype(candle_core::DType::F32))
         .and_then(|t| t.to_vec1())
         .expect("f32 values")
 }
