@@ -38,6 +38,21 @@ FQ_COMPRESS="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/fq-compress" tes
 # nightly and cargo-fuzz are installed when missing (docs/fuzzing.md).
 scripts/fuzz.sh
 
+# The compressor's CUDA build (issue 22), so it cannot rot: the CUDA 13.0 toolkit from NVIDIA's
+# PyPI wheels plus a stub driver (scripts/cuda-toolchain.sh; ~30 s once), then `--features cuda`
+# and its tests' binaries in their own target dir (the CPU build above stays valid; ~10 min on
+# 2 cores, candle's CUDA kernels most of it). No GPU here: the parity test runs against the stub
+# driver, which checks that the binaries start and that it skips cleanly.
+cuda_start=$SECONDS
+(
+  eval "$(scripts/cuda-toolchain.sh --stub-run)"
+  export CARGO_TARGET_DIR=target/cuda
+  cargo build --release -p fq-compress --features cuda
+  cargo test --release -p fq-compress --features cuda --no-run
+  cargo test --release -p fq-compress --features cuda --test cuda_parity 2>&1 | tee -a "$cargo_log"
+)
+echo "scripts/test.sh: the CUDA build step took $((SECONDS - cuda_start)) s"
+
 # One closing line over every cargo test binary above (the Slurm and fuzz steps exit non-zero on
 # failure, which stops this script before it gets here).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$cargo_log"

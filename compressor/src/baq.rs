@@ -102,10 +102,16 @@ pub fn warm_theta(b: f64, cfg: &BaqConfig) -> f64 {
 }
 
 /// Forward value `round_half_even(x)`, backward identity.
+/// Off the CPU the rounding runs in tensor ops on the device (no host round trip per layer and
+/// step); the result is the same bit for bit (`quant_ops::round_half_even`).
 pub fn round_ste(x: &Tensor) -> Result<Tensor> {
-    let host: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    let r: Vec<f32> = host.iter().map(|v| v.round_ties_even()).collect();
-    let r = Tensor::from_vec(r, x.dims(), x.device())?;
+    let r = if crate::quant_ops::off_cpu(x) {
+        crate::quant_ops::round_half_even(&x.detach())?
+    } else {
+        let host: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let r: Vec<f32> = host.iter().map(|v| v.round_ties_even()).collect();
+        Tensor::from_vec(r, x.dims(), x.device())?
+    };
     Ok((x + (r - x.detach())?)?)
 }
 

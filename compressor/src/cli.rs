@@ -25,6 +25,10 @@ pub struct Cli {
     /// Hide progress bars.
     #[arg(long, global = true)]
     pub quiet: bool,
+    /// Where candle computes (train, compress, demo, sweep, diagnose): `auto` = CUDA when built
+    /// with the `cuda` feature and a GPU is present, else the CPU; `cuda` fails if it cannot.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub device: crate::device::DeviceChoice,
 }
 
 #[derive(Subcommand, Debug)]
@@ -553,6 +557,7 @@ fn run_lock(command: &Command) -> Option<(&Path, LockKind)> {
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     let progress = !cli.quiet;
+    crate::device::configure(cli.device)?;
     let invocation = std::env::args().collect::<Vec<_>>().join(" ");
     let _lock = run_lock(&cli.command)
         .map(|(dir, kind)| RunLock::acquire(dir, &invocation, kind))

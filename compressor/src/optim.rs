@@ -74,13 +74,19 @@ impl AdamW {
 
     /// Global L2 norm of the gradients of all slots (missing gradients count as zero).
     pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
-        let mut sq = 0f64;
+        // One host read for all slots (each `to_scalar` would wait for the GPU), summed in f64
+        // on the host as before.
+        let mut parts = Vec::new();
         for s in &self.slots {
             if let Some(g) = grads.get(s.var.as_tensor()) {
-                sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+                parts.push(g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F32)?);
             }
         }
-        Ok(sq.sqrt())
+        if parts.is_empty() {
+            return Ok(0.0);
+        }
+        let sums: Vec<f32> = Tensor::stack(&parts, 0)?.to_vec1()?;
+        Ok(sums.iter().map(|&v| v as f64).sum::<f64>().sqrt())
     }
 
     /// One update. With `max_norm`, gradients are scaled so their global L2 norm is at most

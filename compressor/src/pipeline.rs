@@ -20,13 +20,10 @@ use fq_runtime::preprocess::PreprocessConfig;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The device candle computes on: CUDA when built with the `cuda` feature and a GPU is present.
+/// The device candle computes on: the process's `--device` choice (see [`crate::device`]); by
+/// default CUDA when built with the `cuda` feature and a GPU is present, else the CPU.
 pub fn device() -> Device {
-    #[cfg(feature = "cuda")]
-    if let Ok(d) = Device::new_cuda(0) {
-        return d;
-    }
-    Device::Cpu
+    crate::device::current()
 }
 
 /// Read the dataset a configuration names with the matching real-format loader.
@@ -227,9 +224,9 @@ impl Run {
         )?;
         let (mean_bits, pruned) =
             crate::methods::layer_mean_bits(&self.dir, m, &layers, bits.as_ref())?;
-        Ok(MethodResult::from_layer_bits(
-            m, &layers, &mean_bits, pruned, metrics,
-        ))
+        let mut row = MethodResult::from_layer_bits(m, &layers, &mean_bits, pruned, metrics);
+        row.device = Some(crate::device::label(&self.device));
+        Ok(row)
     }
 }
 

@@ -156,6 +156,10 @@ pub fn fake_quant(w: &Tensor, bits: &[u8], gran: Granularity) -> Result<Tensor> 
     if crate::ops::applies(w) {
         return Ok(crate::ops::fake_quant::apply(w, bits, gran)?);
     }
+    // Off the CPU: the same arithmetic in tensor ops on the device, no host round trip.
+    if crate::quant_ops::off_cpu(w) {
+        return crate::quant_ops::fake_quant(w, bits, gran);
+    }
     let dims = w.dims().to_vec();
     let host: Vec<f32> = w.flatten_all()?.to_vec1()?;
     let (q, _) = quantize_weight(&host, dims[0], bits, gran)?;

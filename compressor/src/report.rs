@@ -22,6 +22,9 @@ pub struct MethodResult {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pruned: bool,
     pub metrics: FairnessMetrics,
+    /// The device the row was evaluated on (`cpu`, `cuda:0`; `--device`); absent in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 impl MethodResult {
@@ -64,6 +67,7 @@ impl MethodResult {
             gbops: gbops(&o),
             pruned,
             metrics,
+            device: None,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! `bench/results.md` (`bench/run.sh` runs it after the CPU benchmark). Not part of `cargo test`.
 
 mod bench_common;
-use bench_common::time_rounds;
+use bench_common::{packed, time_rounds};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,30 +20,13 @@ use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
 use fq_runtime::classify::Classifier;
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
 use fq_runtime::exec::kernel::NR;
-use fq_runtime::format::{Layer, LayerWeights, PackedMatrix};
+use fq_runtime::format::{Layer, LayerWeights};
 use fq_runtime::gpu::{GemmKernel, GpuDevice, GpuExecutor, LinearGemm};
 use fq_runtime::preprocess::PreprocessConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const SECTION: &str = "## wgpu backend";
-
-/// Random codes at one width (`Some`) or a per-row mix of 2..=8.
-fn packed(rows: usize, k: usize, width: Option<u8>, rng: &mut ChaCha8Rng) -> PackedMatrix {
-    let bits: Vec<u8> = (0..rows)
-        .map(|_| width.unwrap_or_else(|| rng.random_range(2..=8)))
-        .collect();
-    let codes: Vec<i8> = bits
-        .iter()
-        .flat_map(|&b| {
-            let q = (1i32 << (b - 1)) - 1;
-            (0..k)
-                .map(|_| rng.random_range(-q..=q) as i8)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    PackedMatrix::from_codes(k, bits, &codes, vec![0.01; rows]).expect("valid codes")
-}
 
 /// The GEMM `out[M×N] = B[M×K] · Wᵀ` of a Linear layer with `N` packed output rows over a batch
 /// of `M` vectors: GFLOP/s of the tiled shader, the naive shader and the CPU packed GEMM, and

@@ -103,6 +103,25 @@ impl LinearGemm {
             .map_err(|e| GpuError::Run(e.to_string()))
     }
 
+    /// `times` launches of the kernel recorded in one compute pass, one submit, waited for: the
+    /// benchmark takes the difference of two counts, which cancels the submit-and-wait overhead
+    /// (tens of microseconds, longer than a GEMV over a few MiB of codes on a real GPU).
+    pub fn run_repeated(&self, times: u32) -> Result<(), GpuError> {
+        let mut enc = self.dev.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for _ in 0..times {
+                self.dispatch.record(&mut pass, self.m as u32);
+            }
+        }
+        self.dev.queue.submit([enc.finish()]);
+        self.dev
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| GpuError::Run(e.to_string()))
+    }
+
     /// The last run's `m x rows` result.
     pub fn output(&self) -> Result<Vec<f32>, GpuError> {
         let bytes = (self.m * self.rows * 4) as u64;

@@ -2,6 +2,28 @@
 
 use std::time::Instant;
 
+use fq_runtime::format::PackedMatrix;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// A packed matrix of random codes at one width (`Some`) or a per-row mix of 2..=8, scale 0.01.
+#[allow(dead_code)]
+pub fn packed(rows: usize, k: usize, width: Option<u8>, rng: &mut ChaCha8Rng) -> PackedMatrix {
+    let bits: Vec<u8> = (0..rows)
+        .map(|_| width.unwrap_or_else(|| rng.random_range(2..=8)))
+        .collect();
+    let codes: Vec<i8> = bits
+        .iter()
+        .flat_map(|&b| {
+            let q = (1i32 << (b - 1)) - 1;
+            (0..k)
+                .map(|_| rng.random_range(-q..=q) as i8)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    PackedMatrix::from_codes(k, bits, &codes, vec![0.01; rows]).expect("valid codes")
+}
+
 /// Best and median seconds of each closure, run in turn round after round (after one warm-up
 /// round) for at least `min_rounds` rounds and about `budget` seconds, at most `max_rounds`.
 /// The best is the figure compared: on a shared VM whose CPU time fluctuates it is the one that
