@@ -6,23 +6,18 @@
 //! `bench/results.md` (`bench/run.sh` runs it after the CPU benchmark). Not part of `cargo test`.
 
 mod bench_common;
-use bench_common::{packed, time_rounds};
+use bench_common::{packed, random_mix_model, time_rounds};
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use fq_compress::export::{pack_model, ExportMeta};
-use fq_compress::methods::Method;
-use fq_compress::params::ParamStore;
-use fq_compress::quant::{BitAssignment, Granularity};
 use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
 use fq_runtime::classify::Classifier;
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
 use fq_runtime::exec::kernel::NR;
 use fq_runtime::format::{Layer, LayerWeights};
 use fq_runtime::gpu::{GemmKernel, GpuDevice, GpuExecutor, LinearGemm};
-use fq_runtime::preprocess::PreprocessConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -185,29 +180,8 @@ fn gpu_section(dev: Arc<GpuDevice>, budget: f64, quick: bool, md: &mut String) -
 
     // ResNet18 at 224x224, 1000 classes, per-channel mixed 2-8 bits.
     let g = ArchSpec::new("resnet18", 64, 224, 1000).graph()?;
-    let p = ParamStore::init(&g, 0, &candle_core::Device::Cpu)?;
-    let layers = g.quant_layers()?;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let bits = BitAssignment {
-        granularity: Some(Granularity::PerChannel),
-        layers: layers
-            .iter()
-            .map(|l| {
-                let b = (0..l.out_channels)
-                    .map(|_| rng.random_range(2..=8))
-                    .collect();
-                (l.name.clone(), b)
-            })
-            .collect(),
-    };
-    let meta = ExportMeta {
-        method: Method::PtqU4.into(),
-        classes: (0..1000).map(|i| format!("c{i}")).collect(),
-        groups: vec!["I-III".into(), "IV-VI".into()],
-        preprocess: PreprocessConfig::default(),
-        test_metrics: None,
-    };
-    let model = pack_model(&g, &p, Some(&bits), meta)?;
+    let model = random_mix_model(&g, &mut rng)?;
     let flops = 2.0 * g.macs()? as f64;
     let tiled = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Tiled, 8)?;
     let naive = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Naive, 8)?;
@@ -320,33 +294,8 @@ fn zoo_section(dev: &Arc<GpuDevice>, budget: f64, md: &mut String) -> Result<()>
          same top-1 |\n|---|---|---|---|---|---|---|---|\n"
     );
     for g in &models {
-        let p = ParamStore::init(g, 0, &candle_core::Device::Cpu)?;
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let bits = BitAssignment {
-            granularity: Some(Granularity::PerChannel),
-            layers: g
-                .quant_layers()?
-                .iter()
-                .map(|l| {
-                    let b = (0..l.out_channels)
-                        .map(|_| rng.random_range(2..=8))
-                        .collect();
-                    (l.name.clone(), b)
-                })
-                .collect(),
-        };
-        let meta = ExportMeta {
-            method: Method::PtqU4.into(),
-            classes: (0..g.num_classes).map(|i| format!("c{i}")).collect(),
-            groups: vec!["I-III".into(), "IV-VI".into()],
-            preprocess: PreprocessConfig {
-                width: g.input_size as u32,
-                height: g.input_size as u32,
-                ..PreprocessConfig::default()
-            },
-            test_metrics: None,
-        };
-        let model = pack_model(g, &p, Some(&bits), meta)?;
+        let model = random_mix_model(g, &mut rng)?;
         let gpu = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Tiled, BATCH)?;
         let cpu = Classifier::from_model(model)?;
         let x: Vec<f32> = (0..BATCH * gpu.input_len())

@@ -12,21 +12,16 @@
 //! `--quick` uses small shapes, for a smoke test on a software adapter. Not part of `cargo test`.
 
 mod bench_common;
-use bench_common::{packed, time_rounds};
+use bench_common::{packed, random_mix_model, time_rounds};
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use fq_compress::export::{pack_model, ExportMeta};
-use fq_compress::methods::Method;
-use fq_compress::params::ParamStore;
-use fq_compress::quant::{BitAssignment, Granularity};
 use fq_models::ArchSpec;
 use fq_runtime::format::{Layer, LayerWeights};
 use fq_runtime::gpu::{GemmKernel, GpuDevice, GpuExecutor, LinearGemm};
-use fq_runtime::preprocess::PreprocessConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
@@ -143,33 +138,8 @@ fn roofline(dev: &Arc<GpuDevice>, a: &Args) -> Result<Vec<Value>> {
 fn resnet18(dev: &Arc<GpuDevice>, a: &Args) -> Result<Value> {
     let size = if a.quick { 64 } else { 224 };
     let g = ArchSpec::new("resnet18", 64, size, 1000).graph()?;
-    let p = ParamStore::init(&g, 0, &candle_core::Device::Cpu)?;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let bits = BitAssignment {
-        granularity: Some(Granularity::PerChannel),
-        layers: g
-            .quant_layers()?
-            .iter()
-            .map(|l| {
-                let b = (0..l.out_channels)
-                    .map(|_| rng.random_range(2..=8))
-                    .collect();
-                (l.name.clone(), b)
-            })
-            .collect(),
-    };
-    let meta = ExportMeta {
-        method: Method::PtqU4.into(),
-        classes: (0..1000).map(|i| format!("c{i}")).collect(),
-        groups: vec!["I-III".into(), "IV-VI".into()],
-        preprocess: PreprocessConfig {
-            width: size as u32,
-            height: size as u32,
-            ..PreprocessConfig::default()
-        },
-        test_metrics: None,
-    };
-    let model = pack_model(&g, &p, Some(&bits), meta)?;
+    let model = random_mix_model(&g, &mut rng)?;
     let batch = if a.quick { 4 } else { 32 };
     let gpu = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Tiled, batch)?;
     let cpu = fq_runtime::classify::Classifier::from_model(model)?;

@@ -2,9 +2,48 @@
 
 use std::time::Instant;
 
-use fq_runtime::format::PackedMatrix;
+use fq_compress::export::{pack_model, ExportMeta};
+use fq_compress::methods::Method;
+use fq_compress::params::ParamStore;
+use fq_compress::quant::{BitAssignment, Granularity};
+use fq_models::Graph;
+use fq_runtime::format::{PackedMatrix, PackedModel};
+use fq_runtime::preprocess::PreprocessConfig;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+
+/// `g` with seed-0 random weights and a random per-channel 2–8-bit mix drawn from `rng`, packed
+/// as `fq-compress export` packs a run (classes `c0…`, two groups): the model the GPU
+/// benchmarks time against the CPU path.
+#[allow(dead_code)]
+pub fn random_mix_model(g: &Graph, rng: &mut ChaCha8Rng) -> anyhow::Result<PackedModel> {
+    let p = ParamStore::init(g, 0, &candle_core::Device::Cpu)?;
+    let bits = BitAssignment {
+        granularity: Some(Granularity::PerChannel),
+        layers: g
+            .quant_layers()?
+            .iter()
+            .map(|l| {
+                let b = (0..l.out_channels)
+                    .map(|_| rng.random_range(2..=8))
+                    .collect();
+                (l.name.clone(), b)
+            })
+            .collect(),
+    };
+    let meta = ExportMeta {
+        method: Method::PtqU4.into(),
+        classes: (0..g.num_classes).map(|i| format!("c{i}")).collect(),
+        groups: vec!["I-III".into(), "IV-VI".into()],
+        preprocess: PreprocessConfig {
+            width: g.input_size as u32,
+            height: g.input_size as u32,
+            ..PreprocessConfig::default()
+        },
+        test_metrics: None,
+    };
+    pack_model(g, &p, Some(&bits), meta)
+}
 
 /// A packed matrix of random codes at one width (`Some`) or a per-row mix of 2..=8, scale 0.01.
 #[allow(dead_code)]
