@@ -61,24 +61,13 @@ impl W {
 const GEMM_WEIGHTS: [W; 5] = [W::F32, W::Bits(8), W::Bits(4), W::Bits(2), W::Mix];
 const MODEL_WEIGHTS: [W; 4] = [W::F32, W::Bits(8), W::Bits(4), W::Mix];
 
-/// Random codes of one weight matrix at `w`'s widths.
+/// Random codes of one weight matrix at `w`'s widths (F32 draws a mix, as before).
 fn packed(m: usize, k: usize, w: W, rng: &mut ChaCha8Rng) -> PackedMatrix {
-    let bits: Vec<u8> = (0..m)
-        .map(|_| match w {
-            W::Bits(x) => x,
-            _ => rng.random_range(2..=8),
-        })
-        .collect();
-    let codes: Vec<i8> = bits
-        .iter()
-        .flat_map(|&b| {
-            let q = (1i32 << (b - 1)) - 1;
-            (0..k)
-                .map(|_| rng.random_range(-q..=q) as i8)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    PackedMatrix::from_codes(k, bits, &codes, vec![0.01; m]).expect("valid codes")
+    let width = match w {
+        W::Bits(x) => Some(x),
+        _ => None,
+    };
+    bench_common::packed(m, k, width, rng)
 }
 
 /// GFLOP/s of the GEMM of one shape for every entry of `GEMM_WEIGHTS`.
