@@ -11,11 +11,11 @@
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use fq_compress::device::{label, select, DeviceChoice};
-use fq_compress::model::{Mode, Model, Quant};
-use fq_compress::optim::{AdamW, AdamWConfig};
-use fq_compress::params::ParamStore;
-use fq_compress::quant::BitAssignment;
+use fq_compress::nn::model::{Mode, Model, Quant};
+use fq_compress::nn::optim::{AdamW, AdamWConfig};
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::BitAssignment;
+use fq_compress::support::device::{label, select, DeviceChoice};
 use fq_models::ArchSpec;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

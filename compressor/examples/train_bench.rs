@@ -1,6 +1,6 @@
 //! Training throughput of the compressor: images/s of one training step (forward, cross-entropy,
 //! backward, AdamW update) at batch 32 in f32, fake-quant off (FP32) and on (U4 per-channel, the
-//! spec §1 quantizer), with candle 0.11's own ops ("before") and with `fq_compress::ops`
+//! spec §1 quantizer), with candle 0.11's own ops ("before") and with `fq_compress::nn::ops`
 //! ("after"), for ResNet18 at 224x224 and the embedded default (ResNet18 at width 16, 64x64,
 //! 9 classes); then the per-part breakdown of a step (conv forward, backward-data,
 //! backward-weight, batch norm, quantizer, max pool) summed over the model's layers. PyTorch figures for
@@ -12,11 +12,11 @@
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, Var};
-use fq_compress::model::{max_pool, Mode, Model, Quant};
-use fq_compress::ops;
-use fq_compress::optim::{AdamW, AdamWConfig};
-use fq_compress::params::ParamStore;
-use fq_compress::quant::{fake_quant, BitAssignment, Granularity};
+use fq_compress::nn::model::{max_pool, Mode, Model, Quant};
+use fq_compress::nn::ops;
+use fq_compress::nn::optim::{AdamW, AdamWConfig};
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::{fake_quant, BitAssignment, Granularity};
 use fq_models::{ArchSpec, Graph, Op, Shape};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
@@ -371,7 +371,7 @@ fn main() -> Result<()> {
         "{SECTION}\n\nOne training step (forward, cross-entropy, backward, AdamW update) at batch {BATCH}, \
          f32, {threads} threads; images/s, best of the timed steps (median in parentheses; at 224×224, 3 timed steps of the fq \
          ops, one of the candle ops, no warm-up; the embedded model: a warm-up round and 8 steps each). \
-         \"candle ops\" is the compressor before `fq_compress::ops` (candle 0.11's conv2d, batch \
+         \"candle ops\" is the compressor before `fq_compress::nn::ops` (candle 0.11's conv2d, batch \
          norm from broadcast ops, max pool from shifted maxima, the fake-quantizer as \
          `Q(w) + (w - stopgrad(w))`); \"fq ops\" is im2col + gemm convolutions, fused batch \
          norm, the argmax max pool and the fake-quant op. Fake-quant on = U4 per-channel on \

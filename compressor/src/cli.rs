@@ -1,13 +1,13 @@
 //! Command-line interface: argument definitions and dispatch to the pipeline.
 
-use crate::augment::AugmentConfig;
-use crate::config::{ModelConfig, RunConfig, SplitConfig};
+use crate::data::augment::AugmentConfig;
+use crate::data::sampler::{GroupWeights, Sampler};
+use crate::data::synth::SynthConfig;
 use crate::methods::{Method, MethodId};
-use crate::mitigation::{GroupWeights, Sampler};
-use crate::pipeline;
-use crate::quant::Granularity;
-use crate::run_lock::{LockKind, RunLock};
-use crate::synth::SynthConfig;
+use crate::nn::quant::Granularity;
+use crate::run::config::{ModelConfig, RunConfig, SplitConfig};
+use crate::run::run_dir;
+use crate::support::run_lock::{LockKind, RunLock};
 use crate::train::TrainConfig;
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -28,7 +28,7 @@ pub struct Cli {
     /// Where candle computes (train, compress, demo, sweep, diagnose): `auto` = CUDA when built
     /// with the `cuda` feature and a GPU is present, else the CPU; `cuda` fails if it cannot.
     #[arg(long, global = true, value_enum, default_value = "auto")]
-    pub device: crate::device::DeviceChoice,
+    pub device: crate::support::device::DeviceChoice,
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,7 +87,7 @@ pub struct DiagnoseArgs {
         value_delimiter = ',',
         value_parser = clap::value_parser!(u8).range(2..=16),
         requires = "precision_sweep",
-        default_values_t = crate::precision_sweep::DEFAULT_BITS
+        default_values_t = crate::analysis::precision_sweep::DEFAULT_BITS
     )]
     pub bits: Vec<u8>,
 }
@@ -197,14 +197,14 @@ pub struct CompressArgs {
     /// `official-code` reproduces the official code at HEAD: the quantized weight is detached
     /// (bits stay at the warm start) and the regularizer anchors to the warm start.
     #[arg(long, value_enum)]
-    pub preset: Option<crate::fairquant::Preset>,
+    pub preset: Option<crate::methods::runner::Preset>,
     /// Reuse a saved bit assignment (bits.json or allocation.json) instead of calibrating.
     #[arg(long)]
     pub allocation: Option<PathBuf>,
     #[arg(long)]
     pub calib_batches: Option<usize>,
     #[arg(long, value_enum)]
-    pub reducer: Option<crate::importance::Reducer>,
+    pub reducer: Option<crate::methods::importance::Reducer>,
     #[arg(long)]
     pub cvar_alpha: Option<f64>,
     #[arg(long)]
@@ -241,9 +241,9 @@ pub struct CompressArgs {
     #[arg(long)]
     pub lambda_bit: Option<f64>,
     #[arg(long, value_enum)]
-    pub bit_regularizer: Option<crate::baq::BitRegularizer>,
+    pub bit_regularizer: Option<crate::methods::baq::BitRegularizer>,
     #[arg(long, value_enum)]
-    pub baq_gradient: Option<crate::baq::BaqGradient>,
+    pub baq_gradient: Option<crate::methods::baq::BaqGradient>,
     /// Learning rate of the bit logits (spec: 3e-3).
     #[arg(long)]
     pub logit_lr: Option<f64>,
@@ -268,8 +268,8 @@ pub struct CompressArgs {
 impl CompressArgs {
     /// The method's settings: the config file or the defaults (the spec's for fine-tuning a
     /// pretrained model; the embedded default's for a run trained from scratch), then the flags.
-    pub fn to_config(&self, run: &RunConfig) -> Result<crate::fairquant::CompressConfig> {
-        use crate::fairquant::CompressConfig;
+    pub fn to_config(&self, run: &RunConfig) -> Result<crate::methods::runner::CompressConfig> {
+        use crate::methods::runner::CompressConfig;
         let mut c = match &self.config {
             Some(p) => CompressConfig::load(p)?,
             None => CompressConfig::for_run(self.method, run),
@@ -334,10 +334,10 @@ pub struct ExportArgs {
     #[arg(long, requires = "method")]
     pub variant: Option<String>,
     /// File format: `fqm` (fq-runtime) or `onnx` (onnxruntime; default file model-<label>.onnx).
-    #[arg(long, value_enum, default_value_t = crate::export::ExportFormat::Fqm)]
-    pub format: crate::export::ExportFormat,
+    #[arg(long, value_enum, default_value_t = crate::run::export::ExportFormat::Fqm)]
+    pub format: crate::run::export::ExportFormat,
     /// ONNX opset (17..=21); 21 stores layers of at most 4 bits as int4 instead of int8.
-    #[arg(long, default_value_t = crate::onnx::DEFAULT_OPSET)]
+    #[arg(long, default_value_t = crate::run::onnx::DEFAULT_OPSET)]
     pub opset: i64,
 }
 
@@ -378,7 +378,7 @@ pub struct SweepArgs {
     /// Bellam–Kim mitigations, each run with every --methods entry and seed, e.g.
     /// `balanced-sampler,weighted-loss` (rows `FQ-QAT (balanced-sampler)`, ...).
     #[arg(long, value_enum, value_delimiter = ',')]
-    pub mitigations: Vec<crate::sweep::grid::Mitigation>,
+    pub mitigations: Vec<crate::analysis::sweep::grid::Mitigation>,
     /// Quantized fine-tuning epochs of every run [default: the method's].
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -401,12 +401,12 @@ pub struct SweepArgs {
     #[arg(long)]
     pub collect: bool,
     #[command(flatten)]
-    pub slurm: crate::sweep::slurm::SlurmArgs,
+    pub slurm: crate::analysis::sweep::slurm::SlurmArgs,
 }
 
 impl SweepArgs {
-    pub fn to_spec(&self) -> Result<crate::sweep::grid::GridSpec> {
-        use crate::sweep::grid::{GridSpec, Overrides, Param};
+    pub fn to_spec(&self) -> Result<crate::analysis::sweep::grid::GridSpec> {
+        use crate::analysis::sweep::grid::{GridSpec, Overrides, Param};
         if self.seeds.is_empty() {
             bail!("--seeds: give at least one seed");
         }
@@ -504,7 +504,7 @@ fn diagnose_methods(run_dir: &std::path::Path, names: &[String]) -> Result<Vec<M
     if names.is_empty() {
         let path = run_dir.join("report.json");
         if path.exists() {
-            let r = crate::report::Report::load(&path)?;
+            let r = crate::run::report::Report::load(&path)?;
             return Ok(r.results.iter().map(|x| x.id()).collect());
         }
         return Ok([Method::Fp32, Method::PtqU8, Method::PtqU4]
@@ -537,7 +537,7 @@ fn parse_group_weights(s: &str) -> Result<GroupWeights, String> {
 }
 
 /// The run directory a command writes and how it locks it for its whole life (see
-/// [`crate::run_lock`]). `synth` takes none: it builds its output beside the target and renames it
+/// [`crate::support::run_lock`]). `synth` takes none: it builds its output beside the target and renames it
 /// into place, so a second writer can never leave a mixed dataset. The cells of a cluster sweep
 /// (`sweep --cell`) and `--collect` share the run, each cell locking the method directory it
 /// writes; everything else is the run's only user.
@@ -557,7 +557,7 @@ fn run_lock(command: &Command) -> Option<(&Path, LockKind)> {
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     let progress = !cli.quiet;
-    crate::device::configure(cli.device)?;
+    crate::support::device::configure(cli.device)?;
     let invocation = std::env::args().collect::<Vec<_>>().join(" ");
     let _lock = run_lock(&cli.command)
         .map(|(dir, kind)| RunLock::acquire(dir, &invocation, kind))
@@ -570,7 +570,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 image_size: a.image_size,
                 ..SynthConfig::default()
             };
-            let s = crate::synth::generate(&cfg, &a.out, progress)?;
+            let s = crate::data::synth::generate(&cfg, &a.out, progress)?;
             println!("wrote {} images to {}", s.num_images, s.out_dir.display());
             Ok(())
         }
@@ -601,47 +601,47 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     granularity: a.granularity,
                 }
             };
-            let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;
+            let run = run_dir::Run::open(&a.run_dir, cfg, progress)?;
             run.train_fp32(true)?;
             Ok(())
         }
         Command::Compress(a) => {
             let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
-            let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;
+            let run = run_dir::Run::open(&a.run_dir, cfg, progress)?;
             let model = run.train_fp32(true)?;
             // FairGRAPE's script form gets its own row beside the pruned one unless named.
             let variant = a.variant.clone().or_else(|| {
                 (a.method == Method::Fairgrape
-                    && a.preset == Some(crate::fairquant::Preset::FairgrapeScript))
+                    && a.preset == Some(crate::methods::runner::Preset::FairgrapeScript))
                 .then(|| "script".to_string())
             });
             let id = MethodId::new(a.method, variant.as_deref())?;
             if a.method.is_trained() {
                 let c = a.to_config(&run.cfg)?;
-                crate::fairquant::compress(&run, &model, &id, &c, true)?;
+                crate::methods::runner::compress(&run, &model, &id, &c, true)?;
             }
             let report = run.evaluate_methods(&model, &[id], false)?;
             println!("{}", report.table());
             Ok(())
         }
-        Command::Demo(a) => pipeline::demo(&a, progress),
+        Command::Demo(a) => run_dir::demo(&a, progress),
         Command::Sweep(a) => {
             if a.plan || a.cell.is_some() || a.collect {
-                return crate::sweep::cells_command(&a, progress);
+                return crate::analysis::sweep::cells_command(&a, progress);
             }
             let spec = a.to_spec()?;
             let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
-            let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;
-            let out = crate::sweep::sweep(&run, &spec, a.out.as_deref())?;
+            let run = run_dir::Run::open(&a.run_dir, cfg, progress)?;
+            let out = crate::analysis::sweep::sweep(&run, &spec, a.out.as_deref())?;
             println!("{}\n{}", out.table1, out.ablations);
             println!("wrote {}", out.dir.display());
             Ok(())
         }
         Command::Diagnose(a) => {
             let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
-            let run = pipeline::Run::open(&a.run_dir, cfg, progress)?;
+            let run = run_dir::Run::open(&a.run_dir, cfg, progress)?;
             let methods = diagnose_methods(&a.run_dir, &a.methods)?;
-            let dcfg = crate::diagnose::DiagnoseConfig {
+            let dcfg = crate::analysis::diagnose::DiagnoseConfig {
                 samples_per_group: a.samples_per_group,
                 power_iters: a.power_iters,
                 tol: a.tol,
@@ -650,18 +650,19 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 ..Default::default()
             };
             if a.precision_sweep {
-                let (s, dir) = crate::precision_sweep::precision_sweep(
+                let (s, dir) = crate::analysis::precision_sweep::precision_sweep(
                     &run,
                     &a.bits,
                     &dcfg,
                     a.out.as_deref(),
                 )?;
-                println!("{}", crate::precision_sweep::table(&s));
+                println!("{}", crate::analysis::precision_sweep::table(&s));
                 println!("wrote {}", dir.display());
                 return Ok(());
             }
-            let (d, dir) = crate::diagnose::diagnose(&run, &methods, &dcfg, a.out.as_deref())?;
-            println!("{}", crate::diagnose::table(&d));
+            let (d, dir) =
+                crate::analysis::diagnose::diagnose(&run, &methods, &dcfg, a.out.as_deref())?;
+            println!("{}", crate::analysis::diagnose::table(&d));
             println!("wrote {}", dir.display());
             Ok(())
         }
@@ -670,8 +671,14 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 .method
                 .map(|m| MethodId::new(m, a.variant.as_deref()))
                 .transpose()?;
-            let onnx = crate::onnx::OnnxOptions { opset: a.opset };
-            let e = crate::export::export_run_as(&a.run_dir, id, a.out.as_deref(), a.format, onnx)?;
+            let onnx = crate::run::onnx::OnnxOptions { opset: a.opset };
+            let e = crate::run::export::export_run_as(
+                &a.run_dir,
+                id,
+                a.out.as_deref(),
+                a.format,
+                onnx,
+            )?;
             println!("{e}");
             Ok(())
         }

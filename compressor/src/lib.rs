@@ -1,43 +1,34 @@
 //! FairQuant compressor: fairness-aware mixed-precision quantization of medical image classifiers.
+//!
+//! The modules are the pipeline's stages, in order; each one imports only from the ones above it
+//! (`tests/stages.rs` fails on an import from a later stage):
+//!
+//! 1. [`support`]: stage-free utilities (atomic files, progress bars, seeds, run locks, device).
+//! 2. [`data`]: images in memory, augmentation, AutoAugment, the group-balanced sampler, the
+//!    synthetic dataset.
+//! 3. [`nn`]: the model interpreter, its ops and parameters, the optimizer, the losses, the
+//!    quantizer, and the [`nn::transform::WeightTransform`] trait through which methods change
+//!    the weights a forward pass sees.
+//! 4. [`train`]: the training loop, its checkpoints, evaluation.
+//! 5. [`methods`]: the compression methods (importance, allocation, QAT, BAQ, FairGRAPE,
+//!    FairQuantize), their configurations and the per-method runner.
+//! 6. [`run`]: a run directory (its configuration, its file names, the FP32 model, the report,
+//!    the export, the model card) and the demo.
+//! 7. [`analysis`]: diagnostics, the precision sweep, the Slurm sweep and their plots.
+//! 8. [`cli`]: the command line, the only module that knows clap.
 
-pub mod allocate;
-pub mod augment;
-pub mod autoaugment;
-pub mod baq;
-pub mod baq_shipping;
-pub mod checkpoint;
-pub mod cli;
-pub mod config;
+pub mod support;
+
 pub mod data;
-pub mod device;
-pub mod diagnose;
-pub mod diagnose_plot;
-pub mod evaluate;
-pub mod export;
-pub mod fairgrape;
-pub mod fairquant;
-pub mod fairquantize;
-pub mod importance;
-pub mod importance_plot;
-pub mod io;
-pub mod loss;
-pub mod methods;
-pub mod mitigation;
-pub mod model;
-pub mod model_card;
-pub mod onnx;
-pub mod ops;
-pub mod optim;
-pub mod params;
-pub mod pipeline;
-pub mod precision_sweep;
-pub mod progress;
-pub mod quant;
-pub mod quant_ops;
-pub mod report;
-pub mod run_lock;
-pub mod seed;
-pub mod sweep;
-pub mod synth;
+
+pub mod nn;
+
 pub mod train;
-pub mod transformer;
+
+pub mod methods;
+
+pub mod run;
+
+pub mod analysis;
+
+pub mod cli;

@@ -8,7 +8,7 @@
 //! (scripts/gpu-check.sh sets it on the GPU machine, so a broken driver setup cannot pass).
 //!
 //! Tolerances, and why. Both sides compute in f32 (candle's CUDA matmul keeps full f32, no TF32,
-//! by default; checked below), but in different orders: the CPU runs `fq_compress::ops`
+//! by default; checked below), but in different orders: the CPU runs `fq_compress::nn::ops`
 //! (im2col + gemm, batch-norm sums in f64), CUDA runs candle's kernels and cuBLAS. f32 rounding
 //! (eps 1.2e-7) over dot products of up to ~600 terms and ~20 layers forward and back gives
 //! relative differences around 1e-6..1e-5, so:
@@ -23,13 +23,13 @@
 //! (the ops CUDA falls back to), so the harness and the tolerances are exercised on every machine.
 
 use candle_core::{Device, Tensor};
-use fq_compress::baq::{BaqConfig, BaqParams};
-use fq_compress::device::{select, DeviceChoice};
-use fq_compress::model::{Mode, Model, Quant};
-use fq_compress::ops;
-use fq_compress::optim::{AdamW, AdamWConfig};
-use fq_compress::params::ParamStore;
-use fq_compress::quant::{quantize_weight, BitAssignment, Granularity};
+use fq_compress::methods::baq::{BaqConfig, BaqParams};
+use fq_compress::nn::model::{Mode, Model, Quant};
+use fq_compress::nn::ops;
+use fq_compress::nn::optim::{AdamW, AdamWConfig};
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::{quantize_weight, BitAssignment, Granularity};
+use fq_compress::support::device::{select, DeviceChoice};
 use fq_models::ArchSpec;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -286,7 +286,8 @@ fn quantizer_is_bit_exact_on_cuda() {
     let w: Vec<f32> = (0..o * k).map(|_| rng.random_range(-0.3f32..0.3)).collect();
     let bits: Vec<u8> = (0..o).map(|i| [0, 1, 2, 3, 4, 5, 6, 8][i % 8]).collect();
     let t = Tensor::from_vec(w.clone(), (o, k), &gpu).unwrap();
-    let got = host(&fq_compress::quant::fake_quant(&t, &bits, Granularity::PerChannel).unwrap());
+    let got =
+        host(&fq_compress::nn::quant::fake_quant(&t, &bits, Granularity::PerChannel).unwrap());
     let (want, _) = quantize_weight(&w, o, &bits, Granularity::PerChannel).unwrap();
     let differ = got.iter().zip(&want).filter(|(a, b)| a != b).count();
     assert_eq!(

@@ -7,7 +7,7 @@
 //! stay near 1e-6 relative.
 
 use candle_core::{Device, Tensor, Var};
-use fq_compress::ops::conv::conv2d;
+use fq_compress::nn::ops::conv::conv2d;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -115,8 +115,8 @@ fn channel_mismatch_is_an_error() {
 /// trainings) are bit-identical, whatever rayon's work stealing does.
 #[test]
 fn weight_gradient_is_bit_reproducible() {
-    use fq_compress::ops::conv::backward_weight;
-    use fq_compress::ops::im2col::ConvGeom;
+    use fq_compress::nn::ops::conv::backward_weight;
+    use fq_compress::nn::ops::im2col::ConvGeom;
     let (batch, c, h, w, o) = (24, 8, 12, 12, 16);
     let g = ConvGeom {
         c,

@@ -5,9 +5,9 @@
 //! accumulation of the statistics). Fake-quant must match exactly: it is the same quantizer.
 
 use candle_core::{Device, Tensor, Var};
-use fq_compress::model::max_pool;
-use fq_compress::ops::{batch_norm, fake_quant, max_pool::max_pool2d};
-use fq_compress::quant::Granularity;
+use fq_compress::nn::model::max_pool;
+use fq_compress::nn::ops::{batch_norm, fake_quant, max_pool::max_pool2d};
+use fq_compress::nn::quant::Granularity;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -106,7 +106,7 @@ fn fake_quant_is_the_quantizer_with_an_identity_gradient() {
     ] {
         let q = fake_quant::apply(w.as_tensor(), &bits, gran).unwrap();
         let host: Vec<f32> = w.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-        let (want, _) = fq_compress::quant::quantize_weight(&host, 4, &bits, gran).unwrap();
+        let (want, _) = fq_compress::nn::quant::quantize_weight(&host, 4, &bits, gran).unwrap();
         assert_eq!(q.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want);
         let grads = (&q * &r).unwrap().sum_all().unwrap().backward().unwrap();
         let d = max_rel_diff(grads.get(w.as_tensor()).unwrap(), &r);

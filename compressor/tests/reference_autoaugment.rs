@@ -6,7 +6,7 @@
 mod common;
 use common::fixture;
 
-use fq_compress::autoaugment::{apply, Draw, Op, IMAGENET_POLICY, NUM_BINS};
+use fq_compress::data::autoaugment::{apply, Draw, Op, IMAGENET_POLICY, NUM_BINS};
 use image::RgbImage;
 use safetensors::SafeTensors;
 use serde_json::Value;

@@ -9,13 +9,13 @@ mod common;
 use common::fixture;
 
 use candle_core::{Device, Tensor};
-use fq_compress::diagnose::{
+use fq_compress::analysis::diagnose::{
     fd_hvp, flat_params, in_f64, logit_variance, loss_and_grad, materialize, power_iteration,
     DiagnoseConfig, FdKind,
 };
-use fq_compress::model::{Mode, Model, Quant};
-use fq_compress::params::ParamStore;
-use fq_compress::quant::BitAssignment;
+use fq_compress::nn::model::{Mode, Model, Quant};
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::BitAssignment;
 use fq_models::{ArchSpec, Graph, Linear, Node, Op};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
@@ -370,10 +370,10 @@ fn tiny_run(root: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn precision_sweep_matches_direct_ptq_evaluation() {
-    use fq_compress::config::RunConfig;
-    use fq_compress::evaluate::evaluate;
-    use fq_compress::pipeline::Run;
-    use fq_compress::precision_sweep::PrecisionSweep;
+    use fq_compress::analysis::precision_sweep::PrecisionSweep;
+    use fq_compress::run::config::RunConfig;
+    use fq_compress::run::run_dir::Run;
+    use fq_compress::train::evaluate::evaluate;
 
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tiny_run(tmp.path());
@@ -511,7 +511,7 @@ fn precision_sweep_rejects_bad_widths() {
         );
     }
     for bits in [&[1u8, 4][..], &[4, 17], &[4, 4]] {
-        let e = fq_compress::precision_sweep::check_bits(bits)
+        let e = fq_compress::analysis::precision_sweep::check_bits(bits)
             .unwrap_err()
             .to_string();
         assert!(e.contains("--bits"), "{e}");

@@ -8,13 +8,13 @@ mod common;
 use common::fixture;
 
 use candle_core::{DType, Device, Tensor};
-use fq_compress::allocate::{allocate, AllocationConfig};
-use fq_compress::baq::{BaqConfig, BaqGradient, BaqParams, BitRegularizer};
-use fq_compress::importance::{scope_scores, GroupImportance, ImportanceConfig, Reducer};
-use fq_compress::loss::task_and_fairness;
-use fq_compress::model::{Mode, Model, Quant};
-use fq_compress::params::ParamStore;
-use fq_compress::quant::{BitAssignment, Granularity};
+use fq_compress::methods::allocate::{allocate, AllocationConfig};
+use fq_compress::methods::baq::{BaqConfig, BaqGradient, BaqParams, BitRegularizer};
+use fq_compress::methods::importance::{scope_scores, GroupImportance, ImportanceConfig, Reducer};
+use fq_compress::nn::loss::task_and_fairness;
+use fq_compress::nn::model::{Mode, Model, Quant};
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::{BitAssignment, Granularity};
 use fq_models::{ArchSpec, QuantLayer};
 use std::collections::{BTreeMap, HashMap};
 
@@ -170,9 +170,9 @@ fn importance_reducers_and_allocation_match_torch() {
     // FairQuantize (spec §5.5) with the method's own settings (`--method fairquantize`): its
     // reducer on our maps gives the reference's scores, and its allocation on the reference's
     // scores gives the reference's bits exactly (on our scores: all but scopes at a threshold).
-    let fqz = fq_compress::fairquant::CompressConfig::spec(
+    let fqz = fq_compress::methods::runner::CompressConfig::spec(
         fq_compress::methods::Method::Fairquantize,
-        &fq_compress::config::RunConfig::embedded_default(std::path::Path::new("."), 2).train,
+        &fq_compress::run::config::RunConfig::embedded_default(std::path::Path::new("."), 2).train,
     );
     let red = imp.reduce(&fqz.importance).unwrap();
     let ours_sub = scope_scores(&red, &r.layers, Granularity::PerChannel).unwrap();
@@ -234,7 +234,7 @@ fn fixed_bit_fake_quant_matches_torch() {
 fn concat_grads(
     p: &BaqParams,
     grads: &candle_core::backprop::GradStore,
-    pick: impl Fn(&fq_compress::baq::BaqLayer) -> &candle_core::Var,
+    pick: impl Fn(&fq_compress::methods::baq::BaqLayer) -> &candle_core::Var,
 ) -> Vec<f32> {
     p.layers
         .iter()
@@ -397,7 +397,8 @@ fn fairquantize_ships_the_reversed_tiering_of_the_group_difference() {
     ])
     .unwrap();
     let mdir = run.join("methods/fairquantize");
-    let cfg = fq_compress::fairquant::CompressConfig::load(&mdir.join("config.toml")).unwrap();
+    let cfg =
+        fq_compress::methods::runner::CompressConfig::load(&mdir.join("config.toml")).unwrap();
     assert_eq!(cfg.finetune.lambda_fair, 0.0);
     let bits: BitAssignment =
         serde_json::from_slice(&std::fs::read(mdir.join("bits.json")).unwrap()).unwrap();
@@ -440,7 +441,7 @@ fn fairquantize_ships_the_reversed_tiering_of_the_group_difference() {
             share(b)
         );
     }
-    let report = fq_compress::report::Report::load(&run.join("report.json")).unwrap();
+    let report = fq_compress::run::report::Report::load(&run.join("report.json")).unwrap();
     let row = report
         .get(&fq_compress::methods::Method::Fairquantize.into())
         .unwrap();

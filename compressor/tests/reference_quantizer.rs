@@ -2,7 +2,7 @@
 //! exact dequantized values and scales, ties, zero channels, mixed bits, and the STE gradient.
 
 use candle_core::{Device, Tensor, Var};
-use fq_compress::quant::{fake_quant, quantize_weight, Granularity};
+use fq_compress::nn::quant::{fake_quant, quantize_weight, Granularity};
 use serde_json::Value;
 
 fn load() -> Value {
@@ -121,7 +121,7 @@ fn ptq_widths_use_their_grid_per_channel() {
         env!("CARGO_MANIFEST_DIR"),
         "/../tools/reference/fixtures/resnet18_w8.safetensors"
     );
-    let params = fq_compress::params::ParamStore::load_safetensors(
+    let params = fq_compress::nn::params::ParamStore::load_safetensors(
         &graph,
         std::path::Path::new(fx),
         0,

@@ -5,8 +5,8 @@ mod common;
 use common::{fixture, rel_err};
 
 use candle_core::Device;
-use fq_compress::model::{Mode, Model};
-use fq_compress::params::ParamStore;
+use fq_compress::nn::model::{Mode, Model};
+use fq_compress::nn::params::ParamStore;
 use fq_models::ArchSpec;
 
 /// `grad_tol`: the first conv's gradient passes through every train-mode batch norm of a batch of 2;

@@ -8,8 +8,8 @@ mod common;
 use common::{fixture, rel_err};
 
 use candle_core::{DType, Device};
-use fq_compress::model::{Mode, Model};
-use fq_compress::params::ParamStore;
+use fq_compress::nn::model::{Mode, Model};
+use fq_compress::nn::params::ParamStore;
 use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
 use std::path::Path;
 

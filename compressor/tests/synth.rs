@@ -1,10 +1,10 @@
-//! Tests of the synthetic Fitzpatrick17k-format dataset (`fq_compress::synth`).
+//! Tests of the synthetic Fitzpatrick17k-format dataset (`fq_compress::data::synth`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use fq_compress::synth::{
+use fq_compress::data::synth::{
     contact_sheet, generate, md5hash, SynthConfig, CLASSES, CSV_HEADER, CSV_NAME, IMAGES_DIR,
     MARKER_NAME,
 };

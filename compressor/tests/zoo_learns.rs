@@ -3,10 +3,10 @@
 //! a batch by at least 30% in 25 steps, in FP32 and with U4 fake-quantized weights (STE).
 
 use candle_core::{DType, Device, Tensor};
-use fq_compress::model::{Mode, Model};
-use fq_compress::optim::{AdamW, AdamWConfig};
-use fq_compress::params::ParamStore;
-use fq_compress::quant::BitAssignment;
+use fq_compress::nn::model::{Mode, Model};
+use fq_compress::nn::optim::{AdamW, AdamWConfig};
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::BitAssignment;
 use fq_models::ArchSpec;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -15,11 +15,11 @@ use std::time::Instant;
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
-use fq_compress::export::{pack_model, ExportMeta};
 use fq_compress::methods::Method;
-use fq_compress::model::{Mode, Model};
-use fq_compress::params::ParamStore;
-use fq_compress::quant::{BitAssignment, Granularity};
+use fq_compress::nn::model::{Mode, Model};
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::{BitAssignment, Granularity};
+use fq_compress::run::export::{pack_model, ExportMeta};
 use fq_models::ArchSpec;
 use fq_runtime::classify::Classifier;
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};

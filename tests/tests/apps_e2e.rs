@@ -8,7 +8,7 @@ mod common;
 
 use clap::Parser;
 
-use fq_compress::report::Report;
+use fq_compress::run::report::Report;
 use fq_runtime::classify::Classifier;
 use fq_runtime::dataset::Dataset;
 use std::path::{Path, PathBuf};

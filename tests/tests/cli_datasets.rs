@@ -6,7 +6,7 @@
 mod common;
 
 use common::cli;
-use fq_compress::report::Report;
+use fq_compress::run::report::Report;
 use fq_runtime::classify::Classifier;
 use std::fs;
 use std::path::Path;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use fq_compress::report::Report;
+use fq_compress::run::report::Report;
 use fq_runtime::classify::Classifier;
 
 #[test]

@@ -5,10 +5,10 @@
 
 use clap::Parser;
 use fq_compress::cli::{dispatch, Cli};
-use fq_compress::fairquant::CompressConfig;
+use fq_compress::data::sampler::{GroupWeights, Sampler};
+use fq_compress::methods::runner::CompressConfig;
 use fq_compress::methods::{Method, MethodId};
-use fq_compress::mitigation::{GroupWeights, Sampler};
-use fq_compress::report::Report;
+use fq_compress::run::report::Report;
 
 fn cli(args: &[&str]) -> anyhow::Result<()> {
     let mut argv = vec!["fq-compress", "--quiet"];
@@ -91,7 +91,7 @@ fn fairgrape_mitigations_and_diagnose_on_a_tiny_run() {
     let cfg = CompressConfig::load(&sdir.join("config.toml")).unwrap();
     assert_eq!(
         cfg.importance.reducer,
-        fq_compress::importance::Reducer::Max
+        fq_compress::methods::importance::Reducer::Max
     );
     assert_eq!(cfg.finetune.lambda_fair, 0.0);
     assert_eq!(cfg.allocation.palette, vec![2, 4, 8]);

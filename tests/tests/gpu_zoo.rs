@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use candle_core::Device;
 use common::zoo::{argmax, fixture, load, meta, random_mix, rel_err, STEMS};
-use fq_compress::export::pack_model;
-use fq_compress::quant::BitAssignment;
+use fq_compress::nn::quant::BitAssignment;
+use fq_compress::run::export::pack_model;
 use fq_runtime::backend::Backend;
 use fq_runtime::classify::Classifier;
 use fq_runtime::format::PackedModel;

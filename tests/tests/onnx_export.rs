@@ -11,10 +11,10 @@
 mod common;
 
 use common::zoo::{load, meta, random_mix, RESNET_STEMS, STEMS};
-use fq_compress::export::pack_model;
-use fq_compress::onnx::{self, OnnxOptions, INT4_OPSET};
-use fq_compress::quant::BitAssignment;
-use fq_compress::report::Report;
+use fq_compress::nn::quant::BitAssignment;
+use fq_compress::run::export::pack_model;
+use fq_compress::run::onnx::{self, OnnxOptions, INT4_OPSET};
+use fq_compress::run::report::Report;
 use fq_runtime::classify::Classifier;
 use fq_runtime::format::PackedModel;
 use rand::{Rng, SeedableRng};
@@ -142,7 +142,7 @@ fn tiny_vit_224(dir: &Path) -> Value {
     let g = fq_models::ArchSpec::new("tinyvit-5m", 16, 224, 5)
         .graph()
         .unwrap();
-    let p = fq_compress::params::ParamStore::init(&g, 3, &dev).unwrap();
+    let p = fq_compress::nn::params::ParamStore::init(&g, 3, &dev).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(224);
     let mut all = p.snapshot().unwrap();
     let biases: std::collections::HashMap<String, candle_core::Tensor> = g

@@ -5,13 +5,13 @@
 //! `export` command's run-directory contract: default method, test metrics, file sizes.
 
 use candle_core::{Device, Tensor};
-use fq_compress::config::RunConfig;
-use fq_compress::export::{default_method, export_run, pack_model, ExportMeta};
 use fq_compress::methods::Method;
-use fq_compress::model::{Mode, Model};
-use fq_compress::params::ParamStore;
-use fq_compress::quant::{BitAssignment, Granularity};
-use fq_compress::report::{MethodResult, Report};
+use fq_compress::nn::model::{Mode, Model};
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::{BitAssignment, Granularity};
+use fq_compress::run::config::RunConfig;
+use fq_compress::run::export::{default_method, export_run, pack_model, ExportMeta};
+use fq_compress::run::report::{MethodResult, Report};
 use fq_models::{ArchSpec, Graph, Op};
 use fq_runtime::classify::Classifier;
 use fq_runtime::format::PackedModel;

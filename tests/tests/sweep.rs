@@ -5,7 +5,7 @@
 mod common;
 
 use common::cli;
-use fq_compress::report::Report;
+use fq_compress::run::report::Report;
 use std::path::Path;
 use std::time::SystemTime;
 

@@ -7,10 +7,10 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::zoo::{fixture, load, meta, random_mix, rel_err, RESNET_STEMS, STEMS};
-use fq_compress::export::pack_model;
-use fq_compress::model::{Mode, Model};
-use fq_compress::params::ParamStore;
-use fq_compress::quant::BitAssignment;
+use fq_compress::nn::model::{Mode, Model};
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::BitAssignment;
+use fq_compress::run::export::pack_model;
 use fq_models::Graph;
 use fq_runtime::classify::Classifier;
 use rand::{Rng, SeedableRng};

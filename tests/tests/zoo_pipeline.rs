@@ -5,9 +5,9 @@
 
 mod common;
 
-use fq_compress::allocate::Allocation;
-use fq_compress::quant::BitAssignment;
-use fq_compress::report::Report;
+use fq_compress::methods::allocate::Allocation;
+use fq_compress::nn::quant::BitAssignment;
+use fq_compress::run::report::Report;
 use fq_models::{ArchSpec, QuantLayer};
 use fq_runtime::classify::Classifier;
 use std::path::Path;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Bellam & Kim diagnostics (spec §10) on the narrow ResNet18 `resnet18_w8`: an independent PyTorch reference
-for `fq-compress diagnose` (compressor/src/diagnose.rs).
+for `fq-compress diagnose` (compressor/src/analysis/diagnose.rs).
 
 Writes fixtures/diagnostics_ref.safetensors (F32 / I64 tensors, no metadata) and fixtures/diagnostics_ref.json
 (the same numbers, readable). Computed on the CPU, single-threaded, from fixtures/resnet18_w8.safetensors.

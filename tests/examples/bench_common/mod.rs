@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use fq_compress::export::{pack_model, ExportMeta};
 use fq_compress::methods::Method;
-use fq_compress::params::ParamStore;
-use fq_compress::quant::{BitAssignment, Granularity};
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::{BitAssignment, Granularity};
+use fq_compress::run::export::{pack_model, ExportMeta};
 use fq_models::Graph;
 use fq_runtime::format::{PackedMatrix, PackedModel};
 use fq_runtime::preprocess::PreprocessConfig;

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 /// The test split of a run directory, as the compressor evaluated it.
 pub fn test_split(run: &Path) -> fq_runtime::dataset::Dataset {
-    let cfg = fq_compress::config::RunConfig::load(&run.join("config.toml")).unwrap();
-    let ds = fq_compress::pipeline::load_dataset(&cfg).unwrap();
+    let cfg = fq_compress::run::config::RunConfig::load(&run.join("config.toml")).unwrap();
+    let ds = fq_compress::run::run_dir::load_dataset(&cfg).unwrap();
     let split = fq_runtime::dataset::Split::load_csv(&run.join("split.csv"), &ds).unwrap();
     ds.subset(&split.test)
 }

@@ -2,10 +2,10 @@
 //! `transformer_ref.py`), and
 //! what their parity tests share: export metadata, the comparison of logits, a per-channel bit mix.
 
-use fq_compress::export::ExportMeta;
 use fq_compress::methods::Method;
-use fq_compress::params::ParamStore;
-use fq_compress::quant::{BitAssignment, Granularity};
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::{BitAssignment, Granularity};
+use fq_compress::run::export::ExportMeta;
 use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
 use fq_runtime::preprocess::PreprocessConfig;
 use rand::Rng;

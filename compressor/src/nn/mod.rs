@@ -1,0 +1,11 @@
+//! Stage 2, nn: the trainable model (a graph interpreter over candle), its ops and parameters,
+//! the optimizer, the losses and the quantizer's training side.
+
+pub mod loss;
+pub mod model;
+pub mod ops;
+pub mod optim;
+pub mod params;
+pub mod quant;
+pub mod quant_ops;
+pub mod transformer;
