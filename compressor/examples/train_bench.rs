@@ -12,11 +12,12 @@
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, Var};
+use fq_compress::nn::fake_quant::fake_quant;
 use fq_compress::nn::model::{max_pool, Mode, Model, Quant};
 use fq_compress::nn::ops;
 use fq_compress::nn::optim::{AdamW, AdamWConfig};
 use fq_compress::nn::params::ParamStore;
-use fq_compress::nn::quant::{fake_quant, BitAssignment, Granularity};
+use fq_compress::nn::quant::{BitAssignment, Granularity};
 use fq_models::{ArchSpec, Graph, Op, Shape};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};

@@ -197,7 +197,7 @@ pub struct CompressArgs {
     /// `official-code` reproduces the official code at HEAD: the quantized weight is detached
     /// (bits stay at the warm start) and the regularizer anchors to the warm start.
     #[arg(long, value_enum)]
-    pub preset: Option<crate::methods::runner::Preset>,
+    pub preset: Option<crate::methods::config::Preset>,
     /// Reuse a saved bit assignment (bits.json or allocation.json) instead of calibrating.
     #[arg(long)]
     pub allocation: Option<PathBuf>,
@@ -268,8 +268,8 @@ pub struct CompressArgs {
 impl CompressArgs {
     /// The method's settings: the config file or the defaults (the spec's for fine-tuning a
     /// pretrained model; the embedded default's for a run trained from scratch), then the flags.
-    pub fn to_config(&self, run: &RunConfig) -> Result<crate::methods::runner::CompressConfig> {
-        use crate::methods::runner::CompressConfig;
+    pub fn to_config(&self, run: &RunConfig) -> Result<crate::methods::config::CompressConfig> {
+        use crate::methods::config::CompressConfig;
         let mut c = match &self.config {
             Some(p) => CompressConfig::load(p)?,
             None => CompressConfig::for_run(self.method, run),
@@ -405,6 +405,25 @@ pub struct SweepArgs {
 }
 
 impl SweepArgs {
+    /// `--plan`, `--cell N` or `--collect` as the sweep takes them (it knows no clap). The grid
+    /// is only read (and checked) for `--plan`: the other two take it from the saved plan.
+    pub fn to_cells_command(&self) -> Result<crate::analysis::sweep::CellsCommand<'_>> {
+        use crate::analysis::sweep::{CellsAction, CellsCommand};
+        let action = if self.plan {
+            CellsAction::Plan(self.to_spec()?)
+        } else if self.collect {
+            CellsAction::Collect
+        } else {
+            CellsAction::Cell(self.cell)
+        };
+        Ok(CellsCommand {
+            run_dir: &self.run_dir,
+            out: self.out.as_deref(),
+            action,
+            slurm: &self.slurm,
+        })
+    }
+
     pub fn to_spec(&self) -> Result<crate::analysis::sweep::grid::GridSpec> {
         use crate::analysis::sweep::grid::{GridSpec, Overrides, Param};
         if self.seeds.is_empty() {
@@ -471,6 +490,21 @@ pub struct DemoArgs {
     /// Width knob, 64 = the published model (see `fq_models::ArchSpec`).
     #[arg(long, default_value_t = 16)]
     pub width: usize,
+}
+
+impl DemoArgs {
+    /// The demo's settings, as the `run` stage takes them (it knows no clap).
+    pub fn to_config(&self) -> crate::run::demo::DemoConfig {
+        crate::run::demo::DemoConfig {
+            out: self.out.clone(),
+            seed: self.seed,
+            epochs: self.epochs,
+            num_images: self.num_images,
+            fresh: self.fresh,
+            arch: self.arch.clone(),
+            width: self.width,
+        }
+    }
 }
 
 fn train_config(h: &HyperArgs) -> TrainConfig {
@@ -612,22 +646,22 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             // FairGRAPE's script form gets its own row beside the pruned one unless named.
             let variant = a.variant.clone().or_else(|| {
                 (a.method == Method::Fairgrape
-                    && a.preset == Some(crate::methods::runner::Preset::FairgrapeScript))
+                    && a.preset == Some(crate::methods::config::Preset::FairgrapeScript))
                 .then(|| "script".to_string())
             });
             let id = MethodId::new(a.method, variant.as_deref())?;
             if a.method.is_trained() {
                 let c = a.to_config(&run.cfg)?;
-                crate::methods::runner::compress(&run, &model, &id, &c, true)?;
+                crate::methods::runner::compress(&run.method_inputs(), &model, &id, &c, true)?;
             }
             let report = run.evaluate_methods(&model, &[id], false)?;
             println!("{}", report.table());
             Ok(())
         }
-        Command::Demo(a) => run_dir::demo(&a, progress),
+        Command::Demo(a) => crate::run::demo::demo(&a.to_config(), progress),
         Command::Sweep(a) => {
             if a.plan || a.cell.is_some() || a.collect {
-                return crate::analysis::sweep::cells_command(&a, progress);
+                return crate::analysis::sweep::cells_command(&a.to_cells_command()?, progress);
             }
             let spec = a.to_spec()?;
             let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;

@@ -137,7 +137,7 @@ fn train(arch: &str, dev: &Device, fast_ops: bool, weights: Weights) -> Trace {
         let quant = match weights {
             Weights::Fp32 => Quant::Fp32,
             Weights::U4 => Quant::Fixed(&u4),
-            Weights::Baq => Quant::Learnable(&baq),
+            Weights::Baq => Quant::Transform(&baq),
         };
         let logits = model.forward_q(&x, Mode::Train, quant).unwrap();
         let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
@@ -287,7 +287,7 @@ fn quantizer_is_bit_exact_on_cuda() {
     let bits: Vec<u8> = (0..o).map(|i| [0, 1, 2, 3, 4, 5, 6, 8][i % 8]).collect();
     let t = Tensor::from_vec(w.clone(), (o, k), &gpu).unwrap();
     let got =
-        host(&fq_compress::nn::quant::fake_quant(&t, &bits, Granularity::PerChannel).unwrap());
+        host(&fq_compress::nn::fake_quant::fake_quant(&t, &bits, Granularity::PerChannel).unwrap());
     let (want, _) = quantize_weight(&w, o, &bits, Granularity::PerChannel).unwrap();
     let differ = got.iter().zip(&want).filter(|(a, b)| a != b).count();
     assert_eq!(

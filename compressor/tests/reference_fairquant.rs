@@ -170,7 +170,7 @@ fn importance_reducers_and_allocation_match_torch() {
     // FairQuantize (spec §5.5) with the method's own settings (`--method fairquantize`): its
     // reducer on our maps gives the reference's scores, and its allocation on the reference's
     // scores gives the reference's bits exactly (on our scores: all but scopes at a threshold).
-    let fqz = fq_compress::methods::runner::CompressConfig::spec(
+    let fqz = fq_compress::methods::config::CompressConfig::spec(
         fq_compress::methods::Method::Fairquantize,
         &fq_compress::run::config::RunConfig::embedded_default(std::path::Path::new("."), 2).train,
     );
@@ -296,7 +296,7 @@ fn baq_proxy_weights_losses_and_gradients_match_torch() {
     let y = r.t["target"].to_dtype(DType::U32).unwrap();
     let logits = r
         .model
-        .forward_q(&r.t["input"], Mode::Train, Quant::Learnable(&p))
+        .forward_q(&r.t["input"], Mode::Train, Quant::Transform(&p))
         .unwrap();
     assert!(rel(&f32s(&logits), &f32s(&r.t["baq.logits_train"])) < 1e-4);
     let l = task_and_fairness(&logits, &y, &r.groups, 0.5).unwrap();
@@ -349,7 +349,7 @@ fn baq_official_path_gives_the_logits_only_the_regularizer() {
     let y = r.t["target"].to_dtype(DType::U32).unwrap();
     let logits = r
         .model
-        .forward_q(&r.t["input"], Mode::Train, Quant::Learnable(&p))
+        .forward_q(&r.t["input"], Mode::Train, Quant::Transform(&p))
         .unwrap();
     assert!(rel(&f32s(&logits), &f32s(&r.t["baq_official.logits_train"])) < 1e-4);
     let l = task_and_fairness(&logits, &y, &r.groups, 0.5).unwrap();
@@ -398,7 +398,7 @@ fn fairquantize_ships_the_reversed_tiering_of_the_group_difference() {
     .unwrap();
     let mdir = run.join("methods/fairquantize");
     let cfg =
-        fq_compress::methods::runner::CompressConfig::load(&mdir.join("config.toml")).unwrap();
+        fq_compress::methods::config::CompressConfig::load(&mdir.join("config.toml")).unwrap();
     assert_eq!(cfg.finetune.lambda_fair, 0.0);
     let bits: BitAssignment =
         serde_json::from_slice(&std::fs::read(mdir.join("bits.json")).unwrap()).unwrap();

@@ -2,7 +2,8 @@
 //! exact dequantized values and scales, ties, zero channels, mixed bits, and the STE gradient.
 
 use candle_core::{Device, Tensor, Var};
-use fq_compress::nn::quant::{fake_quant, quantize_weight, Granularity};
+use fq_compress::nn::fake_quant::fake_quant;
+use fq_compress::nn::quant::{quantize_weight, Granularity};
 use serde_json::Value;
 
 fn load() -> Value {

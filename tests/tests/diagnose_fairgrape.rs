@@ -6,7 +6,7 @@
 use clap::Parser;
 use fq_compress::cli::{dispatch, Cli};
 use fq_compress::data::sampler::{GroupWeights, Sampler};
-use fq_compress::methods::runner::CompressConfig;
+use fq_compress::methods::config::CompressConfig;
 use fq_compress::methods::{Method, MethodId};
 use fq_compress::run::report::Report;
 

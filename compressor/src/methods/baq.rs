@@ -4,6 +4,7 @@
 //! recomputed from the current weights in every forward pass.
 
 use crate::nn::quant::{BitAssignment, Granularity};
+use crate::nn::transform::WeightTransform;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use clap::ValueEnum;
@@ -303,6 +304,43 @@ impl BaqParams {
             l.phi.set(get("phi")?)?;
         }
         Ok(())
+    }
+}
+
+/// Checkpoint names of the BAQ logits, beside the model's own tensors.
+const CHECKPOINT_PREFIX: &str = "baq.";
+
+/// Learnable bits in training: the quantized weights, the logits (at their own rate), the
+/// bitrate regularizer `lambda_bit * L_bit`, and the logits in the checkpoint under `baq.`.
+impl WeightTransform for BaqParams {
+    fn weight(&self, name: &str, w: &Tensor) -> Result<Tensor> {
+        self.quantize(name, w)
+    }
+
+    fn variables(&self) -> Option<(Vec<(String, Var)>, f64)> {
+        Some((self.vars(), self.cfg.logit_lr))
+    }
+
+    fn extra_loss(&self) -> Result<Option<Tensor>> {
+        Ok(Some((self.bit_loss()? * self.cfg.lambda_bit)?))
+    }
+
+    fn state(&self) -> HashMap<String, Tensor> {
+        self.tensors()
+            .into_iter()
+            .map(|(k, v)| (format!("{CHECKPOINT_PREFIX}{k}"), v))
+            .collect()
+    }
+
+    fn load_state(&self, checkpoint: &HashMap<String, Tensor>) -> Result<()> {
+        let own = checkpoint
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(CHECKPOINT_PREFIX)
+                    .map(|n| (n.to_string(), v.clone()))
+            })
+            .collect();
+        self.assign_logits(&own)
     }
 }
 

@@ -103,7 +103,7 @@ pub fn measure(
     let classes = set.num_classes.max(1) as f64;
     for chunk in idx.chunks(256) {
         let (x, _) = batch(set, chunk, &spec, &model.device)?;
-        let zb = model.forward_q(&x, Mode::Eval, Quant::Learnable(baq))?;
+        let zb = model.forward_q(&x, Mode::Eval, Quant::Transform(baq))?;
         let zp = model.forward_q(&x, Mode::Eval, Quant::Fixed(bits))?;
         let pb: Vec<u32> = zb.argmax(D::Minus1)?.to_vec1()?;
         let pp: Vec<u32> = zp.argmax(D::Minus1)?.to_vec1()?;

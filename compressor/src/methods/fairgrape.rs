@@ -9,9 +9,11 @@
 //! Both reuse the run's cached per-group importance maps (the FQ methods' calibration), reducing
 //! them with `max` here, so the baseline costs no extra calibration pass.
 
+use crate::data::image_set::ImageSet;
 use crate::methods::importance::{GroupImportance, ImportanceConfig, Reducer};
 use crate::nn::model::{Model, Quant};
-use crate::run::run_dir::Run;
+use crate::nn::transform::WeightTransform;
+use crate::train::{TrainConfig, TrainIo};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -152,20 +154,21 @@ pub fn prune(
 
 /// The pruned method end to end on the calibrated model: prune, masked fine-tuning, save.
 pub fn prune_and_finetune(
-    run: &Run,
     model: &Model,
     maps: &GroupImportance,
-    cfg: &crate::methods::runner::CompressConfig,
+    train_set: &ImageSet,
+    cfg: &FairgrapeConfig,
+    finetune: &TrainConfig,
     dir: &Path,
-    io: &crate::train::TrainIo,
+    io: &TrainIo,
 ) -> Result<()> {
-    let (masks, summary) = prune(model, maps, cfg.fairgrape.prune_ratio)?;
+    let (masks, summary) = prune(model, maps, cfg.prune_ratio)?;
     let outcome = crate::train::train(
         model,
-        Quant::Masked(&masks),
-        &run.train,
+        Quant::Transform(&masks),
+        train_set,
         None,
-        &cfg.finetune,
+        finetune,
         io,
     )?;
     fq_runtime::atomic::write_json_atomic(&dir.join("history.json"), &outcome)?;
@@ -179,6 +182,17 @@ pub fn prune_and_finetune(
     // Written last: its presence marks the method as finished.
     fq_runtime::atomic::write_json_atomic(&dir.join("prune.json"), &summary)?;
     Ok(())
+}
+
+/// Full precision with pruned weights held at zero: `w ⊙ mask`, so pruned weights get no
+/// gradient; a layer without a mask is used as it is. Nothing else trains.
+impl WeightTransform for PruneMasks {
+    fn weight(&self, name: &str, w: &Tensor) -> Result<Tensor> {
+        match self.layers.get(name) {
+            Some(mask) => Ok(w.broadcast_mul(mask)?),
+            None => Ok(w.clone()),
+        }
+    }
 }
 
 #[cfg(test)]

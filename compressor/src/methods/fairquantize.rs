@@ -27,8 +27,8 @@
 //!   authors ran.
 
 use crate::methods::allocate::AllocationConfig;
-use crate::methods::importance::Reducer;
-use crate::methods::runner::CompressConfig;
+use crate::methods::importance::{ImportanceConfig, Reducer};
+use crate::train::TrainConfig;
 
 /// `{2, 4, 8}` at `{0.4, 0.4, 0.2}`: FQ-QAT's proportions reversed.
 pub fn allocation() -> AllocationConfig {
@@ -38,40 +38,15 @@ pub fn allocation() -> AllocationConfig {
     }
 }
 
-/// Turn a FairQuant configuration into FairQuantize's (the fine-tuning budget is kept).
-pub fn apply(c: &mut CompressConfig) {
-    c.importance.reducer = Reducer::Subtractive;
-    c.importance.subtractive_beta = 1.0;
-    c.allocation = allocation();
-    c.finetune.lambda_fair = 0.0;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::methods::Method;
-
-    #[test]
-    fn spec_settings() {
-        let run = crate::run::config::RunConfig::embedded_default(std::path::Path::new("d"), 2);
-        for c in [
-            CompressConfig::spec(Method::Fairquantize, &run.train),
-            CompressConfig::embedded(Method::Fairquantize, &run.train),
-        ] {
-            assert_eq!(c.importance.reducer, Reducer::Subtractive);
-            assert_eq!(c.importance.subtractive_beta, 1.0);
-            assert_eq!(c.allocation.palette, vec![2, 4, 8]);
-            assert_eq!(c.allocation.proportions, Some(vec![0.4, 0.4, 0.2]));
-            assert_eq!(c.finetune.lambda_fair, 0.0);
-            // The same fine-tuning budget as FQ-QAT.
-            let qat = if c.finetune.lr == 3e-5 {
-                CompressConfig::spec(Method::FqQat, &run.train)
-            } else {
-                CompressConfig::embedded(Method::FqQat, &run.train)
-            };
-            assert_eq!(c.finetune.epochs, qat.finetune.epochs);
-            assert_eq!(c.finetune.lr, qat.finetune.lr);
-            assert_eq!(c.finetune.grad_clip, qat.finetune.grad_clip);
-        }
-    }
+/// Turn a FairQuant configuration (its importance, allocation and fine-tuning parts) into
+/// FairQuantize's (the fine-tuning budget is kept).
+pub fn apply(
+    importance: &mut ImportanceConfig,
+    allocation_cfg: &mut AllocationConfig,
+    finetune: &mut TrainConfig,
+) {
+    importance.reducer = Reducer::Subtractive;
+    importance.subtractive_beta = 1.0;
+    *allocation_cfg = allocation();
+    finetune.lambda_fair = 0.0;
 }

@@ -278,3 +278,14 @@ pub fn calibrate(
     bar.finish_and_clear();
     Ok(imp)
 }
+
+/// `importance/scores.json`: scope scores per layer, reduced and per group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScoresFile {
+    pub layers: Vec<String>,
+    pub groups: Vec<String>,
+    pub group_samples: Vec<usize>,
+    pub reducer: Reducer,
+    pub reduced: Vec<Vec<f32>>,
+    pub per_group: Vec<Vec<Vec<f32>>>,
+}

@@ -1,7 +1,7 @@
 //! The importance heat map: scope scores per layer and channel, one panel per group, so one can
 //! see where each group's loss is most sensitive to the weights.
 
-use crate::methods::runner::ScoresFile;
+use crate::methods::importance::ScoresFile;
 use anyhow::Result;
 use fq_runtime::plots::{heatmap, HeatmapPanel};
 use std::path::Path;

@@ -66,6 +66,13 @@ pub fn ptq_bits(layers: &[QuantLayer], bits: u8) -> anyhow::Result<BitAssignment
     Ok(BitAssignment::uniform(layers, bits))
 }
 
+/// The controls for FairQuant's extra training (QAT-U4, FP32-FT): FQ-QAT's fine-tuning without
+/// the importance allocation and the fairness loss, so that a table shows what FairQuant adds
+/// beyond the epochs.
+pub fn is_control(method: Method) -> bool {
+    matches!(method, Method::QatU4 | Method::Fp32Ft)
+}
+
 impl Method {
     /// The uniform PTQ methods by width, narrowest first.
     pub const PTQ: [Method; 8] = [

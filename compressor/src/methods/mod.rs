@@ -5,10 +5,13 @@
 pub mod allocate;
 pub mod baq;
 pub mod baq_shipping;
+pub mod calibrate;
+pub mod config;
 pub mod fairgrape;
 pub mod fairquantize;
 pub mod importance;
 pub mod importance_plot;
+pub mod inputs;
 pub mod method;
 pub mod runner;
 

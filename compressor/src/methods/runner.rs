@@ -3,288 +3,19 @@
 //! (FQ-BAQ, spec §4). Each method leaves `weights.safetensors`, `bits.json`, `allocation.json`,
 //! `config.toml` and `history.json` in `RUN_DIR/methods/<method>/`.
 
-use crate::methods::allocate::{allocate, Allocation, AllocationConfig};
-use crate::methods::baq::{BaqConfig, BaqParams};
-use crate::methods::fairgrape::{FairgrapeConfig, FairgrapeStyle};
-use crate::methods::importance::{calibrate, scope_scores, GroupImportance, ImportanceConfig};
-use crate::methods::{method_dir, Method, MethodId};
+use crate::methods::allocate::{allocate, Allocation};
+use crate::methods::baq::BaqParams;
+use crate::methods::calibrate::calibrated;
+use crate::methods::config::CompressConfig;
+use crate::methods::fairgrape::FairgrapeStyle;
+use crate::methods::importance::{scope_scores, GroupImportance, ImportanceConfig};
+use crate::methods::inputs::MethodInputs;
+use crate::methods::{is_control, method_dir, Method, MethodId};
 use crate::nn::model::{Model, Quant};
-use crate::nn::params::ParamStore;
 use crate::nn::quant::BitAssignment;
-use crate::run::run_dir::Run;
 use crate::train::{train, TrainConfig, TrainIo};
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-
-/// Named settings bundles (`--preset`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Preset {
-    /// The paper's behaviour with the spec's defaults (the default).
-    Paper,
-    /// The official code at HEAD, exactly: the quantized weight is detached (bits stay at the
-    /// warm start) and the regularizer anchors to the warm start.
-    OfficialCode,
-    /// FairGRAPE as the official run script runs it: FQ-QAT with the `max` reducer, no fairness
-    /// loss, palette {2,4,8} @ {0.2,0.4,0.4} (spec §5.4), instead of the table's pruning.
-    FairgrapeScript,
-}
-
-/// Every value a FairQuant method uses (written to its `config.toml`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CompressConfig {
-    pub importance: ImportanceConfig,
-    pub allocation: AllocationConfig,
-    /// Reuse a saved bit assignment (`bits.json` or `allocation.json`) instead of calibrating.
-    pub allocation_file: Option<PathBuf>,
-    /// Quantized fine-tuning (QAT and BAQ's weights).
-    pub finetune: TrainConfig,
-    pub baq: BaqConfig,
-    /// FairGRAPE's form and pruning ratio (used by `--method fairgrape` only).
-    #[serde(default)]
-    pub fairgrape: FairgrapeConfig,
-}
-
-impl CompressConfig {
-    /// The spec's defaults for `method` (§4, §5.3): 10 constant-rate epochs at 3e-5, clip 1.0,
-    /// fairness weight 0.5; the fine-tuning seed and augmentation are the run's.
-    pub fn spec(method: Method, run_train: &TrainConfig) -> Self {
-        let allocation = match method {
-            Method::FqBaq => AllocationConfig::fq_baq(),
-            _ => AllocationConfig::fq_qat(),
-        };
-        let mut c = Self {
-            importance: ImportanceConfig::default(),
-            allocation,
-            allocation_file: None,
-            finetune: TrainConfig {
-                epochs: 10,
-                batch_size: run_train.batch_size,
-                lr: 3e-5,
-                lr_step: None,
-                lr_gamma: 1.0,
-                weight_decay: 0.01,
-                grad_clip: Some(1.0),
-                lambda_fair: 0.5,
-                patience: None,
-                seed: run_train.seed,
-                augment: run_train.augment.clone(),
-                sampler: Default::default(),
-                group_weights: Default::default(),
-            },
-            baq: BaqConfig::default(),
-            fairgrape: FairgrapeConfig::default(),
-        };
-        if method == Method::Fairgrape {
-            // FairGRAPE: max over groups without normalisation, no fairness loss (spec §5.4).
-            c.importance.reducer = crate::methods::importance::Reducer::Max;
-            c.finetune.lambda_fair = 0.0;
-        }
-        if method == Method::Fairquantize {
-            crate::methods::fairquantize::apply(&mut c);
-        }
-        if is_control(method) {
-            // The training controls keep FQ-QAT's whole fine-tuning budget (this `finetune`, the
-            // calibrated start model) and drop only what FairQuant adds: the fairness loss here,
-            // the importance allocation in `compress`.
-            c.finetune.lambda_fair = 0.0;
-        }
-        c
-    }
-
-    /// The embedded default: the FP32 model is trained from scratch at 10x the spec's rate, so
-    /// the fine-tuning rates are 10x the spec's too (weights 3e-4, bit logits 3e-2), over fewer
-    /// epochs and calibration batches so that the demo stays within minutes on 2 cores.
-    pub fn embedded(method: Method, run_train: &TrainConfig) -> Self {
-        let mut c = Self::spec(method, run_train);
-        c.importance.calib_batches = 8;
-        // Every method, FairGRAPE included, gets the same fine-tuning budget.
-        c.finetune.epochs = 2;
-        c.finetune.lr = 3e-4;
-        c.baq.logit_lr = 3e-2;
-        c
-    }
-
-    /// The defaults for a run: the spec's when it fine-tunes pretrained weights, the embedded
-    /// default's when it trained from scratch.
-    pub fn for_run(method: Method, run: &crate::run::config::RunConfig) -> Self {
-        match run.model.weights {
-            None => Self::embedded(method, &run.train),
-            Some(_) => Self::spec(method, &run.train),
-        }
-    }
-
-    /// Apply a named bundle of settings.
-    pub fn apply_preset(&mut self, preset: Preset) {
-        match preset {
-            Preset::Paper => {}
-            Preset::OfficialCode => {
-                self.baq.gradient = crate::methods::baq::BaqGradient::Detached;
-                self.baq.regularizer = crate::methods::baq::BitRegularizer::Anchor;
-            }
-            Preset::FairgrapeScript => {
-                self.fairgrape.style = FairgrapeStyle::Script;
-                self.importance.reducer = crate::methods::importance::Reducer::Max;
-                self.finetune.lambda_fair = 0.0;
-                self.allocation = AllocationConfig::fq_qat();
-            }
-        }
-    }
-
-    pub fn save(&self, path: &Path) -> Result<()> {
-        crate::support::io::save_toml(self, path)
-    }
-
-    pub fn load(path: &Path) -> Result<Self> {
-        crate::support::io::load_toml(path, "compression configuration")
-    }
-}
-
-/// What the calibration pass leaves for every method of the run.
-pub(crate) struct Calibrated {
-    /// The FP32 weights with batch-norm statistics moved by the train-mode calibration passes.
-    pub model: Model,
-    /// Reduced scope scores, per layer.
-    pub scores: Vec<Vec<f32>>,
-    /// The cache directory (`maps.safetensors`: the per-group maps).
-    pub dir: PathBuf,
-}
-
-/// Calibrate once per (run, importance settings): `RUN_DIR/importance/` keeps the group maps, the
-/// calibrated model and the settings used; a later method with the same settings reuses them.
-pub(crate) fn calibrated(run: &Run, fp32: &Model, cfg: &CompressConfig) -> Result<Calibrated> {
-    let layers = run.graph.quant_layers()?;
-    let key = serde_json::json!({
-        "importance": cfg.importance,
-        "seed": cfg.finetune.seed,
-        "batch_size": cfg.finetune.batch_size,
-        "augment": cfg.finetune.augment,
-    });
-    let root = run.dir.join("importance");
-    std::fs::create_dir_all(&root).with_context(|| format!("{}: cannot create", root.display()))?;
-    let dir = cache_dir(&root, &key)?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    // Sweep cells running at once (`sweep --cell`) share this cache: one calibrates a setting,
-    // the others wait here and then read what it wrote.
-    let _lock = crate::support::run_lock::WaitLock::acquire(&dir.join(".lock"))?;
-    let key_path = dir.join("settings.json");
-    let model_path = dir.join("calibrated.safetensors");
-    let scores_path = dir.join("scores.json");
-    let cached = std::fs::read_to_string(&key_path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|k| k == key)
-        && model_path.exists()
-        && scores_path.exists();
-    if cached {
-        let params = ParamStore::load_safetensors(&run.graph, &model_path, 0, &run.device, false)?;
-        let text = std::fs::read_to_string(&scores_path)?;
-        let saved: ScoresFile = serde_json::from_str(&text)
-            .with_context(|| format!("{}: unreadable", scores_path.display()))?;
-        return Ok(Calibrated {
-            model: Model::new(run.graph.clone(), params, run.device.clone()),
-            scores: saved.reduced,
-            dir,
-        });
-    }
-    let model = Model::new(
-        run.graph.clone(),
-        fp32.params.duplicate()?,
-        run.device.clone(),
-    );
-    let imp = calibrate(
-        &model,
-        &run.train,
-        &layers,
-        &cfg.importance,
-        &cfg.finetune,
-        &run.preprocess,
-        run.progress,
-    )?;
-    let reduced = scope_scores(&imp.reduce(&cfg.importance)?, &layers, run.cfg.granularity)?;
-    // Per-group scores (each group's own map, no reduction) for the heat map and diagnostics.
-    let per_group = (0..imp.maps.len())
-        .map(|g| scope_scores(&imp.maps[g], &layers, run.cfg.granularity))
-        .collect::<Result<Vec<_>>>()?;
-    imp.save(&dir.join("maps.safetensors"))?;
-    model.params.save(&model_path)?;
-    let file = ScoresFile {
-        layers: imp.layers.clone(),
-        groups: run.dataset.groups.clone(),
-        group_samples: imp.samples.clone(),
-        reducer: cfg.importance.reducer,
-        reduced: reduced.clone(),
-        per_group,
-    };
-    fq_runtime::atomic::write_json_atomic(&scores_path, &file)?;
-    crate::methods::importance_plot::heatmap_png(&file, &dir.join("heatmap.png"))?;
-    fq_runtime::atomic::write_json_atomic(&key_path, &key)?;
-    Ok(Calibrated {
-        model,
-        scores: reduced,
-        dir,
-    })
-}
-
-/// Where the calibration for `key` is cached: `root` itself for the run's first settings (so
-/// `importance/heatmap.png` is where a user looks), `root/k<hash>/` for other settings (other
-/// seeds in a sweep), so that methods with different settings never evict each other's cache.
-fn cache_dir(root: &Path, key: &serde_json::Value) -> Result<PathBuf> {
-    if &root_owner(root, key)? == key {
-        return Ok(root.to_path_buf());
-    }
-    // FNV-1a: stable across builds, unlike std's hasher.
-    let h = key
-        .to_string()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    Ok(root.join(format!("k{h:016x}")))
-}
-
-/// The settings that own the cache root: those named by `root/claim.json`, else (a run cached
-/// before claims existed) by `root/settings.json`, else `key`, which claims the root now. The
-/// claim is a hard link of a finished temporary file, which fails when `claim.json` exists (also
-/// on NFS): two sweep cells calibrating different settings at once never both take the root and
-/// mix their files, which a check of `settings.json` (written last) could not prevent.
-fn root_owner(root: &Path, key: &serde_json::Value) -> Result<serde_json::Value> {
-    let read = |p: &Path| {
-        std::fs::read_to_string(p)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-    };
-    let claim = root.join("claim.json");
-    if let Some(k) = read(&claim).or_else(|| read(&root.join("settings.json"))) {
-        return Ok(k);
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let tmp = root.join(format!(".claim.{}.{nanos}", std::process::id()));
-    fq_runtime::atomic::write_json_atomic(&tmp, key)?;
-    let linked = std::fs::hard_link(&tmp, &claim);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(key.clone()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            read(&claim).with_context(|| format!("{}: unreadable cache claim", claim.display()))
-        }
-        Err(e) => Err(e).with_context(|| format!("{}: cannot claim", claim.display())),
-    }
-}
-
-/// `importance/scores.json`: scope scores per layer, reduced and per group.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ScoresFile {
-    pub layers: Vec<String>,
-    pub groups: Vec<String>,
-    pub group_samples: Vec<usize>,
-    pub reducer: crate::methods::importance::Reducer,
-    pub reduced: Vec<Vec<f32>>,
-    pub per_group: Vec<Vec<Vec<f32>>>,
-}
+use std::path::Path;
 
 /// Read a saved assignment: a `bits.json` ([`BitAssignment`]) or an `allocation.json`.
 pub fn load_allocation(path: &Path) -> Result<BitAssignment> {
@@ -301,13 +32,6 @@ pub fn load_allocation(path: &Path) -> Result<BitAssignment> {
     })
 }
 
-/// The controls for FairQuant's extra training (QAT-U4, FP32-FT): FQ-QAT's fine-tuning without
-/// the importance allocation and the fairness loss, so that a table shows what FairQuant adds
-/// beyond the epochs.
-pub fn is_control(method: Method) -> bool {
-    matches!(method, Method::QatU4 | Method::Fp32Ft)
-}
-
 /// Run FQ-QAT, FQ-BAQ, FairGRAPE, FairQuantize or a training control (QAT-U4, FP32-FT) on `run` from its FP32
 /// model; a finished method is left as it is.
 ///
@@ -318,7 +42,7 @@ pub fn is_control(method: Method) -> bool {
 /// batch order and augmentation draws. QAT-U4 quantizes every scope to 4 bits with the spec §1
 /// quantizer and STE; FP32-FT does not quantize.
 pub fn compress(
-    run: &Run,
+    run: &MethodInputs,
     fp32: &Model,
     id: &MethodId,
     cfg: &CompressConfig,
@@ -334,7 +58,7 @@ pub fn compress(
             method.label()
         );
     }
-    let dir = method_dir(&run.dir, id.clone());
+    let dir = method_dir(run.dir, id.clone());
     let (weights, bits_path) = (dir.join("weights.safetensors"), dir.join("bits.json"));
     if crate::methods::finished(&dir, method) {
         return Ok(());
@@ -366,15 +90,12 @@ pub fn compress(
             ..ImportanceConfig::default()
         };
         let cal = calibrated(run, fp32, &shared)?;
-        let maps = GroupImportance::load(
-            &cal.dir.join("maps.safetensors"),
-            &layers,
-            run.dataset.groups.len(),
-        )?;
+        let maps =
+            GroupImportance::load(&cal.dir.join("maps.safetensors"), &layers, run.groups.len())?;
         let reduced = maps
             .reduce(&cfg.importance)
-            .with_context(|| format!("{} on {}", id.label(), run.dataset.name))?;
-        let scores = scope_scores(&reduced, &layers, run.cfg.granularity)?;
+            .with_context(|| format!("{} on {}", id.label(), run.dataset_name))?;
+        let scores = scope_scores(&reduced, &layers, run.granularity)?;
         (cal, scores, Some(maps))
     } else {
         let cal = calibrated(run, fp32, cfg)?;
@@ -383,8 +104,8 @@ pub fn compress(
     };
     let label = id.label();
     let io = TrainIo {
-        preprocess: &run.preprocess,
-        group_names: &run.dataset.groups,
+        preprocess: run.preprocess,
+        group_names: run.groups,
         checkpoint: &checkpoint,
         resume,
         progress: run.progress,
@@ -392,7 +113,13 @@ pub fn compress(
     };
     if let (Some(FairgrapeStyle::Prune), Some(maps)) = (fairgrape, &maps) {
         return crate::methods::fairgrape::prune_and_finetune(
-            run, &cal.model, maps, cfg, &dir, &io,
+            &cal.model,
+            maps,
+            run.train,
+            &cfg.fairgrape,
+            &cfg.finetune,
+            &dir,
+            &io,
         );
     }
     if is_control(method) {
@@ -402,7 +129,7 @@ pub fn compress(
     let start_bits = match &cfg.allocation_file {
         Some(p) => load_allocation(p)?,
         None => {
-            let a = allocate(&scores, &layers, run.cfg.granularity, &cfg.allocation)?;
+            let a = allocate(&scores, &layers, run.granularity, &cfg.allocation)?;
             fq_runtime::atomic::write_json_atomic(&alloc_path, &a)?;
             a.bits
         }
@@ -413,7 +140,7 @@ pub fn compress(
             let o = train(
                 &model,
                 Quant::Fixed(&start_bits),
-                &run.train,
+                run.train,
                 None,
                 &cfg.finetune,
                 &io,
@@ -423,10 +150,10 @@ pub fn compress(
         _ => {
             let p = BaqParams::new(
                 &layers,
-                run.cfg.granularity,
+                run.granularity,
                 Some(&start_bits),
                 cfg.baq.clone(),
-                &run.device,
+                run.device,
             )?;
             // The fixed-bit phase comes out of the fine-tuning budget, so FQ-BAQ trains exactly
             // as many epochs as FQ-QAT and the training controls (qat-u4, fp32-ft). A budget
@@ -446,8 +173,8 @@ pub fn compress(
             };
             let o = train(
                 &model,
-                Quant::Learnable(&p),
-                &run.train,
+                Quant::Transform(&p),
+                run.train,
                 None,
                 &learnable,
                 &io,
@@ -459,8 +186,8 @@ pub fn compress(
                     let phase = crate::methods::baq_shipping::FixedPhase {
                         baq: &p,
                         bits: &bits,
-                        train: &run.train,
-                        test: &run.test,
+                        train: run.train,
+                        test: run.test,
                         finetune: &cfg.finetune,
                         dir: &dir,
                     };
@@ -485,7 +212,7 @@ pub fn compress(
 /// uniform 4-bit weights (QAT-U4) or none (FP32-FT). FP32-FT writes no `bits.json`: its weights,
 /// written last and atomically, mark it finished.
 fn train_control(
-    run: &Run,
+    run: &MethodInputs,
     model: Model,
     method: Method,
     cfg: &CompressConfig,
@@ -494,9 +221,9 @@ fn train_control(
 ) -> Result<()> {
     let layers = run.graph.quant_layers()?;
     let bits = (method == Method::QatU4)
-        .then(|| BitAssignment::uniform_scoped(&layers, 4, run.cfg.granularity));
+        .then(|| BitAssignment::uniform_scoped(&layers, 4, run.granularity));
     let quant = bits.as_ref().map_or(Quant::Fp32, Quant::Fixed);
-    let outcome = train(&model, quant, &run.train, None, &cfg.finetune, io)?;
+    let outcome = train(&model, quant, run.train, None, &cfg.finetune, io)?;
     fq_runtime::atomic::write_json_atomic(&dir.join("history.json"), &outcome)?;
     model.params.save(&dir.join("weights.safetensors"))?;
     if let Some(b) = bits {
@@ -504,48 +231,4 @@ fn train_control(
         fq_runtime::atomic::write_json_atomic(&dir.join("bits.json"), &b)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod cache_claim_tests {
-    use super::*;
-
-    /// Sweep cells with different calibration settings that start at once: exactly one owns the
-    /// cache root, and every one of them agrees which.
-    #[test]
-    fn concurrent_claims_agree_on_one_owner() {
-        for _ in 0..20 {
-            let dir = tempfile::tempdir().unwrap();
-            let root = dir.path().to_path_buf();
-            let barrier = std::sync::Barrier::new(4);
-            let owners: Vec<serde_json::Value> = std::thread::scope(|s| {
-                let hs: Vec<_> = (0..4)
-                    .map(|i| {
-                        let (root, barrier) = (&root, &barrier);
-                        s.spawn(move || {
-                            barrier.wait();
-                            root_owner(root, &serde_json::json!({ "seed": i })).unwrap()
-                        })
-                    })
-                    .collect();
-                hs.into_iter().map(|h| h.join().unwrap()).collect()
-            });
-            assert!(owners.iter().all(|o| o == &owners[0]), "{owners:?}");
-            let dirs: Vec<PathBuf> = (0..4)
-                .map(|i| cache_dir(&root, &serde_json::json!({ "seed": i })).unwrap())
-                .collect();
-            assert_eq!(dirs.iter().filter(|d| **d == root).count(), 1, "{dirs:?}");
-        }
-    }
-
-    /// A cache written before claims existed keeps its owner (its `settings.json`).
-    #[test]
-    fn an_old_cache_root_keeps_its_owner() {
-        let dir = tempfile::tempdir().unwrap();
-        let old = serde_json::json!({ "seed": 1 });
-        fq_runtime::atomic::write_json_atomic(&dir.path().join("settings.json"), &old).unwrap();
-        let new = serde_json::json!({ "seed": 2 });
-        assert_eq!(cache_dir(dir.path(), &old).unwrap(), dir.path());
-        assert_ne!(cache_dir(dir.path(), &new).unwrap(), dir.path());
-    }
 }

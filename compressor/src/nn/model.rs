@@ -2,10 +2,11 @@
 //! norm (candle-transformers' ResNet always runs batch norm in eval mode) and optional
 //! fake-quantized Conv2d/Linear weights.
 
-use crate::methods::baq::BaqParams;
+use crate::nn::fake_quant::fake_quant;
 use crate::nn::ops;
 use crate::nn::params::ParamStore;
-use crate::nn::quant::{fake_quant, BitAssignment, Granularity};
+use crate::nn::quant::{BitAssignment, Granularity};
+use crate::nn::transform::WeightTransform;
 use crate::nn::transformer as tf;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, D};
@@ -25,11 +26,9 @@ pub enum Quant<'a> {
     Fp32,
     /// Fixed per-channel bit-widths with the spec §1 quantizer (PTQ, QAT).
     Fixed(&'a BitAssignment),
-    /// Learnable bit-widths (FQ-BAQ, spec §4).
-    Learnable(&'a BaqParams),
-    /// Full precision with pruned weights held at zero (FairGRAPE): `w ⊙ mask`, so pruned
-    /// weights get no gradient.
-    Masked(&'a crate::methods::fairgrape::PruneMasks),
+    /// Weights a method transforms (FQ-BAQ's learnable bit-widths, spec §4; FairGRAPE's pruning
+    /// masks), through the trait that keeps this interpreter free of the methods.
+    Transform(&'a dyn WeightTransform),
 }
 
 impl<'a> From<Option<&'a BitAssignment>> for Quant<'a> {
@@ -184,11 +183,7 @@ impl Model {
                 Some(b) => fake_quant(&w, b, a.granularity.unwrap_or(Granularity::PerChannel)),
                 None => bail!("the bit assignment has no entry for layer `{name}`"),
             },
-            Quant::Learnable(p) => p.quantize(name, &w),
-            Quant::Masked(m) => match m.layers.get(name) {
-                Some(mask) => Ok(w.broadcast_mul(mask)?),
-                None => Ok(w),
-            },
+            Quant::Transform(t) => t.weight(name, &w),
         }
     }
 

@@ -2,7 +2,6 @@
 //! straight-through estimator, used by every method (PTQ, QAT, importance-guided allocations).
 
 use anyhow::{bail, Result};
-use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -146,25 +145,6 @@ impl BitAssignment {
             })
             .collect()
     }
-}
-
-/// Fake-quantize a weight tensor with a straight-through estimator:
-/// forward `Q(w)`, backward identity; no gradient reaches the scale. Written as
-/// `Q(w) + (w - stopgrad(w))` rather than `w + stopgrad(Q(w) - w)` so the forward value is exactly
-/// `Q(w)` (the packed runtime model must reproduce it bit for bit).
-pub fn fake_quant(w: &Tensor, bits: &[u8], gran: Granularity) -> Result<Tensor> {
-    if crate::nn::ops::applies(w) {
-        return Ok(crate::nn::ops::fake_quant::apply(w, bits, gran)?);
-    }
-    // Off the CPU: the same arithmetic in tensor ops on the device, no host round trip.
-    if crate::nn::quant_ops::off_cpu(w) {
-        return crate::nn::quant_ops::fake_quant(w, bits, gran);
-    }
-    let dims = w.dims().to_vec();
-    let host: Vec<f32> = w.flatten_all()?.to_vec1()?;
-    let (q, _) = quantize_weight(&host, dims[0], bits, gran)?;
-    let q = Tensor::from_vec(q, dims, w.device())?;
-    Ok((q + (w - w.detach())?)?)
 }
 
 #[cfg(test)]

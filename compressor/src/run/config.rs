@@ -2,6 +2,8 @@
 //! run can be reproduced and resumed with the same settings.
 
 use crate::data::augment::AugmentConfig;
+use crate::methods::config::CompressConfig;
+use crate::methods::Method;
 use crate::nn::quant::Granularity;
 use crate::train::TrainConfig;
 use anyhow::Result;
@@ -112,9 +114,23 @@ impl RunConfig {
     }
 }
 
+/// The compression defaults follow the run's training: this lives with the run configuration
+/// rather than with [`CompressConfig`], so that `methods` does not depend on `run`.
+impl CompressConfig {
+    /// The defaults for a run: the spec's when it fine-tunes pretrained weights, the embedded
+    /// default's when it trained from scratch.
+    pub fn for_run(method: Method, run: &RunConfig) -> Self {
+        match run.model.weights {
+            None => Self::embedded(method, &run.train),
+            Some(_) => Self::spec(method, &run.train),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::methods::importance::Reducer;
     use fq_runtime::dataset::SplitMethod;
 
     /// A `config.toml` written before the split method existed loads as the stratified split it used;
@@ -156,5 +172,30 @@ mod tests {
         };
         cfg.save(&path).unwrap();
         assert_eq!(RunConfig::load(&path).unwrap(), cfg);
+    }
+
+    /// FairQuantize's settings (`methods/fairquantize.rs`) from the run's defaults.
+    #[test]
+    fn fairquantize_spec_settings() {
+        let run = RunConfig::embedded_default(std::path::Path::new("d"), 2);
+        for c in [
+            CompressConfig::spec(Method::Fairquantize, &run.train),
+            CompressConfig::embedded(Method::Fairquantize, &run.train),
+        ] {
+            assert_eq!(c.importance.reducer, Reducer::Subtractive);
+            assert_eq!(c.importance.subtractive_beta, 1.0);
+            assert_eq!(c.allocation.palette, vec![2, 4, 8]);
+            assert_eq!(c.allocation.proportions, Some(vec![0.4, 0.4, 0.2]));
+            assert_eq!(c.finetune.lambda_fair, 0.0);
+            // The same fine-tuning budget as FQ-QAT.
+            let qat = if c.finetune.lr == 3e-5 {
+                CompressConfig::spec(Method::FqQat, &run.train)
+            } else {
+                CompressConfig::embedded(Method::FqQat, &run.train)
+            };
+            assert_eq!(c.finetune.epochs, qat.finetune.epochs);
+            assert_eq!(c.finetune.lr, qat.finetune.lr);
+            assert_eq!(c.finetune.grad_clip, qat.finetune.grad_clip);
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! report, the export (`.fqm`, ONNX), the model card and the demo.
 
 pub mod config;
+pub mod demo;
 pub mod export;
 pub mod model_card;
 pub mod onnx;

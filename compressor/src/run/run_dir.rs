@@ -1,10 +1,9 @@
 //! A run from data to report: load and split the dataset, decode images, train the FP32 model
 //! (checkpointed, resumable), evaluate each compression method and write the report.
 
-use crate::cli::DemoArgs;
 use crate::data::image_set::ImageSet;
-use crate::data::synth::{self, SynthConfig};
-use crate::methods::{Method, MethodId};
+use crate::methods::inputs::MethodInputs;
+use crate::methods::MethodId;
 use crate::nn::model::Model;
 use crate::nn::params::ParamStore;
 use crate::run::config::RunConfig;
@@ -18,7 +17,6 @@ use fq_models::{ArchSpec, Graph};
 use fq_runtime::dataset::{self, Dataset, Split};
 use fq_runtime::preprocess::PreprocessConfig;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// The device candle computes on: the process's `--device` choice (see [`crate::support::device`]); by
 /// default CUDA when built with the `cuda` feature and a GPU is present, else the CPU.
@@ -54,6 +52,22 @@ pub struct Run {
 }
 
 impl Run {
+    /// What a compression method needs from this run (see [`MethodInputs`]).
+    pub fn method_inputs(&self) -> MethodInputs<'_> {
+        MethodInputs {
+            dir: &self.dir,
+            graph: &self.graph,
+            device: &self.device,
+            train: &self.train,
+            test: &self.test,
+            preprocess: &self.preprocess,
+            groups: &self.dataset.groups,
+            dataset_name: &self.dataset.name,
+            granularity: self.cfg.granularity,
+            progress: self.progress,
+        }
+    }
+
     /// Load the data, reuse the run's saved split (or make and save one) and decode the images.
     pub fn open(dir: &Path, cfg: RunConfig, progress: bool) -> Result<Self> {
         std::fs::create_dir_all(dir)
@@ -228,111 +242,4 @@ impl Run {
         row.device = Some(crate::support::device::label(&self.device));
         Ok(row)
     }
-}
-
-/// Empties `dir` for `--fresh`, keeping the run lock this process holds in it (removing the
-/// lock file would let a second process lock a new file while this one still runs).
-fn remove_contents_except_lock(dir: &Path) -> Result<()> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))?;
-    for e in entries {
-        let path = e
-            .with_context(|| format!("{}: cannot list", dir.display()))?
-            .path();
-        if path.file_name() == Some(std::ffi::OsStr::new(crate::support::run_lock::LOCK_FILE)) {
-            continue;
-        }
-        let removed = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        removed.with_context(|| format!("{}: cannot remove", path.display()))?;
-    }
-    Ok(())
-}
-
-/// `fq-compress demo`: synth → train → PTQ → report on the embedded default.
-pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
-    let start = Instant::now();
-    if a.fresh && a.out.exists() {
-        remove_contents_except_lock(&a.out)?;
-    }
-    let data_dir = a.out.join("data");
-    let synth_cfg = SynthConfig {
-        seed: 0,
-        num_images: a.num_images,
-        ..SynthConfig::default()
-    };
-    let s = synth::generate(&synth_cfg, &data_dir, progress)?;
-    println!(
-        "dataset: {} synthetic images in {} ({:.1}s)",
-        s.num_images,
-        data_dir.display(),
-        start.elapsed().as_secs_f64()
-    );
-    let mut cfg = RunConfig::embedded_default(&data_dir, a.seed);
-    cfg.model.arch = a.arch.clone();
-    cfg.model.width = a.width;
-    if let Some(e) = a.epochs {
-        cfg.train.epochs = e;
-    }
-    let run = Run::open(&a.out, cfg, progress)?;
-    println!(
-        "model: {} ({} parameters, {:.1} MMAC/image); split train {} / val {} / test {}",
-        run.graph.arch,
-        run.graph.param_count(),
-        run.graph.macs()? as f64 / 1e6,
-        run.train.len(),
-        run.val.len(),
-        run.test.len()
-    );
-    let model = run.train_fp32(true)?;
-    println!("trained FP32 in {:.1}s", start.elapsed().as_secs_f64());
-    // FairGRAPE and FairQuantize (the paper's "Lin et al." and "Guo et al." rows) reuse the
-    // FairQuant calibration maps. QAT-U4 and FP32-FT are FQ-QAT's fine-tuning without
-    // allocation and fairness loss (the controls for the extra epochs), from the same cached
-    // calibration.
-    for m in [
-        Method::FqQat,
-        Method::FqBaq,
-        Method::QatU4,
-        Method::Fp32Ft,
-        Method::Fairgrape,
-        Method::Fairquantize,
-    ] {
-        let t = Instant::now();
-        let c = crate::methods::runner::CompressConfig::embedded(m, &run.cfg.train);
-        crate::methods::runner::compress(&run, &model, &m.into(), &c, true)?;
-        println!(
-            "{} done at {:.1}s ({:.1}s)",
-            m.label(),
-            start.elapsed().as_secs_f64(),
-            t.elapsed().as_secs_f64()
-        );
-    }
-    let all = [
-        Method::Fp32,
-        Method::PtqU8,
-        Method::PtqU4,
-        Method::FqQat,
-        Method::FqBaq,
-        Method::QatU4,
-        Method::Fp32Ft,
-        Method::Fairgrape,
-        Method::Fairquantize,
-    ];
-    let ids: Vec<MethodId> = all.into_iter().map(MethodId::from).collect();
-    let report = run.evaluate_methods(&model, &ids, false)?;
-    println!("\n{}", report.table());
-    // The method `export` picks by default: the best worst-group accuracy, then fewer bits.
-    let packed = crate::run::export::export_run(&run.dir, None, None)?;
-    println!("{packed}");
-    println!(
-        "report: {}  chart: {}  ({:.1}s in all)",
-        run.dir.join("report.json").display(),
-        run.dir.join("group_accuracy.png").display(),
-        start.elapsed().as_secs_f64()
-    );
-    Ok(())
 }

@@ -3,12 +3,22 @@
 //! written atomically, so a crash leaves either the previous or the new checkpoint.
 
 use crate::nn::optim::AdamW;
-use crate::train::EpochLog;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
+
+/// What happened in one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub lr: f64,
+    pub loss: f64,
+    pub val_avg_acc: Option<f64>,
+    pub val_worst_acc: Option<f64>,
+    pub images_per_sec: f64,
+}
 
 /// Loop state. The random streams are derived from (seed, epoch), so the seed and the epoch
 /// counter are the whole RNG state.

@@ -8,6 +8,7 @@ use crate::data::sampler::{epoch_order, GroupWeights, Sampler};
 use crate::nn::loss::task_and_fairness_weighted;
 use crate::nn::model::{Mode, Model, Quant};
 use crate::nn::optim::{AdamW, AdamWConfig};
+pub use crate::train::checkpoint::EpochLog;
 use crate::train::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::train::evaluate::evaluate;
 use anyhow::{bail, Result};
@@ -42,17 +43,6 @@ pub struct TrainConfig {
     pub group_weights: GroupWeights,
 }
 
-/// What happened in one epoch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochLog {
-    pub epoch: usize,
-    pub lr: f64,
-    pub loss: f64,
-    pub val_avg_acc: Option<f64>,
-    pub val_worst_acc: Option<f64>,
-    pub images_per_sec: f64,
-}
-
 /// The state a run leaves behind.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainOutcome {
@@ -70,18 +60,6 @@ pub struct TrainIo<'a> {
     pub progress: bool,
     /// Label for the progress bar (e.g. "fp32", "fq-qat").
     pub label: &'a str,
-}
-
-/// Checkpoint names of the BAQ logits, beside the model's own tensors.
-const BAQ_PREFIX: &str = "baq.";
-
-fn strip_prefix(
-    m: &std::collections::HashMap<String, candle_core::Tensor>,
-    prefix: &str,
-) -> std::collections::HashMap<String, candle_core::Tensor> {
-    m.iter()
-        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.clone())))
-        .collect()
 }
 
 fn lr_at(cfg: &TrainConfig, epoch: usize) -> f64 {
@@ -109,15 +87,14 @@ pub fn train(
         weight_decay: cfg.weight_decay,
         ..Default::default()
     };
-    let baq = match quant {
-        Quant::Learnable(p) => Some(p),
+    // A method's weight transform (learnable bits, masks) may bring its own variables, loss
+    // term and checkpoint state.
+    let transform = match quant {
+        Quant::Transform(t) => Some(t),
         _ => None,
     };
-    let (groups, lrs) = match baq {
-        Some(p) => (
-            vec![model.params.vars.clone(), p.vars()],
-            vec![cfg.lr, p.cfg.logit_lr],
-        ),
+    let (groups, lrs) = match transform.and_then(|t| t.variables()) {
+        Some((vars, lr)) => (vec![model.params.vars.clone(), vars], vec![cfg.lr, lr]),
         None => (vec![model.params.vars.clone()], vec![cfg.lr]),
     };
     let mut opt = AdamW::new(groups, lrs, adam)?;
@@ -126,8 +103,8 @@ pub fn train(
     if io.resume && io.checkpoint.exists() {
         let ck = Checkpoint::load(io.checkpoint, &model.device)?;
         model.params.assign(&ck.model)?;
-        if let Some(p) = baq {
-            p.assign_logits(&strip_prefix(&ck.model, BAQ_PREFIX))?;
+        if let Some(t) = transform {
+            t.load_state(&ck.model)?;
         }
         opt.load_state(&ck.optimizer, ck.meta.step)?;
         best = ck.best;
@@ -173,8 +150,8 @@ pub fn train(
                 cfg.lambda_fair,
                 weights.as_deref(),
             )?;
-            let total = match baq {
-                Some(p) => (&losses.total + (p.bit_loss()? * p.cfg.lambda_bit)?)?,
+            let total = match transform.map(|t| t.extra_loss()).transpose()?.flatten() {
+                Some(extra) => (&losses.total + extra)?,
                 None => losses.total,
             };
             let loss = total.to_scalar::<f32>()? as f64;
@@ -233,10 +210,8 @@ pub fn train(
         meta.epochs_done += 1;
         meta.step = opt.step;
         let mut state = model.params.tensors();
-        if let Some(p) = baq {
-            for (k, v) in p.tensors() {
-                state.insert(format!("{BAQ_PREFIX}{k}"), v);
-            }
+        if let Some(t) = transform {
+            state.extend(t.state());
         }
         Checkpoint::save(io.checkpoint, state, &opt, best.as_ref(), &meta)?;
     }

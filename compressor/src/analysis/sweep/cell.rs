@@ -1,7 +1,7 @@
 //! Running one cell of a plan, safely beside other cells of the same run (on other nodes of a
 //! shared file system). A cell writes only
 //! - its method's directory `RUN/methods/<variant>/` (no other cell has the same variant),
-//! - the importance cache, which the calibration claims and locks (see `runner::calibrated`),
+//! - the importance cache, which the calibration claims and locks (see `calibrate::calibrated`),
 //! - its own row, `OUT/cells/<variant>.json`, atomically, as the sign that it finished.
 //!
 //! It never writes `report.json`: cells appending their rows to it at once would lose rows (a
@@ -84,7 +84,7 @@ pub fn run(run: &Run, fp32: &Model, out: &Path, cell: &Cell) -> Result<bool> {
 
 fn compute(run: &Run, fp32: &Model, cell: &Cell) -> Result<Report> {
     if let Some(c) = &cell.config {
-        crate::methods::runner::compress(run, fp32, &cell.id, c, true)
+        crate::methods::runner::compress(&run.method_inputs(), fp32, &cell.id, c, true)
             .with_context(|| format!("sweep run {}", cell.id.name()))?;
     }
     // A row the run's report already has (e.g. the plain method, run by `compress` before the

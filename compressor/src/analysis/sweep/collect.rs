@@ -133,7 +133,7 @@ pub fn collect(run_dir: &Path, out: &Path, plan: &Plan) -> Result<SweepOutput> {
     let controls = if plan
         .cells
         .iter()
-        .any(|c| crate::methods::runner::is_control(c.id.method))
+        .any(|c| crate::methods::is_control(c.id.method))
     {
         " QAT-U4 and FP32-FT are the controls for the extra training: FQ-QAT's fine-tuning (same start, epochs, rates, seed) without the importance allocation and the fairness loss, at uniform 4 bits and unquantized."
     } else {

@@ -2,7 +2,7 @@
 //! config. A setting whose config equals one already in the grid (an ablation value that is the
 //! default) reuses that run instead of training it twice.
 
-use crate::methods::runner::{CompressConfig, Preset};
+use crate::methods::config::{CompressConfig, Preset};
 use crate::methods::{Method, MethodId};
 use crate::run::config::RunConfig;
 use anyhow::Result;

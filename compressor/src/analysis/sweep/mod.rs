@@ -23,7 +23,6 @@ pub mod slurm;
 pub mod stats;
 pub mod summary;
 
-use crate::cli::SweepArgs;
 use crate::run::config::RunConfig;
 use crate::run::run_dir::Run;
 use anyhow::{bail, Context, Result};
@@ -59,20 +58,43 @@ pub fn sweep(run: &Run, spec: &GridSpec, out: Option<&Path>) -> Result<SweepOutp
     collect::collect(&run.dir, &dir, &plan)
 }
 
+/// Which of `sweep --plan`, `--cell N` and `--collect` to run.
+pub enum CellsAction {
+    /// Write the plan of this grid and the scripts that launch it.
+    Plan(GridSpec),
+    /// Aggregate the finished cells.
+    Collect,
+    /// Run one cell of the saved plan (`None`: none was named, an error once the plan is read).
+    Cell(Option<usize>),
+}
+
+/// `sweep --plan`, `--cell N` or `--collect`, with what each needs.
+pub struct CellsCommand<'a> {
+    pub run_dir: &'a Path,
+    /// Output directory; `None`: `RUN_DIR/sweep`.
+    pub out: Option<&'a Path>,
+    pub action: CellsAction,
+    pub slurm: &'a slurm::SlurmArgs,
+}
+
 /// `sweep --plan`, `--cell N` and `--collect`.
-pub fn cells_command(a: &SweepArgs, progress: bool) -> Result<()> {
-    let out = out_dir(&a.run_dir, a.out.as_deref());
-    if a.plan {
-        return plan_command(a, &out);
-    }
+pub fn cells_command(a: &CellsCommand, progress: bool) -> Result<()> {
+    let out = out_dir(a.run_dir, a.out);
+    let cell = match &a.action {
+        CellsAction::Plan(spec) => return plan_command(a, spec, &out),
+        CellsAction::Collect => None,
+        CellsAction::Cell(n) => Some(*n),
+    };
     let plan = Plan::load(&out)?;
-    if a.collect {
-        let o = collect::collect(&a.run_dir, &out, &plan)?;
+    if cell.is_none() {
+        let o = collect::collect(a.run_dir, &out, &plan)?;
         println!("{}\n{}", o.table1, o.ablations);
         println!("wrote {}", o.dir.display());
         return Ok(());
     }
-    let n = a.cell.context("one of --plan, --cell N or --collect")?;
+    let n = cell
+        .flatten()
+        .context("one of --plan, --cell N or --collect")?;
     let c = plan.cell(n)?;
     if cell::status(&out, c) == cell::Status::Done {
         println!("cell {n} ({}) has finished already", c.id.name());
@@ -88,7 +110,7 @@ pub fn cells_command(a: &SweepArgs, progress: bool) -> Result<()> {
         );
     }
     let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
-    let run = Run::open(&a.run_dir, cfg, progress)?;
+    let run = Run::open(a.run_dir, cfg, progress)?;
     let fp32 = run.train_fp32(true)?;
     cell::run(&run, &fp32, &out, c)?;
     println!(
@@ -102,8 +124,7 @@ pub fn cells_command(a: &SweepArgs, progress: bool) -> Result<()> {
 
 /// Write the plan and the scripts that launch it. Nothing is trained or evaluated here (a login
 /// node can run it), so the shared inputs of every cell must exist already.
-fn plan_command(a: &SweepArgs, out: &Path) -> Result<()> {
-    let spec = a.to_spec()?;
+fn plan_command(a: &CellsCommand, spec: &GridSpec, out: &Path) -> Result<()> {
     for (f, why) in [
         ("config.toml", "a trained run (`fq-compress train`)"),
         ("split.csv", "the run's split"),
@@ -119,11 +140,11 @@ fn plan_command(a: &SweepArgs, out: &Path) -> Result<()> {
         }
     }
     let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
-    let plan = Plan::new(&a.run_dir, &cfg, &spec)?;
+    let plan = Plan::new(a.run_dir, &cfg, spec)?;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     plan.save(out)?;
-    let cmd = slurm::Command::new(a.slurm.exe.as_deref(), &a.run_dir, a.out.as_deref())?;
-    slurm::write(&plan, &cmd, out, &a.slurm)?;
+    let cmd = slurm::Command::new(a.slurm.exe.as_deref(), a.run_dir, a.out)?;
+    slurm::write(&plan, &cmd, out, a.slurm)?;
     let done = plan
         .cells
         .iter()

@@ -5,7 +5,7 @@
 //! sequential sweep would use, so a cell needs no grid options and cannot drift from its siblings.
 
 use super::grid::{self, GridSpec, Job, Param};
-use crate::methods::runner::CompressConfig;
+use crate::methods::config::CompressConfig;
 use crate::methods::{Method, MethodId};
 use crate::run::config::RunConfig;
 use anyhow::{Context, Result};
