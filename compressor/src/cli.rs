@@ -7,6 +7,7 @@ use crate::methods::{Method, MethodId};
 use crate::nn::quant::Granularity;
 use crate::run::config::{ModelConfig, RunConfig, SplitConfig};
 use crate::run::run_dir;
+use crate::support::run_files::RunFiles;
 use crate::support::run_lock::{LockKind, RunLock};
 use crate::train::TrainConfig;
 use anyhow::{bail, Result};
@@ -536,7 +537,7 @@ fn train_config(h: &HyperArgs) -> TrainConfig {
 /// `s42`), else the report's rows, else FP32, U8 and U4.
 fn diagnose_methods(run_dir: &std::path::Path, names: &[String]) -> Result<Vec<MethodId>> {
     if names.is_empty() {
-        let path = run_dir.join("report.json");
+        let path = RunFiles::new(run_dir).report();
         if path.exists() {
             let r = crate::run::report::Report::load(&path)?;
             return Ok(r.results.iter().map(|x| x.id()).collect());
@@ -610,11 +611,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Train(a) => {
             let a = *a;
-            let cfg_path = a.run_dir.join("config.toml");
+            let cfg_path = RunFiles::new(&a.run_dir).config();
             let cfg = if a.resume && cfg_path.exists() {
                 RunConfig::load(&cfg_path)?
             } else {
-                if cfg_path.exists() && a.run_dir.join("checkpoint.safetensors").exists() {
+                if cfg_path.exists() && RunFiles::new(&a.run_dir).checkpoint().exists() {
                     bail!("{}: a run already exists here; pass --resume to continue it or choose another --run-dir", a.run_dir.display());
                 }
                 RunConfig {
@@ -640,7 +641,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Compress(a) => {
-            let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
+            let cfg = RunConfig::load(&RunFiles::new(&a.run_dir).config())?;
             let run = run_dir::Run::open(&a.run_dir, cfg, progress)?;
             let model = run.train_fp32(true)?;
             // FairGRAPE's script form gets its own row beside the pruned one unless named.
@@ -664,7 +665,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 return crate::analysis::sweep::cells_command(&a.to_cells_command()?, progress);
             }
             let spec = a.to_spec()?;
-            let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
+            let cfg = RunConfig::load(&RunFiles::new(&a.run_dir).config())?;
             let run = run_dir::Run::open(&a.run_dir, cfg, progress)?;
             let out = crate::analysis::sweep::sweep(&run, &spec, a.out.as_deref())?;
             println!("{}\n{}", out.table1, out.ablations);
@@ -672,7 +673,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Diagnose(a) => {
-            let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
+            let cfg = RunConfig::load(&RunFiles::new(&a.run_dir).config())?;
             let run = run_dir::Run::open(&a.run_dir, cfg, progress)?;
             let methods = diagnose_methods(&a.run_dir, &a.methods)?;
             let dcfg = crate::analysis::diagnose::DiagnoseConfig {

@@ -29,6 +29,7 @@ use crate::nn::model::{Mode, Model, Quant};
 use crate::nn::params::ParamStore;
 use crate::nn::quant::{quantize_weight, BitAssignment, Granularity};
 use crate::run::run_dir::Run;
+use crate::support::run_files::RunFiles;
 use crate::support::seed;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor, D};
@@ -514,7 +515,7 @@ pub fn diagnose(
     if methods.is_empty() {
         bail!("no methods to diagnose");
     }
-    let fp32 = run.dir.join("fp32.safetensors");
+    let fp32 = RunFiles::new(&run.dir).fp32();
     if !fp32.exists() {
         bail!(
             "{}: no trained FP32 model (run `fq-compress train` or `demo` first)",

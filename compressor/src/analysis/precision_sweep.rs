@@ -20,6 +20,7 @@ use crate::nn::model::Model;
 use crate::nn::params::ParamStore;
 use crate::nn::quant::{BitAssignment, Granularity};
 use crate::run::run_dir::Run;
+use crate::support::run_files::RunFiles;
 use anyhow::{bail, Context, Result};
 use fq_runtime::plots::{line_panels, LinePanel};
 use serde::{Deserialize, Serialize};
@@ -110,7 +111,7 @@ pub fn precision_sweep(
 ) -> Result<(PrecisionSweep, PathBuf)> {
     let start = std::time::Instant::now();
     let bits = check_bits(bits)?;
-    let fp32 = run.dir.join("fp32.safetensors");
+    let fp32 = RunFiles::new(&run.dir).fp32();
     if !fp32.exists() {
         bail!(
             "{}: no trained FP32 model (run `fq-compress train` or `demo` first)",

@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod autoaugment;
+pub mod geometry;
 pub mod image_set;
 pub mod sampler;
 pub mod synth;

@@ -15,6 +15,7 @@ use crate::data::image_set::{batch, BatchSpec, ImageSet};
 use crate::methods::baq::BaqParams;
 use crate::nn::model::{Mode, Model, Quant};
 use crate::nn::quant::BitAssignment;
+use crate::support::run_files::MethodFiles;
 use crate::train::{train, TrainConfig, TrainIo, TrainOutcome};
 use anyhow::Result;
 use candle_core::D;
@@ -166,7 +167,7 @@ pub fn fixed_phase(
     )?;
     let cfg = fixed_phase_config(phase.finetune, epochs);
     let label = format!("{} (fixed bits)", io.label);
-    let checkpoint = phase.dir.join("checkpoint-fixed.safetensors");
+    let checkpoint = MethodFiles::new(phase.dir).checkpoint_fixed();
     let io2 = TrainIo {
         checkpoint: &checkpoint,
         label: &label,

@@ -6,6 +6,7 @@ use crate::methods::importance::{calibrate, scope_scores, ScoresFile};
 use crate::methods::inputs::MethodInputs;
 use crate::nn::model::Model;
 use crate::nn::params::ParamStore;
+use crate::support::run_files::RunFiles;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -33,7 +34,7 @@ pub(crate) fn calibrated(
         "batch_size": cfg.finetune.batch_size,
         "augment": cfg.finetune.augment,
     });
-    let root = run.dir.join("importance");
+    let root = RunFiles::new(run.dir).importance();
     std::fs::create_dir_all(&root).with_context(|| format!("{}: cannot create", root.display()))?;
     let dir = cache_dir(&root, &key)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;

@@ -13,6 +13,7 @@ use crate::data::image_set::ImageSet;
 use crate::methods::importance::{GroupImportance, ImportanceConfig, Reducer};
 use crate::nn::model::{Model, Quant};
 use crate::nn::transform::WeightTransform;
+use crate::support::run_files::MethodFiles;
 use crate::train::{TrainConfig, TrainIo};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
@@ -64,7 +65,7 @@ pub struct PruneSummary {
 impl PruneSummary {
     /// Read `prune.json` from a method directory, if the method is a pruned one.
     pub fn load(dir: &Path) -> Result<Option<Self>> {
-        let p = dir.join("prune.json");
+        let p = MethodFiles::new(dir).prune();
         if !p.exists() {
             return Ok(None);
         }
@@ -163,6 +164,7 @@ pub fn prune_and_finetune(
     io: &TrainIo,
 ) -> Result<()> {
     let (masks, summary) = prune(model, maps, cfg.prune_ratio)?;
+    let files = MethodFiles::new(dir);
     let outcome = crate::train::train(
         model,
         Quant::Transform(&masks),
@@ -171,16 +173,16 @@ pub fn prune_and_finetune(
         finetune,
         io,
     )?;
-    fq_runtime::atomic::write_json_atomic(&dir.join("history.json"), &outcome)?;
-    model.params.save(&dir.join("weights.safetensors"))?;
+    fq_runtime::atomic::write_json_atomic(&files.history(), &outcome)?;
+    model.params.save(&files.weights())?;
     let m = masks
         .layers
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    crate::support::io::save_tensors_atomic(&m, &dir.join("mask.safetensors"))?;
+    crate::support::io::save_tensors_atomic(&m, &files.mask())?;
     // Written last: its presence marks the method as finished.
-    fq_runtime::atomic::write_json_atomic(&dir.join("prune.json"), &summary)?;
+    fq_runtime::atomic::write_json_atomic(&files.prune(), &summary)?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The compression methods a run can evaluate, and the bit-widths each assigns.
 
 use crate::nn::quant::BitAssignment;
+use crate::support::run_files::{MethodFiles, RunFiles};
 use anyhow::Context;
 use clap::ValueEnum;
 use fq_models::QuantLayer;
@@ -234,7 +235,10 @@ impl MethodId {
 /// `weights.safetensors` (weights that differ from the FP32 model, e.g. after QAT) and
 /// `bits.json` (a [`BitAssignment`], e.g. BAQ's discretized bits).
 pub fn method_dir(run_dir: &Path, id: impl Into<MethodId>) -> PathBuf {
-    run_dir.join("methods").join(id.into().name())
+    RunFiles::new(run_dir)
+        .method(&id.into().name())
+        .dir()
+        .to_path_buf()
 }
 
 /// Mean bits per layer of a method's model for the report (spec §8): from its bit assignment,
@@ -269,11 +273,11 @@ pub fn artifacts(
     let id = id.into();
     let method = id.method;
     let dir = method_dir(run_dir, id.clone());
-    let own = dir.join("weights.safetensors");
+    let own = MethodFiles::new(&dir).weights();
     let weights = if own.exists() {
         own
     } else {
-        run_dir.join("fp32.safetensors")
+        RunFiles::new(run_dir).fp32()
     };
     if !weights.exists() {
         anyhow::bail!(
@@ -282,14 +286,14 @@ pub fn artifacts(
             id.label()
         );
     }
-    let bits_path = dir.join("bits.json");
+    let bits_path = MethodFiles::new(&dir).bits();
     let bits = if method == Method::Fp32Ft {
         // Unquantized: its own weights are the whole result (see `runner::compress`).
         if !finished(&dir, method) {
-            bail_unfinished(&dir.join("weights.safetensors"), &id)?;
+            bail_unfinished(&MethodFiles::new(&dir).weights(), &id)?;
         }
         None
-    } else if dir.join("prune.json").exists() {
+    } else if MethodFiles::new(&dir).prune().exists() {
         // Pruned (FairGRAPE): the zeros are in the weights, the survivors are FP32.
         None
     } else if bits_path.exists() {
@@ -311,10 +315,10 @@ pub fn artifacts(
 /// written after them (`bits.json`, or FairGRAPE's `prune.json`); an unquantized control
 /// (FP32-FT) has only its weights, which are written last and atomically.
 pub fn finished(dir: &Path, method: Method) -> bool {
-    dir.join("weights.safetensors").exists()
+    MethodFiles::new(dir).weights().exists()
         && (method.is_unquantized()
-            || dir.join("bits.json").exists()
-            || dir.join("prune.json").exists())
+            || MethodFiles::new(dir).bits().exists()
+            || MethodFiles::new(dir).prune().exists())
 }
 
 fn bail_unfinished<T>(marker: &Path, id: &MethodId) -> anyhow::Result<T> {

@@ -13,6 +13,7 @@ use crate::methods::inputs::MethodInputs;
 use crate::methods::{is_control, method_dir, Method, MethodId};
 use crate::nn::model::{Model, Quant};
 use crate::nn::quant::BitAssignment;
+use crate::support::run_files::MethodFiles;
 use crate::train::{train, TrainConfig, TrainIo};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -59,14 +60,15 @@ pub fn compress(
         );
     }
     let dir = method_dir(run.dir, id.clone());
-    let (weights, bits_path) = (dir.join("weights.safetensors"), dir.join("bits.json"));
+    let files = MethodFiles::new(&dir);
+    let (weights, bits_path) = (files.weights(), files.bits());
     if crate::methods::finished(&dir, method) {
         return Ok(());
     }
     let fairgrape = (method == Method::Fairgrape).then_some(cfg.fairgrape.style);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let cfg_path = dir.join("config.toml");
-    let checkpoint = dir.join("checkpoint.safetensors");
+    let cfg_path = files.config();
+    let checkpoint = files.checkpoint();
     if resume && checkpoint.exists() && cfg_path.exists() {
         let saved = CompressConfig::load(&cfg_path)?;
         if &saved != cfg {
@@ -125,7 +127,7 @@ pub fn compress(
     if is_control(method) {
         return train_control(run, cal.model, method, cfg, &dir, &io);
     }
-    let alloc_path = dir.join("allocation.json");
+    let alloc_path = files.allocation();
     let start_bits = match &cfg.allocation_file {
         Some(p) => load_allocation(p)?,
         None => {
@@ -193,7 +195,7 @@ pub fn compress(
                     };
                     let (fixed, gap) =
                         crate::methods::baq_shipping::fixed_phase(&model, &phase, &io, k)?;
-                    fq_runtime::atomic::write_json_atomic(&dir.join("shipping_gap.json"), &gap)?;
+                    fq_runtime::atomic::write_json_atomic(&files.shipping_gap(), &gap)?;
                     println!("{}", gap.summary(&label));
                     crate::methods::baq_shipping::merge_histories(o, fixed)
                 }
@@ -201,7 +203,7 @@ pub fn compress(
             (o, bits)
         }
     };
-    fq_runtime::atomic::write_json_atomic(&dir.join("history.json"), &outcome)?;
+    fq_runtime::atomic::write_json_atomic(&files.history(), &outcome)?;
     model.params.save(&weights)?;
     // Written last: its presence marks the method as finished.
     fq_runtime::atomic::write_json_atomic(&bits_path, &bits)?;
@@ -224,11 +226,12 @@ fn train_control(
         .then(|| BitAssignment::uniform_scoped(&layers, 4, run.granularity));
     let quant = bits.as_ref().map_or(Quant::Fp32, Quant::Fixed);
     let outcome = train(&model, quant, run.train, None, &cfg.finetune, io)?;
-    fq_runtime::atomic::write_json_atomic(&dir.join("history.json"), &outcome)?;
-    model.params.save(&dir.join("weights.safetensors"))?;
+    let files = MethodFiles::new(dir);
+    fq_runtime::atomic::write_json_atomic(&files.history(), &outcome)?;
+    model.params.save(&files.weights())?;
     if let Some(b) = bits {
         // Written last: its presence marks the method as finished.
-        fq_runtime::atomic::write_json_atomic(&dir.join("bits.json"), &b)?;
+        fq_runtime::atomic::write_json_atomic(&files.bits(), &b)?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use crate::data::synth::{self, SynthConfig};
 use crate::methods::{Method, MethodId};
 use crate::run::config::RunConfig;
 use crate::run::run_dir::Run;
+use crate::support::run_files::RunFiles;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -125,8 +126,8 @@ pub fn demo(a: &DemoConfig, progress: bool) -> Result<()> {
     println!("{packed}");
     println!(
         "report: {}  chart: {}  ({:.1}s in all)",
-        run.dir.join("report.json").display(),
-        run.dir.join("group_accuracy.png").display(),
+        RunFiles::new(&run.dir).report().display(),
+        RunFiles::new(&run.dir).group_accuracy().display(),
         start.elapsed().as_secs_f64()
     );
     Ok(())

@@ -10,6 +10,7 @@ use crate::nn::quant::{quantize_weight, BitAssignment, Granularity};
 use crate::run::config::RunConfig;
 use crate::run::onnx::OnnxOptions;
 use crate::run::report::Report;
+use crate::support::run_files::RunFiles;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use fq_models::{ArchSpec, Graph};
@@ -243,8 +244,8 @@ pub fn export_run_as(
     format: ExportFormat,
     onnx: OnnxOptions,
 ) -> Result<Exported> {
-    let cfg = RunConfig::load(&run_dir.join("config.toml"))?;
-    let report_path = run_dir.join("report.json");
+    let cfg = RunConfig::load(&RunFiles::new(run_dir).config())?;
+    let report_path = RunFiles::new(run_dir).report();
     if !report_path.exists() {
         bail!(
             "{}: no report; run `fq-compress compress` (or `demo`) on this run first",

@@ -3,6 +3,7 @@
 
 use crate::methods::{Method, MethodId};
 use crate::nn::quant::BitAssignment;
+use crate::support::run_files::RunFiles;
 use anyhow::Result;
 use fq_models::QuantLayer;
 use fq_runtime::metrics::{avg_bits, gbops, FairnessMetrics};
@@ -119,7 +120,7 @@ impl Report {
 
     /// Write `report.json` and `group_accuracy.png` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        fq_runtime::atomic::write_json_atomic(&dir.join("report.json"), self)?;
+        fq_runtime::atomic::write_json_atomic(&RunFiles::new(dir).report(), self)?;
         let series: Vec<(String, Vec<f64>)> = self
             .results
             .iter()
@@ -139,7 +140,7 @@ impl Report {
             self.arch, self.dataset
         );
         fq_runtime::plots::group_accuracy_chart(
-            &dir.join("group_accuracy.png"),
+            &RunFiles::new(dir).group_accuracy(),
             &title,
             &self.groups,
             &series,

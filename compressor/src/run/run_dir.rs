@@ -8,6 +8,7 @@ use crate::nn::model::Model;
 use crate::nn::params::ParamStore;
 use crate::run::config::RunConfig;
 use crate::run::report::{MethodResult, Report};
+use crate::support::run_files::RunFiles;
 use crate::support::seed;
 use crate::train::evaluate::evaluate;
 use crate::train::{train, TrainIo};
@@ -72,9 +73,9 @@ impl Run {
     pub fn open(dir: &Path, cfg: RunConfig, progress: bool) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create run directory", dir.display()))?;
-        cfg.save(&dir.join("config.toml"))?;
+        cfg.save(&RunFiles::new(dir).config())?;
         let dataset = load_dataset(&cfg)?;
-        let split_path = dir.join("split.csv");
+        let split_path = RunFiles::new(dir).split();
         // The run's `split.csv` is the split (a resumed run reuses it); the first open makes it as the
         // config says and writes it in the `--split-csv` format, so any run's split can be reused.
         let split = if split_path.exists() {
@@ -147,7 +148,7 @@ impl Run {
     /// The trained FP32 model: loaded from `fp32.safetensors` when the run has one, else trained
     /// (resuming from the checkpoint when `resume`) and saved.
     pub fn train_fp32(&self, resume: bool) -> Result<Model> {
-        let fp32 = self.dir.join("fp32.safetensors");
+        let fp32 = RunFiles::new(&self.dir).fp32();
         if fp32.exists() {
             let params = ParamStore::load_safetensors(&self.graph, &fp32, 0, &self.device, false)?;
             return Ok(Model::new(self.graph.clone(), params, self.device.clone()));
@@ -161,7 +162,7 @@ impl Run {
         let io = TrainIo {
             preprocess: &self.preprocess,
             group_names: &self.dataset.groups,
-            checkpoint: &self.dir.join("checkpoint.safetensors"),
+            checkpoint: &RunFiles::new(&self.dir).checkpoint(),
             resume,
             progress: self.progress,
             label: "fp32",
@@ -188,7 +189,7 @@ impl Run {
         methods: &[MethodId],
         skip_done: bool,
     ) -> Result<Report> {
-        let path = self.dir.join("report.json");
+        let path = RunFiles::new(&self.dir).report();
         let mut report = if path.exists() {
             Report::load(&path)?
         } else {
@@ -221,7 +222,7 @@ impl Run {
         let layers = self.graph.quant_layers()?;
         let (weights, bits) = crate::methods::artifacts(&self.dir, m.clone(), &layers)?;
         let own;
-        let model = if weights == self.dir.join("fp32.safetensors") {
+        let model = if weights == RunFiles::new(&self.dir).fp32() {
             fp32
         } else {
             let p = ParamStore::load_safetensors(&self.graph, &weights, 0, &self.device, false)?;

@@ -4,5 +4,6 @@
 pub mod device;
 pub mod io;
 pub mod progress;
+pub mod run_files;
 pub mod run_lock;
 pub mod seed;

@@ -12,6 +12,7 @@ use super::plan::Cell;
 use crate::nn::model::Model;
 use crate::run::report::Report;
 use crate::run::run_dir::Run;
+use crate::support::run_files::RunFiles;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -89,7 +90,7 @@ fn compute(run: &Run, fp32: &Model, cell: &Cell) -> Result<Report> {
     }
     // A row the run's report already has (e.g. the plain method, run by `compress` before the
     // sweep and reused by the plan) is kept, as the sequential sweep always did.
-    let path = run.dir.join("report.json");
+    let path = RunFiles::new(&run.dir).report();
     let existing = if path.exists() {
         Report::load(&path)?.get(&cell.id).cloned()
     } else {

@@ -8,6 +8,7 @@ use super::plan::Plan;
 use super::summary::{self, aggregate, Aggregate, Row};
 use super::{plots, SweepOutput};
 use crate::run::report::Report;
+use crate::support::run_files::RunFiles;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -56,7 +57,7 @@ pub fn collect(run_dir: &Path, out: &Path, plan: &Plan) -> Result<SweepOutput> {
             missing.join("\n  ")
         );
     }
-    let report_path = run_dir.join("report.json");
+    let report_path = RunFiles::new(run_dir).report();
     let mut report: Option<Report> = if report_path.exists() {
         Some(Report::load(&report_path)?)
     } else {

@@ -25,6 +25,7 @@ pub mod summary;
 
 use crate::run::config::RunConfig;
 use crate::run::run_dir::Run;
+use crate::support::run_files::RunFiles;
 use anyhow::{bail, Context, Result};
 use grid::GridSpec;
 use plan::{out_dir, Plan};
@@ -101,7 +102,7 @@ pub fn cells_command(a: &CellsCommand, progress: bool) -> Result<()> {
         return Ok(());
     }
     let start = Instant::now();
-    let fp32_path = a.run_dir.join("fp32.safetensors");
+    let fp32_path = RunFiles::new(a.run_dir).fp32();
     if !fp32_path.exists() {
         // Cells must not train the shared FP32 model: each would train its own at once.
         bail!(
@@ -109,7 +110,7 @@ pub fn cells_command(a: &CellsCommand, progress: bool) -> Result<()> {
             fp32_path.display()
         );
     }
-    let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
+    let cfg = RunConfig::load(&RunFiles::new(a.run_dir).config())?;
     let run = Run::open(a.run_dir, cfg, progress)?;
     let fp32 = run.train_fp32(true)?;
     cell::run(&run, &fp32, &out, c)?;
@@ -126,9 +127,9 @@ pub fn cells_command(a: &CellsCommand, progress: bool) -> Result<()> {
 /// node can run it), so the shared inputs of every cell must exist already.
 fn plan_command(a: &CellsCommand, spec: &GridSpec, out: &Path) -> Result<()> {
     for (f, why) in [
-        ("config.toml", "a trained run (`fq-compress train`)"),
-        ("split.csv", "the run's split"),
-        ("fp32.safetensors", "the trained FP32 model"),
+        (RunFiles::CONFIG, "a trained run (`fq-compress train`)"),
+        (RunFiles::SPLIT, "the run's split"),
+        (RunFiles::FP32, "the trained FP32 model"),
     ] {
         let p = a.run_dir.join(f);
         if !p.exists() {
@@ -139,7 +140,7 @@ fn plan_command(a: &CellsCommand, spec: &GridSpec, out: &Path) -> Result<()> {
             );
         }
     }
-    let cfg = RunConfig::load(&a.run_dir.join("config.toml"))?;
+    let cfg = RunConfig::load(&RunFiles::new(a.run_dir).config())?;
     let plan = Plan::new(a.run_dir, &cfg, spec)?;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     plan.save(out)?;

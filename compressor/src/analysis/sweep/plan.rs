@@ -8,6 +8,7 @@ use super::grid::{self, GridSpec, Job, Param};
 use crate::methods::config::CompressConfig;
 use crate::methods::{Method, MethodId};
 use crate::run::config::RunConfig;
+use crate::support::run_files::MethodFiles;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -52,7 +53,8 @@ fn reuse_plain_runs(run_dir: &Path, jobs: &mut [Job]) {
         let plain = MethodId::from(j.id.method);
         let dir = crate::methods::method_dir(run_dir, plain.clone());
         let finished = crate::methods::finished(&dir, j.id.method);
-        let same = CompressConfig::load(&dir.join("config.toml")).is_ok_and(|c| c == j.config);
+        let same =
+            CompressConfig::load(&MethodFiles::new(&dir).config()).is_ok_and(|c| c == j.config);
         if finished && same {
             j.id = plain;
         }

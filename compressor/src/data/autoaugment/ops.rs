@@ -197,7 +197,7 @@ pub fn shear(img: &RgbImage, mx: f64, my: f64) -> RgbImage {
         // A zero shear: Pillow's scaling path with the identity matrix, a copy.
         return img.clone();
     }
-    crate::data::augment::affine_nearest(img, m)
+    crate::data::geometry::affine_nearest(img, m)
 }
 
 /// torchvision's `_get_inverse_affine_matrix` (angles and shears in degrees), term for term so that the

@@ -107,7 +107,7 @@ impl Op {
         match self {
             Op::ShearX => ops::shear(img, magnitude, 0.0),
             Op::ShearY => ops::shear(img, 0.0, magnitude),
-            Op::Rotate => crate::data::augment::rotate_nearest(img, magnitude),
+            Op::Rotate => crate::data::geometry::rotate_nearest(img, magnitude),
             Op::Brightness => ops::brightness(img, 1.0 + magnitude),
             Op::Color => ops::color(img, 1.0 + magnitude),
             Op::Contrast => ops::contrast(img, 1.0 + magnitude),
