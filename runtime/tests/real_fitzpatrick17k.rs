@@ -157,8 +157,8 @@ fn check_official_split(d: &Dataset, csv: &Path, images: &Path, dir: &Path, ids:
     let source = DataSource::Fitzpatrick17k {
         csv: csv.to_path_buf(),
         images: images.to_path_buf(),
-        grouping: "binary".into(),
-        label_column: "label".into(),
+        grouping: SkinGrouping::Binary,
+        label_column: LabelGranularity::Fine,
         keep_unknown: false,
     };
     let method = SplitMethod::Official {

@@ -68,8 +68,8 @@ impl RunConfig {
             data: DataConfig::Fitzpatrick17k {
                 csv: data_dir.join("fitzpatrick17k.csv"),
                 images: data_dir.join("images"),
-                grouping: "binary".into(),
-                label_column: "label".into(),
+                grouping: fq_runtime::dataset::fitzpatrick17k::SkinGrouping::Binary,
+                label_column: fq_runtime::dataset::fitzpatrick17k::LabelGranularity::Fine,
                 keep_unknown: false,
             },
             skip_bad_rows: false,
@@ -197,5 +197,63 @@ mod tests {
             assert_eq!(c.finetune.lr, qat.finetune.lr);
             assert_eq!(c.finetune.grad_clip, qat.finetune.grad_clip);
         }
+    }
+
+    /// A `config.toml` written before the dataset options were enums (and before the split
+    /// method existed; `tests/fixtures/config_before_enums.toml` is one such file, unedited but
+    /// for its data paths) loads, its strings becoming the enums; the partition columns' full
+    /// names load too; saving writes the names the flags take; an unknown grouping is an error
+    /// that names the accepted ones.
+    #[test]
+    fn dataset_options_load_from_an_old_config() {
+        use fq_runtime::dataset::fitzpatrick17k::{LabelGranularity, SkinGrouping};
+        let old = include_str!("../../tests/fixtures/config_before_enums.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            RunConfig::load(&path)
+        };
+        let options = |cfg: &RunConfig| match &cfg.data {
+            DataConfig::Fitzpatrick17k {
+                grouping,
+                label_column,
+                ..
+            } => (*grouping, *label_column),
+            other => panic!("{other:?}"),
+        };
+        let cfg = load(old).unwrap();
+        assert_eq!(
+            options(&cfg),
+            (SkinGrouping::Binary, LabelGranularity::Fine)
+        );
+        assert_eq!(cfg.split.method, SplitMethod::Stratified);
+        assert_eq!(cfg.model.arch, "resnet18");
+
+        let six_nine = old
+            .replace("grouping = \"binary\"", "grouping = \"six\"")
+            .replace(
+                "label_column = \"label\"",
+                "label_column = \"nine_partition_label\"",
+            );
+        let cfg = load(&six_nine).unwrap();
+        assert_eq!(
+            options(&cfg),
+            (SkinGrouping::SixTypes, LabelGranularity::NinePartition)
+        );
+        cfg.save(&path).unwrap();
+        let saved = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            saved.contains("grouping = \"six\"\nlabel_column = \"nine\"\n"),
+            "{saved}"
+        );
+        assert_eq!(RunConfig::load(&path).unwrap(), cfg);
+
+        let bad = old.replace("grouping = \"binary\"", "grouping = \"three\"");
+        let err = format!("{:#}", load(&bad).unwrap_err());
+        assert!(
+            err.contains("grouping must be `binary` or `six`, got `three`"),
+            "{err}"
+        );
     }
 }

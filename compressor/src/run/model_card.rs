@@ -7,6 +7,7 @@
 use crate::methods::{Method, MethodId};
 use crate::run::config::{DataConfig, RunConfig};
 use crate::run::report::{MethodResult, Report};
+use crate::support::run_files::RunFiles;
 use anyhow::Result;
 use fq_runtime::atomic::write_atomic;
 use fq_runtime::format::{LayerWeights, PackedModel};
@@ -174,7 +175,7 @@ fn pct(v: f64) -> String {
 /// Samples per split in the run's `split.csv` (empty if it cannot be read).
 fn split_sizes(run_dir: &Path) -> BTreeMap<String, usize> {
     let mut sizes = BTreeMap::new();
-    if let Ok(text) = std::fs::read_to_string(run_dir.join("split.csv")) {
+    if let Ok(text) = std::fs::read_to_string(RunFiles::new(run_dir).split()) {
         for line in text.lines().skip(1) {
             if let Some(s) = line.rsplit(',').next() {
                 *sizes.entry(s.trim().to_string()).or_insert(0) += 1;
@@ -193,8 +194,10 @@ fn data_description(cfg: &RunConfig) -> String {
             keep_unknown,
             ..
         } => format!(
-            "Fitzpatrick17k format (`{}`), labels `{label_column}`, skin-type grouping `{grouping}`{}",
+            "Fitzpatrick17k format (`{}`), labels `{}`, skin-type grouping `{}`{}",
             csv.display(),
+            label_column.config_name(),
+            grouping.config_name(),
             if *keep_unknown {
                 ", unknown skin type kept as a group"
             } else {

@@ -78,8 +78,10 @@ impl DataArgs {
             DatasetKind::Fitzpatrick17k => DataSource::Fitzpatrick17k {
                 csv: need(&self.csv, "csv")?,
                 images: need(&self.images, "images")?,
-                grouping: self.grouping.clone(),
-                label_column: self.label_column.clone().unwrap_or_else(|| "label".into()),
+                grouping: super::fitzpatrick17k::SkinGrouping::from_config_name(&self.grouping)?,
+                label_column: super::fitzpatrick17k::LabelGranularity::from_config_name(
+                    self.label_column.as_deref().unwrap_or("label"),
+                )?,
                 keep_unknown: self.keep_unknown,
             },
             DatasetKind::Isic2019 => DataSource::Isic2019 {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::fitzpatrick17k::{LabelGranularity, SkinGrouping};
 use super::{fitzpatrick17k, folder, isic2019, utkface, DataError, Dataset};
 
 /// Which dataset, in which format, with which grouping and labels.
@@ -15,10 +16,13 @@ pub enum DataSource {
     Fitzpatrick17k {
         csv: PathBuf,
         images: PathBuf,
-        /// `binary` (I–III vs IV–VI) or `six`.
-        grouping: String,
-        /// `label` (fine), `nine` or `three` (the partition columns).
-        label_column: String,
+        /// `binary` (I–III vs IV–VI) or `six` in `config.toml`.
+        #[serde(with = "grouping_name")]
+        grouping: SkinGrouping,
+        /// `label` (fine), `nine` or `three` (the partition columns) in `config.toml`; the
+        /// partition columns' full names, which configs could hold before, load too.
+        #[serde(with = "label_name")]
+        label_column: LabelGranularity,
         /// Keep unknown skin type as a group instead of dropping the rows.
         keep_unknown: bool,
     },
@@ -57,29 +61,10 @@ impl DataSource {
                 label_column,
                 keep_unknown,
             } => {
-                use fitzpatrick17k::{
-                    Fitzpatrick17kOptions, LabelGranularity, SkinGrouping, UnknownSkinType,
-                };
+                use fitzpatrick17k::{Fitzpatrick17kOptions, UnknownSkinType};
                 let mut o = Fitzpatrick17kOptions::new(csv.clone(), images.clone());
-                o.grouping = match grouping.as_str() {
-                    "binary" => SkinGrouping::Binary,
-                    "six" => SkinGrouping::SixTypes,
-                    g => {
-                        return Err(config(format!(
-                            "Fitzpatrick17k grouping must be `binary` or `six`, got `{g}`"
-                        )))
-                    }
-                };
-                o.labels = match label_column.as_str() {
-                    "label" => LabelGranularity::Fine,
-                    "nine" | "nine_partition_label" => LabelGranularity::NinePartition,
-                    "three" | "three_partition_label" => LabelGranularity::ThreePartition,
-                    l => {
-                        return Err(config(format!(
-                            "Fitzpatrick17k label must be `label`, `nine` or `three`, got `{l}`"
-                        )))
-                    }
-                };
+                o.grouping = *grouping;
+                o.labels = *label_column;
                 o.unknown = if *keep_unknown {
                     UnknownSkinType::KeepAsGroup
                 } else {
@@ -130,5 +115,85 @@ impl DataSource {
                 skip_bad_rows,
             }),
         }
+    }
+}
+
+// The names below are written here, beside the `config.toml` format that uses them, rather than
+// as serde attributes on the enums, whose own serialisation other files already use.
+
+impl SkinGrouping {
+    /// The grouping as `config.toml` and `--grouping` name it.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            SkinGrouping::Binary => "binary",
+            SkinGrouping::SixTypes => "six",
+        }
+    }
+
+    /// The grouping `name` (`binary` or `six`) stands for; another name is an error saying
+    /// which are accepted.
+    pub fn from_config_name(name: &str) -> Result<Self, DataError> {
+        match name {
+            "binary" => Ok(SkinGrouping::Binary),
+            "six" => Ok(SkinGrouping::SixTypes),
+            g => Err(DataError::Config(format!(
+                "Fitzpatrick17k grouping must be `binary` or `six`, got `{g}`"
+            ))),
+        }
+    }
+}
+
+impl LabelGranularity {
+    /// The label choice as `config.toml` and `--label-column` name it.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            LabelGranularity::Fine => "label",
+            LabelGranularity::NinePartition => "nine",
+            LabelGranularity::ThreePartition => "three",
+        }
+    }
+
+    /// The label choice `name` stands for: `label`, `nine` or `three`, or a partition column's
+    /// full name; another name is an error saying which are accepted.
+    pub fn from_config_name(name: &str) -> Result<Self, DataError> {
+        match name {
+            "label" => Ok(LabelGranularity::Fine),
+            "nine" | "nine_partition_label" => Ok(LabelGranularity::NinePartition),
+            "three" | "three_partition_label" => Ok(LabelGranularity::ThreePartition),
+            l => Err(DataError::Config(format!(
+                "Fitzpatrick17k label must be `label`, `nine` or `three`, got `{l}`"
+            ))),
+        }
+    }
+}
+
+/// `config.toml` keeps the grouping as the name the flag takes (`binary`, `six`), as it did when
+/// the field was a free string, so old files load unchanged.
+mod grouping_name {
+    use super::*;
+    use serde::{de::Error, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(g: &SkinGrouping, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(g.config_name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SkinGrouping, D::Error> {
+        let name = String::deserialize(d)?;
+        SkinGrouping::from_config_name(&name).map_err(D::Error::custom)
+    }
+}
+
+/// `config.toml` keeps the label choice as the name the flag takes (`label`, `nine`, `three`).
+mod label_name {
+    use super::*;
+    use serde::{de::Error, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(l: &LabelGranularity, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(l.config_name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LabelGranularity, D::Error> {
+        let name = String::deserialize(d)?;
+        LabelGranularity::from_config_name(&name).map_err(D::Error::custom)
     }
 }
