@@ -159,7 +159,9 @@ pub enum ExportFormat {
     /// The packed `.fqm` that fq-runtime, fq-classify and fq-validate load.
     #[default]
     Fqm,
-    /// ONNX for onnxruntime (see [`crate::run::onnx`]): the same model, built from the same packed
+    // The help text below names the module by its old path, `crate::onnx` (now `crate::run::onnx`),
+    // because clap prints it and `fq-compress export --help` is kept byte for byte as it was.
+    /// ONNX for onnxruntime (see [`crate::onnx`]): the same model, built from the same packed
     /// model, with int8/int4 codes and per-channel `DequantizeLinear`.
     Onnx,
 }
