@@ -4,8 +4,10 @@
 //! convention, parameter and MAC counts, and the ordered Conv2d/Linear layers that FairQuant quantizes.
 
 mod builder;
+pub mod geometry;
 pub mod graph;
 pub mod resnet;
+mod shapes;
 pub mod tiny_vit;
 pub mod vit;
 pub mod zoo;
