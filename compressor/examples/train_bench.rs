@@ -17,7 +17,7 @@ use fq_compress::ops;
 use fq_compress::optim::{AdamW, AdamWConfig};
 use fq_compress::params::ParamStore;
 use fq_compress::quant::{fake_quant, BitAssignment, Granularity};
-use fq_models::{ArchSpec, Graph, Op, Shape};
+use fq_models::{Arch, ArchSpec, Graph, Op, Shape};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -348,7 +348,7 @@ fn main() -> Result<()> {
         Subject {
             key: "embedded_64",
             title: "embedded default (ResNet18 at width 16, 64×64, 9 classes)",
-            spec: ArchSpec::new("resnet18", 16, 64, 9),
+            spec: ArchSpec::new(Arch::ResNet18, 16, 64, 9),
             steps: if quick { 2 } else { 8 },
             candle_steps: if quick { 2 } else { 8 },
             warmup: true,
@@ -356,7 +356,7 @@ fn main() -> Result<()> {
         Subject {
             key: "resnet18_224",
             title: "ResNet18 (width 64, 224×224, 1000 classes)",
-            spec: ArchSpec::new("resnet18", 64, 224, 1000),
+            spec: ArchSpec::new(Arch::ResNet18, 64, 224, 1000),
             steps: if quick { 1 } else { 3 },
             candle_steps: 1,
             warmup: false,

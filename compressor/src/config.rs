@@ -40,7 +40,8 @@ impl Default for SplitConfig {
 /// The model to train or compress.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
-    pub arch: String,
+    /// Saved as the canonical timm name; aliases are accepted when read.
+    pub arch: fq_models::Arch,
     pub width: usize,
     pub input_size: usize,
     /// Pretrained torchvision/timm safetensors to start from (head replaced); `None` = from scratch.
@@ -73,7 +74,7 @@ impl RunConfig {
             skip_bad_rows: false,
             split: SplitConfig::default(),
             model: ModelConfig {
-                arch: "resnet18".into(),
+                arch: fq_models::Arch::ResNet18,
                 width: 16,
                 input_size: 64,
                 weights: None,

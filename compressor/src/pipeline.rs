@@ -110,7 +110,7 @@ impl Run {
             num_groups: dataset.groups.len(),
         };
         let graph = ArchSpec::new(
-            &cfg.model.arch,
+            cfg.model.arch,
             cfg.model.width,
             cfg.model.input_size,
             dataset.classes.len(),
@@ -272,7 +272,7 @@ pub fn demo(a: &DemoArgs, progress: bool) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     let mut cfg = RunConfig::embedded_default(&data_dir, a.seed);
-    cfg.model.arch = a.arch.clone();
+    cfg.model.arch = a.arch;
     cfg.model.width = a.width;
     if let Some(e) = a.epochs {
         cfg.train.epochs = e;

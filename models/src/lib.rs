@@ -19,4 +19,4 @@ pub use graph::{
 pub use resnet::{Block, ResNetConfig};
 pub use tiny_vit::{TinyVitConfig, TINY_VIT_5M};
 pub use vit::{VitConfig, DEIT_TINY};
-pub use zoo::{canonical_name, ArchError, ArchSpec, KNOWN};
+pub use zoo::{Arch, ArchError, ArchSpec, KNOWN};

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
+use fq_models::{Arch, ArchSpec, Graph, TinyVitConfig, VitConfig};
 use fq_runtime::classify::Classifier;
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
 use fq_runtime::exec::kernel::NR;
@@ -179,7 +179,7 @@ fn gpu_section(dev: Arc<GpuDevice>, budget: f64, quick: bool, md: &mut String) -
     }
 
     // ResNet18 at 224x224, 1000 classes, per-channel mixed 2-8 bits.
-    let g = ArchSpec::new("resnet18", 64, 224, 1000).graph()?;
+    let g = ArchSpec::new(Arch::ResNet18, 64, 224, 1000).graph()?;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let model = random_mix_model(&g, &mut rng)?;
     let flops = 2.0 * g.macs()? as f64;
@@ -279,7 +279,7 @@ fn zoo_section(dev: &Arc<GpuDevice>, budget: f64, md: &mut String) -> Result<()>
     let models: Vec<Graph> = vec![
         narrow_deit,
         narrow_tinyvit,
-        ArchSpec::new("resnet18", 64, 224, 1000).graph()?,
+        ArchSpec::new(Arch::ResNet18, 64, 224, 1000).graph()?,
         VitConfig::deit_tiny(1000).build("deit_tiny_patch16_224".into()),
         TinyVitConfig::tiny_vit_5m(1000).build("tiny_vit_5m_224".into()),
     ];
