@@ -69,9 +69,10 @@ fn main() {
     let graph = ArchSpec::new(Arch::ResNet18, 64, 224, 1000)
         .graph()
         .unwrap();
-    let model = packed::random_model(&graph, packed::Bits::RandomMix, 7).model;
+    let mut model = packed::random_model(&graph, packed::Bits::RandomMix, 7).model;
+    let plan = fq_runtime::exec::Plan::from_model(&mut model).unwrap();
     for batch in [1usize, 8] {
-        let gpu = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Tiled, batch).unwrap();
+        let gpu = GpuExecutor::from_plan(dev.clone(), &plan, GemmKernel::Tiled, batch).unwrap();
         let x: Vec<f32> = (0..batch * gpu.input_len())
             .map(|_| rng.random_range(-2.0..2.0))
             .collect();

@@ -141,7 +141,7 @@ fn resnet18(dev: &Arc<GpuDevice>, a: &Args) -> Result<Value> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let model = random_mix_model(&g, &mut rng)?;
     let batch = if a.quick { 4 } else { 32 };
-    let gpu = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Tiled, batch)?;
+    let gpu = GpuExecutor::from_model(dev.clone(), &mut model.clone(), GemmKernel::Tiled, batch)?;
     let cpu = fq_runtime::classify::Classifier::from_model(model)?;
     let x: Vec<f32> = (0..batch * gpu.input_len())
         .map(|_| rng.random_range(-2.0..2.0))

@@ -82,7 +82,8 @@ fn names_and_counts(m: &PackedModel) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn validate(m: &PackedModel) -> Result<(), String> {
+/// Every check of a model; returns the graph's value shapes.
+pub(super) fn validate(m: &PackedModel) -> Result<Vec<Shape>, String> {
     names_and_counts(m)?;
     let g = &m.graph;
     let shapes = shapes(g)?;
@@ -142,7 +143,8 @@ pub(super) fn validate(m: &PackedModel) -> Result<(), String> {
         }
     }
     layers(g, &m.layers)?;
-    tensors(g, &m.tensors)
+    tensors(g, &m.tensors)?;
+    Ok(shapes)
 }
 
 /// The graph's parameters that are neither Conv2d/Linear weights/biases nor batch norms: what
