@@ -356,7 +356,9 @@ fn build(
                 stride: u(conv.stride),
                 padding: u(conv.padding),
                 flags: if *relu { RELU } else { 0 } | if residual.is_some() { ADD } else { 0 },
-                pad: [0; 3],
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
             };
             // A 64-row tile would be nearly empty for a depthwise convolution's one row per
             // group (TinyViT's MBConv): one thread per output wastes nothing there.
@@ -401,7 +403,9 @@ fn build(
                 stride: 1,
                 padding: 0,
                 flags: if *relu { RELU } else { 0 } | tokens,
-                pad: [0; 3],
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
             };
             dispatch::gemm(
                 s,
@@ -504,7 +508,7 @@ fn build(
                 vd: u(a.val_dim),
                 f: u(f),
                 g: u(a.group.unwrap_or(l)),
-                layout: match a.layout {
+                qkv_order: match a.layout {
                     QkvLayout::QkvHeads => 0,
                     QkvLayout::HeadsQkv => 1,
                 },
