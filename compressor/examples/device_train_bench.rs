@@ -16,7 +16,7 @@ use fq_compress::nn::optim::{AdamW, AdamWConfig};
 use fq_compress::nn::params::ParamStore;
 use fq_compress::nn::quant::BitAssignment;
 use fq_compress::support::device::{label, select, DeviceChoice};
-use fq_models::ArchSpec;
+use fq_models::{Arch, ArchSpec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -101,7 +101,7 @@ fn throughput(
 fn main() -> Result<()> {
     let a = args()?;
     let dev: Device = select(a.device)?;
-    let g = ArchSpec::new("resnet18", 64, a.size, 1000).graph()?;
+    let g = ArchSpec::new(Arch::ResNet18, 64, a.size, 1000).graph()?;
     let model = Model::new(g.clone(), ParamStore::init(&g, 0, &dev)?, dev.clone());
     let u4 = BitAssignment::uniform(&g.quant_layers()?, 4);
     let mut rng = ChaCha8Rng::seed_from_u64(0);

@@ -18,7 +18,7 @@ use fq_compress::nn::ops;
 use fq_compress::nn::optim::{AdamW, AdamWConfig};
 use fq_compress::nn::params::ParamStore;
 use fq_compress::nn::quant::{BitAssignment, Granularity};
-use fq_models::{ArchSpec, Graph, Op, Shape};
+use fq_models::{Arch, ArchSpec, Graph, Op, Shape};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -349,7 +349,7 @@ fn main() -> Result<()> {
         Subject {
             key: "embedded_64",
             title: "embedded default (ResNet18 at width 16, 64×64, 9 classes)",
-            spec: ArchSpec::new("resnet18", 16, 64, 9),
+            spec: ArchSpec::new(Arch::ResNet18, 16, 64, 9),
             steps: if quick { 2 } else { 8 },
             candle_steps: if quick { 2 } else { 8 },
             warmup: true,
@@ -357,7 +357,7 @@ fn main() -> Result<()> {
         Subject {
             key: "resnet18_224",
             title: "ResNet18 (width 64, 224×224, 1000 classes)",
-            spec: ArchSpec::new("resnet18", 64, 224, 1000),
+            spec: ArchSpec::new(Arch::ResNet18, 64, 224, 1000),
             steps: if quick { 1 } else { 3 },
             candle_steps: 1,
             warmup: false,

@@ -109,7 +109,7 @@ pub struct SynthArgs {
 pub struct ModelArgs {
     #[arg(long, default_value = "resnet18")]
     /// resnet18, resnet50, deit_tiny_patch16_224 (alias deit-tiny) or tiny_vit_5m_224 (tinyvit-5m).
-    pub arch: String,
+    pub arch: fq_models::Arch,
     /// Width knob, 64 = the published model: ResNet stem width, DeiT embedding dim / 3, TinyViT
     /// first-stage dim.
     #[arg(long, default_value_t = 64)]
@@ -487,7 +487,7 @@ pub struct DemoArgs {
     /// Architecture: resnet18, resnet50, deit_tiny_patch16_224 (deit-tiny) or tiny_vit_5m_224
     /// (tinyvit-5m), narrowed by `--width`.
     #[arg(long, default_value = "resnet18")]
-    pub arch: String,
+    pub arch: fq_models::Arch,
     /// Width knob, 64 = the published model (see `fq_models::ArchSpec`).
     #[arg(long, default_value_t = 16)]
     pub width: usize,
@@ -717,5 +717,34 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             println!("{e}");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod arch_tests {
+    use super::{Cli, Command};
+    use clap::Parser;
+    use fq_models::Arch;
+
+    /// `--arch` takes the names and aliases it always took; an unknown name is refused with the
+    /// known ones listed, instead of silently training a ResNet.
+    #[test]
+    fn arch_names_parse_and_unknown_ones_are_errors() {
+        let demo = |arch: &str| Cli::try_parse_from(["fq-compress", "demo", "--arch", arch]);
+        for (name, arch) in [
+            ("resnet18", Arch::ResNet18),
+            ("resnet50", Arch::ResNet50),
+            ("deit-tiny", Arch::DeitTiny),
+            ("tinyvit-5m", Arch::TinyVit5m),
+            ("tiny_vit_5m_224", Arch::TinyVit5m),
+        ] {
+            match demo(name).unwrap().command {
+                Command::Demo(a) => assert_eq!(a.arch, arch, "{name}"),
+                _ => panic!("demo expected"),
+            }
+        }
+        let err = demo("vgg16").unwrap_err().to_string();
+        assert!(err.contains("unknown architecture `vgg16`"), "{err}");
+        assert!(err.contains("resnet50"), "{err}");
     }
 }

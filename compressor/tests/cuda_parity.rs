@@ -96,7 +96,9 @@ fn batch(dev: &Device) -> (Tensor, Tensor) {
 /// `STEPS` AdamW steps of `arch` on `dev` (the CPU's fast ops on or off) from seed-7 weights.
 fn train(arch: &str, dev: &Device, fast_ops: bool, weights: Weights) -> Trace {
     ops::set_enabled(fast_ops);
-    let g = ArchSpec::new(arch, 8, SIZE, CLASSES).graph().unwrap();
+    let g = ArchSpec::new(arch.parse().unwrap(), 8, SIZE, CLASSES)
+        .graph()
+        .unwrap();
     let model = Model::new(
         g.clone(),
         ParamStore::init(&g, 7, dev).unwrap(),

@@ -16,7 +16,7 @@ use fq_compress::analysis::diagnose::{
 use fq_compress::nn::model::{Mode, Model, Quant};
 use fq_compress::nn::params::ParamStore;
 use fq_compress::nn::quant::BitAssignment;
-use fq_models::{ArchSpec, Graph, Linear, Node, Op};
+use fq_models::{Arch, ArchSpec, Graph, Linear, Node, Op};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 
@@ -220,7 +220,7 @@ fn rel(a: f64, b: f64) -> f64 {
 #[test]
 fn per_group_diagnostics_match_pytorch() {
     let dev = Device::Cpu;
-    let graph = ArchSpec::new("resnet18", 8, 64, 5).graph().unwrap();
+    let graph = ArchSpec::new(Arch::ResNet18, 8, 64, 5).graph().unwrap();
     let params =
         ParamStore::load_safetensors(&graph, &fixture("resnet18_w8.safetensors"), 0, &dev, false)
             .unwrap();

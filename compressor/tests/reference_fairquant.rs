@@ -15,7 +15,7 @@ use fq_compress::nn::loss::task_and_fairness;
 use fq_compress::nn::model::{Mode, Model, Quant};
 use fq_compress::nn::params::ParamStore;
 use fq_compress::nn::quant::{BitAssignment, Granularity};
-use fq_models::{ArchSpec, QuantLayer};
+use fq_models::{Arch, ArchSpec, QuantLayer};
 use std::collections::{BTreeMap, HashMap};
 
 struct Ref {
@@ -27,7 +27,7 @@ struct Ref {
 
 fn load() -> Ref {
     let dev = Device::Cpu;
-    let graph = ArchSpec::new("resnet18", 8, 64, 5).graph().unwrap();
+    let graph = ArchSpec::new(Arch::ResNet18, 8, 64, 5).graph().unwrap();
     let params =
         ParamStore::load_safetensors(&graph, &fixture("resnet18_w8.safetensors"), 0, &dev, false)
             .unwrap();

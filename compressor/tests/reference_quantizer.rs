@@ -115,7 +115,7 @@ fn straight_through_gradient_is_identity() {
 fn ptq_widths_use_their_grid_per_channel() {
     use fq_compress::methods::{ptq_bits, Method, MethodId};
     let dev = Device::Cpu;
-    let graph = fq_models::ArchSpec::new("resnet18", 8, 64, 5)
+    let graph = fq_models::ArchSpec::new(fq_models::Arch::ResNet18, 8, 64, 5)
         .graph()
         .unwrap();
     let fx = concat!(

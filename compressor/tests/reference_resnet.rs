@@ -7,7 +7,7 @@ use common::{fixture, rel_err};
 use candle_core::Device;
 use fq_compress::nn::model::{Mode, Model};
 use fq_compress::nn::params::ParamStore;
-use fq_models::ArchSpec;
+use fq_models::{Arch, ArchSpec};
 
 /// `grad_tol`: the first conv's gradient passes through every train-mode batch norm of a batch of 2;
 /// for ResNet50-w4 PyTorch's own f32 gradient differs from its f64 gradient by 5.0e-3 (relative).
@@ -16,7 +16,9 @@ use fq_models::ArchSpec;
 /// summation order (the im2col convolution's) moves the loss by ~2.4e-5 there.
 fn check(arch: &str, width: usize, stem: &str, grad_tol: f32, loss_tol: f32) {
     let dev = Device::Cpu;
-    let graph = ArchSpec::new(arch, width, 64, 5).graph().unwrap();
+    let graph = ArchSpec::new(arch.parse().unwrap(), width, 64, 5)
+        .graph()
+        .unwrap();
     let io =
         candle_core::safetensors::load(fixture(&format!("{stem}_io.safetensors")), &dev).unwrap();
     let weights = fixture(&format!("{stem}.safetensors"));
@@ -75,7 +77,7 @@ fn narrow_resnet50_matches_timm() {
 fn missing_and_misshaped_tensors_are_named() {
     let dev = Device::Cpu;
     // ResNet50 weights cannot fit a ResNet18 graph: the error lists the offending tensors.
-    let graph = ArchSpec::new("resnet18", 8, 64, 5).graph().unwrap();
+    let graph = ArchSpec::new(Arch::ResNet18, 8, 64, 5).graph().unwrap();
     let err =
         ParamStore::load_safetensors(&graph, &fixture("resnet50_w4.safetensors"), 0, &dev, false)
             .err()
@@ -91,7 +93,7 @@ fn missing_and_misshaped_tensors_are_named() {
         "{err}"
     );
     // A new head of another class count loads with `replace_head`.
-    let graph = ArchSpec::new("resnet18", 8, 64, 3).graph().unwrap();
+    let graph = ArchSpec::new(Arch::ResNet18, 8, 64, 3).graph().unwrap();
     assert!(ParamStore::load_safetensors(
         &graph,
         &fixture("resnet18_w8.safetensors"),

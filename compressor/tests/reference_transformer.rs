@@ -10,7 +10,7 @@ use common::{fixture, rel_err};
 use candle_core::{DType, Device};
 use fq_compress::nn::model::{Mode, Model};
 use fq_compress::nn::params::ParamStore;
-use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
+use fq_models::{Arch, ArchSpec, Graph, TinyVitConfig, VitConfig};
 use std::path::Path;
 
 /// Loads `{stem}.safetensors` into `graph` and compares with `{stem}_io.safetensors`;
@@ -99,7 +99,7 @@ fn narrow_tiny_vit_with_padded_windows_matches_timm() {
 #[test]
 fn a_checkpoint_that_does_not_fit_names_every_bad_tensor() {
     // The narrow TinyViT file against a DeiT graph: missing, unexpected and mis-shaped tensors.
-    let graph = ArchSpec::new("deit-tiny", 16, 64, 5).graph().unwrap();
+    let graph = ArchSpec::new(Arch::DeitTiny, 16, 64, 5).graph().unwrap();
     let msg = load_error(&graph, "tiny_vit_w16.safetensors");
     assert!(msg.contains("tiny_vit_w16.safetensors"), "{msg}");
     assert!(
@@ -124,7 +124,7 @@ fn a_checkpoint_that_does_not_fit_names_every_bad_tensor() {
         "{msg}"
     );
     // At another input size the position embedding is mis-shaped.
-    let graph = ArchSpec::new("deit-tiny", 16, 32, 5).graph().unwrap();
+    let graph = ArchSpec::new(Arch::DeitTiny, 16, 32, 5).graph().unwrap();
     let msg = load_error(&graph, "deit_tiny_w16.safetensors");
     assert!(
         msg.contains("tensor `pos_embed` has shape [1, 17, 48], the model needs [1, 5, 48]"),
@@ -149,7 +149,9 @@ fn full(arch: &str, stem: &str) {
              the full-size {arch} fixtures and runs these ignored tests"
         )
     });
-    let graph = ArchSpec::new(arch, 64, 224, 1000).graph().unwrap();
+    let graph = ArchSpec::new(arch.parse().unwrap(), 64, 224, 1000)
+        .graph()
+        .unwrap();
     check(graph, Path::new(&dir), stem, &[]);
 }
 

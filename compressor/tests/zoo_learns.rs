@@ -34,7 +34,9 @@ fn toy_batch(n: usize, size: usize) -> (Tensor, Tensor) {
 const STEPS: usize = 25;
 
 fn fits(arch: &str, quantized: bool) {
-    let g = ArchSpec::new(arch, 8, 32, 2).graph().unwrap();
+    let g = ArchSpec::new(arch.parse().unwrap(), 8, 32, 2)
+        .graph()
+        .unwrap();
     let dev = Device::Cpu;
     let model = Model::new(g.clone(), ParamStore::init(&g, 1, &dev).unwrap(), dev);
     let bits = quantized.then(|| BitAssignment::uniform(&g.quant_layers().unwrap(), 4));

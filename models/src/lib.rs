@@ -4,8 +4,10 @@
 //! convention, parameter and MAC counts, and the ordered Conv2d/Linear layers that FairQuant quantizes.
 
 mod builder;
+pub mod geometry;
 pub mod graph;
 pub mod resnet;
+mod shapes;
 pub mod tiny_vit;
 pub mod vit;
 pub mod zoo;
@@ -17,4 +19,4 @@ pub use graph::{
 pub use resnet::{Block, ResNetConfig};
 pub use tiny_vit::{TinyVitConfig, TINY_VIT_5M};
 pub use vit::{VitConfig, DEIT_TINY};
-pub use zoo::{canonical_name, ArchError, ArchSpec, KNOWN};
+pub use zoo::{Arch, ArchError, ArchSpec, KNOWN};

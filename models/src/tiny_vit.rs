@@ -40,8 +40,11 @@ impl TinyVitConfig {
     pub fn build(&self, arch: String) -> Graph {
         let mut b = Builder::new();
         let dims = self.embed_dims;
-        let conv = |h: usize| (h + 2 - 3) / 2 + 1; // 3x3, stride 2, padding 1
-                                                   // Stem: two stride-2 ConvNorms.
+        // Grid side after a 3x3, stride-2, padding-1 convolution.
+        let conv = |h: usize| {
+            crate::geometry::window_output(h, 3, 2, 1).expect("an input of at least one pixel")
+        };
+        // Stem: two stride-2 ConvNorms.
         let mut x = conv_norm(&mut b, "patch_embed.conv1", 0, 3, dims[0] / 2, 3, 2, 1);
         x = b.gelu("patch_embed.act", x);
         x = conv_norm(

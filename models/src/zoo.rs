@@ -6,11 +6,83 @@ use crate::tiny_vit::{TinyVitConfig, TINY_VIT_5M};
 use crate::vit::{VitConfig, DEIT_TINY};
 use serde::{Deserialize, Serialize};
 
-/// An architecture by name plus the knobs that scale it down for the embedded default.
+/// The architectures this build knows. Stored (run configs, JSON) and printed as the canonical
+/// timm name; read from any of [`Arch::aliases`], so files written with an alias keep loading.
+/// An unknown name is an error, never a silent fallback to ResNet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Arch {
+    ResNet18,
+    ResNet50,
+    DeitTiny,
+    TinyVit5m,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 4] = [
+        Arch::ResNet18,
+        Arch::ResNet50,
+        Arch::DeitTiny,
+        Arch::TinyVit5m,
+    ];
+
+    /// The canonical (timm) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::ResNet18 => "resnet18",
+            Arch::ResNet50 => "resnet50",
+            Arch::DeitTiny => DEIT_TINY,
+            Arch::TinyVit5m => TINY_VIT_5M,
+        }
+    }
+
+    /// Every name accepted for this architecture (compared case-insensitively, `_` = `-`).
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Arch::ResNet18 => &["resnet18"],
+            Arch::ResNet50 => &["resnet50"],
+            Arch::DeitTiny => &["deit-tiny", "deit-tiny-patch16-224"],
+            Arch::TinyVit5m => &["tinyvit", "tinyvit-5m", "tiny-vit-5m", "tiny-vit-5m-224"],
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Arch {
+    type Err = ArchError;
+
+    fn from_str(name: &str) -> Result<Self, ArchError> {
+        let key = name.to_ascii_lowercase().replace('_', "-");
+        Arch::ALL
+            .into_iter()
+            .find(|a| a.aliases().contains(&key.as_str()))
+            .ok_or_else(|| ArchError::Unknown(name.to_string()))
+    }
+}
+
+impl From<Arch> for String {
+    fn from(a: Arch) -> String {
+        a.name().to_string()
+    }
+}
+
+impl TryFrom<String> for Arch {
+    type Error = ArchError;
+
+    fn try_from(name: String) -> Result<Self, ArchError> {
+        name.parse()
+    }
+}
+
+/// An architecture plus the knobs that scale it down for the embedded default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchSpec {
-    /// `resnet18`, `resnet50`, `deit_tiny_patch16_224` or `tiny_vit_5m_224` (see [`KNOWN`]).
-    pub name: String,
+    pub arch: Arch,
     /// Width knob, 64 = the published model: ResNet stem/first-stage channels, DeiT embedding
     /// dimension / 3, TinyViT first-stage dimension (the other stages scale with it; heads are kept).
     pub width: usize,
@@ -26,24 +98,13 @@ pub enum ArchError {
     Invalid { name: String, msg: String },
 }
 
-/// The architectures this build knows.
+/// The canonical names of the architectures this build knows.
 pub const KNOWN: &[&str] = &["resnet18", "resnet50", DEIT_TINY, TINY_VIT_5M];
 
-/// The canonical (timm) name of an architecture given by name or short alias.
-pub fn canonical_name(name: &str) -> Option<&'static str> {
-    match name.to_ascii_lowercase().replace('_', "-").as_str() {
-        "resnet18" => Some("resnet18"),
-        "resnet50" => Some("resnet50"),
-        "deit-tiny" | "deit-tiny-patch16-224" => Some(DEIT_TINY),
-        "tinyvit" | "tinyvit-5m" | "tiny-vit-5m" | "tiny-vit-5m-224" => Some(TINY_VIT_5M),
-        _ => None,
-    }
-}
-
 impl ArchSpec {
-    pub fn new(name: &str, width: usize, input_size: usize, num_classes: usize) -> Self {
+    pub fn new(arch: Arch, width: usize, input_size: usize, num_classes: usize) -> Self {
         Self {
-            name: name.to_string(),
+            arch,
             width,
             input_size,
             num_classes,
@@ -53,7 +114,7 @@ impl ArchSpec {
     /// The graph of this architecture, or why it cannot be built.
     pub fn graph(&self) -> Result<Graph, ArchError> {
         let invalid = |msg: &str| ArchError::Invalid {
-            name: self.name.clone(),
+            name: self.arch.to_string(),
             msg: msg.to_string(),
         };
         if self.width == 0 || self.num_classes == 0 {
@@ -63,16 +124,15 @@ impl ArchSpec {
         if self.input_size < 32 {
             return Err(invalid("input size must be at least 32 pixels"));
         }
-        let name =
-            canonical_name(&self.name).ok_or_else(|| ArchError::Unknown(self.name.clone()))?;
+        let name = self.arch.name();
         let arch = if self.width == 64 {
             name.to_string()
         } else {
             format!("{name}-w{}", self.width)
         };
         let (w, size, k) = (self.width, self.input_size, self.num_classes);
-        match name {
-            DEIT_TINY => {
+        match self.arch {
+            Arch::DeitTiny => {
                 let mut cfg = VitConfig::deit_tiny(k);
                 if size % cfg.patch != 0 {
                     return Err(invalid(
@@ -83,7 +143,7 @@ impl ArchSpec {
                 cfg.input_size = size;
                 Ok(cfg.build(arch))
             }
-            TINY_VIT_5M => {
+            Arch::TinyVit5m => {
                 let mut cfg = TinyVitConfig::tiny_vit_5m(k);
                 if w % 2 != 0 {
                     return Err(invalid("TinyViT's width must be even (stage 3 is 2.5x it)"));
@@ -92,8 +152,8 @@ impl ArchSpec {
                 cfg.input_size = size;
                 Ok(cfg.build(arch))
             }
-            _ => {
-                let mut cfg = if name == "resnet50" {
+            Arch::ResNet18 | Arch::ResNet50 => {
+                let mut cfg = if self.arch == Arch::ResNet50 {
                     ResNetConfig::resnet50(k)
                 } else {
                     ResNetConfig::resnet18(k)

@@ -1,6 +1,6 @@
 //! Parameter and MAC counts against torchvision's models.
 
-use fq_models::{ArchSpec, Op, ResNetConfig};
+use fq_models::{Arch, ArchSpec, Op, ResNetConfig};
 
 #[test]
 fn resnet18_matches_torchvision_parameter_count() {
@@ -56,7 +56,7 @@ fn quantizable_layers_are_every_conv_and_linear_in_registration_order() {
 
 #[test]
 fn narrow_variant_scales_channels() {
-    let g = ArchSpec::new("resnet18", 16, 64, 6).graph().unwrap();
+    let g = ArchSpec::new(Arch::ResNet18, 16, 64, 6).graph().unwrap();
     assert_eq!(g.arch, "resnet18-w16");
     let fc = g.quant_layers().unwrap().pop().unwrap();
     assert_eq!(fc.weight_shape, vec![6, 128]);
@@ -64,12 +64,13 @@ fn narrow_variant_scales_channels() {
 
 #[test]
 fn bad_specs_are_rejected_with_a_reason() {
-    assert!(ArchSpec::new("vgg", 64, 224, 2)
-        .graph()
-        .unwrap_err()
-        .to_string()
-        .contains("unknown"));
-    assert!(ArchSpec::new("resnet18", 64, 16, 2)
+    let err = "vgg".parse::<Arch>().unwrap_err().to_string();
+    assert!(err.contains("unknown architecture `vgg`"), "{err}");
+    assert!(
+        err.contains("resnet18") && err.contains("tiny_vit_5m_224"),
+        "{err}"
+    );
+    assert!(ArchSpec::new(Arch::ResNet18, 64, 16, 2)
         .graph()
         .unwrap_err()
         .to_string()
@@ -78,7 +79,9 @@ fn bad_specs_are_rejected_with_a_reason() {
 
 #[test]
 fn deit_tiny_matches_timm_parameter_count_and_gbops() {
-    let g = ArchSpec::new("deit-tiny", 64, 224, 1000).graph().unwrap();
+    let g = ArchSpec::new(Arch::DeitTiny, 64, 224, 1000)
+        .graph()
+        .unwrap();
     assert_eq!(g.arch, "deit_tiny_patch16_224");
     // timm.create_model("deit_tiny_patch16_224", num_classes=1000): 5,717,416 parameters.
     assert_eq!(g.param_count(), 5_717_416);
@@ -100,7 +103,9 @@ fn deit_tiny_matches_timm_parameter_count_and_gbops() {
 
 #[test]
 fn tiny_vit_5m_matches_timm_parameter_count_and_gbops() {
-    let g = ArchSpec::new("tinyvit-5m", 64, 224, 1000).graph().unwrap();
+    let g = ArchSpec::new(Arch::TinyVit5m, 64, 224, 1000)
+        .graph()
+        .unwrap();
     assert_eq!(g.arch, "tiny_vit_5m_224");
     // timm's default tag is the 21841-class in22k model; at 1000 classes it has 5,392,764.
     assert_eq!(g.param_count(), 5_392_764);
@@ -130,16 +135,14 @@ fn tiny_vit_5m_matches_timm_parameter_count_and_gbops() {
 
 #[test]
 fn narrow_transformers_build_at_small_inputs() {
-    let d = ArchSpec::new("deit_tiny_patch16_224", 16, 64, 2)
-        .graph()
-        .unwrap();
+    let d = ArchSpec::new(Arch::DeitTiny, 16, 64, 2).graph().unwrap();
     assert_eq!(d.arch, "deit_tiny_patch16_224-w16");
     assert_eq!(d.quant_layers().unwrap()[1].weight_shape, vec![144, 48]);
     // 64 px: stage grids 8, 4, 2 are padded to whole windows of 7, 14, 7.
-    let t = ArchSpec::new("tiny_vit_5m_224", 16, 64, 2).graph().unwrap();
+    let t = ArchSpec::new(Arch::TinyVit5m, 16, 64, 2).graph().unwrap();
     assert_eq!(t.shapes().unwrap()[t.output], fq_models::Shape::Flat(2));
-    assert!(ArchSpec::new("tinyvit", 15, 64, 2).graph().is_err());
-    assert!(ArchSpec::new("deit-tiny", 16, 72, 2)
+    assert!(ArchSpec::new(Arch::TinyVit5m, 15, 64, 2).graph().is_err());
+    assert!(ArchSpec::new(Arch::DeitTiny, 16, 72, 2)
         .graph()
         .unwrap_err()
         .to_string()
@@ -151,7 +154,9 @@ fn transformers_quantize_exactly_the_spec_layers() {
     // Spec §1: every Conv2d and Linear weight (patch embedding, qkv, proj, fc1, fc2, the head,
     // TinyViT's depthwise convs); never norms, position embedding, class token or bias tables.
     for arch in ["deit-tiny", "tinyvit-5m"] {
-        let g = ArchSpec::new(arch, 64, 224, 7).graph().unwrap();
+        let g = ArchSpec::new(arch.parse().unwrap(), 64, 224, 7)
+            .graph()
+            .unwrap();
         let quantized: Vec<String> = g
             .params()
             .into_iter()
@@ -179,7 +184,7 @@ fn transformers_quantize_exactly_the_spec_layers() {
             assert!(ok, "{arch}: `{}` is not quantized but unexpected", p.name);
         }
     }
-    let g = ArchSpec::new("tinyvit-5m", 64, 224, 7).graph().unwrap();
+    let g = ArchSpec::new(Arch::TinyVit5m, 64, 224, 7).graph().unwrap();
     let names: Vec<String> = g
         .quant_layers()
         .unwrap()
@@ -197,4 +202,44 @@ fn transformers_quantize_exactly_the_spec_layers() {
     ] {
         assert!(names.iter().any(|x| x == n), "{n} is not quantized");
     }
+}
+
+/// Names on the command line and in saved files (run configs, JSON) map to the enum through the
+/// same aliases the old string matching accepted; the enum is saved as its canonical timm name;
+/// an unknown name is an error, not ResNet.
+#[test]
+fn architecture_names_parse_with_aliases_and_save_canonically() {
+    let cases = [
+        ("resnet18", Arch::ResNet18),
+        ("ResNet50", Arch::ResNet50),
+        ("deit-tiny", Arch::DeitTiny),
+        ("deit_tiny_patch16_224", Arch::DeitTiny),
+        ("tinyvit", Arch::TinyVit5m),
+        ("tinyvit-5m", Arch::TinyVit5m),
+        ("tiny-vit-5m", Arch::TinyVit5m),
+        ("tiny_vit_5m_224", Arch::TinyVit5m),
+    ];
+    for (name, arch) in cases {
+        assert_eq!(name.parse::<Arch>(), Ok(arch), "{name}");
+        let json = serde_json::to_string(&name).unwrap();
+        assert_eq!(serde_json::from_str::<Arch>(&json).unwrap(), arch, "{name}");
+    }
+    for arch in Arch::ALL {
+        assert_eq!(arch.to_string().parse::<Arch>(), Ok(arch));
+        assert_eq!(
+            serde_json::to_string(&arch).unwrap(),
+            format!("\"{}\"", arch.name())
+        );
+    }
+    assert_eq!(Arch::DeitTiny.to_string(), "deit_tiny_patch16_224");
+    assert_eq!(Arch::TinyVit5m.to_string(), "tiny_vit_5m_224");
+    for bad in ["vgg", "resnet", "resnet34", ""] {
+        assert!(bad.parse::<Arch>().is_err(), "{bad}");
+        let err = serde_json::from_str::<Arch>(&format!("\"{bad}\"")).unwrap_err();
+        assert!(err.to_string().contains("unknown architecture"), "{err}");
+    }
+    assert_eq!(
+        Arch::ALL.map(Arch::name).to_vec(),
+        fq_models::KNOWN.to_vec()
+    );
 }

@@ -10,7 +10,7 @@ mod packed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fq_models::ArchSpec;
+use fq_models::{Arch, ArchSpec};
 use fq_runtime::format::{Layer, LayerWeights, PackedMatrix};
 use fq_runtime::gpu::{GemmKernel, GpuDevice, GpuExecutor, LinearGemm};
 use rand::{Rng, SeedableRng};
@@ -66,10 +66,13 @@ fn main() {
         let gf = 2.0 * (m * n * k) as f64 / best / 1e6;
         println!("GEMM {m}x{n}x{k} mix 2-8: {best:.1} ms ({med:.1}), {gf:.2} GFLOP/s");
     }
-    let graph = ArchSpec::new("resnet18", 64, 224, 1000).graph().unwrap();
-    let model = packed::random_model(&graph, packed::Bits::RandomMix, 7).model;
+    let graph = ArchSpec::new(Arch::ResNet18, 64, 224, 1000)
+        .graph()
+        .unwrap();
+    let mut model = packed::random_model(&graph, packed::Bits::RandomMix, 7).model;
+    let plan = fq_runtime::exec::Plan::from_model(&mut model).unwrap();
     for batch in [1usize, 8] {
-        let gpu = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Tiled, batch).unwrap();
+        let gpu = GpuExecutor::from_plan(dev.clone(), &plan, GemmKernel::Tiled, batch).unwrap();
         let x: Vec<f32> = (0..batch * gpu.input_len())
             .map(|_| rng.random_range(-2.0..2.0))
             .collect();

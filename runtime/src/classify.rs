@@ -102,16 +102,21 @@ impl Classifier {
     pub fn from_model_on(model: PackedModel, backend: &Backend) -> Result<Self, ClassifyError> {
         #[cfg(feature = "wgpu")]
         if let Backend::Wgpu(dev) = backend {
-            let gpu = crate::gpu::GpuExecutor::from_model(
+            // One validation and plan for both: the GPU uploads it, the CPU keeps it.
+            let mut model = model;
+            let plan = crate::exec::Plan::from_model(&mut model)?;
+            let gpu = crate::gpu::GpuExecutor::from_plan(
                 dev.clone(),
-                &model,
+                &plan,
                 crate::gpu::GemmKernel::Tiled,
                 crate::gpu::DEFAULT_BATCH,
             )?;
-            let mut c = Self::from_model(model)?;
-            c.gpu = Some(gpu);
-            c.backend = backend.clone();
-            return Ok(c);
+            return Ok(Self {
+                info: model,
+                exec: Executor::from_plan(plan),
+                gpu: Some(gpu),
+                backend: backend.clone(),
+            });
         }
         let _ = backend;
         Ok(Self::from_model(model)?)

@@ -5,7 +5,7 @@ mod packed;
 
 use std::io::Cursor;
 
-use fq_models::ArchSpec;
+use fq_models::{Arch, ArchSpec};
 use fq_runtime::classify::{softmax, Classifier, ClassifyError};
 use fq_runtime::dataset::{Dataset, Origin, Sample};
 use fq_runtime::metrics::FairnessMetrics;
@@ -32,7 +32,7 @@ fn png(img: &RgbImage) -> Vec<u8> {
 }
 
 fn classifier(dir: &std::path::Path) -> Classifier {
-    let g = ArchSpec::new("resnet18", 4, 32, 3).graph().unwrap();
+    let g = ArchSpec::new(Arch::ResNet18, 4, 32, 3).graph().unwrap();
     let path = dir.join("model.fqm");
     random_model(&g, Bits::RandomMix, 2)
         .model

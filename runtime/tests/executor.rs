@@ -3,7 +3,7 @@
 
 mod packed;
 
-use fq_models::ArchSpec;
+use fq_models::{Arch, ArchSpec};
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
 use fq_runtime::exec::kernel::NR;
 use fq_runtime::exec::{ExecError, Executor, Step};
@@ -52,8 +52,8 @@ fn odd_graph_matches_reference_for_every_storage() {
 
 #[test]
 fn resnets_match_reference() {
-    let r18 = ArchSpec::new("resnet18", 4, 32, 5).graph().unwrap();
-    let r50 = ArchSpec::new("resnet50", 4, 32, 3).graph().unwrap();
+    let r18 = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
+    let r50 = ArchSpec::new(Arch::ResNet50, 4, 32, 3).graph().unwrap();
     for (g, bits) in [
         (&r18, Bits::Uniform(4)),
         (&r18, Bits::RandomMix),
@@ -67,7 +67,7 @@ fn resnets_match_reference() {
 
 #[test]
 fn resnet_plan_fuses_every_relu_and_add() {
-    let g = ArchSpec::new("resnet18", 4, 32, 5).graph().unwrap();
+    let g = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
     let mut model = random_model(&g, Bits::Uniform(4), 1).model;
     assert!(!model
         .graph

@@ -232,8 +232,9 @@ fn softmax_matches_the_cpu() {
             )],
         );
         let layers = random_layers(&g, Storage::Mix, &mut rng);
-        let gpu = fq_runtime::gpu::GpuExecutor::new(dev.clone(), &g, &layers, GemmKernel::Tiled, 8)
-            .unwrap();
+        let gpu =
+            fq_runtime::gpu::GpuExecutor::from_graph(dev.clone(), &g, layers, GemmKernel::Tiled, 8)
+                .unwrap();
         let n = 11;
         let x: Vec<f32> = (0..n * 48).map(|_| rng.random_range(-4.0..4.0)).collect();
         let out = gpu.run_batch(&x, n).unwrap();

@@ -9,7 +9,7 @@
 mod gpu_common;
 mod packed;
 
-use fq_models::ArchSpec;
+use fq_models::{Arch, ArchSpec};
 use fq_runtime::backend::{choose, try_select, Backend, BackendChoice};
 use fq_runtime::classify::Classifier;
 use gpu_common::device;
@@ -23,7 +23,7 @@ const TOL: f32 = 1e-4;
 fn models_on_the_gpu_predict_like_the_cpu() {
     let Some(dev) = device() else { return };
     let gpu = Backend::Wgpu(dev);
-    let r18 = ArchSpec::new("resnet18", 8, 32, 5).graph().unwrap();
+    let r18 = ArchSpec::new(Arch::ResNet18, 8, 32, 5).graph().unwrap();
     for (g, bits) in [
         (&r18, Bits::RandomMix),
         (&r18, Bits::Uniform(4)),

@@ -232,7 +232,8 @@ fn gelu_is_accurate_elementwise() {
     let g = graph(3, 40, vec![(Op::Gelu, vec![0])]);
     let n = 3 * 40 * 40;
     let x: Vec<f32> = (0..n).map(|i| -12.0 + 24.0 * i as f32 / n as f32).collect();
-    let gpu = fq_runtime::gpu::GpuExecutor::new(dev, &g, &[], GemmKernel::Tiled, 1).unwrap();
+    let gpu = fq_runtime::gpu::GpuExecutor::from_graph(dev, &g, Vec::new(), GemmKernel::Tiled, 1)
+        .unwrap();
     let got = gpu.run_batch(&x, 1).unwrap().logits;
     let want = fq_runtime::exec::tokens::gelu(x.clone());
     let mut worst = 0f32;

@@ -10,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use fq_models::{ArchSpec, Conv2d, Graph, Node, Op};
+use fq_models::{Arch, ArchSpec, Conv2d, Graph, Node, Op};
 use fq_runtime::exec::Executor;
 use fq_runtime::format::limits::{
     MAX_ACTIVATION_ELEMS, MAX_CLASSES, MAX_FILE_BYTES, MAX_GROUPS, MAX_INPUT_SIZE, MAX_MACS,
@@ -77,7 +77,7 @@ fn file_of(m: &PackedModel) -> Vec<u8> {
 }
 
 fn small_model() -> PackedModel {
-    let g = ArchSpec::new("resnet18", 2, 32, 3).graph().unwrap();
+    let g = ArchSpec::new(Arch::ResNet18, 2, 32, 3).graph().unwrap();
     random_model(&g, Bits::RandomMix, 5).model
 }
 
@@ -393,7 +393,9 @@ fn a_valid_model_loads_and_runs_within_the_bound() {
 fn the_paper_models_are_inside_the_limits() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for arch in ["resnet18", "resnet50", "deit-tiny", "tiny-vit-5m"] {
-        let g = ArchSpec::new(arch, 64, 224, 1000).graph().unwrap();
+        let g = ArchSpec::new(arch.parse().unwrap(), 64, 224, 1000)
+            .graph()
+            .unwrap();
         let shapes = g.shapes().unwrap();
         let total: usize = shapes.iter().map(|s| s.numel()).sum();
         assert!(

@@ -4,7 +4,7 @@
 
 mod packed;
 
-use fq_models::{ArchSpec, Op};
+use fq_models::{Arch, ArchSpec, Op};
 use fq_runtime::format::pack::{pack_row, row_bytes, unpack_row, CHUNK};
 use fq_runtime::format::{
     assemble, FormatError, LayerParams, LayerSource, LayerWeights, PackedMatrix, PackedModel,
@@ -69,7 +69,7 @@ fn matrix_strategy() -> impl Strategy<Value = (usize, Vec<(u8, Vec<i8>)>)> {
 }
 
 fn small_model() -> PackedModel {
-    let g = ArchSpec::new("resnet18", 2, 32, 3).graph().unwrap();
+    let g = ArchSpec::new(Arch::ResNet18, 2, 32, 3).graph().unwrap();
     random_model(&g, Bits::RandomMix, 11).model
 }
 

@@ -20,7 +20,7 @@ use fq_compress::nn::model::{Mode, Model};
 use fq_compress::nn::params::ParamStore;
 use fq_compress::nn::quant::{BitAssignment, Granularity};
 use fq_compress::run::export::{pack_model, ExportMeta};
-use fq_models::ArchSpec;
+use fq_models::{Arch, ArchSpec};
 use fq_runtime::classify::Classifier;
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
 use fq_runtime::exec::kernel::NR;
@@ -225,7 +225,7 @@ fn main() -> Result<()> {
         md += &format!(" {} |\n", fmt(r(&["gemm_gflops", &format!("{m}x{k}x{n}")])));
     }
 
-    let graph = ArchSpec::new("resnet18", 64, 224, 1000).graph()?;
+    let graph = ArchSpec::new(Arch::ResNet18, 64, 224, 1000).graph()?;
     let layers = graph.quant_layers()?;
     let dev = Device::Cpu;
     let params = ParamStore::init(&graph, 0, &dev)?;

@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
+use fq_models::{Arch, ArchSpec, Graph, TinyVitConfig, VitConfig};
 use fq_runtime::classify::Classifier;
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
 use fq_runtime::exec::kernel::NR;
+use fq_runtime::exec::Plan;
 use fq_runtime::format::{Layer, LayerWeights};
 use fq_runtime::gpu::{GemmKernel, GpuDevice, GpuExecutor, LinearGemm};
 use rand::{Rng, SeedableRng};
@@ -179,12 +180,13 @@ fn gpu_section(dev: Arc<GpuDevice>, budget: f64, quick: bool, md: &mut String) -
     }
 
     // ResNet18 at 224x224, 1000 classes, per-channel mixed 2-8 bits.
-    let g = ArchSpec::new("resnet18", 64, 224, 1000).graph()?;
+    let g = ArchSpec::new(Arch::ResNet18, 64, 224, 1000).graph()?;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let model = random_mix_model(&g, &mut rng)?;
     let flops = 2.0 * g.macs()? as f64;
-    let tiled = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Tiled, 8)?;
-    let naive = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Naive, 8)?;
+    let plan = Plan::from_model(&mut model.clone())?;
+    let tiled = GpuExecutor::from_plan(dev.clone(), &plan, GemmKernel::Tiled, 8)?;
+    let naive = GpuExecutor::from_plan(dev.clone(), &plan, GemmKernel::Naive, 8)?;
     let cpu = Classifier::from_model(model)?;
     let x: Vec<f32> = (0..3 * 224 * 224)
         .map(|_| rng.random_range(-2.0..2.0))
@@ -279,7 +281,7 @@ fn zoo_section(dev: &Arc<GpuDevice>, budget: f64, md: &mut String) -> Result<()>
     let models: Vec<Graph> = vec![
         narrow_deit,
         narrow_tinyvit,
-        ArchSpec::new("resnet18", 64, 224, 1000).graph()?,
+        ArchSpec::new(Arch::ResNet18, 64, 224, 1000).graph()?,
         VitConfig::deit_tiny(1000).build("deit_tiny_patch16_224".into()),
         TinyVitConfig::tiny_vit_5m(1000).build("tiny_vit_5m_224".into()),
     ];
@@ -296,7 +298,8 @@ fn zoo_section(dev: &Arc<GpuDevice>, budget: f64, md: &mut String) -> Result<()>
     for g in &models {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let model = random_mix_model(g, &mut rng)?;
-        let gpu = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Tiled, BATCH)?;
+        let gpu =
+            GpuExecutor::from_model(dev.clone(), &mut model.clone(), GemmKernel::Tiled, BATCH)?;
         let cpu = Classifier::from_model(model)?;
         let x: Vec<f32> = (0..BATCH * gpu.input_len())
             .map(|_| rng.random_range(-2.0..2.0))

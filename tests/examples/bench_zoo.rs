@@ -55,7 +55,7 @@ fn main() -> Result<()> {
         .collect();
     let xt = Tensor::from_vec(x.clone(), (1, 3, 224, 224), &dev)?;
     for &(arch, label) in MODELS {
-        let graph = ArchSpec::new(arch, 64, 224, 1000).graph()?;
+        let graph = ArchSpec::new(arch.parse()?, 64, 224, 1000).graph()?;
         let params = ParamStore::init(&graph, 0, &dev)?;
         let layers = graph.quant_layers()?;
         let mut runtimes = Vec::new();

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use fq_models::ArchSpec;
+use fq_models::{Arch, ArchSpec};
 use fq_runtime::format::{Layer, LayerWeights};
 use fq_runtime::gpu::{GemmKernel, GpuDevice, GpuExecutor, LinearGemm};
 use rand::{Rng, SeedableRng};
@@ -137,11 +137,11 @@ fn roofline(dev: &Arc<GpuDevice>, a: &Args) -> Result<Vec<Value>> {
 /// ResNet18-224 (1000 classes, random per-channel 2–8-bit mix) latency at batch 1 and 32.
 fn resnet18(dev: &Arc<GpuDevice>, a: &Args) -> Result<Value> {
     let size = if a.quick { 64 } else { 224 };
-    let g = ArchSpec::new("resnet18", 64, size, 1000).graph()?;
+    let g = ArchSpec::new(Arch::ResNet18, 64, size, 1000).graph()?;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let model = random_mix_model(&g, &mut rng)?;
     let batch = if a.quick { 4 } else { 32 };
-    let gpu = GpuExecutor::from_model(dev.clone(), &model, GemmKernel::Tiled, batch)?;
+    let gpu = GpuExecutor::from_model(dev.clone(), &mut model.clone(), GemmKernel::Tiled, batch)?;
     let cpu = fq_runtime::classify::Classifier::from_model(model)?;
     let x: Vec<f32> = (0..batch * gpu.input_len())
         .map(|_| rng.random_range(-2.0..2.0))

@@ -139,7 +139,7 @@ fn zoo_exports_run_in_onnxruntime_like_fq_runtime() {
 /// the attention-bias path the 64 px fixtures (all padded windows) do not reach.
 fn tiny_vit_224(dir: &Path) -> Value {
     let dev = candle_core::Device::Cpu;
-    let g = fq_models::ArchSpec::new("tinyvit-5m", 16, 224, 5)
+    let g = fq_models::ArchSpec::new(fq_models::Arch::TinyVit5m, 16, 224, 5)
         .graph()
         .unwrap();
     let p = fq_compress::nn::params::ParamStore::init(&g, 3, &dev).unwrap();

@@ -12,7 +12,7 @@ use fq_compress::nn::quant::{BitAssignment, Granularity};
 use fq_compress::run::config::RunConfig;
 use fq_compress::run::export::{default_method, export_run, pack_model, ExportMeta};
 use fq_compress::run::report::{MethodResult, Report};
-use fq_models::{ArchSpec, Graph, Op};
+use fq_models::{Arch, ArchSpec, Graph, Op};
 use fq_runtime::classify::Classifier;
 use fq_runtime::format::PackedModel;
 use fq_runtime::metrics::FairnessMetrics;
@@ -27,7 +27,7 @@ const TOL: f32 = 1e-4;
 const N: usize = 16;
 
 fn graph() -> Graph {
-    ArchSpec::new("resnet18", 8, 32, 5).graph().unwrap()
+    ArchSpec::new(Arch::ResNet18, 8, 32, 5).graph().unwrap()
 }
 
 /// Random-init weights with random batch-norm affine parameters and running statistics.

@@ -66,7 +66,7 @@ fn run_zoo(arch: &str, width: usize) {
     }
     let report = Report::load(&run.join("report.json")).unwrap();
     let test = common::test_split(&run);
-    let layers = ArchSpec::new(arch, width, 32, test.classes.len())
+    let layers = ArchSpec::new(arch.parse().unwrap(), width, 32, test.classes.len())
         .graph()
         .unwrap()
         .quant_layers()

@@ -42,7 +42,8 @@ impl Default for SplitConfig {
 /// The model to train or compress.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
-    pub arch: String,
+    /// Saved as the canonical timm name; aliases are accepted when read.
+    pub arch: fq_models::Arch,
     pub width: usize,
     pub input_size: usize,
     /// Pretrained torchvision/timm safetensors to start from (head replaced); `None` = from scratch.
@@ -75,7 +76,7 @@ impl RunConfig {
             skip_bad_rows: false,
             split: SplitConfig::default(),
             model: ModelConfig {
-                arch: "resnet18".into(),
+                arch: fq_models::Arch::ResNet18,
                 width: 16,
                 input_size: 64,
                 weights: None,
@@ -228,7 +229,7 @@ mod tests {
             (SkinGrouping::Binary, LabelGranularity::Fine)
         );
         assert_eq!(cfg.split.method, SplitMethod::Stratified);
-        assert_eq!(cfg.model.arch, "resnet18");
+        assert_eq!(cfg.model.arch, fq_models::Arch::ResNet18);
 
         let six_nine = old
             .replace("grouping = \"binary\"", "grouping = \"six\"")

@@ -22,7 +22,7 @@ pub struct DemoConfig {
     pub num_images: usize,
     /// Start over instead of reusing a finished dataset, checkpoint or model.
     pub fresh: bool,
-    pub arch: String,
+    pub arch: fq_models::Arch,
     pub width: usize,
 }
 
@@ -68,7 +68,7 @@ pub fn demo(a: &DemoConfig, progress: bool) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     let mut cfg = RunConfig::embedded_default(&data_dir, a.seed);
-    cfg.model.arch = a.arch.clone();
+    cfg.model.arch = a.arch;
     cfg.model.width = a.width;
     if let Some(e) = a.epochs {
         cfg.train.epochs = e;

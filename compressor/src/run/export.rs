@@ -257,7 +257,7 @@ pub fn export_run_as(
     let report = Report::load(&report_path)?;
     let method = method.unwrap_or_else(|| default_method(&report));
     let graph = ArchSpec::new(
-        &cfg.model.arch,
+        cfg.model.arch,
         cfg.model.width,
         cfg.model.input_size,
         report.classes.len(),

@@ -125,7 +125,7 @@ impl Run {
             num_groups: dataset.groups.len(),
         };
         let graph = ArchSpec::new(
-            &cfg.model.arch,
+            cfg.model.arch,
             cfg.model.width,
             cfg.model.input_size,
             dataset.classes.len(),

@@ -11,7 +11,7 @@ use std::fs;
 use std::io::Cursor;
 use std::path::Path;
 
-use fq_models::ArchSpec;
+use fq_models::{Arch, ArchSpec};
 use fq_runtime::format::HEADER_LEN;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use packed::{odd_graph, random_model, Bits};
@@ -84,23 +84,23 @@ fn main() {
     let models = [
         (
             "resnet18-w2-mixed",
-            ArchSpec::new("resnet18", 2, 32, 3).graph().unwrap(),
+            ArchSpec::new(Arch::ResNet18, 2, 32, 3).graph().unwrap(),
             Bits::RandomMix,
         ),
         (
             "resnet18-w2-f32",
-            ArchSpec::new("resnet18", 2, 32, 2).graph().unwrap(),
+            ArchSpec::new(Arch::ResNet18, 2, 32, 2).graph().unwrap(),
             Bits::F32,
         ),
         ("odd-u3", odd_graph(), Bits::Uniform(3)),
         (
             "deit-w8",
-            ArchSpec::new("deit-tiny", 8, 32, 2).graph().unwrap(),
+            ArchSpec::new(Arch::DeitTiny, 8, 32, 2).graph().unwrap(),
             Bits::Uniform(4),
         ),
         (
             "tinyvit-w8",
-            ArchSpec::new("tiny-vit-5m", 8, 64, 2).graph().unwrap(),
+            ArchSpec::new(Arch::TinyVit5m, 8, 64, 2).graph().unwrap(),
             Bits::RandomMix,
         ),
     ];

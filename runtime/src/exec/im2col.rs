@@ -50,7 +50,8 @@ pub struct Padded<'a> {
 impl<'a> Padded<'a> {
     /// `x` is `[g.c, g.h, g.w]`; without padding it is used in place.
     pub fn new(x: &'a [f32], g: &Geometry) -> Self {
-        let (hp, wp) = (g.h + 2 * g.padding, g.w + 2 * g.padding);
+        let pad = |n| fq_models::geometry::padded(n, g.padding).expect("validated padded size");
+        let (hp, wp) = (pad(g.h), pad(g.w));
         let data = if g.padding == 0 {
             Cow::Borrowed(&x[..g.c * g.h * g.w])
         } else {

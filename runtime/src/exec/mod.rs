@@ -10,7 +10,7 @@ mod depthwise;
 pub mod gemm;
 mod im2col;
 pub mod kernel;
-pub(crate) mod plan;
+mod plan;
 mod pool;
 pub mod tokens;
 
@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::format::{FormatError, Layer, LayerWeights, NamedTensor, PackedModel};
 use gemm::{Epilogue, Rows};
-pub use plan::Step;
+pub use plan::{Plan, Step};
 
 /// A layer ready to run: its weights as stored plus the per-row offsets into the packed bytes.
 struct Prepared {
@@ -81,54 +81,43 @@ pub enum ExecError {
 }
 
 impl Executor {
-    /// Compiles a graph with its layers (in node order); the pair must come from a validated model.
-    fn new(
-        graph: &Graph,
-        layers: Vec<Layer>,
-        tensors: Vec<NamedTensor>,
-    ) -> Result<Self, FormatError> {
-        let shapes = crate::format::validate_shapes(graph).map_err(FormatError::Invalid)?;
-        let steps = plan::plan(graph);
-        plan::check_layer_count(&steps, layers.len()).map_err(FormatError::Invalid)?;
+    /// Runs a compiled [`Plan`], taking its layers.
+    pub fn from_plan(plan: Plan) -> Self {
+        let (steps, shapes, output, layers, tensors) = plan.into_parts();
         let mut last_use = vec![0usize; shapes.len()];
         for (s, step) in steps.iter().enumerate() {
             for v in step.inputs() {
                 last_use[v] = s;
             }
         }
-        last_use[graph.output] = usize::MAX;
-        Ok(Self {
+        last_use[output] = usize::MAX;
+        Self {
             steps,
             shapes,
             layers: layers.into_iter().map(Prepared::new).collect(),
             tensors,
             last_use,
-            output: graph.output,
-        })
+            output,
+        }
     }
 
-    /// Compiles a validated model, taking its layers.
+    /// Validates and compiles a model, taking its layers ([`Plan::from_model`]).
     pub fn from_model(model: &mut PackedModel) -> Result<Self, FormatError> {
-        model.validate()?;
-        let tensors = std::mem::take(&mut model.tensors);
-        Self::new(&model.graph, std::mem::take(&mut model.layers), tensors)
+        Plan::from_model(model).map(Self::from_plan)
     }
 
-    /// Compiles a bare graph with its layers (in node order), checked like a model's but with
-    /// any output shape: how tests and benchmarks run single kernels.
+    /// A bare graph with its layers ([`Plan::from_graph`]).
     pub fn from_graph(graph: &Graph, layers: Vec<Layer>) -> Result<Self, FormatError> {
-        Self::from_parts(graph, layers, Vec::new())
+        Plan::from_graph(graph, layers).map(Self::from_plan)
     }
 
-    /// [`Executor::from_graph`] with the graph's extra parameter tensors (in node order).
+    /// A graph with its layers and extra parameter tensors ([`Plan::from_parts`]).
     pub fn from_parts(
         graph: &Graph,
         layers: Vec<Layer>,
         tensors: Vec<NamedTensor>,
     ) -> Result<Self, FormatError> {
-        crate::format::validate_layers(graph, &layers).map_err(FormatError::Invalid)?;
-        crate::format::validate_tensors(graph, &tensors).map_err(FormatError::Invalid)?;
-        Self::new(graph, layers, tensors)
+        Plan::from_parts(graph, layers, tensors).map(Self::from_plan)
     }
 
     /// Floats of one input image (`3 x size x size`, CHW).

@@ -2,7 +2,117 @@
 //! feeds them: ReLU after a convolution, and a residual add (plus its ReLU) into the later of the
 //! two branches, so a ResNet block's tail costs no extra pass over memory.
 
-use fq_models::{Attention, Conv2d, Graph, Op, ValueId};
+use fq_models::{Attention, Conv2d, Graph, Op, Shape, ValueId};
+
+use crate::format::{FormatError, Layer, NamedTensor, PackedModel};
+
+/// A model compiled once: its validated value shapes, its fused steps, and the layers and extra
+/// tensors the steps read. The CPU [`Executor`](super::Executor) and the GPU executor are both
+/// built from a `Plan` (`from_plan`), so the two cannot validate or fuse a graph differently,
+/// and one validated model can feed both. The constructors of both executors mirror this one's:
+/// `from_model`, `from_graph`, `from_parts`.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    steps: Vec<Step>,
+    shapes: Vec<Shape>,
+    output: ValueId,
+    layers: Vec<Layer>,
+    tensors: Vec<NamedTensor>,
+}
+
+impl Plan {
+    /// Validates a whole model (as a file is) and compiles it, taking its layers and tensors.
+    pub fn from_model(model: &mut PackedModel) -> Result<Self, FormatError> {
+        let shapes = model.validated_shapes()?;
+        let layers = std::mem::take(&mut model.layers);
+        let tensors = std::mem::take(&mut model.tensors);
+        Self::compile(&model.graph, shapes, layers, tensors)
+    }
+
+    /// Compiles a bare graph with its layers (in node order), checked like a model's but with
+    /// any output shape: how tests and benchmarks run single kernels. For graphs without extra
+    /// parameter tensors; see [`Plan::from_parts`].
+    pub fn from_graph(graph: &Graph, layers: Vec<Layer>) -> Result<Self, FormatError> {
+        Self::from_parts(graph, layers, Vec::new())
+    }
+
+    /// [`Plan::from_graph`] with the graph's extra parameter tensors (layer norms, class token,
+    /// position embedding, attention biases; in node order).
+    pub fn from_parts(
+        graph: &Graph,
+        layers: Vec<Layer>,
+        tensors: Vec<NamedTensor>,
+    ) -> Result<Self, FormatError> {
+        let shapes = crate::format::validate_shapes(graph).map_err(FormatError::Invalid)?;
+        crate::format::validate_layers(graph, &layers).map_err(FormatError::Invalid)?;
+        crate::format::validate_tensors(graph, &tensors).map_err(FormatError::Invalid)?;
+        Self::compile(graph, shapes, layers, tensors)
+    }
+
+    fn compile(
+        graph: &Graph,
+        shapes: Vec<Shape>,
+        layers: Vec<Layer>,
+        tensors: Vec<NamedTensor>,
+    ) -> Result<Self, FormatError> {
+        let steps = plan(graph);
+        check_layer_count(&steps, layers.len()).map_err(FormatError::Invalid)?;
+        Ok(Self {
+            steps,
+            shapes,
+            output: graph.output,
+            layers,
+            tensors,
+        })
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Shape of every graph value, the input first.
+    pub fn shapes(&self) -> &[Shape] {
+        &self.shapes
+    }
+
+    /// The value holding the logits.
+    pub fn output(&self) -> ValueId {
+        self.output
+    }
+
+    /// The Conv2d/Linear layers, in step order.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// The extra parameter tensors the steps index.
+    pub fn tensors(&self) -> &[NamedTensor] {
+        &self.tensors
+    }
+
+    /// Floats of one input image.
+    pub fn input_len(&self) -> usize {
+        self.shapes[0].numel()
+    }
+
+    /// Floats of one image's output.
+    pub fn output_len(&self) -> usize {
+        self.shapes[self.output].numel()
+    }
+
+    /// Steps, shapes, output, layers and tensors, for an executor that takes ownership.
+    pub(crate) fn into_parts(
+        self,
+    ) -> (Vec<Step>, Vec<Shape>, ValueId, Vec<Layer>, Vec<NamedTensor>) {
+        (
+            self.steps,
+            self.shapes,
+            self.output,
+            self.layers,
+            self.tensors,
+        )
+    }
+}
 
 /// One executable step; values are the graph's value ids.
 #[derive(Clone, Debug, PartialEq)]
@@ -152,7 +262,7 @@ impl Step {
 }
 
 /// That a plan's Conv/Linear steps and the model's layers pair up one to one.
-pub fn check_layer_count(steps: &[Step], layers: usize) -> Result<(), String> {
+fn check_layer_count(steps: &[Step], layers: usize) -> Result<(), String> {
     let n = steps
         .iter()
         .filter(|s| matches!(s, Step::Conv { .. } | Step::Linear { .. }))
@@ -165,7 +275,7 @@ pub fn check_layer_count(steps: &[Step], layers: usize) -> Result<(), String> {
 
 /// The steps of a validated, folded graph (no batch norm) in execution order. Extra parameter
 /// tensors are numbered in node order, as [`crate::format::tensor_specs`] lists them.
-pub fn plan(g: &Graph) -> Vec<Step> {
+fn plan(g: &Graph) -> Vec<Step> {
     let n = g.nodes.len();
     // Consumers of each value; the graph output counts as one so it is never fused away.
     let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); n + 1];

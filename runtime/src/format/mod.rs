@@ -253,6 +253,11 @@ impl PackedModel {
 
     /// Checks that the graph is executable and every layer's tensors fit it (see [`validate`]).
     pub fn validate(&self) -> Result<(), FormatError> {
+        self.validated_shapes().map(drop)
+    }
+
+    /// [`PackedModel::validate`], returning the shape of every graph value (the input first).
+    pub(crate) fn validated_shapes(&self) -> Result<Vec<fq_models::Shape>, FormatError> {
         validate::validate(self).map_err(FormatError::Invalid)
     }
 }

@@ -4,6 +4,7 @@
 //! inconsistent (a hand-edited graph, a layer whose tensors do not fit its node), which would
 //! otherwise surface as index panics or absurd allocations deep inside the executor.
 
+use fq_models::geometry::padded;
 use fq_models::{Graph, Op, Shape};
 
 use super::limits::{
@@ -81,7 +82,8 @@ fn names_and_counts(m: &PackedModel) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn validate(m: &PackedModel) -> Result<(), String> {
+/// Every check of a model; returns the graph's value shapes.
+pub(super) fn validate(m: &PackedModel) -> Result<Vec<Shape>, String> {
     names_and_counts(m)?;
     let g = &m.graph;
     let shapes = shapes(g)?;
@@ -141,7 +143,8 @@ pub(super) fn validate(m: &PackedModel) -> Result<(), String> {
         }
     }
     layers(g, &m.layers)?;
-    tensors(g, &m.tensors)
+    tensors(g, &m.tensors)?;
+    Ok(shapes)
 }
 
 /// The graph's parameters that are neither Conv2d/Linear weights/biases nor batch norms: what
@@ -321,202 +324,90 @@ pub(crate) fn shapes(g: &Graph) -> Result<Vec<Shape>, String> {
     }
     let first = Shape::Chw(g.in_channels, g.input_size, g.input_size);
     check_size(first, "the input")?;
-    let mut shapes = vec![first];
     // Running totals over the nodes, against MAX_ACTIVATION_ELEMS and MAX_MACS.
     let mut activations = first.numel();
     let mut macs: u128 = 0;
-    for (i, node) in g.nodes.iter().enumerate() {
-        let bad = |msg: String| format!("node {i} (`{}`): {msg}", node.name);
-        let arity = if matches!(node.op, Op::Add) { 2 } else { 1 };
-        if node.inputs.len() != arity {
-            return Err(bad(format!(
-                "{} inputs, the op takes {arity}",
-                node.inputs.len()
-            )));
-        }
-        if let Some(&v) = node.inputs.iter().find(|&&v| v > i) {
-            return Err(bad(format!("input {v} is not computed before this node")));
-        }
-        let x = shapes[node.inputs[0]];
-        let window = |size: usize, k: usize, s: usize, p: usize| -> Result<usize, String> {
-            if k == 0
-                || s == 0
-                || k > MAX_WINDOW
-                || s > MAX_WINDOW
-                || p > MAX_WINDOW
-                || k > size + 2 * p
-            {
-                return Err(bad(format!(
-                    "window {k} stride {s} padding {p} does not fit size {size}"
-                )));
-            }
-            Ok((size + 2 * p - k) / s + 1)
-        };
-        let out = match (&node.op, x) {
-            (Op::Conv2d(c), Shape::Chw(ch, h, w)) => {
-                if ch != c.in_channels {
-                    return Err(bad(format!(
-                        "conv takes {} input channels, its input has {ch}",
-                        c.in_channels
-                    )));
-                }
-                if c.out_channels == 0
-                    || c.groups == 0
-                    || c.in_channels % c.groups != 0
-                    || c.out_channels % c.groups != 0
-                {
-                    return Err(bad(format!(
-                        "channels {} -> {} cannot be split into {} groups",
-                        c.in_channels, c.out_channels, c.groups
-                    )));
-                }
-                let out = Shape::Chw(
-                    c.out_channels,
-                    window(h, c.kernel, c.stride, c.padding)?,
-                    window(w, c.kernel, c.stride, c.padding)?,
-                );
+    // The structure is checked by the models crate's shape inference (the one the compressor
+    // uses); this closure adds the runtime's resource limits after each node.
+    let shapes = g
+        .shapes_checked(|node, x, out| {
+            op_limits(&node.op)?;
+            if let (Op::Conv2d(c), Shape::Chw(ch, h, w)) = (&node.op, x) {
                 // The executor materialises the zero-padded input.
-                check_size(
-                    Shape::Chw(ch, h + 2 * c.padding, w + 2 * c.padding),
-                    &node.name,
-                )?;
-                out
+                let pad = |n: usize| padded(n, c.padding).unwrap_or(usize::MAX);
+                check_size(Shape::Chw(ch, pad(h), pad(w)), "its zero-padded input")?;
             }
-            (
-                Op::MaxPool2d {
-                    kernel,
-                    stride,
-                    padding,
-                },
-                Shape::Chw(ch, h, w),
-            ) => {
-                // As PyTorch: a window must overlap the input, so padding is at most half of it.
-                if 2 * padding > *kernel {
-                    return Err(bad(format!(
-                        "max pool padding {padding} exceeds half the window {kernel}"
-                    )));
-                }
-                Shape::Chw(
-                    ch,
-                    window(h, *kernel, *stride, *padding)?,
-                    window(w, *kernel, *stride, *padding)?,
-                )
+            check_size(out, "its output")?;
+            activations += out.numel();
+            if activations > MAX_ACTIVATION_ELEMS {
+                return Err(over(
+                    "activations up to this node (f32 elements)",
+                    activations,
+                    "MAX_ACTIVATION_ELEMS",
+                    MAX_ACTIVATION_ELEMS,
+                ));
             }
-            (Op::Relu, s) => s,
-            (Op::Add, a) => {
-                let b = shapes[node.inputs[1]];
-                if a != b {
-                    return Err(bad(format!("add of different shapes {a:?} and {b:?}")));
-                }
-                a
+            macs += cost(&node.op, x, out)?;
+            if macs > MAX_MACS as u128 {
+                return Err(over(
+                    "multiply-accumulates up to this node",
+                    macs,
+                    "MAX_MACS",
+                    MAX_MACS,
+                ));
             }
-            (Op::GlobalAvgPool, Shape::Chw(c, h, w)) if h * w > 0 => Shape::Flat(c),
-            (Op::Linear(l), Shape::Seq(t, d)) if d == l.in_features && l.out_features > 0 => {
-                Shape::Seq(t, l.out_features)
-            }
-            (Op::Linear(l), s)
-                if !matches!(s, Shape::Seq(..))
-                    && s.numel() == l.in_features
-                    && l.out_features > 0 =>
-            {
-                Shape::Flat(l.out_features)
-            }
-            (Op::LayerNorm { dim, eps }, s @ (Shape::Seq(_, d) | Shape::Flat(d)))
-                if d == *dim && d > 0 && eps.is_finite() && *eps >= 0.0 =>
-            {
-                s
-            }
-            (Op::Gelu, s) => s,
-            (Op::ToTokens, Shape::Chw(c, h, w)) => Shape::Seq(h * w, c),
-            (Op::ToChw { height, width }, Shape::Seq(l, c))
-                if height.checked_mul(*width) == Some(l) =>
-            {
-                Shape::Chw(c, *height, *width)
-            }
-            (Op::ClassToken { dim }, Shape::Seq(l, d)) if d == *dim => Shape::Seq(l + 1, d),
-            (Op::PosEmbed { tokens, dim }, s @ Shape::Seq(l, d)) if l == *tokens && d == *dim => s,
-            (Op::TakeToken { index }, Shape::Seq(l, d)) if *index < l => Shape::Flat(d),
-            (
-                Op::WindowPartition {
-                    height,
-                    width,
-                    window,
-                },
-                Shape::Seq(l, c),
-            ) => {
-                let padded = window_tokens(*height, *width, *window)
-                    .filter(|_| height.checked_mul(*width) == Some(l))
-                    .ok_or_else(|| bad(format!("window {window} does not fit {height}x{width} tokens")))?;
-                Shape::Seq(padded, c)
-            }
-            (
-                Op::WindowReverse {
-                    height,
-                    width,
-                    window,
-                },
-                Shape::Seq(l, c),
-            ) if window_tokens(*height, *width, *window) == Some(l) => {
-                Shape::Seq(height * width, c)
-            }
-            (Op::Attention(a), Shape::Seq(l, f)) => {
-                let dims = [a.heads, a.key_dim, a.val_dim];
-                if dims.iter().any(|&d| d == 0 || d > MAX_WINDOW) {
-                    return Err(bad(format!("attention heads/dims {dims:?} out of range")));
-                }
-                if f != a.qkv_features() {
-                    return Err(bad(format!(
-                        "attention reads {} fused qkv features, its input has {f}",
-                        a.qkv_features()
-                    )));
-                }
-                let g = a.group.unwrap_or(l);
-                if g == 0 || l % g != 0 {
-                    return Err(bad(format!("{l} tokens are not groups of {g}")));
-                }
-                if let Some(w) = a.bias_window {
-                    if w.checked_mul(w) != Some(g) {
-                        return Err(bad(format!(
-                            "attention biases for {w}x{w} windows need groups of {} tokens",
-                            w.saturating_mul(w)
-                        )));
-                    }
-                }
-                Shape::Seq(l, a.out_features())
-            }
-            (Op::BatchNorm2d { .. }, _) => {
-                return Err(bad(
-                    "batch norm was not folded into its convolution; the runtime executes folded graphs"
-                        .into(),
-                ))
-            }
-            (op, s) => return Err(bad(format!("{op:?} cannot take an input of shape {s:?}"))),
-        };
-        check_size(out, &node.name)?;
-        activations += out.numel();
-        if activations > MAX_ACTIVATION_ELEMS {
-            return Err(bad(over(
-                "activations up to this node (f32 elements)",
-                activations,
-                "MAX_ACTIVATION_ELEMS",
-                MAX_ACTIVATION_ELEMS,
-            )));
-        }
-        macs += cost(&node.op, x, out).map_err(bad)?;
-        if macs > MAX_MACS as u128 {
-            return Err(bad(over(
-                "multiply-accumulates up to this node",
-                macs,
-                "MAX_MACS",
-                MAX_MACS,
-            )));
-        }
-        shapes.push(out);
-    }
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
     if g.output == 0 || g.output > g.nodes.len() {
         return Err(format!("output value {} is not a node's output", g.output));
     }
     Ok(shapes)
+}
+
+/// The runtime's bounds on an op's own parameters (window sizes, attention dimensions), and
+/// that batch norm was folded: the executor has no batch-norm step.
+fn op_limits(op: &Op) -> Result<(), String> {
+    let window = |k: usize, s: usize, p: usize| {
+        if [k, s, p].iter().any(|&v| v > MAX_WINDOW) {
+            return Err(format!(
+                "window {k} stride {s} padding {p} exceeds the limit MAX_WINDOW = {MAX_WINDOW}"
+            ));
+        }
+        Ok(())
+    };
+    match op {
+        Op::Conv2d(c) => window(c.kernel, c.stride, c.padding),
+        Op::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        } => window(*kernel, *stride, *padding),
+        Op::WindowPartition {
+            height,
+            width,
+            window,
+        }
+        | Op::WindowReverse {
+            height,
+            width,
+            window,
+        } if [*height, *width, *window].iter().any(|&v| v > MAX_WINDOW) => Err(format!(
+            "window {window} over {height}x{width} tokens exceeds the limit MAX_WINDOW = {MAX_WINDOW}"
+        )),
+        Op::Attention(a) => {
+            let dims = [a.heads, a.key_dim, a.val_dim];
+            if dims.iter().any(|&d| d > MAX_WINDOW) {
+                return Err(format!("attention heads/dims {dims:?} out of range"));
+            }
+            Ok(())
+        }
+        Op::BatchNorm2d { .. } => Err(
+            "batch norm was not folded into its convolution; the runtime executes folded graphs"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Multiply-accumulates (window reads for max pooling) of one node with input `x` and output
@@ -549,22 +440,8 @@ fn cost(op: &Op, x: Shape, out: Shape) -> Result<u128, String> {
     })
 }
 
-/// Tokens after zero-padding a `h x w` grid to whole `window x window` windows (None if absurd).
-fn window_tokens(h: usize, w: usize, window: usize) -> Option<usize> {
-    if window == 0 || window > MAX_WINDOW || h > MAX_WINDOW || w > MAX_WINDOW {
-        return None;
-    }
-    let (nh, nw) = (fq_models::windows(h, window), fq_models::windows(w, window));
-    (nh * window).checked_mul(nw * window)
-}
-
 fn check_size(s: Shape, what: &str) -> Result<(), String> {
-    let n = match s {
-        Shape::Chw(c, h, w) => c.checked_mul(h).and_then(|x| x.checked_mul(w)),
-        Shape::Flat(f) => Some(f),
-        Shape::Seq(l, d) => l.checked_mul(d),
-    };
-    match n {
+    match s.checked_numel() {
         Some(n) if n <= MAX_VALUE_ELEMS => Ok(()),
         _ => Err(format!(
             "{what}: {s:?} is larger than the limit MAX_VALUE_ELEMS = {MAX_VALUE_ELEMS} elements"

@@ -6,7 +6,8 @@ use wgpu::util::DeviceExt;
 
 use crate::format::{Layer, LayerWeights, PackedMatrix};
 
-/// Per-row metadata of a layer, as `Row` in `shaders/unpack.wgsl`.
+/// Per-row metadata of a layer, the storage array element `Row` of `shaders/unpack.wgsl`; its
+/// layout (size, member offsets) is asserted equal to the WGSL's by `runtime/tests/gpu_layout.rs`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct RowInfo {

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use super::buffers::{storage_init, uniform, LayerBuffers};
 use super::kernels::Kernels;
 
-/// `Gemm` in `shaders/im2col.wgsl`.
+/// The uniform `Gemm` of `shaders/im2col.wgsl`; its layout (size, member offsets) is asserted equal to the WGSL's by `runtime/tests/gpu_layout.rs`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct GemmParams {
@@ -24,10 +24,12 @@ pub struct GemmParams {
     pub stride: u32,
     pub padding: u32,
     pub flags: u32,
-    pub pad: [u32; 3],
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
 
-/// `Pool` in `shaders/max_pool.wgsl`.
+/// The uniform `Pool` of `shaders/max_pool.wgsl`; its layout (size, member offsets) is asserted equal to the WGSL's by `runtime/tests/gpu_layout.rs`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct PoolParams {
@@ -41,7 +43,7 @@ pub struct PoolParams {
     pub padding: u32,
 }
 
-/// `Attention` in `shaders/attention.wgsl`.
+/// The uniform `Attention` of `shaders/attention.wgsl`; its layout (size, member offsets) is asserted equal to the WGSL's by `runtime/tests/gpu_layout.rs`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct AttentionParams {
@@ -52,7 +54,7 @@ pub struct AttentionParams {
     pub f: u32,
     pub g: u32,
     /// 0: `QkvHeads`, 1: `HeadsQkv`.
-    pub layout: u32,
+    pub qkv_order: u32,
     /// Bias window side, 0 for none.
     pub ws: u32,
     pub scale: f32,

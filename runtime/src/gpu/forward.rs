@@ -13,7 +13,7 @@ use super::dispatch::{
 };
 use super::gather;
 use super::{GpuDevice, GpuError};
-use crate::exec::{plan, Step};
+use crate::exec::{Plan, Step};
 use crate::format::{FormatError, Layer, NamedTensor, PackedModel};
 
 /// Images per submit unless asked otherwise: enough to fill a GPU's wide tiles on a small
@@ -49,60 +49,26 @@ pub struct GpuOutput {
     pub probabilities: Vec<f32>,
 }
 
+/// A model the plan refuses, as the GPU executor reports it.
+fn invalid(e: FormatError) -> GpuError {
+    GpuError::Model(e.to_string())
+}
+
 fn u(v: usize) -> u32 {
     v as u32
 }
 
 impl GpuExecutor {
-    /// Validates the model and uploads its weights (the model keeps its layers).
-    pub fn from_model(
+    /// Uploads a compiled [`Plan`]'s weights and makes every buffer and pipeline; the plan is
+    /// only read, so one plan can feed several executors (and the CPU's afterwards).
+    pub fn from_plan(
         dev: Arc<GpuDevice>,
-        model: &PackedModel,
+        plan: &Plan,
         kernel: GemmKernel,
         batch: usize,
     ) -> Result<Self, GpuError> {
-        model
-            .validate()
-            .map_err(|e| GpuError::Model(e.to_string()))?;
-        Self::from_parts(
-            dev,
-            &model.graph,
-            &model.layers,
-            &model.tensors,
-            kernel,
-            batch,
-        )
-    }
-
-    /// Compiles a graph with its layers (in node order), checked as [`crate::exec::Executor::from_graph`]
-    /// does: any output shape (the "classes" are then its elements). For graphs without extra
-    /// parameter tensors (convolutional ones); see [`GpuExecutor::from_parts`].
-    pub fn new(
-        dev: Arc<GpuDevice>,
-        graph: &Graph,
-        layers: &[Layer],
-        kernel: GemmKernel,
-        batch: usize,
-    ) -> Result<Self, GpuError> {
-        Self::from_parts(dev, graph, layers, &[], kernel, batch)
-    }
-
-    /// [`GpuExecutor::new`] with the graph's extra parameter tensors (layer norms, class token,
-    /// position embedding, attention biases; in node order, as
-    /// [`crate::exec::Executor::from_parts`] takes them).
-    pub fn from_parts(
-        dev: Arc<GpuDevice>,
-        graph: &Graph,
-        layers: &[Layer],
-        tensors: &[NamedTensor],
-        kernel: GemmKernel,
-        batch: usize,
-    ) -> Result<Self, GpuError> {
-        let invalid = |e: String| GpuError::Model(FormatError::Invalid(e).to_string());
-        let shapes = crate::format::validate_shapes(graph).map_err(invalid)?;
-        crate::format::validate_layers(graph, layers).map_err(invalid)?;
-        crate::format::validate_tensors(graph, tensors).map_err(invalid)?;
-        let steps = plan::plan(graph);
+        let (steps, shapes, output) = (plan.steps(), plan.shapes(), plan.output());
+        let (layers, tensors) = (plan.layers(), plan.tensors());
         let device = &dev.device;
         let layer_bufs: Vec<LayerBuffers> = layers
             .iter()
@@ -112,7 +78,6 @@ impl GpuExecutor {
             .iter()
             .map(|t| storage_init(device, &t.name, bytemuck::cast_slice(&t.data)))
             .collect();
-        plan::check_layer_count(&steps, layers.len()).map_err(GpuError::Model)?;
         let mut batch = batch.max(1);
         // Keep every value of a batch inside one binding.
         let max_floats = (device.limits().max_storage_buffer_binding_size / 4) as usize;
@@ -131,7 +96,7 @@ impl GpuExecutor {
                 activation(device, &format!("value {v}"), floats)
             })
             .collect();
-        let classes = shapes[graph.output].numel();
+        let classes = shapes[output].numel();
         let probs = activation(device, "probabilities", classes * batch);
         let batch_uniform = uniform(device, "batch", &[0u32]);
         let dummy = activation(device, "absent operand", 1);
@@ -142,7 +107,7 @@ impl GpuExecutor {
             dummy: &dummy,
         };
         let model = ModelBuffers {
-            shapes: &shapes,
+            shapes,
             layers: &layer_bufs,
             tensors: &tensor_bufs,
             values: &values,
@@ -154,7 +119,7 @@ impl GpuExecutor {
         dispatches.push(dispatch::softmax(
             &shared,
             u(classes),
-            &values[graph.output],
+            &values[output],
             &probs,
         ));
         let cap = dispatches
@@ -172,13 +137,50 @@ impl GpuExecutor {
             staging,
             input_len: shapes[0].numel(),
             classes,
-            output: graph.output,
+            output,
             batch,
             lock: Mutex::new(()),
             _layers: layer_bufs,
             _tensors: tensor_bufs,
             dev,
         })
+    }
+
+    /// Validates and compiles a model, taking its layers ([`Plan::from_model`]), and uploads it.
+    pub fn from_model(
+        dev: Arc<GpuDevice>,
+        model: &mut PackedModel,
+        kernel: GemmKernel,
+        batch: usize,
+    ) -> Result<Self, GpuError> {
+        let plan = Plan::from_model(model).map_err(invalid)?;
+        Self::from_plan(dev, &plan, kernel, batch)
+    }
+
+    /// A bare graph with its layers ([`Plan::from_graph`]): any output shape (the "classes" are
+    /// then its elements).
+    pub fn from_graph(
+        dev: Arc<GpuDevice>,
+        graph: &Graph,
+        layers: Vec<Layer>,
+        kernel: GemmKernel,
+        batch: usize,
+    ) -> Result<Self, GpuError> {
+        let plan = Plan::from_graph(graph, layers).map_err(invalid)?;
+        Self::from_plan(dev, &plan, kernel, batch)
+    }
+
+    /// A graph with its layers and extra parameter tensors ([`Plan::from_parts`]).
+    pub fn from_parts(
+        dev: Arc<GpuDevice>,
+        graph: &Graph,
+        layers: Vec<Layer>,
+        tensors: Vec<NamedTensor>,
+        kernel: GemmKernel,
+        batch: usize,
+    ) -> Result<Self, GpuError> {
+        let plan = Plan::from_parts(graph, layers, tensors).map_err(invalid)?;
+        Self::from_plan(dev, &plan, kernel, batch)
     }
 
     pub fn device(&self) -> &GpuDevice {
@@ -354,7 +356,9 @@ fn build(
                 stride: u(conv.stride),
                 padding: u(conv.padding),
                 flags: if *relu { RELU } else { 0 } | if residual.is_some() { ADD } else { 0 },
-                pad: [0; 3],
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
             };
             // A 64-row tile would be nearly empty for a depthwise convolution's one row per
             // group (TinyViT's MBConv): one thread per output wastes nothing there.
@@ -399,7 +403,9 @@ fn build(
                 stride: 1,
                 padding: 0,
                 flags: if *relu { RELU } else { 0 } | tokens,
-                pad: [0; 3],
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
             };
             dispatch::gemm(
                 s,
@@ -502,7 +508,7 @@ fn build(
                 vd: u(a.val_dim),
                 f: u(f),
                 g: u(a.group.unwrap_or(l)),
-                layout: match a.layout {
+                qkv_order: match a.layout {
                     QkvLayout::QkvHeads => 0,
                     QkvLayout::HeadsQkv => 1,
                 },

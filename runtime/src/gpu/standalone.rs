@@ -56,7 +56,9 @@ impl LinearGemm {
             stride: 1,
             padding: 0,
             flags: 0,
-            pad: [0; 3],
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
         };
         let d = dispatch::gemm(&shared, kernel, params, 1, &weights, &input, None, &output);
         let staging = readback(device, (m * rows * 4) as u64);

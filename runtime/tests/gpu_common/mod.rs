@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use fq_models::{Graph, Op};
-use fq_runtime::exec::Executor;
+use fq_runtime::exec::{Executor, Plan};
 use fq_runtime::format::{Layer, LayerWeights, NamedTensor, PackedMatrix};
 use fq_runtime::gpu::{GemmKernel, GpuDevice, GpuExecutor};
 use rand::{Rng, SeedableRng};
@@ -194,9 +194,11 @@ pub fn compare_parts(
     kernel: GemmKernel,
     seed: u64,
 ) -> f32 {
-    let cpu = Executor::from_parts(g, layers.to_vec(), tensors.to_vec()).unwrap();
+    // One plan feeds both executors, as the classifier does.
+    let plan = Plan::from_parts(g, layers.to_vec(), tensors.to_vec()).unwrap();
     // A batch smaller than n: several submits per run are exercised too.
-    let gpu = GpuExecutor::from_parts(dev.clone(), g, layers, tensors, kernel, 2).unwrap();
+    let gpu = GpuExecutor::from_plan(dev.clone(), &plan, kernel, 2).unwrap();
+    let cpu = Executor::from_plan(plan);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x: Vec<f32> = (0..n * cpu.input_len())
         .map(|_| rng.random_range(-2.0..2.0))

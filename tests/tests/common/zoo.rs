@@ -6,7 +6,7 @@ use fq_compress::methods::Method;
 use fq_compress::nn::params::ParamStore;
 use fq_compress::nn::quant::{BitAssignment, Granularity};
 use fq_compress::run::export::ExportMeta;
-use fq_models::{ArchSpec, Graph, TinyVitConfig, VitConfig};
+use fq_models::{Arch, ArchSpec, Graph, TinyVitConfig, VitConfig};
 use fq_runtime::preprocess::PreprocessConfig;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -26,8 +26,8 @@ pub fn fixture(name: &str) -> PathBuf {
 /// The narrow timm models of the fixtures, by stem.
 pub fn narrow(stem: &str) -> Graph {
     match stem {
-        "resnet18_w8" => ArchSpec::new("resnet18", 8, 64, 5).graph().unwrap(),
-        "resnet50_w4" => ArchSpec::new("resnet50", 4, 64, 5).graph().unwrap(),
+        "resnet18_w8" => ArchSpec::new(Arch::ResNet18, 8, 64, 5).graph().unwrap(),
+        "resnet50_w4" => ArchSpec::new(Arch::ResNet50, 4, 64, 5).graph().unwrap(),
         "deit_tiny_w16" => VitConfig {
             dim: 48,
             depth: 2,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use fq_models::{ArchSpec, Op};
+use fq_models::{Arch, ArchSpec, Op};
 use fq_runtime::format::{assemble, BatchNormParams, LayerParams, LayerSource, ModelMeta};
 use fq_runtime::metrics::FairnessMetrics;
 use fq_runtime::preprocess::PreprocessConfig;
@@ -27,7 +27,7 @@ impl Lcg {
 
 /// Writes the model to `path` with `test_metrics` as its compression-time figures.
 pub fn write_model(path: &Path, test_metrics: Option<FairnessMetrics>) {
-    let graph = ArchSpec::new("resnet18", 4, 32, CLASSES.len())
+    let graph = ArchSpec::new(Arch::ResNet18, 4, 32, CLASSES.len())
         .graph()
         .unwrap();
     let mut rng = Lcg(7);

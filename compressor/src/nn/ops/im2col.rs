@@ -24,9 +24,11 @@ impl ConvGeom {
         stride: usize,
         pad: usize,
     ) -> Option<Self> {
-        if stride == 0 || kh == 0 || kw == 0 || h + 2 * pad < kh || w + 2 * pad < kw {
-            return None;
-        }
+        use fq_models::geometry::window_output;
+        let (oh, ow) = (
+            window_output(h, kh, stride, pad)?,
+            window_output(w, kw, stride, pad)?,
+        );
         Some(Self {
             c,
             h,
@@ -35,8 +37,8 @@ impl ConvGeom {
             kw,
             stride,
             pad,
-            oh: (h + 2 * pad - kh) / stride + 1,
-            ow: (w + 2 * pad - kw) / stride + 1,
+            oh,
+            ow,
         })
     }
 

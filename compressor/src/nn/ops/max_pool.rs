@@ -21,7 +21,8 @@ pub fn max_pool2d(
         return Ok(None);
     }
     let (_, _, h, w) = x.dims4()?;
-    if h + 2 * padding < kernel || w + 2 * padding < kernel || padding >= kernel {
+    let fits = |n| fq_models::geometry::window_output(n, kernel, stride, padding).is_some();
+    if !fits(h) || !fits(w) || padding >= kernel {
         return Ok(None);
     }
     let op = MaxPool {
@@ -43,7 +44,8 @@ struct MaxPool {
 
 impl MaxPool {
     fn out_size(&self, n: usize) -> usize {
-        (n + 2 * self.padding - self.kernel) / self.stride + 1
+        fq_models::geometry::window_output(n, self.kernel, self.stride, self.padding)
+            .expect("checked by max_pool2d")
     }
 }
 

@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn an_opset_without_layer_norm_or_beyond_int4_is_refused() {
-        let g = fq_models::ArchSpec::new("resnet18", 4, 32, 3)
+        let g = fq_models::ArchSpec::new(fq_models::Arch::ResNet18, 4, 32, 3)
             .graph()
             .unwrap();
         // The error comes before the model is looked at, so any model will do.
