@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The dataset of a run (format, files, grouping), kept in its `config.toml`.
-pub type DataConfig = fq_runtime::dataset::DataSource;
+pub type DataConfig = fq_eval::dataset::DataSource;
 
 /// How the samples are split into train/val/test.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub struct SplitConfig {
     /// Stratified (the fractions above), the paper's official split, or a saved CSV. Configs written
     /// before this field existed load as stratified, which is what they used.
     #[serde(default)]
-    pub method: fq_runtime::dataset::SplitMethod,
+    pub method: fq_eval::dataset::SplitMethod,
 }
 
 impl Default for SplitConfig {
@@ -115,7 +115,7 @@ impl RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fq_runtime::dataset::SplitMethod;
+    use fq_eval::dataset::SplitMethod;
 
     /// A `config.toml` written before the split method existed loads as the stratified split it used;
     /// an official split round-trips with its list files.

@@ -4,7 +4,7 @@ use crate::data::{batch, BatchSpec, ImageSet};
 use crate::model::{Mode, Model, Quant};
 use anyhow::Result;
 use candle_core::D;
-use fq_runtime::metrics::FairnessMetrics;
+use fq_eval::metrics::FairnessMetrics;
 use fq_runtime::preprocess::PreprocessConfig;
 
 /// Arg-max predictions for every sample of `set`.

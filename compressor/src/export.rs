@@ -12,11 +12,11 @@ use crate::quant::{quantize_weight, BitAssignment, Granularity};
 use crate::report::Report;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
+use fq_eval::metrics::FairnessMetrics;
 use fq_models::{ArchSpec, Graph};
 use fq_runtime::format::{
     assemble_with, BatchNormParams, LayerParams, LayerSource, ModelMeta, PackedModel,
 };
-use fq_runtime::metrics::FairnessMetrics;
 use fq_runtime::preprocess::PreprocessConfig;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -21,7 +21,7 @@ use crate::params::ParamStore;
 use crate::pipeline::Run;
 use crate::quant::{BitAssignment, Granularity};
 use anyhow::{bail, Context, Result};
-use fq_runtime::plots::{line_panels, LinePanel};
+use fq_eval::plots::{line_panels, LinePanel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -4,8 +4,8 @@
 use crate::methods::{Method, MethodId};
 use crate::quant::BitAssignment;
 use anyhow::Result;
+use fq_eval::metrics::{avg_bits, gbops, FairnessMetrics};
 use fq_models::QuantLayer;
-use fq_runtime::metrics::{avg_bits, gbops, FairnessMetrics};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -138,7 +138,7 @@ impl Report {
             "Per-group test accuracy — {} on {}",
             self.arch, self.dataset
         );
-        fq_runtime::plots::group_accuracy_chart(
+        fq_eval::plots::group_accuracy_chart(
             &dir.join("group_accuracy.png"),
             &title,
             &self.groups,

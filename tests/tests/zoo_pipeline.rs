@@ -8,6 +8,7 @@ mod common;
 use fq_compress::allocate::Allocation;
 use fq_compress::quant::BitAssignment;
 use fq_compress::report::Report;
+use fq_eval::Evaluate;
 use fq_models::{ArchSpec, QuantLayer};
 use fq_runtime::classify::Classifier;
 use std::path::Path;
