@@ -26,6 +26,8 @@ tools/reference/onnx_venv.sh >/dev/null
 
 # The runtime builds without any graphics stack (the wgpu backend is a cargo feature).
 cargo check --release -p fq-runtime --no-default-features
+# ... and for wasm32, with no csv/plotters/clap/rand in its dependency tree (issue 17).
+scripts/check_device_runtime.sh
 # fq-e2e turns fq-runtime's `wgpu` feature on, so the workspace run includes the GPU tests.
 cargo_log="$(mktemp)"
 cargo test --release --workspace "$@" 2>&1 | tee "$cargo_log"

@@ -477,7 +477,7 @@ fn main() -> Result<()> {
            the rest of a U4 step: ReLU, residual adds, global pooling, the linear layer, loss \
            and AdamW (PyTorch: its U4 step minus its parts).\n";
     md += &parts_md;
-    fq_runtime::sections::write_keeping_sections(&out, &md, &[])?;
+    fq_eval::sections::write_keeping_sections(&out, &md, &[])?;
     eprintln!("wrote the training section of {}", out.display());
     Ok(())
 }

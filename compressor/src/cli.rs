@@ -168,12 +168,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
-    pub data: fq_runtime::dataset::DataArgs,
+    pub data: fq_eval::dataset::DataArgs,
     /// Seed of the stratified train/val/test split.
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
     #[command(flatten)]
-    pub split: fq_runtime::dataset::SplitArgs,
+    pub split: fq_eval::dataset::SplitArgs,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]

@@ -8,7 +8,7 @@ use fq_compress::data::synth::{
     contact_sheet, generate, md5hash, SynthConfig, CLASSES, CSV_HEADER, CSV_NAME, IMAGES_DIR,
     MARKER_NAME,
 };
-use fq_runtime::dataset::fitzpatrick17k::{self, Fitzpatrick17kOptions, SkinGrouping};
+use fq_eval::dataset::fitzpatrick17k::{self, Fitzpatrick17kOptions, SkinGrouping};
 
 /// The real metadata file, committed in `tests/data/real/`.
 fn real_csv() -> Option<PathBuf> {

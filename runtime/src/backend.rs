@@ -44,11 +44,19 @@ impl BackendChoice {
         }
     }
 
-    /// The choice in `FQ_BACKEND`, `Auto` when unset.
+    /// The choice in `FQ_BACKEND`, `Auto` when unset or empty.
     pub fn from_env() -> Result<Self, BackendError> {
         match std::env::var(ENV) {
-            Ok(v) => Self::parse(&v).map_err(|e| BackendError::Env(Box::new(e))),
+            Ok(v) => Self::parse(&v).map_err(|_| BackendError::Env(v)),
             Err(_) => Ok(Self::Auto),
+        }
+    }
+
+    /// What an app runs on: its `--backend` flag when given, else `FQ_BACKEND`, else `Auto`.
+    pub fn resolve(flag: Option<Self>) -> Result<Self, BackendError> {
+        match flag {
+            Some(c) => Ok(c),
+            None => Self::from_env(),
         }
     }
 }
@@ -67,8 +75,8 @@ impl fmt::Display for BackendChoice {
 pub enum BackendError {
     #[error("unknown backend `{0}` (auto, cpu or gpu)")]
     Unknown(String),
-    #[error("{ENV}: {0}")]
-    Env(Box<BackendError>),
+    #[error("{ENV}=`{0}` is not a backend (auto, cpu or gpu)")]
+    Env(String),
     #[error("the gpu backend was asked for, but this build has no `wgpu` feature")]
     NotBuilt,
     #[cfg(feature = "wgpu")]
@@ -91,6 +99,15 @@ impl Backend {
             Backend::Cpu => "cpu".into(),
             #[cfg(feature = "wgpu")]
             Backend::Wgpu(d) => format!("wgpu ({})", d.description()),
+        }
+    }
+
+    /// What runs the model, for people: `CPU (8 threads)` or `wgpu (adapter name)`.
+    pub fn label(&self) -> String {
+        match self {
+            Backend::Cpu => format!("CPU ({} threads)", rayon::current_num_threads()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu(_) => self.name(),
         }
     }
 
@@ -230,5 +247,12 @@ mod tests {
         );
         assert_eq!(select(BackendChoice::Cpu).name(), "cpu");
         assert_eq!(choose(BackendChoice::Cpu).unwrap().reason, "cpu asked for");
+        // The flag wins over the environment; a bad value in it is named.
+        assert_eq!(
+            BackendChoice::resolve(Some(BackendChoice::Cpu)).unwrap(),
+            BackendChoice::Cpu
+        );
+        let e = BackendError::Env("tpu".into()).to_string();
+        assert!(e.contains("FQ_BACKEND=`tpu`"), "{e}");
     }
 }

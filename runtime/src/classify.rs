@@ -1,6 +1,8 @@
-//! The deployment API: load a `.fqm` model, classify an image (path, bytes, decoded image or
-//! preprocessed tensor) into class probabilities, and evaluate a labelled set per patient group
-//! with the same metric code as the compressor.
+//! The deployment API: load a `.fqm` model (path or bytes, on the backend asked for) and classify
+//! images (path, bytes, decoded image, a batch, or a preprocessed tensor) into class
+//! probabilities. Every fallible call returns the crate's one [`Error`]; nothing here panics on
+//! bad input or a failing GPU. Evaluation on labelled sets is the `fq-eval` crate's, on top of
+//! [`Classifier::classify_images`].
 
 use std::path::Path;
 
@@ -8,11 +10,11 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::backend::{self, Backend, BackendChoice};
-use crate::dataset::{DataError, Dataset};
+use crate::error::Error;
 use crate::exec::{ExecError, Executor};
-use crate::format::{CompressionSummary, FormatError, ModelFileError, PackedModel};
-use crate::metrics::{argmax_rows, FairnessMetrics, MetricsError};
-use crate::preprocess::{self, DecodeError, PreprocessConfig};
+use crate::format::{CompressionSummary, PackedModel};
+use crate::metrics::argmax_rows;
+use crate::preprocess::{self, PreprocessConfig};
 
 /// A loaded model, ready to classify on the CPU or (feature `wgpu`) a GPU.
 pub struct Classifier {
@@ -35,58 +37,64 @@ pub struct Prediction {
     pub logits: Vec<f32>,
 }
 
-/// Per-group results on a labelled set.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Evaluation {
-    pub metrics: FairnessMetrics,
-    /// Predicted class of every sample, in input order.
-    pub predictions: Vec<usize>,
-}
+impl Prediction {
+    /// The prediction of one image's logits: the first maximum is the class (a NaN counts as the
+    /// maximum, as in torch), the probabilities are their [`softmax`]. The one logits-to-class
+    /// step of every app, so that they cannot disagree.
+    pub fn from_logits(logits: Vec<f32>) -> Prediction {
+        let class = argmax_rows(&logits, logits.len())
+            .first()
+            .copied()
+            .unwrap_or(0);
+        Prediction {
+            class,
+            probabilities: softmax(&logits),
+            logits,
+        }
+    }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ClassifyError {
-    #[error(transparent)]
-    File(#[from] ModelFileError),
-    #[error(transparent)]
-    Format(#[from] FormatError),
-    #[error(transparent)]
-    Input(#[from] ExecError),
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    #[error(transparent)]
-    Data(#[from] DataError),
-    #[error(transparent)]
-    Metrics(#[from] MetricsError),
-    #[error("{0}")]
-    Mismatch(String),
-    #[cfg(feature = "wgpu")]
-    #[error(transparent)]
-    Gpu(#[from] crate::gpu::GpuError),
+    /// The predictions of a row-major `[n, classes]` logits matrix (a trailing partial row is
+    /// ignored; `classes == 0` gives none).
+    pub fn from_logit_rows(logits: &[f32], classes: usize) -> Vec<Prediction> {
+        if classes == 0 {
+            return Vec::new();
+        }
+        logits
+            .chunks_exact(classes)
+            .map(|l| Prediction::from_logits(l.to_vec()))
+            .collect()
+    }
 }
 
 impl Classifier {
-    /// Reads, verifies and compiles a model file, on the CPU.
-    pub fn load(path: &Path) -> Result<Self, ClassifyError> {
-        Ok(Self::from_model(PackedModel::load(path)?)?)
+    /// Reads, verifies and compiles a model file, on the CPU. Errors name the file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        Self::from_model(PackedModel::load(path)?)
     }
 
     /// Reads a model file onto the backend `choice` selects ([`backend::select`]: `Auto` and an
     /// unavailable `Gpu` fall back to the CPU with a one-line message).
-    pub fn load_with(path: &Path, choice: BackendChoice) -> Result<Self, ClassifyError> {
+    pub fn load_with(path: &Path, choice: BackendChoice) -> Result<Self, Error> {
         Self::load_on(path, &backend::select(choice))
     }
 
-    /// Reads a model file onto an already selected backend.
-    pub fn load_on(path: &Path, backend: &Backend) -> Result<Self, ClassifyError> {
+    /// Reads a model file onto an already selected backend ([`backend::choose`]).
+    pub fn load_on(path: &Path, backend: &Backend) -> Result<Self, Error> {
         Self::from_model_on(PackedModel::load(path)?, backend)
     }
 
-    /// Verifies and compiles model file contents.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
+    /// Verifies and compiles model file contents (a download, an app bundle's asset), on the CPU.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         Self::from_model(PackedModel::from_bytes(bytes)?)
     }
 
-    pub fn from_model(mut model: PackedModel) -> Result<Self, FormatError> {
+    /// [`Classifier::from_bytes`] onto the backend `choice` selects (as [`Classifier::load_with`]).
+    pub fn from_bytes_with(bytes: &[u8], choice: BackendChoice) -> Result<Self, Error> {
+        Self::from_model_on(PackedModel::from_bytes(bytes)?, &backend::select(choice))
+    }
+
+    /// Compiles a parsed model for the CPU executor.
+    pub fn from_model(mut model: PackedModel) -> Result<Self, Error> {
         let exec = Executor::from_model(&mut model)?;
         Ok(Self {
             info: model,
@@ -99,7 +107,7 @@ impl Classifier {
 
     /// Compiles a model for `backend`: on a GPU the weights are uploaded and every buffer and
     /// pipeline is made here, once.
-    pub fn from_model_on(model: PackedModel, backend: &Backend) -> Result<Self, ClassifyError> {
+    pub fn from_model_on(model: PackedModel, backend: &Backend) -> Result<Self, Error> {
         #[cfg(feature = "wgpu")]
         if let Backend::Wgpu(dev) = backend {
             // One validation and plan for both: the GPU uploads it, the CPU keeps it.
@@ -119,7 +127,7 @@ impl Classifier {
             });
         }
         let _ = backend;
-        Ok(Self::from_model(model)?)
+        Self::from_model(model)
     }
 
     /// The backend this classifier runs on.
@@ -185,19 +193,16 @@ impl Classifier {
                 .zip(out.probabilities.chunks(classes.max(1)))
                 .take(n)
                 .map(|(l, p)| Prediction {
-                    class: argmax_rows(l, l.len()).first().copied().unwrap_or(0),
                     probabilities: p.to_vec(),
-                    logits: l.to_vec(),
+                    ..Prediction::from_logits(l.to_vec())
                 })
                 .collect());
         }
         let per = self.exec.output_len().max(1);
-        Ok(self
-            .exec
-            .run_batch(nchw, n)?
-            .chunks(per)
-            .map(|l| prediction(l.to_vec()))
-            .collect())
+        Ok(Prediction::from_logit_rows(
+            &self.exec.run_batch(nchw, n)?,
+            per,
+        ))
     }
 
     /// Classifies a preprocessed image.
@@ -206,135 +211,36 @@ impl Classifier {
     }
 
     /// Classifies a decoded image (resized and normalised as in training).
-    pub fn classify_image(&self, img: &RgbImage) -> Prediction {
-        self.classify_images(std::slice::from_ref(img)).remove(0)
+    pub fn classify_image(&self, img: &RgbImage) -> Result<Prediction, Error> {
+        let mut one = self.classify_images(std::slice::from_ref(img))?;
+        Ok(one.pop().expect("one prediction per image"))
     }
 
-    /// Classifies an image file (PNG, JPEG, WebP; EXIF orientation applied).
-    pub fn classify_path(&self, path: &Path) -> Result<Prediction, DecodeError> {
-        Ok(self.classify_image(&preprocess::decode_path(path)?))
+    /// Classifies an image file (PNG, JPEG, WebP; EXIF orientation applied); errors name it.
+    pub fn classify_path(&self, path: &Path) -> Result<Prediction, Error> {
+        self.classify_image(&preprocess::decode_path(path)?)
     }
 
     /// Classifies encoded image bytes; `name` identifies them in errors.
-    pub fn classify_bytes(&self, bytes: &[u8], name: &str) -> Result<Prediction, DecodeError> {
-        Ok(self.classify_image(&preprocess::decode_bytes(bytes, name)?))
+    pub fn classify_bytes(&self, bytes: &[u8], name: &str) -> Result<Prediction, Error> {
+        self.classify_image(&preprocess::decode_bytes(bytes, name)?)
     }
 
-    /// Classifies decoded images: in parallel on the CPU, in batches on a GPU.
-    ///
-    /// # Panics
-    /// If the GPU fails mid-run (device lost); the CPU path cannot fail here.
-    pub fn classify_images(&self, images: &[RgbImage]) -> Vec<Prediction> {
+    /// Classifies a batch of decoded images, in input order: in parallel on the CPU, several
+    /// images per submit on a GPU. A GPU failure mid-run (device lost) is an error.
+    pub fn classify_images(&self, images: &[RgbImage]) -> Result<Vec<Prediction>, Error> {
         #[cfg(feature = "wgpu")]
         if self.gpu.is_some() {
-            let x: Vec<f32> = images
-                .par_iter()
-                .flat_map_iter(|i| preprocess::to_chw(i, &self.info.preprocess))
-                .collect();
-            return self
-                .predict_batch(&x, images.len())
-                .unwrap_or_else(|e| panic!("GPU forward pass failed: {e}"));
+            let x = preprocess::to_nchw(images, &self.info.preprocess);
+            return Ok(self.predict_batch(&x, images.len())?);
         }
         images
             .par_iter()
             .map(|i| {
                 let x = preprocess::to_chw(i, &self.info.preprocess);
-                prediction(
-                    self.exec
-                        .run(&x)
-                        .expect("to_chw makes the model's input size"),
-                )
+                Ok(Prediction::from_logits(self.exec.run(&x)?))
             })
             .collect()
-    }
-
-    /// Per-group metrics on decoded images with labels and group ids in the model's numbering.
-    pub fn evaluate(
-        &self,
-        images: &[RgbImage],
-        labels: &[usize],
-        groups: &[usize],
-    ) -> Result<Evaluation, ClassifyError> {
-        let predictions: Vec<usize> = self
-            .classify_images(images)
-            .into_iter()
-            .map(|p| p.class)
-            .collect();
-        let metrics = FairnessMetrics::compute(
-            labels,
-            &predictions,
-            groups,
-            self.info.classes.len(),
-            &self.info.groups,
-        )?;
-        Ok(Evaluation {
-            metrics,
-            predictions,
-        })
-    }
-
-    /// Per-group metrics on a dataset read by one of the loaders. Its classes and groups are
-    /// matched to the model's by name (a held-out set may use a subset, in another order); images
-    /// are decoded a chunk at a time so a large set never sits in memory at once.
-    pub fn evaluate_dataset(&self, ds: &Dataset) -> Result<Evaluation, ClassifyError> {
-        let class_map = name_map(&ds.classes, &self.info.classes, "class")?;
-        let group_map = name_map(&ds.groups, &self.info.groups, "group")?;
-        let pre = &self.info.preprocess;
-        let mut predictions = Vec::with_capacity(ds.len());
-        for chunk in ds.samples.chunks(64) {
-            let images: Vec<RgbImage> = chunk
-                .par_iter()
-                .map(|s| {
-                    preprocess::load_resized(&s.image, pre.width, pre.height).map_err(|source| {
-                        DataError::CorruptImage {
-                            file: s.origin.file.clone(),
-                            line: s.origin.line,
-                            image: s.image.clone(),
-                            source: Box::new(source),
-                        }
-                    })
-                })
-                .collect::<Result<_, DataError>>()?;
-            predictions.extend(self.classify_images(&images).into_iter().map(|p| p.class));
-        }
-        let labels: Vec<usize> = ds.samples.iter().map(|s| class_map[s.label]).collect();
-        let groups: Vec<usize> = ds.samples.iter().map(|s| group_map[s.group]).collect();
-        let metrics = FairnessMetrics::compute(
-            &labels,
-            &predictions,
-            &groups,
-            self.info.classes.len(),
-            &self.info.groups,
-        )?;
-        Ok(Evaluation {
-            metrics,
-            predictions,
-        })
-    }
-}
-
-/// The index in `model` of every name in `data`.
-fn name_map(data: &[String], model: &[String], what: &str) -> Result<Vec<usize>, ClassifyError> {
-    data.iter()
-        .map(|n| {
-            model.iter().position(|m| m == n).ok_or_else(|| {
-                ClassifyError::Mismatch(format!(
-                    "the data set's {what} `{n}` is not one of the model's: {model:?}"
-                ))
-            })
-        })
-        .collect()
-}
-
-fn prediction(logits: Vec<f32>) -> Prediction {
-    let class = argmax_rows(&logits, logits.len())
-        .first()
-        .copied()
-        .unwrap_or(0);
-    Prediction {
-        class,
-        probabilities: softmax(&logits),
-        logits,
     }
 }
 

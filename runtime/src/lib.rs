@@ -1,19 +1,49 @@
-//! FairQuant runtime: everything a deployed device needs, without candle.
+//! FairQuant's device runtime: what a clinic app links to run a packed `.fqm` model, and nothing
+//! else — the model format, the CPU executor (and, with the `wgpu` feature, the GPU one), image
+//! preprocessing and classification. No CSV, charts, fonts, command-line parsing or dataset
+//! splitting: those are evaluation, in the `fq-eval` crate, which the compressor and
+//! `fq-validate` use. Without default features the crate builds for `wasm32-unknown-unknown`
+//! (checked by `scripts/test.sh`), so a browser or phone build can link it.
 //!
-//! The compressor reuses the dataset loaders, the preprocessing and the fairness metrics from here, so that
-//! training-time and inference-time behaviour cannot drift apart.
+//! # Usage
+//!
+//! ```no_run
+//! use fq_runtime::{BackendChoice, Classifier, Prediction};
+//!
+//! # fn main() -> Result<(), fq_runtime::Error> {
+//! // Load once (from a path, or `Classifier::from_bytes` for bytes already in memory); `Auto`
+//! // takes a real GPU when there is one and the CPU otherwise.
+//! let model = Classifier::load_with("model.fqm".as_ref(), BackendChoice::Auto)?;
+//! // Classify a photo file, encoded bytes, or a batch of decoded images.
+//! let p: Prediction = model.classify_path("lesion.jpg".as_ref())?;
+//! println!("{} ({:.0}%)", model.classes()[p.class], 100.0 * p.probabilities[p.class]);
+//! let upload = std::fs::read("upload.png").unwrap();
+//! let q = model.classify_bytes(&upload, "upload.png")?;
+//! let batch = model.classify_images(&[image::RgbImage::new(224, 224)])?;
+//! // The same logits-to-prediction step for logits computed elsewhere.
+//! assert_eq!(Prediction::from_logits(q.logits.clone()).class, q.class);
+//! # let _ = batch;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every fallible call returns [`Error`], whose message names the model file, the image or the
+//! field at fault; bad input is an error, never a panic.
 
 pub mod atomic;
 pub mod backend;
 pub mod classify;
-pub mod dataset;
 pub mod driver_env;
+mod error;
 pub mod exec;
 pub mod format;
 #[cfg(feature = "wgpu")]
 pub mod gpu;
 pub mod metrics;
-#[cfg(feature = "plots")]
-pub mod plots;
 pub mod preprocess;
-pub mod sections;
+
+pub use backend::{Backend, BackendChoice, BackendError};
+pub use classify::{softmax, Classifier, Prediction};
+pub use error::Error;
+pub use format::{CompressionSummary, PackedModel};
+pub use preprocess::{DecodeError, PreprocessConfig};

@@ -1,15 +1,14 @@
-//! The deployment API: classify from a path, bytes, a decoded image or a tensor (all agree),
-//! probabilities, and per-group evaluation with the shared metric code.
+//! The deployment API: load from a path or bytes, classify from a path, bytes, a decoded image, a
+//! batch or a tensor (all agree), probabilities, and errors instead of panics. (Per-group
+//! evaluation is fq-eval's: eval/tests/evaluation.rs.)
 
 mod packed;
 
 use std::io::Cursor;
 
 use fq_models::{Arch, ArchSpec};
-use fq_runtime::classify::{softmax, Classifier, ClassifyError};
-use fq_runtime::dataset::{Dataset, Origin, Sample};
-use fq_runtime::metrics::FairnessMetrics;
 use fq_runtime::preprocess::to_chw;
+use fq_runtime::{softmax, Classifier, Error, Prediction};
 use image::{ImageFormat, Rgb, RgbImage};
 use packed::{random_model, Bits};
 
@@ -48,7 +47,7 @@ fn every_entry_point_gives_the_same_prediction() {
     assert_eq!(c.classes(), ["class0", "class1", "class2"]);
     assert_eq!(c.summary().method_label, "TEST");
     let img = image(1);
-    let p = c.classify_image(&img);
+    let p = c.classify_image(&img).unwrap();
     assert_eq!(p.probabilities.len(), 3);
     assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     assert_eq!(p.probabilities, softmax(&p.logits));
@@ -63,61 +62,34 @@ fn every_entry_point_gives_the_same_prediction() {
     assert_eq!(c.classify_path(&path).unwrap(), p);
     let err = c.classify_bytes(b"not an image", "upload.bin").unwrap_err();
     assert!(err.to_string().contains("upload.bin"), "{err}");
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+    // The same model from bytes; the logits-to-prediction step is public and the same.
+    let from_bytes = Classifier::from_bytes(&std::fs::read(dir.path().join("model.fqm")).unwrap());
+    assert_eq!(from_bytes.unwrap().classify_image(&img).unwrap(), p);
+    assert_eq!(Prediction::from_logits(p.logits.clone()), p);
+    // A batch gives each image's own prediction, in order.
+    let images: Vec<RgbImage> = (0..5).map(image).collect();
+    let batch = c.classify_images(&images).unwrap();
+    assert_eq!(batch.len(), 5);
+    for (img, b) in images.iter().zip(&batch) {
+        assert_eq!(&c.classify_image(img).unwrap(), b);
+    }
+    assert_eq!(batch[1], p);
+    assert!(c.classify_images(&[]).unwrap().is_empty());
+    // A tensor of the wrong size is an error, not a panic.
+    let err = c.classify_tensor(&[0.0; 7]).unwrap_err().to_string();
+    assert!(err.contains("input has 7 values"), "{err}");
 }
 
 #[test]
-fn evaluation_uses_the_shared_metrics_and_maps_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = classifier(dir.path());
-    let images: Vec<RgbImage> = (0..8).map(image).collect();
-    let labels = [0, 1, 2, 0, 1, 2, 0, 1];
-    let groups = [0, 0, 0, 0, 1, 1, 1, 1];
-    let ev = c.evaluate(&images, &labels, &groups).unwrap();
-    let want = FairnessMetrics::compute(&labels, &ev.predictions, &groups, 3, c.groups()).unwrap();
-    assert_eq!(ev.metrics, want);
-    let single: Vec<usize> = images.iter().map(|i| c.classify_image(i).class).collect();
-    assert_eq!(ev.predictions, single);
-
-    // The same set as a dataset whose class and group lists are in another order.
-    let csv = dir.path().join("held_out.csv");
-    let samples = images
-        .iter()
-        .enumerate()
-        .map(|(i, img)| {
-            let path = dir.path().join(format!("{i}.png"));
-            std::fs::write(&path, png(img)).unwrap();
-            Sample {
-                id: i.to_string(),
-                image: path,
-                label: 2 - labels[i],
-                group: 1 - groups[i],
-                origin: Origin {
-                    file: csv.clone(),
-                    line: i + 2,
-                },
-            }
-        })
-        .collect();
-    let mut ds = Dataset {
-        name: "held-out".into(),
-        samples,
-        classes: vec!["class2".into(), "class1".into(), "class0".into()],
-        groups: vec!["IV-VI".into(), "I-III".into()],
-        skipped: Vec::new(),
-    };
-    assert_eq!(c.evaluate_dataset(&ds).unwrap(), ev);
-
-    ds.samples[3].image = dir.path().join("gone.png");
-    let err = c.evaluate_dataset(&ds).unwrap_err().to_string();
-    assert!(
-        err.contains("held_out.csv") && err.contains("gone.png"),
-        "{err}"
-    );
-    ds.classes[0] = "melanoma".into();
-    match c.evaluate_dataset(&ds) {
-        Err(ClassifyError::Mismatch(m)) => assert!(m.contains("melanoma"), "{m}"),
-        other => panic!("expected a class mismatch, got {other:?}"),
-    }
+fn prediction_from_logits_takes_the_first_maximum() {
+    let p = Prediction::from_logits(vec![1.0, 3.0, 3.0, -2.0]);
+    assert_eq!(p.class, 1);
+    assert_eq!(p.probabilities, softmax(&p.logits));
+    let rows = Prediction::from_logit_rows(&[0.0, 1.0, 5.0, 2.0, 9.0], 2);
+    let classes: Vec<usize> = rows.iter().map(|r| r.class).collect();
+    assert_eq!(classes, [1, 0]);
+    assert!(Prediction::from_logit_rows(&[1.0], 0).is_empty());
 }
 
 #[test]

@@ -1,13 +1,11 @@
-//! Decoding with EXIF orientation (all 8 values), resizing, normalization, and the parallel image cache.
-
-mod common;
+//! Decoding with EXIF orientation (all 8 values), resizing and normalization (the whole-set image
+//! cache is fq-eval's: eval/tests/images.rs).
 
 use std::io::Cursor;
 
-use fq_runtime::dataset::folder::{self, FolderCsvOptions};
 use fq_runtime::preprocess::{
-    decode_bytes, decode_path, exif_orientation, load_dataset_images, resize_exact, to_chw,
-    to_nchw, DecodeError, PreprocessConfig, IMAGENET_MEAN, IMAGENET_STD,
+    decode_bytes, decode_path, exif_orientation, resize_exact, to_chw, to_nchw, DecodeError,
+    PreprocessConfig, IMAGENET_MEAN, IMAGENET_STD,
 };
 use image::codecs::jpeg::JpegEncoder;
 use image::{ImageFormat, Rgb, RgbImage};
@@ -272,39 +270,4 @@ fn to_chw_resizes_other_sizes_and_batches_are_nchw() {
     assert_eq!(batch.len(), 2 * 96);
     assert_eq!(&batch[..96], &t[..]);
     assert_eq!(&batch[96..], &to_chw(&other, &cfg)[..]);
-}
-
-#[test]
-fn dataset_images_are_decoded_in_order_and_resized() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("img");
-    std::fs::create_dir_all(&images).unwrap();
-    let mut csv = String::from("image,label,group\n");
-    for i in 0..40u8 {
-        let img = RgbImage::from_pixel(5 + u32::from(i), 7, Rgb([i, 2 * i, 3 * i]));
-        img.save_with_format(images.join(format!("{i}.png")), ImageFormat::Png)
-            .unwrap();
-        csv.push_str(&format!("{i}.png,c{},g\n", i % 3));
-    }
-    let csv_path = dir.path().join("d.csv");
-    std::fs::write(&csv_path, csv).unwrap();
-    let d = folder::load(&FolderCsvOptions::new(&csv_path, &images)).unwrap();
-    let cfg = PreprocessConfig {
-        width: 6,
-        height: 3,
-        ..PreprocessConfig::default()
-    };
-    let imgs = load_dataset_images(&d, &cfg, true).unwrap();
-    assert_eq!(imgs.len(), 40);
-    for (i, img) in imgs.iter().enumerate() {
-        let i = i as u8;
-        assert_eq!(img.dimensions(), (6, 3));
-        assert_eq!(img.get_pixel(2, 1).0, [i, 2 * i, 3 * i]);
-    }
-    // An invalid configuration is an error, not a panic.
-    let bad = PreprocessConfig {
-        std: [0.0, 1.0, 1.0],
-        ..cfg
-    };
-    assert!(load_dataset_images(&d, &bad, false).is_err());
 }

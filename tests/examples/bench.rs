@@ -339,7 +339,7 @@ fn main() -> Result<()> {
         f32_bytes as f64 / 1e6
     );
     // The GPU and training benchmarks' sections of the same file are kept.
-    fq_runtime::sections::write_keeping_sections(&out, &md, &[])?;
+    fq_eval::sections::write_keeping_sections(&out, &md, &[])?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }

@@ -118,7 +118,7 @@ fn main() -> Result<()> {
             zoo_section(&dev, budget, &mut md)?;
         }
     }
-    fq_runtime::sections::write_keeping_sections(&out, &md, &[])
+    fq_eval::sections::write_keeping_sections(&out, &md, &[])
         .with_context(|| format!("writing {}", out.display()))?;
     println!("{md}");
     Ok(())
@@ -192,7 +192,7 @@ fn gpu_section(dev: Arc<GpuDevice>, budget: f64, quick: bool, md: &mut String) -
         .map(|_| rng.random_range(-2.0..2.0))
         .collect();
     let (a, b) = (tiled.run_batch(&x, 1)?, cpu.logits(&x)?);
-    let top = |l: &[f32]| fq_runtime::metrics::argmax_rows(l, l.len())[0];
+    let top = |l: &[f32]| fq_eval::metrics::argmax_rows(l, l.len())[0];
     let same = top(&a.logits) == top(&b);
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
     let err = a
@@ -309,7 +309,7 @@ fn zoo_section(dev: &Arc<GpuDevice>, budget: f64, md: &mut String) -> Result<()>
             cpu.logits_batch(&x, BATCH)?,
         );
         let classes = g.num_classes;
-        let top = |l: &[f32]| fq_runtime::metrics::argmax_rows(l, classes);
+        let top = |l: &[f32]| fq_eval::metrics::argmax_rows(l, classes);
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
         let err = a
             .iter()

@@ -105,7 +105,7 @@ fn main() -> Result<()> {
             torch.map_or("–".into(), |p| format!("{:.2}×", p / t[0].0)),
         );
     }
-    fq_runtime::sections::write_keeping_sections(&out, &md, &[])?;
+    fq_eval::sections::write_keeping_sections(&out, &md, &[])?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }

@@ -177,7 +177,7 @@ fn resnet18(dev: &Arc<GpuDevice>, a: &Args) -> Result<Value> {
         "b1_ms_best": t[0].0 * 1e3, "b1_ms_median": t[0].1 * 1e3,
         "batch_ms_best": t[1].0 * 1e3, "batch_ms_median": t[1].1 * 1e3,
         "rel_error_vs_cpu": err,
-        "same_top1": fq_runtime::metrics::argmax_rows(&got, 1000) == fq_runtime::metrics::argmax_rows(&want, 1000),
+        "same_top1": fq_eval::metrics::argmax_rows(&got, 1000) == fq_eval::metrics::argmax_rows(&want, 1000),
     }))
 }
 

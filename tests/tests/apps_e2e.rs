@@ -9,8 +9,9 @@ mod common;
 use clap::Parser;
 
 use fq_compress::run::report::Report;
+use fq_eval::dataset::Dataset;
+use fq_eval::Evaluate;
 use fq_runtime::classify::Classifier;
-use fq_runtime::dataset::Dataset;
 use std::path::{Path, PathBuf};
 
 /// Synth 300 images at 32 px, train a width-8 ResNet18 for one epoch, compress FP32 and U4,

@@ -6,6 +6,7 @@
 mod common;
 
 use fq_compress::run::report::Report;
+use fq_eval::Evaluate;
 use fq_runtime::classify::Classifier;
 
 #[test]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use fq_compress::cli::{dispatch, Cli};
+use fq_eval::Evaluate;
 use fq_runtime::backend::Backend;
 use fq_runtime::classify::Classifier;
 use fq_runtime::gpu::GpuDevice;
@@ -67,8 +68,8 @@ fn demo_model_on_wgpu_predicts_like_the_cpu() {
             .iter()
             .map(|s| fq_runtime::preprocess::load_resized(&s.image, pre.width, pre.height).unwrap())
             .collect();
-        let want = cpu.classify_images(&imgs);
-        let got = on_gpu.classify_images(&imgs);
+        let want = cpu.classify_images(&imgs).unwrap();
+        let got = on_gpu.classify_images(&imgs).unwrap();
         let scale = want
             .iter()
             .flat_map(|p| &p.logits)

@@ -196,7 +196,7 @@ fn cli_onnx_export_of_a_trained_run_matches_its_fqm() {
     let c = Classifier::load(&fqm).unwrap();
     let test = common::test_split(&run);
     let cfg = c.preprocess().clone();
-    let images = fq_runtime::preprocess::load_dataset_images(&test, &cfg, false).unwrap();
+    let images = fq_eval::images::load_dataset_images(&test, &cfg, false).unwrap();
     let x = fq_runtime::preprocess::to_nchw(&images, &cfg);
     let n = images.len();
     let want = c.logits_batch(&x, n).unwrap();

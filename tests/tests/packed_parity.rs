@@ -13,9 +13,9 @@ use fq_compress::run::config::RunConfig;
 use fq_compress::run::export::{default_method, export_run, pack_model, ExportMeta};
 use fq_compress::run::report::{MethodResult, Report};
 use fq_models::{Arch, ArchSpec, Graph, Op};
+use fq_eval::metrics::FairnessMetrics;
 use fq_runtime::classify::Classifier;
 use fq_runtime::format::PackedModel;
-use fq_runtime::metrics::FairnessMetrics;
 use fq_runtime::preprocess::PreprocessConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -69,7 +69,7 @@ fn meta(g: &Graph, method: Method) -> ExportMeta {
 }
 
 fn argmax(row: &[f32]) -> usize {
-    fq_runtime::metrics::argmax_rows(row, row.len())[0]
+    fq_eval::metrics::argmax_rows(row, row.len())[0]
 }
 
 /// Exports, serializes, reloads and runs the packed model; returns the relative logit error and

@@ -78,7 +78,7 @@ fn quantized_exports_match_the_fake_quant_model() {
             eprintln!("{stem} {what}: packed vs fake-quant, relative logit error {e:.2e}");
             assert!(e < TOL, "{stem} {what}: packed logits differ by {e}");
             for (gr, wr) in got.chunks(5).zip(want.chunks(5)) {
-                let am = |r: &[f32]| fq_runtime::metrics::argmax_rows(r, r.len())[0];
+                let am = |r: &[f32]| fq_eval::metrics::argmax_rows(r, r.len())[0];
                 assert_eq!(am(gr), am(wr), "{stem} {what}: a prediction changed");
             }
         }

@@ -8,6 +8,7 @@ mod common;
 use fq_compress::methods::allocate::Allocation;
 use fq_compress::nn::quant::BitAssignment;
 use fq_compress::run::report::Report;
+use fq_eval::Evaluate;
 use fq_models::{ArchSpec, QuantLayer};
 use fq_runtime::classify::Classifier;
 use std::path::Path;

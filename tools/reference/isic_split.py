@@ -1,4 +1,4 @@
-"""CPython's `random.Random(seed).shuffle` permutations, for the Rust port in runtime/src/dataset/mt19937.rs.
+"""CPython's `random.Random(seed).shuffle` permutations, for the Rust port in eval/src/dataset/mt19937.rs.
 
 Writes fixtures/python_shuffle.json:
 - "cases": `random.Random(seed).shuffle(list(range(n)))` for several list lengths and int seeds

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+
 use crate::backend::BackendChoice;
 
 #[derive(Parser, Debug, Clone)]
@@ -29,9 +31,23 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Compute backend [default: $FQ_BACKEND, else auto].
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = backend_parser())]
     pub backend: Option<BackendChoice>,
     /// Hide the progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// `--backend`'s values, listed in `--help` and parsed by the runtime ([`BackendChoice::parse`]).
+pub fn backend_parser() -> impl TypedValueParser<Value = BackendChoice> {
+    PossibleValuesParser::new([
+        PossibleValue::new("auto")
+            .help("A real GPU when there is one, else the CPU (never a software rasteriser)"),
+        PossibleValue::new("cpu"),
+        PossibleValue::new("gpu").alias("wgpu").help(
+            "The GPU through wgpu (Vulkan, Metal, DX12 or GL), a software rasteriser included \
+             (with a warning); an error when there is no adapter",
+        ),
+    ])
+    .try_map(|s| BackendChoice::parse(&s))
 }

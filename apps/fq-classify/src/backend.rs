@@ -1,42 +1,30 @@
-//! Where the model runs: the one place the apps choose a compute backend.
+//! Where the model runs: the app's engine, loaded once on the backend the runtime chooses.
 //!
-//! `--backend auto|cpu|gpu` (or `FQ_BACKEND`) picks it: `auto` takes a real GPU (discrete,
-//! integrated or virtual) through the runtime's wgpu backend (built with the default `wgpu`
-//! feature) and otherwise the CPU executor — never a software rasteriser such as Mesa's lavapipe,
-//! which emulates a GPU on the CPU ~20x slower than the CPU path; `gpu` (alias `wgpu`) takes the
-//! best adapter of any kind, a software one with a warning, and is an error without one. The
-//! engine keeps the reason for its choice, which the apps report (`fq_runtime::backend::choose`).
+//! `--backend auto|cpu|gpu` (or `FQ_BACKEND`) picks it, with the runtime's rules
+//! ([`fq_runtime::backend`]): `auto` takes a real GPU (discrete, integrated or virtual) through
+//! the runtime's wgpu backend (built with the default `wgpu` feature) and otherwise the CPU
+//! executor — never a software rasteriser such as Mesa's lavapipe, which emulates a GPU on the
+//! CPU ~20x slower than the CPU path; `gpu` (alias `wgpu`) takes the best adapter of any kind, a
+//! software one with a warning, and is an error without one. The engine keeps the reason for the
+//! choice, which the app reports, and times each photo's preprocessing and inference.
 
 use std::path::Path;
 use std::time::Instant;
 
-use clap::ValueEnum;
-use fq_runtime::classify::{softmax, Classifier, ClassifyError, Prediction};
-use fq_runtime::metrics::argmax_rows;
-use fq_runtime::preprocess;
+use fq_runtime::backend::{choose, BackendError};
+use fq_runtime::{preprocess, Classifier, Prediction};
 use image::RgbImage;
 
-/// The environment variable that picks the backend when `--backend` is not given.
-pub const BACKEND_ENV: &str = "FQ_BACKEND";
-
-/// A requested backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendChoice {
-    /// A real GPU when there is one, else the CPU (never a software rasteriser).
-    Auto,
-    Cpu,
-    /// The GPU through wgpu (Vulkan, Metal, DX12 or GL), a software rasteriser included (with a
-    /// warning); an error when there is no adapter.
-    #[value(alias = "wgpu")]
-    Gpu,
-}
+pub use fq_runtime::backend::ENV as BACKEND_ENV;
+pub use fq_runtime::BackendChoice;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("{BACKEND_ENV}=`{0}` is not a backend (auto, cpu or gpu)")]
-    BadEnv(String),
+    /// `FQ_BACKEND` names no backend.
+    #[error(transparent)]
+    BadEnv(BackendError),
     #[error("--backend gpu: {0}; use --backend cpu or auto")]
-    GpuUnavailable(fq_runtime::backend::BackendError),
+    GpuUnavailable(BackendError),
     #[error("inference failed: {0}")]
     Exec(#[from] fq_runtime::exec::ExecError),
     #[error("{}: {source}", path.display())]
@@ -44,23 +32,13 @@ pub enum EngineError {
         path: std::path::PathBuf,
         /// Boxed: the runtime's error is large and this variant is rare.
         #[source]
-        source: Box<ClassifyError>,
+        source: Box<fq_runtime::Error>,
     },
 }
 
-impl BackendChoice {
-    /// `flag` if given, else `FQ_BACKEND`, else `auto`.
-    pub fn resolve(flag: Option<BackendChoice>) -> Result<BackendChoice, EngineError> {
-        if let Some(c) = flag {
-            return Ok(c);
-        }
-        match std::env::var(BACKEND_ENV) {
-            Ok(v) if !v.trim().is_empty() => {
-                BackendChoice::from_str(v.trim(), true).map_err(|_| EngineError::BadEnv(v))
-            }
-            _ => Ok(BackendChoice::Auto),
-        }
-    }
+/// `flag` if given, else `FQ_BACKEND`, else `auto` ([`BackendChoice::resolve`]).
+pub fn resolve(flag: Option<BackendChoice>) -> Result<BackendChoice, EngineError> {
+    BackendChoice::resolve(flag).map_err(EngineError::BadEnv)
 }
 
 /// A model loaded once, compiled for its backend, ready to classify any number of images.
@@ -87,13 +65,7 @@ impl Engine {
     /// Reads and compiles `model` for the chosen backend.
     pub fn load(model: &Path, choice: BackendChoice) -> Result<Engine, EngineError> {
         let start = Instant::now();
-        use fq_runtime::backend::{choose, BackendChoice as Choice};
-        let selection = choose(match choice {
-            BackendChoice::Gpu => Choice::Gpu,
-            BackendChoice::Auto => Choice::Auto,
-            BackendChoice::Cpu => Choice::Cpu,
-        })
-        .map_err(EngineError::GpuUnavailable)?;
+        let selection = choose(choice).map_err(EngineError::GpuUnavailable)?;
         let classifier =
             Classifier::load_on(model, &selection.backend).map_err(|source| EngineError::Load {
                 path: model.to_path_buf(),
@@ -109,12 +81,7 @@ impl Engine {
 
     /// What runs the model, for people: "CPU (8 threads)" or the GPU adapter's name.
     pub fn backend_name(&self) -> String {
-        let b = self.classifier.backend();
-        if b.is_gpu() {
-            b.name()
-        } else {
-            format!("CPU ({} threads)", rayon::current_num_threads())
-        }
+        self.classifier.backend().label()
     }
 
     /// Why this backend was chosen, e.g. `auto: only a software GPU adapter (llvmpipe …), which
@@ -142,16 +109,7 @@ impl Engine {
         let t0 = Instant::now();
         let chw = preprocess::to_chw(img, self.classifier.preprocess());
         let t1 = Instant::now();
-        let logits = self.logits(&chw)?;
-        let class = argmax_rows(&logits, logits.len())
-            .first()
-            .copied()
-            .unwrap_or(0);
-        let prediction = Prediction {
-            class,
-            probabilities: softmax(&logits),
-            logits,
-        };
+        let prediction = Prediction::from_logits(self.logits(&chw)?);
         let t2 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
         Ok((

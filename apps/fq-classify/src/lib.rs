@@ -13,7 +13,7 @@ use std::io::Write;
 
 pub use args::Args;
 
-use backend::{BackendChoice, Engine};
+use backend::Engine;
 use output::{ModelInfo, PhotoResult, Report};
 
 /// Exit status: every photo classified.
@@ -26,14 +26,13 @@ pub const EXIT_ERROR: i32 = 2;
 /// Runs the app with results on `out` and errors on `err`; returns the exit status and, when the
 /// model loaded, the report.
 pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> (i32, Option<Report>) {
-    let engine =
-        match BackendChoice::resolve(args.backend).and_then(|c| Engine::load(&args.model, c)) {
-            Ok(e) => e,
-            Err(e) => {
-                let _ = writeln!(err, "error: {e}");
-                return (EXIT_ERROR, None);
-            }
-        };
+    let engine = match backend::resolve(args.backend).and_then(|c| Engine::load(&args.model, c)) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return (EXIT_ERROR, None);
+        }
+    };
     let c = engine.classifier();
     let model = ModelInfo {
         path: output::display(&args.model),

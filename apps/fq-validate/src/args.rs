@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::Parser;
-use fq_classify::backend::BackendChoice;
+use fq_runtime::BackendChoice;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -37,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     pub skip_bad_images: bool,
     /// Compute backend [default: $FQ_BACKEND, else auto].
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = backend_parser())]
     pub backend: Option<BackendChoice>,
     /// Hide the progress bar.
     #[arg(long, short = 'q')]
@@ -48,11 +49,24 @@ pub struct Args {
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
     #[command(flatten)]
-    pub source: fq_runtime::dataset::DataArgs,
+    pub source: fq_eval::dataset::DataArgs,
     /// An `id,split` CSV (a run's split.csv) to take one split of the data set from.
     #[arg(long)]
     pub split_csv: Option<PathBuf>,
     /// The split to validate on, with --split-csv.
     #[arg(long, default_value = "test")]
     pub split: String,
+}
+
+/// `--backend`'s values, listed in `--help` and parsed by the runtime ([`BackendChoice::parse`]).
+fn backend_parser() -> impl TypedValueParser<Value = BackendChoice> {
+    PossibleValuesParser::new([
+        PossibleValue::new("auto")
+            .help("A real GPU when there is one, else the CPU (never a software rasteriser)"),
+        PossibleValue::new("cpu"),
+        PossibleValue::new("gpu")
+            .alias("wgpu")
+            .help("The best GPU adapter, a software rasteriser included; an error without one"),
+    ])
+    .try_map(|s| BackendChoice::parse(&s))
 }

@@ -6,7 +6,7 @@
 //! group: FAIL when the field's worst-group accuracy is more than `tolerance` below the
 //! compression-time worst-group accuracy the model file carries.
 
-use fq_runtime::metrics::{
+use fq_eval::metrics::{
     newcombe_difference, two_proportion_z_test, wilson, FairnessMetrics, Interval,
 };
 use serde::Serialize;

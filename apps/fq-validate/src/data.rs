@@ -2,7 +2,7 @@
 //! split of a run's `split.csv`.
 
 use anyhow::{bail, Context, Result};
-use fq_runtime::dataset::{Dataset, Split, SplitName};
+use fq_eval::dataset::{Dataset, Split, SplitName};
 
 use crate::args::DataArgs;
 

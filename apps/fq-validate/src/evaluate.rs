@@ -1,14 +1,15 @@
-//! Runs the model over the held-out set on this machine's backend, a chunk of images at a time
-//! (decoded in parallel, never the whole set in memory), and computes the per-group metrics with
-//! the runtime's metric code over the model's class and group numbering.
+//! Runs the model over the held-out set on this machine's backend with the shared evaluation
+//! ([`fq_eval::Evaluate`]: a chunk of images decoded in parallel at a time, several images per
+//! GPU submit, the per-group metrics in the model's class and group numbering) and keeps what the
+//! report needs: undecodable images left out, and the mean inference time.
 
-use anyhow::{anyhow, Result};
-use fq_classify::backend::Engine;
-use fq_runtime::dataset::{DataError, Dataset};
-use fq_runtime::metrics::FairnessMetrics;
-use fq_runtime::preprocess;
-use rayon::prelude::*;
+use anyhow::Result;
+use fq_eval::dataset::Dataset;
+use fq_eval::metrics::FairnessMetrics;
+use fq_eval::{EvalOptions, Evaluate};
 use serde::Serialize;
+
+use crate::engine::Engine;
 
 /// An image left out with `--skip-bad-images`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -29,75 +30,34 @@ pub struct FieldRun {
     pub mean_inference_ms: f64,
 }
 
-/// The index in `model` of every name in `data`.
-fn name_map(data: &[String], model: &[String], what: &str) -> Result<Vec<usize>> {
-    data.iter()
-        .map(|n| {
-            model.iter().position(|m| m == n).ok_or_else(|| {
-                anyhow!("the data set's {what} `{n}` is not one of the model's: {model:?}")
-            })
-        })
-        .collect()
-}
-
 /// Classifies every sample of `ds`. A corrupt image is an error naming its CSV row, or with
 /// `skip_bad` a [`BadImage`] entry.
 pub fn run(engine: &Engine, ds: &Dataset, skip_bad: bool, quiet: bool) -> Result<FieldRun> {
-    let c = engine.classifier();
-    let class_map = name_map(&ds.classes, c.classes(), "class")?;
-    let group_map = name_map(&ds.groups, c.groups(), "group")?;
-    let pre = c.preprocess();
-    let pb = fq_classify::progress::bar(ds.len(), "validating", quiet);
-    let (mut labels, mut groups, mut predictions) = (vec![], vec![], vec![]);
-    let mut bad_images = Vec::new();
-    let mut inference_ms = 0.0;
-    for chunk in ds.samples.chunks(64) {
-        let part: Vec<_> = chunk
-            .par_iter()
-            .map(
-                |s| match preprocess::load_resized(&s.image, pre.width, pre.height) {
-                    Ok(img) => Ok(engine.classify_image(&img)),
-                    Err(e) => Err(DataError::CorruptImage {
-                        file: s.origin.file.clone(),
-                        line: s.origin.line,
-                        image: s.image.clone(),
-                        source: Box::new(e),
-                    }),
-                },
-            )
-            .collect();
-        for (s, r) in chunk.iter().zip(part) {
-            match r {
-                Ok(r) => {
-                    let (p, t) = r?;
-                    labels.push(class_map[s.label]);
-                    groups.push(group_map[s.group]);
-                    predictions.push(p.class);
-                    inference_ms += t.preprocess_ms + t.inference_ms;
-                }
-                Err(e) if skip_bad => bad_images.push(BadImage {
-                    row: format!("{}:{}", s.origin.file.display(), s.origin.line),
-                    image: s.image.display().to_string(),
-                    error: e.to_string(),
-                }),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        pb.inc(chunk.len() as u64);
-    }
+    let pb = crate::progress::bar(ds.len(), "validating", quiet);
+    let opts = EvalOptions {
+        skip_bad_images: skip_bad,
+    };
+    let run = engine
+        .classifier
+        .evaluate_dataset_with(ds, opts, &|done| pb.set_position(done as u64))?;
     pb.finish_and_clear();
-    let metrics = FairnessMetrics::compute(
-        &labels,
-        &predictions,
-        &groups,
-        c.classes().len(),
-        c.groups(),
-    )
-    .map_err(|e| anyhow!("{}: {e}", ds.name))?;
+    let bad_images = run
+        .bad_images
+        .iter()
+        .map(|b| {
+            let s = &ds.samples[b.index];
+            BadImage {
+                row: format!("{}:{}", s.origin.file.display(), s.origin.line),
+                image: s.image.display().to_string(),
+                error: b.error.to_string(),
+            }
+        })
+        .collect();
+    let evaluated = run.evaluation.predictions.len();
     Ok(FieldRun {
-        metrics,
-        mean_inference_ms: inference_ms / predictions.len().max(1) as f64,
-        predictions,
+        metrics: run.evaluation.metrics,
+        predictions: run.evaluation.predictions,
         bad_images,
+        mean_inference_ms: run.inference_ms / evaluated.max(1) as f64,
     })
 }

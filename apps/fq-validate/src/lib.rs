@@ -7,14 +7,16 @@
 pub mod args;
 pub mod compare;
 pub mod data;
+pub mod engine;
 pub mod evaluate;
+pub mod progress;
 pub mod report;
 
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 pub use args::Args;
-use fq_classify::backend::{BackendChoice, Engine};
+use engine::Engine;
 
 use compare::Settings;
 use report::{ValidationReport, Written};
@@ -60,11 +62,11 @@ pub fn validate(a: &Args) -> Result<Outcome> {
     if !open_unit(a.alpha) || !open_unit(a.confidence) {
         bail!("--alpha and --confidence must be in (0, 1)");
     }
-    let engine = Engine::load(&a.model, BackendChoice::resolve(a.backend)?)?;
-    if let Some(w) = engine.backend_warning() {
+    let engine = Engine::load(&a.model, a.backend)?;
+    if let Some(w) = &engine.warning {
         eprintln!("warning: {w}");
     }
-    let summary = engine.classifier().summary().clone();
+    let summary = engine.classifier.summary().clone();
     let Some(promised) = summary.test_metrics.clone() else {
         bail!(
             "{}: the model file carries no compression-time per-group figures to compare with \
@@ -84,7 +86,7 @@ pub fn validate(a: &Args) -> Result<Outcome> {
         method_label: summary.method_label.clone(),
         avg_bits: summary.avg_bits,
         backend: engine.backend_name(),
-        backend_reason: engine.backend_reason().to_string(),
+        backend_reason: engine.reason.clone(),
         dataset: ds.name.clone(),
         samples: field.predictions.len(),
         mean_inference_ms: field.mean_inference_ms,

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use fq_eval::metrics::FairnessMetrics;
+use fq_eval::plots::{group_accuracy_interval_chart, IntervalSeries};
 use fq_runtime::atomic::{write_atomic, write_json_atomic};
-use fq_runtime::metrics::FairnessMetrics;
-use fq_runtime::plots::{group_accuracy_interval_chart, IntervalSeries};
 use serde::Serialize;
 
 use crate::compare::{GroupComparison, Settings, Verdict};

@@ -6,8 +6,9 @@ mod common;
 
 use std::process::Command;
 
+use fq_eval::metrics::FairnessMetrics;
+use fq_eval::Evaluate;
 use fq_runtime::classify::Classifier;
-use fq_runtime::metrics::FairnessMetrics;
 
 fn validate(model: &std::path::Path, dir: &std::path::Path, out: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_fq-validate"))

@@ -3,7 +3,7 @@
 
 use crate::analysis::diagnose::{Diagnostics, GroupDiagnostics};
 use anyhow::Result;
-use fq_runtime::plots::{distribution_chart, group_metric_panels, MetricPanel};
+use fq_eval::plots::{distribution_chart, group_metric_panels, MetricPanel};
 use std::path::Path;
 
 /// Write `groups.png` and `logit_variance.png` into `dir`.

@@ -22,7 +22,7 @@ use crate::nn::quant::{BitAssignment, Granularity};
 use crate::run::run_dir::Run;
 use crate::support::run_files::RunFiles;
 use anyhow::{bail, Context, Result};
-use fq_runtime::plots::{line_panels, LinePanel};
+use fq_eval::plots::{line_panels, LinePanel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

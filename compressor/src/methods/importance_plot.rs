@@ -3,7 +3,7 @@
 
 use crate::methods::importance::ScoresFile;
 use anyhow::Result;
-use fq_runtime::plots::{heatmap, HeatmapPanel};
+use fq_eval::plots::{heatmap, HeatmapPanel};
 use std::path::Path;
 
 pub fn heatmap_png(scores: &ScoresFile, path: &Path) -> Result<()> {

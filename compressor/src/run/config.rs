@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The dataset of a run (format, files, grouping), kept in its `config.toml`.
-pub type DataConfig = fq_runtime::dataset::DataSource;
+pub type DataConfig = fq_eval::dataset::DataSource;
 
 /// How the samples are split into train/val/test.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,7 +24,7 @@ pub struct SplitConfig {
     /// Stratified (the fractions above), the paper's official split, or a saved CSV. Configs written
     /// before this field existed load as stratified, which is what they used.
     #[serde(default)]
-    pub method: fq_runtime::dataset::SplitMethod,
+    pub method: fq_eval::dataset::SplitMethod,
 }
 
 impl Default for SplitConfig {
@@ -69,8 +69,8 @@ impl RunConfig {
             data: DataConfig::Fitzpatrick17k {
                 csv: data_dir.join("fitzpatrick17k.csv"),
                 images: data_dir.join("images"),
-                grouping: fq_runtime::dataset::fitzpatrick17k::SkinGrouping::Binary,
-                label_column: fq_runtime::dataset::fitzpatrick17k::LabelGranularity::Fine,
+                grouping: fq_eval::dataset::fitzpatrick17k::SkinGrouping::Binary,
+                label_column: fq_eval::dataset::fitzpatrick17k::LabelGranularity::Fine,
                 keep_unknown: false,
             },
             skip_bad_rows: false,
@@ -132,7 +132,7 @@ impl CompressConfig {
 mod tests {
     use super::*;
     use crate::methods::importance::Reducer;
-    use fq_runtime::dataset::SplitMethod;
+    use fq_eval::dataset::SplitMethod;
 
     /// A `config.toml` written before the split method existed loads as the stratified split it used;
     /// an official split round-trips with its list files.
@@ -207,7 +207,7 @@ mod tests {
     /// that names the accepted ones.
     #[test]
     fn dataset_options_load_from_an_old_config() {
-        use fq_runtime::dataset::fitzpatrick17k::{LabelGranularity, SkinGrouping};
+        use fq_eval::dataset::fitzpatrick17k::{LabelGranularity, SkinGrouping};
         let old = include_str!("../../tests/fixtures/config_before_enums.toml");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");

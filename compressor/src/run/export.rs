@@ -13,11 +13,11 @@ use crate::run::report::Report;
 use crate::support::run_files::RunFiles;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
+use fq_eval::metrics::FairnessMetrics;
 use fq_models::{ArchSpec, Graph};
 use fq_runtime::format::{
     assemble_with, BatchNormParams, LayerParams, LayerSource, ModelMeta, PackedModel,
 };
-use fq_runtime::metrics::FairnessMetrics;
 use fq_runtime::preprocess::PreprocessConfig;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -9,12 +9,12 @@ use crate::run::config::{DataConfig, RunConfig};
 use crate::run::report::{MethodResult, Report};
 use crate::support::run_files::RunFiles;
 use anyhow::Result;
-use fq_runtime::atomic::write_atomic;
-use fq_runtime::format::{LayerWeights, PackedModel};
-use fq_runtime::metrics::{wilson, FairnessMetrics};
-use fq_runtime::plots::{
+use fq_eval::metrics::{wilson, FairnessMetrics};
+use fq_eval::plots::{
     bit_width_histogram, frontier_chart, radar_chart, FrontierPoint, RadarSeries,
 };
+use fq_runtime::atomic::write_atomic;
+use fq_runtime::format::{LayerWeights, PackedModel};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -236,7 +236,7 @@ fn data_description(cfg: &RunConfig) -> String {
 
 /// How the run split its data, e.g. `stratified by class and group, 0.7/0.1/0.2 (seed 42)`.
 fn split_description(cfg: &RunConfig) -> String {
-    let fr = fq_runtime::dataset::SplitFractions {
+    let fr = fq_eval::dataset::SplitFractions {
         train: cfg.split.train,
         val: cfg.split.val,
         test: cfg.split.test,
@@ -408,7 +408,7 @@ mod tests {
             split_description(&cfg),
             "stratified by class and group, 0.7/0.1/0.2 (seed 42)"
         );
-        cfg.split.method = fq_runtime::dataset::SplitMethod::Official {
+        cfg.split.method = fq_eval::dataset::SplitMethod::Official {
             train_list: Some("d/train_score.csv".into()),
             test_list: Some("d/all_val.csv".into()),
         };
@@ -420,7 +420,7 @@ mod tests {
             "{d}"
         );
         // Without list paths: the archive's names beside the metadata CSV.
-        cfg.split.method = fq_runtime::dataset::SplitMethod::Official {
+        cfg.split.method = fq_eval::dataset::SplitMethod::Official {
             train_list: None,
             test_list: None,
         };

@@ -5,8 +5,8 @@ use crate::methods::{Method, MethodId};
 use crate::nn::quant::BitAssignment;
 use crate::support::run_files::RunFiles;
 use anyhow::Result;
+use fq_eval::metrics::{avg_bits, gbops, FairnessMetrics};
 use fq_models::QuantLayer;
-use fq_runtime::metrics::{avg_bits, gbops, FairnessMetrics};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -139,7 +139,7 @@ impl Report {
             "Per-group test accuracy — {} on {}",
             self.arch, self.dataset
         );
-        fq_runtime::plots::group_accuracy_chart(
+        fq_eval::plots::group_accuracy_chart(
             &RunFiles::new(dir).group_accuracy(),
             &title,
             &self.groups,

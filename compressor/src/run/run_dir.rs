@@ -14,8 +14,8 @@ use crate::train::evaluate::evaluate;
 use crate::train::{train, TrainIo};
 use anyhow::{Context, Result};
 use candle_core::Device;
+use fq_eval::dataset::{self, Dataset, Split};
 use fq_models::{ArchSpec, Graph};
-use fq_runtime::dataset::{self, Dataset, Split};
 use fq_runtime::preprocess::PreprocessConfig;
 use std::path::{Path, PathBuf};
 
@@ -111,10 +111,9 @@ impl Run {
             dataset.len() as u64,
             "decode [{elapsed_precise}] {bar:30} {pos}/{len} images ({per_sec})",
         );
-        let images =
-            fq_runtime::preprocess::load_dataset_images_with(&dataset, &preprocess, &|n| {
-                bar.set_position(n as u64)
-            })?;
+        let images = fq_eval::images::load_dataset_images_with(&dataset, &preprocess, &|n| {
+            bar.set_position(n as u64)
+        })?;
         bar.finish_and_clear();
         let all = ImageSet {
             ids: dataset.samples.iter().map(|s| s.id.clone()).collect(),

@@ -4,7 +4,7 @@ use crate::data::image_set::{batch, BatchSpec, ImageSet};
 use crate::nn::model::{Mode, Model, Quant};
 use anyhow::Result;
 use candle_core::D;
-use fq_runtime::metrics::FairnessMetrics;
+use fq_eval::metrics::FairnessMetrics;
 use fq_runtime::preprocess::PreprocessConfig;
 
 /// Arg-max predictions for every sample of `set`.

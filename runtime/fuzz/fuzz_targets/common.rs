@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use fq_runtime::dataset::split::{Split, SplitFractions};
-use fq_runtime::dataset::Dataset;
+use fq_eval::dataset::split::{Split, SplitFractions};
+use fq_eval::dataset::Dataset;
 
 /// `<tmp>/fq-fuzz-<pid>`, created once; every input overwrites the same files in it.
 pub fn scratch() -> &'static Path {

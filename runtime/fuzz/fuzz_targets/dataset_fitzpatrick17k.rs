@@ -5,7 +5,7 @@
 #[path = "common.rs"]
 mod common;
 
-use fq_runtime::dataset::fitzpatrick17k::{
+use fq_eval::dataset::fitzpatrick17k::{
     load, Fitzpatrick17kOptions, LabelGranularity, SkinGrouping, UnknownSkinType,
 };
 use libfuzzer_sys::fuzz_target;

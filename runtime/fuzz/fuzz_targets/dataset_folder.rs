@@ -5,7 +5,7 @@
 #[path = "common.rs"]
 mod common;
 
-use fq_runtime::dataset::folder::{load, FolderCsvOptions};
+use fq_eval::dataset::folder::{load, FolderCsvOptions};
 use libfuzzer_sys::fuzz_target;
 
 const SEED: &str = include_str!("../seeds/csv/folder.csv");

@@ -5,7 +5,7 @@
 #[path = "common.rs"]
 mod common;
 
-use fq_runtime::dataset::isic2019::{load, Isic2019Options, SexGrouping};
+use fq_eval::dataset::isic2019::{load, Isic2019Options, SexGrouping};
 use libfuzzer_sys::fuzz_target;
 
 const SEED: &str = include_str!("../seeds/csv/ISIC_2019_Training_GroundTruth.csv");

@@ -26,8 +26,9 @@ pub const MAX_MACS: u64 = 1 << 35;
 /// Largest kernel, stride, padding or attention dimension; keeps every size computation far from
 /// overflow.
 pub const MAX_WINDOW: usize = 4096;
-/// Largest weight matrix (elements) of one layer.
-pub const MAX_WEIGHT_ELEMS: usize = 1 << 32;
+/// Largest weight matrix (elements) of one layer: 2^32 (written so that it also compiles where
+/// `usize` has 32 bits, such as wasm32, and there means "whatever fits").
+pub const MAX_WEIGHT_ELEMS: usize = (u32::MAX as usize).saturating_add(1);
 /// Most classes (ImageNet has 1000; per-class tables grow with the square of this).
 pub const MAX_CLASSES: usize = 4096;
 /// Most patient groups.

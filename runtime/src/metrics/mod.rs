@@ -1,15 +1,10 @@
-//! Evaluation metrics of spec §8: per-group accuracy and fairness gaps, and the bit/BOP budget of a
-//! quantized model.
+//! The two metric pieces a device needs: the logits-to-class step ([`argmax_rows`]) and the
+//! per-group results type ([`FairnessMetrics`]) that a model file carries as its compression-time
+//! figures (so it must deserialize on a device). The rest of spec §8 (confidence intervals, the
+//! bit/BOP budget) is evaluation, in the `fq-eval` crate.
 
 mod argmax;
-mod bits;
 mod fairness;
-mod intervals;
 
 pub use argmax::argmax_rows;
-pub use bits::{avg_bits, gbops};
 pub use fairness::{FairnessMetrics, MetricsError};
-pub use intervals::{
-    critical_z, erfc, newcombe_difference, normal_cdf, normal_quantile, two_proportion_z_test,
-    wilson, Interval, TwoProportionTest,
-};

@@ -1,7 +1,6 @@
 //! Image preprocessing shared by training and inference (spec §6.2): decode, EXIF orientation, resize to
 //! exactly `width x height` (aspect ratio not kept, bilinear), then a normalized CHW float tensor.
 
-mod cache;
 mod decode;
 
 use std::path::Path;
@@ -11,9 +10,6 @@ use image::RgbImage;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::DataError;
-
-pub use cache::{load_dataset_images, load_dataset_images_with};
 pub use decode::{
     decode_bytes, decode_path, exif_orientation, DecodeError, MAX_IMAGE_ALLOC, MAX_IMAGE_SIDE,
 };
@@ -22,6 +18,12 @@ pub use decode::{
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations (RGB).
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// A preprocessing configuration that cannot describe an image tensor (zero size, a non-finite
+/// mean, a standard deviation that is not positive); the model file or the config names it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
 
 /// Input size and normalization of a model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,9 +48,9 @@ impl Default for PreprocessConfig {
 
 impl PreprocessConfig {
     /// Non-zero size, finite means, finite positive standard deviations.
-    pub fn validate(&self) -> Result<(), DataError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.width == 0 || self.height == 0 {
-            return Err(DataError::Config(format!(
+            return Err(ConfigError(format!(
                 "preprocess size must be positive, got {}x{}",
                 self.width, self.height
             )));
@@ -56,7 +58,7 @@ impl PreprocessConfig {
         if self.mean.iter().any(|m| !m.is_finite())
             || self.std.iter().any(|s| !s.is_finite() || *s <= 0.0)
         {
-            return Err(DataError::Config(format!(
+            return Err(ConfigError(format!(
                 "preprocess mean must be finite and std positive, got mean {:?} std {:?}",
                 self.mean, self.std
             )));

@@ -9,10 +9,10 @@ use fq_compress::cli::{dispatch, Cli};
 use std::path::{Path, PathBuf};
 
 /// The test split of a run directory, as the compressor evaluated it.
-pub fn test_split(run: &Path) -> fq_runtime::dataset::Dataset {
+pub fn test_split(run: &Path) -> fq_eval::dataset::Dataset {
     let cfg = fq_compress::run::config::RunConfig::load(&run.join("config.toml")).unwrap();
     let ds = fq_compress::run::run_dir::load_dataset(&cfg).unwrap();
-    let split = fq_runtime::dataset::Split::load_csv(&run.join("split.csv"), &ds).unwrap();
+    let split = fq_eval::dataset::Split::load_csv(&run.join("split.csv"), &ds).unwrap();
     ds.subset(&split.test)
 }
 

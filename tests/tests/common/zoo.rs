@@ -99,5 +99,5 @@ pub fn random_mix(g: &Graph, rng: &mut ChaCha8Rng) -> BitAssignment {
 
 /// The predicted class of each row of `classes` logits.
 pub fn argmax(logits: &[f32], classes: usize) -> Vec<usize> {
-    fq_runtime::metrics::argmax_rows(logits, classes)
+    fq_eval::metrics::argmax_rows(logits, classes)
 }

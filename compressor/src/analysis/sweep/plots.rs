@@ -5,7 +5,7 @@ use super::grid::{fmt_value, Param};
 use super::summary::Aggregate;
 use crate::run::report::Report;
 use anyhow::Result;
-use fq_runtime::plots::{
+use fq_eval::plots::{
     ablation_chart, frontier_chart, radar_chart, AblationPoint, Estimate, FrontierPoint,
     RadarSeries,
 };

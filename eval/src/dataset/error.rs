@@ -4,7 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::preprocess::DecodeError;
+use fq_runtime::preprocess::{ConfigError, DecodeError};
 
 use super::SkipReason;
 
@@ -124,6 +124,13 @@ pub enum DataError {
     /// Loader or split options are inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),
+}
+
+/// A bad preprocessing configuration keeps its message (`invalid configuration: …`).
+impl From<ConfigError> for DataError {
+    fn from(e: ConfigError) -> Self {
+        DataError::Config(e.0)
+    }
 }
 
 impl DataError {

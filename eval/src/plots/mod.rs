@@ -1,7 +1,7 @@
 //! Per-group accuracy charts (grouped bars, one colour per method) as PNG files.
 //!
 //! The chart is rendered into memory with plotters and written atomically. The DejaVu Sans font is embedded
-//! in the binary, so no system font (fontconfig) is needed on a headless device.
+//! in the binary, so no system font (fontconfig) is needed on a headless machine.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -14,7 +14,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::atomic::write_atomic;
+use fq_runtime::atomic::write_atomic;
 
 mod ablation;
 mod bits;

@@ -5,7 +5,7 @@
 use std::io;
 use std::path::Path;
 
-use crate::atomic::write_atomic;
+use fq_runtime::atomic::write_atomic;
 
 /// Writes `text` (the writer's own `#`/`##` sections) to `path` atomically, in place of the old
 /// file's sections with the same headings (or those in `own`), keeping every other section where

@@ -2,10 +2,10 @@
 
 mod common;
 
-use fq_runtime::dataset::isic2019::{self, Isic2019Options, SexGrouping};
-use fq_runtime::dataset::mt19937::PyRandom;
-use fq_runtime::dataset::official_split::{self, isic2019_shuffle_split};
-use fq_runtime::dataset::{
+use fq_eval::dataset::isic2019::{self, Isic2019Options, SexGrouping};
+use fq_eval::dataset::mt19937::PyRandom;
+use fq_eval::dataset::official_split::{self, isic2019_shuffle_split};
+use fq_eval::dataset::{
     make_split, DataSource, Dataset, SkipReason, Split, SplitFractions, SplitMethod,
 };
 use image::ImageFormat;

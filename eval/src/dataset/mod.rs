@@ -3,7 +3,7 @@
 //! train/val/test splits (stratified, the papers' official ones, or saved).
 //!
 //! Loading checks that every image exists but does not decode it; decoding happens in
-//! [`crate::preprocess::load_dataset_images`], whose errors point back to the CSV row via [`Origin`].
+//! [`crate::images::load_dataset_images`], whose errors point back to the CSV row via [`Origin`].
 
 #[cfg(feature = "cli")]
 mod args;

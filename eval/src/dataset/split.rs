@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::table::Table;
 use super::{DataError, Dataset, SkipReason, Skipped};
-use crate::atomic::write_atomic;
+use fq_runtime::atomic::write_atomic;
 
 /// One of the three splits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! group, on a log colour scale shared by all panels so the groups can be compared.
 
 use super::{register_font, PlotError, FAMILY};
-use crate::atomic::write_atomic;
+use fq_runtime::atomic::write_atomic;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use plotters::prelude::*;

@@ -2,7 +2,7 @@
 //! bars (the frontier and radar without them are tested in `report_plots.rs`).
 #![cfg(feature = "plots")]
 
-use fq_runtime::plots::{ablation_chart, frontier_chart, AblationPoint, Estimate, FrontierPoint};
+use fq_eval::plots::{ablation_chart, frontier_chart, AblationPoint, Estimate, FrontierPoint};
 use std::path::Path;
 
 /// Decodes the PNG and counts the pixels of each of the first `n` palette colours.

@@ -2,11 +2,11 @@
 
 mod common;
 
-use fq_runtime::dataset::fitzpatrick17k::{
+use fq_eval::dataset::fitzpatrick17k::{
     self, Fitzpatrick17kOptions, LabelGranularity, SkinGrouping, UnknownSkinType,
 };
-use fq_runtime::dataset::official_split;
-use fq_runtime::dataset::{
+use fq_eval::dataset::official_split;
+use fq_eval::dataset::{
     make_split, DataError, DataSource, Dataset, SkipReason, Split, SplitFractions, SplitMethod,
 };
 use image::ImageFormat;

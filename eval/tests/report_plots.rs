@@ -2,8 +2,8 @@
 //! decodable PNGs with their series actually drawn, and bad input names the file.
 #![cfg(feature = "plots")]
 
-use fq_runtime::metrics::wilson;
-use fq_runtime::plots::{
+use fq_eval::metrics::wilson;
+use fq_eval::plots::{
     bit_width_histogram, frontier_chart, group_accuracy_interval_chart, radar_chart, FrontierPoint,
     IntervalSeries, RadarSeries, CHART_SIZE, RADAR_SIZE,
 };

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::{load_resized, PreprocessConfig};
+use fq_runtime::preprocess::{load_resized, PreprocessConfig};
+
 use crate::dataset::{DataError, Dataset};
 
 /// Every sample's image, decoded, EXIF-oriented and resized to `cfg.width x cfg.height`, in sample order.

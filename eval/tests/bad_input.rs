@@ -6,11 +6,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::assert_names;
-use fq_runtime::dataset::fitzpatrick17k::{self, Fitzpatrick17kOptions};
-use fq_runtime::dataset::folder::{self, FolderCsvOptions};
-use fq_runtime::dataset::isic2019::{self, Isic2019Options};
-use fq_runtime::dataset::{DataError, SkipReason};
-use fq_runtime::preprocess::{load_dataset_images, PreprocessConfig};
+use fq_eval::dataset::fitzpatrick17k::{self, Fitzpatrick17kOptions};
+use fq_eval::dataset::folder::{self, FolderCsvOptions};
+use fq_eval::dataset::isic2019::{self, Isic2019Options};
+use fq_eval::dataset::{DataError, SkipReason};
+use fq_eval::images::load_dataset_images;
+use fq_runtime::preprocess::PreprocessConfig;
 use image::ImageFormat;
 
 const FITZ_HEADER: &str =
@@ -237,7 +238,7 @@ fn wrong_width_rows_in_every_loader() {
     // A split/id list file.
     let list = tmp.path().join("ids.csv");
     std::fs::write(&list, "md5hash,split\na,train\nb,test,extra\n").unwrap();
-    let err = fq_runtime::dataset::read_id_list(&list, "md5hash").unwrap_err();
+    let err = fq_eval::dataset::read_id_list(&list, "md5hash").unwrap_err();
     assert_field_count(&err, &list, 3, 2, 3);
 }
 
@@ -324,7 +325,7 @@ fn empty_ids_and_labels_in_every_loader() {
     // An id list: an empty id.
     let list = tmp.path().join("ids.csv");
     std::fs::write(&list, "md5hash\na\n\"\"\n").unwrap();
-    let err = fq_runtime::dataset::read_id_list(&list, "md5hash").unwrap_err();
+    let err = fq_eval::dataset::read_id_list(&list, "md5hash").unwrap_err();
     assert_names(&err.to_string(), &list, 3, "md5hash");
 }
 
@@ -565,7 +566,7 @@ fn folder_csv_loader() {
 /// images decode with the name as their origin.
 #[test]
 fn utkface_file_names() {
-    use fq_runtime::dataset::utkface::{self, UtkAttribute, UtkfaceOptions};
+    use fq_eval::dataset::utkface::{self, UtkAttribute, UtkfaceOptions};
     let tmp = tempfile::tempdir().unwrap();
     let images = tmp.path().join("UTKFace");
     std::fs::create_dir_all(images.join("part2")).unwrap();

@@ -1,7 +1,7 @@
 //! The per-group accuracy chart is a valid PNG of the expected size with the series drawn.
 #![cfg(feature = "plots")]
 
-use fq_runtime::plots::{group_accuracy_chart, CHART_SIZE};
+use fq_eval::plots::{group_accuracy_chart, CHART_SIZE};
 
 #[test]
 fn writes_a_png_of_the_expected_size() {

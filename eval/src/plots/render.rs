@@ -7,7 +7,7 @@ use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 
 use super::{register_font, PlotError};
-use crate::atomic::write_atomic;
+use fq_runtime::atomic::write_atomic;
 
 /// Renders a `size` chart with `draw` (which gets a white-initialised RGB8 buffer) to `path`.
 pub(crate) fn render_png(
