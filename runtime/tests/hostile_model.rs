@@ -32,20 +32,25 @@ fn grew(n: usize) {
     PEAK.fetch_max(now, Ordering::SeqCst);
 }
 
+// SAFETY: every call forwards to the system allocator with the caller's own arguments; the
+// counters are atomics and never touch the memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
+        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
+        let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
             grew(layout.size());
         }
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
+        // SAFETY: forwarded unchanged; `ptr` came from `System` through this allocator.
+        unsafe { System.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
+        // SAFETY: forwarded unchanged; `ptr` came from `System` through this allocator.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             // Old and new blocks may both be live while the data is copied.
             grew(new_size);
