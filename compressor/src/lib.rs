@@ -15,7 +15,9 @@
 //! 6. [`run`]: a run directory (its configuration, its file names, the FP32 model, the report,
 //!    the export, the model card) and the demo.
 //! 7. [`analysis`]: diagnostics, the precision sweep, the Slurm sweep and their plots.
-//! 8. [`cli`]: the command line, the only module that knows clap.
+//! 8. [`cli`]: the command line: the argument structs and the dispatch. The stages below take
+//!    plain configuration structs; only their option enums derive `clap::ValueEnum` (and the
+//!    sweep's `SlurmArgs` derives `clap::Args`), so that each option's help stays beside its type.
 
 pub mod support;
 

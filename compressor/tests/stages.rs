@@ -3,7 +3,8 @@
 //! `.rs` file under `src/`, finds its `crate::` paths (also inside `use crate::{a::.., b::..}`
 //! groups) and the `super::` chains that climb to the crate root, and fails naming the file, the
 //! line and the import of each one that reaches forward. Comments are skipped: a doc link to a
-//! later stage says where something is used, it is not a dependency.
+//! later stage says where something is used, it is not a dependency. A second test fails on an
+//! import cycle between two modules of one stage.
 
 use std::path::{Path, PathBuf};
 
@@ -194,6 +195,124 @@ fn no_module_imports_from_a_later_stage() {
     );
 }
 
+/// The first two segments of every `crate::` path in `src` (`crate::nn::model::Model` gives
+/// `[nn, model]`; a group gives one per item), for the module graph.
+fn crate_paths(src: &str) -> Vec<Vec<String>> {
+    let code = strip_comments(src);
+    let mut out = Vec::new();
+    for (pos, _) in code.match_indices("crate::") {
+        let prev = code[..pos].chars().next_back();
+        if prev.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+            continue;
+        }
+        let after = &code[pos + 7..];
+        for (at, first) in roots(after) {
+            let rest = &after[at + first.len()..];
+            let mut segs = vec![first];
+            if let Some(r) = rest.strip_prefix("::") {
+                let second = roots(r);
+                // `crate::a::{b, c}` names two modules of `a`; `crate::a::b` one.
+                segs.extend(second.into_iter().map(|(_, s)| s).take(1));
+            }
+            out.push(segs);
+        }
+    }
+    out
+}
+
+/// No two modules import each other, directly or round a longer loop: a module is a file or
+/// folder directly in a stage (`nn::model`, `nn::ops`, `analysis::sweep`); what a folder's own
+/// files import from one another is inside it. A stage's `mod.rs` counts as the module it
+/// re-exports (`crate::methods::Method` is `methods::method`'s).
+#[test]
+fn no_import_cycle_between_modules() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut units = std::collections::BTreeSet::new();
+    let mut unit_files = Vec::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let mut m: Vec<String> = rel
+            .with_extension("")
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        if m.last().is_some_and(|x| x == "mod") {
+            m.pop();
+        }
+        if matches!(m[0].as_str(), "lib" | "main") {
+            continue;
+        }
+        m.truncate(2);
+        let unit = m.join("::");
+        units.insert(unit.clone());
+        unit_files.push((unit, std::fs::read_to_string(f).unwrap()));
+    }
+    let mut edges: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for (unit, text) in &unit_files {
+        let e = edges.entry(unit.clone()).or_default();
+        for p in crate_paths(text) {
+            let two = p.join("::");
+            let target = if units.contains(&two) {
+                two
+            } else {
+                p[0].clone()
+            };
+            if &target != unit {
+                e.insert(target);
+            }
+        }
+        // A stage's `pub use x::*;` makes `crate::stage::Item` an import from `stage::x`.
+        if !unit.contains("::") {
+            for line in text.lines() {
+                if let Some(r) = line.trim().strip_prefix("pub use ") {
+                    let m = format!("{unit}::{}", ident_at(r));
+                    if units.contains(&m) {
+                        e.insert(m);
+                    }
+                }
+            }
+        }
+    }
+    // Depth-first search; a back edge closes a cycle.
+    fn visit(
+        u: &str,
+        edges: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        state: &mut std::collections::BTreeMap<String, u8>,
+        path: &mut Vec<String>,
+        cycles: &mut Vec<String>,
+    ) {
+        state.insert(u.to_string(), 1);
+        path.push(u.to_string());
+        for v in edges.get(u).into_iter().flatten() {
+            match state.get(v.as_str()).copied().unwrap_or(0) {
+                0 => visit(v, edges, state, path, cycles),
+                1 => {
+                    let from = path.iter().position(|p| p == v).unwrap();
+                    cycles.push(format!("{} → {v}", path[from..].join(" → ")));
+                }
+                _ => {}
+            }
+        }
+        path.pop();
+        state.insert(u.to_string(), 2);
+    }
+    let mut state = std::collections::BTreeMap::new();
+    let mut cycles = Vec::new();
+    for u in edges.keys() {
+        if !state.contains_key(u.as_str()) {
+            visit(u, &edges, &mut state, &mut Vec::new(), &mut cycles);
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "import cycles between modules:\n{}",
+        cycles.join("\n")
+    );
+}
+
 /// The scanner itself: plain paths, groups over several lines, `super::` chains that reach the
 /// root, comments and an earlier stage are told apart.
 #[test]
@@ -213,6 +332,16 @@ fn the_scanner_finds_forward_imports() {
             (3, "crate::methods".to_string()),
             (5, "crate::train".to_string()),
             (6, "super::super::cli".to_string()),
+        ]
+    );
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        crate_paths(src),
+        vec![
+            s(&["support", "io"]),
+            s(&["data", "augment"]),
+            s(&["methods", "baq"]),
+            s(&["train", "fit"]),
         ]
     );
 }

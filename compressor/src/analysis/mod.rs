@@ -2,6 +2,5 @@
 //! Slurm sweep over seeds and settings, and their plots.
 
 pub mod diagnose;
-pub mod diagnose_plot;
 pub mod precision_sweep;
 pub mod sweep;

@@ -1,7 +1,7 @@
 //! The charts of a diagnosis: per-group bars of every metric for each model (FP32 beside the
 //! quantized ones) and the distribution of per-sample logit variances.
 
-use crate::analysis::diagnose::{Diagnostics, GroupDiagnostics};
+use super::{Diagnostics, GroupDiagnostics};
 use anyhow::Result;
 use fq_eval::plots::{distribution_chart, group_metric_panels, MetricPanel};
 use std::path::Path;

@@ -22,6 +22,8 @@
 //! the finite differences never cross a rounding step. Batch norm runs in eval mode (running
 //! statistics), so the loss is a fixed function of the parameters. θ = every trainable tensor.
 
+pub mod plot;
+
 use crate::data::image_set::{batch, BatchSpec, ImageSet};
 use crate::methods::MethodId;
 use crate::nn::loss::cross_entropy;
@@ -567,7 +569,7 @@ pub fn diagnose(
     let dir = out.map_or_else(|| run.dir.join("diagnostics"), Path::to_path_buf);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     fq_runtime::atomic::write_json_atomic(&dir.join("diagnostics.json"), &d)?;
-    crate::analysis::diagnose_plot::draw(&d, &dir)?;
+    plot::draw(&d, &dir)?;
     Ok((d, dir))
 }
 
