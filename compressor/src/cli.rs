@@ -502,7 +502,7 @@ impl DemoArgs {
             epochs: self.epochs,
             num_images: self.num_images,
             fresh: self.fresh,
-            arch: self.arch.clone(),
+            arch: self.arch,
             width: self.width,
         }
     }
