@@ -1,7 +1,8 @@
 //! The deployment API: load a `.fqm` model (path or bytes, on the backend asked for) and classify
 //! images (path, bytes, decoded image, a batch, or a preprocessed tensor) into class
-//! probabilities. Every fallible call returns the crate's one [`Error`]; nothing here panics on
-//! bad input or a failing GPU. Evaluation on labelled sets is the `fq-eval` crate's, on top of
+//! probabilities. Every fallible call returns the crate's one [`Error`] (the tensor-level
+//! `logits*`/`predict_batch` return its [`ExecError`] part, which `?` converts); nothing here
+//! panics on bad input or a failing GPU. Evaluation on labelled sets is the `fq-eval` crate's, on top of
 //! [`Classifier::classify_images`].
 
 use std::path::Path;
@@ -206,14 +207,17 @@ impl Classifier {
     }
 
     /// Classifies a preprocessed image.
-    pub fn classify_tensor(&self, chw: &[f32]) -> Result<Prediction, ExecError> {
-        Ok(self.predict_batch(chw, 1)?.remove(0))
+    pub fn classify_tensor(&self, chw: &[f32]) -> Result<Prediction, Error> {
+        self.predict_batch(chw, 1)?
+            .pop()
+            .ok_or_else(|| ExecError::Gpu("the backend returned no prediction".into()).into())
     }
 
     /// Classifies a decoded image (resized and normalised as in training).
     pub fn classify_image(&self, img: &RgbImage) -> Result<Prediction, Error> {
-        let mut one = self.classify_images(std::slice::from_ref(img))?;
-        Ok(one.pop().expect("one prediction per image"))
+        self.classify_images(std::slice::from_ref(img))?
+            .pop()
+            .ok_or_else(|| ExecError::Gpu("the backend returned no prediction".into()).into())
     }
 
     /// Classifies an image file (PNG, JPEG, WebP; EXIF orientation applied); errors name it.
