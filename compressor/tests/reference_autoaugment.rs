@@ -3,7 +3,7 @@
 //! extra ops/bins of the same augmentation space, and all 25 sub-policies applied end to end, on three
 //! small images. Every output must match torchvision's pixels exactly.
 
-mod common;
+use crate::common;
 use common::fixture;
 
 use fq_compress::data::autoaugment::{apply, Draw, Op, IMAGENET_POLICY, NUM_BINS};

@@ -5,7 +5,7 @@
 //!   Hessian eigenvalue against PyTorch (`tools/reference/diagnostics_ref.py`, which uses exact
 //!   double-backprop Hessian-vector products).
 
-mod common;
+use crate::common;
 use common::fixture;
 
 use candle_core::{Device, Tensor};

@@ -4,7 +4,7 @@
 //! quant, the BAQ warm start, bit proxy, quantized weights, both regularizers and the gradients
 //! that reach the bit logits in the paper's and the official code's gradient paths.
 
-mod common;
+use crate::common;
 use common::fixture;
 
 use candle_core::{DType, Device, Tensor};

@@ -1,7 +1,7 @@
 //! The candle ResNet against timm: narrow ResNet18/50 with random weights (fixtures written by
 //! `tools/reference/resnet_ref.py`): eval logits, train-mode logits, running-stat updates, gradients.
 
-mod common;
+use crate::common;
 use common::{fixture, rel_err};
 
 use candle_core::Device;

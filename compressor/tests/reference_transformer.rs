@@ -4,7 +4,7 @@
 //! `full_size_*` repeat the logit check on the full-size models: ignored tests that
 //! `tools/reference/full_size_check.sh` runs explicitly (`--ignored`) on the fixtures it writes.
 
-mod common;
+use crate::common;
 use common::{fixture, rel_err};
 
 use candle_core::{DType, Device};

@@ -1,7 +1,7 @@
 //! Every kind of bad input gives an error that names the file, the line (header = 1) and the field; with
 //! `skip_bad_rows` the same rows are counted by reason instead.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

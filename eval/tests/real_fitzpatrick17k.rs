@@ -1,6 +1,6 @@
 //! The Fitzpatrick17k loader on the real public CSV (16,577 rows), with a tiny image per id.
 
-mod common;
+use crate::common;
 
 use fq_eval::dataset::fitzpatrick17k::{
     self, Fitzpatrick17kOptions, LabelGranularity, SkinGrouping, UnknownSkinType,

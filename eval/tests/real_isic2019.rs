@@ -1,6 +1,6 @@
 //! The ISIC 2019 loader on the real ground truth and metadata CSVs (25,331 rows), with a tiny image per id.
 
-mod common;
+use crate::common;
 
 use fq_eval::dataset::isic2019::{self, Isic2019Options, SexGrouping};
 use fq_eval::dataset::mt19937::PyRandom;

@@ -2,7 +2,7 @@
 //! batch or a tensor (all agree), probabilities, and errors instead of panics. (Per-group
 //! evaluation is fq-eval's: eval/tests/evaluation.rs.)
 
-mod packed;
+use crate::packed;
 
 use std::io::Cursor;
 

@@ -1,7 +1,7 @@
 //! The CPU executor against an independent f64 interpreter of the unfolded graph: batch-norm
 //! folding, im2col, the packed GEMM (every width, mixed within a layer), fused epilogues.
 
-mod packed;
+use crate::packed;
 
 use fq_models::{Arch, ArchSpec};
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};

@@ -8,7 +8,7 @@
 //! exact. Skips (with the reason printed) when there is no adapter, unless `FQ_REQUIRE_GPU=1`.
 #![cfg(feature = "wgpu")]
 
-mod gpu_common;
+use crate::gpu_common;
 
 use fq_models::{Conv2d, Graph, Linear, Node, Op};
 use fq_runtime::classify::softmax;

@@ -6,8 +6,8 @@
 //! GPU's softmax.
 #![cfg(feature = "wgpu")]
 
-mod gpu_common;
-mod packed;
+use crate::gpu_common;
+use crate::packed;
 
 use fq_models::{Arch, ArchSpec};
 use fq_runtime::backend::{choose, try_select, Backend, BackendChoice};

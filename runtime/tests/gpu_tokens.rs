@@ -10,7 +10,7 @@
 //! Skips (with the reason printed) when there is no adapter, unless `FQ_REQUIRE_GPU=1`.
 #![cfg(feature = "wgpu")]
 
-mod gpu_common;
+use crate::gpu_common;
 
 use fq_models::{Attention, Graph, Linear, Node, Op, QkvLayout};
 use fq_runtime::format::{Layer, NamedTensor};

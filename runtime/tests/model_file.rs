@@ -2,7 +2,7 @@
 //! kind of damage (truncation, bit flips, wrong version or magic, inconsistent content) gives an
 //! error that names the file, never a panic.
 
-mod packed;
+use crate::packed;
 
 use fq_models::{Arch, ArchSpec, Op};
 use fq_runtime::format::pack::{pack_row, row_bytes, unpack_row, CHUNK};

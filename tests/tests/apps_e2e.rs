@@ -4,7 +4,7 @@
 //! to the runtime's own evaluation and to the compressor's report) and on a set made to fail
 //! (FAIL, exit status 1).
 
-mod common;
+use crate::common;
 
 use clap::Parser;
 

@@ -3,7 +3,7 @@
 //! metadata with female/male/empty sex) and as a generic folder + CSV with renamed columns. Each
 //! trains, quantizes, exports and classifies through the same code a user runs.
 
-mod common;
+use crate::common;
 
 use common::cli;
 use fq_compress::run::report::Report;

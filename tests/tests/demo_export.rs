@@ -3,7 +3,7 @@
 //! test images from disk with its own decoder, gets exactly the per-group results the compressor
 //! reported, and each file carries them.
 
-mod common;
+use crate::common;
 
 use fq_compress::run::report::Report;
 use fq_eval::Evaluate;

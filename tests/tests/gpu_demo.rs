@@ -5,7 +5,7 @@
 //! largest (f32 sums in another order). Skips with a message without an adapter, unless
 //! `FQ_REQUIRE_GPU=1`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

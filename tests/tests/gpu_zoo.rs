@@ -5,7 +5,7 @@
 //! class; the FP32 export's GPU logits also reproduce timm's `logits_eval`. Skips with a message
 //! without an adapter, unless `FQ_REQUIRE_GPU=1`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@
 //! `DequantizeLinear` of codes that fit its channel's bits, and the metadata carries the run's
 //! classes, groups, preprocessing and per-group test metrics.
 
-mod common;
+use crate::common;
 
 use common::zoo::{load, meta, random_mix, RESNET_STEMS, STEMS};
 use fq_compress::nn::quant::BitAssignment;

@@ -2,7 +2,7 @@
 //! aggregates match the per-run report rows, the markdown and plots are written, the default
 //! ablation value reuses the main run, and a second sweep trains nothing.
 
-mod common;
+use crate::common;
 
 use common::cli;
 use fq_compress::run::report::Report;

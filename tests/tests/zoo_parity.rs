@@ -3,7 +3,7 @@
 //! → the runtime's CPU executor. The FP32 export must reproduce timm's logits; quantized exports
 //! must reproduce the compressor's fake-quantized logits (U8, U4, a random per-channel 2–8 mix).
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, Tensor};
 use common::zoo::{fixture, load, meta, random_mix, rel_err, RESNET_STEMS, STEMS};

@@ -3,7 +3,7 @@
 //! `export`), and the runtime, reading the run's test images itself, reproduces the compressor's
 //! per-group results from the packed file.
 
-mod common;
+use crate::common;
 
 use fq_compress::methods::allocate::Allocation;
 use fq_compress::nn::quant::BitAssignment;

@@ -4,7 +4,7 @@
 //! `--backend gpu` still reaches the software adapter when asked for by name (with a warning),
 //! and Mesa's `XDG_RUNTIME_DIR` complaint never reaches the user's terminal.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,7 +1,7 @@
 //! The `fq-classify` binary as a user runs it: text and JSON output, a corrupt file reported on
 //! stderr while the other photos are classified, the documented exit statuses.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
