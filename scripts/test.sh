@@ -21,6 +21,16 @@ chmod 700 "$XDG_RUNTIME_DIR"
 # The wgpu tests must run here, never skip: lavapipe was installed above.
 export FQ_REQUIRE_GPU=1
 
+# The house rules (issue 17): formatting and clippy with every lint as an error, on all targets.
+# rustfmt and clippy come with rustup's default profile; add them when a minimal one lacks them.
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+lint_start=$SECONDS
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets -- -D warnings
+echo "scripts/test.sh: fmt and clippy took $((SECONDS - lint_start)) s"
+
 # onnx + onnxruntime for the ONNX export test (tests/tests/onnx_export.rs; ~20 s the first time).
 tools/reference/onnx_venv.sh >/dev/null
 

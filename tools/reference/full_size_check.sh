@@ -24,4 +24,4 @@ trap 'rm -rf "$out"' EXIT
 export PYTHONDONTWRITEBYTECODE=1 PYTHONHASHSEED=0 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 (cd "$HERE" && "$VENV/bin/python" transformer_ref.py --full "$out")
 cd "$HERE/../.."
-FQ_FULL_REF_DIR="$out" cargo test --release --workspace --test reference_transformer full_size -- --ignored --nocapture --test-threads 1
+FQ_FULL_REF_DIR="$out" cargo test --release -p fq-compress --test suite reference_transformer::full_size -- --ignored --nocapture --test-threads 1
