@@ -11,8 +11,9 @@ use crate::support::run_files::RunFiles;
 use crate::support::run_lock::{LockKind, RunLock};
 use crate::train::TrainConfig;
 use anyhow::{bail, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
+use strum::IntoEnumIterator;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,7 +29,7 @@ pub struct Cli {
     pub quiet: bool,
     /// Where candle computes (train, compress, demo, sweep, diagnose): `auto` = CUDA when built
     /// with the `cuda` feature and a GPU is present, else the CPU; `cuda` fails if it cannot.
-    #[arg(long, global = true, value_enum, default_value = "auto")]
+    #[arg(long, global = true, value_parser = choice::<crate::support::device::DeviceChoice>(), default_value = "auto")]
     pub device: crate::support::device::DeviceChoice,
 }
 
@@ -153,7 +154,7 @@ pub struct HyperArgs {
     #[arg(long)]
     pub no_autoaugment: bool,
     /// Batch order; `group-balanced` draws samples ∝ 1/n_g with replacement (Bellam–Kim).
-    #[arg(long, value_enum, default_value = "shuffle")]
+    #[arg(long, value_parser = choice::<Sampler>(), default_value = "shuffle")]
     pub sampler: Sampler,
     /// Cross-entropy weight per group: `inverse-frequency` (w_g = N/(|G| n_g)) or `w0,w1,...`.
     #[arg(long, value_parser = parse_group_weights)]
@@ -178,7 +179,7 @@ pub struct TrainArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub hyper: HyperArgs,
-    #[arg(long, value_enum, default_value = "per-channel")]
+    #[arg(long, value_parser = choice::<Granularity>(), default_value = "per-channel")]
     pub granularity: Granularity,
 }
 
@@ -186,7 +187,7 @@ pub struct TrainArgs {
 pub struct CompressArgs {
     #[arg(long)]
     pub run_dir: PathBuf,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Method>())]
     pub method: Method,
     /// Name this setting (e.g. `official-code`, `s42`): its files go to
     /// `methods/<method>-<variant>/` and it gets its own report row, beside the plain method's.
@@ -197,14 +198,14 @@ pub struct CompressArgs {
     pub config: Option<PathBuf>,
     /// `official-code` reproduces the official code at HEAD: the quantized weight is detached
     /// (bits stay at the warm start) and the regularizer anchors to the warm start.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<crate::methods::config::Preset>())]
     pub preset: Option<crate::methods::config::Preset>,
     /// Reuse a saved bit assignment (bits.json or allocation.json) instead of calibrating.
     #[arg(long)]
     pub allocation: Option<PathBuf>,
     #[arg(long)]
     pub calib_batches: Option<usize>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<crate::methods::importance::Reducer>())]
     pub reducer: Option<crate::methods::importance::Reducer>,
     #[arg(long)]
     pub cvar_alpha: Option<f64>,
@@ -241,9 +242,9 @@ pub struct CompressArgs {
     /// Bitrate regularizer weight (spec: 1e-2).
     #[arg(long)]
     pub lambda_bit: Option<f64>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<crate::methods::baq::BitRegularizer>())]
     pub bit_regularizer: Option<crate::methods::baq::BitRegularizer>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<crate::methods::baq::BaqGradient>())]
     pub baq_gradient: Option<crate::methods::baq::BaqGradient>,
     /// Learning rate of the bit logits (spec: 3e-3).
     #[arg(long)]
@@ -252,7 +253,7 @@ pub struct CompressArgs {
     #[arg(long)]
     pub no_warm_start: bool,
     /// Batch order of the fine-tuning; `group-balanced` draws samples ∝ 1/n_g (Bellam–Kim).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Sampler>())]
     pub sampler: Option<Sampler>,
     /// Fine-tuning cross-entropy weight per group: `inverse-frequency`, `none` or `w0,w1,...`.
     #[arg(long, value_parser = parse_group_weights)]
@@ -329,13 +330,13 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
     /// Method to export [default: the report's non-FP32 method with the best worst-group
     /// accuracy (ties: fewer bits), else ptq-u4]. FP32 exports keep f32 weights.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Method>())]
     pub method: Option<Method>,
     /// The method's variant (`compress --variant`).
     #[arg(long, requires = "method")]
     pub variant: Option<String>,
     /// File format: `fqm` (fq-runtime) or `onnx` (onnxruntime; default file model-<label>.onnx).
-    #[arg(long, value_enum, default_value_t = crate::run::export::ExportFormat::Fqm)]
+    #[arg(long, value_parser = choice::<crate::run::export::ExportFormat>(), default_value = "fqm")]
     pub format: crate::run::export::ExportFormat,
     /// ONNX opset (17..=21); 21 stores layers of at most 4 bits as int4 instead of int8.
     #[arg(long, default_value_t = crate::run::onnx::DEFAULT_OPSET)]
@@ -353,7 +354,7 @@ pub struct SweepArgs {
     /// Methods run once per seed (qat-u4 and fp32-ft: the training controls).
     #[arg(
         long,
-        value_enum,
+        value_parser = choice::<Method>(),
         value_delimiter = ',',
         default_value = "fq-qat,fq-baq,qat-u4,fp32-ft"
     )]
@@ -371,14 +372,14 @@ pub struct SweepArgs {
     #[arg(long, value_delimiter = ',')]
     pub logit_lr: Vec<f64>,
     /// The method the ablations run.
-    #[arg(long, value_enum, default_value = "fq-baq")]
+    #[arg(long, value_parser = choice::<Method>(), default_value = "fq-baq")]
     pub ablation_method: Method,
     /// Seeds of the ablation runs [default: --seeds].
     #[arg(long, value_delimiter = ',')]
     pub ablation_seeds: Option<Vec<u64>>,
     /// Bellam–Kim mitigations, each run with every --methods entry and seed, e.g.
     /// `balanced-sampler,weighted-loss` (rows `FQ-QAT (balanced-sampler)`, ...).
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_parser = choice::<crate::analysis::sweep::grid::Mitigation>(), value_delimiter = ',')]
     pub mitigations: Vec<crate::analysis::sweep::grid::Mitigation>,
     /// Quantized fine-tuning epochs of every run [default: the method's].
     #[arg(long)]
@@ -402,7 +403,49 @@ pub struct SweepArgs {
     #[arg(long)]
     pub collect: bool,
     #[command(flatten)]
-    pub slurm: crate::analysis::sweep::slurm::SlurmArgs,
+    pub slurm: SlurmFlags,
+}
+
+/// `sweep --plan`: the resources of each array task (`analysis::sweep::slurm::SlurmResources`).
+#[derive(Args, Clone, Debug)]
+pub struct SlurmFlags {
+    /// With --plan: CPUs per array task (`--cpus-per-task`; also the cell's thread count).
+    #[arg(long, default_value_t = 4)]
+    pub slurm_cpus: usize,
+    /// With --plan: memory per array task (`--mem`, e.g. 16G).
+    #[arg(long, default_value = "16G")]
+    pub slurm_mem: String,
+    /// With --plan: time limit per array task (`--time`, e.g. 24:00:00 or 2-00:00:00).
+    #[arg(long, default_value = "24:00:00")]
+    pub slurm_time: String,
+    /// With --plan: GPUs per array task (`--gres=gpu:N`, for a build with the `cuda` feature);
+    /// 0 leaves the line commented out.
+    #[arg(long, default_value_t = 0)]
+    pub slurm_gpus: usize,
+    /// With --plan: the partition (`--partition`) [default: the cluster's].
+    #[arg(long)]
+    pub slurm_partition: Option<String>,
+    /// With --plan: run at most this many array tasks at once (`--array=0-N%K`).
+    #[arg(long)]
+    pub slurm_max_running: Option<usize>,
+    /// With --plan: the fq-compress binary the commands call [default: this one]; compute nodes
+    /// must reach it at this path.
+    #[arg(long)]
+    pub exe: Option<PathBuf>,
+}
+
+impl SlurmFlags {
+    fn to_resources(&self) -> crate::analysis::sweep::slurm::SlurmResources {
+        crate::analysis::sweep::slurm::SlurmResources {
+            slurm_cpus: self.slurm_cpus,
+            slurm_mem: self.slurm_mem.clone(),
+            slurm_time: self.slurm_time.clone(),
+            slurm_gpus: self.slurm_gpus,
+            slurm_partition: self.slurm_partition.clone(),
+            slurm_max_running: self.slurm_max_running,
+            exe: self.exe.clone(),
+        }
+    }
 }
 
 impl SweepArgs {
@@ -421,7 +464,7 @@ impl SweepArgs {
             run_dir: &self.run_dir,
             out: self.out.as_deref(),
             action,
-            slurm: &self.slurm,
+            slurm: self.slurm.to_resources(),
         })
     }
 
@@ -551,11 +594,10 @@ fn diagnose_methods(run_dir: &std::path::Path, names: &[String]) -> Result<Vec<M
         .iter()
         .map(|n| {
             // The longest method name that prefixes `n` (`fq-qat` in `fq-qat-s2`).
-            let m = Method::value_variants()
-                .iter()
+            let m = Method::iter()
                 .filter_map(|m| {
-                    let base = MethodId::from(*m).name();
-                    (n == &base || n.starts_with(&format!("{base}-"))).then_some((*m, base))
+                    let base = MethodId::from(m).name();
+                    (n == &base || n.starts_with(&format!("{base}-"))).then_some((m, base))
                 })
                 .max_by_key(|(_, b)| b.len());
             match m {
@@ -746,5 +788,73 @@ mod arch_tests {
         let err = demo("vgg16").unwrap_err().to_string();
         assert!(err.contains("unknown architecture `vgg16`"), "{err}");
         assert!(err.contains("resnet50"), "{err}");
+    }
+}
+
+/// The value parser of an option enum from a stage below this module. Those stages know no clap:
+/// their enums list their variants (`strum::EnumIter`), name them in kebab case
+/// (`strum::IntoStaticStr`) and keep their doc comments (`strum::EnumMessage`); this turns that
+/// into clap's possible values with the same help a `clap::ValueEnum` derive would print (the
+/// first paragraph of the doc comment, lines joined, without its final period).
+#[derive(Clone)]
+struct Choice<T>(std::marker::PhantomData<T>);
+
+fn choice<T>() -> Choice<T> {
+    Choice(std::marker::PhantomData)
+}
+
+impl<T> Choice<T>
+where
+    T: IntoEnumIterator + strum::EnumMessage + Into<&'static str> + Copy,
+{
+    fn possible(&self) -> impl Iterator<Item = clap::builder::PossibleValue> {
+        T::iter().map(|v| {
+            let value = clap::builder::PossibleValue::new(v.into());
+            match v.get_documentation().map(summary) {
+                Some(help) if !help.is_empty() => value.help(help),
+                _ => value,
+            }
+        })
+    }
+}
+
+/// A doc comment as clap's derive shows it in a list of values.
+fn summary(doc: &str) -> String {
+    let first: Vec<&str> = doc
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let mut s = first.join(" ");
+    if s.ends_with('.') && !s.ends_with("..") {
+        s.pop();
+    }
+    s
+}
+
+impl<T> clap::builder::TypedValueParser for Choice<T>
+where
+    T: IntoEnumIterator + strum::EnumMessage + Into<&'static str> + Copy + Send + Sync + 'static,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        // clap's own parser, so a wrong value gets clap's message listing the possible ones.
+        let name =
+            clap::builder::PossibleValuesParser::new(self.possible()).parse_ref(cmd, arg, value)?;
+        T::iter()
+            .find(|v| Into::<&'static str>::into(*v) == name)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd))
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(self.possible()))
     }
 }

@@ -15,9 +15,11 @@
 //! 6. [`run`]: a run directory (its configuration, its file names, the FP32 model, the report,
 //!    the export, the model card) and the demo.
 //! 7. [`analysis`]: diagnostics, the precision sweep, the Slurm sweep and their plots.
-//! 8. [`cli`]: the command line: the argument structs and the dispatch. The stages below take
-//!    plain configuration structs; only their option enums derive `clap::ValueEnum` (and the
-//!    sweep's `SlurmArgs` derives `clap::Args`), so that each option's help stays beside its type.
+//! 8. [`cli`]: the command line, the only module that knows clap: the argument structs and the
+//!    dispatch. The stages below take plain configuration structs; their option enums list, name
+//!    and document their variants with strum, and `cli` turns that into clap's possible values
+//!    (so each option's help stays beside its type). `tests/stages.rs` fails if clap appears
+//!    anywhere else.
 
 pub mod support;
 

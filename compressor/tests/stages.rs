@@ -345,3 +345,31 @@ fn the_scanner_finds_forward_imports() {
         ]
     );
 }
+
+/// `cli` is the only module that knows clap: a stage below it takes plain values, so it can be
+/// driven from a test, a notebook or another program without a command line.
+#[test]
+fn only_the_command_line_knows_clap() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut bad = Vec::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        if rel == "cli.rs" || rel == "main.rs" {
+            continue;
+        }
+        let text = strip_comments(&std::fs::read_to_string(f).unwrap());
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("clap::") || line.contains("use clap") || line.contains("#[arg(") {
+                bad.push(format!("src/{rel}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "clap outside src/cli.rs:\n{}",
+        bad.join("\n")
+    );
+}

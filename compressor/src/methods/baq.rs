@@ -7,13 +7,24 @@ use crate::nn::quant::{BitAssignment, Granularity};
 use crate::nn::transform::WeightTransform;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
-use clap::ValueEnum;
 use fq_models::QuantLayer;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// How the task and fairness losses reach the bit logits (spec §4.2, §11.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumMessage,
+)]
+#[strum(serialize_all = "kebab-case")]
 #[serde(rename_all = "kebab-case")]
 pub enum BaqGradient {
     /// The paper: `W_used = W_hat`, so gradients flow through round/clamp (STE) into the step and
@@ -25,7 +36,19 @@ pub enum BaqGradient {
 }
 
 /// The bitrate regularizer `L_bit` (spec §4.4, §11.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumMessage,
+)]
+#[strum(serialize_all = "kebab-case")]
 #[serde(rename_all = "kebab-case")]
 pub enum BitRegularizer {
     /// `mean_s (theta_s - theta_s^init)^2`: pull toward the importance-informed warm start (HEAD).

@@ -11,7 +11,6 @@ use crate::support::seed;
 use crate::train::TrainConfig;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
-use clap::ValueEnum;
 use fq_models::QuantLayer;
 use fq_runtime::preprocess::PreprocessConfig;
 
@@ -21,7 +20,19 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// How the per-group maps are combined into one (spec §2.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumMessage,
+)]
+#[strum(serialize_all = "kebab-case")]
 #[serde(rename_all = "kebab-case")]
 pub enum Reducer {
     /// Scale each group's map to unit total mass, then take the elementwise max (FairQuant).

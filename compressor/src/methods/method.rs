@@ -3,7 +3,6 @@
 use crate::nn::quant::BitAssignment;
 use crate::support::run_files::{MethodFiles, RunFiles};
 use anyhow::Context;
-use clap::ValueEnum;
 use fq_models::QuantLayer;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -14,7 +13,20 @@ use std::path::{Path, PathBuf};
 /// `--method ptq --bits N`, so that the names old runs wrote (`ptq-u8`, `ptq-u4` in
 /// `report.json`, sweep plans and `methods/` directories) and their labels (`U8`, `U4`) keep
 /// meaning the same thing without a migration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumMessage,
+)]
+#[strum(serialize_all = "kebab-case")]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// The trained FP32 model as is.
@@ -211,11 +223,7 @@ impl MethodId {
 
     /// The method's command-line name (`fq-baq`), with `-<variant>` when it has one.
     pub fn name(&self) -> String {
-        let base = self
-            .method
-            .to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_else(|| format!("{:?}", self.method));
+        let base = <&'static str>::from(self.method).to_string();
         match &self.variant {
             Some(v) => format!("{base}-{v}"),
             None => base,

@@ -6,7 +6,19 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Which weights share one scale.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumMessage,
+)]
+#[strum(serialize_all = "kebab-case")]
 #[serde(rename_all = "kebab-case")]
 pub enum Granularity {
     /// One scale (and one bit-width) per output channel: the paper's setting.

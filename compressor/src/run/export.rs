@@ -154,7 +154,18 @@ fn quantized(
 }
 
 /// The file format `fq-compress export` writes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumMessage,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum ExportFormat {
     /// The packed `.fqm` that fq-runtime, fq-classify and fq-validate load.
     #[default]

@@ -12,7 +12,18 @@ use candle_core::Device;
 use std::sync::OnceLock;
 
 /// The `--device` option.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumMessage,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum DeviceChoice {
     /// CUDA if built with the `cuda` feature and a GPU is present, else the CPU.
     #[default]

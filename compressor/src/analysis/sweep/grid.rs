@@ -49,7 +49,10 @@ impl Param {
 }
 
 /// A Bellam–Kim mitigation run beside the plain methods (spec §10).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter, strum::IntoStaticStr, strum::EnumMessage,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Mitigation {
     /// Group-balanced sampling (∝ 1/n_g, with replacement).
     BalancedSampler,

@@ -75,7 +75,7 @@ pub struct CellsCommand<'a> {
     /// Output directory; `None`: `RUN_DIR/sweep`.
     pub out: Option<&'a Path>,
     pub action: CellsAction,
-    pub slurm: &'a slurm::SlurmArgs,
+    pub slurm: slurm::SlurmResources,
 }
 
 /// `sweep --plan`, `--cell N` and `--collect`.
@@ -145,7 +145,7 @@ fn plan_command(a: &CellsCommand, spec: &GridSpec, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     plan.save(out)?;
     let cmd = slurm::Command::new(a.slurm.exe.as_deref(), a.run_dir, a.out)?;
-    slurm::write(&plan, &cmd, out, a.slurm)?;
+    slurm::write(&plan, &cmd, out, &a.slurm)?;
     let done = plan
         .cells
         .iter()

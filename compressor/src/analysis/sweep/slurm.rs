@@ -6,35 +6,28 @@ use super::plan::Plan;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-/// Resources of each array task (`sweep --plan`).
-#[derive(clap::Args, Clone, Debug)]
-pub struct SlurmArgs {
+/// Resources of each array task (`sweep --plan`; the flags are `cli::SlurmFlags`).
+#[derive(Clone, Debug)]
+pub struct SlurmResources {
     /// With --plan: CPUs per array task (`--cpus-per-task`; also the cell's thread count).
-    #[arg(long, default_value_t = 4)]
     pub slurm_cpus: usize,
     /// With --plan: memory per array task (`--mem`, e.g. 16G).
-    #[arg(long, default_value = "16G")]
     pub slurm_mem: String,
     /// With --plan: time limit per array task (`--time`, e.g. 24:00:00 or 2-00:00:00).
-    #[arg(long, default_value = "24:00:00")]
     pub slurm_time: String,
     /// With --plan: GPUs per array task (`--gres=gpu:N`, for a build with the `cuda` feature);
     /// 0 leaves the line commented out.
-    #[arg(long, default_value_t = 0)]
     pub slurm_gpus: usize,
     /// With --plan: the partition (`--partition`) [default: the cluster's].
-    #[arg(long)]
     pub slurm_partition: Option<String>,
     /// With --plan: run at most this many array tasks at once (`--array=0-N%K`).
-    #[arg(long)]
     pub slurm_max_running: Option<usize>,
     /// With --plan: the fq-compress binary the commands call [default: this one]; compute nodes
     /// must reach it at this path.
-    #[arg(long)]
     pub exe: Option<PathBuf>,
 }
 
-impl Default for SlurmArgs {
+impl Default for SlurmResources {
     fn default() -> Self {
         Self {
             slurm_cpus: 4,
@@ -126,7 +119,7 @@ pub fn plan_txt(plan: &Plan, cmd: &Command) -> String {
 }
 
 /// The Slurm array script: task `n` runs cell `n`; its log is `out/logs/cell-<n>.out`.
-pub fn sbatch(plan: &Plan, cmd: &Command, out: &Path, a: &SlurmArgs) -> Result<String> {
+pub fn sbatch(plan: &Plan, cmd: &Command, out: &Path, a: &SlurmResources) -> Result<String> {
     check_word("--slurm-mem", &a.slurm_mem)?;
     check_word("--slurm-time", &a.slurm_time)?;
     if let Some(p) = &a.slurm_partition {
@@ -179,7 +172,7 @@ pub fn sbatch(plan: &Plan, cmd: &Command, out: &Path, a: &SlurmArgs) -> Result<S
 }
 
 /// Write `plan.txt`, `sweep.sbatch` (executable) and the `logs/` folder Slurm writes into.
-pub fn write(plan: &Plan, cmd: &Command, out: &Path, a: &SlurmArgs) -> Result<()> {
+pub fn write(plan: &Plan, cmd: &Command, out: &Path, a: &SlurmResources) -> Result<()> {
     let script = sbatch(plan, cmd, out, a)?;
     std::fs::create_dir_all(out.join("logs"))
         .with_context(|| format!("{}: cannot create", out.join("logs").display()))?;
@@ -223,10 +216,10 @@ mod tests {
         std::fs::write(&exe, "").unwrap();
         let cmd = Command::new(Some(&exe), &run, None).unwrap();
         let p = plan(5);
-        let a = SlurmArgs {
+        let a = SlurmResources {
             slurm_gpus: 1,
             slurm_max_running: Some(2),
-            ..SlurmArgs::default()
+            ..SlurmResources::default()
         };
         let s = sbatch(&p, &cmd, &run.join("sweep"), &a).unwrap_err();
         assert!(format!("{s:#}").contains("cannot resolve"), "{s:#}");
@@ -246,11 +239,11 @@ mod tests {
         let txt = plan_txt(&p, &cmd);
         assert_eq!(txt.lines().count(), 5);
         assert!(txt.lines().nth(3).unwrap().ends_with(" --cell 3"));
-        let cpu = sbatch(&p, &cmd, &run.join("sweep"), &SlurmArgs::default()).unwrap();
+        let cpu = sbatch(&p, &cmd, &run.join("sweep"), &SlurmResources::default()).unwrap();
         assert!(cpu.contains("\n##SBATCH --gres=gpu:1"), "{cpu}");
-        let bad = SlurmArgs {
+        let bad = SlurmResources {
             slurm_time: "1:00\n#SBATCH --x".into(),
-            ..SlurmArgs::default()
+            ..SlurmResources::default()
         };
         let e = sbatch(&p, &cmd, &run.join("sweep"), &bad)
             .unwrap_err()
