@@ -4,41 +4,10 @@
 
 use crate::packed;
 
-use std::io::Cursor;
-
-use fq_models::{Arch, ArchSpec};
 use fq_runtime::preprocess::to_chw;
 use fq_runtime::{softmax, Classifier, Error, Prediction};
-use image::{ImageFormat, Rgb, RgbImage};
-use packed::{random_model, Bits};
-
-fn image(seed: u32) -> RgbImage {
-    // Not the model's 32x32: the API resizes as the compressor's preprocessing does.
-    RgbImage::from_fn(40, 36, |x, y| {
-        let v = (x * 7 + y * 13 + seed * 31) % 256;
-        Rgb([
-            v as u8,
-            ((v * 3 + seed) % 256) as u8,
-            ((x * y + seed) % 256) as u8,
-        ])
-    })
-}
-
-fn png(img: &RgbImage) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, ImageFormat::Png).unwrap();
-    out.into_inner()
-}
-
-fn classifier(dir: &std::path::Path) -> Classifier {
-    let g = ArchSpec::new(Arch::ResNet18, 4, 32, 3).graph().unwrap();
-    let path = dir.join("model.fqm");
-    random_model(&g, Bits::RandomMix, 2)
-        .model
-        .save(&path)
-        .unwrap();
-    Classifier::load(&path).unwrap()
-}
+use image::RgbImage;
+use packed::{png, saved_classifier as classifier, test_image as image};
 
 #[test]
 fn every_entry_point_gives_the_same_prediction() {

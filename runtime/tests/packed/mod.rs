@@ -369,3 +369,37 @@ pub fn odd_graph() -> Graph {
         output: 13,
     }
 }
+
+/// A deterministic test photo, deliberately not the models' 32x32: the API resizes as the
+/// compressor's preprocessing does.
+pub fn test_image(seed: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(40, 36, |x, y| {
+        let v = (x * 7 + y * 13 + seed * 31) % 256;
+        image::Rgb([
+            v as u8,
+            ((v * 3 + seed) % 256) as u8,
+            ((x * y + seed) % 256) as u8,
+        ])
+    })
+}
+
+/// `img` encoded as PNG bytes, as an upload or a file would hold it.
+pub fn png(img: &image::RgbImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A random mixed-precision narrow ResNet18 (3 classes, 32 px) saved in `dir` and loaded back
+/// through the deployment API.
+pub fn saved_classifier(dir: &std::path::Path) -> fq_runtime::Classifier {
+    let g = fq_models::ArchSpec::new(fq_models::Arch::ResNet18, 4, 32, 3)
+        .graph()
+        .unwrap();
+    let path = dir.join("model.fqm");
+    random_model(&g, Bits::RandomMix, 2)
+        .model
+        .save(&path)
+        .unwrap();
+    fq_runtime::Classifier::load(&path).unwrap()
+}
