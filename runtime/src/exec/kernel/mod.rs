@@ -103,7 +103,7 @@ mod tests {
     /// which kernel was exercised.
     #[test]
     fn matches_the_portable_loop() {
-        eprintln!("micro-kernel path: {}", path().name());
+        eprintln!("f32 micro-kernel path: {}", path().name());
         let (k, lda) = (37, 40);
         let a: Vec<f32> = (0..lda * MR).map(|i| (i % 13) as f32 - 6.0).collect();
         let b: Vec<f32> = (0..k * NR).map(|i| (i % 7) as f32 * 0.5 - 1.0).collect();
@@ -122,7 +122,7 @@ mod tests {
     /// twice, so only the sum of small integers above is compared bit for bit).
     #[test]
     fn matches_the_portable_loop_on_random_values() {
-        eprintln!("micro-kernel path: {}", path().name());
+        eprintln!("f32 micro-kernel path: {}", path().name());
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = move || {
             state = state
