@@ -42,6 +42,12 @@ scripts/check_device_runtime.sh
 cargo_log="$(mktemp)"
 cargo test --release --workspace "$@" 2>&1 | tee "$cargo_log"
 
+# ARM (issue 23): the runtime's tests on aarch64 under qemu-user, with and without the
+# dot-product extension, a packed-model parity check against the native fq-classify built above,
+# and `cargo check` for Android, iOS, macOS and Windows (installs the cross gcc and qemu-user).
+FQ_CLASSIFY="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/fq-classify" \
+  scripts/check_aarch64.sh 2>&1 | tee -a "$cargo_log"
+
 # The sweep's Slurm job array on a real one-node Slurm (installs Debian's slurmctld, slurmd and
 # munge when missing; ~20 s), with the fq-compress binary the tests above built.
 FQ_COMPRESS="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/fq-compress" tests/slurm/run.sh
