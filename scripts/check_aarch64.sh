@@ -12,13 +12,16 @@
 #    fq-classify for Android, iOS, macOS on Apple silicon and Windows, in one cargo invocation.
 # Idempotent setup: the cross gcc (the linker), the arm64 libc and qemu-user from Debian, and
 # the rustup targets, only when missing. qemu timings mean nothing; see bench/results.md.
+# Cost from a clean state (the native build done), measured 2026-12-01 on the shared 2-core dev
+# machine: 586 s of CPU in all (775 s with the aarch64 build at opt-level 3), about half of it
+# the cargo check of the four targets; 15 min of wall time there at a load of 5-8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
-# CPU seconds used by this script's children so far (`times`: user and system), so each step's
-# cost can be read apart from the machine's load.
-cpu() { times | awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/);
-    printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }'; }
+# CPU seconds used by this script's finished children so far (user + system, fields 16 and 17
+# of /proc/<pid>/stat), so each step's cost can be read apart from the machine's load.
+ticks=$(getconf CLK_TCK)
+cpu() { awk -v t="$ticks" '{ printf "%d", ($16 + $17) / t }' "/proc/$$/stat"; }
 step_cpu=$(cpu)
 took() {
     local now
