@@ -13,8 +13,8 @@
 # Idempotent setup: the cross gcc (the linker), the arm64 libc and qemu-user from Debian, and
 # the rustup targets, only when missing. qemu timings mean nothing; see bench/results.md.
 # Cost from a clean state (the native build done), measured 2026-12-01 on the shared 2-core dev
-# machine: 586 s of CPU in all (775 s with the aarch64 build at opt-level 3), about half of it
-# the cargo check of the four targets; 15 min of wall time there at a load of 5-8.
+# machine: 586 s of CPU in all (775 s with the aarch64 build at opt-level 3); 15 min of wall time
+# there at a load of 5-8, about half of it the cargo check of the four targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
