@@ -9,6 +9,7 @@ mod conv;
 mod depthwise;
 pub mod gemm;
 mod im2col;
+pub mod int8_gemm;
 pub mod kernel;
 mod plan;
 mod pool;

@@ -124,7 +124,7 @@ pub fn tile(k: usize, a: &[i8], lda: usize, b: &[i8], out: &mut [i32; MR * NR]) 
 /// [`tile`] on a given path; panics when the CPU lacks it (see [`Int8Path::available`]).
 pub fn tile_on(path: Int8Path, k: usize, a: &[i8], lda: usize, b: &[i8], out: &mut [i32; MR * NR]) {
     assert!(
-        k % KGROUP == 0 && k <= MAX_K,
+        k.is_multiple_of(KGROUP) && k <= MAX_K,
         "int8 micro-kernel: k = {k} must be a multiple of {KGROUP} and at most {MAX_K}"
     );
     assert!(

@@ -1,0 +1,284 @@
+//! The integer GEMM: `out[o][p] = epilogue(s_x * sum_k W[o][k] * X[k][p])` with the weights as
+//! their stored 2–8-bit codes (unpacked to i8, never to f32) and the activations quantised to i8
+//! with one scale per tensor, the sums exact in i32 (the micro-kernels of `kernel::int8`).
+//!
+//! Why symmetric per-tensor i8 activations: one scale per tensor keeps the rescale a single
+//! multiply per output (`s_x` here, the row's weight scale in the epilogue, as in the f32 path),
+//! and symmetric codes keep the kernel interface one signed type on every ISA (x86's u8 x s8
+//! instructions shift by 128 inside their kernel). The scale comes from the caller: a calibrated
+//! range stored with the model, or [`dynamic_scale`] of the tensor itself.
+//!
+//! **Groundwork of issue 16**: no executor step calls this yet; it is tested bit for bit here
+//! (the i32 sums against an i64 reference from the same codes) so that the executor's integer
+//! path can be built on it.
+
+use rayon::prelude::*;
+
+use super::gemm::{finish_row, Epilogue};
+use super::kernel::int8::{pack_b, tile, KGROUP, MR, NR};
+use crate::format::{pack, PackedMatrix};
+
+/// The largest activation code: symmetric, so `-127..=127` (never -128).
+pub const QMAX: f32 = 127.0;
+
+/// The scale that maps a tensor's largest magnitude to [`QMAX`] (dynamic quantisation); 1 for an
+/// all-zero or non-finite tensor, so quantising it cannot divide by zero.
+pub fn dynamic_scale(x: &[f32]) -> f32 {
+    let m = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if m > 0.0 && m.is_finite() {
+        m / QMAX
+    } else {
+        1.0
+    }
+}
+
+/// `round(x / scale)` clamped to `-127..=127` (NaN becomes 0).
+#[inline]
+pub fn quantize(x: f32, inv_scale: f32) -> i8 {
+    (x * inv_scale).round().clamp(-QMAX, QMAX) as i8
+}
+
+/// Activations `[k][n]` quantised and packed for the int8 micro-kernel: panel `j` (columns
+/// `j * NR..`) is `[k4 / 4][NR][4]` at `data[j * k4 * NR..]`, `k4` being `k` rounded up to 4.
+pub struct PanelB8 {
+    pub data: Vec<i8>,
+    pub k: usize,
+    pub k4: usize,
+    pub n: usize,
+    /// What one activation code is worth.
+    pub scale: f32,
+}
+
+impl PanelB8 {
+    /// Quantises a row-major `[k][n]` matrix with `scale` and packs it.
+    pub fn from_rows(x: &[f32], k: usize, n: usize, scale: f32) -> Self {
+        assert_eq!(x.len(), k * n, "PanelB8: {} values for [{k}][{n}]", x.len());
+        let k4 = k.div_ceil(KGROUP) * KGROUP;
+        let inv = 1.0 / scale;
+        let panels = n.div_ceil(NR);
+        let data: Vec<i8> = (0..panels)
+            .into_par_iter()
+            .flat_map_iter(|j| {
+                let mut cols = vec![0i8; k * NR];
+                for (i, dst) in cols.chunks_exact_mut(NR).enumerate() {
+                    let src = &x[i * n + j * NR..i * n + (j * NR + NR).min(n)];
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d = quantize(v, inv);
+                    }
+                }
+                pack_b(k, &cols)
+            })
+            .collect();
+        debug_assert_eq!(data.len(), panels * k4 * NR);
+        Self {
+            data,
+            k,
+            k4,
+            n,
+            scale,
+        }
+    }
+
+    fn panels(&self) -> usize {
+        self.n.div_ceil(NR)
+    }
+}
+
+/// Rows per task (a multiple of `MR`).
+const MC: usize = 48;
+
+/// `out` (`rows x b.n`, row-major) = epilogue(`b.scale * W[row0..row0 + rows] * B`), in i32 per
+/// tile and rescaled once; parallel over row blocks. `offsets` are `m.row_offsets()`.
+pub fn gemm_i8(
+    m: &PackedMatrix,
+    offsets: &[usize],
+    row0: usize,
+    rows: usize,
+    b: &PanelB8,
+    out: &mut [f32],
+    epi: Epilogue,
+) {
+    let (k, k4, n) = (b.k, b.k4, b.n);
+    assert_eq!(
+        m.cols, k,
+        "gemm_i8: weights have {} columns, B has {k} rows",
+        m.cols
+    );
+    assert_eq!(out.len(), rows * n, "gemm_i8 output size");
+    if rows == 0 || n == 0 {
+        return;
+    }
+    out.par_chunks_mut(MC * n).enumerate().for_each(|(t, c)| {
+        let r0 = t * MC;
+        let mr = c.len() / n;
+        let groups = mr.div_ceil(MR);
+        // The block's rows as i8 codes, `k4` apart; padding columns and rows stay zero.
+        let mut a = vec![0i8; groups * MR * k4];
+        for (i, row) in a.chunks_exact_mut(k4).take(mr).enumerate() {
+            let r = row0 + r0 + i;
+            let ok = pack::unpack_row_i8(
+                &m.data[offsets[r]..offsets[r + 1]],
+                m.bits[r],
+                0,
+                &mut row[..k],
+            );
+            // The model was validated: every row holds its codes at a width of 2..=8.
+            debug_assert!(ok);
+        }
+        let mut acc = [0i32; MR * NR];
+        for j in 0..b.panels() {
+            let bp = &b.data[j * k4 * NR..(j + 1) * k4 * NR];
+            let (p0, np) = (j * NR, NR.min(n - j * NR));
+            for g in 0..groups {
+                tile(k4, &a[g * MR * k4..], k4, bp, &mut acc);
+                for r in 0..MR.min(mr - g * MR) {
+                    let dst = &mut c[(g * MR + r) * n + p0..][..np];
+                    for (d, &s) in dst.iter_mut().zip(&acc[r * NR..r * NR + np]) {
+                        *d = s as f32 * b.scale;
+                    }
+                }
+            }
+        }
+        for (i, out_row) in c.chunks_exact_mut(n).enumerate() {
+            let o = r0 + i;
+            let res = epi.residual.map(|r| &r[o * n..(o + 1) * n]);
+            finish_row(out_row, &epi, o, res);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gemm::{gemm, PanelB, Rows};
+    use super::*;
+
+    fn lcg(seed: u64) -> impl FnMut() -> f32 {
+        let mut s = seed;
+        move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+
+    /// Mixed 2–8-bit rows of random codes, their scales, and a bias.
+    fn weights(rows: usize, k: usize) -> (PackedMatrix, Vec<i8>, Vec<f32>) {
+        let mut next = lcg(7);
+        let bits: Vec<u8> = (0..rows).map(|r| 2 + (r % 7) as u8).collect();
+        let codes: Vec<i8> = (0..rows * k)
+            .map(|j| {
+                let max = pack::max_code(bits[j / k]) as f32;
+                (next() * max).round() as i8
+            })
+            .collect();
+        let scales: Vec<f32> = (0..rows).map(|r| 0.01 + 0.001 * r as f32).collect();
+        let bias: Vec<f32> = (0..rows).map(|r| 0.1 * r as f32 - 1.0).collect();
+        let m = PackedMatrix::from_codes(k, bits, &codes, scales).unwrap();
+        (m, codes, bias)
+    }
+
+    /// Every output equals the rescale of an i64 sum over the same codes, bit for bit: the
+    /// integer accumulation is exact, whichever micro-kernel ran.
+    #[test]
+    fn sums_are_exact_and_rescaled_once() {
+        let (rows, k, n) = (45, 147, 53);
+        let (m, codes, bias) = weights(rows, k);
+        let mut next = lcg(3);
+        let x: Vec<f32> = (0..k * n).map(|_| next() * 3.0).collect();
+        let scale = dynamic_scale(&x);
+        let b = PanelB8::from_rows(&x, k, n, scale);
+        let mut out = vec![0f32; rows * n];
+        let epi = Epilogue {
+            scale: Some(&m.scales),
+            bias: Some(&bias),
+            residual: None,
+            relu: true,
+        };
+        gemm_i8(&m, &m.row_offsets(), 0, rows, &b, &mut out, epi);
+        let inv = 1.0 / scale;
+        let q: Vec<i8> = x.iter().map(|&v| quantize(v, inv)).collect();
+        for o in 0..rows {
+            for p in 0..n {
+                let sum: i64 = (0..k)
+                    .map(|i| i64::from(codes[o * k + i]) * i64::from(q[i * n + p]))
+                    .sum();
+                let want = ((sum as f32 * scale) * m.scales[o] + bias[o]).max(0.0);
+                assert_eq!(out[o * n + p], want, "row {o}, column {p}");
+            }
+        }
+    }
+
+    /// Against the f32 path on the same weights: within the activations' quantisation error.
+    #[test]
+    fn agrees_with_the_f32_gemm_within_the_quantisation_error() {
+        let (rows, k, n) = (30, 288, 40);
+        let (m, _, bias) = weights(rows, k);
+        let mut next = lcg(11);
+        let x: Vec<f32> = (0..k * n).map(|_| next()).collect();
+        let epi = Epilogue {
+            scale: Some(&m.scales),
+            bias: Some(&bias),
+            residual: None,
+            relu: false,
+        };
+        let offsets = m.row_offsets();
+        let mut want = vec![0f32; rows * n];
+        let mut panels = vec![0f32; n.div_ceil(NR) * k * NR];
+        for j in 0..n.div_ceil(NR) {
+            for i in 0..k {
+                for c in 0..NR.min(n - j * NR) {
+                    panels[(j * k + i) * NR + c] = x[i * n + j * NR + c];
+                }
+            }
+        }
+        let pb = PanelB { data: panels, k, n };
+        gemm(
+            &Rows::Packed {
+                m: &m,
+                offsets: &offsets,
+            },
+            0,
+            rows,
+            &pb,
+            &mut want,
+            epi,
+        );
+        let scale = dynamic_scale(&x);
+        let mut got = vec![0f32; rows * n];
+        gemm_i8(
+            &m,
+            &offsets,
+            0,
+            rows,
+            &PanelB8::from_rows(&x, k, n, scale),
+            &mut got,
+            epi,
+        );
+        for o in 0..rows {
+            // Each activation is off by at most scale / 2: |error| <= s_w * sum_k |code| * scale / 2.
+            let codes_abs: f32 = {
+                let mut row = vec![0f32; k];
+                pack::unpack_row(&m.data[offsets[o]..offsets[o + 1]], m.bits[o], 0, &mut row);
+                row.iter().map(|v| v.abs()).sum()
+            };
+            let bound = m.scales[o] * codes_abs * scale / 2.0 + 1e-4;
+            for p in 0..n {
+                let (a, b) = (got[o * n + p], want[o * n + p]);
+                assert!(
+                    (a - b).abs() <= bound,
+                    "row {o}, column {p}: {a} vs {b} (bound {bound})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dynamic_scale_of_zeros_and_quantisation_clamps() {
+        assert_eq!(dynamic_scale(&[0.0, -0.0]), 1.0);
+        assert_eq!(dynamic_scale(&[1.0, -2.54]), 2.54 / QMAX);
+        assert_eq!(quantize(1e9, 1.0), 127);
+        assert_eq!(quantize(-1e9, 1.0), -127);
+        assert_eq!(quantize(f32::NAN, 1.0), 0);
+    }
+}
