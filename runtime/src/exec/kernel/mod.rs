@@ -20,6 +20,7 @@
 //! executor that packs activations and calls it is issue 16.
 
 pub mod int8;
+pub mod int8_narrow;
 #[cfg(target_arch = "aarch64")]
 mod int8_neon;
 mod int8_portable;
