@@ -6,7 +6,7 @@ use crate::packed;
 use fq_models::{Arch, ArchSpec};
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
 use fq_runtime::exec::kernel::NR;
-use fq_runtime::exec::{ExecError, Executor, Step};
+use fq_runtime::exec::{Activations, ExecError, Executor, Step};
 use fq_runtime::format::PackedMatrix;
 use packed::{odd_graph, random_input, random_model, reference, rel_err, Bits};
 use rand::{Rng, SeedableRng};
@@ -62,6 +62,43 @@ fn resnets_match_reference() {
     ] {
         let e = check(g, bits, 7);
         eprintln!("{} {bits:?}: max relative error {e:.2e}", g.arch);
+    }
+}
+
+/// The integer path (i8 activations per tensor, exact i32 sums) against the same f64 reference:
+/// 8-bit activations through a ResNet's 20-50 convolutions keep the logits within a few percent
+/// of the largest logit, and they must differ from the f32 path's (the integer path really ran).
+#[test]
+fn int8_activations_stay_within_quantisation_error_of_the_reference() {
+    let r18 = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
+    let r50 = ArchSpec::new(Arch::ResNet50, 4, 32, 3).graph().unwrap();
+    for (g, bits) in [
+        (&r18, Bits::Uniform(4)),
+        (&r18, Bits::RandomMix),
+        (&r50, Bits::RandomMix),
+    ] {
+        let t = random_model(g, bits, 7);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let x = random_input(exec.input_len(), 70);
+        let f32_logits = exec.run(&x).unwrap();
+        exec.set_activations(Activations::Int8Dynamic);
+        assert_eq!(exec.activations().name(), "int8-dynamic");
+        let got = exec.run(&x).unwrap();
+        let want = reference(&t, &x);
+        let (e_int8, e_f32) = (rel_err(&got, &want), rel_err(&f32_logits, &want));
+        eprintln!(
+            "{} {bits:?}: int8 activations {e_int8:.2e}, f32 {e_f32:.2e} (relative to the largest logit)",
+            g.arch
+        );
+        assert!(
+            e_int8 < 5e-2,
+            "{} {bits:?}: int8 relative error {e_int8:.2e}",
+            g.arch
+        );
+        assert!(e_int8 > 10.0 * e_f32, "the integer path did not run");
+        exec.set_activations(Activations::F32);
+        assert_eq!(exec.run(&x).unwrap(), f32_logits);
     }
 }
 

@@ -15,6 +15,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{finish_row, Epilogue};
+use super::im2col::{Geometry, Padded};
 use super::kernel::int8::{tile, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
 use crate::format::{pack, PackedMatrix};
@@ -86,9 +87,50 @@ impl PanelB8 {
         }
     }
 
+    /// im2col of one convolution group straight from its i8 codes (`xq` is `[g.c, g.h, g.w]`,
+    /// quantised with `scale`): each panel's `[k][NR]` block is gathered by the same code as the
+    /// f32 path's, then regrouped by 4 along `k`. Quantising the input once (not the 9x larger
+    /// im2col matrix) is what keeps the integer path's overhead small.
+    pub fn im2col(xq: &[i8], g: &Geometry, scale: f32) -> Self {
+        let (k, n) = (g.k(), g.n());
+        let k4 = k.div_ceil(KGROUP) * KGROUP;
+        let mut data = vec![0i8; n.div_ceil(NR) * k4 * NR];
+        if k > 0 && n > 0 {
+            let src = Padded::new(xq, g);
+            data.par_chunks_mut(k4 * NR).enumerate().for_each_init(
+                || vec![0i8; k * NR],
+                |cols, (j, panel)| {
+                    cols.fill(0);
+                    src.fill(0, k, j, cols);
+                    group_by_4(k, cols, panel);
+                },
+            );
+        }
+        Self {
+            data,
+            k,
+            k4,
+            n,
+            scale,
+        }
+    }
+
     fn panels(&self) -> usize {
         self.n.div_ceil(NR)
     }
+}
+
+/// `[k][NR]` to `[k4 / 4][NR][4]` (`panel` zeroed beyond `k`).
+fn group_by_4(k: usize, cols: &[i8], panel: &mut [i8]) {
+    for (g, quad) in cols.chunks(NR * KGROUP).enumerate() {
+        let dst = &mut panel[g * NR * KGROUP..(g + 1) * NR * KGROUP];
+        for (l, row) in quad.chunks_exact(NR).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                dst[c * KGROUP + l] = v;
+            }
+        }
+    }
+    debug_assert!(k.div_ceil(KGROUP) * NR * KGROUP <= panel.len());
 }
 
 /// Rows per task (a multiple of `MR`).
@@ -320,6 +362,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The i8 im2col equals quantising the f32 im2col, element for element, for a strided,
+    /// padded 3x3 convolution (ragged last panel, `k` not a multiple of 4).
+    #[test]
+    fn im2col_of_codes_is_the_quantised_f32_im2col() {
+        let g = Geometry {
+            c: 3,
+            h: 9,
+            w: 7,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            ho: 5,
+            wo: 4,
+        };
+        let mut next = lcg(5);
+        let x: Vec<f32> = (0..3 * 9 * 7).map(|_| next() * 2.0).collect();
+        let scale = dynamic_scale(&x);
+        let xq: Vec<i8> = x.iter().map(|&v| quantize(v, 1.0 / scale)).collect();
+        let got = PanelB8::im2col(&xq, &g, scale);
+        let f = super::super::im2col::im2col(&x, &g);
+        let (k, n) = (g.k(), g.n());
+        let mut rows = vec![0f32; k * n];
+        for j in 0..n.div_ceil(NR) {
+            for i in 0..k {
+                for c in 0..NR.min(n - j * NR) {
+                    rows[i * n + j * NR + c] = f.data[(j * k + i) * NR + c];
+                }
+            }
+        }
+        let want = PanelB8::from_rows(&rows, k, n, scale);
+        assert_eq!((got.k, got.k4, got.n), (want.k, want.k4, want.n));
+        assert_eq!(got.data, want.data);
     }
 
     #[test]

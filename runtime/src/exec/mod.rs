@@ -6,6 +6,7 @@
 //! of them fused into the GEMM's epilogue (see [`plan`]). Batches run image-parallel.
 
 mod conv;
+mod conv_i8;
 mod depthwise;
 pub mod gemm;
 mod im2col;
@@ -20,6 +21,7 @@ use rayon::prelude::*;
 
 use crate::format::{FormatError, Layer, LayerWeights, NamedTensor, PackedModel};
 use gemm::{Epilogue, Rows};
+use int8_gemm::WeightsI8;
 pub use plan::{Plan, Step};
 
 /// A layer ready to run: its weights as stored plus the per-row offsets into the packed bytes.
@@ -55,6 +57,29 @@ impl Prepared {
     }
 }
 
+/// What the convolutions multiply the weight codes with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Activations {
+    /// f32 activations, the codes unpacked to f32: the reference path.
+    #[default]
+    F32,
+    /// Activations quantised to i8 at run time, one scale per tensor from its largest magnitude
+    /// (dynamic quantisation), the codes as i8, exact i32 sums (`int8_gemm`). For ungrouped
+    /// convolutions with packed weights; the other steps stay f32. Issue 16 adds scales
+    /// calibrated by the compressor (static quantisation) to this.
+    Int8Dynamic,
+}
+
+impl Activations {
+    /// "f32" or "int8-dynamic".
+    pub fn name(self) -> &'static str {
+        match self {
+            Activations::F32 => "f32",
+            Activations::Int8Dynamic => "int8-dynamic",
+        }
+    }
+}
+
 /// A compiled model: steps, value shapes and layers.
 pub struct Executor {
     steps: Vec<Step>,
@@ -65,6 +90,9 @@ pub struct Executor {
     /// Index of the last step reading each value (`usize::MAX`: the output, kept).
     last_use: Vec<usize>,
     output: ValueId,
+    activations: Activations,
+    /// Per layer, its i8 weights when it runs on the integer path (empty on the f32 path).
+    int8: Vec<Option<WeightsI8>>,
 }
 
 /// Why an input cannot be run.
@@ -99,7 +127,36 @@ impl Executor {
             tensors,
             last_use,
             output,
+            activations: Activations::F32,
+            int8: Vec::new(),
         }
+    }
+
+    /// Chooses how the convolutions take their input; the integer path prepares each eligible
+    /// layer's i8 weights here, once (about one byte per weight).
+    pub fn set_activations(&mut self, activations: Activations) {
+        self.activations = activations;
+        self.int8 = match activations {
+            Activations::F32 => Vec::new(),
+            Activations::Int8Dynamic => {
+                let mut int8: Vec<Option<WeightsI8>> = self.layers.iter().map(|_| None).collect();
+                for step in &self.steps {
+                    if let Step::Conv { layer, conv, .. } = step {
+                        if let (1, LayerWeights::Packed(m)) =
+                            (conv.groups, &self.layers[*layer].layer.weights)
+                        {
+                            int8[*layer] = Some(WeightsI8::new(m));
+                        }
+                    }
+                }
+                int8
+            }
+        };
+    }
+
+    /// How the convolutions take their input.
+    pub fn activations(&self) -> Activations {
+        self.activations
     }
 
     /// Validates and compiles a model, taking its layers ([`Plan::from_model`]).
@@ -237,6 +294,10 @@ impl Executor {
                     residual: residual.map(get),
                     relu: *relu,
                 };
+                if let Some(w8) = self.int8.get(*layer).and_then(Option::as_ref) {
+                    conv_i8::conv2d_i8(get(*input), (c, h, w), conv, (ho, wo), w8, epi, &mut out);
+                    return Some(out);
+                }
                 conv::conv2d(
                     get(*input),
                     (c, h, w),
