@@ -12,13 +12,16 @@ use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::int8_gemm::{dynamic_scale, gemm_i8, quantize, PanelB8, WeightsI8};
 
-/// `out = epilogue(conv(x))` for an input `[c, h, w]` and output `[co, ho, wo]`, `conv.groups == 1`.
+/// `out = epilogue(conv(x))` for an input `[c, h, w]` and output `[co, ho, wo]`, `conv.groups == 1`;
+/// the input quantised with `scale` (calibrated) or, when `None`, its own dynamic scale.
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d_i8(
     x: &[f32],
     (c, h, w): (usize, usize, usize),
     conv: &Conv2d,
     (ho, wo): (usize, usize),
     weights: &WeightsI8,
+    scale: Option<f32>,
     epi: Epilogue,
     out: &mut [f32],
 ) {
@@ -26,7 +29,7 @@ pub fn conv2d_i8(
         conv.groups, 1,
         "the executor sends only ungrouped convolutions"
     );
-    let scale = dynamic_scale(x);
+    let scale = scale.unwrap_or_else(|| dynamic_scale(x));
     let inv = 1.0 / scale;
     let xq: Vec<i8> = x.par_iter().map(|&v| quantize(v, inv)).collect();
     let geo = Geometry {

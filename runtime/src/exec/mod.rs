@@ -65,9 +65,12 @@ pub enum Activations {
     F32,
     /// Activations quantised to i8 at run time, one scale per tensor from its largest magnitude
     /// (dynamic quantisation), the codes as i8, exact i32 sums (`int8_gemm`). For ungrouped
-    /// convolutions with packed weights; the other steps stay f32. Issue 16 adds scales
-    /// calibrated by the compressor (static quantisation) to this.
+    /// convolutions with packed weights; the other steps stay f32.
     Int8Dynamic,
+    /// As `Int8Dynamic`, but each convolution's input scale fixed in advance from calibration
+    /// images ([`Executor::calibrate`], [`Executor::set_activation_scales`]); a layer without
+    /// one falls back to its dynamic scale. Values past the calibrated range are clipped.
+    Int8Static,
 }
 
 impl Activations {
@@ -76,6 +79,7 @@ impl Activations {
         match self {
             Activations::F32 => "f32",
             Activations::Int8Dynamic => "int8-dynamic",
+            Activations::Int8Static => "int8-static",
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct Executor {
     activations: Activations,
     /// Per layer, its i8 weights when it runs on the integer path (empty on the f32 path).
     int8: Vec<Option<WeightsI8>>,
+    /// Per layer, the calibrated scale of its input (`Int8Static`); empty when none were set.
+    scales: Vec<Option<f32>>,
 }
 
 /// Why an input cannot be run.
@@ -129,7 +135,65 @@ impl Executor {
             output,
             activations: Activations::F32,
             int8: Vec::new(),
+            scales: Vec::new(),
         }
+    }
+
+    /// The convolutions the integer path takes: ungrouped, with packed weights; `(layer, input)`.
+    fn int8_convs(&self) -> impl Iterator<Item = (usize, ValueId)> + '_ {
+        self.steps.iter().filter_map(|step| match step {
+            Step::Conv {
+                layer, conv, input, ..
+            } if conv.groups == 1
+                && matches!(self.layers[*layer].layer.weights, LayerWeights::Packed(_)) =>
+            {
+                Some((*layer, *input))
+            }
+            _ => None,
+        })
+    }
+
+    /// Static activation scales from calibration images (CHW, preprocessed like the model's
+    /// input): per layer, the largest magnitude its input reaches over `images` in the float
+    /// model (whatever path the executor is set to), over 127;
+    /// `None` for layers off the integer path. Which images is the caller's choice: the
+    /// compressor's group-balanced calibration passes the same number from every patient group.
+    pub fn calibrate<'a>(
+        &self,
+        images: impl IntoIterator<Item = &'a [f32]>,
+    ) -> Result<Vec<Option<f32>>, ExecError> {
+        let convs: Vec<(usize, ValueId)> = self.int8_convs().collect();
+        let mut max_abs = vec![0f32; self.shapes.len()];
+        let wanted: std::collections::HashSet<ValueId> = convs.iter().map(|c| c.1).collect();
+        let peak = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        for image in images {
+            if wanted.contains(&0) {
+                max_abs[0] = max_abs[0].max(peak(image));
+            }
+            self.run_inner(image, Activations::F32, |s, v| {
+                let out = self.steps[s].output();
+                if wanted.contains(&out) {
+                    max_abs[out] = max_abs[out].max(peak(v));
+                }
+            })?;
+        }
+        let mut scales = vec![None; self.layers.len()];
+        for (layer, input) in convs {
+            let m = max_abs[input];
+            scales[layer] = Some(if m > 0.0 && m.is_finite() {
+                m / int8_gemm::QMAX
+            } else {
+                1.0
+            });
+        }
+        Ok(scales)
+    }
+
+    /// Fixes the convolutions' input scales (per layer, as [`Executor::calibrate`] returns
+    /// them) and switches to [`Activations::Int8Static`].
+    pub fn set_activation_scales(&mut self, scales: Vec<Option<f32>>) {
+        self.scales = scales;
+        self.set_activations(Activations::Int8Static);
     }
 
     /// Chooses how the convolutions take their input; the integer path prepares each eligible
@@ -138,15 +202,12 @@ impl Executor {
         self.activations = activations;
         self.int8 = match activations {
             Activations::F32 => Vec::new(),
-            Activations::Int8Dynamic => {
+            Activations::Int8Dynamic | Activations::Int8Static => {
                 let mut int8: Vec<Option<WeightsI8>> = self.layers.iter().map(|_| None).collect();
-                for step in &self.steps {
-                    if let Step::Conv { layer, conv, .. } = step {
-                        if let (1, LayerWeights::Packed(m)) =
-                            (conv.groups, &self.layers[*layer].layer.weights)
-                        {
-                            int8[*layer] = Some(WeightsI8::new(m));
-                        }
+                let convs: Vec<(usize, ValueId)> = self.int8_convs().collect();
+                for (layer, _) in convs {
+                    if let LayerWeights::Packed(m) = &self.layers[layer].layer.weights {
+                        int8[layer] = Some(WeightsI8::new(m));
                     }
                 }
                 int8
@@ -194,11 +255,34 @@ impl Executor {
 
     /// Logits of one preprocessed image (CHW).
     pub fn run(&self, image: &[f32]) -> Result<Vec<f32>, ExecError> {
+        self.run_observed(image, |_, _| {})
+    }
+
+    /// [`Executor::run`], calling `observe(step, values)` after every step with the value it
+    /// wrote: what profiles (time between calls; `Step::kind` names the work) and activation
+    /// calibration (ranges of the convolutions' inputs) are built on. No clock in here, so the
+    /// core runs where there is none (wasm32-unknown-unknown).
+    pub fn run_observed(
+        &self,
+        image: &[f32],
+        observe: impl FnMut(usize, &[f32]),
+    ) -> Result<Vec<f32>, ExecError> {
+        self.run_inner(image, self.activations, observe)
+    }
+
+    /// The run on a given activation path (calibration observes the float model whatever the
+    /// executor is set to).
+    fn run_inner(
+        &self,
+        image: &[f32],
+        activations: Activations,
+        mut observe: impl FnMut(usize, &[f32]),
+    ) -> Result<Vec<f32>, ExecError> {
         self.check(image.len(), 1)?;
         let mut values: Vec<Option<Vec<f32>>> = vec![None; self.shapes.len()];
         values[0] = Some(image.to_vec());
         for (s, step) in self.steps.iter().enumerate() {
-            let out = self.step(step, &values);
+            let out = self.step(step, &values, activations);
             let output = match step {
                 Step::Add { a, b, relu, output } => {
                     // Reuse the first operand's buffer when nothing reads it later.
@@ -221,6 +305,7 @@ impl Executor {
                 values[output].as_ref().map(Vec::len),
                 Some(self.shapes[output].numel())
             );
+            observe(s, values[output].as_deref().expect("just computed"));
             for v in step.inputs() {
                 if self.last_use[v] == s {
                     values[v] = None;
@@ -269,7 +354,12 @@ impl Executor {
     }
 
     /// The output of every step but `Add` (which [`Executor::run`] does in place).
-    fn step(&self, step: &Step, values: &[Option<Vec<f32>>]) -> Option<Vec<f32>> {
+    fn step(
+        &self,
+        step: &Step,
+        values: &[Option<Vec<f32>>],
+        activations: Activations,
+    ) -> Option<Vec<f32>> {
         let get = |v: ValueId| values[v].as_deref().expect("computed before use");
         match step {
             Step::Conv {
@@ -294,8 +384,26 @@ impl Executor {
                     residual: residual.map(get),
                     relu: *relu,
                 };
-                if let Some(w8) = self.int8.get(*layer).and_then(Option::as_ref) {
-                    conv_i8::conv2d_i8(get(*input), (c, h, w), conv, (ho, wo), w8, epi, &mut out);
+                let int8 = match activations {
+                    Activations::F32 => None,
+                    _ => self.int8.get(*layer).and_then(Option::as_ref),
+                };
+                if let Some(w8) = int8 {
+                    let scale = match activations {
+                        Activations::Int8Static => self.scales.get(*layer).copied().flatten(),
+                        _ => None,
+                    };
+                    let shape = (c, h, w);
+                    conv_i8::conv2d_i8(
+                        get(*input),
+                        shape,
+                        conv,
+                        (ho, wo),
+                        w8,
+                        scale,
+                        epi,
+                        &mut out,
+                    );
                     return Some(out);
                 }
                 conv::conv2d(
