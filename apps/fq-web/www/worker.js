@@ -1,0 +1,42 @@
+// The model runs here, off the page's main thread, so a large photo or model never freezes the
+// tab. Messages in: {id, op: 'load', bytes, name, backend} | {id, op: 'classify', bytes, name, k}.
+// Messages out: {id, ok: true, ...} or {id, ok: false, error, fatal}. `fatal` means the
+// WebAssembly instance trapped (a Rust panic) and the page must start a fresh worker.
+import init, { WebModel, version } from './pkg/fq_web.js';
+
+const ready = init();
+let model = null;
+
+function fail(id, e) {
+  // A JsError from Rust is a plain Error with the message we built; a trap is a
+  // WebAssembly.RuntimeError, after which this instance must not be used again.
+  const fatal = e instanceof WebAssembly.RuntimeError;
+  postMessage({ id, ok: false, error: String(e && e.message ? e.message : e), fatal });
+}
+
+onmessage = async (ev) => {
+  const { id, op } = ev.data;
+  try {
+    await ready;
+    if (op === 'load') {
+      const t0 = performance.now();
+      const m = new WebModel(ev.data.bytes, ev.data.name);
+      if (model) model.free();
+      model = m;
+      postMessage({
+        id, ok: true, card: JSON.parse(model.card()), backend: model.backend(),
+        load_ms: performance.now() - t0, version: version(),
+      });
+    } else if (op === 'classify') {
+      if (!model) throw new Error('load a model first');
+      const t0 = performance.now();
+      const json = model.classify(ev.data.bytes, ev.data.name, ev.data.k || 3);
+      const ms = performance.now() - t0;
+      postMessage({ id, ok: true, result: JSON.parse(json), latency_ms: ms, backend: model.backend() });
+    } else {
+      throw new Error(`unknown operation ${op}`);
+    }
+  } catch (e) {
+    fail(id, e);
+  }
+};
