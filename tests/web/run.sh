@@ -61,10 +61,13 @@ RAYON_NUM_THREADS=1 xargs "$target_dir/release/fq-classify" --json --quiet --bac
 echo "tests/web: native reference ($(wc -l < "$out/photos.txt") photos) took $((SECONDS - t)) s"
 
 status=0
-for backend in cpu; do
+# cpu: every photo; gpu: WebGPU on Chromium's SwiftShader (a CPU emulation, ~2 s a photo), so
+# the first 24 photos.
+for backend in cpu gpu; do
     t=$SECONDS
     shot=()
-    [ "$backend" = cpu ] && shot=(--screenshot "$out/result-page.png")
+    [ "$backend" = cpu ] && shot=(--screenshot "$out/result-page.png" --offline 1)
+    [ "$backend" = gpu ] && shot=(--limit 24)
     node tests/web/test.mjs --www apps/fq-web/www --native "$out/native.json" --backend "$backend" \
         --out "$out/$backend.json" "${shot[@]}" || status=1
     echo "tests/web: browser test ($backend) took $((SECONDS - t)) s"

@@ -5,7 +5,7 @@
 // prediction with the native CPU path's (`fq-classify --json`, written by run.sh).
 //
 // Usage: node test.mjs --www DIR --native native.json --backend cpu|gpu [--screenshot PNG]
-//        [--out result.json] [--tol 1e-4]
+//        [--out result.json] [--tol 1e-4] [--limit N] [--offline 1]
 // Exits non-zero on any mismatch, on a network request after the model loaded, or when the
 // page fails. Prints one line per check and `N passed, N failed` at the end.
 import { chromium } from 'playwright-core';
@@ -103,7 +103,8 @@ try {
   phase = 'after-load';
 
   // The first photo through the picker, as a person would.
-  const photos = native.photos;
+  // --limit N: the first N photos only (SwiftShader's WebGPU takes ~2 s a photo).
+  const photos = args.limit ? native.photos.slice(0, Number(args.limit)) : native.photos;
   const first = photos[0];
   await page.setInputFiles('#photo', first.file);
   const firstName = path.basename(first.file);
@@ -169,6 +170,39 @@ try {
     await page.screenshot({ path: args.screenshot, fullPage: true });
     console.log(`screenshot: ${args.screenshot}`);
   }
+  // Offline: once the service worker has cached the app, the runtime and the demo model, the
+  // page must reload, load the model and classify with the server stopped.
+  if (args.offline) {
+    const swReady = await page.evaluate(() => Promise.race([
+      navigator.serviceWorker.ready.then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 20000)),
+    ]));
+    check(swReady, 'the service worker is active (offline cache filled)');
+    // The first visit's page is not controlled yet; a reload puts it under the worker.
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]');
+    await stopServer(server);
+    server = null;
+    let down = false;
+    try { await fetch(`${base}index.html`); } catch { down = true; }
+    check(down, 'the local server is stopped');
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 15000 });
+    await page.click('#demo-model');
+    await page.waitForFunction(() => document.getElementById('model-status').textContent.startsWith('Loaded')
+      || !document.getElementById('error').hidden, null, { timeout: 60000 });
+    const offStatus = await page.textContent('#model-status');
+    check(offStatus.startsWith('Loaded'), `offline: the demo model loads from the cache (${offStatus.trim()})`);
+    const r = await page.evaluate(async (b64) => {
+      const bin = atob(b64);
+      const bytes = new Uint8Array(bin.length);
+      for (let j = 0; j < bin.length; j++) bytes[j] = bin.charCodeAt(j);
+      return window.fq.classify(bytes, 'offline.png');
+    }, fs.readFileSync(first.file).toString('base64'));
+    check(r.ok && r.result.class === results[0].result.class,
+      `offline: a photo classifies as online (${r.ok ? r.result.label : r.error})`);
+  }
+
   if (args.out) {
     fs.writeFileSync(args.out, JSON.stringify({
       backend, page_backend: usedBackend, first_load_ms: firstLoadMs, median_ms: median, latencies_ms: lat,

@@ -2,7 +2,7 @@
 //! model card and one photo's diagnoses. Errors are single-line messages for the page; they
 //! name the model or photo (its file name) and what is wrong with it.
 
-use fq_runtime::{Classifier, Prediction};
+use fq_runtime::{BackendChoice, Classifier, Prediction};
 use serde::Serialize;
 
 /// Largest `.fqm` accepted (bytes). The demo is ~0.5 MB and ResNet18 at 4 bits ~6 MB; a file
@@ -13,8 +13,26 @@ pub const MAX_MODEL_BYTES: usize = 256 << 20;
 /// declaring a huge canvas can cost.
 pub const MAX_PHOTO_BYTES: usize = 64 << 20;
 
-/// Verifies and compiles a model; the message names the file.
+/// Verifies and compiles a model on the CPU; the message names the file.
 pub fn load(bytes: &[u8], name: &str) -> Result<Classifier, String> {
+    check_model_size(bytes, name)?;
+    Classifier::from_bytes(bytes).map_err(|e| format!("{name}: not a usable .fqm model: {e}"))
+}
+
+/// [`load`] onto the backend `choice` selects, without blocking (WebGPU in a browser); also
+/// returns why that backend.
+pub async fn load_async(
+    bytes: &[u8],
+    name: &str,
+    choice: BackendChoice,
+) -> Result<(Classifier, String), String> {
+    check_model_size(bytes, name)?;
+    Classifier::from_bytes_async(bytes, choice)
+        .await
+        .map_err(|e| format!("{name}: not a usable .fqm model: {e}"))
+}
+
+fn check_model_size(bytes: &[u8], name: &str) -> Result<(), String> {
     if bytes.is_empty() {
         return Err(format!("{name}: the model file is empty"));
     }
@@ -25,7 +43,7 @@ pub fn load(bytes: &[u8], name: &str) -> Result<Classifier, String> {
             MAX_MODEL_BYTES >> 20
         ));
     }
-    Classifier::from_bytes(bytes).map_err(|e| format!("{name}: not a usable .fqm model: {e}"))
+    Ok(())
 }
 
 /// The model card the page shows under the result.
@@ -121,6 +139,27 @@ pub fn top_k(probabilities: &[f32], k: usize) -> Vec<usize> {
 
 /// Decodes and classifies one photo; the message names it.
 pub fn classify(c: &Classifier, bytes: &[u8], name: &str, k: usize) -> Result<Diagnosis, String> {
+    check_photo_size(bytes, name)?;
+    let p = c.classify_bytes(bytes, name).map_err(|e| e.to_string())?;
+    Ok(diagnosis(c, &p, k))
+}
+
+/// [`classify_json`] without blocking (on WebGPU the read-back is awaited).
+pub async fn classify_json_async(
+    c: &Classifier,
+    bytes: &[u8],
+    name: &str,
+    k: usize,
+) -> Result<String, String> {
+    check_photo_size(bytes, name)?;
+    let p = c
+        .classify_bytes_async(bytes, name)
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::to_string(&diagnosis(c, &p, k)).map_err(|e| e.to_string())
+}
+
+fn check_photo_size(bytes: &[u8], name: &str) -> Result<(), String> {
     if bytes.is_empty() {
         return Err(format!("{name}: the photo file is empty"));
     }
@@ -131,8 +170,7 @@ pub fn classify(c: &Classifier, bytes: &[u8], name: &str, k: usize) -> Result<Di
             MAX_PHOTO_BYTES >> 20
         ));
     }
-    let p = c.classify_bytes(bytes, name).map_err(|e| e.to_string())?;
-    Ok(diagnosis(c, &p, k))
+    Ok(())
 }
 
 pub fn classify_json(c: &Classifier, bytes: &[u8], name: &str, k: usize) -> Result<String, String> {

@@ -4,7 +4,9 @@
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const backendWanted = params.get('backend') || 'auto';
+// `auto` (the default): WebGPU on a real GPU, else the CPU (never a software rasteriser), as
+// the native apps choose; `?backend=gpu` forces WebGPU (SwiftShader included), `cpu` the CPU.
+let backendWanted = params.get('backend') || 'auto';
 
 let worker = null;
 let nextId = 1;
@@ -14,6 +16,12 @@ let lastModel = null; // {bytes, name}: reloaded into a fresh worker after a tra
 function startWorker() {
   worker = new Worker('worker.js', { type: 'module' });
   worker.onmessage = (ev) => {
+    if (ev.data.id === 0) {
+      // Not an answer: the worker reports something that escaped its handlers.
+      console.error(ev.data.error);
+      showError(ev.data.error);
+      return;
+    }
     const p = pending.get(ev.data.id);
     if (!p) return;
     pending.delete(ev.data.id);
@@ -39,10 +47,6 @@ async function callSafe(msg) {
     // The WebAssembly instance trapped: never reuse it. Start over and reload the model.
     worker.terminate();
     startWorker();
-// Offline after the first visit: the service worker caches the app, the runtime and the demo.
-if ('serviceWorker' in navigator) {
-  navigator.serviceWorker.register('sw.js').catch((e) => console.warn(`offline mode unavailable: ${e.message}`));
-}
     if (lastModel) await call({ op: 'load', bytes: lastModel.bytes.slice(), name: lastModel.name, backend: backendWanted });
   }
   return r;
@@ -96,6 +100,8 @@ async function loadModel(bytes, name) {
   clearError();
   lastModel = { bytes, name };
   $('model-status').textContent = `Loaded ${name} (${r.card.classes.length} classes) on ${r.backend} in ${r.load_ms.toFixed(0)} ms.`;
+  $('model-status').title = r.reason;
+  $('backend-reason').textContent = r.reason;
   $('model-status').dataset.backend = r.backend;
   $('photo').disabled = false;
   showCard(r.card);
@@ -124,7 +130,16 @@ async function classify(bytes, name) {
     showError('Load a model first.');
     return { ok: false, error: 'no model' };
   }
-  const r = await callSafe({ op: 'classify', bytes, name, k: 3 });
+  let r = await callSafe({ op: 'classify', bytes, name, k: 3 });
+  if (!r.ok && /^GPU run failed/.test(r.error) && backendWanted === 'auto') {
+    // The GPU refused a command: the adapter-or-CPU rule says run on the CPU instead.
+    backendWanted = 'cpu';
+    const l = await call({ op: 'load', bytes: lastModel.bytes.slice(), name: lastModel.name, backend: 'cpu' });
+    if (l.ok) {
+      $('backend-reason').textContent = `the GPU failed (${r.error.split('\n')[0]}); running on the CPU`;
+      r = await callSafe({ op: 'classify', bytes, name, k: 3 });
+    }
+  }
   if (!r.ok) {
     showError(r.error);
     return r;
@@ -178,5 +193,5 @@ if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('sw.js').catch((e) => console.warn(`offline mode unavailable: ${e.message}`));
 }
 // For the browser test (tests/web/): the same calls the buttons make.
-window.fq = { loadModelUrl, loadModel, classify, fetchBytes };
+window.fq = { loadModelUrl, loadModel, classify, fetchBytes, roundtrip: () => call({ op: 'roundtrip' }) };
 document.body.dataset.ready = '1';

@@ -5,6 +5,15 @@
 import init, { WebModel, version } from './pkg/fq_web.js';
 
 const ready = init();
+
+// Anything that escapes a handler (a trap inside a WebGPU callback, say) is reported to the
+// page, which shows it, instead of vanishing inside the worker.
+self.addEventListener('unhandledrejection', (ev) => {
+  postMessage({ id: 0, ok: false, error: `worker: ${ev.reason && ev.reason.message ? ev.reason.message : ev.reason}`, fatal: true });
+});
+self.addEventListener('error', (ev) => {
+  postMessage({ id: 0, ok: false, error: `worker: ${ev.message}`, fatal: true });
+});
 let model = null;
 
 function fail(id, e) {
@@ -14,23 +23,32 @@ function fail(id, e) {
   postMessage({ id, ok: false, error: String(e && e.message ? e.message : e), fatal });
 }
 
-onmessage = async (ev) => {
-  const { id, op } = ev.data;
+// One message at a time, in order: a model has one set of GPU buffers.
+let queue = Promise.resolve();
+onmessage = (ev) => {
+  queue = queue.then(() => handle(ev.data));
+};
+
+async function handle(data) {
+  const { id, op } = data;
   try {
     await ready;
     if (op === 'load') {
       const t0 = performance.now();
-      const m = new WebModel(ev.data.bytes, ev.data.name);
+      const m = await WebModel.load(data.bytes, data.name, data.backend || 'auto');
       if (model) model.free();
       model = m;
       postMessage({
-        id, ok: true, card: JSON.parse(model.card()), backend: model.backend(),
+        id, ok: true, card: JSON.parse(model.card()), backend: model.backend(), reason: model.reason(),
         load_ms: performance.now() - t0, version: version(),
       });
+    } else if (op === 'roundtrip') {
+      if (!model) throw new Error('load a model first');
+      postMessage({ id, ok: true, value: await model.gpu_roundtrip() });
     } else if (op === 'classify') {
       if (!model) throw new Error('load a model first');
       const t0 = performance.now();
-      const json = model.classify(ev.data.bytes, ev.data.name, ev.data.k || 3);
+      const json = await model.classify(data.bytes, data.name, data.k || 3);
       const ms = performance.now() - t0;
       postMessage({ id, ok: true, result: JSON.parse(json), latency_ms: ms, backend: model.backend() });
     } else {
@@ -39,4 +57,4 @@ onmessage = async (ev) => {
   } catch (e) {
     fail(id, e);
   }
-};
+}
