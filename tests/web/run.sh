@@ -66,7 +66,7 @@ status=0
 for backend in cpu gpu; do
     t=$SECONDS
     shot=()
-    [ "$backend" = cpu ] && shot=(--screenshot "$out/result-page.png" --offline 1)
+    [ "$backend" = cpu ] && shot=(--screenshot "$out/result-page.png" --badinput 1 --offline 1)
     [ "$backend" = gpu ] && shot=(--limit 24)
     node tests/web/test.mjs --www apps/fq-web/www --native "$out/native.json" --backend "$backend" \
         --out "$out/$backend.json" "${shot[@]}" || status=1

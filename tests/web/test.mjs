@@ -5,7 +5,7 @@
 // prediction with the native CPU path's (`fq-classify --json`, written by run.sh).
 //
 // Usage: node test.mjs --www DIR --native native.json --backend cpu|gpu [--screenshot PNG]
-//        [--out result.json] [--tol 1e-4] [--limit N] [--offline 1]
+//        [--out result.json] [--tol 1e-4] [--limit N] [--offline 1] [--badinput 1]
 // Exits non-zero on any mismatch, on a network request after the model loaded, or when the
 // page fails. Prints one line per check and `N passed, N failed` at the end.
 import { chromium } from 'playwright-core';
@@ -28,6 +28,38 @@ function check(ok, what) {
   if (ok) passed++;
   else failed++;
   console.log(`${ok ? 'ok  ' : 'FAIL'} [${backend}] ${what}`);
+}
+
+// A PNG whose header declares a width x height canvas (valid signature, IHDR and CRC), with no
+// pixel data: what a hostile or broken upload looks like to the decoder.
+function hugePng(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr), chunk('IDAT', Buffer.alloc(16)), chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 function freePort() {
@@ -170,6 +202,44 @@ try {
     await page.screenshot({ path: args.screenshot, fullPage: true });
     console.log(`screenshot: ${args.screenshot}`);
   }
+  // Bad input: a clear message naming the file, the previous result kept, the tab alive.
+  if (args.badinput) {
+    const shown = async () => page.evaluate(() => ({
+      error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent,
+      photo: document.getElementById('photo-name').textContent,
+      resultShown: !document.getElementById('result').hidden,
+      status: document.getElementById('model-status').textContent,
+    }));
+    const before = await shown();
+    const model = fs.readFileSync(path.join(www, 'models/demo.fqm'));
+    const cases = [
+      ['damaged.fqm', 'model', model.subarray(0, Math.floor(model.length / 2))],
+      ['flipped.fqm', 'model', Buffer.from(model).fill(0x55, 100, 200)],
+      ['notes.txt', 'photo', Buffer.from('not an image at all')],
+      ['huge.png', 'photo', hugePng(100000, 100000)],
+    ];
+    for (const [name, kind, bytes] of cases) {
+      const t = Date.now();
+      await page.evaluate(async ({ name, kind, b64 }) => {
+        const bin = atob(b64);
+        const u = new Uint8Array(bin.length);
+        for (let j = 0; j < bin.length; j++) u[j] = bin.charCodeAt(j);
+        return kind === 'model' ? window.fq.loadModel(u, name) : window.fq.classify(u, name);
+      }, { name, kind, b64: bytes.toString('base64') });
+      const now = await shown();
+      check(now.error.includes(name) && now.resultShown && now.photo === before.photo
+        && (kind === 'photo' || now.status.startsWith('Still using')),
+      `bad ${kind} ${name}: message "${now.error.slice(0, 140)}", previous result kept (${Date.now() - t} ms)`);
+    }
+    const again = await page.evaluate(async (b64) => {
+      const bin = atob(b64);
+      const u = new Uint8Array(bin.length);
+      for (let j = 0; j < bin.length; j++) u[j] = bin.charCodeAt(j);
+      return window.fq.classify(u, 'again.png');
+    }, fs.readFileSync(first.file).toString('base64'));
+    check(again.ok && again.result.class === results[0].result.class, 'after the bad input the model still classifies');
+  }
+
   // Offline: once the service worker has cached the app, the runtime and the demo model, the
   // page must reload, load the model and classify with the server stopped.
   if (args.offline) {
