@@ -115,6 +115,38 @@ impl PanelB8 {
         }
     }
 
+    /// `l` tokens of `k` features (`x` token-major, `[l][k]`) as the columns of `B`, quantised
+    /// with `scale`: a Linear layer over a token sequence.
+    pub fn from_tokens(x: &[f32], l: usize, k: usize, scale: f32) -> Self {
+        assert_eq!(
+            x.len(),
+            l * k,
+            "PanelB8: {} values for {l} tokens of {k}",
+            x.len()
+        );
+        let k4 = k.div_ceil(KGROUP) * KGROUP;
+        let inv = 1.0 / scale;
+        let mut data = vec![0i8; l.div_ceil(NR) * k4 * NR];
+        data.par_chunks_mut((k4 * NR).max(1))
+            .enumerate()
+            .for_each(|(j, panel)| {
+                for c in 0..NR.min(l - j * NR) {
+                    let tok = &x[(j * NR + c) * k..][..k];
+                    for (i, &v) in tok.iter().enumerate() {
+                        panel[(i / KGROUP) * NR * KGROUP + c * KGROUP + i % KGROUP] =
+                            quantize(v, inv);
+                    }
+                }
+            });
+        Self {
+            data,
+            k,
+            k4,
+            n: l,
+            scale,
+        }
+    }
+
     fn panels(&self) -> usize {
         self.n.div_ceil(NR)
     }
@@ -396,6 +428,25 @@ mod tests {
         let want = PanelB8::from_rows(&rows, k, n, scale);
         assert_eq!((got.k, got.k4, got.n), (want.k, want.k4, want.n));
         assert_eq!(got.data, want.data);
+    }
+
+    /// Tokens as columns: the same panels as the transposed matrix through `from_rows`.
+    #[test]
+    fn tokens_pack_like_their_transpose() {
+        let (l, k) = (37, 23);
+        let mut next = lcg(9);
+        let x: Vec<f32> = (0..l * k).map(|_| next()).collect();
+        let mut xt = vec![0f32; k * l];
+        for t in 0..l {
+            for i in 0..k {
+                xt[i * l + t] = x[t * k + i];
+            }
+        }
+        let s = dynamic_scale(&x);
+        assert_eq!(
+            PanelB8::from_tokens(&x, l, k, s).data,
+            PanelB8::from_rows(&xt, k, l, s).data
+        );
     }
 
     #[test]

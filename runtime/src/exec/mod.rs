@@ -139,13 +139,17 @@ impl Executor {
         }
     }
 
-    /// The convolutions the integer path takes: ungrouped, with packed weights; `(layer, input)`.
-    fn int8_convs(&self) -> impl Iterator<Item = (usize, ValueId)> + '_ {
-        self.steps.iter().filter_map(|step| match step {
+    /// The layers the integer path takes, `(layer, input)`: ungrouped convolutions and Linear
+    /// layers over token sequences, with packed weights. (A Linear layer on one feature vector
+    /// is a GEMV: too little work to pay for quantising its input.)
+    fn int8_layers(&self) -> impl Iterator<Item = (usize, ValueId)> + '_ {
+        let packed = |l: usize| matches!(self.layers[l].layer.weights, LayerWeights::Packed(_));
+        self.steps.iter().filter_map(move |step| match step {
             Step::Conv {
                 layer, conv, input, ..
-            } if conv.groups == 1
-                && matches!(self.layers[*layer].layer.weights, LayerWeights::Packed(_)) =>
+            } if conv.groups == 1 && packed(*layer) => Some((*layer, *input)),
+            Step::Linear { layer, input, .. }
+                if packed(*layer) && matches!(self.shapes[*input], Shape::Seq(..)) =>
             {
                 Some((*layer, *input))
             }
@@ -162,7 +166,7 @@ impl Executor {
         &self,
         images: impl IntoIterator<Item = &'a [f32]>,
     ) -> Result<Vec<Option<f32>>, ExecError> {
-        let convs: Vec<(usize, ValueId)> = self.int8_convs().collect();
+        let convs: Vec<(usize, ValueId)> = self.int8_layers().collect();
         let mut max_abs = vec![0f32; self.shapes.len()];
         let wanted: std::collections::HashSet<ValueId> = convs.iter().map(|c| c.1).collect();
         let peak = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
@@ -204,7 +208,7 @@ impl Executor {
             Activations::F32 => Vec::new(),
             Activations::Int8Dynamic | Activations::Int8Static => {
                 let mut int8: Vec<Option<WeightsI8>> = self.layers.iter().map(|_| None).collect();
-                let convs: Vec<(usize, ValueId)> = self.int8_convs().collect();
+                let convs: Vec<(usize, ValueId)> = self.int8_layers().collect();
                 for (layer, _) in convs {
                     if let LayerWeights::Packed(m) = &self.layers[layer].layer.weights {
                         int8[layer] = Some(WeightsI8::new(m));
@@ -213,6 +217,22 @@ impl Executor {
                 int8
             }
         };
+    }
+
+    /// A layer's i8 weights when it runs on the integer path under `activations`.
+    fn int8_weights(&self, layer: usize, activations: Activations) -> Option<&WeightsI8> {
+        match activations {
+            Activations::F32 => None,
+            _ => self.int8.get(layer).and_then(Option::as_ref),
+        }
+    }
+
+    /// A layer's calibrated input scale under `Int8Static` (`None`: its dynamic scale).
+    fn static_scale(&self, layer: usize, activations: Activations) -> Option<f32> {
+        match activations {
+            Activations::Int8Static => self.scales.get(layer).copied().flatten(),
+            _ => None,
+        }
     }
 
     /// How the convolutions take their input.
@@ -384,15 +404,8 @@ impl Executor {
                     residual: residual.map(get),
                     relu: *relu,
                 };
-                let int8 = match activations {
-                    Activations::F32 => None,
-                    _ => self.int8.get(*layer).and_then(Option::as_ref),
-                };
-                if let Some(w8) = int8 {
-                    let scale = match activations {
-                        Activations::Int8Static => self.scales.get(*layer).copied().flatten(),
-                        _ => None,
-                    };
+                if let Some(w8) = self.int8_weights(*layer, activations) {
+                    let scale = self.static_scale(*layer, activations);
                     let shape = (c, h, w);
                     conv_i8::conv2d_i8(
                         get(*input),
@@ -431,6 +444,10 @@ impl Executor {
                     relu: *relu,
                 };
                 if let Shape::Seq(t, _) = self.shapes[*input] {
+                    if let Some(w8) = self.int8_weights(*layer, activations) {
+                        let scale = self.static_scale(*layer, activations);
+                        return Some(tokens::linear_tokens_i8(w8, get(*input), t, scale, epi));
+                    }
                     let rows = l.layer.weights.dims().0;
                     return Some(tokens::linear_tokens(&l.rows(), rows, get(*input), t, epi));
                 }
