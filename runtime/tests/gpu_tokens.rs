@@ -282,7 +282,10 @@ fn cpu_int8_token_linears_stay_close_to_f32() {
             .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
             / top;
         eprintln!("token graph {case} ({storage:?}): int8 vs f32 {err:.2e}");
-        assert!(err < 5e-2, "case {case}: int8 tokens relative error {err:.2e}");
+        assert!(
+            err < 5e-2,
+            "case {case}: int8 tokens relative error {err:.2e}"
+        );
         assert!(err > 1e-6, "case {case}: the integer path did not run");
     }
 }
