@@ -80,7 +80,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) n
     let koff = col(1u, head);
     let voff = col(2u, head);
     // Pass 1: the largest score. The key's window position (ky, kx) is stepped, not divided.
-    var m = -3.40282347e38;
+    // -f32::MAX exactly, as a hex literal: Tint (WebGPU in Chromium) refuses the decimal
+    // -3.40282347e38 as out of f32 range, naga rounds it.
+    var m = -0x1.fffffep+127f;
     var ky = 0u;
     var kx = 0u;
     for (var kj = 0u; kj < p.g; kj++) {

@@ -36,7 +36,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) n
     let x0 = max(i32(ox * p.stride) - i32(p.padding), 0);
     let x1 = min(i32(ox * p.stride + p.kernel) - i32(p.padding), i32(p.w));
     let base = plane * p.h * p.w;
-    var m = -3.40282347e38;
+    // -f32::MAX exactly, as a hex literal: Tint (WebGPU in Chromium) refuses the decimal
+    // -3.40282347e38 as out of f32 range, naga rounds it.
+    var m = -0x1.fffffep+127f;
     var any = false;
     for (var y = y0; y < y1; y++) {
         for (var x = x0; x < x1; x++) {

@@ -22,7 +22,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     let base = img * p.classes;
-    var m = -3.40282347e38;
+    // -f32::MAX exactly, as a hex literal: Tint (WebGPU in Chromium) refuses the decimal
+    // -3.40282347e38 as out of f32 range, naga rounds it.
+    var m = -0x1.fffffep+127f;
     for (var c = 0u; c < p.classes; c++) {
         m = max(m, logits[base + c]);
     }

@@ -143,40 +143,67 @@ pub fn choose(choice: BackendChoice) -> Result<Selection, BackendError> {
             warning: None,
         }),
         #[cfg(feature = "wgpu")]
-        BackendChoice::Gpu => {
-            let dev = GpuDevice::with_policy(AdapterPolicy::AllowSoftware)?;
-            let warning = dev.is_software().then(|| {
-                format!(
-                    "{} is a software rasteriser: the GPU is emulated on the CPU, far slower \
-                     than the cpu backend (use auto or cpu unless you are testing the GPU path)",
-                    dev.name()
-                )
-            });
-            let reason = if dev.is_software() {
-                "gpu asked for; only a software adapter is present".into()
-            } else {
-                "gpu asked for".into()
-            };
-            Ok(Selection {
-                backend: Backend::Wgpu(Arc::new(dev)),
-                reason,
-                warning,
-            })
-        }
+        BackendChoice::Gpu => Ok(gpu_selection(GpuDevice::with_policy(
+            AdapterPolicy::AllowSoftware,
+        )?)),
         #[cfg(not(feature = "wgpu"))]
         BackendChoice::Gpu => Err(BackendError::NotBuilt),
         BackendChoice::Auto => Ok(auto()),
     }
 }
 
+/// [`choose`] without blocking, for a browser (WebGPU adapters and devices are promises there):
+/// the same choices, reasons and fallback rule.
+pub async fn choose_async(choice: BackendChoice) -> Result<Selection, BackendError> {
+    match choice {
+        #[cfg(feature = "wgpu")]
+        BackendChoice::Gpu => Ok(gpu_selection(
+            GpuDevice::with_policy_async(AdapterPolicy::AllowSoftware).await?,
+        )),
+        #[cfg(feature = "wgpu")]
+        BackendChoice::Auto => Ok(auto_selection(
+            GpuDevice::with_policy_async(AdapterPolicy::HardwareOnly).await,
+        )),
+        other => choose(other),
+    }
+}
+
+/// An explicitly asked-for GPU, with a warning when it is a software rasteriser.
+#[cfg(feature = "wgpu")]
+fn gpu_selection(dev: GpuDevice) -> Selection {
+    let warning = dev.is_software().then(|| {
+        format!(
+            "{} is a software rasteriser: the GPU is emulated on the CPU, far slower \
+             than the cpu backend (use auto or cpu unless you are testing the GPU path)",
+            dev.name()
+        )
+    });
+    let reason = if dev.is_software() {
+        "gpu asked for; only a software adapter is present".into()
+    } else {
+        "gpu asked for".into()
+    };
+    Selection {
+        backend: Backend::Wgpu(Arc::new(dev)),
+        reason,
+        warning,
+    }
+}
+
 #[cfg(feature = "wgpu")]
 fn auto() -> Selection {
+    auto_selection(GpuDevice::with_policy(AdapterPolicy::HardwareOnly))
+}
+
+/// `auto`'s rule: a hardware adapter, else the CPU with the reason.
+#[cfg(feature = "wgpu")]
+fn auto_selection(device: Result<GpuDevice, GpuError>) -> Selection {
     let cpu = |reason: String| Selection {
         backend: Backend::Cpu,
         reason,
         warning: None,
     };
-    match GpuDevice::with_policy(AdapterPolicy::HardwareOnly) {
+    match device {
         Ok(d) => Selection {
             reason: "auto: a hardware GPU adapter is present".into(),
             backend: Backend::Wgpu(Arc::new(d)),

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::backend::{self, Backend, BackendChoice};
 use crate::error::Error;
-use crate::exec::{ExecError, Executor};
+use crate::exec::{Activations, ExecError, Executor};
 use crate::format::{CompressionSummary, PackedModel};
 use crate::metrics::argmax_rows;
 use crate::preprocess::{self, PreprocessConfig};
@@ -94,6 +94,45 @@ impl Classifier {
         Self::from_model_on(PackedModel::from_bytes(bytes)?, &backend::select(choice))
     }
 
+    /// [`Classifier::from_bytes_with`] without blocking, for a browser: the backend is chosen by
+    /// [`backend::choose_async`] (WebGPU there); a GPU that cannot be had, or that cannot run
+    /// this model, falls back to the CPU. Returns the selection's reason for the page to show.
+    pub async fn from_bytes_async(
+        bytes: &[u8],
+        choice: BackendChoice,
+    ) -> Result<(Self, String), Error> {
+        let model = PackedModel::from_bytes(bytes)?;
+        let (backend, reason) = match backend::choose_async(choice).await {
+            Ok(s) => (s.backend, s.reason),
+            Err(e) => (Backend::Cpu, format!("{e}; running on the CPU")),
+        };
+        if !backend.is_gpu() {
+            return Ok((Self::from_model(model)?, reason));
+        }
+        // The file parsed; only the GPU upload can fail now, and then the CPU runs it.
+        match Self::from_model_on(model.clone(), &backend) {
+            Ok(c) => Ok((c, reason)),
+            Err(e) => Ok((Self::from_model(model)?, format!("{e}; running on the CPU"))),
+        }
+    }
+
+    /// Chooses how the CPU path's convolutions take their input: f32 (the default), or i8
+    /// activations through the integer kernels ([`Activations`]). A GPU backend computes in f32
+    /// whatever this says. For `Int8Static`, calibrate with [`Classifier::executor_mut`].
+    pub fn set_activations(&mut self, activations: Activations) {
+        self.exec.set_activations(activations);
+    }
+
+    /// The CPU path's activations.
+    pub fn activations(&self) -> Activations {
+        self.exec.activations()
+    }
+
+    /// The CPU executor, for calibration ([`Executor::calibrate`]).
+    pub fn executor_mut(&mut self) -> &mut Executor {
+        &mut self.exec
+    }
+
     /// Compiles a parsed model for the CPU executor.
     pub fn from_model(mut model: PackedModel) -> Result<Self, Error> {
         let exec = Executor::from_model(&mut model)?;
@@ -117,7 +156,7 @@ impl Classifier {
             let gpu = crate::gpu::GpuExecutor::from_plan(
                 dev.clone(),
                 &plan,
-                crate::gpu::GemmKernel::Tiled,
+                dev.gemm_kernel(),
                 crate::gpu::DEFAULT_BATCH,
             )?;
             return Ok(Self {
@@ -188,16 +227,7 @@ impl Classifier {
             let out = gpu
                 .run_batch(nchw, n)
                 .map_err(|e| ExecError::Gpu(e.to_string()))?;
-            return Ok(out
-                .logits
-                .chunks(classes.max(1))
-                .zip(out.probabilities.chunks(classes.max(1)))
-                .take(n)
-                .map(|(l, p)| Prediction {
-                    probabilities: p.to_vec(),
-                    ..Prediction::from_logits(l.to_vec())
-                })
-                .collect());
+            return Ok(gpu_predictions(out, classes, n));
         }
         let per = self.exec.output_len().max(1);
         Ok(Prediction::from_logit_rows(
@@ -230,6 +260,28 @@ impl Classifier {
         self.classify_image(&preprocess::decode_bytes(bytes, name)?)
     }
 
+    /// [`Classifier::classify_bytes`] without blocking, for a browser: on a GPU the read-back
+    /// awaits the buffer mapping; on the CPU it is the same synchronous path.
+    pub async fn classify_bytes_async(
+        &self,
+        bytes: &[u8],
+        name: &str,
+    ) -> Result<Prediction, Error> {
+        let img = preprocess::decode_bytes(bytes, name)?;
+        #[cfg(feature = "wgpu")]
+        if let Some(gpu) = &self.gpu {
+            let x = preprocess::to_chw(&img, &self.info.preprocess);
+            let out = gpu
+                .run_batch_async(&x, 1)
+                .await
+                .map_err(|e| ExecError::Gpu(e.to_string()))?;
+            return gpu_predictions(out, gpu.output_len(), 1)
+                .pop()
+                .ok_or_else(|| ExecError::Gpu("the backend returned no prediction".into()).into());
+        }
+        self.classify_image(&img)
+    }
+
     /// Classifies a batch of decoded images, in input order: in parallel on the CPU, several
     /// images per submit on a GPU. A GPU failure mid-run (device lost) is an error.
     pub fn classify_images(&self, images: &[RgbImage]) -> Result<Vec<Prediction>, Error> {
@@ -246,6 +298,21 @@ impl Classifier {
             })
             .collect()
     }
+}
+
+/// Predictions of a GPU batch: the probabilities from its softmax kernel, the class from the
+/// logits (as on the CPU).
+#[cfg(feature = "wgpu")]
+fn gpu_predictions(out: crate::gpu::GpuOutput, classes: usize, n: usize) -> Vec<Prediction> {
+    out.logits
+        .chunks(classes.max(1))
+        .zip(out.probabilities.chunks(classes.max(1)))
+        .take(n)
+        .map(|(l, p)| Prediction {
+            probabilities: p.to_vec(),
+            ..Prediction::from_logits(l.to_vec())
+        })
+        .collect()
 }
 
 /// Numerically stable softmax (the maximum is subtracted first), summed in f64.

@@ -59,8 +59,8 @@ pub struct Kernels {
     /// The f32 GEMM micro-kernel: `avx2+fma`, `neon` or `portable`.
     pub f32: String,
     /// The integer micro-kernel this CPU would use (`neon-sdot`, `neon-smlal`, `portable`).
-    /// Models do not run through it yet (issue 16): it is reported so a device's capability is
-    /// known.
+    /// fq-classify runs models in f32 (the runtime's integer path is opt-in, issue 16): it is
+    /// reported so a device's capability is known.
     pub int8: String,
 }
 
@@ -78,7 +78,7 @@ impl Kernels {
     /// One line for the text header.
     pub fn text(&self) -> String {
         format!(
-            "cpu kernels: f32 {} ({}); int8 {} (not used by models yet)",
+            "cpu kernels: f32 {} ({}); int8 {} (available; this app runs f32)",
             self.f32, self.arch, self.int8
         )
     }

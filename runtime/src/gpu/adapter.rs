@@ -25,6 +25,10 @@ pub struct GpuDevice {
     pub(crate) queue: wgpu::Queue,
     pub(crate) kernels: Kernels,
     info: wgpu::AdapterInfo,
+    /// WebGPU validation errors, collected instead of wgpu's default (a panic, which in a
+    /// browser vanishes in an event callback and leaves zeros in the results); the async
+    /// run reports them. Always empty natively.
+    pub(crate) errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Rank of an adapter type: lower is preferred.
@@ -115,7 +119,54 @@ impl GpuDevice {
         Err(last.unwrap_or(GpuError::NoAdapter))
     }
 
+    /// The browser's (WebGPU) adapter under `policy`, opened without blocking: a page has one
+    /// adapter to ask for (`navigator.gpu.requestAdapter`, no enumeration), and the same rule as
+    /// natively decides whether it may be used (`HardwareOnly` refuses a software rasteriser
+    /// such as SwiftShader, so `auto` then runs on the CPU).
+    pub async fn with_policy_async(policy: AdapterPolicy) -> Result<Self, GpuError> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|_| GpuError::NoAdapter)?;
+        let info = adapter.get_info();
+        // Browsers do not tell the device type (wgpu reports `Other`, or `Cpu` for a fallback
+        // adapter), so there a real GPU is one that is neither of those nor named as software.
+        let hardware = if info.backend == wgpu::Backend::BrowserWebGpu {
+            info.device_type != wgpu::DeviceType::Cpu && !is_software_adapter(&info)
+        } else {
+            is_hardware(&info)
+        };
+        if policy == AdapterPolicy::HardwareOnly && !hardware {
+            return Err(GpuError::NoHardwareAdapter {
+                software: is_software_adapter(&info),
+                names: info.name.clone(),
+            });
+        }
+        let desc = Self::device_descriptor(&adapter)?;
+        let (device, queue) = adapter
+            .request_device(&desc)
+            .await
+            .map_err(|e| GpuError::Device(format!("{}: {e}", info.name)))?;
+        Ok(Self::finish(device, queue, info))
+    }
+
     fn open(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
+        let info = adapter.get_info();
+        let desc = Self::device_descriptor(&adapter)?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| GpuError::Device(format!("{}: {e}", info.name)))?;
+        Ok(Self::finish(device, queue, info))
+    }
+
+    /// What the kernels need of a device, or why this adapter cannot give it.
+    fn device_descriptor(
+        adapter: &wgpu::Adapter,
+    ) -> Result<wgpu::DeviceDescriptor<'static>, GpuError> {
         let info = adapter.get_info();
         let limits = adapter.limits();
         // The GEMM binds five storage buffers; WebGPU's default is 8, old GL drivers give 4.
@@ -125,21 +176,55 @@ impl GpuDevice {
                 info.name, limits.max_storage_buffers_per_shader_stage
             )));
         }
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        Ok(wgpu::DeviceDescriptor {
             label: Some("fq-runtime"),
             // Everything the adapter offers: a layer's weights and a batch of activations go in
             // single bindings, which can exceed WebGPU's 128 MiB default.
             required_limits: limits,
             ..Default::default()
-        }))
-        .map_err(|e| GpuError::Device(format!("{}: {e}", info.name)))?;
-        let kernels = Kernels::new(&device);
-        Ok(Self {
+        })
+    }
+
+    fn finish(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        if info.backend == wgpu::Backend::BrowserWebGpu {
+            let sink = std::sync::Arc::clone(&errors);
+            device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+                let mut v = sink.lock().unwrap_or_else(|p| p.into_inner());
+                if v.len() < 16 {
+                    v.push(e.to_string());
+                }
+            }));
+        }
+        let kernels = Kernels::with_tiled(&device, Self::tiled_gemm(&info));
+        Self {
             device,
             queue,
             kernels,
             info,
-        })
+            errors,
+        }
+    }
+
+    /// Whether the tiled GEMM is compiled and used: natively yes; in a browser not yet, since
+    /// Chromium's SwiftShader never finishes compiling it (the only WebGPU the tests have), and
+    /// the naive GEMM gives the same results.
+    fn tiled_gemm(info: &wgpu::AdapterInfo) -> bool {
+        info.backend != wgpu::Backend::BrowserWebGpu
+    }
+
+    /// The WebGPU errors reported since the last call (none natively), emptied.
+    pub fn take_errors(&self) -> Vec<String> {
+        std::mem::take(&mut *self.errors.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The GEMM kernel models on this device use.
+    pub fn gemm_kernel(&self) -> super::GemmKernel {
+        if Self::tiled_gemm(&self.info) {
+            super::GemmKernel::Tiled
+        } else {
+            super::GemmKernel::Naive
+        }
     }
 
     /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.

@@ -1,6 +1,11 @@
 //! Load-time buffers: each layer's weights as the GEMM kernels read them, and the uniform and
 //! storage buffers of the activations. Everything here is created once per model.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
@@ -122,22 +127,33 @@ pub fn readback(device: &wgpu::Device, bytes: u64) -> wgpu::Buffer {
 }
 
 /// Copies a mapped-readable buffer's first `floats` values to the host (blocks until the GPU is
-/// done with everything submitted before).
+/// done with everything submitted before). Native only: a browser cannot block; it awaits
+/// [`read_floats_async`], which this wraps, so both share one code path (called in a browser,
+/// it would panic: a WebAssembly page has no thread to block).
 pub fn read_floats(
     device: &wgpu::Device,
     buf: &wgpu::Buffer,
     floats: usize,
 ) -> Result<Vec<f32>, super::GpuError> {
+    pollster::block_on(read_floats_async(device, buf, floats))
+}
+
+/// [`read_floats`] as a future. Natively the device is polled here until the map is done, so the
+/// future is ready at once; in a browser (WebGPU) `mapAsync` resolves on the page's event loop
+/// and the future completes then (`device.poll` is a no-op there).
+pub async fn read_floats_async(
+    device: &wgpu::Device,
+    buf: &wgpu::Buffer,
+    floats: usize,
+) -> Result<Vec<f32>, super::GpuError> {
     let slice = buf.slice(..(floats.max(1) * 4) as u64);
-    let (tx, rx) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
+    let done = MapDone::default();
+    let signal = done.clone();
+    slice.map_async(wgpu::MapMode::Read, move |r| signal.finish(r));
     device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| super::GpuError::Run(e.to_string()))?;
-    rx.recv()
-        .map_err(|e| super::GpuError::Run(e.to_string()))?
+    done.await
         .map_err(|e| super::GpuError::Run(e.to_string()))?;
     let out = {
         let view = slice
@@ -147,4 +163,44 @@ pub fn read_floats(
     };
     buf.unmap();
     Ok(out)
+}
+
+/// A one-shot future completed by `map_async`'s callback (no executor-specific channel, so it
+/// runs under pollster natively and under wasm-bindgen-futures in a browser).
+#[derive(Clone, Default)]
+struct MapDone(Arc<Mutex<MapState>>);
+
+#[derive(Default)]
+struct MapState {
+    result: Option<Result<(), wgpu::BufferAsyncError>>,
+    waker: Option<Waker>,
+}
+
+impl MapDone {
+    fn finish(&self, r: Result<(), wgpu::BufferAsyncError>) {
+        let waker = {
+            let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            s.result = Some(r);
+            s.waker.take()
+        };
+        // Woken after the lock is released: an executor may poll the future at once.
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl Future for MapDone {
+    type Output = Result<(), wgpu::BufferAsyncError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match s.result.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
 }

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use fq_models::{Graph, QkvLayout, Shape};
 
-use super::buffers::{activation, read_floats, readback, storage_init, uniform, LayerBuffers};
+use super::buffers::{
+    activation, read_floats, read_floats_async, readback, storage_init, uniform, LayerBuffers,
+};
 use super::dispatch::{
     self, AttentionParams, Dispatch, GemmKernel, GemmParams, PoolParams, Shared, ADD, BROADCAST,
     RELU, TOKENS,
@@ -39,6 +41,8 @@ pub struct GpuExecutor {
     batch: usize,
     /// Runs share the buffers: one at a time.
     lock: Mutex<()>,
+    /// The same for [`Self::run_batch_async`].
+    busy: std::sync::atomic::AtomicBool,
     _layers: Vec<LayerBuffers>,
     _tensors: Vec<wgpu::Buffer>,
 }
@@ -140,6 +144,7 @@ impl GpuExecutor {
             output,
             batch,
             lock: Mutex::new(()),
+            busy: std::sync::atomic::AtomicBool::new(false),
             _layers: layer_bufs,
             _tensors: tensor_bufs,
             dev,
@@ -222,8 +227,62 @@ impl GpuExecutor {
         Ok(out)
     }
 
+    /// [`Self::run_batch`] as a future, for a browser (WebGPU), which cannot block: the same
+    /// encoding, and the read-back awaits the buffer mapping. Not re-entrant: a second call
+    /// while one is pending is an error (the page's worker runs one photo at a time).
+    pub async fn run_batch_async(&self, images: &[f32], n: usize) -> Result<GpuOutput, GpuError> {
+        if images.len() != n * self.input_len {
+            return Err(GpuError::Input {
+                got: images.len(),
+                expected: n * self.input_len,
+            });
+        }
+        // A flag instead of the mutex: a lock guard must not be held across an await.
+        if self.busy.swap(true, std::sync::atomic::Ordering::Acquire) {
+            return Err(GpuError::Run(
+                "a GPU run is already in progress on this model".into(),
+            ));
+        }
+        let mut out = GpuOutput {
+            logits: Vec::with_capacity(n * self.classes),
+            probabilities: Vec::with_capacity(n * self.classes),
+        };
+        let mut result = Ok(());
+        for chunk in images.chunks((self.batch * self.input_len).max(1)) {
+            let b = chunk.len() / self.input_len.max(1);
+            self.encode(chunk, b);
+            match read_floats_async(&self.dev.device, &self.staging, 2 * b * self.classes).await {
+                Ok(both) => {
+                    let (l, p) = both.split_at(b * self.classes);
+                    out.logits.extend_from_slice(l);
+                    out.probabilities.extend_from_slice(p);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.busy.store(false, std::sync::atomic::Ordering::Release);
+        result?;
+        // A command the browser refused leaves the outputs untouched: report it, never zeros.
+        let errors = self.dev.take_errors();
+        if !errors.is_empty() {
+            return Err(GpuError::Run(errors.join("; ")));
+        }
+        Ok(out)
+    }
+
     /// One batch: upload, every kernel in one compute pass, one copy back.
     fn submit(&self, images: &[f32], n: usize) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+        self.encode(images, n);
+        let both = read_floats(&self.dev.device, &self.staging, 2 * n * self.classes)?;
+        let (l, p) = both.split_at(n * self.classes);
+        Ok((l.to_vec(), p.to_vec()))
+    }
+
+    /// Uploads a batch and submits its whole forward pass and the copy into the staging buffer.
+    fn encode(&self, images: &[f32], n: usize) {
         let (device, queue) = (&self.dev.device, &self.dev.queue);
         queue.write_buffer(&self.values[0], 0, bytemuck::cast_slice(images));
         queue.write_buffer(&self.batch_uniform, 0, bytemuck::bytes_of(&(n as u32)));
@@ -243,9 +302,6 @@ impl GpuExecutor {
         enc.copy_buffer_to_buffer(&self.values[self.output], 0, &self.staging, 0, bytes);
         enc.copy_buffer_to_buffer(&self.probs, 0, &self.staging, bytes, bytes);
         queue.submit([enc.finish()]);
-        let both = read_floats(device, &self.staging, 2 * n * self.classes)?;
-        let (l, p) = both.split_at(n * self.classes);
-        Ok((l.to_vec(), p.to_vec()))
     }
 }
 

@@ -82,28 +82,41 @@ pub struct Kernels {
     pub unpack_codes: wgpu::ComputePipeline,
 }
 
+/// One kernel's compute pipeline, its bind group layout derived from the shader (each kernel's
+/// bindings are what it declares and uses).
+pub fn pipeline(device: &wgpu::Device, k: KernelSource) -> wgpu::ComputePipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(k.name),
+        source: wgpu::ShaderSource::Wgsl(k.source.into()),
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(k.name),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
 impl Kernels {
+    /// Every kernel.
     pub fn new(device: &wgpu::Device) -> Self {
+        Self::with_tiled(device, true)
+    }
+
+    /// Every kernel; without `tiled`, the tiled GEMM is not compiled and its slot holds the
+    /// naive GEMM (SwiftShader in Chromium never finishes compiling `gemm_tiled`, and a
+    /// pipeline still compiling stalls the whole queue; see docs/web/STATUS.md).
+    pub fn with_tiled(device: &wgpu::Device, tiled: bool) -> Self {
         let mut src = sources().into_iter();
-        let mut next = || {
-            let k = src.next().expect("one source per kernel");
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(k.name),
-                source: wgpu::ShaderSource::Wgsl(k.source.into()),
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(k.name),
-                // Derived from the shader: each kernel's bindings are what it declares and uses.
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
+        let tiled_source = src.next().expect("gemm_tiled comes first");
+        let gemm_tiled = tiled.then(|| pipeline(device, tiled_source));
+        let mut next = || pipeline(device, src.next().expect("one source per kernel"));
+        let gemm_naive = next();
         Self {
-            gemm_tiled: next(),
-            gemm_naive: next(),
+            gemm_tiled: gemm_tiled.unwrap_or_else(|| gemm_naive.clone()),
+            gemm_naive,
             max_pool: next(),
             global_avg_pool: next(),
             add_relu: next(),

@@ -90,3 +90,56 @@ pub fn unpack_codes(dev: &Arc<GpuDevice>, m: &PackedMatrix) -> Result<Vec<i32>, 
     let floats = buffers::read_floats(device, &staging, n)?;
     Ok(floats.into_iter().map(|f| f.to_bits() as i32).collect())
 }
+
+/// Writes four floats, copies them into a mapped-readable buffer and reads them back through
+/// [`buffers::read_floats_async`]: the smallest check that a device answers (a browser's WebGPU
+/// path awaits exactly this read-back after every forward pass).
+pub async fn roundtrip(dev: &GpuDevice) -> Result<Vec<f32>, GpuError> {
+    use wgpu::util::DeviceExt;
+    let device = &dev.device;
+    let values = [1.0f32, 2.0, 3.0, 4.0];
+    let src = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("roundtrip"),
+        contents: bytemuck::cast_slice(&values),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    });
+    let staging = buffers::readback(device, 16);
+    let mut enc = device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(&src, 0, &staging, 0, 16);
+    dev.queue.submit([enc.finish()]);
+    buffers::read_floats_async(device, &staging, 4).await
+}
+
+/// A diagnostic for new platforms: on a fresh device (default limits, no kernels), compiles the
+/// kernel `kernel` of [`kernels::sources`] (`all`, or `none`), then does [`roundtrip`]'s copy.
+/// This is how the browser investigation found that SwiftShader never finishes compiling
+/// `gemm_tiled` (docs/web/STATUS.md); the page exposes it as `gpu_compile_probe`.
+pub async fn compile_and_roundtrip(kernel: &str) -> Result<Vec<f32>, GpuError> {
+    use wgpu::util::DeviceExt;
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = instance
+        .request_adapter(&wgpu::RequestAdapterOptions::default())
+        .await
+        .map_err(|_| GpuError::NoAdapter)?;
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor::default())
+        .await
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+    let _pipelines: Vec<wgpu::ComputePipeline> = kernels::sources()
+        .into_iter()
+        .filter(|k| k.name == kernel || kernel == "all")
+        .map(|k| kernels::pipeline(&device, k))
+        .collect();
+    let values = [1.0f32, 2.0, 3.0, 4.0];
+    let src = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("roundtrip"),
+        contents: bytemuck::cast_slice(&values),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    });
+    let staging = buffers::readback(&device, 16);
+    let mut enc = device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(&src, 0, &staging, 0, 16);
+    queue.submit([enc.finish()]);
+    buffers::read_floats_async(&device, &staging, 4).await
+}

@@ -1,10 +1,11 @@
 //! The integer micro-kernel's interface: an `MR x NR` tile of i32 sums of i8 weight codes times
 //! i8 activations, with its kernels chosen once per process ([`int8_path`]).
 //!
-//! **No model runs through it yet.** The runtime computes every model in f32 today; the integer
-//! executor (quantising activations, packing them in the layout below, rescaling the i32 sums)
-//! is issue 16. This module fixes the contract that executor and its x86 kernels will use, and
-//! ships the portable reference and the aarch64 kernels behind it, tested bit for bit.
+//! Models run through it only on the integer path (issue 16), which is opt-in
+//! (`Activations::Int8Dynamic` / `Int8Static` through `Executor::set_activations` or
+//! `Classifier::set_activations`): it quantises the activations, packs them in the layout below
+//! and rescales the i32 sums; by default models run in f32. This module fixes the contract of
+//! that executor and its kernels, each tested bit for bit against the portable reference.
 //!
 //! # Layout
 //! - `A` (weights): `MR` rows of `k` i8 codes, row `r` at `a[r * lda..]`, as the unpacker writes
@@ -51,6 +52,8 @@ pub const MAX_K: usize = (1 << 17) - KGROUP;
 /// The integer micro-kernel a CPU runs; named like [`super::KernelPath`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Int8Path {
+    /// x86-64 with AVX2: codes sign-extended to i16 and `VPMADDWD`, exact for all 8-bit codes.
+    Avx2,
     /// aarch64 with the dot-product extension (`FEAT_DotProd`: Cortex-A55/A75 and later, Apple
     /// M1 and later, Neoverse): `SDOT`, 16 multiply-adds per instruction.
     NeonSdot,
@@ -65,6 +68,7 @@ impl Int8Path {
     /// A short, stable name ("neon-sdot", "neon-smlal", "portable").
     pub fn name(self) -> &'static str {
         match self {
+            Int8Path::Avx2 => "avx2",
             Int8Path::NeonSdot => "neon-sdot",
             Int8Path::NeonSmlal => "neon-smlal",
             Int8Path::Portable => "portable",
@@ -79,6 +83,10 @@ impl Int8Path {
             }
             Int8Path::NeonSmlal
         }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Int8Path::Avx2;
+        }
         #[cfg(not(target_arch = "aarch64"))]
         Int8Path::Portable
     }
@@ -87,6 +95,8 @@ impl Int8Path {
     pub fn available(self) -> bool {
         match self {
             Int8Path::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Int8Path::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "aarch64")]
             Int8Path::NeonSmlal => true,
             #[cfg(target_arch = "aarch64")]
@@ -128,6 +138,11 @@ pub fn tile_on(path: Int8Path, k: usize, a: &[i8], lda: usize, b: &[i8], out: &m
         path.name()
     );
     match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `available` saw AVX2; the panel extents were checked above.
+        Int8Path::Avx2 => unsafe {
+            super::int8_x86::tile_avx2(k, a.as_ptr(), lda, b.as_ptr(), out)
+        },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: `available` saw the dot-product extension; the panel extents were checked above.
         Int8Path::NeonSdot => unsafe {
@@ -170,7 +185,12 @@ pub fn pack_b(k: usize, cols: &[i8]) -> Vec<i8> {
 mod tests {
     use super::*;
 
-    const PATHS: [Int8Path; 3] = [Int8Path::NeonSdot, Int8Path::NeonSmlal, Int8Path::Portable];
+    const PATHS: [Int8Path; 4] = [
+        Int8Path::Avx2,
+        Int8Path::NeonSdot,
+        Int8Path::NeonSmlal,
+        Int8Path::Portable,
+    ];
 
     fn lcg(seed: u64) -> impl FnMut() -> i8 {
         let mut s = seed;

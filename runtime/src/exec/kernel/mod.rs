@@ -15,14 +15,17 @@
 //! on x86-64; only the GEMM tile, where register blocking decides the speed, is written by hand.
 //!
 //! [`int8`] is the integer micro-kernel's interface (i8 codes times i8 activations into i32,
-//! `K` grouped by 4 for SDOT and VNNI) with its portable, NEON SDOT and NEON SMLAL kernels; its
-//! path is detected separately ([`int8_path`]). No model runs through it yet: the integer
-//! executor that packs activations and calls it is issue 16.
+//! `K` grouped by 4 for SDOT and VNNI) with its portable, AVX2, NEON SDOT and NEON SMLAL kernels; its
+//! path is detected separately ([`int8_path`]); the executor calls it only on the opt-in integer
+//! path (`Activations::Int8Dynamic` / `Int8Static`, issue 16).
 
 pub mod int8;
+pub mod int8_narrow;
 #[cfg(target_arch = "aarch64")]
 mod int8_neon;
 mod int8_portable;
+#[cfg(target_arch = "x86_64")]
+mod int8_x86;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod portable;
