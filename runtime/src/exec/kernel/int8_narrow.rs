@@ -11,7 +11,9 @@
 //! two `VPMADDWD` by ones (pairs to i32: each 32-bit lane is then one column's whole group) and two
 //! adds: 64 multiply-adds in 7 instructions, against 32 in 7 for the exact AVX2 kernel.
 
-use super::int8::{tile as tile_exact, KGROUP, MR, NR};
+#[cfg(target_arch = "x86_64")]
+use super::int8::KGROUP;
+use super::int8::{tile as tile_exact, MR, NR};
 
 /// Whether a row of `bits`-bit codes may use [`tile`] (2–7 bits).
 pub fn fits(bits: u8) -> bool {
