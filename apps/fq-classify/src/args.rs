@@ -7,6 +7,7 @@ use clap::Parser;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 
 use crate::backend::BackendChoice;
+use fq_runtime::Activations;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -36,6 +37,25 @@ pub struct Args {
     /// Hide the progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// How the CPU path's convolutions and token Linear layers take their input (a GPU backend
+    /// computes in f32 whatever this says).
+    #[arg(long, value_parser = activations_parser(), default_value = "f32")]
+    pub activations: Activations,
+}
+
+/// `--activations`' values.
+pub fn activations_parser() -> impl TypedValueParser<Value = Activations> {
+    PossibleValuesParser::new([
+        PossibleValue::new("f32").help("f32 activations, the weight codes as f32 (the reference)"),
+        PossibleValue::new("int8").help(
+            "i8 activations quantised per tensor as each layer runs, exact i32 sums on the \
+             integer kernels (usually faster; logits within about 1% of f32)",
+        ),
+    ])
+    .map(|s| match s.as_str() {
+        "int8" => Activations::Int8Dynamic,
+        _ => Activations::F32,
+    })
 }
 
 /// `--backend`'s values, listed in `--help` and parsed by the runtime ([`BackendChoice::parse`]).

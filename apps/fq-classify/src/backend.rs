@@ -62,6 +62,11 @@ pub struct Timing {
 }
 
 impl Engine {
+    /// Sets the CPU path's activations (see `--activations`).
+    pub fn set_activations(&mut self, activations: fq_runtime::Activations) {
+        self.classifier.set_activations(activations);
+    }
+
     /// Reads and compiles `model` for the chosen backend.
     pub fn load(model: &Path, choice: BackendChoice) -> Result<Engine, EngineError> {
         let start = Instant::now();

@@ -26,13 +26,15 @@ pub const EXIT_ERROR: i32 = 2;
 /// Runs the app with results on `out` and errors on `err`; returns the exit status and, when the
 /// model loaded, the report.
 pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> (i32, Option<Report>) {
-    let engine = match backend::resolve(args.backend).and_then(|c| Engine::load(&args.model, c)) {
+    let mut engine = match backend::resolve(args.backend).and_then(|c| Engine::load(&args.model, c))
+    {
         Ok(e) => e,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             return (EXIT_ERROR, None);
         }
     };
+    engine.set_activations(args.activations);
     let c = engine.classifier();
     let model = ModelInfo {
         path: output::display(&args.model),
@@ -43,7 +45,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> (i32, Optio
     };
     let backend = engine.backend_name();
     let backend_reason = engine.backend_reason().to_string();
-    let kernels = Kernels::detect();
+    let kernels = Kernels::detect(c.activations());
     if let Some(w) = engine.backend_warning() {
         let _ = writeln!(err, "warning: {w}");
     }

@@ -58,28 +58,30 @@ pub struct Kernels {
     pub arch: String,
     /// The f32 GEMM micro-kernel: `avx2+fma`, `neon` or `portable`.
     pub f32: String,
-    /// The integer micro-kernel this CPU would use (`neon-sdot`, `neon-smlal`, `portable`).
-    /// fq-classify runs models in f32 (the runtime's integer path is opt-in, issue 16): it is
-    /// reported so a device's capability is known.
+    /// The integer micro-kernel this CPU uses (`avx2`, `neon-sdot`, `neon-smlal`, `portable`)
+    /// with `--activations int8`; reported either way, so a device's capability is known.
     pub int8: String,
+    /// The CPU path's activations in this run: `f32` (default) or `int8-dynamic`.
+    pub activations: String,
 }
 
 impl Kernels {
-    /// The paths detected on this CPU.
-    pub fn detect() -> Kernels {
+    /// The paths detected on this CPU, and the run's activations.
+    pub fn detect(activations: fq_runtime::Activations) -> Kernels {
         use fq_runtime::exec::kernel;
         Kernels {
             arch: std::env::consts::ARCH.to_string(),
             f32: kernel::path().name().to_string(),
             int8: kernel::int8_path().name().to_string(),
+            activations: activations.name().to_string(),
         }
     }
 
     /// One line for the text header.
     pub fn text(&self) -> String {
         format!(
-            "cpu kernels: f32 {} ({}); int8 {} (available; this app runs f32)",
-            self.f32, self.arch, self.int8
+            "cpu kernels: f32 {} ({}); int8 {}; activations {}",
+            self.f32, self.arch, self.int8, self.activations
         )
     }
 }

@@ -55,7 +55,7 @@ fn classifies_photos_and_reports_a_corrupt_one() {
         "{stdout}"
     );
     assert!(
-        stdout.contains(&format!("; int8 {int8_path} (")),
+        stdout.contains(&format!("; int8 {int8_path}; activations f32")),
         "{stdout}"
     );
     let line = stderr
@@ -92,6 +92,36 @@ fn classifies_photos_and_reports_a_corrupt_one() {
     let z: f64 = logits.iter().map(|l| l.exp()).sum();
     let best = logits.iter().cloned().fold(f64::MIN, f64::max);
     assert!((best.exp() / z - top[0]["probability"].as_f64().unwrap()).abs() < 1e-5);
+    assert_eq!(json["kernels"]["activations"], "f32");
+
+    // The integer path (issue 16): named, logits within 5% of the largest f32 logit, and not
+    // equal to them (the integer kernels ran).
+    let out = bin()
+        .arg("--model")
+        .arg(&model)
+        .args([&a, &b])
+        .args(["--json", "--backend", "cpu", "--activations", "int8"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(q["kernels"]["activations"], "int8-dynamic");
+    let q_logits: Vec<f64> = q["photos"][1]["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let top_abs = logits.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let diff = logits
+        .iter()
+        .zip(&q_logits)
+        .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        diff <= 5e-2 * top_abs,
+        "int8 vs f32 logits: {logits:?} vs {q_logits:?}"
+    );
+    assert!(diff > 0.0, "the integer path did not run");
 
     // The GPU backend, where an adapter exists (CI installs lavapipe and sets FQ_REQUIRE_GPU):
     // named in the output, the same diagnoses as the CPU.
