@@ -9,6 +9,8 @@
 //! the fallback.
 
 mod portable;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -24,6 +26,8 @@ pub const NR: usize = 16;
 pub enum KernelPath {
     /// x86-64 with AVX2 and FMA.
     Avx2Fma,
+    /// WebAssembly SIMD128 (chosen at compile time: wasm has no run-time detection).
+    Simd128,
     /// Plain Rust loops, vectorised by the compiler for the build target.
     Portable,
 }
@@ -33,6 +37,7 @@ impl KernelPath {
     pub fn name(self) -> &'static str {
         match self {
             KernelPath::Avx2Fma => "avx2+fma",
+            KernelPath::Simd128 => "simd128",
             KernelPath::Portable => "portable",
         }
     }
@@ -42,6 +47,9 @@ impl KernelPath {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             return KernelPath::Avx2Fma;
+        }
+        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+            return KernelPath::Simd128;
         }
         KernelPath::Portable
     }
@@ -63,6 +71,9 @@ pub fn tile(k: usize, a: &[f32], lda: usize, b: &[f32], out: &mut [f32; MR * NR]
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `path` saw AVX2 and FMA on this CPU; the panel lengths were checked above.
         KernelPath::Avx2Fma => unsafe { x86::tile_avx2(k, a.as_ptr(), lda, b.as_ptr(), out) },
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        // SAFETY: the module was compiled with SIMD128; the panel lengths were checked above.
+        KernelPath::Simd128 => unsafe { wasm::tile_simd128(k, a.as_ptr(), lda, b.as_ptr(), out) },
         _ => portable::tile(k, a, lda, b, out),
     }
 }
