@@ -23,7 +23,7 @@ if [ "$have" != "$want" ]; then
     echo "web-build: installing wasm-bindgen-cli $want (found: ${have:-none})"
     # No prebuilt binary at this version on crates.io, PyPI or npm (GitHub releases are not
     # reachable from CI), so it is built: only the `wasm-bindgen` binary, without its default
-    # TLS feature (rustls/ring, for the test runner's downloads), which takes about half the time.
+    # TLS feature (rustls/ring, only for the test runner's downloads): 150 crates.
     # --locked first; the registry may lack one of its locked versions, then resolve afresh.
     flags=(wasm-bindgen-cli --version "$want" --no-default-features --bin wasm-bindgen)
     cargo install "${flags[@]}" --locked || cargo install "${flags[@]}"

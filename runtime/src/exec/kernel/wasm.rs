@@ -107,8 +107,9 @@ mod speed {
     /// 5 rounds. Run it with V8's optimising tier from the start (a wasm function that never
     /// returns is not tiered up, so the baseline compiler's code would be timed):
     /// `node --no-liftoff tests/web/wasi-run.mjs target/wasm32-wasip1/release/deps/fq_runtime-*.wasm
-    /// tile_speed --ignored --nocapture` after `tests/web/kernel-wasm.sh`. Measured 2026-12-01
-    /// (AMD EPYC, contended): this kernel 15-21 GFLOP/s, one-pass 14-17, portable 10-13.5.
+    /// tile_speed --ignored --nocapture` after `FQ_WASM_RELEASE=1 tests/web/kernel-wasm.sh`.
+    /// Measured 2026-12-01 (AMD EPYC, contended): this kernel 15-21 GFLOP/s, one-pass 14-17,
+    /// portable 10-13.5.
     /// The alternative: the whole 6x16 tile in one pass, 24 accumulators (spills on x86-64).
     unsafe fn full_tile(
         k: usize,
