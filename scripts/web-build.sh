@@ -29,7 +29,8 @@ if [ "$have" != "$want" ]; then
     cargo install "${flags[@]}" --locked || cargo install "${flags[@]}"
 fi
 
-# SIMD128 (every current browser has it): LLVM vectorises the scalar CPU kernels for it.
+# SIMD128 (every current browser has it): the runtime's hand-written SIMD128 GEMM micro-kernel
+# (runtime/src/exec/kernel/wasm.rs) is compiled in, and LLVM vectorises the other loops for it.
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:--C target-feature=+simd128}"
 cargo build --release -p fq-web --target wasm32-unknown-unknown
 target_dir="${CARGO_TARGET_DIR:-target}"
