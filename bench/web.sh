@@ -32,8 +32,9 @@ scripts/web-build.sh "$model"
 # the ResNet18 photo N + warm-up times).
 cargo build --release -p fq-classify
 run_dir="$(dirname "$model")"
-awk -F, -v d="$run_dir/data/images" '$2 == "test" { print d "/" $1 ".png" }' "$run_dir/split.csv" \
-    | head -n $((n + warm)) > "$out/demo-photos.txt"
+# (awk stops by itself: `| head` would end it with SIGPIPE, an error under pipefail)
+awk -F, -v d="$run_dir/data/images" -v m=$((n + warm)) \
+    '$2 == "test" { print d "/" $1 ".png"; if (++c == m) exit }' "$run_dir/split.csv" > "$out/demo-photos.txt"
 classify() {
     RAYON_NUM_THREADS=1 xargs "$target_dir/release/fq-classify" --json --quiet --backend cpu -k 3 --model "$1"
 }
