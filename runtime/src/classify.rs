@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::backend::{self, Backend, BackendChoice};
 use crate::error::Error;
-use crate::exec::{ExecError, Executor};
+use crate::exec::{Activations, ExecError, Executor};
 use crate::format::{CompressionSummary, PackedModel};
 use crate::metrics::argmax_rows;
 use crate::preprocess::{self, PreprocessConfig};
@@ -114,6 +114,23 @@ impl Classifier {
             Ok(c) => Ok((c, reason)),
             Err(e) => Ok((Self::from_model(model)?, format!("{e}; running on the CPU"))),
         }
+    }
+
+    /// Chooses how the CPU path's convolutions take their input: f32 (the default), or i8
+    /// activations through the integer kernels ([`Activations`]). A GPU backend computes in f32
+    /// whatever this says. For `Int8Static`, calibrate with [`Classifier::executor_mut`].
+    pub fn set_activations(&mut self, activations: Activations) {
+        self.exec.set_activations(activations);
+    }
+
+    /// The CPU path's activations.
+    pub fn activations(&self) -> Activations {
+        self.exec.activations()
+    }
+
+    /// The CPU executor, for calibration ([`Executor::calibrate`]).
+    pub fn executor_mut(&mut self) -> &mut Executor {
+        &mut self.exec
     }
 
     /// Compiles a parsed model for the CPU executor.

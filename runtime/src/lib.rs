@@ -45,5 +45,6 @@ pub mod preprocess;
 pub use backend::{Backend, BackendChoice, BackendError};
 pub use classify::{softmax, Classifier, Prediction};
 pub use error::Error;
+pub use exec::Activations;
 pub use format::{CompressionSummary, PackedModel};
 pub use preprocess::{DecodeError, PreprocessConfig};

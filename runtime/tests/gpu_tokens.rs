@@ -249,3 +249,43 @@ fn gelu_is_accurate_elementwise() {
     }
     eprintln!("GELU: largest elementwise relative error {worst:.2e}");
 }
+
+/// The CPU's integer path on token models (the Linear layers over tokens take i8 activations;
+/// layer norm, GELU and attention stay f32) against its f32 path, on DeiT-like and TinyViT-like
+/// graphs with packed weights: within 5% of the largest output, and not equal to it (the
+/// integer path ran). Needs no GPU; it lives here for the token-graph builders.
+#[test]
+fn cpu_int8_token_linears_stay_close_to_f32() {
+    use fq_runtime::exec::{Activations, Executor};
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for case in 0..4 {
+        let layout = [QkvLayout::QkvHeads, QkvLayout::HeadsQkv][case % 2];
+        let storage = [Storage::Mix, Storage::Bits(4)][case / 2];
+        let g = if case % 2 == 0 {
+            deit_like(&mut rng, layout)
+        } else {
+            tinyvit_like(&mut rng, layout, true)
+        };
+        let layers = random_layers(&g, storage, &mut rng);
+        let tensors = random_tensors(&g, &mut rng);
+        let mut exec = Executor::from_parts(&g, layers, tensors).unwrap();
+        let x: Vec<f32> = (0..exec.input_len())
+            .map(|_| rng.random_range(-2.0..2.0))
+            .collect();
+        let want = exec.run(&x).unwrap();
+        exec.set_activations(Activations::Int8Dynamic);
+        let got = exec.run(&x).unwrap();
+        let top = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+        let err = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+            / top;
+        eprintln!("token graph {case} ({storage:?}): int8 vs f32 {err:.2e}");
+        assert!(
+            err < 5e-2,
+            "case {case}: int8 tokens relative error {err:.2e}"
+        );
+        assert!(err > 1e-6, "case {case}: the integer path did not run");
+    }
+}

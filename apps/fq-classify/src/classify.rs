@@ -34,6 +34,7 @@ pub fn classify_photo(engine: &Engine, path: &Path, k: usize) -> PhotoResult {
     PhotoResult::Classified {
         file: display(path),
         top: top_k(&prediction.probabilities, engine.classifier().classes(), k),
+        logits: prediction.logits,
         latency_ms: Latency {
             decode,
             preprocess: timing.preprocess_ms,

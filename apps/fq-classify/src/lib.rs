@@ -14,7 +14,7 @@ use std::io::Write;
 pub use args::Args;
 
 use backend::Engine;
-use output::{ModelInfo, PhotoResult, Report};
+use output::{Kernels, ModelInfo, PhotoResult, Report};
 
 /// Exit status: every photo classified.
 pub const EXIT_OK: i32 = 0;
@@ -43,6 +43,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> (i32, Optio
     };
     let backend = engine.backend_name();
     let backend_reason = engine.backend_reason().to_string();
+    let kernels = Kernels::detect();
     if let Some(w) = engine.backend_warning() {
         let _ = writeln!(err, "warning: {w}");
     }
@@ -53,6 +54,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> (i32, Optio
             output::header_text(
                 &model,
                 &format!("{backend} — {backend_reason}"),
+                &kernels,
                 engine.load_ms
             )
         );
@@ -86,6 +88,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> (i32, Optio
         model,
         backend,
         backend_reason,
+        kernels,
         load_ms: engine.load_ms,
         classified: photos.len() - failed,
         failed,

@@ -29,6 +29,9 @@ pub enum PhotoResult {
     Classified {
         file: String,
         top: Vec<Diagnosis>,
+        /// The model's raw outputs, one per class in the model's order (for comparing runs across
+        /// machines and kernels: the aarch64 parity check reads them).
+        logits: Vec<f32>,
         latency_ms: Latency,
     },
     Failed {
@@ -47,6 +50,40 @@ pub struct ModelInfo {
     pub classes: Vec<String>,
 }
 
+/// The CPU micro-kernels this build chose on this machine (`fq_runtime::exec::kernel`), so a
+/// latency figure can be read against the code that produced it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Kernels {
+    /// The CPU architecture of the build (`x86_64`, `aarch64`, ...).
+    pub arch: String,
+    /// The f32 GEMM micro-kernel: `avx2+fma`, `neon` or `portable`.
+    pub f32: String,
+    /// The integer micro-kernel this CPU would use (`neon-sdot`, `neon-smlal`, `portable`).
+    /// fq-classify runs models in f32 (the runtime's integer path is opt-in, issue 16): it is
+    /// reported so a device's capability is known.
+    pub int8: String,
+}
+
+impl Kernels {
+    /// The paths detected on this CPU.
+    pub fn detect() -> Kernels {
+        use fq_runtime::exec::kernel;
+        Kernels {
+            arch: std::env::consts::ARCH.to_string(),
+            f32: kernel::path().name().to_string(),
+            int8: kernel::int8_path().name().to_string(),
+        }
+    }
+
+    /// One line for the text header.
+    pub fn text(&self) -> String {
+        format!(
+            "cpu kernels: f32 {} ({}); int8 {} (available; this app runs f32)",
+            self.f32, self.arch, self.int8
+        )
+    }
+}
+
 /// The whole run: the `--json` document.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
@@ -55,6 +92,8 @@ pub struct Report {
     pub backend: String,
     /// Why that backend: `auto: only a software GPU adapter (llvmpipe …), …`.
     pub backend_reason: String,
+    /// The CPU micro-kernels of this machine.
+    pub kernels: Kernels,
     pub load_ms: f64,
     pub photos: Vec<PhotoResult>,
     pub classified: usize,
@@ -67,14 +106,15 @@ pub fn display(path: &Path) -> String {
 }
 
 /// The header printed once, before the photos.
-pub fn header_text(model: &ModelInfo, backend: &str, load_ms: f64) -> String {
+pub fn header_text(model: &ModelInfo, backend: &str, kernels: &Kernels, load_ms: f64) -> String {
     format!(
-        "model: {} ({}, {:.2} bits/weight, {} classes), loaded in {:.1} ms\nbackend: {backend}\n",
+        "model: {} ({}, {:.2} bits/weight, {} classes), loaded in {:.1} ms\nbackend: {backend}\n{}\n",
         model.path,
         model.method_label,
         model.avg_bits,
         model.classes.len(),
-        load_ms
+        load_ms,
+        kernels.text()
     )
 }
 
@@ -85,6 +125,7 @@ pub fn photo_text(result: &PhotoResult) -> String {
             file,
             top,
             latency_ms: l,
+            ..
         } => {
             let width = top
                 .iter()
@@ -178,6 +219,7 @@ mod tests {
                 class: "nevus".into(),
                 probability: 0.75,
             }],
+            logits: vec![1.5],
             latency_ms: Latency::default(),
         };
         let bad = PhotoResult::Failed {
@@ -187,6 +229,7 @@ mod tests {
         let v = serde_json::to_value([&ok, &bad]).unwrap();
         assert_eq!(v[0]["top"][0]["class"], "nevus");
         assert_eq!(v[0]["top"][0]["probability"], 0.75);
+        assert_eq!(v[0]["logits"][0], 1.5);
         assert_eq!(v[1]["error"], "b.jpg: cannot decode image");
         assert!(v[1].get("top").is_none());
         assert!(

@@ -47,6 +47,17 @@ fn classifies_photos_and_reports_a_corrupt_one() {
         "{stdout}"
     );
     assert!(stdout.contains("  3. "), "top-3 listed: {stdout}");
+    // The CPU kernels this machine runs (issue 23), e.g. `cpu kernels: f32 avx2+fma (x86_64); ...`.
+    let f32_path = fq_runtime::exec::kernel::path().name();
+    let int8_path = fq_runtime::exec::kernel::int8_path().name();
+    assert!(
+        stdout.contains(&format!("cpu kernels: f32 {f32_path} (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("; int8 {int8_path} (")),
+        "{stdout}"
+    );
     let line = stderr
         .lines()
         .find(|l| l.contains("bad.webp"))
@@ -67,6 +78,20 @@ fn classifies_photos_and_reports_a_corrupt_one() {
     let sum: f64 = top.iter().map(|d| d["probability"].as_f64().unwrap()).sum();
     assert!((sum - 1.0).abs() < 1e-5, "all 3 classes listed: {sum}");
     assert_eq!(json["model"]["classes"].as_array().unwrap().len(), 3);
+    assert_eq!(json["kernels"]["f32"], f32_path);
+    assert_eq!(json["kernels"]["int8"], int8_path);
+    assert_eq!(json["kernels"]["arch"], std::env::consts::ARCH);
+    // The logits, one per class, whose softmax is the listed probabilities.
+    let logits: Vec<f64> = json["photos"][1]["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(logits.len(), 3);
+    let z: f64 = logits.iter().map(|l| l.exp()).sum();
+    let best = logits.iter().cloned().fold(f64::MIN, f64::max);
+    assert!((best.exp() / z - top[0]["probability"].as_f64().unwrap()).abs() < 1e-5);
 
     // The GPU backend, where an adapter exists (CI installs lavapipe and sets FQ_REQUIRE_GPU):
     // named in the output, the same diagnoses as the CPU.

@@ -6,3 +6,4 @@ mod common;
 
 mod backend_auto;
 mod binary;
+mod parity_fixture;

@@ -39,23 +39,24 @@ impl Geometry {
     }
 }
 
-/// The input of one group with explicit zero padding, `[c, h + 2p, w + 2p]`.
-pub struct Padded<'a> {
-    data: Cow<'a, [f32]>,
+/// The input of one group with explicit zero padding, `[c, h + 2p, w + 2p]`; f32 for the float
+/// path, i8 codes for the integer one (whose zero is the code 0: symmetric quantisation).
+pub struct Padded<'a, T: Copy + Default = f32> {
+    data: Cow<'a, [T]>,
     g: Geometry,
     wp: usize,
     plane: usize,
 }
 
-impl<'a> Padded<'a> {
+impl<'a, T: Copy + Default> Padded<'a, T> {
     /// `x` is `[g.c, g.h, g.w]`; without padding it is used in place.
-    pub fn new(x: &'a [f32], g: &Geometry) -> Self {
+    pub fn new(x: &'a [T], g: &Geometry) -> Self {
         let pad = |n| fq_models::geometry::padded(n, g.padding).expect("validated padded size");
         let (hp, wp) = (pad(g.h), pad(g.w));
         let data = if g.padding == 0 {
             Cow::Borrowed(&x[..g.c * g.h * g.w])
         } else {
-            let mut p = vec![0f32; g.c * hp * wp];
+            let mut p = vec![T::default(); g.c * hp * wp];
             for (dst, plane) in p.chunks_exact_mut(hp * wp).zip(x.chunks_exact(g.h * g.w)) {
                 for (y, row) in plane.chunks_exact(g.w).enumerate() {
                     let at = (y + g.padding) * wp + g.padding;
@@ -74,7 +75,7 @@ impl<'a> Padded<'a> {
 
     /// Fills `dst` (`[panel][kc][NR]`, `kc = k1 - k0`) with rows `k0..k1` of the panels starting
     /// at panel `j0`, as many as `dst` holds. Pixels past the last one are left as they are.
-    pub fn fill(&self, k0: usize, k1: usize, j0: usize, dst: &mut [f32]) {
+    pub fn fill(&self, k0: usize, k1: usize, j0: usize, dst: &mut [T]) {
         let g = &self.g;
         let (n, kc, kk) = (g.n(), k1 - k0, g.kernel * g.kernel);
         if kc == 0 {

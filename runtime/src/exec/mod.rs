@@ -6,9 +6,11 @@
 //! of them fused into the GEMM's epilogue (see [`plan`]). Batches run image-parallel.
 
 mod conv;
+mod conv_i8;
 mod depthwise;
 pub mod gemm;
 mod im2col;
+pub mod int8_gemm;
 pub mod kernel;
 mod plan;
 mod pool;
@@ -19,6 +21,7 @@ use rayon::prelude::*;
 
 use crate::format::{FormatError, Layer, LayerWeights, NamedTensor, PackedModel};
 use gemm::{Epilogue, Rows};
+use int8_gemm::WeightsI8;
 pub use plan::{Plan, Step};
 
 /// A layer ready to run: its weights as stored plus the per-row offsets into the packed bytes.
@@ -54,6 +57,33 @@ impl Prepared {
     }
 }
 
+/// What the convolutions multiply the weight codes with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Activations {
+    /// f32 activations, the codes unpacked to f32: the reference path.
+    #[default]
+    F32,
+    /// Activations quantised to i8 at run time, one scale per tensor from its largest magnitude
+    /// (dynamic quantisation), the codes as i8, exact i32 sums (`int8_gemm`). For ungrouped
+    /// convolutions with packed weights; the other steps stay f32.
+    Int8Dynamic,
+    /// As `Int8Dynamic`, but each convolution's input scale fixed in advance from calibration
+    /// images ([`Executor::calibrate`], [`Executor::set_activation_scales`]); a layer without
+    /// one falls back to its dynamic scale. Values past the calibrated range are clipped.
+    Int8Static,
+}
+
+impl Activations {
+    /// "f32" or "int8-dynamic".
+    pub fn name(self) -> &'static str {
+        match self {
+            Activations::F32 => "f32",
+            Activations::Int8Dynamic => "int8-dynamic",
+            Activations::Int8Static => "int8-static",
+        }
+    }
+}
+
 /// A compiled model: steps, value shapes and layers.
 pub struct Executor {
     steps: Vec<Step>,
@@ -64,6 +94,11 @@ pub struct Executor {
     /// Index of the last step reading each value (`usize::MAX`: the output, kept).
     last_use: Vec<usize>,
     output: ValueId,
+    activations: Activations,
+    /// Per layer, its i8 weights when it runs on the integer path (empty on the f32 path).
+    int8: Vec<Option<WeightsI8>>,
+    /// Per layer, the calibrated scale of its input (`Int8Static`); empty when none were set.
+    scales: Vec<Option<f32>>,
 }
 
 /// Why an input cannot be run.
@@ -98,7 +133,111 @@ impl Executor {
             tensors,
             last_use,
             output,
+            activations: Activations::F32,
+            int8: Vec::new(),
+            scales: Vec::new(),
         }
+    }
+
+    /// The layers the integer path takes, `(layer, input)`: ungrouped convolutions and Linear
+    /// layers over token sequences, with packed weights. (A Linear layer on one feature vector
+    /// is a GEMV: too little work to pay for quantising its input.)
+    fn int8_layers(&self) -> impl Iterator<Item = (usize, ValueId)> + '_ {
+        let packed = |l: usize| matches!(self.layers[l].layer.weights, LayerWeights::Packed(_));
+        self.steps.iter().filter_map(move |step| match step {
+            Step::Conv {
+                layer, conv, input, ..
+            } if conv.groups == 1 && packed(*layer) => Some((*layer, *input)),
+            Step::Linear { layer, input, .. }
+                if packed(*layer) && matches!(self.shapes[*input], Shape::Seq(..)) =>
+            {
+                Some((*layer, *input))
+            }
+            _ => None,
+        })
+    }
+
+    /// Static activation scales from calibration images (CHW, preprocessed like the model's
+    /// input): per layer, the largest magnitude its input reaches over `images` in the float
+    /// model (whatever path the executor is set to), over 127;
+    /// `None` for layers off the integer path. Which images is the caller's choice: the
+    /// compressor's group-balanced calibration passes the same number from every patient group.
+    pub fn calibrate<'a>(
+        &self,
+        images: impl IntoIterator<Item = &'a [f32]>,
+    ) -> Result<Vec<Option<f32>>, ExecError> {
+        let convs: Vec<(usize, ValueId)> = self.int8_layers().collect();
+        let mut max_abs = vec![0f32; self.shapes.len()];
+        let wanted: std::collections::HashSet<ValueId> = convs.iter().map(|c| c.1).collect();
+        let peak = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        for image in images {
+            if wanted.contains(&0) {
+                max_abs[0] = max_abs[0].max(peak(image));
+            }
+            self.run_inner(image, Activations::F32, |s, v| {
+                let out = self.steps[s].output();
+                if wanted.contains(&out) {
+                    max_abs[out] = max_abs[out].max(peak(v));
+                }
+            })?;
+        }
+        let mut scales = vec![None; self.layers.len()];
+        for (layer, input) in convs {
+            let m = max_abs[input];
+            scales[layer] = Some(if m > 0.0 && m.is_finite() {
+                m / int8_gemm::QMAX
+            } else {
+                1.0
+            });
+        }
+        Ok(scales)
+    }
+
+    /// Fixes the convolutions' input scales (per layer, as [`Executor::calibrate`] returns
+    /// them) and switches to [`Activations::Int8Static`].
+    pub fn set_activation_scales(&mut self, scales: Vec<Option<f32>>) {
+        self.scales = scales;
+        self.set_activations(Activations::Int8Static);
+    }
+
+    /// Chooses how the convolutions take their input; the integer path prepares each eligible
+    /// layer's i8 weights here, once (about one byte per weight).
+    pub fn set_activations(&mut self, activations: Activations) {
+        self.activations = activations;
+        self.int8 = match activations {
+            Activations::F32 => Vec::new(),
+            Activations::Int8Dynamic | Activations::Int8Static => {
+                let mut int8: Vec<Option<WeightsI8>> = self.layers.iter().map(|_| None).collect();
+                let convs: Vec<(usize, ValueId)> = self.int8_layers().collect();
+                for (layer, _) in convs {
+                    if let LayerWeights::Packed(m) = &self.layers[layer].layer.weights {
+                        int8[layer] = Some(WeightsI8::new(m));
+                    }
+                }
+                int8
+            }
+        };
+    }
+
+    /// A layer's i8 weights when it runs on the integer path under `activations`.
+    fn int8_weights(&self, layer: usize, activations: Activations) -> Option<&WeightsI8> {
+        match activations {
+            Activations::F32 => None,
+            _ => self.int8.get(layer).and_then(Option::as_ref),
+        }
+    }
+
+    /// A layer's calibrated input scale under `Int8Static` (`None`: its dynamic scale).
+    fn static_scale(&self, layer: usize, activations: Activations) -> Option<f32> {
+        match activations {
+            Activations::Int8Static => self.scales.get(layer).copied().flatten(),
+            _ => None,
+        }
+    }
+
+    /// How the convolutions take their input.
+    pub fn activations(&self) -> Activations {
+        self.activations
     }
 
     /// Validates and compiles a model, taking its layers ([`Plan::from_model`]).
@@ -136,11 +275,34 @@ impl Executor {
 
     /// Logits of one preprocessed image (CHW).
     pub fn run(&self, image: &[f32]) -> Result<Vec<f32>, ExecError> {
+        self.run_observed(image, |_, _| {})
+    }
+
+    /// [`Executor::run`], calling `observe(step, values)` after every step with the value it
+    /// wrote: what profiles (time between calls; `Step::kind` names the work) and activation
+    /// calibration (ranges of the convolutions' inputs) are built on. No clock in here, so the
+    /// core runs where there is none (wasm32-unknown-unknown).
+    pub fn run_observed(
+        &self,
+        image: &[f32],
+        observe: impl FnMut(usize, &[f32]),
+    ) -> Result<Vec<f32>, ExecError> {
+        self.run_inner(image, self.activations, observe)
+    }
+
+    /// The run on a given activation path (calibration observes the float model whatever the
+    /// executor is set to).
+    fn run_inner(
+        &self,
+        image: &[f32],
+        activations: Activations,
+        mut observe: impl FnMut(usize, &[f32]),
+    ) -> Result<Vec<f32>, ExecError> {
         self.check(image.len(), 1)?;
         let mut values: Vec<Option<Vec<f32>>> = vec![None; self.shapes.len()];
         values[0] = Some(image.to_vec());
         for (s, step) in self.steps.iter().enumerate() {
-            let out = self.step(step, &values);
+            let out = self.step(step, &values, activations);
             let output = match step {
                 Step::Add { a, b, relu, output } => {
                     // Reuse the first operand's buffer when nothing reads it later.
@@ -163,6 +325,7 @@ impl Executor {
                 values[output].as_ref().map(Vec::len),
                 Some(self.shapes[output].numel())
             );
+            observe(s, values[output].as_deref().expect("just computed"));
             for v in step.inputs() {
                 if self.last_use[v] == s {
                     values[v] = None;
@@ -211,7 +374,12 @@ impl Executor {
     }
 
     /// The output of every step but `Add` (which [`Executor::run`] does in place).
-    fn step(&self, step: &Step, values: &[Option<Vec<f32>>]) -> Option<Vec<f32>> {
+    fn step(
+        &self,
+        step: &Step,
+        values: &[Option<Vec<f32>>],
+        activations: Activations,
+    ) -> Option<Vec<f32>> {
         let get = |v: ValueId| values[v].as_deref().expect("computed before use");
         match step {
             Step::Conv {
@@ -236,6 +404,21 @@ impl Executor {
                     residual: residual.map(get),
                     relu: *relu,
                 };
+                if let Some(w8) = self.int8_weights(*layer, activations) {
+                    let scale = self.static_scale(*layer, activations);
+                    let shape = (c, h, w);
+                    conv_i8::conv2d_i8(
+                        get(*input),
+                        shape,
+                        conv,
+                        (ho, wo),
+                        w8,
+                        scale,
+                        epi,
+                        &mut out,
+                    );
+                    return Some(out);
+                }
                 conv::conv2d(
                     get(*input),
                     (c, h, w),
@@ -261,6 +444,10 @@ impl Executor {
                     relu: *relu,
                 };
                 if let Shape::Seq(t, _) = self.shapes[*input] {
+                    if let Some(w8) = self.int8_weights(*layer, activations) {
+                        let scale = self.static_scale(*layer, activations);
+                        return Some(tokens::linear_tokens_i8(w8, get(*input), t, scale, epi));
+                    }
                     let rows = l.layer.weights.dims().0;
                     return Some(tokens::linear_tokens(&l.rows(), rows, get(*input), t, epi));
                 }

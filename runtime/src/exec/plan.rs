@@ -215,6 +215,26 @@ pub enum Step {
 }
 
 impl Step {
+    /// What kind of work the step is, for profiles: "conv", "linear", "attention", "layer-norm",
+    /// "gelu", "layout" (token/window reshuffles), "pool", "add", "relu" or "token".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Conv { .. } => "conv",
+            Step::Linear { .. } => "linear",
+            Step::Attention { .. } => "attention",
+            Step::LayerNorm { .. } => "layer-norm",
+            Step::Gelu { .. } => "gelu",
+            Step::ToTokens { .. }
+            | Step::ToChw { .. }
+            | Step::WindowPartition { .. }
+            | Step::WindowReverse { .. } => "layout",
+            Step::MaxPool { .. } | Step::GlobalAvgPool { .. } => "pool",
+            Step::Add { .. } => "add",
+            Step::Relu { .. } => "relu",
+            Step::ClassToken { .. } | Step::PosEmbed { .. } | Step::TakeToken { .. } => "token",
+        }
+    }
+
     /// The value this step writes.
     pub fn output(&self) -> ValueId {
         match self {

@@ -30,6 +30,24 @@ pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) 
     transpose(&out_t, rows, l)
 }
 
+/// [`linear_tokens`] on the integer path: the tokens quantised with `scale` (or their own
+/// dynamic scale), exact i32 sums, the same epilogue.
+pub fn linear_tokens_i8(
+    w: &super::int8_gemm::WeightsI8,
+    x: &[f32],
+    l: usize,
+    scale: Option<f32>,
+    epi: Epilogue,
+) -> Vec<f32> {
+    use super::int8_gemm::{dynamic_scale, gemm_i8, PanelB8};
+    let k = x.len() / l.max(1);
+    let scale = scale.unwrap_or_else(|| dynamic_scale(x));
+    let b = PanelB8::from_tokens(x, l, k, scale);
+    let mut out_t = vec![0f32; w.rows * l];
+    gemm_i8(w, &b, &mut out_t, epi);
+    transpose(&out_t, w.rows, l)
+}
+
 /// `[r, c] -> [c, r]`.
 pub fn transpose(x: &[f32], r: usize, c: usize) -> Vec<f32> {
     let mut out = vec![0f32; r * c];

@@ -26,9 +26,9 @@ pub const MAX_MACS: u64 = 1 << 35;
 /// Largest kernel, stride, padding or attention dimension; keeps every size computation far from
 /// overflow.
 pub const MAX_WINDOW: usize = 4096;
-/// Largest weight matrix (elements) of one layer: 2^32 (written so that it also compiles where
-/// `usize` has 32 bits, such as wasm32, and there means "whatever fits").
-pub const MAX_WEIGHT_ELEMS: usize = (u32::MAX as usize).saturating_add(1);
+/// Largest weight matrix (elements) of one layer: 2^32. A `u64`, so the same check means the same
+/// on 64-bit targets and on wasm32, where `usize` has 32 bits and any count that fits passes.
+pub const MAX_WEIGHT_ELEMS: u64 = 1 << 32;
 /// Most classes (ImageNet has 1000; per-class tables grow with the square of this).
 pub const MAX_CLASSES: usize = 4096;
 /// Most patient groups.

@@ -69,14 +69,43 @@ pub fn pack_row(codes: &[i8], bits: u8, out: &mut Vec<u8>) -> Result<(), PackErr
 /// multiple of [`CHUNK`]; `row` must hold the chunks those codes are in (`false` otherwise, and
 /// `out` is left unspecified). Widths outside 2..=8 also return `false`.
 pub fn unpack_row(row: &[u8], bits: u8, start: usize, out: &mut [f32]) -> bool {
+    unpack_any(row, bits, start, out)
+}
+
+/// [`unpack_row`] into i8 codes, for the integer path (every 2–8-bit code fits an i8).
+pub fn unpack_row_i8(row: &[u8], bits: u8, start: usize, out: &mut [i8]) -> bool {
+    unpack_any(row, bits, start, out)
+}
+
+/// What a code can be unpacked into.
+trait Code: Copy {
+    fn from_code(q: i32) -> Self;
+}
+
+impl Code for f32 {
+    #[inline(always)]
+    fn from_code(q: i32) -> Self {
+        q as f32
+    }
+}
+
+impl Code for i8 {
+    /// Codes are at most 8 bits wide, so `q` is in `-128..=127`.
+    #[inline(always)]
+    fn from_code(q: i32) -> Self {
+        q as i8
+    }
+}
+
+fn unpack_any<T: Code>(row: &[u8], bits: u8, start: usize, out: &mut [T]) -> bool {
     match bits {
-        2 => unpack::<2>(row, start, out),
-        3 => unpack::<3>(row, start, out),
-        4 => unpack::<4>(row, start, out),
-        5 => unpack::<5>(row, start, out),
-        6 => unpack::<6>(row, start, out),
-        7 => unpack::<7>(row, start, out),
-        8 => unpack::<8>(row, start, out),
+        2 => unpack::<2, T>(row, start, out),
+        3 => unpack::<3, T>(row, start, out),
+        4 => unpack::<4, T>(row, start, out),
+        5 => unpack::<5, T>(row, start, out),
+        6 => unpack::<6, T>(row, start, out),
+        7 => unpack::<7, T>(row, start, out),
+        8 => unpack::<8, T>(row, start, out),
         _ => false,
     }
 }
@@ -84,7 +113,7 @@ pub fn unpack_row(row: &[u8], bits: u8, start: usize, out: &mut [f32]) -> bool {
 /// One monomorphised loop per width: the shifts and masks become constants, which lets the
 /// compiler vectorise the eight extractions of a chunk.
 #[inline]
-fn unpack<const B: usize>(row: &[u8], start: usize, out: &mut [f32]) -> bool {
+fn unpack<const B: usize, T: Code>(row: &[u8], start: usize, out: &mut [T]) -> bool {
     if !start.is_multiple_of(CHUNK) {
         return false;
     }
@@ -100,7 +129,7 @@ fn unpack<const B: usize>(row: &[u8], start: usize, out: &mut [f32]) -> bool {
     for (dst, s) in (&mut chunks).zip(&mut bytes) {
         let v = load_le::<B>(s);
         for (j, d) in dst.iter_mut().enumerate() {
-            *d = (((v >> (j * B)) & mask) as i32 - offset) as f32;
+            *d = T::from_code(((v >> (j * B)) & mask) as i32 - offset);
         }
     }
     let tail = chunks.into_remainder();
@@ -108,7 +137,7 @@ fn unpack<const B: usize>(row: &[u8], start: usize, out: &mut [f32]) -> bool {
         // `needed` covers a final partial chunk, so exactly one group of B bytes is left.
         let v = load_le::<B>(&src[src.len() - B..]);
         for (j, d) in tail.iter_mut().enumerate() {
-            *d = (((v >> (j * B)) & mask) as i32 - offset) as f32;
+            *d = T::from_code(((v >> (j * B)) & mask) as i32 - offset);
         }
     }
     true
@@ -144,5 +173,22 @@ mod tests {
         let mut v = [0.0f32; 8];
         assert!(!unpack_row(&[0u8; 3], 4, 0, &mut v), "row too short");
         assert!(!unpack_row(&[0u8; 8], 4, 3, &mut v), "unaligned start");
+    }
+
+    #[test]
+    fn i8_and_f32_unpacking_agree_at_every_width() {
+        for bits in MIN_BITS..=MAX_BITS {
+            let max = max_code(bits);
+            let codes: Vec<i8> = (0..37)
+                .map(|i| ((i * 7) % (2 * max + 1) - max) as i8)
+                .collect();
+            let mut packed = Vec::new();
+            pack_row(&codes, bits, &mut packed).unwrap();
+            let (mut f, mut q) = (vec![0f32; 29], vec![0i8; 29]);
+            assert!(unpack_row(&packed, bits, 8, &mut f));
+            assert!(unpack_row_i8(&packed, bits, 8, &mut q));
+            assert_eq!(&q[..], &codes[8..]);
+            assert!(f.iter().zip(&q).all(|(&a, &b)| a == f32::from(b)));
+        }
     }
 }

@@ -230,7 +230,10 @@ pub(crate) fn layers(g: &Graph, layers: &[crate::format::Layer]) -> Result<(), S
             Op::Linear(l) => (l.out_features, l.in_features, l.bias),
             _ => unreachable!("filtered to Conv2d/Linear"),
         };
-        if rows.checked_mul(cols).is_none_or(|n| n > MAX_WEIGHT_ELEMS) {
+        if rows
+            .checked_mul(cols)
+            .is_none_or(|n| n as u64 > MAX_WEIGHT_ELEMS)
+        {
             return bad(format!("a {rows}x{cols} weight matrix is too large"));
         }
         if layer.weights.dims() != (rows, cols) {

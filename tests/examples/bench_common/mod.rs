@@ -67,6 +67,7 @@ pub fn packed(rows: usize, k: usize, width: Option<u8>, rng: &mut ChaCha8Rng) ->
 /// round) for at least `min_rounds` rounds and about `budget` seconds, at most `max_rounds`.
 /// The best is the figure compared: on a shared VM whose CPU time fluctuates it is the one that
 /// repeats; running the variants in turn makes drift hit them alike.
+#[allow(dead_code)]
 pub fn time_rounds(
     fs: &mut [Box<dyn FnMut() + '_>],
     min_rounds: usize,

@@ -5,14 +5,36 @@
 //!
 //! One binary serves every CPU of an architecture: the instruction set is detected once, at the
 //! first call ([`path`]), and every tile goes through the kernel of that path. Each ISA's kernel
-//! lives in its own file (`x86.rs`, ...) and is tested against `portable.rs`, the reference and
-//! the fallback.
+//! lives in its own file (`x86.rs`, `neon.rs`, ...) and is tested against `portable.rs`, the
+//! reference and the fallback.
+//!
+//! On aarch64, NEON is part of the baseline instruction set (every aarch64 Linux, Android, iOS
+//! and macOS target enables it), so `neon.rs` needs no run-time check, and the elementwise and
+//! token-model loops (bias, ReLU, GELU's polynomial parts, layer norm, softmax, the im2col copies)
+//! are plain Rust that the compiler auto-vectorises to NEON for that target, as it does to SSE2
+//! on x86-64; only the GEMM tile, where register blocking decides the speed, is written by hand.
+//!
+//! [`int8`] is the integer micro-kernel's interface (i8 codes times i8 activations into i32,
+//! `K` grouped by 4 for SDOT and VNNI) with its portable, AVX2, NEON SDOT and NEON SMLAL kernels; its
+//! path is detected separately ([`int8_path`]); the executor calls it only on the opt-in integer
+//! path (`Activations::Int8Dynamic` / `Int8Static`, issue 16).
 
+pub mod int8;
+pub mod int8_narrow;
+#[cfg(target_arch = "aarch64")]
+mod int8_neon;
+mod int8_portable;
+#[cfg(target_arch = "x86_64")]
+mod int8_x86;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod portable;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub use int8::{int8_path, Int8Path};
 
 use std::sync::OnceLock;
 
@@ -26,6 +48,8 @@ pub const NR: usize = 16;
 pub enum KernelPath {
     /// x86-64 with AVX2 and FMA.
     Avx2Fma,
+    /// aarch64 Advanced SIMD (baseline on every aarch64 CPU).
+    Neon,
     /// WebAssembly SIMD128 (chosen at compile time: wasm has no run-time detection).
     Simd128,
     /// Plain Rust loops, vectorised by the compiler for the build target.
@@ -37,6 +61,7 @@ impl KernelPath {
     pub fn name(self) -> &'static str {
         match self {
             KernelPath::Avx2Fma => "avx2+fma",
+            KernelPath::Neon => "neon",
             KernelPath::Simd128 => "simd128",
             KernelPath::Portable => "portable",
         }
@@ -47,6 +72,9 @@ impl KernelPath {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             return KernelPath::Avx2Fma;
+        }
+        if cfg!(target_arch = "aarch64") {
+            return KernelPath::Neon;
         }
         if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
             return KernelPath::Simd128;
@@ -71,6 +99,9 @@ pub fn tile(k: usize, a: &[f32], lda: usize, b: &[f32], out: &mut [f32; MR * NR]
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `path` saw AVX2 and FMA on this CPU; the panel lengths were checked above.
         KernelPath::Avx2Fma => unsafe { x86::tile_avx2(k, a.as_ptr(), lda, b.as_ptr(), out) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is baseline on aarch64; the panel lengths were checked above.
+        KernelPath::Neon => unsafe { neon::tile_neon(k, a.as_ptr(), lda, b.as_ptr(), out) },
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         // SAFETY: the module was compiled with SIMD128; the panel lengths were checked above.
         KernelPath::Simd128 => unsafe { wasm::tile_simd128(k, a.as_ptr(), lda, b.as_ptr(), out) },
@@ -86,7 +117,7 @@ mod tests {
     /// which kernel was exercised.
     #[test]
     fn matches_the_portable_loop() {
-        eprintln!("micro-kernel path: {}", path().name());
+        eprintln!("f32 micro-kernel path: {}", path().name());
         let (k, lda) = (37, 40);
         let a: Vec<f32> = (0..lda * MR).map(|i| (i % 13) as f32 - 6.0).collect();
         let b: Vec<f32> = (0..k * NR).map(|i| (i % 7) as f32 * 0.5 - 1.0).collect();
@@ -98,5 +129,33 @@ mod tests {
         let r = 5;
         let want: f32 = (0..k).map(|i| a[r * lda + i] * b[i * NR + 3]).sum();
         assert_eq!(y[r * NR + 3], want);
+    }
+
+    /// Arbitrary floats, every `k` from 0 to 70 and a ragged `lda`: the detected kernel within
+    /// rounding of the portable loop (a fused multiply-add rounds once where `a * b + c` rounds
+    /// twice, so only the sum of small integers above is compared bit for bit).
+    #[test]
+    fn matches_the_portable_loop_on_random_values() {
+        eprintln!("f32 micro-kernel path: {}", path().name());
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for k in 0..=70 {
+            let lda = k + 3;
+            let a: Vec<f32> = (0..lda * MR).map(|_| next()).collect();
+            let b: Vec<f32> = (0..k * NR).map(|_| next()).collect();
+            let (mut x, mut y) = ([f32::NAN; MR * NR], [f32::NAN; MR * NR]);
+            tile(k, &a, lda, &b, &mut x);
+            portable::tile(k, &a, lda, &b, &mut y);
+            for (j, (u, v)) in x.iter().zip(&y).enumerate() {
+                // Sums of k products of magnitude < 1: the error bound scales with k.
+                let tol = 1e-6 * (k as f32 + 1.0);
+                assert!((u - v).abs() <= tol, "k {k}, element {j}: {u} vs {v}");
+            }
+        }
     }
 }

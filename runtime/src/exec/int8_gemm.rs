@@ -1,0 +1,465 @@
+//! The integer GEMM: `out[o][p] = epilogue(s_x * sum_k W[o][k] * X[k][p])` with the weights as
+//! their stored 2–8-bit codes (unpacked to i8, never to f32) and the activations quantised to i8
+//! with one scale per tensor, the sums exact in i32 (the micro-kernels of `kernel::int8`).
+//!
+//! Why symmetric per-tensor i8 activations: one scale per tensor keeps the rescale a single
+//! multiply per output (`s_x` here, the row's weight scale in the epilogue, as in the f32 path),
+//! and symmetric codes keep the kernel interface one signed type on every ISA (x86's u8 x s8
+//! instructions shift by 128 inside their kernel). The scale comes from the caller: a calibrated
+//! range stored with the model, or [`dynamic_scale`] of the tensor itself.
+//!
+//! **Groundwork of issue 16**: no executor step calls this yet; it is tested bit for bit here
+//! (the i32 sums against an i64 reference from the same codes) so that the executor's integer
+//! path can be built on it.
+
+use rayon::prelude::*;
+
+use super::gemm::{finish_row, Epilogue};
+use super::im2col::{Geometry, Padded};
+use super::kernel::int8::{tile, KGROUP, MR, NR};
+use super::kernel::int8_narrow;
+use crate::format::{pack, PackedMatrix};
+
+/// The largest activation code: symmetric, so `-127..=127` (never -128).
+pub const QMAX: f32 = 127.0;
+
+/// The scale that maps a tensor's largest magnitude to [`QMAX`] (dynamic quantisation); 1 for an
+/// all-zero or non-finite tensor, so quantising it cannot divide by zero.
+pub fn dynamic_scale(x: &[f32]) -> f32 {
+    let m = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if m > 0.0 && m.is_finite() {
+        m / QMAX
+    } else {
+        1.0
+    }
+}
+
+/// `x / scale` rounded to the nearest integer, ties to even (as PyTorch's and onnxruntime's
+/// quantisers), clamped to `-127..=127`; NaN becomes 0.
+///
+/// Why the magic number: `f32::round` is a libm call on baseline x86-64 (no SSE4.1), which made
+/// quantising an activation cost 7 ns. Adding and subtracting `1.5 * 2^23` rounds any `|v| < 2^22`
+/// to an integer in the FPU's default mode (nearest, ties to even), and it vectorises.
+#[inline]
+pub fn quantize(x: f32, inv_scale: f32) -> i8 {
+    const MAGIC: f32 = 12_582_912.0;
+    let v = (x * inv_scale).clamp(-QMAX, QMAX);
+    ((v + MAGIC) - MAGIC) as i8
+}
+
+/// Activations `[k][n]` quantised and packed for the int8 micro-kernel: panel `j` (columns
+/// `j * NR..`) is `[k4 / 4][NR][4]` at `data[j * k4 * NR..]`, `k4` being `k` rounded up to 4.
+pub struct PanelB8 {
+    pub data: Vec<i8>,
+    pub k: usize,
+    pub k4: usize,
+    pub n: usize,
+    /// What one activation code is worth.
+    pub scale: f32,
+}
+
+impl PanelB8 {
+    /// Quantises a row-major `[k][n]` matrix with `scale` and packs it, panel by panel in
+    /// parallel, straight into the kernel's layout (no intermediate copy).
+    pub fn from_rows(x: &[f32], k: usize, n: usize, scale: f32) -> Self {
+        assert_eq!(x.len(), k * n, "PanelB8: {} values for [{k}][{n}]", x.len());
+        let k4 = k.div_ceil(KGROUP) * KGROUP;
+        let inv = 1.0 / scale;
+        let mut data = vec![0i8; n.div_ceil(NR) * k4 * NR];
+        data.par_chunks_mut((k4 * NR).max(1))
+            .enumerate()
+            .for_each(|(j, panel)| {
+                let (p0, np) = (j * NR, NR.min(n - j * NR));
+                for i in 0..k {
+                    let src = &x[i * n + p0..i * n + p0 + np];
+                    let base = (i / KGROUP) * NR * KGROUP + i % KGROUP;
+                    for (c, &v) in src.iter().enumerate() {
+                        panel[base + c * KGROUP] = quantize(v, inv);
+                    }
+                }
+            });
+        Self {
+            data,
+            k,
+            k4,
+            n,
+            scale,
+        }
+    }
+
+    /// im2col of one convolution group straight from its i8 codes (`xq` is `[g.c, g.h, g.w]`,
+    /// quantised with `scale`): each panel's `[k][NR]` block is gathered by the same code as the
+    /// f32 path's, then regrouped by 4 along `k`. Quantising the input once (not the 9x larger
+    /// im2col matrix) is what keeps the integer path's overhead small.
+    pub fn im2col(xq: &[i8], g: &Geometry, scale: f32) -> Self {
+        let (k, n) = (g.k(), g.n());
+        let k4 = k.div_ceil(KGROUP) * KGROUP;
+        let mut data = vec![0i8; n.div_ceil(NR) * k4 * NR];
+        if k > 0 && n > 0 {
+            let src = Padded::new(xq, g);
+            data.par_chunks_mut(k4 * NR).enumerate().for_each_init(
+                || vec![0i8; k * NR],
+                |cols, (j, panel)| {
+                    cols.fill(0);
+                    src.fill(0, k, j, cols);
+                    group_by_4(k, cols, panel);
+                },
+            );
+        }
+        Self {
+            data,
+            k,
+            k4,
+            n,
+            scale,
+        }
+    }
+
+    /// `l` tokens of `k` features (`x` token-major, `[l][k]`) as the columns of `B`, quantised
+    /// with `scale`: a Linear layer over a token sequence.
+    pub fn from_tokens(x: &[f32], l: usize, k: usize, scale: f32) -> Self {
+        assert_eq!(
+            x.len(),
+            l * k,
+            "PanelB8: {} values for {l} tokens of {k}",
+            x.len()
+        );
+        let k4 = k.div_ceil(KGROUP) * KGROUP;
+        let inv = 1.0 / scale;
+        let mut data = vec![0i8; l.div_ceil(NR) * k4 * NR];
+        data.par_chunks_mut((k4 * NR).max(1))
+            .enumerate()
+            .for_each(|(j, panel)| {
+                for c in 0..NR.min(l - j * NR) {
+                    let tok = &x[(j * NR + c) * k..][..k];
+                    for (i, &v) in tok.iter().enumerate() {
+                        panel[(i / KGROUP) * NR * KGROUP + c * KGROUP + i % KGROUP] =
+                            quantize(v, inv);
+                    }
+                }
+            });
+        Self {
+            data,
+            k,
+            k4,
+            n: l,
+            scale,
+        }
+    }
+
+    fn panels(&self) -> usize {
+        self.n.div_ceil(NR)
+    }
+}
+
+/// `[k][NR]` to `[k4 / 4][NR][4]` (`panel` zeroed beyond `k`).
+fn group_by_4(k: usize, cols: &[i8], panel: &mut [i8]) {
+    for (g, quad) in cols.chunks(NR * KGROUP).enumerate() {
+        let dst = &mut panel[g * NR * KGROUP..(g + 1) * NR * KGROUP];
+        for (l, row) in quad.chunks_exact(NR).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                dst[c * KGROUP + l] = v;
+            }
+        }
+    }
+    debug_assert!(k.div_ceil(KGROUP) * NR * KGROUP <= panel.len());
+}
+
+/// Rows per task (a multiple of `MR`).
+const MC: usize = 48;
+
+/// A layer's weights ready for the integer path, made once at load: every row's codes as i8,
+/// `k4` apart and zero-padded (rows too, to a multiple of `MR`), each row's code sum (the AVX2
+/// 7-bit kernel's correction) and whether each block of `MR` rows fits that kernel. About one
+/// byte per weight, against four for an f32 copy.
+pub struct WeightsI8 {
+    pub rows: usize,
+    pub k: usize,
+    pub k4: usize,
+    codes: Vec<i8>,
+    sums: Vec<i32>,
+    narrow: Vec<bool>,
+}
+
+impl WeightsI8 {
+    /// Unpacks a packed matrix (validated: every row is 2–8 bits wide).
+    pub fn new(m: &PackedMatrix) -> Self {
+        let (rows, k) = (m.rows, m.cols);
+        let k4 = k.div_ceil(KGROUP) * KGROUP;
+        let padded = rows.div_ceil(MR) * MR;
+        let offsets = m.row_offsets();
+        let mut codes = vec![0i8; padded * k4];
+        codes
+            .par_chunks_mut(k4.max(1))
+            .take(rows)
+            .enumerate()
+            .for_each(|(r, row)| {
+                let ok = pack::unpack_row_i8(
+                    &m.data[offsets[r]..offsets[r + 1]],
+                    m.bits[r],
+                    0,
+                    &mut row[..k],
+                );
+                debug_assert!(ok, "validated rows unpack");
+            });
+        let sums = codes
+            .chunks_exact(k4.max(1))
+            .take(padded)
+            .map(|row| row.iter().map(|&v| i32::from(v)).sum())
+            .collect();
+        let narrow = (0..padded / MR)
+            .map(|g| {
+                m.bits[g * MR..((g + 1) * MR).min(rows)]
+                    .iter()
+                    .all(|&b| int8_narrow::fits(b))
+            })
+            .collect();
+        Self {
+            rows,
+            k,
+            k4,
+            codes,
+            sums,
+            narrow,
+        }
+    }
+
+    /// The `MR x NR` i32 tile of row block `g` (rows `g * MR..`) against one panel of `B`.
+    #[inline]
+    fn tile(&self, g: usize, panel: &[i8], acc: &mut [i32; MR * NR]) {
+        let a = &self.codes[g * MR * self.k4..(g + 1) * MR * self.k4];
+        if self.narrow[g] {
+            let sums: &[i32; MR] = self.sums[g * MR..(g + 1) * MR]
+                .try_into()
+                .expect("MR sums per block");
+            int8_narrow::tile(self.k4, a, self.k4, sums, panel, acc);
+        } else {
+            tile(self.k4, a, self.k4, panel, acc);
+        }
+    }
+}
+
+/// `out` (`w.rows x b.n`, row-major) = epilogue(`b.scale * W * B`), in i32 per tile and rescaled
+/// once; parallel over blocks of rows.
+pub fn gemm_i8(w: &WeightsI8, b: &PanelB8, out: &mut [f32], epi: Epilogue) {
+    let (k4, n) = (b.k4, b.n);
+    assert_eq!(
+        w.k, b.k,
+        "gemm_i8: weights have {} columns, B has {} rows",
+        w.k, b.k
+    );
+    assert_eq!(out.len(), w.rows * n, "gemm_i8 output size");
+    if w.rows == 0 || n == 0 {
+        return;
+    }
+    out.par_chunks_mut(MC * n).enumerate().for_each(|(t, c)| {
+        let r0 = t * MC;
+        let mr = c.len() / n;
+        let mut acc = [0i32; MR * NR];
+        for j in 0..b.panels() {
+            let bp = &b.data[j * k4 * NR..(j + 1) * k4 * NR];
+            let (p0, np) = (j * NR, NR.min(n - j * NR));
+            for g in 0..mr.div_ceil(MR) {
+                w.tile(r0 / MR + g, bp, &mut acc);
+                for r in 0..MR.min(mr - g * MR) {
+                    let dst = &mut c[(g * MR + r) * n + p0..][..np];
+                    for (d, &s) in dst.iter_mut().zip(&acc[r * NR..r * NR + np]) {
+                        *d = s as f32 * b.scale;
+                    }
+                }
+            }
+        }
+        for (i, out_row) in c.chunks_exact_mut(n).enumerate() {
+            let o = r0 + i;
+            let res = epi.residual.map(|r| &r[o * n..(o + 1) * n]);
+            finish_row(out_row, &epi, o, res);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gemm::{gemm, PanelB, Rows};
+    use super::*;
+
+    fn lcg(seed: u64) -> impl FnMut() -> f32 {
+        let mut s = seed;
+        move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+
+    /// Mixed 2–8-bit rows of random codes, their scales, and a bias.
+    fn weights(rows: usize, k: usize) -> (PackedMatrix, Vec<i8>, Vec<f32>) {
+        let mut next = lcg(7);
+        let bits: Vec<u8> = (0..rows).map(|r| 2 + (r % 7) as u8).collect();
+        let codes: Vec<i8> = (0..rows * k)
+            .map(|j| {
+                let max = pack::max_code(bits[j / k]) as f32;
+                (next() * max).round() as i8
+            })
+            .collect();
+        let scales: Vec<f32> = (0..rows).map(|r| 0.01 + 0.001 * r as f32).collect();
+        let bias: Vec<f32> = (0..rows).map(|r| 0.1 * r as f32 - 1.0).collect();
+        let m = PackedMatrix::from_codes(k, bits, &codes, scales).unwrap();
+        (m, codes, bias)
+    }
+
+    /// Every output equals the rescale of an i64 sum over the same codes, bit for bit: the
+    /// integer accumulation is exact, whichever micro-kernel ran.
+    #[test]
+    fn sums_are_exact_and_rescaled_once() {
+        let (rows, k, n) = (45, 147, 53);
+        let (m, codes, bias) = weights(rows, k);
+        let mut next = lcg(3);
+        let x: Vec<f32> = (0..k * n).map(|_| next() * 3.0).collect();
+        let scale = dynamic_scale(&x);
+        let b = PanelB8::from_rows(&x, k, n, scale);
+        let mut out = vec![0f32; rows * n];
+        let epi = Epilogue {
+            scale: Some(&m.scales),
+            bias: Some(&bias),
+            residual: None,
+            relu: true,
+        };
+        gemm_i8(&WeightsI8::new(&m), &b, &mut out, epi);
+        let inv = 1.0 / scale;
+        let q: Vec<i8> = x.iter().map(|&v| quantize(v, inv)).collect();
+        for o in 0..rows {
+            for p in 0..n {
+                let sum: i64 = (0..k)
+                    .map(|i| i64::from(codes[o * k + i]) * i64::from(q[i * n + p]))
+                    .sum();
+                let want = ((sum as f32 * scale) * m.scales[o] + bias[o]).max(0.0);
+                assert_eq!(out[o * n + p], want, "row {o}, column {p}");
+            }
+        }
+    }
+
+    /// Against the f32 path on the same weights: within the activations' quantisation error.
+    #[test]
+    fn agrees_with_the_f32_gemm_within_the_quantisation_error() {
+        let (rows, k, n) = (30, 288, 40);
+        let (m, _, bias) = weights(rows, k);
+        let mut next = lcg(11);
+        let x: Vec<f32> = (0..k * n).map(|_| next()).collect();
+        let epi = Epilogue {
+            scale: Some(&m.scales),
+            bias: Some(&bias),
+            residual: None,
+            relu: false,
+        };
+        let offsets = m.row_offsets();
+        let mut want = vec![0f32; rows * n];
+        let mut panels = vec![0f32; n.div_ceil(NR) * k * NR];
+        for j in 0..n.div_ceil(NR) {
+            for i in 0..k {
+                for c in 0..NR.min(n - j * NR) {
+                    panels[(j * k + i) * NR + c] = x[i * n + j * NR + c];
+                }
+            }
+        }
+        let pb = PanelB { data: panels, k, n };
+        gemm(
+            &Rows::Packed {
+                m: &m,
+                offsets: &offsets,
+            },
+            0,
+            rows,
+            &pb,
+            &mut want,
+            epi,
+        );
+        let scale = dynamic_scale(&x);
+        let mut got = vec![0f32; rows * n];
+        let b8 = PanelB8::from_rows(&x, k, n, scale);
+        gemm_i8(&WeightsI8::new(&m), &b8, &mut got, epi);
+        for o in 0..rows {
+            // Each activation is off by at most scale / 2: |error| <= s_w * sum_k |code| * scale / 2.
+            let codes_abs: f32 = {
+                let mut row = vec![0f32; k];
+                pack::unpack_row(&m.data[offsets[o]..offsets[o + 1]], m.bits[o], 0, &mut row);
+                row.iter().map(|v| v.abs()).sum()
+            };
+            let bound = m.scales[o] * codes_abs * scale / 2.0 + 1e-4;
+            for p in 0..n {
+                let (a, b) = (got[o * n + p], want[o * n + p]);
+                assert!(
+                    (a - b).abs() <= bound,
+                    "row {o}, column {p}: {a} vs {b} (bound {bound})"
+                );
+            }
+        }
+    }
+
+    /// The i8 im2col equals quantising the f32 im2col, element for element, for a strided,
+    /// padded 3x3 convolution (ragged last panel, `k` not a multiple of 4).
+    #[test]
+    fn im2col_of_codes_is_the_quantised_f32_im2col() {
+        let g = Geometry {
+            c: 3,
+            h: 9,
+            w: 7,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            ho: 5,
+            wo: 4,
+        };
+        let mut next = lcg(5);
+        let x: Vec<f32> = (0..3 * 9 * 7).map(|_| next() * 2.0).collect();
+        let scale = dynamic_scale(&x);
+        let xq: Vec<i8> = x.iter().map(|&v| quantize(v, 1.0 / scale)).collect();
+        let got = PanelB8::im2col(&xq, &g, scale);
+        let f = super::super::im2col::im2col(&x, &g);
+        let (k, n) = (g.k(), g.n());
+        let mut rows = vec![0f32; k * n];
+        for j in 0..n.div_ceil(NR) {
+            for i in 0..k {
+                for c in 0..NR.min(n - j * NR) {
+                    rows[i * n + j * NR + c] = f.data[(j * k + i) * NR + c];
+                }
+            }
+        }
+        let want = PanelB8::from_rows(&rows, k, n, scale);
+        assert_eq!((got.k, got.k4, got.n), (want.k, want.k4, want.n));
+        assert_eq!(got.data, want.data);
+    }
+
+    /// Tokens as columns: the same panels as the transposed matrix through `from_rows`.
+    #[test]
+    fn tokens_pack_like_their_transpose() {
+        let (l, k) = (37, 23);
+        let mut next = lcg(9);
+        let x: Vec<f32> = (0..l * k).map(|_| next()).collect();
+        let mut xt = vec![0f32; k * l];
+        for t in 0..l {
+            for i in 0..k {
+                xt[i * l + t] = x[t * k + i];
+            }
+        }
+        let s = dynamic_scale(&x);
+        assert_eq!(
+            PanelB8::from_tokens(&x, l, k, s).data,
+            PanelB8::from_rows(&xt, k, l, s).data
+        );
+    }
+
+    #[test]
+    fn dynamic_scale_of_zeros_and_quantisation_clamps() {
+        assert_eq!(dynamic_scale(&[0.0, -0.0]), 1.0);
+        assert_eq!(dynamic_scale(&[1.0, -2.54]), 2.54 / QMAX);
+        assert_eq!(quantize(1e9, 1.0), 127);
+        assert_eq!(quantize(-1e9, 1.0), -127);
+        assert_eq!(quantize(f32::NAN, 1.0), 0);
+        // Ties to even, like torch.quantize_per_tensor.
+        assert_eq!(quantize(2.5, 1.0), 2);
+        assert_eq!(quantize(-3.5, 1.0), -4);
+        assert_eq!(quantize(0.49, 1.0), 0);
+        assert_eq!(quantize(-126.6, 1.0), -127);
+    }
+}
