@@ -21,12 +21,16 @@ want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; ex
 have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
 if [ "$have" != "$want" ]; then
     echo "web-build: installing wasm-bindgen-cli $want (found: ${have:-none})"
+    # No prebuilt binary at this version on crates.io, PyPI or npm (GitHub releases are not
+    # reachable from CI), so it is built: only the `wasm-bindgen` binary, without its default
+    # TLS feature (rustls/ring, only for the test runner's downloads): 150 crates.
     # --locked first; the registry may lack one of its locked versions, then resolve afresh.
-    cargo install wasm-bindgen-cli --version "$want" --locked \
-        || cargo install wasm-bindgen-cli --version "$want"
+    flags=(wasm-bindgen-cli --version "$want" --no-default-features --bin wasm-bindgen)
+    cargo install "${flags[@]}" --locked || cargo install "${flags[@]}"
 fi
 
-# SIMD128 (every current browser has it): LLVM vectorises the scalar CPU kernels for it.
+# SIMD128 (every current browser has it): the runtime's hand-written SIMD128 GEMM micro-kernel
+# (runtime/src/exec/kernel/wasm.rs) is compiled in, and LLVM vectorises the other loops for it.
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:--C target-feature=+simd128}"
 cargo build --release -p fq-web --target wasm32-unknown-unknown
 target_dir="${CARGO_TARGET_DIR:-target}"

@@ -132,6 +132,10 @@ try {
   check(status.startsWith('Loaded'), `demo model loads through the button (${status.trim()}; page + model in ${firstLoadMs} ms)`);
   const usedBackend = await page.evaluate(() => document.getElementById('model-status').dataset.backend);
   console.log(`backend on the page: ${usedBackend}`);
+  // The build must carry the hand-written SIMD128 kernel (web-build.sh's +simd128), and the
+  // page must say which path runs.
+  if (backend === 'cpu') check(/^wasm CPU, simd128 kernel, 1 thread$/.test(usedBackend), `CPU label names the simd128 kernel (${usedBackend})`);
+  else check(/^WebGPU \(/.test(usedBackend), `GPU label names the adapter (${usedBackend})`);
   phase = 'after-load';
 
   // The first photo through the picker, as a person would.

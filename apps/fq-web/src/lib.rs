@@ -60,7 +60,7 @@ impl WebModel {
 
     /// The backend this model runs on, as the page shows it.
     pub fn backend(&self) -> String {
-        self.inner.backend().label()
+        report::backend_label(self.inner.backend())
     }
 
     /// Why that backend (`auto: only a software GPU adapter …`).

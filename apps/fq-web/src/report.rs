@@ -2,7 +2,7 @@
 //! model card and one photo's diagnoses. Errors are single-line messages for the page; they
 //! name the model or photo (its file name) and what is wrong with it.
 
-use fq_runtime::{BackendChoice, Classifier, Prediction};
+use fq_runtime::{Backend, BackendChoice, Classifier, Prediction};
 use serde::Serialize;
 
 /// Largest `.fqm` accepted (bytes). The demo is ~0.5 MB and ResNet18 at 4 bits ~6 MB; a file
@@ -44,6 +44,54 @@ fn check_model_size(bytes: &[u8], name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The backend as the page shows it, for people. The CPU names its micro-kernel and threads
+/// (`wasm CPU, simd128 kernel, 1 thread`), so a build without SIMD128 is visible at a glance;
+/// WebGPU names the adapter, and says when the browser gave an unnamed software fallback
+/// adapter (headless Chromium's SwiftShader reports an empty name and a CPU device type).
+pub fn backend_label(backend: &Backend) -> String {
+    match backend {
+        Backend::Cpu => {
+            let threads = rayon::current_num_threads();
+            format!(
+                "{} CPU, {} kernel, {threads} thread{}",
+                if cfg!(target_arch = "wasm32") {
+                    "wasm"
+                } else {
+                    "native"
+                },
+                fq_runtime::exec::kernel::path().name(),
+                if threads == 1 { "" } else { "s" }
+            )
+        }
+        #[allow(unreachable_patterns)]
+        _ => gpu_label(backend),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn gpu_label(backend: &Backend) -> String {
+    match backend {
+        Backend::Wgpu(dev) => adapter_label(dev.name(), dev.is_software()),
+        Backend::Cpu => unreachable!("handled by backend_label"),
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn gpu_label(backend: &Backend) -> String {
+    backend.label()
+}
+
+/// `WebGPU (name)`, `WebGPU (name, software)` or, for an adapter without a name,
+/// `WebGPU (software fallback adapter, e.g. SwiftShader)` / `WebGPU (unnamed adapter)`.
+pub fn adapter_label(name: &str, software: bool) -> String {
+    match (name.trim(), software) {
+        ("", true) => "WebGPU (software fallback adapter, e.g. SwiftShader)".into(),
+        ("", false) => "WebGPU (unnamed adapter)".into(),
+        (n, true) => format!("WebGPU ({n}, software)"),
+        (n, false) => format!("WebGPU ({n})"),
+    }
 }
 
 /// The model card the page shows under the result.
@@ -181,6 +229,26 @@ pub fn classify_json(c: &Classifier, bytes: &[u8], name: &str, k: usize) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backend_labels_name_the_kernel_and_the_adapter() {
+        let cpu = backend_label(&Backend::Cpu);
+        let kernel = fq_runtime::exec::kernel::path().name();
+        assert!(
+            cpu.starts_with("native CPU, ") && cpu.contains(&format!("{kernel} kernel")),
+            "{cpu}"
+        );
+        assert_eq!(
+            adapter_label("", true),
+            "WebGPU (software fallback adapter, e.g. SwiftShader)"
+        );
+        assert_eq!(adapter_label(" ", false), "WebGPU (unnamed adapter)");
+        assert_eq!(adapter_label("Apple M2", false), "WebGPU (Apple M2)");
+        assert_eq!(
+            adapter_label("llvmpipe", true),
+            "WebGPU (llvmpipe, software)"
+        );
+    }
 
     #[test]
     fn damaged_or_empty_models_are_messages_naming_the_file() {

@@ -2,9 +2,10 @@
 // the app shell, the WebAssembly runtime and the demo model, then answers every same-origin GET
 // network-first (so a rebuilt app is picked up while online) and from the cache when the
 // network is gone. It never sends anything anywhere else: photos never go through fetch at all.
-const CACHE = 'fq-web-v1';
+const CACHE = 'fq-web-v2';
 const SHELL = [
-  './', 'index.html', 'app.js', 'worker.js', 'style.css', 'icon.svg', 'manifest.webmanifest',
+  './', 'index.html', 'app.js', 'worker.js', 'style.css', 'icon.svg', 'icon-192.png', 'icon-512.png',
+  'manifest.webmanifest',
   'pkg/fq_web.js', 'pkg/fq_web_bg.wasm', 'models/demo.fqm',
 ];
 

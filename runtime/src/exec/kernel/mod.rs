@@ -29,6 +29,8 @@ mod int8_x86;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod portable;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -48,6 +50,8 @@ pub enum KernelPath {
     Avx2Fma,
     /// aarch64 Advanced SIMD (baseline on every aarch64 CPU).
     Neon,
+    /// WebAssembly SIMD128 (chosen at compile time: wasm has no run-time detection).
+    Simd128,
     /// Plain Rust loops, vectorised by the compiler for the build target.
     Portable,
 }
@@ -58,6 +62,7 @@ impl KernelPath {
         match self {
             KernelPath::Avx2Fma => "avx2+fma",
             KernelPath::Neon => "neon",
+            KernelPath::Simd128 => "simd128",
             KernelPath::Portable => "portable",
         }
     }
@@ -70,6 +75,9 @@ impl KernelPath {
         }
         if cfg!(target_arch = "aarch64") {
             return KernelPath::Neon;
+        }
+        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+            return KernelPath::Simd128;
         }
         KernelPath::Portable
     }
@@ -94,6 +102,9 @@ pub fn tile(k: usize, a: &[f32], lda: usize, b: &[f32], out: &mut [f32; MR * NR]
         #[cfg(target_arch = "aarch64")]
         // SAFETY: NEON is baseline on aarch64; the panel lengths were checked above.
         KernelPath::Neon => unsafe { neon::tile_neon(k, a.as_ptr(), lda, b.as_ptr(), out) },
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        // SAFETY: the module was compiled with SIMD128; the panel lengths were checked above.
+        KernelPath::Simd128 => unsafe { wasm::tile_simd128(k, a.as_ptr(), lda, b.as_ptr(), out) },
         _ => portable::tile(k, a, lda, b, out),
     }
 }
