@@ -60,6 +60,9 @@ pub enum Int8Path {
     /// aarch64 without it (Cortex-A53, A72: Raspberry Pi 3 and 4): i8 widened to i16 and
     /// `SMLAL`, 4 multiply-adds per instruction.
     NeonSmlal,
+    /// WebAssembly SIMD128 (compile time, as the f32 kernel): `i32x4.dot_i16x8_s` on widened
+    /// codes.
+    Simd128,
     /// Plain Rust loops, vectorised by the compiler for the build target.
     Portable,
 }
@@ -71,6 +74,7 @@ impl Int8Path {
             Int8Path::Avx2 => "avx2",
             Int8Path::NeonSdot => "neon-sdot",
             Int8Path::NeonSmlal => "neon-smlal",
+            Int8Path::Simd128 => "simd128",
             Int8Path::Portable => "portable",
         }
     }
@@ -87,7 +91,14 @@ impl Int8Path {
         if std::arch::is_x86_feature_detected!("avx2") {
             return Int8Path::Avx2;
         }
-        #[cfg(not(target_arch = "aarch64"))]
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        {
+            Int8Path::Simd128
+        }
+        #[cfg(not(any(
+            target_arch = "aarch64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        )))]
         Int8Path::Portable
     }
 
@@ -95,6 +106,7 @@ impl Int8Path {
     pub fn available(self) -> bool {
         match self {
             Int8Path::Portable => true,
+            Int8Path::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
             #[cfg(target_arch = "x86_64")]
             Int8Path::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "aarch64")]
@@ -143,6 +155,11 @@ pub fn tile_on(path: Int8Path, k: usize, a: &[i8], lda: usize, b: &[i8], out: &m
         Int8Path::Avx2 => unsafe {
             super::int8_x86::tile_avx2(k, a.as_ptr(), lda, b.as_ptr(), out)
         },
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        // SAFETY: the module was built with SIMD128; the panel extents were checked above.
+        Int8Path::Simd128 => unsafe {
+            super::int8_wasm::tile_simd128(k, a.as_ptr(), lda, b.as_ptr(), out)
+        },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: `available` saw the dot-product extension; the panel extents were checked above.
         Int8Path::NeonSdot => unsafe {
@@ -185,8 +202,9 @@ pub fn pack_b(k: usize, cols: &[i8]) -> Vec<i8> {
 mod tests {
     use super::*;
 
-    const PATHS: [Int8Path; 4] = [
+    const PATHS: [Int8Path; 5] = [
         Int8Path::Avx2,
+        Int8Path::Simd128,
         Int8Path::NeonSdot,
         Int8Path::NeonSmlal,
         Int8Path::Portable,

@@ -24,6 +24,8 @@ pub mod int8_narrow;
 #[cfg(target_arch = "aarch64")]
 mod int8_neon;
 mod int8_portable;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod int8_wasm;
 #[cfg(target_arch = "x86_64")]
 mod int8_x86;
 #[cfg(target_arch = "aarch64")]
