@@ -63,7 +63,6 @@ FQ_COMPRESS="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/fq-compress" tes
 # nightly and cargo-fuzz are installed when missing (docs/fuzzing.md).
 FUZZ_SECONDS="${FUZZ_SECONDS:-5}" scripts/fuzz.sh
 
-
 # The clinic web app in headless Chromium (issue 20; tests/web/run.sh): the runtime's unit tests
 # as wasm with SIMD128, then the page against native fq-classify on the CPU path and WebGPU. On a
 # fresh machine it installs Chromium and builds wasm-bindgen-cli, the wasm app and a small demo
