@@ -28,6 +28,50 @@ pub struct Classifier {
     backend: Backend,
 }
 
+/// Which activations the CPU path uses (an option of [`Classifier::load_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ActivationChoice {
+    /// What the file says: its calibrated 8-bit scales when it has them (format v3, the model
+    /// the compressor evaluated), else f32. A GPU backend computes in f32 either way.
+    #[default]
+    Auto,
+    /// f32 activations whatever the file holds (the reference path).
+    F32,
+    /// 8-bit activations: the file's static scales, or dynamic ones for a file without them.
+    Int8,
+}
+
+impl ActivationChoice {
+    /// `auto`, `f32` or `int8`; case-insensitive.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Self::Auto),
+            "f32" | "float" => Ok(Self::F32),
+            "int8" | "i8" => Ok(Self::Int8),
+            other => Err(format!(
+                "unknown activations `{other}`: expected auto, f32 or int8"
+            )),
+        }
+    }
+}
+
+/// How [`Classifier::load_with`] loads a model: the backend and the activations. A bare
+/// [`BackendChoice`] converts into it (activations `Auto`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    pub backend: BackendChoice,
+    pub activations: ActivationChoice,
+}
+
+impl From<BackendChoice> for LoadOptions {
+    fn from(backend: BackendChoice) -> Self {
+        Self {
+            backend,
+            activations: ActivationChoice::Auto,
+        }
+    }
+}
+
 /// One image's result.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
@@ -73,10 +117,14 @@ impl Classifier {
         Self::from_model(PackedModel::load(path)?)
     }
 
-    /// Reads a model file onto the backend `choice` selects ([`backend::select`]: `Auto` and an
-    /// unavailable `Gpu` fall back to the CPU with a one-line message).
-    pub fn load_with(path: &Path, choice: BackendChoice) -> Result<Self, Error> {
-        Self::load_on(path, &backend::select(choice))
+    /// Reads a model file onto the backend the options select ([`backend::select`]: `Auto` and
+    /// an unavailable `Gpu` fall back to the CPU with a one-line message), with their
+    /// activations (`--activations f32` forces the float path on a file with scales).
+    pub fn load_with(path: &Path, options: impl Into<LoadOptions>) -> Result<Self, Error> {
+        let options = options.into();
+        let mut c = Self::load_on(path, &backend::select(options.backend))?;
+        c.choose_activations(options.activations);
+        Ok(c)
     }
 
     /// Reads a model file onto an already selected backend ([`backend::choose`]).
@@ -89,9 +137,13 @@ impl Classifier {
         Self::from_model(PackedModel::from_bytes(bytes)?)
     }
 
-    /// [`Classifier::from_bytes`] onto the backend `choice` selects (as [`Classifier::load_with`]).
-    pub fn from_bytes_with(bytes: &[u8], choice: BackendChoice) -> Result<Self, Error> {
-        Self::from_model_on(PackedModel::from_bytes(bytes)?, &backend::select(choice))
+    /// [`Classifier::from_bytes`] with options (as [`Classifier::load_with`]).
+    pub fn from_bytes_with(bytes: &[u8], options: impl Into<LoadOptions>) -> Result<Self, Error> {
+        let options = options.into();
+        let model = PackedModel::from_bytes(bytes)?;
+        let mut c = Self::from_model_on(model, &backend::select(options.backend))?;
+        c.choose_activations(options.activations);
+        Ok(c)
     }
 
     /// [`Classifier::from_bytes_with`] without blocking, for a browser: the backend is chosen by
@@ -116,7 +168,28 @@ impl Classifier {
         }
     }
 
-    /// Chooses how the CPU path's convolutions take their input: f32 (the default), or i8
+    /// Applies an [`ActivationChoice`]: `Auto` is the file's calibrated scales on the CPU (what
+    /// loading does), f32 on a GPU; `Int8` the file's scales, or dynamic ones without them.
+    pub fn choose_activations(&mut self, choice: ActivationChoice) {
+        let scales = self
+            .info
+            .activations
+            .as_ref()
+            .map(|a| a.input_scales.clone());
+        match (choice, scales) {
+            (ActivationChoice::F32, _) => self.exec.set_activations(Activations::F32),
+            (ActivationChoice::Auto, _) if self.backend.is_gpu() => {
+                self.exec.set_activations(Activations::F32)
+            }
+            (ActivationChoice::Auto, None) => self.exec.set_activations(Activations::F32),
+            (ActivationChoice::Auto | ActivationChoice::Int8, Some(s)) => {
+                self.exec.set_activation_scales(s)
+            }
+            (ActivationChoice::Int8, None) => self.exec.set_activations(Activations::Int8Dynamic),
+        }
+    }
+
+    /// Chooses how the CPU path's convolutions take their input: f32, or i8
     /// activations through the integer kernels ([`Activations`]). A GPU backend computes in f32
     /// whatever this says. For `Int8Static`, calibrate with [`Classifier::executor_mut`].
     pub fn set_activations(&mut self, activations: Activations) {
@@ -133,16 +206,19 @@ impl Classifier {
         &mut self.exec
     }
 
-    /// Compiles a parsed model for the CPU executor.
+    /// Compiles a parsed model for the CPU executor, on the integer path when the file carries
+    /// activation scales ([`ActivationChoice::Auto`]).
     pub fn from_model(mut model: PackedModel) -> Result<Self, Error> {
         let exec = Executor::from_model(&mut model)?;
-        Ok(Self {
+        let mut c = Self {
             info: model,
             exec,
             #[cfg(feature = "wgpu")]
             gpu: None,
             backend: Backend::Cpu,
-        })
+        };
+        c.choose_activations(ActivationChoice::Auto);
+        Ok(c)
     }
 
     /// Compiles a model for `backend`: on a GPU the weights are uploaded and every buffer and

@@ -14,6 +14,16 @@
 //! // Load once (from a path, or `Classifier::from_bytes` for bytes already in memory); `Auto`
 //! // takes a real GPU when there is one and the CPU otherwise.
 //! let model = Classifier::load_with("model.fqm".as_ref(), BackendChoice::Auto)?;
+//! // A file with calibrated activation scales (format v3) runs on the integer kernels; the
+//! // float path is one option away.
+//! let float = Classifier::load_with(
+//!     "model.fqm".as_ref(),
+//!     fq_runtime::LoadOptions {
+//!         backend: BackendChoice::Cpu,
+//!         activations: fq_runtime::ActivationChoice::F32,
+//!     },
+//! )?;
+//! # let _ = float;
 //! // Classify a photo file, encoded bytes, or a batch of decoded images.
 //! let p: Prediction = model.classify_path("lesion.jpg".as_ref())?;
 //! println!("{} ({:.0}%)", model.classes()[p.class], 100.0 * p.probabilities[p.class]);
@@ -43,7 +53,7 @@ pub mod metrics;
 pub mod preprocess;
 
 pub use backend::{Backend, BackendChoice, BackendError};
-pub use classify::{softmax, Classifier, Prediction};
+pub use classify::{softmax, ActivationChoice, Classifier, LoadOptions, Prediction};
 pub use error::Error;
 pub use exec::Activations;
 pub use format::{CompressionSummary, PackedModel};

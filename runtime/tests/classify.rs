@@ -79,3 +79,70 @@ fn a_damaged_file_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+/// A file with calibrated activation scales (format v3) runs on the integer path by default, as
+/// the compressor evaluated it; `LoadOptions` forces the float path, and `Int8` on a file without
+/// scales takes dynamic ones.
+#[test]
+fn a_file_with_activation_scales_runs_the_integer_path_unless_told_otherwise() {
+    use fq_runtime::format::{ActivationScales, PackedModel};
+    use fq_runtime::{ActivationChoice, Activations, BackendChoice, LoadOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let float = classifier(dir.path());
+    assert_eq!(float.activations(), Activations::F32);
+    let images: Vec<Vec<f32>> = (0..6)
+        .map(|i| to_chw(&image(i), float.preprocess()))
+        .collect();
+    let scales = float
+        .executor()
+        .calibrate(images.iter().map(Vec::as_slice))
+        .unwrap();
+    let mut model = PackedModel::load(&dir.path().join("model.fqm")).unwrap();
+    model.activations = Some(ActivationScales {
+        calibration: "plain".into(),
+        images: images.len() as u32,
+        input_scales: scales,
+    });
+    let path = dir.path().join("int8.fqm");
+    model.save(&path).unwrap();
+    let int8 = Classifier::load(&path).unwrap();
+    assert_eq!(int8.activations(), Activations::Int8Static);
+    let forced = |activations| {
+        Classifier::load_with(
+            &path,
+            LoadOptions {
+                backend: BackendChoice::Cpu,
+                activations,
+            },
+        )
+        .unwrap()
+    };
+    let as_float = forced(ActivationChoice::F32);
+    assert_eq!(as_float.activations(), Activations::F32);
+    assert_eq!(
+        forced(ActivationChoice::Int8).activations(),
+        Activations::Int8Static
+    );
+    let mut dynamic = classifier(dir.path());
+    dynamic.choose_activations(ActivationChoice::Int8);
+    assert_eq!(dynamic.activations(), Activations::Int8Dynamic);
+    for (i, x) in images.iter().enumerate() {
+        let a = as_float.classify_tensor(x).unwrap();
+        let b = int8.classify_tensor(x).unwrap();
+        assert_eq!(a, float.classify_tensor(x).unwrap(), "image {i}");
+        assert_ne!(
+            a.logits, b.logits,
+            "image {i}: the integer path did not run"
+        );
+        let peak = a.logits.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = a
+            .logits
+            .iter()
+            .zip(&b.logits)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff <= 0.05 * peak,
+            "image {i}: int8 logits differ by {diff} (peak {peak})"
+        );
+    }
+}

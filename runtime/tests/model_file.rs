@@ -7,8 +7,8 @@ use crate::packed;
 use fq_models::{Arch, ArchSpec, Op};
 use fq_runtime::format::pack::{pack_row, row_bytes, unpack_row, CHUNK};
 use fq_runtime::format::{
-    assemble, FormatError, LayerParams, LayerSource, LayerWeights, PackedMatrix, PackedModel,
-    FORMAT_VERSION, HEADER_LEN, MAGIC,
+    assemble, ActivationScales, FormatError, LayerParams, LayerSource, LayerWeights, PackedMatrix,
+    PackedModel, FORMAT_VERSION, HEADER_LEN, MAGIC,
 };
 use packed::{meta, odd_graph, random_model, Bits};
 use proptest::prelude::*;
@@ -128,7 +128,8 @@ fn every_truncation_and_bit_flip_is_an_error() {
             let e = PackedModel::from_bytes(&b).unwrap_err();
             let expected = match pos {
                 0..8 => matches!(e, FormatError::BadMagic { .. }),
-                8..12 => matches!(e, FormatError::Version { .. }),
+                // 3 -> 2 is a readable version, whose decoder finds the v3 body's extra byte.
+                8..12 => matches!(e, FormatError::Version { .. } | FormatError::Decode(_)),
                 12..20 => matches!(
                     e,
                     FormatError::Truncated { .. } | FormatError::TrailingBytes { .. }
@@ -146,10 +147,14 @@ fn wrong_magic_or_version_is_named() {
     let bytes = model.to_bytes().unwrap();
     let body = &bytes[HEADER_LEN..];
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v3.fqm");
-    std::fs::write(&path, envelope(body, 3)).unwrap();
+    let path = dir.path().join("future.fqm");
+    let next = FORMAT_VERSION + 1;
+    std::fs::write(&path, envelope(body, next)).unwrap();
     let msg = PackedModel::load(&path).unwrap_err().to_string();
-    assert!(msg.contains("v3.fqm") && msg.contains("version 3"), "{msg}");
+    assert!(
+        msg.contains("future.fqm") && msg.contains(&format!("version {next}")),
+        "{msg}"
+    );
     let path = dir.path().join("photo.fqm");
     std::fs::write(
         &path,
@@ -209,9 +214,73 @@ fn inconsistent_content_is_rejected() {
     let mut m = model.clone();
     m.layers[1].bias = None;
     reject(&m, "bias");
-    let mut m = model;
+    let mut m = model.clone();
     m.preprocess.width = 64;
     reject(&m, "preprocessing");
+    // Activation scales (format v3): one per layer, each positive and finite.
+    let scales = |v: Vec<Option<f32>>| ActivationScales {
+        calibration: "plain".into(),
+        images: 4,
+        input_scales: v,
+    };
+    let n = model.layers.len();
+    let mut m = model.clone();
+    m.activations = Some(scales(vec![Some(0.1); n - 1]));
+    reject(&m, "input_scales has");
+    for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+        let mut m = model.clone();
+        let mut v = vec![Some(0.1); n];
+        v[2] = Some(bad);
+        m.activations = Some(scales(v));
+        reject(&m, &format!("layer `{}`", model.layers[2].name));
+    }
+}
+
+/// A version-2 body, written by hand with the field order format v2 had (no activation scales):
+/// independent of the crate's own v2 decoder.
+fn v2_body(m: &PackedModel) -> Vec<u8> {
+    postcard::to_allocvec(&(
+        &m.graph,
+        &m.classes,
+        &m.groups,
+        &m.preprocess,
+        &m.summary,
+        &m.layers,
+        &m.tensors,
+    ))
+    .unwrap()
+}
+
+#[test]
+fn version_2_files_still_load_without_activation_scales() {
+    let mut model = small_model();
+    model.activations = None;
+    let v2 = envelope(&v2_body(&model), 2);
+    assert_eq!(PackedModel::from_bytes(&v2).unwrap(), model);
+    // The v2 body is a prefix of the v3 one: v3 appends the `Option` (one byte for `None`).
+    let v3 = model.to_bytes().unwrap();
+    assert_eq!(v3.len(), v2.len() + 1);
+    // A v2 header on a v3 body (the scales' byte left over) is refused, not misread.
+    let mut scaled = model.clone();
+    scaled.activations = Some(ActivationScales {
+        calibration: "group-balanced".into(),
+        images: 9,
+        input_scales: vec![Some(0.05); model.layers.len()],
+    });
+    let body = scaled.to_bytes().unwrap()[HEADER_LEN..].to_vec();
+    assert!(matches!(
+        PackedModel::from_bytes(&envelope(&body, 2)),
+        Err(FormatError::Decode(_))
+    ));
+    // And the v3 file with scales round-trips them exactly.
+    let back = PackedModel::from_bytes(&envelope(&body, FORMAT_VERSION)).unwrap();
+    assert_eq!(back, scaled);
+    // A real version-2 file (fq-classify's parity fixture as format v2 wrote it, kept
+    // unchanged): it loads, with no scales.
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v2-model.fqm");
+    let bytes = std::fs::read(fixture).unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+    assert_eq!(PackedModel::from_bytes(&bytes).unwrap().activations, None);
 }
 
 #[test]

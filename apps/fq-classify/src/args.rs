@@ -7,7 +7,7 @@ use clap::Parser;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 
 use crate::backend::BackendChoice;
-use fq_runtime::Activations;
+use fq_runtime::ActivationChoice;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -39,23 +39,24 @@ pub struct Args {
     pub quiet: bool,
     /// How the CPU path's convolutions and token Linear layers take their input (a GPU backend
     /// computes in f32 whatever this says).
-    #[arg(long, value_parser = activations_parser(), default_value = "f32")]
-    pub activations: Activations,
+    #[arg(long, value_parser = activations_parser(), default_value = "auto")]
+    pub activations: ActivationChoice,
 }
 
 /// `--activations`' values.
-pub fn activations_parser() -> impl TypedValueParser<Value = Activations> {
+pub fn activations_parser() -> impl TypedValueParser<Value = ActivationChoice> {
     PossibleValuesParser::new([
+        PossibleValue::new("auto").help(
+            "What the model file says: 8-bit activations with its calibrated scales when it has \
+             them (the model the compressor evaluated), else f32",
+        ),
         PossibleValue::new("f32").help("f32 activations, the weight codes as f32 (the reference)"),
         PossibleValue::new("int8").help(
-            "i8 activations quantised per tensor as each layer runs, exact i32 sums on the \
-             integer kernels (usually faster; logits within about 1% of f32)",
+            "i8 activations, exact i32 sums on the integer kernels: the file's calibrated scales, \
+             or scales from each tensor's range as each layer runs for a file without them",
         ),
     ])
-    .map(|s| match s.as_str() {
-        "int8" => Activations::Int8Dynamic,
-        _ => Activations::F32,
-    })
+    .map(|s| ActivationChoice::parse(&s).unwrap_or_default())
 }
 
 /// `--backend`'s values, listed in `--help` and parsed by the runtime ([`BackendChoice::parse`]).

@@ -63,8 +63,8 @@ pub struct Timing {
 
 impl Engine {
     /// Sets the CPU path's activations (see `--activations`).
-    pub fn set_activations(&mut self, activations: fq_runtime::Activations) {
-        self.classifier.set_activations(activations);
+    pub fn set_activations(&mut self, choice: fq_runtime::ActivationChoice) {
+        self.classifier.choose_activations(choice);
     }
 
     /// Reads and compiles `model` for the chosen backend.

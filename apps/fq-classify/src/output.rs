@@ -61,7 +61,8 @@ pub struct Kernels {
     /// The integer micro-kernel this CPU uses (`avx2`, `neon-sdot`, `neon-smlal`, `portable`)
     /// with `--activations int8`; reported either way, so a device's capability is known.
     pub int8: String,
-    /// The CPU path's activations in this run: `f32` (default) or `int8-dynamic`.
+    /// The CPU path's activations in this run: `f32`, `int8-static` (the file's calibrated scales,
+    /// what `auto` picks for a file that has them) or `int8-dynamic`.
     pub activations: String,
 }
 

@@ -198,6 +198,7 @@ pub fn assemble_with(
         },
         layers,
         tensors,
+        activations: None,
     };
     model.validate()?;
     Ok(model)

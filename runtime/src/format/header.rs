@@ -8,8 +8,12 @@ use sha2::{Digest, Sha256};
 
 /// The first bytes of every FairQuant packed model (`.fqm`).
 pub const MAGIC: [u8; 8] = *b"FQMODEL\0";
-/// The body layout this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+/// The body layout this build writes: version 3 added the calibrated activation scales
+/// ([`super::ActivationScales`]).
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest body layout this build still reads: a version-2 file has no activation scales
+/// and runs on the f32 path.
+pub const OLDEST_READABLE_VERSION: u32 = 2;
 /// Bytes before the body.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
@@ -21,7 +25,7 @@ pub enum FormatError {
     #[error("not a FairQuant model file (magic bytes {found:02x?}, expected {MAGIC:02x?})")]
     BadMagic { found: Vec<u8> },
     #[error(
-        "format version {found} is not supported (this runtime reads version {FORMAT_VERSION})"
+        "format version {found} is not supported (this runtime reads versions {OLDEST_READABLE_VERSION} to {FORMAT_VERSION})"
     )]
     Version { found: u32 },
     #[error("truncated: the header announces a {expected}-byte body, the file has {got}")]
@@ -54,8 +58,8 @@ pub fn wrap(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Checks the header and returns the verified body.
-pub fn unwrap(bytes: &[u8]) -> Result<&[u8], FormatError> {
+/// Checks the header and returns the format version and the verified body.
+pub fn unwrap(bytes: &[u8]) -> Result<(u32, &[u8]), FormatError> {
     // A short file whose first bytes are right is truncated, not foreign.
     let n = bytes.len().min(MAGIC.len());
     if bytes[..n] != MAGIC[..n] {
@@ -67,7 +71,7 @@ pub fn unwrap(bytes: &[u8]) -> Result<&[u8], FormatError> {
         return Err(FormatError::ShortHeader { got: bytes.len() });
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(FormatError::Version { found: version });
     }
     let expected = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
@@ -85,7 +89,7 @@ pub fn unwrap(bytes: &[u8]) -> Result<&[u8], FormatError> {
     if Sha256::digest(body).as_slice() != &bytes[20..HEADER_LEN] {
         return Err(FormatError::Checksum);
     }
-    Ok(body)
+    Ok((version, body))
 }
 
 #[cfg(test)]
@@ -95,7 +99,7 @@ mod tests {
     #[test]
     fn round_trip_and_every_failure() {
         let file = wrap(b"hello body");
-        assert_eq!(unwrap(&file).unwrap(), b"hello body");
+        assert_eq!(unwrap(&file).unwrap(), (FORMAT_VERSION, &b"hello body"[..]));
         assert_eq!(
             unwrap(&file[..10]),
             Err(FormatError::ShortHeader { got: 10 })
@@ -115,10 +119,18 @@ mod tests {
             unwrap(&longer),
             Err(FormatError::TrailingBytes { extra: 1, .. })
         ));
-        // A file of another version (here the first, which had no extra tensors) is refused.
+        // A file of an older readable version comes back with its version (the caller decodes
+        // its body by that layout); the first, which had no extra tensors, and a future one
+        // are refused.
+        let mut v2 = file.clone();
+        v2[8] = 2;
+        assert_eq!(unwrap(&v2).map(|(v, _)| v), Ok(2));
         let mut v1 = file.clone();
         v1[8] = 1;
         assert_eq!(unwrap(&v1), Err(FormatError::Version { found: 1 }));
+        let mut v4 = file.clone();
+        v4[8] = FORMAT_VERSION as u8 + 1;
+        assert!(matches!(unwrap(&v4), Err(FormatError::Version { .. })));
         let mut flipped = file;
         *flipped.last_mut().unwrap() ^= 0x10;
         assert_eq!(unwrap(&flipped), Err(FormatError::Checksum));

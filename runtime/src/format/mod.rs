@@ -3,7 +3,9 @@
 //! A file is a header (magic, version, SHA-256 of the body; see [`header`]) and a postcard-encoded
 //! [`PackedModel`]: the folded architecture graph, class and group names, preprocessing, the
 //! compression summary and, per Conv2d/Linear layer, per-output-channel bit-widths, scales and the
-//! bit-packed codes in the layout the executor's GEMM reads directly (see [`pack`]).
+//! bit-packed codes in the layout the executor's GEMM reads directly (see [`pack`]). Since format
+//! version 3 it may also carry calibrated activation scales ([`ActivationScales`]): a file with
+//! them runs on the integer path by default. Version-2 files (no scales) still load.
 
 mod assemble;
 mod header;
@@ -20,7 +22,7 @@ use crate::metrics::FairnessMetrics;
 use crate::preprocess::PreprocessConfig;
 
 pub use assemble::{assemble, assemble_with, BatchNormParams, LayerParams, LayerSource, ModelMeta};
-pub use header::{wrap, FormatError, FORMAT_VERSION, HEADER_LEN, MAGIC};
+pub use header::{wrap, FormatError, FORMAT_VERSION, HEADER_LEN, MAGIC, OLDEST_READABLE_VERSION};
 pub use pack::PackError;
 pub(crate) use validate::{
     layers as validate_layers, shapes as validate_shapes, tensor_specs, tensors as validate_tensors,
@@ -42,6 +44,52 @@ pub struct PackedModel {
     /// `weight`/`bias`, the class token, the position embedding, attention-bias tables; in node
     /// order, named as in [`fq_models::Graph::params`].
     pub tensors: Vec<NamedTensor>,
+    /// Static 8-bit activation scales calibrated by the compressor (format v3); `None`: the file
+    /// runs with f32 activations (every version-2 file).
+    pub activations: Option<ActivationScales>,
+}
+
+/// Per-tensor input scales of the layers that run on the integer path, fixed by the compressor
+/// on its calibration images, so a device quantises activations exactly as the compressor
+/// evaluated them (the deployed model is the one `report.json` describes).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivationScales {
+    /// How the calibration images were chosen: `plain` (as the run's calibration set comes)
+    /// or `group-balanced` (the same number from every patient group).
+    pub calibration: String,
+    /// Calibration images used.
+    pub images: u32,
+    /// One entry per layer (the order of [`PackedModel::layers`]): the scale of its input
+    /// (`q = round(x / scale)` clamped to ±127), or `None` for a layer that keeps f32 inputs.
+    pub input_scales: Vec<Option<f32>>,
+}
+
+/// The body of a version-2 file: [`PackedModel`] without `activations`. Postcard is
+/// positional, so the old layout is decoded by its own struct rather than guessed at.
+#[derive(Deserialize)]
+struct PackedModelV2 {
+    graph: Graph,
+    classes: Vec<String>,
+    groups: Vec<String>,
+    preprocess: PreprocessConfig,
+    summary: CompressionSummary,
+    layers: Vec<Layer>,
+    tensors: Vec<NamedTensor>,
+}
+
+impl From<PackedModelV2> for PackedModel {
+    fn from(m: PackedModelV2) -> Self {
+        PackedModel {
+            graph: m.graph,
+            classes: m.classes,
+            groups: m.groups,
+            preprocess: m.preprocess,
+            summary: m.summary,
+            layers: m.layers,
+            tensors: m.tensors,
+            activations: None,
+        }
+    }
 }
 
 /// An unquantized parameter tensor, row-major.
@@ -202,11 +250,18 @@ impl PackedModel {
         Ok(header::wrap(&body))
     }
 
-    /// Parses and validates file contents; any damage is an error, never a panic.
+    /// Parses and validates file contents (format version 2 or 3); any damage is an error,
+    /// never a panic.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
-        let body = header::unwrap(bytes)?;
-        let (model, rest): (PackedModel, _) =
-            postcard::take_from_bytes(body).map_err(|e| FormatError::Decode(e.to_string()))?;
+        let (version, body) = header::unwrap(bytes)?;
+        let decode_err = |e: postcard::Error| FormatError::Decode(e.to_string());
+        let (model, rest): (PackedModel, _) = if version == 2 {
+            let (m, rest): (PackedModelV2, _) =
+                postcard::take_from_bytes(body).map_err(decode_err)?;
+            (m.into(), rest)
+        } else {
+            postcard::take_from_bytes(body).map_err(decode_err)?
+        };
         if !rest.is_empty() {
             return Err(FormatError::Decode(format!(
                 "{} bytes left over after the model",

@@ -66,7 +66,12 @@ fn names_and_counts(m: &PackedModel) -> Result<(), String> {
                 .iter()
                 .flat_map(|(b, c)| [("summary.folded name", b), ("summary.folded name", c)]),
         )
-        .chain(metrics_groups.map(|c| ("test_metrics group name", c)));
+        .chain(metrics_groups.map(|c| ("test_metrics group name", c)))
+        .chain(
+            m.activations
+                .iter()
+                .map(|a| ("activations.calibration", &a.calibration)),
+        );
     if let Some((field, name)) = names.find(|(_, n)| n.len() > MAX_NAME_LEN) {
         let head: String = name.chars().take(40).collect();
         return Err(format!(
@@ -143,6 +148,7 @@ pub(super) fn validate(m: &PackedModel) -> Result<Vec<Shape>, String> {
         }
     }
     layers(g, &m.layers)?;
+    activation_scales(m)?;
     tensors(g, &m.tensors)?;
     Ok(shapes)
 }
@@ -450,4 +456,30 @@ fn check_size(s: Shape, what: &str) -> Result<(), String> {
             "{what}: {s:?} is larger than the limit MAX_VALUE_ELEMS = {MAX_VALUE_ELEMS} elements"
         )),
     }
+}
+
+/// One input scale per layer, each positive and finite: a zero, negative or NaN scale would
+/// turn every activation of its layer into garbage (or a division by zero) on the device.
+fn activation_scales(m: &PackedModel) -> Result<(), String> {
+    let Some(a) = &m.activations else {
+        return Ok(());
+    };
+    if a.input_scales.len() != m.layers.len() {
+        return Err(format!(
+            "activations.input_scales has {} entries for {} layers",
+            a.input_scales.len(),
+            m.layers.len()
+        ));
+    }
+    for (layer, scale) in m.layers.iter().zip(&a.input_scales) {
+        if let Some(s) = scale {
+            if !(s.is_finite() && *s > 0.0) {
+                return Err(format!(
+                    "activations.input_scales of layer `{}` is {s}; a scale must be positive and finite",
+                    layer.name
+                ));
+            }
+        }
+    }
+    Ok(())
 }

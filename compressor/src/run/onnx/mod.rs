@@ -197,6 +197,7 @@ mod tests {
             },
             layers: vec![],
             tensors: vec![],
+            activations: None,
         };
         for opset in [13, 22] {
             let e = to_bytes(&model, OnnxOptions { opset })
