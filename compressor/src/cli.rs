@@ -341,6 +341,26 @@ pub struct ExportArgs {
     /// ONNX opset (17..=21); 21 stores layers of at most 4 bits as int4 instead of int8.
     #[arg(long, default_value_t = crate::run::onnx::DEFAULT_OPSET)]
     pub opset: i64,
+    /// Activations of an `.fqm`: `int8` calibrates static 8-bit scales on the run's training
+    /// split and evaluates the integer model with fq-runtime (needs the run's data); `f32` keeps
+    /// float activations. ONNX exports keep f32 activations.
+    #[arg(long, value_parser = choice::<ActivationsFlag>(), default_value = "int8")]
+    pub activations: ActivationsFlag,
+    /// With `--activations int8`: which calibration the file stores; both are evaluated.
+    #[arg(long, value_parser = choice::<crate::run::activations::CalibrationChoice>(), default_value = "auto")]
+    pub calibration: crate::run::activations::CalibrationChoice,
+}
+
+/// `export --activations`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter, strum::IntoStaticStr, strum::EnumMessage,
+)]
+#[strum(serialize_all = "kebab-case")]
+pub enum ActivationsFlag {
+    /// 8-bit activations, calibrated and evaluated at export (the runtime's integer path).
+    Int8,
+    /// f32 activations.
+    F32,
 }
 
 #[derive(Args, Debug)]
@@ -755,6 +775,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 a.out.as_deref(),
                 a.format,
                 onnx,
+                match a.activations {
+                    ActivationsFlag::Int8 => {
+                        crate::run::export::ExportActivations::Int8(a.calibration)
+                    }
+                    ActivationsFlag::F32 => crate::run::export::ExportActivations::F32,
+                },
             )?;
             println!("{e}");
             Ok(())

@@ -219,6 +219,7 @@ fn export_run_writes_the_file_the_report_describes() {
         groups: groups.clone(),
         test_samples: 4,
         results,
+        activations: vec![],
     };
     report.write(run).unwrap();
     assert_eq!(default_method(&report), Method::PtqU8.into());

@@ -119,10 +119,20 @@ pub fn demo(a: &DemoConfig, progress: bool) -> Result<()> {
         Method::Fairquantize,
     ];
     let ids: Vec<MethodId> = all.into_iter().map(MethodId::from).collect();
-    let report = run.evaluate_methods(&model, &ids, false)?;
+    run.evaluate_methods(&model, &ids, false)?;
+    // The method `export` picks by default: the best worst-group accuracy, then fewer bits;
+    // with 8-bit activations, calibrated plain and group-balanced and evaluated by fq-runtime,
+    // which adds the method's A f32 / A8 rows to the report.
+    let packed = crate::run::export::export_run_as(
+        &run.dir,
+        None,
+        None,
+        crate::run::export::ExportFormat::Fqm,
+        crate::run::onnx::OnnxOptions::default(),
+        crate::run::export::ExportActivations::Int8(Default::default()),
+    )?;
+    let report = crate::run::report::Report::load(&RunFiles::new(&run.dir).report())?;
     println!("\n{}", report.table());
-    // The method `export` picks by default: the best worst-group accuracy, then fewer bits.
-    let packed = crate::run::export::export_run(&run.dir, None, None)?;
     println!("{packed}");
     println!(
         "report: {}  chart: {}  ({:.1}s in all)",

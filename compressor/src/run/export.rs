@@ -7,6 +7,7 @@
 use crate::methods::{artifacts, Method, MethodId};
 use crate::nn::params::ParamStore;
 use crate::nn::quant::{quantize_weight, BitAssignment, Granularity};
+use crate::run::activations::{self, CalibrationChoice};
 use crate::run::config::RunConfig;
 use crate::run::onnx::OnnxOptions;
 use crate::run::report::Report;
@@ -186,6 +187,17 @@ impl ExportFormat {
     }
 }
 
+/// The activations an `.fqm` export calibrates (an ONNX export keeps f32 activations).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExportActivations {
+    /// f32 activations: nothing calibrated, no data needed (a version-3 file without scales).
+    #[default]
+    F32,
+    /// 8-bit activations calibrated on the run's training split and evaluated through
+    /// fq-runtime (see [`crate::run::activations`]); needs the run's data.
+    Int8(CalibrationChoice),
+}
+
 /// What `export_run` wrote.
 #[derive(Clone, Debug)]
 pub struct Exported {
@@ -197,6 +209,9 @@ pub struct Exported {
     pub weights: PathBuf,
     pub f32_bytes: u64,
     pub has_test_metrics: bool,
+    /// With 8-bit activations: the calibration stored and the worst-group test accuracy with
+    /// 8-bit and with f32 activations (fq-runtime, the same weights).
+    pub activations: Option<(String, f64, f64)>,
     /// The model card written beside a `.fqm` (see [`crate::run::model_card`]); an ONNX export
     /// writes none (its metadata carries the same facts, and it must not overwrite the
     /// `.fqm`'s card of the same stem).
@@ -217,6 +232,14 @@ impl fmt::Display for Exported {
             mb(self.f32_bytes),
             self.f32_bytes as f64 / self.bytes.max(1) as f64
         )?;
+        if let Some((calibration, a8, f32)) = &self.activations {
+            write!(
+                f,
+                "\n  activations: int8 ({calibration} calibration): worst-group test accuracy {:.2}% (f32 activations: {:.2}%)",
+                100.0 * a8,
+                100.0 * f32
+            )?;
+        }
         if let Some(card) = &self.card {
             write!(f, "\n  model card: {}", card.display())?;
         }
@@ -232,8 +255,9 @@ impl fmt::Display for Exported {
 }
 
 /// `fq-compress export`: packs a run's model for `method` (default: [`default_method`]) into
-/// `out` (default `RUN_DIR/model-<label>.fqm`, e.g. `model-u4.fqm`), written atomically. Reads `config.toml`,
-/// `report.json` (class and group names, test metrics) and the method's artifacts.
+/// `out` (default `RUN_DIR/model-<label>.fqm`, e.g. `model-u4.fqm`), written atomically, with
+/// f32 activations. Reads `config.toml`, `report.json` (class and group names, test metrics)
+/// and the method's artifacts.
 pub fn export_run(
     run_dir: &Path,
     method: Option<MethodId>,
@@ -245,17 +269,21 @@ pub fn export_run(
         out,
         ExportFormat::Fqm,
         OnnxOptions::default(),
+        ExportActivations::F32,
     )
 }
 
 /// [`export_run`] in `format`: an ONNX export (default `RUN_DIR/model-<label>.onnx`) is built
-/// from the same packed model the `.fqm` export writes.
+/// from the same packed model the `.fqm` export writes. With [`ExportActivations::Int8`] an
+/// `.fqm` carries calibrated activation scales, its test metrics are the integer model's, and
+/// `report.json` gains the method's activation rows.
 pub fn export_run_as(
     run_dir: &Path,
     method: Option<MethodId>,
     out: Option<&Path>,
     format: ExportFormat,
     onnx: OnnxOptions,
+    activations: ExportActivations,
 ) -> Result<Exported> {
     let cfg = RunConfig::load(&RunFiles::new(run_dir).config())?;
     let report_path = RunFiles::new(run_dir).report();
@@ -265,7 +293,7 @@ pub fn export_run_as(
             report_path.display()
         );
     }
-    let report = Report::load(&report_path)?;
+    let mut report = Report::load(&report_path)?;
     let method = method.unwrap_or_else(|| default_method(&report));
     let graph = ArchSpec::new(
         cfg.model.arch,
@@ -310,7 +338,7 @@ pub fn export_run_as(
         .find(|r| r.id() == method)
         .map(|r| r.metrics.clone());
     let has_test_metrics = test_metrics.is_some();
-    let model = pack_model(
+    let mut model = pack_model(
         &graph,
         &params,
         bits.as_ref(),
@@ -329,6 +357,36 @@ pub fn export_run_as(
             method.label()
         )
     })?;
+    let mut deployed = None;
+    let integer_layers = model
+        .layers
+        .iter()
+        .any(|l| matches!(l.weights, fq_runtime::format::LayerWeights::Packed(_)));
+    if let (ExportFormat::Fqm, ExportActivations::Int8(choice), true) =
+        (format, activations, integer_layers)
+    {
+        let run = crate::run::run_dir::Run::open(run_dir, cfg.clone(), false).with_context(|| {
+            format!(
+                "{}: cannot load the run's data to calibrate 8-bit activations (`--activations f32` exports without them)",
+                run_dir.display()
+            )
+        })?;
+        let study = activations::study(&run, &model, &method, choice)?;
+        let f32_worst = study.rows[0].metrics.worst_acc;
+        deployed = Some((
+            study.scales.calibration.clone(),
+            study.metrics.worst_acc,
+            f32_worst,
+        ));
+        model.activations = Some(study.scales);
+        // The file carries the metrics exactly as `report.json` reads back (serde_json parses
+        // a float to within one ulp), so the two can be compared with `==`.
+        let as_read: FairnessMetrics =
+            serde_json::from_str(&serde_json::to_string(&study.metrics)?)?;
+        model.summary.test_metrics = Some(as_read);
+        report.set_activations(&method, study.rows);
+        report.write(run_dir)?;
+    }
     let path = out.map_or_else(
         || {
             let variant = method
@@ -375,6 +433,7 @@ pub fn export_run_as(
         weights,
         f32_bytes,
         has_test_metrics,
+        activations: deployed,
         card,
     })
 }

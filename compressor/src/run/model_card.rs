@@ -168,6 +168,38 @@ const RADAR_AXES: [(&str, Score); 6] = [
     ("1 - EOdd", |m| 1.0 - m.eodd),
 ];
 
+/// The exported method with f32 and 8-bit activations side by side (the report's activation
+/// rows), so the per-group cost of 8-bit activations is on the card.
+fn activation_comparison(r: &Report, id: &MethodId) -> String {
+    let rows: Vec<_> = r.activations.iter().filter(|a| &a.id() == id).collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "### Activations: f32 and 8-bit, the same weights (fq-runtime, test split)\n\n\
+         | Activations | Calibration images | Val worst % | Test mean % | Test worst % | {} |\n|---|---|---|---|---|{}\n",
+        r.groups.iter().map(|g| format!("{g} %")).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(r.groups.len())
+    );
+    for a in rows {
+        let m = &a.metrics;
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            a.label(),
+            a.images,
+            a.val_worst_acc.map_or("—".into(), pct),
+            pct(m.avg_acc),
+            pct(m.worst_acc),
+            m.group_accuracy
+                .iter()
+                .map(|g| g.map_or("—".into(), pct))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
+    s + "\n"
+}
+
 fn pct(v: f64) -> String {
     format!("{:.1}", 100.0 * v)
 }
@@ -314,10 +346,26 @@ fn card_markdown(c: &CardInput, bits: &[(String, Vec<u8>)], links: &Links) -> St
             .join(", ")
     );
     s += "## Per-group results on the test split\n\n";
-    match result {
+    // With 8-bit activations the deployed model is the integer one: its metrics (computed by
+    // fq-runtime at export) are the file's, not the float model's row of the report.
+    let deployed = c
+        .model
+        .activations
+        .as_ref()
+        .and(c.model.summary.test_metrics.as_ref());
+    if let Some(a) = &c.model.activations {
+        s += &format!(
+            "Activations: 8-bit, static per-tensor scales from {} `{}` calibration images of the \
+             training split; the figures below are the integer model's, as fq-runtime computes \
+             it (`fq-classify --activations f32` runs the float path).\n\n",
+            a.images, a.calibration
+        );
+    } else {
+        s += "Activations: f32.\n\n";
+    }
+    match deployed.or(result.map(|x| &x.metrics)) {
         None => s += "The run's report has no test results for this method.\n\n",
-        Some(x) => {
-            let m = &x.metrics;
+        Some(m) => {
             s += "| Group | Test images | Accuracy % | 95% Wilson interval | vs FP32 (points) |\n|---|---|---|---|---|\n";
             for (g, name) in m.group_names.iter().enumerate() {
                 let (n, k) = (m.group_count[g], m.group_correct[g]);
@@ -342,6 +390,7 @@ fn card_markdown(c: &CardInput, bits: &[(String, Vec<u8>)], links: &Links) -> St
             );
         }
     }
+    s += &activation_comparison(r, &c.method);
     s += &format!(
         "## Bit allocation\n\n![Bit-width per layer]({})\n\n",
         links.bits

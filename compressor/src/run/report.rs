@@ -3,6 +3,7 @@
 
 use crate::methods::{Method, MethodId};
 use crate::nn::quant::BitAssignment;
+use crate::run::activations::ActivationResult;
 use crate::support::run_files::RunFiles;
 use anyhow::Result;
 use fq_eval::metrics::{avg_bits, gbops, FairnessMetrics};
@@ -91,6 +92,10 @@ pub struct Report {
     pub groups: Vec<String>,
     pub test_samples: usize,
     pub results: Vec<MethodResult>,
+    /// The exported methods with f32 and 8-bit activations, as fq-runtime computes them
+    /// (`export`; see [`crate::run::activations`]); absent in older reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activations: Vec<ActivationResult>,
 }
 
 impl Report {
@@ -104,6 +109,12 @@ impl Report {
             Some(x) => *x = r,
             None => self.results.push(r),
         }
+    }
+
+    /// Replaces the activation rows of `id` with `rows` (a new export of the method).
+    pub fn set_activations(&mut self, id: &MethodId, rows: Vec<ActivationResult>) {
+        self.activations.retain(|r| &r.id() != id);
+        self.activations.extend(rows);
     }
 
     /// The row of a method (and variant), if the report has one.
@@ -121,19 +132,21 @@ impl Report {
     /// Write `report.json` and `group_accuracy.png` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         fq_runtime::atomic::write_json_atomic(&RunFiles::new(dir).report(), self)?;
+        let accuracies = |m: &FairnessMetrics| -> Vec<f64> {
+            m.group_accuracy
+                .iter()
+                .map(|a| a.unwrap_or(f64::NAN))
+                .collect()
+        };
         let series: Vec<(String, Vec<f64>)> = self
             .results
             .iter()
-            .map(|r| {
-                (
-                    r.id().label(),
-                    r.metrics
-                        .group_accuracy
-                        .iter()
-                        .map(|a| a.unwrap_or(f64::NAN))
-                        .collect(),
-                )
-            })
+            .map(|r| (r.id().label(), accuracies(&r.metrics)))
+            .chain(
+                self.activations
+                    .iter()
+                    .map(|a| (a.label(), accuracies(&a.metrics))),
+            )
             .collect();
         let title = format!(
             "Per-group test accuracy — {} on {}",
@@ -155,13 +168,12 @@ impl Report {
             self.groups.iter().map(|g| format!("acc[{g}]")).collect::<Vec<_>>().join(" | "),
             "---|".repeat(self.groups.len())
         );
-        for r in &self.results {
-            let m = &r.metrics;
-            s += &format!(
+        let row = |label: String, avg_bits: f64, gbops: f64, m: &FairnessMetrics| {
+            format!(
                 "| {} | {:.2} | {:.4} | {:.2} | {:.2} | {:.2} | {:.3} | {:.3} | {} |\n",
-                r.id().label(),
-                r.avg_bits,
-                r.gbops,
+                label,
+                avg_bits,
+                gbops,
                 100.0 * m.avg_acc,
                 100.0 * m.worst_acc,
                 100.0 * m.gap,
@@ -176,7 +188,17 @@ impl Report {
                     })
                     .collect::<Vec<_>>()
                     .join(" | ")
-            );
+            )
+        };
+        for r in &self.results {
+            s += &row(r.id().label(), r.avg_bits, r.gbops, &r.metrics);
+        }
+        // Activation rows carry their method's bits (the weights are the same).
+        for a in &self.activations {
+            let (bits, gbops) = self
+                .get(&a.id())
+                .map_or((f64::NAN, f64::NAN), |r| (r.avg_bits, r.gbops));
+            s += &row(a.label(), bits, gbops, &a.metrics);
         }
         s
     }

@@ -213,6 +213,7 @@ impl Run {
             groups: self.dataset.groups.clone(),
             test_samples: self.test.len(),
             results: Vec::new(),
+            activations: Vec::new(),
         }
     }
 

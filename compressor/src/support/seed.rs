@@ -32,4 +32,5 @@ pub mod tag {
     pub const BALANCED: u64 = 6;
     pub const DIAGNOSE: u64 = 7;
     pub const BAQ_FIXED_PHASE: u64 = 8;
+    pub const ACTIVATIONS: u64 = 9;
 }

@@ -83,6 +83,7 @@ pub fn collect(run_dir: &Path, out: &Path, plan: &Plan) -> Result<SweepOutput> {
         }
         let merged = report.get_or_insert_with(|| Report {
             results: Vec::new(),
+            activations: Vec::new(),
             ..one.clone()
         });
         if (

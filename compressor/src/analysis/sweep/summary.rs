@@ -224,6 +224,7 @@ mod tests {
             groups: vec![],
             test_samples: 0,
             results: vec![],
+            activations: vec![],
         };
         let t = table1(&report, &a);
         assert!(
