@@ -10,6 +10,7 @@ mod demo_export;
 mod diagnose_fairgrape;
 mod gpu_demo;
 mod gpu_zoo;
+mod int8_reference;
 mod onnx_export;
 mod packed_parity;
 mod sweep;

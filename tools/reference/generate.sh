@@ -12,7 +12,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${FQ_REF_VENV:-$HOME/.cache/fq-ref-venv}"
 PYTHON="${PYTHON:-python3}"
-SCRIPTS=(quantizer.py metrics_ref.py resnet_ref.py counts_ref.py fairquant_ref.py diagnostics_ref.py transformer_ref.py autoaugment_ref.py isic_split.py)  # fairquant_ref.py and diagnostics_ref.py read resnet_ref.py output
+SCRIPTS=(quantizer.py metrics_ref.py resnet_ref.py int8_ref.py counts_ref.py fairquant_ref.py diagnostics_ref.py transformer_ref.py autoaugment_ref.py isic_split.py)  # fairquant_ref.py, diagnostics_ref.py and int8_ref.py read resnet_ref.py output
 
 check=0
 case "${1:-}" in

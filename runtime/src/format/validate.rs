@@ -91,6 +91,12 @@ fn names_and_counts(m: &PackedModel) -> Result<(), String> {
 pub(super) fn validate(m: &PackedModel) -> Result<Vec<Shape>, String> {
     names_and_counts(m)?;
     let g = &m.graph;
+    if g.in_channels != 3 {
+        return Err(format!(
+            "the graph takes {} input channels; images have 3",
+            g.in_channels
+        ));
+    }
     let shapes = shapes(g)?;
     if m.classes.is_empty() || m.classes.len() != g.num_classes {
         return Err(format!(
@@ -308,13 +314,9 @@ pub(crate) fn layers(g: &Graph, layers: &[crate::format::Layer]) -> Result<(), S
 
 /// Shape of every value (index 0 is the input), with every size checked so that no arithmetic
 /// can overflow and every op gets inputs it can execute; batch norm must have been folded.
+/// Any input channel count: a bare graph (one kernel in a test) may take feature maps; a model
+/// file must take RGB images ([`validate`]).
 pub(crate) fn shapes(g: &Graph) -> Result<Vec<Shape>, String> {
-    if g.in_channels != 3 {
-        return Err(format!(
-            "the graph takes {} input channels; images have 3",
-            g.in_channels
-        ));
-    }
     if g.input_size > MAX_INPUT_SIZE {
         return Err(over(
             "graph.input_size",
