@@ -59,7 +59,8 @@ fn demo_model_on_wgpu_predicts_like_the_cpu() {
     let test = common::test_split(&run);
     assert!(test.len() > 20);
     for file in [run.join("model-u4.fqm"), fp32.into()] {
-        let cpu = Classifier::load(&file).unwrap();
+        // The GPU computes in f32: the CPU reference is the f32 path.
+        let cpu = common::load_f32(&file);
         let on_gpu = Classifier::load_on(&file, &gpu).unwrap();
         assert!(on_gpu.backend().is_gpu(), "{}", on_gpu.backend().name());
         let pre = cpu.preprocess().clone();

@@ -193,7 +193,8 @@ fn cli_onnx_export_of_a_trained_run_matches_its_fqm() {
           "-o", int4.to_str().unwrap()]);
 
     let fqm = run.join("model-u4.fqm");
-    let c = Classifier::load(&fqm).unwrap();
+    // ONNX exports keep f32 activations: the reference is the .fqm's f32 path.
+    let c = common::load_f32(&fqm);
     let test = common::test_split(&run);
     let cfg = c.preprocess().clone();
     let images = fq_eval::images::load_dataset_images(&test, &cfg, false).unwrap();

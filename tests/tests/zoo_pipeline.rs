@@ -94,15 +94,21 @@ fn run_zoo(arch: &str, width: usize) {
             "{arch} {label}: file {} vs saved bits {exact}",
             c.summary().avg_bits
         );
-        let ev = c.evaluate_dataset(&test).unwrap();
-        assert_eq!(
-            (&ev.metrics.group_count, &ev.metrics.group_correct),
-            (
-                &reported.metrics.group_count,
-                &reported.metrics.group_correct
-            ),
-            "{arch} {label}: the runtime's per-group results differ from the compressor's"
-        );
+        // As exported (8-bit activations: the export's own evaluation by fq-runtime), and with
+        // f32 activations (the compressor's row).
+        let deployed = common::deployed_metrics(&run, label);
+        assert_eq!(c.summary().test_metrics.as_ref(), Some(&deployed));
+        for (c, want, what) in [
+            (c, &deployed, "as exported"),
+            (common::load_f32(&out), &reported.metrics, "f32"),
+        ] {
+            let ev = c.evaluate_dataset(&test).unwrap();
+            assert_eq!(
+                (&ev.metrics.group_count, &ev.metrics.group_correct),
+                (&want.group_count, &want.group_correct),
+                "{arch} {label} ({what}): the runtime's per-group results differ from the compressor's"
+            );
+        }
     }
 }
 

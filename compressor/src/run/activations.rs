@@ -7,7 +7,6 @@
 
 use crate::data::image_set::ImageSet;
 use crate::methods::MethodId;
-use crate::run::run_dir::Run;
 use crate::support::seed;
 use anyhow::{Context, Result};
 use fq_eval::metrics::FairnessMetrics;
@@ -185,20 +184,31 @@ fn metrics(
     )?))
 }
 
+/// What [`study`] reads of a run (an open `run_dir::Run` provides each).
+pub struct StudyData<'a> {
+    pub train: &'a ImageSet,
+    pub val: &'a ImageSet,
+    pub test: &'a ImageSet,
+    pub preprocess: &'a PreprocessConfig,
+    pub groups: &'a [String],
+    /// The run's seed: the calibration samples derive from it.
+    pub seed: u64,
+}
+
 /// Evaluates `model` (the packed model `export` writes) with f32 activations and with 8-bit
 /// activations under both calibrations, on the run's validation and test splits, through the
 /// runtime's executor; picks the calibration `choice` says.
 pub fn study(
-    run: &Run,
+    run: &StudyData,
     model: &PackedModel,
     id: &MethodId,
     choice: CalibrationChoice,
 ) -> Result<ActivationStudy> {
-    let groups = &run.dataset.groups;
+    let groups = run.groups;
     let mut exec = Executor::from_model(&mut model.clone())
         .context("the packed model does not compile for the runtime")?;
     let test = |exec: &Executor| -> Result<FairnessMetrics> {
-        metrics(exec, &run.test, &run.preprocess, groups)?
+        metrics(exec, run.test, run.preprocess, groups)?
             .context("the run's test split is empty: nothing to evaluate 8-bit activations on")
     };
     let row = |calibration, images, val: Option<FairnessMetrics>, metrics| ActivationResult {
@@ -213,17 +223,17 @@ pub fn study(
     let mut rows = vec![row(
         None,
         0,
-        metrics(&exec, &run.val, &run.preprocess, groups)?,
+        metrics(&exec, run.val, run.preprocess, groups)?,
         test(&exec)?,
     )];
     let mut scales = Vec::new();
     for how in [Calibration::Plain, Calibration::GroupBalanced] {
-        let idx = calibration_indices(&run.train, how, CALIBRATION_IMAGES, run.cfg.train.seed);
-        let images = tensors(&run.train, &idx, &run.preprocess);
+        let idx = calibration_indices(run.train, how, CALIBRATION_IMAGES, run.seed);
+        let images = tensors(run.train, &idx, run.preprocess);
         let s = exec.calibrate(images.iter().map(Vec::as_slice))?;
         exec.set_activation_scales(s.clone());
         debug_assert_eq!(exec.activations(), Activations::Int8Static);
-        let val = metrics(&exec, &run.val, &run.preprocess, groups)?;
+        let val = metrics(&exec, run.val, run.preprocess, groups)?;
         rows.push(row(Some(how), idx.len(), val, test(&exec)?));
         scales.push((how, idx.len(), s));
     }

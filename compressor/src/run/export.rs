@@ -371,7 +371,15 @@ pub fn export_run_as(
                 run_dir.display()
             )
         })?;
-        let study = activations::study(&run, &model, &method, choice)?;
+        let data = activations::StudyData {
+            train: &run.train,
+            val: &run.val,
+            test: &run.test,
+            preprocess: &run.preprocess,
+            groups: &run.dataset.groups,
+            seed: run.cfg.train.seed,
+        };
+        let study = activations::study(&data, &model, &method, choice)?;
         let f32_worst = study.rows[0].metrics.worst_acc;
         deployed = Some((
             study.scales.calibration.clone(),

@@ -58,3 +58,36 @@ pub fn trained_run_arch(
     ]);
     (data, run)
 }
+
+/// What a model file exported for the method labelled `label` promises: the deployed 8-bit
+/// activation row of `report.json` when its export calibrated one (the default), else the
+/// method's own (f32-activation) row.
+pub fn deployed_metrics(run: &Path, label: &str) -> fq_eval::metrics::FairnessMetrics {
+    let report = fq_compress::run::report::Report::load(&run.join("report.json")).unwrap();
+    match report
+        .activations
+        .iter()
+        .find(|a| a.method.label() == label && a.deployed)
+    {
+        Some(a) => a.metrics.clone(),
+        None => {
+            let r = report.results.iter().find(|r| r.method.label() == label);
+            r.unwrap_or_else(|| panic!("no row {label}"))
+                .metrics
+                .clone()
+        }
+    }
+}
+
+/// A model file on the CPU with f32 activations, whatever it carries: what the compressor's own
+/// (f32-activation) rows and the GPU and ONNX paths compare against.
+pub fn load_f32(path: &Path) -> fq_runtime::Classifier {
+    fq_runtime::Classifier::load_with(
+        path,
+        fq_runtime::LoadOptions {
+            backend: fq_runtime::BackendChoice::Cpu,
+            activations: fq_runtime::ActivationChoice::F32,
+        },
+    )
+    .unwrap()
+}
