@@ -15,6 +15,7 @@ pub mod kernel;
 mod plan;
 mod pool;
 pub mod tokens;
+mod vmath;
 
 use fq_models::{Graph, Shape, ValueId};
 use rayon::prelude::*;
