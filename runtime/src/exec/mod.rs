@@ -14,6 +14,7 @@ pub mod int8_gemm;
 pub mod kernel;
 mod plan;
 mod pool;
+mod token_gemm;
 pub mod tokens;
 mod vmath;
 
