@@ -171,6 +171,19 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
     let (kd, vd) = (a.key_dim, a.val_dim);
     let width = a.out_features();
     let tasks = l.checked_div(g).unwrap_or(0) * a.heads;
+    // The bias table expanded once per call to `[heads, g, g]` (query, key), so the score rows
+    // add it as a plain vector instead of looking up `bias_index` per score.
+    let expanded: Option<Vec<f32>> = match (biases, a.bias_window) {
+        (Some(b), Some(ws)) => Some(
+            (0..a.heads * g * g)
+                .map(|i| {
+                    let (head, qi, kj) = (i / (g * g), i / g % g, i % g);
+                    b[head * ws * ws + Attention::bias_index(qi, kj, ws)]
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
     let mut blocks = vec![0f32; tasks * g * vd];
     if g > 0 && vd > 0 {
         blocks.par_chunks_mut(g * vd).enumerate().for_each_init(
@@ -178,7 +191,8 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
             |sc, (task, out)| {
                 let (grp, head) = (task / a.heads, task % a.heads);
                 let rows = &qkv[grp * g * f..(grp + 1) * g * f];
-                attention_head(sc, rows, f, a, head, biases, out);
+                let bias = expanded.as_deref().map(|e| &e[head * g * g..][..g * g]);
+                attention_head(sc, rows, f, a, head, bias, out);
             },
         );
     }
@@ -225,15 +239,15 @@ impl AttnScratch {
     }
 }
 
-/// One head of one group: `rows` are the group's `g` qkv rows of `f` features; writes the
-/// `[g, vd]` output block.
+/// One head of one group: `rows` are the group's `g` qkv rows of `f` features, `bias` this head's
+/// `[g, g]` score biases; writes the `[g, vd]` output block.
 fn attention_head(
     sc: &mut AttnScratch,
     rows: &[f32],
     f: usize,
     a: &Attention,
     head: usize,
-    biases: Option<&[f32]>,
+    bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
     let (kd, vd) = (a.key_dim, a.val_dim);
@@ -270,12 +284,12 @@ fn attention_head(
     for qi in 0..g {
         let srow = &mut sc.s[qi * gn..][..gn];
         let real = &mut srow[..g];
-        real.iter_mut().for_each(|v| *v *= scale);
-        if let (Some(b), Some(ws)) = (biases, a.bias_window) {
-            let brow = &b[head * ws * ws..][..ws * ws];
-            for (kj, v) in real.iter_mut().enumerate() {
-                *v += brow[Attention::bias_index(qi, kj, ws)];
-            }
+        match bias {
+            Some(b) => real
+                .iter_mut()
+                .zip(&b[qi * g..][..g])
+                .for_each(|(v, b)| *v = *v * scale + b),
+            None => real.iter_mut().for_each(|v| *v *= scale),
         }
         let m = real.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
         sc.inv[qi] = 1.0 / vmath::exp_shifted_sum(real, m);
