@@ -90,23 +90,7 @@ fn gelu8(x: __m256) -> __m256 {
 /// AVX2 and FMA must be available.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gelu_avx2(x: &mut [f32]) {
-    // Four independent vectors per step: one vector's chain (division, two polynomials, the
-    // exponent) is latency-bound, four keep the FMA pipes fed.
-    let mut quads = x.chunks_exact_mut(32);
-    for c in &mut quads {
-        let p = c.as_mut_ptr();
-        // SAFETY: `c` holds exactly 32 floats; unaligned loads and stores.
-        unsafe {
-            let (a, b) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
-            let (d, e) = (_mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24)));
-            let (a, b, d, e) = (gelu8(a), gelu8(b), gelu8(d), gelu8(e));
-            _mm256_storeu_ps(p, a);
-            _mm256_storeu_ps(p.add(8), b);
-            _mm256_storeu_ps(p.add(16), d);
-            _mm256_storeu_ps(p.add(24), e);
-        }
-    }
-    let mut chunks = quads.into_remainder().chunks_exact_mut(8);
+    let mut chunks = x.chunks_exact_mut(8);
     for c in &mut chunks {
         // SAFETY: `c` holds exactly eight floats; unaligned loads and stores.
         unsafe { _mm256_storeu_ps(c.as_mut_ptr(), gelu8(_mm256_loadu_ps(c.as_ptr()))) };
