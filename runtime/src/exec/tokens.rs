@@ -171,19 +171,6 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
     let (kd, vd) = (a.key_dim, a.val_dim);
     let width = a.out_features();
     let tasks = l.checked_div(g).unwrap_or(0) * a.heads;
-    // The bias table expanded once per call to `[heads, g, g]` (query, key), so the score rows
-    // add it as a plain vector instead of looking up `bias_index` per score.
-    let expanded: Option<Vec<f32>> = match (biases, a.bias_window) {
-        (Some(b), Some(ws)) => Some(
-            (0..a.heads * g * g)
-                .map(|i| {
-                    let (head, qi, kj) = (i / (g * g), i / g % g, i % g);
-                    b[head * ws * ws + Attention::bias_index(qi, kj, ws)]
-                })
-                .collect(),
-        ),
-        _ => None,
-    };
     let mut blocks = vec![0f32; tasks * g * vd];
     if g > 0 && vd > 0 {
         blocks.par_chunks_mut(g * vd).enumerate().for_each_init(
@@ -191,8 +178,7 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
             |sc, (task, out)| {
                 let (grp, head) = (task / a.heads, task % a.heads);
                 let rows = &qkv[grp * g * f..(grp + 1) * g * f];
-                let bias = expanded.as_deref().map(|e| &e[head * g * g..][..g * g]);
-                attention_head(sc, rows, f, a, head, bias, out);
+                attention_head(sc, rows, f, a, head, biases, out);
             },
         );
     }
@@ -239,15 +225,15 @@ impl AttnScratch {
     }
 }
 
-/// One head of one group: `rows` are the group's `g` qkv rows of `f` features, `bias` this head's
-/// `[g, g]` score biases; writes the `[g, vd]` output block.
+/// One head of one group: `rows` are the group's `g` qkv rows of `f` features, `biases` the
+/// op's `[heads, ws*ws]` table; writes the `[g, vd]` output block.
 fn attention_head(
     sc: &mut AttnScratch,
     rows: &[f32],
     f: usize,
     a: &Attention,
     head: usize,
-    bias: Option<&[f32]>,
+    biases: Option<&[f32]>,
     out: &mut [f32],
 ) {
     let (kd, vd) = (a.key_dim, a.val_dim);
@@ -284,12 +270,11 @@ fn attention_head(
     for qi in 0..g {
         let srow = &mut sc.s[qi * gn..][..gn];
         let real = &mut srow[..g];
-        match bias {
-            Some(b) => real
-                .iter_mut()
-                .zip(&b[qi * g..][..g])
-                .for_each(|(v, b)| *v = *v * scale + b),
-            None => real.iter_mut().for_each(|v| *v *= scale),
+        match (biases, a.bias_window) {
+            (Some(b), Some(ws)) => {
+                add_window_bias(real, scale, &b[head * ws * ws..][..ws * ws], qi, ws)
+            }
+            _ => real.iter_mut().for_each(|v| *v *= scale),
         }
         let m = real.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
         sc.inv[qi] = 1.0 / vmath::exp_shifted_sum(real, m);
@@ -308,6 +293,26 @@ fn attention_head(
                     .zip(&acc[r * NR..])
                     .for_each(|(d, s)| *d = s * inv);
             }
+        }
+    }
+}
+
+/// `row[kj] = row[kj] * scale + table[bias_index(qi, kj, ws)]` for query `qi` of a `ws x ws`
+/// window: walked as (key row, key column) so the index is `|dy| * ws + |dx|` without a division
+/// per score (the per-score `bias_index` call was a visible share of TinyViT's attention).
+fn add_window_bias(row: &mut [f32], scale: f32, table: &[f32], qi: usize, ws: usize) {
+    if row.len() != ws * ws {
+        // Not a full window (the graph makes the group the window, so never in practice).
+        for (kj, v) in row.iter_mut().enumerate() {
+            *v = *v * scale + table[Attention::bias_index(qi, kj, ws)];
+        }
+        return;
+    }
+    let (qy, qx) = (qi / ws, qi % ws);
+    for (ky, keys) in row.chunks_exact_mut(ws).enumerate() {
+        let trow = &table[qy.abs_diff(ky) * ws..][..ws];
+        for (kx, v) in keys.iter_mut().enumerate() {
+            *v = *v * scale + trow[qx.abs_diff(kx)];
         }
     }
 }
