@@ -2,6 +2,7 @@
 //! with U4 weights, on the f32 path and on the integer path (dynamic i8 activations): the
 //! profile issue 16 asks for before the token models are optimised. Random-init weights.
 //!   cargo run --release -p fq-e2e --example profile_steps -- [--threads N] [--reps N] [--out FILE]
+//!     [--only SUBSTRING]   (only the models whose label contains it, e.g. `--only i`: the token models)
 //! Prints a table (and with `--out`, writes it as the "Per-step profile" section of that file).
 
 mod bench_common;
@@ -41,12 +42,13 @@ const KINDS: &[&str] = &[
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut threads, mut reps, mut out) = (1usize, 5usize, None);
+    let (mut threads, mut reps, mut out, mut only) = (1usize, 5usize, None, String::new());
     while let Some(a) = args.next() {
         match a.as_str() {
             "--threads" => threads = args.next().unwrap_or_default().parse()?,
             "--reps" => reps = args.next().unwrap_or_default().parse()?,
             "--out" => out = args.next(),
+            "--only" => only = args.next().unwrap_or_default(),
             _ => anyhow::bail!("unknown argument {a}"),
         }
     }
@@ -75,7 +77,7 @@ fn main() -> Result<()> {
     let x: Vec<f32> = (0..3 * 224 * 224)
         .map(|_| rng.random_range(-2.0..2.0))
         .collect();
-    for &(arch, label) in MODELS {
+    for &(arch, label) in MODELS.iter().filter(|(_, l)| l.contains(only.as_str())) {
         let graph = ArchSpec::new(arch.parse()?, 64, 224, 1000).graph()?;
         let params = ParamStore::init(&graph, 0, &candle_core::Device::Cpu)?;
         let bits = BitAssignment::uniform(&graph.quant_layers()?, 4);

@@ -14,7 +14,9 @@ pub mod int8_gemm;
 pub mod kernel;
 mod plan;
 mod pool;
+mod token_gemm;
 pub mod tokens;
+mod vmath;
 
 use fq_models::{Graph, Shape, ValueId};
 use rayon::prelude::*;

@@ -4,31 +4,14 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{dot, gemm, Epilogue, PanelB, Rows};
-use super::kernel::NR;
+use super::gemm::Epilogue;
+use super::kernel::{tile, MR, NR};
+use super::vmath;
 use fq_models::{windows, Attention, QkvLayout};
 
-/// `out[t][o] = W[o] . x[t] * scale[o] + bias[o]` for `l` tokens of `k` features: one packed GEMM
-/// with the tokens as the columns of `B`, so every weight row is unpacked once per block, not
-/// once per token.
-pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) -> Vec<f32> {
-    let k = x.len() / l.max(1);
-    let mut data = vec![0f32; l.div_ceil(NR) * k * NR];
-    data.par_chunks_mut((k * NR).max(1))
-        .enumerate()
-        .for_each(|(j, panel)| {
-            for c in 0..NR.min(l - j * NR) {
-                let tok = &x[(j * NR + c) * k..][..k];
-                for (i, &v) in tok.iter().enumerate() {
-                    panel[i * NR + c] = v;
-                }
-            }
-        });
-    let b = PanelB { data, k, n: l };
-    let mut out_t = vec![0f32; rows * l];
-    gemm(w, 0, rows, &b, &mut out_t, epi);
-    transpose(&out_t, rows, l)
-}
+/// `out[t][o] = W[o] . x[t] * scale[o] + bias[o]` for `l` tokens of `k` features, straight into
+/// the `[L, rows]` layout (see [`super::token_gemm`]).
+pub use super::token_gemm::linear_tokens;
 
 /// [`linear_tokens`] on the integer path: the tokens quantised with `scale` (or their own
 /// dynamic scale), exact i32 sums, the same epilogue.
@@ -48,61 +31,81 @@ pub fn linear_tokens_i8(
     transpose(&out_t, w.rows, l)
 }
 
-/// `[r, c] -> [c, r]`.
+/// `[r, c] -> [c, r]`, in 16 x 16 blocks so both sides stay in cache (the element-by-element
+/// loop strode a whole row of `out` per element and was several percent of DeiT's run time),
+/// parallel over blocks of output rows.
 pub fn transpose(x: &[f32], r: usize, c: usize) -> Vec<f32> {
+    const B: usize = 16;
     let mut out = vec![0f32; r * c];
-    for i in 0..r {
-        for j in 0..c {
-            out[j * r + i] = x[i * c + j];
-        }
+    if r == 0 || c == 0 {
+        return out;
     }
+    out.par_chunks_mut(B * r)
+        .enumerate()
+        .for_each(|(jb, block)| {
+            let j0 = jb * B;
+            let nj = block.len() / r;
+            for i0 in (0..r).step_by(B) {
+                let ni = B.min(r - i0);
+                for i in i0..i0 + ni {
+                    let src = &x[i * c + j0..][..nj];
+                    for (jj, &v) in src.iter().enumerate() {
+                        block[jj * r + i] = v;
+                    }
+                }
+            }
+        });
     out
 }
 
-/// Layer norm of each `d`-feature row (biased variance, accumulated in f64).
+/// Layer norm of each `d`-feature row (biased variance), in f32 as PyTorch does: two passes over
+/// the row with eight partial sums each, so the compiler vectorises them (the f64 version this
+/// replaces could not be).
 pub fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], eps: f64) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
-    for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
-        let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
-        let inv = 1.0 / (var + eps).sqrt();
-        for i in 0..d {
-            o[i] = ((row[i] as f64 - mean) * inv) as f32 * gamma[i] + beta[i];
-        }
+    if d == 0 {
+        return out;
     }
+    let eps = eps as f32;
+    out.par_chunks_mut(d * 32)
+        .zip(x.par_chunks(d * 32))
+        .for_each(|(o, x)| {
+            for (row, o) in x.chunks_exact(d).zip(o.chunks_exact_mut(d)) {
+                let mean = lane_sum(row, |v| v) / d as f32;
+                let var = lane_sum(row, |v| (v - mean) * (v - mean)) / d as f32;
+                let inv = 1.0 / (var + eps).sqrt();
+                for i in 0..d {
+                    o[i] = (row[i] - mean) * inv * gamma[i] + beta[i];
+                }
+            }
+        });
     out
 }
 
-/// PyTorch's exact GELU, `x * Phi(x) = x/2 * erfc(-x/sqrt(2))`, with [`erfc`] (the same fit as
-/// `shaders/gelu.wgsl`); several times faster than a libm `erf`, which dominated TinyViT's CPU time.
+/// Sum of `f(v)` over `row`, with eight interleaved partial sums so the compiler vectorises it
+/// (and more accurate than one running sum).
+#[inline]
+fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += f(c[i]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// PyTorch's exact GELU, `x * Phi(x) = x/2 * erfc(-x/sqrt(2))`, with the `erfcc` fit (the same as
+/// `shaders/gelu.wgsl`), vectorised by hand in [`vmath`]: a libm `erf` per element dominated
+/// TinyViT's CPU time.
 pub fn gelu(mut x: Vec<f32>) -> Vec<f32> {
-    x.par_chunks_mut(4096).for_each(|c| {
-        c.iter_mut()
-            .for_each(|v| *v = 0.5 * *v * erfc(-*v * std::f32::consts::FRAC_1_SQRT_2))
-    });
+    x.par_chunks_mut(4096).for_each(vmath::gelu);
     x
 }
 
-/// `erfc(x)` by the Chebyshev fit of Numerical Recipes (`erfcc`, §6.2): fractional error below
-/// 1.2e-7 over the whole real line, so GELU's small negative tail stays accurate too.
-pub fn erfc(x: f32) -> f32 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -1.265_512_2
-        + t * (1.000_023_7
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_204
-                                + t * (1.488_515_9 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * (-z * z + poly).exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
-}
+pub use vmath::erfc;
 
 /// `[L, D]` plus the class token `[D]` in front.
 pub fn class_token(x: &[f32], token: &[f32]) -> Vec<f32> {
@@ -154,62 +157,34 @@ fn qkv_col(a: &Attention, part: usize, head: usize, i: usize) -> usize {
 }
 
 /// Multi-head attention of `l` tokens from the fused qkv `[L, heads*(2kd+vd)]` to
-/// `[L, heads*vd]`; `biases` is the `[heads, ws*ws]` table when the op has one. Each (group,
-/// head) task first gathers its q, k, v into contiguous rows so the dot products and the
-/// weighted sums run over unit-stride slices.
+/// `[L, heads*vd]`; `biases` is the `[heads, ws*ws]` table when the op has one.
+///
+/// Each (group, head) task is two small GEMMs through the f32 micro-kernel ([`tile`]): the
+/// scores `Q Kᵀ` (Q's rows in place, Kᵀ packed into `NR`-column panels) and `P V` (the
+/// probabilities' rows in place, V packed into panels), with the softmax between them
+/// (vectorised `exp`, [`vmath::exp_shifted_sum`]) and its `1/sum` applied to the output rows.
+/// The buffers of a task are reused by the next task on the same worker, and every task writes
+/// its `[g, vd]` block into one shared buffer: no allocation per head or per token.
 pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -> Vec<f32> {
     let f = a.qkv_features();
     let g = a.group.unwrap_or(l);
     let (kd, vd) = (a.key_dim, a.val_dim);
-    let scale = (kd as f32).powf(-0.5);
     let width = a.out_features();
-    let gather = |t0: usize, head: usize, part: usize, d: usize| -> Vec<f32> {
-        let c0 = qkv_col(a, part, head, 0);
-        let mut m = Vec::with_capacity(g * d);
-        for t in t0..t0 + g {
-            m.extend_from_slice(&qkv[t * f + c0..][..d]);
-        }
-        m
-    };
-    let parts: Vec<(usize, usize, Vec<f32>)> = (0..(l / g) * a.heads)
-        .into_par_iter()
-        .map(|task| {
-            let (grp, head) = (task / a.heads, task % a.heads);
-            let t0 = grp * g;
-            let q = gather(t0, head, 0, kd);
-            let k = gather(t0, head, 1, kd);
-            let v = gather(t0, head, 2, vd);
-            let mut out = vec![0f32; g * vd];
-            let mut s = vec![0f32; g];
-            for (qi, o) in out.chunks_exact_mut(vd).enumerate() {
-                let qr = &q[qi * kd..][..kd];
-                for (kj, sj) in s.iter_mut().enumerate() {
-                    *sj = dot(qr, &k[kj * kd..][..kd]) * scale;
-                }
-                if let (Some(b), Some(ws)) = (biases, a.bias_window) {
-                    let row = &b[head * ws * ws..][..ws * ws];
-                    for (kj, sj) in s.iter_mut().enumerate() {
-                        *sj += row[Attention::bias_index(qi, kj, ws)];
-                    }
-                }
-                let m = s.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                let mut sum = 0f32;
-                s.iter_mut().for_each(|v| {
-                    *v = (*v - m).exp();
-                    sum += *v;
-                });
-                for (kj, &p) in s.iter().enumerate() {
-                    let vr = &v[kj * vd..][..vd];
-                    o.iter_mut().zip(vr).for_each(|(oi, x)| *oi += p * x);
-                }
-                let inv = 1.0 / sum;
-                o.iter_mut().for_each(|v| *v *= inv);
-            }
-            (grp, head, out)
-        })
-        .collect();
+    let tasks = l.checked_div(g).unwrap_or(0) * a.heads;
+    let mut blocks = vec![0f32; tasks * g * vd];
+    if g > 0 && vd > 0 {
+        blocks.par_chunks_mut(g * vd).enumerate().for_each_init(
+            || AttnScratch::new(g, kd, vd),
+            |sc, (task, out)| {
+                let (grp, head) = (task / a.heads, task % a.heads);
+                let rows = &qkv[grp * g * f..(grp + 1) * g * f];
+                attention_head(sc, rows, f, a, head, biases, out);
+            },
+        );
+    }
     let mut out = vec![0f32; l * width];
-    for (grp, head, o) in parts {
+    for (task, o) in blocks.chunks_exact(g * vd).enumerate() {
+        let (grp, head) = (task / a.heads, task % a.heads);
         for qi in 0..g {
             out[(grp * g + qi) * width + head * vd..][..vd].copy_from_slice(&o[qi * vd..][..vd]);
         }
@@ -217,18 +192,295 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
     out
 }
 
+/// One worker's buffers for [`attention_head`]; rows are padded to a multiple of `MR` and
+/// columns to a multiple of `NR` (the padding stays zero), so every tile is a full one.
+struct AttnScratch {
+    /// Q, `[gm, kd]` row-major.
+    q: Vec<f32>,
+    /// Kᵀ in panels: `kt[(j * kd + i) * NR + c] = K[j * NR + c][i]`.
+    kt: Vec<f32>,
+    /// Scores, then probabilities: `[gm, gn]` row-major.
+    s: Vec<f32>,
+    /// V in panels: `v[(j * gn + t) * NR + c] = V[t][j * NR + c]`.
+    v: Vec<f32>,
+    /// `1 / sum` of each probability row.
+    inv: Vec<f32>,
+    /// Rows padded to `MR`, key tokens padded to `NR`.
+    gm: usize,
+    gn: usize,
+}
+
+impl AttnScratch {
+    fn new(g: usize, kd: usize, vd: usize) -> Self {
+        let (gm, gn) = (g.div_ceil(MR) * MR, g.div_ceil(NR) * NR);
+        Self {
+            q: vec![0f32; gm * kd],
+            kt: vec![0f32; gn * kd],
+            s: vec![0f32; gm * gn],
+            v: vec![0f32; gn * vd.div_ceil(NR) * NR],
+            inv: vec![0f32; g],
+            gm,
+            gn,
+        }
+    }
+}
+
+/// One head of one group: `rows` are the group's `g` qkv rows of `f` features, `biases` the
+/// op's `[heads, ws*ws]` table; writes the `[g, vd]` output block.
+fn attention_head(
+    sc: &mut AttnScratch,
+    rows: &[f32],
+    f: usize,
+    a: &Attention,
+    head: usize,
+    biases: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let (kd, vd) = (a.key_dim, a.val_dim);
+    let g = rows.len() / f;
+    let (gm, gn) = (sc.gm, sc.gn);
+    let scale = (kd as f32).powf(-0.5);
+    let (cq, ck, cv) = (
+        qkv_col(a, 0, head, 0),
+        qkv_col(a, 1, head, 0),
+        qkv_col(a, 2, head, 0),
+    );
+    for (t, row) in rows.chunks_exact(f).enumerate() {
+        sc.q[t * kd..][..kd].copy_from_slice(&row[cq..cq + kd]);
+        let (j, c) = (t / NR, t % NR);
+        for (i, &x) in row[ck..ck + kd].iter().enumerate() {
+            sc.kt[(j * kd + i) * NR + c] = x;
+        }
+        for (p, chunk) in row[cv..cv + vd].chunks(NR).enumerate() {
+            sc.v[(p * gn + t) * NR..][..chunk.len()].copy_from_slice(chunk);
+        }
+    }
+    // Scores: s[qi][kj] = q[qi] . k[kj].
+    let mut acc = [0f32; MR * NR];
+    for j in 0..gn / NR {
+        let b = &sc.kt[j * kd * NR..(j + 1) * kd * NR];
+        for r0 in (0..gm).step_by(MR) {
+            tile(kd, &sc.q[r0 * kd..], kd, b, &mut acc);
+            for r in 0..MR {
+                sc.s[(r0 + r) * gn + j * NR..][..NR].copy_from_slice(&acc[r * NR..][..NR]);
+            }
+        }
+    }
+    // Softmax of each real row over the real keys; the padding keys get probability 0.
+    for qi in 0..g {
+        let srow = &mut sc.s[qi * gn..][..gn];
+        let real = &mut srow[..g];
+        match (biases, a.bias_window) {
+            (Some(b), Some(ws)) => {
+                add_window_bias(real, scale, &b[head * ws * ws..][..ws * ws], qi, ws)
+            }
+            _ => real.iter_mut().for_each(|v| *v *= scale),
+        }
+        let m = real.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        sc.inv[qi] = 1.0 / vmath::exp_shifted_sum(real, m);
+        srow[g..].fill(0.0);
+    }
+    // Output: o[qi] = sum_kj p[qi][kj] v[kj] / sum.
+    for p in 0..vd.div_ceil(NR) {
+        let b = &sc.v[p * gn * NR..(p + 1) * gn * NR];
+        let (c0, nc) = (p * NR, NR.min(vd - p * NR));
+        for r0 in (0..gm).step_by(MR) {
+            tile(gn, &sc.s[r0 * gn..], gn, b, &mut acc);
+            for r in 0..MR.min(g - r0) {
+                let inv = sc.inv[r0 + r];
+                let dst = &mut out[(r0 + r) * vd + c0..][..nc];
+                dst.iter_mut()
+                    .zip(&acc[r * NR..])
+                    .for_each(|(d, s)| *d = s * inv);
+            }
+        }
+    }
+}
+
+/// `row[kj] = row[kj] * scale + table[bias_index(qi, kj, ws)]` for query `qi` of a `ws x ws`
+/// window: walked as (key row, key column) so the index is `|dy| * ws + |dx|` without a division
+/// per score (the per-score `bias_index` call was a visible share of TinyViT's attention).
+fn add_window_bias(row: &mut [f32], scale: f32, table: &[f32], qi: usize, ws: usize) {
+    if row.len() != ws * ws {
+        // Not a full window (the graph makes the group the window, so never in practice).
+        for (kj, v) in row.iter_mut().enumerate() {
+            *v = *v * scale + table[Attention::bias_index(qi, kj, ws)];
+        }
+        return;
+    }
+    let (qy, qx) = (qi / ws, qi % ws);
+    for (ky, keys) in row.chunks_exact_mut(ws).enumerate() {
+        let trow = &table[qy.abs_diff(ky) * ws..][..ws];
+        for (kx, v) in keys.iter_mut().enumerate() {
+            *v = *v * scale + trow[qx.abs_diff(kx)];
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Attention straight from the definition, in f64: scores, softmax, weighted sum, per
+    /// (group, head, query) with scalar loops (the shape of the implementation this replaced).
+    fn reference(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -> Vec<f64> {
+        let f = a.qkv_features();
+        let g = a.group.unwrap_or(l);
+        let (kd, vd) = (a.key_dim, a.val_dim);
+        let width = a.out_features();
+        let at = |t: usize, part: usize, head: usize, i: usize| {
+            qkv[t * f + qkv_col(a, part, head, i)] as f64
+        };
+        let mut out = vec![0f64; l * width];
+        for grp in 0..l / g {
+            for head in 0..a.heads {
+                for qi in 0..g {
+                    let tq = grp * g + qi;
+                    let mut s: Vec<f64> = (0..g)
+                        .map(|kj| {
+                            let dot: f64 = (0..kd)
+                                .map(|i| at(tq, 0, head, i) * at(grp * g + kj, 1, head, i))
+                                .sum();
+                            let bias = match (biases, a.bias_window) {
+                                (Some(b), Some(ws)) => {
+                                    b[head * ws * ws + Attention::bias_index(qi, kj, ws)] as f64
+                                }
+                                _ => 0.0,
+                            };
+                            dot / (kd as f64).sqrt() + bias
+                        })
+                        .collect();
+                    let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    s.iter_mut().for_each(|v| *v = (*v - m).exp());
+                    let sum: f64 = s.iter().sum();
+                    for i in 0..vd {
+                        out[tq * width + head * vd + i] = (0..g)
+                            .map(|kj| s[kj] * at(grp * g + kj, 2, head, i))
+                            .sum::<f64>()
+                            / sum;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// DeiT's shape (one group, q|k|v by parts) and TinyViT's (windows with a bias table, heads
+    /// by q|k|v), at sizes that leave ragged tiles: token counts that are not multiples of `MR`
+    /// or `NR`, a value width that is not a multiple of `NR`.
     #[test]
-    fn erfc_fit_is_within_its_relative_bound() {
-        for i in -6000..=6000 {
-            let x = i as f64 / 1000.0;
-            let want = libm::erfc(x);
-            let e = (erfc(x as f32) as f64 - want).abs() / want;
-            // 1.2e-7 for the fit, plus f32 rounding of exp(-z^2) in the far tail.
-            assert!(e < 1e-5, "erfc({x}) off by {e:.2e} relative");
+    fn attention_matches_the_definition() {
+        let cases = [
+            (
+                Attention {
+                    heads: 3,
+                    key_dim: 8,
+                    val_dim: 8,
+                    layout: QkvLayout::QkvHeads,
+                    group: None,
+                    bias_window: None,
+                },
+                197,
+            ),
+            (
+                Attention {
+                    heads: 2,
+                    key_dim: 5,
+                    val_dim: 21,
+                    layout: QkvLayout::QkvHeads,
+                    group: None,
+                    bias_window: None,
+                },
+                17,
+            ),
+            (
+                Attention {
+                    heads: 2,
+                    key_dim: 4,
+                    val_dim: 6,
+                    layout: QkvLayout::HeadsQkv,
+                    group: Some(49),
+                    bias_window: Some(7),
+                },
+                98,
+            ),
+            (
+                Attention {
+                    heads: 1,
+                    key_dim: 3,
+                    val_dim: 16,
+                    layout: QkvLayout::HeadsQkv,
+                    group: Some(9),
+                    bias_window: Some(3),
+                },
+                27,
+            ),
+        ];
+        for (a, l) in cases {
+            let qkv: Vec<f32> = (0..l * a.qkv_features())
+                .map(|i| ((i * 7919) % 1009) as f32 / 300.0 - 1.7)
+                .collect();
+            let table: Option<Vec<f32>> = a.bias_window.map(|ws| {
+                (0..a.heads * ws * ws)
+                    .map(|i| (i % 5) as f32 * 0.3 - 0.6)
+                    .collect()
+            });
+            let got = attention(&qkv, l, &a, table.as_deref());
+            let want = reference(&qkv, l, &a, table.as_deref());
+            assert_eq!(got.len(), want.len());
+            for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "{a:?} l {l}: element {i}: {g} vs {w}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_is_a_transpose() {
+        for (r, c) in [
+            (0, 3),
+            (1, 1),
+            (3, 5),
+            (16, 16),
+            (17, 33),
+            (197, 192),
+            (40, 7),
+        ] {
+            let x: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
+            let t = transpose(&x, r, c);
+            for i in 0..r {
+                for j in 0..c {
+                    assert_eq!(t[j * r + i], x[i * c + j], "{r}x{c} at ({i}, {j})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_matches_f64() {
+        for d in [1, 7, 8, 9, 192, 203] {
+            let x: Vec<f32> = (0..3 * d)
+                .map(|i| ((i * 37) % 17) as f32 * 0.7 + 100.0)
+                .collect();
+            let gamma: Vec<f32> = (0..d).map(|i| 1.0 + i as f32 * 0.01).collect();
+            let beta: Vec<f32> = (0..d).map(|i| i as f32 * -0.02).collect();
+            let got = layer_norm(&x, d, &gamma, &beta, 1e-6);
+            for (r, row) in x.chunks_exact(d).enumerate() {
+                let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+                let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+                for i in 0..d {
+                    let want = (row[i] as f64 - mean) / (var + 1e-6).sqrt() * gamma[i] as f64
+                        + beta[i] as f64;
+                    let e = (got[r * d + i] as f64 - want).abs();
+                    assert!(
+                        e < 2e-5 * (1.0 + want.abs()),
+                        "d {d} row {r} feature {i}: {} vs {want}",
+                        got[r * d + i]
+                    );
+                }
+            }
         }
     }
 }

@@ -1,0 +1,169 @@
+//! Linear over a token sequence with the tokens as the GEMM's rows: `out[t][o] = epilogue(x[t] .
+//! W[o])`, written straight into the `[L, rows]` layout the next step reads.
+//!
+//! The general [`super::gemm::gemm`] puts the weights on the rows and the pixels on the columns
+//! (right for convolutions, whose `[C, H, W]` output is channel-major). For tokens that layout
+//! cost a packing pass over the input and a transpose of the output per Linear; here the
+//! tokens are the micro-kernel's `A` in place (row-major `[L, k]` is already what it reads) and
+//! the weights are unpacked once per call into `NR`-column panels of `Wᵀ`, the `B` it streams.
+
+use rayon::prelude::*;
+
+use super::gemm::{Epilogue, Rows, KC};
+use super::kernel::{tile, MR, NR};
+
+/// Token rows of one task at most (a multiple of `MR`).
+const MT_MAX: usize = 96;
+
+/// `out[t][o] = relu(W[o] . x[t] * scale[o] + bias[o] + residual[o][t])` for `l` tokens of `k`
+/// features; `residual` (if any) is indexed `[rows, l]` as in [`super::gemm::gemm`]'s layout.
+pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) -> Vec<f32> {
+    let k = x.len() / l.max(1);
+    let mut out = vec![0f32; l * rows];
+    if l == 0 || rows == 0 {
+        return out;
+    }
+    // Wᵀ in panels: wp[(j * k + i) * NR + c] = W[j * NR + c][i]; rows past `rows` stay zero.
+    let panels = rows.div_ceil(NR);
+    let mut wp = vec![0f32; panels * k * NR];
+    if k > 0 {
+        wp.par_chunks_mut(k * NR)
+            .enumerate()
+            .for_each(|(j, panel)| {
+                let mut row = vec![0f32; k];
+                for c in 0..NR.min(rows - j * NR) {
+                    w.load(j * NR + c, 0, &mut row);
+                    for (i, &v) in row.iter().enumerate() {
+                        panel[i * NR + c] = v;
+                    }
+                }
+            });
+    }
+    // The last `l % MR` tokens, zero-padded to a full tile of rows.
+    let full = l / MR * MR;
+    let mut tail = vec![0f32; MR * k];
+    tail[..(l - full) * k].copy_from_slice(&x[full * k..]);
+    let mt = block_tokens(l);
+    out.par_chunks_mut(mt * rows)
+        .enumerate()
+        .for_each(|(task, c)| {
+            let t0 = task * mt;
+            let m = c.len() / rows;
+            let mut acc = [0f32; MR * NR];
+            for k0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - k0);
+                for j in 0..panels {
+                    let bb = &wp[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
+                    let (o0, np) = (j * NR, NR.min(rows - j * NR));
+                    for g in (0..m).step_by(MR) {
+                        let t = t0 + g;
+                        let a = if t + MR <= l {
+                            &x[t * k + k0..]
+                        } else {
+                            &tail[k0..]
+                        };
+                        tile(kc, a, k, bb, &mut acc);
+                        for r in 0..MR.min(m - g) {
+                            let dst = &mut c[(g + r) * rows + o0..][..np];
+                            let src = &acc[r * NR..r * NR + np];
+                            if k0 == 0 {
+                                dst.copy_from_slice(src);
+                            } else {
+                                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                            }
+                        }
+                    }
+                }
+            }
+            for (i, row) in c.chunks_exact_mut(rows).enumerate() {
+                finish_columns(row, &epi, t0 + i, l);
+            }
+        });
+    out
+}
+
+/// The epilogue of token `t`'s output row (one value per output feature).
+#[inline]
+fn finish_columns(row: &mut [f32], epi: &Epilogue, t: usize, l: usize) {
+    if let Some(s) = epi.scale {
+        row.iter_mut().zip(s).for_each(|(v, s)| *v *= s);
+    }
+    if let Some(b) = epi.bias {
+        row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+    }
+    if let Some(res) = epi.residual {
+        row.iter_mut()
+            .enumerate()
+            .for_each(|(o, v)| *v += res[o * l + t]);
+    }
+    if epi.relu {
+        row.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+}
+
+/// Tokens per task: about four tasks per thread for balance, a multiple of `MR`, at most
+/// `MT_MAX`.
+fn block_tokens(l: usize) -> usize {
+    let tasks = 4 * rayon::current_num_threads().max(1);
+    l.div_ceil(tasks)
+        .div_ceil(MR)
+        .max(1)
+        .saturating_mul(MR)
+        .min(MT_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against the f64 definition, for token counts around the tile sizes, `k` across a `KC`
+    /// boundary, output widths that are not multiples of `NR`, with scale, bias, residual and
+    /// ReLU.
+    #[test]
+    fn matches_the_definition() {
+        for (l, k, rows) in [
+            (1, 3, 1),
+            (5, 7, 17),
+            (6, 16, 16),
+            (197, 64, 40),
+            (13, 300, 33),
+            (50, 513, 7),
+        ] {
+            let x: Vec<f32> = (0..l * k)
+                .map(|i| ((i * 7919) % 211) as f32 / 50.0 - 2.0)
+                .collect();
+            let w: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 104729) % 97) as f32 / 40.0 - 1.2)
+                .collect();
+            let scale: Vec<f32> = (0..rows).map(|o| 0.5 + o as f32 * 0.01).collect();
+            let bias: Vec<f32> = (0..rows).map(|o| o as f32 * -0.1).collect();
+            let res: Vec<f32> = (0..rows * l).map(|i| (i % 9) as f32 * 0.2).collect();
+            for relu in [false, true] {
+                let epi = Epilogue {
+                    scale: Some(&scale),
+                    bias: Some(&bias),
+                    residual: Some(&res),
+                    relu,
+                };
+                let got = linear_tokens(&Rows::F32 { data: &w, cols: k }, rows, &x, l, epi);
+                for t in 0..l {
+                    for o in 0..rows {
+                        let dot: f64 = (0..k)
+                            .map(|i| x[t * k + i] as f64 * w[o * k + i] as f64)
+                            .sum();
+                        let mut want =
+                            dot * scale[o] as f64 + bias[o] as f64 + res[o * l + t] as f64;
+                        if relu {
+                            want = want.max(0.0);
+                        }
+                        let g = got[t * rows + o] as f64;
+                        assert!(
+                            (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "l {l} k {k} rows {rows}: ({t}, {o}) {g} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! AVX2+FMA versions of `vmath`: eight lanes at a time, a masked-free tail through a stack copy.
+//!
+//! `exp` is the Cephes `expf` scheme: `n = round(x log2 e)`, `r = x - n ln 2` in two parts (so
+//! `r` is exact), a degree-5 polynomial for `e^r` on `|r| <= ln2/2` and `2^n` built in the
+//! exponent bits; about 1 ulp. The argument is clamped to `[-87.33, 88]` so `2^n` stays a normal
+//! float; NaN is kept (the operand order of `max`/`min` below passes NaN through).
+
+use std::arch::x86_64::*;
+
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+/// `ln 2` split so that `n * LN2_HI` is exact for `|n| <= 128`.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+const EXP_LO: f32 = -87.336_54;
+const EXP_HI: f32 = 88.0;
+const P: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+/// The `erfcc` fit's coefficients, highest power of `t` first.
+const ERFC: [f32; 10] = [
+    0.170_872_77,
+    -0.822_152_23,
+    1.488_515_9,
+    -1.135_204,
+    0.278_868_07,
+    -0.186_288_06,
+    0.096_784_18,
+    0.374_091_96,
+    1.000_023_7,
+    -1.265_512_2,
+];
+
+/// `e^x` on eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn exp8(x: __m256) -> __m256 {
+    // `max(lo, x)` returns `x` when `x` is NaN (the second operand), and so does `min(hi, x)`.
+    let x = _mm256_min_ps(
+        _mm256_set1_ps(EXP_HI),
+        _mm256_max_ps(_mm256_set1_ps(EXP_LO), x),
+    );
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(LOG2E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    let mut p = _mm256_set1_ps(P[0]);
+    for &c in &P[1..] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    // e^r = 1 + r + r^2 p(r)
+    let r2 = _mm256_mul_ps(r, r);
+    let er = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0));
+    let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    ));
+    _mm256_mul_ps(er, _mm256_castsi256_ps(bits))
+}
+
+/// GELU on eight lanes: `x/2 * erfc(-x/sqrt 2)` with the `erfcc` fit.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn gelu8(x: __m256) -> __m256 {
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let z = _mm256_mul_ps(
+        _mm256_and_ps(x, abs_mask),
+        _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2),
+    );
+    let one = _mm256_set1_ps(1.0);
+    let t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5), z, one));
+    let mut poly = _mm256_set1_ps(ERFC[0]);
+    for &c in &ERFC[1..] {
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(c));
+    }
+    // r = erfc(|u|) for u = -x/sqrt 2; erfc(u) = r when x <= 0, 2 - r when x > 0.
+    let r = _mm256_mul_ps(t, exp8(_mm256_fnmadd_ps(z, z, poly)));
+    let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(x, _mm256_setzero_ps());
+    let e = _mm256_blendv_ps(r, _mm256_sub_ps(_mm256_set1_ps(2.0), r), positive);
+    _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), x), e)
+}
+
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gelu_avx2(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(8);
+    for c in &mut chunks {
+        // SAFETY: `c` holds exactly eight floats; unaligned loads and stores.
+        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), gelu8(_mm256_loadu_ps(c.as_ptr()))) };
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let mut buf = [0f32; 8];
+        buf[..tail.len()].copy_from_slice(tail);
+        // SAFETY: `buf` holds eight floats.
+        unsafe { _mm256_storeu_ps(buf.as_mut_ptr(), gelu8(_mm256_loadu_ps(buf.as_ptr()))) };
+        let n = tail.len();
+        tail.copy_from_slice(&buf[..n]);
+    }
+}
+
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn exp_shifted_sum_avx2(x: &mut [f32], shift: f32) -> f32 {
+    let s = _mm256_set1_ps(shift);
+    let mut acc = _mm256_setzero_ps();
+    let mut chunks = x.chunks_exact_mut(8);
+    for c in &mut chunks {
+        // SAFETY: `c` holds exactly eight floats; unaligned loads and stores.
+        unsafe {
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), s));
+            _mm256_storeu_ps(c.as_mut_ptr(), e);
+            acc = _mm256_add_ps(acc, e);
+        }
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds eight floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    let mut sum: f32 = lanes.iter().sum();
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let mut buf = [0f32; 8];
+        buf[..tail.len()].copy_from_slice(tail);
+        // SAFETY: `buf` holds eight floats.
+        unsafe {
+            _mm256_storeu_ps(
+                buf.as_mut_ptr(),
+                exp8(_mm256_sub_ps(_mm256_loadu_ps(buf.as_ptr()), s)),
+            )
+        };
+        let n = tail.len();
+        tail.copy_from_slice(&buf[..n]);
+        sum += tail.iter().sum::<f32>();
+    }
+    sum
+}
