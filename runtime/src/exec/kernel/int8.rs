@@ -322,7 +322,6 @@ mod tests {
     #[test]
     fn the_ceiling_only_lowers_the_path() {
         assert_eq!(Int8Path::detect(MaxIsa::Portable), Int8Path::Portable);
-        let native = Int8Path::detect(MaxIsa::Native);
         for max in [MaxIsa::Avx2, MaxIsa::Neon, MaxIsa::Native] {
             let p = Int8Path::detect(max);
             assert!(p.available(), "{max:?}: {p:?}");
@@ -330,7 +329,10 @@ mod tests {
         #[cfg(target_arch = "aarch64")]
         assert_eq!(Int8Path::detect(MaxIsa::Neon), Int8Path::NeonSmlal);
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(Int8Path::detect(MaxIsa::Avx2), native);
+        assert_eq!(
+            Int8Path::detect(MaxIsa::Avx2),
+            Int8Path::detect(MaxIsa::Native)
+        );
     }
 
     #[test]
