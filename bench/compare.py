@@ -291,6 +291,7 @@ def main():
                 "timm": timm.__version__, "onnxruntime": onnxruntime.__version__}
     cpu = cpu_info()
     t_start = time.time()
+    load_start = list(os.getloadavg())
     info = prepare(work, models, fq_bin, quick)
     isas = fq_isas(fq_bin)
     print(f"fq kernel paths: {isas}", file=sys.stderr)
@@ -341,7 +342,8 @@ def main():
                   "models": {a: {k: v for k, v in info[a].items() if k not in ("fq", "pt", "ort-f32", "ort-int8")}
                              for a in info},
                   "times": table, "errors": {f"{a} b{b} {n}": e for (a, b, n), e in errors.items()},
-                  "memory_resnet18_photo": memory, "seconds": time.time() - t_start}
+                  "memory_resnet18_photo": memory, "seconds": time.time() - t_start,
+              "load_average": {"start": load_start, "end": list(os.getloadavg())}}
         tmp = out_json + ".tmp"
         with open(tmp, "w") as f:
             json.dump(result, f, indent=2)
@@ -405,7 +407,12 @@ def markdown(res, info, models, names):
               f"timm {v['timm']}, onnxruntime {v['onnxruntime']}, Python {v['python']}. "
               f"{res['rounds']} interleaved round(s), {res['budget_s']} s per measurement"
               f"{' (--quick)' if res['quick'] else ''}; each measurement its own process. "
-              f"`bench/compare.sh`; raw figures in `bench/compare.json`.")
+              f"`bench/compare.sh`; raw figures in `bench/compare.json`." +
+              (" Load average (1/5/15 min) at the start {} and the end {}: other jobs shared the CPU "
+               "when it exceeds the thread count.".format(
+                   "/".join(f"{x:.1f}" for x in res["load_average"]["start"]),
+                   "/".join(f"{x:.1f}" for x in res["load_average"]["end"]))
+               if "load_average" in res else ""))
     md.append("")
     md.append("fq-runtime: packed 3–5-bit per-channel weights (mean ≈ 4 bits, random), `fq-int8` = the "
               "integer path with static activation scales calibrated on 4 random images, `fq-f32` = codes "
