@@ -275,7 +275,7 @@ def main():
     opt = lambda name, default: argv[argv.index(name) + 1] if name in argv else default  # noqa: E731
     fq_bin, classify_bin = opt("--fq-bin", None), opt("--classify-bin", None)
     results_md, out_json = opt("--out", "bench/results.md"), opt("--json", "bench/compare.json")
-    work = opt("--work", "target/bench-compare")
+    work = os.path.abspath(opt("--work", "target/bench-compare"))
     photo_src = opt("--photo", "runtime/fuzz/seeds/image_preprocess/real-progressive-cat.jpg")
     rounds = int(opt("--rounds", 1 if quick else 3))
     budget = float(opt("--budget", 0.3 if quick else 1.5))
@@ -292,7 +292,15 @@ def main():
     cpu = cpu_info()
     t_start = time.time()
     load_start = list(os.getloadavg())
-    info = prepare(work, models, fq_bin, quick)
+    # onnxruntime's quantizer leaves temporary files (*.data, sym_shape_infer_temp.onnx) in the
+    # current directory: prepare from the work directory (binaries as absolute paths).
+    fq_bin, classify_bin = os.path.abspath(fq_bin), os.path.abspath(classify_bin)
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        info = prepare(work, models, fq_bin, quick)
+    finally:
+        os.chdir(cwd)
     isas = fq_isas(fq_bin)
     print(f"fq kernel paths: {isas}", file=sys.stderr)
 
