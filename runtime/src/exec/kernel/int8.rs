@@ -38,6 +38,8 @@
 
 use std::sync::OnceLock;
 
+use super::max_isa::{max_isa, MaxIsa};
+
 /// Rows of the integer tile (output channels): the same 6x16 shape as the f32 tile, so the
 /// integer executor can share the f32 path's blocking. SDOT keeps 24 q-register accumulators.
 pub const MR: usize = 6;
@@ -79,16 +81,20 @@ impl Int8Path {
         }
     }
 
-    fn detect() -> Int8Path {
+    /// The best path of this CPU under the ceiling `max` (`FQ_MAX_ISA`, [`super::max_isa`]).
+    fn detect(max: MaxIsa) -> Int8Path {
+        if max == MaxIsa::Portable {
+            return Int8Path::Portable;
+        }
         #[cfg(target_arch = "aarch64")]
         {
-            if std::arch::is_aarch64_feature_detected!("dotprod") {
+            if max.allows_dotprod() && std::arch::is_aarch64_feature_detected!("dotprod") {
                 return Int8Path::NeonSdot;
             }
             Int8Path::NeonSmlal
         }
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if max.allows_avx2() && std::arch::is_x86_feature_detected!("avx2") {
             return Int8Path::Avx2;
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -119,10 +125,10 @@ impl Int8Path {
     }
 }
 
-/// The integer micro-kernel path of this CPU, detected on the first call.
+/// The integer micro-kernel path of this CPU, detected on the first call (under `FQ_MAX_ISA`).
 pub fn int8_path() -> Int8Path {
     static PATH: OnceLock<Int8Path> = OnceLock::new();
-    *PATH.get_or_init(Int8Path::detect)
+    *PATH.get_or_init(|| Int8Path::detect(max_isa()))
 }
 
 /// `out[r * NR + c] = sum_i a[r * lda + i] * b_ic` for `i < k`, where `b_ic` is column `c`, row
@@ -309,6 +315,24 @@ mod tests {
                 .collect();
             check(k, &rows, &cols);
         }
+    }
+
+    /// `FQ_MAX_ISA` lowers the integer path and never raises it: the portable loop under
+    /// `portable`, an available path under any ceiling.
+    #[test]
+    fn the_ceiling_only_lowers_the_path() {
+        assert_eq!(Int8Path::detect(MaxIsa::Portable), Int8Path::Portable);
+        for max in [MaxIsa::Avx2, MaxIsa::Neon, MaxIsa::Native] {
+            let p = Int8Path::detect(max);
+            assert!(p.available(), "{max:?}: {p:?}");
+        }
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(Int8Path::detect(MaxIsa::Neon), Int8Path::NeonSmlal);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            Int8Path::detect(MaxIsa::Avx2),
+            Int8Path::detect(MaxIsa::Native)
+        );
     }
 
     #[test]

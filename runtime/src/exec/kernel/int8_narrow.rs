@@ -31,8 +31,9 @@ pub fn tile(
     b: &[i8],
     out: &mut [i32; MR * NR],
 ) {
+    // The chosen integer path, not the CPU's flags, decides: `FQ_MAX_ISA` may have lowered it.
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if super::int8::int8_path() == super::int8::Int8Path::Avx2 {
         assert!(
             k.is_multiple_of(KGROUP) && k <= super::int8::MAX_K,
             "int8 micro-kernel: k = {k} must be a multiple of {KGROUP} and at most the limit"
@@ -41,7 +42,7 @@ pub fn tile(
             lda >= k && (k == 0 || a.len() >= (MR - 1) * lda + k) && b.len() >= k * NR,
             "int8 micro-kernel panels too short"
         );
-        // SAFETY: AVX2 was detected; the extents were checked above.
+        // SAFETY: the AVX2 path is only chosen when the CPU has AVX2; the extents were checked.
         unsafe { tile_maddubs(k, a.as_ptr(), lda, a_sums, b.as_ptr(), out) };
         return;
     }

@@ -22,6 +22,9 @@
 //! path is detected separately ([`int8_path`]); the executor calls it on the integer path
 //! (`Activations::Int8Static` for a file with calibrated activation scales, or
 //! `Int8Dynamic`).
+//!
+//! Both detections honour the ceiling `FQ_MAX_ISA` ([`max_isa`]: `portable`, `avx2`, `neon`,
+//! `native`), so one binary can time every path the CPU offers; it never adds an instruction set.
 
 pub mod int8;
 pub mod int8_narrow;
@@ -32,6 +35,7 @@ mod int8_portable;
 mod int8_wasm;
 #[cfg(target_arch = "x86_64")]
 mod int8_x86;
+pub mod max_isa;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod portable;
@@ -41,6 +45,7 @@ mod wasm;
 mod x86;
 
 pub use int8::{int8_path, Int8Path};
+pub use max_isa::{max_isa, MaxIsa};
 
 use std::sync::OnceLock;
 
@@ -73,13 +78,19 @@ impl KernelPath {
         }
     }
 
-    fn detect() -> KernelPath {
+    /// The best path of this CPU under the ceiling `max` (`FQ_MAX_ISA`).
+    fn detect(max: MaxIsa) -> KernelPath {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        if max.allows_avx2()
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
         {
             return KernelPath::Avx2Fma;
         }
-        if cfg!(target_arch = "aarch64") {
+        if max == MaxIsa::Portable {
+            return KernelPath::Portable;
+        }
+        if cfg!(target_arch = "aarch64") && max.allows_neon() {
             return KernelPath::Neon;
         }
         if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
@@ -89,10 +100,10 @@ impl KernelPath {
     }
 }
 
-/// The micro-kernel path of this CPU, detected on the first call.
+/// The micro-kernel path of this CPU, detected on the first call (under `FQ_MAX_ISA`).
 pub fn path() -> KernelPath {
     static PATH: OnceLock<KernelPath> = OnceLock::new();
-    *PATH.get_or_init(KernelPath::detect)
+    *PATH.get_or_init(|| KernelPath::detect(max_isa()))
 }
 
 /// `tile[r * NR + c] = sum_i a[r * lda + i] * b[i * NR + c]` for `i < k`.
@@ -135,6 +146,19 @@ mod tests {
         let r = 5;
         let want: f32 = (0..k).map(|i| a[r * lda + i] * b[i * NR + 3]).sum();
         assert_eq!(y[r * NR + 3], want);
+    }
+
+    /// `FQ_MAX_ISA` lowers the choice and never raises it: `portable` gives the portable loop,
+    /// no ceiling what the CPU has.
+    #[test]
+    fn the_ceiling_only_lowers_the_path() {
+        let native = KernelPath::detect(MaxIsa::Native);
+        assert_eq!(KernelPath::detect(MaxIsa::Portable), KernelPath::Portable);
+        let avx2 = KernelPath::detect(MaxIsa::Avx2);
+        assert!(avx2 == native || avx2 == KernelPath::Portable, "{avx2:?}");
+        if max_isa() == MaxIsa::Native {
+            assert_eq!(path(), native);
+        }
     }
 
     /// Arbitrary floats, every `k` from 0 to 70 and a ragged `lda`: the detected kernel within

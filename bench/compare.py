@@ -1,0 +1,546 @@
+"""One benchmark run, side by side (issue 16 item 7): fq-runtime (integer and f32 paths, every
+instruction-set path the CPU offers), onnxruntime f32, onnxruntime static int8 (QDQ, per-channel
+weights) and PyTorch eager, on ResNet18, ResNet50, DeiT-Tiny and TinyViT-5M at 224x224, 1000
+classes, batch 1 and batch 8, 2 threads everywhere, in the same run.
+
+Every measurement is its own process (so its peak resident memory is its own, read with
+GNU time), and the runtimes are interleaved: round after round, each round runs every
+(model, batch, runtime) once in a rotated order, so that a load change on this shared machine hits
+them alike; the figure kept is the best over the rounds (the median of the rounds' medians too).
+Weights are random (timm init for PyTorch/onnxruntime; the zoo's seed-0 init packed to a 3-5-bit
+per-channel mix for fq-runtime): latency does not depend on the values.
+
+Run by bench/compare.sh, which installs the Python packages and builds the Rust binaries.
+Writes the "Side by side" section of bench/results.md (other sections are kept) and
+bench/compare.json.
+
+Child modes (run by the parent): --child ort|torch MODEL_FILE ARCH BATCH BUDGET MIN_REPS.
+"""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+MODELS = [("resnet18", "ResNet18"), ("resnet50", "ResNet50"),
+          ("deit_tiny_patch16_224", "DeiT-Tiny"), ("tiny_vit_5m_224", "TinyViT-5M")]
+BATCHES = [1, 8]
+THREADS = 2
+HEADING = "## Side by side: fq-runtime, onnxruntime and PyTorch in one run"
+FLAGS = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+         "avx512_bf16", "avx512_fp16", "avx_vnni", "avx_vnni_int8", "amx_tile", "amx_int8",
+         "amx_bf16", "asimd", "asimddp", "i8mm", "sve"]
+
+
+def peak_rss_kb():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def time_fn(fn, budget, min_reps):
+    """Best and median seconds of fn after one warm-up call, as bench_side.rs times."""
+    fn()
+    times, start = [], time.perf_counter()
+    while len(times) < min_reps or (time.perf_counter() - start < budget and len(times) < 500):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[0], times[len(times) // 2], len(times)
+
+
+def child(kind, path, arch, batch, budget, min_reps):
+    """One onnxruntime or PyTorch measurement in this process; prints one JSON line."""
+    import numpy as np
+    x = np.random.default_rng(11).uniform(-2, 2, (batch, 3, 224, 224)).astype(np.float32)
+    t0 = time.perf_counter()
+    if kind.startswith("ort"):
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = THREADS
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        feed = {sess.get_inputs()[0].name: x}
+        fn = lambda: sess.run(None, feed)  # noqa: E731
+    else:
+        import timm
+        import torch
+        torch.set_num_threads(THREADS)
+        model = timm.create_model(arch, pretrained=False, num_classes=1000).eval()
+        model.load_state_dict(torch.load(path))
+        xt = torch.from_numpy(x)
+
+        def fn():
+            with torch.inference_mode():
+                model(xt)
+    load_s = time.perf_counter() - t0
+    best, median, reps = time_fn(fn, budget, min_reps)
+    print(json.dumps({"runtime": kind, "batch": batch, "best_ms": best * 1e3,
+                      "median_ms": median * 1e3, "reps": reps, "load_s": load_s,
+                      "peak_rss_kb": peak_rss_kb()}))
+
+
+def classify_photo(kind, path, arch, photo):
+    """Classifies one photo (decode, resize, normalise, batch 1) in this process: the peak-memory
+    figure of a Python deployment."""
+    import numpy as np
+    from PIL import Image
+    img = Image.open(photo).convert("RGB").resize((224, 224), Image.BILINEAR)
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    x = ((np.asarray(img, np.float32) / 255 - mean) / std).transpose(2, 0, 1)[None].astype(np.float32)
+    if kind.startswith("ort"):
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = THREADS
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        logits = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    else:
+        import timm
+        import torch
+        torch.set_num_threads(THREADS)
+        model = timm.create_model(arch, pretrained=False, num_classes=1000).eval()
+        model.load_state_dict(torch.load(path))
+        with torch.inference_mode():
+            logits = model(torch.from_numpy(x)).numpy()
+    print(json.dumps({"runtime": kind, "top1": int(logits[0].argmax()), "peak_rss_kb": peak_rss_kb()}))
+
+
+GNU_TIME = "/usr/bin/time"
+
+
+def run_child(cmd, env=None):
+    """Runs cmd, returns (its last JSON line, its peak resident kB, error or None).
+
+    The peak comes from GNU time (`%M`, its child's wait4 ru_maxrss): the ru_maxrss this script
+    would get from its own wait4 is at least this (large) Python process's, since Linux carries
+    the forked address space's high-water mark over exec. Without GNU time: the child's own VmHWM
+    from its JSON line, where it prints one."""
+    with tempfile.TemporaryFile("w+") as errf, tempfile.NamedTemporaryFile("r") as rssf:
+        wrap = [GNU_TIME, "-f", "%M", "-o", rssf.name] if os.access(GNU_TIME, os.X_OK) else []
+        p = subprocess.Popen(wrap + cmd, stdout=subprocess.PIPE, stderr=errf, env=env, text=True)
+        out = p.stdout.read()
+        p.wait()
+        errf.seek(0)
+        err = errf.read()
+        rss_lines = [x for x in rssf.read().split() if x.isdigit()]
+    rss = int(rss_lines[-1]) if rss_lines else None
+    if p.returncode != 0:
+        tail = (err or out).strip().splitlines()[-3:]
+        return None, rss, f"exit {p.returncode}: {' / '.join(tail)}"
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    try:
+        res = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        try:  # one pretty-printed document (fq-classify --json)
+            res = json.loads(out)
+        except ValueError:
+            return None, rss, "no JSON on stdout"
+    if rss is None and isinstance(res, dict):
+        rss = res.get("peak_rss_kb")
+    return res, rss, None
+
+
+def cpu_info():
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model", "CPU part") and model in ("", "unknown", platform.machine()):
+                    model = val.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(val.split())
+    except OSError:
+        pass
+    return {"model": model, "cores": os.cpu_count(), "machine": platform.machine(),
+            "flags": [f for f in FLAGS if f in flags]}
+
+
+def prepare(work, models, fq_bin, quick):
+    """Exports every model: fq-runtime packed file, PyTorch state dict, ONNX f32, ONNX int8 QDQ.
+    Returns {arch: {"fq", "pt", "ort-f32", "ort-int8": path or None, "errors": {...}, ...}}."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import timm
+    import torch
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name, n):
+            rng = np.random.default_rng(5)
+            self.items = iter([{name: rng.uniform(-2, 2, (1, 3, 224, 224)).astype(np.float32)}
+                               for _ in range(n)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    info = {}
+    for arch, label in models:
+        d = {"label": label, "errors": {}}
+        info[arch] = d
+        fq = os.path.join(work, f"{arch}.fqm")
+        meta, _, err = run_child([fq_bin, "export", "--model", arch, "--out", fq])
+        if err:
+            d["errors"]["fq"] = err
+        else:
+            d["fq"], d["fq_meta"] = fq, meta
+        torch.manual_seed(0)
+        model = timm.create_model(arch, pretrained=False, num_classes=1000).eval()
+        d["params"] = sum(p.numel() for p in model.parameters())
+        pt = os.path.join(work, f"{arch}.pt")
+        torch.save(model.state_dict(), pt)
+        d["pt"] = pt
+        x = torch.randn(1, 3, 224, 224)
+        f32 = os.path.join(work, f"{arch}.onnx")
+        try:
+            torch.onnx.export(model, (x,), f32, input_names=["x"], output_names=["logits"],
+                              dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=17,
+                              dynamo=False)
+            with torch.no_grad():
+                ref = model(x).numpy()
+            sess = ort.InferenceSession(f32, providers=["CPUExecutionProvider"])
+            diff = float(abs(sess.run(None, {"x": x.numpy()})[0] - ref).max())
+            if diff > 1e-3:
+                raise RuntimeError(f"onnxruntime differs from PyTorch by {diff}")
+            d["ort-f32"], d["ort_f32_max_diff"] = f32, diff
+        except Exception as e:  # noqa: BLE001 — a failed export is a '–' in the table, with its reason
+            d["errors"]["ort-f32"] = f"export: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            continue
+        q = os.path.join(work, f"{arch}.int8.onnx")
+        try:
+            pre = os.path.join(work, f"{arch}.pre.onnx")
+            try:
+                quant_pre_process(f32, pre)
+            except Exception as e:  # noqa: BLE001 — TinyViT: "Incomplete symbolic shape inference"
+                quant_pre_process(f32, pre, skip_symbolic_shape=True)
+                d["ort_int8_note"] = f"quant_pre_process without symbolic shape inference ({e})"
+            quantize_static(pre, q, Reader("x", 2 if quick else 8), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8)
+            # The operators onnxruntime runs after its graph fusions (QLinearConv, QGemm, ...):
+            # which MLAS integer kernels the int8 model reaches.
+            opts = ort.SessionOptions()
+            opts.optimized_model_filepath = os.path.join(work, f"{arch}.int8.opt.onnx")
+            sess = ort.InferenceSession(q, opts, providers=["CPUExecutionProvider"])
+            ops = {}
+            for node in onnx.load(opts.optimized_model_filepath).graph.node:
+                ops[node.op_type] = ops.get(node.op_type, 0) + 1
+            d["ort_int8_ops"] = dict(sorted(ops.items(), key=lambda kv: -kv[1]))
+            out = sess.run(None, {"x": x.numpy()})[0]
+            d["ort_int8_top1_agrees"] = bool(out.argmax() == ref.argmax())
+            d["ort-int8"] = q
+        except Exception as e:  # noqa: BLE001
+            d["errors"]["ort-int8"] = f"quantize: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        print(f"prepared {label}: errors {d['errors'] or 'none'}", file=sys.stderr)
+    return info
+
+
+def fq_isas(fq_bin):
+    """The distinct kernel-path pairs FQ_MAX_ISA reaches on this CPU: [(value, paths)], best first."""
+    seen, out = set(), []
+    for value in ["native", "avx2", "neon", "portable"]:
+        env = dict(os.environ, FQ_MAX_ISA=value)
+        meta, _, err = run_child([fq_bin, "paths"], env)
+        if err or meta is None:
+            continue
+        key = (meta["f32"], meta["int8"])
+        if key not in seen:
+            seen.add(key)
+            out.append((value, meta))
+    return out
+
+
+def main():
+    argv = sys.argv[1:]
+    if argv and argv[0] == "--child":
+        kind, path, arch, batch, budget, reps = argv[1:7]
+        return child(kind, path, arch, int(batch), float(budget), int(reps))
+    if argv and argv[0] == "--photo-child":
+        return classify_photo(*argv[1:5])
+    quick = "--quick" in argv
+    opt = lambda name, default: argv[argv.index(name) + 1] if name in argv else default  # noqa: E731
+    fq_bin, classify_bin = opt("--fq-bin", None), opt("--classify-bin", None)
+    results_md, out_json = opt("--out", "bench/results.md"), opt("--json", "bench/compare.json")
+    work = os.path.abspath(opt("--work", "target/bench-compare"))
+    photo_src = opt("--photo", "runtime/fuzz/seeds/image_preprocess/real-progressive-cat.jpg")
+    rounds = int(opt("--rounds", 1 if quick else 3))
+    budget = float(opt("--budget", 0.3 if quick else 1.5))
+    models = MODELS[:1] if quick else MODELS
+    os.makedirs(work, exist_ok=True)
+    if not fq_bin or not classify_bin:
+        sys.exit("compare.py: --fq-bin and --classify-bin are required (bench/compare.sh passes them)")
+
+    import onnxruntime
+    import timm
+    import torch
+    versions = {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
+                "timm": timm.__version__, "onnxruntime": onnxruntime.__version__}
+    cpu = cpu_info()
+    t_start = time.time()
+    load_start = list(os.getloadavg())
+    # onnxruntime's quantizer leaves temporary files (*.data, sym_shape_infer_temp.onnx) in the
+    # current directory: prepare from the work directory (binaries as absolute paths).
+    fq_bin, classify_bin = os.path.abspath(fq_bin), os.path.abspath(classify_bin)
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        info = prepare(work, models, fq_bin, quick)
+    finally:
+        os.chdir(cwd)
+    isas = fq_isas(fq_bin)
+    print(f"fq kernel paths: {isas}", file=sys.stderr)
+
+    # The runtimes, each a (name, how to run one measurement) pair.
+    base_env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS), OMP_NUM_THREADS=str(THREADS))
+    runtimes = []
+    for value, meta in isas:
+        tag = f"{meta['f32']}/{meta['int8']}"
+        for path in ["int8", "f32"]:
+            runtimes.append((f"fq-{path} [{tag}]", ("fq", path, value)))
+    runtimes += [("ort-f32", ("ort-f32",)), ("ort-int8", ("ort-int8",)), ("torch", ("torch",))]
+
+    def command(rt, arch, batch):
+        d = info[arch]
+        kind = rt[0]
+        if kind == "fq":
+            if "fq" not in d:
+                return None, None
+            # The portable paths are 5-20x slower: one timed run after the warm-up (the rounds
+            # still give several) keeps the whole run within about half an hour.
+            min_reps = 1 if rt[2] == "portable" else 2 if batch > 1 else 3
+            return ([fq_bin, "time", "--model-file", d["fq"], "--path", rt[1], "--batch", str(batch),
+                     "--threads", str(THREADS), "--budget", str(budget), "--min-reps", str(min_reps)],
+                    dict(base_env, FQ_MAX_ISA=rt[2]))
+        path = d.get("pt") if kind == "torch" else d.get(kind)
+        if path is None:
+            return None, None
+        return ([sys.executable, "-W", "ignore", os.path.abspath(__file__), "--child", kind, path, arch,
+                 str(batch), str(budget), "3"], base_env)
+
+    # Rounds, interleaved: (model, batch) cells in turn, and within a cell every runtime, the
+    # order rotated each round.
+    def report(memory, rounds_done):
+        """Writes the JSON and the section from what was measured so far (after every round,
+        so an interrupted run still leaves its figures)."""
+        table = {}
+        for (arch, batch, name), runs in samples.items():
+            table.setdefault(arch, {}).setdefault(str(batch), {})[name] = {
+                "best_ms": min(x["best_ms"] for x in runs),
+                "median_ms": statistics.median(x["median_ms"] for x in runs),
+                "rounds": len(runs),
+                "peak_rss_kb": max((x["maxrss_kb"] or 0) for x in runs),
+                "kernels": runs[0].get("kernels"),
+            }
+        result = {"cpu": cpu, "threads": THREADS, "versions": versions, "quick": quick,
+                  "rounds": rounds_done, "budget_s": budget, "fq_isas": [m for _, m in isas],
+                  "models": {a: {k: v for k, v in info[a].items() if k not in ("fq", "pt", "ort-f32", "ort-int8")}
+                             for a in info},
+                  "times": table, "errors": {f"{a} b{b} {n}": e for (a, b, n), e in errors.items()},
+                  "memory_resnet18_photo": memory, "seconds": time.time() - t_start,
+              "load_average": {"start": load_start, "end": list(os.getloadavg())}}
+        tmp = out_json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(tmp, out_json)
+        write_section(results_md, markdown(result, info, models, [n for n, _ in runtimes]))
+        print(f"wrote {out_json} and the side-by-side section of {results_md}", file=sys.stderr)
+
+    samples = {}  # (arch, batch, runtime name) -> list of child JSON
+    errors = {}
+    for r in range(rounds):
+        for arch, label in models:
+            for batch in BATCHES:
+                order = runtimes[r % len(runtimes):] + runtimes[:r % len(runtimes)]
+                for name, rt in order:
+                    cmd, env = command(rt, arch, batch)
+                    if cmd is None:
+                        continue
+                    res, rss, err = run_child(cmd, env)
+                    key = (arch, batch, name)
+                    if err:
+                        errors[key] = err
+                        print(f"round {r} {label} b{batch} {name}: {err}", file=sys.stderr)
+                        continue
+                    res["maxrss_kb"] = rss
+                    samples.setdefault(key, []).append(res)
+                    print(f"round {r} {label} b{batch} {name}: {res['best_ms']:.1f} ms", file=sys.stderr)
+        report([], r + 1)
+
+    # Peak memory of classifying one photo with ResNet18 at batch 1, each runtime as deployed.
+    photo = os.path.join(work, "photo.jpg")
+    with open(photo_src, "rb") as f:
+        data = f.read()
+    # The fuzz seed has one leading mutation byte before the JPEG's FF D8 marker.
+    with open(photo, "wb") as f:
+        f.write(data[data.index(b"\xff\xd8"):])
+    memory = []
+    r18 = info.get("resnet18", {})
+    if "fq" in r18:
+        for act in ["f32", "int8"]:
+            res, rss, err = run_child([classify_bin, "--model", r18["fq"], "--backend", "cpu", "-q",
+                                       "--json", "--activations", act, photo], base_env)
+            memory.append({"runtime": f"fq-classify (CLI, {act})", "peak_rss_kb": rss, "error": err})
+    for kind, key in [("ort-f32", "ort-f32"), ("ort-int8", "ort-int8"), ("torch", "pt")]:
+        if r18.get(key):
+            res, rss, err = run_child([sys.executable, "-W", "ignore", os.path.abspath(__file__),
+                                       "--photo-child", kind, r18[key], "resnet18", photo], base_env)
+            memory.append({"runtime": f"Python + {kind}", "peak_rss_kb": rss, "error": err})
+    report(memory, rounds)
+
+
+
+def markdown(res, info, models, names):
+    cpu = res["cpu"]
+    fq_names = [n for n in names if n.startswith("fq-")]
+    best_fq = {p: next((n for n in fq_names if n.startswith(f"fq-{p}")), None) for p in ["int8", "f32"]}
+    v = res["versions"]
+    md = [HEADING, ""]
+    md.append(f"CPU: **{cpu['model']}**, {cpu['cores']} cores ({cpu['machine']}); flags: "
+              f"{', '.join(cpu['flags']) or 'none of interest'}. {res['threads']} threads everywhere "
+              f"(RAYON_NUM_THREADS, intra_op_num_threads, torch.set_num_threads). PyTorch {v['torch']}, "
+              f"timm {v['timm']}, onnxruntime {v['onnxruntime']}, Python {v['python']}. "
+              f"{res['rounds']} interleaved round(s), {res['budget_s']} s per measurement"
+              f"{' (--quick)' if res['quick'] else ''}; each measurement its own process. "
+              f"`bench/compare.sh`; raw figures in `bench/compare.json`." +
+              (" Load average (1/5/15 min) at the start {} and the end {}: other jobs shared the CPU "
+               "when it exceeds the thread count.".format(
+                   "/".join(f"{x:.1f}" for x in res["load_average"]["start"]),
+                   "/".join(f"{x:.1f}" for x in res["load_average"]["end"]))
+               if "load_average" in res else ""))
+    md.append("")
+    md.append("fq-runtime: packed 3–5-bit per-channel weights (mean ≈ 4 bits, random), `fq-int8` = the "
+              "integer path with static activation scales calibrated on 4 random images, `fq-f32` = codes "
+              "unpacked to f32; kernel paths in brackets (f32/int8), the lower ones forced with `FQ_MAX_ISA`. "
+              "onnxruntime int8: `quantize_static`, QDQ, per-channel s8 weights, u8 activations "
+              "(`quant_pre_process` first; 8 random calibration images, 2 with --quick). PyTorch: timm eager, "
+              "`inference_mode`. Random weights, random inputs: latency does not depend on the values.")
+    md.append("")
+    for batch in BATCHES:
+        md.append(f"### Batch {batch}: best ms per batch (median of the rounds' medians)")
+        md.append("")
+        md.append("| runtime | " + " | ".join(label for _, label in models) + " |")
+        md.append("|---|" + "---|" * len(models))
+        for n in names:
+            cells = []
+            for arch, _ in models:
+                t = res["times"].get(arch, {}).get(str(batch), {}).get(n)
+                err = res["errors"].get(f"{arch} b{batch} {n}") or info[arch]["errors"].get(
+                    n if not n.startswith("fq") else "fq")
+                cells.append(f"{t['best_ms']:.1f} ({t['median_ms']:.1f})" if t else
+                             f"– ({err})" if err else "–")
+            md.append(f"| {n} | " + " | ".join(cells) + " |")
+        md.append("")
+        ratios = [("fq-f32 ÷ ort-f32", best_fq["f32"], "ort-f32"),
+                  ("fq-int8 ÷ ort-int8", best_fq["int8"], "ort-int8"),
+                  ("fq-int8 ÷ ort-f32", best_fq["int8"], "ort-f32"),
+                  ("fq-f32 ÷ torch", best_fq["f32"], "torch"),
+                  ("fq-int8 ÷ torch", best_fq["int8"], "torch"),
+                  ("ort-int8 ÷ ort-f32", "ort-int8", "ort-f32"),
+                  ("fq-int8 ÷ fq-f32", best_fq["int8"], best_fq["f32"])]
+        for n in fq_names:
+            if n not in best_fq.values():
+                p = "int8" if n.startswith("fq-int8") else "f32"
+                ratios.append((f"{n} ÷ {best_fq[p]}", n, best_fq[p]))
+        md.append(f"Ratios at batch {batch} (time ÷ time, best figures; below 1 = the first is faster):")
+        md.append("")
+        md.append("| ratio | " + " | ".join(label for _, label in models) + " |")
+        md.append("|---|" + "---|" * len(models))
+        for label, a, b in ratios:
+            cells = []
+            for arch, _ in models:
+                t = res["times"].get(arch, {}).get(str(batch), {})
+                cells.append(f"{t[a]['best_ms'] / t[b]['best_ms']:.2f}" if a in t and b in t else "–")
+            md.append(f"| {label} | " + " | ".join(cells) + " |")
+        md.append("")
+    md.append("### Peak resident memory")
+    md.append("")
+    md.append("Classifying one photo (JPEG decode, resize, batch 1) with ResNet18, each runtime as deployed "
+              "(fq-runtime: the `fq-classify` CLI; the others: a Python process with numpy and PIL); "
+              "`ru_maxrss` of the process (GNU time's `%M`).")
+    md.append("")
+    md.append("| runtime | peak RSS (MiB) |")
+    md.append("|---|---|")
+    for m in res["memory_resnet18_photo"]:
+        rss = m["peak_rss_kb"]
+        md.append(f"| {m['runtime']} | {'–' if rss is None else f'{rss / 1024:.0f}'}"
+                  f"{' (failed: ' + m['error'] + ')' if m['error'] else ''} |")
+    md.append("")
+    md.append("Peak RSS of the timing processes (MiB, batch 1 / batch 8; includes model loading and, "
+              "for fq-int8, calibration):")
+    md.append("")
+    md.append("| runtime | " + " | ".join(label for _, label in models) + " |")
+    md.append("|---|" + "---|" * len(models))
+    for n in names:
+        cells = []
+        for arch, _ in models:
+            t = res["times"].get(arch, {})
+            a, b = t.get("1", {}).get(n), t.get("8", {}).get(n)
+            cells.append(" / ".join(f"{x['peak_rss_kb'] / 1024:.0f}" if x else "–" for x in (a, b)))
+        md.append(f"| {n} | " + " | ".join(cells) + " |")
+    md.append("")
+    for a, label in models:
+        if info[a].get("ort_int8_note"):
+            md.append(f"{label}, onnxruntime int8: {info[a]['ort_int8_note']}.")
+            md.append("")
+    for a, label in models:
+        for what, err in info[a]["errors"].items():
+            md.append(f"{label}, {what}: {err}.")
+            md.append("")
+    ops = {label: info[a].get("ort_int8_ops") for a, label in models if info[a].get("ort_int8_ops")}
+    if ops:
+        md.append("onnxruntime int8 after its graph optimisations (which MLAS kernels it reaches): " + "; ".join(
+            f"{label}: " + ", ".join(f"{k} {n}" for k, n in list(o.items())[:6]) for label, o in ops.items()) + ".")
+        md.append("")
+    return "\n".join(md)
+
+
+def write_section(path, text):
+    """Replaces this script's section of path (a '## ' heading and what follows up to the next
+    '# '/'## ' heading), keeping the others; appends it when absent. Atomic (rename)."""
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    blocks, cur = [], (None, [])
+    for line in old.splitlines():
+        if line.startswith("# ") or line.startswith("## "):
+            blocks.append(cur)
+            cur = (line.rstrip(), [])
+        cur[1].append(line)
+    blocks.append(cur)
+    parts, inserted = [], False
+    for heading, lines in blocks:
+        body = "\n".join(lines).strip()
+        if heading == HEADING:
+            if not inserted:
+                parts.append(text.strip())
+                inserted = True
+        elif body:
+            parts.append(body)
+    if not inserted:
+        parts.append(text.strip())
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".results.")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n\n".join(parts) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    main()

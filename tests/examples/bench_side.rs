@@ -1,0 +1,247 @@
+//! One fq-runtime measurement of `bench/compare.py`'s side-by-side run ("One benchmark run, side
+//! by side", issue 16 item 7), one process per measurement so its peak memory is its own:
+//!
+//! - `bench_side export --model ARCH --out FILE [--bits LO-HI]` writes a packed model of the zoo
+//!   architecture (224x224, 1000 classes, seed-0 random weights as `bench_zoo` builds them) with
+//!   a random per-channel mix of `LO..=HI`-bit weight codes (default 3-5, about 4 bits), and
+//!   prints one JSON line describing it.
+//! - `bench_side time --model-file FILE --path f32|int8 --batch N [--threads T] [--budget S]
+//!   [--min-reps N]` loads it, times `N` random images per run (best and median seconds over at
+//!   least `min-reps` runs and about `S` seconds, after one warm-up run) and prints one JSON
+//!   line with the figures, the kernel paths actually used (`FQ_MAX_ISA` lowers them) and the
+//!   process's peak resident memory. `int8` is the integer path with static activation scales
+//!   calibrated on 4 random images (`Executor::calibrate`), the counterpart of onnxruntime's
+//!   static QDQ model.
+//!
+//! - `bench_side paths` prints the kernel paths this process would use (under `FQ_MAX_ISA`).
+//!
+//! Not part of `cargo test`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use fq_compress::methods::Method;
+use fq_compress::nn::params::ParamStore;
+use fq_compress::nn::quant::{BitAssignment, Granularity};
+use fq_compress::run::export::{pack_model, ExportMeta};
+use fq_models::ArchSpec;
+use fq_runtime::classify::Classifier;
+use fq_runtime::exec::{kernel, Activations};
+use fq_runtime::preprocess::PreprocessConfig;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+const USAGE: &str = "bench_side paths\n\
+                     bench_side export --model ARCH --out FILE [--bits LO-HI]\n\
+                     bench_side time --model-file FILE --path f32|int8 --batch N [--threads T] \
+                     [--budget SECONDS] [--min-reps N]";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = args.split_first().context(USAGE)?;
+    let opts = Opts::parse(rest)?;
+    match cmd.as_str() {
+        "export" => export(&opts),
+        "time" => time(&opts),
+        "paths" => {
+            println!("{}", paths());
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n{USAGE}"),
+    }
+}
+
+/// The `--name value` options, each checked where it is used.
+struct Opts(Vec<(String, String)>);
+
+impl Opts {
+    fn parse(rest: &[String]) -> Result<Self> {
+        let mut v = Vec::new();
+        let mut it = rest.iter();
+        while let Some(k) = it.next() {
+            let name = k
+                .strip_prefix("--")
+                .with_context(|| format!("expected --option, got `{k}`\n{USAGE}"))?;
+            let value = it
+                .next()
+                .with_context(|| format!("--{name} needs a value"))?;
+            v.push((name.to_string(), value.clone()));
+        }
+        Ok(Self(v))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn need(&self, name: &str) -> Result<&str> {
+        self.get(name)
+            .with_context(|| format!("--{name} is required\n{USAGE}"))
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--{name} {v}: not a number")),
+        }
+    }
+}
+
+/// Builds and writes the packed model (write to a temporary name, then rename: a reader never
+/// sees half a file).
+fn export(o: &Opts) -> Result<()> {
+    let arch = o.need("model")?;
+    let out = PathBuf::from(o.need("out")?);
+    let (lo, hi) = match o.get("bits").unwrap_or("3-5").split_once('-') {
+        Some((a, b)) => (a.parse::<u8>()?, b.parse::<u8>()?),
+        None => bail!("--bits LO-HI, e.g. 3-5"),
+    };
+    if !(2..=8).contains(&lo) || !(lo..=8).contains(&hi) {
+        bail!("--bits {lo}-{hi}: widths must satisfy 2 <= LO <= HI <= 8");
+    }
+    let start = Instant::now();
+    let g = ArchSpec::new(arch.parse()?, 64, 224, 1000).graph()?;
+    let params = ParamStore::init(&g, 0, &candle_core::Device::Cpu)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (mut sum, mut n) = (0u64, 0u64);
+    let bits = BitAssignment {
+        granularity: Some(Granularity::PerChannel),
+        layers: g
+            .quant_layers()?
+            .iter()
+            .map(|l| {
+                let b: Vec<u8> = (0..l.out_channels)
+                    .map(|_| rng.random_range(lo..=hi))
+                    .collect();
+                // Weighted by parameters: each channel holds params / out_channels weights.
+                let per = l.params / l.out_channels.max(1) as u64;
+                sum += b.iter().map(|&x| u64::from(x) * per).sum::<u64>();
+                n += b.len() as u64 * per;
+                (l.name.clone(), b)
+            })
+            .collect(),
+    };
+    let meta = ExportMeta {
+        method: Method::PtqU4.into(),
+        classes: (0..1000).map(|i| format!("class{i}")).collect(),
+        groups: vec!["all".into()],
+        preprocess: PreprocessConfig::default(),
+        test_metrics: None,
+    };
+    let bytes = pack_model(&g, &params, Some(&bits), meta)?.to_bytes()?;
+    let tmp = out.with_extension("fqm.tmp");
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &out).with_context(|| format!("renaming to {}", out.display()))?;
+    println!(
+        "{}",
+        json!({
+            "model": arch,
+            "file": out,
+            "bytes": bytes.len(),
+            "params": g.param_count(),
+            "mean_weight_bits": sum as f64 / n.max(1) as f64,
+            "bits": format!("{lo}-{hi}"),
+            "seconds": start.elapsed().as_secs_f64(),
+        })
+    );
+    Ok(())
+}
+
+/// Times one (model, path, batch) and prints one JSON line.
+fn time(o: &Opts) -> Result<()> {
+    let file = PathBuf::from(o.need("model-file")?);
+    let activations = match o.need("path")? {
+        "f32" => Activations::F32,
+        "int8" => Activations::Int8Static,
+        other => bail!("--path {other}: expected f32 or int8"),
+    };
+    let batch: usize = o.num("batch", 1)?;
+    let threads: usize = o.num("threads", 2)?;
+    let budget: f64 = o.num("budget", 2.0)?;
+    let min_reps: usize = o.num("min-reps", 3)?;
+    if batch == 0 || threads == 0 {
+        bail!("--batch and --threads must be at least 1");
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()?;
+    let start = Instant::now();
+    let mut c = Classifier::load(&file).with_context(|| format!("loading {}", file.display()))?;
+    let per = c.executor().input_len();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut random =
+        |n: usize| -> Vec<f32> { (0..n * per).map(|_| rng.random_range(-2.0..2.0)).collect() };
+    if activations == Activations::Int8Static {
+        let calib = random(4);
+        let scales = c.executor().calibrate(calib.chunks_exact(per))?;
+        c.executor_mut().set_activation_scales(scales);
+    } else {
+        c.set_activations(activations);
+    }
+    let load_s = start.elapsed().as_secs_f64();
+    let x = random(batch);
+    let exec = c.executor();
+    let run = || -> Result<()> {
+        if batch == 1 {
+            std::hint::black_box(exec.run(&x)?);
+        } else {
+            std::hint::black_box(exec.run_batch(&x, batch)?);
+        }
+        Ok(())
+    };
+    run()?;
+    let mut times = Vec::new();
+    let t0 = Instant::now();
+    while times.len() < min_reps || (t0.elapsed().as_secs_f64() < budget && times.len() < 500) {
+        let t = Instant::now();
+        run()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        json!({
+            "runtime": format!("fq-{}", o.need("path")?),
+            "activations": activations.name(),
+            "model_file": file,
+            "batch": batch,
+            "threads": threads,
+            "best_ms": times[0] * 1e3,
+            "median_ms": times[times.len() / 2] * 1e3,
+            "reps": times.len(),
+            "kernels": paths(),
+            "load_s": load_s,
+            "peak_rss_kb": peak_rss_kb(),
+        })
+    );
+    Ok(())
+}
+
+/// The f32 and integer micro-kernel paths chosen, and the `FQ_MAX_ISA` they were chosen under.
+fn paths() -> serde_json::Value {
+    json!({
+        "f32": kernel::path().name(),
+        "int8": kernel::int8_path().name(),
+        "fq_max_isa": std::env::var(kernel::max_isa::VAR).unwrap_or_default(),
+    })
+}
+
+/// The process's peak resident set (`VmHWM`, kB), where Linux reports it.
+fn peak_rss_kb() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
