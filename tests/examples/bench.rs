@@ -15,17 +15,15 @@ use std::time::Instant;
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
-use fq_compress::methods::Method;
 use fq_compress::nn::model::{Mode, Model};
 use fq_compress::nn::params::ParamStore;
 use fq_compress::nn::quant::{BitAssignment, Granularity};
-use fq_compress::run::export::{pack_model, ExportMeta};
+use fq_compress::run::export::pack_model;
 use fq_models::{Arch, ArchSpec};
 use fq_runtime::classify::Classifier;
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
 use fq_runtime::exec::kernel::NR;
 use fq_runtime::format::PackedMatrix;
-use fq_runtime::preprocess::PreprocessConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -243,13 +241,7 @@ fn main() -> Result<()> {
     let mut sizes = String::new();
     for w in MODEL_WEIGHTS {
         let bits = assignment(&layers, w);
-        let meta = ExportMeta {
-            method: Method::PtqU4.into(),
-            classes: (0..1000).map(|i| format!("class{i}")).collect(),
-            groups: vec!["all".into()],
-            preprocess: PreprocessConfig::default(),
-            test_metrics: None,
-        };
+        let meta = bench_common::imagenet_meta();
         let packed = pack_model(&graph, &params, bits.as_ref(), meta)?;
         let bytes = packed.to_bytes()?;
         let avg = packed.summary.avg_bits;

@@ -17,18 +17,18 @@
 //!
 //! Not part of `cargo test`.
 
+mod bench_common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use fq_compress::methods::Method;
 use fq_compress::nn::params::ParamStore;
 use fq_compress::nn::quant::{BitAssignment, Granularity};
-use fq_compress::run::export::{pack_model, ExportMeta};
+use fq_compress::run::export::pack_model;
 use fq_models::ArchSpec;
 use fq_runtime::classify::Classifier;
 use fq_runtime::exec::{kernel, Activations};
-use fq_runtime::preprocess::PreprocessConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -129,13 +129,7 @@ fn export(o: &Opts) -> Result<()> {
             })
             .collect(),
     };
-    let meta = ExportMeta {
-        method: Method::PtqU4.into(),
-        classes: (0..1000).map(|i| format!("class{i}")).collect(),
-        groups: vec!["all".into()],
-        preprocess: PreprocessConfig::default(),
-        test_metrics: None,
-    };
+    let meta = bench_common::imagenet_meta();
     let bytes = pack_model(&g, &params, Some(&bits), meta)?.to_bytes()?;
     let tmp = out.with_extension("fqm.tmp");
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;

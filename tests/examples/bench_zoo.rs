@@ -9,14 +9,12 @@ use bench_common::time_rounds;
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
-use fq_compress::methods::Method;
 use fq_compress::nn::model::{Mode, Model};
 use fq_compress::nn::params::ParamStore;
 use fq_compress::nn::quant::BitAssignment;
-use fq_compress::run::export::{pack_model, ExportMeta};
+use fq_compress::run::export::pack_model;
 use fq_models::ArchSpec;
 use fq_runtime::classify::Classifier;
-use fq_runtime::preprocess::PreprocessConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -60,13 +58,7 @@ fn main() -> Result<()> {
         let layers = graph.quant_layers()?;
         let mut runtimes = Vec::new();
         for bits in [Some(BitAssignment::uniform(&layers, 4)), None] {
-            let meta = ExportMeta {
-                method: Method::PtqU4.into(),
-                classes: (0..1000).map(|i| format!("class{i}")).collect(),
-                groups: vec!["all".into()],
-                preprocess: PreprocessConfig::default(),
-                test_metrics: None,
-            };
+            let meta = bench_common::imagenet_meta();
             let packed = pack_model(&graph, &params, bits.as_ref(), meta)?;
             runtimes.push(Classifier::from_bytes(&packed.to_bytes()?)?);
         }

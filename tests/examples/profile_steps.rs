@@ -11,13 +11,11 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Result;
-use fq_compress::methods::Method;
 use fq_compress::nn::params::ParamStore;
 use fq_compress::nn::quant::BitAssignment;
-use fq_compress::run::export::{pack_model, ExportMeta};
+use fq_compress::run::export::pack_model;
 use fq_models::ArchSpec;
 use fq_runtime::exec::{kernel, Activations, Executor};
-use fq_runtime::preprocess::PreprocessConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -81,13 +79,7 @@ fn main() -> Result<()> {
         let graph = ArchSpec::new(arch.parse()?, 64, 224, 1000).graph()?;
         let params = ParamStore::init(&graph, 0, &candle_core::Device::Cpu)?;
         let bits = BitAssignment::uniform(&graph.quant_layers()?, 4);
-        let meta = ExportMeta {
-            method: Method::PtqU4.into(),
-            classes: (0..1000).map(|i| format!("class{i}")).collect(),
-            groups: vec!["all".into()],
-            preprocess: PreprocessConfig::default(),
-            test_metrics: None,
-        };
+        let meta = bench_common::imagenet_meta();
         let mut model = pack_model(&graph, &params, Some(&bits), meta)?;
         let mut exec = Executor::from_model(&mut model)?;
         for activations in [Activations::F32, Activations::Int8Dynamic] {

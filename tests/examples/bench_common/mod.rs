@@ -15,6 +15,19 @@ use rand_chacha::ChaCha8Rng;
 /// `g` with seed-0 random weights and a random per-channel 2–8-bit mix drawn from `rng`, packed
 /// as `fq-compress export` packs a run (classes `c0…`, two groups): the model the GPU
 /// benchmarks time against the CPU path.
+/// The export metadata of the benchmarks' ImageNet-sized models: 1000 classes, one group,
+/// ImageNet preprocessing (latency does not depend on any of it).
+#[allow(dead_code)]
+pub fn imagenet_meta() -> ExportMeta {
+    ExportMeta {
+        method: Method::PtqU4.into(),
+        classes: (0..1000).map(|i| format!("class{i}")).collect(),
+        groups: vec!["all".into()],
+        preprocess: PreprocessConfig::default(),
+        test_metrics: None,
+    }
+}
+
 #[allow(dead_code)]
 pub fn random_mix_model(g: &Graph, rng: &mut ChaCha8Rng) -> anyhow::Result<PackedModel> {
     let p = ParamStore::init(g, 0, &candle_core::Device::Cpu)?;
