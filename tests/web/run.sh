@@ -75,6 +75,10 @@ fq_classify="${FQ_CLASSIFY:-$target_dir/release/fq-classify}"
 # One thread: the browser path runs on one, and the figures compare like with like.
 RAYON_NUM_THREADS=1 xargs "$fq_classify" --json --quiet --backend cpu -k 1000 --model "$model" \
     < "$out/photos.txt" > "$out/native.json"
+# The demo model carries 8-bit activation scales: the page's CPU path runs them as the native CPU
+# path does, but WebGPU computes in f32, so its reference is the native f32 path.
+RAYON_NUM_THREADS=1 xargs "$fq_classify" --json --quiet --backend cpu --activations f32 -k 1000 \
+    --model "$model" < "$out/photos.txt" > "$out/native-f32.json"
 echo "tests/web: native reference ($(wc -l < "$out/photos.txt") photos) took $((SECONDS - t)) s"
 
 status=0
@@ -85,7 +89,9 @@ for backend in cpu gpu; do
     shot=()
     [ "$backend" = cpu ] && shot=(--screenshot "$out/result-page.png" --badinput 1 --offline 1)
     [ "$backend" = gpu ] && shot=(--limit "${FQ_WEB_GPU_PHOTOS:-8}")
-    node tests/web/test.mjs --www apps/fq-web/www --native "$out/native.json" --backend "$backend" \
+    native="$out/native.json"
+    [ "$backend" = gpu ] && native="$out/native-f32.json"
+    node tests/web/test.mjs --www apps/fq-web/www --native "$native" --backend "$backend" \
         --out "$out/$backend.json" "${shot[@]}" || status=1
     echo "tests/web: browser test ($backend) took $((SECONDS - t)) s"
 done
