@@ -402,6 +402,11 @@ def main():
     report(memory, rounds)
 
 
+def model_columns(first, models):
+    """The header and rule of a table with one column per model."""
+    return ["| " + first + " | " + " | ".join(label for _, label in models) + " |",
+            "|---|" + "---|" * len(models)]
+
 
 def markdown(res, info, models, names):
     cpu = res["cpu"]
@@ -432,8 +437,7 @@ def markdown(res, info, models, names):
     for batch in BATCHES:
         md.append(f"### Batch {batch}: best ms per batch (median of the rounds' medians)")
         md.append("")
-        md.append("| runtime | " + " | ".join(label for _, label in models) + " |")
-        md.append("|---|" + "---|" * len(models))
+        md.extend(model_columns("runtime", models))
         for n in names:
             cells = []
             for arch, _ in models:
@@ -457,8 +461,7 @@ def markdown(res, info, models, names):
                 ratios.append((f"{n} ÷ {best_fq[p]}", n, best_fq[p]))
         md.append(f"Ratios at batch {batch} (time ÷ time, best figures; below 1 = the first is faster):")
         md.append("")
-        md.append("| ratio | " + " | ".join(label for _, label in models) + " |")
-        md.append("|---|" + "---|" * len(models))
+        md.extend(model_columns("ratio", models))
         for label, a, b in ratios:
             cells = []
             for arch, _ in models:
@@ -482,8 +485,7 @@ def markdown(res, info, models, names):
     md.append("Peak RSS of the timing processes (MiB, batch 1 / batch 8; includes model loading and, "
               "for fq-int8, calibration):")
     md.append("")
-    md.append("| runtime | " + " | ".join(label for _, label in models) + " |")
-    md.append("|---|" + "---|" * len(models))
+    md.extend(model_columns("runtime", models))
     for n in names:
         cells = []
         for arch, _ in models:

@@ -122,9 +122,8 @@ impl Classifier {
     /// activations (`--activations f32` forces the float path on a file with scales).
     pub fn load_with(path: &Path, options: impl Into<LoadOptions>) -> Result<Self, Error> {
         let options = options.into();
-        let mut c = Self::load_on(path, &backend::select(options.backend))?;
-        c.choose_activations(options.activations);
-        Ok(c)
+        let backend = backend::select(options.backend);
+        Self::from_model_with(PackedModel::load(path)?, &backend, options.activations)
     }
 
     /// Reads a model file onto an already selected backend ([`backend::choose`]).
@@ -140,10 +139,12 @@ impl Classifier {
     /// [`Classifier::from_bytes`] with options (as [`Classifier::load_with`]).
     pub fn from_bytes_with(bytes: &[u8], options: impl Into<LoadOptions>) -> Result<Self, Error> {
         let options = options.into();
-        let model = PackedModel::from_bytes(bytes)?;
-        let mut c = Self::from_model_on(model, &backend::select(options.backend))?;
-        c.choose_activations(options.activations);
-        Ok(c)
+        let backend = backend::select(options.backend);
+        Self::from_model_with(
+            PackedModel::from_bytes(bytes)?,
+            &backend,
+            options.activations,
+        )
     }
 
     /// [`Classifier::from_bytes_with`] without blocking, for a browser: the backend is chosen by
@@ -208,42 +209,45 @@ impl Classifier {
 
     /// Compiles a parsed model for the CPU executor, on the integer path when the file carries
     /// activation scales ([`ActivationChoice::Auto`]).
-    pub fn from_model(mut model: PackedModel) -> Result<Self, Error> {
-        let exec = Executor::from_model(&mut model)?;
-        let mut c = Self {
-            info: model,
-            exec,
-            #[cfg(feature = "wgpu")]
-            gpu: None,
-            backend: Backend::Cpu,
-        };
-        c.choose_activations(ActivationChoice::Auto);
-        Ok(c)
+    pub fn from_model(model: PackedModel) -> Result<Self, Error> {
+        Self::from_model_with(model, &Backend::Cpu, ActivationChoice::Auto)
     }
 
     /// Compiles a model for `backend`: on a GPU the weights are uploaded and every buffer and
     /// pipeline is made here, once.
     pub fn from_model_on(model: PackedModel, backend: &Backend) -> Result<Self, Error> {
+        Self::from_model_with(model, backend, ActivationChoice::Auto)
+    }
+
+    /// The one place a classifier is built: the plan compiled once, the GPU executor made from
+    /// it on a GPU backend, and the activation choice applied once (the integer weights are
+    /// prepared here, not first for `Auto` and again for the caller's choice).
+    pub fn from_model_with(
+        mut model: PackedModel,
+        backend: &Backend,
+        activations: ActivationChoice,
+    ) -> Result<Self, Error> {
+        let plan = crate::exec::Plan::from_model(&mut model)?;
         #[cfg(feature = "wgpu")]
-        if let Backend::Wgpu(dev) = backend {
+        let gpu = match backend {
             // One validation and plan for both: the GPU uploads it, the CPU keeps it.
-            let mut model = model;
-            let plan = crate::exec::Plan::from_model(&mut model)?;
-            let gpu = crate::gpu::GpuExecutor::from_plan(
+            Backend::Wgpu(dev) => Some(crate::gpu::GpuExecutor::from_plan(
                 dev.clone(),
                 &plan,
                 dev.gemm_kernel(),
                 crate::gpu::DEFAULT_BATCH,
-            )?;
-            return Ok(Self {
-                info: model,
-                exec: Executor::from_plan(plan),
-                gpu: Some(gpu),
-                backend: backend.clone(),
-            });
-        }
-        let _ = backend;
-        Self::from_model(model)
+            )?),
+            _ => None,
+        };
+        let mut c = Self {
+            info: model,
+            exec: Executor::from_plan(plan),
+            #[cfg(feature = "wgpu")]
+            gpu,
+            backend: backend.clone(),
+        };
+        c.choose_activations(activations);
+        Ok(c)
     }
 
     /// The backend this classifier runs on.

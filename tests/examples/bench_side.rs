@@ -24,7 +24,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use fq_compress::nn::params::ParamStore;
-use fq_compress::nn::quant::{BitAssignment, Granularity};
 use fq_compress::run::export::pack_model;
 use fq_models::ArchSpec;
 use fq_runtime::classify::Classifier;
@@ -111,37 +110,19 @@ fn export(o: &Opts) -> Result<()> {
     let g = ArchSpec::new(arch.parse()?, 64, 224, 1000).graph()?;
     let params = ParamStore::init(&g, 0, &candle_core::Device::Cpu)?;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let (mut sum, mut n) = (0u64, 0u64);
-    let bits = BitAssignment {
-        granularity: Some(Granularity::PerChannel),
-        layers: g
-            .quant_layers()?
-            .iter()
-            .map(|l| {
-                let b: Vec<u8> = (0..l.out_channels)
-                    .map(|_| rng.random_range(lo..=hi))
-                    .collect();
-                // Weighted by parameters: each channel holds params / out_channels weights.
-                let per = l.params / l.out_channels.max(1) as u64;
-                sum += b.iter().map(|&x| u64::from(x) * per).sum::<u64>();
-                n += b.len() as u64 * per;
-                (l.name.clone(), b)
-            })
-            .collect(),
-    };
-    let meta = bench_common::imagenet_meta();
-    let bytes = pack_model(&g, &params, Some(&bits), meta)?.to_bytes()?;
-    let tmp = out.with_extension("fqm.tmp");
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &out).with_context(|| format!("renaming to {}", out.display()))?;
+    let bits = bench_common::random_bits(&g, &mut rng, lo..=hi)?;
+    let model = pack_model(&g, &params, Some(&bits), bench_common::imagenet_meta())?;
+    // Atomic, as every model file the project writes.
+    let bytes = model.save(&out)?;
     println!(
         "{}",
         json!({
             "model": arch,
             "file": out,
-            "bytes": bytes.len(),
+            "bytes": bytes,
             "params": g.param_count(),
-            "mean_weight_bits": sum as f64 / n.max(1) as f64,
+            // Parameter-weighted, as the file's summary computes it (spec §8).
+            "mean_weight_bits": model.summary.avg_bits,
             "bits": format!("{lo}-{hi}"),
             "seconds": start.elapsed().as_secs_f64(),
         })

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use fq_runtime::backend::{choose, BackendError};
-use fq_runtime::{preprocess, Classifier, Prediction};
+use fq_runtime::{preprocess, ActivationChoice, Classifier, PackedModel, Prediction};
 use image::RgbImage;
 
 pub use fq_runtime::backend::ENV as BACKEND_ENV;
@@ -62,20 +62,27 @@ pub struct Timing {
 }
 
 impl Engine {
-    /// Sets the CPU path's activations (see `--activations`).
-    pub fn set_activations(&mut self, choice: fq_runtime::ActivationChoice) {
-        self.classifier.choose_activations(choice);
+    /// Reads and compiles `model` for the chosen backend, with the file's activations.
+    pub fn load(model: &Path, choice: BackendChoice) -> Result<Engine, EngineError> {
+        Self::load_with(model, choice, ActivationChoice::Auto)
     }
 
-    /// Reads and compiles `model` for the chosen backend.
-    pub fn load(model: &Path, choice: BackendChoice) -> Result<Engine, EngineError> {
+    /// [`Engine::load`] with the CPU path's activations (`--activations`), applied as the
+    /// model is compiled.
+    pub fn load_with(
+        model: &Path,
+        choice: BackendChoice,
+        activations: ActivationChoice,
+    ) -> Result<Engine, EngineError> {
         let start = Instant::now();
         let selection = choose(choice).map_err(EngineError::GpuUnavailable)?;
+        let load_err = |source: fq_runtime::Error| EngineError::Load {
+            path: model.to_path_buf(),
+            source: Box::new(source),
+        };
+        let file = PackedModel::load(model).map_err(|e| load_err(e.into()))?;
         let classifier =
-            Classifier::load_on(model, &selection.backend).map_err(|source| EngineError::Load {
-                path: model.to_path_buf(),
-                source: Box::new(source),
-            })?;
+            Classifier::from_model_with(file, &selection.backend, activations).map_err(load_err)?;
         Ok(Engine {
             classifier,
             reason: selection.reason,

@@ -26,15 +26,15 @@ pub const EXIT_ERROR: i32 = 2;
 /// Runs the app with results on `out` and errors on `err`; returns the exit status and, when the
 /// model loaded, the report.
 pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> (i32, Option<Report>) {
-    let mut engine = match backend::resolve(args.backend).and_then(|c| Engine::load(&args.model, c))
-    {
+    let loaded = backend::resolve(args.backend)
+        .and_then(|c| Engine::load_with(&args.model, c, args.activations));
+    let engine = match loaded {
         Ok(e) => e,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             return (EXIT_ERROR, None);
         }
     };
-    engine.set_activations(args.activations);
     let c = engine.classifier();
     let model = ModelInfo {
         path: output::display(&args.model),

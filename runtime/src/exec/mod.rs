@@ -206,8 +206,14 @@ impl Executor {
     /// layer's i8 weights here, once (about one byte per weight).
     pub fn set_activations(&mut self, activations: Activations) {
         self.activations = activations;
+        // Both integer modes use the same i8 weights: switching between them (or setting the
+        // same mode again) keeps the ones already prepared.
+        let prepared = !self.int8.is_empty();
         self.int8 = match activations {
             Activations::F32 => Vec::new(),
+            Activations::Int8Dynamic | Activations::Int8Static if prepared => {
+                std::mem::take(&mut self.int8)
+            }
             Activations::Int8Dynamic | Activations::Int8Static => {
                 let mut int8: Vec<Option<WeightsI8>> = self.layers.iter().map(|_| None).collect();
                 let convs: Vec<(usize, ValueId)> = self.int8_layers().collect();

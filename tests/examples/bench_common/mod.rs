@@ -28,22 +28,32 @@ pub fn imagenet_meta() -> ExportMeta {
     }
 }
 
+/// A random per-channel bit-width in `widths` for every output channel of `g`'s quantized layers.
 #[allow(dead_code)]
-pub fn random_mix_model(g: &Graph, rng: &mut ChaCha8Rng) -> anyhow::Result<PackedModel> {
-    let p = ParamStore::init(g, 0, &candle_core::Device::Cpu)?;
-    let bits = BitAssignment {
+pub fn random_bits(
+    g: &Graph,
+    rng: &mut ChaCha8Rng,
+    widths: std::ops::RangeInclusive<u8>,
+) -> anyhow::Result<BitAssignment> {
+    Ok(BitAssignment {
         granularity: Some(Granularity::PerChannel),
         layers: g
             .quant_layers()?
             .iter()
             .map(|l| {
                 let b = (0..l.out_channels)
-                    .map(|_| rng.random_range(2..=8))
+                    .map(|_| rng.random_range(widths.clone()))
                     .collect();
                 (l.name.clone(), b)
             })
             .collect(),
-    };
+    })
+}
+
+#[allow(dead_code)]
+pub fn random_mix_model(g: &Graph, rng: &mut ChaCha8Rng) -> anyhow::Result<PackedModel> {
+    let p = ParamStore::init(g, 0, &candle_core::Device::Cpu)?;
+    let bits = random_bits(g, rng, 2..=8)?;
     let meta = ExportMeta {
         method: Method::PtqU4.into(),
         classes: (0..g.num_classes).map(|i| format!("c{i}")).collect(),
