@@ -252,7 +252,7 @@ def prepare(work, models, fq_bin, quick):
 def fq_isas(fq_bin):
     """The distinct kernel-path pairs FQ_MAX_ISA reaches on this CPU: [(value, paths)], best first."""
     seen, out = set(), []
-    for value in ["native", "avx2", "neon", "portable"]:
+    for value in ["native", "avx512", "avxvnni", "avx2", "neon", "portable"]:
         env = dict(os.environ, FQ_MAX_ISA=value)
         meta, _, err = run_child([fq_bin, "paths"], env)
         if err or meta is None:

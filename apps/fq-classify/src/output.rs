@@ -56,10 +56,10 @@ pub struct ModelInfo {
 pub struct Kernels {
     /// The CPU architecture of the build (`x86_64`, `aarch64`, ...).
     pub arch: String,
-    /// The f32 GEMM micro-kernel: `avx2+fma`, `neon` or `portable`.
+    /// The f32 GEMM micro-kernel: `avx512f`, `avx2+fma`, `neon`, `simd128` or `portable`.
     pub f32: String,
-    /// The integer micro-kernel this CPU uses (`avx2`, `neon-sdot`, `neon-smlal`, `portable`)
-    /// with `--activations int8`; reported either way, so a device's capability is known.
+    /// The integer micro-kernel this CPU uses (`avx512-vnni`, `avx-vnni`, `avx2`,
+    /// `neon-sdot`, `neon-smlal`, `simd128`, `portable`) with `--activations int8`; reported either way, so a device's capability is known.
     pub int8: String,
     /// The CPU path's activations in this run: `f32`, `int8-static` (the file's calibrated scales,
     /// what `auto` picks for a file that has them) or `int8-dynamic`.

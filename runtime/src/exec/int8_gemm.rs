@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use super::gemm::{finish_row, Epilogue};
 use super::im2col::{Geometry, Padded};
-use super::kernel::int8::{tile, KGROUP, MR, NR};
+use super::kernel::int8::{int8_path, tile, tile_with_sums, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
 use crate::format::{pack, PackedMatrix};
 
@@ -169,8 +169,8 @@ fn group_by_4(k: usize, cols: &[i8], panel: &mut [i8]) {
 const MC: usize = 48;
 
 /// A layer's weights ready for the integer path, made once at load: every row's codes as i8,
-/// `k4` apart and zero-padded (rows too, to a multiple of `MR`), each row's code sum (the AVX2
-/// 7-bit kernel's correction) and whether each block of `MR` rows fits that kernel. About one
+/// `k4` apart and zero-padded (rows too, to a multiple of `MR`), each row's code sum (the
+/// correction of the kernels that make the activations unsigned: AVX2's 7-bit one and VNNI) and whether each block of `MR` rows fits that kernel. About one
 /// byte per weight, against four for an f32 copy.
 pub struct WeightsI8 {
     pub rows: usize,
@@ -228,10 +228,13 @@ impl WeightsI8 {
     #[inline]
     fn tile(&self, g: usize, panel: &[i8], acc: &mut [i32; MR * NR]) {
         let a = &self.codes[g * MR * self.k4..(g + 1) * MR * self.k4];
-        if self.narrow[g] {
-            let sums: &[i32; MR] = self.sums[g * MR..(g + 1) * MR]
-                .try_into()
-                .expect("MR sums per block");
+        let sums: &[i32; MR] = self.sums[g * MR..(g + 1) * MR]
+            .try_into()
+            .expect("MR sums per block");
+        if int8_path().uses_row_sums() {
+            // VNNI: exact for every code width, so no narrow/wide split.
+            tile_with_sums(self.k4, a, self.k4, sums, panel, acc);
+        } else if self.narrow[g] {
             int8_narrow::tile(self.k4, a, self.k4, sums, panel, acc);
         } else {
             tile(self.k4, a, self.k4, panel, acc);

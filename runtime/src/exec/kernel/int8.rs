@@ -25,9 +25,9 @@
 //! widen to i16 and multiply-accumulate long (`SMLAL` here, `VPMADDWD` on AVX2), then add the 4
 //! lanes of each column once at the end.
 //!
-//! For issue 16's x86 kernels under the same signature: `VPDPBUSD` is u8 x s8, so an s8 operand
-//! is made unsigned by adding 128 (`x ^ 0x80`) and the sum corrected by `128 * sum_k a[r][k]`,
-//! a per-row constant of the weights computed once at load time; `VPMADDUBSW` (AVX2) saturates
+//! The x86 kernels: `VPDPBUSD` (`int8_vnni.rs`) is u8 x s8, so the activations are made unsigned
+//! by adding 128 (`x ^ 0x80`) and the sum corrected by `128 * sum_k a[r][k]`, a per-row constant
+//! of the weights computed once at load time ([`tile_with_sums`]); `VPMADDUBSW` (AVX2) saturates
 //! its i16 pair sums (2 x 255 x -128 does not fit), so it is exact only when one operand has at
 //! most 7 bits, while `VPMOVSXBW` + `VPMADDWD` is exact for all codes.
 //!
@@ -54,6 +54,12 @@ pub const MAX_K: usize = (1 << 17) - KGROUP;
 /// The integer micro-kernel a CPU runs; named like [`super::KernelPath`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Int8Path {
+    /// x86-64 with AVX-512F, AVX-512BW and AVX-512 VNNI: `VPDPBUSD` on 512-bit registers, 64
+    /// multiply-adds per instruction, exact for all 8-bit codes (needs the row code sums).
+    Avx512Vnni,
+    /// x86-64 with AVX-VNNI (no AVX-512): the 256-bit `VPDPBUSD`, 32 multiply-adds per
+    /// instruction (needs the row code sums).
+    AvxVnni,
     /// x86-64 with AVX2: codes sign-extended to i16 and `VPMADDWD`, exact for all 8-bit codes.
     Avx2,
     /// aarch64 with the dot-product extension (`FEAT_DotProd`: Cortex-A55/A75 and later, Apple
@@ -73,6 +79,8 @@ impl Int8Path {
     /// A short, stable name ("neon-sdot", "neon-smlal", "portable").
     pub fn name(self) -> &'static str {
         match self {
+            Int8Path::Avx512Vnni => "avx512-vnni",
+            Int8Path::AvxVnni => "avx-vnni",
             Int8Path::Avx2 => "avx2",
             Int8Path::NeonSdot => "neon-sdot",
             Int8Path::NeonSmlal => "neon-smlal",
@@ -94,8 +102,16 @@ impl Int8Path {
             Int8Path::NeonSmlal
         }
         #[cfg(target_arch = "x86_64")]
-        if max.allows_avx2() && std::arch::is_x86_feature_detected!("avx2") {
-            return Int8Path::Avx2;
+        {
+            if max.allows_avx512() && Int8Path::Avx512Vnni.available() {
+                return Int8Path::Avx512Vnni;
+            }
+            if max.allows_avxvnni() && Int8Path::AvxVnni.available() {
+                return Int8Path::AvxVnni;
+            }
+            if max.allows_avx2() && Int8Path::Avx2.available() {
+                return Int8Path::Avx2;
+            }
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         {
@@ -115,6 +131,17 @@ impl Int8Path {
             Int8Path::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
             #[cfg(target_arch = "x86_64")]
             Int8Path::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Int8Path::AvxVnni => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("avxvnni")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Int8Path::Avx512Vnni => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
             #[cfg(target_arch = "aarch64")]
             Int8Path::NeonSmlal => true,
             #[cfg(target_arch = "aarch64")]
@@ -122,6 +149,15 @@ impl Int8Path {
             #[allow(unreachable_patterns)]
             _ => false,
         }
+    }
+}
+
+impl Int8Path {
+    /// Whether the path's kernel takes each weight row's code sum (the VNNI kernels make the
+    /// activations unsigned and take `128 * sum` back); callers that keep the sums per layer
+    /// pass them to [`tile_with_sums`] instead of [`tile`] recomputing them per tile.
+    pub fn uses_row_sums(self) -> bool {
+        matches!(self, Int8Path::Avx512Vnni | Int8Path::AvxVnni)
     }
 }
 
@@ -142,19 +178,14 @@ pub fn tile(k: usize, a: &[i8], lda: usize, b: &[i8], out: &mut [i32; MR * NR]) 
 
 /// [`tile`] on a given path; panics when the CPU lacks it (see [`Int8Path::available`]).
 pub fn tile_on(path: Int8Path, k: usize, a: &[i8], lda: usize, b: &[i8], out: &mut [i32; MR * NR]) {
-    assert!(
-        k.is_multiple_of(KGROUP) && k <= MAX_K,
-        "int8 micro-kernel: k = {k} must be a multiple of {KGROUP} and at most {MAX_K}"
-    );
-    assert!(
-        lda >= k && (k == 0 || a.len() >= (MR - 1) * lda + k) && b.len() >= k * NR,
-        "int8 micro-kernel panels too short"
-    );
-    assert!(
-        path.available(),
-        "int8 path {} not available on this CPU",
-        path.name()
-    );
+    if path.uses_row_sums() {
+        check_extents(path, k, a, lda, b);
+        // `k = 0` may come with an empty `a`: no codes, zero sums.
+        let sums: [i32; MR] =
+            std::array::from_fn(|r| a.get(r * lda..r * lda + k).map_or(0, row_sum));
+        return tile_with_sums_on(path, k, a, lda, &sums, b, out);
+    }
+    check_extents(path, k, a, lda, b);
     match path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `available` saw AVX2; the panel extents were checked above.
@@ -178,6 +209,72 @@ pub fn tile_on(path: Int8Path, k: usize, a: &[i8], lda: usize, b: &[i8], out: &m
         },
         _ => tile_portable(k, a, lda, b, out),
     }
+}
+
+/// [`tile`] given `a_sums[r]`, the wrapping sum of row `r`'s `k` codes (as `WeightsI8` keeps
+/// them per layer), so the VNNI kernels need not add the rows up per tile; other paths ignore
+/// the sums.
+pub fn tile_with_sums(
+    k: usize,
+    a: &[i8],
+    lda: usize,
+    a_sums: &[i32; MR],
+    b: &[i8],
+    out: &mut [i32; MR * NR],
+) {
+    tile_with_sums_on(int8_path(), k, a, lda, a_sums, b, out);
+}
+
+/// [`tile_with_sums`] on a given path; panics when the CPU lacks it.
+pub fn tile_with_sums_on(
+    path: Int8Path,
+    k: usize,
+    a: &[i8],
+    lda: usize,
+    a_sums: &[i32; MR],
+    b: &[i8],
+    out: &mut [i32; MR * NR],
+) {
+    check_extents(path, k, a, lda, b);
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `available` (checked above) saw AVX-512F/BW/VNNI; the extents were checked.
+        Int8Path::Avx512Vnni => unsafe {
+            super::int8_vnni::tile_avx512_vnni(k, a.as_ptr(), lda, a_sums, b.as_ptr(), out)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `available` (checked above) saw AVX2 and AVX-VNNI; the extents were checked.
+        Int8Path::AvxVnni => unsafe {
+            super::int8_vnni::tile_avx_vnni(k, a.as_ptr(), lda, a_sums, b.as_ptr(), out)
+        },
+        _ => {
+            let _ = a_sums;
+            tile_on(path, k, a, lda, b, out)
+        }
+    }
+}
+
+/// The contract every kernel relies on: `k` grouped by 4 and short enough not to overflow, the
+/// panels long enough, the path available on this CPU.
+fn check_extents(path: Int8Path, k: usize, a: &[i8], lda: usize, b: &[i8]) {
+    assert!(
+        k.is_multiple_of(KGROUP) && k <= MAX_K,
+        "int8 micro-kernel: k = {k} must be a multiple of {KGROUP} and at most {MAX_K}"
+    );
+    assert!(
+        lda >= k && (k == 0 || a.len() >= (MR - 1) * lda + k) && b.len() >= k * NR,
+        "int8 micro-kernel panels too short"
+    );
+    assert!(
+        path.available(),
+        "int8 path {} not available on this CPU",
+        path.name()
+    );
+}
+
+/// The wrapping sum of a row of codes (what the VNNI kernels take back, times 128).
+pub fn row_sum(row: &[i8]) -> i32 {
+    row.iter().fold(0i32, |s, &v| s.wrapping_add(i32::from(v)))
 }
 
 /// The reference: plain loops over the packed layout (extents checked by the caller). Sums wrap
@@ -208,7 +305,9 @@ pub fn pack_b(k: usize, cols: &[i8]) -> Vec<i8> {
 mod tests {
     use super::*;
 
-    const PATHS: [Int8Path; 5] = [
+    const PATHS: [Int8Path; 7] = [
+        Int8Path::Avx512Vnni,
+        Int8Path::AvxVnni,
         Int8Path::Avx2,
         Int8Path::Simd128,
         Int8Path::NeonSdot,
@@ -256,12 +355,35 @@ mod tests {
         for (j, (&w, &e)) in want.iter().zip(&exact).enumerate() {
             assert_eq!(i64::from(w), e, "portable, k {k}, element {j}");
         }
+        let sums: [i32; MR] = std::array::from_fn(|r| row_sum(&a[r * lda..r * lda + k4]));
         let mut used = Vec::new();
         for path in PATHS.into_iter().filter(|p| p.available()) {
             let mut got = [i32::MIN; MR * NR];
             tile_on(path, k4, &a, lda, &b, &mut got);
             assert_eq!(got, want, "{} against portable, k {k}", path.name());
+            let mut got = [i32::MIN; MR * NR];
+            tile_with_sums_on(path, k4, &a, lda, &sums, &b, &mut got);
+            assert_eq!(got, want, "{} with row sums, k {k}", path.name());
             used.push(path.name());
+        }
+        // The VNNI tile loop over a plain-Rust model of `VPDPBUSD` and its loads: its indexing
+        // and the + 128 correction, checked on every x86 CPU, VNNI or not.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut got = [i32::MIN; MR * NR];
+            // SAFETY: the model needs no CPU feature; the extents are those checked above.
+            unsafe {
+                super::super::int8_vnni::tile_model(
+                    k4,
+                    a.as_ptr(),
+                    lda,
+                    &sums,
+                    b.as_ptr(),
+                    &mut got,
+                )
+            };
+            assert_eq!(got, want, "VNNI tile loop (model) against portable, k {k}");
+            used.push("vnni-model");
         }
         used
     }
@@ -329,10 +451,19 @@ mod tests {
         #[cfg(target_arch = "aarch64")]
         assert_eq!(Int8Path::detect(MaxIsa::Neon), Int8Path::NeonSmlal);
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(
-            Int8Path::detect(MaxIsa::Avx2),
-            Int8Path::detect(MaxIsa::Native)
-        );
+        {
+            // `avx2` is what an AVX2-only CPU runs, whatever this one has beyond it.
+            let avx2 = Int8Path::detect(MaxIsa::Avx2);
+            assert!(
+                matches!(avx2, Int8Path::Avx2 | Int8Path::Portable),
+                "{avx2:?}"
+            );
+            let vnni = Int8Path::detect(MaxIsa::AvxVnni);
+            assert!(vnni != Int8Path::Avx512Vnni, "{vnni:?}");
+            if Int8Path::Avx512Vnni.available() {
+                assert_eq!(Int8Path::detect(MaxIsa::Native), Int8Path::Avx512Vnni);
+            }
+        }
     }
 
     #[test]

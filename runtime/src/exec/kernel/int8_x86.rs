@@ -9,8 +9,7 @@
 //! Why not `VPMADDUBSW`, the usual AVX2 int8 instruction: it multiplies u8 by s8 and *saturates*
 //! the i16 pair sums, so `2 x 255 x -128` is clipped, and 8-bit channels would be wrong; with
 //! 2–7-bit weight codes it is exact, which is issue 16's faster variant to add next to this one.
-//! Why not VNNI (`VPDPBUSD`): this machine has no AVX-512 or AVX-VNNI, so such a kernel could
-//! not be tested here; it belongs with issue 16's per-CPU dispatch.
+//! CPUs with VNNI (`VPDPBUSD`) run `int8_vnni.rs` instead; this is the kernel of AVX2-only ones.
 //!
 //! Registers: the 6x16 tile needs 24 i32x8 accumulators at two per column quad, more than AVX2's
 //! 16, so the tile is computed as two 6x8 halves (12 accumulators, 2 `B` registers and the

@@ -18,8 +18,12 @@ pub const VAR: &str = "FQ_MAX_ISA";
 pub enum MaxIsa {
     /// Plain Rust loops only (the compiler's baseline vectorisation: SSE2 on x86-64).
     Portable,
-    /// x86-64 up to AVX2 (and FMA for the f32 kernel).
+    /// x86-64 up to AVX2 (and FMA for the f32 kernel): what an AVX2-only CPU runs.
     Avx2,
+    /// x86-64 up to AVX-VNNI (the 256-bit `VPDPBUSD` integer kernel), no AVX-512.
+    AvxVnni,
+    /// x86-64 up to AVX-512 (the AVX-512F f32 kernel, the AVX-512 VNNI integer kernel).
+    Avx512,
     /// aarch64 NEON without the dot-product extension (the integer kernel uses SMLAL).
     Neon,
     /// No ceiling: the best the CPU has (the default).
@@ -29,7 +33,7 @@ pub enum MaxIsa {
 /// The values [`parse`] accepts on this architecture, for help and error messages.
 pub fn accepted() -> &'static [&'static str] {
     if cfg!(target_arch = "x86_64") {
-        &["portable", "avx2", "native"]
+        &["portable", "avx2", "avxvnni", "avx512", "native"]
     } else if cfg!(target_arch = "aarch64") {
         &["portable", "neon", "native"]
     } else {
@@ -45,6 +49,8 @@ pub fn parse(value: &str) -> Result<MaxIsa, String> {
         "" | "native" | "max" => Some(MaxIsa::Native),
         "portable" | "none" => Some(MaxIsa::Portable),
         "avx2" if cfg!(target_arch = "x86_64") => Some(MaxIsa::Avx2),
+        "avxvnni" | "avx-vnni" if cfg!(target_arch = "x86_64") => Some(MaxIsa::AvxVnni),
+        "avx512" | "avx-512" if cfg!(target_arch = "x86_64") => Some(MaxIsa::Avx512),
         "neon" if cfg!(target_arch = "aarch64") => Some(MaxIsa::Neon),
         _ => None,
     };
@@ -72,7 +78,20 @@ pub fn max_isa() -> MaxIsa {
 impl MaxIsa {
     /// Whether x86-64 AVX2 kernels are allowed.
     pub fn allows_avx2(self) -> bool {
-        matches!(self, MaxIsa::Avx2 | MaxIsa::Native)
+        matches!(
+            self,
+            MaxIsa::Avx2 | MaxIsa::AvxVnni | MaxIsa::Avx512 | MaxIsa::Native
+        )
+    }
+
+    /// Whether the 256-bit AVX-VNNI integer kernel is allowed.
+    pub fn allows_avxvnni(self) -> bool {
+        matches!(self, MaxIsa::AvxVnni | MaxIsa::Avx512 | MaxIsa::Native)
+    }
+
+    /// Whether AVX-512 kernels (f32 and VNNI) are allowed.
+    pub fn allows_avx512(self) -> bool {
+        matches!(self, MaxIsa::Avx512 | MaxIsa::Native)
     }
 
     /// Whether aarch64 NEON kernels are allowed.
@@ -102,12 +121,14 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             assert_eq!(parse("AVX2"), Ok(MaxIsa::Avx2));
+            assert_eq!(parse("avx512"), Ok(MaxIsa::Avx512));
+            assert_eq!(parse("AvxVnni"), Ok(MaxIsa::AvxVnni));
             assert!(parse("neon").is_err());
         }
         #[cfg(target_arch = "aarch64")]
         {
             assert_eq!(parse("neon"), Ok(MaxIsa::Neon));
-            assert!(parse("avx2").is_err());
+            assert!(parse("avx2").is_err() && parse("avx512").is_err());
         }
     }
 
@@ -122,6 +143,10 @@ mod tests {
     fn a_ceiling_only_removes_instruction_sets() {
         assert!(!MaxIsa::Portable.allows_avx2() && !MaxIsa::Portable.allows_neon());
         assert!(MaxIsa::Avx2.allows_avx2() && !MaxIsa::Avx2.allows_neon());
+        assert!(!MaxIsa::Avx2.allows_avxvnni() && !MaxIsa::Avx2.allows_avx512());
+        assert!(MaxIsa::AvxVnni.allows_avxvnni() && !MaxIsa::AvxVnni.allows_avx512());
+        assert!(MaxIsa::Avx512.allows_avx2() && MaxIsa::Avx512.allows_avxvnni());
+        assert!(MaxIsa::Native.allows_avx512() && !MaxIsa::Portable.allows_avxvnni());
         assert!(MaxIsa::Neon.allows_neon() && !MaxIsa::Neon.allows_dotprod());
         assert!(MaxIsa::Native.allows_avx2() && MaxIsa::Native.allows_dotprod());
     }

@@ -18,19 +18,30 @@
 //! [`path`] detection (the portable scalar loops elsewhere).
 //!
 //! [`int8`] is the integer micro-kernel's interface (i8 codes times i8 activations into i32,
-//! `K` grouped by 4 for SDOT and VNNI) with its portable, AVX2, NEON SDOT and NEON SMLAL kernels; its
+//! `K` grouped by 4 for SDOT and VNNI) with its portable, AVX2, AVX-VNNI, AVX-512 VNNI, NEON SDOT
+//! and NEON SMLAL kernels (the VNNI ones in `int8_vnni.rs`); its
 //! path is detected separately ([`int8_path`]); the executor calls it on the integer path
 //! (`Activations::Int8Static` for a file with calibrated activation scales, or
 //! `Int8Dynamic`).
 //!
-//! Both detections honour the ceiling `FQ_MAX_ISA` ([`max_isa`]: `portable`, `avx2`, `neon`,
-//! `native`), so one binary can time every path the CPU offers; it never adds an instruction set.
+//! On x86-64 the f32 tile has an AVX-512F kernel (`avx512.rs`) above the AVX2+FMA one. The
+//! AVX-512 and VNNI kernels are written once over a few register operations and also run, in the
+//! tests, over a plain-Rust model of those operations, so their loops are checked on CPUs
+//! without the instructions too (the development machines have had AVX2 only in some months).
+//!
+//! Both detections honour the ceiling `FQ_MAX_ISA` ([`max_isa`]: `portable`, `avx2`, `avxvnni`,
+//! `avx512`, `neon`, `native`), so one binary can time every path the CPU offers; it never adds
+//! an instruction set.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod int8;
 pub mod int8_narrow;
 #[cfg(target_arch = "aarch64")]
 mod int8_neon;
 mod int8_portable;
+#[cfg(target_arch = "x86_64")]
+mod int8_vnni;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod int8_wasm;
 #[cfg(target_arch = "x86_64")]
@@ -57,6 +68,8 @@ pub const NR: usize = 16;
 /// The micro-kernel a CPU runs; its name is what `fq-classify` and the benchmarks report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelPath {
+    /// x86-64 with AVX-512F: one 512-bit register per tile row, even and odd `k` apart.
+    Avx512F,
     /// x86-64 with AVX2 and FMA.
     Avx2Fma,
     /// aarch64 Advanced SIMD (baseline on every aarch64 CPU).
@@ -71,6 +84,7 @@ impl KernelPath {
     /// A short, stable name ("avx2+fma", "portable").
     pub fn name(self) -> &'static str {
         match self {
+            KernelPath::Avx512F => "avx512f",
             KernelPath::Avx2Fma => "avx2+fma",
             KernelPath::Neon => "neon",
             KernelPath::Simd128 => "simd128",
@@ -80,11 +94,10 @@ impl KernelPath {
 
     /// The best path of this CPU under the ceiling `max` (`FQ_MAX_ISA`).
     fn detect(max: MaxIsa) -> KernelPath {
-        #[cfg(target_arch = "x86_64")]
-        if max.allows_avx2()
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
+        if max.allows_avx512() && KernelPath::Avx512F.available() {
+            return KernelPath::Avx512F;
+        }
+        if max.allows_avx2() && KernelPath::Avx2Fma.available() {
             return KernelPath::Avx2Fma;
         }
         if max == MaxIsa::Portable {
@@ -100,6 +113,26 @@ impl KernelPath {
     }
 }
 
+impl KernelPath {
+    /// Whether this CPU can run the path (for tests that exercise every kernel it has).
+    pub fn available(self) -> bool {
+        match self {
+            KernelPath::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512F => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2Fma => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            KernelPath::Neon => cfg!(target_arch = "aarch64"),
+            KernelPath::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+}
+
 /// The micro-kernel path of this CPU, detected on the first call (under `FQ_MAX_ISA`).
 pub fn path() -> KernelPath {
     static PATH: OnceLock<KernelPath> = OnceLock::new();
@@ -108,13 +141,33 @@ pub fn path() -> KernelPath {
 
 /// `tile[r * NR + c] = sum_i a[r * lda + i] * b[i * NR + c]` for `i < k`.
 pub fn tile(k: usize, a: &[f32], lda: usize, b: &[f32], out: &mut [f32; MR * NR]) {
+    tile_on(path(), k, a, lda, b, out);
+}
+
+/// [`tile`] on a given path; panics when the CPU lacks it (see [`KernelPath::available`]).
+pub fn tile_on(
+    path: KernelPath,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    out: &mut [f32; MR * NR],
+) {
     assert!(
         lda >= k && a.len() >= (MR - 1) * lda + k && b.len() >= k * NR,
         "micro-kernel panels too short"
     );
-    match path() {
+    assert!(
+        path.available(),
+        "f32 path {} not available on this CPU",
+        path.name()
+    );
+    match path {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `path` saw AVX2 and FMA on this CPU; the panel lengths were checked above.
+        // SAFETY: `available` saw AVX-512F on this CPU; the panel lengths were checked above.
+        KernelPath::Avx512F => unsafe { avx512::tile_avx512(k, a.as_ptr(), lda, b.as_ptr(), out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `available` saw AVX2 and FMA on this CPU; the panel lengths were checked above.
         KernelPath::Avx2Fma => unsafe { x86::tile_avx2(k, a.as_ptr(), lda, b.as_ptr(), out) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: NEON is baseline on aarch64; the panel lengths were checked above.
@@ -143,9 +196,39 @@ mod tests {
         portable::tile(k, &a, lda, &b, &mut y);
         // Small integers and halves: exact in f32 whatever the summation order.
         assert_eq!(x, y);
+        for (name, got) in every_kernel(k, &a, lda, &b) {
+            assert_eq!(got, y, "{name}");
+        }
         let r = 5;
         let want: f32 = (0..k).map(|i| a[r * lda + i] * b[i * NR + 3]).sum();
         assert_eq!(y[r * NR + 3], want);
+    }
+
+    /// The tile by every kernel this CPU has, the detected one included, and on x86-64 by the
+    /// AVX-512 tile loop over its plain-Rust model (so its indexing is tested without AVX-512).
+    fn every_kernel(k: usize, a: &[f32], lda: usize, b: &[f32]) -> Vec<(String, [f32; MR * NR])> {
+        let paths = [
+            KernelPath::Avx512F,
+            KernelPath::Avx2Fma,
+            KernelPath::Neon,
+            KernelPath::Simd128,
+            KernelPath::Portable,
+        ];
+        let mut out = Vec::new();
+        for p in paths.into_iter().filter(|p| p.available()) {
+            let mut x = [f32::NAN; MR * NR];
+            tile_on(p, k, a, lda, b, &mut x);
+            out.push((p.name().to_string(), x));
+        }
+        assert!(out.iter().any(|(n, _)| n == path().name()));
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut x = [f32::NAN; MR * NR];
+            // SAFETY: the model needs no CPU feature; `tile_on` checked these extents above.
+            unsafe { avx512::tile_model(k, a.as_ptr(), lda, b.as_ptr(), &mut x) };
+            out.push(("avx512 tile loop (model)".to_string(), x));
+        }
+        out
     }
 
     /// `FQ_MAX_ISA` lowers the choice and never raises it: `portable` gives the portable loop,
@@ -155,7 +238,14 @@ mod tests {
         let native = KernelPath::detect(MaxIsa::Native);
         assert_eq!(KernelPath::detect(MaxIsa::Portable), KernelPath::Portable);
         let avx2 = KernelPath::detect(MaxIsa::Avx2);
-        assert!(avx2 == native || avx2 == KernelPath::Portable, "{avx2:?}");
+        assert!(
+            matches!(avx2, KernelPath::Avx2Fma | KernelPath::Portable),
+            "{avx2:?}"
+        );
+        assert!(
+            avx2 == native || native == KernelPath::Avx512F,
+            "{avx2:?} {native:?}"
+        );
         if max_isa() == MaxIsa::Native {
             assert_eq!(path(), native);
         }
@@ -178,13 +268,17 @@ mod tests {
             let lda = k + 3;
             let a: Vec<f32> = (0..lda * MR).map(|_| next()).collect();
             let b: Vec<f32> = (0..k * NR).map(|_| next()).collect();
-            let (mut x, mut y) = ([f32::NAN; MR * NR], [f32::NAN; MR * NR]);
-            tile(k, &a, lda, &b, &mut x);
+            let mut y = [f32::NAN; MR * NR];
             portable::tile(k, &a, lda, &b, &mut y);
-            for (j, (u, v)) in x.iter().zip(&y).enumerate() {
-                // Sums of k products of magnitude < 1: the error bound scales with k.
-                let tol = 1e-6 * (k as f32 + 1.0);
-                assert!((u - v).abs() <= tol, "k {k}, element {j}: {u} vs {v}");
+            for (name, x) in every_kernel(k, &a, lda, &b) {
+                for (j, (u, v)) in x.iter().zip(&y).enumerate() {
+                    // Sums of k products of magnitude < 1: the error bound scales with k.
+                    let tol = 1e-6 * (k as f32 + 1.0);
+                    assert!(
+                        (u - v).abs() <= tol,
+                        "{name}, k {k}, element {j}: {u} vs {v}"
+                    );
+                }
             }
         }
     }

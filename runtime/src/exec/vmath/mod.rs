@@ -18,13 +18,20 @@ use super::kernel::{path, KernelPath};
 
 pub use portable::erfc;
 
+/// Whether the AVX2+FMA loops may run: the f32 path is AVX2+FMA or above (AVX-512F CPUs have
+/// both) and not lowered to `portable` by `FQ_MAX_ISA`.
+#[cfg(target_arch = "x86_64")]
+fn avx2_fma() -> bool {
+    path() != KernelPath::Portable && KernelPath::Avx2Fma.available()
+}
+
 /// `x[i] = gelu(x[i]) = x/2 * erfc(-x/sqrt 2)` in place (the Numerical Recipes `erfcc` fit, as
 /// `shaders/gelu.wgsl`): within about 1e-6 relative of the exact GELU wherever it is not
 /// vanishingly small (see the tests for the measured bound).
 pub fn gelu(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if path() == KernelPath::Avx2Fma {
-        // SAFETY: `path` saw AVX2 and FMA on this CPU.
+    if avx2_fma() {
+        // SAFETY: `avx2_fma` saw AVX2 and FMA on this CPU.
         return unsafe { x86::gelu_avx2(x) };
     }
     portable::gelu(x)
@@ -35,8 +42,8 @@ pub fn gelu(x: &mut [f32]) {
 /// arguments below about -87.3 give about 1e-38 instead of 0 on the SIMD path.
 pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if path() == KernelPath::Avx2Fma {
-        // SAFETY: `path` saw AVX2 and FMA on this CPU.
+    if avx2_fma() {
+        // SAFETY: `avx2_fma` saw AVX2 and FMA on this CPU.
         return unsafe { x86::exp_shifted_sum_avx2(x, shift) };
     }
     portable::exp_shifted_sum(x, shift)

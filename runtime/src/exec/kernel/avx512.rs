@@ -1,0 +1,166 @@
+//! The AVX-512F f32 micro-kernel: the same 6x16 tile as AVX2's, one 512-bit register per row.
+//!
+//! Six accumulators alone would leave the two 512-bit FMA pipes of an Intel core half idle (an
+//! FMA's 4-cycle latency needs 8 independent chains), so even and odd `k` go to two sets of six,
+//! added at the store: 12 chains, 12 of the 32 zmm registers, one 64-byte load of `B` and six
+//! broadcasts of `A` per `k`. That sums in another order than the portable loop, so the result
+//! agrees with it within rounding (bit for bit on sums that are exact in f32).
+//!
+//! As in `int8_vnni.rs`, the loop is written once ([`f32_tile!`]) over a few register operations,
+//! instantiated for the hardware and, in tests, for a plain-Rust model of them (with `mul_add`,
+//! which rounds once like `VFMADD231PS`), so its indexing is tested on every x86 CPU and the
+//! hardware form wherever the CPU has AVX-512F.
+
+use super::{MR, NR};
+
+/// The tile loop over an ops module `$ops` (`V`, `LANES`, `zero`, `load`, `splat`, `fmadd`,
+/// `add`, `store`), in the body of an `unsafe fn` with the kernel's arguments.
+macro_rules! f32_tile {
+    ($ops:ident, $k:ident, $a:ident, $lda:ident, $b:ident, $out:ident) => {{
+        const REGS: usize = NR / $ops::LANES;
+        // SAFETY: the caller guarantees the CPU features and the extents: step `i < k` reads
+        // `b[i * NR..i * NR + NR]` and `a[r * lda + i]` for `r < MR`; the stores write `out`.
+        unsafe {
+            let mut acc = [[[$ops::zero(); REGS]; MR]; 2];
+            let mut i = 0;
+            while i < $k {
+                // Even `k` into set 0, odd into set 1 (the last odd one alone when `k` is odd).
+                let steps = if i + 1 < $k { 2 } else { 1 };
+                for (s, set) in acc.iter_mut().enumerate().take(steps) {
+                    let bp = $b.add((i + s) * NR);
+                    let mut cols = [$ops::zero(); REGS];
+                    for (h, c) in cols.iter_mut().enumerate() {
+                        *c = $ops::load(bp.add(h * $ops::LANES));
+                    }
+                    let ap = $a.add(i + s);
+                    for (r, row) in set.iter_mut().enumerate() {
+                        let av = $ops::splat(ap.add(r * $lda));
+                        for (x, c) in row.iter_mut().zip(&cols) {
+                            *x = $ops::fmadd(av, *c, *x);
+                        }
+                    }
+                }
+                i += steps;
+            }
+            let o = $out.as_mut_ptr();
+            for r in 0..MR {
+                for h in 0..REGS {
+                    let v = $ops::add(acc[0][r][h], acc[1][r][h]);
+                    $ops::store(o.add(r * NR + h * $ops::LANES), v);
+                }
+            }
+        }
+    }};
+}
+
+mod zmm {
+    use std::arch::x86_64::*;
+
+    pub type V = __m512;
+    pub const LANES: usize = 16;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn zero() -> V {
+        _mm512_setzero_ps()
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn load(p: *const f32) -> V {
+        // SAFETY: the caller guarantees 16 readable floats at `p`.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn splat(p: *const f32) -> V {
+        // SAFETY: the caller guarantees a readable float at `p`.
+        unsafe { _mm512_set1_ps(*p) }
+    }
+
+    /// `a * b + c`, rounded once.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn fmadd(a: V, b: V, c: V) -> V {
+        _mm512_fmadd_ps(a, b, c)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn add(a: V, b: V) -> V {
+        _mm512_add_ps(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn store(p: *mut f32, v: V) {
+        // SAFETY: the caller guarantees 16 writable floats at `p`.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+}
+
+/// # Safety
+/// AVX-512F must be available; `a` must hold `MR` rows of `k` floats `lda` apart and `b`
+/// `k * NR` floats.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_avx512(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    out: &mut [f32; MR * NR],
+) {
+    f32_tile!(zmm, k, a, lda, b, out)
+}
+
+/// [`f32_tile!`] over the plain-Rust model (tests only).
+///
+/// # Safety
+/// As [`tile_avx512`], without the CPU feature.
+#[cfg(test)]
+pub unsafe fn tile_model(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    out: &mut [f32; MR * NR],
+) {
+    f32_tile!(model, k, a, lda, b, out)
+}
+
+/// A plain-Rust model of the register operations, lane for lane.
+#[cfg(test)]
+mod model {
+    pub type V = [f32; 16];
+    pub const LANES: usize = 16;
+
+    pub unsafe fn zero() -> V {
+        [0.0; 16]
+    }
+
+    pub unsafe fn load(p: *const f32) -> V {
+        // SAFETY: the kernel's caller guarantees 16 readable floats at `p`.
+        std::array::from_fn(|l| unsafe { *p.add(l) })
+    }
+
+    pub unsafe fn splat(p: *const f32) -> V {
+        // SAFETY: the kernel's caller guarantees a readable float at `p`.
+        [unsafe { *p }; 16]
+    }
+
+    pub unsafe fn fmadd(a: V, b: V, c: V) -> V {
+        std::array::from_fn(|l| a[l].mul_add(b[l], c[l]))
+    }
+
+    pub unsafe fn add(a: V, b: V) -> V {
+        std::array::from_fn(|l| a[l] + b[l])
+    }
+
+    pub unsafe fn store(p: *mut f32, v: V) {
+        for (l, x) in v.iter().enumerate() {
+            // SAFETY: the kernel's caller guarantees 16 writable floats at `p`.
+            unsafe { *p.add(l) = *x };
+        }
+    }
+}
