@@ -1,5 +1,6 @@
-//! Whole-model latency of the f32 and the integer (dynamic i8 activations) paths on a random
-//! ResNet at 224x224, interleaved, median per image:
+//! Whole-model latency of the f32 and the integer paths (dynamic i8 activations; static ones
+//! calibrated on the input, with and without requantising in the epilogue) on a random ResNet at
+//! 224x224, interleaved, median per image:
 //! `cargo run --release -p fq-runtime --example int8_model_timing -- [resnet18|resnet50] [threads]`.
 //! A guide while the integer path is built (issue 16); the benchmark is `bench/`.
 
@@ -34,13 +35,19 @@ fn main() {
         let mut model = random_model(&g, bits, 1).model;
         let mut exec = Executor::from_model(&mut model).unwrap();
         let x = random_input(exec.input_len(), 2);
-        let mut times = [Vec::new(), Vec::new()];
+        let scales = exec.calibrate([x.as_slice()]).unwrap();
+        exec.set_activation_scales(scales);
+        let variants = [
+            (Activations::F32, true),
+            (Activations::Int8Dynamic, true),
+            (Activations::Int8Static, true),
+            (Activations::Int8Static, false),
+        ];
+        let mut times = vec![Vec::new(); variants.len()];
         for rep in 0..8 {
-            for (i, a) in [Activations::F32, Activations::Int8Dynamic]
-                .into_iter()
-                .enumerate()
-            {
+            for (i, &(a, fused)) in variants.iter().enumerate() {
                 exec.set_activations(a);
+                exec.set_requantize_in_epilogue(fused);
                 let t = Instant::now();
                 std::hint::black_box(exec.run(&x).unwrap());
                 if rep > 0 {
@@ -52,10 +59,11 @@ fn main() {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        let (f, q) = (median(&mut times[0]), median(&mut times[1]));
+        let m: Vec<f64> = times.iter_mut().map(median).collect();
         println!(
-            "{bits:?}: f32 {f:.1} ms, int8-dynamic {q:.1} ms per image (f32 / int8 = {:.2})",
-            f / q
+            "{bits:?}: f32 {:.1} ms, int8-dynamic {:.1} ms, int8-static {:.1} ms (requantised in \
+             the epilogue), {:.1} ms (each layer quantising its input) per image",
+            m[0], m[1], m[2], m[3]
         );
     }
 }

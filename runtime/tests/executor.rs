@@ -65,6 +65,47 @@ fn resnets_match_reference() {
     }
 }
 
+/// Requantising in the epilogue (an integer convolution writes the next one's input codes) gives
+/// the same codes as the next layer quantising the floats itself: the logits are identical bit
+/// for bit with and without it, and it really happens on most convolutions of a ResNet.
+#[test]
+fn requantising_in_the_epilogue_changes_no_logit() {
+    let r18 = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
+    let r50 = ArchSpec::new(Arch::ResNet50, 4, 32, 3).graph().unwrap();
+    for g in [&r18, &r50] {
+        let t = random_model(g, Bits::RandomMix, 11);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let images: Vec<Vec<f32>> = (0..3)
+            .map(|s| random_input(exec.input_len(), 40 + s))
+            .collect();
+        exec.set_activation_scales(exec.calibrate(images.iter().map(Vec::as_slice)).unwrap());
+        let fused = exec.epilogue_requantizations();
+        let convs = exec.steps().iter().filter(|s| s.kind() == "conv").count();
+        eprintln!(
+            "{}: {fused} of {convs} convolution outputs requantised in the epilogue",
+            g.arch
+        );
+        // Every convolution output that feeds another convolution: all but the stem's (max pool
+        // reads it), the downsample branches' (residuals, read as floats) and the last one's.
+        assert!(fused * 2 > convs, "{}: only {fused} of {convs}", g.arch);
+        for x in &images {
+            let with = exec.run(x).unwrap();
+            exec.set_requantize_in_epilogue(false);
+            assert_eq!(exec.epilogue_requantizations(), 0);
+            let without = exec.run(x).unwrap();
+            exec.set_requantize_in_epilogue(true);
+            assert_eq!(with, without, "{}", g.arch);
+        }
+        exec.set_activations(Activations::Int8Dynamic);
+        assert_eq!(
+            exec.epilogue_requantizations(),
+            0,
+            "dynamic scales are the readers' own"
+        );
+    }
+}
+
 /// The integer path (i8 activations per tensor, exact i32 sums) against the same f64 reference:
 /// 8-bit activations through a ResNet's 20-50 convolutions keep the logits within a few percent
 /// of the largest logit, and they must differ from the f32 path's (the integer path really ran).

@@ -1,6 +1,10 @@
 //! A convolution on the integer path: the input quantised to i8 once (one scale per tensor), its
 //! im2col gathered from the codes, the integer GEMM, and the f32 epilogue (weight scale, folded
-//! batch norm, bias, residual, ReLU) as on the float path, so the next layer reads f32 as before.
+//! batch norm, bias, residual, ReLU) as on the float path. When the next layer is an integer
+//! convolution with a calibrated scale, the epilogue also requantises the output to that layer's
+//! 8-bit input (`requant`), and that layer takes the codes (`codes`) instead of quantising the
+//! floats again; the floats are still written for the steps that read them (residual adds,
+//! pooling).
 //!
 //! Only ungrouped convolutions come here (`Executor::set_activations` picks them); depthwise
 //! ones have 9 multiply-adds per output, too few to pay for quantising their input.
@@ -10,13 +14,23 @@ use rayon::prelude::*;
 
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
-use super::int8_gemm::{dynamic_scale, gemm_i8, quantize, PanelB8, WeightsI8};
+use super::int8_gemm::{dynamic_scale, gemm_i8_requant, quantize, PanelB8, WeightsI8};
+
+/// The input of an integer convolution: the floats, and their codes when the producing layer's
+/// epilogue already quantised them with this layer's scale.
+#[derive(Clone, Copy)]
+pub struct InputI8<'a> {
+    pub x: &'a [f32],
+    pub codes: Option<&'a [i8]>,
+}
 
 /// `out = epilogue(conv(x))` for an input `[c, h, w]` and output `[co, ho, wo]`, `conv.groups == 1`;
-/// the input quantised with `scale` (calibrated) or, when `None`, its own dynamic scale.
+/// the input quantised with `scale` (calibrated) or, when `None`, its own dynamic scale (its
+/// codes taken as they are when given: they must come from the same `scale`). With `requant`,
+/// the output's codes for the next layer too ([`gemm_i8_requant`]).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_i8(
-    x: &[f32],
+    input: InputI8,
     (c, h, w): (usize, usize, usize),
     conv: &Conv2d,
     (ho, wo): (usize, usize),
@@ -24,14 +38,25 @@ pub fn conv2d_i8(
     scale: Option<f32>,
     epi: Epilogue,
     out: &mut [f32],
+    requant: Option<(&mut [i8], f32)>,
 ) {
     debug_assert_eq!(
         conv.groups, 1,
         "the executor sends only ungrouped convolutions"
     );
-    let scale = scale.unwrap_or_else(|| dynamic_scale(x));
-    let inv = 1.0 / scale;
-    let xq: Vec<i8> = x.par_iter().map(|&v| quantize(v, inv)).collect();
+    let owned: Vec<i8>;
+    let (xq, scale): (&[i8], f32) = match (input.codes, scale) {
+        (Some(codes), Some(s)) => {
+            debug_assert_eq!(codes.len(), input.x.len(), "requantised input size");
+            (codes, s)
+        }
+        (_, s) => {
+            let s = s.unwrap_or_else(|| dynamic_scale(input.x));
+            let inv = 1.0 / s;
+            owned = input.x.par_iter().map(|&v| quantize(v, inv)).collect();
+            (&owned, s)
+        }
+    };
     let geo = Geometry {
         c,
         h,
@@ -42,5 +67,11 @@ pub fn conv2d_i8(
         ho,
         wo,
     };
-    gemm_i8(weights, &PanelB8::im2col(&xq, &geo, scale), out, epi);
+    gemm_i8_requant(
+        weights,
+        &PanelB8::im2col(xq, &geo, scale),
+        out,
+        epi,
+        requant,
+    );
 }

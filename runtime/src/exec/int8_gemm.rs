@@ -8,9 +8,10 @@
 //! instructions shift by 128 inside their kernel). The scale comes from the caller: a calibrated
 //! range stored with the model, or [`dynamic_scale`] of the tensor itself.
 //!
-//! **Groundwork of issue 16**: no executor step calls this yet; it is tested bit for bit here
-//! (the i32 sums against an i64 reference from the same codes) so that the executor's integer
-//! path can be built on it.
+//! The executor's integer path runs convolutions ([`super::conv_i8`]) and token Linear layers
+//! through [`gemm_i8`]; it is tested bit for bit here (the i32 sums against an i64 reference from
+//! the same codes). [`gemm_i8_requant`] also writes the output's i8 codes for the next layer from
+//! the epilogue, while the row is still in cache.
 
 use rayon::prelude::*;
 
@@ -245,6 +246,21 @@ impl WeightsI8 {
 /// `out` (`w.rows x b.n`, row-major) = epilogue(`b.scale * W * B`), in i32 per tile and rescaled
 /// once; parallel over blocks of rows.
 pub fn gemm_i8(w: &WeightsI8, b: &PanelB8, out: &mut [f32], epi: Epilogue) {
+    gemm_i8_requant(w, b, out, epi, None);
+}
+
+/// [`gemm_i8`], and when `requant` is `Some((codes, scale))` also `codes[i] = quantize(out[i],
+/// 1 / scale)` for every output, computed in the epilogue: the next layer's 8-bit input (its
+/// calibrated scale), the same codes it would get by quantising `out` itself, without another
+/// pass over the tensor. `out` is still written, for the steps that read floats (residual adds,
+/// pooling, the logits).
+pub fn gemm_i8_requant(
+    w: &WeightsI8,
+    b: &PanelB8,
+    out: &mut [f32],
+    epi: Epilogue,
+    requant: Option<(&mut [i8], f32)>,
+) {
     let (k4, n) = (b.k4, b.n);
     assert_eq!(
         w.k, b.k,
@@ -255,7 +271,7 @@ pub fn gemm_i8(w: &WeightsI8, b: &PanelB8, out: &mut [f32], epi: Epilogue) {
     if w.rows == 0 || n == 0 {
         return;
     }
-    out.par_chunks_mut(MC * n).enumerate().for_each(|(t, c)| {
+    let body = |t: usize, c: &mut [f32], q: Option<(&mut [i8], f32)>| {
         let r0 = t * MC;
         let mr = c.len() / n;
         let mut acc = [0i32; MR * NR];
@@ -277,7 +293,26 @@ pub fn gemm_i8(w: &WeightsI8, b: &PanelB8, out: &mut [f32], epi: Epilogue) {
             let res = epi.residual.map(|r| &r[o * n..(o + 1) * n]);
             finish_row(out_row, &epi, o, res);
         }
-    });
+        if let Some((q, inv)) = q {
+            for (d, &v) in q.iter_mut().zip(c.iter()) {
+                *d = quantize(v, inv);
+            }
+        }
+    };
+    match requant {
+        Some((codes, scale)) => {
+            assert_eq!(codes.len(), out.len(), "gemm_i8: requantised output size");
+            let inv = 1.0 / scale;
+            out.par_chunks_mut(MC * n)
+                .zip(codes.par_chunks_mut(MC * n))
+                .enumerate()
+                .for_each(|(t, (c, q))| body(t, c, Some((q, inv))));
+        }
+        None => out
+            .par_chunks_mut(MC * n)
+            .enumerate()
+            .for_each(|(t, c)| body(t, c, None)),
+    }
 }
 
 #[cfg(test)]

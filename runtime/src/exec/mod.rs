@@ -101,6 +101,9 @@ pub struct Executor {
     int8: Vec<Option<WeightsI8>>,
     /// Per layer, the calibrated scale of its input (`Int8Static`); empty when none were set.
     scales: Vec<Option<f32>>,
+    /// Whether an integer convolution's epilogue writes the next integer convolution's input
+    /// codes (on by default; [`Executor::set_requantize_in_epilogue`]).
+    requantize_in_epilogue: bool,
 }
 
 /// Why an input cannot be run.
@@ -138,6 +141,7 @@ impl Executor {
             activations: Activations::F32,
             int8: Vec::new(),
             scales: Vec::new(),
+            requantize_in_epilogue: true,
         }
     }
 
@@ -248,6 +252,60 @@ impl Executor {
         self.activations
     }
 
+    /// Under [`Activations::Int8Static`], an integer convolution whose output feeds integer
+    /// convolutions of one calibrated scale quantises that output in its epilogue, and they
+    /// take the codes instead of quantising the floats again (on by default). The codes are
+    /// the same either way, so turning it off changes no result, only the time: it is here so
+    /// tests and benchmarks can compare the two.
+    pub fn set_requantize_in_epilogue(&mut self, on: bool) {
+        self.requantize_in_epilogue = on;
+    }
+
+    /// How many values an integer convolution's epilogue requantises for the next ones under
+    /// the current settings (0 off the static integer path): what profiles report.
+    pub fn epilogue_requantizations(&self) -> usize {
+        self.requant_scales(self.activations)
+            .iter()
+            .flatten()
+            .count()
+    }
+
+    /// Per value, the scale its producer's epilogue requantises it with: set when an integer
+    /// convolution produces it and every integer convolution reading it has the same calibrated
+    /// scale (a dynamic-scale reader, or two different scales, leave it to the readers).
+    fn requant_scales(&self, activations: Activations) -> Vec<Option<f32>> {
+        let mut scales = vec![None; self.shapes.len()];
+        if !self.requantize_in_epilogue || activations != Activations::Int8Static {
+            return scales;
+        }
+        let int8_conv = |step: &Step| match step {
+            Step::Conv { layer, .. } if self.int8_weights(*layer, activations).is_some() => {
+                Some(*layer)
+            }
+            _ => None,
+        };
+        // Per value: `None` no integer reader yet, `Some(Some(s))` all read with `s`,
+        // `Some(None)` readers that disagree.
+        let mut readers: Vec<Option<Option<f32>>> = vec![None; self.shapes.len()];
+        for step in &self.steps {
+            if let (Some(layer), Step::Conv { input, .. }) = (int8_conv(step), step) {
+                let s = self.static_scale(layer, activations);
+                readers[*input] = match readers[*input] {
+                    None => Some(s),
+                    Some(prev) if prev.map(f32::to_bits) == s.map(f32::to_bits) => Some(prev),
+                    Some(_) => Some(None),
+                };
+            }
+        }
+        for step in &self.steps {
+            if int8_conv(step).is_some() {
+                let o = output_of(step);
+                scales[o] = readers[o].flatten();
+            }
+        }
+        scales
+    }
+
     /// Validates and compiles a model, taking its layers ([`Plan::from_model`]).
     pub fn from_model(model: &mut PackedModel) -> Result<Self, FormatError> {
         Plan::from_model(model).map(Self::from_plan)
@@ -309,8 +367,21 @@ impl Executor {
         self.check(image.len(), 1)?;
         let mut values: Vec<Option<Vec<f32>>> = vec![None; self.shapes.len()];
         values[0] = Some(image.to_vec());
+        // The i8 codes an epilogue wrote for the next integer convolutions, per value.
+        let requant = self.requant_scales(activations);
+        let mut codes: Vec<Option<Vec<i8>>> = vec![None; self.shapes.len()];
         for (s, step) in self.steps.iter().enumerate() {
-            let out = self.step(step, &values, activations);
+            let out = match step {
+                Step::Conv { layer, output, .. }
+                    if self.int8_weights(*layer, activations).is_some() =>
+                {
+                    let (out, q) =
+                        self.conv_int8(step, &values, &codes, requant[*output], activations);
+                    codes[*output] = q;
+                    Some(out)
+                }
+                _ => self.step(step, &values, activations),
+            };
             let output = match step {
                 Step::Add { a, b, relu, output } => {
                     // Reuse the first operand's buffer when nothing reads it later.
@@ -337,6 +408,7 @@ impl Executor {
             for v in step.inputs() {
                 if self.last_use[v] == s {
                     values[v] = None;
+                    codes[v] = None;
                 }
             }
         }
@@ -381,6 +453,63 @@ impl Executor {
         }
     }
 
+    /// An integer convolution step: its input codes taken from `codes` when its producer wrote
+    /// them, its output's codes returned when `requant` gives their scale.
+    fn conv_int8(
+        &self,
+        step: &Step,
+        values: &[Option<Vec<f32>>],
+        codes: &[Option<Vec<i8>>],
+        requant: Option<f32>,
+        activations: Activations,
+    ) -> (Vec<f32>, Option<Vec<i8>>) {
+        let Step::Conv {
+            layer,
+            conv,
+            input,
+            residual,
+            relu,
+            output,
+        } = step
+        else {
+            unreachable!("conv_int8 runs convolution steps")
+        };
+        let get = |v: ValueId| values[v].as_deref().expect("computed before use");
+        let (Shape::Chw(c, h, w), Shape::Chw(co, ho, wo)) =
+            (self.shapes[*input], self.shapes[*output])
+        else {
+            unreachable!("validated: conv input and output are [C,H,W]")
+        };
+        let l = &self.layers[*layer];
+        let w8 = self
+            .int8_weights(*layer, activations)
+            .expect("an integer convolution has i8 weights");
+        let epi = Epilogue {
+            scale: l.scale(),
+            bias: l.layer.bias.as_deref(),
+            residual: residual.map(get),
+            relu: *relu,
+        };
+        let mut out = vec![0f32; co * ho * wo];
+        let mut q = requant.map(|_| vec![0i8; out.len()]);
+        let input = conv_i8::InputI8 {
+            x: get(*input),
+            codes: codes[*input].as_deref(),
+        };
+        conv_i8::conv2d_i8(
+            input,
+            (c, h, w),
+            conv,
+            (ho, wo),
+            w8,
+            self.static_scale(*layer, activations),
+            epi,
+            &mut out,
+            q.as_deref_mut().zip(requant),
+        );
+        (out, q)
+    }
+
     /// The output of every step but `Add` (which [`Executor::run`] does in place).
     fn step(
         &self,
@@ -412,20 +541,9 @@ impl Executor {
                     residual: residual.map(get),
                     relu: *relu,
                 };
-                if let Some(w8) = self.int8_weights(*layer, activations) {
-                    let scale = self.static_scale(*layer, activations);
-                    let shape = (c, h, w);
-                    conv_i8::conv2d_i8(
-                        get(*input),
-                        shape,
-                        conv,
-                        (ho, wo),
-                        w8,
-                        scale,
-                        epi,
-                        &mut out,
-                    );
-                    return Some(out);
+                if self.int8_weights(*layer, activations).is_some() {
+                    let no_codes = vec![None; values.len()];
+                    return Some(self.conv_int8(step, values, &no_codes, None, activations).0);
                 }
                 conv::conv2d(
                     get(*input),
