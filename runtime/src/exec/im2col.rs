@@ -103,7 +103,13 @@ impl<'a, T: Copy + Default> Padded<'a, T> {
                 for &(t, len, off) in runs {
                     let d = &mut dst[t..t + len];
                     let s = &self.data[base + off..];
-                    if g.stride == 1 {
+                    if g.stride == 1 && len == NR {
+                        // A whole panel row: a copy of constant size, which the compiler
+                        // inlines (one or four vector moves) instead of calling memmove for 16
+                        // bytes (the i8 path's im2col spent about 5% of its time there).
+                        let d: &mut [T; NR] = d.try_into().expect("len == NR");
+                        d.copy_from_slice(&s[..NR]);
+                    } else if g.stride == 1 {
                         d.copy_from_slice(&s[..len]);
                     } else {
                         for (q, v) in d.iter_mut().enumerate() {
