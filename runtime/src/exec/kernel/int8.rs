@@ -366,14 +366,16 @@ mod tests {
             assert_eq!(got, want, "{} with row sums, k {k}", path.name());
             used.push(path.name());
         }
-        // The VNNI tile loop over a plain-Rust model of `VPDPBUSD` and its loads: its indexing
-        // and the + 128 correction, checked on every x86 CPU, VNNI or not.
+        // The VNNI tile loop over a plain-Rust model of `VPDPBUSD` and its loads, with 512-bit
+        // and 256-bit registers: its indexing and the + 128 correction, checked on every x86
+        // CPU, VNNI or not (Bochs, the emulator used for AVX-512, has no AVX-VNNI model).
         #[cfg(target_arch = "x86_64")]
-        {
+        for (lanes, name) in [(16, "vnni-512-model"), (8, "vnni-256-model")] {
             let mut got = [i32::MIN; MR * NR];
             // SAFETY: the model needs no CPU feature; the extents are those checked above.
             unsafe {
                 super::super::int8_vnni::tile_model(
+                    lanes,
                     k4,
                     a.as_ptr(),
                     lda,
@@ -382,8 +384,8 @@ mod tests {
                     &mut got,
                 )
             };
-            assert_eq!(got, want, "VNNI tile loop (model) against portable, k {k}");
-            used.push("vnni-model");
+            assert_eq!(got, want, "{name} against portable, k {k}");
+            used.push(name);
         }
         used
     }

@@ -18,8 +18,11 @@
 //!
 //! The tile loop is written once ([`vnni_tile!`]) over a small set of register operations, and
 //! instantiated for the two hardware forms and, in tests, for a plain-Rust model of the same
-//! operations: the loop's indexing is thus checked against the portable kernel on every machine,
-//! including those without VNNI, and the hardware forms wherever the CPU has them.
+//! operations on 16 and on 8 lanes: the loop's indexing is thus checked against the portable
+//! kernel on every machine, including those without VNNI, and the hardware forms wherever the
+//! CPU has them. The AVX-512 form has also run the runtime's tests on an emulated Tiger Lake
+//! (`tools/avx512-emu`, Bochs); no emulator available here models AVX-VNNI, so its form is
+//! checked through the 8-lane model only until a CPU with it runs the tests.
 
 use super::int8::{KGROUP, MR, NR};
 
@@ -174,12 +177,14 @@ pub unsafe fn tile_avx_vnni(
     vnni_tile!(ymm, k, a, lda, a_sums, b, out)
 }
 
-/// [`vnni_tile!`] over the plain-Rust model (tests only).
+/// [`vnni_tile!`] over the plain-Rust model of 512-bit registers (one per tile row, as
+/// [`tile_avx512_vnni`]) and of 256-bit ones (two per row, as [`tile_avx_vnni`]), tests only.
 ///
 /// # Safety
 /// As [`tile_avx512_vnni`], without the CPU features.
 #[cfg(test)]
 pub unsafe fn tile_model(
+    lanes: usize,
     k: usize,
     a: *const i8,
     lda: usize,
@@ -187,51 +192,64 @@ pub unsafe fn tile_model(
     b: *const i8,
     out: &mut [i32; MR * NR],
 ) {
-    vnni_tile!(model, k, a, lda, a_sums, b, out)
+    match lanes {
+        16 => vnni_tile!(model16, k, a, lda, a_sums, b, out),
+        8 => vnni_tile!(model8, k, a, lda, a_sums, b, out),
+        _ => panic!("registers of 8 or 16 lanes"),
+    }
 }
 
-/// A plain-Rust model of the register operations, lane for lane as Intel's pseudocode defines
-/// them, so [`vnni_tile!`]'s loop runs (and is tested) on any CPU.
+/// A plain-Rust model of the register operations on `$n` lanes, lane for lane as Intel's
+/// pseudocode defines them, so [`vnni_tile!`]'s loop runs (and is tested) on any CPU.
 #[cfg(test)]
-mod model {
-    /// 16 lanes of 4 bytes, like a zmm register.
-    pub type V = [[u8; 4]; 16];
-    pub const LANES: usize = 16;
+macro_rules! model_ops {
+    ($name:ident, $n:literal) => {
+        mod $name {
+            /// `$n` lanes of 4 bytes, like a zmm (16) or ymm (8) register.
+            pub type V = [[u8; 4]; $n];
+            pub const LANES: usize = $n;
 
-    pub unsafe fn zero() -> V {
-        [[0; 4]; 16]
-    }
+            pub unsafe fn zero() -> V {
+                [[0; 4]; $n]
+            }
 
-    pub unsafe fn load_flipped(p: *const i8) -> V {
-        let mut v: V = [[0; 4]; 16];
-        for (l, lane) in v.iter_mut().enumerate() {
-            for (j, byte) in lane.iter_mut().enumerate() {
-                // SAFETY: the kernel's caller guarantees 64 readable bytes at `p`.
-                *byte = unsafe { *p.add(l * 4 + j) } as u8 ^ 0x80;
+            pub unsafe fn load_flipped(p: *const i8) -> V {
+                let mut v: V = [[0; 4]; $n];
+                for (l, lane) in v.iter_mut().enumerate() {
+                    for (j, byte) in lane.iter_mut().enumerate() {
+                        // SAFETY: the kernel's caller guarantees `4 * $n` readable bytes at `p`.
+                        *byte = unsafe { *p.add(l * 4 + j) } as u8 ^ 0x80;
+                    }
+                }
+                v
+            }
+
+            pub unsafe fn splat4(p: *const i8) -> V {
+                // SAFETY: the kernel's caller guarantees 4 readable bytes at `p`.
+                let w: [u8; 4] = std::array::from_fn(|j| unsafe { *p.add(j) } as u8);
+                [w; $n]
+            }
+
+            pub unsafe fn dpbusd(acc: V, u: V, s: V) -> V {
+                std::array::from_fn(|l| {
+                    let dot = (0..4).fold(i32::from_le_bytes(acc[l]), |sum, j| {
+                        sum.wrapping_add(i32::from(u[l][j]) * i32::from(s[l][j] as i8))
+                    });
+                    dot.to_le_bytes()
+                })
+            }
+
+            pub unsafe fn store_minus(p: *mut i32, v: V, fix: i32) {
+                for (l, lane) in v.iter().enumerate() {
+                    // SAFETY: the kernel's caller guarantees `$n` writable i32 at `p`.
+                    unsafe { *p.add(l) = i32::from_le_bytes(*lane).wrapping_sub(fix) };
+                }
             }
         }
-        v
-    }
-
-    pub unsafe fn splat4(p: *const i8) -> V {
-        // SAFETY: the kernel's caller guarantees 4 readable bytes at `p`.
-        let w: [u8; 4] = std::array::from_fn(|j| unsafe { *p.add(j) } as u8);
-        [w; 16]
-    }
-
-    pub unsafe fn dpbusd(acc: V, u: V, s: V) -> V {
-        std::array::from_fn(|l| {
-            let dot = (0..4).fold(i32::from_le_bytes(acc[l]), |sum, j| {
-                sum.wrapping_add(i32::from(u[l][j]) * i32::from(s[l][j] as i8))
-            });
-            dot.to_le_bytes()
-        })
-    }
-
-    pub unsafe fn store_minus(p: *mut i32, v: V, fix: i32) {
-        for (l, lane) in v.iter().enumerate() {
-            // SAFETY: the kernel's caller guarantees 16 writable i32 at `p`.
-            unsafe { *p.add(l) = i32::from_le_bytes(*lane).wrapping_sub(fix) };
-        }
-    }
+    };
 }
+
+#[cfg(test)]
+model_ops!(model16, 16);
+#[cfg(test)]
+model_ops!(model8, 8);
