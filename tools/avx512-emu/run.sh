@@ -170,9 +170,9 @@ fi
 #    XSAVE layout check fails and it disables XSAVE, i.e. AVX and AVX-512;
 #  - xsaves,xsavec: CPUID.(0xD,1).EBX gives the standard, not the compacted
 #    size, same failure; without them the kernel uses the standard format;
-#  - fsrm,umip,la57,rdpid,pcid,invpcid: with them the kernel loops in page
+#  - fsrm (fast short REP MOVSB): with it the kernel loops in page
 #    faults (about 1M instructions/s, never finishes LSM init).
-CLEAR="${AVX512_EMU_CLEAR:-pku,ospke,xsaves,xsavec,fsrm,umip,la57,rdpid,pcid,invpcid}"
+CLEAR="${AVX512_EMU_CLEAR:-pku,ospke,xsaves,xsavec,fsrm}"
 CMDLINE="console=ttyS0,115200 $VERB clearcpuid=$CLEAR lpj=1000000 tsc=reliable panic=0 nokaslr mitigations=off ${AVX512_EMU_APPEND:-}"
 cat > "$ISO_DIR/isolinux/isolinux.cfg" <<EOF
 default run
