@@ -95,7 +95,7 @@ while [ $# -gt 0 ]; do
       rustc -O --edition 2021 -C target-feature=+crt-static -o "$SC/selfcheck" "$HERE/selfcheck.rs"
       set +e; AVX512_EMU_MEGS="${AVX512_EMU_MEGS:-256}" "$0" "$SC/selfcheck"; rc=$?; set -e
       rm -rf "$SC"; exit $rc ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) break ;;
   esac
 done
