@@ -14,7 +14,7 @@
 #
 # Environment knobs:
 #   AVX512_EMU_MODEL    Bochs CPU model (default tigerlake)
-#   AVX512_EMU_MEGS     guest RAM in MB (default 1024)
+#   AVX512_EMU_MEGS     guest RAM in MB (default 512)
 #   AVX512_EMU_TIMEOUT  wall-clock limit in seconds (default 3600)
 #   AVX512_EMU_IPS      Bochs ips (emulated instructions per emulated second;
 #                       only scales guest time, default 100000000)
@@ -30,7 +30,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MODEL="${AVX512_EMU_MODEL:-tigerlake}"
-MEGS="${AVX512_EMU_MEGS:-1024}"
+MEGS="${AVX512_EMU_MEGS:-512}"
 TIMEOUT="${AVX512_EMU_TIMEOUT:-3600}"
 IPS="${AVX512_EMU_IPS:-100000000}"
 CACHE="${AVX512_EMU_CACHE:-/var/cache/fq-avx512-emu}"
@@ -210,7 +210,9 @@ EOF
 : > "$WORK/serial.log"
 # Debian builds Bochs with its debugger, which stops at the first
 # instruction: this debugger script just continues.
-echo c > "$WORK/dbgrc"
+# Many "c" lines: each SIGINT to bochs-bin prints "Next at t=<ticks>" and
+# continues (handy to sample the emulation speed); at EOF Bochs would stop.
+printf 'c\n%.0s' $(seq 1000) > "$WORK/dbgrc"
 log "booting $(basename "$BIN") on Bochs cpu=$MODEL, ${MEGS} MB, timeout ${TIMEOUT}s"
 T0=$(date +%s)
 timeout -s TERM "$TIMEOUT" bochs-bin -q -f "$WORK/bochsrc" -rc "$WORK/dbgrc" </dev/null >"$WORK/bochs.out" 2>&1 &
@@ -218,7 +220,9 @@ BOCHS_PID=$!
 
 # Stream the program's output (between the markers) while it runs; stop
 # Bochs as soon as the exit marker or a kernel panic shows up.
-tail --pid="$BOCHS_PID" -n +1 -f "$WORK/serial.log" | tr -d '\r' | awk -v mark="$MARK" -v pid="$BOCHS_PID" -v rcf="$WORK/rc" '
+# (\r is removed inside awk: a `tr` in the pipe would hold lines in its buffer.)
+tail --pid="$BOCHS_PID" -n +1 -f "$WORK/serial.log" | awk -v mark="$MARK" -v pid="$BOCHS_PID" -v rcf="$WORK/rc" '
+  { gsub(/\r/, "") }
   index($0, mark "-EXIT=") { s = $0; sub(".*" mark "-EXIT=", "", s); sub("@@.*", "", s);
                              print s > rcf; close(rcf); system("kill " pid " 2>/dev/null"); exit }
   index($0, mark "-START@@") { on = 1; next }
