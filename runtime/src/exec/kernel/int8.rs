@@ -256,7 +256,7 @@ pub fn tile_with_sums_on(
 
 /// The contract every kernel relies on: `k` grouped by 4 and short enough not to overflow, the
 /// panels long enough, the path available on this CPU.
-fn check_extents(path: Int8Path, k: usize, a: &[i8], lda: usize, b: &[i8]) {
+pub(super) fn check_extents(path: Int8Path, k: usize, a: &[i8], lda: usize, b: &[i8]) {
     assert!(
         k.is_multiple_of(KGROUP) && k <= MAX_K,
         "int8 micro-kernel: k = {k} must be a multiple of {KGROUP} and at most {MAX_K}"

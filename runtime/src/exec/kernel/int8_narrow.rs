@@ -34,15 +34,8 @@ pub fn tile(
     // The chosen integer path, not the CPU's flags, decides: `FQ_MAX_ISA` may have lowered it.
     #[cfg(target_arch = "x86_64")]
     if super::int8::int8_path() == super::int8::Int8Path::Avx2 {
-        assert!(
-            k.is_multiple_of(KGROUP) && k <= super::int8::MAX_K,
-            "int8 micro-kernel: k = {k} must be a multiple of {KGROUP} and at most the limit"
-        );
-        assert!(
-            lda >= k && (k == 0 || a.len() >= (MR - 1) * lda + k) && b.len() >= k * NR,
-            "int8 micro-kernel panels too short"
-        );
-        // SAFETY: the AVX2 path is only chosen when the CPU has AVX2; the extents were checked.
+        super::int8::check_extents(super::int8::Int8Path::Avx2, k, a, lda, b);
+        // SAFETY: `check_extents` saw AVX2 on this CPU and checked the extents.
         unsafe { tile_maddubs(k, a.as_ptr(), lda, a_sums, b.as_ptr(), out) };
         return;
     }
