@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::gemm::{finish_row, Epilogue};
 use super::im2col::{Geometry, Padded};
-use super::kernel::int8::{int8_path, tile, tile_with_sums, KGROUP, MR, NR};
+use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
 use crate::format::{pack, PackedMatrix};
 
@@ -225,12 +225,15 @@ fn transpose_quad(src: &[i8; NR * KGROUP], dst: &mut [i8; NR * KGROUP]) {
 const MC: usize = 48;
 
 /// A layer's weights ready for the integer path, made once at load: every row's codes as i8,
-/// reordered within each task's [`MC`] rows so that the rows of at most 7 bits come first and fill
-/// whole blocks of `MR` for the faster AVX2 kernel (a block with one 8-bit row must take the
-/// exact one: with a random mix of 2–8 bits that was 60% of the blocks, now one or two per task),
 /// `k4` apart and zero-padded (rows too, to a multiple of `MR`), each row's code sum (the
-/// correction of the kernels that make the activations unsigned: AVX2's 7-bit one and VNNI) and whether each block of `MR` rows fits that kernel. About one
-/// byte per weight, against four for an f32 copy.
+/// correction of the kernels that make the activations unsigned: AVX2's 7-bit one and VNNI)
+/// and whether each block of `MR` rows fits the 7-bit kernel. About one byte per weight, against
+/// four for an f32 copy.
+///
+/// The rows are reordered within each task's [`MC`] rows so that those of at most 7 bits come
+/// first and fill whole blocks for the faster AVX2 kernel: a block with one 8-bit row must take
+/// the exact one, which with a random mix of 2–8 bits was 60% of the blocks, now one or two per
+/// task.
 pub struct WeightsI8 {
     pub rows: usize,
     pub k: usize,
@@ -274,7 +277,7 @@ impl WeightsI8 {
         let sums = codes
             .chunks_exact(k4.max(1))
             .take(padded)
-            .map(|row| row.iter().map(|&v| i32::from(v)).sum())
+            .map(row_sum)
             .collect();
         let narrow = order
             .chunks_exact(MR)

@@ -510,7 +510,8 @@ impl Executor {
         (out, q)
     }
 
-    /// The output of every step but `Add` (which [`Executor::run`] does in place).
+    /// The output of every step but `Add` (which [`Executor::run`] does in place) and the
+    /// integer convolutions ([`Executor::conv_int8`], which also pass codes between layers).
     fn step(
         &self,
         step: &Step,
@@ -541,10 +542,10 @@ impl Executor {
                     residual: residual.map(get),
                     relu: *relu,
                 };
-                if self.int8_weights(*layer, activations).is_some() {
-                    let no_codes = vec![None; values.len()];
-                    return Some(self.conv_int8(step, values, &no_codes, None, activations).0);
-                }
+                debug_assert!(
+                    self.int8_weights(*layer, activations).is_none(),
+                    "`run_inner` sends integer convolutions to `conv_int8`"
+                );
                 conv::conv2d(
                     get(*input),
                     (c, h, w),

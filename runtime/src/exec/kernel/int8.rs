@@ -173,42 +173,17 @@ pub fn int8_path() -> Int8Path {
 /// # Panics
 /// When `k` is not a multiple of 4 or exceeds [`MAX_K`], or a panel is too short.
 pub fn tile(k: usize, a: &[i8], lda: usize, b: &[i8], out: &mut [i32; MR * NR]) {
-    tile_on(int8_path(), k, a, lda, b, out);
+    check_extents(k, a, lda, b);
+    // SAFETY: `int8_path` is available on this CPU; the extents were checked.
+    unsafe { dispatch(int8_path(), k, a, lda, None, b, out) };
 }
 
 /// [`tile`] on a given path; panics when the CPU lacks it (see [`Int8Path::available`]).
 pub fn tile_on(path: Int8Path, k: usize, a: &[i8], lda: usize, b: &[i8], out: &mut [i32; MR * NR]) {
-    if path.uses_row_sums() {
-        check_extents(path, k, a, lda, b);
-        // `k = 0` may come with an empty `a`: no codes, zero sums.
-        let sums: [i32; MR] =
-            std::array::from_fn(|r| a.get(r * lda..r * lda + k).map_or(0, row_sum));
-        return tile_with_sums_on(path, k, a, lda, &sums, b, out);
-    }
-    check_extents(path, k, a, lda, b);
-    match path {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` saw AVX2; the panel extents were checked above.
-        Int8Path::Avx2 => unsafe {
-            super::int8_x86::tile_avx2(k, a.as_ptr(), lda, b.as_ptr(), out)
-        },
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        // SAFETY: the module was built with SIMD128; the panel extents were checked above.
-        Int8Path::Simd128 => unsafe {
-            super::int8_wasm::tile_simd128(k, a.as_ptr(), lda, b.as_ptr(), out)
-        },
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: `available` saw the dot-product extension; the panel extents were checked above.
-        Int8Path::NeonSdot => unsafe {
-            super::int8_neon::tile_sdot(k, a.as_ptr(), lda, b.as_ptr(), out)
-        },
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: NEON is baseline on aarch64; the panel extents were checked above.
-        Int8Path::NeonSmlal => unsafe {
-            super::int8_neon::tile_smlal(k, a.as_ptr(), lda, b.as_ptr(), out)
-        },
-        _ => tile_portable(k, a, lda, b, out),
-    }
+    check_available(path);
+    check_extents(k, a, lda, b);
+    // SAFETY: both checked just above.
+    unsafe { dispatch(path, k, a, lda, None, b, out) };
 }
 
 /// [`tile`] given `a_sums[r]`, the wrapping sum of row `r`'s `k` codes (as `WeightsI8` keeps
@@ -222,7 +197,9 @@ pub fn tile_with_sums(
     b: &[i8],
     out: &mut [i32; MR * NR],
 ) {
-    tile_with_sums_on(int8_path(), k, a, lda, a_sums, b, out);
+    check_extents(k, a, lda, b);
+    // SAFETY: `int8_path` is available on this CPU; the extents were checked.
+    unsafe { dispatch(int8_path(), k, a, lda, Some(a_sums), b, out) };
 }
 
 /// [`tile_with_sums`] on a given path; panics when the CPU lacks it.
@@ -235,28 +212,78 @@ pub fn tile_with_sums_on(
     b: &[i8],
     out: &mut [i32; MR * NR],
 ) {
-    check_extents(path, k, a, lda, b);
+    check_available(path);
+    check_extents(k, a, lda, b);
+    // SAFETY: both checked just above.
+    unsafe { dispatch(path, k, a, lda, Some(a_sums), b, out) };
+}
+
+/// The one dispatch of every entry point above. The row sums are added up here when a VNNI
+/// kernel needs them and the caller has none.
+///
+/// # Safety
+/// The CPU must have `path` ([`int8_path`] only returns such paths, so the per-tile calls on it
+/// skip [`check_available`]) and the extents must satisfy [`check_extents`].
+unsafe fn dispatch(
+    path: Int8Path,
+    k: usize,
+    a: &[i8],
+    lda: usize,
+    a_sums: Option<&[i32; MR]>,
+    b: &[i8],
+    out: &mut [i32; MR * NR],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if path.uses_row_sums() {
+        // `k = 0` may come with an empty `a`: no codes, zero sums.
+        let own: [i32; MR];
+        let sums = match a_sums {
+            Some(s) => s,
+            None => {
+                own = std::array::from_fn(|r| a.get(r * lda..r * lda + k).map_or(0, row_sum));
+                &own
+            }
+        };
+        // SAFETY: the caller guarantees the path (AVX-512F/BW/VNNI, or AVX2 and AVX-VNNI) and
+        // the extents.
+        return unsafe {
+            if path == Int8Path::Avx512Vnni {
+                super::int8_vnni::tile_avx512_vnni(k, a.as_ptr(), lda, sums, b.as_ptr(), out)
+            } else {
+                super::int8_vnni::tile_avx_vnni(k, a.as_ptr(), lda, sums, b.as_ptr(), out)
+            }
+        };
+    }
+    let _ = a_sums;
     match path {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` (checked above) saw AVX-512F/BW/VNNI; the extents were checked.
-        Int8Path::Avx512Vnni => unsafe {
-            super::int8_vnni::tile_avx512_vnni(k, a.as_ptr(), lda, a_sums, b.as_ptr(), out)
+        // SAFETY: the path is available (AVX2); the callers checked the extents.
+        Int8Path::Avx2 => unsafe {
+            super::int8_x86::tile_avx2(k, a.as_ptr(), lda, b.as_ptr(), out)
         },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` (checked above) saw AVX2 and AVX-VNNI; the extents were checked.
-        Int8Path::AvxVnni => unsafe {
-            super::int8_vnni::tile_avx_vnni(k, a.as_ptr(), lda, a_sums, b.as_ptr(), out)
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        // SAFETY: the module was built with SIMD128; the callers checked the extents.
+        Int8Path::Simd128 => unsafe {
+            super::int8_wasm::tile_simd128(k, a.as_ptr(), lda, b.as_ptr(), out)
         },
-        _ => {
-            let _ = a_sums;
-            tile_on(path, k, a, lda, b, out)
-        }
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: the path is available (the dot-product extension); the callers checked the
+        // extents.
+        Int8Path::NeonSdot => unsafe {
+            super::int8_neon::tile_sdot(k, a.as_ptr(), lda, b.as_ptr(), out)
+        },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is baseline on aarch64; the callers checked the extents.
+        Int8Path::NeonSmlal => unsafe {
+            super::int8_neon::tile_smlal(k, a.as_ptr(), lda, b.as_ptr(), out)
+        },
+        _ => tile_portable(k, a, lda, b, out),
     }
 }
 
 /// The contract every kernel relies on: `k` grouped by 4 and short enough not to overflow, the
-/// panels long enough, the path available on this CPU.
-pub(super) fn check_extents(path: Int8Path, k: usize, a: &[i8], lda: usize, b: &[i8]) {
+/// panels long enough.
+pub(super) fn check_extents(k: usize, a: &[i8], lda: usize, b: &[i8]) {
     assert!(
         k.is_multiple_of(KGROUP) && k <= MAX_K,
         "int8 micro-kernel: k = {k} must be a multiple of {KGROUP} and at most {MAX_K}"
@@ -265,6 +292,10 @@ pub(super) fn check_extents(path: Int8Path, k: usize, a: &[i8], lda: usize, b: &
         lda >= k && (k == 0 || a.len() >= (MR - 1) * lda + k) && b.len() >= k * NR,
         "int8 micro-kernel panels too short"
     );
+}
+
+/// A path the caller names must be one this CPU has.
+fn check_available(path: Int8Path) {
     assert!(
         path.available(),
         "int8 path {} not available on this CPU",

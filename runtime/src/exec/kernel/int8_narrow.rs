@@ -34,8 +34,8 @@ pub fn tile(
     // The chosen integer path, not the CPU's flags, decides: `FQ_MAX_ISA` may have lowered it.
     #[cfg(target_arch = "x86_64")]
     if super::int8::int8_path() == super::int8::Int8Path::Avx2 {
-        super::int8::check_extents(super::int8::Int8Path::Avx2, k, a, lda, b);
-        // SAFETY: `check_extents` saw AVX2 on this CPU and checked the extents.
+        super::int8::check_extents(k, a, lda, b);
+        // SAFETY: `int8_path` chose AVX2, so the CPU has it; the extents were checked.
         unsafe { tile_maddubs(k, a.as_ptr(), lda, a_sums, b.as_ptr(), out) };
         return;
     }

@@ -141,7 +141,9 @@ pub fn path() -> KernelPath {
 
 /// `tile[r * NR + c] = sum_i a[r * lda + i] * b[i * NR + c]` for `i < k`.
 pub fn tile(k: usize, a: &[f32], lda: usize, b: &[f32], out: &mut [f32; MR * NR]) {
-    tile_on(path(), k, a, lda, b, out);
+    check_extents(k, a, lda, b);
+    // SAFETY: `path` only returns paths this CPU has; the extents were checked.
+    unsafe { dispatch(path(), k, a, lda, b, out) };
 }
 
 /// [`tile`] on a given path; panics when the CPU lacks it (see [`KernelPath::available`]).
@@ -153,27 +155,46 @@ pub fn tile_on(
     b: &[f32],
     out: &mut [f32; MR * NR],
 ) {
-    assert!(
-        lda >= k && a.len() >= (MR - 1) * lda + k && b.len() >= k * NR,
-        "micro-kernel panels too short"
-    );
+    check_extents(k, a, lda, b);
     assert!(
         path.available(),
         "f32 path {} not available on this CPU",
         path.name()
     );
+    // SAFETY: both checked just above.
+    unsafe { dispatch(path, k, a, lda, b, out) };
+}
+
+fn check_extents(k: usize, a: &[f32], lda: usize, b: &[f32]) {
+    assert!(
+        lda >= k && a.len() >= (MR - 1) * lda + k && b.len() >= k * NR,
+        "micro-kernel panels too short"
+    );
+}
+
+/// # Safety
+/// The CPU must have `path` (checked once, by [`path`] or [`tile_on`], not per tile) and the
+/// panels must pass [`check_extents`].
+unsafe fn dispatch(
+    path: KernelPath,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    out: &mut [f32; MR * NR],
+) {
     match path {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` saw AVX-512F on this CPU; the panel lengths were checked above.
+        // SAFETY: the caller guarantees AVX-512F and the panel lengths.
         KernelPath::Avx512F => unsafe { avx512::tile_avx512(k, a.as_ptr(), lda, b.as_ptr(), out) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` saw AVX2 and FMA on this CPU; the panel lengths were checked above.
+        // SAFETY: the caller guarantees AVX2 and FMA and the panel lengths.
         KernelPath::Avx2Fma => unsafe { x86::tile_avx2(k, a.as_ptr(), lda, b.as_ptr(), out) },
         #[cfg(target_arch = "aarch64")]
-        // SAFETY: NEON is baseline on aarch64; the panel lengths were checked above.
+        // SAFETY: NEON is baseline on aarch64; the caller guarantees the panel lengths.
         KernelPath::Neon => unsafe { neon::tile_neon(k, a.as_ptr(), lda, b.as_ptr(), out) },
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        // SAFETY: the module was compiled with SIMD128; the panel lengths were checked above.
+        // SAFETY: the module was compiled with SIMD128; the caller guarantees the panel lengths.
         KernelPath::Simd128 => unsafe { wasm::tile_simd128(k, a.as_ptr(), lda, b.as_ptr(), out) },
         _ => portable::tile(k, a, lda, b, out),
     }
