@@ -1,6 +1,6 @@
 //! Whole-model latency of the f32 and the integer paths (dynamic i8 activations; static ones
-//! calibrated on the input, with and without requantising in the epilogue) on a random ResNet at
-//! 224x224, interleaved, median per image:
+//! calibrated on the input, with and without requantising in the epilogue, with codes in quads or
+//! channel-major) on a random ResNet at 224x224, interleaved, median per image:
 //! `cargo run --release -p fq-runtime --example int8_model_timing -- [resnet18|resnet50] [threads]`.
 //! A guide while the integer path is built (issue 16); the benchmark is `bench/`.
 
@@ -38,16 +38,18 @@ fn main() {
         let scales = exec.calibrate([x.as_slice()]).unwrap();
         exec.set_activation_scales(scales);
         let variants = [
-            (Activations::F32, true),
-            (Activations::Int8Dynamic, true),
-            (Activations::Int8Static, true),
-            (Activations::Int8Static, false),
+            (Activations::F32, true, true),
+            (Activations::Int8Dynamic, true, true),
+            (Activations::Int8Static, true, true),
+            (Activations::Int8Static, false, true),
+            (Activations::Int8Static, true, false),
         ];
         let mut times = vec![Vec::new(); variants.len()];
         for rep in 0..8 {
-            for (i, &(a, fused)) in variants.iter().enumerate() {
+            for (i, &(a, fused, quads)) in variants.iter().enumerate() {
                 exec.set_activations(a);
                 exec.set_requantize_in_epilogue(fused);
+                exec.set_quad_layout(quads);
                 let t = Instant::now();
                 std::hint::black_box(exec.run(&x).unwrap());
                 if rep > 0 {
@@ -62,8 +64,9 @@ fn main() {
         let m: Vec<f64> = times.iter_mut().map(median).collect();
         println!(
             "{bits:?}: f32 {:.1} ms, int8-dynamic {:.1} ms, int8-static {:.1} ms (requantised in \
-             the epilogue), {:.1} ms (each layer quantising its input) per image",
-            m[0], m[1], m[2], m[3]
+             the epilogue, codes in quads), {:.1} ms (each layer quantising its input), {:.1} ms \
+             (codes channel-major) per image",
+            m[0], m[1], m[2], m[3], m[4]
         );
     }
 }

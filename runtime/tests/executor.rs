@@ -106,6 +106,35 @@ fn requantising_in_the_epilogue_changes_no_logit() {
     }
 }
 
+/// Codes in quads (four channels interleaved per pixel, the weights' columns permuted to match)
+/// multiply the same codes as the channel-major layout: the logits are identical bit for bit,
+/// with static scales (quads written by the epilogues, padded for their readers) and dynamic
+/// ones (quantised by each reader), and every convolution but the RGB stem takes them.
+#[test]
+fn quads_change_no_logit() {
+    let r18 = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
+    let r50 = ArchSpec::new(Arch::ResNet50, 4, 32, 3).graph().unwrap();
+    for g in [&r18, &r50] {
+        let t = random_model(g, Bits::RandomMix, 13);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let x = random_input(exec.input_len(), 50);
+        exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
+        let convs = exec.steps().iter().filter(|s| s.kind() == "conv").count();
+        for activations in [Activations::Int8Static, Activations::Int8Dynamic] {
+            exec.set_activations(activations);
+            exec.set_quad_layout(true);
+            assert_eq!(exec.quad_layout_convolutions(), convs - 1, "{}", g.arch);
+            let quads = exec.run(&x).unwrap();
+            exec.set_quad_layout(false);
+            assert_eq!(exec.quad_layout_convolutions(), 0);
+            let rows = exec.run(&x).unwrap();
+            assert_eq!(quads, rows, "{} {activations:?}", g.arch);
+        }
+        exec.set_quad_layout(true);
+    }
+}
+
 /// The integer path (i8 activations per tensor, exact i32 sums) against the same f64 reference:
 /// 8-bit activations through a ResNet's 20-50 convolutions keep the logits within a few percent
 /// of the largest logit, and they must differ from the f32 path's (the integer path really ran).

@@ -6,6 +6,10 @@
 //! floats again; the floats are still written for the steps that read them (residual adds,
 //! pooling).
 //!
+//! Weights made for quads ([`WeightsI8::reads_quads`]) take their input as [`Quads`] (every
+//! convolution whose input channels are a multiple of 4); the others (the 3-channel stem) as
+//! channel-major codes.
+//!
 //! Only ungrouped convolutions come here (`Executor::set_activations` picks them); depthwise
 //! ones have 9 multiply-adds per output, too few to pay for quantising their input.
 
@@ -14,20 +18,31 @@ use rayon::prelude::*;
 
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
-use super::int8_gemm::{dynamic_scale, gemm_i8_requant, quantize, PanelB8, WeightsI8};
+use super::int8_gemm::{dynamic_scale, gemm_i8_requant, quantize, CodesOut, PanelB8, WeightsI8};
+use super::quads::{QuadShape, Quads};
 
-/// The input of an integer convolution: the floats, and their codes when the producing layer's
-/// epilogue already quantised them with this layer's scale.
+/// Codes of a convolution's input that the producing layer's epilogue already quantised with
+/// this layer's scale.
+#[derive(Clone, Copy)]
+pub enum CodesIn<'a> {
+    None,
+    /// Channel-major, `[c][h][w]`.
+    Rows(&'a [i8]),
+    Quads(&'a Quads),
+}
+
+/// The input of an integer convolution: the floats, and their codes when there are some.
 #[derive(Clone, Copy)]
 pub struct InputI8<'a> {
     pub x: &'a [f32],
-    pub codes: Option<&'a [i8]>,
+    pub codes: CodesIn<'a>,
 }
 
 /// `out = epilogue(conv(x))` for an input `[c, h, w]` and output `[co, ho, wo]`, `conv.groups == 1`;
 /// the input quantised with `scale` (calibrated) or, when `None`, its own dynamic scale (its
-/// codes taken as they are when given: they must come from the same `scale`). With `requant`,
-/// the output's codes for the next layer too ([`gemm_i8_requant`]).
+/// codes taken as they are when given in the layout the weights read: they must come from the
+/// same `scale`). With `requant`, the output's codes for the next layer too
+/// ([`gemm_i8_requant`]).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_i8(
     input: InputI8,
@@ -38,25 +53,12 @@ pub fn conv2d_i8(
     scale: Option<f32>,
     epi: Epilogue,
     out: &mut [f32],
-    requant: Option<(&mut [i8], f32)>,
+    requant: Option<(CodesOut, f32)>,
 ) {
     debug_assert_eq!(
         conv.groups, 1,
         "the executor sends only ungrouped convolutions"
     );
-    let owned: Vec<i8>;
-    let (xq, scale): (&[i8], f32) = match (input.codes, scale) {
-        (Some(codes), Some(s)) => {
-            debug_assert_eq!(codes.len(), input.x.len(), "requantised input size");
-            (codes, s)
-        }
-        (_, s) => {
-            let s = s.unwrap_or_else(|| dynamic_scale(input.x));
-            let inv = 1.0 / s;
-            owned = input.x.par_iter().map(|&v| quantize(v, inv)).collect();
-            (&owned, s)
-        }
-    };
     let geo = Geometry {
         c,
         h,
@@ -67,11 +69,31 @@ pub fn conv2d_i8(
         ho,
         wo,
     };
-    gemm_i8_requant(
-        weights,
-        &PanelB8::im2col(xq, &geo, scale),
-        out,
-        epi,
-        requant,
-    );
+    let panel = match (input.codes, scale, weights.reads_quads()) {
+        (CodesIn::Quads(q), Some(s), true) => {
+            debug_assert_eq!((q.shape.c, q.shape.h, q.shape.w), (c, h, w));
+            q.im2col(&geo, s)
+        }
+        (_, s, true) => {
+            let s = s.unwrap_or_else(|| dynamic_scale(input.x));
+            let shape = QuadShape {
+                c,
+                h,
+                w,
+                pad: conv.padding,
+            };
+            Quads::quantize(input.x, shape, 1.0 / s).im2col(&geo, s)
+        }
+        (CodesIn::Rows(codes), Some(s), false) => {
+            debug_assert_eq!(codes.len(), input.x.len(), "requantised input size");
+            PanelB8::im2col(codes, &geo, s)
+        }
+        (_, s, false) => {
+            let s = s.unwrap_or_else(|| dynamic_scale(input.x));
+            let inv = 1.0 / s;
+            let owned: Vec<i8> = input.x.par_iter().map(|&v| quantize(v, inv)).collect();
+            PanelB8::im2col(&owned, &geo, s)
+        }
+    };
+    gemm_i8_requant(weights, &panel, out, epi, requant);
 }

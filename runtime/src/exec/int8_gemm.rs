@@ -19,6 +19,7 @@ use super::gemm::{finish_row, Epilogue};
 use super::im2col::{Geometry, Padded};
 use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
+use super::quads::{store_quad, QuadShape, Quads, Q as QUAD};
 use crate::format::{pack, PackedMatrix};
 
 /// The largest activation code: symmetric, so `-127..=127` (never -128).
@@ -221,8 +222,9 @@ fn transpose_quad(src: &[i8; NR * KGROUP], dst: &mut [i8; NR * KGROUP]) {
     }
 }
 
-/// Rows per task (a multiple of `MR`).
+/// Rows per task (a multiple of `MR`, and of [`QUAD`] so a task's rows are whole quads).
 const MC: usize = 48;
+const _: () = assert!(MC.is_multiple_of(MR) && MC.is_multiple_of(QUAD));
 
 /// A layer's weights ready for the integer path, made once at load: every row's codes as i8,
 /// `k4` apart and zero-padded (rows too, to a multiple of `MR`), each row's code sum (the
@@ -243,12 +245,23 @@ pub struct WeightsI8 {
     narrow: Vec<bool>,
     /// Per stored row, the output row it computes (a permutation within each task's rows).
     order: Vec<usize>,
+    /// Whether the columns are in [`super::quads::column_order`] (a convolution reading quads).
+    reads_quads: bool,
 }
 
 impl WeightsI8 {
     /// Unpacks a packed matrix (validated: every row is 2–8 bits wide).
     pub fn new(m: &PackedMatrix) -> Self {
-        let (rows, k) = (m.rows, m.cols);
+        Self::with_columns(m, None)
+    }
+
+    /// [`WeightsI8::new`] with the columns permuted: column `j` is the matrix's column
+    /// `columns[j]`, or zero for `None` (for convolutions over [`super::quads`], whose `k` runs
+    /// over channel quads: [`super::quads::column_order`]). The row sums are unchanged.
+    pub fn with_columns(m: &PackedMatrix, columns: Option<&[Option<usize>]>) -> Self {
+        debug_assert!(columns.is_none_or(|c| c.iter().flatten().all(|&j| j < m.cols)));
+        let rows = m.rows;
+        let k = columns.map_or(m.cols, <[_]>::len);
         let k4 = k.div_ceil(KGROUP) * KGROUP;
         let padded = rows.div_ceil(MR) * MR;
         let offsets = m.row_offsets();
@@ -265,15 +278,22 @@ impl WeightsI8 {
             .par_chunks_mut(k4.max(1))
             .take(rows)
             .zip(order.par_iter())
-            .for_each(|(row, &r)| {
-                let ok = pack::unpack_row_i8(
-                    &m.data[offsets[r]..offsets[r + 1]],
-                    m.bits[r],
-                    0,
-                    &mut row[..k],
-                );
-                debug_assert!(ok, "validated rows unpack");
-            });
+            .for_each_init(
+                || vec![0i8; if columns.is_some() { m.cols } else { 0 }],
+                |stored, (row, &r)| {
+                    let data = &m.data[offsets[r]..offsets[r + 1]];
+                    let Some(columns) = columns else {
+                        let ok = pack::unpack_row_i8(data, m.bits[r], 0, &mut row[..k]);
+                        debug_assert!(ok, "validated rows unpack");
+                        return;
+                    };
+                    let ok = pack::unpack_row_i8(data, m.bits[r], 0, stored);
+                    debug_assert!(ok, "validated rows unpack");
+                    for (d, from) in row.iter_mut().zip(columns) {
+                        *d = from.map_or(0, |j| stored[j]);
+                    }
+                },
+            );
         let sums = codes
             .chunks_exact(k4.max(1))
             .take(padded)
@@ -296,7 +316,13 @@ impl WeightsI8 {
             sums,
             narrow,
             order,
+            reads_quads: columns.is_some(),
         }
+    }
+
+    /// Whether these weights multiply an im2col of [`Quads`] (made by [`WeightsI8::with_columns`]).
+    pub fn reads_quads(&self) -> bool {
+        self.reads_quads
     }
 
     /// The `MR x NR` i32 tile of row block `g` (rows `g * MR..`) against one panel of `B`.
@@ -323,8 +349,17 @@ pub fn gemm_i8(w: &WeightsI8, b: &PanelB8, out: &mut [f32], epi: Epilogue) {
     gemm_i8_requant(w, b, out, epi, None);
 }
 
-/// [`gemm_i8`], and when `requant` is `Some((codes, scale))` also `codes[i] = quantize(out[i],
-/// 1 / scale)` for every output, computed in the epilogue: the next layer's 8-bit input (its
+/// Where an epilogue writes the output's codes for the next integer layers.
+pub enum CodesOut<'a> {
+    /// Row-major like the output (`[rows][n]`).
+    Rows(&'a mut [i8]),
+    /// In quads (the output's `n` pixels being the shape's `h x w`), for convolutions that
+    /// read them so ([`super::quads`]).
+    Quads(&'a mut Quads),
+}
+
+/// [`gemm_i8`], and when `requant` is `Some((codes, scale))` also `quantize(out[i], 1 / scale)`
+/// for every output into `codes`, computed in the epilogue: the next layer's 8-bit input (its
 /// calibrated scale), the same codes it would get by quantising `out` itself, without another
 /// pass over the tensor. `out` is still written, for the steps that read floats (residual adds,
 /// pooling, the logits).
@@ -333,7 +368,7 @@ pub fn gemm_i8_requant(
     b: &PanelB8,
     out: &mut [f32],
     epi: Epilogue,
-    requant: Option<(&mut [i8], f32)>,
+    requant: Option<(CodesOut, f32)>,
 ) {
     let (k4, n) = (b.k4, b.n);
     assert_eq!(
@@ -345,7 +380,7 @@ pub fn gemm_i8_requant(
     if w.rows == 0 || n == 0 {
         return;
     }
-    let body = |t: usize, c: &mut [f32], q: Option<(&mut [i8], f32)>| {
+    let body = |t: usize, c: &mut [f32], q: Option<(&mut [i8], f32)>, quads: Option<&QuadShape>| {
         let r0 = t * MC;
         let mr = c.len() / n;
         let mut acc = [0i32; MR * NR];
@@ -369,25 +404,47 @@ pub fn gemm_i8_requant(
             let res = epi.residual.map(|r| &r[o * n..(o + 1) * n]);
             finish_row(out_row, &epi, o, res);
         }
-        if let Some((q, inv)) = q {
-            for (d, &v) in q.iter_mut().zip(c.iter()) {
-                *d = quantize(v, inv);
+        match (q, quads) {
+            (Some((q, inv)), None) => {
+                for (d, &v) in q.iter_mut().zip(c.iter()) {
+                    *d = quantize(v, inv);
+                }
             }
+            (Some((q, inv)), Some(shape)) => {
+                // This task's rows are whole quads (`MC` is a multiple of 4).
+                for (plane, rows) in q.chunks_exact_mut(shape.plane()).zip(c.chunks(QUAD * n)) {
+                    store_quad(plane, shape, rows, inv);
+                }
+            }
+            (None, _) => {}
         }
     };
     match requant {
-        Some((codes, scale)) => {
+        Some((CodesOut::Rows(codes), scale)) => {
             assert_eq!(codes.len(), out.len(), "gemm_i8: requantised output size");
             let inv = 1.0 / scale;
             out.par_chunks_mut(MC * n)
                 .zip(codes.par_chunks_mut(MC * n))
                 .enumerate()
-                .for_each(|(t, (c, q))| body(t, c, Some((q, inv))));
+                .for_each(|(t, (c, q))| body(t, c, Some((q, inv)), None));
+        }
+        Some((CodesOut::Quads(quads), scale)) => {
+            let shape = quads.shape;
+            assert!(
+                shape.c == w.rows && shape.h * shape.w == n,
+                "gemm_i8: {} x {n} outputs requantised into quads of {shape:?}",
+                w.rows
+            );
+            let inv = 1.0 / scale;
+            out.par_chunks_mut(MC * n)
+                .zip(quads.data.par_chunks_mut(MC / QUAD * shape.plane()))
+                .enumerate()
+                .for_each(|(t, (c, q))| body(t, c, Some((q, inv)), Some(&shape)));
         }
         None => out
             .par_chunks_mut(MC * n)
             .enumerate()
-            .for_each(|(t, c)| body(t, c, None)),
+            .for_each(|(t, c)| body(t, c, None, None)),
     }
 }
 

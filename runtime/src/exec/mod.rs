@@ -14,6 +14,7 @@ pub mod int8_gemm;
 pub mod kernel;
 mod plan;
 mod pool;
+mod quads;
 mod token_gemm;
 pub mod tokens;
 mod vmath;
@@ -22,9 +23,11 @@ use fq_models::{Graph, Shape, ValueId};
 use rayon::prelude::*;
 
 use crate::format::{FormatError, Layer, LayerWeights, NamedTensor, PackedModel};
+use conv_i8::CodesIn;
 use gemm::{Epilogue, Rows};
-use int8_gemm::WeightsI8;
+use int8_gemm::{CodesOut, WeightsI8};
 pub use plan::{Plan, Step};
+use quads::{QuadShape, Quads};
 
 /// A layer ready to run: its weights as stored plus the per-row offsets into the packed bytes.
 struct Prepared {
@@ -55,6 +58,29 @@ impl Prepared {
         match &self.layer.weights {
             LayerWeights::Packed(m) => Some(&m.scales),
             LayerWeights::F32 { .. } => None,
+        }
+    }
+}
+
+/// How a convolution's epilogue requantises its output for the integer convolutions reading it.
+#[derive(Clone, Copy, Debug)]
+struct Requant {
+    scale: f32,
+    /// `Some(pad)`: in quads with that padding; `None`: channel-major.
+    quads_pad: Option<usize>,
+}
+
+/// A value's codes as its producer's epilogue wrote them.
+enum Codes {
+    Rows(Vec<i8>),
+    Quads(Quads),
+}
+
+impl Codes {
+    fn view(&self) -> CodesIn<'_> {
+        match self {
+            Codes::Rows(v) => CodesIn::Rows(v),
+            Codes::Quads(q) => CodesIn::Quads(q),
         }
     }
 }
@@ -104,6 +130,9 @@ pub struct Executor {
     /// Whether an integer convolution's epilogue writes the next integer convolution's input
     /// codes (on by default; [`Executor::set_requantize_in_epilogue`]).
     requantize_in_epilogue: bool,
+    /// Whether convolutions with a multiple of 4 input channels take their codes as quads (on by
+    /// default; [`Executor::set_quad_layout`]).
+    quad_layout: bool,
 }
 
 /// Why an input cannot be run.
@@ -142,6 +171,7 @@ impl Executor {
             int8: Vec::new(),
             scales: Vec::new(),
             requantize_in_epilogue: true,
+            quad_layout: true,
         }
     }
 
@@ -223,12 +253,36 @@ impl Executor {
                 let convs: Vec<(usize, ValueId)> = self.int8_layers().collect();
                 for (layer, _) in convs {
                     if let LayerWeights::Packed(m) = &self.layers[layer].layer.weights {
-                        int8[layer] = Some(WeightsI8::new(m));
+                        let columns = self.quad_columns(layer);
+                        int8[layer] = Some(WeightsI8::with_columns(m, columns.as_deref()));
                     }
                 }
                 int8
             }
         };
+    }
+
+    /// The column order of a convolution that reads its input as [`Quads`]: every ungrouped one
+    /// whose input channels are a multiple of 4 (all but an RGB stem, which would multiply a
+    /// quarter zeros).
+    fn quad_columns(&self, layer: usize) -> Option<Vec<Option<usize>>> {
+        if !self.quad_layout {
+            return None;
+        }
+        self.steps.iter().find_map(|step| match step {
+            Step::Conv {
+                layer: l,
+                conv,
+                input,
+                ..
+            } if *l == layer && conv.groups == 1 => match self.shapes[*input] {
+                Shape::Chw(c, _, _) if c % quads::Q == 0 => {
+                    Some(quads::column_order(c, conv.kernel))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
     }
 
     /// A layer's i8 weights when it runs on the integer path under `activations`.
@@ -261,19 +315,43 @@ impl Executor {
         self.requantize_in_epilogue = on;
     }
 
+    /// Whether the integer convolutions whose input channels are a multiple of 4 take their
+    /// input codes in quads (on by default) or channel-major like the stem. The integer sums
+    /// are the same either way, so turning it off changes no result, only the time: it is here
+    /// so tests and benchmarks can compare the two. Prepares the i8 weights again when it
+    /// changes.
+    pub fn set_quad_layout(&mut self, on: bool) {
+        if self.quad_layout != on {
+            self.quad_layout = on;
+            self.int8.clear();
+            self.set_activations(self.activations);
+        }
+    }
+
+    /// How many layers take their input codes in quads under the current settings (0 off the
+    /// integer path): what profiles report.
+    pub fn quad_layout_convolutions(&self) -> usize {
+        self.int8
+            .iter()
+            .flatten()
+            .filter(|w| w.reads_quads())
+            .count()
+    }
+
     /// How many values an integer convolution's epilogue requantises for the next ones under
     /// the current settings (0 off the static integer path): what profiles report.
     pub fn epilogue_requantizations(&self) -> usize {
-        self.requant_scales(self.activations)
+        self.requant_targets(self.activations)
             .iter()
             .flatten()
             .count()
     }
 
-    /// Per value, the scale its producer's epilogue requantises it with: set when an integer
+    /// Per value, how its producer's epilogue requantises it: its scale, set when an integer
     /// convolution produces it and every integer convolution reading it has the same calibrated
-    /// scale (a dynamic-scale reader, or two different scales, leave it to the readers).
-    fn requant_scales(&self, activations: Activations) -> Vec<Option<f32>> {
+    /// scale (a dynamic-scale reader, or two different scales, leave it to the readers); and
+    /// in quads with the readers' largest padding when they all read quads, else channel-major.
+    fn requant_targets(&self, activations: Activations) -> Vec<Option<Requant>> {
         let mut scales = vec![None; self.shapes.len()];
         if !self.requantize_in_epilogue || activations != Activations::Int8Static {
             return scales;
@@ -287,20 +365,31 @@ impl Executor {
         // Per value: `None` no integer reader yet, `Some(Some(s))` all read with `s`,
         // `Some(None)` readers that disagree.
         let mut readers: Vec<Option<Option<f32>>> = vec![None; self.shapes.len()];
+        // Per value: the largest padding of its readers while they all read quads.
+        let mut quads: Vec<Option<usize>> = vec![Some(0); self.shapes.len()];
         for step in &self.steps {
-            if let (Some(layer), Step::Conv { input, .. }) = (int8_conv(step), step) {
+            if let (Some(layer), Step::Conv { input, conv, .. }) = (int8_conv(step), step) {
                 let s = self.static_scale(layer, activations);
                 readers[*input] = match readers[*input] {
                     None => Some(s),
                     Some(prev) if prev.map(f32::to_bits) == s.map(f32::to_bits) => Some(prev),
                     Some(_) => Some(None),
                 };
+                let reads_quads = self
+                    .int8_weights(layer, activations)
+                    .is_some_and(WeightsI8::reads_quads);
+                quads[*input] = quads[*input]
+                    .filter(|_| reads_quads)
+                    .map(|p| p.max(conv.padding));
             }
         }
         for step in &self.steps {
             if int8_conv(step).is_some() {
                 let o = output_of(step);
-                scales[o] = readers[o].flatten();
+                scales[o] = readers[o].flatten().map(|scale| Requant {
+                    scale,
+                    quads_pad: quads[o],
+                });
             }
         }
         scales
@@ -368,8 +457,8 @@ impl Executor {
         let mut values: Vec<Option<Vec<f32>>> = vec![None; self.shapes.len()];
         values[0] = Some(image.to_vec());
         // The i8 codes an epilogue wrote for the next integer convolutions, per value.
-        let requant = self.requant_scales(activations);
-        let mut codes: Vec<Option<Vec<i8>>> = vec![None; self.shapes.len()];
+        let requant = self.requant_targets(activations);
+        let mut codes: Vec<Option<Codes>> = (0..self.shapes.len()).map(|_| None).collect();
         for (s, step) in self.steps.iter().enumerate() {
             let out = match step {
                 Step::Conv { layer, output, .. }
@@ -459,10 +548,10 @@ impl Executor {
         &self,
         step: &Step,
         values: &[Option<Vec<f32>>],
-        codes: &[Option<Vec<i8>>],
-        requant: Option<f32>,
+        codes: &[Option<Codes>],
+        requant: Option<Requant>,
         activations: Activations,
-    ) -> (Vec<f32>, Option<Vec<i8>>) {
+    ) -> (Vec<f32>, Option<Codes>) {
         let Step::Conv {
             layer,
             conv,
@@ -491,11 +580,23 @@ impl Executor {
             relu: *relu,
         };
         let mut out = vec![0f32; co * ho * wo];
-        let mut q = requant.map(|_| vec![0i8; out.len()]);
+        let mut q = requant.map(|r| match r.quads_pad {
+            Some(pad) => Codes::Quads(Quads::zeroed(QuadShape {
+                c: co,
+                h: ho,
+                w: wo,
+                pad,
+            })),
+            None => Codes::Rows(vec![0i8; out.len()]),
+        });
         let input = conv_i8::InputI8 {
             x: get(*input),
-            codes: codes[*input].as_deref(),
+            codes: codes[*input].as_ref().map_or(CodesIn::None, Codes::view),
         };
+        let target = q.as_mut().map(|q| match q {
+            Codes::Rows(v) => CodesOut::Rows(v),
+            Codes::Quads(v) => CodesOut::Quads(v),
+        });
         conv_i8::conv2d_i8(
             input,
             (c, h, w),
@@ -505,7 +606,7 @@ impl Executor {
             self.static_scale(*layer, activations),
             epi,
             &mut out,
-            q.as_deref_mut().zip(requant),
+            target.zip(requant.map(|r| r.scale)),
         );
         (out, q)
     }

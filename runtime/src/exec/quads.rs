@@ -1,0 +1,437 @@
+//! The integer path's activation layout between convolutions: i8 codes in *quads*, `[c / 4][h +
+//! 2p][w + 2p][4]` (four channels interleaved per pixel, the zero padding of the convolutions that
+//! read them already in place).
+//!
+//! Why: the int8 micro-kernels take `B` in groups of 4 along `k` (`[k / 4][NR][4]`, the 4 bytes
+//! one `VPMADDUBSW`/`VPDPBUSD` lane multiplies). With channel-major codes (`[c][h][w]`) the im2col
+//! copied 16 bytes per (channel, ky, kx) and then transposed every 4 rows; on ResNet18 that was
+//! 15% of the integer path's time, more than half of what was not the micro-kernel. When `k` is
+//! ordered (channel quad, ky, kx, channel in the quad) instead, one k-group of a panel is the 4
+//! channels of 16 consecutive pixels: for a stride-1 convolution, 64 contiguous bytes of a quad
+//! plane, one copy, no transpose, and no bounds tests (the padding is stored). The weights'
+//! columns are permuted the same way once at load ([`column_order`]); the integer sums are the
+//! same products in another order, so exactly the same.
+//!
+//! The producing convolution's epilogue writes its requantised output straight into this layout
+//! (`int8_gemm::CodesOut::Quads`); a convolution whose input comes as floats quantises it into
+//! quads itself ([`Quads::quantize`]).
+
+use rayon::prelude::*;
+
+use super::im2col::Geometry;
+use super::int8_gemm::{quantize, PanelB8};
+use super::kernel::int8::{KGROUP, NR};
+
+/// Channels per quad: the micro-kernels' group along `k`.
+pub const Q: usize = KGROUP;
+
+/// The extents of a tensor stored in quads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuadShape {
+    /// Channels (the last quad zero-filled beyond them), height and width without padding.
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    /// Zero border stored around every plane: the largest padding of the convolutions reading it.
+    pub pad: usize,
+}
+
+impl QuadShape {
+    pub fn quads(&self) -> usize {
+        self.c.div_ceil(Q)
+    }
+
+    /// Padded width.
+    pub fn wp(&self) -> usize {
+        self.w + 2 * self.pad
+    }
+
+    /// Bytes of one quad's plane.
+    pub fn plane(&self) -> usize {
+        (self.h + 2 * self.pad) * self.wp() * Q
+    }
+
+    /// Bytes of the whole tensor.
+    pub fn len(&self) -> usize {
+        self.quads() * self.plane()
+    }
+
+    /// Offset of pixel `(y, x)` (unpadded coordinates) within a plane.
+    fn at(&self, y: usize, x: usize) -> usize {
+        ((y + self.pad) * self.wp() + x + self.pad) * Q
+    }
+}
+
+/// A tensor's i8 codes in quads (see the module doc).
+pub struct Quads {
+    pub shape: QuadShape,
+    pub data: Vec<i8>,
+}
+
+impl Quads {
+    /// All codes zero (the padding, and the channels past `c`, stay so).
+    pub fn zeroed(shape: QuadShape) -> Self {
+        Self {
+            shape,
+            data: vec![0; shape.len()],
+        }
+    }
+
+    /// `x` (`[c, h, w]` floats) quantised with `1 / inv` (ties to even, clamped, as
+    /// [`quantize`]), quads in parallel.
+    pub fn quantize(x: &[f32], shape: QuadShape, inv: f32) -> Self {
+        let hw = shape.h * shape.w;
+        assert_eq!(x.len(), shape.c * hw, "Quads::quantize: input size");
+        let mut q = Self::zeroed(shape);
+        if hw > 0 {
+            q.data
+                .par_chunks_mut(shape.plane())
+                .zip(x.par_chunks(Q * hw))
+                .for_each(|(plane, rows)| store_quad(plane, &shape, rows, inv));
+        }
+        q
+    }
+
+    /// The `B` panels of convolution `g` (ungrouped, reading this tensor) with `k` in the order
+    /// of [`column_order`]; `scale` is what one code is worth. Every k-group of a panel is a copy
+    /// of 4-byte pixels: 64 contiguous bytes for 16 pixels of one output row at stride 1.
+    pub fn im2col(&self, g: &Geometry, scale: f32) -> PanelB8 {
+        let s = &self.shape;
+        assert!(
+            (g.c, g.h, g.w) == (s.c, s.h, s.w) && g.padding <= s.pad,
+            "Quads::im2col: a convolution over {:?} reads a tensor stored as {s:?}",
+            (g.c, g.h, g.w, g.padding)
+        );
+        let (kk, n) = (g.kernel * g.kernel, g.n());
+        let k = s.quads() * kk * Q;
+        let mut data = vec![0i8; n.div_ceil(NR) * k * NR];
+        if k > 0 && n > 0 {
+            // Padding stored beyond the convolution's own: its window starts `d` further in.
+            let (d, wp, plane) = (s.pad - g.padding, s.wp(), s.plane());
+            data.par_chunks_mut(k * NR)
+                .enumerate()
+                .for_each(|(j, panel)| {
+                    // The panel's pixels as runs within one output row, each run's first input.
+                    let mut runs = [(0usize, 0usize, 0usize); NR];
+                    let mut count = 0;
+                    let (first, last) = (j * NR, ((j + 1) * NR).min(n));
+                    let mut p = first;
+                    while p < last {
+                        let (oy, ox) = (p / g.wo, p % g.wo);
+                        let len = (g.wo - ox).min(last - p);
+                        let off = ((oy * g.stride + d) * wp + ox * g.stride + d) * Q;
+                        runs[count] = (p - first, len, off);
+                        count += 1;
+                        p += len;
+                    }
+                    let runs = &runs[..count];
+                    let mut groups = panel.chunks_exact_mut(NR * Q);
+                    for src in self.data.chunks_exact(plane) {
+                        for ky in 0..g.kernel {
+                            for kx in 0..g.kernel {
+                                let dst = groups.next().expect("k / 4 groups per panel");
+                                let tap = (ky * wp + kx) * Q;
+                                for &(t, len, off) in runs {
+                                    copy_pixels(
+                                        &src[off + tap..],
+                                        g.stride,
+                                        len,
+                                        &mut dst[t * Q..],
+                                    );
+                                }
+                            }
+                        }
+                    }
+                });
+        }
+        PanelB8 {
+            data,
+            k,
+            k4: k,
+            n,
+            scale,
+        }
+    }
+}
+
+/// `len` 4-byte pixels, `stride` pixels apart in `src`, to the start of `dst`.
+#[inline(always)]
+fn copy_pixels(src: &[i8], stride: usize, len: usize, dst: &mut [i8]) {
+    if stride == 1 && len == NR {
+        // A whole panel row at stride 1: one copy of constant size (two 32-byte moves), not a
+        // memmove call.
+        let d: &mut [i8; NR * Q] = (&mut dst[..NR * Q]).try_into().expect("NR pixels");
+        d.copy_from_slice(&src[..NR * Q]);
+    } else if stride == 1 {
+        dst[..len * Q].copy_from_slice(&src[..len * Q]);
+    } else {
+        for (i, d) in dst[..len * Q].chunks_exact_mut(Q).enumerate() {
+            d.copy_from_slice(&src[i * stride * Q..][..Q]);
+        }
+    }
+}
+
+/// One quad's plane from up to 4 channels of floats (`rows` is `[l][h * w]`, `l <= 4`),
+/// quantised with `1 / inv`; the padding and the missing channels are left as they are.
+pub fn store_quad(plane: &mut [i8], shape: &QuadShape, rows: &[f32], inv: f32) {
+    let hw = shape.h * shape.w;
+    debug_assert!(rows.len() <= Q * hw && rows.len().is_multiple_of(hw.max(1)));
+    debug_assert_eq!(plane.len(), shape.plane());
+    if hw == 0 {
+        return;
+    }
+    if rows.len() == Q * hw {
+        // The common case, four channels: fixed-size pixels the compiler can keep in registers.
+        let (r0, rest) = rows.split_at(hw);
+        let (r1, rest) = rest.split_at(hw);
+        let (r2, r3) = rest.split_at(hw);
+        for y in 0..shape.h {
+            let dst = &mut plane[shape.at(y, 0)..][..shape.w * Q];
+            let row = y * shape.w..(y + 1) * shape.w;
+            interleave(
+                [
+                    &r0[row.clone()],
+                    &r1[row.clone()],
+                    &r2[row.clone()],
+                    &r3[row],
+                ],
+                dst,
+                inv,
+            );
+        }
+    } else {
+        for (l, row) in rows.chunks_exact(hw).enumerate() {
+            for y in 0..shape.h {
+                let dst = &mut plane[shape.at(y, 0)..][..shape.w * Q];
+                for (x, px) in dst.chunks_exact_mut(Q).enumerate() {
+                    px[l] = quantize(row[y * shape.w + x], inv);
+                }
+            }
+        }
+    }
+}
+
+/// `dst[4 x + l] = quantize(rows[l][x], inv)`: four rows of floats to pixels of 4 codes.
+///
+/// On x86-64 four pixels at a time in SSE2 (baseline there): a 4 x 4 transpose of the floats,
+/// then the conversion (rounding to nearest even, as [`quantize`]) and two saturating packs give
+/// 16 bytes in pixel order; the scalar loop was 5% of ResNet18's integer path.
+fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
+    let n = rows[0].len();
+    debug_assert!(rows.iter().all(|r| r.len() == n) && dst.len() == n * Q);
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        done = n / 4 * 4;
+        // SAFETY: SSE2 is part of x86-64's baseline; the loads read `rows[l][x..x + 4]` and the
+        // store writes `dst[4 x..4 x + 16]` for `x + 4 <= done <= n`.
+        unsafe {
+            let (vinv, lo, hi) = (_mm_set1_ps(inv), _mm_set1_ps(-127.0), _mm_set1_ps(127.0));
+            let load = |l: usize, x: usize| {
+                let v = _mm_mul_ps(_mm_loadu_ps(rows[l].as_ptr().add(x)), vinv);
+                // NaN to 0 (as `quantize`), then the clamp to -127..=127.
+                let v = _mm_and_ps(v, _mm_cmpord_ps(v, v));
+                _mm_min_ps(_mm_max_ps(v, lo), hi)
+            };
+            for x in (0..done).step_by(4) {
+                let (a, b, c, d) = (load(0, x), load(1, x), load(2, x), load(3, x));
+                let (t0, t1) = (_mm_unpacklo_ps(a, b), _mm_unpacklo_ps(c, d));
+                let (t2, t3) = (_mm_unpackhi_ps(a, b), _mm_unpackhi_ps(c, d));
+                // Pixel x + i's four channels.
+                let p0 = _mm_cvtps_epi32(_mm_movelh_ps(t0, t1));
+                let p1 = _mm_cvtps_epi32(_mm_movehl_ps(t1, t0));
+                let p2 = _mm_cvtps_epi32(_mm_movelh_ps(t2, t3));
+                let p3 = _mm_cvtps_epi32(_mm_movehl_ps(t3, t2));
+                let bytes = _mm_packs_epi16(_mm_packs_epi32(p0, p1), _mm_packs_epi32(p2, p3));
+                _mm_storeu_si128(dst.as_mut_ptr().add(x * Q).cast(), bytes);
+            }
+        }
+    }
+    for x in done..n {
+        for (l, row) in rows.iter().enumerate() {
+            dst[x * Q + l] = quantize(row[x], inv);
+        }
+    }
+}
+
+/// The `k` order of [`Quads::im2col`] against PyTorch's `(channel, ky, kx)` columns: entry `j`
+/// is the original column of column `j` (`None`: a channel past `c`, whose weight is zero).
+pub fn column_order(c: usize, kernel: usize) -> Vec<Option<usize>> {
+    let kk = kernel * kernel;
+    let mut cols = Vec::with_capacity(c.div_ceil(Q) * kk * Q);
+    for cq in 0..c.div_ceil(Q) {
+        for tap in 0..kk {
+            for l in 0..Q {
+                let ch = cq * Q + l;
+                cols.push((ch < c).then_some(ch * kk + tap));
+            }
+        }
+    }
+    cols
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::int8_gemm::{dynamic_scale, PanelB8};
+
+    fn lcg(seed: u64) -> impl FnMut() -> f32 {
+        let mut s = seed;
+        move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+
+    /// Every panel of the quads' im2col is the channel-major im2col's panel with its rows
+    /// permuted by [`column_order`] (zero rows for the missing channels): strides 1 and 2,
+    /// kernels 1, 3 and 7, paddings below the stored one, channels not a multiple of 4, ragged
+    /// last panels and runs that wrap output rows.
+    #[test]
+    fn im2col_is_the_channel_major_one_permuted() {
+        let cases = [
+            // (c, h, w, kernel, stride, padding, stored pad)
+            (8, 9, 7, 3, 1, 1, 1),
+            (8, 9, 7, 3, 2, 1, 1),
+            (6, 10, 11, 3, 1, 1, 2),
+            (4, 6, 6, 1, 1, 0, 1),
+            (12, 8, 9, 1, 2, 0, 1),
+            (3, 12, 12, 7, 2, 3, 3),
+            (5, 17, 19, 3, 1, 0, 0),
+        ];
+        for (case, &(c, h, w, kernel, stride, padding, pad)) in cases.iter().enumerate() {
+            let ho = (h + 2 * padding - kernel) / stride + 1;
+            let wo = (w + 2 * padding - kernel) / stride + 1;
+            let g = Geometry {
+                c,
+                h,
+                w,
+                kernel,
+                stride,
+                padding,
+                ho,
+                wo,
+            };
+            let mut next = lcg(case as u64 + 1);
+            let x: Vec<f32> = (0..c * h * w).map(|_| next() * 2.0).collect();
+            let scale = dynamic_scale(&x);
+            let inv = 1.0 / scale;
+            let shape = QuadShape { c, h, w, pad };
+            let got = Quads::quantize(&x, shape, inv).im2col(&g, scale);
+            let xq: Vec<i8> = x.iter().map(|&v| quantize(v, inv)).collect();
+            let want = PanelB8::im2col(&xq, &g, scale);
+            let order = column_order(c, kernel);
+            assert_eq!((got.k, got.n), (order.len(), want.n), "case {case}");
+            // Both `[k4 / 4][NR][4]` per panel: row `i` of pixel `p` in panel `j`.
+            let at = |k4: usize, j: usize, i: usize, p: usize| {
+                j * k4 * NR + (i / Q) * NR * Q + p * Q + i % Q
+            };
+            for j in 0..g.n().div_ceil(NR) {
+                for (i, from) in order.iter().enumerate() {
+                    for p in 0..NR {
+                        let v = got.data[at(got.k4, j, i, p)];
+                        let w = from.map_or(0, |f| want.data[at(want.k4, j, f, p)]);
+                        assert_eq!(v, w, "case {case}, panel {j}, row {i}, pixel {p}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Quantising into quads puts every code where [`QuadShape::at`] says, zero elsewhere.
+    #[test]
+    fn quantize_lays_out_codes_and_padding() {
+        let shape = QuadShape {
+            c: 6,
+            h: 3,
+            w: 5,
+            pad: 2,
+        };
+        let mut next = lcg(4);
+        let x: Vec<f32> = (0..6 * 15).map(|_| next() * 100.0).collect();
+        let q = Quads::quantize(&x, shape, 1.0);
+        let mut want = vec![0i8; shape.len()];
+        for ch in 0..6 {
+            for y in 0..3 {
+                for xx in 0..5 {
+                    want[(ch / 4) * shape.plane() + shape.at(y, xx) + ch % 4] =
+                        quantize(x[ch * 15 + y * 5 + xx], 1.0);
+                }
+            }
+        }
+        assert_eq!(q.data, want);
+    }
+
+    /// The vector interleave against [`quantize`] on the values where rounding and clamping
+    /// differ: ties, both sides of the clamp, infinities, NaN, and a tail past the last 4.
+    #[test]
+    fn interleave_quantizes_like_the_scalar_code() {
+        let special = [
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            -2.5,
+            126.5,
+            127.49,
+            127.5,
+            300.0,
+            -126.5,
+            -127.5,
+            -1e9,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -0.0,
+            0.49999997,
+            3.0,
+            -3.0,
+            64.5,
+            -64.5,
+        ];
+        let mut next = lcg(8);
+        for n in [0, 1, 3, 4, 7, 22, 33] {
+            let rows: Vec<Vec<f32>> = (0..Q)
+                .map(|l| {
+                    (0..n)
+                        .map(|x| {
+                            let v = special[(x * 5 + l * 3) % special.len()];
+                            if (x + l) % 3 == 0 {
+                                next() * 200.0
+                            } else {
+                                v
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            for inv in [1.0, 0.37] {
+                let mut got = vec![9i8; n * Q];
+                interleave([&rows[0], &rows[1], &rows[2], &rows[3]], &mut got, inv);
+                let want: Vec<i8> = (0..n * Q)
+                    .map(|i| quantize(rows[i % Q][i / Q], inv))
+                    .collect();
+                assert_eq!(got, want, "n {n}, inv {inv}");
+            }
+        }
+    }
+
+    #[test]
+    fn column_order_interleaves_channels_by_tap() {
+        assert_eq!(
+            column_order(5, 1),
+            [0, 1, 2, 3, 4]
+                .map(Some)
+                .into_iter()
+                .chain([None, None, None])
+                .collect::<Vec<_>>()
+        );
+        let o = column_order(4, 3);
+        assert_eq!(&o[..8], &[0, 9, 18, 27, 1, 10, 19, 28].map(Some));
+    }
+}
