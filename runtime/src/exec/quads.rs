@@ -219,12 +219,12 @@ pub fn store_quad(plane: &mut [i8], shape: &QuadShape, rows: &[f32], inv: f32) {
 fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
     let n = rows[0].len();
     debug_assert!(rows.iter().all(|r| r.len() == n) && dst.len() == n * Q);
-    #[allow(unused_mut)]
-    let mut done = 0;
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
     #[cfg(target_arch = "x86_64")]
-    {
+    let done = {
         use std::arch::x86_64::*;
-        done = n / 4 * 4;
+        let done = n / 4 * 4;
         // SAFETY: SSE2 is part of x86-64's baseline; the loads read `rows[l][x..x + 4]` and the
         // store writes `dst[4 x..4 x + 16]` for `x + 4 <= done <= n`.
         unsafe {
@@ -248,7 +248,8 @@ fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
                 _mm_storeu_si128(dst.as_mut_ptr().add(x * Q).cast(), bytes);
             }
         }
-    }
+        done
+    };
     for x in done..n {
         for (l, row) in rows.iter().enumerate() {
             dst[x * Q + l] = quantize(row[x], inv);
