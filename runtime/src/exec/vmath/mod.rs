@@ -320,4 +320,46 @@ mod tests {
             chosen.name()
         );
     }
+
+    /// Not a check: elements per nanosecond of every loop this CPU has, over 1M floats (4 MiB,
+    /// beyond L2: the size of a DeiT-Tiny MLP activation at batch 4), best of 10 calls, 3 rounds.
+    /// GELU on [-8, 8), `exp` on [-16, 0). For wasm, with V8's optimising tier from the start:
+    /// `FQ_WASM_RELEASE=1 tests/web/kernel-wasm.sh vmath_speed --ignored`, then
+    /// `node --no-liftoff tests/web/wasi-run.mjs target/wasm32-wasip1/release/deps/fq_runtime-*.wasm
+    /// vmath_speed --ignored --nocapture`. Timings under qemu mean nothing.
+    /// Measured 2026-12-02 (AMD EPYC, AVX2+FMA, 2 cores shared): natively AVX2+FMA GELU 0.55,
+    /// exp 1.83-1.87 elements/ns, portable 0.07-0.10 and 0.22; SIMD128 under V8 in `wasm.rs`'s
+    /// module doc.
+    #[test]
+    #[ignore]
+    fn vmath_speed() {
+        use std::hint::black_box;
+        use std::time::{Duration, Instant};
+        let n = 1 << 20;
+        let g: Vec<f32> = (0..n).map(|i| (i % 4096) as f32 / 256.0 - 8.0).collect();
+        let e: Vec<f32> = (0..n).map(|i| -((i % 4096) as f32) / 256.0).collect();
+        let mut buf = vec![0f32; n];
+        let per_ns = |d: Duration| n as f64 / d.as_nanos() as f64;
+        for round in 0..3 {
+            for p in every_loop() {
+                let (mut tg, mut te) = (Duration::MAX, Duration::MAX);
+                for _ in 0..10 {
+                    buf.copy_from_slice(&g);
+                    let t = Instant::now();
+                    gelu_by(p)(black_box(&mut buf));
+                    tg = tg.min(t.elapsed());
+                    buf.copy_from_slice(&e);
+                    let t = Instant::now();
+                    black_box(exp_by(p)(black_box(&mut buf), 0.0));
+                    te = te.min(t.elapsed());
+                }
+                eprintln!(
+                    "round {round}, {}: gelu {:.3} elements/ns, exp_shifted_sum {:.3} elements/ns",
+                    p.name(),
+                    per_ns(tg),
+                    per_ns(te)
+                );
+            }
+        }
+    }
 }
