@@ -3,57 +3,126 @@
 //! `expf` call per element; a branch-free scalar rewrite was tried and came out slower), and
 //! together they took about half of DeiT-Tiny's and TinyViT-5M's CPU time.
 //!
-//! One binary per architecture: the path is the f32 micro-kernel's ([`super::kernel::path`],
-//! detected once at run time), so a CPU with AVX2+FMA runs `x86.rs` and every other CPU the
-//! scalar loops of `portable.rs`, which are also the reference the SIMD code is tested against.
-//! Only the x86-64 path is written by hand: on aarch64 and wasm32 the portable loops run (the
-//! GEMM-shaped parts of attention already go through those targets' micro-kernels).
+//! One binary per architecture, one hand-written file per instruction set, all with the same
+//! polynomials and constants (`coeffs.rs`): `x86.rs` (AVX2+FMA, eight lanes), `neon.rs` (aarch64,
+//! four lanes) and `wasm.rs` (WebAssembly SIMD128, four lanes, compiled in only with
+//! `+simd128`). Which one runs follows the f32 micro-kernel's path ([`super::kernel::path`],
+//! detected once at run time, under `FQ_MAX_ISA`): AVX2+FMA or AVX-512F runs `x86.rs`, NEON
+//! `neon.rs`, SIMD128 `wasm.rs`, and `portable` (a CPU without them, `FQ_MAX_ISA=portable`, or a
+//! wasm build without SIMD128) the scalar loops of `portable.rs`, which are also the reference
+//! every SIMD file is tested against.
 
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+mod coeffs;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod portable;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-#[cfg(target_arch = "x86_64")]
 use super::kernel::{path, KernelPath};
 
 pub use portable::erfc;
 
-/// Whether the AVX2+FMA loops may run: the f32 path is AVX2+FMA or above (AVX-512F CPUs have
-/// both) and not lowered to `portable` by `FQ_MAX_ISA`.
-#[cfg(target_arch = "x86_64")]
-fn avx2_fma() -> bool {
-    path() != KernelPath::Portable && KernelPath::Avx2Fma.available()
+/// The loops of this CPU, named by the f32 kernel path they belong to: the kernel's path, except
+/// that AVX-512F CPUs run the AVX2+FMA loops (there is no AVX-512 version; every AVX-512F CPU
+/// has AVX2 and FMA, checked all the same).
+fn loops() -> KernelPath {
+    match path() {
+        KernelPath::Avx512F if KernelPath::Avx2Fma.available() => KernelPath::Avx2Fma,
+        KernelPath::Avx512F => KernelPath::Portable,
+        p => p,
+    }
 }
 
 /// `x[i] = gelu(x[i]) = x/2 * erfc(-x/sqrt 2)` in place (the Numerical Recipes `erfcc` fit, as
 /// `shaders/gelu.wgsl`): within about 1e-6 relative of the exact GELU wherever it is not
 /// vanishingly small (see the tests for the measured bound).
 pub fn gelu(x: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: `avx2_fma` saw AVX2 and FMA on this CPU.
-        return unsafe { x86::gelu_avx2(x) };
-    }
-    portable::gelu(x)
+    // SAFETY: `loops` only returns a path this CPU has.
+    unsafe { gelu_on(loops(), x) }
 }
 
 /// `x[i] = exp(x[i] - shift)`, returning the sum of the results: softmax's numerator and
 /// denominator in one pass. Meant for `x[i] - shift <= 0` (the row maximum as `shift`);
-/// arguments below about -87.3 give about 1e-38 instead of 0 on the SIMD path.
+/// arguments below about -87.3 give about 1e-38 instead of 0 on the SIMD paths.
 pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: `avx2_fma` saw AVX2 and FMA on this CPU.
-        return unsafe { x86::exp_shifted_sum_avx2(x, shift) };
+    // SAFETY: `loops` only returns a path this CPU has.
+    unsafe { exp_shifted_sum_on(loops(), x, shift) }
+}
+
+/// [`gelu`] by the loops of `path` (the portable ones for a path without its own).
+///
+/// # Safety
+/// The CPU must have `path` ([`KernelPath::available`]).
+unsafe fn gelu_on(path: KernelPath, x: &mut [f32]) {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller guarantees AVX2 and FMA.
+        KernelPath::Avx2Fma => unsafe { x86::gelu_avx2(x) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is baseline on aarch64.
+        KernelPath::Neon => unsafe { neon::gelu(x) },
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        KernelPath::Simd128 => wasm::gelu(x),
+        _ => portable::gelu(x),
     }
-    portable::exp_shifted_sum(x, shift)
+}
+
+/// [`exp_shifted_sum`] by the loops of `path` (the portable ones for a path without its own).
+///
+/// # Safety
+/// The CPU must have `path` ([`KernelPath::available`]).
+unsafe fn exp_shifted_sum_on(path: KernelPath, x: &mut [f32], shift: f32) -> f32 {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller guarantees AVX2 and FMA.
+        KernelPath::Avx2Fma => unsafe { x86::exp_shifted_sum_avx2(x, shift) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is baseline on aarch64.
+        KernelPath::Neon => unsafe { neon::exp_shifted_sum(x, shift) },
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        KernelPath::Simd128 => wasm::exp_shifted_sum(x, shift),
+        _ => portable::exp_shifted_sum(x, shift),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// PyTorch's exact GELU in f64 (libm's erf), the reference both paths are held to.
+    /// Every set of loops this CPU can run, the dispatched one among them (asserted) and the
+    /// portable reference last, so each test below checks the SIMD files directly, whatever
+    /// `FQ_MAX_ISA` says (a CI step with `FQ_MAX_ISA=portable` still tests NEON).
+    fn every_loop() -> Vec<KernelPath> {
+        let all = [
+            KernelPath::Avx2Fma,
+            KernelPath::Neon,
+            KernelPath::Simd128,
+            KernelPath::Portable,
+        ];
+        let v: Vec<KernelPath> = all.into_iter().filter(|p| p.available()).collect();
+        assert!(v.contains(&loops()), "{:?} not in {v:?}", loops());
+        v
+    }
+
+    fn gelu_by(p: KernelPath) -> impl Fn(&mut [f32]) {
+        // SAFETY: `every_loop` lists only paths this CPU has.
+        move |x| unsafe { gelu_on(p, x) }
+    }
+
+    fn exp_by(p: KernelPath) -> impl Fn(&mut [f32], f32) -> f32 {
+        // SAFETY: as above.
+        move |x, s| unsafe { exp_shifted_sum_on(p, x, s) }
+    }
+
+    /// PyTorch's exact GELU in f64 (libm's erf), the reference every path is held to.
     fn exact_gelu(x: f64) -> f64 {
         0.5 * x * libm::erfc(-x / std::f64::consts::SQRT_2)
     }
@@ -80,7 +149,7 @@ mod tests {
 
     /// Worst error of `f` on the core range (x >= -4, where |gelu| >= 1.3e-4: every value that
     /// moves a logit) and on the whole range (the negative tail's relative error grows with
-    /// z^2 = x^2/2, the f32 rounding of exp's argument, the same on both paths).
+    /// z^2 = x^2/2, the f32 rounding of exp's argument, the same on every path).
     fn worst(f: impl Fn(&mut [f32])) -> (f64, f64) {
         let x = inputs();
         let mut y = x.clone();
@@ -98,40 +167,48 @@ mod tests {
 
     #[test]
     fn gelu_matches_exact_gelu_on_every_path() {
-        let (core, all) = worst(gelu);
-        let (pcore, pall) = worst(portable::gelu);
-        eprintln!(
-            "gelu on path {}: max relative error {core:.2e} for x >= -4, {all:.2e} over \
-             [-12, 12] (portable: {pcore:.2e}, {pall:.2e})",
-            crate::exec::kernel::path().name()
-        );
-        assert!(
-            pcore < 2e-6 && pall < 1e-5,
-            "portable gelu off by {pcore:.2e} / {pall:.2e}"
-        );
-        assert!(
-            core < 2e-6 && all < 1e-5,
-            "gelu off by {core:.2e} / {all:.2e}"
-        );
-        // Special values behave as the scalar code: NaN stays NaN, +inf stays +inf.
-        let mut s = [f32::NAN, f32::INFINITY, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        gelu(&mut s);
-        assert!(s[0].is_nan() && s[1] == f32::INFINITY && s[2] == 0.0);
+        for p in every_loop() {
+            let (core, all) = worst(gelu_by(p));
+            eprintln!(
+                "gelu on path {}: max relative error {core:.2e} for x >= -4, {all:.2e} over \
+                 [-12, 12]",
+                p.name()
+            );
+            assert!(
+                core < 2e-6 && all < 1e-5,
+                "gelu on {} off by {core:.2e} / {all:.2e}",
+                p.name()
+            );
+            // Special values behave as the scalar code: NaN stays NaN, +inf stays +inf.
+            let mut s = [f32::NAN, f32::INFINITY, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+            gelu_by(p)(&mut s);
+            assert!(
+                s[0].is_nan() && s[1] == f32::INFINITY && s[2] == 0.0,
+                "{}: {s:?}",
+                p.name()
+            );
+        }
     }
 
-    /// Every length from 0 to 80 (all tails of the 32- and 8-lane loops) against the scalar path, at
-    /// offsets that are not 32-byte aligned.
+    /// Every length from 0 to 80 (all tails of the 4- and 8-lane loops) against the scalar path,
+    /// at offsets that are not 16- or 32-byte aligned.
     #[test]
     fn gelu_tails_match_the_portable_loop() {
         let base: Vec<f32> = (0..90).map(|i| (i as f32 * 0.37).sin() * 5.0).collect();
-        for off in 0..3 {
-            for n in 0..=80 {
-                let (mut a, mut b) = (base[off..off + n].to_vec(), base[off..off + n].to_vec());
-                gelu(&mut a);
-                portable::gelu(&mut b);
-                for (i, (u, v)) in a.iter().zip(&b).enumerate() {
-                    let tol = 2e-6 * v.abs().max(1e-6);
-                    assert!((u - v).abs() <= tol, "len {n}, element {i}: {u} vs {v}");
+        for p in every_loop() {
+            for off in 0..3 {
+                for n in 0..=80 {
+                    let (mut a, mut b) = (base[off..off + n].to_vec(), base[off..off + n].to_vec());
+                    gelu_by(p)(&mut a);
+                    portable::gelu(&mut b);
+                    for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+                        let tol = 2e-6 * v.abs().max(1e-6);
+                        assert!(
+                            (u - v).abs() <= tol,
+                            "{}, len {n}, element {i}: {u} vs {v}",
+                            p.name()
+                        );
+                    }
                 }
             }
         }
@@ -139,27 +216,30 @@ mod tests {
 
     #[test]
     fn exp_shifted_sum_matches_f64_exp() {
-        for n in 0..=67 {
-            let x: Vec<f32> = (0..n)
-                .map(|i| ((i * 37) % 101) as f32 * -0.9 + 3.0)
-                .collect();
-            let shift = 3.0f32;
-            let mut got = x.clone();
-            let sum = exp_shifted_sum(&mut got, shift);
-            let mut want_sum = 0f64;
-            for (&g, &v) in got.iter().zip(&x) {
-                let want = ((v - shift) as f64).exp();
-                want_sum += want;
-                let e = (g as f64 - want).abs() / want.max(1e-37);
-                // Below exp(-87.3) the SIMD path clamps to about 1e-38 instead of 0.
-                assert!(
-                    e < 4e-7 || want < 1.2e-38,
-                    "len {n}, exp({}) = {g}, want {want}",
-                    v - shift
-                );
+        for p in every_loop() {
+            for n in 0..=67 {
+                let x: Vec<f32> = (0..n)
+                    .map(|i| ((i * 37) % 101) as f32 * -0.9 + 3.0)
+                    .collect();
+                let shift = 3.0f32;
+                let mut got = x.clone();
+                let sum = exp_by(p)(&mut got, shift);
+                let mut want_sum = 0f64;
+                for (&g, &v) in got.iter().zip(&x) {
+                    let want = ((v - shift) as f64).exp();
+                    want_sum += want;
+                    let e = (g as f64 - want).abs() / want.max(1e-37);
+                    // Below exp(-87.3) the SIMD paths clamp to about 1e-38 instead of 0.
+                    assert!(
+                        e < 4e-7 || want < 1.2e-38,
+                        "{}, len {n}, exp({}) = {g}, want {want}",
+                        p.name(),
+                        v - shift
+                    );
+                }
+                let se = (sum as f64 - want_sum).abs() / want_sum.max(1e-30);
+                assert!(se < 1e-6, "{}, len {n}: sum {sum} vs {want_sum}", p.name());
             }
-            let se = (sum as f64 - want_sum).abs() / want_sum.max(1e-30);
-            assert!(se < 1e-6, "len {n}: sum {sum} vs {want_sum}");
         }
     }
 
@@ -168,19 +248,118 @@ mod tests {
     fn exp_is_within_two_ulp_over_its_range() {
         let mut x: Vec<f32> = (0..=87 * 1000).map(|i| -(i as f32) / 1000.0).collect();
         x.extend((0..1000).map(|i| i as f32 / 100.0));
-        let mut got = x.clone();
-        exp_shifted_sum(&mut got, 0.0);
-        let mut worst = 0f64;
-        for (&g, &v) in got.iter().zip(&x) {
-            let want = (v as f64).exp();
-            worst = worst.max((g as f64 - want).abs() / want);
+        for p in every_loop() {
+            let mut got = x.clone();
+            exp_by(p)(&mut got, 0.0);
+            let mut worst = 0f64;
+            for (&g, &v) in got.iter().zip(&x) {
+                let want = (v as f64).exp();
+                worst = worst.max((g as f64 - want).abs() / want);
+            }
+            eprintln!("exp on path {}: max relative error {worst:.2e}", p.name());
+            assert!(worst < 2.5e-7, "exp on {} off by {worst:.2e}", p.name());
+            let mut nan = [f32::NAN; 9];
+            assert!(
+                exp_by(p)(&mut nan, 0.0).is_nan() && nan.iter().all(|v| v.is_nan()),
+                "{}",
+                p.name()
+            );
         }
+    }
+
+    /// The public functions run the loops of the f32 kernel's path: NEON on every aarch64 CPU
+    /// and SIMD128 in a `+simd128` wasm build unless `FQ_MAX_ISA` lowers them, AVX2+FMA on
+    /// x86-64 CPUs with it. Checked on the results, not only on `loops()`: `gelu` and
+    /// `exp_shifted_sum` equal the chosen loops bit for bit and, when those are SIMD, differ from
+    /// the portable loop in some low bits (other rounding), so a dispatch that fell back to the
+    /// scalar loops fails here even though it would pass every accuracy test above.
+    #[test]
+    fn the_public_functions_run_the_kernel_paths_loops() {
+        let chosen = loops();
         eprintln!(
-            "exp on path {}: max relative error {worst:.2e}",
-            crate::exec::kernel::path().name()
+            "vmath loops: {} (f32 kernel path {})",
+            chosen.name(),
+            path().name()
         );
-        assert!(worst < 2.5e-7, "exp off by {worst:.2e}");
-        let mut nan = [f32::NAN; 9];
-        assert!(exp_shifted_sum(&mut nan, 0.0).is_nan() && nan.iter().all(|v| v.is_nan()));
+        let want = match path() {
+            KernelPath::Avx512F | KernelPath::Avx2Fma => KernelPath::Avx2Fma,
+            p => p,
+        };
+        assert_eq!(chosen, want);
+        if super::super::kernel::max_isa() == super::super::kernel::MaxIsa::Native {
+            #[cfg(target_arch = "aarch64")]
+            assert_eq!(chosen, KernelPath::Neon);
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            assert_eq!(chosen, KernelPath::Simd128);
+        }
+        let x = inputs();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+        let (mut public, mut by, mut scalar) = (x.clone(), x.clone(), x.clone());
+        gelu(&mut public);
+        gelu_by(chosen)(&mut by);
+        portable::gelu(&mut scalar);
+        assert_eq!(bits(&public), bits(&by), "gelu is not {}'s", chosen.name());
+        let differs = bits(&public) != bits(&scalar);
+        assert_eq!(
+            differs,
+            chosen != KernelPath::Portable,
+            "gelu, {}",
+            chosen.name()
+        );
+        let e: Vec<f32> = (0..4099).map(|i| -(i as f32) / 50.0).collect();
+        let (mut public, mut by, mut scalar) = (e.clone(), e.clone(), e.clone());
+        let s = exp_shifted_sum(&mut public, 0.0);
+        let t = exp_by(chosen)(&mut by, 0.0);
+        portable::exp_shifted_sum(&mut scalar, 0.0);
+        assert_eq!((bits(&public), s.to_bits()), (bits(&by), t.to_bits()));
+        let differs = bits(&public) != bits(&scalar);
+        assert_eq!(
+            differs,
+            chosen != KernelPath::Portable,
+            "exp, {}",
+            chosen.name()
+        );
+    }
+
+    /// Not a check: elements per nanosecond of every loop this CPU has, over 1M floats (4 MiB,
+    /// beyond L2: the size of a DeiT-Tiny MLP activation at batch 4), best of 10 calls, 3 rounds.
+    /// GELU on [-8, 8), `exp` on [-16, 0). For wasm, with V8's optimising tier from the start:
+    /// `FQ_WASM_RELEASE=1 tests/web/kernel-wasm.sh vmath_speed --ignored`, then
+    /// `node --no-liftoff tests/web/wasi-run.mjs target/wasm32-wasip1/release/deps/fq_runtime-*.wasm
+    /// vmath_speed --ignored --nocapture`. Timings under qemu mean nothing.
+    /// Measured 2026-12-02 (AMD EPYC, AVX2+FMA, 2 cores shared): natively AVX2+FMA GELU 0.55,
+    /// exp 1.83-1.87 elements/ns, portable 0.07-0.10 and 0.22; SIMD128 under V8 in `wasm.rs`'s
+    /// module doc.
+    #[test]
+    #[ignore]
+    fn vmath_speed() {
+        use std::hint::black_box;
+        use std::time::{Duration, Instant};
+        let n = 1 << 20;
+        let g: Vec<f32> = (0..n).map(|i| (i % 4096) as f32 / 256.0 - 8.0).collect();
+        let e: Vec<f32> = (0..n).map(|i| -((i % 4096) as f32) / 256.0).collect();
+        let mut buf = vec![0f32; n];
+        let per_ns = |d: Duration| n as f64 / d.as_nanos() as f64;
+        for round in 0..3 {
+            for p in every_loop() {
+                let (mut tg, mut te) = (Duration::MAX, Duration::MAX);
+                for _ in 0..10 {
+                    buf.copy_from_slice(&g);
+                    let t = Instant::now();
+                    gelu_by(p)(black_box(&mut buf));
+                    tg = tg.min(t.elapsed());
+                    buf.copy_from_slice(&e);
+                    let t = Instant::now();
+                    black_box(exp_by(p)(black_box(&mut buf), 0.0));
+                    te = te.min(t.elapsed());
+                }
+                eprintln!(
+                    "round {round}, {}: gelu {:.3} elements/ns, exp_shifted_sum {:.3} elements/ns",
+                    p.name(),
+                    per_ns(tg),
+                    per_ns(te)
+                );
+            }
+        }
     }
 }

@@ -1,39 +1,11 @@
 //! AVX2+FMA versions of `vmath`: eight lanes at a time, a masked-free tail through a stack copy.
 //!
-//! `exp` is the Cephes `expf` scheme: `n = round(x log2 e)`, `r = x - n ln 2` in two parts (so
-//! `r` is exact), a degree-5 polynomial for `e^r` on `|r| <= ln2/2` and `2^n` built in the
-//! exponent bits; about 1 ulp. The argument is clamped to `[-87.33, 88]` so `2^n` stays a normal
-//! float; NaN is kept (the operand order of `max`/`min` below passes NaN through).
+//! The algorithms and constants are in `coeffs.rs` (shared with `neon.rs` and `wasm.rs`). NaN is
+//! kept through the clamp of `exp`'s argument (the operand order of `max`/`min` below passes NaN
+//! through).
 
+use super::coeffs::*;
 use std::arch::x86_64::*;
-
-const LOG2E: f32 = std::f32::consts::LOG2_E;
-/// `ln 2` split so that `n * LN2_HI` is exact for `|n| <= 128`.
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
-const EXP_LO: f32 = -87.336_54;
-const EXP_HI: f32 = 88.0;
-const P: [f32; 6] = [
-    1.987_569_1e-4,
-    1.398_199_9e-3,
-    8.333_452e-3,
-    4.166_579_6e-2,
-    1.666_666_5e-1,
-    0.5,
-];
-/// The `erfcc` fit's coefficients, highest power of `t` first.
-const ERFC: [f32; 10] = [
-    0.170_872_77,
-    -0.822_152_23,
-    1.488_515_9,
-    -1.135_204,
-    0.278_868_07,
-    -0.186_288_06,
-    0.096_784_18,
-    0.374_091_96,
-    1.000_023_7,
-    -1.265_512_2,
-];
 
 /// `e^x` on eight lanes.
 #[inline]
