@@ -13,9 +13,9 @@
 //! token-model loops (bias, ReLU, GELU's polynomial parts, layer norm, softmax, the im2col copies)
 //! are plain Rust that the compiler auto-vectorises to NEON for that target, as it does to SSE2
 //! on x86-64; only the GEMM tile, where register blocking decides the speed, is written by hand.
-//! The exception is GELU's erf and softmax's exp on x86-64: their polynomial-and-branch code
-//! does not auto-vectorise, so `exec::vmath` has AVX2+FMA versions, chosen by the same
-//! [`path`] detection (the portable scalar loops elsewhere).
+//! The exception is GELU's erf and softmax's exp: their polynomial-and-branch code does not
+//! auto-vectorise, so `exec::vmath` has AVX2+FMA, NEON and SIMD128 versions, chosen by the same
+//! [`path`] detection (the portable scalar loops on the portable path).
 //!
 //! [`int8`] is the integer micro-kernel's interface (i8 codes times i8 activations into i32,
 //! `K` grouped by 4 for SDOT and VNNI) with its portable, AVX2, AVX-VNNI, AVX-512 VNNI, NEON SDOT
