@@ -380,22 +380,59 @@ pub fn gemm_i8_requant(
     if w.rows == 0 || n == 0 {
         return;
     }
-    let body = |t: usize, c: &mut [f32], q: Option<(&mut [i8], f32)>, quads: Option<&QuadShape>| {
-        let r0 = t * MC;
-        let mr = c.len() / n;
+    // Rows `r0..r0 + mr` (one task's) against panels `j0..j1`, rescaled into `dst` (`[mr][ld]`,
+    // panel `j0` at column 0).
+    let tiles = |r0: usize, mr: usize, (j0, j1): (usize, usize), dst: &mut [f32], ld: usize| {
         let mut acc = [0i32; MR * NR];
-        for j in 0..b.panels() {
+        for j in j0..j1 {
             let bp = &b.data[j * k4 * NR..(j + 1) * k4 * NR];
-            let (p0, np) = (j * NR, NR.min(n - j * NR));
+            let (col, np) = ((j - j0) * NR, NR.min(n - j * NR));
             for g in 0..mr.div_ceil(MR) {
                 w.tile(r0 / MR + g, bp, &mut acc);
                 for r in 0..MR.min(mr - g * MR) {
                     // The stored row's output row (reordered within this task's rows).
                     let o = w.order[r0 + g * MR + r] - r0;
-                    let dst = &mut c[o * n + p0..][..np];
+                    let dst = &mut dst[o * ld + col..][..np];
                     for (d, &s) in dst.iter_mut().zip(&acc[r * NR..r * NR + np]) {
                         *d = s as f32 * b.scale;
                     }
+                }
+            }
+        }
+    };
+    // Tasks are `MC` rows (the unit of the rows' reordering), so a layer of few rows has few:
+    // ResNet18's 64- and 128-row layers had 2 and 3, which two threads share 48/16 and 96/32
+    // rows, a third of the time on one thread alone. Such a task also splits its panels into
+    // column chunks (about four work items per thread in all), each into its own buffer.
+    let panels = b.panels();
+    let threads = rayon::current_num_threads();
+    let splits = if threads > 1 {
+        (4 * threads).div_ceil(w.rows.div_ceil(MC)).clamp(1, panels)
+    } else {
+        1
+    };
+    let body = |t: usize, c: &mut [f32], q: Option<(&mut [i8], f32)>, quads: Option<&QuadShape>| {
+        let r0 = t * MC;
+        let mr = c.len() / n;
+        if splits == 1 {
+            tiles(r0, mr, (0, panels), c, n);
+        } else {
+            let per = panels.div_ceil(splits);
+            let parts: Vec<Vec<f32>> = (0..panels.div_ceil(per))
+                .into_par_iter()
+                .map(|s| {
+                    let (j0, j1) = (s * per, ((s + 1) * per).min(panels));
+                    let ld = (j1 - j0) * NR;
+                    let mut buf = vec![0f32; mr * ld];
+                    tiles(r0, mr, (j0, j1), &mut buf, ld);
+                    buf
+                })
+                .collect();
+            for (s, buf) in parts.iter().enumerate() {
+                let (p0, ld) = (s * per * NR, buf.len() / mr);
+                let cols = ld.min(n - p0);
+                for (row, part) in c.chunks_exact_mut(n).zip(buf.chunks_exact(ld)) {
+                    row[p0..p0 + cols].copy_from_slice(&part[..cols]);
                 }
             }
         }
