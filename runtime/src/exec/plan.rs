@@ -1,6 +1,7 @@
 //! From a folded graph to a list of steps, with the cheap ops fused into the convolution that
 //! feeds them: ReLU after a convolution, and a residual add (plus its ReLU) into the later of the
-//! two branches, so a ResNet block's tail costs no extra pass over memory.
+//! two branches, so a ResNet block's tail costs no extra pass over memory. The CPU executor also
+//! fuses a transformer MLP's GELU into the Linear before it ([`fuse_gelu`]).
 
 use fq_models::{Attention, Conv2d, Graph, Op, Shape, ValueId};
 
@@ -131,6 +132,9 @@ pub enum Step {
         layer: usize,
         input: ValueId,
         relu: bool,
+        /// GELU on the output in the epilogue: set only by [`fuse_gelu`] (the CPU executor's
+        /// pass), never in a [`Plan`], whose GPU executor has no GELU epilogue.
+        gelu: bool,
         output: ValueId,
     },
     /// `tensor` indexes [`PackedModel::tensors`](crate::format::PackedModel::tensors): the
@@ -368,6 +372,7 @@ fn plan(g: &Graph) -> Vec<Step> {
                     layer,
                     input,
                     relu,
+                    gelu: false,
                     output,
                 });
                 layer += 1;
@@ -450,4 +455,60 @@ fn plan(g: &Graph) -> Vec<Step> {
         }
     }
     steps
+}
+
+/// `steps` with each `Gelu` whose input a Linear step writes and nothing else reads folded into
+/// that Linear's epilogue (`gelu: true`, writing the GELU's output value): a transformer MLP's
+/// hidden activations, each block's largest tensor, are then written once, finished in cache,
+/// instead of written, copied and passed over again. `output` (the graph's) is never folded
+/// away. A pass over steps rather than part of [`plan`] because only the CPU GEMMs have the
+/// epilogue: the [`Plan`] the GPU executor shares keeps its `Gelu` steps.
+pub(crate) fn fuse_gelu(steps: Vec<Step>, output: ValueId) -> Vec<Step> {
+    let mut readers = std::collections::HashMap::<ValueId, usize>::new();
+    for step in &steps {
+        for v in step.inputs() {
+            *readers.entry(v).or_default() += 1;
+        }
+    }
+    // Per Linear output that qualifies: the GELU's output value, which the Linear now writes.
+    let mut into = std::collections::HashMap::<ValueId, ValueId>::new();
+    for step in &steps {
+        if let Step::Gelu { input, output: o } = step {
+            if *input != output && readers.get(input) == Some(&1) {
+                into.insert(*input, *o);
+            }
+        }
+    }
+    let fusable = |step: &Step| match step {
+        Step::Linear {
+            relu: false,
+            gelu: false,
+            output,
+            ..
+        } => into.get(output).copied(),
+        _ => None,
+    };
+    let fused: std::collections::HashSet<ValueId> = steps
+        .iter()
+        .filter_map(|s| fusable(s).map(|_| s.output()))
+        .collect();
+    steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::Gelu { input, .. } if fused.contains(input) => None,
+            Step::Linear {
+                layer, input, relu, ..
+            } => Some(match fusable(step) {
+                Some(gelu_out) => Step::Linear {
+                    layer: *layer,
+                    input: *input,
+                    relu: *relu,
+                    gelu: true,
+                    output: gelu_out,
+                },
+                None => step.clone(),
+            }),
+            _ => Some(step.clone()),
+        })
+        .collect()
 }

@@ -438,8 +438,14 @@ fn build(
             layer,
             input,
             relu,
+            gelu,
             output,
         } => {
+            // The shared `Plan` never sets it (only the CPU executor's `fuse_gelu` does): the
+            // GEMM shader has no GELU epilogue, the graph's `Gelu` runs as its own kernel.
+            if *gelu {
+                return Err("a Linear step with a fused GELU reached the GPU executor".into());
+            }
             // On tokens: one GEMM column per (image, token), token-major in and out.
             let (l, k, o, tokens) = match (shapes[*input], shapes[*output]) {
                 (Shape::Seq(l, k), Shape::Seq(_, o)) => (l, k, o, TOKENS),
