@@ -1,7 +1,7 @@
-//! The CPU executor folds a transformer MLP's GELU into the epilogue of the Linear before it
+//! The CPU executor folds each GELU into the epilogue of the Linear or convolution before it
 //! (`exec/plan.rs`, `fuse_gelu`). On the real DeiT-Tiny and TinyViT-5M graphs (narrow, random
-//! packed weights): every GELU step after a Linear is fused away (TinyViT's convolution
-//! stages keep theirs), and the logits are bit for bit those of the
+//! packed weights): every GELU step is fused away (DeiT's after its MLPs' first Linear,
+//! TinyViT's there and after its MBConv convolutions), and the logits are bit for bit those of the
 //! unfused run, on the f32 path and on the integer token path. Bit for bit because the
 //! arithmetic is the same: the same `vmath::gelu`, elementwise, on the same finished floats; only
 //! when it runs moves.
@@ -32,10 +32,17 @@ fn gelus_after(steps: &[Step], kind: &str) -> usize {
         .count()
 }
 
-fn fused_linears(steps: &[Step]) -> usize {
+/// Steps of `kind` with a GELU in their epilogue.
+fn fused(steps: &[Step], kind: &str) -> usize {
     steps
         .iter()
-        .filter(|s| matches!(s, Step::Linear { gelu: true, .. }))
+        .filter(|s| {
+            s.kind() == kind
+                && matches!(
+                    s,
+                    Step::Linear { gelu: true, .. } | Step::Conv { gelu: true, .. }
+                )
+        })
         .count()
 }
 
@@ -44,7 +51,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 }
 
 #[test]
-fn gelu_fuses_into_the_linear_on_deit_and_tinyvit_bit_for_bit() {
+fn gelu_fuses_into_the_step_before_it_on_deit_and_tinyvit_bit_for_bit() {
     let mut rng = ChaCha8Rng::seed_from_u64(16);
     for arch in [Arch::DeitTiny, Arch::TinyVit5m] {
         let g = ArchSpec::new(arch, 16, 224, 5).graph().unwrap();
@@ -55,24 +62,26 @@ fn gelu_fuses_into_the_linear_on_deit_and_tinyvit_bit_for_bit() {
         let plan_steps = plan.steps().len();
         assert!(after_linear > 0, "{arch:?}: the graph has no Linear-GELU");
         assert_eq!(
-            fused_linears(plan.steps()),
+            fused(plan.steps(), "linear"),
+            0,
+            "the shared plan fuses no GELU"
+        );
+        assert_eq!(
+            fused(plan.steps(), "conv"),
             0,
             "the shared plan fuses no GELU"
         );
         let mut exec = Executor::from_plan(plan);
-        // Every GELU after a Linear is fused away; TinyViT's convolution stages keep theirs
-        // (a GELU after a convolution runs as its own step).
-        assert_eq!(
-            gelus(exec.steps()),
-            in_plan - after_linear,
-            "{arch:?}: a Linear-GELU was left unfused"
-        );
-        assert_eq!(gelus(exec.steps()), after_conv, "{arch:?}");
-        assert_eq!(fused_linears(exec.steps()), after_linear, "{arch:?}");
-        assert_eq!(exec.steps().len(), plan_steps - after_linear, "{arch:?}");
+        // Every GELU is fused away: into the Linear before it (the MLPs) or the convolution
+        // before it (TinyViT's MBConv stages).
+        assert_eq!(gelus(exec.steps()), 0, "{arch:?}: a GELU was left unfused");
+        assert_eq!(in_plan, after_linear + after_conv, "{arch:?}");
+        assert_eq!(fused(exec.steps(), "linear"), after_linear, "{arch:?}");
+        assert_eq!(fused(exec.steps(), "conv"), after_conv, "{arch:?}");
+        assert_eq!(exec.steps().len(), plan_steps - in_plan, "{arch:?}");
         eprintln!(
-            "{arch:?}: {in_plan} GELU steps in the plan, {after_linear} after a Linear (fused), \
-             {after_conv} after a convolution (kept)"
+            "{arch:?}: {in_plan} GELU steps in the plan, {after_linear} after a Linear, \
+             {after_conv} after a convolution, all fused"
         );
         let x: Vec<f32> = (0..exec.input_len())
             .map(|_| rng.random_range(-2.0..2.0))
@@ -89,24 +98,27 @@ fn gelu_fuses_into_the_linear_on_deit_and_tinyvit_bit_for_bit() {
                 exec.set_activations(activations);
             }
             exec.set_gelu_fusion(true);
-            let fused = exec.run(&x).unwrap();
+            let with = exec.run(&x).unwrap();
             exec.set_gelu_fusion(false);
             assert_eq!(gelus(exec.steps()), in_plan);
-            assert_eq!(fused_linears(exec.steps()), 0);
+            assert_eq!(
+                fused(exec.steps(), "linear") + fused(exec.steps(), "conv"),
+                0
+            );
             let unfused = exec.run(&x).unwrap();
             assert!(
-                fused.iter().all(|v| v.is_finite()) && fused.iter().any(|&v| v != 0.0),
-                "{arch:?} {}: degenerate logits {fused:?}",
+                with.iter().all(|v| v.is_finite()) && with.iter().any(|&v| v != 0.0),
+                "{arch:?} {}: degenerate logits {with:?}",
                 activations.name()
             );
             assert_eq!(
-                bits(&fused),
+                bits(&with),
                 bits(&unfused),
-                "{arch:?} {}: fused {fused:?} vs unfused {unfused:?}",
+                "{arch:?} {}: fused {with:?} vs unfused {unfused:?}",
                 activations.name()
             );
             eprintln!(
-                "{arch:?} {}: {after_linear} GELUs fused, logits bit-identical",
+                "{arch:?} {}: {in_plan} GELUs fused, logits bit-identical",
                 activations.name()
             );
         }

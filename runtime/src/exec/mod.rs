@@ -114,7 +114,7 @@ impl Activations {
 
 /// A compiled model: steps, value shapes and layers.
 pub struct Executor {
-    /// The steps that run: the plan's, with its GELUs fused into the Linear layers before them
+    /// The steps that run: the plan's, with its GELUs fused into the Linear/Conv steps before them
     /// unless [`Executor::set_gelu_fusion`] turned that off.
     steps: Vec<Step>,
     /// The plan's steps as compiled (unfused), to fuse again or not.
@@ -315,8 +315,8 @@ impl Executor {
         self.requantize_in_epilogue = on;
     }
 
-    /// Whether a GELU whose input only a Linear step writes and reads runs in that Linear's
-    /// epilogue (on by default) or as its own step, as the [`Plan`] has it. The same
+    /// Whether a GELU whose input only a Linear or convolution step writes and reads runs in
+    /// that step's epilogue (on by default) or as its own step, as the [`Plan`] has it. The same
     /// [`vmath::gelu`] on the same finished floats either way, so turning it off changes no
     /// result, only the time: it is here so tests and benchmarks can compare the two.
     pub fn set_gelu_fusion(&mut self, on: bool) {
@@ -581,6 +581,7 @@ impl Executor {
             input,
             residual,
             relu,
+            gelu,
             output,
         } = step
         else {
@@ -601,7 +602,7 @@ impl Executor {
             bias: l.layer.bias.as_deref(),
             residual: residual.map(get),
             relu: *relu,
-            gelu: false,
+            gelu: *gelu,
         };
         let mut out = vec![0f32; co * ho * wo];
         let mut q = requant.map(|r| match r.quads_pad {
@@ -651,6 +652,7 @@ impl Executor {
                 input,
                 residual,
                 relu,
+                gelu,
                 output,
             } => {
                 let Shape::Chw(c, h, w) = self.shapes[*input] else {
@@ -666,7 +668,7 @@ impl Executor {
                     bias: l.layer.bias.as_deref(),
                     residual: residual.map(get),
                     relu: *relu,
-                    gelu: false,
+                    gelu: *gelu,
                 };
                 debug_assert!(
                     self.int8_weights(*layer, activations).is_none(),

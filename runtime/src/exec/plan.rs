@@ -1,7 +1,7 @@
 //! From a folded graph to a list of steps, with the cheap ops fused into the convolution that
 //! feeds them: ReLU after a convolution, and a residual add (plus its ReLU) into the later of the
 //! two branches, so a ResNet block's tail costs no extra pass over memory. The CPU executor also
-//! fuses a transformer MLP's GELU into the Linear before it ([`fuse_gelu`]).
+//! fuses a GELU into the Linear or convolution before it ([`fuse_gelu`]).
 
 use fq_models::{Attention, Conv2d, Graph, Op, Shape, ValueId};
 
@@ -125,6 +125,10 @@ pub enum Step {
         /// Added to the convolution's output before the ReLU.
         residual: Option<ValueId>,
         relu: bool,
+        /// GELU on the output (after the residual) in the epilogue: set only by [`fuse_gelu`]
+        /// (the CPU executor's pass), never in a [`Plan`], whose GPU executor has no GELU
+        /// epilogue.
+        gelu: bool,
         output: ValueId,
     },
     /// On a vector, or on every token of a sequence (`tokens > 1` or a `[L, D]` input).
@@ -362,6 +366,7 @@ fn plan(g: &Graph) -> Vec<Step> {
                     input,
                     residual,
                     relu,
+                    gelu: false,
                     output,
                 });
                 layer += 1;
@@ -457,12 +462,13 @@ fn plan(g: &Graph) -> Vec<Step> {
     steps
 }
 
-/// `steps` with each `Gelu` whose input a Linear step writes and nothing else reads folded into
-/// that Linear's epilogue (`gelu: true`, writing the GELU's output value): a transformer MLP's
-/// hidden activations, each block's largest tensor, are then written once, finished in cache,
-/// instead of written, copied and passed over again. `output` (the graph's) is never folded
-/// away. A pass over steps rather than part of [`plan`] because only the CPU GEMMs have the
-/// epilogue: the [`Plan`] the GPU executor shares keeps its `Gelu` steps.
+/// `steps` with each `Gelu` whose input a Linear or convolution step (without ReLU) writes and
+/// nothing else reads folded into that step's epilogue (`gelu: true`, writing the GELU's output
+/// value): a transformer MLP's hidden activations (each block's largest tensor) and TinyViT's
+/// MBConv activations are then written once, finished in cache, instead of written, copied and
+/// passed over again. `output` (the graph's) is never folded away. A pass over steps rather than
+/// part of [`plan`] because only the CPU GEMMs have the epilogue: the [`Plan`] the GPU executor
+/// shares keeps its `Gelu` steps.
 pub(crate) fn fuse_gelu(steps: Vec<Step>, output: ValueId) -> Vec<Step> {
     let mut readers = std::collections::HashMap::<ValueId, usize>::new();
     for step in &steps {
@@ -485,6 +491,12 @@ pub(crate) fn fuse_gelu(steps: Vec<Step>, output: ValueId) -> Vec<Step> {
             gelu: false,
             output,
             ..
+        }
+        | Step::Conv {
+            relu: false,
+            gelu: false,
+            output,
+            ..
         } => into.get(output).copied(),
         _ => None,
     };
@@ -496,19 +508,34 @@ pub(crate) fn fuse_gelu(steps: Vec<Step>, output: ValueId) -> Vec<Step> {
         .iter()
         .filter_map(|step| match step {
             Step::Gelu { input, .. } if fused.contains(input) => None,
-            Step::Linear {
-                layer, input, relu, ..
-            } => Some(match fusable(step) {
-                Some(gelu_out) => Step::Linear {
-                    layer: *layer,
-                    input: *input,
-                    relu: *relu,
+            _ => Some(match (fusable(step), step.clone()) {
+                (Some(gelu_out), Step::Linear { layer, input, .. }) => Step::Linear {
+                    layer,
+                    input,
+                    relu: false,
                     gelu: true,
                     output: gelu_out,
                 },
-                None => step.clone(),
+                (
+                    Some(gelu_out),
+                    Step::Conv {
+                        layer,
+                        conv,
+                        input,
+                        residual,
+                        ..
+                    },
+                ) => Step::Conv {
+                    layer,
+                    conv,
+                    input,
+                    residual,
+                    relu: false,
+                    gelu: true,
+                    output: gelu_out,
+                },
+                (_, step) => step,
             }),
-            _ => Some(step.clone()),
         })
         .collect()
 }

@@ -394,8 +394,13 @@ fn build(
             input,
             residual,
             relu,
+            gelu,
             output,
         } => {
+            // Never set in the shared `Plan` (see the Linear step below).
+            if *gelu {
+                return Err("a convolution with a fused GELU reached the GPU executor".into());
+            }
             let ((c, h, w), (co, ho, wo)) = (chw(*input), chw(*output));
             let cg = c / conv.groups;
             let params = GemmParams {
