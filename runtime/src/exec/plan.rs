@@ -476,7 +476,7 @@ pub(crate) fn fuse_gelu(steps: Vec<Step>, output: ValueId) -> Vec<Step> {
             *readers.entry(v).or_default() += 1;
         }
     }
-    // Per Linear output that qualifies: the GELU's output value, which the Linear now writes.
+    // Per value that a GELU alone reads: that GELU's output, which the producer may write.
     let mut into = std::collections::HashMap::<ValueId, ValueId>::new();
     for step in &steps {
         if let Step::Gelu { input, output: o } = step {
