@@ -293,6 +293,7 @@ fn packed_gemm_matches_naive_product() {
         bias: Some(&bias),
         residual: Some(&residual),
         relu: true,
+        gelu: false,
     };
     gemm(
         &Rows::Packed {

@@ -8,6 +8,7 @@ mod packed;
 
 mod classify;
 mod executor;
+mod gelu_fusion;
 mod gpu_kernels;
 mod gpu_layout;
 mod gpu_model;

@@ -57,6 +57,7 @@ pub fn conv2d(
             bias: epi.bias.map(|b| &b[r.clone()]),
             residual: epi.residual.map(|v| &v[r.start * n..r.end * n]),
             relu: epi.relu,
+            gelu: epi.gelu,
         };
         let out = &mut out[r.start * n..r.end * n];
         if n >= FUSED_MIN_N && og * geo.k() <= FUSED_MAX_WEIGHTS {

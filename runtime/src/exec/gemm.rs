@@ -52,14 +52,19 @@ impl Rows<'_> {
     }
 }
 
-/// What happens to a row's sums: `relu(sum * scale + bias + residual)`; every slice is indexed by
-/// the output row (relative to the call), `residual` like `out`.
+/// What happens to a row's sums: `relu(sum * scale + bias + residual)`, then `gelu` of that when
+/// `gelu` is set; every slice is indexed by the output row (relative to the call), `residual`
+/// like `out`.
 #[derive(Clone, Copy, Default)]
 pub struct Epilogue<'a> {
     pub scale: Option<&'a [f32]>,
     pub bias: Option<&'a [f32]>,
     pub residual: Option<&'a [f32]>,
     pub relu: bool,
+    /// The exact GELU ([`super::vmath::gelu`]) on each finished row while it is still in cache:
+    /// how a transformer MLP's first Linear absorbs the GELU after it (the plan sets it on
+    /// Linear steps only), saving a pass and a copy of the block's largest tensor.
+    pub gelu: bool,
 }
 
 /// The right-hand matrix `[k][n]`, packed in panels of `NR` columns: `data[(j * k + i) * NR + c]`
@@ -179,6 +184,9 @@ pub(super) fn finish_row(row: &mut [f32], epi: &Epilogue, o: usize, residual: Op
     }
     if epi.relu {
         row.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    if epi.gelu {
+        super::vmath::gelu(row);
     }
 }
 

@@ -544,6 +544,7 @@ mod tests {
             bias: Some(&bias),
             residual: None,
             relu: true,
+            gelu: false,
         };
         gemm_i8(&WeightsI8::new(&m), &b, &mut out, epi);
         let inv = 1.0 / scale;
@@ -571,6 +572,7 @@ mod tests {
             bias: Some(&bias),
             residual: None,
             relu: false,
+            gelu: false,
         };
         let offsets = m.row_offsets();
         let mut want = vec![0f32; rows * n];

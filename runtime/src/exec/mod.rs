@@ -114,7 +114,11 @@ impl Activations {
 
 /// A compiled model: steps, value shapes and layers.
 pub struct Executor {
+    /// The steps that run: the plan's, with its GELUs fused into the Linear/Conv steps before them
+    /// unless [`Executor::set_gelu_fusion`] turned that off.
     steps: Vec<Step>,
+    /// The plan's steps as compiled (unfused), to fuse again or not.
+    plan_steps: Vec<Step>,
     shapes: Vec<Shape>,
     layers: Vec<Prepared>,
     /// The unquantized parameters (layer norms, tokens, embeddings, attention biases).
@@ -152,16 +156,12 @@ pub enum ExecError {
 impl Executor {
     /// Runs a compiled [`Plan`], taking its layers.
     pub fn from_plan(plan: Plan) -> Self {
-        let (steps, shapes, output, layers, tensors) = plan.into_parts();
-        let mut last_use = vec![0usize; shapes.len()];
-        for (s, step) in steps.iter().enumerate() {
-            for v in step.inputs() {
-                last_use[v] = s;
-            }
-        }
-        last_use[output] = usize::MAX;
+        let (plan_steps, shapes, output, layers, tensors) = plan.into_parts();
+        let steps = plan::fuse_gelu(plan_steps.clone(), output);
+        let last_use = last_uses(&steps, shapes.len(), output);
         Self {
             steps,
+            plan_steps,
             shapes,
             layers: layers.into_iter().map(Prepared::new).collect(),
             tensors,
@@ -313,6 +313,19 @@ impl Executor {
     /// tests and benchmarks can compare the two.
     pub fn set_requantize_in_epilogue(&mut self, on: bool) {
         self.requantize_in_epilogue = on;
+    }
+
+    /// Whether a GELU whose input only a Linear or convolution step writes and reads runs in
+    /// that step's epilogue (on by default) or as its own step, as the [`Plan`] has it. The same
+    /// [`vmath::gelu`] on the same finished floats either way, so turning it off changes no
+    /// result, only the time: it is here so tests and benchmarks can compare the two.
+    pub fn set_gelu_fusion(&mut self, on: bool) {
+        self.steps = if on {
+            plan::fuse_gelu(self.plan_steps.clone(), self.output)
+        } else {
+            self.plan_steps.clone()
+        };
+        self.last_use = last_uses(&self.steps, self.shapes.len(), self.output);
     }
 
     /// Whether the integer convolutions whose input channels are a multiple of 4 take their
@@ -483,6 +496,16 @@ impl Executor {
                     values[*output] = Some(pool::add(a_buf, b_buf, *relu));
                     *output
                 }
+                Step::Gelu { input, output } => {
+                    // In place in the input's buffer when nothing reads it later.
+                    let buf = if self.last_use[*input] == s {
+                        values[*input].take().expect("computed before use")
+                    } else {
+                        values[*input].clone().expect("computed before use")
+                    };
+                    values[*output] = Some(tokens::gelu(buf));
+                    *output
+                }
                 _ => {
                     let o = output_of(step);
                     values[o] = out;
@@ -558,6 +581,7 @@ impl Executor {
             input,
             residual,
             relu,
+            gelu,
             output,
         } = step
         else {
@@ -578,6 +602,7 @@ impl Executor {
             bias: l.layer.bias.as_deref(),
             residual: residual.map(get),
             relu: *relu,
+            gelu: *gelu,
         };
         let mut out = vec![0f32; co * ho * wo];
         let mut q = requant.map(|r| match r.quads_pad {
@@ -611,8 +636,8 @@ impl Executor {
         (out, q)
     }
 
-    /// The output of every step but `Add` (which [`Executor::run`] does in place) and the
-    /// integer convolutions ([`Executor::conv_int8`], which also pass codes between layers).
+    /// The output of every step but `Add` and `Gelu` (which [`Executor::run`] does in place) and
+    /// the integer convolutions ([`Executor::conv_int8`], which also pass codes between layers).
     fn step(
         &self,
         step: &Step,
@@ -627,6 +652,7 @@ impl Executor {
                 input,
                 residual,
                 relu,
+                gelu,
                 output,
             } => {
                 let Shape::Chw(c, h, w) = self.shapes[*input] else {
@@ -642,6 +668,7 @@ impl Executor {
                     bias: l.layer.bias.as_deref(),
                     residual: residual.map(get),
                     relu: *relu,
+                    gelu: *gelu,
                 };
                 debug_assert!(
                     self.int8_weights(*layer, activations).is_none(),
@@ -662,6 +689,7 @@ impl Executor {
                 layer,
                 input,
                 relu,
+                gelu,
                 output,
             } => {
                 let l = &self.layers[*layer];
@@ -670,6 +698,7 @@ impl Executor {
                     bias: l.layer.bias.as_deref(),
                     residual: None,
                     relu: *relu,
+                    gelu: *gelu,
                 };
                 if let Shape::Seq(t, _) = self.shapes[*input] {
                     if let Some(w8) = self.int8_weights(*layer, activations) {
@@ -689,7 +718,6 @@ impl Executor {
                 let (g, b) = (&self.tensors[*tensor].data, &self.tensors[*tensor + 1].data);
                 Some(tokens::layer_norm(get(*input), g.len(), g, b, *eps))
             }
-            Step::Gelu { input, .. } => Some(tokens::gelu(get(*input).to_vec())),
             Step::ToTokens { input, .. } => {
                 let Shape::Chw(c, h, w) = self.shapes[*input] else {
                     unreachable!("validated: to-tokens input is [C,H,W]")
@@ -787,9 +815,21 @@ impl Executor {
                 Some(pool::global_avg_pool(get(*input), c, h * w))
             }
             Step::Relu { input, .. } => Some(pool::relu(get(*input).to_vec())),
-            Step::Add { .. } => None,
+            Step::Add { .. } | Step::Gelu { .. } => None,
         }
     }
+}
+
+/// Index of the last step reading each value; `usize::MAX` for `output`, which is kept.
+fn last_uses(steps: &[Step], values: usize, output: ValueId) -> Vec<usize> {
+    let mut last_use = vec![0usize; values];
+    for (s, step) in steps.iter().enumerate() {
+        for v in step.inputs() {
+            last_use[v] = s;
+        }
+    }
+    last_use[output] = usize::MAX;
+    last_use
 }
 
 fn output_of(step: &Step) -> ValueId {

@@ -1,6 +1,7 @@
 //! From a folded graph to a list of steps, with the cheap ops fused into the convolution that
 //! feeds them: ReLU after a convolution, and a residual add (plus its ReLU) into the later of the
-//! two branches, so a ResNet block's tail costs no extra pass over memory.
+//! two branches, so a ResNet block's tail costs no extra pass over memory. The CPU executor also
+//! fuses a GELU into the Linear or convolution before it ([`fuse_gelu`]).
 
 use fq_models::{Attention, Conv2d, Graph, Op, Shape, ValueId};
 
@@ -124,6 +125,10 @@ pub enum Step {
         /// Added to the convolution's output before the ReLU.
         residual: Option<ValueId>,
         relu: bool,
+        /// GELU on the output (after the residual) in the epilogue: set only by [`fuse_gelu`]
+        /// (the CPU executor's pass), never in a [`Plan`], whose GPU executor has no GELU
+        /// epilogue.
+        gelu: bool,
         output: ValueId,
     },
     /// On a vector, or on every token of a sequence (`tokens > 1` or a `[L, D]` input).
@@ -131,6 +136,9 @@ pub enum Step {
         layer: usize,
         input: ValueId,
         relu: bool,
+        /// GELU on the output in the epilogue: set only by [`fuse_gelu`] (the CPU executor's
+        /// pass), never in a [`Plan`], whose GPU executor has no GELU epilogue.
+        gelu: bool,
         output: ValueId,
     },
     /// `tensor` indexes [`PackedModel::tensors`](crate::format::PackedModel::tensors): the
@@ -358,6 +366,7 @@ fn plan(g: &Graph) -> Vec<Step> {
                     input,
                     residual,
                     relu,
+                    gelu: false,
                     output,
                 });
                 layer += 1;
@@ -368,6 +377,7 @@ fn plan(g: &Graph) -> Vec<Step> {
                     layer,
                     input,
                     relu,
+                    gelu: false,
                     output,
                 });
                 layer += 1;
@@ -450,4 +460,82 @@ fn plan(g: &Graph) -> Vec<Step> {
         }
     }
     steps
+}
+
+/// `steps` with each `Gelu` whose input a Linear or convolution step (without ReLU) writes and
+/// nothing else reads folded into that step's epilogue (`gelu: true`, writing the GELU's output
+/// value): a transformer MLP's hidden activations (each block's largest tensor) and TinyViT's
+/// MBConv activations are then written once, finished in cache, instead of written, copied and
+/// passed over again. `output` (the graph's) is never folded away. A pass over steps rather than
+/// part of [`plan`] because only the CPU GEMMs have the epilogue: the [`Plan`] the GPU executor
+/// shares keeps its `Gelu` steps.
+pub(crate) fn fuse_gelu(steps: Vec<Step>, output: ValueId) -> Vec<Step> {
+    let mut readers = std::collections::HashMap::<ValueId, usize>::new();
+    for step in &steps {
+        for v in step.inputs() {
+            *readers.entry(v).or_default() += 1;
+        }
+    }
+    // Per value that a GELU alone reads: that GELU's output, which the producer may write.
+    let mut into = std::collections::HashMap::<ValueId, ValueId>::new();
+    for step in &steps {
+        if let Step::Gelu { input, output: o } = step {
+            if *input != output && readers.get(input) == Some(&1) {
+                into.insert(*input, *o);
+            }
+        }
+    }
+    let fusable = |step: &Step| match step {
+        Step::Linear {
+            relu: false,
+            gelu: false,
+            output,
+            ..
+        }
+        | Step::Conv {
+            relu: false,
+            gelu: false,
+            output,
+            ..
+        } => into.get(output).copied(),
+        _ => None,
+    };
+    let fused: std::collections::HashSet<ValueId> = steps
+        .iter()
+        .filter_map(|s| fusable(s).map(|_| s.output()))
+        .collect();
+    steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::Gelu { input, .. } if fused.contains(input) => None,
+            _ => Some(match (fusable(step), step.clone()) {
+                (Some(gelu_out), Step::Linear { layer, input, .. }) => Step::Linear {
+                    layer,
+                    input,
+                    relu: false,
+                    gelu: true,
+                    output: gelu_out,
+                },
+                (
+                    Some(gelu_out),
+                    Step::Conv {
+                        layer,
+                        conv,
+                        input,
+                        residual,
+                        ..
+                    },
+                ) => Step::Conv {
+                    layer,
+                    conv,
+                    input,
+                    residual,
+                    relu: false,
+                    gelu: true,
+                    output: gelu_out,
+                },
+                (_, step) => step,
+            }),
+        })
+        .collect()
 }

@@ -15,8 +15,8 @@ use super::kernel::{tile, MR, NR};
 /// Token rows of one task at most (a multiple of `MR`).
 const MT_MAX: usize = 96;
 
-/// `out[t][o] = relu(W[o] . x[t] * scale[o] + bias[o] + residual[o][t])` for `l` tokens of `k`
-/// features; `residual` (if any) is indexed `[rows, l]` as in [`super::gemm::gemm`]'s layout.
+/// `out[t][o] = relu(W[o] . x[t] * scale[o] + bias[o] + residual[o][t])` (then `gelu` of it when
+/// `epi.gelu`) for `l` tokens of `k` features; `residual` (if any) is indexed `[rows, l]` as in [`super::gemm::gemm`]'s layout.
 pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) -> Vec<f32> {
     let k = x.len() / l.max(1);
     let mut out = vec![0f32; l * rows];
@@ -99,6 +99,9 @@ fn finish_columns(row: &mut [f32], epi: &Epilogue, t: usize, l: usize) {
     if epi.relu {
         row.iter_mut().for_each(|v| *v = v.max(0.0));
     }
+    if epi.gelu {
+        super::vmath::gelu(row);
+    }
 }
 
 /// Tokens per task: about four tasks per thread for balance, a multiple of `MR`, at most
@@ -144,6 +147,7 @@ mod tests {
                     bias: Some(&bias),
                     residual: Some(&res),
                     relu,
+                    gelu: false,
                 };
                 let got = linear_tokens(&Rows::F32 { data: &w, cols: k }, rows, &x, l, epi);
                 for t in 0..l {

@@ -394,8 +394,13 @@ fn build(
             input,
             residual,
             relu,
+            gelu,
             output,
         } => {
+            // Never set in the shared `Plan` (see the Linear step below).
+            if *gelu {
+                return Err("a convolution with a fused GELU reached the GPU executor".into());
+            }
             let ((c, h, w), (co, ho, wo)) = (chw(*input), chw(*output));
             let cg = c / conv.groups;
             let params = GemmParams {
@@ -438,8 +443,14 @@ fn build(
             layer,
             input,
             relu,
+            gelu,
             output,
         } => {
+            // The shared `Plan` never sets it (only the CPU executor's `fuse_gelu` does): the
+            // GEMM shader has no GELU epilogue, the graph's `Gelu` runs as its own kernel.
+            if *gelu {
+                return Err("a Linear step with a fused GELU reached the GPU executor".into());
+            }
             // On tokens: one GEMM column per (image, token), token-major in and out.
             let (l, k, o, tokens) = match (shapes[*input], shapes[*output]) {
                 (Shape::Seq(l, k), Shape::Seq(_, o)) => (l, k, o, TOKENS),

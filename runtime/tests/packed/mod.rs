@@ -403,3 +403,82 @@ pub fn saved_classifier(dir: &std::path::Path) -> fq_runtime::Classifier {
         .unwrap();
     fq_runtime::Classifier::load(&path).unwrap()
 }
+
+/// A random model of any graph, token models included (DeiT, TinyViT), through the real
+/// `assemble_with` (batch norms folded): packed layers of random widths 2..=8 per row with
+/// weights of about ±sqrt(3 / cols), biases in ±0.5, layer-norm weights near 1 and the other
+/// extra tensors (tokens, embeddings, attention biases) in ±0.5. No f64 reference: for
+/// comparing two runs of the runtime with each other, and for timings.
+pub fn random_token_model(graph: &Graph, seed: u64) -> PackedModel {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let has_bias: HashMap<&str, bool> = graph
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Conv2d(c) => Some((n.name.as_str(), c.bias)),
+            Op::Linear(l) => Some((n.name.as_str(), l.bias)),
+            _ => None,
+        })
+        .collect();
+    let bn_channels: HashMap<&str, usize> = graph
+        .nodes
+        .iter()
+        .filter_map(|n| match n.op {
+            Op::BatchNorm2d { channels, .. } => Some((n.name.as_str(), channels)),
+            _ => None,
+        })
+        .collect();
+    let rng = std::cell::RefCell::new(&mut rng);
+    fq_runtime::format::assemble_with(
+        graph,
+        meta(graph),
+        |name, rows, cols| {
+            let rng = &mut *rng.borrow_mut();
+            let bits: Vec<u8> = (0..rows).map(|_| rng.random_range(2..=8)).collect();
+            let codes: Vec<i8> = bits
+                .iter()
+                .flat_map(|&b| {
+                    let q = (1i32 << (b - 1)) - 1;
+                    (0..cols)
+                        .map(|_| rng.random_range(-q..=q) as i8)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let std = (3.0 / cols as f32).sqrt();
+            let scales = bits
+                .iter()
+                .map(|&b| std / ((1i32 << (b - 1)) - 1) as f32)
+                .collect();
+            let bias =
+                has_bias[name].then(|| (0..rows).map(|_| rng.random_range(-0.5..0.5)).collect());
+            Ok(LayerParams {
+                weights: LayerSource::Quantized {
+                    bits,
+                    codes,
+                    scales,
+                },
+                bias,
+            })
+        },
+        |name| {
+            let rng = &mut *rng.borrow_mut();
+            let c = bn_channels[name];
+            let mut u = |lo: f32, hi: f32| (0..c).map(|_| rng.random_range(lo..hi)).collect();
+            Ok(BatchNormParams {
+                weight: u(0.5, 1.5),
+                bias: u(-0.2, 0.2),
+                running_mean: u(-0.5, 0.5),
+                running_var: u(0.3, 2.0),
+            })
+        },
+        |name, shape| {
+            let rng = &mut *rng.borrow_mut();
+            let n: usize = shape.iter().product();
+            let around = if name.ends_with(".weight") { 1.0 } else { 0.0 };
+            Ok((0..n)
+                .map(|_| around + rng.random_range(-0.5..0.5))
+                .collect())
+        },
+    )
+    .expect("assemble a random token model")
+}
