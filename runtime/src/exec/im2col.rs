@@ -28,6 +28,22 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// The geometry of a convolution over `[c, h, w]`, its output size computed (tests).
+    #[cfg(test)]
+    pub fn of(c: usize, h: usize, w: usize, kernel: usize, stride: usize, padding: usize) -> Self {
+        let out = |n: usize| (n + 2 * padding - kernel) / stride + 1;
+        Self {
+            c,
+            h,
+            w,
+            kernel,
+            stride,
+            padding,
+            ho: out(h),
+            wo: out(w),
+        }
+    }
+
     /// Rows of `B`: taps per output pixel.
     pub fn k(&self) -> usize {
         self.c * self.kernel * self.kernel
@@ -251,18 +267,7 @@ mod tests {
             (1, 20, 50, 3, 3, 0),
             (2, 11, 9, 3, 2, 1),
         ] {
-            let ho = (h + 2 * padding - kernel) / stride + 1;
-            let wo = (w + 2 * padding - kernel) / stride + 1;
-            let g = Geometry {
-                c,
-                h,
-                w,
-                kernel,
-                stride,
-                padding,
-                ho,
-                wo,
-            };
+            let g = Geometry::of(c, h, w, kernel, stride, padding);
             let x: Vec<f32> = (0..c * h * w).map(|i| (i % 251) as f32 - 125.0).collect();
             let xq: Vec<i8> = x.iter().map(|&v| v as i8).collect();
             let (k, n) = (g.k(), g.n());

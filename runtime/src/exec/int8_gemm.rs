@@ -486,7 +486,7 @@ pub fn gemm_i8_requant(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::gemm::{gemm, PanelB, Rows};
     use super::*;
 
@@ -502,7 +502,8 @@ mod tests {
         }
     }
 
-    fn lcg(seed: u64) -> impl FnMut() -> f32 {
+    /// Pseudo-random values in `[-1, 1)`, the same for a seed on every target.
+    pub(crate) fn lcg(seed: u64) -> impl FnMut() -> f32 {
         let mut s = seed;
         move || {
             s = s

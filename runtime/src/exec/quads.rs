@@ -276,17 +276,8 @@ pub fn column_order(c: usize, kernel: usize) -> Vec<Option<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::int8_gemm::tests::lcg;
     use crate::exec::int8_gemm::{dynamic_scale, PanelB8};
-
-    fn lcg(seed: u64) -> impl FnMut() -> f32 {
-        let mut s = seed;
-        move || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        }
-    }
 
     /// Every panel of the quads' im2col is the channel-major im2col's panel with its rows
     /// permuted by [`column_order`] (zero rows for the missing channels): strides 1 and 2,
@@ -305,18 +296,7 @@ mod tests {
             (5, 17, 19, 3, 1, 0, 0),
         ];
         for (case, &(c, h, w, kernel, stride, padding, pad)) in cases.iter().enumerate() {
-            let ho = (h + 2 * padding - kernel) / stride + 1;
-            let wo = (w + 2 * padding - kernel) / stride + 1;
-            let g = Geometry {
-                c,
-                h,
-                w,
-                kernel,
-                stride,
-                padding,
-                ho,
-                wo,
-            };
+            let g = Geometry::of(c, h, w, kernel, stride, padding);
             let mut next = lcg(case as u64 + 1);
             let x: Vec<f32> = (0..c * h * w).map(|_| next() * 2.0).collect();
             let scale = dynamic_scale(&x);

@@ -57,15 +57,7 @@ pub fn random_packed(
             }
         })
         .collect();
-    let codes: Vec<i8> = bits
-        .iter()
-        .flat_map(|&b| {
-            let q = (1i32 << (b - 1)) - 1;
-            (0..cols)
-                .map(|_| rng.random_range(-q..=q) as i8)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let codes = crate::packed::random_codes(rng, &bits, cols);
     let scales = (0..rows).map(|_| rng.random_range(0.001..0.1)).collect();
     let m = PackedMatrix::from_codes(cols, bits, &codes, scales).unwrap();
     (m, codes)
@@ -123,15 +115,7 @@ fn random_packed_width(
     let bits: Vec<u8> = (0..rows)
         .map(|_| width.unwrap_or_else(|| rng.random_range(2..=8)))
         .collect();
-    let codes: Vec<i8> = bits
-        .iter()
-        .flat_map(|&b| {
-            let q = (1i32 << (b - 1)) - 1;
-            (0..cols)
-                .map(|_| rng.random_range(-q..=q) as i8)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let codes = crate::packed::random_codes(rng, &bits, cols);
     // Scale ~ 1/qmax so every width gives weights of the same size.
     let scales = bits
         .iter()

@@ -435,15 +435,7 @@ pub fn random_token_model(graph: &Graph, seed: u64) -> PackedModel {
         |name, rows, cols| {
             let rng = &mut *rng.borrow_mut();
             let bits: Vec<u8> = (0..rows).map(|_| rng.random_range(2..=8)).collect();
-            let codes: Vec<i8> = bits
-                .iter()
-                .flat_map(|&b| {
-                    let q = (1i32 << (b - 1)) - 1;
-                    (0..cols)
-                        .map(|_| rng.random_range(-q..=q) as i8)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let codes = random_codes(rng, &bits, cols);
             let std = (3.0 / cols as f32).sqrt();
             let scales = bits
                 .iter()
@@ -481,4 +473,16 @@ pub fn random_token_model(graph: &Graph, seed: u64) -> PackedModel {
         },
     )
     .expect("assemble a random token model")
+}
+
+/// `cols` random codes per row, each row within its width's symmetric range.
+pub fn random_codes(rng: &mut impl Rng, bits: &[u8], cols: usize) -> Vec<i8> {
+    bits.iter()
+        .flat_map(|&b| {
+            let q = (1i32 << (b - 1)) - 1;
+            (0..cols)
+                .map(|_| rng.random_range(-q..=q) as i8)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
