@@ -62,9 +62,15 @@ impl Geometry {
 pub trait Element: Copy + Default {
     /// `dst[q] = src[2 q]` for `q < NR`; `src` holds at least `2 NR - 1` values.
     fn gather2(src: &[Self], dst: &mut [Self; NR]) {
-        for (q, v) in dst.iter_mut().enumerate() {
-            *v = src[2 * q];
-        }
+        gather2_scalar(src, dst)
+    }
+}
+
+/// [`Element::gather2`] one value at a time: the portable form, and the vector forms' fallback
+/// where their 32-byte loads would read past `src`.
+fn gather2_scalar<T: Copy>(src: &[T], dst: &mut [T; NR]) {
+    for (q, v) in dst.iter_mut().enumerate() {
+        *v = src[2 * q];
     }
 }
 
@@ -74,10 +80,7 @@ impl Element for f32 {
         use std::arch::x86_64::*;
         if src.len() < 2 * NR {
             // The vector loads would read one value past the last one needed.
-            for (q, v) in dst.iter_mut().enumerate() {
-                *v = src[2 * q];
-            }
-            return;
+            return gather2_scalar(src, dst);
         }
         // SAFETY: SSE2 is part of x86-64's baseline; the loads read `src[..2 NR]` (checked
         // above), the stores write `dst[..NR]`.
@@ -98,10 +101,7 @@ impl Element for i8 {
     fn gather2(src: &[i8], dst: &mut [i8; NR]) {
         use std::arch::x86_64::*;
         if src.len() < 2 * NR {
-            for (q, v) in dst.iter_mut().enumerate() {
-                *v = src[2 * q];
-            }
-            return;
+            return gather2_scalar(src, dst);
         }
         // SAFETY: SSE2 is part of x86-64's baseline; the loads read `src[..2 NR]` (checked
         // above), the store writes `dst[..NR]`.
