@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::gemm::{finish_row, Epilogue};
 use super::im2col::{Geometry, Padded};
-use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, KGROUP, MR, NR};
+use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, Int8Path, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
 use super::quads::{store_quad, QuadShape, Quads, Q as QUAD};
 use crate::format::{pack, PackedMatrix};
@@ -263,7 +263,8 @@ impl WeightsI8 {
         let rows = m.rows;
         let k = columns.map_or(m.cols, <[_]>::len);
         let k4 = k.div_ceil(KGROUP) * KGROUP;
-        let padded = rows.div_ceil(MR) * MR;
+        // Whole tasks of rows, so a 16-row AMX block never reads past the codes.
+        let padded = rows.div_ceil(MC) * MC;
         let offsets = m.row_offsets();
         // Narrow rows first within each task's rows (stable), the padding rows last.
         let mut order: Vec<usize> = Vec::with_capacity(padded);
@@ -325,6 +326,51 @@ impl WeightsI8 {
         self.reads_quads
     }
 
+    /// Rows `r0..r0 + mr` (one task's, `r0` a multiple of [`MC`]) against panels `j0..j1` of `b`
+    /// on AMX: 16 x 32 blocks (two panels; a last odd panel goes in as both), rescaled by
+    /// `b.scale` into `dst` (`[mr][ld]`, panel `j0` at column 0), each row at its output row.
+    #[cfg(target_arch = "x86_64")]
+    fn blocks_amx(
+        &self,
+        b: &PanelB8,
+        r0: usize,
+        mr: usize,
+        (j0, j1): (usize, usize),
+        dst: &mut [f32],
+        ld: usize,
+    ) {
+        use super::kernel::int8_amx::{block, COLS, ROWS};
+        let (k4, n) = (b.k4, b.n);
+        assert!(
+            (r0 + mr.div_ceil(ROWS) * ROWS) * k4 <= self.codes.len()
+                && j1 * k4 * NR <= b.data.len(),
+            "blocks_amx: extents"
+        );
+        let mut acc = [0i32; ROWS * COLS];
+        for j in (j0..j1).step_by(2) {
+            let pair = if j + 1 < j1 { 2 } else { 1 };
+            let b0 = b.data[j * k4 * NR..].as_ptr();
+            let b1 = b.data[(j + pair - 1) * k4 * NR..].as_ptr();
+            for g in 0..mr.div_ceil(ROWS) {
+                let a = self.codes[(r0 + g * ROWS) * k4..].as_ptr();
+                // SAFETY: `int8_path` chose AMX (so `supported()`); the assert above keeps 16 rows
+                // of `k4` codes at `a` (rows are padded to whole tasks) and `k4 * NR` codes at each
+                // panel; `k4` is a multiple of 4.
+                unsafe { block(k4, a, k4, b0, b1, &mut acc) };
+                for r in 0..ROWS.min(mr - g * ROWS) {
+                    let o = self.order[r0 + g * ROWS + r] - r0;
+                    for h in 0..pair {
+                        let (col, np) = ((j + h - j0) * NR, NR.min(n - (j + h) * NR));
+                        let src = &acc[r * COLS + h * NR..][..np];
+                        for (d, &s) in dst[o * ld + col..][..np].iter_mut().zip(src) {
+                            *d = s as f32 * b.scale;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The `MR x NR` i32 tile of row block `g` (rows `g * MR..`) against one panel of `B`.
     #[inline]
     fn tile(&self, g: usize, panel: &[i8], acc: &mut [i32; MR * NR]) {
@@ -383,6 +429,10 @@ pub fn gemm_i8_requant(
     // Rows `r0..r0 + mr` (one task's) against panels `j0..j1`, rescaled into `dst` (`[mr][ld]`,
     // panel `j0` at column 0).
     let tiles = |r0: usize, mr: usize, (j0, j1): (usize, usize), dst: &mut [f32], ld: usize| {
+        #[cfg(target_arch = "x86_64")]
+        if int8_path() == Int8Path::Amx {
+            return w.blocks_amx(b, r0, mr, (j0, j1), dst, ld);
+        }
         let mut acc = [0i32; MR * NR];
         for j in j0..j1 {
             let bp = &b.data[j * k4 * NR..(j + 1) * k4 * NR];

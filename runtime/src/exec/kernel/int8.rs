@@ -54,6 +54,10 @@ pub const MAX_K: usize = (1 << 17) - KGROUP;
 /// The integer micro-kernel a CPU runs; named like [`super::KernelPath`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Int8Path {
+    /// x86-64 with AMX-INT8 (Sapphire Rapids and later Xeons, Linux 5.16+): `TDPBSSD` on tile
+    /// registers, 16,384 signed multiply-adds per instruction (`int8_amx.rs`); the GEMM runs it on
+    /// 16 x 32 blocks.
+    Amx,
     /// x86-64 with AVX-512F, AVX-512BW and AVX-512 VNNI: `VPDPBUSD` on 512-bit registers, 64
     /// multiply-adds per instruction, exact for all 8-bit codes (needs the row code sums).
     Avx512Vnni,
@@ -79,6 +83,7 @@ impl Int8Path {
     /// A short, stable name ("neon-sdot", "neon-smlal", "portable").
     pub fn name(self) -> &'static str {
         match self {
+            Int8Path::Amx => "amx-int8",
             Int8Path::Avx512Vnni => "avx512-vnni",
             Int8Path::AvxVnni => "avx-vnni",
             Int8Path::Avx2 => "avx2",
@@ -103,6 +108,9 @@ impl Int8Path {
         }
         #[cfg(target_arch = "x86_64")]
         {
+            if max.allows_amx() && Int8Path::Amx.available() {
+                return Int8Path::Amx;
+            }
             if max.allows_avx512() && Int8Path::Avx512Vnni.available() {
                 return Int8Path::Avx512Vnni;
             }
@@ -131,6 +139,8 @@ impl Int8Path {
             Int8Path::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
             #[cfg(target_arch = "x86_64")]
             Int8Path::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Int8Path::Amx => super::int8_amx::supported(),
             #[cfg(target_arch = "x86_64")]
             Int8Path::AvxVnni => {
                 std::arch::is_x86_feature_detected!("avx2")
@@ -261,6 +271,10 @@ unsafe fn dispatch(
         Int8Path::Avx2 => unsafe {
             super::int8_x86::tile_avx2(k, a.as_ptr(), lda, b.as_ptr(), out)
         },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the path is available (AMX-INT8, permission granted); the callers checked the
+        // extents.
+        Int8Path::Amx => unsafe { super::int8_amx::tile(k, a.as_ptr(), lda, b.as_ptr(), out) },
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         // SAFETY: the module was built with SIMD128; the callers checked the extents.
         Int8Path::Simd128 => unsafe {
@@ -336,7 +350,8 @@ pub fn pack_b(k: usize, cols: &[i8]) -> Vec<i8> {
 mod tests {
     use super::*;
 
-    const PATHS: [Int8Path; 7] = [
+    const PATHS: [Int8Path; 8] = [
+        Int8Path::Amx,
         Int8Path::Avx512Vnni,
         Int8Path::AvxVnni,
         Int8Path::Avx2,
@@ -493,8 +508,16 @@ mod tests {
             );
             let vnni = Int8Path::detect(MaxIsa::AvxVnni);
             assert!(vnni != Int8Path::Avx512Vnni, "{vnni:?}");
+            // AMX only without a ceiling; `avx512` keeps the VNNI kernel.
+            let native = Int8Path::detect(MaxIsa::Native);
+            if Int8Path::Amx.available() {
+                assert_eq!(native, Int8Path::Amx);
+            } else if Int8Path::Avx512Vnni.available() {
+                assert_eq!(native, Int8Path::Avx512Vnni);
+            }
+            assert!(Int8Path::detect(MaxIsa::Avx512) != Int8Path::Amx);
             if Int8Path::Avx512Vnni.available() {
-                assert_eq!(Int8Path::detect(MaxIsa::Native), Int8Path::Avx512Vnni);
+                assert_eq!(Int8Path::detect(MaxIsa::Avx512), Int8Path::Avx512Vnni);
             }
         }
     }

@@ -100,6 +100,12 @@ impl MaxIsa {
     }
 
     /// Whether aarch64's dot-product (SDOT) kernel is allowed.
+    /// AMX-INT8 only under no ceiling: `avx512` keeps the VNNI kernels (the benchmark's way to
+    /// time both).
+    pub fn allows_amx(self) -> bool {
+        self == MaxIsa::Native
+    }
+
     pub fn allows_dotprod(self) -> bool {
         self == MaxIsa::Native
     }

@@ -36,6 +36,8 @@
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod int8;
+#[cfg(target_arch = "x86_64")]
+pub mod int8_amx;
 pub mod int8_narrow;
 #[cfg(target_arch = "aarch64")]
 mod int8_neon;
