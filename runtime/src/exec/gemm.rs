@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::kernel::{tile, MR, NR};
+use super::kernel::{pairs_pay, tile, tile_pair, MR, NR};
 use crate::format::{pack, PackedMatrix};
 
 /// K block: a multiple of the packing chunk, so every block starts on a chunk boundary.
@@ -82,7 +82,14 @@ impl PanelB {
     }
 }
 
-/// `out` (`rows x b.n`, row-major) = epilogue(`W[row0 .. row0 + rows] * B`), parallel over row blocks.
+/// `out` (`rows x b.n`, row-major) = epilogue(`W[row0 .. row0 + rows] * B`), parallel over
+/// rectangles of rows and panels.
+///
+/// Why rectangles: with row blocks alone, a layer of few rows (ResNet18's first stage: 64) made
+/// eight tasks of 12 rows at two threads, and each task streamed the whole of `B` (7 MB there)
+/// for two tiles per panel: the GEMM ran at the memory's pace (about half of `torch.mm` on
+/// AVX-512). A task now takes up to `MC_MAX` rows and a range of panels, so `B` is read about
+/// once per row block and each panel serves up to 16 tiles from L1.
 pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi: Epilogue) {
     let (k, n) = (b.k, b.n);
     assert_eq!(out.len(), rows * n, "gemm output size");
@@ -90,10 +97,20 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
     if rows == 0 || n == 0 {
         return;
     }
-    let mc = block_rows(rows);
-    out.par_chunks_mut(mc * n).enumerate().for_each(|(t, c)| {
-        let r0 = t * mc;
-        let m = c.len() / n;
+    let (mc, row_tasks, per, col_tasks) = partition(rows, b.panels());
+    let base = OutPtr(out.as_mut_ptr());
+    (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
+        let (r0, j0) = ((t / col_tasks) * mc, (t % col_tasks) * per);
+        let m = mc.min(rows - r0);
+        let j1 = (j0 + per).min(b.panels());
+        let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
+        // This task's rectangle, one row segment at a time: rows `r0..r0 + m`, columns `c0..c1`.
+        let seg = |r: usize| {
+            // SAFETY: tasks cover disjoint rectangles of `out` (`partition`), so each segment is
+            // written by this task alone; it lies inside `out` (`r0 + r < rows`, `c1 <= n`), and
+            // `out` outlives the parallel loop.
+            unsafe { std::slice::from_raw_parts_mut(base.at((r0 + r) * n + c0), c1 - c0) }
+        };
         let groups = m.div_ceil(MR);
         // Row-major rows of this block; rows past `m` (filling the last tile) stay zero.
         let mut a = vec![0f32; groups * MR * KC.min(k.max(1))];
@@ -103,36 +120,102 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
             for (i, row) in a.chunks_exact_mut(kc).take(m).enumerate() {
                 w.load(row0 + r0 + i, k0, row);
             }
-            for j in 0..b.panels() {
+            if pairs_pay() {
+                pair_tiles(&a, m, (j0, j1), (k0, kc), b, &seg);
+                continue;
+            }
+            for j in j0..j1 {
                 let bb = &b.data[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
-                let p0 = j * NR;
-                let np = NR.min(n - p0);
+                let p0 = (j - j0) * NR;
+                let np = NR.min(n - j * NR);
                 for g in 0..groups {
                     tile(kc, &a[g * kc * MR..(g + 1) * kc * MR], kc, bb, &mut acc);
                     for r in 0..MR.min(m - g * MR) {
-                        let dst = &mut c[(g * MR + r) * n + p0..][..np];
-                        let src = &acc[r * NR..r * NR + np];
-                        if k0 == 0 {
-                            dst.copy_from_slice(src);
-                        } else {
-                            dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-                        }
+                        add_or_set(&mut seg(g * MR + r)[p0..p0 + np], &acc[r * NR..], k0 == 0);
                     }
                 }
             }
         }
-        if k == 0 {
-            c.fill(0.0);
-        }
-        for (i, out_row) in c.chunks_exact_mut(n).enumerate() {
-            let o = r0 + i;
-            let res = epi.residual.map(|r| &r[o * n..(o + 1) * n]);
-            finish_row(out_row, &epi, o, res);
+        for r in 0..m {
+            let (o, row) = (r0 + r, seg(r));
+            if k == 0 {
+                row.fill(0.0);
+            }
+            let res = epi.residual.map(|res| &res[o * n + c0..o * n + c1]);
+            finish_row(row, &epi, o, res);
         }
     });
 }
 
-/// `out[o] = epilogue(W[row0 + o] . x)` for a single input vector (a Linear layer on one image).
+/// Row block size, row blocks, panels per column chunk and column chunks of [`gemm`]: as few row
+/// blocks as `MC_MAX` allows, then enough column chunks for about four tasks per thread.
+fn partition(rows: usize, panels: usize) -> (usize, usize, usize, usize) {
+    let tasks = 4 * rayon::current_num_threads().max(1);
+    let row_tasks = rows.div_ceil(MC_MAX);
+    let mc = rows.div_ceil(row_tasks).div_ceil(MR) * MR;
+    let row_tasks = rows.div_ceil(mc);
+    let per = panels.div_ceil(tasks.div_ceil(row_tasks)).max(1);
+    // Pairs of panels for the 6x32 kernel: keep chunks even.
+    let per = if pairs_pay() { per + per % 2 } else { per };
+    (mc, row_tasks, per, panels.div_ceil(per))
+}
+
+/// `out` of [`gemm`] shared by its tasks, each writing its own rectangle.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the tasks write disjoint elements (see `gemm`), so sharing the pointer is sound.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// `dst = src` on the first `KC` block, `dst += src` on the others.
+#[inline]
+fn add_or_set(dst: &mut [f32], src: &[f32], first: bool) {
+    let src = &src[..dst.len()];
+    if first {
+        dst.copy_from_slice(src);
+    } else {
+        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+    }
+}
+
+/// One `KC` block of a [`gemm`] task over pairs of panels ([`tile_pair`]): rows `a` (`m` rows
+/// of `kc`, in `MR` groups) against rows `k0..k0 + kc` of panels `j0..j1`, added into the task's
+/// row segments `seg(r)` (column 0 = panel `j0`; set on the first block).
+fn pair_tiles<'s>(
+    a: &[f32],
+    m: usize,
+    (j0, j1): (usize, usize),
+    (k0, kc): (usize, usize),
+    b: &PanelB,
+    seg: &impl Fn(usize) -> &'s mut [f32],
+) {
+    let (k, n) = (b.k, b.n);
+    let mut acc = [0f32; MR * 2 * NR];
+    for j in (j0..j1).step_by(2) {
+        let pair = if j + 1 < j1 { 2 } else { 1 };
+        let panel = |j: usize| &b.data[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
+        let bb = (panel(j), panel(j + pair - 1));
+        for g in 0..m.div_ceil(MR) {
+            tile_pair(kc, &a[g * kc * MR..(g + 1) * kc * MR], kc, bb, &mut acc);
+            for r in 0..MR.min(m - g * MR) {
+                let row = seg(g * MR + r);
+                for h in 0..pair {
+                    let p0 = (j + h - j0) * NR;
+                    let np = NR.min(n - (j + h) * NR);
+                    add_or_set(&mut row[p0..p0 + np], &acc[r * 2 * NR + h * NR..], k0 == 0);
+                }
+            }
+        }
+    }
+}
+
 pub fn gemv(w: &Rows, row0: usize, x: &[f32], out: &mut [f32], epi: Epilogue) {
     let k = x.len();
     out.par_chunks_mut(64).enumerate().for_each(|(t, chunk)| {
@@ -188,14 +271,4 @@ pub(super) fn finish_row(row: &mut [f32], epi: &Epilogue, o: usize, residual: Op
     if epi.gelu {
         super::vmath::gelu(row);
     }
-}
-
-/// Rows per task: about four tasks per thread for balance, a multiple of MR, at most `MC_MAX`.
-fn block_rows(rows: usize) -> usize {
-    let tasks = 4 * rayon::current_num_threads().max(1);
-    rows.div_ceil(tasks)
-        .div_ceil(MR)
-        .max(1)
-        .saturating_mul(MR)
-        .min(MC_MAX)
 }

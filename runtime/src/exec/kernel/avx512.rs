@@ -114,6 +114,50 @@ pub unsafe fn tile_avx512(
     f32_tile!(zmm, k, a, lda, b, out)
 }
 
+/// Two panels at once: `out[r * 2 NR + h * NR + c]` is row `r` against column `c` of panel `h`
+/// (`b0`, `b1`, each `[k][NR]`), a 6x32 tile.
+///
+/// Why: the 6x16 tile issues 6 FMAs per 7 loads (one row of `B`, six broadcasts of `A`), and a
+/// Sapphire Rapids core loads two 64-byte values per cycle while it retires two FMAs, so the
+/// loads bound it near half of the FMA peak (the f32 GEMM measured 48–62% of `torch.mm` here,
+/// issue 16). Two panels share the broadcasts: 12 FMAs per 8 loads, 12 independent chains (an
+/// FMA's 4-cycle latency needs 8), in 14 of the 32 registers. Each sum runs over `k` in order, as
+/// the portable loop's.
+///
+/// # Safety
+/// AVX-512F must be available; `a` must hold `MR` rows of `k` floats `lda` apart, `b0` and `b1`
+/// `k * NR` floats each.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_pair_avx512(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    (b0, b1): (*const f32, *const f32),
+    out: &mut [f32; MR * 2 * NR],
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller guarantees AVX-512F and the extents: step `i < k` reads
+    // `b0[i * NR..+NR]`, `b1[i * NR..+NR]` and `a[r * lda + i]` for `r < MR`; the stores write
+    // `out`.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        for i in 0..k {
+            let c0 = _mm512_loadu_ps(b0.add(i * NR));
+            let c1 = _mm512_loadu_ps(b1.add(i * NR));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(r * lda + i));
+                row[0] = _mm512_fmadd_ps(av, c0, row[0]);
+                row[1] = _mm512_fmadd_ps(av, c1, row[1]);
+            }
+        }
+        let o = out.as_mut_ptr();
+        for (r, row) in acc.iter().enumerate() {
+            _mm512_storeu_ps(o.add(r * 2 * NR), row[0]);
+            _mm512_storeu_ps(o.add(r * 2 * NR + NR), row[1]);
+        }
+    }
+}
+
 /// [`f32_tile!`] over the plain-Rust model (tests only).
 ///
 /// # Safety

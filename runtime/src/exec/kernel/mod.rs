@@ -148,6 +148,38 @@ pub fn tile(k: usize, a: &[f32], lda: usize, b: &[f32], out: &mut [f32; MR * NR]
     unsafe { dispatch(path(), k, a, lda, b, out) };
 }
 
+/// Whether [`tile_pair`] has a kernel of its own on this CPU's path (AVX-512F), so the GEMM
+/// should walk the panels two at a time.
+pub fn pairs_pay() -> bool {
+    path() == KernelPath::Avx512F
+}
+
+/// Two [`tile`]s sharing the rows of `a`: `out[r * 2 NR + h * NR + c]` against column `c` of
+/// panel `h` (`b0`, then `b1`). One 6x32 kernel on AVX-512F (see `avx512.rs`), two tiles elsewhere.
+pub fn tile_pair(
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    (b0, b1): (&[f32], &[f32]),
+    out: &mut [f32; MR * 2 * NR],
+) {
+    check_extents(k, a, lda, b0);
+    check_extents(k, a, lda, b1);
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx512F {
+        // SAFETY: `path` chose AVX-512F, so the CPU has it; the extents were checked.
+        unsafe { avx512::tile_pair_avx512(k, a.as_ptr(), lda, (b0.as_ptr(), b1.as_ptr()), out) };
+        return;
+    }
+    let mut one = [0f32; MR * NR];
+    for (h, b) in [b0, b1].into_iter().enumerate() {
+        tile(k, a, lda, b, &mut one);
+        for (dst, src) in out.chunks_exact_mut(2 * NR).zip(one.chunks_exact(NR)) {
+            dst[h * NR..(h + 1) * NR].copy_from_slice(src);
+        }
+    }
+}
+
 /// [`tile`] on a given path; panics when the CPU lacks it (see [`KernelPath::available`]).
 pub fn tile_on(
     path: KernelPath,
@@ -225,6 +257,30 @@ mod tests {
         let r = 5;
         let want: f32 = (0..k).map(|i| a[r * lda + i] * b[i * NR + 3]).sum();
         assert_eq!(y[r * NR + 3], want);
+    }
+
+    /// Two panels at once ([`tile_pair`], its own 6x32 kernel on AVX-512F) equal two portable
+    /// tiles, each half on its own panel (exact values, so bit for bit).
+    #[test]
+    fn a_pair_is_two_tiles() {
+        let (k, lda) = (29, 31);
+        let a: Vec<f32> = (0..lda * MR).map(|i| (i % 11) as f32 - 5.0).collect();
+        let b0: Vec<f32> = (0..k * NR).map(|i| (i % 7) as f32 * 0.5 - 1.0).collect();
+        let b1: Vec<f32> = (0..k * NR).map(|i| (i % 5) as f32 * 0.25 - 0.5).collect();
+        let mut got = [0f32; MR * 2 * NR];
+        tile_pair(k, &a, lda, (&b0, &b1), &mut got);
+        for (h, b) in [&b0, &b1].into_iter().enumerate() {
+            let mut want = [0f32; MR * NR];
+            portable::tile(k, &a, lda, b, &mut want);
+            for r in 0..MR {
+                assert_eq!(
+                    &got[r * 2 * NR + h * NR..][..NR],
+                    &want[r * NR..][..NR],
+                    "{} row {r} panel {h}",
+                    path().name()
+                );
+            }
+        }
     }
 
     /// The tile by every kernel this CPU has, the detected one included, and on x86-64 by the
