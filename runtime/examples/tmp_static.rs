@@ -22,7 +22,11 @@ fn main() {
     let x = random_input(exec.input_len(), 2);
     let scales = exec.calibrate([x.as_slice()]).unwrap();
     exec.set_activation_scales(scales);
-    exec.set_activations(Activations::Int8Static);
+    exec.set_activations(if args.get(4).map(String::as_str) == Some("f32") {
+        Activations::F32
+    } else {
+        Activations::Int8Static
+    });
     let mut t = Vec::new();
     for _ in 0..reps {
         let s = Instant::now();

@@ -10,9 +10,9 @@
 use fq_models::Conv2d;
 use rayon::prelude::*;
 
-use super::gemm::{finish_row, gemm, Epilogue, Rows, KC};
+use super::gemm::{add_or_set, finish_row, gemm, Epilogue, Rows, KC};
 use super::im2col::{im2col, Geometry, Padded};
-use super::kernel::{tile, MR, NR};
+use super::kernel::{pairs_pay, tile, tile_pair, MR, NR};
 
 /// Output pixels per task of the fused path.
 const NC: usize = 128;
@@ -97,10 +97,29 @@ fn fused(
             let mut b = vec![0f32; panels * KC.min(k) * NR];
             let mut c = vec![0f32; m * nc];
             let mut acc = [0f32; MR * NR];
+            let mut acc2 = [0f32; MR * 2 * NR];
             for k0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - k0);
                 let b = &mut b[..panels * kc * NR];
                 src.fill(k0, k0 + kc, p0 / NR, b);
+                if pairs_pay() {
+                    let bp = |j: usize| &b[j * kc * NR..(j + 1) * kc * NR];
+                    for j in (0..panels).step_by(2) {
+                        let pair = if j + 1 < panels { 2 } else { 1 };
+                        for g in 0..groups {
+                            let a = &a[g * MR * k + k0..];
+                            tile_pair(kc, a, k, (bp(j), bp(j + pair - 1)), &mut acc2);
+                            for r in 0..MR.min(m - g * MR) {
+                                for h in 0..pair {
+                                    let np = NR.min(nc - (j + h) * NR);
+                                    let dst = &mut c[(g * MR + r) * nc + (j + h) * NR..][..np];
+                                    add_or_set(dst, &acc2[r * 2 * NR + h * NR..], k0 == 0);
+                                }
+                            }
+                        }
+                    }
+                    continue;
+                }
                 for (j, bp) in b.chunks_exact(kc * NR).enumerate() {
                     let np = NR.min(nc - j * NR);
                     for g in 0..groups {

@@ -176,7 +176,7 @@ impl OutPtr {
 
 /// `dst = src` on the first `KC` block, `dst += src` on the others.
 #[inline]
-fn add_or_set(dst: &mut [f32], src: &[f32], first: bool) {
+pub(super) fn add_or_set(dst: &mut [f32], src: &[f32], first: bool) {
     let src = &src[..dst.len()];
     if first {
         dst.copy_from_slice(src);

@@ -51,6 +51,7 @@ pub fn quantize(x: f32, inv_scale: f32) -> i8 {
 
 /// Activations `[k][n]` quantised and packed for the int8 micro-kernel: panel `j` (columns
 /// `j * NR..`) is `[k4 / 4][NR][4]` at `data[j * k4 * NR..]`, `k4` being `k` rounded up to 4.
+/// `data` may be longer than the panels (a recycled buffer, [`super::scratch`]).
 pub struct PanelB8 {
     pub data: Vec<i8>,
     pub k: usize,
@@ -58,6 +59,13 @@ pub struct PanelB8 {
     pub n: usize,
     /// What one activation code is worth.
     pub scale: f32,
+}
+
+/// The buffer goes back to [`super::scratch`] for the next convolution's panels.
+impl Drop for PanelB8 {
+    fn drop(&mut self) {
+        super::scratch::give(std::mem::take(&mut self.data));
+    }
 }
 
 impl PanelB8 {

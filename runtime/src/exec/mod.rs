@@ -15,6 +15,7 @@ pub mod kernel;
 mod plan;
 mod pool;
 mod quads;
+mod scratch;
 mod token_gemm;
 pub mod tokens;
 mod vmath;

@@ -104,11 +104,14 @@ impl Quads {
         );
         let (kk, n) = (g.kernel * g.kernel, g.n());
         let k = s.quads() * kk * Q;
-        let mut data = vec![0i8; n.div_ceil(NR) * k * NR];
+        let len = n.div_ceil(NR) * k * NR;
+        // Recycled: every byte up to `len` is written below (see `scratch`).
+        let mut data = super::scratch::take(len);
         if k > 0 && n > 0 {
             // Padding stored beyond the convolution's own: its window starts `d` further in.
             let (d, wp, plane) = (s.pad - g.padding, s.wp(), s.plane());
-            data.par_chunks_mut(k * NR)
+            data[..len]
+                .par_chunks_mut(k * NR)
                 .enumerate()
                 .for_each(|(j, panel)| {
                     // The panel's pixels as runs within one output row, each run's first input.
@@ -125,6 +128,12 @@ impl Quads {
                         p += len;
                     }
                     let runs = &runs[..count];
+                    if last - first < NR {
+                        // The last panel's columns past the image: zeros, not stale bytes.
+                        for group in panel.chunks_exact_mut(NR * Q) {
+                            group[(last - first) * Q..].fill(0);
+                        }
+                    }
                     let mut groups = panel.chunks_exact_mut(NR * Q);
                     for src in self.data.chunks_exact(plane) {
                         for ky in 0..g.kernel {
