@@ -146,9 +146,18 @@ impl PanelB8 {
             .for_each(|(j, panel)| {
                 for c in 0..NR.min(l - j * NR) {
                     let tok = &x[(j * NR + c) * k..][..k];
-                    for (i, &v) in tok.iter().enumerate() {
-                        panel[(i / KGROUP) * NR * KGROUP + c * KGROUP + i % KGROUP] =
-                            quantize(v, inv);
+                    // Four features at a time into their 4 bytes of the panel (a byte store per
+                    // feature through the computed index was 7% of DeiT-Tiny's integer path).
+                    let quads = tok.chunks_exact(KGROUP);
+                    let rest = quads.remainder();
+                    for (g, q) in quads.enumerate() {
+                        let q: &[f32; KGROUP] = q.try_into().expect("4 features");
+                        let codes = q.map(|v| quantize(v, inv));
+                        panel[g * NR * KGROUP + c * KGROUP..][..KGROUP].copy_from_slice(&codes);
+                    }
+                    let g = k / KGROUP;
+                    for (i, &v) in rest.iter().enumerate() {
+                        panel[g * NR * KGROUP + c * KGROUP + i] = quantize(v, inv);
                     }
                 }
             });

@@ -9,8 +9,8 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{Epilogue, Rows, KC};
-use super::kernel::{tile, MR, NR};
+use super::gemm::{add_or_set, Epilogue, Rows, KC};
+use super::kernel::{pairs_pay, tile, tile_pair, MR, NR};
 
 /// Token rows of one task at most (a multiple of `MR`).
 const MT_MAX: usize = 96;
@@ -50,8 +50,33 @@ pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) 
             let t0 = task * mt;
             let m = c.len() / rows;
             let mut acc = [0f32; MR * NR];
+            let mut acc2 = [0f32; MR * 2 * NR];
             for k0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - k0);
+                let panel = |j: usize| &wp[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
+                if pairs_pay() {
+                    // Two weight panels per tile (AVX-512's 6x32 kernel, `kernel::tile_pair`).
+                    for j in (0..panels).step_by(2) {
+                        let pair = if j + 1 < panels { 2 } else { 1 };
+                        for g in (0..m).step_by(MR) {
+                            let t = t0 + g;
+                            let a = if t + MR <= l {
+                                &x[t * k + k0..]
+                            } else {
+                                &tail[k0..]
+                            };
+                            tile_pair(kc, a, k, (panel(j), panel(j + pair - 1)), &mut acc2);
+                            for r in 0..MR.min(m - g) {
+                                for h in 0..pair {
+                                    let (o0, np) = ((j + h) * NR, NR.min(rows - (j + h) * NR));
+                                    let dst = &mut c[(g + r) * rows + o0..][..np];
+                                    add_or_set(dst, &acc2[r * 2 * NR + h * NR..], k0 == 0);
+                                }
+                            }
+                        }
+                    }
+                    continue;
+                }
                 for j in 0..panels {
                     let bb = &wp[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
                     let (o0, np) = (j * NR, NR.min(rows - j * NR));

@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::gemm::Epilogue;
-use super::kernel::{tile, MR, NR};
+use super::kernel::{pairs_pay, tile, tile_pair, MR, NR};
 use super::vmath;
 use fq_models::{windows, Attention, QkvLayout};
 
@@ -256,11 +256,23 @@ fn attention_head(
         }
     }
     // Scores: s[qi][kj] = q[qi] . k[kj].
+    // Two key panels per tile where the CPU has a kernel for it (`kernel::tile_pair`).
     let mut acc = [0f32; MR * NR];
-    for j in 0..gn / NR {
-        let b = &sc.kt[j * kd * NR..(j + 1) * kd * NR];
+    let mut acc2 = [0f32; MR * 2 * NR];
+    let step = if pairs_pay() { 2 } else { 1 };
+    for j in (0..gn / NR).step_by(step) {
+        let pair = step.min(gn / NR - j);
+        let b = |j: usize| &sc.kt[j * kd * NR..(j + 1) * kd * NR];
         for r0 in (0..gm).step_by(MR) {
-            tile(kd, &sc.q[r0 * kd..], kd, b, &mut acc);
+            if pair == 2 {
+                tile_pair(kd, &sc.q[r0 * kd..], kd, (b(j), b(j + 1)), &mut acc2);
+                for r in 0..MR {
+                    let src = &acc2[r * 2 * NR..][..2 * NR];
+                    sc.s[(r0 + r) * gn + j * NR..][..2 * NR].copy_from_slice(src);
+                }
+                continue;
+            }
+            tile(kd, &sc.q[r0 * kd..], kd, b(j), &mut acc);
             for r in 0..MR {
                 sc.s[(r0 + r) * gn + j * NR..][..NR].copy_from_slice(&acc[r * NR..][..NR]);
             }
