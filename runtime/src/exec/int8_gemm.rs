@@ -19,7 +19,7 @@ use super::gemm::{finish_row, Epilogue};
 use super::im2col::{Geometry, Padded};
 use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, Int8Path, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
-use super::quads::{store_quad, QuadShape, Quads, Q as QUAD};
+use super::quads::{store_quad_pixels, QuadShape, Quads, Q as QUAD};
 use crate::format::{pack, PackedMatrix};
 
 /// The largest activation code: symmetric, so `-127..=127` (never -128).
@@ -345,7 +345,8 @@ impl WeightsI8 {
 
     /// Rows `r0..r0 + mr` (one task's, `r0` a multiple of [`MC`]) against panels `j0..j1` of `b`
     /// on AMX: 16 x 32 blocks (two panels; a last odd panel goes in as both), rescaled by
-    /// `b.scale` into `dst` (`[mr][ld]`, panel `j0` at column 0), each row at its output row.
+    /// `b.scale` into the task's rectangle at `dst` (rows `ld` apart, panel `j0` at column 0),
+    /// each row at its output row.
     #[cfg(target_arch = "x86_64")]
     fn blocks_amx(
         &self,
@@ -353,7 +354,7 @@ impl WeightsI8 {
         r0: usize,
         mr: usize,
         (j0, j1): (usize, usize),
-        dst: &mut [f32],
+        dst: Shared<f32>,
         ld: usize,
     ) {
         use super::kernel::int8_amx::{block, COLS, ROWS};
@@ -379,7 +380,10 @@ impl WeightsI8 {
                     for h in 0..pair {
                         let (col, np) = ((j + h - j0) * NR, NR.min(n - (j + h) * NR));
                         let src = &acc[r * COLS + h * NR..][..np];
-                        for (d, &s) in dst[o * ld + col..][..np].iter_mut().zip(src) {
+                        // SAFETY: row `o < mr`, columns `col..col + np` of the caller's
+                        // rectangle, which it owns.
+                        let dst = unsafe { dst.slice(o * ld + col, np) };
+                        for (d, &s) in dst.iter_mut().zip(src) {
                             *d = s as f32 * b.scale;
                         }
                     }
@@ -443,9 +447,26 @@ pub fn gemm_i8_requant(
     if w.rows == 0 || n == 0 {
         return;
     }
-    // Rows `r0..r0 + mr` (one task's) against panels `j0..j1`, rescaled into `dst` (`[mr][ld]`,
-    // panel `j0` at column 0).
-    let tiles = |r0: usize, mr: usize, (j0, j1): (usize, usize), dst: &mut [f32], ld: usize| {
+    // Where the codes go, as raw pointers: tasks write disjoint rectangles of them.
+    let target = match requant {
+        None => Target::None,
+        Some((CodesOut::Rows(codes), scale)) => {
+            assert_eq!(codes.len(), out.len(), "gemm_i8: requantised output size");
+            Target::Rows(Shared(codes.as_mut_ptr()), 1.0 / scale)
+        }
+        Some((CodesOut::Quads(quads), scale)) => {
+            let shape = quads.shape;
+            assert!(
+                shape.c == w.rows && shape.h * shape.w == n && quads.data.len() >= shape.len(),
+                "gemm_i8: {} x {n} outputs requantised into quads of {shape:?}",
+                w.rows
+            );
+            Target::Quads(Shared(quads.data.as_mut_ptr()), shape, 1.0 / scale)
+        }
+    };
+    // Rows `r0..r0 + mr` (one task's) against panels `j0..j1`, rescaled into the rows of `dst`
+    // (`ld` apart, panel `j0` at column 0).
+    let tiles = |r0: usize, mr: usize, (j0, j1): (usize, usize), dst: Shared<f32>, ld: usize| {
         #[cfg(target_arch = "x86_64")]
         if int8_path() == Int8Path::Amx {
             return w.blocks_amx(b, r0, mr, (j0, j1), dst, ld);
@@ -459,7 +480,8 @@ pub fn gemm_i8_requant(
                 for r in 0..MR.min(mr - g * MR) {
                     // The stored row's output row (reordered within this task's rows).
                     let o = w.order[r0 + g * MR + r] - r0;
-                    let dst = &mut dst[o * ld + col..][..np];
+                    // SAFETY: row `o < mr`, columns `col..col + np` of this task's rectangle.
+                    let dst = unsafe { dst.slice(o * ld + col, np) };
                     for (d, &s) in dst.iter_mut().zip(&acc[r * NR..r * NR + np]) {
                         *d = s as f32 * b.scale;
                     }
@@ -467,89 +489,98 @@ pub fn gemm_i8_requant(
             }
         }
     };
-    // Tasks are `MC` rows (the unit of the rows' reordering), so a layer of few rows has few:
-    // ResNet18's 64- and 128-row layers had 2 and 3, which two threads share 48/16 and 96/32
-    // rows, a third of the time on one thread alone. Such a task also splits its panels into
-    // column chunks (about four work items per thread in all), each into its own buffer.
+    // Tasks are rectangles: `MC` rows (the unit of the rows' reordering) by a range of panels,
+    // about four per thread. Rows alone made 2 and 3 tasks of ResNet18's 64- and 128-row layers;
+    // splitting those by columns into buffers of their own, copied back, was a tenth of its
+    // integer path on AMX (the copies and the buffers' zeroing). Each task now writes its
+    // rectangle of `out` and of the codes in place.
     let panels = b.panels();
-    let threads = rayon::current_num_threads();
-    let splits = if threads > 1 {
-        (4 * threads).div_ceil(w.rows.div_ceil(MC)).clamp(1, panels)
+    let row_tasks = w.rows.div_ceil(MC);
+    let threads = rayon::current_num_threads().max(1);
+    let per = if threads > 1 {
+        panels.div_ceil((4 * threads).div_ceil(row_tasks)).max(1)
     } else {
-        1
+        panels
     };
-    let body = |t: usize, c: &mut [f32], q: Option<(&mut [i8], f32)>, quads: Option<&QuadShape>| {
-        let r0 = t * MC;
-        let mr = c.len() / n;
-        if splits == 1 {
-            tiles(r0, mr, (0, panels), c, n);
-        } else {
-            let per = panels.div_ceil(splits);
-            let parts: Vec<Vec<f32>> = (0..panels.div_ceil(per))
-                .into_par_iter()
-                .map(|s| {
-                    let (j0, j1) = (s * per, ((s + 1) * per).min(panels));
-                    let ld = (j1 - j0) * NR;
-                    let mut buf = vec![0f32; mr * ld];
-                    tiles(r0, mr, (j0, j1), &mut buf, ld);
-                    buf
-                })
-                .collect();
-            for (s, buf) in parts.iter().enumerate() {
-                let (p0, ld) = (s * per * NR, buf.len() / mr);
-                let cols = ld.min(n - p0);
-                for (row, part) in c.chunks_exact_mut(n).zip(buf.chunks_exact(ld)) {
-                    row[p0..p0 + cols].copy_from_slice(&part[..cols]);
+    // Whole pairs of panels for the AMX blocks.
+    let per = (per + per % 2).min(panels);
+    let col_tasks = panels.div_ceil(per);
+    let base = Shared(out.as_mut_ptr());
+    (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
+        let (r0, j0) = ((t / col_tasks) * MC, (t % col_tasks) * per);
+        let mr = MC.min(w.rows - r0);
+        let j1 = (j0 + per).min(panels);
+        let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
+        tiles(r0, mr, (j0, j1), base.offset(r0 * n + c0), n);
+        let row = |r: usize| {
+            // SAFETY: tasks own disjoint rectangles (rows `r0..r0 + mr`, columns `c0..c1`) of
+            // `out` and of the codes, which outlive the loop (so for every `slice` below too).
+            unsafe { base.slice((r0 + r) * n + c0, c1 - c0) }
+        };
+        for r in 0..mr {
+            let o = r0 + r;
+            let res = epi.residual.map(|v| &v[o * n + c0..o * n + c1]);
+            finish_row(row(r), &epi, o, res);
+        }
+        match &target {
+            Target::None => {}
+            Target::Rows(codes, inv) => {
+                for r in 0..mr {
+                    // SAFETY: see above.
+                    let q = unsafe { codes.slice((r0 + r) * n + c0, c1 - c0) };
+                    for (d, &v) in q.iter_mut().zip(row(r).iter()) {
+                        *d = quantize(v, *inv);
+                    }
                 }
             }
-        }
-        for (i, out_row) in c.chunks_exact_mut(n).enumerate() {
-            let o = r0 + i;
-            let res = epi.residual.map(|r| &r[o * n..(o + 1) * n]);
-            finish_row(out_row, &epi, o, res);
-        }
-        match (q, quads) {
-            (Some((q, inv)), None) => {
-                for (d, &v) in q.iter_mut().zip(c.iter()) {
-                    *d = quantize(v, inv);
-                }
-            }
-            (Some((q, inv)), Some(shape)) => {
+            Target::Quads(data, shape, inv) => {
                 // This task's rows are whole quads (`MC` is a multiple of 4).
-                for (plane, rows) in q.chunks_exact_mut(shape.plane()).zip(c.chunks(QUAD * n)) {
-                    store_quad(plane, shape, rows, inv);
+                for q0 in (0..mr).step_by(QUAD) {
+                    let channels: Vec<&[f32]> =
+                        (q0..(q0 + QUAD).min(mr)).map(|r| &*row(r)).collect();
+                    let plane = data.offset((r0 + q0) / QUAD * shape.plane()).0;
+                    // SAFETY: the plane of quad `(r0 + q0) / 4` lies in the codes (asserted
+                    // above); this task alone writes its pixels `c0..c1`.
+                    unsafe { store_quad_pixels(plane, shape, &channels, c0, *inv) };
                 }
             }
-            (None, _) => {}
         }
-    };
-    match requant {
-        Some((CodesOut::Rows(codes), scale)) => {
-            assert_eq!(codes.len(), out.len(), "gemm_i8: requantised output size");
-            let inv = 1.0 / scale;
-            out.par_chunks_mut(MC * n)
-                .zip(codes.par_chunks_mut(MC * n))
-                .enumerate()
-                .for_each(|(t, (c, q))| body(t, c, Some((q, inv)), None));
-        }
-        Some((CodesOut::Quads(quads), scale)) => {
-            let shape = quads.shape;
-            assert!(
-                shape.c == w.rows && shape.h * shape.w == n,
-                "gemm_i8: {} x {n} outputs requantised into quads of {shape:?}",
-                w.rows
-            );
-            let inv = 1.0 / scale;
-            out.par_chunks_mut(MC * n)
-                .zip(quads.data.par_chunks_mut(MC / QUAD * shape.plane()))
-                .enumerate()
-                .for_each(|(t, (c, q))| body(t, c, Some((q, inv)), Some(&shape)));
-        }
-        None => out
-            .par_chunks_mut(MC * n)
-            .enumerate()
-            .for_each(|(t, c)| body(t, c, None, None)),
+    });
+}
+
+/// A pointer into a buffer whose disjoint parts the tasks of [`gemm_i8_requant`] write.
+struct Shared<T>(*mut T);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
     }
+}
+impl<T> Copy for Shared<T> {}
+// SAFETY: the tasks write disjoint elements (see `gemm_i8_requant`); `T` is a plain number.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    fn offset(self, i: usize) -> Self {
+        Shared(self.0.wrapping_add(i))
+    }
+
+    /// # Safety
+    /// `i..i + len` must lie in the buffer and be accessed by no one else meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice<'a>(self, i: usize, len: usize) -> &'a mut [T] {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(i), len) }
+    }
+}
+
+/// Where [`gemm_i8_requant`]'s tasks write the output's codes, with `1 / scale`.
+enum Target {
+    None,
+    Rows(Shared<i8>, f32),
+    Quads(Shared<i8>, QuadShape, f32),
 }
 
 #[cfg(test)]

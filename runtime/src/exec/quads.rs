@@ -185,38 +185,56 @@ fn copy_pixels(src: &[i8], stride: usize, len: usize, dst: &mut [i8]) {
 pub fn store_quad(plane: &mut [i8], shape: &QuadShape, rows: &[f32], inv: f32) {
     let hw = shape.h * shape.w;
     debug_assert!(rows.len() <= Q * hw && rows.len().is_multiple_of(hw.max(1)));
-    debug_assert_eq!(plane.len(), shape.plane());
+    assert_eq!(plane.len(), shape.plane(), "store_quad: plane size");
     if hw == 0 {
         return;
     }
-    if rows.len() == Q * hw {
-        // The common case, four channels: fixed-size pixels the compiler can keep in registers.
-        let (r0, rest) = rows.split_at(hw);
-        let (r1, rest) = rest.split_at(hw);
-        let (r2, r3) = rest.split_at(hw);
-        for y in 0..shape.h {
-            let dst = &mut plane[shape.at(y, 0)..][..shape.w * Q];
-            let row = y * shape.w..(y + 1) * shape.w;
+    let channels: Vec<&[f32]> = rows.chunks_exact(hw).collect();
+    // SAFETY: `plane` is a whole plane of `shape` (asserted), borrowed mutably here.
+    unsafe { store_quad_pixels(plane.as_mut_ptr(), shape, &channels, 0, inv) };
+}
+
+/// [`store_quad`] for the pixels `p0..p0 + len` (row-major over `h x w`) only: `rows[l]` holds
+/// channel `l`'s `len` values (1 to 4 channels). What a task of the integer GEMM that owns a
+/// range of pixels writes, while other tasks write the plane's other pixels.
+///
+/// # Safety
+/// `plane` must point to a plane of `shape` (`shape.plane()` bytes) whose pixels `p0..p0 + len`
+/// no one else reads or writes meanwhile, with `p0 + len <= h * w`.
+pub unsafe fn store_quad_pixels(
+    plane: *mut i8,
+    shape: &QuadShape,
+    rows: &[&[f32]],
+    p0: usize,
+    inv: f32,
+) {
+    let len = rows.first().map_or(0, |r| r.len());
+    debug_assert!(rows.len() <= Q && rows.iter().all(|r| r.len() == len));
+    debug_assert!(p0 + len <= shape.h * shape.w);
+    let mut p = p0;
+    while p < p0 + len {
+        // One run within an image row: contiguous pixels in the plane.
+        let (y, x) = (p / shape.w, p % shape.w);
+        let run = (shape.w - x).min(p0 + len - p);
+        // SAFETY: the run's pixels lie inside the plane (`y < h`, `x + run <= w`), and the
+        // caller guarantees no one else touches them.
+        let dst = unsafe { std::slice::from_raw_parts_mut(plane.add(shape.at(y, x)), run * Q) };
+        let s = p - p0..p - p0 + run;
+        if let [r0, r1, r2, r3] = rows {
+            // The common case, four channels: fixed-size pixels in registers.
             interleave(
-                [
-                    &r0[row.clone()],
-                    &r1[row.clone()],
-                    &r2[row.clone()],
-                    &r3[row],
-                ],
+                [&r0[s.clone()], &r1[s.clone()], &r2[s.clone()], &r3[s]],
                 dst,
                 inv,
             );
-        }
-    } else {
-        for (l, row) in rows.chunks_exact(hw).enumerate() {
-            for y in 0..shape.h {
-                let dst = &mut plane[shape.at(y, 0)..][..shape.w * Q];
-                for (x, px) in dst.chunks_exact_mut(Q).enumerate() {
-                    px[l] = quantize(row[y * shape.w + x], inv);
+        } else {
+            for (l, row) in rows.iter().enumerate() {
+                for (px, &v) in dst.chunks_exact_mut(Q).zip(&row[s.clone()]) {
+                    px[l] = quantize(v, inv);
                 }
             }
         }
+        p += run;
     }
 }
 
