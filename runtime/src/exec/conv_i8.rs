@@ -18,7 +18,10 @@ use rayon::prelude::*;
 
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
-use super::int8_gemm::{dynamic_scale, gemm_i8_requant, quantize, CodesOut, PanelB8, WeightsI8};
+use super::int8_gemm::{
+    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize, CodesOut, PanelB8,
+    WeightsI8,
+};
 use super::quads::{QuadShape, Quads};
 
 /// Codes of a convolution's input that the producing layer's epilogue already quantised with
@@ -69,10 +72,19 @@ pub fn conv2d_i8(
         ho,
         wo,
     };
+    // Layers of many pixels gather their panels per task (`gemm_i8_gather`), the others
+    // pack them all first.
+    let over_quads = |q: &Quads, s: f32, out: &mut [f32], requant| {
+        if gathers_pay(geo.n()) {
+            gemm_i8_gather(weights, q, &geo, s, out, epi, requant);
+        } else {
+            gemm_i8_requant(weights, &q.im2col(&geo, s), out, epi, requant);
+        }
+    };
     let panel = match (input.codes, scale, weights.reads_quads()) {
         (CodesIn::Quads(q), Some(s), true) => {
             debug_assert_eq!((q.shape.c, q.shape.h, q.shape.w), (c, h, w));
-            q.im2col(&geo, s)
+            return over_quads(q, s, out, requant);
         }
         (_, s, true) => {
             let s = s.unwrap_or_else(|| dynamic_scale(input.x));
@@ -82,7 +94,7 @@ pub fn conv2d_i8(
                 w,
                 pad: conv.padding,
             };
-            Quads::quantize(input.x, shape, 1.0 / s).im2col(&geo, s)
+            return over_quads(&Quads::quantize(input.x, shape, 1.0 / s), s, out, requant);
         }
         (CodesIn::Rows(codes), Some(s), false) => {
             debug_assert_eq!(codes.len(), input.x.len(), "requantised input size");

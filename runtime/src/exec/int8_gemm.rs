@@ -169,10 +169,6 @@ impl PanelB8 {
             scale,
         }
     }
-
-    fn panels(&self) -> usize {
-        self.n.div_ceil(NR)
-    }
 }
 
 /// `[k][NR]` to `[k4 / 4][NR][4]` (`panel` zeroed beyond `k`).
@@ -343,49 +339,46 @@ impl WeightsI8 {
         self.reads_quads
     }
 
-    /// Rows `r0..r0 + mr` (one task's, `r0` a multiple of [`MC`]) against panels `j0..j1` of `b`
-    /// on AMX: 16 x 32 blocks (two panels; a last odd panel goes in as both), rescaled by
-    /// `b.scale` into the task's rectangle at `dst` (rows `ld` apart, panel `j0` at column 0),
-    /// each row at its output row.
+    /// Rows `r0..r0 + mr` (one task's, `r0` a multiple of [`MC`]) against one or two panels
+    /// (`ps`, each `k4 * NR` codes) on AMX: 16 x 32 blocks (a single panel goes in as both),
+    /// rescaled by `scale` into the rows of `dst` (`ld` apart, `ps[0]` at column 0), each row at
+    /// its output row; `np` is how many columns of each panel are real.
     #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
     fn blocks_amx(
         &self,
-        b: &PanelB8,
-        r0: usize,
-        mr: usize,
-        (j0, j1): (usize, usize),
+        ps: &[&[i8]],
+        np: [usize; 2],
+        (r0, mr): (usize, usize),
+        scale: f32,
         dst: Shared<f32>,
         ld: usize,
     ) {
         use super::kernel::int8_amx::{block, COLS, ROWS};
-        let (k4, n) = (b.k4, b.n);
+        let k4 = self.k4;
         assert!(
             (r0 + mr.div_ceil(ROWS) * ROWS) * k4 <= self.codes.len()
-                && j1 * k4 * NR <= b.data.len(),
+                && ps.iter().all(|p| p.len() >= k4 * NR)
+                && (1..=2).contains(&ps.len()),
             "blocks_amx: extents"
         );
+        let (b0, b1) = (ps[0].as_ptr(), ps[ps.len() - 1].as_ptr());
         let mut acc = [0i32; ROWS * COLS];
-        for j in (j0..j1).step_by(2) {
-            let pair = if j + 1 < j1 { 2 } else { 1 };
-            let b0 = b.data[j * k4 * NR..].as_ptr();
-            let b1 = b.data[(j + pair - 1) * k4 * NR..].as_ptr();
-            for g in 0..mr.div_ceil(ROWS) {
-                let a = self.codes[(r0 + g * ROWS) * k4..].as_ptr();
-                // SAFETY: `int8_path` chose AMX (so `supported()`); the assert above keeps 16 rows
-                // of `k4` codes at `a` (rows are padded to whole tasks) and `k4 * NR` codes at each
-                // panel; `k4` is a multiple of 4.
-                unsafe { block(k4, a, k4, b0, b1, &mut acc) };
-                for r in 0..ROWS.min(mr - g * ROWS) {
-                    let o = self.order[r0 + g * ROWS + r] - r0;
-                    for h in 0..pair {
-                        let (col, np) = ((j + h - j0) * NR, NR.min(n - (j + h) * NR));
-                        let src = &acc[r * COLS + h * NR..][..np];
-                        // SAFETY: row `o < mr`, columns `col..col + np` of the caller's
-                        // rectangle, which it owns.
-                        let dst = unsafe { dst.slice(o * ld + col, np) };
-                        for (d, &s) in dst.iter_mut().zip(src) {
-                            *d = s as f32 * b.scale;
-                        }
+        for g in 0..mr.div_ceil(ROWS) {
+            let a = self.codes[(r0 + g * ROWS) * k4..].as_ptr();
+            // SAFETY: `int8_path` chose AMX (so `supported()`); the assert above keeps 16 rows of
+            // `k4` codes at `a` (rows are padded to whole tasks) and `k4 * NR` codes at each
+            // panel; `k4` is a multiple of 4.
+            unsafe { block(k4, a, k4, b0, b1, &mut acc) };
+            for r in 0..ROWS.min(mr - g * ROWS) {
+                let o = self.order[r0 + g * ROWS + r] - r0;
+                for (h, &np) in np.iter().enumerate().take(ps.len()) {
+                    let src = &acc[r * COLS + h * NR..][..np];
+                    // SAFETY: row `o < mr`, columns `h * NR..+np` of the caller's rectangle,
+                    // which it owns.
+                    let dst = unsafe { dst.slice(o * ld + h * NR, np) };
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d = s as f32 * scale;
                     }
                 }
             }
@@ -437,11 +430,84 @@ pub fn gemm_i8_requant(
     epi: Epilogue,
     requant: Option<(CodesOut, f32)>,
 ) {
-    let (k4, n) = (b.k4, b.n);
+    gemm_panels(w, Panels::Packed(b), out, epi, requant);
+}
+
+/// [`gemm_i8_requant`] for a convolution `geo` over [`Quads`] (codes worth `scale`) whose
+/// panels each task gathers just before it multiplies them ([`Quads::fill_panel`]), instead of
+/// all of them first ([`Quads::im2col`]): the panel is then in the core's cache for every block
+/// of rows, and the layer's whole `B` (1.8 MB for a ResNet18 first-stage convolution) is never
+/// written out and read back. Tasks then own all rows of a range of panels, so this is for
+/// layers of many pixels ([`gathers_pay`]).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_i8_gather(
+    w: &WeightsI8,
+    src: &Quads,
+    geo: &Geometry,
+    scale: f32,
+    out: &mut [f32],
+    epi: Epilogue,
+    requant: Option<(CodesOut, f32)>,
+) {
+    gemm_panels(w, Panels::Gather { src, geo, scale }, out, epi, requant);
+}
+
+/// Whether [`gemm_i8_gather`] suits a layer of `n` output pixels: enough pairs of panels for
+/// about four tasks per thread.
+pub fn gathers_pay(n: usize) -> bool {
+    n.div_ceil(NR) >= 8 * rayon::current_num_threads().max(1)
+}
+
+/// Where the integer GEMM's activation panels come from.
+#[derive(Clone, Copy)]
+enum Panels<'a> {
+    /// All packed beforehand.
+    Packed(&'a PanelB8),
+    /// Gathered per task from quads.
+    Gather {
+        src: &'a Quads,
+        geo: &'a Geometry,
+        scale: f32,
+    },
+}
+
+impl Panels<'_> {
+    /// `(k, k4, n, scale)`.
+    fn dims(&self) -> (usize, usize, usize, f32) {
+        match *self {
+            Panels::Packed(b) => (b.k, b.k4, b.n, b.scale),
+            Panels::Gather { src, geo, scale } => {
+                let k = src.panel_k(geo);
+                (k, k, geo.n(), scale)
+            }
+        }
+    }
+
+    /// Panel `j`: a slice of the packed ones, or gathered into `buf`.
+    fn panel<'s>(&'s self, j: usize, k4: usize, buf: &'s mut Vec<i8>) -> &'s [i8] {
+        match *self {
+            Panels::Packed(b) => &b.data[j * k4 * NR..(j + 1) * k4 * NR],
+            Panels::Gather { src, geo, .. } => {
+                buf.resize(k4 * NR, 0);
+                src.fill_panel(geo, j, buf);
+                buf
+            }
+        }
+    }
+}
+
+fn gemm_panels(
+    w: &WeightsI8,
+    b: Panels,
+    out: &mut [f32],
+    epi: Epilogue,
+    requant: Option<(CodesOut, f32)>,
+) {
+    let (k, k4, n, scale) = b.dims();
     assert_eq!(
-        w.k, b.k,
-        "gemm_i8: weights have {} columns, B has {} rows",
-        w.k, b.k
+        w.k, k,
+        "gemm_i8: weights have {} columns, B has {k} rows",
+        w.k
     );
     assert_eq!(out.len(), w.rows * n, "gemm_i8 output size");
     if w.rows == 0 || n == 0 {
@@ -464,83 +530,100 @@ pub fn gemm_i8_requant(
             Target::Quads(Shared(quads.data.as_mut_ptr()), shape, 1.0 / scale)
         }
     };
-    // Rows `r0..r0 + mr` (one task's) against panels `j0..j1`, rescaled into the rows of `dst`
-    // (`ld` apart, panel `j0` at column 0).
-    let tiles = |r0: usize, mr: usize, (j0, j1): (usize, usize), dst: Shared<f32>, ld: usize| {
+    // Rows `r0..r0 + mr` against one or two panels `ps` (the first one panel `j`), rescaled into
+    // the rows of `dst` (`ld` apart, `ps[0]` at column 0).
+    let tiles = |(r0, mr): (usize, usize), ps: &[&[i8]], j: usize, dst: Shared<f32>, ld: usize| {
+        let np = [NR.min(n - j * NR), NR.min(n.saturating_sub((j + 1) * NR))];
         #[cfg(target_arch = "x86_64")]
         if int8_path() == Int8Path::Amx {
-            return w.blocks_amx(b, r0, mr, (j0, j1), dst, ld);
+            return w.blocks_amx(ps, np, (r0, mr), scale, dst, ld);
         }
         let mut acc = [0i32; MR * NR];
-        for j in j0..j1 {
-            let bp = &b.data[j * k4 * NR..(j + 1) * k4 * NR];
-            let (col, np) = ((j - j0) * NR, NR.min(n - j * NR));
+        for (h, bp) in ps.iter().enumerate() {
             for g in 0..mr.div_ceil(MR) {
                 w.tile(r0 / MR + g, bp, &mut acc);
                 for r in 0..MR.min(mr - g * MR) {
                     // The stored row's output row (reordered within this task's rows).
                     let o = w.order[r0 + g * MR + r] - r0;
-                    // SAFETY: row `o < mr`, columns `col..col + np` of this task's rectangle.
-                    let dst = unsafe { dst.slice(o * ld + col, np) };
-                    for (d, &s) in dst.iter_mut().zip(&acc[r * NR..r * NR + np]) {
-                        *d = s as f32 * b.scale;
+                    // SAFETY: row `o < mr`, columns `h * NR..+np` of this task's rectangle.
+                    let dst = unsafe { dst.slice(o * ld + h * NR, np[h]) };
+                    for (d, &s) in dst.iter_mut().zip(&acc[r * NR..r * NR + np[h]]) {
+                        *d = s as f32 * scale;
                     }
                 }
             }
         }
     };
-    // Tasks are rectangles: `MC` rows (the unit of the rows' reordering) by a range of panels,
-    // about four per thread. Rows alone made 2 and 3 tasks of ResNet18's 64- and 128-row layers;
-    // splitting those by columns into buffers of their own, copied back, was a tenth of its
-    // integer path on AMX (the copies and the buffers' zeroing). Each task now writes its
-    // rectangle of `out` and of the codes in place.
-    let panels = b.panels();
-    let row_tasks = w.rows.div_ceil(MC);
+    // Tasks are rectangles: blocks of `MC` rows (the unit of the rows' reordering) by a range
+    // of panels, about four per thread, each writing its rectangle of `out` and of the codes in
+    // place. Rows alone made 2 and 3 tasks of ResNet18's 64- and 128-row layers; splitting those
+    // by columns into buffers of their own, copied back, was a tenth of its integer path on AMX.
+    // Gathered panels: a task takes every row block of its panels (each panel gathered once).
+    let panels = n.div_ceil(NR);
+    let blocks = w.rows.div_ceil(MC);
+    let gather = matches!(b, Panels::Gather { .. });
+    let row_tasks = if gather { 1 } else { blocks };
     let threads = rayon::current_num_threads().max(1);
     let per = if threads > 1 {
         panels.div_ceil((4 * threads).div_ceil(row_tasks)).max(1)
     } else {
         panels
     };
-    // Whole pairs of panels for the AMX blocks.
+    // Whole pairs of panels (the AMX blocks take two).
     let per = (per + per % 2).min(panels);
     let col_tasks = panels.div_ceil(per);
+    let per_task = blocks / row_tasks;
     let base = Shared(out.as_mut_ptr());
     (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
-        let (r0, j0) = ((t / col_tasks) * MC, (t % col_tasks) * per);
-        let mr = MC.min(w.rows - r0);
+        let rb0 = (t / col_tasks) * per_task;
+        let (r0, r1) = (rb0 * MC, ((rb0 + per_task) * MC).min(w.rows));
+        let j0 = (t % col_tasks) * per;
         let j1 = (j0 + per).min(panels);
         let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
-        tiles(r0, mr, (j0, j1), base.offset(r0 * n + c0), n);
+        let mut bufs = [Vec::new(), Vec::new()];
+        for j in (j0..j1).step_by(2) {
+            let [buf0, buf1] = &mut bufs;
+            let p0 = b.panel(j, k4, buf0);
+            let ps: [&[i8]; 2] = if j + 1 < j1 {
+                [p0, b.panel(j + 1, k4, buf1)]
+            } else {
+                [p0, p0]
+            };
+            let count = if j + 1 < j1 { 2 } else { 1 };
+            for rb in (r0..r1).step_by(MC) {
+                let mr = MC.min(r1 - rb);
+                let dst = base.offset(rb * n + j * NR);
+                tiles((rb, mr), &ps[..count], j, dst, n);
+            }
+        }
         let row = |r: usize| {
-            // SAFETY: tasks own disjoint rectangles (rows `r0..r0 + mr`, columns `c0..c1`) of
-            // `out` and of the codes, which outlive the loop (so for every `slice` below too).
-            unsafe { base.slice((r0 + r) * n + c0, c1 - c0) }
+            // SAFETY: tasks own disjoint rectangles (rows `r0..r1`, columns `c0..c1`) of `out`
+            // and of the codes, which outlive the loop (so for every `slice` below too).
+            unsafe { base.slice(r * n + c0, c1 - c0) }
         };
-        for r in 0..mr {
-            let o = r0 + r;
+        for o in r0..r1 {
             let res = epi.residual.map(|v| &v[o * n + c0..o * n + c1]);
-            finish_row(row(r), &epi, o, res);
+            finish_row(row(o), &epi, o, res);
         }
         match &target {
             Target::None => {}
             Target::Rows(codes, inv) => {
-                for r in 0..mr {
+                for o in r0..r1 {
                     // SAFETY: see above.
-                    let q = unsafe { codes.slice((r0 + r) * n + c0, c1 - c0) };
-                    for (d, &v) in q.iter_mut().zip(row(r).iter()) {
+                    let q = unsafe { codes.slice(o * n + c0, c1 - c0) };
+                    for (d, &v) in q.iter_mut().zip(row(o).iter()) {
                         *d = quantize(v, *inv);
                     }
                 }
             }
             Target::Quads(data, shape, inv) => {
                 // This task's rows are whole quads (`MC` is a multiple of 4).
-                for q0 in (0..mr).step_by(QUAD) {
+                for q0 in (r0..r1).step_by(QUAD) {
                     let channels: Vec<&[f32]> =
-                        (q0..(q0 + QUAD).min(mr)).map(|r| &*row(r)).collect();
-                    let plane = data.offset((r0 + q0) / QUAD * shape.plane()).0;
-                    // SAFETY: the plane of quad `(r0 + q0) / 4` lies in the codes (asserted
-                    // above); this task alone writes its pixels `c0..c1`.
+                        (q0..(q0 + QUAD).min(r1)).map(|r| &*row(r)).collect();
+                    let plane = data.offset(q0 / QUAD * shape.plane()).0;
+                    // SAFETY: the plane of quad `q0 / 4` lies in the codes (asserted above);
+                    // this task alone writes its pixels `c0..c1`.
                     unsafe { store_quad_pixels(plane, shape, &channels, c0, *inv) };
                 }
             }

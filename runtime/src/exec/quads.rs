@@ -96,62 +96,15 @@ impl Quads {
     /// of [`column_order`]; `scale` is what one code is worth. Every k-group of a panel is a copy
     /// of 4-byte pixels: 64 contiguous bytes for 16 pixels of one output row at stride 1.
     pub fn im2col(&self, g: &Geometry, scale: f32) -> PanelB8 {
-        let s = &self.shape;
-        assert!(
-            (g.c, g.h, g.w) == (s.c, s.h, s.w) && g.padding <= s.pad,
-            "Quads::im2col: a convolution over {:?} reads a tensor stored as {s:?}",
-            (g.c, g.h, g.w, g.padding)
-        );
-        let (kk, n) = (g.kernel * g.kernel, g.n());
-        let k = s.quads() * kk * Q;
+        let (k, n) = (self.panel_k(g), g.n());
         let len = n.div_ceil(NR) * k * NR;
         // Recycled: every byte up to `len` is written below (see `scratch`).
         let mut data = super::scratch::take(len);
         if k > 0 && n > 0 {
-            // Padding stored beyond the convolution's own: its window starts `d` further in.
-            let (d, wp, plane) = (s.pad - g.padding, s.wp(), s.plane());
             data[..len]
                 .par_chunks_mut(k * NR)
                 .enumerate()
-                .for_each(|(j, panel)| {
-                    // The panel's pixels as runs within one output row, each run's first input.
-                    let mut runs = [(0usize, 0usize, 0usize); NR];
-                    let mut count = 0;
-                    let (first, last) = (j * NR, ((j + 1) * NR).min(n));
-                    let mut p = first;
-                    while p < last {
-                        let (oy, ox) = (p / g.wo, p % g.wo);
-                        let len = (g.wo - ox).min(last - p);
-                        let off = ((oy * g.stride + d) * wp + ox * g.stride + d) * Q;
-                        runs[count] = (p - first, len, off);
-                        count += 1;
-                        p += len;
-                    }
-                    let runs = &runs[..count];
-                    if last - first < NR {
-                        // The last panel's columns past the image: zeros, not stale bytes.
-                        for group in panel.chunks_exact_mut(NR * Q) {
-                            group[(last - first) * Q..].fill(0);
-                        }
-                    }
-                    let mut groups = panel.chunks_exact_mut(NR * Q);
-                    for src in self.data.chunks_exact(plane) {
-                        for ky in 0..g.kernel {
-                            for kx in 0..g.kernel {
-                                let dst = groups.next().expect("k / 4 groups per panel");
-                                let tap = (ky * wp + kx) * Q;
-                                for &(t, len, off) in runs {
-                                    copy_pixels(
-                                        &src[off + tap..],
-                                        g.stride,
-                                        len,
-                                        &mut dst[t * Q..],
-                                    );
-                                }
-                            }
-                        }
-                    }
-                });
+                .for_each(|(j, panel)| self.fill_panel(g, j, panel));
         }
         PanelB8 {
             data,
@@ -159,6 +112,59 @@ impl Quads {
             k4: k,
             n,
             scale,
+        }
+    }
+
+    /// `k` of convolution `g`'s panels over this tensor (checking that `g` reads it).
+    pub fn panel_k(&self, g: &Geometry) -> usize {
+        let s = &self.shape;
+        assert!(
+            (g.c, g.h, g.w) == (s.c, s.h, s.w) && g.padding <= s.pad,
+            "Quads: a convolution over {:?} reads a tensor stored as {s:?}",
+            (g.c, g.h, g.w, g.padding)
+        );
+        s.quads() * g.kernel * g.kernel * Q
+    }
+
+    /// Panel `j` of [`Quads::im2col`] (`k * NR` bytes, `k` from [`Quads::panel_k`]): every byte
+    /// written, the columns past the image as zeros. The integer GEMM also calls it per task, to
+    /// gather a panel just before it multiplies it (see `int8_gemm::Panels`).
+    pub fn fill_panel(&self, g: &Geometry, j: usize, panel: &mut [i8]) {
+        let (s, n) = (&self.shape, g.n());
+        debug_assert_eq!(panel.len(), self.panel_k(g) * NR);
+        // Padding stored beyond the convolution's own: its window starts `d` further in.
+        let (d, wp, plane) = (s.pad - g.padding, s.wp(), s.plane());
+        // The panel's pixels as runs within one output row, each run's first input.
+        let mut runs = [(0usize, 0usize, 0usize); NR];
+        let mut count = 0;
+        let (first, last) = (j * NR, ((j + 1) * NR).min(n));
+        let mut p = first;
+        while p < last {
+            let (oy, ox) = (p / g.wo, p % g.wo);
+            let len = (g.wo - ox).min(last - p);
+            let off = ((oy * g.stride + d) * wp + ox * g.stride + d) * Q;
+            runs[count] = (p - first, len, off);
+            count += 1;
+            p += len;
+        }
+        let runs = &runs[..count];
+        if last - first < NR {
+            // The last panel's columns past the image: zeros, not stale bytes.
+            for group in panel.chunks_exact_mut(NR * Q) {
+                group[(last - first) * Q..].fill(0);
+            }
+        }
+        let mut groups = panel.chunks_exact_mut(NR * Q);
+        for src in self.data.chunks_exact(plane) {
+            for ky in 0..g.kernel {
+                for kx in 0..g.kernel {
+                    let dst = groups.next().expect("k / 4 groups per panel");
+                    let tap = (ky * wp + kx) * Q;
+                    for &(t, len, off) in runs {
+                        copy_pixels(&src[off + tap..], g.stride, len, &mut dst[t * Q..]);
+                    }
+                }
+            }
         }
     }
 }
@@ -346,6 +352,72 @@ mod tests {
                         assert_eq!(v, w, "case {case}, panel {j}, row {i}, pixel {p}");
                     }
                 }
+            }
+        }
+    }
+
+    /// Panels gathered per task ([`gemm_i8_gather`]) give the packed GEMM's outputs and codes
+    /// bit for bit (rows in two blocks, strides 1 and 2, ragged last panels), with codes out
+    /// row-major and in quads.
+    #[test]
+    fn gathered_panels_give_the_packed_gemm() {
+        use crate::exec::gemm::Epilogue;
+        use crate::exec::int8_gemm::{gemm_i8_gather, gemm_i8_requant, CodesOut, WeightsI8};
+        use crate::format::PackedMatrix;
+        for (case, &(c, h, w, kernel, stride, padding)) in [
+            (8, 20, 19, 3, 1, 1),
+            (8, 21, 18, 3, 2, 1),
+            (12, 16, 16, 1, 1, 0),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let g = Geometry::of(c, h, w, kernel, stride, padding);
+            let (rows, k) = (70, c * kernel * kernel);
+            let mut next = lcg(case as u64 + 20);
+            let bits: Vec<u8> = (0..rows).map(|r| 2 + (r % 7) as u8).collect();
+            let codes: Vec<i8> = (0..rows * k)
+                .map(|j| (next() * crate::format::pack::max_code(bits[j / k]) as f32) as i8)
+                .collect();
+            let scales = (0..rows).map(|r| 0.01 + 0.001 * r as f32).collect();
+            let m = PackedMatrix::from_codes(k, bits, &codes, scales).unwrap();
+            let wq = WeightsI8::with_columns(&m, Some(&column_order(c, kernel)));
+            let x: Vec<f32> = (0..c * h * w).map(|_| next() * 2.0).collect();
+            let scale = dynamic_scale(&x);
+            let src = Quads::quantize(&x, QuadShape { c, h, w, pad: 1 }, 1.0 / scale);
+            let epi = Epilogue {
+                scale: Some(&m.scales),
+                relu: true,
+                ..Epilogue::default()
+            };
+            let n = g.n();
+            let out_shape = QuadShape {
+                c: rows,
+                h: g.ho,
+                w: g.wo,
+                pad: 1,
+            };
+            let run = |gather: bool, quads: bool| {
+                let mut out = vec![0f32; rows * n];
+                let (mut codes, mut q) = (vec![0i8; rows * n], Quads::zeroed(out_shape));
+                let target = if quads {
+                    CodesOut::Quads(&mut q)
+                } else {
+                    CodesOut::Rows(&mut codes)
+                };
+                let requant = Some((target, 0.05));
+                if gather {
+                    gemm_i8_gather(&wq, &src, &g, scale, &mut out, epi, requant);
+                } else {
+                    gemm_i8_requant(&wq, &src.im2col(&g, scale), &mut out, epi, requant);
+                }
+                (out, codes, q.data)
+            };
+            for quads in [false, true] {
+                assert!(
+                    run(true, quads) == run(false, quads),
+                    "case {case}, quads {quads}"
+                );
             }
         }
     }
