@@ -64,7 +64,7 @@ pub struct PanelB8 {
 /// The buffer goes back to [`super::scratch`] for the next convolution's panels.
 impl Drop for PanelB8 {
     fn drop(&mut self) {
-        super::scratch::give(std::mem::take(&mut self.data));
+        super::scratch::I8.give(std::mem::take(&mut self.data));
     }
 }
 

@@ -523,7 +523,9 @@ impl Executor {
             observe(s, values[output].as_deref().expect("just computed"));
             for v in step.inputs() {
                 if self.last_use[v] == s {
-                    values[v] = None;
+                    if let Some(buf) = values[v].take() {
+                        scratch::F32.give(buf);
+                    }
                     codes[v] = None;
                 }
             }
@@ -608,7 +610,8 @@ impl Executor {
             relu: *relu,
             gelu: *gelu,
         };
-        let mut out = vec![0f32; co * ho * wo];
+        // Recycled (stale contents): the integer GEMM writes every output.
+        let mut out = scratch::F32.take(co * ho * wo, true);
         let mut q = requant.map(|r| match r.quads_pad {
             Some(pad) => Codes::Quads(Quads::zeroed(QuadShape {
                 c: co,
@@ -666,7 +669,8 @@ impl Executor {
                     unreachable!("validated: conv output is [C,H,W]")
                 };
                 let l = &self.layers[*layer];
-                let mut out = vec![0f32; co * ho * wo];
+                // Recycled (stale contents): every convolution path writes every output.
+                let mut out = scratch::F32.take(co * ho * wo, true);
                 let epi = Epilogue {
                     scale: l.scale(),
                     bias: l.layer.bias.as_deref(),

@@ -99,7 +99,7 @@ impl Quads {
         let (k, n) = (self.panel_k(g), g.n());
         let len = n.div_ceil(NR) * k * NR;
         // Recycled: every byte up to `len` is written below (see `scratch`).
-        let mut data = super::scratch::take(len);
+        let mut data = super::scratch::I8.take(len, false);
         if k > 0 && n > 0 {
             data[..len]
                 .par_chunks_mut(k * NR)
