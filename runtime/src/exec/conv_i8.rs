@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::int8_gemm::{
-    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize, CodesOut, PanelB8,
+    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize_into, CodesOut, PanelB8,
     WeightsI8,
 };
 use super::quads::{QuadShape, Quads};
@@ -103,7 +103,11 @@ pub fn conv2d_i8(
         (_, s, false) => {
             let s = s.unwrap_or_else(|| dynamic_scale(input.x));
             let inv = 1.0 / s;
-            let owned: Vec<i8> = input.x.par_iter().map(|&v| quantize(v, inv)).collect();
+            let mut owned = vec![0i8; input.x.len()];
+            owned
+                .par_chunks_mut(1 << 14)
+                .zip(input.x.par_chunks(1 << 14))
+                .for_each(|(d, x)| quantize_into(x, d, inv));
             PanelB8::im2col(&owned, &geo, s)
         }
     };
