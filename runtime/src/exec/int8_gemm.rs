@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::gemm::{finish_row, Epilogue};
 use super::im2col::{Geometry, Padded};
-use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, Int8Path, KGROUP, MR, NR};
+use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
 use super::quads::{store_quad_pixels, QuadShape, Quads, Q as QUAD};
 use crate::format::{pack, PackedMatrix};
@@ -569,7 +569,7 @@ fn gemm_panels(
     let tiles = |(r0, mr): (usize, usize), ps: &[&[i8]], j: usize, dst: Shared<f32>, ld: usize| {
         let np = [NR.min(n - j * NR), NR.min(n.saturating_sub((j + 1) * NR))];
         #[cfg(target_arch = "x86_64")]
-        if int8_path() == Int8Path::Amx {
+        if int8_path() == super::kernel::int8::Int8Path::Amx {
             return w.blocks_amx(ps, np, (r0, mr), scale, dst, ld);
         }
         let mut acc = [0i32; MR * NR];
