@@ -6,12 +6,15 @@
 //! One binary per architecture, one hand-written file per instruction set, all with the same
 //! polynomials and constants (`coeffs.rs`): `x86.rs` (AVX2+FMA, eight lanes), `neon.rs` (aarch64,
 //! four lanes) and `wasm.rs` (WebAssembly SIMD128, four lanes, compiled in only with
-//! `+simd128`). Which one runs follows the f32 micro-kernel's path ([`super::kernel::path`],
-//! detected once at run time, under `FQ_MAX_ISA`): AVX2+FMA or AVX-512F runs `x86.rs`, NEON
+//! `+simd128`), and `avx512.rs` (AVX-512F, sixteen lanes). Which one runs follows the f32
+//! micro-kernel's path ([`super::kernel::path`], detected once at run time, under
+//! `FQ_MAX_ISA`): AVX-512F runs `avx512.rs`, AVX2+FMA `x86.rs`, NEON
 //! `neon.rs`, SIMD128 `wasm.rs`, and `portable` (a CPU without them, `FQ_MAX_ISA=portable`, or a
 //! wasm build without SIMD128) the scalar loops of `portable.rs`, which are also the reference
 //! every SIMD file is tested against.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 #[cfg(any(
     target_arch = "x86_64",
     target_arch = "aarch64",
@@ -30,15 +33,9 @@ use super::kernel::{path, KernelPath};
 
 pub use portable::erfc;
 
-/// The loops of this CPU, named by the f32 kernel path they belong to: the kernel's path, except
-/// that AVX-512F CPUs run the AVX2+FMA loops (there is no AVX-512 version; every AVX-512F CPU
-/// has AVX2 and FMA, checked all the same).
+/// The loops of this CPU, named by the f32 kernel path they belong to: the kernel's path.
 fn loops() -> KernelPath {
-    match path() {
-        KernelPath::Avx512F if KernelPath::Avx2Fma.available() => KernelPath::Avx2Fma,
-        KernelPath::Avx512F => KernelPath::Portable,
-        p => p,
-    }
+    path()
 }
 
 /// `x[i] = gelu(x[i]) = x/2 * erfc(-x/sqrt 2)` in place (the Numerical Recipes `erfcc` fit, as
@@ -66,6 +63,9 @@ unsafe fn gelu_on(path: KernelPath, x: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller guarantees AVX2 and FMA.
         KernelPath::Avx2Fma => unsafe { x86::gelu_avx2(x) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller guarantees AVX-512F.
+        KernelPath::Avx512F => unsafe { avx512::gelu_avx512(x) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: NEON is baseline on aarch64.
         KernelPath::Neon => unsafe { neon::gelu(x) },
@@ -84,6 +84,9 @@ unsafe fn exp_shifted_sum_on(path: KernelPath, x: &mut [f32], shift: f32) -> f32
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller guarantees AVX2 and FMA.
         KernelPath::Avx2Fma => unsafe { x86::exp_shifted_sum_avx2(x, shift) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller guarantees AVX-512F.
+        KernelPath::Avx512F => unsafe { avx512::exp_shifted_sum_avx512(x, shift) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: NEON is baseline on aarch64.
         KernelPath::Neon => unsafe { neon::exp_shifted_sum(x, shift) },
@@ -102,6 +105,7 @@ mod tests {
     /// `FQ_MAX_ISA` says (a CI step with `FQ_MAX_ISA=portable` still tests NEON).
     fn every_loop() -> Vec<KernelPath> {
         let all = [
+            KernelPath::Avx512F,
             KernelPath::Avx2Fma,
             KernelPath::Neon,
             KernelPath::Simd128,
@@ -281,11 +285,7 @@ mod tests {
             chosen.name(),
             path().name()
         );
-        let want = match path() {
-            KernelPath::Avx512F | KernelPath::Avx2Fma => KernelPath::Avx2Fma,
-            p => p,
-        };
-        assert_eq!(chosen, want);
+        assert_eq!(chosen, path());
         if super::super::kernel::max_isa() == super::super::kernel::MaxIsa::Native {
             #[cfg(target_arch = "aarch64")]
             assert_eq!(chosen, KernelPath::Neon);
