@@ -54,18 +54,21 @@ pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) 
             for k0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - k0);
                 let panel = |j: usize| &wp[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
+                // The `MR` tokens from `t` (the zero-padded tail for the last, partial tile).
+                let tokens = |t: usize| {
+                    if t + MR <= l {
+                        &x[t * k + k0..]
+                    } else {
+                        &tail[k0..]
+                    }
+                };
                 if pairs_pay() {
                     // Two weight panels per tile (AVX-512's 6x32 kernel, `kernel::tile_pair`).
                     for j in (0..panels).step_by(2) {
                         let pair = if j + 1 < panels { 2 } else { 1 };
                         for g in (0..m).step_by(MR) {
-                            let t = t0 + g;
-                            let a = if t + MR <= l {
-                                &x[t * k + k0..]
-                            } else {
-                                &tail[k0..]
-                            };
-                            tile_pair(kc, a, k, (panel(j), panel(j + pair - 1)), &mut acc2);
+                            let bb = (panel(j), panel(j + pair - 1));
+                            tile_pair(kc, tokens(t0 + g), k, bb, &mut acc2);
                             for r in 0..MR.min(m - g) {
                                 for h in 0..pair {
                                     let (o0, np) = ((j + h) * NR, NR.min(rows - (j + h) * NR));
@@ -78,24 +81,12 @@ pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) 
                     continue;
                 }
                 for j in 0..panels {
-                    let bb = &wp[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
                     let (o0, np) = (j * NR, NR.min(rows - j * NR));
                     for g in (0..m).step_by(MR) {
-                        let t = t0 + g;
-                        let a = if t + MR <= l {
-                            &x[t * k + k0..]
-                        } else {
-                            &tail[k0..]
-                        };
-                        tile(kc, a, k, bb, &mut acc);
+                        tile(kc, tokens(t0 + g), k, panel(j), &mut acc);
                         for r in 0..MR.min(m - g) {
                             let dst = &mut c[(g + r) * rows + o0..][..np];
-                            let src = &acc[r * NR..r * NR + np];
-                            if k0 == 0 {
-                                dst.copy_from_slice(src);
-                            } else {
-                                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-                            }
+                            add_or_set(dst, &acc[r * NR..], k0 == 0);
                         }
                     }
                 }
