@@ -126,12 +126,7 @@ fn fused(
                         tile(kc, &a[g * MR * k + k0..], k, bp, &mut acc);
                         for r in 0..MR.min(m - g * MR) {
                             let dst = &mut c[(g * MR + r) * nc + j * NR..][..np];
-                            let src = &acc[r * NR..r * NR + np];
-                            if k0 == 0 {
-                                dst.copy_from_slice(src);
-                            } else {
-                                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-                            }
+                            add_or_set(dst, &acc[r * NR..], k0 == 0);
                         }
                     }
                 }

@@ -10,6 +10,7 @@
 
 use rayon::prelude::*;
 
+use super::disjoint::Shared;
 use super::kernel::{pairs_pay, tile, tile_pair, MR, NR};
 use crate::format::{pack, PackedMatrix};
 
@@ -98,7 +99,7 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
         return;
     }
     let (mc, row_tasks, per, col_tasks) = partition(rows, b.panels());
-    let base = OutPtr(out.as_mut_ptr());
+    let base = Shared(out.as_mut_ptr());
     (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
         let (r0, j0) = ((t / col_tasks) * mc, (t % col_tasks) * per);
         let m = mc.min(rows - r0);
@@ -109,7 +110,7 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
             // SAFETY: tasks cover disjoint rectangles of `out` (`partition`), so each segment is
             // written by this task alone; it lies inside `out` (`r0 + r < rows`, `c1 <= n`), and
             // `out` outlives the parallel loop.
-            unsafe { std::slice::from_raw_parts_mut(base.at((r0 + r) * n + c0), c1 - c0) }
+            unsafe { base.slice((r0 + r) * n + c0, c1 - c0) }
         };
         let groups = m.div_ceil(MR);
         // Row-major rows of this block; rows past `m` (filling the last tile) stay zero.
@@ -160,20 +161,6 @@ fn partition(rows: usize, panels: usize) -> (usize, usize, usize, usize) {
     (mc, row_tasks, per, panels.div_ceil(per))
 }
 
-/// `out` of [`gemm`] shared by its tasks, each writing its own rectangle.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the tasks write disjoint elements (see `gemm`), so sharing the pointer is sound.
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    fn at(self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
-}
-
 /// `dst = src` on the first `KC` block, `dst += src` on the others.
 #[inline]
 pub(super) fn add_or_set(dst: &mut [f32], src: &[f32], first: bool) {
@@ -216,6 +203,7 @@ fn pair_tiles<'s>(
     }
 }
 
+/// `out[o] = epilogue(W[row0 + o] . x)` for a single input vector (a Linear layer on one image).
 pub fn gemv(w: &Rows, row0: usize, x: &[f32], out: &mut [f32], epi: Epilogue) {
     let k = x.len();
     out.par_chunks_mut(64).enumerate().for_each(|(t, chunk)| {

@@ -15,6 +15,7 @@
 
 use rayon::prelude::*;
 
+use super::disjoint::Shared;
 use super::gemm::{finish_row, Epilogue};
 use super::im2col::{Geometry, Padded};
 use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, KGROUP, MR, NR};
@@ -407,13 +408,10 @@ impl WeightsI8 {
             for r in 0..ROWS.min(mr - g * ROWS) {
                 let o = self.order[r0 + g * ROWS + r] - r0;
                 for (h, &np) in np.iter().enumerate().take(ps.len()) {
-                    let src = &acc[r * COLS + h * NR..][..np];
                     // SAFETY: row `o < mr`, columns `h * NR..+np` of the caller's rectangle,
                     // which it owns.
                     let dst = unsafe { dst.slice(o * ld + h * NR, np) };
-                    for (d, &s) in dst.iter_mut().zip(src) {
-                        *d = s as f32 * scale;
-                    }
+                    rescale(dst, &acc[r * COLS + h * NR..], scale);
                 }
             }
         }
@@ -581,9 +579,7 @@ fn gemm_panels(
                     let o = w.order[r0 + g * MR + r] - r0;
                     // SAFETY: row `o < mr`, columns `h * NR..+np` of this task's rectangle.
                     let dst = unsafe { dst.slice(o * ld + h * NR, np[h]) };
-                    for (d, &s) in dst.iter_mut().zip(&acc[r * NR..r * NR + np[h]]) {
-                        *d = s as f32 * scale;
-                    }
+                    rescale(dst, &acc[r * NR..], scale);
                 }
             }
         }
@@ -651,43 +647,26 @@ fn gemm_panels(
             Target::Quads(data, shape, inv) => {
                 // This task's rows are whole quads (`MC` is a multiple of 4).
                 for q0 in (r0..r1).step_by(QUAD) {
-                    let channels: Vec<&[f32]> =
-                        (q0..(q0 + QUAD).min(r1)).map(|r| &*row(r)).collect();
+                    let count = QUAD.min(r1 - q0);
+                    let mut channels: [&[f32]; QUAD] = [&[]; QUAD];
+                    for (l, ch) in channels.iter_mut().enumerate().take(count) {
+                        *ch = row(q0 + l);
+                    }
                     let plane = data.offset(q0 / QUAD * shape.plane()).0;
                     // SAFETY: the plane of quad `q0 / 4` lies in the codes (asserted above);
                     // this task alone writes its pixels `c0..c1`.
-                    unsafe { store_quad_pixels(plane, shape, &channels, c0, *inv) };
+                    unsafe { store_quad_pixels(plane, shape, &channels[..count], c0, *inv) };
                 }
             }
         }
     });
 }
 
-/// A pointer into a buffer whose disjoint parts the tasks of [`gemm_i8_requant`] write.
-struct Shared<T>(*mut T);
-
-impl<T> Clone for Shared<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for Shared<T> {}
-// SAFETY: the tasks write disjoint elements (see `gemm_i8_requant`); `T` is a plain number.
-unsafe impl<T: Send> Send for Shared<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for Shared<T> {}
-
-impl<T> Shared<T> {
-    fn offset(self, i: usize) -> Self {
-        Shared(self.0.wrapping_add(i))
-    }
-
-    /// # Safety
-    /// `i..i + len` must lie in the buffer and be accessed by no one else meanwhile.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice<'a>(self, i: usize, len: usize) -> &'a mut [T] {
-        // SAFETY: the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(i), len) }
+/// `dst[i] = sums[i] * scale`: a tile's exact sums to floats (what one activation code is worth).
+#[inline]
+fn rescale(dst: &mut [f32], sums: &[i32], scale: f32) {
+    for (d, &s) in dst.iter_mut().zip(sums) {
+        *d = s as f32 * scale;
     }
 }
 

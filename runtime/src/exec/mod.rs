@@ -8,6 +8,7 @@
 mod conv;
 mod conv_i8;
 mod depthwise;
+mod disjoint;
 pub mod gemm;
 mod im2col;
 pub mod int8_gemm;
