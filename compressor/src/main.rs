@@ -5,6 +5,7 @@ use clap::Parser;
 use fq_compress::cli::Cli;
 
 fn main() {
+    fq_compress::support::process::tune_for_training();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");

@@ -68,16 +68,20 @@ fn values_and_gradients_match_candle() {
         let w = random(&mut rng, &[o, c, k, k]);
         let y_ref = x.conv2d(&w, p, s, 1, 1).unwrap();
         let r = random(&mut rng, y_ref.dims());
-        let ours = run(|x, w| conv2d(x, w, p, s, 1).unwrap(), &x, &w, &r);
         let theirs = run(|x, w| x.conv2d(w, p, s, 1, 1).unwrap(), &x, &w, &r);
-        let case = format!("b{b} c{c} {h}x{wd} o{o} k{k} s{s} p{p}");
-        for (what, a, e) in [
-            ("value", &ours.0, &theirs.0),
-            ("input gradient", &ours.1, &theirs.1),
-            ("weight gradient", &ours.2, &theirs.2),
-        ] {
-            let d = max_rel_diff(a, e);
-            assert!(d <= 1e-4, "{case}: {what} differs by {d} (relative)");
+        // Training keeps the forward's columns for the weight gradient; without a backward to
+        // follow, the weight gradient builds them again.
+        for keep in [true, false] {
+            let ours = run(|x, w| conv2d(x, w, p, s, 1, keep).unwrap(), &x, &w, &r);
+            let case = format!("b{b} c{c} {h}x{wd} o{o} k{k} s{s} p{p} keep {keep}");
+            for (what, a, e) in [
+                ("value", &ours.0, &theirs.0),
+                ("input gradient", &ours.1, &theirs.1),
+                ("weight gradient", &ours.2, &theirs.2),
+            ] {
+                let d = max_rel_diff(a, e);
+                assert!(d <= 1e-4, "{case}: {what} differs by {d} (relative)");
+            }
         }
     }
 }
@@ -89,14 +93,14 @@ fn non_contiguous_and_grouped_inputs() {
     let x = random(&mut rng, &[2, 7, 6, 3]).transpose(2, 3).unwrap();
     let w = random(&mut rng, &[4, 7, 3, 3]);
     let d = max_rel_diff(
-        &conv2d(&x, &w, 1, 1, 1).unwrap(),
+        &conv2d(&x, &w, 1, 1, 1, false).unwrap(),
         &x.conv2d(&w, 1, 1, 1, 1).unwrap(),
     );
     assert!(d <= 1e-4, "non-contiguous input differs by {d}");
     let x = random(&mut rng, &[2, 4, 5, 5]);
     let w = random(&mut rng, &[6, 2, 3, 3]);
     let d = max_rel_diff(
-        &conv2d(&x, &w, 1, 1, 2).unwrap(),
+        &conv2d(&x, &w, 1, 1, 2, false).unwrap(),
         &x.conv2d(&w, 1, 1, 1, 2).unwrap(),
     );
     assert!(d <= 1e-4, "grouped conv differs by {d}");
@@ -108,7 +112,7 @@ fn channel_mismatch_is_an_error() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let x = random(&mut rng, &[1, 3, 5, 5]);
     let w = random(&mut rng, &[2, 4, 3, 3]);
-    assert!(conv2d(&x, &w, 1, 1, 1).is_err());
+    assert!(conv2d(&x, &w, 1, 1, 1, true).is_err());
 }
 
 /// The weight gradient sums the images' contributions in a fixed order: repeated runs (and so
@@ -136,9 +140,9 @@ fn weight_gradient_is_bit_reproducible() {
     };
     let x: Vec<f32> = (0..batch * c * h * w).map(|_| next()).collect();
     let gy: Vec<f32> = (0..batch * o * h * w).map(|_| next()).collect();
-    let first = backward_weight(&g, batch, &x, &gy, o);
+    let first = backward_weight(&g, batch, &x, &gy, o, None);
     for _ in 0..20 {
-        let again = backward_weight(&g, batch, &x, &gy, o);
+        let again = backward_weight(&g, batch, &x, &gy, o, None);
         assert!(
             first
                 .iter()
@@ -164,7 +168,7 @@ fn depthwise_values_and_gradients_match_candle() {
         let x = random(&mut rng, &[b, c, h, wd]);
         let w = random(&mut rng, &[c, 1, k, k]);
         let r = random(&mut rng, x.conv2d(&w, p, s, 1, c).unwrap().dims());
-        let ours = run(|x, w| conv2d(x, w, p, s, c).unwrap(), &x, &w, &r);
+        let ours = run(|x, w| conv2d(x, w, p, s, c, true).unwrap(), &x, &w, &r);
         let theirs = run(|x, w| x.conv2d(w, p, s, 1, c).unwrap(), &x, &w, &r);
         for (what, a, e) in [
             ("value", &ours.0, &theirs.0),

@@ -81,7 +81,8 @@ impl Model {
             let out = match &node.op {
                 Op::Conv2d(c) => {
                     let w = self.weight(name, quant)?;
-                    let y = ops::conv::conv2d(arg(0)?, &w, c.padding, c.stride, c.groups)?;
+                    let train = mode == Mode::Train;
+                    let y = ops::conv::conv2d(arg(0)?, &w, c.padding, c.stride, c.groups, train)?;
                     if c.bias {
                         let b = self.params.get(&format!("{name}.bias"))?.as_tensor();
                         y.broadcast_add(&b.reshape((1, c.out_channels, 1, 1))?)?

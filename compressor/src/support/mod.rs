@@ -3,6 +3,7 @@
 
 pub mod device;
 pub mod io;
+pub mod process;
 pub mod progress;
 pub mod run_files;
 pub mod run_lock;

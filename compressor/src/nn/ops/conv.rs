@@ -10,17 +10,32 @@ use super::im2col::{col2im, im2col, ConvGeom};
 use super::{applies, cpu_slice, scratch};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
 
 /// Output columns one gemm should see at least: below this, images are batched into one call.
 const MIN_COLUMNS: usize = 256;
 
-/// `x.conv2d(w, padding, stride, 1, groups)`, through the im2col ops where they apply.
+/// The largest columns matrices (a whole batch's, in bytes) a training forward keeps for the
+/// weight gradient. Building them costs as much as the small layers' gemms (perf, embedded
+/// model: im2col was a fifth of the step); keeping every layer's would hold gigabytes at
+/// 224×224, where the early layers' matrices are 100–250 MB each at batch 32 and their gemms
+/// dwarf the copy.
+pub const KEEP_COLUMNS_BYTES: usize = 64 << 20;
+
+/// The columns matrix of each chunk of images of one forward pass, in chunk order (`None`
+/// where a chunk's columns are its input, a one-image pointwise convolution).
+pub type Columns = Vec<Option<Vec<f32>>>;
+
+/// `x.conv2d(w, padding, stride, 1, groups)`, through the im2col ops where they apply. With
+/// `backward_follows` (training), the forward keeps its columns matrices for the weight
+/// gradient when they are small enough ([`KEEP_COLUMNS_BYTES`]), instead of building them again.
 pub fn conv2d(
     x: &Tensor,
     w: &Tensor,
     padding: usize,
     stride: usize,
     groups: usize,
+    backward_follows: bool,
 ) -> candle_core::Result<Tensor> {
     if groups > 1 {
         if let Some(y) = super::depthwise::depthwise_conv2d(x, w, padding, stride, groups)? {
@@ -32,12 +47,18 @@ pub fn conv2d(
     if !usable {
         return x.conv2d(w, padding, stride, 1, groups);
     }
-    let (_, c, h, wd) = x.dims4()?;
+    let (b, c, h, wd) = x.dims4()?;
     let (_, wc, kh, kw) = w.dims4()?;
     match ConvGeom::new((c, h, wd), (kh, kw), stride, padding) {
-        Some(g) if wc == c => x
-            .contiguous()?
-            .apply_op2(&w.contiguous()?, Conv2d { geom: g }),
+        Some(g) if wc == c => {
+            let bytes = b * g.k() * g.n() * std::mem::size_of::<f32>();
+            let op = Conv2d {
+                geom: g,
+                keep: backward_follows && bytes <= KEEP_COLUMNS_BYTES,
+                kept: Arc::new(Mutex::new(None)),
+            };
+            x.contiguous()?.apply_op2(&w.contiguous()?, op)
+        }
         // Let candle report the shape error.
         _ => x.conv2d(w, padding, stride, 1, groups),
     }
@@ -70,52 +91,47 @@ fn columns<'a>(g: &ConvGeom, x: &'a [f32], imgs: usize, buf: &'a mut Vec<f32>) -
     &buf[..k * ld]
 }
 
-/// Forward: `y[b] = W[O, K] · cols(x[b])`.
-pub fn forward(g: &ConvGeom, batch: usize, x: &[f32], w: &[f32], o: usize) -> Vec<f32> {
+/// Forward: `y[b] = W[O, K] · cols(x[b])`; with `keep`, also each chunk's columns matrix for
+/// [`backward_weight`].
+pub fn forward(
+    g: &ConvGeom,
+    batch: usize,
+    x: &[f32],
+    w: &[f32],
+    o: usize,
+    keep: bool,
+) -> (Vec<f32>, Option<Columns>) {
     let (k, n) = (g.k(), g.n());
     let mut y = vec![0.0f32; batch * o * n];
     let (per, threads) = chunking(g, batch);
-    y.par_chunks_mut(per * o * n)
+    let kept: Columns = y
+        .par_chunks_mut(per * o * n)
         .zip(x.par_chunks(per * g.input_len()))
-        .for_each(|(yc, xc)| {
+        .map(|(yc, xc)| {
             let imgs = yc.len() / (o * n);
+            let mut own = Vec::new();
             scratch(|buf, tmp| {
+                let buf = if keep { &mut own } else { buf };
                 let cols = columns(g, xc, imgs, buf);
                 let ld = imgs * n;
                 if imgs == 1 {
-                    gemm(
-                        o,
-                        n,
-                        k,
-                        yc,
-                        n,
-                        false,
-                        View::rows(w, k),
-                        View::rows(cols, ld),
-                        threads,
-                    );
+                    let wv = View::rows(w, k);
+                    gemm(o, n, k, yc, n, false, wv, View::rows(cols, ld), threads);
                     return;
                 }
                 tmp.resize(o * ld, 0.0);
-                gemm(
-                    o,
-                    ld,
-                    k,
-                    tmp,
-                    ld,
-                    false,
-                    View::rows(w, k),
-                    View::rows(cols, ld),
-                    threads,
-                );
+                let wv = View::rows(w, k);
+                gemm(o, ld, k, tmp, ld, false, wv, View::rows(cols, ld), threads);
                 for (i, yi) in yc.chunks_mut(o * n).enumerate() {
                     for (r, yr) in yi.chunks_mut(n).enumerate() {
                         yr.copy_from_slice(&tmp[r * ld + i * n..r * ld + (i + 1) * n]);
                     }
                 }
-            })
-        });
-    y
+            });
+            (!own.is_empty()).then_some(own)
+        })
+        .collect();
+    (y, keep.then_some(kept))
 }
 
 /// Gather a chunk's output gradients `[imgs][O, N]` into one `[O, imgs·N]` matrix in `buf`.
@@ -155,22 +171,39 @@ pub fn backward_data(g: &ConvGeom, batch: usize, gy: &[f32], w: &[f32], o: usize
                 let wt = View::transposed(w, k);
                 gemm(k, ld, o, buf, ld, false, wt, View::rows(dy, ld), threads);
                 for (i, gxi) in gxc.chunks_mut(g.input_len()).enumerate() {
-                    col2im(g, &buf[i * n..], ld, gxi);
+                    col2im(g, &mut buf[i * n..], ld, gxi);
                 }
             })
         });
     gx
 }
 
-/// Backward-weight: `dW[O, K] = Σ_b dy[b] · cols(x[b])ᵀ`. The image chunks are split into one
-/// contiguous run per rayon thread, each summed in order, and the runs' partial sums are added
-/// in order: the result does not depend on work stealing, so training is reproducible.
-pub fn backward_weight(g: &ConvGeom, batch: usize, x: &[f32], gy: &[f32], o: usize) -> Vec<f32> {
+/// One chunk of images for the weight gradient: its inputs, its output gradients and the
+/// forward's columns where they were kept.
+type Chunk<'a> = (&'a [f32], &'a [f32], Option<&'a [f32]>);
+
+/// Backward-weight: `dW[O, K] = Σ_b dy[b] · cols(x[b])ᵀ`, from the forward's `kept` columns
+/// where it kept them. The image chunks are split into one contiguous run per rayon thread,
+/// each summed in order, and the runs' partial sums are added in order: the result does not
+/// depend on work stealing, so training is reproducible.
+pub fn backward_weight(
+    g: &ConvGeom,
+    batch: usize,
+    x: &[f32],
+    gy: &[f32],
+    o: usize,
+    kept: Option<&Columns>,
+) -> Vec<f32> {
     let (k, n) = (g.k(), g.n());
     let (per, threads) = chunking(g, batch);
-    let chunks: Vec<(&[f32], &[f32])> = x
+    let chunks: Vec<Chunk> = x
         .chunks(per * g.input_len())
         .zip(gy.chunks(per * o * n))
+        .enumerate()
+        .map(|(i, (xc, gyc))| {
+            let cols = kept.and_then(|c| c.get(i)).and_then(|c| c.as_deref());
+            (xc, gyc, cols)
+        })
         .collect();
     let runs = rayon::current_num_threads().max(1);
     let run_len = chunks.len().div_ceil(runs).max(1);
@@ -178,11 +211,14 @@ pub fn backward_weight(g: &ConvGeom, batch: usize, x: &[f32], gy: &[f32], o: usi
         .par_chunks(run_len)
         .map(|run| {
             let mut acc = vec![0.0f32; o * k];
-            for &(xc, gyc) in run {
+            for &(xc, gyc, kept) in run {
                 let imgs = gyc.len() / (o * n);
                 let ld = imgs * n;
                 scratch(|buf, tmp| {
-                    let cols = columns(g, xc, imgs, buf);
+                    let cols = match kept {
+                        Some(c) => c,
+                        None => columns(g, xc, imgs, buf),
+                    };
                     let dy = gather_grad(gyc, o, n, tmp);
                     let ct = View::transposed(cols, ld);
                     gemm(o, k, ld, &mut acc, k, true, View::rows(dy, ld), ct, threads);
@@ -202,6 +238,10 @@ pub fn backward_weight(g: &ConvGeom, batch: usize, x: &[f32], gy: &[f32], o: usi
 /// The convolution as a candle op whose backward runs the two passes above.
 struct Conv2d {
     geom: ConvGeom,
+    /// Keep the forward's columns for the weight gradient.
+    keep: bool,
+    /// The kept columns, from the forward until the backward takes them.
+    kept: Arc<Mutex<Option<Columns>>>,
 }
 
 impl CustomOp2 for Conv2d {
@@ -219,7 +259,8 @@ impl CustomOp2 for Conv2d {
         let x = cpu_slice(s1, l1)?;
         let w = cpu_slice(s2, l2)?;
         let (b, o) = (l1.dims()[0], l2.dims()[0]);
-        let y = forward(&self.geom, b, x, w, o);
+        let (y, cols) = forward(&self.geom, b, x, w, o, self.keep);
+        *self.kept.lock().map_err(|_| poisoned())? = cols;
         Ok((
             CpuStorage::F32(y),
             Shape::from((b, o, self.geom.oh, self.geom.ow)),
@@ -240,7 +281,14 @@ impl CustomOp2 for Conv2d {
         } else {
             None
         };
-        let gw = x.apply_op2_no_bwd(&grad, &BackwardWeight { geom: self.geom })?;
+        let kept = self.kept.lock().map_err(|_| poisoned())?.take();
+        let gw = x.apply_op2_no_bwd(
+            &grad,
+            &BackwardWeight {
+                geom: self.geom,
+                kept,
+            },
+        )?;
         Ok((gx, Some(gw)))
     }
 }
@@ -275,6 +323,8 @@ impl CustomOp2 for BackwardData {
 /// `(x, dy) -> dW`.
 struct BackwardWeight {
     geom: ConvGeom,
+    /// The forward's columns, where it kept them.
+    kept: Option<Columns>,
 }
 
 impl CustomOp2 for BackwardWeight {
@@ -293,8 +343,12 @@ impl CustomOp2 for BackwardWeight {
         let (b, o) = (l1.dims()[0], l2.dims()[1]);
         let g = &self.geom;
         Ok((
-            CpuStorage::F32(backward_weight(g, b, x, gy, o)),
+            CpuStorage::F32(backward_weight(g, b, x, gy, o, self.kept.as_ref())),
             Shape::from((o, g.c, g.kh, g.kw)),
         ))
     }
+}
+
+fn poisoned() -> candle_core::Error {
+    candle_core::Error::Msg("convolution columns lock poisoned".into())
 }

@@ -64,17 +64,12 @@ impl ConvGeom {
 
     /// Output columns `lo..hi` whose input column `ox·stride + kx - pad` lies inside the image.
     fn valid_cols(&self, kx: usize) -> (usize, usize) {
-        let lo = if self.pad > kx {
-            (self.pad - kx).div_ceil(self.stride).min(self.ow)
-        } else {
-            0
-        };
-        let hi = if self.w + self.pad <= kx {
-            0
-        } else {
-            ((self.w - 1 + self.pad - kx) / self.stride + 1).min(self.ow)
-        };
-        (lo, hi.max(lo))
+        valid_range(self.w, self.ow, kx, self.stride, self.pad)
+    }
+
+    /// Output rows `lo..hi` whose input row `oy·stride + ky - pad` lies inside the image.
+    fn valid_rows(&self, ky: usize) -> (usize, usize) {
+        valid_range(self.h, self.oh, ky, self.stride, self.pad)
     }
 
     /// Input row of output row `oy` for kernel row `ky`, if inside the image.
@@ -83,71 +78,168 @@ impl ConvGeom {
             .checked_sub(self.pad)
             .filter(|&iy| iy < self.h)
     }
+
+    /// Stride 1 with as many output columns as input columns (a "same" convolution): a kernel
+    /// tap's columns row is then the whole image shifted by one constant offset, so it is one
+    /// contiguous copy plus zeros at the borders instead of a copy per output row (most of
+    /// ResNet's convolutions; their small feature maps made the per-row work the cost).
+    fn shifts(&self) -> bool {
+        self.stride == 1 && self.ow == self.w
+    }
+
+    /// For [`Self::shifts`] geometries: the output positions `j0..j1` (flat, `oy·w + ox`) of tap
+    /// `(ky, kx)` whose source `j + shift` is inside the image, and that shift. Positions of
+    /// the range whose column is outside `valid_cols` read a neighbouring row's pixel, which
+    /// the callers zero.
+    fn band(&self, ky: usize, kx: usize) -> (usize, usize, isize) {
+        let w = self.w;
+        let (oy0, oy1) = self.valid_rows(ky);
+        let shift = (ky * w + kx) as isize - (self.pad * w + self.pad) as isize;
+        let plane = (self.h * w) as isize;
+        let j0 = (oy0 * w) as isize;
+        let j1 = (oy1 * w) as isize;
+        let j0 = j0.max(-shift).min(j1);
+        let j1 = j1.min(plane - shift).max(j0);
+        (j0 as usize, j1 as usize, shift)
+    }
+}
+
+/// Output indices `lo..hi` (of `n_out`) whose input index `o·stride + k - pad` lies in `0..n_in`.
+fn valid_range(n_in: usize, n_out: usize, k: usize, stride: usize, pad: usize) -> (usize, usize) {
+    let lo = if pad > k {
+        (pad - k).div_ceil(stride).min(n_out)
+    } else {
+        0
+    };
+    let hi = if n_in + pad <= k {
+        0
+    } else {
+        ((n_in - 1 + pad - k) / stride + 1).min(n_out)
+    };
+    (lo, hi.max(lo))
+}
+
+/// Zero the entries of a [`ConvGeom::shifts`] tap's columns row (`[oh, w]`) whose column lies
+/// outside `lo..hi`, in output rows `oy0..oy1`.
+fn zero_border_columns(
+    row: &mut [f32],
+    w: usize,
+    (oy0, oy1): (usize, usize),
+    (lo, hi): (usize, usize),
+) {
+    for r in row[oy0 * w..oy1 * w].chunks_exact_mut(w) {
+        r[..lo].iter_mut().for_each(|v| *v = 0.0);
+        r[hi..].iter_mut().for_each(|v| *v = 0.0);
+    }
 }
 
 /// Write image `x` (`[C, H, W]`) as columns into `col`, a row-major matrix with row stride `ld`
 /// whose first `n()` columns are overwritten (padding becomes zeros).
 pub fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32], ld: usize) {
-    let (n, ow, s) = (g.n(), g.ow, g.stride);
+    let n = g.n();
     for c in 0..g.c {
         let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let r = (c * g.kh + ky) * g.kw + kx;
                 let row = &mut col[r * ld..r * ld + n];
-                let (lo, hi) = g.valid_cols(kx);
-                for oy in 0..g.oh {
-                    let out = &mut row[oy * ow..(oy + 1) * ow];
-                    let Some(iy) = g.input_row(oy, ky) else {
-                        out.fill(0.0);
-                        continue;
-                    };
-                    let xrow = &xc[iy * g.w..(iy + 1) * g.w];
-                    out[..lo].fill(0.0);
-                    out[hi..].fill(0.0);
-                    // ix = ox·s + kx - pad, never negative for ox >= lo.
-                    let base = lo * s + kx - g.pad;
-                    if s == 1 {
-                        out[lo..hi].copy_from_slice(&xrow[base..base + hi - lo]);
-                    } else {
-                        for (o, ix) in out[lo..hi].iter_mut().zip((base..).step_by(s)) {
-                            *o = xrow[ix];
-                        }
-                    }
+                if g.shifts() {
+                    shifted_row(g, xc, ky, kx, row);
+                } else {
+                    gathered_row(g, xc, ky, kx, row);
                 }
             }
         }
     }
 }
 
-/// The adjoint of `im2col`: add every column entry back onto the input pixel it was copied from.
-/// `x` is accumulated into, not overwritten.
-pub fn col2im(g: &ConvGeom, col: &[f32], ld: usize, x: &mut [f32]) {
-    let (n, ow, s) = (g.n(), g.ow, g.stride);
+/// Tap `(ky, kx)`'s columns row of a [`ConvGeom::shifts`] geometry: one shifted copy of the
+/// image, then zeros where the tap falls in the padding.
+fn shifted_row(g: &ConvGeom, xc: &[f32], ky: usize, kx: usize, row: &mut [f32]) {
+    let (j0, j1, shift) = g.band(ky, kx);
+    let (s0, s1) = (
+        (j0 as isize + shift) as usize,
+        (j1 as isize + shift) as usize,
+    );
+    row[..j0].fill(0.0);
+    row[j0..j1].copy_from_slice(&xc[s0..s1]);
+    row[j1..].fill(0.0);
+    zero_border_columns(row, g.w, g.valid_rows(ky), g.valid_cols(kx));
+}
+
+/// Tap `(ky, kx)`'s columns row of any geometry, output row by output row.
+fn gathered_row(g: &ConvGeom, xc: &[f32], ky: usize, kx: usize, row: &mut [f32]) {
+    let (ow, s) = (g.ow, g.stride);
+    let (lo, hi) = g.valid_cols(kx);
+    for oy in 0..g.oh {
+        let out = &mut row[oy * ow..(oy + 1) * ow];
+        let Some(iy) = g.input_row(oy, ky) else {
+            out.fill(0.0);
+            continue;
+        };
+        let xrow = &xc[iy * g.w..(iy + 1) * g.w];
+        out[..lo].fill(0.0);
+        out[hi..].fill(0.0);
+        let base = lo * s + kx - g.pad;
+        if s == 1 {
+            out[lo..hi].copy_from_slice(&xrow[base..base + hi - lo]);
+        } else {
+            // Pairs (or triples...) of the input row, one taken from each: no bounds test per
+            // element, and LLVM vectorises the strided read.
+            let src = &xrow[base..];
+            let taken = src.chunks(s).map(|c| c[0]);
+            for (o, v) in out[lo..hi].iter_mut().zip(taken) {
+                *o = v;
+            }
+        }
+    }
+}
+
+/// Add columns `col` (layout as [`im2col`] writes it) back into image gradient `x`: the adjoint
+/// of im2col, so overlapping windows accumulate. The entries of `col` that fall in the padding
+/// are zeroed on the way (they have no pixel to go to).
+pub fn col2im(g: &ConvGeom, col: &mut [f32], ld: usize, x: &mut [f32]) {
+    let n = g.n();
     for c in 0..g.c {
         let xc = &mut x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let r = (c * g.kh + ky) * g.kw + kx;
-                let row = &col[r * ld..r * ld + n];
-                let (lo, hi) = g.valid_cols(kx);
-                for oy in 0..g.oh {
-                    let Some(iy) = g.input_row(oy, ky) else {
-                        continue;
-                    };
-                    let src = &row[oy * ow + lo..oy * ow + hi];
-                    let xrow = &mut xc[iy * g.w..(iy + 1) * g.w];
-                    let base = lo * s + kx - g.pad;
-                    if s == 1 {
-                        for (d, v) in xrow[base..base + hi - lo].iter_mut().zip(src) {
-                            *d += v;
-                        }
-                    } else {
-                        for (v, ix) in src.iter().zip((base..).step_by(s)) {
-                            xrow[ix] += v;
-                        }
+                let row = &mut col[r * ld..r * ld + n];
+                if g.shifts() {
+                    // The padding entries become zeros, so the band adds as one shifted run.
+                    zero_border_columns(row, g.w, g.valid_rows(ky), g.valid_cols(kx));
+                    let (j0, j1, shift) = g.band(ky, kx);
+                    let s0 = (j0 as isize + shift) as usize;
+                    for (d, v) in xc[s0..s0 + (j1 - j0)].iter_mut().zip(&row[j0..j1]) {
+                        *d += v;
                     }
+                } else {
+                    scattered_row(g, row, ky, kx, xc);
                 }
+            }
+        }
+    }
+}
+
+/// col2im of one tap's row, output row by output row.
+fn scattered_row(g: &ConvGeom, row: &[f32], ky: usize, kx: usize, xc: &mut [f32]) {
+    let (ow, s) = (g.ow, g.stride);
+    let (lo, hi) = g.valid_cols(kx);
+    for oy in 0..g.oh {
+        let Some(iy) = g.input_row(oy, ky) else {
+            continue;
+        };
+        let src = &row[oy * ow + lo..oy * ow + hi];
+        let xrow = &mut xc[iy * g.w..(iy + 1) * g.w];
+        let base = lo * s + kx - g.pad;
+        if s == 1 {
+            for (d, v) in xrow[base..base + hi - lo].iter_mut().zip(src) {
+                *d += v;
+            }
+        } else {
+            for (v, d) in src.iter().zip(xrow[base..].iter_mut().step_by(s)) {
+                *d += v;
             }
         }
     }
@@ -157,45 +249,74 @@ pub fn col2im(g: &ConvGeom, col: &[f32], ld: usize, x: &mut [f32]) {
 mod tests {
     use super::*;
 
-    /// im2col against the definition, element by element, on a strided padded case.
+    /// im2col against the definition, element by element: strided, "same" stride-1 (the
+    /// shifted-copy path, square and not), unpadded and oversized-padding cases.
     #[test]
     fn matches_definition() {
-        let g = ConvGeom::new((2, 5, 4), (3, 2), 2, 1).unwrap();
-        let x: Vec<f32> = (0..g.input_len()).map(|i| i as f32 + 1.0).collect();
-        let ld = g.n() + 3;
-        let mut col = vec![-7.0; g.k() * ld];
-        im2col(&g, &x, &mut col, ld);
-        for c in 0..g.c {
-            for ky in 0..g.kh {
-                for kx in 0..g.kw {
-                    for oy in 0..g.oh {
-                        for ox in 0..g.ow {
-                            let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
-                            let want = if iy < 0 || ix < 0 || iy >= 5 || ix >= 4 {
-                                0.0
-                            } else {
-                                x[c * 20 + iy as usize * 4 + ix as usize]
-                            };
-                            let r = (c * 3 + ky) * 2 + kx;
-                            assert_eq!(col[r * ld + oy * g.ow + ox], want);
+        for ((h, w), (kh, kw), s, p) in [
+            ((5, 4), (3, 2), 2, 1),
+            ((5, 4), (3, 3), 1, 1),
+            ((6, 7), (5, 5), 1, 2),
+            ((4, 5), (3, 1), 1, 0),
+            ((3, 3), (3, 3), 1, 2),
+            ((9, 7), (7, 7), 2, 3),
+        ] {
+            let g = ConvGeom::new((2, h, w), (kh, kw), s, p).unwrap();
+            let x: Vec<f32> = (0..g.input_len()).map(|i| i as f32 + 1.0).collect();
+            let ld = g.n() + 3;
+            let mut col = vec![-7.0; g.k() * ld];
+            im2col(&g, &x, &mut col, ld);
+            for c in 0..g.c {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        for oy in 0..g.oh {
+                            for ox in 0..g.ow {
+                                let iy = (oy * s + ky) as isize - p as isize;
+                                let ix = (ox * s + kx) as isize - p as isize;
+                                let inside =
+                                    (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                                let want = if inside {
+                                    x[c * h * w + iy as usize * w + ix as usize]
+                                } else {
+                                    0.0
+                                };
+                                let r = (c * kh + ky) * kw + kx;
+                                assert_eq!(
+                                    col[r * ld + oy * g.ow + ox],
+                                    want,
+                                    "{g:?} c{c} tap {ky},{kx} at {oy},{ox}"
+                                );
+                            }
                         }
                     }
                 }
             }
+            // The columns past n() are the caller's.
+            assert!(
+                (0..g.k()).all(|r| col[r * ld + g.n()..(r + 1) * ld].iter().all(|&v| v == -7.0))
+            );
         }
     }
 
     /// `<im2col(x), y> == <x, col2im(y)>`: col2im is the exact adjoint.
     #[test]
     fn col2im_is_the_adjoint() {
-        for (k, s, p) in [(3, 1, 1), (3, 2, 1), (1, 2, 0), (7, 2, 3), (2, 3, 0)] {
+        for (k, s, p) in [
+            (3, 1, 1),
+            (3, 2, 1),
+            (1, 2, 0),
+            (7, 2, 3),
+            (2, 3, 0),
+            (5, 1, 2),
+            (3, 1, 2),
+        ] {
             let g = ConvGeom::new((3, 9, 7), (k, k), s, p).unwrap();
             let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 7) % 11) as f32).collect();
-            let y: Vec<f32> = (0..g.k() * g.n()).map(|i| ((i * 5) % 13) as f32).collect();
+            let mut y: Vec<f32> = (0..g.k() * g.n()).map(|i| ((i * 5) % 13) as f32).collect();
             let mut col = vec![0.0; g.k() * g.n()];
             im2col(&g, &x, &mut col, g.n());
             let mut back = vec![0.0; g.input_len()];
-            col2im(&g, &y, g.n(), &mut back);
+            col2im(&g, &mut y, g.n(), &mut back);
             let lhs: f64 = col.iter().zip(&y).map(|(a, b)| (a * b) as f64).sum();
             let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
             assert_eq!(lhs, rhs, "k{k} s{s} p{p}");
