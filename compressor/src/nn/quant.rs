@@ -32,6 +32,16 @@ pub fn qmax(bits: u8) -> f32 {
     ((1u32 << (bits - 1)) - 1) as f32
 }
 
+/// `v.round_ties_even()` for `|v| < 2^23` (here `|x / s| <= qmax`), without a libm call:
+/// x86-64's baseline has no rounding instruction, so `round_ties_even` calls `rintf` for every
+/// weight (2.4% of a ResNet18-224 training step, perf). `(|v| + 2^23) - 2^23` rounds in the FPU's
+/// round-to-nearest-even mode; the sign is put back, so small negatives give `-0.0` as well.
+#[inline]
+pub fn round_below_2_23(v: f32) -> f32 {
+    const TWO_23: f32 = 8_388_608.0;
+    ((v.abs() + TWO_23) - TWO_23).copysign(v)
+}
+
 /// Quantize–dequantize one scope (a set of weights sharing a scale). Returns the scale
 /// (0 for b = 0/1, which have none).
 pub fn quantize_scope(w: &[f32], bits: u8, out: &mut [f32]) -> f32 {
@@ -57,7 +67,7 @@ pub fn quantize_scope(w: &[f32], bits: u8, out: &mut [f32]) -> f32 {
             let amax = w.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-8);
             let s = amax / q;
             for (o, &x) in out.iter_mut().zip(w) {
-                *o = (x / s).round_ties_even().clamp(-q, q) * s;
+                *o = round_below_2_23(x / s).clamp(-q, q) * s;
             }
             s
         }
@@ -162,6 +172,38 @@ impl BitAssignment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The quantizer's rounding is `round_ties_even`, bit for bit, over its whole range: every
+    /// half-integer and neighbours of it up to 2^16, signed zeros and tiny values.
+    #[test]
+    fn round_below_2_23_is_round_ties_even() {
+        let mut cases = vec![
+            0.0f32,
+            -0.0,
+            1e-40,
+            -1e-40,
+            0.49999997,
+            -0.49999997,
+            8_388_607.5,
+        ];
+        for i in 0..(1 << 17) {
+            let half = i as f32 / 2.0;
+            for v in [
+                half,
+                f32::from_bits(half.to_bits() + 1),
+                f32::from_bits(half.to_bits().saturating_sub(1)),
+            ] {
+                cases.extend([v, -v]);
+            }
+        }
+        for v in cases {
+            assert_eq!(
+                round_below_2_23(v).to_bits(),
+                v.round_ties_even().to_bits(),
+                "{v}"
+            );
+        }
+    }
 
     #[test]
     fn ties_round_half_to_even() {
