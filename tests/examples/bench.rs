@@ -143,28 +143,14 @@ fn assignment(layers: &[fq_models::QuantLayer], w: W) -> Option<BitAssignment> {
 }
 
 fn cpu_description() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    #[cfg(target_arch = "x86_64")]
-    let simd = if std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-    {
-        "AVX2+FMA micro-kernel"
-    } else {
-        "portable micro-kernel"
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let simd = "portable micro-kernel";
+    // The f32 micro-kernel and the integer kernel the runtime dispatched to on this CPU
+    // (FQ_MAX_ISA caps both), so a figure says which kernels produced it.
     format!(
-        "{cpu}, {} threads (rayon), {simd}",
-        rayon::current_num_threads()
+        "{}, {} threads (rayon), {} f32 micro-kernel, {} integer kernel",
+        bench_common::cpu_model_and_flags(),
+        rayon::current_num_threads(),
+        fq_runtime::exec::kernel::path().name(),
+        fq_runtime::exec::kernel::int8::int8_path().name()
     )
 }
 

@@ -158,3 +158,33 @@ impl Args {
         })
     }
 }
+
+/// The CPU's model name and its SIMD flags (x86's avx*, amx*, fma; aarch64's asimd*, sve*,
+/// i8mm), from `/proc/cpuinfo`: the machines this project runs on differ, and every figure names
+/// the one that produced it.
+#[allow(dead_code)] // not every bench example writes a CPU line
+pub fn cpu_model_and_flags() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |names: &[&str]| {
+        info.lines()
+            .find(|l| names.iter().any(|n| l.starts_with(n)))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let model = match field(&["model name"]) {
+        m if m.is_empty() => "unknown CPU".to_string(),
+        m => m,
+    };
+    let all = field(&["flags", "Features"]);
+    let simd: Vec<&str> = all
+        .split_whitespace()
+        .filter(|f| {
+            ["avx", "amx", "asimd", "sve", "i8mm"]
+                .iter()
+                .any(|p| f.starts_with(p))
+                || *f == "fma"
+        })
+        .collect();
+    format!("{model} (flags: {})", simd.join(", "))
+}
