@@ -46,6 +46,9 @@ def main():
     result = {"threads": threads, "gemm_gflops": {}, "resnet18_ms": {},
               "resnet18_median_ms": {}, "resnet18_batch8_img_s": {}}
     versions = [f"PyTorch {torch.__version__.split('+')[0]}"]
+    if os.environ.get("MKL_ENABLE_INSTRUCTIONS"):
+        # bench/run.sh caps MKL and oneDNN when the runtime is capped (FQ_MAX_ISA=avx2).
+        versions[0] += f" (MKL and oneDNN capped to {os.environ['MKL_ENABLE_INSTRUCTIONS']})"
     with torch.no_grad():
         for m, k, n in SHAPES:
             a, b = torch.randn(m, k), torch.randn(k, n)

@@ -3,6 +3,7 @@
 # backend's on the adapter wgpu picks, e.g. Mesa's lavapipe):
 #   bench/run.sh           # full run (a few minutes on 2 cores)
 #   bench/run.sh --quick   # short timings, for a smoke test
+#   FQ_MAX_ISA=avx2 bench/run.sh   # the AVX2 kernels, against torch.mm capped to AVX2 too
 #
 # The PyTorch/onnxruntime columns come from bench/reference.py, run with the first Python that
 # has torch and torchvision: $FQ_BENCH_PYTHON, the reference venv of tools/reference/generate.sh
@@ -25,8 +26,14 @@ for p in "${FQ_BENCH_PYTHON:-}" "${FQ_REF_VENV:-$HOME/.cache/fq-ref-venv}/bin/py
     break
   fi
 done
+# With FQ_MAX_ISA=avx2 the runtime's AVX-512 kernels are off; cap PyTorch's MKL and oneDNN to
+# AVX2 as well, so torch.mm is the reference on the same instruction set ("on each ISA").
+torch_isa=()
+if [ "${FQ_MAX_ISA:-}" = avx2 ]; then
+  torch_isa=(env MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2)
+fi
 if [ -n "$python" ]; then
-  "$python" -W ignore::DeprecationWarning bench/reference.py bench/reference.json "${quick[@]}"
+  "${torch_isa[@]}" "$python" -W ignore::DeprecationWarning bench/reference.py bench/reference.json "${quick[@]}"
 else
   echo "bench/run.sh: no Python with torch and torchvision; PyTorch/onnxruntime columns stay empty" >&2
   rm -f bench/reference.json
