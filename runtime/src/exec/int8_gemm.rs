@@ -375,13 +375,17 @@ impl WeightsI8 {
     }
 
     /// Rows `r0..r0 + mr` (one task's, `r0` a multiple of [`MC`]) against one or two panels
-    /// (`ps`, each `k4 * NR` codes) on AMX: 16 x 32 blocks (a single panel goes in as both),
-    /// rescaled by `scale` into the rows of `dst` (`ld` apart, `ps[0]` at column 0), each row at
-    /// its output row; `np` is how many columns of each panel are real.
+    /// (`ps`, each `k4 * NR` codes) in blocks of `rows` x 2 panels (a single panel goes in as
+    /// both), rescaled by `scale` into the rows of `dst` (`ld` apart, `ps[0]` at column 0), each
+    /// row at its output row; `np` is how many columns of each panel are real. `block(a, sums,
+    /// b0, b1, acc)` computes one block's sums (`rows x 2 * NR`, row-major) from the codes of
+    /// its first row and the row sums: AMX's 16-row blocks and AVX-512 VNNI's 12-row ones.
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
-    fn blocks_amx(
+    fn blocks(
         &self,
+        rows: usize,
+        block: impl Fn(*const i8, &[i32], *const i8, *const i8, &mut [i32]),
         ps: &[&[i8]],
         np: [usize; 2],
         (r0, mr): (usize, usize),
@@ -389,24 +393,28 @@ impl WeightsI8 {
         dst: Shared<f32>,
         ld: usize,
     ) {
-        use super::kernel::int8_amx::{block, COLS, ROWS};
+        const COLS: usize = 2 * NR;
+        const MAX_ROWS: usize = 16;
         let k4 = self.k4;
         assert!(
-            (r0 + mr.div_ceil(ROWS) * ROWS) * k4 <= self.codes.len()
+            rows <= MAX_ROWS
+                && MC.is_multiple_of(rows)
+                && (r0 + mr.div_ceil(rows) * rows) * k4 <= self.codes.len()
                 && ps.iter().all(|p| p.len() >= k4 * NR)
                 && (1..=2).contains(&ps.len()),
-            "blocks_amx: extents"
+            "blocks: extents"
         );
         let (b0, b1) = (ps[0].as_ptr(), ps[ps.len() - 1].as_ptr());
-        let mut acc = [0i32; ROWS * COLS];
-        for g in 0..mr.div_ceil(ROWS) {
-            let a = self.codes[(r0 + g * ROWS) * k4..].as_ptr();
-            // SAFETY: `int8_path` chose AMX (so `supported()`); the assert above keeps 16 rows of
-            // `k4` codes at `a` (rows are padded to whole tasks) and `k4 * NR` codes at each
-            // panel; `k4` is a multiple of 4.
-            unsafe { block(k4, a, k4, b0, b1, &mut acc) };
-            for r in 0..ROWS.min(mr - g * ROWS) {
-                let o = self.order[r0 + g * ROWS + r] - r0;
+        let mut buf = [0i32; MAX_ROWS * COLS];
+        let acc = &mut buf[..rows * COLS];
+        for g in 0..mr.div_ceil(rows) {
+            let first = r0 + g * rows;
+            // Rows are padded to whole tasks (`MC`, a multiple of `rows`), so every block's
+            // rows and sums exist (checked above).
+            let a = self.codes[first * k4..].as_ptr();
+            block(a, &self.sums[first..first + rows], b0, b1, acc);
+            for r in 0..rows.min(mr - g * rows) {
+                let o = self.order[first + r] - r0;
                 for (h, &np) in np.iter().enumerate().take(ps.len()) {
                     // SAFETY: row `o < mr`, columns `h * NR..+np` of the caller's rectangle,
                     // which it owns.
@@ -567,8 +575,32 @@ fn gemm_panels(
     let tiles = |(r0, mr): (usize, usize), ps: &[&[i8]], j: usize, dst: Shared<f32>, ld: usize| {
         let np = [NR.min(n - j * NR), NR.min(n.saturating_sub((j + 1) * NR))];
         #[cfg(target_arch = "x86_64")]
-        if int8_path() == super::kernel::int8::Int8Path::Amx {
-            return w.blocks_amx(ps, np, (r0, mr), scale, dst, ld);
+        match int8_path() {
+            super::kernel::int8::Int8Path::Amx => {
+                use super::kernel::int8_amx::{block, COLS, ROWS};
+                let amx = |a, _: &[i32], b0, b1, acc: &mut [i32]| {
+                    let acc: &mut [i32; ROWS * COLS] = acc.try_into().expect("one AMX block");
+                    // SAFETY: `int8_path` chose AMX (so `supported()`); `blocks` checked 16 rows
+                    // of `k4` codes at `a` and `k4 * NR` codes at each panel; `k4` is a
+                    // multiple of 4.
+                    unsafe { block(w.k4, a, w.k4, b0, b1, acc) }
+                };
+                return w.blocks(ROWS, amx, ps, np, (r0, mr), scale, dst, ld);
+            }
+            super::kernel::int8::Int8Path::Avx512Vnni => {
+                use super::kernel::int8_vnni::{block_avx512_vnni, BLOCK_COLS, BLOCK_ROWS};
+                let vnni = |a, sums: &[i32], b0, b1, acc: &mut [i32]| {
+                    let acc: &mut [i32; BLOCK_ROWS * BLOCK_COLS] =
+                        acc.try_into().expect("one VNNI block");
+                    let sums: &[i32; BLOCK_ROWS] = sums.try_into().expect("a block's row sums");
+                    // SAFETY: `int8_path` chose AVX-512 VNNI (so the CPU has it); `blocks`
+                    // checked 12 rows of `k4` codes at `a` and `k4 * NR` codes at each panel;
+                    // `k4` is a multiple of 4 and `sums` the rows' sums.
+                    unsafe { block_avx512_vnni(w.k4, a, w.k4, sums, b0, b1, acc) }
+                };
+                return w.blocks(BLOCK_ROWS, vnni, ps, np, (r0, mr), scale, dst, ld);
+            }
+            _ => {}
         }
         let mut acc = [0i32; MR * NR];
         for (h, bp) in ps.iter().enumerate() {

@@ -61,6 +61,50 @@ macro_rules! vnni_tile {
     }};
 }
 
+/// Rows of a [`block_avx512_vnni`]: two of the tile's row blocks.
+pub const BLOCK_ROWS: usize = 2 * MR;
+/// Columns of a [`block_avx512_vnni`]: two panels of `NR`.
+pub const BLOCK_COLS: usize = 2 * NR;
+
+/// The block loop: [`BLOCK_ROWS`] rows against two panels (`$b0`, `$b1`), over an ops module
+/// as [`vnni_tile!`]'s. With 512-bit registers that is 24 accumulators, 2 loads and 12
+/// broadcasts per 24 `VPDPBUSD`: the 6x16 tile's 6 accumulators could not hide the
+/// instruction's latency (perf on Zen 5: the tile was half of ResNet18's integer path), and
+/// onnxruntime's MLAS kernel keeps 24 too (`bench/ort_kernels.sh`).
+macro_rules! vnni_block {
+    ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b0:ident, $b1:ident, $out:ident) => {{
+        const REGS: usize = NR / $ops::LANES;
+        // SAFETY: the caller guarantees the CPU features and the extents: group `g < k / 4`
+        // reads `NR * 4` bytes at `b0 + g * NR * 4` and at `b1 + ...`, and `a[r * lda + 4g..+4]`
+        // for `r < BLOCK_ROWS`; the stores write `out[..BLOCK_ROWS * BLOCK_COLS]`.
+        unsafe {
+            let mut acc = [[$ops::zero(); 2 * REGS]; BLOCK_ROWS];
+            for g in 0..$k / KGROUP {
+                let mut cols = [$ops::zero(); 2 * REGS];
+                for (p, b) in [$b0, $b1].into_iter().enumerate() {
+                    let bp = b.add(g * NR * KGROUP);
+                    for h in 0..REGS {
+                        cols[p * REGS + h] = $ops::load_flipped(bp.add(h * $ops::LANES * KGROUP));
+                    }
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let w = $ops::splat4($a.add(r * $lda + g * KGROUP));
+                    for (x, c) in row.iter_mut().zip(&cols) {
+                        *x = $ops::dpbusd(*x, *c, w);
+                    }
+                }
+            }
+            let o = $out.as_mut_ptr();
+            for (r, row) in acc.iter().enumerate() {
+                let fix = $a_sums[r].wrapping_mul(128);
+                for (h, x) in row.iter().enumerate() {
+                    $ops::store_minus(o.add(r * BLOCK_COLS + h * $ops::LANES), *x, fix);
+                }
+            }
+        }
+    }};
+}
+
 /// 512-bit AVX-512 VNNI registers: one per row of the tile.
 mod zmm {
     use std::arch::x86_64::*;
@@ -163,6 +207,26 @@ pub unsafe fn tile_avx512_vnni(
     vnni_tile!(zmm, k, a, lda, a_sums, b, out)
 }
 
+/// `out[r * BLOCK_COLS + h * NR + c]` = row `r` of `a` times column `c` of panel `h` (`b0`,
+/// `b1`), for `r < BLOCK_ROWS`: two tiles' rows against two panels in one pass.
+///
+/// # Safety
+/// AVX-512F, AVX-512BW and AVX-512 VNNI must be available; `a` must hold `BLOCK_ROWS` rows of
+/// `k` codes `lda` apart, `b0` and `b1` each `k * NR` codes packed `[k / 4][NR][4]`, `k` must be
+/// a multiple of 4 and `a_sums[r]` the wrapping sum of row `r`'s `k` codes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub unsafe fn block_avx512_vnni(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    a_sums: &[i32; BLOCK_ROWS],
+    b0: *const i8,
+    b1: *const i8,
+    out: &mut [i32; BLOCK_ROWS * BLOCK_COLS],
+) {
+    vnni_block!(zmm, k, a, lda, a_sums, b0, b1, out)
+}
+
 /// # Safety
 /// AVX2 and AVX-VNNI must be available; otherwise as [`tile_avx512_vnni`].
 #[target_feature(enable = "avx2,avxvnni")]
@@ -197,6 +261,23 @@ pub unsafe fn tile_model(
         8 => vnni_tile!(model8, k, a, lda, a_sums, b, out),
         _ => panic!("registers of 8 or 16 lanes"),
     }
+}
+
+/// [`vnni_block!`] over the plain-Rust model of 512-bit registers, tests only.
+///
+/// # Safety
+/// As [`block_avx512_vnni`], without the CPU features.
+#[cfg(test)]
+pub unsafe fn block_model(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    a_sums: &[i32; BLOCK_ROWS],
+    b0: *const i8,
+    b1: *const i8,
+    out: &mut [i32; BLOCK_ROWS * BLOCK_COLS],
+) {
+    vnni_block!(model16, k, a, lda, a_sums, b0, b1, out)
 }
 
 /// A plain-Rust model of the register operations on `$n` lanes, lane for lane as Intel's
@@ -253,3 +334,85 @@ macro_rules! model_ops {
 model_ops!(model16, 16);
 #[cfg(test)]
 model_ops!(model8, 8);
+
+#[cfg(test)]
+mod tests {
+    use super::super::int8::{pack_b, row_sum, tile_portable, Int8Path};
+    use super::*;
+
+    /// A block is the portable tiles of its two row blocks against its two panels, bit for
+    /// bit, through the 16-lane model on every x86 CPU and the AVX-512 VNNI form where the CPU
+    /// has it (said in the log where not); first rows at -128 for the largest sums.
+    #[test]
+    fn a_block_is_the_portable_tiles() {
+        let hardware = Int8Path::Avx512Vnni.available();
+        if !hardware {
+            eprintln!("int8_vnni: no AVX-512 VNNI here: the block checked through its model only");
+        }
+        let mut s = 5u64;
+        let mut next = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 56) as u8 as i8
+        };
+        for k in [0usize, 4, 8, 64, 68, 576, 1000] {
+            let lda = k + 8;
+            let mut a: Vec<i8> = (0..BLOCK_ROWS * lda).map(|_| next()).collect();
+            a[..k].fill(-128);
+            let sums: [i32; BLOCK_ROWS] = std::array::from_fn(|r| row_sum(&a[r * lda..][..k]));
+            let cols: Vec<Vec<i8>> = (0..2)
+                .map(|_| (0..k * NR).map(|_| next()).collect())
+                .collect();
+            let (b0, b1) = (pack_b(k, &cols[0]), pack_b(k, &cols[1]));
+            let mut runs = Vec::new();
+            let mut got = [i32::MIN; BLOCK_ROWS * BLOCK_COLS];
+            // SAFETY: the model needs no CPU feature; `a` has BLOCK_ROWS rows of `k` codes
+            // `lda` apart, each panel `k * NR` codes, `k` a multiple of 4.
+            unsafe {
+                block_model(
+                    k,
+                    a.as_ptr(),
+                    lda,
+                    &sums,
+                    b0.as_ptr(),
+                    b1.as_ptr(),
+                    &mut got,
+                )
+            };
+            runs.push(("model", got));
+            if hardware {
+                let mut got = [i32::MIN; BLOCK_ROWS * BLOCK_COLS];
+                // SAFETY: the CPU has AVX-512 VNNI; extents as above.
+                unsafe {
+                    block_avx512_vnni(
+                        k,
+                        a.as_ptr(),
+                        lda,
+                        &sums,
+                        b0.as_ptr(),
+                        b1.as_ptr(),
+                        &mut got,
+                    )
+                };
+                runs.push(("avx512-vnni", got));
+            }
+            for (name, got) in runs {
+                for (h, b) in [&b0, &b1].into_iter().enumerate() {
+                    for r0 in (0..BLOCK_ROWS).step_by(MR) {
+                        let mut want = [0i32; MR * NR];
+                        tile_portable(k, &a[r0 * lda..], lda, b, &mut want);
+                        for r in 0..MR {
+                            assert_eq!(
+                                &got[(r0 + r) * BLOCK_COLS + h * NR..][..NR],
+                                &want[r * NR..][..NR],
+                                "{name}: k {k}, row {}, panel {h}",
+                                r0 + r
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
