@@ -347,7 +347,7 @@ pub fn pack_b(k: usize, cols: &[i8]) -> Vec<i8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const PATHS: [Int8Path; 8] = [
@@ -361,7 +361,8 @@ mod tests {
         Int8Path::Portable,
     ];
 
-    fn lcg(seed: u64) -> impl FnMut() -> i8 {
+    /// Pseudo-random codes, the same sequence on every machine (shared by the kernels' tests).
+    pub(crate) fn lcg(seed: u64) -> impl FnMut() -> i8 {
         let mut s = seed;
         move || {
             s = s

@@ -229,13 +229,7 @@ mod tests {
             eprintln!("int8_amx: no AMX-INT8 here (or Linux refused the tile state): not run");
             return;
         }
-        let mut s = 9u64;
-        let mut next = move || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 56) as u8 as i8
-        };
+        let mut next = super::super::int8::tests::lcg(9);
         for k in [0usize, 4, 60, 64, 68, 128, 576, 1000] {
             let lda = k + 8;
             let mut a: Vec<i8> = (0..(ROWS + MR) * lda).map(|_| next()).collect();

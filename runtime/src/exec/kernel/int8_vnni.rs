@@ -26,62 +26,32 @@
 
 use super::int8::{KGROUP, MR, NR};
 
-/// The tile loop over an ops module `$ops` (`V`, `LANES`, `zero`, `load_flipped`, `splat4`,
-/// `dpbusd`, `store_minus`), in the body of an `unsafe fn` with the kernel's arguments.
-macro_rules! vnni_tile {
-    ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b:ident, $out:ident) => {{
-        const REGS: usize = NR / $ops::LANES;
-        // SAFETY: the caller guarantees the CPU features and the extents: group `g < k / 4`
-        // reads `b[g * 64..g * 64 + 64]` and `a[r * lda + 4g..+4]` for `r < MR`; the stores
-        // write `out[r * NR..r * NR + NR]`.
-        unsafe {
-            let mut acc = [[$ops::zero(); REGS]; MR];
-            for g in 0..$k / KGROUP {
-                let bp = $b.add(g * NR * KGROUP);
-                let mut cols = [$ops::zero(); REGS];
-                for (h, c) in cols.iter_mut().enumerate() {
-                    *c = $ops::load_flipped(bp.add(h * $ops::LANES * KGROUP));
-                }
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let w = $ops::splat4($a.add(r * $lda + g * KGROUP));
-                    for (x, c) in row.iter_mut().zip(&cols) {
-                        *x = $ops::dpbusd(*x, *c, w);
-                    }
-                }
-            }
-            let o = $out.as_mut_ptr();
-            for (r, row) in acc.iter().enumerate() {
-                // Take back the + 128 of every activation, wrapping like the sums.
-                let fix = $a_sums[r].wrapping_mul(128);
-                for (h, x) in row.iter().enumerate() {
-                    $ops::store_minus(o.add(r * NR + h * $ops::LANES), *x, fix);
-                }
-            }
-        }
-    }};
-}
-
 /// Rows of a [`block_avx512_vnni`]: two of the tile's row blocks.
 pub const BLOCK_ROWS: usize = 2 * MR;
 /// Columns of a [`block_avx512_vnni`]: two panels of `NR`.
 pub const BLOCK_COLS: usize = 2 * NR;
 
-/// The block loop: [`BLOCK_ROWS`] rows against two panels (`$b0`, `$b1`), over an ops module
-/// as [`vnni_tile!`]'s. With 512-bit registers that is 24 accumulators, 2 loads and 12
-/// broadcasts per 24 `VPDPBUSD`: the 6x16 tile's 6 accumulators could not hide the
-/// instruction's latency (perf on Zen 5: the tile was half of ResNet18's integer path), and
-/// onnxruntime's MLAS kernel keeps 24 too (`bench/ort_kernels.sh`).
-macro_rules! vnni_block {
-    ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b0:ident, $b1:ident, $out:ident) => {{
+/// The loop of every VNNI kernel: `$rows` rows of `A` against the panels `$b...` (each `NR`
+/// columns), over an ops module `$ops` (`V`, `LANES`, `zero`, `load_flipped`, `splat4`,
+/// `dpbusd`, `store_minus`), in the body of an `unsafe fn` with the kernel's arguments; `out`
+/// is row-major with `NR` columns per panel.
+///
+/// The 6x16 tile (one panel) keeps 6 accumulators in 512-bit registers, too few to hide
+/// `VPDPBUSD`'s latency: on Zen 5 it was half of ResNet18's integer path (perf). The 12-row,
+/// two-panel block keeps 24, with 2 loads and 12 broadcasts per 24 `VPDPBUSD`, as onnxruntime's
+/// MLAS kernel does (`bench/ort_kernels.sh`).
+macro_rules! vnni_loop {
+    ($ops:ident, $rows:expr, [$($b:ident),+], $k:ident, $a:ident, $lda:ident, $a_sums:ident, $out:ident) => {{
         const REGS: usize = NR / $ops::LANES;
+        const PANELS: usize = [$(stringify!($b)),+].len();
         // SAFETY: the caller guarantees the CPU features and the extents: group `g < k / 4`
-        // reads `NR * 4` bytes at `b0 + g * NR * 4` and at `b1 + ...`, and `a[r * lda + 4g..+4]`
-        // for `r < BLOCK_ROWS`; the stores write `out[..BLOCK_ROWS * BLOCK_COLS]`.
+        // reads `NR * 4` bytes at `b + g * NR * 4` of every panel `b` and `a[r * lda + 4g..+4]`
+        // for `r < rows`; the stores write `out[..rows * PANELS * NR]`.
         unsafe {
-            let mut acc = [[$ops::zero(); 2 * REGS]; BLOCK_ROWS];
+            let mut acc = [[$ops::zero(); PANELS * REGS]; $rows];
             for g in 0..$k / KGROUP {
-                let mut cols = [$ops::zero(); 2 * REGS];
-                for (p, b) in [$b0, $b1].into_iter().enumerate() {
+                let mut cols = [$ops::zero(); PANELS * REGS];
+                for (p, b) in [$($b),+].into_iter().enumerate() {
                     let bp = b.add(g * NR * KGROUP);
                     for h in 0..REGS {
                         cols[p * REGS + h] = $ops::load_flipped(bp.add(h * $ops::LANES * KGROUP));
@@ -96,13 +66,28 @@ macro_rules! vnni_block {
             }
             let o = $out.as_mut_ptr();
             for (r, row) in acc.iter().enumerate() {
+                // Take back the + 128 of every activation, wrapping like the sums.
                 let fix = $a_sums[r].wrapping_mul(128);
                 for (h, x) in row.iter().enumerate() {
-                    $ops::store_minus(o.add(r * BLOCK_COLS + h * $ops::LANES), *x, fix);
+                    $ops::store_minus(o.add((r * PANELS * REGS + h) * $ops::LANES), *x, fix);
                 }
             }
         }
     }};
+}
+
+/// The `MR x NR` tile: [`vnni_loop!`] on one panel.
+macro_rules! vnni_tile {
+    ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b:ident, $out:ident) => {
+        vnni_loop!($ops, MR, [$b], $k, $a, $lda, $a_sums, $out)
+    };
+}
+
+/// The [`BLOCK_ROWS`] x [`BLOCK_COLS`] block: [`vnni_loop!`] on two panels.
+macro_rules! vnni_block {
+    ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b0:ident, $b1:ident, $out:ident) => {
+        vnni_loop!($ops, BLOCK_ROWS, [$b0, $b1], $k, $a, $lda, $a_sums, $out)
+    };
 }
 
 /// 512-bit AVX-512 VNNI registers: one per row of the tile.
@@ -349,13 +334,7 @@ mod tests {
         if !hardware {
             eprintln!("int8_vnni: no AVX-512 VNNI here: the block checked through its model only");
         }
-        let mut s = 5u64;
-        let mut next = move || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 56) as u8 as i8
-        };
+        let mut next = super::super::int8::tests::lcg(5);
         for k in [0usize, 4, 8, 64, 68, 576, 1000] {
             let lda = k + 8;
             let mut a: Vec<i8> = (0..BLOCK_ROWS * lda).map(|_| next()).collect();
@@ -365,27 +344,27 @@ mod tests {
                 .map(|_| (0..k * NR).map(|_| next()).collect())
                 .collect();
             let (b0, b1) = (pack_b(k, &cols[0]), pack_b(k, &cols[1]));
-            let mut runs = Vec::new();
-            let mut got = [i32::MIN; BLOCK_ROWS * BLOCK_COLS];
-            // SAFETY: the model needs no CPU feature; `a` has BLOCK_ROWS rows of `k` codes
-            // `lda` apart, each panel `k * NR` codes, `k` a multiple of 4.
-            unsafe {
-                block_model(
-                    k,
-                    a.as_ptr(),
-                    lda,
-                    &sums,
-                    b0.as_ptr(),
-                    b1.as_ptr(),
-                    &mut got,
-                )
-            };
-            runs.push(("model", got));
+            type Block = unsafe fn(
+                usize,
+                *const i8,
+                usize,
+                &[i32; BLOCK_ROWS],
+                *const i8,
+                *const i8,
+                &mut [i32; BLOCK_ROWS * BLOCK_COLS],
+            );
+            let mut kernels: Vec<(&str, Block)> = vec![("model", block_model)];
             if hardware {
+                kernels.push(("avx512-vnni", block_avx512_vnni));
+            }
+            let mut runs = Vec::new();
+            for (name, kernel) in kernels {
                 let mut got = [i32::MIN; BLOCK_ROWS * BLOCK_COLS];
-                // SAFETY: the CPU has AVX-512 VNNI; extents as above.
+                // SAFETY: the model needs no CPU feature, the hardware form is only listed
+                // where the CPU has it; `a` has BLOCK_ROWS rows of `k` codes `lda` apart, each
+                // panel `k * NR` codes, `k` a multiple of 4.
                 unsafe {
-                    block_avx512_vnni(
+                    kernel(
                         k,
                         a.as_ptr(),
                         lda,
@@ -395,7 +374,7 @@ mod tests {
                         &mut got,
                     )
                 };
-                runs.push(("avx512-vnni", got));
+                runs.push((name, got));
             }
             for (name, got) in runs {
                 for (h, b) in [&b0, &b1].into_iter().enumerate() {
