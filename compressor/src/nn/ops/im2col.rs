@@ -88,10 +88,11 @@ impl ConvGeom {
     }
 
     /// For [`Self::shifts`] geometries: the output positions `j0..j1` (flat, `oy·w + ox`) of tap
-    /// `(ky, kx)` whose source `j + shift` is inside the image, and that shift. Positions of
-    /// the range whose column is outside `valid_cols` read a neighbouring row's pixel, which
-    /// the callers zero.
-    fn band(&self, ky: usize, kx: usize) -> (usize, usize, isize) {
+    /// `(ky, kx)` whose source `j + shift` is inside the image, and the source of `j0` (inside
+    /// `0..=h·w` even when the band is empty: a tap wholly in the padding of a tiny image).
+    /// Positions of the range whose column is outside `valid_cols` read a neighbouring row's
+    /// pixel, which the callers zero.
+    fn band(&self, ky: usize, kx: usize) -> (usize, usize, usize) {
         let w = self.w;
         let (oy0, oy1) = self.valid_rows(ky);
         let shift = (ky * w + kx) as isize - (self.pad * w + self.pad) as isize;
@@ -100,7 +101,8 @@ impl ConvGeom {
         let j1 = (oy1 * w) as isize;
         let j0 = j0.max(-shift).min(j1);
         let j1 = j1.min(plane - shift).max(j0);
-        (j0 as usize, j1 as usize, shift)
+        let src = (j0 + shift).clamp(0, plane);
+        (j0 as usize, j1 as usize, src as usize)
     }
 }
 
@@ -156,13 +158,9 @@ pub fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32], ld: usize) {
 /// Tap `(ky, kx)`'s columns row of a [`ConvGeom::shifts`] geometry: one shifted copy of the
 /// image, then zeros where the tap falls in the padding.
 fn shifted_row(g: &ConvGeom, xc: &[f32], ky: usize, kx: usize, row: &mut [f32]) {
-    let (j0, j1, shift) = g.band(ky, kx);
-    let (s0, s1) = (
-        (j0 as isize + shift) as usize,
-        (j1 as isize + shift) as usize,
-    );
+    let (j0, j1, s0) = g.band(ky, kx);
     row[..j0].fill(0.0);
-    row[j0..j1].copy_from_slice(&xc[s0..s1]);
+    row[j0..j1].copy_from_slice(&xc[s0..s0 + (j1 - j0)]);
     row[j1..].fill(0.0);
     zero_border_columns(row, g.w, g.valid_rows(ky), g.valid_cols(kx));
 }
@@ -180,6 +178,10 @@ fn gathered_row(g: &ConvGeom, xc: &[f32], ky: usize, kx: usize, row: &mut [f32])
         let xrow = &xc[iy * g.w..(iy + 1) * g.w];
         out[..lo].fill(0.0);
         out[hi..].fill(0.0);
+        if lo == hi {
+            // The tap is in the padding for this whole row (`base` would be before the image).
+            continue;
+        }
         let base = lo * s + kx - g.pad;
         if s == 1 {
             out[lo..hi].copy_from_slice(&xrow[base..base + hi - lo]);
@@ -209,8 +211,7 @@ pub fn col2im(g: &ConvGeom, col: &mut [f32], ld: usize, x: &mut [f32]) {
                 if g.shifts() {
                     // The padding entries become zeros, so the band adds as one shifted run.
                     zero_border_columns(row, g.w, g.valid_rows(ky), g.valid_cols(kx));
-                    let (j0, j1, shift) = g.band(ky, kx);
-                    let s0 = (j0 as isize + shift) as usize;
+                    let (j0, j1, s0) = g.band(ky, kx);
                     for (d, v) in xc[s0..s0 + (j1 - j0)].iter_mut().zip(&row[j0..j1]) {
                         *d += v;
                     }
@@ -232,6 +233,9 @@ fn scattered_row(g: &ConvGeom, row: &[f32], ky: usize, kx: usize, xc: &mut [f32]
         };
         let src = &row[oy * ow + lo..oy * ow + hi];
         let xrow = &mut xc[iy * g.w..(iy + 1) * g.w];
+        if lo == hi {
+            continue;
+        }
         let base = lo * s + kx - g.pad;
         if s == 1 {
             for (d, v) in xrow[base..base + hi - lo].iter_mut().zip(src) {
@@ -260,6 +264,10 @@ mod tests {
             ((4, 5), (3, 1), 1, 0),
             ((3, 3), (3, 3), 1, 2),
             ((9, 7), (7, 7), 2, 3),
+            // Taps wholly in the padding: ResNet's last layers on small inputs.
+            ((1, 1), (3, 3), 1, 1),
+            ((2, 2), (3, 3), 1, 1),
+            ((1, 2), (3, 3), 1, 2),
         ] {
             let g = ConvGeom::new((2, h, w), (kh, kw), s, p).unwrap();
             let x: Vec<f32> = (0..g.input_len()).map(|i| i as f32 + 1.0).collect();
@@ -310,7 +318,19 @@ mod tests {
             (5, 1, 2),
             (3, 1, 2),
         ] {
-            let g = ConvGeom::new((3, 9, 7), (k, k), s, p).unwrap();
+            // And images smaller than the kernel, whose border taps lie wholly in the padding.
+            for (h, w) in [(9, 7), (1, 1), (2, 2)] {
+                let Some(g) = ConvGeom::new((3, h, w), (k, k), s, p) else {
+                    continue;
+                };
+                adjoint(&g, &format!("{h}x{w} k{k} s{s} p{p}"));
+            }
+        }
+    }
+
+    fn adjoint(g: &ConvGeom, case: &str) {
+        {
+            let g = *g;
             let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 7) % 11) as f32).collect();
             let mut y: Vec<f32> = (0..g.k() * g.n()).map(|i| ((i * 5) % 13) as f32).collect();
             let mut col = vec![0.0; g.k() * g.n()];
@@ -319,7 +339,7 @@ mod tests {
             col2im(&g, &mut y, g.n(), &mut back);
             let lhs: f64 = col.iter().zip(&y).map(|(a, b)| (a * b) as f64).sum();
             let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
-            assert_eq!(lhs, rhs, "k{k} s{s} p{p}");
+            assert_eq!(lhs, rhs, "{case}");
         }
     }
 }
