@@ -199,8 +199,7 @@ fn breakdown(graph: &Graph, fast: bool, reps: usize) -> Result<[f64; 6]> {
                     let o = cv.out_channels;
                     // As a training step runs them: the forward keeps its columns for the
                     // weight gradient where they are small enough.
-                    let bytes = BATCH * g.k() * g.n() * std::mem::size_of::<f32>();
-                    let keep = bytes <= ops::conv::KEEP_COLUMNS_BYTES;
+                    let keep = ops::conv::keeps_columns(&g, BATCH);
                     let mut kept = None;
                     out[0] += best_of(reps, || {
                         kept = ops::conv::forward(&g, BATCH, &xs, &ws, o, keep).1;

@@ -22,6 +22,11 @@ const MIN_COLUMNS: usize = 256;
 /// dwarf the copy.
 pub const KEEP_COLUMNS_BYTES: usize = 64 << 20;
 
+/// Whether a training forward of `batch` images keeps its columns ([`KEEP_COLUMNS_BYTES`]).
+pub fn keeps_columns(g: &ConvGeom, batch: usize) -> bool {
+    batch * g.k() * g.n() * std::mem::size_of::<f32>() <= KEEP_COLUMNS_BYTES
+}
+
 /// The columns matrix of each chunk of images of one forward pass, in chunk order (`None`
 /// where a chunk's columns are its input, a one-image pointwise convolution).
 pub type Columns = Vec<Option<Vec<f32>>>;
@@ -51,10 +56,9 @@ pub fn conv2d(
     let (_, wc, kh, kw) = w.dims4()?;
     match ConvGeom::new((c, h, wd), (kh, kw), stride, padding) {
         Some(g) if wc == c => {
-            let bytes = b * g.k() * g.n() * std::mem::size_of::<f32>();
             let op = Conv2d {
                 geom: g,
-                keep: backward_follows && bytes <= KEEP_COLUMNS_BYTES,
+                keep: backward_follows && keeps_columns(&g, b),
                 kept: Arc::new(Mutex::new(None)),
             };
             x.contiguous()?.apply_op2(&w.contiguous()?, op)
