@@ -1,10 +1,22 @@
 //! Depthwise convolution (one input and one output channel per group: TinyViT's MBConv and local
 //! convs) as a direct loop per channel. The general path runs one GEMM per group, which for a
 //! 1-row, 9-column weight matrix is all overhead.
+//!
+//! Each channel is first copied into a zero-bordered buffer split by column phase (for stride
+//! `s`, phase `p` holds the padded columns `p, p + s, ...`), so every tap of every output row is
+//! one contiguous, unconditional run of the buffer. The output is then built 16 pixels at a time
+//! in a register-sized accumulator over all the taps, stored once. The earlier loop added each
+//! tap to the whole output row with its valid range computed per call, compiled for baseline
+//! SSE2: each of TinyViT-5M's two 256-channel 56x56 steps (GELU included) took 1.3 ms at 2
+//! threads on a Zen 5, now 0.8-0.9 ms, about a third of it the GELU.
 
 use rayon::prelude::*;
 
 use super::gemm::{finish_row, Epilogue, Rows};
+use super::kernel::{path, KernelPath};
+
+/// Output pixels per accumulator: one 512-bit register, two 256-bit ones.
+const LANES: usize = 16;
 
 /// `out = epilogue(depthwise_conv(x))` for `x` `[c, h, w]` and `out` `[c, ho, wo]` with a square
 /// `kernel`; row `ch` of `rows` holds channel `ch`'s `kernel * kernel` weights.
@@ -19,62 +31,236 @@ pub fn depthwise(
     out: &mut [f32],
 ) {
     let n = ho * wo;
+    let geo = Phases::new((h, w), (kernel, stride, padding), (ho, wo));
+    let simd = path();
     out.par_chunks_mut(n.max(1))
         .enumerate()
         .take(c)
-        .for_each(|(ch, o)| {
-            let mut k = vec![0f32; kernel * kernel];
-            rows.load(ch, 0, &mut k);
-            let xp = &x[ch * h * w..(ch + 1) * h * w];
-            for (oy, orow) in o.chunks_exact_mut(wo.max(1)).take(ho).enumerate() {
-                orow.fill(0.0);
-                for ky in 0..kernel {
-                    let Some(iy) = (oy * stride + ky).checked_sub(padding) else {
-                        continue;
-                    };
-                    if iy >= h {
-                        continue;
-                    }
-                    let xrow = &xp[iy * w..][..w];
-                    for kx in 0..kernel {
-                        tap_row(orow, xrow, k[ky * kernel + kx], kx, stride, padding);
-                    }
-                }
-            }
-            let res = epi.residual.map(|r| &r[ch * n..(ch + 1) * n]);
-            finish_row(o, &epi, ch, res);
-        });
+        .for_each_init(
+            || (vec![0f32; kernel * kernel], vec![0f32; geo.len()]),
+            |(k, buf), (ch, o)| {
+                rows.load(ch, 0, k);
+                geo.fill(&x[ch * h * w..(ch + 1) * h * w], buf);
+                // SAFETY: `path` only returns a path this CPU has.
+                unsafe { channel_on(simd, &geo, buf, k, o) };
+                let res = epi.residual.map(|r| &r[ch * n..(ch + 1) * n]);
+                finish_row(o, &epi, ch, res);
+            },
+        );
 }
 
-/// `orow[ox] += wk * xrow[ox * stride + kx - padding]` for every `ox` whose input column lies
-/// inside the row. The valid range is computed once, so the loop has no bounds tests; at stride
-/// 1 it is a contiguous multiply-add the compiler vectorises. Every output pixel still sums its
-/// taps in (ky, kx) order from zero, so the result is the same as a per-pixel loop's.
-#[inline]
-fn tap_row(orow: &mut [f32], xrow: &[f32], wk: f32, kx: usize, stride: usize, padding: usize) {
-    let (wo, w) = (orow.len(), xrow.len());
-    // ox >= lo <=> ox * stride + kx >= padding; ox < hi <=> ox * stride + kx - padding < w.
-    let lo = padding.saturating_sub(kx).div_ceil(stride);
-    let Some(last) = (w + padding).checked_sub(kx + 1) else {
-        return;
-    };
-    let hi = wo.min(last / stride + 1);
-    if lo >= hi {
-        return;
+/// A channel's zero-bordered copy, split by column phase: phase `p`, padded row `y`, column `j`
+/// is padded input column `j * stride + p` of padded row `y`, at `(p * rows + y) * cols + j`.
+struct Phases {
+    h: usize,
+    w: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    ho: usize,
+    wo: usize,
+    /// Padded rows.
+    rows: usize,
+    /// Columns per phase row: every output chunk's last lane plus the widest tap's offset.
+    cols: usize,
+}
+
+impl Phases {
+    fn new(
+        (h, w): (usize, usize),
+        (kernel, stride, padding): (usize, usize, usize),
+        (ho, wo): (usize, usize),
+    ) -> Phases {
+        let stride = stride.max(1);
+        Phases {
+            h,
+            w,
+            kernel,
+            stride,
+            padding,
+            ho,
+            wo,
+            rows: (ho.max(1) - 1) * stride + kernel,
+            cols: wo.div_ceil(LANES) * LANES + (kernel - 1) / stride,
+        }
     }
-    let start = lo * stride + kx - padding;
-    if stride == 1 {
-        let src = &xrow[start..start + (hi - lo)];
-        orow[lo..hi]
-            .iter_mut()
-            .zip(src)
-            .for_each(|(o, &x)| *o += wk * x);
-    } else {
-        for (o, &x) in orow[lo..hi]
-            .iter_mut()
-            .zip(xrow[start..].iter().step_by(stride))
-        {
-            *o += wk * x;
+
+    fn len(&self) -> usize {
+        self.stride * self.rows * self.cols
+    }
+
+    /// The channel `x` (`[h][w]`) into `buf`, zeros around it.
+    fn fill(&self, x: &[f32], buf: &mut [f32]) {
+        buf.fill(0.0);
+        for y in 0..self.rows {
+            let Some(iy) = y.checked_sub(self.padding).filter(|&iy| iy < self.h) else {
+                continue;
+            };
+            let src = &x[iy * self.w..][..self.w];
+            if self.stride == 1 {
+                // One phase: the row between its padding, a plain copy.
+                let dst = &mut buf[y * self.cols..][..self.cols];
+                let len = self.w.min(self.cols.saturating_sub(self.padding));
+                dst[self.padding.min(self.cols)..][..len].copy_from_slice(&src[..len]);
+                continue;
+            }
+            for p in 0..self.stride {
+                let dst = &mut buf[(p * self.rows + y) * self.cols..][..self.cols];
+                // Padded column `j * stride + p` is input column `j * stride + p - padding`:
+                // from the first `j` where that is `>= 0`, every `stride`-th input column.
+                let first = self.padding.saturating_sub(p).div_ceil(self.stride);
+                let Some(ix) = (first * self.stride + p).checked_sub(self.padding) else {
+                    continue;
+                };
+                let cols = src.get(ix..).unwrap_or(&[]).iter().step_by(self.stride);
+                for (d, &v) in dst.get_mut(first..).unwrap_or(&mut []).iter_mut().zip(cols) {
+                    *d = v;
+                }
+            }
+        }
+    }
+}
+
+/// One channel's output `[ho][wo]` from its [`Phases`] buffer by the loops of `path`: per chunk
+/// of [`LANES`] pixels, the taps in (ky, kx) order summed from zero (a multiply, then an add: no
+/// fused multiply-add, so the sums are those of the per-pixel definition; a padding tap adds
+/// `w * 0`).
+///
+/// # Safety
+/// The CPU must have `path` ([`KernelPath::available`]).
+unsafe fn channel_on(path: KernelPath, geo: &Phases, buf: &[f32], k: &[f32], out: &mut [f32]) {
+    let (kernel, stride) = (geo.kernel, geo.stride);
+    // Each tap's offset in the buffer from its output row's start, and its weight.
+    let mut taps = [(0usize, 0f32); MAX_TAPS];
+    let taps = match taps.get_mut(..kernel * kernel) {
+        Some(t) => t,
+        None => return channel_long(geo, buf, k, out),
+    };
+    for (t, tap) in taps.iter_mut().enumerate() {
+        let (ky, kx) = (t / kernel, t % kernel);
+        *tap = (
+            ((kx % stride) * geo.rows + ky) * geo.cols + kx / stride,
+            k[t],
+        );
+    }
+    let wo = geo.wo;
+    assert!(
+        buf.len() >= geo.len() && out.len() >= geo.ho * wo,
+        "depthwise: buffer extents"
+    );
+    for (oy, orow) in out.chunks_exact_mut(wo.max(1)).take(geo.ho).enumerate() {
+        let row = buf[oy * stride * geo.cols..].as_ptr();
+        // Every read is within `buf`: tap offsets reach `(stride * rows - 1) * cols +
+        // (kernel - 1) / stride` past the start of row `oy * stride`, and a chunk's lanes
+        // `cols - (kernel - 1) / stride` past that (`Phases::cols`), so at most `len()`.
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the caller guarantees AVX-512F; extents as above.
+            KernelPath::Avx512F => unsafe { x86::row_avx512(row, taps, orow) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the caller guarantees AVX2; extents as above.
+            KernelPath::Avx2Fma => unsafe { x86::row_avx2(row, taps, orow) },
+            // SAFETY: extents as above.
+            _ => unsafe { row_portable(row, taps, orow) },
+        }
+    }
+}
+
+/// Taps of the kernels the chunked loops take (up to 7x7); larger ones take [`channel_long`].
+const MAX_TAPS: usize = 49;
+
+/// One output row, [`LANES`] pixels at a time, in plain Rust.
+///
+/// # Safety
+/// `row.add(off + c)` must be readable for every tap offset `off` and `c < ceil(orow.len() /
+/// LANES) * LANES`.
+unsafe fn row_portable(row: *const f32, taps: &[(usize, f32)], orow: &mut [f32]) {
+    for (chunk, o) in orow.chunks_mut(LANES).enumerate() {
+        let mut acc = [0f32; LANES];
+        for &(off, wk) in taps {
+            // SAFETY: the caller guarantees the extent.
+            let src = unsafe { std::slice::from_raw_parts(row.add(off + chunk * LANES), LANES) };
+            for (a, &v) in acc.iter_mut().zip(src) {
+                *a += wk * v;
+            }
+        }
+        o.copy_from_slice(&acc[..o.len()]);
+    }
+}
+
+/// [`row_portable`] for kernels over [`MAX_TAPS`] taps, tap by tap.
+fn channel_long(geo: &Phases, buf: &[f32], k: &[f32], out: &mut [f32]) {
+    let (kernel, stride) = (geo.kernel, geo.stride);
+    for (oy, orow) in out.chunks_exact_mut(geo.wo.max(1)).take(geo.ho).enumerate() {
+        for (chunk, o) in orow.chunks_mut(LANES).enumerate() {
+            let mut acc = [0f32; LANES];
+            for (t, &wk) in k.iter().enumerate().take(kernel * kernel) {
+                let (ky, kx) = (t / kernel, t % kernel);
+                let y = oy * stride + ky;
+                let at = ((kx % stride) * geo.rows + y) * geo.cols + kx / stride + chunk * LANES;
+                for (a, &v) in acc.iter_mut().zip(&buf[at..at + LANES]) {
+                    *a += wk * v;
+                }
+            }
+            o.copy_from_slice(&acc[..o.len()]);
+        }
+    }
+}
+
+/// The x86 rows: one 512-bit accumulator per chunk, or two 256-bit ones.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::LANES;
+    use std::arch::x86_64::*;
+
+    /// [`super::row_portable`] on AVX-512F (masked store of the last chunk).
+    ///
+    /// # Safety
+    /// AVX-512F; the extents of [`super::row_portable`].
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn row_avx512(row: *const f32, taps: &[(usize, f32)], orow: &mut [f32]) {
+        for c in (0..orow.len()).step_by(LANES) {
+            let mut acc = _mm512_setzero_ps();
+            for &(off, wk) in taps {
+                // SAFETY: the caller guarantees `LANES` readable floats here.
+                let v = unsafe { _mm512_loadu_ps(row.add(off + c)) };
+                acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(wk), v));
+            }
+            let left = (orow.len() - c).min(LANES);
+            let mask = (1u32 << left).wrapping_sub(1) as u16;
+            // SAFETY: `left` floats at `orow[c..]`.
+            unsafe { _mm512_mask_storeu_ps(orow.as_mut_ptr().add(c), mask, acc) };
+        }
+    }
+
+    /// [`super::row_portable`] on AVX2, two 8-lane halves per chunk.
+    ///
+    /// # Safety
+    /// AVX2; the extents of [`super::row_portable`].
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn row_avx2(row: *const f32, taps: &[(usize, f32)], orow: &mut [f32]) {
+        for c in (0..orow.len()).step_by(LANES) {
+            let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            for &(off, wk) in taps {
+                let w = _mm256_set1_ps(wk);
+                // SAFETY: the caller guarantees `LANES` readable floats here.
+                let (a, b) = unsafe {
+                    (
+                        _mm256_loadu_ps(row.add(off + c)),
+                        _mm256_loadu_ps(row.add(off + c + 8)),
+                    )
+                };
+                lo = _mm256_add_ps(lo, _mm256_mul_ps(w, a));
+                hi = _mm256_add_ps(hi, _mm256_mul_ps(w, b));
+            }
+            let mut acc = [0f32; LANES];
+            // SAFETY: 16 writable floats.
+            unsafe {
+                _mm256_storeu_ps(acc.as_mut_ptr(), lo);
+                _mm256_storeu_ps(acc.as_mut_ptr().add(8), hi);
+            }
+            let left = (orow.len() - c).min(LANES);
+            orow[c..c + left].copy_from_slice(&acc[..left]);
         }
     }
 }
@@ -116,12 +302,13 @@ mod tests {
         out
     }
 
-    /// Kernels 1, 3, 5 and 7, strides 1 and 2, paddings 0 to 3 and odd sizes: bit for bit the
-    /// per-pixel loop (the same taps summed in the same order).
+    /// Kernels 1, 3, 5, 7 and 9 (past the chunked loops' taps), strides 1 and 2, paddings 0 to 3
+    /// and odd sizes (rows of one, two and three 16-pixel chunks): bit for bit the per-pixel loop
+    /// (the same taps summed in the same order).
     #[test]
     fn matches_the_per_pixel_loop() {
-        for (h, w) in [(7, 9), (14, 14), (5, 3), (1, 8)] {
-            for kernel in [1, 3, 5, 7] {
+        for (h, w) in [(7, 9), (14, 14), (5, 3), (1, 8), (4, 37), (3, 16)] {
+            for kernel in [1, 3, 5, 7, 9] {
                 for stride in [1, 2] {
                     for padding in 0..=3.min(kernel) {
                         if h + 2 * padding < kernel || w + 2 * padding < kernel {
