@@ -21,6 +21,8 @@ mod token_gemm;
 pub mod tokens;
 mod vmath;
 
+use std::sync::OnceLock;
+
 use fq_models::{Graph, Shape, ValueId};
 use rayon::prelude::*;
 
@@ -131,6 +133,10 @@ pub struct Executor {
     activations: Activations,
     /// Per layer, its i8 weights when it runs on the integer path (empty on the f32 path).
     int8: Vec<Option<WeightsI8>>,
+    /// Per layer, a token Linear layer's weights in the f32 kernel's panels, made on the first
+    /// f32 run that needs them and dropped when the integer path is chosen: 4 bytes a weight
+    /// (what an f32 runtime holds anyway) for not unpacking them on every run.
+    f32_panels: Vec<OnceLock<Vec<f32>>>,
     /// Per layer, the calibrated scale of its input (`Int8Static`); empty when none were set.
     scales: Vec<Option<f32>>,
     /// Whether an integer convolution's epilogue writes the next integer convolution's input
@@ -165,6 +171,7 @@ impl Executor {
             steps,
             plan_steps,
             shapes,
+            f32_panels: layers.iter().map(|_| OnceLock::new()).collect(),
             layers: layers.into_iter().map(Prepared::new).collect(),
             tensors,
             last_use,
@@ -242,6 +249,9 @@ impl Executor {
     /// layer's i8 weights here, once (about one byte per weight).
     pub fn set_activations(&mut self, activations: Activations) {
         self.activations = activations;
+        if activations != Activations::F32 {
+            self.f32_panels.iter_mut().for_each(|p| drop(p.take()));
+        }
         // Both integer modes use the same i8 weights: switching between them (or setting the
         // same mode again) keeps the ones already prepared.
         let prepared = !self.int8.is_empty();
@@ -714,8 +724,16 @@ impl Executor {
                         let scale = self.static_scale(*layer, activations);
                         return Some(tokens::linear_tokens_i8(w8, get(*input), t, scale, epi));
                     }
-                    let rows = l.layer.weights.dims().0;
-                    return Some(tokens::linear_tokens(&l.rows(), rows, get(*input), t, epi));
+                    let (rows, k) = l.layer.weights.dims();
+                    let wp = self.f32_panels[*layer]
+                        .get_or_init(|| token_gemm::weight_panels(&l.rows(), rows, k));
+                    return Some(token_gemm::linear_tokens_panels(
+                        wp,
+                        rows,
+                        get(*input),
+                        t,
+                        epi,
+                    ));
                 }
                 let mut out = vec![0f32; self.shapes[*output].numel()];
                 gemm::gemv(&l.rows(), 0, get(*input), &mut out, epi);

@@ -16,14 +16,18 @@ use super::kernel::{pairs_pay, tile, tile_pair, MR, NR};
 const MT_MAX: usize = 96;
 
 /// `out[t][o] = relu(W[o] . x[t] * scale[o] + bias[o] + residual[o][t])` (then `gelu` of it when
-/// `epi.gelu`) for `l` tokens of `k` features; `residual` (if any) is indexed `[rows, l]` as in [`super::gemm::gemm`]'s layout.
+/// `epi.gelu`) for `l` tokens of `k` features; `residual` (if any) is indexed `[rows, l]` as in
+/// [`super::gemm::gemm`]'s layout.
 pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) -> Vec<f32> {
     let k = x.len() / l.max(1);
-    let mut out = vec![0f32; l * rows];
-    if l == 0 || rows == 0 {
-        return out;
-    }
-    // Wᵀ in panels: wp[(j * k + i) * NR + c] = W[j * NR + c][i]; rows past `rows` stay zero.
+    linear_tokens_panels(&weight_panels(w, rows, k), rows, x, l, epi)
+}
+
+/// `Wᵀ` of `rows` weight rows of `k` in the panels [`linear_tokens_panels`] streams:
+/// `wp[(j * k + i) * NR + c] = W[j * NR + c][i]`, rows past `rows` zero. The executor keeps them
+/// per layer on the f32 path (unpacking and transposing them on every call was a tenth of
+/// DeiT-Tiny's f32 time).
+pub fn weight_panels(w: &Rows, rows: usize, k: usize) -> Vec<f32> {
     let panels = rows.div_ceil(NR);
     let mut wp = vec![0f32; panels * k * NR];
     if k > 0 {
@@ -39,6 +43,24 @@ pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) 
                 }
             });
     }
+    wp
+}
+
+/// [`linear_tokens`] with the weights already in panels ([`weight_panels`]).
+pub fn linear_tokens_panels(
+    wp: &[f32],
+    rows: usize,
+    x: &[f32],
+    l: usize,
+    epi: Epilogue,
+) -> Vec<f32> {
+    let k = x.len() / l.max(1);
+    let mut out = vec![0f32; l * rows];
+    if l == 0 || rows == 0 {
+        return out;
+    }
+    let panels = rows.div_ceil(NR);
+    assert_eq!(wp.len(), panels * k * NR, "linear_tokens: weight panels");
     // The last `l % MR` tokens, zero-padded to a full tile of rows.
     let full = l / MR * MR;
     let mut tail = vec![0f32; MR * k];

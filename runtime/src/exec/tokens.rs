@@ -171,32 +171,45 @@ fn qkv_col(a: &Attention, part: usize, head: usize, i: usize) -> usize {
 /// Multi-head attention of `l` tokens from the fused qkv `[L, heads*(2kd+vd)]` to
 /// `[L, heads*vd]`; `biases` is the `[heads, ws*ws]` table when the op has one.
 ///
-/// Each (group, head) task is two small GEMMs through the f32 micro-kernel ([`tile`]): the
-/// scores `Q Kᵀ` (Q's rows in place, Kᵀ packed into `NR`-column panels) and `P V` (the
-/// probabilities' rows in place, V packed into panels), with the softmax between them
+/// Each (group, head, block of queries) task is two small GEMMs through the f32 micro-kernel
+/// ([`tile`]): the scores `Q Kᵀ` (Q's rows in place, Kᵀ packed into `NR`-column panels) and
+/// `P V` (the probabilities' rows in place, V packed into panels), with the softmax between them
 /// (vectorised `exp`, [`vmath::exp_shifted_sum`]) and its `1/sum` applied to the output rows.
 /// The buffers of a task are reused by the next task on the same worker, and every task writes
-/// its `[g, vd]` block into one shared buffer: no allocation per head or per token.
+/// its block into one shared buffer: no allocation per head or per token.
+///
+/// Queries are split into blocks when there are too few (group, head) pairs to share out:
+/// DeiT-Tiny's 3 heads made 3 tasks for 2 threads, one thread doing two while the other idled,
+/// a third of its attention time. Each block packs the head's keys and values itself, a few
+/// percent of its multiply-adds.
 pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -> Vec<f32> {
     let f = a.qkv_features();
     let g = a.group.unwrap_or(l);
     let (kd, vd) = (a.key_dim, a.val_dim);
     let width = a.out_features();
-    let tasks = l.checked_div(g).unwrap_or(0) * a.heads;
-    let mut blocks = vec![0f32; tasks * g * vd];
+    let pairs = l.checked_div(g).unwrap_or(0) * a.heads;
+    let (blocks, rq) = query_blocks(pairs, g, rayon::current_num_threads());
+    // `[pair][block][rq][vd]`: the last block's rows past `g` stay unused.
+    let mut out_blocks = vec![0f32; pairs * blocks * rq * vd];
     if g > 0 && vd > 0 {
-        blocks.par_chunks_mut(g * vd).enumerate().for_each_init(
-            || AttnScratch::new(g, kd, vd),
-            |sc, (task, out)| {
-                let (grp, head) = (task / a.heads, task % a.heads);
-                let rows = &qkv[grp * g * f..(grp + 1) * g * f];
-                attention_head(sc, rows, f, a, head, biases, out);
-            },
-        );
+        out_blocks
+            .par_chunks_mut(rq * vd)
+            .enumerate()
+            .for_each_init(
+                || AttnScratch::new(g, rq, kd, vd),
+                |sc, (task, out)| {
+                    let (pair, block) = (task / blocks, task % blocks);
+                    let (grp, head) = (pair / a.heads, pair % a.heads);
+                    let rows = &qkv[grp * g * f..(grp + 1) * g * f];
+                    let q0 = block * rq;
+                    let queries = q0..(q0 + rq).min(g);
+                    attention_head(sc, rows, f, a, head, biases, queries, out);
+                },
+            );
     }
     let mut out = vec![0f32; l * width];
-    for (task, o) in blocks.chunks_exact(g * vd).enumerate() {
-        let (grp, head) = (task / a.heads, task % a.heads);
+    for (pair, o) in out_blocks.chunks_exact(blocks * rq * vd).enumerate() {
+        let (grp, head) = (pair / a.heads, pair % a.heads);
         for qi in 0..g {
             out[(grp * g + qi) * width + head * vd..][..vd].copy_from_slice(&o[qi * vd..][..vd]);
         }
@@ -204,10 +217,20 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
     out
 }
 
+/// How to split each of `pairs` (group, head) pairs' `g` queries for `threads`: `(blocks, rows
+/// per block)`, rows a multiple of `MR`; one block per pair when there are at least four pairs
+/// per thread.
+fn query_blocks(pairs: usize, g: usize, threads: usize) -> (usize, usize) {
+    let want = (4 * threads.max(1)).div_ceil(pairs.max(1));
+    let blocks = want.clamp(1, g.div_ceil(MR).max(1));
+    let rq = g.div_ceil(blocks).div_ceil(MR) * MR;
+    (g.div_ceil(rq.max(1)).max(1), rq.max(MR))
+}
+
 /// One worker's buffers for [`attention_head`]; rows are padded to a multiple of `MR` and
 /// columns to a multiple of `NR` (the padding stays zero), so every tile is a full one.
 struct AttnScratch {
-    /// Q, `[gm, kd]` row-major.
+    /// The block's queries, `[gm, kd]` row-major.
     q: Vec<f32>,
     /// Kᵀ in panels: `kt[(j * kd + i) * NR + c] = K[j * NR + c][i]`.
     kt: Vec<f32>,
@@ -217,28 +240,31 @@ struct AttnScratch {
     v: Vec<f32>,
     /// `1 / sum` of each probability row.
     inv: Vec<f32>,
-    /// Rows padded to `MR`, key tokens padded to `NR`.
+    /// Query rows (a multiple of `MR`), key tokens padded to `NR`.
     gm: usize,
     gn: usize,
 }
 
 impl AttnScratch {
-    fn new(g: usize, kd: usize, vd: usize) -> Self {
-        let (gm, gn) = (g.div_ceil(MR) * MR, g.div_ceil(NR) * NR);
+    /// For `g` keys and values and up to `rq` queries (a multiple of `MR`).
+    fn new(g: usize, rq: usize, kd: usize, vd: usize) -> Self {
+        let (gm, gn) = (rq, g.div_ceil(NR) * NR);
         Self {
             q: vec![0f32; gm * kd],
             kt: vec![0f32; gn * kd],
             s: vec![0f32; gm * gn],
             v: vec![0f32; gn * vd.div_ceil(NR) * NR],
-            inv: vec![0f32; g],
+            inv: vec![0f32; gm],
             gm,
             gn,
         }
     }
 }
 
-/// One head of one group: `rows` are the group's `g` qkv rows of `f` features, `biases` the
-/// op's `[heads, ws*ws]` table; writes the `[g, vd]` output block.
+/// One head of one group for the queries `queries`: `rows` are the group's `g` qkv rows of `f`
+/// features, `biases` the op's `[heads, ws*ws]` table; writes the `[queries.len(), vd]` output
+/// block at the start of `out`.
+#[allow(clippy::too_many_arguments)]
 fn attention_head(
     sc: &mut AttnScratch,
     rows: &[f32],
@@ -246,11 +272,15 @@ fn attention_head(
     a: &Attention,
     head: usize,
     biases: Option<&[f32]>,
+    queries: std::ops::Range<usize>,
     out: &mut [f32],
 ) {
     let (kd, vd) = (a.key_dim, a.val_dim);
     let g = rows.len() / f;
-    let (gm, gn) = (sc.gm, sc.gn);
+    let (gn, nq) = (sc.gn, queries.len());
+    // Tiles of query rows that hold real queries (the scratch has room for `gm`).
+    let gm = nq.div_ceil(MR) * MR;
+    debug_assert!(gm <= sc.gm);
     let scale = (kd as f32).powf(-0.5);
     let (cq, ck, cv) = (
         qkv_col(a, 0, head, 0),
@@ -258,7 +288,6 @@ fn attention_head(
         qkv_col(a, 2, head, 0),
     );
     for (t, row) in rows.chunks_exact(f).enumerate() {
-        sc.q[t * kd..][..kd].copy_from_slice(&row[cq..cq + kd]);
         let (j, c) = (t / NR, t % NR);
         for (i, &x) in row[ck..ck + kd].iter().enumerate() {
             sc.kt[(j * kd + i) * NR + c] = x;
@@ -267,6 +296,16 @@ fn attention_head(
             sc.v[(p * gn + t) * NR..][..chunk.len()].copy_from_slice(chunk);
         }
     }
+    for (t, row) in rows
+        .chunks_exact(f)
+        .skip(queries.start)
+        .take(nq)
+        .enumerate()
+    {
+        sc.q[t * kd..][..kd].copy_from_slice(&row[cq..cq + kd]);
+    }
+    // Rows of the last tile past the queries: zeros (finite scores, never read back).
+    sc.q[nq * kd..gm * kd].fill(0.0);
     // Scores: s[qi][kj] = q[qi] . k[kj].
     // Two key panels per tile where the CPU has a kernel for it (`kernel::tile_pair`).
     let mut acc = [0f32; MR * NR];
@@ -291,8 +330,9 @@ fn attention_head(
         }
     }
     // Softmax of each real row over the real keys; the padding keys get probability 0.
-    for qi in 0..g {
-        let srow = &mut sc.s[qi * gn..][..gn];
+    for t in 0..nq {
+        let qi = queries.start + t;
+        let srow = &mut sc.s[t * gn..][..gn];
         let real = &mut srow[..g];
         match (biases, a.bias_window) {
             (Some(b), Some(ws)) => {
@@ -301,7 +341,7 @@ fn attention_head(
             _ => real.iter_mut().for_each(|v| *v *= scale),
         }
         let m = real.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        sc.inv[qi] = 1.0 / vmath::exp_shifted_sum(real, m);
+        sc.inv[t] = 1.0 / vmath::exp_shifted_sum(real, m);
         srow[g..].fill(0.0);
     }
     // Output: o[qi] = sum_kj p[qi][kj] v[kj] / sum.
@@ -310,7 +350,7 @@ fn attention_head(
         let (c0, nc) = (p * NR, NR.min(vd - p * NR));
         for r0 in (0..gm).step_by(MR) {
             tile(gn, &sc.s[r0 * gn..], gn, b, &mut acc);
-            for r in 0..MR.min(g - r0) {
+            for r in 0..MR.min(nq - r0) {
                 let inv = sc.inv[r0 + r];
                 let dst = &mut out[(r0 + r) * vd + c0..][..nc];
                 dst.iter_mut()
@@ -387,6 +427,27 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Query blocks cover every query once, in whole tiles, with no empty block; a pair per
+    /// thread or fewer is split, many pairs are not.
+    #[test]
+    fn query_blocks_cover_the_queries() {
+        for pairs in [1, 3, 8, 64] {
+            for g in [1, 5, 6, 49, 197] {
+                for threads in [1, 2, 16] {
+                    let (blocks, rq) = query_blocks(pairs, g, threads);
+                    assert!(
+                        rq % MR == 0 && blocks * rq >= g && (blocks - 1) * rq < g,
+                        "{pairs} pairs of {g} queries, {threads} threads: {blocks} x {rq}"
+                    );
+                    if pairs >= 4 * threads {
+                        assert_eq!(blocks, 1);
+                    }
+                }
+            }
+        }
+        assert_eq!(query_blocks(3, 197, 2), (3, 66), "DeiT-Tiny on 2 threads");
     }
 
     /// DeiT's shape (one group, q|k|v by parts) and TinyViT's (windows with a bias table, heads
