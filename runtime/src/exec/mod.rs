@@ -824,7 +824,9 @@ impl Executor {
                 else {
                     unreachable!("validated: max pool maps [C,H,W] to [C,H,W]")
                 };
-                Some(pool::max_pool(
+                // Recycled (stale contents): the pool writes every output.
+                let mut out = scratch::F32.take(self.shapes[*output].numel(), true);
+                pool::max_pool(
                     get(*input),
                     c,
                     h,
@@ -833,7 +835,9 @@ impl Executor {
                     *stride,
                     *padding,
                     (ho, wo),
-                ))
+                    &mut out,
+                );
+                Some(out)
             }
             Step::GlobalAvgPool { input, .. } => {
                 let Shape::Chw(c, h, w) = self.shapes[*input] else {

@@ -2,7 +2,14 @@
 
 use rayon::prelude::*;
 
-/// Max pooling of `[c, h, w]` with PyTorch's semantics (padding never wins: it is -inf).
+/// Max pooling of `[c, h, w]` into `out` (`[c, ho, wo]`, every value written) with PyTorch's
+/// semantics (padding never wins: it is -inf).
+///
+/// Per output row: the column-wise max over the window's rows, laid out by column phase (as the
+/// depthwise convolution's buffer: phase `p` holds padded columns `p, p + stride, ...`, the
+/// padding -inf), then per window column one contiguous max over the output row. The per-pixel
+/// fold it replaces, with each window's bounds computed per output, took 0.6 ms of ResNet18's
+/// 5 ms integer path at 2 threads (Zen 5); this takes 0.2-0.3 ms.
 #[allow(clippy::too_many_arguments)]
 pub fn max_pool(
     x: &[f32],
@@ -13,43 +20,135 @@ pub fn max_pool(
     stride: usize,
     padding: usize,
     (ho, wo): (usize, usize),
-) -> Vec<f32> {
-    let mut out = vec![0f32; c * ho * wo];
+    out: &mut [f32],
+) {
+    assert_eq!(out.len(), c * ho * wo, "max_pool: output size");
     if ho * wo == 0 {
-        return out;
+        return;
     }
+    let stride = stride.max(1);
+    // Columns per phase: every output's window, `(kernel - 1) / stride` past the last output.
+    let cols = wo + (kernel.max(1) - 1) / stride;
+    let simd = super::kernel::path();
     out.par_chunks_mut(ho * wo)
         .zip(x.par_chunks(h * w))
-        .for_each(|(dst, plane)| {
-            // Per output row: the column-wise max over the window's rows, then the max over
-            // each window's columns (windows clipped to the input; validation guarantees that
-            // every window overlaps it).
-            let mut colmax = vec![f32::NEG_INFINITY; w];
-            for (oy, out_row) in dst.chunks_exact_mut(wo).enumerate() {
-                let y0 = (oy * stride).saturating_sub(padding);
-                let y1 = (oy * stride + kernel)
-                    .saturating_sub(padding)
-                    .min(h)
-                    .max(y0);
-                colmax.fill(f32::NEG_INFINITY);
-                for row in plane[y0 * w..y1 * w].chunks_exact(w) {
-                    for (m, &v) in colmax.iter_mut().zip(row) {
-                        *m = if v > *m { v } else { *m };
-                    }
-                }
-                for (ox, o) in out_row.iter_mut().enumerate() {
-                    let x0 = (ox * stride).saturating_sub(padding);
-                    let x1 = (ox * stride + kernel)
-                        .saturating_sub(padding)
-                        .min(w)
-                        .max(x0);
-                    *o = colmax[x0..x1]
-                        .iter()
-                        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+        .for_each_init(
+            || {
+                (
+                    vec![f32::NEG_INFINITY; w],
+                    vec![f32::NEG_INFINITY; stride * cols],
+                )
+            },
+            |(colmax, phases), (dst, plane)| {
+                let pool = Pool {
+                    h,
+                    w,
+                    kernel,
+                    stride,
+                    padding,
+                    wo,
+                    cols,
+                };
+                // SAFETY: `path` only returns a path this CPU has.
+                unsafe { pool.plane_on(simd, plane, colmax, phases, dst) };
+            },
+        );
+}
+
+/// One max pooling's geometry, with the column phases' width.
+struct Pool {
+    h: usize,
+    w: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    wo: usize,
+    cols: usize,
+}
+
+impl Pool {
+    /// [`Pool::plane`] compiled for the vector width of `path`.
+    ///
+    /// # Safety
+    /// The CPU must have `path` ([`super::kernel::KernelPath::available`]).
+    unsafe fn plane_on(
+        &self,
+        path: super::kernel::KernelPath,
+        plane: &[f32],
+        colmax: &mut [f32],
+        phases: &mut [f32],
+        dst: &mut [f32],
+    ) {
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the caller guarantees AVX-512F.
+            super::kernel::KernelPath::Avx512F => unsafe {
+                self.plane_avx512(plane, colmax, phases, dst)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the caller guarantees AVX2.
+            super::kernel::KernelPath::Avx2Fma => unsafe {
+                self.plane_avx2(plane, colmax, phases, dst)
+            },
+            _ => self.plane(plane, colmax, phases, dst),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn plane_avx512(&self, plane: &[f32], colmax: &mut [f32], phases: &mut [f32], dst: &mut [f32]) {
+        self.plane(plane, colmax, phases, dst)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn plane_avx2(&self, plane: &[f32], colmax: &mut [f32], phases: &mut [f32], dst: &mut [f32]) {
+        self.plane(plane, colmax, phases, dst)
+    }
+
+    /// One channel: `plane` `[h][w]` to `dst` `[ho][wo]`: over the window in (row, column) order
+    /// from -inf, `f32::max` (the running max is never NaN, so a NaN never replaces it, as with
+    /// the per-pixel fold's `if v > m { v } else { m }`). That spelling compiled here to masked
+    /// conditional stores, 8 lanes at a time, ten times slower than `max`.
+    #[inline(always)]
+    fn plane(&self, plane: &[f32], colmax: &mut [f32], phases: &mut [f32], dst: &mut [f32]) {
+        let (h, w, s, cols) = (self.h, self.w, self.stride, self.cols);
+        for (oy, out_row) in dst.chunks_exact_mut(self.wo).enumerate() {
+            // The window's rows clipped to the input (validation guarantees every window
+            // overlaps it).
+            let y0 = (oy * s).saturating_sub(self.padding);
+            let y1 = (oy * s + self.kernel)
+                .saturating_sub(self.padding)
+                .min(h)
+                .max(y0);
+            colmax.fill(f32::NEG_INFINITY);
+            for row in plane[y0 * w..y1 * w].chunks_exact(w) {
+                for (m, &v) in colmax.iter_mut().zip(row) {
+                    *m = m.max(v);
                 }
             }
-        });
-    out
+            // Padded column `j * s + p` (phase `p`) is input column `j * s + p - padding`.
+            for p in 0..s {
+                let dst = &mut phases[p * cols..(p + 1) * cols];
+                dst.fill(f32::NEG_INFINITY);
+                let first = self.padding.saturating_sub(p).div_ceil(s);
+                let Some(ix) = (first * s + p).checked_sub(self.padding) else {
+                    continue;
+                };
+                let src = colmax.get(ix..).unwrap_or(&[]).iter().step_by(s);
+                for (d, &v) in dst.get_mut(first..).unwrap_or(&mut []).iter_mut().zip(src) {
+                    *d = v;
+                }
+            }
+            out_row.fill(f32::NEG_INFINITY);
+            for kx in 0..self.kernel {
+                let src = &phases[(kx % s) * cols + kx / s..][..self.wo];
+                for (o, &v) in out_row.iter_mut().zip(src) {
+                    *o = o.max(v);
+                }
+            }
+        }
+    }
 }
 
 /// Mean of each channel plane: `[c, hw] -> [c]`.
@@ -75,4 +174,83 @@ pub fn add(mut a: Vec<f32>, b: &[f32], relu: bool) -> Vec<f32> {
 pub fn relu(mut x: Vec<f32>) -> Vec<f32> {
     x.iter_mut().for_each(|v| *v = v.max(0.0));
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PyTorch's definition per output: the max over the window's pixels inside the input.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        x: &[f32],
+        h: usize,
+        w: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        ho: usize,
+        wo: usize,
+    ) -> Vec<f32> {
+        let mut out = vec![f32::NEG_INFINITY; ho * wo];
+        for oy in 0..ho {
+            for ox in 0..wo {
+                for ky in 0..kernel {
+                    for kx in 0..kernel {
+                        let (iy, ix) = (
+                            (oy * stride + ky) as isize - padding as isize,
+                            (ox * stride + kx) as isize - padding as isize,
+                        );
+                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                            let v = x[iy as usize * w + ix as usize];
+                            let o = &mut out[oy * wo + ox];
+                            *o = o.max(v);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// ResNet's 3x3/2 pad 1 and other kernels, strides and paddings on odd and even sizes,
+    /// against the definition, on every channel.
+    #[test]
+    fn max_pool_matches_the_definition() {
+        for (h, w) in [(112, 112), (7, 9), (5, 3), (1, 1), (4, 37)] {
+            for (kernel, stride, padding) in [(3, 2, 1), (2, 2, 0), (3, 1, 1), (1, 1, 0), (5, 3, 2)]
+            {
+                if padding * 2 > kernel || h + 2 * padding < kernel || w + 2 * padding < kernel {
+                    continue;
+                }
+                let (ho, wo) = (
+                    (h + 2 * padding - kernel) / stride + 1,
+                    (w + 2 * padding - kernel) / stride + 1,
+                );
+                let c = 3;
+                let x: Vec<f32> = (0..c * h * w)
+                    .map(|i| ((i * 7919) % 101) as f32 * 0.1 - 5.0)
+                    .collect();
+                let mut got = vec![f32::NAN; c * ho * wo];
+                max_pool(&x, c, h, w, kernel, stride, padding, (ho, wo), &mut got);
+                for ch in 0..c {
+                    let want = reference(
+                        &x[ch * h * w..][..h * w],
+                        h,
+                        w,
+                        kernel,
+                        stride,
+                        padding,
+                        ho,
+                        wo,
+                    );
+                    assert_eq!(
+                        &got[ch * ho * wo..][..ho * wo],
+                        &want[..],
+                        "{h}x{w} k{kernel} s{stride} p{padding} channel {ch}"
+                    );
+                }
+            }
+        }
+    }
 }
