@@ -483,7 +483,10 @@ impl Executor {
     ) -> Result<Vec<f32>, ExecError> {
         self.check(image.len(), 1)?;
         let mut values: Vec<Option<Vec<f32>>> = vec![None; self.shapes.len()];
-        values[0] = Some(image.to_vec());
+        // The image in a recycled buffer (a fresh copy was page faults at every run).
+        let mut input = scratch::F32.take(image.len(), true);
+        input.copy_from_slice(image);
+        values[0] = Some(input);
         // The i8 codes an epilogue wrote for the next integer convolutions, per value.
         let requant = self.requant_targets(activations);
         let mut codes: Vec<Option<Codes>> = (0..self.shapes.len()).map(|_| None).collect();
