@@ -29,7 +29,25 @@ pub const QMAX: f32 = 127.0;
 /// The scale that maps a tensor's largest magnitude to [`QMAX`] (dynamic quantisation); 1 for an
 /// all-zero or non-finite tensor, so quantising it cannot divide by zero.
 pub fn dynamic_scale(x: &[f32]) -> f32 {
-    let m = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    // Sixteen running maxima per chunk (the compiler keeps them in vector registers), chunks in
+    // parallel: the one serial fold was a pass over every integer layer's input on the
+    // executor's thread (0.19 ms for one of TinyViT-5M's 800k-value inputs). `f32::max`
+    // ignores NaN and the maximum does not depend on the order, so the result is the fold's.
+    let chunk_max = |c: &[f32]| {
+        let mut lanes = [0f32; 16];
+        let mut blocks = c.chunks_exact(16);
+        for b in &mut blocks {
+            for (m, v) in lanes.iter_mut().zip(b) {
+                *m = m.max(v.abs());
+            }
+        }
+        let tail = blocks.remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
+        lanes.iter().fold(tail, |m, &v| m.max(v))
+    };
+    let m = x
+        .par_chunks(1 << 15)
+        .map(chunk_max)
+        .reduce(|| 0f32, f32::max);
     if m > 0.0 && m.is_finite() {
         m / QMAX
     } else {
@@ -751,6 +769,33 @@ pub(crate) mod tests {
         let bias: Vec<f32> = (0..rows).map(|r| 0.1 * r as f32 - 1.0).collect();
         let m = PackedMatrix::from_codes(k, bits, &codes, scales).unwrap();
         (m, codes, bias)
+    }
+
+    /// The chunked, parallel maximum equals the serial fold's for lengths around its 16-lane
+    /// blocks and its chunks, with NaN, infinities and the largest value in the tail.
+    #[test]
+    fn dynamic_scale_is_the_serial_fold() {
+        let serial = |x: &[f32]| {
+            let m = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            if m > 0.0 && m.is_finite() {
+                m / QMAX
+            } else {
+                1.0
+            }
+        };
+        let mut next = lcg(5);
+        for n in [0, 1, 15, 16, 17, 33, 1 << 15, (1 << 15) + 5, 100_003] {
+            let mut x: Vec<f32> = (0..n).map(|_| next() * 3.0).collect();
+            assert_eq!(dynamic_scale(&x), serial(&x), "n {n}");
+            if n > 2 {
+                x[n - 1] = -9.5;
+                assert_eq!(dynamic_scale(&x), 9.5 / QMAX, "n {n}, largest last");
+                x[n / 2] = f32::NAN;
+                assert_eq!(dynamic_scale(&x), serial(&x), "n {n}, a NaN");
+                x[1] = f32::NEG_INFINITY;
+                assert_eq!(dynamic_scale(&x), 1.0, "n {n}, an infinity");
+            }
+        }
     }
 
     /// The vectorised quantiser equals the scalar one on ties, the clamp, infinities and NaN,
