@@ -197,12 +197,17 @@ impl PanelB8 {
         );
         let k4 = k.div_ceil(KGROUP) * KGROUP;
         let inv = 1.0 / scale;
-        let mut data = vec![0i8; l.div_ceil(NR) * k4 * NR];
+        // Recycled (see `scratch`): every byte of a real token is written below, and the last
+        // panel, whose columns past `l` must be zero, is zeroed first.
+        let mut data = super::scratch::I8.take(l.div_ceil(NR) * k4 * NR, true);
         data.par_chunks_mut((k4 * NR).max(1))
             .enumerate()
             .for_each_init(
                 || vec![0i8; k4],
                 |codes, (j, panel)| {
+                    if (j + 1) * NR > l {
+                        panel.fill(0);
+                    }
                     for c in 0..NR.min(l - j * NR) {
                         // The token's codes in one vectorised pass, then 4 bytes per group of
                         // `k` (a byte store per feature, each quantised alone, was 7% of

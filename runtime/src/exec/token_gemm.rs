@@ -55,10 +55,16 @@ pub fn linear_tokens_panels(
     epi: Epilogue,
 ) -> Vec<f32> {
     let k = x.len() / l.max(1);
-    let mut out = vec![0f32; l * rows];
-    if l == 0 || rows == 0 {
+    if l == 0 || rows == 0 || k == 0 {
+        // No sums to write (`k == 0`: each output is its epilogue of 0).
+        let mut out = vec![0f32; l * rows];
+        for (t, row) in out.chunks_exact_mut(rows.max(1)).enumerate() {
+            finish_columns(row, &epi, t, l);
+        }
         return out;
     }
+    // Recycled (stale contents): the first `k` block sets every output below.
+    let mut out = super::scratch::F32.take(l * rows, true);
     let panels = rows.div_ceil(NR);
     assert_eq!(wp.len(), panels * k * NR, "linear_tokens: weight panels");
     // The last `l % MR` tokens, zero-padded to a full tile of rows.
