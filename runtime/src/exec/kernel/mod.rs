@@ -180,6 +180,34 @@ pub fn tile_pair(
     }
 }
 
+/// Two [`tile_pair`]s on consecutive row blocks (`a`'s rows `0..MR` and `MR..2 * MR`):
+/// `out[r * 2 NR + h * NR + c]` for `r < 2 * MR`. One 12x32 kernel on AVX-512F, two 6x32 tiles
+/// elsewhere.
+pub fn tile_block(
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    (b0, b1): (&[f32], &[f32]),
+    out: &mut [f32; 2 * MR * 2 * NR],
+) {
+    assert!(
+        lda >= k && a.len() >= (2 * MR - 1) * lda + k,
+        "micro-kernel rows too short"
+    );
+    check_extents(k, a, lda, b0);
+    check_extents(k, a, lda, b1);
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx512F {
+        // SAFETY: `path` chose AVX-512F, so the CPU has it; the extents were checked.
+        unsafe { avx512::tile_block_avx512(k, a.as_ptr(), lda, (b0.as_ptr(), b1.as_ptr()), out) };
+        return;
+    }
+    let (top, bottom) = out.split_at_mut(MR * 2 * NR);
+    tile_pair(k, a, lda, (b0, b1), top.try_into().expect("MR rows"));
+    let bottom: &mut [f32; MR * 2 * NR] = bottom.try_into().expect("MR rows");
+    tile_pair(k, &a[MR * lda..], lda, (b0, b1), bottom);
+}
+
 /// [`tile`] on a given path; panics when the CPU lacks it (see [`KernelPath::available`]).
 pub fn tile_on(
     path: KernelPath,
@@ -279,6 +307,33 @@ mod tests {
                     "{} row {r} panel {h}",
                     path().name()
                 );
+            }
+        }
+    }
+
+    /// Twelve rows at once ([`tile_block`], its own 12x32 kernel on AVX-512F) equal four
+    /// portable tiles, one per row block and panel (exact values, so bit for bit).
+    #[test]
+    fn a_block_is_four_tiles() {
+        let (k, lda) = (29, 31);
+        let a: Vec<f32> = (0..lda * 2 * MR).map(|i| (i % 13) as f32 - 6.0).collect();
+        let b0: Vec<f32> = (0..k * NR).map(|i| (i % 7) as f32 * 0.5 - 1.0).collect();
+        let b1: Vec<f32> = (0..k * NR).map(|i| (i % 5) as f32 * 0.25 - 0.5).collect();
+        let mut got = [0f32; 2 * MR * 2 * NR];
+        tile_block(k, &a, lda, (&b0, &b1), &mut got);
+        for half in 0..2 {
+            for (h, b) in [&b0, &b1].into_iter().enumerate() {
+                let mut want = [0f32; MR * NR];
+                portable::tile(k, &a[half * MR * lda..], lda, b, &mut want);
+                for r in 0..MR {
+                    assert_eq!(
+                        &got[(half * MR + r) * 2 * NR + h * NR..][..NR],
+                        &want[r * NR..][..NR],
+                        "{} row {} panel {h}",
+                        path().name(),
+                        half * MR + r
+                    );
+                }
             }
         }
     }
