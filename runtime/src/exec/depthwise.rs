@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::gemm::{finish_row, Epilogue, Rows};
 use super::kernel::{path, KernelPath};
+use super::phases::phase_of_row;
 
 /// Output pixels per accumulator: one 512-bit register, two 256-bit ones.
 const LANES: usize = 16;
@@ -106,16 +107,7 @@ impl Phases {
             }
             for p in 0..self.stride {
                 let dst = &mut buf[(p * self.rows + y) * self.cols..][..self.cols];
-                // Padded column `j * stride + p` is input column `j * stride + p - padding`:
-                // from the first `j` where that is `>= 0`, every `stride`-th input column.
-                let first = self.padding.saturating_sub(p).div_ceil(self.stride);
-                let Some(ix) = (first * self.stride + p).checked_sub(self.padding) else {
-                    continue;
-                };
-                let cols = src.get(ix..).unwrap_or(&[]).iter().step_by(self.stride);
-                for (d, &v) in dst.get_mut(first..).unwrap_or(&mut []).iter_mut().zip(cols) {
-                    *d = v;
-                }
+                phase_of_row(src, self.stride, self.padding, p, dst);
             }
         }
     }

@@ -13,6 +13,7 @@ pub mod gemm;
 mod im2col;
 pub mod int8_gemm;
 pub mod kernel;
+mod phases;
 mod plan;
 mod pool;
 mod quads;

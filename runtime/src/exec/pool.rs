@@ -131,14 +131,7 @@ impl Pool {
             for p in 0..s {
                 let dst = &mut phases[p * cols..(p + 1) * cols];
                 dst.fill(f32::NEG_INFINITY);
-                let first = self.padding.saturating_sub(p).div_ceil(s);
-                let Some(ix) = (first * s + p).checked_sub(self.padding) else {
-                    continue;
-                };
-                let src = colmax.get(ix..).unwrap_or(&[]).iter().step_by(s);
-                for (d, &v) in dst.get_mut(first..).unwrap_or(&mut []).iter_mut().zip(src) {
-                    *d = v;
-                }
+                super::phases::phase_of_row(colmax, s, self.padding, p, dst);
             }
             out_row.fill(f32::NEG_INFINITY);
             for kx in 0..self.kernel {
