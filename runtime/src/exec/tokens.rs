@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::disjoint::Shared;
 use super::gemm::Epilogue;
 use super::kernel::{pairs_pay, tile, tile_pair, MR, NR};
 use super::vmath;
@@ -195,32 +196,60 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
     let width = a.out_features();
     let pairs = l.checked_div(g).unwrap_or(0) * a.heads;
     let (blocks, rq) = query_blocks(pairs, g, rayon::current_num_threads());
-    // `[pair][block][rq][vd]`: the last block's rows past `g` stay unused.
-    let mut out_blocks = vec![0f32; pairs * blocks * rq * vd];
-    if g > 0 && vd > 0 {
-        out_blocks
-            .par_chunks_mut(rq * vd)
-            .enumerate()
-            .for_each_init(
-                || AttnScratch::new(g, rq, kd, vd),
-                |sc, (task, out)| {
-                    let (pair, block) = (task / blocks, task % blocks);
-                    let (grp, head) = (pair / a.heads, pair % a.heads);
-                    let rows = &qkv[grp * g * f..(grp + 1) * g * f];
-                    let q0 = block * rq;
-                    let queries = q0..(q0 + rq).min(g);
-                    attention_head(sc, rows, f, a, head, biases, queries, out);
-                },
-            );
-    }
     let mut out = vec![0f32; l * width];
-    for (pair, o) in out_blocks.chunks_exact(blocks * rq * vd).enumerate() {
-        let (grp, head) = (pair / a.heads, pair % a.heads);
-        for qi in 0..g {
-            out[(grp * g + qi) * width + head * vd..][..vd].copy_from_slice(&o[qi * vd..][..vd]);
+    if g == 0 || vd == 0 {
+        return out;
+    }
+    // A pair split into query blocks has its keys and values packed once, before the blocks
+    // (each block packing them again was half of DeiT-Tiny's attention outside the GEMMs);
+    // unsplit pairs pack them in their one task. The padding keys' values stay zero.
+    let (gn, vp) = (g.div_ceil(NR) * NR, vd.div_ceil(NR) * NR);
+    let kv_len = gn * (kd + vp);
+    let mut kv = vec![0f32; if blocks > 1 { pairs * kv_len } else { 0 }];
+    kv.par_chunks_mut(kv_len.max(1))
+        .enumerate()
+        .for_each(|(pair, buf)| {
+            let (grp, head) = (pair / a.heads, pair % a.heads);
+            let (kt, v) = buf.split_at_mut(gn * kd);
+            pack_kv(&qkv[grp * g * f..(grp + 1) * g * f], f, a, head, kt, v);
+        });
+    let base = Shared(out.as_mut_ptr());
+    (0..pairs * blocks).into_par_iter().for_each_init(
+        || AttnScratch::new(g, rq, kd, vd, blocks == 1),
+        |sc, task| {
+            let (pair, block) = (task / blocks, task % blocks);
+            let (grp, head) = (pair / a.heads, pair % a.heads);
+            let rows = &qkv[grp * g * f..(grp + 1) * g * f];
+            let q0 = block * rq;
+            let queries = q0..(q0 + rq).min(g);
+            let packed =
+                (blocks > 1).then(|| kv[pair * kv_len..(pair + 1) * kv_len].split_at(gn * kd));
+            // Query `q` of the block, this head's `vd` outputs: the token's row of `out`.
+            // SAFETY: tasks write disjoint (token, head) ranges of `out`, which outlives them.
+            let dst = |q: usize| unsafe { base.slice((grp * g + q0 + q) * width + head * vd, vd) };
+            attention_head(sc, rows, f, a, head, biases, queries, packed, &dst);
+        },
+    );
+    out
+}
+
+/// Head `head`'s keys of a group's `rows` (qkv rows of `f` features) into `kt` as `Kᵀ` in
+/// `NR`-column panels (`kt[(j * kd + i) * NR + c] = K[j * NR + c][i]`), its values into `v` as
+/// panels (`v[(p * gn + t) * NR + c] = V[t][p * NR + c]`, `gn` keys with the padding).
+fn pack_kv(rows: &[f32], f: usize, a: &Attention, head: usize, kt: &mut [f32], v: &mut [f32]) {
+    let (kd, vd) = (a.key_dim, a.val_dim);
+    let gn = rows.len() / f.max(1);
+    let gn = gn.div_ceil(NR) * NR;
+    let (ck, cv) = (qkv_col(a, 1, head, 0), qkv_col(a, 2, head, 0));
+    for (t, row) in rows.chunks_exact(f).enumerate() {
+        let (j, c) = (t / NR, t % NR);
+        for (i, &x) in row[ck..ck + kd].iter().enumerate() {
+            kt[(j * kd + i) * NR + c] = x;
+        }
+        for (p, chunk) in row[cv..cv + vd].chunks(NR).enumerate() {
+            v[(p * gn + t) * NR..][..chunk.len()].copy_from_slice(chunk);
         }
     }
-    out
 }
 
 /// How to split each of `pairs` (group, head) pairs' `g` queries for `threads`: `(blocks, rows
@@ -238,11 +267,11 @@ fn query_blocks(pairs: usize, g: usize, threads: usize) -> (usize, usize) {
 struct AttnScratch {
     /// The block's queries, `[gm, kd]` row-major.
     q: Vec<f32>,
-    /// Kᵀ in panels: `kt[(j * kd + i) * NR + c] = K[j * NR + c][i]`.
+    /// Kᵀ in panels (`pack_kv`), when the task packs them itself.
     kt: Vec<f32>,
     /// Scores, then probabilities: `[gm, gn]` row-major.
     s: Vec<f32>,
-    /// V in panels: `v[(j * gn + t) * NR + c] = V[t][j * NR + c]`.
+    /// V in panels (`pack_kv`), likewise.
     v: Vec<f32>,
     /// `1 / sum` of each probability row.
     inv: Vec<f32>,
@@ -252,14 +281,16 @@ struct AttnScratch {
 }
 
 impl AttnScratch {
-    /// For `g` keys and values and up to `rq` queries (a multiple of `MR`).
-    fn new(g: usize, rq: usize, kd: usize, vd: usize) -> Self {
+    /// For `g` keys and values and up to `rq` queries (a multiple of `MR`); with `kv`, room to
+    /// pack the keys and values too.
+    fn new(g: usize, rq: usize, kd: usize, vd: usize, kv: bool) -> Self {
         let (gm, gn) = (rq, g.div_ceil(NR) * NR);
+        let kv = usize::from(kv);
         Self {
             q: vec![0f32; gm * kd],
-            kt: vec![0f32; gn * kd],
+            kt: vec![0f32; kv * gn * kd],
             s: vec![0f32; gm * gn],
-            v: vec![0f32; gn * vd.div_ceil(NR) * NR],
+            v: vec![0f32; kv * gn * vd.div_ceil(NR) * NR],
             inv: vec![0f32; gm],
             gm,
             gn,
@@ -268,10 +299,11 @@ impl AttnScratch {
 }
 
 /// One head of one group for the queries `queries`: `rows` are the group's `g` qkv rows of `f`
-/// features, `biases` the op's `[heads, ws*ws]` table; writes the `[queries.len(), vd]` output
-/// block at the start of `out`.
+/// features, `biases` the op's `[heads, ws*ws]` table, `packed` the head's keys and values as
+/// [`pack_kv`] lays them out (`None`: packed here, into the scratch); `dst(q)` is where query
+/// `queries.start + q`'s `vd` outputs go.
 #[allow(clippy::too_many_arguments)]
-fn attention_head(
+fn attention_head<'o>(
     sc: &mut AttnScratch,
     rows: &[f32],
     f: usize,
@@ -279,7 +311,8 @@ fn attention_head(
     head: usize,
     biases: Option<&[f32]>,
     queries: std::ops::Range<usize>,
-    out: &mut [f32],
+    packed: Option<(&[f32], &[f32])>,
+    dst: &impl Fn(usize) -> &'o mut [f32],
 ) {
     let (kd, vd) = (a.key_dim, a.val_dim);
     let g = rows.len() / f;
@@ -288,20 +321,14 @@ fn attention_head(
     let gm = nq.div_ceil(MR) * MR;
     debug_assert!(gm <= sc.gm);
     let scale = (kd as f32).powf(-0.5);
-    let (cq, ck, cv) = (
-        qkv_col(a, 0, head, 0),
-        qkv_col(a, 1, head, 0),
-        qkv_col(a, 2, head, 0),
-    );
-    for (t, row) in rows.chunks_exact(f).enumerate() {
-        let (j, c) = (t / NR, t % NR);
-        for (i, &x) in row[ck..ck + kd].iter().enumerate() {
-            sc.kt[(j * kd + i) * NR + c] = x;
+    let cq = qkv_col(a, 0, head, 0);
+    let (kt, v): (&[f32], &[f32]) = match packed {
+        Some(kv) => kv,
+        None => {
+            pack_kv(rows, f, a, head, &mut sc.kt, &mut sc.v);
+            (&sc.kt, &sc.v)
         }
-        for (p, chunk) in row[cv..cv + vd].chunks(NR).enumerate() {
-            sc.v[(p * gn + t) * NR..][..chunk.len()].copy_from_slice(chunk);
-        }
-    }
+    };
     for (t, row) in rows
         .chunks_exact(f)
         .skip(queries.start)
@@ -319,7 +346,7 @@ fn attention_head(
     let step = if pairs_pay() { 2 } else { 1 };
     for j in (0..gn / NR).step_by(step) {
         let pair = step.min(gn / NR - j);
-        let b = |j: usize| &sc.kt[j * kd * NR..(j + 1) * kd * NR];
+        let b = |j: usize| &kt[j * kd * NR..(j + 1) * kd * NR];
         for r0 in (0..gm).step_by(MR) {
             if pair == 2 {
                 tile_pair(kd, &sc.q[r0 * kd..], kd, (b(j), b(j + 1)), &mut acc2);
@@ -350,18 +377,29 @@ fn attention_head(
         sc.inv[t] = 1.0 / vmath::exp_shifted_sum(real, m);
         srow[g..].fill(0.0);
     }
-    // Output: o[qi] = sum_kj p[qi][kj] v[kj] / sum.
-    for p in 0..vd.div_ceil(NR) {
-        let b = &sc.v[p * gn * NR..(p + 1) * gn * NR];
-        let (c0, nc) = (p * NR, NR.min(vd - p * NR));
+    // Output: o[qi] = sum_kj p[qi][kj] v[kj] / sum, two value panels per tile where the CPU
+    // has a kernel for it.
+    let vpanels = vd.div_ceil(NR);
+    for p in (0..vpanels).step_by(step) {
+        let pair = step.min(vpanels - p);
+        let b = |p: usize| &v[p * gn * NR..(p + 1) * gn * NR];
         for r0 in (0..gm).step_by(MR) {
-            tile(gn, &sc.s[r0 * gn..], gn, b, &mut acc);
+            let (tiles, width): (&[f32], usize) = if pair == 2 {
+                tile_pair(gn, &sc.s[r0 * gn..], gn, (b(p), b(p + 1)), &mut acc2);
+                (&acc2, 2 * NR)
+            } else {
+                tile(gn, &sc.s[r0 * gn..], gn, b(p), &mut acc);
+                (&acc, NR)
+            };
             for r in 0..MR.min(nq - r0) {
-                let inv = sc.inv[r0 + r];
-                let dst = &mut out[(r0 + r) * vd + c0..][..nc];
-                dst.iter_mut()
-                    .zip(&acc[r * NR..])
-                    .for_each(|(d, s)| *d = s * inv);
+                let (inv, out) = (sc.inv[r0 + r], dst(r0 + r));
+                for h in 0..pair {
+                    let (c0, nc) = ((p + h) * NR, NR.min(vd - (p + h) * NR));
+                    out[c0..c0 + nc]
+                        .iter_mut()
+                        .zip(&tiles[r * width + h * NR..])
+                        .for_each(|(d, s)| *d = s * inv);
+                }
             }
         }
     }
@@ -505,6 +543,19 @@ mod tests {
                     bias_window: Some(3),
                 },
                 27,
+            ),
+            (
+                // Many windows (16 pairs: one task each, keys packed in the task) and three
+                // value panels (a pair of them, then one).
+                Attention {
+                    heads: 2,
+                    key_dim: 4,
+                    val_dim: 40,
+                    layout: QkvLayout::HeadsQkv,
+                    group: Some(16),
+                    bias_window: Some(4),
+                },
+                128,
             ),
         ];
         for (a, l) in cases {
