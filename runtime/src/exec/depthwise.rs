@@ -98,13 +98,6 @@ impl Phases {
                 continue;
             };
             let src = &x[iy * self.w..][..self.w];
-            if self.stride == 1 {
-                // One phase: the row between its padding, a plain copy.
-                let dst = &mut buf[y * self.cols..][..self.cols];
-                let len = self.w.min(self.cols.saturating_sub(self.padding));
-                dst[self.padding.min(self.cols)..][..len].copy_from_slice(&src[..len]);
-                continue;
-            }
             for p in 0..self.stride {
                 let dst = &mut buf[(p * self.rows + y) * self.cols..][..self.cols];
                 phase_of_row(src, self.stride, self.padding, p, dst);
@@ -122,11 +115,15 @@ impl Phases {
 /// The CPU must have `path` ([`KernelPath::available`]).
 unsafe fn channel_on(path: KernelPath, geo: &Phases, buf: &[f32], k: &[f32], out: &mut [f32]) {
     let (kernel, stride) = (geo.kernel, geo.stride);
-    // Each tap's offset in the buffer from its output row's start, and its weight.
-    let mut taps = [(0usize, 0f32); MAX_TAPS];
-    let taps = match taps.get_mut(..kernel * kernel) {
+    // Each tap's offset in the buffer from its output row's start, and its weight: on the
+    // stack up to 7x7, on the heap for larger kernels.
+    let (mut small, mut large) = ([(0usize, 0f32); MAX_TAPS], Vec::new());
+    let taps = match small.get_mut(..kernel * kernel) {
         Some(t) => t,
-        None => return channel_long(geo, buf, k, out),
+        None => {
+            large.resize(kernel * kernel, (0usize, 0f32));
+            &mut large[..]
+        }
     };
     for (t, tap) in taps.iter_mut().enumerate() {
         let (ky, kx) = (t / kernel, t % kernel);
@@ -158,7 +155,7 @@ unsafe fn channel_on(path: KernelPath, geo: &Phases, buf: &[f32], k: &[f32], out
     }
 }
 
-/// Taps of the kernels the chunked loops take (up to 7x7); larger ones take [`channel_long`].
+/// Taps kept on the stack (up to 7x7).
 const MAX_TAPS: usize = 49;
 
 /// One output row, [`LANES`] pixels at a time, in plain Rust.
@@ -177,25 +174,6 @@ unsafe fn row_portable(row: *const f32, taps: &[(usize, f32)], orow: &mut [f32])
             }
         }
         o.copy_from_slice(&acc[..o.len()]);
-    }
-}
-
-/// [`row_portable`] for kernels over [`MAX_TAPS`] taps, tap by tap.
-fn channel_long(geo: &Phases, buf: &[f32], k: &[f32], out: &mut [f32]) {
-    let (kernel, stride) = (geo.kernel, geo.stride);
-    for (oy, orow) in out.chunks_exact_mut(geo.wo.max(1)).take(geo.ho).enumerate() {
-        for (chunk, o) in orow.chunks_mut(LANES).enumerate() {
-            let mut acc = [0f32; LANES];
-            for (t, &wk) in k.iter().enumerate().take(kernel * kernel) {
-                let (ky, kx) = (t / kernel, t % kernel);
-                let y = oy * stride + ky;
-                let at = ((kx % stride) * geo.rows + y) * geo.cols + kx / stride + chunk * LANES;
-                for (a, &v) in acc.iter_mut().zip(&buf[at..at + LANES]) {
-                    *a += wk * v;
-                }
-            }
-            o.copy_from_slice(&acc[..o.len()]);
-        }
     }
 }
 

@@ -11,8 +11,17 @@ pub(super) fn phase_of_row(src: &[f32], stride: usize, padding: usize, p: usize,
     let Some(ix) = (first * stride + p).checked_sub(padding) else {
         return;
     };
-    let cols = src.get(ix..).unwrap_or(&[]).iter().step_by(stride);
-    for (d, &v) in dst.get_mut(first..).unwrap_or(&mut []).iter_mut().zip(cols) {
+    let (src, dst) = (
+        src.get(ix..).unwrap_or(&[]),
+        dst.get_mut(first..).unwrap_or(&mut []),
+    );
+    if stride == 1 {
+        // One phase, the row itself: a plain copy (the stepped loop below is not one).
+        let len = src.len().min(dst.len());
+        dst[..len].copy_from_slice(&src[..len]);
+        return;
+    }
+    for (d, &v) in dst.iter_mut().zip(src.iter().step_by(stride)) {
         *d = v;
     }
 }

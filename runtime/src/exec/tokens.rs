@@ -179,16 +179,16 @@ fn qkv_col(a: &Attention, part: usize, head: usize, i: usize) -> usize {
 /// `[L, heads*vd]`; `biases` is the `[heads, ws*ws]` table when the op has one.
 ///
 /// Each (group, head, block of queries) task is two small GEMMs through the f32 micro-kernel
-/// ([`tile`]): the scores `Q Kᵀ` (Q's rows in place, Kᵀ packed into `NR`-column panels) and
-/// `P V` (the probabilities' rows in place, V packed into panels), with the softmax between them
-/// (vectorised `exp`, [`vmath::exp_shifted_sum`]) and its `1/sum` applied to the output rows.
-/// The buffers of a task are reused by the next task on the same worker, and every task writes
-/// its block into one shared buffer: no allocation per head or per token.
+/// ([`tile`], [`tile_pair`]): the scores `Q Kᵀ` (Q's rows in place, Kᵀ packed into `NR`-column
+/// panels) and `P V` (the probabilities' rows in place, V packed into panels), with the softmax
+/// between them (vectorised `exp`, [`vmath::exp_shifted_sum`]) and its `1/sum` applied as each
+/// query's outputs are written straight into the result. A task's buffers are reused by the
+/// next task on the same worker: no allocation per head or per token.
 ///
 /// Queries are split into blocks when there are too few (group, head) pairs to share out:
 /// DeiT-Tiny's 3 heads made 3 tasks for 2 threads, one thread doing two while the other idled,
-/// a third of its attention time. Each block packs the head's keys and values itself, a few
-/// percent of its multiply-adds.
+/// a third of its attention time. The keys and values of a split pair are packed once, before
+/// its blocks ([`pack_kv`]).
 pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -> Vec<f32> {
     let f = a.qkv_features();
     let g = a.group.unwrap_or(l);
