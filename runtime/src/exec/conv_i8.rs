@@ -19,10 +19,10 @@ use rayon::prelude::*;
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::int8_gemm::{
-    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_in_place, gemm_i8_requant, quantize_into,
-    CodesOut, PanelB8, WeightsI8,
+    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize_into, CodesOut, PanelB8,
+    WeightsI8,
 };
-use super::quads::{Grid, QuadShape, Quads};
+use super::quads::{QuadShape, Quads};
 
 /// Codes of a convolution's input that the producing layer's epilogue already quantised with
 /// this layer's scale.
@@ -72,12 +72,10 @@ pub fn conv2d_i8(
         ho,
         wo,
     };
-    // Stride-1 layers read their panels in place (`gemm_i8_in_place`); the others of many
-    // pixels gather them per task (`gemm_i8_gather`), the rest pack them all first.
+    // Layers of many pixels gather their panels per task (`gemm_i8_gather`), the others
+    // pack them all first.
     let over_quads = |q: &Quads, s: f32, out: &mut [f32], requant| {
-        if let Some(grid) = Grid::new(q, &geo) {
-            gemm_i8_in_place(weights, q, &grid, s, out, epi, requant);
-        } else if gathers_pay(geo.n()) {
+        if gathers_pay(geo.n()) {
             gemm_i8_gather(weights, q, &geo, s, out, epi, requant);
         } else {
             gemm_i8_requant(weights, &q.im2col(&geo, s), out, epi, requant);

@@ -20,7 +20,7 @@ use super::gemm::{finish_row, Epilogue};
 use super::im2col::{Geometry, Padded};
 use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
-use super::quads::{store_quad_pixels, Grid, QuadShape, Quads, Q as QUAD};
+use super::quads::{store_quad_pixels, QuadShape, Quads, Q as QUAD};
 use crate::format::{pack, PackedMatrix};
 
 /// The largest activation code: symmetric, so `-127..=127` (never -128).
@@ -404,19 +404,19 @@ impl WeightsI8 {
     }
 
     /// Rows `r0..r0 + mr` (one task's, `r0` a multiple of [`MC`]) against one or two panels
-    /// in blocks of `rows` x 2 panels, rescaled by `scale` into the rows of `dst` (`ld` apart,
-    /// output column 0), each row at its output row and each run of columns `(column in the
-    /// pair, length, output column)` of `runs` at its output column. `block(a, sums, acc)`
-    /// computes one block's sums (`rows x 2 * NR`, row-major) from the codes of its first row
-    /// and the row sums, the panels being the closure's: AMX's 16-row blocks and AVX-512 VNNI's
-    /// 12-row ones.
+    /// (`ps`, each `k4 * NR` codes) in blocks of `rows` x 2 panels (a single panel goes in as
+    /// both), rescaled by `scale` into the rows of `dst` (`ld` apart, `ps[0]` at column 0), each
+    /// row at its output row; `np` is how many columns of each panel are real. `block(a, sums,
+    /// b0, b1, acc)` computes one block's sums (`rows x 2 * NR`, row-major) from the codes of
+    /// its first row and the row sums: AMX's 16-row blocks and AVX-512 VNNI's 12-row ones.
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
     fn blocks(
         &self,
         rows: usize,
-        block: impl Fn(*const i8, &[i32], &mut [i32]),
-        runs: &Runs,
+        block: impl Fn(*const i8, &[i32], *const i8, *const i8, &mut [i32]),
+        ps: &[&[i8]],
+        np: [usize; 2],
         (r0, mr): (usize, usize),
         scale: f32,
         dst: Shared<f32>,
@@ -428,25 +428,27 @@ impl WeightsI8 {
         assert!(
             rows <= MAX_ROWS
                 && MC.is_multiple_of(rows)
-                && (r0 + mr.div_ceil(rows) * rows) * k4 <= self.codes.len(),
+                && (r0 + mr.div_ceil(rows) * rows) * k4 <= self.codes.len()
+                && ps.iter().all(|p| p.len() >= k4 * NR)
+                && (1..=2).contains(&ps.len()),
             "blocks: extents"
         );
-        // A register's worth of slack: `rescale` reads each run's sums as a whole register.
-        let mut buf = [0i32; MAX_ROWS * COLS + NR];
+        let (b0, b1) = (ps[0].as_ptr(), ps[ps.len() - 1].as_ptr());
+        let mut buf = [0i32; MAX_ROWS * COLS];
+        let acc = &mut buf[..rows * COLS];
         for g in 0..mr.div_ceil(rows) {
             let first = r0 + g * rows;
             // Rows are padded to whole tasks (`MC`, a multiple of `rows`), so every block's
             // rows and sums exist (checked above).
             let a = self.codes[first * k4..].as_ptr();
-            let acc = &mut buf[..rows * COLS];
-            block(a, &self.sums[first..first + rows], acc);
+            block(a, &self.sums[first..first + rows], b0, b1, acc);
             for r in 0..rows.min(mr - g * rows) {
                 let o = self.order[first + r] - r0;
-                for (c, len, to) in runs.iter() {
-                    // SAFETY: row `o < mr`, output columns `to..to + len` of the caller's
-                    // rectangle, which it owns.
-                    let dst = unsafe { dst.slice(o * ld + to, len) };
-                    rescale(dst, &acc[r * COLS + c..], scale);
+                for (h, &np) in np.iter().enumerate().take(ps.len()) {
+                    // SAFETY: row `o < mr`, columns `h * NR..+np` of the caller's rectangle,
+                    // which it owns.
+                    let dst = unsafe { dst.slice(o * ld + h * NR, np) };
+                    rescale(dst, &acc[r * COLS + h * NR..], scale);
                 }
             }
         }
@@ -519,21 +521,6 @@ pub fn gemm_i8_gather(
     gemm_panels(w, Panels::Gather { src, geo, scale }, out, epi, requant);
 }
 
-/// [`gemm_i8_requant`] for a stride-1 convolution over [`Quads`] (codes worth `scale`) whose
-/// panels are read where they lie ([`Grid`]): no panel is gathered on AVX-512 VNNI, one copy per
-/// 64-byte group on the other paths.
-pub fn gemm_i8_in_place(
-    w: &WeightsI8,
-    src: &Quads,
-    grid: &Grid,
-    scale: f32,
-    out: &mut [f32],
-    epi: Epilogue,
-    requant: Option<(CodesOut, f32)>,
-) {
-    gemm_panels(w, Panels::InPlace { src, grid, scale }, out, epi, requant);
-}
-
 /// Whether [`gemm_i8_gather`] suits a layer of `n` output pixels: enough pairs of panels for
 /// about four tasks per thread.
 pub fn gathers_pay(n: usize) -> bool {
@@ -551,27 +538,16 @@ enum Panels<'a> {
         geo: &'a Geometry,
         scale: f32,
     },
-    /// Read in place from quads (stride 1), the columns those of a [`Grid`].
-    InPlace {
-        src: &'a Quads,
-        grid: &'a Grid,
-        scale: f32,
-    },
 }
 
 impl Panels<'_> {
-    /// `(k, k4, columns, scale)`: `columns` are the output pixels but for [`Panels::InPlace`]
-    /// (its grid's).
+    /// `(k, k4, n, scale)`.
     fn dims(&self) -> (usize, usize, usize, f32) {
         match *self {
             Panels::Packed(b) => (b.k, b.k4, b.n, b.scale),
             Panels::Gather { src, geo, scale } => {
                 let k = src.panel_k(geo);
                 (k, k, geo.n(), scale)
-            }
-            Panels::InPlace { grid, scale, .. } => {
-                let k = grid.offs.len() * QUAD;
-                (k, k, grid.columns(), scale)
             }
         }
     }
@@ -585,78 +561,7 @@ impl Panels<'_> {
                 src.fill_panel(geo, j, buf);
                 buf
             }
-            Panels::InPlace { src, grid, .. } => {
-                buf.resize(k4 * NR, 0);
-                grid.fill_panel(src, j, buf);
-                buf
-            }
         }
-    }
-
-    /// The first output pixel at or after column `p`.
-    fn pixel(&self, p: usize, n: usize) -> usize {
-        match *self {
-            Panels::InPlace { grid, .. } => grid.pixel(p),
-            _ => p.min(n),
-        }
-    }
-
-    /// The output columns of panels `j..j + count`: runs `(column in the pair, length, output
-    /// column)`, none across the two panels (the tile kernels take one panel at a time).
-    #[inline]
-    fn runs(&self, j: usize, count: usize, n: usize) -> Runs {
-        let mut runs = Runs::default();
-        for h in 0..count {
-            let p0 = (j + h) * NR;
-            match *self {
-                Panels::InPlace { grid, .. } => {
-                    for (p, len, to) in grid.runs(p0, p0 + NR) {
-                        runs.push((p - j * NR, len, to));
-                    }
-                }
-                _ => runs.push((h * NR, NR.min(n.saturating_sub(p0)), p0)),
-            }
-        }
-        runs
-    }
-}
-
-/// Runs of a pair of panels' columns (see [`Panels::runs`]): at most one per column. Compact
-/// (256 bytes), as it is made for every pair of panels of every task.
-struct Runs {
-    /// `(column in the pair, length, output column)`.
-    runs: [(u8, u8, u32); 2 * NR],
-    len: usize,
-}
-
-impl Default for Runs {
-    fn default() -> Self {
-        Self {
-            runs: [(0, 0, 0); 2 * NR],
-            len: 0,
-        }
-    }
-}
-
-impl Runs {
-    #[inline]
-    fn push(&mut self, (c, len, to): (usize, usize, usize)) {
-        if len > 0 {
-            // Columns and lengths within a pair (< 2 NR); output columns of one image.
-            self.runs[self.len] = (
-                c as u8,
-                len as u8,
-                u32::try_from(to).expect("pixels fit u32"),
-            );
-            self.len += 1;
-        }
-    }
-
-    #[inline]
-    fn iter(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        self.runs[..self.len]
-            .iter()
-            .map(|&(c, len, to)| (usize::from(c), usize::from(len), to as usize))
     }
 }
 
@@ -667,9 +572,7 @@ fn gemm_panels(
     epi: Epilogue,
     requant: Option<(CodesOut, f32)>,
 ) {
-    let (k, k4, columns, scale) = b.dims();
-    // Output pixels (fewer than the columns when they are a grid's).
-    let n = b.pixel(columns, columns);
+    let (k, k4, n, scale) = b.dims();
     assert_eq!(
         w.k, k,
         "gemm_i8: weights have {} columns, B has {k} rows",
@@ -696,97 +599,35 @@ fn gemm_panels(
             Target::Quads(Shared(quads.data.as_mut_ptr()), shape, 1.0 / scale)
         }
     };
-    // Panels read in place by the kernel itself (AVX-512 VNNI); elsewhere they are copied.
-    #[cfg(target_arch = "x86_64")]
-    let in_place = match b {
-        Panels::InPlace { src, grid, .. }
-            if int8_path() == super::kernel::int8::Int8Path::Avx512Vnni =>
-        {
-            Some((src, grid))
-        }
-        _ => None,
-    };
-    let base = Shared(out.as_mut_ptr());
-    // Rows `r0..r0 + mr` against panels `j..j + ps.len()` (`ps`, unless read in place),
-    // rescaled into the rows of `dst` (`ld` apart, output column 0) at the columns of `runs`.
-    let tiles = |(r0, mr): (usize, usize),
-                 ps: &[&[i8]],
-                 j: usize,
-                 runs: &Runs,
-                 dst: Shared<f32>,
-                 ld: usize| {
+    // Rows `r0..r0 + mr` against one or two panels `ps` (the first one panel `j`), rescaled into
+    // the rows of `dst` (`ld` apart, `ps[0]` at column 0).
+    let tiles = |(r0, mr): (usize, usize), ps: &[&[i8]], j: usize, dst: Shared<f32>, ld: usize| {
+        let np = [NR.min(n - j * NR), NR.min(n.saturating_sub((j + 1) * NR))];
         #[cfg(target_arch = "x86_64")]
         match int8_path() {
             super::kernel::int8::Int8Path::Amx => {
                 use super::kernel::int8_amx::{block, COLS, ROWS};
-                let (b0, b1) = (ps[0].as_ptr(), ps[ps.len() - 1].as_ptr());
-                assert!(ps.iter().all(|p| p.len() >= k4 * NR), "AMX: panel extents");
-                let amx = |a, _: &[i32], acc: &mut [i32]| {
+                let amx = |a, _: &[i32], b0, b1, acc: &mut [i32]| {
                     let acc: &mut [i32; ROWS * COLS] = acc.try_into().expect("one AMX block");
                     // SAFETY: `int8_path` chose AMX (so `supported()`); `blocks` checked 16 rows
-                    // of `k4` codes at `a`, and `k4 * NR` codes are at each panel (asserted);
-                    // `k4` is a multiple of 4.
+                    // of `k4` codes at `a` and `k4 * NR` codes at each panel; `k4` is a
+                    // multiple of 4.
                     unsafe { block(w.k4, a, w.k4, b0, b1, acc) }
                 };
-                return w.blocks(ROWS, amx, runs, (r0, mr), scale, dst, ld);
+                return w.blocks(ROWS, amx, ps, np, (r0, mr), scale, dst, ld);
             }
             super::kernel::int8::Int8Path::Avx512Vnni => {
-                use super::kernel::int8_vnni::{
-                    block_avx512_vnni, block_avx512_vnni_at, BLOCK_COLS, BLOCK_ROWS,
-                };
-                let vnni = |a, sums: &[i32], acc: &mut [i32]| {
+                use super::kernel::int8_vnni::{block_avx512_vnni, BLOCK_COLS, BLOCK_ROWS};
+                let vnni = |a, sums: &[i32], b0, b1, acc: &mut [i32]| {
                     let acc: &mut [i32; BLOCK_ROWS * BLOCK_COLS] =
                         acc.try_into().expect("one VNNI block");
                     let sums: &[i32; BLOCK_ROWS] = sums.try_into().expect("a block's row sums");
-                    match in_place {
-                        Some((src, grid)) => {
-                            // Panel `j` starts at its first column's codes; a lone last panel
-                            // goes in as both.
-                            let b0 = src.data[grid.base + j * NR * QUAD..].as_ptr();
-                            let b1 = if ps.len() > 1 {
-                                b0.wrapping_add(NR * QUAD)
-                            } else {
-                                b0
-                            };
-                            // SAFETY: `int8_path` chose AVX-512 VNNI; `blocks` checked 12 rows
-                            // of `k4` codes at `a`; `Grid::new` checked that every group of
-                            // every panel (64 bytes at `base + 64 j + offs[g]`) lies in the
-                            // codes; `offs` has `k4 / 4` offsets.
-                            unsafe {
-                                block_avx512_vnni_at(
-                                    w.k4,
-                                    a,
-                                    w.k4,
-                                    sums,
-                                    b0,
-                                    b1,
-                                    grid.offs.as_ptr(),
-                                    acc,
-                                )
-                            }
-                        }
-                        None => {
-                            let (b0, b1) = (ps[0], ps[ps.len() - 1]);
-                            assert!(b0.len().min(b1.len()) >= k4 * NR, "VNNI: panel extents");
-                            // SAFETY: `int8_path` chose AVX-512 VNNI (so the CPU has it);
-                            // `blocks` checked 12 rows of `k4` codes at `a`, and `k4 * NR`
-                            // codes are at each panel (asserted); `k4` is a multiple of 4 and
-                            // `sums` the rows' sums.
-                            unsafe {
-                                block_avx512_vnni(
-                                    w.k4,
-                                    a,
-                                    w.k4,
-                                    sums,
-                                    b0.as_ptr(),
-                                    b1.as_ptr(),
-                                    acc,
-                                )
-                            }
-                        }
-                    }
+                    // SAFETY: `int8_path` chose AVX-512 VNNI (so the CPU has it); `blocks`
+                    // checked 12 rows of `k4` codes at `a` and `k4 * NR` codes at each panel;
+                    // `k4` is a multiple of 4 and `sums` the rows' sums.
+                    unsafe { block_avx512_vnni(w.k4, a, w.k4, sums, b0, b1, acc) }
                 };
-                return w.blocks(BLOCK_ROWS, vnni, runs, (r0, mr), scale, dst, ld);
+                return w.blocks(BLOCK_ROWS, vnni, ps, np, (r0, mr), scale, dst, ld);
             }
             _ => {}
         }
@@ -797,13 +638,9 @@ fn gemm_panels(
                 for r in 0..MR.min(mr - g * MR) {
                     // The stored row's output row (reordered within this task's rows).
                     let o = w.order[r0 + g * MR + r] - r0;
-                    // This panel's runs (none crosses into the other).
-                    for (c, len, to) in runs.iter().filter(|run| run.0 / NR == h) {
-                        // SAFETY: row `o < mr`, output columns `to..to + len` of this task's
-                        // rectangle.
-                        let dst = unsafe { dst.slice(o * ld + to, len) };
-                        rescale(dst, &acc[r * NR + c - h * NR..], scale);
-                    }
+                    // SAFETY: row `o < mr`, columns `h * NR..+np` of this task's rectangle.
+                    let dst = unsafe { dst.slice(o * ld + h * NR, np[h]) };
+                    rescale(dst, &acc[r * NR..], scale);
                 }
             }
         }
@@ -813,7 +650,7 @@ fn gemm_panels(
     // place. Rows alone made 2 and 3 tasks of ResNet18's 64- and 128-row layers; splitting those
     // by columns into buffers of their own, copied back, was a tenth of its integer path on AMX.
     // Gathered panels: a task takes every row block of its panels (each panel gathered once).
-    let panels = columns.div_ceil(NR);
+    let panels = n.div_ceil(NR);
     let blocks = w.rows.div_ceil(MC);
     let gather = matches!(b, Panels::Gather { .. });
     let row_tasks = if gather { 1 } else { blocks };
@@ -827,33 +664,27 @@ fn gemm_panels(
     let per = (per + per % 2).min(panels);
     let col_tasks = panels.div_ceil(per);
     let per_task = blocks / row_tasks;
-    #[cfg(target_arch = "x86_64")]
-    let copies = in_place.is_none();
-    #[cfg(not(target_arch = "x86_64"))]
-    let copies = true;
+    let base = Shared(out.as_mut_ptr());
     (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
         let rb0 = (t / col_tasks) * per_task;
         let (r0, r1) = (rb0 * MC, ((rb0 + per_task) * MC).min(w.rows));
         let j0 = (t % col_tasks) * per;
         let j1 = (j0 + per).min(panels);
-        // The task's output pixels (those of its columns).
-        let (c0, c1) = (b.pixel(j0 * NR, n), b.pixel(j1 * NR, n));
+        let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
         let mut bufs = [Vec::new(), Vec::new()];
         for j in (j0..j1).step_by(2) {
-            let count = if j + 1 < j1 { 2 } else { 1 };
             let [buf0, buf1] = &mut bufs;
-            let ps: [&[i8]; 2] = if !copies {
-                [&[], &[]]
-            } else if count == 2 {
-                [b.panel(j, k4, buf0), b.panel(j + 1, k4, buf1)]
+            let p0 = b.panel(j, k4, buf0);
+            let ps: [&[i8]; 2] = if j + 1 < j1 {
+                [p0, b.panel(j + 1, k4, buf1)]
             } else {
-                let p0 = b.panel(j, k4, buf0);
                 [p0, p0]
             };
-            let runs = b.runs(j, count, n);
+            let count = if j + 1 < j1 { 2 } else { 1 };
             for rb in (r0..r1).step_by(MC) {
                 let mr = MC.min(r1 - rb);
-                tiles((rb, mr), &ps[..count], j, &runs, base.offset(rb * n), n);
+                let dst = base.offset(rb * n + j * NR);
+                tiles((rb, mr), &ps[..count], j, dst, n);
             }
         }
         let row = |r: usize| {
@@ -893,41 +724,10 @@ fn gemm_panels(
 }
 
 /// `dst[i] = sums[i] * scale`: a tile's exact sums to floats (what one activation code is worth).
-///
-/// On AVX-512F, a run of up to 16 (never more: runs do not cross panels) whose `sums` extend to a
-/// whole register is one load, conversion, multiply and masked store: the runs of a grid
-/// ([`Grid`]) are broken at every output row (1–16 values), and the loop's scalar remainder
-/// made the rescale 2% of ResNet18's integer path. The same conversion (nearest) and multiply,
-/// so the same floats.
 #[inline]
 fn rescale(dst: &mut [f32], sums: &[i32], scale: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if dst.len() <= 16
-        && sums.len() >= 16
-        && super::kernel::path() == super::kernel::KernelPath::Avx512F
-    {
-        // SAFETY: the path is AVX-512F only where the CPU has it; 16 sums are readable and the
-        // store writes the first `dst.len()` lanes only.
-        return unsafe { rescale_avx512(dst.as_mut_ptr(), dst.len(), sums.as_ptr(), scale) };
-    }
     for (d, &s) in dst.iter_mut().zip(sums) {
         *d = s as f32 * scale;
-    }
-}
-
-/// # Safety
-/// AVX-512F must be available, 16 i32 readable at `sums` and `len <= 16` f32 writable at `dst`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn rescale_avx512(dst: *mut f32, len: usize, sums: *const i32, scale: f32) {
-    use std::arch::x86_64::*;
-    // A whole-register load (the kernel has just stored these sums: a masked load would wait
-    // for them to reach the cache instead of taking them from the store buffer).
-    // SAFETY: as the caller guarantees.
-    unsafe {
-        let v = _mm512_cvtepi32_ps(_mm512_loadu_si512(sums.cast()));
-        let v = _mm512_mul_ps(v, _mm512_set1_ps(scale));
-        _mm512_mask_storeu_ps(dst, ((1u32 << len) - 1) as u16, v);
     }
 }
 

@@ -62,10 +62,6 @@ impl QuadShape {
     }
 }
 
-/// Zero bytes after the last plane: what a panel read in place ([`Grid`]) may read past the
-/// last pixel (up to `NR - 1` columns past the grid's last).
-const SLACK: usize = NR * Q;
-
 /// A tensor's i8 codes in quads (see the module doc).
 pub struct Quads {
     pub shape: QuadShape,
@@ -77,7 +73,7 @@ impl Quads {
     pub fn zeroed(shape: QuadShape) -> Self {
         Self {
             shape,
-            data: vec![0; shape.len() + SLACK],
+            data: vec![0; shape.len()],
         }
     }
 
@@ -159,7 +155,7 @@ impl Quads {
             }
         }
         let mut groups = panel.chunks_exact_mut(NR * Q);
-        for src in self.data[..s.len()].chunks_exact(plane) {
+        for src in self.data.chunks_exact(plane) {
             for ky in 0..g.kernel {
                 for kx in 0..g.kernel {
                     let dst = groups.next().expect("k / 4 groups per panel");
@@ -186,111 +182,6 @@ fn copy_pixels(src: &[i8], stride: usize, len: usize, dst: &mut [i8]) {
     } else {
         for (i, d) in dst[..len * Q].chunks_exact_mut(Q).enumerate() {
             d.copy_from_slice(&src[i * stride * Q..][..Q]);
-        }
-    }
-}
-
-/// A stride-1 convolution over [`Quads`] read in place: its columns are the positions of a grid
-/// as wide as the stored rows (`wp`), so that column `p` reads, for every k-group (channel quad
-/// `q`, tap `ky, kx`), the 4 bytes at `base + 4 p + offs[g]` with `offs[g] = q * plane + 4 (ky *
-/// wp + kx)`. Sixteen consecutive columns are then 64 contiguous bytes for every group: exactly
-/// a packed panel's group (`[NR][4]`), which the VNNI kernel reads where it lies
-/// (`block_avx512_vnni_at`) and the other kernels copy in one move per group.
-///
-/// Why: gathering panels (`fill_panel`) copied every byte of `B` once per layer, in runs broken
-/// at every output row (a `memmove` call each on 14- and 7-pixel rows): 10% of ResNet18's
-/// integer path on Zen 5. The price is `wp - wo` columns per row computed and dropped
-/// (the convolution's padding, twice): 4% more multiply-adds on 56-pixel rows, more on small
-/// images, where the layers are few pixels anyway.
-pub struct Grid {
-    /// Bytes from the start of the codes to column 0's top-left input.
-    pub base: usize,
-    /// Per k-group, bytes from a column's `base + 4 p` to its 4 codes.
-    pub offs: Vec<usize>,
-    /// Grid row width (the stored row), output width and height.
-    wp: usize,
-    wo: usize,
-    ho: usize,
-}
-
-impl Grid {
-    /// The grid of convolution `g` over `src` (which it reads: [`Quads::panel_k`]), or `None`
-    /// when `g` is strided or some panel would read past the codes (quads made by
-    /// [`Quads::zeroed`] have the slack for every stride-1 reader).
-    pub fn new(src: &Quads, g: &Geometry) -> Option<Self> {
-        let k = src.panel_k(g);
-        if g.stride != 1 || k == 0 {
-            return None;
-        }
-        let s = &src.shape;
-        let (wp, d) = (s.wp(), s.pad - g.padding);
-        let mut offs = Vec::with_capacity(k / Q);
-        for q in 0..s.quads() {
-            for ky in 0..g.kernel {
-                for kx in 0..g.kernel {
-                    offs.push(q * s.plane() + (ky * wp + kx) * Q);
-                }
-            }
-        }
-        let grid = Self {
-            base: (d * wp + d) * Q,
-            offs,
-            wp,
-            wo: g.wo,
-            ho: g.ho,
-        };
-        // Every 64-byte group of every panel lies in the codes.
-        let end = grid.base + grid.columns().div_ceil(NR) * NR * Q + grid.offs.last()?;
-        (end <= src.data.len()).then_some(grid)
-    }
-
-    /// Columns of the grid: up to the last output pixel.
-    pub fn columns(&self) -> usize {
-        if self.ho == 0 || self.wo == 0 {
-            0
-        } else {
-            (self.ho - 1) * self.wp + self.wo
-        }
-    }
-
-    /// The first output pixel at or after column `p` (row-major over `ho x wo`; `ho * wo` past
-    /// the last).
-    pub fn pixel(&self, p: usize) -> usize {
-        if p >= self.columns() {
-            return self.ho * self.wo;
-        }
-        (p / self.wp) * self.wo + (p % self.wp).min(self.wo)
-    }
-
-    /// The output pixels of columns `p0..p1`: runs `(first column, length, first pixel)` within
-    /// grid rows, in order (the columns of the padding between rows dropped).
-    pub fn runs(&self, p0: usize, p1: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        let p1 = p1.min(self.columns());
-        let mut p = p0;
-        std::iter::from_fn(move || {
-            while p < p1 {
-                let (y, x) = (p / self.wp, p % self.wp);
-                let row_end = p - x + self.wp;
-                if x >= self.wo {
-                    p = row_end;
-                    continue;
-                }
-                let len = (self.wo - x).min(p1 - p);
-                let run = (p, len, y * self.wo + x);
-                p += len;
-                return Some(run);
-            }
-            None
-        })
-    }
-
-    /// Panel `j` (columns `j * NR..`) copied into `panel` (`offs.len() * NR * 4` bytes): for the
-    /// kernels that take packed panels.
-    pub fn fill_panel(&self, src: &Quads, j: usize, panel: &mut [i8]) {
-        let at = self.base + j * NR * Q;
-        for (dst, &off) in panel.chunks_exact_mut(NR * Q).zip(&self.offs) {
-            let dst: &mut [i8; NR * Q] = dst.try_into().expect("a whole group");
-            dst.copy_from_slice(&src.data[at + off..][..NR * Q]);
         }
     }
 }
@@ -465,24 +356,18 @@ mod tests {
         }
     }
 
-    /// Panels gathered per task ([`gemm_i8_gather`]) and, at stride 1, read in place
-    /// ([`gemm_i8_in_place`], over the grid's extra columns) give the packed GEMM's outputs and
-    /// codes bit for bit (rows in two blocks, strides 1 and 2, ragged last panels, rows
-    /// narrower than a panel, input stored with more padding than the convolution's), with
-    /// codes out row-major and in quads.
+    /// Panels gathered per task ([`gemm_i8_gather`]) give the packed GEMM's outputs and codes
+    /// bit for bit (rows in two blocks, strides 1 and 2, ragged last panels), with codes out
+    /// row-major and in quads.
     #[test]
     fn gathered_panels_give_the_packed_gemm() {
         use crate::exec::gemm::Epilogue;
-        use crate::exec::int8_gemm::{
-            gemm_i8_gather, gemm_i8_in_place, gemm_i8_requant, CodesOut, WeightsI8,
-        };
+        use crate::exec::int8_gemm::{gemm_i8_gather, gemm_i8_requant, CodesOut, WeightsI8};
         use crate::format::PackedMatrix;
         for (case, &(c, h, w, kernel, stride, padding)) in [
             (8, 20, 19, 3, 1, 1),
             (8, 21, 18, 3, 2, 1),
             (12, 16, 16, 1, 1, 0),
-            (8, 5, 3, 3, 1, 1),
-            (4, 9, 7, 3, 1, 0),
         ]
         .iter()
         .enumerate()
@@ -512,8 +397,7 @@ mod tests {
                 w: g.wo,
                 pad: 1,
             };
-            // 0: packed, 1: gathered, 2: in place.
-            let run = |how: usize, quads: bool| {
+            let run = |gather: bool, quads: bool| {
                 let mut out = vec![0f32; rows * n];
                 let (mut codes, mut q) = (vec![0i8; rows * n], Quads::zeroed(out_shape));
                 let target = if quads {
@@ -522,24 +406,18 @@ mod tests {
                     CodesOut::Rows(&mut codes)
                 };
                 let requant = Some((target, 0.05));
-                match how {
-                    0 => gemm_i8_requant(&wq, &src.im2col(&g, scale), &mut out, epi, requant),
-                    1 => gemm_i8_gather(&wq, &src, &g, scale, &mut out, epi, requant),
-                    _ => {
-                        let grid = Grid::new(&src, &g).expect("a stride-1 grid fits");
-                        gemm_i8_in_place(&wq, &src, &grid, scale, &mut out, epi, requant);
-                    }
+                if gather {
+                    gemm_i8_gather(&wq, &src, &g, scale, &mut out, epi, requant);
+                } else {
+                    gemm_i8_requant(&wq, &src.im2col(&g, scale), &mut out, epi, requant);
                 }
                 (out, codes, q.data)
             };
             for quads in [false, true] {
-                let packed = run(0, quads);
-                for how in if stride == 1 { 1..3 } else { 1..2 } {
-                    assert!(
-                        run(how, quads) == packed,
-                        "case {case}, quads {quads}, how {how}"
-                    );
-                }
+                assert!(
+                    run(true, quads) == run(false, quads),
+                    "case {case}, quads {quads}"
+                );
             }
         }
     }
@@ -556,8 +434,7 @@ mod tests {
         let mut next = lcg(4);
         let x: Vec<f32> = (0..6 * 15).map(|_| next() * 100.0).collect();
         let q = Quads::quantize(&x, shape, 1.0);
-        // The slack after the last plane stays zero too.
-        let mut want = vec![0i8; shape.len() + SLACK];
+        let mut want = vec![0i8; shape.len()];
         for ch in 0..6 {
             for y in 0..3 {
                 for xx in 0..5 {

@@ -34,28 +34,25 @@ pub const BLOCK_COLS: usize = 2 * NR;
 /// The loop of every VNNI kernel: `$rows` rows of `A` against the panels `$b...` (each `NR`
 /// columns), over an ops module `$ops` (`V`, `LANES`, `zero`, `load_flipped`, `splat4`,
 /// `dpbusd`, `store_minus`), in the body of an `unsafe fn` with the kernel's arguments; `out`
-/// is row-major with `NR` columns per panel. Group `g` of every panel is read `$goff(g)` bytes
-/// past its start: `g * NR * 4` for packed panels, a tap's offset for panels read in place from
-/// a convolution's input ([`block_avx512_vnni_at`]).
+/// is row-major with `NR` columns per panel.
 ///
 /// The 6x16 tile (one panel) keeps 6 accumulators in 512-bit registers, too few to hide
 /// `VPDPBUSD`'s latency: on Zen 5 it was half of ResNet18's integer path (perf). The 12-row,
 /// two-panel block keeps 24, with 2 loads and 12 broadcasts per 24 `VPDPBUSD`, as onnxruntime's
 /// MLAS kernel does (`bench/ort_kernels.sh`).
 macro_rules! vnni_loop {
-    ($ops:ident, $rows:expr, [$($b:ident),+], $goff:expr, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $out:ident) => {{
+    ($ops:ident, $rows:expr, [$($b:ident),+], $k:ident, $a:ident, $lda:ident, $a_sums:ident, $out:ident) => {{
         const REGS: usize = NR / $ops::LANES;
         const PANELS: usize = [$(stringify!($b)),+].len();
         // SAFETY: the caller guarantees the CPU features and the extents: group `g < k / 4`
-        // reads `NR * 4` bytes at `b + $goff(g)` of every panel `b` and `a[r * lda + 4g..+4]`
+        // reads `NR * 4` bytes at `b + g * NR * 4` of every panel `b` and `a[r * lda + 4g..+4]`
         // for `r < rows`; the stores write `out[..rows * PANELS * NR]`.
         unsafe {
             let mut acc = [[$ops::zero(); PANELS * REGS]; $rows];
             for g in 0..$k / KGROUP {
                 let mut cols = [$ops::zero(); PANELS * REGS];
-                let off: usize = ($goff)(g);
                 for (p, b) in [$($b),+].into_iter().enumerate() {
-                    let bp = b.add(off);
+                    let bp = b.add(g * NR * KGROUP);
                     for h in 0..REGS {
                         cols[p * REGS + h] = $ops::load_flipped(bp.add(h * $ops::LANES * KGROUP));
                     }
@@ -82,45 +79,15 @@ macro_rules! vnni_loop {
 /// The `MR x NR` tile: [`vnni_loop!`] on one panel.
 macro_rules! vnni_tile {
     ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b:ident, $out:ident) => {
-        vnni_loop!($ops, MR, [$b], packed, $k, $a, $lda, $a_sums, $out)
+        vnni_loop!($ops, MR, [$b], $k, $a, $lda, $a_sums, $out)
     };
 }
 
 /// The [`BLOCK_ROWS`] x [`BLOCK_COLS`] block: [`vnni_loop!`] on two panels.
 macro_rules! vnni_block {
     ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b0:ident, $b1:ident, $out:ident) => {
-        vnni_loop!(
-            $ops,
-            BLOCK_ROWS,
-            [$b0, $b1],
-            packed,
-            $k,
-            $a,
-            $lda,
-            $a_sums,
-            $out
-        )
+        vnni_loop!($ops, BLOCK_ROWS, [$b0, $b1], $k, $a, $lda, $a_sums, $out)
     };
-    ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b0:ident, $b1:ident, $offs:ident, $out:ident) => {
-        vnni_loop!(
-            $ops,
-            BLOCK_ROWS,
-            [$b0, $b1],
-            // Inside the loop's `unsafe`: the caller guarantees `k / 4` offsets at `offs`.
-            |g: usize| *$offs.add(g),
-            $k,
-            $a,
-            $lda,
-            $a_sums,
-            $out
-        )
-    };
-}
-
-/// Where group `g` of a packed panel starts.
-#[inline(always)]
-fn packed(g: usize) -> usize {
-    g * NR * KGROUP
 }
 
 /// 512-bit AVX-512 VNNI registers: one per row of the tile.
@@ -243,48 +210,6 @@ pub unsafe fn block_avx512_vnni(
     out: &mut [i32; BLOCK_ROWS * BLOCK_COLS],
 ) {
     vnni_block!(zmm, k, a, lda, a_sums, b0, b1, out)
-}
-
-/// [`block_avx512_vnni`] over panels read in place: group `g` of each panel is the 64 bytes at
-/// `b0 + offs[g]` and `b1 + offs[g]` (`[NR][4]` codes), so a stride-1 convolution over
-/// [`crate::exec::quads`] multiplies its input where it lies, without gathering panels
-/// (`offs[g]` being the tap's and channel quad's offset in the input).
-///
-/// # Safety
-/// As [`block_avx512_vnni`], except that `b0` and `b1` must each have 64 readable bytes at every
-/// `offs[g]`, `g < k / 4`, and `offs` must hold those `k / 4` offsets.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn block_avx512_vnni_at(
-    k: usize,
-    a: *const i8,
-    lda: usize,
-    a_sums: &[i32; BLOCK_ROWS],
-    b0: *const i8,
-    b1: *const i8,
-    offs: *const usize,
-    out: &mut [i32; BLOCK_ROWS * BLOCK_COLS],
-) {
-    vnni_block!(zmm, k, a, lda, a_sums, b0, b1, offs, out)
-}
-
-/// [`vnni_block!`] at offsets over the plain-Rust model, tests only.
-///
-/// # Safety
-/// As [`block_avx512_vnni_at`], without the CPU features.
-#[cfg(test)]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn block_model_at(
-    k: usize,
-    a: *const i8,
-    lda: usize,
-    a_sums: &[i32; BLOCK_ROWS],
-    b0: *const i8,
-    b1: *const i8,
-    offs: *const usize,
-    out: &mut [i32; BLOCK_ROWS * BLOCK_COLS],
-) {
-    vnni_block!(model16, k, a, lda, a_sums, b0, b1, offs, out)
 }
 
 /// # Safety
@@ -466,69 +391,6 @@ mod tests {
                         }
                     }
                 }
-            }
-        }
-    }
-
-    /// Read at offsets, a block equals the same groups packed: each panel's groups scattered
-    /// over a larger buffer in reverse order, 80 bytes apart (so neither order nor spacing
-    /// matters), through the model and the hardware form where the CPU has it.
-    #[test]
-    fn a_block_at_offsets_is_the_packed_block() {
-        let hardware = Int8Path::Avx512Vnni.available();
-        let mut next = super::super::int8::tests::lcg(9);
-        for k in [0usize, 4, 36, 576] {
-            let groups = k / 4;
-            let a: Vec<i8> = (0..BLOCK_ROWS * k).map(|_| next()).collect();
-            let sums: [i32; BLOCK_ROWS] = std::array::from_fn(|r| row_sum(&a[r * k..][..k]));
-            let packed: Vec<Vec<i8>> = (0..2)
-                .map(|_| (0..k * NR).map(|_| next()).collect())
-                .collect();
-            // Group `g` of panel `h` at `h * 64 + offs[g]`.
-            let offs: Vec<usize> = (0..groups).map(|g| (groups - 1 - g) * 80 * 2).collect();
-            let mut scattered = vec![0i8; groups * 160 + 64];
-            for (h, p) in packed.iter().enumerate() {
-                for g in 0..groups {
-                    scattered[h * 64 + offs[g]..][..64].copy_from_slice(&p[g * 64..][..64]);
-                }
-            }
-            let mut want = [0i32; BLOCK_ROWS * BLOCK_COLS];
-            // SAFETY: the model needs no CPU feature; the extents are as the kernel needs.
-            unsafe {
-                let (b0, b1) = (packed[0].as_ptr(), packed[1].as_ptr());
-                block_model(k, a.as_ptr(), k, &sums, b0, b1, &mut want);
-            }
-            type At = unsafe fn(
-                usize,
-                *const i8,
-                usize,
-                &[i32; BLOCK_ROWS],
-                *const i8,
-                *const i8,
-                *const usize,
-                &mut [i32; BLOCK_ROWS * BLOCK_COLS],
-            );
-            let mut kernels: Vec<(&str, At)> = vec![("model", block_model_at)];
-            if hardware {
-                kernels.push(("avx512-vnni", block_avx512_vnni_at));
-            }
-            for (name, kernel) in kernels {
-                let mut got = [i32::MIN; BLOCK_ROWS * BLOCK_COLS];
-                // SAFETY: as above; every group's 64 bytes lie in `scattered`.
-                unsafe {
-                    let b = scattered.as_ptr();
-                    kernel(
-                        k,
-                        a.as_ptr(),
-                        k,
-                        &sums,
-                        b,
-                        b.add(64),
-                        offs.as_ptr(),
-                        &mut got,
-                    );
-                }
-                assert_eq!(got, want, "{name}: k {k}");
             }
         }
     }
