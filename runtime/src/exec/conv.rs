@@ -10,7 +10,8 @@
 use fq_models::Conv2d;
 use rayon::prelude::*;
 
-use super::gemm::{add_or_set, finish_row, gemm, Epilogue, Rows, KC};
+use super::epilogue::finish_row;
+use super::gemm::{add_or_set, gemm, Epilogue, Rows, KC};
 use super::im2col::{im2col, Geometry, Padded};
 use super::kernel::{pairs_pay, tile, tile_pair, MR, NR};
 

@@ -12,7 +12,8 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{finish_row, Epilogue, Rows};
+use super::epilogue::finish_row;
+use super::gemm::{Epilogue, Rows};
 use super::kernel::{path, KernelPath};
 use super::phases::phase_of_row;
 

@@ -11,6 +11,7 @@
 use rayon::prelude::*;
 
 use super::disjoint::Shared;
+use super::epilogue::finish_row;
 use super::kernel::{pairs_pay, tile, tile_pair, MR, NR};
 use crate::format::{pack, PackedMatrix};
 
@@ -240,23 +241,4 @@ pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
-}
-
-#[inline]
-pub(super) fn finish_row(row: &mut [f32], epi: &Epilogue, o: usize, residual: Option<&[f32]>) {
-    let s = epi.scale.map_or(1.0, |s| s[o]);
-    let b = epi.bias.map_or(0.0, |b| b[o]);
-    match residual {
-        Some(res) => row
-            .iter_mut()
-            .zip(res)
-            .for_each(|(v, r)| *v = *v * s + b + r),
-        None => row.iter_mut().for_each(|v| *v = *v * s + b),
-    }
-    if epi.relu {
-        row.iter_mut().for_each(|v| *v = v.max(0.0));
-    }
-    if epi.gelu {
-        super::vmath::gelu(row);
-    }
 }

@@ -16,7 +16,8 @@
 use rayon::prelude::*;
 
 use super::disjoint::Shared;
-use super::gemm::{finish_row, Epilogue};
+use super::epilogue::finish_row;
+use super::gemm::Epilogue;
 use super::im2col::{Geometry, Padded};
 use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
@@ -692,14 +693,17 @@ fn gemm_panels(
             // and of the codes, which outlive the loop (so for every `slice` below too).
             unsafe { base.slice(r * n + c0, c1 - c0) }
         };
-        for o in r0..r1 {
+        let finish = |o: usize| {
             let res = epi.residual.map(|v| &v[o * n + c0..o * n + c1]);
             finish_row(row(o), &epi, o, res);
-        }
+        };
+        // The epilogue, then the codes of the same rows while they are in the core's cache:
+        // row by row, or quad by quad (four rows per plane of codes).
         match &target {
-            Target::None => {}
+            Target::None => (r0..r1).for_each(finish),
             Target::Rows(codes, inv) => {
                 for o in r0..r1 {
+                    finish(o);
                     // SAFETY: see above.
                     let q = unsafe { codes.slice(o * n + c0, c1 - c0) };
                     quantize_into(row(o), q, *inv);
@@ -711,6 +715,7 @@ fn gemm_panels(
                     let count = QUAD.min(r1 - q0);
                     let mut channels: [&[f32]; QUAD] = [&[]; QUAD];
                     for (l, ch) in channels.iter_mut().enumerate().take(count) {
+                        finish(q0 + l);
                         *ch = row(q0 + l);
                     }
                     let plane = data.offset(q0 / QUAD * shape.plane()).0;

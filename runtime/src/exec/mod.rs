@@ -9,6 +9,7 @@ mod conv;
 mod conv_i8;
 mod depthwise;
 mod disjoint;
+mod epilogue;
 pub mod gemm;
 mod im2col;
 pub mod int8_gemm;

@@ -251,12 +251,22 @@ pub unsafe fn store_quad_pixels(
 /// 16 bytes in pixel order; the scalar loop was 5% of ResNet18's integer path.
 fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
     let n = rows[0].len();
-    debug_assert!(rows.iter().all(|r| r.len() == n) && dst.len() == n * Q);
+    assert!(
+        rows.iter().all(|r| r.len() == n) && dst.len() == n * Q,
+        "interleave: extents"
+    );
     #[cfg(not(target_arch = "x86_64"))]
     let done = 0;
     #[cfg(target_arch = "x86_64")]
     let done = {
         use std::arch::x86_64::*;
+        // Sixteen pixels at a time on AVX-512F, the rest four at a time below.
+        let wide = if super::kernel::path() == super::kernel::KernelPath::Avx512F {
+            // SAFETY: the path is AVX-512F only where the CPU has it; the extents are checked.
+            unsafe { interleave_avx512(rows, dst, inv) }
+        } else {
+            0
+        };
         let done = n / 4 * 4;
         // SAFETY: SSE2 is part of x86-64's baseline; the loads read `rows[l][x..x + 4]` and the
         // store writes `dst[4 x..4 x + 16]` for `x + 4 <= done <= n`.
@@ -268,7 +278,7 @@ fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
                 let v = _mm_and_ps(v, _mm_cmpord_ps(v, v));
                 _mm_min_ps(_mm_max_ps(v, lo), hi)
             };
-            for x in (0..done).step_by(4) {
+            for x in (wide..done).step_by(4) {
                 let (a, b, c, d) = (load(0, x), load(1, x), load(2, x), load(3, x));
                 let (t0, t1) = (_mm_unpacklo_ps(a, b), _mm_unpacklo_ps(c, d));
                 let (t2, t3) = (_mm_unpackhi_ps(a, b), _mm_unpackhi_ps(c, d));
@@ -288,6 +298,46 @@ fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
             dst[x * Q + l] = quantize(row[x], inv);
         }
     }
+}
+
+/// [`interleave`]'s first `n / 16 * 16` pixels, sixteen at a time, returning how many: each
+/// row's sixteen floats scaled, NaN to 0, clamped and converted (nearest even, as `CVTPS2DQ`
+/// there), narrowed to bytes (`VPMOVSDB`; already in range), and the four rows' 16 bytes
+/// interleaved into pixels by the same unpacks as `int8_gemm`'s panel transpose. The same codes
+/// as the SSE2 loop, a quarter of the instructions (the loop was 8% of ResNet50's integer path).
+///
+/// # Safety
+/// AVX-512F must be available; every row as long as `dst.len() / 4`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn interleave_avx512(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) -> usize {
+    use std::arch::x86_64::*;
+    let done = rows[0].len() / 16 * 16;
+    let (vinv, lo, hi) = (
+        _mm512_set1_ps(inv),
+        _mm512_set1_ps(-127.0),
+        _mm512_set1_ps(127.0),
+    );
+    for x in (0..done).step_by(16) {
+        // SAFETY: `x + 16 <= done`, within every row; the stores write `dst[4 x..4 x + 64]`.
+        unsafe {
+            let codes = |l: usize| {
+                let v = _mm512_mul_ps(_mm512_loadu_ps(rows[l].as_ptr().add(x)), vinv);
+                let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v), v);
+                let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+                _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v))
+            };
+            let (r0, r1, r2, r3) = (codes(0), codes(1), codes(2), codes(3));
+            let (t0, t1) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
+            let (t2, t3) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
+            let q = dst.as_mut_ptr().add(x * Q).cast::<__m128i>();
+            _mm_storeu_si128(q, _mm_unpacklo_epi16(t0, t2));
+            _mm_storeu_si128(q.add(1), _mm_unpackhi_epi16(t0, t2));
+            _mm_storeu_si128(q.add(2), _mm_unpacklo_epi16(t1, t3));
+            _mm_storeu_si128(q.add(3), _mm_unpackhi_epi16(t1, t3));
+        }
+    }
+    done
 }
 
 /// The `k` order of [`Quads::im2col`] against PyTorch's `(channel, ky, kx)` columns: entry `j`
