@@ -219,11 +219,16 @@ pub unsafe fn store_quad_pixels(
     debug_assert!(p0 + len <= shape.h * shape.w);
     let mut p = p0;
     while p < p0 + len {
-        // One run within an image row: contiguous pixels in the plane.
+        // One run of contiguous pixels in the plane: within an image row, or all of them when
+        // the rows are stored without padding between them.
         let (y, x) = (p / shape.w, p % shape.w);
-        let run = (shape.w - x).min(p0 + len - p);
-        // SAFETY: the run's pixels lie inside the plane (`y < h`, `x + run <= w`), and the
-        // caller guarantees no one else touches them.
+        let run = if shape.pad == 0 {
+            p0 + len - p
+        } else {
+            (shape.w - x).min(p0 + len - p)
+        };
+        // SAFETY: the run's pixels lie inside the plane (`y < h`, `x + run <= w`, or the rest of
+        // the unpadded plane), and the caller guarantees no one else touches them.
         let dst = unsafe { std::slice::from_raw_parts_mut(plane.add(shape.at(y, x)), run * Q) };
         let s = p - p0..p - p0 + run;
         if let [r0, r1, r2, r3] = rows {
@@ -260,13 +265,11 @@ fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
     #[cfg(target_arch = "x86_64")]
     let done = {
         use std::arch::x86_64::*;
-        // Sixteen pixels at a time on AVX-512F, the rest four at a time below.
-        let wide = if super::kernel::path() == super::kernel::KernelPath::Avx512F {
+        // All of it on AVX-512F, else four pixels at a time below.
+        if super::kernel::path() == super::kernel::KernelPath::Avx512F {
             // SAFETY: the path is AVX-512F only where the CPU has it; the extents are checked.
-            unsafe { interleave_avx512(rows, dst, inv) }
-        } else {
-            0
-        };
+            return unsafe { interleave_avx512(rows, dst, inv) };
+        }
         let done = n / 4 * 4;
         // SAFETY: SSE2 is part of x86-64's baseline; the loads read `rows[l][x..x + 4]` and the
         // store writes `dst[4 x..4 x + 16]` for `x + 4 <= done <= n`.
@@ -278,7 +281,7 @@ fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
                 let v = _mm_and_ps(v, _mm_cmpord_ps(v, v));
                 _mm_min_ps(_mm_max_ps(v, lo), hi)
             };
-            for x in (wide..done).step_by(4) {
+            for x in (0..done).step_by(4) {
                 let (a, b, c, d) = (load(0, x), load(1, x), load(2, x), load(3, x));
                 let (t0, t1) = (_mm_unpacklo_ps(a, b), _mm_unpacklo_ps(c, d));
                 let (t2, t3) = (_mm_unpackhi_ps(a, b), _mm_unpackhi_ps(c, d));
@@ -300,29 +303,35 @@ fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
     }
 }
 
-/// [`interleave`]'s first `n / 16 * 16` pixels, sixteen at a time, returning how many: each
-/// row's sixteen floats scaled, NaN to 0, clamped and converted (nearest even, as `CVTPS2DQ`
-/// there), narrowed to bytes (`VPMOVSDB`; already in range), and the four rows' 16 bytes
-/// interleaved into pixels by the same unpacks as `int8_gemm`'s panel transpose. The same codes
-/// as the SSE2 loop, a quarter of the instructions (the loop was 8% of ResNet50's integer path).
+/// [`interleave`] sixteen pixels at a time, the last few through masked loads: each row's
+/// sixteen floats scaled, NaN to 0, clamped and converted (nearest even, as `CVTPS2DQ` there),
+/// narrowed to bytes (`VPMOVSDB`; already in range), and the four rows' 16 bytes interleaved
+/// into pixels by the same unpacks as `int8_gemm`'s panel transpose. The same codes as the SSE2
+/// loop, a quarter of the instructions, and no scalar tail (on 14- and 7-pixel rows the SSE2
+/// loop's tail and the scalar one were most of the work; together 8% of ResNet50's integer
+/// path).
 ///
 /// # Safety
 /// AVX-512F must be available; every row as long as `dst.len() / 4`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn interleave_avx512(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) -> usize {
+unsafe fn interleave_avx512(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
     use std::arch::x86_64::*;
-    let done = rows[0].len() / 16 * 16;
+    let n = rows[0].len();
     let (vinv, lo, hi) = (
         _mm512_set1_ps(inv),
         _mm512_set1_ps(-127.0),
         _mm512_set1_ps(127.0),
     );
-    for x in (0..done).step_by(16) {
-        // SAFETY: `x + 16 <= done`, within every row; the stores write `dst[4 x..4 x + 64]`.
+    for x in (0..n).step_by(16) {
+        let m = (n - x).min(16);
+        let mask = ((1u32 << m) - 1) as __mmask16;
+        // SAFETY: lanes `x..x + m` lie in every row (masked loads touch no other lane); the
+        // stores write `dst[4 x..4 x + 4 m]`.
         unsafe {
             let codes = |l: usize| {
-                let v = _mm512_mul_ps(_mm512_loadu_ps(rows[l].as_ptr().add(x)), vinv);
+                let v = _mm512_maskz_loadu_ps(mask, rows[l].as_ptr().add(x));
+                let v = _mm512_mul_ps(v, vinv);
                 let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v), v);
                 let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
                 _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v))
@@ -330,14 +339,27 @@ unsafe fn interleave_avx512(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) -> usiz
             let (r0, r1, r2, r3) = (codes(0), codes(1), codes(2), codes(3));
             let (t0, t1) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
             let (t2, t3) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
-            let q = dst.as_mut_ptr().add(x * Q).cast::<__m128i>();
-            _mm_storeu_si128(q, _mm_unpacklo_epi16(t0, t2));
-            _mm_storeu_si128(q.add(1), _mm_unpackhi_epi16(t0, t2));
-            _mm_storeu_si128(q.add(2), _mm_unpacklo_epi16(t1, t3));
-            _mm_storeu_si128(q.add(3), _mm_unpackhi_epi16(t1, t3));
+            let px = [
+                _mm_unpacklo_epi16(t0, t2),
+                _mm_unpackhi_epi16(t0, t2),
+                _mm_unpacklo_epi16(t1, t3),
+                _mm_unpackhi_epi16(t1, t3),
+            ];
+            let q = dst.as_mut_ptr().add(x * Q);
+            if m == 16 {
+                for (i, v) in px.iter().enumerate() {
+                    _mm_storeu_si128(q.add(16 * i).cast(), *v);
+                }
+            } else {
+                // Four pixels per register; the last one's bytes through a buffer.
+                let mut buf = [0i8; 64];
+                for (i, v) in px.iter().enumerate() {
+                    _mm_storeu_si128(buf.as_mut_ptr().add(16 * i).cast(), *v);
+                }
+                std::ptr::copy_nonoverlapping(buf.as_ptr(), q, m * Q);
+            }
         }
     }
-    done
 }
 
 /// The `k` order of [`Quads::im2col`] against PyTorch's `(channel, ky, kx)` columns: entry `j`
@@ -472,28 +494,27 @@ mod tests {
         }
     }
 
-    /// Quantising into quads puts every code where [`QuadShape::at`] says, zero elsewhere.
+    /// Quantising into quads puts every code where [`QuadShape::at`] says, zero elsewhere, with
+    /// padding (runs broken at every row) and without (one run over the rows).
     #[test]
     fn quantize_lays_out_codes_and_padding() {
-        let shape = QuadShape {
-            c: 6,
-            h: 3,
-            w: 5,
-            pad: 2,
-        };
+        let (c, h, w) = (6, 3, 7);
         let mut next = lcg(4);
-        let x: Vec<f32> = (0..6 * 15).map(|_| next() * 100.0).collect();
-        let q = Quads::quantize(&x, shape, 1.0);
-        let mut want = vec![0i8; shape.len()];
-        for ch in 0..6 {
-            for y in 0..3 {
-                for xx in 0..5 {
-                    want[(ch / 4) * shape.plane() + shape.at(y, xx) + ch % 4] =
-                        quantize(x[ch * 15 + y * 5 + xx], 1.0);
+        let x: Vec<f32> = (0..c * h * w).map(|_| next() * 100.0).collect();
+        for pad in [0, 2] {
+            let shape = QuadShape { c, h, w, pad };
+            let q = Quads::quantize(&x, shape, 1.0);
+            let mut want = vec![0i8; shape.len()];
+            for ch in 0..c {
+                for y in 0..h {
+                    for xx in 0..w {
+                        want[(ch / 4) * shape.plane() + shape.at(y, xx) + ch % 4] =
+                            quantize(x[(ch * h + y) * w + xx], 1.0);
+                    }
                 }
             }
+            assert_eq!(q.data, want, "pad {pad}");
         }
-        assert_eq!(q.data, want);
     }
 
     /// The vector interleave against [`quantize`] on the values where rounding and clamping
