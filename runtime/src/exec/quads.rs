@@ -399,6 +399,8 @@ mod tests {
             (12, 8, 9, 1, 2, 0, 1),
             (3, 12, 12, 7, 2, 3, 3),
             (5, 17, 19, 3, 1, 0, 0),
+            // Stride 2 over rows wider than a panel: whole runs of 16 (31 pixels read).
+            (4, 6, 40, 3, 2, 1, 1),
         ];
         for (case, &(c, h, w, kernel, stride, padding, pad)) in cases.iter().enumerate() {
             let g = Geometry::of(c, h, w, kernel, stride, padding);
