@@ -455,6 +455,64 @@ impl WeightsI8 {
         }
     }
 
+    /// [`WeightsI8::blocks`] for AVX-512 VNNI's 12-row blocks, the kernel storing each block's
+    /// floats straight into its output rows ([`block_avx512_vnni_f32`]).
+    #[cfg(target_arch = "x86_64")]
+    fn blocks_vnni(
+        &self,
+        ps: &[&[i8]],
+        np: [usize; 2],
+        (r0, mr): (usize, usize),
+        scale: f32,
+        dst: Shared<f32>,
+        ld: usize,
+    ) {
+        use super::kernel::int8_vnni::{block_avx512_vnni_f32, BlockOut, BLOCK_ROWS};
+        let k4 = self.k4;
+        assert!(
+            MC.is_multiple_of(BLOCK_ROWS)
+                && (r0 + mr.div_ceil(BLOCK_ROWS) * BLOCK_ROWS) * k4 <= self.codes.len()
+                && ps.iter().all(|p| p.len() >= k4 * NR)
+                && (1..=2).contains(&ps.len())
+                && np.iter().all(|&c| c <= NR),
+            "blocks_vnni: extents"
+        );
+        let (b0, b1) = (ps[0].as_ptr(), ps[ps.len() - 1].as_ptr());
+        // A lone panel goes in as both; its copy is not stored.
+        let cols = [np[0], if ps.len() > 1 { np[1] } else { 0 }];
+        for g in 0..mr.div_ceil(BLOCK_ROWS) {
+            let first = r0 + g * BLOCK_ROWS;
+            let rows = std::array::from_fn(|r| {
+                if r < mr - g * BLOCK_ROWS {
+                    // The stored row's output row (reordered within this task's rows).
+                    dst.offset((self.order[first + r] - r0) * ld).0
+                } else {
+                    std::ptr::null_mut()
+                }
+            });
+            let out = BlockOut { rows, cols, scale };
+            let sums: &[i32; BLOCK_ROWS] = self.sums[first..first + BLOCK_ROWS]
+                .try_into()
+                .expect("a block's row sums");
+            // SAFETY: `int8_path` chose AVX-512 VNNI (so the CPU has it); rows are padded to
+            // whole tasks (`MC`, a multiple of 12), so the block's 12 rows of `k4` codes and
+            // their sums exist, and each panel has `k4 * NR` codes (checked above); every
+            // non-null row is an output row `< mr` of the caller's rectangle, which owns its
+            // columns `0..NR + cols[1]` (or `cols[0]`).
+            unsafe {
+                block_avx512_vnni_f32(
+                    k4,
+                    self.codes[first * k4..].as_ptr(),
+                    k4,
+                    sums,
+                    b0,
+                    b1,
+                    &out,
+                )
+            }
+        }
+    }
+
     /// The `MR x NR` i32 tile of row block `g` (rows `g * MR..`) against one panel of `B`.
     #[inline]
     fn tile(&self, g: usize, panel: &[i8], acc: &mut [i32; MR * NR]) {
@@ -618,17 +676,7 @@ fn gemm_panels(
                 return w.blocks(ROWS, amx, ps, np, (r0, mr), scale, dst, ld);
             }
             super::kernel::int8::Int8Path::Avx512Vnni => {
-                use super::kernel::int8_vnni::{block_avx512_vnni, BLOCK_COLS, BLOCK_ROWS};
-                let vnni = |a, sums: &[i32], b0, b1, acc: &mut [i32]| {
-                    let acc: &mut [i32; BLOCK_ROWS * BLOCK_COLS] =
-                        acc.try_into().expect("one VNNI block");
-                    let sums: &[i32; BLOCK_ROWS] = sums.try_into().expect("a block's row sums");
-                    // SAFETY: `int8_path` chose AVX-512 VNNI (so the CPU has it); `blocks`
-                    // checked 12 rows of `k4` codes at `a` and `k4 * NR` codes at each panel;
-                    // `k4` is a multiple of 4 and `sums` the rows' sums.
-                    unsafe { block_avx512_vnni(w.k4, a, w.k4, sums, b0, b1, acc) }
-                };
-                return w.blocks(BLOCK_ROWS, vnni, ps, np, (r0, mr), scale, dst, ld);
+                return w.blocks_vnni(ps, np, (r0, mr), scale, dst, ld);
             }
             _ => {}
         }
