@@ -6,10 +6,11 @@
 //! epilogue's passes were about a quarter of the time (its 1x1 convolutions do 64–256
 //! multiply-adds per output, so the pass over the outputs weighs as much as the GEMM). The same
 //! loop compiled for AVX-512F (sixteen lanes) or AVX2 (eight) follows the f32 kernel's path
-//! ([`super::kernel::path`], `FQ_MAX_ISA` included). Multiplies and adds stay separate
+//! (`kernel::path`, `FQ_MAX_ISA` included). Multiplies and adds stay separate
 //! operations (Rust never contracts them into FMA), so every path gives the same floats.
 
 use super::gemm::Epilogue;
+#[cfg(target_arch = "x86_64")]
 use super::kernel::{path, KernelPath};
 
 /// Finishes output row `o` in place (`residual`, when given, as long as `row`).
@@ -17,12 +18,15 @@ use super::kernel::{path, KernelPath};
 pub fn finish_row(row: &mut [f32], epi: &Epilogue, o: usize, residual: Option<&[f32]>) {
     let s = epi.scale.map_or(1.0, |s| s[o]);
     let b = epi.bias.map_or(0.0, |b| b[o]);
+    // Elsewhere the baseline already has the architecture's vectors (NEON, SIMD128 when built
+    // with it): the plain loop.
+    #[cfg(not(target_arch = "x86_64"))]
+    affine(row, s, b, residual, epi.relu);
+    #[cfg(target_arch = "x86_64")]
     match path() {
         // SAFETY: `path` only returns a path this CPU has.
-        #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512F => unsafe { affine_avx512(row, s, b, residual, epi.relu) },
         // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2Fma => unsafe { affine_avx2(row, s, b, residual, epi.relu) },
         _ => affine(row, s, b, residual, epi.relu),
     }
