@@ -409,7 +409,8 @@ impl WeightsI8 {
     /// both), rescaled by `scale` into the rows of `dst` (`ld` apart, `ps[0]` at column 0), each
     /// row at its output row; `np` is how many columns of each panel are real. `block(a, sums,
     /// b0, b1, acc)` computes one block's sums (`rows x 2 * NR`, row-major) from the codes of
-    /// its first row and the row sums: AMX's 16-row blocks and AVX-512 VNNI's 12-row ones.
+    /// its first row and the row sums: AMX's 16-row blocks (AVX-512 VNNI's 12-row ones store
+    /// their floats themselves: [`WeightsI8::blocks_vnni`]).
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
     fn blocks(

@@ -33,8 +33,10 @@ pub const BLOCK_COLS: usize = 2 * NR;
 
 /// The loop of every VNNI kernel: `$rows` rows of `A` against the panels `$b...` (each `NR`
 /// columns), over an ops module `$ops` (`V`, `LANES`, `zero`, `load_flipped`, `splat4`,
-/// `dpbusd`, `store_minus`), in the body of an `unsafe fn` with the kernel's arguments; `out`
-/// is row-major with `NR` columns per panel.
+/// `dpbusd`, and what `$store` uses), in the body of an `unsafe fn` with the kernel's
+/// arguments; `$store(r, h, at, v, fix)` stores row `r`'s register `h` (`at` = its offset in a
+/// row-major block with `NR` columns per panel) less `fix`: as i32 (`store_sums!`) or
+/// rescaled floats (`store_floats!`).
 ///
 /// The 6x16 tile (one panel) keeps 6 accumulators in 512-bit registers, too few to hide
 /// `VPDPBUSD`'s latency: on Zen 5 it was half of ResNet18's integer path (perf). The 12-row,
