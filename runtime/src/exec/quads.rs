@@ -148,46 +148,35 @@ impl Quads {
             p += len;
         }
         let runs = &runs[..count];
-        // Group `i` of the panel (channel quad `q`, tap `ky, kx`) at `panel[i * NR * 4..]`.
-        let mut i = 0;
-        for q in 0..s.quads() {
-            for ky in 0..g.kernel {
-                for kx in 0..g.kernel {
-                    let from = q * plane + (ky * wp + kx) * Q;
-                    for &(t, len, off) in runs {
-                        let at = i * NR * Q + t * Q;
-                        copy_pixels(&self.data[from + off..], g.stride, len, &mut panel[at..]);
-                    }
-                    i += 1;
-                }
-            }
-        }
-        debug_assert_eq!(i * NR * Q, panel.len());
         if last - first < NR {
-            // The last panel's columns past the image: zeros, not stale bytes (after the
-            // copies, which may write past their runs).
+            // The last panel's columns past the image: zeros, not stale bytes.
             for group in panel.chunks_exact_mut(NR * Q) {
                 group[(last - first) * Q..].fill(0);
+            }
+        }
+        let mut groups = panel.chunks_exact_mut(NR * Q);
+        for src in self.data.chunks_exact(plane) {
+            for ky in 0..g.kernel {
+                for kx in 0..g.kernel {
+                    let dst = groups.next().expect("k / 4 groups per panel");
+                    let tap = (ky * wp + kx) * Q;
+                    for &(t, len, off) in runs {
+                        copy_pixels(&src[off + tap..], g.stride, len, &mut dst[t * Q..]);
+                    }
+                }
             }
         }
     }
 }
 
-/// `len` 4-byte pixels, `stride` pixels apart in `src`, to the start of `dst`; at stride 1 it
-/// may write up to a whole panel row (64 bytes) past them, which the caller writes next.
-///
-/// Why: a run shorter than a panel row (every 56-, 28-, 14- and 7-pixel output row breaks
-/// them) was a `memmove` call of 4–60 bytes; copying a whole 64-byte row where `src` and `dst`
-/// have it is one load and one store, and [`Quads::fill_panel`] fills each group's runs left to
-/// right and the groups in order, so the bytes past a run are overwritten by the next run or
-/// group (or zeroed: the columns past the image).
+/// `len` 4-byte pixels, `stride` pixels apart in `src`, to the start of `dst`.
 #[inline(always)]
 fn copy_pixels(src: &[i8], stride: usize, len: usize, dst: &mut [i8]) {
-    const ROW: usize = NR * Q;
-    if stride == 1 && src.len() >= ROW && dst.len() >= ROW {
-        // One copy of constant size (two 32-byte moves), not a memmove call.
-        let d: &mut [i8; ROW] = (&mut dst[..ROW]).try_into().expect("a panel row");
-        d.copy_from_slice(&src[..ROW]);
+    if stride == 1 && len == NR {
+        // A whole panel row at stride 1: one copy of constant size (two 32-byte moves), not a
+        // memmove call.
+        let d: &mut [i8; NR * Q] = (&mut dst[..NR * Q]).try_into().expect("NR pixels");
+        d.copy_from_slice(&src[..NR * Q]);
     } else if stride == 1 {
         dst[..len * Q].copy_from_slice(&src[..len * Q]);
     } else {
