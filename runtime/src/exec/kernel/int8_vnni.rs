@@ -135,9 +135,11 @@ macro_rules! vnni_tile {
     };
 }
 
-/// The [`BLOCK_ROWS`] x [`BLOCK_COLS`] block: [`vnni_loop!`] on two panels.
+/// The [`BLOCK_ROWS`] x [`BLOCK_COLS`] block: [`vnni_loop!`] on two panels, its store
+/// `$store` (`store_sums` into an i32 block, `store_floats` into output rows), made from the ops
+/// module and `$out`.
 macro_rules! vnni_block {
-    ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b0:ident, $b1:ident, $out:ident) => {
+    ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b0:ident, $b1:ident, $store:ident!($out:ident)) => {
         vnni_loop!(
             $ops,
             BLOCK_ROWS,
@@ -146,23 +148,7 @@ macro_rules! vnni_block {
             $a,
             $lda,
             $a_sums,
-            store_sums!($ops, $out)
-        )
-    };
-}
-
-/// [`vnni_block!`] storing floats ([`BlockOut`]).
-macro_rules! vnni_block_f32 {
-    ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b0:ident, $b1:ident, $out:ident) => {
-        vnni_loop!(
-            $ops,
-            BLOCK_ROWS,
-            [$b0, $b1],
-            $k,
-            $a,
-            $lda,
-            $a_sums,
-            store_floats!($ops, $out)
+            $store!($ops, $out)
         )
     };
 }
@@ -297,7 +283,7 @@ pub unsafe fn block_avx512_vnni(
     b1: *const i8,
     out: &mut [i32; BLOCK_ROWS * BLOCK_COLS],
 ) {
-    vnni_block!(zmm, k, a, lda, a_sums, b0, b1, out)
+    vnni_block!(zmm, k, a, lda, a_sums, b0, b1, store_sums!(out))
 }
 
 /// [`block_avx512_vnni`] with the sums rescaled to floats and stored straight into the output
@@ -319,10 +305,10 @@ pub unsafe fn block_avx512_vnni_f32(
     b1: *const i8,
     out: &BlockOut,
 ) {
-    vnni_block_f32!(zmm, k, a, lda, a_sums, b0, b1, out)
+    vnni_block!(zmm, k, a, lda, a_sums, b0, b1, store_floats!(out))
 }
 
-/// [`vnni_block_f32!`] over the plain-Rust model, tests only.
+/// [`block_avx512_vnni_f32`]'s loop over the plain-Rust model, tests only.
 ///
 /// # Safety
 /// As [`block_avx512_vnni_f32`], without the CPU features.
@@ -336,7 +322,7 @@ pub unsafe fn block_model_f32(
     b1: *const i8,
     out: &BlockOut,
 ) {
-    vnni_block_f32!(model16, k, a, lda, a_sums, b0, b1, out)
+    vnni_block!(model16, k, a, lda, a_sums, b0, b1, store_floats!(out))
 }
 
 /// # Safety
@@ -389,7 +375,7 @@ pub unsafe fn block_model(
     b1: *const i8,
     out: &mut [i32; BLOCK_ROWS * BLOCK_COLS],
 ) {
-    vnni_block!(model16, k, a, lda, a_sums, b0, b1, out)
+    vnni_block!(model16, k, a, lda, a_sums, b0, b1, store_sums!(out))
 }
 
 /// A plain-Rust model of the register operations on `$n` lanes, lane for lane as Intel's
