@@ -10,6 +10,7 @@
 use fq_models::Conv2d;
 use rayon::prelude::*;
 
+use super::conv_direct;
 use super::epilogue::finish_row;
 use super::gemm::{add_or_set, gemm, Epilogue, Rows, KC};
 use super::im2col::{im2col, Geometry, Padded};
@@ -61,7 +62,9 @@ pub fn conv2d(
             gelu: epi.gelu,
         };
         let out = &mut out[r.start * n..r.end * n];
-        if n >= FUSED_MIN_N && og * geo.k() <= FUSED_MAX_WEIGHTS {
+        if conv_direct::pays(&geo) {
+            conv_direct::conv_direct(xg, &geo, &rows.tiles(r.start, og, geo.k()), og, out, epi);
+        } else if n >= FUSED_MIN_N && og * geo.k() <= FUSED_MAX_WEIGHTS {
             fused(xg, &geo, rows, r.start, og, out, epi);
         } else {
             gemm(rows, r.start, og, &im2col(xg, &geo), out, epi);
@@ -81,14 +84,7 @@ fn fused(
 ) {
     let (k, n) = (geo.k(), geo.n());
     let groups = m.div_ceil(MR);
-    // The layer's rows, unpacked; rows past `m` (filling the last tile) stay zero.
-    let mut a = vec![0f32; groups * MR * k];
-    if k > 0 {
-        a.par_chunks_mut(k)
-            .take(m)
-            .enumerate()
-            .for_each(|(i, row)| rows.load(row0 + i, 0, row));
-    }
+    let a = rows.tiles(row0, m, k);
     let src = Padded::new(x, geo);
     let tiles: Vec<Vec<f32>> = (0..n.div_ceil(NC))
         .into_par_iter()

@@ -8,6 +8,8 @@
 //! micro-kernel. Scales, bias, residual and ReLU are applied once at the end, so the integer codes
 //! are multiplied as small exact floats and each row's scale is a single multiply per output.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use super::disjoint::Shared;
@@ -18,8 +20,6 @@ use crate::format::{pack, PackedMatrix};
 /// K block: a multiple of the packing chunk, so every block starts on a chunk boundary.
 pub(super) const KC: usize = 256;
 const _: () = assert!(KC.is_multiple_of(pack::CHUNK));
-/// Largest row block of one task.
-const MC_MAX: usize = 96;
 
 /// The rows of a weight matrix, as stored.
 pub enum Rows<'a> {
@@ -52,6 +52,46 @@ impl Rows<'_> {
             }
         }
     }
+
+    /// Rows `row0..row0 + m` of `k` weights as whole `MR`-row tiles, row-major: in place when
+    /// [`Rows::in_place`] allows, else unpacked ([`unpacked_rows`]).
+    pub(super) fn tiles(&self, row0: usize, m: usize, k: usize) -> Cow<'_, [f32]> {
+        match self.in_place(row0, m.div_ceil(MR) * MR) {
+            Some(a) => Cow::Borrowed(a),
+            None => Cow::Owned(unpacked_rows(self, row0, m, k)),
+        }
+    }
+
+    /// Rows `row0..row0 + rows`, row-major and `cols` apart, when they can be read where they
+    /// are: f32 weights holding that many rows (a tile's rows past the layer's last are the zero
+    /// rows [`unpacked_rows`] appends). The kernels then read them in place, with no copy.
+    pub(super) fn in_place(&self, row0: usize, rows: usize) -> Option<&[f32]> {
+        match self {
+            Rows::F32 { data, cols } if data.len() >= (row0 + rows) * cols => {
+                Some(&data[row0 * cols..(row0 + rows) * cols])
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Rows `row0..row0 + rows` (of `k` weights) of `w` as f32 row-major, with zero rows up to a whole number of
+/// `MR`-row tiles, so that every tile of the f32 path can read them in place
+/// ([`Rows::in_place`]).
+///
+/// Why: the f32 path unpacked every weight of every convolution on every run (and each row block
+/// of [`gemm`] once per column task), 16% of ResNet18's f32 time on AVX-512. The executor keeps
+/// this copy once the f32 path has run (4 bytes a weight, what an f32 runtime holds anyway) and
+/// drops it when the integer path is chosen.
+pub fn unpacked_rows(w: &Rows, row0: usize, rows: usize, k: usize) -> Vec<f32> {
+    let mut data = vec![0f32; rows.div_ceil(MR) * MR * k];
+    if k > 0 {
+        data.par_chunks_mut(k)
+            .take(rows)
+            .enumerate()
+            .for_each(|(r, row)| w.load(row0 + r, 0, row));
+    }
+    data
 }
 
 /// What happens to a row's sums: `relu(sum * scale + bias + residual)`, then `gelu` of that when
@@ -90,8 +130,8 @@ impl PanelB {
 /// Why rectangles: with row blocks alone, a layer of few rows (ResNet18's first stage: 64) made
 /// eight tasks of 12 rows at two threads, and each task streamed the whole of `B` (7 MB there)
 /// for two tiles per panel: the GEMM ran at the memory's pace (about half of `torch.mm` on
-/// AVX-512). A task now takes up to `MC_MAX` rows and a range of panels, so `B` is read about
-/// once per row block and each panel serves up to 16 tiles from L1.
+/// AVX-512). A task now takes a block of rows and a range of panels ([`Split`]), so `B` is
+/// read about once per row block and each panel serves many tiles from L1.
 pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi: Epilogue) {
     let (k, n) = (b.k, b.n);
     assert_eq!(out.len(), rows * n, "gemm output size");
@@ -99,31 +139,41 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
     if rows == 0 || n == 0 {
         return;
     }
-    let (mc, row_tasks, per, col_tasks) = partition(rows, b.panels());
+    let split = Split::new(rows, b.panels());
     let base = Shared(out.as_mut_ptr());
-    (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
-        let (r0, j0) = ((t / col_tasks) * mc, (t % col_tasks) * per);
-        let m = mc.min(rows - r0);
-        let j1 = (j0 + per).min(b.panels());
+    (0..split.tasks()).into_par_iter().for_each(|t| {
+        let (r0, j0, j1) = split.task(t);
+        let m = split.mc.min(rows - r0);
         let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
         // This task's rectangle, one row segment at a time: rows `r0..r0 + m`, columns `c0..c1`.
         let seg = |r: usize| {
-            // SAFETY: tasks cover disjoint rectangles of `out` (`partition`), so each segment is
+            // SAFETY: tasks cover disjoint rectangles of `out` (`Split`), so each segment is
             // written by this task alone; it lies inside `out` (`r0 + r < rows`, `c1 <= n`), and
             // `out` outlives the parallel loop.
             unsafe { base.slice((r0 + r) * n + c0, c1 - c0) }
         };
         let groups = m.div_ceil(MR);
-        // Row-major rows of this block; rows past `m` (filling the last tile) stay zero.
-        let mut a = vec![0f32; groups * MR * KC.min(k.max(1))];
+        let in_place = w.in_place(row0 + r0, groups * MR);
+        // Otherwise the block's rows, row-major; rows past `m` (filling the last tile) stay zero.
+        let mut buf = match in_place {
+            Some(_) => Vec::new(),
+            None => vec![0f32; groups * MR * KC.min(k.max(1))],
+        };
         let mut acc = [0f32; MR * NR];
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
-            for (i, row) in a.chunks_exact_mut(kc).take(m).enumerate() {
-                w.load(row0 + r0 + i, k0, row);
-            }
+            // Group `g`'s rows start at `a[g * MR * lda]`.
+            let (a, lda) = match in_place {
+                Some(rows) => (&rows[k0..], k),
+                None => {
+                    for (i, row) in buf.chunks_exact_mut(kc).take(m).enumerate() {
+                        w.load(row0 + r0 + i, k0, row);
+                    }
+                    (&buf[..], kc)
+                }
+            };
             if pairs_pay() {
-                pair_tiles(&a, m, (j0, j1), (k0, kc), b, &seg);
+                pair_tiles((a, lda), m, (j0, j1), (k0, kc), b, &seg);
                 continue;
             }
             for j in j0..j1 {
@@ -131,7 +181,7 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
                 let p0 = (j - j0) * NR;
                 let np = NR.min(n - j * NR);
                 for g in 0..groups {
-                    tile(kc, &a[g * kc * MR..(g + 1) * kc * MR], kc, bb, &mut acc);
+                    tile(kc, &a[g * MR * lda..], lda, bb, &mut acc);
                     for r in 0..MR.min(m - g * MR) {
                         add_or_set(&mut seg(g * MR + r)[p0..p0 + np], &acc[r * NR..], k0 == 0);
                     }
@@ -149,17 +199,62 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
     });
 }
 
-/// Row block size, row blocks, panels per column chunk and column chunks of [`gemm`]: as few row
-/// blocks as `MC_MAX` allows, then enough column chunks for about four tasks per thread.
-fn partition(rows: usize, panels: usize) -> (usize, usize, usize, usize) {
-    let tasks = 4 * rayon::current_num_threads().max(1);
-    let row_tasks = rows.div_ceil(MC_MAX);
-    let mc = rows.div_ceil(row_tasks).div_ceil(MR) * MR;
-    let row_tasks = rows.div_ceil(mc);
-    let per = panels.div_ceil(tasks.div_ceil(row_tasks)).max(1);
-    // Pairs of panels for the 6x32 kernel: keep chunks even.
-    let per = if pairs_pay() { per + per % 2 } else { per };
-    (mc, row_tasks, per, panels.div_ceil(per))
+/// How [`gemm`] (and `conv_direct`) share a product out: `row_tasks` blocks of `mc` rows by
+/// `col_tasks` ranges of panels, about four tasks per thread, split along the cheaper side.
+///
+/// Why that split: every column range reads all of its rows' weights and every row block all of
+/// its columns of `B`, so `r` row blocks by `c` column ranges read `rows * c + columns * r`
+/// (times `k`). ResNet18's first stage (64 rows, 3136 columns) wants column ranges alone; its
+/// last (512 rows of 4608 weights, 49 columns) wants row blocks alone: split into two column
+/// ranges, it read its 9.4 MB of weights twice per image, at the memory's pace. The ranges
+/// differ by at most one pair of panels, so two threads get equal shares where equal chunks
+/// left one of them a chunk behind (ResNet18's second stage: 7 chunks).
+pub(super) struct Split {
+    pub mc: usize,
+    pub row_tasks: usize,
+    pub col_tasks: usize,
+    /// Panels per unit of the column ranges: 2 where the GEMM walks pairs of panels.
+    unit: usize,
+    panels: usize,
+}
+
+impl Split {
+    pub fn new(rows: usize, panels: usize) -> Self {
+        let tasks = 4 * rayon::current_num_threads().max(1);
+        let unit = if pairs_pay() { 2 } else { 1 };
+        let units = panels.div_ceil(unit).max(1);
+        let cols = |r: usize| tasks.div_ceil(r).min(units);
+        let cost = |r: usize| rows * cols(r) + panels * NR * r;
+        // Enough tasks for the threads, where the product has them.
+        let most = rows.div_ceil(MR).max(1);
+        let enough = tasks.min(most * units);
+        let row_tasks = (1..=most)
+            .filter(|&r| r * cols(r) >= enough)
+            .min_by_key(|&r| cost(r))
+            .unwrap_or(most);
+        let mc = rows.div_ceil(row_tasks).div_ceil(MR) * MR;
+        let row_tasks = rows.div_ceil(mc).max(1);
+        let col_tasks = tasks.div_ceil(row_tasks).min(units);
+        Split {
+            mc,
+            row_tasks,
+            col_tasks,
+            unit,
+            panels,
+        }
+    }
+
+    pub fn tasks(&self) -> usize {
+        self.row_tasks * self.col_tasks
+    }
+
+    /// Task `t`'s first row and panels `j0..j1`.
+    pub fn task(&self, t: usize) -> (usize, usize, usize) {
+        let (r, c) = (t / self.col_tasks, t % self.col_tasks);
+        let units = self.panels.div_ceil(self.unit);
+        let at = |c: usize| (c * units / self.col_tasks * self.unit).min(self.panels);
+        (r * self.mc, at(c), at(c + 1))
+    }
 }
 
 /// `dst = src` on the first `KC` block, `dst += src` on the others.
@@ -174,10 +269,10 @@ pub(super) fn add_or_set(dst: &mut [f32], src: &[f32], first: bool) {
 }
 
 /// One `KC` block of a [`gemm`] task over pairs of panels ([`tile_pair`]): rows `a` (`m` rows
-/// of `kc`, in `MR` groups) against rows `k0..k0 + kc` of panels `j0..j1`, added into the task's
+/// of `kc`, `lda` apart, in `MR` groups) against rows `k0..k0 + kc` of panels `j0..j1`, added into the task's
 /// row segments `seg(r)` (column 0 = panel `j0`; set on the first block).
 fn pair_tiles<'s>(
-    a: &[f32],
+    (a, lda): (&[f32], usize),
     m: usize,
     (j0, j1): (usize, usize),
     (k0, kc): (usize, usize),
@@ -191,7 +286,7 @@ fn pair_tiles<'s>(
         let panel = |j: usize| &b.data[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
         let bb = (panel(j), panel(j + pair - 1));
         for g in 0..m.div_ceil(MR) {
-            tile_pair(kc, &a[g * kc * MR..(g + 1) * kc * MR], kc, bb, &mut acc);
+            tile_pair(kc, &a[g * MR * lda..], lda, bb, &mut acc);
             for r in 0..MR.min(m - g * MR) {
                 let row = seg(g * MR + r);
                 for h in 0..pair {

@@ -6,6 +6,7 @@
 //! of them fused into the GEMM's epilogue (see [`plan`]). Batches run image-parallel.
 
 mod conv;
+mod conv_direct;
 mod conv_i8;
 mod depthwise;
 mod disjoint;
@@ -135,9 +136,10 @@ pub struct Executor {
     activations: Activations,
     /// Per layer, its i8 weights when it runs on the integer path (empty on the f32 path).
     int8: Vec<Option<WeightsI8>>,
-    /// Per layer, a token Linear layer's weights in the f32 kernel's panels, made on the first
-    /// f32 run that needs them and dropped when the integer path is chosen: 4 bytes a weight
-    /// (what an f32 runtime holds anyway) for not unpacking them on every run.
+    /// Per layer, a token Linear layer's weights in the f32 kernel's panels, or a convolution's
+    /// rows unpacked ([`gemm::unpacked_rows`]), made on the first f32 run that needs them and
+    /// dropped when the integer path is chosen: 4 bytes a weight (what an f32 runtime holds
+    /// anyway) for not unpacking them on every run.
     f32_panels: Vec<OnceLock<Vec<f32>>>,
     /// Per layer, the calibrated scale of its input (`Int8Static`); empty when none were set.
     scales: Vec<Option<f32>>,
@@ -698,12 +700,21 @@ impl Executor {
                     self.int8_weights(*layer, activations).is_none(),
                     "`run_inner` sends integer convolutions to `conv_int8`"
                 );
+                let rows = match l.rows() {
+                    packed @ Rows::Packed { .. } => {
+                        let (r, k) = l.layer.weights.dims();
+                        let data = self.f32_panels[*layer]
+                            .get_or_init(|| gemm::unpacked_rows(&packed, 0, r, k));
+                        Rows::F32 { data, cols: k }
+                    }
+                    rows => rows,
+                };
                 conv::conv2d(
                     get(*input),
                     (c, h, w),
                     conv,
                     (co, ho, wo),
-                    &l.rows(),
+                    &rows,
                     epi,
                     &mut out,
                 );

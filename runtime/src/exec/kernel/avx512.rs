@@ -136,7 +136,75 @@ pub unsafe fn tile_pair_avx512(
     out: &mut [f32; MR * 2 * NR],
 ) {
     // SAFETY: the caller's guarantees.
-    unsafe { rows_pair::<MR>(k, a, lda, (b0, b1), out) }
+    unsafe { rows_pair::<MR, _>(k, a, lda, Panels(b0, b1), out) }
+}
+
+/// [`tile_pair_avx512`] with the two panels' row `i` at `src + taps[i]` (panel 0) and `NR`
+/// floats after it (panel 1): `B` read where it lies, e.g. in a convolution's padded input
+/// (`exec::conv_direct`), instead of from packed panels. The sums of the first `rows` rows go
+/// straight to `c` (row `r` at `c + r * ldc`, 32 floats), set or, with `add`, added.
+///
+/// # Safety
+/// AVX-512F must be available; `a` must hold `MR` rows of `k` floats `lda` apart, `taps` `k`
+/// offsets, `src` `taps[i] + 2 NR` floats for every `i < k`, and `c` `(rows - 1) * ldc + 2 NR`
+/// floats, `rows <= MR`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_pair_taps_avx512(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    (src, taps): (*const f32, *const usize),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        let acc = sums_pair::<MR, _>(k, a, lda, Taps(src, taps));
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            let p = c.add(r * ldc);
+            let (mut v0, mut v1) = (row[0], row[1]);
+            if add {
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(p));
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(p.add(NR)));
+            }
+            _mm512_storeu_ps(p, v0);
+            _mm512_storeu_ps(p.add(NR), v1);
+        }
+    }
+}
+
+/// Where row `i` of the two panels of [`rows_pair`] lies.
+trait PairRows: Copy {
+    /// # Safety
+    /// `i` must be within the rows the caller of the kernel vouched for.
+    unsafe fn row(self, i: usize) -> (*const f32, *const f32);
+}
+
+/// Packed panels, rows `NR` floats apart.
+#[derive(Clone, Copy)]
+struct Panels(*const f32, *const f32);
+
+impl PairRows for Panels {
+    #[inline(always)]
+    unsafe fn row(self, i: usize) -> (*const f32, *const f32) {
+        // SAFETY: the kernel's caller guarantees `k * NR` floats in each panel.
+        unsafe { (self.0.add(i * NR), self.1.add(i * NR)) }
+    }
+}
+
+/// Rows at offsets from one base (the second panel `NR` after the first).
+#[derive(Clone, Copy)]
+struct Taps(*const f32, *const usize);
+
+impl PairRows for Taps {
+    #[inline(always)]
+    unsafe fn row(self, i: usize) -> (*const f32, *const f32) {
+        // SAFETY: the kernel's caller guarantees `k` offsets and `2 NR` floats at each.
+        unsafe {
+            let p = self.0.add(*self.1.add(i));
+            (p, p.add(NR))
+        }
+    }
 }
 
 /// [`tile_pair_avx512`] on twice the rows: a 12x32 block, 24 accumulators of the 32 registers,
@@ -156,7 +224,7 @@ pub unsafe fn tile_block_avx512(
     out: &mut [f32; 2 * MR * 2 * NR],
 ) {
     // SAFETY: the caller's guarantees.
-    unsafe { rows_pair::<{ 2 * MR }>(k, a, lda, (b0, b1), out) }
+    unsafe { rows_pair::<{ 2 * MR }, _>(k, a, lda, Panels(b0, b1), out) }
 }
 
 /// `ROWS` rows of `a` against two panels, each sum over `k` in order.
@@ -165,34 +233,54 @@ pub unsafe fn tile_block_avx512(
 /// As [`tile_pair_avx512`] with `ROWS` rows; `out` holds `ROWS * 2 * NR` floats.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn rows_pair<const ROWS: usize>(
+unsafe fn rows_pair<const ROWS: usize, B: PairRows>(
     k: usize,
     a: *const f32,
     lda: usize,
-    (b0, b1): (*const f32, *const f32),
+    b: B,
     out: &mut [f32],
 ) {
     use std::arch::x86_64::*;
     debug_assert!(out.len() >= ROWS * 2 * NR);
-    // SAFETY: the caller guarantees AVX-512F and the extents: step `i < k` reads
-    // `b0[i * NR..+NR]`, `b1[i * NR..+NR]` and `a[r * lda + i]` for `r < ROWS`; the stores write
-    // `out`.
+    // SAFETY: the caller's guarantees; the stores write `out`.
+    unsafe {
+        let acc = sums_pair::<ROWS, B>(k, a, lda, b);
+        let o = out.as_mut_ptr();
+        for (r, row) in acc.iter().enumerate() {
+            _mm512_storeu_ps(o.add(r * 2 * NR), row[0]);
+            _mm512_storeu_ps(o.add(r * 2 * NR + NR), row[1]);
+        }
+    }
+}
+
+/// The sums of `ROWS` rows of `a` against two panels, in registers, each over `k` in order.
+///
+/// # Safety
+/// AVX-512F must be available; step `i < k` reads `NR` floats at each of `b.row(i)` and
+/// `a[r * lda + i]` for `r < ROWS`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn sums_pair<const ROWS: usize, B: PairRows>(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: B,
+) -> [[std::arch::x86_64::__m512; 2]; ROWS] {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's guarantees.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
         for i in 0..k {
-            let c0 = _mm512_loadu_ps(b0.add(i * NR));
-            let c1 = _mm512_loadu_ps(b1.add(i * NR));
+            let (b0, b1) = b.row(i);
+            let c0 = _mm512_loadu_ps(b0);
+            let c1 = _mm512_loadu_ps(b1);
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*a.add(r * lda + i));
                 row[0] = _mm512_fmadd_ps(av, c0, row[0]);
                 row[1] = _mm512_fmadd_ps(av, c1, row[1]);
             }
         }
-        let o = out.as_mut_ptr();
-        for (r, row) in acc.iter().enumerate() {
-            _mm512_storeu_ps(o.add(r * 2 * NR), row[0]);
-            _mm512_storeu_ps(o.add(r * 2 * NR + NR), row[1]);
-        }
+        acc
     }
 }
 

@@ -1,0 +1,203 @@
+//! Stride-1 convolution with `B` read where it lies, in the padded input: no im2col.
+//!
+//! Over the padded width `wp`, output position `q = oy * wp + ox` of tap `(c, ky, kx)` reads the
+//! padded input at `c * plane + ky * wp + kx + q`. A panel of `NR` consecutive positions is
+//! therefore `NR` consecutive floats of the input, at an offset that depends on the tap alone
+//! ([`Taps`]), and the micro-kernel reads its `B` rows straight from there
+//! ([`tile_pair_taps`]). Positions with `ox >= wo`, where a window wraps into the next row
+//! (`kernel - 1` of every `wp`: 2 of 58 on ResNet's first stage), are computed and dropped when
+//! the rows are written out.
+//!
+//! Why: the im2col path copied every input value `kernel²` times into panels per task and K
+//! block (10% of ResNet18's f32 time on AVX-512), and copied each task's output block into place
+//! afterwards (5%). Here each task finishes its own columns straight into the output.
+//!
+//! AVX-512F only ([`pays`]), where the micro-kernel reads taps; the other paths keep im2col.
+
+use rayon::prelude::*;
+
+use super::disjoint::Shared;
+use super::epilogue::finish_row;
+use super::gemm::{Epilogue, Split, KC};
+use super::im2col::Geometry;
+use super::kernel::{pairs_pay, tile_pair_taps, Taps, MR, NR};
+use super::scratch;
+
+/// Positions per kernel call: a pair of panels.
+const PAIR: usize = 2 * NR;
+
+/// Whether [`conv_direct`] runs this convolution group: stride 1, on the AVX-512F path.
+pub fn pays(geo: &Geometry) -> bool {
+    pairs_pay() && geo.stride == 1 && geo.k() > 0 && geo.n() > 0
+}
+
+/// `out = epilogue(conv(x))` for one stride-1 group: `x` is `[geo.c, geo.h, geo.w]`, `a` the
+/// group's `m` weight rows, `k` apart, as whole `MR`-row tiles (the sums of rows past `m` are
+/// dropped), `out` is `[m, ho * wo]`; `epi`'s rows are the group's.
+pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f32], epi: Epilogue) {
+    let g = geo;
+    let (k, n) = (g.k(), g.n());
+    assert!(g.stride == 1 && k > 0 && n > 0, "conv_direct: {g:?}");
+    let wp = g.w + 2 * g.padding;
+    let plane = (g.h + 2 * g.padding) * wp;
+    let groups = m.div_ceil(MR);
+    assert!(a.len() >= groups * MR * k, "conv_direct: weight rows");
+    assert_eq!(out.len(), m * n, "conv_direct: output size");
+    // Positions up to the last real pixel; tasks compute whole pairs past it.
+    let positions = (g.ho - 1) * wp + g.wo;
+    let taps: Vec<usize> = (0..g.c)
+        .flat_map(|c| {
+            (0..g.kernel).flat_map(move |ky| (0..g.kernel).map(move |kx| c * plane + ky * wp + kx))
+        })
+        .collect();
+    // A task's pairs start at a panel (not always an even one) and may end one panel past the
+    // last position's.
+    let reach = (positions.div_ceil(NR) + 1) * NR + taps.last().copied().unwrap_or(0);
+    let taps = Taps::new(taps);
+    let mut src = scratch::F32.take((g.c * plane).max(reach), true);
+    pad_into(x, g, wp, plane, &mut src);
+    // The column of `out` of the first real pixel at or after position `q`.
+    let real = |q: usize| (q / wp) * g.wo + (q % wp).min(g.wo);
+    let base = Shared(out.as_mut_ptr());
+    // Tasks are rectangles of rows and panels of positions, as in `gemm`.
+    let split = Split::new(m, positions.div_ceil(NR));
+    (0..split.tasks()).into_par_iter().for_each(|t| {
+        let (r0, j0, j1) = split.task(t);
+        let rows = split.mc.min(m - r0);
+        let (q0, q1) = (j0 * NR, (j1 * NR).min(positions));
+        let width = (q1 - q0).div_ceil(PAIR) * PAIR;
+        let mut c = vec![0f32; rows * width];
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            for j in (0..width).step_by(PAIR) {
+                for gr in (0..rows).step_by(MR) {
+                    let a = &a[(r0 + gr) * k + k0..];
+                    let c = (&mut c[gr * width + j..], width, MR.min(rows - gr), k0 > 0);
+                    tile_pair_taps(a, k, (&src, q0 + j), (&taps, k0, kc), c);
+                }
+            }
+        }
+        let (p0, p1) = (real(q0), real(q1));
+        for (i, row) in c.chunks_exact(width).enumerate() {
+            let o = r0 + i;
+            // SAFETY: tasks own disjoint rectangles: rows `r0..r0 + rows` by positions
+            // `q0..q1`, so by columns `p0..p1` (`real` is monotone); they lie in row `o < m` of
+            // `out` (`p1 <= n`), which outlives the parallel loop.
+            let dst = unsafe { base.slice(o * n + p0, p1 - p0) };
+            let mut d = 0;
+            let mut q = q0;
+            while q < q1 {
+                let (oy, ox) = (q / wp, q % wp);
+                if ox < g.wo {
+                    let end = (oy * wp + g.wo).min(q1);
+                    dst[d..d + end - q].copy_from_slice(&row[q - q0..end - q0]);
+                    d += end - q;
+                }
+                q = (oy + 1) * wp;
+            }
+            debug_assert_eq!(d, p1 - p0);
+            let res = epi.residual.map(|v| &v[o * n + p0..o * n + p1]);
+            finish_row(dst, &epi, o, res);
+        }
+    });
+    scratch::F32.give(src);
+}
+
+/// Writes every element of `dst`: the channels of `x` with `g.padding` zeros around each plane
+/// (`wp` wide, `plane` values), then zeros to the end.
+fn pad_into(x: &[f32], g: &Geometry, wp: usize, plane: usize, dst: &mut [f32]) {
+    let p = g.padding;
+    let (planes, tail) = dst.split_at_mut(g.c * plane);
+    tail.fill(0.0);
+    planes
+        .par_chunks_mut(plane)
+        .zip(x.par_chunks(g.h * g.w))
+        .for_each(|(dst, src)| {
+            dst[..p * wp + p].fill(0.0);
+            for (y, row) in src.chunks_exact(g.w).enumerate() {
+                let at = (y + p) * wp + p;
+                dst[at..at + g.w].copy_from_slice(row);
+                // The right border of this row and the left one of the next.
+                let next = ((y + p + 1) * wp + p).min(plane);
+                dst[at + g.w..next].fill(0.0);
+            }
+            dst[(g.h + p) * wp..].fill(0.0);
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution by its definition, with `relu(sum * scale + bias + residual)`.
+    fn naive(x: &[f32], g: &Geometry, w: &[f32], m: usize, epi: &Epilogue) -> Vec<f32> {
+        let (k, n) = (g.k(), g.n());
+        let mut out = vec![0f32; m * n];
+        for o in 0..m {
+            for oy in 0..g.ho {
+                for ox in 0..g.wo {
+                    let mut sum = 0f64;
+                    for c in 0..g.c {
+                        for ky in 0..g.kernel {
+                            for kx in 0..g.kernel {
+                                let y = (oy + ky).checked_sub(g.padding).filter(|&y| y < g.h);
+                                let xx = (ox + kx).checked_sub(g.padding).filter(|&v| v < g.w);
+                                if let (Some(y), Some(xx)) = (y, xx) {
+                                    let wi = o * k + (c * g.kernel + ky) * g.kernel + kx;
+                                    sum +=
+                                        f64::from(w[wi]) * f64::from(x[(c * g.h + y) * g.w + xx]);
+                                }
+                            }
+                        }
+                    }
+                    let p = oy * g.wo + ox;
+                    let mut v = sum as f32 * epi.scale.map_or(1.0, |s| s[o]);
+                    v +=
+                        epi.bias.map_or(0.0, |b| b[o]) + epi.residual.map_or(0.0, |r| r[o * n + p]);
+                    out[o * n + p] = if epi.relu { v.max(0.0) } else { v };
+                }
+            }
+        }
+        out
+    }
+
+    /// Against the definition on every path (on those without the taps kernel the gathered
+    /// panels run): 3x3 and 1x1 and 5x5, padded and not, rows of several tasks and of less than
+    /// a pair, channels past one K block, row counts off the tile, from stale scratch buffers.
+    /// The operands are small integers and halves, so every sum is exact whatever its order.
+    #[test]
+    fn matches_the_definition() {
+        for (c, h, w, kernel, padding, m) in [
+            (3, 9, 11, 3, 1, 5usize),
+            (64, 13, 10, 3, 1, 7),
+            (5, 4, 3, 1, 0, 6),
+            (2, 7, 40, 5, 2, 13),
+            (30, 3, 3, 3, 1, 2),
+            (8, 3, 4, 3, 1, 40),
+        ] {
+            let g = Geometry::of(c, h, w, kernel, 1, padding);
+            let (k, n) = (g.k(), g.n());
+            let x: Vec<f32> = (0..c * h * w).map(|i| (i % 7) as f32 - 3.0).collect();
+            let mut wts = vec![0f32; m.div_ceil(MR) * MR * k];
+            for (i, v) in wts.iter_mut().take(m * k).enumerate() {
+                *v = (i % 5) as f32 * 0.5 - 1.0;
+            }
+            let scale: Vec<f32> = (0..m).map(|o| 0.25 * (o % 3 + 1) as f32).collect();
+            let bias: Vec<f32> = (0..m).map(|o| o as f32 - 2.0).collect();
+            let res: Vec<f32> = (0..m * n).map(|i| (i % 3) as f32).collect();
+            scratch::F32.give(vec![f32::NAN; 1 << 16]);
+            for residual in [None, Some(&res[..])] {
+                let epi = Epilogue {
+                    scale: Some(&scale),
+                    bias: Some(&bias),
+                    residual,
+                    relu: residual.is_some(),
+                    gelu: false,
+                };
+                let mut got = vec![f32::NAN; m * n];
+                conv_direct(&x, &g, &wts, m, &mut got, epi);
+                assert_eq!(got, naive(&x, &g, &wts, m, &epi), "{g:?}, {m} rows");
+            }
+        }
+    }
+}
