@@ -1,12 +1,13 @@
-//! Stride-1 convolution with `B` read where it lies, in the padded input: no im2col.
+//! Convolution with `B` read where it lies, in the padded input: no im2col.
 //!
-//! Over the padded width `wp`, output position `q = oy * wp + ox` of tap `(c, ky, kx)` reads the
-//! padded input at `c * plane + ky * wp + kx + q`. A panel of `NR` consecutive positions is
-//! therefore `NR` consecutive floats of the input, at an offset that depends on the tap alone
-//! ([`Taps`]), and the micro-kernel reads its `B` rows straight from there
-//! ([`tile_pair_taps`]). Positions with `ox >= wo`, where a window wraps into the next row
+//! Over the padded width `wp`, output position `q = oy * wp + ox` of tap `(c, ky, kx)` of a
+//! stride-1 convolution reads the padded input at `c * plane + ky * wp + kx + q`. A panel of `NR`
+//! consecutive positions is therefore `NR` consecutive floats of the input, at an offset that
+//! depends on the tap alone ([`Taps`]), and the micro-kernel reads its `B` rows straight from
+//! there ([`tile_pair_taps`]). Positions with `ox >= wo`, where a window wraps into the next row
 //! (`kernel - 1` of every `wp`: 2 of 58 on ResNet's first stage), are computed and dropped when
-//! the rows are written out.
+//! the rows are written out. A stride-`s` convolution reads the input split into `s x s` phases
+//! ([`Phases`]), where the same holds.
 //!
 //! Why: the im2col path copied every input value `kernel²` times into panels per task and K
 //! block (10% of ResNet18's f32 time on AVX-512), and copied each task's output block into place
@@ -26,36 +27,35 @@ use super::scratch;
 /// Positions per kernel call: a pair of panels.
 const PAIR: usize = 2 * NR;
 
-/// Whether [`conv_direct`] runs this convolution group: stride 1, on the AVX-512F path.
+/// Whether [`conv_direct`] runs this convolution group: on the AVX-512F path.
 pub fn pays(geo: &Geometry) -> bool {
-    pairs_pay() && geo.stride == 1 && geo.k() > 0 && geo.n() > 0
+    pairs_pay() && geo.k() > 0 && geo.n() > 0
 }
 
-/// `out = epilogue(conv(x))` for one stride-1 group: `x` is `[geo.c, geo.h, geo.w]`, `a` the
-/// group's `m` weight rows, `k` apart, as whole `MR`-row tiles (the sums of rows past `m` are
-/// dropped), `out` is `[m, ho * wo]`; `epi`'s rows are the group's.
+/// `out = epilogue(conv(x))` for one group: `x` is `[geo.c, geo.h, geo.w]`, `a` the group's `m`
+/// weight rows, `k` apart, as whole `MR`-row tiles (the sums of rows past `m` are dropped),
+/// `out` is `[m, ho * wo]`; `epi`'s rows are the group's.
 pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f32], epi: Epilogue) {
     let g = geo;
     let (k, n) = (g.k(), g.n());
-    assert!(g.stride == 1 && k > 0 && n > 0, "conv_direct: {g:?}");
-    let wp = g.w + 2 * g.padding;
-    let plane = (g.h + 2 * g.padding) * wp;
+    assert!(k > 0 && n > 0, "conv_direct: {g:?}");
     let groups = m.div_ceil(MR);
     assert!(a.len() >= groups * MR * k, "conv_direct: weight rows");
     assert_eq!(out.len(), m * n, "conv_direct: output size");
+    let ph = Phases::new(g);
+    let wp = ph.wp;
     // Positions up to the last real pixel; tasks compute whole pairs past it.
     let positions = (g.ho - 1) * wp + g.wo;
     let taps: Vec<usize> = (0..g.c)
-        .flat_map(|c| {
-            (0..g.kernel).flat_map(move |ky| (0..g.kernel).map(move |kx| c * plane + ky * wp + kx))
-        })
+        .flat_map(|c| (0..g.kernel).flat_map(move |ky| (0..g.kernel).map(move |kx| (c, ky, kx))))
+        .map(|(c, ky, kx)| ph.tap(c, ky, kx))
         .collect();
+    let taps = Taps::new(taps);
     // A task's pairs start at a panel (not always an even one) and may end one panel past the
     // last position's.
-    let reach = (positions.div_ceil(NR) + 1) * NR + taps.last().copied().unwrap_or(0);
-    let taps = Taps::new(taps);
-    let mut src = scratch::F32.take((g.c * plane).max(reach), true);
-    pad_into(x, g, wp, plane, &mut src);
+    let reach = (positions.div_ceil(NR) + 1) * NR + taps.max();
+    let mut src = scratch::F32.take(ph.len().max(reach), true);
+    ph.fill(x, &mut src);
     // The column of `out` of the first real pixel at or after position `q`.
     let real = |q: usize| (q / wp) * g.wo + (q % wp).min(g.wo);
     let base = Shared(out.as_mut_ptr());
@@ -103,26 +103,92 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
     scratch::F32.give(src);
 }
 
-/// Writes every element of `dst`: the channels of `x` with `g.padding` zeros around each plane
-/// (`wp` wide, `plane` values), then zeros to the end.
-fn pad_into(x: &[f32], g: &Geometry, wp: usize, plane: usize, dst: &mut [f32]) {
-    let p = g.padding;
-    let (planes, tail) = dst.split_at_mut(g.c * plane);
-    tail.fill(0.0);
-    planes
-        .par_chunks_mut(plane)
-        .zip(x.par_chunks(g.h * g.w))
-        .for_each(|(dst, src)| {
-            dst[..p * wp + p].fill(0.0);
-            for (y, row) in src.chunks_exact(g.w).enumerate() {
-                let at = (y + p) * wp + p;
-                dst[at..at + g.w].copy_from_slice(row);
-                // The right border of this row and the left one of the next.
-                let next = ((y + p + 1) * wp + p).min(plane);
-                dst[at + g.w..next].fill(0.0);
-            }
-            dst[(g.h + p) * wp..].fill(0.0);
-        });
+/// The padded input split by phase: for stride `s`, phase `(py, px)` holds the padded input's
+/// rows `s y + py` and columns `s x + px` (`hp` by `wp` of them per channel, zeros past the
+/// border), so a tap of a strided convolution also reads `NR` consecutive floats for `NR`
+/// consecutive output pixels. Stride 1 has the one phase: the padded input itself.
+struct Phases {
+    c: usize,
+    h: usize,
+    w: usize,
+    padding: usize,
+    stride: usize,
+    /// Phases per axis: `min(stride, kernel)` (a 1x1 stride-2 convolution reads phase (0, 0)
+    /// alone).
+    count: usize,
+    hp: usize,
+    wp: usize,
+}
+
+impl Phases {
+    fn new(g: &Geometry) -> Self {
+        let s = g.stride;
+        let (hp, wp) = (g.h + 2 * g.padding, g.w + 2 * g.padding);
+        Phases {
+            c: g.c,
+            h: g.h,
+            w: g.w,
+            padding: g.padding,
+            stride: s,
+            count: s.min(g.kernel),
+            hp: hp.div_ceil(s),
+            wp: wp.div_ceil(s),
+        }
+    }
+
+    fn plane(&self) -> usize {
+        self.hp * self.wp
+    }
+
+    fn len(&self) -> usize {
+        self.count * self.count * self.c * self.plane()
+    }
+
+    /// Where tap `(c, ky, kx)` of output position 0 lies: output position `oy * wp + ox` reads
+    /// padded row `s oy + ky`, column `s ox + kx`, that is phase `(ky % s, kx % s)` at row
+    /// `oy + ky / s`, column `ox + kx / s`.
+    fn tap(&self, c: usize, ky: usize, kx: usize) -> usize {
+        let s = self.stride;
+        let phase = (ky % s) * self.count + kx % s;
+        (phase * self.c + c) * self.plane() + (ky / s) * self.wp + kx / s
+    }
+
+    /// Writes every element of `dst`: the phases of `x`, then zeros to the end.
+    fn fill(&self, x: &[f32], dst: &mut [f32]) {
+        let (s, p, plane) = (self.stride, self.padding, self.plane());
+        let (planes, tail) = dst.split_at_mut(self.len());
+        tail.fill(0.0);
+        planes
+            .par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(i, dst)| {
+                let (phase, c) = (i / self.c, i % self.c);
+                let (py, px) = (phase / self.count, phase % self.count);
+                let src = &x[c * self.h * self.w..][..self.h * self.w];
+                for (y, row) in dst.chunks_exact_mut(self.wp).enumerate() {
+                    // Padded row `s y + py` is input row `s y + py - p`, if any.
+                    let Some(input) = (s * y + py)
+                        .checked_sub(p)
+                        .filter(|&r| r < self.h)
+                        .map(|r| &src[r * self.w..][..self.w])
+                    else {
+                        row.fill(0.0);
+                        continue;
+                    };
+                    if s == 1 {
+                        // Zeros, the row, zeros.
+                        row[..p].fill(0.0);
+                        row[p..p + self.w].copy_from_slice(input);
+                        row[p + self.w..].fill(0.0);
+                        continue;
+                    }
+                    for (x, v) in row.iter_mut().enumerate() {
+                        let col = (s * x + px).checked_sub(p).filter(|&col| col < self.w);
+                        *v = col.map_or(0.0, |col| input[col]);
+                    }
+                }
+            });
+    }
 }
 
 #[cfg(test)]
@@ -140,8 +206,9 @@ mod tests {
                     for c in 0..g.c {
                         for ky in 0..g.kernel {
                             for kx in 0..g.kernel {
-                                let y = (oy + ky).checked_sub(g.padding).filter(|&y| y < g.h);
-                                let xx = (ox + kx).checked_sub(g.padding).filter(|&v| v < g.w);
+                                let (y, xx) = (oy * g.stride + ky, ox * g.stride + kx);
+                                let y = y.checked_sub(g.padding).filter(|&y| y < g.h);
+                                let xx = xx.checked_sub(g.padding).filter(|&v| v < g.w);
                                 if let (Some(y), Some(xx)) = (y, xx) {
                                     let wi = o * k + (c * g.kernel + ky) * g.kernel + kx;
                                     sum +=
@@ -162,20 +229,26 @@ mod tests {
     }
 
     /// Against the definition on every path (on those without the taps kernel the gathered
-    /// panels run): 3x3 and 1x1 and 5x5, padded and not, rows of several tasks and of less than
-    /// a pair, channels past one K block, row counts off the tile, from stale scratch buffers.
+    /// panels run): 3x3, 1x1, 5x5 and 7x7, strides 1 to 3, padded and not, rows of several
+    /// tasks and of less than a pair, channels past one K block, row counts off the tile, from
+    /// stale scratch buffers.
     /// The operands are small integers and halves, so every sum is exact whatever its order.
     #[test]
     fn matches_the_definition() {
-        for (c, h, w, kernel, padding, m) in [
-            (3, 9, 11, 3, 1, 5usize),
-            (64, 13, 10, 3, 1, 7),
-            (5, 4, 3, 1, 0, 6),
-            (2, 7, 40, 5, 2, 13),
-            (30, 3, 3, 3, 1, 2),
-            (8, 3, 4, 3, 1, 40),
+        for (c, h, w, kernel, stride, padding, m) in [
+            (3, 9, 11, 3, 1, 1, 5usize),
+            (64, 13, 10, 3, 1, 1, 7),
+            (5, 4, 3, 1, 1, 0, 6),
+            (2, 7, 40, 5, 1, 2, 13),
+            (30, 3, 3, 3, 1, 1, 2),
+            (8, 3, 4, 3, 1, 1, 40),
+            // The stem, the strided 3x3 and 1x1 convolutions, odd sizes, stride 3.
+            (3, 23, 20, 7, 2, 3, 9),
+            (40, 9, 8, 3, 2, 1, 7),
+            (7, 9, 10, 1, 2, 0, 8),
+            (2, 11, 13, 3, 3, 1, 3),
         ] {
-            let g = Geometry::of(c, h, w, kernel, 1, padding);
+            let g = Geometry::of(c, h, w, kernel, stride, padding);
             let (k, n) = (g.k(), g.n());
             let x: Vec<f32> = (0..c * h * w).map(|i| (i % 7) as f32 - 3.0).collect();
             let mut wts = vec![0f32; m.div_ceil(MR) * MR * k];

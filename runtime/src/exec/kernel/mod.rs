@@ -180,24 +180,22 @@ pub fn tile_pair(
     }
 }
 
-/// Where the rows of `B` lie in a source buffer: row `i` at offset `taps[i]`, ascending, so the
-/// last offset bounds a range of rows (checked once, not per row, by [`tile_pair_taps`]).
-pub struct Taps(Vec<usize>);
+/// Where the rows of `B` lie in a source buffer: row `i` at offset `taps[i]`, with the largest
+/// offset kept, so [`tile_pair_taps`] checks its reach once, not per row.
+pub struct Taps {
+    offsets: Vec<usize>,
+    max: usize,
+}
 
 impl Taps {
-    /// # Panics
-    /// When `offsets` are not in ascending order.
     pub fn new(offsets: Vec<usize>) -> Self {
-        assert!(offsets.is_sorted(), "taps must ascend");
-        Taps(offsets)
+        let max = offsets.iter().copied().max().unwrap_or(0);
+        Taps { offsets, max }
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// The largest offset.
+    pub fn max(&self) -> usize {
+        self.max
     }
 }
 
@@ -216,14 +214,15 @@ pub fn tile_pair_taps(
     (taps, k0, kc): (&Taps, usize, usize),
     (c, ldc, rows, add): (&mut [f32], usize, usize, bool),
 ) {
-    let (taps, k) = (&taps.0[k0..k0 + kc], kc);
+    let (max, taps, k) = (taps.max, &taps.offsets[k0..k0 + kc], kc);
     assert!(
         lda >= k && a.len() >= (MR - 1) * lda + k,
         "micro-kernel rows too short"
     );
-    // Ascending: the last row reaches furthest.
-    let reach = taps.last().map_or(0, |&t| at + t + 2 * NR);
-    assert!(reach <= src.len(), "micro-kernel taps past the source");
+    assert!(
+        at + max + 2 * NR <= src.len(),
+        "micro-kernel taps past the source"
+    );
     assert!(
         (1..=MR).contains(&rows) && ldc >= 2 * NR && c.len() >= (rows - 1) * ldc + 2 * NR,
         "micro-kernel output rows too short"
