@@ -181,7 +181,7 @@ pub fn tile_pair(
 }
 
 /// Where the rows of `B` lie in a source buffer: row `i` at offset `taps[i]`, with the largest
-/// offset kept, so [`tile_pair_taps`] checks its reach once, not per row.
+/// offset kept, so [`tile_pair_taps_to`] checks its reach once, not per row.
 pub struct Taps {
     offsets: Vec<usize>,
     max: usize,
@@ -199,20 +199,26 @@ impl Taps {
     }
 }
 
-/// [`tile_pair`] on `B`'s rows `k0..k0 + kc` read in place, into `c`: row `i` of panel 0 is
-/// `src[at + taps[i]..][..NR]`, of panel 1 the `NR` floats after it (`exec::conv_direct`: a
-/// convolution's taps in its padded input), and the sums of `a`'s first `rows` rows are set
-/// into `c[r * ldc..][..2 NR]` or, with `add`, added there (the K blocks after the first).
+/// [`tile_pair`] on `B`'s rows `k0..k0 + kc` read in place, into rows behind a pointer: row
+/// `i` of panel 0 is `src[at + taps[i]..][..NR]`, of panel 1 the `NR` floats after it
+/// (`exec::conv_direct`: a convolution's taps in its padded input), and the sums of `a`'s first
+/// `rows` rows are set into the `2 NR` floats at `c + r * ldc` or, with `add`, added there (the
+/// K blocks after the first). The rows may be a task's columns of an output that other tasks
+/// write between them, hence the pointer.
 ///
 /// One kernel on AVX-512F, whose sums go from registers to `c` (an accumulator block and a pass
 /// adding it into `c` per K block were 5% of ResNet18's f32 time); elsewhere the two panels are
 /// gathered and [`tile_pair`] runs.
-pub fn tile_pair_taps(
+///
+/// # Safety
+/// `rows` must be in `1..=MR` and `c + r * ldc` point to `2 NR` writable floats for `r < rows`,
+/// accessed by no one else meanwhile.
+pub unsafe fn tile_pair_taps_to(
     a: &[f32],
     lda: usize,
     (src, at): (&[f32], usize),
     (taps, k0, kc): (&Taps, usize, usize),
-    (c, ldc, rows, add): (&mut [f32], usize, usize, bool),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
     let (max, taps, k) = (taps.max, &taps.offsets[k0..k0 + kc], kc);
     assert!(
@@ -223,16 +229,13 @@ pub fn tile_pair_taps(
         at + max + 2 * NR <= src.len(),
         "micro-kernel taps past the source"
     );
-    assert!(
-        (1..=MR).contains(&rows) && ldc >= 2 * NR && c.len() >= (rows - 1) * ldc + 2 * NR,
-        "micro-kernel output rows too short"
-    );
+    debug_assert!((1..=MR).contains(&rows));
     #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx512F {
         let b = (src[at..].as_ptr(), taps.as_ptr());
-        let c = (c.as_mut_ptr(), ldc, rows, add);
-        // SAFETY: `path` chose AVX-512F, so the CPU has it; the extents were checked.
-        unsafe { avx512::tile_pair_taps_avx512(k, a.as_ptr(), lda, b, c) };
+        // SAFETY: `path` chose AVX-512F, so the CPU has it; the extents of `a` and `src` were
+        // checked, those of `c` are the caller's.
+        unsafe { avx512::tile_pair_taps_avx512(k, a.as_ptr(), lda, b, (c, ldc, rows, add)) };
         return;
     }
     let gather = |h: usize| -> Vec<f32> {
@@ -243,8 +246,9 @@ pub fn tile_pair_taps(
     };
     let mut acc = [0f32; MR * 2 * NR];
     tile_pair(k, a, lda, (&gather(0), &gather(1)), &mut acc);
-    for (dst, sums) in c.chunks_mut(ldc).zip(acc.chunks_exact(2 * NR)).take(rows) {
-        let dst = &mut dst[..2 * NR];
+    for (r, sums) in acc.chunks_exact(2 * NR).take(rows).enumerate() {
+        // SAFETY: the caller's guarantee for row `r`.
+        let dst = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), 2 * NR) };
         if add {
             dst.iter_mut().zip(sums).for_each(|(d, s)| *d += s);
         } else {
