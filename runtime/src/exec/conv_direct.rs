@@ -1,7 +1,7 @@
 //! Convolution with `B` read where it lies, in the padded input: no im2col.
 //!
 //! Over the padded width `wp`, output position `q = oy * wp + ox` of tap `(c, ky, kx)` of a
-//! stride-1 convolution reads the padded input at `c * plane + ky * wp + kx + q`. A panel of `NR`
+//! stride-1 convolution reads the padded input at `c * pitch + ky * wp + kx + q`. A panel of `NR`
 //! consecutive positions is therefore `NR` consecutive floats of the input, at an offset that
 //! depends on the tap alone ([`Taps`]), and the micro-kernel reads its `B` rows straight from
 //! there ([`tile_pair_taps_to`]). Positions with `ox >= wo`, where a window wraps into the next row
@@ -161,8 +161,20 @@ impl Phases {
         self.hp * self.wp
     }
 
+    /// Floats from one channel's plane to the next: the plane rounded up to whole 64-byte lines,
+    /// an odd number of them.
+    ///
+    /// Why: the kernel reads one tap of every channel in turn, `pitch` apart. ResNet50's 56x56
+    /// planes are 196 lines, so those reads fell into 16 of the L1 cache's 64 sets and evicted
+    /// each other (a pair's `B`, 32 KB, should stay in L1 for every row tile); an odd number of
+    /// lines spreads them over all 64.
+    fn pitch(&self) -> usize {
+        let lines = self.plane().div_ceil(16);
+        (lines | 1) * 16
+    }
+
     fn len(&self) -> usize {
-        self.count * self.count * self.c * self.plane()
+        self.count * self.count * self.c * self.pitch()
     }
 
     /// Where tap `(c, ky, kx)` of output position 0 lies: output position `oy * wp + ox` reads
@@ -171,7 +183,7 @@ impl Phases {
     fn tap(&self, c: usize, ky: usize, kx: usize) -> usize {
         let s = self.stride;
         let phase = (ky % s) * self.count + kx % s;
-        (phase * self.c + c) * self.plane() + (ky / s) * self.wp + kx / s
+        (phase * self.c + c) * self.pitch() + (ky / s) * self.wp + kx / s
     }
 
     /// Writes every element of `dst`: the phases of `x`, then zeros to the end.
@@ -180,12 +192,14 @@ impl Phases {
         let (planes, tail) = dst.split_at_mut(self.len());
         tail.fill(0.0);
         planes
-            .par_chunks_mut(plane)
+            .par_chunks_mut(self.pitch())
             .enumerate()
             .for_each(|(i, dst)| {
                 let (phase, c) = (i / self.c, i % self.c);
                 let (py, px) = (phase / self.count, phase % self.count);
                 let src = &x[c * self.h * self.w..][..self.h * self.w];
+                let (dst, gap) = dst.split_at_mut(plane);
+                gap.fill(0.0);
                 for (y, row) in dst.chunks_exact_mut(self.wp).enumerate() {
                     // Padded row `s y + py` is input row `s y + py - p`, if any.
                     let Some(input) = (s * y + py)
