@@ -54,8 +54,14 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
     // A task's pairs start at a panel (not always an even one) and may end one panel past the
     // last position's.
     let reach = (positions.div_ceil(NR) + 1) * NR + taps.max();
-    let mut src = scratch::F32.take(ph.len().max(reach), true);
-    ph.fill(x, &mut src);
+    // 64-byte aligned, so that a pair's loads at aligned taps (every tap of a 1x1 convolution,
+    // a third of a 3x3's) each touch one cache line.
+    let len = ph.len().max(reach);
+    let mut buf = scratch::F32.take(len + 16, true);
+    let align = buf.as_ptr().align_offset(64).min(16);
+    let src = &mut buf[align..align + len];
+    ph.fill(x, src);
+    let src = &*src;
     // The column of `out` of the first real pixel at or after position `q`.
     let real = |q: usize| (q / wp) * g.wo + (q % wp).min(g.wo);
     let base = Shared(out.as_mut_ptr());
@@ -89,7 +95,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
                     // `2 NR` floats from column `q0 + j`: in the output, columns below
                     // `q0 + full <= q1`, inside this task's rectangle (tasks own disjoint
                     // ones); in `c`, columns below `ldc`, of rows below `rows`.
-                    unsafe { tile_pair_taps_to(a, k, (&src, q0 + j), (&taps, k0, kc), to) };
+                    unsafe { tile_pair_taps_to(a, k, (src, q0 + j), (&taps, k0, kc), to) };
                 }
             }
         }
@@ -121,7 +127,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
             finish_row(dst, &epi, o, res);
         }
     });
-    scratch::F32.give(src);
+    scratch::F32.give(buf);
 }
 
 /// The padded input split by phase: for stride `s`, phase `(py, px)` holds the padded input's
