@@ -26,6 +26,8 @@ use super::scratch;
 
 /// Positions per kernel call: a pair of panels.
 const PAIR: usize = 2 * NR;
+/// Rows per kernel call.
+const ROWS: usize = 2 * MR;
 
 /// Whether [`conv_direct`] runs this convolution group: on the AVX-512F path.
 pub fn pays(geo: &Geometry) -> bool {
@@ -83,14 +85,14 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
             for j in (0..width).step_by(PAIR) {
-                for gr in (0..rows).step_by(MR) {
+                for gr in (0..rows).step_by(ROWS) {
                     let a = &a[(r0 + gr) * k + k0..];
                     let (to, ld) = if j < full {
                         (base.offset((r0 + gr) * n + q0 + j).0, n)
                     } else {
                         (c[gr * ldc + j - full..].as_mut_ptr(), ldc)
                     };
-                    let to = (to, ld, MR.min(rows - gr), k0 > 0);
+                    let to = (to, ld, ROWS.min(rows - gr), k0 > 0);
                     // SAFETY: the rows written are `r0 + gr..` (fewer than `rows - gr`), each
                     // `2 NR` floats from column `q0 + j`: in the output, columns below
                     // `q0 + full <= q1`, inside this task's rectangle (tasks own disjoint

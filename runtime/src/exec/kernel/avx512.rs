@@ -145,9 +145,9 @@ pub unsafe fn tile_pair_avx512(
 /// straight to `c` (row `r` at `c + r * ldc`, 32 floats), set or, with `add`, added.
 ///
 /// # Safety
-/// AVX-512F must be available; `a` must hold `MR` rows of `k` floats `lda` apart, `taps` `k`
+/// AVX-512F must be available; `a` must hold the rows read, `k` floats `lda` apart, `taps` `k`
 /// offsets, `src` `taps[i] + 2 NR` floats for every `i < k`, and `c` `(rows - 1) * ldc + 2 NR`
-/// floats, `rows <= MR`.
+/// floats, `rows <= 2 MR`; more than `MR` rows read `2 MR` rows of `a` (a 12x32 block).
 #[target_feature(enable = "avx512f")]
 pub unsafe fn tile_pair_taps_avx512(
     k: usize,
@@ -156,10 +156,31 @@ pub unsafe fn tile_pair_taps_avx512(
     (src, taps): (*const f32, *const usize),
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        if rows > MR {
+            let acc = sums_pair::<{ 2 * MR }, _>(k, a, lda, Taps(src, taps));
+            store_pair(&acc, (c, ldc, rows, add));
+        } else {
+            let acc = sums_pair::<MR, _>(k, a, lda, Taps(src, taps));
+            store_pair(&acc, (c, ldc, rows, add));
+        }
+    }
+}
+
+/// Sets or adds the first `rows` rows of `acc` at `c + r * ldc`.
+///
+/// # Safety
+/// AVX-512F must be available; `c + r * ldc` must hold `2 NR` writable floats for `r < rows`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_pair(
+    acc: &[[std::arch::x86_64::__m512; 2]],
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
     use std::arch::x86_64::*;
     // SAFETY: the caller's guarantees.
     unsafe {
-        let acc = sums_pair::<MR, _>(k, a, lda, Taps(src, taps));
         for (r, row) in acc.iter().enumerate().take(rows) {
             let p = c.add(r * ldc);
             let (mut v0, mut v1) = (row[0], row[1]);
