@@ -45,6 +45,8 @@ fn gelu16(x: __m512) -> __m512 {
         _mm512_abs_ps(x),
         _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2),
     );
+    let far = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(z, _mm512_set1_ps(GELU_Z_MAX));
+    let z = _mm512_min_ps(z, _mm512_set1_ps(GELU_Z_MAX));
     let one = _mm512_set1_ps(1.0);
     let t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.5), z, one));
     let mut poly = _mm512_set1_ps(ERFC[0]);
@@ -53,6 +55,7 @@ fn gelu16(x: __m512) -> __m512 {
     }
     // r = erfc(|u|) for u = -x/sqrt 2; erfc(u) = r when x <= 0, 2 - r when x > 0.
     let r = _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(z, z, poly)));
+    let r = _mm512_maskz_mov_ps(!far, r);
     let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, _mm512_setzero_ps());
     let e = _mm512_mask_blend_ps(positive, r, _mm512_sub_ps(_mm512_set1_ps(2.0), r));
     _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5), x), e)

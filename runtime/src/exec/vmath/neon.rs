@@ -38,6 +38,8 @@ fn exp4(x: float32x4_t) -> float32x4_t {
 #[target_feature(enable = "neon")]
 fn gelu4(x: float32x4_t) -> float32x4_t {
     let z = vmulq_f32(vabsq_f32(x), vdupq_n_f32(std::f32::consts::FRAC_1_SQRT_2));
+    let far = vcgtq_f32(z, vdupq_n_f32(GELU_Z_MAX));
+    let z = vminq_f32(z, vdupq_n_f32(GELU_Z_MAX));
     let one = vdupq_n_f32(1.0);
     let t = vdivq_f32(one, vfmaq_f32(one, vdupq_n_f32(0.5), z));
     let mut poly = vdupq_n_f32(ERFC[0]);
@@ -46,6 +48,7 @@ fn gelu4(x: float32x4_t) -> float32x4_t {
     }
     // r = erfc(|u|) for u = -x/sqrt 2; erfc(u) = r when x <= 0, 2 - r when x > 0.
     let r = vmulq_f32(t, exp4(vfmsq_f32(poly, z, z)));
+    let r = vbslq_f32(far, vdupq_n_f32(0.0), r);
     let positive = vcgtq_f32(x, vdupq_n_f32(0.0));
     let e = vbslq_f32(positive, vsubq_f32(vdupq_n_f32(2.0), r), r);
     vmulq_f32(vmulq_f32(vdupq_n_f32(0.5), x), e)

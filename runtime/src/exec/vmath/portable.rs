@@ -1,9 +1,22 @@
 //! The scalar reference of `vmath` and the fallback on CPUs without a hand-written path.
 
-/// `x[i] = x[i]/2 * erfc(-x[i]/sqrt 2)`.
+use super::coeffs::GELU_Z_MAX;
+
+/// `x[i] = x[i]/2 * erfc(-x[i]/sqrt 2)`, with `erfc` 0 or 2 past [`GELU_Z_MAX`].
 pub fn gelu(x: &mut [f32]) {
-    x.iter_mut()
-        .for_each(|v| *v = 0.5 * *v * erfc(-*v * std::f32::consts::FRAC_1_SQRT_2));
+    x.iter_mut().for_each(|v| {
+        let u = -*v * std::f32::consts::FRAC_1_SQRT_2;
+        let e = if u.abs() > GELU_Z_MAX {
+            if u < 0.0 {
+                2.0
+            } else {
+                0.0
+            }
+        } else {
+            erfc(u)
+        };
+        *v = 0.5 * *v * e;
+    });
 }
 
 /// `x[i] = exp(x[i] - shift)`, returning their sum.

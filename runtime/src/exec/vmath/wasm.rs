@@ -47,6 +47,8 @@ fn exp4(x: v128) -> v128 {
 #[inline]
 fn gelu4(x: v128) -> v128 {
     let z = f32x4_mul(f32x4_abs(x), f32x4_splat(std::f32::consts::FRAC_1_SQRT_2));
+    let far = f32x4_gt(z, f32x4_splat(GELU_Z_MAX));
+    let z = f32x4_pmin(f32x4_splat(GELU_Z_MAX), z);
     let one = f32x4_splat(1.0);
     let t = f32x4_div(one, f32x4_add(f32x4_mul(f32x4_splat(0.5), z), one));
     let mut poly = f32x4_splat(ERFC[0]);
@@ -55,6 +57,7 @@ fn gelu4(x: v128) -> v128 {
     }
     // r = erfc(|u|) for u = -x/sqrt 2; erfc(u) = r when x <= 0, 2 - r when x > 0.
     let r = f32x4_mul(t, exp4(f32x4_sub(poly, f32x4_mul(z, z))));
+    let r = v128_andnot(r, far);
     let positive = f32x4_gt(x, f32x4_splat(0.0));
     let e = v128_bitselect(f32x4_sub(f32x4_splat(2.0), r), r, positive);
     f32x4_mul(f32x4_mul(f32x4_splat(0.5), x), e)

@@ -45,6 +45,8 @@ fn gelu8(x: __m256) -> __m256 {
         _mm256_and_ps(x, abs_mask),
         _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2),
     );
+    let far = _mm256_cmp_ps::<_CMP_GT_OQ>(z, _mm256_set1_ps(GELU_Z_MAX));
+    let z = _mm256_min_ps(z, _mm256_set1_ps(GELU_Z_MAX));
     let one = _mm256_set1_ps(1.0);
     let t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5), z, one));
     let mut poly = _mm256_set1_ps(ERFC[0]);
@@ -53,6 +55,7 @@ fn gelu8(x: __m256) -> __m256 {
     }
     // r = erfc(|u|) for u = -x/sqrt 2; erfc(u) = r when x <= 0, 2 - r when x > 0.
     let r = _mm256_mul_ps(t, exp8(_mm256_fnmadd_ps(z, z, poly)));
+    let r = _mm256_blendv_ps(r, _mm256_setzero_ps(), far);
     let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(x, _mm256_setzero_ps());
     let e = _mm256_blendv_ps(r, _mm256_sub_ps(_mm256_set1_ps(2.0), r), positive);
     _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), x), e)
