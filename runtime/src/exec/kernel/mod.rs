@@ -197,6 +197,10 @@ impl Taps {
     pub fn max(&self) -> usize {
         self.max
     }
+
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
 }
 
 /// [`tile_pair`] on `B`'s rows `k0..k0 + kc` read in place, into rows behind a pointer: row
