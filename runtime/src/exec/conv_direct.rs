@@ -79,7 +79,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
     let copied = Taps::new((0..k).map(|i| i * PAIR).collect());
     let pair_b = |at: usize| -> Vec<f32> {
         let mut b = vec![0f32; k * PAIR];
-        for (row, &t) in b.chunks_exact_mut(PAIR).zip(&taps.offsets()[..]) {
+        for (row, &t) in b.chunks_exact_mut(PAIR).zip(taps.offsets()) {
             let from = (t + at).min(src.len());
             let have = (src.len() - from).min(PAIR);
             row[..have].copy_from_slice(&src[from..from + have]);
