@@ -1,11 +1,13 @@
-//! Convolution as im2col + packed GEMM, in the shape that suits the layer.
+//! Convolution on the f32 path, in the shape that suits the CPU and the layer.
 //!
-//! Layers with many output pixels and few weights (a ResNet's early stages) run column-parallel
-//! with im2col fused in: the layer's rows are unpacked once into a transient f32 buffer, and each
-//! task builds its own cache-sized block of `B` and multiplies it, so the full im2col matrix (9x
-//! the input for a 3x3 convolution) never goes through memory. Layers with few pixels and many
-//! weights (the late stages) materialise `B` (it is small) and run the row-parallel [`gemm`],
-//! which unpacks each row block where it is used.
+//! On AVX-512F every convolution but the depthwise ones reads its taps where they lie
+//! ([`conv_direct`]: no im2col). Elsewhere it is im2col + packed GEMM. Layers with many output
+//! pixels and few weights (a ResNet's early stages) run column-parallel with im2col fused in: the
+//! layer's rows are unpacked once into a transient f32 buffer (unless the executor holds them
+//! unpacked already), and each task builds its own cache-sized block of `B` and multiplies it,
+//! so the full im2col matrix (9x the input for a 3x3 convolution) never goes through memory.
+//! Layers with few pixels and many weights (the late stages) materialise `B` (it is small) and
+//! run the row-parallel [`gemm`], which unpacks each row block where it is used.
 
 use fq_models::Conv2d;
 use rayon::prelude::*;

@@ -77,7 +77,7 @@ impl Rows<'_> {
 
 /// Rows `row0..row0 + rows` (of `k` weights) of `w` as f32 row-major, with zero rows up to a whole number of
 /// `MR`-row tiles, so that every tile of the f32 path can read them in place
-/// ([`Rows::in_place`]).
+/// (`Rows::in_place`).
 ///
 /// Why: the f32 path unpacked every weight of every convolution on every run (and each row block
 /// of [`gemm`] once per column task), 16% of ResNet18's f32 time on AVX-512. The executor keeps
@@ -130,7 +130,7 @@ impl PanelB {
 /// Why rectangles: with row blocks alone, a layer of few rows (ResNet18's first stage: 64) made
 /// eight tasks of 12 rows at two threads, and each task streamed the whole of `B` (7 MB there)
 /// for two tiles per panel: the GEMM ran at the memory's pace (about half of `torch.mm` on
-/// AVX-512). A task now takes a block of rows and a range of panels ([`Split`]), so `B` is
+/// AVX-512). A task now takes a block of rows and a range of panels (`Split`), so `B` is
 /// read about once per row block and each panel serves many tiles from L1.
 pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi: Epilogue) {
     let (k, n) = (b.k, b.n);
