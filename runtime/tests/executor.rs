@@ -65,6 +65,43 @@ fn resnets_match_reference() {
     }
 }
 
+/// The f32 path keeps each layer's weights unpacked after its first run (no unpacking per run),
+/// a calibration's runs do not (the integer path drops them, so they only raised the peak
+/// memory), and choosing the integer path drops them; the logits are the same either way.
+#[test]
+fn f32_runs_keep_unpacked_weights_and_calibration_does_not() {
+    let r18 = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
+    let t = random_model(&r18, Bits::RandomMix, 5);
+    let mut model = t.model.clone();
+    let mut exec = Executor::from_model(&mut model).unwrap();
+    let x = random_input(exec.input_len(), 9);
+    let scales = exec.calibrate([x.as_slice()]).unwrap();
+    assert_eq!(exec.unpacked_weight_bytes(), 0, "calibration kept weights");
+    let first = exec.run(&x).unwrap();
+    let held = exec.unpacked_weight_bytes();
+    let weights: usize = t
+        .model
+        .layers
+        .iter()
+        .map(|l| l.weights.dims().0 * l.weights.dims().1)
+        .sum();
+    assert!(
+        held >= 4 * weights / 2,
+        "{held} bytes held for {weights} weights"
+    );
+    assert_eq!(
+        exec.run(&x).unwrap(),
+        first,
+        "the kept weights change the logits"
+    );
+    exec.set_activation_scales(scales);
+    assert_eq!(
+        exec.unpacked_weight_bytes(),
+        0,
+        "the integer path kept f32 weights"
+    );
+}
+
 /// Requantising in the epilogue (an integer convolution writes the next one's input codes) gives
 /// the same codes as the next layer quantising the floats itself: the logits are identical bit
 /// for bit with and without it, and it really happens on most convolutions of a ResNet.

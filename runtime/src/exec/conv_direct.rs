@@ -261,7 +261,10 @@ impl Phases {
                     // Phase column `x` is input column `s x + px - p`: zeros before the first
                     // one in the input and after the last, every `s`-th value between.
                     let lo = p.saturating_sub(px).div_ceil(s).min(row.len());
-                    let hi = (self.w + p).saturating_sub(px).div_ceil(s).clamp(lo, row.len());
+                    let hi = (self.w + p)
+                        .saturating_sub(px)
+                        .div_ceil(s)
+                        .clamp(lo, row.len());
                     row[..lo].fill(0.0);
                     let first = s * lo + px - p;
                     for (v, x) in row[lo..hi].iter_mut().zip(input[first..].iter().step_by(s)) {

@@ -24,6 +24,7 @@ mod token_gemm;
 pub mod tokens;
 mod vmath;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use fq_models::{Graph, Shape, ValueId};
@@ -141,6 +142,10 @@ pub struct Executor {
     /// dropped when the integer path is chosen: 4 bytes a weight (what an f32 runtime holds
     /// anyway) for not unpacking them on every run.
     f32_panels: Vec<OnceLock<Vec<f32>>>,
+    /// Calibrations under way: their f32 runs make no `f32_panels` (a calibration
+    /// is a few images before the integer path, which drops them: keeping them only raised the
+    /// peak memory, 32 to 64 MiB for ResNet18).
+    calibrating: AtomicUsize,
     /// Per layer, the calibrated scale of its input (`Int8Static`); empty when none were set.
     scales: Vec<Option<f32>>,
     /// Whether an integer convolution's epilogue writes the next integer convolution's input
@@ -176,6 +181,7 @@ impl Executor {
             plan_steps,
             shapes,
             f32_panels: layers.iter().map(|_| OnceLock::new()).collect(),
+            calibrating: AtomicUsize::new(0),
             layers: layers.into_iter().map(Prepared::new).collect(),
             tensors,
             last_use,
@@ -219,6 +225,15 @@ impl Executor {
         let mut max_abs = vec![0f32; self.shapes.len()];
         let wanted: std::collections::HashSet<ValueId> = convs.iter().map(|c| c.1).collect();
         let peak = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        /// Counts a calibration as under way while it lives (its runs may fail with `?`).
+        struct Calibrating<'a>(&'a AtomicUsize);
+        impl Drop for Calibrating<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.calibrating.fetch_add(1, Ordering::Relaxed);
+        let _calibrating = Calibrating(&self.calibrating);
         for image in images {
             if wanted.contains(&0) {
                 max_abs[0] = max_abs[0].max(peak(image));
@@ -247,6 +262,22 @@ impl Executor {
     pub fn set_activation_scales(&mut self, scales: Vec<Option<f32>>) {
         self.scales = scales;
         self.set_activations(Activations::Int8Static);
+    }
+
+    /// Bytes of unpacked f32 weights the executor holds (`f32_panels`): what the f32 path
+    /// adds to the resident memory once it has run.
+    pub fn unpacked_weight_bytes(&self) -> usize {
+        self.f32_panels
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(|v| v.len() * std::mem::size_of::<f32>())
+            .sum()
+    }
+
+    /// Whether f32 runs keep their unpacked weights (`f32_panels`): not while a
+    /// calibration is under way.
+    fn keeps_f32_panels(&self) -> bool {
+        self.calibrating.load(Ordering::Relaxed) == 0
     }
 
     /// Chooses how the convolutions take their input; the integer path prepares each eligible
@@ -701,7 +732,7 @@ impl Executor {
                     "`run_inner` sends integer convolutions to `conv_int8`"
                 );
                 let rows = match l.rows() {
-                    packed @ Rows::Packed { .. } => {
+                    packed @ Rows::Packed { .. } if self.keeps_f32_panels() => {
                         let (r, k) = l.layer.weights.dims();
                         let data = self.f32_panels[*layer]
                             .get_or_init(|| gemm::unpacked_rows(&packed, 0, r, k));
@@ -741,6 +772,15 @@ impl Executor {
                         return Some(tokens::linear_tokens_i8(w8, get(*input), t, scale, epi));
                     }
                     let (rows, k) = l.layer.weights.dims();
+                    if !self.keeps_f32_panels() {
+                        return Some(token_gemm::linear_tokens(
+                            &l.rows(),
+                            rows,
+                            get(*input),
+                            t,
+                            epi,
+                        ));
+                    }
                     let wp = self.f32_panels[*layer]
                         .get_or_init(|| token_gemm::weight_panels(&l.rows(), rows, k));
                     return Some(token_gemm::linear_tokens_panels(
