@@ -37,9 +37,5 @@ pub const ERFC: [f32; 10] = [
     1.000_023_7,
     -1.265_512_2,
 ];
-/// GELU's `z = |x| / sqrt 2` is clamped here and `erfc(z)` taken as 0 beyond it (`erfc(9)` is
-/// 4e-37, so GELU is `x` or -0 there to f32 precision). Why: without the clamp, `exp(-z^2)`,
-/// `t * exp(..)` and `x/2 * erfc` fall below `f32::MIN_POSITIVE` for `|x|` past about 13, and
-/// subnormal operands cost microcode assists: GELU ran 2.4 times slower on such inputs (the
-/// pre-activations of a randomly initialised TinyViT's convolutions reach them).
-pub const GELU_Z_MAX: f32 = 9.0;
+/// GELU's clamp, defined with the scalar reference (compiled on every target).
+pub use super::portable::GELU_Z_MAX;
