@@ -103,7 +103,8 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
         let straight = wp == g.wo;
         let full = if straight { (q1 - q0) / PAIR * PAIR } else { 0 };
         let ldc = width - full;
-        let mut c = vec![0f32; rows * ldc];
+        // Recycled, stale contents: the first K block sets every row and column of it.
+        let mut c = scratch::F32.take(rows * ldc, true);
         // The copied `B` of a pair that needs one, with its position.
         let mut own: Option<(usize, Vec<f32>)> = None;
         for k0 in (0..k).step_by(KC) {
@@ -161,6 +162,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
             let res = epi.residual.map(|v| &v[o * n + p0..o * n + p1]);
             finish_row(dst, &epi, o, res);
         }
+        scratch::F32.give(c);
     });
     scratch::F32.give(buf);
 }

@@ -75,8 +75,8 @@ impl Rows<'_> {
     }
 }
 
-/// Rows `row0..row0 + rows` (of `k` weights) of `w` as f32 row-major, with zero rows up to a whole number of
-/// `MR`-row tiles, so that every tile of the f32 path can read them in place
+/// Rows `row0..row0 + rows` (of `k` weights) of `w` as f32 row-major, with zero rows up to a
+/// whole number of `MR`-row tiles, so that every tile of the f32 path can read them in place
 /// (`Rows::in_place`).
 ///
 /// Why: the f32 path unpacked every weight of every convolution on every run (and each row block
@@ -210,9 +210,10 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
 /// differ by at most one pair of panels, so two threads get equal shares where equal chunks
 /// left one of them a chunk behind (ResNet18's second stage: 7 chunks).
 pub(super) struct Split {
+    /// Rows per row block (a whole number of tiles).
     pub mc: usize,
-    pub row_tasks: usize,
-    pub col_tasks: usize,
+    row_tasks: usize,
+    col_tasks: usize,
     /// Panels per unit of the column ranges: 2 where the GEMM walks pairs of panels.
     unit: usize,
     panels: usize,
@@ -269,8 +270,8 @@ pub(super) fn add_or_set(dst: &mut [f32], src: &[f32], first: bool) {
 }
 
 /// One `KC` block of a [`gemm`] task over pairs of panels ([`tile_pair`]): rows `a` (`m` rows
-/// of `kc`, `lda` apart, in `MR` groups) against rows `k0..k0 + kc` of panels `j0..j1`, added into the task's
-/// row segments `seg(r)` (column 0 = panel `j0`; set on the first block).
+/// of `kc`, `lda` apart, in `MR` groups) against rows `k0..k0 + kc` of panels `j0..j1`, added
+/// into the task's row segments `seg(r)` (column 0 = panel `j0`; set on the first block).
 fn pair_tiles<'s>(
     (a, lda): (&[f32], usize),
     m: usize,
