@@ -7,8 +7,8 @@
 //! pooling).
 //!
 //! Weights made for quads ([`WeightsI8::reads_quads`]) take their input as [`Quads`] (every
-//! convolution whose input channels are a multiple of 4); the others (the 3-channel stem) as
-//! channel-major codes.
+//! convolution whose input channels are a multiple of 4), those made for tap rows as
+//! [`TapRows`] (the 3-channel stems: `taps::suits`), the others as channel-major codes.
 //!
 //! Only ungrouped convolutions come here (`Executor::set_activations` picks them); depthwise
 //! ones have 9 multiply-adds per output, too few to pay for quantising their input.
@@ -19,10 +19,11 @@ use rayon::prelude::*;
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::int8_gemm::{
-    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize_into, CodesOut, PanelB8,
-    WeightsI8,
+    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, gemm_i8_taps, quantize_into,
+    CodesOut, InputLayout, PanelB8, WeightsI8,
 };
 use super::quads::{QuadShape, Quads};
+use super::taps::TapRows;
 
 /// Codes of a convolution's input that the producing layer's epilogue already quantised with
 /// this layer's scale.
@@ -81,6 +82,14 @@ pub fn conv2d_i8(
             gemm_i8_requant(weights, &q.im2col(&geo, s), out, epi, requant);
         }
     };
+    if weights.layout() == InputLayout::Taps {
+        let s = scale.unwrap_or_else(|| dynamic_scale(input.x));
+        let src = match (input.codes, scale) {
+            (CodesIn::Rows(codes), Some(_)) => TapRows::from_codes(codes, &geo),
+            _ => TapRows::quantize(input.x, &geo, 1.0 / s),
+        };
+        return gemm_i8_taps(weights, &src, &geo, s, out, epi, requant);
+    }
     let panel = match (input.codes, scale, weights.reads_quads()) {
         (CodesIn::Quads(q), Some(s), true) => {
             debug_assert_eq!((q.shape.c, q.shape.h, q.shape.w), (c, h, w));

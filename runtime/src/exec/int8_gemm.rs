@@ -22,6 +22,7 @@ use super::im2col::{Geometry, Padded};
 use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
 use super::quads::{store_quad_pixels, QuadShape, Quads, Q as QUAD};
+use super::taps::{self, TapRows};
 use crate::format::{pack, PackedMatrix};
 
 /// The largest activation code: symmetric, so `-127..=127` (never -128).
@@ -323,20 +324,36 @@ pub struct WeightsI8 {
     narrow: Vec<bool>,
     /// Per stored row, the output row it computes (a permutation within each task's rows).
     order: Vec<usize>,
-    /// Whether the columns are in [`super::quads::column_order`] (a convolution reading quads).
-    reads_quads: bool,
+    /// How a convolution's input reaches these columns.
+    layout: InputLayout,
+}
+
+/// The layout of an integer convolution's input, which fixes the order of its weights' columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputLayout {
+    /// Channel-major codes, PyTorch's `(channel, ky, kx)` columns (and any Linear layer).
+    Rows,
+    /// [`Quads`], columns in [`super::quads::column_order`].
+    Quads,
+    /// [`super::taps::TapRows`], columns in [`super::taps::column_order`].
+    Taps,
 }
 
 impl WeightsI8 {
     /// Unpacks a packed matrix (validated: every row is 2–8 bits wide).
     pub fn new(m: &PackedMatrix) -> Self {
-        Self::with_columns(m, None)
+        Self::with_columns(m, None, InputLayout::Rows)
     }
 
     /// [`WeightsI8::new`] with the columns permuted: column `j` is the matrix's column
     /// `columns[j]`, or zero for `None` (for convolutions over [`super::quads`], whose `k` runs
-    /// over channel quads: [`super::quads::column_order`]). The row sums are unchanged.
-    pub fn with_columns(m: &PackedMatrix, columns: Option<&[Option<usize>]>) -> Self {
+    /// over channel quads: [`super::quads::column_order`]), for an input in `layout`. The row
+    /// sums are unchanged.
+    pub fn with_columns(
+        m: &PackedMatrix,
+        columns: Option<&[Option<usize>]>,
+        layout: InputLayout,
+    ) -> Self {
         debug_assert!(columns.is_none_or(|c| c.iter().flatten().all(|&j| j < m.cols)));
         let rows = m.rows;
         let k = columns.map_or(m.cols, <[_]>::len);
@@ -395,13 +412,18 @@ impl WeightsI8 {
             sums,
             narrow,
             order,
-            reads_quads: columns.is_some(),
+            layout,
         }
     }
 
     /// Whether these weights multiply an im2col of [`Quads`] (made by [`WeightsI8::with_columns`]).
     pub fn reads_quads(&self) -> bool {
-        self.reads_quads
+        self.layout == InputLayout::Quads
+    }
+
+    /// The layout their convolution's input takes.
+    pub fn layout(&self) -> InputLayout {
+        self.layout
     }
 
     /// Rows `r0..r0 + mr` (one task's, `r0` a multiple of [`MC`]) against one or two panels
@@ -581,6 +603,21 @@ pub fn gemm_i8_gather(
     gemm_panels(w, Panels::Gather { src, geo, scale }, out, epi, requant);
 }
 
+/// [`gemm_i8_gather`] for a convolution over [`TapRows`] (panels gathered per task by
+/// [`TapRows::fill_panel`]).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_i8_taps(
+    w: &WeightsI8,
+    src: &TapRows,
+    geo: &Geometry,
+    scale: f32,
+    out: &mut [f32],
+    epi: Epilogue,
+    requant: Option<(CodesOut, f32)>,
+) {
+    gemm_panels(w, Panels::Taps { src, geo, scale }, out, epi, requant);
+}
+
 /// Whether [`gemm_i8_gather`] suits a layer of `n` output pixels: enough pairs of panels for
 /// about four tasks per thread.
 pub fn gathers_pay(n: usize) -> bool {
@@ -598,6 +635,12 @@ enum Panels<'a> {
         geo: &'a Geometry,
         scale: f32,
     },
+    /// Gathered per task from tap rows.
+    Taps {
+        src: &'a TapRows,
+        geo: &'a Geometry,
+        scale: f32,
+    },
 }
 
 impl Panels<'_> {
@@ -609,6 +652,10 @@ impl Panels<'_> {
                 let k = src.panel_k(geo);
                 (k, k, geo.n(), scale)
             }
+            Panels::Taps { geo, scale, .. } => {
+                let k = taps::panel_k(geo.c, geo.kernel);
+                (k, k, geo.n(), scale)
+            }
         }
     }
 
@@ -617,6 +664,11 @@ impl Panels<'_> {
         match *self {
             Panels::Packed(b) => &b.data[j * k4 * NR..(j + 1) * k4 * NR],
             Panels::Gather { src, geo, .. } => {
+                buf.resize(k4 * NR, 0);
+                src.fill_panel(geo, j, buf);
+                buf
+            }
+            Panels::Taps { src, geo, .. } => {
                 buf.resize(k4 * NR, 0);
                 src.fill_panel(geo, j, buf);
                 buf
@@ -702,7 +754,7 @@ fn gemm_panels(
     // Gathered panels: a task takes every row block of its panels (each panel gathered once).
     let panels = n.div_ceil(NR);
     let blocks = w.rows.div_ceil(MC);
-    let gather = matches!(b, Panels::Gather { .. });
+    let gather = matches!(b, Panels::Gather { .. } | Panels::Taps { .. });
     let row_tasks = if gather { 1 } else { blocks };
     let threads = rayon::current_num_threads().max(1);
     let per = if threads > 1 {

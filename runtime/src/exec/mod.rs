@@ -20,6 +20,7 @@ mod plan;
 mod pool;
 mod quads;
 mod scratch;
+mod taps;
 mod token_gemm;
 pub mod tokens;
 mod vmath;
@@ -33,7 +34,7 @@ use rayon::prelude::*;
 use crate::format::{FormatError, Layer, LayerWeights, NamedTensor, PackedModel};
 use conv_i8::CodesIn;
 use gemm::{Epilogue, Rows};
-use int8_gemm::{CodesOut, WeightsI8};
+use int8_gemm::{CodesOut, InputLayout, WeightsI8};
 pub use plan::{Plan, Step};
 use quads::{QuadShape, Quads};
 
@@ -300,8 +301,8 @@ impl Executor {
                 let convs: Vec<(usize, ValueId)> = self.int8_layers().collect();
                 for (layer, _) in convs {
                     if let LayerWeights::Packed(m) = &self.layers[layer].layer.weights {
-                        let columns = self.quad_columns(layer);
-                        int8[layer] = Some(WeightsI8::with_columns(m, columns.as_deref()));
+                        let (columns, layout) = self.input_layout(layer);
+                        int8[layer] = Some(WeightsI8::with_columns(m, columns.as_deref(), layout));
                     }
                 }
                 int8
@@ -309,27 +310,32 @@ impl Executor {
         };
     }
 
-    /// The column order of a convolution that reads its input as [`Quads`]: every ungrouped one
-    /// whose input channels are a multiple of 4 (all but an RGB stem, which would multiply a
-    /// quarter zeros).
-    fn quad_columns(&self, layer: usize) -> Option<Vec<Option<usize>>> {
+    /// The column order of a convolution on the integer path and the layout of its input:
+    /// [`Quads`] for every ungrouped one whose input channels are a multiple of 4, tap rows
+    /// ([`taps`]) for the others that suit them (an RGB stem), PyTorch's order otherwise.
+    fn input_layout(&self, layer: usize) -> (Option<Vec<Option<usize>>>, InputLayout) {
         if !self.quad_layout {
-            return None;
+            return (None, InputLayout::Rows);
         }
-        self.steps.iter().find_map(|step| match step {
+        let found = self.steps.iter().find_map(|step| match step {
             Step::Conv {
                 layer: l,
                 conv,
                 input,
                 ..
             } if *l == layer && conv.groups == 1 => match self.shapes[*input] {
-                Shape::Chw(c, _, _) if c % quads::Q == 0 => {
-                    Some(quads::column_order(c, conv.kernel))
+                Shape::Chw(c, _, _) if c % quads::Q == 0 => Some((
+                    Some(quads::column_order(c, conv.kernel)),
+                    InputLayout::Quads,
+                )),
+                Shape::Chw(c, _, _) if taps::suits(c, conv.kernel, conv.stride, conv.groups) => {
+                    Some((Some(taps::column_order(c, conv.kernel)), InputLayout::Taps))
                 }
                 _ => None,
             },
             _ => None,
-        })
+        });
+        found.unwrap_or((None, InputLayout::Rows))
     }
 
     /// A layer's i8 weights when it runs on the integer path under `activations`.

@@ -501,7 +501,9 @@ mod tests {
     #[test]
     fn gathered_panels_give_the_packed_gemm() {
         use crate::exec::gemm::Epilogue;
-        use crate::exec::int8_gemm::{gemm_i8_gather, gemm_i8_requant, CodesOut, WeightsI8};
+        use crate::exec::int8_gemm::{
+            gemm_i8_gather, gemm_i8_requant, CodesOut, InputLayout, WeightsI8,
+        };
         use crate::format::PackedMatrix;
         for (case, &(c, h, w, kernel, stride, padding)) in [
             (8, 20, 19, 3, 1, 1),
@@ -520,7 +522,8 @@ mod tests {
                 .collect();
             let scales = (0..rows).map(|r| 0.01 + 0.001 * r as f32).collect();
             let m = PackedMatrix::from_codes(k, bits, &codes, scales).unwrap();
-            let wq = WeightsI8::with_columns(&m, Some(&column_order(c, kernel)));
+            let wq =
+                WeightsI8::with_columns(&m, Some(&column_order(c, kernel)), InputLayout::Quads);
             let x: Vec<f32> = (0..c * h * w).map(|_| next() * 2.0).collect();
             let scale = dynamic_scale(&x);
             let src = Quads::quantize(&x, QuadShape { c, h, w, pad: 1 }, 1.0 / scale);
