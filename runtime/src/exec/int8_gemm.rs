@@ -490,11 +490,15 @@ impl WeightsI8 {
         dst: Shared<f32>,
         ld: usize,
     ) {
-        use super::kernel::int8_vnni::{block_avx512_vnni_f32, BlockOut, BLOCK_ROWS};
+        use super::kernel::int8_vnni::{
+            block4_avx512_vnni_f32, block8_avx512_vnni_f32, block_avx512_vnni_f32, block_rows,
+            BlockOut, BLOCK_ROWS,
+        };
         let k4 = self.k4;
         assert!(
             MC.is_multiple_of(BLOCK_ROWS)
-                && (r0 + mr.div_ceil(BLOCK_ROWS) * BLOCK_ROWS) * k4 <= self.codes.len()
+                && r0.is_multiple_of(MC)
+                && (r0 + mr).div_ceil(MC) * MC * k4 <= self.codes.len()
                 && ps.iter().all(|p| p.len() >= k4 * NR)
                 && (1..=2).contains(&ps.len())
                 && np.iter().all(|&c| c <= NR),
@@ -503,36 +507,39 @@ impl WeightsI8 {
         let (b0, b1) = (ps[0].as_ptr(), ps[ps.len() - 1].as_ptr());
         // A lone panel goes in as both; its copy is not stored.
         let cols = [np[0], if ps.len() > 1 { np[1] } else { 0 }];
-        for g in 0..mr.div_ceil(BLOCK_ROWS) {
-            let first = r0 + g * BLOCK_ROWS;
-            let rows = std::array::from_fn(|r| {
-                if r < mr - g * BLOCK_ROWS {
-                    // The stored row's output row (reordered within this task's rows).
-                    dst.offset((self.order[first + r] - r0) * ld).0
-                } else {
-                    std::ptr::null_mut()
-                }
-            });
-            let out = BlockOut { rows, cols, scale };
+        let mut done = 0;
+        while done < mr {
+            let (first, rows) = (r0 + done, block_rows(mr - done));
+            let out = BlockOut {
+                rows: std::array::from_fn(|r| {
+                    if r < rows.min(mr - done) {
+                        // The stored row's output row (reordered within this task's rows).
+                        dst.offset((self.order[first + r] - r0) * ld).0
+                    } else {
+                        std::ptr::null_mut()
+                    }
+                }),
+                cols,
+                scale,
+            };
+            // Rows are padded to whole tasks (`MC`, a multiple of 12, checked above) and a
+            // block never passes the task's end, so its 12 sums exist.
             let sums: &[i32; BLOCK_ROWS] = self.sums[first..first + BLOCK_ROWS]
                 .try_into()
                 .expect("a block's row sums");
-            // SAFETY: `int8_path` chose AVX-512 VNNI (so the CPU has it); rows are padded to
-            // whole tasks (`MC`, a multiple of 12), so the block's 12 rows of `k4` codes and
-            // their sums exist, and each panel has `k4 * NR` codes (checked above); every
-            // non-null row is an output row `< mr` of the caller's rectangle, which owns its
-            // columns `0..NR + cols[1]` (or `cols[0]`).
+            let a = self.codes[first * k4..].as_ptr();
+            // SAFETY: `int8_path` chose AVX-512 VNNI (so the CPU has it); the block's `rows`
+            // rows of `k4` codes exist (padded to whole tasks, checked above), and each panel
+            // has `k4 * NR` codes; every non-null row is an output row `< mr` of the caller's
+            // rectangle, which owns its columns `0..NR + cols[1]` (or `cols[0]`).
             unsafe {
-                block_avx512_vnni_f32(
-                    k4,
-                    self.codes[first * k4..].as_ptr(),
-                    k4,
-                    sums,
-                    b0,
-                    b1,
-                    &out,
-                )
+                match rows {
+                    4 => block4_avx512_vnni_f32(k4, a, k4, sums, b0, b1, &out),
+                    8 => block8_avx512_vnni_f32(k4, a, k4, sums, b0, b1, &out),
+                    _ => block_avx512_vnni_f32(k4, a, k4, sums, b0, b1, &out),
+                }
             }
+            done += rows;
         }
     }
 
@@ -941,30 +948,34 @@ pub(crate) mod tests {
     /// integer accumulation is exact, whichever micro-kernel ran.
     #[test]
     fn sums_are_exact_and_rescaled_once() {
-        let (rows, k, n) = (45, 147, 53);
-        let (m, codes, bias) = weights(rows, k);
-        let mut next = lcg(3);
-        let x: Vec<f32> = (0..k * n).map(|_| next() * 3.0).collect();
-        let scale = dynamic_scale(&x);
-        let b = PanelB8::from_rows(&x, k, n, scale);
-        let mut out = vec![0f32; rows * n];
-        let epi = Epilogue {
-            scale: Some(&m.scales),
-            bias: Some(&bias),
-            residual: None,
-            relu: true,
-            gelu: false,
-        };
-        gemm_i8(&WeightsI8::new(&m), &b, &mut out, epi);
-        let inv = 1.0 / scale;
-        let q: Vec<i8> = x.iter().map(|&v| quantize(v, inv)).collect();
-        for o in 0..rows {
-            for p in 0..n {
-                let sum: i64 = (0..k)
-                    .map(|i| i64::from(codes[o * k + i]) * i64::from(q[i * n + p]))
-                    .sum();
-                let want = ((sum as f32 * scale) * m.scales[o] + bias[o]).max(0.0);
-                assert_eq!(out[o * n + p], want, "row {o}, column {p}");
+        // Row counts whose tasks end in blocks of 12, 8 and 4 rows on AVX-512 VNNI (64: 48 +
+        // 12 + 4; 20: 12 + 8; 100: 2 x 48 + 4; 3: one 4-row block).
+        for rows in [45, 64, 20, 100, 3] {
+            let (k, n) = (147, 53);
+            let (m, codes, bias) = weights(rows, k);
+            let mut next = lcg(3);
+            let x: Vec<f32> = (0..k * n).map(|_| next() * 3.0).collect();
+            let scale = dynamic_scale(&x);
+            let b = PanelB8::from_rows(&x, k, n, scale);
+            let mut out = vec![0f32; rows * n];
+            let epi = Epilogue {
+                scale: Some(&m.scales),
+                bias: Some(&bias),
+                residual: None,
+                relu: true,
+                gelu: false,
+            };
+            gemm_i8(&WeightsI8::new(&m), &b, &mut out, epi);
+            let inv = 1.0 / scale;
+            let q: Vec<i8> = x.iter().map(|&v| quantize(v, inv)).collect();
+            for o in 0..rows {
+                for p in 0..n {
+                    let sum: i64 = (0..k)
+                        .map(|i| i64::from(codes[o * k + i]) * i64::from(q[i * n + p]))
+                        .sum();
+                    let want = ((sum as f32 * scale) * m.scales[o] + bias[o]).max(0.0);
+                    assert_eq!(out[o * n + p], want, "{rows} rows: row {o}, column {p}");
+                }
             }
         }
     }

@@ -668,7 +668,7 @@ impl Executor {
         // Recycled (stale contents): the integer GEMM writes every output.
         let mut out = scratch::F32.take(co * ho * wo, true);
         let mut q = requant.map(|r| match r.quads_pad {
-            Some(pad) => Codes::Quads(Quads::zeroed(QuadShape {
+            Some(pad) => Codes::Quads(Quads::recycled(QuadShape {
                 c: co,
                 h: ho,
                 w: wo,
