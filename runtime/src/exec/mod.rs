@@ -5,6 +5,7 @@
 //! AVX2/FMA micro-kernel when the CPU has it); Linear is a packed GEMV; pooling, residual adds and ReLU are plain loops, most
 //! of them fused into the GEMM's epilogue (see [`plan`]). Batches run image-parallel.
 
+mod busy;
 mod conv;
 mod conv_direct;
 mod conv_i8;
@@ -498,8 +499,9 @@ impl Executor {
     pub fn run(&self, image: &[f32]) -> Result<Vec<f32>, ExecError> {
         // On one of the pool's threads: each step's parallel loops then start from a worker
         // (which works on them too) instead of this thread handing every one over and sleeping
-        // until it ends, a wake-up per loop (about 15% of ResNet18's integer path at 2 threads).
-        rayon::scope(|_| self.run_observed(image, |_, _| {}))
+        // until it ends, a wake-up per loop (about 15% of ResNet18's integer path at 2 threads);
+        // and the pool's other threads kept awake between the loops (`busy`).
+        busy::while_busy(|| self.run_observed(image, |_, _| {}))
     }
 
     /// [`Executor::run`], calling `observe(step, values)` after every step with the value it
