@@ -949,7 +949,7 @@ pub(crate) mod tests {
     #[test]
     fn sums_are_exact_and_rescaled_once() {
         // Row counts whose tasks end in blocks of 12, 8 and 4 rows on AVX-512 VNNI (64: 48 +
-        // 12 + 4; 20: 12 + 8; 100: 2 x 48 + 4; 3: one 4-row block).
+        // 8 + 8; 20: 12 + 8; 100: 2 x 48 + 4; 3: one 4-row block).
         for rows in [45, 64, 20, 100, 3] {
             let (k, n) = (147, 53);
             let (m, codes, bias) = weights(rows, k);
