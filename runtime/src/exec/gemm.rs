@@ -361,13 +361,16 @@ unsafe fn gemv_chunk_on(
         fn avx2(w: &Rows, row0: usize, x: &[f32], out: &mut [f32], epi: &Epilogue, o0: usize) {
             gemv_chunk(w, row0, x, out, epi, o0)
         }
+        use super::kernel::KernelPath;
         match path {
-            // SAFETY: the caller guarantees the CPU has the path's features.
-            super::kernel::KernelPath::Avx512F => {
-                return unsafe { avx512(w, row0, x, out, epi, o0) }
+            KernelPath::Avx512F => {
+                // SAFETY: the caller guarantees the CPU has the path's features.
+                return unsafe { avx512(w, row0, x, out, epi, o0) };
             }
-            // SAFETY: as above.
-            super::kernel::KernelPath::Avx2Fma => return unsafe { avx2(w, row0, x, out, epi, o0) },
+            KernelPath::Avx2Fma => {
+                // SAFETY: as above.
+                return unsafe { avx2(w, row0, x, out, epi, o0) };
+            }
             _ => {}
         }
     }
