@@ -214,6 +214,7 @@ impl Permute {
 }
 
 /// The byte indices of [`Permute`]: `4 i + l` takes `stride * i + l` (`i < pixels`).
+#[cfg(target_arch = "x86_64")]
 fn indices<const N: usize>(stride: usize) -> [u8; N] {
     std::array::from_fn(|b| ((b / G) * stride + b % G) as u8)
 }
