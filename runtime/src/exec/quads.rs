@@ -187,6 +187,25 @@ impl Quads {
                 group[(last - first) * Q..].fill(0);
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if gathers_avx512bw() {
+            // The last byte any run reads, for the last tap of the last quad.
+            let far = runs
+                .iter()
+                .map(|&(_, len, off)| off + ((len - 1) * g.stride + 1) * Q)
+                .max()
+                .unwrap_or(0)
+                + (s.quads().max(1) - 1) * plane
+                + ((g.kernel - 1) * wp + g.kernel - 1) * Q;
+            assert!(
+                far <= self.data.len() && panel.len() >= s.quads() * g.kernel * g.kernel * NR * Q,
+                "fill_panel: extents"
+            );
+            // SAFETY: the CPU has AVX-512F and BW (`gathers_avx512bw`); every run of every tap
+            // reads within the codes (the farthest byte checked above) and writes within its
+            // group of the panel (`t + len <= NR`; the panel's groups checked above).
+            return unsafe { self.gather_avx512bw(g, runs, panel) };
+        }
         let mut groups = panel.chunks_exact_mut(NR * Q);
         for src in self.data.chunks_exact(plane) {
             for ky in 0..g.kernel {
@@ -200,6 +219,94 @@ impl Quads {
             }
         }
     }
+}
+
+impl Quads {
+    /// [`Quads::fill_panel`]'s copies in AVX-512: a whole 16-pixel run one 64-byte move, a
+    /// shorter one (a panel that wraps an output row: most of them on 28-, 14- and 7-pixel
+    /// rows) one masked load and store instead of a `memmove` call, a stride-2 run two masked
+    /// loads and a permute; pointers stepped per tap, no bounds tests in the loop (the caller
+    /// checks the farthest byte once).
+    ///
+    /// # Safety
+    /// AVX-512F and AVX-512BW must be available; every byte a run reads (`off + tap` to `off +
+    /// tap + ((len - 1) * stride + 1) * 4` for every tap of every quad) must lie in the codes,
+    /// and `panel` must hold every group.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn gather_avx512bw(
+        &self,
+        g: &Geometry,
+        runs: &[(usize, usize, usize)],
+        panel: &mut [i8],
+    ) {
+        use std::arch::x86_64::*;
+        let s = &self.shape;
+        let (wp, plane) = (s.wp(), s.plane());
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let data = self.data.as_ptr();
+        let mut dst = panel.as_mut_ptr();
+        // SAFETY: the caller guarantees the extents of every access below.
+        unsafe {
+            for q in 0..s.quads() {
+                for ky in 0..g.kernel {
+                    for kx in 0..g.kernel {
+                        let tap = data.add(q * plane + (ky * wp + kx) * Q);
+                        for &(t, len, off) in runs {
+                            let (src, d) = (tap.add(off), dst.add(t * Q));
+                            match g.stride {
+                                1 if len == NR => {
+                                    _mm512_storeu_si512(d.cast(), _mm512_loadu_si512(src.cast()))
+                                }
+                                1 => {
+                                    let m = u64::MAX >> (64 - len * Q);
+                                    let v = _mm512_maskz_loadu_epi8(m, src);
+                                    _mm512_mask_storeu_epi8(d, m, v);
+                                }
+                                2 => {
+                                    // Dwords 0, 2, .., 2 (len - 1) of the 32 from `src`.
+                                    let last = 2 * (len - 1);
+                                    let lo = (u32::MAX >> (31 - last.min(15))) as __mmask16;
+                                    let hi = if last >= 16 {
+                                        (u32::MAX >> (31 - (last - 16))) as __mmask16
+                                    } else {
+                                        0
+                                    };
+                                    let v = _mm512_permutex2var_epi32(
+                                        _mm512_maskz_loadu_epi32(lo, src.cast()),
+                                        even,
+                                        _mm512_maskz_loadu_epi32(hi, src.add(64).cast()),
+                                    );
+                                    let m = (u32::MAX >> (32 - len)) as __mmask16;
+                                    _mm512_mask_storeu_epi32(d.cast(), m, v);
+                                }
+                                stride => {
+                                    for i in 0..len {
+                                        std::ptr::copy_nonoverlapping(
+                                            src.add(i * stride * Q),
+                                            d.add(i * Q),
+                                            Q,
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                        dst = dst.add(NR * Q);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether [`Quads::fill_panel`] copies with AVX-512 (F and BW, under `FQ_MAX_ISA`).
+#[cfg(target_arch = "x86_64")]
+fn gathers_avx512bw() -> bool {
+    static YES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *YES.get_or_init(|| {
+        super::kernel::path() == super::kernel::KernelPath::Avx512F
+            && std::arch::is_x86_feature_detected!("avx512bw")
+    })
 }
 
 /// `len` 4-byte pixels, `stride` pixels apart in `src`, to the start of `dst`.
