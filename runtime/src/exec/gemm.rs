@@ -461,7 +461,7 @@ pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::int8_gemm::tests::lcg;
+    use super::super::int8_gemm::tests::{lcg, weights};
     use super::*;
 
     /// The GEMV over rows unpacked once to i8 codes gives exactly the GEMV over the packed rows
@@ -469,14 +469,8 @@ mod tests {
     #[test]
     fn gemv_over_i8_codes_is_the_packed_one() {
         let (rows, k) = (70, KC + 77);
+        let (m, codes, bias) = weights(rows, k);
         let mut next = lcg(5);
-        let bits: Vec<u8> = (0..rows).map(|r| 2 + (r % 7) as u8).collect();
-        let codes: Vec<i8> = (0..rows * k)
-            .map(|j| (next() * pack::max_code(bits[j / k]) as f32).round() as i8)
-            .collect();
-        let scales: Vec<f32> = (0..rows).map(|r| 0.01 + 0.001 * r as f32).collect();
-        let bias: Vec<f32> = (0..rows).map(|r| 0.1 * r as f32 - 1.0).collect();
-        let m = PackedMatrix::from_codes(k, bits, &codes, scales).expect("valid codes");
         let x: Vec<f32> = (0..k).map(|_| next() * 2.0).collect();
         let epi = Epilogue {
             scale: Some(&m.scales),

@@ -491,8 +491,7 @@ impl WeightsI8 {
         ld: usize,
     ) {
         use super::kernel::int8_vnni::{
-            block4_avx512_vnni_f32, block8_avx512_vnni_f32, block_avx512_vnni_f32, block_rows,
-            BlockOut, BLOCK_ROWS,
+            block_avx512_vnni_f32, block_first_avx512_vnni_f32, block_rows, BlockOut, BLOCK_ROWS,
         };
         let k4 = self.k4;
         assert!(
@@ -534,8 +533,8 @@ impl WeightsI8 {
             // rectangle, which owns its columns `0..NR + cols[1]` (or `cols[0]`).
             unsafe {
                 match rows {
-                    4 => block4_avx512_vnni_f32(k4, a, k4, sums, b0, b1, &out),
-                    8 => block8_avx512_vnni_f32(k4, a, k4, sums, b0, b1, &out),
+                    4 => block_first_avx512_vnni_f32::<4>(k4, a, k4, sums, b0, b1, &out),
+                    8 => block_first_avx512_vnni_f32::<8>(k4, a, k4, sums, b0, b1, &out),
                     _ => block_avx512_vnni_f32(k4, a, k4, sums, b0, b1, &out),
                 }
             }
@@ -881,7 +880,7 @@ pub(crate) mod tests {
     }
 
     /// Mixed 2–8-bit rows of random codes, their scales, and a bias.
-    fn weights(rows: usize, k: usize) -> (PackedMatrix, Vec<i8>, Vec<f32>) {
+    pub(crate) fn weights(rows: usize, k: usize) -> (PackedMatrix, Vec<i8>, Vec<f32>) {
         let mut next = lcg(7);
         let bits: Vec<u8> = (0..rows).map(|r| 2 + (r % 7) as u8).collect();
         let codes: Vec<i8> = (0..rows * k)

@@ -308,14 +308,15 @@ pub unsafe fn block_avx512_vnni_f32(
     vnni_block!(zmm, k, a, lda, a_sums, b0, b1, store_floats!(out))
 }
 
-/// [`block_avx512_vnni_f32`] on the first 8 rows only (16 accumulators): with 12-row blocks a
-/// 64-row layer (ResNets' first stage, their stems) computed 72 rows, 12% more than its own.
+/// [`block_avx512_vnni_f32`] on the first `ROWS` rows only (8 or 4: 16 or 8 accumulators), for
+/// a task's last rows: with 12-row blocks alone a 64-row layer (ResNets' first stage, their
+/// stems) computed 72 rows, 12% more than its own.
 ///
 /// # Safety
-/// As [`block_avx512_vnni_f32`] for the first 8 rows (`a` holds 8 rows, `out.rows[8..]` are
-/// not read).
+/// As [`block_avx512_vnni_f32`] for the first `ROWS` rows (`a` holds `ROWS` rows,
+/// `out.rows[ROWS..]` are not read); `ROWS <= BLOCK_ROWS`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub unsafe fn block8_avx512_vnni_f32(
+pub unsafe fn block_first_avx512_vnni_f32<const ROWS: usize>(
     k: usize,
     a: *const i8,
     lda: usize,
@@ -324,24 +325,16 @@ pub unsafe fn block8_avx512_vnni_f32(
     b1: *const i8,
     out: &BlockOut,
 ) {
-    vnni_loop!(zmm, 8, [b0, b1], k, a, lda, a_sums, store_floats!(zmm, out))
-}
-
-/// [`block_avx512_vnni_f32`] on the first 4 rows only (8 accumulators), for a last 4 rows.
-///
-/// # Safety
-/// As [`block8_avx512_vnni_f32`], for 4 rows.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub unsafe fn block4_avx512_vnni_f32(
-    k: usize,
-    a: *const i8,
-    lda: usize,
-    a_sums: &[i32; BLOCK_ROWS],
-    b0: *const i8,
-    b1: *const i8,
-    out: &BlockOut,
-) {
-    vnni_loop!(zmm, 4, [b0, b1], k, a, lda, a_sums, store_floats!(zmm, out))
+    vnni_loop!(
+        zmm,
+        ROWS,
+        [b0, b1],
+        k,
+        a,
+        lda,
+        a_sums,
+        store_floats!(zmm, out)
+    )
 }
 
 /// How many rows the next block of a task takes when `left` remain: 12 as long as the rest
