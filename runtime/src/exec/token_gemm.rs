@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{add_or_set, Epilogue, Rows, KC};
-use super::kernel::{pairs_pay, tile, tile_block, tile_pair, MR, NR};
+use super::kernel::{pairs_pay, tile, tile_block, tile_pair, tile_pair_to, MR, NR};
 
 /// `out[t][o] = relu(W[o] . x[t] * scale[o] + bias[o] + residual[o][t])` (then `gelu` of it when
 /// `epi.gelu`) for `l` tokens of `k` features; `residual` (if any) is indexed `[rows, l]` as in
@@ -95,6 +95,49 @@ pub fn linear_tokens_panels(
                     for j in (0..panels).step_by(2) {
                         let pair = if j + 1 < panels { 2 } else { 1 };
                         let bb = (panel(j), panel(j + pair - 1));
+                        if (j + 2) * NR <= rows {
+                            // Two whole panels: the sums go from the kernel into the rows.
+                            let base = c.as_mut_ptr().wrapping_add(j * NR);
+                            for g in (0..m).step_by(2 * MR) {
+                                let count = (2 * MR).min(m - g);
+                                // The tokens' rows: real ones where the block has them all,
+                                // else (the last, partial tiles) one tile at a time below.
+                                if t0 + g + count.div_ceil(MR) * MR <= l || count <= MR {
+                                    let a = if count <= MR {
+                                        tokens(t0 + g)
+                                    } else {
+                                        &x[(t0 + g) * k + k0..]
+                                    };
+                                    // SAFETY: rows `g..g + count` of this task's output,
+                                    // columns `j * NR..+2 NR` (both panels whole), which
+                                    // only this task writes.
+                                    unsafe {
+                                        tile_pair_to(
+                                            kc,
+                                            a,
+                                            k,
+                                            bb,
+                                            (base.wrapping_add(g * rows), rows, count, k0 > 0),
+                                        )
+                                    };
+                                } else {
+                                    for g in (g..g + count).step_by(MR) {
+                                        let count = MR.min(m - g);
+                                        // SAFETY: as above, for these rows.
+                                        unsafe {
+                                            tile_pair_to(
+                                                kc,
+                                                tokens(t0 + g),
+                                                k,
+                                                bb,
+                                                (base.wrapping_add(g * rows), rows, count, k0 > 0),
+                                            )
+                                        };
+                                    }
+                                }
+                            }
+                            continue;
+                        }
                         let mut g = 0;
                         while g + 2 * MR <= m {
                             tile_block(kc, &x[(t0 + g) * k + k0..], k, bb, &mut acc4);
@@ -186,6 +229,9 @@ mod tests {
             (197, 64, 40),
             (13, 300, 33),
             (50, 513, 7),
+            // Whole pairs of panels (sums stored by the kernel), ragged last token blocks.
+            (23, 300, 64),
+            (40, 257, 96),
         ] {
             let x: Vec<f32> = (0..l * k)
                 .map(|i| ((i * 7919) % 211) as f32 / 50.0 - 2.0)

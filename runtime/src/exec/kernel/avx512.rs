@@ -139,6 +139,34 @@ pub unsafe fn tile_pair_avx512(
     unsafe { rows_pair::<MR, _>(k, a, lda, Panels(b0, b1), out) }
 }
 
+/// [`tile_pair_avx512`] (up to `MR` rows) or [`tile_block_avx512`] (up to `2 MR`) with the sums
+/// of the first `rows` rows set into, or with `add` added to, the `2 NR` floats at `c + r *
+/// ldc`: straight from the registers into a token GEMM's output rows.
+///
+/// # Safety
+/// AVX-512F must be available; `a` must hold `MR` rows (`2 MR` when `rows > MR`) of `k` floats
+/// `lda` apart, `b0` and `b1` `k * NR` floats each, and `c` `(rows - 1) * ldc + 2 NR` floats,
+/// `rows <= 2 MR`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_pair_to_avx512(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    (b0, b1): (*const f32, *const f32),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        if rows > MR {
+            let acc = sums_pair::<{ 2 * MR }, _>(k, a, lda, Panels(b0, b1));
+            store_pair(&acc, (c, ldc, rows, add));
+        } else {
+            let acc = sums_pair::<MR, _>(k, a, lda, Panels(b0, b1));
+            store_pair(&acc, (c, ldc, rows, add));
+        }
+    }
+}
+
 /// [`tile_pair_avx512`] with the two panels' row `i` at `src + taps[i]` (panel 0) and `NR`
 /// floats after it (panel 1): `B` read where it lies, e.g. in a convolution's padded input
 /// (`exec::conv_direct`), instead of from packed panels. The sums of the first `rows` rows go
