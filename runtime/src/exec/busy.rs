@@ -84,6 +84,7 @@ mod tests {
     /// threads busy, and are cancelled), and from inside pools of 1 to 4 threads (no keepers);
     /// many times over, so a keeper stuck in a run's own thread would hang the test.
     #[test]
+    #[cfg_attr(target_family = "wasm", ignore = "no threads under WASI")]
     fn loops_run_and_return_with_keepers() {
         let job = |round: u64| (0..1000u64).into_par_iter().map(|i| i * round).sum::<u64>();
         let want = |round: u64| (0..1000u64).map(|i| i * round).sum::<u64>();
