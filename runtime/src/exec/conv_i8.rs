@@ -19,8 +19,8 @@ use rayon::prelude::*;
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::int8_gemm::{
-    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, gemm_i8_taps, quantize_into,
-    CodesOut, InputLayout, PanelB8, WeightsI8,
+    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize_into, CodesOut,
+    InputLayout, PanelB8, WeightsI8,
 };
 use super::quads::{QuadShape, Quads};
 use super::taps::TapRows;
@@ -88,7 +88,7 @@ pub fn conv2d_i8(
             (CodesIn::Rows(codes), Some(_)) => TapRows::from_codes(codes, &geo),
             _ => TapRows::quantize(input.x, &geo, 1.0 / s),
         };
-        return gemm_i8_taps(weights, &src, &geo, s, out, epi, requant);
+        return gemm_i8_gather(weights, &src, &geo, s, out, epi, requant);
     }
     let panel = match (input.codes, scale, weights.reads_quads()) {
         (CodesIn::Quads(q), Some(s), true) => {

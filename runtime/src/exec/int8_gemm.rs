@@ -590,16 +590,16 @@ pub fn gemm_i8_requant(
     gemm_panels(w, Panels::Packed(b), out, epi, requant);
 }
 
-/// [`gemm_i8_requant`] for a convolution `geo` over [`Quads`] (codes worth `scale`) whose
-/// panels each task gathers just before it multiplies them ([`Quads::fill_panel`]), instead of
-/// all of them first ([`Quads::im2col`]): the panel is then in the core's cache for every block
-/// of rows, and the layer's whole `B` (1.8 MB for a ResNet18 first-stage convolution) is never
-/// written out and read back. Tasks then own all rows of a range of panels, so this is for
-/// layers of many pixels ([`gathers_pay`]).
+/// [`gemm_i8_requant`] for a convolution `geo` over codes stored to be gathered ([`Quads`],
+/// [`TapRows`]; worth `scale`), whose panels each task gathers just before it multiplies them
+/// ([`GatherPanels::fill_panel`]), instead of all of them first ([`Quads::im2col`]): the panel
+/// is then in the core's cache for every block of rows, and the layer's whole `B` (1.8 MB for a
+/// ResNet18 first-stage convolution) is never written out and read back. Tasks then own all
+/// rows of a range of panels, so this is for layers of many pixels ([`gathers_pay`]).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_i8_gather(
     w: &WeightsI8,
-    src: &Quads,
+    src: &dyn GatherPanels,
     geo: &Geometry,
     scale: f32,
     out: &mut [f32],
@@ -607,21 +607,6 @@ pub fn gemm_i8_gather(
     requant: Option<(CodesOut, f32)>,
 ) {
     gemm_panels(w, Panels::Gather { src, geo, scale }, out, epi, requant);
-}
-
-/// [`gemm_i8_gather`] for a convolution over [`TapRows`] (panels gathered per task by
-/// [`TapRows::fill_panel`]).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_i8_taps(
-    w: &WeightsI8,
-    src: &TapRows,
-    geo: &Geometry,
-    scale: f32,
-    out: &mut [f32],
-    epi: Epilogue,
-    requant: Option<(CodesOut, f32)>,
-) {
-    gemm_panels(w, Panels::Taps { src, geo, scale }, out, epi, requant);
 }
 
 /// Whether [`gemm_i8_gather`] suits a layer of `n` output pixels: enough pairs of panels for
@@ -635,18 +620,39 @@ pub fn gathers_pay(n: usize) -> bool {
 enum Panels<'a> {
     /// All packed beforehand.
     Packed(&'a PanelB8),
-    /// Gathered per task from quads.
+    /// Gathered per task ([`Quads`] or [`TapRows`]).
     Gather {
-        src: &'a Quads,
+        src: &'a dyn GatherPanels,
         geo: &'a Geometry,
         scale: f32,
     },
-    /// Gathered per task from tap rows.
-    Taps {
-        src: &'a TapRows,
-        geo: &'a Geometry,
-        scale: f32,
-    },
+}
+
+/// A convolution's input stored so that each task can gather its own panels of `B`: its
+/// codes in [`Quads`] or in [`TapRows`].
+pub trait GatherPanels: Sync {
+    /// `k` of convolution `g`'s panels (a multiple of 4).
+    fn panel_k(&self, g: &Geometry) -> usize;
+    /// Panel `j` of convolution `g` (`panel_k * NR` bytes), every byte written.
+    fn fill_panel(&self, g: &Geometry, j: usize, panel: &mut [i8]);
+}
+
+impl GatherPanels for Quads {
+    fn panel_k(&self, g: &Geometry) -> usize {
+        Quads::panel_k(self, g)
+    }
+    fn fill_panel(&self, g: &Geometry, j: usize, panel: &mut [i8]) {
+        Quads::fill_panel(self, g, j, panel)
+    }
+}
+
+impl GatherPanels for TapRows {
+    fn panel_k(&self, g: &Geometry) -> usize {
+        taps::panel_k(g.c, g.kernel)
+    }
+    fn fill_panel(&self, g: &Geometry, j: usize, panel: &mut [i8]) {
+        TapRows::fill_panel(self, g, j, panel)
+    }
 }
 
 impl Panels<'_> {
@@ -658,10 +664,6 @@ impl Panels<'_> {
                 let k = src.panel_k(geo);
                 (k, k, geo.n(), scale)
             }
-            Panels::Taps { geo, scale, .. } => {
-                let k = taps::panel_k(geo.c, geo.kernel);
-                (k, k, geo.n(), scale)
-            }
         }
     }
 
@@ -670,11 +672,6 @@ impl Panels<'_> {
         match *self {
             Panels::Packed(b) => &b.data[j * k4 * NR..(j + 1) * k4 * NR],
             Panels::Gather { src, geo, .. } => {
-                buf.resize(k4 * NR, 0);
-                src.fill_panel(geo, j, buf);
-                buf
-            }
-            Panels::Taps { src, geo, .. } => {
                 buf.resize(k4 * NR, 0);
                 src.fill_panel(geo, j, buf);
                 buf
@@ -760,7 +757,7 @@ fn gemm_panels(
     // Gathered panels: a task takes every row block of its panels (each panel gathered once).
     let panels = n.div_ceil(NR);
     let blocks = w.rows.div_ceil(MC);
-    let gather = matches!(b, Panels::Gather { .. } | Panels::Taps { .. });
+    let gather = matches!(b, Panels::Gather { .. });
     let row_tasks = if gather { 1 } else { blocks };
     let threads = rayon::current_num_threads().max(1);
     let per = if threads > 1 {

@@ -98,43 +98,28 @@ pub fn linear_tokens_panels(
                         if (j + 2) * NR <= rows {
                             // Two whole panels: the sums go from the kernel into the rows.
                             let base = c.as_mut_ptr().wrapping_add(j * NR);
-                            for g in (0..m).step_by(2 * MR) {
-                                let count = (2 * MR).min(m - g);
-                                // The tokens' rows: real ones where the block has them all,
-                                // else (the last, partial tiles) one tile at a time below.
-                                if t0 + g + count.div_ceil(MR) * MR <= l || count <= MR {
-                                    let a = if count <= MR {
-                                        tokens(t0 + g)
-                                    } else {
-                                        &x[(t0 + g) * k + k0..]
-                                    };
-                                    // SAFETY: rows `g..g + count` of this task's output,
-                                    // columns `j * NR..+2 NR` (both panels whole), which
-                                    // only this task writes.
-                                    unsafe {
-                                        tile_pair_to(
-                                            kc,
-                                            a,
-                                            k,
-                                            bb,
-                                            (base.wrapping_add(g * rows), rows, count, k0 > 0),
-                                        )
-                                    };
+                            // 12 tokens where the task has them, then tiles of up to 6
+                            // (the zero-padded tail for the last, partial one).
+                            let mut g = 0;
+                            while g < m {
+                                let (count, a) = if g + 2 * MR <= m {
+                                    (2 * MR, &x[(t0 + g) * k + k0..])
                                 } else {
-                                    for g in (g..g + count).step_by(MR) {
-                                        let count = MR.min(m - g);
-                                        // SAFETY: as above, for these rows.
-                                        unsafe {
-                                            tile_pair_to(
-                                                kc,
-                                                tokens(t0 + g),
-                                                k,
-                                                bb,
-                                                (base.wrapping_add(g * rows), rows, count, k0 > 0),
-                                            )
-                                        };
-                                    }
-                                }
+                                    (MR.min(m - g), tokens(t0 + g))
+                                };
+                                // SAFETY: rows `g..g + count` of this task's output, columns
+                                // `j * NR..+2 NR` (both panels whole), which only this task
+                                // writes.
+                                unsafe {
+                                    tile_pair_to(
+                                        kc,
+                                        a,
+                                        k,
+                                        bb,
+                                        (base.wrapping_add(g * rows), rows, count, k0 > 0),
+                                    )
+                                };
+                                g += count;
                             }
                             continue;
                         }

@@ -156,15 +156,7 @@ pub unsafe fn tile_pair_to_avx512(
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
     // SAFETY: the caller's guarantees.
-    unsafe {
-        if rows > MR {
-            let acc = sums_pair::<{ 2 * MR }, _>(k, a, lda, Panels(b0, b1));
-            store_pair(&acc, (c, ldc, rows, add));
-        } else {
-            let acc = sums_pair::<MR, _>(k, a, lda, Panels(b0, b1));
-            store_pair(&acc, (c, ldc, rows, add));
-        }
-    }
+    unsafe { pair_to(k, a, lda, Panels(b0, b1), (c, ldc, rows, add)) }
 }
 
 /// [`tile_pair_avx512`] with the two panels' row `i` at `src + taps[i]` (panel 0) and `NR`
@@ -185,12 +177,30 @@ pub unsafe fn tile_pair_taps_avx512(
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
     // SAFETY: the caller's guarantees.
+    unsafe { pair_to(k, a, lda, Taps(src, taps), (c, ldc, rows, add)) }
+}
+
+/// The sums of `rows` rows of `a` (a 6x32 tile up to `MR`, a 12x32 block beyond) against the
+/// two panels `b`, set or added at `c + r * ldc` ([`store_pair`]).
+///
+/// # Safety
+/// As [`tile_pair_to_avx512`], with `b`'s rows where the kernel's caller vouched for them.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn pair_to<B: PairRows>(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: B,
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    // SAFETY: the caller's guarantees.
     unsafe {
         if rows > MR {
-            let acc = sums_pair::<{ 2 * MR }, _>(k, a, lda, Taps(src, taps));
+            let acc = sums_pair::<{ 2 * MR }, _>(k, a, lda, b);
             store_pair(&acc, (c, ldc, rows, add));
         } else {
-            let acc = sums_pair::<MR, _>(k, a, lda, Taps(src, taps));
+            let acc = sums_pair::<MR, _>(k, a, lda, b);
             store_pair(&acc, (c, ldc, rows, add));
         }
     }

@@ -225,6 +225,18 @@ pub unsafe fn tile_pair_to(
         let top: &mut [f32; MR * 2 * NR] = (&mut acc[..MR * 2 * NR]).try_into().expect("MR rows");
         tile_pair(k, a, lda, (b0, b1), top);
     }
+    // SAFETY: the caller's guarantees for `c`.
+    unsafe { store_rows(&acc, (c, ldc, rows, add)) };
+}
+
+/// Sets, or with `add` adds, the first `rows` rows of `2 NR` sums of `acc` at `c + r * ldc`:
+/// the store of [`tile_pair_to`] and [`tile_pair_taps_to`] where no kernel stores from
+/// registers.
+///
+/// # Safety
+/// `c + r * ldc` must point to `2 NR` writable floats for `r < rows`, accessed by no one else
+/// meanwhile.
+unsafe fn store_rows(acc: &[f32], (c, ldc, rows, add): (*mut f32, usize, usize, bool)) {
     for (r, sums) in acc.chunks_exact(2 * NR).take(rows).enumerate() {
         // SAFETY: the caller's guarantee for row `r`.
         let dst = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), 2 * NR) };
@@ -327,15 +339,8 @@ pub unsafe fn tile_pair_taps_to(
     };
     let mut acc = [0f32; MR * 2 * NR];
     tile_pair(k, a, lda, (&gather(0), &gather(1)), &mut acc);
-    for (r, sums) in acc.chunks_exact(2 * NR).take(rows).enumerate() {
-        // SAFETY: the caller's guarantee for row `r`.
-        let dst = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), 2 * NR) };
-        if add {
-            dst.iter_mut().zip(sums).for_each(|(d, s)| *d += s);
-        } else {
-            dst.copy_from_slice(sums);
-        }
-    }
+    // SAFETY: the caller's guarantees for `c`.
+    unsafe { store_rows(&acc, (c, ldc, rows, add)) };
 }
 
 /// Two [`tile_pair`]s on consecutive row blocks (`a`'s rows `0..MR` and `MR..2 * MR`):
