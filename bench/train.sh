@@ -43,6 +43,10 @@ if [ -n "$python" ]; then
 else
   rm -f bench/train_reference.json
 fi
+# With torch, PyTorch's training steps are timed again inside the Rust run, interleaved with
+# its own (train_bench --python; the reference run above gives the per-part breakdown).
+serve=()
+if [ -n "$python" ]; then serve=(--python "$python"); fi
 target/release/examples/train_bench --out bench/results.md \
-  --reference bench/train_reference.json "${quick[@]}"
+  --reference bench/train_reference.json "${serve[@]}" "${quick[@]}"
 echo "load after the run: $(uptime)" >&2

@@ -7,6 +7,9 @@ per-channel, the spec §1 quantizer with a straight-through estimator), for ResN
 per-part breakdown (conv forward, backward-data, backward-weight, batch norm, quantizer) summed
 over the model's layers, and max pool. torch.set_num_threads(2), as the Rust side's two rayon threads.
 Run by bench/train.sh.
+
+With --serve it times single training steps on request instead (`KEY fp32|u4` lines on stdin,
+the seconds on stdout): train_bench interleaves them with its own steps.
 """
 
 import json
@@ -107,22 +110,34 @@ def best_of(fn, reps):
     return best
 
 
-def step_throughput(model, size, classes, steps):
-    """Round-robin FP32/U4 steps; (best, median) images/s each."""
+def step_inputs(model, size, classes):
+    """The step's batch, labels and optimizer (seeded as in every run)."""
     torch.manual_seed(1)
     x = torch.randn(BATCH, 3, size, size)
     y = torch.randint(0, classes, (BATCH,))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    return x, y, opt
+
+
+def timed_step(model, x, y, opt, quant):
+    """Seconds of one training step, fake-quant on or off."""
+    set_quant(model, quant)
+    t = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    return time.perf_counter() - t
+
+
+def step_throughput(model, size, classes, steps):
+    """Round-robin FP32/U4 steps; (best, median) images/s each."""
+    x, y, opt = step_inputs(model, size, classes)
     times = {"fp32": [], "u4": []}
     for r in range(steps + 1):
         for key in times:
-            set_quant(model, key == "u4")
-            t = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
+            secs = timed_step(model, x, y, opt, key == "u4")
             if r > 0:
-                times[key].append(time.perf_counter() - t)
+                times[key].append(secs)
     out = {}
     for key, t in times.items():
         t.sort()
@@ -191,7 +206,37 @@ def quantizer_time(w, reps):
     return best_of(run, reps)
 
 
+# key: (width, input size, classes) of the benchmarked models.
+MODELS = {"embedded_64": (16, 64, 9), "resnet18_224": (64, 224, 1000)}
+
+
+def serve():
+    """One timed training step per request, so that `train_bench` can interleave PyTorch's
+    steps with its own: run one after the other, a shared machine's slow and fast spells
+    (minutes long) fell on one side only and moved the ratio by a quarter. Reads lines
+    `KEY fp32|u4` on stdin and answers each with the step's seconds, or `error: ...`."""
+    torch.set_num_threads(THREADS)
+    state = {}
+    for line in sys.stdin:
+        try:
+            key, mode = line.split()
+            if mode not in ("fp32", "u4"):
+                raise ValueError(f"mode {mode!r}: expected fp32 or u4")
+            if key not in state:
+                width, size, classes = MODELS[key]
+                torch.manual_seed(0)
+                model = ResNet18(width, classes).train()
+                state = {key: (model, *step_inputs(model, size, classes))}
+            secs = timed_step(*state[key], mode == "u4")
+            print(secs, flush=True)
+        except (KeyError, ValueError) as e:
+            print(f"error: {line.strip()!r}: {e}", flush=True)
+
+
 def main():
+    if "--serve" in sys.argv:
+        serve()
+        return
     out = sys.argv[1] if len(sys.argv) > 1 else "bench/train_reference.json"
     quick = "--quick" in sys.argv
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
@@ -203,10 +248,10 @@ def main():
     except (OSError, ValueError):
         result = {}
     result |= {"threads": THREADS, "versions": f"PyTorch {torch.__version__.split('+')[0]}"}
-    for key, width, size, classes, steps in [("embedded_64", 16, 64, 9, 2 if quick else 8),
-                                             ("resnet18_224", 64, 224, 1000, 1 if quick else 3)]:
+    for key, steps in [("embedded_64", 2 if quick else 8), ("resnet18_224", 1 if quick else 3)]:
         if only is not None and key != only:
             continue
+        width, size, classes = MODELS[key]
         model = ResNet18(width, classes).train()
         print(f"PyTorch: {key}", file=sys.stderr)
         result[key] = {"step_img_s": step_throughput(model, size, classes, steps),

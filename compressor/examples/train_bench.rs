@@ -7,7 +7,9 @@
 //! the same shapes come from `bench/train_reference.json` (`bench/train_reference.py`).
 //!
 //! Variants are timed round-robin, one step each per round, so a shared machine's drift hits
-//! them alike. Run through `bench/train.sh`, which replaces the "Training throughput" section of
+//! them alike; with `--python CMD` (a Python with torch), PyTorch's FP32 and U4 steps join each
+//! round through `bench/train_reference.py --serve`, and the table's PyTorch column and ratios
+//! come from them. Run through `bench/train.sh`, which replaces the "Training throughput" section of
 //! `bench/results.md` and keeps the others. Not part of `cargo test`.
 
 use anyhow::{bail, Context, Result};
@@ -111,8 +113,67 @@ fn step(
     Ok(t.elapsed().as_secs_f64())
 }
 
-/// `[(best, median) seconds]` per variant, in `VARIANTS` order.
-fn time_steps(s: &Subject) -> Result<Vec<(f64, f64)>> {
+/// PyTorch's training steps, timed one at a time by `bench/train_reference.py --serve` (a
+/// child process) between this benchmark's own: run one after the other, a shared machine's
+/// slow and fast spells fell on one side only (a ratio moved from 0.75 to 0.84 between runs).
+/// While PyTorch steps, this process waits on the pipe, so the two never share the cores.
+struct Torch {
+    child: std::process::Child,
+    /// `None` once closed, which ends the server's loop.
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Torch {
+    fn start(python: &str) -> Result<Self> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(python)
+            .args(["-W", "ignore", "bench/train_reference.py", "--serve"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {python} bench/train_reference.py --serve"))?;
+        let stdin = child.stdin.take().context("the server's stdin")?;
+        let stdout = std::io::BufReader::new(child.stdout.take().context("the server's stdout")?);
+        Ok(Self {
+            child,
+            stdin: Some(stdin),
+            stdout,
+        })
+    }
+
+    /// Seconds of one PyTorch step of model `key`, fake-quant on or off.
+    fn step(&mut self, key: &str, quant: bool) -> Result<f64> {
+        use std::io::{BufRead, Write};
+        let mode = if quant { "u4" } else { "fp32" };
+        let stdin = self
+            .stdin
+            .as_mut()
+            .context("the PyTorch server was closed")?;
+        writeln!(stdin, "{key} {mode}")
+            .and_then(|()| stdin.flush())
+            .context("writing to the PyTorch server")?;
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            bail!("the PyTorch server exited (stderr above says why)");
+        }
+        line.trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("PyTorch server, step {key} {mode}: {}", line.trim()))
+    }
+}
+
+impl Drop for Torch {
+    fn drop(&mut self) {
+        // Closing stdin ends the server's loop; wait so no process outlives the benchmark.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// `[(best, median) seconds]` per variant, in `VARIANTS` order, then PyTorch's FP32 and U4
+/// steps when `torch` is given (one step each per round, after the variants').
+fn time_steps(s: &Subject, mut torch: Option<&mut Torch>) -> Result<Vec<(f64, f64)>> {
     let graph = s.spec.graph()?;
     let dev = Device::Cpu;
     let model = Model::new(graph.clone(), ParamStore::init(&graph, 0, &dev)?, dev);
@@ -129,9 +190,17 @@ fn time_steps(s: &Subject) -> Result<Vec<(f64, f64)>> {
         vec![1e-4],
         AdamWConfig::default(),
     )?;
-    let mut times = vec![Vec::new(); VARIANTS.len()];
+    let mut times = vec![Vec::new(); VARIANTS.len() + if torch.is_some() { 2 } else { 0 }];
     let warm = usize::from(s.warmup);
-    let pb = bar((warm + s.steps) * 2 + (warm + s.candle_steps) * 2, s.key);
+    let torch_steps = if torch.is_some() {
+        2 * (warm + s.steps)
+    } else {
+        0
+    };
+    let pb = bar(
+        (warm + s.steps) * 2 + (warm + s.candle_steps) * 2 + torch_steps,
+        s.key,
+    );
     for round in 0..warm + s.steps.max(s.candle_steps) {
         for (v, t) in VARIANTS.iter().zip(&mut times) {
             if round >= warm + if v.fast { s.steps } else { s.candle_steps } {
@@ -143,6 +212,15 @@ fn time_steps(s: &Subject) -> Result<Vec<(f64, f64)>> {
                 t.push(secs);
             }
             pb.inc(1);
+        }
+        if let Some(torch) = torch.as_deref_mut().filter(|_| round < warm + s.steps) {
+            for (i, quant) in [false, true].into_iter().enumerate() {
+                let secs = torch.step(s.key, quant)?;
+                if round >= warm {
+                    times[VARIANTS.len() + i].push(secs);
+                }
+                pb.inc(1);
+            }
         }
     }
     ops::set_enabled(true);
@@ -366,6 +444,7 @@ fn main() -> Result<()> {
     let mut reference = PathBuf::from("bench/train_reference.json");
     let mut quick = false;
     let mut only: Option<String> = None;
+    let mut python: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -373,8 +452,10 @@ fn main() -> Result<()> {
             "--reference" => reference = args.next().context("--reference needs a path")?.into(),
             "--quick" => quick = true,
             "--only" => only = Some(args.next().context("--only needs a model key")?),
+            "--python" => python = Some(args.next().context("--python needs a command")?),
             other => bail!(
-                "unknown argument `{other}` (expected --out, --reference, --quick, --only KEY)"
+                "unknown argument `{other}` (expected --out, --reference, --quick, --only KEY, \
+                 --python CMD)"
             ),
         }
     }
@@ -404,6 +485,14 @@ fn main() -> Result<()> {
             warmup: false,
         },
     ];
+    let mut torch = python.as_deref().map(Torch::start).transpose()?;
+    let torch_steps = if torch.is_some() {
+        "its steps timed in this run, one FP32 and one U4 step after each round of the four \
+         Rust variants (`bench/train_reference.py --serve`, a child process; this one waits \
+         meanwhile); its part breakdown from `bench/train_reference.py`, run just before"
+    } else {
+        "`bench/train_reference.py`, run just before"
+    };
     let threads = rayon::current_num_threads();
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -419,8 +508,8 @@ fn main() -> Result<()> {
          norm, the argmax max pool and the fake-quant op. Fake-quant on = U4 per-channel on \
          every Conv2d/Linear weight (spec §1, straight-through). PyTorch: {} with \
          `torch.set_num_threads({})`, the same architecture, the same quantizer \
-         (`bench/train_reference.py`, run just before). Generated by `bench/train.sh`; the \
-         four candle variants are timed round-robin. 1-minute load average (`/proc/loadavg`; \
+         ({torch_steps}). Generated by `bench/train.sh`; the four Rust variants are timed \
+         round-robin, one step each per round. 1-minute load average (`/proc/loadavg`; \
          2 cores shared with other jobs) at the start of the Rust run: {load}. CPU: {}.\n\n",
         refs["versions"].as_str().unwrap_or("not measured"),
         refs["threads"].as_u64().map_or("–".into(), |t| t.to_string()),
@@ -433,7 +522,7 @@ fn main() -> Result<()> {
         .filter(|s| only.as_deref().is_none_or(|k| k == s.key))
     {
         eprintln!("timing {} ({} steps per variant)", s.title, s.steps);
-        let t = time_steps(s)?;
+        let t = time_steps(s, torch.as_mut())?;
         eprintln!("  step seconds (best, median) per variant: {t:?}");
         for (qi, (q, qkey)) in [("off (FP32)", "fp32"), ("on (U4)", "u4")]
             .iter()
@@ -442,8 +531,14 @@ fn main() -> Result<()> {
             let (cb, cm) = t[2 * qi];
             let (fb, fm) = t[2 * qi + 1];
             let ips = |secs: f64| BATCH as f64 / secs;
-            let torch = refs[s.key]["step_img_s"][qkey][0].as_f64();
-            let torch_med = refs[s.key]["step_img_s"][qkey][1].as_f64();
+            // PyTorch's steps timed in this run, else those of the reference file.
+            let (torch, torch_med) = match t.get(VARIANTS.len() + qi) {
+                Some(&(b, m)) => (Some(ips(b)), Some(ips(m))),
+                None => (
+                    refs[s.key]["step_img_s"][qkey][0].as_f64(),
+                    refs[s.key]["step_img_s"][qkey][1].as_f64(),
+                ),
+            };
             md += &format!(
                 "| {} | {q} | {:.1} ({:.1}) | {:.1} ({:.1}) | {} ({}) | {:.2}× | {} |\n",
                 s.title,
@@ -489,9 +584,12 @@ fn main() -> Result<()> {
             );
         }
         let step_ms = |i: usize| t[i].0 * 1e3;
-        let torch_step = refs[s.key]["step_img_s"]["u4"][0]
-            .as_f64()
-            .map(|ips| BATCH as f64 / ips * 1e3);
+        let torch_step = match t.get(VARIANTS.len() + 1) {
+            Some(&(b, _)) => Some(b * 1e3),
+            None => refs[s.key]["step_img_s"]["u4"][0]
+                .as_f64()
+                .map(|ips| BATCH as f64 / ips * 1e3),
+        };
         // Parts timed alone can add up to more than a step on a loaded machine: no figure then.
         let torch_rest = torch_step
             .map(|st| {
