@@ -132,10 +132,15 @@ fn root_owner(root: &Path, key: &serde_json::Value) -> Result<serde_json::Value>
     if let Some(k) = read(&claim).or_else(|| read(&root.join("settings.json"))) {
         return Ok(k);
     }
+    // Unique per claimant: the process, a counter for its threads (two threads read the same
+    // clock value often enough that they shared one file, and one's link then found it removed
+    // or holding the other's settings), and the time for a pid reused across hosts.
+    static CLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let tmp = root.join(format!(".claim.{}.{nanos}", std::process::id()));
+    let tmp = root.join(format!(".claim.{}.{n}.{nanos}", std::process::id()));
     fq_runtime::atomic::write_json_atomic(&tmp, key)?;
     let linked = std::fs::hard_link(&tmp, &claim);
     let _ = std::fs::remove_file(&tmp);
