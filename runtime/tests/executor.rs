@@ -172,6 +172,51 @@ fn quads_change_no_logit() {
     }
 }
 
+/// The integer stem and its max pooling run as one step, band by band: every value the
+/// pooling's step observes and the logits are identical bit for bit to the two steps apart,
+/// with static and dynamic scales, on images whose stem rows are and are not whole panels, in
+/// pools of 1-3 threads (so 1-8 bands); the stem's own output is never written (observed empty).
+#[test]
+fn stem_and_pool_as_one_step_change_no_value() {
+    for (arch, size) in [
+        (Arch::ResNet18, 32),
+        (Arch::ResNet18, 40),
+        (Arch::ResNet50, 36),
+    ] {
+        let g = ArchSpec::new(arch, 4, size, 5).graph().unwrap();
+        let t = random_model(&g, Bits::RandomMix, 17);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let x = random_input(exec.input_len(), 60);
+        exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
+        let run = |exec: &Executor| {
+            let mut seen = Vec::new();
+            let logits = exec
+                .run_observed(&x, |s, v| seen.push((s, v.to_vec())))
+                .unwrap();
+            (seen, logits)
+        };
+        for activations in [Activations::Int8Static, Activations::Int8Dynamic] {
+            exec.set_activations(activations);
+            for threads in 1..=3 {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                exec.set_stem_pool_fusion(false);
+                let (apart, want) = pool.install(|| run(&exec));
+                exec.set_stem_pool_fusion(true);
+                let (fused, got) = pool.install(|| run(&exec));
+                let what = format!("{arch:?} {size} px, {activations:?}, {threads} threads");
+                assert_eq!(got, want, "{what}: logits");
+                assert!(fused[0].1.is_empty(), "{what}: the stem was not fused");
+                assert_eq!(apart[1].1, fused[1].1, "{what}: the pooled values");
+                assert_eq!(apart[2..], fused[2..], "{what}: the later steps");
+            }
+        }
+    }
+}
+
 /// The integer path (i8 activations per tensor, exact i32 sums) against the same f64 reference:
 /// 8-bit activations through a ResNet's 20-50 convolutions keep the logits within a few percent
 /// of the largest logit, and they must differ from the f32 path's (the integer path really ran).

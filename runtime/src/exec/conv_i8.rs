@@ -122,3 +122,42 @@ pub fn conv2d_i8(
     };
     gemm_i8_requant(weights, &panel, out, epi, requant);
 }
+
+/// The RGB stem's convolution (weights over [`TapRows`]) and the max pooling `pool` (kernel,
+/// stride, padding) that alone reads its output, as one step ([`super::stem_pool`]): `out` is
+/// the pooling's `[co][ph][pw]`; the convolution's output is never written.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_pool_i8(
+    input: InputI8,
+    (c, h, w): (usize, usize, usize),
+    conv: &Conv2d,
+    (ho, wo): (usize, usize),
+    weights: &WeightsI8,
+    scale: Option<f32>,
+    epi: Epilogue,
+    pool: (usize, usize, usize),
+    pooled: (usize, usize),
+    out: &mut [f32],
+) {
+    assert_eq!(
+        weights.layout(),
+        InputLayout::Taps,
+        "conv2d_pool_i8 runs the stems over tap rows"
+    );
+    let geo = Geometry {
+        c,
+        h,
+        w,
+        kernel: conv.kernel,
+        stride: conv.stride,
+        padding: conv.padding,
+        ho,
+        wo,
+    };
+    let s = scale.unwrap_or_else(|| dynamic_scale(input.x));
+    let src = match (input.codes, scale) {
+        (CodesIn::Rows(codes), Some(_)) => TapRows::from_codes(codes, &geo),
+        _ => TapRows::quantize(input.x, &geo, 1.0 / s),
+    };
+    super::stem_pool::conv_pool_i8(weights, &src, &geo, s, epi, pool, pooled, out);
+}

@@ -617,7 +617,7 @@ pub fn gathers_pay(n: usize) -> bool {
 
 /// Where the integer GEMM's activation panels come from.
 #[derive(Clone, Copy)]
-enum Panels<'a> {
+pub(super) enum Panels<'a> {
     /// All packed beforehand.
     Packed(&'a PanelB8),
     /// Gathered per task ([`Quads`] or [`TapRows`]).
@@ -687,7 +687,7 @@ fn gemm_panels(
     epi: Epilogue,
     requant: Option<(CodesOut, f32)>,
 ) {
-    let (k, k4, n, scale) = b.dims();
+    let (k, _, n, _) = b.dims();
     assert_eq!(
         w.k, k,
         "gemm_i8: weights have {} columns, B has {k} rows",
@@ -714,42 +714,6 @@ fn gemm_panels(
             Target::Quads(Shared(quads.data.as_mut_ptr()), shape, 1.0 / scale)
         }
     };
-    // Rows `r0..r0 + mr` against one or two panels `ps` (the first one panel `j`), rescaled into
-    // the rows of `dst` (`ld` apart, `ps[0]` at column 0).
-    let tiles = |(r0, mr): (usize, usize), ps: &[&[i8]], j: usize, dst: Shared<f32>, ld: usize| {
-        let np = [NR.min(n - j * NR), NR.min(n.saturating_sub((j + 1) * NR))];
-        #[cfg(target_arch = "x86_64")]
-        match int8_path() {
-            super::kernel::int8::Int8Path::Amx => {
-                use super::kernel::int8_amx::{block, COLS, ROWS};
-                let amx = |a, _: &[i32], b0, b1, acc: &mut [i32]| {
-                    let acc: &mut [i32; ROWS * COLS] = acc.try_into().expect("one AMX block");
-                    // SAFETY: `int8_path` chose AMX (so `supported()`); `blocks` checked 16 rows
-                    // of `k4` codes at `a` and `k4 * NR` codes at each panel; `k4` is a
-                    // multiple of 4.
-                    unsafe { block(w.k4, a, w.k4, b0, b1, acc) }
-                };
-                return w.blocks(ROWS, amx, ps, np, (r0, mr), scale, dst, ld);
-            }
-            super::kernel::int8::Int8Path::Avx512Vnni => {
-                return w.blocks_vnni(ps, np, (r0, mr), scale, dst, ld);
-            }
-            _ => {}
-        }
-        let mut acc = [0i32; MR * NR];
-        for (h, bp) in ps.iter().enumerate() {
-            for g in 0..mr.div_ceil(MR) {
-                w.tile(r0 / MR + g, bp, &mut acc);
-                for r in 0..MR.min(mr - g * MR) {
-                    // The stored row's output row (reordered within this task's rows).
-                    let o = w.order[r0 + g * MR + r] - r0;
-                    // SAFETY: row `o < mr`, columns `h * NR..+np` of this task's rectangle.
-                    let dst = unsafe { dst.slice(o * ld + h * NR, np[h]) };
-                    rescale(dst, &acc[r * NR..], scale);
-                }
-            }
-        }
-    };
     // Tasks are rectangles: blocks of `MC` rows (the unit of the rows' reordering) by a range
     // of panels, about four per thread, each writing its rectangle of `out` and of the codes in
     // place. Rows alone made 2 and 3 tasks of ResNet18's 64- and 128-row layers; splitting those
@@ -769,67 +733,160 @@ fn gemm_panels(
     let per = (per + per % 2).min(panels);
     let col_tasks = panels.div_ceil(per);
     let per_task = blocks / row_tasks;
-    let base = Shared(out.as_mut_ptr());
+    let to = TaskOut {
+        base: Shared(out.as_mut_ptr()),
+        ld: n,
+        row0: 0,
+        col0: 0,
+    };
     (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
         let rb0 = (t / col_tasks) * per_task;
-        let (r0, r1) = (rb0 * MC, ((rb0 + per_task) * MC).min(w.rows));
+        let rows = rb0 * MC..((rb0 + per_task) * MC).min(w.rows);
         let j0 = (t % col_tasks) * per;
-        let j1 = (j0 + per).min(panels);
-        let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
-        let mut bufs = [Vec::new(), Vec::new()];
-        for j in (j0..j1).step_by(2) {
-            let [buf0, buf1] = &mut bufs;
-            let p0 = b.panel(j, k4, buf0);
-            let ps: [&[i8]; 2] = if j + 1 < j1 {
-                [p0, b.panel(j + 1, k4, buf1)]
-            } else {
-                [p0, p0]
-            };
-            let count = if j + 1 < j1 { 2 } else { 1 };
-            for rb in (r0..r1).step_by(MC) {
-                let mr = MC.min(r1 - rb);
-                let dst = base.offset(rb * n + j * NR);
-                tiles((rb, mr), &ps[..count], j, dst, n);
-            }
-        }
-        let row = |r: usize| {
-            // SAFETY: tasks own disjoint rectangles (rows `r0..r1`, columns `c0..c1`) of `out`
-            // and of the codes, which outlive the loop (so for every `slice` below too).
-            unsafe { base.slice(r * n + c0, c1 - c0) }
-        };
-        let finish = |o: usize| {
-            let res = epi.residual.map(|v| &v[o * n + c0..o * n + c1]);
-            finish_row(row(o), &epi, o, res);
-        };
-        // The epilogue, then the codes of the same rows while they are in the core's cache:
-        // row by row, or quad by quad (four rows per plane of codes).
-        match &target {
-            Target::None => (r0..r1).for_each(finish),
-            Target::Rows(codes, inv) => {
-                for o in r0..r1 {
-                    finish(o);
-                    // SAFETY: see above.
-                    let q = unsafe { codes.slice(o * n + c0, c1 - c0) };
-                    quantize_into(row(o), q, *inv);
-                }
-            }
-            Target::Quads(data, shape, inv) => {
-                // This task's rows are whole quads (`MC` is a multiple of 4).
-                for q0 in (r0..r1).step_by(QUAD) {
-                    let count = QUAD.min(r1 - q0);
-                    let mut channels: [&[f32]; QUAD] = [&[]; QUAD];
-                    for (l, ch) in channels.iter_mut().enumerate().take(count) {
-                        finish(q0 + l);
-                        *ch = row(q0 + l);
-                    }
-                    let plane = data.offset(q0 / QUAD * shape.plane()).0;
-                    // SAFETY: the plane of quad `q0 / 4` lies in the codes (asserted above);
-                    // this task alone writes its pixels `c0..c1`.
-                    unsafe { store_quad_pixels(plane, shape, &channels[..count], c0, *inv) };
-                }
-            }
-        }
+        // SAFETY: tasks own disjoint rectangles (rows `rows`, panels `j0..j0 + per`) of `out`
+        // and of the codes, which outlive the loop.
+        unsafe { gemm_task(w, &b, rows, j0..(j0 + per).min(panels), to, &epi, &target) };
     });
+}
+
+/// Where a task of the integer GEMM writes its floats: output row `o`, column `c` at
+/// `base + (o - row0) * ld + c - col0` (the whole output, or a task's own buffer).
+#[derive(Clone, Copy)]
+pub(super) struct TaskOut {
+    pub base: Shared<f32>,
+    pub ld: usize,
+    pub row0: usize,
+    pub col0: usize,
+}
+
+/// One task of the integer GEMM: rows `rows` (whole [`MC`] blocks from a multiple of it) by
+/// panels `panels` of `b`, rescaled into `to`, then the epilogue and the codes of `target` for
+/// the same rows while they are in the core's cache.
+///
+/// # Safety
+/// `to` must hold the task's rectangle (rows `rows`, columns of `panels` clipped to `n`) and
+/// the target its codes, both written by no one else meanwhile; the epilogue's residual, when
+/// there is one, is `[w.rows][n]`.
+pub(super) unsafe fn gemm_task(
+    w: &WeightsI8,
+    b: &Panels,
+    rows: std::ops::Range<usize>,
+    panels: std::ops::Range<usize>,
+    to: TaskOut,
+    epi: &Epilogue,
+    target: &Target,
+) {
+    let (_, k4, n, scale) = b.dims();
+    let (r0, r1) = (rows.start, rows.end);
+    let (j0, j1) = (panels.start, panels.end);
+    let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
+    let at = |o: usize, c: usize| to.base.offset((o - to.row0) * to.ld + c - to.col0);
+    let mut bufs = [Vec::new(), Vec::new()];
+    for j in (j0..j1).step_by(2) {
+        let [buf0, buf1] = &mut bufs;
+        let p0 = b.panel(j, k4, buf0);
+        let ps: [&[i8]; 2] = if j + 1 < j1 {
+            [p0, b.panel(j + 1, k4, buf1)]
+        } else {
+            [p0, p0]
+        };
+        let count = if j + 1 < j1 { 2 } else { 1 };
+        for rb in (r0..r1).step_by(MC) {
+            let mr = MC.min(r1 - rb);
+            tiles(
+                w,
+                n,
+                scale,
+                (rb, mr),
+                &ps[..count],
+                j,
+                at(rb, j * NR),
+                to.ld,
+            );
+        }
+    }
+    // SAFETY: the caller's contract: this task alone owns row `r`'s columns `c0..c1` in `to`.
+    let row = |r: usize| unsafe { at(r, c0).slice(0, c1 - c0) };
+    let finish = |o: usize| {
+        let res = epi.residual.map(|v| &v[o * n + c0..o * n + c1]);
+        finish_row(row(o), epi, o, res);
+    };
+    // The epilogue, then the codes of the same rows while they are in the core's cache:
+    // row by row, or quad by quad (four rows per plane of codes).
+    match target {
+        Target::None => (r0..r1).for_each(finish),
+        Target::Rows(codes, inv) => {
+            for o in r0..r1 {
+                finish(o);
+                // SAFETY: the caller's contract (the codes of the task's rectangle).
+                let q = unsafe { codes.slice(o * n + c0, c1 - c0) };
+                quantize_into(row(o), q, *inv);
+            }
+        }
+        Target::Quads(data, shape, inv) => {
+            // This task's rows are whole quads (`MC` is a multiple of 4).
+            for q0 in (r0..r1).step_by(QUAD) {
+                let count = QUAD.min(r1 - q0);
+                let mut channels: [&[f32]; QUAD] = [&[]; QUAD];
+                for (l, ch) in channels.iter_mut().enumerate().take(count) {
+                    finish(q0 + l);
+                    *ch = row(q0 + l);
+                }
+                let plane = data.offset(q0 / QUAD * shape.plane()).0;
+                // SAFETY: the plane of quad `q0 / 4` lies in the codes (asserted by the
+                // caller); this task alone writes its pixels `c0..c1`.
+                unsafe { store_quad_pixels(plane, shape, &channels[..count], c0, *inv) };
+            }
+        }
+    }
+}
+
+/// Rows `r0..r0 + mr` of `w` against one or two panels `ps` (the first one panel `j` of an
+/// output `n` wide), rescaled by `scale` into the rows of `dst` (`ld` apart, `ps[0]` at column 0),
+/// each at its output row.
+#[allow(clippy::too_many_arguments)]
+fn tiles(
+    w: &WeightsI8,
+    n: usize,
+    scale: f32,
+    (r0, mr): (usize, usize),
+    ps: &[&[i8]],
+    j: usize,
+    dst: Shared<f32>,
+    ld: usize,
+) {
+    let np = [NR.min(n - j * NR), NR.min(n.saturating_sub((j + 1) * NR))];
+    #[cfg(target_arch = "x86_64")]
+    match int8_path() {
+        super::kernel::int8::Int8Path::Amx => {
+            use super::kernel::int8_amx::{block, COLS, ROWS};
+            let amx = |a, _: &[i32], b0, b1, acc: &mut [i32]| {
+                let acc: &mut [i32; ROWS * COLS] = acc.try_into().expect("one AMX block");
+                // SAFETY: `int8_path` chose AMX (so `supported()`); `blocks` checked 16 rows
+                // of `k4` codes at `a` and `k4 * NR` codes at each panel; `k4` is a
+                // multiple of 4.
+                unsafe { block(w.k4, a, w.k4, b0, b1, acc) }
+            };
+            return w.blocks(ROWS, amx, ps, np, (r0, mr), scale, dst, ld);
+        }
+        super::kernel::int8::Int8Path::Avx512Vnni => {
+            return w.blocks_vnni(ps, np, (r0, mr), scale, dst, ld);
+        }
+        _ => {}
+    }
+    let mut acc = [0i32; MR * NR];
+    for (h, bp) in ps.iter().enumerate() {
+        for g in 0..mr.div_ceil(MR) {
+            w.tile(r0 / MR + g, bp, &mut acc);
+            for r in 0..MR.min(mr - g * MR) {
+                // The stored row's output row (reordered within this task's rows).
+                let o = w.order[r0 + g * MR + r] - r0;
+                // SAFETY: row `o < mr`, columns `h * NR..+np` of this task's rectangle.
+                let dst = unsafe { dst.slice(o * ld + h * NR, np[h]) };
+                rescale(dst, &acc[r * NR..], scale);
+            }
+        }
+    }
 }
 
 /// `dst[i] = sums[i] * scale`: a tile's exact sums to floats (what one activation code is worth).
@@ -841,7 +898,7 @@ fn rescale(dst: &mut [f32], sums: &[i32], scale: f32) {
 }
 
 /// Where [`gemm_i8_requant`]'s tasks write the output's codes, with `1 / scale`.
-enum Target {
+pub(super) enum Target {
     None,
     Rows(Shared<i8>, f32),
     Quads(Shared<i8>, QuadShape, f32),

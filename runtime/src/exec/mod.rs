@@ -21,6 +21,7 @@ mod plan;
 mod pool;
 mod quads;
 mod scratch;
+mod stem_pool;
 mod taps;
 mod token_gemm;
 pub mod tokens;
@@ -161,6 +162,9 @@ pub struct Executor {
     /// Whether convolutions with a multiple of 4 input channels take their codes as quads (on by
     /// default; [`Executor::set_quad_layout`]).
     quad_layout: bool,
+    /// Whether the integer stems run with their max pooling as one step (on by default;
+    /// [`Executor::set_stem_pool_fusion`]).
+    stem_pool_fusion: bool,
 }
 
 /// Why an input cannot be run.
@@ -199,6 +203,7 @@ impl Executor {
             scales: Vec::new(),
             requantize_in_epilogue: true,
             quad_layout: true,
+            stem_pool_fusion: true,
         }
     }
 
@@ -401,6 +406,31 @@ impl Executor {
         }
     }
 
+    /// Whether an integer stem convolution over tap rows and the max pooling that alone reads
+    /// its output run as one step, band by band (`stem_pool`; on by default). The same numbers
+    /// either way; here so tests and benchmarks can compare the two.
+    pub fn set_stem_pool_fusion(&mut self, on: bool) {
+        self.stem_pool_fusion = on;
+    }
+
+    /// Per step, whether it is an integer stem convolution that runs with the max pooling after
+    /// it (the next step, the only reader of its output, which is not the model's).
+    fn stem_pools(&self, activations: Activations) -> Vec<bool> {
+        let fused = |(s, step): (usize, &Step)| {
+            let Step::Conv { layer, output, .. } = step else {
+                return false;
+            };
+            self.stem_pool_fusion
+                && self
+                    .int8_weights(*layer, activations)
+                    .is_some_and(|w| w.layout() == InputLayout::Taps)
+                && matches!(self.steps.get(s + 1), Some(Step::MaxPool { input, .. }) if input == output)
+                && self.last_use[*output] == s + 1
+                && *output != self.output
+        };
+        self.steps.iter().enumerate().map(fused).collect()
+    }
+
     /// How many layers take their input codes in quads under the current settings (0 off the
     /// integer path): what profiles report.
     pub fn quad_layout_convolutions(&self) -> usize {
@@ -539,7 +569,30 @@ impl Executor {
         // The i8 codes an epilogue wrote for the next integer convolutions, per value.
         let requant = self.requant_targets(activations);
         let mut codes: Vec<Option<Codes>> = (0..self.shapes.len()).map(|_| None).collect();
+        let stem_pools = self.stem_pools(activations);
         for (s, step) in self.steps.iter().enumerate() {
+            if stem_pools[s] || (s > 0 && stem_pools[s - 1]) {
+                // A stem and its max pooling: both run at the stem's step, whose own output is
+                // never written (observed empty); the pooling's step observes the result.
+                let o = output_of(step);
+                if stem_pools[s] {
+                    let pool = &self.steps[s + 1];
+                    values[output_of(pool)] =
+                        Some(self.conv_pool_int8(step, pool, &values, activations));
+                    observe(s, &[]);
+                } else {
+                    observe(s, values[o].as_deref().expect("computed with the stem"));
+                }
+                for v in step.inputs() {
+                    if self.last_use[v] == s {
+                        if let Some(buf) = values[v].take() {
+                            scratch::F32.give(buf);
+                        }
+                        codes[v] = None;
+                    }
+                }
+                continue;
+            }
             let out = match step {
                 Step::Conv { layer, output, .. }
                     if self.int8_weights(*layer, activations).is_some() =>
@@ -632,6 +685,75 @@ impl Executor {
             Shape::Seq(l, d) => (l, d),
             s => unreachable!("validated: value {v} is a token sequence, not {s:?}"),
         }
+    }
+
+    /// An integer stem convolution step and the max pooling step after it: the pooling's output
+    /// ([`conv_i8::conv2d_pool_i8`]).
+    fn conv_pool_int8(
+        &self,
+        step: &Step,
+        pool: &Step,
+        values: &[Option<Vec<f32>>],
+        activations: Activations,
+    ) -> Vec<f32> {
+        let (
+            Step::Conv {
+                layer,
+                conv,
+                input,
+                residual,
+                relu,
+                gelu,
+                output,
+            },
+            Step::MaxPool {
+                kernel,
+                stride,
+                padding,
+                output: pooled,
+                ..
+            },
+        ) = (step, pool)
+        else {
+            unreachable!("conv_pool_int8 runs a convolution and its max pooling")
+        };
+        let get = |v: ValueId| values[v].as_deref().expect("computed before use");
+        let (Shape::Chw(c, h, w), Shape::Chw(_, ho, wo), Shape::Chw(co, ph, pw)) = (
+            self.shapes[*input],
+            self.shapes[*output],
+            self.shapes[*pooled],
+        ) else {
+            unreachable!("validated: conv and pool values are [C,H,W]")
+        };
+        let l = &self.layers[*layer];
+        let w8 = self
+            .int8_weights(*layer, activations)
+            .expect("an integer convolution has i8 weights");
+        let epi = Epilogue {
+            scale: l.scale(),
+            bias: l.layer.bias.as_deref(),
+            residual: residual.map(get),
+            relu: *relu,
+            gelu: *gelu,
+        };
+        // Recycled (stale contents): the bands write every output.
+        let mut out = scratch::F32.take(co * ph * pw, true);
+        conv_i8::conv2d_pool_i8(
+            conv_i8::InputI8 {
+                x: get(*input),
+                codes: CodesIn::None,
+            },
+            (c, h, w),
+            conv,
+            (ho, wo),
+            w8,
+            self.static_scale(*layer, activations),
+            epi,
+            (*kernel, *stride, *padding),
+            (ph, pw),
+            &mut out,
+        );
+        out
     }
 
     /// An integer convolution step: its input codes taken from `codes` when its producer wrote

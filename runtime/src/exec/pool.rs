@@ -26,41 +26,34 @@ pub fn max_pool(
     if ho * wo == 0 {
         return;
     }
-    let stride = stride.max(1);
-    // Columns per phase: every output's window, `(kernel - 1) / stride` past the last output.
-    let cols = wo + (kernel.max(1) - 1) / stride;
-    let simd = super::kernel::path();
+    let pool = Pool::new(h, w, kernel, stride, padding, wo);
     out.par_chunks_mut(ho * wo)
         .zip(x.par_chunks(h * w))
         .for_each_init(
-            || {
-                (
-                    vec![f32::NEG_INFINITY; w],
-                    vec![f32::NEG_INFINITY; stride * cols],
-                )
-            },
-            |(colmax, phases), (dst, plane)| {
-                #[cfg(target_arch = "x86_64")]
-                if (kernel, stride, padding) == (3, 2, 1)
-                    && simd == super::kernel::KernelPath::Avx512F
-                {
-                    // SAFETY: the path is AVX-512F only where the CPU has it; `dst` is
-                    // `[ho][wo]` of the window's geometry.
-                    return unsafe { pool_3x3s2_avx512(plane, h, w, (ho, wo), dst) };
-                }
-                let pool = Pool {
-                    h,
-                    w,
-                    kernel,
-                    stride,
-                    padding,
-                    wo,
-                    cols,
-                };
-                // SAFETY: `path` only returns a path this CPU has.
-                unsafe { pool.plane_on(simd, plane, colmax, phases, dst) };
-            },
+            || pool.buffers(),
+            |bufs, (dst, plane)| pool.rows(plane, 0, 0..ho, bufs, dst),
         );
+}
+
+/// Output rows `oys` of one channel's max pooling into `dst` (`[oys.len()][wo]`), from
+/// `plane`, which holds the channel's input rows (`[h][w]`) from `y_first` on and must cover
+/// those rows' windows: for a step that makes its input band by band ([`super::stem_pool`]).
+pub fn max_pool_rows(
+    plane: &[f32],
+    y_first: usize,
+    (h, w): (usize, usize),
+    (kernel, stride, padding): (usize, usize, usize),
+    (ho, wo): (usize, usize),
+    oys: std::ops::Range<usize>,
+    dst: &mut [f32],
+) {
+    assert!(
+        oys.end <= ho && dst.len() == oys.len() * wo,
+        "max_pool_rows: rows {oys:?} of {ho}, {} outputs",
+        dst.len()
+    );
+    let pool = Pool::new(h, w, kernel, stride, padding, wo);
+    pool.rows(plane, y_first, oys, &mut pool.buffers(), dst);
 }
 
 /// One max pooling's geometry, with the column phases' width.
@@ -72,17 +65,69 @@ struct Pool {
     padding: usize,
     wo: usize,
     cols: usize,
+    simd: super::kernel::KernelPath,
 }
 
 impl Pool {
+    fn new(h: usize, w: usize, kernel: usize, stride: usize, padding: usize, wo: usize) -> Self {
+        let stride = stride.max(1);
+        Self {
+            h,
+            w,
+            kernel,
+            stride,
+            padding,
+            wo,
+            // Columns per phase: every output's window, `(kernel - 1) / stride` past the last
+            // output.
+            cols: wo + (kernel.max(1) - 1) / stride,
+            simd: super::kernel::path(),
+        }
+    }
+
+    /// The column maxima's and the phases' buffers of [`Pool::plane`].
+    fn buffers(&self) -> (Vec<f32>, Vec<f32>) {
+        (
+            vec![f32::NEG_INFINITY; self.w],
+            vec![f32::NEG_INFINITY; self.stride * self.cols],
+        )
+    }
+
+    /// Output rows `oys` of one channel into `dst` (`[oys.len()][wo]`), from `plane`, which
+    /// holds the channel's input rows from `y_first` (covering those rows' windows).
+    fn rows(
+        &self,
+        plane: &[f32],
+        y_first: usize,
+        oys: std::ops::Range<usize>,
+        (colmax, phases): &mut (Vec<f32>, Vec<f32>),
+        dst: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if (self.kernel, self.stride, self.padding) == (3, 2, 1)
+            && self.simd == super::kernel::KernelPath::Avx512F
+        {
+            // SAFETY: the path is AVX-512F only where the CPU has it; `dst` holds rows `oys`
+            // of the pooling's output.
+            return unsafe {
+                pool_3x3s2_avx512(plane, y_first, (self.h, self.w), oys, self.wo, dst)
+            };
+        }
+        // SAFETY: `path` only returns a path this CPU has.
+        unsafe { self.plane_on(self.simd, plane, y_first, oys, colmax, phases, dst) };
+    }
+
     /// [`Pool::plane`] compiled for the vector width of `path`.
     ///
     /// # Safety
     /// The CPU must have `path` ([`super::kernel::KernelPath::available`]).
+    #[allow(clippy::too_many_arguments)]
     unsafe fn plane_on(
         &self,
         path: super::kernel::KernelPath,
         plane: &[f32],
+        y_first: usize,
+        oys: std::ops::Range<usize>,
         colmax: &mut [f32],
         phases: &mut [f32],
         dst: &mut [f32],
@@ -91,37 +136,62 @@ impl Pool {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the caller guarantees AVX-512F.
             super::kernel::KernelPath::Avx512F => unsafe {
-                self.plane_avx512(plane, colmax, phases, dst)
+                self.plane_avx512(plane, y_first, oys, colmax, phases, dst)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the caller guarantees AVX2.
             super::kernel::KernelPath::Avx2Fma => unsafe {
-                self.plane_avx2(plane, colmax, phases, dst)
+                self.plane_avx2(plane, y_first, oys, colmax, phases, dst)
             },
-            _ => self.plane(plane, colmax, phases, dst),
+            _ => self.plane(plane, y_first, oys, colmax, phases, dst),
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    fn plane_avx512(&self, plane: &[f32], colmax: &mut [f32], phases: &mut [f32], dst: &mut [f32]) {
-        self.plane(plane, colmax, phases, dst)
+    fn plane_avx512(
+        &self,
+        plane: &[f32],
+        y_first: usize,
+        oys: std::ops::Range<usize>,
+        colmax: &mut [f32],
+        phases: &mut [f32],
+        dst: &mut [f32],
+    ) {
+        self.plane(plane, y_first, oys, colmax, phases, dst)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn plane_avx2(&self, plane: &[f32], colmax: &mut [f32], phases: &mut [f32], dst: &mut [f32]) {
-        self.plane(plane, colmax, phases, dst)
+    fn plane_avx2(
+        &self,
+        plane: &[f32],
+        y_first: usize,
+        oys: std::ops::Range<usize>,
+        colmax: &mut [f32],
+        phases: &mut [f32],
+        dst: &mut [f32],
+    ) {
+        self.plane(plane, y_first, oys, colmax, phases, dst)
     }
 
-    /// One channel: `plane` `[h][w]` to `dst` `[ho][wo]`: over the window in (row, column) order
+    /// One channel's output rows `oys`: `plane` (input rows from `y_first`) to `dst`
+    /// `[oys.len()][wo]`: over the window in (row, column) order
     /// from -inf, `f32::max` (the running max is never NaN, so a NaN never replaces it, as with
     /// the per-pixel fold's `if v > m { v } else { m }`). That spelling compiled here to masked
     /// conditional stores, 8 lanes at a time, ten times slower than `max`.
     #[inline(always)]
-    fn plane(&self, plane: &[f32], colmax: &mut [f32], phases: &mut [f32], dst: &mut [f32]) {
+    fn plane(
+        &self,
+        plane: &[f32],
+        y_first: usize,
+        oys: std::ops::Range<usize>,
+        colmax: &mut [f32],
+        phases: &mut [f32],
+        dst: &mut [f32],
+    ) {
         let (h, w, s, cols) = (self.h, self.w, self.stride, self.cols);
-        for (oy, out_row) in dst.chunks_exact_mut(self.wo).enumerate() {
+        for (oy, out_row) in oys.zip(dst.chunks_exact_mut(self.wo)) {
             // The window's rows clipped to the input (validation guarantees every window
             // overlaps it).
             let y0 = (oy * s).saturating_sub(self.padding);
@@ -130,7 +200,7 @@ impl Pool {
                 .min(h)
                 .max(y0);
             colmax.fill(f32::NEG_INFINITY);
-            for row in plane[y0 * w..y1 * w].chunks_exact(w) {
+            for row in plane[(y0 - y_first) * w..(y1 - y_first) * w].chunks_exact(w) {
                 for (m, &v) in colmax.iter_mut().zip(row) {
                     *m = m.max(v);
                 }
@@ -161,20 +231,32 @@ impl Pool {
 /// never-NaN-wins fold (`VMAXPS` returns its second operand, the running max, when the new value
 /// is NaN), and the padding is -inf.
 ///
+/// Output rows `oys` of a plane `[h][w]` whose rows from `y_first` are in `plane`, into `dst`
+/// (`[oys.len()][wo]`).
+///
 /// # Safety
-/// AVX-512F must be available; `plane` is `[h][w]` and `dst` `[ho][wo]` with `ho`, `wo` the
-/// pooling's output size (every window overlaps the plane).
+/// AVX-512F must be available; `wo` and the rows `oys` are the pooling's (every window
+/// overlaps the plane).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pool_3x3s2_avx512(
     plane: &[f32],
-    h: usize,
-    w: usize,
-    (ho, wo): (usize, usize),
+    y_first: usize,
+    (h, w): (usize, usize),
+    oys: std::ops::Range<usize>,
+    wo: usize,
     dst: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    assert!(plane.len() >= h * w && dst.len() >= ho * wo && 2 * ho <= h + 1 && 2 * wo <= w + 1);
+    let rows = oys.len();
+    assert!(
+        dst.len() >= rows * wo
+            && 2 * oys.end <= h + 1
+            && 2 * wo <= w + 1
+            && (2 * oys.start).saturating_sub(1) >= y_first
+            && plane.len() >= ((2 * oys.end).min(h).max(y_first) - y_first) * w,
+        "pool_3x3s2_avx512: extents"
+    );
     let blocks = wo.div_ceil(16);
     // Column `x` of the input at `1 + x`; -inf at 0 and from `1 + w` to the last one read,
     // `2 * 16 * blocks + 2`.
@@ -182,21 +264,23 @@ unsafe fn pool_3x3s2_avx512(
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
-    for oy in 0..ho {
+    for (i, oy) in oys.enumerate() {
         let y0 = (2 * oy).saturating_sub(1);
         let y1 = (2 * oy + 2).min(h);
-        // SAFETY: every load and store below lies in `plane` (rows `y0..y1 <= h`, columns
-        // `< w`, masked), `cols` (sized above) or `dst` (row `oy < ho`, columns `< wo`).
+        // SAFETY: every load and store below lies in `plane` (rows `y0 - y_first..y1 -
+        // y_first`, asserted above; columns `< w`, masked), `cols` (sized above) or `dst` (row
+        // `i < rows`, columns `< wo`).
         unsafe {
             for x in (0..w).step_by(16) {
                 let m = lanes(w - x);
                 let mut v = _mm512_set1_ps(f32::NEG_INFINITY);
                 for y in y0..y1 {
-                    v = _mm512_max_ps(_mm512_maskz_loadu_ps(m, plane.as_ptr().add(y * w + x)), v);
+                    let at = (y - y_first) * w + x;
+                    v = _mm512_max_ps(_mm512_maskz_loadu_ps(m, plane.as_ptr().add(at)), v);
                 }
                 _mm512_mask_storeu_ps(cols.as_mut_ptr().add(1 + x), m, v);
             }
-            let out = dst.as_mut_ptr().add(oy * wo);
+            let out = dst.as_mut_ptr().add(i * wo);
             for b in 0..blocks {
                 let c = cols.as_ptr().add(32 * b);
                 let (lo, hi) = (_mm512_loadu_ps(c), _mm512_loadu_ps(c.add(16)));
@@ -312,6 +396,43 @@ mod tests {
                         &want[..],
                         "{h}x{w} k{kernel} s{stride} p{padding} channel {ch}"
                     );
+                }
+            }
+        }
+    }
+
+    /// Output rows from a band of the input (what `stem_pool` pools) are the definition's:
+    /// every band size, on the AVX-512 3x3/2 path and the generic one.
+    #[test]
+    fn rows_from_a_band_are_the_definition() {
+        for (h, w) in [(112, 112), (20, 20), (9, 37)] {
+            for (kernel, stride, padding) in [(3, 2, 1), (2, 2, 0), (3, 1, 1)] {
+                let (ho, wo) = (
+                    (h + 2 * padding - kernel) / stride + 1,
+                    (w + 2 * padding - kernel) / stride + 1,
+                );
+                let x: Vec<f32> = (0..h * w)
+                    .map(|i| ((i * 7919) % 101) as f32 * 0.1 - 5.0)
+                    .collect();
+                let whole = reference(&x, h, w, kernel, stride, padding, ho, wo);
+                for band in [1, 3, 7, ho] {
+                    for o0 in (0..ho).step_by(band) {
+                        let oys = o0..(o0 + band).min(ho);
+                        let y_first = (o0 * stride).saturating_sub(padding);
+                        let y_end = ((oys.end - 1) * stride + kernel)
+                            .saturating_sub(padding)
+                            .min(h);
+                        // Only the band's rows, so a read outside them cannot go unnoticed.
+                        let plane = &x[y_first * w..y_end * w];
+                        let mut got = vec![f32::NAN; oys.len() * wo];
+                        let geo = (kernel, stride, padding);
+                        max_pool_rows(plane, y_first, (h, w), geo, (ho, wo), oys.clone(), &mut got);
+                        assert_eq!(
+                            got,
+                            whole[oys.start * wo..oys.end * wo],
+                            "{h}x{w} k{kernel} s{stride} p{padding}, rows {oys:?}"
+                        );
+                    }
                 }
             }
         }
