@@ -26,34 +26,85 @@ pub fn max_pool(
     if ho * wo == 0 {
         return;
     }
-    let pool = Pool::new(h, w, kernel, stride, padding, wo);
     out.par_chunks_mut(ho * wo)
         .zip(x.par_chunks(h * w))
         .for_each_init(
-            || pool.buffers(),
-            |bufs, (dst, plane)| pool.rows(plane, 0, 0..ho, bufs, dst),
+            || PoolRows::new((h, w), (kernel, stride, padding), (ho, wo)),
+            |pool, (dst, plane)| pool.rows(plane, 0, 0..ho, dst),
         );
 }
 
-/// Output rows `oys` of one channel's max pooling into `dst` (`[oys.len()][wo]`), from
-/// `plane`, which holds the channel's input rows (`[h][w]`) from `y_first` on and must cover
-/// those rows' windows: for a step that makes its input band by band ([`super::stem_pool`]).
-pub fn max_pool_rows(
-    plane: &[f32],
-    y_first: usize,
-    (h, w): (usize, usize),
-    (kernel, stride, padding): (usize, usize, usize),
-    (ho, wo): (usize, usize),
-    oys: std::ops::Range<usize>,
-    dst: &mut [f32],
-) {
-    assert!(
-        oys.end <= ho && dst.len() == oys.len() * wo,
-        "max_pool_rows: rows {oys:?} of {ho}, {} outputs",
-        dst.len()
-    );
-    let pool = Pool::new(h, w, kernel, stride, padding, wo);
-    pool.rows(plane, y_first, oys, &mut pool.buffers(), dst);
+/// One max pooling (input `[h][w]`, output `[ho][wo]`) with its working buffers, made once
+/// and reused channel after channel: rows of a plane from a band of its input, for a step that
+/// makes its input band by band ([`super::stem_pool`]), or whole planes ([`max_pool`]).
+pub struct PoolRows {
+    pool: Pool,
+    ho: usize,
+    /// The column maxima's and the phases' buffers of [`Pool::plane`].
+    colmax: Vec<f32>,
+    phases: Vec<f32>,
+    /// The AVX-512 3x3/2 path's padded column maxima (-inf borders, never written).
+    #[cfg(target_arch = "x86_64")]
+    cols: Vec<f32>,
+}
+
+impl PoolRows {
+    pub fn new(
+        (h, w): (usize, usize),
+        (kernel, stride, padding): (usize, usize, usize),
+        (ho, wo): (usize, usize),
+    ) -> Self {
+        let pool = Pool::new(h, w, kernel, stride, padding, wo);
+        Self {
+            colmax: vec![f32::NEG_INFINITY; w],
+            phases: vec![f32::NEG_INFINITY; pool.stride * pool.cols],
+            #[cfg(target_arch = "x86_64")]
+            cols: vec![f32::NEG_INFINITY; avx512_cols(w, wo)],
+            pool,
+            ho,
+        }
+    }
+
+    /// Output rows `oys` of one channel into `dst` (`[oys.len()][wo]`), from `plane`, which
+    /// holds the channel's input rows from `y_first` on and must cover those rows' windows.
+    pub fn rows(
+        &mut self,
+        plane: &[f32],
+        y_first: usize,
+        oys: std::ops::Range<usize>,
+        dst: &mut [f32],
+    ) {
+        let p = &self.pool;
+        assert!(
+            oys.end <= self.ho && dst.len() == oys.len() * p.wo,
+            "max pool: rows {oys:?} of {}, {} outputs",
+            self.ho,
+            dst.len()
+        );
+        #[cfg(target_arch = "x86_64")]
+        if (p.kernel, p.stride, p.padding) == (3, 2, 1)
+            && p.simd == super::kernel::KernelPath::Avx512F
+        {
+            // SAFETY: the path is AVX-512F only where the CPU has it; `dst` holds rows `oys`
+            // of the pooling's output; `cols` has the function's size, -inf where it reads
+            // and does not write.
+            return unsafe {
+                pool_3x3s2_avx512(plane, y_first, (p.h, p.w), oys, p.wo, &mut self.cols, dst)
+            };
+        }
+        // SAFETY: `path` only returns a path this CPU has.
+        unsafe {
+            p.plane_on(
+                p.simd,
+                plane,
+                y_first,
+                oys,
+                &mut self.colmax,
+                &mut self.phases,
+                dst,
+            )
+        };
+    }
 }
 
 /// One max pooling's geometry, with the column phases' width.
@@ -83,38 +134,6 @@ impl Pool {
             cols: wo + (kernel.max(1) - 1) / stride,
             simd: super::kernel::path(),
         }
-    }
-
-    /// The column maxima's and the phases' buffers of [`Pool::plane`].
-    fn buffers(&self) -> (Vec<f32>, Vec<f32>) {
-        (
-            vec![f32::NEG_INFINITY; self.w],
-            vec![f32::NEG_INFINITY; self.stride * self.cols],
-        )
-    }
-
-    /// Output rows `oys` of one channel into `dst` (`[oys.len()][wo]`), from `plane`, which
-    /// holds the channel's input rows from `y_first` (covering those rows' windows).
-    fn rows(
-        &self,
-        plane: &[f32],
-        y_first: usize,
-        oys: std::ops::Range<usize>,
-        (colmax, phases): &mut (Vec<f32>, Vec<f32>),
-        dst: &mut [f32],
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if (self.kernel, self.stride, self.padding) == (3, 2, 1)
-            && self.simd == super::kernel::KernelPath::Avx512F
-        {
-            // SAFETY: the path is AVX-512F only where the CPU has it; `dst` holds rows `oys`
-            // of the pooling's output.
-            return unsafe {
-                pool_3x3s2_avx512(plane, y_first, (self.h, self.w), oys, self.wo, dst)
-            };
-        }
-        // SAFETY: `path` only returns a path this CPU has.
-        unsafe { self.plane_on(self.simd, plane, y_first, oys, colmax, phases, dst) };
     }
 
     /// [`Pool::plane`] compiled for the vector width of `path`.
@@ -231,8 +250,16 @@ impl Pool {
 /// never-NaN-wins fold (`VMAXPS` returns its second operand, the running max, when the new value
 /// is NaN), and the padding is -inf.
 ///
+/// The size of [`pool_3x3s2_avx512`]'s column buffer: column `x` of the input at `1 + x`,
+/// -inf at 0 and from `1 + w` to the last one read, `2 * 16 * blocks + 2`.
+#[cfg(target_arch = "x86_64")]
+fn avx512_cols(w: usize, wo: usize) -> usize {
+    (32 * wo.div_ceil(16) + 2).max(w + 2) + 16
+}
+
 /// Output rows `oys` of a plane `[h][w]` whose rows from `y_first` are in `plane`, into `dst`
-/// (`[oys.len()][wo]`).
+/// (`[oys.len()][wo]`), through `cols` ([`avx512_cols`] values, -inf at 0 and from `1 + w`:
+/// only the others are written, so a buffer serves call after call).
 ///
 /// # Safety
 /// AVX-512F must be available; `wo` and the rows `oys` are the pooling's (every window
@@ -245,6 +272,7 @@ unsafe fn pool_3x3s2_avx512(
     (h, w): (usize, usize),
     oys: std::ops::Range<usize>,
     wo: usize,
+    cols: &mut [f32],
     dst: &mut [f32],
 ) {
     use std::arch::x86_64::*;
@@ -254,13 +282,11 @@ unsafe fn pool_3x3s2_avx512(
             && 2 * oys.end <= h + 1
             && 2 * wo <= w + 1
             && (2 * oys.start).saturating_sub(1) >= y_first
-            && plane.len() >= ((2 * oys.end).min(h).max(y_first) - y_first) * w,
+            && plane.len() >= ((2 * oys.end).min(h).max(y_first) - y_first) * w
+            && cols.len() == avx512_cols(w, wo),
         "pool_3x3s2_avx512: extents"
     );
     let blocks = wo.div_ceil(16);
-    // Column `x` of the input at `1 + x`; -inf at 0 and from `1 + w` to the last one read,
-    // `2 * 16 * blocks + 2`.
-    let mut cols = vec![f32::NEG_INFINITY; (32 * blocks + 2).max(w + 2) + 16];
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
@@ -415,6 +441,8 @@ mod tests {
                     .map(|i| ((i * 7919) % 101) as f32 * 0.1 - 5.0)
                     .collect();
                 let whole = reference(&x, h, w, kernel, stride, padding, ho, wo);
+                // One pooling for every band: its buffers are reused, as `stem_pool` does.
+                let mut pool = PoolRows::new((h, w), (kernel, stride, padding), (ho, wo));
                 for band in [1, 3, 7, ho] {
                     for o0 in (0..ho).step_by(band) {
                         let oys = o0..(o0 + band).min(ho);
@@ -425,8 +453,7 @@ mod tests {
                         // Only the band's rows, so a read outside them cannot go unnoticed.
                         let plane = &x[y_first * w..y_end * w];
                         let mut got = vec![f32::NAN; oys.len() * wo];
-                        let geo = (kernel, stride, padding);
-                        max_pool_rows(plane, y_first, (h, w), geo, (ho, wo), oys.clone(), &mut got);
+                        pool.rows(plane, y_first, oys.clone(), &mut got);
                         assert_eq!(
                             got,
                             whole[oys.start * wo..oys.end * wo],

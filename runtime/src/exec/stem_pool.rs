@@ -18,7 +18,7 @@ use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::int8_gemm::{gemm_task, GatherPanels, Panels, Target, TaskOut, WeightsI8};
 use super::kernel::int8::NR;
-use super::pool::max_pool_rows;
+use super::pool::PoolRows;
 
 /// Pooled rows per band: about four bands per thread, at most `MAX_BAND` (a band's buffer
 /// holds `stride * rows + kernel` convolution rows).
@@ -77,18 +77,11 @@ pub fn conv_pool_i8(
         // no codes are written; the residual, if any, is the convolution's `[co][n]`.
         unsafe { gemm_task(w, &panels, 0..co, j0..j1, to, &epi, &Target::None) };
         let first = y_first * wo - j0 * NR;
+        let mut pooling = PoolRows::new((ho, wo), pool, (ph, pw));
         for ch in 0..co {
             // SAFETY: band `b` alone writes rows `oys` of each channel.
             let rows = unsafe { dst.slice(ch * ph * pw + oys.start * pw, oys.len() * pw) };
-            max_pool_rows(
-                &buf[ch * width + first..],
-                y_first,
-                (ho, wo),
-                pool,
-                (ph, pw),
-                oys.clone(),
-                rows,
-            );
+            pooling.rows(&buf[ch * width + first..], y_first, oys.clone(), rows);
         }
         BAND.with(|b| *b.borrow_mut() = buf);
     });
