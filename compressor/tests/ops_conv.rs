@@ -153,6 +153,47 @@ fn weight_gradient_is_bit_reproducible() {
     }
 }
 
+/// The weight gradient's two forms (`dW = dy · colsᵀ`, and `dWᵀ = cols · dyᵀ` transposed, which
+/// suits few output channels) agree, with the forward's columns kept or built again, on
+/// shapes where either is the chosen one; the tests above check the chosen form against candle.
+#[test]
+fn both_weight_gradient_forms_agree() {
+    use fq_compress::nn::ops::conv::{backward_weight_as, forward};
+    use fq_compress::nn::ops::im2col::ConvGeom;
+    let mut seed = 5u32;
+    let mut next = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    };
+    // (batch, in channels, size, out channels, kernel, stride, padding)
+    for (b, c, h, o, k, s, p) in [
+        (4, 3, 20, 16, 7, 2, 3),
+        (3, 8, 9, 70, 3, 1, 1),
+        (6, 5, 14, 128, 3, 2, 1),
+        (2, 16, 15, 96, 1, 1, 0),
+    ] {
+        let g = ConvGeom::new((c, h, h), (k, k), s, p).unwrap();
+        let x: Vec<f32> = (0..b * g.input_len()).map(|_| next()).collect();
+        let w: Vec<f32> = (0..o * g.k()).map(|_| next()).collect();
+        let gy: Vec<f32> = (0..b * o * g.n()).map(|_| next()).collect();
+        let kept = forward(&g, b, &x, &w, o, true).1;
+        for cols in [None, kept.as_ref()] {
+            let direct = backward_weight_as(&g, b, &x, &gy, o, cols, false);
+            let flipped = backward_weight_as(&g, b, &x, &gy, o, cols, true);
+            let scale = direct.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = direct
+                .iter()
+                .zip(&flipped)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            let case = format!("b{b} c{c} {h}px o{o} k{k} s{s}, kept {}", cols.is_some());
+            assert!(
+                worst <= 1e-5 * scale,
+                "{case}: forms differ by {worst} of {scale}"
+            );
+        }
+    }
+}
+
 /// Depthwise convolutions (TinyViT) take the direct-loop op: values and both gradients as
 /// candle's grouped conv, strides 1/2, padding 0/1, odd sizes.
 #[test]
