@@ -63,16 +63,7 @@ pub fn conv2d_i8(
         conv.groups, 1,
         "the executor sends only ungrouped convolutions"
     );
-    let geo = Geometry {
-        c,
-        h,
-        w,
-        kernel: conv.kernel,
-        stride: conv.stride,
-        padding: conv.padding,
-        ho,
-        wo,
-    };
+    let geo = geometry((c, h, w), conv, (ho, wo));
     // Layers of many pixels gather their panels per task (`gemm_i8_gather`), the others
     // pack them all first.
     let over_quads = |q: &Quads, s: f32, out: &mut [f32], requant| {
@@ -83,11 +74,7 @@ pub fn conv2d_i8(
         }
     };
     if weights.layout() == InputLayout::Taps {
-        let s = scale.unwrap_or_else(|| dynamic_scale(input.x));
-        let src = match (input.codes, scale) {
-            (CodesIn::Rows(codes), Some(_)) => TapRows::from_codes(codes, &geo),
-            _ => TapRows::quantize(input.x, &geo, 1.0 / s),
-        };
+        let (src, s) = tap_rows(input, &geo, scale);
         return gemm_i8_gather(weights, &src, &geo, s, out, epi, requant);
     }
     let panel = match (input.codes, scale, weights.reads_quads()) {
@@ -144,7 +131,14 @@ pub fn conv2d_pool_i8(
         InputLayout::Taps,
         "conv2d_pool_i8 runs the stems over tap rows"
     );
-    let geo = Geometry {
+    let geo = geometry((c, h, w), conv, (ho, wo));
+    let (src, s) = tap_rows(input, &geo, scale);
+    super::stem_pool::conv_pool_i8(weights, &src, &geo, s, epi, pool, pooled, out);
+}
+
+/// A convolution's geometry from its input and output sizes.
+fn geometry((c, h, w): (usize, usize, usize), conv: &Conv2d, (ho, wo): (usize, usize)) -> Geometry {
+    Geometry {
         c,
         h,
         w,
@@ -153,11 +147,16 @@ pub fn conv2d_pool_i8(
         padding: conv.padding,
         ho,
         wo,
-    };
+    }
+}
+
+/// A stem's input as [`TapRows`], from its codes when its producer wrote them with the calibrated
+/// `scale`, else quantised here; with the scale they are worth.
+fn tap_rows(input: InputI8, geo: &Geometry, scale: Option<f32>) -> (TapRows, f32) {
     let s = scale.unwrap_or_else(|| dynamic_scale(input.x));
     let src = match (input.codes, scale) {
-        (CodesIn::Rows(codes), Some(_)) => TapRows::from_codes(codes, &geo),
-        _ => TapRows::quantize(input.x, &geo, 1.0 / s),
+        (CodesIn::Rows(codes), Some(_)) => TapRows::from_codes(codes, geo),
+        _ => TapRows::quantize(input.x, geo, 1.0 / s),
     };
-    super::stem_pool::conv_pool_i8(weights, &src, &geo, s, epi, pool, pooled, out);
+    (src, s)
 }

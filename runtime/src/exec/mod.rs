@@ -583,14 +583,7 @@ impl Executor {
                 } else {
                     observe(s, values[o].as_deref().expect("computed with the stem"));
                 }
-                for v in step.inputs() {
-                    if self.last_use[v] == s {
-                        if let Some(buf) = values[v].take() {
-                            scratch::F32.give(buf);
-                        }
-                        codes[v] = None;
-                    }
-                }
+                self.release(s, step, &mut values, &mut codes);
                 continue;
             }
             let out = match step {
@@ -637,18 +630,30 @@ impl Executor {
                 Some(self.shapes[output].numel())
             );
             observe(s, values[output].as_deref().expect("just computed"));
-            for v in step.inputs() {
-                if self.last_use[v] == s {
-                    if let Some(buf) = values[v].take() {
-                        scratch::F32.give(buf);
-                    }
-                    codes[v] = None;
-                }
-            }
+            self.release(s, step, &mut values, &mut codes);
         }
         Ok(values[self.output]
             .take()
             .expect("the plan computes the output"))
+    }
+
+    /// After step `s`: the buffers of its inputs that no later step reads go back to the
+    /// scratch pool, and their codes are dropped.
+    fn release(
+        &self,
+        s: usize,
+        step: &Step,
+        values: &mut [Option<Vec<f32>>],
+        codes: &mut [Option<Codes>],
+    ) {
+        for v in step.inputs() {
+            if self.last_use[v] == s {
+                if let Some(buf) = values[v].take() {
+                    scratch::F32.give(buf);
+                }
+                codes[v] = None;
+            }
+        }
     }
 
     /// Logits of `n` images (NCHW), images in parallel: `[n, output_len]`.
@@ -687,6 +692,37 @@ impl Executor {
         }
     }
 
+    /// An integer convolution step's i8 weights and epilogue (scale, bias, residual, ReLU, GELU).
+    fn int8_conv_parts<'a>(
+        &'a self,
+        step: &Step,
+        values: &'a [Option<Vec<f32>>],
+        activations: Activations,
+    ) -> (&'a WeightsI8, Epilogue<'a>) {
+        let Step::Conv {
+            layer,
+            residual,
+            relu,
+            gelu,
+            ..
+        } = step
+        else {
+            unreachable!("int8_conv_parts reads convolution steps")
+        };
+        let l = &self.layers[*layer];
+        let w8 = self
+            .int8_weights(*layer, activations)
+            .expect("an integer convolution has i8 weights");
+        let epi = Epilogue {
+            scale: l.scale(),
+            bias: l.layer.bias.as_deref(),
+            residual: residual.map(|v| values[v].as_deref().expect("computed before use")),
+            relu: *relu,
+            gelu: *gelu,
+        };
+        (w8, epi)
+    }
+
     /// An integer stem convolution step and the max pooling step after it: the pooling's output
     /// ([`conv_i8::conv2d_pool_i8`]).
     fn conv_pool_int8(
@@ -701,10 +737,8 @@ impl Executor {
                 layer,
                 conv,
                 input,
-                residual,
-                relu,
-                gelu,
                 output,
+                ..
             },
             Step::MaxPool {
                 kernel,
@@ -725,17 +759,7 @@ impl Executor {
         ) else {
             unreachable!("validated: conv and pool values are [C,H,W]")
         };
-        let l = &self.layers[*layer];
-        let w8 = self
-            .int8_weights(*layer, activations)
-            .expect("an integer convolution has i8 weights");
-        let epi = Epilogue {
-            scale: l.scale(),
-            bias: l.layer.bias.as_deref(),
-            residual: residual.map(get),
-            relu: *relu,
-            gelu: *gelu,
-        };
+        let (w8, epi) = self.int8_conv_parts(step, values, activations);
         // Recycled (stale contents): the bands write every output.
         let mut out = scratch::F32.take(co * ph * pw, true);
         conv_i8::conv2d_pool_i8(
@@ -770,10 +794,8 @@ impl Executor {
             layer,
             conv,
             input,
-            residual,
-            relu,
-            gelu,
             output,
+            ..
         } = step
         else {
             unreachable!("conv_int8 runs convolution steps")
@@ -784,17 +806,7 @@ impl Executor {
         else {
             unreachable!("validated: conv input and output are [C,H,W]")
         };
-        let l = &self.layers[*layer];
-        let w8 = self
-            .int8_weights(*layer, activations)
-            .expect("an integer convolution has i8 weights");
-        let epi = Epilogue {
-            scale: l.scale(),
-            bias: l.layer.bias.as_deref(),
-            residual: residual.map(get),
-            relu: *relu,
-            gelu: *gelu,
-        };
+        let (w8, epi) = self.int8_conv_parts(step, values, activations);
         // Recycled (stale contents): the integer GEMM writes every output.
         let mut out = scratch::F32.take(co * ho * wo, true);
         let mut q = requant.map(|r| match r.quads_pad {
