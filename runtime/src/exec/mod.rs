@@ -578,7 +578,7 @@ impl Executor {
                 if stem_pools[s] {
                     let pool = &self.steps[s + 1];
                     values[output_of(pool)] =
-                        Some(self.conv_pool_int8(step, pool, &values, activations));
+                        Some(self.conv_pool_int8(step, pool, &values, &codes, activations));
                     observe(s, &[]);
                 } else {
                     observe(s, values[o].as_deref().expect("computed with the stem"));
@@ -724,12 +724,14 @@ impl Executor {
     }
 
     /// An integer stem convolution step and the max pooling step after it: the pooling's output
-    /// ([`conv_i8::conv2d_pool_i8`]).
+    /// ([`conv_i8::conv2d_pool_i8`]), the stem's input codes taken from `codes` when its
+    /// producer wrote them, as [`Executor::conv_int8`] takes them.
     fn conv_pool_int8(
         &self,
         step: &Step,
         pool: &Step,
         values: &[Option<Vec<f32>>],
+        codes: &[Option<Codes>],
         activations: Activations,
     ) -> Vec<f32> {
         let (
@@ -765,7 +767,7 @@ impl Executor {
         conv_i8::conv2d_pool_i8(
             conv_i8::InputI8 {
                 x: get(*input),
-                codes: CodesIn::None,
+                codes: codes[*input].as_ref().map_or(CodesIn::None, Codes::view),
             },
             (c, h, w),
             conv,

@@ -198,8 +198,8 @@ pub fn backward_weight(
     o: usize,
     kept: Option<&Columns>,
 ) -> Vec<f32> {
-    let flip = weight_gradient_transposed(o, g.n());
-    backward_weight_as(g, batch, x, gy, o, kept, flip)
+    let transposed = weight_gradient_transposed(o, g.n());
+    backward_weight_as(g, batch, x, gy, o, kept, transposed)
 }
 
 /// [`backward_weight`] with the product's form given: `transposed` computes `dWᵀ = cols · dyᵀ`
@@ -213,7 +213,6 @@ pub fn backward_weight_as(
     kept: Option<&Columns>,
     transposed: bool,
 ) -> Vec<f32> {
-    let flip = transposed;
     let (k, n) = (g.k(), g.n());
     let (per, threads) = chunking(g, batch);
     let chunks: Vec<Chunk> = x
@@ -240,7 +239,7 @@ pub fn backward_weight_as(
                         None => columns(g, xc, imgs, buf),
                     };
                     let dy = gather_grad(gyc, o, n, tmp);
-                    if flip {
+                    if transposed {
                         // dWᵀ[K, O] = cols · dyᵀ, transposed once at the end.
                         let dyt = View::transposed(dy, ld);
                         gemm(
@@ -268,7 +267,7 @@ pub fn backward_weight_as(
     for p in parts {
         sum.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
     }
-    if !flip {
+    if !transposed {
         return sum;
     }
     let mut dw = vec![0.0f32; o * k];
