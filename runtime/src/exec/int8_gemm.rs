@@ -308,20 +308,21 @@ const _: () = assert!(MC.is_multiple_of(MR) && MC.is_multiple_of(QUAD));
 /// A layer's weights ready for the integer path, made once at load: every row's codes as i8,
 /// `k4` apart and zero-padded (rows too, to a multiple of `MR`), each row's code sum (the
 /// correction of the kernels that make the activations unsigned: AVX2's 7-bit one and VNNI)
-/// and whether each block of `MR` rows fits the 7-bit kernel. About one byte per weight, against
-/// four for an f32 copy.
+/// and, per block of `MR` rows, how many groups the AVX2 kernel's i16 pairs may add up
+/// ([`int8_narrow::depth`]; 0: the exact kernel). About one byte per weight, against four for
+/// an f32 copy.
 ///
-/// The rows are reordered within each task's [`MC`] rows so that those of at most 7 bits come
-/// first and fill whole blocks for the faster AVX2 kernel: a block with one 8-bit row must take
-/// the exact one, which with a random mix of 2–8 bits was 60% of the blocks, now one or two per
-/// task.
+/// The rows are ordered by bit width within each task's [`MC`] rows (stable), so that blocks
+/// hold rows of one width: a block with one 8-bit row must take the exact AVX2 kernel, which
+/// with a random mix of 2–8 bits was 60% of the blocks (one or two per task once 8-bit rows
+/// came last), and a block's depth is its widest row's.
 pub struct WeightsI8 {
     pub rows: usize,
     pub k: usize,
     pub k4: usize,
     codes: Vec<i8>,
     sums: Vec<i32>,
-    narrow: Vec<bool>,
+    depth: Vec<u8>,
     /// Per stored row, the output row it computes (a permutation within each task's rows).
     order: Vec<usize>,
     /// How a convolution's input reaches these columns.
@@ -361,12 +362,12 @@ impl WeightsI8 {
         // Whole tasks of rows, so a 16-row AMX block never reads past the codes.
         let padded = rows.div_ceil(MC) * MC;
         let offsets = m.row_offsets();
-        // Narrow rows first within each task's rows (stable), the padding rows last.
+        // Rows by width within each task's rows (stable), the padding rows last.
         let mut order: Vec<usize> = Vec::with_capacity(padded);
         for t0 in (0..rows).step_by(MC) {
-            let task = t0..(t0 + MC).min(rows);
-            order.extend(task.clone().filter(|&r| int8_narrow::fits(m.bits[r])));
-            order.extend(task.filter(|&r| !int8_narrow::fits(m.bits[r])));
+            let start = order.len();
+            order.extend(t0..(t0 + MC).min(rows));
+            order[start..].sort_by_key(|&r| m.bits[r]);
         }
         order.extend(rows..padded);
         let mut codes = vec![0i8; padded * k4];
@@ -395,13 +396,12 @@ impl WeightsI8 {
             .take(padded)
             .map(row_sum)
             .collect();
-        let narrow = order
-            .chunks_exact(MR)
+        // Per block of `MR` stored rows, how long the AVX2 kernel's i16 pairs may add up.
+        let depth = codes
+            .chunks_exact((MR * k4).max(1))
             .map(|block| {
-                block
-                    .iter()
-                    .filter(|&&r| r < rows)
-                    .all(|&r| int8_narrow::fits(m.bits[r]))
+                let max = block.iter().map(|&c| u32::from(c.unsigned_abs())).max();
+                int8_narrow::depth(max.unwrap_or(0))
             })
             .collect();
         Self {
@@ -410,7 +410,7 @@ impl WeightsI8 {
             k4,
             codes,
             sums,
-            narrow,
+            depth,
             order,
             layout,
         }
@@ -552,8 +552,8 @@ impl WeightsI8 {
         if int8_path().uses_row_sums() {
             // VNNI: exact for every code width, so no narrow/wide split.
             tile_with_sums(self.k4, a, self.k4, sums, panel, acc);
-        } else if self.narrow[g] {
-            int8_narrow::tile(self.k4, a, self.k4, sums, panel, acc);
+        } else if self.depth[g] > 0 {
+            int8_narrow::tile(self.k4, a, self.k4, sums, panel, self.depth[g], acc);
         } else {
             tile(self.k4, a, self.k4, panel, acc);
         }
