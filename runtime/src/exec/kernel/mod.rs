@@ -331,6 +331,18 @@ pub unsafe fn tile_pair_taps_to(
         unsafe { avx512::tile_pair_taps_avx512(k, a.as_ptr(), lda, b, (c, ldc, rows, add)) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx2Fma {
+        for h in 0..2 {
+            let b = (src[at + h * NR..].as_ptr(), taps.as_ptr());
+            let c = (c.wrapping_add(h * NR), ldc, rows, add);
+            // SAFETY: `path` chose AVX2 and FMA, so the CPU has them; the extents of `a` and
+            // `src` were checked (panel 1 is the `NR` floats after panel 0), those of `c` are
+            // the caller's; `rows <= MR` (larger blocks were split above).
+            unsafe { x86::tile_taps_to_avx2(k, a.as_ptr(), lda, b, c) };
+        }
+        return;
+    }
     let gather = |h: usize| -> Vec<f32> {
         taps.iter()
             .flat_map(|&t| &src[at + t + h * NR..][..NR])

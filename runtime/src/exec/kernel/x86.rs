@@ -37,3 +37,48 @@ pub unsafe fn tile_avx2(
         }
     }
 }
+
+/// [`tile_avx2`] with `B`'s row `i` at `src + taps[i]` (16 floats) instead of a packed panel:
+/// `B` read where it lies, in a convolution's padded input (`exec::conv_direct`), so the f32
+/// path on AVX2 needs no im2col either. The sums of the first `rows` rows go straight to `c`
+/// (row `r` at `c + r * ldc`, 16 floats), set or, with `add`, added.
+///
+/// # Safety
+/// AVX2 and FMA must be available; `a` must hold `MR` rows of `k` floats `lda` apart, `taps` `k`
+/// offsets, `src` `taps[i] + NR` floats for every `i < k`, and `c` `(rows - 1) * ldc + NR`
+/// writable floats, `rows <= MR`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn tile_taps_to_avx2(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    (src, taps): (*const f32, *const usize),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller guarantees the CPU features and the extents (see `# Safety`).
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        for i in 0..k {
+            let bp = src.add(*taps.add(i));
+            let b0 = _mm256_loadu_ps(bp);
+            let b1 = _mm256_loadu_ps(bp.add(8));
+            let ap = a.add(i);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*ap.add(r * lda));
+                row[0] = _mm256_fmadd_ps(av, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+            }
+        }
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            let p = c.add(r * ldc);
+            let (mut v0, mut v1) = (row[0], row[1]);
+            if add {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(p));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(p.add(8)));
+            }
+            _mm256_storeu_ps(p, v0);
+            _mm256_storeu_ps(p.add(8), v1);
+        }
+    }
+}
