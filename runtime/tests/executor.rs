@@ -217,6 +217,49 @@ fn stem_and_pool_as_one_step_change_no_value() {
     }
 }
 
+/// The graph's ReLU outputs are known to be `>= 0` (every ResNet convolution but the stem reads
+/// one), and the integer convolutions reading them as unsigned codes change no value: every
+/// step and the logits are identical bit for bit with the kernels told and not told, with mixed
+/// 2-8-bit rows (8-bit ones take the unflipped 7-bit kernel on AVX2), static and dynamic scales.
+#[test]
+fn relu_outputs_read_as_unsigned_change_no_value() {
+    for (arch, size) in [(Arch::ResNet18, 32), (Arch::ResNet50, 36)] {
+        let g = ArchSpec::new(arch, 4, size, 5).graph().unwrap();
+        let t = random_model(&g, Bits::RandomMix, 23);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let convs: Vec<bool> = exec
+            .steps()
+            .iter()
+            .filter_map(|s| match s {
+                Step::Conv { input, .. } => Some(exec.is_nonneg(*input)),
+                _ => None,
+            })
+            .collect();
+        assert!(!convs[0], "{arch:?}: the stem reads the image");
+        assert!(convs[1..].iter().all(|&n| n), "{arch:?}: {convs:?}");
+        let x = random_input(exec.input_len(), 61);
+        assert!(!exec.is_nonneg(0) && x.iter().any(|&v| v < 0.0));
+        exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
+        let run = |exec: &Executor| {
+            let mut seen = Vec::new();
+            let logits = exec
+                .run_observed(&x, |s, v| seen.push((s, v.to_vec())))
+                .unwrap();
+            (seen, logits)
+        };
+        for activations in [Activations::Int8Static, Activations::Int8Dynamic] {
+            exec.set_activations(activations);
+            exec.set_unsigned_inputs(false);
+            let (flipped, want) = run(&exec);
+            exec.set_unsigned_inputs(true);
+            let (unsigned, got) = run(&exec);
+            assert_eq!(got, want, "{arch:?} {activations:?}: logits");
+            assert_eq!(unsigned, flipped, "{arch:?} {activations:?}: the steps");
+        }
+    }
+}
+
 /// The integer path (i8 activations per tensor, exact i32 sums) against the same f64 reference:
 /// 8-bit activations through a ResNet's 20-50 convolutions keep the logits within a few percent
 /// of the largest logit, and they must differ from the f32 path's (the integer path really ran).

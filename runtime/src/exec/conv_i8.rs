@@ -35,11 +35,14 @@ pub enum CodesIn<'a> {
     Quads(&'a Quads),
 }
 
-/// The input of an integer convolution: the floats, and their codes when there are some.
+/// The input of an integer convolution: the floats, their codes when there are some, and
+/// whether every value is `>= 0` (a ReLU's output, known from the graph: then so is every code,
+/// which the AVX2 kernel multiplies as it is, `kernel::int8_narrow`).
 #[derive(Clone, Copy)]
 pub struct InputI8<'a> {
     pub x: &'a [f32],
     pub codes: CodesIn<'a>,
+    pub nonneg: bool,
 }
 
 /// `out = epilogue(conv(x))` for an input `[c, h, w]` and output `[co, ho, wo]`, `conv.groups == 1`;
@@ -66,18 +69,21 @@ pub fn conv2d_i8(
     let geo = geometry((c, h, w), conv, (ho, wo));
     // Layers of many pixels gather their panels per task (`gemm_i8_gather`), the others
     // pack them all first.
+    let nonneg = input.nonneg;
     let over_quads = |q: &Quads, s: f32, out: &mut [f32], requant| {
         if gathers_pay(geo.n()) {
-            gemm_i8_gather(weights, q, &geo, s, out, epi, requant);
+            gemm_i8_gather(weights, q, &geo, (s, nonneg), out, epi, requant);
         } else {
-            gemm_i8_requant(weights, &q.im2col(&geo, s), out, epi, requant);
+            let mut panels = q.im2col(&geo, s);
+            panels.nonneg = nonneg;
+            gemm_i8_requant(weights, &panels, out, epi, requant);
         }
     };
     if weights.layout() == InputLayout::Taps {
         let (src, s) = tap_rows(input, &geo, scale);
-        return gemm_i8_gather(weights, &src, &geo, s, out, epi, requant);
+        return gemm_i8_gather(weights, &src, &geo, (s, nonneg), out, epi, requant);
     }
-    let panel = match (input.codes, scale, weights.reads_quads()) {
+    let mut panel = match (input.codes, scale, weights.reads_quads()) {
         (CodesIn::Quads(q), Some(s), true) => {
             debug_assert_eq!((q.shape.c, q.shape.h, q.shape.w), (c, h, w));
             return over_quads(q, s, out, requant);
@@ -107,6 +113,7 @@ pub fn conv2d_i8(
             PanelB8::im2col(&owned, &geo, s)
         }
     };
+    panel.nonneg = nonneg;
     gemm_i8_requant(weights, &panel, out, epi, requant);
 }
 

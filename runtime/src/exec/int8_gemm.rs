@@ -19,7 +19,7 @@ use super::disjoint::Shared;
 use super::epilogue::finish_row;
 use super::gemm::Epilogue;
 use super::im2col::{Geometry, Padded};
-use super::kernel::int8::{int8_path, row_sum, tile, tile_with_sums, KGROUP, MR, NR};
+use super::kernel::int8::{int8_path, row_sum, tile_with_sums, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
 use super::quads::{store_quad_pixels, QuadShape, Quads, Q as QUAD};
 use super::taps::{self, TapRows};
@@ -118,6 +118,9 @@ pub struct PanelB8 {
     pub n: usize,
     /// What one activation code is worth.
     pub scale: f32,
+    /// Whether every code is `>= 0` (the input is a ReLU's output): the AVX2 kernel then
+    /// multiplies them as they are (see `kernel::int8_narrow`). Only the caller can know it.
+    pub nonneg: bool,
 }
 
 /// The buffer goes back to [`super::scratch`] for the next convolution's panels.
@@ -153,6 +156,7 @@ impl PanelB8 {
             k4,
             n,
             scale,
+            nonneg: false,
         }
     }
 
@@ -187,6 +191,7 @@ impl PanelB8 {
             k4,
             n,
             scale,
+            nonneg: false,
         }
     }
 
@@ -229,6 +234,7 @@ impl PanelB8 {
             k4,
             n: l,
             scale,
+            nonneg: false,
         }
     }
 }
@@ -308,8 +314,8 @@ const _: () = assert!(MC.is_multiple_of(MR) && MC.is_multiple_of(QUAD));
 /// A layer's weights ready for the integer path, made once at load: every row's codes as i8,
 /// `k4` apart and zero-padded (rows too, to a multiple of `MR`), each row's code sum (the
 /// correction of the kernels that make the activations unsigned: AVX2's 7-bit one and VNNI)
-/// and, per block of `MR` rows, how many groups the AVX2 kernel's i16 pairs may add up
-/// ([`int8_narrow::depth`]; 0: the exact kernel). About one byte per weight, against four for
+/// and, per block of `MR` rows, its largest code magnitude (how many groups the AVX2 kernel's
+/// i16 pairs may add up: [`int8_narrow::depth`]). About one byte per weight, against four for
 /// an f32 copy.
 ///
 /// The rows are ordered by bit width within each task's [`MC`] rows (stable), so that blocks
@@ -322,7 +328,7 @@ pub struct WeightsI8 {
     pub k4: usize,
     codes: Vec<i8>,
     sums: Vec<i32>,
-    depth: Vec<u8>,
+    max_abs: Vec<u8>,
     /// Per stored row, the output row it computes (a permutation within each task's rows).
     order: Vec<usize>,
     /// How a convolution's input reaches these columns.
@@ -396,13 +402,10 @@ impl WeightsI8 {
             .take(padded)
             .map(row_sum)
             .collect();
-        // Per block of `MR` stored rows, how long the AVX2 kernel's i16 pairs may add up.
-        let depth = codes
+        // Per block of `MR` stored rows, its largest code magnitude (at most 128).
+        let max_abs = codes
             .chunks_exact((MR * k4).max(1))
-            .map(|block| {
-                let max = block.iter().map(|&c| u32::from(c.unsigned_abs())).max();
-                int8_narrow::depth(max.unwrap_or(0))
-            })
+            .map(|block| block.iter().map(|&c| c.unsigned_abs()).max().unwrap_or(0))
             .collect();
         Self {
             rows,
@@ -410,7 +413,7 @@ impl WeightsI8 {
             k4,
             codes,
             sums,
-            depth,
+            max_abs,
             order,
             layout,
         }
@@ -542,9 +545,10 @@ impl WeightsI8 {
         }
     }
 
-    /// The `MR x NR` i32 tile of row block `g` (rows `g * MR..`) against one panel of `B`.
+    /// The `MR x NR` i32 tile of row block `g` (rows `g * MR..`) against one panel of `B`, whose
+    /// codes are all `>= 0` when `unsigned`.
     #[inline]
-    fn tile(&self, g: usize, panel: &[i8], acc: &mut [i32; MR * NR]) {
+    fn tile(&self, g: usize, panel: &[i8], unsigned: bool, acc: &mut [i32; MR * NR]) {
         let a = &self.codes[g * MR * self.k4..(g + 1) * MR * self.k4];
         let sums: &[i32; MR] = self.sums[g * MR..(g + 1) * MR]
             .try_into()
@@ -552,10 +556,9 @@ impl WeightsI8 {
         if int8_path().uses_row_sums() {
             // VNNI: exact for every code width, so no narrow/wide split.
             tile_with_sums(self.k4, a, self.k4, sums, panel, acc);
-        } else if self.depth[g] > 0 {
-            int8_narrow::tile(self.k4, a, self.k4, sums, panel, self.depth[g], acc);
         } else {
-            tile(self.k4, a, self.k4, panel, acc);
+            let (k4, max_abs) = (self.k4, self.max_abs[g]);
+            int8_narrow::tile(k4, a, k4, sums, panel, max_abs, unsigned, acc);
         }
     }
 }
@@ -601,12 +604,18 @@ pub fn gemm_i8_gather(
     w: &WeightsI8,
     src: &dyn GatherPanels,
     geo: &Geometry,
-    scale: f32,
+    (scale, nonneg): (f32, bool),
     out: &mut [f32],
     epi: Epilogue,
     requant: Option<(CodesOut, f32)>,
 ) {
-    gemm_panels(w, Panels::Gather { src, geo, scale }, out, epi, requant);
+    let b = Panels::Gather {
+        src,
+        geo,
+        scale,
+        nonneg,
+    };
+    gemm_panels(w, b, out, epi, requant);
 }
 
 /// Whether [`gemm_i8_gather`] suits a layer of `n` output pixels: enough pairs of panels for
@@ -625,6 +634,8 @@ pub(super) enum Panels<'a> {
         src: &'a dyn GatherPanels,
         geo: &'a Geometry,
         scale: f32,
+        /// Whether every code is `>= 0` ([`PanelB8::nonneg`]).
+        nonneg: bool,
     },
 }
 
@@ -660,10 +671,20 @@ impl Panels<'_> {
     fn dims(&self) -> (usize, usize, usize, f32) {
         match *self {
             Panels::Packed(b) => (b.k, b.k4, b.n, b.scale),
-            Panels::Gather { src, geo, scale } => {
+            Panels::Gather {
+                src, geo, scale, ..
+            } => {
                 let k = src.panel_k(geo);
                 (k, k, geo.n(), scale)
             }
+        }
+    }
+
+    /// Whether every code is `>= 0` ([`PanelB8::nonneg`]).
+    fn nonneg(&self) -> bool {
+        match *self {
+            Panels::Packed(b) => b.nonneg,
+            Panels::Gather { nonneg, .. } => nonneg,
         }
     }
 
@@ -796,7 +817,7 @@ pub(super) unsafe fn gemm_task(
             tiles(
                 w,
                 n,
-                scale,
+                (scale, b.nonneg()),
                 (rb, mr),
                 &ps[..count],
                 j,
@@ -843,12 +864,12 @@ pub(super) unsafe fn gemm_task(
 
 /// Rows `r0..r0 + mr` of `w` against one or two panels `ps` (the first one panel `j` of an
 /// output `n` wide), rescaled by `scale` into the rows of `dst` (`ld` apart, `ps[0]` at column 0),
-/// each at its output row.
+/// each at its output row; `unsigned`: the panels' codes are all `>= 0`.
 #[allow(clippy::too_many_arguments)]
 fn tiles(
     w: &WeightsI8,
     n: usize,
-    scale: f32,
+    (scale, unsigned): (f32, bool),
     (r0, mr): (usize, usize),
     ps: &[&[i8]],
     j: usize,
@@ -877,7 +898,7 @@ fn tiles(
     let mut acc = [0i32; MR * NR];
     for (h, bp) in ps.iter().enumerate() {
         for g in 0..mr.div_ceil(MR) {
-            w.tile(r0 / MR + g, bp, &mut acc);
+            w.tile(r0 / MR + g, bp, unsigned, &mut acc);
             for r in 0..MR.min(mr - g * MR) {
                 // The stored row's output row (reordered within this task's rows).
                 let o = w.order[r0 + g * MR + r] - r0;
@@ -998,18 +1019,36 @@ pub(crate) mod tests {
     }
 
     /// Every output equals the rescale of an i64 sum over the same codes, bit for bit: the
-    /// integer accumulation is exact, whichever micro-kernel ran.
+    /// integer accumulation is exact, whichever micro-kernel ran; also with activations `>= 0`
+    /// declared so (`nonneg`: the AVX2 kernel then multiplies them unflipped, the 8-bit rows too),
+    /// at the largest codes (127) and on pseudo-random ones, and with `k` past one i16 run.
     #[test]
     fn sums_are_exact_and_rescaled_once() {
         // Row counts whose tasks end in blocks of 12, 8 and 4 rows on AVX-512 VNNI (64: 48 +
         // 8 + 8; 20: 12 + 8; 100: 2 x 48 + 4; 3: one 4-row block).
-        for rows in [45, 64, 20, 100, 3] {
-            let (k, n) = (147, 53);
+        for (rows, nonneg, k) in [
+            (45, false, 147),
+            (64, false, 147),
+            (20, false, 147),
+            (100, false, 147),
+            (3, false, 147),
+            (45, true, 147),
+            (100, true, 1000),
+            (7, true, 36),
+        ] {
+            let n = 53;
             let (m, codes, bias) = weights(rows, k);
             let mut next = lcg(3);
-            let x: Vec<f32> = (0..k * n).map(|_| next() * 3.0).collect();
+            let x: Vec<f32> = (0..k * n)
+                .map(|i| match (nonneg, i % 3) {
+                    (false, _) => next() * 3.0,
+                    (true, 0) => 3.0,
+                    (true, _) => next().abs() * 3.0,
+                })
+                .collect();
             let scale = dynamic_scale(&x);
-            let b = PanelB8::from_rows(&x, k, n, scale);
+            let mut b = PanelB8::from_rows(&x, k, n, scale);
+            b.nonneg = nonneg;
             let mut out = vec![0f32; rows * n];
             let epi = Epilogue {
                 scale: Some(&m.scales),
@@ -1027,7 +1066,11 @@ pub(crate) mod tests {
                         .map(|i| i64::from(codes[o * k + i]) * i64::from(q[i * n + p]))
                         .sum();
                     let want = ((sum as f32 * scale) * m.scales[o] + bias[o]).max(0.0);
-                    assert_eq!(out[o * n + p], want, "{rows} rows: row {o}, column {p}");
+                    assert_eq!(
+                        out[o * n + p],
+                        want,
+                        "{rows} rows, nonneg {nonneg}: row {o}, column {p}"
+                    );
                 }
             }
         }

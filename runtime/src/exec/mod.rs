@@ -165,6 +165,9 @@ pub struct Executor {
     /// Whether the integer stems run with their max pooling as one step (on by default;
     /// [`Executor::set_stem_pool_fusion`]).
     stem_pool_fusion: bool,
+    /// Whether integer convolutions over a ReLU's output multiply its codes unflipped
+    /// ([`Executor::set_unsigned_inputs`]).
+    unsigned_inputs: bool,
 }
 
 /// Why an input cannot be run.
@@ -204,6 +207,7 @@ impl Executor {
             requantize_in_epilogue: true,
             quad_layout: true,
             stem_pool_fusion: true,
+            unsigned_inputs: true,
         }
     }
 
@@ -411,6 +415,14 @@ impl Executor {
     /// either way; here so tests and benchmarks can compare the two.
     pub fn set_stem_pool_fusion(&mut self, on: bool) {
         self.stem_pool_fusion = on;
+    }
+
+    /// Whether the integer convolutions reading a value that the graph makes `>= 0` (see
+    /// [`Executor::is_nonneg`]) tell the kernels so (on by default): the AVX2 kernel then
+    /// multiplies the codes as they are and adds twice as many pairs in i16. The same numbers
+    /// either way; here so tests and benchmarks can compare the two.
+    pub fn set_unsigned_inputs(&mut self, on: bool) {
+        self.unsigned_inputs = on;
     }
 
     /// Per step, whether it is an integer stem convolution that runs with the max pooling after
@@ -768,6 +780,7 @@ impl Executor {
             conv_i8::InputI8 {
                 x: get(*input),
                 codes: codes[*input].as_ref().map_or(CodesIn::None, Codes::view),
+                nonneg: self.unsigned_inputs && self.is_nonneg(*input),
             },
             (c, h, w),
             conv,
@@ -780,6 +793,26 @@ impl Executor {
             &mut out,
         );
         out
+    }
+
+    /// Whether value `v` is `>= 0` everywhere, by the graph alone: the output of a ReLU (a
+    /// step's own or a convolution's, Linear's or Add's epilogue, without a GELU after it), or a
+    /// pooling of such a value. The integer convolutions reading it then multiply its codes as
+    /// they are (`conv_i8::InputI8::nonneg`); a wrong `true` would change their sums, so only
+    /// what the steps guarantee counts (the model's input never does).
+    pub fn is_nonneg(&self, v: ValueId) -> bool {
+        let Some(step) = self.steps.iter().find(|s| s.output() == v) else {
+            return false;
+        };
+        match *step {
+            Step::Conv { relu, gelu, .. } | Step::Linear { relu, gelu, .. } => relu && !gelu,
+            Step::Add { relu, .. } => relu,
+            Step::Relu { .. } => true,
+            Step::MaxPool { input, .. } | Step::GlobalAvgPool { input, .. } => {
+                self.is_nonneg(input)
+            }
+            _ => false,
+        }
     }
 
     /// An integer convolution step: its input codes taken from `codes` when its producer wrote
@@ -823,6 +856,7 @@ impl Executor {
         let input = conv_i8::InputI8 {
             x: get(*input),
             codes: codes[*input].as_ref().map_or(CodesIn::None, Codes::view),
+            nonneg: self.unsigned_inputs && self.is_nonneg(*input),
         };
         let target = q.as_mut().map(|q| match q {
             Codes::Rows(v) => CodesOut::Rows(v),

@@ -49,7 +49,13 @@ pub fn conv_pool_i8(
     }
     let threads = rayon::current_num_threads().max(1);
     let band = ph.div_ceil(4 * threads).clamp(1, MAX_BAND);
-    let panels = Panels::Gather { src, geo, scale };
+    // The stem reads the image: codes of either sign.
+    let panels = Panels::Gather {
+        src,
+        geo,
+        scale,
+        nonneg: false,
+    };
     let n = geo.n();
     let dst = Shared(out.as_mut_ptr());
     (0..ph.div_ceil(band)).into_par_iter().for_each(|b| {

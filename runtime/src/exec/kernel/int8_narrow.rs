@@ -21,37 +21,46 @@ use super::int8::KGROUP;
 use super::int8::{tile as tile_exact, MR, NR};
 
 /// How many groups of 4 `k` the i16 pairs of rows whose codes lie in `-max_abs..=max_abs` may
-/// add up before they could leave i16: a pair of products is at most `2 * 255 * max_abs`
-/// (activations made unsigned). 0 for 8-bit codes (the exact kernel), 1 for 7-bit ones
-/// ([`tile`] as before), 4 for 5-bit, 8 for 4-bit, 16 for 3-bit (capped at 64).
-pub fn depth(max_abs: u32) -> u8 {
-    (32767 / (510 * max_abs.max(1))).min(64) as u8
+/// add up before they could leave i16: a pair of products is at most `2 * 255 * max_abs` for
+/// activations made unsigned (`x + 128`), `2 * 127 * max_abs` for activations that are
+/// `unsigned` already (codes `0..=127`, a ReLU's output). Flipped: 0 for 8-bit codes (the exact
+/// kernel), 1 for 7-bit ones, 4 for 5-bit, 8 for 4-bit, 16 for 3-bit; about twice as many
+/// unsigned (1 for 8-bit codes). Capped at 64.
+pub fn depth(max_abs: u32, unsigned: bool) -> u8 {
+    let top = if unsigned { 127 } else { 255 };
+    (32767 / (2 * top * max_abs.max(1))).min(64) as u8
 }
 
-/// [`super::int8::tile`] for rows whose codes all lie in `-64..=63`, pairs of products added in
-/// i16 over `depth` groups ([`depth`] of the rows' largest code, at least 1) before they widen
-/// to i32; `a_sums[r]` must be `sum_i a[r * lda + i]` over `i < k`. Falls back to the exact
-/// kernel where there is no faster one (the sums are then unused).
+/// [`super::int8::tile`] on AVX2 for rows whose codes lie in `-max_abs..=max_abs`: pairs of
+/// products added in i16 over [`depth`] groups before they widen to i32, the exact kernel where
+/// that is 0; activation codes `unsigned` (all `>= 0`, which the caller vouches for) are
+/// multiplied as they are, the others made unsigned (`x + 128`). `a_sums[r]` must be `sum_i a[r *
+/// lda + i]` over `i < k`. Other paths take the exact kernel (the sums are then unused).
+#[allow(clippy::too_many_arguments)]
 pub fn tile(
     k: usize,
     a: &[i8],
     lda: usize,
     a_sums: &[i32; MR],
     b: &[i8],
-    depth: u8,
+    max_abs: u8,
+    unsigned: bool,
     out: &mut [i32; MR * NR],
 ) {
+    let depth = depth(max_abs.into(), unsigned);
     // The chosen integer path, not the CPU's flags, decides: `FQ_MAX_ISA` may have lowered it.
     #[cfg(target_arch = "x86_64")]
-    if super::int8::int8_path() == super::int8::Int8Path::Avx2 {
+    if depth > 0 && super::int8::int8_path() == super::int8::Int8Path::Avx2 {
         super::int8::check_extents(k, a, lda, b);
-        // SAFETY: `int8_path` chose AVX2, so the CPU has it; the extents were checked; the
-        // caller's `depth` bounds the i16 sums.
+        let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
+        // SAFETY: `int8_path` chose AVX2, so the CPU has it; the extents were checked; `depth`
+        // bounds the i16 sums for the caller's codes (`max_abs`, and `unsigned` activations).
         unsafe {
-            if depth >= 2 {
-                tile_deferred(k, a.as_ptr(), lda, a_sums, b.as_ptr(), depth.into(), out)
-            } else {
-                tile_maddubs(k, a.as_ptr(), lda, a_sums, b.as_ptr(), out)
+            match (d, unsigned) {
+                (1, false) => tile_maddubs::<true>(k, a, lda, a_sums, b, out),
+                (1, true) => tile_maddubs::<false>(k, a, lda, a_sums, b, out),
+                (_, false) => tile_deferred::<true>(k, a, lda, a_sums, b, d, out),
+                (_, true) => tile_deferred::<false>(k, a, lda, a_sums, b, d, out),
             }
         };
         return;
@@ -60,12 +69,17 @@ pub fn tile(
     tile_exact(k, a, lda, b, out);
 }
 
+/// The 7-bit tile: `FLIP` makes the activations unsigned (`x + 128`) and takes the `128 *
+/// a_sums[r]` back; without it they must be `>= 0` already, and the codes may be 8-bit
+/// (`2 x 127 x 128 < 32767`).
+///
 /// # Safety
-/// AVX2 must be available; `a` must hold `MR` rows of `k` codes in `-64..=63`, `lda` apart, `b`
-/// `k * NR` codes packed `[k / 4][NR][4]`, and `k` must be a multiple of 4.
+/// AVX2 must be available; `a` must hold `MR` rows of `k` codes in `-64..=63` (`-128..=127`
+/// without `FLIP`), `lda` apart, `b` `k * NR` codes packed `[k / 4][NR][4]` (all `>= 0` without
+/// `FLIP`), and `k` must be a multiple of 4.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn tile_maddubs(
+unsafe fn tile_maddubs<const FLIP: bool>(
     k: usize,
     a: *const i8,
     lda: usize,
@@ -84,8 +98,8 @@ unsafe fn tile_maddubs(
         for g in 0..k / KGROUP {
             let bp = b.add(g * NR * KGROUP);
             // Columns 0..8 and 8..16, 4 codes each, as x + 128.
-            let b0 = _mm256_xor_si256(_mm256_loadu_si256(bp.cast()), flip);
-            let b1 = _mm256_xor_si256(_mm256_loadu_si256(bp.add(32).cast()), flip);
+            let b0 = load::<FLIP>(bp, flip);
+            let b1 = load::<FLIP>(bp.add(32), flip);
             for (r, row) in acc.iter_mut().enumerate() {
                 let w =
                     _mm256_set1_epi32(a.add(r * lda + g * KGROUP).cast::<i32>().read_unaligned());
@@ -98,7 +112,7 @@ unsafe fn tile_maddubs(
         let o = out.as_mut_ptr();
         for (r, row) in acc.iter().enumerate() {
             // Take back the + 128 of every activation: 128 * sum_k a[r][k], wrapping like the sums.
-            let fix = _mm256_set1_epi32(a_sums[r].wrapping_mul(128));
+            let fix = _mm256_set1_epi32(if FLIP { a_sums[r].wrapping_mul(128) } else { 0 });
             _mm256_storeu_si256(o.add(r * NR).cast(), _mm256_sub_epi32(row[0], fix));
             _mm256_storeu_si256(o.add(r * NR + 8).cast(), _mm256_sub_epi32(row[1], fix));
         }
@@ -115,10 +129,11 @@ unsafe fn tile_maddubs(
 ///
 /// # Safety
 /// AVX2 must be available; as [`tile_maddubs`], with the rows' codes in
-/// `-max_abs..=max_abs` for a `max_abs` whose [`depth`] is at least `depth`.
+/// `-max_abs..=max_abs` for a `max_abs` whose [`depth`] (unsigned when not `FLIP`) is at least
+/// `depth`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn tile_deferred(
+unsafe fn tile_deferred<const FLIP: bool>(
     k: usize,
     a: *const i8,
     lda: usize,
@@ -146,8 +161,8 @@ unsafe fn tile_deferred(
                 let mut pairs = [[_mm256_setzero_si256(); 2]; HALF];
                 for g in g0..end {
                     let bp = b.add(g * NR * KGROUP);
-                    let b0 = _mm256_xor_si256(_mm256_loadu_si256(bp.cast()), flip);
-                    let b1 = _mm256_xor_si256(_mm256_loadu_si256(bp.add(32).cast()), flip);
+                    let b0 = load::<FLIP>(bp, flip);
+                    let b1 = load::<FLIP>(bp.add(32), flip);
                     for (r, row) in pairs.iter_mut().enumerate() {
                         let w = _mm256_set1_epi32(
                             a.add(r * lda + g * KGROUP).cast::<i32>().read_unaligned(),
@@ -165,10 +180,32 @@ unsafe fn tile_deferred(
         }
         let o = out.as_mut_ptr();
         for (r, row) in acc.iter().enumerate() {
-            let fix = _mm256_set1_epi32(a_sums[r].wrapping_mul(128));
+            let fix = _mm256_set1_epi32(if FLIP { a_sums[r].wrapping_mul(128) } else { 0 });
             _mm256_storeu_si256(o.add(r * NR).cast(), _mm256_sub_epi32(row[0], fix));
             _mm256_storeu_si256(o.add(r * NR + 8).cast(), _mm256_sub_epi32(row[1], fix));
         }
+    }
+}
+
+/// 32 activation codes at `p`, made unsigned (`x + 128`, one `XOR 0x80`) when `FLIP`, else as
+/// they are (all `>= 0`).
+///
+/// # Safety
+/// AVX2 must be available; `p` must hold 32 readable bytes.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load<const FLIP: bool>(
+    p: *const i8,
+    flip: std::arch::x86_64::__m256i,
+) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller guarantees 32 readable bytes.
+    let v = unsafe { _mm256_loadu_si256(p.cast()) };
+    if FLIP {
+        _mm256_xor_si256(v, flip)
+    } else {
+        v
     }
 }
 
@@ -215,7 +252,7 @@ mod tests {
                 *s = a[r * k..(r + 1) * k].iter().map(|&v| i32::from(v)).sum();
             }
             let (mut got, mut want) = ([0i32; MR * NR], [0i32; MR * NR]);
-            tile(k, &a, k, &sums, &b, 1, &mut got);
+            tile(k, &a, k, &sums, &b, 64, false, &mut got);
             tile_portable(k, &a, k, &b, &mut want);
             assert_eq!(got, want, "case {case}, k {k}");
         }
@@ -224,13 +261,13 @@ mod tests {
     /// The i16 pairs added over [`depth`] groups give the portable loop's sums bit for bit at
     /// every code width's extremes (all `-max_abs`, all `max_abs - 1`, the largest activations,
     /// the sums nearest to leaving i16) and on pseudo-random codes, for `k` with a partial last
-    /// run of groups; one group more than [`depth`] would leave i16 (checked on the bound).
+    /// run of groups, with activations made unsigned and with activations `>= 0` taken as they
+    /// are (up to 8-bit weights); one group more than [`depth`] would leave i16.
     #[test]
     fn deferred_pairs_match_the_portable_loop() {
-        assert_eq!(
-            [1, 2, 4, 8, 16, 32, 64, 128].map(depth),
-            [64, 32, 16, 8, 4, 2, 1, 0]
-        );
+        let widths = [1, 2, 4, 8, 16, 32, 64, 128];
+        assert_eq!(widths.map(|m| depth(m, false)), [64, 32, 16, 8, 4, 2, 1, 0]);
+        assert_eq!(widths.map(|m| depth(m, true)), [64, 64, 32, 16, 8, 4, 2, 1]);
         let mut s = 9u64;
         let mut next = move || {
             s = s
@@ -238,34 +275,45 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (s >> 33) as u32
         };
-        for max_abs in [1u32, 2, 4, 8, 16, 32] {
-            let d = depth(max_abs);
-            assert!(2 * 255 * max_abs * u32::from(d) <= 32767);
-            assert!(2 * 255 * max_abs * (u32::from(d) + 1) > 32767 || d == 64);
-            for (case, k) in [(0, 4096usize), (1, 4096), (2, 1004), (3, 68)] {
-                let a: Vec<i8> = (0..MR * k)
-                    .map(|_| match case {
-                        0 => -(max_abs as i32) as i8,
-                        1 => (max_abs - 1) as i8,
-                        _ => ((next() % (2 * max_abs)) as i32 - max_abs as i32) as i8,
-                    })
-                    .collect();
-                let cols: Vec<i8> = (0..k * NR)
-                    .map(|j| match case {
-                        0 | 1 => 127,
-                        _ if j % 5 == 0 => -127,
-                        _ => (next() % 255) as i32 as i8,
-                    })
-                    .collect();
-                let b = pack_b(k, &cols);
-                let mut sums = [0i32; MR];
-                for (r, s) in sums.iter_mut().enumerate() {
-                    *s = a[r * k..(r + 1) * k].iter().map(|&v| i32::from(v)).sum();
+        for unsigned in [false, true] {
+            let top = if unsigned { 127 } else { 255 };
+            for max_abs in widths {
+                let d = depth(max_abs, unsigned);
+                if d == 0 {
+                    continue;
                 }
-                let (mut got, mut want) = ([0i32; MR * NR], [0i32; MR * NR]);
-                tile(k, &a, k, &sums, &b, d, &mut got);
-                tile_portable(k, &a, k, &b, &mut want);
-                assert_eq!(got, want, "max |code| {max_abs}, case {case}, k {k}");
+                assert!(2 * top * max_abs * u32::from(d) <= 32767);
+                assert!(2 * top * max_abs * (u32::from(d) + 1) > 32767 || d == 64);
+                for (case, k) in [(0, 4096usize), (1, 4096), (2, 1004), (3, 68)] {
+                    let a: Vec<i8> = (0..MR * k)
+                        .map(|_| match case {
+                            0 => (-(max_abs as i32)) as i8,
+                            1 => (max_abs - 1) as i8,
+                            _ => ((next() % (2 * max_abs)) as i32 - max_abs as i32) as i8,
+                        })
+                        .collect();
+                    let cols: Vec<i8> = (0..k * NR)
+                        .map(|j| match (case, unsigned) {
+                            (0 | 1, _) => 127,
+                            (_, true) if j % 5 == 0 => 0,
+                            (_, true) => (next() % 128) as i8,
+                            (_, false) if j % 5 == 0 => -127,
+                            (_, false) => (next() % 255) as i32 as i8,
+                        })
+                        .collect();
+                    let b = pack_b(k, &cols);
+                    let mut sums = [0i32; MR];
+                    for (r, s) in sums.iter_mut().enumerate() {
+                        *s = a[r * k..(r + 1) * k].iter().map(|&v| i32::from(v)).sum();
+                    }
+                    let (mut got, mut want) = ([0i32; MR * NR], [0i32; MR * NR]);
+                    tile(k, &a, k, &sums, &b, max_abs as u8, unsigned, &mut got);
+                    tile_portable(k, &a, k, &b, &mut want);
+                    assert_eq!(
+                        got, want,
+                        "max |code| {max_abs}, unsigned {unsigned}, case {case}, k {k}"
+                    );
+                }
             }
         }
     }
