@@ -314,9 +314,9 @@ const _: () = assert!(MC.is_multiple_of(MR) && MC.is_multiple_of(QUAD));
 /// A layer's weights ready for the integer path, made once at load: every row's codes as i8,
 /// `k4` apart and zero-padded (rows too, to a multiple of `MR`), each row's code sum (the
 /// correction of the kernels that make the activations unsigned: AVX2's 7-bit one and VNNI)
-/// and, per block of `MR` rows, its largest code magnitude (how many groups the AVX2 kernel's
-/// i16 pairs may add up: [`int8_narrow::depth`]). About one byte per weight, against four for
-/// an f32 copy.
+/// and, per block of `MR` rows, how many groups the AVX2 kernel's i16 pairs may add up, for
+/// flipped and for unsigned activations ([`int8_narrow::depth`]). About one byte per weight,
+/// against four for an f32 copy.
 ///
 /// The rows are ordered by bit width within each task's [`MC`] rows (stable), so that blocks
 /// hold rows of one width: a block with one 8-bit row must take the exact AVX2 kernel, which
@@ -328,7 +328,7 @@ pub struct WeightsI8 {
     pub k4: usize,
     codes: Vec<i8>,
     sums: Vec<i32>,
-    max_abs: Vec<u8>,
+    depth: Vec<[u8; 2]>,
     /// Per stored row, the output row it computes (a permutation within each task's rows).
     order: Vec<usize>,
     /// How a convolution's input reaches these columns.
@@ -402,10 +402,14 @@ impl WeightsI8 {
             .take(padded)
             .map(row_sum)
             .collect();
-        // Per block of `MR` stored rows, its largest code magnitude (at most 128).
-        let max_abs = codes
+        // Per block of `MR` stored rows, its depth for flipped and for unsigned activations.
+        let depth = codes
             .chunks_exact((MR * k4).max(1))
-            .map(|block| block.iter().map(|&c| c.unsigned_abs()).max().unwrap_or(0))
+            .map(|block| {
+                let max = block.iter().map(|&c| u32::from(c.unsigned_abs())).max();
+                let max = max.unwrap_or(0);
+                [false, true].map(|unsigned| int8_narrow::depth(max, unsigned))
+            })
             .collect();
         Self {
             rows,
@@ -413,7 +417,7 @@ impl WeightsI8 {
             k4,
             codes,
             sums,
-            max_abs,
+            depth,
             order,
             layout,
         }
@@ -557,8 +561,8 @@ impl WeightsI8 {
             // VNNI: exact for every code width, so no narrow/wide split.
             tile_with_sums(self.k4, a, self.k4, sums, panel, acc);
         } else {
-            let (k4, max_abs) = (self.k4, self.max_abs[g]);
-            int8_narrow::tile(k4, a, k4, sums, panel, max_abs, unsigned, acc);
+            let (k4, depth) = (self.k4, self.depth[g][usize::from(unsigned)]);
+            int8_narrow::tile(k4, a, k4, sums, panel, depth, unsigned, acc);
         }
     }
 }

@@ -31,11 +31,13 @@ pub fn depth(max_abs: u32, unsigned: bool) -> u8 {
     (32767 / (2 * top * max_abs.max(1))).min(64) as u8
 }
 
-/// [`super::int8::tile`] on AVX2 for rows whose codes lie in `-max_abs..=max_abs`: pairs of
-/// products added in i16 over [`depth`] groups before they widen to i32, the exact kernel where
-/// that is 0; activation codes `unsigned` (all `>= 0`, which the caller vouches for) are
-/// multiplied as they are, the others made unsigned (`x + 128`). `a_sums[r]` must be `sum_i a[r *
-/// lda + i]` over `i < k`. Other paths take the exact kernel (the sums are then unused).
+/// [`super::int8::tile`] on AVX2: pairs of products added in i16 over `depth` groups before
+/// they widen to i32 ([`depth`] of the rows' largest code and of `unsigned`, which the caller
+/// computes once per block: a division per call was 3% of ResNet50's integer path), the exact
+/// kernel where that is 0; activation codes `unsigned` (all `>= 0`, which the caller vouches
+/// for) are multiplied as they are, the others made unsigned (`x + 128`). `a_sums[r]` must be
+/// `sum_i a[r * lda + i]` over `i < k`. Other paths take the exact kernel (the sums are then
+/// unused).
 #[allow(clippy::too_many_arguments)]
 pub fn tile(
     k: usize,
@@ -43,11 +45,10 @@ pub fn tile(
     lda: usize,
     a_sums: &[i32; MR],
     b: &[i8],
-    max_abs: u8,
+    depth: u8,
     unsigned: bool,
     out: &mut [i32; MR * NR],
 ) {
-    let depth = depth(max_abs.into(), unsigned);
     // The chosen integer path, not the CPU's flags, decides: `FQ_MAX_ISA` may have lowered it.
     #[cfg(target_arch = "x86_64")]
     if depth > 0 && super::int8::int8_path() == super::int8::Int8Path::Avx2 {
@@ -65,7 +66,7 @@ pub fn tile(
         };
         return;
     }
-    let _ = (a_sums, depth);
+    let _ = (a_sums, depth, unsigned);
     tile_exact(k, a, lda, b, out);
 }
 
@@ -252,7 +253,7 @@ mod tests {
                 *s = a[r * k..(r + 1) * k].iter().map(|&v| i32::from(v)).sum();
             }
             let (mut got, mut want) = ([0i32; MR * NR], [0i32; MR * NR]);
-            tile(k, &a, k, &sums, &b, 64, false, &mut got);
+            tile(k, &a, k, &sums, &b, 1, false, &mut got);
             tile_portable(k, &a, k, &b, &mut want);
             assert_eq!(got, want, "case {case}, k {k}");
         }
@@ -307,7 +308,7 @@ mod tests {
                         *s = a[r * k..(r + 1) * k].iter().map(|&v| i32::from(v)).sum();
                     }
                     let (mut got, mut want) = ([0i32; MR * NR], [0i32; MR * NR]);
-                    tile(k, &a, k, &sums, &b, max_abs as u8, unsigned, &mut got);
+                    tile(k, &a, k, &sums, &b, d, unsigned, &mut got);
                     tile_portable(k, &a, k, &b, &mut want);
                     assert_eq!(
                         got, want,
