@@ -172,6 +172,15 @@ fn quads_change_no_logit() {
     }
 }
 
+/// Every step's value (step index and values, as `run_observed` reports them) and the logits.
+fn observed(exec: &Executor, x: &[f32]) -> (Vec<(usize, Vec<f32>)>, Vec<f32>) {
+    let mut seen = Vec::new();
+    let logits = exec
+        .run_observed(x, |s, v| seen.push((s, v.to_vec())))
+        .unwrap();
+    (seen, logits)
+}
+
 /// The integer stem and its max pooling run as one step, band by band: every value the
 /// pooling's step observes and the logits are identical bit for bit to the two steps apart,
 /// with static and dynamic scales, on images whose stem rows are and are not whole panels, in
@@ -189,13 +198,7 @@ fn stem_and_pool_as_one_step_change_no_value() {
         let mut exec = Executor::from_model(&mut model).unwrap();
         let x = random_input(exec.input_len(), 60);
         exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
-        let run = |exec: &Executor| {
-            let mut seen = Vec::new();
-            let logits = exec
-                .run_observed(&x, |s, v| seen.push((s, v.to_vec())))
-                .unwrap();
-            (seen, logits)
-        };
+        let run = |exec: &Executor| observed(exec, &x);
         for activations in [Activations::Int8Static, Activations::Int8Dynamic] {
             exec.set_activations(activations);
             for threads in 1..=3 {
@@ -241,13 +244,7 @@ fn relu_outputs_read_as_unsigned_change_no_value() {
         let x = random_input(exec.input_len(), 61);
         assert!(!exec.is_nonneg(0) && x.iter().any(|&v| v < 0.0));
         exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
-        let run = |exec: &Executor| {
-            let mut seen = Vec::new();
-            let logits = exec
-                .run_observed(&x, |s, v| seen.push((s, v.to_vec())))
-                .unwrap();
-            (seen, logits)
-        };
+        let run = |exec: &Executor| observed(exec, &x);
         for activations in [Activations::Int8Static, Activations::Int8Dynamic] {
             exec.set_activations(activations);
             exec.set_unsigned_inputs(false);

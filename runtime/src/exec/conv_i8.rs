@@ -140,7 +140,8 @@ pub fn conv2d_pool_i8(
     );
     let geo = geometry((c, h, w), conv, (ho, wo));
     let (src, s) = tap_rows(input, &geo, scale);
-    super::stem_pool::conv_pool_i8(weights, &src, &geo, s, epi, pool, pooled, out);
+    let codes = (s, input.nonneg);
+    super::stem_pool::conv_pool_i8(weights, &src, &geo, codes, epi, pool, pooled, out);
 }
 
 /// A convolution's geometry from its input and output sizes.

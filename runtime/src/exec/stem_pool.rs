@@ -25,13 +25,13 @@ use super::pool::PoolRows;
 const MAX_BAND: usize = 8;
 
 /// `out` (`[co][ph][pw]`) = max pooling `pool` (kernel, stride, padding) of epilogue(conv `geo`
-/// of `src`, worth `scale`, with `w`): the output of the two steps, without the convolution's.
+/// of `src`, worth `scale` and all `>= 0` when `nonneg`, with `w`): the output of the two steps, without the convolution's.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_pool_i8(
     w: &WeightsI8,
     src: &dyn GatherPanels,
     geo: &Geometry,
-    scale: f32,
+    (scale, nonneg): (f32, bool),
     epi: Epilogue,
     pool: (usize, usize, usize),
     (ph, pw): (usize, usize),
@@ -49,12 +49,11 @@ pub fn conv_pool_i8(
     }
     let threads = rayon::current_num_threads().max(1);
     let band = ph.div_ceil(4 * threads).clamp(1, MAX_BAND);
-    // The stem reads the image: codes of either sign.
     let panels = Panels::Gather {
         src,
         geo,
         scale,
-        nonneg: false,
+        nonneg,
     };
     let n = geo.n();
     let dst = Shared(out.as_mut_ptr());

@@ -11,113 +11,79 @@ use std::arch::x86_64::*;
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn exp8(x: __m256) -> __m256 {
+    exp8n([x])[0]
+}
+
+/// `e^x` on `N` registers of eight lanes, each step on all of them before the next (independent
+/// chains side by side: see [`gelu_avx2`]).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn exp8n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
     // `max(lo, x)` returns `x` when `x` is NaN (the second operand), and so does `min(hi, x)`.
-    let x = _mm256_min_ps(
-        _mm256_set1_ps(EXP_HI),
-        _mm256_max_ps(_mm256_set1_ps(EXP_LO), x),
-    );
-    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
-        x,
-        _mm256_set1_ps(LOG2E),
-    ));
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-    let mut p = _mm256_set1_ps(P[0]);
-    for &c in &P[1..] {
-        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
-    }
-    // e^r = 1 + r + r^2 p(r)
-    let r2 = _mm256_mul_ps(r, r);
-    let er = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0));
-    let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-        _mm256_cvtps_epi32(n),
-        _mm256_set1_epi32(127),
-    ));
-    _mm256_mul_ps(er, _mm256_castsi256_ps(bits))
-}
-
-/// GELU on eight lanes: `x/2 * erfc(-x/sqrt 2)` with the `erfcc` fit.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn gelu8(x: __m256) -> __m256 {
-    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-    let z = _mm256_mul_ps(
-        _mm256_and_ps(x, abs_mask),
-        _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2),
-    );
-    let far = _mm256_cmp_ps::<_CMP_GT_OQ>(z, _mm256_set1_ps(GELU_Z_MAX));
-    let z = _mm256_min_ps(z, _mm256_set1_ps(GELU_Z_MAX));
-    let one = _mm256_set1_ps(1.0);
-    let t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5), z, one));
-    let mut poly = _mm256_set1_ps(ERFC[0]);
-    for &c in &ERFC[1..] {
-        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(c));
-    }
-    // r = erfc(|u|) for u = -x/sqrt 2; erfc(u) = r when x <= 0, 2 - r when x > 0.
-    let r = _mm256_mul_ps(t, exp8(_mm256_fnmadd_ps(z, z, poly)));
-    let r = _mm256_blendv_ps(r, _mm256_setzero_ps(), far);
-    let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(x, _mm256_setzero_ps());
-    let e = _mm256_blendv_ps(r, _mm256_sub_ps(_mm256_set1_ps(2.0), r), positive);
-    _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), x), e)
-}
-
-/// [`gelu8`] on four registers, each step on all four before the next (see [`gelu_avx2`]).
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn gelu8x4(x: [__m256; 4]) -> [__m256; 4] {
-    let each = |f: &dyn Fn(usize) -> __m256| -> [__m256; 4] { std::array::from_fn(f) };
-    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-    let half_sqrt = _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2);
-    let z = each(&|i| _mm256_mul_ps(_mm256_and_ps(x[i], abs_mask), half_sqrt));
-    let zmax = _mm256_set1_ps(GELU_Z_MAX);
-    let far = each(&|i| _mm256_cmp_ps::<_CMP_GT_OQ>(z[i], zmax));
-    let z = each(&|i| _mm256_min_ps(z[i], zmax));
-    let one = _mm256_set1_ps(1.0);
-    let half = _mm256_set1_ps(0.5);
-    let t = each(&|i| _mm256_div_ps(one, _mm256_fmadd_ps(half, z[i], one)));
-    let mut poly = [_mm256_set1_ps(ERFC[0]); 4];
-    for &c in &ERFC[1..] {
-        let c = _mm256_set1_ps(c);
-        poly = each(&|i| _mm256_fmadd_ps(poly[i], t[i], c));
-    }
-    let e = exp8x4(each(&|i| _mm256_fnmadd_ps(z[i], z[i], poly[i])));
-    let r = each(&|i| _mm256_blendv_ps(_mm256_mul_ps(t[i], e[i]), _mm256_setzero_ps(), far[i]));
-    let two = _mm256_set1_ps(2.0);
-    each(&|i| {
-        let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(x[i], _mm256_setzero_ps());
-        let e = _mm256_blendv_ps(r[i], _mm256_sub_ps(two, r[i]), positive);
-        _mm256_mul_ps(_mm256_mul_ps(half, x[i]), e)
-    })
-}
-
-/// [`exp8`] on four registers, each step on all four before the next.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn exp8x4(x: [__m256; 4]) -> [__m256; 4] {
-    let each = |f: &dyn Fn(usize) -> __m256| -> [__m256; 4] { std::array::from_fn(f) };
     let (lo, hi) = (_mm256_set1_ps(EXP_LO), _mm256_set1_ps(EXP_HI));
-    let x = each(&|i| _mm256_min_ps(hi, _mm256_max_ps(lo, x[i])));
+    let x: [__m256; N] = std::array::from_fn(|i| _mm256_min_ps(hi, _mm256_max_ps(lo, x[i])));
     let log2e = _mm256_set1_ps(LOG2E);
-    let n = each(&|i| {
+    let n: [__m256; N] = std::array::from_fn(|i| {
         _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
             x[i], log2e,
         ))
     });
     let (hi2, lo2) = (_mm256_set1_ps(LN2_HI), _mm256_set1_ps(LN2_LO));
-    let r = each(&|i| _mm256_fnmadd_ps(n[i], lo2, _mm256_fnmadd_ps(n[i], hi2, x[i])));
-    let mut p = [_mm256_set1_ps(P[0]); 4];
+    let r: [__m256; N] =
+        std::array::from_fn(|i| _mm256_fnmadd_ps(n[i], lo2, _mm256_fnmadd_ps(n[i], hi2, x[i])));
+    let mut p = [_mm256_set1_ps(P[0]); N];
     for &c in &P[1..] {
         let c = _mm256_set1_ps(c);
-        p = each(&|i| _mm256_fmadd_ps(p[i], r[i], c));
+        p = std::array::from_fn(|i| _mm256_fmadd_ps(p[i], r[i], c));
     }
     let one = _mm256_set1_ps(1.0);
-    each(&|i| {
+    std::array::from_fn(|i| {
+        // e^r = 1 + r + r^2 p(r), times 2^n built in the exponent bits.
         let er = _mm256_add_ps(_mm256_fmadd_ps(p[i], _mm256_mul_ps(r[i], r[i]), r[i]), one);
         let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
             _mm256_cvtps_epi32(n[i]),
             _mm256_set1_epi32(127),
         ));
         _mm256_mul_ps(er, _mm256_castsi256_ps(bits))
+    })
+}
+
+/// GELU on eight lanes: `x/2 * erfc(-x/sqrt 2)` with the `erfcc` fit.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn gelu8(x: __m256) -> __m256 {
+    gelu8n([x])[0]
+}
+
+/// [`gelu8`] on `N` registers, each step on all of them before the next (see [`gelu_avx2`]).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn gelu8n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let half_sqrt = _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2);
+    let z: [__m256; N] =
+        std::array::from_fn(|i| _mm256_mul_ps(_mm256_and_ps(x[i], abs_mask), half_sqrt));
+    let zmax = _mm256_set1_ps(GELU_Z_MAX);
+    let far: [__m256; N] = std::array::from_fn(|i| _mm256_cmp_ps::<_CMP_GT_OQ>(z[i], zmax));
+    let z: [__m256; N] = std::array::from_fn(|i| _mm256_min_ps(z[i], zmax));
+    let (one, half) = (_mm256_set1_ps(1.0), _mm256_set1_ps(0.5));
+    let t: [__m256; N] =
+        std::array::from_fn(|i| _mm256_div_ps(one, _mm256_fmadd_ps(half, z[i], one)));
+    let mut poly = [_mm256_set1_ps(ERFC[0]); N];
+    for &c in &ERFC[1..] {
+        let c = _mm256_set1_ps(c);
+        poly = std::array::from_fn(|i| _mm256_fmadd_ps(poly[i], t[i], c));
+    }
+    // r = erfc(|u|) for u = -x/sqrt 2; erfc(u) = r when x <= 0, 2 - r when x > 0.
+    let e = exp8n::<N>(std::array::from_fn(|i| {
+        _mm256_fnmadd_ps(z[i], z[i], poly[i])
+    }));
+    let two = _mm256_set1_ps(2.0);
+    std::array::from_fn(|i| {
+        let r = _mm256_blendv_ps(_mm256_mul_ps(t[i], e[i]), _mm256_setzero_ps(), far[i]);
+        let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(x[i], _mm256_setzero_ps());
+        let e = _mm256_blendv_ps(r, _mm256_sub_ps(two, r), positive);
+        _mm256_mul_ps(_mm256_mul_ps(half, x[i]), e)
     })
 }
 
@@ -133,7 +99,7 @@ pub unsafe fn gelu_avx2(x: &mut [f32]) {
         let p = c.as_mut_ptr();
         // SAFETY: `c` holds exactly 32 floats; unaligned loads and stores.
         unsafe {
-            let v = gelu8x4(std::array::from_fn(|i| _mm256_loadu_ps(p.add(8 * i))));
+            let v = gelu8n::<4>(std::array::from_fn(|i| _mm256_loadu_ps(p.add(8 * i))));
             for (i, v) in v.into_iter().enumerate() {
                 _mm256_storeu_ps(p.add(8 * i), v);
             }
