@@ -77,18 +77,17 @@ fi
 # The compressor's CUDA build (issue 22), so it cannot rot: the CUDA 13.0 toolkit from NVIDIA's
 # PyPI wheels plus a stub driver (scripts/cuda-toolchain.sh; ~30 s once), then the compressor
 # with `--features cuda` and its parity test. No GPU here: the parity test runs against the stub
-# driver, which checks that the binaries start and that its CUDA tests skip cleanly (the CPU
-# harness test of that file ran in the workspace tests above). Building the parity test builds
-# the library and the `fq-compress` binary with the feature (the only code behind
-# `cfg(feature = "cuda")` is in those and in tests/cuda_parity.rs). It shares the target dir:
-# only the crates whose features change (candle with CUDA, its kernels, the compressor) are
-# built again, where a target dir of its own rebuilt all 220 crates (832 s of 2,791 in CI). Last,
-# because it leaves target/release/fq-compress built with CUDA (the next plain cargo build relinks
-# the CPU one).
+# driver, which checks that the binaries link and start and that its CUDA tests skip cleanly (the
+# CPU harness test of that file ran in the workspace tests above). Building the parity test
+# builds the library and the `fq-compress` binary with the feature (the only code behind
+# `cfg(feature = "cuda")` is in those and in tests/cuda_parity.rs). In the `cuda-ci` profile
+# (Cargo.toml: unoptimised, no debug info), since nothing here runs long: the feature changes
+# candle's and so the compressor's whole dependency tree, and optimising all of it again took
+# about 4 of the step's 12 minutes; candle's CUDA kernels (nvcc, ~8 minutes) remain.
 cuda_start=$SECONDS
 (
   eval "$(scripts/cuda-toolchain.sh --stub-run)"
-  cargo test --release -p fq-compress --features cuda --test cuda_parity -- --skip harness \
+  cargo test --profile cuda-ci -p fq-compress --features cuda --test cuda_parity -- --skip harness \
     2>&1 | tee -a "$cargo_log"
 )
 echo "scripts/test.sh: the CUDA build step took $((SECONDS - cuda_start)) s"
