@@ -1053,28 +1053,39 @@ pub(crate) mod tests {
             let scale = dynamic_scale(&x);
             let mut b = PanelB8::from_rows(&x, k, n, scale);
             b.nonneg = nonneg;
-            let mut out = vec![0f32; rows * n];
-            let epi = Epilogue {
-                scale: Some(&m.scales),
-                bias: Some(&bias),
-                residual: None,
-                relu: true,
-                gelu: false,
-            };
-            gemm_i8(&WeightsI8::new(&m), &b, &mut out, epi);
             let inv = 1.0 / scale;
             let q: Vec<i8> = x.iter().map(|&v| quantize(v, inv)).collect();
-            for o in 0..rows {
-                for p in 0..n {
-                    let sum: i64 = (0..k)
-                        .map(|i| i64::from(codes[o * k + i]) * i64::from(q[i * n + p]))
-                        .sum();
-                    let want = ((sum as f32 * scale) * m.scales[o] + bias[o]).max(0.0);
-                    assert_eq!(
-                        out[o * n + p],
-                        want,
-                        "{rows} rows, nonneg {nonneg}: row {o}, column {p}"
-                    );
+            let res: Vec<f32> = (0..rows * n).map(|_| next() * 2.0).collect();
+            // Every form of the epilogue (residual or not, ReLU or not), bit for bit.
+            for (residual, relu) in [(false, true), (true, false), (true, true), (false, false)] {
+                let mut out = vec![0f32; rows * n];
+                let epi = Epilogue {
+                    scale: Some(&m.scales),
+                    bias: Some(&bias),
+                    residual: residual.then_some(&res[..]),
+                    relu,
+                    gelu: false,
+                };
+                gemm_i8(&WeightsI8::new(&m), &b, &mut out, epi);
+                for o in 0..rows {
+                    for p in 0..n {
+                        let sum: i64 = (0..k)
+                            .map(|i| i64::from(codes[o * k + i]) * i64::from(q[i * n + p]))
+                            .sum();
+                        let mut want = (sum as f32 * scale) * m.scales[o] + bias[o];
+                        if residual {
+                            want += res[o * n + p];
+                        }
+                        if relu {
+                            want = want.max(0.0);
+                        }
+                        assert_eq!(
+                            out[o * n + p].to_bits(),
+                            want.to_bits(),
+                            "{rows} rows, nonneg {nonneg}, residual {residual}, relu {relu}: \
+                             row {o}, column {p}"
+                        );
+                    }
                 }
             }
         }
