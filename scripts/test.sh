@@ -82,8 +82,9 @@ fi
 # builds the library and the `fq-compress` binary with the feature (the only code behind
 # `cfg(feature = "cuda")` is in those and in tests/cuda_parity.rs). In the `cuda-ci` profile
 # (Cargo.toml: unoptimised, no debug info), since nothing here runs long: the feature changes
-# candle's and so the compressor's whole dependency tree, and optimising all of it again took
-# about 4 of the step's 12 minutes; candle's CUDA kernels (nvcc, ~8 minutes) remain.
+# candle's and so the compressor's whole dependency tree, all of which it builds again: optimised,
+# the step took 765 s on a 2-core Zen 3, unoptimised 601-614 s; candle's CUDA kernels (nvcc,
+# ~8 minutes, the same in any profile) are the rest.
 cuda_start=$SECONDS
 (
   eval "$(scripts/cuda-toolchain.sh --stub-run)"

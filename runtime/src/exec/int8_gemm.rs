@@ -1056,6 +1056,15 @@ pub(crate) mod tests {
             let inv = 1.0 / scale;
             let q: Vec<i8> = x.iter().map(|&v| quantize(v, inv)).collect();
             let res: Vec<f32> = (0..rows * n).map(|_| next() * 2.0).collect();
+            // The exact sums, once for all four forms below.
+            let sums: Vec<i64> = (0..rows * n)
+                .map(|i| {
+                    let (o, p) = (i / n, i % n);
+                    (0..k)
+                        .map(|j| i64::from(codes[o * k + j]) * i64::from(q[j * n + p]))
+                        .sum()
+                })
+                .collect();
             // Every form of the epilogue (residual or not, ReLU or not), bit for bit.
             for (residual, relu) in [(false, true), (true, false), (true, true), (false, false)] {
                 let mut out = vec![0f32; rows * n];
@@ -1069,9 +1078,7 @@ pub(crate) mod tests {
                 gemm_i8(&WeightsI8::new(&m), &b, &mut out, epi);
                 for o in 0..rows {
                     for p in 0..n {
-                        let sum: i64 = (0..k)
-                            .map(|i| i64::from(codes[o * k + i]) * i64::from(q[i * n + p]))
-                            .sum();
+                        let sum = sums[o * n + p];
                         let mut want = (sum as f32 * scale) * m.scales[o] + bias[o];
                         if residual {
                             want += res[o * n + p];

@@ -25,7 +25,8 @@ use super::pool::PoolRows;
 const MAX_BAND: usize = 8;
 
 /// `out` (`[co][ph][pw]`) = max pooling `pool` (kernel, stride, padding) of epilogue(conv `geo`
-/// of `src`, worth `scale` and all `>= 0` when `nonneg`, with `w`): the output of the two steps, without the convolution's.
+/// of `src`, worth `scale` and all `>= 0` when `nonneg`, with `w`): the output of the two steps,
+/// without the convolution's.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_pool_i8(
     w: &WeightsI8,
