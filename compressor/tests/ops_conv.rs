@@ -62,6 +62,12 @@ fn values_and_gradients_match_candle() {
         (2, 3, 8, 8, 4, 3, 1, 0),
         (3, 2, 10, 7, 3, 7, 1, 3),
         (9, 16, 2, 2, 8, 3, 2, 1),
+        // Large enough for the runtime's kernels (`ops::conv_direct`, over 4 million
+        // multiply-adds per image): stride 1 (forward and input gradient), stride 2 with the
+        // 7x7 stem's padding (forward), stride 1 without padding.
+        (2, 16, 32, 30, 32, 3, 1, 1),
+        (2, 3, 64, 62, 64, 7, 2, 3),
+        (1, 8, 40, 40, 64, 3, 1, 0),
     ];
     for (b, c, h, wd, o, k, s, p) in cases {
         let x = random(&mut rng, &[b, c, h, wd]);
@@ -84,6 +90,34 @@ fn values_and_gradients_match_candle() {
             }
         }
     }
+}
+
+/// The large cases above do go through the runtime's kernels where the CPU has them (AVX2 or
+/// AVX-512F), so the comparison with candle covers that path; small layers keep im2col.
+#[test]
+fn large_layers_take_the_runtime_kernels() {
+    use fq_compress::nn::ops::conv_direct;
+    use fq_compress::nn::ops::im2col::ConvGeom;
+    use fq_runtime::exec::kernel::{path, KernelPath};
+    let has = matches!(path(), KernelPath::Avx512F | KernelPath::Avx2Fma);
+    let large = ConvGeom::new((16, 32, 30), (3, 3), 1, 1).unwrap();
+    let (x, w) = (vec![0.5f32; 16 * 32 * 30], vec![0.25f32; 32 * 16 * 9]);
+    let gy = vec![1.0f32; 32 * 32 * 30];
+    assert_eq!(conv_direct::forward(&large, 1, &x, &w, 32).is_some(), has);
+    assert_eq!(
+        conv_direct::backward_data(&large, 1, &gy, &w, 32).is_some(),
+        has
+    );
+    let small = ConvGeom::new((16, 16, 16), (3, 3), 1, 1).unwrap();
+    assert!(conv_direct::forward(&small, 1, &x[..16 * 256], &w[..16 * 16 * 9], 16).is_none());
+    let strided = ConvGeom::new((16, 64, 60), (3, 3), 2, 1).unwrap();
+    let xs = vec![0.5f32; 16 * 64 * 60];
+    let gys = vec![1.0f32; 32 * 32 * 30];
+    assert!(conv_direct::backward_data(&strided, 1, &gys, &w, 32).is_none());
+    assert_eq!(
+        conv_direct::forward(&strided, 1, &xs, &w, 32).is_some(),
+        has
+    );
 }
 
 /// A strided (non-contiguous) input and a grouped convolution take the same route as candle.

@@ -12,6 +12,7 @@ mod conv_i8;
 mod depthwise;
 mod disjoint;
 mod epilogue;
+mod float_conv;
 pub mod gemm;
 mod im2col;
 pub mod int8_gemm;
@@ -35,6 +36,7 @@ use rayon::prelude::*;
 
 use crate::format::{FormatError, Layer, LayerWeights, NamedTensor, PackedModel};
 use conv_i8::CodesIn;
+pub use float_conv::FloatConv;
 use gemm::{Epilogue, Rows};
 use int8_gemm::{CodesOut, InputLayout, WeightsI8};
 pub use plan::{Plan, Step};

@@ -96,7 +96,8 @@ fn columns<'a>(g: &ConvGeom, x: &'a [f32], imgs: usize, buf: &'a mut Vec<f32>) -
 }
 
 /// Forward: `y[b] = W[O, K] · cols(x[b])`; with `keep`, also each chunk's columns matrix for
-/// [`backward_weight`].
+/// [`backward_weight`]. Without `keep`, large layers skip the columns
+/// ([`super::conv_direct::forward`]).
 pub fn forward(
     g: &ConvGeom,
     batch: usize,
@@ -105,6 +106,11 @@ pub fn forward(
     o: usize,
     keep: bool,
 ) -> (Vec<f32>, Option<Columns>) {
+    if !keep {
+        if let Some(y) = super::conv_direct::forward(g, batch, x, w, o) {
+            return (y, None);
+        }
+    }
     let (k, n) = (g.k(), g.n());
     let mut y = vec![0.0f32; batch * o * n];
     let (per, threads) = chunking(g, batch);
@@ -154,8 +160,12 @@ fn gather_grad<'a>(gy: &'a [f32], o: usize, n: usize, buf: &'a mut Vec<f32>) -> 
     &buf[..o * ld]
 }
 
-/// Backward-data: `cols(dx[b]) = Wᵀ[K, O] · dy[b]`, folded back with col2im.
+/// Backward-data: `cols(dx[b]) = Wᵀ[K, O] · dy[b]`, folded back with col2im; large stride-1
+/// layers as a convolution of `dy` instead ([`super::conv_direct::backward_data`]).
 pub fn backward_data(g: &ConvGeom, batch: usize, gy: &[f32], w: &[f32], o: usize) -> Vec<f32> {
+    if let Some(gx) = super::conv_direct::backward_data(g, batch, gy, w, o) {
+        return gx;
+    }
     let (k, n) = (g.k(), g.n());
     let mut gx = vec![0.0f32; batch * g.input_len()];
     let (per, threads) = chunking(g, batch);
