@@ -185,6 +185,16 @@ fn gathered_row(g: &ConvGeom, xc: &[f32], ky: usize, kx: usize, row: &mut [f32])
         let base = lo * s + kx - g.pad;
         if s == 1 {
             out[lo..hi].copy_from_slice(&xrow[base..base + hi - lo]);
+        } else if s == 2 {
+            // Every second value, the source cut to what is read: no bounds test in the loop,
+            // which LLVM turns into vector loads and shuffles.
+            let len = hi - lo;
+            let src = &xrow[base..base + 2 * len - 1];
+            let (body, last) = out[lo..hi].split_at_mut(len - 1);
+            for (o, pair) in body.iter_mut().zip(src.chunks_exact(2)) {
+                *o = pair[0];
+            }
+            last[0] = src[2 * len - 2];
         } else {
             // Pairs (or triples...) of the input row, one taken from each: no bounds test per
             // element, and LLVM vectorises the strided read.
@@ -241,6 +251,14 @@ fn scattered_row(g: &ConvGeom, row: &[f32], ky: usize, kx: usize, xc: &mut [f32]
             for (d, v) in xrow[base..base + hi - lo].iter_mut().zip(src) {
                 *d += v;
             }
+        } else if s == 2 {
+            // As in `gathered_row`: every second value, the destination cut to what is written.
+            let len = hi - lo;
+            let (body, last) = xrow[base..base + 2 * len - 1].split_at_mut(2 * (len - 1));
+            for (pair, v) in body.chunks_exact_mut(2).zip(src) {
+                pair[0] += v;
+            }
+            last[0] += src[len - 1];
         } else {
             for (v, d) in src.iter().zip(xrow[base..].iter_mut().step_by(s)) {
                 *d += v;
@@ -264,6 +282,9 @@ mod tests {
             ((4, 5), (3, 1), 1, 0),
             ((3, 3), (3, 3), 1, 2),
             ((9, 7), (7, 7), 2, 3),
+            // Stride 2 without padding: the last window ends on the row's last value.
+            ((8, 9), (3, 3), 2, 0),
+            ((6, 9), (1, 1), 2, 0),
             // Taps wholly in the padding: ResNet's last layers on small inputs.
             ((1, 1), (3, 3), 1, 1),
             ((2, 2), (3, 3), 1, 1),
@@ -314,6 +335,7 @@ mod tests {
             (3, 2, 1),
             (1, 2, 0),
             (7, 2, 3),
+            (3, 2, 0),
             (2, 3, 0),
             (5, 1, 2),
             (3, 1, 2),
