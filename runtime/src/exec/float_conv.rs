@@ -6,6 +6,8 @@
 //! Why: on ResNet18 at 224x224 the compressor's forward built a columns matrix of up to 7 MB
 //! per image and multiplied it with the `gemm` crate; the executor's kernels skip that copy.
 
+use fq_models::geometry::window_output;
+
 use super::conv_direct::{conv_direct, pays};
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
@@ -29,10 +31,7 @@ impl FloatConv {
         weights: &[f32],
         m: usize,
     ) -> Option<Self> {
-        let out = |n: usize| {
-            let padded = n + 2 * padding;
-            (stride > 0 && kernel > 0 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
-        };
+        let out = |n: usize| window_output(n, kernel, stride, padding);
         let geo = Geometry {
             c,
             h,
