@@ -141,7 +141,9 @@ fn zero_border_columns(
 /// Why: on the embedded model's last stages (4x4 and 2x2 outputs) a tap's columns row is 16 or
 /// 4 values, and the per-row work (bands, valid ranges, border zeroing) cost more than the
 /// copy: its last stage's 3x3 forward took 0.62 ms per batch of 32, three times its `gemm`.
-const TABLE_PIXELS: usize = 64;
+/// On 8x8 maps the per-row path (one copy per tap) was faster in 4 of 5 alternated runs, and
+/// on 16x16 maps by far, so the table stops at 4x4.
+const TABLE_PIXELS: usize = 16;
 
 /// For tap `(ky, kx)` (row `ky * kw + kx`, `n()` entries) and output pixel `p`, the offset of
 /// its input in the channel plane, or `usize::MAX` where it falls in the padding.
