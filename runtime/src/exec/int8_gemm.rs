@@ -486,7 +486,8 @@ impl WeightsI8 {
     }
 
     /// [`WeightsI8::blocks`] for AVX-512 VNNI's 12-row blocks, the kernel storing each block's
-    /// floats straight into its output rows ([`block_avx512_vnni_f32`]).
+    /// floats straight into its output rows ([`block_avx512_vnni_f32`]); a lone panel through
+    /// the one-panel blocks ([`block_one_avx512_vnni_f32`]), not in as both.
     #[cfg(target_arch = "x86_64")]
     fn blocks_vnni(
         &self,
@@ -498,7 +499,8 @@ impl WeightsI8 {
         ld: usize,
     ) {
         use super::kernel::int8_vnni::{
-            block_avx512_vnni_f32, block_first_avx512_vnni_f32, block_rows, BlockOut, BLOCK_ROWS,
+            block_avx512_vnni_f32, block_first_avx512_vnni_f32, block_one_avx512_vnni_f32,
+            block_rows, BlockOut, BLOCK_ROWS,
         };
         let k4 = self.k4;
         assert!(
@@ -511,8 +513,8 @@ impl WeightsI8 {
             "blocks_vnni: extents"
         );
         let (b0, b1) = (ps[0].as_ptr(), ps[ps.len() - 1].as_ptr());
-        // A lone panel goes in as both; its copy is not stored.
-        let cols = [np[0], if ps.len() > 1 { np[1] } else { 0 }];
+        let lone = ps.len() == 1;
+        let cols = [np[0], if lone { 0 } else { np[1] }];
         let mut done = 0;
         while done < mr {
             let (first, rows) = (r0 + done, block_rows(mr - done));
@@ -538,11 +540,15 @@ impl WeightsI8 {
             // rows of `k4` codes exist (padded to whole tasks, checked above), and each panel
             // has `k4 * NR` codes; every non-null row is an output row `< mr` of the caller's
             // rectangle, which owns its columns `0..NR + cols[1]` (or `cols[0]`).
+            // A lone panel: the one-panel blocks.
             unsafe {
-                match rows {
-                    4 => block_first_avx512_vnni_f32::<4>(k4, a, k4, sums, b0, b1, &out),
-                    8 => block_first_avx512_vnni_f32::<8>(k4, a, k4, sums, b0, b1, &out),
-                    _ => block_avx512_vnni_f32(k4, a, k4, sums, b0, b1, &out),
+                match (rows, lone) {
+                    (4, false) => block_first_avx512_vnni_f32::<4>(k4, a, k4, sums, b0, b1, &out),
+                    (8, false) => block_first_avx512_vnni_f32::<8>(k4, a, k4, sums, b0, b1, &out),
+                    (_, false) => block_avx512_vnni_f32(k4, a, k4, sums, b0, b1, &out),
+                    (4, true) => block_one_avx512_vnni_f32::<4>(k4, a, k4, sums, b0, &out),
+                    (8, true) => block_one_avx512_vnni_f32::<8>(k4, a, k4, sums, b0, &out),
+                    (_, true) => block_one_avx512_vnni_f32::<BLOCK_ROWS>(k4, a, k4, sums, b0, &out),
                 }
             }
             done += rows;
@@ -806,7 +812,7 @@ pub(super) unsafe fn gemm_task(
     let (j0, j1) = (panels.start, panels.end);
     let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
     let at = |o: usize, c: usize| to.base.offset((o - to.row0) * to.ld + c - to.col0);
-    let mut bufs = [Vec::new(), Vec::new()];
+    let mut bufs = PANELS.with(|p| p.take());
     for j in (j0..j1).step_by(2) {
         let [buf0, buf1] = &mut bufs;
         let p0 = b.panel(j, k4, buf0);
@@ -830,6 +836,7 @@ pub(super) unsafe fn gemm_task(
             );
         }
     }
+    PANELS.with(|p| p.set(bufs));
     // SAFETY: the caller's contract: this task alone owns row `r`'s columns `c0..c1` in `to`.
     let row = |r: usize| unsafe { at(r, c0).slice(0, c1 - c0) };
     let finish = |o: usize| {
@@ -864,6 +871,13 @@ pub(super) unsafe fn gemm_task(
             }
         }
     }
+}
+
+thread_local! {
+    /// Each thread's two buffers for gathered panels ([`Panels::Gather`]), kept between tasks:
+    /// fresh ones per task were an allocation and a zero fill of up to 73 KB each (every byte is
+    /// then overwritten by the gather), 1.4 MB of `memset` per ResNet18 image.
+    static PANELS: std::cell::Cell<[Vec<i8>; 2]> = const { std::cell::Cell::new([Vec::new(), Vec::new()]) };
 }
 
 /// Rows `r0..r0 + mr` of `w` against one or two panels `ps` (the first one panel `j` of an

@@ -337,6 +337,25 @@ pub unsafe fn block_first_avx512_vnni_f32<const ROWS: usize>(
     )
 }
 
+/// [`block_first_avx512_vnni_f32`] against one panel only (`ROWS` of 12, 8 or 4: as many
+/// accumulators), for a task's last panel when its count is odd: a 14x14 map's 196 columns are
+/// 13 panels, and the thirteenth went in as both panels of a block, 224 columns computed for
+/// 196 (a 28x28 map's: 800 for 784). `out.cols[1]` is not read.
+///
+/// # Safety
+/// As [`block_first_avx512_vnni_f32`] without `b1`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub unsafe fn block_one_avx512_vnni_f32<const ROWS: usize>(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    a_sums: &[i32; BLOCK_ROWS],
+    b0: *const i8,
+    out: &BlockOut,
+) {
+    vnni_loop!(zmm, ROWS, [b0], k, a, lda, a_sums, store_floats!(zmm, out))
+}
+
 /// How many rows the next block of a task takes when `left` remain: 12 as long as the rest
 /// ends in 8 or 12, else 8 (rows past the layer are padding, computed and not stored); 4 only
 /// for a last 1 to 4. An 8-row block runs as fast per multiply-add as a 12-row one, a 4-row one
@@ -366,6 +385,31 @@ pub unsafe fn block_model_f32(
     out: &BlockOut,
 ) {
     vnni_block!(model16, k, a, lda, a_sums, b0, b1, store_floats!(out))
+}
+
+/// [`block_one_avx512_vnni_f32`]'s loop over the plain-Rust model, tests only.
+///
+/// # Safety
+/// As [`block_one_avx512_vnni_f32`], without the CPU features.
+#[cfg(test)]
+pub unsafe fn block_one_model_f32<const ROWS: usize>(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    a_sums: &[i32; BLOCK_ROWS],
+    b0: *const i8,
+    out: &BlockOut,
+) {
+    vnni_loop!(
+        model16,
+        ROWS,
+        [b0],
+        k,
+        a,
+        lda,
+        a_sums,
+        store_floats!(model16, out)
+    )
 }
 
 /// # Safety
@@ -576,6 +620,82 @@ mod tests {
                                 r0 + r
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A one-panel block is the first `ROWS` rows of the two-panel block's first panel, bit
+    /// for bit, its second panel never written (`cols[1]` set but not read), for 12, 8 and 4
+    /// rows, some of them left out, through the model and the hardware form where the CPU has
+    /// it.
+    #[test]
+    fn a_one_panel_block_is_the_first_panel_of_a_block() {
+        let hardware = Int8Path::Avx512Vnni.available();
+        let mut next = super::super::int8::tests::lcg(29);
+        let k = 132;
+        let a: Vec<i8> = (0..BLOCK_ROWS * k).map(|_| next()).collect();
+        let sums: [i32; BLOCK_ROWS] = std::array::from_fn(|r| row_sum(&a[r * k..][..k]));
+        let b: Vec<Vec<i8>> = (0..2)
+            .map(|_| pack_b(k, &(0..k * NR).map(|_| next()).collect::<Vec<_>>()))
+            .collect();
+        let mut want = [0i32; BLOCK_ROWS * BLOCK_COLS];
+        // SAFETY: the model needs no CPU feature; the extents are as the kernel needs.
+        unsafe {
+            block_model(
+                k,
+                a.as_ptr(),
+                k,
+                &sums,
+                b[0].as_ptr(),
+                b[1].as_ptr(),
+                &mut want,
+            )
+        };
+        type F = unsafe fn(usize, *const i8, usize, &[i32; BLOCK_ROWS], *const i8, &BlockOut);
+        let mut kernels: Vec<(&str, usize, F)> = vec![
+            ("model", 12, block_one_model_f32::<12>),
+            ("model", 8, block_one_model_f32::<8>),
+            ("model", 4, block_one_model_f32::<4>),
+        ];
+        if hardware {
+            kernels.push(("avx512-vnni", 12, block_one_avx512_vnni_f32::<12>));
+            kernels.push(("avx512-vnni", 8, block_one_avx512_vnni_f32::<8>));
+            kernels.push(("avx512-vnni", 4, block_one_avx512_vnni_f32::<4>));
+        }
+        let scale = -0.031f32;
+        for (name, rows, kernel) in kernels {
+            for cols in [[NR, NR], [7, 0], [1, 3]] {
+                let mut out = vec![-7f32; BLOCK_ROWS * BLOCK_COLS];
+                let base = out.as_mut_ptr();
+                let ptrs = std::array::from_fn(|r| {
+                    if r % 5 == 3 || r >= rows {
+                        std::ptr::null_mut()
+                    } else {
+                        base.wrapping_add(r * BLOCK_COLS)
+                    }
+                });
+                let spec = BlockOut {
+                    rows: ptrs,
+                    cols,
+                    scale,
+                };
+                // SAFETY: as above; every row pointer has BLOCK_COLS floats.
+                unsafe { kernel(k, a.as_ptr(), k, &sums, b[0].as_ptr(), &spec) };
+                for r in 0..BLOCK_ROWS {
+                    for c in 0..BLOCK_COLS {
+                        let stored = r % 5 != 3 && r < rows && c < cols[0];
+                        let v = if stored {
+                            want[r * BLOCK_COLS + c] as f32 * scale
+                        } else {
+                            -7.0
+                        };
+                        assert_eq!(
+                            out[r * BLOCK_COLS + c].to_bits(),
+                            v.to_bits(),
+                            "{name}: {rows} rows, cols {cols:?}, row {r}, column {c}"
+                        );
                     }
                 }
             }
