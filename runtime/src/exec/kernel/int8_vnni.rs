@@ -356,6 +356,55 @@ pub unsafe fn block_one_avx512_vnni_f32<const ROWS: usize>(
     vnni_loop!(zmm, ROWS, [b0], k, a, lda, a_sums, store_floats!(zmm, out))
 }
 
+/// [`block_one_avx512_vnni_f32`] on the first half of the panel only (its first 8 columns, in
+/// 256-bit registers: `VPDPBUSD` with AVX-512VL), for a last panel of at most 8 real columns:
+/// a 7x7 map's 49th column, a 14x14 map's last 4.
+///
+/// # Safety
+/// As [`block_one_avx512_vnni_f32`], and AVX-512VL must be available; `out.cols[0] <= 8`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub unsafe fn block_half_avx512_vnni_f32<const ROWS: usize>(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    a_sums: &[i32; BLOCK_ROWS],
+    b0: *const i8,
+    out: &BlockOut,
+) {
+    use std::arch::x86_64::*;
+    const HALF: usize = NR / 2;
+    debug_assert!(out.cols[0] <= HALF);
+    let mut acc = [_mm256_setzero_si256(); ROWS];
+    // SAFETY: the caller guarantees the extents: group `g < k / 4` reads the first 32 of its
+    // `NR * 4` bytes at `b0 + g * NR * 4`, and `a[r * lda + 4g..+4]` for `r < ROWS`.
+    unsafe {
+        for g in 0..k / KGROUP {
+            let cols = _mm256_xor_si256(
+                _mm256_loadu_si256(b0.add(g * NR * KGROUP).cast()),
+                _mm256_set1_epi8(i8::MIN),
+            );
+            for (r, x) in acc.iter_mut().enumerate() {
+                let w = a.add(r * lda + g * KGROUP).cast::<i32>().read_unaligned();
+                *x = _mm256_dpbusd_epi32(*x, cols, _mm256_set1_epi32(w));
+            }
+        }
+        let n = out.cols[0].min(HALF);
+        let mask = ((1u32 << n) - 1) as __mmask8;
+        for (r, x) in acc.iter().enumerate() {
+            let row = out.rows[r];
+            if row.is_null() || n == 0 {
+                continue;
+            }
+            // Take back the + 128 of every activation, wrapping like the sums.
+            let fix = _mm256_set1_epi32(a_sums[r].wrapping_mul(128));
+            let v = _mm256_cvtepi32_ps(_mm256_sub_epi32(*x, fix));
+            let v = _mm256_mul_ps(v, _mm256_set1_ps(out.scale));
+            // SAFETY: the caller guarantees `cols[0]` writable floats at a non-null row.
+            _mm256_mask_storeu_ps(row, mask, v);
+        }
+    }
+}
+
 /// How many rows the next block of a task takes when `left` remain: 12 as long as the rest
 /// ends in 8 or 12, else 8 (rows past the layer are padding, computed and not stored); 4 only
 /// for a last 1 to 4. An 8-row block runs as fast per multiply-add as a 12-row one, a 4-row one
@@ -628,8 +677,8 @@ mod tests {
 
     /// A one-panel block is the first `ROWS` rows of the two-panel block's first panel, bit
     /// for bit, its second panel never written (`cols[1]` set but not read), for 12, 8 and 4
-    /// rows, some of them left out, through the model and the hardware form where the CPU has
-    /// it.
+    /// rows, some of them left out, through the model and the hardware forms where the CPU has
+    /// them (the half-panel blocks on at most 8 columns).
     #[test]
     fn a_one_panel_block_is_the_first_panel_of_a_block() {
         let hardware = Int8Path::Avx512Vnni.available();
@@ -664,9 +713,20 @@ mod tests {
             kernels.push(("avx512-vnni", 8, block_one_avx512_vnni_f32::<8>));
             kernels.push(("avx512-vnni", 4, block_one_avx512_vnni_f32::<4>));
         }
+        // The half-panel blocks: hardware only (no model of 256-bit AVX-512VL registers), on
+        // at most 8 columns.
+        let half = hardware && std::arch::is_x86_feature_detected!("avx512vl");
+        if half {
+            kernels.push(("half", 12, block_half_avx512_vnni_f32::<12>));
+            kernels.push(("half", 8, block_half_avx512_vnni_f32::<8>));
+            kernels.push(("half", 4, block_half_avx512_vnni_f32::<4>));
+        }
         let scale = -0.031f32;
         for (name, rows, kernel) in kernels {
-            for cols in [[NR, NR], [7, 0], [1, 3]] {
+            for cols in [[NR, NR], [7, 0], [1, 3], [8, 0]] {
+                if name == "half" && cols[0] > NR / 2 {
+                    continue;
+                }
                 let mut out = vec![-7f32; BLOCK_ROWS * BLOCK_COLS];
                 let base = out.as_mut_ptr();
                 let ptrs = std::array::from_fn(|r| {
