@@ -675,15 +675,20 @@ mod tests {
         }
     }
 
-    /// A one-panel block is the first `ROWS` rows of the two-panel block's first panel, bit
-    /// for bit, its second panel never written (`cols[1]` set but not read), for 12, 8 and 4
-    /// rows, some of them left out, through the model and the hardware forms where the CPU has
-    /// them (the half-panel blocks on at most 8 columns).
-    #[test]
-    fn a_one_panel_block_is_the_first_panel_of_a_block() {
-        let hardware = Int8Path::Avx512Vnni.available();
-        let mut next = super::super::int8::tests::lcg(29);
-        let k = 132;
+    /// A block's operands from seed `seed` (`k` codes per row): `(k, A, its row sums, the two
+    /// packed panels, the block's i32 sums through the model)`.
+    #[allow(clippy::type_complexity)]
+    fn random_block(
+        seed: u64,
+        k: usize,
+    ) -> (
+        usize,
+        Vec<i8>,
+        [i32; BLOCK_ROWS],
+        Vec<Vec<i8>>,
+        [i32; BLOCK_ROWS * BLOCK_COLS],
+    ) {
+        let mut next = super::super::int8::tests::lcg(seed);
         let a: Vec<i8> = (0..BLOCK_ROWS * k).map(|_| next()).collect();
         let sums: [i32; BLOCK_ROWS] = std::array::from_fn(|r| row_sum(&a[r * k..][..k]));
         let b: Vec<Vec<i8>> = (0..2)
@@ -702,6 +707,17 @@ mod tests {
                 &mut want,
             )
         };
+        (k, a, sums, b, want)
+    }
+
+    /// A one-panel block is the first `ROWS` rows of the two-panel block's first panel, bit
+    /// for bit, its second panel never written (`cols[1]` set but not read), for 12, 8 and 4
+    /// rows, some of them left out, through the model and the hardware forms where the CPU has
+    /// them (the half-panel blocks on at most 8 columns).
+    #[test]
+    fn a_one_panel_block_is_the_first_panel_of_a_block() {
+        let hardware = Int8Path::Avx512Vnni.available();
+        let (k, a, sums, b, want) = random_block(29, 132);
         type F = unsafe fn(usize, *const i8, usize, &[i32; BLOCK_ROWS], *const i8, &BlockOut);
         let mut kernels: Vec<(&str, usize, F)> = vec![
             ("model", 12, block_one_model_f32::<12>),
@@ -768,26 +784,7 @@ mod tests {
     #[test]
     fn a_block_stored_as_floats_is_its_rescaled_sums() {
         let hardware = Int8Path::Avx512Vnni.available();
-        let mut next = super::super::int8::tests::lcg(13);
-        let k = 68;
-        let a: Vec<i8> = (0..BLOCK_ROWS * k).map(|_| next()).collect();
-        let sums: [i32; BLOCK_ROWS] = std::array::from_fn(|r| row_sum(&a[r * k..][..k]));
-        let b: Vec<Vec<i8>> = (0..2)
-            .map(|_| pack_b(k, &(0..k * NR).map(|_| next()).collect::<Vec<_>>()))
-            .collect();
-        let mut want = [0i32; BLOCK_ROWS * BLOCK_COLS];
-        // SAFETY: the model needs no CPU feature; the extents are as the kernel needs.
-        unsafe {
-            block_model(
-                k,
-                a.as_ptr(),
-                k,
-                &sums,
-                b[0].as_ptr(),
-                b[1].as_ptr(),
-                &mut want,
-            )
-        };
+        let (k, a, sums, b, want) = random_block(13, 68);
         let scale = 0.0137f32;
         type F =
             unsafe fn(usize, *const i8, usize, &[i32; BLOCK_ROWS], *const i8, *const i8, &BlockOut);
