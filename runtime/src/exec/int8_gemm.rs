@@ -545,8 +545,8 @@ impl WeightsI8 {
             // SAFETY: `int8_path` chose AVX-512 VNNI (so the CPU has it); the block's `rows`
             // rows of `k4` codes exist (padded to whole tasks, checked above), and each panel
             // has `k4 * NR` codes; every non-null row is an output row `< mr` of the caller's
-            // rectangle, which owns its columns `0..NR + cols[1]` (or `cols[0]`).
-            // A lone panel: the one-panel blocks.
+            // rectangle, which owns its columns `0..NR + cols[1]` (or `cols[0]`); a half block
+            // only where the CPU has AVX-512VL (`half`).
             unsafe {
                 match (rows, lone) {
                     (4, false) => block_first_avx512_vnni_f32::<4>(k4, a, k4, sums, b0, b1, &out),
