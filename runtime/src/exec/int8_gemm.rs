@@ -487,7 +487,9 @@ impl WeightsI8 {
 
     /// [`WeightsI8::blocks`] for AVX-512 VNNI's 12-row blocks, the kernel storing each block's
     /// floats straight into its output rows ([`block_avx512_vnni_f32`]); a lone panel through
-    /// the one-panel blocks ([`block_one_avx512_vnni_f32`]), not in as both.
+    /// the one-panel blocks ([`block_one_avx512_vnni_f32`]), not in as both, and a pair whose
+    /// second panel is at most half real (a 7x7 map's fourth: 1 column of 16) as two lone
+    /// panels, the second through the half-panel blocks where the CPU has them.
     #[cfg(target_arch = "x86_64")]
     fn blocks_vnni(
         &self,
@@ -500,12 +502,12 @@ impl WeightsI8 {
     ) {
         use super::kernel::int8_vnni::{
             block_avx512_vnni_f32, block_first_avx512_vnni_f32, block_half_avx512_vnni_f32,
-            block_one_avx512_vnni_f32, block_rows, BlockOut, BLOCK_ROWS,
+            block_one_avx512_vnni_f32, block_rows, half_blocks_available, BlockOut, BLOCK_ROWS,
         };
-        let vl_available = || {
-            static VL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-            *VL.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vl"))
-        };
+        if ps.len() == 2 && np[1] <= NR / 2 {
+            self.blocks_vnni(&ps[..1], [np[0], 0], (r0, mr), scale, dst, ld);
+            return self.blocks_vnni(&ps[1..], [np[1], 0], (r0, mr), scale, dst.offset(NR), ld);
+        }
         let k4 = self.k4;
         assert!(
             MC.is_multiple_of(BLOCK_ROWS)
@@ -519,7 +521,7 @@ impl WeightsI8 {
         let (b0, b1) = (ps[0].as_ptr(), ps[ps.len() - 1].as_ptr());
         let lone = ps.len() == 1;
         // A lone panel of at most 8 real columns: the half-panel blocks (AVX-512VL too).
-        let half = lone && np[0] <= NR / 2 && vl_available();
+        let half = lone && np[0] <= NR / 2 && half_blocks_available();
         let cols = [np[0], if lone { 0 } else { np[1] }];
         let mut done = 0;
         while done < mr {
@@ -833,28 +835,18 @@ pub(super) unsafe fn gemm_task(
             [p0, p0]
         };
         let count = if j + 1 < j1 { 2 } else { 1 };
-        // A pair whose second panel is at most half real (a 7x7 map's fourth: 1 column of 16)
-        // goes as two lone panels where lone panels have blocks of their own.
-        let split = count == 2 && n - (j + 1) * NR <= NR / 2 && splits_last_pair();
-        let groups: &[(usize, &[&[i8]])] = if split {
-            &[(j, &ps[..1]), (j + 1, &ps[1..])]
-        } else {
-            &[(j, &ps[..count])]
-        };
-        for &(jp, ps) in groups {
-            for rb in (r0..r1).step_by(MC) {
-                let mr = MC.min(r1 - rb);
-                tiles(
-                    w,
-                    n,
-                    (scale, b.nonneg()),
-                    (rb, mr),
-                    ps,
-                    jp,
-                    at(rb, jp * NR),
-                    to.ld,
-                );
-            }
+        for rb in (r0..r1).step_by(MC) {
+            let mr = MC.min(r1 - rb);
+            tiles(
+                w,
+                n,
+                (scale, b.nonneg()),
+                (rb, mr),
+                &ps[..count],
+                j,
+                at(rb, j * NR),
+                to.ld,
+            );
         }
     }
     PANELS.with(|p| p.set(bufs));
@@ -891,19 +883,6 @@ pub(super) unsafe fn gemm_task(
                 unsafe { store_quad_pixels(plane, shape, &channels[..count], c0, *inv) };
             }
         }
-    }
-}
-
-/// Whether a last pair of panels whose second one is at most half real goes as two lone
-/// panels: on AVX-512 VNNI, whose lone panels have one-panel and half-panel blocks.
-fn splits_last_pair() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        matches!(int8_path(), super::kernel::int8::Int8Path::Avx512Vnni)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 

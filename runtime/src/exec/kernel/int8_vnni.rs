@@ -356,6 +356,12 @@ pub unsafe fn block_one_avx512_vnni_f32<const ROWS: usize>(
     vnni_loop!(zmm, ROWS, [b0], k, a, lda, a_sums, store_floats!(zmm, out))
 }
 
+/// Whether the CPU runs [`block_half_avx512_vnni_f32`]: AVX-512VL besides what the other blocks
+/// need (`is_x86_feature_detected!` caches its answer).
+pub fn half_blocks_available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512vl")
+}
+
 /// [`block_one_avx512_vnni_f32`] on the first half of the panel only (its first 8 columns, in
 /// 256-bit registers: `VPDPBUSD` with AVX-512VL), for a last panel of at most 8 real columns:
 /// a 7x7 map's 49th column, a 14x14 map's last 4.
@@ -731,7 +737,7 @@ mod tests {
         }
         // The half-panel blocks: hardware only (no model of 256-bit AVX-512VL registers), on
         // at most 8 columns.
-        let half = hardware && std::arch::is_x86_feature_detected!("avx512vl");
+        let half = hardware && half_blocks_available();
         if half {
             kernels.push(("half", 12, block_half_avx512_vnni_f32::<12>));
             kernels.push(("half", 8, block_half_avx512_vnni_f32::<8>));
