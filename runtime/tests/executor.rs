@@ -143,6 +143,51 @@ fn requantising_in_the_epilogue_changes_no_logit() {
     }
 }
 
+/// The f32 path's 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) against the f64
+/// interpreter, and against the direct convolution, on ResNets wide enough (16+ channels) for
+/// every such convolution to take it, with f32 and packed mixed-width weights.
+#[test]
+fn winograd_convolutions_match_reference() {
+    let r18 = ArchSpec::new(Arch::ResNet18, 16, 36, 5).graph().unwrap();
+    // 64 pixels: the last stage's maps are 2x2, the smallest a 2x2 output tile covers.
+    let r50 = ArchSpec::new(Arch::ResNet50, 16, 64, 3).graph().unwrap();
+    for (g, bits) in [
+        (&r18, Bits::RandomMix),
+        (&r18, Bits::F32),
+        (&r50, Bits::Uniform(4)),
+    ] {
+        let t = random_model(g, bits, 21);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let x = random_input(exec.input_len(), 70);
+        let want = reference(&t, &x);
+        let threes = exec
+            .steps()
+            .iter()
+            .filter(
+                |s| matches!(s, Step::Conv { conv, .. } if conv.kernel == 3 && conv.stride == 1),
+            )
+            .count();
+        let what = format!("{} {bits:?}", g.arch);
+        if !fq_runtime::exec::kernel::path().name().starts_with("avx") {
+            assert_eq!(exec.winograd_convolutions(), 0, "{what}");
+            continue;
+        }
+        assert_eq!(exec.winograd_convolutions(), threes, "{what}");
+        let winograd = exec.run(&x).unwrap();
+        let e = rel_err(&winograd, &want);
+        assert!(e < TOL, "{what}: relative error {e:.2e}");
+        exec.set_winograd(false);
+        assert_eq!(exec.winograd_convolutions(), 0, "{what}");
+        let direct: Vec<f64> = exec.run(&x).unwrap().into_iter().map(f64::from).collect();
+        assert!(
+            rel_err(&winograd, &direct) < TOL,
+            "{what}: against the direct convolution"
+        );
+        eprintln!("{what}: {threes} Winograd convolutions, relative error {e:.2e}");
+    }
+}
+
 /// Codes in quads (four channels interleaved per pixel, the weights' columns permuted to match)
 /// multiply the same codes as the channel-major layout: the logits are identical bit for bit,
 /// with static scales (quads written by the epilogues, padded for their readers) and dynamic

@@ -27,6 +27,7 @@ mod taps;
 mod token_gemm;
 pub mod tokens;
 mod vmath;
+mod winograd;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -170,6 +171,9 @@ pub struct Executor {
     /// Whether integer convolutions over a ReLU's output multiply its codes unflipped
     /// ([`Executor::set_unsigned_inputs`]).
     unsigned_inputs: bool,
+    /// Whether f32 3x3 stride-1 convolutions run by Winograd's F(2x2, 3x3) (on by default;
+    /// [`Executor::set_winograd`]).
+    winograd: bool,
 }
 
 /// Why an input cannot be run.
@@ -210,6 +214,7 @@ impl Executor {
             quad_layout: true,
             stem_pool_fusion: true,
             unsigned_inputs: true,
+            winograd: true,
         }
     }
 
@@ -291,6 +296,30 @@ impl Executor {
             .filter_map(OnceLock::get)
             .map(|v| v.len() * std::mem::size_of::<f32>())
             .sum()
+    }
+
+    /// The geometry of an f32 convolution that runs by Winograd's F(2x2, 3x3)
+    /// ([`winograd::suits`]), whose transformed weights are then kept in `f32_panels`; `None`
+    /// for the others, and during a calibration (which keeps no weights: its few images take
+    /// the direct convolution).
+    fn winograd_geometry(
+        &self,
+        conv: &fq_models::Conv2d,
+        (c, h, w): (usize, usize, usize),
+        (co, ho, wo): (usize, usize, usize),
+    ) -> Option<im2col::Geometry> {
+        let geo = im2col::Geometry {
+            c,
+            h,
+            w,
+            kernel: conv.kernel,
+            stride: conv.stride,
+            padding: conv.padding,
+            ho,
+            wo,
+        };
+        let on = self.winograd && self.keeps_f32_panels();
+        (on && conv.groups == 1 && winograd::suits(&geo, co)).then_some(geo)
     }
 
     /// Whether f32 runs keep their unpacked weights (`f32_panels`): not while a
@@ -443,6 +472,47 @@ impl Executor {
                 && *output != self.output
         };
         self.steps.iter().enumerate().map(fused).collect()
+    }
+
+    /// Whether the f32 path runs its 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3)
+    /// ([`winograd`]; on by default) or directly, as the integer path and the compressor do.
+    /// Its sums are rounded differently (to a few units in the last place of each sum's
+    /// terms), so turning it off changes the f32 path's logits in their last digits: it is
+    /// here so tests and benchmarks can compare the two. Drops the f32 weights kept for the
+    /// other way.
+    pub fn set_winograd(&mut self, on: bool) {
+        if self.winograd != on {
+            self.winograd = on;
+            self.f32_panels.iter_mut().for_each(|p| drop(p.take()));
+        }
+    }
+
+    /// How many convolutions the f32 path runs by Winograd's F(2x2, 3x3) under the current
+    /// settings (0 on the integer path, which runs every ungrouped convolution in integers).
+    pub fn winograd_convolutions(&self) -> usize {
+        if self.activations != Activations::F32 {
+            return 0;
+        }
+        self.steps
+            .iter()
+            .filter(|step| match step {
+                Step::Conv {
+                    conv,
+                    input,
+                    output,
+                    ..
+                } => {
+                    let (Shape::Chw(c, h, w), Shape::Chw(co, ho, wo)) =
+                        (self.shapes[*input], self.shapes[*output])
+                    else {
+                        return false;
+                    };
+                    self.winograd_geometry(conv, (c, h, w), (co, ho, wo))
+                        .is_some()
+                }
+                _ => false,
+            })
+            .count()
     }
 
     /// How many layers take their input codes in quads under the current settings (0 off the
@@ -917,6 +987,15 @@ impl Executor {
                     self.int8_weights(*layer, activations).is_none(),
                     "`run_inner` sends integer convolutions to `conv_int8`"
                 );
+                if let Some(geo) = self.winograd_geometry(conv, (c, h, w), (co, ho, wo)) {
+                    let u = self.f32_panels[*layer].get_or_init(|| {
+                        let (r, k) = l.layer.weights.dims();
+                        let rows = gemm::unpacked_rows(&l.rows(), 0, r, k);
+                        winograd::transform_weights(&rows[..r * k], r, c)
+                    });
+                    winograd::conv_winograd(get(*input), &geo, u, co, &mut out, epi);
+                    return Some(out);
+                }
                 let rows = match l.rows() {
                     packed @ Rows::Packed { .. } if self.keeps_f32_panels() => {
                         let (r, k) = l.layer.weights.dims();

@@ -25,7 +25,7 @@ pub static I8: Spare<i8> = Spare::new();
 pub static F32: Spare<f32> = Spare::new();
 
 impl<T: Copy + Default> Spare<T> {
-    const fn new() -> Self {
+    pub const fn new() -> Self {
         Spare(Mutex::new(Vec::new()))
     }
 

@@ -1,0 +1,595 @@
+//! 3x3 stride-1 convolutions of the f32 path by Winograd's minimal filtering F(2x2, 3x3)
+//! (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each 2x2 block of
+//! outputs (a *tile*) comes from the 4x4 patch of input under it, transformed (`Bᵀ d B`),
+//! multiplied point by point with the transformed filter (`G g Gᵀ`, made once per layer) and
+//! transformed back (`Aᵀ m A`). Summed over the input channels, the 16 points of the transform
+//! domain are 16 independent GEMMs, `M_ξ[tile][o] = Σ_c V_ξ[tile][c] U_ξ[c][o]`: 16
+//! multiply-adds per tile and channel pair instead of 36, 2.25 times fewer.
+//!
+//! Why: the f32 path's direct convolution ([`super::conv_direct`]) runs its kernel at the CPU's
+//! peak, and so does onnxruntime's (MLAS), so the only way past it is less arithmetic. ResNet18
+//! spends about four fifths of its multiply-adds in 3x3 stride-1 convolutions, ResNet50 about
+//! half. XNNPACK and NCNN do the same; F(2x2, 3x3) keeps the rounding close to the direct sum's
+//! (its transforms only add, subtract and halve), where the larger tiles of F(4x4, 3x3) lose
+//! digits.
+//!
+//! Layout: the tiles are the GEMMs' rows and the output channels their columns, so the weights
+//! are the packed panels the micro-kernel streams (`U_ξ`, made at load) and a 7x7 map's 16 tiles
+//! are 18 rows of work (a 12-row and a 6-row block), not 32 columns. The input is first copied
+//! channels-last ([`tile_rows`]), so that the input transform reads and writes whole runs of
+//! channels, and the output transform writes each output channel's pixels, finished by the
+//! epilogue as every convolution is.
+
+use rayon::prelude::*;
+
+use super::disjoint::Shared;
+use super::epilogue::finish_row;
+use super::gemm::Epilogue;
+use super::im2col::Geometry;
+use super::kernel::{path, tile_pair_to, KernelPath, MR, NR};
+use super::scratch::Spare;
+
+/// The transformed inputs (`V`), kept between layers and runs apart from the activations' pool
+/// ([`super::scratch::F32`]): sharing it, they displaced the activations, and both were
+/// allocated and faulted in again on every image.
+static POINTS: Spare<f32> = Spare::new();
+
+thread_local! {
+    /// Each thread's block of `M` ([`conv_winograd`]'s tasks), kept between tasks.
+    static PRODUCTS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Points of the transform domain (4x4).
+const XI: usize = 16;
+/// Tiles (GEMM rows) per kernel call.
+const ROWS: usize = 2 * MR;
+/// Output channels per kernel call (a pair of panels).
+const PAIR: usize = 2 * NR;
+
+/// Whether a convolution group runs here: 3x3, stride 1, on the paths whose micro-kernels store
+/// rows in place (AVX-512F, AVX2), with enough channels for the transforms to pay for themselves
+/// (a stem's 3 input channels do not).
+pub fn suits(geo: &Geometry, m: usize) -> bool {
+    geo.kernel == 3
+        && geo.stride == 1
+        && geo.padding <= 2
+        && geo.c >= 16
+        && m >= 16
+        && geo.ho >= 2
+        && geo.wo >= 2
+        && matches!(path(), KernelPath::Avx512F | KernelPath::Avx2Fma)
+}
+
+/// Output channels of `m` as the transformed weights hold them: whole pairs of panels.
+fn padded(m: usize) -> usize {
+    m.div_ceil(PAIR) * PAIR
+}
+
+/// The transformed weights of `m` filters over `c` channels, `w` being `[m][c][3][3]` row-major
+/// (the unpacked rows of the layer; the epilogue's scale applies after, as on every path):
+/// `u[((ξ * panels + q) * c + i) * NR + l] = (G g Gᵀ)_ξ` of filter `q * NR + l`, channel `i`,
+/// zero past `m`: for each point, the panels the micro-kernel reads (`[c][NR]` each), in pairs.
+pub fn transform_weights(w: &[f32], m: usize, c: usize) -> Vec<f32> {
+    assert_eq!(w.len(), m * c * 9, "winograd: weights of {m} x {c} x 3 x 3");
+    let panels = padded(m) / NR;
+    let mut u = vec![0f32; XI * panels * c * NR];
+    let base = Shared(u.as_mut_ptr());
+    (0..m).into_par_iter().for_each(|o| {
+        let (q, l) = (o / NR, o % NR);
+        for i in 0..c {
+            let t = filter_transform(w[(o * c + i) * 9..][..9].try_into().expect("9 taps"));
+            for (xi, &v) in t.iter().enumerate() {
+                // SAFETY: filter `o` alone writes lane `l` of panel `q`: one element per point
+                // and channel, inside `u`, which outlives the loop.
+                unsafe { *base.offset(((xi * panels + q) * c + i) * NR + l).0 = v };
+            }
+        }
+    });
+    u
+}
+
+/// `G g Gᵀ` for one 3x3 filter `g` (row-major), as 16 points row-major; `G` is
+/// `[[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`.
+fn filter_transform(g: &[f32; 9]) -> [f32; XI] {
+    let col = |a: f32, b: f32, c: f32| [a, (a + b + c) * 0.5, (a - b + c) * 0.5, c];
+    // `G g`: 4 rows of 3.
+    let mut gg = [[0f32; 3]; 4];
+    for j in 0..3 {
+        let t = col(g[j], g[3 + j], g[6 + j]);
+        for (r, v) in t.into_iter().enumerate() {
+            gg[r][j] = v;
+        }
+    }
+    let mut out = [0f32; XI];
+    for (r, row) in gg.iter().enumerate() {
+        out[r * 4..r * 4 + 4].copy_from_slice(&col(row[0], row[1], row[2]));
+    }
+    out
+}
+
+/// The four padded input rows under tile row `ty`, channels-last: pixel `(u, x)` (`x` from
+/// `-padding`, `wp = 2 tw + 2` of them) at `(u * wp + x + padding) * c` of `buf`, zero past the
+/// input's borders. Each task makes those of its tile rows (two of the four are the previous
+/// tile row's too): a copy of the whole input first was one more pass and one more parallel
+/// loop per layer.
+fn tile_rows(x: &[f32], g: &Geometry, ty: usize, wp: usize, buf: &mut Vec<f32>) {
+    let (c, p) = (g.c, g.padding);
+    buf.resize(4 * wp * c, 0.0);
+    for (u, row) in buf[..4 * wp * c].chunks_exact_mut(wp * c).enumerate() {
+        match (2 * ty + u).checked_sub(p) {
+            Some(y) if y < g.h => {
+                row[..p * c].fill(0.0);
+                row[(p + g.w) * c..].fill(0.0);
+                transpose_row(&x[y * g.w..], g.h * g.w, (c, g.w), &mut row[p * c..]);
+            }
+            _ => row.fill(0.0),
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's buffer of [`tile_rows`], kept between layers.
+    static TILE_ROWS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `dst[x * c + i] = src[i * pitch + x]` for `x < w`, `i < c`: one row of pixels of every
+/// channel, channels-last. In 8x8 blocks, so that each touches few cache lines at a time.
+fn transpose_row(src: &[f32], pitch: usize, (c, w): (usize, usize), dst: &mut [f32]) {
+    const B: usize = 8;
+    for i0 in (0..c).step_by(B) {
+        for x0 in (0..w).step_by(B) {
+            for i in i0..(i0 + B).min(c) {
+                let s = &src[i * pitch + x0..][..B.min(w - x0)];
+                for (dx, &v) in s.iter().enumerate() {
+                    dst[(x0 + dx) * c + i] = v;
+                }
+            }
+        }
+    }
+}
+
+/// `out = epilogue(conv(x))` for one group ([`suits`]): `x` is `[geo.c, geo.h, geo.w]`, `u` the
+/// group's `m` filters transformed ([`transform_weights`]), `out` `[m, ho * wo]`; `epi`'s rows
+/// are the group's.
+pub fn conv_winograd(
+    x: &[f32],
+    geo: &Geometry,
+    u: &[f32],
+    m: usize,
+    out: &mut [f32],
+    epi: Epilogue,
+) {
+    let g = geo;
+    let (c, n) = (g.c, g.n());
+    assert_eq!(x.len(), c * g.h * g.w, "winograd: input size");
+    assert_eq!(out.len(), m * n, "winograd: output size");
+    let pairs = padded(m) / PAIR;
+    assert_eq!(
+        u.len(),
+        XI * pairs * c * PAIR,
+        "winograd: transformed weights"
+    );
+    let (th, tw) = (g.ho.div_ceil(2), g.wo.div_ceil(2));
+    let tiles = th * tw;
+    // `V_ξ[t][i]` at `v[(ξ * rows + t) * c + i]`, rows past the last tile zero (the micro-kernel
+    // reads whole 6- or 12-row blocks).
+    let rows = tiles.div_ceil(MR) * MR + MR;
+    let mut v = POINTS.take(XI * rows * c, false);
+    {
+        let vb = Shared(v.as_mut_ptr());
+        let wp = 2 * tw + 2;
+        (0..th).into_par_iter().for_each(|ty| {
+            let mut buf = TILE_ROWS.take();
+            tile_rows(x, g, ty, wp, &mut buf);
+            for tx in 0..tw {
+                // SAFETY: tile `ty * tw + tx` is this task's alone; its 16 rows of `c` lie in `v`.
+                unsafe { input_tile(&buf, (wp, c), tx, vb, (ty * tw + tx, rows)) };
+            }
+            TILE_ROWS.set(buf);
+        });
+        for xi in 0..XI {
+            v[(xi * rows + tiles) * c..(xi + 1) * rows * c].fill(0.0);
+        }
+    }
+    let split = TaskSplit::new(th, pairs);
+    let base = Shared(out.as_mut_ptr());
+    let vs = &v[..];
+    (0..split.tasks()).into_par_iter().for_each(|task| {
+        let (ty0, ty1, p0, p1) = split.task(task);
+        let (t0, t1) = (ty0 * tw, (ty1 * tw).min(tiles));
+        let o0 = p0 * PAIR;
+        let o1 = (p1 * PAIR).min(m);
+        let width = (p1 - p0) * PAIR;
+        // Chunks of tiles, each point's panels of `U` swept over all the chunk's rows while
+        // they are in cache (a 7x7 map's are 64 KB a pair of panels and point, read once, not
+        // once per block of 12 tiles); `M_ξ` of the chunk at `mm[(ξ * chunk + r) * width + l]`.
+        let chunk = if t1 - t0 <= 5 * ROWS {
+            t1 - t0
+        } else {
+            4 * ROWS
+        };
+        let mut mm = PRODUCTS.take();
+        mm.resize(XI * chunk * width, 0.0);
+        for k0 in (t0..t1).step_by(chunk) {
+            let k1 = (k0 + chunk).min(t1);
+            for xi in 0..XI {
+                for p in p0..p1 {
+                    let b = |q: usize| &u[(xi * 2 * pairs + q) * c * NR..][..c * NR];
+                    let (b0, b1) = (b(2 * p), b(2 * p + 1));
+                    for r0 in (k0..k1).step_by(ROWS) {
+                        let count = ROWS.min(k1 - r0);
+                        let a = &vs[(xi * rows + r0) * c..];
+                        let at = (xi * chunk + r0 - k0) * width + (p - p0) * PAIR;
+                        let to = mm[at..].as_mut_ptr();
+                        // SAFETY: `count` rows of `PAIR` floats, `width` apart, from row
+                        // `r0 - k0 + count <= chunk` and column `(p - p0) * PAIR < width` of
+                        // point `xi`'s block: inside `mm`, this task's.
+                        unsafe { tile_pair_to(c, a, c, (b0, b1), (to, width, count, false)) };
+                    }
+                }
+            }
+            let block = (k0, k1 - k0, tw);
+            // SAFETY: this task alone owns output channels `o0..o1` of its tiles' pixels.
+            unsafe { output_tiles(&mm, (width, chunk), block, (o0, o1), g, base) };
+        }
+        PRODUCTS.set(mm);
+        // The epilogue, on each channel's pixels of this task's tile rows.
+        let (q0, q1) = (2 * ty0 * g.wo, (2 * ty1).min(g.ho) * g.wo);
+        for o in o0..o1 {
+            // SAFETY: as above; row `o < m` of `out`, columns `q0..q1 <= n`.
+            let row = unsafe { base.slice(o * n + q0, q1 - q0) };
+            let res = epi.residual.map(|r| &r[o * n + q0..o * n + q1]);
+            finish_row(row, &epi, o, res);
+        }
+    });
+    POINTS.give(v);
+}
+
+/// How a convolution's tiles and output channels are shared out: whole tile rows (each task's
+/// pixels are then one range per channel, for the epilogue) by ranges of channel pairs.
+struct TaskSplit {
+    rows_per: usize,
+    row_tasks: usize,
+    pairs_per: usize,
+    pair_tasks: usize,
+    th: usize,
+    pairs: usize,
+}
+
+impl TaskSplit {
+    fn new(th: usize, pairs: usize) -> Self {
+        // About four tasks per thread: channels first (every task then has all the tiles, so
+        // a small map is not cut into blocks of few rows), then tile rows.
+        let want = 4 * rayon::current_num_threads().max(1);
+        let pair_tasks = pairs.min(want);
+        let pairs_per = pairs.div_ceil(pair_tasks);
+        let pair_tasks = pairs.div_ceil(pairs_per);
+        let row_tasks = want.div_ceil(pair_tasks).min(th);
+        let rows_per = th.div_ceil(row_tasks);
+        let row_tasks = th.div_ceil(rows_per);
+        Self {
+            rows_per,
+            row_tasks,
+            pairs_per,
+            pair_tasks,
+            th,
+            pairs,
+        }
+    }
+
+    fn tasks(&self) -> usize {
+        self.row_tasks * self.pair_tasks
+    }
+
+    /// Task `t`'s tile rows `ty0..ty1` and channel pairs `p0..p1`.
+    fn task(&self, t: usize) -> (usize, usize, usize, usize) {
+        let (r, p) = (t / self.pair_tasks, t % self.pair_tasks);
+        let ty0 = r * self.rows_per;
+        let p0 = p * self.pairs_per;
+        (
+            ty0,
+            (ty0 + self.rows_per).min(self.th),
+            p0,
+            (p0 + self.pairs_per).min(self.pairs),
+        )
+    }
+}
+
+/// `V_ξ` of tile `tx` of the tile row whose input rows are `rows4` ([`tile_rows`]): `Bᵀ d B` of
+/// its 4x4 patch `d` (all channels at once) into row `t` of each point's matrix (`rows` rows of
+/// `c` apart), with `Bᵀ` = `[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`.
+///
+/// # Safety
+/// Row `t` of every point's matrix must lie in `v` and be written by no one else meanwhile.
+unsafe fn input_tile(
+    rows4: &[f32],
+    (wp, c): (usize, usize),
+    tx: usize,
+    v: Shared<f32>,
+    (t, rows): (usize, usize),
+) {
+    let px = |u: usize, w: usize| &rows4[(u * wp + 2 * tx + w) * c..][..c];
+    let d: [[&[f32]; 4]; 4] = std::array::from_fn(|u| std::array::from_fn(|w| px(u, w)));
+    // SAFETY: the caller's contract, for each point's row `t`.
+    let dst: [&mut [f32]; XI] =
+        std::array::from_fn(|xi| unsafe { v.slice((xi * rows + t) * c, c) });
+    transform_in(&d, dst);
+}
+
+/// The input transform over runs of channels; compiled for the CPU's vectors (the crate's
+/// baseline has four lanes on x86-64).
+fn transform_in(d: &[[&[f32]; 4]; 4], dst: [&mut [f32]; XI]) {
+    #[cfg(target_arch = "x86_64")]
+    match path() {
+        // SAFETY: `path` only returns a path this CPU has.
+        KernelPath::Avx512F => return unsafe { transform_in_avx512(d, dst) },
+        // SAFETY: as above.
+        KernelPath::Avx2Fma => return unsafe { transform_in_avx2(d, dst) },
+        _ => {}
+    }
+    transform_in_plain(d, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_in_avx512(d: &[[&[f32]; 4]; 4], dst: [&mut [f32]; XI]) {
+    transform_in_plain(d, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_in_avx2(d: &[[&[f32]; 4]; 4], dst: [&mut [f32]; XI]) {
+    transform_in_plain(d, dst)
+}
+
+#[inline(always)]
+fn transform_in_plain(d: &[[&[f32]; 4]; 4], mut dst: [&mut [f32]; XI]) {
+    let c = dst[0].len();
+    let full = c / LANES * LANES;
+    for i in (0..full).step_by(LANES) {
+        transform_in_lanes::<LANES>(d, &mut dst, i);
+    }
+    for i in full..c {
+        transform_in_lanes::<1>(d, &mut dst, i);
+    }
+}
+
+/// Lanes per step of the transforms: a 512-bit vector.
+const LANES: usize = 16;
+
+/// The input transform of channels `i..i + L`, on whole arrays (which the compiler keeps in
+/// vector registers: a loop over 16 source and 16 destination slices stayed scalar).
+#[inline(always)]
+fn transform_in_lanes<const L: usize>(d: &[[&[f32]; 4]; 4], dst: &mut [&mut [f32]; XI], i: usize) {
+    let ld = |u: usize, w: usize| -> [f32; L] { d[u][w][i..i + L].try_into().expect("L lanes") };
+    // `d B` row by row, then `Bᵀ` over the rows.
+    let e: [[[f32; L]; 4]; 4] = std::array::from_fn(|u| {
+        let (r0, r1, r2, r3) = (ld(u, 0), ld(u, 1), ld(u, 2), ld(u, 3));
+        [sub(r0, r2), add(r1, r2), sub(r2, r1), sub(r1, r3)]
+    });
+    for s in 0..4 {
+        dst[s][i..i + L].copy_from_slice(&sub(e[0][s], e[2][s]));
+        dst[4 + s][i..i + L].copy_from_slice(&add(e[1][s], e[2][s]));
+        dst[8 + s][i..i + L].copy_from_slice(&sub(e[2][s], e[1][s]));
+        dst[12 + s][i..i + L].copy_from_slice(&sub(e[1][s], e[3][s]));
+    }
+}
+
+/// `a + b`, lane by lane.
+#[inline(always)]
+fn add<const L: usize>(a: [f32; L], b: [f32; L]) -> [f32; L] {
+    let mut o = a;
+    for (o, b) in o.iter_mut().zip(b) {
+        *o += b;
+    }
+    o
+}
+
+/// `a - b`, lane by lane.
+#[inline(always)]
+fn sub<const L: usize>(a: [f32; L], b: [f32; L]) -> [f32; L] {
+    let mut o = a;
+    for (o, b) in o.iter_mut().zip(b) {
+        *o -= b;
+    }
+    o
+}
+
+/// `Aᵀ m A` of `count` tiles from `r0` (of a map `tw` tiles wide; tile `r0 + r`'s point `ξ` at
+/// row `ξ * stride + r` of `mm`, `width` apart) and channels `o0..o1`, with
+/// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`, into the output pixels inside the map.
+///
+/// # Safety
+/// Channels `o0..o1` of those tiles' pixels in `out` (`[m][ho * wo]`) must be written by no one
+/// else meanwhile.
+unsafe fn output_tiles(
+    mm: &[f32],
+    (width, stride): (usize, usize),
+    (r0, count, tw): (usize, usize, usize),
+    (o0, o1): (usize, usize),
+    g: &Geometry,
+    out: Shared<f32>,
+) {
+    let n = g.n();
+    let mut y = [[0f32; PAIR]; 4];
+    for r in 0..count {
+        let (ty, tx) = ((r0 + r) / tw, (r0 + r) % tw);
+        let (oy, ox) = (2 * ty, 2 * tx);
+        let (h2, w2) = (2.min(g.ho - oy), 2.min(g.wo - ox));
+        for l0 in (0..o1 - o0).step_by(PAIR) {
+            let lanes = PAIR.min(o1 - o0 - l0);
+            // Whole pairs of lanes are computed (`width` is a multiple of `PAIR`), `lanes` kept.
+            let m: [&[f32]; XI] =
+                std::array::from_fn(|xi| &mm[(xi * stride + r) * width + l0..][..PAIR]);
+            transform_out(&m, &mut y);
+            for (q, yq) in y.iter().enumerate() {
+                let (dy, dx) = (q / 2, q % 2);
+                if dy >= h2 || dx >= w2 {
+                    continue;
+                }
+                let at = (oy + dy) * g.wo + ox + dx;
+                for (l, &val) in yq[..lanes].iter().enumerate() {
+                    // SAFETY: the caller's contract; channel `o0 + l0 + l < m`, pixel `at < n`.
+                    unsafe { *out.offset((o0 + l0 + l) * n + at).0 = val };
+                }
+            }
+        }
+    }
+}
+
+/// The output transform of one tile over up to `PAIR` channels: `y[q][l]` for its pixel
+/// `q = 2 dy + dx`.
+fn transform_out(m: &[&[f32]; XI], y: &mut [[f32; PAIR]; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    match path() {
+        // SAFETY: `path` only returns a path this CPU has.
+        KernelPath::Avx512F => return unsafe { transform_out_avx512(m, y) },
+        // SAFETY: as above.
+        KernelPath::Avx2Fma => return unsafe { transform_out_avx2(m, y) },
+        _ => {}
+    }
+    transform_out_plain(m, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_out_avx512(m: &[&[f32]; XI], y: &mut [[f32; PAIR]; 4]) {
+    transform_out_plain(m, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_out_avx2(m: &[&[f32]; XI], y: &mut [[f32; PAIR]; 4]) {
+    transform_out_plain(m, y)
+}
+
+#[inline(always)]
+fn transform_out_plain(m: &[&[f32]; XI], y: &mut [[f32; PAIR]; 4]) {
+    let ld = |xi: usize| -> [f32; PAIR] { m[xi][..PAIR].try_into().expect("a pair of lanes") };
+    // `Aᵀ m`: two rows of four.
+    let t: [[[f32; PAIR]; 4]; 2] = {
+        let col = |s: usize| {
+            let (a, b, c, d) = (ld(s), ld(4 + s), ld(8 + s), ld(12 + s));
+            (add(add(a, b), c), sub(sub(b, c), d))
+        };
+        let cols: [([f32; PAIR], [f32; PAIR]); 4] = std::array::from_fn(col);
+        [cols.map(|c| c.0), cols.map(|c| c.1)]
+    };
+    for (i, t) in t.iter().enumerate() {
+        y[2 * i] = add(add(t[0], t[1]), t[2]);
+        y[2 * i + 1] = sub(sub(t[1], t[2]), t[3]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct sum, in f64, of a 3x3 stride-1 convolution.
+    fn reference(x: &[f32], g: &Geometry, w: &[f32], m: usize) -> Vec<f32> {
+        let mut out = vec![0f32; m * g.n()];
+        for o in 0..m {
+            for oy in 0..g.ho {
+                for ox in 0..g.wo {
+                    let mut s = 0f64;
+                    for i in 0..g.c {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (y, xx) = (oy + ky, ox + kx);
+                                let (y, xx) = (
+                                    y as isize - g.padding as isize,
+                                    xx as isize - g.padding as isize,
+                                );
+                                if y < 0 || xx < 0 || y >= g.h as isize || xx >= g.w as isize {
+                                    continue;
+                                }
+                                let v = x[(i * g.h + y as usize) * g.w + xx as usize];
+                                s += f64::from(v) * f64::from(w[((o * g.c + i) * 3 + ky) * 3 + kx]);
+                            }
+                        }
+                    }
+                    out[o * g.n() + oy * g.wo + ox] = s as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn agrees_with_the_direct_sum() {
+        if !matches!(path(), KernelPath::Avx512F | KernelPath::Avx2Fma) {
+            return;
+        }
+        let mut next = crate::exec::int8_gemm::tests::lcg(11);
+        for &(c, h, w, padding, m) in &[
+            (16, 7, 7, 1, 40),
+            (17, 14, 9, 1, 33),
+            (32, 8, 8, 0, 64),
+            (24, 5, 6, 2, 16),
+            (64, 28, 28, 1, 64),
+            (16, 60, 60, 1, 16),
+        ] {
+            let ho = h + 2 * padding - 2;
+            let wo = w + 2 * padding - 2;
+            let g = Geometry {
+                c,
+                h,
+                w,
+                kernel: 3,
+                stride: 1,
+                padding,
+                ho,
+                wo,
+            };
+            assert!(suits(&g, m));
+            let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
+            let wts: Vec<f32> = (0..m * c * 9).map(|_| next()).collect();
+            let bias: Vec<f32> = (0..m).map(|_| next()).collect();
+            let scale: Vec<f32> = (0..m).map(|_| 0.5 + next().abs()).collect();
+            let res: Vec<f32> = (0..m * g.n()).map(|_| next()).collect();
+            let u = transform_weights(&wts, m, c);
+            let mut out = vec![f32::NAN; m * g.n()];
+            let epi = Epilogue {
+                scale: Some(&scale),
+                bias: Some(&bias),
+                residual: Some(&res),
+                relu: true,
+                gelu: false,
+            };
+            conv_winograd(&x, &g, &u, m, &mut out, epi);
+            let want = reference(&x, &g, &wts, m);
+            let bound = (c * 9) as f32 * 1e-6 * 8.0;
+            for (i, (&got, &sum)) in out.iter().zip(&want).enumerate() {
+                let o = i / g.n();
+                let want = (sum * scale[o] + bias[o] + res[i]).max(0.0);
+                assert!(
+                    (got - want).abs() <= bound * (1.0 + want.abs()),
+                    "{c}x{h}x{w} pad {padding} -> {m}: output {i}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn filter_transform_is_g_g_gt() {
+        let g: [f32; 9] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+        let gm = [
+            [1.0, 0.0, 0.0],
+            [0.5, 0.5, 0.5],
+            [0.5, -0.5, 0.5],
+            [0.0, 0.0, 1.0],
+        ];
+        let u = filter_transform(&g);
+        for i in 0..4 {
+            for j in 0..4 {
+                let mut s = 0f32;
+                for a in 0..3 {
+                    for b in 0..3 {
+                        s += gm[i][a] * g[a * 3 + b] * gm[j][b];
+                    }
+                }
+                assert_eq!(u[i * 4 + j], s, "point ({i}, {j})");
+            }
+        }
+    }
+}
