@@ -26,7 +26,9 @@ use super::disjoint::Shared;
 use super::epilogue::finish_row;
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
-use super::kernel::{path, tile_pair_to, KernelPath, MR, NR};
+#[cfg(target_arch = "x86_64")]
+use super::kernel::{path, KernelPath};
+use super::kernel::{tile_pair_to, MR, NR};
 use super::scratch::Spare;
 
 /// The transformed inputs (`V`), kept between layers and runs apart from the activations' pool
@@ -46,9 +48,11 @@ const ROWS: usize = 2 * MR;
 /// Output channels per kernel call (a pair of panels).
 const PAIR: usize = 2 * NR;
 
-/// Whether a convolution group runs here: 3x3, stride 1, on the paths whose micro-kernels store
-/// rows in place (AVX-512F, AVX2), with enough channels for the transforms to pay for themselves
-/// (a stem's 3 input channels do not).
+/// Whether a convolution group runs here: 3x3, stride 1, with enough channels for the transforms
+/// to pay for themselves (a stem's 3 input channels do not), on every f32 kernel path (the
+/// micro-kernel is each path's own: [`tile_pair_to`]; the transforms are compiled for AVX-512F or
+/// AVX2 where the CPU has them, for the baseline's vectors elsewhere: NEON on aarch64, SIMD128 in
+/// a wasm build with it).
 pub fn suits(geo: &Geometry, m: usize) -> bool {
     geo.kernel == 3
         && geo.stride == 1
@@ -57,7 +61,6 @@ pub fn suits(geo: &Geometry, m: usize) -> bool {
         && m >= 16
         && geo.ho >= 2
         && geo.wo >= 2
-        && matches!(path(), KernelPath::Avx512F | KernelPath::Avx2Fma)
 }
 
 /// Output channels of `m` as the transformed weights hold them: whole pairs of panels.
@@ -517,9 +520,6 @@ mod tests {
 
     #[test]
     fn agrees_with_the_direct_sum() {
-        if !matches!(path(), KernelPath::Avx512F | KernelPath::Avx2Fma) {
-            return;
-        }
         let mut next = crate::exec::int8_gemm::tests::lcg(11);
         for &(c, h, w, padding, m) in &[
             (16, 7, 7, 1, 40),
