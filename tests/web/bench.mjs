@@ -204,7 +204,8 @@ if (args.md && only === 'all') {
   const start = text.indexOf('## Browser (headless Chromium)');
   if (start >= 0) {
     const next = text.indexOf('\n## ', start + 1);
-    text = text.slice(0, start) + md + (next >= 0 ? text.slice(next + 1) : '');
+    // `md` ends in one newline: a blank line before the next section.
+    text = text.slice(0, start) + md + (next >= 0 ? `\n${text.slice(next + 1)}` : '');
   } else {
     text = `${text.trimEnd()}\n\n${md}`;
   }
