@@ -298,16 +298,21 @@ impl Executor {
             .sum()
     }
 
-    /// The geometry of an f32 convolution that runs by Winograd's F(2x2, 3x3)
-    /// ([`winograd::suits`]), whose transformed weights are then kept in `f32_panels`; `None`
-    /// for the others, and during a calibration (which keeps no weights: its few images take
-    /// the direct convolution).
+    /// The geometry of an f32 convolution from `input` to `output` that runs by Winograd's
+    /// F(2x2, 3x3) ([`winograd::suits`]), whose transformed weights are then kept in
+    /// `f32_panels`; `None` for the others, and during a calibration (which keeps no weights: its
+    /// few images take the direct convolution).
     fn winograd_geometry(
         &self,
         conv: &fq_models::Conv2d,
-        (c, h, w): (usize, usize, usize),
-        (co, ho, wo): (usize, usize, usize),
+        input: ValueId,
+        output: ValueId,
     ) -> Option<im2col::Geometry> {
+        let (Shape::Chw(c, h, w), Shape::Chw(co, ho, wo)) =
+            (self.shapes[input], self.shapes[output])
+        else {
+            return None;
+        };
         let geo = im2col::Geometry {
             c,
             h,
@@ -501,15 +506,7 @@ impl Executor {
                     input,
                     output,
                     ..
-                } => {
-                    let (Shape::Chw(c, h, w), Shape::Chw(co, ho, wo)) =
-                        (self.shapes[*input], self.shapes[*output])
-                    else {
-                        return false;
-                    };
-                    self.winograd_geometry(conv, (c, h, w), (co, ho, wo))
-                        .is_some()
-                }
+                } => self.winograd_geometry(conv, *input, *output).is_some(),
                 _ => false,
             })
             .count()
@@ -987,7 +984,7 @@ impl Executor {
                     self.int8_weights(*layer, activations).is_none(),
                     "`run_inner` sends integer convolutions to `conv_int8`"
                 );
-                if let Some(geo) = self.winograd_geometry(conv, (c, h, w), (co, ho, wo)) {
+                if let Some(geo) = self.winograd_geometry(conv, *input, *output) {
                     let u = self.f32_panels[*layer].get_or_init(|| {
                         let (r, k) = l.layer.weights.dims();
                         let rows = gemm::unpacked_rows(&l.rows(), 0, r, k);
