@@ -307,9 +307,16 @@ fn transpose_quad(src: &[i8; NR * KGROUP], dst: &mut [i8; NR * KGROUP]) {
     }
 }
 
-/// Rows per task (a multiple of `MR`, and of [`QUAD`] so a task's rows are whole quads).
+/// Rows per block of a task (a multiple of `MR`, and of [`QUAD`] so a task's rows are whole
+/// quads), and the unit within which rows are reordered by width.
 const MC: usize = 48;
+/// The finest unit of a task's rows when they are not reordered: a multiple of `MR`, of
+/// [`QUAD`] and of AVX-512 VNNI's 12-row blocks, so that tasks can split a layer's rows evenly
+/// between the threads (ResNet18's 512 rows in 48-row units are 11 tasks, 6 and 5 per thread).
+const FINE: usize = 12;
 const _: () = assert!(MC.is_multiple_of(MR) && MC.is_multiple_of(QUAD));
+const _: () =
+    assert!(FINE.is_multiple_of(MR) && FINE.is_multiple_of(QUAD) && MC.is_multiple_of(FINE));
 
 /// A layer's weights ready for the integer path, made once at load: every row's codes as i8,
 /// `k4` apart and zero-padded (rows too, to a multiple of `MR`), each row's code sum (the
@@ -318,10 +325,13 @@ const _: () = assert!(MC.is_multiple_of(MR) && MC.is_multiple_of(QUAD));
 /// flipped and for unsigned activations ([`int8_narrow::depth`]). About one byte per weight,
 /// against four for an f32 copy.
 ///
-/// The rows are ordered by bit width within each task's [`MC`] rows (stable), so that blocks
-/// hold rows of one width: a block with one 8-bit row must take the exact AVX2 kernel, which
-/// with a random mix of 2–8 bits was 60% of the blocks (one or two per task once 8-bit rows
-/// came last), and a block's depth is its widest row's.
+/// Where the kernel's sums depend on the codes' width (AVX2's, `kernel::int8_narrow`; AMX's
+/// 16-row blocks keep the same units), the rows are ordered by bit width within each task's
+/// [`MC`] rows (stable), so that blocks hold rows of one width: a block with one 8-bit row must
+/// take the exact AVX2 kernel, which with a random mix of 2–8 bits was 60% of the blocks (one
+/// or two per task once 8-bit rows came last), and a block's depth is its widest row's. VNNI's
+/// sums are exact for every width: there the rows keep their order, and tasks may start at any
+/// multiple of [`FINE`] rows.
 pub struct WeightsI8 {
     pub rows: usize,
     pub k: usize,
@@ -333,6 +343,8 @@ pub struct WeightsI8 {
     order: Vec<usize>,
     /// How a convolution's input reaches these columns.
     layout: InputLayout,
+    /// The unit of a task's rows: [`MC`] when the rows are reordered within it, else [`FINE`].
+    granule: usize,
 }
 
 /// The layout of an integer convolution's input, which fixes the order of its weights' columns.
@@ -368,12 +380,16 @@ impl WeightsI8 {
         // Whole tasks of rows, so a 16-row AMX block never reads past the codes.
         let padded = rows.div_ceil(MC) * MC;
         let offsets = m.row_offsets();
-        // Rows by width within each task's rows (stable), the padding rows last.
+        // Rows by width within each task's rows (stable), the padding rows last; in their
+        // order where the kernel is exact for every width.
+        let sorted = !int8_path().uses_row_sums();
         let mut order: Vec<usize> = Vec::with_capacity(padded);
         for t0 in (0..rows).step_by(MC) {
             let start = order.len();
             order.extend(t0..(t0 + MC).min(rows));
-            order[start..].sort_by_key(|&r| m.bits[r]);
+            if sorted {
+                order[start..].sort_by_key(|&r| m.bits[r]);
+            }
         }
         order.extend(rows..padded);
         let mut codes = vec![0i8; padded * k4];
@@ -420,6 +436,7 @@ impl WeightsI8 {
             depth,
             order,
             layout,
+            granule: if sorted { MC } else { FINE },
         }
     }
 
@@ -490,7 +507,12 @@ impl WeightsI8 {
     /// the one-panel blocks ([`block_one_avx512_vnni_f32`]), not in as both, and a pair whose
     /// second panel is at most half real (a 7x7 map's fourth: 1 column of 16) as two lone
     /// panels, the second through the half-panel blocks where the CPU has them.
+    ///
+    /// `narrow`: the last panel's real columns alone ([`narrow_columns`]) when it is among
+    /// `ps` and has at most `NARROW_COLS`: its blocks then multiply those
+    /// (`block_narrow_avx512_vnni_f32`).
     #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
     fn blocks_vnni(
         &self,
         ps: &[&[i8]],
@@ -499,19 +521,22 @@ impl WeightsI8 {
         scale: f32,
         dst: Shared<f32>,
         ld: usize,
+        narrow: Option<&[u8]>,
     ) {
         use super::kernel::int8_vnni::{
             block_avx512_vnni_f32, block_first_avx512_vnni_f32, block_half_avx512_vnni_f32,
-            block_one_avx512_vnni_f32, block_rows, half_blocks_available, BlockOut, BLOCK_ROWS,
+            block_narrow_avx512_vnni_f32, block_one_avx512_vnni_f32, block_rows,
+            half_blocks_available, narrow_width, BlockOut, BLOCK_ROWS,
         };
         if ps.len() == 2 && np[1] <= NR / 2 {
-            self.blocks_vnni(&ps[..1], [np[0], 0], (r0, mr), scale, dst, ld);
-            return self.blocks_vnni(&ps[1..], [np[1], 0], (r0, mr), scale, dst.offset(NR), ld);
+            self.blocks_vnni(&ps[..1], [np[0], 0], (r0, mr), scale, dst, ld, None);
+            let dst = dst.offset(NR);
+            return self.blocks_vnni(&ps[1..], [np[1], 0], (r0, mr), scale, dst, ld, narrow);
         }
         let k4 = self.k4;
         assert!(
             MC.is_multiple_of(BLOCK_ROWS)
-                && r0.is_multiple_of(MC)
+                && r0.is_multiple_of(self.granule)
                 && (r0 + mr).div_ceil(MC) * MC * k4 <= self.codes.len()
                 && ps.iter().all(|p| p.len() >= k4 * NR)
                 && (1..=2).contains(&ps.len())
@@ -523,6 +548,8 @@ impl WeightsI8 {
         // A lone panel of at most 8 real columns: the half-panel blocks (AVX-512VL too).
         let half = lone && np[0] <= NR / 2 && half_blocks_available();
         let cols = [np[0], if lone { 0 } else { np[1] }];
+        let narrow = narrow.filter(|_| lone && np[0] <= super::kernel::int8_vnni::NARROW_COLS);
+        debug_assert!(narrow.is_none_or(|c| c.len() >= narrow_width(np[0]) * k4));
         let mut done = 0;
         while done < mr {
             let (first, rows) = (r0 + done, block_rows(mr - done));
@@ -544,6 +571,26 @@ impl WeightsI8 {
                 .try_into()
                 .expect("a block's row sums");
             let a = self.codes[first * k4..].as_ptr();
+            if let Some(c) = narrow {
+                let c = c.as_ptr();
+                // SAFETY: as below; `c` holds `narrow_width(np[0])` columns of `k4` bytes
+                // (checked above), the kernel's `M`, at least `np[0]`.
+                unsafe {
+                    match (rows, np[0]) {
+                        (4, 1) => block_narrow_avx512_vnni_f32::<4, 1>(k4, a, k4, sums, c, &out),
+                        (8, 1) => block_narrow_avx512_vnni_f32::<8, 1>(k4, a, k4, sums, c, &out),
+                        (_, 1) => block_narrow_avx512_vnni_f32::<12, 1>(k4, a, k4, sums, c, &out),
+                        (4, 2) => block_narrow_avx512_vnni_f32::<4, 2>(k4, a, k4, sums, c, &out),
+                        (8, 2) => block_narrow_avx512_vnni_f32::<8, 2>(k4, a, k4, sums, c, &out),
+                        (_, 2) => block_narrow_avx512_vnni_f32::<12, 2>(k4, a, k4, sums, c, &out),
+                        (4, _) => block_narrow_avx512_vnni_f32::<4, 4>(k4, a, k4, sums, c, &out),
+                        (8, _) => block_narrow_avx512_vnni_f32::<8, 4>(k4, a, k4, sums, c, &out),
+                        (_, _) => block_narrow_avx512_vnni_f32::<12, 4>(k4, a, k4, sums, c, &out),
+                    }
+                }
+                done += rows;
+                continue;
+            }
             // SAFETY: `int8_path` chose AVX-512 VNNI (so the CPU has it); the block's `rows`
             // rows of `k4` codes exist (padded to whole tasks, checked above), and each panel
             // has `k4 * NR` codes; every non-null row is an output row `< mr` of the caller's
@@ -758,39 +805,76 @@ fn gemm_panels(
             Target::Quads(Shared(quads.data.as_mut_ptr()), shape, 1.0 / scale)
         }
     };
-    // Tasks are rectangles: blocks of `MC` rows (the unit of the rows' reordering) by a range
-    // of panels, about four per thread, each writing its rectangle of `out` and of the codes in
-    // place. Rows alone made 2 and 3 tasks of ResNet18's 64- and 128-row layers; splitting those
-    // by columns into buffers of their own, copied back, was a tenth of its integer path on AMX.
-    // Gathered panels: a task takes every row block of its panels (each panel gathered once).
-    let panels = n.div_ceil(NR);
-    let blocks = w.rows.div_ceil(MC);
     let gather = matches!(b, Panels::Gather { .. });
-    let row_tasks = if gather { 1 } else { blocks };
     let threads = rayon::current_num_threads().max(1);
-    let per = if threads > 1 {
-        panels.div_ceil((4 * threads).div_ceil(row_tasks)).max(1)
-    } else {
-        panels
-    };
-    // Whole pairs of panels (the AMX blocks take two).
-    let per = (per + per % 2).min(panels);
-    let col_tasks = panels.div_ceil(per);
-    let per_task = blocks / row_tasks;
+    let split = Split::new(w.rows, w.granule, n.div_ceil(NR), gather, threads);
     let to = TaskOut {
         base: Shared(out.as_mut_ptr()),
         ld: n,
         row0: 0,
         col0: 0,
     };
-    (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
-        let rb0 = (t / col_tasks) * per_task;
-        let rows = rb0 * MC..((rb0 + per_task) * MC).min(w.rows);
-        let j0 = (t % col_tasks) * per;
-        // SAFETY: tasks own disjoint rectangles (rows `rows`, panels `j0..j0 + per`) of `out`
-        // and of the codes, which outlive the loop.
-        unsafe { gemm_task(w, &b, rows, j0..(j0 + per).min(panels), to, &epi, &target) };
+    (0..split.tasks()).into_par_iter().for_each(|t| {
+        let (rows, panels) = split.task(t);
+        // SAFETY: tasks own disjoint rectangles (rows `rows`, panels `panels`) of `out` and of
+        // the codes, which outlive the loop.
+        unsafe { gemm_task(w, &b, rows, panels, to, &epi, &target) };
     });
+}
+
+/// How [`gemm_panels`] cuts a layer into tasks: rectangles of rows (whole units of the
+/// weights' granule) by ranges of panels (whole pairs: the blocks take two), about four per
+/// thread and of near-equal size, each writing its rectangle of the output and of the codes in
+/// place.
+///
+/// Why near-equal: rayon hands each thread a contiguous half of the tasks, so the thread with
+/// the larger half sets the layer's time. Cut in fixed sizes, ResNet18's 56x56 layers were 8
+/// tasks of 26, .., 26 and 14 panels (104 against 92 per thread) and its 512-row layers 11
+/// tasks of 48 rows (6 against 5).
+///
+/// Why rectangles: rows alone made 2 and 3 tasks of ResNet18's 64- and 128-row layers;
+/// splitting those by columns into buffers of their own, copied back, was a tenth of its
+/// integer path on AMX. Gathered panels: a task takes every row of its panels (each panel
+/// gathered once). One thread: one task, every row of each pair of panels in turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Split {
+    rows: usize,
+    granule: usize,
+    panels: usize,
+    /// Tasks along the rows and along the panels.
+    row_tasks: usize,
+    col_tasks: usize,
+}
+
+impl Split {
+    fn new(rows: usize, granule: usize, panels: usize, gather: bool, threads: usize) -> Self {
+        let (units, pairs) = (rows.div_ceil(granule), panels.div_ceil(2));
+        let want = if threads > 1 { 4 * threads } else { 1 };
+        let row_tasks = if gather { 1 } else { units.clamp(1, want) };
+        let col_tasks = pairs.min(want.div_ceil(row_tasks)).max(1);
+        Self {
+            rows,
+            granule,
+            panels,
+            row_tasks,
+            col_tasks,
+        }
+    }
+
+    fn tasks(&self) -> usize {
+        self.row_tasks * self.col_tasks
+    }
+
+    /// Task `t`'s rows and panels: part `i` of `parts` of `units` starts at `units * i / parts`.
+    fn task(&self, t: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let cut = |units: usize, parts: usize, i: usize| units * i / parts;
+        let (i, j) = (t / self.col_tasks, t % self.col_tasks);
+        let units = self.rows.div_ceil(self.granule);
+        let rows = |i| (cut(units, self.row_tasks, i) * self.granule).min(self.rows);
+        let pairs = self.panels.div_ceil(2);
+        let panels = |j| (cut(pairs, self.col_tasks, j) * 2).min(self.panels);
+        (rows(i)..rows(i + 1), panels(j)..panels(j + 1))
+    }
 }
 
 /// Where a task of the integer GEMM writes its floats: output row `o`, column `c` at
@@ -826,6 +910,10 @@ pub(super) unsafe fn gemm_task(
     let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
     let at = |o: usize, c: usize| to.base.offset((o - to.row0) * to.ld + c - to.col0);
     let mut bufs = PANELS.with(|p| p.take());
+    let mut narrow = NARROW.with(|c| c.take());
+    // The layer's last panel, when the narrow blocks take it (1 to 4 real columns).
+    let last = n.div_ceil(NR) - 1;
+    let narrow_last = narrow_last(n, last, j0..j1);
     for j in (j0..j1).step_by(2) {
         let [buf0, buf1] = &mut bufs;
         let p0 = b.panel(j, k4, buf0);
@@ -835,6 +923,11 @@ pub(super) unsafe fn gemm_task(
             [p0, p0]
         };
         let count = if j + 1 < j1 { 2 } else { 1 };
+        // Its real columns alone, once for all the task's rows.
+        let cols = (narrow_last && (j..j + count).contains(&last)).then(|| {
+            narrow_columns(ps[last - j], k4, n - last * NR, &mut narrow);
+            narrow.as_slice()
+        });
         for rb in (r0..r1).step_by(MC) {
             let mr = MC.min(r1 - rb);
             tiles(
@@ -846,10 +939,12 @@ pub(super) unsafe fn gemm_task(
                 j,
                 at(rb, j * NR),
                 to.ld,
+                cols,
             );
         }
     }
     PANELS.with(|p| p.set(bufs));
+    NARROW.with(|c| c.set(narrow));
     // SAFETY: the caller's contract: this task alone owns row `r`'s columns `c0..c1` in `to`.
     let row = |r: usize| unsafe { at(r, c0).slice(0, c1 - c0) };
     let finish = |o: usize| {
@@ -886,7 +981,33 @@ pub(super) unsafe fn gemm_task(
     }
 }
 
+/// Whether [`gemm_task`] hands the layer's last panel `last` (of an output `n` wide), when
+/// among its `panels`, to the narrow blocks: AVX-512 VNNI's `block_narrow_avx512_vnni_f32`, for
+/// at most `NARROW_COLS` real columns.
+#[cfg(target_arch = "x86_64")]
+fn narrow_last(n: usize, last: usize, panels: std::ops::Range<usize>) -> bool {
+    use super::kernel::int8_vnni::NARROW_COLS;
+    int8_path() == super::kernel::int8::Int8Path::Avx512Vnni
+        && n - last * NR <= NARROW_COLS
+        && panels.contains(&last)
+}
+
+/// Elsewhere no kernel takes narrow panels.
+#[cfg(not(target_arch = "x86_64"))]
+fn narrow_last(_: usize, _: usize, _: std::ops::Range<usize>) -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+use super::kernel::int8_vnni::narrow_columns;
+#[cfg(not(target_arch = "x86_64"))]
+fn narrow_columns(_: &[i8], _: usize, _: usize, _: &mut Vec<u8>) {
+    unreachable!("no narrow blocks here (`narrow_last`)")
+}
+
 thread_local! {
+    /// Each thread's buffer for a narrow last panel's columns ([`narrow_columns`]).
+    static NARROW: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
     /// Each thread's two buffers for gathered panels ([`Panels::Gather`]), kept between tasks:
     /// fresh ones per task were an allocation and a zero fill of up to 73 KB each (every byte is
     /// then overwritten by the gather), 1.4 MB of `memset` per ResNet18 image.
@@ -906,6 +1027,7 @@ fn tiles(
     j: usize,
     dst: Shared<f32>,
     ld: usize,
+    narrow: Option<&[u8]>,
 ) {
     let np = [NR.min(n - j * NR), NR.min(n.saturating_sub((j + 1) * NR))];
     #[cfg(target_arch = "x86_64")]
@@ -922,10 +1044,11 @@ fn tiles(
             return w.blocks(ROWS, amx, ps, np, (r0, mr), scale, dst, ld);
         }
         super::kernel::int8::Int8Path::Avx512Vnni => {
-            return w.blocks_vnni(ps, np, (r0, mr), scale, dst, ld);
+            return w.blocks_vnni(ps, np, (r0, mr), scale, dst, ld, narrow);
         }
         _ => {}
     }
+    debug_assert!(narrow.is_none(), "narrow blocks on AVX-512 VNNI only");
     let mut acc = [0i32; MR * NR];
     for (h, bp) in ps.iter().enumerate() {
         for g in 0..mr.div_ceil(MR) {
@@ -999,6 +1122,39 @@ pub(crate) mod tests {
         let bias: Vec<f32> = (0..rows).map(|r| 0.1 * r as f32 - 1.0).collect();
         let m = PackedMatrix::from_codes(k, bits, &codes, scales).unwrap();
         (m, codes, bias)
+    }
+
+    /// A layer's tasks cover each of its rows and panels once, start at whole units of rows
+    /// and whole pairs of panels, and differ by at most one unit of rows and one pair of
+    /// panels (so each thread's half of them is within a task of the other's); one thread
+    /// gets one task. Shapes of ResNet18's and ResNet50's integer layers and odd ones.
+    #[test]
+    fn tasks_cover_a_layer_once_in_near_equal_parts() {
+        for threads in [1, 2, 3, 8] {
+            for (rows, panels) in [(64, 196), (128, 49), (512, 4), (512, 13), (1000, 1), (5, 3)] {
+                for (granule, gather) in [(FINE, false), (FINE, true), (MC, false)] {
+                    let split = Split::new(rows, granule, panels, gather, threads);
+                    let mut seen = vec![0u8; rows * panels];
+                    let (mut heights, mut widths) = (Vec::new(), Vec::new());
+                    for t in 0..split.tasks() {
+                        let (r, p) = split.task(t);
+                        assert!(r.start % granule == 0 && p.start % 2 == 0, "{split:?}: {t}");
+                        heights.push(r.len().div_ceil(granule));
+                        widths.push(p.len().div_ceil(2));
+                        for i in r {
+                            for j in p.clone() {
+                                seen[i * panels + j] += 1;
+                            }
+                        }
+                    }
+                    assert!(seen.iter().all(|&c| c == 1), "{split:?}");
+                    let spread = |v: &[usize]| v.iter().max().unwrap() - v.iter().min().unwrap();
+                    assert!(spread(&heights) <= 1 && spread(&widths) <= 1, "{split:?}");
+                    assert!(threads > 1 || split.tasks() == 1);
+                    assert!(!gather || split.row_tasks == 1);
+                }
+            }
+        }
     }
 
     /// The chunked, parallel maximum equals the serial fold's for lengths around its 16-lane
