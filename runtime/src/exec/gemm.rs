@@ -362,12 +362,18 @@ unsafe fn gemv_chunk_on(
             gemv_chunk(w, row0, x, out, epi, o0)
         }
         use super::kernel::KernelPath;
-        match path {
-            KernelPath::Avx512F => {
+        match (path, w) {
+            (KernelPath::Avx512F, Rows::I8 { data, cols }) => {
+                // SAFETY: as below.
+                return unsafe {
+                    super::gemv_i8::gemv_i8_avx512(data, *cols, row0, x, out, epi, o0)
+                };
+            }
+            (KernelPath::Avx512F, _) => {
                 // SAFETY: the caller guarantees the CPU has the path's features.
                 return unsafe { avx512(w, row0, x, out, epi, o0) };
             }
-            KernelPath::Avx2Fma => {
+            (KernelPath::Avx2Fma, _) => {
                 // SAFETY: as above.
                 return unsafe { avx2(w, row0, x, out, epi, o0) };
             }

@@ -14,6 +14,8 @@ mod disjoint;
 mod epilogue;
 mod float_conv;
 pub mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemv_i8;
 mod im2col;
 pub mod int8_gemm;
 pub mod kernel;
