@@ -21,7 +21,7 @@ use super::gemm::Epilogue;
 use super::im2col::{Geometry, Padded};
 use super::kernel::int8::{int8_path, row_sum, tile_with_sums, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
-use super::quads::{store_quad_pixels, QuadShape, Quads, Q as QUAD};
+use super::quads::{store_quad_pixels, InPlace, QuadShape, Quads, Q as QUAD};
 use super::taps::{self, TapRows};
 use crate::format::{pack, PackedMatrix};
 
@@ -515,7 +515,7 @@ impl WeightsI8 {
     #[allow(clippy::too_many_arguments)]
     fn blocks_vnni(
         &self,
-        ps: &[&[i8]],
+        ps: &[Src],
         np: [usize; 2],
         (r0, mr): (usize, usize),
         scale: f32,
@@ -526,7 +526,7 @@ impl WeightsI8 {
         use super::kernel::int8_vnni::{
             block_avx512_vnni_f32, block_first_avx512_vnni_f32, block_half_avx512_vnni_f32,
             block_narrow_avx512_vnni_f32, block_one_avx512_vnni_f32, block_rows,
-            half_blocks_available, narrow_width, BlockOut, BLOCK_ROWS,
+            half_blocks_available, narrow_width, BlockOut, Panel, BLOCK_ROWS,
         };
         if ps.len() == 2 && np[1] <= NR / 2 {
             self.blocks_vnni(&ps[..1], [np[0], 0], (r0, mr), scale, dst, ld, None);
@@ -538,12 +538,22 @@ impl WeightsI8 {
             MC.is_multiple_of(BLOCK_ROWS)
                 && r0.is_multiple_of(self.granule)
                 && (r0 + mr).div_ceil(MC) * MC * k4 <= self.codes.len()
-                && ps.iter().all(|p| p.len() >= k4 * NR)
+                && ps.iter().all(|p| match p {
+                    Src::Packed(p) => p.len() >= k4 * NR,
+                    Src::Direct(_, taps) => taps.len() * KGROUP >= k4,
+                })
                 && (1..=2).contains(&ps.len())
                 && np.iter().all(|&c| c <= NR),
             "blocks_vnni: extents"
         );
-        let (b0, b1) = (ps[0].as_ptr(), ps[ps.len() - 1].as_ptr());
+        let panel = |p: Src| match p {
+            Src::Packed(p) => Panel::packed(p.as_ptr()),
+            Src::Direct(base, taps) => Panel {
+                base,
+                offsets: taps.as_ptr(),
+            },
+        };
+        let (b0, b1) = (panel(ps[0]), panel(ps[ps.len() - 1]));
         let lone = ps.len() == 1;
         // A lone panel of at most 8 real columns: the half-panel blocks (AVX-512VL too).
         let half = lone && np[0] <= NR / 2 && half_blocks_available();
@@ -679,13 +689,25 @@ pub fn gemm_i8_gather(
     epi: Epilogue,
     requant: Option<(CodesOut, f32)>,
 ) {
+    // Panels read where they lie, where the blocks can (AVX-512 VNNI).
+    let in_place = in_place_blocks().then(|| src.in_place(geo)).flatten();
     let b = Panels::Gather {
         src,
         geo,
         scale,
         nonneg,
+        direct: in_place.as_ref(),
     };
     gemm_panels(w, b, out, epi, requant);
+}
+
+/// Whether the integer GEMM's blocks read panels in place ([`InPlace`]): AVX-512 VNNI's
+/// (their `Panel`s), not the other paths' kernels.
+fn in_place_blocks() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return int8_path() == super::kernel::int8::Int8Path::Avx512Vnni;
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Whether [`gemm_i8_gather`] suits a layer of `n` output pixels: enough pairs of panels for
@@ -706,7 +728,30 @@ pub(super) enum Panels<'a> {
         scale: f32,
         /// Whether every code is `>= 0` ([`PanelB8::nonneg`]).
         nonneg: bool,
+        /// The panels that can be read where they lie, and how.
+        direct: Option<&'a InPlace<'a>>,
     },
+}
+
+/// A panel as a task hands it to the kernels: packed bytes (`k4 * NR`, [`Panels::panel`]), or
+/// where it lies in the input: its first window and its groups' offsets ([`InPlace`], AVX-512
+/// VNNI only).
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    Packed(&'a [i8]),
+    // Only AVX-512 VNNI's blocks read them (`in_place_blocks`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Direct(*const i8, &'a [u32]),
+}
+
+impl<'a> Src<'a> {
+    /// The packed bytes: the kernels of every path but AVX-512 VNNI take only these.
+    fn packed(self) -> &'a [i8] {
+        match self {
+            Src::Packed(p) => p,
+            Src::Direct(..) => unreachable!("panels in place go to the AVX-512 VNNI blocks only"),
+        }
+    }
 }
 
 /// A convolution's input stored so that each task can gather its own panels of `B`: its
@@ -716,6 +761,10 @@ pub trait GatherPanels: Sync {
     fn panel_k(&self, g: &Geometry) -> usize;
     /// Panel `j` of convolution `g` (`panel_k * NR` bytes), every byte written.
     fn fill_panel(&self, g: &Geometry, j: usize, panel: &mut [i8]);
+    /// Where convolution `g`'s panels can be read in place, if anywhere.
+    fn in_place(&self, _g: &Geometry) -> Option<InPlace<'_>> {
+        None
+    }
 }
 
 impl GatherPanels for Quads {
@@ -724,6 +773,9 @@ impl GatherPanels for Quads {
     }
     fn fill_panel(&self, g: &Geometry, j: usize, panel: &mut [i8]) {
         Quads::fill_panel(self, g, j, panel)
+    }
+    fn in_place(&self, g: &Geometry) -> Option<InPlace<'_>> {
+        Quads::in_place(self, g)
     }
 }
 
@@ -768,6 +820,20 @@ impl Panels<'_> {
                 buf
             }
         }
+    }
+
+    /// Panel `j` where it lies when it can be read so ([`InPlace::panel`]), else
+    /// [`Panels::panel`].
+    fn src<'s>(&'s self, j: usize, k4: usize, buf: &'s mut Vec<i8>) -> Src<'s> {
+        if let Panels::Gather {
+            direct: Some(d), ..
+        } = *self
+        {
+            if let Some(p) = d.panel(j) {
+                return Src::Direct(p, d.taps());
+            }
+        }
+        Src::Packed(self.panel(j, k4, buf))
     }
 }
 
@@ -916,16 +982,16 @@ pub(super) unsafe fn gemm_task(
     let narrow_last = narrow_last(n, last, j0..j1);
     for j in (j0..j1).step_by(2) {
         let [buf0, buf1] = &mut bufs;
-        let p0 = b.panel(j, k4, buf0);
-        let ps: [&[i8]; 2] = if j + 1 < j1 {
-            [p0, b.panel(j + 1, k4, buf1)]
+        let p0 = b.src(j, k4, buf0);
+        let ps: [Src; 2] = if j + 1 < j1 {
+            [p0, b.src(j + 1, k4, buf1)]
         } else {
             [p0, p0]
         };
         let count = if j + 1 < j1 { 2 } else { 1 };
         // Its real columns alone, once for all the task's rows.
         let cols = (narrow_last && (j..j + count).contains(&last)).then(|| {
-            narrow_columns(ps[last - j], k4, n - last * NR, &mut narrow);
+            narrow_columns(ps[last - j].packed(), k4, n - last * NR, &mut narrow);
             narrow.as_slice()
         });
         for rb in (r0..r1).step_by(MC) {
@@ -1023,7 +1089,7 @@ fn tiles(
     n: usize,
     (scale, unsigned): (f32, bool),
     (r0, mr): (usize, usize),
-    ps: &[&[i8]],
+    ps: &[Src],
     j: usize,
     dst: Shared<f32>,
     ld: usize,
@@ -1041,7 +1107,8 @@ fn tiles(
                 // multiple of 4.
                 unsafe { block(w.k4, a, w.k4, b0, b1, acc) }
             };
-            return w.blocks(ROWS, amx, ps, np, (r0, mr), scale, dst, ld);
+            let packed = [ps[0].packed(), ps[ps.len() - 1].packed()];
+            return w.blocks(ROWS, amx, &packed[..ps.len()], np, (r0, mr), scale, dst, ld);
         }
         super::kernel::int8::Int8Path::Avx512Vnni => {
             return w.blocks_vnni(ps, np, (r0, mr), scale, dst, ld, narrow);
@@ -1050,7 +1117,7 @@ fn tiles(
     }
     debug_assert!(narrow.is_none(), "narrow blocks on AVX-512 VNNI only");
     let mut acc = [0i32; MR * NR];
-    for (h, bp) in ps.iter().enumerate() {
+    for (h, bp) in ps.iter().map(|p| p.packed()).enumerate() {
         for g in 0..mr.div_ceil(MR) {
             w.tile(r0 / MR + g, bp, unsigned, &mut acc);
             for r in 0..MR.min(mr - g * MR) {

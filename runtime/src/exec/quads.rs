@@ -62,6 +62,43 @@ impl QuadShape {
     }
 }
 
+/// A stride-1 convolution's panels read where they lie in its input's quads, for the AVX-512
+/// VNNI blocks (`int8_gemm`): for 16 output pixels of one output row, the k-group of channel
+/// quad `q` and tap `(ky, kx)` is the 64 bytes at `q * plane + (ky * wp + kx) * 4` from the
+/// first pixel's window, so such a panel needs no gather (the copy of every group into a panel
+/// buffer, [`Quads::fill_panel`], was 4.4% of ResNet18's integer path on one thread). Panels
+/// that cross an output row (one of 3.5 at 56 wide) are still gathered.
+pub struct InPlace<'a> {
+    quads: &'a Quads,
+    geo: Geometry,
+    /// Per k-group, its offset from a panel's first window.
+    taps: Vec<u32>,
+    /// Bytes a panel reads from its first window's start.
+    far: usize,
+}
+
+impl InPlace<'_> {
+    /// The k-groups' offsets ([`InPlace::panel`]'s reads at `panel + taps[g]`).
+    pub fn taps(&self) -> &[u32] {
+        &self.taps
+    }
+
+    /// Panel `j`'s first window when its 16 pixels lie in one output row (every read of its
+    /// groups checked to lie in the codes), else `None`.
+    pub fn panel(&self, j: usize) -> Option<*const i8> {
+        let (g, s) = (&self.geo, &self.quads.shape);
+        let p = j * NR;
+        let (oy, ox) = (p / g.wo, p % g.wo);
+        if p + NR > g.n() || ox + NR > g.wo {
+            return None;
+        }
+        let d = s.pad - g.padding;
+        let at = ((oy + d) * s.wp() + ox + d) * Q;
+        assert!(at + self.far <= self.quads.data.len(), "InPlace: extents");
+        Some(self.quads.data[at..].as_ptr())
+    }
+}
+
 /// A tensor's i8 codes in quads (see the module doc).
 pub struct Quads {
     pub shape: QuadShape,
@@ -147,6 +184,31 @@ impl Quads {
             scale,
             nonneg: false,
         }
+    }
+
+    /// Where the blocks can read stride-1 convolution `g`'s panels where they lie ([`InPlace`]),
+    /// `None` at other strides.
+    pub fn in_place(&self, g: &Geometry) -> Option<InPlace<'_>> {
+        if g.stride != 1 || g.n() == 0 {
+            return None;
+        }
+        let s = &self.shape;
+        // `panel_k` checks that `g` reads this tensor.
+        let groups = self.panel_k(g) / Q;
+        let (wp, plane) = (s.wp(), s.plane());
+        let taps: Vec<u32> = (0..groups)
+            .map(|t| {
+                let (q, tap) = (t / (g.kernel * g.kernel), t % (g.kernel * g.kernel));
+                let at = q * plane + ((tap / g.kernel) * wp + tap % g.kernel) * Q;
+                u32::try_from(at).expect("quads under 4 GiB")
+            })
+            .collect();
+        Some(InPlace {
+            quads: self,
+            geo: *g,
+            far: taps.iter().max().map_or(0, |&t| t as usize) + NR * Q,
+            taps,
+        })
     }
 
     /// `k` of convolution `g`'s panels over this tensor (checking that `g` reads it).

@@ -55,6 +55,7 @@ pub fn conv_pool_i8(
         geo,
         scale,
         nonneg,
+        direct: None,
     };
     let n = geo.n();
     let dst = Shared(out.as_mut_ptr());

@@ -31,6 +31,42 @@ pub const BLOCK_ROWS: usize = 2 * MR;
 /// Columns of a [`block_avx512_vnni`]: two panels of `NR`.
 pub const BLOCK_COLS: usize = 2 * NR;
 
+/// One panel of `B` where a block reads it: group `g` (4 `k` of its `NR` columns, 64 bytes)
+/// at `base + g * NR * 4` when packed, or at `base + offsets[g]` when read in place from a
+/// convolution's input (`int8_gemm`'s direct panels: a stride-1 convolution's panel of one
+/// output row is, for each tap and channel quad, 64 contiguous bytes of the quads).
+#[derive(Clone, Copy)]
+pub struct Panel {
+    pub base: *const i8,
+    /// Per group, its offset from `base` (null: packed).
+    pub offsets: *const u32,
+}
+
+impl Panel {
+    /// A packed panel (`[k / 4][NR][4]` at `base`).
+    pub fn packed(base: *const i8) -> Self {
+        Self {
+            base,
+            offsets: std::ptr::null(),
+        }
+    }
+
+    /// Group `g`'s first byte.
+    ///
+    /// # Safety
+    /// `g` must be one of the panel's groups (`offsets`, when not null, has it).
+    #[inline(always)]
+    pub unsafe fn group(self, g: usize) -> *const i8 {
+        if self.offsets.is_null() {
+            self.base.wrapping_add(g * NR * KGROUP)
+        } else {
+            // SAFETY: the caller's contract.
+            self.base
+                .wrapping_add(unsafe { *self.offsets.add(g) } as usize)
+        }
+    }
+}
+
 /// The loop of every VNNI kernel: `$rows` rows of `A` against the panels `$b...` (each `NR`
 /// columns), over an ops module `$ops` (`V`, `LANES`, `zero`, `load_flipped`, `splat4`,
 /// `dpbusd`, and what `$store` uses), in the body of an `unsafe fn` with the kernel's
@@ -47,7 +83,7 @@ macro_rules! vnni_loop {
         const REGS: usize = NR / $ops::LANES;
         const PANELS: usize = [$(stringify!($b)),+].len();
         // SAFETY: the caller guarantees the CPU features and the extents: group `g < k / 4`
-        // reads `NR * 4` bytes at `b + g * NR * 4` of every panel `b` and `a[r * lda + 4g..+4]`
+        // reads `NR * 4` bytes at `b.group(g)` of every panel `b` and `a[r * lda + 4g..+4]`
         // for `r < rows`; the stores write `out[..rows * PANELS * NR]`.
         unsafe {
             let store = $store;
@@ -55,7 +91,7 @@ macro_rules! vnni_loop {
             for g in 0..$k / KGROUP {
                 let mut cols = [$ops::zero(); PANELS * REGS];
                 for (p, b) in [$($b),+].into_iter().enumerate() {
-                    let bp = b.add(g * NR * KGROUP);
+                    let bp = b.group(g);
                     for h in 0..REGS {
                         cols[p * REGS + h] = $ops::load_flipped(bp.add(h * $ops::LANES * KGROUP));
                     }
@@ -121,18 +157,19 @@ pub struct BlockOut {
 
 /// The `MR x NR` tile: [`vnni_loop!`] on one panel.
 macro_rules! vnni_tile {
-    ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b:ident, $out:ident) => {
+    ($ops:ident, $k:ident, $a:ident, $lda:ident, $a_sums:ident, $b:ident, $out:ident) => {{
+        let panel = Panel::packed($b);
         vnni_loop!(
             $ops,
             MR,
-            [$b],
+            [panel],
             $k,
             $a,
             $lda,
             $a_sums,
             store_sums!($ops, $out)
         )
-    };
+    }};
 }
 
 /// The [`BLOCK_ROWS`] x [`BLOCK_COLS`] block: [`vnni_loop!`] on two panels, its store
@@ -279,8 +316,8 @@ pub unsafe fn block_avx512_vnni(
     a: *const i8,
     lda: usize,
     a_sums: &[i32; BLOCK_ROWS],
-    b0: *const i8,
-    b1: *const i8,
+    b0: Panel,
+    b1: Panel,
     out: &mut [i32; BLOCK_ROWS * BLOCK_COLS],
 ) {
     vnni_block!(zmm, k, a, lda, a_sums, b0, b1, store_sums!(out))
@@ -301,8 +338,8 @@ pub unsafe fn block_avx512_vnni_f32(
     a: *const i8,
     lda: usize,
     a_sums: &[i32; BLOCK_ROWS],
-    b0: *const i8,
-    b1: *const i8,
+    b0: Panel,
+    b1: Panel,
     out: &BlockOut,
 ) {
     vnni_block!(zmm, k, a, lda, a_sums, b0, b1, store_floats!(out))
@@ -321,8 +358,8 @@ pub unsafe fn block_first_avx512_vnni_f32<const ROWS: usize>(
     a: *const i8,
     lda: usize,
     a_sums: &[i32; BLOCK_ROWS],
-    b0: *const i8,
-    b1: *const i8,
+    b0: Panel,
+    b1: Panel,
     out: &BlockOut,
 ) {
     vnni_loop!(
@@ -350,7 +387,7 @@ pub unsafe fn block_one_avx512_vnni_f32<const ROWS: usize>(
     a: *const i8,
     lda: usize,
     a_sums: &[i32; BLOCK_ROWS],
-    b0: *const i8,
+    b0: Panel,
     out: &BlockOut,
 ) {
     vnni_loop!(zmm, ROWS, [b0], k, a, lda, a_sums, store_floats!(zmm, out))
@@ -374,7 +411,7 @@ pub unsafe fn block_half_avx512_vnni_f32<const ROWS: usize>(
     a: *const i8,
     lda: usize,
     a_sums: &[i32; BLOCK_ROWS],
-    b0: *const i8,
+    b0: Panel,
     out: &BlockOut,
 ) {
     use std::arch::x86_64::*;
@@ -382,11 +419,11 @@ pub unsafe fn block_half_avx512_vnni_f32<const ROWS: usize>(
     debug_assert!(out.cols[0] <= HALF);
     let mut acc = [_mm256_setzero_si256(); ROWS];
     // SAFETY: the caller guarantees the extents: group `g < k / 4` reads the first 32 of its
-    // `NR * 4` bytes at `b0 + g * NR * 4`, and `a[r * lda + 4g..+4]` for `r < ROWS`.
+    // `NR * 4` bytes at `b0.group(g)`, and `a[r * lda + 4g..+4]` for `r < ROWS`.
     unsafe {
         for g in 0..k / KGROUP {
             let cols = _mm256_xor_si256(
-                _mm256_loadu_si256(b0.add(g * NR * KGROUP).cast()),
+                _mm256_loadu_si256(b0.group(g).cast()),
                 _mm256_set1_epi8(i8::MIN),
             );
             for (r, x) in acc.iter_mut().enumerate() {
@@ -545,8 +582,8 @@ pub unsafe fn block_model_f32(
     a: *const i8,
     lda: usize,
     a_sums: &[i32; BLOCK_ROWS],
-    b0: *const i8,
-    b1: *const i8,
+    b0: Panel,
+    b1: Panel,
     out: &BlockOut,
 ) {
     vnni_block!(model16, k, a, lda, a_sums, b0, b1, store_floats!(out))
@@ -562,7 +599,7 @@ pub unsafe fn block_one_model_f32<const ROWS: usize>(
     a: *const i8,
     lda: usize,
     a_sums: &[i32; BLOCK_ROWS],
-    b0: *const i8,
+    b0: Panel,
     out: &BlockOut,
 ) {
     vnni_loop!(
@@ -623,8 +660,8 @@ pub unsafe fn block_model(
     a: *const i8,
     lda: usize,
     a_sums: &[i32; BLOCK_ROWS],
-    b0: *const i8,
-    b1: *const i8,
+    b0: Panel,
+    b1: Panel,
     out: &mut [i32; BLOCK_ROWS * BLOCK_COLS],
 ) {
     vnni_block!(model16, k, a, lda, a_sums, b0, b1, store_sums!(out))
@@ -745,8 +782,8 @@ mod tests {
                 *const i8,
                 usize,
                 &[i32; BLOCK_ROWS],
-                *const i8,
-                *const i8,
+                Panel,
+                Panel,
                 &mut [i32; BLOCK_ROWS * BLOCK_COLS],
             );
             let mut kernels: Vec<(&str, Block)> = vec![("model", block_model)];
@@ -765,8 +802,8 @@ mod tests {
                         a.as_ptr(),
                         lda,
                         &sums,
-                        b0.as_ptr(),
-                        b1.as_ptr(),
+                        Panel::packed(b0.as_ptr()),
+                        Panel::packed(b1.as_ptr()),
                         &mut got,
                     )
                 };
@@ -818,8 +855,8 @@ mod tests {
                 a.as_ptr(),
                 k,
                 &sums,
-                b[0].as_ptr(),
-                b[1].as_ptr(),
+                Panel::packed(b[0].as_ptr()),
+                Panel::packed(b[1].as_ptr()),
                 &mut want,
             )
         };
@@ -834,7 +871,7 @@ mod tests {
     fn a_one_panel_block_is_the_first_panel_of_a_block() {
         let hardware = Int8Path::Avx512Vnni.available();
         let (k, a, sums, b, want) = random_block(29, 132);
-        type F = unsafe fn(usize, *const i8, usize, &[i32; BLOCK_ROWS], *const i8, &BlockOut);
+        type F = unsafe fn(usize, *const i8, usize, &[i32; BLOCK_ROWS], Panel, &BlockOut);
         let mut kernels: Vec<(&str, usize, F)> = vec![
             ("model", 12, block_one_model_f32::<12>),
             ("model", 8, block_one_model_f32::<8>),
@@ -874,7 +911,7 @@ mod tests {
                     scale,
                 };
                 // SAFETY: as above; every row pointer has BLOCK_COLS floats.
-                unsafe { kernel(k, a.as_ptr(), k, &sums, b[0].as_ptr(), &spec) };
+                unsafe { kernel(k, a.as_ptr(), k, &sums, Panel::packed(b[0].as_ptr()), &spec) };
                 for r in 0..BLOCK_ROWS {
                     for c in 0..BLOCK_COLS {
                         let stored = r % 5 != 3 && r < rows && c < cols[0];
@@ -971,8 +1008,7 @@ mod tests {
         let hardware = Int8Path::Avx512Vnni.available();
         let (k, a, sums, b, want) = random_block(13, 68);
         let scale = 0.0137f32;
-        type F =
-            unsafe fn(usize, *const i8, usize, &[i32; BLOCK_ROWS], *const i8, *const i8, &BlockOut);
+        type F = unsafe fn(usize, *const i8, usize, &[i32; BLOCK_ROWS], Panel, Panel, &BlockOut);
         let mut kernels: Vec<(&str, F)> = vec![("model", block_model_f32)];
         if hardware {
             kernels.push(("avx512-vnni", block_avx512_vnni_f32));
@@ -990,8 +1026,9 @@ mod tests {
                     }
                 });
                 let spec = BlockOut { rows, cols, scale };
+                let (b0, b1) = (Panel::packed(b[0].as_ptr()), Panel::packed(b[1].as_ptr()));
                 // SAFETY: as above; every row pointer has BLOCK_COLS floats.
-                unsafe { kernel(k, a.as_ptr(), k, &sums, b[0].as_ptr(), b[1].as_ptr(), &spec) };
+                unsafe { kernel(k, a.as_ptr(), k, &sums, b0, b1, &spec) };
                 for r in 0..BLOCK_ROWS {
                     let got = &out[(BLOCK_ROWS - 1 - r) * BLOCK_COLS..][..BLOCK_COLS];
                     for c in 0..BLOCK_COLS {
