@@ -815,9 +815,14 @@ impl Panels<'_> {
         match *self {
             Panels::Packed(b) => &b.data[j * k4 * NR..(j + 1) * k4 * NR],
             Panels::Gather { src, geo, .. } => {
-                buf.resize(k4 * NR, 0);
-                src.fill_panel(geo, j, buf);
-                buf
+                // Grown only (zeros written), never shrunk: layers alternate between `k`s,
+                // and shrinking made every longer one write its zeros again.
+                if buf.len() < k4 * NR {
+                    buf.resize(k4 * NR, 0);
+                }
+                let panel = &mut buf[..k4 * NR];
+                src.fill_panel(geo, j, panel);
+                panel
             }
         }
     }
