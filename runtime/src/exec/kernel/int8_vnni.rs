@@ -863,6 +863,45 @@ mod tests {
         (k, a, sums, b, want)
     }
 
+    /// Pointers to the rows of `out` (`BLOCK_COLS` floats apart) that `real` keeps, null for
+    /// the others (rows left out of a block).
+    fn row_ptrs(out: &mut [f32], real: impl Fn(usize) -> bool) -> [*mut f32; BLOCK_ROWS] {
+        let base = out.as_mut_ptr();
+        std::array::from_fn(|r| {
+            if real(r) {
+                base.wrapping_add(r * BLOCK_COLS)
+            } else {
+                std::ptr::null_mut()
+            }
+        })
+    }
+
+    /// `out` holds, in each row `real` keeps, its first `cols` sums of `want` times `scale` bit
+    /// for bit, and its -7 filling everywhere else.
+    fn assert_first_columns(
+        out: &[f32],
+        want: &[i32],
+        real: impl Fn(usize) -> bool,
+        cols: usize,
+        scale: f32,
+        what: &str,
+    ) {
+        for r in 0..BLOCK_ROWS {
+            for c in 0..BLOCK_COLS {
+                let v = if real(r) && c < cols {
+                    want[r * BLOCK_COLS + c] as f32 * scale
+                } else {
+                    -7.0
+                };
+                assert_eq!(
+                    out[r * BLOCK_COLS + c].to_bits(),
+                    v.to_bits(),
+                    "{what}: row {r}, column {c}"
+                );
+            }
+        }
+    }
+
     /// A one-panel block is the first `ROWS` rows of the two-panel block's first panel, bit
     /// for bit, its second panel never written (`cols[1]` set but not read), for 12, 8 and 4
     /// rows, some of them left out, through the model and the hardware forms where the CPU has
@@ -896,37 +935,17 @@ mod tests {
                 if name == "half" && cols[0] > NR / 2 {
                     continue;
                 }
+                let real = |r: usize| r % 5 != 3 && r < rows;
                 let mut out = vec![-7f32; BLOCK_ROWS * BLOCK_COLS];
-                let base = out.as_mut_ptr();
-                let ptrs = std::array::from_fn(|r| {
-                    if r % 5 == 3 || r >= rows {
-                        std::ptr::null_mut()
-                    } else {
-                        base.wrapping_add(r * BLOCK_COLS)
-                    }
-                });
                 let spec = BlockOut {
-                    rows: ptrs,
+                    rows: row_ptrs(&mut out, real),
                     cols,
                     scale,
                 };
                 // SAFETY: as above; every row pointer has BLOCK_COLS floats.
                 unsafe { kernel(k, a.as_ptr(), k, &sums, Panel::packed(b[0].as_ptr()), &spec) };
-                for r in 0..BLOCK_ROWS {
-                    for c in 0..BLOCK_COLS {
-                        let stored = r % 5 != 3 && r < rows && c < cols[0];
-                        let v = if stored {
-                            want[r * BLOCK_COLS + c] as f32 * scale
-                        } else {
-                            -7.0
-                        };
-                        assert_eq!(
-                            out[r * BLOCK_COLS + c].to_bits(),
-                            v.to_bits(),
-                            "{name}: {rows} rows, cols {cols:?}, row {r}, column {c}"
-                        );
-                    }
-                }
+                let what = format!("{name}: {rows} rows, cols {cols:?}");
+                assert_first_columns(&out, &want, real, cols[0], scale, &what);
             }
         }
     }
@@ -963,38 +982,18 @@ mod tests {
                     }
                     let mut cols = Vec::new();
                     narrow_columns(&b[0], k, m, &mut cols);
+                    let real = |r: usize| r % 5 != 1 && r < rows;
                     let mut out = vec![-7f32; BLOCK_ROWS * BLOCK_COLS];
-                    let base = out.as_mut_ptr();
-                    let ptrs = std::array::from_fn(|r| {
-                        if r % 5 == 1 || r >= rows {
-                            std::ptr::null_mut()
-                        } else {
-                            base.wrapping_add(r * BLOCK_COLS)
-                        }
-                    });
                     let spec = BlockOut {
-                        rows: ptrs,
+                        rows: row_ptrs(&mut out, real),
                         cols: [m, 0],
                         scale,
                     };
                     // SAFETY: the CPU has AVX-512 VNNI; `a` has BLOCK_ROWS rows of `k` codes,
                     // `cols` `width * k` bytes; every row pointer has BLOCK_COLS floats.
                     unsafe { kernel(k, a.as_ptr(), k, &sums, cols.as_ptr(), &spec) };
-                    for r in 0..BLOCK_ROWS {
-                        for c in 0..BLOCK_COLS {
-                            let stored = r % 5 != 1 && r < rows && c < m;
-                            let v = if stored {
-                                want[r * BLOCK_COLS + c] as f32 * scale
-                            } else {
-                                -7.0
-                            };
-                            assert_eq!(
-                                out[r * BLOCK_COLS + c].to_bits(),
-                                v.to_bits(),
-                                "k {k}, {rows} rows, {m} columns: row {r}, column {c}"
-                            );
-                        }
-                    }
+                    let what = format!("k {k}, {rows} rows, {m} columns");
+                    assert_first_columns(&out, &want, real, m, scale, &what);
                 }
             }
         }
