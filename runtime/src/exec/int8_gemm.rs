@@ -559,7 +559,10 @@ impl WeightsI8 {
         let half = lone && np[0] <= NR / 2 && half_blocks_available();
         let cols = [np[0], if lone { 0 } else { np[1] }];
         let narrow = narrow.filter(|_| lone && np[0] <= super::kernel::int8_vnni::NARROW_COLS);
-        debug_assert!(narrow.is_none_or(|c| c.len() >= narrow_width(np[0]) * k4));
+        assert!(
+            narrow.is_none_or(|c| c.len() >= narrow_width(np[0]) * k4),
+            "blocks_vnni: narrow columns"
+        );
         let mut done = 0;
         while done < mr {
             let (first, rows) = (r0 + done, block_rows(mr - done));
