@@ -415,13 +415,20 @@ fn gemv_chunk(w: &Rows, row0: usize, x: &[f32], out: &mut [f32], epi: &Epilogue,
                 }
             }
         }
-        for (i, (o, &sum)) in outs.iter_mut().zip(&sums).enumerate() {
-            let mut v = [sum];
-            let r = o0 + g * ROWS + i;
-            let res = epi.residual.map(|rs| &rs[r..r + 1]);
-            finish_row(&mut v, epi, r, res);
-            *o = v[0];
-        }
+        finish_sums(outs, &sums, epi, o0 + g * ROWS);
+    }
+}
+
+/// `outs[i] = epilogue(sums[i])` for outputs `first..` (their scale, bias and residual): the
+/// end of every GEMV row, here and in `gemv_i8`.
+#[inline]
+pub(super) fn finish_sums(outs: &mut [f32], sums: &[f32], epi: &Epilogue, first: usize) {
+    for (i, (o, &sum)) in outs.iter_mut().zip(sums).enumerate() {
+        let mut v = [sum];
+        let r = first + i;
+        let res = epi.residual.map(|rs| &rs[r..r + 1]);
+        finish_row(&mut v, epi, r, res);
+        *o = v[0];
     }
 }
 

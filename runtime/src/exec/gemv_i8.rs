@@ -12,8 +12,7 @@
 
 use std::arch::x86_64::*;
 
-use super::epilogue::finish_row;
-use super::gemm::{Epilogue, KC};
+use super::gemm::{finish_sums, Epilogue, KC};
 
 /// `out[i] = epilogue(W[row0 + i] . x)` for rows of `k = x.len()` codes `cols` apart in `data`
 /// (`o0`: `out[0]`'s output index, for the epilogue's scale and bias), bit for bit what
@@ -82,12 +81,6 @@ pub(super) unsafe fn gemv_i8_avx512(
                 *s += lanes[r * 8..r * 8 + 8].iter().sum::<f32>() + tail;
             }
         }
-        for (i, (o, &sum)) in outs.iter_mut().zip(&sums).enumerate() {
-            let mut v = [sum];
-            let r = o0 + g * 4 + i;
-            let res = epi.residual.map(|rs| &rs[r..r + 1]);
-            finish_row(&mut v, epi, r, res);
-            *o = v[0];
-        }
+        finish_sums(outs, &sums, epi, o0 + g * 4);
     }
 }

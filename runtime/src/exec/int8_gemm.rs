@@ -693,7 +693,7 @@ pub fn gemm_i8_gather(
     requant: Option<(CodesOut, f32)>,
 ) {
     // Panels read where they lie, where the blocks can (AVX-512 VNNI).
-    let in_place = in_place_blocks().then(|| src.in_place(geo)).flatten();
+    let in_place = avx512_vnni_blocks().then(|| src.in_place(geo)).flatten();
     let b = Panels::Gather {
         src,
         geo,
@@ -704,9 +704,9 @@ pub fn gemm_i8_gather(
     gemm_panels(w, b, out, epi, requant);
 }
 
-/// Whether the integer GEMM's blocks read panels in place ([`InPlace`]): AVX-512 VNNI's
-/// (their `Panel`s), not the other paths' kernels.
-fn in_place_blocks() -> bool {
+/// Whether the integer GEMM runs AVX-512 VNNI's blocks, the only ones that read panels in place
+/// ([`InPlace`], their `Panel`s) and take narrow last panels ([`narrow_last`]).
+fn avx512_vnni_blocks() -> bool {
     #[cfg(target_arch = "x86_64")]
     return int8_path() == super::kernel::int8::Int8Path::Avx512Vnni;
     #[cfg(not(target_arch = "x86_64"))]
@@ -742,7 +742,7 @@ pub(super) enum Panels<'a> {
 #[derive(Clone, Copy)]
 enum Src<'a> {
     Packed(&'a [i8]),
-    // Only AVX-512 VNNI's blocks read them (`in_place_blocks`).
+    // Only AVX-512 VNNI's blocks read them (`avx512_vnni_blocks`).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Direct(*const i8, &'a [u32]),
 }
@@ -986,7 +986,7 @@ pub(super) unsafe fn gemm_task(
     let mut bufs = PANELS.with(|p| p.take());
     let mut narrow = NARROW.with(|c| c.take());
     // The layer's last panel, when the narrow blocks take it (1 to 4 real columns).
-    let last = n.div_ceil(NR) - 1;
+    let last = n.div_ceil(NR).saturating_sub(1);
     let narrow_last = narrow_last(n, last, j0..j1);
     for j in (j0..j1).step_by(2) {
         let [buf0, buf1] = &mut bufs;
@@ -1058,18 +1058,17 @@ pub(super) unsafe fn gemm_task(
 /// Whether [`gemm_task`] hands the layer's last panel `last` (of an output `n` wide), when
 /// among its `panels`, to the narrow blocks: AVX-512 VNNI's `block_narrow_avx512_vnni_f32`, for
 /// at most `NARROW_COLS` real columns.
-#[cfg(target_arch = "x86_64")]
 fn narrow_last(n: usize, last: usize, panels: std::ops::Range<usize>) -> bool {
-    use super::kernel::int8_vnni::NARROW_COLS;
-    int8_path() == super::kernel::int8::Int8Path::Avx512Vnni
-        && n - last * NR <= NARROW_COLS
-        && panels.contains(&last)
-}
-
-/// Elsewhere no kernel takes narrow panels.
-#[cfg(not(target_arch = "x86_64"))]
-fn narrow_last(_: usize, _: usize, _: std::ops::Range<usize>) -> bool {
-    false
+    #[cfg(target_arch = "x86_64")]
+    return avx512_vnni_blocks()
+        && n - last * NR <= super::kernel::int8_vnni::NARROW_COLS
+        && panels.contains(&last);
+    // Elsewhere no kernel takes narrow panels.
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (n, last, panels);
+        false
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

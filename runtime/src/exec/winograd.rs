@@ -8,16 +8,16 @@
 //!
 //! Why: the f32 path's direct convolution ([`super::conv_direct`]) runs its kernel at the CPU's
 //! peak, and so does onnxruntime's (MLAS), so the only way past it is less arithmetic. ResNet18
-//! spends 83% of its multiply-adds in 3x3 stride-1 convolutions, ResNet50 37%. XNNPACK and NCNN do the same; F(2x2, 3x3) keeps the rounding close to the direct sum's
-//! (its transforms only add, subtract and halve), where the larger tiles of F(4x4, 3x3) lose
-//! digits.
+//! spends 83% of its multiply-adds in 3x3 stride-1 convolutions, ResNet50 37%. XNNPACK and NCNN
+//! do the same; F(2x2, 3x3) keeps the rounding close to the direct sum's (its transforms only
+//! add, subtract and halve), where the larger tiles of F(4x4, 3x3) lose digits.
 //!
 //! Layout: the tiles are the GEMMs' rows and the output channels their columns, so the weights
-//! are the packed panels the micro-kernel streams (`U_ξ`, made on the layer's first run) and a 7x7 map's 16 tiles
-//! are 18 rows of work (a 12-row and a 6-row block), not 32 columns. The input is first copied
-//! channels-last ([`tile_rows`]), so that the input transform reads and writes whole runs of
-//! channels, and the output transform writes each output channel's pixels, finished by the
-//! epilogue as every convolution is.
+//! are the packed panels the micro-kernel streams (`U_ξ`, made on the layer's first run) and a
+//! 7x7 map's 16 tiles are 18 rows of work (a 12-row and a 6-row block), not 32 columns. The
+//! input is first copied channels-last ([`tile_rows`]), so that the input transform reads and
+//! writes whole runs of channels, and the output transform writes each output channel's pixels,
+//! finished by the epilogue as every convolution is.
 
 use rayon::prelude::*;
 
