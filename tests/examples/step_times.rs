@@ -1,0 +1,104 @@
+//! Per-step times of one packed model on the integer or the f32 path: the fastest of `reps`
+//! runs of each step of `Executor::run_observed`, with the pool's other threads kept busy
+//! between steps (as `Executor::run` keeps them), one line per step and their sum. How the
+//! integer path's layers are compared with onnxruntime's per-node profile (`bench/results.md`,
+//! "Update, stop 40" onwards).
+//!   cargo run --release -p fq-e2e --example step_times -- MODEL.fqm int8|f32 [REPS] [THREADS]
+//! e.g. `... -- target/bench-compare/resnet18.fqm int8 150 2` (`bench/compare.sh` writes the
+//! `.fqm` files there). The integer path's activation scales come from 4 random images, as in
+//! `bench_side`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use fq_runtime::classify::Classifier;
+use fq_runtime::exec::{Activations, Step};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: step_times MODEL.fqm int8|f32 [REPS] [THREADS]";
+    let (Some(file), Some(path)) = (args.first(), args.get(1)) else {
+        bail!("{usage}");
+    };
+    let int8 = match path.as_str() {
+        "int8" => true,
+        "f32" => false,
+        other => bail!("path {other:?}: int8 or f32 ({usage})"),
+    };
+    let number = |i: usize, name: &str, default: usize| -> Result<usize> {
+        args.get(i).map_or(Ok(default), |v| {
+            v.parse()
+                .with_context(|| format!("{name} {v:?}: a number ({usage})"))
+        })
+    };
+    let (reps, threads) = (number(2, "REPS", 30)?, number(3, "THREADS", 2)?);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()?;
+    let file = PathBuf::from(file);
+    let mut c = Classifier::load(&file).with_context(|| format!("loading {}", file.display()))?;
+    let per = c.executor().input_len();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut random =
+        |n: usize| -> Vec<f32> { (0..n * per).map(|_| rng.random_range(-2.0..2.0)).collect() };
+    if int8 {
+        let calib = random(4);
+        let scales = c.executor().calibrate(calib.chunks_exact(per))?;
+        c.executor_mut().set_activation_scales(scales);
+    } else {
+        c.set_activations(Activations::F32);
+    }
+    let x = random(1);
+    let exec = c.executor();
+    let mut times = vec![f64::INFINITY; exec.steps().len()];
+    for _ in 0..reps.max(1) {
+        let done = AtomicBool::new(false);
+        rayon::scope(|scope| {
+            // The other threads stay awake between the steps, as in `Executor::run`.
+            if rayon::current_num_threads() > 1 {
+                let done = &done;
+                scope.spawn(move |_| {
+                    while !done.load(Ordering::Acquire) {
+                        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                            std::hint::spin_loop();
+                        }
+                    }
+                });
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let mut last = Instant::now();
+            let run = exec.run_observed(&x, |s, _| {
+                let now = Instant::now();
+                times[s] = times[s].min((now - last).as_secs_f64() * 1e3);
+                last = now;
+            });
+            done.store(true, Ordering::Release);
+            run
+        })?;
+    }
+    let mut total = 0.0;
+    for (s, (step, &ms)) in exec.steps().iter().zip(&times).enumerate() {
+        if !ms.is_finite() {
+            continue;
+        }
+        total += ms;
+        let what = match step {
+            Step::Conv { conv, residual, .. } => format!(
+                "conv {}->{} k{} s{}{}",
+                conv.in_channels,
+                conv.out_channels,
+                conv.kernel,
+                conv.stride,
+                if residual.is_some() { " +res" } else { "" }
+            ),
+            other => other.kind().to_string(),
+        };
+        println!("{s:3} {what:32} {ms:7.3} ms");
+    }
+    println!("total {total:.2} ms");
+    Ok(())
+}
