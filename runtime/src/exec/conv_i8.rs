@@ -19,8 +19,8 @@ use rayon::prelude::*;
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::int8_gemm::{
-    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize_into, CodesOut,
-    InputLayout, PanelB8, WeightsI8,
+    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize_into, reads_in_place,
+    CodesOut, InputLayout, PanelB8, WeightsI8,
 };
 use super::quads::{QuadShape, Quads};
 use super::taps::TapRows;
@@ -67,11 +67,11 @@ pub fn conv2d_i8(
         "the executor sends only ungrouped convolutions"
     );
     let geo = geometry((c, h, w), conv, (ho, wo));
-    // Layers of many pixels gather their panels per task (`gemm_i8_gather`), the others
-    // pack them all first.
+    // Layers of many pixels gather their panels per task (`gemm_i8_gather`), as do those
+    // whose panels all lie in place; the others pack them all first.
     let nonneg = input.nonneg;
     let over_quads = |q: &Quads, s: f32, out: &mut [f32], requant| {
-        if gathers_pay(geo.n()) {
+        if gathers_pay(geo.n()) || reads_in_place(q, &geo) {
             gemm_i8_gather(weights, q, &geo, (s, nonneg), out, epi, requant);
         } else {
             let mut panels = q.im2col(&geo, s);

@@ -706,7 +706,7 @@ pub fn gemm_i8_gather(
 
 /// Whether the integer GEMM runs AVX-512 VNNI's blocks, the only ones that read panels in place
 /// ([`InPlace`], their `Panel`s) and take narrow last panels ([`narrow_last`]).
-fn avx512_vnni_blocks() -> bool {
+pub(super) fn avx512_vnni_blocks() -> bool {
     #[cfg(target_arch = "x86_64")]
     return int8_path() == super::kernel::int8::Int8Path::Avx512Vnni;
     #[cfg(not(target_arch = "x86_64"))]
@@ -717,6 +717,14 @@ fn avx512_vnni_blocks() -> bool {
 /// about four tasks per thread.
 pub fn gathers_pay(n: usize) -> bool {
     n.div_ceil(NR) >= 8 * rayon::current_num_threads().max(1)
+}
+
+/// Whether [`gemm_i8_gather`] reads every whole panel of convolution `geo` over `q` where it
+/// lies ([`InPlace::whole`]): then it suits a layer of any size, as nothing is gathered.
+/// ResNet50's 1x1 convolutions at 14x14 and 7x7 packed an im2col that was a copy of their
+/// input (6% of such a layer's time on one thread).
+pub fn reads_in_place(q: &Quads, geo: &Geometry) -> bool {
+    avx512_vnni_blocks() && q.whole_in_place(geo)
 }
 
 /// Where the integer GEMM's activation panels come from.
@@ -879,7 +887,13 @@ fn gemm_panels(
             Target::Quads(Shared(quads.data.as_mut_ptr()), shape, 1.0 / scale)
         }
     };
-    let gather = matches!(b, Panels::Gather { .. });
+    // Tasks take every row of their panels where each panel would be gathered once per task:
+    // gathered panels, and panels in place over many pixels (each pair then serves all rows
+    // from the core's cache). A small map read in place is cut by rows too, as packed ones.
+    let gather = match b {
+        Panels::Packed(_) => false,
+        Panels::Gather { direct, .. } => !direct.is_some_and(InPlace::whole) || gathers_pay(n),
+    };
     let threads = rayon::current_num_threads().max(1);
     let split = Split::new(w.rows, w.granule, n.div_ceil(NR), gather, threads);
     let to = TaskOut {

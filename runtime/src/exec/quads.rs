@@ -67,7 +67,8 @@ impl QuadShape {
 /// quad `q` and tap `(ky, kx)` is the 64 bytes at `q * plane + (ky * wp + kx) * 4` from the
 /// first pixel's window, so such a panel needs no gather (the copy of every group into a panel
 /// buffer, [`Quads::fill_panel`], was 4.4% of ResNet18's integer path on one thread). Panels
-/// that cross an output row (one of 3.5 at 56 wide) are still gathered.
+/// that cross an output row (one of 3.5 at 56 wide) are still gathered, except where the rows
+/// lie end to end in the same order as the output's ([`InPlace::whole`]).
 pub struct InPlace<'a> {
     quads: &'a Quads,
     geo: Geometry,
@@ -83,13 +84,22 @@ impl InPlace<'_> {
         &self.taps
     }
 
-    /// Panel `j`'s first window when its 16 pixels lie in one output row (every read of its
-    /// groups checked to lie in the codes), else `None`.
+    /// Whether every whole panel lies in place: a 1x1 stride-1 convolution over quads stored
+    /// without padding, whose input pixel `p` is its output pixel `p`, so a panel crossing an
+    /// output row is still 64 contiguous bytes per group. Every 1x1 stride-1 convolution of
+    /// ResNet50 reads such an input: its readers are all 1x1 (pad 0). Only the last panel,
+    /// when short of 16 pixels, is gathered.
+    pub fn whole(&self) -> bool {
+        Quads::whole_in_place(self.quads, &self.geo)
+    }
+
+    /// Panel `j`'s first window when its 16 pixels lie in one output row, or anywhere when
+    /// [`InPlace::whole`] (every read of its groups checked to lie in the codes), else `None`.
     pub fn panel(&self, j: usize) -> Option<*const i8> {
         let (g, s) = (&self.geo, &self.quads.shape);
         let p = j * NR;
         let (oy, ox) = (p / g.wo, p % g.wo);
-        if p + NR > g.n() || ox + NR > g.wo {
+        if p + NR > g.n() || (ox + NR > g.wo && !self.whole()) {
             return None;
         }
         let d = s.pad - g.padding;
@@ -209,6 +219,12 @@ impl Quads {
             far: taps.iter().max().map_or(0, |&t| t as usize) + NR * Q,
             taps,
         })
+    }
+
+    /// Whether convolution `g` over this tensor reads every whole panel in place
+    /// ([`InPlace::whole`]).
+    pub fn whole_in_place(&self, g: &Geometry) -> bool {
+        g.kernel == 1 && g.stride == 1 && self.shape.pad == 0
     }
 
     /// `k` of convolution `g`'s panels over this tensor (checking that `g` reads it).
@@ -778,9 +794,12 @@ mod tests {
         }
     }
 
-    /// Panels gathered per task ([`gemm_i8_gather`]) give the packed GEMM's outputs and codes
-    /// bit for bit (rows in two blocks, strides 1 and 2, ragged last panels), with codes out
-    /// row-major and in quads.
+    /// Panels gathered per task or read in place ([`gemm_i8_gather`]) give the packed GEMM's
+    /// outputs and codes bit for bit (rows in two blocks, strides 1 and 2, ragged last panels),
+    /// with codes out row-major and in quads, in pools of 1 to 3 threads. The 1x1 convolutions
+    /// over quads stored without padding read every whole panel in place, rows crossed or not
+    /// ([`InPlace::whole`]), on maps of many and of few pixels (49 and 196, whose last panels
+    /// are narrow).
     #[test]
     fn gathered_panels_give_the_packed_gemm() {
         use crate::exec::gemm::Epilogue;
@@ -792,6 +811,9 @@ mod tests {
             (8, 20, 19, 3, 1, 1),
             (8, 21, 18, 3, 2, 1),
             (12, 16, 16, 1, 1, 0),
+            (8, 27, 23, 1, 1, 0),
+            (16, 14, 14, 1, 1, 0),
+            (8, 7, 7, 1, 1, 0),
         ]
         .iter()
         .enumerate()
@@ -809,7 +831,13 @@ mod tests {
                 WeightsI8::with_columns(&m, Some(&column_order(c, kernel)), InputLayout::Quads);
             let x: Vec<f32> = (0..c * h * w).map(|_| next() * 2.0).collect();
             let scale = dynamic_scale(&x);
-            let src = Quads::quantize(&x, QuadShape { c, h, w, pad: 1 }, 1.0 / scale);
+            // Quads without padding where the 1x1 convolutions of 23 to 27 pixels wide read
+            // them, so that those read every whole panel in place.
+            let pad = if kernel == 1 && case >= 3 { 0 } else { 1 };
+            let src = Quads::quantize(&x, QuadShape { c, h, w, pad }, 1.0 / scale);
+            if pad == 0 && super::super::int8_gemm::avx512_vnni_blocks() {
+                assert!(src.in_place(&g).is_some_and(|p| p.whole()), "case {case}");
+            }
             let epi = Epilogue {
                 scale: Some(&m.scales),
                 relu: true,
@@ -838,11 +866,17 @@ mod tests {
                 }
                 (out, codes, q.data.clone())
             };
-            for quads in [false, true] {
-                assert!(
-                    run(true, quads) == run(false, quads),
-                    "case {case}, quads {quads}"
-                );
+            for threads in 1..=3 {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                for quads in [false, true] {
+                    assert!(
+                        pool.install(|| run(true, quads) == run(false, quads)),
+                        "case {case}, quads {quads}, {threads} threads"
+                    );
+                }
             }
         }
     }
