@@ -184,6 +184,46 @@ fn winograd_convolutions_match_reference() {
     }
 }
 
+/// The 1x1 convolutions of small maps with their channels along the lanes (AVX-512F; every 1x1
+/// convolution of ResNet50's narrow model at 64 pixels has at most 256 output pixels, strided
+/// or not): the logits agree with the reference and with the same convolutions run as the others,
+/// and none runs so where the CPU's path is not AVX-512F.
+#[test]
+fn lane_convolutions_match_reference() {
+    let r50 = ArchSpec::new(Arch::ResNet50, 16, 64, 3).graph().unwrap();
+    for bits in [Bits::Uniform(4), Bits::F32] {
+        let t = random_model(&r50, bits, 23);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let x = random_input(exec.input_len(), 71);
+        let want = reference(&t, &x);
+        let ones = exec
+            .steps()
+            .iter()
+            .filter(|s| matches!(s, Step::Conv { conv, .. } if conv.kernel == 1))
+            .count();
+        let avx512 =
+            fq_runtime::exec::kernel::path() == fq_runtime::exec::kernel::KernelPath::Avx512F;
+        let what = format!("ResNet50 {bits:?}");
+        assert_eq!(
+            exec.lane_convolutions(),
+            if avx512 { ones } else { 0 },
+            "{what}"
+        );
+        let lanes = exec.run(&x).unwrap();
+        let e = rel_err(&lanes, &want);
+        assert!(e < TOL, "{what}: relative error {e:.2e}");
+        exec.set_conv_lanes(false);
+        assert_eq!(exec.lane_convolutions(), 0, "{what}");
+        let others: Vec<f64> = exec.run(&x).unwrap().into_iter().map(f64::from).collect();
+        assert!(
+            rel_err(&lanes, &others) < TOL,
+            "{what}: against the other convolutions"
+        );
+        eprintln!("{what}: {ones} 1x1 convolutions along the lanes, relative error {e:.2e}");
+    }
+}
+
 /// Codes in quads (four channels interleaved per pixel, the weights' columns permuted to match)
 /// multiply the same codes as the channel-major layout: the logits are identical bit for bit,
 /// with static scales (quads written by the epilogues, padded for their readers) and dynamic

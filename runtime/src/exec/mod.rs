@@ -9,6 +9,7 @@ mod busy;
 mod conv;
 mod conv_direct;
 mod conv_i8;
+mod conv_lanes;
 mod depthwise;
 mod disjoint;
 mod epilogue;
@@ -176,6 +177,9 @@ pub struct Executor {
     /// Whether f32 3x3 stride-1 convolutions run by Winograd's F(2x2, 3x3) (on by default;
     /// [`Executor::set_winograd`]).
     winograd: bool,
+    /// Whether the f32 path's small 1x1 convolutions put their channels along the lanes
+    /// ([`Executor::set_conv_lanes`]).
+    conv_lanes: bool,
 }
 
 /// Why an input cannot be run.
@@ -217,6 +221,7 @@ impl Executor {
             stem_pool_fusion: true,
             unsigned_inputs: true,
             winograd: true,
+            conv_lanes: true,
         }
     }
 
@@ -310,6 +315,31 @@ impl Executor {
         input: ValueId,
         output: ValueId,
     ) -> Option<im2col::Geometry> {
+        let (geo, co) = self.conv_geometry(conv, input, output)?;
+        let on = self.winograd && self.keeps_f32_panels();
+        (on && conv.groups == 1 && winograd::suits(&geo, co)).then_some(geo)
+    }
+
+    /// A convolution's geometry, when it runs with its output channels along the lanes on the
+    /// f32 path ([`conv_lanes`]).
+    fn lanes_geometry(
+        &self,
+        conv: &fq_models::Conv2d,
+        input: ValueId,
+        output: ValueId,
+    ) -> Option<im2col::Geometry> {
+        let (geo, co) = self.conv_geometry(conv, input, output)?;
+        let on = self.conv_lanes && self.keeps_f32_panels();
+        (on && conv_lanes::pays(&geo, co, conv.groups)).then_some(geo)
+    }
+
+    /// A convolution's geometry from its input's and output's shapes, and its output channels.
+    fn conv_geometry(
+        &self,
+        conv: &fq_models::Conv2d,
+        input: ValueId,
+        output: ValueId,
+    ) -> Option<(im2col::Geometry, usize)> {
         let (Shape::Chw(c, h, w), Shape::Chw(co, ho, wo)) =
             (self.shapes[input], self.shapes[output])
         else {
@@ -325,8 +355,7 @@ impl Executor {
             ho,
             wo,
         };
-        let on = self.winograd && self.keeps_f32_panels();
-        (on && conv.groups == 1 && winograd::suits(&geo, co)).then_some(geo)
+        Some((geo, co))
     }
 
     /// Whether f32 runs keep their unpacked weights (`f32_panels`): not while a
@@ -494,9 +523,38 @@ impl Executor {
         }
     }
 
+    /// Whether the f32 path runs the 1x1 convolutions of small maps with the output channels
+    /// along the kernel's lanes ([`conv_lanes`], AVX-512F; on by default) or as the other
+    /// convolutions, for tests and benchmarks to compare the two. Drops the f32 weights kept
+    /// for the other way.
+    pub fn set_conv_lanes(&mut self, on: bool) {
+        if self.conv_lanes != on {
+            self.conv_lanes = on;
+            self.f32_panels.iter_mut().for_each(|p| drop(p.take()));
+        }
+    }
+
     /// How many convolutions the f32 path runs by Winograd's F(2x2, 3x3) under the current
     /// settings (0 on the integer path, which runs every ungrouped convolution in integers).
     pub fn winograd_convolutions(&self) -> usize {
+        self.f32_convolutions(|s, conv, input, output| {
+            s.winograd_geometry(conv, input, output).is_some()
+        })
+    }
+
+    /// How many convolutions the f32 path runs with their output channels along the lanes
+    /// ([`conv_lanes`]) under the current settings and on this CPU (0 on the integer path).
+    pub fn lane_convolutions(&self) -> usize {
+        self.f32_convolutions(|s, conv, input, output| {
+            s.lanes_geometry(conv, input, output).is_some()
+        })
+    }
+
+    /// How many convolutions pass `test` on the f32 path (none on the others).
+    fn f32_convolutions(
+        &self,
+        test: impl Fn(&Self, &fq_models::Conv2d, ValueId, ValueId) -> bool,
+    ) -> usize {
         if self.activations != Activations::F32 {
             return 0;
         }
@@ -508,7 +566,7 @@ impl Executor {
                     input,
                     output,
                     ..
-                } => self.winograd_geometry(conv, *input, *output).is_some(),
+                } => test(self, conv, *input, *output),
                 _ => false,
             })
             .count()
@@ -993,6 +1051,14 @@ impl Executor {
                         winograd::transform_weights(&rows[..r * k], r, c)
                     });
                     winograd::conv_winograd(get(*input), &geo, u, co, &mut out, epi);
+                    return Some(out);
+                }
+                if let Some(geo) = self.lanes_geometry(conv, *input, *output) {
+                    let wp = self.f32_panels[*layer].get_or_init(|| {
+                        let (r, k) = l.layer.weights.dims();
+                        token_gemm::weight_panels(&l.rows(), r, k)
+                    });
+                    conv_lanes::conv_lanes(get(*input), &geo, wp, co, &mut out, epi);
                     return Some(out);
                 }
                 let rows = match l.rows() {

@@ -325,6 +325,83 @@ unsafe fn sums_pair<const ROWS: usize, B: PairRows>(
     lda: usize,
     b: B,
 ) -> [[std::arch::x86_64::__m512; 2]; ROWS] {
+    // SAFETY: the caller's guarantees.
+    unsafe { sums_pair_at::<ROWS, B, RowMajor>(k, RowMajor(a, lda), b) }
+}
+
+/// Where element `(r, i)` of a kernel's `A` lies.
+trait ARows: Copy {
+    /// # Safety
+    /// `(r, i)` must be within the rows the caller of the kernel vouched for.
+    unsafe fn at(self, r: usize, i: usize) -> *const f32;
+}
+
+/// Rows `lda` apart, each row's `k` contiguous: tokens, or weight rows.
+#[derive(Clone, Copy)]
+struct RowMajor(*const f32, usize);
+
+impl ARows for RowMajor {
+    #[inline(always)]
+    unsafe fn at(self, r: usize, i: usize) -> *const f32 {
+        // SAFETY: the kernel's caller guarantees the rows.
+        unsafe { self.0.add(r * self.1 + i) }
+    }
+}
+
+/// Rows adjacent, each row's `k` apart by `ka`: the pixels of a channel-major `[k][n]` input
+/// as the rows ([`tile_pair_cols_to_avx512`]).
+#[derive(Clone, Copy)]
+struct ColMajor(*const f32, usize);
+
+impl ARows for ColMajor {
+    #[inline(always)]
+    unsafe fn at(self, r: usize, i: usize) -> *const f32 {
+        // SAFETY: the kernel's caller guarantees the rows.
+        unsafe { self.0.add(r + i * self.1) }
+    }
+}
+
+/// [`tile_pair_to_avx512`] with `A`'s element `(r, i)` at `a[r + i * ka]`: the rows are pixels
+/// of a channel-major input (`ka` its pixels per channel) and `B` the weight panels, so the
+/// sums of a 1x1 convolution come out with its output channels along the registers' lanes
+/// (`exec::conv_lanes`).
+///
+/// # Safety
+/// AVX-512F must be available; `a` must hold `a[r + i * ka]` for `r < ` the block's rows (`MR`
+/// for `rows <= MR`, else `2 MR`) and `i < k`, `b0` and `b1` `k * NR` floats each, and `c`
+/// `(rows - 1) * ldc + 2 NR` floats, `rows <= 2 MR`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_pair_cols_to_avx512(
+    k: usize,
+    (a, ka): (*const f32, usize),
+    (b0, b1): (*const f32, *const f32),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    let (a, b) = (ColMajor(a, ka), Panels(b0, b1));
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        if rows > MR {
+            let acc = sums_pair_at::<{ 2 * MR }, _, _>(k, a, b);
+            store_pair(&acc, (c, ldc, rows, add));
+        } else {
+            let acc = sums_pair_at::<MR, _, _>(k, a, b);
+            store_pair(&acc, (c, ldc, rows, add));
+        }
+    }
+}
+
+/// [`sums_pair`] with `A` wherever `a` says.
+///
+/// # Safety
+/// AVX-512F must be available; step `i < k` reads `NR` floats at each of `b.row(i)` and
+/// `a.at(r, i)` for `r < ROWS`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn sums_pair_at<const ROWS: usize, B: PairRows, A: ARows>(
+    k: usize,
+    a: A,
+    b: B,
+) -> [[std::arch::x86_64::__m512; 2]; ROWS] {
     use std::arch::x86_64::*;
     // SAFETY: the caller's guarantees.
     unsafe {
@@ -334,7 +411,7 @@ unsafe fn sums_pair<const ROWS: usize, B: PairRows>(
             let c0 = _mm512_loadu_ps(b0);
             let c1 = _mm512_loadu_ps(b1);
             for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(r * lda + i));
+                let av = _mm512_set1_ps(*a.at(r, i));
                 row[0] = _mm512_fmadd_ps(av, c0, row[0]);
                 row[1] = _mm512_fmadd_ps(av, c1, row[1]);
             }

@@ -229,6 +229,55 @@ pub unsafe fn tile_pair_to(
     unsafe { store_rows(&acc, (c, ldc, rows, add)) };
 }
 
+/// [`tile_pair_to`] with `A`'s element `(r, i)` at `a[r + i * ka]` (a channel-major input's
+/// pixels as the rows, `exec::conv_lanes`). On AVX-512F only, where [`pairs_pay`]: elsewhere
+/// the GEMMs walk panels one at a time and this is never called; there it runs a plain loop
+/// (the same sums, not the same roundings).
+///
+/// # Safety
+/// `rows` must be in `1..=2 MR` and `c + r * ldc` point to `2 NR` writable floats for
+/// `r < rows`, accessed by no one else meanwhile.
+pub unsafe fn tile_pair_cols_to(
+    k: usize,
+    (a, ka): (&[f32], usize),
+    (b0, b1): (&[f32], &[f32]),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    let block = if rows > MR { 2 * MR } else { MR };
+    assert!(
+        (1..=2 * MR).contains(&rows)
+            && ka >= block
+            && (k == 0 || a.len() >= (k - 1) * ka + block)
+            && b0.len() >= k * NR
+            && b1.len() >= k * NR,
+        "micro-kernel columns too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx512F {
+        // SAFETY: `path` chose AVX-512F, so the CPU has it; the extents of `a`, `b0` and `b1`
+        // were checked, those of `c` are the caller's.
+        unsafe {
+            avx512::tile_pair_cols_to_avx512(
+                k,
+                (a.as_ptr(), ka),
+                (b0.as_ptr(), b1.as_ptr()),
+                (c, ldc, rows, add),
+            )
+        };
+        return;
+    }
+    let mut acc = [0f32; 2 * MR * 2 * NR];
+    for (r, sums) in acc.chunks_exact_mut(2 * NR).take(rows).enumerate() {
+        for (h, b) in [b0, b1].into_iter().enumerate() {
+            for (col, sum) in sums[h * NR..(h + 1) * NR].iter_mut().enumerate() {
+                *sum = (0..k).map(|i| a[r + i * ka] * b[i * NR + col]).sum();
+            }
+        }
+    }
+    // SAFETY: the caller's guarantees for `c`.
+    unsafe { store_rows(&acc, (c, ldc, rows, add)) };
+}
+
 /// Sets, or with `add` adds, the first `rows` rows of `2 NR` sums of `acc` at `c + r * ldc`:
 /// the store of [`tile_pair_to`] and [`tile_pair_taps_to`] where no kernel stores from
 /// registers.
