@@ -184,30 +184,36 @@ fn winograd_convolutions_match_reference() {
     }
 }
 
-/// The 1x1 convolutions of small maps with their channels along the lanes (AVX-512F; every 1x1
-/// convolution of ResNet50's narrow model at 64 pixels has at most 256 output pixels, strided
-/// or not): the logits agree with the reference and with the same convolutions run as the others,
-/// and none runs so where the CPU's path is not AVX-512F.
+/// The convolutions with their channels along the lanes (AVX-512F): every 1x1 convolution of a
+/// narrow ResNet50 at 64 pixels (maps of at most 256 pixels, strided or not) and every 3x3 one
+/// Winograd's does not take (all of them with Winograd off), the RGB stem not. The logits agree with the reference and with the same convolutions run the other
+/// way, and none runs so where the CPU's path is not AVX-512F.
 #[test]
 fn lane_convolutions_match_reference() {
-    let r50 = ArchSpec::new(Arch::ResNet50, 16, 64, 3).graph().unwrap();
-    for bits in [Bits::Uniform(4), Bits::F32] {
+    // Width 32: every channel count a multiple of 32, as in the full model.
+    let r50 = ArchSpec::new(Arch::ResNet50, 32, 64, 3).graph().unwrap();
+    for (bits, winograd) in [(Bits::Uniform(4), true), (Bits::F32, false)] {
         let t = random_model(&r50, bits, 23);
         let mut model = t.model.clone();
         let mut exec = Executor::from_model(&mut model).unwrap();
+        exec.set_winograd(winograd);
         let x = random_input(exec.input_len(), 71);
         let want = reference(&t, &x);
-        let ones = exec
-            .steps()
-            .iter()
-            .filter(|s| matches!(s, Step::Conv { conv, .. } if conv.kernel == 1))
-            .count();
+        let count = |test: &dyn Fn(&fq_models::Conv2d) -> bool| {
+            exec.steps()
+                .iter()
+                .filter(|s| matches!(s, Step::Conv { conv, .. } if test(conv)))
+                .count()
+        };
+        let ones = count(&|c| c.kernel == 1);
+        let threes = count(&|c| c.kernel == 3) - exec.winograd_convolutions();
         let avx512 =
             fq_runtime::exec::kernel::path() == fq_runtime::exec::kernel::KernelPath::Avx512F;
-        let what = format!("ResNet50 {bits:?}");
+        let what = format!("ResNet50 {bits:?}, Winograd {winograd}");
+        assert!(ones > 0 && threes > 0, "{what}");
         assert_eq!(
             exec.lane_convolutions(),
-            if avx512 { ones } else { 0 },
+            if avx512 { ones + threes } else { 0 },
             "{what}"
         );
         let lanes = exec.run(&x).unwrap();
@@ -220,7 +226,10 @@ fn lane_convolutions_match_reference() {
             rel_err(&lanes, &others) < TOL,
             "{what}: against the other convolutions"
         );
-        eprintln!("{what}: {ones} 1x1 convolutions along the lanes, relative error {e:.2e}");
+        eprintln!(
+            "{what}: {} convolutions along the lanes, relative error {e:.2e}",
+            ones + threes
+        );
     }
 }
 

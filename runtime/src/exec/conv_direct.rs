@@ -24,6 +24,7 @@ use super::epilogue::finish_row;
 use super::gemm::{Epilogue, Split, KC};
 use super::im2col::Geometry;
 use super::kernel::{path, tile_pair_taps_to, KernelPath, Taps, MR, NR};
+use super::phases::phase_of_row;
 use super::scratch;
 
 /// Positions per kernel call: a pair of panels.
@@ -173,7 +174,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
 /// rows `s y + py` and columns `s x + px` (`hp` by `wp` of them per channel, zeros past the
 /// border), so a tap of a strided convolution also reads `NR` consecutive floats for `NR`
 /// consecutive output pixels. Stride 1 has the one phase: the padded input itself.
-struct Phases {
+pub(super) struct Phases {
     c: usize,
     h: usize,
     w: usize,
@@ -183,11 +184,11 @@ struct Phases {
     /// alone).
     count: usize,
     hp: usize,
-    wp: usize,
+    pub(super) wp: usize,
 }
 
 impl Phases {
-    fn new(g: &Geometry) -> Self {
+    pub(super) fn new(g: &Geometry) -> Self {
         let s = g.stride;
         let (hp, wp) = (g.h + 2 * g.padding, g.w + 2 * g.padding);
         Phases {
@@ -218,21 +219,21 @@ impl Phases {
         (lines | 1) * 16
     }
 
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.count * self.count * self.c * self.pitch()
     }
 
     /// Where tap `(c, ky, kx)` of output position 0 lies: output position `oy * wp + ox` reads
     /// padded row `s oy + ky`, column `s ox + kx`, that is phase `(ky % s, kx % s)` at row
     /// `oy + ky / s`, column `ox + kx / s`.
-    fn tap(&self, c: usize, ky: usize, kx: usize) -> usize {
+    pub(super) fn tap(&self, c: usize, ky: usize, kx: usize) -> usize {
         let s = self.stride;
         let phase = (ky % s) * self.count + kx % s;
         (phase * self.c + c) * self.pitch() + (ky / s) * self.wp + kx / s
     }
 
     /// Writes every element of `dst`: the phases of `x`, then zeros to the end.
-    fn fill(&self, x: &[f32], dst: &mut [f32]) {
+    pub(super) fn fill(&self, x: &[f32], dst: &mut [f32]) {
         let (s, p, plane) = (self.stride, self.padding, self.plane());
         let (planes, tail) = dst.split_at_mut(self.len());
         tail.fill(0.0);
@@ -262,19 +263,10 @@ impl Phases {
                         row[p + self.w..].fill(0.0);
                         continue;
                     }
-                    // Phase column `x` is input column `s x + px - p`: zeros before the first
-                    // one in the input and after the last, every `s`-th value between.
-                    let lo = p.saturating_sub(px).div_ceil(s).min(row.len());
-                    let hi = (self.w + p)
-                        .saturating_sub(px)
-                        .div_ceil(s)
-                        .clamp(lo, row.len());
-                    row[..lo].fill(0.0);
-                    let first = s * lo + px - p;
-                    for (v, x) in row[lo..hi].iter_mut().zip(input[first..].iter().step_by(s)) {
-                        *v = *x;
-                    }
-                    row[hi..].fill(0.0);
+                    // Phase column `x` is input column `s x + px - p`: zeros where that lies
+                    // outside the input.
+                    row.fill(0.0);
+                    phase_of_row(input, s, p, px, row);
                 }
             });
     }

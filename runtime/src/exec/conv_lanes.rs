@@ -1,58 +1,80 @@
-//! 1x1 convolutions (no padding, any stride) with the output channels along the kernel's lanes:
-//! `out[o][p] = epilogue(sum_k W[o][k] * x[k][p])` computed as the token GEMM computes a Linear
-//! layer, the pixels as the rows of `A` read where they lie in the channel-major input
-//! ([`tile_pair_cols_to`]: pixel `r` of channel `i` at `x[r + i * n]`) and the weights as the
-//! panels of `Wᵀ` ([`super::token_gemm::weight_panels`], kept by the executor).
+//! Convolutions on the f32 path with the output channels along the kernel's lanes:
+//! `out[o][p] = epilogue(sum_k W[o][k] * x_p[k])` computed as the token GEMM computes a Linear
+//! layer, the output pixels as the rows of `A` read where they lie, and the weights as the panels
+//! of `Wᵀ` ([`super::token_gemm::weight_panels`], kept by the executor). A 1x1 convolution reads
+//! its channel-major input in place ([`tile_pair_cols_to`]: pixel `r` of channel `i` at
+//! `x[r + i * n]`; a strided one from a copy of the pixels it reads); any other reads
+//! [`super::conv_direct`]'s phases of its padded input ([`tile_pair_tap_cols_to`], [`over_taps`]).
+//! Each pair of channels' sums go to their output rows through a 16x16 transpose
+//! ([`columns_to_rows`]).
 //!
 //! Why: [`super::conv_direct`] puts the pixels along the lanes, 32 per kernel call, so a 7x7
-//! map's 49 pixels took 64 columns of work and a 14x14 map's 196 took 224. ResNet50's 1x1
-//! convolutions on those maps (23 of its 53 convolutions) ran at 62-72% of onnxruntime's speed
-//! on AVX-512 (Zen 4, two threads), whose kernels put the channels along the lanes. Here a
-//! block is 12 pixels by 32 channels: ResNet's channels are multiples of 32, and a map wastes at
-//! most the rest of its last block (4% of 196 pixels, 10% of 49 with a last 6-pixel tile).
-//! Measured at two threads: 1024 to 256 channels on 14x14 0.66 against 0.50 ms, 2048 to 512 on
-//! 7x7 0.86 against 0.57, the 1024 to 2048 downsampling with stride 2 1.70 against 1.07. Layers
-//! of wide `k` and many channels take this path on larger maps too ([`pays`]).
+//! map's 49 pixels took 64 columns of work and a 14x14 map's 196 took 224; and it reads `B`
+//! (the input) in unaligned runs at every tap. Here a block is 12 pixels by 32 channels
+//! (ResNet's channels are multiples of 32; a map wastes at most the rest of its last block, 4%
+//! of 196 pixels, 10% of 49 with a last 6-pixel tile), `B` is the packed weights. Measured at
+//! two threads on Zen 4 (AVX-512), against [`super::conv_direct`]: 1024 to 256 channels on 14x14
+//! 0.66 against 0.49 ms, 2048 to 512 on 7x7 0.86 against 0.57, the 1024 to 2048 downsampling
+//! with stride 2 1.70 against 1.07, the 3x3 stride-2 256 to 256 on 28x28 1.48 against 1.31;
+//! ResNet50's f32 path 42.6-43.3 against 40.2-40.9 ms per image. Which layers take it:
+//! [`pays`].
 //!
 //! AVX-512F only, like the kernel's pairs of panels. The sums run over `k` in order, in the
-//! same `KC` blocks as [`super::conv_direct`], one fused multiply-add per term.
+//! same `KC` blocks as [`super::conv_direct`], one fused multiply-add per term: the same floats
+//! (tested bit for bit).
 
 use rayon::prelude::*;
 
+use super::conv_direct::Phases;
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
 use super::gemm::{Epilogue, KC};
 use super::im2col::Geometry;
-use super::kernel::{pairs_pay, tile_pair_cols_to, MR, NR};
+use super::kernel::{pairs_pay, tile_pair_cols_to, tile_pair_tap_cols_to, Taps, MR, NR};
+use super::phases::phase_of_row;
 use super::scratch;
+use super::transpose::columns_to_rows;
 
 /// Pixels per block: the kernel's `2 MR` rows.
 const BLOCK: usize = 2 * MR;
 /// Channels per block: a pair of panels.
 const PAIR: usize = 2 * NR;
-/// Maps up to this many pixels always take this path: [`super::conv_direct`] wastes 14% of a
-/// 14x14 map's work and 31% of a 7x7 one's.
-const SMALL_MAP: usize = 256;
-
-/// Whether [`conv_lanes`] runs this convolution: an ungrouped 1x1 without padding, on the
-/// AVX-512F path, whose output is a small map ([`SMALL_MAP`]) or whose `k` and output channels
-/// are wide (at least 256 and 128).
-///
-/// Why the widths: each output costs the same here to take from its block to its row, and a
-/// pair of channels reads the whole input, so a layer of few multiply-adds per output or few
-/// channels runs faster in [`super::conv_direct`] (measured at two threads on Zen 4: 64 to 256
-/// channels on 56x56 0.54 against 0.73 ms, 128 to 512 on 28x28 0.53 against 0.60), and one of
-/// many faster here (256 to 128 on 56x56 1.15 against 1.05 ms, 512 to 128 on 28x28 0.55
-/// against 0.50, ResNet50's downsampling 256 to 512 with stride 2 1.33 against 1.28).
+/// Whether [`conv_lanes`] runs this convolution, on the AVX-512F path: ungrouped, with whole
+/// pairs of panels of output channels (a multiple of 32: every convolution of the ResNets but
+/// their stems), and either a 1x1 without padding over a small map ([`SMALL_MAP`]) or of
+/// [`MIN_ONE_CHANNELS`] input channels or more, or another of [`MIN_TAP_CHANNELS`] or more.
 pub fn pays(geo: &Geometry, co: usize, groups: usize) -> bool {
+    let ones = (geo.kernel, geo.padding) == (1, 0);
     pairs_pay()
         && groups == 1
-        && (geo.kernel, geo.padding) == (1, 0)
         && geo.stride >= 1
         && geo.n() > 0
-        && geo.c > 0
-        && (geo.n() <= SMALL_MAP || (geo.c >= 256 && co >= 128))
+        && co > 0
+        && co.is_multiple_of(PAIR)
+        && if ones {
+            geo.n() <= SMALL_MAP || geo.c >= MIN_ONE_CHANNELS
+        } else {
+            geo.c >= MIN_TAP_CHANNELS
+        }
 }
+
+/// Maps up to this many pixels take this path whatever their channels: [`super::conv_direct`]
+/// wastes 14% of a 14x14 map's work and 31% of a 7x7 one's.
+const SMALL_MAP: usize = 256;
+
+/// Input channels from which a 1x1 convolution over a larger map takes this path. Measured at
+/// two threads on Zen 4 against [`super::conv_direct`]: 256 to 64 channels on 56x56 0.47
+/// against 0.50-0.55 ms, 512 to 128 on 28x28 0.50 against 0.55, ResNet50's downsampling 256 to
+/// 512 with stride 2 1.28 against 1.33; but 64 to 256 on 56x56 as fast alone and 0.03-0.05 ms
+/// slower within the model (with the residual in its epilogue), so below 128 channels (16 to
+/// 64 multiply-adds per output) [`super::conv_direct`] keeps them.
+const MIN_ONE_CHANNELS: usize = 128;
+
+/// Input channels from which a convolution of more than one tap takes this path: the RGB stems
+/// (3) ran faster in [`super::conv_direct`] (ResNet's 7x7 1.19 against 1.24 ms), TinyViT's 32 to
+/// 64 channels on 112x112 as fast, ResNet18's and ResNet50's strided 3x3 convolutions (64 to
+/// 512 channels) 2-20% faster here.
+const MIN_TAP_CHANNELS: usize = 16;
 
 /// `out` (`[co][ho * wo]`) = epilogue(`conv(x)`) for the 1x1 convolution `geo` ([`pays`]) over
 /// `x` (`[c][h][w]`) and `wp` the panels of `Wᵀ` of `co` rows of `c`
@@ -67,10 +89,13 @@ pub fn conv_lanes(
     epi: Epilogue,
 ) {
     assert!(
-        geo.kernel == 1 && geo.padding == 0 && x.len() == geo.c * geo.h * geo.w,
+        x.len() == geo.c * geo.h * geo.w,
         "conv_lanes: {geo:?} over {} inputs",
         x.len()
     );
+    if (geo.kernel, geo.padding) != (1, 0) {
+        return over_taps(x, geo, wp, co, out, epi);
+    }
     if geo.stride == 1 {
         return product(x, (geo.c, geo.n()), wp, co, out, epi);
     }
@@ -81,10 +106,7 @@ pub fn conv_lanes(
         .zip(x.par_chunks(geo.h * geo.w))
         .for_each(|(dst, plane)| {
             for (y, row) in dst.chunks_exact_mut(geo.wo).enumerate() {
-                let src = &plane[y * s * geo.w..];
-                for (x, v) in row.iter_mut().enumerate() {
-                    *v = src[x * s];
-                }
+                phase_of_row(&plane[y * s * geo.w..][..geo.w], s, 0, 0, row);
             }
         });
     product(&picked, (geo.c, n), wp, co, out, epi);
@@ -158,14 +180,13 @@ fn product(
                     };
                 }
             }
-            for o in j * NR..((j + 2) * NR).min(co) {
-                // SAFETY: tasks own disjoint ranges of channels, so of output rows; row
-                // `o < co` lies in `out`, which outlives the parallel loop.
+            let channels = j * NR..((j + 2) * NR).min(co);
+            // SAFETY: tasks own disjoint ranges of channels, so of output rows; rows
+            // `o < co` lie in `out`, which outlives the parallel loop.
+            unsafe { columns_to_rows(&c, PAIR, (n, channels.len()), base.offset(j * NR * n), n) };
+            for o in channels {
+                // SAFETY: as above.
                 let row = unsafe { base.slice(o * n, n) };
-                let col = o - j * NR;
-                for (p, v) in row.iter_mut().enumerate() {
-                    *v = c[p * PAIR + col];
-                }
                 let res = epi.residual.map(|r| &r[o * n..(o + 1) * n]);
                 finish_row(row, &epi, o, res);
             }
@@ -173,6 +194,100 @@ fn product(
         scratch::F32.give(c);
     });
 }
+
+/// Any other convolution ([`conv_lanes`]): [`super::conv_direct`]'s output positions over the
+/// phases of its padded input as the rows of `A` (read where they lie,
+/// [`tile_pair_tap_cols_to`]: position `q`'s tap `i` at `src[q + taps[i]]`); the sums of a chunk
+/// of positions gather per pair of channels, then go to their output rows (the positions that
+/// wrap past a row's end dropped).
+fn over_taps(x: &[f32], geo: &Geometry, wp: &[f32], co: usize, out: &mut [f32], epi: Epilogue) {
+    let g = geo;
+    let (k, n) = (g.k(), g.n());
+    let panels = co.div_ceil(NR);
+    assert!(
+        k > 0 && n > 0 && out.len() == co * n && wp.len() == panels * k * NR,
+        "conv_lanes: {g:?}"
+    );
+    let ph = Phases::new(g);
+    let wpl = ph.wp;
+    let positions = (g.ho - 1) * wpl + g.wo;
+    let taps: Vec<usize> = (0..g.c)
+        .flat_map(|c| (0..g.kernel).flat_map(move |ky| (0..g.kernel).map(move |kx| (c, ky, kx))))
+        .map(|(c, ky, kx)| ph.tap(c, ky, kx))
+        .collect();
+    let taps = Taps::new(taps);
+    // The last block of positions reads up to `BLOCK` of them.
+    let len = ph.len().max(positions.div_ceil(BLOCK) * BLOCK + taps.max());
+    let mut buf = scratch::F32.take(len, true);
+    ph.fill(x, &mut buf[..len]);
+    let src = &buf[..len];
+    let chunks = positions.div_ceil(CHUNK);
+    let pairs = panels.div_ceil(2);
+    // Tasks: ranges of pairs by ranges of chunks, about four per thread, chunks first.
+    let want = 4 * rayon::current_num_threads().max(1);
+    let col_tasks = chunks.min(want);
+    let row_tasks = pairs.min(want.div_ceil(col_tasks)).max(1);
+    let base = Shared(out.as_mut_ptr());
+    (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
+        let (pt, ct) = (t / col_tasks, t % col_tasks);
+        let (p0, p1) = (pairs * pt / row_tasks, pairs * (pt + 1) / row_tasks);
+        let (c0, c1) = (chunks * ct / col_tasks, chunks * (ct + 1) / col_tasks);
+        // Recycled, stale contents: a pair's first `K` block sets every value of it.
+        let mut c = scratch::F32.take(CHUNK * PAIR, true);
+        for chunk in c0..c1 {
+            let (q0, q1) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(positions));
+            for j in (2 * p0..(2 * p1).min(panels)).step_by(2) {
+                let second = (j + 1).min(panels - 1);
+                for k0 in (0..k).step_by(KC) {
+                    let kc = KC.min(k - k0);
+                    let panel = |j: usize| &wp[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
+                    for q in (q0..q1).step_by(BLOCK) {
+                        let rows = BLOCK.min(q1 - q);
+                        let to = c[(q - q0) * PAIR..].as_mut_ptr();
+                        // SAFETY: rows `q - q0..+rows` of `c`, 32 floats each: inside `c`,
+                        // this task's own.
+                        unsafe {
+                            tile_pair_tap_cols_to(
+                                (src, q, &taps),
+                                (k0, kc),
+                                (panel(j), panel(second)),
+                                (to, PAIR, rows, k0 > 0),
+                            )
+                        };
+                    }
+                }
+                // The chunk's real pixels (positions `ox < wo`) of the pair's channels.
+                let (oy0, oy1) = (q0 / wpl, (q1 - 1) / wpl + 1);
+                let channels = j * NR..((j + 2) * NR).min(co);
+                for oy in oy0..oy1 {
+                    let (qa, qb) = ((oy * wpl).max(q0), (oy * wpl + g.wo).min(q1));
+                    if qa >= qb {
+                        continue;
+                    }
+                    let p = oy * g.wo + qa - oy * wpl;
+                    let sums = &c[(qa - q0) * PAIR..];
+                    let to = base.offset(j * NR * n + p);
+                    // SAFETY: tasks own disjoint (channels, positions) rectangles, so disjoint
+                    // pixels `p..p + qb - qa` of each row `o < co` of `out`, which outlives
+                    // the parallel loop.
+                    unsafe { columns_to_rows(sums, PAIR, (qb - qa, channels.len()), to, n) };
+                    for o in channels.clone() {
+                        // SAFETY: as above.
+                        let dst = unsafe { base.slice(o * n + p, qb - qa) };
+                        let res = epi.residual.map(|r| &r[o * n + p..o * n + p + qb - qa]);
+                        finish_row(dst, &epi, o, res);
+                    }
+                }
+            }
+        }
+        scratch::F32.give(c);
+    });
+    scratch::F32.give(buf);
+}
+
+/// Positions per chunk of [`over_taps`]: their sums for a pair of channels, 24 KB, stay in L1
+/// across the `K` blocks.
+const CHUNK: usize = 16 * BLOCK;
 
 #[cfg(test)]
 mod tests {
@@ -235,6 +350,112 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Convolutions of more than one tap (3x3 at strides 1 and 2, 7x7 and 5x5 with padding, maps
+    /// of ragged chunks and blocks, channels of a lone last panel) and 1x1 ones (strided, and
+    /// `k` across a `KC` boundary) give the floats of the
+    /// pixels-along-the-lanes path ([`super::super::conv::conv2d`]) within rounding, in pools of
+    /// 1 to 3 threads; on AVX-512F, where that path is `conv_direct`, bit for bit (the same
+    /// fused multiply-adds in the same order).
+    #[test]
+    fn taps_give_the_direct_convolution() {
+        use fq_models::Conv2d;
+        for (c, h, w, kernel, stride, padding, co) in [
+            (16, 14, 14, 3, 1, 1, 32),
+            (20, 17, 15, 3, 2, 1, 48),
+            (16, 23, 20, 7, 2, 3, 16),
+            (24, 9, 30, 5, 1, 2, 64),
+            (300, 6, 7, 3, 2, 1, 32),
+            (64, 14, 14, 1, 1, 0, 64),
+            (40, 9, 11, 1, 2, 0, 32),
+            (300, 7, 7, 1, 1, 0, 96),
+        ] {
+            let geo = Geometry::of(c, h, w, kernel, stride, padding);
+            let k = c * kernel * kernel;
+            let x: Vec<f32> = (0..c * h * w)
+                .map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0)
+                .collect();
+            let wts: Vec<f32> = (0..co * k)
+                .map(|i| ((i * 13) % 29) as f32 / 10.0 - 1.4)
+                .collect();
+            let rows = Rows::F32 {
+                data: &wts,
+                cols: k,
+            };
+            let wp = weight_panels(&rows, co, k);
+            let bias: Vec<f32> = (0..co).map(|o| o as f32 * 0.1 - 1.0).collect();
+            let res: Vec<f32> = (0..co * geo.n()).map(|i| (i % 7) as f32 * 0.3).collect();
+            let epi = Epilogue {
+                bias: Some(&bias),
+                residual: Some(&res),
+                relu: true,
+                ..Epilogue::default()
+            };
+            let conv = Conv2d {
+                in_channels: c,
+                out_channels: co,
+                kernel,
+                stride,
+                padding,
+                groups: 1,
+                bias: true,
+            };
+            let n = geo.n();
+            let mut want = vec![f32::NAN; co * n];
+            super::super::conv::conv2d(
+                &x,
+                (c, h, w),
+                &conv,
+                (co, geo.ho, geo.wo),
+                &rows,
+                epi,
+                &mut want,
+            );
+            for threads in 1..=3 {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut got = vec![f32::NAN; co * n];
+                pool.install(|| conv_lanes(&x, &geo, &wp, co, &mut got, epi));
+                let what = format!("{geo:?} to {co}, {threads} threads");
+                if pairs_pay() {
+                    assert_eq!(got, want, "{what}");
+                }
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "{what}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Which convolutions come here ([`pays`]), on AVX-512F: 1x1 ones over small maps or of 128
+    /// input channels or more, others of 16 or more, ungrouped, of whole pairs of output
+    /// channels; never on another path.
+    #[test]
+    fn takes_the_layers_it_suits() {
+        let on = pairs_pay();
+        for (geo, co, groups, want) in [
+            (Geometry::of(256, 56, 56, 1, 1, 0), 64, 1, true),
+            (Geometry::of(64, 56, 56, 1, 1, 0), 256, 1, false),
+            (Geometry::of(64, 14, 14, 1, 1, 0), 256, 1, true),
+            (Geometry::of(1024, 14, 14, 1, 2, 0), 2048, 1, true),
+            (Geometry::of(128, 56, 56, 3, 2, 1), 128, 1, true),
+            (Geometry::of(3, 224, 224, 7, 2, 3), 64, 1, false),
+            (Geometry::of(256, 56, 56, 1, 1, 0), 48, 1, false),
+            (Geometry::of(64, 56, 56, 3, 1, 1), 64, 64, false),
+            (Geometry::of(8, 28, 28, 3, 1, 1), 64, 1, false),
+        ] {
+            assert_eq!(
+                pays(&geo, co, groups),
+                on && want,
+                "{geo:?} to {co}, {groups} groups"
+            );
         }
     }
 

@@ -29,6 +29,7 @@ mod stem_pool;
 mod taps;
 mod token_gemm;
 pub mod tokens;
+mod transpose;
 mod vmath;
 mod winograd;
 
@@ -321,7 +322,7 @@ impl Executor {
     }
 
     /// A convolution's geometry, when it runs with its output channels along the lanes on the
-    /// f32 path ([`conv_lanes`]).
+    /// f32 path ([`conv_lanes`]): those Winograd's does not take.
     fn lanes_geometry(
         &self,
         conv: &fq_models::Conv2d,
@@ -329,7 +330,10 @@ impl Executor {
         output: ValueId,
     ) -> Option<im2col::Geometry> {
         let (geo, co) = self.conv_geometry(conv, input, output)?;
-        let on = self.conv_lanes && self.keeps_f32_panels();
+        // Winograd's take precedence (`step`).
+        let on = self.conv_lanes
+            && self.keeps_f32_panels()
+            && self.winograd_geometry(conv, input, output).is_none();
         (on && conv_lanes::pays(&geo, co, conv.groups)).then_some(geo)
     }
 

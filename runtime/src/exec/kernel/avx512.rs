@@ -361,6 +361,47 @@ impl ARows for ColMajor {
     }
 }
 
+/// Rows adjacent, each row's `k` at its own offset (`taps[i]`): the positions of a
+/// convolution's padded input as the rows ([`tile_pair_tap_cols_to_avx512`]).
+#[derive(Clone, Copy)]
+struct TapCols(*const f32, *const usize);
+
+impl ARows for TapCols {
+    #[inline(always)]
+    unsafe fn at(self, r: usize, i: usize) -> *const f32 {
+        // SAFETY: the kernel's caller guarantees the taps and the rows.
+        unsafe { self.0.add(*self.1.add(i) + r) }
+    }
+}
+
+/// [`tile_pair_cols_to_avx512`] with `A`'s element `(r, i)` at `src[taps[i] + r]`: the rows are
+/// consecutive output positions of a convolution over its padded input (`exec::conv_direct`'s
+/// phases), the columns its taps.
+///
+/// # Safety
+/// AVX-512F must be available; `src` must hold `src[taps[i] + r]` for `i < k` and `r < ` the
+/// block's rows (`MR` for `rows <= MR`, else `2 MR`), `taps` `k` offsets, `b0` and `b1` `k * NR`
+/// floats each, and `c` `(rows - 1) * ldc + 2 NR` floats, `rows <= 2 MR`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_pair_tap_cols_to_avx512(
+    k: usize,
+    (src, taps): (*const f32, *const usize),
+    (b0, b1): (*const f32, *const f32),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    let (a, b) = (TapCols(src, taps), Panels(b0, b1));
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        if rows > MR {
+            let acc = sums_pair_at::<{ 2 * MR }, _, _>(k, a, b);
+            store_pair(&acc, (c, ldc, rows, add));
+        } else {
+            let acc = sums_pair_at::<MR, _, _>(k, a, b);
+            store_pair(&acc, (c, ldc, rows, add));
+        }
+    }
+}
+
 /// [`tile_pair_to_avx512`] with `A`'s element `(r, i)` at `a[r + i * ka]`: the rows are pixels
 /// of a channel-major input (`ka` its pixels per channel) and `B` the weight panels, so the
 /// sums of a 1x1 convolution come out with its output channels along the registers' lanes

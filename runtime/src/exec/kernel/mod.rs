@@ -278,6 +278,58 @@ pub unsafe fn tile_pair_cols_to(
     unsafe { store_rows(&acc, (c, ldc, rows, add)) };
 }
 
+/// [`tile_pair_cols_to`] with `A`'s element `(r, i)` at `src[at + taps[i] + r]`
+/// (`exec::conv_direct`'s positions along the rows). AVX-512F only, like
+/// [`tile_pair_cols_to`]; a plain loop elsewhere.
+///
+/// # Safety
+/// `rows` must be in `1..=2 MR` and `c + r * ldc` point to `2 NR` writable floats for
+/// `r < rows`, accessed by no one else meanwhile.
+pub unsafe fn tile_pair_tap_cols_to(
+    (src, at, taps): (&[f32], usize, &Taps),
+    (k0, kc): (usize, usize),
+    (b0, b1): (&[f32], &[f32]),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    let block = if rows > MR { 2 * MR } else { MR };
+    let offsets = &taps.offsets()[k0..k0 + kc];
+    assert!(
+        (1..=2 * MR).contains(&rows)
+            && at + taps.max() + block <= src.len()
+            && b0.len() >= kc * NR
+            && b1.len() >= kc * NR,
+        "micro-kernel taps too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx512F {
+        // SAFETY: `path` chose AVX-512F, so the CPU has it; every read of `src` is below
+        // `at + taps.max() + block` (checked), those of `c` are the caller's.
+        unsafe {
+            avx512::tile_pair_tap_cols_to_avx512(
+                kc,
+                (src.as_ptr().add(at), offsets.as_ptr()),
+                (b0.as_ptr(), b1.as_ptr()),
+                (c, ldc, rows, add),
+            )
+        };
+        return;
+    }
+    let mut acc = [0f32; 2 * MR * 2 * NR];
+    for (r, sums) in acc.chunks_exact_mut(2 * NR).take(rows).enumerate() {
+        for (h, b) in [b0, b1].into_iter().enumerate() {
+            for (col, sum) in sums[h * NR..(h + 1) * NR].iter_mut().enumerate() {
+                *sum = offsets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &t)| src[at + t + r] * b[i * NR + col])
+                    .sum();
+            }
+        }
+    }
+    // SAFETY: the caller's guarantees for `c`.
+    unsafe { store_rows(&acc, (c, ldc, rows, add)) };
+}
+
 /// Sets, or with `add` adds, the first `rows` rows of `2 NR` sums of `acc` at `c + r * ldc`:
 /// the store of [`tile_pair_to`] and [`tile_pair_taps_to`] where no kernel stores from
 /// registers.
