@@ -389,7 +389,23 @@ pub unsafe fn tile_pair_tap_cols_to_avx512(
     (b0, b1): (*const f32, *const f32),
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
-    let (a, b) = (TapCols(src, taps), Panels(b0, b1));
+    // SAFETY: the caller's guarantees.
+    unsafe { cols_to(k, TapCols(src, taps), Panels(b0, b1), (c, ldc, rows, add)) }
+}
+
+/// The sums of `rows` rows of `a` (a 6x32 tile up to `MR`, a 12x32 block beyond) against the
+/// two panels `b`, set or added at `c + r * ldc` ([`store_pair`]).
+///
+/// # Safety
+/// As the kernels that call it, with `a`'s rows where their callers vouched for them.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn cols_to<A: ARows>(
+    k: usize,
+    a: A,
+    b: Panels,
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
     // SAFETY: the caller's guarantees.
     unsafe {
         if rows > MR {
@@ -418,17 +434,8 @@ pub unsafe fn tile_pair_cols_to_avx512(
     (b0, b1): (*const f32, *const f32),
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
-    let (a, b) = (ColMajor(a, ka), Panels(b0, b1));
     // SAFETY: the caller's guarantees.
-    unsafe {
-        if rows > MR {
-            let acc = sums_pair_at::<{ 2 * MR }, _, _>(k, a, b);
-            store_pair(&acc, (c, ldc, rows, add));
-        } else {
-            let acc = sums_pair_at::<MR, _, _>(k, a, b);
-            store_pair(&acc, (c, ldc, rows, add));
-        }
-    }
+    unsafe { cols_to(k, ColMajor(a, ka), Panels(b0, b1), (c, ldc, rows, add)) }
 }
 
 /// [`sums_pair`] with `A` wherever `a` says.

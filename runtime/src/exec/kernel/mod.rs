@@ -266,11 +266,26 @@ pub unsafe fn tile_pair_cols_to(
         };
         return;
     }
+    // SAFETY: the caller's guarantees for `c`.
+    unsafe { plain_cols_to(k, |r, i| a[r + i * ka], (b0, b1), (c, ldc, rows, add)) };
+}
+
+/// [`tile_pair_cols_to`] and [`tile_pair_tap_cols_to`] off AVX-512F: the sums by a plain loop,
+/// `A`'s element `(r, i)` being `a(r, i)`.
+///
+/// # Safety
+/// As [`tile_pair_cols_to`].
+unsafe fn plain_cols_to(
+    k: usize,
+    a: impl Fn(usize, usize) -> f32,
+    (b0, b1): (&[f32], &[f32]),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
     let mut acc = [0f32; 2 * MR * 2 * NR];
     for (r, sums) in acc.chunks_exact_mut(2 * NR).take(rows).enumerate() {
         for (h, b) in [b0, b1].into_iter().enumerate() {
             for (col, sum) in sums[h * NR..(h + 1) * NR].iter_mut().enumerate() {
-                *sum = (0..k).map(|i| a[r + i * ka] * b[i * NR + col]).sum();
+                *sum = (0..k).map(|i| a(r, i) * b[i * NR + col]).sum();
             }
         }
     }
@@ -314,20 +329,15 @@ pub unsafe fn tile_pair_tap_cols_to(
         };
         return;
     }
-    let mut acc = [0f32; 2 * MR * 2 * NR];
-    for (r, sums) in acc.chunks_exact_mut(2 * NR).take(rows).enumerate() {
-        for (h, b) in [b0, b1].into_iter().enumerate() {
-            for (col, sum) in sums[h * NR..(h + 1) * NR].iter_mut().enumerate() {
-                *sum = offsets
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &t)| src[at + t + r] * b[i * NR + col])
-                    .sum();
-            }
-        }
-    }
     // SAFETY: the caller's guarantees for `c`.
-    unsafe { store_rows(&acc, (c, ldc, rows, add)) };
+    unsafe {
+        plain_cols_to(
+            kc,
+            |r, i| src[at + offsets[i] + r],
+            (b0, b1),
+            (c, ldc, rows, add),
+        )
+    };
 }
 
 /// Sets, or with `add` adds, the first `rows` rows of `2 NR` sums of `acc` at `c + r * ldc`:
