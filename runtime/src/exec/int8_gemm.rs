@@ -1185,6 +1185,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// `f()` in a pool of `threads` threads; under WASI, which has no threads, on the calling
+    /// thread (so the tests that vary the pool still run their one-thread case there).
+    pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        #[cfg(target_family = "wasm")]
+        {
+            let _ = threads;
+            f()
+        }
+        #[cfg(not(target_family = "wasm"))]
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+            .install(f)
+    }
+
     /// Pseudo-random values in `[-1, 1)`, the same for a seed on every target.
     pub(crate) fn lcg(seed: u64) -> impl FnMut() -> f32 {
         let mut s = seed;

@@ -803,6 +803,7 @@ mod tests {
     #[test]
     fn gathered_panels_give_the_packed_gemm() {
         use crate::exec::gemm::Epilogue;
+        use crate::exec::int8_gemm::tests::in_pool;
         use crate::exec::int8_gemm::{
             gemm_i8_gather, gemm_i8_requant, CodesOut, InputLayout, WeightsI8,
         };
@@ -867,13 +868,9 @@ mod tests {
                 (out, codes, q.data.clone())
             };
             for threads in 1..=3 {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
                 for quads in [false, true] {
                     assert!(
-                        pool.install(|| run(true, quads) == run(false, quads)),
+                        in_pool(threads, || run(true, quads) == run(false, quads)),
                         "case {case}, quads {quads}, {threads} threads"
                     );
                 }
