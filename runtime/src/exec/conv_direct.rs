@@ -59,13 +59,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
     let (taps, src): (Taps, &[f32]) = if in_place {
         (Taps::new((0..g.c).map(|c| c * n).collect()), &x[..g.c * n])
     } else {
-        let taps: Vec<usize> = (0..g.c)
-            .flat_map(|c| {
-                (0..g.kernel).flat_map(move |ky| (0..g.kernel).map(move |kx| (c, ky, kx)))
-            })
-            .map(|(c, ky, kx)| ph.tap(c, ky, kx))
-            .collect();
-        let taps = Taps::new(taps);
+        let taps = ph.taps(g.kernel);
         // A task's pairs start at a panel (not always an even one) and may end one panel past
         // the last position's.
         let reach = (positions.div_ceil(NR) + 1) * NR + taps.max();
@@ -226,10 +220,20 @@ impl Phases {
     /// Where tap `(c, ky, kx)` of output position 0 lies: output position `oy * wp + ox` reads
     /// padded row `s oy + ky`, column `s ox + kx`, that is phase `(ky % s, kx % s)` at row
     /// `oy + ky / s`, column `ox + kx / s`.
-    pub(super) fn tap(&self, c: usize, ky: usize, kx: usize) -> usize {
+    fn tap(&self, c: usize, ky: usize, kx: usize) -> usize {
         let s = self.stride;
         let phase = (ky % s) * self.count + kx % s;
         (phase * self.c + c) * self.pitch() + (ky / s) * self.wp + kx / s
+    }
+
+    /// Every tap's offset ([`Phases::tap`]) in the weights' column order: channel, then `ky`,
+    /// then `kx`, for a `kernel x kernel` window.
+    pub(super) fn taps(&self, kernel: usize) -> Taps {
+        let taps = (0..self.c)
+            .flat_map(|c| (0..kernel).flat_map(move |ky| (0..kernel).map(move |kx| (c, ky, kx))))
+            .map(|(c, ky, kx)| self.tap(c, ky, kx))
+            .collect();
+        Taps::new(taps)
     }
 
     /// Writes every element of `dst`: the phases of `x`, then zeros to the end.

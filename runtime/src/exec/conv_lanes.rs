@@ -30,7 +30,7 @@ use super::disjoint::Shared;
 use super::epilogue::finish_row;
 use super::gemm::{Epilogue, KC};
 use super::im2col::Geometry;
-use super::kernel::{pairs_pay, tile_pair_cols_to, tile_pair_tap_cols_to, Taps, MR, NR};
+use super::kernel::{pairs_pay, tile_pair_cols_to, tile_pair_tap_cols_to, MR, NR};
 use super::phases::phase_of_row;
 use super::scratch;
 use super::transpose::columns_to_rows;
@@ -213,11 +213,7 @@ fn over_taps(x: &[f32], geo: &Geometry, wp: &[f32], co: usize, out: &mut [f32], 
     let ph = Phases::new(g);
     let wpl = ph.wp;
     let positions = (g.ho - 1) * wpl + g.wo;
-    let taps: Vec<usize> = (0..g.c)
-        .flat_map(|c| (0..g.kernel).flat_map(move |ky| (0..g.kernel).map(move |kx| (c, ky, kx))))
-        .map(|(c, ky, kx)| ph.tap(c, ky, kx))
-        .collect();
-    let taps = Taps::new(taps);
+    let taps = ph.taps(g.kernel);
     // The last block of positions reads up to `BLOCK` of them.
     let len = ph.len().max(positions.div_ceil(BLOCK) * BLOCK + taps.max());
     let mut buf = scratch::F32.take(len, true);

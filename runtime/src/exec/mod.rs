@@ -178,8 +178,8 @@ pub struct Executor {
     /// Whether f32 3x3 stride-1 convolutions run by Winograd's F(2x2, 3x3) (on by default;
     /// [`Executor::set_winograd`]).
     winograd: bool,
-    /// Whether the f32 path's small 1x1 convolutions put their channels along the lanes
-    /// ([`Executor::set_conv_lanes`]).
+    /// Whether the f32 path's convolutions put their output channels along the lanes where
+    /// that pays ([`Executor::set_conv_lanes`]).
     conv_lanes: bool,
 }
 
@@ -527,10 +527,10 @@ impl Executor {
         }
     }
 
-    /// Whether the f32 path runs the 1x1 convolutions of small maps with the output channels
-    /// along the kernel's lanes ([`conv_lanes`], AVX-512F; on by default) or as the other
-    /// convolutions, for tests and benchmarks to compare the two. Drops the f32 weights kept
-    /// for the other way.
+    /// Whether the f32 path runs the convolutions that suit it ([`conv_lanes::pays`]) with the
+    /// output channels along the kernel's lanes ([`conv_lanes`], AVX-512F; on by default) or with
+    /// the pixels along them, for tests and benchmarks to compare the two. Drops the f32 weights
+    /// kept for the other way.
     pub fn set_conv_lanes(&mut self, on: bool) {
         if self.conv_lanes != on {
             self.conv_lanes = on;
