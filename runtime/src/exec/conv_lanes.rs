@@ -16,8 +16,8 @@
 //! two threads on Zen 4 (AVX-512), against [`super::conv_direct`]: 1024 to 256 channels on 14x14
 //! 0.66 against 0.49 ms, 2048 to 512 on 7x7 0.86 against 0.57, the 1024 to 2048 downsampling
 //! with stride 2 1.70 against 1.07, the 3x3 stride-2 256 to 256 on 28x28 1.48 against 1.31;
-//! ResNet50's f32 path 42.6-43.3 against 40.2-40.9 ms per image. Which layers take it:
-//! [`pays`].
+//! ResNet50's f32 path 42.6-43.3 against 40.2-40.9 ms per image (when its 1x1 convolutions of
+//! 64 input channels on 56x56 still came here too). Which layers take it: [`pays`].
 //!
 //! AVX-512F only, like the kernel's pairs of panels. The sums run over `k` in order, in the
 //! same `KC` blocks as [`super::conv_direct`], one fused multiply-add per term: the same floats
@@ -66,7 +66,8 @@ const SMALL_MAP: usize = 256;
 /// Input channels from which a 1x1 convolution over a larger map takes this path. Measured at
 /// two threads on Zen 4 against [`super::conv_direct`]: 256 to 64 channels on 56x56 0.47
 /// against 0.50-0.55 ms, 512 to 128 on 28x28 0.50 against 0.55, ResNet50's downsampling 256 to
-/// 512 with stride 2 1.28 against 1.33; but 64 to 256 on 56x56 as fast alone and 0.03-0.05 ms
+/// 512 with stride 2 1.28 against 1.33 (these two before the transpose of the sums, which only
+/// removed work); but 64 to 256 on 56x56 as fast alone and 0.03-0.05 ms
 /// slower within the model (with the residual in its epilogue), so below 128 channels (16 to
 /// 64 multiply-adds per output) [`super::conv_direct`] keeps them.
 const MIN_ONE_CHANNELS: usize = 128;
