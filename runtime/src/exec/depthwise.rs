@@ -392,6 +392,7 @@ mod x86 {
                         }
                     )*};
                 }
+                const { assert!(S * (R - 1) + 3 <= 10, "each_row! lists rows 0 to 9") };
                 each_row!(0 1 2 3 4 5 6 7 8 9);
                 for (j, acc) in acc.iter().enumerate() {
                     for (c, a) in acc.iter().enumerate() {
