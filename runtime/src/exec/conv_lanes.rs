@@ -349,6 +349,18 @@ mod tests {
         }
     }
 
+    /// `len` input values and `weights` weight values on coarse grids, shared by the tests
+    /// that compare two ways of computing a layer.
+    fn inputs(len: usize, weights: usize) -> (Vec<f32>, Vec<f32>) {
+        let x = (0..len)
+            .map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0)
+            .collect();
+        let wts = (0..weights)
+            .map(|i| ((i * 13) % 29) as f32 / 10.0 - 1.4)
+            .collect();
+        (x, wts)
+    }
+
     /// Convolutions of more than one tap (3x3 at strides 1 and 2, 7x7 and 5x5 with padding, maps
     /// of ragged chunks and blocks, channels of a lone last panel) and 1x1 ones (strided, and
     /// `k` across a `KC` boundary) give the floats of the
@@ -370,12 +382,7 @@ mod tests {
         ] {
             let geo = Geometry::of(c, h, w, kernel, stride, padding);
             let k = c * kernel * kernel;
-            let x: Vec<f32> = (0..c * h * w)
-                .map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0)
-                .collect();
-            let wts: Vec<f32> = (0..co * k)
-                .map(|i| ((i * 13) % 29) as f32 / 10.0 - 1.4)
-                .collect();
+            let (x, wts) = inputs(c * h * w, co * k);
             let rows = Rows::F32 {
                 data: &wts,
                 cols: k,
@@ -458,12 +465,7 @@ mod tests {
     fn strided_reads_its_pixels() {
         for (c, h, w, s, co) in [(20, 9, 11, 2, 48), (8, 14, 14, 2, 32), (5, 7, 10, 3, 16)] {
             let geo = Geometry::of(c, h, w, 1, s, 0);
-            let x: Vec<f32> = (0..c * h * w)
-                .map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0)
-                .collect();
-            let wts: Vec<f32> = (0..co * c)
-                .map(|i| ((i * 13) % 29) as f32 / 10.0 - 1.4)
-                .collect();
+            let (x, wts) = inputs(c * h * w, co * c);
             let wp = weight_panels(
                 &Rows::F32 {
                     data: &wts,

@@ -43,23 +43,23 @@ pub fn depthwise(
     let geo = Phases::new((h, w), (kernel, stride, padding), (ho, wo));
     let simd = path();
     let direct = direct3(simd, (h, w), (kernel, stride, padding), (ho, wo));
+    let len = if direct.is_some() { 0 } else { geo.len() };
     out.par_chunks_mut(n.max(1))
         .enumerate()
         .take(c)
         .for_each_init(
-            || {
-                let len = if direct { 0 } else { geo.len() };
-                (vec![0f32; kernel * kernel], vec![0f32; len])
-            },
+            || (vec![0f32; kernel * kernel], vec![0f32; len]),
             |(k, buf), (ch, o)| {
                 rows.load(ch, 0, k);
                 let plane = &x[ch * h * w..(ch + 1) * h * w];
-                if direct {
+                if let Some(block) = direct {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `direct3` checked the path (this CPU has it) and the geometry.
                     unsafe {
-                        x86::direct3_avx512(plane, (h, w), (stride, padding), (ho, wo), k, o)
+                        x86::direct3_avx512(plane, &geo, block, k, o)
                     };
+                    #[cfg(not(target_arch = "x86_64"))]
+                    unreachable!("depthwise: direct3 is x86-64 only, not {block:?}");
                 } else {
                     geo.fill(plane, buf);
                     // SAFETY: `path` only returns a path this CPU has.
@@ -71,25 +71,24 @@ pub fn depthwise(
         );
 }
 
-/// Whether a channel's output is built straight from its input by
-/// [`x86::direct3_avx512`]: 3x3 convolutions at stride 1 or 2 on AVX-512F (every depthwise
-/// convolution of TinyViT-5M), padding at most 1, on maps tall enough for their blocks
-/// ([`block3`]).
+/// The block ([`block3`]) in which [`x86::direct3_avx512`] builds a channel's output straight
+/// from its input, when it does: 3x3 convolutions at stride 1 or 2 on AVX-512F (every depthwise
+/// convolution of TinyViT-5M), padding at most 1, on maps tall enough for their blocks.
 fn direct3(
     path: KernelPath,
     (h, w): (usize, usize),
     (kernel, stride, padding): (usize, usize, usize),
     (ho, wo): (usize, usize),
-) -> bool {
-    cfg!(target_arch = "x86_64")
+) -> Option<(usize, usize)> {
+    let fits = cfg!(target_arch = "x86_64")
         && path == KernelPath::Avx512F
         && kernel == 3
         && padding <= 1
         && h + 2 * padding >= 3
         && w + 2 * padding >= 3
         && ho == (h + 2 * padding - 3) / stride.max(1) + 1
-        && wo == (w + 2 * padding - 3) / stride.max(1) + 1
-        && block3(stride, wo, ho).is_some()
+        && wo == (w + 2 * padding - 3) / stride.max(1) + 1;
+    block3(stride, wo, ho).filter(|_| fits)
 }
 
 /// The block of [`x86::direct3_avx512`] for a map: chunks of 16 pixels across (a row's, up to
@@ -241,7 +240,7 @@ unsafe fn row_portable(row: *const f32, taps: &[(usize, f32)], orow: &mut [f32])
 /// The x86 rows: one 512-bit accumulator per chunk, or two 256-bit ones.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::LANES;
+    use super::{Phases, LANES};
     use std::arch::x86_64::*;
 
     /// [`super::row_portable`] on AVX-512F (masked store of the last chunk).
@@ -282,53 +281,35 @@ mod x86 {
     /// copy), 0.05 ms here.
     ///
     /// # Safety
-    /// AVX-512F; a geometry [`super::direct3`] accepts; `x` holds `h * w` floats, `out`
-    /// `ho * wo`, `k` nine weights.
+    /// AVX-512F; `geo` a geometry [`super::direct3`] accepts, with the `block` it gave; `x`
+    /// holds `h * w` floats, `out` `ho * wo`, `k` nine weights.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn direct3_avx512(
         x: &[f32],
-        (h, w): (usize, usize),
-        (stride, padding): (usize, usize),
-        (ho, wo): (usize, usize),
+        geo: &Phases,
+        block: (usize, usize),
         k: &[f32],
         out: &mut [f32],
     ) {
-        let block = super::block3(stride, wo, ho);
         assert!(
-            x.len() >= h * w && out.len() >= ho * wo && k.len() >= 9 && block.is_some(),
+            x.len() >= geo.h * geo.w && out.len() >= geo.ho * geo.wo && k.len() >= 9,
             "depthwise: extents"
         );
-        let geo = Direct {
-            h,
-            w,
-            padding,
-            ho,
-            wo,
-        };
         // SAFETY: every call's guarantees forwarded from the caller; the extents asserted.
         unsafe {
-            match (stride, block) {
-                (1, Some((1, 8))) => rows_of::<1, 1, 8>(x, &geo, k, out),
-                (1, Some((1, 4))) => rows_of::<1, 1, 4>(x, &geo, k, out),
-                (1, Some((2, 6))) => rows_of::<1, 2, 6>(x, &geo, k, out),
-                (1, Some((3, 4))) => rows_of::<1, 3, 4>(x, &geo, k, out),
-                (1, Some((4, 3))) => rows_of::<1, 4, 3>(x, &geo, k, out),
-                (2, Some((1, 4))) => rows_of::<2, 1, 4>(x, &geo, k, out),
-                (2, Some((2, 4))) => rows_of::<2, 2, 4>(x, &geo, k, out),
-                (2, Some((3, 3))) => rows_of::<2, 3, 3>(x, &geo, k, out),
-                (2, Some((4, 2))) => rows_of::<2, 4, 2>(x, &geo, k, out),
+            match (geo.stride, block) {
+                (1, (1, 8)) => rows_of::<1, 1, 8>(x, geo, k, out),
+                (1, (1, 4)) => rows_of::<1, 1, 4>(x, geo, k, out),
+                (1, (2, 6)) => rows_of::<1, 2, 6>(x, geo, k, out),
+                (1, (3, 4)) => rows_of::<1, 3, 4>(x, geo, k, out),
+                (1, (4, 3)) => rows_of::<1, 4, 3>(x, geo, k, out),
+                (2, (1, 4)) => rows_of::<2, 1, 4>(x, geo, k, out),
+                (2, (2, 4)) => rows_of::<2, 2, 4>(x, geo, k, out),
+                (2, (3, 3)) => rows_of::<2, 3, 3>(x, geo, k, out),
+                (2, (4, 2)) => rows_of::<2, 4, 2>(x, geo, k, out),
                 other => unreachable!("depthwise: no block for {other:?}"),
             }
         }
-    }
-
-    /// The map of [`direct3_avx512`].
-    struct Direct {
-        h: usize,
-        w: usize,
-        padding: usize,
-        ho: usize,
-        wo: usize,
     }
 
     /// Where each load of a chunk's input row starts, from the chunk's first tap: the three
@@ -349,7 +330,7 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     unsafe fn rows_of<const S: usize, const C: usize, const R: usize>(
         x: &[f32],
-        geo: &Direct,
+        geo: &Phases,
         k: &[f32],
         out: &mut [f32],
     ) {
@@ -423,7 +404,7 @@ mod x86 {
     /// Where a block of [`rows_of`] reads its input.
     struct RowsIn<'a> {
         x: &'a [f32],
-        geo: &'a Direct,
+        geo: &'a Phases,
         /// The input row and column of the block's first tap (before the padding).
         y0: usize,
         first: usize,
