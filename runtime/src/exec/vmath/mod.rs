@@ -54,6 +54,31 @@ pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
     unsafe { exp_shifted_sum_on(loops(), x, shift) }
 }
 
+/// The largest of `x` (`-inf` for none), NaNs skipped as `f32::max` skips them: softmax's shift.
+///
+/// Why not `fold(f32::max)`: `f32::max` must return the other operand for a NaN, and that
+/// compiles to a scalar compare-and-blend chain per element (perf: the hottest loop of
+/// DeiT-Tiny's attention outside its GEMMs on the Intel Xeon, `cmpunordps`). Sixteen running
+/// maxima of `if v > m { v } else { m }` skip a NaN the same way (the comparison is false) and
+/// compile to vector `max` instructions on every target.
+pub fn max(x: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let bigger = |m: f32, v: f32| if v > m { v } else { m };
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = bigger(*m, v);
+        }
+    }
+    lanes
+        .iter()
+        .chain(tail)
+        .copied()
+        .fold(f32::NEG_INFINITY, bigger)
+}
+
 /// [`gelu`] by the loops of `path` (the portable ones for a path without its own).
 ///
 /// # Safety
@@ -114,6 +139,30 @@ mod tests {
         let v: Vec<KernelPath> = all.into_iter().filter(|p| p.available()).collect();
         assert!(v.contains(&loops()), "{:?} not in {v:?}", loops());
         v
+    }
+
+    /// `max` against `fold(f32::max)`: every length around whole chunks of 16, the largest at
+    /// every position, NaNs anywhere (skipped), all NaN and empty (`-inf`), signed infinities.
+    #[test]
+    fn max_is_fold_max() {
+        let reference = |x: &[f32]| x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        for n in 0..=50 {
+            for top in 0..n.max(1) {
+                let mut x: Vec<f32> = (0..n).map(|i| ((i * 37) % 23) as f32 - 30.0).collect();
+                if n > 0 {
+                    x[top] = 5.0 + top as f32;
+                }
+                assert_eq!(max(&x), reference(&x), "n {n} top {top}");
+                if n > 1 {
+                    x[(top + 1) % n] = f32::NAN;
+                    assert_eq!(max(&x), reference(&x), "n {n} top {top} with a NaN");
+                }
+            }
+        }
+        assert_eq!(max(&[]), f32::NEG_INFINITY);
+        assert_eq!(max(&[f32::NAN; 20]), f32::NEG_INFINITY);
+        assert_eq!(max(&[f32::NEG_INFINITY, -1.0]), -1.0);
+        assert_eq!(max(&[3.0, f32::INFINITY, f32::NAN]), f32::INFINITY);
     }
 
     fn gelu_by(p: KernelPath) -> impl Fn(&mut [f32]) {
