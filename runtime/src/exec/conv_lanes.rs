@@ -41,8 +41,8 @@ const BLOCK: usize = 2 * MR;
 const PAIR: usize = 2 * NR;
 /// Whether [`conv_lanes`] runs this convolution, on the AVX-512F path: ungrouped, with whole
 /// pairs of panels of output channels (a multiple of 32: every convolution of the ResNets but
-/// their stems), and either a 1x1 without padding over a small map ([`SMALL_MAP`]) or of
-/// [`MIN_ONE_CHANNELS`] input channels or more, or another of [`MIN_TAP_CHANNELS`] or more.
+/// their stems), and either a 1x1 without padding over a small map ([`SMALL_MAP`]), or another
+/// of [`MIN_TAP_CHANNELS`] input channels or more.
 pub fn pays(geo: &Geometry, co: usize, groups: usize) -> bool {
     let ones = (geo.kernel, geo.padding) == (1, 0);
     pairs_pay()
@@ -53,24 +53,26 @@ pub fn pays(geo: &Geometry, co: usize, groups: usize) -> bool {
         && co > 0
         && co.is_multiple_of(PAIR)
         && if ones {
-            geo.n() <= SMALL_MAP || geo.c >= MIN_ONE_CHANNELS
+            geo.n() <= SMALL_MAP
         } else {
             geo.c >= MIN_TAP_CHANNELS
         }
 }
 
-/// Maps up to this many pixels take this path whatever their channels: [`super::conv_direct`]
-/// wastes 14% of a 14x14 map's work and 31% of a 7x7 one's.
+/// Maps up to this many output pixels take this path for a 1x1 convolution:
+/// [`super::conv_direct`] wastes 14% of a 14x14 map's work and 31% of a 7x7 one's.
+///
+/// Larger maps stay with [`super::conv_direct`] whatever their channels. Stop 45 sent the 1x1
+/// convolutions of 128 input channels or more here on every map, measured at two threads on
+/// Zen 4 (AVX-512 on 256-bit units): 256 to 64 channels on 56x56 0.47 against 0.50-0.55 ms, 512
+/// to 128 on 28x28 0.50 against 0.55. On the Intel Xeon of stop 47 (two 512-bit FMA units per
+/// core) the same layers took twice as long here as there: in ResNet50, 256 to 64 on 56x56
+/// 1.00-1.04 against 0.47-0.48 ms, 512 to 128 on 28x28 0.82-0.85 against 0.48-0.49, 256 to 128
+/// and 512 to 256 1.71 and 1.41 against 0.95; TinyViT-5M's 256 to 64 on 56x56 1.06-1.14
+/// against 0.62-0.74 (`step_times`, `set_conv_lanes` off and on). Both paths give the same
+/// floats, so the choice is speed alone: a few percent on those layers on Zen 4 against half
+/// their time on the Xeon.
 const SMALL_MAP: usize = 256;
-
-/// Input channels from which a 1x1 convolution over a larger map takes this path. Measured at
-/// two threads on Zen 4 against [`super::conv_direct`]: 256 to 64 channels on 56x56 0.47
-/// against 0.50-0.55 ms, 512 to 128 on 28x28 0.50 against 0.55, ResNet50's downsampling 256 to
-/// 512 with stride 2 1.28 against 1.33 (these two before the transpose of the sums, which only
-/// removed work); but 64 to 256 on 56x56 as fast alone and 0.03-0.05 ms
-/// slower within the model (with the residual in its epilogue), so below 128 channels (16 to
-/// 64 multiply-adds per output) [`super::conv_direct`] keeps them.
-const MIN_ONE_CHANNELS: usize = 128;
 
 /// Input channels from which a convolution of more than one tap takes this path: the RGB stems
 /// (3) ran faster in [`super::conv_direct`] (ResNet's 7x7 1.19 against 1.24 ms), TinyViT's 32 to
@@ -433,14 +435,17 @@ mod tests {
         }
     }
 
-    /// Which convolutions come here ([`pays`]), on AVX-512F: 1x1 ones over small maps or of 128
-    /// input channels or more, others of 16 or more, ungrouped, of whole pairs of output
+    /// Which convolutions come here ([`pays`]), on AVX-512F: 1x1 ones over small maps whatever
+    /// their channels, others of 16 input channels or more, ungrouped, of whole pairs of output
     /// channels; never on another path.
     #[test]
     fn takes_the_layers_it_suits() {
         let on = pairs_pay();
         for (geo, co, groups, want) in [
-            (Geometry::of(256, 56, 56, 1, 1, 0), 64, 1, true),
+            (Geometry::of(256, 56, 56, 1, 1, 0), 64, 1, false),
+            (Geometry::of(512, 28, 28, 1, 1, 0), 128, 1, false),
+            (Geometry::of(256, 56, 56, 1, 2, 0), 512, 1, false),
+            (Geometry::of(2048, 7, 7, 1, 1, 0), 512, 1, true),
             (Geometry::of(64, 56, 56, 1, 1, 0), 256, 1, false),
             (Geometry::of(64, 14, 14, 1, 1, 0), 256, 1, true),
             (Geometry::of(1024, 14, 14, 1, 2, 0), 2048, 1, true),
