@@ -234,7 +234,7 @@ fn gpu_section(dev: Arc<GpuDevice>, budget: f64, quick: bool, md: &mut String) -
          | path | latency, ms | GFLOP/s |\n|---|---|---|\n\
          | wgpu, tiled shader | {} | {:.1} |\n\
          | wgpu, naive shader | {} | {} |\n\
-         | CPU (fq-runtime, AVX2) | {} | {:.1} |\n\n{}",
+         | CPU (fq-runtime, {}) | {} | {:.1} |\n\n{}",
         flops / 1e9,
         if same { "yes" } else { "no" },
         ms(times[0]),
@@ -245,6 +245,7 @@ fn gpu_section(dev: Arc<GpuDevice>, budget: f64, quick: bool, md: &mut String) -
         } else {
             format!("{:.2}", flops / times[1].0 / 1e9)
         },
+        fq_runtime::exec::kernel::path().name(),
         ms(times[2]),
         flops / times[2].0 / 1e9,
         if quick {
