@@ -397,7 +397,7 @@ fn gpu_predictions(out: crate::gpu::GpuOutput, classes: usize, n: usize) -> Vec<
 
 /// Numerically stable softmax (the maximum is subtracted first), summed in f64.
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let m = crate::exec::vmath::max(logits);
     let e: Vec<f64> = logits.iter().map(|&v| ((v - m) as f64).exp()).collect();
     let sum: f64 = e.iter().sum();
     e.iter().map(|&v| (v / sum) as f32).collect()

@@ -30,7 +30,7 @@ mod taps;
 mod token_gemm;
 pub mod tokens;
 mod transpose;
-mod vmath;
+pub(crate) mod vmath;
 mod winograd;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
