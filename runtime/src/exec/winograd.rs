@@ -161,6 +161,63 @@ pub fn conv_winograd(
     out: &mut [f32],
     epi: Epilogue,
 ) {
+    let bands = band_rows(geo, padded(m) / PAIR, rayon::current_num_threads().max(1));
+    run(x, geo, u, m, out, epi, bands)
+}
+
+/// Transformed weights (bytes) up to which a layer runs in bands ([`band_rows`]): every task
+/// then reads all of them, which should stay in its core's L2 (1 MB on Zen 4, 2 MB on the
+/// Xeon) beside its band's transformed inputs and products.
+const BAND_MAX_WEIGHTS: usize = 512 << 10;
+
+/// A band's transformed tiles (bytes) at most: a quarter of a Zen 4 core's L2, 2 tile rows of
+/// ResNet's first stage.
+const BAND_MAX_POINTS: usize = 256 << 10;
+
+/// Tile rows per task where a layer's tasks transform their own tile rows and multiply them
+/// with every output channel (bands), or `None` where the whole input is transformed first and
+/// the tasks then split the channels too.
+///
+/// Why: the whole input transformed is 16/4 = 4 times the input (ResNet's first stage: 3.2 MB
+/// at 56x56x64), written out and read back from beyond L2; a band's (28 tiles: 115 KB) stays in
+/// L2 between its transform and its products. Splitting the channels as well would transform
+/// each band once per task, so bands suit layers of few weights (ResNet's first stage: 256 KB
+/// transformed) and many tiles. The band height minimises the rounds of equal tasks on
+/// `threads` times the kernel's row blocks per task (12 rows, or 6 at the end), with two tasks
+/// a thread at least (so that one slowed thread's work is taken by the others).
+fn band_rows(geo: &Geometry, pairs: usize, threads: usize) -> Option<usize> {
+    let (th, tw) = (geo.ho.div_ceil(2), geo.wo.div_ceil(2));
+    let weights = XI * pairs * PAIR * geo.c * std::mem::size_of::<f32>();
+    // A band's transformed tiles, per tile row.
+    let per_row = XI * tw * geo.c * std::mem::size_of::<f32>();
+    if weights > BAND_MAX_WEIGHTS || th < 2 * threads || per_row > BAND_MAX_POINTS {
+        return None;
+    }
+    let work = |r: usize| {
+        let tiles = r * tw;
+        tiles / ROWS * ROWS
+            + match tiles % ROWS {
+                0 => 0,
+                t if t <= MR => MR,
+                _ => ROWS,
+            }
+    };
+    (1..=th)
+        .take_while(|&r| r * per_row <= BAND_MAX_POINTS && th.div_ceil(r) >= 2 * threads)
+        .min_by_key(|&r| th.div_ceil(r).div_ceil(threads) * work(r))
+}
+
+/// [`conv_winograd`] in bands of `bands` tile rows ([`band_rows`]) or, with `None`, with the
+/// whole input transformed first.
+fn run(
+    x: &[f32],
+    geo: &Geometry,
+    u: &[f32],
+    m: usize,
+    out: &mut [f32],
+    epi: Epilogue,
+    bands: Option<usize>,
+) {
     let g = geo;
     let (c, n) = (g.c, g.n());
     assert_eq!(x.len(), c * g.h * g.w, "winograd: input size");
@@ -173,34 +230,103 @@ pub fn conv_winograd(
     );
     let (th, tw) = (g.ho.div_ceil(2), g.wo.div_ceil(2));
     let tiles = th * tw;
+    let wp = 2 * tw + 2;
+    let base = Shared(out.as_mut_ptr());
+    let products = Products {
+        g,
+        u,
+        m,
+        tw,
+        pairs,
+        base,
+        epi: &epi,
+    };
+    if let Some(rows_per) = bands {
+        (0..th.div_ceil(rows_per)).into_par_iter().for_each(|band| {
+            let (ty0, ty1) = (band * rows_per, ((band + 1) * rows_per).min(th));
+            let (t0, t1) = (ty0 * tw, ty1 * tw);
+            // As below, for the band's tiles alone: tile `t0 + t` at row `t`.
+            let rows = (t1 - t0).div_ceil(MR) * MR + MR;
+            let mut v = BAND.take();
+            v.resize(XI * rows * c, 0.0);
+            transform_tiles(x, g, (ty0, ty1), wp, (Shared(v.as_mut_ptr()), rows, t0));
+            for xi in 0..XI {
+                v[(xi * rows + t1 - t0) * c..(xi + 1) * rows * c].fill(0.0);
+            }
+            products.task(&v, (rows, t0), (ty0, ty1, 0, pairs));
+            BAND.set(v);
+        });
+        return;
+    }
     // `V_ξ[t][i]` at `v[(ξ * rows + t) * c + i]`, rows past the last tile zero (the micro-kernel
     // reads whole 6- or 12-row blocks).
     let rows = tiles.div_ceil(MR) * MR + MR;
     let mut v = POINTS.take(XI * rows * c, false);
     {
         let vb = Shared(v.as_mut_ptr());
-        let wp = 2 * tw + 2;
         (0..th).into_par_iter().for_each(|ty| {
-            let mut buf = TILE_ROWS.take();
-            tile_rows(x, g, ty, wp, &mut buf);
-            for tx in 0..tw {
-                // SAFETY: tile `ty * tw + tx` is this task's alone; its 16 rows of `c` lie in `v`.
-                unsafe { input_tile(&buf, (wp, c), tx, vb, (ty * tw + tx, rows)) };
-            }
-            TILE_ROWS.set(buf);
+            transform_tiles(x, g, (ty, ty + 1), wp, (vb, rows, 0));
         });
         for xi in 0..XI {
             v[(xi * rows + tiles) * c..(xi + 1) * rows * c].fill(0.0);
         }
     }
     let split = TaskSplit::new(th, pairs);
-    let base = Shared(out.as_mut_ptr());
     let vs = &v[..];
-    (0..split.tasks()).into_par_iter().for_each(|task| {
-        let (ty0, ty1, p0, p1) = split.task(task);
+    (0..split.tasks())
+        .into_par_iter()
+        .for_each(|task| products.task(vs, (rows, 0), split.task(task)));
+    POINTS.give(v);
+}
+
+thread_local! {
+    /// Each thread's transformed band ([`run`] in bands), kept between tasks and layers.
+    static BAND: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `V` of the tiles of tile rows `ty0..ty1`, tile `t = ty * tw + tx` at row `t - v0` of each
+/// point's matrix (`rows` rows of `c` floats) in `v`.
+fn transform_tiles(
+    x: &[f32],
+    g: &Geometry,
+    (ty0, ty1): (usize, usize),
+    wp: usize,
+    (v, rows, v0): (Shared<f32>, usize, usize),
+) {
+    let tw = g.wo.div_ceil(2);
+    let mut buf = TILE_ROWS.take();
+    for ty in ty0..ty1 {
+        tile_rows(x, g, ty, wp, &mut buf);
+        for tx in 0..tw {
+            // SAFETY: this call alone writes this tile's row of every point's matrix, which
+            // lies in `v` (`ty * tw + tx - v0 < rows`).
+            unsafe { input_tile(&buf, (wp, g.c), tx, v, (ty * tw + tx - v0, rows)) };
+        }
+    }
+    TILE_ROWS.set(buf);
+}
+
+/// What every task of a layer multiplies its transformed tiles with, and where it writes.
+struct Products<'a> {
+    g: &'a Geometry,
+    u: &'a [f32],
+    m: usize,
+    tw: usize,
+    pairs: usize,
+    base: Shared<f32>,
+    epi: &'a Epilogue<'a>,
+}
+
+impl Products<'_> {
+    /// Tile rows `ty0..ty1`, channel pairs `p0..p1`: their products, output transform and
+    /// epilogue. `vs` holds the transformed tiles from tile `v0` on, `rows` rows per point.
+    fn task(&self, vs: &[f32], (rows, v0): (usize, usize), task: (usize, usize, usize, usize)) {
+        let (g, u, tw, pairs, c) = (self.g, self.u, self.tw, self.pairs, self.g.c);
+        let (n, tiles) = (g.n(), g.ho.div_ceil(2) * tw);
+        let (ty0, ty1, p0, p1) = task;
         let (t0, t1) = (ty0 * tw, (ty1 * tw).min(tiles));
         let o0 = p0 * PAIR;
-        let o1 = (p1 * PAIR).min(m);
+        let o1 = (p1 * PAIR).min(self.m);
         let width = (p1 - p0) * PAIR;
         // Chunks of tiles, each point's panels of `U` swept over all the chunk's rows while
         // they are in cache (a 7x7 map's are 64 KB a pair of panels and point, read once, not
@@ -220,7 +346,7 @@ pub fn conv_winograd(
                     let (b0, b1) = (b(2 * p), b(2 * p + 1));
                     for r0 in (k0..k1).step_by(ROWS) {
                         let count = ROWS.min(k1 - r0);
-                        let a = &vs[(xi * rows + r0) * c..];
+                        let a = &vs[(xi * rows + r0 - v0) * c..];
                         let at = (xi * chunk + r0 - k0) * width + (p - p0) * PAIR;
                         let to = mm[at..].as_mut_ptr();
                         // SAFETY: `count` rows of `PAIR` floats, `width` apart, from row
@@ -232,19 +358,18 @@ pub fn conv_winograd(
             }
             let block = (k0, k1 - k0, tw);
             // SAFETY: this task alone owns output channels `o0..o1` of its tiles' pixels.
-            unsafe { output_tiles(&mm, (width, chunk), block, (o0, o1), g, base) };
+            unsafe { output_tiles(&mm, (width, chunk), block, (o0, o1), g, self.base) };
         }
         PRODUCTS.set(mm);
         // The epilogue, on each channel's pixels of this task's tile rows.
         let (q0, q1) = (2 * ty0 * g.wo, (2 * ty1).min(g.ho) * g.wo);
         for o in o0..o1 {
             // SAFETY: as above; row `o < m` of `out`, columns `q0..q1 <= n`.
-            let row = unsafe { base.slice(o * n + q0, q1 - q0) };
-            let res = epi.residual.map(|r| &r[o * n + q0..o * n + q1]);
-            finish_row(row, &epi, o, res);
+            let row = unsafe { self.base.slice(o * n + q0, q1 - q0) };
+            let res = self.epi.residual.map(|r| &r[o * n + q0..o * n + q1]);
+            finish_row(row, self.epi, o, res);
         }
-    });
-    POINTS.give(v);
+    }
 }
 
 /// How a convolution's tiles and output channels are shared out: whole tile rows (each task's
@@ -567,6 +692,51 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn bands_give_the_same_floats() {
+        use crate::exec::int8_gemm::tests::in_pool;
+        let mut next = crate::exec::int8_gemm::tests::lcg(5);
+        for &(c, h, w, m) in &[(16, 13, 11, 40), (24, 20, 20, 32), (64, 28, 28, 64)] {
+            let g = Geometry::of(c, h, w, 3, 1, 1);
+            let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
+            let wts: Vec<f32> = (0..m * c * 9).map(|_| next()).collect();
+            let bias: Vec<f32> = (0..m).map(|_| next()).collect();
+            let u = transform_weights(&wts, m, c);
+            let epi = Epilogue {
+                bias: Some(&bias),
+                relu: true,
+                ..Epilogue::default()
+            };
+            let mut whole = vec![f32::NAN; m * g.n()];
+            run(&x, &g, &u, m, &mut whole, epi, None);
+            for (rows, threads) in [(1, 1), (1, 2), (2, 3), (3, 2), (g.ho.div_ceil(2), 2)] {
+                let mut got = vec![f32::NAN; m * g.n()];
+                in_pool(threads, || run(&x, &g, &u, m, &mut got, epi, Some(rows)));
+                let first = got
+                    .iter()
+                    .zip(&whole)
+                    .position(|(a, b)| a.to_bits() != b.to_bits());
+                assert_eq!(first, None, "{g:?} to {m}, bands of {rows} tile rows");
+            }
+        }
+    }
+
+    #[test]
+    fn bands_take_the_layers_of_few_weights() {
+        // ResNet's first stage: 28 tile rows of 28, 256 KB transformed.
+        let first = Geometry::of(64, 56, 56, 3, 1, 1);
+        assert_eq!(band_rows(&first, 2, 2), Some(1));
+        assert_eq!(band_rows(&first, 2, 1), Some(1));
+        // Its second (1 MB) and later stages keep the whole transform.
+        assert_eq!(band_rows(&Geometry::of(128, 28, 28, 3, 1, 1), 4, 2), None);
+        assert_eq!(band_rows(&Geometry::of(512, 7, 7, 3, 1, 1), 16, 2), None);
+        // Too few tile rows to share out.
+        assert_eq!(band_rows(&Geometry::of(16, 6, 6, 3, 1, 1), 1, 2), None);
+        // 14 tiles a row: bands of 2 rows (28 tiles: 3 kernel blocks) in 4 rounds of 2 tasks,
+        // not 14 bands of one row (2 blocks each, one of them mostly empty) in 7.
+        assert_eq!(band_rows(&Geometry::of(16, 28, 28, 3, 1, 1), 1, 2), Some(2));
     }
 
     #[test]
