@@ -230,15 +230,11 @@ fn run(
     );
     let (th, tw) = (g.ho.div_ceil(2), g.wo.div_ceil(2));
     let tiles = th * tw;
-    let wp = 2 * tw + 2;
-    let base = Shared(out.as_mut_ptr());
     let products = Products {
         g,
         u,
         m,
-        tw,
-        pairs,
-        base,
+        base: Shared(out.as_mut_ptr()),
         epi: &epi,
     };
     if let Some(rows_per) = bands {
@@ -249,7 +245,7 @@ fn run(
             let rows = (t1 - t0).div_ceil(MR) * MR + MR;
             let mut v = BAND.take();
             v.resize(XI * rows * c, 0.0);
-            transform_tiles(x, g, (ty0, ty1), wp, (Shared(v.as_mut_ptr()), rows, t0));
+            transform_tiles(x, g, (ty0, ty1), (Shared(v.as_mut_ptr()), rows, t0));
             for xi in 0..XI {
                 v[(xi * rows + t1 - t0) * c..(xi + 1) * rows * c].fill(0.0);
             }
@@ -265,7 +261,7 @@ fn run(
     {
         let vb = Shared(v.as_mut_ptr());
         (0..th).into_par_iter().for_each(|ty| {
-            transform_tiles(x, g, (ty, ty + 1), wp, (vb, rows, 0));
+            transform_tiles(x, g, (ty, ty + 1), (vb, rows, 0));
         });
         for xi in 0..XI {
             v[(xi * rows + tiles) * c..(xi + 1) * rows * c].fill(0.0);
@@ -290,10 +286,11 @@ fn transform_tiles(
     x: &[f32],
     g: &Geometry,
     (ty0, ty1): (usize, usize),
-    wp: usize,
     (v, rows, v0): (Shared<f32>, usize, usize),
 ) {
     let tw = g.wo.div_ceil(2);
+    // The padded width of the four input rows under a tile row ([`tile_rows`]).
+    let wp = 2 * tw + 2;
     let mut buf = TILE_ROWS.take();
     for ty in ty0..ty1 {
         tile_rows(x, g, ty, wp, &mut buf);
@@ -311,8 +308,6 @@ struct Products<'a> {
     g: &'a Geometry,
     u: &'a [f32],
     m: usize,
-    tw: usize,
-    pairs: usize,
     base: Shared<f32>,
     epi: &'a Epilogue<'a>,
 }
@@ -321,7 +316,8 @@ impl Products<'_> {
     /// Tile rows `ty0..ty1`, channel pairs `p0..p1`: their products, output transform and
     /// epilogue. `vs` holds the transformed tiles from tile `v0` on, `rows` rows per point.
     fn task(&self, vs: &[f32], (rows, v0): (usize, usize), task: (usize, usize, usize, usize)) {
-        let (g, u, tw, pairs, c) = (self.g, self.u, self.tw, self.pairs, self.g.c);
+        let (g, u, c) = (self.g, self.u, self.g.c);
+        let (tw, pairs) = (g.wo.div_ceil(2), padded(self.m) / PAIR);
         let (n, tiles) = (g.n(), g.ho.div_ceil(2) * tw);
         let (ty0, ty1, p0, p1) = task;
         let (t0, t1) = (ty0 * tw, (ty1 * tw).min(tiles));
