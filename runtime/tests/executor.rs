@@ -126,10 +126,17 @@ fn requantising_in_the_epilogue_changes_no_logit() {
         // Every convolution output that feeds another convolution: all but the stem's (max pool
         // reads it), the downsample branches' (residuals, read as floats) and the last one's.
         assert!(fused * 2 > convs, "{}: only {fused} of {convs}", g.arch);
+        // Of those, the values no step reads as floats are kept as codes alone: the inner
+        // convolutions' outputs (one in each of ResNet18's 8 blocks, two in each of ResNet50's
+        // 16) and the outputs of stages 1-3, which only the next stage's first convolution and
+        // its downsampling convolution read.
+        let inner = if std::ptr::eq(g, &r18) { 8 + 3 } else { 32 + 3 };
+        assert_eq!(exec.codes_only_values(), inner, "{}", g.arch);
         for x in &images {
             let with = exec.run(x).unwrap();
             exec.set_requantize_in_epilogue(false);
             assert_eq!(exec.epilogue_requantizations(), 0);
+            assert_eq!(exec.codes_only_values(), 0);
             let without = exec.run(x).unwrap();
             exec.set_requantize_in_epilogue(true);
             assert_eq!(with, without, "{}", g.arch);
@@ -140,6 +147,7 @@ fn requantising_in_the_epilogue_changes_no_logit() {
             0,
             "dynamic scales are the readers' own"
         );
+        assert_eq!(exec.codes_only_values(), 0, "dynamic scales read floats");
     }
 }
 

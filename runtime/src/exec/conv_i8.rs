@@ -3,8 +3,9 @@
 //! batch norm, bias, residual, ReLU) as on the float path. When the next layer is an integer
 //! convolution with a calibrated scale, the epilogue also requantises the output to that layer's
 //! 8-bit input (`requant`), and that layer takes the codes (`codes`) instead of quantising the
-//! floats again; the floats are still written for the steps that read them (residual adds,
-//! pooling).
+//! floats again. The floats are written only where a step reads them (residual adds, pooling,
+//! a reader that quantises for itself); otherwise `out` is empty and only the codes are kept,
+//! and the input's floats may be empty too when its codes are given.
 //!
 //! Weights made for quads ([`WeightsI8::reads_quads`]) take their input as [`Quads`] (every
 //! convolution whose input channels are a multiple of 4), those made for tap rows as
@@ -99,7 +100,7 @@ pub fn conv2d_i8(
             return over_quads(&Quads::quantize(input.x, shape, 1.0 / s), s, out, requant);
         }
         (CodesIn::Rows(codes), Some(s), false) => {
-            debug_assert_eq!(codes.len(), input.x.len(), "requantised input size");
+            debug_assert_eq!(codes.len(), c * h * w, "requantised input size");
             PanelB8::im2col(codes, &geo, s)
         }
         (_, s, false) => {

@@ -664,8 +664,9 @@ pub enum CodesOut<'a> {
 /// [`gemm_i8`], and when `requant` is `Some((codes, scale))` also `quantize(out[i], 1 / scale)`
 /// for every output into `codes`, computed in the epilogue: the next layer's 8-bit input (its
 /// calibrated scale), the same codes it would get by quantising `out` itself, without another
-/// pass over the tensor. `out` is still written, for the steps that read floats (residual adds,
-/// pooling, the logits).
+/// pass over the tensor. `out` is written for the steps that read floats (residual adds,
+/// pooling, the logits); an empty `out` with `requant` keeps the codes alone, the floats passing
+/// through each task's own buffer (see [`gemm_task`]).
 pub fn gemm_i8_requant(
     w: &WeightsI8,
     b: &PanelB8,
@@ -866,7 +867,14 @@ fn gemm_panels(
         "gemm_i8: weights have {} columns, B has {k} rows",
         w.k
     );
-    assert_eq!(out.len(), w.rows * n, "gemm_i8 output size");
+    // No floats kept: only the codes leave the tasks.
+    let codes_only = out.is_empty() && requant.is_some();
+    assert!(
+        codes_only || out.len() == w.rows * n,
+        "gemm_i8 output size: {} for {} x {n}",
+        out.len(),
+        w.rows
+    );
     if w.rows == 0 || n == 0 {
         return;
     }
@@ -874,7 +882,7 @@ fn gemm_panels(
     let target = match requant {
         None => Target::None,
         Some((CodesOut::Rows(codes), scale)) => {
-            assert_eq!(codes.len(), out.len(), "gemm_i8: requantised output size");
+            assert_eq!(codes.len(), w.rows * n, "gemm_i8: requantised output size");
             Target::Rows(Shared(codes.as_mut_ptr()), 1.0 / scale)
         }
         Some((CodesOut::Quads(quads), scale)) => {
@@ -896,12 +904,12 @@ fn gemm_panels(
     };
     let threads = rayon::current_num_threads().max(1);
     let split = Split::new(w.rows, w.granule, n.div_ceil(NR), gather, threads);
-    let to = TaskOut {
+    let to = (!codes_only).then_some(TaskOut {
         base: Shared(out.as_mut_ptr()),
         ld: n,
         row0: 0,
         col0: 0,
-    };
+    });
     (0..split.tasks()).into_par_iter().for_each(|t| {
         let (rows, panels) = split.task(t);
         // SAFETY: tasks own disjoint rectangles (rows `rows`, panels `panels`) of `out` and of
@@ -979,6 +987,11 @@ pub(super) struct TaskOut {
 /// panels `panels` of `b`, rescaled into `to`, then the epilogue and the codes of `target` for
 /// the same rows while they are in the core's cache.
 ///
+/// `to: None` (codes only): the floats go to the thread's own buffer, which stays in the core's
+/// cache from task to task. Written to the layer's output instead, they were written back to
+/// memory for nobody: on ResNet50's integer path, where most values are read only as codes,
+/// that was about a twentieth of the time.
+///
 /// # Safety
 /// `to` must hold the task's rectangle (rows `rows`, columns of `panels` clipped to `n`) and
 /// the target its codes, both written by no one else meanwhile; the epilogue's residual, when
@@ -988,7 +1001,7 @@ pub(super) unsafe fn gemm_task(
     b: &Panels,
     rows: std::ops::Range<usize>,
     panels: std::ops::Range<usize>,
-    to: TaskOut,
+    to: Option<TaskOut>,
     epi: &Epilogue,
     target: &Target,
 ) {
@@ -996,6 +1009,22 @@ pub(super) unsafe fn gemm_task(
     let (r0, r1) = (rows.start, rows.end);
     let (j0, j1) = (panels.start, panels.end);
     let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
+    debug_assert!(
+        to.is_some() || !matches!(target, Target::None),
+        "a task keeps its floats or its codes"
+    );
+    let mut staged = Vec::new();
+    let to = to.unwrap_or_else(|| {
+        staged = STAGED.with(|s| s.take());
+        // Stale contents are fine: the tiles write every value of the rectangle.
+        staged.resize((r1 - r0) * (c1 - c0), 0.0);
+        TaskOut {
+            base: Shared(staged.as_mut_ptr()),
+            ld: c1 - c0,
+            row0: r0,
+            col0: c0,
+        }
+    });
     let at = |o: usize, c: usize| to.base.offset((o - to.row0) * to.ld + c - to.col0);
     let mut bufs = PANELS.with(|p| p.take());
     let mut narrow = NARROW.with(|c| c.take());
@@ -1067,6 +1096,9 @@ pub(super) unsafe fn gemm_task(
             }
         }
     }
+    if staged.capacity() > 0 {
+        STAGED.with(|s| s.set(staged));
+    }
 }
 
 /// Whether [`gemm_task`] hands the layer's last panel `last` (of an output `n` wide), when
@@ -1099,6 +1131,8 @@ thread_local! {
     /// fresh ones per task were an allocation and a zero fill of up to 73 KB each (every byte is
     /// then overwritten by the gather), 1.4 MB of `memset` per ResNet18 image.
     static PANELS: std::cell::Cell<[Vec<i8>; 2]> = const { std::cell::Cell::new([Vec::new(), Vec::new()]) };
+    /// Each thread's buffer for the floats of a task that keeps only codes ([`gemm_task`]).
+    static STAGED: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Rows `r0..r0 + mr` of `w` against one or two panels `ps` (the first one panel `j` of an

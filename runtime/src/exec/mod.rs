@@ -595,6 +595,14 @@ impl Executor {
             .count()
     }
 
+    /// How many values the executor keeps as codes alone, their floats never written (0 off the
+    /// static integer path; [`Executor::floats_read`]): what profiles report.
+    pub fn codes_only_values(&self) -> usize {
+        let requant = self.requant_targets(self.activations);
+        let read = self.floats_read(&requant, self.activations);
+        read.iter().filter(|&&r| !r).count()
+    }
+
     /// Per value, how its producer's epilogue requantises it: its scale, set when an integer
     /// convolution produces it and every integer convolution reading it has the same calibrated
     /// scale (a dynamic-scale reader, or two different scales, leave it to the readers); and
@@ -641,6 +649,35 @@ impl Executor {
             }
         }
         scales
+    }
+
+    /// Per value, whether a step reads its floats: `false` for a value whose producer's epilogue
+    /// writes codes (`requant`) that every reader takes as they are (integer convolutions whose
+    /// weights read that layout, as their input), so the floats are never kept
+    /// ([`int8_gemm::gemm_i8_requant`] with an empty output). The model's output always is.
+    fn floats_read(&self, requant: &[Option<Requant>], activations: Activations) -> Vec<bool> {
+        let mut read: Vec<bool> = requant.iter().map(Option::is_none).collect();
+        read[self.output] = true;
+        for step in &self.steps {
+            let takes_codes = |v: ValueId| match step {
+                Step::Conv { layer, input, .. } if *input == v => {
+                    let Some(r) = requant[v] else { return false };
+                    self.int8_weights(*layer, activations)
+                        .is_some_and(|w| match w.layout() {
+                            InputLayout::Quads => r.quads_pad.is_some(),
+                            InputLayout::Rows => r.quads_pad.is_none(),
+                            InputLayout::Taps => false,
+                        })
+                }
+                _ => false,
+            };
+            for v in step.inputs() {
+                if !takes_codes(v) {
+                    read[v] = true;
+                }
+            }
+        }
+        read
     }
 
     /// Validates and compiles a model, taking its layers ([`Plan::from_model`]).
@@ -713,6 +750,7 @@ impl Executor {
         values[0] = Some(input);
         // The i8 codes an epilogue wrote for the next integer convolutions, per value.
         let requant = self.requant_targets(activations);
+        let floats_read = self.floats_read(&requant, activations);
         let mut codes: Vec<Option<Codes>> = (0..self.shapes.len()).map(|_| None).collect();
         let stem_pools = self.stem_pools(activations);
         for (s, step) in self.steps.iter().enumerate() {
@@ -735,8 +773,12 @@ impl Executor {
                 Step::Conv { layer, output, .. }
                     if self.int8_weights(*layer, activations).is_some() =>
                 {
-                    let (out, q) =
-                        self.conv_int8(step, &values, &codes, requant[*output], activations);
+                    let (out, q) = self.conv_int8(
+                        step,
+                        (&values, &codes),
+                        (requant[*output], floats_read[*output]),
+                        activations,
+                    );
                     codes[*output] = q;
                     Some(out)
                 }
@@ -773,6 +815,8 @@ impl Executor {
             debug_assert_eq!(
                 values[output].as_ref().map(Vec::len),
                 Some(self.shapes[output].numel())
+                    .filter(|_| floats_read[output])
+                    .or(Some(0))
             );
             observe(s, values[output].as_deref().expect("just computed"));
             self.release(s, step, &mut values, &mut codes);
@@ -949,13 +993,13 @@ impl Executor {
     }
 
     /// An integer convolution step: its input codes taken from `codes` when its producer wrote
-    /// them, its output's codes returned when `requant` gives their scale.
+    /// them, its output's codes returned when `requant` gives their scale, and its floats when a
+    /// step reads them (`floats`; else an empty buffer: [`Executor::floats_read`]).
     fn conv_int8(
         &self,
         step: &Step,
-        values: &[Option<Vec<f32>>],
-        codes: &[Option<Codes>],
-        requant: Option<Requant>,
+        (values, codes): (&[Option<Vec<f32>>], &[Option<Codes>]),
+        (requant, floats): (Option<Requant>, bool),
         activations: Activations,
     ) -> (Vec<f32>, Option<Codes>) {
         let Step::Conv {
@@ -976,7 +1020,11 @@ impl Executor {
         };
         let (w8, epi) = self.int8_conv_parts(step, values, activations);
         // Recycled (stale contents): the integer GEMM writes every output.
-        let mut out = scratch::F32.take(co * ho * wo, true);
+        let mut out = if floats || requant.is_none() {
+            scratch::F32.take(co * ho * wo, true)
+        } else {
+            Vec::new()
+        };
         let mut q = requant.map(|r| match r.quads_pad {
             Some(pad) => Codes::Quads(Quads::recycled(QuadShape {
                 c: co,
@@ -984,7 +1032,7 @@ impl Executor {
                 w: wo,
                 pad,
             })),
-            None => Codes::Rows(vec![0i8; out.len()]),
+            None => Codes::Rows(vec![0i8; co * ho * wo]),
         });
         let input = conv_i8::InputI8 {
             x: get(*input),
