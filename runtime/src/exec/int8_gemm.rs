@@ -1016,8 +1016,12 @@ pub(super) unsafe fn gemm_task(
     let mut staged = Vec::new();
     let to = to.unwrap_or_else(|| {
         staged = STAGED.with(|s| s.take());
-        // Stale contents are fine: the tiles write every value of the rectangle.
-        staged.resize((r1 - r0) * (c1 - c0), 0.0);
+        // Stale contents are fine: the tiles write every value of the rectangle. Never
+        // shortened, so a later, larger task zero-fills nothing it held before.
+        let need = (r1 - r0) * (c1 - c0);
+        if staged.len() < need {
+            staged.resize(need, 0.0);
+        }
         TaskOut {
             base: Shared(staged.as_mut_ptr()),
             ld: c1 - c0,
