@@ -129,7 +129,9 @@ fn requantising_in_the_epilogue_changes_no_logit() {
         // Of those, the values no step reads as floats are kept as codes alone: the inner
         // convolutions' outputs (one in each of ResNet18's 8 blocks, two in each of ResNet50's
         // 16) and the outputs of stages 1-3, which only the next stage's first convolution and
-        // its downsampling convolution read.
+        // its downsampling convolution read. (The block outputs read as residuals too are
+        // `residual_codes_stay_within_a_code_step`'s.)
+        exec.set_residual_codes(false);
         let inner = if std::ptr::eq(g, &r18) { 8 + 3 } else { 32 + 3 };
         assert_eq!(exec.codes_only_values(), inner, "{}", g.arch);
         for x in &images {
@@ -148,6 +150,44 @@ fn requantising_in_the_epilogue_changes_no_logit() {
             "dynamic scales are the readers' own"
         );
         assert_eq!(exec.codes_only_values(), 0, "dynamic scales read floats");
+    }
+}
+
+/// Residuals added from their codes (`set_residual_codes`, on by default): every block output
+/// that a later block adds as its identity residual keeps codes alone too (4 more values in
+/// ResNet18, 12 in ResNet50); the logits differ from those with the residual floats, and stay
+/// within the integer path's bound of the float model's f64 reference; off, the floats come back.
+#[test]
+fn residual_codes_stay_within_a_code_step() {
+    let r18 = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
+    let r50 = ArchSpec::new(Arch::ResNet50, 4, 32, 3).graph().unwrap();
+    for (g, without, with) in [(&r18, 11, 15), (&r50, 35, 47)] {
+        let t = random_model(g, Bits::RandomMix, 21);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let images: Vec<Vec<f32>> = (0..3)
+            .map(|s| random_input(exec.input_len(), 80 + s))
+            .collect();
+        exec.set_activation_scales(exec.calibrate(images.iter().map(Vec::as_slice)).unwrap());
+        assert_eq!(exec.codes_only_values(), with, "{}", g.arch);
+        for x in &images {
+            let codes = exec.run(x).unwrap();
+            exec.set_residual_codes(false);
+            assert_eq!(exec.codes_only_values(), without, "{}", g.arch);
+            let floats = exec.run(x).unwrap();
+            exec.set_residual_codes(true);
+            assert_ne!(codes, floats, "{}: the residuals were not rounded", g.arch);
+            // Against the f64 reference of the float model, as the integer path's other
+            // tests: the codes' rounding adds to the activations' quantisation error, within
+            // the same bound.
+            let want = reference(&t, x);
+            let (e_codes, e_floats) = (rel_err(&codes, &want), rel_err(&floats, &want));
+            eprintln!(
+                "{}: relative error with residual codes {e_codes:.2e}, with floats {e_floats:.2e}",
+                g.arch
+            );
+            assert!(e_codes < 5e-2, "{}: {e_codes:.2e}", g.arch);
+        }
     }
 }
 

@@ -13,6 +13,10 @@ their input) and computes, for every convolution, what the runtime's integer pat
   sum       acc = conv2d(q, codes), exact (float64 holds every sum of these sizes exactly)
   output    y = acc * (s_act * s'[o]) + b'[o], then ReLU / residual add / max pool / average pool in float;
             the final Linear (a GEMV on one feature vector) stays f32, as in the runtime
+  residual  an identity shortcut whose value a convolution wrote (every block's but layer1.0's, whose
+            input is the max pooling's) is added from its codes, q * s_act of the block's conv1 (the
+            scale its codes have), as the runtime adds it (`Executor::set_residual_codes`); a
+            downsampling shortcut and layer1.0's are added as floats
 
 Writes fixtures/int8_resnet18_w8.safetensors:
   codes.<conv>      I8  [out, in*k*k]  weight codes          wscale.<conv>  F32 [out]  their unfolded scales
@@ -78,6 +82,12 @@ class IntegerResNet:
         self.record[name]["acc"] = acc.to(torch.int32)
         return (acc * (s_act.double() * s.double())[None, :, None, None]).float() + b[None, :, None, None]
 
+    @staticmethod
+    def residual_codes(x, s_act):
+        """An identity shortcut as the runtime adds it from its codes: q * s_act, in float32."""
+        inv = torch.tensor(1.0, dtype=torch.float32) / s_act
+        return torch.round(x * inv).clamp(-127, 127) * s_act
+
     def forward(self, x, act_scales=None):
         self.peak = {}
         y = F.relu(self.conv("conv1", x, act_scales))
@@ -87,7 +97,12 @@ class IntegerResNet:
                 p = f"layer{i + 1}.{j}"
                 out = F.relu(self.conv(f"{p}.conv1", y, act_scales))
                 out = self.conv(f"{p}.conv2", out, act_scales)
-                short = self.conv(f"{p}.downsample.0", y, act_scales) if f"{p}.downsample.0" in self.convs else y
+                if f"{p}.downsample.0" in self.convs:
+                    short = self.conv(f"{p}.downsample.0", y, act_scales)
+                elif act_scales is not None and p != "layer1.0":
+                    short = self.residual_codes(y, act_scales[f"{p}.conv1"])
+                else:
+                    short = y
                 y = F.relu(out + short)
         y = y.mean(dim=(2, 3))
         return F.linear(y, self.sd["fc.weight"], self.sd["fc.bias"])

@@ -21,7 +21,7 @@ use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::int8_gemm::{
     dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize_into, reads_in_place,
-    CodesOut, InputLayout, PanelB8, WeightsI8,
+    CodesOut, InputLayout, PanelB8, Residual8, WeightsI8,
 };
 use super::quads::{QuadShape, Quads};
 use super::taps::TapRows;
@@ -50,7 +50,7 @@ pub struct InputI8<'a> {
 /// the input quantised with `scale` (calibrated) or, when `None`, its own dynamic scale (its
 /// codes taken as they are when given in the layout the weights read: they must come from the
 /// same `scale`). With `requant`, the output's codes for the next layer too
-/// ([`gemm_i8_requant`]).
+/// ([`gemm_i8_requant`]); with `res8`, the residual added from its codes ([`Residual8`]).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_i8(
     input: InputI8,
@@ -62,6 +62,7 @@ pub fn conv2d_i8(
     epi: Epilogue,
     out: &mut [f32],
     requant: Option<(CodesOut, f32)>,
+    res8: Option<Residual8>,
 ) {
     debug_assert_eq!(
         conv.groups, 1,
@@ -73,16 +74,16 @@ pub fn conv2d_i8(
     let nonneg = input.nonneg;
     let over_quads = |q: &Quads, s: f32, out: &mut [f32], requant| {
         if gathers_pay(geo.n()) || reads_in_place(q, &geo) {
-            gemm_i8_gather(weights, q, &geo, (s, nonneg), out, epi, requant);
+            gemm_i8_gather(weights, q, &geo, (s, nonneg), out, epi, requant, res8);
         } else {
             let mut panels = q.im2col(&geo, s);
             panels.nonneg = nonneg;
-            gemm_i8_requant(weights, &panels, out, epi, requant);
+            gemm_i8_requant(weights, &panels, out, epi, requant, res8);
         }
     };
     if weights.layout() == InputLayout::Taps {
         let (src, s) = tap_rows(input, &geo, scale);
-        return gemm_i8_gather(weights, &src, &geo, (s, nonneg), out, epi, requant);
+        return gemm_i8_gather(weights, &src, &geo, (s, nonneg), out, epi, requant, res8);
     }
     let mut panel = match (input.codes, scale, weights.reads_quads()) {
         (CodesIn::Quads(q), Some(s), true) => {
@@ -115,7 +116,7 @@ pub fn conv2d_i8(
         }
     };
     panel.nonneg = nonneg;
-    gemm_i8_requant(weights, &panel, out, epi, requant);
+    gemm_i8_requant(weights, &panel, out, epi, requant, res8);
 }
 
 /// The RGB stem's convolution (weights over [`TapRows`]) and the max pooling `pool` (kernel,

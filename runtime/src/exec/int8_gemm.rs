@@ -21,7 +21,7 @@ use super::gemm::Epilogue;
 use super::im2col::{Geometry, Padded};
 use super::kernel::int8::{int8_path, row_sum, tile_with_sums, KGROUP, MR, NR};
 use super::kernel::int8_narrow;
-use super::quads::{store_quad_pixels, InPlace, QuadShape, Quads, Q as QUAD};
+use super::quads::{load_quad_pixels, store_quad_pixels, InPlace, QuadShape, Quads, Q as QUAD};
 use super::taps::{self, TapRows};
 use crate::format::{pack, PackedMatrix};
 
@@ -649,7 +649,7 @@ impl WeightsI8 {
 /// `out` (`w.rows x b.n`, row-major) = epilogue(`b.scale * W * B`), in i32 per tile and rescaled
 /// once; parallel over blocks of rows.
 pub fn gemm_i8(w: &WeightsI8, b: &PanelB8, out: &mut [f32], epi: Epilogue) {
-    gemm_i8_requant(w, b, out, epi, None);
+    gemm_i8_requant(w, b, out, epi, None, None);
 }
 
 /// Where an epilogue writes the output's codes for the next integer layers.
@@ -673,8 +673,9 @@ pub fn gemm_i8_requant(
     out: &mut [f32],
     epi: Epilogue,
     requant: Option<(CodesOut, f32)>,
+    res8: Option<Residual8>,
 ) {
-    gemm_panels(w, Panels::Packed(b), out, epi, requant);
+    gemm_panels(w, Panels::Packed(b), out, epi, requant, res8);
 }
 
 /// [`gemm_i8_requant`] for a convolution `geo` over codes stored to be gathered ([`Quads`],
@@ -692,6 +693,7 @@ pub fn gemm_i8_gather(
     out: &mut [f32],
     epi: Epilogue,
     requant: Option<(CodesOut, f32)>,
+    res8: Option<Residual8>,
 ) {
     // Panels read where they lie, where the blocks can (AVX-512 VNNI).
     let in_place = avx512_vnni_blocks().then(|| src.in_place(geo)).flatten();
@@ -702,7 +704,7 @@ pub fn gemm_i8_gather(
         nonneg,
         direct: in_place.as_ref(),
     };
-    gemm_panels(w, b, out, epi, requant);
+    gemm_panels(w, b, out, epi, requant, res8);
 }
 
 /// Whether the integer GEMM runs AVX-512 VNNI's blocks, the only ones that read panels in place
@@ -860,8 +862,16 @@ fn gemm_panels(
     out: &mut [f32],
     epi: Epilogue,
     requant: Option<(CodesOut, f32)>,
+    res8: Option<Residual8>,
 ) {
     let (k, _, n, _) = b.dims();
+    debug_assert!(
+        epi.residual.is_none() || res8.is_none(),
+        "one residual, as floats or as codes"
+    );
+    if let Some(r) = &res8 {
+        r.check(w.rows, n);
+    }
     assert_eq!(
         w.k, k,
         "gemm_i8: weights have {} columns, B has {k} rows",
@@ -914,7 +924,7 @@ fn gemm_panels(
         let (rows, panels) = split.task(t);
         // SAFETY: tasks own disjoint rectangles (rows `rows`, panels `panels`) of `out` and of
         // the codes, which outlive the loop.
-        unsafe { gemm_task(w, &b, rows, panels, to, &epi, &target) };
+        unsafe { gemm_task(w, &b, rows, panels, to, &epi, &target, res8.as_ref()) };
     });
 }
 
@@ -992,10 +1002,14 @@ pub(super) struct TaskOut {
 /// memory for nobody: on ResNet50's integer path, where most values are read only as codes,
 /// that was about a twentieth of the time.
 ///
+/// `res8`: the residual as codes ([`Residual8`]), dequantised for the task's rectangle into the
+/// thread's own buffer just before the epilogue adds it.
+///
 /// # Safety
 /// `to` must hold the task's rectangle (rows `rows`, columns of `panels` clipped to `n`) and
 /// the target its codes, both written by no one else meanwhile; the epilogue's residual, when
-/// there is one, is `[w.rows][n]`.
+/// there is one, is `[w.rows][n]`, as is `res8` ([`Residual8::check`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn gemm_task(
     w: &WeightsI8,
     b: &Panels,
@@ -1004,6 +1018,7 @@ pub(super) unsafe fn gemm_task(
     to: Option<TaskOut>,
     epi: &Epilogue,
     target: &Target,
+    res8: Option<&Residual8>,
 ) {
     let (_, k4, n, scale) = b.dims();
     let (r0, r1) = (rows.start, rows.end);
@@ -1068,8 +1083,21 @@ pub(super) unsafe fn gemm_task(
     NARROW.with(|c| c.set(narrow));
     // SAFETY: the caller's contract: this task alone owns row `r`'s columns `c0..c1` in `to`.
     let row = |r: usize| unsafe { at(r, c0).slice(0, c1 - c0) };
+    let width = c1 - c0;
+    let mut resid = Vec::new();
+    if let Some(r) = res8 {
+        resid = RESIDUAL.with(|s| s.take());
+        let need = (r1 - r0) * width;
+        if resid.len() < need {
+            resid.resize(need, 0.0);
+        }
+        r.dequantize(r0..r1, c0..c1, n, &mut resid[..need]);
+    }
     let finish = |o: usize| {
-        let res = epi.residual.map(|v| &v[o * n + c0..o * n + c1]);
+        let res = match res8 {
+            Some(_) => Some(&resid[(o - r0) * width..(o - r0 + 1) * width]),
+            None => epi.residual.map(|v| &v[o * n + c0..o * n + c1]),
+        };
         finish_row(row(o), epi, o, res);
     };
     // The epilogue, then the codes of the same rows while they are in the core's cache:
@@ -1102,6 +1130,88 @@ pub(super) unsafe fn gemm_task(
     }
     if staged.capacity() > 0 {
         STAGED.with(|s| s.set(staged));
+    }
+    if resid.capacity() > 0 {
+        RESIDUAL.with(|s| s.set(resid));
+    }
+}
+
+/// A residual added from its codes instead of its floats: the value's codes as its producer's
+/// epilogue wrote them for the integer convolutions reading it, times their `scale`.
+///
+/// Why: on ResNet50's integer path the first stages' residual stream (56x56x256, 3.2 MB of
+/// floats per block) was written by one block and read back by the next, when its codes are
+/// a quarter of that and are written anyway; with the residual read from them, the block's
+/// output needs no floats at all. The values differ from the floats by the codes' rounding
+/// (at most half a step of the next convolution's input scale), as onnxruntime's quantised
+/// models add their residuals (`QLinearAdd`) too.
+#[derive(Clone, Copy)]
+pub enum Residual8<'a> {
+    /// Channel-major codes, `[c][h * w]`.
+    Rows(&'a [i8], f32),
+    Quads(&'a Quads, f32),
+}
+
+impl Residual8<'_> {
+    /// That the codes hold a residual of `rows` channels by `n` pixels.
+    fn check(&self, rows: usize, n: usize) {
+        let ok = match self {
+            Residual8::Rows(codes, _) => codes.len() == rows * n,
+            Residual8::Quads(q, _) => {
+                let s = q.shape;
+                s.c == rows && s.h * s.w == n && q.data.len() >= s.len()
+            }
+        };
+        assert!(ok, "gemm_i8: a residual's codes for {rows} x {n} outputs");
+    }
+
+    /// `dst[(o - rows.start) * cols.len() + c - cols.start] = residual[o][c] * scale`: the
+    /// residual of a task's rectangle (rows from a multiple of 4, as tasks' are).
+    fn dequantize(
+        &self,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        n: usize,
+        dst: &mut [f32],
+    ) {
+        let width = cols.len();
+        match *self {
+            Residual8::Rows(codes, scale) => {
+                for (o, d) in rows.zip(dst.chunks_exact_mut(width)) {
+                    let src = &codes[o * n + cols.start..o * n + cols.end];
+                    for (d, &q) in d.iter_mut().zip(src) {
+                        *d = f32::from(q) * scale;
+                    }
+                }
+            }
+            Residual8::Quads(q, scale) => {
+                assert!(
+                    rows.start.is_multiple_of(QUAD),
+                    "residual rows from a whole quad"
+                );
+                let (r0, r1) = (rows.start, rows.end);
+                for (q0, d) in (r0..r1).step_by(QUAD).zip(dst.chunks_mut(QUAD * width)) {
+                    let mut channels: [&mut [f32]; QUAD] = Default::default();
+                    let mut count = 0;
+                    for (ch, row) in channels.iter_mut().zip(d.chunks_exact_mut(width)) {
+                        *ch = row;
+                        count += 1;
+                    }
+                    let plane = &q.data[q0 / QUAD * q.shape.plane()..][..q.shape.plane()];
+                    // SAFETY: a whole plane of the shape (checked), read only; the pixels
+                    // `cols` lie in it (`cols.end <= n = h * w`).
+                    unsafe {
+                        load_quad_pixels(
+                            plane.as_ptr(),
+                            &q.shape,
+                            &mut channels[..count],
+                            cols.start,
+                            scale,
+                        )
+                    };
+                }
+            }
+        }
     }
 }
 
@@ -1137,6 +1247,8 @@ thread_local! {
     static PANELS: std::cell::Cell<[Vec<i8>; 2]> = const { std::cell::Cell::new([Vec::new(), Vec::new()]) };
     /// Each thread's buffer for the floats of a task that keeps only codes ([`gemm_task`]).
     static STAGED: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    /// Each thread's buffer for a task's residual read from codes ([`Residual8`]).
+    static RESIDUAL: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Rows `r0..r0 + mr` of `w` against one or two panels `ps` (the first one panel `j` of an

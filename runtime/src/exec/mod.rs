@@ -43,7 +43,7 @@ use crate::format::{FormatError, Layer, LayerWeights, NamedTensor, PackedModel};
 use conv_i8::CodesIn;
 pub use float_conv::FloatConv;
 use gemm::{Epilogue, Rows};
-use int8_gemm::{CodesOut, InputLayout, WeightsI8};
+use int8_gemm::{CodesOut, InputLayout, Residual8, WeightsI8};
 pub use plan::{Plan, Step};
 use quads::{QuadShape, Quads};
 
@@ -166,6 +166,9 @@ pub struct Executor {
     /// Whether an integer convolution's epilogue writes the next integer convolution's input
     /// codes (on by default; [`Executor::set_requantize_in_epilogue`]).
     requantize_in_epilogue: bool,
+    /// Whether an integer convolution adds a residual from its codes when its producer wrote
+    /// them (on by default; [`Executor::set_residual_codes`]).
+    residual_codes: bool,
     /// Whether convolutions with a multiple of 4 input channels take their codes as quads (on by
     /// default; [`Executor::set_quad_layout`]).
     quad_layout: bool,
@@ -218,6 +221,7 @@ impl Executor {
             int8: Vec::new(),
             scales: Vec::new(),
             requantize_in_epilogue: true,
+            residual_codes: true,
             quad_layout: true,
             stem_pool_fusion: true,
             unsigned_inputs: true,
@@ -455,6 +459,15 @@ impl Executor {
         self.requantize_in_epilogue = on;
     }
 
+    /// Whether an integer convolution with a residual adds it from the codes its producer's
+    /// epilogue wrote for the integer convolutions reading it (on by default; `int8_gemm::Residual8`):
+    /// then that value keeps no floats when nothing else reads them. Unlike the other switches
+    /// this changes the numbers: the residual is rounded to its codes, at most half a step of
+    /// their scale per value, as onnxruntime's quantised models add residuals. Off, the floats.
+    pub fn set_residual_codes(&mut self, on: bool) {
+        self.residual_codes = on;
+    }
+
     /// Whether a GELU whose input only a Linear or convolution step writes and reads runs in
     /// that step's epilogue (on by default) or as its own step, as the [`Plan`] has it. The same
     /// [`vmath::gelu`] on the same finished floats either way, so turning it off changes no
@@ -595,6 +608,27 @@ impl Executor {
             .count()
     }
 
+    /// The scale of a convolution step's residual codes when it adds them instead of the floats
+    /// ([`Executor::set_residual_codes`]): an integer convolution whose residual's producer
+    /// writes codes (`requant`).
+    fn residual_scale(
+        &self,
+        step: &Step,
+        requant: &[Option<Requant>],
+        activations: Activations,
+    ) -> Option<f32> {
+        match step {
+            Step::Conv {
+                layer,
+                residual: Some(r),
+                ..
+            } if self.residual_codes && self.int8_weights(*layer, activations).is_some() => {
+                requant[*r].map(|q| q.scale)
+            }
+            _ => None,
+        }
+    }
+
     /// How many values the executor keeps as codes alone, their floats never written (0 off the
     /// static integer path; [`Executor::floats_read`]): what profiles report.
     pub fn codes_only_values(&self) -> usize {
@@ -653,27 +687,37 @@ impl Executor {
 
     /// Per value, whether a step reads its floats: `false` for a value whose producer's epilogue
     /// writes codes (`requant`) that every reader takes as they are (integer convolutions whose
-    /// weights read that layout, as their input), so the floats are never kept
+    /// weights read that layout, as their input, or adding it as a residual from its codes:
+    /// [`Executor::residual_scale`]), so the floats are never kept
     /// ([`int8_gemm::gemm_i8_requant`] with an empty output). The model's output always is.
     fn floats_read(&self, requant: &[Option<Requant>], activations: Activations) -> Vec<bool> {
         let mut read: Vec<bool> = requant.iter().map(Option::is_none).collect();
         read[self.output] = true;
         for step in &self.steps {
-            let takes_codes = |v: ValueId| match step {
-                Step::Conv { layer, input, .. } if *input == v => {
-                    let Some(r) = requant[v] else { return false };
-                    self.int8_weights(*layer, activations)
-                        .is_some_and(|w| match w.layout() {
-                            InputLayout::Quads => r.quads_pad.is_some(),
-                            InputLayout::Rows => r.quads_pad.is_none(),
-                            InputLayout::Taps => false,
-                        })
-                }
-                _ => false,
+            let Step::Conv {
+                layer,
+                input,
+                residual,
+                ..
+            } = step
+            else {
+                step.inputs().into_iter().for_each(|v| read[v] = true);
+                continue;
             };
-            for v in step.inputs() {
-                if !takes_codes(v) {
-                    read[v] = true;
+            let input_codes = requant[*input].is_some_and(|r| {
+                self.int8_weights(*layer, activations)
+                    .is_some_and(|w| match w.layout() {
+                        InputLayout::Quads => r.quads_pad.is_some(),
+                        InputLayout::Rows => r.quads_pad.is_none(),
+                        InputLayout::Taps => false,
+                    })
+            });
+            if !input_codes {
+                read[*input] = true;
+            }
+            if let Some(r) = residual {
+                if self.residual_scale(step, requant, activations).is_none() {
+                    read[*r] = true;
                 }
             }
         }
@@ -777,6 +821,7 @@ impl Executor {
                         step,
                         (&values, &codes),
                         (requant[*output], floats_read[*output]),
+                        self.residual_scale(step, &requant, activations),
                         activations,
                     );
                     codes[*output] = q;
@@ -905,6 +950,7 @@ impl Executor {
         let epi = Epilogue {
             scale: l.scale(),
             bias: l.layer.bias.as_deref(),
+            // Empty when its floats are not kept: `conv_int8` then reads its codes instead.
             residual: residual.map(|v| values[v].as_deref().expect("computed before use")),
             relu: *relu,
             gelu: *gelu,
@@ -994,18 +1040,22 @@ impl Executor {
 
     /// An integer convolution step: its input codes taken from `codes` when its producer wrote
     /// them, its output's codes returned when `requant` gives their scale, and its floats when a
-    /// step reads them (`floats`; else an empty buffer: [`Executor::floats_read`]).
+    /// step reads them (`floats`; else an empty buffer: [`Executor::floats_read`]); its residual
+    /// from the codes of its producer when `res_scale` is their scale
+    /// ([`Executor::residual_scale`]).
     fn conv_int8(
         &self,
         step: &Step,
         (values, codes): (&[Option<Vec<f32>>], &[Option<Codes>]),
         (requant, floats): (Option<Requant>, bool),
+        res_scale: Option<f32>,
         activations: Activations,
     ) -> (Vec<f32>, Option<Codes>) {
         let Step::Conv {
             layer,
             conv,
             input,
+            residual,
             output,
             ..
         } = step
@@ -1018,7 +1068,18 @@ impl Executor {
         else {
             unreachable!("validated: conv input and output are [C,H,W]")
         };
-        let (w8, epi) = self.int8_conv_parts(step, values, activations);
+        let (w8, mut epi) = self.int8_conv_parts(step, values, activations);
+        let res8 = res_scale.map(|s| {
+            epi.residual = None;
+            let r = residual.expect("a residual's scale comes with a residual");
+            match codes[r]
+                .as_ref()
+                .expect("its producer wrote the residual's codes")
+            {
+                Codes::Rows(v) => Residual8::Rows(v, s),
+                Codes::Quads(q) => Residual8::Quads(q, s),
+            }
+        });
         // Recycled (stale contents): the integer GEMM writes every output.
         let mut out = if floats || requant.is_none() {
             scratch::F32.take(co * ho * wo, true)
@@ -1053,6 +1114,7 @@ impl Executor {
             epi,
             &mut out,
             target.zip(requant.map(|r| r.scale)),
+            res8,
         );
         (out, q)
     }

@@ -613,6 +613,105 @@ pub unsafe fn store_quad_pixels(
     }
 }
 
+/// The inverse of [`store_quad_pixels`]: `rows[l][i] = code * scale` for channel `l` of pixel
+/// `p0 + i`, from the plane's codes (1 to 4 channels). What the integer GEMM reads when a
+/// residual is added from its codes (`int8_gemm::Residual8`).
+///
+/// # Safety
+/// `plane` must point to a plane of `shape` (`shape.plane()` bytes) whose pixels `p0..p0 + len`
+/// no one writes meanwhile, with `p0 + len <= h * w`.
+pub unsafe fn load_quad_pixels(
+    plane: *const i8,
+    shape: &QuadShape,
+    rows: &mut [&mut [f32]],
+    p0: usize,
+    scale: f32,
+) {
+    let len = rows.first().map_or(0, |r| r.len());
+    debug_assert!(rows.len() <= Q && rows.iter().all(|r| r.len() == len));
+    debug_assert!(p0 + len <= shape.h * shape.w);
+    let mut p = p0;
+    while p < p0 + len {
+        // One run of contiguous pixels in the plane, as `store_quad_pixels` takes them.
+        let (y, x) = (p / shape.w, p % shape.w);
+        let run = if shape.pad == 0 {
+            p0 + len - p
+        } else {
+            (shape.w - x).min(p0 + len - p)
+        };
+        // SAFETY: the run's pixels lie inside the plane, which no one writes meanwhile.
+        let src = unsafe { std::slice::from_raw_parts(plane.add(shape.at(y, x)), run * Q) };
+        let at = p - p0;
+        deinterleave(src, rows, at, scale);
+        p += run;
+    }
+}
+
+/// `rows[l][at + i] = src[4 i + l] * scale` for every pixel `i` of `src` and row `l`.
+///
+/// Four rows on AVX-512F sixteen pixels at a time: each pixel's four codes are one 32-bit lane,
+/// and channel `l` is that lane shifted left by `24 - 8 l` and back right arithmetically by 24
+/// (its sign-extended byte), converted and scaled. The same floats as the scalar loop (a code
+/// times the scale, one rounding).
+fn deinterleave(src: &[i8], rows: &mut [&mut [f32]], at: usize, scale: f32) {
+    let n = src.len() / Q;
+    assert!(
+        rows.iter().all(|r| r.len() >= at + n),
+        "deinterleave: extents"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if let [r0, r1, r2, r3] = rows {
+        if super::kernel::path() == super::kernel::KernelPath::Avx512F {
+            let dst = [
+                &mut r0[at..at + n],
+                &mut r1[at..at + n],
+                &mut r2[at..at + n],
+                &mut r3[at..at + n],
+            ];
+            // SAFETY: the path is AVX-512F only where the CPU has it; the extents are checked.
+            return unsafe { deinterleave_avx512(src, dst, scale) };
+        }
+    }
+    for (l, row) in rows.iter_mut().enumerate() {
+        for (d, px) in row[at..at + n].iter_mut().zip(src.chunks_exact(Q)) {
+            *d = f32::from(px[l]) * scale;
+        }
+    }
+}
+
+/// [`deinterleave`]'s four rows on AVX-512F, the last few pixels through masked loads and
+/// stores.
+///
+/// # Safety
+/// AVX-512F must be available; `src` holds `4 n` codes and every row `n` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn deinterleave_avx512(src: &[i8], mut rows: [&mut [f32]; Q], scale: f32) {
+    use std::arch::x86_64::*;
+    let n = src.len() / Q;
+    let vs = _mm512_set1_ps(scale);
+    for x in (0..n).step_by(16) {
+        let m = (n - x).min(16);
+        let mask = ((1u32 << m) - 1) as __mmask16;
+        // SAFETY: lanes `x..x + m` lie in every row and their pixels in `src` (masked loads
+        // and stores touch no other lane).
+        unsafe {
+            let px = _mm512_maskz_loadu_epi32(mask, src.as_ptr().add(x * Q).cast());
+            let lane =
+                |v: __m512i| _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(v)), vs);
+            let c = [
+                lane(_mm512_slli_epi32::<24>(px)),
+                lane(_mm512_slli_epi32::<16>(px)),
+                lane(_mm512_slli_epi32::<8>(px)),
+                lane(px),
+            ];
+            for (row, v) in rows.iter_mut().zip(c) {
+                _mm512_mask_storeu_ps(row.as_mut_ptr().add(x), mask, v);
+            }
+        }
+    }
+}
+
 /// `dst[4 x + l] = quantize(rows[l][x], inv)`: four rows of floats to pixels of 4 codes.
 ///
 /// On x86-64 four pixels at a time in SSE2 (baseline there): a 4 x 4 transpose of the floats,
@@ -861,9 +960,9 @@ mod tests {
                 };
                 let requant = Some((target, 0.05));
                 if gather {
-                    gemm_i8_gather(&wq, &src, &g, (scale, false), &mut out, epi, requant);
+                    gemm_i8_gather(&wq, &src, &g, (scale, false), &mut out, epi, requant, None);
                 } else {
-                    gemm_i8_requant(&wq, &src.im2col(&g, scale), &mut out, epi, requant);
+                    gemm_i8_requant(&wq, &src.im2col(&g, scale), &mut out, epi, requant, None);
                 }
                 (out, codes, q.data.clone())
             };
@@ -898,6 +997,47 @@ mod tests {
                 }
             }
             assert_eq!(q.data, want, "pad {pad}");
+        }
+    }
+
+    /// Reading codes back as floats ([`load_quad_pixels`], the residual from codes) gives
+    /// `code * scale` for exactly the pixels and channels [`store_quad_pixels`] wrote: 1 to 4
+    /// channels, padded and unpadded planes, ranges of pixels across image rows, lengths around
+    /// the vector width, every code from -127 to 127.
+    #[test]
+    fn loading_quad_pixels_inverts_storing_them() {
+        let mut next = lcg(31);
+        for (h, w, pad) in [(3, 7, 0), (5, 6, 1), (2, 33, 2), (1, 17, 0)] {
+            let shape = QuadShape { c: 4, h, w, pad };
+            for channels in 1..=Q {
+                for (p0, len) in [(0, h * w), (1, h * w - 1), (w - 1, w + 2), (2, 0)] {
+                    let len = len.min(h * w - p0);
+                    let rows: Vec<Vec<f32>> = (0..channels)
+                        .map(|_| (0..len).map(|_| (next() * 300.0).round()).collect())
+                        .collect();
+                    let views: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+                    let mut plane = vec![0i8; shape.plane()];
+                    let scale = 0.37f32;
+                    // SAFETY: a whole plane of `shape`, owned here; `p0 + len <= h * w`.
+                    unsafe { store_quad_pixels(plane.as_mut_ptr(), &shape, &views, p0, 1.0) };
+                    let mut back = vec![vec![f32::NAN; len]; channels];
+                    let mut outs: Vec<&mut [f32]> =
+                        back.iter_mut().map(Vec::as_mut_slice).collect();
+                    // SAFETY: as above, read only.
+                    unsafe { load_quad_pixels(plane.as_ptr(), &shape, &mut outs, p0, scale) };
+                    for (l, (got, want)) in back.iter().zip(&rows).enumerate() {
+                        for (i, (g, v)) in got.iter().zip(want).enumerate() {
+                            let code = f32::from(quantize(*v, 1.0));
+                            assert_eq!(
+                                g.to_bits(),
+                                (code * scale).to_bits(),
+                                "{h}x{w} pad {pad}, {channels} channels, pixel {}, channel {l}",
+                                p0 + i
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -82,7 +82,18 @@ pub fn conv_pool_i8(
         };
         // SAFETY: `buf` holds every row's columns of panels `j0..j1` and is this task's alone;
         // no codes are written; the residual, if any, is the convolution's `[co][n]`.
-        unsafe { gemm_task(w, &panels, 0..co, j0..j1, Some(to), &epi, &Target::None) };
+        unsafe {
+            gemm_task(
+                w,
+                &panels,
+                0..co,
+                j0..j1,
+                Some(to),
+                &epi,
+                &Target::None,
+                None,
+            )
+        };
         let first = y_first * wo - j0 * NR;
         let mut pooling = PoolRows::new((ho, wo), pool, (ph, pw));
         for ch in 0..co {
