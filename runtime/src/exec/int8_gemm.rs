@@ -381,8 +381,10 @@ impl WeightsI8 {
         let padded = rows.div_ceil(MC) * MC;
         let offsets = m.row_offsets();
         // Rows by width within each task's rows (stable), the padding rows last; in their
-        // order where the kernel is exact for every width.
-        let sorted = !int8_path().uses_row_sums();
+        // order where the kernel is exact for every width (VNNI's, AMX's: there a block's rows
+        // are its output rows, which `finish_quads` finishes straight into quads).
+        let path = int8_path();
+        let sorted = !path.uses_row_sums() && path != super::kernel::int8::Int8Path::Amx;
         let mut order: Vec<usize> = Vec::with_capacity(padded);
         for t0 in (0..rows).step_by(MC) {
             let start = order.len();
@@ -436,7 +438,12 @@ impl WeightsI8 {
             depth,
             order,
             layout,
-            granule: if sorted { MC } else { FINE },
+            // AMX's 16-row blocks keep whole tasks of `MC` rows (the codes are padded to them).
+            granule: if sorted || path == super::kernel::int8::Int8Path::Amx {
+                MC
+            } else {
+                FINE
+            },
         }
     }
 
@@ -1028,6 +1035,18 @@ pub(super) unsafe fn gemm_task(
         to.is_some() || !matches!(target, Target::None),
         "a task keeps its floats or its codes"
     );
+    #[cfg(target_arch = "x86_64")]
+    if let (None, Target::Quads(data, shape, inv)) = (to, target) {
+        if amx_quads(w, epi, rows.clone()) {
+            let out = super::finish_quads::QuadsOut {
+                data: *data,
+                shape: *shape,
+                inv: *inv,
+            };
+            // SAFETY: the caller's contract; `amx_quads` checked the path and the rows.
+            return unsafe { amx_quads_task(w, b, rows, panels, epi, out, res8) };
+        }
+    }
     let mut staged = Vec::new();
     let to = to.unwrap_or_else(|| {
         staged = STAGED.with(|s| s.take());
@@ -1134,6 +1153,85 @@ pub(super) unsafe fn gemm_task(
     if resid.capacity() > 0 {
         RESIDUAL.with(|s| s.set(resid));
     }
+}
+
+/// Whether a codes-only task into quads runs [`amx_quads_task`]: AMX blocks finished on
+/// AVX-512F, no GELU, and the task's rows in their order (each block row its output row).
+#[cfg(target_arch = "x86_64")]
+fn amx_quads(w: &WeightsI8, epi: &Epilogue, rows: std::ops::Range<usize>) -> bool {
+    int8_path() == super::kernel::int8::Int8Path::Amx
+        && super::kernel::path() == super::kernel::KernelPath::Avx512F
+        && !epi.gelu
+        && rows.start.is_multiple_of(QUAD)
+        && w.order[rows.clone()].iter().copied().eq(rows)
+}
+
+/// [`gemm_task`] for a task that keeps only codes in quads, on AMX: each 16 x 32 block's sums
+/// finished straight into the quads ([`super::finish_quads`]) while they are in the core's
+/// cache, with no float buffer.
+///
+/// # Safety
+/// As [`gemm_task`]; [`amx_quads`] holds.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn amx_quads_task(
+    w: &WeightsI8,
+    b: &Panels,
+    rows: std::ops::Range<usize>,
+    panels: std::ops::Range<usize>,
+    epi: &Epilogue,
+    out: super::finish_quads::QuadsOut,
+    res8: Option<&Residual8>,
+) {
+    use super::finish_quads::{finish_block, BlockResidual};
+    use super::kernel::int8_amx::{block, COLS, ROWS};
+    let (_, k4, n, scale) = b.dims();
+    let (r0, r1) = (rows.start, rows.end);
+    let (j0, j1) = (panels.start, panels.end);
+    assert!(
+        (r0 + (r1 - r0).div_ceil(ROWS) * ROWS) * k4 <= w.codes.len(),
+        "amx_quads_task: rows past the codes"
+    );
+    let res = match (res8, epi.residual) {
+        (Some(r), _) => BlockResidual::Codes(*r),
+        (None, Some(v)) => BlockResidual::Floats(v),
+        (None, None) => BlockResidual::None,
+    };
+    let mut bufs = PANELS.with(|p| p.take());
+    let mut acc = [0i32; ROWS * COLS];
+    for j in (j0..j1).step_by(2) {
+        let [buf0, buf1] = &mut bufs;
+        let p0 = b.src(j, k4, buf0).packed();
+        let (p1, np1) = if j + 1 < j1 {
+            (b.src(j + 1, k4, buf1).packed(), NR.min(n - (j + 1) * NR))
+        } else {
+            (p0, 0)
+        };
+        assert!(
+            p0.len() >= k4 * NR && p1.len() >= k4 * NR,
+            "amx_quads_task: panels"
+        );
+        let np = [NR.min(n - j * NR), np1];
+        for rb in (r0..r1).step_by(ROWS) {
+            // SAFETY: AMX (`amx_quads`); 16 rows of `k4` codes from `rb` (asserted above) and
+            // `k4 * NR` codes in each panel; `k4` is a multiple of 4.
+            unsafe {
+                block(
+                    k4,
+                    w.codes[rb * k4..].as_ptr(),
+                    k4,
+                    p0.as_ptr(),
+                    p1.as_ptr(),
+                    &mut acc,
+                )
+            };
+            let rows = ROWS.min(r1 - rb);
+            // SAFETY: AVX-512F (`amx_quads`); the block's rows are output rows `rb..`, its
+            // pixels this task's, which no other task writes.
+            unsafe { finish_block(&acc, rb, rows, (j * NR, n), np, scale, epi, res, out) };
+        }
+    }
+    PANELS.with(|p| p.set(bufs));
 }
 
 /// A residual added from its codes instead of its floats: the value's codes as its producer's

@@ -13,6 +13,8 @@ mod conv_lanes;
 mod depthwise;
 mod disjoint;
 mod epilogue;
+#[cfg(target_arch = "x86_64")]
+mod finish_quads;
 mod float_conv;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]

@@ -57,7 +57,7 @@ impl QuadShape {
     }
 
     /// Offset of pixel `(y, x)` (unpadded coordinates) within a plane.
-    fn at(&self, y: usize, x: usize) -> usize {
+    pub(super) fn at(&self, y: usize, x: usize) -> usize {
         ((y + self.pad) * self.wp() + x + self.pad) * Q
     }
 }

@@ -1,0 +1,220 @@
+//! An AMX block's integer sums finished straight into the next layer's quads: rescale, folded
+//! batch norm and bias, the residual, ReLU and the requantisation, sixteen pixels of four
+//! channels at a time in AVX-512 registers, for a value kept as codes alone.
+//!
+//! Why: with a value's floats not kept (`Executor::floats_read`), the integer GEMM still
+//! rescaled each block into a float buffer, ran the epilogue over it, then read it again to
+//! write the codes: four passes of four bytes per output for one byte of codes. ResNet50's
+//! first-stage 1x1 convolutions do 64 multiply-adds per output, so those passes, not AMX, set
+//! their time (0.32–0.40 ms against onnxruntime's 0.12 for the same 64→256 convolution, whose
+//! MLAS kernel requantises its sums in one pass). Here one pass reads the block's sums and
+//! writes the codes.
+//!
+//! The same floats as the passes, operation for operation (`sum as f32 * scale`, then
+//! `v * s + b`, `+ r`, `max(v, 0)`, then `quantize`), so the same codes:
+//! `requantising_in_the_epilogue_changes_no_logit` compares the logits with those of the
+//! float passes bit for bit.
+
+use std::arch::x86_64::*;
+
+use super::disjoint::Shared;
+use super::gemm::Epilogue;
+use super::int8_gemm::Residual8;
+use super::kernel::int8_amx::{COLS, ROWS};
+use super::quads::{QuadShape, Q};
+
+/// Where a block's residual comes from.
+#[derive(Clone, Copy)]
+pub(super) enum BlockResidual<'a> {
+    None,
+    /// The floats, `[rows][n]`.
+    Floats(&'a [f32]),
+    Codes(Residual8<'a>),
+}
+
+/// The quads a block's codes go to: the whole tensor's codes, its shape and `1 / scale`.
+#[derive(Clone, Copy)]
+pub(super) struct QuadsOut {
+    pub data: Shared<i8>,
+    pub shape: QuadShape,
+    pub inv: f32,
+}
+
+/// Finishes rows `o0..o0 + rows` (`o0` a multiple of 4, `rows <= 16`) of an AMX block `acc`
+/// (`[16][32]` sums, row `r` output row `o0 + r`) for pixels `p0..p0 + np[0]` (its left half)
+/// and `p0 + 16..p0 + 16 + np[1]` (its right half) of `n`, into `out`'s quads: every output's
+/// code, and zeros in the lanes of a last quad short of channels.
+///
+/// # Safety
+/// AVX-512F must be available; the pixels lie in the tensor (`p0 + 16 + np[1] <= h * w`, and
+/// `p0 + np[0]` when `np[1] == 0`), its rows are `out`'s channels and the residual's; no one
+/// else writes those pixels of those quads meanwhile.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn finish_block(
+    acc: &[i32; ROWS * COLS],
+    o0: usize,
+    rows: usize,
+    (p0, n): (usize, usize),
+    np: [usize; 2],
+    scale: f32,
+    epi: &Epilogue,
+    res: BlockResidual,
+    out: QuadsOut,
+) {
+    debug_assert!(o0.is_multiple_of(Q) && rows <= ROWS && !epi.gelu);
+    let (vscale, zero) = (_mm512_set1_ps(scale), _mm512_setzero_ps());
+    let (vinv, lo, hi) = (
+        _mm512_set1_ps(out.inv),
+        _mm512_set1_ps(-127.0),
+        _mm512_set1_ps(127.0),
+    );
+    for q in 0..rows.div_ceil(Q) {
+        let o = o0 + q * Q;
+        let count = Q.min(rows - q * Q);
+        let plane = out.data.offset(o / Q * out.shape.plane());
+        for (h, &m) in np.iter().enumerate() {
+            if m == 0 {
+                continue;
+            }
+            let px = p0 + h * 16;
+            let mask = ((1u32 << m) - 1) as __mmask16;
+            // SAFETY (of every block below): lanes past `m` are masked or go to buffers; the
+            // caller's contract covers the rest.
+            let residual = unsafe { residual_rows(res, (o, count), (px, m, n), mask) };
+            let mut codes = [_mm_setzero_si128(); Q];
+            for (l, code) in codes.iter_mut().enumerate().take(count) {
+                let sums = unsafe {
+                    _mm512_maskz_loadu_epi32(mask, acc.as_ptr().add((q * Q + l) * COLS + h * 16))
+                };
+                let (s, b) = (
+                    epi.scale.map_or(1.0, |s| s[o + l]),
+                    epi.bias.map_or(0.0, |b| b[o + l]),
+                );
+                // `rescale`, then `epilogue::affine`: separate multiplies and adds, no FMA.
+                let v = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), vscale);
+                let mut v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(s)), _mm512_set1_ps(b));
+                if let Some(r) = residual {
+                    v = _mm512_add_ps(v, r[l]);
+                }
+                if epi.relu {
+                    v = _mm512_max_ps(v, zero);
+                }
+                // `quantize`, as `quads::interleave_avx512`: NaN to 0, clamped, nearest even.
+                let v = _mm512_mul_ps(v, vinv);
+                let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v), v);
+                let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+                *code = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v));
+            }
+            let [r0, r1, r2, r3] = codes;
+            let (t0, t1) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
+            let (t2, t3) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
+            let pixels = [
+                _mm_unpacklo_epi16(t0, t2),
+                _mm_unpackhi_epi16(t0, t2),
+                _mm_unpacklo_epi16(t1, t3),
+                _mm_unpackhi_epi16(t1, t3),
+            ];
+            let mut bytes = [0i8; 16 * Q];
+            for (i, v) in pixels.iter().enumerate() {
+                unsafe { _mm_storeu_si128(bytes.as_mut_ptr().add(16 * i).cast(), *v) };
+            }
+            unsafe { copy_pixels(&bytes[..m * Q], plane, &out.shape, px) };
+        }
+    }
+}
+
+/// The residual of channels `o..o + count` for pixels `px..px + m` (of `n` per channel), as
+/// floats in registers (lanes past `m` zero), or `None` without one.
+///
+/// # Safety
+/// AVX-512F; the pixels and channels lie in the residual.
+#[target_feature(enable = "avx512f")]
+unsafe fn residual_rows(
+    res: BlockResidual,
+    (o, count): (usize, usize),
+    (px, m, n): (usize, usize, usize),
+    mask: __mmask16,
+) -> Option<[__m512; Q]> {
+    let mut rows = [_mm512_setzero_ps(); Q];
+    match res {
+        BlockResidual::None => return None,
+        BlockResidual::Floats(v) => {
+            for (l, r) in rows.iter_mut().enumerate().take(count) {
+                let at = (o + l) * n + px;
+                debug_assert!(at + m <= v.len());
+                // SAFETY: the caller's contract; masked lanes are not read.
+                *r = unsafe { _mm512_maskz_loadu_ps(mask, v.as_ptr().add(at)) };
+            }
+        }
+        BlockResidual::Codes(Residual8::Rows(codes, s)) => {
+            for (l, r) in rows.iter_mut().enumerate().take(count) {
+                let mut buf = [0i8; 16];
+                let at = (o + l) * n + px;
+                buf[..m].copy_from_slice(&codes[at..at + m]);
+                // SAFETY: 16 bytes of `buf`.
+                let c = unsafe { _mm_loadu_si128(buf.as_ptr().cast()) };
+                *r = _mm512_mul_ps(
+                    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c)),
+                    _mm512_set1_ps(s),
+                );
+            }
+        }
+        BlockResidual::Codes(Residual8::Quads(q, s)) => {
+            let plane = &q.data[o / Q * q.shape.plane()..][..q.shape.plane()];
+            let mut buf = [0i8; 16 * Q];
+            let mut p = 0;
+            while p < m {
+                // Runs of contiguous pixels, as `quads::store_quad_pixels` writes them.
+                let (y, x) = ((px + p) / q.shape.w, (px + p) % q.shape.w);
+                let run = if q.shape.pad == 0 {
+                    m - p
+                } else {
+                    (q.shape.w - x).min(m - p)
+                };
+                let at = q.shape.at(y, x);
+                buf[p * Q..(p + run) * Q].copy_from_slice(&plane[at..at + run * Q]);
+                p += run;
+            }
+            // SAFETY: 64 bytes of `buf`.
+            let v = unsafe { _mm512_loadu_si512(buf.as_ptr().cast()) };
+            let vs = _mm512_set1_ps(s);
+            let lane =
+                |v: __m512i| _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(v)), vs);
+            rows = [
+                lane(_mm512_slli_epi32::<24>(v)),
+                lane(_mm512_slli_epi32::<16>(v)),
+                lane(_mm512_slli_epi32::<8>(v)),
+                lane(v),
+            ];
+        }
+    }
+    Some(rows)
+}
+
+/// Writes `bytes` (pixels `px..`, four codes each) into a plane of `shape`, run by run.
+///
+/// # Safety
+/// `plane` points to a plane of `shape` whose pixels `px..px + bytes.len() / 4` (inside
+/// `h * w`) no one else touches meanwhile.
+unsafe fn copy_pixels(bytes: &[i8], plane: Shared<i8>, shape: &QuadShape, px: usize) {
+    let m = bytes.len() / Q;
+    let mut p = 0;
+    while p < m {
+        let (y, x) = ((px + p) / shape.w, (px + p) % shape.w);
+        let run = if shape.pad == 0 {
+            m - p
+        } else {
+            (shape.w - x).min(m - p)
+        };
+        // SAFETY: the caller's contract.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr().add(p * Q),
+                plane.offset(shape.at(y, x)).0,
+                run * Q,
+            )
+        };
+        p += run;
+    }
+}
