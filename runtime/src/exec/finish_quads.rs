@@ -79,11 +79,11 @@ pub(super) unsafe fn finish_block(
             }
             let px = p0 + h * 16;
             let mask = ((1u32 << m) - 1) as __mmask16;
-            // SAFETY (of every block below): lanes past `m` are masked or go to buffers; the
-            // caller's contract covers the rest.
+            // SAFETY: AVX-512F and the residual's extents: the caller's contract.
             let residual = unsafe { residual_rows(res, (o, count), (px, m, n), mask) };
             let mut codes = [_mm_setzero_si128(); Q];
             for (l, code) in codes.iter_mut().enumerate().take(count) {
+                // SAFETY: row `q * Q + l < 16` of the block, lanes past `m` masked.
                 let sums = unsafe {
                     _mm512_maskz_loadu_epi32(mask, acc.as_ptr().add((q * Q + l) * COLS + h * 16))
                 };
@@ -117,8 +117,10 @@ pub(super) unsafe fn finish_block(
             ];
             let mut bytes = [0i8; 16 * Q];
             for (i, v) in pixels.iter().enumerate() {
+                // SAFETY: 16 of `bytes`' 64.
                 unsafe { _mm_storeu_si128(bytes.as_mut_ptr().add(16 * i).cast(), *v) };
             }
+            // SAFETY: pixels `px..px + m` of this quad's plane: the caller's contract.
             unsafe { copy_pixels(&bytes[..m * Q], plane, &out.shape, px) };
         }
     }
