@@ -191,6 +191,38 @@ fn residual_codes_stay_within_a_code_step() {
     }
 }
 
+/// A downsampling convolution and the one whose residual it is run as one pair of blocks on
+/// AMX (`set_pair_fusion`): one pair in each stage with a downsampling branch (3 in ResNet18,
+/// 4 in ResNet50) where the CPU runs AMX, none elsewhere; the logits identical bit for bit to
+/// the two convolutions apart.
+#[test]
+fn pairs_of_convolutions_change_no_logit() {
+    use fq_runtime::exec::kernel::int8::{int8_path, Int8Path};
+    use fq_runtime::exec::kernel::{path, KernelPath};
+    let amx = int8_path() == Int8Path::Amx && path() == KernelPath::Avx512F;
+    let r18 = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
+    let r50 = ArchSpec::new(Arch::ResNet50, 4, 32, 3).graph().unwrap();
+    for (g, want) in [(&r18, 3), (&r50, 4)] {
+        let t = random_model(g, Bits::RandomMix, 23);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let images: Vec<Vec<f32>> = (0..3)
+            .map(|s| random_input(exec.input_len(), 90 + s))
+            .collect();
+        exec.set_activation_scales(exec.calibrate(images.iter().map(Vec::as_slice)).unwrap());
+        assert_eq!(exec.fused_pairs(), if amx { want } else { 0 }, "{}", g.arch);
+        for x in &images {
+            let with = exec.run(x).unwrap();
+            exec.set_pair_fusion(false);
+            assert_eq!(exec.fused_pairs(), 0);
+            let apart = exec.run(x).unwrap();
+            exec.set_pair_fusion(true);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&with), bits(&apart), "{}", g.arch);
+        }
+    }
+}
+
 /// The f32 path's 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) against the f64
 /// interpreter, and against the direct convolution, on ResNets wide enough (16+ channels) for
 /// every such convolution to take it, with f32 and packed mixed-width weights.

@@ -23,6 +23,8 @@ use super::int8_gemm::{
     dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize_into, reads_in_place,
     CodesOut, InputLayout, PanelB8, Residual8, WeightsI8,
 };
+#[cfg(target_arch = "x86_64")]
+use super::int8_gemm::{gemm_i8_pair, quad_panels};
 use super::quads::{QuadShape, Quads};
 use super::taps::TapRows;
 
@@ -144,6 +146,70 @@ pub fn conv2d_pool_i8(
     let (src, s) = tap_rows(input, &geo, scale);
     let codes = (s, input.nonneg);
     super::stem_pool::conv_pool_i8(weights, &src, &geo, codes, epi, pool, pooled, out);
+}
+
+/// One of the two convolutions of [`conv2d_i8_pair`]: its input, its `(c, h, w)` and output
+/// `(ho, wo)`, its weights (over quads), calibrated input scale and epilogue.
+#[cfg(target_arch = "x86_64")]
+pub struct ConvI8<'a> {
+    pub input: InputI8<'a>,
+    pub dims: (usize, usize, usize),
+    pub conv: &'a Conv2d,
+    pub out: (usize, usize),
+    pub weights: &'a WeightsI8,
+    pub scale: f32,
+    pub epi: Epilogue<'a>,
+}
+
+/// `second`'s output codes into `codes` (quads, with the next layers' `scale`) where `first`'s
+/// output is only `second`'s residual: both as one pair of blocks per task
+/// ([`super::int8_gemm::gemm_i8_pair`]; `pair_fuses` must hold), the first's floats never
+/// written. Each input's quads are its codes when given, else quantised here.
+#[cfg(target_arch = "x86_64")]
+pub fn conv2d_i8_pair(first: ConvI8, second: ConvI8, codes: &mut Quads, scale: f32) {
+    let quads = |a: &ConvI8| -> Option<Quads> {
+        match a.input.codes {
+            CodesIn::Quads(_) => None,
+            _ => {
+                let (c, h, w) = a.dims;
+                let shape = QuadShape {
+                    c,
+                    h,
+                    w,
+                    pad: a.conv.padding,
+                };
+                Some(Quads::quantize(a.input.x, shape, 1.0 / a.scale))
+            }
+        }
+    };
+    let (own_p, own) = (quads(&first), quads(&second));
+    let (qp, q) = (
+        quads_view(first.input.codes, &own_p),
+        quads_view(second.input.codes, &own),
+    );
+    let (geo_p, geo) = (
+        geometry(first.dims, first.conv, first.out),
+        geometry(second.dims, second.conv, second.out),
+    );
+    let (mut packed_p, mut packed) = (None, None);
+    let bp = quad_panels(qp, &geo_p, (first.scale, first.input.nonneg), &mut packed_p);
+    let b = quad_panels(q, &geo, (second.scale, second.input.nonneg), &mut packed);
+    gemm_i8_pair(
+        (first.weights, bp, &first.epi),
+        (second.weights, b, &second.epi),
+        codes,
+        scale,
+    );
+}
+
+/// An input's quads: its codes, or those quantised into `own`.
+#[cfg(target_arch = "x86_64")]
+fn quads_view<'q>(codes: CodesIn<'q>, own: &'q Option<Quads>) -> &'q Quads {
+    match (codes, own) {
+        (CodesIn::Quads(q), _) => q,
+        (_, Some(q)) => q,
+        _ => unreachable!("an input without quads is quantised first"),
+    }
 }
 
 /// A convolution's geometry from its input and output sizes.

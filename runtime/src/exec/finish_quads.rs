@@ -29,6 +29,8 @@ pub(super) enum BlockResidual<'a> {
     None,
     /// The floats, `[rows][n]`.
     Floats(&'a [f32]),
+    /// The same block of another convolution, finished ([`finish_block_floats`]).
+    Block(&'a [f32; ROWS * COLS]),
     Codes(Residual8<'a>),
 }
 
@@ -126,6 +128,50 @@ pub(super) unsafe fn finish_block(
     }
 }
 
+/// `dst[r * 32 + c] = epilogue(sum[r][c] * scale)` for the block's rows `o0..o0 + rows` and
+/// each half's `np` real columns (the others left as they are): the floats `rescale` and
+/// `epilogue::affine` give (no residual), kept for the next convolution's block in
+/// `int8_gemm::gemm_i8_pair`.
+///
+/// # Safety
+/// AVX-512F must be available; `epi`'s scale and bias hold the block's rows.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn finish_block_floats(
+    acc: &[i32; ROWS * COLS],
+    o0: usize,
+    rows: usize,
+    np: [usize; 2],
+    scale: f32,
+    epi: &Epilogue,
+    dst: &mut [f32; ROWS * COLS],
+) {
+    debug_assert!(rows <= ROWS && !epi.gelu && epi.residual.is_none());
+    let (vscale, zero) = (_mm512_set1_ps(scale), _mm512_setzero_ps());
+    for r in 0..rows {
+        let o = o0 + r;
+        let (s, b) = (
+            _mm512_set1_ps(epi.scale.map_or(1.0, |s| s[o])),
+            _mm512_set1_ps(epi.bias.map_or(0.0, |b| b[o])),
+        );
+        for (h, &m) in np.iter().enumerate() {
+            let mask = ((1u32 << m) - 1) as __mmask16;
+            let at = r * COLS + h * 16;
+            // SAFETY: 16 lanes of row `r < 16` of both blocks, lanes past `m` masked.
+            unsafe {
+                let v = _mm512_mul_ps(
+                    _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(at))),
+                    vscale,
+                );
+                let mut v = _mm512_add_ps(_mm512_mul_ps(v, s), b);
+                if epi.relu {
+                    v = _mm512_max_ps(v, zero);
+                }
+                _mm512_mask_storeu_ps(dst.as_mut_ptr().add(at), mask, v);
+            }
+        }
+    }
+}
+
 /// The residual of channels `o..o + count` for pixels `px..px + m` (of `n` per channel), as
 /// floats in registers (lanes past `m` zero), or `None` without one.
 ///
@@ -141,6 +187,16 @@ unsafe fn residual_rows(
     let mut rows = [_mm512_setzero_ps(); Q];
     match res {
         BlockResidual::None => return None,
+        BlockResidual::Block(v) => {
+            // The block's rows from `o0`, a multiple of 16: row `o % 16 + l`, this half's lanes.
+            let (r, h) = (o % ROWS, (px - px / 32 * 32) / 16);
+            debug_assert!(px.is_multiple_of(16));
+            for (l, row) in rows.iter_mut().enumerate().take(count) {
+                // SAFETY: row `r + l < 16` of the block, 16 lanes from `h * 16`.
+                *row =
+                    unsafe { _mm512_maskz_loadu_ps(mask, v.as_ptr().add((r + l) * COLS + h * 16)) };
+            }
+        }
         BlockResidual::Floats(v) => {
             for (l, r) in rows.iter_mut().enumerate().take(count) {
                 let at = (o + l) * n + px;

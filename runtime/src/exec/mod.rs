@@ -171,6 +171,9 @@ pub struct Executor {
     /// Whether an integer convolution adds a residual from its codes when its producer wrote
     /// them (on by default; [`Executor::set_residual_codes`]).
     residual_codes: bool,
+    /// Whether an integer convolution whose output is only the next one's residual runs with it
+    /// as one pair of blocks (on by default; [`Executor::set_pair_fusion`]).
+    pair_fusion: bool,
     /// Whether convolutions with a multiple of 4 input channels take their codes as quads (on by
     /// default; [`Executor::set_quad_layout`]).
     quad_layout: bool,
@@ -224,6 +227,7 @@ impl Executor {
             scales: Vec::new(),
             requantize_in_epilogue: true,
             residual_codes: true,
+            pair_fusion: true,
             quad_layout: true,
             stem_pool_fusion: true,
             unsigned_inputs: true,
@@ -509,6 +513,82 @@ impl Executor {
     /// either way; here so tests and benchmarks can compare the two.
     pub fn set_unsigned_inputs(&mut self, on: bool) {
         self.unsigned_inputs = on;
+    }
+
+    /// Whether an integer convolution whose output only the next convolution reads, as its
+    /// residual (a ResNet's downsampling branch and the block's last convolution), runs with it
+    /// as one step, block by block (`int8_gemm::gemm_i8_pair`, on AMX; on by default): the
+    /// first one's floats are never written. The same numbers either way; here so tests and
+    /// benchmarks can compare the two.
+    pub fn set_pair_fusion(&mut self, on: bool) {
+        self.pair_fusion = on;
+    }
+
+    /// How many pairs of convolutions run as one step under the current settings
+    /// ([`Executor::set_pair_fusion`]): what profiles report.
+    pub fn fused_pairs(&self) -> usize {
+        let requant = self.requant_targets(self.activations);
+        let read = self.floats_read(&requant, self.activations);
+        self.pairs(self.activations, &requant, &read)
+            .iter()
+            .filter(|&&p| p)
+            .count()
+    }
+
+    /// Per step, whether it is the first of a pair of integer convolutions that run as one
+    /// ([`Executor::set_pair_fusion`]): its output, not the model's, is read only by the next
+    /// step, a convolution of the same output shape, as its residual; both take quads, have
+    /// calibrated scales, and the second's output is kept as codes alone in quads.
+    fn pairs(
+        &self,
+        activations: Activations,
+        requant: &[Option<Requant>],
+        floats_read: &[bool],
+    ) -> Vec<bool> {
+        let fused = |(s, step): (usize, &Step)| {
+            let Some(next) = self.steps.get(s + 1) else {
+                return false;
+            };
+            let (
+                Step::Conv {
+                    layer: lp,
+                    residual: None,
+                    gelu: false,
+                    output: op,
+                    ..
+                },
+                Step::Conv {
+                    layer,
+                    input,
+                    residual: Some(r),
+                    gelu: false,
+                    output,
+                    ..
+                },
+            ) = (step, next)
+            else {
+                return false;
+            };
+            let quads = |l: usize| {
+                self.int8_weights(l, activations)
+                    .filter(|w| w.layout() == InputLayout::Quads)
+                    .filter(|_| self.static_scale(l, activations).is_some())
+            };
+            let (Some(wp), Some(w)) = (quads(*lp), quads(*layer)) else {
+                return false;
+            };
+            let epi = |step| self.int8_conv_epilogue(step);
+            self.pair_fusion
+                && r == op
+                && input != op
+                && *op != self.output
+                && self.last_use[*op] == s + 1
+                && self.shapes[*op] == self.shapes[*output]
+                && requant[*output].is_some_and(|q| q.quads_pad.is_some())
+                && !floats_read[*output]
+                && int8_gemm::pair_fuses((wp, &epi(step)), (w, &epi(next)))
+        };
+        self.steps.iter().enumerate().map(fused).collect()
     }
 
     /// Per step, whether it is an integer stem convolution that runs with the max pooling after
@@ -799,7 +879,26 @@ impl Executor {
         let floats_read = self.floats_read(&requant, activations);
         let mut codes: Vec<Option<Codes>> = (0..self.shapes.len()).map(|_| None).collect();
         let stem_pools = self.stem_pools(activations);
+        let pairs = self.pairs(activations, &requant, &floats_read);
+        #[cfg(not(target_arch = "x86_64"))]
+        debug_assert!(!pairs.contains(&true), "pairs fuse on x86-64 only");
         for (s, step) in self.steps.iter().enumerate() {
+            #[cfg(target_arch = "x86_64")]
+            if pairs[s] || (s > 0 && pairs[s - 1]) {
+                // A pair of convolutions: both run at the first's step, whose own output is
+                // never written (observed empty, as the second's codes-only output).
+                if pairs[s] {
+                    let next = &self.steps[s + 1];
+                    let o = output_of(next);
+                    let r = requant[o].expect("a pair's output has codes");
+                    codes[o] =
+                        Some(self.conv_pair_int8((step, next), (&values, &codes), r, activations));
+                    values[o] = Some(Vec::new());
+                }
+                observe(s, &[]);
+                self.release(s, step, &mut values, &mut codes);
+                continue;
+            }
             if stem_pools[s] || (s > 0 && stem_pools[s - 1]) {
                 // A stem and its max pooling: both run at the stem's step, whose own output is
                 // never written (observed empty); the pooling's step observes the result.
@@ -929,6 +1028,80 @@ impl Executor {
     }
 
     /// An integer convolution step's i8 weights and epilogue (scale, bias, residual, ReLU, GELU).
+    /// A convolution step's epilogue on the integer path, without its residual.
+    fn int8_conv_epilogue(&self, step: &Step) -> Epilogue<'_> {
+        let Step::Conv {
+            layer, relu, gelu, ..
+        } = step
+        else {
+            unreachable!("int8_conv_epilogue reads convolution steps")
+        };
+        let l = &self.layers[*layer];
+        Epilogue {
+            scale: l.scale(),
+            bias: l.layer.bias.as_deref(),
+            residual: None,
+            relu: *relu,
+            gelu: *gelu,
+        }
+    }
+
+    /// Two convolution steps run as one ([`Executor::pairs`]): the second's output codes.
+    #[cfg(target_arch = "x86_64")]
+    fn conv_pair_int8<'s>(
+        &'s self,
+        (first, second): (&'s Step, &'s Step),
+        (values, codes): (&'s [Option<Vec<f32>>], &'s [Option<Codes>]),
+        requant: Requant,
+        activations: Activations,
+    ) -> Codes {
+        let operands = |step: &'s Step| {
+            let Step::Conv {
+                layer,
+                conv,
+                input,
+                output,
+                ..
+            } = step
+            else {
+                unreachable!("pairs are convolution steps")
+            };
+            let (Shape::Chw(c, h, w), Shape::Chw(_, ho, wo)) =
+                (self.shapes[*input], self.shapes[*output])
+            else {
+                unreachable!("validated: conv input and output are [C,H,W]")
+            };
+            conv_i8::ConvI8 {
+                input: conv_i8::InputI8 {
+                    x: values[*input].as_deref().expect("computed before use"),
+                    codes: codes[*input].as_ref().map_or(CodesIn::None, Codes::view),
+                    nonneg: self.unsigned_inputs && self.is_nonneg(*input),
+                },
+                dims: (c, h, w),
+                conv,
+                out: (ho, wo),
+                weights: self
+                    .int8_weights(*layer, activations)
+                    .expect("a pair's convolutions have i8 weights"),
+                scale: self
+                    .static_scale(*layer, activations)
+                    .expect("a pair's convolutions have calibrated scales"),
+                epi: self.int8_conv_epilogue(step),
+            }
+        };
+        let Shape::Chw(co, ho, wo) = self.shapes[output_of(second)] else {
+            unreachable!("validated: conv output is [C,H,W]")
+        };
+        let mut q = Quads::recycled(QuadShape {
+            c: co,
+            h: ho,
+            w: wo,
+            pad: requant.quads_pad.expect("a pair's output is in quads"),
+        });
+        conv_i8::conv2d_i8_pair(operands(first), operands(second), &mut q, requant.scale);
+        Codes::Quads(q)
+    }
+
     fn int8_conv_parts<'a>(
         &'a self,
         step: &Step,
