@@ -1184,7 +1184,7 @@ unsafe fn amx_quads_task(
     res8: Option<&Residual8>,
 ) {
     use super::finish_quads::{finish_block, BlockResidual};
-    use super::kernel::int8_amx::{block, COLS, ROWS};
+    use super::kernel::int8_amx::{COLS, ROWS};
     let (_, k4, n, scale) = b.dims();
     let (r0, r1) = (rows.start, rows.end);
     let (j0, j1) = (panels.start, panels.end);
@@ -1198,7 +1198,7 @@ unsafe fn amx_quads_task(
         (None, None) => BlockResidual::None,
     };
     let mut bufs = PANELS.with(|p| p.take());
-    let mut acc = [0i32; ROWS * COLS];
+    let mut acc = [0i32; 2 * ROWS * COLS];
     for j in (j0..j1).step_by(2) {
         let [buf0, buf1] = &mut bufs;
         let p0 = b.src(j, k4, buf0).packed();
@@ -1212,26 +1212,61 @@ unsafe fn amx_quads_task(
             "amx_quads_task: panels"
         );
         let np = [NR.min(n - j * NR), np1];
-        for rb in (r0..r1).step_by(ROWS) {
-            // SAFETY: AMX (`amx_quads`); 16 rows of `k4` codes from `rb` (asserted above) and
-            // `k4 * NR` codes in each panel; `k4` is a multiple of 4.
-            unsafe {
-                block(
-                    k4,
-                    w.codes[rb * k4..].as_ptr(),
-                    k4,
-                    p0.as_ptr(),
-                    p1.as_ptr(),
-                    &mut acc,
-                )
-            };
-            let rows = ROWS.min(r1 - rb);
-            // SAFETY: AVX-512F (`amx_quads`); the block's rows are output rows `rb..`, its
-            // pixels this task's, which no other task writes.
-            unsafe { finish_block(&acc, rb, rows, (j * NR, n), np, scale, epi, res, out) };
+        let mut rb = r0;
+        while rb < r1 {
+            // SAFETY: AMX (`amx_quads`); the rows' codes (asserted above) and whole panels.
+            let span = unsafe { amx_rows(w, (rb, r1), (p0, p1), &mut acc) };
+            for (h, sums) in acc.chunks_exact(ROWS * COLS).take(span / ROWS).enumerate() {
+                let (o, sums) = (rb + h * ROWS, sums.try_into().expect("a 16-row block"));
+                // SAFETY: AVX-512F (`amx_quads`); the block's rows are output rows `o..`, its
+                // pixels this task's, which no other task writes.
+                unsafe {
+                    finish_block(
+                        sums,
+                        o,
+                        ROWS.min(r1 - o),
+                        (j * NR, n),
+                        np,
+                        scale,
+                        epi,
+                        res,
+                        out,
+                    )
+                };
+            }
+            rb += span;
         }
     }
     PANELS.with(|p| p.set(bufs));
+}
+
+/// The AMX sums of `w`'s rows from `rb` (of a task's rows up to `r1`) against one pair of panels
+/// into `acc` (`[16][32]` per 16 rows): 32 rows ([`block32`]) while that many are real, else 16
+/// ([`block`]); returns how many.
+///
+/// # Safety
+/// AMX; `w`'s codes hold 16 rows (32 for 32) from `rb`, and each panel `w.k4 * NR` codes.
+#[cfg(target_arch = "x86_64")]
+unsafe fn amx_rows(
+    w: &WeightsI8,
+    (rb, r1): (usize, usize),
+    (p0, p1): (&[i8], &[i8]),
+    acc: &mut [i32; 2 * super::kernel::int8_amx::ROWS * super::kernel::int8_amx::COLS],
+) -> usize {
+    use super::kernel::int8_amx::{block, block32, COLS, ROWS};
+    let (k4, a) = (w.k4, w.codes[rb * w.k4..].as_ptr());
+    if r1 - rb >= 2 * ROWS {
+        // SAFETY: the caller's contract, 32 rows.
+        unsafe { block32(k4, a, k4, p0.as_ptr(), p1.as_ptr(), acc) };
+        2 * ROWS
+    } else {
+        let half: &mut [i32; ROWS * COLS] = (&mut acc[..ROWS * COLS])
+            .try_into()
+            .expect("a 16-row block");
+        // SAFETY: the caller's contract, 16 rows.
+        unsafe { block(k4, a, k4, p0.as_ptr(), p1.as_ptr(), half) };
+        ROWS
+    }
 }
 
 /// The GEMM panels of an integer convolution `geo` over quads `q` worth `scale`: gathered per
@@ -1339,7 +1374,7 @@ unsafe fn amx_pair_task(
     out: super::finish_quads::QuadsOut,
 ) {
     use super::finish_quads::{finish_block, finish_block_floats, BlockResidual};
-    use super::kernel::int8_amx::{block, COLS, ROWS};
+    use super::kernel::int8_amx::{COLS, ROWS};
     let ((_, kp4, _, scale_p), (_, k4, n, scale)) = (bp.dims(), b.dims());
     let (r0, r1) = (rows.start, rows.end);
     let (j0, j1) = (panels.start, panels.end);
@@ -1350,7 +1385,7 @@ unsafe fn amx_pair_task(
     );
     let mut bufs = PANELS.with(|p| p.take());
     let mut bufs_p = PAIR_PANELS.with(|p| p.take());
-    let (mut acc, mut first) = ([0i32; ROWS * COLS], [0f32; ROWS * COLS]);
+    let (mut acc, mut first) = ([0i32; 2 * ROWS * COLS], [0f32; 2 * ROWS * COLS]);
     for j in (j0..j1).step_by(2) {
         let pair = j + 1 < j1;
         let [buf0, buf1] = &mut bufs;
@@ -1373,31 +1408,47 @@ unsafe fn amx_pair_task(
             NR.min(n - j * NR),
             if pair { NR.min(n - (j + 1) * NR) } else { 0 },
         ];
-        for rb in (r0..r1).step_by(ROWS) {
-            let rows = ROWS.min(r1 - rb);
-            // SAFETY: AMX (`pair_fuses`); 16 rows of codes from `rb` in each weights (asserted
-            // above), whole panels, `k4`s multiples of 4.
-            unsafe {
-                block(
-                    kp4,
-                    wp.codes[rb * kp4..].as_ptr(),
-                    kp4,
-                    p0.as_ptr(),
-                    p1.as_ptr(),
-                    &mut acc,
-                );
-                finish_block_floats(&acc, rb, rows, np, scale_p, epi_p, &mut first);
-                block(
-                    k4,
-                    w.codes[rb * k4..].as_ptr(),
-                    k4,
-                    c0.as_ptr(),
-                    c1.as_ptr(),
-                    &mut acc,
-                );
-                let res = BlockResidual::Block(&first);
-                finish_block(&acc, rb, rows, (j * NR, n), np, scale, epi, res, out);
+        let mut rb = r0;
+        while rb < r1 {
+            // SAFETY: AMX (`pair_fuses`); the rows' codes in both weights (asserted above) and
+            // whole panels; the same span for both (it depends on `rb` and `r1` alone).
+            let span = unsafe { amx_rows(wp, (rb, r1), (p0, p1), &mut acc) };
+            for (h, sums) in acc.chunks_exact(ROWS * COLS).take(span / ROWS).enumerate() {
+                let (o, dst) = (rb + h * ROWS, &mut first[h * ROWS * COLS..][..ROWS * COLS]);
+                let sums = sums.try_into().expect("a 16-row block");
+                // SAFETY: AVX-512F (`pair_fuses`); rows `o..` of the first's epilogue.
+                unsafe {
+                    let dst = dst.try_into().expect("a 16-row block");
+                    finish_block_floats(sums, o, ROWS.min(r1 - o), np, scale_p, epi_p, dst)
+                };
             }
+            // SAFETY: as above, for the second convolution.
+            let again = unsafe { amx_rows(w, (rb, r1), (c0, c1), &mut acc) };
+            debug_assert_eq!(span, again);
+            for (h, sums) in acc.chunks_exact(ROWS * COLS).take(span / ROWS).enumerate() {
+                let o = rb + h * ROWS;
+                let sums = sums.try_into().expect("a 16-row block");
+                let half = (&first[h * ROWS * COLS..][..ROWS * COLS])
+                    .try_into()
+                    .expect("a 16-row block");
+                let res = BlockResidual::Block(half);
+                // SAFETY: AVX-512F; the block's rows are output rows `o..`, its pixels this
+                // task's, which no other task writes.
+                unsafe {
+                    finish_block(
+                        sums,
+                        o,
+                        ROWS.min(r1 - o),
+                        (j * NR, n),
+                        np,
+                        scale,
+                        epi,
+                        res,
+                        out,
+                    )
+                };
+            }
+            rb += span;
         }
     }
     PANELS.with(|p| p.set(bufs));
