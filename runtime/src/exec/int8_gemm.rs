@@ -458,18 +458,15 @@ impl WeightsI8 {
     }
 
     /// Rows `r0..r0 + mr` (one task's, `r0` a multiple of [`MC`]) against one or two panels
-    /// (`ps`, each `k4 * NR` codes) in blocks of `rows` x 2 panels (a single panel goes in as
-    /// both), rescaled by `scale` into the rows of `dst` (`ld` apart, `ps[0]` at column 0), each
-    /// row at its output row; `np` is how many columns of each panel are real. `block(a, sums,
-    /// b0, b1, acc)` computes one block's sums (`rows x 2 * NR`, row-major) from the codes of
-    /// its first row and the row sums: AMX's 16-row blocks (AVX-512 VNNI's 12-row ones store
-    /// their floats themselves: [`WeightsI8::blocks_vnni`]).
+    /// (`ps`, each `k4 * NR` codes) in AMX blocks of 32 or 16 rows x 2 panels ([`amx_rows`]; a
+    /// single panel goes in as both), rescaled by `scale` into the rows of `dst` (`ld` apart,
+    /// `ps[0]` at column 0), each row at its output row; `np` is how many columns of each panel
+    /// are real. (AVX-512 VNNI's 12-row blocks store their floats themselves:
+    /// [`WeightsI8::blocks_vnni`].)
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
-    fn blocks(
+    fn amx_blocks(
         &self,
-        rows: usize,
-        block: impl Fn(*const i8, &[i32], *const i8, *const i8, &mut [i32]),
         ps: &[&[i8]],
         np: [usize; 2],
         (r0, mr): (usize, usize),
@@ -477,28 +474,24 @@ impl WeightsI8 {
         dst: Shared<f32>,
         ld: usize,
     ) {
-        const COLS: usize = 2 * NR;
-        const MAX_ROWS: usize = 16;
+        use super::kernel::int8_amx::{COLS, ROWS};
         let k4 = self.k4;
         assert!(
-            rows <= MAX_ROWS
-                && MC.is_multiple_of(rows)
-                && (r0 + mr.div_ceil(rows) * rows) * k4 <= self.codes.len()
+            MC.is_multiple_of(ROWS)
+                && (r0 + mr.div_ceil(ROWS) * ROWS) * k4 <= self.codes.len()
                 && ps.iter().all(|p| p.len() >= k4 * NR)
                 && (1..=2).contains(&ps.len()),
-            "blocks: extents"
+            "amx_blocks: extents"
         );
-        let (b0, b1) = (ps[0].as_ptr(), ps[ps.len() - 1].as_ptr());
-        let mut buf = [0i32; MAX_ROWS * COLS];
-        let acc = &mut buf[..rows * COLS];
-        for g in 0..mr.div_ceil(rows) {
-            let first = r0 + g * rows;
-            // Rows are padded to whole tasks (`MC`, a multiple of `rows`), so every block's
-            // rows and sums exist (checked above).
-            let a = self.codes[first * k4..].as_ptr();
-            block(a, &self.sums[first..first + rows], b0, b1, acc);
-            for r in 0..rows.min(mr - g * rows) {
-                let o = self.order[first + r] - r0;
+        let (p0, p1) = (ps[0], ps[ps.len() - 1]);
+        let mut acc = [0i32; 2 * ROWS * COLS];
+        let (mut rb, r1) = (r0, r0 + mr);
+        while rb < r1 {
+            // SAFETY: AMX (the caller's path); rows are padded to whole tasks (`MC`, a
+            // multiple of 16), so every block's rows exist (checked above), and whole panels.
+            let span = unsafe { amx_rows(self, (rb, r1), (p0, p1), &mut acc) };
+            for r in 0..span.min(r1 - rb) {
+                let o = self.order[rb + r] - r0;
                 for (h, &np) in np.iter().enumerate().take(ps.len()) {
                     // SAFETY: row `o < mr`, columns `h * NR..+np` of the caller's rectangle,
                     // which it owns.
@@ -506,10 +499,11 @@ impl WeightsI8 {
                     rescale(dst, &acc[r * COLS + h * NR..], scale);
                 }
             }
+            rb += span;
         }
     }
 
-    /// [`WeightsI8::blocks`] for AVX-512 VNNI's 12-row blocks, the kernel storing each block's
+    /// [`WeightsI8::amx_blocks`] for AVX-512 VNNI's 12-row blocks, the kernel storing each block's
     /// floats straight into its output rows ([`block_avx512_vnni_f32`]); a lone panel through
     /// the one-panel blocks ([`block_one_avx512_vnni_f32`]), not in as both, and a pair whose
     /// second panel is at most half real (a 7x7 map's fourth: 1 column of 16) as two lone
@@ -1592,16 +1586,8 @@ fn tiles(
     #[cfg(target_arch = "x86_64")]
     match int8_path() {
         super::kernel::int8::Int8Path::Amx => {
-            use super::kernel::int8_amx::{block, COLS, ROWS};
-            let amx = |a, _: &[i32], b0, b1, acc: &mut [i32]| {
-                let acc: &mut [i32; ROWS * COLS] = acc.try_into().expect("one AMX block");
-                // SAFETY: `int8_path` chose AMX (so `supported()`); `blocks` checked 16 rows
-                // of `k4` codes at `a` and `k4 * NR` codes at each panel; `k4` is a
-                // multiple of 4.
-                unsafe { block(w.k4, a, w.k4, b0, b1, acc) }
-            };
             let packed = [ps[0].packed(), ps[ps.len() - 1].packed()];
-            return w.blocks(ROWS, amx, &packed[..ps.len()], np, (r0, mr), scale, dst, ld);
+            return w.amx_blocks(&packed[..ps.len()], np, (r0, mr), scale, dst, ld);
         }
         super::kernel::int8::Int8Path::Avx512Vnni => {
             return w.blocks_vnni(ps, np, (r0, mr), scale, dst, ld, narrow);
