@@ -224,7 +224,7 @@ unsafe fn residual_rows(
         BlockResidual::Codes(Residual8::Quads(q, s)) => {
             let plane = &q.data[o / Q * q.shape.plane()..][..q.shape.plane()];
             let mut v = _mm512_setzero_si512();
-            for_runs(&q.shape, px, m, |p, run, at| {
+            q.shape.runs(px, m, |p, run, at| {
                 // Pixel `p`'s lane at `at`: the register starts `p` pixels before it (masked
                 // lanes are neither read nor faulted).
                 let mask = (((1u32 << run) - 1) << p) as __mmask16;
@@ -247,24 +247,6 @@ unsafe fn residual_rows(
     Some(rows)
 }
 
-/// `f(p, run, at)` for each run of contiguous pixels among `px..px + m` of a plane of `shape`:
-/// pixels `px + p..px + p + run`, the first at byte `at` (as `quads::store_quad_pixels` cuts
-/// them: within an image row, or all of them in an unpadded plane).
-#[inline(always)]
-fn for_runs(shape: &QuadShape, px: usize, m: usize, mut f: impl FnMut(usize, usize, usize)) {
-    let mut p = 0;
-    while p < m {
-        let (y, x) = ((px + p) / shape.w, (px + p) % shape.w);
-        let run = if shape.pad == 0 {
-            m - p
-        } else {
-            (shape.w - x).min(m - p)
-        };
-        f(p, run, shape.at(y, x));
-        p += run;
-    }
-}
-
 /// Writes lanes `0..m` of `lanes` (pixels `px..`, four codes each) into a plane of `shape`, run
 /// by run, each with one masked store (a call to copy 4 to 64 bytes was a tenth of ResNet50's
 /// integer path).
@@ -274,7 +256,7 @@ fn for_runs(shape: &QuadShape, px: usize, m: usize, mut f: impl FnMut(usize, usi
 /// one else touches meanwhile.
 #[target_feature(enable = "avx512f")]
 unsafe fn store_pixels(lanes: __m512i, m: usize, plane: Shared<i8>, shape: &QuadShape, px: usize) {
-    for_runs(shape, px, m, |p, run, at| {
+    shape.runs(px, m, |p, run, at| {
         let mask = (((1u32 << run) - 1) << p) as __mmask16;
         // Lane `p` lands at byte `at`; the masked lanes are neither written nor faulted.
         let base = plane.0.wrapping_add(at).wrapping_sub(p * Q);

@@ -60,6 +60,24 @@ impl QuadShape {
     pub(super) fn at(&self, y: usize, x: usize) -> usize {
         ((y + self.pad) * self.wp() + x + self.pad) * Q
     }
+
+    /// `f(i, run, at)` for each run of contiguous pixels among `p0..p0 + len` in a plane: pixels
+    /// `p0 + i..p0 + i + run`, the first at byte `at`. A run ends with its image row, or with
+    /// `len` when the rows are stored without padding between them.
+    #[inline(always)]
+    pub(super) fn runs(&self, p0: usize, len: usize, mut f: impl FnMut(usize, usize, usize)) {
+        let mut i = 0;
+        while i < len {
+            let (y, x) = ((p0 + i) / self.w, (p0 + i) % self.w);
+            let run = if self.pad == 0 {
+                len - i
+            } else {
+                (self.w - x).min(len - i)
+            };
+            f(i, run, self.at(y, x));
+            i += run;
+        }
+    }
 }
 
 /// A stride-1 convolution's panels read where they lie in its input's quads, for the AVX-512
@@ -581,20 +599,11 @@ pub unsafe fn store_quad_pixels(
     let len = rows.first().map_or(0, |r| r.len());
     debug_assert!(rows.len() <= Q && rows.iter().all(|r| r.len() == len));
     debug_assert!(p0 + len <= shape.h * shape.w);
-    let mut p = p0;
-    while p < p0 + len {
-        // One run of contiguous pixels in the plane: within an image row, or all of them when
-        // the rows are stored without padding between them.
-        let (y, x) = (p / shape.w, p % shape.w);
-        let run = if shape.pad == 0 {
-            p0 + len - p
-        } else {
-            (shape.w - x).min(p0 + len - p)
-        };
+    shape.runs(p0, len, |i, run, at| {
         // SAFETY: the run's pixels lie inside the plane (`y < h`, `x + run <= w`, or the rest of
         // the unpadded plane), and the caller guarantees no one else touches them.
-        let dst = unsafe { std::slice::from_raw_parts_mut(plane.add(shape.at(y, x)), run * Q) };
-        let s = p - p0..p - p0 + run;
+        let dst = unsafe { std::slice::from_raw_parts_mut(plane.add(at), run * Q) };
+        let s = i..i + run;
         if let [r0, r1, r2, r3] = rows {
             // The common case, four channels: fixed-size pixels in registers.
             interleave(
@@ -609,8 +618,7 @@ pub unsafe fn store_quad_pixels(
                 }
             }
         }
-        p += run;
-    }
+    });
 }
 
 /// The inverse of [`store_quad_pixels`]: `rows[l][i] = code * scale` for channel `l` of pixel
@@ -630,21 +638,11 @@ pub unsafe fn load_quad_pixels(
     let len = rows.first().map_or(0, |r| r.len());
     debug_assert!(rows.len() <= Q && rows.iter().all(|r| r.len() == len));
     debug_assert!(p0 + len <= shape.h * shape.w);
-    let mut p = p0;
-    while p < p0 + len {
-        // One run of contiguous pixels in the plane, as `store_quad_pixels` takes them.
-        let (y, x) = (p / shape.w, p % shape.w);
-        let run = if shape.pad == 0 {
-            p0 + len - p
-        } else {
-            (shape.w - x).min(p0 + len - p)
-        };
+    shape.runs(p0, len, |i, run, at| {
         // SAFETY: the run's pixels lie inside the plane, which no one writes meanwhile.
-        let src = unsafe { std::slice::from_raw_parts(plane.add(shape.at(y, x)), run * Q) };
-        let at = p - p0;
-        deinterleave(src, rows, at, scale);
-        p += run;
-    }
+        let src = unsafe { std::slice::from_raw_parts(plane.add(at), run * Q) };
+        deinterleave(src, rows, i, scale);
+    });
 }
 
 /// `rows[l][at + i] = src[4 i + l] * scale` for every pixel `i` of `src` and row `l`.
