@@ -659,19 +659,66 @@ fn deinterleave(src: &[i8], rows: &mut [&mut [f32]], at: usize, scale: f32) {
     );
     #[cfg(target_arch = "x86_64")]
     if let [r0, r1, r2, r3] = rows {
-        if super::kernel::path() == super::kernel::KernelPath::Avx512F {
-            let dst = [
-                &mut r0[at..at + n],
-                &mut r1[at..at + n],
-                &mut r2[at..at + n],
-                &mut r3[at..at + n],
-            ];
+        let dst = [
+            &mut r0[at..at + n],
+            &mut r1[at..at + n],
+            &mut r2[at..at + n],
+            &mut r3[at..at + n],
+        ];
+        match super::kernel::path() {
             // SAFETY: the path is AVX-512F only where the CPU has it; the extents are checked.
-            return unsafe { deinterleave_avx512(src, dst, scale) };
+            super::kernel::KernelPath::Avx512F => {
+                return unsafe { deinterleave_avx512(src, dst, scale) }
+            }
+            // SAFETY: as above, for AVX2.
+            super::kernel::KernelPath::Avx2Fma => {
+                return unsafe { deinterleave_avx2(src, dst, scale) }
+            }
+            _ => {}
         }
     }
     for (l, row) in rows.iter_mut().enumerate() {
         for (d, px) in row[at..at + n].iter_mut().zip(src.chunks_exact(Q)) {
+            *d = f32::from(px[l]) * scale;
+        }
+    }
+}
+
+/// [`deinterleave`]'s four rows on AVX2, eight pixels at a time (the same shifts), the last
+/// few by the scalar loop: ResNet50's integer path on AVX2 was 3% slower with the residuals
+/// read from codes through the scalar loop alone.
+///
+/// # Safety
+/// AVX2 must be available; `src` holds `4 n` codes and every row `n` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn deinterleave_avx2(src: &[i8], mut rows: [&mut [f32]; Q], scale: f32) {
+    use std::arch::x86_64::*;
+    let n = src.len() / Q;
+    let whole = n / 8 * 8;
+    let vs = _mm256_set1_ps(scale);
+    for x in (0..whole).step_by(8) {
+        // SAFETY: pixels `x..x + 8 <= n` of `src` and of every row.
+        unsafe {
+            let px = _mm256_loadu_si256(src.as_ptr().add(x * Q).cast());
+            let lane =
+                |v: __m256i| _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32::<24>(v)), vs);
+            let c = [
+                lane(_mm256_slli_epi32::<24>(px)),
+                lane(_mm256_slli_epi32::<16>(px)),
+                lane(_mm256_slli_epi32::<8>(px)),
+                lane(px),
+            ];
+            for (row, v) in rows.iter_mut().zip(c) {
+                _mm256_storeu_ps(row.as_mut_ptr().add(x), v);
+            }
+        }
+    }
+    for (l, row) in rows.iter_mut().enumerate() {
+        for (d, px) in row[whole..n]
+            .iter_mut()
+            .zip(src[whole * Q..].chunks_exact(Q))
+        {
             *d = f32::from(px[l]) * scale;
         }
     }
