@@ -666,13 +666,13 @@ fn deinterleave(src: &[i8], rows: &mut [&mut [f32]], at: usize, scale: f32) {
             &mut r3[at..at + n],
         ];
         match super::kernel::path() {
-            // SAFETY: the path is AVX-512F only where the CPU has it; the extents are checked.
             super::kernel::KernelPath::Avx512F => {
-                return unsafe { deinterleave_avx512(src, dst, scale) }
+                // SAFETY: the path is AVX-512F only where the CPU has it; extents checked.
+                return unsafe { deinterleave_avx512(src, dst, scale) };
             }
-            // SAFETY: as above, for AVX2.
             super::kernel::KernelPath::Avx2Fma => {
-                return unsafe { deinterleave_avx2(src, dst, scale) }
+                // SAFETY: as above, for AVX2.
+                return unsafe { deinterleave_avx2(src, dst, scale) };
             }
             _ => {}
         }
