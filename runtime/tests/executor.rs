@@ -102,6 +102,23 @@ fn f32_runs_keep_unpacked_weights_and_calibration_does_not() {
     );
 }
 
+/// A random mixed-width model of `g` (seed `seed`), its executor with static scales calibrated
+/// on three random images (seeds from `images`), and those images.
+fn calibrated(
+    g: &fq_models::Graph,
+    seed: u64,
+    images: u64,
+) -> (packed::TestModel, Executor, Vec<Vec<f32>>) {
+    let t = random_model(g, Bits::RandomMix, seed);
+    let mut model = t.model.clone();
+    let mut exec = Executor::from_model(&mut model).unwrap();
+    let xs: Vec<Vec<f32>> = (0..3)
+        .map(|s| random_input(exec.input_len(), images + s))
+        .collect();
+    exec.set_activation_scales(exec.calibrate(xs.iter().map(Vec::as_slice)).unwrap());
+    (t, exec, xs)
+}
+
 /// Requantising in the epilogue (an integer convolution writes the next one's input codes) gives
 /// the same codes as the next layer quantising the floats itself: the logits are identical bit
 /// for bit with and without it, and it really happens on most convolutions of a ResNet.
@@ -110,13 +127,7 @@ fn requantising_in_the_epilogue_changes_no_logit() {
     let r18 = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
     let r50 = ArchSpec::new(Arch::ResNet50, 4, 32, 3).graph().unwrap();
     for g in [&r18, &r50] {
-        let t = random_model(g, Bits::RandomMix, 11);
-        let mut model = t.model.clone();
-        let mut exec = Executor::from_model(&mut model).unwrap();
-        let images: Vec<Vec<f32>> = (0..3)
-            .map(|s| random_input(exec.input_len(), 40 + s))
-            .collect();
-        exec.set_activation_scales(exec.calibrate(images.iter().map(Vec::as_slice)).unwrap());
+        let (_, mut exec, images) = calibrated(g, 11, 40);
         let fused = exec.epilogue_requantizations();
         let convs = exec.steps().iter().filter(|s| s.kind() == "conv").count();
         eprintln!(
@@ -162,13 +173,7 @@ fn residual_codes_stay_within_a_code_step() {
     let r18 = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
     let r50 = ArchSpec::new(Arch::ResNet50, 4, 32, 3).graph().unwrap();
     for (g, without, with) in [(&r18, 11, 15), (&r50, 35, 47)] {
-        let t = random_model(g, Bits::RandomMix, 21);
-        let mut model = t.model.clone();
-        let mut exec = Executor::from_model(&mut model).unwrap();
-        let images: Vec<Vec<f32>> = (0..3)
-            .map(|s| random_input(exec.input_len(), 80 + s))
-            .collect();
-        exec.set_activation_scales(exec.calibrate(images.iter().map(Vec::as_slice)).unwrap());
+        let (t, mut exec, images) = calibrated(g, 21, 80);
         assert_eq!(exec.codes_only_values(), with, "{}", g.arch);
         for x in &images {
             let codes = exec.run(x).unwrap();
@@ -203,13 +208,7 @@ fn pairs_of_convolutions_change_no_logit() {
     let r18 = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
     let r50 = ArchSpec::new(Arch::ResNet50, 4, 32, 3).graph().unwrap();
     for (g, want) in [(&r18, 3), (&r50, 4)] {
-        let t = random_model(g, Bits::RandomMix, 23);
-        let mut model = t.model.clone();
-        let mut exec = Executor::from_model(&mut model).unwrap();
-        let images: Vec<Vec<f32>> = (0..3)
-            .map(|s| random_input(exec.input_len(), 90 + s))
-            .collect();
-        exec.set_activation_scales(exec.calibrate(images.iter().map(Vec::as_slice)).unwrap());
+        let (_, mut exec, images) = calibrated(g, 23, 90);
         assert_eq!(exec.fused_pairs(), if amx { want } else { 0 }, "{}", g.arch);
         for x in &images {
             let with = exec.run(x).unwrap();

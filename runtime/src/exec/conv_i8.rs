@@ -167,26 +167,8 @@ pub struct ConvI8<'a> {
 /// written. Each input's quads are its codes when given, else quantised here.
 #[cfg(target_arch = "x86_64")]
 pub fn conv2d_i8_pair(first: ConvI8, second: ConvI8, codes: &mut Quads, scale: f32) {
-    let quads = |a: &ConvI8| -> Option<Quads> {
-        match a.input.codes {
-            CodesIn::Quads(_) => None,
-            _ => {
-                let (c, h, w) = a.dims;
-                let shape = QuadShape {
-                    c,
-                    h,
-                    w,
-                    pad: a.conv.padding,
-                };
-                Some(Quads::quantize(a.input.x, shape, 1.0 / a.scale))
-            }
-        }
-    };
-    let (own_p, own) = (quads(&first), quads(&second));
-    let (qp, q) = (
-        quads_view(first.input.codes, &own_p),
-        quads_view(second.input.codes, &own),
-    );
+    let (mut own_p, mut own) = (None, None);
+    let (qp, q) = (quads_of(&first, &mut own_p), quads_of(&second, &mut own));
     let (geo_p, geo) = (
         geometry(first.dims, first.conv, first.out),
         geometry(second.dims, second.conv, second.out),
@@ -202,14 +184,20 @@ pub fn conv2d_i8_pair(first: ConvI8, second: ConvI8, codes: &mut Quads, scale: f
     );
 }
 
-/// An input's quads: its codes, or those quantised into `own`.
+/// A pair convolution's input quads: its codes when given, else its floats quantised into `own`.
 #[cfg(target_arch = "x86_64")]
-fn quads_view<'q>(codes: CodesIn<'q>, own: &'q Option<Quads>) -> &'q Quads {
-    match (codes, own) {
-        (CodesIn::Quads(q), _) => q,
-        (_, Some(q)) => q,
-        _ => unreachable!("an input without quads is quantised first"),
+fn quads_of<'q>(a: &ConvI8<'q>, own: &'q mut Option<Quads>) -> &'q Quads {
+    if let CodesIn::Quads(q) = a.input.codes {
+        return q;
     }
+    let (c, h, w) = a.dims;
+    let shape = QuadShape {
+        c,
+        h,
+        w,
+        pad: a.conv.padding,
+    };
+    own.insert(Quads::quantize(a.input.x, shape, 1.0 / a.scale))
 }
 
 /// A convolution's geometry from its input and output sizes.

@@ -21,7 +21,7 @@ use super::disjoint::Shared;
 use super::gemm::Epilogue;
 use super::int8_gemm::Residual8;
 use super::kernel::int8_amx::{COLS, ROWS};
-use super::quads::{QuadShape, Q};
+use super::quads::{channels_avx512, codes_avx512, pixels_avx512, QuadShape, Q};
 
 /// Where a block's residual comes from.
 #[derive(Clone, Copy)]
@@ -65,11 +65,10 @@ pub(super) unsafe fn finish_block(
     out: QuadsOut,
 ) {
     debug_assert!(o0.is_multiple_of(Q) && rows <= ROWS && !epi.gelu);
-    let (vscale, zero) = (_mm512_set1_ps(scale), _mm512_setzero_ps());
-    let (vinv, lo, hi) = (
+    let (vscale, zero, vinv) = (
+        _mm512_set1_ps(scale),
+        _mm512_setzero_ps(),
         _mm512_set1_ps(out.inv),
-        _mm512_set1_ps(-127.0),
-        _mm512_set1_ps(127.0),
     );
     for q in 0..rows.div_ceil(Q) {
         let o = o0 + q * Q;
@@ -102,21 +101,9 @@ pub(super) unsafe fn finish_block(
                 if epi.relu {
                     v = _mm512_max_ps(v, zero);
                 }
-                // `quantize`, as `quads::interleave_avx512`: NaN to 0, clamped, nearest even.
-                let v = _mm512_mul_ps(v, vinv);
-                let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v), v);
-                let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-                *code = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v));
+                *code = codes_avx512(v, vinv);
             }
-            let [r0, r1, r2, r3] = codes;
-            let (t0, t1) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
-            let (t2, t3) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
-            let pixels = [
-                _mm_unpacklo_epi16(t0, t2),
-                _mm_unpackhi_epi16(t0, t2),
-                _mm_unpacklo_epi16(t1, t3),
-                _mm_unpackhi_epi16(t1, t3),
-            ];
+            let pixels = pixels_avx512(codes);
             // Sixteen pixels of four codes: one 32-bit lane each.
             let lanes = _mm512_inserti32x4::<3>(
                 _mm512_inserti32x4::<2>(
@@ -192,7 +179,7 @@ unsafe fn residual_rows(
         BlockResidual::None => return None,
         BlockResidual::Block(v) => {
             // The block's rows from `o0`, a multiple of 16: row `o % 16 + l`, this half's lanes.
-            let (r, h) = (o % ROWS, (px - px / 32 * 32) / 16);
+            let (r, h) = (o % ROWS, px % COLS / 16);
             debug_assert!(px.is_multiple_of(16));
             for (l, row) in rows.iter_mut().enumerate().take(count) {
                 // SAFETY: row `r + l < 16` of the block, 16 lanes from `h * 16`.
@@ -233,15 +220,7 @@ unsafe fn residual_rows(
                 // SAFETY: the unmasked lanes are pixels `p..p + run`, inside the plane.
                 v = unsafe { _mm512_mask_loadu_epi32(v, mask, base.cast()) };
             });
-            let vs = _mm512_set1_ps(s);
-            let lane =
-                |v: __m512i| _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(v)), vs);
-            rows = [
-                lane(_mm512_slli_epi32::<24>(v)),
-                lane(_mm512_slli_epi32::<16>(v)),
-                lane(_mm512_slli_epi32::<8>(v)),
-                lane(v),
-            ];
+            rows = channels_avx512(v, _mm512_set1_ps(s));
         }
     }
     Some(rows)

@@ -1037,19 +1037,19 @@ pub(super) unsafe fn gemm_task(
                 shape: *shape,
                 inv: *inv,
             };
+            let res = match (res8, epi.residual) {
+                (Some(r), _) => super::finish_quads::BlockResidual::Codes(*r),
+                (None, Some(v)) => super::finish_quads::BlockResidual::Floats(v),
+                (None, None) => super::finish_quads::BlockResidual::None,
+            };
             // SAFETY: the caller's contract; `amx_quads` checked the path and the rows.
-            return unsafe { amx_quads_task(w, b, rows, panels, epi, out, res8) };
+            return unsafe { amx_quads_task((w, b, epi), None, (rows, panels), res, out) };
         }
     }
     let mut staged = Vec::new();
     let to = to.unwrap_or_else(|| {
-        staged = STAGED.with(|s| s.take());
-        // Stale contents are fine: the tiles write every value of the rectangle. Never
-        // shortened, so a later, larger task zero-fills nothing it held before.
-        let need = (r1 - r0) * (c1 - c0);
-        if staged.len() < need {
-            staged.resize(need, 0.0);
-        }
+        // Stale contents are fine: the tiles write every value of the rectangle.
+        staged = kept_buffer(&STAGED, (r1 - r0) * (c1 - c0));
         TaskOut {
             base: Shared(staged.as_mut_ptr()),
             ld: c1 - c0,
@@ -1099,11 +1099,8 @@ pub(super) unsafe fn gemm_task(
     let width = c1 - c0;
     let mut resid = Vec::new();
     if let Some(r) = res8 {
-        resid = RESIDUAL.with(|s| s.take());
         let need = (r1 - r0) * width;
-        if resid.len() < need {
-            resid.resize(need, 0.0);
-        }
+        resid = kept_buffer(&RESIDUAL, need);
         r.dequantize(r0..r1, c0..c1, n, &mut resid[..need]);
     }
     let finish = |o: usize| {
@@ -1149,6 +1146,19 @@ pub(super) unsafe fn gemm_task(
     }
 }
 
+/// This thread's buffer kept in `cell`, at least `len` floats long, stale contents; back with
+/// `cell.set`. Never shortened, so a later, larger task zero-fills nothing it held before.
+fn kept_buffer(
+    cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<f32>>>,
+    len: usize,
+) -> Vec<f32> {
+    let mut v = cell.with(|c| c.take());
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    v
+}
+
 /// Whether a codes-only task into quads runs [`amx_quads_task`]: AMX blocks finished on
 /// AVX-512F, no GELU, and the task's rows in their order (each block row its output row).
 #[cfg(target_arch = "x86_64")]
@@ -1160,58 +1170,78 @@ fn amx_quads(w: &WeightsI8, epi: &Epilogue, rows: std::ops::Range<usize>) -> boo
         && w.order[rows.clone()].iter().copied().eq(rows)
 }
 
-/// [`gemm_task`] for a task that keeps only codes in quads, on AMX: each 16 x 32 block's sums
-/// finished straight into the quads ([`super::finish_quads`]) while they are in the core's
-/// cache, with no float buffer.
+/// [`gemm_task`] for a task that keeps only codes in quads, on AMX: each block's sums finished
+/// straight into the quads ([`super::finish_quads`]) while they are in the core's cache, with no
+/// float buffer, the residual `res` added.
+///
+/// With `first` (a pair's first convolution, [`gemm_i8_pair`]), each block of it is computed
+/// first and finished into floats in L1, which are the block's residual instead of `res`.
 ///
 /// # Safety
-/// As [`gemm_task`]; [`amx_quads`] holds.
+/// As [`gemm_task`]; [`amx_quads`] holds for each convolution, and `first`'s output is the
+/// same `[rows][n]` as the second's.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn amx_quads_task(
-    w: &WeightsI8,
-    b: &Panels,
-    rows: std::ops::Range<usize>,
-    panels: std::ops::Range<usize>,
-    epi: &Epilogue,
+    (w, b, epi): (&WeightsI8, &Panels, &Epilogue),
+    first: Option<(&WeightsI8, &Panels, &Epilogue)>,
+    (rows, panels): (std::ops::Range<usize>, std::ops::Range<usize>),
+    res: super::finish_quads::BlockResidual,
     out: super::finish_quads::QuadsOut,
-    res8: Option<&Residual8>,
 ) {
-    use super::finish_quads::{finish_block, BlockResidual};
+    use super::finish_quads::{finish_block, finish_block_floats, BlockResidual};
     use super::kernel::int8_amx::{COLS, ROWS};
     let (_, k4, n, scale) = b.dims();
+    // The activations' scale of the first's sums.
+    let scale_p = first.map_or(0.0, |(_, bp, _)| bp.dims().3);
     let (r0, r1) = (rows.start, rows.end);
     let (j0, j1) = (panels.start, panels.end);
+    let end = r0 + (r1 - r0).div_ceil(ROWS) * ROWS;
     assert!(
-        (r0 + (r1 - r0).div_ceil(ROWS) * ROWS) * k4 <= w.codes.len(),
+        end * k4 <= w.codes.len() && first.is_none_or(|(wp, ..)| end * wp.k4 <= wp.codes.len()),
         "amx_quads_task: rows past the codes"
     );
-    let res = match (res8, epi.residual) {
-        (Some(r), _) => BlockResidual::Codes(*r),
-        (None, Some(v)) => BlockResidual::Floats(v),
-        (None, None) => BlockResidual::None,
-    };
     let mut bufs = PANELS.with(|p| p.take());
-    let mut acc = [0i32; 2 * ROWS * COLS];
+    let mut bufs_p = PAIR_PANELS.with(|p| p.take());
+    let (mut acc, mut floats) = ([0i32; 2 * ROWS * COLS], [0f32; 2 * ROWS * COLS]);
     for j in (j0..j1).step_by(2) {
-        let [buf0, buf1] = &mut bufs;
-        let p0 = b.src(j, k4, buf0).packed();
-        let (p1, np1) = if j + 1 < j1 {
-            (b.src(j + 1, k4, buf1).packed(), NR.min(n - (j + 1) * NR))
-        } else {
-            (p0, 0)
-        };
-        assert!(
-            p0.len() >= k4 * NR && p1.len() >= k4 * NR,
-            "amx_quads_task: panels"
-        );
-        let np = [NR.min(n - j * NR), np1];
+        let pair = j + 1 < j1;
+        let ps = panel_pair(b, (j, pair), k4, &mut bufs);
+        let ps_first = first.map(|(wp, bp, _)| panel_pair(bp, (j, pair), wp.k4, &mut bufs_p));
+        let np = [
+            NR.min(n - j * NR),
+            if pair { NR.min(n - (j + 1) * NR) } else { 0 },
+        ];
         let mut rb = r0;
         while rb < r1 {
-            // SAFETY: AMX (`amx_quads`); the rows' codes (asserted above) and whole panels.
-            let span = unsafe { amx_rows(w, (rb, r1), (p0, p1), &mut acc) };
+            if let (Some((wp, _, epi_p)), Some(pp)) = (first, ps_first) {
+                // SAFETY: AMX (`amx_quads`); the rows' codes (asserted above), whole panels.
+                let span = unsafe { amx_rows(wp, (rb, r1), pp, &mut acc) };
+                for (h, sums) in acc.chunks_exact(ROWS * COLS).take(span / ROWS).enumerate() {
+                    let o = rb + h * ROWS;
+                    let dst = &mut floats[h * ROWS * COLS..][..ROWS * COLS];
+                    let (sums, dst) = (
+                        sums.try_into().expect("a block"),
+                        dst.try_into().expect("a block"),
+                    );
+                    // SAFETY: AVX-512F (`amx_quads`); rows `o..` of the first's epilogue.
+                    unsafe {
+                        finish_block_floats(sums, o, ROWS.min(r1 - o), np, scale_p, epi_p, dst)
+                    };
+                }
+            }
+            // SAFETY: as above; the span depends on `rb` and `r1` alone, so it is the first's.
+            let span = unsafe { amx_rows(w, (rb, r1), ps, &mut acc) };
             for (h, sums) in acc.chunks_exact(ROWS * COLS).take(span / ROWS).enumerate() {
-                let (o, sums) = (rb + h * ROWS, sums.try_into().expect("a 16-row block"));
+                let o = rb + h * ROWS;
+                let sums = sums.try_into().expect("a 16-row block");
+                let res = match first {
+                    Some(_) => BlockResidual::Block(
+                        (&floats[h * ROWS * COLS..][..ROWS * COLS])
+                            .try_into()
+                            .expect("a 16-row block"),
+                    ),
+                    None => res,
+                };
                 // SAFETY: AVX-512F (`amx_quads`); the block's rows are output rows `o..`, its
                 // pixels this task's, which no other task writes.
                 unsafe {
@@ -1232,6 +1262,29 @@ unsafe fn amx_quads_task(
         }
     }
     PANELS.with(|p| p.set(bufs));
+    PAIR_PANELS.with(|p| p.set(bufs_p));
+}
+
+/// Panels `j` and `j + 1` of `b` (`j` as both when not `pair`), `k4 * NR` codes each, gathered
+/// into `bufs` where they are not packed.
+#[cfg(target_arch = "x86_64")]
+fn panel_pair<'s>(
+    b: &'s Panels,
+    (j, pair): (usize, bool),
+    k4: usize,
+    [buf0, buf1]: &'s mut [Vec<i8>; 2],
+) -> (&'s [i8], &'s [i8]) {
+    let p0 = b.src(j, k4, buf0).packed();
+    let p1 = if pair {
+        b.src(j + 1, k4, buf1).packed()
+    } else {
+        p0
+    };
+    assert!(
+        p0.len() >= k4 * NR && p1.len() >= k4 * NR,
+        "amx_quads_task: panels"
+    );
+    (p0, p1)
 }
 
 /// The AMX sums of `w`'s rows from `rb` (of a task's rows up to `r1`) against one pair of panels
@@ -1292,12 +1345,11 @@ pub(super) fn quad_panels<'a>(
 pub(super) fn pair_fuses(first: (&WeightsI8, &Epilogue), second: (&WeightsI8, &Epilogue)) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        let ordered = |w: &WeightsI8| w.order[..w.rows].iter().copied().eq(0..w.rows);
         first.0.rows == second.0.rows
             && first.0.granule == second.0.granule
             && [first, second]
                 .iter()
-                .all(|(w, epi)| ordered(w) && amx_quads(w, epi, 0..w.rows))
+                .all(|(w, epi)| amx_quads(w, epi, 0..w.rows))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -1312,7 +1364,7 @@ pub(super) fn pair_fuses(first: (&WeightsI8, &Epilogue), second: (&WeightsI8, &E
 /// first's floats as its residual and writes the second's codes into `codes`' quads with
 /// `scale` ([`super::finish_quads`]). The first's floats, a whole tensor written and read back
 /// (3.2 MB at ResNet50's 56x56 downsampling), are never stored. The same floats and codes as the
-/// two convolutions apart. [`pair_fuses`] must hold.
+/// two convolutions apart. [`pair_fuses`] must hold. Its tasks are [`amx_quads_task`]'s.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn gemm_i8_pair(
     first: (&WeightsI8, Panels, &Epilogue),
@@ -1351,102 +1403,16 @@ pub(super) fn gemm_i8_pair(
     (0..split.tasks()).into_par_iter().for_each(|t| {
         let (rows, panels) = split.task(t);
         // SAFETY: tasks own disjoint rectangles of the codes; `pair_fuses` holds (checked).
-        unsafe { amx_pair_task((wp, &bp, epi_p), (w, &b, epi), rows, panels, out) };
-    });
-}
-
-/// One task of [`gemm_i8_pair`].
-///
-/// # Safety
-/// As [`amx_quads_task`], for both convolutions.
-#[cfg(target_arch = "x86_64")]
-unsafe fn amx_pair_task(
-    (wp, bp, epi_p): (&WeightsI8, &Panels, &Epilogue),
-    (w, b, epi): (&WeightsI8, &Panels, &Epilogue),
-    rows: std::ops::Range<usize>,
-    panels: std::ops::Range<usize>,
-    out: super::finish_quads::QuadsOut,
-) {
-    use super::finish_quads::{finish_block, finish_block_floats, BlockResidual};
-    use super::kernel::int8_amx::{COLS, ROWS};
-    let ((_, kp4, _, scale_p), (_, k4, n, scale)) = (bp.dims(), b.dims());
-    let (r0, r1) = (rows.start, rows.end);
-    let (j0, j1) = (panels.start, panels.end);
-    let end = r0 + (r1 - r0).div_ceil(ROWS) * ROWS;
-    assert!(
-        end * kp4 <= wp.codes.len() && end * k4 <= w.codes.len(),
-        "amx_pair_task: rows past the codes"
-    );
-    let mut bufs = PANELS.with(|p| p.take());
-    let mut bufs_p = PAIR_PANELS.with(|p| p.take());
-    let (mut acc, mut first) = ([0i32; 2 * ROWS * COLS], [0f32; 2 * ROWS * COLS]);
-    for j in (j0..j1).step_by(2) {
-        let pair = j + 1 < j1;
-        let [buf0, buf1] = &mut bufs;
-        let [bufp0, bufp1] = &mut bufs_p;
-        let (c0, p0) = (b.src(j, k4, buf0).packed(), bp.src(j, kp4, bufp0).packed());
-        let (c1, p1) = if pair {
-            (
-                b.src(j + 1, k4, buf1).packed(),
-                bp.src(j + 1, kp4, bufp1).packed(),
+        unsafe {
+            amx_quads_task(
+                (w, &b, epi),
+                Some((wp, &bp, epi_p)),
+                (rows, panels),
+                super::finish_quads::BlockResidual::None,
+                out,
             )
-        } else {
-            (c0, p0)
         };
-        assert!(
-            [c0, c1].iter().all(|c| c.len() >= k4 * NR)
-                && [p0, p1].iter().all(|p| p.len() >= kp4 * NR),
-            "amx_pair_task: panels"
-        );
-        let np = [
-            NR.min(n - j * NR),
-            if pair { NR.min(n - (j + 1) * NR) } else { 0 },
-        ];
-        let mut rb = r0;
-        while rb < r1 {
-            // SAFETY: AMX (`pair_fuses`); the rows' codes in both weights (asserted above) and
-            // whole panels; the same span for both (it depends on `rb` and `r1` alone).
-            let span = unsafe { amx_rows(wp, (rb, r1), (p0, p1), &mut acc) };
-            for (h, sums) in acc.chunks_exact(ROWS * COLS).take(span / ROWS).enumerate() {
-                let (o, dst) = (rb + h * ROWS, &mut first[h * ROWS * COLS..][..ROWS * COLS]);
-                let sums = sums.try_into().expect("a 16-row block");
-                // SAFETY: AVX-512F (`pair_fuses`); rows `o..` of the first's epilogue.
-                unsafe {
-                    let dst = dst.try_into().expect("a 16-row block");
-                    finish_block_floats(sums, o, ROWS.min(r1 - o), np, scale_p, epi_p, dst)
-                };
-            }
-            // SAFETY: as above, for the second convolution.
-            let again = unsafe { amx_rows(w, (rb, r1), (c0, c1), &mut acc) };
-            debug_assert_eq!(span, again);
-            for (h, sums) in acc.chunks_exact(ROWS * COLS).take(span / ROWS).enumerate() {
-                let o = rb + h * ROWS;
-                let sums = sums.try_into().expect("a 16-row block");
-                let half = (&first[h * ROWS * COLS..][..ROWS * COLS])
-                    .try_into()
-                    .expect("a 16-row block");
-                let res = BlockResidual::Block(half);
-                // SAFETY: AVX-512F; the block's rows are output rows `o..`, its pixels this
-                // task's, which no other task writes.
-                unsafe {
-                    finish_block(
-                        sums,
-                        o,
-                        ROWS.min(r1 - o),
-                        (j * NR, n),
-                        np,
-                        scale,
-                        epi,
-                        res,
-                        out,
-                    )
-                };
-            }
-            rb += span;
-        }
-    }
-    PANELS.with(|p| p.set(bufs));
-    PAIR_PANELS.with(|p| p.set(bufs_p));
+    });
 }
 
 /// A residual added from its codes instead of its floats: the value's codes as its producer's

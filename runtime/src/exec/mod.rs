@@ -1027,7 +1027,6 @@ impl Executor {
         }
     }
 
-    /// An integer convolution step's i8 weights and epilogue (scale, bias, residual, ReLU, GELU).
     /// A convolution step's epilogue on the integer path, without its residual.
     fn int8_conv_epilogue(&self, step: &Step) -> Epilogue<'_> {
         let Step::Conv {
@@ -1102,6 +1101,7 @@ impl Executor {
         Codes::Quads(q)
     }
 
+    /// An integer convolution step's i8 weights and epilogue (scale, bias, residual, ReLU, GELU).
     fn int8_conv_parts<'a>(
         &'a self,
         step: &Step,
@@ -1109,26 +1109,18 @@ impl Executor {
         activations: Activations,
     ) -> (&'a WeightsI8, Epilogue<'a>) {
         let Step::Conv {
-            layer,
-            residual,
-            relu,
-            gelu,
-            ..
+            layer, residual, ..
         } = step
         else {
             unreachable!("int8_conv_parts reads convolution steps")
         };
-        let l = &self.layers[*layer];
         let w8 = self
             .int8_weights(*layer, activations)
             .expect("an integer convolution has i8 weights");
         let epi = Epilogue {
-            scale: l.scale(),
-            bias: l.layer.bias.as_deref(),
             // Empty when its floats are not kept: `conv_int8` then reads its codes instead.
             residual: residual.map(|v| values[v].as_deref().expect("computed before use")),
-            relu: *relu,
-            gelu: *gelu,
+            ..self.int8_conv_epilogue(step)
         };
         (w8, epi)
     }

@@ -647,52 +647,58 @@ pub unsafe fn load_quad_pixels(
 
 /// `rows[l][at + i] = src[4 i + l] * scale` for every pixel `i` of `src` and row `l`.
 ///
-/// Four rows on AVX-512F sixteen pixels at a time: each pixel's four codes are one 32-bit lane,
-/// and channel `l` is that lane shifted left by `24 - 8 l` and back right arithmetically by 24
-/// (its sign-extended byte), converted and scaled. The same floats as the scalar loop (a code
-/// times the scale, one rounding).
+/// Four rows on AVX-512F (sixteen pixels at a time) or AVX2 (eight, the rest by the scalar
+/// loop): each pixel's four codes are one 32-bit lane, and channel `l` is that lane shifted left
+/// by `24 - 8 l` and back right arithmetically by 24 (its sign-extended byte), converted and
+/// scaled. The same floats as the scalar loop (a code times the scale, one rounding).
 fn deinterleave(src: &[i8], rows: &mut [&mut [f32]], at: usize, scale: f32) {
     let n = src.len() / Q;
     assert!(
         rows.iter().all(|r| r.len() >= at + n),
         "deinterleave: extents"
     );
+    // Pixels done by the vector loops.
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
     #[cfg(target_arch = "x86_64")]
-    if let [r0, r1, r2, r3] = rows {
-        let dst = [
-            &mut r0[at..at + n],
-            &mut r1[at..at + n],
-            &mut r2[at..at + n],
-            &mut r3[at..at + n],
-        ];
-        match super::kernel::path() {
-            super::kernel::KernelPath::Avx512F => {
+    let done = match rows {
+        [r0, r1, r2, r3] => {
+            let dst = [
+                &mut r0[at..at + n],
+                &mut r1[at..at + n],
+                &mut r2[at..at + n],
+                &mut r3[at..at + n],
+            ];
+            match super::kernel::path() {
                 // SAFETY: the path is AVX-512F only where the CPU has it; extents checked.
-                return unsafe { deinterleave_avx512(src, dst, scale) };
-            }
-            super::kernel::KernelPath::Avx2Fma => {
+                super::kernel::KernelPath::Avx512F => unsafe {
+                    deinterleave_avx512(src, dst, scale)
+                },
                 // SAFETY: as above, for AVX2.
-                return unsafe { deinterleave_avx2(src, dst, scale) };
+                super::kernel::KernelPath::Avx2Fma => unsafe { deinterleave_avx2(src, dst, scale) },
+                _ => 0,
             }
-            _ => {}
         }
-    }
+        _ => 0,
+    };
     for (l, row) in rows.iter_mut().enumerate() {
-        for (d, px) in row[at..at + n].iter_mut().zip(src.chunks_exact(Q)) {
+        let tail = row[at + done..at + n].iter_mut();
+        for (d, px) in tail.zip(src[done * Q..].chunks_exact(Q)) {
             *d = f32::from(px[l]) * scale;
         }
     }
 }
 
-/// [`deinterleave`]'s four rows on AVX2, eight pixels at a time (the same shifts), the last
-/// few by the scalar loop: ResNet50's integer path on AVX2 was 3% slower with the residuals
-/// read from codes through the scalar loop alone.
+/// [`deinterleave`]'s four rows on AVX2, eight pixels at a time (the same shifts); returns how
+/// many pixels it did (the whole eights), the caller's scalar loop doing the rest. ResNet50's
+/// integer path on AVX2 was 3% slower with the residuals read from codes by the scalar loop
+/// alone.
 ///
 /// # Safety
 /// AVX2 must be available; `src` holds `4 n` codes and every row `n` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn deinterleave_avx2(src: &[i8], mut rows: [&mut [f32]; Q], scale: f32) {
+unsafe fn deinterleave_avx2(src: &[i8], mut rows: [&mut [f32]; Q], scale: f32) -> usize {
     use std::arch::x86_64::*;
     let n = src.len() / Q;
     let whole = n / 8 * 8;
@@ -714,24 +720,17 @@ unsafe fn deinterleave_avx2(src: &[i8], mut rows: [&mut [f32]; Q], scale: f32) {
             }
         }
     }
-    for (l, row) in rows.iter_mut().enumerate() {
-        for (d, px) in row[whole..n]
-            .iter_mut()
-            .zip(src[whole * Q..].chunks_exact(Q))
-        {
-            *d = f32::from(px[l]) * scale;
-        }
-    }
+    whole
 }
 
 /// [`deinterleave`]'s four rows on AVX-512F, the last few pixels through masked loads and
-/// stores.
+/// stores; returns how many pixels it did (all).
 ///
 /// # Safety
 /// AVX-512F must be available; `src` holds `4 n` codes and every row `n` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn deinterleave_avx512(src: &[i8], mut rows: [&mut [f32]; Q], scale: f32) {
+unsafe fn deinterleave_avx512(src: &[i8], mut rows: [&mut [f32]; Q], scale: f32) -> usize {
     use std::arch::x86_64::*;
     let n = src.len() / Q;
     let vs = _mm512_set1_ps(scale);
@@ -742,19 +741,12 @@ unsafe fn deinterleave_avx512(src: &[i8], mut rows: [&mut [f32]; Q], scale: f32)
         // and stores touch no other lane).
         unsafe {
             let px = _mm512_maskz_loadu_epi32(mask, src.as_ptr().add(x * Q).cast());
-            let lane =
-                |v: __m512i| _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(v)), vs);
-            let c = [
-                lane(_mm512_slli_epi32::<24>(px)),
-                lane(_mm512_slli_epi32::<16>(px)),
-                lane(_mm512_slli_epi32::<8>(px)),
-                lane(px),
-            ];
-            for (row, v) in rows.iter_mut().zip(c) {
+            for (row, v) in rows.iter_mut().zip(channels_avx512(px, vs)) {
                 _mm512_mask_storeu_ps(row.as_mut_ptr().add(x), mask, v);
             }
         }
     }
+    n
 }
 
 /// `dst[4 x + l] = quantize(rows[l][x], inv)`: four rows of floats to pixels of 4 codes.
@@ -826,33 +818,16 @@ fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
 unsafe fn interleave_avx512(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
     use std::arch::x86_64::*;
     let n = rows[0].len();
-    let (vinv, lo, hi) = (
-        _mm512_set1_ps(inv),
-        _mm512_set1_ps(-127.0),
-        _mm512_set1_ps(127.0),
-    );
+    let vinv = _mm512_set1_ps(inv);
     for x in (0..n).step_by(16) {
         let m = (n - x).min(16);
         let mask = ((1u32 << m) - 1) as __mmask16;
         // SAFETY: lanes `x..x + m` lie in every row (masked loads touch no other lane); the
         // stores write `dst[4 x..4 x + 4 m]`.
         unsafe {
-            let codes = |l: usize| {
-                let v = _mm512_maskz_loadu_ps(mask, rows[l].as_ptr().add(x));
-                let v = _mm512_mul_ps(v, vinv);
-                let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v), v);
-                let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-                _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v))
-            };
-            let (r0, r1, r2, r3) = (codes(0), codes(1), codes(2), codes(3));
-            let (t0, t1) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
-            let (t2, t3) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
-            let px = [
-                _mm_unpacklo_epi16(t0, t2),
-                _mm_unpackhi_epi16(t0, t2),
-                _mm_unpacklo_epi16(t1, t3),
-                _mm_unpackhi_epi16(t1, t3),
-            ];
+            let codes =
+                |l: usize| codes_avx512(_mm512_maskz_loadu_ps(mask, rows[l].as_ptr().add(x)), vinv);
+            let px = pixels_avx512([codes(0), codes(1), codes(2), codes(3)]);
             let q = dst.as_mut_ptr().add(x * Q);
             if m == 16 {
                 for (i, v) in px.iter().enumerate() {
@@ -868,6 +843,62 @@ unsafe fn interleave_avx512(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
             }
         }
     }
+}
+
+/// Sixteen floats' codes, `quantize(v, inv)` with `vinv` = `inv` in every lane: NaN to 0,
+/// clamped to ±127, rounded to nearest even (`CVTPS2DQ` in the default mode), narrowed to bytes.
+/// Shared by [`interleave_avx512`] and the AMX finisher (`finish_quads`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) fn codes_avx512(
+    v: std::arch::x86_64::__m512,
+    vinv: std::arch::x86_64::__m512,
+) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::*;
+    let v = _mm512_mul_ps(v, vinv);
+    let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v), v);
+    let v = _mm512_min_ps(
+        _mm512_max_ps(v, _mm512_set1_ps(-127.0)),
+        _mm512_set1_ps(127.0),
+    );
+    _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v))
+}
+
+/// Four channels' sixteen codes interleaved into sixteen pixels of four codes, in pixel order
+/// (four pixels per register), by the same unpacks as `int8_gemm`'s panel transpose.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) fn pixels_avx512(
+    [r0, r1, r2, r3]: [std::arch::x86_64::__m128i; Q],
+) -> [std::arch::x86_64::__m128i; Q] {
+    use std::arch::x86_64::*;
+    let (t0, t1) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
+    let (t2, t3) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
+    [
+        _mm_unpacklo_epi16(t0, t2),
+        _mm_unpackhi_epi16(t0, t2),
+        _mm_unpacklo_epi16(t1, t3),
+        _mm_unpackhi_epi16(t1, t3),
+    ]
+}
+
+/// Sixteen pixels of four codes (one 32-bit lane each) to each channel's sixteen floats,
+/// `code * scale` with `vs` = `scale` in every lane: channel `l` is the lane shifted left by
+/// `24 - 8 l` and back right arithmetically by 24 (its sign-extended byte).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) fn channels_avx512(
+    px: std::arch::x86_64::__m512i,
+    vs: std::arch::x86_64::__m512,
+) -> [std::arch::x86_64::__m512; Q] {
+    use std::arch::x86_64::*;
+    let lane = |v: __m512i| _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(v)), vs);
+    [
+        lane(_mm512_slli_epi32::<24>(px)),
+        lane(_mm512_slli_epi32::<16>(px)),
+        lane(_mm512_slli_epi32::<8>(px)),
+        lane(px),
+    ]
 }
 
 /// The `k` order of [`Quads::im2col`] against PyTorch's `(channel, ky, kx)` columns: entry `j`
