@@ -62,7 +62,7 @@ fn values_and_gradients_match_candle() {
         (2, 3, 8, 8, 4, 3, 1, 0),
         (3, 2, 10, 7, 3, 7, 1, 3),
         (9, 16, 2, 2, 8, 3, 2, 1),
-        // Large enough for the runtime's kernels (`ops::conv_direct`, over 4 million
+        // Large enough for the runtime's kernels (`ops::conv_direct`, over 2 million
         // multiply-adds per image): stride 1 (forward and input gradient), stride 2 with the
         // 7x7 stem's padding (forward), stride 1 without padding.
         (2, 16, 32, 30, 32, 3, 1, 1),
@@ -118,6 +118,15 @@ fn large_layers_take_the_runtime_kernels() {
         conv_direct::forward(&strided, 1, &xs, &w, 32).is_some(),
         has
     );
+    // The embedded model's stem (3x64x64, 16 filters, 7x7 stride 2): its columns, 12x its
+    // input, are not kept for the weight gradient, and its forward takes the kernels; its 3x3
+    // layers keep theirs and stay on im2col.
+    use fq_compress::nn::ops::conv::keeps_columns;
+    let stem = ConvGeom::new((3, 64, 64), (7, 7), 2, 3).unwrap();
+    assert!(!keeps_columns(&stem, 32));
+    let (xs, ws) = (vec![0.5f32; 3 * 64 * 64], vec![0.25f32; 16 * 3 * 49]);
+    assert_eq!(conv_direct::forward(&stem, 1, &xs, &ws, 16).is_some(), has);
+    assert!(keeps_columns(&small, 32));
 }
 
 /// A strided (non-contiguous) input and a grouped convolution take the same route as candle.

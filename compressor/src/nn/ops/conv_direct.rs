@@ -7,7 +7,8 @@
 //! `bench/results.md`, "Update, stop 40"): the stem's forward 119 → 77 ms, a first-stage 3x3
 //! forward 67 → 46 ms, its input gradient 54 → 46 ms. On small layers (the embedded model: at
 //! most 2.4 million multiply-adds per image) one image is too little work for a call, and
-//! im2col + `gemm` stays faster, so they keep it ([`pays`]).
+//! im2col + `gemm` stays faster, so they keep it ([`pays`]); only its stem, whose columns it does
+//! not keep, comes here.
 //!
 //! Only where the forward does not keep its columns for the weight gradient: there the columns
 //! are built anyway and the `gemm` on them is the cheaper half.
@@ -18,8 +19,10 @@ use rayon::prelude::*;
 use super::im2col::ConvGeom;
 
 /// Multiply-adds per image from which a layer goes through [`FloatConv`]: every ResNet18-224
-/// layer but the 1x1 ones does 115-118 million; the embedded model's largest 2.4 million.
-const MIN_MACS: usize = 4 << 20;
+/// layer but the 1x1 ones does 115-118 million; the embedded model's stem 2.4 million (1.0 ms
+/// per batch against im2col + `gemm`'s 1.4, stop 50), its other layers at most 0.6 million
+/// (there `FloatConv` was slower: layer4's 3x3 1.2 ms against 0.18).
+const MIN_MACS: usize = 2 << 20;
 
 /// Whether a convolution of `o` filters of geometry `g` is large enough, and of a shape the
 /// runtime's kernels take (square, wider than 1x1: the pointwise ones were slower there).
