@@ -332,7 +332,7 @@ fn breakdown(graph: &Graph, fast: bool, reps: usize) -> Result<[f64; 6]> {
                 )?)?;
                 let r = random(&mut rng, x.dims())?;
                 out[3] += best_of(reps, || {
-                    let y = match ops::batch_norm::train(&x, &g, &b, *eps)? {
+                    let y = match ops::batch_norm::train(&x, &g, &b, *eps, false)? {
                         Some(o) => o.y,
                         None => candle_bn(&x, &g, &b, *eps)?,
                     };

@@ -1,12 +1,13 @@
-//! The fused train-mode batch norm, the max-pool op and the fake-quant op against the candle-op
-//! versions they replace: values, batch statistics and gradients.
+//! The fused train-mode batch norm (with and without its ReLU), the fused add + ReLU, the
+//! max-pool op and the fake-quant op against the candle-op versions they replace: values, batch
+//! statistics and gradients.
 //!
 //! Tolerance for batch norm: 1e-4 relative to the largest reference magnitude (f64 vs f32
 //! accumulation of the statistics). Fake-quant must match exactly: it is the same quantizer.
 
 use candle_core::{Device, Tensor, Var};
 use fq_compress::nn::model::max_pool;
-use fq_compress::nn::ops::{batch_norm, fake_quant, max_pool::max_pool2d};
+use fq_compress::nn::ops::{add_relu::add_relu, batch_norm, fake_quant, max_pool::max_pool2d};
 use fq_compress::nn::quant::Granularity;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -63,33 +64,80 @@ fn batch_norm_matches_candle_ops() {
         ([3, 8, 9, 3], -20.0),
         ([1, 2, 4, 4], 0.5),
     ] {
-        let c = dims[1];
-        let x = Var::from_tensor(&random(&mut rng, &dims, offset)).unwrap();
-        let g = Var::from_tensor(&random(&mut rng, &[c], 1.0)).unwrap();
-        let b = Var::from_tensor(&random(&mut rng, &[c], 0.0)).unwrap();
-        let r = random(&mut rng, &dims, 0.0);
-        let (xt, gt, bt) = (x.as_tensor(), g.as_tensor(), b.as_tensor());
-        let ours = batch_norm::train(xt, gt, bt, 1e-5).unwrap().unwrap();
-        let (y, mean, var) = reference(xt, gt, bt, 1e-5);
-        let case = format!("{dims:?} offset {offset}");
-        for (what, a, e) in [
-            ("value", &ours.y, &y),
-            ("mean", &ours.mean, &mean),
-            ("variance", &ours.var, &var),
-        ] {
-            let d = max_rel_diff(a, e);
-            assert!(d <= 1e-4, "{case}: {what} differs by {d}");
+        // With a ReLU inside the op, against candle's batch norm then ReLU.
+        for relu in [false, true] {
+            let c = dims[1];
+            let x = Var::from_tensor(&random(&mut rng, &dims, offset)).unwrap();
+            let g = Var::from_tensor(&random(&mut rng, &[c], 1.0)).unwrap();
+            let b = Var::from_tensor(&random(&mut rng, &[c], 0.0)).unwrap();
+            let r = random(&mut rng, &dims, 0.0);
+            let (xt, gt, bt) = (x.as_tensor(), g.as_tensor(), b.as_tensor());
+            let ours = batch_norm::train(xt, gt, bt, 1e-5, relu).unwrap().unwrap();
+            let (y, mean, var) = reference(xt, gt, bt, 1e-5);
+            let y = if relu { y.relu().unwrap() } else { y };
+            let case = format!("{dims:?} offset {offset} relu {relu}");
+            for (what, a, e) in [
+                ("value", &ours.y, &y),
+                ("mean", &ours.mean, &mean),
+                ("variance", &ours.var, &var),
+            ] {
+                let d = max_rel_diff(a, e);
+                assert!(d <= 1e-4, "{case}: {what} differs by {d}");
+            }
+            let go = (&ours.y * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let gr = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            for (what, v) in [("input", xt), ("weight", gt), ("bias", bt)] {
+                let d = max_rel_diff(go.get(v).unwrap(), gr.get(v).unwrap());
+                assert!(d <= 1e-4, "{case}: {what} gradient differs by {d}");
+            }
         }
-        let go = (&ours.y * &r)
+    }
+}
+
+#[test]
+fn add_relu_matches_candle_ops() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    for dims in [vec![4, 3, 5, 7], vec![2, 70_000], vec![3]] {
+        let a = Var::from_tensor(&random(&mut rng, &dims, 0.0)).unwrap();
+        let b = Var::from_tensor(&random(&mut rng, &dims, 0.3)).unwrap();
+        let r = random(&mut rng, &dims, 0.0);
+        let (at, bt) = (a.as_tensor(), b.as_tensor());
+        let ours = add_relu(at, bt).unwrap();
+        let theirs = (at + bt).unwrap().relu().unwrap();
+        // The same f32 sum and clamp: exactly equal, as are the masked gradients.
+        assert_eq!(
+            ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            "{dims:?}: value"
+        );
+        let go = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gt = (&theirs * &r)
             .unwrap()
             .sum_all()
             .unwrap()
             .backward()
             .unwrap();
-        let gr = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        for (what, v) in [("input", xt), ("weight", gt), ("bias", bt)] {
-            let d = max_rel_diff(go.get(v).unwrap(), gr.get(v).unwrap());
-            assert!(d <= 1e-4, "{case}: {what} gradient differs by {d}");
+        for (what, v) in [("first", at), ("second", bt)] {
+            assert_eq!(
+                go.get(v)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap(),
+                gt.get(v)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap(),
+                "{dims:?}: {what} input's gradient"
+            );
         }
     }
 }

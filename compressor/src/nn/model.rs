@@ -70,6 +70,7 @@ impl Model {
             }
         }
         uses[self.graph.output] += 1;
+        let relu_inside = relus_to_fuse(&self.graph, &uses);
         values[0] = Some(x.clone());
         for (i, node) in self.graph.nodes.iter().enumerate() {
             let arg = |k: usize| -> Result<&Tensor> {
@@ -94,7 +95,12 @@ impl Model {
                     channels,
                     eps,
                     momentum,
-                } => self.batch_norm(name, arg(0)?, *channels, *eps, *momentum, mode)?,
+                } => {
+                    let relu = relu_inside[i];
+                    self.batch_norm(name, arg(0)?, *channels, *eps, *momentum, mode, relu)?
+                }
+                // Its producer applied it already.
+                Op::Relu if fused_into_producer(node, &relu_inside) => arg(0)?.clone(),
                 Op::Relu => arg(0)?.relu()?,
                 Op::MaxPool2d {
                     kernel,
@@ -104,6 +110,7 @@ impl Model {
                     Some(y) => y,
                     None => max_pool(arg(0)?, *kernel, *stride, *padding)?,
                 },
+                Op::Add if relu_inside[i] => ops::add_relu::add_relu(arg(0)?, arg(1)?)?,
                 Op::Add => (arg(0)? + arg(1)?)?,
                 Op::GlobalAvgPool => arg(0)?.mean(D::Minus1)?.mean(D::Minus1)?,
                 Op::Linear(l) => {
@@ -188,6 +195,8 @@ impl Model {
         }
     }
 
+    /// Batch norm in `mode`, followed by a ReLU with `relu`.
+    #[allow(clippy::too_many_arguments)]
     fn batch_norm(
         &self,
         name: &str,
@@ -196,6 +205,7 @@ impl Model {
         eps: f64,
         momentum: f64,
         mode: Mode,
+        relu: bool,
     ) -> Result<Tensor> {
         let gamma = self.params.get(&format!("{name}.weight"))?.as_tensor();
         let beta = self.params.get(&format!("{name}.bias"))?.as_tensor();
@@ -212,7 +222,7 @@ impl Model {
             Ok(())
         };
         if mode == Mode::Train {
-            if let Some(out) = ops::batch_norm::train(x, gamma, beta, eps)? {
+            if let Some(out) = ops::batch_norm::train(x, gamma, beta, eps, relu)? {
                 let (n, _, h, w) = x.dims4()?;
                 update_running(&out.mean, &out.var, (n * h * w) as f64)?;
                 return Ok(out.y);
@@ -235,10 +245,42 @@ impl Model {
             ),
         };
         let inv = (var + eps)?.sqrt()?.recip()?;
-        Ok(x.broadcast_sub(&mean)?
+        let y = x
+            .broadcast_sub(&mean)?
             .broadcast_mul(&(inv * weight)?)?
-            .broadcast_add(&bias)?)
+            .broadcast_add(&bias)?;
+        Ok(if relu { y.relu()? } else { y })
     }
+}
+
+/// Whether a ReLU node's producer already applied it ([`relus_to_fuse`]).
+fn fused_into_producer(relu: &fq_models::Node, fuse: &[bool]) -> bool {
+    let producer = relu.inputs.first().and_then(|v| v.checked_sub(1));
+    producer.is_some_and(|p| fuse[p])
+}
+
+/// Per node: whether the ReLU that reads its output runs inside it, which a batch norm or a
+/// residual add does when that ReLU is the output's only reader (`uses`, per value: its
+/// readers). One op instead of two is one pass and one autograd node fewer per block (the
+/// training step's ReLUs cost candle four single-threaded passes each backward).
+fn relus_to_fuse(graph: &Graph, uses: &[usize]) -> Vec<bool> {
+    let mut fuse = vec![false; graph.nodes.len()];
+    for node in &graph.nodes {
+        let Op::Relu = node.op else { continue };
+        // Value `v` is node `v - 1`'s output (value 0 is the network input).
+        let Some((v, p)) = node
+            .inputs
+            .first()
+            .and_then(|&v| Some((v, v.checked_sub(1)?)))
+        else {
+            continue;
+        };
+        let fusable = matches!(graph.nodes[p].op, Op::BatchNorm2d { .. } | Op::Add);
+        if fusable && uses[v] == 1 && v != graph.output {
+            fuse[p] = true;
+        }
+    }
+    fuse
 }
 
 /// Max pooling built from shifted maxima, because candle's own max pool has no backward pass for

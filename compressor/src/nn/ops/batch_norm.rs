@@ -1,6 +1,9 @@
 //! Train-mode batch norm as one op: candle builds it from ~10 broadcast ops whose backward adds
 //! as many again, each a full pass over the activation. Here the forward is two reads and one
-//! write, the backward two reads and one write, with the standard closed-form gradient.
+//! write, the backward two reads and one write, with the standard closed-form gradient. A ReLU
+//! that follows it (and is the only reader of its output) can run inside it: the forward clamps
+//! as it writes, the backward masks the output gradient first, so the pair is one autograd node
+//! instead of two (candle's ReLU backward is four single-threaded passes).
 
 use super::{applies, cpu_slice, with_cpu_slice};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
@@ -25,13 +28,15 @@ pub struct BatchNormOut {
 }
 
 /// `(x - mean) / sqrt(var + eps) · gamma + beta` with the batch's per-channel mean and biased
-/// variance, for `x` `[N, C, H, W]` and `gamma`, `beta` `[C]`. `None` where the fused op does not
-/// apply (not on the CPU, not f32, disabled): the caller then uses candle's ops.
+/// variance, for `x` `[N, C, H, W]` and `gamma`, `beta` `[C]`; with `relu`, followed by a ReLU.
+/// `None` where the fused op does not apply (not on the CPU, not f32, disabled): the caller then
+/// uses candle's ops.
 pub fn train(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
+    relu: bool,
 ) -> candle_core::Result<Option<BatchNormOut>> {
     if !applies(x) || x.rank() != 4 {
         return Ok(None);
@@ -39,6 +44,7 @@ pub fn train(
     let stats = Arc::new(Mutex::new(Stats::default()));
     let op = BatchNormTrain {
         eps,
+        relu,
         stats: stats.clone(),
     };
     let y = x
@@ -58,6 +64,8 @@ pub fn train(
 
 struct BatchNormTrain {
     eps: f64,
+    /// A ReLU follows inside the op.
+    relu: bool,
     /// Written by the forward pass, read by the backward pass and the caller.
     stats: Arc<Mutex<Stats>>,
 }
@@ -151,6 +159,8 @@ impl CustomOp3 for BatchNormTrain {
             .map(|&v| (1.0 / (v as f64 + self.eps).sqrt()) as f32)
             .collect();
         let mut y = vec![0.0f32; x.len()];
+        // With a ReLU, clamp at zero; without, at -inf (a no-op the compiler keeps branch-free).
+        let floor = if self.relu { 0.0 } else { f32::NEG_INFINITY };
         y.par_chunks_mut(hw.max(1))
             .zip(x.par_chunks(hw.max(1)))
             .enumerate()
@@ -158,7 +168,7 @@ impl CustomOp3 for BatchNormTrain {
                 let ch = i % c;
                 let (m, a) = (mean[ch], inv_std[ch] * gamma[ch]);
                 for (o, &v) in yb.iter_mut().zip(xb) {
-                    *o = (v - m) * a + beta[ch];
+                    *o = ((v - m) * a + beta[ch]).max(floor);
                 }
             });
         *self.stats()? = Stats { mean, var, inv_std };
@@ -170,14 +180,22 @@ impl CustomOp3 for BatchNormTrain {
         x: &Tensor,
         gamma: &Tensor,
         _beta: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, c, h, w) = x.dims4()?;
         let hw = h * w;
         let count = (n * hw).max(1) as f64;
         let stats = self.stats()?.clone();
-        let grad = grad.contiguous()?;
+        let mut grad = grad.contiguous()?;
+        if self.relu {
+            // The ReLU's backward: the gradient passes where the output is positive.
+            let res = res.contiguous()?;
+            let masked = with_cpu_slice(&grad, |dy| {
+                with_cpu_slice(&res, |y| super::add_relu::mask_by_output(dy, y))
+            })??;
+            grad = Tensor::from_vec(masked, grad.shape(), grad.device())?;
+        }
         let g = gamma.to_vec1::<f32>()?;
         let (dx, sums) = with_cpu_slice(&grad, |dy| {
             with_cpu_slice(x, |xs| {

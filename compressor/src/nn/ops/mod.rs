@@ -1,8 +1,10 @@
 //! CPU training ops that candle 0.11 runs slowly (see `bench/results.md`, "Training
 //! throughput"): convolution through im2col + gemm, fused train-mode batch norm, max pooling
-//! with a recorded argmax, and the straight-through fake-quantizer as one op. Each falls back to candle's own ops off the CPU,
+//! with a recorded argmax, the straight-through fake-quantizer as one op, and the ReLUs after a
+//! batch norm or a residual add inside those ops. Each falls back to candle's own ops off the CPU,
 //! so the `cuda` build is unaffected; each is checked against those ops in `tests/ops_*.rs`.
 
+pub mod add_relu;
 pub mod batch_norm;
 pub mod conv;
 pub mod conv_direct;
