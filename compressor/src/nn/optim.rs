@@ -3,9 +3,11 @@
 //! candle-nn's AdamW keeps its moments private (no checkpoint/resume) and has one learning rate;
 //! FairQuant needs both a resumable state and a separate learning rate for BAQ's bit logits.
 
+use crate::nn::ops::{with_cpu_slice, with_cpu_slice_mut};
 use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -92,16 +94,22 @@ impl AdamW {
     /// One update. With `max_norm`, gradients are scaled so their global L2 norm is at most
     /// `max_norm` (`torch.nn.utils.clip_grad_norm_`). Returns the norm before clipping.
     pub fn step(&mut self, grads: &GradStore, max_norm: Option<f64>) -> Result<f64> {
+        match HostGrads::collect(&self.slots, grads) {
+            Some(host) => self.step_host(host, max_norm),
+            None => self.step_tensors(grads, max_norm),
+        }
+    }
+
+    /// [`AdamW::step`] in tensor ops, for any device.
+    fn step_tensors(&mut self, grads: &GradStore, max_norm: Option<f64>) -> Result<f64> {
         let norm = self.grad_norm(grads)?;
         let clip = match max_norm {
             Some(m) => (m / (norm + 1e-6)).min(1.0),
             None => 1.0,
         };
         self.step += 1;
-        let t = self.step as i32;
+        let (bc1, bc2) = self.bias_corrections();
         let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
-        let bc1 = 1.0 - b1.powi(t);
-        let bc2 = 1.0 - b2.powi(t);
         for s in &mut self.slots {
             let Some(g) = grads.get(s.var.as_tensor()) else {
                 continue;
@@ -121,30 +129,169 @@ impl AdamW {
         Ok(norm)
     }
 
-    /// Moments by name (`m.<param>`, `v.<param>`), for checkpoints.
-    pub fn state_tensors(&self) -> HashMap<String, Tensor> {
-        let mut out = HashMap::new();
-        for s in &self.slots {
-            out.insert(format!("m.{}", s.name), s.m.clone());
-            out.insert(format!("v.{}", s.name), s.v.clone());
-        }
-        out
+    /// `1 - β₁ᵗ` and `1 - β₂ᵗ` for the current step count.
+    fn bias_corrections(&self) -> (f64, f64) {
+        let t = self.step as i32;
+        (1.0 - self.cfg.beta1.powi(t), 1.0 - self.cfg.beta2.powi(t))
     }
 
-    /// Restore moments saved by `state_tensors` and the step count.
+    /// [`AdamW::step`] on the CPU: the global norm and every slot's update each in one pass
+    /// over its arrays, the slots in parallel. The tensor version runs about a dozen candle
+    /// ops per parameter, each a pass, an allocation and a thread-pool round trip: 3.4 ms of
+    /// the embedded model's 37 ms training step (Xeon, 2 threads, stop 50). The arithmetic is
+    /// the tensor version's, operation for operation in f32 (candle's scalar ops are
+    /// `x · a + b` with `a`, `b` rounded to f32); only the norm is summed in f64 throughout.
+    fn step_host(&mut self, host: HostGrads, max_norm: Option<f64>) -> Result<f64> {
+        let norm = host.norm()?;
+        let clip = match max_norm {
+            Some(m) => (m / (norm + 1e-6)).min(1.0),
+            None => 1.0,
+        };
+        self.step += 1;
+        let (bc1, bc2) = self.bias_corrections();
+        let c = &self.cfg;
+        let k = UpdateConsts {
+            clip: (clip < 1.0).then_some(clip as f32),
+            b1: c.beta1 as f32,
+            one_minus_b1: (1.0 - c.beta1) as f32,
+            b2: c.beta2 as f32,
+            one_minus_b2: (1.0 - c.beta2) as f32,
+            inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
+            eps: c.eps as f32,
+        };
+        let lrs = &self.lrs;
+        self.slots
+            .par_iter()
+            .zip(&host.grads)
+            .try_for_each(|(s, g)| -> Result<()> {
+                let Some(g) = g else { return Ok(()) };
+                let lr = lrs[s.group];
+                let decay = (1.0 - lr * c.weight_decay) as f32;
+                let step = (lr / bc1) as f32;
+                with_cpu_slice_mut(s.var.as_tensor(), |p| {
+                    with_cpu_slice_mut(&s.m, |m| {
+                        with_cpu_slice_mut(&s.v, |v| {
+                            with_cpu_slice(g, |g| k.apply(p, m, v, g, decay, step))
+                        })
+                    })
+                })????;
+                Ok(())
+            })?;
+        Ok(norm)
+    }
+
+    /// Moments by name (`m.<param>`, `v.<param>`), for checkpoints: copies, since the CPU
+    /// step updates the moments in place.
+    pub fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        let mut out = HashMap::new();
+        for s in &self.slots {
+            out.insert(format!("m.{}", s.name), s.m.copy()?);
+            out.insert(format!("v.{}", s.name), s.v.copy()?);
+        }
+        Ok(out)
+    }
+
+    /// Restore moments saved by `state_tensors` and the step count (copied: the CPU step
+    /// updates them in place, which must not reach the caller's tensors).
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, step: u64) -> Result<()> {
         for s in &mut self.slots {
             s.m = tensors
                 .get(&format!("m.{}", s.name))
                 .with_context(|| format!("optimizer state lacks m.{}", s.name))?
-                .clone();
+                .copy()?;
             s.v = tensors
                 .get(&format!("v.{}", s.name))
                 .with_context(|| format!("optimizer state lacks v.{}", s.name))?
-                .clone();
+                .copy()?;
         }
         self.step = step;
         Ok(())
+    }
+}
+
+/// Every slot's gradient (`None` where it has none), when all of them, the parameters and the
+/// moments are contiguous f32 CPU tensors of matching sizes: [`AdamW::step_host`] reads them in
+/// place.
+struct HostGrads {
+    grads: Vec<Option<Tensor>>,
+}
+
+impl HostGrads {
+    fn collect(slots: &[Slot], grads: &GradStore) -> Option<Self> {
+        let host = |t: &Tensor| {
+            t.device().is_cpu() && t.dtype() == candle_core::DType::F32 && t.is_contiguous()
+        };
+        let mut out = Vec::with_capacity(slots.len());
+        for s in slots {
+            if !host(s.var.as_tensor()) || !host(&s.m) || !host(&s.v) {
+                return None;
+            }
+            out.push(match grads.get(s.var.as_tensor()) {
+                Some(g) if host(g) && g.elem_count() == s.m.elem_count() => Some(g.clone()),
+                Some(_) => return None,
+                None => None,
+            });
+        }
+        Some(Self { grads: out })
+    }
+
+    /// The global L2 norm, summed in f64: the slots in parallel, each in 16 independent
+    /// partial sums (one running sum is a chain of dependent adds, 1 ms on the embedded model).
+    fn norm(&self) -> Result<f64> {
+        let per_slot = |g: &Tensor| {
+            with_cpu_slice(g, |g| {
+                let mut acc = [0f64; 16];
+                let chunks = g.chunks_exact(16);
+                let tail: f64 = chunks
+                    .remainder()
+                    .iter()
+                    .map(|&v| v as f64 * v as f64)
+                    .sum();
+                for c in chunks {
+                    for (a, &v) in acc.iter_mut().zip(c) {
+                        *a += v as f64 * v as f64;
+                    }
+                }
+                acc.iter().sum::<f64>() + tail
+            })
+        };
+        let parts: Vec<f64> = self
+            .grads
+            .par_iter()
+            .flatten()
+            .map(per_slot)
+            .collect::<candle_core::Result<_>>()?;
+        Ok(parts.iter().sum::<f64>().sqrt())
+    }
+}
+
+/// The step's constants of [`AdamW::step_host`], rounded to f32 as candle's scalar ops do.
+struct UpdateConsts {
+    /// The clipping factor where it is below one.
+    clip: Option<f32>,
+    b1: f32,
+    one_minus_b1: f32,
+    b2: f32,
+    one_minus_b2: f32,
+    inv_sqrt_bc2: f32,
+    eps: f32,
+}
+
+impl UpdateConsts {
+    /// One slot's update in place: the parameter `p` and the moments `m`, `v` from the
+    /// gradient `g`; `decay` is `1 - lr · weight_decay`, `step` is `lr / (1 - β₁ᵗ)`.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], decay: f32, step: f32) {
+        let clip = self.clip.unwrap_or(1.0);
+        let scaled = self.clip.is_some();
+        // Zipped slices: the loop vectorises (sqrt and divide 16 lanes at a time).
+        for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+            let g = if scaled { g * clip } else { g };
+            *m = *m * self.b1 + g * self.one_minus_b1;
+            *v = *v * self.b2 + (g * g) * self.one_minus_b2;
+            let denom = v.sqrt() * self.inv_sqrt_bc2 + self.eps;
+            *p = *p * decay - (*m / denom) * step;
+        }
     }
 }
 
@@ -190,6 +337,62 @@ mod tests {
                 (got[i] as f64 - expect[i]).abs() < 1e-6,
                 "{got:?} vs {expect:?}"
             );
+        }
+    }
+
+    /// The CPU step in place and the tensor step agree bit for bit (the same f32 operations),
+    /// clipped or not, over several steps and two groups; the norms to f32 precision (summed
+    /// differently).
+    #[test]
+    fn host_step_equals_tensor_step() {
+        let init: Vec<f32> = (0..300)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+            .collect();
+        let make = || {
+            let a = Var::from_slice(&init[..200], (10, 20), &Device::Cpu).unwrap();
+            let b = Var::from_slice(&init[200..], 100, &Device::Cpu).unwrap();
+            let opt = AdamW::new(
+                vec![vec![("a".into(), a.clone())], vec![("b".into(), b.clone())]],
+                vec![0.05, 0.2],
+                AdamWConfig::default(),
+            )
+            .unwrap();
+            (a, b, opt)
+        };
+        let (ha, hb, mut host) = make();
+        let (ta, tb, mut tensors) = make();
+        for (step, clip) in [None, Some(0.5), None, Some(1e3)].into_iter().enumerate() {
+            let loss = |a: &Var, b: &Var| {
+                let s = (a.as_tensor().sqr().unwrap().sum_all().unwrap()
+                    + (b.as_tensor() * (step as f64 + 1.5))
+                        .unwrap()
+                        .sin()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap())
+                .unwrap();
+                s.backward().unwrap()
+            };
+            let nh = host.step(&loss(&ha, &hb), clip).unwrap();
+            let nt = tensors.step_tensors(&loss(&ta, &tb), clip).unwrap();
+            assert!(
+                (nh - nt).abs() <= 1e-6 * nt,
+                "step {step}: norm {nh} vs {nt}"
+            );
+            for (h, t) in [(&ha, &ta), (&hb, &tb)] {
+                let h: Vec<f32> = h.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+                let t: Vec<f32> = t.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+                assert_eq!(h, t, "step {step}");
+            }
+        }
+        let (hs, ts) = (
+            host.state_tensors().unwrap(),
+            tensors.state_tensors().unwrap(),
+        );
+        for (k, h) in &hs {
+            let h: Vec<f32> = h.flatten_all().unwrap().to_vec1().unwrap();
+            let t: Vec<f32> = ts[k].flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(h, t, "{k}");
         }
     }
 

@@ -72,7 +72,7 @@ impl Checkpoint {
         for (k, v) in model {
             all.insert(format!("model.{k}"), v);
         }
-        for (k, v) in opt.state_tensors() {
+        for (k, v) in opt.state_tensors()? {
             all.insert(format!("opt.{k}"), v);
         }
         if let Some(b) = best {

@@ -14,8 +14,8 @@ pub mod gemm;
 pub mod im2col;
 pub mod max_pool;
 
-use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
-use std::cell::RefCell;
+use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Storage, Tensor};
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -40,12 +40,50 @@ fn cpu_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]
 }
 
 /// Run `f` on the f32 elements of a contiguous CPU tensor without copying them.
-fn with_cpu_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+pub(crate) fn with_cpu_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
         Storage::Cpu(s) => Ok(f(cpu_slice(s, layout)?)),
         _ => candle_core::bail!("fq op: expected a CPU tensor"),
     }
+}
+
+/// Run `f` on the f32 elements of a contiguous CPU tensor, changing them in place (a candle
+/// in-place op: the tensor's storage is write-locked meanwhile, so `f` must not read this
+/// tensor any other way). Every tensor sharing the storage sees the change.
+pub(crate) fn with_cpu_slice_mut<R>(
+    t: &Tensor,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> candle_core::Result<R> {
+    struct InPlace<F, R> {
+        f: Cell<Option<F>>,
+        out: Cell<Option<R>>,
+    }
+    impl<F: FnOnce(&mut [f32]) -> R, R> InplaceOp1 for InPlace<F, R> {
+        fn name(&self) -> &'static str {
+            "fq-in-place"
+        }
+        fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+            let Some((a, b)) = l.contiguous_offsets() else {
+                candle_core::bail!("fq op: expected a contiguous tensor, got {l:?}");
+            };
+            let CpuStorage::F32(v) = s else {
+                candle_core::bail!("fq op: expected an f32 tensor");
+            };
+            if let Some(f) = self.f.take() {
+                self.out.set(Some(f(&mut v[a..b])));
+            }
+            Ok(())
+        }
+    }
+    let op = InPlace {
+        f: Cell::new(Some(f)),
+        out: Cell::new(None),
+    };
+    t.inplace_op1(&op)?;
+    op.out
+        .take()
+        .ok_or_else(|| candle_core::Error::Msg("fq op: the in-place op did not run".into()))
 }
 
 thread_local! {
