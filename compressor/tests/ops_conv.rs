@@ -118,15 +118,19 @@ fn large_layers_take_the_runtime_kernels() {
         conv_direct::forward(&strided, 1, &xs, &w, 32).is_some(),
         has
     );
-    // The embedded model's stem (3x64x64, 16 filters, 7x7 stride 2): its columns, 12x its
-    // input, are not kept for the weight gradient, and its forward takes the kernels; its 3x3
-    // layers keep theirs and stay on im2col.
+    // The embedded model's stem (3x64x64, 16 filters, 7x7 stride 2) and first stage do not keep
+    // their columns for the weight gradient, the stem's forward takes the kernels; its last
+    // stage keeps its columns (under 2 MB for a batch of 32).
     use fq_compress::nn::ops::conv::keeps_columns;
     let stem = ConvGeom::new((3, 64, 64), (7, 7), 2, 3).unwrap();
     assert!(!keeps_columns(&stem, 32));
     let (xs, ws) = (vec![0.5f32; 3 * 64 * 64], vec![0.25f32; 16 * 3 * 49]);
     assert_eq!(conv_direct::forward(&stem, 1, &xs, &ws, 16).is_some(), has);
-    assert!(keeps_columns(&small, 32));
+    assert!(!keeps_columns(&small, 32));
+    assert!(keeps_columns(
+        &ConvGeom::new((128, 2, 2), (3, 3), 1, 1).unwrap(),
+        32
+    ));
 }
 
 /// A strided (non-contiguous) input and a grouped convolution take the same route as candle.

@@ -16,25 +16,18 @@ use std::sync::{Arc, Mutex};
 const MIN_COLUMNS: usize = 256;
 
 /// The largest columns matrices (a whole batch's, in bytes) a training forward keeps for the
-/// weight gradient. Building them costs as much as the small layers' gemms (perf, embedded
-/// model: im2col was a fifth of the step); keeping every layer's would hold gigabytes at
-/// 224×224, where the early layers' matrices are 100–250 MB each at batch 32 and their gemms
-/// dwarf the copy.
-pub const KEEP_COLUMNS_BYTES: usize = 64 << 20;
+/// weight gradient; larger ones are built again there. Kept columns are written to memory in the
+/// forward and read back, cold, in the backward, while building them again reads an input up to
+/// 12x smaller into a per-thread buffer that stays in cache. Measured in the embedded model's
+/// whole training step at batch 32 (Xeon, 2 threads, stop 50): keeping every layer's up to 64 MB
+/// (the rule before), 35.0 ms best per step; none, 31.2–32.5; up to 1.5 MB (the last two stages),
+/// 29.6–30.3; up to 3 MB, 31.3–33.5. At 224×224 every layer is above this and its forward goes
+/// through [`super::conv_direct`].
+pub const KEEP_COLUMNS_BYTES: usize = 2 << 20;
 
-/// Columns at least this many times the size of their input are built again for the weight
-/// gradient rather than kept: a stem's (7x7, stride 2, 3 channels: 12x) are mostly memory
-/// traffic, written out and read back, while building them again reads the small input.
-/// Measured on the embedded model's stem at batch 32 (Xeon, 2 threads, stop 50): kept, forward
-/// 2.3 ms + weight gradient 0.8 ms; built again, 1.0 ms (through [`super::conv_direct`]) +
-/// 1.3 ms. A 3x3 stride-1 layer's are 9x and about break even; the strided ones' keep.
-const MAX_COLUMNS_PER_INPUT: usize = 10;
-
-/// Whether a training forward of `batch` images keeps its columns ([`KEEP_COLUMNS_BYTES`],
-/// [`MAX_COLUMNS_PER_INPUT`]).
+/// Whether a training forward of `batch` images keeps its columns ([`KEEP_COLUMNS_BYTES`]).
 pub fn keeps_columns(g: &ConvGeom, batch: usize) -> bool {
     batch * g.k() * g.n() * std::mem::size_of::<f32>() <= KEEP_COLUMNS_BYTES
-        && g.k() * g.n() < MAX_COLUMNS_PER_INPUT * g.input_len()
 }
 
 /// The columns matrix of each chunk of images of one forward pass, in chunk order (`None`
