@@ -548,8 +548,9 @@ fn batch_equals_single_images_and_input_size_is_checked() {
     assert!(exec.run_batch(&x, 2).is_err());
 }
 
-/// The GEMM on its own: several K blocks, rows not a multiple of the tile, a partial panel,
-/// scale, bias, residual and ReLU.
+/// The GEMM on its own: several K blocks, rows not a multiple of the tile (a 12-row block and
+/// a single row), whole pairs of panels stored from the registers and a partial panel through
+/// the accumulator block, scale, bias, residual and ReLU.
 #[test]
 fn packed_gemm_matches_naive_product() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -578,7 +579,8 @@ fn packed_gemm_matches_naive_product() {
     let b = PanelB { data: panels, k, n };
     let bias: Vec<f32> = (0..rows).map(|_| rng.random_range(-1.0..1.0)).collect();
     let residual: Vec<f32> = (0..rows * n).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let mut out = vec![0f32; rows * n];
+    // Stale outputs (NaN) must be overwritten by the first K block, never added to.
+    let mut out = vec![f32::NAN; rows * n];
     let epi = Epilogue {
         scale: Some(&scales),
         bias: Some(&bias),

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
-use super::kernel::{pairs_pay, tile, tile_pair, MR, NR};
+use super::kernel::{pairs_pay, tile, tile_pair, tile_pair_to, MR, NR};
 use crate::format::{pack, PackedMatrix};
 
 /// K block: a multiple of the packing chunk, so every block starts on a chunk boundary.
@@ -199,7 +199,8 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
                 }
             };
             if pairs_pay() {
-                pair_tiles((a, lda), m, (j0, j1), (k0, kc), b, &seg);
+                let origin = base.offset(r0 * n + c0);
+                pair_tiles((a, lda), m, (j0, j1), (k0, kc), b, (origin, &seg));
                 continue;
             }
             for j in j0..j1 {
@@ -297,14 +298,19 @@ pub(super) fn add_or_set(dst: &mut [f32], src: &[f32], first: bool) {
 
 /// One `KC` block of a [`gemm`] task over pairs of panels ([`tile_pair`]): rows `a` (`m` rows
 /// of `kc`, `lda` apart, in `MR` groups) against rows `k0..k0 + kc` of panels `j0..j1`, added
-/// into the task's row segments `seg(r)` (column 0 = panel `j0`; set on the first block).
+/// into the task's row segments `seg(r)` (column 0 = panel `j0`; set on the first block), whose
+/// first starts at `origin`, the rows `b.n` apart.
+///
+/// Whole pairs go from the registers straight into the rows, `2 MR` of them per call
+/// ([`tile_pair_to`]); an accumulator block and a pass adding it into the rows (the rest) cost
+/// the layer shapes of the benchmark 5-10% (stop 50).
 fn pair_tiles<'s>(
     (a, lda): (&[f32], usize),
     m: usize,
     (j0, j1): (usize, usize),
     (k0, kc): (usize, usize),
     b: &PanelB,
-    seg: &impl Fn(usize) -> &'s mut [f32],
+    (origin, seg): (Shared<f32>, &impl Fn(usize) -> &'s mut [f32]),
 ) {
     let (k, n) = (b.k, b.n);
     let mut acc = [0f32; MR * 2 * NR];
@@ -312,6 +318,20 @@ fn pair_tiles<'s>(
         let pair = if j + 1 < j1 { 2 } else { 1 };
         let panel = |j: usize| &b.data[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
         let bb = (panel(j), panel(j + pair - 1));
+        if pair == 2 && (j + 2) * NR <= n {
+            let mut r = 0;
+            while r < m {
+                let rows = (2 * MR).min(m - r);
+                let to = origin.offset(r * n + (j - j0) * NR).0;
+                // SAFETY: rows `r..r + rows` of the task's rectangle, columns `(j - j0) NR` to
+                // `(j - j0 + 2) NR` of its segments: inside its columns (`(j + 2) NR <= n` and
+                // `j + 1 < j1`) and its rows (`r + rows <= m`); tasks own disjoint rectangles.
+                // `a` holds whole `MR`-row groups up to `m`, so the block's rows are there.
+                unsafe { tile_pair_to(kc, &a[r * lda..], lda, bb, (to, n, rows, k0 > 0)) };
+                r += rows;
+            }
+            continue;
+        }
         for g in 0..m.div_ceil(MR) {
             tile_pair(kc, &a[g * MR * lda..], lda, bb, &mut acc);
             for r in 0..MR.min(m - g * MR) {
