@@ -42,7 +42,7 @@ const PAIR: usize = 2 * NR;
 /// Whether [`conv_lanes`] runs this convolution, on the AVX-512F path: ungrouped, with whole
 /// pairs of panels of output channels (a multiple of 32: every convolution of the ResNets but
 /// their stems), and either a 1x1 without padding over a small map ([`SMALL_MAP`]), or another
-/// of [`MIN_TAP_CHANNELS`] input channels or more.
+/// of [`MIN_TAP_CHANNELS`] input channels or more over a small map ([`MAX_TAP_MAP`]).
 pub fn pays(geo: &Geometry, co: usize, groups: usize) -> bool {
     let ones = (geo.kernel, geo.padding) == (1, 0);
     pairs_pay()
@@ -55,9 +55,18 @@ pub fn pays(geo: &Geometry, co: usize, groups: usize) -> bool {
         && if ones {
             geo.n() <= SMALL_MAP
         } else {
-            geo.c >= MIN_TAP_CHANNELS
+            geo.c >= MIN_TAP_CHANNELS && geo.n() <= MAX_TAP_MAP
         }
 }
+
+/// Maps up to this many output pixels take this path for a convolution of more than one tap;
+/// larger ones (28x28 and up) waste no columns in [`super::conv_direct`], which ran them faster
+/// on the Intel Xeon of stop 50 (`step_times`, 2 threads, 2 rounds, with `set_conv_lanes` off
+/// and on): ResNet18's 64 to 128 channels, stride 2 to 28x28, 0.54-0.55 against 0.65-0.67 ms;
+/// TinyViT-5M's 32 to 64, stride 2 to 56x56, 0.71-0.72 against 0.75-0.87. Its 14x14 and 7x7
+/// ones stay here (128 to 256, stride 2 to 14x14: 0.52 against 0.55; 256 to 512 to 7x7: 0.56-0.57
+/// against 0.65-0.69).
+const MAX_TAP_MAP: usize = 256;
 
 /// Maps up to this many output pixels take this path for a 1x1 convolution:
 /// [`super::conv_direct`] wastes 14% of a 14x14 map's work and 31% of a 7x7 one's.
@@ -436,8 +445,8 @@ mod tests {
     }
 
     /// Which convolutions come here ([`pays`]), on AVX-512F: 1x1 ones over small maps whatever
-    /// their channels, others of 16 input channels or more, ungrouped, of whole pairs of output
-    /// channels; never on another path.
+    /// their channels, others of 16 input channels or more over small maps, ungrouped, of whole
+    /// pairs of output channels; never on another path.
     #[test]
     fn takes_the_layers_it_suits() {
         let on = pairs_pay();
@@ -449,7 +458,9 @@ mod tests {
             (Geometry::of(64, 56, 56, 1, 1, 0), 256, 1, false),
             (Geometry::of(64, 14, 14, 1, 1, 0), 256, 1, true),
             (Geometry::of(1024, 14, 14, 1, 2, 0), 2048, 1, true),
-            (Geometry::of(128, 56, 56, 3, 2, 1), 128, 1, true),
+            (Geometry::of(128, 56, 56, 3, 2, 1), 128, 1, false),
+            (Geometry::of(256, 28, 28, 3, 2, 1), 256, 1, true),
+            (Geometry::of(512, 7, 7, 3, 1, 1), 512, 1, true),
             (Geometry::of(3, 224, 224, 7, 2, 3), 64, 1, false),
             (Geometry::of(256, 56, 56, 1, 1, 0), 48, 1, false),
             (Geometry::of(64, 56, 56, 3, 1, 1), 64, 64, false),
