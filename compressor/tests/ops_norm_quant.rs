@@ -99,12 +99,75 @@ fn batch_norm_matches_candle_ops() {
     }
 }
 
+/// The ReLU inside the batch norm passes the gradient where the batch norm's output is exactly
+/// zero, as candle's ReLU does (a constant channel with a zero shift: every output 0).
+#[test]
+fn batch_norm_relu_passes_gradients_at_zero_as_candle() {
+    let dims = [2usize, 2, 3, 3];
+    // Channel 0 constant (planes 0 and 2 of the `[2, 2]` images), channel 1 varying.
+    let v: Vec<f32> = (0..36)
+        .map(|i| match (i / 9) % 2 {
+            0 => 0.75,
+            _ => i as f32 / 7.0 - 1.0,
+        })
+        .collect();
+    let x = Var::from_tensor(&Tensor::from_vec(v, &dims, &Device::Cpu).unwrap()).unwrap();
+    let g = Var::from_tensor(&Tensor::new(&[1.5f32, 0.5], &Device::Cpu).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::new(&[0.0f32, 0.1], &Device::Cpu).unwrap()).unwrap();
+    let r = Tensor::from_vec(
+        (0..36).map(|i| i as f32 - 17.5).collect::<Vec<_>>(),
+        &dims,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let (xt, gt, bt) = (x.as_tensor(), g.as_tensor(), b.as_tensor());
+    let ours = batch_norm::train(xt, gt, bt, 1e-5, true)
+        .unwrap()
+        .unwrap()
+        .y;
+    let theirs = reference(xt, gt, bt, 1e-5).0.relu().unwrap();
+    let go = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let gr = (&theirs * &r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (what, v) in [("weight", gt), ("bias", bt)] {
+        let d = max_rel_diff(go.get(v).unwrap(), gr.get(v).unwrap());
+        assert!(d <= 1e-6, "{what} gradient differs by {d}");
+    }
+    // The constant channel's bias gradient is the sum of its `r`: nothing stopped at zero.
+    let db: Vec<f32> = go.get(bt).unwrap().to_vec1().unwrap();
+    let want: f32 = (0..9).chain(18..27).map(|i| i as f32 - 17.5).sum();
+    assert_eq!(db[0], want);
+}
+
 #[test]
 fn add_relu_matches_candle_ops() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     for dims in [vec![4, 3, 5, 7], vec![2, 70_000], vec![3]] {
         let a = Var::from_tensor(&random(&mut rng, &dims, 0.0)).unwrap();
-        let b = Var::from_tensor(&random(&mut rng, &dims, 0.3)).unwrap();
+        // Some sums exactly zero: candle's ReLU passes the gradient there, and so must ours.
+        let b = random(&mut rng, &dims, 0.3);
+        let n = b.elem_count();
+        let neg = a.as_tensor().neg().unwrap().flatten_all().unwrap();
+        let mixed: Vec<f32> = (0..n)
+            .map(|i| {
+                if i % 5 == 0 {
+                    neg.get(i).unwrap().to_scalar::<f32>().unwrap()
+                } else {
+                    b.flatten_all()
+                        .unwrap()
+                        .get(i)
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap()
+                }
+            })
+            .collect();
+        let b =
+            Var::from_tensor(&Tensor::from_vec(mixed, &dims[..], &Device::Cpu).unwrap()).unwrap();
         let r = random(&mut rng, &dims, 0.0);
         let (at, bt) = (a.as_tensor(), b.as_tensor());
         let ours = add_relu(at, bt).unwrap();

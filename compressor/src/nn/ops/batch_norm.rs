@@ -2,8 +2,8 @@
 //! as many again, each a full pass over the activation. Here the forward is two reads and one
 //! write, the backward two reads and one write, with the standard closed-form gradient. A ReLU
 //! that follows it (and is the only reader of its output) can run inside it: the forward clamps
-//! as it writes, the backward masks the output gradient first, so the pair is one autograd node
-//! instead of two (candle's ReLU backward is four single-threaded passes).
+//! as it writes, the backward masks the output gradient first ([`ReluMask`]), so the pair is one
+//! autograd node instead of two (candle's ReLU backward is four single-threaded passes).
 
 use super::{applies, cpu_slice, with_cpu_slice};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
@@ -92,24 +92,44 @@ fn lanes(x: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     acc.iter().map(|&a| a as f64).sum::<f64>() + tail
 }
 
-/// `(Σ d, Σ d·(x - m))` over a block, in eight f32 lanes; with `mask`, `d` counts only where
-/// the mask (a ReLU's output) is positive.
-fn dot_dev(d: &[f32], mask: Option<&[f32]>, x: &[f32], m: f32) -> (f64, f64) {
+/// The ReLU after a batch norm, in its backward: the output gradient passes where the batch
+/// norm's output `(x - mean) · scale + shift` (recomputed with the forward's f32 operations, so
+/// bit for bit the forward's) is at least zero, as candle's ReLU passes it (`x >= 0`): the same
+/// gradients as the batch norm and ReLU as two ops, zeros included.
+#[derive(Clone, Copy)]
+struct ReluMask {
+    mean: f32,
+    scale: f32,
+    shift: f32,
+}
+
+impl ReluMask {
+    #[inline(always)]
+    fn pass(self, d: f32, x: f32) -> f32 {
+        if (x - self.mean) * self.scale + self.shift >= 0.0 {
+            d
+        } else {
+            0.0
+        }
+    }
+}
+
+/// `(Σ d, Σ d·(x - m))` over a block, in eight f32 lanes; with `mask`, `d` counts only where the
+/// ReLU after the batch norm passes it.
+fn dot_dev(d: &[f32], mask: Option<ReluMask>, x: &[f32], m: f32) -> (f64, f64) {
     let (mut sd, mut sdx) = ([0f32; 8], [0f32; 8]);
     let (dc, xc) = (d.chunks_exact(8), x.chunks_exact(8));
     let (mut td, mut tdx) = (0f64, 0f64);
-    let pass = |d: f32, y: f32| if y > 0.0 { d } else { 0.0 };
-    let tail = d.len() - dc.remainder().len();
-    for (i, (&dv, &xv)) in dc.remainder().iter().zip(xc.remainder()).enumerate() {
-        let dv = mask.map_or(dv, |y| pass(dv, y[tail + i]));
+    for (&dv, &xv) in dc.remainder().iter().zip(xc.remainder()) {
+        let dv = mask.map_or(dv, |k| k.pass(dv, xv));
         td += dv as f64;
         tdx += dv as f64 * (xv - m) as f64;
     }
     match mask {
-        Some(y) => {
-            for ((dv, xv), yv) in dc.zip(xc).zip(y.chunks_exact(8)) {
+        Some(k) => {
+            for (dv, xv) in dc.zip(xc) {
                 for i in 0..8 {
-                    let dv = pass(dv[i], yv[i]);
+                    let dv = k.pass(dv[i], xv[i]);
                     sd[i] += dv;
                     sdx[i] += dv * (xv[i] - m);
                 }
@@ -206,8 +226,8 @@ impl CustomOp3 for BatchNormTrain {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        _beta: &Tensor,
-        res: &Tensor,
+        beta: &Tensor,
+        _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, c, h, w) = x.dims4()?;
@@ -215,66 +235,64 @@ impl CustomOp3 for BatchNormTrain {
         let count = (n * hw).max(1) as f64;
         let stats = self.stats()?.clone();
         let grad = grad.contiguous()?;
-        let res = res.contiguous()?;
         let g = gamma.to_vec1::<f32>()?;
+        let shifts = beta.to_vec1::<f32>()?;
         let relu = self.relu;
         let want_dx = x.track_op();
         let mut dx = vec![0.0f32; if want_dx { n * c * hw } else { 0 }];
         let sums: Vec<(f64, f64)> = with_cpu_slice(&grad, |dy| {
             with_cpu_slice(x, |xs| {
-                with_cpu_slice(&res, |ys| {
-                    let at = |b: usize, ch: usize| (b * c + ch) * hw..(b * c + ch + 1) * hw;
-                    // With the ReLU inside, its backward first: the gradient passes where the
-                    // output is positive (`ys` is the output).
-                    let mask = |b: usize, ch: usize| relu.then(|| &ys[at(b, ch)]);
-                    // Channel by channel, as the forward: the sums, then the input gradient
-                    // while the channel's `dy` and `x` are still in cache.
-                    let planes = if want_dx {
-                        planes_by_channel(&mut dx, c, hw)
-                    } else {
-                        (0..c).map(|_| Vec::new()).collect()
-                    };
-                    planes
-                        .into_par_iter()
-                        .enumerate()
-                        .map(|(ch, mut outs)| {
-                            let m = stats.mean[ch];
-                            // dβ = Σ dy, dγ = Σ dy·x̂.
-                            let (sd, sdx) = (0..n).fold((0.0, 0.0), |(sd, sdx), b| {
-                                let (d, dx) =
-                                    dot_dev(&dy[at(b, ch)], mask(b, ch), &xs[at(b, ch)], m);
-                                (sd + d, sdx + dx)
-                            });
-                            let sums = (sd, sdx * stats.inv_std[ch] as f64);
-                            // dx = γ/σ · (dy - mean(dy) - x̂ · mean(dy·x̂)), as
-                            // a·dy + b·(x - mean) + k.
-                            let is = stats.inv_std[ch] as f64;
-                            let a = g[ch] as f64 * is;
-                            let (bx, k) = (-a * is * sums.1 / count, -a * sums.0 / count);
-                            let (a, bx, k) = (a as f32, bx as f32, k as f32);
-                            for (b, o) in outs.iter_mut().enumerate() {
-                                let (d, v) = (&dy[at(b, ch)], &xs[at(b, ch)]);
-                                match mask(b, ch) {
-                                    Some(y) => {
-                                        for (((o, &d), &v), &y) in o.iter_mut().zip(d).zip(v).zip(y)
-                                        {
-                                            let d = if y > 0.0 { d } else { 0.0 };
-                                            *o = a * d + bx * (v - m) + k;
-                                        }
+                let at = |b: usize, ch: usize| (b * c + ch) * hw..(b * c + ch + 1) * hw;
+                // Channel by channel, as the forward: the sums, then the input gradient while
+                // the channel's `dy` and `x` are still in cache.
+                let planes = if want_dx {
+                    planes_by_channel(&mut dx, c, hw)
+                } else {
+                    (0..c).map(|_| Vec::new()).collect()
+                };
+                planes
+                    .into_par_iter()
+                    .enumerate()
+                    .map(|(ch, mut outs)| {
+                        let m = stats.mean[ch];
+                        // With the ReLU inside, its backward first ([`ReluMask`]).
+                        let mask = relu.then_some(ReluMask {
+                            mean: m,
+                            scale: stats.inv_std[ch] * g[ch],
+                            shift: shifts[ch],
+                        });
+                        // dβ = Σ dy, dγ = Σ dy·x̂.
+                        let (sd, sdx) = (0..n).fold((0.0, 0.0), |(sd, sdx), b| {
+                            let (d, dx) = dot_dev(&dy[at(b, ch)], mask, &xs[at(b, ch)], m);
+                            (sd + d, sdx + dx)
+                        });
+                        let sums = (sd, sdx * stats.inv_std[ch] as f64);
+                        // dx = γ/σ · (dy - mean(dy) - x̂ · mean(dy·x̂)), as
+                        // a·dy + b·(x - mean) + k.
+                        let is = stats.inv_std[ch] as f64;
+                        let a = g[ch] as f64 * is;
+                        let (bx, k) = (-a * is * sums.1 / count, -a * sums.0 / count);
+                        let (a, bx, k) = (a as f32, bx as f32, k as f32);
+                        for (b, o) in outs.iter_mut().enumerate() {
+                            let (d, v) = (&dy[at(b, ch)], &xs[at(b, ch)]);
+                            match mask {
+                                Some(mk) => {
+                                    for ((o, &d), &v) in o.iter_mut().zip(d).zip(v) {
+                                        *o = a * mk.pass(d, v) + bx * (v - m) + k;
                                     }
-                                    None => {
-                                        for ((o, &d), &v) in o.iter_mut().zip(d).zip(v) {
-                                            *o = a * d + bx * (v - m) + k;
-                                        }
+                                }
+                                None => {
+                                    for ((o, &d), &v) in o.iter_mut().zip(d).zip(v) {
+                                        *o = a * d + bx * (v - m) + k;
                                     }
                                 }
                             }
-                            sums
-                        })
-                        .collect()
-                })
+                        }
+                        sums
+                    })
+                    .collect()
             })
-        })???;
+        })??;
         let dx = want_dx.then_some(dx);
         let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
         let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
