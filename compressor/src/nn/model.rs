@@ -276,7 +276,8 @@ fn relus_to_fuse(graph: &Graph, uses: &[usize]) -> Vec<bool> {
             continue;
         };
         let fusable = matches!(graph.nodes[p].op, Op::BatchNorm2d { .. } | Op::Add);
-        if fusable && uses[v] == 1 && v != graph.output {
+        // The network's output counts as a reader too (`uses`), so it is never fused away.
+        if fusable && uses[v] == 1 {
             fuse[p] = true;
         }
     }

@@ -185,7 +185,6 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
             Some(_) => Vec::new(),
             None => vec![0f32; groups * MR * KC.min(k.max(1))],
         };
-        let mut acc = [0f32; MR * NR];
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
             // Group `g`'s rows start at `a[g * MR * lda]`.
@@ -204,15 +203,7 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
                 continue;
             }
             for j in j0..j1 {
-                let bb = &b.data[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
-                let p0 = (j - j0) * NR;
-                let np = NR.min(n - j * NR);
-                for g in 0..groups {
-                    tile(kc, &a[g * MR * lda..], lda, bb, &mut acc);
-                    for r in 0..MR.min(m - g * MR) {
-                        add_or_set(&mut seg(g * MR + r)[p0..p0 + np], &acc[r * NR..], k0 == 0);
-                    }
-                }
+                panel_tiles((a, lda), m, (j, j0), (k0, kc), b, &seg);
             }
         }
         for r in 0..m {
@@ -335,16 +326,7 @@ fn pair_tiles<'s>(
         if pair == 1 {
             // A lone last panel: the one-panel kernel, not a pair computing it twice (ResNet18's
             // layer3 shape, 13 panels: a seventh of the work was that).
-            let p0 = (j - j0) * NR;
-            let np = NR.min(n - j * NR);
-            let mut one = [0f32; MR * NR];
-            for g in 0..m.div_ceil(MR) {
-                tile(kc, &a[g * MR * lda..], lda, bb.0, &mut one);
-                for r in 0..MR.min(m - g * MR) {
-                    let row = seg(g * MR + r);
-                    add_or_set(&mut row[p0..p0 + np], &one[r * NR..], k0 == 0);
-                }
-            }
+            panel_tiles((a, lda), m, (j, j0), (k0, kc), b, seg);
             continue;
         }
         for g in 0..m.div_ceil(MR) {
@@ -357,6 +339,29 @@ fn pair_tiles<'s>(
                     add_or_set(&mut row[p0..p0 + np], &acc[r * 2 * NR + h * NR..], k0 == 0);
                 }
             }
+        }
+    }
+}
+
+/// One `KC` block of a [`gemm`] task against panel `j` alone ([`tile`], `MR` rows at a time):
+/// rows `a` as in [`pair_tiles`], added into the task's row segments `seg(r)` (column 0 = panel
+/// `j0`; set on the first block).
+fn panel_tiles<'s>(
+    (a, lda): (&[f32], usize),
+    m: usize,
+    (j, j0): (usize, usize),
+    (k0, kc): (usize, usize),
+    b: &PanelB,
+    seg: &impl Fn(usize) -> &'s mut [f32],
+) {
+    let (k, n) = (b.k, b.n);
+    let bb = &b.data[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
+    let (p0, np) = ((j - j0) * NR, NR.min(n - j * NR));
+    let mut acc = [0f32; MR * NR];
+    for g in 0..m.div_ceil(MR) {
+        tile(kc, &a[g * MR * lda..], lda, bb, &mut acc);
+        for r in 0..MR.min(m - g * MR) {
+            add_or_set(&mut seg(g * MR + r)[p0..p0 + np], &acc[r * NR..], k0 == 0);
         }
     }
 }

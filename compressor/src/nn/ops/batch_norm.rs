@@ -114,38 +114,38 @@ impl ReluMask {
     }
 }
 
-/// `(Σ d, Σ d·(x - m))` over a block, in eight f32 lanes; with `mask`, `d` counts only where the
-/// ReLU after the batch norm passes it.
-fn dot_dev(d: &[f32], mask: Option<ReluMask>, x: &[f32], m: f32) -> (f64, f64) {
+/// `(Σ d, Σ d·(x - m))` over a block, in eight f32 lanes, each `d` taken as `pass(d, x)` (the
+/// ReLU's mask, or `d` itself: a closure per case, so each loop compiles without a branch on it).
+fn dot_dev(d: &[f32], x: &[f32], m: f32, pass: impl Fn(f32, f32) -> f32) -> (f64, f64) {
     let (mut sd, mut sdx) = ([0f32; 8], [0f32; 8]);
     let (dc, xc) = (d.chunks_exact(8), x.chunks_exact(8));
     let (mut td, mut tdx) = (0f64, 0f64);
     for (&dv, &xv) in dc.remainder().iter().zip(xc.remainder()) {
-        let dv = mask.map_or(dv, |k| k.pass(dv, xv));
+        let dv = pass(dv, xv);
         td += dv as f64;
         tdx += dv as f64 * (xv - m) as f64;
     }
-    match mask {
-        Some(k) => {
-            for (dv, xv) in dc.zip(xc) {
-                for i in 0..8 {
-                    let dv = k.pass(dv[i], xv[i]);
-                    sd[i] += dv;
-                    sdx[i] += dv * (xv[i] - m);
-                }
-            }
-        }
-        None => {
-            for (dv, xv) in dc.zip(xc) {
-                for i in 0..8 {
-                    sd[i] += dv[i];
-                    sdx[i] += dv[i] * (xv[i] - m);
-                }
-            }
+    for (dv, xv) in dc.zip(xc) {
+        for i in 0..8 {
+            let d = pass(dv[i], xv[i]);
+            sd[i] += d;
+            sdx[i] += d * (xv[i] - m);
         }
     }
     let total = |a: [f32; 8]| a.iter().map(|&v| v as f64).sum::<f64>();
     (total(sd) + td, total(sdx) + tdx)
+}
+
+/// `o = a · pass(d, v) + bx · (v - m) + k`: one image's plane of the input gradient.
+fn input_gradient(
+    o: &mut [f32],
+    (d, v): (&[f32], &[f32]),
+    (a, bx, m, k): (f32, f32, f32, f32),
+    pass: impl Fn(f32, f32) -> f32,
+) {
+    for ((o, &d), &v) in o.iter_mut().zip(d).zip(v) {
+        *o = a * pass(d, v) + bx * (v - m) + k;
+    }
 }
 
 /// `out`, an `[N, C, hw]` tensor's elements, as its `hw`-long planes grouped by channel: entry
@@ -263,7 +263,11 @@ impl CustomOp3 for BatchNormTrain {
                         });
                         // dβ = Σ dy, dγ = Σ dy·x̂.
                         let (sd, sdx) = (0..n).fold((0.0, 0.0), |(sd, sdx), b| {
-                            let (d, dx) = dot_dev(&dy[at(b, ch)], mask, &xs[at(b, ch)], m);
+                            let (d, v) = (&dy[at(b, ch)], &xs[at(b, ch)]);
+                            let (d, dx) = match mask {
+                                Some(mk) => dot_dev(d, v, m, |d, x| mk.pass(d, x)),
+                                None => dot_dev(d, v, m, |d, _| d),
+                            };
                             (sd + d, sdx + dx)
                         });
                         let sums = (sd, sdx * stats.inv_std[ch] as f64);
@@ -274,18 +278,11 @@ impl CustomOp3 for BatchNormTrain {
                         let (bx, k) = (-a * is * sums.1 / count, -a * sums.0 / count);
                         let (a, bx, k) = (a as f32, bx as f32, k as f32);
                         for (b, o) in outs.iter_mut().enumerate() {
-                            let (d, v) = (&dy[at(b, ch)], &xs[at(b, ch)]);
+                            let dv = (&dy[at(b, ch)], &xs[at(b, ch)]);
+                            let coef = (a, bx, m, k);
                             match mask {
-                                Some(mk) => {
-                                    for ((o, &d), &v) in o.iter_mut().zip(d).zip(v) {
-                                        *o = a * mk.pass(d, v) + bx * (v - m) + k;
-                                    }
-                                }
-                                None => {
-                                    for ((o, &d), &v) in o.iter_mut().zip(d).zip(v) {
-                                        *o = a * d + bx * (v - m) + k;
-                                    }
-                                }
+                                Some(mk) => input_gradient(o, dv, coef, |d, x| mk.pass(d, x)),
+                                None => input_gradient(o, dv, coef, |d, _| d),
                             }
                         }
                         sums

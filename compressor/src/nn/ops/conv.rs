@@ -21,8 +21,8 @@ const MIN_COLUMNS: usize = 256;
 /// 12x smaller into a per-thread buffer that stays in cache. Measured in the embedded model's
 /// whole training step at batch 32 (Xeon, 2 threads, stop 50): keeping every layer's up to 64 MB
 /// (the rule before), 35.0 ms best per step; none, 31.2–32.5; up to 1.5 MB (the last two stages),
-/// 29.6–30.3; up to 3 MB, 31.3–33.5. At 224×224 every layer is above this and its forward goes
-/// through [`super::conv_direct`].
+/// 29.6–30.3; up to 3 MB, 31.3–33.5. At 224×224 every layer is above this: its 3x3 and 7x7
+/// forwards go through [`super::conv_direct`], its 1x1 ones build their columns per chunk.
 pub const KEEP_COLUMNS_BYTES: usize = 2 << 20;
 
 /// Whether a training forward of `batch` images keeps its columns ([`KEEP_COLUMNS_BYTES`]).
