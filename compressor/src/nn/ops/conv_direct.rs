@@ -9,6 +9,9 @@
 //! most 2.4 million multiply-adds per image) one image is too little work for a call, and
 //! im2col + `gemm` stays faster, so they keep it ([`pays`]).
 //!
+//! 3x3 stride-1 layers, forward and input gradient, run there by Winograd's F(2x2, 3x3), as the
+//! runtime's f32 path runs them ([`FloatConv`]'s doc has the figures).
+//!
 //! Only where the forward does not keep its columns for the weight gradient: there the columns
 //! are built anyway and the `gemm` on them is the cheaper half.
 
