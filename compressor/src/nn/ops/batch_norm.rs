@@ -80,6 +80,7 @@ impl BatchNormTrain {
 
 /// `Σ f(v)` over a block in eight f32 lanes (vectorisable), summed in f64 at the end; the
 /// blocks (one image's channel) are then added up in f64.
+#[inline(always)]
 fn lanes(x: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     let mut acc = [0f32; 8];
     let chunks = x.chunks_exact(8);
@@ -116,6 +117,7 @@ impl ReluMask {
 
 /// `(Σ d, Σ d·(x - m))` over a block, in eight f32 lanes, each `d` taken as `pass(d, x)` (the
 /// ReLU's mask, or `d` itself: a closure per case, so each loop compiles without a branch on it).
+#[inline(always)]
 fn dot_dev(d: &[f32], x: &[f32], m: f32, pass: impl Fn(f32, f32) -> f32) -> (f64, f64) {
     let (mut sd, mut sdx) = ([0f32; 8], [0f32; 8]);
     let (dc, xc) = (d.chunks_exact(8), x.chunks_exact(8));
@@ -137,6 +139,7 @@ fn dot_dev(d: &[f32], x: &[f32], m: f32, pass: impl Fn(f32, f32) -> f32) -> (f64
 }
 
 /// `o = a · pass(d, v) + bx · (v - m) + k`: one image's plane of the input gradient.
+#[inline(always)]
 fn input_gradient(
     o: &mut [f32],
     (d, v): (&[f32], &[f32]),
@@ -158,6 +161,139 @@ fn planes_by_channel(out: &mut [f32], c: usize, hw: usize) -> Vec<Vec<&mut [f32]
         }
     }
     planes
+}
+
+/// One channel's planes of an `[N, C, hw]` tensor: image `b`'s is [`Planes::of`].
+#[derive(Clone, Copy)]
+struct Planes<'a> {
+    x: &'a [f32],
+    c: usize,
+    hw: usize,
+    ch: usize,
+}
+
+impl<'a> Planes<'a> {
+    #[inline(always)]
+    fn of(self, b: usize) -> &'a [f32] {
+        let at = (b * self.c + self.ch) * self.hw;
+        &self.x[at..at + self.hw]
+    }
+
+    fn images(self) -> usize {
+        self.x.len() / (self.c * self.hw).max(1)
+    }
+}
+
+/// `$body`, a call of `inline(always)` functions with the arguments `$arg: $ty`, compiled for
+/// the widest vectors the CPU has (`fq_runtime`'s kernel path, so `FQ_MAX_ISA` lowers it too).
+///
+/// Why: this crate is built for x86-64's baseline, whose four-lane SSE2 ran the batch norm's
+/// passes at a fraction of what AVX2 or AVX-512 do (PyTorch's kernels dispatch the same way).
+/// The operations are the same in every build (fixed eight-lane sums, no FMA contraction in
+/// Rust), so every path gives the same floats.
+macro_rules! on_widest_vectors {
+    (($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            use fq_runtime::exec::kernel::{path, KernelPath};
+            #[target_feature(enable = "avx512f")]
+            fn avx512($($arg: $ty),*) -> $ret $body
+            #[target_feature(enable = "avx2")]
+            fn avx2($($arg: $ty),*) -> $ret $body
+            match path() {
+                // SAFETY: `path` only returns a path this CPU has.
+                KernelPath::Avx512F => unsafe { avx512($($arg),*) },
+                // SAFETY: as above.
+                KernelPath::Avx2Fma => unsafe { avx2($($arg),*) },
+                _ => $body,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        $body
+    }};
+}
+
+/// One channel's forward: its statistics, then its outputs `((v - mean) · γ/σ + β).max(floor)`
+/// while its input is still in cache; returns `(mean, biased variance, 1/σ)`.
+#[inline(always)]
+fn forward_channel(
+    x: Planes,
+    outs: &mut [&mut [f32]],
+    (gamma, beta, floor): (f32, f32, f32),
+    eps: f64,
+    count: f64,
+) -> (f32, f32, f32) {
+    let n = x.images();
+    // Two passes (mean, then centred squares) in f64, for a variance free of cancellation.
+    let sum: f64 = (0..n).map(|b| lanes(x.of(b), |v| v)).sum();
+    let mean = (sum / count) as f32;
+    let sq: f64 = (0..n)
+        .map(|b| lanes(x.of(b), |v| (v - mean) * (v - mean)))
+        .sum();
+    let var = (sq / count) as f32;
+    let inv_std = (1.0 / (var as f64 + eps).sqrt()) as f32;
+    let (a, shift) = (inv_std * gamma, beta);
+    for (b, out) in outs.iter_mut().enumerate() {
+        for (o, &v) in out.iter_mut().zip(x.of(b)) {
+            *o = ((v - mean) * a + shift).max(floor);
+        }
+    }
+    (mean, var, inv_std)
+}
+
+/// One channel's backward: `(Σ dy, Σ dy·x̂)` (`dβ`, `dγ`), then, into `outs` (where the input
+/// gradient is wanted), `dx = γ/σ · (dy - mean(dy) - x̂ · mean(dy·x̂))` while the channel's `dy`
+/// and `x` are still in cache; each `dy` taken as `pass(dy, x)` (the ReLU's mask, or itself).
+#[inline(always)]
+fn backward_channel(
+    (dy, xs): (Planes, Planes),
+    outs: &mut [&mut [f32]],
+    (m, inv_std, gamma, count): (f32, f32, f32, f64),
+    pass: impl Fn(f32, f32) -> f32 + Copy,
+) -> (f64, f64) {
+    let (sd, sdx) = (0..xs.images()).fold((0.0, 0.0), |(sd, sdx), b| {
+        let (d, dx) = dot_dev(dy.of(b), xs.of(b), m, pass);
+        (sd + d, sdx + dx)
+    });
+    let sums = (sd, sdx * inv_std as f64);
+    // As a·dy + b·(x - mean) + k.
+    let is = inv_std as f64;
+    let a = gamma as f64 * is;
+    let (bx, k) = (-a * is * sums.1 / count, -a * sums.0 / count);
+    let coef = (a as f32, bx as f32, m, k as f32);
+    for (b, o) in outs.iter_mut().enumerate() {
+        input_gradient(o, (dy.of(b), xs.of(b)), coef, pass);
+    }
+    sums
+}
+
+/// [`forward_channel`] on the widest vectors ([`on_widest_vectors`]).
+fn forward_widest(
+    x: Planes,
+    outs: &mut [&mut [f32]],
+    affine: (f32, f32, f32),
+    eps: f64,
+    count: f64,
+) -> (f32, f32, f32) {
+    on_widest_vectors!((x: Planes, outs: &mut [&mut [f32]], affine: (f32, f32, f32), eps: f64, count: f64) -> (f32, f32, f32) {
+        forward_channel(x, outs, affine, eps, count)
+    })
+}
+
+/// [`backward_channel`] on the widest vectors ([`on_widest_vectors`]), through the ReLU's
+/// `mask` where there is one.
+fn backward_widest(
+    planes: (Planes, Planes),
+    outs: &mut [&mut [f32]],
+    channel: (f32, f32, f32, f64),
+    mask: Option<ReluMask>,
+) -> (f64, f64) {
+    on_widest_vectors!((planes: (Planes, Planes), outs: &mut [&mut [f32]], channel: (f32, f32, f32, f64), mask: Option<ReluMask>) -> (f64, f64) {
+        match mask {
+            Some(mk) => backward_channel(planes, outs, channel, |d, x| mk.pass(d, x)),
+            None => backward_channel(planes, outs, channel, |d, _| d),
+        }
+    })
 }
 
 impl CustomOp3 for BatchNormTrain {
@@ -186,33 +322,20 @@ impl CustomOp3 for BatchNormTrain {
         }
         let hw = h * w;
         let count = (n * hw).max(1) as f64;
-        let block = |b: usize, ch: usize| &x[(b * c + ch) * hw..(b * c + ch + 1) * hw];
         let mut y = vec![0.0f32; x.len()];
         // With a ReLU, clamp at zero; without, at -inf (a no-op the compiler keeps branch-free).
         let floor = if self.relu { 0.0 } else { f32::NEG_INFINITY };
         // Channel by channel: its statistics, then its outputs while its input is still in
         // cache (a channel of a batch of 32 is 0.4 MB at 56x56), instead of a separate pass
         // over the whole input. Each channel's output planes go to its task.
+        let (eps, count) = (self.eps, count);
         let stats: Vec<(f32, f32, f32)> = planes_by_channel(&mut y, c, hw)
             .into_par_iter()
             .enumerate()
             .map(|(ch, mut outs)| {
-                // Two passes (mean, then centred squares) in f64, for a variance free of
-                // cancellation.
-                let sum: f64 = (0..n).map(|b| lanes(block(b, ch), |v| v)).sum();
-                let mean = (sum / count) as f32;
-                let sq: f64 = (0..n)
-                    .map(|b| lanes(block(b, ch), |v| (v - mean) * (v - mean)))
-                    .sum();
-                let var = (sq / count) as f32;
-                let inv_std = (1.0 / (var as f64 + self.eps).sqrt()) as f32;
-                let (a, shift) = (inv_std * gamma[ch], beta[ch]);
-                for (b, out) in outs.iter_mut().enumerate() {
-                    for (o, &v) in out.iter_mut().zip(block(b, ch)) {
-                        *o = ((v - mean) * a + shift).max(floor);
-                    }
-                }
-                (mean, var, inv_std)
+                let (x, outs) = (Planes { x, c, hw, ch }, &mut outs[..]);
+                let affine = (gamma[ch], beta[ch], floor);
+                forward_widest(x, outs, affine, eps, count)
             })
             .collect();
         let mean = stats.iter().map(|s| s.0).collect();
@@ -242,7 +365,6 @@ impl CustomOp3 for BatchNormTrain {
         let mut dx = vec![0.0f32; if want_dx { n * c * hw } else { 0 }];
         let sums: Vec<(f64, f64)> = with_cpu_slice(&grad, |dy| {
             with_cpu_slice(x, |xs| {
-                let at = |b: usize, ch: usize| (b * c + ch) * hw..(b * c + ch + 1) * hw;
                 // Channel by channel, as the forward: the sums, then the input gradient while
                 // the channel's `dy` and `x` are still in cache.
                 let planes = if want_dx {
@@ -254,38 +376,16 @@ impl CustomOp3 for BatchNormTrain {
                     .into_par_iter()
                     .enumerate()
                     .map(|(ch, mut outs)| {
-                        let m = stats.mean[ch];
+                        let (dy, xs) = (Planes { x: dy, c, hw, ch }, Planes { x: xs, c, hw, ch });
+                        let (m, is) = (stats.mean[ch], stats.inv_std[ch]);
                         // With the ReLU inside, its backward first ([`ReluMask`]).
                         let mask = relu.then_some(ReluMask {
                             mean: m,
-                            scale: stats.inv_std[ch] * g[ch],
+                            scale: is * g[ch],
                             shift: shifts[ch],
                         });
-                        // dβ = Σ dy, dγ = Σ dy·x̂.
-                        let (sd, sdx) = (0..n).fold((0.0, 0.0), |(sd, sdx), b| {
-                            let (d, v) = (&dy[at(b, ch)], &xs[at(b, ch)]);
-                            let (d, dx) = match mask {
-                                Some(mk) => dot_dev(d, v, m, |d, x| mk.pass(d, x)),
-                                None => dot_dev(d, v, m, |d, _| d),
-                            };
-                            (sd + d, sdx + dx)
-                        });
-                        let sums = (sd, sdx * stats.inv_std[ch] as f64);
-                        // dx = γ/σ · (dy - mean(dy) - x̂ · mean(dy·x̂)), as
-                        // a·dy + b·(x - mean) + k.
-                        let is = stats.inv_std[ch] as f64;
-                        let a = g[ch] as f64 * is;
-                        let (bx, k) = (-a * is * sums.1 / count, -a * sums.0 / count);
-                        let (a, bx, k) = (a as f32, bx as f32, k as f32);
-                        for (b, o) in outs.iter_mut().enumerate() {
-                            let dv = (&dy[at(b, ch)], &xs[at(b, ch)]);
-                            let coef = (a, bx, m, k);
-                            match mask {
-                                Some(mk) => input_gradient(o, dv, coef, |d, x| mk.pass(d, x)),
-                                None => input_gradient(o, dv, coef, |d, _| d),
-                            }
-                        }
-                        sums
+                        let (channel, outs) = ((m, is, g[ch], count), &mut outs[..]);
+                        backward_widest((dy, xs), outs, channel, mask)
                     })
                     .collect()
             })
@@ -302,5 +402,66 @@ impl CustomOp3 for BatchNormTrain {
             Some(Tensor::from_vec(dgamma, c, x.device())?),
             Some(Tensor::from_vec(dbeta, c, x.device())?),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The passes on the widest vectors give the baseline build's floats bit for bit (planes of
+    /// lengths around the eight lanes, with and without the ReLU's mask), so the kernel path
+    /// never changes a training run's numbers.
+    #[test]
+    fn widest_vectors_give_the_baseline_floats() {
+        for hw in [1, 7, 8, 9, 23, 64, 100] {
+            let (n, c, ch) = (3, 2, 1);
+            let x: Vec<f32> = (0..n * c * hw)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.0137)
+                .collect();
+            let dy: Vec<f32> = (0..n * c * hw)
+                .map(|i| ((i * 53 % 89) as f32 - 44.0) * 0.021)
+                .collect();
+            let planes = |v| Planes { x: v, c, hw, ch };
+            let count = (n * hw) as f64;
+            let bits = |v: &[Vec<f32>]| v.iter().flatten().map(|f| f.to_bits()).collect::<Vec<_>>();
+            for floor in [f32::NEG_INFINITY, 0.0] {
+                let (mut a, mut b) = (vec![vec![0f32; hw]; n], vec![vec![0f32; hw]; n]);
+                let affine = (1.3, -0.2, floor);
+                let mut outs: Vec<&mut [f32]> = a.iter_mut().map(|v| &mut v[..]).collect();
+                let want = forward_channel(planes(&x), &mut outs, affine, 1e-5, count);
+                let mut outs: Vec<&mut [f32]> = b.iter_mut().map(|v| &mut v[..]).collect();
+                let got = forward_widest(planes(&x), &mut outs, affine, 1e-5, count);
+                assert_eq!(
+                    (got.0.to_bits(), got.1.to_bits()),
+                    (want.0.to_bits(), want.1.to_bits())
+                );
+                assert_eq!(bits(&b), bits(&a), "forward, {hw} per plane");
+                let mask = (floor == 0.0).then_some(ReluMask {
+                    mean: want.0,
+                    scale: want.2 * 1.3,
+                    shift: -0.2,
+                });
+                let channel = (want.0, want.2, 1.3, count);
+                let mut outs: Vec<&mut [f32]> = a.iter_mut().map(|v| &mut v[..]).collect();
+                let want = match mask {
+                    Some(mk) => {
+                        backward_channel((planes(&dy), planes(&x)), &mut outs, channel, |d, x| {
+                            mk.pass(d, x)
+                        })
+                    }
+                    None => {
+                        backward_channel((planes(&dy), planes(&x)), &mut outs, channel, |d, _| d)
+                    }
+                };
+                let mut outs: Vec<&mut [f32]> = b.iter_mut().map(|v| &mut v[..]).collect();
+                let got = backward_widest((planes(&dy), planes(&x)), &mut outs, channel, mask);
+                assert_eq!(
+                    (got.0.to_bits(), got.1.to_bits()),
+                    (want.0.to_bits(), want.1.to_bits())
+                );
+                assert_eq!(bits(&b), bits(&a), "backward, {hw} per plane");
+            }
+        }
     }
 }
