@@ -27,6 +27,21 @@ use super::kernel::{path, tile_pair_taps_to, KernelPath, Taps, MR, NR};
 use super::phases::phase_of_row;
 use super::scratch;
 
+/// K block of a 1x1 convolution read in place: half of [`KC`].
+///
+/// Why: each of its taps is a channel plane of its own, so a pair's `B` for a block of `KC` taps
+/// is 256 runs of 128 bytes in as many planes (2-3 lines each, 32-48 KB), more than the L1 cache
+/// keeps beside the weight rows and the output block, and at 56x56 (planes 196 lines apart) they
+/// fall into a quarter of its sets; every row tile then read `B` again from L2. A 3x3
+/// convolution's taps share their lines (a channel's nine taps lie in three rows), so its blocks
+/// keep `KC`. Timed alone, 2 threads, cold buffers (the Xeon of stop 51, 2 rounds): ResNet50's
+/// and TinyViT's 256-to-64 on 56x56 0.49-0.51 -> 0.46-0.47 ms, 256-to-128 0.87-0.88 -> 0.80-0.85,
+/// 512-to-128 on 28x28 0.48 -> 0.42-0.45, 256-to-1024 on 14x14 0.38-0.39 -> 0.36; the layers of
+/// 2048 channels on 7x7 within 2% (64 taps was faster still at 56x56 and slower on the small maps).
+/// In ResNet50 (`step_times`, 3 rounds alternated): its 256-to-64 layers on 56x56 0.48-0.49 ->
+/// 0.44-0.46 ms, its 256-to-128 0.92-0.94 -> 0.83-0.89 ms, the rest within noise.
+const KC_POINTWISE: usize = 128;
+
 /// Positions per kernel call: a pair of panels.
 const PAIR: usize = 2 * NR;
 /// Rows per kernel call.
@@ -104,8 +119,9 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
         let mut c = scratch::F32.take(rows * ldc, true);
         // The copied `B` of a pair that needs one, with its position.
         let mut own: Option<(usize, Vec<f32>)> = None;
-        for k0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - k0);
+        let kb = if in_place { KC_POINTWISE } else { KC };
+        for k0 in (0..k).step_by(kb) {
+            let kc = kb.min(k - k0);
             for j in (0..width).step_by(PAIR) {
                 if j + PAIR < width {
                     prefetch_pair(src, q0 + j + PAIR, &taps.offsets()[k0..k0 + kc]);
@@ -403,6 +419,8 @@ mod tests {
             // 1x1 without padding: sums straight into the output, a ragged last pair apart.
             (6, 9, 8, 1, 1, 0, 13),
             (16, 12, 12, 1, 1, 0, 10),
+            // ... over more channels than one K block of them (`KC_POINTWISE`).
+            (300, 6, 7, 1, 1, 0, 14),
             (2, 7, 40, 5, 1, 2, 13),
             (30, 3, 3, 3, 1, 1, 2),
             (8, 3, 4, 3, 1, 1, 40),
