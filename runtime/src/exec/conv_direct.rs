@@ -39,8 +39,20 @@ use super::scratch;
 /// 512-to-128 on 28x28 0.48 -> 0.42-0.45, 256-to-1024 on 14x14 0.38-0.39 -> 0.36; the layers of
 /// 2048 channels on 7x7 within 2% (64 taps was faster still at 56x56 and slower on the small maps).
 /// In ResNet50 (`step_times`, 3 rounds alternated): its 256-to-64 layers on 56x56 0.48-0.49 ->
-/// 0.44-0.46 ms, its 256-to-128 0.92-0.94 -> 0.83-0.89 ms, the rest within noise.
+/// 0.44-0.46 ms, its 256-to-128 0.92-0.94 -> 0.83-0.89 ms, the rest within noise; with
+/// `conv_lanes` on the same blocks (its 1x1 layers of 14x14 and 7x7), those later 1x1 layers
+/// together 10.2-10.8 -> 9.9-10.2 ms.
 const KC_POINTWISE: usize = 128;
+
+/// The K block of a convolution: [`KC_POINTWISE`] for a 1x1 stride-1 one without padding (read
+/// in place), [`KC`] for the others. `conv_lanes` sums in the same blocks, for the same floats.
+pub(super) fn k_block(g: &Geometry) -> usize {
+    if g.kernel == 1 && g.stride == 1 && g.padding == 0 {
+        KC_POINTWISE
+    } else {
+        KC
+    }
+}
 
 /// Positions per kernel call: a pair of panels.
 const PAIR: usize = 2 * NR;
@@ -69,7 +81,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
     // A 1x1 stride-1 convolution without padding reads its input where it lies: the copy (with
     // a channel pitch and an alignment of its own) cost more than it saved on inputs of many
     // channels (TinyViT's 256-to-64 on 56x56: 0.30 of 0.47 ms at two threads).
-    let in_place = g.kernel == 1 && g.stride == 1 && g.padding == 0;
+    let in_place = k_block(g) == KC_POINTWISE;
     let mut buf = Vec::new();
     let (taps, src): (Taps, &[f32]) = if in_place {
         (Taps::new((0..g.c).map(|c| c * n).collect()), &x[..g.c * n])
@@ -119,7 +131,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
         let mut c = scratch::F32.take(rows * ldc, true);
         // The copied `B` of a pair that needs one, with its position.
         let mut own: Option<(usize, Vec<f32>)> = None;
-        let kb = if in_place { KC_POINTWISE } else { KC };
+        let kb = k_block(g);
         for k0 in (0..k).step_by(kb) {
             let kc = kb.min(k - k0);
             for j in (0..width).step_by(PAIR) {

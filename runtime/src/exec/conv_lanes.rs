@@ -20,15 +20,15 @@
 //! 64 input channels on 56x56 still came here too). Which layers take it: [`pays`].
 //!
 //! AVX-512F only, like the kernel's pairs of panels. The sums run over `k` in order, in the
-//! same `KC` blocks as [`super::conv_direct`], one fused multiply-add per term: the same floats
+//! same K blocks as [`super::conv_direct`] ([`k_block`]), one fused multiply-add per term: the same floats
 //! (tested bit for bit).
 
 use rayon::prelude::*;
 
-use super::conv_direct::Phases;
+use super::conv_direct::{k_block, Phases};
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
-use super::gemm::{Epilogue, KC};
+use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::kernel::{pairs_pay, tile_pair_cols_to, tile_pair_tap_cols_to, MR, NR};
 use super::phases::phase_of_row;
@@ -110,7 +110,7 @@ pub fn conv_lanes(
         return over_taps(x, geo, wp, co, out, epi);
     }
     if geo.stride == 1 {
-        return product(x, (geo.c, geo.n()), wp, co, out, epi);
+        return product(x, (geo.c, geo.n()), wp, co, out, (epi, k_block(geo)));
     }
     let (s, n) = (geo.stride, geo.n());
     let mut picked = scratch::F32.take(geo.c * n, true);
@@ -122,18 +122,18 @@ pub fn conv_lanes(
                 phase_of_row(&plane[y * s * geo.w..][..geo.w], s, 0, 0, row);
             }
         });
-    product(&picked, (geo.c, n), wp, co, out, epi);
+    product(&picked, (geo.c, n), wp, co, out, (epi, k_block(geo)));
     scratch::F32.give(picked);
 }
 
-/// The product itself: `x` is `[k][n]`.
+/// The product itself: `x` is `[k][n]`, summed in K blocks of `kb`.
 fn product(
     x: &[f32],
     (k, n): (usize, usize),
     wp: &[f32],
     co: usize,
     out: &mut [f32],
-    epi: Epilogue,
+    (epi, kb): (Epilogue, usize),
 ) {
     let panels = co.div_ceil(NR);
     assert!(
@@ -171,8 +171,8 @@ fn product(
         for j in (2 * p0..(2 * p1).min(panels)).step_by(2) {
             // A lone last panel goes in as both; its second half of sums is dropped.
             let second = (j + 1).min(panels - 1);
-            for k0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - k0);
+            for k0 in (0..k).step_by(kb) {
+                let kc = kb.min(k - k0);
                 let panel = |j: usize| &wp[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
                 for g in (0..n).step_by(BLOCK) {
                     let rows = BLOCK.min(n - g);
@@ -215,6 +215,7 @@ fn product(
 /// of positions gather per pair of channels, then go to their output rows (the positions that
 /// wrap past a row's end dropped).
 fn over_taps(x: &[f32], geo: &Geometry, wp: &[f32], co: usize, out: &mut [f32], epi: Epilogue) {
+    let kb = k_block(geo);
     let g = geo;
     let (k, n) = (g.k(), g.n());
     let panels = co.div_ceil(NR);
@@ -248,8 +249,8 @@ fn over_taps(x: &[f32], geo: &Geometry, wp: &[f32], co: usize, out: &mut [f32], 
             let (q0, q1) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(positions));
             for j in (2 * p0..(2 * p1).min(panels)).step_by(2) {
                 let second = (j + 1).min(panels - 1);
-                for k0 in (0..k).step_by(KC) {
-                    let kc = KC.min(k - k0);
+                for k0 in (0..k).step_by(kb) {
+                    let kc = kb.min(k - k0);
                     let panel = |j: usize| &wp[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
                     for q in (q0..q1).step_by(BLOCK) {
                         let rows = BLOCK.min(q1 - q);
@@ -302,7 +303,7 @@ const CHUNK: usize = 16 * BLOCK;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::gemm::Rows;
+    use crate::exec::gemm::{Rows, KC};
     use crate::exec::int8_gemm::tests::in_pool;
     use crate::exec::token_gemm::weight_panels;
 
@@ -338,7 +339,9 @@ mod tests {
                     gelu: false,
                 };
                 let mut got = vec![f32::NAN; co * n];
-                in_pool(threads, || product(&x, (k, n), &wp, co, &mut got, epi));
+                in_pool(threads, || {
+                    product(&x, (k, n), &wp, co, &mut got, (epi, KC))
+                });
                 for o in 0..co {
                     for p in 0..n {
                         let dot: f64 = (0..k)
@@ -498,7 +501,7 @@ mod tests {
             let epi = Epilogue::default();
             let (mut got, mut want) = (vec![f32::NAN; co * n], vec![f32::NAN; co * n]);
             conv_lanes(&x, &geo, &wp, co, &mut got, epi);
-            product(&picked, (c, n), &wp, co, &mut want, epi);
+            product(&picked, (c, n), &wp, co, &mut want, (epi, KC));
             assert_eq!(got, want, "{c}x{h}x{w} stride {s}");
         }
     }
