@@ -115,6 +115,8 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
     let base = Shared(out.as_mut_ptr());
     // Tasks are rectangles of rows and panels of positions, as in `gemm`.
     let split = Split::new(m, positions.div_ceil(NR));
+    // Output lines asked for ahead on the AVX-512F path ([`prefetch_out`]).
+    let ask_out = path() == KernelPath::Avx512F;
     (0..split.tasks()).into_par_iter().for_each(|t| {
         let (r0, j0, j1) = split.task(t);
         let rows = split.mc.min(m - r0);
@@ -139,7 +141,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
                     prefetch_pair(src, q0 + j + PAIR, &taps.offsets()[k0..k0 + kc]);
                 }
                 for gr in (0..rows).step_by(ROWS) {
-                    if k0 == 0 {
+                    if k0 == 0 && ask_out {
                         // The output lines the next call writes straight ([`prefetch_out`]).
                         let (ng, nj) = if gr + ROWS < rows {
                             (gr + ROWS, j)
@@ -236,7 +238,8 @@ fn prefetch_pair(src: &[f32], at: usize, taps: &[usize]) {
 const _: () = assert!(PAIR * 4 == 128, "prefetch_out asks for 128 bytes a row");
 
 /// Asks for the lines of `rows` output rows (`ld` apart from `to`) that a kernel call is about
-/// to write straight, `2 NR` floats each, for writing (`prefetchw`).
+/// to write straight, `2 NR` floats each, for writing (`prefetchw`); only on the AVX-512F path
+/// (measured there; some AVX2 CPUs, Intel's Haswell, do not report `prefetchw`).
 ///
 /// Why: a 1x1 convolution writes whole pairs straight into its output rows, one call of `2 MR`
 /// rows after another, so a pair touches as many rows as the layer has outputs (ResNet50's and
@@ -252,8 +255,9 @@ fn prefetch_out(to: *mut f32, ld: usize, rows: usize) {
     for r in 0..rows {
         let p = to.wrapping_add(r * ld);
         // SAFETY: `prefetchw` is a hint: it neither reads nor writes the program's memory and
-        // never faults, whatever the address (CPUs before it decode it as a no-op). The last
-        // byte's line covers a row that does not start on a line.
+        // never faults, whatever the address. Its caller asks only on the AVX-512F path, and
+        // every CPU with AVX-512F has it (Intel's since Broadwell, AMD's all). The last byte's
+        // line covers a row that does not start on a line.
         unsafe {
             std::arch::asm!(
                 "prefetchw [{0}]",
