@@ -44,10 +44,16 @@ use super::scratch;
 /// together 10.2-10.8 -> 9.9-10.2 ms.
 const KC_POINTWISE: usize = 128;
 
-/// The K block of a convolution: [`KC_POINTWISE`] for a 1x1 stride-1 one without padding (read
-/// in place), [`KC`] for the others. `conv_lanes` sums in the same blocks, for the same floats.
+/// Whether [`conv_direct`] reads this convolution's input where it lies: a 1x1 stride-1 one
+/// without padding.
+fn in_place(g: &Geometry) -> bool {
+    g.kernel == 1 && g.stride == 1 && g.padding == 0
+}
+
+/// The K block of a convolution: [`KC_POINTWISE`] for one read in place ([`in_place`]), [`KC`]
+/// for the others. `conv_lanes` sums in the same blocks, for the same floats.
 pub(super) fn k_block(g: &Geometry) -> usize {
-    if g.kernel == 1 && g.stride == 1 && g.padding == 0 {
+    if in_place(g) {
         KC_POINTWISE
     } else {
         KC
@@ -81,9 +87,8 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
     // A 1x1 stride-1 convolution without padding reads its input where it lies: the copy (with
     // a channel pitch and an alignment of its own) cost more than it saved on inputs of many
     // channels (TinyViT's 256-to-64 on 56x56: 0.30 of 0.47 ms at two threads).
-    let in_place = k_block(g) == KC_POINTWISE;
     let mut buf = Vec::new();
-    let (taps, src): (Taps, &[f32]) = if in_place {
+    let (taps, src): (Taps, &[f32]) = if in_place(g) {
         (Taps::new((0..g.c).map(|c| c * n).collect()), &x[..g.c * n])
     } else {
         let taps = ph.taps(g.kernel);
@@ -385,11 +390,12 @@ impl Phases {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// The convolution by its definition, with `relu(sum * scale + bias + residual)`.
-    fn naive(x: &[f32], g: &Geometry, w: &[f32], m: usize, epi: &Epilogue) -> Vec<f32> {
+    /// The convolution by its definition, with `relu(sum * scale + bias + residual)` (its sums
+    /// in f64, rounded once).
+    pub(crate) fn naive(x: &[f32], g: &Geometry, w: &[f32], m: usize, epi: &Epilogue) -> Vec<f32> {
         let (k, n) = (g.k(), g.n());
         let mut out = vec![0f32; m * n];
         for o in 0..m {

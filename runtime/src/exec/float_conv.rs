@@ -97,35 +97,8 @@ impl FloatConv {
 
 #[cfg(test)]
 mod tests {
+    use super::super::conv_direct::tests::naive;
     use super::*;
-
-    /// The convolution by its definition, in f64.
-    fn naive(x: &[f32], (c, h, w): (usize, usize, usize), wts: &[f32], m: usize) -> Vec<f64> {
-        let (ho, wo) = (h, w);
-        let mut out = vec![0f64; m * ho * wo];
-        for o in 0..m {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let mut sum = 0f64;
-                    for i in 0..c {
-                        for ky in 0..3 {
-                            for kx in 0..3 {
-                                let (y, xx) = ((oy + ky).checked_sub(1), (ox + kx).checked_sub(1));
-                                if let (Some(y), Some(xx)) = (y, xx) {
-                                    if y < h && xx < w {
-                                        let wv = wts[((o * c + i) * 3 + ky) * 3 + kx];
-                                        sum += f64::from(wv) * f64::from(x[(i * h + y) * w + xx]);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    out[(o * ho + oy) * wo + ox] = sum;
-                }
-            }
-        }
-        out
-    }
 
     /// A 3x3 stride-1 layer of enough channels runs by Winograd, one of too few directly; both
     /// give the definition's sums to float rounding (odd sizes, rows off the tile).
@@ -149,11 +122,11 @@ mod tests {
             );
             let mut got = vec![f32::NAN; conv.output_len()];
             conv.run(&x, &mut got);
-            let want = naive(&x, (c, h, w), &wts, m);
-            let top = want.iter().fold(1f64, |a, v| a.max(v.abs()));
+            let want = naive(&x, &conv.geo, &wts, m, &Epilogue::default());
+            let top = want.iter().fold(1f32, |a, v| a.max(v.abs()));
             for (i, (g, e)) in got.iter().zip(&want).enumerate() {
                 assert!(
-                    (f64::from(*g) - e).abs() <= 1e-5 * top,
+                    (g - e).abs() <= 1e-5 * top,
                     "{c} channels, output {i}: {g} vs {e}"
                 );
             }

@@ -306,10 +306,15 @@ fn pair_tiles<'s>(
     let (k, n) = (b.k, b.n);
     let mut acc = [0f32; MR * 2 * NR];
     for j in (j0..j1).step_by(2) {
-        let pair = if j + 1 < j1 { 2 } else { 1 };
+        if j + 1 == j1 {
+            // A lone last panel: the one-panel kernel, not a pair computing it twice (ResNet18's
+            // layer3 shape, 13 panels: a seventh of the work was that).
+            panel_tiles((a, lda), m, (j, j0), (k0, kc), b, seg);
+            continue;
+        }
         let panel = |j: usize| &b.data[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
-        let bb = (panel(j), panel(j + pair - 1));
-        if pair == 2 && (j + 2) * NR <= n {
+        let bb = (panel(j), panel(j + 1));
+        if (j + 2) * NR <= n {
             let mut r = 0;
             while r < m {
                 let rows = (2 * MR).min(m - r);
@@ -323,17 +328,12 @@ fn pair_tiles<'s>(
             }
             continue;
         }
-        if pair == 1 {
-            // A lone last panel: the one-panel kernel, not a pair computing it twice (ResNet18's
-            // layer3 shape, 13 panels: a seventh of the work was that).
-            panel_tiles((a, lda), m, (j, j0), (k0, kc), b, seg);
-            continue;
-        }
+        // A ragged last pair: its sums through an accumulator, the columns past `n` dropped.
         for g in 0..m.div_ceil(MR) {
             tile_pair(kc, &a[g * MR * lda..], lda, bb, &mut acc);
             for r in 0..MR.min(m - g * MR) {
                 let row = seg(g * MR + r);
-                for h in 0..pair {
+                for h in 0..2 {
                     let p0 = (j + h - j0) * NR;
                     let np = NR.min(n - (j + h) * NR);
                     add_or_set(&mut row[p0..p0 + np], &acc[r * 2 * NR + h * NR..], k0 == 0);

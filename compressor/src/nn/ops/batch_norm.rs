@@ -328,7 +328,7 @@ impl CustomOp3 for BatchNormTrain {
         // Channel by channel: its statistics, then its outputs while its input is still in
         // cache (a channel of a batch of 32 is 0.4 MB at 56x56), instead of a separate pass
         // over the whole input. Each channel's output planes go to its task.
-        let (eps, count) = (self.eps, count);
+        let eps = self.eps;
         let stats: Vec<(f32, f32, f32)> = planes_by_channel(&mut y, c, hw)
             .into_par_iter()
             .enumerate()
