@@ -6,7 +6,8 @@
 //!   cargo run --release -p fq-e2e --example step_times -- MODEL.fqm int8|f32 [REPS] [THREADS]
 //! e.g. `... -- target/bench-compare/resnet18.fqm int8 150 2` (`bench/compare.sh` writes the
 //! `.fqm` files there). The integer path's activation scales come from 4 random images, as in
-//! `bench_side`.
+//! `bench_side`. With `FQ_NO_WINO` set in the environment, the f32 path runs its 3x3 stride-1
+//! convolutions directly instead of by Winograd (`Executor::set_winograd`), to compare the two.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +52,9 @@ fn main() -> Result<()> {
         c.executor_mut().set_activation_scales(scales);
     } else {
         c.set_activations(Activations::F32);
+        if std::env::var_os("FQ_NO_WINO").is_some() {
+            c.executor_mut().set_winograd(false);
+        }
     }
     let x = random(1);
     let exec = c.executor();

@@ -80,41 +80,9 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
     let groups = m.div_ceil(MR);
     assert!(a.len() >= groups * MR * k, "conv_direct: weight rows");
     assert_eq!(out.len(), m * n, "conv_direct: output size");
-    let ph = Phases::new(g);
-    let wp = ph.wp;
-    // Positions up to the last real pixel; tasks compute whole pairs past it.
-    let positions = (g.ho - 1) * wp + g.wo;
-    // A 1x1 stride-1 convolution without padding reads its input where it lies: the copy (with
-    // a channel pitch and an alignment of its own) cost more than it saved on inputs of many
-    // channels (TinyViT's 256-to-64 on 56x56: 0.30 of 0.47 ms at two threads).
-    let mut buf = Vec::new();
-    let (taps, src): (Taps, &[f32]) = if in_place(g) {
-        (Taps::new((0..g.c).map(|c| c * n).collect()), &x[..g.c * n])
-    } else {
-        let taps = ph.taps(g.kernel);
-        // A task's pairs start at a panel (not always an even one) and may end one panel past
-        // the last position's.
-        let reach = (positions.div_ceil(NR) + 1) * NR + taps.max();
-        // 64-byte aligned, so that a pair's loads at aligned taps (every tap of a 1x1
-        // convolution, a third of a 3x3's) each touch one cache line.
-        let len = ph.len().max(reach);
-        buf = scratch::F32.take(len + 16, true);
-        let align = buf.as_ptr().align_offset(64).min(16);
-        ph.fill(x, &mut buf[align..align + len]);
-        (taps, &buf[align..align + len])
-    };
-    // Pairs whose taps would read past `src` (the last ones, in place) read a copy of their
-    // `B` instead, row `i` at `i * PAIR`.
-    let copied = Taps::new((0..k).map(|i| i * PAIR).collect());
-    let pair_b = |at: usize| -> Vec<f32> {
-        let mut b = vec![0f32; k * PAIR];
-        for (row, &t) in b.chunks_exact_mut(PAIR).zip(taps.offsets()) {
-            let from = (t + at).min(src.len());
-            let have = (src.len() - from).min(PAIR);
-            row[..have].copy_from_slice(&src[from..from + have]);
-        }
-        b
-    };
+    let input = TapInput::new(x, g);
+    let (wp, positions) = (input.wp, input.positions);
+    let reader = input.reader();
     // The column of `out` of the first real pixel at or after position `q`.
     let real = |q: usize| (q / wp) * g.wo + (q % wp).min(g.wo);
     let base = Shared(out.as_mut_ptr());
@@ -136,52 +104,31 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
         let ldc = width - full;
         // Recycled, stale contents: the first K block sets every row and column of it.
         let mut c = scratch::F32.take(rows * ldc, true);
-        // The copied `B` of a pair that needs one, with its position.
-        let mut own: Option<(usize, Vec<f32>)> = None;
-        let kb = k_block(g);
-        for k0 in (0..k).step_by(kb) {
-            let kc = kb.min(k - k0);
-            for j in (0..width).step_by(PAIR) {
-                if j + PAIR < width {
-                    prefetch_pair(src, q0 + j + PAIR, &taps.offsets()[k0..k0 + kc]);
-                }
-                for gr in (0..rows).step_by(ROWS) {
-                    if k0 == 0 && ask_out {
-                        // The output lines the next call writes straight ([`prefetch_out`]).
-                        let (ng, nj) = if gr + ROWS < rows {
-                            (gr + ROWS, j)
-                        } else {
-                            (0, j + PAIR)
-                        };
-                        if nj < full {
-                            let to = base.offset((r0 + ng) * n + q0 + nj).0;
-                            prefetch_out(to, n, ROWS.min(rows - ng));
-                        }
-                    }
-                    let a = &a[(r0 + gr) * k + k0..];
-                    let (to, ld) = if j < full {
-                        (base.offset((r0 + gr) * n + q0 + j).0, n)
-                    } else {
-                        (c[gr * ldc + j - full..].as_mut_ptr(), ldc)
-                    };
-                    let to = (to, ld, ROWS.min(rows - gr), k0 > 0);
-                    let at = q0 + j;
-                    let b = if at + PAIR + taps.max() <= src.len() {
-                        (src, at, &taps)
-                    } else {
-                        if own.as_ref().is_none_or(|(p, _)| *p != at) {
-                            own = Some((at, pair_b(at)));
-                        }
-                        (&own.as_ref().expect("just made").1[..], 0, &copied)
-                    };
-                    // SAFETY: the rows written are `r0 + gr..` (fewer than `rows - gr`), each
-                    // `2 NR` floats from column `q0 + j`: in the output, columns below
-                    // `q0 + full <= q1`, inside this task's rectangle (tasks own disjoint
-                    // ones); in `c`, columns below `ldc`, of rows below `rows`.
-                    unsafe { tile_pair_taps_to(a, k, (b.0, b.1), (b.2, k0, kc), to) };
+        let cp = c.as_mut_ptr();
+        let dest = |gr: usize, j: usize, first: bool| {
+            if first && ask_out {
+                // The output lines the next call writes straight ([`prefetch_out`]).
+                let (ng, nj) = if gr + ROWS < rows {
+                    (gr + ROWS, j)
+                } else {
+                    (0, j + PAIR)
+                };
+                if nj < full {
+                    let to = base.offset((r0 + ng) * n + q0 + nj).0;
+                    prefetch_out(to, n, ROWS.min(rows - ng));
                 }
             }
-        }
+            if j < full {
+                (base.offset((r0 + gr) * n + q0 + j).0, n)
+            } else {
+                (cp.wrapping_add(gr * ldc + j - full), ldc)
+            }
+        };
+        // SAFETY: the rows written are `r0 + gr..` (fewer than `rows - gr`), each `2 NR` floats
+        // from column `q0 + j`: in the output, columns below `q0 + full <= q1`, inside this
+        // task's rectangle (tasks own disjoint ones); in `c`, columns below `ldc`, of rows
+        // below `rows`.
+        unsafe { sums(&reader, a, (r0, rows), (q0, width), dest) };
         let (p0, p1) = (real(q0), real(q1));
         for i in 0..rows {
             let (o, row) = (r0 + i, &c[i * ldc..(i + 1) * ldc]);
@@ -211,7 +158,158 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: &[f32], m: usize, out: &mut [f3
         }
         scratch::F32.give(c);
     });
-    scratch::F32.give(buf);
+}
+
+/// A convolution's input as [`sums`] reads it: its taps, and the floats they index: the input
+/// itself for a convolution read in place ([`in_place`]), else its [`Phases`] in a recycled,
+/// 64-byte aligned buffer (given back when this is dropped).
+pub(super) struct TapInput<'a> {
+    g: &'a Geometry,
+    x: &'a [f32],
+    taps: Taps,
+    buf: Vec<f32>,
+    /// Where the phases lie in `buf`; `None` when read in place.
+    phases: Option<std::ops::Range<usize>>,
+    /// Output position `q = oy * wp + ox` ([`Phases`]' row pitch).
+    pub(super) wp: usize,
+    /// Positions up to the last real pixel's (pairs of positions are computed past it).
+    pub(super) positions: usize,
+}
+
+impl<'a> TapInput<'a> {
+    pub(super) fn new(x: &'a [f32], g: &'a Geometry) -> Self {
+        let ph = Phases::new(g);
+        let wp = ph.wp;
+        let positions = (g.ho - 1) * wp + g.wo;
+        // A 1x1 stride-1 convolution without padding reads its input where it lies: the copy
+        // (with a channel pitch and an alignment of its own) cost more than it saved on inputs
+        // of many channels (TinyViT's 256-to-64 on 56x56: 0.30 of 0.47 ms at two threads).
+        if in_place(g) {
+            let n = g.n();
+            let taps = Taps::new((0..g.c).map(|c| c * n).collect());
+            return Self {
+                g,
+                x,
+                taps,
+                buf: Vec::new(),
+                phases: None,
+                wp,
+                positions,
+            };
+        }
+        let taps = ph.taps(g.kernel);
+        // A task's pairs start at a panel (not always an even one) and may end one panel past
+        // the last position's.
+        let reach = (positions.div_ceil(NR) + 1) * NR + taps.max();
+        // 64-byte aligned, so that a pair's loads at aligned taps (every tap of a 1x1
+        // convolution, a third of a 3x3's) each touch one cache line.
+        let len = ph.len().max(reach);
+        let mut buf = scratch::F32.take(len + 16, true);
+        let align = buf.as_ptr().align_offset(64).min(16);
+        ph.fill(x, &mut buf[align..align + len]);
+        let phases = Some(align..align + len);
+        Self {
+            g,
+            x,
+            taps,
+            buf,
+            phases,
+            wp,
+            positions,
+        }
+    }
+
+    /// The reader of the floats the taps index.
+    pub(super) fn reader(&self) -> TapReader<'_> {
+        let src = match &self.phases {
+            Some(r) => &self.buf[r.clone()],
+            None => &self.x[..self.g.c * self.g.n()],
+        };
+        let copied = Taps::new((0..self.taps.offsets().len()).map(|i| i * PAIR).collect());
+        TapReader {
+            src,
+            taps: &self.taps,
+            copied,
+            kb: k_block(self.g),
+        }
+    }
+}
+
+impl Drop for TapInput<'_> {
+    fn drop(&mut self) {
+        scratch::F32.give(std::mem::take(&mut self.buf));
+    }
+}
+
+/// Where a pair of positions' `B` lies: in the input at the pair's position plus each tap or,
+/// for the last pairs, whose taps would read past it, in a copy (row `i` at `i * PAIR`).
+pub(super) struct TapReader<'a> {
+    src: &'a [f32],
+    taps: &'a Taps,
+    copied: Taps,
+    /// The K block ([`k_block`]).
+    kb: usize,
+}
+
+impl TapReader<'_> {
+    /// `B` of the pair at position `at`: the floats, where they start, and the taps; a copy is
+    /// made into `own` (kept for the next call at the same position).
+    fn pair<'s>(
+        &'s self,
+        at: usize,
+        own: &'s mut Option<(usize, Vec<f32>)>,
+    ) -> (&'s [f32], usize, &'s Taps) {
+        if at + PAIR + self.taps.max() <= self.src.len() {
+            return (self.src, at, self.taps);
+        }
+        if own.as_ref().is_none_or(|(p, _)| *p != at) {
+            let src = self.src;
+            let mut b = vec![0f32; self.copied.offsets().len() * PAIR];
+            for (row, &t) in b.chunks_exact_mut(PAIR).zip(self.taps.offsets()) {
+                let from = (t + at).min(src.len());
+                let have = (src.len() - from).min(PAIR);
+                row[..have].copy_from_slice(&src[from..from + have]);
+            }
+            *own = Some((at, b));
+        }
+        (&own.as_ref().expect("just made").1, 0, &self.copied)
+    }
+}
+
+/// The sums of weight rows `r0..r0 + rows` (`a`: whole `MR`-row tiles, `k` apart) at the
+/// positions `q0..q0 + width` (whole pairs), K block by K block: the kernel call for rows
+/// `r0 + gr..` and the pair at `q0 + j` stores to `dest(gr, j, first block)` (a pointer and
+/// its row pitch), setting its sums in the first K block and adding them in the others.
+///
+/// # Safety
+/// Every pointer `dest` returns must be valid for writing `2 NR` floats in each of
+/// `min(2 MR, rows - gr)` rows, its pitch apart, which nothing else reads or writes meanwhile.
+pub(super) unsafe fn sums(
+    input: &TapReader,
+    a: &[f32],
+    (r0, rows): (usize, usize),
+    (q0, width): (usize, usize),
+    mut dest: impl FnMut(usize, usize, bool) -> (*mut f32, usize),
+) {
+    let k = input.taps.offsets().len();
+    // The copied `B` of a pair that needs one, with its position.
+    let mut own: Option<(usize, Vec<f32>)> = None;
+    for k0 in (0..k).step_by(input.kb) {
+        let kc = input.kb.min(k - k0);
+        for j in (0..width).step_by(PAIR) {
+            if j + PAIR < width {
+                prefetch_pair(input.src, q0 + j + PAIR, &input.taps.offsets()[k0..k0 + kc]);
+            }
+            for gr in (0..rows).step_by(ROWS) {
+                let (to, ld) = dest(gr, j, k0 == 0);
+                let a = &a[(r0 + gr) * k + k0..];
+                let to = (to, ld, ROWS.min(rows - gr), k0 > 0);
+                let b = input.pair(q0 + j, &mut own);
+                // SAFETY: the caller's guarantee for `to`; `b`'s taps read inside its floats.
+                unsafe { tile_pair_taps_to(a, k, (b.0, b.1), (b.2, k0, kc), to) };
+            }
+        }
+    }
 }
 
 /// Asks for the `B` of the pair of panels at position `at` (its `2 NR` floats at each tap), a

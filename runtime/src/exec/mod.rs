@@ -177,7 +177,7 @@ pub struct Executor {
     /// Whether convolutions with a multiple of 4 input channels take their codes as quads (on by
     /// default; [`Executor::set_quad_layout`]).
     quad_layout: bool,
-    /// Whether the integer stems run with their max pooling as one step (on by default;
+    /// Whether the stems (integer and f32) run with their max pooling as one step (on by default;
     /// [`Executor::set_stem_pool_fusion`]).
     stem_pool_fusion: bool,
     /// Whether integer convolutions over a ReLU's output multiply its codes unflipped
@@ -347,6 +347,20 @@ impl Executor {
         (on && conv_lanes::pays(&geo, co, conv.groups)).then_some(geo)
     }
 
+    /// A convolution's geometry, when the f32 path runs it by [`conv_direct`]: one group, and
+    /// neither Winograd's nor [`conv_lanes`] takes it.
+    fn direct_geometry(
+        &self,
+        conv: &fq_models::Conv2d,
+        input: ValueId,
+        output: ValueId,
+    ) -> Option<im2col::Geometry> {
+        let (geo, _) = self.conv_geometry(conv, input, output)?;
+        let others = self.winograd_geometry(conv, input, output).is_some()
+            || self.lanes_geometry(conv, input, output).is_some();
+        (conv.groups == 1 && !others && conv_direct::pays(&geo)).then_some(geo)
+    }
+
     /// A convolution's geometry from its input's and output's shapes, and its output channels.
     fn conv_geometry(
         &self,
@@ -500,8 +514,9 @@ impl Executor {
         }
     }
 
-    /// Whether an integer stem convolution over tap rows and the max pooling that alone reads
-    /// its output run as one step, band by band (`stem_pool`; on by default). The same numbers
+    /// Whether a stem convolution (an integer one over tap rows, or an f32 one that
+    /// [`conv_direct`] runs) and the max pooling that alone reads its output run as one step,
+    /// band by band (`stem_pool`; on by default). The same numbers
     /// either way; here so tests and benchmarks can compare the two.
     pub fn set_stem_pool_fusion(&mut self, on: bool) {
         self.stem_pool_fusion = on;
@@ -591,17 +606,27 @@ impl Executor {
         self.steps.iter().enumerate().map(fused).collect()
     }
 
-    /// Per step, whether it is an integer stem convolution that runs with the max pooling after
-    /// it (the next step, the only reader of its output, which is not the model's).
+    /// Per step, whether it is a stem convolution that runs with the max pooling after it (the
+    /// next step, the only reader of its output, which is not the model's): an integer one over
+    /// tap rows, or an f32 one that [`conv_direct`] would run ([`Executor::direct_geometry`]).
     fn stem_pools(&self, activations: Activations) -> Vec<bool> {
         let fused = |(s, step): (usize, &Step)| {
-            let Step::Conv { layer, output, .. } = step else {
+            let Step::Conv {
+                layer,
+                conv,
+                input,
+                output,
+                ..
+            } = step
+            else {
                 return false;
             };
+            let stem = match self.int8_weights(*layer, activations) {
+                Some(w) => w.layout() == InputLayout::Taps,
+                None => self.direct_geometry(conv, *input, *output).is_some(),
+            };
             self.stem_pool_fusion
-                && self
-                    .int8_weights(*layer, activations)
-                    .is_some_and(|w| w.layout() == InputLayout::Taps)
+                && stem
                 && matches!(self.steps.get(s + 1), Some(Step::MaxPool { input, .. }) if input == output)
                 && self.last_use[*output] == s + 1
                 && *output != self.output
@@ -906,7 +931,11 @@ impl Executor {
                 if stem_pools[s] {
                     let pool = &self.steps[s + 1];
                     values[output_of(pool)] =
-                        Some(self.conv_pool_int8(step, pool, &values, &codes, activations));
+                        Some(if let Some(geo) = self.f32_stem(step, activations) {
+                            self.conv_pool_f32(step, &geo, pool, &values)
+                        } else {
+                            self.conv_pool_int8(step, pool, &values, &codes, activations)
+                        });
                     observe(s, &[]);
                 } else {
                     observe(s, values[o].as_deref().expect("computed with the stem"));
@@ -1123,6 +1152,92 @@ impl Executor {
             ..self.int8_conv_epilogue(step)
         };
         (w8, epi)
+    }
+
+    /// A layer's weight rows as the f32 path reads them: unpacked once and kept
+    /// (`f32_panels`) unless a calibration is under way.
+    fn f32_rows(&self, layer: usize) -> Rows<'_> {
+        let l = &self.layers[layer];
+        match l.rows() {
+            packed @ Rows::Packed { .. } if self.keeps_f32_panels() => {
+                let (r, k) = l.layer.weights.dims();
+                let data =
+                    self.f32_panels[layer].get_or_init(|| gemm::unpacked_rows(&packed, 0, r, k));
+                Rows::F32 { data, cols: k }
+            }
+            rows => rows,
+        }
+    }
+
+    /// A stem step's geometry when it runs on the f32 path ([`Executor::direct_geometry`]).
+    fn f32_stem(&self, step: &Step, activations: Activations) -> Option<im2col::Geometry> {
+        let Step::Conv {
+            layer,
+            conv,
+            input,
+            output,
+            ..
+        } = step
+        else {
+            return None;
+        };
+        self.int8_weights(*layer, activations)
+            .is_none()
+            .then(|| self.direct_geometry(conv, *input, *output))
+            .flatten()
+    }
+
+    /// An f32 stem convolution step (geometry `geo`) and the max pooling step after it: the
+    /// pooling's output ([`stem_pool::conv_pool_f32`]).
+    fn conv_pool_f32(
+        &self,
+        step: &Step,
+        geo: &im2col::Geometry,
+        pool: &Step,
+        values: &[Option<Vec<f32>>],
+    ) -> Vec<f32> {
+        let (
+            Step::Conv {
+                layer,
+                input,
+                residual,
+                relu,
+                gelu,
+                output,
+                ..
+            },
+            Step::MaxPool {
+                kernel,
+                stride,
+                padding,
+                output: pooled,
+                ..
+            },
+        ) = (step, pool)
+        else {
+            unreachable!("conv_pool_f32 runs a convolution and its max pooling")
+        };
+        let get = |v: ValueId| values[v].as_deref().expect("computed before use");
+        let (Shape::Chw(co, _, _), Shape::Chw(_, ph, pw)) =
+            (self.shapes[*output], self.shapes[*pooled])
+        else {
+            unreachable!("validated: conv and pool values are [C,H,W]")
+        };
+        let l = &self.layers[*layer];
+        let epi = Epilogue {
+            scale: l.scale(),
+            bias: l.layer.bias.as_deref(),
+            residual: residual.map(get),
+            relu: *relu,
+            gelu: *gelu,
+        };
+        let rows = self.f32_rows(*layer);
+        let a = rows.tiles(0, co, geo.k());
+        // Recycled (stale contents): the bands write every output.
+        let mut out = scratch::F32.take(co * ph * pw, true);
+        let pool = (*kernel, *stride, *padding);
+        stem_pool::conv_pool_f32(get(*input), geo, &a, co, epi, pool, (ph, pw), &mut out);
+        out
     }
 
     /// An integer stem convolution step and the max pooling step after it: the pooling's output
@@ -1342,21 +1457,12 @@ impl Executor {
                     conv_lanes::conv_lanes(get(*input), &geo, wp, co, &mut out, epi);
                     return Some(out);
                 }
-                let rows = match l.rows() {
-                    packed @ Rows::Packed { .. } if self.keeps_f32_panels() => {
-                        let (r, k) = l.layer.weights.dims();
-                        let data = self.f32_panels[*layer]
-                            .get_or_init(|| gemm::unpacked_rows(&packed, 0, r, k));
-                        Rows::F32 { data, cols: k }
-                    }
-                    rows => rows,
-                };
                 conv::conv2d(
                     get(*input),
                     (c, h, w),
                     conv,
                     (co, ho, wo),
-                    &rows,
+                    &self.f32_rows(*layer),
                     epi,
                     &mut out,
                 );

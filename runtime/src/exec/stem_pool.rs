@@ -13,16 +13,28 @@
 
 use rayon::prelude::*;
 
+use super::conv_direct::{sums, TapInput};
 use super::disjoint::Shared;
+use super::epilogue::finish_row;
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::int8_gemm::{gemm_task, GatherPanels, Panels, Target, TaskOut, WeightsI8};
-use super::kernel::int8::NR;
+use super::kernel::int8::NR as NR8;
+use super::kernel::{MR, NR};
 use super::pool::PoolRows;
 
 /// Pooled rows per band: about four bands per thread, at most `MAX_BAND` (a band's buffer
 /// holds `stride * rows + kernel` convolution rows).
 const MAX_BAND: usize = 8;
+
+/// Bytes of weights per chunk of rows in [`conv_pool_f32`]'s bands: with ResNet's stem (147
+/// taps), 24 rows, 14 KB, which a pair's `B` (19 KB) leaves room for in L1.
+///
+/// Why: all 64 rows' weights (38 KB) and a pair's `B` did not fit in L1 together, and the
+/// band's kernel calls ran slower than `conv_direct`'s, whose tasks split the rows (`step_times`
+/// on ResNet18, the Xeon of stop 52, 2 rounds: the fused stem 1.38-1.42 ms with all rows at
+/// once, 1.25-1.28 with chunks of 24, 1.25-1.31 with 12 or 36).
+const CHUNK_WEIGHTS: usize = 16 << 10;
 
 /// `out` (`[co][ph][pw]`) = max pooling `pool` (kernel, stride, padding) of epilogue(conv `geo`
 /// of `src`, worth `scale` and all `>= 0` when `nonneg`, with `w`): the output of the two steps,
@@ -38,7 +50,7 @@ pub fn conv_pool_i8(
     (ph, pw): (usize, usize),
     out: &mut [f32],
 ) {
-    let (kernel, stride, padding) = pool;
+    let (kernel, stride, _) = pool;
     let (co, ho, wo) = (w.rows, geo.ho, geo.wo);
     assert!(
         out.len() == co * ph * pw && stride >= 1 && kernel >= 1,
@@ -48,8 +60,7 @@ pub fn conv_pool_i8(
     if out.is_empty() {
         return;
     }
-    let threads = rayon::current_num_threads().max(1);
-    let band = ph.div_ceil(4 * threads).clamp(1, MAX_BAND);
+    let band = band_rows(ph);
     let panels = Panels::Gather {
         src,
         geo,
@@ -62,15 +73,12 @@ pub fn conv_pool_i8(
     (0..ph.div_ceil(band)).into_par_iter().for_each(|b| {
         let oys = b * band..((b + 1) * band).min(ph);
         // The convolution rows under the band's windows, clipped to the output.
-        let y_first = (oys.start * stride).saturating_sub(padding).min(ho);
-        let y_end = ((oys.end - 1) * stride + kernel)
-            .saturating_sub(padding)
-            .clamp(y_first, ho);
+        let (y_first, y_end) = conv_rows(oys.clone(), pool, ho);
         let (j0, j1) = (
-            y_first * wo / NR,
-            (y_end * wo).div_ceil(NR).min(n.div_ceil(NR)),
+            y_first * wo / NR8,
+            (y_end * wo).div_ceil(NR8).min(n.div_ceil(NR8)),
         );
-        let width = (j1 - j0) * NR;
+        let width = (j1 - j0) * NR8;
         let mut buf = BAND.with(|b| std::mem::take(&mut *b.borrow_mut()));
         // Stale contents are fine: the task writes every value it pools.
         buf.resize(co * width, 0.0);
@@ -78,7 +86,7 @@ pub fn conv_pool_i8(
             base: Shared(buf.as_mut_ptr()),
             ld: width,
             row0: 0,
-            col0: j0 * NR,
+            col0: j0 * NR8,
         };
         // SAFETY: `buf` holds every row's columns of panels `j0..j1` and is this task's alone;
         // no codes are written; the residual, if any, is the convolution's `[co][n]`.
@@ -94,7 +102,7 @@ pub fn conv_pool_i8(
                 None,
             )
         };
-        let first = y_first * wo - j0 * NR;
+        let first = y_first * wo - j0 * NR8;
         let mut pooling = PoolRows::new((ho, wo), pool, (ph, pw));
         for ch in 0..co {
             // SAFETY: band `b` alone writes rows `oys` of each channel.
@@ -103,6 +111,108 @@ pub fn conv_pool_i8(
         }
         BAND.with(|b| *b.borrow_mut() = buf);
     });
+}
+
+/// [`conv_pool_i8`] on the f32 path: `out` (`[m][ph][pw]`) = max pooling `pool` of
+/// epilogue(conv `geo` of `x`), the convolution by [`conv_direct`]'s kernel (weights `a`: `m`
+/// rows as whole `MR`-row tiles). Each band's sums, epilogue and pooling are those of the two
+/// steps apart, value for value (the same K blocks, in the same order).
+///
+/// Why: apart, ResNet's stem wrote its 3.2 MB output twice (each task's block, then the
+/// output's rows) and the pooling read it back from memory.
+///
+/// [`conv_direct`]: super::conv_direct::conv_direct
+#[allow(clippy::too_many_arguments)]
+pub fn conv_pool_f32(
+    x: &[f32],
+    geo: &Geometry,
+    a: &[f32],
+    m: usize,
+    epi: Epilogue,
+    pool: (usize, usize, usize),
+    (ph, pw): (usize, usize),
+    out: &mut [f32],
+) {
+    let (kernel, stride, _) = pool;
+    let (ho, wo, n) = (geo.ho, geo.wo, geo.n());
+    assert!(
+        out.len() == m * ph * pw && stride >= 1 && kernel >= 1 && n > 0,
+        "conv_pool_f32: {} outputs for {m} x {ph} x {pw}",
+        out.len()
+    );
+    assert!(
+        a.len() >= m.div_ceil(MR) * MR * geo.k(),
+        "conv_pool_f32: weight rows"
+    );
+    if out.is_empty() {
+        return;
+    }
+    let input = TapInput::new(x, geo);
+    let reader = input.reader();
+    let wp = input.wp;
+    let band = band_rows(ph);
+    let dst = Shared(out.as_mut_ptr());
+    (0..ph.div_ceil(band)).into_par_iter().for_each(|b| {
+        let oys = b * band..((b + 1) * band).min(ph);
+        let (y_first, y_end) = conv_rows(oys.clone(), pool, ho);
+        // Positions of those rows, from the panel of the first one's.
+        let q0 = y_first * wp / NR * NR;
+        let width = ((y_end - 1) * wp + wo - q0).div_ceil(2 * NR) * 2 * NR;
+        let mut buf = BAND.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        // Stale contents are fine: the first K block sets every sum.
+        buf.resize(m * width, 0.0);
+        let bp = buf.as_mut_ptr();
+        // Rows in chunks whose weights stay in L1 beside a pair's `B` ([`CHUNK_WEIGHTS`]).
+        let chunk = (CHUNK_WEIGHTS / (4 * geo.k()) / (2 * MR)).max(1) * 2 * MR;
+        for r0 in (0..m).step_by(chunk) {
+            // SAFETY: row `r0 + gr..` of pair `j` lies in `buf` (`m` rows of `width`, whole
+            // pairs), which is this task's alone.
+            unsafe {
+                sums(
+                    &reader,
+                    a,
+                    (r0, chunk.min(m - r0)),
+                    (q0, width),
+                    |gr, j, _| (bp.wrapping_add((r0 + gr) * width + j), width),
+                )
+            };
+        }
+        let mut pooling = PoolRows::new((ho, wo), pool, (ph, pw));
+        let pixels = (y_end - y_first) * wo;
+        for (o, row) in buf.chunks_exact_mut(width).enumerate() {
+            // The rows' real pixels to the front, in place (each moves left).
+            for y in y_first..y_end {
+                let from = y * wp - q0;
+                row.copy_within(from..from + wo, (y - y_first) * wo);
+            }
+            let res = epi.residual.map(|v| &v[o * n + y_first * wo..][..pixels]);
+            finish_row(&mut row[..pixels], &epi, o, res);
+            // SAFETY: band `b` alone writes rows `oys` of each channel.
+            let rows = unsafe { dst.slice(o * ph * pw + oys.start * pw, oys.len() * pw) };
+            pooling.rows(row, y_first, oys.clone(), rows);
+        }
+        BAND.with(|b| *b.borrow_mut() = buf);
+    });
+}
+
+/// Pooled rows per band: about four bands per thread, at most [`MAX_BAND`].
+fn band_rows(ph: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    ph.div_ceil(4 * threads).clamp(1, MAX_BAND)
+}
+
+/// The convolution rows `y_first..y_end` under the windows of pooled rows `oys`, clipped to
+/// the convolution's `ho` rows.
+fn conv_rows(
+    oys: std::ops::Range<usize>,
+    (kernel, stride, padding): (usize, usize, usize),
+    ho: usize,
+) -> (usize, usize) {
+    let y_first = (oys.start * stride).saturating_sub(padding).min(ho);
+    let y_end = ((oys.end - 1) * stride + kernel)
+        .saturating_sub(padding)
+        .clamp(y_first, ho);
+    (y_first, y_end)
 }
 
 thread_local! {

@@ -29,10 +29,11 @@ pub unsafe fn columns_to_rows(
         cols <= lds && src.len() >= (len - 1) * lds + cols,
         "columns_to_rows: extents"
     );
-    // The rows and columns the 16x16 blocks take (none off AVX-512F).
+    // The rows and columns the 16x16 blocks take (none off AVX-512F): whole blocks of 16 rows,
+    // every column (the last block of columns masked).
     #[cfg(target_arch = "x86_64")]
     let (done_i, done_o) = if path() == KernelPath::Avx512F {
-        (len / 16 * 16, cols / 16 * 16)
+        (len / 16 * 16, cols)
     } else {
         (0, 0)
     };
@@ -42,15 +43,15 @@ pub unsafe fn columns_to_rows(
     {
         for i0 in (0..done_i).step_by(16) {
             for o0 in (0..done_o).step_by(16) {
-                // SAFETY: the CPU has AVX-512F (`path`); the block's 16 rows of 16 source
-                // floats lie in `src` (checked above: `i0 + 15 < len`, `o0 + 15 < cols`), and
-                // its destination rows are the caller's.
+                // SAFETY: the CPU has AVX-512F (`path`); the block's 16 rows of its columns
+                // lie in `src` (checked above: `i0 + 15 < len`, `o0 + width <= cols`), and its
+                // destination rows are the caller's.
                 unsafe {
                     block_avx512(
                         src.as_ptr().add(i0 * lds + o0),
                         lds,
                         dst.offset(o0 * ldd + i0).0,
-                        ldd,
+                        (ldd, (cols - o0).min(16)),
                     )
                 };
             }
@@ -70,18 +71,25 @@ pub unsafe fn columns_to_rows(
     scalar(0..len, done_o..cols);
 }
 
-/// One 16x16 block: `dst[c * ldd + r] = src[r * lds + c]`.
+/// One block of 16 rows by `width <= 16` columns: `dst[c * ldd + r] = src[r * lds + c]` for
+/// `r < 16`, `c < width` (the loads masked to the block's columns, the rows of the others not
+/// stored).
+///
+/// Why masked: a map's last columns (8 of 56, all 14 of 14) went element by element, two scalar
+/// operations per value (the Winograd input's channels-last copy, [`super::winograd`]).
 ///
 /// # Safety
-/// AVX-512F must be available; `src + r * lds` must hold 16 floats and `dst + c * ldd` 16
-/// writable ones for `r, c < 16`.
+/// AVX-512F must be available; `src + r * lds` must hold `width` floats and `dst + c * ldd` 16
+/// writable ones for `r < 16`, `c < width`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn block_avx512(src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+unsafe fn block_avx512(src: *const f32, lds: usize, dst: *mut f32, (ldd, width): (usize, usize)) {
     use std::arch::x86_64::*;
-    // SAFETY: the caller's guarantees.
+    let mask = ((1u32 << width) - 1) as __mmask16;
+    // SAFETY: the caller's guarantees; the masked loads read the block's columns alone.
     unsafe {
-        let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * lds)));
+        let r: [__m512; 16] =
+            std::array::from_fn(|i| _mm512_maskz_loadu_ps(mask, src.add(i * lds)));
         // Pairs of rows interleaved by element, then by pairs of elements: each 128-bit lane of
         // `u` then holds one column's 4 values of a group of 4 rows.
         let mut t = [_mm512_setzero_ps(); 16];
@@ -110,8 +118,12 @@ unsafe fn block_avx512(src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
             let lo = _mm512_shuffle_f32x4::<0x88>(v[i], v[8 + i]);
             let hi = _mm512_shuffle_f32x4::<0xDD>(v[i], v[8 + i]);
             let (c_lo, c_hi) = column_of(i);
-            _mm512_storeu_ps(dst.add(c_lo * ldd), lo);
-            _mm512_storeu_ps(dst.add(c_hi * ldd), hi);
+            if c_lo < width {
+                _mm512_storeu_ps(dst.add(c_lo * ldd), lo);
+            }
+            if c_hi < width {
+                _mm512_storeu_ps(dst.add(c_hi * ldd), hi);
+            }
         }
     }
 }
@@ -140,6 +152,9 @@ mod tests {
             (7, 5, 9, 11),
             (33, 17, 20, 35),
             (196, 32, 32, 196),
+            // Channels-last rows of maps 14 and 56 wide (the Winograd input).
+            (32, 14, 196, 32),
+            (64, 56, 3136, 64),
         ] {
             let src: Vec<f32> = (0..len * lds).map(|v| v as f32).collect();
             let mut dst = vec![-1f32; cols * ldd];

@@ -29,6 +29,7 @@ use super::im2col::Geometry;
 use super::kernel::{path, KernelPath};
 use super::kernel::{tile_pair_to, MR, NR};
 use super::scratch::Spare;
+use super::transpose::columns_to_rows;
 
 /// The transformed inputs (`V`), kept between layers and runs apart from the activations' pool
 /// ([`super::scratch::F32`]): sharing it, they displaced the activations, and both were
@@ -135,19 +136,14 @@ thread_local! {
 }
 
 /// `dst[x * c + i] = src[i * pitch + x]` for `x < w`, `i < c`: one row of pixels of every
-/// channel, channels-last. In 8x8 blocks, so that each touches few cache lines at a time.
+/// channel, channels-last, by [`columns_to_rows`] (16x16 blocks through registers on AVX-512F).
+///
+/// Why: element by element (in 8x8 blocks) this copy was 19% of a 64-channel 56x56 layer's time
+/// on one core of the Xeon of stop 52, as much as half its multiply-adds.
 fn transpose_row(src: &[f32], pitch: usize, (c, w): (usize, usize), dst: &mut [f32]) {
-    const B: usize = 8;
-    for i0 in (0..c).step_by(B) {
-        for x0 in (0..w).step_by(B) {
-            for i in i0..(i0 + B).min(c) {
-                let s = &src[i * pitch + x0..][..B.min(w - x0)];
-                for (dx, &v) in s.iter().enumerate() {
-                    dst[(x0 + dx) * c + i] = v;
-                }
-            }
-        }
-    }
+    assert!(dst.len() >= w * c, "transpose_row: destination");
+    // SAFETY: `dst` holds the `w` rows of `c` floats written, and is borrowed mutably here.
+    unsafe { columns_to_rows(src, pitch, (c, w), Shared(dst.as_mut_ptr()), c) };
 }
 
 /// `out = epilogue(conv(x))` for one group ([`suits`]): `x` is `[geo.c, geo.h, geo.w]`, `u` the
