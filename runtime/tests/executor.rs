@@ -263,6 +263,33 @@ fn winograd_convolutions_match_reference() {
     }
 }
 
+/// A full-width ResNet18's Winograd convolutions of 256 and 512 channels (4.2 and 16.8 MB of
+/// transformed weights) keep them as quarters on AVX-512F, and its logits still match the f64
+/// interpreter's and the direct convolutions' (a quarter missing from the scales would be a
+/// factor of 4 on six layers).
+#[test]
+fn quartered_winograd_weights_match_reference() {
+    use fq_runtime::exec::kernel::{path, KernelPath};
+    let g = ArchSpec::new(Arch::ResNet18, 64, 36, 5).graph().unwrap();
+    let t = random_model(&g, Bits::RandomMix, 22);
+    let mut model = t.model.clone();
+    let mut exec = Executor::from_model(&mut model).unwrap();
+    let x = random_input(exec.input_len(), 71);
+    let want = reference(&t, &x);
+    let got = exec.run(&x).unwrap();
+    let quartered = if path() == KernelPath::Avx512F { 6 } else { 0 };
+    assert_eq!(exec.quartered_convolutions(), quartered);
+    let e = rel_err(&got, &want);
+    assert!(e < TOL, "relative error {e:.2e}");
+    exec.set_winograd(false);
+    let direct: Vec<f64> = exec.run(&x).unwrap().into_iter().map(f64::from).collect();
+    assert_eq!(exec.quartered_convolutions(), 0);
+    assert!(
+        rel_err(&got, &direct) < TOL,
+        "against the direct convolution"
+    );
+}
+
 /// The convolutions with their channels along the lanes (AVX-512F): every 1x1 convolution of a
 /// narrow ResNet50 at 64 pixels (maps of at most 256 pixels, strided or not) and every 3x3 one
 /// Winograd's does not take (all of them with Winograd off), the RGB stem not. The logits agree with the reference and with the same convolutions run the other

@@ -90,7 +90,9 @@ impl FloatConv {
         let (geo, m, epi) = (&self.geo, self.m, Epilogue::default());
         match &self.weights {
             Weights::Rows(rows) => conv_direct(x, geo, rows, m, out, epi),
-            Weights::Winograd(u) => winograd::conv_winograd(x, geo, u, m, out, epi),
+            Weights::Winograd(u) => {
+                winograd::conv_winograd(x, geo, winograd::Transformed::F32(u), m, out, epi)
+            }
         }
     }
 }

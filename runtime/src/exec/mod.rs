@@ -154,6 +154,10 @@ pub struct Executor {
     /// dropped when the integer path is chosen: 4 bytes a weight (what an f32 runtime holds
     /// anyway) for not unpacking them on every run.
     f32_panels: Vec<OnceLock<Vec<f32>>>,
+    /// Per layer, a Winograd convolution's transformed weights as quarters on the AVX-512F
+    /// path ([`winograd::QuarterWeights`]: half the bytes of their floats in `f32_panels`),
+    /// made and dropped with `f32_panels`; `None` inside where its weights are no quarters.
+    winograd_quarters: Vec<OnceLock<Option<winograd::QuarterWeights>>>,
     /// Per layer, a Linear layer on one vector (the classifier head) as i8 codes, made on its
     /// first run on either path: its GEMV unpacked every row on every run, 0.27 ms of ResNet50's
     /// 9 ms integer path for its 2048 x 1000 head. One byte a weight; the same values as the
@@ -216,6 +220,7 @@ impl Executor {
             plan_steps,
             shapes,
             f32_panels: layers.iter().map(|_| OnceLock::new()).collect(),
+            winograd_quarters: layers.iter().map(|_| OnceLock::new()).collect(),
             vector_codes: layers.iter().map(|_| OnceLock::new()).collect(),
             calibrating: AtomicUsize::new(0),
             layers: layers.into_iter().map(Prepared::new).collect(),
@@ -306,14 +311,30 @@ impl Executor {
         self.set_activations(Activations::Int8Static);
     }
 
-    /// Bytes of unpacked f32 weights the executor holds (`f32_panels`): what the f32 path
-    /// adds to the resident memory once it has run.
+    /// Bytes of unpacked f32 weights the executor holds (`f32_panels`, `winograd_quarters`):
+    /// what the f32 path adds to the resident memory once it has run.
     pub fn unpacked_weight_bytes(&self) -> usize {
-        self.f32_panels
+        let floats: usize = self
+            .f32_panels
             .iter()
             .filter_map(OnceLock::get)
             .map(|v| v.len() * std::mem::size_of::<f32>())
-            .sum()
+            .sum();
+        let quarters: usize = self
+            .winograd_quarters
+            .iter()
+            .filter_map(|q| q.get()?.as_ref())
+            .map(|q| q.u.len() * std::mem::size_of::<i16>())
+            .sum();
+        floats + quarters
+    }
+
+    /// Drops the weights the f32 path made for itself (`f32_panels`, `winograd_quarters`).
+    fn drop_f32_weights(&mut self) {
+        self.f32_panels.iter_mut().for_each(|p| drop(p.take()));
+        self.winograd_quarters
+            .iter_mut()
+            .for_each(|p| drop(p.take()));
     }
 
     /// The geometry of an f32 convolution from `input` to `output` that runs by Winograd's
@@ -397,7 +418,7 @@ impl Executor {
     pub fn set_activations(&mut self, activations: Activations) {
         self.activations = activations;
         if activations != Activations::F32 {
-            self.f32_panels.iter_mut().for_each(|p| drop(p.take()));
+            self.drop_f32_weights();
         }
         // Both integer modes use the same i8 weights: switching between them (or setting the
         // same mode again) keeps the ones already prepared.
@@ -643,7 +664,7 @@ impl Executor {
     pub fn set_winograd(&mut self, on: bool) {
         if self.winograd != on {
             self.winograd = on;
-            self.f32_panels.iter_mut().for_each(|p| drop(p.take()));
+            self.drop_f32_weights();
         }
     }
 
@@ -654,7 +675,7 @@ impl Executor {
     pub fn set_conv_lanes(&mut self, on: bool) {
         if self.conv_lanes != on {
             self.conv_lanes = on;
-            self.f32_panels.iter_mut().for_each(|p| drop(p.take()));
+            self.drop_f32_weights();
         }
     }
 
@@ -664,6 +685,16 @@ impl Executor {
         self.f32_convolutions(|s, conv, input, output| {
             s.winograd_geometry(conv, input, output).is_some()
         })
+    }
+
+    /// How many Winograd convolutions keep their transformed weights as quarters
+    /// ([`winograd::QuarterWeights`]): those made so far, by the f32 runs since the path was
+    /// last chosen.
+    pub fn quartered_convolutions(&self) -> usize {
+        self.winograd_quarters
+            .iter()
+            .filter(|q| matches!(q.get(), Some(Some(_))))
+            .count()
     }
 
     /// How many convolutions the f32 path runs with their output channels along the lanes
@@ -1441,12 +1472,36 @@ impl Executor {
                     "`run_inner` sends integer convolutions to `conv_int8`"
                 );
                 if let Some(geo) = self.winograd_geometry(conv, *input, *output) {
-                    let u = self.f32_panels[*layer].get_or_init(|| {
+                    let transform = || {
                         let (r, k) = l.layer.weights.dims();
                         let rows = gemm::unpacked_rows(&l.rows(), 0, r, k);
                         winograd::transform_weights(&rows[..r * k], r, c)
-                    });
-                    winograd::conv_winograd(get(*input), &geo, u, co, &mut out, epi);
+                    };
+                    let quarters = winograd::quarters_pay(c, co)
+                        .then(|| {
+                            self.winograd_quarters[*layer]
+                                .get_or_init(|| {
+                                    winograd::QuarterWeights::new(&transform(), l.scale(), co)
+                                })
+                                .as_ref()
+                        })
+                        .flatten();
+                    let x = get(*input);
+                    match quarters {
+                        Some(q) => {
+                            let u = winograd::Transformed::Quarters(&q.u);
+                            let epi = Epilogue {
+                                scale: Some(&q.scales),
+                                ..epi
+                            };
+                            winograd::conv_winograd(x, &geo, u, co, &mut out, epi);
+                        }
+                        None => {
+                            let u = self.f32_panels[*layer].get_or_init(transform);
+                            let u = winograd::Transformed::F32(u);
+                            winograd::conv_winograd(x, &geo, u, co, &mut out, epi);
+                        }
+                    }
                     return Some(out);
                 }
                 if let Some(geo) = self.lanes_geometry(conv, *input, *output) {

@@ -27,7 +27,7 @@ use super::gemm::Epilogue;
 use super::im2col::Geometry;
 #[cfg(target_arch = "x86_64")]
 use super::kernel::{path, KernelPath};
-use super::kernel::{tile_pair_to, MR, NR};
+use super::kernel::{tile_pair_halves_to, tile_pair_to, MR, NR};
 use super::scratch::Spare;
 use super::transpose::columns_to_rows;
 
@@ -66,6 +66,83 @@ pub fn suits(geo: &Geometry, m: usize) -> bool {
 /// Output channels of `m` as the transformed weights hold them: whole pairs of panels.
 fn padded(m: usize) -> usize {
     m.div_ceil(PAIR) * PAIR
+}
+
+/// A layer's transformed weights (`U`, [`transform_weights`]) as [`conv_winograd`] reads them:
+/// the floats, or each one times 4 as an `i16` ([`quarters`]), which the kernel turns into its
+/// float as it loads it (then the epilogue's scales must hold the quarter: `4 U` multiplies
+/// every sum by 4, exactly).
+#[derive(Clone, Copy)]
+pub enum Transformed<'a> {
+    F32(&'a [f32]),
+    Quarters(&'a [i16]),
+}
+
+impl Transformed<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Transformed::F32(u) => u.len(),
+            Transformed::Quarters(q) => q.len(),
+        }
+    }
+}
+
+/// Bytes of `U` (as floats) from which a layer keeps it as quarters ([`quarters_pay`]).
+const QUARTERS_MIN_BYTES: usize = 4 << 20;
+
+/// Whether a layer of `c` input channels and `m` filters keeps its `U` as quarters
+/// ([`QuarterWeights`]): on AVX-512F (whose kernel turns them into floats in its registers), when
+/// `U` is large enough to come from memory on every image.
+///
+/// Why the size: the conversion costs the kernel two instructions per row of `B`, which a layer
+/// whose `U` stays in cache pays for nothing. In ResNet18 (`step_times`, the Xeon of stop 52, 3
+/// rounds alternated): its last stage's 512-channel convolutions (16.8 MB of `U`) 0.89-1.03 ->
+/// 0.75-0.86 ms, the 256-channel ones (4.2 MB) unchanged, the 128- and 64-channel ones (1 MB and
+/// 0.26 MB) 0.02-0.04 ms slower each.
+pub fn quarters_pay(c: usize, m: usize) -> bool {
+    let bytes = XI * padded(m) * c * std::mem::size_of::<f32>();
+    super::kernel::path() == super::kernel::KernelPath::Avx512F && bytes >= QUARTERS_MIN_BYTES
+}
+
+/// A layer's transformed weights as quarters ([`quarters`]) with the epilogue's scales that go
+/// with them (the layer's own, a quarter of each).
+pub struct QuarterWeights {
+    pub u: Vec<i16>,
+    pub scales: Vec<f32>,
+}
+
+impl QuarterWeights {
+    /// `u` (of `m` filters) as quarters, with `scales` (or 1 for every filter) quartered; `None`
+    /// where `u` is not made of quarters.
+    ///
+    /// Why: `U` is the f32 path's largest weights (16/9 of the filters': 16.8 MB for each of
+    /// ResNet18's last three convolutions) and a model's weights do not stay in cache from one
+    /// image to the next (ResNet18's f32 ones, 73 MB, came from memory: timed alone with 128 MB
+    /// of other data between runs, its last stage's convolutions took 1.08 ms against 0.74 with
+    /// its weights in L3, as in the model's 1.0). As `i16` they are half the bytes, and the
+    /// kernel turns them into floats in its registers: alone on the Xeon of stop 52 (2 threads),
+    /// 1.08 -> 0.88 ms cold and 0.74 -> 0.68 ms warm. Which layers: [`quarters_pay`].
+    pub fn new(u: &[f32], scales: Option<&[f32]>, m: usize) -> Option<Self> {
+        let u = quarters(u)?;
+        let scales = (0..m)
+            .map(|o| scales.map_or(1.0, |s| s[o]) * 0.25)
+            .collect();
+        Some(Self { u, scales })
+    }
+}
+
+/// `U` times 4 as `i16`, when every value of it is a whole number of quarters within `i16`'s
+/// range: the transform of integer weights (a packed layer's codes, which the executor
+/// multiplies by their scales in the epilogue) only adds, subtracts and halves twice, so its
+/// values are quarters (at most 9 x 128 x 4 in magnitude for 8-bit codes), exact as floats and
+/// as `i16`. `None` for any other weights (an FP32 export's).
+pub fn quarters(u: &[f32]) -> Option<Vec<i16>> {
+    u.iter()
+        .map(|&v| {
+            let q = v * 4.0;
+            (q.fract() == 0.0 && q.abs() <= f32::from(i16::MAX)).then_some(q as i16)
+        })
+        .collect()
 }
 
 /// The transformed weights of `m` filters over `c` channels, `w` being `[m][c][3][3]` row-major
@@ -152,7 +229,7 @@ fn transpose_row(src: &[f32], pitch: usize, (c, w): (usize, usize), dst: &mut [f
 pub fn conv_winograd(
     x: &[f32],
     geo: &Geometry,
-    u: &[f32],
+    u: Transformed,
     m: usize,
     out: &mut [f32],
     epi: Epilogue,
@@ -208,7 +285,7 @@ fn band_rows(geo: &Geometry, pairs: usize, threads: usize) -> Option<usize> {
 fn run(
     x: &[f32],
     geo: &Geometry,
-    u: &[f32],
+    u: Transformed,
     m: usize,
     out: &mut [f32],
     epi: Epilogue,
@@ -302,7 +379,7 @@ fn transform_tiles(
 /// What every task of a layer multiplies its transformed tiles with, and where it writes.
 struct Products<'a> {
     g: &'a Geometry,
-    u: &'a [f32],
+    u: Transformed<'a>,
     m: usize,
     base: Shared<f32>,
     epi: &'a Epilogue<'a>,
@@ -334,17 +411,27 @@ impl Products<'_> {
             let k1 = (k0 + chunk).min(t1);
             for xi in 0..XI {
                 for p in p0..p1 {
-                    let b = |q: usize| &u[(xi * 2 * pairs + q) * c * NR..][..c * NR];
-                    let (b0, b1) = (b(2 * p), b(2 * p + 1));
+                    let panel = |q: usize| (xi * 2 * pairs + q) * c * NR..;
                     for r0 in (k0..k1).step_by(ROWS) {
                         let count = ROWS.min(k1 - r0);
                         let a = &vs[(xi * rows + r0 - v0) * c..];
                         let at = (xi * chunk + r0 - k0) * width + (p - p0) * PAIR;
-                        let to = mm[at..].as_mut_ptr();
+                        let to = (mm[at..].as_mut_ptr(), width, count, false);
                         // SAFETY: `count` rows of `PAIR` floats, `width` apart, from row
                         // `r0 - k0 + count <= chunk` and column `(p - p0) * PAIR < width` of
                         // point `xi`'s block: inside `mm`, this task's.
-                        unsafe { tile_pair_to(c, a, c, (b0, b1), (to, width, count, false)) };
+                        unsafe {
+                            match u {
+                                Transformed::F32(u) => {
+                                    let b = (&u[panel(2 * p)], &u[panel(2 * p + 1)]);
+                                    tile_pair_to(c, a, c, b, to)
+                                }
+                                Transformed::Quarters(q) => {
+                                    let b = (&q[panel(2 * p)], &q[panel(2 * p + 1)]);
+                                    tile_pair_halves_to(c, a, c, b, to)
+                                }
+                            }
+                        };
                     }
                 }
             }
@@ -672,7 +759,7 @@ mod tests {
                 relu: true,
                 gelu: false,
             };
-            conv_winograd(&x, &g, &u, m, &mut out, epi);
+            conv_winograd(&x, &g, Transformed::F32(&u), m, &mut out, epi);
             let want = reference(&x, &g, &wts, m);
             let bound = (c * 9) as f32 * 1e-6 * 8.0;
             for (i, (&got, &sum)) in out.iter().zip(&want).enumerate() {
@@ -684,6 +771,56 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Integer weights (a packed layer's codes) transform into quarters, and the layer run on
+    /// them as `i16` with its scales quartered gives the floats of the f32 `U` bit for bit (on
+    /// AVX-512F in the kernel's registers, elsewhere through floats), with bands and without;
+    /// weights that are not quarters are refused.
+    #[test]
+    fn quarters_give_the_same_floats() {
+        let mut next = crate::exec::int8_gemm::tests::lcg(9);
+        for &(c, h, w, m, bits) in &[(16, 9, 7, 40, 8u32), (64, 14, 14, 64, 4), (32, 7, 7, 48, 2)] {
+            let g = Geometry::of(c, h, w, 3, 1, 1);
+            let top = (1i32 << (bits - 1)) as f32;
+            let codes: Vec<f32> = (0..m * c * 9)
+                .map(|_| (next() * top).round().clamp(-top, top - 1.0))
+                .collect();
+            let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
+            let scale: Vec<f32> = (0..m).map(|_| 0.01 + next().abs() * 0.1).collect();
+            let bias: Vec<f32> = (0..m).map(|_| next()).collect();
+            let u = transform_weights(&codes, m, c);
+            let q = QuarterWeights::new(&u, Some(&scale), m).expect("quarters");
+            for bands in [None, Some(1)] {
+                let epi = Epilogue {
+                    scale: Some(&scale),
+                    bias: Some(&bias),
+                    relu: true,
+                    ..Epilogue::default()
+                };
+                let mut want = vec![f32::NAN; m * g.n()];
+                run(&x, &g, Transformed::F32(&u), m, &mut want, epi, bands);
+                let epi = Epilogue {
+                    scale: Some(&q.scales),
+                    ..epi
+                };
+                let mut got = vec![f32::NAN; m * g.n()];
+                run(&x, &g, Transformed::Quarters(&q.u), m, &mut got, epi, bands);
+                let first = got
+                    .iter()
+                    .zip(&want)
+                    .position(|(a, b)| a.to_bits() != b.to_bits());
+                assert_eq!(
+                    first, None,
+                    "{g:?} to {m}, {bits}-bit codes, bands {bands:?}"
+                );
+            }
+        }
+        let u = transform_weights(&[0.3; 9], 1, 1);
+        assert!(
+            QuarterWeights::new(&u, None, 1).is_none(),
+            "0.3 is no quarter"
+        );
     }
 
     #[test]
@@ -702,10 +839,11 @@ mod tests {
                 ..Epilogue::default()
             };
             let mut whole = vec![f32::NAN; m * g.n()];
-            run(&x, &g, &u, m, &mut whole, epi, None);
+            run(&x, &g, Transformed::F32(&u), m, &mut whole, epi, None);
             for (rows, threads) in [(1, 1), (1, 2), (2, 3), (3, 2), (g.ho.div_ceil(2), 2)] {
                 let mut got = vec![f32::NAN; m * g.n()];
-                in_pool(threads, || run(&x, &g, &u, m, &mut got, epi, Some(rows)));
+                let u = Transformed::F32(&u);
+                in_pool(threads, || run(&x, &g, u, m, &mut got, epi, Some(rows)));
                 let first = got
                     .iter()
                     .zip(&whole)

@@ -237,6 +237,20 @@ trait PairRows: Copy {
     /// # Safety
     /// `i` must be within the rows the caller of the kernel vouched for.
     unsafe fn row(self, i: usize) -> (*const f32, *const f32);
+
+    /// Row `i` of both panels in registers.
+    ///
+    /// # Safety
+    /// As [`PairRows::row`]; AVX-512F must be available.
+    #[inline(always)]
+    unsafe fn load(self, i: usize) -> (std::arch::x86_64::__m512, std::arch::x86_64::__m512) {
+        use std::arch::x86_64::_mm512_loadu_ps;
+        // SAFETY: the caller's guarantees.
+        unsafe {
+            let (b0, b1) = self.row(i);
+            (_mm512_loadu_ps(b0), _mm512_loadu_ps(b1))
+        }
+    }
 }
 
 /// Packed panels, rows `NR` floats apart.
@@ -268,6 +282,53 @@ impl PairRows for Panels {
             (self.0.add(i * NR), self.1.add(i * NR))
         }
     }
+}
+
+/// Packed panels of whole numbers as `i16` (rows `NR` apart), each turned into its float as it
+/// is loaded: Winograd's transformed weights times 4 (`exec::winograd::Transformed::Quarters`),
+/// half the bytes of the floats for the layers whose weights come from memory. Prefetched as
+/// [`Panels`], the same bytes ahead.
+#[derive(Clone, Copy)]
+struct Halves(*const i16, *const i16);
+
+impl PairRows for Halves {
+    #[inline(always)]
+    unsafe fn row(self, _: usize) -> (*const f32, *const f32) {
+        unreachable!("Halves are loaded, not read as floats")
+    }
+
+    #[inline(always)]
+    unsafe fn load(self, i: usize) -> (std::arch::x86_64::__m512, std::arch::x86_64::__m512) {
+        use std::arch::x86_64::*;
+        let ahead = (i + 2 * PREFETCH_ROWS) * NR;
+        // SAFETY: prefetches never fault; the kernel's caller guarantees `k * NR` values in
+        // each panel.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(self.0.wrapping_add(ahead) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(self.1.wrapping_add(ahead) as *const i8);
+            let f = |p: *const i16| {
+                let v = _mm256_loadu_si256(p.add(i * NR) as *const __m256i);
+                _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(v))
+            };
+            (f(self.0), f(self.1))
+        }
+    }
+}
+
+/// [`tile_pair_to_avx512`] on panels of `i16` whole numbers ([`Halves`]).
+///
+/// # Safety
+/// As [`tile_pair_to_avx512`], `b0` and `b1` holding `k * NR` values each.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_pair_halves_to_avx512(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    (b0, b1): (*const i16, *const i16),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    // SAFETY: the caller's guarantees.
+    unsafe { pair_to(k, a, lda, Halves(b0, b1), (c, ldc, rows, add)) }
 }
 
 /// Rows at offsets from one base (the second panel `NR` after the first).
@@ -474,9 +535,7 @@ unsafe fn sums_pair_at<const ROWS: usize, B: PairRows, A: ARows>(
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
         for i in 0..k {
-            let (b0, b1) = b.row(i);
-            let c0 = _mm512_loadu_ps(b0);
-            let c1 = _mm512_loadu_ps(b1);
+            let (c0, c1) = b.load(i);
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*a.at(r, i));
                 row[0] = _mm512_fmadd_ps(av, c0, row[0]);

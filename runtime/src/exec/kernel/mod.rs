@@ -229,6 +229,48 @@ pub unsafe fn tile_pair_to(
     unsafe { store_rows(&acc, (c, ldc, rows, add)) };
 }
 
+/// [`tile_pair_to`] with `B`'s panels as whole numbers in `i16` (`b[i * NR + c]`), each
+/// multiplied as its float: on AVX-512F in the kernel's registers as it loads them, elsewhere
+/// through a copy as floats.
+///
+/// # Safety
+/// As [`tile_pair_to`].
+pub unsafe fn tile_pair_halves_to(
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    (b0, b1): (&[i16], &[i16]),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    let block = if rows > MR { 2 * MR } else { MR };
+    assert!(
+        (1..=2 * MR).contains(&rows)
+            && lda >= k
+            && a.len() >= (block - 1) * lda + k
+            && b0.len() >= k * NR
+            && b1.len() >= k * NR,
+        "micro-kernel rows too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx512F {
+        // SAFETY: `path` chose AVX-512F, so the CPU has it; the extents of `a`, `b0` and `b1`
+        // were checked, those of `c` are the caller's.
+        unsafe {
+            avx512::tile_pair_halves_to_avx512(
+                k,
+                a.as_ptr(),
+                lda,
+                (b0.as_ptr(), b1.as_ptr()),
+                (c, ldc, rows, add),
+            )
+        };
+        return;
+    }
+    let floats = |b: &[i16]| -> Vec<f32> { b[..k * NR].iter().map(|&v| f32::from(v)).collect() };
+    // SAFETY: the caller's guarantees.
+    unsafe { tile_pair_to(k, a, lda, (&floats(b0), &floats(b1)), (c, ldc, rows, add)) }
+}
+
 /// [`tile_pair_to`] with `A`'s element `(r, i)` at `a[r + i * ka]` (a channel-major input's
 /// pixels as the rows, `exec::conv_lanes`). On AVX-512F only, where [`pairs_pay`]: elsewhere
 /// the GEMMs walk panels one at a time and this is never called; there it runs a plain loop
