@@ -264,7 +264,8 @@ fn winograd_convolutions_match_reference() {
 }
 
 /// A full-width ResNet18's Winograd convolutions of 256 and 512 channels (4.2 and 16.8 MB of
-/// transformed weights) keep them as quarters on AVX-512F, and its logits still match the f64
+/// transformed weights) keep them as quarters on AVX-512F, and its 256-to-512 stride-2
+/// convolution (4.7 MB) its codes as `i8` panels, and its logits still match the f64
 /// interpreter's and the direct convolutions' (a quarter missing from the scales would be a
 /// factor of 4 on six layers).
 #[test]
@@ -277,8 +278,13 @@ fn quartered_winograd_weights_match_reference() {
     let x = random_input(exec.input_len(), 71);
     let want = reference(&t, &x);
     let got = exec.run(&x).unwrap();
-    let quartered = if path() == KernelPath::Avx512F { 6 } else { 0 };
+    let (quartered, bytes) = if path() == KernelPath::Avx512F {
+        (6, 1)
+    } else {
+        (0, 0)
+    };
     assert_eq!(exec.quartered_convolutions(), quartered);
+    assert_eq!(exec.byte_lane_convolutions(), bytes);
     let e = rel_err(&got, &want);
     assert!(e < TOL, "relative error {e:.2e}");
     exec.set_winograd(false);

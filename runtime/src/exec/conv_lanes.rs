@@ -28,12 +28,85 @@ use rayon::prelude::*;
 use super::conv_direct::{k_block, Phases};
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
-use super::gemm::Epilogue;
+use super::gemm::{Epilogue, Rows};
 use super::im2col::Geometry;
-use super::kernel::{pairs_pay, tile_pair_cols_to, tile_pair_tap_cols_to, MR, NR};
+use super::kernel::{pairs_pay, tile_pair_cols_to, tile_pair_tap_cols_to, PanelPair, MR, NR};
 use super::phases::phase_of_row;
 use super::scratch;
 use super::transpose::columns_to_rows;
+
+/// A layer's weights as the panels of `Wᵀ` ([`super::token_gemm::weight_panels`]): floats, or
+/// a packed layer's codes as `i8` ([`byte_panels`]), which the kernel turns into their floats
+/// as it loads them (the same floats: the epilogue multiplies by the scales either way).
+#[derive(Clone, Copy)]
+pub enum LaneWeights<'a> {
+    F32(&'a [f32]),
+    I8(&'a [i8]),
+}
+
+impl LaneWeights<'_> {
+    fn len(&self) -> usize {
+        match self {
+            LaneWeights::F32(w) => w.len(),
+            LaneWeights::I8(w) => w.len(),
+        }
+    }
+
+    /// Rows `k0..k0 + kc` of panels `j` and `second` (of `k` rows each).
+    fn pair(
+        &self,
+        (j, second): (usize, usize),
+        k: usize,
+        (k0, kc): (usize, usize),
+    ) -> PanelPair<'_> {
+        let rows = |j: usize| (j * k + k0) * NR..(j * k + k0 + kc) * NR;
+        match self {
+            LaneWeights::F32(w) => PanelPair::F32(&w[rows(j)], &w[rows(second)]),
+            LaneWeights::I8(w) => PanelPair::I8(&w[rows(j)], &w[rows(second)]),
+        }
+    }
+}
+
+/// Bytes of weights (as floats) from which a layer keeps its panels as `i8` codes
+/// ([`bytes_pay`]).
+const BYTES_MIN: usize = 4 << 20;
+
+/// Whether a layer of `weights` weights keeps its panels as `i8` codes ([`byte_panels`]): on
+/// AVX-512F (whose kernel turns them into floats in its registers), when their floats
+/// ([`BYTES_MIN`] and more) come from memory on every image rather than from the caches.
+///
+/// Why: as floats, ResNet50's f32 weights (100 MB) do not stay in cache from one image to the
+/// next, and its last stage's convolutions waited on them. In ResNet50 (`step_times`, the Xeon
+/// of stop 52, 2 rounds): the last stage's 1x1 convolutions (4-8 MB as floats) 0.48-0.55 ->
+/// 0.44-0.46 ms, its downsampling 0.99-1.00 -> 0.84-0.86, its stride-2 3x3 1.25 -> 1.09; the
+/// conversion (two instructions per row of `B`) made the 2.4 MB stride-2 3x3 of the stage
+/// before slower (1.07 -> 1.16 ms), and its 1 MB layers no faster: hence the size.
+pub fn bytes_pay(weights: usize) -> bool {
+    super::kernel::path() == super::kernel::KernelPath::Avx512F
+        && weights * std::mem::size_of::<f32>() >= BYTES_MIN
+}
+
+/// The panels of [`super::token_gemm::weight_panels`] of `rows` weight rows of `k` as `i8`,
+/// made from the rows directly (no panels of floats first, which were a transient 4 bytes a
+/// weight on top of the resident memory), when every weight is a whole number within `i8`'s
+/// range (a packed layer's codes, 2 to 8 bits); `None` otherwise (an FP32 export's weights).
+pub fn byte_panels(w: &Rows, rows: usize, k: usize) -> Option<Vec<i8>> {
+    let byte = |v: f32| (v.fract() == 0.0 && (-128.0..=127.0).contains(&v)).then_some(v as i8);
+    let mut wp = vec![0i8; rows.div_ceil(NR) * k * NR];
+    if k == 0 {
+        return Some(wp);
+    }
+    let whole = wp.par_chunks_mut(k * NR).enumerate().all(|(j, panel)| {
+        let mut row = vec![0f32; k];
+        (0..NR.min(rows - j * NR)).all(|c| {
+            w.load(j * NR + c, 0, &mut row);
+            row.iter()
+                .enumerate()
+                .all(|(i, &v)| byte(v).map(|b| panel[i * NR + c] = b).is_some())
+        })
+    });
+    whole.then_some(wp)
+}
 
 /// Pixels per block: the kernel's `2 MR` rows.
 const BLOCK: usize = 2 * MR;
@@ -96,7 +169,7 @@ const MIN_TAP_CHANNELS: usize = 16;
 pub fn conv_lanes(
     x: &[f32],
     geo: &Geometry,
-    wp: &[f32],
+    wp: LaneWeights,
     co: usize,
     out: &mut [f32],
     epi: Epilogue,
@@ -130,7 +203,7 @@ pub fn conv_lanes(
 fn product(
     x: &[f32],
     (k, n): (usize, usize),
-    wp: &[f32],
+    wp: LaneWeights,
     co: usize,
     out: &mut [f32],
     (epi, kb): (Epilogue, usize),
@@ -173,7 +246,6 @@ fn product(
             let second = (j + 1).min(panels - 1);
             for k0 in (0..k).step_by(kb) {
                 let kc = kb.min(k - k0);
-                let panel = |j: usize| &wp[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
                 for g in (0..n).step_by(BLOCK) {
                     let rows = BLOCK.min(n - g);
                     let a = if g + BLOCK <= n {
@@ -188,7 +260,7 @@ fn product(
                         tile_pair_cols_to(
                             kc,
                             a,
-                            (panel(j), panel(second)),
+                            wp.pair((j, second), k, (k0, kc)),
                             (to, PAIR, rows, k0 > 0),
                         )
                     };
@@ -214,7 +286,14 @@ fn product(
 /// [`tile_pair_tap_cols_to`]: position `q`'s tap `i` at `src[q + taps[i]]`); the sums of a chunk
 /// of positions gather per pair of channels, then go to their output rows (the positions that
 /// wrap past a row's end dropped).
-fn over_taps(x: &[f32], geo: &Geometry, wp: &[f32], co: usize, out: &mut [f32], epi: Epilogue) {
+fn over_taps(
+    x: &[f32],
+    geo: &Geometry,
+    wp: LaneWeights,
+    co: usize,
+    out: &mut [f32],
+    epi: Epilogue,
+) {
     let kb = k_block(geo);
     let g = geo;
     let (k, n) = (g.k(), g.n());
@@ -251,7 +330,6 @@ fn over_taps(x: &[f32], geo: &Geometry, wp: &[f32], co: usize, out: &mut [f32], 
                 let second = (j + 1).min(panels - 1);
                 for k0 in (0..k).step_by(kb) {
                     let kc = kb.min(k - k0);
-                    let panel = |j: usize| &wp[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
                     for q in (q0..q1).step_by(BLOCK) {
                         let rows = BLOCK.min(q1 - q);
                         let to = c[(q - q0) * PAIR..].as_mut_ptr();
@@ -261,7 +339,7 @@ fn over_taps(x: &[f32], geo: &Geometry, wp: &[f32], co: usize, out: &mut [f32], 
                             tile_pair_tap_cols_to(
                                 (src, q, &taps),
                                 (k0, kc),
-                                (panel(j), panel(second)),
+                                wp.pair((j, second), k, (k0, kc)),
                                 (to, PAIR, rows, k0 > 0),
                             )
                         };
@@ -303,7 +381,7 @@ const CHUNK: usize = 16 * BLOCK;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::gemm::{Rows, KC};
+    use crate::exec::gemm::KC;
     use crate::exec::int8_gemm::tests::in_pool;
     use crate::exec::token_gemm::weight_panels;
 
@@ -340,7 +418,7 @@ mod tests {
                 };
                 let mut got = vec![f32::NAN; co * n];
                 in_pool(threads, || {
-                    product(&x, (k, n), &wp, co, &mut got, (epi, KC))
+                    product(&x, (k, n), LaneWeights::F32(&wp), co, &mut got, (epi, KC))
                 });
                 for o in 0..co {
                     for p in 0..n {
@@ -432,7 +510,9 @@ mod tests {
             );
             for threads in 1..=3 {
                 let mut got = vec![f32::NAN; co * n];
-                in_pool(threads, || conv_lanes(&x, &geo, &wp, co, &mut got, epi));
+                in_pool(threads, || {
+                    conv_lanes(&x, &geo, LaneWeights::F32(&wp), co, &mut got, epi)
+                });
                 let what = format!("{geo:?} to {co}, {threads} threads");
                 if pairs_pay() {
                     assert_eq!(got, want, "{what}");
@@ -444,6 +524,55 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Weights that are codes (whole numbers of 2 to 8 bits) as `i8` panels give the floats of
+    /// their `f32` panels bit for bit, 1x1 (strided and not, `k` across a K block) and 3x3
+    /// (stride 1 and 2), with the epilogue's scales; panels of other weights are refused.
+    #[test]
+    fn byte_panels_give_the_same_floats() {
+        for (c, h, w, kernel, stride, padding, co, bits) in [
+            (300, 7, 7, 1, 1, 0, 96, 8u32),
+            (40, 9, 11, 1, 2, 0, 32, 4),
+            (16, 14, 14, 3, 1, 1, 32, 2),
+            (20, 17, 15, 3, 2, 1, 48, 5),
+        ] {
+            let geo = Geometry::of(c, h, w, kernel, stride, padding);
+            let k = c * kernel * kernel;
+            let top = (1i32 << (bits - 1)) as f32;
+            let (x, wts) = inputs(c * h * w, co * k);
+            let codes: Vec<f32> = wts
+                .iter()
+                .map(|v| (v * 10.0 * top).round().clamp(-top, top - 1.0))
+                .collect();
+            let rows = Rows::F32 {
+                data: &codes,
+                cols: k,
+            };
+            let wp = weight_panels(&rows, co, k);
+            let bytes = byte_panels(&rows, co, k).expect("codes");
+            assert_eq!(bytes.len(), wp.len());
+            let scale: Vec<f32> = (0..co).map(|o| 0.01 * (o % 5 + 1) as f32).collect();
+            let epi = Epilogue {
+                scale: Some(&scale),
+                relu: true,
+                ..Epilogue::default()
+            };
+            let mut want = vec![f32::NAN; co * geo.n()];
+            conv_lanes(&x, &geo, LaneWeights::F32(&wp), co, &mut want, epi);
+            let mut got = vec![f32::NAN; co * geo.n()];
+            conv_lanes(&x, &geo, LaneWeights::I8(&bytes), co, &mut got, epi);
+            let first = got
+                .iter()
+                .zip(&want)
+                .position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(first, None, "{geo:?} to {co}, {bits}-bit codes");
+        }
+        for bad in [0.5f32, 128.0] {
+            let w = [1.0, bad];
+            let rows = Rows::F32 { data: &w, cols: 2 };
+            assert!(byte_panels(&rows, 1, 2).is_none(), "{bad}");
         }
     }
 
@@ -500,8 +629,15 @@ mod tests {
             let n = geo.n();
             let epi = Epilogue::default();
             let (mut got, mut want) = (vec![f32::NAN; co * n], vec![f32::NAN; co * n]);
-            conv_lanes(&x, &geo, &wp, co, &mut got, epi);
-            product(&picked, (c, n), &wp, co, &mut want, (epi, KC));
+            conv_lanes(&x, &geo, LaneWeights::F32(&wp), co, &mut got, epi);
+            product(
+                &picked,
+                (c, n),
+                LaneWeights::F32(&wp),
+                co,
+                &mut want,
+                (epi, KC),
+            );
             assert_eq!(got, want, "{c}x{h}x{w} stride {s}");
         }
     }

@@ -158,6 +158,11 @@ pub struct Executor {
     /// path ([`winograd::QuarterWeights`]: half the bytes of their floats in `f32_panels`),
     /// made and dropped with `f32_panels`; `None` inside where its weights are no quarters.
     winograd_quarters: Vec<OnceLock<Option<winograd::QuarterWeights>>>,
+    /// Per layer, a convolution's weight codes in [`conv_lanes`]' panels as `i8` on the
+    /// AVX-512F path ([`conv_lanes::bytes_pay`]: a quarter of the bytes of their floats in
+    /// `f32_panels`), made and dropped with `f32_panels`; `None` inside where its weights are
+    /// no codes.
+    lane_bytes: Vec<OnceLock<Option<Vec<i8>>>>,
     /// Per layer, a Linear layer on one vector (the classifier head) as i8 codes, made on its
     /// first run on either path: its GEMV unpacked every row on every run, 0.27 ms of ResNet50's
     /// 9 ms integer path for its 2048 x 1000 head. One byte a weight; the same values as the
@@ -221,6 +226,7 @@ impl Executor {
             shapes,
             f32_panels: layers.iter().map(|_| OnceLock::new()).collect(),
             winograd_quarters: layers.iter().map(|_| OnceLock::new()).collect(),
+            lane_bytes: layers.iter().map(|_| OnceLock::new()).collect(),
             vector_codes: layers.iter().map(|_| OnceLock::new()).collect(),
             calibrating: AtomicUsize::new(0),
             layers: layers.into_iter().map(Prepared::new).collect(),
@@ -311,7 +317,8 @@ impl Executor {
         self.set_activations(Activations::Int8Static);
     }
 
-    /// Bytes of unpacked f32 weights the executor holds (`f32_panels`, `winograd_quarters`):
+    /// Bytes of unpacked weights the executor holds (`f32_panels`, `winograd_quarters`,
+    /// `lane_bytes`):
     /// what the f32 path adds to the resident memory once it has run.
     pub fn unpacked_weight_bytes(&self) -> usize {
         let floats: usize = self
@@ -326,10 +333,17 @@ impl Executor {
             .filter_map(|q| q.get()?.as_ref())
             .map(|q| q.u.len() * std::mem::size_of::<i16>())
             .sum();
-        floats + quarters
+        let bytes: usize = self
+            .lane_bytes
+            .iter()
+            .filter_map(|b| b.get()?.as_ref())
+            .map(Vec::len)
+            .sum();
+        floats + quarters + bytes
     }
 
-    /// Drops the weights the f32 path made for itself (`f32_panels`, `winograd_quarters`).
+    /// Drops the weights the f32 path made for itself (`f32_panels`, `winograd_quarters`,
+    /// `lane_bytes`).
     fn drop_f32_weights(&mut self) {
         self.f32_panels.iter_mut().for_each(|p| drop(p.take()));
         self.winograd_quarters
@@ -694,6 +708,16 @@ impl Executor {
         self.winograd_quarters
             .iter()
             .filter(|q| matches!(q.get(), Some(Some(_))))
+            .count()
+    }
+
+    /// How many lane convolutions keep their weight codes as `i8` panels
+    /// ([`conv_lanes::bytes_pay`]): those made so far, by the f32 runs since the path was last
+    /// chosen.
+    pub fn byte_lane_convolutions(&self) -> usize {
+        self.lane_bytes
+            .iter()
+            .filter(|b| matches!(b.get(), Some(Some(_))))
             .count()
     }
 
@@ -1505,10 +1529,21 @@ impl Executor {
                     return Some(out);
                 }
                 if let Some(geo) = self.lanes_geometry(conv, *input, *output) {
-                    let wp = self.f32_panels[*layer].get_or_init(|| {
-                        let (r, k) = l.layer.weights.dims();
-                        token_gemm::weight_panels(&l.rows(), r, k)
-                    });
+                    let (r, k) = l.layer.weights.dims();
+                    let panels = || token_gemm::weight_panels(&l.rows(), r, k);
+                    let bytes = conv_lanes::bytes_pay(r * k)
+                        .then(|| {
+                            self.lane_bytes[*layer]
+                                .get_or_init(|| conv_lanes::byte_panels(&l.rows(), r, k))
+                                .as_deref()
+                        })
+                        .flatten();
+                    let wp = match bytes {
+                        Some(b) => conv_lanes::LaneWeights::I8(b),
+                        None => conv_lanes::LaneWeights::F32(
+                            self.f32_panels[*layer].get_or_init(panels),
+                        ),
+                    };
                     conv_lanes::conv_lanes(get(*input), &geo, wp, co, &mut out, epi);
                     return Some(out);
                 }

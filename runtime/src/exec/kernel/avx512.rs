@@ -331,6 +331,37 @@ pub unsafe fn tile_pair_halves_to_avx512(
     unsafe { pair_to(k, a, lda, Halves(b0, b1), (c, ldc, rows, add)) }
 }
 
+/// Packed panels of whole numbers as `i8` (rows `NR` apart), each turned into its float as it
+/// is loaded: a packed layer's weight codes for `exec::conv_lanes`, a quarter of the bytes of
+/// the floats for the layers whose weights come from memory. Prefetched as [`Panels`], the
+/// same bytes ahead.
+#[derive(Clone, Copy)]
+struct Bytes(*const i8, *const i8);
+
+impl PairRows for Bytes {
+    #[inline(always)]
+    unsafe fn row(self, _: usize) -> (*const f32, *const f32) {
+        unreachable!("Bytes are loaded, not read as floats")
+    }
+
+    #[inline(always)]
+    unsafe fn load(self, i: usize) -> (std::arch::x86_64::__m512, std::arch::x86_64::__m512) {
+        use std::arch::x86_64::*;
+        let ahead = (i + 4 * PREFETCH_ROWS) * NR;
+        // SAFETY: prefetches never fault; the kernel's caller guarantees `k * NR` values in
+        // each panel.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(self.0.wrapping_add(ahead));
+            _mm_prefetch::<_MM_HINT_T0>(self.1.wrapping_add(ahead));
+            let f = |p: *const i8| {
+                let v = _mm_loadu_si128(p.add(i * NR) as *const __m128i);
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v))
+            };
+            (f(self.0), f(self.1))
+        }
+    }
+}
+
 /// Rows at offsets from one base (the second panel `NR` after the first).
 #[derive(Clone, Copy)]
 struct Taps(*const f32, *const usize);
@@ -480,10 +511,10 @@ pub unsafe fn tile_pair_tap_cols_to_avx512(
 /// As the kernels that call it, with `a`'s rows where their callers vouched for them.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn cols_to<A: ARows>(
+unsafe fn cols_to<A: ARows, B: PairRows>(
     k: usize,
     a: A,
-    b: Panels,
+    b: B,
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
     // SAFETY: the caller's guarantees.
@@ -516,6 +547,36 @@ pub unsafe fn tile_pair_cols_to_avx512(
 ) {
     // SAFETY: the caller's guarantees.
     unsafe { cols_to(k, ColMajor(a, ka), Panels(b0, b1), (c, ldc, rows, add)) }
+}
+
+/// [`tile_pair_cols_to_avx512`] on panels of `i8` whole numbers ([`Bytes`]).
+///
+/// # Safety
+/// As [`tile_pair_cols_to_avx512`], `b0` and `b1` holding `k * NR` values each.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_pair_cols_bytes_to_avx512(
+    k: usize,
+    (a, ka): (*const f32, usize),
+    (b0, b1): (*const i8, *const i8),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    // SAFETY: the caller's guarantees.
+    unsafe { cols_to(k, ColMajor(a, ka), Bytes(b0, b1), (c, ldc, rows, add)) }
+}
+
+/// [`tile_pair_tap_cols_to_avx512`] on panels of `i8` whole numbers ([`Bytes`]).
+///
+/// # Safety
+/// As [`tile_pair_tap_cols_to_avx512`], `b0` and `b1` holding `k * NR` values each.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_pair_tap_cols_bytes_to_avx512(
+    k: usize,
+    (src, taps): (*const f32, *const usize),
+    (b0, b1): (*const i8, *const i8),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    // SAFETY: the caller's guarantees.
+    unsafe { cols_to(k, TapCols(src, taps), Bytes(b0, b1), (c, ldc, rows, add)) }
 }
 
 /// [`sums_pair`] with `A` wherever `a` says.

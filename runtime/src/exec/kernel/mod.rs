@@ -282,7 +282,7 @@ pub unsafe fn tile_pair_halves_to(
 pub unsafe fn tile_pair_cols_to(
     k: usize,
     (a, ka): (&[f32], usize),
-    (b0, b1): (&[f32], &[f32]),
+    b: PanelPair,
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
     let block = if rows > MR { 2 * MR } else { MR };
@@ -290,26 +290,59 @@ pub unsafe fn tile_pair_cols_to(
         (1..=2 * MR).contains(&rows)
             && ka >= block
             && (k == 0 || a.len() >= (k - 1) * ka + block)
-            && b0.len() >= k * NR
-            && b1.len() >= k * NR,
+            && b.holds(k),
         "micro-kernel columns too short"
     );
     #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx512F {
-        // SAFETY: `path` chose AVX-512F, so the CPU has it; the extents of `a`, `b0` and `b1`
-        // were checked, those of `c` are the caller's.
+        let (a, c) = ((a.as_ptr(), ka), (c, ldc, rows, add));
+        // SAFETY: `path` chose AVX-512F, so the CPU has it; the extents of `a` and `b` were
+        // checked, those of `c` are the caller's.
         unsafe {
-            avx512::tile_pair_cols_to_avx512(
-                k,
-                (a.as_ptr(), ka),
-                (b0.as_ptr(), b1.as_ptr()),
-                (c, ldc, rows, add),
-            )
+            match b {
+                PanelPair::F32(b0, b1) => {
+                    avx512::tile_pair_cols_to_avx512(k, a, (b0.as_ptr(), b1.as_ptr()), c)
+                }
+                PanelPair::I8(b0, b1) => {
+                    avx512::tile_pair_cols_bytes_to_avx512(k, a, (b0.as_ptr(), b1.as_ptr()), c)
+                }
+            }
         };
         return;
     }
+    let (b0, b1) = b.floats(k);
     // SAFETY: the caller's guarantees for `c`.
-    unsafe { plain_cols_to(k, |r, i| a[r + i * ka], (b0, b1), (c, ldc, rows, add)) };
+    unsafe { plain_cols_to(k, |r, i| a[r + i * ka], (&b0, &b1), (c, ldc, rows, add)) };
+}
+
+/// Two weight panels (`k * NR` values each) for [`tile_pair_cols_to`] and
+/// [`tile_pair_tap_cols_to`]: floats, or whole numbers as `i8` (a packed layer's codes, a
+/// quarter of the bytes; the kernel turns each into its float as it loads it).
+#[derive(Clone, Copy)]
+pub enum PanelPair<'a> {
+    F32(&'a [f32], &'a [f32]),
+    I8(&'a [i8], &'a [i8]),
+}
+
+impl PanelPair<'_> {
+    /// Whether both panels hold `k` rows.
+    fn holds(&self, k: usize) -> bool {
+        match self {
+            PanelPair::F32(b0, b1) => b0.len() >= k * NR && b1.len() >= k * NR,
+            PanelPair::I8(b0, b1) => b0.len() >= k * NR && b1.len() >= k * NR,
+        }
+    }
+
+    /// Both panels' first `k` rows as floats (the plain loop's operands).
+    fn floats(&self, k: usize) -> (Vec<f32>, Vec<f32>) {
+        match self {
+            PanelPair::F32(b0, b1) => (b0[..k * NR].to_vec(), b1[..k * NR].to_vec()),
+            PanelPair::I8(b0, b1) => {
+                let f = |b: &[i8]| b[..k * NR].iter().map(|&v| f32::from(v)).collect();
+                (f(b0), f(b1))
+            }
+        }
+    }
 }
 
 /// [`tile_pair_cols_to`] and [`tile_pair_tap_cols_to`] off AVX-512F: the sums by a plain loop,
@@ -345,38 +378,42 @@ unsafe fn plain_cols_to(
 pub unsafe fn tile_pair_tap_cols_to(
     (src, at, taps): (&[f32], usize, &Taps),
     (k0, kc): (usize, usize),
-    (b0, b1): (&[f32], &[f32]),
+    b: PanelPair,
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
     let block = if rows > MR { 2 * MR } else { MR };
     let offsets = &taps.offsets()[k0..k0 + kc];
     assert!(
-        (1..=2 * MR).contains(&rows)
-            && at + taps.max() + block <= src.len()
-            && b0.len() >= kc * NR
-            && b1.len() >= kc * NR,
+        (1..=2 * MR).contains(&rows) && at + taps.max() + block <= src.len() && b.holds(kc),
         "micro-kernel taps too short"
     );
     #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx512F {
+        let (a, c) = (
+            (src.as_ptr().wrapping_add(at), offsets.as_ptr()),
+            (c, ldc, rows, add),
+        );
         // SAFETY: `path` chose AVX-512F, so the CPU has it; every read of `src` is below
         // `at + taps.max() + block` (checked), those of `c` are the caller's.
         unsafe {
-            avx512::tile_pair_tap_cols_to_avx512(
-                kc,
-                (src.as_ptr().add(at), offsets.as_ptr()),
-                (b0.as_ptr(), b1.as_ptr()),
-                (c, ldc, rows, add),
-            )
+            match b {
+                PanelPair::F32(b0, b1) => {
+                    avx512::tile_pair_tap_cols_to_avx512(kc, a, (b0.as_ptr(), b1.as_ptr()), c)
+                }
+                PanelPair::I8(b0, b1) => {
+                    avx512::tile_pair_tap_cols_bytes_to_avx512(kc, a, (b0.as_ptr(), b1.as_ptr()), c)
+                }
+            }
         };
         return;
     }
+    let (b0, b1) = b.floats(kc);
     // SAFETY: the caller's guarantees for `c`.
     unsafe {
         plain_cols_to(
             kc,
             |r, i| src[at + offsets[i] + r],
-            (b0, b1),
+            (&b0, &b1),
             (c, ldc, rows, add),
         )
     };
