@@ -627,7 +627,7 @@ impl Executor {
             let (Some(wp), Some(w)) = (quads(*lp), quads(*layer)) else {
                 return false;
             };
-            let epi = |step| self.int8_conv_epilogue(step);
+            let epi = |step| self.conv_epilogue(step);
             self.pair_fusion
                 && r == op
                 && input != op
@@ -1111,13 +1111,14 @@ impl Executor {
         }
     }
 
-    /// A convolution step's epilogue on the integer path, without its residual.
-    fn int8_conv_epilogue(&self, step: &Step) -> Epilogue<'_> {
+    /// A convolution step's epilogue (its layer's scales and bias, ReLU, GELU), without its
+    /// residual: the integer path's, and the f32 path's with the residual added.
+    fn conv_epilogue(&self, step: &Step) -> Epilogue<'_> {
         let Step::Conv {
             layer, relu, gelu, ..
         } = step
         else {
-            unreachable!("int8_conv_epilogue reads convolution steps")
+            unreachable!("conv_epilogue reads convolution steps")
         };
         let l = &self.layers[*layer];
         Epilogue {
@@ -1169,7 +1170,7 @@ impl Executor {
                 scale: self
                     .static_scale(*layer, activations)
                     .expect("a pair's convolutions have calibrated scales"),
-                epi: self.int8_conv_epilogue(step),
+                epi: self.conv_epilogue(step),
             }
         };
         let Shape::Chw(co, ho, wo) = self.shapes[output_of(second)] else {
@@ -1204,7 +1205,7 @@ impl Executor {
         let epi = Epilogue {
             // Empty when its floats are not kept: `conv_int8` then reads its codes instead.
             residual: residual.map(|v| values[v].as_deref().expect("computed before use")),
-            ..self.int8_conv_epilogue(step)
+            ..self.conv_epilogue(step)
         };
         (w8, epi)
     }
@@ -1251,47 +1252,32 @@ impl Executor {
         pool: &Step,
         values: &[Option<Vec<f32>>],
     ) -> Vec<f32> {
-        let (
-            Step::Conv {
-                layer,
-                input,
-                residual,
-                relu,
-                gelu,
-                output,
-                ..
-            },
-            Step::MaxPool {
-                kernel,
-                stride,
-                padding,
-                output: pooled,
-                ..
-            },
-        ) = (step, pool)
+        let Step::Conv {
+            layer,
+            input,
+            residual,
+            output,
+            ..
+        } = step
         else {
             unreachable!("conv_pool_f32 runs a convolution and its max pooling")
         };
+        let (window, pooled) = pool_window(pool);
         let get = |v: ValueId| values[v].as_deref().expect("computed before use");
         let (Shape::Chw(co, _, _), Shape::Chw(_, ph, pw)) =
-            (self.shapes[*output], self.shapes[*pooled])
+            (self.shapes[*output], self.shapes[pooled])
         else {
             unreachable!("validated: conv and pool values are [C,H,W]")
         };
-        let l = &self.layers[*layer];
         let epi = Epilogue {
-            scale: l.scale(),
-            bias: l.layer.bias.as_deref(),
             residual: residual.map(get),
-            relu: *relu,
-            gelu: *gelu,
+            ..self.conv_epilogue(step)
         };
         let rows = self.f32_rows(*layer);
         let a = rows.tiles(0, co, geo.k());
         // Recycled (stale contents): the bands write every output.
         let mut out = scratch::F32.take(co * ph * pw, true);
-        let pool = (*kernel, *stride, *padding);
-        stem_pool::conv_pool_f32(get(*input), geo, &a, co, epi, pool, (ph, pw), &mut out);
+        stem_pool::conv_pool_f32(get(*input), geo, &a, co, epi, window, (ph, pw), &mut out);
         out
     }
 
@@ -1306,30 +1292,22 @@ impl Executor {
         codes: &[Option<Codes>],
         activations: Activations,
     ) -> Vec<f32> {
-        let (
-            Step::Conv {
-                layer,
-                conv,
-                input,
-                output,
-                ..
-            },
-            Step::MaxPool {
-                kernel,
-                stride,
-                padding,
-                output: pooled,
-                ..
-            },
-        ) = (step, pool)
+        let Step::Conv {
+            layer,
+            conv,
+            input,
+            output,
+            ..
+        } = step
         else {
             unreachable!("conv_pool_int8 runs a convolution and its max pooling")
         };
+        let (window, pooled) = pool_window(pool);
         let get = |v: ValueId| values[v].as_deref().expect("computed before use");
         let (Shape::Chw(c, h, w), Shape::Chw(_, ho, wo), Shape::Chw(co, ph, pw)) = (
             self.shapes[*input],
             self.shapes[*output],
-            self.shapes[*pooled],
+            self.shapes[pooled],
         ) else {
             unreachable!("validated: conv and pool values are [C,H,W]")
         };
@@ -1348,7 +1326,7 @@ impl Executor {
             w8,
             self.static_scale(*layer, activations),
             epi,
-            (*kernel, *stride, *padding),
+            window,
             (ph, pw),
             &mut out,
         );
@@ -1471,9 +1449,8 @@ impl Executor {
                 conv,
                 input,
                 residual,
-                relu,
-                gelu,
                 output,
+                ..
             } => {
                 let Shape::Chw(c, h, w) = self.shapes[*input] else {
                     unreachable!("validated: conv input is [C,H,W]")
@@ -1485,11 +1462,8 @@ impl Executor {
                 // Recycled (stale contents): every convolution path writes every output.
                 let mut out = scratch::F32.take(co * ho * wo, true);
                 let epi = Epilogue {
-                    scale: l.scale(),
-                    bias: l.layer.bias.as_deref(),
                     residual: residual.map(get),
-                    relu: *relu,
-                    gelu: *gelu,
+                    ..self.conv_epilogue(step)
                 };
                 debug_assert!(
                     self.int8_weights(*layer, activations).is_none(),
@@ -1722,6 +1696,21 @@ impl Executor {
 }
 
 /// Index of the last step reading each value; `usize::MAX` for `output`, which is kept.
+/// A max pooling step's window (kernel, stride, padding) and output.
+fn pool_window(pool: &Step) -> ((usize, usize, usize), ValueId) {
+    let Step::MaxPool {
+        kernel,
+        stride,
+        padding,
+        output,
+        ..
+    } = *pool
+    else {
+        unreachable!("a stem's pooling is a max pooling step")
+    };
+    ((kernel, stride, padding), output)
+}
+
 fn last_uses(steps: &[Step], values: usize, output: ValueId) -> Vec<usize> {
     let mut last_use = vec![0usize; values];
     for (s, step) in steps.iter().enumerate() {
