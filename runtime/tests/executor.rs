@@ -267,33 +267,38 @@ fn winograd_convolutions_match_reference() {
 /// transformed weights) keep them as quarters on AVX-512F, and its 256-to-512 stride-2
 /// convolution (4.7 MB) its codes as `i8` panels, and its logits still match the f64
 /// interpreter's and the direct convolutions' (a quarter missing from the scales would be a
-/// factor of 4 on six layers).
+/// factor of 4 on six layers). FP32 weights (no codes) keep floats, and match as well.
 #[test]
 fn quartered_winograd_weights_match_reference() {
     use fq_runtime::exec::kernel::{path, KernelPath};
     let g = ArchSpec::new(Arch::ResNet18, 64, 36, 5).graph().unwrap();
-    let t = random_model(&g, Bits::RandomMix, 22);
-    let mut model = t.model.clone();
-    let mut exec = Executor::from_model(&mut model).unwrap();
-    let x = random_input(exec.input_len(), 71);
-    let want = reference(&t, &x);
-    let got = exec.run(&x).unwrap();
-    let (quartered, bytes) = if path() == KernelPath::Avx512F {
-        (6, 1)
-    } else {
-        (0, 0)
-    };
-    assert_eq!(exec.quartered_convolutions(), quartered);
-    assert_eq!(exec.byte_lane_convolutions(), bytes);
-    let e = rel_err(&got, &want);
-    assert!(e < TOL, "relative error {e:.2e}");
-    exec.set_winograd(false);
-    let direct: Vec<f64> = exec.run(&x).unwrap().into_iter().map(f64::from).collect();
-    assert_eq!(exec.quartered_convolutions(), 0);
-    assert!(
-        rel_err(&got, &direct) < TOL,
-        "against the direct convolution"
-    );
+    let avx512 = path() == KernelPath::Avx512F;
+    for (bits, quartered, bytes) in [
+        (
+            Bits::RandomMix,
+            if avx512 { 6 } else { 0 },
+            usize::from(avx512),
+        ),
+        (Bits::F32, 0, 0),
+    ] {
+        let t = random_model(&g, bits, 22);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let x = random_input(exec.input_len(), 71);
+        let want = reference(&t, &x);
+        let got = exec.run(&x).unwrap();
+        assert_eq!(exec.quartered_convolutions(), quartered, "{bits:?}");
+        assert_eq!(exec.byte_lane_convolutions(), bytes, "{bits:?}");
+        let e = rel_err(&got, &want);
+        assert!(e < TOL, "{bits:?}: relative error {e:.2e}");
+        exec.set_winograd(false);
+        let direct: Vec<f64> = exec.run(&x).unwrap().into_iter().map(f64::from).collect();
+        assert_eq!(exec.quartered_convolutions(), 0, "{bits:?}");
+        assert!(
+            rel_err(&got, &direct) < TOL,
+            "{bits:?}: against the direct convolution"
+        );
+    }
 }
 
 /// The convolutions with their channels along the lanes (AVX-512F): every 1x1 convolution of a

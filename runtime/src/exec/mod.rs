@@ -1479,7 +1479,14 @@ impl Executor {
                         .then(|| {
                             self.winograd_quarters[*layer]
                                 .get_or_init(|| {
-                                    winograd::QuarterWeights::new(&transform(), l.scale(), co)
+                                    let u = transform();
+                                    let q = winograd::QuarterWeights::new(&u, l.scale(), co);
+                                    if q.is_none() {
+                                        // No quarters (an FP32 export): kept as floats, not
+                                        // transformed again below.
+                                        let _ = self.f32_panels[*layer].set(u);
+                                    }
+                                    q
                                 })
                                 .as_ref()
                         })

@@ -136,7 +136,7 @@ impl QuarterWeights {
 /// multiplies by their scales in the epilogue) only adds, subtracts and halves twice, so its
 /// values are quarters (at most 9 x 128 x 4 in magnitude for 8-bit codes), exact as floats and
 /// as `i16`. `None` for any other weights (an FP32 export's).
-pub fn quarters(u: &[f32]) -> Option<Vec<i16>> {
+fn quarters(u: &[f32]) -> Option<Vec<i16>> {
     u.iter()
         .map(|&v| {
             let q = v * 4.0;

@@ -284,38 +284,67 @@ impl PairRows for Panels {
     }
 }
 
-/// Packed panels of whole numbers as `i16` (rows `NR` apart), each turned into its float as it
-/// is loaded: Winograd's transformed weights times 4 (`exec::winograd::Transformed::Quarters`),
-/// half the bytes of the floats for the layers whose weights come from memory. Prefetched as
-/// [`Panels`], the same bytes ahead.
+/// Packed panels of whole numbers as `i16` or `i8` (rows `NR` apart), each turned into its
+/// float as it is loaded: Winograd's transformed weights times 4 as `i16`
+/// (`exec::winograd::Transformed::Quarters`), a packed layer's weight codes as `i8` for
+/// `exec::conv_lanes`: half or a quarter of the bytes of the floats, for the layers whose
+/// weights come from memory. Prefetched as [`Panels`], the same bytes ahead.
 #[derive(Clone, Copy)]
-struct Halves(*const i16, *const i16);
+struct Wholes<T>(*const T, *const T);
 
-impl PairRows for Halves {
+/// The integer types of [`Wholes`]: 16 of them loaded and widened to floats.
+trait Whole: Copy {
+    /// # Safety
+    /// AVX-512F must be available; `p` must hold 16 values.
+    unsafe fn floats(p: *const Self) -> std::arch::x86_64::__m512;
+}
+
+impl Whole for i16 {
+    #[inline(always)]
+    unsafe fn floats(p: *const i16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's guarantees.
+        unsafe {
+            let v = _mm256_loadu_si256(p as *const __m256i);
+            _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(v))
+        }
+    }
+}
+
+impl Whole for i8 {
+    #[inline(always)]
+    unsafe fn floats(p: *const i8) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's guarantees.
+        unsafe {
+            let v = _mm_loadu_si128(p as *const __m128i);
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v))
+        }
+    }
+}
+
+impl<T: Whole> PairRows for Wholes<T> {
     #[inline(always)]
     unsafe fn row(self, _: usize) -> (*const f32, *const f32) {
-        unreachable!("Halves are loaded, not read as floats")
+        unreachable!("whole numbers are loaded, not read as floats")
     }
 
     #[inline(always)]
     unsafe fn load(self, i: usize) -> (std::arch::x86_64::__m512, std::arch::x86_64::__m512) {
-        use std::arch::x86_64::*;
-        let ahead = (i + 2 * PREFETCH_ROWS) * NR;
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // The bytes `Panels` asks for ahead: `PREFETCH_ROWS` rows of floats.
+        let ahead = i * NR + PREFETCH_ROWS * NR * 4 / std::mem::size_of::<T>();
         // SAFETY: prefetches never fault; the kernel's caller guarantees `k * NR` values in
         // each panel.
         unsafe {
             _mm_prefetch::<_MM_HINT_T0>(self.0.wrapping_add(ahead) as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(self.1.wrapping_add(ahead) as *const i8);
-            let f = |p: *const i16| {
-                let v = _mm256_loadu_si256(p.add(i * NR) as *const __m256i);
-                _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(v))
-            };
-            (f(self.0), f(self.1))
+            (T::floats(self.0.add(i * NR)), T::floats(self.1.add(i * NR)))
         }
     }
 }
 
-/// [`tile_pair_to_avx512`] on panels of `i16` whole numbers ([`Halves`]).
+/// [`tile_pair_to_avx512`] on panels of `i16` whole numbers ([`Wholes`]).
 ///
 /// # Safety
 /// As [`tile_pair_to_avx512`], `b0` and `b1` holding `k * NR` values each.
@@ -328,38 +357,7 @@ pub unsafe fn tile_pair_halves_to_avx512(
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
     // SAFETY: the caller's guarantees.
-    unsafe { pair_to(k, a, lda, Halves(b0, b1), (c, ldc, rows, add)) }
-}
-
-/// Packed panels of whole numbers as `i8` (rows `NR` apart), each turned into its float as it
-/// is loaded: a packed layer's weight codes for `exec::conv_lanes`, a quarter of the bytes of
-/// the floats for the layers whose weights come from memory. Prefetched as [`Panels`], the
-/// same bytes ahead.
-#[derive(Clone, Copy)]
-struct Bytes(*const i8, *const i8);
-
-impl PairRows for Bytes {
-    #[inline(always)]
-    unsafe fn row(self, _: usize) -> (*const f32, *const f32) {
-        unreachable!("Bytes are loaded, not read as floats")
-    }
-
-    #[inline(always)]
-    unsafe fn load(self, i: usize) -> (std::arch::x86_64::__m512, std::arch::x86_64::__m512) {
-        use std::arch::x86_64::*;
-        let ahead = (i + 4 * PREFETCH_ROWS) * NR;
-        // SAFETY: prefetches never fault; the kernel's caller guarantees `k * NR` values in
-        // each panel.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(self.0.wrapping_add(ahead));
-            _mm_prefetch::<_MM_HINT_T0>(self.1.wrapping_add(ahead));
-            let f = |p: *const i8| {
-                let v = _mm_loadu_si128(p.add(i * NR) as *const __m128i);
-                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v))
-            };
-            (f(self.0), f(self.1))
-        }
-    }
+    unsafe { pair_to(k, a, lda, Wholes(b0, b1), (c, ldc, rows, add)) }
 }
 
 /// Rows at offsets from one base (the second panel `NR` after the first).
@@ -549,7 +547,7 @@ pub unsafe fn tile_pair_cols_to_avx512(
     unsafe { cols_to(k, ColMajor(a, ka), Panels(b0, b1), (c, ldc, rows, add)) }
 }
 
-/// [`tile_pair_cols_to_avx512`] on panels of `i8` whole numbers ([`Bytes`]).
+/// [`tile_pair_cols_to_avx512`] on panels of `i8` whole numbers ([`Wholes`]).
 ///
 /// # Safety
 /// As [`tile_pair_cols_to_avx512`], `b0` and `b1` holding `k * NR` values each.
@@ -561,10 +559,10 @@ pub unsafe fn tile_pair_cols_bytes_to_avx512(
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
     // SAFETY: the caller's guarantees.
-    unsafe { cols_to(k, ColMajor(a, ka), Bytes(b0, b1), (c, ldc, rows, add)) }
+    unsafe { cols_to(k, ColMajor(a, ka), Wholes(b0, b1), (c, ldc, rows, add)) }
 }
 
-/// [`tile_pair_tap_cols_to_avx512`] on panels of `i8` whole numbers ([`Bytes`]).
+/// [`tile_pair_tap_cols_to_avx512`] on panels of `i8` whole numbers ([`Wholes`]).
 ///
 /// # Safety
 /// As [`tile_pair_tap_cols_to_avx512`], `b0` and `b1` holding `k * NR` values each.
@@ -576,7 +574,7 @@ pub unsafe fn tile_pair_tap_cols_bytes_to_avx512(
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
     // SAFETY: the caller's guarantees.
-    unsafe { cols_to(k, TapCols(src, taps), Bytes(b0, b1), (c, ldc, rows, add)) }
+    unsafe { cols_to(k, TapCols(src, taps), Wholes(b0, b1), (c, ldc, rows, add)) }
 }
 
 /// [`sums_pair`] with `A` wherever `a` says.

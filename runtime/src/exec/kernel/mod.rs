@@ -196,11 +196,7 @@ pub unsafe fn tile_pair_to(
     (b0, b1): (&[f32], &[f32]),
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
-    let block = if rows > MR { 2 * MR } else { MR };
-    assert!(
-        (1..=2 * MR).contains(&rows) && lda >= k && a.len() >= (block - 1) * lda + k,
-        "micro-kernel rows too short"
-    );
+    check_pair_rows(k, a, lda, rows);
     check_extents(k, a, lda, b0);
     check_extents(k, a, lda, b1);
     #[cfg(target_arch = "x86_64")]
@@ -242,14 +238,10 @@ pub unsafe fn tile_pair_halves_to(
     (b0, b1): (&[i16], &[i16]),
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
-    let block = if rows > MR { 2 * MR } else { MR };
+    check_pair_rows(k, a, lda, rows);
     assert!(
-        (1..=2 * MR).contains(&rows)
-            && lda >= k
-            && a.len() >= (block - 1) * lda + k
-            && b0.len() >= k * NR
-            && b1.len() >= k * NR,
-        "micro-kernel rows too short"
+        b0.len() >= k * NR && b1.len() >= k * NR,
+        "micro-kernel panels too short"
     );
     #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx512F {
@@ -590,6 +582,16 @@ pub fn tile_on(
     );
     // SAFETY: both checked just above.
     unsafe { dispatch(path, k, a, lda, b, out) };
+}
+
+/// The rows a pair kernel call reads of `a` (`MR`, or `2 MR` for more than `MR` rows) and
+/// its row count, checked.
+fn check_pair_rows(k: usize, a: &[f32], lda: usize, rows: usize) {
+    let block = if rows > MR { 2 * MR } else { MR };
+    assert!(
+        (1..=2 * MR).contains(&rows) && lda >= k && a.len() >= (block - 1) * lda + k,
+        "micro-kernel rows too short"
+    );
 }
 
 fn check_extents(k: usize, a: &[f32], lda: usize, b: &[f32]) {
