@@ -65,7 +65,8 @@ pub fn conv2d(
         };
         let out = &mut out[r.start * n..r.end * n];
         if conv_direct::pays(&geo) {
-            conv_direct::conv_direct(xg, &geo, &rows.tiles(r.start, og, geo.k()), og, out, epi);
+            let a = rows.tiles(r.start, og, geo.k());
+            conv_direct::conv_direct(xg, &geo, conv_direct::Tiles::Rows(&a), og, out, epi);
         } else if n >= FUSED_MIN_N && og * geo.k() <= FUSED_MAX_WEIGHTS {
             fused(xg, &geo, rows, r.start, og, out, epi);
         } else {

@@ -17,7 +17,7 @@
 
 use fq_models::geometry::window_output;
 
-use super::conv_direct::{conv_direct, pays};
+use super::conv_direct::{conv_direct, for_kernel, pays, Tiles};
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::kernel::MR;
@@ -32,8 +32,9 @@ pub struct FloatConv {
 
 /// The weights as the layer's kernels read them.
 enum Weights {
-    /// Whole `MR`-row tiles (rows past `m` zero), for [`conv_direct`].
-    Rows(Vec<f32>),
+    /// Whole `MR`-row tiles (rows past `m` zero) as [`conv_direct`]'s kernel reads them
+    /// ([`for_kernel`]).
+    Tiles(Vec<f32>),
     /// Transformed for [`winograd::conv_winograd`].
     Winograd(Vec<f32>),
 }
@@ -68,7 +69,7 @@ impl FloatConv {
         } else {
             let mut rows = vec![0f32; m.div_ceil(MR) * MR * k];
             rows[..m * k].copy_from_slice(weights);
-            Weights::Rows(rows)
+            Weights::Tiles(for_kernel(rows, k))
         };
         Some(Self { geo, weights, m })
     }
@@ -89,7 +90,7 @@ impl FloatConv {
         assert_eq!(out.len(), self.output_len(), "FloatConv: output size");
         let (geo, m, epi) = (&self.geo, self.m, Epilogue::default());
         match &self.weights {
-            Weights::Rows(rows) => conv_direct(x, geo, rows, m, out, epi),
+            Weights::Tiles(rows) => conv_direct(x, geo, Tiles::of(rows), m, out, epi),
             Weights::Winograd(u) => {
                 winograd::conv_winograd(x, geo, winograd::Transformed::F32(u), m, out, epi)
             }

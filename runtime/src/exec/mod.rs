@@ -1273,12 +1273,28 @@ impl Executor {
             residual: residual.map(get),
             ..self.conv_epilogue(step)
         };
-        let rows = self.f32_rows(*layer);
-        let a = rows.tiles(0, co, geo.k());
         // Recycled (stale contents): the bands write every output.
         let mut out = scratch::F32.take(co * ph * pw, true);
-        stem_pool::conv_pool_f32(get(*input), geo, &a, co, epi, window, (ph, pw), &mut out);
+        self.with_direct_tiles(*layer, |a| {
+            stem_pool::conv_pool_f32(get(*input), geo, a, co, epi, window, (ph, pw), &mut out)
+        });
         out
+    }
+
+    /// A direct convolution's weights as its kernel reads them ([`conv_direct::Tiles`]), given
+    /// to `f`: laid out once ([`conv_direct::for_kernel`]) and kept in `f32_panels`; during a
+    /// calibration (which keeps no weights), this run's row-major tiles.
+    fn with_direct_tiles<R>(&self, layer: usize, f: impl FnOnce(conv_direct::Tiles) -> R) -> R {
+        let l = &self.layers[layer];
+        let (r, k) = l.layer.weights.dims();
+        if self.keeps_f32_panels() {
+            let w = self.f32_panels[layer].get_or_init(|| {
+                conv_direct::for_kernel(gemm::unpacked_rows(&l.rows(), 0, r, k), k)
+            });
+            f(conv_direct::Tiles::of(w))
+        } else {
+            f(conv_direct::Tiles::Rows(&l.rows().tiles(0, r, k)))
+        }
     }
 
     /// An integer stem convolution step and the max pooling step after it: the pooling's output
@@ -1526,6 +1542,15 @@ impl Executor {
                         ),
                     };
                     conv_lanes::conv_lanes(get(*input), &geo, wp, co, &mut out, epi);
+                    return Some(out);
+                }
+                if let Some(geo) = self
+                    .direct_geometry(conv, *input, *output)
+                    .filter(|_| self.keeps_f32_panels())
+                {
+                    self.with_direct_tiles(*layer, |a| {
+                        conv_direct::conv_direct(get(*input), &geo, a, co, &mut out, epi)
+                    });
                     return Some(out);
                 }
                 conv::conv2d(

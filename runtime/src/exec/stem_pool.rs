@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::conv_direct::{sums, TapInput};
+use super::conv_direct::{sums, TapInput, Tiles};
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
 use super::gemm::Epilogue;
@@ -126,7 +126,7 @@ pub fn conv_pool_i8(
 pub fn conv_pool_f32(
     x: &[f32],
     geo: &Geometry,
-    a: &[f32],
+    a: Tiles,
     m: usize,
     epi: Epilogue,
     pool: (usize, usize, usize),

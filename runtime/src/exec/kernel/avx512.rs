@@ -457,6 +457,38 @@ impl ARows for RowMajor {
     }
 }
 
+/// Weight rows in `MR`-row tiles, each `k`-major (step `i` of a tile: its `MR` rows' floats,
+/// together), tiles `self.1` floats apart: a 12-row block's 12 broadcasts read two runs at fixed
+/// offsets from two pointers, where rows `lda` apart took an address computation each
+/// ([`tile_pair_taps_tiled_avx512`]).
+#[derive(Clone, Copy)]
+struct Tiles(*const f32, usize);
+
+impl ARows for Tiles {
+    #[inline(always)]
+    unsafe fn at(self, r: usize, i: usize) -> *const f32 {
+        // SAFETY: the kernel's caller guarantees the tiles.
+        unsafe { self.0.add((r / MR) * self.1 + i * MR + r % MR) }
+    }
+}
+
+/// [`tile_pair_taps_avx512`] with `A` in `k`-major tiles ([`Tiles`]): row `r`'s step `i` at
+/// `a[(r / MR) * stride + i * MR + r % MR]`.
+///
+/// # Safety
+/// As [`tile_pair_taps_avx512`], `a` holding those floats for the rows of the block (`MR` up to
+/// `MR` rows, else `2 MR`) and `i < k`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_pair_taps_tiled_avx512(
+    k: usize,
+    (a, stride): (*const f32, usize),
+    (src, taps): (*const f32, *const usize),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    // SAFETY: the caller's guarantees.
+    unsafe { cols_to(k, Tiles(a, stride), Taps(src, taps), (c, ldc, rows, add)) }
+}
+
 /// Rows adjacent, each row's `k` apart by `ka`: the pixels of a channel-major `[k][n]` input
 /// as the rows ([`tile_pair_cols_to_avx512`]).
 #[derive(Clone, Copy)]

@@ -537,6 +537,46 @@ pub unsafe fn tile_pair_taps_to(
     unsafe { store_rows(&acc, (c, ldc, rows, add)) };
 }
 
+/// [`tile_pair_taps_to`] with `a` in `k`-major tiles of `MR` rows: the first row's tile from its
+/// step `k0` on (row `r`'s step `k0 + i` at `a[(r / MR) * MR * k + i * MR + r % MR]`, `k` the
+/// layer's full `K`), the layout `exec::conv_direct::Tiles::Interleaved` holds. AVX-512F only:
+/// the other paths' kernels read row-major tiles.
+///
+/// # Safety
+/// As [`tile_pair_taps_to`].
+pub unsafe fn tile_pair_taps_tiled_to(
+    (a, k): (&[f32], usize),
+    (src, at): (&[f32], usize),
+    (taps_all, k0, kc): (&Taps, usize, usize),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    let (max, taps) = (taps_all.max, &taps_all.offsets[k0..k0 + kc]);
+    let tiles = if rows > MR { 2 } else { 1 };
+    assert!(
+        k >= k0 + kc && a.len() >= (tiles - 1) * MR * k + kc * MR,
+        "micro-kernel tiles too short"
+    );
+    assert!(
+        at + max + 2 * NR <= src.len(),
+        "micro-kernel taps past the source"
+    );
+    debug_assert!((1..=2 * MR).contains(&rows));
+    assert_eq!(
+        path(),
+        KernelPath::Avx512F,
+        "interleaved tiles are AVX-512F's"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let b = (src[at..].as_ptr(), taps.as_ptr());
+        // SAFETY: `path` is AVX-512F, so the CPU has it; the extents of `a` and `src` were
+        // checked, those of `c` are the caller's.
+        unsafe {
+            avx512::tile_pair_taps_tiled_avx512(kc, (a.as_ptr(), MR * k), b, (c, ldc, rows, add))
+        };
+    }
+}
+
 /// Two [`tile_pair`]s on consecutive row blocks (`a`'s rows `0..MR` and `MR..2 * MR`):
 /// `out[r * 2 NR + h * NR + c]` for `r < 2 * MR`. One 12x32 kernel on AVX-512F, two 6x32 tiles
 /// elsewhere.
