@@ -91,8 +91,11 @@ fn gelu16n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
 /// Registers per step of the loops: one register's GELU is a chain of about 40 dependent
 /// operations (a division, ten FMAs, `exp`), and one at a time left Zen 4 waiting on it; four
 /// side by side (as `x86.rs` does) took it from 0.81 to 0.70-0.74 ns per element on one thread
-/// (L1-resident). The same operations per lane, so the same results.
-const GROUP: usize = 4;
+/// (L1-resident). The Xeon of stop 53 (two 512-bit FMA ports, 4-cycle latency) wants eight:
+/// 0.55-0.56 ns with four, 0.56 with six, 0.50-0.53 with eight, 0.50 with twelve (one thread,
+/// 8192 elements, best of 2000, alternated builds). The same operations per lane, so the same
+/// results.
+const GROUP: usize = 8;
 
 /// The lanes of a tail of `n < 16` elements.
 fn tail_mask(n: usize) -> __mmask16 {
