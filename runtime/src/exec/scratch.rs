@@ -16,8 +16,39 @@ use std::sync::{Mutex, PoisonError};
 /// Buffers kept at most, per element type.
 const KEEP: usize = 6;
 
+/// Buffers lent shorter than their capacity that a pool remembers at most (those never given
+/// back, such as a network's output, are forgotten oldest first).
+const LENT: usize = 64;
+
 /// A pool of buffers of one element type.
-pub struct Spare<T>(Mutex<Vec<Vec<T>>>);
+pub struct Spare<T>(Mutex<Kept<T>>);
+
+/// What a pool holds: its buffers, each as long as its capacity (every element written), and
+/// the buffers it lent shorter than their capacity ([`Lent`]).
+struct Kept<T> {
+    buffers: Vec<Vec<T>>,
+    lent: Vec<Lent>,
+}
+
+/// A buffer lent shorter than its capacity: its address, capacity and length. The elements
+/// past its length are still those it held in the pool, so when the same buffer comes back
+/// (same address, capacity and length) it is lengthened over them without writing them.
+#[derive(Clone, Copy, PartialEq)]
+struct Lent {
+    at: usize,
+    capacity: usize,
+    len: usize,
+}
+
+impl Lent {
+    fn of<T>(v: &Vec<T>) -> Self {
+        Lent {
+            at: v.as_ptr() as usize,
+            capacity: v.capacity(),
+            len: v.len(),
+        }
+    }
+}
 
 /// Panels of i8 codes.
 pub static I8: Spare<i8> = Spare::new();
@@ -26,46 +57,81 @@ pub static F32: Spare<f32> = Spare::new();
 
 impl<T: Copy + Default> Spare<T> {
     pub const fn new() -> Self {
-        Spare(Mutex::new(Vec::new()))
+        Spare(Mutex::new(Kept {
+            buffers: Vec::new(),
+            lent: Vec::new(),
+        }))
     }
 
     /// A buffer of at least `len` elements (its `len()`; exactly `len` with `exact`), with
     /// arbitrary contents: the kept one of the smallest capacity that holds `len`, else the
     /// largest, grown.
     ///
-    /// By capacity, not length: a buffer taken shorter than it was (`exact`) keeps its memory,
-    /// and lengthening it within that memory writes zeros but touches no new page. An empty
-    /// request takes nothing: it used to take a kept buffer, which came back empty and was
-    /// dropped, so the pool ran dry and the largest activations were allocated (and faulted in,
-    /// page by page) again on every image: on TinyViT-5M's f32 path 2000 page faults per image,
-    /// 17–19 ms images in most processes against 12.7 ms in the others.
+    /// By capacity, not length: a buffer taken shorter than its capacity (`exact`) comes back
+    /// whole ([`Spare::give`]), so taking it longer again writes nothing. (It came back short
+    /// and was lengthened with zeros when taken longer: `memset` was 1.2% of ResNet50's f32
+    /// time, and without it the Xeon of stop 53 ran ResNet50 and TinyViT-5M 3-4% faster.) An
+    /// empty request takes nothing: it used to take a kept buffer, which came back empty and
+    /// was dropped, so the pool ran dry and the largest activations were allocated (and
+    /// faulted in, page by page) again on every image: on TinyViT-5M's f32 path 2000 page
+    /// faults per image, 17–19 ms images in most processes against 12.7 ms in the others.
     pub fn take(&self, len: usize, exact: bool) -> Vec<T> {
         if len == 0 {
             // Nothing to hold: a kept buffer taken for it came back empty and was dropped.
             return Vec::new();
         }
-        let mut spare = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let spare = &mut kept.buffers;
         let fits = (0..spare.len())
             .filter(|&i| spare[i].capacity() >= len)
             .min_by_key(|&i| spare[i].capacity());
         let pick = fits.or_else(|| (0..spare.len()).max_by_key(|&i| spare[i].capacity()));
         let mut v = pick.map(|i| spare.swap_remove(i)).unwrap_or_default();
-        drop(spare);
+        debug_assert_eq!(v.len(), v.capacity(), "kept buffers are whole");
         if v.len() < len {
+            drop(kept);
+            // Grown to `len` exactly: the whole capacity written, as kept buffers are.
+            v.reserve_exact(len - v.len());
             v.resize(len, T::default());
-        } else if exact {
+            return v;
+        }
+        if exact && len < v.len() {
             v.truncate(len);
+            if kept.lent.len() == LENT {
+                kept.lent.remove(0);
+            }
+            kept.lent.push(Lent::of(&v));
         }
         v
     }
 
     /// Returns a buffer for a later [`Spare::take`] (the one of the smallest capacity gives way
-    /// when full).
-    pub fn give(&self, v: Vec<T>) {
+    /// when full), made as long as its capacity: over the elements it held before, when it is
+    /// a buffer this pool lent shorter and it comes back as it was lent; else with zeros.
+    ///
+    /// The pool's callers are this crate's steps, which write values into their buffers, never
+    /// uninitialized memory (no `MaybeUninit::uninit()` through `spare_capacity_mut`).
+    pub fn give(&self, mut v: Vec<T>) {
         if v.capacity() == 0 {
             return;
         }
-        let mut spare = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if v.len() < v.capacity() {
+            let key = Lent::of(&v);
+            match kept.lent.iter().rposition(|&l| l == key) {
+                Some(i) => {
+                    kept.lent.remove(i);
+                    // SAFETY: this pool lent a buffer of this address, capacity and length,
+                    // shortened from its capacity with every element written; it comes back
+                    // with the same allocation and length, and shortening a `Vec` of `Copy`
+                    // values leaves the elements past its length as they were (the crate's
+                    // steps write no uninitialized memory there). `T` is `f32` or `i8`.
+                    unsafe { v.set_len(v.capacity()) };
+                }
+                None => v.resize(v.capacity(), T::default()),
+            }
+        }
+        let spare = &mut kept.buffers;
         if spare.len() < KEEP {
             spare.push(v);
         } else if let Some(i) = (0..spare.len()).min_by_key(|&i| spare[i].capacity()) {
@@ -110,5 +176,32 @@ mod tests {
         let big = pool.take(4000, true);
         assert_eq!(big.len(), 4000);
         assert!(big.capacity() >= 5000, "chosen by capacity, not grown");
+    }
+
+    /// A buffer lent short comes back whole: taken longer again, it holds what it held (no
+    /// zeros written over it); a buffer the pool did not lend, shorter than its capacity, is
+    /// made whole with zeros.
+    #[test]
+    fn a_buffer_lent_short_comes_back_whole() {
+        let pool: Spare<f32> = Spare::new();
+        pool.give(vec![7.0; 64]);
+        let mut short = pool.take(8, true);
+        assert_eq!(short.len(), 8);
+        short.fill(1.0);
+        pool.give(short);
+        let long = pool.take(64, true);
+        assert_eq!(long.len(), 64);
+        assert_eq!(&long[..8], &[1.0; 8]);
+        assert_eq!(&long[8..], &[7.0; 56], "lengthened over what it held");
+        drop(long);
+        let mut foreign = Vec::with_capacity(32);
+        foreign.extend_from_slice(&[3.0f32; 4]);
+        pool.give(foreign);
+        let whole = pool.take(32, true);
+        assert_eq!(&whole[..4], &[3.0; 4]);
+        assert!(
+            whole[4..].iter().all(|&v| v == 0.0),
+            "lengthened with zeros"
+        );
     }
 }

@@ -123,7 +123,11 @@ pub fn class_token(x: &[f32], token: &[f32]) -> Vec<f32> {
 /// `[H*W, C]` grid tokens to windows of `ws x ws` (zero-padded), window by window.
 pub fn window_partition(x: &[f32], h: usize, w: usize, c: usize, ws: usize) -> Vec<f32> {
     let (nh, nw) = (windows(h, ws), windows(w, ws));
-    let mut out = vec![0f32; nh * nw * ws * ws * c];
+    // Recycled (stale contents): every token is copied below but the padding's, zeroed here.
+    let mut out = super::scratch::F32.take(nh * nw * ws * ws * c, true);
+    if nh * ws != h || nw * ws != w {
+        out.fill(0.0);
+    }
     for (t, dst) in out.chunks_exact_mut(c).enumerate() {
         let (y, x0) = window_pixel(t, nw, ws);
         if y < h && x0 < w {
@@ -136,7 +140,9 @@ pub fn window_partition(x: &[f32], h: usize, w: usize, c: usize, ws: usize) -> V
 /// The inverse of [`window_partition`], dropping the padding.
 pub fn window_reverse(x: &[f32], h: usize, w: usize, c: usize, ws: usize) -> Vec<f32> {
     let nw = windows(w, ws);
-    let mut out = vec![0f32; h * w * c];
+    // Recycled (stale contents): every grid pixel lies in one window, so every token is
+    // copied below.
+    let mut out = super::scratch::F32.take(h * w * c, true);
     for (t, src) in x.chunks_exact(c).enumerate() {
         let (y, x0) = window_pixel(t, nw, ws);
         if y < h && x0 < w {
@@ -182,7 +188,13 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
     let width = a.out_features();
     let pairs = l.checked_div(g).unwrap_or(0) * a.heads;
     let (blocks, rq) = query_blocks(pairs, g, rayon::current_num_threads());
-    let mut out = vec![0f32; l * width];
+    let mut out = if g > 0 && vd > 0 && l.is_multiple_of(g) {
+        // Recycled (stale contents): the tasks write every (token, head) range of it.
+        super::scratch::F32.take(l * width, true)
+    } else {
+        // Zeros where no task writes: no sums at all, or the tokens past the last group.
+        vec![0f32; l * width]
+    };
     if g == 0 || vd == 0 {
         return out;
     }
@@ -569,6 +581,8 @@ mod tests {
                     .map(|i| (i % 5) as f32 * 0.3 - 0.6)
                     .collect()
             });
+            // From a stale buffer (recycled outputs): every output is written.
+            crate::exec::scratch::F32.give(vec![f32::NAN; 1 << 16]);
             let got = attention(&qkv, l, &a, table.as_deref());
             let want = reference(&qkv, l, &a, table.as_deref());
             assert_eq!(got.len(), want.len());
@@ -578,6 +592,23 @@ mod tests {
                     "{a:?} l {l}: element {i}: {g} vs {w}"
                 );
             }
+        }
+    }
+
+    /// Windows and back, from stale buffers: every token lands where it was, the padding of a
+    /// map that is no whole number of windows is zeros.
+    #[test]
+    fn windows_and_back_give_the_tokens() {
+        for (h, w, c, ws) in [(14, 14, 3, 7), (9, 10, 2, 4), (5, 5, 1, 5)] {
+            let x: Vec<f32> = (0..h * w * c).map(|i| i as f32 + 1.0).collect();
+            crate::exec::scratch::F32.give(vec![f32::NAN; 1 << 12]);
+            let win = window_partition(&x, h, w, c, ws);
+            let (nh, nw) = (windows(h, ws), windows(w, ws));
+            assert_eq!(win.len(), nh * nw * ws * ws * c);
+            let real = win.iter().filter(|&&v| v != 0.0).count();
+            assert_eq!(real, h * w * c, "{h}x{w}: the tokens, and zeros past them");
+            crate::exec::scratch::F32.give(vec![f32::NAN; 1 << 12]);
+            assert_eq!(window_reverse(&win, h, w, c, ws), x, "{h}x{w} by {ws}");
         }
     }
 

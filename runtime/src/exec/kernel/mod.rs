@@ -575,6 +575,8 @@ pub unsafe fn tile_pair_taps_tiled_to(
             avx512::tile_pair_taps_tiled_avx512(kc, (a.as_ptr(), MR * k), b, (c, ldc, rows, add))
         };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (c, ldc, add, taps);
 }
 
 /// Two [`tile_pair`]s on consecutive row blocks (`a`'s rows `0..MR` and `MR..2 * MR`):
