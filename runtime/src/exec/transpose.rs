@@ -29,11 +29,11 @@ pub unsafe fn columns_to_rows(
         cols <= lds && src.len() >= (len - 1) * lds + cols,
         "columns_to_rows: extents"
     );
-    // The rows and columns the 16x16 blocks take (none off AVX-512F): whole blocks of 16 rows,
-    // every column (the last block of columns masked).
+    // The rows and columns the 16x16 blocks take (none off AVX-512F): every row and column (the
+    // last block of each masked).
     #[cfg(target_arch = "x86_64")]
     let (done_i, done_o) = if path() == KernelPath::Avx512F {
-        (len / 16 * 16, cols)
+        (len, cols)
     } else {
         (0, 0)
     };
@@ -43,15 +43,15 @@ pub unsafe fn columns_to_rows(
     {
         for i0 in (0..done_i).step_by(16) {
             for o0 in (0..done_o).step_by(16) {
-                // SAFETY: the CPU has AVX-512F (`path`); the block's 16 rows of its columns
-                // lie in `src` (checked above: `i0 + 15 < len`, `o0 + width <= cols`), and its
+                // SAFETY: the CPU has AVX-512F (`path`); the block's rows of its columns lie in
+                // `src` (checked above: `i0 + height <= len`, `o0 + width <= cols`), and its
                 // destination rows are the caller's.
                 unsafe {
                     block_avx512(
                         src.as_ptr().add(i0 * lds + o0),
                         lds,
                         dst.offset(o0 * ldd + i0).0,
-                        (ldd, (cols - o0).min(16)),
+                        (ldd, (cols - o0).min(16), (len - i0).min(16)),
                     )
                 };
             }
@@ -71,25 +71,38 @@ pub unsafe fn columns_to_rows(
     scalar(0..len, done_o..cols);
 }
 
-/// One block of 16 rows by `width <= 16` columns: `dst[c * ldd + r] = src[r * lds + c]` for
-/// `r < 16`, `c < width` (the loads masked to the block's columns, the rows of the others not
-/// stored).
+/// One block of `height <= 16` rows by `width <= 16` columns: `dst[c * ldd + r] = src[r * lds +
+/// c]` for `r < height`, `c < width` (the loads masked to the block's columns and rows, the
+/// stores to its rows, the rows of the other columns not stored).
 ///
 /// Why masked: a map's last columns (8 of 56, all 14 of 14) went element by element, two scalar
-/// operations per value (the Winograd input's channels-last copy, [`super::winograd`]).
+/// operations per value (the Winograd input's channels-last copy, [`super::winograd`]); so did
+/// the last rows of a block (a 56-pixel row of Winograd's output tiles: 8 of 56).
 ///
 /// # Safety
-/// AVX-512F must be available; `src + r * lds` must hold `width` floats and `dst + c * ldd` 16
-/// writable ones for `r < 16`, `c < width`.
+/// AVX-512F must be available; `src + r * lds` must hold `width` floats and `dst + c * ldd`
+/// `height` writable ones for `r < height`, `c < width`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn block_avx512(src: *const f32, lds: usize, dst: *mut f32, (ldd, width): (usize, usize)) {
+unsafe fn block_avx512(
+    src: *const f32,
+    lds: usize,
+    dst: *mut f32,
+    (ldd, width, height): (usize, usize, usize),
+) {
     use std::arch::x86_64::*;
     let mask = ((1u32 << width) - 1) as __mmask16;
-    // SAFETY: the caller's guarantees; the masked loads read the block's columns alone.
+    let rows = ((1u32 << height) - 1) as __mmask16;
+    // SAFETY: the caller's guarantees; the masked loads read the block's columns alone, of its
+    // rows alone.
     unsafe {
-        let r: [__m512; 16] =
-            std::array::from_fn(|i| _mm512_maskz_loadu_ps(mask, src.add(i * lds)));
+        let r: [__m512; 16] = std::array::from_fn(|i| {
+            if i < height {
+                _mm512_maskz_loadu_ps(mask, src.add(i * lds))
+            } else {
+                _mm512_setzero_ps()
+            }
+        });
         // Pairs of rows interleaved by element, then by pairs of elements: each 128-bit lane of
         // `u` then holds one column's 4 values of a group of 4 rows.
         let mut t = [_mm512_setzero_ps(); 16];
@@ -119,10 +132,10 @@ unsafe fn block_avx512(src: *const f32, lds: usize, dst: *mut f32, (ldd, width):
             let hi = _mm512_shuffle_f32x4::<0xDD>(v[i], v[8 + i]);
             let (c_lo, c_hi) = column_of(i);
             if c_lo < width {
-                _mm512_storeu_ps(dst.add(c_lo * ldd), lo);
+                _mm512_mask_storeu_ps(dst.add(c_lo * ldd), rows, lo);
             }
             if c_hi < width {
-                _mm512_storeu_ps(dst.add(c_hi * ldd), hi);
+                _mm512_mask_storeu_ps(dst.add(c_hi * ldd), rows, hi);
             }
         }
     }

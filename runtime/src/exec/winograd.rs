@@ -367,6 +367,13 @@ fn transform_tiles(
     let mut buf = TILE_ROWS.take();
     for ty in ty0..ty1 {
         tile_rows(x, g, ty, wp, &mut buf);
+        #[cfg(target_arch = "x86_64")]
+        if path() == KernelPath::Avx512F {
+            // SAFETY: the CPU has AVX-512F (`path`); this call alone writes this tile row's
+            // rows of every point's matrix, which lie in `v` (`ty * tw + tw - 1 - v0 < rows`).
+            unsafe { input_row_avx512(&buf, (wp, g.c), tw, v, (ty * tw - v0, rows)) };
+            continue;
+        }
         for tx in 0..tw {
             // SAFETY: this call alone writes this tile's row of every point's matrix, which
             // lies in `v` (`ty * tw + tx - v0 < rows`).
@@ -522,23 +529,83 @@ unsafe fn input_tile(
     transform_in(&d, dst);
 }
 
+/// [`input_tile`] for the `tw` tiles of a tile row, from row `t0` of each point's matrix, in
+/// AVX-512 registers by hand (the last channels masked): the same operations in the same
+/// order as [`transform_in_lanes`], so the same floats.
+///
+/// Why: tile by tile, the 16 source and 16 destination slices were built and checked per
+/// tile and the transform's rows went through the stack; at 64 channels (four vectors a tile)
+/// that was a quarter of a layer's time outside its products (`perf`: the transform 15% of
+/// ResNet18's 64-channel layer alone).
+///
+/// # Safety
+/// AVX-512F must be available; rows `t0..t0 + tw` of every point's matrix must lie in `v` and
+/// be written by no one else meanwhile.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn input_row_avx512(
+    rows4: &[f32],
+    (wp, c): (usize, usize),
+    tw: usize,
+    v: Shared<f32>,
+    (t0, rows): (usize, usize),
+) {
+    use std::arch::x86_64::*;
+    assert!(
+        2 * tw + 2 <= wp && rows4.len() >= 4 * wp * c && t0 + tw <= rows,
+        "winograd: tile row"
+    );
+    let src = rows4.as_ptr();
+    for tx in 0..tw {
+        let mut i = 0;
+        while i < c {
+            let m: __mmask16 = if c - i >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << (c - i)) - 1) as __mmask16
+            };
+            // SAFETY: lanes `i..min(i + 16, c)` (the mask) of pixels `2 tx + w < wp` of the
+            // four rows (checked above), and of row `t0 + tx < rows` of each point's matrix
+            // (the caller's).
+            unsafe {
+                let at = |u: usize, w: usize| src.add((u * wp + 2 * tx + w) * c + i);
+                let mut e = [[_mm512_setzero_ps(); 4]; 4];
+                for (u, e) in e.iter_mut().enumerate() {
+                    let r0 = _mm512_maskz_loadu_ps(m, at(u, 0));
+                    let r1 = _mm512_maskz_loadu_ps(m, at(u, 1));
+                    let r2 = _mm512_maskz_loadu_ps(m, at(u, 2));
+                    let r3 = _mm512_maskz_loadu_ps(m, at(u, 3));
+                    *e = [
+                        _mm512_sub_ps(r0, r2),
+                        _mm512_add_ps(r1, r2),
+                        _mm512_sub_ps(r2, r1),
+                        _mm512_sub_ps(r1, r3),
+                    ];
+                }
+                let to = |xi: usize| v.offset((xi * rows + t0 + tx) * c + i).0;
+                // Indexed as the matrices are (`Bᵀ e`, column `s`).
+                #[allow(clippy::needless_range_loop)]
+                for s in 0..4 {
+                    _mm512_mask_storeu_ps(to(s), m, _mm512_sub_ps(e[0][s], e[2][s]));
+                    _mm512_mask_storeu_ps(to(4 + s), m, _mm512_add_ps(e[1][s], e[2][s]));
+                    _mm512_mask_storeu_ps(to(8 + s), m, _mm512_sub_ps(e[2][s], e[1][s]));
+                    _mm512_mask_storeu_ps(to(12 + s), m, _mm512_sub_ps(e[1][s], e[3][s]));
+                }
+            }
+            i += 16;
+        }
+    }
+}
+
 /// The input transform over runs of channels; compiled for the CPU's vectors (the crate's
 /// baseline has four lanes on x86-64).
 fn transform_in(d: &[[&[f32]; 4]; 4], dst: [&mut [f32]; XI]) {
     #[cfg(target_arch = "x86_64")]
-    match path() {
-        // SAFETY: `path` only returns a path this CPU has.
-        KernelPath::Avx512F => return unsafe { transform_in_avx512(d, dst) },
-        // SAFETY: as above.
-        KernelPath::Avx2Fma => return unsafe { transform_in_avx2(d, dst) },
-        _ => {}
+    if path() == KernelPath::Avx2Fma {
+        // SAFETY: `path` only returns a path this CPU has. (AVX-512F transforms whole tile
+        // rows: `input_row_avx512`.)
+        return unsafe { transform_in_avx2(d, dst) };
     }
-    transform_in_plain(d, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_in_avx512(d: &[[&[f32]; 4]; 4], dst: [&mut [f32]; XI]) {
     transform_in_plain(d, dst)
 }
 
@@ -605,6 +672,14 @@ fn sub<const L: usize>(a: [f32; L], b: [f32; L]) -> [f32; L] {
 /// row `ξ * stride + r` of `mm`, `width` apart) and channels `o0..o1`, with
 /// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`, into the output pixels inside the map.
 ///
+/// A run of tiles in one tile row at a time: their pixels of each output row gather along
+/// `OUT_ROWS`' rows, 32 channels each, then go to the channels' rows through 16x16 transposes
+/// ([`columns_to_rows`]).
+///
+/// Why: tile by tile, each of a tile's 4 pixels times 32 channels was a scalar store into a
+/// row of its own (a quarter of ResNet18's 64-channel layers outside the products, `perf`: the
+/// products were half of their time).
+///
 /// # Safety
 /// Channels `o0..o1` of those tiles' pixels in `out` (`[m][ho * wo]`) must be written by no one
 /// else meanwhile.
@@ -617,49 +692,135 @@ unsafe fn output_tiles(
     out: Shared<f32>,
 ) {
     let n = g.n();
-    let mut y = [[0f32; PAIR]; 4];
-    for r in 0..count {
-        let (ty, tx) = ((r0 + r) / tw, (r0 + r) % tw);
-        let (oy, ox) = (2 * ty, 2 * tx);
-        let (h2, w2) = (2.min(g.ho - oy), 2.min(g.wo - ox));
+    let mut rows = OUT_ROWS.take();
+    let mut r = 0;
+    while r < count {
+        let (ty, tx0) = ((r0 + r) / tw, (r0 + r) % tw);
+        let run = (tw - tx0).min(count - r);
+        let (oy, ox0) = (2 * ty, 2 * tx0);
+        // Output rows and pixels per row of the run (the map's last tile row and column may
+        // hold one).
+        let (h2, px) = (2.min(g.ho - oy), (2 * run).min(g.wo - ox0));
+        rows.resize(rows.len().max(2 * px * PAIR), 0.0);
         for l0 in (0..o1 - o0).step_by(PAIR) {
             let lanes = PAIR.min(o1 - o0 - l0);
-            // Whole pairs of lanes are computed (`width` is a multiple of `PAIR`), `lanes` kept.
-            let m: [&[f32]; XI] =
-                std::array::from_fn(|xi| &mm[(xi * stride + r) * width + l0..][..PAIR]);
-            transform_out(&m, &mut y);
-            for (q, yq) in y.iter().enumerate() {
-                let (dy, dx) = (q / 2, q % 2);
-                if dy >= h2 || dx >= w2 {
-                    continue;
+            run_out(
+                &mm[r * width + l0..],
+                (stride * width, width),
+                run,
+                (&mut rows, px, h2),
+            );
+            for dy in 0..h2 {
+                let to = out.offset((o0 + l0) * n + (oy + dy) * g.wo + ox0);
+                // SAFETY: the caller's contract: channels `o0 + l0..+lanes` (below `o1 <= m`)
+                // of pixels `ox0..ox0 + px` of output row `oy + dy` (inside the map).
+                unsafe { columns_to_rows(&rows[dy * px * PAIR..], PAIR, (px, lanes), to, n) };
+            }
+        }
+        r += run;
+    }
+    OUT_ROWS.set(rows);
+}
+
+/// `Aᵀ m A` of `run` tiles of a tile row, 32 lanes each (tile `i`'s point `ξ` at
+/// `mm[ξ * point + i * tile..]`), into `rows`: pixel `p < px` of output row `dy < h2` at
+/// `rows[(dy * px + p) * PAIR..]`.
+fn run_out(
+    mm: &[f32],
+    (point, tile): (usize, usize),
+    run: usize,
+    (rows, px, h2): (&mut [f32], usize, usize),
+) {
+    if run == 0 {
+        return;
+    }
+    assert!(
+        mm.len() >= (XI - 1) * point + (run - 1) * tile + PAIR
+            && rows.len() >= h2 * px * PAIR
+            && px <= 2 * run,
+        "winograd: output tiles"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx512F {
+        // SAFETY: the CPU has AVX-512F (`path`); the extents were checked above.
+        return unsafe { run_out_avx512(mm.as_ptr(), (point, tile), run, (rows, px, h2)) };
+    }
+    let mut y = [[0f32; PAIR]; 4];
+    for i in 0..run {
+        let m: [&[f32]; XI] = std::array::from_fn(|xi| &mm[xi * point + i * tile..][..PAIR]);
+        transform_out(&m, &mut y);
+        for (q, yq) in y.iter().enumerate() {
+            let (dy, p) = (q / 2, 2 * i + q % 2);
+            if dy < h2 && p < px {
+                rows[(dy * px + p) * PAIR..][..PAIR].copy_from_slice(yq);
+            }
+        }
+    }
+}
+
+/// [`run_out`] in AVX-512 registers by hand: the operations of [`transform_out_plain`] in the
+/// same order, so the same floats (its arrays went through the stack, and building the 16
+/// slices per tile cost as much as the transform).
+///
+/// # Safety
+/// AVX-512F must be available; the extents [`run_out`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_out_avx512(
+    mm: *const f32,
+    (point, tile): (usize, usize),
+    run: usize,
+    (rows, px, h2): (&mut [f32], usize, usize),
+) {
+    use std::arch::x86_64::*;
+    let out = rows.as_mut_ptr();
+    for i in 0..run {
+        for h in 0..2 {
+            // SAFETY: the caller's extents: point `ξ` of tile `i`, lanes `16 h..16 h + 16` of
+            // the pair; pixels `2 i + dx < px` of rows `dy < h2`.
+            unsafe {
+                let p = mm.add(i * tile + h * NR);
+                let mut t = [[_mm512_setzero_ps(); 4]; 2];
+                // Indexed as the matrices are (`Aᵀ m`, column `s`).
+                #[allow(clippy::needless_range_loop)]
+                for s in 0..4 {
+                    let a = _mm512_loadu_ps(p.add(s * point));
+                    let b = _mm512_loadu_ps(p.add((4 + s) * point));
+                    let c = _mm512_loadu_ps(p.add((8 + s) * point));
+                    let d = _mm512_loadu_ps(p.add((12 + s) * point));
+                    t[0][s] = _mm512_add_ps(_mm512_add_ps(a, b), c);
+                    t[1][s] = _mm512_sub_ps(_mm512_sub_ps(b, c), d);
                 }
-                let at = (oy + dy) * g.wo + ox + dx;
-                for (l, &val) in yq[..lanes].iter().enumerate() {
-                    // SAFETY: the caller's contract; channel `o0 + l0 + l < m`, pixel `at < n`.
-                    unsafe { *out.offset((o0 + l0 + l) * n + at).0 = val };
+                for (dy, t) in t.iter().enumerate().take(h2) {
+                    let y0 = _mm512_add_ps(_mm512_add_ps(t[0], t[1]), t[2]);
+                    let y1 = _mm512_sub_ps(_mm512_sub_ps(t[1], t[2]), t[3]);
+                    let row = out.add(dy * px * PAIR + h * NR);
+                    if 2 * i < px {
+                        _mm512_storeu_ps(row.add(2 * i * PAIR), y0);
+                    }
+                    if 2 * i + 1 < px {
+                        _mm512_storeu_ps(row.add((2 * i + 1) * PAIR), y1);
+                    }
                 }
             }
         }
     }
 }
 
+thread_local! {
+    /// Each thread's output rows of a run of tiles ([`output_tiles`]), kept between calls.
+    static OUT_ROWS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// The output transform of one tile over up to `PAIR` channels: `y[q][l]` for its pixel
 /// `q = 2 dy + dx`.
 fn transform_out(m: &[&[f32]; XI], y: &mut [[f32; PAIR]; 4]) {
     #[cfg(target_arch = "x86_64")]
-    match path() {
-        // SAFETY: `path` only returns a path this CPU has.
-        KernelPath::Avx512F => return unsafe { transform_out_avx512(m, y) },
-        // SAFETY: as above.
-        KernelPath::Avx2Fma => return unsafe { transform_out_avx2(m, y) },
-        _ => {}
+    if path() == KernelPath::Avx2Fma {
+        // SAFETY: `path` only returns a path this CPU has. (AVX-512F transforms runs of
+        // tiles: `run_out_avx512`.)
+        return unsafe { transform_out_avx2(m, y) };
     }
-    transform_out_plain(m, y)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_out_avx512(m: &[&[f32]; XI], y: &mut [[f32; PAIR]; 4]) {
     transform_out_plain(m, y)
 }
 
