@@ -222,14 +222,10 @@ fn product(
     // The last block's pixels, zero-padded to a whole block (`tail[i * BLOCK + r]`), so that
     // the kernel never reads past the input.
     let full = n / BLOCK * BLOCK;
-    let tail: Vec<f32> = if full < n {
-        (0..k)
-            .flat_map(|i| (0..BLOCK).map(move |r| (i, full + r)))
-            .map(|(i, p)| if p < n { x[i * n + p] } else { 0.0 })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut tail = vec![0f32; if full < n { k * BLOCK } else { 0 }];
+    for (i, t) in tail.chunks_exact_mut(BLOCK).enumerate() {
+        t[..n - full].copy_from_slice(&x[i * n + full..(i + 1) * n]);
+    }
     // Tasks are ranges of pairs of panels (channels), all pixels each: every weight is read
     // once. A pair's sums gather in a buffer of `n` rows of 32 (32 KB for a map of 256 pixels,
     // in the core's L1; 400 KB for ResNet50's 56x56 ones, in its L2) while the pair's `K`
