@@ -319,16 +319,16 @@ fn run(
             let mut v = BAND.take();
             v.resize(XI * rows * c, 0.0);
             transform_tiles(x, g, (ty0, ty1), (Shared(v.as_mut_ptr()), rows, t0));
-            for xi in 0..XI {
-                v[(xi * rows + t1 - t0) * c..(xi + 1) * rows * c].fill(0.0);
-            }
             products.task(&v, (rows, t0), (ty0, ty1, 0, pairs));
             BAND.set(v);
         });
         return;
     }
-    // `V_ξ[t][i]` at `v[(ξ * rows + t) * c + i]`, rows past the last tile zero (the micro-kernel
-    // reads whole 6- or 12-row blocks).
+    // `V_ξ[t][i]` at `v[(ξ * rows + t) * c + i]`, with rows past the last tile: the micro-kernel
+    // reads whole 6- or 12-row blocks. Those rows hold whatever the buffer held: their sums are
+    // never stored (the kernel stores a block's real rows alone), so they are not zeroed (up to
+    // 11 rows of every point, 260 KB per layer at 512 channels, zeroed by one thread while the
+    // other waited).
     let rows = tiles.div_ceil(MR) * MR + MR;
     let mut v = POINTS.take(XI * rows * c, false);
     {
@@ -336,9 +336,6 @@ fn run(
         (0..th).into_par_iter().for_each(|ty| {
             transform_tiles(x, g, (ty, ty + 1), (vb, rows, 0));
         });
-        for xi in 0..XI {
-            v[(xi * rows + tiles) * c..(xi + 1) * rows * c].fill(0.0);
-        }
     }
     let split = TaskSplit::new(th, pairs);
     let vs = &v[..];
@@ -920,6 +917,10 @@ mod tests {
                 relu: true,
                 gelu: false,
             };
+            // Stale NaNs in every buffer the layer takes (the rows past the last tile are
+            // not zeroed: no NaN may reach an output).
+            POINTS.give(vec![f32::NAN; 1 << 20]);
+            rayon::broadcast(|_| BAND.set(vec![f32::NAN; 1 << 18]));
             conv_winograd(&x, &g, Transformed::F32(&u), m, &mut out, epi);
             let want = reference(&x, &g, &wts, m);
             let bound = (c * 9) as f32 * 1e-6 * 8.0;
