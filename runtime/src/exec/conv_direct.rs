@@ -106,7 +106,7 @@ impl<'a> Tiles<'a> {
 }
 
 /// Whether this CPU's kernel reads [`Tiles::Interleaved`]: on the AVX-512F path.
-fn interleaves() -> bool {
+pub(super) fn interleaves() -> bool {
     path() == KernelPath::Avx512F
 }
 
@@ -122,7 +122,7 @@ pub fn for_kernel(rows: Vec<f32>, k: usize) -> Vec<f32> {
 
 /// Whole row-major `MR`-row tiles (`k` weights a row) with each tile `k`-major
 /// ([`Tiles::Interleaved`]).
-pub fn interleave(rows: &[f32], k: usize) -> Vec<f32> {
+pub(super) fn interleave(rows: &[f32], k: usize) -> Vec<f32> {
     let mut t = vec![0f32; rows.len()];
     if k > 0 {
         t.par_chunks_mut(MR * k)
@@ -139,7 +139,7 @@ pub fn interleave(rows: &[f32], k: usize) -> Vec<f32> {
 }
 
 /// `out = epilogue(conv(x))` for one group: `x` is `[geo.c, geo.h, geo.w]`, `a` the group's `m`
-/// weight rows, `k` apart, as whole `MR`-row tiles (the sums of rows past `m` are dropped),
+/// weight rows as whole `MR`-row tiles ([`Tiles`]; the sums of rows past `m` are dropped),
 /// `out` is `[m, ho * wo]`; `epi`'s rows are the group's.
 pub fn conv_direct(x: &[f32], geo: &Geometry, a: Tiles, m: usize, out: &mut [f32], epi: Epilogue) {
     let g = geo;
@@ -344,7 +344,7 @@ impl TapReader<'_> {
     }
 }
 
-/// The sums of weight rows `r0..r0 + rows` (`a`: whole `MR`-row tiles, `k` apart) at the
+/// The sums of weight rows `r0..r0 + rows` (`a`: whole `MR`-row tiles, [`Tiles`]) at the
 /// positions `q0..q0 + width` (whole pairs), K block by K block: the kernel call for rows
 /// `r0 + gr..` and the pair at `q0 + j` stores to `dest(gr, j, first block)` (a pointer and
 /// its row pitch), setting its sums in the first K block and adding them in the others.

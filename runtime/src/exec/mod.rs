@@ -1282,19 +1282,21 @@ impl Executor {
     }
 
     /// A direct convolution's weights as its kernel reads them ([`conv_direct::Tiles`]), given
-    /// to `f`: laid out once ([`conv_direct::for_kernel`]) and kept in `f32_panels`; during a
-    /// calibration (which keeps no weights), this run's row-major tiles.
+    /// to `f`: where the kernel reads them interleaved, laid out so once and kept in
+    /// `f32_panels`; else (and during a calibration, which keeps no weights) the row-major tiles
+    /// of [`Executor::f32_rows`], in place for an FP32 export.
     fn with_direct_tiles<R>(&self, layer: usize, f: impl FnOnce(conv_direct::Tiles) -> R) -> R {
         let l = &self.layers[layer];
         let (r, k) = l.layer.weights.dims();
-        if self.keeps_f32_panels() {
+        if self.keeps_f32_panels() && conv_direct::interleaves() {
             let w = self.f32_panels[layer].get_or_init(|| {
-                conv_direct::for_kernel(gemm::unpacked_rows(&l.rows(), 0, r, k), k)
+                conv_direct::interleave(&gemm::unpacked_rows(&l.rows(), 0, r, k), k)
             });
-            f(conv_direct::Tiles::of(w))
-        } else {
-            f(conv_direct::Tiles::Rows(&l.rows().tiles(0, r, k)))
+            return f(conv_direct::Tiles::Interleaved(w));
         }
+        f(conv_direct::Tiles::Rows(
+            &self.f32_rows(layer).tiles(0, r, k),
+        ))
     }
 
     /// An integer stem convolution step and the max pooling step after it: the pooling's output
@@ -1544,10 +1546,7 @@ impl Executor {
                     conv_lanes::conv_lanes(get(*input), &geo, wp, co, &mut out, epi);
                     return Some(out);
                 }
-                if let Some(geo) = self
-                    .direct_geometry(conv, *input, *output)
-                    .filter(|_| self.keeps_f32_panels())
-                {
+                if let Some(geo) = self.direct_geometry(conv, *input, *output) {
                     self.with_direct_tiles(*layer, |a| {
                         conv_direct::conv_direct(get(*input), &geo, a, co, &mut out, epi)
                     });
