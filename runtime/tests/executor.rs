@@ -197,19 +197,27 @@ fn residual_codes_stay_within_a_code_step() {
 }
 
 /// A downsampling convolution and the one whose residual it is run as one pair of blocks on
-/// AMX (`set_pair_fusion`): one pair in each stage with a downsampling branch (3 in ResNet18,
-/// 4 in ResNet50) where the CPU runs AMX, none elsewhere; the logits identical bit for bit to
-/// the two convolutions apart.
+/// AMX and AVX-512 VNNI (`set_pair_fusion`): on AMX one pair in each stage with a
+/// downsampling branch (3 in ResNet18, 4 in ResNet50); on VNNI those whose maps end in a
+/// panel of more than 8 pixels (at 32 px: the 8x8 and 4x4 stages, not the 2x2 and 1x1, whose
+/// narrow last panels other blocks take); none elsewhere; the logits identical bit for bit
+/// to the two convolutions apart.
 #[test]
 fn pairs_of_convolutions_change_no_logit() {
     use fq_runtime::exec::kernel::int8::{int8_path, Int8Path};
     use fq_runtime::exec::kernel::{path, KernelPath};
-    let amx = int8_path() == Int8Path::Amx && path() == KernelPath::Avx512F;
+    let avx512 = path() == KernelPath::Avx512F;
     let r18 = ArchSpec::new(Arch::ResNet18, 4, 32, 5).graph().unwrap();
     let r50 = ArchSpec::new(Arch::ResNet50, 4, 32, 3).graph().unwrap();
-    for (g, want) in [(&r18, 3), (&r50, 4)] {
+    // ResNet18's downsampling stages at 32 px: 4x4, 2x2, 1x1; ResNet50's: 8x8, 4x4, 2x2, 1x1.
+    for (g, amx, vnni) in [(&r18, 3, 1), (&r50, 4, 2)] {
         let (_, mut exec, images) = calibrated(g, 23, 90);
-        assert_eq!(exec.fused_pairs(), if amx { want } else { 0 }, "{}", g.arch);
+        let want = match int8_path() {
+            Int8Path::Amx if avx512 => amx,
+            Int8Path::Avx512Vnni if avx512 => vnni,
+            _ => 0,
+        };
+        assert_eq!(exec.fused_pairs(), want, "{}", g.arch);
         for x in &images {
             let with = exec.run(x).unwrap();
             exec.set_pair_fusion(false);

@@ -1022,30 +1022,41 @@ pub(super) unsafe fn gemm_task(
     res8: Option<&Residual8>,
 ) {
     let (_, k4, n, scale) = b.dims();
-    let (r0, r1) = (rows.start, rows.end);
-    let (j0, j1) = (panels.start, panels.end);
-    let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
     debug_assert!(
         to.is_some() || !matches!(target, Target::None),
         "a task keeps its floats or its codes"
     );
     #[cfg(target_arch = "x86_64")]
-    if let (None, Target::Quads(data, shape, inv)) = (to, target) {
-        if amx_quads(w, epi, rows.clone()) {
-            let out = super::finish_quads::QuadsOut {
-                data: *data,
-                shape: *shape,
-                inv: *inv,
-            };
-            let res = match (res8, epi.residual) {
-                (Some(r), _) => super::finish_quads::BlockResidual::Codes(*r),
-                (None, Some(v)) => super::finish_quads::BlockResidual::Floats(v),
-                (None, None) => super::finish_quads::BlockResidual::None,
-            };
-            // SAFETY: the caller's contract; `amx_quads` checked the path and the rows.
-            return unsafe { amx_quads_task((w, b, epi), None, (rows, panels), res, out) };
-        }
-    }
+    let panels = match (to, target) {
+        (None, Target::Quads(data, shape, inv)) => match quad_blocks(w, epi, rows.clone()) {
+            Some(blocks) => {
+                let out = super::finish_quads::QuadsOut {
+                    data: *data,
+                    shape: *shape,
+                    inv: *inv,
+                };
+                let res = match (res8, epi.residual) {
+                    (Some(r), _) => super::finish_quads::BlockResidual::Codes(*r),
+                    (None, Some(v)) => super::finish_quads::BlockResidual::Floats(v),
+                    (None, None) => super::finish_quads::BlockResidual::None,
+                };
+                let end = blocks.end(n, panels.clone());
+                let fused = (rows.clone(), panels.start..end);
+                // SAFETY: the caller's contract; `quad_blocks` checked the path and the rows.
+                unsafe { quads_task(blocks, (w, b, epi), None, fused, res, out) };
+                if end == panels.end {
+                    return;
+                }
+                // A last narrow panel (and its pair): the blocks that take it, below.
+                end..panels.end
+            }
+            None => panels,
+        },
+        _ => panels,
+    };
+    let (r0, r1) = (rows.start, rows.end);
+    let (j0, j1) = (panels.start, panels.end);
+    let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
     let mut staged = Vec::new();
     let to = to.unwrap_or_else(|| {
         // Stale contents are fine: the tiles write every value of the rectangle.
@@ -1159,81 +1170,145 @@ fn kept_buffer(
     v
 }
 
-/// Whether a codes-only task into quads runs [`amx_quads_task`]: AMX blocks finished on
-/// AVX-512F, no GELU, and the task's rows in their order (each block row its output row).
+/// The blocks a codes-only task into quads finishes straight into them ([`quads_task`]).
 #[cfg(target_arch = "x86_64")]
-fn amx_quads(w: &WeightsI8, epi: &Epilogue, rows: std::ops::Range<usize>) -> bool {
-    int8_path() == super::kernel::int8::Int8Path::Amx
-        && super::kernel::path() == super::kernel::KernelPath::Avx512F
-        && !epi.gelu
-        && rows.start.is_multiple_of(QUAD)
-        && w.order[rows.clone()].iter().copied().eq(rows)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QuadBlocks {
+    /// AMX's 32- and 16-row blocks of packed panels.
+    Amx,
+    /// AVX-512 VNNI's 12-, 8- and 4-row blocks, panels packed or in place.
+    Vnni,
 }
 
-/// [`gemm_task`] for a task that keeps only codes in quads, on AMX: each block's sums finished
+#[cfg(target_arch = "x86_64")]
+impl QuadBlocks {
+    /// The end of the panels of `panels` (of a map of `n` pixels) that these blocks take: all
+    /// on AMX; on VNNI all but the map's last panel and the one paired with it when that panel
+    /// has at most half its columns real, which `WeightsI8::blocks_vnni`'s half and narrow
+    /// blocks compute (a 7x7 map's 49th column alone, a 14x14 map's last 4) where a whole
+    /// panel would be 16.
+    fn end(self, n: usize, panels: std::ops::Range<usize>) -> usize {
+        let last = n.div_ceil(NR).saturating_sub(1);
+        match self {
+            QuadBlocks::Vnni if panels.contains(&last) && n - last * NR <= NR / 2 => {
+                panels.start + (last - panels.start) / 2 * 2
+            }
+            _ => panels.end,
+        }
+    }
+}
+
+/// Whether a codes-only task into quads runs [`quads_task`], and with which blocks: AMX or
+/// AVX-512 VNNI blocks finished on AVX-512F, no GELU, and the task's rows in their order (each
+/// block row its output row) from a whole quad.
+#[cfg(target_arch = "x86_64")]
+fn quad_blocks(w: &WeightsI8, epi: &Epilogue, rows: std::ops::Range<usize>) -> Option<QuadBlocks> {
+    use super::kernel::int8::Int8Path;
+    let blocks = match int8_path() {
+        Int8Path::Amx => QuadBlocks::Amx,
+        Int8Path::Avx512Vnni => QuadBlocks::Vnni,
+        _ => return None,
+    };
+    (super::kernel::path() == super::kernel::KernelPath::Avx512F
+        && !epi.gelu
+        && rows.start.is_multiple_of(QUAD)
+        && w.order[rows.clone()].iter().copied().eq(rows))
+    .then_some(blocks)
+}
+
+/// [`gemm_task`] for a task that keeps only codes in quads: each block's sums finished
 /// straight into the quads ([`super::finish_quads`]) while they are in the core's cache, with no
 /// float buffer, the residual `res` added.
+///
+/// Why: through a float buffer of the task's rows, the sums were written as floats, read and
+/// written again by the epilogue, and read once more for the codes. On Zen 5's AVX-512 VNNI,
+/// ResNet50's 64→256 1x1 convolutions on 56x56 took 0.16–0.17 ms so, against onnxruntime's
+/// 0.08 for the same convolution (its kernel requantises in one pass).
 ///
 /// With `first` (a pair's first convolution, [`gemm_i8_pair`]), each block of it is computed
 /// first and finished into floats in L1, which are the block's residual instead of `res`.
 ///
 /// # Safety
-/// As [`gemm_task`]; [`amx_quads`] holds for each convolution, and `first`'s output is the
-/// same `[rows][n]` as the second's.
+/// As [`gemm_task`]; [`quad_blocks`] gives `blocks` for each convolution, the panels are
+/// whole pairs but for the map's last, none past [`QuadBlocks::end`], and `first`'s output is
+/// the same `[rows][n]` as the second's.
 #[cfg(target_arch = "x86_64")]
-unsafe fn amx_quads_task(
+unsafe fn quads_task(
+    blocks: QuadBlocks,
     (w, b, epi): (&WeightsI8, &Panels, &Epilogue),
     first: Option<(&WeightsI8, &Panels, &Epilogue)>,
     (rows, panels): (std::ops::Range<usize>, std::ops::Range<usize>),
     res: super::finish_quads::BlockResidual,
     out: super::finish_quads::QuadsOut,
 ) {
-    use super::finish_quads::{finish_block, finish_block_floats, BlockResidual};
+    use super::finish_quads::{finish_block, finish_block_floats, prefetch, BlockResidual};
     use super::kernel::int8_amx::{COLS, ROWS};
+    use super::kernel::int8_vnni::block_rows;
     let (_, k4, n, scale) = b.dims();
     // The activations' scale of the first's sums.
     let scale_p = first.map_or(0.0, |(_, bp, _)| bp.dims().3);
     let (r0, r1) = (rows.start, rows.end);
     let (j0, j1) = (panels.start, panels.end);
-    let end = r0 + (r1 - r0).div_ceil(ROWS) * ROWS;
+    debug_assert!(j1 <= blocks.end(n, j0..j1));
+    // The last row a block may compute (padding rows computed, not stored): AMX's blocks are
+    // whole 16s from `r0`, VNNI's end inside the weights' rows padded to whole tasks.
+    let end = match blocks {
+        QuadBlocks::Amx => r0 + (r1 - r0).div_ceil(ROWS) * ROWS,
+        QuadBlocks::Vnni => r1.div_ceil(MC) * MC,
+    };
     assert!(
-        end * k4 <= w.codes.len() && first.is_none_or(|(wp, ..)| end * wp.k4 <= wp.codes.len()),
-        "amx_quads_task: rows past the codes"
+        end * k4 <= w.codes.len()
+            && end <= w.sums.len()
+            && first.is_none_or(|(wp, ..)| end * wp.k4 <= wp.codes.len() && end <= wp.sums.len()),
+        "quads_task: rows past the codes"
     );
     let mut bufs = PANELS.with(|p| p.take());
     let mut bufs_p = PAIR_PANELS.with(|p| p.take());
     let (mut acc, mut floats) = ([0i32; 2 * ROWS * COLS], [0f32; 2 * ROWS * COLS]);
     for j in (j0..j1).step_by(2) {
         let pair = j + 1 < j1;
-        let ps = panel_pair(b, (j, pair), k4, &mut bufs);
-        let ps_first = first.map(|(wp, bp, _)| panel_pair(bp, (j, pair), wp.k4, &mut bufs_p));
+        let ps = BlockPanels::of(blocks, b, (j, pair), k4, &mut bufs);
+        let ps_first =
+            first.map(|(wp, bp, _)| BlockPanels::of(blocks, bp, (j, pair), wp.k4, &mut bufs_p));
         let np = [
             NR.min(n - j * NR),
             if pair { NR.min(n - (j + 1) * NR) } else { 0 },
         ];
+        // Rows `o..` of a block of `span` rows from `rb`, each 16-row part's real ones.
+        let parts = |rb: usize, span: usize| {
+            (0..span.div_ceil(ROWS)).map(move |h| {
+                let o = rb + h * ROWS;
+                (h, o, ROWS.min(span - h * ROWS).min(r1 - o))
+            })
+        };
         let mut rb = r0;
         while rb < r1 {
             if let (Some((wp, _, epi_p)), Some(pp)) = (first, ps_first) {
-                // SAFETY: AMX (`amx_quads`); the rows' codes (asserted above), whole panels.
-                let span = unsafe { amx_rows(wp, (rb, r1), pp, &mut acc) };
-                for (h, sums) in acc.chunks_exact(ROWS * COLS).take(span / ROWS).enumerate() {
-                    let o = rb + h * ROWS;
+                // SAFETY: `blocks`' CPU features (`quad_blocks`); the rows' codes and sums
+                // (asserted above), whole panels.
+                let span = unsafe { block_sums(wp, (rb, r1), pp, &mut acc) };
+                for (h, o, rows) in parts(rb, span) {
+                    let sums = &acc[h * ROWS * COLS..][..ROWS * COLS];
                     let dst = &mut floats[h * ROWS * COLS..][..ROWS * COLS];
                     let (sums, dst) = (
                         sums.try_into().expect("a block"),
                         dst.try_into().expect("a block"),
                     );
-                    // SAFETY: AVX-512F (`amx_quads`); rows `o..` of the first's epilogue.
-                    unsafe {
-                        finish_block_floats(sums, o, ROWS.min(r1 - o), np, scale_p, epi_p, dst)
-                    };
+                    // SAFETY: AVX-512F (`quad_blocks`); rows `o..` of the first's epilogue.
+                    unsafe { finish_block_floats(sums, o, rows, np, scale_p, epi_p, dst) };
                 }
             }
+            if blocks == QuadBlocks::Vnni {
+                // The lines this block finishes, asked for before its sums.
+                let rows = block_rows(r1 - rb).min(r1 - rb);
+                prefetch(res, out, (rb, rows), (j * NR, n));
+            }
             // SAFETY: as above; the span depends on `rb` and `r1` alone, so it is the first's.
-            let span = unsafe { amx_rows(w, (rb, r1), ps, &mut acc) };
-            for (h, sums) in acc.chunks_exact(ROWS * COLS).take(span / ROWS).enumerate() {
-                let o = rb + h * ROWS;
-                let sums = sums.try_into().expect("a 16-row block");
+            let span = unsafe { block_sums(w, (rb, r1), ps, &mut acc) };
+            for (h, o, rows) in parts(rb, span) {
+                let sums = (&acc[h * ROWS * COLS..][..ROWS * COLS])
+                    .try_into()
+                    .expect("a 16-row block");
                 let res = match first {
                     Some(_) => BlockResidual::Block(
                         (&floats[h * ROWS * COLS..][..ROWS * COLS])
@@ -1242,27 +1317,112 @@ unsafe fn amx_quads_task(
                     ),
                     None => res,
                 };
-                // SAFETY: AVX-512F (`amx_quads`); the block's rows are output rows `o..`, its
+                // SAFETY: AVX-512F (`quad_blocks`); the block's rows are output rows `o..`, its
                 // pixels this task's, which no other task writes.
-                unsafe {
-                    finish_block(
-                        sums,
-                        o,
-                        ROWS.min(r1 - o),
-                        (j * NR, n),
-                        np,
-                        scale,
-                        epi,
-                        res,
-                        out,
-                    )
-                };
+                unsafe { finish_block(sums, o, rows, (j * NR, n), np, scale, epi, res, out) };
             }
             rb += span;
         }
     }
     PANELS.with(|p| p.set(bufs));
     PAIR_PANELS.with(|p| p.set(bufs_p));
+}
+
+/// One or two panels as [`quads_task`]'s blocks read them: packed pairs for AMX (a lone panel
+/// as both), VNNI panels (packed or in place) with the second absent for a lone one.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+enum BlockPanels<'s> {
+    Amx(&'s [i8], &'s [i8]),
+    Vnni(
+        super::kernel::int8_vnni::Panel,
+        Option<super::kernel::int8_vnni::Panel>,
+    ),
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'s> BlockPanels<'s> {
+    /// Panels `j` and, with `pair`, `j + 1` of `b` (`k4 * NR` codes each), gathered into
+    /// `bufs` where they are neither packed nor read in place.
+    fn of(
+        blocks: QuadBlocks,
+        b: &'s Panels,
+        (j, pair): (usize, bool),
+        k4: usize,
+        bufs: &'s mut [Vec<i8>; 2],
+    ) -> Self {
+        use super::kernel::int8_vnni::Panel;
+        match blocks {
+            QuadBlocks::Amx => {
+                let (p0, p1) = panel_pair(b, (j, pair), k4, bufs);
+                BlockPanels::Amx(p0, p1)
+            }
+            QuadBlocks::Vnni => {
+                let [buf0, buf1] = bufs;
+                let panel = |p: Src| match p {
+                    Src::Packed(p) => {
+                        assert!(p.len() >= k4 * NR, "quads_task: panels");
+                        Panel::packed(p.as_ptr())
+                    }
+                    Src::Direct(base, taps) => {
+                        assert!(taps.len() * KGROUP >= k4, "quads_task: panels in place");
+                        Panel {
+                            base,
+                            offsets: taps.as_ptr(),
+                        }
+                    }
+                };
+                let p0 = panel(b.src(j, k4, buf0));
+                BlockPanels::Vnni(p0, pair.then(|| panel(b.src(j + 1, k4, buf1))))
+            }
+        }
+    }
+}
+
+/// The sums of `w`'s rows from `rb` (of a task's rows up to `r1`) against one block's panels
+/// into `acc` (`[16][32]` per 16 rows): AMX's 32 or 16 rows ([`amx_rows`]), VNNI's 12, 8 or 4
+/// ([`super::kernel::int8_vnni::block_rows`]); returns how many (rows past `r1` are padding).
+///
+/// # Safety
+/// The blocks' CPU features; `w`'s codes and row sums hold the rows the block computes (see
+/// [`quads_task`]), and each panel `w.k4 * NR` codes.
+#[cfg(target_arch = "x86_64")]
+unsafe fn block_sums(
+    w: &WeightsI8,
+    (rb, r1): (usize, usize),
+    ps: BlockPanels,
+    acc: &mut [i32; 2 * super::kernel::int8_amx::ROWS * super::kernel::int8_amx::COLS],
+) -> usize {
+    use super::kernel::int8_vnni::{
+        block_one_sums_avx512_vnni as one, block_rows, block_sums_avx512_vnni as two, BLOCK_COLS,
+        BLOCK_ROWS, SUM_ROWS,
+    };
+    match ps {
+        // SAFETY: the caller's contract.
+        BlockPanels::Amx(p0, p1) => unsafe { amx_rows(w, (rb, r1), (p0, p1), acc) },
+        BlockPanels::Vnni(b0, b1) => {
+            let (k4, rows) = (w.k4, block_rows(r1 - rb));
+            let a = w.codes[rb * k4..].as_ptr();
+            let sums: &[i32; BLOCK_ROWS] = w.sums[rb..rb + BLOCK_ROWS]
+                .try_into()
+                .expect("a block's row sums");
+            let out: &mut [i32; SUM_ROWS * BLOCK_COLS] = (&mut acc[..SUM_ROWS * BLOCK_COLS])
+                .try_into()
+                .expect("a 16-row block");
+            // SAFETY: the caller's contract: AVX-512 VNNI, the block's rows and panels.
+            unsafe {
+                match (rows, b1) {
+                    (4, Some(b1)) => two::<4>(k4, a, k4, sums, b0, b1, out),
+                    (8, Some(b1)) => two::<8>(k4, a, k4, sums, b0, b1, out),
+                    (_, Some(b1)) => two::<BLOCK_ROWS>(k4, a, k4, sums, b0, b1, out),
+                    (4, None) => one::<4>(k4, a, k4, sums, b0, out),
+                    (8, None) => one::<8>(k4, a, k4, sums, b0, out),
+                    (_, None) => one::<BLOCK_ROWS>(k4, a, k4, sums, b0, out),
+                }
+            }
+            rows
+        }
+    }
 }
 
 /// Panels `j` and `j + 1` of `b` (`j` as both when not `pair`), `k4 * NR` codes each, gathered
@@ -1339,21 +1499,28 @@ pub(super) fn quad_panels<'a>(
     Panels::Packed(packed.insert(b))
 }
 
-/// Whether two integer convolutions of the same output, the first's floats read only as the
-/// second's residual, can run as one pair of blocks ([`gemm_i8_pair`]): on AMX with AVX-512F,
-/// both weights' rows in their order and no GELU.
-pub(super) fn pair_fuses(first: (&WeightsI8, &Epilogue), second: (&WeightsI8, &Epilogue)) -> bool {
+/// Whether two integer convolutions of the same output of `n` pixels, the first's floats read
+/// only as the second's residual, can run as one pair of blocks ([`gemm_i8_pair`]): AMX or
+/// AVX-512 VNNI blocks with AVX-512F ([`quad_blocks`]), both weights' rows in their order, no
+/// GELU, and (VNNI) every panel one the blocks take ([`QuadBlocks::end`]).
+pub(super) fn pair_fuses(
+    first: (&WeightsI8, &Epilogue),
+    second: (&WeightsI8, &Epilogue),
+    n: usize,
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
+        let panels = n.div_ceil(NR);
+        let blocks = [first, second].map(|(w, epi)| quad_blocks(w, epi, 0..w.rows));
         first.0.rows == second.0.rows
             && first.0.granule == second.0.granule
-            && [first, second]
-                .iter()
-                .all(|(w, epi)| amx_quads(w, epi, 0..w.rows))
+            && blocks[0].is_some()
+            && blocks[0] == blocks[1]
+            && blocks[0].is_some_and(|b| b.end(n, 0..panels) == panels)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (first, second);
+        let _ = (first, second, n);
         false
     }
 }
@@ -1364,7 +1531,7 @@ pub(super) fn pair_fuses(first: (&WeightsI8, &Epilogue), second: (&WeightsI8, &E
 /// first's floats as its residual and writes the second's codes into `codes`' quads with
 /// `scale` ([`super::finish_quads`]). The first's floats, a whole tensor written and read back
 /// (3.2 MB at ResNet50's 56x56 downsampling), are never stored. The same floats and codes as the
-/// two convolutions apart. [`pair_fuses`] must hold. Its tasks are [`amx_quads_task`]'s.
+/// two convolutions apart. [`pair_fuses`] must hold. Its tasks are [`quads_task`]'s.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn gemm_i8_pair(
     first: (&WeightsI8, Panels, &Epilogue),
@@ -1375,7 +1542,7 @@ pub(super) fn gemm_i8_pair(
     let (wp, bp, epi_p) = first;
     let (w, b, epi) = second;
     assert!(
-        pair_fuses((wp, epi_p), (w, epi)),
+        pair_fuses((wp, epi_p), (w, epi), b.dims().2),
         "gemm_i8_pair: not a pair the blocks fuse"
     );
     let ((kp, _, np_, _), (k, _, n, _)) = (bp.dims(), b.dims());
@@ -1394,6 +1561,7 @@ pub(super) fn gemm_i8_pair(
     }
     let gather = [bp, b].iter().any(|b| matches!(b, Panels::Gather { .. }));
     let threads = rayon::current_num_threads().max(1);
+    let blocks = quad_blocks(w, epi, 0..w.rows).expect("pair_fuses held");
     let split = Split::new(w.rows, w.granule, n.div_ceil(NR), gather, threads);
     let out = super::finish_quads::QuadsOut {
         data: Shared(codes.data.as_mut_ptr()),
@@ -1402,9 +1570,11 @@ pub(super) fn gemm_i8_pair(
     };
     (0..split.tasks()).into_par_iter().for_each(|t| {
         let (rows, panels) = split.task(t);
-        // SAFETY: tasks own disjoint rectangles of the codes; `pair_fuses` holds (checked).
+        // SAFETY: tasks own disjoint rectangles of the codes; `pair_fuses` holds (checked), so
+        // `quad_blocks` gives both the same blocks, which take every panel.
         unsafe {
-            amx_quads_task(
+            quads_task(
+                blocks,
                 (w, &b, epi),
                 Some((wp, &bp, epi_p)),
                 (rows, panels),

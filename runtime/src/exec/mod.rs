@@ -567,7 +567,7 @@ impl Executor {
 
     /// Whether an integer convolution whose output only the next convolution reads, as its
     /// residual (a ResNet's downsampling branch and the block's last convolution), runs with it
-    /// as one step, block by block (`int8_gemm::gemm_i8_pair`, on AMX; on by default): the
+    /// as one step, block by block (`int8_gemm::gemm_i8_pair`, on AMX and AVX-512 VNNI; on by default): the
     /// first one's floats are never written. The same numbers either way; here so tests and
     /// benchmarks can compare the two.
     pub fn set_pair_fusion(&mut self, on: bool) {
@@ -636,7 +636,14 @@ impl Executor {
                 && self.shapes[*op] == self.shapes[*output]
                 && requant[*output].is_some_and(|q| q.quads_pad.is_some())
                 && !floats_read[*output]
-                && int8_gemm::pair_fuses((wp, &epi(step)), (w, &epi(next)))
+                && int8_gemm::pair_fuses(
+                    (wp, &epi(step)),
+                    (w, &epi(next)),
+                    match self.shapes[*output] {
+                        Shape::Chw(_, h, w) => h * w,
+                        _ => 0,
+                    },
+                )
         };
         self.steps.iter().enumerate().map(fused).collect()
     }

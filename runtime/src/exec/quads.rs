@@ -803,13 +803,12 @@ fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
     }
 }
 
-/// [`interleave`] sixteen pixels at a time, the last few through masked loads: each row's
-/// sixteen floats scaled, NaN to 0, clamped and converted (nearest even, as `CVTPS2DQ` there),
-/// narrowed to bytes (`VPMOVSDB`; already in range), and the four rows' 16 bytes interleaved
-/// into pixels by the same unpacks as `int8_gemm`'s panel transpose. The same codes as the SSE2
-/// loop, a quarter of the instructions, and no scalar tail (on 14- and 7-pixel rows the SSE2
-/// loop's tail and the scalar one were most of the work; together 8% of ResNet50's integer
-/// path).
+/// [`interleave`] sixteen pixels at a time, the last few through masked loads and stores: each
+/// row's sixteen floats scaled, NaN to 0, clamped and converted (nearest even, as `CVTPS2DQ`
+/// there) into 32-bit lanes, and the four rows' lanes merged into pixels of four codes
+/// ([`pixel_lanes_avx512`]). The same codes as the SSE2 loop, a fraction of the instructions,
+/// and no scalar tail (on 14- and 7-pixel rows the SSE2 loop's tail and the scalar one were
+/// most of the work; together 8% of ResNet50's integer path).
 ///
 /// # Safety
 /// AVX-512F must be available; every row as long as `dst.len() / 4`.
@@ -823,37 +822,27 @@ unsafe fn interleave_avx512(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
         let m = (n - x).min(16);
         let mask = ((1u32 << m) - 1) as __mmask16;
         // SAFETY: lanes `x..x + m` lie in every row (masked loads touch no other lane); the
-        // stores write `dst[4 x..4 x + 4 m]`.
+        // store writes `dst[4 x..4 x + 4 m]` (lanes past `m` masked off).
         unsafe {
-            let codes =
-                |l: usize| codes_avx512(_mm512_maskz_loadu_ps(mask, rows[l].as_ptr().add(x)), vinv);
-            let px = pixels_avx512([codes(0), codes(1), codes(2), codes(3)]);
-            let q = dst.as_mut_ptr().add(x * Q);
-            if m == 16 {
-                for (i, v) in px.iter().enumerate() {
-                    _mm_storeu_si128(q.add(16 * i).cast(), *v);
-                }
-            } else {
-                // Four pixels per register; the last one's bytes through a buffer.
-                let mut buf = [0i8; 64];
-                for (i, v) in px.iter().enumerate() {
-                    _mm_storeu_si128(buf.as_mut_ptr().add(16 * i).cast(), *v);
-                }
-                std::ptr::copy_nonoverlapping(buf.as_ptr(), q, m * Q);
-            }
+            let codes = |l: usize| {
+                code_lanes_avx512(_mm512_maskz_loadu_ps(mask, rows[l].as_ptr().add(x)), vinv)
+            };
+            let px = pixel_lanes_avx512([codes(0), codes(1), codes(2), codes(3)]);
+            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(x * Q).cast(), mask, px);
         }
     }
 }
 
 /// Sixteen floats' codes, `quantize(v, inv)` with `vinv` = `inv` in every lane: NaN to 0,
-/// clamped to ±127, rounded to nearest even (`CVTPS2DQ` in the default mode), narrowed to bytes.
-/// Shared by [`interleave_avx512`] and the AMX finisher (`finish_quads`).
+/// clamped to ±127, rounded to nearest even (`CVTPS2DQ` in the default mode), each in its
+/// 32-bit lane (the low byte the code, the rest its sign), for [`pixel_lanes_avx512`]. Shared by
+/// [`interleave_avx512`] and the block finisher (`finish_quads`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(super) fn codes_avx512(
+pub(super) fn code_lanes_avx512(
     v: std::arch::x86_64::__m512,
     vinv: std::arch::x86_64::__m512,
-) -> std::arch::x86_64::__m128i {
+) -> std::arch::x86_64::__m512i {
     use std::arch::x86_64::*;
     let v = _mm512_mul_ps(v, vinv);
     let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v), v);
@@ -861,25 +850,27 @@ pub(super) fn codes_avx512(
         _mm512_max_ps(v, _mm512_set1_ps(-127.0)),
         _mm512_set1_ps(127.0),
     );
-    _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v))
+    _mm512_cvtps_epi32(v)
 }
 
-/// Four channels' sixteen codes interleaved into sixteen pixels of four codes, in pixel order
-/// (four pixels per register), by the same unpacks as `int8_gemm`'s panel transpose.
+/// Four channels' sixteen codes in 32-bit lanes ([`code_lanes_avx512`]) as sixteen pixels of
+/// four codes, one lane each: channel `l`'s byte shifted to byte `l` and merged by bit selects,
+/// six operations that stay within their lanes where narrowing each channel to bytes
+/// (`VPMOVSDB`) and interleaving them by unpacks took about eighteen (`finish_quads`' hottest
+/// part after the sums, Zen 5).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(super) fn pixels_avx512(
-    [r0, r1, r2, r3]: [std::arch::x86_64::__m128i; Q],
-) -> [std::arch::x86_64::__m128i; Q] {
+pub(super) fn pixel_lanes_avx512(
+    [c0, c1, c2, c3]: [std::arch::x86_64::__m512i; Q],
+) -> std::arch::x86_64::__m512i {
     use std::arch::x86_64::*;
-    let (t0, t1) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
-    let (t2, t3) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
-    [
-        _mm_unpacklo_epi16(t0, t2),
-        _mm_unpackhi_epi16(t0, t2),
-        _mm_unpacklo_epi16(t1, t3),
-        _mm_unpackhi_epi16(t1, t3),
-    ]
+    // `ternarylogic(a, b, mask, 0xE4)`: the bits of `a` where `mask` has ones, else `b`'s.
+    let select = |a: __m512i, b: __m512i, mask: i32| {
+        _mm512_ternarylogic_epi32::<0xE4>(a, b, _mm512_set1_epi32(mask))
+    };
+    let v = select(c0, _mm512_slli_epi32::<8>(c1), 0xFF);
+    let v = select(v, _mm512_slli_epi32::<16>(c2), 0xFFFF);
+    select(v, _mm512_slli_epi32::<24>(c3), 0xFF_FFFF)
 }
 
 /// Sixteen pixels of four codes (one 32-bit lane each) to each channel's sixteen floats,

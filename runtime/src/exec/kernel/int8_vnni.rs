@@ -393,6 +393,75 @@ pub unsafe fn block_one_avx512_vnni_f32<const ROWS: usize>(
     vnni_loop!(zmm, ROWS, [b0], k, a, lda, a_sums, store_floats!(zmm, out))
 }
 
+/// Rows of the i32 blocks that [`block_sums_avx512_vnni`] and [`block_one_sums_avx512_vnni`]
+/// fill: AMX's 16, so `finish_quads` finishes both paths' blocks (`[16][32]`).
+pub const SUM_ROWS: usize = 16;
+
+/// [`vnni_loop!`]'s store of the sums as i32 into a `[SUM_ROWS][BLOCK_COLS]` block: row `r`'s
+/// register `h` (panel `h`) at `r * BLOCK_COLS + h * 16`, whatever the number of panels.
+macro_rules! store_block_sums {
+    ($ops:ident, $out:ident) => {{
+        let o = $out.as_mut_ptr();
+        move |r: usize, h: usize, _at: usize, x: $ops::V, fix: i32| {
+            $ops::store_minus(o.add(r * BLOCK_COLS + h * $ops::LANES), x, fix)
+        }
+    }};
+}
+
+/// The first `ROWS` rows (12, 8 or 4) of a block against two panels, the sums (less the
+/// `+ 128`'s share, as every block) as i32 into the first `ROWS` rows of `out`: for blocks
+/// finished straight into the next layer's quads (`int8_gemm`'s quads tasks), which read
+/// them from there instead of a float buffer of the task's rows.
+///
+/// # Safety
+/// As [`block_avx512_vnni`] for the first `ROWS` rows; `ROWS <= BLOCK_ROWS`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub unsafe fn block_sums_avx512_vnni<const ROWS: usize>(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    a_sums: &[i32; BLOCK_ROWS],
+    b0: Panel,
+    b1: Panel,
+    out: &mut [i32; SUM_ROWS * BLOCK_COLS],
+) {
+    vnni_loop!(
+        zmm,
+        ROWS,
+        [b0, b1],
+        k,
+        a,
+        lda,
+        a_sums,
+        store_block_sums!(zmm, out)
+    )
+}
+
+/// [`block_sums_avx512_vnni`] against one panel (the block's left half of `out`).
+///
+/// # Safety
+/// As [`block_sums_avx512_vnni`] without `b1`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub unsafe fn block_one_sums_avx512_vnni<const ROWS: usize>(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    a_sums: &[i32; BLOCK_ROWS],
+    b0: Panel,
+    out: &mut [i32; SUM_ROWS * BLOCK_COLS],
+) {
+    vnni_loop!(
+        zmm,
+        ROWS,
+        [b0],
+        k,
+        a,
+        lda,
+        a_sums,
+        store_block_sums!(zmm, out)
+    )
+}
+
 /// Whether the CPU runs [`block_half_avx512_vnni_f32`]: AVX-512VL besides what the other blocks
 /// need (`is_x86_feature_detected!` caches its answer).
 pub fn half_blocks_available() -> bool {
