@@ -14,6 +14,9 @@ use std::arch::x86_64::*;
 
 use super::gemm::{finish_sums, Epilogue, KC};
 
+/// Rows per pass: two per register.
+const ROWS: usize = 8;
+
 /// `out[i] = epilogue(W[row0 + i] . x)` for rows of `k = x.len()` codes `cols` apart in `data`
 /// (`o0`: `out[0]`'s output index, for the epilogue's scale and bias), bit for bit what
 /// `gemm::gemv_chunk` gives for `Rows::I8`.
@@ -32,17 +35,19 @@ pub(super) unsafe fn gemv_i8_avx512(
 ) {
     let k = x.len();
     debug_assert!(k <= cols, "gemv_i8: rows of {cols} codes, an input of {k}");
-    // Four rows at a time: two registers, two independent chains of additions.
-    for (g, outs) in out.chunks_mut(4).enumerate() {
-        let first = row0 + g * 4;
+    // Eight rows at a time: four registers, four independent chains of additions (two, with
+    // four rows, left the adds waiting on each other's latency: ResNet50's 2048 x 1000 head
+    // took 0.08-0.10 ms on Zen 5, against 0.056 for onnxruntime's integer one).
+    for (g, outs) in out.chunks_mut(ROWS).enumerate() {
+        let first = row0 + g * ROWS;
         // Rows past the chunk repeat its last one (computed, not stored).
         let row = |i: usize| &data[(first + i.min(outs.len() - 1)) * cols..][..k];
-        let rows = [row(0), row(1), row(2), row(3)];
-        let mut sums = [0f32; 4];
+        let rows: [&[i8]; ROWS] = std::array::from_fn(row);
+        let mut sums = [0f32; ROWS];
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
             let n = kc / 8 * 8;
-            let mut acc = [_mm512_setzero_ps(); 2];
+            let mut acc = [_mm512_setzero_ps(); ROWS / 2];
             for j in (0..n).step_by(8) {
                 // SAFETY: `k0 + j + 8 <= k0 + kc <= k`, inside `x` and every row.
                 let (xs, w) = unsafe {
@@ -53,10 +58,8 @@ pub(super) unsafe fn gemv_i8_avx512(
                     let xs = _mm512_shuffle_f32x4::<0b01_00_01_00>(wide, wide);
                     let codes =
                         |r: usize| _mm_loadl_epi64(rows[r].as_ptr().add(k0 + j).cast::<__m128i>());
-                    let w = [
-                        _mm_unpacklo_epi64(codes(0), codes(1)),
-                        _mm_unpacklo_epi64(codes(2), codes(3)),
-                    ];
+                    let w: [__m128i; ROWS / 2] =
+                        std::array::from_fn(|p| _mm_unpacklo_epi64(codes(2 * p), codes(2 * p + 1)));
                     (xs, w)
                 };
                 for (a, w) in acc.iter_mut().zip(w) {
@@ -65,11 +68,10 @@ pub(super) unsafe fn gemv_i8_avx512(
                     *a = _mm512_add_ps(*a, _mm512_mul_ps(w, xs));
                 }
             }
-            let mut lanes = [0f32; 32];
-            // SAFETY: 32 floats of room for the two registers.
-            unsafe {
-                _mm512_storeu_ps(lanes.as_mut_ptr(), acc[0]);
-                _mm512_storeu_ps(lanes.as_mut_ptr().add(16), acc[1]);
+            let mut lanes = [0f32; ROWS * 8];
+            for (p, a) in acc.iter().enumerate() {
+                // SAFETY: 16 floats of room for each register.
+                unsafe { _mm512_storeu_ps(lanes.as_mut_ptr().add(16 * p), *a) };
             }
             for (r, s) in sums.iter_mut().enumerate() {
                 // `dot4`'s reduction: the eight partial sums in order, then the tail.
@@ -81,6 +83,6 @@ pub(super) unsafe fn gemv_i8_avx512(
                 *s += lanes[r * 8..r * 8 + 8].iter().sum::<f32>() + tail;
             }
         }
-        finish_sums(outs, &sums, epi, o0 + g * 4);
+        finish_sums(outs, &sums, epi, o0 + g * ROWS);
     }
 }

@@ -833,10 +833,12 @@ unsafe fn interleave_avx512(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
     }
 }
 
-/// Sixteen floats' codes, `quantize(v, inv)` with `vinv` = `inv` in every lane: NaN to 0,
-/// clamped to ±127, rounded to nearest even (`CVTPS2DQ` in the default mode), each in its
-/// 32-bit lane (the low byte the code, the rest its sign), for [`pixel_lanes_avx512`]. Shared by
-/// [`interleave_avx512`] and the block finisher (`finish_quads`).
+/// Sixteen floats' codes, `quantize(v, inv)` with `vinv` = `inv` in every lane, each the low
+/// byte of its 32-bit lane, for [`pixel_lanes_avx512`]: clamped to ±127 and rounded to nearest
+/// even (`CVTPS2DQ` in the default mode); NaN to 0 without a test of its own, as `VMAXPS` and
+/// `VMINPS` return their second operand when either is NaN, so a NaN passes both clamps and
+/// converts to `0x80000000`, whose low byte is 0. Shared by [`interleave_avx512`] and the
+/// block finisher (`finish_quads`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(super) fn code_lanes_avx512(
@@ -845,10 +847,10 @@ pub(super) fn code_lanes_avx512(
 ) -> std::arch::x86_64::__m512i {
     use std::arch::x86_64::*;
     let v = _mm512_mul_ps(v, vinv);
-    let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v), v);
+    // The bounds first: the NaN second (see above).
     let v = _mm512_min_ps(
-        _mm512_max_ps(v, _mm512_set1_ps(-127.0)),
         _mm512_set1_ps(127.0),
+        _mm512_max_ps(_mm512_set1_ps(-127.0), v),
     );
     _mm512_cvtps_epi32(v)
 }
