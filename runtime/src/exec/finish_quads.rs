@@ -120,62 +120,6 @@ pub(super) unsafe fn finish_block(
     }
 }
 
-/// Asks the core for the lines that [`finish_block`] will read and write for rows
-/// `o0..o0 + rows` at pixels `p0..p0 + 32` (of `n`): each quad's codes there and, for a
-/// residual of codes in quads or of floats, its values; called before the block's sums are
-/// computed, which hides the loads behind them.
-///
-/// Why: a task's blocks go down its rows for each pair of panels, so each quad's plane (and the
-/// residual's) is a stream of its own, 32 of them in a task of 128 rows, more than the
-/// hardware prefetchers follow: the residual's loads were a twelfth of `finish_block`'s
-/// time on ResNet50's 14x14 blocks (Zen 5, `perf`).
-pub(super) fn prefetch(
-    res: BlockResidual,
-    out: QuadsOut,
-    (o0, rows): (usize, usize),
-    (p0, n): (usize, usize),
-) {
-    // Hints only: they neither read nor write the program's memory and never fault, so the
-    // addresses need no check (a last quad's or pixel's may lie past the tensor).
-    let read = |p: *const u8| {
-        // SAFETY: `_mm_prefetch` is a hint (SSE, every x86-64 CPU), whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
-    };
-    let shape = &out.shape;
-    for px in (p0..(p0 + 32).min(n)).step_by(16) {
-        let at = shape.at(px / shape.w, px % shape.w);
-        for o in (o0..o0 + rows).step_by(Q) {
-            let line = out.data.0.wrapping_add(o / Q * shape.plane() + at);
-            // SAFETY: `prefetchw` is a hint, as above; this module runs on AVX-512F, and
-            // every CPU with it has `prefetchw` (Intel's since Broadwell, AMD's all).
-            unsafe {
-                std::arch::asm!(
-                    "prefetchw [{0}]",
-                    in(reg) line,
-                    options(nostack, preserves_flags, readonly),
-                );
-            }
-            match res {
-                BlockResidual::Codes(Residual8::Quads(q, _)) => {
-                    let at = q.shape.at(px / q.shape.w, px % q.shape.w);
-                    read(
-                        q.data
-                            .as_ptr()
-                            .wrapping_add(o / Q * q.shape.plane() + at)
-                            .cast(),
-                    );
-                }
-                BlockResidual::Floats(v) => {
-                    for l in o..(o + Q).min(o0 + rows) {
-                        read(v.as_ptr().wrapping_add(l * n + px).cast());
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
 /// `dst[r * 32 + c] = epilogue(sum[r][c] * scale)` for the block's rows `o0..o0 + rows` and
 /// each half's `np` real columns (the others left as they are): the floats `rescale` and
 /// `epilogue::affine` give (no residual), kept for the next convolution's block in

@@ -1241,9 +1241,8 @@ unsafe fn quads_task(
     res: super::finish_quads::BlockResidual,
     out: super::finish_quads::QuadsOut,
 ) {
-    use super::finish_quads::{finish_block, finish_block_floats, prefetch, BlockResidual};
+    use super::finish_quads::{finish_block, finish_block_floats, BlockResidual};
     use super::kernel::int8_amx::{COLS, ROWS};
-    use super::kernel::int8_vnni::block_rows;
     let (_, k4, n, scale) = b.dims();
     // The activations' scale of the first's sums.
     let scale_p = first.map_or(0.0, |(_, bp, _)| bp.dims().3);
@@ -1297,11 +1296,6 @@ unsafe fn quads_task(
                     // SAFETY: AVX-512F (`quad_blocks`); rows `o..` of the first's epilogue.
                     unsafe { finish_block_floats(sums, o, rows, np, scale_p, epi_p, dst) };
                 }
-            }
-            if blocks == QuadBlocks::Vnni {
-                // The lines this block finishes, asked for before its sums.
-                let rows = block_rows(r1 - rb).min(r1 - rb);
-                prefetch(res, out, (rb, rows), (j * NR, n));
             }
             // SAFETY: as above; the span depends on `rb` and `r1` alone, so it is the first's.
             let span = unsafe { block_sums(w, (rb, r1), ps, &mut acc) };
