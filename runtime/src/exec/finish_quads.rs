@@ -214,15 +214,29 @@ unsafe fn residual_rows(
         BlockResidual::Codes(Residual8::Quads(q, s)) => {
             let plane = &q.data[o / Q * q.shape.plane()..][..q.shape.plane()];
             let mut v = _mm512_setzero_si512();
-            q.shape.runs(px, m, |p, run, at| {
-                // Pixel `p`'s lane at `at`: the register starts `p` pixels before it (masked
-                // lanes are neither read nor faulted).
-                let mask = (((1u32 << run) - 1) << p) as __mmask16;
-                let base = plane.as_ptr().wrapping_add(at).wrapping_sub(p * Q);
-                debug_assert!(at + run * Q <= plane.len());
-                // SAFETY: the unmasked lanes are pixels `p..p + run`, inside the plane.
-                v = unsafe { _mm512_mask_loadu_epi32(v, mask, base.cast()) };
-            });
+            if q.shape.pad == 0 {
+                // Rows end to end: the pixels are one run at `4 px` (no division for it).
+                debug_assert!((px + m) * Q <= plane.len());
+                let at = plane.as_ptr().wrapping_add(px * Q);
+                // SAFETY: pixels `px..px + m` lie in the plane; masked lanes are not read.
+                v = unsafe {
+                    if m == 16 {
+                        _mm512_loadu_si512(at.cast())
+                    } else {
+                        _mm512_maskz_loadu_epi32(mask, at.cast())
+                    }
+                };
+            } else {
+                q.shape.runs(px, m, |p, run, at| {
+                    // Pixel `p`'s lane at `at`: the register starts `p` pixels before it (masked
+                    // lanes are neither read nor faulted).
+                    let mask = (((1u32 << run) - 1) << p) as __mmask16;
+                    let base = plane.as_ptr().wrapping_add(at).wrapping_sub(p * Q);
+                    debug_assert!(at + run * Q <= plane.len());
+                    // SAFETY: the unmasked lanes are pixels `p..p + run`, inside the plane.
+                    v = unsafe { _mm512_mask_loadu_epi32(v, mask, base.cast()) };
+                });
+            }
             rows = channels_avx512(v, _mm512_set1_ps(s));
         }
     }
@@ -238,6 +252,14 @@ unsafe fn residual_rows(
 /// one else touches meanwhile.
 #[target_feature(enable = "avx512f")]
 unsafe fn store_pixels(lanes: __m512i, m: usize, plane: Shared<i8>, shape: &QuadShape, px: usize) {
+    if shape.pad == 0 {
+        // Rows end to end: one run at `4 px` (no division for it).
+        let mask = ((1u32 << m) - 1) as __mmask16;
+        // SAFETY: pixels `px..px + m` of the plane: the caller's contract; masked lanes are
+        // neither written nor faulted.
+        unsafe { _mm512_mask_storeu_epi32(plane.0.wrapping_add(px * Q).cast(), mask, lanes) };
+        return;
+    }
     shape.runs(px, m, |p, run, at| {
         let mask = (((1u32 << run) - 1) << p) as __mmask16;
         // Lane `p` lands at byte `at`; the masked lanes are neither written nor faulted.

@@ -1183,16 +1183,15 @@ enum QuadBlocks {
 #[cfg(target_arch = "x86_64")]
 impl QuadBlocks {
     /// The end of the panels of `panels` (of a map of `n` pixels) that these blocks take: all
-    /// on AMX; on VNNI all but the map's last panel and the one paired with it when that panel
-    /// has at most half its columns real, which `WeightsI8::blocks_vnni`'s half and narrow
-    /// blocks compute (a 7x7 map's 49th column alone, a 14x14 map's last 4) where a whole
-    /// panel would be 16.
+    /// on AMX; on VNNI all but the map's last panel when it has at most half its columns real,
+    /// which `WeightsI8::blocks_vnni`'s half and narrow blocks compute (a 7x7 map's 49th
+    /// column alone, a 14x14 map's last 4) where a whole panel would be 16. The panel before
+    /// it then goes alone (a 7x7 map's third: through the float buffer with its narrow
+    /// neighbour, it was 5% of ResNet18's integer path).
     fn end(self, n: usize, panels: std::ops::Range<usize>) -> usize {
         let last = n.div_ceil(NR).saturating_sub(1);
         match self {
-            QuadBlocks::Vnni if panels.contains(&last) && n - last * NR <= NR / 2 => {
-                panels.start + (last - panels.start) / 2 * 2
-            }
+            QuadBlocks::Vnni if panels.contains(&last) && n - last * NR <= NR / 2 => last,
             _ => panels.end,
         }
     }
@@ -1230,7 +1229,7 @@ fn quad_blocks(w: &WeightsI8, epi: &Epilogue, rows: std::ops::Range<usize>) -> O
 ///
 /// # Safety
 /// As [`gemm_task`]; [`quad_blocks`] gives `blocks` for each convolution, the panels are
-/// whole pairs but for the map's last, none past [`QuadBlocks::end`], and `first`'s output is
+/// from an even one (pairs from there, the last maybe alone), none past [`QuadBlocks::end`], and `first`'s output is
 /// the same `[rows][n]` as the second's.
 #[cfg(target_arch = "x86_64")]
 unsafe fn quads_task(
