@@ -72,6 +72,10 @@ pub(super) unsafe fn finish_block(
         _mm512_setzero_ps(),
         _mm512_set1_ps(out.inv),
     );
+    // Each half's first pixel as (row, column), once for all the quads (the residual's map has
+    // the same rows and columns as the output's).
+    let w = out.shape.w.max(1);
+    let yx = [0, 16].map(|d| ((p0 + d) / w, (p0 + d) % w));
     for q in 0..rows.div_ceil(Q) {
         let o = o0 + q * Q;
         let count = Q.min(rows - q * Q);
@@ -83,7 +87,8 @@ pub(super) unsafe fn finish_block(
             let px = p0 + h * 16;
             let mask = ((1u32 << m) - 1) as __mmask16;
             // SAFETY: AVX-512F and the residual's extents: the caller's contract.
-            let residual = unsafe { residual_rows(res, (o, q * Q, count), (px, m, n), mask) };
+            let residual =
+                unsafe { residual_rows(res, (o, q * Q, count), (px, m, n), mask, yx[h]) };
             let mut codes = [_mm512_setzero_si512(); Q];
             for (l, code) in codes.iter_mut().enumerate().take(count) {
                 let at = acc.as_ptr().wrapping_add((q * Q + l) * COLS + h * 16);
@@ -115,7 +120,7 @@ pub(super) unsafe fn finish_block(
             // Sixteen pixels of four codes: one 32-bit lane each.
             let lanes = pixel_lanes_avx512(codes);
             // SAFETY: pixels `px..px + m` of this quad's plane: the caller's contract.
-            unsafe { store_pixels(lanes, m, plane, &out.shape, px) };
+            unsafe { store_pixels(lanes, m, plane, &out.shape, px, yx[h]) };
         }
     }
 }
@@ -165,7 +170,7 @@ pub(super) unsafe fn finish_block_floats(
 }
 
 /// The residual of channels `o..o + count` (rows `r..r + count` of the block) for pixels
-/// `px..px + m` (of `n` per channel), as floats in registers (lanes past `m` zero), or `None`
+/// `px..px + m` (of `n` per channel; `px` at row and column `yx`), as floats in registers (lanes past `m` zero), or `None`
 /// without one.
 ///
 /// # Safety
@@ -176,6 +181,7 @@ unsafe fn residual_rows(
     (o, r, count): (usize, usize, usize),
     (px, m, n): (usize, usize, usize),
     mask: __mmask16,
+    yx: (usize, usize),
 ) -> Option<[__m512; Q]> {
     let mut rows = [_mm512_setzero_ps(); Q];
     match res {
@@ -227,7 +233,8 @@ unsafe fn residual_rows(
                     }
                 };
             } else {
-                q.shape.runs(px, m, |p, run, at| {
+                debug_assert_eq!(q.shape.w * yx.0 + yx.1, px);
+                q.shape.runs_at(yx, m, |p, run, at| {
                     // Pixel `p`'s lane at `at`: the register starts `p` pixels before it (masked
                     // lanes are neither read nor faulted).
                     let mask = (((1u32 << run) - 1) << p) as __mmask16;
@@ -243,7 +250,7 @@ unsafe fn residual_rows(
     Some(rows)
 }
 
-/// Writes lanes `0..m` of `lanes` (pixels `px..`, four codes each) into a plane of `shape`, run
+/// Writes lanes `0..m` of `lanes` (pixels `px..`, the first at row and column `yx`, four codes each) into a plane of `shape`, run
 /// by run, each with one masked store (a call to copy 4 to 64 bytes was a tenth of ResNet50's
 /// integer path).
 ///
@@ -251,7 +258,14 @@ unsafe fn residual_rows(
 /// AVX-512F; `plane` points to a plane of `shape` whose pixels `px..px + m` (inside `h * w`) no
 /// one else touches meanwhile.
 #[target_feature(enable = "avx512f")]
-unsafe fn store_pixels(lanes: __m512i, m: usize, plane: Shared<i8>, shape: &QuadShape, px: usize) {
+unsafe fn store_pixels(
+    lanes: __m512i,
+    m: usize,
+    plane: Shared<i8>,
+    shape: &QuadShape,
+    px: usize,
+    yx: (usize, usize),
+) {
     if shape.pad == 0 {
         // Rows end to end: one run at `4 px` (no division for it).
         let mask = ((1u32 << m) - 1) as __mmask16;
@@ -260,7 +274,8 @@ unsafe fn store_pixels(lanes: __m512i, m: usize, plane: Shared<i8>, shape: &Quad
         unsafe { _mm512_mask_storeu_epi32(plane.0.wrapping_add(px * Q).cast(), mask, lanes) };
         return;
     }
-    shape.runs(px, m, |p, run, at| {
+    debug_assert_eq!(shape.w * yx.0 + yx.1, px);
+    shape.runs_at(yx, m, |p, run, at| {
         let mask = (((1u32 << run) - 1) << p) as __mmask16;
         // Lane `p` lands at byte `at`; the masked lanes are neither written nor faulted.
         let base = plane.0.wrapping_add(at).wrapping_sub(p * Q);

@@ -65,10 +65,23 @@ impl QuadShape {
     /// `p0 + i..p0 + i + run`, the first at byte `at`. A run ends with its image row, or with
     /// `len` when the rows are stored without padding between them.
     #[inline(always)]
-    pub(super) fn runs(&self, p0: usize, len: usize, mut f: impl FnMut(usize, usize, usize)) {
+    pub(super) fn runs(&self, p0: usize, len: usize, f: impl FnMut(usize, usize, usize)) {
+        self.runs_at((p0 / self.w, p0 % self.w), len, f)
+    }
+
+    /// [`QuadShape::runs`] from pixel `p0` at row `y`, column `x` (`p0 = y w + x`), walking the
+    /// rows without a division per run: a block's finisher works out `(y, x)` once for all its
+    /// quads (dividing per quad and run was a division for each store and residual load).
+    #[inline(always)]
+    pub(super) fn runs_at(
+        &self,
+        (mut y, mut x): (usize, usize),
+        len: usize,
+        mut f: impl FnMut(usize, usize, usize),
+    ) {
+        debug_assert!(x < self.w.max(1));
         let mut i = 0;
         while i < len {
-            let (y, x) = ((p0 + i) / self.w, (p0 + i) % self.w);
             let run = if self.pad == 0 {
                 len - i
             } else {
@@ -76,6 +89,12 @@ impl QuadShape {
             };
             f(i, run, self.at(y, x));
             i += run;
+            x += run;
+            if x >= self.w {
+                // A run ends with its image row (or with `len`).
+                y += x / self.w;
+                x %= self.w;
+            }
         }
     }
 }
