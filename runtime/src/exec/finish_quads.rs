@@ -1,7 +1,6 @@
 //! An AMX or AVX-512 VNNI block's integer sums finished straight into the next layer's quads:
-//! rescale, folded
-//! batch norm and bias, the residual, ReLU and the requantisation, sixteen pixels of four
-//! channels at a time in AVX-512 registers, for a value kept as codes alone.
+//! rescale, folded batch norm and bias, the residual, ReLU and the requantisation, sixteen
+//! pixels of four channels at a time in AVX-512 registers, for a value kept as codes alone.
 //!
 //! Why: with a value's floats not kept (`Executor::floats_read`), the integer GEMM still
 //! rescaled each block into a float buffer, ran the epilogue over it, then read it again to
@@ -45,9 +44,10 @@ pub(super) struct QuadsOut {
 }
 
 /// Finishes rows `o0..o0 + rows` (`o0` a multiple of 4, `rows <= 16`) of a block `acc`
-/// (`[16][32]` sums, row `r` output row `o0 + r`: an AMX block, or a VNNI one's 12, 8 or 4 rows) for pixels `p0..p0 + np[0]` (its left half)
-/// and `p0 + 16..p0 + 16 + np[1]` (its right half) of `n`, into `out`'s quads: every output's
-/// code, and zeros in the lanes of a last quad short of channels.
+/// (`[16][32]` sums, row `r` output row `o0 + r`: an AMX block, or a VNNI one's 12, 8 or 4
+/// rows) for pixels `p0..p0 + np[0]` (its left half) and `p0 + 16..p0 + 16 + np[1]` (its right
+/// half) of `n`, into `out`'s quads: every output's code, and zeros in the lanes of a last
+/// quad short of channels.
 ///
 /// # Safety
 /// AVX-512F must be available; the pixels lie in the tensor (`p0 + 16 + np[1] <= h * w`, and
@@ -170,8 +170,8 @@ pub(super) unsafe fn finish_block_floats(
 }
 
 /// The residual of channels `o..o + count` (rows `r..r + count` of the block) for pixels
-/// `px..px + m` (of `n` per channel; `px` at row and column `yx`), as floats in registers (lanes past `m` zero), or `None`
-/// without one.
+/// `px..px + m` (of `n` per channel; `px` at row and column `yx`), as floats in registers
+/// (lanes past `m` zero), or `None` without one.
 ///
 /// # Safety
 /// AVX-512F; the pixels and channels lie in the residual.
@@ -250,9 +250,9 @@ unsafe fn residual_rows(
     Some(rows)
 }
 
-/// Writes lanes `0..m` of `lanes` (pixels `px..`, the first at row and column `yx`, four codes each) into a plane of `shape`, run
-/// by run, each with one masked store (a call to copy 4 to 64 bytes was a tenth of ResNet50's
-/// integer path).
+/// Writes lanes `0..m` of `lanes` (pixels `px..`, the first at row and column `yx`, four codes
+/// each) into a plane of `shape`, run by run, each with one masked store (a call to copy 4 to
+/// 64 bytes was a tenth of ResNet50's integer path).
 ///
 /// # Safety
 /// AVX-512F; `plane` points to a plane of `shape` whose pixels `px..px + m` (inside `h * w`) no

@@ -527,7 +527,7 @@ impl WeightsI8 {
         use super::kernel::int8_vnni::{
             block_avx512_vnni_f32, block_first_avx512_vnni_f32, block_half_avx512_vnni_f32,
             block_narrow_avx512_vnni_f32, block_one_avx512_vnni_f32, block_rows,
-            half_blocks_available, narrow_width, BlockOut, Panel, BLOCK_ROWS,
+            half_blocks_available, narrow_width, BlockOut, BLOCK_ROWS,
         };
         if ps.len() == 2 && np[1] <= NR / 2 {
             self.blocks_vnni(&ps[..1], [np[0], 0], (r0, mr), scale, dst, ld, None);
@@ -547,14 +547,7 @@ impl WeightsI8 {
                 && np.iter().all(|&c| c <= NR),
             "blocks_vnni: extents"
         );
-        let panel = |p: Src| match p {
-            Src::Packed(p) => Panel::packed(p.as_ptr()),
-            Src::Direct(base, taps) => Panel {
-                base,
-                offsets: taps.as_ptr(),
-            },
-        };
-        let (b0, b1) = (panel(ps[0]), panel(ps[ps.len() - 1]));
+        let (b0, b1) = (ps[0].vnni(k4), ps[ps.len() - 1].vnni(k4));
         let lone = ps.len() == 1;
         // A lone panel of at most 8 real columns: the half-panel blocks (AVX-512VL too).
         let half = lone && np[0] <= NR / 2 && half_blocks_available();
@@ -765,6 +758,34 @@ impl<'a> Src<'a> {
         match self {
             Src::Packed(p) => p,
             Src::Direct(..) => unreachable!("panels in place go to the AVX-512 VNNI blocks only"),
+        }
+    }
+
+    /// The panel as the AVX-512 VNNI blocks read it: packed (`k4 * NR` codes) or in place
+    /// through its groups' offsets (one per 4 of the `k4`).
+    #[cfg(target_arch = "x86_64")]
+    fn vnni(self, k4: usize) -> super::kernel::int8_vnni::Panel {
+        use super::kernel::int8_vnni::Panel;
+        match self {
+            Src::Packed(p) => {
+                assert!(
+                    p.len() >= k4 * NR,
+                    "VNNI panels: {} codes for k {k4}",
+                    p.len()
+                );
+                Panel::packed(p.as_ptr())
+            }
+            Src::Direct(base, taps) => {
+                assert!(
+                    taps.len() * KGROUP >= k4,
+                    "VNNI panels in place: {} groups",
+                    taps.len()
+                );
+                Panel {
+                    base,
+                    offsets: taps.as_ptr(),
+                }
+            }
         }
     }
 }
@@ -1228,9 +1249,9 @@ fn quad_blocks(w: &WeightsI8, epi: &Epilogue, rows: std::ops::Range<usize>) -> O
 /// first and finished into floats in L1, which are the block's residual instead of `res`.
 ///
 /// # Safety
-/// As [`gemm_task`]; [`quad_blocks`] gives `blocks` for each convolution, the panels are
-/// from an even one (pairs from there, the last maybe alone), none past [`QuadBlocks::end`], and `first`'s output is
-/// the same `[rows][n]` as the second's.
+/// As [`gemm_task`]; [`quad_blocks`] gives `blocks` for each convolution, the panels start at
+/// an even one (pairs from there, the last maybe alone) and none lies past
+/// [`QuadBlocks::end`], and `first`'s output is the same `[rows][n]` as the second's.
 #[cfg(target_arch = "x86_64")]
 unsafe fn quads_task(
     blocks: QuadBlocks,
@@ -1344,7 +1365,6 @@ impl<'s> BlockPanels<'s> {
         k4: usize,
         bufs: &'s mut [Vec<i8>; 2],
     ) -> Self {
-        use super::kernel::int8_vnni::Panel;
         match blocks {
             QuadBlocks::Amx => {
                 let (p0, p1) = panel_pair(b, (j, pair), k4, bufs);
@@ -1352,21 +1372,8 @@ impl<'s> BlockPanels<'s> {
             }
             QuadBlocks::Vnni => {
                 let [buf0, buf1] = bufs;
-                let panel = |p: Src| match p {
-                    Src::Packed(p) => {
-                        assert!(p.len() >= k4 * NR, "quads_task: panels");
-                        Panel::packed(p.as_ptr())
-                    }
-                    Src::Direct(base, taps) => {
-                        assert!(taps.len() * KGROUP >= k4, "quads_task: panels in place");
-                        Panel {
-                            base,
-                            offsets: taps.as_ptr(),
-                        }
-                    }
-                };
-                let p0 = panel(b.src(j, k4, buf0));
-                BlockPanels::Vnni(p0, pair.then(|| panel(b.src(j + 1, k4, buf1))))
+                let p0 = b.src(j, k4, buf0).vnni(k4);
+                BlockPanels::Vnni(p0, pair.then(|| b.src(j + 1, k4, buf1).vnni(k4)))
             }
         }
     }
@@ -1493,29 +1500,39 @@ pub(super) fn quad_panels<'a>(
 }
 
 /// Whether two integer convolutions of the same output of `n` pixels, the first's floats read
-/// only as the second's residual, can run as one pair of blocks ([`gemm_i8_pair`]): AMX or
-/// AVX-512 VNNI blocks with AVX-512F ([`quad_blocks`]), both weights' rows in their order, no
-/// GELU, and (VNNI) every panel one the blocks take ([`QuadBlocks::end`]).
+/// only as the second's residual, can run as one pair of blocks ([`gemm_i8_pair`]): see
+/// [`pair_blocks`].
 pub(super) fn pair_fuses(
     first: (&WeightsI8, &Epilogue),
     second: (&WeightsI8, &Epilogue),
     n: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    {
-        let panels = n.div_ceil(NR);
-        let blocks = [first, second].map(|(w, epi)| quad_blocks(w, epi, 0..w.rows));
-        first.0.rows == second.0.rows
-            && first.0.granule == second.0.granule
-            && blocks[0].is_some()
-            && blocks[0] == blocks[1]
-            && blocks[0].is_some_and(|b| b.end(n, 0..panels) == panels)
-    }
+    return pair_blocks(first, second, n).is_some();
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (first, second, n);
         false
     }
+}
+
+/// The blocks that run a pair ([`pair_fuses`]): the same AMX or AVX-512 VNNI blocks for both
+/// ([`quad_blocks`]: AVX-512F, rows in their order, no GELU), rows of the same count and
+/// granule, and (VNNI) every panel one the blocks take ([`QuadBlocks::end`]).
+#[cfg(target_arch = "x86_64")]
+fn pair_blocks(
+    first: (&WeightsI8, &Epilogue),
+    second: (&WeightsI8, &Epilogue),
+    n: usize,
+) -> Option<QuadBlocks> {
+    let panels = n.div_ceil(NR);
+    let [a, b] = [first, second].map(|(w, epi)| quad_blocks(w, epi, 0..w.rows));
+    a.filter(|&a| {
+        Some(a) == b
+            && first.0.rows == second.0.rows
+            && first.0.granule == second.0.granule
+            && a.end(n, 0..panels) == panels
+    })
 }
 
 /// Two integer convolutions of the same `[rows][n]` output as one: the first's output
@@ -1534,10 +1551,8 @@ pub(super) fn gemm_i8_pair(
 ) {
     let (wp, bp, epi_p) = first;
     let (w, b, epi) = second;
-    assert!(
-        pair_fuses((wp, epi_p), (w, epi), b.dims().2),
-        "gemm_i8_pair: not a pair the blocks fuse"
-    );
+    let blocks = pair_blocks((wp, epi_p), (w, epi), b.dims().2)
+        .expect("gemm_i8_pair: not a pair the blocks fuse");
     let ((kp, _, np_, _), (k, _, n, _)) = (bp.dims(), b.dims());
     let shape = codes.shape;
     assert!(
@@ -1554,7 +1569,6 @@ pub(super) fn gemm_i8_pair(
     }
     let gather = [bp, b].iter().any(|b| matches!(b, Panels::Gather { .. }));
     let threads = rayon::current_num_threads().max(1);
-    let blocks = quad_blocks(w, epi, 0..w.rows).expect("pair_fuses held");
     let split = Split::new(w.rows, w.granule, n.div_ceil(NR), gather, threads);
     let out = super::finish_quads::QuadsOut {
         data: Shared(codes.data.as_mut_ptr()),
@@ -1563,8 +1577,8 @@ pub(super) fn gemm_i8_pair(
     };
     (0..split.tasks()).into_par_iter().for_each(|t| {
         let (rows, panels) = split.task(t);
-        // SAFETY: tasks own disjoint rectangles of the codes; `pair_fuses` holds (checked), so
-        // `quad_blocks` gives both the same blocks, which take every panel.
+        // SAFETY: tasks own disjoint rectangles of the codes; `pair_blocks` gave both
+        // convolutions' blocks, which take every panel.
         unsafe {
             quads_task(
                 blocks,
