@@ -67,11 +67,87 @@ pub(super) unsafe fn finish_block(
     out: QuadsOut,
 ) {
     debug_assert!(o0.is_multiple_of(Q) && rows <= ROWS && !epi.gelu);
-    let (vscale, zero, vinv) = (
-        _mm512_set1_ps(scale),
-        _mm512_setzero_ps(),
-        _mm512_set1_ps(out.inv),
-    );
+    let block = (acc, o0, rows, (p0, n), np, scale, epi, out);
+    // One instance per residual and ReLU, each residual's load inlined in it.
+    macro_rules! finish {
+        ($res:expr) => {{
+            let res = $res;
+            // SAFETY: the caller's contract, passed on.
+            unsafe {
+                if epi.relu {
+                    finish_rows::<true>(block, res)
+                } else {
+                    finish_rows::<false>(block, res)
+                }
+            }
+        }};
+    }
+    // Each residual's load: AVX-512F and the residual's extents are the caller's contract.
+    macro_rules! load {
+        ($f:ident($($arg:expr),*)) => {
+            Some(|at: Rows| {
+                // SAFETY: see above.
+                unsafe { $f($($arg,)* at) }
+            })
+        };
+    }
+    match res {
+        BlockResidual::None => finish!(None::<fn(Rows) -> [__m512; Q]>),
+        BlockResidual::Block(v) => finish!(load!(block_rows(v))),
+        BlockResidual::Floats(v) => finish!(load!(float_rows(v))),
+        BlockResidual::Codes(Residual8::Rows(codes, s)) => finish!(load!(code_rows(codes, s))),
+        BlockResidual::Codes(Residual8::Quads(q, s)) => finish!(load!(quad_rows(q, s))),
+    }
+}
+
+/// The rows of a residual one quad of a block reads: channels `o..o + count` (rows
+/// `r..r + count` of the block) for pixels `px..px + m` (of `n` per channel; `px` at row and
+/// column `yx`), `mask` the `m` lanes.
+#[derive(Clone, Copy)]
+struct Rows {
+    o: usize,
+    r: usize,
+    count: usize,
+    px: usize,
+    m: usize,
+    n: usize,
+    mask: __mmask16,
+    yx: (usize, usize),
+}
+
+/// A block as [`finish_rows`] takes it: `acc`, `o0`, `rows`, `(p0, n)`, `np`, `scale`, the
+/// epilogue and the quads out (see [`finish_block`]).
+type Block<'a> = (
+    &'a [i32; ROWS * COLS],
+    usize,
+    usize,
+    (usize, usize),
+    [usize; 2],
+    f32,
+    &'a Epilogue<'a>,
+    QuadsOut,
+);
+
+/// [`finish_block`] with its ReLU fixed.
+///
+/// Why the shape: the per-output work is about ten vector operations, and the first version,
+/// which looked each row's batch-norm scale and bias up through their `Option`s, checked the
+/// residual and the ReLU, and chose a masked or a plain load for every sixteen outputs, ran
+/// about twenty-five scalar instructions beside each vector (`perf annotate`, Zen 5): here
+/// those choices are made once per block or once per four rows, and the rows' scale and bias
+/// are read from one array each, the vectors' broadcasts folded into their multiplies.
+#[target_feature(enable = "avx512f")]
+unsafe fn finish_rows<const RELU: bool>(
+    (acc, o0, rows, (p0, n), np, scale, epi, out): Block,
+    residual: Option<impl Fn(Rows) -> [__m512; Q]>,
+) {
+    // Each row's scale and bias; rows past `rows` zero (with zero sums, zero codes).
+    let (mut s, mut b) = ([0f32; ROWS], [0f32; ROWS]);
+    for r in 0..rows {
+        s[r] = epi.scale.map_or(1.0, |v| v[o0 + r]);
+        b[r] = epi.bias.map_or(0.0, |v| v[o0 + r]);
+    }
+    let (vscale, vinv) = (_mm512_set1_ps(scale), _mm512_set1_ps(out.inv));
     // Each half's first pixel as (row, column), once for all the quads (the residual's map has
     // the same rows and columns as the output's).
     let w = out.shape.w.max(1);
@@ -80,49 +156,99 @@ pub(super) unsafe fn finish_block(
         let o = o0 + q * Q;
         let count = Q.min(rows - q * Q);
         let plane = out.data.offset(o / Q * out.shape.plane());
+        let sb: (&[f32; Q], &[f32; Q]) = (
+            s[q * Q..][..Q].try_into().expect("four rows"),
+            b[q * Q..][..Q].try_into().expect("four rows"),
+        );
         for (h, &m) in np.iter().enumerate() {
             if m == 0 {
                 continue;
             }
             let px = p0 + h * 16;
             let mask = ((1u32 << m) - 1) as __mmask16;
-            // SAFETY: AVX-512F and the residual's extents: the caller's contract.
-            let residual =
-                unsafe { residual_rows(res, (o, q * Q, count), (px, m, n), mask, yx[h]) };
-            let mut codes = [_mm512_setzero_si512(); Q];
-            for (l, code) in codes.iter_mut().enumerate().take(count) {
-                let at = acc.as_ptr().wrapping_add((q * Q + l) * COLS + h * 16);
-                // SAFETY: row `q * Q + l < 16` of the block, lanes past `m` masked. A whole
-                // half loads unmasked: the kernel has just stored it, and a masked load
-                // waits for the stores to land where a plain one takes their values.
-                let sums = unsafe {
-                    if m == 16 {
-                        _mm512_loadu_si512(at.cast())
-                    } else {
-                        _mm512_maskz_loadu_epi32(mask, at)
-                    }
-                };
-                let (s, b) = (
-                    epi.scale.map_or(1.0, |s| s[o + l]),
-                    epi.bias.map_or(0.0, |b| b[o + l]),
-                );
-                // `rescale`, then `epilogue::affine`: separate multiplies and adds, no FMA.
-                let v = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), vscale);
-                let mut v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(s)), _mm512_set1_ps(b));
-                if let Some(r) = residual {
-                    v = _mm512_add_ps(v, r[l]);
+            // SAFETY: row `q * Q + l < 16` of the block, lanes past `m` masked; rows past
+            // `count` stay zero.
+            let sums = unsafe { block_sums(acc, q * Q, h, count, m, mask) };
+            let at = Rows {
+                o,
+                r: q * Q,
+                count,
+                px,
+                m,
+                n,
+                mask,
+                yx: yx[h],
+            };
+            let lanes = match &residual {
+                Some(f) => quad_lanes::<RELU, true>(sums, sb, vscale, vinv, &f(at)),
+                None => {
+                    quad_lanes::<RELU, false>(sums, sb, vscale, vinv, &[_mm512_setzero_ps(); Q])
                 }
-                if epi.relu {
-                    v = _mm512_max_ps(v, zero);
-                }
-                *code = code_lanes_avx512(v, vinv);
-            }
-            // Sixteen pixels of four codes: one 32-bit lane each.
-            let lanes = pixel_lanes_avx512(codes);
+            };
             // SAFETY: pixels `px..px + m` of this quad's plane: the caller's contract.
             unsafe { store_pixels(lanes, m, plane, &out.shape, px, yx[h]) };
         }
     }
+}
+
+/// Rows `r..r + count` of a block's sums, half `h`'s sixteen lanes (those past `m` zero);
+/// zeros for the rows past `count`. A whole half loads unmasked: the kernel has just stored
+/// it, and a masked load waits for the stores to land where a plain one takes their values.
+///
+/// # Safety
+/// AVX-512F; `r + count <= 16`.
+#[target_feature(enable = "avx512f")]
+unsafe fn block_sums(
+    acc: &[i32; ROWS * COLS],
+    r: usize,
+    h: usize,
+    count: usize,
+    m: usize,
+    mask: __mmask16,
+) -> [__m512i; Q] {
+    debug_assert!(r + count <= ROWS && h < 2 && m <= 16);
+    let at = |l: usize| acc.as_ptr().wrapping_add((r + l) * COLS + h * 16);
+    let mut sums = [_mm512_setzero_si512(); Q];
+    // SAFETY: rows `r..r + count` of the block (the caller's contract), 16 lanes each.
+    unsafe {
+        if m == 16 {
+            for (l, v) in sums.iter_mut().enumerate().take(count) {
+                *v = _mm512_loadu_si512(at(l).cast());
+            }
+        } else {
+            for (l, v) in sums.iter_mut().enumerate().take(count) {
+                *v = _mm512_maskz_loadu_epi32(mask, at(l));
+            }
+        }
+    }
+    sums
+}
+
+/// Four rows' sixteen sums finished into sixteen pixels of four codes: `rescale` then
+/// `epilogue::affine` (separate multiplies and adds, no FMA), the residual `r` (with `RES`),
+/// the ReLU (with `RELU`), then the codes.
+#[target_feature(enable = "avx512f")]
+fn quad_lanes<const RELU: bool, const RES: bool>(
+    sums: [__m512i; Q],
+    (s, b): (&[f32; Q], &[f32; Q]),
+    vscale: __m512,
+    vinv: __m512,
+    r: &[__m512; Q],
+) -> __m512i {
+    let mut codes = [_mm512_setzero_si512(); Q];
+    for l in 0..Q {
+        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(sums[l]), vscale);
+        let mut v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(s[l])), _mm512_set1_ps(b[l]));
+        if RES {
+            v = _mm512_add_ps(v, r[l]);
+        }
+        if RELU {
+            v = _mm512_max_ps(v, _mm512_setzero_ps());
+        }
+        codes[l] = code_lanes_avx512(v, vinv);
+    }
+    // Sixteen pixels of four codes: one 32-bit lane each.
+    pixel_lanes_avx512(codes)
 }
 
 /// `dst[r * 32 + c] = epilogue(sum[r][c] * scale)` for the block's rows `o0..o0 + rows` and
@@ -169,85 +295,96 @@ pub(super) unsafe fn finish_block_floats(
     }
 }
 
-/// The residual of channels `o..o + count` (rows `r..r + count` of the block) for pixels
-/// `px..px + m` (of `n` per channel; `px` at row and column `yx`), as floats in registers
-/// (lanes past `m` zero), or `None` without one.
+/// A finished block's rows as the residual ([`BlockResidual::Block`]): row `r + l` of the
+/// block, this half's lanes (blocks start at even panels), lanes past `m` zero.
 ///
 /// # Safety
-/// AVX-512F; the pixels and channels lie in the residual.
+/// AVX-512F; `r + count <= 16`.
 #[target_feature(enable = "avx512f")]
-unsafe fn residual_rows(
-    res: BlockResidual,
-    (o, r, count): (usize, usize, usize),
-    (px, m, n): (usize, usize, usize),
-    mask: __mmask16,
-    yx: (usize, usize),
-) -> Option<[__m512; Q]> {
+unsafe fn block_rows(v: &[f32; ROWS * COLS], at: Rows) -> [__m512; Q] {
     let mut rows = [_mm512_setzero_ps(); Q];
-    match res {
-        BlockResidual::None => return None,
-        BlockResidual::Block(v) => {
-            // Row `r + l` of the block, this half's lanes (blocks start at even panels).
-            let h = px % COLS / 16;
-            debug_assert!(px.is_multiple_of(16) && r + count <= ROWS);
-            for (l, row) in rows.iter_mut().enumerate().take(count) {
-                // SAFETY: row `r + l < 16` of the block, 16 lanes from `h * 16`.
-                *row =
-                    unsafe { _mm512_maskz_loadu_ps(mask, v.as_ptr().add((r + l) * COLS + h * 16)) };
-            }
-        }
-        BlockResidual::Floats(v) => {
-            for (l, r) in rows.iter_mut().enumerate().take(count) {
-                let at = (o + l) * n + px;
-                debug_assert!(at + m <= v.len());
-                // SAFETY: the caller's contract; masked lanes are not read.
-                *r = unsafe { _mm512_maskz_loadu_ps(mask, v.as_ptr().add(at)) };
-            }
-        }
-        BlockResidual::Codes(Residual8::Rows(codes, s)) => {
-            for (l, r) in rows.iter_mut().enumerate().take(count) {
-                let mut buf = [0i8; 16];
-                let at = (o + l) * n + px;
-                buf[..m].copy_from_slice(&codes[at..at + m]);
-                // SAFETY: 16 bytes of `buf`.
-                let c = unsafe { _mm_loadu_si128(buf.as_ptr().cast()) };
-                *r = _mm512_mul_ps(
-                    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c)),
-                    _mm512_set1_ps(s),
-                );
-            }
-        }
-        BlockResidual::Codes(Residual8::Quads(q, s)) => {
-            let plane = &q.data[o / Q * q.shape.plane()..][..q.shape.plane()];
-            let mut v = _mm512_setzero_si512();
-            if q.shape.pad == 0 {
-                // Rows end to end: the pixels are one run at `4 px` (no division for it).
-                debug_assert!((px + m) * Q <= plane.len());
-                let at = plane.as_ptr().wrapping_add(px * Q);
-                // SAFETY: pixels `px..px + m` lie in the plane; masked lanes are not read.
-                v = unsafe {
-                    if m == 16 {
-                        _mm512_loadu_si512(at.cast())
-                    } else {
-                        _mm512_maskz_loadu_epi32(mask, at.cast())
-                    }
-                };
-            } else {
-                debug_assert_eq!(q.shape.w * yx.0 + yx.1, px);
-                q.shape.runs_at(yx, m, |p, run, at| {
-                    // Pixel `p`'s lane at `at`: the register starts `p` pixels before it (masked
-                    // lanes are neither read nor faulted).
-                    let mask = (((1u32 << run) - 1) << p) as __mmask16;
-                    let base = plane.as_ptr().wrapping_add(at).wrapping_sub(p * Q);
-                    debug_assert!(at + run * Q <= plane.len());
-                    // SAFETY: the unmasked lanes are pixels `p..p + run`, inside the plane.
-                    v = unsafe { _mm512_mask_loadu_epi32(v, mask, base.cast()) };
-                });
-            }
-            rows = channels_avx512(v, _mm512_set1_ps(s));
-        }
+    let h = at.px % COLS / 16;
+    debug_assert!(at.px.is_multiple_of(16) && at.r + at.count <= ROWS);
+    for (l, row) in rows.iter_mut().enumerate().take(at.count) {
+        // SAFETY: row `r + l < 16` of the block, 16 lanes from `h * 16`.
+        *row =
+            unsafe { _mm512_maskz_loadu_ps(at.mask, v.as_ptr().add((at.r + l) * COLS + h * 16)) };
     }
-    Some(rows)
+    rows
+}
+
+/// The residual's floats (`[rows][n]`) of the quad's channels and pixels, lanes past `m` zero.
+///
+/// # Safety
+/// AVX-512F; the pixels and channels lie in `v`.
+#[target_feature(enable = "avx512f")]
+unsafe fn float_rows(v: &[f32], at: Rows) -> [__m512; Q] {
+    let mut rows = [_mm512_setzero_ps(); Q];
+    for (l, r) in rows.iter_mut().enumerate().take(at.count) {
+        let i = (at.o + l) * at.n + at.px;
+        debug_assert!(i + at.m <= v.len());
+        // SAFETY: the caller's contract; masked lanes are not read.
+        *r = unsafe { _mm512_maskz_loadu_ps(at.mask, v.as_ptr().add(i)) };
+    }
+    rows
+}
+
+/// The residual's channel-major codes (scale `s`) of the quad's channels and pixels, as floats,
+/// lanes past `m` zero.
+///
+/// # Safety
+/// AVX-512F; the pixels and channels lie in `codes`.
+#[target_feature(enable = "avx512f")]
+unsafe fn code_rows(codes: &[i8], s: f32, at: Rows) -> [__m512; Q] {
+    let mut rows = [_mm512_setzero_ps(); Q];
+    for (l, r) in rows.iter_mut().enumerate().take(at.count) {
+        let mut buf = [0i8; 16];
+        let i = (at.o + l) * at.n + at.px;
+        buf[..at.m].copy_from_slice(&codes[i..i + at.m]);
+        // SAFETY: 16 bytes of `buf`.
+        let c = unsafe { _mm_loadu_si128(buf.as_ptr().cast()) };
+        *r = _mm512_mul_ps(
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c)),
+            _mm512_set1_ps(s),
+        );
+    }
+    rows
+}
+
+/// The residual's quads (scale `s`) of the quad's four channels and pixels, as floats, lanes
+/// past `m` zero: one load of sixteen pixels of four codes where the quads have no padding.
+///
+/// # Safety
+/// AVX-512F; the pixels and channels lie in `q`.
+#[target_feature(enable = "avx512f")]
+unsafe fn quad_rows(q: &super::quads::Quads, s: f32, at: Rows) -> [__m512; Q] {
+    let plane = &q.data[at.o / Q * q.shape.plane()..][..q.shape.plane()];
+    let mut v = _mm512_setzero_si512();
+    if q.shape.pad == 0 {
+        // Rows end to end: the pixels are one run at `4 px` (no division for it).
+        debug_assert!((at.px + at.m) * Q <= plane.len());
+        let p = plane.as_ptr().wrapping_add(at.px * Q);
+        // SAFETY: pixels `px..px + m` lie in the plane; masked lanes are not read.
+        v = unsafe {
+            if at.m == 16 {
+                _mm512_loadu_si512(p.cast())
+            } else {
+                _mm512_maskz_loadu_epi32(at.mask, p.cast())
+            }
+        };
+    } else {
+        debug_assert_eq!(q.shape.w * at.yx.0 + at.yx.1, at.px);
+        q.shape.runs_at(at.yx, at.m, |p, run, i| {
+            // Pixel `p`'s lane at `i`: the register starts `p` pixels before it (masked lanes
+            // are neither read nor faulted).
+            let mask = (((1u32 << run) - 1) << p) as __mmask16;
+            let base = plane.as_ptr().wrapping_add(i).wrapping_sub(p * Q);
+            debug_assert!(i + run * Q <= plane.len());
+            // SAFETY: the unmasked lanes are pixels `p..p + run`, inside the plane.
+            v = unsafe { _mm512_mask_loadu_epi32(v, mask, base.cast()) };
+        });
+    }
+    channels_avx512(v, _mm512_set1_ps(s))
 }
 
 /// Writes lanes `0..m` of `lanes` (pixels `px..`, the first at row and column `yx`, four codes
