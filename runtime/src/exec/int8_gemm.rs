@@ -313,7 +313,13 @@ const MC: usize = 48;
 /// The finest unit of a task's rows when they are not reordered: a multiple of `MR`, of
 /// [`QUAD`] and of AVX-512 VNNI's 12-row blocks, so that tasks can split a layer's rows evenly
 /// between the threads (ResNet18's 512 rows in 48-row units are 11 tasks, 6 and 5 per thread).
+/// Also the least number of rows per task that [`Split`] aims for.
 const FINE: usize = 12;
+/// Where AVX-512 VNNI's tasks may cut a layer's rows: any quad, as its 12-, 8- and 4-row blocks
+/// cover any multiple of 4 ([`super::kernel::int8_vnni::block_rows`]). In units of 12,
+/// ResNet50's 256-row layers were 22 units of which the last had 4 rows: 132 rows for one
+/// thread, 124 for the other (its 14x14 layers ran 1.7x as fast on two threads as on one).
+const VNNI_CUT: usize = QUAD;
 const _: () = assert!(MC.is_multiple_of(MR) && MC.is_multiple_of(QUAD));
 const _: () =
     assert!(FINE.is_multiple_of(MR) && FINE.is_multiple_of(QUAD) && MC.is_multiple_of(FINE));
@@ -343,7 +349,8 @@ pub struct WeightsI8 {
     order: Vec<usize>,
     /// How a convolution's input reaches these columns.
     layout: InputLayout,
-    /// The unit of a task's rows: [`MC`] when the rows are reordered within it, else [`FINE`].
+    /// The unit of a task's rows: [`MC`] when the rows are reordered within it (and on AMX),
+    /// [`VNNI_CUT`] for AVX-512 VNNI's blocks, else [`FINE`].
     granule: usize,
 }
 
@@ -415,10 +422,13 @@ impl WeightsI8 {
                     }
                 },
             );
+        // And a block's worth more of zero sums: a block from any quad reads 12 of them
+        // (`block_sums`, `blocks_vnni`), whatever its rows.
         let sums = codes
             .chunks_exact(k4.max(1))
             .take(padded)
             .map(row_sum)
+            .chain(std::iter::repeat_n(0, FINE))
             .collect();
         // Per block of `MR` stored rows, its depth for flipped and for unsigned activations.
         let depth = codes
@@ -439,10 +449,11 @@ impl WeightsI8 {
             order,
             layout,
             // AMX's 16-row blocks keep whole tasks of `MC` rows (the codes are padded to them).
-            granule: if sorted || path == super::kernel::int8::Int8Path::Amx {
-                MC
-            } else {
-                FINE
+            granule: match path {
+                _ if sorted => MC,
+                super::kernel::int8::Int8Path::Amx => MC,
+                super::kernel::int8::Int8Path::Avx512Vnni => VNNI_CUT,
+                _ => FINE,
             },
         }
     }
@@ -976,7 +987,8 @@ struct Split {
 
 impl Split {
     fn new(rows: usize, granule: usize, panels: usize, gather: bool, threads: usize) -> Self {
-        let (units, pairs) = (rows.div_ceil(granule), panels.div_ceil(2));
+        // As many row tasks as whole units of at least `FINE` rows (cut at `granule`'s).
+        let (units, pairs) = (rows.div_ceil(granule.max(FINE)), panels.div_ceil(2));
         let want = if threads > 1 { 4 * threads } else { 1 };
         let row_tasks = if gather { 1 } else { units.clamp(1, want) };
         let col_tasks = pairs.min(want.div_ceil(row_tasks)).max(1);
@@ -1204,15 +1216,22 @@ enum QuadBlocks {
 #[cfg(target_arch = "x86_64")]
 impl QuadBlocks {
     /// The end of the panels of `panels` (of a map of `n` pixels) that these blocks take: all
-    /// on AMX; on VNNI all but the map's last panel when it has at most half its columns real,
-    /// which `WeightsI8::blocks_vnni`'s half and narrow blocks compute (a 7x7 map's 49th
-    /// column alone, a 14x14 map's last 4) where a whole panel would be 16. The panel before
-    /// it then goes alone (a 7x7 map's third: through the float buffer with its narrow
-    /// neighbour, it was 5% of ResNet18's integer path).
+    /// on AMX; on VNNI all but the map's last panel when it has 5 to 8 real columns, which
+    /// `WeightsI8::blocks_vnni`'s half blocks compute where a whole panel would be 16. A last
+    /// panel of 1 to 4 (a 7x7 map's 49th column, a 14x14 map's last 4) the blocks take
+    /// through the narrow kernel ([`BlockPanels::of`]): through the float buffer of the task's
+    /// rows, its epilogue called row by row for 1 to 4 floats, it was 6% of ResNet50's
+    /// integer path on one thread (Zen 5).
     fn end(self, n: usize, panels: std::ops::Range<usize>) -> usize {
         let last = n.div_ceil(NR).saturating_sub(1);
         match self {
-            QuadBlocks::Vnni if panels.contains(&last) && n - last * NR <= NR / 2 => last,
+            QuadBlocks::Vnni
+                if panels.contains(&last)
+                    && (super::kernel::int8_vnni::NARROW_COLS + 1..=NR / 2)
+                        .contains(&(n - last * NR)) =>
+            {
+                last
+            }
             _ => panels.end,
         }
     }
@@ -1283,12 +1302,21 @@ unsafe fn quads_task(
     );
     let mut bufs = PANELS.with(|p| p.take());
     let mut bufs_p = PAIR_PANELS.with(|p| p.take());
+    let [mut narrow, mut narrow_p] = NARROWS.with(|c| c.take());
     let (mut acc, mut floats) = ([0i32; 2 * ROWS * COLS], [0f32; 2 * ROWS * COLS]);
     for j in (j0..j1).step_by(2) {
         let pair = j + 1 < j1;
-        let ps = BlockPanels::of(blocks, b, (j, pair), k4, &mut bufs);
-        let ps_first =
-            first.map(|(wp, bp, _)| BlockPanels::of(blocks, bp, (j, pair), wp.k4, &mut bufs_p));
+        let ps = BlockPanels::of(blocks, b, (j, pair), (k4, n), &mut bufs, &mut narrow);
+        let ps_first = first.map(|(wp, bp, _)| {
+            BlockPanels::of(
+                blocks,
+                bp,
+                (j, pair),
+                (wp.k4, n),
+                &mut bufs_p,
+                &mut narrow_p,
+            )
+        });
         let np = [
             NR.min(n - j * NR),
             if pair { NR.min(n - (j + 1) * NR) } else { 0 },
@@ -1340,10 +1368,13 @@ unsafe fn quads_task(
     }
     PANELS.with(|p| p.set(bufs));
     PAIR_PANELS.with(|p| p.set(bufs_p));
+    NARROWS.with(|c| c.set([narrow, narrow_p]));
 }
 
 /// One or two panels as [`quads_task`]'s blocks read them: packed pairs for AMX (a lone panel
-/// as both), VNNI panels (packed or in place) with the second absent for a lone one.
+/// as both), VNNI panels (packed or in place) with the second absent for a lone one, and a
+/// map's narrow last panel on VNNI as its real columns ([`narrow_columns`]), after the pair's
+/// first panel when there is one.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 enum BlockPanels<'s> {
@@ -1352,18 +1383,23 @@ enum BlockPanels<'s> {
         super::kernel::int8_vnni::Panel,
         Option<super::kernel::int8_vnni::Panel>,
     ),
+    /// The block's left panel, if the narrow one is its right; the narrow panel's columns and
+    /// real count.
+    Narrow(Option<super::kernel::int8_vnni::Panel>, &'s [u8], usize),
 }
 
 #[cfg(target_arch = "x86_64")]
 impl<'s> BlockPanels<'s> {
-    /// Panels `j` and, with `pair`, `j + 1` of `b` (`k4 * NR` codes each), gathered into
-    /// `bufs` where they are neither packed nor read in place.
+    /// Panels `j` and, with `pair`, `j + 1` of `b` (`k4 * NR` codes each, `n` columns in
+    /// all), gathered into `bufs` where they are neither packed nor read in place; on VNNI a
+    /// narrow last one ([`QuadBlocks::end`]) as its columns in `narrow`.
     fn of(
         blocks: QuadBlocks,
         b: &'s Panels,
         (j, pair): (usize, bool),
-        k4: usize,
+        (k4, n): (usize, usize),
         bufs: &'s mut [Vec<i8>; 2],
+        narrow: &'s mut Vec<u8>,
     ) -> Self {
         match blocks {
             QuadBlocks::Amx => {
@@ -1372,6 +1408,19 @@ impl<'s> BlockPanels<'s> {
             }
             QuadBlocks::Vnni => {
                 let [buf0, buf1] = bufs;
+                let last = j + usize::from(pair);
+                let m = n - last * NR;
+                if m <= super::kernel::int8_vnni::NARROW_COLS {
+                    // The map's last panel (only it has fewer than 16 columns), gathered.
+                    let left = if pair {
+                        narrow_columns(b.src(last, k4, buf1).packed(), k4, m, narrow);
+                        Some(b.src(j, k4, buf0).vnni(k4))
+                    } else {
+                        narrow_columns(b.src(last, k4, buf0).packed(), k4, m, narrow);
+                        None
+                    };
+                    return BlockPanels::Narrow(left, narrow, m);
+                }
                 let p0 = b.src(j, k4, buf0).vnni(k4);
                 BlockPanels::Vnni(p0, pair.then(|| b.src(j + 1, k4, buf1).vnni(k4)))
             }
@@ -1394,12 +1443,56 @@ unsafe fn block_sums(
     acc: &mut [i32; 2 * super::kernel::int8_amx::ROWS * super::kernel::int8_amx::COLS],
 ) -> usize {
     use super::kernel::int8_vnni::{
-        block_one_sums_avx512_vnni as one, block_rows, block_sums_avx512_vnni as two, BLOCK_COLS,
-        BLOCK_ROWS, SUM_ROWS,
+        block_narrow_sums_avx512_vnni as narrow, block_one_sums_avx512_vnni as one, block_rows,
+        block_sums_avx512_vnni as two, narrow_width, BLOCK_COLS, BLOCK_ROWS, SUM_ROWS,
     };
     match ps {
         // SAFETY: the caller's contract.
         BlockPanels::Amx(p0, p1) => unsafe { amx_rows(w, (rb, r1), (p0, p1), acc) },
+        BlockPanels::Narrow(left, cols, m) => {
+            let (k4, rows) = (w.k4, block_rows(r1 - rb));
+            let a = w.codes[rb * k4..].as_ptr();
+            let sums: &[i32; BLOCK_ROWS] = w.sums[rb..rb + BLOCK_ROWS]
+                .try_into()
+                .expect("a block's row sums");
+            let out: &mut [i32; SUM_ROWS * BLOCK_COLS] = (&mut acc[..SUM_ROWS * BLOCK_COLS])
+                .try_into()
+                .expect("a 16-row block");
+            let width = narrow_width(m);
+            assert!(
+                cols.len() >= width * k4,
+                "narrow columns: {} bytes",
+                cols.len()
+            );
+            let c0 = if left.is_some() { NR } else { 0 };
+            let cols = cols.as_ptr();
+            // SAFETY: the caller's contract: AVX-512 VNNI, the block's rows and panels; the
+            // columns hold `width` columns of `k4` codes (asserted).
+            unsafe {
+                if let Some(b0) = left {
+                    match rows {
+                        4 => one::<4>(k4, a, k4, sums, b0, out),
+                        8 => one::<8>(k4, a, k4, sums, b0, out),
+                        _ => one::<BLOCK_ROWS>(k4, a, k4, sums, b0, out),
+                    }
+                }
+                macro_rules! narrow_rows {
+                    ($m:literal) => {
+                        match rows {
+                            4 => narrow::<4, $m>(k4, a, k4, sums, cols, out, c0),
+                            8 => narrow::<8, $m>(k4, a, k4, sums, cols, out, c0),
+                            _ => narrow::<BLOCK_ROWS, $m>(k4, a, k4, sums, cols, out, c0),
+                        }
+                    };
+                }
+                match width {
+                    1 => narrow_rows!(1),
+                    2 => narrow_rows!(2),
+                    _ => narrow_rows!(4),
+                }
+            }
+            rows
+        }
         BlockPanels::Vnni(b0, b1) => {
             let (k4, rows) = (w.k4, block_rows(r1 - rb));
             let a = w.codes[rb * k4..].as_ptr();
@@ -1697,6 +1790,10 @@ fn narrow_columns(_: &[i8], _: usize, _: usize, _: &mut Vec<u8>) {
 thread_local! {
     /// Each thread's buffer for a narrow last panel's columns ([`narrow_columns`]).
     static NARROW: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    /// Each thread's buffers for a narrow last panel's columns in [`quads_task`]: the
+    /// convolution's, and a pair's first's.
+    #[cfg(target_arch = "x86_64")]
+    static NARROWS: std::cell::Cell<[Vec<u8>; 2]> = const { std::cell::Cell::new([Vec::new(), Vec::new()]) };
     /// Each thread's two buffers for gathered panels ([`Panels::Gather`]), kept between tasks:
     /// fresh ones per task were an allocation and a zero fill of up to 73 KB each (every byte is
     /// then overwritten by the gather), 1.4 MB of `memset` per ResNet18 image.
@@ -1837,7 +1934,9 @@ pub(crate) mod tests {
     fn tasks_cover_a_layer_once_in_near_equal_parts() {
         for threads in [1, 2, 3, 8] {
             for (rows, panels) in [(64, 196), (128, 49), (512, 4), (512, 13), (1000, 1), (5, 3)] {
-                for (granule, gather) in [(FINE, false), (FINE, true), (MC, false)] {
+                for (granule, gather) in
+                    [(FINE, false), (FINE, true), (MC, false), (VNNI_CUT, false)]
+                {
                     let split = Split::new(rows, granule, panels, gather, threads);
                     let mut seen = vec![0u8; rows * panels];
                     let (mut heights, mut widths) = (Vec::new(), Vec::new());

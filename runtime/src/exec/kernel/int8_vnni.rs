@@ -545,10 +545,67 @@ pub unsafe fn block_narrow_avx512_vnni_f32<const ROWS: usize, const M: usize>(
     cols: *const u8,
     out: &BlockOut,
 ) {
+    debug_assert!(out.cols[0] <= M);
+    let n = out.cols[0].min(M);
+    // SAFETY: the caller's contract.
+    unsafe {
+        narrow_loop::<ROWS, M>(k, a, lda, a_sums, cols, |r, c, sum| {
+            let row = out.rows[r];
+            if !row.is_null() && c < n {
+                // SAFETY: the caller guarantees `cols[0]` writable floats at a non-null row.
+                *row.add(c) = sum as f32 * out.scale;
+            }
+        })
+    }
+}
+
+/// [`block_narrow_avx512_vnni_f32`]'s sums as i32, row `r`'s column `c` at
+/// `r * BLOCK_COLS + c0 + c` of `out` (`c0` 0 or 16: the block's left or right half): for the
+/// narrow last panel of a task whose blocks go straight into the next layer's quads
+/// (`int8_gemm`'s quads tasks), as [`block_sums_avx512_vnni`] for whole panels.
+///
+/// # Safety
+/// As [`block_narrow_avx512_vnni_f32`] (without `out`'s rows); `c0 + M <= BLOCK_COLS`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub unsafe fn block_narrow_sums_avx512_vnni<const ROWS: usize, const M: usize>(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    a_sums: &[i32; BLOCK_ROWS],
+    cols: *const u8,
+    out: &mut [i32; SUM_ROWS * BLOCK_COLS],
+    c0: usize,
+) {
+    assert!(
+        c0 + M <= BLOCK_COLS && ROWS <= SUM_ROWS,
+        "narrow sums: the block"
+    );
+    // SAFETY: the caller's contract.
+    unsafe {
+        narrow_loop::<ROWS, M>(k, a, lda, a_sums, cols, |r, c, sum| {
+            out[r * BLOCK_COLS + c0 + c] = sum;
+        })
+    }
+}
+
+/// The loop of the narrow blocks: `store(r, c, sum)` for each of the `ROWS x M` sums, the
+/// `+ 128`'s share taken back.
+///
+/// # Safety
+/// As [`block_narrow_avx512_vnni_f32`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn narrow_loop<const ROWS: usize, const M: usize>(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    a_sums: &[i32; BLOCK_ROWS],
+    cols: *const u8,
+    mut store: impl FnMut(usize, usize, i32),
+) {
     use std::arch::x86_64::*;
     const GROUP: usize = 4;
     const RUN: usize = 64;
-    debug_assert!(M <= NARROW_COLS && out.cols[0] <= M && ROWS.is_multiple_of(GROUP));
+    debug_assert!(M <= NARROW_COLS && ROWS.is_multiple_of(GROUP));
     let (runs, rest) = (k / RUN, k % RUN);
     // Loads the bytes `at..at + n` of a run (`n <= 64`), zeros past them.
     let load = |p: *const u8, n: usize| {
@@ -581,18 +638,11 @@ pub unsafe fn block_narrow_avx512_vnni_f32<const ROWS: usize, const M: usize>(
         if rest > 0 {
             step(runs * RUN, rest);
         }
-        let n = out.cols[0].min(M);
         for (i, row_acc) in acc.iter().enumerate() {
-            let (r, row) = (r0 + i, out.rows[r0 + i]);
-            if row.is_null() {
-                continue;
-            }
             // Take back the + 128 of every activation, wrapping like the sums.
-            let fix = a_sums[r].wrapping_mul(128);
-            for (c, x) in row_acc.iter().enumerate().take(n) {
-                let sum = _mm512_reduce_add_epi32(*x).wrapping_sub(fix);
-                // SAFETY: the caller guarantees `cols[0]` writable floats at a non-null row.
-                unsafe { *row.add(c) = sum as f32 * out.scale };
+            let fix = a_sums[r0 + i].wrapping_mul(128);
+            for (c, x) in row_acc.iter().enumerate() {
+                store(r0 + i, c, _mm512_reduce_add_epi32(*x).wrapping_sub(fix));
             }
         }
     }
