@@ -123,7 +123,8 @@ pub fn conv2d_i8(
 
 /// The RGB stem's convolution (weights over [`TapRows`]) and the max pooling `pool` (kernel,
 /// stride, padding) that alone reads its output, as one step ([`super::stem_pool`]): `out` is
-/// the pooling's `[co][ph][pw]`; the convolution's output is never written.
+/// the pooling's `[co][ph][pw]` (empty: not kept), `codes` its codes with their scale, if
+/// wanted; the convolution's output is never written.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_pool_i8(
     input: InputI8,
@@ -136,6 +137,7 @@ pub fn conv2d_pool_i8(
     pool: (usize, usize, usize),
     pooled: (usize, usize),
     out: &mut [f32],
+    codes: Option<(&mut Quads, f32)>,
 ) {
     assert_eq!(
         weights.layout(),
@@ -144,8 +146,8 @@ pub fn conv2d_pool_i8(
     );
     let geo = geometry((c, h, w), conv, (ho, wo));
     let (src, s) = tap_rows(input, &geo, scale);
-    let codes = (s, input.nonneg);
-    super::stem_pool::conv_pool_i8(weights, &src, &geo, codes, epi, pool, pooled, out);
+    let input = (s, input.nonneg);
+    super::stem_pool::conv_pool_i8(weights, &src, &geo, input, epi, pool, pooled, out, codes);
 }
 
 /// One of the two convolutions of [`conv2d_i8_pair`]: its input, its `(c, h, w)` and output

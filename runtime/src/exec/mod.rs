@@ -851,7 +851,38 @@ impl Executor {
                 });
             }
         }
+        // A max pooling writes its output's codes too (after its floats, or with an integer
+        // stem it runs with: [`Executor::stem_pools`]), so that the value reaches its readers,
+        // and the residual after them, as codes whether or not the stem and pooling run as one.
+        for step in &self.steps {
+            if let Step::MaxPool { output: o, .. } = *step {
+                scales[o] = readers[o].flatten().map(|scale| Requant {
+                    scale,
+                    quads_pad: quads[o],
+                });
+            }
+        }
         scales
+    }
+
+    /// Value `o`'s codes from its floats `x`, as `requant` says (quads or channel-major), as
+    /// an integer convolution's epilogue writes them.
+    fn codes_of_floats(&self, x: &[f32], o: ValueId, requant: Requant) -> Codes {
+        let Shape::Chw(c, h, w) = self.shapes[o] else {
+            unreachable!("validated: a pooling's output is [C,H,W]")
+        };
+        let inv = 1.0 / requant.scale;
+        match requant.quads_pad {
+            Some(pad) => Codes::Quads(Quads::quantize(x, QuadShape { c, h, w, pad }, inv)),
+            None => {
+                let mut codes = vec![0i8; x.len()];
+                codes
+                    .par_chunks_mut(1 << 14)
+                    .zip(x.par_chunks(1 << 14))
+                    .for_each(|(d, x)| int8_gemm::quantize_into(x, d, inv));
+                Codes::Rows(codes)
+            }
+        }
     }
 
     /// Per value, whether a step reads its floats: `false` for a value whose producer's epilogue
@@ -992,12 +1023,19 @@ impl Executor {
                 let o = output_of(step);
                 if stem_pools[s] {
                     let pool = &self.steps[s + 1];
-                    values[output_of(pool)] =
-                        Some(if let Some(geo) = self.f32_stem(step, activations) {
-                            self.conv_pool_f32(step, &geo, pool, &values)
-                        } else {
-                            self.conv_pool_int8(step, pool, &values, &codes, activations)
-                        });
+                    let p = output_of(pool);
+                    values[p] = Some(if let Some(geo) = self.f32_stem(step, activations) {
+                        self.conv_pool_f32(step, &geo, pool, &values)
+                    } else {
+                        let (out, q) = self.conv_pool_int8(
+                            (step, pool),
+                            (&values, &codes),
+                            (requant[p], floats_read[p]),
+                            activations,
+                        );
+                        codes[p] = q;
+                        out
+                    });
                     observe(s, &[]);
                 } else {
                     observe(s, values[o].as_deref().expect("computed with the stem"));
@@ -1018,6 +1056,14 @@ impl Executor {
                     );
                     codes[*output] = q;
                     Some(out)
+                }
+                Step::MaxPool { output, .. } => {
+                    // Its codes as well, when integer convolutions read it.
+                    let out = self.step(step, &values, activations);
+                    if let (Some(r), Some(x)) = (requant[*output], out.as_deref()) {
+                        codes[*output] = Some(self.codes_of_floats(x, *output, r));
+                    }
+                    out.filter(|_| floats_read[*output]).or(Some(Vec::new()))
                 }
                 _ => self.step(step, &values, activations),
             };
@@ -1308,15 +1354,15 @@ impl Executor {
 
     /// An integer stem convolution step and the max pooling step after it: the pooling's output
     /// ([`conv_i8::conv2d_pool_i8`]), the stem's input codes taken from `codes` when its
-    /// producer wrote them, as [`Executor::conv_int8`] takes them.
+    /// producer wrote them, as [`Executor::conv_int8`] takes them; and, with `requant`, the
+    /// output's codes in quads (its floats then only when `floats`).
     fn conv_pool_int8(
         &self,
-        step: &Step,
-        pool: &Step,
-        values: &[Option<Vec<f32>>],
-        codes: &[Option<Codes>],
+        (step, pool): (&Step, &Step),
+        (values, codes): (&[Option<Vec<f32>>], &[Option<Codes>]),
+        (requant, floats): (Option<Requant>, bool),
         activations: Activations,
-    ) -> Vec<f32> {
+    ) -> (Vec<f32>, Option<Codes>) {
         let Step::Conv {
             layer,
             conv,
@@ -1338,7 +1384,24 @@ impl Executor {
         };
         let (w8, epi) = self.int8_conv_parts(step, values, activations);
         // Recycled (stale contents): the bands write every output.
-        let mut out = scratch::F32.take(co * ph * pw, true);
+        let mut out = if floats || requant.is_none() {
+            scratch::F32.take(co * ph * pw, true)
+        } else {
+            Vec::new()
+        };
+        // Codes in quads with the pooling's bands; channel-major ones from the floats after.
+        let mut q = requant.and_then(|r| {
+            let shape = QuadShape {
+                c: co,
+                h: ph,
+                w: pw,
+                pad: r.quads_pad?,
+            };
+            Some((Quads::recycled(shape), r.scale))
+        });
+        if q.is_none() && requant.is_some() && out.is_empty() {
+            out = scratch::F32.take(co * ph * pw, true);
+        }
         conv_i8::conv2d_pool_i8(
             conv_i8::InputI8 {
                 x: get(*input),
@@ -1354,8 +1417,18 @@ impl Executor {
             window,
             (ph, pw),
             &mut out,
+            q.as_mut().map(|(q, s)| (q, *s)),
         );
-        out
+        let pooled = output_of(pool);
+        let codes = match (q, requant) {
+            (Some((q, _)), _) => Some(Codes::Quads(q)),
+            (None, Some(r)) => Some(self.codes_of_floats(&out, pooled, r)),
+            (None, None) => None,
+        };
+        if !floats && codes.is_some() {
+            out = Vec::new();
+        }
+        (out, codes)
     }
 
     /// Whether value `v` is `>= 0` everywhere, by the graph alone: the output of a ReLU (a

@@ -22,6 +22,7 @@ use super::int8_gemm::{gemm_task, GatherPanels, Panels, Target, TaskOut, Weights
 use super::kernel::int8::NR as NR8;
 use super::kernel::{MR, NR};
 use super::pool::PoolRows;
+use super::quads::{store_quad_pixels, Quads, Q};
 
 /// Pooled rows per band: about four bands per thread, at most `MAX_BAND` (a band's buffer
 /// holds `stride * rows + kernel` convolution rows).
@@ -38,7 +39,13 @@ const CHUNK_WEIGHTS: usize = 16 << 10;
 
 /// `out` (`[co][ph][pw]`) = max pooling `pool` (kernel, stride, padding) of epilogue(conv `geo`
 /// of `src`, worth `scale` and all `>= 0` when `nonneg`, with `w`): the output of the two steps,
-/// without the convolution's.
+/// without the convolution's. With `codes` (quads of `[co][ph][pw]` and `1 / scale`), the
+/// pooled values' codes too, band by band while they are in the core's cache, as the next
+/// convolutions would quantise them; `out` then may be empty (no floats kept).
+///
+/// Why the codes here: the next convolutions read the pooled value as codes, and the residual
+/// after them too; written as floats (0.8 MB for ResNet's 64 x 56 x 56) and quantised by the
+/// next step, it was a pass over memory each way.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_pool_i8(
     w: &WeightsI8,
@@ -49,15 +56,25 @@ pub fn conv_pool_i8(
     pool: (usize, usize, usize),
     (ph, pw): (usize, usize),
     out: &mut [f32],
+    codes: Option<(&mut Quads, f32)>,
 ) {
     let (kernel, stride, _) = pool;
     let (co, ho, wo) = (w.rows, geo.ho, geo.wo);
+    let keep = !out.is_empty() || codes.is_none();
     assert!(
-        out.len() == co * ph * pw && stride >= 1 && kernel >= 1,
+        (!keep || out.len() == co * ph * pw) && stride >= 1 && kernel >= 1,
         "conv_pool_i8: {} outputs for {co} x {ph} x {pw}",
         out.len()
     );
-    if out.is_empty() {
+    let target = codes.map(|(q, scale)| {
+        assert!(
+            (q.shape.c, q.shape.h, q.shape.w) == (co, ph, pw) && q.data.len() >= q.shape.len(),
+            "conv_pool_i8: codes of {:?} for {co} x {ph} x {pw}",
+            q.shape
+        );
+        (Shared(q.data.as_mut_ptr()), q.shape, 1.0 / scale)
+    });
+    if co * ph * pw == 0 {
         return;
     }
     let band = band_rows(ph);
@@ -104,12 +121,48 @@ pub fn conv_pool_i8(
         };
         let first = y_first * wo - j0 * NR8;
         let mut pooling = PoolRows::new((ho, wo), pool, (ph, pw));
+        // The band's pooled rows: in `out`, or (no floats kept) a buffer of the band's own.
+        let len = oys.len() * pw;
+        let mut pooled = POOLED.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        if !keep {
+            pooled.resize(co * len, 0.0);
+        }
+        let rows_of = |ch: usize| -> *mut f32 {
+            if keep {
+                dst.offset(ch * ph * pw + oys.start * pw).0
+            } else {
+                pooled.as_ptr().wrapping_add(ch * len).cast_mut()
+            }
+        };
         for ch in 0..co {
-            // SAFETY: band `b` alone writes rows `oys` of each channel.
-            let rows = unsafe { dst.slice(ch * ph * pw + oys.start * pw, oys.len() * pw) };
+            // SAFETY: band `b` alone writes rows `oys` of each channel (`len` values at
+            // `rows_of(ch)`, in `out` or in the band's own buffer).
+            let rows = unsafe { std::slice::from_raw_parts_mut(rows_of(ch), len) };
             pooling.rows(&buf[ch * width + first..], y_first, oys.clone(), rows);
         }
+        if let Some((data, shape, inv)) = target {
+            for q in 0..co.div_ceil(Q) {
+                let count = Q.min(co - q * Q);
+                let mut channels: [&[f32]; Q] = [&[]; Q];
+                for (l, ch) in channels.iter_mut().enumerate().take(count) {
+                    // SAFETY: the band's pooled rows of channel `4 q + l`, written above.
+                    *ch = unsafe { std::slice::from_raw_parts(rows_of(q * Q + l), len) };
+                }
+                // SAFETY: plane `q` of the codes (asserted above); band `b` alone writes
+                // its pixels `oys.start * pw..` (`len` of them).
+                unsafe {
+                    store_quad_pixels(
+                        data.offset(q * shape.plane()).0,
+                        &shape,
+                        &channels[..count],
+                        oys.start * pw,
+                        inv,
+                    )
+                };
+            }
+        }
         BAND.with(|b| *b.borrow_mut() = buf);
+        POOLED.with(|b| *b.borrow_mut() = pooled);
     });
 }
 
@@ -219,4 +272,6 @@ thread_local! {
     /// Each pool thread's band buffer, kept between images (a few hundred KB; a fresh one was
     /// page faults, and taking the executor's activation buffers for it left those short).
     static BAND: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each pool thread's pooled rows of a band whose floats are not kept ([`conv_pool_i8`]).
+    static POOLED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
