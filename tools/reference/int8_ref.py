@@ -13,10 +13,10 @@ their input) and computes, for every convolution, what the runtime's integer pat
   sum       acc = conv2d(q, codes), exact (float64 holds every sum of these sizes exactly)
   output    y = acc * (s_act * s'[o]) + b'[o], then ReLU / residual add / max pool / average pool in float;
             the final Linear (a GEMV on one feature vector) stays f32, as in the runtime
-  residual  an identity shortcut whose value a convolution wrote (every block's but layer1.0's, whose
-            input is the max pooling's) is added from its codes, q * s_act of the block's conv1 (the
-            scale its codes have), as the runtime adds it (`Executor::set_residual_codes`); a
-            downsampling shortcut and layer1.0's are added as floats
+  residual  an identity shortcut is added from its codes, q * s_act of the block's conv1 (the scale its
+            codes have: the max pooling writes them for layer1.0, a convolution's epilogue for the
+            others), as the runtime adds it (`Executor::set_residual_codes`); a downsampling shortcut
+            is added as floats
 
 Writes fixtures/int8_resnet18_w8.safetensors:
   codes.<conv>      I8  [out, in*k*k]  weight codes          wscale.<conv>  F32 [out]  their unfolded scales
@@ -99,7 +99,7 @@ class IntegerResNet:
                 out = self.conv(f"{p}.conv2", out, act_scales)
                 if f"{p}.downsample.0" in self.convs:
                     short = self.conv(f"{p}.downsample.0", y, act_scales)
-                elif act_scales is not None and p != "layer1.0":
+                elif act_scales is not None:
                     short = self.residual_codes(y, act_scales[f"{p}.conv1"])
                 else:
                     short = y
