@@ -35,12 +35,15 @@ pub(super) enum BlockResidual<'a> {
     Codes(Residual8<'a>),
 }
 
-/// The quads a block's codes go to: the whole tensor's codes, its shape and `1 / scale`.
+/// The quads a block's codes go to: the whole tensor's codes, its shape and `1 / scale`; or a
+/// part of a tensor as quads of its own (`first`, the layer's pixel that is its pixel 0: a
+/// band of the integer stem's rows, `super::stem_pool`).
 #[derive(Clone, Copy)]
 pub(super) struct QuadsOut {
     pub data: Shared<i8>,
     pub shape: QuadShape,
     pub inv: f32,
+    pub first: usize,
 }
 
 /// Finishes rows `o0..o0 + rows` (`o0` a multiple of 4, `rows <= 16`) of a block `acc`
@@ -151,7 +154,9 @@ unsafe fn finish_rows<const RELU: bool>(
     // Each half's first pixel as (row, column), once for all the quads (the residual's map has
     // the same rows and columns as the output's).
     let w = out.shape.w.max(1);
-    let yx = [0, 16].map(|d| ((p0 + d) / w, (p0 + d) % w));
+    // Where the quads hold a part of the layer (`first > 0`) there is no residual.
+    debug_assert!(out.first == 0 || residual.is_none());
+    let yx = [0, 16].map(|d| ((p0 + d - out.first) / w, (p0 + d - out.first) % w));
     for q in 0..rows.div_ceil(Q) {
         let o = o0 + q * Q;
         let count = Q.min(rows - q * Q);
@@ -186,7 +191,7 @@ unsafe fn finish_rows<const RELU: bool>(
                 }
             };
             // SAFETY: pixels `px..px + m` of this quad's plane: the caller's contract.
-            unsafe { store_pixels(lanes, m, plane, &out.shape, px, yx[h]) };
+            unsafe { store_pixels(lanes, m, plane, &out.shape, px - out.first, yx[h]) };
         }
     }
 }

@@ -935,7 +935,7 @@ fn gemm_panels(
                 "gemm_i8: {} x {n} outputs requantised into quads of {shape:?}",
                 w.rows
             );
-            Target::Quads(Shared(quads.data.as_mut_ptr()), shape, 1.0 / scale)
+            Target::Quads(Shared(quads.data.as_mut_ptr()), shape, 1.0 / scale, 0)
         }
     };
     // Tasks take every row of their panels where each panel would be gathered once per task:
@@ -1061,12 +1061,13 @@ pub(super) unsafe fn gemm_task(
     );
     #[cfg(target_arch = "x86_64")]
     let panels = match (to, target) {
-        (None, Target::Quads(data, shape, inv)) => match quad_blocks(w, epi, rows.clone()) {
+        (None, Target::Quads(data, shape, inv, first)) => match quad_blocks(w, epi, rows.clone()) {
             Some(blocks) => {
                 let out = super::finish_quads::QuadsOut {
                     data: *data,
                     shape: *shape,
                     inv: *inv,
+                    first: *first,
                 };
                 let res = match (res8, epi.residual) {
                     (Some(r), _) => super::finish_quads::BlockResidual::Codes(*r),
@@ -1166,7 +1167,7 @@ pub(super) unsafe fn gemm_task(
                 quantize_into(row(o), q, *inv);
             }
         }
-        Target::Quads(data, shape, inv) => {
+        Target::Quads(data, shape, inv, first) => {
             // This task's rows are whole quads (`MC` is a multiple of 4).
             for q0 in (r0..r1).step_by(QUAD) {
                 let count = QUAD.min(r1 - q0);
@@ -1178,7 +1179,7 @@ pub(super) unsafe fn gemm_task(
                 let plane = data.offset(q0 / QUAD * shape.plane()).0;
                 // SAFETY: the plane of quad `q0 / 4` lies in the codes (asserted by the
                 // caller); this task alone writes its pixels `c0..c1`.
-                unsafe { store_quad_pixels(plane, shape, &channels[..count], c0, *inv) };
+                unsafe { store_quad_pixels(plane, shape, &channels[..count], c0 - first, *inv) };
             }
         }
     }
@@ -1667,6 +1668,7 @@ pub(super) fn gemm_i8_pair(
         data: Shared(codes.data.as_mut_ptr()),
         shape,
         inv: 1.0 / scale,
+        first: 0,
     };
     (0..split.tasks()).into_par_iter().for_each(|t| {
         let (rows, panels) = split.task(t);
@@ -1862,7 +1864,9 @@ fn rescale(dst: &mut [f32], sums: &[i32], scale: f32) {
 pub(super) enum Target {
     None,
     Rows(Shared<i8>, f32),
-    Quads(Shared<i8>, QuadShape, f32),
+    /// Quads of `QuadShape` with `1 / scale`, whose pixel 0 is the layer's pixel `usize` (0:
+    /// the whole layer's; else a band of it, `super::stem_pool`).
+    Quads(Shared<i8>, QuadShape, f32, usize),
 }
 
 #[cfg(test)]

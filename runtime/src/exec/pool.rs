@@ -309,6 +309,78 @@ unsafe fn pool_3x3s2_avx512(
     }
 }
 
+/// [`pool_3x3s2_avx512`] on codes in quads: output rows `oys` of one plane of the pooled
+/// quads `shape` (at `dst`) from a plane of the input's codes `src`, four channels per pixel,
+/// map pixel `p` (of `[h][w]`) at `src[4 (p - origin)..]`. A max of codes is the code of the
+/// max (quantising is monotone), so these are the codes of the floats' pooling; the padding is
+/// -128, below every code. Four channels per 32-bit lane, sixteen pixels per register.
+///
+/// # Safety
+/// AVX-512F and AVX-512BW must be available; the rows the windows of `oys` read lie in `src`
+/// (asserted), `dst` is a plane of `shape` (`[ph][pw]` with `shape.pad`, `2 ph <= h + 1`,
+/// `2 pw <= w + 1`) whose rows `oys` no one else touches meanwhile.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn pool_codes_3x3s2_avx512(
+    src: &[i8],
+    origin: usize,
+    (h, w): (usize, usize),
+    oys: std::ops::Range<usize>,
+    dst: *mut i8,
+    shape: &super::quads::QuadShape,
+) {
+    use std::arch::x86_64::*;
+    const Q: usize = super::quads::Q;
+    let (ph, pw, pad) = (shape.h, shape.w, shape.pad);
+    let y_low = (2 * oys.start).saturating_sub(1);
+    let y_high = (2 * oys.end).min(h);
+    assert!(
+        oys.end <= ph
+            && 2 * ph <= h + 1
+            && 2 * pw <= w + 1
+            && y_low * w >= origin
+            && (y_high * w - origin) * Q <= src.len(),
+        "pool_codes_3x3s2_avx512: extents"
+    );
+    let blocks = pw.div_ceil(16);
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let low = _mm512_set1_epi8(i8::MIN);
+    let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
+    for oy in oys {
+        let y0 = (2 * oy).saturating_sub(1);
+        let y1 = (2 * oy + 2).min(h);
+        let out = dst.wrapping_add(((oy + pad) * shape.wp() + pad) * Q);
+        // Pixels `x - 1 + 2 l` of the previous block's right ones: -128 left of the map.
+        let mut prev = low;
+        for b in 0..blocks {
+            let x = 32 * b;
+            let (ml, mh) = (lanes(w.saturating_sub(x)), lanes(w.saturating_sub(x + 16)));
+            let (mut lo, mut hi) = (low, low);
+            for y in y0..y1 {
+                let row = src.as_ptr().wrapping_add((y * w + x - origin) * Q);
+                // SAFETY: row `y` lies in `src` (asserted above); lanes past column `w` are
+                // masked (neither read nor faulted), -128.
+                unsafe {
+                    lo = _mm512_max_epi8(_mm512_mask_loadu_epi32(low, ml, row.cast()), lo);
+                    hi = _mm512_max_epi8(
+                        _mm512_mask_loadu_epi32(low, mh, row.add(16 * Q).cast()),
+                        hi,
+                    );
+                }
+            }
+            // Output `16 b + l`'s window: pixels `x + 2 l - 1`, `x + 2 l`, `x + 2 l + 1`.
+            let centre = _mm512_permutex2var_epi32(lo, even, hi);
+            let right = _mm512_permutex2var_epi32(lo, odd, hi);
+            let left = _mm512_alignr_epi32::<15>(right, prev);
+            prev = right;
+            let v = _mm512_max_epi8(left, _mm512_max_epi8(centre, right));
+            // SAFETY: row `oy` of the plane, pixels `< pw` (masked): the caller's contract.
+            unsafe { _mm512_mask_storeu_epi32(out.add(16 * b * Q).cast(), lanes(pw - 16 * b), v) };
+        }
+    }
+}
+
 /// Mean of each channel plane: `[c, hw] -> [c]`.
 pub fn global_avg_pool(x: &[f32], c: usize, hw: usize) -> Vec<f32> {
     if hw == 0 {

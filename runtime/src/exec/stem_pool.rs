@@ -77,6 +77,12 @@ pub fn conv_pool_i8(
     if co * ph * pw == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if let (false, Some(target), (3, 2, 1)) = (keep, target, pool) {
+        if pools_codes() {
+            return conv_pool_codes(w, src, geo, (scale, nonneg), epi, ph, target);
+        }
+    }
     let band = band_rows(ph);
     let panels = Panels::Gather {
         src,
@@ -248,6 +254,82 @@ pub fn conv_pool_f32(
     });
 }
 
+/// Whether [`conv_pool_codes`] runs here: AVX-512F kernels and AVX-512BW's byte maxima.
+#[cfg(target_arch = "x86_64")]
+fn pools_codes() -> bool {
+    super::kernel::path() == super::kernel::KernelPath::Avx512F
+        && std::arch::is_x86_feature_detected!("avx512bw")
+}
+
+/// [`conv_pool_i8`] for ResNet's 3x3/2 pooling when only the pooled codes are kept: each band's
+/// convolution rows are finished straight into codes, in quads of the band's own (the integer
+/// GEMM's codes target, as any integer convolution's), and pooled as codes
+/// ([`super::pool::pool_codes_3x3s2_avx512`]: the max of codes is the code of the max) into
+/// `target`'s quads (`1 / scale` its `inv`). The same codes as the float bands quantised after
+/// their pooling, which `stem_and_pool_as_one_step_change_no_value` compares.
+///
+/// Why: the float band (64 x 15 x 112 floats, 430 KB) went to L2 and was read back by the
+/// pooling; as codes it is a quarter of that, and the pooling does sixteen pixels of four
+/// channels per register instead of sixteen values.
+#[cfg(target_arch = "x86_64")]
+fn conv_pool_codes(
+    w: &WeightsI8,
+    src: &dyn GatherPanels,
+    geo: &Geometry,
+    (scale, nonneg): (f32, bool),
+    epi: Epilogue,
+    ph: usize,
+    (data, shape, inv): (Shared<i8>, super::quads::QuadShape, f32),
+) {
+    let (co, ho, wo, n) = (w.rows, geo.ho, geo.wo, geo.n());
+    let band = band_rows(ph);
+    let panels = Panels::Gather {
+        src,
+        geo,
+        scale,
+        nonneg,
+        direct: None,
+    };
+    (0..ph.div_ceil(band)).into_par_iter().for_each(|b| {
+        let oys = b * band..((b + 1) * band).min(ph);
+        let (y_first, y_end) = conv_rows(oys.clone(), (3, 2, 1), ho);
+        let (j0, j1) = (
+            y_first * wo / NR8,
+            (y_end * wo).div_ceil(NR8).min(n.div_ceil(NR8)),
+        );
+        // The band's convolution pixels as quads of their own, pixel `j0 * 16` first.
+        let own = super::quads::QuadShape {
+            c: co,
+            h: 1,
+            w: (j1 - j0) * NR8,
+            pad: 0,
+        };
+        let mut codes = BAND_CODES.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        // Stale contents are fine: the blocks write every pixel the pooling reads.
+        codes.resize(own.len(), 0);
+        let to = Target::Quads(Shared(codes.as_mut_ptr()), own, inv, j0 * NR8);
+        // SAFETY: `codes` holds the band's quads and is this task's alone; no floats.
+        unsafe { gemm_task(w, &panels, 0..co, j0..j1, None, &epi, &to, None) };
+        for q in 0..co.div_ceil(Q) {
+            let plane = &codes[q * own.plane()..][..own.plane()];
+            // SAFETY: `pools_codes` checked the CPU; the band holds the rows under `oys`'
+            // windows (`conv_rows`); plane `q` of the output, whose rows `oys` only this band
+            // writes.
+            unsafe {
+                super::pool::pool_codes_3x3s2_avx512(
+                    plane,
+                    j0 * NR8,
+                    (ho, wo),
+                    oys.clone(),
+                    data.offset(q * shape.plane()).0,
+                    &shape,
+                )
+            };
+        }
+        BAND_CODES.with(|b| *b.borrow_mut() = codes);
+    });
+}
+
 /// Pooled rows per band: about four bands per thread, at most [`MAX_BAND`].
 fn band_rows(ph: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
@@ -274,4 +356,7 @@ thread_local! {
     static BAND: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Each pool thread's pooled rows of a band whose floats are not kept ([`conv_pool_i8`]).
     static POOLED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each pool thread's band of convolution codes ([`conv_pool_codes`]).
+    #[cfg(target_arch = "x86_64")]
+    static BAND_CODES: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
