@@ -1444,21 +1444,14 @@ unsafe fn block_sums(
     acc: &mut [i32; 2 * super::kernel::int8_amx::ROWS * super::kernel::int8_amx::COLS],
 ) -> usize {
     use super::kernel::int8_vnni::{
-        block_narrow_sums_avx512_vnni as narrow, block_one_sums_avx512_vnni as one, block_rows,
-        block_sums_avx512_vnni as two, narrow_width, BLOCK_COLS, BLOCK_ROWS, SUM_ROWS,
+        block_narrow_sums_avx512_vnni as narrow, block_one_sums_avx512_vnni as one,
+        block_sums_avx512_vnni as two, narrow_width, BLOCK_ROWS,
     };
     match ps {
         // SAFETY: the caller's contract.
         BlockPanels::Amx(p0, p1) => unsafe { amx_rows(w, (rb, r1), (p0, p1), acc) },
         BlockPanels::Narrow(left, cols, m) => {
-            let (k4, rows) = (w.k4, block_rows(r1 - rb));
-            let a = w.codes[rb * k4..].as_ptr();
-            let sums: &[i32; BLOCK_ROWS] = w.sums[rb..rb + BLOCK_ROWS]
-                .try_into()
-                .expect("a block's row sums");
-            let out: &mut [i32; SUM_ROWS * BLOCK_COLS] = (&mut acc[..SUM_ROWS * BLOCK_COLS])
-                .try_into()
-                .expect("a 16-row block");
+            let (k4, rows, a, sums, out) = vnni_operands(w, (rb, r1), acc);
             let width = narrow_width(m);
             assert!(
                 cols.len() >= width * k4,
@@ -1495,14 +1488,7 @@ unsafe fn block_sums(
             rows
         }
         BlockPanels::Vnni(b0, b1) => {
-            let (k4, rows) = (w.k4, block_rows(r1 - rb));
-            let a = w.codes[rb * k4..].as_ptr();
-            let sums: &[i32; BLOCK_ROWS] = w.sums[rb..rb + BLOCK_ROWS]
-                .try_into()
-                .expect("a block's row sums");
-            let out: &mut [i32; SUM_ROWS * BLOCK_COLS] = (&mut acc[..SUM_ROWS * BLOCK_COLS])
-                .try_into()
-                .expect("a 16-row block");
+            let (k4, rows, a, sums, out) = vnni_operands(w, (rb, r1), acc);
             // SAFETY: the caller's contract: AVX-512 VNNI, the block's rows and panels.
             unsafe {
                 match (rows, b1) {
@@ -1517,6 +1503,33 @@ unsafe fn block_sums(
             rows
         }
     }
+}
+
+/// What [`block_sums`]' VNNI blocks take for `w`'s rows from `rb` (of a task's rows up to `r1`):
+/// `k4`, how many rows the block computes, its first row's codes, the block's row sums and the
+/// part of `acc` it writes.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::type_complexity)]
+fn vnni_operands<'a>(
+    w: &'a WeightsI8,
+    (rb, r1): (usize, usize),
+    acc: &'a mut [i32; 2 * super::kernel::int8_amx::ROWS * super::kernel::int8_amx::COLS],
+) -> (
+    usize,
+    usize,
+    *const i8,
+    &'a [i32; super::kernel::int8_vnni::BLOCK_ROWS],
+    &'a mut [i32; super::kernel::int8_vnni::SUM_ROWS * super::kernel::int8_vnni::BLOCK_COLS],
+) {
+    use super::kernel::int8_vnni::{block_rows, BLOCK_COLS, BLOCK_ROWS, SUM_ROWS};
+    let (k4, rows) = (w.k4, block_rows(r1 - rb));
+    let sums = w.sums[rb..rb + BLOCK_ROWS]
+        .try_into()
+        .expect("a block's row sums");
+    let out = (&mut acc[..SUM_ROWS * BLOCK_COLS])
+        .try_into()
+        .expect("a 16-row block");
+    (k4, rows, w.codes[rb * k4..].as_ptr(), sums, out)
 }
 
 /// Panels `j` and `j + 1` of `b` (`j` as both when not `pair`), `k4 * NR` codes each, gathered

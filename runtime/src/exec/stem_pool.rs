@@ -77,12 +77,6 @@ pub fn conv_pool_i8(
     if co * ph * pw == 0 {
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    if let (false, Some(target), (3, 2, 1)) = (keep, target, pool) {
-        if pools_codes() {
-            return conv_pool_codes(w, src, geo, (scale, nonneg), epi, ph, target);
-        }
-    }
     let band = band_rows(ph);
     let panels = Panels::Gather {
         src,
@@ -91,6 +85,12 @@ pub fn conv_pool_i8(
         nonneg,
         direct: None,
     };
+    #[cfg(target_arch = "x86_64")]
+    if let (false, Some(target), (3, 2, 1)) = (keep, target, pool) {
+        if pools_codes() {
+            return conv_pool_codes(w, &panels, geo, epi, (ph, band), target);
+        }
+    }
     let n = geo.n();
     let dst = Shared(out.as_mut_ptr());
     (0..ph.div_ceil(band)).into_par_iter().for_each(|b| {
@@ -274,22 +274,13 @@ fn pools_codes() -> bool {
 #[cfg(target_arch = "x86_64")]
 fn conv_pool_codes(
     w: &WeightsI8,
-    src: &dyn GatherPanels,
+    panels: &Panels,
     geo: &Geometry,
-    (scale, nonneg): (f32, bool),
     epi: Epilogue,
-    ph: usize,
+    (ph, band): (usize, usize),
     (data, shape, inv): (Shared<i8>, super::quads::QuadShape, f32),
 ) {
     let (co, ho, wo, n) = (w.rows, geo.ho, geo.wo, geo.n());
-    let band = band_rows(ph);
-    let panels = Panels::Gather {
-        src,
-        geo,
-        scale,
-        nonneg,
-        direct: None,
-    };
     (0..ph.div_ceil(band)).into_par_iter().for_each(|b| {
         let oys = b * band..((b + 1) * band).min(ph);
         let (y_first, y_end) = conv_rows(oys.clone(), (3, 2, 1), ho);
@@ -309,7 +300,7 @@ fn conv_pool_codes(
         codes.resize(own.len(), 0);
         let to = Target::Quads(Shared(codes.as_mut_ptr()), own, inv, j0 * NR8);
         // SAFETY: `codes` holds the band's quads and is this task's alone; no floats.
-        unsafe { gemm_task(w, &panels, 0..co, j0..j1, None, &epi, &to, None) };
+        unsafe { gemm_task(w, panels, 0..co, j0..j1, None, &epi, &to, None) };
         for q in 0..co.div_ceil(Q) {
             let plane = &codes[q * own.plane()..][..own.plane()];
             // SAFETY: `pools_codes` checked the CPU; the band holds the rows under `oys`'
