@@ -446,9 +446,44 @@ fn stem_and_pool_as_one_step_change_no_value() {
                     "{what}: the stem fused or not"
                 );
                 assert_eq!(apart[1].1, fused[1].1, "{what}: the pooled values");
+                // With static scales the pooled value is kept as codes alone (its readers
+                // take them), so the logits above are what compare its codes.
+                assert_eq!(
+                    fused[1].1.is_empty(),
+                    activations == Activations::Int8Static,
+                    "{what}: the pooled value's floats"
+                );
                 assert_eq!(apart[2..], fused[2..], "{what}: the later steps");
             }
         }
+    }
+}
+
+/// A stem kept in f32 (its weights unquantised) under integer readers with static scales: the
+/// max pooling after it still hands them its codes, made from its floats, with the stem and
+/// pooling fused or apart (the same logits), and none is missing (a reader expecting codes
+/// would panic).
+#[test]
+fn an_f32_stem_hands_integer_readers_its_pooled_codes() {
+    use fq_runtime::format::LayerWeights;
+    for (arch, size) in [(Arch::ResNet18, 32), (Arch::ResNet50, 36)] {
+        let g = ArchSpec::new(arch, 4, size, 5).graph().unwrap();
+        let t = random_model(&g, Bits::RandomMix, 29);
+        let mut model = t.model.clone();
+        let stem = &mut model.layers[0];
+        assert_eq!(stem.name, "conv1", "{arch:?}: the first layer is the stem");
+        let (rows, cols) = stem.weights.dims();
+        let data = stem.weights.to_f32();
+        stem.weights = LayerWeights::F32 { rows, cols, data };
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let x = random_input(exec.input_len(), 61);
+        exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
+        exec.set_activations(Activations::Int8Static);
+        let fused = exec.run(&x).unwrap();
+        exec.set_stem_pool_fusion(false);
+        let apart = exec.run(&x).unwrap();
+        assert_eq!(fused, apart, "{arch:?}");
+        assert!(fused.iter().all(|v| v.is_finite()), "{arch:?}: {fused:?}");
     }
 }
 

@@ -15,12 +15,11 @@
 //! ones have 9 multiply-adds per output, too few to pay for quantising their input.
 
 use fq_models::Conv2d;
-use rayon::prelude::*;
 
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
 use super::int8_gemm::{
-    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize_into, reads_in_place,
+    dynamic_scale, gathers_pay, gemm_i8_gather, gemm_i8_requant, quantize_all, reads_in_place,
     CodesOut, InputLayout, PanelB8, Residual8, WeightsI8,
 };
 #[cfg(target_arch = "x86_64")]
@@ -109,12 +108,7 @@ pub fn conv2d_i8(
         (_, s, false) => {
             let s = s.unwrap_or_else(|| dynamic_scale(input.x));
             let inv = 1.0 / s;
-            let mut owned = vec![0i8; input.x.len()];
-            owned
-                .par_chunks_mut(1 << 14)
-                .zip(input.x.par_chunks(1 << 14))
-                .for_each(|(d, x)| quantize_into(x, d, inv));
-            PanelB8::im2col(&owned, &geo, s)
+            PanelB8::im2col(&quantize_all(input.x, inv), &geo, s)
         }
     };
     panel.nonneg = nonneg;

@@ -70,6 +70,17 @@ pub fn quantize(x: f32, inv_scale: f32) -> i8 {
     ((v + MAGIC) - MAGIC) as i8
 }
 
+/// `x` quantised with `1 / inv` ([`quantize_into`]) into a new buffer, in parallel chunks: a
+/// channel-major tensor's codes for the integer path when no epilogue wrote them.
+pub fn quantize_all(x: &[f32], inv: f32) -> Vec<i8> {
+    let mut codes = vec![0i8; x.len()];
+    codes
+        .par_chunks_mut(1 << 14)
+        .zip(x.par_chunks(1 << 14))
+        .for_each(|(d, x)| quantize_into(x, d, inv));
+    codes
+}
+
 /// `dst[i] = quantize(src[i], inv)` for every `i` (equal lengths).
 ///
 /// On x86-64 sixteen at a time in SSE2 (baseline there): `CVTPS2DQ` rounds to nearest even in

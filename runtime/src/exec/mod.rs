@@ -874,14 +874,7 @@ impl Executor {
         let inv = 1.0 / requant.scale;
         match requant.quads_pad {
             Some(pad) => Codes::Quads(Quads::quantize(x, QuadShape { c, h, w, pad }, inv)),
-            None => {
-                let mut codes = vec![0i8; x.len()];
-                codes
-                    .par_chunks_mut(1 << 14)
-                    .zip(x.par_chunks(1 << 14))
-                    .for_each(|(d, x)| int8_gemm::quantize_into(x, d, inv));
-                Codes::Rows(codes)
-            }
+            None => Codes::Rows(int8_gemm::quantize_all(x, inv)),
         }
     }
 
@@ -1025,7 +1018,10 @@ impl Executor {
                     let pool = &self.steps[s + 1];
                     let p = output_of(pool);
                     values[p] = Some(if let Some(geo) = self.f32_stem(step, activations) {
-                        self.conv_pool_f32(step, &geo, pool, &values)
+                        // An f32 stem under integer readers: their codes from the floats.
+                        let out = self.conv_pool_f32(step, &geo, pool, &values);
+                        codes[p] = requant[p].map(|r| self.codes_of_floats(&out, p, r));
+                        out
                     } else {
                         let (out, q) = self.conv_pool_int8(
                             (step, pool),
@@ -1059,11 +1055,15 @@ impl Executor {
                 }
                 Step::MaxPool { output, .. } => {
                     // Its codes as well, when integer convolutions read it.
-                    let out = self.step(step, &values, activations);
+                    let mut out = self.step(step, &values, activations);
                     if let (Some(r), Some(x)) = (requant[*output], out.as_deref()) {
                         codes[*output] = Some(self.codes_of_floats(x, *output, r));
                     }
-                    out.filter(|_| floats_read[*output]).or(Some(Vec::new()))
+                    if !floats_read[*output] {
+                        // Floats nobody reads: back to the pool of buffers.
+                        scratch::F32.give(out.take().unwrap_or_default());
+                    }
+                    out.or(Some(Vec::new()))
                 }
                 _ => self.step(step, &values, activations),
             };
@@ -1383,12 +1383,6 @@ impl Executor {
             unreachable!("validated: conv and pool values are [C,H,W]")
         };
         let (w8, epi) = self.int8_conv_parts(step, values, activations);
-        // Recycled (stale contents): the bands write every output.
-        let mut out = if floats || requant.is_none() {
-            scratch::F32.take(co * ph * pw, true)
-        } else {
-            Vec::new()
-        };
         // Codes in quads with the pooling's bands; channel-major ones from the floats after.
         let mut q = requant.and_then(|r| {
             let shape = QuadShape {
@@ -1399,9 +1393,12 @@ impl Executor {
             };
             Some((Quads::recycled(shape), r.scale))
         });
-        if q.is_none() && requant.is_some() && out.is_empty() {
-            out = scratch::F32.take(co * ph * pw, true);
-        }
+        // Recycled (stale contents): the bands write every output.
+        let mut out = if floats || q.is_none() {
+            scratch::F32.take(co * ph * pw, true)
+        } else {
+            Vec::new()
+        };
         conv_i8::conv2d_pool_i8(
             conv_i8::InputI8 {
                 x: get(*input),
@@ -1419,14 +1416,13 @@ impl Executor {
             &mut out,
             q.as_mut().map(|(q, s)| (q, *s)),
         );
-        let pooled = output_of(pool);
         let codes = match (q, requant) {
             (Some((q, _)), _) => Some(Codes::Quads(q)),
-            (None, Some(r)) => Some(self.codes_of_floats(&out, pooled, r)),
-            (None, None) => None,
+            (None, r) => r.map(|r| self.codes_of_floats(&out, output_of(pool), r)),
         };
         if !floats && codes.is_some() {
-            out = Vec::new();
+            // Floats nobody reads: back to the pool of buffers.
+            scratch::F32.give(std::mem::take(&mut out));
         }
         (out, codes)
     }

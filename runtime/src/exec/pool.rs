@@ -233,16 +233,66 @@ impl Pool {
     }
 }
 
-/// ResNet's 3x3 stride-2 padding-1 max pooling of one plane, sixteen outputs at a time: the
-/// column-wise max of their (up to) three input rows over the 32 columns under them, in two
-/// registers, then the max of each window's centre and right columns (two two-register
-/// permutes) and its left one (the right ones shifted a lane, the previous block's last coming
-/// in). The generic path's phase split went element by element: ResNet18's pooling took 0.37
-/// ms of one core's 7.6 ms on the integer path (Zen 5). The column maxima once went through a
-/// buffer and were read back at two-float offsets, loads that straddled the stores just made:
-/// the pooling then took 0.04 ms of ResNet18's 2.3 at 2 threads. Same results: the window's
-/// values in the same never-NaN-wins fold (`VMAXPS` returns its second operand, the running
-/// max, when the new value is NaN), and the padding is -inf.
+/// The loop of both 3x3 stride-2 padding-1 poolings ([`pool_3x3s2_avx512`] on floats,
+/// [`pool_codes_3x3s2_avx512`] on codes), in the body of an `unsafe fn` with AVX-512F: per
+/// output row `oy` of `$oys` (the `i`-th), sixteen outputs at a time, the column-wise max of
+/// the window's (up to) three input rows over the 32 columns under them in two registers,
+/// then the max of each window's centre and right columns (two two-register permutes) and its
+/// left one (the right ones shifted a lane, the previous block's last coming in). Every value
+/// is a 32-bit lane (a float, or a pixel's four codes); `$fill` is the padding's (the lanes
+/// past the map and left of it), `$max(new, running)` the lanes' maximum; map row `y` starts
+/// at `$row(y)`, output row `oy` at `$out(i, oy)` (pointers to 32-bit lanes).
+#[cfg(target_arch = "x86_64")]
+macro_rules! pool_3x3s2_rows {
+    ($oys:expr, ($h:expr, $w:expr, $wo:expr), $fill:expr, $max:expr, $row:expr, $out:expr) => {{
+        use std::arch::x86_64::*;
+        let (h, w, wo) = ($h, $w, $wo);
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
+        for (i, oy) in $oys.enumerate() {
+            let y0 = (2 * oy).saturating_sub(1);
+            let y1 = (2 * oy + 2).min(h);
+            let out: *mut u32 = $out(i, oy);
+            // Columns `x - 1 + 2 l` of the previous block's right ones: padding left of the map.
+            let mut prev = $fill;
+            for b in 0..wo.div_ceil(16) {
+                let x = 32 * b;
+                let (ml, mh) = (lanes(w.saturating_sub(x)), lanes(w.saturating_sub(x + 16)));
+                let (mut lo, mut hi) = ($fill, $fill);
+                for y in y0..y1 {
+                    let row: *const u32 = $row(y);
+                    // SAFETY: row `y` lies in the input (the caller's assertion); lanes past
+                    // column `w` are masked (neither read nor faulted), the padding.
+                    unsafe {
+                        lo = $max(_mm512_mask_loadu_epi32($fill, ml, row.add(x).cast()), lo);
+                        hi = $max(
+                            _mm512_mask_loadu_epi32($fill, mh, row.add(x + 16).cast()),
+                            hi,
+                        );
+                    }
+                }
+                // Output `16 b + l`'s window: columns `x + 2 l - 1`, `x + 2 l`, `x + 2 l + 1`.
+                let centre = _mm512_permutex2var_epi32(lo, even, hi);
+                let right = _mm512_permutex2var_epi32(lo, odd, hi);
+                let left = _mm512_alignr_epi32::<15>(right, prev);
+                prev = right;
+                let v = $max(left, $max(centre, right));
+                // SAFETY: output row `oy`, columns `< wo` (masked): the caller's contract.
+                unsafe { _mm512_mask_storeu_epi32(out.add(16 * b).cast(), lanes(wo - 16 * b), v) };
+            }
+        }
+    }};
+}
+
+/// ResNet's 3x3 stride-2 padding-1 max pooling of one plane, sixteen outputs at a time
+/// ([`pool_3x3s2_rows!`]). The generic path's phase split went element by element: ResNet18's
+/// pooling took 0.37 ms of one core's 7.6 ms on the integer path (Zen 5). The column maxima
+/// once went through a buffer and were read back at two-float offsets, straddling the stores
+/// just made; in registers the integer stem with its pooling went 0.262 → 0.259 ms (ResNet18,
+/// 2 threads, Zen 5). Same results: the window's values in the same never-NaN-wins fold
+/// (`VMAXPS` returns its second operand, the running max, when the new value is NaN), and the
+/// padding is -inf.
 ///
 /// Output rows `oys` of a plane `[h][w]` whose rows from `y_first` are in `plane`, into `dst`
 /// (`[oys.len()][wo]`).
@@ -261,52 +311,29 @@ unsafe fn pool_3x3s2_avx512(
     dst: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    let rows = oys.len();
     assert!(
-        dst.len() >= rows * wo
+        dst.len() >= oys.len() * wo
             && 2 * oys.end <= h + 1
             && 2 * wo <= w + 1
             && (2 * oys.start).saturating_sub(1) >= y_first
             && plane.len() >= ((2 * oys.end).min(h).max(y_first) - y_first) * w,
         "pool_3x3s2_avx512: extents"
     );
-    let blocks = wo.div_ceil(16);
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
-    let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
-    for (i, oy) in oys.enumerate() {
-        let y0 = (2 * oy).saturating_sub(1);
-        let y1 = (2 * oy + 2).min(h);
-        let out = dst.as_mut_ptr().wrapping_add(i * wo);
-        // Columns `x - 1 + 2 l` of the previous block's right ones: -inf left of the plane.
-        let mut prev = ninf;
-        for b in 0..blocks {
-            let x = 32 * b;
-            let (ml, mh) = (lanes(w.saturating_sub(x)), lanes(w.saturating_sub(x + 16)));
-            let (mut lo, mut hi) = (ninf, ninf);
-            for y in y0..y1 {
-                let row = plane.as_ptr().wrapping_add((y - y_first) * w + x);
-                // SAFETY: row `y - y_first` lies in `plane` (asserted above); lanes past
-                // column `w` are masked (neither read nor faulted), -inf.
-                unsafe {
-                    lo = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, ml, row), lo);
-                    hi = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, mh, row.add(16)), hi);
-                }
-            }
-            // Output `16 b + l`'s window: columns `x + 2 l - 1`, `x + 2 l`, `x + 2 l + 1`.
-            let centre = _mm512_permutex2var_ps(lo, even, hi);
-            let right = _mm512_permutex2var_ps(lo, odd, hi);
-            let left = _mm512_castsi512_ps(_mm512_alignr_epi32::<15>(
-                _mm512_castps_si512(right),
-                _mm512_castps_si512(prev),
-            ));
-            prev = right;
-            let v = _mm512_max_ps(left, _mm512_max_ps(centre, right));
-            // SAFETY: row `i < rows` of `dst`, columns `< wo` (masked).
-            unsafe { _mm512_mask_storeu_ps(out.add(16 * b), lanes(wo - 16 * b), v) };
-        }
-    }
+    let max = |a: __m512i, b: __m512i| {
+        _mm512_castps_si512(_mm512_max_ps(
+            _mm512_castsi512_ps(a),
+            _mm512_castsi512_ps(b),
+        ))
+    };
+    let (src, dst) = (plane.as_ptr().cast::<u32>(), dst.as_mut_ptr().cast::<u32>());
+    pool_3x3s2_rows!(
+        oys,
+        (h, w, wo),
+        _mm512_castps_si512(_mm512_set1_ps(f32::NEG_INFINITY)),
+        max,
+        |y: usize| src.wrapping_add((y - y_first) * w),
+        |i: usize, _| dst.wrapping_add(i * wo)
+    )
 }
 
 /// [`pool_3x3s2_avx512`] on codes in quads: output rows `oys` of one plane of the pooled
@@ -329,9 +356,8 @@ pub(super) unsafe fn pool_codes_3x3s2_avx512(
     dst: *mut i8,
     shape: &super::quads::QuadShape,
 ) {
-    use std::arch::x86_64::*;
     const Q: usize = super::quads::Q;
-    let (ph, pw, pad) = (shape.h, shape.w, shape.pad);
+    let (ph, pw, pad, wp) = (shape.h, shape.w, shape.pad, shape.wp());
     let y_low = (2 * oys.start).saturating_sub(1);
     let y_high = (2 * oys.end).min(h);
     assert!(
@@ -342,43 +368,15 @@ pub(super) unsafe fn pool_codes_3x3s2_avx512(
             && (y_high * w - origin) * Q <= src.len(),
         "pool_codes_3x3s2_avx512: extents"
     );
-    let blocks = pw.div_ceil(16);
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    let low = _mm512_set1_epi8(i8::MIN);
-    let lanes = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
-    for oy in oys {
-        let y0 = (2 * oy).saturating_sub(1);
-        let y1 = (2 * oy + 2).min(h);
-        let out = dst.wrapping_add(((oy + pad) * shape.wp() + pad) * Q);
-        // Pixels `x - 1 + 2 l` of the previous block's right ones: -128 left of the map.
-        let mut prev = low;
-        for b in 0..blocks {
-            let x = 32 * b;
-            let (ml, mh) = (lanes(w.saturating_sub(x)), lanes(w.saturating_sub(x + 16)));
-            let (mut lo, mut hi) = (low, low);
-            for y in y0..y1 {
-                let row = src.as_ptr().wrapping_add((y * w + x - origin) * Q);
-                // SAFETY: row `y` lies in `src` (asserted above); lanes past column `w` are
-                // masked (neither read nor faulted), -128.
-                unsafe {
-                    lo = _mm512_max_epi8(_mm512_mask_loadu_epi32(low, ml, row.cast()), lo);
-                    hi = _mm512_max_epi8(
-                        _mm512_mask_loadu_epi32(low, mh, row.add(16 * Q).cast()),
-                        hi,
-                    );
-                }
-            }
-            // Output `16 b + l`'s window: pixels `x + 2 l - 1`, `x + 2 l`, `x + 2 l + 1`.
-            let centre = _mm512_permutex2var_epi32(lo, even, hi);
-            let right = _mm512_permutex2var_epi32(lo, odd, hi);
-            let left = _mm512_alignr_epi32::<15>(right, prev);
-            prev = right;
-            let v = _mm512_max_epi8(left, _mm512_max_epi8(centre, right));
-            // SAFETY: row `oy` of the plane, pixels `< pw` (masked): the caller's contract.
-            unsafe { _mm512_mask_storeu_epi32(out.add(16 * b * Q).cast(), lanes(pw - 16 * b), v) };
-        }
-    }
+    let (src, dst) = (src.as_ptr().cast::<u32>(), dst.cast::<u32>());
+    pool_3x3s2_rows!(
+        oys,
+        (h, w, pw),
+        _mm512_set1_epi8(i8::MIN),
+        |a, b| _mm512_max_epi8(a, b),
+        |y: usize| src.wrapping_add(y * w - origin),
+        |_, oy: usize| dst.wrapping_add((oy + pad) * wp + pad)
+    )
 }
 
 /// Mean of each channel plane: `[c, hw] -> [c]`.
