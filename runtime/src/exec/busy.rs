@@ -52,10 +52,20 @@ pub fn while_busy<R: Send>(f: impl FnOnce() -> R + Send) -> R {
             }
             std::hint::spin_loop();
         }
-        let out = f();
-        done.store(true, Ordering::Release);
-        out
+        // The keepers stop when `f` returns or unwinds: a panic in a step reaches the caller
+        // instead of leaving them spinning and the scope waiting on them forever.
+        let _stop = Stop(&done);
+        f()
     })
+}
+
+/// Sets its flag when dropped (when `f` ends, returning or unwinding).
+struct Stop<'a>(&'a AtomicBool);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// One keeper: runs the pool's pending jobs, spinning between them, until `done`.
@@ -78,6 +88,27 @@ fn keep_busy(state: &AtomicU8, done: &AtomicBool) {
 mod tests {
     use super::*;
     use rayon::prelude::*;
+
+    /// A panic inside a busy run reaches its caller (the keepers stop): it used to leave them
+    /// spinning and the run's scope waiting on them forever. From a thread outside the pool,
+    /// as `Executor::run`'s caller (the global pool: keepers wherever it has 2+ threads), and on
+    /// a thread of its own, so a hang fails the test after a while instead of stalling the suite.
+    #[test]
+    #[cfg_attr(target_family = "wasm", ignore = "no threads under WASI")]
+    fn a_panic_in_a_busy_run_reaches_its_caller() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let caught = std::panic::catch_unwind(|| {
+                while_busy(|| {
+                    let _ = (0..8).into_par_iter().map(|i| i * 2).sum::<i32>();
+                    panic!("a step failed");
+                })
+            });
+            let _ = tx.send(caught.is_err());
+        });
+        let got = rx.recv_timeout(Duration::from_secs(30));
+        assert_eq!(got, Ok(true), "the panic did not come back within 30 s");
+    }
 
     /// Parallel loops inside busy runs give the loops' results: from outside the pool (with
     /// keepers), from two outside threads at once (keepers that may find the other run's
