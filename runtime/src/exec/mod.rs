@@ -168,6 +168,10 @@ pub struct Executor {
     /// 9 ms integer path for its 2048 x 1000 head. One byte a weight; the same values as the
     /// unpacked rows, so the same sums.
     vector_codes: Vec<OnceLock<Vec<i8>>>,
+    /// Per tensor, a window attention's bias table as the rows its scores add
+    /// ([`tokens::window_bias_rows`]), made on its first run (`None` inside for a table of no
+    /// window).
+    window_bias_rows: Vec<OnceLock<Option<Vec<f32>>>>,
     /// Calibrations under way: their f32 runs make no `f32_panels` (a calibration
     /// is a few images before the integer path, which drops them: keeping them only raised the
     /// peak memory, 32 to 64 MiB for ResNet18).
@@ -228,6 +232,7 @@ impl Executor {
             winograd_quarters: layers.iter().map(|_| OnceLock::new()).collect(),
             lane_bytes: layers.iter().map(|_| OnceLock::new()).collect(),
             vector_codes: layers.iter().map(|_| OnceLock::new()).collect(),
+            window_bias_rows: tensors.iter().map(|_| OnceLock::new()).collect(),
             calibrating: AtomicUsize::new(0),
             layers: layers.into_iter().map(Prepared::new).collect(),
             tensors,
@@ -1760,8 +1765,14 @@ impl Executor {
                 ..
             } => {
                 let (l, _) = self.seq(*input);
-                let table = bias.map(|t| self.tensors[t].data.as_slice());
-                Some(tokens::attention(get(*input), l, attention, table))
+                let g = attention.group.unwrap_or(l);
+                let rows = bias.and_then(|t| {
+                    let table = self.tensors[t].data.as_slice();
+                    self.window_bias_rows[t]
+                        .get_or_init(|| tokens::window_bias_rows(table, attention, g))
+                        .as_deref()
+                });
+                Some(tokens::attention(get(*input), l, attention, rows))
             }
             Step::MaxPool {
                 kernel,
