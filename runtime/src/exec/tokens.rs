@@ -390,16 +390,8 @@ fn attention_head<'o>(
         let qi = queries.start + t;
         let srow = &mut sc.s[t * gn..][..gn];
         let real = &mut srow[..g];
-        match biases {
-            Some(b) => {
-                let row = &b[(head * g + qi) * g..][..g];
-                real.iter_mut()
-                    .zip(row)
-                    .for_each(|(v, &b)| *v = *v * scale + b);
-            }
-            None => real.iter_mut().for_each(|v| *v *= scale),
-        }
-        let m = vmath::max(real);
+        let row = biases.map(|b| &b[(head * g + qi) * g..][..g]);
+        let m = vmath::scale_add_max(real, scale, row);
         sc.inv[t] = 1.0 / vmath::exp_shifted_sum(real, m);
         srow[g..].fill(0.0);
     }

@@ -11,14 +11,7 @@
 use super::coeffs::*;
 use std::arch::x86_64::*;
 
-/// `e^x` on sixteen lanes.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn exp16(x: __m512) -> __m512 {
-    exp16n([x])[0]
-}
-
-/// [`exp16`] on `N` registers, each step on all of them before the next.
+/// `e^x` on `N` registers of sixteen lanes, each step on all of them before the next.
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn exp16n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
@@ -165,6 +158,12 @@ fn tail_mask(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
+/// The lanes of register `i` of a step over `len` floats: all sixteen, the first
+/// `len - 16 i`, or none.
+fn lanes(len: usize, i: usize) -> __mmask16 {
+    tail_mask(len.saturating_sub(16 * i).min(16))
+}
+
 /// # Safety
 /// AVX-512F must be available.
 #[target_feature(enable = "avx512f")]
@@ -218,25 +217,70 @@ pub unsafe fn exp_shifted_sum_avx512(x: &mut [f32], shift: f32) -> f32 {
             }
         }
     }
-    let mut chunks = groups.into_remainder().chunks_exact_mut(16);
-    for c in &mut chunks {
-        // SAFETY: `c` holds exactly sixteen floats; unaligned loads and stores.
-        unsafe {
-            let e = exp16(_mm512_sub_ps(_mm512_loadu_ps(c.as_ptr()), s));
-            _mm512_storeu_ps(c.as_mut_ptr(), e);
-            acc = _mm512_add_ps(acc, e);
-        }
-    }
-    let tail = chunks.into_remainder();
-    if !tail.is_empty() {
-        let m = tail_mask(tail.len());
-        // SAFETY: the mask covers exactly the tail's elements (masked lanes are not accessed);
-        // only they are added to the sum.
-        unsafe {
-            let e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, tail.as_ptr()), s));
-            _mm512_mask_storeu_ps(tail.as_mut_ptr(), m, e);
-            acc = _mm512_mask_add_ps(acc, m, acc, e);
+    // The rest in steps of four registers, masked (a 7x7 window's 49 scores are one step):
+    // one register at a time, each `exp` waited on the one before.
+    for c in groups.into_remainder().chunks_mut(64) {
+        let (p, len) = (c.as_mut_ptr(), c.len());
+        let m: [__mmask16; 4] = std::array::from_fn(|i| lanes(len, i));
+        // SAFETY: masked lanes are not accessed (no fault, even past the slice); the others
+        // are `c`'s floats. `wrapping_add`: a register wholly past the slice is never read.
+        // Whole registers load unmasked: the caller has just stored the scores, and a masked
+        // load waits for the stores to land where a plain one takes their values (Zen 5).
+        let e = exp16n::<4>(std::array::from_fn(|i| unsafe {
+            let at = p.wrapping_add(16 * i);
+            let v = if 16 * (i + 1) <= len {
+                _mm512_loadu_ps(at)
+            } else {
+                _mm512_maskz_loadu_ps(m[i], at)
+            };
+            _mm512_sub_ps(v, s)
+        }));
+        for i in 0..4 {
+            // SAFETY: as the loads. In order, and only the floats' lanes added to the sum.
+            unsafe { _mm512_mask_storeu_ps(p.wrapping_add(16 * i), m[i], e[i]) };
+            acc = _mm512_mask_add_ps(acc, m[i], acc, e[i]);
         }
     }
     _mm512_reduce_add_ps(acc)
+}
+
+/// `x[i] = x[i] * scale + add[i]` (`x[i] * scale` without `add`), a multiply and an add as the
+/// scalar loop rounds them, returning the largest result as `super::max` finds it (NaNs
+/// skipped: `max(v, m)` gives `m` for a NaN `v`).
+///
+/// # Safety
+/// AVX-512F must be available; `add`, when given, is as long as `x`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn scale_add_max_avx512(x: &mut [f32], scale: f32, add: Option<&[f32]>) -> f32 {
+    debug_assert!(add.is_none_or(|a| a.len() == x.len()));
+    let vs = _mm512_set1_ps(scale);
+    let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
+    // Whole registers load unmasked: the scores were just stored, and a masked load waits for
+    // the stores to land where a plain one takes their values (Zen 5).
+    let whole = x.len() / 16 * 16;
+    let p = x.as_mut_ptr();
+    for i in (0..whole).step_by(16) {
+        // SAFETY: `x` and `add` hold sixteen floats from `i`.
+        unsafe {
+            let mut v = _mm512_mul_ps(_mm512_loadu_ps(p.add(i)), vs);
+            if let Some(a) = add {
+                v = _mm512_add_ps(v, _mm512_loadu_ps(a.as_ptr().add(i)));
+            }
+            _mm512_storeu_ps(p.add(i), v);
+            m = _mm512_max_ps(v, m);
+        }
+    }
+    if whole < x.len() {
+        let mask = tail_mask(x.len() - whole);
+        // SAFETY: the mask covers exactly the floats from `whole` on, in `x` and in `add`.
+        unsafe {
+            let mut v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, p.add(whole)), vs);
+            if let Some(a) = add {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, a.as_ptr().add(whole)));
+            }
+            _mm512_mask_storeu_ps(p.add(whole), mask, v);
+            m = _mm512_mask_max_ps(m, mask, v, m);
+        }
+    }
+    _mm512_reduce_max_ps(m)
 }

@@ -56,6 +56,29 @@ pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
     unsafe { exp_shifted_sum_on(loops(), x, shift) }
 }
 
+/// `x[i] = x[i] * scale + add[i]` (`x[i] * scale` without `add`; a multiply, then an add),
+/// returning [`max`] of the results: attention's scores scaled and biased, and their softmax's
+/// shift, in one pass (AVX-512F: one vectorised loop, where the compiler's loop was 128-bit SSE
+/// and `max` a second pass; the same floats).
+///
+/// # Panics
+/// If `add` is not as long as `x`.
+pub fn scale_add_max(x: &mut [f32], scale: f32, add: Option<&[f32]>) -> f32 {
+    if let Some(a) = add {
+        assert_eq!(a.len(), x.len(), "scale_add_max: lengths");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if loops() == KernelPath::Avx512F {
+        // SAFETY: `loops` only returns a path this CPU has; the lengths are checked above.
+        return unsafe { avx512::scale_add_max_avx512(x, scale, add) };
+    }
+    match add {
+        Some(a) => x.iter_mut().zip(a).for_each(|(v, &b)| *v = *v * scale + b),
+        None => x.iter_mut().for_each(|v| *v *= scale),
+    }
+    max(x)
+}
+
 /// The largest of `x` (`-inf` for none), NaNs skipped as `f32::max` skips them: softmax's shift.
 ///
 /// Why not `fold(f32::max)`: `f32::max` must return the other operand for a NaN, and that
@@ -165,6 +188,44 @@ mod tests {
         assert_eq!(max(&[f32::NAN; 20]), f32::NEG_INFINITY);
         assert_eq!(max(&[f32::NEG_INFINITY, -1.0]), -1.0);
         assert_eq!(max(&[3.0, f32::INFINITY, f32::NAN]), f32::INFINITY);
+    }
+
+    /// The scores scaled and biased in one pass: bit for bit the scalar multiply and add, and
+    /// the maximum `max` finds in them, with and without the bias, at every length around the
+    /// registers' sixteen lanes and with NaNs among the scores.
+    #[test]
+    fn scale_add_max_is_the_scalar_loop_then_max() {
+        for n in 0..=70 {
+            for with_nan in [false, true] {
+                let mut x: Vec<f32> = (0..n)
+                    .map(|i| ((i * 37) % 23) as f32 * 0.37 - 3.0)
+                    .collect();
+                if with_nan && n > 2 {
+                    x[n / 2] = f32::NAN;
+                }
+                let bias: Vec<f32> = (0..n).map(|i| ((i * 11) % 7) as f32 * 0.21 - 0.6).collect();
+                for add in [None, Some(bias.as_slice())] {
+                    let mut want = x.clone();
+                    match add {
+                        Some(a) => want
+                            .iter_mut()
+                            .zip(a)
+                            .for_each(|(v, &b)| *v = *v * 0.125 + b),
+                        None => want.iter_mut().for_each(|v| *v *= 0.125),
+                    }
+                    let mut got = x.clone();
+                    let m = scale_add_max(&mut got, 0.125, add);
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "n {n} nan {with_nan} bias {}",
+                        add.is_some()
+                    );
+                    assert_eq!(m, max(&want), "n {n} nan {with_nan} bias {}", add.is_some());
+                }
+            }
+        }
     }
 
     fn gelu_by(p: KernelPath) -> impl Fn(&mut [f32]) {
