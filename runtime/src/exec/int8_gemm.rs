@@ -973,9 +973,16 @@ fn gemm_panels(
 }
 
 /// How [`gemm_panels`] cuts a layer into tasks: rectangles of rows (whole units of the
-/// weights' granule) by ranges of panels (whole pairs: the blocks take two), about four per
+/// weights' granule) by ranges of panels (whole pairs: the blocks take two), about two per
 /// thread and of near-equal size, each writing its rectangle of the output and of the codes in
 /// place.
+///
+/// Why two: each task reads its panels (a row task) or its rows' weights (a column task) again,
+/// and every task is a handover between threads. Four per thread was the Xeon of stop 53's
+/// choice; on the Zen 5 EPYC of stop 56 two ran ResNet50's integer steps 5.266-5.274 ->
+/// 5.194-5.202 ms (its 14x14 and 7x7 layers, cut by rows, 3-9% faster each), ResNet18's 2.158
+/// -> 2.147, the token models within 0.3%; one per thread gave 5.215 and 2.127, but leaves
+/// the layer to the slower thread whenever one starts late (alternated builds, 4 rounds).
 ///
 /// Why near-equal: rayon hands each thread a contiguous half of the tasks, so the thread with
 /// the larger half sets the layer's time. Cut in fixed sizes, ResNet18's 56x56 layers were 8
@@ -1000,7 +1007,7 @@ impl Split {
     fn new(rows: usize, granule: usize, panels: usize, gather: bool, threads: usize) -> Self {
         // As many row tasks as whole units of at least `FINE` rows (cut at `granule`'s).
         let (units, pairs) = (rows.div_ceil(granule.max(FINE)), panels.div_ceil(2));
-        let want = if threads > 1 { 4 * threads } else { 1 };
+        let want = if threads > 1 { 2 * threads } else { 1 };
         let row_tasks = if gather { 1 } else { units.clamp(1, want) };
         let col_tasks = pairs.min(want.div_ceil(row_tasks)).max(1);
         Self {
