@@ -43,6 +43,7 @@ pub use super::portable::GELU_Z_MAX;
 /// `erfc` piece by piece, for the AVX-512F GELU (`avx512.rs`): on `z` in `[i/8, (i+1)/8)`,
 /// `i < 32`, `erfc(z) = sum_k ERFC_PIECES[k][i] u^k` with `u = 8z - i - 1/2`, within 6e-7
 /// relative (f32 evaluation included). Printed by `tools/reference/erfc_pieces.py`.
+#[cfg(target_arch = "x86_64")]
 #[rustfmt::skip]
 pub const ERFC_PIECES: [[f32; 32]; 6] = [
     [
