@@ -11,8 +11,9 @@ Weights are random (timm init for PyTorch/onnxruntime; the zoo's seed-0 init pac
 per-channel mix for fq-runtime): latency does not depend on the values.
 
 Run by bench/compare.sh, which installs the Python packages and builds the Rust binaries.
-Writes the "Side by side" section of bench/results.md (other sections are kept) and
-bench/compare.json.
+Writes the "Side by side" section of bench/results.md (other sections are kept),
+bench/compare.json and its chart, bench/compare.svg (`compare.py --chart [JSON] [--svg OUT]`
+redraws the chart of a finished run).
 
 Child modes (run by the parent): --child ort|torch MODEL_FILE ARCH BATCH BUDGET MIN_REPS.
 """
@@ -273,6 +274,15 @@ def main():
         return classify_photo(*argv[1:5])
     quick = "--quick" in argv
     opt = lambda name, default: argv[argv.index(name) + 1] if name in argv else default  # noqa: E731
+    out_svg = opt("--svg", "bench/compare.svg")
+    if argv and argv[0] == "--chart":
+        # The chart of a finished run: compare.py --chart [compare.json] [--svg out.svg].
+        src = argv[1] if len(argv) > 1 and not argv[1].startswith("--") else "bench/compare.json"
+        with open(src) as f:
+            res = json.load(f)
+        write_atomic(out_svg, chart_svg(res, [m for m in MODELS if m[0] in res["times"]]))
+        print(f"wrote {out_svg} from {src}", file=sys.stderr)
+        return
     fq_bin, classify_bin = opt("--fq-bin", None), opt("--classify-bin", None)
     results_md, out_json = opt("--out", "bench/results.md"), opt("--json", "bench/compare.json")
     work = os.path.abspath(opt("--work", "target/bench-compare"))
@@ -357,7 +367,8 @@ def main():
             json.dump(result, f, indent=2)
         os.replace(tmp, out_json)
         write_section(results_md, markdown(result, info, models, [n for n, _ in runtimes]))
-        print(f"wrote {out_json} and the side-by-side section of {results_md}", file=sys.stderr)
+        write_atomic(out_svg, chart_svg(result, models))
+        print(f"wrote {out_json}, {out_svg} and the side-by-side section of {results_md}", file=sys.stderr)
 
     samples = {}  # (arch, batch, runtime name) -> list of child JSON
     errors = {}
@@ -434,6 +445,8 @@ def markdown(res, info, models, names):
               "(`quant_pre_process` first; 8 random calibration images, 2 with --quick). PyTorch: timm eager, "
               "`inference_mode`. Random weights, random inputs: latency does not depend on the values.")
     md.append("")
+    md.append("![Latency per batch, best of the rounds, each model on its own scale](compare.svg)")
+    md.append("")
     for batch in BATCHES:
         md.append(f"### Batch {batch}: best ms per batch (median of the rounds' medians)")
         md.append("")
@@ -508,6 +521,71 @@ def markdown(res, info, models, names):
             f"{label}: " + ", ".join(f"{k} {n}" for k, n in list(o.items())[:6]) for label, o in ops.items()) + ".")
         md.append("")
     return "\n".join(md)
+
+
+CHART_RUNTIMES = [("fq-int8", "#1b7837"), ("fq-f32", "#7fbf7b"), ("ort-int8", "#2166ac"),
+                  ("ort-f32", "#92c5de"), ("torch", "#b2182b")]
+
+
+def chart_svg(res, models):
+    """The batch-1 and batch-8 latencies as an SVG bar chart, one group of bars per model, each
+    group on its own scale (its slowest runtime the full width), the CPU model and flags in the
+    title: what `bench/results.md`'s tables say, at a glance."""
+    # The CPU's own kernel paths (no FQ_MAX_ISA): the first fq-int8 and fq-f32 runtimes whose
+    # measurements say so.
+    cells = [c for m in res["times"].values() for c in m.values()]
+    native = lambda p: next((n for c in cells for n, r in c.items()  # noqa: E731
+                             if n.startswith(f"fq-{p} ") and (r.get("kernels") or {}).get("fq_max_isa") == "native"),
+                            None)
+    label_of = {"fq-int8": native("int8"), "fq-f32": native("f32"),
+                "ort-int8": "ort-int8", "ort-f32": "ort-f32", "torch": "torch"}
+    esc = lambda t: t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # noqa: E731
+    bar, gap, left, width = 14, 10, 150, 430
+    rows = [(arch, label, batch) for batch in BATCHES for arch, label in models
+            if str(batch) in res["times"].get(arch, {})]
+    height = 70 + len(rows) * (len(CHART_RUNTIMES) * bar + gap + 18) + 30
+    cpu = res["cpu"]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{height}" '
+           'font-family="sans-serif" font-size="11">',
+           f'<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="10" y="18" font-size="14" font-weight="bold">Latency per batch, best ms, '
+           f'{res["threads"]} threads (shorter is faster)</text>',
+           f'<text x="10" y="34">{esc(cpu["model"])}, {cpu["cores"]} cores; '
+           f'{esc(", ".join(cpu["flags"]))}</text>']
+    x = 10
+    for name, colour in CHART_RUNTIMES:
+        shown = label_of[name] or name
+        out.append(f'<rect x="{x}" y="44" width="10" height="10" fill="{colour}"/>'
+                   f'<text x="{x + 14}" y="53">{esc(shown)}</text>')
+        x += 14 + 6.2 * len(shown) + 14
+    y = 70
+    for arch, label, batch in rows:
+        cell = res["times"][arch][str(batch)]
+        figures = [(name, colour, cell.get(label_of[name] or "", {}).get("best_ms"))
+                   for name, colour in CHART_RUNTIMES]
+        most = max((ms for _, _, ms in figures if ms), default=0) or 1
+        out.append(f'<text x="10" y="{y + 11}" font-weight="bold">{esc(label)}, batch {batch}</text>')
+        y += 16
+        for name, colour, ms in figures:
+            if ms:
+                w = max(1, round(width * ms / most))
+                out.append(f'<rect x="{left}" y="{y}" width="{w}" height="{bar - 2}" fill="{colour}"/>'
+                           f'<text x="{left + w + 4}" y="{y + bar - 4}">{ms:.2f} ms</text>')
+            out.append(f'<text x="{left - 6}" y="{y + bar - 4}" text-anchor="end">{esc(name)}</text>')
+            y += bar
+        y += gap
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def write_atomic(path, text):
+    """`text` to `path` through a temporary file in the same directory and a rename."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".compare.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 def write_section(path, text):
