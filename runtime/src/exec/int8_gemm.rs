@@ -526,8 +526,8 @@ impl WeightsI8 {
     }
 
     /// [`WeightsI8::amx_blocks`] for AVX-512 VNNI's 12-row blocks, the kernel storing each block's
-    /// floats straight into its output rows ([`block_avx512_vnni_f32`]); a lone panel through
-    /// the one-panel blocks ([`block_one_avx512_vnni_f32`]), not in as both, and a pair whose
+    /// floats straight into its output rows ([`block_avx512_vnni_f32`](super::kernel::int8_vnni::block_avx512_vnni_f32)); a lone panel through
+    /// the one-panel blocks ([`block_one_avx512_vnni_f32`](super::kernel::int8_vnni::block_one_avx512_vnni_f32)), not in as both, and a pair whose
     /// second panel is at most half real (a 7x7 map's fourth: 1 column of 16) as two lone
     /// panels, the second through the half-panel blocks where the CPU has them.
     ///
@@ -1573,8 +1573,8 @@ fn panel_pair<'s>(
 }
 
 /// The AMX sums of `w`'s rows from `rb` (of a task's rows up to `r1`) against one pair of panels
-/// into `acc` (`[16][32]` per 16 rows): 32 rows ([`block32`]) while that many are real, else 16
-/// ([`block`]); returns how many.
+/// into `acc` (`[16][32]` per 16 rows): 32 rows ([`block32`](super::kernel::int8_amx::block32)) while that many are real, else 16
+/// ([`block`](super::kernel::int8_amx::block)); returns how many.
 ///
 /// # Safety
 /// AMX; `w`'s codes hold 16 rows (32 for 32) from `rb`, and each panel `w.k4 * NR` codes.

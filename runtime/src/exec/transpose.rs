@@ -1,6 +1,6 @@
 //! The transpose that takes sums computed with the output channels along the lanes
-//! ([`super::conv_lanes`], [`super::conv_direct::conv_direct_lanes`]: a block of positions by
-//! 32 channels) to the channel-major rows of a convolution's output.
+//! ([`super::conv_lanes::conv_lanes`]: a block of positions by 32 channels) to the
+//! channel-major rows of a convolution's output.
 //!
 //! Why its own kernel: element by element it was two scalar operations per output, as much as
 //! the multiply-adds of a 3x3 convolution with 128 input channels per 16 outputs (15% of its

@@ -6,7 +6,7 @@
 //! broadcasts of `A` per `k`. That sums in another order than the portable loop, so the result
 //! agrees with it within rounding (bit for bit on sums that are exact in f32).
 //!
-//! As in `int8_vnni.rs`, the loop is written once ([`f32_tile!`]) over a few register operations,
+//! As in `int8_vnni.rs`, the loop is written once (`f32_tile!`) over a few register operations,
 //! instantiated for the hardware and, in tests, for a plain-Rust model of them (with `mul_add`,
 //! which rounds once like `VFMADD231PS`), so its indexing is tested on every x86 CPU and the
 //! hardware form wherever the CPU has AVX-512F.

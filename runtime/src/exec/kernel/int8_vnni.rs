@@ -16,7 +16,7 @@
 //! modulo 2^32 on both sides, so the result equals the portable loop bit for bit for every `k`
 //! that the contract allows (`MAX_K`).
 //!
-//! The tile loop is written once ([`vnni_tile!`]) over a small set of register operations, and
+//! The tile loop is written once (`vnni_tile!`) over a small set of register operations, and
 //! instantiated for the two hardware forms and, in tests, for a plain-Rust model of the same
 //! operations on 16 and on 8 lanes: the loop's indexing is thus checked against the portable
 //! kernel on every machine, including those without VNNI, and the hardware forms wherever the

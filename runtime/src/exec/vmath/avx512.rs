@@ -52,8 +52,8 @@ fn gelu16_pieces(x: __m512) -> __m512 {
     gelu16n_pieces([x])[0]
 }
 
-/// [`gelu16`] on `N` registers, each step on all of them before the next (see
-/// [`gelu_avx512`]).
+/// GELU on `N` registers by the `erfcc` fit, `x/2 * erfc(-x/sqrt 2)`, each step on all of them
+/// before the next (see [`GROUP`]): the value of lanes past [`gelu16n_pieces`]' fit.
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn gelu16n<const N: usize>(x: [__m512; N]) -> [__m512; N] {
@@ -150,7 +150,9 @@ fn gelu16n_pieces<const N: usize>(x: [__m512; N]) -> [__m512; N] {
 /// (L1-resident). The Xeon of stop 53 (two 512-bit FMA ports, 4-cycle latency) wants eight:
 /// 0.55-0.56 ns with four, 0.56 with six, 0.50-0.53 with eight, 0.50 with twelve (one thread,
 /// 8192 elements, best of 2000, alternated builds). The same operations per lane, so the same
-/// results.
+/// results. The `erfc` pieces ([`gelu16n_pieces`], a shorter chain) keep eight: on the Zen 5 of
+/// stop 56 the `erfcc` loop alone ran faster with 16 (0.386 -> 0.280 ns) but TinyViT-5M's
+/// steps slower (8.00 -> 8.55 ms), and twelve made no difference.
 const GROUP: usize = 8;
 
 /// The lanes of a tail of `n < 16` elements.
@@ -217,8 +219,8 @@ pub unsafe fn exp_shifted_sum_avx512(x: &mut [f32], shift: f32) -> f32 {
             }
         }
     }
-    // The rest in steps of four registers, masked (a 7x7 window's 49 scores are one step):
-    // one register at a time, each `exp` waited on the one before.
+    // The rest in steps of four registers, the last ones masked (a 7x7 window's 49 scores are
+    // one step), where one register at a time waited on each `exp` before the next.
     for c in groups.into_remainder().chunks_mut(64) {
         let (p, len) = (c.as_mut_ptr(), c.len());
         let m: [__mmask16; 4] = std::array::from_fn(|i| lanes(len, i));
