@@ -64,14 +64,31 @@ pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
 /// # Panics
 /// If `add` is not as long as `x`.
 pub fn scale_add_max(x: &mut [f32], scale: f32, add: Option<&[f32]>) -> f32 {
+    // SAFETY: `loops` only returns a path this CPU has.
+    unsafe { scale_add_max_on(loops(), x, scale, add) }
+}
+
+/// [`scale_add_max`] by the loops of `path` (the scalar loop and [`max`] for a path without
+/// its own).
+///
+/// # Safety
+/// The CPU must have `path` ([`KernelPath::available`]).
+unsafe fn scale_add_max_on(
+    path: KernelPath,
+    x: &mut [f32],
+    scale: f32,
+    add: Option<&[f32]>,
+) -> f32 {
     if let Some(a) = add {
         assert_eq!(a.len(), x.len(), "scale_add_max: lengths");
     }
     #[cfg(target_arch = "x86_64")]
-    if loops() == KernelPath::Avx512F {
-        // SAFETY: `loops` only returns a path this CPU has; the lengths are checked above.
+    if path == KernelPath::Avx512F {
+        // SAFETY: the caller guarantees AVX-512F; the lengths are checked above.
         return unsafe { avx512::scale_add_max_avx512(x, scale, add) };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = path;
     match add {
         Some(a) => x.iter_mut().zip(a).for_each(|(v, &b)| *v = *v * scale + b),
         None => x.iter_mut().for_each(|v| *v *= scale),
@@ -191,38 +208,45 @@ mod tests {
     }
 
     /// The scores scaled and biased in one pass: bit for bit the scalar multiply and add, and
-    /// the maximum `max` finds in them, with and without the bias, at every length around the
-    /// registers' sixteen lanes and with NaNs among the scores.
+    /// the maximum `max` finds in them, on every path, with and without the bias, at every
+    /// length around the registers' sixteen lanes and with NaNs among the scores.
     #[test]
     fn scale_add_max_is_the_scalar_loop_then_max() {
-        for n in 0..=70 {
-            for with_nan in [false, true] {
-                let mut x: Vec<f32> = (0..n)
-                    .map(|i| ((i * 37) % 23) as f32 * 0.37 - 3.0)
-                    .collect();
-                if with_nan && n > 2 {
-                    x[n / 2] = f32::NAN;
-                }
-                let bias: Vec<f32> = (0..n).map(|i| ((i * 11) % 7) as f32 * 0.21 - 0.6).collect();
-                for add in [None, Some(bias.as_slice())] {
-                    let mut want = x.clone();
-                    match add {
-                        Some(a) => want
-                            .iter_mut()
-                            .zip(a)
-                            .for_each(|(v, &b)| *v = *v * 0.125 + b),
-                        None => want.iter_mut().for_each(|v| *v *= 0.125),
+        // Attention's `1/sqrt(32)`: not a power of two, so a fused multiply-add rounds otherwise.
+        let scale = 32f32.powf(-0.5);
+        for p in every_loop() {
+            for n in 0..=70 {
+                for with_nan in [false, true] {
+                    let mut x: Vec<f32> = (0..n)
+                        .map(|i| ((i * 37) % 23) as f32 * 0.37 - 3.0)
+                        .collect();
+                    if with_nan && n > 2 {
+                        x[n / 2] = f32::NAN;
                     }
-                    let mut got = x.clone();
-                    let m = scale_add_max(&mut got, 0.125, add);
-                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(
-                        bits(&got),
-                        bits(&want),
-                        "n {n} nan {with_nan} bias {}",
-                        add.is_some()
-                    );
-                    assert_eq!(m, max(&want), "n {n} nan {with_nan} bias {}", add.is_some());
+                    let bias: Vec<f32> =
+                        (0..n).map(|i| ((i * 11) % 7) as f32 * 0.21 - 0.6).collect();
+                    for add in [None, Some(bias.as_slice())] {
+                        let mut want = x.clone();
+                        match add {
+                            Some(a) => want
+                                .iter_mut()
+                                .zip(a)
+                                .for_each(|(v, &b)| *v = *v * scale + b),
+                            None => want.iter_mut().for_each(|v| *v *= scale),
+                        }
+                        let mut got = x.clone();
+                        // SAFETY: `every_loop` lists only paths this CPU has.
+                        let m = unsafe { scale_add_max_on(p, &mut got, scale, add) };
+                        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&got),
+                            bits(&want),
+                            "{}: n {n} nan {with_nan} bias {}",
+                            p.name(),
+                            add.is_some()
+                        );
+                        assert_eq!(m, max(&want), "n {n} nan {with_nan} bias {}", add.is_some());
+                    }
                 }
             }
         }
