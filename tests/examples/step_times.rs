@@ -1,6 +1,8 @@
 //! Per-step times of one packed model on the integer or the f32 path: the fastest of `reps`
-//! runs of each step of `Executor::run_observed`, with the pool's other threads kept busy
-//! between steps (as `Executor::run` keeps them), one line per step and their sum. How the
+//! runs of each step of `Executor::run_observed` and their median, with the pool's other threads
+//! kept busy between steps (as `Executor::run` keeps them), one line per step and their sums.
+//! The medians show the steps a host's slow spell hits (those whose data comes from L3 or
+//! memory in a whole run), which the fastest runs hide. How the
 //! integer path's layers are compared with onnxruntime's per-node profile (`bench/results.md`,
 //! "Update, stop 40" onwards).
 //!   cargo run --release -p fq-e2e --example step_times -- MODEL.fqm int8|f32 [REPS] [THREADS]
@@ -58,7 +60,7 @@ fn main() -> Result<()> {
     }
     let x = random(1);
     let exec = c.executor();
-    let mut times = vec![f64::INFINITY; exec.steps().len()];
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(reps.max(1)); exec.steps().len()];
     for _ in 0..reps.max(1) {
         let done = AtomicBool::new(false);
         rayon::scope(|scope| {
@@ -77,19 +79,22 @@ fn main() -> Result<()> {
             let mut last = Instant::now();
             let run = exec.run_observed(&x, |s, _| {
                 let now = Instant::now();
-                times[s] = times[s].min((now - last).as_secs_f64() * 1e3);
+                times[s].push((now - last).as_secs_f64() * 1e3);
                 last = now;
             });
             done.store(true, Ordering::Release);
             run
         })?;
     }
-    let mut total = 0.0;
-    for (s, (step, &ms)) in exec.steps().iter().zip(&times).enumerate() {
-        if !ms.is_finite() {
+    let (mut total, mut total_median) = (0.0, 0.0);
+    for (s, (step, ms)) in exec.steps().iter().zip(&mut times).enumerate() {
+        if ms.is_empty() {
             continue;
         }
-        total += ms;
+        ms.sort_by(f64::total_cmp);
+        let (best, median) = (ms[0], ms[ms.len() / 2]);
+        total += best;
+        total_median += median;
         let what = match step {
             Step::Conv { conv, residual, .. } => format!(
                 "conv {}->{} k{} s{}{}",
@@ -101,8 +106,8 @@ fn main() -> Result<()> {
             ),
             other => other.kind().to_string(),
         };
-        println!("{s:3} {what:32} {ms:7.3} ms");
+        println!("{s:3} {what:32} {best:7.3} ms {median:7.3} ms");
     }
-    println!("total {total:.2} ms");
+    println!("total {total:.2} ms (medians {total_median:.2} ms)");
     Ok(())
 }

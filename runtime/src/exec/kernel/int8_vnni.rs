@@ -88,7 +88,12 @@ macro_rules! vnni_loop {
         unsafe {
             let store = $store;
             let mut acc = [[$ops::zero(); PANELS * REGS]; $rows];
+            // The next block's rows (contiguous after this block's when `lda` is their length, as
+            // `int8_gemm` lays them out), one line-fraction per group: asked for while this
+            // block runs, so they are in cache when it starts.
+            let ahead = $a.wrapping_add($rows * $lda);
             for g in 0..$k / KGROUP {
+                $ops::prefetch(ahead.wrapping_add(g * $rows * KGROUP));
                 let mut cols = [$ops::zero(); PANELS * REGS];
                 for (p, b) in [$($b),+].into_iter().enumerate() {
                     let bp = b.group(g);
@@ -211,6 +216,13 @@ mod zmm {
         unsafe { _mm512_xor_si512(_mm512_loadu_si512(p.cast()), _mm512_set1_epi8(i8::MIN)) }
     }
 
+    /// Asks for the line at `p` (a hint: any address).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn prefetch(p: *const i8) {
+        _mm_prefetch::<_MM_HINT_T0>(p)
+    }
+
     /// The 4 codes at `p` in every 32-bit lane.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -264,6 +276,13 @@ mod ymm {
     pub unsafe fn load_flipped(p: *const i8) -> V {
         // SAFETY: the caller guarantees 32 readable bytes at `p`.
         unsafe { _mm256_xor_si256(_mm256_loadu_si256(p.cast()), _mm256_set1_epi8(i8::MIN)) }
+    }
+
+    /// Asks for the line at `p` (a hint: any address).
+    #[inline]
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub unsafe fn prefetch(p: *const i8) {
+        _mm_prefetch::<_MM_HINT_T0>(p)
     }
 
     #[inline]
@@ -810,6 +829,8 @@ macro_rules! model_ops {
                 }
                 v
             }
+
+            pub unsafe fn prefetch(_: *const i8) {}
 
             pub unsafe fn splat4(p: *const i8) -> V {
                 // SAFETY: the kernel's caller guarantees 4 readable bytes at `p`.
