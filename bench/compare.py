@@ -354,6 +354,9 @@ def main():
                 "rounds": len(runs),
                 "peak_rss_kb": max((x["maxrss_kb"] or 0) for x in runs),
                 "kernels": runs[0].get("kernels"),
+                # Each round's best and the CPUs' handoff just before it (`handoff`).
+                "rounds_best_ms": [x["best_ms"] for x in runs],
+                "rounds_handoff_ns": [x.get("handoff_ns") for x in runs],
             }
         result = {"cpu": cpu, "threads": THREADS, "versions": versions, "quick": quick,
                   "rounds": rounds_done, "budget_s": budget, "fq_isas": [m for _, m in isas],
@@ -370,6 +373,12 @@ def main():
         write_atomic(out_svg, chart_svg(result, models))
         print(f"wrote {out_json}, {out_svg} and the side-by-side section of {results_md}", file=sys.stderr)
 
+    def handoff():
+        """The two CPUs' cache-line handoff just now (`bench_side handoff`), in ns; None if it
+        failed. About 20 ns where the two vCPUs share a cache, about 190 where they do not."""
+        res, _, err = run_child([fq_bin, "handoff"], base_env)
+        return None if err or not isinstance(res, dict) else res.get("handoff_ns")
+
     samples = {}  # (arch, batch, runtime name) -> list of child JSON
     errors = {}
     for r in range(rounds):
@@ -380,6 +389,7 @@ def main():
                     cmd, env = command(rt, arch, batch)
                     if cmd is None:
                         continue
+                    ns = handoff()
                     res, rss, err = run_child(cmd, env)
                     key = (arch, batch, name)
                     if err:
@@ -387,8 +397,10 @@ def main():
                         print(f"round {r} {label} b{batch} {name}: {err}", file=sys.stderr)
                         continue
                     res["maxrss_kb"] = rss
+                    res["handoff_ns"] = ns
                     samples.setdefault(key, []).append(res)
-                    print(f"round {r} {label} b{batch} {name}: {res['best_ms']:.1f} ms", file=sys.stderr)
+                    print(f"round {r} {label} b{batch} {name}: {res['best_ms']:.1f} ms"
+                          + (f" (handoff {ns:.0f} ns)" if ns else ""), file=sys.stderr)
         report([], r + 1)
 
     # Peak memory of classifying one photo with ResNet18 at batch 1, each runtime as deployed.
@@ -482,6 +494,7 @@ def markdown(res, info, models, names):
                 cells.append(f"{t[a]['best_ms'] / t[b]['best_ms']:.2f}" if a in t and b in t else "–")
             md.append(f"| {label} | " + " | ".join(cells) + " |")
         md.append("")
+    md.extend(placement(res, models, best_fq))
     md.append("### Peak resident memory")
     md.append("")
     md.append("Classifying one photo (JPEG decode, resize, batch 1) with ResNet18, each runtime as deployed "
@@ -521,6 +534,39 @@ def markdown(res, info, models, names):
             f"{label}: " + ", ".join(f"{k} {n}" for k, n in list(o.items())[:6]) for label, o in ops.items()) + ".")
         md.append("")
     return "\n".join(md)
+
+
+def placement(res, models, best_fq):
+    """The host's placement of the two vCPUs around each batch-1 measurement of the best fq
+    paths and onnxruntime: each round's best ms with the cache-line handoff measured just before
+    it (`bench_side handoff`), so a ratio can be read against the placement its two figures had."""
+    rows = [n for n in (best_fq["int8"], "ort-int8", best_fq["f32"], "ort-f32") if n]
+    cells = {n: [] for n in rows}
+    seen = []
+    for n in rows:
+        for arch, _ in models:
+            t = res["times"].get(arch, {}).get("1", {}).get(n)
+            if not t or "rounds_handoff_ns" not in t:
+                cells[n].append("–")
+                continue
+            pairs = list(zip(t["rounds_best_ms"], t["rounds_handoff_ns"]))
+            seen += [h for _, h in pairs if h]
+            cells[n].append(", ".join(f"{ms:.2f} @ {h:.0f}" if h else f"{ms:.2f}" for ms, h in pairs))
+    if not seen:
+        return []
+    md = ["### The host's placement of the two vCPUs (batch 1)", "",
+          f"Before every measurement the run times how long a cache line written by one thread takes to "
+          f"reach the other (`bench_side handoff`, two spinning threads): {min(seen):.0f}–{max(seen):.0f} ns "
+          f"in this run. About 20 ns means the two vCPUs share a cache; about 190–220 ns means the host has "
+          f"put them on cores that share none (other chiplets), which it does for minutes at a time. With "
+          f"2 threads the figures depend on it: on the AMD EPYC Zen 5 of stop 57, ResNet50 fq-int8 ran "
+          f"5.4–5.6 ms at 20 ns and 6.8–7.4 at 190 ns, onnxruntime int8 5.4–5.9 at either (alternated by "
+          f"hand). Each round's best ms @ the handoff ns just before it:", ""]
+    md.extend(model_columns("runtime", models))
+    for n in rows:
+        md.append(f"| {n} | " + " | ".join(cells[n]) + " |")
+    md.append("")
+    return md
 
 
 CHART_RUNTIMES = [("fq-int8", "#1b7837"), ("fq-f32", "#7fbf7b"), ("ort-int8", "#2166ac"),
