@@ -374,8 +374,9 @@ def main():
         print(f"wrote {out_json}, {out_svg} and the side-by-side section of {results_md}", file=sys.stderr)
 
     def handoff():
-        """The two CPUs' cache-line handoff just now (`bench_side handoff`), in ns; None if it
-        failed. About 20 ns where the two vCPUs share a cache, about 190 where they do not."""
+        """The two CPUs' cache-line handoff just now (`bench_side handoff`, two pinned threads),
+        in ns; None if it failed. About 20-40 ns where the two vCPUs share a cache, about 190-230
+        where they do not."""
         res, _, err = run_child([fq_bin, "handoff"], base_env)
         return None if err or not isinstance(res, dict) else res.get("handoff_ns")
 
@@ -556,7 +557,7 @@ def placement(res, models, best_fq):
         return []
     md = ["### The host's placement of the two vCPUs (batch 1)", "",
           f"Before every measurement the run times how long a cache line written by one thread takes to "
-          f"reach the other (`bench_side handoff`, two spinning threads): {min(seen):.0f}–{max(seen):.0f} ns "
+          f"reach the other (`bench_side handoff`, two pinned threads): {min(seen):.0f}–{max(seen):.0f} ns "
           f"in this run. About 20–40 ns: the two vCPUs share a cache; about 190–230 ns: the host has put them "
           f"on cores that share none (other chiplets), which it does for minutes at a time. With 2 threads "
           f"the figures move with it, though not measurement by measurement (the placement can change "

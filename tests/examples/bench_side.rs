@@ -16,7 +16,7 @@
 //! - `bench_side paths` prints the kernel paths this process would use (under `FQ_MAX_ISA`).
 //! - `bench_side handoff` prints how long a cache line written on CPU 0 takes to be seen on CPU
 //!   1 (two pinned threads passing a counter back and forth, the median of 5 runs of 100,000
-//!   one-way handoffs): about 20 ns where the two vCPUs share a cache, about 190-220 ns where
+//!   one-way handoffs): about 20-40 ns where the two vCPUs share a cache, about 190-230 ns where
 //!   the host has put them on cores that do not (other chiplets). The side-by-side run records
 //!   it before every measurement, since that placement, which changes over minutes on a shared
 //!   host, moves the 2-thread figures far more than the noise (see `bench/results.md`).
@@ -234,8 +234,7 @@ fn peak_rss_kb() -> Option<u64> {
 
 /// The one-way latency of a cache line between CPUs 0 and 1, in nanoseconds: the median of 5
 /// runs of 100,000 handoffs of a counter that each thread increments when it sees the other's
-/// value (`bench_side handoff`). Unpinned, the two threads sometimes shared a CPU for part of a
-/// run (100 ns where the pinned pair measured 21).
+/// value (`bench_side handoff`). Pinned: unpinned, the pair read 100 ns where pinned it read 21.
 fn handoff_ns() -> f64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     const N: u64 = 100_000;

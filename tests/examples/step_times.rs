@@ -1,8 +1,8 @@
 //! Per-step times of one packed model on the integer or the f32 path: the fastest of `reps`
 //! runs of each step of `Executor::run_observed` and their median, with the pool's other threads
 //! kept busy between steps (as `Executor::run` keeps them), one line per step and their sums.
-//! The medians show the steps a host's slow spell hits (those whose data comes from L3 or
-//! memory in a whole run), which the fastest runs hide. How the
+//! The medians show the steps a host's slow state hits (the two vCPUs on cores that share no
+//! cache: `bench_side handoff`), which the fastest runs hide. How the
 //! integer path's layers are compared with onnxruntime's per-node profile (`bench/results.md`,
 //! "Update, stop 40" onwards).
 //!   cargo run --release -p fq-e2e --example step_times -- MODEL.fqm int8|f32 [REPS] [THREADS]

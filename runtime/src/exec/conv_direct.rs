@@ -768,9 +768,9 @@ pub(crate) mod tests {
     }
 
     /// Against the definition on every path (on those without the taps kernel the gathered
-    /// panels run): 3x3, 1x1, 5x5, 7x7 and 16x16, strides 1 to 4 and 16, padded and not, rows of several
-    /// tasks and of less than a pair, channels past one K block, row counts off the tile, from
-    /// stale scratch buffers.
+    /// panels run): 3x3, 1x1, 5x5, 7x7 and 16x16, strides 1 to 4 and 16, padded and not, rows
+    /// of several tasks and of less than a pair, channels past one K block, row counts off the
+    /// tile, from stale scratch buffers.
     /// The operands are small integers and halves, so every sum is exact whatever its order.
     #[test]
     fn matches_the_definition() {
