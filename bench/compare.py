@@ -558,13 +558,10 @@ def placement(res, models, best_fq):
     md = ["### The host's placement of the two vCPUs (batch 1)", "",
           f"Before every measurement the run times how long a cache line written by one thread takes to "
           f"reach the other (`bench_side handoff`, two pinned threads): {min(seen):.0f}–{max(seen):.0f} ns "
-          f"in this run. About 20–40 ns: the two vCPUs share a cache; about 190–230 ns: the host has put them "
-          f"on cores that share none (other chiplets), which it does for minutes at a time. With 2 threads "
-          f"the figures move with it, though not measurement by measurement (the placement can change "
-          f"within one): on the AMD EPYC Zen 5 of stop 57, alternated by hand, ResNet50 fq-int8 ran 5.4–5.6 "
-          f"ms near and 6.8–7.4 far, onnxruntime int8 5.4–5.9 either way; in its recorded runs fq-int8 also "
-          f"ran 5.8 ms once at 201 ns and 7.5 once at 40. Each round's best ms @ the handoff ns just before "
-          f"it:", ""]
+          f"in this run. Tens of ns: the two vCPUs share a cache; several times that (190–230 ns on the "
+          f"Zen 5 EPYC of stop 57): the host has put them on cores that share none (other chiplets), which "
+          f"a shared host does for minutes at a time, and 2-thread figures move with it (`bench/results.md`, "
+          f"\"Update, stop 57\"). Each round's best ms @ the handoff ns just before it:", ""]
     md.extend(model_columns("runtime", models))
     for n in rows:
         md.append(f"| {n} | " + " | ".join(cells[n]) + " |")
