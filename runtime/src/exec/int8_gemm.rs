@@ -992,7 +992,13 @@ fn gemm_panels(
 /// Why rectangles: rows alone made 2 and 3 tasks of ResNet18's 64- and 128-row layers;
 /// splitting those by columns into buffers of their own, copied back, was a tenth of its
 /// integer path on AMX. Gathered panels: a task takes every row of its panels (each panel
-/// gathered once). One thread: one task, every row of each pair of panels in turn.
+/// gathered once), unless there are fewer pairs of them than two per task: then the rows are
+/// cut into one part per thread as well, and each panel is gathered once per thread. Cut by
+/// pairs alone, ResNet50's 14x14 and 7x7 downsampling pairs (7 and 2 pairs, the last panel
+/// narrow) gave one thread 96 pixels and the other 100 with the narrow panel (165 against
+/// 185 µs of work), and 32 against 17 (208 against 154 µs); cut by rows too, the two steps
+/// ran in 0.185 and 0.189 ms instead of 0.191 and 0.212 (`step_times`, fastest of 3 alternated
+/// rounds, Zen 5 at 2 threads). One thread: one task, every row of each pair of panels in turn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Split {
     rows: usize,
@@ -1008,7 +1014,12 @@ impl Split {
         // As many row tasks as whole units of at least `FINE` rows (cut at `granule`'s).
         let (units, pairs) = (rows.div_ceil(granule.max(FINE)), panels.div_ceil(2));
         let want = if threads > 1 { 2 * threads } else { 1 };
-        let row_tasks = if gather { 1 } else { units.clamp(1, want) };
+        // Gathered panels too few to share out evenly: the rows cut per thread as well.
+        let row_tasks = match gather {
+            false => units.clamp(1, want),
+            true if pairs < 2 * want => units.clamp(1, threads),
+            true => 1,
+        };
         let col_tasks = pairs.min(want.div_ceil(row_tasks)).max(1);
         Self {
             rows,
@@ -1964,7 +1975,9 @@ pub(crate) mod tests {
     /// A layer's tasks cover each of its rows and panels once, start at whole units of rows
     /// and whole pairs of panels, and differ by at most one unit of rows and one pair of
     /// panels (so each thread's half of them is within a task of the other's); one thread
-    /// gets one task. Shapes of ResNet18's and ResNet50's integer layers and odd ones.
+    /// gets one task; gathered panels go whole to their tasks unless they are too few pairs
+    /// to share out (then the rows are cut, one part per thread). Shapes of ResNet18's and
+    /// ResNet50's integer layers and odd ones.
     #[test]
     fn tasks_cover_a_layer_once_in_near_equal_parts() {
         for threads in [1, 2, 3, 8] {
@@ -1990,7 +2003,13 @@ pub(crate) mod tests {
                     let spread = |v: &[usize]| v.iter().max().unwrap() - v.iter().min().unwrap();
                     assert!(spread(&heights) <= 1 && spread(&widths) <= 1, "{split:?}");
                     assert!(threads > 1 || split.tasks() == 1);
-                    assert!(!gather || split.row_tasks == 1);
+                    let few = panels.div_ceil(2) < 4 * threads;
+                    assert!(!gather || split.row_tasks == 1 || few, "{split:?}");
+                    assert!(!gather || split.row_tasks <= threads, "{split:?}");
+                    if gather && few && threads > 1 {
+                        let units = rows.div_ceil(granule.max(FINE));
+                        assert_eq!(split.row_tasks, units.min(threads), "{split:?}");
+                    }
                 }
             }
         }
