@@ -1310,7 +1310,9 @@ unsafe fn quads_task(
     res: super::finish_quads::BlockResidual,
     out: super::finish_quads::QuadsOut,
 ) {
-    use super::finish_quads::{finish_block, finish_block_floats, BlockResidual};
+    use super::finish_quads::{
+        finish_block, finish_block_floats, prefetch_ahead, BlockResidual, COLD_BYTES,
+    };
     use super::kernel::int8_amx::{COLS, ROWS};
     let (_, k4, n, scale) = b.dims();
     // The activations' scale of the first's sums.
@@ -1334,6 +1336,8 @@ unsafe fn quads_task(
     let mut bufs_p = PAIR_PANELS.with(|p| p.take());
     let [mut narrow, mut narrow_p] = NARROWS.with(|c| c.take());
     let (mut acc, mut floats) = ([0i32; 2 * ROWS * COLS], [0f32; 2 * ROWS * COLS]);
+    // A large output's lines asked for ahead of its blocks (see `prefetch_ahead`).
+    let cold = out.shape.len() >= COLD_BYTES;
     for j in (j0..j1).step_by(2) {
         let pair = j + 1 < j1;
         let ps = BlockPanels::of(blocks, b, (j, pair), (k4, n), &mut bufs, &mut narrow);
@@ -1392,6 +1396,10 @@ unsafe fn quads_task(
                 // SAFETY: AVX-512F (`quad_blocks`); the block's rows are output rows `o..`, its
                 // pixels this task's, which no other task writes.
                 unsafe { finish_block(sums, o, rows, (j * NR, n), np, scale, epi, res, out) };
+                if cold {
+                    // SAFETY: AVX-512F, as above.
+                    unsafe { prefetch_ahead(&out, &res, (o, rows), j * NR) };
+                }
             }
             rb += span;
         }
