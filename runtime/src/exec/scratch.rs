@@ -127,9 +127,10 @@ impl<T: Copy + Default> Spare<T> {
         v
     }
 
-    /// Returns a buffer for a later [`Spare::take`] on the same thread (the one of the smallest capacity gives way
-    /// when full), made as long as its capacity: over the elements it held before, when it is
-    /// a buffer this pool lent shorter and it comes back as it was lent; else with zeros.
+    /// Returns a buffer for a later [`Spare::take`] on the same thread (the one of the smallest
+    /// capacity gives way when full), made as long as its capacity: over the elements it held
+    /// before, when it is a buffer this pool lent shorter and it comes back as it was lent (on
+    /// the thread it was lent on); else with zeros.
     ///
     /// The pool's callers are this crate's steps, which write values into their buffers, never
     /// uninitialized memory (no `MaybeUninit::uninit()` through `spare_capacity_mut`).
