@@ -812,7 +812,7 @@ pub(crate) mod tests {
             let scale: Vec<f32> = (0..m).map(|o| 0.25 * (o % 3 + 1) as f32).collect();
             let bias: Vec<f32> = (0..m).map(|o| o as f32 - 2.0).collect();
             let res: Vec<f32> = (0..m * n).map(|i| (i % 3) as f32).collect();
-            scratch::F32.give(vec![f32::NAN; 1 << 16]);
+            scratch::F32.give_everywhere(|| vec![f32::NAN; 1 << 16]);
             for residual in [None, Some(&res[..])] {
                 let epi = Epilogue {
                     scale: Some(&scale),

@@ -1203,7 +1203,7 @@ mod tests {
             for (plane, rows) in want.data.chunks_mut(shape.plane()).zip(x.chunks(Q * h * w)) {
                 store_quad(plane, &shape, rows, 1.0);
             }
-            super::super::scratch::I8.give(vec![0x55; shape.len()]);
+            super::super::scratch::I8.give_everywhere(|| vec![0x55; shape.len()]);
             let got = Quads::quantize(&x, shape, 1.0);
             assert_eq!(got.data, want.data, "{shape:?}");
         }

@@ -79,6 +79,18 @@ impl<T: Copy + Default> Spare<T> {
         )
     }
 
+    /// Gives a buffer made by `make` to the calling thread's set and to every thread's of the
+    /// current rayon pool: a test's stale buffer (NaNs, odd codes) reaches whichever thread
+    /// takes one, the caller or a task.
+    #[cfg(test)]
+    pub fn give_everywhere(&self, make: impl Fn() -> Vec<T> + Sync)
+    where
+        T: Send,
+    {
+        self.give(make());
+        rayon::broadcast(|_| self.give(make()));
+    }
+
     /// The calling thread's set of buffers.
     fn slot(&self) -> &Mutex<Kept<T>> {
         let i = rayon::current_thread_index().map_or(0, |i| 1 + i % (SLOTS - 1));

@@ -601,7 +601,7 @@ mod tests {
                     .collect()
             });
             // From a stale buffer (recycled outputs): every output is written.
-            crate::exec::scratch::F32.give(vec![f32::NAN; 1 << 16]);
+            crate::exec::scratch::F32.give_everywhere(|| vec![f32::NAN; 1 << 16]);
             let g = a.group.unwrap_or(l);
             let rows = table.as_deref().and_then(|t| window_bias_rows(t, &a, g));
             let got = attention(&qkv, l, &a, rows.as_deref());
@@ -622,13 +622,13 @@ mod tests {
     fn windows_and_back_give_the_tokens() {
         for (h, w, c, ws) in [(14, 14, 3, 7), (9, 10, 2, 4), (5, 5, 1, 5)] {
             let x: Vec<f32> = (0..h * w * c).map(|i| i as f32 + 1.0).collect();
-            crate::exec::scratch::F32.give(vec![f32::NAN; 1 << 12]);
+            crate::exec::scratch::F32.give_everywhere(|| vec![f32::NAN; 1 << 12]);
             let win = window_partition(&x, h, w, c, ws);
             let (nh, nw) = (windows(h, ws), windows(w, ws));
             assert_eq!(win.len(), nh * nw * ws * ws * c);
             let real = win.iter().filter(|&&v| v != 0.0).count();
             assert_eq!(real, h * w * c, "{h}x{w}: the tokens, and zeros past them");
-            crate::exec::scratch::F32.give(vec![f32::NAN; 1 << 12]);
+            crate::exec::scratch::F32.give_everywhere(|| vec![f32::NAN; 1 << 12]);
             assert_eq!(window_reverse(&win, h, w, c, ws), x, "{h}x{w} by {ws}");
         }
     }
