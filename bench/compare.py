@@ -375,7 +375,7 @@ def main():
 
     def handoff():
         """The two CPUs' cache-line handoff just now (`bench_side handoff`, two pinned threads),
-        in ns; None if it failed. About 20-40 ns where the two vCPUs share a cache, about 190-230
+        in ns; None if it failed. About 20-50 ns where the two vCPUs share a cache, about 190-330
         where they do not."""
         res, _, err = run_child([fq_bin, "handoff"], base_env)
         return None if err or not isinstance(res, dict) else res.get("handoff_ns")
@@ -558,10 +558,10 @@ def placement(res, models, best_fq):
     md = ["### The host's placement of the two vCPUs (batch 1)", "",
           f"Before every measurement the run times how long a cache line written by one thread takes to "
           f"reach the other (`bench_side handoff`, two pinned threads): {min(seen):.0f}–{max(seen):.0f} ns "
-          f"in this run. Tens of ns: the two vCPUs share a cache; several times that (190–230 ns on the "
-          f"Zen 5 EPYC of stop 57): the host has put them on cores that share none (other chiplets), which "
+          f"in this run. Tens of ns: the two vCPUs share a cache; several times that (190–330 ns on the "
+          f"Zen 5 EPYC of stops 57–58): the host has put them on cores that share none (other chiplets), which "
           f"a shared host does for minutes at a time, and 2-thread figures move with it (`bench/results.md`, "
-          f"\"Update, stop 57\"). Each round's best ms @ the handoff ns just before it:", ""]
+          f"\"Update, stop 57\" and \"stop 58\"). Each round's best ms @ the handoff ns just before it:", ""]
     md.extend(model_columns("runtime", models))
     for n in rows:
         md.append(f"| {n} | " + " | ".join(cells[n]) + " |")

@@ -16,10 +16,11 @@
 //! - `bench_side paths` prints the kernel paths this process would use (under `FQ_MAX_ISA`).
 //! - `bench_side handoff` prints how long a cache line written on CPU 0 takes to be seen on CPU
 //!   1 (two pinned threads passing a counter back and forth, the median of 5 runs of 100,000
-//!   one-way handoffs): about 20-40 ns where the two vCPUs share a cache, about 190-230 ns where
-//!   the host has put them on cores that do not (other chiplets). The side-by-side run records
-//!   it before every measurement, since that placement, which changes over minutes on a shared
-//!   host, moves the 2-thread figures far more than the noise (see `bench/results.md`).
+//!   one-way handoffs): about 20-50 ns where the two vCPUs share a cache, about 190-330 ns where
+//!   the host has put them on cores that do not (other chiplets); null with fewer than two
+//!   CPUs. The side-by-side run records it before every measurement, since that placement,
+//!   which changes over minutes on a shared host, moves the 2-thread figures far more than the
+//!   noise (see `bench/results.md`).
 //!
 //! Not part of `cargo test`.
 
@@ -56,6 +57,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         "handoff" => {
+            // null with fewer than two CPUs: there is no second core to hand a line to.
             println!("{}", json!({ "handoff_ns": handoff_ns() }));
             Ok(())
         }
@@ -235,7 +237,12 @@ fn peak_rss_kb() -> Option<u64> {
 /// The one-way latency of a cache line between CPUs 0 and 1, in nanoseconds: the median of 5
 /// runs of 100,000 handoffs of a counter that each thread increments when it sees the other's
 /// value (`bench_side handoff`). Pinned: unpinned, the pair read 100 ns where pinned it read 21.
-fn handoff_ns() -> f64 {
+/// `None` with fewer than two CPUs: both spinning threads would share one, each handoff waiting
+/// for the scheduler's time slice (minutes for a run).
+fn handoff_ns() -> Option<f64> {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return None;
+    }
     use std::sync::atomic::{AtomicU64, Ordering};
     const N: u64 = 100_000;
     // A line of its own: on the stack beside the threads' other values it measured 40 ns where
@@ -269,7 +276,7 @@ fn handoff_ns() -> f64 {
         })
         .collect();
     runs.sort_by(f64::total_cmp);
-    runs[runs.len() / 2]
+    Some(runs[runs.len() / 2])
 }
 
 /// Pins the calling thread to CPU `cpu` (Linux; elsewhere, and if it fails, it stays where the
