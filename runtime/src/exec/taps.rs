@@ -135,6 +135,20 @@ impl TapRows {
             let (oy, ox) = (p / g.wo, p % g.wo);
             let len = (g.wo - ox).min(last - p);
             let t = p - first;
+            if len == NR {
+                // A whole panel from one output row (`t` is 0): every group in one call.
+                let run = Run {
+                    at: (oy * g.stride) * self.wp + ox * g.stride,
+                    c: g.c,
+                    kernel: g.kernel,
+                    per_row,
+                    plane,
+                    wp: self.wp,
+                };
+                permute.run_all(&run, &self.data, panel);
+                p += len;
+                continue;
+            }
             let mut groups = panel.chunks_exact_mut(NR * G);
             for ch in 0..g.c {
                 for ky in 0..g.kernel {
@@ -142,12 +156,8 @@ impl TapRows {
                     for q in 0..per_row {
                         let dst = &mut groups.next().expect("k / 4 groups per panel")[t * G..];
                         let src = &self.data[row + q * G..];
-                        if len == NR {
-                            permute.run(src, dst);
-                        } else {
-                            for (i, d) in dst[..len * G].chunks_exact_mut(G).enumerate() {
-                                d.copy_from_slice(&src[i * g.stride..][..G]);
-                            }
+                        for (i, d) in dst[..len * G].chunks_exact_mut(G).enumerate() {
+                            d.copy_from_slice(&src[i * g.stride..][..G]);
                         }
                     }
                 }
@@ -157,12 +167,41 @@ impl TapRows {
     }
 }
 
+/// One whole panel's pixels, all in one output row: k-group `(ch * kernel + ky) * per_row + q`
+/// of the panel is read from `at + ch * plane + ky * wp + q * 4` on.
+struct Run {
+    at: usize,
+    c: usize,
+    kernel: usize,
+    per_row: usize,
+    plane: usize,
+    wp: usize,
+}
+
+impl Run {
+    /// The panel's k-groups' first bytes, in the panel's order.
+    fn starts(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.c * self.kernel).flat_map(move |r| {
+            let row = self.at + r / self.kernel * self.plane + r % self.kernel * self.wp;
+            (0..self.per_row).map(move |q| row + q * G)
+        })
+    }
+
+    /// The last k-group's first byte.
+    fn last(&self) -> usize {
+        self.at + (self.c - 1) * self.plane + (self.kernel - 1) * self.wp + (self.per_row - 1) * G
+    }
+}
+
 /// `dst[4 i + l] = src[stride * i + l]` for 16 pixels `i` and `l < 4`, compiled for the CPU.
 #[derive(Clone, Copy)]
 struct Permute {
     stride: usize,
     #[cfg(target_arch = "x86_64")]
     how: How,
+    /// The byte indices ([`indices`]), made once per panel rather than once per k-group.
+    #[cfg(target_arch = "x86_64")]
+    idx: [u8; SPAN],
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -190,6 +229,31 @@ impl Permute {
             stride,
             #[cfg(target_arch = "x86_64")]
             how,
+            #[cfg(target_arch = "x86_64")]
+            idx: indices(stride),
+        }
+    }
+
+    /// Every k-group of `run` from `data` into `panel` (`NR * 4` bytes per group).
+    ///
+    /// Why one call for the panel: called per k-group, the VBMI permute (a function of its own,
+    /// as it is compiled for the CPU) rebuilt its 64 indices every time, and the gather took a
+    /// fifth of ResNet18's stem on one thread.
+    fn run_all(self, run: &Run, data: &[i8], panel: &mut [i8]) {
+        let groups = run.c * run.kernel * run.per_row;
+        assert!(
+            run.last() + SPAN <= data.len() && panel.len() >= groups * NR * G,
+            "taps: a panel's k-groups past the rows"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if self.how == How::Vbmi {
+            // SAFETY: `Vbmi` only where the CPU has AVX-512 VBMI (and the kernel path allows
+            // AVX-512); every group's 64 bytes lie in `data` (its last checked above, the
+            // others start before it) and `panel` holds `groups` groups (checked above).
+            return unsafe { permute_all_vbmi(&self.idx, run, data.as_ptr(), panel.as_mut_ptr()) };
+        }
+        for (start, dst) in run.starts().zip(panel.chunks_exact_mut(NR * G)) {
+            self.run(&data[start..], dst);
         }
     }
 
@@ -202,9 +266,9 @@ impl Permute {
         match self.how {
             // SAFETY: `Vbmi` only where the CPU has AVX-512 VBMI (and the kernel path allows
             // AVX-512); the loads and stores are the arrays'.
-            How::Vbmi => return unsafe { permute_vbmi(self.stride, src, dst) },
+            How::Vbmi => return unsafe { permute_vbmi(&self.idx, src, dst) },
             // SAFETY: `Ssse3` only on the AVX2 or AVX-512 paths, whose CPUs have SSSE3.
-            How::Ssse3 => return unsafe { permute_ssse3(self.stride, src, dst) },
+            How::Ssse3 => return unsafe { permute_ssse3(&self.idx, self.stride, src, dst) },
             How::Scalar => {}
         }
         for (i, d) in dst.chunks_exact_mut(G).enumerate() {
@@ -220,12 +284,11 @@ fn indices<const N: usize>(stride: usize) -> [u8; N] {
 }
 
 /// # Safety
-/// AVX-512F and AVX-512 VBMI must be available; `stride <= MAX_STRIDE`.
+/// AVX-512F and AVX-512 VBMI must be available.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vbmi")]
-unsafe fn permute_vbmi(stride: usize, src: &[i8; SPAN], dst: &mut [i8; NR * G]) {
+unsafe fn permute_vbmi(idx: &[u8; SPAN], src: &[i8; SPAN], dst: &mut [i8; NR * G]) {
     use std::arch::x86_64::*;
-    let idx: [u8; 64] = indices(stride);
     // SAFETY: 64-byte loads and store of the arrays.
     unsafe {
         let v = _mm512_permutexvar_epi8(
@@ -236,6 +299,31 @@ unsafe fn permute_vbmi(stride: usize, src: &[i8; SPAN], dst: &mut [i8; NR * G]) 
     }
 }
 
+/// [`Permute::run_all`] in AVX-512 VBMI: per k-group one load, one `VPERMB`, one store.
+///
+/// # Safety
+/// AVX-512F and AVX-512 VBMI must be available; 64 bytes from every group's start
+/// ([`Run::starts`]) readable at `data`, and the run's groups' `NR * 4` bytes each writable at
+/// `panel`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vbmi")]
+unsafe fn permute_all_vbmi(idx: &[u8; SPAN], run: &Run, data: *const i8, panel: *mut i8) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's extents.
+    unsafe {
+        let idx = _mm512_loadu_si512(idx.as_ptr().cast());
+        let mut dst = panel;
+        for r in 0..run.c * run.kernel {
+            let row = data.add(run.at + r / run.kernel * run.plane + r % run.kernel * run.wp);
+            for q in 0..run.per_row {
+                let v = _mm512_loadu_si512(row.add(q * G).cast());
+                _mm512_storeu_si512(dst.cast(), _mm512_permutexvar_epi8(idx, v));
+                dst = dst.add(NR * G);
+            }
+        }
+    }
+}
+
 /// Four pixels per 16-byte shuffle, each from its own load at `4 * stride * q`.
 ///
 /// # Safety
@@ -243,10 +331,10 @@ unsafe fn permute_vbmi(stride: usize, src: &[i8; SPAN], dst: &mut [i8; NR * G]) 
 /// 64`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "ssse3")]
-unsafe fn permute_ssse3(stride: usize, src: &[i8; SPAN], dst: &mut [i8; NR * G]) {
+unsafe fn permute_ssse3(idx: &[u8; SPAN], stride: usize, src: &[i8; SPAN], dst: &mut [i8; NR * G]) {
     use std::arch::x86_64::*;
-    let idx: [u8; 16] = indices(stride);
-    // SAFETY: loads at `4 * stride * q + 16 <= 64` bytes of `src`, stores within `dst`.
+    // SAFETY: loads at `4 * stride * q + 16 <= 64` bytes of `src`, stores within `dst`; the
+    // first 16 of `idx`, the four pixels' indices.
     unsafe {
         let idx = _mm_loadu_si128(idx.as_ptr().cast());
         for q in 0..4 {
