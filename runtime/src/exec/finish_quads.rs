@@ -46,11 +46,22 @@ pub(super) struct QuadsOut {
     pub first: usize,
 }
 
+impl QuadsOut {
+    /// The (row, column) of a block's two halves' first pixels, `p0` and `p0 + 16` of the
+    /// layer: worked out once per pair of panels for all its blocks, as [`finish_block`] takes
+    /// them (two divisions per block had been a tenth of its scalar work).
+    pub(super) fn halves(&self, p0: usize) -> [(usize, usize); 2] {
+        let w = self.shape.w.max(1);
+        [0, 16].map(|d| ((p0 + d - self.first) / w, (p0 + d - self.first) % w))
+    }
+}
+
 /// Finishes rows `o0..o0 + rows` (`o0` a multiple of 4, `rows <= 16`) of a block `acc`
 /// (`[16][32]` sums, row `r` output row `o0 + r`: an AMX block, or a VNNI one's 12, 8 or 4
 /// rows) for pixels `p0..p0 + np[0]` (its left half) and `p0 + 16..p0 + 16 + np[1]` (its right
 /// half) of `n`, into `out`'s quads: every output's code, and zeros in the lanes of a last
-/// quad short of channels.
+/// quad short of channels. `yx`: the halves' first pixels as (row, column), from
+/// [`QuadsOut::halves`].
 ///
 /// # Safety
 /// AVX-512F must be available; the pixels lie in the tensor (`p0 + 16 + np[1] <= h * w`, and
@@ -62,7 +73,7 @@ pub(super) unsafe fn finish_block(
     acc: &[i32; ROWS * COLS],
     o0: usize,
     rows: usize,
-    (p0, n): (usize, usize),
+    (p0, n, yx): (usize, usize, [(usize, usize); 2]),
     np: [usize; 2],
     scale: f32,
     epi: &Epilogue,
@@ -70,7 +81,8 @@ pub(super) unsafe fn finish_block(
     out: QuadsOut,
 ) {
     debug_assert!(o0.is_multiple_of(Q) && rows <= ROWS && !epi.gelu);
-    let block = (acc, o0, rows, (p0, n), np, scale, epi, out);
+    debug_assert_eq!(yx, out.halves(p0));
+    let block = (acc, o0, rows, (p0, n, yx), np, scale, epi, out);
     // One instance per residual and ReLU, each residual's load inlined in it.
     macro_rules! finish {
         ($res:expr) => {{
@@ -118,13 +130,13 @@ struct Rows {
     yx: (usize, usize),
 }
 
-/// A block as [`finish_rows`] takes it: `acc`, `o0`, `rows`, `(p0, n)`, `np`, `scale`, the
-/// epilogue and the quads out (see [`finish_block`]).
+/// A block as [`finish_rows`] takes it: `acc`, `o0`, `rows`, `(p0, n, yx)`, `np`, `scale`,
+/// the epilogue and the quads out (see [`finish_block`]).
 type Block<'a> = (
     &'a [i32; ROWS * COLS],
     usize,
     usize,
-    (usize, usize),
+    (usize, usize, [(usize, usize); 2]),
     [usize; 2],
     f32,
     &'a Epilogue<'a>,
@@ -141,7 +153,7 @@ type Block<'a> = (
 /// are read from one array each, the vectors' broadcasts folded into their multiplies.
 #[target_feature(enable = "avx512f")]
 unsafe fn finish_rows<const RELU: bool>(
-    (acc, o0, rows, (p0, n), np, scale, epi, out): Block,
+    (acc, o0, rows, (p0, n, yx), np, scale, epi, out): Block,
     residual: Option<impl Fn(Rows) -> [__m512; Q]>,
 ) {
     // Each row's scale and bias; rows past `rows` zero (with zero sums, zero codes).
@@ -151,12 +163,9 @@ unsafe fn finish_rows<const RELU: bool>(
         b[r] = epi.bias.map_or(0.0, |v| v[o0 + r]);
     }
     let (vscale, vinv) = (_mm512_set1_ps(scale), _mm512_set1_ps(out.inv));
-    // Each half's first pixel as (row, column), once for all the quads (the residual's map has
-    // the same rows and columns as the output's).
-    let w = out.shape.w.max(1);
-    // Where the quads hold a part of the layer (`first > 0`) there is no residual.
+    // Where the quads hold a part of the layer (`first > 0`) there is no residual (whose map
+    // has the same rows and columns as the output's, so `yx` serves it too).
     debug_assert!(out.first == 0 || residual.is_none());
-    let yx = [0, 16].map(|d| ((p0 + d - out.first) / w, (p0 + d - out.first) % w));
     for q in 0..rows.div_ceil(Q) {
         let o = o0 + q * Q;
         let count = Q.min(rows - q * Q);

@@ -1355,6 +1355,7 @@ unsafe fn quads_task(
             NR.min(n - j * NR),
             if pair { NR.min(n - (j + 1) * NR) } else { 0 },
         ];
+        let yx = out.halves(j * NR);
         // Rows `o..` of a block of `span` rows from `rb`, each 16-row part's real ones.
         let parts = |rb: usize, span: usize| {
             (0..span.div_ceil(ROWS)).map(move |h| {
@@ -1395,7 +1396,7 @@ unsafe fn quads_task(
                 };
                 // SAFETY: AVX-512F (`quad_blocks`); the block's rows are output rows `o..`, its
                 // pixels this task's, which no other task writes.
-                unsafe { finish_block(sums, o, rows, (j * NR, n), np, scale, epi, res, out) };
+                unsafe { finish_block(sums, o, rows, (j * NR, n, yx), np, scale, epi, res, out) };
                 if cold {
                     // SAFETY: AVX-512F, as above.
                     unsafe { prefetch_ahead(&out, &res, (o, rows), j * NR) };

@@ -91,9 +91,10 @@ impl QuadShape {
             i += run;
             x += run;
             if x >= self.w {
-                // A run ends with its image row (or with `len`).
-                y += x / self.w;
-                x %= self.w;
+                // A run ends with its image row, or (no padding: one run) with `len`, after
+                // which `(y, x)` are not read: the next row, without a division.
+                y += 1;
+                x -= self.w;
             }
         }
     }
