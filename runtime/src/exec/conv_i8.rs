@@ -70,8 +70,9 @@ pub fn conv2d_i8(
         "the executor sends only ungrouped convolutions"
     );
     let geo = geometry((c, h, w), conv, (ho, wo));
-    // Layers of many pixels gather their panels per task (`gemm_i8_gather`), as do those
-    // whose panels all lie in place; the others pack them all first.
+    // Layers of two panels per thread and more gather their panels per task
+    // (`gemm_i8_gather`), as do those whose panels all lie in place; the others pack them all
+    // first.
     let nonneg = input.nonneg;
     let over_quads = |q: &Quads, s: f32, out: &mut [f32], requant| {
         if gathers_pay(geo.n()) || reads_in_place(q, &geo) {

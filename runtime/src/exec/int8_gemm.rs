@@ -732,10 +732,23 @@ pub(super) fn avx512_vnni_blocks() -> bool {
     false
 }
 
-/// Whether [`gemm_i8_gather`] suits a layer of `n` output pixels: enough pairs of panels for
-/// about four tasks per thread.
+/// Whether [`gemm_i8_gather`] suits a layer of `n` output pixels: at least two panels per
+/// thread (ResNet's 14x14 and 7x7 maps too).
+///
+/// Why so few: packed first ([`Quads::im2col`], in parallel), each thread packs half of the
+/// panels, and then every task reads all of them or all their rows' input; gathered, a task
+/// reads the input under its own panels, and a map of 14x14 has enough pairs for tasks cut by
+/// pixels alone ([`Split`]), so each thread reads what it wrote in the layer before. Where the
+/// host gives the two threads cores that share no cache (other chiplets), what one thread
+/// wrote and the other read crossed between them, and ResNet18's 14x14 3x3 convolutions took
+/// 0.162-0.186 ms against 0.123-0.133 with a shared cache; gathered, 0.137-0.147, and its 7x7
+/// ones 0.149-0.168 -> 0.146-0.152 (`step_times`, fastest of 13-17 rounds alternated with the
+/// build before, each round's placement measured before and after it; Zen 5, 2 threads). The
+/// rule had been about eight panels per thread. On the Xeon with AMX of the same stop (one L3
+/// for both), within that host's noise: ResNet18 step sums in its quiet rounds 2.44-2.73 ms
+/// against 2.48-2.71 (means 2.62 and 2.57), ResNet50 6.71-7.33 against 6.97-7.22.
 pub fn gathers_pay(n: usize) -> bool {
-    n.div_ceil(NR) >= 8 * rayon::current_num_threads().max(1)
+    n.div_ceil(NR) >= 2 * rayon::current_num_threads().max(1)
 }
 
 /// Whether [`gemm_i8_gather`] reads every whole panel of convolution `geo` over `q` where it
@@ -992,13 +1005,16 @@ fn gemm_panels(
 /// Why rectangles: rows alone made 2 and 3 tasks of ResNet18's 64- and 128-row layers;
 /// splitting those by columns into buffers of their own, copied back, was a tenth of its
 /// integer path on AMX. Gathered panels: a task takes every row of its panels (each panel
-/// gathered once), unless there are fewer pairs of them than two per task: then the rows are
+/// gathered once), unless there are fewer pairs of them than tasks wanted: then the rows are
 /// cut into one part per thread as well, and each panel is gathered once per thread. Cut by
-/// pairs alone, ResNet50's 14x14 and 7x7 downsampling pairs (7 and 2 pairs, the last panel
-/// narrow) gave one thread 96 pixels and the other 100 with the narrow panel (165 against
-/// 185 µs of work), and 32 against 17 (208 against 154 µs); cut by rows too, the two steps
-/// ran in 0.185 and 0.189 ms instead of 0.191 and 0.212 (`step_times`, fastest of 3 alternated
-/// rounds, Zen 5 at 2 threads). One thread: one task, every row of each pair of panels in turn.
+/// pairs alone, ResNet50's 7x7 downsampling pair (2 pairs, the last panel narrow) gave one
+/// thread 32 pixels and the other 17 (208 against 154 µs of work); cut by rows too, it ran in
+/// 0.189 ms instead of 0.212 (`step_times`, fastest of 3 alternated rounds, Zen 5 at 2
+/// threads). Stop 58 cut the rows of its 14x14 pair (7 pairs: 96 pixels against 100 with the
+/// narrow panel, 165 against 185 µs) as well, 0.191 -> 0.185 ms; cut by pixels instead, each
+/// thread reads only the input it wrote the layer before, which is what counts where the two
+/// threads share no cache ([`gathers_pay`]). One thread: one task, every row of each pair of
+/// panels in turn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Split {
     rows: usize,
@@ -1017,7 +1033,7 @@ impl Split {
         // Gathered panels too few to share out evenly: the rows cut per thread as well.
         let row_tasks = match gather {
             false => units.clamp(1, want),
-            true if pairs < 2 * want => units.clamp(1, threads),
+            true if pairs < want => units.clamp(1, threads),
             true => 1,
         };
         let col_tasks = pairs.min(want.div_ceil(row_tasks)).max(1);
@@ -1984,8 +2000,8 @@ pub(crate) mod tests {
     /// A layer's tasks cover each of its rows and panels once, start at whole units of rows
     /// and whole pairs of panels, and differ by at most one unit of rows and one pair of
     /// panels (so each thread's half of them is within a task of the other's); one thread
-    /// gets one task; gathered panels go whole to their tasks unless they are too few pairs
-    /// to share out (then the rows are cut, one part per thread). Shapes of ResNet18's and
+    /// gets one task; gathered panels go whole to their tasks unless there are fewer pairs
+    /// than tasks wanted (then the rows are cut, one part per thread). Shapes of ResNet18's and
     /// ResNet50's integer layers and odd ones.
     #[test]
     fn tasks_cover_a_layer_once_in_near_equal_parts() {
@@ -2012,7 +2028,7 @@ pub(crate) mod tests {
                     let spread = |v: &[usize]| v.iter().max().unwrap() - v.iter().min().unwrap();
                     assert!(spread(&heights) <= 1 && spread(&widths) <= 1, "{split:?}");
                     assert!(threads > 1 || split.tasks() == 1);
-                    let few = panels.div_ceil(2) < 4 * threads;
+                    let few = panels.div_ceil(2) < 2 * threads;
                     assert!(!gather || split.row_tasks == 1 || few, "{split:?}");
                     assert!(!gather || split.row_tasks <= threads, "{split:?}");
                     if gather && few && threads > 1 {
