@@ -312,14 +312,12 @@ unsafe fn permute_all_vbmi(idx: &[u8; SPAN], run: &Run, data: *const i8, panel: 
     // SAFETY: the caller's extents.
     unsafe {
         let idx = _mm512_loadu_si512(idx.as_ptr().cast());
-        let mut dst = panel;
-        for r in 0..run.c * run.kernel {
-            let row = data.add(run.at + r / run.kernel * run.plane + r % run.kernel * run.wp);
-            for q in 0..run.per_row {
-                let v = _mm512_loadu_si512(row.add(q * G).cast());
-                _mm512_storeu_si512(dst.cast(), _mm512_permutexvar_epi8(idx, v));
-                dst = dst.add(NR * G);
-            }
+        for (i, start) in run.starts().enumerate() {
+            let v = _mm512_loadu_si512(data.add(start).cast());
+            _mm512_storeu_si512(
+                panel.add(i * NR * G).cast(),
+                _mm512_permutexvar_epi8(idx, v),
+            );
         }
     }
 }
