@@ -39,7 +39,11 @@ fn main() {
                 }
             }
         }
-        let pb = PanelB { data: pb, k, n };
+        let pb = PanelB {
+            data: pb.into(),
+            k,
+            n,
+        };
         let mut out = vec![0f32; rows * n];
         let epi = Epilogue::default();
         let reps = 5;

@@ -674,7 +674,11 @@ fn packed_gemm_matches_naive_product() {
         }
     }
     // The padding columns of the last panel hold NaN: they must not leak into real outputs.
-    let b = PanelB { data: panels, k, n };
+    let b = PanelB {
+        data: panels.into(),
+        k,
+        n,
+    };
     let bias: Vec<f32> = (0..rows).map(|_| rng.random_range(-1.0..1.0)).collect();
     let residual: Vec<f32> = (0..rows * n).map(|_| rng.random_range(-1.0..1.0)).collect();
     // Stale outputs (NaN) must be overwritten by the first K block, never added to.
@@ -709,4 +713,39 @@ fn packed_gemm_matches_naive_product() {
     }
     let e = rel_err(&out, &want);
     assert!(e < 1e-5, "gemm relative error {e:.2e}");
+}
+
+/// Every value a run writes starts on a 64-byte cache line (`exec::Buf`), on the f32 and the
+/// integer paths: the kernels' 64-byte loads and stores at 64-byte steps then never span two
+/// lines (a plain `Vec` from glibc starts 16 bytes past one; aligning them made ResNet50 4-17%
+/// faster on the Xeon of stop 60).
+#[test]
+fn every_value_starts_on_a_cache_line() {
+    for (arch, size) in [(Arch::ResNet18, 32), (Arch::ResNet50, 36)] {
+        let g = ArchSpec::new(arch, 4, size, 5).graph().unwrap();
+        let t = random_model(&g, Bits::RandomMix, 23);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let x = random_input(exec.input_len(), 61);
+        exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
+        for activations in [Activations::F32, Activations::Int8Dynamic] {
+            exec.set_activations(activations);
+            let mut seen = 0;
+            exec.run_observed(&x, |s, v| {
+                if !v.is_empty() {
+                    seen += 1;
+                    let off = v.as_ptr() as usize % 64;
+                    assert_eq!(
+                        off, 0,
+                        "{arch:?} {activations:?}: step {s} is {off} bytes off"
+                    );
+                }
+            })
+            .unwrap();
+            assert!(
+                seen > 10,
+                "{arch:?} {activations:?}: {seen} values observed"
+            );
+        }
+    }
 }

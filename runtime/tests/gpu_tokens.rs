@@ -235,7 +235,7 @@ fn gelu_is_accurate_elementwise() {
     let gpu = fq_runtime::gpu::GpuExecutor::from_graph(dev, &g, Vec::new(), GemmKernel::Tiled, 1)
         .unwrap();
     let got = gpu.run_batch(&x, 1).unwrap().logits;
-    let want = fq_runtime::exec::tokens::gelu(x.clone());
+    let want = fq_runtime::exec::tokens::gelu(x.as_slice().into());
     let mut worst = 0f32;
     for ((a, b), xi) in got.iter().zip(&want).zip(&x) {
         let e = (a - b).abs() / b.abs().max(1e-7);

@@ -23,6 +23,7 @@ use fq_models::{Arch, ArchSpec};
 use fq_runtime::classify::Classifier;
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
 use fq_runtime::exec::kernel::NR;
+use fq_runtime::exec::Buf;
 use fq_runtime::format::PackedMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -90,7 +91,8 @@ fn gemm_gflops(m: usize, k: usize, n: usize, budget: f64) -> Vec<f64> {
             }
         })
         .collect();
-    let mut outs = vec![vec![0f32; m * n]; mats.len()];
+    // Outputs on a cache line, as the executor's are (`Buf`).
+    let mut outs: Vec<Buf<f32>> = (0..mats.len()).map(|_| Buf::zeroed(m * n)).collect();
     let b = &b;
     let mut fs: Vec<Box<dyn FnMut() + '_>> = mats
         .iter()

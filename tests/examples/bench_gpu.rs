@@ -52,7 +52,11 @@ fn gemm_row(
             data[((i / NR) * k + kk) * NR + i % NR] = *v;
         }
     }
-    let b = PanelB { data, k, n: m };
+    let b = PanelB {
+        data: data.into(),
+        k,
+        n: m,
+    };
     let offsets = w.row_offsets();
     let rows = Rows::Packed {
         m: &w,

@@ -12,6 +12,7 @@
 use fq_models::Conv2d;
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::conv_direct;
 use super::epilogue::finish_row;
 use super::gemm::{add_or_set, gemm, Epilogue, Rows, KC};
@@ -89,13 +90,13 @@ fn fused(
     let groups = m.div_ceil(MR);
     let a = rows.tiles(row0, m, k);
     let src = Padded::new(x, geo);
-    let tiles: Vec<Vec<f32>> = (0..n.div_ceil(NC))
+    let tiles: Vec<Buf<f32>> = (0..n.div_ceil(NC))
         .into_par_iter()
         .map(|t| {
             let (p0, nc) = (t * NC, NC.min(n - t * NC));
             let panels = nc.div_ceil(NR);
-            let mut b = vec![0f32; panels * KC.min(k) * NR];
-            let mut c = vec![0f32; m * nc];
+            let mut b = Buf::zeroed(panels * KC.min(k) * NR);
+            let mut c = Buf::zeroed(m * nc);
             let mut acc = [0f32; MR * NR];
             let mut acc2 = [0f32; MR * 2 * NR];
             for k0 in (0..k).step_by(KC) {

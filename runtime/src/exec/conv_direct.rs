@@ -19,6 +19,7 @@
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
 use super::gemm::{Epilogue, Split, KC};
@@ -112,7 +113,7 @@ pub(super) fn interleaves() -> bool {
 
 /// Whole row-major `MR`-row tiles of `k` weights a row as this CPU's kernel reads them
 /// ([`Tiles::of`]): interleaved ([`interleave`]) on AVX-512F, as they are elsewhere.
-pub fn for_kernel(rows: Vec<f32>, k: usize) -> Vec<f32> {
+pub fn for_kernel(rows: Buf<f32>, k: usize) -> Buf<f32> {
     if interleaves() {
         interleave(&rows, k)
     } else {
@@ -122,8 +123,8 @@ pub fn for_kernel(rows: Vec<f32>, k: usize) -> Vec<f32> {
 
 /// Whole row-major `MR`-row tiles (`k` weights a row) with each tile `k`-major
 /// ([`Tiles::Interleaved`]).
-pub(super) fn interleave(rows: &[f32], k: usize) -> Vec<f32> {
-    let mut t = vec![0f32; rows.len()];
+pub(super) fn interleave(rows: &[f32], k: usize) -> Buf<f32> {
+    let mut t = Buf::zeroed(rows.len());
     if k > 0 {
         t.par_chunks_mut(MR * k)
             .zip(rows.par_chunks(MR * k))
@@ -235,7 +236,7 @@ pub(super) struct TapInput<'a> {
     g: &'a Geometry,
     x: &'a [f32],
     taps: Taps,
-    buf: Vec<f32>,
+    buf: Buf<f32>,
     /// Where the phases lie in `buf`; `None` when read in place.
     phases: Option<std::ops::Range<usize>>,
     /// Output position `q = oy * wp + ox` ([`Phases`]' row pitch).
@@ -259,7 +260,7 @@ impl<'a> TapInput<'a> {
                 g,
                 x,
                 taps,
-                buf: Vec::new(),
+                buf: Buf::new(),
                 phases: None,
                 wp,
                 positions,
@@ -325,14 +326,14 @@ impl TapReader<'_> {
     fn pair<'s>(
         &'s self,
         at: usize,
-        own: &'s mut Option<(usize, Vec<f32>)>,
+        own: &'s mut Option<(usize, Buf<f32>)>,
     ) -> (&'s [f32], usize, &'s Taps) {
         if at + PAIR + self.taps.max() <= self.src.len() {
             return (self.src, at, self.taps);
         }
         if own.as_ref().is_none_or(|(p, _)| *p != at) {
             let src = self.src;
-            let mut b = vec![0f32; self.copied.offsets().len() * PAIR];
+            let mut b = Buf::zeroed(self.copied.offsets().len() * PAIR);
             for (row, &t) in b.chunks_exact_mut(PAIR).zip(self.taps.offsets()) {
                 let from = (t + at).min(src.len());
                 let have = (src.len() - from).min(PAIR);
@@ -361,7 +362,7 @@ pub(super) unsafe fn sums(
 ) {
     let k = input.taps.offsets().len();
     // The copied `B` of a pair that needs one, with its position.
-    let mut own: Option<(usize, Vec<f32>)> = None;
+    let mut own: Option<(usize, Buf<f32>)> = None;
     for k0 in (0..k).step_by(input.kb) {
         let kc = input.kb.min(k - k0);
         for j in (0..width).step_by(PAIR) {
@@ -812,7 +813,7 @@ pub(crate) mod tests {
             let scale: Vec<f32> = (0..m).map(|o| 0.25 * (o % 3 + 1) as f32).collect();
             let bias: Vec<f32> = (0..m).map(|o| o as f32 - 2.0).collect();
             let res: Vec<f32> = (0..m * n).map(|i| (i % 3) as f32).collect();
-            scratch::F32.give_everywhere(|| vec![f32::NAN; 1 << 16]);
+            scratch::F32.give_everywhere(|| Buf::filled(1 << 16, f32::NAN));
             for residual in [None, Some(&res[..])] {
                 let epi = Epilogue {
                     scale: Some(&scale),

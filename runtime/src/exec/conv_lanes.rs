@@ -25,6 +25,7 @@
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::conv_direct::{k_block, Phases};
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
@@ -90,9 +91,9 @@ pub fn bytes_pay(weights: usize) -> bool {
 /// made from the rows directly (no panels of floats first, which were a transient 4 bytes a
 /// weight on top of the resident memory), when every weight is a whole number within `i8`'s
 /// range (a packed layer's codes, 2 to 8 bits); `None` otherwise (an FP32 export's weights).
-pub fn byte_panels(w: &Rows, rows: usize, k: usize) -> Option<Vec<i8>> {
+pub fn byte_panels(w: &Rows, rows: usize, k: usize) -> Option<Buf<i8>> {
     let byte = |v: f32| (v.fract() == 0.0 && (-128.0..=127.0).contains(&v)).then_some(v as i8);
-    let mut wp = vec![0i8; rows.div_ceil(NR) * k * NR];
+    let mut wp = Buf::zeroed(rows.div_ceil(NR) * k * NR);
     if k == 0 {
         return Some(wp);
     }
@@ -222,7 +223,7 @@ fn product(
     // The last block's pixels, zero-padded to a whole block (`tail[i * BLOCK + r]`), so that
     // the kernel never reads past the input.
     let full = n / BLOCK * BLOCK;
-    let mut tail = vec![0f32; if full < n { k * BLOCK } else { 0 }];
+    let mut tail = Buf::zeroed(if full < n { k * BLOCK } else { 0 });
     for (i, t) in tail.chunks_exact_mut(BLOCK).enumerate() {
         t[..n - full].copy_from_slice(&x[i * n + full..(i + 1) * n]);
     }

@@ -19,6 +19,7 @@
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::epilogue::finish_row;
 use super::gemm::{Epilogue, Rows};
 use super::kernel::{path, KernelPath};
@@ -48,7 +49,7 @@ pub fn depthwise(
         .enumerate()
         .take(c)
         .for_each_init(
-            || (vec![0f32; kernel * kernel], vec![0f32; len]),
+            || (vec![0f32; kernel * kernel], Buf::zeroed(len)),
             |(k, buf), (ch, o)| {
                 rows.load(ch, 0, k);
                 let plane = &x[ch * h * w..(ch + 1) * h * w];

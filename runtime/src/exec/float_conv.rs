@@ -17,6 +17,7 @@
 
 use fq_models::geometry::window_output;
 
+use super::buf::Buf;
 use super::conv_direct::{conv_direct, for_kernel, pays, Tiles};
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
@@ -34,9 +35,9 @@ pub struct FloatConv {
 enum Weights {
     /// Whole `MR`-row tiles (rows past `m` zero) as [`conv_direct`]'s kernel reads them
     /// ([`for_kernel`]).
-    Tiles(Vec<f32>),
+    Tiles(Buf<f32>),
     /// Transformed for [`winograd::conv_winograd`].
-    Winograd(Vec<f32>),
+    Winograd(Buf<f32>),
 }
 
 impl FloatConv {
@@ -67,7 +68,7 @@ impl FloatConv {
         let weights = if winograd::suits(&geo, m) {
             Weights::Winograd(winograd::transform_weights(weights, m, c))
         } else {
-            let mut rows = vec![0f32; m.div_ceil(MR) * MR * k];
+            let mut rows = Buf::zeroed(m.div_ceil(MR) * MR * k);
             rows[..m * k].copy_from_slice(weights);
             Weights::Tiles(for_kernel(rows, k))
         };

@@ -8,10 +8,9 @@
 //! micro-kernel. Scales, bias, residual and ReLU are applied once at the end, so the integer codes
 //! are multiplied as small exact floats and each row's scale is a single multiply per output.
 
-use std::borrow::Cow;
-
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
 use super::kernel::{pairs_pay, tile, tile_pair, tile_pair_to, MR, NR};
@@ -63,10 +62,10 @@ impl Rows<'_> {
 
     /// Rows `row0..row0 + m` of `k` weights as whole `MR`-row tiles, row-major: in place when
     /// [`Rows::in_place`] allows, else unpacked ([`unpacked_rows`]).
-    pub(super) fn tiles(&self, row0: usize, m: usize, k: usize) -> Cow<'_, [f32]> {
+    pub(super) fn tiles(&self, row0: usize, m: usize, k: usize) -> RowTiles<'_> {
         match self.in_place(row0, m.div_ceil(MR) * MR) {
-            Some(a) => Cow::Borrowed(a),
-            None => Cow::Owned(unpacked_rows(self, row0, m, k)),
+            Some(a) => RowTiles::InPlace(a),
+            None => RowTiles::Unpacked(unpacked_rows(self, row0, m, k)),
         }
     }
 
@@ -84,8 +83,8 @@ impl Rows<'_> {
 }
 
 /// Every row of `m` unpacked to i8 codes, row-major (`m.cols` apart), rows in parallel.
-pub fn codes_i8(m: &PackedMatrix) -> Vec<i8> {
-    let mut codes = vec![0i8; m.rows * m.cols];
+pub fn codes_i8(m: &PackedMatrix) -> Buf<i8> {
+    let mut codes = Buf::zeroed(m.rows * m.cols);
     let offsets = m.row_offsets();
     if m.cols > 0 {
         codes
@@ -109,8 +108,8 @@ pub fn codes_i8(m: &PackedMatrix) -> Vec<i8> {
 /// of [`gemm`] once per column task), 16% of ResNet18's f32 time on AVX-512. The executor keeps
 /// this copy once the f32 path has run (4 bytes a weight, what an f32 runtime holds anyway) and
 /// drops it when the integer path is chosen.
-pub fn unpacked_rows(w: &Rows, row0: usize, rows: usize, k: usize) -> Vec<f32> {
-    let mut data = vec![0f32; rows.div_ceil(MR) * MR * k];
+pub fn unpacked_rows(w: &Rows, row0: usize, rows: usize, k: usize) -> Buf<f32> {
+    let mut data = Buf::zeroed(rows.div_ceil(MR) * MR * k);
     if k > 0 {
         data.par_chunks_mut(k)
             .take(rows)
@@ -118,6 +117,23 @@ pub fn unpacked_rows(w: &Rows, row0: usize, rows: usize, k: usize) -> Vec<f32> {
             .for_each(|(r, row)| w.load(row0 + r, 0, row));
     }
     data
+}
+
+/// Weight rows as whole tiles ([`Rows::tiles`]): where they are, or unpacked into a buffer that
+/// starts on a cache line.
+pub(super) enum RowTiles<'a> {
+    InPlace(&'a [f32]),
+    Unpacked(Buf<f32>),
+}
+
+impl std::ops::Deref for RowTiles<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            RowTiles::InPlace(a) => a,
+            RowTiles::Unpacked(b) => b,
+        }
+    }
 }
 
 /// What happens to a row's sums: `relu(sum * scale + bias + residual)`, then `gelu` of that when
@@ -139,7 +155,7 @@ pub struct Epilogue<'a> {
 /// is `B[i][j * NR + c]`. Columns past `n` in the last panel hold anything finite or not; they
 /// only reach outputs that are discarded.
 pub struct PanelB {
-    pub data: Vec<f32>,
+    pub data: Buf<f32>,
     pub k: usize,
     pub n: usize,
 }
@@ -182,8 +198,8 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
         let in_place = w.in_place(row0 + r0, groups * MR);
         // Otherwise the block's rows, row-major; rows past `m` (filling the last tile) stay zero.
         let mut buf = match in_place {
-            Some(_) => Vec::new(),
-            None => vec![0f32; groups * MR * KC.min(k.max(1))],
+            Some(_) => Buf::new(),
+            None => Buf::zeroed(groups * MR * KC.min(k.max(1))),
         };
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::gemm::PanelB;
 use super::kernel::NR;
 
@@ -215,7 +216,7 @@ impl<'a, T: Element> Padded<'a, T> {
 /// The whole `B` of one group (`x` is `[g.c, g.h, g.w]`), panels filled in parallel.
 pub fn im2col(x: &[f32], g: &Geometry) -> PanelB {
     let (k, n) = (g.k(), g.n());
-    let mut data = vec![0f32; n.div_ceil(NR) * k * NR];
+    let mut data = Buf::zeroed(n.div_ceil(NR) * k * NR);
     if k > 0 && n > 0 {
         let src = Padded::new(x, g);
         data.par_chunks_mut(k * NR)

@@ -15,6 +15,7 @@
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
 use super::gemm::Epilogue;
@@ -72,8 +73,8 @@ pub fn quantize(x: f32, inv_scale: f32) -> i8 {
 
 /// `x` quantised with `1 / inv` ([`quantize_into`]) into a new buffer, in parallel chunks: a
 /// channel-major tensor's codes for the integer path when no epilogue wrote them.
-pub fn quantize_all(x: &[f32], inv: f32) -> Vec<i8> {
-    let mut codes = vec![0i8; x.len()];
+pub fn quantize_all(x: &[f32], inv: f32) -> Buf<i8> {
+    let mut codes = Buf::zeroed(x.len());
     codes
         .par_chunks_mut(1 << 14)
         .zip(x.par_chunks(1 << 14))
@@ -123,7 +124,7 @@ pub fn quantize_into(src: &[f32], dst: &mut [i8], inv: f32) {
 /// `j * NR..`) is `[k4 / 4][NR][4]` at `data[j * k4 * NR..]`, `k4` being `k` rounded up to 4.
 /// `data` may be longer than the panels (a recycled buffer, [`super::scratch`]).
 pub struct PanelB8 {
-    pub data: Vec<i8>,
+    pub data: Buf<i8>,
     pub k: usize,
     pub k4: usize,
     pub n: usize,
@@ -148,7 +149,7 @@ impl PanelB8 {
         assert_eq!(x.len(), k * n, "PanelB8: {} values for [{k}][{n}]", x.len());
         let k4 = k.div_ceil(KGROUP) * KGROUP;
         let inv = 1.0 / scale;
-        let mut data = vec![0i8; n.div_ceil(NR) * k4 * NR];
+        let mut data = Buf::zeroed(n.div_ceil(NR) * k4 * NR);
         data.par_chunks_mut((k4 * NR).max(1))
             .enumerate()
             .for_each(|(j, panel)| {
@@ -353,7 +354,7 @@ pub struct WeightsI8 {
     pub rows: usize,
     pub k: usize,
     pub k4: usize,
-    codes: Vec<i8>,
+    codes: Buf<i8>,
     sums: Vec<i32>,
     depth: Vec<[u8; 2]>,
     /// Per stored row, the output row it computes (a permutation within each task's rows).
@@ -412,7 +413,7 @@ impl WeightsI8 {
             }
         }
         order.extend(rows..padded);
-        let mut codes = vec![0i8; padded * k4];
+        let mut codes = Buf::zeroed(padded * k4);
         codes
             .par_chunks_mut(k4.max(1))
             .take(rows)
@@ -882,7 +883,7 @@ impl Panels<'_> {
     }
 
     /// Panel `j`: a slice of the packed ones, or gathered into `buf`.
-    fn panel<'s>(&'s self, j: usize, k4: usize, buf: &'s mut Vec<i8>) -> &'s [i8] {
+    fn panel<'s>(&'s self, j: usize, k4: usize, buf: &'s mut Buf<i8>) -> &'s [i8] {
         match *self {
             Panels::Packed(b) => &b.data[j * k4 * NR..(j + 1) * k4 * NR],
             Panels::Gather { src, geo, .. } => {
@@ -900,7 +901,7 @@ impl Panels<'_> {
 
     /// Panel `j` where it lies when it can be read so ([`InPlace::panel`]), else
     /// [`Panels::panel`].
-    fn src<'s>(&'s self, j: usize, k4: usize, buf: &'s mut Vec<i8>) -> Src<'s> {
+    fn src<'s>(&'s self, j: usize, k4: usize, buf: &'s mut Buf<i8>) -> Src<'s> {
         if let Panels::Gather {
             direct: Some(d), ..
         } = *self
@@ -1136,7 +1137,7 @@ pub(super) unsafe fn gemm_task(
     let (r0, r1) = (rows.start, rows.end);
     let (j0, j1) = (panels.start, panels.end);
     let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
-    let mut staged = Vec::new();
+    let mut staged = Buf::new();
     let to = to.unwrap_or_else(|| {
         // Stale contents are fine: the tiles write every value of the rectangle.
         staged = kept_buffer(&STAGED, (r1 - r0) * (c1 - c0));
@@ -1187,7 +1188,7 @@ pub(super) unsafe fn gemm_task(
     // SAFETY: the caller's contract: this task alone owns row `r`'s columns `c0..c1` in `to`.
     let row = |r: usize| unsafe { at(r, c0).slice(0, c1 - c0) };
     let width = c1 - c0;
-    let mut resid = Vec::new();
+    let mut resid = Buf::new();
     if let Some(r) = res8 {
         let need = (r1 - r0) * width;
         resid = kept_buffer(&RESIDUAL, need);
@@ -1239,9 +1240,9 @@ pub(super) unsafe fn gemm_task(
 /// This thread's buffer kept in `cell`, at least `len` floats long, stale contents; back with
 /// `cell.set`. Never shortened, so a later, larger task zero-fills nothing it held before.
 fn kept_buffer(
-    cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<f32>>>,
+    cell: &'static std::thread::LocalKey<std::cell::Cell<Buf<f32>>>,
     len: usize,
-) -> Vec<f32> {
+) -> Buf<f32> {
     let mut v = cell.with(|c| c.take());
     if v.len() < len {
         v.resize(len, 0.0);
@@ -1453,7 +1454,7 @@ impl<'s> BlockPanels<'s> {
         b: &'s Panels,
         (j, pair): (usize, bool),
         (k4, n): (usize, usize),
-        bufs: &'s mut [Vec<i8>; 2],
+        bufs: &'s mut [Buf<i8>; 2],
         narrow: &'s mut Vec<u8>,
     ) -> Self {
         match blocks {
@@ -1593,7 +1594,7 @@ fn panel_pair<'s>(
     b: &'s Panels,
     (j, pair): (usize, bool),
     k4: usize,
-    [buf0, buf1]: &'s mut [Vec<i8>; 2],
+    [buf0, buf1]: &'s mut [Buf<i8>; 2],
 ) -> (&'s [i8], &'s [i8]) {
     let p0 = b.src(j, k4, buf0).packed();
     let p1 = if pair {
@@ -1866,14 +1867,14 @@ thread_local! {
     /// Each thread's two buffers for gathered panels ([`Panels::Gather`]), kept between tasks:
     /// fresh ones per task were an allocation and a zero fill of up to 73 KB each (every byte is
     /// then overwritten by the gather), 1.4 MB of `memset` per ResNet18 image.
-    static PANELS: std::cell::Cell<[Vec<i8>; 2]> = const { std::cell::Cell::new([Vec::new(), Vec::new()]) };
+    static PANELS: std::cell::Cell<[Buf<i8>; 2]> = const { std::cell::Cell::new([Buf::new(), Buf::new()]) };
     /// Each thread's buffer for the floats of a task that keeps only codes ([`gemm_task`]).
-    static STAGED: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static STAGED: std::cell::Cell<Buf<f32>> = const { std::cell::Cell::new(Buf::new()) };
     /// Each thread's two buffers for the first convolution's gathered panels in
     /// [`gemm_i8_pair`].
-    static PAIR_PANELS: std::cell::Cell<[Vec<i8>; 2]> = const { std::cell::Cell::new([Vec::new(), Vec::new()]) };
+    static PAIR_PANELS: std::cell::Cell<[Buf<i8>; 2]> = const { std::cell::Cell::new([Buf::new(), Buf::new()]) };
     /// Each thread's buffer for a task's residual read from codes ([`Residual8`]).
-    static RESIDUAL: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static RESIDUAL: std::cell::Cell<Buf<f32>> = const { std::cell::Cell::new(Buf::new()) };
 }
 
 /// Rows `r0..r0 + mr` of `w` against one or two panels `ps` (the first one panel `j` of an
@@ -2180,7 +2181,7 @@ pub(crate) mod tests {
         };
         let offsets = m.row_offsets();
         let mut want = vec![0f32; rows * n];
-        let mut panels = vec![0f32; n.div_ceil(NR) * k * NR];
+        let mut panels = Buf::zeroed(n.div_ceil(NR) * k * NR);
         for j in 0..n.div_ceil(NR) {
             for i in 0..k {
                 for c in 0..NR.min(n - j * NR) {

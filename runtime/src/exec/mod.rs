@@ -5,6 +5,7 @@
 //! AVX2/FMA micro-kernel when the CPU has it); Linear is a packed GEMV; pooling, residual adds and ReLU are plain loops, most
 //! of them fused into the GEMM's epilogue (see [`plan`]). Batches run image-parallel.
 
+mod buf;
 mod busy;
 mod conv;
 mod conv_direct;
@@ -42,6 +43,7 @@ use fq_models::{Graph, Shape, ValueId};
 use rayon::prelude::*;
 
 use crate::format::{FormatError, Layer, LayerWeights, NamedTensor, PackedModel};
+pub use buf::Buf;
 use conv_i8::CodesIn;
 pub use float_conv::FloatConv;
 use gemm::{Epilogue, Rows};
@@ -92,7 +94,7 @@ struct Requant {
 
 /// A value's codes as its producer's epilogue wrote them.
 enum Codes {
-    Rows(Vec<i8>),
+    Rows(Buf<i8>),
     Quads(Quads),
 }
 
@@ -153,7 +155,7 @@ pub struct Executor {
     /// rows unpacked ([`gemm::unpacked_rows`]), made on the first f32 run that needs them and
     /// dropped when the integer path is chosen: 4 bytes a weight (what an f32 runtime holds
     /// anyway) for not unpacking them on every run.
-    f32_panels: Vec<OnceLock<Vec<f32>>>,
+    f32_panels: Vec<OnceLock<Buf<f32>>>,
     /// Per layer, a Winograd convolution's transformed weights as quarters on the AVX-512F
     /// path ([`winograd::QuarterWeights`]: half the bytes of their floats in `f32_panels`),
     /// made and dropped with `f32_panels`; `None` inside where its weights are no quarters.
@@ -162,16 +164,16 @@ pub struct Executor {
     /// AVX-512F path ([`conv_lanes::bytes_pay`]: a quarter of the bytes of their floats in
     /// `f32_panels`), made and dropped with `f32_panels`; `None` inside where its weights are
     /// no codes.
-    lane_bytes: Vec<OnceLock<Option<Vec<i8>>>>,
+    lane_bytes: Vec<OnceLock<Option<Buf<i8>>>>,
     /// Per layer, a Linear layer on one vector (the classifier head) as i8 codes, made on its
     /// first run on either path: its GEMV unpacked every row on every run, 0.27 ms of ResNet50's
     /// 9 ms integer path for its 2048 x 1000 head. One byte a weight; the same values as the
     /// unpacked rows, so the same sums.
-    vector_codes: Vec<OnceLock<Vec<i8>>>,
+    vector_codes: Vec<OnceLock<Buf<i8>>>,
     /// Per tensor, a window attention's bias table as the rows its scores add
     /// ([`tokens::window_bias_rows`]), made on its first run (`None` inside for a table of no
     /// window).
-    window_bias_rows: Vec<OnceLock<Option<Vec<f32>>>>,
+    window_bias_rows: Vec<OnceLock<Option<Buf<f32>>>>,
     /// Calibrations under way: their f32 runs make no `f32_panels` (a calibration
     /// is a few images before the integer path, which drops them: keeping them only raised the
     /// peak memory, 32 to 64 MiB for ResNet18).
@@ -342,7 +344,7 @@ impl Executor {
             .lane_bytes
             .iter()
             .filter_map(|b| b.get()?.as_ref())
-            .map(Vec::len)
+            .map(|b| b.len())
             .sum();
         floats + quarters + bytes
     }
@@ -985,7 +987,7 @@ impl Executor {
         mut observe: impl FnMut(usize, &[f32]),
     ) -> Result<Vec<f32>, ExecError> {
         self.check(image.len(), 1)?;
-        let mut values: Vec<Option<Vec<f32>>> = vec![None; self.shapes.len()];
+        let mut values: Vec<Option<Buf<f32>>> = vec![None; self.shapes.len()];
         // The image in a recycled buffer (a fresh copy was page faults at every run).
         let mut input = scratch::F32.take(image.len(), true);
         input.copy_from_slice(image);
@@ -1009,7 +1011,7 @@ impl Executor {
                     let r = requant[o].expect("a pair's output has codes");
                     codes[o] =
                         Some(self.conv_pair_int8((step, next), (&values, &codes), r, activations));
-                    values[o] = Some(Vec::new());
+                    values[o] = Some(Buf::new());
                 }
                 observe(s, &[]);
                 self.release(s, step, &mut values, &mut codes);
@@ -1068,7 +1070,7 @@ impl Executor {
                         // Floats nobody reads: back to the pool of buffers.
                         scratch::F32.give(out.take().unwrap_or_default());
                     }
-                    out.or(Some(Vec::new()))
+                    out.or(Some(Buf::new()))
                 }
                 _ => self.step(step, &values, activations),
             };
@@ -1101,7 +1103,7 @@ impl Executor {
                 }
             };
             debug_assert_eq!(
-                values[output].as_ref().map(Vec::len),
+                values[output].as_deref().map(<[f32]>::len),
                 Some(self.shapes[output].numel())
                     .filter(|_| floats_read[output])
                     .or(Some(0))
@@ -1111,7 +1113,8 @@ impl Executor {
         }
         Ok(values[self.output]
             .take()
-            .expect("the plan computes the output"))
+            .expect("the plan computes the output")
+            .into_vec())
     }
 
     /// After step `s`: the buffers of its inputs that no later step reads go back to the
@@ -1120,7 +1123,7 @@ impl Executor {
         &self,
         s: usize,
         step: &Step,
-        values: &mut [Option<Vec<f32>>],
+        values: &mut [Option<Buf<f32>>],
         codes: &mut [Option<Codes>],
     ) {
         for v in step.inputs() {
@@ -1193,7 +1196,7 @@ impl Executor {
     fn conv_pair_int8<'s>(
         &'s self,
         (first, second): (&'s Step, &'s Step),
-        (values, codes): (&'s [Option<Vec<f32>>], &'s [Option<Codes>]),
+        (values, codes): (&'s [Option<Buf<f32>>], &'s [Option<Codes>]),
         requant: Requant,
         activations: Activations,
     ) -> Codes {
@@ -1248,7 +1251,7 @@ impl Executor {
     fn int8_conv_parts<'a>(
         &'a self,
         step: &Step,
-        values: &'a [Option<Vec<f32>>],
+        values: &'a [Option<Buf<f32>>],
         activations: Activations,
     ) -> (&'a WeightsI8, Epilogue<'a>) {
         let Step::Conv {
@@ -1308,8 +1311,8 @@ impl Executor {
         step: &Step,
         geo: &im2col::Geometry,
         pool: &Step,
-        values: &[Option<Vec<f32>>],
-    ) -> Vec<f32> {
+        values: &[Option<Buf<f32>>],
+    ) -> Buf<f32> {
         let Step::Conv {
             layer,
             input,
@@ -1364,10 +1367,10 @@ impl Executor {
     fn conv_pool_int8(
         &self,
         (step, pool): (&Step, &Step),
-        (values, codes): (&[Option<Vec<f32>>], &[Option<Codes>]),
+        (values, codes): (&[Option<Buf<f32>>], &[Option<Codes>]),
         (requant, floats): (Option<Requant>, bool),
         activations: Activations,
-    ) -> (Vec<f32>, Option<Codes>) {
+    ) -> (Buf<f32>, Option<Codes>) {
         let Step::Conv {
             layer,
             conv,
@@ -1402,7 +1405,7 @@ impl Executor {
         let mut out = if floats || q.is_none() {
             scratch::F32.take(co * ph * pw, true)
         } else {
-            Vec::new()
+            Buf::new()
         };
         conv_i8::conv2d_pool_i8(
             conv_i8::InputI8 {
@@ -1460,11 +1463,11 @@ impl Executor {
     fn conv_int8(
         &self,
         step: &Step,
-        (values, codes): (&[Option<Vec<f32>>], &[Option<Codes>]),
+        (values, codes): (&[Option<Buf<f32>>], &[Option<Codes>]),
         (requant, floats): (Option<Requant>, bool),
         res_scale: Option<f32>,
         activations: Activations,
-    ) -> (Vec<f32>, Option<Codes>) {
+    ) -> (Buf<f32>, Option<Codes>) {
         let Step::Conv {
             layer,
             conv,
@@ -1498,7 +1501,7 @@ impl Executor {
         let mut out = if floats || requant.is_none() {
             scratch::F32.take(co * ho * wo, true)
         } else {
-            Vec::new()
+            Buf::new()
         };
         let mut q = requant.map(|r| match r.quads_pad {
             Some(pad) => Codes::Quads(Quads::recycled(QuadShape {
@@ -1507,7 +1510,7 @@ impl Executor {
                 w: wo,
                 pad,
             })),
-            None => Codes::Rows(vec![0i8; co * ho * wo]),
+            None => Codes::Rows(Buf::zeroed(co * ho * wo)),
         });
         let input = conv_i8::InputI8 {
             x: get(*input),
@@ -1538,9 +1541,9 @@ impl Executor {
     fn step(
         &self,
         step: &Step,
-        values: &[Option<Vec<f32>>],
+        values: &[Option<Buf<f32>>],
         activations: Activations,
-    ) -> Option<Vec<f32>> {
+    ) -> Option<Buf<f32>> {
         let get = |v: ValueId| values[v].as_deref().expect("computed before use");
         match step {
             Step::Conv {
@@ -1684,7 +1687,7 @@ impl Executor {
                         epi,
                     ));
                 }
-                let mut out = vec![0f32; self.shapes[*output].numel()];
+                let mut out = Buf::zeroed(self.shapes[*output].numel());
                 let rows = match &l.layer.weights {
                     LayerWeights::Packed(m) => Rows::I8 {
                         data: self.vector_codes[*layer].get_or_init(|| gemm::codes_i8(m)),
@@ -1724,7 +1727,7 @@ impl Executor {
             ),
             Step::TakeToken { index, input, .. } => {
                 let (_, d) = self.seq(*input);
-                Some(get(*input)[index * d..(index + 1) * d].to_vec())
+                Some(Buf::from_slice(&get(*input)[index * d..(index + 1) * d]))
             }
             Step::WindowPartition {
                 height,
@@ -1807,7 +1810,7 @@ impl Executor {
                 };
                 Some(pool::global_avg_pool(get(*input), c, h * w))
             }
-            Step::Relu { input, .. } => Some(pool::relu(get(*input).to_vec())),
+            Step::Relu { input, .. } => Some(pool::relu(Buf::from_slice(get(*input)))),
             Step::Add { .. } | Step::Gelu { .. } => None,
         }
     }

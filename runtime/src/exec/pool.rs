@@ -2,6 +2,8 @@
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
+
 /// Max pooling of `[c, h, w]` into `out` (`[c, ho, wo]`, every value written) with PyTorch's
 /// semantics (padding never wins: it is -inf).
 ///
@@ -380,9 +382,9 @@ pub(super) unsafe fn pool_codes_3x3s2_avx512(
 }
 
 /// Mean of each channel plane: `[c, hw] -> [c]`.
-pub fn global_avg_pool(x: &[f32], c: usize, hw: usize) -> Vec<f32> {
+pub fn global_avg_pool(x: &[f32], c: usize, hw: usize) -> Buf<f32> {
     if hw == 0 {
-        return vec![0.0; c];
+        return Buf::zeroed(c);
     }
     x.chunks_exact(hw)
         .take(c)
@@ -391,7 +393,7 @@ pub fn global_avg_pool(x: &[f32], c: usize, hw: usize) -> Vec<f32> {
 }
 
 /// `a + b`, optionally followed by ReLU, reusing `a`'s buffer.
-pub fn add(mut a: Vec<f32>, b: &[f32], relu: bool) -> Vec<f32> {
+pub fn add(mut a: Buf<f32>, b: &[f32], relu: bool) -> Buf<f32> {
     a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
     if relu {
         a.iter_mut().for_each(|v| *v = v.max(0.0));
@@ -399,7 +401,7 @@ pub fn add(mut a: Vec<f32>, b: &[f32], relu: bool) -> Vec<f32> {
     a
 }
 
-pub fn relu(mut x: Vec<f32>) -> Vec<f32> {
+pub fn relu(mut x: Buf<f32>) -> Buf<f32> {
     x.iter_mut().for_each(|v| *v = v.max(0.0));
     x
 }

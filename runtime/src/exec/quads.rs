@@ -18,6 +18,7 @@
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::im2col::Geometry;
 use super::int8_gemm::{quantize, PanelB8};
 use super::kernel::int8::{KGROUP, NR};
@@ -150,7 +151,7 @@ impl InPlace<'_> {
 /// A tensor's i8 codes in quads (see the module doc).
 pub struct Quads {
     pub shape: QuadShape,
-    pub data: Vec<i8>,
+    pub data: Buf<i8>,
 }
 
 impl Drop for Quads {
@@ -164,7 +165,7 @@ impl Quads {
     pub fn zeroed(shape: QuadShape) -> Self {
         Self {
             shape,
-            data: vec![0; shape.len()],
+            data: Buf::zeroed(shape.len()),
         }
     }
 
@@ -1093,7 +1094,7 @@ mod tests {
                     }
                 }
             }
-            assert_eq!(q.data, want, "pad {pad}");
+            assert_eq!(&q.data[..], &want[..], "pad {pad}");
         }
     }
 
@@ -1204,7 +1205,7 @@ mod tests {
             for (plane, rows) in want.data.chunks_mut(shape.plane()).zip(x.chunks(Q * h * w)) {
                 store_quad(plane, &shape, rows, 1.0);
             }
-            super::super::scratch::I8.give_everywhere(|| vec![0x55; shape.len()]);
+            super::super::scratch::I8.give_everywhere(|| Buf::filled(shape.len(), 0x55));
             let got = Quads::quantize(&x, shape, 1.0);
             assert_eq!(got.data, want.data, "{shape:?}");
         }

@@ -21,69 +21,33 @@
 
 use std::sync::{Mutex, PoisonError};
 
+use super::buf::{Buf, Plain};
+
 /// Buffers kept at most, per element type.
 const KEEP: usize = 6;
 
-/// Buffers lent shorter than their capacity that a pool remembers at most (those never given
-/// back, such as a network's output, are forgotten oldest first).
-const LENT: usize = 64;
-
 /// A pool of buffers of one element type.
-pub struct Spare<T>([Mutex<Kept<T>>; SLOTS]);
+pub struct Spare<T: Plain>([Mutex<Vec<Buf<T>>>; SLOTS]);
 
 /// Sets of buffers per pool: one for the threads outside rayon's pool, one per thread of it
 /// (threads past the 16th share them, modulo).
 const SLOTS: usize = 17;
-
-/// What a pool holds: its buffers, each as long as its capacity (every element written), and
-/// the buffers it lent shorter than their capacity ([`Lent`]).
-struct Kept<T> {
-    buffers: Vec<Vec<T>>,
-    lent: Vec<Lent>,
-}
-
-/// A buffer lent shorter than its capacity: its address, capacity and length. The elements
-/// past its length are still those it held in the pool, so when the same buffer comes back
-/// (same address, capacity and length) it is lengthened over them without writing them.
-#[derive(Clone, Copy, PartialEq)]
-struct Lent {
-    at: usize,
-    capacity: usize,
-    len: usize,
-}
-
-impl Lent {
-    fn of<T>(v: &Vec<T>) -> Self {
-        Lent {
-            at: v.as_ptr() as usize,
-            capacity: v.capacity(),
-            len: v.len(),
-        }
-    }
-}
 
 /// Panels of i8 codes.
 pub static I8: Spare<i8> = Spare::new();
 /// f32 activations.
 pub static F32: Spare<f32> = Spare::new();
 
-impl<T: Copy + Default> Spare<T> {
+impl<T: Plain> Spare<T> {
     pub const fn new() -> Self {
-        Spare(
-            [const {
-                Mutex::new(Kept {
-                    buffers: Vec::new(),
-                    lent: Vec::new(),
-                })
-            }; SLOTS],
-        )
+        Spare([const { Mutex::new(Vec::new()) }; SLOTS])
     }
 
     /// Gives a buffer made by `make` to the calling thread's set and to every thread's of the
     /// current rayon pool: a test's stale buffer (NaNs, odd codes) reaches whichever thread
     /// takes one, the caller or a task.
     #[cfg(test)]
-    pub fn give_everywhere(&self, make: impl Fn() -> Vec<T> + Sync)
+    pub fn give_everywhere(&self, make: impl Fn() -> Buf<T> + Sync)
     where
         T: Send,
     {
@@ -92,7 +56,7 @@ impl<T: Copy + Default> Spare<T> {
     }
 
     /// The calling thread's set of buffers.
-    fn slot(&self) -> &Mutex<Kept<T>> {
+    fn slot(&self) -> &Mutex<Vec<Buf<T>>> {
         let i = rayon::current_thread_index().map_or(0, |i| 1 + i % (SLOTS - 1));
         &self.0[i]
     }
@@ -109,64 +73,38 @@ impl<T: Copy + Default> Spare<T> {
     /// was dropped, so the pool ran dry and the largest activations were allocated (and
     /// faulted in, page by page) again on every image: on TinyViT-5M's f32 path 2000 page
     /// faults per image, 17–19 ms images in most processes against 12.7 ms in the others.
-    pub fn take(&self, len: usize, exact: bool) -> Vec<T> {
+    pub fn take(&self, len: usize, exact: bool) -> Buf<T> {
         if len == 0 {
             // Nothing to hold: a kept buffer taken for it came back empty and was dropped.
-            return Vec::new();
+            return Buf::new();
         }
-        let mut kept = self.slot().lock().unwrap_or_else(PoisonError::into_inner);
-        let spare = &mut kept.buffers;
+        let mut spare = self.slot().lock().unwrap_or_else(PoisonError::into_inner);
         let fits = (0..spare.len())
             .filter(|&i| spare[i].capacity() >= len)
             .min_by_key(|&i| spare[i].capacity());
         let pick = fits.or_else(|| (0..spare.len()).max_by_key(|&i| spare[i].capacity()));
         let mut v = pick.map(|i| spare.swap_remove(i)).unwrap_or_default();
+        drop(spare);
         debug_assert_eq!(v.len(), v.capacity(), "kept buffers are whole");
         if v.len() < len {
-            drop(kept);
-            // Grown to `len` exactly: the whole capacity written, as kept buffers are.
-            v.reserve_exact(len - v.len());
-            v.resize(len, T::default());
-            return v;
+            // Grown past its capacity: a new allocation, zeroed (the old one is dropped).
+            return Buf::zeroed(len);
         }
-        if exact && len < v.len() {
+        if exact {
             v.truncate(len);
-            if kept.lent.len() == LENT {
-                kept.lent.remove(0);
-            }
-            kept.lent.push(Lent::of(&v));
         }
         v
     }
 
     /// Returns a buffer for a later [`Spare::take`] on the same thread (the one of the smallest
-    /// capacity gives way when full), made as long as its capacity: over the elements it held
-    /// before, when it is a buffer this pool lent shorter and it comes back as it was lent (on
-    /// the thread it was lent on); else with zeros.
-    ///
-    /// The pool's callers are this crate's steps, which write values into their buffers, never
-    /// uninitialized memory (no `MaybeUninit::uninit()` through `spare_capacity_mut`).
-    pub fn give(&self, mut v: Vec<T>) {
+    /// capacity gives way when full), lengthened to its capacity over the elements it held
+    /// there (a [`Buf`]'s lines are all initialised).
+    pub fn give(&self, mut v: Buf<T>) {
         if v.capacity() == 0 {
             return;
         }
-        let mut kept = self.slot().lock().unwrap_or_else(PoisonError::into_inner);
-        if v.len() < v.capacity() {
-            let key = Lent::of(&v);
-            match kept.lent.iter().rposition(|&l| l == key) {
-                Some(i) => {
-                    kept.lent.remove(i);
-                    // SAFETY: this pool lent a buffer of this address, capacity and length,
-                    // shortened from its capacity with every element written; it comes back
-                    // with the same allocation and length, and shortening a `Vec` of `Copy`
-                    // values leaves the elements past its length as they were (the crate's
-                    // steps write no uninitialized memory there). `T` is `f32` or `i8`.
-                    unsafe { v.set_len(v.capacity()) };
-                }
-                None => v.resize(v.capacity(), T::default()),
-            }
-        }
-        let spare = &mut kept.buffers;
+        v.whole();
+        let mut spare = self.slot().lock().unwrap_or_else(PoisonError::into_inner);
         if spare.len() < KEEP {
             spare.push(v);
         } else if let Some(i) = (0..spare.len()).min_by_key(|&i| spare[i].capacity()) {
@@ -193,7 +131,7 @@ mod tests {
             .expect("a pool");
         threads.broadcast(|ctx| {
             if ctx.index() == 0 {
-                pool.give(vec![1; 1000]);
+                pool.give(Buf::filled(1000, 1));
             }
         });
         let got = threads.broadcast(|_| pool.take(10, true).capacity());
@@ -203,6 +141,8 @@ mod tests {
 
     #[test]
     fn a_buffer_is_long_enough_and_comes_back() {
+        let pool: Spare<f32> = Spare::new();
+        assert_eq!(pool.take(3000, true).as_ptr() as usize % 64, 0, "on a line");
         let pool: Spare<i8> = Spare::new();
         let v = pool.take(1000, false);
         assert!(v.len() >= 1000);
@@ -220,26 +160,25 @@ mod tests {
     #[test]
     fn empty_requests_and_short_takes_keep_the_memory() {
         let pool: Spare<f32> = Spare::new();
-        pool.give(vec![0.0; 5000]);
+        pool.give(Buf::zeroed(5000));
         let none = pool.take(0, true);
         assert_eq!(none.capacity(), 0);
         pool.give(none);
         let short = pool.take(10, true);
         assert!(short.capacity() >= 5000, "the kept buffer");
         pool.give(short);
-        pool.give(vec![0.0; 100]);
+        pool.give(Buf::zeroed(100));
         let big = pool.take(4000, true);
         assert_eq!(big.len(), 4000);
         assert!(big.capacity() >= 5000, "chosen by capacity, not grown");
     }
 
     /// A buffer lent short comes back whole: taken longer again, it holds what it held (no
-    /// zeros written over it); a buffer the pool did not lend, shorter than its capacity, is
-    /// made whole with zeros.
+    /// zeros written over it).
     #[test]
     fn a_buffer_lent_short_comes_back_whole() {
         let pool: Spare<f32> = Spare::new();
-        pool.give(vec![7.0; 64]);
+        pool.give(Buf::filled(64, 7.0));
         let mut short = pool.take(8, true);
         assert_eq!(short.len(), 8);
         short.fill(1.0);
@@ -248,15 +187,5 @@ mod tests {
         assert_eq!(long.len(), 64);
         assert_eq!(&long[..8], &[1.0; 8]);
         assert_eq!(&long[8..], &[7.0; 56], "lengthened over what it held");
-        drop(long);
-        let mut foreign = Vec::with_capacity(32);
-        foreign.extend_from_slice(&[3.0f32; 4]);
-        pool.give(foreign);
-        let whole = pool.take(32, true);
-        assert_eq!(&whole[..4], &[3.0; 4]);
-        assert!(
-            whole[4..].iter().all(|&v| v == 0.0),
-            "lengthened with zeros"
-        );
     }
 }

@@ -13,6 +13,7 @@
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::conv_direct::{sums, TapInput, Tiles};
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
@@ -344,10 +345,10 @@ fn conv_rows(
 thread_local! {
     /// Each pool thread's band buffer, kept between images (a few hundred KB; a fresh one was
     /// page faults, and taking the executor's activation buffers for it left those short).
-    static BAND: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static BAND: std::cell::RefCell<Buf<f32>> = const { std::cell::RefCell::new(Buf::new()) };
     /// Each pool thread's pooled rows of a band whose floats are not kept ([`conv_pool_i8`]).
-    static POOLED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static POOLED: std::cell::RefCell<Buf<f32>> = const { std::cell::RefCell::new(Buf::new()) };
     /// Each pool thread's band of convolution codes ([`conv_pool_codes`]).
     #[cfg(target_arch = "x86_64")]
-    static BAND_CODES: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static BAND_CODES: std::cell::RefCell<Buf<i8>> = const { std::cell::RefCell::new(Buf::new()) };
 }

@@ -19,6 +19,7 @@
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::im2col::Geometry;
 use super::int8_gemm::quantize_into;
 use super::kernel::int8::{KGROUP, NR};
@@ -63,7 +64,7 @@ pub struct TapRows {
     c: usize,
     hp: usize,
     wp: usize,
-    data: Vec<i8>,
+    data: Buf<i8>,
 }
 
 impl Drop for TapRows {

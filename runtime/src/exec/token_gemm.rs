@@ -9,13 +9,14 @@
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::gemm::{add_or_set, Epilogue, Rows, KC};
 use super::kernel::{pairs_pay, tile, tile_block, tile_pair, tile_pair_to, MR, NR};
 
 /// `out[t][o] = relu(W[o] . x[t] * scale[o] + bias[o] + residual[o][t])` (then `gelu` of it when
 /// `epi.gelu`) for `l` tokens of `k` features; `residual` (if any) is indexed `[rows, l]` as in
 /// [`super::gemm::gemm`]'s layout.
-pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) -> Vec<f32> {
+pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) -> Buf<f32> {
     let k = x.len() / l.max(1);
     linear_tokens_panels(&weight_panels(w, rows, k), rows, x, l, epi)
 }
@@ -24,9 +25,9 @@ pub fn linear_tokens(w: &Rows, rows: usize, x: &[f32], l: usize, epi: Epilogue) 
 /// `wp[(j * k + i) * NR + c] = W[j * NR + c][i]`, rows past `rows` zero. The executor keeps them
 /// per layer on the f32 path (unpacking and transposing them on every call was a tenth of
 /// DeiT-Tiny's f32 time).
-pub fn weight_panels(w: &Rows, rows: usize, k: usize) -> Vec<f32> {
+pub fn weight_panels(w: &Rows, rows: usize, k: usize) -> Buf<f32> {
     let panels = rows.div_ceil(NR);
-    let mut wp = vec![0f32; panels * k * NR];
+    let mut wp = Buf::zeroed(panels * k * NR);
     if k > 0 {
         wp.par_chunks_mut(k * NR)
             .enumerate()
@@ -50,11 +51,11 @@ pub fn linear_tokens_panels(
     x: &[f32],
     l: usize,
     epi: Epilogue,
-) -> Vec<f32> {
+) -> Buf<f32> {
     let k = x.len() / l.max(1);
     if l == 0 || rows == 0 || k == 0 {
         // No sums to write (`k == 0`: each output is its epilogue of 0).
-        let mut out = vec![0f32; l * rows];
+        let mut out = Buf::zeroed(l * rows);
         for (t, row) in out.chunks_exact_mut(rows.max(1)).enumerate() {
             finish_columns(row, &epi, t, l);
         }
@@ -66,7 +67,7 @@ pub fn linear_tokens_panels(
     assert_eq!(wp.len(), panels * k * NR, "linear_tokens: weight panels");
     // The last `l % MR` tokens, zero-padded to a full tile of rows.
     let full = l / MR * MR;
-    let mut tail = vec![0f32; MR * k];
+    let mut tail = Buf::zeroed(MR * k);
     tail[..(l - full) * k].copy_from_slice(&x[full * k..]);
     let mt = block_tokens(l);
     out.par_chunks_mut(mt * rows)

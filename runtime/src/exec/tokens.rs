@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::disjoint::Shared;
 use super::gemm::Epilogue;
 use super::kernel::{pairs_pay, tile, tile_pair, MR, NR};
@@ -22,7 +23,7 @@ pub fn linear_tokens_i8(
     l: usize,
     scale: Option<f32>,
     epi: Epilogue,
-) -> Vec<f32> {
+) -> Buf<f32> {
     use super::int8_gemm::{dynamic_scale, gemm_i8, PanelB8};
     let k = x.len() / l.max(1);
     let scale = scale.unwrap_or_else(|| dynamic_scale(x));
@@ -42,7 +43,7 @@ pub fn linear_tokens_i8(
 /// Why: element by element, the loop strode a whole row of `out` per element (several percent
 /// of DeiT's run time); through a 16x16 tile on the stack it still cost 2.5% of TinyViT-5M's
 /// integer path (perf), as two scalar operations per element and a `memmove` per ragged row.
-pub fn transpose(x: &[f32], r: usize, c: usize) -> Vec<f32> {
+pub fn transpose(x: &[f32], r: usize, c: usize) -> Buf<f32> {
     const B: usize = 16;
     assert_eq!(x.len(), r * c, "transpose: {r} x {c}");
     // Recycled: every value is written below.
@@ -65,9 +66,9 @@ pub fn transpose(x: &[f32], r: usize, c: usize) -> Vec<f32> {
 /// Layer norm of each `d`-feature row (biased variance), in f32 as PyTorch does: two passes over
 /// the row with eight partial sums each, so the compiler vectorises them (the f64 version this
 /// replaces could not be).
-pub fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], eps: f64) -> Vec<f32> {
+pub fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], eps: f64) -> Buf<f32> {
     if d == 0 {
-        return vec![0f32; x.len()];
+        return Buf::zeroed(x.len());
     }
     // Recycled: every row is written below.
     let mut out = super::scratch::F32.take(x.len(), true);
@@ -105,7 +106,7 @@ fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 /// PyTorch's exact GELU, `x * Phi(x) = x/2 * erfc(-x/sqrt(2))`, with the `erfcc` fit (the same as
 /// `shaders/gelu.wgsl`), vectorised by hand in [`vmath`]: a libm `erf` per element dominated
 /// TinyViT's CPU time.
-pub fn gelu(mut x: Vec<f32>) -> Vec<f32> {
+pub fn gelu(mut x: Buf<f32>) -> Buf<f32> {
     x.par_chunks_mut(4096).for_each(vmath::gelu);
     x
 }
@@ -113,15 +114,16 @@ pub fn gelu(mut x: Vec<f32>) -> Vec<f32> {
 pub use vmath::erfc;
 
 /// `[L, D]` plus the class token `[D]` in front.
-pub fn class_token(x: &[f32], token: &[f32]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(x.len() + token.len());
-    out.extend_from_slice(token);
-    out.extend_from_slice(x);
+pub fn class_token(x: &[f32], token: &[f32]) -> Buf<f32> {
+    let mut out = Buf::zeroed(x.len() + token.len());
+    let (front, rest) = out.split_at_mut(token.len());
+    front.copy_from_slice(token);
+    rest.copy_from_slice(x);
     out
 }
 
 /// `[H*W, C]` grid tokens to windows of `ws x ws` (zero-padded), window by window.
-pub fn window_partition(x: &[f32], h: usize, w: usize, c: usize, ws: usize) -> Vec<f32> {
+pub fn window_partition(x: &[f32], h: usize, w: usize, c: usize, ws: usize) -> Buf<f32> {
     let (nh, nw) = (windows(h, ws), windows(w, ws));
     // Recycled (stale contents): every token is written below, the padding's with zeros.
     let mut out = super::scratch::F32.take(nh * nw * ws * ws * c, true);
@@ -145,7 +147,7 @@ pub fn window_partition(x: &[f32], h: usize, w: usize, c: usize, ws: usize) -> V
 }
 
 /// The inverse of [`window_partition`], dropping the padding.
-pub fn window_reverse(x: &[f32], h: usize, w: usize, c: usize, ws: usize) -> Vec<f32> {
+pub fn window_reverse(x: &[f32], h: usize, w: usize, c: usize, ws: usize) -> Buf<f32> {
     let nw = windows(w, ws);
     // Recycled (stale contents): every grid pixel lies in one window, so every token is
     // copied below.
@@ -193,7 +195,7 @@ fn qkv_col(a: &Attention, part: usize, head: usize, i: usize) -> usize {
 /// DeiT-Tiny's 3 heads made 3 tasks for 2 threads, one thread doing two while the other idled,
 /// a third of its attention time. The keys and values of a split pair are packed once, before
 /// its blocks ([`pack_kv`]).
-pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -> Vec<f32> {
+pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -> Buf<f32> {
     let f = a.qkv_features();
     let g = a.group.unwrap_or(l);
     let (kd, vd) = (a.key_dim, a.val_dim);
@@ -205,7 +207,7 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
         super::scratch::F32.take(l * width, true)
     } else {
         // Zeros where no task writes: no sums at all, or the tokens past the last group.
-        vec![0f32; l * width]
+        Buf::zeroed(l * width)
     };
     if g == 0 || vd == 0 {
         return out;
@@ -215,7 +217,7 @@ pub fn attention(qkv: &[f32], l: usize, a: &Attention, biases: Option<&[f32]>) -
     // unsplit pairs pack them in their one task. The padding keys' values stay zero.
     let (gn, vp) = (g.div_ceil(NR) * NR, vd.div_ceil(NR) * NR);
     let kv_len = gn * (kd + vp);
-    let mut kv = vec![0f32; if blocks > 1 { pairs * kv_len } else { 0 }];
+    let mut kv = Buf::zeroed(if blocks > 1 { pairs * kv_len } else { 0 });
     kv.par_chunks_mut(kv_len.max(1))
         .enumerate()
         .for_each(|(pair, buf)| {
@@ -289,15 +291,15 @@ fn query_blocks(pairs: usize, g: usize, threads: usize) -> (usize, usize) {
 /// columns to a multiple of `NR` (the padding stays zero), so every tile is a full one.
 struct AttnScratch {
     /// The block's queries, `[gm, kd]` row-major.
-    q: Vec<f32>,
+    q: Buf<f32>,
     /// Kᵀ in panels (`pack_kv`), when the task packs them itself.
-    kt: Vec<f32>,
+    kt: Buf<f32>,
     /// Scores, then probabilities: `[gm, gn]` row-major.
-    s: Vec<f32>,
+    s: Buf<f32>,
     /// V in panels (`pack_kv`), likewise.
-    v: Vec<f32>,
+    v: Buf<f32>,
     /// `1 / sum` of each probability row.
-    inv: Vec<f32>,
+    inv: Buf<f32>,
     /// Query rows (a multiple of `MR`), key tokens padded to `NR`.
     gm: usize,
     gn: usize,
@@ -310,11 +312,11 @@ impl AttnScratch {
         let (gm, gn) = (rq, g.div_ceil(NR) * NR);
         let kv = usize::from(kv);
         Self {
-            q: vec![0f32; gm * kd],
-            kt: vec![0f32; kv * gn * kd],
-            s: vec![0f32; gm * gn],
-            v: vec![0f32; kv * gn * vd.div_ceil(NR) * NR],
-            inv: vec![0f32; gm],
+            q: Buf::zeroed(gm * kd),
+            kt: Buf::zeroed(kv * gn * kd),
+            s: Buf::zeroed(gm * gn),
+            v: Buf::zeroed(kv * gn * vd.div_ceil(NR) * NR),
+            inv: Buf::zeroed(gm),
             gm,
             gn,
         }
@@ -437,14 +439,14 @@ fn attention_head<'o>(
 ///
 /// # Panics
 /// If the table does not hold `heads * ws * ws` floats.
-pub fn window_bias_rows(table: &[f32], a: &Attention, g: usize) -> Option<Vec<f32>> {
+pub fn window_bias_rows(table: &[f32], a: &Attention, g: usize) -> Option<Buf<f32>> {
     let ws = a.bias_window?;
     assert_eq!(
         table.len(),
         a.heads * ws * ws,
         "window_bias_rows: table size"
     );
-    let mut rows = vec![0f32; a.heads * g * g];
+    let mut rows = Buf::zeroed(a.heads * g * g);
     for (hq, row) in rows.chunks_exact_mut(g.max(1)).enumerate() {
         let (head, qi) = (hq / g, hq % g);
         let t = &table[head * ws * ws..][..ws * ws];
@@ -601,7 +603,7 @@ mod tests {
                     .collect()
             });
             // From a stale buffer (recycled outputs): every output is written.
-            crate::exec::scratch::F32.give_everywhere(|| vec![f32::NAN; 1 << 16]);
+            crate::exec::scratch::F32.give_everywhere(|| Buf::filled(1 << 16, f32::NAN));
             let g = a.group.unwrap_or(l);
             let rows = table.as_deref().and_then(|t| window_bias_rows(t, &a, g));
             let got = attention(&qkv, l, &a, rows.as_deref());
@@ -622,14 +624,18 @@ mod tests {
     fn windows_and_back_give_the_tokens() {
         for (h, w, c, ws) in [(14, 14, 3, 7), (9, 10, 2, 4), (5, 5, 1, 5)] {
             let x: Vec<f32> = (0..h * w * c).map(|i| i as f32 + 1.0).collect();
-            crate::exec::scratch::F32.give_everywhere(|| vec![f32::NAN; 1 << 12]);
+            crate::exec::scratch::F32.give_everywhere(|| Buf::filled(1 << 12, f32::NAN));
             let win = window_partition(&x, h, w, c, ws);
             let (nh, nw) = (windows(h, ws), windows(w, ws));
             assert_eq!(win.len(), nh * nw * ws * ws * c);
             let real = win.iter().filter(|&&v| v != 0.0).count();
             assert_eq!(real, h * w * c, "{h}x{w}: the tokens, and zeros past them");
-            crate::exec::scratch::F32.give_everywhere(|| vec![f32::NAN; 1 << 12]);
-            assert_eq!(window_reverse(&win, h, w, c, ws), x, "{h}x{w} by {ws}");
+            crate::exec::scratch::F32.give_everywhere(|| Buf::filled(1 << 12, f32::NAN));
+            assert_eq!(
+                &window_reverse(&win, h, w, c, ws)[..],
+                &x[..],
+                "{h}x{w} by {ws}"
+            );
         }
     }
 

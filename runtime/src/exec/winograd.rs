@@ -21,6 +21,7 @@
 
 use rayon::prelude::*;
 
+use super::buf::Buf;
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
 use super::gemm::Epilogue;
@@ -38,7 +39,7 @@ static POINTS: Spare<f32> = Spare::new();
 
 thread_local! {
     /// Each thread's block of `M` ([`conv_winograd`]'s tasks), kept between tasks.
-    static PRODUCTS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static PRODUCTS: std::cell::Cell<Buf<f32>> = const { std::cell::Cell::new(Buf::new()) };
 }
 
 /// Points of the transform domain (4x4).
@@ -149,10 +150,10 @@ fn quarters(u: &[f32]) -> Option<Vec<i16>> {
 /// (the unpacked rows of the layer; the epilogue's scale applies after, as on every path):
 /// `u[((ξ * panels + q) * c + i) * NR + l] = (G g Gᵀ)_ξ` of filter `q * NR + l`, channel `i`,
 /// zero past `m`: for each point, the panels the micro-kernel reads (`[c][NR]` each), in pairs.
-pub fn transform_weights(w: &[f32], m: usize, c: usize) -> Vec<f32> {
+pub fn transform_weights(w: &[f32], m: usize, c: usize) -> Buf<f32> {
     assert_eq!(w.len(), m * c * 9, "winograd: weights of {m} x {c} x 3 x 3");
     let panels = padded(m) / NR;
-    let mut u = vec![0f32; XI * panels * c * NR];
+    let mut u = Buf::zeroed(XI * panels * c * NR);
     let base = Shared(u.as_mut_ptr());
     (0..m).into_par_iter().for_each(|o| {
         let (q, l) = (o / NR, o % NR);
@@ -192,7 +193,7 @@ fn filter_transform(g: &[f32; 9]) -> [f32; XI] {
 /// input's borders. Each task makes those of its tile rows (two of the four are the previous
 /// tile row's too): a copy of the whole input first was one more pass and one more parallel
 /// loop per layer.
-fn tile_rows(x: &[f32], g: &Geometry, ty: usize, wp: usize, buf: &mut Vec<f32>) {
+fn tile_rows(x: &[f32], g: &Geometry, ty: usize, wp: usize, buf: &mut Buf<f32>) {
     let (c, p) = (g.c, g.padding);
     buf.resize(4 * wp * c, 0.0);
     for (u, row) in buf[..4 * wp * c].chunks_exact_mut(wp * c).enumerate() {
@@ -209,7 +210,7 @@ fn tile_rows(x: &[f32], g: &Geometry, ty: usize, wp: usize, buf: &mut Vec<f32>) 
 
 thread_local! {
     /// Each thread's buffer of [`tile_rows`], kept between layers.
-    static TILE_ROWS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static TILE_ROWS: std::cell::Cell<Buf<f32>> = const { std::cell::Cell::new(Buf::new()) };
 }
 
 /// `dst[x * c + i] = src[i * pitch + x]` for `x < w`, `i < c`: one row of pixels of every
@@ -347,7 +348,7 @@ fn run(
 
 thread_local! {
     /// Each thread's transformed band ([`run`] in bands), kept between tasks and layers.
-    static BAND: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static BAND: std::cell::Cell<Buf<f32>> = const { std::cell::Cell::new(Buf::new()) };
 }
 
 /// `V` of the tiles of tile rows `ty0..ty1`, tile `t = ty * tw + tx` at row `t - v0` of each
@@ -806,7 +807,7 @@ unsafe fn run_out_avx512(
 
 thread_local! {
     /// Each thread's output rows of a run of tiles ([`output_tiles`]), kept between calls.
-    static OUT_ROWS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static OUT_ROWS: std::cell::Cell<Buf<f32>> = const { std::cell::Cell::new(Buf::new()) };
 }
 
 /// The output transform of one tile over up to `PAIR` channels: `y[q][l]` for its pixel
@@ -919,8 +920,8 @@ mod tests {
             };
             // Stale NaNs in every buffer the layer takes (the rows past the last tile are
             // not zeroed: no NaN may reach an output).
-            POINTS.give(vec![f32::NAN; 1 << 20]);
-            rayon::broadcast(|_| BAND.set(vec![f32::NAN; 1 << 18]));
+            POINTS.give(super::super::buf::Buf::filled(1 << 20, f32::NAN));
+            rayon::broadcast(|_| BAND.set(Buf::filled(1 << 18, f32::NAN)));
             conv_winograd(&x, &g, Transformed::F32(&u), m, &mut out, epi);
             let want = reference(&x, &g, &wts, m);
             let bound = (c * 9) as f32 * 1e-6 * 8.0;
