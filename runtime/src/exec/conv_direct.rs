@@ -230,8 +230,8 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: Tiles, m: usize, out: &mut [f32
 }
 
 /// A convolution's input as [`sums`] reads it: its taps, and the floats they index: the input
-/// itself for a convolution read in place ([`in_place`]), else its [`Phases`] in a recycled,
-/// 64-byte aligned buffer (given back when this is dropped).
+/// itself for a convolution read in place ([`in_place`]), else its [`Phases`] in a recycled
+/// buffer (given back when this is dropped).
 pub(super) struct TapInput<'a> {
     g: &'a Geometry,
     x: &'a [f32],
@@ -270,13 +270,12 @@ impl<'a> TapInput<'a> {
         // A task's pairs start at a panel (not always an even one) and may end one panel past
         // the last position's.
         let reach = (positions.div_ceil(NR) + 1) * NR + taps.max();
-        // 64-byte aligned, so that a pair's loads at aligned taps (every tap of a 1x1
-        // convolution, a third of a 3x3's) each touch one cache line.
+        // On a cache line (every `Buf` is), so that a pair's loads at aligned taps (every tap
+        // of a 1x1 convolution, a third of a 3x3's) each touch one line.
         let len = ph.len().max(reach);
-        let mut buf = scratch::F32.take(len + 16, true);
-        let align = buf.as_ptr().align_offset(64).min(16);
-        ph.fill(x, &mut buf[align..align + len]);
-        let phases = Some(align..align + len);
+        let mut buf = scratch::F32.take(len, true);
+        ph.fill(x, &mut buf);
+        let phases = Some(0..len);
         Self {
             g,
             x,
