@@ -43,7 +43,7 @@ use fq_models::{Graph, Shape, ValueId};
 use rayon::prelude::*;
 
 use crate::format::{FormatError, Layer, LayerWeights, NamedTensor, PackedModel};
-pub use buf::Buf;
+pub use buf::{Buf, Plain};
 use conv_i8::CodesIn;
 pub use float_conv::FloatConv;
 use gemm::{Epilogue, Rows};
