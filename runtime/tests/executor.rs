@@ -392,6 +392,13 @@ fn quads_change_no_logit() {
     }
 }
 
+/// An executor of a random mixed 2-8-bit `arch` (4 classes, `size` px input) drawn from `seed`.
+fn small_resnet(arch: Arch, size: usize, seed: u64) -> Executor {
+    let g = ArchSpec::new(arch, 4, size, 5).graph().unwrap();
+    let mut model = random_model(&g, Bits::RandomMix, seed).model;
+    Executor::from_model(&mut model).unwrap()
+}
+
 /// Every step's value (step index and values, as `run_observed` reports them) and the logits.
 fn observed(exec: &Executor, x: &[f32]) -> (Vec<(usize, Vec<f32>)>, Vec<f32>) {
     let mut seen = Vec::new();
@@ -415,10 +422,7 @@ fn stem_and_pool_as_one_step_change_no_value() {
         (Arch::ResNet18, 40),
         (Arch::ResNet50, 36),
     ] {
-        let g = ArchSpec::new(arch, 4, size, 5).graph().unwrap();
-        let t = random_model(&g, Bits::RandomMix, 17);
-        let mut model = t.model.clone();
-        let mut exec = Executor::from_model(&mut model).unwrap();
+        let mut exec = small_resnet(arch, size, 17);
         let x = random_input(exec.input_len(), 60);
         exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
         let run = |exec: &Executor| observed(exec, &x);
@@ -494,10 +498,7 @@ fn an_f32_stem_hands_integer_readers_its_pooled_codes() {
 #[test]
 fn relu_outputs_read_as_unsigned_change_no_value() {
     for (arch, size) in [(Arch::ResNet18, 32), (Arch::ResNet50, 36)] {
-        let g = ArchSpec::new(arch, 4, size, 5).graph().unwrap();
-        let t = random_model(&g, Bits::RandomMix, 23);
-        let mut model = t.model.clone();
-        let mut exec = Executor::from_model(&mut model).unwrap();
+        let mut exec = small_resnet(arch, size, 23);
         let convs: Vec<bool> = exec
             .steps()
             .iter()
@@ -722,10 +723,7 @@ fn packed_gemm_matches_naive_product() {
 #[test]
 fn every_value_starts_on_a_cache_line() {
     for (arch, size) in [(Arch::ResNet18, 32), (Arch::ResNet50, 36)] {
-        let g = ArchSpec::new(arch, 4, size, 5).graph().unwrap();
-        let t = random_model(&g, Bits::RandomMix, 23);
-        let mut model = t.model.clone();
-        let mut exec = Executor::from_model(&mut model).unwrap();
+        let mut exec = small_resnet(arch, size, 23);
         let x = random_input(exec.input_len(), 61);
         exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
         for activations in [Activations::F32, Activations::Int8Dynamic] {
