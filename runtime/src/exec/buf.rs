@@ -115,11 +115,6 @@ impl<T: Plain> Buf<T> {
             self[old..].fill(value);
         }
     }
-
-    /// Its elements as a `Vec` (a copy: what leaves the runtime, such as logits).
-    pub fn into_vec(self) -> Vec<T> {
-        self.to_vec()
-    }
 }
 
 impl<T: Plain> Default for Buf<T> {

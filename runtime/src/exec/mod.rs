@@ -1114,7 +1114,7 @@ impl Executor {
         Ok(values[self.output]
             .take()
             .expect("the plan computes the output")
-            .into_vec())
+            .to_vec())
     }
 
     /// After step `s`: the buffers of its inputs that no later step reads go back to the

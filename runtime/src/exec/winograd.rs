@@ -920,7 +920,7 @@ mod tests {
             };
             // Stale NaNs in every buffer the layer takes (the rows past the last tile are
             // not zeroed: no NaN may reach an output).
-            POINTS.give(super::super::buf::Buf::filled(1 << 20, f32::NAN));
+            POINTS.give(Buf::filled(1 << 20, f32::NAN));
             rayon::broadcast(|_| BAND.set(Buf::filled(1 << 18, f32::NAN)));
             conv_winograd(&x, &g, Transformed::F32(&u), m, &mut out, epi);
             let want = reference(&x, &g, &wts, m);
