@@ -1,9 +1,12 @@
 """PyTorch and onnxruntime CPU figures on the shapes `tests/examples/bench.rs` measures.
 
-Writes bench/reference.json (best of repeated runs, medians too): f32 matmul GFLOP/s for each GEMM shape (M x K x N), and ResNet18
-(torchvision, random init, 224x224, 1000 classes) batch-1 latency and batch-8 throughput with
-PyTorch eager and with onnxruntime (the model exported to ONNX). Same thread count as the Rust
+Writes bench/reference.json (best of repeated runs, medians too): f32 matmul GFLOP/s for each GEMM
+shape (M x K x N), and ResNet18 (torchvision, random init, 224x224, 1000 classes) batch-1 latency
+and batch-8 throughput with PyTorch eager and with onnxruntime (the model exported to ONNX). Same thread count as the Rust
 bench (torch.set_num_threads / intra_op_num_threads = the number of CPUs). Run by bench/run.sh.
+
+`reference.py --serve-mm` instead times `torch.mm` shape by shape on request (`serve_mm`): the
+Rust bench alternates it with its own GEMM, and its figures replace the file's in the GEMM table.
 """
 
 import json
@@ -37,7 +40,28 @@ def record(result, name, batch1, batch8):
     result["resnet18_batch8_img_s"][name] = 8 / batch8[0]
 
 
+def serve_mm():
+    """`torch.mm` timed on request, for the Rust bench to interleave with its own GEMM.
+
+    Reads lines `M K N BUDGET` on stdin and answers each with one line, the best GFLOP/s of
+    `torch.mm` on that shape within BUDGET seconds. Why: timed minutes apart, the two sides of a
+    ratio met different loads on a shared VM (the same `torch.mm` shape measured 224 and 308
+    GFLOP/s on two days of the same Xeon); alternated shape by shape, one drift hits both.
+    """
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for line in sys.stdin:
+            m, k, n, budget = line.split()
+            m, k, n = int(m), int(k), int(n)
+            a, b = torch.randn(m, k), torch.randn(k, n)
+            s, _ = best_time(lambda: torch.mm(a, b), budget=float(budget))
+            print(f"{2 * m * k * n / s / 1e9:.3f}", flush=True)
+
+
 def main():
+    if "--serve-mm" in sys.argv:
+        return serve_mm()
     out = sys.argv[1] if len(sys.argv) > 1 else "bench/reference.json"
     budget = 0.1 if "--quick" in sys.argv else 1.0
     threads = os.cpu_count()

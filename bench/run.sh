@@ -28,17 +28,19 @@ for p in "${FQ_BENCH_PYTHON:-}" "${FQ_REF_VENV:-$HOME/.cache/fq-ref-venv}/bin/py
 done
 # With FQ_MAX_ISA=avx2 the runtime's AVX-512 kernels are off; cap PyTorch's MKL and oneDNN to
 # AVX2 as well, so torch.mm is the reference on the same instruction set ("on each ISA").
-torch_isa=()
+# Exported: the bench's own torch.mm child (reference.py --serve-mm) inherits the cap.
 if [ "${FQ_MAX_ISA:-}" = avx2 ]; then
-  torch_isa=(env MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2)
+  export MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
 fi
 if [ -n "$python" ]; then
-  "${torch_isa[@]}" "$python" -W ignore::DeprecationWarning bench/reference.py bench/reference.json "${quick[@]}"
+  "$python" -W ignore::DeprecationWarning bench/reference.py bench/reference.json "${quick[@]}"
 else
   echo "bench/run.sh: no Python with torch and torchvision; PyTorch/onnxruntime columns stay empty" >&2
   rm -f bench/reference.json
 fi
-cargo run --release -p fq-e2e --example bench -- \
+torch_args=()
+[ -n "$python" ] && torch_args=(--torch "$python")
+cargo run --release -p fq-e2e --example bench -- "${torch_args[@]}" \
   --out bench/results.md --reference bench/reference.json "${quick[@]}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 chmod 700 "$XDG_RUNTIME_DIR"

@@ -10,6 +10,7 @@
 
 mod bench_common;
 use bench_common::time_rounds;
+use bench_common::torch_mm::TorchMm;
 
 use std::time::Instant;
 
@@ -23,22 +24,27 @@ use fq_models::{Arch, ArchSpec};
 use fq_runtime::classify::Classifier;
 use fq_runtime::exec::gemm::{gemm, Epilogue, PanelB, Rows};
 use fq_runtime::exec::kernel::NR;
-use fq_runtime::exec::Buf;
+use fq_runtime::exec::{Buf, FloatConv};
 use fq_runtime::format::PackedMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 /// `(layer, M = out channels, K = in * k * k, N = output pixels)` of ResNet18 at 224x224, and
-/// a square product for comparison with plain matmul figures.
-const SHAPES: &[(&str, usize, usize, usize)] = &[
-    ("conv1 7x7/2", 64, 147, 12544),
-    ("layer1 3x3", 64, 576, 3136),
-    ("layer2 3x3", 128, 1152, 784),
-    ("layer3 3x3", 256, 2304, 196),
-    ("layer4 3x3", 512, 4608, 49),
-    ("square", 1024, 1024, 1024),
+/// a square product for comparison with plain matmul figures; with the convolution of each layer
+/// shape, `(in channels, input size, kernel, stride, padding)`.
+type Shape = (&'static str, usize, usize, usize, Option<Window>);
+type Window = (usize, usize, usize, usize, usize);
+const SHAPES: &[Shape] = &[
+    ("conv1 7x7/2", 64, 147, 12544, Some((3, 224, 7, 2, 3))),
+    ("layer1 3x3", 64, 576, 3136, Some((64, 56, 3, 1, 1))),
+    ("layer2 3x3", 128, 1152, 784, Some((128, 28, 3, 1, 1))),
+    ("layer3 3x3", 256, 2304, 196, Some((256, 14, 3, 1, 1))),
+    ("layer4 3x3", 512, 4608, 49, Some((512, 7, 3, 1, 1))),
+    ("square", 1024, 1024, 1024, None),
 ];
+/// Rounds of the GEMM table: each round times every variant of a shape, then `torch.mm` on it.
+const GEMM_ROUNDS: usize = 3;
 
 #[derive(Clone, Copy)]
 enum W {
@@ -69,8 +75,14 @@ fn packed(m: usize, k: usize, w: W, rng: &mut ChaCha8Rng) -> PackedMatrix {
     bench_common::packed(m, k, width, rng)
 }
 
-/// GFLOP/s of the GEMM of one shape for every entry of `GEMM_WEIGHTS`.
-fn gemm_gflops(m: usize, k: usize, n: usize, budget: f64) -> Vec<f64> {
+/// Best GFLOP/s of one shape: every entry of `GEMM_WEIGHTS`, then the direct convolution of the
+/// layer (`None` without a window or a tap-reading kernel on this CPU), then `torch.mm` (`None`
+/// without the child), over `GEMM_ROUNDS` rounds that alternate the two sides.
+fn gemm_gflops(
+    (m, k, n, window): (usize, usize, usize, Option<Window>),
+    budget: f64,
+    torch: &mut Option<TorchMm>,
+) -> Result<(Vec<f64>, Option<f64>, Option<f64>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let b = PanelB {
         data: (0..n.div_ceil(NR) * k * NR)
@@ -91,8 +103,18 @@ fn gemm_gflops(m: usize, k: usize, n: usize, budget: f64) -> Vec<f64> {
             }
         })
         .collect();
+    // The layer as the f32 path's direct kernel runs it: taps read from the input in place.
+    let conv = window.and_then(|(c, h, kernel, stride, pad)| {
+        let conv = FloatConv::direct((c, h, h), (kernel, stride, pad), &dense, m)?;
+        assert_eq!(conv.output_len(), m * n, "the window of {m}x{k}x{n}");
+        let x: Vec<f32> = (0..conv.input_len())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        Some((conv, x))
+    });
     // Outputs on a cache line, as the executor's are (`Buf`).
-    let mut outs: Vec<Buf<f32>> = (0..mats.len()).map(|_| Buf::zeroed(m * n)).collect();
+    let mut outs: Vec<Buf<f32>> = (0..=mats.len()).map(|_| Buf::zeroed(m * n)).collect();
+    let (conv_out, outs) = outs.split_last_mut().expect("one output per variant");
     let b = &b;
     let mut fs: Vec<Box<dyn FnMut() + '_>> = mats
         .iter()
@@ -117,11 +139,26 @@ fn gemm_gflops(m: usize, k: usize, n: usize, budget: f64) -> Vec<f64> {
             }
         })
         .collect();
+    if let Some((conv, x)) = &conv {
+        fs.push(Box::new(move || conv.run(x, conv_out)));
+    }
     let flops = 2.0 * (m * k * n) as f64;
-    time_rounds(&mut fs, 3, 200, budget * GEMM_WEIGHTS.len() as f64)
-        .into_iter()
-        .map(|(best, _)| flops / best / 1e9)
-        .collect()
+    let share = budget / GEMM_ROUNDS as f64;
+    let mut ours = vec![0f64; fs.len()];
+    let mut theirs: Option<f64> = None;
+    for _ in 0..GEMM_ROUNDS {
+        let variants = fs.len() as f64;
+        let times = time_rounds(&mut fs, 2, 200, share * variants);
+        for (best, (t, _)) in ours.iter_mut().zip(times) {
+            *best = best.max(flops / t / 1e9);
+        }
+        if let Some(t) = torch {
+            let g = t.gflops((m, k, n), share)?;
+            theirs = Some(theirs.map_or(g, |b| b.max(g)));
+        }
+    }
+    let direct = conv.is_some().then(|| ours.pop()).flatten();
+    Ok((ours, direct, theirs))
 }
 
 fn assignment(layers: &[fq_models::QuantLayer], w: W) -> Option<BitAssignment> {
@@ -192,24 +229,44 @@ fn main() -> Result<()> {
     }
 
     md += "## Packed GEMM, GFLOP/s\n\n";
-    md += "`out[M×N] = W[M×K] · B[K×N]` with each weight row unpacked from its codes on the fly \
-           (B already in panel layout, i.e. im2col excluded); 2·M·K·N flops. PyTorch: `torch.mm` \
-           in f32 on the same shape.\n\n| layer | M×K×N |";
+    let mut torch = match &args.torch {
+        Some(python) => Some(TorchMm::start(python)?),
+        None => None,
+    };
+    md += &format!(
+        "`out[M×N] = W[M×K] · B[K×N]` with each weight row unpacked from its codes on the fly \
+         (B already in panel layout, i.e. im2col excluded); 2·M·K·N flops. *f32 direct conv*: the \
+         layer's convolution by the f32 path's direct kernel, its taps read from the input where \
+         they lie (im2col included; the executor runs the stride-1 3x3 layers by Winograd \
+         instead, with fewer multiply-adds). PyTorch: `torch.mm` in f32 on the same shape, {}; \
+         *f32 ÷ torch*: the first column's share of it.\n\n| layer | M×K×N |",
+        if torch.is_some() {
+            format!(
+                "timed in the same run, alternated with the Rust side shape by shape \
+                 (`bench/reference.py --serve-mm`), best of {GEMM_ROUNDS} rounds each"
+            )
+        } else {
+            "from `bench/reference.json`".to_string()
+        }
+    );
     for w in GEMM_WEIGHTS {
         md += &format!(" {} |", w.label());
     }
-    md += " torch f32 |\n|---|---|";
-    md += &"---|".repeat(GEMM_WEIGHTS.len() + 1);
+    md += " f32 direct conv | torch f32 | f32 ÷ torch |\n|---|---|";
+    md += &"---|".repeat(GEMM_WEIGHTS.len() + 3);
     md += "\n";
-    for &(name, m, k, n) in SHAPES {
-        let g = gemm_gflops(m, k, n, budget);
-        eprintln!("gemm {name}: {g:.1?} GFLOP/s");
+    for &(name, m, k, n, window) in SHAPES {
+        let (g, direct, live) = gemm_gflops((m, k, n, window), budget, &mut torch)?;
+        let theirs = live.or_else(|| r(&["gemm_gflops", &format!("{m}x{k}x{n}")]));
+        eprintln!("gemm {name}: {g:.1?}, direct {direct:.1?}, torch.mm {theirs:.1?} GFLOP/s");
         md += &format!("| {name} | {m}×{k}×{n} |");
-        for v in g {
+        for v in &g {
             md += &format!(" {v:.1} |");
         }
-        md += &format!(" {} |\n", fmt(r(&["gemm_gflops", &format!("{m}x{k}x{n}")])));
+        let ratio = theirs.map_or("–".into(), |t| format!("{:.0}%", 100.0 * g[0] / t));
+        md += &format!(" {} | {} | {ratio} |\n", fmt(direct), fmt(theirs));
     }
+    drop(torch);
 
     let graph = ArchSpec::new(Arch::ResNet18, 64, 224, 1000).graph()?;
     let layers = graph.quant_layers()?;

@@ -45,10 +45,32 @@ impl FloatConv {
     /// `[c, h, w]` inputs; `None` where the CPU path has no kernel that reads taps (the caller
     /// keeps its own), where the window does not fit the padded input, or where a size is 0.
     pub fn new(
+        input: (usize, usize, usize),
+        window: (usize, usize, usize),
+        weights: &[f32],
+        m: usize,
+    ) -> Option<Self> {
+        Self::with(input, window, weights, m, true)
+    }
+
+    /// [`FloatConv::new`] with the direct kernel ([`conv_direct`]) on every layer, Winograd's
+    /// included: the multiply-adds of the layer's GEMM, its taps read in place, which is what
+    /// the benchmark sets beside `torch.mm` on the same shape (`tests/examples/bench.rs`).
+    pub fn direct(
+        input: (usize, usize, usize),
+        window: (usize, usize, usize),
+        weights: &[f32],
+        m: usize,
+    ) -> Option<Self> {
+        Self::with(input, window, weights, m, false)
+    }
+
+    fn with(
         (c, h, w): (usize, usize, usize),
         (kernel, stride, padding): (usize, usize, usize),
         weights: &[f32],
         m: usize,
+        winograd_ok: bool,
     ) -> Option<Self> {
         let out = |n: usize| window_output(n, kernel, stride, padding);
         let geo = Geometry {
@@ -65,7 +87,7 @@ impl FloatConv {
         if m == 0 || !pays(&geo) || weights.len() != m * k {
             return None;
         }
-        let weights = if winograd::suits(&geo, m) {
+        let weights = if winograd_ok && winograd::suits(&geo, m) {
             Weights::Winograd(winograd::transform_weights(weights, m, c))
         } else {
             let mut rows = Buf::zeroed(m.div_ceil(MR) * MR * k);

@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+pub mod torch_mm;
+
 use fq_compress::methods::Method;
 use fq_compress::nn::params::ParamStore;
 use fq_compress::nn::quant::{BitAssignment, Granularity};
@@ -126,25 +128,30 @@ pub struct Args {
     pub reference: Option<serde_json::Value>,
     /// Whether `--quick` asked for short timings.
     pub quick: bool,
+    /// `--torch PYTHON`: a Python with torch, to time `torch.mm` beside the GEMM (`bench.rs`).
+    pub torch: Option<String>,
 }
 
 #[allow(dead_code)]
 impl Args {
     /// Parses `--out FILE` (default `bench/results.md`), `--reference FILE` (default
-    /// `reference`) and `--quick`.
+    /// `reference`), `--quick` and `--torch PYTHON`.
     pub fn parse(reference: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
         let mut out = std::path::PathBuf::from("bench/results.md");
         let mut reference_path = std::path::PathBuf::from(reference);
         let mut quick = false;
+        let mut torch = None;
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
                 "--out" => out = args.next().context("--out FILE")?.into(),
                 "--reference" => reference_path = args.next().context("--reference FILE")?.into(),
                 "--quick" => quick = true,
+                "--torch" => torch = Some(args.next().context("--torch PYTHON")?),
                 other => anyhow::bail!(
-                    "unknown argument `{other}` (--out FILE, --reference FILE, --quick)"
+                    "unknown argument `{other}` (--out FILE, --reference FILE, --quick, \
+                     --torch PYTHON)"
                 ),
             }
         }
@@ -155,6 +162,7 @@ impl Args {
             out,
             reference,
             quick,
+            torch,
         })
     }
 }
