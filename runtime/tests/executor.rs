@@ -649,11 +649,18 @@ fn batch_equals_single_images_and_input_size_is_checked() {
 
 /// The GEMM on its own: several K blocks, rows not a multiple of the tile (a 12-row block and
 /// a single row), whole pairs of panels stored from the registers and a partial panel through
-/// the accumulator block, scale, bias, residual and ReLU.
+/// the accumulator block, scale, bias, residual and ReLU; and last panels of 3 and 1 columns,
+/// summed by dot products instead (`gemm::THIN`).
 #[test]
 fn packed_gemm_matches_naive_product() {
+    for n in [37, 35, 49] {
+        packed_gemm_of_width_matches_naive_product(n);
+    }
+}
+
+fn packed_gemm_of_width_matches_naive_product(n: usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let (rows, k, n) = (13, 600, 37);
+    let (rows, k) = (13, 600);
     let bits: Vec<u8> = (0..rows).map(|_| rng.random_range(2..=8)).collect();
     let codes: Vec<i8> = bits
         .iter()
@@ -713,7 +720,7 @@ fn packed_gemm_matches_naive_product() {
         }
     }
     let e = rel_err(&out, &want);
-    assert!(e < 1e-5, "gemm relative error {e:.2e}");
+    assert!(e < 1e-5, "gemm of {n} columns: relative error {e:.2e}");
 }
 
 /// Every value a run writes starts on a 64-byte cache line (`exec::Buf`), on the f32 and the

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::buf::Buf;
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
-use super::kernel::{pairs_pay, tile, tile_pair, tile_pair_to, MR, NR};
+use super::kernel::{dot_rows, pairs_pay, tile, tile_pair, tile_pair_to, MR, NR};
 use crate::format::{pack, PackedMatrix};
 
 /// K block: a multiple of the packing chunk, so every block starts on a chunk boundary.
@@ -201,6 +201,10 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
             Some(_) => Buf::new(),
             None => Buf::zeroed(groups * MR * KC.min(k.max(1))),
         };
+        // The last panel by dot products when it has few columns ([`thin_columns`]).
+        let thin = thin_pays() && j1 > j0 && j1 == b.panels() && n - (j1 - 1) * NR <= THIN;
+        let jt = if thin { j1 - 1 } else { j1 };
+        let mut sums = if thin { vec![0f32; m] } else { Vec::new() };
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
             // Group `g`'s rows start at `a[g * MR * lda]`.
@@ -215,11 +219,15 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
             };
             if pairs_pay() {
                 let origin = base.offset(r0 * n + c0);
-                pair_tiles((a, lda), m, (j0, j1), (k0, kc), b, (origin, &seg));
-                continue;
+                pair_tiles((a, lda), m, (j0, jt), (k0, kc), b, (origin, &seg));
+            } else {
+                for j in j0..jt {
+                    panel_tiles((a, lda), m, (j, j0), (k0, kc), b, &seg);
+                }
             }
-            for j in j0..j1 {
-                panel_tiles((a, lda), m, (j, j0), (k0, kc), b, &seg);
+            // After the panels, which brought the block's rows into cache.
+            if thin {
+                thin_columns((a, lda), m, (jt, j0), (k0, kc), b, (&mut sums, &seg));
             }
         }
         for r in 0..m {
@@ -378,6 +386,53 @@ fn panel_tiles<'s>(
         tile(kc, &a[g * MR * lda..], lda, bb, &mut acc);
         for r in 0..MR.min(m - g * MR) {
             add_or_set(&mut seg(g * MR + r)[p0..p0 + np], &acc[r * NR..], k0 == 0);
+        }
+    }
+}
+
+/// Columns of a last panel that [`gemm`] sums by dot products ([`thin_columns`]) instead of
+/// the micro-kernel, where that pays ([`thin_pays`]): at most this many.
+///
+/// Why: the kernel computes a whole `NR`-column panel whatever the columns it holds, so a last
+/// panel of one column cost as much as a full one. ResNet18's last stage (49 pixels: three
+/// panels and one column) then ran at 77% of the kernel's rate at best, on the AVX2 path 76% of
+/// `torch.mm` (the Xeon of stop 61). A column by dot products reads the task's weight rows once
+/// more, from L2, which cost a quarter to a third of a panel there: 512 x 4608 x 49 on two
+/// threads 1.94 -> 1.59 ms (48 columns: 1.41-1.47, 52: 1.85-1.89).
+const THIN: usize = 4;
+
+/// Whether [`THIN`] last panels go by dot products: on the AVX2 path. On AVX-512F the GEMM
+/// walks pairs of panels, and a pair's second panel costs little beside its first (both read the
+/// same broadcast weights, whose loads bound the kernel), less than another pass over the
+/// weights: 512 x 4608 x 49 went 0.92-0.95 -> 0.96-1.18 ms with it (stop 61).
+fn thin_pays() -> bool {
+    super::kernel::path() == super::kernel::KernelPath::Avx2Fma
+}
+
+/// One `KC` block of the last panel `j` of a [`gemm`] task, of at most [`THIN`] columns, by dot
+/// products: each column of `B` gathered into a vector, every row of `a` (as in
+/// [`pair_tiles`]) dotted with it ([`dot_rows`]) into `sums`, then added into the task's row
+/// segments `seg(r)` (column 0 = panel `j0`; set on the first block).
+fn thin_columns<'s>(
+    (a, lda): (&[f32], usize),
+    m: usize,
+    (j, j0): (usize, usize),
+    (k0, kc): (usize, usize),
+    b: &PanelB,
+    (sums, seg): (&mut [f32], &impl Fn(usize) -> &'s mut [f32]),
+) {
+    let (k, n) = (b.k, b.n);
+    let p0 = (j - j0) * NR;
+    let mut x = [0f32; KC];
+    let panel = &b.data[(j * k + k0) * NR..(j * k + k0 + kc) * NR];
+    for c in 0..n - j * NR {
+        for (v, step) in x.iter_mut().zip(panel.chunks_exact(NR)) {
+            *v = step[c];
+        }
+        dot_rows((a, lda), &x[..kc], sums);
+        for (r, &s) in sums.iter().enumerate().take(m) {
+            let v = &mut seg(r)[p0 + c];
+            *v = if k0 == 0 { s } else { *v + s };
         }
     }
 }

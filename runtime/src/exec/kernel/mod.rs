@@ -35,6 +35,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod dot_rows;
 pub mod int8;
 #[cfg(target_arch = "x86_64")]
 pub mod int8_amx;
@@ -57,6 +58,7 @@ mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub use dot_rows::dot_rows;
 pub use int8::{int8_path, Int8Path};
 pub use max_isa::{max_isa, MaxIsa};
 
