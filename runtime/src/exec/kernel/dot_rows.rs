@@ -1,6 +1,6 @@
 //! Dot products of many rows with one vector, `sums[r] = a[r * lda..][..x.len()] . x`: how the
-//! packed GEMM sums a last panel of a few columns on the AVX2 path (`exec::gemm::THIN`), where the micro-kernel
-//! would compute all `NR` columns of the panel for one or two real ones.
+//! packed GEMM sums a last panel of a few columns on the AVX2 path (`exec::gemm::THIN`), where
+//! the micro-kernel would compute all `NR` columns of the panel for one or two real ones.
 //!
 //! Four rows at a time, each in two accumulators (eight FMA chains, enough to cover the FMA's
 //! latency; one chain a row ran at a quarter of the rate), the vector loaded once for the four.
