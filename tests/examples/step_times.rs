@@ -9,7 +9,9 @@
 //! e.g. `... -- target/bench-compare/resnet18.fqm int8 150 2` (`bench/compare.sh` writes the
 //! `.fqm` files there). The integer path's activation scales come from 4 random images, as in
 //! `bench_side`. With `FQ_NO_WINO` set in the environment, the f32 path runs its 3x3 stride-1
-//! convolutions directly instead of by Winograd (`Executor::set_winograd`), to compare the two.
+//! convolutions directly instead of by Winograd (`Executor::set_winograd`), to compare the two;
+//! with `FQ_NO_LANES`, its convolutions with the channels along the lanes run by the direct
+//! convolution instead (`Executor::set_conv_lanes`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +58,9 @@ fn main() -> Result<()> {
         c.set_activations(Activations::F32);
         if std::env::var_os("FQ_NO_WINO").is_some() {
             c.executor_mut().set_winograd(false);
+        }
+        if std::env::var_os("FQ_NO_LANES").is_some() {
+            c.executor_mut().set_conv_lanes(false);
         }
     }
     let x = random(1);
