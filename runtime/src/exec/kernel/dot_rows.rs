@@ -70,47 +70,33 @@ mod x86 {
         }};
     }
 
+    /// Every row of `sums` by [`rows!`], four at a time, then one at a time; `$ops` are the
+    /// vector width's lanes and operations, as in `rows!`.
+    macro_rules! all_rows {
+        ($a:ident, $lda:ident, $x:ident, $sums:ident, $($ops:tt)*) => {{
+            let mut r = 0;
+            while r + 4 <= $sums.len() {
+                let s = rows! { 4, $a, $lda, $x, r, $($ops)* };
+                $sums[r..r + 4].copy_from_slice(&s);
+                r += 4;
+            }
+            while r < $sums.len() {
+                $sums[r] = rows! { 1, $a, $lda, $x, r, $($ops)* }[0];
+                r += 1;
+            }
+        }};
+    }
+
     /// # Safety
     /// AVX-512F must be available; `a` must hold `(sums.len() - 1) * lda + x.len()` floats.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn dot_rows_avx512(a: *const f32, lda: usize, x: &[f32], sums: &mut [f32]) {
         let hsum = |v: __m512| _mm512_reduce_add_ps(v);
-        let mut r = 0;
         // SAFETY: every row read is `r < sums.len()`, `x.len()` floats from `a + r * lda`.
         unsafe {
-            while r + 4 <= sums.len() {
-                let s = rows!(
-                    4,
-                    a,
-                    lda,
-                    x,
-                    r,
-                    16,
-                    _mm512_setzero_ps,
-                    _mm512_loadu_ps,
-                    _mm512_fmadd_ps,
-                    _mm512_add_ps,
-                    hsum
-                );
-                sums[r..r + 4].copy_from_slice(&s);
-                r += 4;
-            }
-            while r < sums.len() {
-                let s = rows!(
-                    1,
-                    a,
-                    lda,
-                    x,
-                    r,
-                    16,
-                    _mm512_setzero_ps,
-                    _mm512_loadu_ps,
-                    _mm512_fmadd_ps,
-                    _mm512_add_ps,
-                    hsum
-                );
-                sums[r] = s[0];
-                r += 1;
+            all_rows! {
+                a, lda, x, sums, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps,
+                _mm512_add_ps, hsum
             }
         }
     }
@@ -128,42 +114,11 @@ mod x86 {
     /// AVX2 and FMA must be available; `a` must hold `(sums.len() - 1) * lda + x.len()` floats.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_rows_avx2(a: *const f32, lda: usize, x: &[f32], sums: &mut [f32]) {
-        let mut r = 0;
         // SAFETY: every row read is `r < sums.len()`, `x.len()` floats from `a + r * lda`.
         unsafe {
-            while r + 4 <= sums.len() {
-                let s = rows!(
-                    4,
-                    a,
-                    lda,
-                    x,
-                    r,
-                    8,
-                    _mm256_setzero_ps,
-                    _mm256_loadu_ps,
-                    _mm256_fmadd_ps,
-                    _mm256_add_ps,
-                    hsum256
-                );
-                sums[r..r + 4].copy_from_slice(&s);
-                r += 4;
-            }
-            while r < sums.len() {
-                let s = rows!(
-                    1,
-                    a,
-                    lda,
-                    x,
-                    r,
-                    8,
-                    _mm256_setzero_ps,
-                    _mm256_loadu_ps,
-                    _mm256_fmadd_ps,
-                    _mm256_add_ps,
-                    hsum256
-                );
-                sums[r] = s[0];
-                r += 1;
+            all_rows! {
+                a, lda, x, sums, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps,
+                _mm256_add_ps, hsum256
             }
         }
     }
