@@ -219,10 +219,15 @@ fn main() -> Result<()> {
         Some(v) => {
             md += &format!(
                 "Reference: {} on the same machine and thread count, best of repeated runs \
-                 (`bench/reference.py`, run just before).\n\n",
+                 (`bench/reference.py`, run just before{}).\n\n",
                 v.get("versions")
                     .and_then(Value::as_str)
-                    .unwrap_or("PyTorch")
+                    .unwrap_or("PyTorch"),
+                if args.torch.is_some() {
+                    "; the GEMM table's `torch.mm` in the same run, alternated with ours"
+                } else {
+                    ""
+                }
             )
         }
         None => md += "No `bench/reference.json`: PyTorch/onnxruntime columns are empty.\n\n",

@@ -398,13 +398,15 @@ fn panel_tiles<'s>(
 /// panels and one column) then ran at 77% of the kernel's rate at best, on the AVX2 path 76% of
 /// `torch.mm` (the Xeon of stop 61). A column by dot products reads the task's weight rows once
 /// more, from L2, which cost a quarter to a third of a panel there: 512 x 4608 x 49 on two
-/// threads 1.94 -> 1.59 ms (48 columns: 1.41-1.47, 52: 1.85-1.89).
+/// threads took 1.59 ms with it, against 1.94 for the 64 columns the kernel computed without it
+/// (48 columns: 1.41-1.47, 52: 1.85-1.89).
 const THIN: usize = 4;
 
 /// Whether [`THIN`] last panels go by dot products: on the AVX2 path. On AVX-512F the GEMM
 /// walks pairs of panels, and a pair's second panel costs little beside its first (both read the
 /// same broadcast weights, whose loads bound the kernel), less than another pass over the
-/// weights: 512 x 4608 x 49 went 0.92-0.95 -> 0.96-1.18 ms with it (stop 61).
+/// weights: with it, 512 x 4608 x 49 took 0.96-1.18 ms, more than 64 columns without it,
+/// 0.92-0.95 (stop 61).
 fn thin_pays() -> bool {
     super::kernel::path() == super::kernel::KernelPath::Avx2Fma
 }

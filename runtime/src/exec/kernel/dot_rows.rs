@@ -3,7 +3,9 @@
 //! the micro-kernel would compute all `NR` columns of the panel for one or two real ones.
 //!
 //! Four rows at a time, each in two accumulators (eight FMA chains, enough to cover the FMA's
-//! latency; one chain a row ran at a quarter of the rate), the vector loaded once for the four.
+//! latency), the vector loaded once for the four. `gemv`'s plain-Rust dot products (one
+//! eight-lane chain a row, no FMA) took 0.2-0.25 ms a column of 512 x 4608 on two threads where
+//! these take 0.13-0.17 (`FQ_MAX_ISA=avx2`, stop 61).
 //! The sums round differently from the tile's (another order), as `gemv`'s do.
 
 /// `sums[r] = a[r * lda..r * lda + x.len()] . x` for every `r < sums.len()`, on the kernel path
