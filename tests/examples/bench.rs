@@ -146,8 +146,8 @@ fn gemm_gflops(
     let share = budget / GEMM_ROUNDS as f64;
     let mut ours = vec![0f64; fs.len()];
     let mut theirs: Option<f64> = None;
+    let variants = fs.len() as f64;
     for _ in 0..GEMM_ROUNDS {
-        let variants = fs.len() as f64;
         let times = time_rounds(&mut fs, 2, 200, share * variants);
         for (best, (t, _)) in ours.iter_mut().zip(times) {
             *best = best.max(flops / t / 1e9);

@@ -227,7 +227,7 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
             }
             // After the panels, which brought the block's rows into cache.
             if thin {
-                thin_columns((a, lda), m, (jt, j0), (k0, kc), b, (&mut sums, &seg));
+                thin_columns((a, lda), (jt, j0), (k0, kc), b, (&mut sums, &seg));
             }
         }
         for r in 0..m {
@@ -412,12 +412,11 @@ fn thin_pays() -> bool {
 }
 
 /// One `KC` block of the last panel `j` of a [`gemm`] task, of at most [`THIN`] columns, by dot
-/// products: each column of `B` gathered into a vector, every row of `a` (as in
-/// [`pair_tiles`]) dotted with it ([`dot_rows`]) into `sums`, then added into the task's row
+/// products: each column of `B` gathered into a vector, the task's `sums.len()` rows of `a` (as
+/// in [`pair_tiles`]) dotted with it ([`dot_rows`]) into `sums`, then added into the task's row
 /// segments `seg(r)` (column 0 = panel `j0`; set on the first block).
 fn thin_columns<'s>(
     (a, lda): (&[f32], usize),
-    m: usize,
     (j, j0): (usize, usize),
     (k0, kc): (usize, usize),
     b: &PanelB,
@@ -432,7 +431,7 @@ fn thin_columns<'s>(
             *v = step[c];
         }
         dot_rows((a, lda), &x[..kc], sums);
-        for (r, &s) in sums.iter().enumerate().take(m) {
+        for (r, &s) in sums.iter().enumerate() {
             let v = &mut seg(r)[p0 + c];
             *v = if k0 == 0 { s } else { *v + s };
         }
@@ -589,6 +588,47 @@ pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::super::int8_gemm::tests::{lcg, weights};
     use super::*;
+
+    /// A thin last panel's columns ([`thin_columns`], whatever the CPU's path: the GEMM takes
+    /// it on AVX2 alone) over two K blocks: set by the first, added by the second, the other
+    /// columns of the rows untouched.
+    #[test]
+    fn thin_columns_sum_a_last_panel() {
+        let (m, k, n) = (7, KC + 40, 2 * NR + 3);
+        let mut next = lcg(9);
+        let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
+        let bmat: Vec<f32> = (0..k * n).map(|_| next()).collect();
+        let mut data = Buf::filled(n.div_ceil(NR) * k * NR, f32::NAN);
+        for i in 0..k {
+            for p in 0..n {
+                data[((p / NR) * k + i) * NR + p % NR] = bmat[i * n + p];
+            }
+        }
+        let b = PanelB { data, k, n };
+        let mut out = vec![f32::NAN; m * n];
+        let base = Shared(out.as_mut_ptr());
+        // SAFETY: row `r < m` of `out`, one caller at a time.
+        let seg = |r: usize| unsafe { base.slice(r * n, n) };
+        let mut sums = vec![0f32; m];
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            thin_columns((&a[k0..], k), (2, 0), (k0, kc), &b, (&mut sums, &seg));
+        }
+        for r in 0..m {
+            for p in 0..n {
+                let got = out[r * n + p];
+                if p < 2 * NR {
+                    assert!(got.is_nan(), "row {r} column {p} written");
+                    continue;
+                }
+                let want: f32 = (0..k).map(|i| a[r * k + i] * bmat[i * n + p]).sum();
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "row {r} column {p}"
+                );
+            }
+        }
+    }
 
     /// The GEMV over rows unpacked once to i8 codes gives exactly the GEMV over the packed rows
     /// (2- to 8-bit rows, `k` past one `KC` block, a bias and ReLU).
