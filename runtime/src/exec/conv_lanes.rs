@@ -200,6 +200,40 @@ pub fn conv_lanes(
     scratch::F32.give(picked);
 }
 
+/// Inputs (floats) from which [`product`] asks for each block's pixels a block ahead
+/// ([`prefetch_block`]): 128 Ki, 512 KB.
+///
+/// Why: a block reads its 12 pixels from each of a K block's 128 channel planes, more streams
+/// than the hardware prefetcher follows, and an input this large comes from the cores that
+/// wrote it, or from L3, not from the reading core's L2. ResNet50's 1024-to-256 layers on 14x14
+/// (784 KB of input) took 0.47-0.50 ms without, 0.42-0.43 with (`step_times resnet50.fqm f32 30
+/// 2`, 8 rounds, the binaries' order alternated, the Xeon of stop 62). Smaller inputs, read
+/// again by every pair of channels of a task and so warm in L2, paid for the prefetches in an
+/// earlier run (the 256-to-1024 layers on 14x14, 196 KB, 0.51-0.54 -> 0.53-0.56 ms; the
+/// 2048-to-512 on 7x7, 392 KB, 0.61 -> 0.63-0.64). The same prefetch in [`over_taps`] (ResNet50's
+/// strided 3x3 layers to 14x14 and 7x7, 920 and 524 KB of phases) gave 1.07 -> 1.05 and 1.21
+/// -> 1.28 ms: not taken.
+const AHEAD_MIN: usize = 128 << 10;
+
+/// Asks for the `BLOCK` floats of `src` at `at + off` for each offset (the next block's pixels
+/// in each channel plane of a K block), into L1 while the kernel multiplies this block's.
+fn prefetch_block(src: &[f32], at: usize, offsets: impl Iterator<Item = usize>) {
+    #[cfg(target_arch = "x86_64")]
+    for off in offsets {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = src.as_ptr().wrapping_add(at + off);
+        // SAFETY: `_mm_prefetch` is a hint (SSE, in every x86-64 CPU); it reads nothing and
+        // never faults, whatever the address. Both ends of the 48 bytes: they may straddle a
+        // line.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(BLOCK - 1) as *const i8);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (src, at, offsets);
+}
+
 /// The product itself: `x` is `[k][n]`, summed in K blocks of `kb`.
 fn product(
     x: &[f32],
@@ -234,6 +268,7 @@ fn product(
     let pairs = panels.div_ceil(2);
     let tasks = pairs.min(4 * rayon::current_num_threads().max(1));
     let base = Shared(out.as_mut_ptr());
+    let ahead = k * n >= AHEAD_MIN;
     (0..tasks).into_par_iter().for_each(|t| {
         let (p0, p1) = (pairs * t / tasks, pairs * (t + 1) / tasks);
         // Recycled, stale contents: a pair's first `K` block sets every value of it.
@@ -250,6 +285,9 @@ fn product(
                     } else {
                         (&tail[k0 * BLOCK..], BLOCK)
                     };
+                    if ahead && g + BLOCK < n {
+                        prefetch_block(x, g + BLOCK, (k0..k0 + kc).map(|i| i * n));
+                    }
                     let to = c[g * PAIR..].as_mut_ptr();
                     // SAFETY: rows `g..g + rows` of `c`, 32 floats each: inside `c`, this
                     // task's own.
@@ -383,7 +421,7 @@ mod tests {
     use crate::exec::token_gemm::weight_panels;
 
     /// Against the f64 definition: maps of whole and ragged blocks (1 to 6 and 7 to 11 pixels
-    /// in the last), `k` across a `KC` boundary, channels of a lone last panel and of whole
+    /// in the last), `k` across a `KC` boundary, an input large enough for prefetches, channels of a lone last panel and of whole
     /// pairs, with scale, bias, residual and ReLU; in pools of 1 to 3 threads (1 to 6 tasks).
     #[test]
     fn matches_the_definition() {
@@ -394,6 +432,8 @@ mod tests {
             (257, 24, 32),
             (64, 17, 80),
             (520, 7, 96),
+            // An input past `AHEAD_MIN`: each block's next pixels asked for ahead.
+            (1030, 130, 32),
         ] {
             let x: Vec<f32> = (0..k * n)
                 .map(|i| ((i * 7919) % 211) as f32 / 50.0 - 2.0)
