@@ -200,23 +200,20 @@ pub fn conv_lanes(
     scratch::F32.give(picked);
 }
 
-/// Inputs (floats) from which [`product`] asks for each block's pixels a block ahead
-/// ([`prefetch_block`]): 128 Ki, 512 KB.
-///
-/// Why: a block reads its 12 pixels from each of a K block's 128 channel planes, more streams
-/// than the hardware prefetcher follows, and an input this large comes from the cores that
-/// wrote it, or from L3, not from the reading core's L2. ResNet50's 1024-to-256 layers on 14x14
-/// (784 KB of input) took 0.47-0.50 ms without, 0.42-0.43 with (`step_times resnet50.fqm f32 30
-/// 2`, 8 rounds, the binaries' order alternated, the Xeon of stop 62). Smaller inputs, read
-/// again by every pair of channels of a task and so warm in L2, paid for the prefetches in an
-/// earlier run (the 256-to-1024 layers on 14x14, 196 KB, 0.51-0.54 -> 0.53-0.56 ms; the
-/// 2048-to-512 on 7x7, 392 KB, 0.61 -> 0.63-0.64). The same prefetch in [`over_taps`] (ResNet50's
-/// strided 3x3 layers to 14x14 and 7x7, 920 and 524 KB of phases) gave 1.07 -> 1.05 and 1.21
-/// -> 1.28 ms: not taken.
-const AHEAD_MIN: usize = 128 << 10;
-
 /// Asks for the `BLOCK` floats of `src` at `at + off` for each offset (the next block's pixels
 /// in each channel plane of a K block), into L1 while the kernel multiplies this block's.
+///
+/// Why: a block reads its 12 pixels from each of a K block's 128 channel planes, more streams
+/// than the hardware prefetcher follows, and a task's first pair of channels finds the input
+/// in the caches of the cores that wrote it, or in L3, not in its own L2 (its later pairs do).
+/// [`product`] asks on each task's first pair. ResNet50's 1024-to-256 layers on 14x14 (one pair
+/// per task) took 0.47-0.50 ms without, 0.42-0.43 with (`step_times resnet50.fqm f32 30 2`, 8
+/// rounds, the binaries' order alternated, the Xeon of stop 62); asking on every pair of a
+/// task instead cost the layers whose input stays in L2 (the 256-to-1024 on 14x14, four pairs
+/// per task: 0.41-0.43 against 0.39-0.41 ms on the first pair alone, 3 runs of 8 rounds; the
+/// 1024-to-512, two pairs: 0.76-0.78 against 0.73-0.75). The same prefetch in [`over_taps`]
+/// (ResNet50's strided 3x3 layers to 14x14 and 7x7) gave 1.07 -> 1.05 and 1.21 -> 1.28 ms: not
+/// taken.
 fn prefetch_block(src: &[f32], at: usize, offsets: impl Iterator<Item = usize>) {
     #[cfg(target_arch = "x86_64")]
     for off in offsets {
@@ -268,7 +265,6 @@ fn product(
     let pairs = panels.div_ceil(2);
     let tasks = pairs.min(4 * rayon::current_num_threads().max(1));
     let base = Shared(out.as_mut_ptr());
-    let ahead = k * n >= AHEAD_MIN;
     (0..tasks).into_par_iter().for_each(|t| {
         let (p0, p1) = (pairs * t / tasks, pairs * (t + 1) / tasks);
         // Recycled, stale contents: a pair's first `K` block sets every value of it.
@@ -276,6 +272,8 @@ fn product(
         for j in (2 * p0..(2 * p1).min(panels)).step_by(2) {
             // A lone last panel goes in as both; its second half of sums is dropped.
             let second = (j + 1).min(panels - 1);
+            // The task's first pair reads the input cold ([`prefetch_block`]).
+            let ahead = j == 2 * p0;
             for k0 in (0..k).step_by(kb) {
                 let kc = kb.min(k - k0);
                 for g in (0..n).step_by(BLOCK) {
@@ -421,7 +419,7 @@ mod tests {
     use crate::exec::token_gemm::weight_panels;
 
     /// Against the f64 definition: maps of whole and ragged blocks (1 to 6 and 7 to 11 pixels
-    /// in the last), `k` across a `KC` boundary, an input large enough for prefetches, channels of a lone last panel and of whole
+    /// in the last), `k` across a `KC` boundary, channels of a lone last panel and of whole
     /// pairs, with scale, bias, residual and ReLU; in pools of 1 to 3 threads (1 to 6 tasks).
     #[test]
     fn matches_the_definition() {
@@ -432,8 +430,6 @@ mod tests {
             (257, 24, 32),
             (64, 17, 80),
             (520, 7, 96),
-            // An input past `AHEAD_MIN`: each block's next pixels asked for ahead.
-            (1030, 130, 32),
         ] {
             let x: Vec<f32> = (0..k * n)
                 .map(|i| ((i * 7919) % 211) as f32 / 50.0 - 2.0)
