@@ -200,20 +200,30 @@ pub fn conv_lanes(
     scratch::F32.give(picked);
 }
 
+/// Output pixels from which a map's blocks ask for their next block ([`prefetch_block`]): a
+/// 7x7 map's planes (49 floats, three or four cache lines, which the L2 fetches in pairs) come
+/// in with the first block's reads, and there the prefetches only cost (ResNet50's and
+/// ResNet18's strided 3x3 layers to 7x7: 1.15–1.17 → 1.16–1.20 ms and 0.59–0.60 → 0.60–0.62,
+/// the 1x1 layers on 7x7 within ±0.015 ms); 14x14 maps (196) take them.
+const AHEAD_MIN_PIXELS: usize = 128;
+
 /// Asks for the `BLOCK` floats of `src` at `at + off` for each offset (the next block's pixels
-/// in each channel plane of a K block), into L1 while the kernel multiplies this block's.
+/// in each channel plane of a K block, or its positions at each tap in [`over_taps`]' phases),
+/// into L1 while the kernel multiplies this block's.
 ///
-/// Why: a block reads its 12 pixels from each of a K block's 128 channel planes, more streams
-/// than the hardware prefetcher follows, and a task's first pair of channels finds the input
-/// in the caches of the cores that wrote it, or in L3, not in its own L2 (its later pairs do).
-/// [`product`] asks on each task's first pair. ResNet50's 1024-to-256 layers on 14x14 (one pair
-/// per task) took 0.47-0.50 ms without, 0.42-0.43 with (`step_times resnet50.fqm f32 30 2`, 8
-/// rounds, the binaries' order alternated, the Xeon of stop 62); asking on every pair of a
-/// task instead cost the layers whose input stays in L2 (the 256-to-1024 on 14x14, four pairs
-/// per task: 0.41-0.43 against 0.39-0.41 ms on the first pair alone, 3 runs of 8 rounds; the
-/// 1024-to-512, two pairs: 0.76-0.78 against 0.73-0.75). The same prefetch in [`over_taps`]
-/// (ResNet50's strided 3x3 layers to 14x14 and 7x7) gave 1.07 -> 1.05 and 1.21 -> 1.28 ms: not
-/// taken.
+/// Why: a block reads its 12 positions from each of a K block's 128 planes, more streams than
+/// the hardware prefetcher follows, and a task's first pair of channels finds the input in the
+/// caches of the cores that wrote it, or in L3, not in its own L2 (its later pairs do).
+/// [`product`] and [`over_taps`] ask on each task's first pair, on maps of
+/// [`AHEAD_MIN_PIXELS`] and more. Measured with `step_times ... f32 30 2`, 8 rounds, the
+/// binaries' order alternated (the Xeon of stop 62): ResNet50's 1024→256 1x1 layers on 14x14
+/// (one pair per task) 0.47–0.50 ms without, 0.42–0.43 with; asking on every pair of a task
+/// instead cost the layers whose input stays in L2 (256→1024 on 14x14, four pairs per task:
+/// 0.41–0.43 against 0.39–0.41 ms on the first pair alone, 3 runs; 1024→512, two pairs:
+/// 0.76–0.78 against 0.73–0.75), and in [`over_taps`] (ResNet50's strided 3x3 layers to 14x14
+/// and 7x7) 1.07 → 1.05 and 1.21 → 1.28 ms. On the first pair alone, the strided 3x3 layers to
+/// 14x14 took 1.01 → 0.98 and 0.98 → 0.93 ms (ResNet50's 256→256, 2 runs) and 0.52 → 0.48 and
+/// 0.52 → 0.50 (ResNet18's 128→256).
 fn prefetch_block(src: &[f32], at: usize, offsets: impl Iterator<Item = usize>) {
     #[cfg(target_arch = "x86_64")]
     for off in offsets {
@@ -265,6 +275,7 @@ fn product(
     let pairs = panels.div_ceil(2);
     let tasks = pairs.min(4 * rayon::current_num_threads().max(1));
     let base = Shared(out.as_mut_ptr());
+    let ahead_map = n >= AHEAD_MIN_PIXELS;
     (0..tasks).into_par_iter().for_each(|t| {
         let (p0, p1) = (pairs * t / tasks, pairs * (t + 1) / tasks);
         // Recycled, stale contents: a pair's first `K` block sets every value of it.
@@ -273,7 +284,7 @@ fn product(
             // A lone last panel goes in as both; its second half of sums is dropped.
             let second = (j + 1).min(panels - 1);
             // The task's first pair reads the input cold ([`prefetch_block`]).
-            let ahead = j == 2 * p0;
+            let ahead = ahead_map && j == 2 * p0;
             for k0 in (0..k).step_by(kb) {
                 let kc = kb.min(k - k0);
                 for g in (0..n).step_by(BLOCK) {
@@ -346,6 +357,7 @@ fn over_taps(
     let src = &buf[..len];
     let chunks = positions.div_ceil(CHUNK);
     let pairs = panels.div_ceil(2);
+    let ahead_map = n >= AHEAD_MIN_PIXELS;
     // Tasks: ranges of pairs by ranges of chunks, about four per thread, chunks first.
     let want = 4 * rayon::current_num_threads().max(1);
     let col_tasks = chunks.min(want);
@@ -361,10 +373,16 @@ fn over_taps(
             let (q0, q1) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(positions));
             for j in (2 * p0..(2 * p1).min(panels)).step_by(2) {
                 let second = (j + 1).min(panels - 1);
+                // The task's first pair reads the chunk's phases cold ([`prefetch_block`]).
+                let ahead = ahead_map && j == 2 * p0;
                 for k0 in (0..k).step_by(kb) {
                     let kc = kb.min(k - k0);
                     for q in (q0..q1).step_by(BLOCK) {
                         let rows = BLOCK.min(q1 - q);
+                        if ahead && q + BLOCK < q1 {
+                            let taps = taps.offsets()[k0..k0 + kc].iter().copied();
+                            prefetch_block(src, q + BLOCK, taps);
+                        }
                         let to = c[(q - q0) * PAIR..].as_mut_ptr();
                         // SAFETY: rows `q - q0..+rows` of `c`, 32 floats each: inside `c`,
                         // this task's own.
