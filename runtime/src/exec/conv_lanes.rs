@@ -380,8 +380,8 @@ fn over_taps(
                     for q in (q0..q1).step_by(BLOCK) {
                         let rows = BLOCK.min(q1 - q);
                         if ahead && q + BLOCK < q1 {
-                            let taps = taps.offsets()[k0..k0 + kc].iter().copied();
-                            prefetch_block(src, q + BLOCK, taps);
+                            let offsets = taps.offsets()[k0..k0 + kc].iter().copied();
+                            prefetch_block(src, q + BLOCK, offsets);
                         }
                         let to = c[(q - q0) * PAIR..].as_mut_ptr();
                         // SAFETY: rows `q - q0..+rows` of `c`, 32 floats each: inside `c`,
