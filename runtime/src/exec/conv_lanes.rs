@@ -437,8 +437,9 @@ mod tests {
     use crate::exec::token_gemm::weight_panels;
 
     /// Against the f64 definition: maps of whole and ragged blocks (1 to 6 and 7 to 11 pixels
-    /// in the last), `k` across a `KC` boundary, channels of a lone last panel and of whole
-    /// pairs, with scale, bias, residual and ReLU; in pools of 1 to 3 threads (1 to 6 tasks).
+    /// in the last), `k` across a `KC` boundary, maps that take the prefetches, channels of a
+    /// lone last panel and of whole pairs, with scale, bias, residual and ReLU; in pools of 1 to
+    /// 3 threads (1 to 6 tasks).
     #[test]
     fn matches_the_definition() {
         for (k, n, co) in [
@@ -448,6 +449,9 @@ mod tests {
             (257, 24, 32),
             (64, 17, 80),
             (520, 7, 96),
+            // Past `AHEAD_MIN_PIXELS`, over five K blocks: the first pair of each task asks
+            // for each block's next pixels ahead.
+            (1030, 130, 32),
         ] {
             let x: Vec<f32> = (0..k * n)
                 .map(|i| ((i * 7919) % 211) as f32 / 50.0 - 2.0)
