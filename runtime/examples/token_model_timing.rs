@@ -63,7 +63,7 @@ fn main() {
                     let t = Instant::now();
                     let mut last = Instant::now();
                     std::hint::black_box(
-                        exec.run_observed(&x, |s, _| {
+                        exec.run_stepped(&x, |s| {
                             let now = Instant::now();
                             let dt = (now - last).as_secs_f64() * 1e3;
                             last = now;

@@ -363,6 +363,46 @@ fn lane_convolutions_match_reference() {
     }
 }
 
+/// Values kept in blocks of channels between the 1x1 convolutions along the lanes
+/// (AVX-512F): every value a run observes (copied back into channel planes) and the logits are
+/// identical bit for bit to those of the run in channel planes, with Winograd on and off; a
+/// narrow ResNet50 at 64 pixels blocks the residual streams of its stages (with their global
+/// pooling), and no value is blocked off AVX-512F or on the integer path.
+#[test]
+fn blocked_values_change_no_value() {
+    use fq_runtime::exec::kernel::{path, KernelPath};
+    let r50 = ArchSpec::new(Arch::ResNet50, 32, 64, 3).graph().unwrap();
+    let t = random_model(&r50, Bits::RandomMix, 29);
+    let mut model = t.model.clone();
+    let mut exec = Executor::from_model(&mut model).unwrap();
+    let x = random_input(exec.input_len(), 37);
+    for winograd in [true, false] {
+        exec.set_winograd(winograd);
+        exec.set_blocked_values(true);
+        let count = exec.blocked_values_count();
+        if path() == KernelPath::Avx512F {
+            // Every block's output but the last stage's 3x3 inputs: at least one per block.
+            assert!(count >= 16, "Winograd {winograd}: {count} blocked values");
+        } else {
+            assert_eq!(count, 0);
+        }
+        let blocked = observed(&exec, &x);
+        exec.set_blocked_values(false);
+        assert_eq!(exec.blocked_values_count(), 0);
+        let planes = observed(&exec, &x);
+        assert_eq!(blocked.1, planes.1, "Winograd {winograd}: logits");
+        assert_eq!(blocked.0.len(), planes.0.len());
+        for ((s, a), (_, b)) in blocked.0.iter().zip(&planes.0) {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(bits(a) == bits(b), "Winograd {winograd}: step {s}'s value");
+        }
+    }
+    exec.set_blocked_values(true);
+    exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
+    exec.set_activations(Activations::Int8Static);
+    assert_eq!(exec.blocked_values_count(), 0, "integer path");
+}
+
 /// Codes in quads (four channels interleaved per pixel, the weights' columns permuted to match)
 /// multiply the same codes as the channel-major layout: the logits are identical bit for bit,
 /// with static scales (quads written by the epilogues, padded for their readers) and dynamic

@@ -93,7 +93,7 @@ fn main() -> Result<()> {
                 // On a pool thread, as `Executor::run` does (from outside the pool every parallel
                 // loop would hand over to the pool and wait: wake-ups a real run does not have).
                 rayon::scope(|_| {
-                    exec.run_observed(&x, |s, _| {
+                    exec.run_stepped(&x, |s| {
                         let now = Instant::now();
                         *kinds.entry(exec.steps()[s].kind()).or_default() +=
                             (now - last).as_secs_f64() * 1e3;

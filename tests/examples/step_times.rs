@@ -1,5 +1,5 @@
 //! Per-step times of one packed model on the integer or the f32 path: the fastest of `reps`
-//! runs of each step of `Executor::run_observed` and their median, with the pool's other threads
+//! runs of each step of `Executor::run_stepped` and their median, with the pool's other threads
 //! kept busy between steps (as `Executor::run` keeps them), one line per step and their sums.
 //! The medians show the steps a host's slow state hits (the two vCPUs on cores that share no
 //! cache: `bench_side handoff`), which the fastest runs hide. How the
@@ -11,7 +11,8 @@
 //! `bench_side`. With `FQ_NO_WINO` set in the environment, the f32 path runs its 3x3 stride-1
 //! convolutions directly instead of by Winograd (`Executor::set_winograd`), to compare the two;
 //! with `FQ_NO_LANES`, its convolutions with the channels along the lanes run by the direct
-//! convolution instead (`Executor::set_conv_lanes`).
+//! convolution instead (`Executor::set_conv_lanes`); with `FQ_NO_BLOCKS`, the values between
+//! those convolutions stay in channel planes (`Executor::set_blocked_values`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,6 +63,9 @@ fn main() -> Result<()> {
         if std::env::var_os("FQ_NO_LANES").is_some() {
             c.executor_mut().set_conv_lanes(false);
         }
+        if std::env::var_os("FQ_NO_BLOCKS").is_some() {
+            c.executor_mut().set_blocked_values(false);
+        }
     }
     let x = random(1);
     let exec = c.executor();
@@ -82,7 +86,7 @@ fn main() -> Result<()> {
                 std::thread::sleep(Duration::from_micros(200));
             }
             let mut last = Instant::now();
-            let run = exec.run_observed(&x, |s, _| {
+            let run = exec.run_stepped(&x, |s| {
                 let now = Instant::now();
                 times[s].push((now - last).as_secs_f64() * 1e3);
                 last = now;

@@ -25,13 +25,16 @@
 
 use rayon::prelude::*;
 
+use super::blocked::LANES;
 use super::buf::Buf;
 use super::conv_direct::{k_block, Phases};
 use super::disjoint::Shared;
-use super::epilogue::finish_row;
+use super::epilogue::{finish_pixels, finish_row};
 use super::gemm::{Epilogue, Rows};
 use super::im2col::Geometry;
-use super::kernel::{pairs_pay, tile_pair_cols_to, tile_pair_tap_cols_to, PanelPair, MR, NR};
+use super::kernel::{
+    pairs_pay, tile_pair_cols_to, tile_pair_tap_cols_to, PanelPair, Pixels, MR, NR,
+};
 use super::phases::phase_of_row;
 use super::scratch;
 use super::transpose::columns_to_rows;
@@ -163,40 +166,85 @@ const SMALL_MAP: usize = 256;
 /// 512 channels) 2-20% faster here.
 const MIN_TAP_CHANNELS: usize = 16;
 
-/// `out` (`[co][ho * wo]`) = epilogue(`conv(x)`) for the 1x1 convolution `geo` ([`pays`]) over
-/// `x` (`[c][h][w]`) and `wp` the panels of `Wᵀ` of `co` rows of `c`
-/// ([`super::token_gemm::weight_panels`]). A strided one first takes the pixels it reads into a
-/// buffer of its own (ResNet50's downsampling convolutions: a quarter of their input).
+/// How a [`conv_lanes`] call's values lie: channel planes (`[c][h * w]`, the executor's
+/// usual layout), or blocks of [`LANES`] channels ([`super::blocked`]): its input, its output
+/// (with the residual laid out as the output). Only a 1x1 convolution takes blocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub input_blocked: bool,
+    pub output_blocked: bool,
+}
+
+/// Whether [`conv_lanes`] reads and writes this convolution's values in blocks
+/// ([`Layout`]): a 1x1 one without padding.
+pub fn takes_blocks(geo: &Geometry) -> bool {
+    (geo.kernel, geo.padding) == (1, 0)
+}
+
+/// `out` (`[co][ho * wo]`, or blocked) = epilogue(`conv(x)`) for the convolution `geo`
+/// ([`pays`]) over `x` (`[c][h][w]`, or blocked; [`Layout`]) and `wp` the panels of `Wᵀ` of
+/// `co` rows of `c` ([`super::token_gemm::weight_panels`]). A strided 1x1 first takes the pixels
+/// it reads into a buffer of its own (ResNet50's downsampling convolutions: a quarter of their
+/// input), in its input's layout.
 pub fn conv_lanes(
     x: &[f32],
     geo: &Geometry,
     wp: LaneWeights,
     co: usize,
     out: &mut [f32],
-    epi: Epilogue,
+    (epi, layout): (Epilogue, Layout),
 ) {
     assert!(
         x.len() == geo.c * geo.h * geo.w,
         "conv_lanes: {geo:?} over {} inputs",
         x.len()
     );
-    if (geo.kernel, geo.padding) != (1, 0) {
+    if !takes_blocks(geo) {
+        assert_eq!(layout, Layout::default(), "conv_lanes: blocks for {geo:?}");
         return over_taps(x, geo, wp, co, out, epi);
     }
     if geo.stride == 1 {
-        return product(x, (geo.c, geo.n()), wp, co, out, (epi, k_block(geo)));
+        return product(
+            x,
+            (geo.c, geo.n()),
+            wp,
+            co,
+            out,
+            (epi, k_block(geo), layout),
+        );
     }
     let (s, n) = (geo.stride, geo.n());
     let mut picked = scratch::F32.take(geo.c * n, true);
-    picked
-        .par_chunks_mut(n.max(1))
-        .zip(x.par_chunks(geo.h * geo.w))
-        .for_each(|(dst, plane)| {
-            for (y, row) in dst.chunks_exact_mut(geo.wo).enumerate() {
-                phase_of_row(&plane[y * s * geo.w..][..geo.w], s, 0, 0, row);
-            }
-        });
-    product(&picked, (geo.c, n), wp, co, out, (epi, k_block(geo)));
+    if layout.input_blocked {
+        // Each block's picked pixels, a pixel's `LANES` channels at a time.
+        picked
+            .par_chunks_mut((n * LANES).max(1))
+            .zip(x.par_chunks(geo.h * geo.w * LANES))
+            .for_each(|(dst, plane)| {
+                for (q, px) in dst.chunks_exact_mut(LANES).enumerate() {
+                    let (oy, ox) = (q / geo.wo, q % geo.wo);
+                    let from = (oy * s * geo.w + ox * s) * LANES;
+                    px.copy_from_slice(&plane[from..from + LANES]);
+                }
+            });
+    } else {
+        picked
+            .par_chunks_mut(n.max(1))
+            .zip(x.par_chunks(geo.h * geo.w))
+            .for_each(|(dst, plane)| {
+                for (y, row) in dst.chunks_exact_mut(geo.wo).enumerate() {
+                    phase_of_row(&plane[y * s * geo.w..][..geo.w], s, 0, 0, row);
+                }
+            });
+    }
+    product(
+        &picked,
+        (geo.c, n),
+        wp,
+        co,
+        out,
+        (epi, k_block(geo), layout),
+    );
     scratch::F32.give(picked);
 }
 
@@ -241,14 +289,14 @@ fn prefetch_block(src: &[f32], at: usize, offsets: impl Iterator<Item = usize>) 
     let _ = (src, at, offsets);
 }
 
-/// The product itself: `x` is `[k][n]`, summed in K blocks of `kb`.
+/// The product itself: `x` is `[k][n]` (or blocked, [`Layout`]), summed in K blocks of `kb`.
 fn product(
     x: &[f32],
     (k, n): (usize, usize),
     wp: LaneWeights,
     co: usize,
     out: &mut [f32],
-    (epi, kb): (Epilogue, usize),
+    (epi, kb, layout): (Epilogue, usize, Layout),
 ) {
     let panels = co.div_ceil(NR);
     assert!(
@@ -258,15 +306,31 @@ fn product(
         out.len(),
         wp.len()
     );
+    assert!(
+        !layout.input_blocked || (k.is_multiple_of(LANES) && kb.is_multiple_of(LANES)),
+        "conv_lanes: blocked input of {k} channels in K blocks of {kb}"
+    );
+    assert!(
+        !layout.output_blocked || co.is_multiple_of(LANES),
+        "conv_lanes: blocked output of {co} channels"
+    );
     if n == 0 || co == 0 {
         return;
     }
-    // The last block's pixels, zero-padded to a whole block (`tail[i * BLOCK + r]`), so that
-    // the kernel never reads past the input.
+    // The last block's pixels, zero-padded to a whole block (`tail[i * BLOCK + r]`, blocked:
+    // `tail[(i / LANES) * BLOCK * LANES + r * LANES + i % LANES]`), so that the kernel never
+    // reads past the input.
     let full = n / BLOCK * BLOCK;
     let mut tail = Buf::zeroed(if full < n { k * BLOCK } else { 0 });
-    for (i, t) in tail.chunks_exact_mut(BLOCK).enumerate() {
-        t[..n - full].copy_from_slice(&x[i * n + full..(i + 1) * n]);
+    if layout.input_blocked {
+        for (b, t) in tail.chunks_exact_mut(BLOCK * LANES).enumerate() {
+            let from = b * n * LANES + full * LANES;
+            t[..(n - full) * LANES].copy_from_slice(&x[from..(b + 1) * n * LANES]);
+        }
+    } else {
+        for (i, t) in tail.chunks_exact_mut(BLOCK).enumerate() {
+            t[..n - full].copy_from_slice(&x[i * n + full..(i + 1) * n]);
+        }
     }
     // Tasks are ranges of pairs of panels (channels), all pixels each: every weight is read
     // once. A pair's sums gather in a buffer of `n` rows of 32 (32 KB for a map of 256 pixels,
@@ -289,12 +353,13 @@ fn product(
                 let kc = kb.min(k - k0);
                 for g in (0..n).step_by(BLOCK) {
                     let rows = BLOCK.min(n - g);
-                    let a = if g + BLOCK <= n {
-                        (&x[k0 * n + g..], n)
-                    } else {
-                        (&tail[k0 * BLOCK..], BLOCK)
+                    let a = match (layout.input_blocked, g + BLOCK <= n) {
+                        (false, true) => Pixels::Planes(&x[k0 * n + g..], n),
+                        (false, false) => Pixels::Planes(&tail[k0 * BLOCK..], BLOCK),
+                        (true, true) => Pixels::Blocked(&x[k0 * n + g * LANES..], n * LANES),
+                        (true, false) => Pixels::Blocked(&tail[k0 * BLOCK..], BLOCK * LANES),
                     };
-                    if ahead && g + BLOCK < n {
+                    if ahead && g + BLOCK < n && !layout.input_blocked {
                         prefetch_block(x, g + BLOCK, (k0..k0 + kc).map(|i| i * n));
                     }
                     let to = c[g * PAIR..].as_mut_ptr();
@@ -311,6 +376,18 @@ fn product(
                 }
             }
             let channels = j * NR..((j + 2) * NR).min(co);
+            if layout.output_blocked {
+                // A panel's channels are a block's (`NR` = `LANES`): its plane, pixel by pixel.
+                for (h, c0) in channels.step_by(LANES).enumerate() {
+                    let plane = c0 * n..(c0 + LANES) * n;
+                    // SAFETY: tasks own disjoint ranges of channels, so of blocks, which lie
+                    // in `out`, which outlives the parallel loop.
+                    let dst = unsafe { base.slice(plane.start, plane.len()) };
+                    let res = epi.residual.map(|r| &r[plane]);
+                    finish_pixels(dst, (&c[h * NR..], PAIR), &epi, c0, res);
+                }
+                continue;
+            }
             // SAFETY: tasks own disjoint ranges of channels, so of output rows; rows
             // `o < co` lie in `out`, which outlives the parallel loop.
             unsafe { columns_to_rows(&c, PAIR, (n, channels.len()), base.offset(j * NR * n), n) };
@@ -473,7 +550,14 @@ mod tests {
                 };
                 let mut got = vec![f32::NAN; co * n];
                 in_pool(threads, || {
-                    product(&x, (k, n), LaneWeights::F32(&wp), co, &mut got, (epi, KC))
+                    product(
+                        &x,
+                        (k, n),
+                        LaneWeights::F32(&wp),
+                        co,
+                        &mut got,
+                        (epi, KC, Layout::default()),
+                    )
                 });
                 for o in 0..co {
                     for p in 0..n {
@@ -566,7 +650,14 @@ mod tests {
             for threads in 1..=3 {
                 let mut got = vec![f32::NAN; co * n];
                 in_pool(threads, || {
-                    conv_lanes(&x, &geo, LaneWeights::F32(&wp), co, &mut got, epi)
+                    conv_lanes(
+                        &x,
+                        &geo,
+                        LaneWeights::F32(&wp),
+                        co,
+                        &mut got,
+                        (epi, Layout::default()),
+                    )
                 });
                 let what = format!("{geo:?} to {co}, {threads} threads");
                 if pairs_pay() {
@@ -615,9 +706,23 @@ mod tests {
                 ..Epilogue::default()
             };
             let mut want = vec![f32::NAN; co * geo.n()];
-            conv_lanes(&x, &geo, LaneWeights::F32(&wp), co, &mut want, epi);
+            conv_lanes(
+                &x,
+                &geo,
+                LaneWeights::F32(&wp),
+                co,
+                &mut want,
+                (epi, Layout::default()),
+            );
             let mut got = vec![f32::NAN; co * geo.n()];
-            conv_lanes(&x, &geo, LaneWeights::I8(&bytes), co, &mut got, epi);
+            conv_lanes(
+                &x,
+                &geo,
+                LaneWeights::I8(&bytes),
+                co,
+                &mut got,
+                (epi, Layout::default()),
+            );
             let first = got
                 .iter()
                 .zip(&want)
@@ -684,16 +789,102 @@ mod tests {
             let n = geo.n();
             let epi = Epilogue::default();
             let (mut got, mut want) = (vec![f32::NAN; co * n], vec![f32::NAN; co * n]);
-            conv_lanes(&x, &geo, LaneWeights::F32(&wp), co, &mut got, epi);
+            conv_lanes(
+                &x,
+                &geo,
+                LaneWeights::F32(&wp),
+                co,
+                &mut got,
+                (epi, Layout::default()),
+            );
             product(
                 &picked,
                 (c, n),
                 LaneWeights::F32(&wp),
                 co,
                 &mut want,
-                (epi, KC),
+                (epi, KC, Layout::default()),
             );
             assert_eq!(got, want, "{c}x{h}x{w} stride {s}");
+        }
+    }
+
+    /// Blocked values ([`super::super::blocked`]) in, out, or both give the floats of channel
+    /// planes bit for bit, with the residual laid out as the output: 1x1 stride 1 and 2, maps
+    /// of whole and ragged last blocks (196, 49, 13 pixels), `k` across a K block, f32 and
+    /// `i8` weights, 1 to 3 threads.
+    #[test]
+    fn blocked_values_give_the_same_floats() {
+        use super::super::blocked::{from_planes, to_planes};
+        for (c, h, w, stride, co) in [
+            (256, 14, 14, 1, 64),
+            (160, 7, 7, 1, 96),
+            (48, 14, 14, 2, 32),
+            (32, 13, 1, 1, 32),
+            (32, 9, 11, 2, 64),
+        ] {
+            let geo = Geometry::of(c, h, w, 1, stride, 0);
+            let n = geo.n();
+            let (x, wts) = inputs(c * h * w, co * c);
+            let codes: Vec<f32> = wts.iter().map(|v| (v * 40.0).round()).collect();
+            let rows = Rows::F32 {
+                data: &codes,
+                cols: c,
+            };
+            let wp = weight_panels(&rows, co, c);
+            let bytes = byte_panels(&rows, co, c).expect("codes");
+            let scale: Vec<f32> = (0..co).map(|o| 0.01 * (o % 5 + 1) as f32).collect();
+            let bias: Vec<f32> = (0..co).map(|o| o as f32 * 0.1 - 1.0).collect();
+            let res: Vec<f32> = (0..co * n).map(|i| (i % 7) as f32 * 0.3 - 0.8).collect();
+            let res_blocked = from_planes(&res, co, n);
+            let x_blocked = from_planes(&x, c, h * w);
+            for (input_blocked, output_blocked) in [(true, false), (false, true), (true, true)] {
+                let layout = Layout {
+                    input_blocked,
+                    output_blocked,
+                };
+                for (bytes_in, threads) in [(false, 1), (true, 2), (false, 3)] {
+                    let wts = if bytes_in {
+                        LaneWeights::I8(&bytes)
+                    } else {
+                        LaneWeights::F32(&wp)
+                    };
+                    let epi = |residual| Epilogue {
+                        scale: Some(&scale),
+                        bias: Some(&bias),
+                        residual: Some(residual),
+                        relu: true,
+                        gelu: false,
+                    };
+                    let mut want = vec![f32::NAN; co * n];
+                    let mut got = vec![f32::NAN; co * n];
+                    in_pool(threads, || {
+                        conv_lanes(&x, &geo, wts, co, &mut want, (epi(&res), Layout::default()));
+                        let input = if input_blocked {
+                            &x_blocked[..]
+                        } else {
+                            &x[..]
+                        };
+                        let residual = if output_blocked {
+                            &res_blocked[..]
+                        } else {
+                            &res[..]
+                        };
+                        conv_lanes(input, &geo, wts, co, &mut got, (epi(residual), layout));
+                    });
+                    if output_blocked {
+                        got = to_planes(&got, co, n).to_vec();
+                    }
+                    let first = got
+                        .iter()
+                        .zip(&want)
+                        .position(|(a, b)| a.to_bits() != b.to_bits());
+                    assert_eq!(
+                        first, None,
+                        "{geo:?} to {co}, {layout:?}, {threads} threads"
+                    );
+                }
+            }
         }
     }
 }

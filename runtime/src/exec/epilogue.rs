@@ -9,6 +9,7 @@
 //! (`kernel::path`, `FQ_MAX_ISA` included). Multiplies and adds stay separate
 //! operations (Rust never contracts them into FMA), so every path gives the same floats.
 
+use super::blocked::LANES;
 use super::gemm::Epilogue;
 #[cfg(target_arch = "x86_64")]
 use super::kernel::{path, KernelPath};
@@ -33,6 +34,94 @@ pub fn finish_row(row: &mut [f32], epi: &Epilogue, o: usize, residual: Option<&[
     if epi.gelu {
         super::vmath::gelu(row);
     }
+}
+
+/// Finishes the sums of `LANES` channels from `c0` at each pixel into a blocked value's plane
+/// (`super::blocked`): `dst[p * LANES + l]` from `src[p * ld + l]`, with `residual` (when
+/// given) laid out as `dst`. The same floats as [`finish_row`] on each channel's row (the
+/// same operations per value, in the same order); no GELU (the executor blocks no value a
+/// GELU epilogue writes).
+#[inline]
+pub fn finish_pixels(
+    dst: &mut [f32],
+    (src, ld): (&[f32], usize),
+    epi: &Epilogue,
+    c0: usize,
+    residual: Option<&[f32]>,
+) {
+    assert!(!epi.gelu, "epilogue: no GELU into a blocked value");
+    let n = dst.len() / LANES;
+    assert!(
+        dst.len() == n * LANES
+            && ld >= LANES
+            && (n == 0 || src.len() >= (n - 1) * ld + LANES)
+            && residual.is_none_or(|r| r.len() == dst.len()),
+        "epilogue: {} outputs from {} sums {ld} apart",
+        dst.len(),
+        src.len()
+    );
+    let mut s = [1.0f32; LANES];
+    let mut b = [0.0f32; LANES];
+    if let Some(scale) = epi.scale {
+        s.copy_from_slice(&scale[c0..c0 + LANES]);
+    }
+    if let Some(bias) = epi.bias {
+        b.copy_from_slice(&bias[c0..c0 + LANES]);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx512F {
+        // SAFETY: `path` only returns a path this CPU has.
+        return unsafe { pixels_avx512(dst, (src, ld), (&s, &b), residual, epi.relu) };
+    }
+    pixels(dst, (src, ld), (&s, &b), residual, epi.relu);
+}
+
+/// [`finish_pixels`]' loop: per pixel, the [`affine`] map of its `LANES` sums.
+#[inline(always)]
+fn pixels(
+    dst: &mut [f32],
+    (src, ld): (&[f32], usize),
+    (s, b): (&[f32; LANES], &[f32; LANES]),
+    residual: Option<&[f32]>,
+    relu: bool,
+) {
+    for (p, out) in dst.chunks_exact_mut(LANES).enumerate() {
+        let sums: &[f32; LANES] = src[p * ld..p * ld + LANES]
+            .try_into()
+            .expect("a pixel's sums");
+        let out: &mut [f32; LANES] = out.try_into().expect("a pixel's outputs");
+        match residual {
+            Some(res) => {
+                let r: &[f32; LANES] = res[p * LANES..(p + 1) * LANES]
+                    .try_into()
+                    .expect("a pixel's residuals");
+                for l in 0..LANES {
+                    let v = sums[l] * s[l] + b[l] + r[l];
+                    out[l] = if relu { v.max(0.0) } else { v };
+                }
+            }
+            None => {
+                for l in 0..LANES {
+                    let v = sums[l] * s[l] + b[l];
+                    out[l] = if relu { v.max(0.0) } else { v };
+                }
+            }
+        }
+    }
+}
+
+/// # Safety
+/// AVX-512F must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pixels_avx512(
+    dst: &mut [f32],
+    src: (&[f32], usize),
+    sb: (&[f32; LANES], &[f32; LANES]),
+    residual: Option<&[f32]>,
+    relu: bool,
+) {
+    pixels(dst, src, sb, residual, relu);
 }
 
 /// `row[i] = max?(row[i] * s + b (+ residual[i]))`: the loop every path compiles, one pass per

@@ -5,6 +5,7 @@
 //! AVX2/FMA micro-kernel when the CPU has it); Linear is a packed GEMV; pooling, residual adds and ReLU are plain loops, most
 //! of them fused into the GEMM's epilogue (see [`plan`]). Batches run image-parallel.
 
+mod blocked;
 mod buf;
 mod busy;
 mod conv;
@@ -204,6 +205,9 @@ pub struct Executor {
     /// Whether the f32 path's convolutions put their output channels along the lanes where
     /// that pays ([`Executor::set_conv_lanes`]).
     conv_lanes: bool,
+    /// Whether f32 runs keep the values between [`conv_lanes`]' 1x1 products in blocks of
+    /// channels ([`blocked`], [`Executor::set_blocked_values`]).
+    blocks: bool,
 }
 
 /// Why an input cannot be run.
@@ -251,6 +255,7 @@ impl Executor {
             unsigned_inputs: true,
             winograd: true,
             conv_lanes: true,
+            blocks: true,
         }
     }
 
@@ -298,12 +303,13 @@ impl Executor {
             if wanted.contains(&0) {
                 max_abs[0] = max_abs[0].max(peak(image));
             }
-            self.run_inner(image, Activations::F32, |s, v| {
+            let mut seen = |s: usize, v: &[f32]| {
                 let out = self.steps[s].output();
                 if wanted.contains(&out) {
                     max_abs[out] = max_abs[out].max(peak(v));
                 }
-            })?;
+            };
+            self.run_inner(image, Activations::F32, Observe::Values(&mut seen))?;
         }
         let mut scales = vec![None; self.layers.len()];
         for (layer, input) in convs {
@@ -658,6 +664,35 @@ impl Executor {
     /// Per step, whether it is a stem convolution that runs with the max pooling after it (the
     /// next step, the only reader of its output, which is not the model's): an integer one over
     /// tap rows, or an f32 one that [`conv_direct`] would run ([`Executor::direct_geometry`]).
+    /// Which values an f32 run keeps in blocks of channels ([`blocked`]): between the
+    /// convolutions [`conv_lanes`] runs as 1x1 products (on the AVX-512F path: ResNet50's
+    /// 14x14 and 7x7 stages), with their residuals and the global pooling after them. None on
+    /// the integer paths, whose layers take other kernels.
+    fn blocked_values(&self, activations: Activations) -> Vec<bool> {
+        let lanes_1x1 = |s: usize| match &self.steps[s] {
+            Step::Conv {
+                conv,
+                input,
+                output,
+                gelu: false,
+                ..
+            } => self
+                .lanes_geometry(conv, *input, *output)
+                .is_some_and(|g| conv_lanes::takes_blocks(&g)),
+            _ => false,
+        };
+        if activations != Activations::F32 || !self.blocks {
+            return vec![false; self.shapes.len()];
+        }
+        blocked::values(
+            &self.steps,
+            self.shapes.len(),
+            self.output,
+            lanes_1x1,
+            lanes_1x1,
+        )
+    }
+
     fn stem_pools(&self, activations: Activations) -> Vec<bool> {
         let fused = |(s, step): (usize, &Step)| {
             let Step::Conv {
@@ -705,6 +740,22 @@ impl Executor {
             self.conv_lanes = on;
             self.drop_f32_weights();
         }
+    }
+
+    /// Whether f32 runs keep the values between [`conv_lanes`]' 1x1 products in blocks of
+    /// channels ([`blocked`]; on by default) or in channel planes, for tests and benchmarks to
+    /// compare the two (the same floats either way).
+    pub fn set_blocked_values(&mut self, on: bool) {
+        self.blocks = on;
+    }
+
+    /// How many values a run keeps in blocks of channels ([`blocked`]) under the current
+    /// settings (0 on the integer path) and on this CPU.
+    pub fn blocked_values_count(&self) -> usize {
+        self.blocked_values(self.activations)
+            .iter()
+            .filter(|&&b| b)
+            .count()
     }
 
     /// How many convolutions the f32 path runs by Winograd's F(2x2, 3x3) under the current
@@ -963,19 +1014,32 @@ impl Executor {
         // (which works on them too) instead of this thread handing every one over and sleeping
         // until it ends, a wake-up per loop (about 15% of ResNet18's integer path at 2 threads);
         // and the pool's other threads kept awake between the loops (`busy`).
-        busy::while_busy(|| self.run_observed(image, |_, _| {}))
+        busy::while_busy(|| self.run_inner(image, self.activations, Observe::Nothing))
     }
 
     /// [`Executor::run`], calling `observe(step, values)` after every step with the value it
     /// wrote: what profiles (time between calls; `Step::kind` names the work) and activation
     /// calibration (ranges of the convolutions' inputs) are built on. No clock in here, so the
     /// core runs where there is none (wasm32-unknown-unknown).
+    /// Every value is observed in channel planes, as the plan describes it, whatever layout
+    /// the run keeps it in (a blocked one is copied back first: [`blocked`]).
     pub fn run_observed(
         &self,
         image: &[f32],
-        observe: impl FnMut(usize, &[f32]),
+        mut observe: impl FnMut(usize, &[f32]),
     ) -> Result<Vec<f32>, ExecError> {
-        self.run_inner(image, self.activations, observe)
+        self.run_inner(image, self.activations, Observe::Values(&mut observe))
+    }
+
+    /// [`Executor::run`], calling `at_step(step)` after every step, without its value: what
+    /// timings use ([`Executor::run_observed`] would time the copies of blocked values back
+    /// into planes too).
+    pub fn run_stepped(
+        &self,
+        image: &[f32],
+        mut at_step: impl FnMut(usize),
+    ) -> Result<Vec<f32>, ExecError> {
+        self.run_inner(image, self.activations, Observe::Steps(&mut at_step))
     }
 
     /// The run on a given activation path (calibration observes the float model whatever the
@@ -984,7 +1048,7 @@ impl Executor {
         &self,
         image: &[f32],
         activations: Activations,
-        mut observe: impl FnMut(usize, &[f32]),
+        mut watch: Observe,
     ) -> Result<Vec<f32>, ExecError> {
         self.check(image.len(), 1)?;
         let mut values: Vec<Option<Buf<f32>>> = vec![None; self.shapes.len()];
@@ -998,6 +1062,18 @@ impl Executor {
         let mut codes: Vec<Option<Codes>> = (0..self.shapes.len()).map(|_| None).collect();
         let stem_pools = self.stem_pools(activations);
         let pairs = self.pairs(activations, &requant, &floats_read);
+        let blocked = self.blocked_values(activations);
+        let mut observe = |s: usize, v: ValueId, x: &[f32]| match &mut watch {
+            Observe::Nothing => {}
+            Observe::Steps(f) => f(s),
+            Observe::Values(f) if blocked[v] => {
+                let Shape::Chw(c, h, w) = self.shapes[v] else {
+                    unreachable!("blocked values are [C,H,W]")
+                };
+                f(s, &blocked::to_planes(x, c, h * w))
+            }
+            Observe::Values(f) => f(s, x),
+        };
         #[cfg(not(target_arch = "x86_64"))]
         debug_assert!(!pairs.contains(&true), "pairs fuse on x86-64 only");
         for (s, step) in self.steps.iter().enumerate() {
@@ -1013,7 +1089,7 @@ impl Executor {
                         Some(self.conv_pair_int8((step, next), (&values, &codes), r, activations));
                     values[o] = Some(Buf::new());
                 }
-                observe(s, &[]);
+                observe(s, 0, &[]);
                 self.release(s, step, &mut values, &mut codes);
                 continue;
             }
@@ -1039,9 +1115,9 @@ impl Executor {
                         codes[p] = q;
                         out
                     });
-                    observe(s, &[]);
+                    observe(s, 0, &[]);
                 } else {
-                    observe(s, values[o].as_deref().expect("computed with the stem"));
+                    observe(s, o, values[o].as_deref().expect("computed with the stem"));
                 }
                 self.release(s, step, &mut values, &mut codes);
                 continue;
@@ -1062,7 +1138,7 @@ impl Executor {
                 }
                 Step::MaxPool { output, .. } => {
                     // Its codes as well, when integer convolutions read it.
-                    let mut out = self.step(step, &values, activations);
+                    let mut out = self.step(step, &values, (activations, &blocked));
                     if let (Some(r), Some(x)) = (requant[*output], out.as_deref()) {
                         codes[*output] = Some(self.codes_of_floats(x, *output, r));
                     }
@@ -1072,7 +1148,7 @@ impl Executor {
                     }
                     out.or(Some(Buf::new()))
                 }
-                _ => self.step(step, &values, activations),
+                _ => self.step(step, &values, (activations, &blocked)),
             };
             let output = match step {
                 Step::Add { a, b, relu, output } => {
@@ -1108,7 +1184,7 @@ impl Executor {
                     .filter(|_| floats_read[output])
                     .or(Some(0))
             );
-            observe(s, values[output].as_deref().expect("just computed"));
+            observe(s, output, values[output].as_deref().expect("just computed"));
             self.release(s, step, &mut values, &mut codes);
         }
         Ok(values[self.output]
@@ -1542,7 +1618,7 @@ impl Executor {
         &self,
         step: &Step,
         values: &[Option<Buf<f32>>],
-        activations: Activations,
+        (activations, blocked): (Activations, &[bool]),
     ) -> Option<Buf<f32>> {
         let get = |v: ValueId| values[v].as_deref().expect("computed before use");
         match step {
@@ -1627,7 +1703,11 @@ impl Executor {
                             self.f32_panels[*layer].get_or_init(panels),
                         ),
                     };
-                    conv_lanes::conv_lanes(get(*input), &geo, wp, co, &mut out, epi);
+                    let layout = conv_lanes::Layout {
+                        input_blocked: blocked[*input],
+                        output_blocked: blocked[*output],
+                    };
+                    conv_lanes::conv_lanes(get(*input), &geo, wp, co, &mut out, (epi, layout));
                     return Some(out);
                 }
                 if let Some(geo) = self.direct_geometry(conv, *input, *output) {
@@ -1808,7 +1888,11 @@ impl Executor {
                 let Shape::Chw(c, h, w) = self.shapes[*input] else {
                     unreachable!("validated: global pool input is [C,H,W]")
                 };
-                Some(pool::global_avg_pool(get(*input), c, h * w))
+                Some(if blocked[*input] {
+                    blocked::global_avg_pool(get(*input), c, h * w)
+                } else {
+                    pool::global_avg_pool(get(*input), c, h * w)
+                })
             }
             Step::Relu { input, .. } => Some(pool::relu(Buf::from_slice(get(*input)))),
             Step::Add { .. } | Step::Gelu { .. } => None,
@@ -1845,4 +1929,11 @@ fn last_uses(steps: &[Step], values: usize, output: ValueId) -> Vec<usize> {
 
 fn output_of(step: &Step) -> ValueId {
     step.output()
+}
+
+/// What a run reports after each step ([`Executor::run_observed`], [`Executor::run_stepped`]).
+enum Observe<'a> {
+    Nothing,
+    Steps(&'a mut dyn FnMut(usize)),
+    Values(&'a mut dyn FnMut(usize, &[f32])),
 }

@@ -502,6 +502,20 @@ impl ARows for ColMajor {
     }
 }
 
+/// Pixels in blocks of `NR` channels (`exec::blocked`), each block a plane of `self.1` floats
+/// with a pixel's `NR` channels together: step `i`'s twelve broadcasts lie `NR` floats apart
+/// at one address per step ([`tile_pair_blocked_to_avx512`]).
+#[derive(Clone, Copy)]
+struct Blocked(*const f32, usize);
+
+impl ARows for Blocked {
+    #[inline(always)]
+    unsafe fn at(self, r: usize, i: usize) -> *const f32 {
+        // SAFETY: the kernel's caller guarantees the rows.
+        unsafe { self.0.add((i / NR) * self.1 + r * NR + i % NR) }
+    }
+}
+
 /// Rows adjacent, each row's `k` at its own offset (`taps[i]`): the positions of a
 /// convolution's padded input as the rows ([`tile_pair_tap_cols_to_avx512`]).
 #[derive(Clone, Copy)]
@@ -577,6 +591,38 @@ pub unsafe fn tile_pair_cols_to_avx512(
 ) {
     // SAFETY: the caller's guarantees.
     unsafe { cols_to(k, ColMajor(a, ka), Panels(b0, b1), (c, ldc, rows, add)) }
+}
+
+/// [`tile_pair_cols_to_avx512`] with `A`'s element `(r, i)` at
+/// `a[(i / NR) * plane + r * NR + i % NR]`: an input in blocks of `NR` channels
+/// (`exec::blocked`).
+///
+/// # Safety
+/// As [`tile_pair_cols_to_avx512`], `a` holding those elements.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_pair_blocked_to_avx512(
+    k: usize,
+    (a, plane): (*const f32, usize),
+    (b0, b1): (*const f32, *const f32),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    // SAFETY: the caller's guarantees.
+    unsafe { cols_to(k, Blocked(a, plane), Panels(b0, b1), (c, ldc, rows, add)) }
+}
+
+/// [`tile_pair_blocked_to_avx512`] on panels of `i8` whole numbers ([`Wholes`]).
+///
+/// # Safety
+/// As [`tile_pair_blocked_to_avx512`], `b0` and `b1` holding `k * NR` values each.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile_pair_blocked_bytes_to_avx512(
+    k: usize,
+    (a, plane): (*const f32, usize),
+    (b0, b1): (*const i8, *const i8),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    // SAFETY: the caller's guarantees.
+    unsafe { cols_to(k, Blocked(a, plane), Wholes(b0, b1), (c, ldc, rows, add)) }
 }
 
 /// [`tile_pair_cols_to_avx512`] on panels of `i8` whole numbers ([`Wholes`]).

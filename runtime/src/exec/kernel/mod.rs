@@ -265,40 +265,82 @@ pub unsafe fn tile_pair_halves_to(
     unsafe { tile_pair_to(k, a, lda, (&floats(b0), &floats(b1)), (c, ldc, rows, add)) }
 }
 
-/// [`tile_pair_to`] with `A`'s element `(r, i)` at `a[r + i * ka]` (a channel-major input's
-/// pixels as the rows, `exec::conv_lanes`). On AVX-512F only, where [`pairs_pay`]: elsewhere
-/// the GEMMs walk panels one at a time and this is never called; there it runs a plain loop
-/// (the same sums, not the same roundings).
+/// Where the pixels of a [`tile_pair_cols_to`] block lie: its `A`'s element `(r, i)` is pixel
+/// `r`'s value in input channel `i` (`exec::conv_lanes`).
+#[derive(Clone, Copy)]
+pub enum Pixels<'a> {
+    /// Channel planes `ka` apart (the executor's channel-major values): `a[r + i * ka]`.
+    Planes(&'a [f32], usize),
+    /// Blocks of `NR` channels, each a plane of pixels with its channels together, `plane`
+    /// floats apart (`exec::blocked`): `a[(i / NR) * plane + r * NR + i % NR]`.
+    Blocked(&'a [f32], usize),
+}
+
+impl Pixels<'_> {
+    /// Element `(r, i)`.
+    fn at(&self, r: usize, i: usize) -> f32 {
+        match *self {
+            Pixels::Planes(a, ka) => a[r + i * ka],
+            Pixels::Blocked(a, plane) => a[(i / NR) * plane + r * NR + i % NR],
+        }
+    }
+
+    /// Whether elements `(r, i)`, `r < rows`, `i < k` all lie inside.
+    fn holds(&self, k: usize, rows: usize) -> bool {
+        if k == 0 {
+            return true;
+        }
+        match *self {
+            Pixels::Planes(a, ka) => ka >= rows && a.len() >= (k - 1) * ka + rows,
+            Pixels::Blocked(a, plane) => {
+                plane >= rows * NR
+                    && a.len() > (k - 1) / NR * plane + (rows - 1) * NR + (k - 1) % NR
+            }
+        }
+    }
+}
+
+/// [`tile_pair_to`] with `A`'s element `(r, i)` where `a` says ([`Pixels`]: an input's pixels
+/// as the rows, `exec::conv_lanes`). On AVX-512F only, where [`pairs_pay`]: elsewhere the GEMMs
+/// walk panels one at a time and this is never called; there it runs a plain loop (the same
+/// sums, not the same roundings).
 ///
 /// # Safety
 /// `rows` must be in `1..=2 MR` and `c + r * ldc` point to `2 NR` writable floats for
 /// `r < rows`, accessed by no one else meanwhile.
 pub unsafe fn tile_pair_cols_to(
     k: usize,
-    (a, ka): (&[f32], usize),
+    a: Pixels,
     b: PanelPair,
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
     let block = if rows > MR { 2 * MR } else { MR };
     assert!(
-        (1..=2 * MR).contains(&rows)
-            && ka >= block
-            && (k == 0 || a.len() >= (k - 1) * ka + block)
-            && b.holds(k),
+        (1..=2 * MR).contains(&rows) && a.holds(k, block) && b.holds(k),
         "micro-kernel columns too short"
     );
     #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx512F {
-        let (a, c) = ((a.as_ptr(), ka), (c, ldc, rows, add));
+        let c = (c, ldc, rows, add);
         // SAFETY: `path` chose AVX-512F, so the CPU has it; the extents of `a` and `b` were
         // checked, those of `c` are the caller's.
         unsafe {
-            match b {
-                PanelPair::F32(b0, b1) => {
-                    avx512::tile_pair_cols_to_avx512(k, a, (b0.as_ptr(), b1.as_ptr()), c)
+            match (a, b) {
+                (Pixels::Planes(a, ka), PanelPair::F32(b0, b1)) => {
+                    let (a, b) = ((a.as_ptr(), ka), (b0.as_ptr(), b1.as_ptr()));
+                    avx512::tile_pair_cols_to_avx512(k, a, b, c)
                 }
-                PanelPair::I8(b0, b1) => {
-                    avx512::tile_pair_cols_bytes_to_avx512(k, a, (b0.as_ptr(), b1.as_ptr()), c)
+                (Pixels::Planes(a, ka), PanelPair::I8(b0, b1)) => {
+                    let (a, b) = ((a.as_ptr(), ka), (b0.as_ptr(), b1.as_ptr()));
+                    avx512::tile_pair_cols_bytes_to_avx512(k, a, b, c)
+                }
+                (Pixels::Blocked(a, plane), PanelPair::F32(b0, b1)) => {
+                    let (a, b) = ((a.as_ptr(), plane), (b0.as_ptr(), b1.as_ptr()));
+                    avx512::tile_pair_blocked_to_avx512(k, a, b, c)
+                }
+                (Pixels::Blocked(a, plane), PanelPair::I8(b0, b1)) => {
+                    let (a, b) = ((a.as_ptr(), plane), (b0.as_ptr(), b1.as_ptr()));
+                    avx512::tile_pair_blocked_bytes_to_avx512(k, a, b, c)
                 }
             }
         };
@@ -306,7 +348,7 @@ pub unsafe fn tile_pair_cols_to(
     }
     let (b0, b1) = b.floats(k);
     // SAFETY: the caller's guarantees for `c`.
-    unsafe { plain_cols_to(k, |r, i| a[r + i * ka], (&b0, &b1), (c, ldc, rows, add)) };
+    unsafe { plain_cols_to(k, |r, i| a.at(r, i), (&b0, &b1), (c, ldc, rows, add)) };
 }
 
 /// Two weight panels (`k * NR` values each) for [`tile_pair_cols_to`] and
