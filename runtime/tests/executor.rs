@@ -363,44 +363,51 @@ fn lane_convolutions_match_reference() {
     }
 }
 
-/// Values kept in blocks of channels between the 1x1 convolutions along the lanes
-/// (AVX-512F): every value a run observes (copied back into channel planes) and the logits are
-/// identical bit for bit to those of the run in channel planes, with Winograd on and off; a
-/// narrow ResNet50 at 64 pixels blocks the residual streams of its stages (with their global
-/// pooling), and no value is blocked off AVX-512F or on the integer path.
+/// Values kept in blocks of channels between the 1x1 convolutions along the lanes and the
+/// Winograd ones (AVX-512F): every value a run observes (copied back into channel planes) and
+/// the logits are identical bit for bit to those of the run in channel planes, with Winograd
+/// on and off; narrow ResNet50 and ResNet18 at 64 pixels block values in every stage (with the
+/// global pooling after the last), and no value is blocked off AVX-512F or on the integer path.
 #[test]
 fn blocked_values_change_no_value() {
     use fq_runtime::exec::kernel::{path, KernelPath};
     let r50 = ArchSpec::new(Arch::ResNet50, 32, 64, 3).graph().unwrap();
-    let t = random_model(&r50, Bits::RandomMix, 29);
-    let mut model = t.model.clone();
-    let mut exec = Executor::from_model(&mut model).unwrap();
-    let x = random_input(exec.input_len(), 37);
-    for winograd in [true, false] {
-        exec.set_winograd(winograd);
+    let r18 = ArchSpec::new(Arch::ResNet18, 32, 64, 3).graph().unwrap();
+    // Blocked values at least, with Winograd on and off (46 and 20, 8 and 0 at this stop):
+    // ResNet50's residual streams (16 blocks' outputs) and, with Winograd, the values around
+    // its 3x3 layers; ResNet18's only between its Winograd layers.
+    for (g, at_least) in [(&r50, [40, 16]), (&r18, [8, 0])] {
+        let t = random_model(g, Bits::RandomMix, 29);
+        let mut model = t.model.clone();
+        let mut exec = Executor::from_model(&mut model).unwrap();
+        let x = random_input(exec.input_len(), 37);
+        for (winograd, at_least) in [true, false].into_iter().zip(at_least) {
+            let what = format!("{} with Winograd {winograd}", g.arch);
+            exec.set_winograd(winograd);
+            exec.set_blocked_values(true);
+            let count = exec.blocked_values_count();
+            if path() == KernelPath::Avx512F {
+                assert!(count >= at_least, "{what}: {count} blocked values");
+            } else {
+                assert_eq!(count, 0, "{what}");
+            }
+            let blocked = observed(&exec, &x);
+            exec.set_blocked_values(false);
+            assert_eq!(exec.blocked_values_count(), 0);
+            let planes = observed(&exec, &x);
+            assert_eq!(blocked.1, planes.1, "{what}: logits");
+            assert_eq!(blocked.0.len(), planes.0.len());
+            for ((s, a), (_, b)) in blocked.0.iter().zip(&planes.0) {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert!(bits(a) == bits(b), "{what}: step {s}'s value");
+            }
+        }
+        exec.set_winograd(true);
         exec.set_blocked_values(true);
-        let count = exec.blocked_values_count();
-        if path() == KernelPath::Avx512F {
-            // Every block's output but the last stage's 3x3 inputs: at least one per block.
-            assert!(count >= 16, "Winograd {winograd}: {count} blocked values");
-        } else {
-            assert_eq!(count, 0);
-        }
-        let blocked = observed(&exec, &x);
-        exec.set_blocked_values(false);
-        assert_eq!(exec.blocked_values_count(), 0);
-        let planes = observed(&exec, &x);
-        assert_eq!(blocked.1, planes.1, "Winograd {winograd}: logits");
-        assert_eq!(blocked.0.len(), planes.0.len());
-        for ((s, a), (_, b)) in blocked.0.iter().zip(&planes.0) {
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert!(bits(a) == bits(b), "Winograd {winograd}: step {s}'s value");
-        }
+        exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
+        exec.set_activations(Activations::Int8Static);
+        assert_eq!(exec.blocked_values_count(), 0, "{}: integer path", g.arch);
     }
-    exec.set_blocked_values(true);
-    exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
-    exec.set_activations(Activations::Int8Static);
-    assert_eq!(exec.blocked_values_count(), 0, "integer path");
 }
 
 /// Codes in quads (four channels interleaved per pixel, the weights' columns permuted to match)

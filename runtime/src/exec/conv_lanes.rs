@@ -25,7 +25,7 @@
 
 use rayon::prelude::*;
 
-use super::blocked::LANES;
+use super::blocked::{Layout, LANES};
 use super::buf::Buf;
 use super::conv_direct::{k_block, Phases};
 use super::disjoint::Shared;
@@ -166,13 +166,11 @@ const SMALL_MAP: usize = 256;
 /// 512 channels) 2-20% faster here.
 const MIN_TAP_CHANNELS: usize = 16;
 
-/// How a [`conv_lanes`] call's values lie: channel planes (`[c][h * w]`, the executor's
-/// usual layout), or blocks of [`LANES`] channels ([`super::blocked`]): its input, its output
-/// (with the residual laid out as the output). Only a 1x1 convolution takes blocks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Layout {
-    pub input_blocked: bool,
-    pub output_blocked: bool,
+/// Whether the executor keeps values in blocks of channels ([`super::blocked`]) at all: on
+/// the AVX-512F path, where this module's 1x1 products run (the layout was measured there
+/// alone).
+pub fn blocks_pay() -> bool {
+    pairs_pay()
 }
 
 /// Whether [`conv_lanes`] reads and writes this convolution's values in blocks
@@ -384,7 +382,7 @@ fn product(
                     // in `out`, which outlives the parallel loop.
                     let dst = unsafe { base.slice(plane.start, plane.len()) };
                     let res = epi.residual.map(|r| &r[plane]);
-                    finish_pixels(dst, (&c[h * NR..], PAIR), &epi, c0, res);
+                    finish_pixels(dst, Some((&c[h * NR..], PAIR)), &epi, c0, res);
                 }
                 continue;
             }

@@ -44,7 +44,7 @@ pub fn finish_row(row: &mut [f32], epi: &Epilogue, o: usize, residual: Option<&[
 #[inline]
 pub fn finish_pixels(
     dst: &mut [f32],
-    (src, ld): (&[f32], usize),
+    src: Option<(&[f32], usize)>,
     epi: &Epilogue,
     c0: usize,
     residual: Option<&[f32]>,
@@ -53,12 +53,12 @@ pub fn finish_pixels(
     let n = dst.len() / LANES;
     assert!(
         dst.len() == n * LANES
-            && ld >= LANES
-            && (n == 0 || src.len() >= (n - 1) * ld + LANES)
+            && src.is_none_or(|(src, ld)| {
+                ld >= LANES && (n == 0 || src.len() >= (n - 1) * ld + LANES)
+            })
             && residual.is_none_or(|r| r.len() == dst.len()),
-        "epilogue: {} outputs from {} sums {ld} apart",
+        "epilogue: {} blocked outputs",
         dst.len(),
-        src.len()
     );
     let mut s = [1.0f32; LANES];
     let mut b = [0.0f32; LANES];
@@ -71,25 +71,28 @@ pub fn finish_pixels(
     #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx512F {
         // SAFETY: `path` only returns a path this CPU has.
-        return unsafe { pixels_avx512(dst, (src, ld), (&s, &b), residual, epi.relu) };
+        return unsafe { pixels_avx512(dst, src, (&s, &b), residual, epi.relu) };
     }
-    pixels(dst, (src, ld), (&s, &b), residual, epi.relu);
+    pixels(dst, src, (&s, &b), residual, epi.relu);
 }
 
 /// [`finish_pixels`]' loop: per pixel, the [`affine`] map of its `LANES` sums.
 #[inline(always)]
 fn pixels(
     dst: &mut [f32],
-    (src, ld): (&[f32], usize),
+    src: Option<(&[f32], usize)>,
     (s, b): (&[f32; LANES], &[f32; LANES]),
     residual: Option<&[f32]>,
     relu: bool,
 ) {
     for (p, out) in dst.chunks_exact_mut(LANES).enumerate() {
-        let sums: &[f32; LANES] = src[p * ld..p * ld + LANES]
-            .try_into()
-            .expect("a pixel's sums");
         let out: &mut [f32; LANES] = out.try_into().expect("a pixel's outputs");
+        let sums: [f32; LANES] = match src {
+            Some((src, ld)) => src[p * ld..p * ld + LANES]
+                .try_into()
+                .expect("a pixel's sums"),
+            None => *out,
+        };
         match residual {
             Some(res) => {
                 let r: &[f32; LANES] = res[p * LANES..(p + 1) * LANES]
@@ -116,7 +119,7 @@ fn pixels(
 #[target_feature(enable = "avx512f")]
 unsafe fn pixels_avx512(
     dst: &mut [f32],
-    src: (&[f32], usize),
+    src: Option<(&[f32], usize)>,
     sb: (&[f32; LANES], &[f32; LANES]),
     residual: Option<&[f32]>,
     relu: bool,

@@ -17,6 +17,7 @@
 
 use fq_models::geometry::window_output;
 
+use super::blocked::Layout;
 use super::buf::Buf;
 use super::conv_direct::{conv_direct, for_kernel, pays, Tiles};
 use super::gemm::Epilogue;
@@ -114,9 +115,14 @@ impl FloatConv {
         let (geo, m, epi) = (&self.geo, self.m, Epilogue::default());
         match &self.weights {
             Weights::Tiles(rows) => conv_direct(x, geo, Tiles::of(rows), m, out, epi),
-            Weights::Winograd(u) => {
-                winograd::conv_winograd(x, geo, winograd::Transformed::F32(u), m, out, epi)
-            }
+            Weights::Winograd(u) => winograd::conv_winograd(
+                x,
+                geo,
+                winograd::Transformed::F32(u),
+                m,
+                out,
+                (epi, Layout::default()),
+            ),
         }
     }
 }

@@ -665,32 +665,31 @@ impl Executor {
     /// next step, the only reader of its output, which is not the model's): an integer one over
     /// tap rows, or an f32 one that [`conv_direct`] would run ([`Executor::direct_geometry`]).
     /// Which values an f32 run keeps in blocks of channels ([`blocked`]): between the
-    /// convolutions [`conv_lanes`] runs as 1x1 products (on the AVX-512F path: ResNet50's
-    /// 14x14 and 7x7 stages), with their residuals and the global pooling after them. None on
-    /// the integer paths, whose layers take other kernels.
+    /// convolutions [`conv_lanes`] runs as 1x1 products and the Winograd ones (of whole blocks
+    /// of channels) among them, on the AVX-512F path (ResNet50's 14x14 and 7x7 stages), with
+    /// their residuals and the global pooling after them. None on the integer paths, whose
+    /// layers take other kernels.
     fn blocked_values(&self, activations: Activations) -> Vec<bool> {
-        let lanes_1x1 = |s: usize| match &self.steps[s] {
+        if activations != Activations::F32 || !self.blocks || !conv_lanes::blocks_pay() {
+            return vec![false; self.shapes.len()];
+        }
+        let takes = |s: usize| match &self.steps[s] {
             Step::Conv {
                 conv,
                 input,
                 output,
                 gelu: false,
                 ..
-            } => self
-                .lanes_geometry(conv, *input, *output)
-                .is_some_and(|g| conv_lanes::takes_blocks(&g)),
+            } => {
+                let whole = conv.in_channels.is_multiple_of(blocked::LANES)
+                    && conv.out_channels.is_multiple_of(blocked::LANES);
+                self.lanes_geometry(conv, *input, *output)
+                    .is_some_and(|g| conv_lanes::takes_blocks(&g))
+                    || (whole && self.winograd_geometry(conv, *input, *output).is_some())
+            }
             _ => false,
         };
-        if activations != Activations::F32 || !self.blocks {
-            return vec![false; self.shapes.len()];
-        }
-        blocked::values(
-            &self.steps,
-            self.shapes.len(),
-            self.output,
-            lanes_1x1,
-            lanes_1x1,
-        )
+        blocked::values(&self.steps, self.shapes.len(), self.output, takes, takes)
     }
 
     fn stem_pools(&self, activations: Activations) -> Vec<bool> {
@@ -1670,6 +1669,10 @@ impl Executor {
                         })
                         .flatten();
                     let x = get(*input);
+                    let layout = blocked::Layout {
+                        input_blocked: blocked[*input],
+                        output_blocked: blocked[*output],
+                    };
                     match quarters {
                         Some(q) => {
                             let u = winograd::Transformed::Quarters(&q.u);
@@ -1677,12 +1680,12 @@ impl Executor {
                                 scale: Some(&q.scales),
                                 ..epi
                             };
-                            winograd::conv_winograd(x, &geo, u, co, &mut out, epi);
+                            winograd::conv_winograd(x, &geo, u, co, &mut out, (epi, layout));
                         }
                         None => {
                             let u = self.f32_panels[*layer].get_or_init(transform);
                             let u = winograd::Transformed::F32(u);
-                            winograd::conv_winograd(x, &geo, u, co, &mut out, epi);
+                            winograd::conv_winograd(x, &geo, u, co, &mut out, (epi, layout));
                         }
                     }
                     return Some(out);
@@ -1703,7 +1706,7 @@ impl Executor {
                             self.f32_panels[*layer].get_or_init(panels),
                         ),
                     };
-                    let layout = conv_lanes::Layout {
+                    let layout = blocked::Layout {
                         input_blocked: blocked[*input],
                         output_blocked: blocked[*output],
                     };

@@ -21,9 +21,10 @@
 
 use rayon::prelude::*;
 
+use super::blocked::{Layout, LANES as BLOCK_LANES};
 use super::buf::Buf;
 use super::disjoint::Shared;
-use super::epilogue::finish_row;
+use super::epilogue::{finish_pixels, finish_row};
 use super::gemm::Epilogue;
 use super::im2col::Geometry;
 #[cfg(target_arch = "x86_64")]
@@ -193,7 +194,10 @@ fn filter_transform(g: &[f32; 9]) -> [f32; XI] {
 /// input's borders. Each task makes those of its tile rows (two of the four are the previous
 /// tile row's too): a copy of the whole input first was one more pass and one more parallel
 /// loop per layer.
-fn tile_rows(x: &[f32], g: &Geometry, ty: usize, wp: usize, buf: &mut Buf<f32>) {
+///
+/// A blocked input ([`Layout`]) is copied a pixel's `BLOCK_LANES` channels at a time instead of
+/// transposed.
+fn tile_rows((x, blocked): (&[f32], bool), g: &Geometry, ty: usize, wp: usize, buf: &mut Buf<f32>) {
     let (c, p) = (g.c, g.padding);
     buf.resize(4 * wp * c, 0.0);
     for (u, row) in buf[..4 * wp * c].chunks_exact_mut(wp * c).enumerate() {
@@ -201,7 +205,18 @@ fn tile_rows(x: &[f32], g: &Geometry, ty: usize, wp: usize, buf: &mut Buf<f32>) 
             Some(y) if y < g.h => {
                 row[..p * c].fill(0.0);
                 row[(p + g.w) * c..].fill(0.0);
-                transpose_row(&x[y * g.w..], g.h * g.w, (c, g.w), &mut row[p * c..]);
+                if blocked {
+                    let plane = g.h * g.w * BLOCK_LANES;
+                    let pixels = row[p * c..(p + g.w) * c].chunks_exact_mut(c);
+                    for (px, dst) in pixels.enumerate() {
+                        let at = (y * g.w + px) * BLOCK_LANES;
+                        for (b, lanes) in dst.chunks_exact_mut(BLOCK_LANES).enumerate() {
+                            lanes.copy_from_slice(&x[b * plane + at..][..BLOCK_LANES]);
+                        }
+                    }
+                } else {
+                    transpose_row(&x[y * g.w..], g.h * g.w, (c, g.w), &mut row[p * c..]);
+                }
             }
             _ => row.fill(0.0),
         }
@@ -226,17 +241,24 @@ fn transpose_row(src: &[f32], pitch: usize, (c, w): (usize, usize), dst: &mut [f
 
 /// `out = epilogue(conv(x))` for one group ([`suits`]): `x` is `[geo.c, geo.h, geo.w]`, `u` the
 /// group's `m` filters transformed ([`transform_weights`]), `out` `[m, ho * wo]`; `epi`'s rows
-/// are the group's.
+/// are the group's. Either value may be in blocks of channels instead ([`Layout`]; `c` and `m`
+/// then multiples of [`BLOCK_LANES`]), the residual laid out as `out`.
 pub fn conv_winograd(
     x: &[f32],
     geo: &Geometry,
     u: Transformed,
     m: usize,
     out: &mut [f32],
-    epi: Epilogue,
+    (epi, layout): (Epilogue, Layout),
 ) {
+    assert!(
+        (!layout.input_blocked || geo.c.is_multiple_of(BLOCK_LANES))
+            && (!layout.output_blocked || m.is_multiple_of(BLOCK_LANES)),
+        "winograd: blocks of {} or {m} channels",
+        geo.c
+    );
     let bands = band_rows(geo, padded(m) / PAIR, rayon::current_num_threads().max(1));
-    run(x, geo, u, m, out, epi, bands)
+    run(x, geo, u, m, out, (epi, layout), bands)
 }
 
 /// Transformed weights (bytes) up to which a layer runs in bands ([`band_rows`]): every task
@@ -289,7 +311,7 @@ fn run(
     u: Transformed,
     m: usize,
     out: &mut [f32],
-    epi: Epilogue,
+    (epi, layout): (Epilogue, Layout),
     bands: Option<usize>,
 ) {
     let g = geo;
@@ -310,7 +332,9 @@ fn run(
         m,
         base: Shared(out.as_mut_ptr()),
         epi: &epi,
+        blocked: layout.output_blocked,
     };
+    let x = (x, layout.input_blocked);
     if let Some(rows_per) = bands {
         (0..th.div_ceil(rows_per)).into_par_iter().for_each(|band| {
             let (ty0, ty1) = (band * rows_per, ((band + 1) * rows_per).min(th));
@@ -354,7 +378,7 @@ thread_local! {
 /// `V` of the tiles of tile rows `ty0..ty1`, tile `t = ty * tw + tx` at row `t - v0` of each
 /// point's matrix (`rows` rows of `c` floats) in `v`.
 fn transform_tiles(
-    x: &[f32],
+    x: (&[f32], bool),
     g: &Geometry,
     (ty0, ty1): (usize, usize),
     (v, rows, v0): (Shared<f32>, usize, usize),
@@ -388,6 +412,8 @@ struct Products<'a> {
     m: usize,
     base: Shared<f32>,
     epi: &'a Epilogue<'a>,
+    /// Whether `base` is a blocked value ([`Layout`]).
+    blocked: bool,
 }
 
 impl Products<'_> {
@@ -441,12 +467,23 @@ impl Products<'_> {
                 }
             }
             let block = (k0, k1 - k0, tw);
+            let out = (self.base, self.blocked);
             // SAFETY: this task alone owns output channels `o0..o1` of its tiles' pixels.
-            unsafe { output_tiles(&mm, (width, chunk), block, (o0, o1), g, self.base) };
+            unsafe { output_tiles(&mm, (width, chunk), block, (o0, o1), g, out) };
         }
         PRODUCTS.set(mm);
         // The epilogue, on each channel's pixels of this task's tile rows.
         let (q0, q1) = (2 * ty0 * g.wo, (2 * ty1).min(g.ho) * g.wo);
+        if self.blocked {
+            for c0 in (o0..o1).step_by(BLOCK_LANES) {
+                let at = c0 * n + q0 * BLOCK_LANES..c0 * n + q1 * BLOCK_LANES;
+                // SAFETY: as above; block `c0 / BLOCK_LANES` of `out`, pixels `q0..q1 <= n`.
+                let plane = unsafe { self.base.slice(at.start, at.len()) };
+                let res = self.epi.residual.map(|r| &r[at]);
+                finish_pixels(plane, None, self.epi, c0, res);
+            }
+            return;
+        }
         for o in o0..o1 {
             // SAFETY: as above; row `o < m` of `out`, columns `q0..q1 <= n`.
             let row = unsafe { self.base.slice(o * n + q0, q1 - q0) };
@@ -679,15 +716,15 @@ fn sub<const L: usize>(a: [f32; L], b: [f32; L]) -> [f32; L] {
 /// products were half of their time).
 ///
 /// # Safety
-/// Channels `o0..o1` of those tiles' pixels in `out` (`[m][ho * wo]`) must be written by no one
-/// else meanwhile.
+/// Channels `o0..o1` of those tiles' pixels in `out` (`[m][ho * wo]`, or blocked with `o0` and
+/// `o1` multiples of `BLOCK_LANES`) must be written by no one else meanwhile.
 unsafe fn output_tiles(
     mm: &[f32],
     (width, stride): (usize, usize),
     (r0, count, tw): (usize, usize, usize),
     (o0, o1): (usize, usize),
     g: &Geometry,
-    out: Shared<f32>,
+    (out, blocked): (Shared<f32>, bool),
 ) {
     let n = g.n();
     let mut rows = OUT_ROWS.take();
@@ -708,6 +745,21 @@ unsafe fn output_tiles(
                 run,
                 (&mut rows, px, h2),
             );
+            if blocked {
+                for dy in 0..h2 {
+                    let q = (oy + dy) * g.wo + ox0;
+                    for h in (0..lanes).step_by(BLOCK_LANES) {
+                        let to = (o0 + l0 + h) * n + q * BLOCK_LANES;
+                        // SAFETY: the caller's contract: block `(o0 + l0 + h) / BLOCK_LANES`'s
+                        // pixels `q..q + px` (inside the map).
+                        let dst = unsafe { out.slice(to, px * BLOCK_LANES) };
+                        for (p, d) in dst.chunks_exact_mut(BLOCK_LANES).enumerate() {
+                            d.copy_from_slice(&rows[(dy * px + p) * PAIR + h..][..BLOCK_LANES]);
+                        }
+                    }
+                }
+                continue;
+            }
             for dy in 0..h2 {
                 let to = out.offset((o0 + l0) * n + (oy + dy) * g.wo + ox0);
                 // SAFETY: the caller's contract: channels `o0 + l0..+lanes` (below `o1 <= m`)
@@ -922,7 +974,14 @@ mod tests {
             // not zeroed: no NaN may reach an output).
             POINTS.give(Buf::filled(1 << 20, f32::NAN));
             rayon::broadcast(|_| BAND.set(Buf::filled(1 << 18, f32::NAN)));
-            conv_winograd(&x, &g, Transformed::F32(&u), m, &mut out, epi);
+            conv_winograd(
+                &x,
+                &g,
+                Transformed::F32(&u),
+                m,
+                &mut out,
+                (epi, Layout::default()),
+            );
             let want = reference(&x, &g, &wts, m);
             let bound = (c * 9) as f32 * 1e-6 * 8.0;
             for (i, (&got, &sum)) in out.iter().zip(&want).enumerate() {
@@ -962,13 +1021,29 @@ mod tests {
                     ..Epilogue::default()
                 };
                 let mut want = vec![f32::NAN; m * g.n()];
-                run(&x, &g, Transformed::F32(&u), m, &mut want, epi, bands);
+                run(
+                    &x,
+                    &g,
+                    Transformed::F32(&u),
+                    m,
+                    &mut want,
+                    (epi, Layout::default()),
+                    bands,
+                );
                 let epi = Epilogue {
                     scale: Some(&q.scales),
                     ..epi
                 };
                 let mut got = vec![f32::NAN; m * g.n()];
-                run(&x, &g, Transformed::Quarters(&q.u), m, &mut got, epi, bands);
+                run(
+                    &x,
+                    &g,
+                    Transformed::Quarters(&q.u),
+                    m,
+                    &mut got,
+                    (epi, Layout::default()),
+                    bands,
+                );
                 let first = got
                     .iter()
                     .zip(&want)
@@ -1002,11 +1077,21 @@ mod tests {
                 ..Epilogue::default()
             };
             let mut whole = vec![f32::NAN; m * g.n()];
-            run(&x, &g, Transformed::F32(&u), m, &mut whole, epi, None);
+            run(
+                &x,
+                &g,
+                Transformed::F32(&u),
+                m,
+                &mut whole,
+                (epi, Layout::default()),
+                None,
+            );
             for (rows, threads) in [(1, 1), (1, 2), (2, 3), (3, 2), (g.ho.div_ceil(2), 2)] {
                 let mut got = vec![f32::NAN; m * g.n()];
                 let u = Transformed::F32(&u);
-                in_pool(threads, || run(&x, &g, u, m, &mut got, epi, Some(rows)));
+                in_pool(threads, || {
+                    run(&x, &g, u, m, &mut got, (epi, Layout::default()), Some(rows))
+                });
                 let first = got
                     .iter()
                     .zip(&whole)
@@ -1051,6 +1136,74 @@ mod tests {
                     }
                 }
                 assert_eq!(u[i * 4 + j], s, "point ({i}, {j})");
+            }
+        }
+    }
+
+    /// Blocked values ([`Layout`]) in, out, or both give the floats of channel planes bit for
+    /// bit, with a residual laid out as the output, the whole input transformed first and in
+    /// bands, padding 1 and 0, maps whose last tile row and column hold one pixel.
+    #[test]
+    fn blocked_values_give_the_same_floats() {
+        use crate::exec::blocked::{from_planes, to_planes};
+        use crate::exec::int8_gemm::tests::in_pool;
+        let mut next = crate::exec::int8_gemm::tests::lcg(9);
+        for &(c, h, w, m, pad) in &[(16, 13, 11, 32, 1), (32, 14, 14, 48, 1), (48, 7, 7, 16, 0)] {
+            let g = Geometry::of(c, h, w, 3, 1, pad);
+            let n = g.n();
+            let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
+            let wts: Vec<f32> = (0..m * c * 9).map(|_| next()).collect();
+            let bias: Vec<f32> = (0..m).map(|_| next()).collect();
+            let res: Vec<f32> = (0..m * n).map(|_| next()).collect();
+            let u = transform_weights(&wts, m, c);
+            let u = Transformed::F32(&u);
+            let (x_blocked, res_blocked) = (from_planes(&x, c, h * w), from_planes(&res, m, n));
+            let epi = |residual| Epilogue {
+                bias: Some(&bias),
+                residual: Some(residual),
+                relu: true,
+                ..Epilogue::default()
+            };
+            for bands in [None, Some(1), Some(2)] {
+                let mut want = vec![f32::NAN; m * n];
+                run(
+                    &x,
+                    &g,
+                    u,
+                    m,
+                    &mut want,
+                    (epi(&res), Layout::default()),
+                    bands,
+                );
+                for (input_blocked, output_blocked) in [(true, false), (false, true), (true, true)]
+                {
+                    let layout = Layout {
+                        input_blocked,
+                        output_blocked,
+                    };
+                    let input = if input_blocked {
+                        &x_blocked[..]
+                    } else {
+                        &x[..]
+                    };
+                    let residual = if output_blocked {
+                        &res_blocked[..]
+                    } else {
+                        &res[..]
+                    };
+                    let mut got = vec![f32::NAN; m * n];
+                    in_pool(2, || {
+                        run(input, &g, u, m, &mut got, (epi(residual), layout), bands)
+                    });
+                    if output_blocked {
+                        got = to_planes(&got, m, n).to_vec();
+                    }
+                    let first = got
+                        .iter()
+                        .zip(&want)
+                        .position(|(a, b)| a.to_bits() != b.to_bits());
+                    assert_eq!(first, None, "{g:?} to {m}, {layout:?}, bands {bands:?}");
+                }
             }
         }
     }
