@@ -173,8 +173,8 @@ pub fn blocks_pay() -> bool {
     pairs_pay()
 }
 
-/// Whether [`conv_lanes`] reads and writes this convolution's values in blocks
-/// ([`Layout`]): a 1x1 one without padding.
+/// Whether [`conv_lanes`] reads this convolution's input in blocks ([`Layout`]): a 1x1 one
+/// without padding. Every one writes its output in blocks when asked.
 pub fn takes_blocks(geo: &Geometry) -> bool {
     (geo.kernel, geo.padding) == (1, 0)
 }
@@ -198,8 +198,11 @@ pub fn conv_lanes(
         x.len()
     );
     if !takes_blocks(geo) {
-        assert_eq!(layout, Layout::default(), "conv_lanes: blocks for {geo:?}");
-        return over_taps(x, geo, wp, co, out, epi);
+        assert!(
+            !layout.input_blocked,
+            "conv_lanes: a blocked input for {geo:?}"
+        );
+        return over_taps(x, geo, wp, co, out, (epi, layout.output_blocked));
     }
     if geo.stride == 1 {
         return product(
@@ -411,7 +414,7 @@ fn over_taps(
     wp: LaneWeights,
     co: usize,
     out: &mut [f32],
-    epi: Epilogue,
+    (epi, output_blocked): (Epilogue, bool),
 ) {
     let kb = k_block(geo);
     let g = geo;
@@ -481,6 +484,19 @@ fn over_taps(
                     }
                     let p = oy * g.wo + qa - oy * wpl;
                     let sums = &c[(qa - q0) * PAIR..];
+                    if output_blocked {
+                        // A panel's channels are a block's: its pixels `p..p + qb - qa`.
+                        for (h, o) in channels.clone().step_by(LANES).enumerate() {
+                            let at = o * n + p * LANES..o * n + (p + qb - qa) * LANES;
+                            // SAFETY: tasks own disjoint (channels, positions) rectangles, so
+                            // disjoint runs of blocks, which lie in `out`, which outlives the
+                            // parallel loop.
+                            let dst = unsafe { base.slice(at.start, at.len()) };
+                            let res = epi.residual.map(|r| &r[at]);
+                            finish_pixels(dst, Some((&sums[h * NR..], PAIR)), &epi, o, res);
+                        }
+                        continue;
+                    }
                     let to = base.offset(j * NR * n + p);
                     // SAFETY: tasks own disjoint (channels, positions) rectangles, so disjoint
                     // pixels `p..p + qb - qa` of each row `o < co` of `out`, which outlives
@@ -809,34 +825,41 @@ mod tests {
 
     /// Blocked values ([`super::super::blocked`]) in, out, or both give the floats of channel
     /// planes bit for bit, with the residual laid out as the output: 1x1 stride 1 and 2, maps
-    /// of whole and ragged last blocks (196, 49, 13 pixels), `k` across a K block, f32 and
-    /// `i8` weights, 1 to 3 threads.
+    /// of whole and ragged last blocks (196, 49, 13 pixels), `k` across a K block, 3x3 stride
+    /// 1 and 2 (blocked output alone), f32 and `i8` weights, 1 to 3 threads.
     #[test]
     fn blocked_values_give_the_same_floats() {
         use super::super::blocked::{from_planes, to_planes};
-        for (c, h, w, stride, co) in [
-            (256, 14, 14, 1, 64),
-            (160, 7, 7, 1, 96),
-            (48, 14, 14, 2, 32),
-            (32, 13, 1, 1, 32),
-            (32, 9, 11, 2, 64),
+        for (c, h, w, kernel, stride, co) in [
+            (256, 14, 14, 1, 1, 64),
+            (160, 7, 7, 1, 1, 96),
+            (48, 14, 14, 1, 2, 32),
+            (32, 13, 1, 1, 1, 32),
+            (32, 9, 11, 1, 2, 64),
+            (32, 14, 14, 3, 2, 64),
+            (16, 9, 7, 3, 1, 32),
         ] {
-            let geo = Geometry::of(c, h, w, 1, stride, 0);
-            let n = geo.n();
-            let (x, wts) = inputs(c * h * w, co * c);
+            let geo = Geometry::of(c, h, w, kernel, stride, kernel / 2);
+            let (n, k) = (geo.n(), c * kernel * kernel);
+            let (x, wts) = inputs(c * h * w, co * k);
             let codes: Vec<f32> = wts.iter().map(|v| (v * 40.0).round()).collect();
             let rows = Rows::F32 {
                 data: &codes,
-                cols: c,
+                cols: k,
             };
-            let wp = weight_panels(&rows, co, c);
-            let bytes = byte_panels(&rows, co, c).expect("codes");
+            let wp = weight_panels(&rows, co, k);
+            let bytes = byte_panels(&rows, co, k).expect("codes");
             let scale: Vec<f32> = (0..co).map(|o| 0.01 * (o % 5 + 1) as f32).collect();
             let bias: Vec<f32> = (0..co).map(|o| o as f32 * 0.1 - 1.0).collect();
             let res: Vec<f32> = (0..co * n).map(|i| (i % 7) as f32 * 0.3 - 0.8).collect();
             let res_blocked = from_planes(&res, co, n);
             let x_blocked = from_planes(&x, c, h * w);
-            for (input_blocked, output_blocked) in [(true, false), (false, true), (true, true)] {
+            let layouts: &[(bool, bool)] = if takes_blocks(&geo) {
+                &[(true, false), (false, true), (true, true)]
+            } else {
+                &[(false, true)]
+            };
+            for &(input_blocked, output_blocked) in layouts {
                 let layout = Layout {
                     input_blocked,
                     output_blocked,

@@ -665,15 +665,16 @@ impl Executor {
     /// next step, the only reader of its output, which is not the model's): an integer one over
     /// tap rows, or an f32 one that [`conv_direct`] would run ([`Executor::direct_geometry`]).
     /// Which values an f32 run keeps in blocks of channels ([`blocked`]): between the
-    /// convolutions [`conv_lanes`] runs as 1x1 products and the Winograd ones (of whole blocks
-    /// of channels) among them, on the AVX-512F path (ResNet50's 14x14 and 7x7 stages), with
+    /// convolutions [`conv_lanes`] runs (reading them in its 1x1 products alone) and the
+    /// Winograd ones (of whole blocks of channels) among them, on the AVX-512F path (ResNet50's 14x14 and 7x7 stages), with
     /// their residuals and the global pooling after them. None on the integer paths, whose
     /// layers take other kernels.
     fn blocked_values(&self, activations: Activations) -> Vec<bool> {
         if activations != Activations::F32 || !self.blocks || !conv_lanes::blocks_pay() {
             return vec![false; self.shapes.len()];
         }
-        let takes = |s: usize| match &self.steps[s] {
+        // Whether step `s` writes (`reads` false) or reads its input in blocks.
+        let takes = |s: usize, reads: bool| match &self.steps[s] {
             Step::Conv {
                 conv,
                 input,
@@ -684,12 +685,13 @@ impl Executor {
                 let whole = conv.in_channels.is_multiple_of(blocked::LANES)
                     && conv.out_channels.is_multiple_of(blocked::LANES);
                 self.lanes_geometry(conv, *input, *output)
-                    .is_some_and(|g| conv_lanes::takes_blocks(&g))
+                    .is_some_and(|g| !reads || conv_lanes::takes_blocks(&g))
                     || (whole && self.winograd_geometry(conv, *input, *output).is_some())
             }
             _ => false,
         };
-        blocked::values(&self.steps, self.shapes.len(), self.output, takes, takes)
+        let (writes, reads) = (|s| takes(s, false), |s| takes(s, true));
+        blocked::values(&self.steps, self.shapes.len(), self.output, writes, reads)
     }
 
     fn stem_pools(&self, activations: Activations) -> Vec<bool> {
