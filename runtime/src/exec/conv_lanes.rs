@@ -6,7 +6,10 @@
 //! `x[r + i * n]`; a strided one from a copy of the pixels it reads); any other reads
 //! [`super::conv_direct`]'s phases of its padded input ([`tile_pair_tap_cols_to`], [`over_taps`]).
 //! Each pair of channels' sums go to their output rows through a 16x16 transpose
-//! ([`columns_to_rows`]).
+//! ([`columns_to_rows`]). Values may instead lie in blocks of 16 channels
+//! ([`super::blocked`], [`Layout`]): a 1x1 product then reads a K block's 12 pixels as one run
+//! (`Pixels::Blocked`), and any of these convolutions writes a pixel's 16 sums as they leave
+//! the lanes ([`finish_pixels`]).
 //!
 //! Why: [`super::conv_direct`] puts the pixels along the lanes, 32 per kernel call, so a 7x7
 //! map's 49 pixels took 64 columns of work and a 14x14 map's 196 took 224; and it reads `B`

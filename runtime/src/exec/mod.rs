@@ -205,8 +205,8 @@ pub struct Executor {
     /// Whether the f32 path's convolutions put their output channels along the lanes where
     /// that pays ([`Executor::set_conv_lanes`]).
     conv_lanes: bool,
-    /// Whether f32 runs keep the values between [`conv_lanes`]' 1x1 products in blocks of
-    /// channels ([`blocked`], [`Executor::set_blocked_values`]).
+    /// Whether f32 runs keep the values between [`conv_lanes`]' and Winograd's convolutions in
+    /// blocks of channels where they can ([`blocked`], [`Executor::set_blocked_values`]).
     blocks: bool,
 }
 
@@ -661,14 +661,11 @@ impl Executor {
         self.steps.iter().enumerate().map(fused).collect()
     }
 
-    /// Per step, whether it is a stem convolution that runs with the max pooling after it (the
-    /// next step, the only reader of its output, which is not the model's): an integer one over
-    /// tap rows, or an f32 one that [`conv_direct`] would run ([`Executor::direct_geometry`]).
     /// Which values an f32 run keeps in blocks of channels ([`blocked`]): between the
     /// convolutions [`conv_lanes`] runs (reading them in its 1x1 products alone) and the
-    /// Winograd ones (of whole blocks of channels) among them, on the AVX-512F path (ResNet50's 14x14 and 7x7 stages), with
-    /// their residuals and the global pooling after them. None on the integer paths, whose
-    /// layers take other kernels.
+    /// Winograd ones (of whole blocks of channels) among them, on the AVX-512F path (ResNet50's
+    /// 14x14 and 7x7 stages), with their residuals and the global pooling after them. None on
+    /// the integer paths, whose layers take other kernels.
     fn blocked_values(&self, activations: Activations) -> Vec<bool> {
         if activations != Activations::F32 || !self.blocks || !conv_lanes::blocks_pay() {
             return vec![false; self.shapes.len()];
@@ -694,6 +691,9 @@ impl Executor {
         blocked::values(&self.steps, self.shapes.len(), self.output, writes, reads)
     }
 
+    /// Per step, whether it is a stem convolution that runs with the max pooling after it (the
+    /// next step, the only reader of its output, which is not the model's): an integer one over
+    /// tap rows, or an f32 one that [`conv_direct`] would run ([`Executor::direct_geometry`]).
     fn stem_pools(&self, activations: Activations) -> Vec<bool> {
         let fused = |(s, step): (usize, &Step)| {
             let Step::Conv {
@@ -743,9 +743,9 @@ impl Executor {
         }
     }
 
-    /// Whether f32 runs keep the values between [`conv_lanes`]' 1x1 products in blocks of
-    /// channels ([`blocked`]; on by default) or in channel planes, for tests and benchmarks to
-    /// compare the two (the same floats either way).
+    /// Whether f32 runs keep the values between [`conv_lanes`]' and Winograd's convolutions in
+    /// blocks of channels where they can ([`blocked`]; on by default) or in channel planes, for
+    /// tests and benchmarks to compare the two (the same floats either way).
     pub fn set_blocked_values(&mut self, on: bool) {
         self.blocks = on;
     }
@@ -1019,9 +1019,10 @@ impl Executor {
     }
 
     /// [`Executor::run`], calling `observe(step, values)` after every step with the value it
-    /// wrote: what profiles (time between calls; `Step::kind` names the work) and activation
-    /// calibration (ranges of the convolutions' inputs) are built on. No clock in here, so the
+    /// wrote: what activation calibration (ranges of the convolutions' inputs) and the parity
+    /// tests are built on (profiles time [`Executor::run_stepped`]). No clock in here, so the
     /// core runs where there is none (wasm32-unknown-unknown).
+    ///
     /// Every value is observed in channel planes, as the plan describes it, whatever layout
     /// the run keeps it in (a blocked one is copied back first: [`blocked`]).
     pub fn run_observed(

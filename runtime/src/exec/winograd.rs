@@ -18,6 +18,9 @@
 //! input is first copied channels-last ([`tile_rows`]), so that the input transform reads and
 //! writes whole runs of channels, and the output transform writes each output channel's pixels,
 //! finished by the epilogue as every convolution is.
+//! Either value may lie in blocks of 16 channels instead ([`super::blocked`]): the input is then
+//! copied a pixel's channels at a time (no transpose), the output tiles' channels written pixel
+//! by pixel.
 
 use rayon::prelude::*;
 
