@@ -200,4 +200,67 @@ mod tests {
             assert_eq!(bits(&pooled), bits(&want), "{c} channels of {n} pixels");
         }
     }
+
+    /// The fixed point on a hand-made plan: a value is blocked only when its writer writes
+    /// blocks and each reader takes them; a residual goes with its convolution's output, both
+    /// ways; the plan's output and a value read by a step of another kind stay in planes.
+    #[test]
+    fn values_block_where_every_step_takes_blocks() {
+        use fq_models::Conv2d;
+        let conv = |input, residual, output| Step::Conv {
+            layer: 0,
+            conv: Conv2d {
+                in_channels: 32,
+                out_channels: 32,
+                kernel: 1,
+                stride: 1,
+                padding: 0,
+                groups: 1,
+                bias: true,
+            },
+            input,
+            residual,
+            relu: true,
+            gelu: false,
+            output,
+        };
+        // Value 1 = conv(0); 2 = conv(1); 3 = conv(2) + 2; 4 = the global pooling of 3; then
+        // `tail` (reading 4, or 3).
+        let chain = |tail: Step| {
+            vec![
+                conv(0, None, 1),
+                conv(1, None, 2),
+                conv(2, Some(2), 3),
+                Step::GlobalAvgPool {
+                    input: 3,
+                    output: 4,
+                },
+                tail,
+            ]
+        };
+        let relu = Step::Relu {
+            input: 4,
+            output: 5,
+        };
+        let all = |_| true;
+        // Step 0 cannot read blocks: the image (value 0) is no convolution's output anyway.
+        let want = [false, true, true, true, false, false];
+        assert_eq!(values(&chain(relu.clone()), 6, 5, all, |s| s != 0), want);
+        // A reader of another kind (a max pooling of value 3) unblocks value 3, so the
+        // residual added into it (2); value 1 keeps its blocks.
+        let pool3 = Step::MaxPool {
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            input: 3,
+            output: 5,
+        };
+        let want = [false, true, false, false, false, false];
+        assert_eq!(values(&chain(pool3), 6, 5, all, all), want);
+        // A writer that cannot write blocks (step 1): its output (2) in planes, so the output
+        // it is added into (3) too.
+        assert_eq!(values(&chain(relu.clone()), 6, 5, |s| s != 1, all), want);
+        // The plan's output is never blocked, nor then the residual added into it.
+        assert_eq!(values(&chain(relu), 6, 3, all, all), want);
+    }
 }
