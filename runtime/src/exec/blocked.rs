@@ -81,6 +81,27 @@ pub fn from_planes(x: &[f32], c: usize, n: usize) -> Buf<f32> {
     out
 }
 
+/// A convolution test's input and residual as `layout` lays them out: each given as
+/// (planes, blocks).
+#[cfg(test)]
+pub fn laid_out<'a>(
+    layout: Layout,
+    x: (&'a [f32], &'a [f32]),
+    residual: (&'a [f32], &'a [f32]),
+) -> (&'a [f32], &'a [f32]) {
+    let pick = |blocked: bool, (planes, blocks): (&'a [f32], &'a [f32])| {
+        if blocked {
+            blocks
+        } else {
+            planes
+        }
+    };
+    (
+        pick(layout.input_blocked, x),
+        pick(layout.output_blocked, residual),
+    )
+}
+
 /// The mean of each channel of a blocked value, `[c]`: the same floats as
 /// [`super::pool::global_avg_pool`] on its planes (each channel summed over its pixels in order).
 ///

@@ -832,7 +832,7 @@ mod tests {
     /// 1 and 2 (blocked output alone), f32 and `i8` weights, 1 to 3 threads.
     #[test]
     fn blocked_values_give_the_same_floats() {
-        use super::super::blocked::{from_planes, to_planes};
+        use super::super::blocked::{from_planes, laid_out, to_planes};
         for (c, h, w, kernel, stride, co) in [
             (256, 14, 14, 1, 1, 64),
             (160, 7, 7, 1, 1, 96),
@@ -884,16 +884,8 @@ mod tests {
                     let mut got = vec![f32::NAN; co * n];
                     in_pool(threads, || {
                         conv_lanes(&x, &geo, wts, co, &mut want, (epi(&res), Layout::default()));
-                        let input = if input_blocked {
-                            &x_blocked[..]
-                        } else {
-                            &x[..]
-                        };
-                        let residual = if output_blocked {
-                            &res_blocked[..]
-                        } else {
-                            &res[..]
-                        };
+                        let (input, residual) =
+                            laid_out(layout, (&x, &x_blocked), (&res, &res_blocked));
                         conv_lanes(input, &geo, wts, co, &mut got, (epi(residual), layout));
                     });
                     if output_blocked {

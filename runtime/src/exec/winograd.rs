@@ -1148,7 +1148,7 @@ mod tests {
     /// bands, padding 1 and 0, maps whose last tile row and column hold one pixel.
     #[test]
     fn blocked_values_give_the_same_floats() {
-        use crate::exec::blocked::{from_planes, to_planes};
+        use crate::exec::blocked::{from_planes, laid_out, to_planes};
         use crate::exec::int8_gemm::tests::in_pool;
         let mut next = crate::exec::int8_gemm::tests::lcg(9);
         for &(c, h, w, m, pad) in &[(16, 13, 11, 32, 1), (32, 14, 14, 48, 1), (48, 7, 7, 16, 0)] {
@@ -1184,16 +1184,8 @@ mod tests {
                         input_blocked,
                         output_blocked,
                     };
-                    let input = if input_blocked {
-                        &x_blocked[..]
-                    } else {
-                        &x[..]
-                    };
-                    let residual = if output_blocked {
-                        &res_blocked[..]
-                    } else {
-                        &res[..]
-                    };
+                    let (input, residual) =
+                        laid_out(layout, (&x, &x_blocked), (&res, &res_blocked));
                     let mut got = vec![f32::NAN; m * n];
                     in_pool(2, || {
                         run(input, &g, u, m, &mut got, (epi(residual), layout), bands)
