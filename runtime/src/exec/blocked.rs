@@ -19,14 +19,14 @@
 //! Which values: those [`values`] finds, where every step that writes or reads the value
 //! takes this layout; the others stay in planes. Observers see planes ([`to_planes`]).
 //! Measured in one process, alternating the two layouts run by run (`step_times`' fastest
-//! step over 4 processes, the Xeon of stop 64): ResNet50's f32 step sum 28.53 → 27.72 ms (its
-//! 1x1 layers on 14x14 and 7x7 0.86–0.96 of their time, the global pooling 0.033 → 0.014),
-//! ResNet18's 9.94 → 9.79.
+//! step over 4 processes, the Xeon of stop 64): ResNet50's f32 step sum 29.92 → 29.00 ms (its
+//! 1x1 layers on 14x14 0.87–0.91 of their time, on 7x7 0.92–0.98, the global pooling 0.034 →
+//! 0.016 ms), ResNet18's 10.07 → 9.97.
+
+use fq_models::ValueId;
 
 use super::buf::Buf;
 use super::kernel::NR;
-use fq_models::ValueId;
-
 use super::plan::Step;
 
 /// Channels per block: the AVX-512F kernel's lanes.
