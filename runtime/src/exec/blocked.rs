@@ -26,8 +26,10 @@
 use fq_models::ValueId;
 
 use super::buf::Buf;
+use super::disjoint::Shared;
 use super::kernel::NR;
 use super::plan::Step;
+use super::transpose::columns_to_rows;
 
 /// Channels per block: the AVX-512F kernel's lanes.
 pub const LANES: usize = NR;
@@ -41,14 +43,16 @@ pub struct Layout {
     pub output_blocked: bool,
 }
 
-/// Where channel `c`'s pixel `p` lies in a blocked value of `n` pixels a channel.
-#[inline]
+/// Where channel `c`'s pixel `p` lies in a blocked value of `n` pixels a channel (the
+/// definition the tests build blocked values by).
+#[cfg(test)]
 pub fn at(c: usize, p: usize, n: usize) -> usize {
     (c / LANES) * n * LANES + p * LANES + c % LANES
 }
 
 /// A blocked value of `c` channels (a multiple of [`LANES`]) of `n` pixels as channel planes
-/// `[c][n]`.
+/// `[c][n]`: each block's `n` rows of `LANES` transposed into its `LANES` planes
+/// ([`columns_to_rows`], 16x16 blocks through registers on AVX-512F).
 pub fn to_planes(x: &[f32], c: usize, n: usize) -> Buf<f32> {
     assert!(
         c.is_multiple_of(LANES) && x.len() == c * n,
@@ -56,10 +60,11 @@ pub fn to_planes(x: &[f32], c: usize, n: usize) -> Buf<f32> {
         x.len()
     );
     let mut out = Buf::zeroed(c * n);
-    for (ch, plane) in out.chunks_exact_mut(n.max(1)).enumerate().take(c) {
-        for (p, v) in plane.iter_mut().enumerate() {
-            *v = x[at(ch, p, n)];
-        }
+    let base = Shared(out.as_mut_ptr());
+    for (b, block) in x.chunks_exact((n * LANES).max(1)).enumerate() {
+        // SAFETY: planes `b * LANES..(b + 1) * LANES` of `out`, `n` floats each, inside `out`
+        // (`c * n` floats), which this loop alone writes.
+        unsafe { columns_to_rows(block, LANES, (n, LANES), base.offset(b * LANES * n), n) };
     }
     out
 }
