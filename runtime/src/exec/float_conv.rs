@@ -89,7 +89,12 @@ impl FloatConv {
             return None;
         }
         let weights = if winograd_ok && winograd::suits(&geo, m) {
-            Weights::Winograd(winograd::transform_weights(weights, m, c))
+            Weights::Winograd(winograd::transform_weights(
+                weights,
+                m,
+                c,
+                winograd::tile_for(&geo, m),
+            ))
         } else {
             let mut rows = Buf::zeroed(m.div_ceil(MR) * MR * k);
             rows[..m * k].copy_from_slice(weights);

@@ -1653,9 +1653,10 @@ impl Executor {
                     let transform = || {
                         let (r, k) = l.layer.weights.dims();
                         let rows = gemm::unpacked_rows(&l.rows(), 0, r, k);
-                        winograd::transform_weights(&rows[..r * k], r, c)
+                        let tile = winograd::tile_for(&geo, co);
+                        winograd::transform_weights(&rows[..r * k], r, c, tile)
                     };
-                    let quarters = winograd::quarters_pay(c, co)
+                    let quarters = winograd::quarters_pay(&geo, co)
                         .then(|| {
                             self.winograd_quarters[*layer]
                                 .get_or_init(|| {

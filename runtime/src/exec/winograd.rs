@@ -4,7 +4,9 @@
 //! multiplied point by point with the transformed filter (`G g Gᵀ`, made once per layer) and
 //! transformed back (`Aᵀ m A`). Summed over the input channels, the 16 points of the transform
 //! domain are 16 independent GEMMs, `M_ξ[tile][o] = Σ_c V_ξ[tile][c] U_ξ[c][o]`: 16
-//! multiply-adds per tile and channel pair instead of 36, 2.25 times fewer.
+//! multiply-adds per tile and channel pair instead of 36, 2.25 times fewer. On the AVX-512F
+//! path the layers of large maps and few weights take F(4x4, 3x3) instead ([`Tile`],
+//! [`tile_for`]): 4x4 tiles from 6x6 patches, 36 points, 4 times fewer multiply-adds.
 //!
 //! Why: the f32 path's direct convolution ([`super::conv_direct`]) runs its kernel at the CPU's
 //! peak, and so does onnxruntime's (MLAS), so the only way past it is less arithmetic. ResNet18
@@ -52,6 +54,81 @@ const XI: usize = 16;
 const ROWS: usize = 2 * MR;
 /// Output channels per kernel call (a pair of panels).
 const PAIR: usize = 2 * NR;
+
+/// The tile of a layer's transform: F(2x2, 3x3) (16 points, 2.25 times fewer multiply-adds
+/// than the direct sum) or F(4x4, 3x3) (36 points, 4 times fewer) ([`tile_for`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tile {
+    F2,
+    F4,
+}
+
+impl Tile {
+    /// Output pixels along each side of a tile.
+    const fn out(self) -> usize {
+        match self {
+            Tile::F2 => 2,
+            Tile::F4 => 4,
+        }
+    }
+
+    /// Input pixels along each side of the patch under a tile.
+    const fn patch(self) -> usize {
+        self.out() + 2
+    }
+
+    /// Points of the transform domain.
+    const fn points(self) -> usize {
+        self.patch() * self.patch()
+    }
+
+    /// The tile whose transformed weights of `pairs` pairs of panels over `c` channels are
+    /// `len` floats.
+    fn of_weights(len: usize, pairs: usize, c: usize) -> Tile {
+        match len / (pairs * c * PAIR).max(1) {
+            16 => Tile::F2,
+            36 => Tile::F4,
+            _ => panic!("winograd: {len} transformed weights for {pairs} pairs of {c} channels"),
+        }
+    }
+
+    /// Tiles down and across an output map.
+    fn grid(self, g: &Geometry) -> (usize, usize) {
+        (g.ho.div_ceil(self.out()), g.wo.div_ceil(self.out()))
+    }
+}
+
+/// Transformed weights (bytes, as floats) up to which a layer takes F(4x4, 3x3) ([`tile_for`]).
+const F4_MAX_BYTES: usize = 4 << 20;
+
+/// The tile of a layer ([`suits`]) of `m` filters: F(4x4, 3x3) on the AVX-512F path where its
+/// tiles cover the map with little to spare (sides of 4 pixels: ResNet's 56x56 and 28x28 maps;
+/// its 14x14 and 7x7 ones would compute 31% more pixels) and its transformed weights (36/16 of
+/// F(2x2, 3x3)'s) stay in cache ([`F4_MAX_BYTES`]: ResNet's 64- and 128-channel layers);
+/// F(2x2, 3x3) elsewhere.
+///
+/// Why: F(4x4, 3x3) multiplies 36 points per 16 output pixels where F(2x2, 3x3) multiplies 16
+/// per 4, 1.78 times fewer multiply-adds; its transforms round more (multiples of 2, 4, 5 and
+/// 8, and sixths in the filters'), which the tests bound as the direct sum's. In ResNet50
+/// (`step_times`, both tiles' weights alternated in one process, 4 processes, the Xeon of stop
+/// 65): its 64-channel layers on 56x56 0.495-0.547 -> 0.451-0.469 ms, its 128-channel ones on
+/// 28x28 0.504-0.518 -> 0.417-0.427 ms. Off AVX-512F the transforms have no vector code of
+/// their own (their plain form, kept for the tests and for any caller, rounds each `k a + b`
+/// once through `f32::mul_add`), so those paths keep F(2x2, 3x3).
+pub fn tile_for(geo: &Geometry, m: usize) -> Tile {
+    let cover = |t: usize| geo.ho.div_ceil(t) * t * geo.wo.div_ceil(t) * t;
+    let bytes = Tile::F4.points() * padded(m) * geo.c * std::mem::size_of::<f32>();
+    if path_is_avx512f() && bytes <= F4_MAX_BYTES && cover(4) <= cover(2) {
+        Tile::F4
+    } else {
+        Tile::F2
+    }
+}
+
+/// Whether the kernel path is AVX-512F (where F(4x4, 3x3) was measured).
+fn path_is_avx512f() -> bool {
+    super::kernel::path() == super::kernel::KernelPath::Avx512F
+}
 
 /// Whether a convolution group runs here: 3x3, stride 1, with enough channels for the transforms
 /// to pay for themselves (a stem's 3 input channels do not), on every f32 kernel path (the
@@ -104,9 +181,11 @@ const QUARTERS_MIN_BYTES: usize = 4 << 20;
 /// rounds alternated): its last stage's 512-channel convolutions (16.8 MB of `U`) 0.89-1.03 ->
 /// 0.75-0.86 ms, the 256-channel ones (4.2 MB) unchanged, the 128- and 64-channel ones (1 MB and
 /// 0.26 MB) 0.02-0.04 ms slower each.
-pub fn quarters_pay(c: usize, m: usize) -> bool {
-    let bytes = XI * padded(m) * c * std::mem::size_of::<f32>();
-    super::kernel::path() == super::kernel::KernelPath::Avx512F && bytes >= QUARTERS_MIN_BYTES
+/// F(4x4, 3x3)'s transformed weights are no quarters (its `G` holds sixths), and its layers'
+/// are small: only F(2x2, 3x3) layers keep them.
+pub fn quarters_pay(geo: &Geometry, m: usize) -> bool {
+    let bytes = XI * padded(m) * geo.c * std::mem::size_of::<f32>();
+    path_is_avx512f() && bytes >= QUARTERS_MIN_BYTES && tile_for(geo, m) == Tile::F2
 }
 
 /// A layer's transformed weights as quarters ([`quarters`]) with the epilogue's scales that go
@@ -154,15 +233,19 @@ fn quarters(u: &[f32]) -> Option<Vec<i16>> {
 /// (the unpacked rows of the layer; the epilogue's scale applies after, as on every path):
 /// `u[((ξ * panels + q) * c + i) * NR + l] = (G g Gᵀ)_ξ` of filter `q * NR + l`, channel `i`,
 /// zero past `m`: for each point, the panels the micro-kernel reads (`[c][NR]` each), in pairs.
-pub fn transform_weights(w: &[f32], m: usize, c: usize) -> Buf<f32> {
+pub fn transform_weights(w: &[f32], m: usize, c: usize, tile: Tile) -> Buf<f32> {
     assert_eq!(w.len(), m * c * 9, "winograd: weights of {m} x {c} x 3 x 3");
     let panels = padded(m) / NR;
-    let mut u = Buf::zeroed(XI * panels * c * NR);
+    let mut u = Buf::zeroed(tile.points() * panels * c * NR);
     let base = Shared(u.as_mut_ptr());
     (0..m).into_par_iter().for_each(|o| {
         let (q, l) = (o / NR, o % NR);
         for i in 0..c {
-            let t = filter_transform(w[(o * c + i) * 9..][..9].try_into().expect("9 taps"));
+            let g = w[(o * c + i) * 9..][..9].try_into().expect("9 taps");
+            let t = match tile {
+                Tile::F2 => filter_transform(g).to_vec(),
+                Tile::F4 => filter_transform4(g).to_vec(),
+            };
             for (xi, &v) in t.iter().enumerate() {
                 // SAFETY: filter `o` alone writes lane `l` of panel `q`: one element per point
                 // and channel, inside `u`, which outlives the loop.
@@ -192,19 +275,56 @@ fn filter_transform(g: &[f32; 9]) -> [f32; XI] {
     out
 }
 
-/// The four padded input rows under tile row `ty`, channels-last: pixel `(u, x)` (`x` from
-/// `-padding`, `wp = 2 tw + 2` of them) at `(u * wp + x + padding) * c` of `buf`, zero past the
-/// input's borders. Each task makes those of its tile rows (two of the four are the previous
-/// tile row's too): a copy of the whole input first was one more pass and one more parallel
+/// `G g Gᵀ` of F(4x4, 3x3) for one 3x3 filter `g` (row-major), as 36 points row-major; `G` is
+/// `[[¼, 0, 0], [-⅙, -⅙, -⅙], [-⅙, ⅙, -⅙], [1/24, 1/12, ⅙], [1/24, -1/12, ⅙], [0, 0, 1]]`
+/// (Lavin & Gray's), computed in f64 and rounded once.
+fn filter_transform4(g: &[f32; 9]) -> [f32; 36] {
+    let col = |a: f64, b: f64, c: f64| {
+        [
+            a / 4.0,
+            -(a + b + c) / 6.0,
+            -(a - b + c) / 6.0,
+            a / 24.0 + b / 12.0 + c / 6.0,
+            a / 24.0 - b / 12.0 + c / 6.0,
+            c,
+        ]
+    };
+    let g = g.map(f64::from);
+    // `G g`: 6 rows of 3.
+    let mut gg = [[0f64; 3]; 6];
+    for j in 0..3 {
+        for (r, v) in col(g[j], g[3 + j], g[6 + j]).into_iter().enumerate() {
+            gg[r][j] = v;
+        }
+    }
+    let mut out = [0f32; 36];
+    for (r, row) in gg.iter().enumerate() {
+        for (s, v) in col(row[0], row[1], row[2]).into_iter().enumerate() {
+            out[r * 6 + s] = v as f32;
+        }
+    }
+    out
+}
+
+/// The padded input rows under tile row `ty` (4 for F(2x2, 3x3), 6 for F(4x4, 3x3)),
+/// channels-last: pixel `(u, x)` (`x` from `-padding`, `wp = T tw + 2` of them for tiles of `T`)
+/// at `(u * wp + x + padding) * c` of `buf`, zero past the input's borders. Each task makes
+/// those of its tile rows (two of them are the previous tile row's too): a copy of the whole input first was one more pass and one more parallel
 /// loop per layer.
 ///
 /// A blocked input ([`Layout`]) is copied a pixel's `BLOCK_LANES` channels at a time instead of
 /// transposed.
-fn tile_rows((x, blocked): (&[f32], bool), g: &Geometry, ty: usize, wp: usize, buf: &mut Buf<f32>) {
-    let (c, p) = (g.c, g.padding);
-    buf.resize(4 * wp * c, 0.0);
-    for (u, row) in buf[..4 * wp * c].chunks_exact_mut(wp * c).enumerate() {
-        match (2 * ty + u).checked_sub(p) {
+fn tile_rows(
+    (x, blocked): (&[f32], bool),
+    g: &Geometry,
+    (tile, ty): (Tile, usize),
+    wp: usize,
+    buf: &mut Buf<f32>,
+) {
+    let (c, p, a) = (g.c, g.padding, tile.patch());
+    buf.resize(a * wp * c, 0.0);
+    for (u, row) in buf[..a * wp * c].chunks_exact_mut(wp * c).enumerate() {
+        match (tile.out() * ty + u).checked_sub(p) {
             Some(y) if y < g.h => {
                 row[..p * c].fill(0.0);
                 row[(p + g.w) * c..].fill(0.0);
@@ -260,14 +380,22 @@ pub fn conv_winograd(
         "winograd: blocks of {} or {m} channels",
         geo.c
     );
-    let bands = band_rows(geo, padded(m) / PAIR, rayon::current_num_threads().max(1));
+    let pairs = padded(m) / PAIR;
+    let tile = Tile::of_weights(u.len(), pairs, geo.c);
+    let bands = band_rows(geo, tile, pairs, rayon::current_num_threads().max(1));
     run(x, geo, u, m, out, (epi, layout), bands)
 }
 
 /// Transformed weights (bytes) up to which a layer runs in bands ([`band_rows`]): every task
 /// then reads all of them, which should stay in its core's L2 (1 MB on Zen 4, 2 MB on the
 /// Xeon) beside its band's transformed inputs and products.
-const BAND_MAX_WEIGHTS: usize = 512 << 10;
+///
+/// Above ResNet's 64-channel layers' as F(4x4, 3x3) (576 KB; 256 KB as F(2x2, 3x3)): in
+/// bands, their transformed tiles stay in L2 (252 KB a band of 2 tile rows, against 1.8 MB for
+/// the whole map). ResNet50's three on 56x56 (`step_times`, alternated in one
+/// process, 4 processes, the Xeon of stop 65): 0.454-0.487 ms each with the whole map
+/// transformed, 0.423-0.468 in bands.
+const BAND_MAX_WEIGHTS: usize = 640 << 10;
 
 /// A band's transformed tiles (bytes) at most: a quarter of a Zen 4 core's L2, 2 tile rows of
 /// ResNet's first stage.
@@ -284,11 +412,12 @@ const BAND_MAX_POINTS: usize = 256 << 10;
 /// transformed) and many tiles. The band height minimises the rounds of equal tasks on
 /// `threads` times the kernel's row blocks per task (12 rows, or 6 at the end), with two tasks
 /// a thread at least (so that one slowed thread's work is taken by the others).
-fn band_rows(geo: &Geometry, pairs: usize, threads: usize) -> Option<usize> {
-    let (th, tw) = (geo.ho.div_ceil(2), geo.wo.div_ceil(2));
-    let weights = XI * pairs * PAIR * geo.c * std::mem::size_of::<f32>();
+fn band_rows(geo: &Geometry, tile: Tile, pairs: usize, threads: usize) -> Option<usize> {
+    let (th, tw) = tile.grid(geo);
+    let xi = tile.points();
+    let weights = xi * pairs * PAIR * geo.c * std::mem::size_of::<f32>();
     // A band's transformed tiles, per tile row.
-    let per_row = XI * tw * geo.c * std::mem::size_of::<f32>();
+    let per_row = xi * tw * geo.c * std::mem::size_of::<f32>();
     if weights > BAND_MAX_WEIGHTS || th < 2 * threads || per_row > BAND_MAX_POINTS {
         return None;
     }
@@ -322,15 +451,18 @@ fn run(
     assert_eq!(x.len(), c * g.h * g.w, "winograd: input size");
     assert_eq!(out.len(), m * n, "winograd: output size");
     let pairs = padded(m) / PAIR;
+    let tile = Tile::of_weights(u.len(), pairs, c);
+    let xi = tile.points();
     assert_eq!(
         u.len(),
-        XI * pairs * c * PAIR,
+        xi * pairs * c * PAIR,
         "winograd: transformed weights"
     );
-    let (th, tw) = (g.ho.div_ceil(2), g.wo.div_ceil(2));
+    let (th, tw) = tile.grid(g);
     let tiles = th * tw;
     let products = Products {
         g,
+        tile,
         u,
         m,
         base: Shared(out.as_mut_ptr()),
@@ -345,8 +477,8 @@ fn run(
             // As below, for the band's tiles alone: tile `t0 + t` at row `t`.
             let rows = (t1 - t0).div_ceil(MR) * MR + MR;
             let mut v = BAND.take();
-            v.resize(XI * rows * c, 0.0);
-            transform_tiles(x, g, (ty0, ty1), (Shared(v.as_mut_ptr()), rows, t0));
+            v.resize(xi * rows * c, 0.0);
+            transform_tiles(x, (g, tile), (ty0, ty1), (Shared(v.as_mut_ptr()), rows, t0));
             products.task(&v, (rows, t0), (ty0, ty1, 0, pairs));
             BAND.set(v);
         });
@@ -358,11 +490,11 @@ fn run(
     // 11 rows of every point, 260 KB per layer at 512 channels, zeroed by one thread while the
     // other waited).
     let rows = tiles.div_ceil(MR) * MR + MR;
-    let mut v = POINTS.take(XI * rows * c, false);
+    let mut v = POINTS.take(xi * rows * c, false);
     {
         let vb = Shared(v.as_mut_ptr());
         (0..th).into_par_iter().for_each(|ty| {
-            transform_tiles(x, g, (ty, ty + 1), (vb, rows, 0));
+            transform_tiles(x, (g, tile), (ty, ty + 1), (vb, rows, 0));
         });
     }
     let split = TaskSplit::new(th, pairs);
@@ -382,16 +514,21 @@ thread_local! {
 /// point's matrix (`rows` rows of `c` floats) in `v`.
 fn transform_tiles(
     x: (&[f32], bool),
-    g: &Geometry,
+    (g, tile): (&Geometry, Tile),
     (ty0, ty1): (usize, usize),
     (v, rows, v0): (Shared<f32>, usize, usize),
 ) {
-    let tw = g.wo.div_ceil(2);
-    // The padded width of the four input rows under a tile row ([`tile_rows`]).
-    let wp = 2 * tw + 2;
+    let tw = tile.grid(g).1;
+    // The padded width of the input rows under a tile row ([`tile_rows`]).
+    let wp = tile.out() * tw + 2;
     let mut buf = TILE_ROWS.take();
     for ty in ty0..ty1 {
-        tile_rows(x, g, ty, wp, &mut buf);
+        tile_rows(x, g, (tile, ty), wp, &mut buf);
+        if tile == Tile::F4 {
+            // SAFETY: as below.
+            unsafe { input_row4(&buf, (wp, g.c), tw, v, (ty * tw - v0, rows)) };
+            continue;
+        }
         #[cfg(target_arch = "x86_64")]
         if path() == KernelPath::Avx512F {
             // SAFETY: the CPU has AVX-512F (`path`); this call alone writes this tile row's
@@ -411,6 +548,7 @@ fn transform_tiles(
 /// What every task of a layer multiplies its transformed tiles with, and where it writes.
 struct Products<'a> {
     g: &'a Geometry,
+    tile: Tile,
     u: Transformed<'a>,
     m: usize,
     base: Shared<f32>,
@@ -423,9 +561,10 @@ impl Products<'_> {
     /// Tile rows `ty0..ty1`, channel pairs `p0..p1`: their products, output transform and
     /// epilogue. `vs` holds the transformed tiles from tile `v0` on, `rows` rows per point.
     fn task(&self, vs: &[f32], (rows, v0): (usize, usize), task: (usize, usize, usize, usize)) {
-        let (g, u, c) = (self.g, self.u, self.g.c);
-        let (tw, pairs) = (g.wo.div_ceil(2), padded(self.m) / PAIR);
-        let (n, tiles) = (g.n(), g.ho.div_ceil(2) * tw);
+        let (g, u, c, tile) = (self.g, self.u, self.g.c, self.tile);
+        let (xi_n, pairs) = (tile.points(), padded(self.m) / PAIR);
+        let (th, tw) = tile.grid(g);
+        let (n, tiles) = (g.n(), th * tw);
         let (ty0, ty1, p0, p1) = task;
         let (t0, t1) = (ty0 * tw, (ty1 * tw).min(tiles));
         let o0 = p0 * PAIR;
@@ -434,16 +573,21 @@ impl Products<'_> {
         // Chunks of tiles, each point's panels of `U` swept over all the chunk's rows while
         // they are in cache (a 7x7 map's are 64 KB a pair of panels and point, read once, not
         // once per block of 12 tiles); `M_ξ` of the chunk at `mm[(ξ * chunk + r) * width + l]`.
-        let chunk = if t1 - t0 <= 5 * ROWS {
+        // F(4x4, 3x3)'s tiles have 36 points: half as many of them per chunk.
+        let most = match tile {
+            Tile::F2 => 4 * ROWS,
+            Tile::F4 => 2 * ROWS,
+        };
+        let chunk = if t1 - t0 <= most + ROWS {
             t1 - t0
         } else {
-            4 * ROWS
+            most
         };
         let mut mm = PRODUCTS.take();
-        mm.resize(XI * chunk * width, 0.0);
+        mm.resize(xi_n * chunk * width, 0.0);
         for k0 in (t0..t1).step_by(chunk) {
             let k1 = (k0 + chunk).min(t1);
-            for xi in 0..XI {
+            for xi in 0..xi_n {
                 for p in p0..p1 {
                     let panel = |q: usize| (xi * 2 * pairs + q) * c * NR..;
                     for r0 in (k0..k1).step_by(ROWS) {
@@ -472,11 +616,12 @@ impl Products<'_> {
             let block = (k0, k1 - k0, tw);
             let out = (self.base, self.blocked);
             // SAFETY: this task alone owns output channels `o0..o1` of its tiles' pixels.
-            unsafe { output_tiles(&mm, (width, chunk), block, (o0, o1), g, out) };
+            unsafe { output_tiles(&mm, (width, chunk), block, (o0, o1), (g, tile), out) };
         }
         PRODUCTS.set(mm);
         // The epilogue, on each channel's pixels of this task's tile rows.
-        let (q0, q1) = (2 * ty0 * g.wo, (2 * ty1).min(g.ho) * g.wo);
+        let t = tile.out();
+        let (q0, q1) = (t * ty0 * g.wo, (t * ty1).min(g.ho) * g.wo);
         if self.blocked {
             for c0 in (o0..o1).step_by(BLOCK_LANES) {
                 let at = c0 * n + q0 * BLOCK_LANES..c0 * n + q1 * BLOCK_LANES;
@@ -726,28 +871,28 @@ unsafe fn output_tiles(
     (width, stride): (usize, usize),
     (r0, count, tw): (usize, usize, usize),
     (o0, o1): (usize, usize),
-    g: &Geometry,
+    (g, tile): (&Geometry, Tile),
     (out, blocked): (Shared<f32>, bool),
 ) {
     let n = g.n();
+    let t = tile.out();
     let mut rows = OUT_ROWS.take();
     let mut r = 0;
     while r < count {
         let (ty, tx0) = ((r0 + r) / tw, (r0 + r) % tw);
         let run = (tw - tx0).min(count - r);
-        let (oy, ox0) = (2 * ty, 2 * tx0);
+        let (oy, ox0) = (t * ty, t * tx0);
         // Output rows and pixels per row of the run (the map's last tile row and column may
-        // hold one).
-        let (h2, px) = (2.min(g.ho - oy), (2 * run).min(g.wo - ox0));
-        rows.resize(rows.len().max(2 * px * PAIR), 0.0);
+        // hold fewer).
+        let (h2, px) = (t.min(g.ho - oy), (t * run).min(g.wo - ox0));
+        rows.resize(rows.len().max(t * px * PAIR), 0.0);
         for l0 in (0..o1 - o0).step_by(PAIR) {
             let lanes = PAIR.min(o1 - o0 - l0);
-            run_out(
-                &mm[r * width + l0..],
-                (stride * width, width),
-                run,
-                (&mut rows, px, h2),
-            );
+            let (mm, point) = (&mm[r * width + l0..], (stride * width, width));
+            match tile {
+                Tile::F2 => run_out(mm, point, run, (&mut rows, px, h2)),
+                Tile::F4 => run_out4(mm, point, run, (&mut rows, px, h2)),
+            }
             if blocked {
                 for dy in 0..h2 {
                     let q = (oy + dy) * g.wo + ox0;
@@ -901,6 +1046,323 @@ fn transform_out_plain(m: &[&[f32]; XI], y: &mut [[f32; PAIR]; 4]) {
     }
 }
 
+/// The arithmetic of F(4x4, 3x3)'s transforms ([`in6`], [`out6`]) on one float or on 16 lanes:
+/// the same operations in the same order either way, so the same floats.
+trait Lane: Copy {
+    /// # Safety
+    /// For `__m512`, AVX-512F must be available (as for the others).
+    unsafe fn add(self, b: Self) -> Self;
+    /// # Safety
+    /// As [`Lane::add`].
+    unsafe fn sub(self, b: Self) -> Self;
+    /// `k * self + b`, rounded once.
+    ///
+    /// # Safety
+    /// As [`Lane::add`].
+    unsafe fn fma(self, k: f32, b: Self) -> Self;
+}
+
+impl Lane for f32 {
+    #[inline(always)]
+    unsafe fn add(self, b: f32) -> f32 {
+        self + b
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, b: f32) -> f32 {
+        self - b
+    }
+
+    #[inline(always)]
+    unsafe fn fma(self, k: f32, b: f32) -> f32 {
+        self.mul_add(k, b)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lane for std::arch::x86_64::__m512 {
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        // SAFETY: the caller's guarantee (AVX-512F).
+        unsafe { std::arch::x86_64::_mm512_add_ps(self, b) }
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        // SAFETY: as above.
+        unsafe { std::arch::x86_64::_mm512_sub_ps(self, b) }
+    }
+
+    #[inline(always)]
+    unsafe fn fma(self, k: f32, b: Self) -> Self {
+        use std::arch::x86_64::{_mm512_fmadd_ps, _mm512_set1_ps};
+        // SAFETY: as above.
+        unsafe { _mm512_fmadd_ps(self, _mm512_set1_ps(k), b) }
+    }
+}
+
+/// `Bᵀ d` of F(4x4, 3x3) for one row (or column) of a 6x6 patch, with
+/// `Bᵀ = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+/// [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]`.
+///
+/// # Safety
+/// As [`Lane::add`].
+#[inline(always)]
+unsafe fn in6<V: Lane>(d: [V; 6]) -> [V; 6] {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let (d42, d43) = (d[4].sub(d[2]), d[4].sub(d[3]));
+        [
+            d[0].fma(4.0, d[2].fma(-5.0, d[4])),
+            d[1].add(d[2]).fma(-4.0, d[3].add(d[4])),
+            d[1].sub(d[2]).fma(4.0, d43),
+            d[3].sub(d[1]).fma(2.0, d42),
+            d[1].sub(d[3]).fma(2.0, d42),
+            d[1].fma(4.0, d[3].fma(-5.0, d[5])),
+        ]
+    }
+}
+
+/// `Aᵀ m` of F(4x4, 3x3) for one column (or row) of a tile's 6x6 products, with
+/// `Aᵀ = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]`.
+///
+/// # Safety
+/// As [`Lane::add`].
+#[inline(always)]
+unsafe fn out6<V: Lane>(m: [V; 6]) -> [V; 4] {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let (a, b) = (m[1].add(m[2]), m[1].sub(m[2]));
+        let (c, d) = (m[3].add(m[4]), m[3].sub(m[4]));
+        [
+            m[0].add(a).add(c),
+            d.fma(2.0, b),
+            c.fma(4.0, a),
+            d.fma(8.0, b).add(m[5]),
+        ]
+    }
+}
+
+/// F(4x4, 3x3)'s `V_ξ = Bᵀ d B` ([`in6`] over the rows, then the columns) of the 6x6 patches of
+/// a tile row's `tw` tiles (`rows6`: [`tile_rows`]' six rows), tile `tx` into row `t0 + tx` of
+/// each point's matrix (`rows` rows of `c` apart): in AVX-512 registers where the CPU has them
+/// ([`input_row4_avx512`]), else channel by channel, the same floats.
+///
+/// # Safety
+/// Rows `t0..t0 + tw` of every point's matrix must lie in `v` and be written by no one else
+/// meanwhile.
+unsafe fn input_row4(
+    rows6: &[f32],
+    (wp, c): (usize, usize),
+    tw: usize,
+    v: Shared<f32>,
+    (t0, rows): (usize, usize),
+) {
+    assert!(
+        4 * tw + 2 <= wp && rows6.len() >= 6 * wp * c && t0 + tw <= rows,
+        "winograd: tile row"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx512F {
+        // SAFETY: the CPU has AVX-512F (`path`); the extents were checked above, the rows
+        // are the caller's.
+        return unsafe { input_row4_avx512(rows6, (wp, c), tw, v, (t0, rows)) };
+    }
+    // SAFETY: the caller's rows, the extents checked above.
+    unsafe { input_row4_plain(rows6, (wp, c), tw, v, (t0, rows)) }
+}
+
+/// [`input_row4`] channel by channel.
+///
+/// # Safety
+/// As [`input_row4`], with its extents.
+unsafe fn input_row4_plain(
+    rows6: &[f32],
+    (wp, c): (usize, usize),
+    tw: usize,
+    v: Shared<f32>,
+    (t0, rows): (usize, usize),
+) {
+    for tx in 0..tw {
+        for i in 0..c {
+            let at = |u: usize, w: usize| rows6[(u * wp + 4 * tx + w) * c + i];
+            // SAFETY: `f32` lanes need no CPU feature.
+            let e: [[f32; 6]; 6] =
+                std::array::from_fn(|u| unsafe { in6(std::array::from_fn(|w| at(u, w))) });
+            // Indexed as the matrices are (column `s`).
+            #[allow(clippy::needless_range_loop)]
+            for s in 0..6 {
+                // SAFETY: as above.
+                let col = unsafe { in6(std::array::from_fn(|u| e[u][s])) };
+                for (r, val) in col.into_iter().enumerate() {
+                    // SAFETY: row `t0 + tx < rows` of point `6 r + s`'s matrix: the caller's.
+                    unsafe { *v.offset(((r * 6 + s) * rows + t0 + tx) * c + i).0 = val };
+                }
+            }
+        }
+    }
+}
+
+/// [`input_row4`] in AVX-512 registers, 16 channels at a time (the last ones masked).
+///
+/// # Safety
+/// AVX-512F must be available; the extents [`input_row4`] checks; rows `t0..t0 + tw` of every
+/// point's matrix written by no one else meanwhile.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn input_row4_avx512(
+    rows6: &[f32],
+    (wp, c): (usize, usize),
+    tw: usize,
+    v: Shared<f32>,
+    (t0, rows): (usize, usize),
+) {
+    use std::arch::x86_64::*;
+    let src = rows6.as_ptr();
+    for tx in 0..tw {
+        let mut i = 0;
+        while i < c {
+            let m: __mmask16 = if c - i >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << (c - i)) - 1) as __mmask16
+            };
+            // SAFETY: lanes `i..min(i + 16, c)` (the mask) of pixels `4 tx + w < wp` of the six
+            // rows, and of row `t0 + tx < rows` of each point's matrix (the caller's).
+            unsafe {
+                let at = |u: usize, w: usize| src.add((u * wp + 4 * tx + w) * c + i);
+                let mut e = [[_mm512_setzero_ps(); 6]; 6];
+                for (u, e) in e.iter_mut().enumerate() {
+                    let mut d = [_mm512_setzero_ps(); 6];
+                    for (w, d) in d.iter_mut().enumerate() {
+                        *d = _mm512_maskz_loadu_ps(m, at(u, w));
+                    }
+                    *e = in6(d);
+                }
+                // Indexed as the matrices are (column `s`).
+                #[allow(clippy::needless_range_loop)]
+                for s in 0..6 {
+                    let mut col = [_mm512_setzero_ps(); 6];
+                    for (u, col) in col.iter_mut().enumerate() {
+                        *col = e[u][s];
+                    }
+                    for (r, val) in in6(col).into_iter().enumerate() {
+                        let to = v.offset(((r * 6 + s) * rows + t0 + tx) * c + i).0;
+                        _mm512_mask_storeu_ps(to, m, val);
+                    }
+                }
+            }
+            i += 16;
+        }
+    }
+}
+
+/// F(4x4, 3x3)'s [`run_out`]: `Aᵀ m A` ([`out6`] over the columns, then the rows) of `run`
+/// tiles of a tile row, 32 lanes each (tile `i`'s point `ξ` at `mm[ξ * point + i * tile..]`),
+/// into `rows`: pixel `p < px` of output row `dy < h2` at `rows[(dy * px + p) * PAIR..]`.
+fn run_out4(
+    mm: &[f32],
+    (point, tile): (usize, usize),
+    run: usize,
+    (rows, px, h2): (&mut [f32], usize, usize),
+) {
+    if run == 0 {
+        return;
+    }
+    assert!(
+        mm.len() >= 35 * point + (run - 1) * tile + PAIR
+            && rows.len() >= h2 * px * PAIR
+            && px <= 4 * run
+            && h2 <= 4,
+        "winograd: output tiles"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx512F {
+        // SAFETY: the CPU has AVX-512F (`path`); the extents were checked above.
+        return unsafe { run_out4_avx512(mm.as_ptr(), (point, tile), run, (rows, px, h2)) };
+    }
+    run_out4_plain(mm, (point, tile), run, (rows, px, h2))
+}
+
+/// [`run_out4`] lane by lane, on the extents it checks.
+fn run_out4_plain(
+    mm: &[f32],
+    (point, tile): (usize, usize),
+    run: usize,
+    (rows, px, h2): (&mut [f32], usize, usize),
+) {
+    for i in 0..run {
+        for l in 0..PAIR {
+            let at = |xi: usize| mm[xi * point + i * tile + l];
+            let mut t = [[0f32; 6]; 4];
+            // Indexed as the matrices are (column `s`).
+            #[allow(clippy::needless_range_loop)]
+            for s in 0..6 {
+                // SAFETY: `f32` lanes need no CPU feature.
+                let col = unsafe { out6(std::array::from_fn(|r| at(r * 6 + s))) };
+                for (q, v) in col.into_iter().enumerate() {
+                    t[q][s] = v;
+                }
+            }
+            for (dy, t) in t.iter().enumerate().take(h2) {
+                // SAFETY: as above.
+                let y = unsafe { out6(*t) };
+                for (dx, y) in y.into_iter().enumerate() {
+                    let p = 4 * i + dx;
+                    if p < px {
+                        rows[(dy * px + p) * PAIR + l] = y;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`run_out4`] in AVX-512 registers: the same operations in the same order.
+///
+/// # Safety
+/// AVX-512F must be available; the extents [`run_out4`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_out4_avx512(
+    mm: *const f32,
+    (point, tile): (usize, usize),
+    run: usize,
+    (rows, px, h2): (&mut [f32], usize, usize),
+) {
+    use std::arch::x86_64::*;
+    let out = rows.as_mut_ptr();
+    for i in 0..run {
+        for h in 0..2 {
+            // SAFETY: the caller's extents: point `ξ` of tile `i`, lanes `16 h..16 h + 16` of
+            // the pair; pixels `4 i + dx < px` of rows `dy < h2`.
+            unsafe {
+                let p = mm.add(i * tile + h * NR);
+                let mut t = [[_mm512_setzero_ps(); 6]; 4];
+                // Indexed as the matrices are (column `s`).
+                #[allow(clippy::needless_range_loop)]
+                for s in 0..6 {
+                    let mut col = [_mm512_setzero_ps(); 6];
+                    for (r, col) in col.iter_mut().enumerate() {
+                        *col = _mm512_loadu_ps(p.add((r * 6 + s) * point));
+                    }
+                    for (q, v) in out6(col).into_iter().enumerate() {
+                        t[q][s] = v;
+                    }
+                }
+                for (dy, t) in t.iter().enumerate().take(h2) {
+                    let row = out.add(dy * px * PAIR + h * NR);
+                    for (dx, y) in out6(*t).into_iter().enumerate() {
+                        if 4 * i + dx < px {
+                            _mm512_storeu_ps(row.add((4 * i + dx) * PAIR), y);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -946,54 +1408,56 @@ mod tests {
             (64, 28, 28, 1, 64),
             (16, 60, 60, 1, 16),
         ] {
-            let ho = h + 2 * padding - 2;
-            let wo = w + 2 * padding - 2;
-            let g = Geometry {
-                c,
-                h,
-                w,
-                kernel: 3,
-                stride: 1,
-                padding,
-                ho,
-                wo,
-            };
-            assert!(suits(&g, m));
-            let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
-            let wts: Vec<f32> = (0..m * c * 9).map(|_| next()).collect();
-            let bias: Vec<f32> = (0..m).map(|_| next()).collect();
-            let scale: Vec<f32> = (0..m).map(|_| 0.5 + next().abs()).collect();
-            let res: Vec<f32> = (0..m * g.n()).map(|_| next()).collect();
-            let u = transform_weights(&wts, m, c);
-            let mut out = vec![f32::NAN; m * g.n()];
-            let epi = Epilogue {
-                scale: Some(&scale),
-                bias: Some(&bias),
-                residual: Some(&res),
-                relu: true,
-                gelu: false,
-            };
-            // Stale NaNs in every buffer the layer takes (the rows past the last tile are
-            // not zeroed: no NaN may reach an output).
-            POINTS.give(Buf::filled(1 << 20, f32::NAN));
-            rayon::broadcast(|_| BAND.set(Buf::filled(1 << 18, f32::NAN)));
-            conv_winograd(
-                &x,
-                &g,
-                Transformed::F32(&u),
-                m,
-                &mut out,
-                (epi, Layout::default()),
-            );
-            let want = reference(&x, &g, &wts, m);
-            let bound = (c * 9) as f32 * 1e-6 * 8.0;
-            for (i, (&got, &sum)) in out.iter().zip(&want).enumerate() {
-                let o = i / g.n();
-                let want = (sum * scale[o] + bias[o] + res[i]).max(0.0);
-                assert!(
-                    (got - want).abs() <= bound * (1.0 + want.abs()),
-                    "{c}x{h}x{w} pad {padding} -> {m}: output {i}: {got} vs {want}"
+            for tile in [Tile::F2, Tile::F4] {
+                let ho = h + 2 * padding - 2;
+                let wo = w + 2 * padding - 2;
+                let g = Geometry {
+                    c,
+                    h,
+                    w,
+                    kernel: 3,
+                    stride: 1,
+                    padding,
+                    ho,
+                    wo,
+                };
+                assert!(suits(&g, m));
+                let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
+                let wts: Vec<f32> = (0..m * c * 9).map(|_| next()).collect();
+                let bias: Vec<f32> = (0..m).map(|_| next()).collect();
+                let scale: Vec<f32> = (0..m).map(|_| 0.5 + next().abs()).collect();
+                let res: Vec<f32> = (0..m * g.n()).map(|_| next()).collect();
+                let u = transform_weights(&wts, m, c, tile);
+                let mut out = vec![f32::NAN; m * g.n()];
+                let epi = Epilogue {
+                    scale: Some(&scale),
+                    bias: Some(&bias),
+                    residual: Some(&res),
+                    relu: true,
+                    gelu: false,
+                };
+                // Stale NaNs in every buffer the layer takes (the rows past the last tile are
+                // not zeroed: no NaN may reach an output).
+                POINTS.give(Buf::filled(1 << 20, f32::NAN));
+                rayon::broadcast(|_| BAND.set(Buf::filled(1 << 18, f32::NAN)));
+                conv_winograd(
+                    &x,
+                    &g,
+                    Transformed::F32(&u),
+                    m,
+                    &mut out,
+                    (epi, Layout::default()),
                 );
+                let want = reference(&x, &g, &wts, m);
+                let bound = (c * 9) as f32 * 1e-6 * 8.0;
+                for (i, (&got, &sum)) in out.iter().zip(&want).enumerate() {
+                    let o = i / g.n();
+                    let want = (sum * scale[o] + bias[o] + res[i]).max(0.0);
+                    assert!(
+                        (got - want).abs() <= bound * (1.0 + want.abs()),
+                        "{tile:?} {c}x{h}x{w} pad {padding} -> {m}: output {i}: {got} vs {want}"
+                    );
+                }
             }
         }
     }
@@ -1014,7 +1478,7 @@ mod tests {
             let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
             let scale: Vec<f32> = (0..m).map(|_| 0.01 + next().abs() * 0.1).collect();
             let bias: Vec<f32> = (0..m).map(|_| next()).collect();
-            let u = transform_weights(&codes, m, c);
+            let u = transform_weights(&codes, m, c, Tile::F2);
             let q = QuarterWeights::new(&u, Some(&scale), m).expect("quarters");
             for bands in [None, Some(1)] {
                 let epi = Epilogue {
@@ -1057,7 +1521,7 @@ mod tests {
                 );
             }
         }
-        let u = transform_weights(&[0.3; 9], 1, 1);
+        let u = transform_weights(&[0.3; 9], 1, 1, Tile::F2);
         assert!(
             QuarterWeights::new(&u, None, 1).is_none(),
             "0.3 is no quarter"
@@ -1068,12 +1532,15 @@ mod tests {
     fn bands_give_the_same_floats() {
         use crate::exec::int8_gemm::tests::in_pool;
         let mut next = crate::exec::int8_gemm::tests::lcg(5);
-        for &(c, h, w, m) in &[(16, 13, 11, 40), (24, 20, 20, 32), (64, 28, 28, 64)] {
+        for (&(c, h, w, m), tile) in [(16, 13, 11, 40), (24, 20, 20, 32), (64, 28, 28, 64)]
+            .iter()
+            .flat_map(|s| [(s, Tile::F2), (s, Tile::F4)])
+        {
             let g = Geometry::of(c, h, w, 3, 1, 1);
             let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
             let wts: Vec<f32> = (0..m * c * 9).map(|_| next()).collect();
             let bias: Vec<f32> = (0..m).map(|_| next()).collect();
-            let u = transform_weights(&wts, m, c);
+            let u = transform_weights(&wts, m, c, tile);
             let epi = Epilogue {
                 bias: Some(&bias),
                 relu: true,
@@ -1089,7 +1556,8 @@ mod tests {
                 (epi, Layout::default()),
                 None,
             );
-            for (rows, threads) in [(1, 1), (1, 2), (2, 3), (3, 2), (g.ho.div_ceil(2), 2)] {
+            let th = tile.grid(&g).0;
+            for (rows, threads) in [(1, 1), (1, 2), (2, 3), (3, 2), (th, 2)] {
                 let mut got = vec![f32::NAN; m * g.n()];
                 let u = Transformed::F32(&u);
                 in_pool(threads, || {
@@ -1099,7 +1567,10 @@ mod tests {
                     .iter()
                     .zip(&whole)
                     .position(|(a, b)| a.to_bits() != b.to_bits());
-                assert_eq!(first, None, "{g:?} to {m}, bands of {rows} tile rows");
+                assert_eq!(
+                    first, None,
+                    "{tile:?} {g:?} to {m}, bands of {rows} tile rows"
+                );
             }
         }
     }
@@ -1108,16 +1579,28 @@ mod tests {
     fn bands_take_the_layers_of_few_weights() {
         // ResNet's first stage: 28 tile rows of 28, 256 KB transformed.
         let first = Geometry::of(64, 56, 56, 3, 1, 1);
-        assert_eq!(band_rows(&first, 2, 2), Some(1));
-        assert_eq!(band_rows(&first, 2, 1), Some(1));
+        assert_eq!(band_rows(&first, Tile::F2, 2, 2), Some(1));
+        assert_eq!(band_rows(&first, Tile::F2, 2, 1), Some(1));
         // Its second (1 MB) and later stages keep the whole transform.
-        assert_eq!(band_rows(&Geometry::of(128, 28, 28, 3, 1, 1), 4, 2), None);
-        assert_eq!(band_rows(&Geometry::of(512, 7, 7, 3, 1, 1), 16, 2), None);
+        let second = Geometry::of(128, 28, 28, 3, 1, 1);
+        assert_eq!(band_rows(&second, Tile::F2, 4, 2), None);
+        assert_eq!(
+            band_rows(&Geometry::of(512, 7, 7, 3, 1, 1), Tile::F2, 16, 2),
+            None
+        );
         // Too few tile rows to share out.
-        assert_eq!(band_rows(&Geometry::of(16, 6, 6, 3, 1, 1), 1, 2), None);
+        assert_eq!(
+            band_rows(&Geometry::of(16, 6, 6, 3, 1, 1), Tile::F2, 1, 2),
+            None
+        );
         // 14 tiles a row: bands of 2 rows (28 tiles: 3 kernel blocks) in 4 rounds of 2 tasks,
         // not 14 bands of one row (2 blocks each, one of them mostly empty) in 7.
-        assert_eq!(band_rows(&Geometry::of(16, 28, 28, 3, 1, 1), 1, 2), Some(2));
+        let narrow = Geometry::of(16, 28, 28, 3, 1, 1);
+        assert_eq!(band_rows(&narrow, Tile::F2, 1, 2), Some(2));
+        // As F(4x4, 3x3) (576 KB transformed): bands of 2 rows of 14 tiles (252 KB of
+        // points); its second stage's (2.3 MB) keep the whole transform.
+        assert_eq!(band_rows(&first, Tile::F4, 2, 2), Some(2));
+        assert_eq!(band_rows(&second, Tile::F4, 4, 2), None);
     }
 
     #[test]
@@ -1151,14 +1634,16 @@ mod tests {
         use crate::exec::blocked::{from_planes, laid_out, to_planes};
         use crate::exec::int8_gemm::tests::in_pool;
         let mut next = crate::exec::int8_gemm::tests::lcg(9);
-        for &(c, h, w, m, pad) in &[(16, 13, 11, 32, 1), (32, 14, 14, 48, 1), (48, 7, 7, 16, 0)] {
+        let shapes = [(16, 13, 11, 32, 1), (32, 14, 14, 48, 1), (48, 7, 7, 16, 0)];
+        for (&(c, h, w, m, pad), tile) in shapes.iter().flat_map(|s| [(s, Tile::F2), (s, Tile::F4)])
+        {
             let g = Geometry::of(c, h, w, 3, 1, pad);
             let n = g.n();
             let x: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
             let wts: Vec<f32> = (0..m * c * 9).map(|_| next()).collect();
             let bias: Vec<f32> = (0..m).map(|_| next()).collect();
             let res: Vec<f32> = (0..m * n).map(|_| next()).collect();
-            let u = transform_weights(&wts, m, c);
+            let u = transform_weights(&wts, m, c, tile);
             let u = Transformed::F32(&u);
             let (x_blocked, res_blocked) = (from_planes(&x, c, h * w), from_planes(&res, m, n));
             let epi = |residual| Epilogue {
@@ -1197,9 +1682,102 @@ mod tests {
                         .iter()
                         .zip(&want)
                         .position(|(a, b)| a.to_bits() != b.to_bits());
-                    assert_eq!(first, None, "{g:?} to {m}, {layout:?}, bands {bands:?}");
+                    let what = format!("{tile:?} {g:?} to {m}, {layout:?}, bands {bands:?}");
+                    assert_eq!(first, None, "{what}");
                 }
             }
         }
+    }
+    #[test]
+    fn filter_transform4_is_g_g_gt() {
+        let g: [f32; 9] = [1.0, -2.0, 3.0, 0.5, 5.0, -6.0, 7.0, 8.0, 0.25];
+        let s6 = 1.0 / 6.0;
+        let gm = [
+            [0.25, 0.0, 0.0],
+            [-s6, -s6, -s6],
+            [-s6, s6, -s6],
+            [1.0 / 24.0, 1.0 / 12.0, s6],
+            [1.0 / 24.0, -1.0 / 12.0, s6],
+            [0.0, 0.0, 1.0],
+        ];
+        let u = filter_transform4(&g);
+        for i in 0..6 {
+            for j in 0..6 {
+                let mut s = 0f64;
+                for a in 0..3 {
+                    for b in 0..3 {
+                        s += gm[i][a] * f64::from(g[a * 3 + b]) * gm[j][b];
+                    }
+                }
+                let got = f64::from(u[i * 6 + j]);
+                assert!(
+                    (got - s).abs() <= 1e-6 * (1.0 + s.abs()),
+                    "point ({i}, {j})"
+                );
+            }
+        }
+    }
+
+    /// F(4x4, 3x3)'s transforms in AVX-512 registers give the floats of the plain ones, bit for
+    /// bit, with masked last channels (on a CPU with AVX-512F; elsewhere the plain ones run).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn transforms4_in_registers_give_the_plain_floats() {
+        if !path_is_avx512f() {
+            return;
+        }
+        let mut next = crate::exec::int8_gemm::tests::lcg(3);
+        for &(c, tw) in &[(16, 3), (40, 2), (7, 5)] {
+            let wp = 4 * tw + 2;
+            let rows6: Vec<f32> = (0..6 * wp * c).map(|_| next()).collect();
+            let rows = tw + 3;
+            let mut want = vec![f32::NAN; 36 * rows * c];
+            let mut got = want.clone();
+            // SAFETY: rows `1..1 + tw` of 36 matrices of `rows` rows, in each buffer.
+            unsafe {
+                input_row4_plain(&rows6, (wp, c), tw, Shared(want.as_mut_ptr()), (1, rows));
+                input_row4_avx512(&rows6, (wp, c), tw, Shared(got.as_mut_ptr()), (1, rows));
+            }
+            let first = got
+                .iter()
+                .zip(&want)
+                .position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(first, None, "input transform, {c} channels, {tw} tiles");
+        }
+        for &(run, px, h2) in &[(3, 12, 4), (2, 7, 3), (1, 1, 1)] {
+            let (tile, point) = (PAIR + 8, run * (PAIR + 8) + 5);
+            let mm: Vec<f32> = (0..36 * point).map(|_| next()).collect();
+            let mut want = vec![f32::NAN; h2 * px * PAIR];
+            let mut got = want.clone();
+            run_out4_plain(&mm, (point, tile), run, (&mut want, px, h2));
+            // SAFETY: the extents `run_out4` checks, as above.
+            unsafe { run_out4_avx512(mm.as_ptr(), (point, tile), run, (&mut got, px, h2)) };
+            let first = got
+                .iter()
+                .zip(&want)
+                .position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(
+                first, None,
+                "output transform, {run} tiles, {px} x {h2} pixels"
+            );
+        }
+    }
+
+    /// ResNet's layers: F(4x4, 3x3) on the 56x56 and 28x28 maps of 64 and 128 channels, on the
+    /// AVX-512F path only; F(2x2, 3x3) on 14x14 and 7x7 maps (31% more pixels in whole tiles of
+    /// 4) and where the transformed weights would outgrow the caches.
+    #[test]
+    fn tile_for_resnet_layers() {
+        let f4 = if path_is_avx512f() {
+            Tile::F4
+        } else {
+            Tile::F2
+        };
+        assert_eq!(tile_for(&Geometry::of(64, 56, 56, 3, 1, 1), 64), f4);
+        assert_eq!(tile_for(&Geometry::of(128, 28, 28, 3, 1, 1), 128), f4);
+        assert_eq!(tile_for(&Geometry::of(256, 28, 28, 3, 1, 1), 256), Tile::F2);
+        assert_eq!(tile_for(&Geometry::of(256, 14, 14, 3, 1, 1), 256), Tile::F2);
+        assert_eq!(tile_for(&Geometry::of(64, 14, 14, 3, 1, 1), 64), Tile::F2);
+        assert_eq!(tile_for(&Geometry::of(512, 7, 7, 3, 1, 1), 512), Tile::F2);
     }
 }
