@@ -148,10 +148,23 @@ pub fn pays(geo: &Geometry, co: usize, groups: usize) -> bool {
 /// against 0.65-0.69).
 const MAX_TAP_MAP: usize = 256;
 
-/// Maps up to this many output pixels take this path for a 1x1 convolution:
-/// [`super::conv_direct`] wastes 14% of a 14x14 map's work and 31% of a 7x7 one's.
+/// Maps up to this many output pixels (28x28) take this path for a 1x1 convolution:
+/// [`super::conv_direct`] wastes 14% of a 14x14 map's work and 31% of a 7x7 one's, and on
+/// 28x28 maps this path keeps the values of ResNet50's second stage in blocks of channels
+/// ([`super::blocked`]) between its 1x1 layers and its Winograd ones (its downsampling, stride
+/// 2 from 56x56, writes the residual they all read). In ResNet50 (`step_times`, both limits
+/// alternated in one process, 8 processes, the Xeon of stop 65): 512 to 128 channels on 28x28
+/// 0.41-0.43 -> 0.38-0.41 ms, 128 to 512 0.43-0.46 -> 0.38-0.40, 512 to 256 0.87-0.88 ->
+/// 0.72-0.77, the Winograd layers between them 0.90-0.96 of their time, the downsampling
+/// 0.90-0.92 -> 0.95-0.96 ms; the step sum 28.2-28.5 -> 27.7-27.8 ms. (With the stride-1 ones
+/// alone, the residual stayed in channel planes, and 512 to 128 took 0.45-0.47 ms.) ResNet18's
+/// and TinyViT-5M's step sums within noise.
 ///
-/// Larger maps stay with [`super::conv_direct`] whatever their channels. Stop 45 sent the 1x1
+/// 56x56 maps stay with [`super::conv_direct`] whatever their channels: tasks here are ranges
+/// of channel pairs, 2 of them for 64 output channels, and a pair's sums of 3,136 pixels (400
+/// KB) gather outside L1 (ResNet50's 256 to 64 on 56x56 1.7 times slower here at stop 65).
+///
+/// Before the blocks of channels and the prefetches (stops 62-64), stop 45 sent the 1x1
 /// convolutions of 128 input channels or more here on every map, measured at two threads on
 /// Zen 4 (AVX-512 on 256-bit units): 256 to 64 channels on 56x56 0.47 against 0.50-0.55 ms, 512
 /// to 128 on 28x28 0.50 against 0.55. On the Intel Xeon of stop 47 (two 512-bit FMA units per
@@ -161,7 +174,7 @@ const MAX_TAP_MAP: usize = 256;
 /// against 0.62-0.74 (`step_times`, `set_conv_lanes` off and on). Both paths give the same
 /// floats, so the choice is speed alone: a few percent on those layers on Zen 4 against half
 /// their time on the Xeon.
-const SMALL_MAP: usize = 256;
+const SMALL_MAP: usize = 1024;
 
 /// Input channels from which a convolution of more than one tap takes this path: the RGB stems
 /// (3) ran faster in [`super::conv_direct`] (ResNet's 7x7 1.19 against 1.24 ms), TinyViT's 32 to
@@ -761,8 +774,9 @@ mod tests {
         let on = pairs_pay();
         for (geo, co, groups, want) in [
             (Geometry::of(256, 56, 56, 1, 1, 0), 64, 1, false),
-            (Geometry::of(512, 28, 28, 1, 1, 0), 128, 1, false),
-            (Geometry::of(256, 56, 56, 1, 2, 0), 512, 1, false),
+            (Geometry::of(512, 28, 28, 1, 1, 0), 128, 1, true),
+            (Geometry::of(256, 56, 56, 1, 2, 0), 512, 1, true),
+            (Geometry::of(256, 112, 112, 1, 2, 0), 512, 1, false),
             (Geometry::of(2048, 7, 7, 1, 1, 0), 512, 1, true),
             (Geometry::of(64, 56, 56, 1, 1, 0), 256, 1, false),
             (Geometry::of(64, 14, 14, 1, 1, 0), 256, 1, true),
