@@ -139,14 +139,20 @@ pub fn pays(geo: &Geometry, co: usize, groups: usize) -> bool {
         }
 }
 
-/// Maps up to this many output pixels take this path for a convolution of more than one tap;
-/// larger ones (28x28 and up) waste no columns in [`super::conv_direct`], which ran them faster
-/// on the Intel Xeon of stop 50 (`step_times`, 2 threads, 2 rounds, with `set_conv_lanes` off
-/// and on): ResNet18's 64 to 128 channels, stride 2 to 28x28, 0.54-0.55 against 0.65-0.67 ms;
-/// TinyViT-5M's 32 to 64, stride 2 to 56x56, 0.71-0.72 against 0.75-0.87. Its 14x14 and 7x7
-/// ones stay here (128 to 256, stride 2 to 14x14: 0.52 against 0.55; 256 to 512 to 7x7: 0.56-0.57
+/// Maps up to this many output pixels (28x28) take this path for a convolution of more than one
+/// tap; larger ones (56x56 and up) waste no columns in [`super::conv_direct`], which ran them
+/// faster on the Intel Xeon of stop 50 (TinyViT-5M's 32 to 64, stride 2 to 56x56, 0.71-0.72
+/// against 0.75-0.87 ms, `step_times`, `set_conv_lanes` off and on); its 14x14 and 7x7 ones
+/// stay here (128 to 256, stride 2 to 14x14: 0.52 against 0.55; 256 to 512 to 7x7: 0.56-0.57
 /// against 0.65-0.69).
-const MAX_TAP_MAP: usize = 256;
+///
+/// 28x28 maps came here at stop 65, with their 1x1 layers ([`SMALL_MAP`]): the strided 3x3
+/// into ResNet's second stage then writes its output in blocks of channels for the 1x1 layer
+/// after it. `step_times`, both limits alternated in one process (the Xeon of stop 65, 4 + 4
+/// processes): ResNet50's 128 to 128 stride 2 0.95-1.00 -> 0.88-0.94 ms and the 1x1 after it
+/// 0.37-0.39 -> 0.35-0.37, ResNet18's 64 to 128 0.46 -> 0.43. (At stop 50, before the blocks,
+/// ResNet18's took 0.65-0.67 ms here against 0.54-0.55 in [`super::conv_direct`].)
+const MAX_TAP_MAP: usize = 1024;
 
 /// Maps up to this many output pixels (28x28) take this path for a 1x1 convolution:
 /// [`super::conv_direct`] wastes 14% of a 14x14 map's work and 31% of a 7x7 one's, and on
@@ -781,7 +787,8 @@ mod tests {
             (Geometry::of(64, 56, 56, 1, 1, 0), 256, 1, false),
             (Geometry::of(64, 14, 14, 1, 1, 0), 256, 1, true),
             (Geometry::of(1024, 14, 14, 1, 2, 0), 2048, 1, true),
-            (Geometry::of(128, 56, 56, 3, 2, 1), 128, 1, false),
+            (Geometry::of(128, 56, 56, 3, 2, 1), 128, 1, true),
+            (Geometry::of(32, 112, 112, 3, 2, 1), 64, 1, false),
             (Geometry::of(256, 28, 28, 3, 2, 1), 256, 1, true),
             (Geometry::of(512, 7, 7, 3, 1, 1), 512, 1, true),
             (Geometry::of(3, 224, 224, 7, 2, 3), 64, 1, false),
