@@ -5,7 +5,7 @@
 //! transformed back (`Aᵀ m A`). Summed over the input channels, the 16 points of the transform
 //! domain are 16 independent GEMMs, `M_ξ[tile][o] = Σ_c V_ξ[tile][c] U_ξ[c][o]`: 16
 //! multiply-adds per tile and channel pair instead of 36, 2.25 times fewer. On the AVX-512F
-//! path the layers of large maps and few weights take F(4x4, 3x3) instead ([`Tile`],
+//! and AVX2 paths the layers of large maps and few weights take F(4x4, 3x3) instead ([`Tile`],
 //! [`tile_for`]): 4x4 tiles from 6x6 patches, 36 points, 4 times fewer multiply-adds.
 //!
 //! Why: the f32 path's direct convolution ([`super::conv_direct`]) runs its kernel at the CPU's
@@ -101,7 +101,8 @@ impl Tile {
 /// Transformed weights (bytes, as floats) up to which a layer takes F(4x4, 3x3) ([`tile_for`]).
 const F4_MAX_BYTES: usize = 4 << 20;
 
-/// The tile of a layer ([`suits`]) of `m` filters: F(4x4, 3x3) on the AVX-512F path where its
+/// The tile of a layer ([`suits`]) of `m` filters: F(4x4, 3x3) on the AVX-512F and AVX2 paths
+/// where its
 /// tiles cover the map with little to spare (sides of 4 pixels: ResNet's 56x56 and 28x28 maps;
 /// its 14x14 and 7x7 ones would compute 31% more pixels) and its transformed weights (36/16 of
 /// F(2x2, 3x3)'s) stay in cache ([`F4_MAX_BYTES`]: ResNet's 64- and 128-channel layers);
@@ -112,22 +113,34 @@ const F4_MAX_BYTES: usize = 4 << 20;
 /// 8, and sixths in the filters'), which the tests bound as the direct sum's. In ResNet50
 /// (`step_times`, both tiles' weights alternated in one process, 4 processes, the Xeon of stop
 /// 65): its 64-channel layers on 56x56 0.495-0.547 -> 0.451-0.469 ms, its 128-channel ones on
-/// 28x28 0.504-0.518 -> 0.417-0.427 ms. Off AVX-512F the transforms have no vector code of
-/// their own (their plain form, kept for the tests and for any caller, rounds each `k a + b`
-/// once through `f32::mul_add`), so those paths keep F(2x2, 3x3).
+/// 28x28 0.504-0.518 -> 0.417-0.427 ms. On the AVX2 path (`FQ_MAX_ISA=avx2` on the same Xeon,
+/// 3 processes): those layers 1.28-1.32 -> 0.88-0.95 and 1.06-1.11 -> 0.75-0.80 ms, ResNet18's
+/// step sum 22.8 -> 20.3 ms. The portable, NEON and wasm paths keep F(2x2, 3x3): the transforms
+/// have no vector code of theirs (the plain form, kept for the tests and any caller, rounds
+/// each `k a + b` once through `f32::mul_add`).
 pub fn tile_for(geo: &Geometry, m: usize) -> Tile {
     let cover = |t: usize| geo.ho.div_ceil(t) * t * geo.wo.div_ceil(t) * t;
     let bytes = Tile::F4.points() * padded(m) * geo.c * std::mem::size_of::<f32>();
-    if path_is_avx512f() && bytes <= F4_MAX_BYTES && cover(4) <= cover(2) {
+    if vector_transforms() && bytes <= F4_MAX_BYTES && cover(4) <= cover(2) {
         Tile::F4
     } else {
         Tile::F2
     }
 }
 
-/// Whether the kernel path is AVX-512F (where F(4x4, 3x3) was measured).
+/// Whether the kernel path is AVX-512F.
 fn path_is_avx512f() -> bool {
     super::kernel::path() == super::kernel::KernelPath::Avx512F
+}
+
+/// Whether F(4x4, 3x3)'s transforms have vector code on this CPU's path: AVX-512F and AVX2
+/// with FMA ([`input_row4`], [`run_out4`]).
+fn vector_transforms() -> bool {
+    use super::kernel::KernelPath;
+    matches!(
+        super::kernel::path(),
+        KernelPath::Avx512F | KernelPath::Avx2Fma
+    )
 }
 
 /// Whether a convolution group runs here: 3x3, stride 1, with enough channels for the transforms
@@ -1101,6 +1114,28 @@ impl Lane for std::arch::x86_64::__m512 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+impl Lane for std::arch::x86_64::__m256 {
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        // SAFETY: the caller's guarantee (AVX2 and FMA, with AVX-512F's path or AVX2's).
+        unsafe { std::arch::x86_64::_mm256_add_ps(self, b) }
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        // SAFETY: as above.
+        unsafe { std::arch::x86_64::_mm256_sub_ps(self, b) }
+    }
+
+    #[inline(always)]
+    unsafe fn fma(self, k: f32, b: Self) -> Self {
+        use std::arch::x86_64::{_mm256_fmadd_ps, _mm256_set1_ps};
+        // SAFETY: as above.
+        unsafe { _mm256_fmadd_ps(self, _mm256_set1_ps(k), b) }
+    }
+}
+
 /// `Bᵀ d` of F(4x4, 3x3) for one row (or column) of a 6x6 patch, with
 /// `Bᵀ = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
 /// [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]`.
@@ -1167,6 +1202,11 @@ unsafe fn input_row4(
         // SAFETY: the CPU has AVX-512F (`path`); the extents were checked above, the rows
         // are the caller's.
         return unsafe { input_row4_avx512(rows6, (wp, c), tw, v, (t0, rows)) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx2Fma {
+        // SAFETY: the CPU has AVX2 and FMA (`path`); as above.
+        return unsafe { input_row4_avx2(rows6, (wp, c), tw, v, (t0, rows)) };
     }
     // SAFETY: the caller's rows, the extents checked above.
     unsafe { input_row4_plain(rows6, (wp, c), tw, v, (t0, rows)) }
@@ -1281,6 +1321,11 @@ fn run_out4(
         // SAFETY: the CPU has AVX-512F (`path`); the extents were checked above.
         return unsafe { run_out4_avx512(mm.as_ptr(), (point, tile), run, (rows, px, h2)) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx2Fma {
+        // SAFETY: the CPU has AVX2 and FMA (`path`); the extents were checked above.
+        return unsafe { run_out4_avx2(mm.as_ptr(), (point, tile), run, (rows, px, h2)) };
+    }
     run_out4_plain(mm, (point, tile), run, (rows, px, h2))
 }
 
@@ -1355,6 +1400,105 @@ unsafe fn run_out4_avx512(
                     for (dx, y) in out6(*t).into_iter().enumerate() {
                         if 4 * i + dx < px {
                             _mm512_storeu_ps(row.add((4 * i + dx) * PAIR), y);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`input_row4`] in AVX2 registers, 8 channels at a time (the last ones masked): the same
+/// operations in the same order, so the same floats.
+///
+/// # Safety
+/// AVX2 and FMA must be available; the extents [`input_row4`] checks; rows `t0..t0 + tw` of
+/// every point's matrix written by no one else meanwhile.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn input_row4_avx2(
+    rows6: &[f32],
+    (wp, c): (usize, usize),
+    tw: usize,
+    v: Shared<f32>,
+    (t0, rows): (usize, usize),
+) {
+    use std::arch::x86_64::*;
+    let src = rows6.as_ptr();
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for tx in 0..tw {
+        let mut i = 0;
+        while i < c {
+            let left = (c - i).min(8) as i32;
+            let m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
+            // SAFETY: lanes `i..min(i + 8, c)` (the mask; masked lanes are neither read nor
+            // written) of pixels `4 tx + w < wp` of the six rows, and of row `t0 + tx < rows`
+            // of each point's matrix (the caller's).
+            unsafe {
+                let at = |u: usize, w: usize| src.add((u * wp + 4 * tx + w) * c + i);
+                let mut e = [[_mm256_setzero_ps(); 6]; 6];
+                for (u, e) in e.iter_mut().enumerate() {
+                    let mut d = [_mm256_setzero_ps(); 6];
+                    for (w, d) in d.iter_mut().enumerate() {
+                        *d = _mm256_maskload_ps(at(u, w), m);
+                    }
+                    *e = in6(d);
+                }
+                // Indexed as the matrices are (column `s`).
+                #[allow(clippy::needless_range_loop)]
+                for s in 0..6 {
+                    let mut col = [_mm256_setzero_ps(); 6];
+                    for (u, col) in col.iter_mut().enumerate() {
+                        *col = e[u][s];
+                    }
+                    for (r, val) in in6(col).into_iter().enumerate() {
+                        let to = v.offset(((r * 6 + s) * rows + t0 + tx) * c + i).0;
+                        _mm256_maskstore_ps(to, m, val);
+                    }
+                }
+            }
+            i += 8;
+        }
+    }
+}
+
+/// [`run_out4`] in AVX2 registers: the same operations in the same order.
+///
+/// # Safety
+/// AVX2 and FMA must be available; the extents [`run_out4`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_out4_avx2(
+    mm: *const f32,
+    (point, tile): (usize, usize),
+    run: usize,
+    (rows, px, h2): (&mut [f32], usize, usize),
+) {
+    use std::arch::x86_64::*;
+    let out = rows.as_mut_ptr();
+    for i in 0..run {
+        for h in 0..PAIR / 8 {
+            // SAFETY: the caller's extents: point `ξ` of tile `i`, lanes `8 h..8 h + 8` of the
+            // pair; pixels `4 i + dx < px` of rows `dy < h2`.
+            unsafe {
+                let p = mm.add(i * tile + h * 8);
+                let mut t = [[_mm256_setzero_ps(); 6]; 4];
+                // Indexed as the matrices are (column `s`).
+                #[allow(clippy::needless_range_loop)]
+                for s in 0..6 {
+                    let mut col = [_mm256_setzero_ps(); 6];
+                    for (r, col) in col.iter_mut().enumerate() {
+                        *col = _mm256_loadu_ps(p.add((r * 6 + s) * point));
+                    }
+                    for (q, v) in out6(col).into_iter().enumerate() {
+                        t[q][s] = v;
+                    }
+                }
+                for (dy, t) in t.iter().enumerate().take(h2) {
+                    let row = out.add(dy * px * PAIR + h * 8);
+                    for (dx, y) in out6(*t).into_iter().enumerate() {
+                        if 4 * i + dx < px {
+                            _mm256_storeu_ps(row.add((4 * i + dx) * PAIR), y);
                         }
                     }
                 }
@@ -1718,57 +1862,75 @@ mod tests {
         }
     }
 
-    /// F(4x4, 3x3)'s transforms in AVX-512 registers give the floats of the plain ones, bit for
-    /// bit, with masked last channels (on a CPU with AVX-512F; elsewhere the plain ones run).
+    /// F(4x4, 3x3)'s transforms in AVX-512 and AVX2 registers give the floats of the plain
+    /// ones, bit for bit, with masked last channels (each where the CPU has it).
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn transforms4_in_registers_give_the_plain_floats() {
-        if !path_is_avx512f() {
-            return;
-        }
+        let avx512 = is_x86_feature_detected!("avx512f");
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        let isas = [("AVX-512F", avx512), ("AVX2", avx2)];
         let mut next = crate::exec::int8_gemm::tests::lcg(3);
-        for &(c, tw) in &[(16, 3), (40, 2), (7, 5)] {
+        for &(c, tw) in &[(16, 3), (40, 2), (7, 5), (13, 1)] {
             let wp = 4 * tw + 2;
             let rows6: Vec<f32> = (0..6 * wp * c).map(|_| next()).collect();
             let rows = tw + 3;
             let mut want = vec![f32::NAN; 36 * rows * c];
-            let mut got = want.clone();
-            // SAFETY: rows `1..1 + tw` of 36 matrices of `rows` rows, in each buffer.
-            unsafe {
-                input_row4_plain(&rows6, (wp, c), tw, Shared(want.as_mut_ptr()), (1, rows));
-                input_row4_avx512(&rows6, (wp, c), tw, Shared(got.as_mut_ptr()), (1, rows));
+            // SAFETY: rows `1..1 + tw` of 36 matrices of `rows` rows, in `want`.
+            unsafe { input_row4_plain(&rows6, (wp, c), tw, Shared(want.as_mut_ptr()), (1, rows)) };
+            for (isa, _) in isas.iter().filter(|i| i.1) {
+                let mut got = vec![f32::NAN; 36 * rows * c];
+                let v = Shared(got.as_mut_ptr());
+                // SAFETY: the CPU has the ISA; as above, in `got`.
+                unsafe {
+                    if *isa == "AVX2" {
+                        input_row4_avx2(&rows6, (wp, c), tw, v, (1, rows))
+                    } else {
+                        input_row4_avx512(&rows6, (wp, c), tw, v, (1, rows))
+                    }
+                };
+                let first = got
+                    .iter()
+                    .zip(&want)
+                    .position(|(a, b)| a.to_bits() != b.to_bits());
+                assert_eq!(
+                    first, None,
+                    "{isa} input transform, {c} channels, {tw} tiles"
+                );
             }
-            let first = got
-                .iter()
-                .zip(&want)
-                .position(|(a, b)| a.to_bits() != b.to_bits());
-            assert_eq!(first, None, "input transform, {c} channels, {tw} tiles");
         }
         for &(run, px, h2) in &[(3, 12, 4), (2, 7, 3), (1, 1, 1)] {
             let (tile, point) = (PAIR + 8, run * (PAIR + 8) + 5);
             let mm: Vec<f32> = (0..36 * point).map(|_| next()).collect();
             let mut want = vec![f32::NAN; h2 * px * PAIR];
-            let mut got = want.clone();
             run_out4_plain(&mm, (point, tile), run, (&mut want, px, h2));
-            // SAFETY: the extents `run_out4` checks, as above.
-            unsafe { run_out4_avx512(mm.as_ptr(), (point, tile), run, (&mut got, px, h2)) };
-            let first = got
-                .iter()
-                .zip(&want)
-                .position(|(a, b)| a.to_bits() != b.to_bits());
-            assert_eq!(
-                first, None,
-                "output transform, {run} tiles, {px} x {h2} pixels"
-            );
+            for (isa, _) in isas.iter().filter(|i| i.1) {
+                let mut got = vec![f32::NAN; h2 * px * PAIR];
+                let rows = (&mut got[..], px, h2);
+                // SAFETY: the CPU has the ISA; the extents `run_out4` checks.
+                unsafe {
+                    if *isa == "AVX2" {
+                        run_out4_avx2(mm.as_ptr(), (point, tile), run, rows)
+                    } else {
+                        run_out4_avx512(mm.as_ptr(), (point, tile), run, rows)
+                    }
+                };
+                let first = got
+                    .iter()
+                    .zip(&want)
+                    .position(|(a, b)| a.to_bits() != b.to_bits());
+                let what = format!("{isa} output transform, {run} tiles, {px} x {h2} pixels");
+                assert_eq!(first, None, "{what}");
+            }
         }
     }
 
     /// ResNet's layers: F(4x4, 3x3) on the 56x56 and 28x28 maps of 64 and 128 channels, on the
-    /// AVX-512F path only; F(2x2, 3x3) on 14x14 and 7x7 maps (31% more pixels in whole tiles of
+    /// AVX-512F and AVX2 paths only; F(2x2, 3x3) on 14x14 and 7x7 maps (31% more pixels in whole tiles of
     /// 4) and where the transformed weights would outgrow the caches.
     #[test]
     fn tile_for_resnet_layers() {
-        let f4 = if path_is_avx512f() {
+        let f4 = if vector_transforms() {
             Tile::F4
         } else {
             Tile::F2
