@@ -1243,11 +1243,185 @@ unsafe fn input_row4_plain(
     }
 }
 
-/// [`input_row4`] in AVX-512 registers, 16 channels at a time (the last ones masked).
+/// A register of F(4x4, 3x3)'s transforms in vector code ([`input_row4_in`], [`run_out4_in`]):
+/// AVX-512F's 16 lanes or AVX2's 8, with the masked loads and stores of a tile row's last
+/// channels.
+#[cfg(target_arch = "x86_64")]
+trait Vector: Lane {
+    /// Floats per register.
+    const LANES: usize;
+    /// The lanes a masked load or store touches.
+    type Mask: Copy;
+
+    /// The first `min(n, LANES)` lanes.
+    ///
+    /// # Safety
+    /// The register's CPU features must be available (as for every method here).
+    unsafe fn first(n: usize) -> Self::Mask;
+    /// # Safety
+    /// As [`Vector::first`].
+    unsafe fn zero() -> Self;
+    /// The mask's lanes from `p` (the others zero; nothing read there).
+    ///
+    /// # Safety
+    /// As [`Vector::first`]; `p` holds the mask's lanes.
+    unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self;
+    /// # Safety
+    /// As [`Vector::first`]; `p` holds the mask's lanes, writable.
+    unsafe fn store_masked(p: *mut f32, m: Self::Mask, v: Self);
+    /// # Safety
+    /// As [`Vector::first`]; `p` holds `LANES` floats.
+    unsafe fn load(p: *const f32) -> Self;
+    /// # Safety
+    /// As [`Vector::first`]; `p` holds `LANES` writable floats.
+    unsafe fn store(p: *mut f32, v: Self);
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Vector for std::arch::x86_64::__m512 {
+    const LANES: usize = 16;
+    type Mask = std::arch::x86_64::__mmask16;
+
+    #[inline(always)]
+    unsafe fn first(n: usize) -> Self::Mask {
+        if n >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << n) - 1) as Self::Mask
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: the caller's guarantee (AVX-512F), as below.
+        unsafe { std::arch::x86_64::_mm512_setzero_ps() }
+    }
+
+    #[inline(always)]
+    unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self {
+        // SAFETY: the caller's guarantees.
+        unsafe { std::arch::x86_64::_mm512_maskz_loadu_ps(m, p) }
+    }
+
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut f32, m: Self::Mask, v: Self) {
+        // SAFETY: the caller's guarantees.
+        unsafe { std::arch::x86_64::_mm512_mask_storeu_ps(p, m, v) }
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller's guarantees.
+        unsafe { std::arch::x86_64::_mm512_loadu_ps(p) }
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: Self) {
+        // SAFETY: the caller's guarantees.
+        unsafe { std::arch::x86_64::_mm512_storeu_ps(p, v) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Vector for std::arch::x86_64::__m256 {
+    const LANES: usize = 8;
+    type Mask = std::arch::x86_64::__m256i;
+
+    #[inline(always)]
+    unsafe fn first(n: usize) -> Self::Mask {
+        use std::arch::x86_64::{_mm256_cmpgt_epi32, _mm256_set1_epi32, _mm256_setr_epi32};
+        // SAFETY: the caller's guarantee (AVX2), as below.
+        unsafe {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), lanes)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: the caller's guarantee.
+        unsafe { std::arch::x86_64::_mm256_setzero_ps() }
+    }
+
+    #[inline(always)]
+    unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self {
+        // SAFETY: the caller's guarantees (masked lanes are neither read nor faulted on).
+        unsafe { std::arch::x86_64::_mm256_maskload_ps(p, m) }
+    }
+
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut f32, m: Self::Mask, v: Self) {
+        // SAFETY: the caller's guarantees.
+        unsafe { std::arch::x86_64::_mm256_maskstore_ps(p, m, v) }
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller's guarantees.
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: Self) {
+        // SAFETY: the caller's guarantees.
+        unsafe { std::arch::x86_64::_mm256_storeu_ps(p, v) }
+    }
+}
+
+/// [`input_row4`] in registers of `V`, `V::LANES` channels at a time (the last ones masked):
+/// the same operations in the same order as [`input_row4_plain`], so the same floats.
 ///
 /// # Safety
-/// AVX-512F must be available; the extents [`input_row4`] checks; rows `t0..t0 + tw` of every
-/// point's matrix written by no one else meanwhile.
+/// `V`'s CPU features must be available; the extents [`input_row4`] checks; rows
+/// `t0..t0 + tw` of every point's matrix written by no one else meanwhile.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn input_row4_in<V: Vector>(
+    rows6: &[f32],
+    (wp, c): (usize, usize),
+    tw: usize,
+    v: Shared<f32>,
+    (t0, rows): (usize, usize),
+) {
+    let src = rows6.as_ptr();
+    for tx in 0..tw {
+        let mut i = 0;
+        while i < c {
+            // SAFETY: lanes `i..min(i + LANES, c)` (the mask) of pixels `4 tx + w < wp` of the
+            // six rows, and of row `t0 + tx < rows` of each point's matrix (the caller's).
+            unsafe {
+                let m = V::first(c - i);
+                let at = |u: usize, w: usize| src.add((u * wp + 4 * tx + w) * c + i);
+                let mut e = [[V::zero(); 6]; 6];
+                for (u, e) in e.iter_mut().enumerate() {
+                    let mut d = [V::zero(); 6];
+                    for (w, d) in d.iter_mut().enumerate() {
+                        *d = V::load_masked(at(u, w), m);
+                    }
+                    *e = in6(d);
+                }
+                // Indexed as the matrices are (column `s`).
+                #[allow(clippy::needless_range_loop)]
+                for s in 0..6 {
+                    let mut col = [V::zero(); 6];
+                    for (u, col) in col.iter_mut().enumerate() {
+                        *col = e[u][s];
+                    }
+                    for (r, val) in in6(col).into_iter().enumerate() {
+                        let to = v.offset(((r * 6 + s) * rows + t0 + tx) * c + i).0;
+                        V::store_masked(to, m, val);
+                    }
+                }
+            }
+            i += V::LANES;
+        }
+    }
+}
+
+/// [`input_row4_in`] in AVX-512 registers.
+///
+/// # Safety
+/// AVX-512F must be available; as [`input_row4_in`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn input_row4_avx512(
@@ -1257,44 +1431,27 @@ unsafe fn input_row4_avx512(
     v: Shared<f32>,
     (t0, rows): (usize, usize),
 ) {
-    use std::arch::x86_64::*;
-    let src = rows6.as_ptr();
-    for tx in 0..tw {
-        let mut i = 0;
-        while i < c {
-            let m: __mmask16 = if c - i >= 16 {
-                0xFFFF
-            } else {
-                ((1u32 << (c - i)) - 1) as __mmask16
-            };
-            // SAFETY: lanes `i..min(i + 16, c)` (the mask) of pixels `4 tx + w < wp` of the six
-            // rows, and of row `t0 + tx < rows` of each point's matrix (the caller's).
-            unsafe {
-                let at = |u: usize, w: usize| src.add((u * wp + 4 * tx + w) * c + i);
-                let mut e = [[_mm512_setzero_ps(); 6]; 6];
-                for (u, e) in e.iter_mut().enumerate() {
-                    let mut d = [_mm512_setzero_ps(); 6];
-                    for (w, d) in d.iter_mut().enumerate() {
-                        *d = _mm512_maskz_loadu_ps(m, at(u, w));
-                    }
-                    *e = in6(d);
-                }
-                // Indexed as the matrices are (column `s`).
-                #[allow(clippy::needless_range_loop)]
-                for s in 0..6 {
-                    let mut col = [_mm512_setzero_ps(); 6];
-                    for (u, col) in col.iter_mut().enumerate() {
-                        *col = e[u][s];
-                    }
-                    for (r, val) in in6(col).into_iter().enumerate() {
-                        let to = v.offset(((r * 6 + s) * rows + t0 + tx) * c + i).0;
-                        _mm512_mask_storeu_ps(to, m, val);
-                    }
-                }
-            }
-            i += 16;
-        }
-    }
+    use std::arch::x86_64::__m512;
+    // SAFETY: the caller's guarantees.
+    unsafe { input_row4_in::<__m512>(rows6, (wp, c), tw, v, (t0, rows)) }
+}
+
+/// [`input_row4_in`] in AVX2 registers.
+///
+/// # Safety
+/// AVX2 and FMA must be available; as [`input_row4_in`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn input_row4_avx2(
+    rows6: &[f32],
+    (wp, c): (usize, usize),
+    tw: usize,
+    v: Shared<f32>,
+    (t0, rows): (usize, usize),
+) {
+    use std::arch::x86_64::__m256;
+    // SAFETY: the caller's guarantees.
+    unsafe { input_row4_in::<__m256>(rows6, (wp, c), tw, v, (t0, rows)) }
 }
 
 /// F(4x4, 3x3)'s [`run_out`]: `Aᵀ m A` ([`out6`] over the columns, then the rows) of `run`
@@ -1363,7 +1520,52 @@ fn run_out4_plain(
     }
 }
 
-/// [`run_out4`] in AVX-512 registers: the same operations in the same order.
+/// [`run_out4`] in registers of `V`: the same operations in the same order as
+/// [`run_out4_plain`].
+///
+/// # Safety
+/// `V`'s CPU features must be available; the extents [`run_out4`] checks.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn run_out4_in<V: Vector>(
+    mm: *const f32,
+    (point, tile): (usize, usize),
+    run: usize,
+    (rows, px, h2): (&mut [f32], usize, usize),
+) {
+    let out = rows.as_mut_ptr();
+    for i in 0..run {
+        for h in 0..PAIR / V::LANES {
+            // SAFETY: the caller's extents: point `ξ` of tile `i`, lanes `h LANES..(h + 1)
+            // LANES` of the pair; pixels `4 i + dx < px` of rows `dy < h2`.
+            unsafe {
+                let p = mm.add(i * tile + h * V::LANES);
+                let mut t = [[V::zero(); 6]; 4];
+                // Indexed as the matrices are (column `s`).
+                #[allow(clippy::needless_range_loop)]
+                for s in 0..6 {
+                    let mut col = [V::zero(); 6];
+                    for (r, col) in col.iter_mut().enumerate() {
+                        *col = V::load(p.add((r * 6 + s) * point));
+                    }
+                    for (q, v) in out6(col).into_iter().enumerate() {
+                        t[q][s] = v;
+                    }
+                }
+                for (dy, t) in t.iter().enumerate().take(h2) {
+                    let row = out.add(dy * px * PAIR + h * V::LANES);
+                    for (dx, y) in out6(*t).into_iter().enumerate() {
+                        if 4 * i + dx < px {
+                            V::store(row.add((4 * i + dx) * PAIR), y);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`run_out4_in`] in AVX-512 registers.
 ///
 /// # Safety
 /// AVX-512F must be available; the extents [`run_out4`] checks.
@@ -1371,98 +1573,15 @@ fn run_out4_plain(
 #[target_feature(enable = "avx512f")]
 unsafe fn run_out4_avx512(
     mm: *const f32,
-    (point, tile): (usize, usize),
+    point: (usize, usize),
     run: usize,
-    (rows, px, h2): (&mut [f32], usize, usize),
+    rows: (&mut [f32], usize, usize),
 ) {
-    use std::arch::x86_64::*;
-    let out = rows.as_mut_ptr();
-    for i in 0..run {
-        for h in 0..2 {
-            // SAFETY: the caller's extents: point `ξ` of tile `i`, lanes `16 h..16 h + 16` of
-            // the pair; pixels `4 i + dx < px` of rows `dy < h2`.
-            unsafe {
-                let p = mm.add(i * tile + h * NR);
-                let mut t = [[_mm512_setzero_ps(); 6]; 4];
-                // Indexed as the matrices are (column `s`).
-                #[allow(clippy::needless_range_loop)]
-                for s in 0..6 {
-                    let mut col = [_mm512_setzero_ps(); 6];
-                    for (r, col) in col.iter_mut().enumerate() {
-                        *col = _mm512_loadu_ps(p.add((r * 6 + s) * point));
-                    }
-                    for (q, v) in out6(col).into_iter().enumerate() {
-                        t[q][s] = v;
-                    }
-                }
-                for (dy, t) in t.iter().enumerate().take(h2) {
-                    let row = out.add(dy * px * PAIR + h * NR);
-                    for (dx, y) in out6(*t).into_iter().enumerate() {
-                        if 4 * i + dx < px {
-                            _mm512_storeu_ps(row.add((4 * i + dx) * PAIR), y);
-                        }
-                    }
-                }
-            }
-        }
-    }
+    // SAFETY: the caller's guarantees.
+    unsafe { run_out4_in::<std::arch::x86_64::__m512>(mm, point, run, rows) }
 }
 
-/// [`input_row4`] in AVX2 registers, 8 channels at a time (the last ones masked): the same
-/// operations in the same order, so the same floats.
-///
-/// # Safety
-/// AVX2 and FMA must be available; the extents [`input_row4`] checks; rows `t0..t0 + tw` of
-/// every point's matrix written by no one else meanwhile.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn input_row4_avx2(
-    rows6: &[f32],
-    (wp, c): (usize, usize),
-    tw: usize,
-    v: Shared<f32>,
-    (t0, rows): (usize, usize),
-) {
-    use std::arch::x86_64::*;
-    let src = rows6.as_ptr();
-    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for tx in 0..tw {
-        let mut i = 0;
-        while i < c {
-            let left = (c - i).min(8) as i32;
-            let m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
-            // SAFETY: lanes `i..min(i + 8, c)` (the mask; masked lanes are neither read nor
-            // written) of pixels `4 tx + w < wp` of the six rows, and of row `t0 + tx < rows`
-            // of each point's matrix (the caller's).
-            unsafe {
-                let at = |u: usize, w: usize| src.add((u * wp + 4 * tx + w) * c + i);
-                let mut e = [[_mm256_setzero_ps(); 6]; 6];
-                for (u, e) in e.iter_mut().enumerate() {
-                    let mut d = [_mm256_setzero_ps(); 6];
-                    for (w, d) in d.iter_mut().enumerate() {
-                        *d = _mm256_maskload_ps(at(u, w), m);
-                    }
-                    *e = in6(d);
-                }
-                // Indexed as the matrices are (column `s`).
-                #[allow(clippy::needless_range_loop)]
-                for s in 0..6 {
-                    let mut col = [_mm256_setzero_ps(); 6];
-                    for (u, col) in col.iter_mut().enumerate() {
-                        *col = e[u][s];
-                    }
-                    for (r, val) in in6(col).into_iter().enumerate() {
-                        let to = v.offset(((r * 6 + s) * rows + t0 + tx) * c + i).0;
-                        _mm256_maskstore_ps(to, m, val);
-                    }
-                }
-            }
-            i += 8;
-        }
-    }
-}
-
-/// [`run_out4`] in AVX2 registers: the same operations in the same order.
+/// [`run_out4_in`] in AVX2 registers.
 ///
 /// # Safety
 /// AVX2 and FMA must be available; the extents [`run_out4`] checks.
@@ -1470,41 +1589,12 @@ unsafe fn input_row4_avx2(
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_out4_avx2(
     mm: *const f32,
-    (point, tile): (usize, usize),
+    point: (usize, usize),
     run: usize,
-    (rows, px, h2): (&mut [f32], usize, usize),
+    rows: (&mut [f32], usize, usize),
 ) {
-    use std::arch::x86_64::*;
-    let out = rows.as_mut_ptr();
-    for i in 0..run {
-        for h in 0..PAIR / 8 {
-            // SAFETY: the caller's extents: point `ξ` of tile `i`, lanes `8 h..8 h + 8` of the
-            // pair; pixels `4 i + dx < px` of rows `dy < h2`.
-            unsafe {
-                let p = mm.add(i * tile + h * 8);
-                let mut t = [[_mm256_setzero_ps(); 6]; 4];
-                // Indexed as the matrices are (column `s`).
-                #[allow(clippy::needless_range_loop)]
-                for s in 0..6 {
-                    let mut col = [_mm256_setzero_ps(); 6];
-                    for (r, col) in col.iter_mut().enumerate() {
-                        *col = _mm256_loadu_ps(p.add((r * 6 + s) * point));
-                    }
-                    for (q, v) in out6(col).into_iter().enumerate() {
-                        t[q][s] = v;
-                    }
-                }
-                for (dy, t) in t.iter().enumerate().take(h2) {
-                    let row = out.add(dy * px * PAIR + h * 8);
-                    for (dx, y) in out6(*t).into_iter().enumerate() {
-                        if 4 * i + dx < px {
-                            _mm256_storeu_ps(row.add((4 * i + dx) * PAIR), y);
-                        }
-                    }
-                }
-            }
-        }
-    }
+    // SAFETY: the caller's guarantees.
+    unsafe { run_out4_in::<std::arch::x86_64::__m256>(mm, point, run, rows) }
 }
 
 #[cfg(test)]
