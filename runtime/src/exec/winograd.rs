@@ -1118,7 +1118,7 @@ impl Lane for std::arch::x86_64::__m512 {
 impl Lane for std::arch::x86_64::__m256 {
     #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
-        // SAFETY: the caller's guarantee (AVX2 and FMA, with AVX-512F's path or AVX2's).
+        // SAFETY: the caller's guarantee (AVX2 and FMA).
         unsafe { std::arch::x86_64::_mm256_add_ps(self, b) }
     }
 
@@ -1180,8 +1180,8 @@ unsafe fn out6<V: Lane>(m: [V; 6]) -> [V; 4] {
 
 /// F(4x4, 3x3)'s `V_ξ = Bᵀ d B` ([`in6`] over the rows, then the columns) of the 6x6 patches of
 /// a tile row's `tw` tiles (`rows6`: [`tile_rows`]' six rows), tile `tx` into row `t0 + tx` of
-/// each point's matrix (`rows` rows of `c` apart): in AVX-512 registers where the CPU has them
-/// ([`input_row4_avx512`]), else channel by channel, the same floats.
+/// each point's matrix (`rows` rows of `c` apart): in AVX-512 or AVX2 registers on those paths
+/// ([`input_row4_in`]), else channel by channel ([`input_row4_plain`]), the same floats.
 ///
 /// # Safety
 /// Rows `t0..t0 + tw` of every point's matrix must lie in `v` and be written by no one else
