@@ -142,7 +142,7 @@ pub fn pays(geo: &Geometry, co: usize, groups: usize) -> bool {
 /// Maps up to this many output pixels (28x28) take this path for a convolution of more than one
 /// tap; larger ones (56x56 and up) waste no columns in [`super::conv_direct`], which ran them
 /// faster on the Intel Xeon of stop 50 (TinyViT-5M's 32 to 64, stride 2 to 56x56, 0.71-0.72
-/// against 0.75-0.87 ms, `step_times`, `set_conv_lanes` off and on); its 14x14 and 7x7 ones
+/// against 0.75-0.87 ms, `step_times`, `set_conv_lanes` off and on); ResNet18's 14x14 and 7x7 ones
 /// stay here (128 to 256, stride 2 to 14x14: 0.52 against 0.55; 256 to 512 to 7x7: 0.56-0.57
 /// against 0.65-0.69).
 ///
