@@ -11,8 +11,9 @@
 //! Why: the f32 path's direct convolution ([`super::conv_direct`]) runs its kernel at the CPU's
 //! peak, and so does onnxruntime's (MLAS), so the only way past it is less arithmetic. ResNet18
 //! spends 83% of its multiply-adds in 3x3 stride-1 convolutions, ResNet50 37%. XNNPACK and NCNN
-//! do the same; F(2x2, 3x3) keeps the rounding close to the direct sum's (its transforms only
-//! add, subtract and halve), where the larger tiles of F(4x4, 3x3) lose digits.
+//! do the same; F(2x2, 3x3) keeps the rounding closest to the direct sum's (its transforms only
+//! add, subtract and halve); F(4x4, 3x3)'s larger tiles round more (multiples up to 8, sixths in
+//! its filters'), within the bound the tests hold both to.
 //!
 //! Layout: the tiles are the GEMMs' rows and the output channels their columns, so the weights
 //! are the packed panels the micro-kernel streams (`U_ξ`, made on the layer's first run) and a
@@ -48,7 +49,7 @@ thread_local! {
     static PRODUCTS: std::cell::Cell<Buf<f32>> = const { std::cell::Cell::new(Buf::new()) };
 }
 
-/// Points of the transform domain (4x4).
+/// Points of F(2x2, 3x3)'s transform domain (4x4).
 const XI: usize = 16;
 /// Tiles (GEMM rows) per kernel call.
 const ROWS: usize = 2 * MR;
@@ -865,8 +866,9 @@ fn sub<const L: usize>(a: [f32; L], b: [f32; L]) -> [f32; L] {
 }
 
 /// `Aᵀ m A` of `count` tiles from `r0` (of a map `tw` tiles wide; tile `r0 + r`'s point `ξ` at
-/// row `ξ * stride + r` of `mm`, `width` apart) and channels `o0..o1`, with
-/// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`, into the output pixels inside the map.
+/// row `ξ * stride + r` of `mm`, `width` apart) and channels `o0..o1`, with F(2x2, 3x3)'s
+/// `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]` ([`run_out`]) or F(4x4, 3x3)'s ([`run_out4`]), into
+/// the output pixels inside the map.
 ///
 /// A run of tiles in one tile row at a time: their pixels of each output row gather along
 /// `OUT_ROWS`' rows, 32 channels each, then go to the channels' rows through 16x16 transposes
