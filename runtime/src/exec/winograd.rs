@@ -256,9 +256,17 @@ pub fn transform_weights(w: &[f32], m: usize, c: usize, tile: Tile) -> Buf<f32> 
         let (q, l) = (o / NR, o % NR);
         for i in 0..c {
             let g = w[(o * c + i) * 9..][..9].try_into().expect("9 taps");
-            let t = match tile {
-                Tile::F2 => filter_transform(g).to_vec(),
-                Tile::F4 => filter_transform4(g).to_vec(),
+            // On the stack, either size (no allocation per filter and channel).
+            let (f2, f4);
+            let t: &[f32] = match tile {
+                Tile::F2 => {
+                    f2 = filter_transform(g);
+                    &f2
+                }
+                Tile::F4 => {
+                    f4 = filter_transform4(g);
+                    &f4
+                }
             };
             for (xi, &v) in t.iter().enumerate() {
                 // SAFETY: filter `o` alone writes lane `l` of panel `q`: one element per point
@@ -756,11 +764,8 @@ unsafe fn input_row_avx512(
     for tx in 0..tw {
         let mut i = 0;
         while i < c {
-            let m: __mmask16 = if c - i >= 16 {
-                0xFFFF
-            } else {
-                ((1u32 << (c - i)) - 1) as __mmask16
-            };
+            // SAFETY: AVX-512F, this function's.
+            let m: __mmask16 = unsafe { <__m512 as Vector>::first(c - i) };
             // SAFETY: lanes `i..min(i + 16, c)` (the mask) of pixels `2 tx + w < wp` of the
             // four rows (checked above), and of row `t0 + tx < rows` of each point's matrix
             // (the caller's).
