@@ -61,6 +61,56 @@ pub(super) fn k_block(g: &Geometry) -> usize {
     }
 }
 
+/// Whether [`conv_direct`] runs a task's row blocks one after the other, each over all of the
+/// task's positions and finished ([`finish_row`]) as soon as its sums are done, rather than
+/// every row block at each pair of positions in turn: for a convolution read in place
+/// ([`in_place`]: the 1x1 ones).
+///
+/// Why: a 1x1 convolution's few multiply-adds per output (64 for ResNet50's 64-to-256) leave
+/// its stores a large share of the time, and a pair written by every row block in turn touches
+/// as many output rows, 12.5 KB apart at 56x56, as the layer has channels (256), each line
+/// missing the caches. A row block over consecutive pairs writes 12 rows onward, line after
+/// line, and its rows are still in L1 when their epilogue (bias, residual, ReLU) runs; the
+/// `B` it reads again per block is the task's (100 KB, in L2), asked for into L1 by the kernel
+/// a pair ahead ([`Ahead::InKernel`]). A single-core model of the layer (cold output): stores
+/// cost 20-25% of its time in pair order, 10-15% in row order. In ResNet50 (2 threads, the Xeon
+/// of stop 66, one process alternating both orders run by run, fastest of 30 runs each over 4
+/// processes): 64-to-256 on 56x56 0.430-0.488 -> 0.331-0.404 ms, 256-to-64 0.346-0.360 ->
+/// 0.321-0.327, 256-to-128 0.696 -> 0.616, 64-to-64 0.097 -> 0.087; on the AVX2 path
+/// (`FQ_MAX_ISA=avx2`, the B prefetched by [`prefetch_pair`] for the first block only)
+/// 64-to-256 1.02-1.17 -> 0.95-1.10, 256-to-128 1.90 -> 1.56.
+fn by_rows(g: &Geometry) -> bool {
+    in_place(g)
+}
+
+/// How [`sums`] asks for the next pair's `B` before the kernel reads it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ahead {
+    /// All its taps at once, a pair ahead, before a pair's row blocks run ([`prefetch_pair`]).
+    Pairs,
+    /// Tap by tap, by the kernel as it reads the same tap of this pair (AVX-512F's interleaved
+    /// tiles: `kernel::tile_pair_taps_tiled_to`), spread over the call rather than a burst of
+    /// up to 256 prefetches. Measured against [`Ahead::Pairs`] on the first block of
+    /// [`by_rows`]' order (the Xeon of stop 66, as there): ResNet50's 1x1 layers on 56x56 2-9%
+    /// faster (256-to-128 0.745 -> 0.682 ms); on the 7x7 stem and the stride-2 3x3, which run
+    /// pair by pair, 1-4% slower, so those keep [`Ahead::Pairs`].
+    InKernel,
+    /// None: `B` is in L2 from the previous row block (the AVX2 kernel, which does not read
+    /// ahead, in [`by_rows`]' later blocks).
+    Nothing,
+}
+
+impl Ahead {
+    /// For a row block of [`by_rows`]' order, the first of its task or not.
+    fn in_block(a: Tiles, first: bool) -> Self {
+        match a {
+            Tiles::Interleaved(_) => Ahead::InKernel,
+            Tiles::Rows(_) if first => Ahead::Pairs,
+            Tiles::Rows(_) => Ahead::Nothing,
+        }
+    }
+}
+
 /// Positions per kernel call: a pair of panels.
 const PAIR: usize = 2 * NR;
 /// Rows per kernel call.
@@ -174,10 +224,14 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: Tiles, m: usize, out: &mut [f32
         // Recycled, stale contents: the first K block sets every row and column of it.
         let mut c = scratch::F32.take(rows * ldc, true);
         let cp = c.as_mut_ptr();
+        // A convolution read in place runs its row blocks one after the other ([`by_rows`]).
+        let by_rows = by_rows(g);
         let dest = |gr: usize, j: usize, first: bool| {
             if first && ask_out {
                 // The output lines the next call writes straight ([`prefetch_out`]).
-                let (ng, nj) = if gr + ROWS < rows {
+                let (ng, nj) = if by_rows {
+                    (gr, j + PAIR)
+                } else if gr + ROWS < rows {
                     (gr + ROWS, j)
                 } else {
                     (0, j + PAIR)
@@ -193,37 +247,54 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: Tiles, m: usize, out: &mut [f32
                 (cp.wrapping_add(gr * ldc + j - full), ldc)
             }
         };
-        // SAFETY: the rows written are `r0 + gr..` (fewer than `rows - gr`), each `2 NR` floats
+        let (p0, p1) = (real(q0), real(q1));
+        // Rows `i0..i1` of the task, their sums done: copied into place where they are not
+        // (the ragged last pair, or every pair when positions are not pixels), and finished.
+        let finish = |i0: usize, i1: usize| {
+            for i in i0..i1 {
+                let (o, row) = (r0 + i, &c[i * ldc..(i + 1) * ldc]);
+                // SAFETY: tasks own disjoint rectangles: rows `r0..r0 + rows` by positions
+                // `q0..q1`, so by columns `p0..p1` (`real` is monotone); they lie in row `o < m` of
+                // `out` (`p1 <= n`), which outlives the parallel loop.
+                let dst = unsafe { base.slice(o * n + p0, p1 - p0) };
+                if straight {
+                    // Positions are pixels (`p0 == q0`); the whole pairs are in place.
+                    dst[full..].copy_from_slice(&row[..q1 - q0 - full]);
+                } else {
+                    let mut d = 0;
+                    let mut q = q0;
+                    while q < q1 {
+                        let (oy, ox) = (q / wp, q % wp);
+                        if ox < g.wo {
+                            let end = (oy * wp + g.wo).min(q1);
+                            dst[d..d + end - q].copy_from_slice(&row[q - q0..end - q0]);
+                            d += end - q;
+                        }
+                        q = (oy + 1) * wp;
+                    }
+                    debug_assert_eq!(d, p1 - p0);
+                }
+                let res = epi.residual.map(|v| &v[o * n + p0..o * n + p1]);
+                finish_row(dst, &epi, o, res);
+            }
+        };
+        // Every call's `dest` rows are `r0 + gr..` (fewer than `rows - gr`), each `2 NR` floats
         // from column `q0 + j`: in the output, columns below `q0 + full <= q1`, inside this
         // task's rectangle (tasks own disjoint ones); in `c`, columns below `ldc`, of rows
         // below `rows`.
-        unsafe { sums(&reader, a, (r0, rows), (q0, width), dest) };
-        let (p0, p1) = (real(q0), real(q1));
-        for i in 0..rows {
-            let (o, row) = (r0 + i, &c[i * ldc..(i + 1) * ldc]);
-            // SAFETY: tasks own disjoint rectangles: rows `r0..r0 + rows` by positions
-            // `q0..q1`, so by columns `p0..p1` (`real` is monotone); they lie in row `o < m` of
-            // `out` (`p1 <= n`), which outlives the parallel loop.
-            let dst = unsafe { base.slice(o * n + p0, p1 - p0) };
-            if straight {
-                // Positions are pixels (`p0 == q0`); the whole pairs are in place.
-                dst[full..].copy_from_slice(&row[..q1 - q0 - full]);
-            } else {
-                let mut d = 0;
-                let mut q = q0;
-                while q < q1 {
-                    let (oy, ox) = (q / wp, q % wp);
-                    if ox < g.wo {
-                        let end = (oy * wp + g.wo).min(q1);
-                        dst[d..d + end - q].copy_from_slice(&row[q - q0..end - q0]);
-                        d += end - q;
-                    }
-                    q = (oy + 1) * wp;
-                }
-                debug_assert_eq!(d, p1 - p0);
+        if by_rows {
+            for gr in (0..rows).step_by(ROWS) {
+                let end = (gr + ROWS).min(rows);
+                let ahead = Ahead::in_block(a, gr == 0);
+                let dest = |g2: usize, j: usize, first: bool| dest(gr + g2, j, first);
+                // SAFETY: as above, for rows `gr..end` of the task.
+                unsafe { sums(&reader, a, (r0 + gr, end - gr), (q0, width), ahead, dest) };
+                finish(gr, end);
             }
-            let res = epi.residual.map(|v| &v[o * n + p0..o * n + p1]);
-            finish_row(dst, &epi, o, res);
+        } else {
+            // SAFETY: as above, for all the task's rows.
+            unsafe { sums(&reader, a, (r0, rows), (q0, width), Ahead::Pairs, dest) };
+            finish(0, rows);
         }
         scratch::F32.give(c);
     });
@@ -348,6 +419,8 @@ impl TapReader<'_> {
 /// positions `q0..q0 + width` (whole pairs), K block by K block: the kernel call for rows
 /// `r0 + gr..` and the pair at `q0 + j` stores to `dest(gr, j, first block)` (a pointer and
 /// its row pitch), setting its sums in the first K block and adding them in the others.
+/// The next pair's `B` is asked for as `ahead` says (the kernel reads ahead only in
+/// [`Tiles::Interleaved`]).
 ///
 /// # Safety
 /// Every pointer `dest` returns must be valid for writing `2 NR` floats in each of
@@ -357,6 +430,7 @@ pub(super) unsafe fn sums(
     a: Tiles,
     (r0, rows): (usize, usize),
     (q0, width): (usize, usize),
+    ahead: Ahead,
     mut dest: impl FnMut(usize, usize, bool) -> (*mut f32, usize),
 ) {
     let k = input.taps.offsets().len();
@@ -365,7 +439,7 @@ pub(super) unsafe fn sums(
     for k0 in (0..k).step_by(input.kb) {
         let kc = input.kb.min(k - k0);
         for j in (0..width).step_by(PAIR) {
-            if j + PAIR < width {
+            if ahead == Ahead::Pairs && j + PAIR < width {
                 prefetch_pair(input.src, q0 + j + PAIR, &input.taps.offsets()[k0..k0 + kc]);
             }
             for gr in (0..rows).step_by(ROWS) {
@@ -385,6 +459,11 @@ pub(super) unsafe fn sums(
                             (b.0, b.1),
                             (b.2, k0, kc),
                             to,
+                            if ahead == Ahead::InKernel && j + PAIR < width {
+                                PAIR
+                            } else {
+                                0
+                            },
                         ),
                     }
                 };
@@ -783,6 +862,8 @@ pub(crate) mod tests {
             (16, 12, 12, 1, 1, 0, 10),
             // ... over more channels than one K block of them (`KC_POINTWISE`).
             (300, 6, 7, 1, 1, 0, 14),
+            // ... row block after row block (`by_rows`), several blocks past the first.
+            (20, 10, 13, 1, 1, 0, 40),
             (2, 7, 40, 5, 1, 2, 13),
             (30, 3, 3, 3, 1, 1, 2),
             (8, 3, 4, 3, 1, 1, 40),

@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use super::buf::Buf;
-use super::conv_direct::{sums, TapInput, Tiles};
+use super::conv_direct::{sums, Ahead, TapInput, Tiles};
 use super::disjoint::Shared;
 use super::epilogue::finish_row;
 use super::gemm::Epilogue;
@@ -233,6 +233,7 @@ pub fn conv_pool_f32(
                     a,
                     (r0, chunk.min(m - r0)),
                     (q0, width),
+                    Ahead::Pairs,
                     |gr, j, _| (bp.wrapping_add((r0 + gr) * width + j), width),
                 )
             };

@@ -375,6 +375,27 @@ impl PairRows for Taps {
     }
 }
 
+/// [`Taps`] whose row `i` also asks for the `2 NR` floats `self.2` past it into L1: the same
+/// taps of the next pair of positions, one step of the call at a time.
+#[derive(Clone, Copy)]
+struct TapsAhead(*const f32, *const usize, usize);
+
+impl PairRows for TapsAhead {
+    #[inline(always)]
+    unsafe fn row(self, i: usize) -> (*const f32, *const f32) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: the kernel's caller guarantees `k` offsets and `2 NR` floats at each; the
+        // prefetches are hints that never fault (`wrapping_add`: the address may lie past).
+        unsafe {
+            let p = self.0.add(*self.1.add(i));
+            let q = p.wrapping_add(self.2);
+            _mm_prefetch::<_MM_HINT_T0>(q as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(NR) as *const i8);
+            (p, p.add(NR))
+        }
+    }
+}
+
 /// [`tile_pair_avx512`] on twice the rows: a 12x32 block, 24 accumulators of the 32 registers,
 /// 2 loads of `B` and 12 broadcasts per 24 FMAs (against 8 per 12 for the 6x32 tile), for the
 /// token Linear layers, whose `A` (the tokens) has rows to spare: their GEMMs were most of
@@ -474,6 +495,7 @@ impl ARows for Tiles {
 
 /// [`tile_pair_taps_avx512`] with `A` in `k`-major tiles ([`Tiles`]): row `r`'s step `i` at
 /// `a[(r / MR) * stride + i * MR + r % MR]`.
+/// With `ahead > 0`, `B` is read as [`TapsAhead`].
 ///
 /// # Safety
 /// As [`tile_pair_taps_avx512`], `a` holding those floats for the rows of the block (`MR` up to
@@ -484,9 +506,21 @@ pub unsafe fn tile_pair_taps_tiled_avx512(
     (a, stride): (*const f32, usize),
     (src, taps): (*const f32, *const usize),
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+    ahead: usize,
 ) {
     // SAFETY: the caller's guarantees.
-    unsafe { cols_to(k, Tiles(a, stride), Taps(src, taps), (c, ldc, rows, add)) }
+    unsafe {
+        if ahead > 0 {
+            cols_to(
+                k,
+                Tiles(a, stride),
+                TapsAhead(src, taps, ahead),
+                (c, ldc, rows, add),
+            )
+        } else {
+            cols_to(k, Tiles(a, stride), Taps(src, taps), (c, ldc, rows, add))
+        }
+    }
 }
 
 /// Rows adjacent, each row's `k` apart by `ka`: the pixels of a channel-major `[k][n]` input

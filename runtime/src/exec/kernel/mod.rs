@@ -584,7 +584,9 @@ pub unsafe fn tile_pair_taps_to(
 /// [`tile_pair_taps_to`] with `a` in `k`-major tiles of `MR` rows: the first row's tile from its
 /// step `k0` on (row `r`'s step `k0 + i` at `a[(r / MR) * MR * k + i * MR + r % MR]`, `k` the
 /// layer's full `K`), the layout `exec::conv_direct::Tiles::Interleaved` holds. AVX-512F only:
-/// the other paths' kernels read row-major tiles.
+/// the other paths' kernels read row-major tiles. With `ahead > 0`, step `i` also asks for the
+/// `2 NR` floats `ahead` past its own (the next pair of positions: `exec::conv_direct::Ahead`);
+/// prefetches never fault, so they need not lie in `src`.
 ///
 /// # Safety
 /// As [`tile_pair_taps_to`].
@@ -593,6 +595,7 @@ pub unsafe fn tile_pair_taps_tiled_to(
     (src, at): (&[f32], usize),
     (taps_all, k0, kc): (&Taps, usize, usize),
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+    ahead: usize,
 ) {
     let (max, taps) = (taps_all.max, &taps_all.offsets[k0..k0 + kc]);
     let tiles = if rows > MR { 2 } else { 1 };
@@ -616,11 +619,17 @@ pub unsafe fn tile_pair_taps_tiled_to(
         // SAFETY: `path` is AVX-512F, so the CPU has it; the extents of `a` and `src` were
         // checked, those of `c` are the caller's.
         unsafe {
-            avx512::tile_pair_taps_tiled_avx512(kc, (a.as_ptr(), MR * k), b, (c, ldc, rows, add))
+            avx512::tile_pair_taps_tiled_avx512(
+                kc,
+                (a.as_ptr(), MR * k),
+                b,
+                (c, ldc, rows, add),
+                ahead,
+            )
         };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (c, ldc, add, taps);
+    let _ = (c, ldc, add, taps, ahead);
 }
 
 /// Two [`tile_pair`]s on consecutive row blocks (`a`'s rows `0..MR` and `MR..2 * MR`):
