@@ -384,14 +384,14 @@ impl PairRows for TapsAhead {
     #[inline(always)]
     unsafe fn row(self, i: usize) -> (*const f32, *const f32) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: the kernel's caller guarantees `k` offsets and `2 NR` floats at each; the
-        // prefetches are hints that never fault (`wrapping_add`: the address may lie past).
+        // SAFETY: as [`Taps`]' rows; the prefetches are hints that never fault
+        // (`wrapping_add`: the address may lie past the source).
         unsafe {
-            let p = self.0.add(*self.1.add(i));
+            let (p, second) = Taps(self.0, self.1).row(i);
             let q = p.wrapping_add(self.2);
             _mm_prefetch::<_MM_HINT_T0>(q as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(NR) as *const i8);
-            (p, p.add(NR))
+            (p, second)
         }
     }
 }
