@@ -73,7 +73,10 @@ pub(super) fn k_block(g: &Geometry) -> usize {
 /// line, and its rows are still in L1 when their epilogue (bias, residual, ReLU) runs; the
 /// `B` it reads again per block is the task's (100 KB, in L2), asked for into L1 by the kernel
 /// a pair ahead ([`Ahead::InKernel`]). A single-core model of the layer (cold output): stores
-/// cost 20-25% of its time in pair order, 10-15% in row order. In ResNet50 (2 threads, the Xeon
+/// cost 20-25% of its time in pair order, 10-15% in row order. (In pair order, asking for the
+/// next call's output lines with `prefetchw` had paid since stop 51: ResNet50's 64-to-256 on
+/// 56x56 0.54-0.92 -> 0.48-0.72 ms; in row order it no longer did, ResNet50's and TinyViT-5M's
+/// 1x1 layers within 0.95-1.04 either way at stop 66, and it went.) In ResNet50 (2 threads, the Xeon
 /// of stop 66, one process alternating both orders run by run, fastest of 30 runs each over 4
 /// processes): 64-to-256 on 56x56 0.430-0.488 -> 0.331-0.404 ms, 256-to-64 0.346-0.360 ->
 /// 0.321-0.327, 256-to-128 0.696 -> 0.616, 64-to-64 0.097 -> 0.087; on the AVX2 path
@@ -207,8 +210,6 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: Tiles, m: usize, out: &mut [f32
     let base = Shared(out.as_mut_ptr());
     // Tasks are rectangles of rows and panels of positions, as in `gemm`.
     let split = Split::new(m, positions.div_ceil(NR));
-    // Output lines asked for ahead on the AVX-512F path ([`prefetch_out`]).
-    let ask_out = path() == KernelPath::Avx512F;
     (0..split.tasks()).into_par_iter().for_each(|t| {
         let (r0, j0, j1) = split.task(t);
         let rows = split.mc.min(m - r0);
@@ -226,21 +227,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: Tiles, m: usize, out: &mut [f32
         let cp = c.as_mut_ptr();
         // A convolution read in place runs its row blocks one after the other ([`by_rows`]).
         let by_rows = by_rows(g);
-        let dest = |gr: usize, j: usize, first: bool| {
-            if first && ask_out {
-                // The output lines the next call writes straight ([`prefetch_out`]).
-                let (ng, nj) = if by_rows {
-                    (gr, j + PAIR)
-                } else if gr + ROWS < rows {
-                    (gr + ROWS, j)
-                } else {
-                    (0, j + PAIR)
-                };
-                if nj < full {
-                    let to = base.offset((r0 + ng) * n + q0 + nj).0;
-                    prefetch_out(to, n, ROWS.min(rows - ng));
-                }
-            }
+        let dest = |gr: usize, j: usize| {
             if j < full {
                 (base.offset((r0 + gr) * n + q0 + j).0, n)
             } else {
@@ -286,7 +273,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: Tiles, m: usize, out: &mut [f32
             for gr in (0..rows).step_by(ROWS) {
                 let end = (gr + ROWS).min(rows);
                 let ahead = Ahead::in_block(a, gr == 0);
-                let dest = |g2: usize, j: usize, first: bool| dest(gr + g2, j, first);
+                let dest = |g2: usize, j: usize| dest(gr + g2, j);
                 // SAFETY: as above, for rows `gr..end` of the task.
                 unsafe { sums(&reader, a, (r0 + gr, end - gr), (q0, width), ahead, dest) };
                 finish(gr, end);
@@ -417,8 +404,8 @@ impl TapReader<'_> {
 
 /// The sums of weight rows `r0..r0 + rows` (`a`: whole `MR`-row tiles, [`Tiles`]) at the
 /// positions `q0..q0 + width` (whole pairs), K block by K block: the kernel call for rows
-/// `r0 + gr..` and the pair at `q0 + j` stores to `dest(gr, j, first block)` (a pointer and
-/// its row pitch), setting its sums in the first K block and adding them in the others.
+/// `r0 + gr..` and the pair at `q0 + j` stores to `dest(gr, j)` (a pointer and its row pitch),
+/// setting its sums in the first K block and adding them in the others.
 /// The next pair's `B` is asked for as `ahead` says (the kernel reads ahead only in
 /// [`Tiles::Interleaved`]).
 ///
@@ -431,7 +418,7 @@ pub(super) unsafe fn sums(
     (r0, rows): (usize, usize),
     (q0, width): (usize, usize),
     ahead: Ahead,
-    mut dest: impl FnMut(usize, usize, bool) -> (*mut f32, usize),
+    mut dest: impl FnMut(usize, usize) -> (*mut f32, usize),
 ) {
     let k = input.taps.offsets().len();
     // The copied `B` of a pair that needs one, with its position.
@@ -443,7 +430,7 @@ pub(super) unsafe fn sums(
                 prefetch_pair(input.src, q0 + j + PAIR, &input.taps.offsets()[k0..k0 + kc]);
             }
             for gr in (0..rows).step_by(ROWS) {
-                let (to, ld) = dest(gr, j, k0 == 0);
+                let (to, ld) = dest(gr, j);
                 let to = (to, ld, ROWS.min(rows - gr), k0 > 0);
                 let b = input.pair(q0 + j, &mut own);
                 let r = r0 + gr;
@@ -496,43 +483,6 @@ fn prefetch_pair(src: &[f32], at: usize, taps: &[usize]) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (src, at, taps);
-}
-
-const _: () = assert!(PAIR * 4 == 128, "prefetch_out asks for 128 bytes a row");
-
-/// Asks for the lines of `rows` output rows (`ld` apart from `to`) that a kernel call is about
-/// to write straight, `2 NR` floats each, for writing (`prefetchw`); only on the AVX-512F path
-/// (measured there; some AVX2 CPUs, Intel's Haswell, do not report `prefetchw`).
-///
-/// Why: a 1x1 convolution writes whole pairs straight into its output rows, one call of `2 MR`
-/// rows after another, so a pair touches as many rows as the layer has outputs (ResNet50's and
-/// TinyViT's 64-to-256 on 56x56: 256 rows, 12.5 KB apart), more streams than the hardware
-/// prefetcher follows, and each store missed (the output buffer comes cold from the L3 cache).
-/// Timed alone (2 threads, the Xeon of stop 51), that layer took 0.42 ms with its output in
-/// cache and 0.56 ms with it cold; asking for the next call's lines a call ahead brought the
-/// cold one to 0.44 ms. In the model (`step_times`, 3 rounds alternated): ResNet50's first-stage
-/// 64-to-256 layers 0.54-0.92 -> 0.48-0.72 ms, TinyViT-5M's (with its GELU) 0.93-1.01 ->
-/// 0.81-0.88 ms.
-fn prefetch_out(to: *mut f32, ld: usize, rows: usize) {
-    #[cfg(target_arch = "x86_64")]
-    for r in 0..rows {
-        let p = to.wrapping_add(r * ld);
-        // SAFETY: `prefetchw` is a hint: it neither reads nor writes the program's memory and
-        // never faults, whatever the address. Its caller asks only on the AVX-512F path, and
-        // every CPU with AVX-512F has it (Intel's since Broadwell, AMD's all). The last byte's
-        // line covers a row that does not start on a line.
-        unsafe {
-            std::arch::asm!(
-                "prefetchw [{0}]",
-                "prefetchw [{0} + 64]",
-                "prefetchw [{0} + 127]",
-                in(reg) p,
-                options(nostack, preserves_flags, readonly),
-            );
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (to, ld, rows);
 }
 
 /// The padded input split by phase: for stride `s`, phase `(py, px)` holds the padded input's

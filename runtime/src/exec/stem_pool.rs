@@ -234,7 +234,7 @@ pub fn conv_pool_f32(
                     (r0, chunk.min(m - r0)),
                     (q0, width),
                     Ahead::Pairs,
-                    |gr, j, _| (bp.wrapping_add((r0 + gr) * width + j), width),
+                    |gr, j| (bp.wrapping_add((r0 + gr) * width + j), width),
                 )
             };
         }
