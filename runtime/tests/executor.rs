@@ -439,6 +439,32 @@ fn quads_change_no_logit() {
     }
 }
 
+/// The integer GEMM's tasks in bands of rows (`Executor::set_int8_bands`, where a task's
+/// floats outgrow a core's L2) give the logits of the same tasks as one block, bit for bit:
+/// a half-width ResNet50 at 112 px on one thread, whose first stage's tasks (128 and 256
+/// rows by 784 pixels, residuals from codes and quads written) are banded on the paths of
+/// the 6x16 tile, with static and dynamic scales.
+#[test]
+fn integer_bands_change_no_logit() {
+    let g = ArchSpec::new(Arch::ResNet50, 32, 112, 5).graph().unwrap();
+    let mut model = random_model(&g, Bits::RandomMix, 23).model;
+    let mut exec = Executor::from_model(&mut model).unwrap();
+    let x = random_input(exec.input_len(), 70);
+    exec.set_activation_scales(exec.calibrate([x.as_slice()]).unwrap());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for activations in [Activations::Int8Static, Activations::Int8Dynamic] {
+        exec.set_activations(activations);
+        exec.set_int8_bands(false);
+        let whole = pool.install(|| exec.run(&x).unwrap());
+        exec.set_int8_bands(true);
+        let banded = pool.install(|| exec.run(&x).unwrap());
+        assert_eq!(banded, whole, "{activations:?}");
+    }
+}
+
 /// An executor of a random mixed 2-8-bit `arch` (4 classes, `size` px input) drawn from `seed`.
 fn small_resnet(arch: Arch, size: usize, seed: u64) -> Executor {
     let g = ArchSpec::new(arch, 4, size, 5).graph().unwrap();

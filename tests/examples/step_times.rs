@@ -12,7 +12,8 @@
 //! convolutions directly instead of by Winograd (`Executor::set_winograd`), to compare the two;
 //! with `FQ_NO_LANES`, its convolutions with the channels along the lanes run by the direct
 //! convolution instead (`Executor::set_conv_lanes`); with `FQ_NO_BLOCKS`, the values between
-//! those convolutions stay in channel planes (`Executor::set_blocked_values`).
+//! those convolutions stay in channel planes (`Executor::set_blocked_values`); with
+//! `FQ_NO_BANDS`, the integer GEMM's large tasks run as one block (`Executor::set_int8_bands`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +66,9 @@ fn main() -> Result<()> {
         }
         if std::env::var_os("FQ_NO_BLOCKS").is_some() {
             c.executor_mut().set_blocked_values(false);
+        }
+        if std::env::var_os("FQ_NO_BANDS").is_some() {
+            c.executor_mut().set_int8_bands(false);
         }
     }
     let x = random(1);

@@ -485,6 +485,10 @@ unsafe fn gemv_chunk_on(
                 // SAFETY: the caller guarantees the CPU has the path's features.
                 return unsafe { avx512(w, row0, x, out, epi, o0) };
             }
+            (KernelPath::Avx2Fma, Rows::I8 { data, cols }) => {
+                // SAFETY: as above.
+                return unsafe { super::gemv_i8::gemv_i8_avx2(data, *cols, row0, x, out, epi, o0) };
+            }
             (KernelPath::Avx2Fma, _) => {
                 // SAFETY: as above.
                 return unsafe { avx2(w, row0, x, out, epi, o0) };

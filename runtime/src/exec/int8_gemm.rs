@@ -1137,98 +1137,134 @@ pub(super) unsafe fn gemm_task(
     let (r0, r1) = (rows.start, rows.end);
     let (j0, j1) = (panels.start, panels.end);
     let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
-    let mut staged = Buf::new();
-    let to = to.unwrap_or_else(|| {
-        // Stale contents are fine: the tiles write every value of the rectangle.
-        staged = kept_buffer(&STAGED, (r1 - r0) * (c1 - c0));
-        TaskOut {
-            base: Shared(staged.as_mut_ptr()),
-            ld: c1 - c0,
-            row0: r0,
-            col0: c0,
+    let width = c1 - c0;
+    // Bands of rows finished one after the other ([`bands_pay`]), their panels gathered once
+    // for all of them into `all`; else one band of all the task's rows.
+    let banded = bands_pay(r1 - r0, width, k4 * NR * (j1 - j0), res8.is_some());
+    let band = if banded { MC } else { r1 - r0 };
+    let mut all = TASK_PANELS.with(|p| p.take());
+    if banded {
+        if let Panels::Gather { src, geo, .. } = b {
+            // Grown only, as `Panels::panel`'s buffers.
+            if all.len() < (j1 - j0) * k4 * NR {
+                all.resize((j1 - j0) * k4 * NR, 0);
+            }
+            for (j, panel) in (j0..j1).zip(all.chunks_exact_mut(k4 * NR)) {
+                src.fill_panel(geo, j, panel);
+            }
         }
-    });
-    let at = |o: usize, c: usize| to.base.offset((o - to.row0) * to.ld + c - to.col0);
+    }
+    // Panel `j` of `all` (or of the packed ones), in a banded task.
+    let gathered = |j: usize| match b {
+        Panels::Packed(p) => Src::Packed(&p.data[j * k4 * NR..(j + 1) * k4 * NR]),
+        Panels::Gather { .. } => Src::Packed(&all[(j - j0) * k4 * NR..][..k4 * NR]),
+    };
+    let mut staged = Buf::new();
+    if to.is_none() {
+        // Stale contents are fine: the tiles write every value of a band's rectangle.
+        staged = kept_buffer(&STAGED, band.min(r1 - r0) * width);
+    }
     let mut bufs = PANELS.with(|p| p.take());
     let mut narrow = NARROW.with(|c| c.take());
+    let mut resid = Buf::new();
     // The layer's last panel, when the narrow blocks take it (1 to 4 real columns).
     let last = n.div_ceil(NR).saturating_sub(1);
     let narrow_last = narrow_last(n, last, j0..j1);
-    for j in (j0..j1).step_by(2) {
-        let [buf0, buf1] = &mut bufs;
-        let p0 = b.src(j, k4, buf0);
-        let ps: [Src; 2] = if j + 1 < j1 {
-            [p0, b.src(j + 1, k4, buf1)]
-        } else {
-            [p0, p0]
-        };
-        let count = if j + 1 < j1 { 2 } else { 1 };
-        // Its real columns alone, once for all the task's rows.
-        let cols = (narrow_last && (j..j + count).contains(&last)).then(|| {
-            narrow_columns(ps[last - j].packed(), k4, n - last * NR, &mut narrow);
-            narrow.as_slice()
+    for rb in (r0..r1).step_by(band) {
+        let re = (rb + band).min(r1);
+        // Where this band's floats go: the caller's, or the staged buffer from its first row.
+        let to = to.unwrap_or(TaskOut {
+            base: Shared(staged.as_mut_ptr()),
+            ld: width,
+            row0: rb,
+            col0: c0,
         });
-        for rb in (r0..r1).step_by(MC) {
-            let mr = MC.min(r1 - rb);
-            tiles(
-                w,
-                n,
-                (scale, b.nonneg()),
-                (rb, mr),
-                &ps[..count],
-                j,
-                at(rb, j * NR),
-                to.ld,
-                cols,
-            );
+        let at = |o: usize, c: usize| to.base.offset((o - to.row0) * to.ld + c - to.col0);
+        for j in (j0..j1).step_by(2) {
+            let count = if j + 1 < j1 { 2 } else { 1 };
+            let ps: [Src; 2] = if banded {
+                [gathered(j), gathered(j + count - 1)]
+            } else {
+                let [buf0, buf1] = &mut bufs;
+                let p0 = b.src(j, k4, buf0);
+                [
+                    p0,
+                    if count == 2 {
+                        b.src(j + 1, k4, buf1)
+                    } else {
+                        p0
+                    },
+                ]
+            };
+            // Its real columns alone, once for all the band's rows.
+            let cols = (narrow_last && (j..j + count).contains(&last)).then(|| {
+                narrow_columns(ps[last - j].packed(), k4, n - last * NR, &mut narrow);
+                narrow.as_slice()
+            });
+            for rc in (rb..re).step_by(MC) {
+                let mr = MC.min(re - rc);
+                tiles(
+                    w,
+                    n,
+                    (scale, b.nonneg()),
+                    (rc, mr),
+                    &ps[..count],
+                    j,
+                    at(rc, j * NR),
+                    to.ld,
+                    cols,
+                );
+            }
+        }
+        // SAFETY: the caller's contract: this task alone owns row `r`'s columns `c0..c1` in
+        // `to`.
+        let row = |r: usize| unsafe { at(r, c0).slice(0, width) };
+        if let Some(r) = res8 {
+            let need = (re - rb) * width;
+            resid = kept_buffer(&RESIDUAL, need);
+            r.dequantize(rb..re, c0..c1, n, &mut resid[..need]);
+        }
+        let finish = |o: usize| {
+            let res = match res8 {
+                Some(_) => Some(&resid[(o - rb) * width..(o - rb + 1) * width]),
+                None => epi.residual.map(|v| &v[o * n + c0..o * n + c1]),
+            };
+            finish_row(row(o), epi, o, res);
+        };
+        // The epilogue, then the codes of the same rows while they are in the core's cache:
+        // row by row, or quad by quad (four rows per plane of codes).
+        match target {
+            Target::None => (rb..re).for_each(finish),
+            Target::Rows(codes, inv) => {
+                for o in rb..re {
+                    finish(o);
+                    // SAFETY: the caller's contract (the codes of the task's rectangle).
+                    let q = unsafe { codes.slice(o * n + c0, width) };
+                    quantize_into(row(o), q, *inv);
+                }
+            }
+            Target::Quads(data, shape, inv, first) => {
+                // This band's rows are whole quads (`MC` is a multiple of 4).
+                for q0 in (rb..re).step_by(QUAD) {
+                    let count = QUAD.min(re - q0);
+                    let mut channels: [&[f32]; QUAD] = [&[]; QUAD];
+                    for (l, ch) in channels.iter_mut().enumerate().take(count) {
+                        finish(q0 + l);
+                        *ch = row(q0 + l);
+                    }
+                    let plane = data.offset(q0 / QUAD * shape.plane()).0;
+                    // SAFETY: the plane of quad `q0 / 4` lies in the codes (asserted by the
+                    // caller); this task alone writes its pixels `c0..c1`.
+                    unsafe {
+                        store_quad_pixels(plane, shape, &channels[..count], c0 - first, *inv)
+                    };
+                }
+            }
         }
     }
     PANELS.with(|p| p.set(bufs));
     NARROW.with(|c| c.set(narrow));
-    // SAFETY: the caller's contract: this task alone owns row `r`'s columns `c0..c1` in `to`.
-    let row = |r: usize| unsafe { at(r, c0).slice(0, c1 - c0) };
-    let width = c1 - c0;
-    let mut resid = Buf::new();
-    if let Some(r) = res8 {
-        let need = (r1 - r0) * width;
-        resid = kept_buffer(&RESIDUAL, need);
-        r.dequantize(r0..r1, c0..c1, n, &mut resid[..need]);
-    }
-    let finish = |o: usize| {
-        let res = match res8 {
-            Some(_) => Some(&resid[(o - r0) * width..(o - r0 + 1) * width]),
-            None => epi.residual.map(|v| &v[o * n + c0..o * n + c1]),
-        };
-        finish_row(row(o), epi, o, res);
-    };
-    // The epilogue, then the codes of the same rows while they are in the core's cache:
-    // row by row, or quad by quad (four rows per plane of codes).
-    match target {
-        Target::None => (r0..r1).for_each(finish),
-        Target::Rows(codes, inv) => {
-            for o in r0..r1 {
-                finish(o);
-                // SAFETY: the caller's contract (the codes of the task's rectangle).
-                let q = unsafe { codes.slice(o * n + c0, c1 - c0) };
-                quantize_into(row(o), q, *inv);
-            }
-        }
-        Target::Quads(data, shape, inv, first) => {
-            // This task's rows are whole quads (`MC` is a multiple of 4).
-            for q0 in (r0..r1).step_by(QUAD) {
-                let count = QUAD.min(r1 - q0);
-                let mut channels: [&[f32]; QUAD] = [&[]; QUAD];
-                for (l, ch) in channels.iter_mut().enumerate().take(count) {
-                    finish(q0 + l);
-                    *ch = row(q0 + l);
-                }
-                let plane = data.offset(q0 / QUAD * shape.plane()).0;
-                // SAFETY: the plane of quad `q0 / 4` lies in the codes (asserted by the
-                // caller); this task alone writes its pixels `c0..c1`.
-                unsafe { store_quad_pixels(plane, shape, &channels[..count], c0 - first, *inv) };
-            }
-        }
-    }
+    TASK_PANELS.with(|p| p.set(all));
     if staged.capacity() > 0 {
         STAGED.with(|s| s.set(staged));
     }
@@ -1236,6 +1272,48 @@ pub(super) unsafe fn gemm_task(
         RESIDUAL.with(|s| s.set(resid));
     }
 }
+
+/// Whether [`gemm_task`] runs a task of `rows` rows by `width` columns in bands of [`MC`] rows,
+/// each finished (epilogue, residual, codes) before the next band's sums, its `panel_bytes`
+/// of panels gathered once for all the bands: on the paths of the 6x16 tile (AVX2 and the
+/// others without AMX or AVX-512 VNNI, whose blocks keep the order they were tuned in), where
+/// the task's floats (4 bytes an output, twice with a `residual` read from codes) would not
+/// stay in a core's L2 cache ([`BAND_FLOATS`]) and its panels would ([`BAND_PANELS`]).
+///
+/// Why: a task's floats are written by the tiles, read and written by the epilogue and read
+/// again for the codes, every row block at each pair of panels in turn; on AVX2 a 56x56
+/// layer's task is 256 rows by 784 pixels, 800 KB of floats and as many of its residual,
+/// which a Zen 3 core's 512 KB L2 does not hold, so each pass went to L3. A band of 48 rows is
+/// 150 KB.
+fn bands_pay(rows: usize, width: usize, panel_bytes: usize, residual: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(
+        int8_path(),
+        super::kernel::int8::Int8Path::Amx | super::kernel::int8::Int8Path::Avx512Vnni
+    ) {
+        return false;
+    }
+    let floats = rows * width * if residual { 2 } else { 1 };
+    BANDS.load(std::sync::atomic::Ordering::Relaxed)
+        && rows > MC
+        && floats * std::mem::size_of::<f32>() > BAND_FLOATS
+        && panel_bytes <= BAND_PANELS
+}
+
+/// Whether [`bands_pay`] may band a task at all ([`set_bands`]).
+static BANDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Lets [`gemm_task`] run tasks in bands where they pay (`true`, the default) or never: the
+/// same values either way, only the order of the work (the switch is the process's, as the
+/// caches it is about are; `Executor::set_int8_bands`).
+pub(super) fn set_bands(on: bool) {
+    BANDS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bytes of a task's floats above which [`bands_pay`].
+const BAND_FLOATS: usize = 256 << 10;
+/// Bytes of a task's panels up to which [`bands_pay`].
+const BAND_PANELS: usize = 192 << 10;
 
 /// This thread's buffer kept in `cell`, at least `len` floats long, stale contents; back with
 /// `cell.set`. Never shortened, so a later, larger task zero-fills nothing it held before.
@@ -1873,6 +1951,8 @@ thread_local! {
     /// Each thread's two buffers for the first convolution's gathered panels in
     /// [`gemm_i8_pair`].
     static PAIR_PANELS: std::cell::Cell<[Buf<i8>; 2]> = const { std::cell::Cell::new([Buf::new(), Buf::new()]) };
+    /// Each thread's buffer for a banded task's gathered panels ([`bands_pay`]).
+    static TASK_PANELS: std::cell::Cell<Buf<i8>> = const { std::cell::Cell::new(Buf::new()) };
     /// Each thread's buffer for a task's residual read from codes ([`Residual8`]).
     static RESIDUAL: std::cell::Cell<Buf<f32>> = const { std::cell::Cell::new(Buf::new()) };
 }

@@ -719,6 +719,14 @@ impl Executor {
         self.steps.iter().enumerate().map(fused).collect()
     }
 
+    /// Whether the integer GEMM may run its large tasks in bands of rows, each finished
+    /// before the next (on by default; `int8_gemm::bands_pay`), or always as one block: the
+    /// same values either way, so tests and benchmarks can compare the two. The switch is the
+    /// process's, not this executor's (it is about the caches, which the process shares).
+    pub fn set_int8_bands(&self, on: bool) {
+        int8_gemm::set_bands(on);
+    }
+
     /// Whether the f32 path runs its 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3)
     /// ([`winograd`]; on by default) or directly, as the integer path and the compressor do.
     /// Its sums are rounded differently (to a few units in the last place of each sum's
