@@ -85,9 +85,14 @@ fi
 # candle's and so the compressor's whole dependency tree, all of which it builds again: optimised,
 # the step took 765 s on a 2-core Zen 3, unoptimised 601-614 s; candle's CUDA kernels (nvcc,
 # ~8 minutes, the same in any profile) are the rest.
+# candle's kernels are compiled for this check and never run here (no GPU), so nvcc's device
+# optimisers (NVVM and ptxas) run at -O0 (nvcc appends NVCC_APPEND_FLAGS to every call): one of
+# its GGUF kernels took 28 s instead of 47 on the 2-core Zen 3 of stop 67. A build for the GPU
+# (the device machine's, `--release`) sets no such flags.
 cuda_start=$SECONDS
 (
   eval "$(scripts/cuda-toolchain.sh --stub-run)"
+  export NVCC_APPEND_FLAGS="${NVCC_APPEND_FLAGS:+$NVCC_APPEND_FLAGS }-Xcicc -O0 -Xptxas -O0"
   cargo test --profile cuda-ci -p fq-compress --features cuda --test cuda_parity -- --skip harness \
     2>&1 | tee -a "$cargo_log"
 )

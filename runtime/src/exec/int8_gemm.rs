@@ -1167,6 +1167,10 @@ pub(super) unsafe fn gemm_task(
     let mut bufs = PANELS.with(|p| p.take());
     let mut narrow = NARROW.with(|c| c.take());
     let mut resid = Buf::new();
+    if res8.is_some() {
+        // Stale contents are fine: each band dequantises its rows' residual into it first.
+        resid = kept_buffer(&RESIDUAL, band.min(r1 - r0) * width);
+    }
     // The layer's last panel, when the narrow blocks take it (1 to 4 real columns).
     let last = n.div_ceil(NR).saturating_sub(1);
     let narrow_last = narrow_last(n, last, j0..j1);
@@ -1221,7 +1225,6 @@ pub(super) unsafe fn gemm_task(
         let row = |r: usize| unsafe { at(r, c0).slice(0, width) };
         if let Some(r) = res8 {
             let need = (re - rb) * width;
-            resid = kept_buffer(&RESIDUAL, need);
             r.dequantize(rb..re, c0..c1, n, &mut resid[..need]);
         }
         let finish = |o: usize| {

@@ -780,7 +780,8 @@ unsafe fn deinterleave_avx512(src: &[i8], mut rows: [&mut [f32]; Q], scale: f32)
 
 /// `dst[4 x + l] = quantize(rows[l][x], inv)`: four rows of floats to pixels of 4 codes.
 ///
-/// On x86-64 four pixels at a time in SSE2 (baseline there): a 4 x 4 transpose of the floats,
+/// On x86-64 four pixels at a time in SSE2 (baseline there; eight on AVX2, [`interleave_avx2`]):
+/// a 4 x 4 transpose of the floats,
 /// then the conversion (rounding to nearest even, as [`quantize`]) and two saturating packs give
 /// 16 bytes in pixel order; the scalar loop was 5% of ResNet18's integer path.
 fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
@@ -799,6 +800,13 @@ fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
             // SAFETY: the path is AVX-512F only where the CPU has it; the extents are checked.
             return unsafe { interleave_avx512(rows, dst, inv) };
         }
+        // Eight pixels at a time on AVX2, the rest four at a time below.
+        let start = if super::kernel::path() == super::kernel::KernelPath::Avx2Fma {
+            // SAFETY: the path is AVX2 only where the CPU has it; the extents are checked.
+            unsafe { interleave_avx2(rows, dst, inv) }
+        } else {
+            0
+        };
         let done = n / 4 * 4;
         // SAFETY: SSE2 is part of x86-64's baseline; the loads read `rows[l][x..x + 4]` and the
         // store writes `dst[4 x..4 x + 16]` for `x + 4 <= done <= n`.
@@ -810,7 +818,7 @@ fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
                 let v = _mm_and_ps(v, _mm_cmpord_ps(v, v));
                 _mm_min_ps(_mm_max_ps(v, lo), hi)
             };
-            for x in (0..done).step_by(4) {
+            for x in (start..done).step_by(4) {
                 let (a, b, c, d) = (load(0, x), load(1, x), load(2, x), load(3, x));
                 let (t0, t1) = (_mm_unpacklo_ps(a, b), _mm_unpacklo_ps(c, d));
                 let (t2, t3) = (_mm_unpackhi_ps(a, b), _mm_unpackhi_ps(c, d));
@@ -830,6 +838,50 @@ fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
             dst[x * Q + l] = quantize(row[x], inv);
         }
     }
+}
+
+/// [`interleave`]'s SSE2 loop eight pixels at a time, for the whole eights of `rows` (returns
+/// how many pixels it did): the same 4 x 4 transposes in each 128-bit half (pixels 0-3 and
+/// 4-7), whose packs then leave the 32 codes in pixel order; the same conversion and clamps, so
+/// the same codes, in half the instructions (ResNet50's integer path on the Zen 3 of stop 67,
+/// `step_times` alternated with the SSE2 loop, 3 processes each: step sum 26.9 -> 25.8 ms, its
+/// 1x1 layers of 256 to 1024 outputs 8-20% faster).
+///
+/// # Safety
+/// AVX2 must be available; every row as long as `dst.len() / 4`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn interleave_avx2(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) -> usize {
+    use std::arch::x86_64::*;
+    let done = rows[0].len() / 8 * 8;
+    let (vinv, lo, hi) = (
+        _mm256_set1_ps(inv),
+        _mm256_set1_ps(-127.0),
+        _mm256_set1_ps(127.0),
+    );
+    // SAFETY: the loads read `rows[l][x..x + 8]` and the store writes `dst[4 x..4 x + 32]` for
+    // `x + 8 <= done`.
+    unsafe {
+        let load = |l: usize, x: usize| {
+            let v = _mm256_mul_ps(_mm256_loadu_ps(rows[l].as_ptr().add(x)), vinv);
+            // NaN to 0 (as `quantize`), then the clamp to -127..=127.
+            let v = _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_ORD_Q>(v, v));
+            _mm256_min_ps(_mm256_max_ps(v, lo), hi)
+        };
+        for x in (0..done).step_by(8) {
+            let (a, b, c, d) = (load(0, x), load(1, x), load(2, x), load(3, x));
+            let (t0, t1) = (_mm256_unpacklo_ps(a, b), _mm256_unpacklo_ps(c, d));
+            let (t2, t3) = (_mm256_unpackhi_ps(a, b), _mm256_unpackhi_ps(c, d));
+            // Pixels x + i and x + 4 + i, four channels each, in the two halves.
+            let p0 = _mm256_cvtps_epi32(_mm256_shuffle_ps::<0x44>(t0, t1));
+            let p1 = _mm256_cvtps_epi32(_mm256_shuffle_ps::<0xEE>(t0, t1));
+            let p2 = _mm256_cvtps_epi32(_mm256_shuffle_ps::<0x44>(t2, t3));
+            let p3 = _mm256_cvtps_epi32(_mm256_shuffle_ps::<0xEE>(t2, t3));
+            let bytes = _mm256_packs_epi16(_mm256_packs_epi32(p0, p1), _mm256_packs_epi32(p2, p3));
+            _mm256_storeu_si256(dst.as_mut_ptr().add(x * Q).cast(), bytes);
+        }
+    }
+    done
 }
 
 /// [`interleave`] sixteen pixels at a time, the last few through masked loads and stores: each
