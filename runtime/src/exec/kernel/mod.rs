@@ -583,8 +583,8 @@ pub unsafe fn tile_pair_taps_to(
 
 /// [`tile_pair_taps_to`] with `a` in `k`-major tiles of `MR` rows: the first row's tile from its
 /// step `k0` on (row `r`'s step `k0 + i` at `a[(r / MR) * MR * k + i * MR + r % MR]`, `k` the
-/// layer's full `K`), the layout `exec::conv_direct::Tiles::Interleaved` holds. AVX-512F only:
-/// the other paths' kernels read row-major tiles. With `ahead > 0`, step `i` also asks for the
+/// layer's full `K`), the layout `exec::conv_direct::Tiles::Interleaved` holds. AVX-512F and
+/// AVX2: the other paths' kernels read row-major tiles. With `ahead > 0` (AVX-512F), step `i` also asks for the
 /// `2 NR` floats `ahead` past its own (the next pair of positions: `exec::conv_direct::Ahead`);
 /// prefetches never fault, so they need not lie in `src`.
 ///
@@ -608,10 +608,26 @@ pub unsafe fn tile_pair_taps_tiled_to(
         "micro-kernel taps past the source"
     );
     debug_assert!((1..=2 * MR).contains(&rows));
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx2Fma {
+        // Each tile's two halves by the 6x16 kernel (`ahead` is AVX-512F's alone).
+        for t in 0..tiles {
+            let (a, rows_t) = (a[t * MR * k..].as_ptr(), (rows - t * MR).min(MR));
+            for h in 0..2 {
+                let b = (src[at + h * NR..].as_ptr(), taps.as_ptr());
+                let c = (c.wrapping_add(t * MR * ldc + h * NR), ldc, rows_t, add);
+                // SAFETY: `path` chose AVX2 and FMA, so the CPU has them; the extents of `a` and
+                // `src` were checked (panel 1 is the `NR` floats after panel 0), those of `c`
+                // are the caller's.
+                unsafe { x86::tile_taps_tiled_avx2(kc, a, b, c) };
+            }
+        }
+        return;
+    }
     assert_eq!(
         path(),
         KernelPath::Avx512F,
-        "interleaved tiles are AVX-512F's"
+        "interleaved tiles are AVX-512F's and AVX2's"
     );
     #[cfg(target_arch = "x86_64")]
     {

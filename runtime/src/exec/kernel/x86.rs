@@ -81,6 +81,59 @@ pub unsafe fn tile_taps_to_avx2(
                 row[1] = _mm256_fmadd_ps(av, b1, row[1]);
             }
         }
+        store_tile(&acc, (c, ldc, rows, add));
+    }
+}
+
+/// [`tile_taps_to_avx2`] with `a` one `k`-major tile of `MR` rows (row `r`'s step `i` at
+/// `a[i * MR + r]`, `exec::conv_direct::Tiles::Interleaved`): a step's six weights are 24
+/// consecutive bytes, where rows `k` apart put them in six lines at once, and at `K` = 1024 or
+/// 2048 (4 and 8 KB apart) all six in the same set of the L1 cache.
+///
+/// # Safety
+/// AVX2 and FMA must be available; `a` must hold `k * MR` floats, `taps` `k` offsets, `src`
+/// `taps[i] + NR` floats for every `i < k`, and `c` `(rows - 1) * ldc + NR` writable floats,
+/// `rows <= MR`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn tile_taps_tiled_avx2(
+    k: usize,
+    a: *const f32,
+    (src, taps): (*const f32, *const usize),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller guarantees the CPU features and the extents (see `# Safety`).
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        for i in 0..k {
+            let bp = src.add(*taps.add(i));
+            let b0 = _mm256_loadu_ps(bp);
+            let b1 = _mm256_loadu_ps(bp.add(8));
+            let ap = a.add(i * MR);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*ap.add(r));
+                row[0] = _mm256_fmadd_ps(av, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+            }
+        }
+        store_tile(&acc, (c, ldc, rows, add));
+    }
+}
+
+/// The first `rows` rows of a 6x16 tile's sums to `c` (row `r` at `c + r * ldc`), set or, with
+/// `add`, added.
+///
+/// # Safety
+/// AVX2 must be available; `c` must hold `(rows - 1) * ldc + NR` writable floats, `rows <= MR`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn store_tile(
+    acc: &[[std::arch::x86_64::__m256; 2]; MR],
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller guarantees the extents of `c`.
+    unsafe {
         for (r, row) in acc.iter().enumerate().take(rows) {
             let p = c.add(r * ldc);
             let (mut v0, mut v1) = (row[0], row[1]);
