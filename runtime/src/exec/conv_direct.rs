@@ -82,9 +82,24 @@ pub(super) fn k_block(g: &Geometry) -> usize {
 /// 0.321-0.327, 256-to-128 0.696 -> 0.616, 64-to-64 0.097 -> 0.087; on the AVX2 path
 /// (`FQ_MAX_ISA=avx2`, the B prefetched by [`prefetch_pair`] for the first block only)
 /// 64-to-256 1.02-1.17 -> 0.95-1.10, 256-to-128 1.90 -> 1.56.
-fn by_rows(g: &Geometry) -> bool {
-    in_place(g)
+///
+/// On the AVX2 path only where a task's `B` (`g.c` planes of its `positions`) stays in a core's
+/// L2 cache ([`BY_ROWS_MAX_B`]), since each row block reads all of it again: ResNet50's
+/// 1024-to-256 on 14x14 has 800 KB of it per task, which a Zen 3 core's 512 KB L2 does not
+/// hold, and every row block then read it from L3. In ResNet50 on the Zen 3 of stop 67
+/// (`step_times`, f32, 2 threads, 2 processes each, alternated, the fastest of each step): its
+/// 1024-to-256 layers 1.10-1.25 -> 0.78-0.95 ms, 1024-to-512 2.11 -> 1.60, 2048-to-512 1.34 ->
+/// 0.98, 512-to-256 on 28x28 1.76 -> 1.24 (0.62-0.85 of their time); on a noisy host, where
+/// the layers this does not change took 0.75-1.04 of theirs in the same processes, so the
+/// gain is the difference. The AVX-512F machines measured have 1-2 MB of L2 a core,
+/// and run their small maps' 1x1 layers on `conv_lanes` anyway.
+fn by_rows(g: &Geometry, positions: usize) -> bool {
+    let fits = g.c * positions * std::mem::size_of::<f32>() <= BY_ROWS_MAX_B;
+    in_place(g) && (path() != KernelPath::Avx2Fma || fits)
 }
+
+/// Bytes of a task's `B` up to which [`by_rows`].
+const BY_ROWS_MAX_B: usize = 256 << 10;
 
 /// How [`sums`] asks for the next pair's `B` before the kernel reads it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -233,7 +248,7 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: Tiles, m: usize, out: &mut [f32
         let mut c = scratch::F32.take(rows * ldc, true);
         let cp = c.as_mut_ptr();
         // A convolution read in place runs its row blocks one after the other ([`by_rows`]).
-        let by_rows = by_rows(g);
+        let by_rows = by_rows(g, q1 - q0);
         let dest = |gr: usize, j: usize| {
             if j < full {
                 (base.offset((r0 + gr) * n + q0 + j).0, n)
