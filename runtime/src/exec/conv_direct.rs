@@ -180,8 +180,9 @@ impl<'a> Tiles<'a> {
 /// AVX2 since stop 67: its 6x16 kernel broadcast each step's six weights from six rows `k`
 /// apart (six lines at a time; the same set of the L1 cache at `K` = 1024). In ResNet50 on the
 /// Zen 3 of stop 67 (`step_times`, f32, 2 threads, 6 processes each, alternated, the fastest
-/// of each step): step sum 58.2 -> 54.4 ms, its 1x1 layers of 256 to 512 channels on 56x56 and
-/// 28x28 14-34% faster, the stem and the stride-2 3x3 ones (which also read tiles) 7-20%.
+/// of each step): step sum 58.2 -> 54.4 ms; in the first 3 + 3 processes most of its 1x1
+/// layers on 56x56 and 28x28 0.66-0.93 of their time, the stem and the stride-2 3x3 ones
+/// (which also read tiles) 0.78-0.93.
 pub(super) fn interleaves() -> bool {
     matches!(path(), KernelPath::Avx512F | KernelPath::Avx2Fma)
 }

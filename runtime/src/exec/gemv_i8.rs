@@ -34,50 +34,38 @@ pub(super) unsafe fn gemv_i8_avx512(
     epi: &Epilogue,
     o0: usize,
 ) {
-    let k = x.len();
-    debug_assert!(k <= cols, "gemv_i8: rows of {cols} codes, an input of {k}");
     // Eight rows at a time: four registers, four independent chains of additions (two, with
     // four rows, left the adds waiting on each other's latency: ResNet50's 2048 x 1000 head
     // took 0.08-0.10 ms on Zen 5, against 0.056 for onnxruntime's integer one).
-    for (g, outs) in out.chunks_mut(ROWS).enumerate() {
-        let first = row0 + g * ROWS;
-        // Rows past the chunk repeat its last one (computed, not stored).
-        let row = |i: usize| &data[(first + i.min(outs.len() - 1)) * cols..][..k];
-        let rows: [&[i8]; ROWS] = std::array::from_fn(row);
-        let mut sums = [0f32; ROWS];
-        for k0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - k0);
-            let n = kc / 8 * 8;
-            let mut acc = [_mm512_setzero_ps(); ROWS / 2];
-            for j in (0..n).step_by(8) {
-                // SAFETY: `k0 + j + 8 <= k0 + kc <= k`, inside `x` and every row.
-                let (xs, w) = unsafe {
-                    let half = _mm256_loadu_ps(x.as_ptr().add(k0 + j));
-                    // Both halves of the register (`VSHUFF32X4`: AVX-512F, where
-                    // `VINSERTF32X8` would need AVX-512DQ).
-                    let wide = _mm512_castps256_ps512(half);
-                    let xs = _mm512_shuffle_f32x4::<0b01_00_01_00>(wide, wide);
-                    let codes =
-                        |r: usize| _mm_loadl_epi64(rows[r].as_ptr().add(k0 + j).cast::<__m128i>());
-                    let w: [__m128i; ROWS / 2] =
-                        std::array::from_fn(|p| _mm_unpacklo_epi64(codes(2 * p), codes(2 * p + 1)));
-                    (xs, w)
-                };
-                for (a, w) in acc.iter_mut().zip(w) {
-                    let w = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(w));
-                    // `acc[i] += x[i] * y[i]`: a multiply, then an add (no FMA), as `dot4`.
-                    *a = _mm512_add_ps(*a, _mm512_mul_ps(w, xs));
-                }
+    gemv_rows((data, cols, row0), x, (out, epi, o0), |rows, k0, n| {
+        let mut acc = [_mm512_setzero_ps(); ROWS / 2];
+        for j in (0..n).step_by(8) {
+            // SAFETY: `k0 + j + 8 <= k0 + n <= k`, inside `x` and every row.
+            let (xs, w) = unsafe {
+                let half = _mm256_loadu_ps(x.as_ptr().add(k0 + j));
+                // Both halves of the register (`VSHUFF32X4`: AVX-512F, where
+                // `VINSERTF32X8` would need AVX-512DQ).
+                let wide = _mm512_castps256_ps512(half);
+                let xs = _mm512_shuffle_f32x4::<0b01_00_01_00>(wide, wide);
+                let codes =
+                    |r: usize| _mm_loadl_epi64(rows[r].as_ptr().add(k0 + j).cast::<__m128i>());
+                let w: [__m128i; ROWS / 2] =
+                    std::array::from_fn(|p| _mm_unpacklo_epi64(codes(2 * p), codes(2 * p + 1)));
+                (xs, w)
+            };
+            for (a, w) in acc.iter_mut().zip(w) {
+                let w = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(w));
+                // `acc[i] += x[i] * y[i]`: a multiply, then an add (no FMA), as `dot4`.
+                *a = _mm512_add_ps(*a, _mm512_mul_ps(w, xs));
             }
-            let mut lanes = [0f32; ROWS * 8];
-            for (p, a) in acc.iter().enumerate() {
-                // SAFETY: 16 floats of room for each register.
-                unsafe { _mm512_storeu_ps(lanes.as_mut_ptr().add(16 * p), *a) };
-            }
-            add_block(&mut sums, &lanes, &rows, x, (k0, n, kc));
         }
-        finish_sums(outs, &sums, epi, o0 + g * ROWS);
-    }
+        let mut lanes = [0f32; ROWS * 8];
+        for (p, a) in acc.iter().enumerate() {
+            // SAFETY: 16 floats of room for each register (rows 2p and 2p + 1).
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr().add(16 * p), *a) };
+        }
+        lanes
+    });
 }
 
 /// [`gemv_i8_avx512`] on AVX2: one row per register (its eight partial sums), eight rows at a
@@ -99,6 +87,39 @@ pub(super) unsafe fn gemv_i8_avx2(
     epi: &Epilogue,
     o0: usize,
 ) {
+    gemv_rows((data, cols, row0), x, (out, epi, o0), |rows, k0, n| {
+        let mut acc = [_mm256_setzero_ps(); ROWS];
+        for j in (0..n).step_by(8) {
+            // SAFETY: `k0 + j + 8 <= k0 + n <= k`, inside `x` and every row.
+            let xs = unsafe { _mm256_loadu_ps(x.as_ptr().add(k0 + j)) };
+            for (a, r) in acc.iter_mut().zip(rows) {
+                // SAFETY: as above, eight codes of row `r`.
+                let q = unsafe { _mm_loadl_epi64(r.as_ptr().add(k0 + j).cast::<__m128i>()) };
+                let w = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+                // `acc[i] += x[i] * y[i]`: a multiply, then an add (no FMA), as `dot4`.
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(w, xs));
+            }
+        }
+        let mut lanes = [0f32; ROWS * 8];
+        for (r, a) in acc.iter().enumerate() {
+            // SAFETY: 8 floats of room for each register.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().add(8 * r), *a) };
+        }
+        lanes
+    });
+}
+
+/// The rows' loop of both kernels: `ROWS` rows at a time (rows past the chunk repeat its last
+/// one, computed and not stored), each `KC` block's eight partial sums per row from
+/// `block(rows, k0, n)` (row `r`'s at `8 r`, over the block's first `n` codes, a multiple of
+/// 8), then its tail ([`add_block`]), then the epilogue.
+#[inline(always)]
+fn gemv_rows(
+    (data, cols, row0): (&[i8], usize, usize),
+    x: &[f32],
+    (out, epi, o0): (&mut [f32], &Epilogue, usize),
+    block: impl Fn(&[&[i8]; ROWS], usize, usize) -> [f32; ROWS * 8],
+) {
     let k = x.len();
     debug_assert!(k <= cols, "gemv_i8: rows of {cols} codes, an input of {k}");
     for (g, outs) in out.chunks_mut(ROWS).enumerate() {
@@ -109,23 +130,7 @@ pub(super) unsafe fn gemv_i8_avx2(
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
             let n = kc / 8 * 8;
-            let mut acc = [_mm256_setzero_ps(); ROWS];
-            for j in (0..n).step_by(8) {
-                // SAFETY: `k0 + j + 8 <= k0 + kc <= k`, inside `x` and every row.
-                let xs = unsafe { _mm256_loadu_ps(x.as_ptr().add(k0 + j)) };
-                for (a, r) in acc.iter_mut().zip(&rows) {
-                    // SAFETY: as above, eight codes of row `r`.
-                    let q = unsafe { _mm_loadl_epi64(r.as_ptr().add(k0 + j).cast::<__m128i>()) };
-                    let w = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
-                    // `acc[i] += x[i] * y[i]`: a multiply, then an add (no FMA), as `dot4`.
-                    *a = _mm256_add_ps(*a, _mm256_mul_ps(w, xs));
-                }
-            }
-            let mut lanes = [0f32; ROWS * 8];
-            for (r, a) in acc.iter().enumerate() {
-                // SAFETY: 8 floats of room for each register.
-                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().add(8 * r), *a) };
-            }
+            let lanes = block(&rows, k0, n);
             add_block(&mut sums, &lanes, &rows, x, (k0, n, kc));
         }
         finish_sums(outs, &sums, epi, o0 + g * ROWS);

@@ -66,22 +66,15 @@ pub unsafe fn tile_taps_to_avx2(
     (src, taps): (*const f32, *const usize),
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
-    use std::arch::x86_64::*;
-    // SAFETY: the caller guarantees the CPU features and the extents (see `# Safety`).
+    // SAFETY: the caller guarantees the CPU features and the extents (see `# Safety`): row
+    // `r`'s step `i` at `a + i + r * lda`.
     unsafe {
-        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-        for i in 0..k {
-            let bp = src.add(*taps.add(i));
-            let b0 = _mm256_loadu_ps(bp);
-            let b1 = _mm256_loadu_ps(bp.add(8));
-            let ap = a.add(i);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_ss(&*ap.add(r * lda));
-                row[0] = _mm256_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm256_fmadd_ps(av, b1, row[1]);
-            }
-        }
-        store_tile(&acc, (c, ldc, rows, add));
+        taps_tile(
+            k,
+            |i, r| a.add(i + r * lda),
+            (src, taps),
+            (c, ldc, rows, add),
+        )
     }
 }
 
@@ -101,22 +94,47 @@ pub unsafe fn tile_taps_tiled_avx2(
     (src, taps): (*const f32, *const usize),
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
+    // SAFETY: the caller guarantees the CPU features and the extents (see `# Safety`): row
+    // `r`'s step `i` at `a + i * MR + r`.
+    unsafe {
+        taps_tile(
+            k,
+            |i, r| a.add(i * MR + r),
+            (src, taps),
+            (c, ldc, rows, add),
+        )
+    }
+}
+
+/// The 6x16 taps tile of [`tile_taps_to_avx2`] and [`tile_taps_tiled_avx2`], row `r`'s weight
+/// of step `i` at `weight(i, r)`, its first `rows` rows stored by [`store_tile`].
+///
+/// # Safety
+/// AVX2 and FMA must be available; `weight(i, r)` must be readable for `i < k`, `r < MR`; the
+/// rest as [`tile_taps_to_avx2`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn taps_tile(
+    k: usize,
+    weight: impl Fn(usize, usize) -> *const f32,
+    (src, taps): (*const f32, *const usize),
+    c: (*mut f32, usize, usize, bool),
+) {
     use std::arch::x86_64::*;
-    // SAFETY: the caller guarantees the CPU features and the extents (see `# Safety`).
+    // SAFETY: the caller's contract.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         for i in 0..k {
             let bp = src.add(*taps.add(i));
             let b0 = _mm256_loadu_ps(bp);
             let b1 = _mm256_loadu_ps(bp.add(8));
-            let ap = a.add(i * MR);
             for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_ss(&*ap.add(r));
+                let av = _mm256_broadcast_ss(&*weight(i, r));
                 row[0] = _mm256_fmadd_ps(av, b0, row[0]);
                 row[1] = _mm256_fmadd_ps(av, b1, row[1]);
             }
         }
-        store_tile(&acc, (c, ldc, rows, add));
+        store_tile(&acc, c);
     }
 }
 
