@@ -584,9 +584,9 @@ pub unsafe fn tile_pair_taps_to(
 /// [`tile_pair_taps_to`] with `a` in `k`-major tiles of `MR` rows: the first row's tile from its
 /// step `k0` on (row `r`'s step `k0 + i` at `a[(r / MR) * MR * k + i * MR + r % MR]`, `k` the
 /// layer's full `K`), the layout `exec::conv_direct::Tiles::Interleaved` holds. AVX-512F and
-/// AVX2: the other paths' kernels read row-major tiles. With `ahead > 0` (AVX-512F), step `i` also asks for the
-/// `2 NR` floats `ahead` past its own (the next pair of positions: `exec::conv_direct::Ahead`);
-/// prefetches never fault, so they need not lie in `src`.
+/// AVX2: the other paths' kernels read row-major tiles. With `ahead > 0` (AVX-512F), step `i`
+/// also asks for the `2 NR` floats `ahead` past its own (the next pair of positions:
+/// `exec::conv_direct::Ahead`); prefetches never fault, so they need not lie in `src`.
 ///
 /// # Safety
 /// As [`tile_pair_taps_to`].
