@@ -781,9 +781,9 @@ unsafe fn deinterleave_avx512(src: &[i8], mut rows: [&mut [f32]; Q], scale: f32)
 /// `dst[4 x + l] = quantize(rows[l][x], inv)`: four rows of floats to pixels of 4 codes.
 ///
 /// On x86-64 four pixels at a time in SSE2 (baseline there; eight on AVX2, [`interleave_avx2`]):
-/// a 4 x 4 transpose of the floats,
-/// then the conversion (rounding to nearest even, as [`quantize`]) and two saturating packs give
-/// 16 bytes in pixel order; the scalar loop was 5% of ResNet18's integer path.
+/// a 4 x 4 transpose of the floats, then the conversion (rounding to nearest even, as
+/// [`quantize`]) and two saturating packs give 16 bytes in pixel order; the scalar loop was 5% of
+/// ResNet18's integer path.
 fn interleave(rows: [&[f32]; Q], dst: &mut [i8], inv: f32) {
     let n = rows[0].len();
     assert!(

@@ -107,7 +107,8 @@ pub unsafe fn tile_taps_tiled_avx2(
 }
 
 /// The 6x16 taps tile of [`tile_taps_to_avx2`] and [`tile_taps_tiled_avx2`], row `r`'s weight
-/// of step `i` at `weight(i, r)`, its first `rows` rows stored by [`store_tile`].
+/// of step `i` at `weight(i, r)`, its first `rows` rows stored to `c` (row `r` at `c + r * ldc`),
+/// set or, with `add`, added.
 ///
 /// # Safety
 /// AVX2 and FMA must be available; `weight(i, r)` must be readable for `i < k`, `r < MR`; the
@@ -118,7 +119,7 @@ unsafe fn taps_tile(
     k: usize,
     weight: impl Fn(usize, usize) -> *const f32,
     (src, taps): (*const f32, *const usize),
-    c: (*mut f32, usize, usize, bool),
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
     use std::arch::x86_64::*;
     // SAFETY: the caller's contract.
@@ -134,24 +135,6 @@ unsafe fn taps_tile(
                 row[1] = _mm256_fmadd_ps(av, b1, row[1]);
             }
         }
-        store_tile(&acc, c);
-    }
-}
-
-/// The first `rows` rows of a 6x16 tile's sums to `c` (row `r` at `c + r * ldc`), set or, with
-/// `add`, added.
-///
-/// # Safety
-/// AVX2 must be available; `c` must hold `(rows - 1) * ldc + NR` writable floats, `rows <= MR`.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn store_tile(
-    acc: &[[std::arch::x86_64::__m256; 2]; MR],
-    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
-) {
-    use std::arch::x86_64::*;
-    // SAFETY: the caller guarantees the extents of `c`.
-    unsafe {
         for (r, row) in acc.iter().enumerate().take(rows) {
             let p = c.add(r * ldc);
             let (mut v0, mut v1) = (row[0], row[1]);
