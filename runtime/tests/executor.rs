@@ -278,7 +278,7 @@ fn winograd_convolutions_match_reference() {
 
 /// A full-width ResNet18's Winograd convolutions of 256 and 512 channels (4.2 and 16.8 MB of
 /// transformed weights) keep them as quarters on AVX-512F, and its 256-to-512 stride-2
-/// convolution (4.7 MB) its codes as `i8` panels, and its logits still match the f64
+/// convolution (4.7 MB) its codes as `i8` panels on AVX-512F and AVX2, and its logits still match the f64
 /// interpreter's and the direct convolutions' (a quarter missing from the scales would be a
 /// factor of 4 on six layers). FP32 weights (no codes) keep floats, and match as well.
 #[test]
@@ -286,11 +286,12 @@ fn quartered_winograd_weights_match_reference() {
     use fq_runtime::exec::kernel::{path, KernelPath};
     let g = ArchSpec::new(Arch::ResNet18, 64, 36, 5).graph().unwrap();
     let avx512 = path() == KernelPath::Avx512F;
+    let lanes = matches!(path(), KernelPath::Avx512F | KernelPath::Avx2Fma);
     for (bits, quartered, bytes) in [
         (
             Bits::RandomMix,
             if avx512 { 6 } else { 0 },
-            usize::from(avx512),
+            usize::from(lanes),
         ),
         (Bits::F32, 0, 0),
     ] {
@@ -314,10 +315,11 @@ fn quartered_winograd_weights_match_reference() {
     }
 }
 
-/// The convolutions with their channels along the lanes (AVX-512F): every 1x1 convolution of a
-/// narrow ResNet50 at 64 pixels (maps of at most 256 pixels, strided or not) and every 3x3 one
-/// Winograd's does not take (all of them with Winograd off), the RGB stem not. The logits agree with the reference and with the same convolutions run the other
-/// way, and none runs so where the CPU's path is not AVX-512F.
+/// The convolutions with their channels along the lanes (AVX-512F and AVX2): every 1x1
+/// convolution of a narrow ResNet50 at 64 pixels (maps of at most 256 pixels, strided or not;
+/// on AVX2 those of at most 196) and every 3x3 one Winograd's does not take (all of them with
+/// Winograd off), the RGB stem not. The logits agree with the reference and with the same
+/// convolutions run the other way, and none runs so on the other paths.
 #[test]
 fn lane_convolutions_match_reference() {
     // Width 32: every channel count a multiple of 32, as in the full model.
@@ -329,23 +331,29 @@ fn lane_convolutions_match_reference() {
         exec.set_winograd(winograd);
         let x = random_input(exec.input_len(), 71);
         let want = reference(&t, &x);
-        let count = |test: &dyn Fn(&fq_models::Conv2d) -> bool| {
-            exec.steps()
-                .iter()
-                .filter(|s| matches!(s, Step::Conv { conv, .. } if test(conv)))
+        use fq_runtime::exec::kernel::{path, KernelPath};
+        // Each step's output pixels, from the values a run observes.
+        let (values, _) = observed(&exec, &x);
+        let pixels = |s: usize, co: usize| values.iter().find(|v| v.0 == s).map(|v| v.1.len() / co);
+        // The 1x1 convolutions AVX2 takes: maps of at most 196 pixels.
+        let small = |s: usize, c: &fq_models::Conv2d| pixels(s, c.out_channels).unwrap() <= 196;
+        let count = |test: &dyn Fn(&fq_models::Conv2d, usize) -> bool| {
+            let convs = exec.steps().iter().enumerate();
+            convs
+                .filter(|(s, st)| matches!(st, Step::Conv { conv, .. } if test(conv, *s)))
                 .count()
         };
-        let ones = count(&|c| c.kernel == 1);
-        let threes = count(&|c| c.kernel == 3) - exec.winograd_convolutions();
-        let avx512 =
-            fq_runtime::exec::kernel::path() == fq_runtime::exec::kernel::KernelPath::Avx512F;
+        let ones = count(&|c, _| c.kernel == 1);
+        let small_ones = count(&|c, s| c.kernel == 1 && small(s, c));
+        let threes = count(&|c, _| c.kernel == 3) - exec.winograd_convolutions();
         let what = format!("ResNet50 {bits:?}, Winograd {winograd}");
-        assert!(ones > 0 && threes > 0, "{what}");
-        assert_eq!(
-            exec.lane_convolutions(),
-            if avx512 { ones + threes } else { 0 },
-            "{what}"
-        );
+        assert!(ones > small_ones && small_ones > 0 && threes > 0, "{what}");
+        let along = match path() {
+            KernelPath::Avx512F => ones + threes,
+            KernelPath::Avx2Fma => small_ones + threes,
+            _ => 0,
+        };
+        assert_eq!(exec.lane_convolutions(), along, "{what}");
         let lanes = exec.run(&x).unwrap();
         let e = rel_err(&lanes, &want);
         assert!(e < TOL, "{what}: relative error {e:.2e}");
@@ -356,27 +364,33 @@ fn lane_convolutions_match_reference() {
             rel_err(&lanes, &others) < TOL,
             "{what}: against the other convolutions"
         );
-        eprintln!(
-            "{what}: {} convolutions along the lanes, relative error {e:.2e}",
-            ones + threes
-        );
+        eprintln!("{what}: {along} convolutions along the lanes, relative error {e:.2e}");
     }
 }
 
 /// Values kept in blocks of channels between the 1x1 convolutions along the lanes and the
-/// Winograd ones (AVX-512F): every value a run observes (copied back into channel planes) and
-/// the logits are identical bit for bit to those of the run in channel planes, with Winograd
-/// on and off; narrow ResNet50 and ResNet18 at 64 pixels block values in every stage (with the
-/// global pooling after the last), and no value is blocked off AVX-512F or on the integer path.
+/// Winograd ones (AVX-512F and AVX2): every value a run observes (copied back into channel
+/// planes) and the logits are identical bit for bit to those of the run in channel planes, with
+/// Winograd on and off; narrow ResNet50 and ResNet18 at 64 pixels block values in every stage
+/// (with the global pooling after the last; on AVX2 in the stages of at most 196 pixels), and no
+/// value is blocked on the other paths or on the integer path.
 #[test]
 fn blocked_values_change_no_value() {
     use fq_runtime::exec::kernel::{path, KernelPath};
     let r50 = ArchSpec::new(Arch::ResNet50, 32, 64, 3).graph().unwrap();
     let r18 = ArchSpec::new(Arch::ResNet18, 32, 64, 3).graph().unwrap();
-    // Blocked values at least, with Winograd on and off (46 and 20, 8 and 0 at this stop):
-    // ResNet50's residual streams (16 blocks' outputs) and, with Winograd, the values around
-    // its 3x3 layers; ResNet18's only between its Winograd layers.
-    for (g, at_least) in [(&r50, [40, 16]), (&r18, [8, 0])] {
+    // Blocked values at least, with Winograd on and off (46 and 20, 8 and 0 at this stop, on
+    // AVX-512F): ResNet50's residual streams (16 blocks' outputs) and, with Winograd, the
+    // values around its 3x3 layers; ResNet18's only between its Winograd layers. On AVX2 (39
+    // and 29, 11 and 0 at stop 68) the first stage's 1x1 layers (16x16 pixels) are not along the
+    // lanes.
+    let avx512 = path() == KernelPath::Avx512F;
+    let (r50_least, r18_least) = if avx512 {
+        ([40, 16], [8, 0])
+    } else {
+        ([36, 24], [10, 0])
+    };
+    for (g, at_least) in [(&r50, r50_least), (&r18, r18_least)] {
         let t = random_model(g, Bits::RandomMix, 29);
         let mut model = t.model.clone();
         let mut exec = Executor::from_model(&mut model).unwrap();
@@ -386,7 +400,7 @@ fn blocked_values_change_no_value() {
             exec.set_winograd(winograd);
             exec.set_blocked_values(true);
             let count = exec.blocked_values_count();
-            if path() == KernelPath::Avx512F {
+            if matches!(path(), KernelPath::Avx512F | KernelPath::Avx2Fma) {
                 assert!(count >= at_least, "{what}: {count} blocked values");
             } else {
                 assert_eq!(count, 0, "{what}");

@@ -22,9 +22,10 @@
 //! ResNet50's f32 path 42.6-43.3 against 40.2-40.9 ms per image (when its 1x1 convolutions of
 //! 64 input channels on 56x56 still came here too). Which layers take it: [`pays`].
 //!
-//! AVX-512F only, like the kernel's pairs of panels. The sums run over `k` in order, in the
-//! same K blocks as [`super::conv_direct`] ([`k_block`]), one fused multiply-add per term: the same floats
-//! (tested bit for bit).
+//! On AVX-512F (the kernel's pairs of 512-bit panels) and AVX2 (four 6x16 tiles a block,
+//! `kernel::x86_lanes`, on fewer maps: [`SMALL_MAP_AVX2`]). The sums run over `k` in order, in
+//! the same K blocks as [`super::conv_direct`] ([`k_block`]), one fused multiply-add per term:
+//! the same floats (tested bit for bit).
 
 use rayon::prelude::*;
 
@@ -36,7 +37,7 @@ use super::epilogue::{finish_pixels, finish_row};
 use super::gemm::{Epilogue, Rows};
 use super::im2col::Geometry;
 use super::kernel::{
-    pairs_pay, tile_pair_cols_to, tile_pair_tap_cols_to, PanelPair, Pixels, MR, NR,
+    lanes_pay, pairs_pay, tile_pair_cols_to, tile_pair_tap_cols_to, PanelPair, Pixels, MR, NR,
 };
 use super::phases::phase_of_row;
 use super::scratch;
@@ -79,8 +80,10 @@ impl LaneWeights<'_> {
 const BYTES_MIN: usize = 4 << 20;
 
 /// Whether a layer of `weights` weights keeps its panels as `i8` codes ([`byte_panels`]): on
-/// AVX-512F (whose kernel turns them into floats in its registers), when their floats
-/// ([`BYTES_MIN`] and more) come from memory on every image rather than from the caches.
+/// AVX-512F and AVX2 (whose kernels turn them into floats in their registers), when their
+/// floats ([`BYTES_MIN`] and more) come from memory on every image rather than from the
+/// caches. (On the Zen 3 of stop 68, ResNet50's 1x1 layers on 7x7, 4 MB of floats each:
+/// 0.69-0.70 -> 0.64-0.65 ms, `step_times`, 4 processes alternated.)
 ///
 /// Why: as floats, ResNet50's f32 weights (100 MB) do not stay in cache from one image to the
 /// next, and its last stage's convolutions waited on them. In ResNet50 (`step_times`, the Xeon
@@ -89,8 +92,7 @@ const BYTES_MIN: usize = 4 << 20;
 /// conversion (two instructions per row of `B`) made the 2.4 MB stride-2 3x3 of the stage
 /// before slower (1.07 -> 1.16 ms), and its 1 MB layers no faster: hence the size.
 pub fn bytes_pay(weights: usize) -> bool {
-    super::kernel::path() == super::kernel::KernelPath::Avx512F
-        && weights * std::mem::size_of::<f32>() >= BYTES_MIN
+    lanes_pay() && weights * std::mem::size_of::<f32>() >= BYTES_MIN
 }
 
 /// The panels of [`super::token_gemm::weight_panels`] of `rows` weight rows of `k` as `i8`,
@@ -119,13 +121,20 @@ pub fn byte_panels(w: &Rows, rows: usize, k: usize) -> Option<Buf<i8>> {
 const BLOCK: usize = 2 * MR;
 /// Channels per block: a pair of panels.
 const PAIR: usize = 2 * NR;
-/// Whether [`conv_lanes`] runs this convolution, on the AVX-512F path: ungrouped, with whole
-/// pairs of panels of output channels (a multiple of 32: every convolution of the ResNets but
-/// their stems), and either a 1x1 without padding over a small map ([`SMALL_MAP`]), or another
-/// of [`MIN_TAP_CHANNELS`] input channels or more over a small map ([`MAX_TAP_MAP`]).
+/// Whether [`conv_lanes`] runs this convolution, on the AVX-512F and AVX2 paths
+/// ([`lanes_pay`]): ungrouped, with whole pairs of panels of output channels (a multiple of 32:
+/// every convolution of the ResNets but their stems), and either a 1x1 without padding over a
+/// small map ([`SMALL_MAP`], [`SMALL_MAP_AVX2`]), or another of [`MIN_TAP_CHANNELS`] input
+/// channels or more over a small map ([`MAX_TAP_MAP`]).
 pub fn pays(geo: &Geometry, co: usize, groups: usize) -> bool {
     let ones = (geo.kernel, geo.padding) == (1, 0);
-    pairs_pay()
+    // AVX-512F's pairs of 512-bit panels take larger maps than AVX2's tiles ([`SMALL_MAP`]).
+    let small = if pairs_pay() {
+        SMALL_MAP
+    } else {
+        SMALL_MAP_AVX2
+    };
+    lanes_pay()
         && groups == 1
         && geo.stride >= 1
         && geo.n() > 0
@@ -133,7 +142,7 @@ pub fn pays(geo: &Geometry, co: usize, groups: usize) -> bool {
         && co > 0
         && co.is_multiple_of(PAIR)
         && if ones {
-            geo.n() <= SMALL_MAP
+            geo.n() <= small
         } else {
             geo.c >= MIN_TAP_CHANNELS && geo.n() <= MAX_TAP_MAP
         }
@@ -182,17 +191,36 @@ const MAX_TAP_MAP: usize = 1024;
 /// their time on the Xeon.
 const SMALL_MAP: usize = 1024;
 
+/// Maps up to this many output pixels (14x14) take this path for a 1x1 convolution on AVX2,
+/// whose kernel is four 6x16 tiles a block (`kernel::x86_lanes`).
+///
+/// Why: a block's sums (12 pixels by 32 channels) gather in a buffer of a pair's pixels, 100
+/// KB at 28x28, outside the L1 cache, and a short `K` re-reads it often: ResNet50's 128 to 512
+/// on 28x28 0.64-0.67 ms in [`super::conv_direct`] against 0.76-0.78 here, its strided 256 to
+/// 512 to 28x28 1.43 against 1.53 (its 512 to 128 0.73-0.76 against 0.66-0.68: the 28x28 maps
+/// stay there as a whole). On 14x14 and 7x7 this path wins outright: [`super::conv_direct`]'s
+/// 16 pixels along the lanes take 208 columns of work for 196 pixels and 64 for 49, and read
+/// each step's pixels from another channel plane, unaligned. In ResNet50 (`step_times`, f32, 2
+/// threads, the Zen 3 of stop 68, 5 processes alternating `FQ_NO_LANES`, `FQ_NO_BLOCKS` and
+/// neither, the fastest two of each step): its 1x1 layers on 14x14 0.77-0.80 ms ->
+/// 0.64-0.65 here -> 0.58-0.60 with the values between them in blocks of channels
+/// ([`blocks_pay`]), those on 7x7 0.98-1.16 -> 0.63-0.67 (their weights as `i8`: [`bytes_pay`]),
+/// the strided 512 to 1024 to 14x14 1.47-1.50 -> 1.26-1.28 and 1024 to 2048 to 7x7 1.71 ->
+/// 1.25-1.27; the strided 3x3 ones ([`over_taps`], [`MAX_TAP_MAP`]) 128 to 128 to 28x28 1.84
+/// -> 1.69, 256 to 256 to 14x14 1.87 -> 1.59, 512 to 512 to 7x7 1.95 -> 1.74. The step sum
+/// 50.9 -> 46.7 -> 44.5 ms (onnxruntime's per node on the same CPU, `enable_profiling`: 45.2).
+const SMALL_MAP_AVX2: usize = 196;
+
 /// Input channels from which a convolution of more than one tap takes this path: the RGB stems
 /// (3) ran faster in [`super::conv_direct`] (ResNet's 7x7 1.19 against 1.24 ms), TinyViT's 32 to
 /// 64 channels on 112x112 as fast, ResNet18's and ResNet50's strided 3x3 convolutions (64 to
 /// 512 channels) 2-20% faster here.
 const MIN_TAP_CHANNELS: usize = 16;
 
-/// Whether the executor keeps values in blocks of channels ([`super::blocked`]) at all: on
-/// the AVX-512F path, where this module's 1x1 products run (the layout was measured there
-/// alone).
+/// Whether the executor keeps values in blocks of channels ([`super::blocked`]) at all: where
+/// this module's 1x1 products run ([`lanes_pay`]; measured on AVX2 at [`SMALL_MAP_AVX2`]).
 pub fn blocks_pay() -> bool {
-    pairs_pay()
+    lanes_pay()
 }
 
 /// Whether [`conv_lanes`] reads this convolution's input in blocks ([`Layout`]): a 1x1 one
@@ -696,7 +724,7 @@ mod tests {
                     )
                 });
                 let what = format!("{geo:?} to {co}, {threads} threads");
-                if pairs_pay() {
+                if lanes_pay() {
                     assert_eq!(got, want, "{what}");
                 }
                 for (g, w) in got.iter().zip(&want) {
@@ -772,12 +800,12 @@ mod tests {
         }
     }
 
-    /// Which convolutions come here ([`pays`]), on AVX-512F: 1x1 ones over small maps whatever
-    /// their channels, others of 16 input channels or more over small maps, ungrouped, of whole
-    /// pairs of output channels; never on another path.
+    /// Which convolutions come here ([`pays`]), on AVX-512F and AVX2: 1x1 ones over small maps
+    /// whatever their channels (up to 14x14 on AVX2), others of 16 input channels or more over
+    /// small maps, ungrouped, of whole pairs of output channels; never on another path.
     #[test]
     fn takes_the_layers_it_suits() {
-        let on = pairs_pay();
+        let on = lanes_pay();
         for (geo, co, groups, want) in [
             (Geometry::of(256, 56, 56, 1, 1, 0), 64, 1, false),
             (Geometry::of(512, 28, 28, 1, 1, 0), 128, 1, true),
@@ -797,9 +825,11 @@ mod tests {
             (Geometry::of(8, 28, 28, 3, 1, 1), 64, 1, false),
             (Geometry::of(0, 7, 7, 1, 1, 0), 64, 1, false),
         ] {
+            let ones = geo.kernel == 1;
+            let avx2_too = !ones || geo.n() <= SMALL_MAP_AVX2;
             assert_eq!(
                 pays(&geo, co, groups),
-                on && want,
+                on && want && (pairs_pay() || avx2_too),
                 "{geo:?} to {co}, {groups} groups"
             );
         }

@@ -57,6 +57,8 @@ mod portable;
 mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_lanes;
 
 pub use dot_rows::dot_rows;
 pub use int8::{int8_path, Int8Path};
@@ -154,6 +156,12 @@ pub fn tile(k: usize, a: &[f32], lda: usize, b: &[f32], out: &mut [f32; MR * NR]
 /// should walk the panels two at a time.
 pub fn pairs_pay() -> bool {
     path() == KernelPath::Avx512F
+}
+
+/// Whether [`tile_pair_cols_to`] and [`tile_pair_tap_cols_to`] have kernels of their own on
+/// this CPU's path (AVX-512F, AVX2+FMA), so `exec::conv_lanes` may run there.
+pub fn lanes_pay() -> bool {
+    matches!(path(), KernelPath::Avx512F | KernelPath::Avx2Fma)
 }
 
 /// Two [`tile`]s sharing the rows of `a`: `out[r * 2 NR + h * NR + c]` against column `c` of
@@ -301,9 +309,9 @@ impl Pixels<'_> {
 }
 
 /// [`tile_pair_to`] with `A`'s element `(r, i)` where `a` says ([`Pixels`]: an input's pixels
-/// as the rows, `exec::conv_lanes`). On AVX-512F only, where [`pairs_pay`]: elsewhere the GEMMs
-/// walk panels one at a time and this is never called; there it runs a plain loop (the same
-/// sums, not the same roundings).
+/// as the rows, `exec::conv_lanes`). On AVX-512F (one 12x32 block) and AVX2 (four 6x16 tiles,
+/// `x86_lanes.rs`), where [`lanes_pay`]: elsewhere this is never called by the executor, and
+/// runs a plain loop (the same sums, not the same roundings).
 ///
 /// # Safety
 /// `rows` must be in `1..=2 MR` and `c + r * ldc` point to `2 NR` writable floats for
@@ -346,6 +354,34 @@ pub unsafe fn tile_pair_cols_to(
         };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx2Fma {
+        use x86_lanes::{cols_blocked_avx2, cols_planes_avx2, BytePanels, FloatPanels};
+        let c = (c, ldc, rows, add);
+        // SAFETY: `path` chose AVX2+FMA, so the CPU has them; the extents of `a` and `b` were
+        // checked, those of `c` are the caller's.
+        unsafe {
+            match (a, b) {
+                (Pixels::Planes(a, ka), PanelPair::F32(b0, b1)) => {
+                    let b = FloatPanels(b0.as_ptr(), b1.as_ptr());
+                    cols_planes_avx2(k, (a.as_ptr(), ka), b, c)
+                }
+                (Pixels::Planes(a, ka), PanelPair::I8(b0, b1)) => {
+                    let b = BytePanels(b0.as_ptr(), b1.as_ptr());
+                    cols_planes_avx2(k, (a.as_ptr(), ka), b, c)
+                }
+                (Pixels::Blocked(a, plane), PanelPair::F32(b0, b1)) => {
+                    let b = FloatPanels(b0.as_ptr(), b1.as_ptr());
+                    cols_blocked_avx2(k, (a.as_ptr(), plane), b, c)
+                }
+                (Pixels::Blocked(a, plane), PanelPair::I8(b0, b1)) => {
+                    let b = BytePanels(b0.as_ptr(), b1.as_ptr());
+                    cols_blocked_avx2(k, (a.as_ptr(), plane), b, c)
+                }
+            }
+        };
+        return;
+    }
     let (b0, b1) = b.floats(k);
     // SAFETY: the caller's guarantees for `c`.
     unsafe { plain_cols_to(k, |r, i| a.at(r, i), (&b0, &b1), (c, ldc, rows, add)) };
@@ -381,7 +417,7 @@ impl PanelPair<'_> {
     }
 }
 
-/// [`tile_pair_cols_to`] and [`tile_pair_tap_cols_to`] off AVX-512F: the sums by a plain loop,
+/// [`tile_pair_cols_to`] and [`tile_pair_tap_cols_to`] off AVX-512F and AVX2: the sums by a plain loop,
 /// `A`'s element `(r, i)` being `a(r, i)`.
 ///
 /// # Safety
@@ -405,7 +441,7 @@ unsafe fn plain_cols_to(
 }
 
 /// [`tile_pair_cols_to`] with `A`'s element `(r, i)` at `src[at + taps[i] + r]`
-/// (`exec::conv_direct`'s positions along the rows). AVX-512F only, like
+/// (`exec::conv_direct`'s positions along the rows). On AVX-512F and AVX2, like
 /// [`tile_pair_cols_to`]; a plain loop elsewhere.
 ///
 /// # Safety
@@ -438,6 +474,27 @@ pub unsafe fn tile_pair_tap_cols_to(
                 }
                 PanelPair::I8(b0, b1) => {
                     avx512::tile_pair_tap_cols_bytes_to_avx512(kc, a, (b0.as_ptr(), b1.as_ptr()), c)
+                }
+            }
+        };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx2Fma {
+        use x86_lanes::{cols_taps_avx2, BytePanels, FloatPanels};
+        let (a, c) = (
+            (src.as_ptr().wrapping_add(at), offsets.as_ptr()),
+            (c, ldc, rows, add),
+        );
+        // SAFETY: `path` chose AVX2+FMA, so the CPU has them; every read of `src` is below
+        // `at + taps.max() + block` (checked), those of `c` are the caller's.
+        unsafe {
+            match b {
+                PanelPair::F32(b0, b1) => {
+                    cols_taps_avx2(kc, a, FloatPanels(b0.as_ptr(), b1.as_ptr()), c)
+                }
+                PanelPair::I8(b0, b1) => {
+                    cols_taps_avx2(kc, a, BytePanels(b0.as_ptr(), b1.as_ptr()), c)
                 }
             }
         };
