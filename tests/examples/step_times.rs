@@ -67,9 +67,12 @@ fn main() -> Result<()> {
         if std::env::var_os("FQ_NO_BLOCKS").is_some() {
             c.executor_mut().set_blocked_values(false);
         }
-        if std::env::var_os("FQ_NO_BANDS").is_some() {
-            c.executor_mut().set_int8_bands(false);
-        }
+    }
+    if std::env::var_os("FQ_NO_BANDS").is_some() {
+        c.executor_mut().set_int8_bands(false);
+    }
+    if std::env::var_os("FQ_NO_STEM_POOL").is_some() {
+        c.executor_mut().set_stem_pool_fusion(false);
     }
     let x = random(1);
     let exec = c.executor();

@@ -86,6 +86,14 @@ impl PoolRows {
             // of the pooling's output.
             return unsafe { pool_3x3s2_avx512(plane, y_first, (p.h, p.w), oys, p.wo, dst) };
         }
+        #[cfg(target_arch = "x86_64")]
+        if (p.kernel, p.stride, p.padding) == (3, 2, 1)
+            && p.simd == super::kernel::KernelPath::Avx2Fma
+        {
+            // SAFETY: the path is AVX2+FMA only where the CPU has them; `dst` holds rows `oys`
+            // of the pooling's output.
+            return unsafe { pool_3x3s2_avx2(plane, y_first, (p.h, p.w), oys, p.wo, dst) };
+        }
         // SAFETY: `path` only returns a path this CPU has.
         unsafe {
             p.plane_on(
@@ -336,6 +344,98 @@ unsafe fn pool_3x3s2_avx512(
         |y: usize| src.wrapping_add((y - y_first) * w),
         |i: usize, _| dst.wrapping_add(i * wo)
     )
+}
+
+/// [`pool_3x3s2_avx512`] on AVX2, eight outputs at a time: the column-wise max of the window's
+/// rows over the 16 columns under them in two registers, their even and odd columns (the
+/// windows' centres and right columns) gathered by a shuffle and a permute, the left ones the
+/// right ones a lane on (the previous block's last coming in). Columns past the map are the
+/// padding, -inf (a last block's through a copy). The same never-NaN-wins fold (`VMAXPS`
+/// returns its second operand, the running max, when the new value is NaN).
+///
+/// Why: the generic path's phase split goes element by element: ResNet18's f32 stem with its
+/// pooling took 1.97 ms, the stem alone 1.62 and the pooling apart 0.31 (`step_times`, 2
+/// threads, the Zen 3 of stop 68), onnxruntime's pooling 0.09.
+///
+/// # Safety
+/// AVX2 must be available; as [`pool_3x3s2_avx512`] otherwise.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pool_3x3s2_avx2(
+    plane: &[f32],
+    y_first: usize,
+    (h, w): (usize, usize),
+    oys: std::ops::Range<usize>,
+    wo: usize,
+    dst: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    assert!(
+        dst.len() >= oys.len() * wo
+            && 2 * oys.end <= h + 1
+            && 2 * wo <= w + 1
+            && (2 * oys.start).saturating_sub(1) >= y_first
+            && plane.len() >= ((2 * oys.end).min(h).max(y_first) - y_first) * w,
+        "pool_3x3s2_avx2: extents"
+    );
+    let fill = _mm256_set1_ps(f32::NEG_INFINITY);
+    // Lane `l` from lane `l - 1`, lane 0 from lane 7.
+    let rotate = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
+    for (i, oy) in oys.enumerate() {
+        let y0 = (2 * oy).saturating_sub(1);
+        let y1 = (2 * oy + 2).min(h);
+        let rows = &plane[(y0 - y_first) * w..(y1 - y_first) * w];
+        let out = &mut dst[i * wo..(i + 1) * wo];
+        // Column `x - 1` of the block: the previous block's last right column, or padding.
+        let mut prev = fill;
+        for (b, chunk) in out.chunks_mut(8).enumerate() {
+            let x = 16 * b;
+            let (mut lo, mut hi) = (fill, fill);
+            for row in rows.chunks_exact(w) {
+                let (l, r) = if x + 16 <= w {
+                    // SAFETY: columns `x..x + 16` lie in the row.
+                    unsafe {
+                        let p = row.as_ptr().add(x);
+                        (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+                    }
+                } else {
+                    let mut tail = [f32::NEG_INFINITY; 16];
+                    tail[..w - x].copy_from_slice(&row[x..]);
+                    // SAFETY: `tail` holds 16 floats.
+                    unsafe {
+                        (
+                            _mm256_loadu_ps(tail.as_ptr()),
+                            _mm256_loadu_ps(tail.as_ptr().add(8)),
+                        )
+                    }
+                };
+                lo = _mm256_max_ps(l, lo);
+                hi = _mm256_max_ps(r, hi);
+            }
+            // Columns `x + 2 l` and `x + 2 l + 1`, in order: each shuffle takes pairs of both
+            // registers within 128-bit halves, the permute puts the halves' pairs in order.
+            let order =
+                |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(v)));
+            let centre = order(_mm256_shuffle_ps::<0x88>(lo, hi));
+            let right = order(_mm256_shuffle_ps::<0xDD>(lo, hi));
+            let left = _mm256_blend_ps::<1>(
+                _mm256_permutevar8x32_ps(right, rotate),
+                _mm256_permutevar8x32_ps(prev, rotate),
+            );
+            prev = right;
+            let v = _mm256_max_ps(left, _mm256_max_ps(centre, right));
+            if chunk.len() == 8 {
+                // SAFETY: the chunk holds 8 floats.
+                unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), v) };
+            } else {
+                let mut tail = [0f32; 8];
+                // SAFETY: `tail` holds 8 floats.
+                unsafe { _mm256_storeu_ps(tail.as_mut_ptr(), v) };
+                let n = chunk.len();
+                chunk.copy_from_slice(&tail[..n]);
+            }
+        }
+    }
 }
 
 /// [`pool_3x3s2_avx512`] on codes in quads: output rows `oys` of one plane of the pooled
