@@ -13,7 +13,9 @@
 //! with `FQ_NO_LANES`, its convolutions with the channels along the lanes run by the direct
 //! convolution instead (`Executor::set_conv_lanes`); with `FQ_NO_BLOCKS`, the values between
 //! those convolutions stay in channel planes (`Executor::set_blocked_values`); with
-//! `FQ_NO_BANDS`, the integer GEMM's large tasks run as one block (`Executor::set_int8_bands`).
+//! `FQ_NO_BANDS`, the integer GEMM's large tasks run as one block (`Executor::set_int8_bands`);
+//! with `FQ_NO_STEM_POOL`, the stem and its max pooling run as two steps
+//! (`Executor::set_stem_pool_fusion`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -132,7 +132,7 @@ pub fn pays(geo: &Geometry, co: usize, groups: usize) -> bool {
     let small = if pairs_pay() {
         SMALL_MAP
     } else {
-        SMALL_MAP_AVX2
+        BLOCKED_MAP_AVX2
     };
     lanes_pay()
         && groups == 1
@@ -191,8 +191,9 @@ const MAX_TAP_MAP: usize = 1024;
 /// their time on the Xeon.
 const SMALL_MAP: usize = 1024;
 
-/// Maps up to this many output pixels (14x14) take this path for a 1x1 convolution on AVX2,
-/// whose kernel is four 6x16 tiles a block (`kernel::x86_lanes`).
+/// Maps up to this many output pixels (14x14) take this path for a 1x1 convolution on AVX2
+/// whatever the layout of its values (up to [`BLOCKED_MAP_AVX2`] in blocks of channels), whose
+/// kernel is four 6x16 tiles a block (`kernel::x86_lanes`).
 ///
 /// Why: a block's sums (12 pixels by 32 channels) gather in a buffer of a pair's pixels, 100
 /// KB at 28x28, outside the L1 cache, and a short `K` re-reads it often: ResNet50's 128 to 512
@@ -210,6 +211,30 @@ const SMALL_MAP: usize = 1024;
 /// -> 1.69, 256 to 256 to 14x14 1.87 -> 1.59, 512 to 512 to 7x7 1.95 -> 1.74. The step sum
 /// 50.9 -> 46.7 -> 44.5 ms (onnxruntime's per node on the same CPU, `enable_profiling`: 45.2).
 const SMALL_MAP_AVX2: usize = 196;
+
+/// Maps up to this many output pixels (56x56) take this path for a 1x1 convolution on AVX2
+/// when its input or output lies in blocks of channels ([`wants_blocks`]), in chunks of pixels
+/// ([`pixel_chunk`]).
+///
+/// Why: read and written in blocks, a 1x1 layer's pixels are runs of a pixel's 16 channels,
+/// and the Winograd layers between them read and write the same. In ResNet50 (`step_times`,
+/// f32, 2 threads, the Zen 3 of stop 68, 4 + 4 processes alternated against 196 pixels): 512
+/// to 128 on 28x28 0.74-0.75 -> 0.59 ms, 128 to 512 with its residual 0.67-0.68 -> 0.59-0.62,
+/// 256 to 64 on 56x56 0.67-0.69 -> 0.60, 64 to 256 with its residual 0.75-0.82 -> 0.69-0.73,
+/// the strided 256 to 512 1.42 -> 1.25, the Winograd layers between them 0.64-0.67 -> 0.57-0.62
+/// (28x28) and 0.84-0.90 -> 0.73-0.76 (56x56); the step sum 45.1 -> 42.9 ms. With neither in
+/// blocks it lost: TinyViT-5M's 1x1 layers on 56x56, with GELU epilogues or a depthwise
+/// layer's output as input, 1.24-1.26 -> 1.49-1.60 ms (64 to 256), 0.83 -> 0.88-0.89 (256 to
+/// 64), 0.63 -> 0.74 (64 to 128 on 28x28).
+const BLOCKED_MAP_AVX2: usize = 3136;
+
+/// Whether this convolution, which [`pays`], pays on this path only with its input or output
+/// in blocks of channels ([`BLOCKED_MAP_AVX2`]): on AVX2, a 1x1 one over a map above
+/// [`SMALL_MAP_AVX2`]. The executor finds which do (`Executor::wide_lanes`, a fixed point over
+/// the blocked values) and runs the others by [`super::conv_direct`].
+pub fn wants_blocks(geo: &Geometry) -> bool {
+    lanes_pay() && !pairs_pay() && (geo.kernel, geo.padding) == (1, 0) && geo.n() > SMALL_MAP_AVX2
+}
 
 /// Input channels from which a convolution of more than one tap takes this path: the RGB stems
 /// (3) ran faster in [`super::conv_direct`] (ResNet's 7x7 1.19 against 1.24 ms), TinyViT's 32 to
@@ -383,74 +408,125 @@ fn product(
             t[..n - full].copy_from_slice(&x[i * n + full..(i + 1) * n]);
         }
     }
-    // Tasks are ranges of pairs of panels (channels), all pixels each: every weight is read
-    // once. A pair's sums gather in a buffer of `n` rows of 32 (32 KB for a map of 256 pixels,
-    // in the core's L1; 400 KB for ResNet50's 56x56 ones, in its L2) while the pair's `K`
-    // blocks add into it, then go to their output rows.
+    // Tasks are ranges of pairs of panels (channels) by ranges of chunks of pixels
+    // ([`pixel_chunk`]; on AVX-512F one chunk, all pixels: every weight is read once). A
+    // pair's sums of a chunk gather in a buffer of its pixels' rows of 32 (32 KB for a map of
+    // 256 pixels, in the core's L1) while the pair's `K` blocks add into it, then go to their
+    // output rows.
     let pairs = panels.div_ceil(2);
-    let tasks = pairs.min(4 * rayon::current_num_threads().max(1));
+    let chunk = pixel_chunk(n);
+    let chunks = n.div_ceil(chunk);
+    let want = 4 * rayon::current_num_threads().max(1);
+    let col_tasks = chunks.min(want);
+    let row_tasks = pairs.min(want.div_ceil(col_tasks)).max(1);
     let base = Shared(out.as_mut_ptr());
     let ahead_map = n >= AHEAD_MIN_PIXELS;
-    (0..tasks).into_par_iter().for_each(|t| {
-        let (p0, p1) = (pairs * t / tasks, pairs * (t + 1) / tasks);
+    (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
+        let (pt, ct) = (t / col_tasks, t % col_tasks);
+        let (p0, p1) = (pairs * pt / row_tasks, pairs * (pt + 1) / row_tasks);
+        let (c0, c1) = (chunks * ct / col_tasks, chunks * (ct + 1) / col_tasks);
         // Recycled, stale contents: a pair's first `K` block sets every value of it.
-        let mut c = scratch::F32.take(n * PAIR, true);
+        let mut c = scratch::F32.take(chunk.min(n) * PAIR, true);
         for j in (2 * p0..(2 * p1).min(panels)).step_by(2) {
             // A lone last panel goes in as both; its second half of sums is dropped.
             let second = (j + 1).min(panels - 1);
             // The task's first pair reads the input cold ([`prefetch_block`]).
             let ahead = ahead_map && j == 2 * p0;
-            for k0 in (0..k).step_by(kb) {
-                let kc = kb.min(k - k0);
-                for g in (0..n).step_by(BLOCK) {
-                    let rows = BLOCK.min(n - g);
-                    let a = match (layout.input_blocked, g + BLOCK <= n) {
-                        (false, true) => Pixels::Planes(&x[k0 * n + g..], n),
-                        (false, false) => Pixels::Planes(&tail[k0 * BLOCK..], BLOCK),
-                        (true, true) => Pixels::Blocked(&x[k0 * n + g * LANES..], n * LANES),
-                        (true, false) => Pixels::Blocked(&tail[k0 * BLOCK..], BLOCK * LANES),
-                    };
-                    if ahead && g + BLOCK < n && !layout.input_blocked {
-                        prefetch_block(x, g + BLOCK, (k0..k0 + kc).map(|i| i * n));
+            for (q0, q1) in (c0..c1).map(|h| (h * chunk, ((h + 1) * chunk).min(n))) {
+                for k0 in (0..k).step_by(kb) {
+                    let kc = kb.min(k - k0);
+                    for g in (q0..q1).step_by(BLOCK) {
+                        let rows = BLOCK.min(n - g);
+                        let a = match (layout.input_blocked, g + BLOCK <= n) {
+                            (false, true) => Pixels::Planes(&x[k0 * n + g..], n),
+                            (false, false) => Pixels::Planes(&tail[k0 * BLOCK..], BLOCK),
+                            (true, true) => Pixels::Blocked(&x[k0 * n + g * LANES..], n * LANES),
+                            (true, false) => Pixels::Blocked(&tail[k0 * BLOCK..], BLOCK * LANES),
+                        };
+                        if ahead && g + BLOCK < q1 && !layout.input_blocked {
+                            prefetch_block(x, g + BLOCK, (k0..k0 + kc).map(|i| i * n));
+                        }
+                        let to = c[(g - q0) * PAIR..].as_mut_ptr();
+                        // SAFETY: rows `g - q0..+rows` of `c`, 32 floats each: inside `c`,
+                        // this task's own.
+                        unsafe {
+                            tile_pair_cols_to(
+                                kc,
+                                a,
+                                wp.pair((j, second), k, (k0, kc)),
+                                (to, PAIR, rows, k0 > 0),
+                            )
+                        };
                     }
-                    let to = c[g * PAIR..].as_mut_ptr();
-                    // SAFETY: rows `g..g + rows` of `c`, 32 floats each: inside `c`, this
-                    // task's own.
-                    unsafe {
-                        tile_pair_cols_to(
-                            kc,
-                            a,
-                            wp.pair((j, second), k, (k0, kc)),
-                            (to, PAIR, rows, k0 > 0),
-                        )
-                    };
                 }
-            }
-            let channels = j * NR..((j + 2) * NR).min(co);
-            if layout.output_blocked {
-                // A panel's channels are a block's (`NR` = `LANES`): its plane, pixel by pixel.
-                for (h, c0) in channels.step_by(LANES).enumerate() {
-                    let plane = c0 * n..(c0 + LANES) * n;
-                    // SAFETY: tasks own disjoint ranges of channels, so of blocks, which lie
-                    // in `out`, which outlives the parallel loop.
-                    let dst = unsafe { base.slice(plane.start, plane.len()) };
-                    let res = epi.residual.map(|r| &r[plane]);
-                    finish_pixels(dst, Some((&c[h * NR..], PAIR)), &epi, c0, res);
-                }
-                continue;
-            }
-            // SAFETY: tasks own disjoint ranges of channels, so of output rows; rows
-            // `o < co` lie in `out`, which outlives the parallel loop.
-            unsafe { columns_to_rows(&c, PAIR, (n, channels.len()), base.offset(j * NR * n), n) };
-            for o in channels {
-                // SAFETY: as above.
-                let row = unsafe { base.slice(o * n, n) };
-                let res = epi.residual.map(|r| &r[o * n..(o + 1) * n]);
-                finish_row(row, &epi, o, res);
+                finish_chunk(
+                    &c,
+                    (j, co, n),
+                    (q0, q1),
+                    base,
+                    (&epi, layout.output_blocked),
+                );
             }
         }
         scratch::F32.give(c);
     });
+}
+
+/// Pixels per chunk of [`product`]: all of them on AVX-512F (its 1 MB and more of L2 keep a
+/// pair's sums of a 28x28 map, 100 KB, and its measurements were made so) and on maps of up to
+/// [`SMALL_MAP_AVX2`] pixels (25 KB of sums); on AVX2's larger maps 96, whose sums for a pair
+/// (12 KB) stay in the L1 cache across the `K` blocks. (In chunks of 96, ResNet50's 1x1 layers
+/// on 14x14 took 0.63-0.71 ms against 0.58-0.60 whole: a last chunk of 4 pixels, and each
+/// pair's weights read three times.)
+fn pixel_chunk(n: usize) -> usize {
+    if pairs_pay() || n <= SMALL_MAP_AVX2 {
+        n.max(1)
+    } else {
+        8 * BLOCK
+    }
+}
+
+/// The sums `c` of pixels `q0..q1` (row `p - q0` of `PAIR`) of the pair of panels from `j` to
+/// their outputs, finished ([`finish_pixels`] into blocks of channels, or through
+/// [`columns_to_rows`] into channel planes and [`finish_row`]).
+fn finish_chunk(
+    c: &[f32],
+    (j, co, n): (usize, usize, usize),
+    (q0, q1): (usize, usize),
+    base: Shared<f32>,
+    (epi, output_blocked): (&Epilogue, bool),
+) {
+    let channels = j * NR..((j + 2) * NR).min(co);
+    let len = q1 - q0;
+    if output_blocked {
+        // A panel's channels are a block's (`NR` = `LANES`): its plane, pixel by pixel.
+        for (h, c0) in channels.step_by(LANES).enumerate() {
+            let at = c0 * n + q0 * LANES..c0 * n + q1 * LANES;
+            // SAFETY: tasks own disjoint (channels, pixels) rectangles, so disjoint runs of
+            // blocks, which lie in `out`, which outlives the parallel loop.
+            let dst = unsafe { base.slice(at.start, at.len()) };
+            let res = epi.residual.map(|r| &r[at]);
+            finish_pixels(dst, Some((&c[h * NR..], PAIR)), epi, c0, res);
+        }
+        return;
+    }
+    // SAFETY: tasks own disjoint (channels, pixels) rectangles; rows `o < co` lie in `out`,
+    // which outlives the parallel loop.
+    unsafe {
+        columns_to_rows(
+            c,
+            PAIR,
+            (len, channels.len()),
+            base.offset(j * NR * n + q0),
+            n,
+        )
+    };
+    for o in channels {
+        // SAFETY: as above.
+        let row = unsafe { base.slice(o * n + q0, len) };
+        let res = epi.residual.map(|r| &r[o * n + q0..o * n + q1]);
+        finish_row(row, epi, o, res);
+    }
 }
 
 /// Any other convolution ([`conv_lanes`]): [`super::conv_direct`]'s output positions over the
@@ -801,36 +877,44 @@ mod tests {
     }
 
     /// Which convolutions come here ([`pays`]), on AVX-512F and AVX2: 1x1 ones over small maps
-    /// whatever their channels (up to 14x14 on AVX2), others of 16 input channels or more over
+    /// whatever their channels (on AVX2 up to 56x56, beyond 14x14 only in blocks:
+    /// [`wants_blocks`]), others of 16 input channels or more over
     /// small maps, ungrouped, of whole pairs of output channels; never on another path.
     #[test]
     fn takes_the_layers_it_suits() {
         let on = lanes_pay();
-        for (geo, co, groups, want) in [
-            (Geometry::of(256, 56, 56, 1, 1, 0), 64, 1, false),
-            (Geometry::of(512, 28, 28, 1, 1, 0), 128, 1, true),
-            (Geometry::of(256, 56, 56, 1, 2, 0), 512, 1, true),
-            (Geometry::of(256, 112, 112, 1, 2, 0), 512, 1, false),
-            (Geometry::of(2048, 7, 7, 1, 1, 0), 512, 1, true),
-            (Geometry::of(64, 56, 56, 1, 1, 0), 256, 1, false),
-            (Geometry::of(64, 14, 14, 1, 1, 0), 256, 1, true),
-            (Geometry::of(1024, 14, 14, 1, 2, 0), 2048, 1, true),
-            (Geometry::of(128, 56, 56, 3, 2, 1), 128, 1, true),
-            (Geometry::of(32, 112, 112, 3, 2, 1), 64, 1, false),
-            (Geometry::of(256, 28, 28, 3, 2, 1), 256, 1, true),
-            (Geometry::of(512, 7, 7, 3, 1, 1), 512, 1, true),
-            (Geometry::of(3, 224, 224, 7, 2, 3), 64, 1, false),
-            (Geometry::of(256, 56, 56, 1, 1, 0), 48, 1, false),
-            (Geometry::of(64, 56, 56, 3, 1, 1), 64, 64, false),
-            (Geometry::of(8, 28, 28, 3, 1, 1), 64, 1, false),
-            (Geometry::of(0, 7, 7, 1, 1, 0), 64, 1, false),
+        // Whether it comes here on AVX-512F and on AVX2.
+        for (geo, co, groups, (avx512, avx2)) in [
+            (Geometry::of(256, 56, 56, 1, 1, 0), 64, 1, (false, true)),
+            (Geometry::of(512, 28, 28, 1, 1, 0), 128, 1, (true, true)),
+            (Geometry::of(256, 56, 56, 1, 2, 0), 512, 1, (true, true)),
+            (Geometry::of(256, 112, 112, 1, 2, 0), 512, 1, (false, true)),
+            (Geometry::of(2048, 7, 7, 1, 1, 0), 512, 1, (true, true)),
+            (Geometry::of(64, 56, 56, 1, 1, 0), 256, 1, (false, true)),
+            (Geometry::of(64, 112, 112, 1, 1, 0), 256, 1, (false, false)),
+            (Geometry::of(64, 14, 14, 1, 1, 0), 256, 1, (true, true)),
+            (Geometry::of(1024, 14, 14, 1, 2, 0), 2048, 1, (true, true)),
+            (Geometry::of(128, 56, 56, 3, 2, 1), 128, 1, (true, true)),
+            (Geometry::of(32, 112, 112, 3, 2, 1), 64, 1, (false, false)),
+            (Geometry::of(256, 28, 28, 3, 2, 1), 256, 1, (true, true)),
+            (Geometry::of(512, 7, 7, 3, 1, 1), 512, 1, (true, true)),
+            (Geometry::of(3, 224, 224, 7, 2, 3), 64, 1, (false, false)),
+            (Geometry::of(256, 56, 56, 1, 1, 0), 48, 1, (false, false)),
+            (Geometry::of(64, 56, 56, 3, 1, 1), 64, 64, (false, false)),
+            (Geometry::of(8, 28, 28, 3, 1, 1), 64, 1, (false, false)),
+            (Geometry::of(0, 7, 7, 1, 1, 0), 64, 1, (false, false)),
         ] {
-            let ones = geo.kernel == 1;
-            let avx2_too = !ones || geo.n() <= SMALL_MAP_AVX2;
+            let want = if pairs_pay() { avx512 } else { avx2 };
             assert_eq!(
                 pays(&geo, co, groups),
-                on && want && (pairs_pay() || avx2_too),
+                on && want,
                 "{geo:?} to {co}, {groups} groups"
+            );
+            let ones = geo.kernel == 1;
+            assert_eq!(
+                wants_blocks(&geo),
+                on && !pairs_pay() && ones && geo.n() > SMALL_MAP_AVX2,
+                "{geo:?}"
             );
         }
     }

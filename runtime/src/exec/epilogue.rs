@@ -73,6 +73,11 @@ pub fn finish_pixels(
         // SAFETY: `path` only returns a path this CPU has.
         return unsafe { pixels_avx512(dst, src, (&s, &b), residual, epi.relu) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx2Fma {
+        // SAFETY: `path` only returns a path this CPU has.
+        return unsafe { pixels_avx2(dst, src, (&s, &b), residual, epi.relu) };
+    }
     pixels(dst, src, (&s, &b), residual, epi.relu);
 }
 
@@ -118,6 +123,20 @@ fn pixels(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pixels_avx512(
+    dst: &mut [f32],
+    src: Option<(&[f32], usize)>,
+    sb: (&[f32; LANES], &[f32; LANES]),
+    residual: Option<&[f32]>,
+    relu: bool,
+) {
+    pixels(dst, src, sb, residual, relu);
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pixels_avx2(
     dst: &mut [f32],
     src: Option<(&[f32], usize)>,
     sb: (&[f32; LANES], &[f32; LANES]),

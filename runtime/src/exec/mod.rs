@@ -208,6 +208,10 @@ pub struct Executor {
     /// Whether f32 runs keep the values between [`conv_lanes`]' and Winograd's convolutions in
     /// blocks of channels where they can ([`blocked`], [`Executor::set_blocked_values`]).
     blocks: bool,
+    /// Per value, whether the 1x1 convolution writing it runs along the lanes where this path
+    /// runs it so only with its values in blocks ([`conv_lanes::wants_blocks`]): made on first
+    /// use ([`Executor::wide_lanes`]), dropped by the settings it depends on.
+    wide_lanes: OnceLock<Vec<bool>>,
 }
 
 /// Why an input cannot be run.
@@ -256,6 +260,7 @@ impl Executor {
             winograd: true,
             conv_lanes: true,
             blocks: true,
+            wide_lanes: OnceLock::new(),
         }
     }
 
@@ -374,14 +379,42 @@ impl Executor {
         input: ValueId,
         output: ValueId,
     ) -> Option<im2col::Geometry> {
+        self.keeps_f32_panels()
+            .then(|| self.winograd_suits(conv, input, output))
+            .flatten()
+    }
+
+    /// [`Executor::winograd_geometry`] whether a calibration is under way or not.
+    fn winograd_suits(
+        &self,
+        conv: &fq_models::Conv2d,
+        input: ValueId,
+        output: ValueId,
+    ) -> Option<im2col::Geometry> {
         let (geo, co) = self.conv_geometry(conv, input, output)?;
-        let on = self.winograd && self.keeps_f32_panels();
-        (on && conv.groups == 1 && winograd::suits(&geo, co)).then_some(geo)
+        (self.winograd && conv.groups == 1 && winograd::suits(&geo, co)).then_some(geo)
     }
 
     /// A convolution's geometry, when it runs with its output channels along the lanes on the
-    /// f32 path ([`conv_lanes`]): those Winograd's does not take.
+    /// f32 path ([`conv_lanes`]): those Winograd's does not take, and of those that want their
+    /// values in blocks ([`conv_lanes::wants_blocks`]), those that get them
+    /// ([`Executor::wide_lanes`]).
     fn lanes_geometry(
+        &self,
+        conv: &fq_models::Conv2d,
+        input: ValueId,
+        output: ValueId,
+    ) -> Option<im2col::Geometry> {
+        if !self.keeps_f32_panels() {
+            return None;
+        }
+        let geo = self.lanes_suits(conv, input, output)?;
+        (!conv_lanes::wants_blocks(&geo) || self.wide_lanes()[output]).then_some(geo)
+    }
+
+    /// The convolutions [`conv_lanes`] can run ([`conv_lanes::pays`], Winograd's first),
+    /// whatever their values' layout and whether a calibration is under way.
+    fn lanes_suits(
         &self,
         conv: &fq_models::Conv2d,
         input: ValueId,
@@ -389,10 +422,55 @@ impl Executor {
     ) -> Option<im2col::Geometry> {
         let (geo, co) = self.conv_geometry(conv, input, output)?;
         // Winograd's take precedence (`step`).
-        let on = self.conv_lanes
-            && self.keeps_f32_panels()
-            && self.winograd_geometry(conv, input, output).is_none();
+        let on = self.conv_lanes && self.winograd_suits(conv, input, output).is_none();
         (on && conv_lanes::pays(&geo, co, conv.groups)).then_some(geo)
+    }
+
+    /// Per value, whether the convolution writing it is one that wants its values in blocks
+    /// ([`conv_lanes::wants_blocks`]) and runs along the lanes: those whose input or output
+    /// stays blocked ([`Executor::blocked_with`]) when they do. A fixed point: a convolution
+    /// that goes back to [`conv_direct`] reads and writes channel planes, which can take the
+    /// blocks from the values around it (its residual's, its readers') and so from another.
+    ///
+    /// Why: with neither in blocks these layers lost on AVX2 ([`conv_lanes::wants_blocks`]).
+    /// One of the two is enough: ResNet50's 256 to 128 on 56x56, whose output the strided 3x3
+    /// layer after it reads in planes, reads the first stage's residual stream, which stays in
+    /// blocks only while every reader takes them.
+    fn wide_lanes(&self) -> &[bool] {
+        self.wide_lanes.get_or_init(|| {
+            let mut on = vec![false; self.shapes.len()];
+            if !self.blocks || !conv_lanes::blocks_pay() {
+                return on;
+            }
+            for step in &self.steps {
+                if let Step::Conv {
+                    conv,
+                    input,
+                    output,
+                    gelu: false,
+                    ..
+                } = step
+                {
+                    let geo = self.lanes_suits(conv, *input, *output);
+                    on[*output] = geo.is_some_and(|g| conv_lanes::wants_blocks(&g));
+                }
+            }
+            loop {
+                let blocked = self.blocked_with(&on);
+                let mut changed = false;
+                for step in &self.steps {
+                    if let Step::Conv { input, output, .. } = step {
+                        if on[*output] && !blocked[*input] && !blocked[*output] {
+                            on[*output] = false;
+                            changed = true;
+                        }
+                    }
+                }
+                if !changed {
+                    return on;
+                }
+            }
+        })
     }
 
     /// A convolution's geometry, when the f32 path runs it by [`conv_direct`]: one group, and
@@ -547,6 +625,11 @@ impl Executor {
             self.plan_steps.clone()
         };
         self.last_use = last_uses(&self.steps, self.shapes.len(), self.output);
+        // Which convolutions take blocks of channels, so which run along the lanes on AVX2
+        // ([`Executor::wide_lanes`]), depends on their GELU epilogues: their weights' layout
+        // with it.
+        self.wide_lanes = OnceLock::new();
+        self.drop_f32_weights();
     }
 
     /// Whether the integer convolutions whose input channels are a multiple of 4 take their
@@ -667,9 +750,16 @@ impl Executor {
     /// (ResNet50's 14x14 and 7x7 stages), with their residuals and the global pooling after them. None on
     /// the integer paths, whose layers take other kernels.
     fn blocked_values(&self, activations: Activations) -> Vec<bool> {
-        if activations != Activations::F32 || !self.blocks || !conv_lanes::blocks_pay() {
+        let on = activations == Activations::F32 && self.keeps_f32_panels();
+        if !on || !self.blocks || !conv_lanes::blocks_pay() {
             return vec![false; self.shapes.len()];
         }
+        self.blocked_with(self.wide_lanes())
+    }
+
+    /// [`Executor::blocked_values`] with the convolutions that want blocks
+    /// ([`conv_lanes::wants_blocks`]) along the lanes where `wide` says (per output value).
+    fn blocked_with(&self, wide: &[bool]) -> Vec<bool> {
         // Whether step `s` writes (`reads` false) or reads its input in blocks.
         let takes = |s: usize, reads: bool| match &self.steps[s] {
             Step::Conv {
@@ -681,9 +771,11 @@ impl Executor {
             } => {
                 let whole = conv.in_channels.is_multiple_of(blocked::LANES)
                     && conv.out_channels.is_multiple_of(blocked::LANES);
-                self.lanes_geometry(conv, *input, *output)
-                    .is_some_and(|g| !reads || conv_lanes::takes_blocks(&g))
-                    || (whole && self.winograd_geometry(conv, *input, *output).is_some())
+                let lanes = self
+                    .lanes_suits(conv, *input, *output)
+                    .filter(|g| !conv_lanes::wants_blocks(g) || wide[*output]);
+                lanes.is_some_and(|g| !reads || conv_lanes::takes_blocks(&g))
+                    || (whole && self.winograd_suits(conv, *input, *output).is_some())
             }
             _ => false,
         };
@@ -736,6 +828,7 @@ impl Executor {
     pub fn set_winograd(&mut self, on: bool) {
         if self.winograd != on {
             self.winograd = on;
+            self.wide_lanes = OnceLock::new();
             self.drop_f32_weights();
         }
     }
@@ -747,15 +840,23 @@ impl Executor {
     pub fn set_conv_lanes(&mut self, on: bool) {
         if self.conv_lanes != on {
             self.conv_lanes = on;
+            self.wide_lanes = OnceLock::new();
             self.drop_f32_weights();
         }
     }
 
     /// Whether f32 runs keep the values between [`conv_lanes`]' and Winograd's convolutions in
     /// blocks of channels where they can ([`blocked`]; on by default) or in channel planes, for
-    /// tests and benchmarks to compare the two (the same floats either way).
+    /// tests and benchmarks to compare the two (the same floats either way). Drops the f32
+    /// weights kept, as [`Executor::set_conv_lanes`] does: on AVX2 the layout decides which 1x1
+    /// convolutions run along the lanes ([`conv_lanes::wants_blocks`]), whose weights are
+    /// laid out otherwise.
     pub fn set_blocked_values(&mut self, on: bool) {
-        self.blocks = on;
+        if self.blocks != on {
+            self.blocks = on;
+            self.wide_lanes = OnceLock::new();
+            self.drop_f32_weights();
+        }
     }
 
     /// How many values a run keeps in blocks of channels ([`blocked`]) under the current
