@@ -321,14 +321,7 @@ unsafe fn pool_3x3s2_avx512(
     dst: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    assert!(
-        dst.len() >= oys.len() * wo
-            && 2 * oys.end <= h + 1
-            && 2 * wo <= w + 1
-            && (2 * oys.start).saturating_sub(1) >= y_first
-            && plane.len() >= ((2 * oys.end).min(h).max(y_first) - y_first) * w,
-        "pool_3x3s2_avx512: extents"
-    );
+    check_3x3s2(plane, y_first, (h, w), &oys, wo, dst.len());
     let max = |a: __m512i, b: __m512i| {
         _mm512_castps_si512(_mm512_max_ps(
             _mm512_castsi512_ps(a),
@@ -344,6 +337,28 @@ unsafe fn pool_3x3s2_avx512(
         |y: usize| src.wrapping_add((y - y_first) * w),
         |i: usize, _| dst.wrapping_add(i * wo)
     )
+}
+
+/// The extents [`pool_3x3s2_avx512`] and [`pool_3x3s2_avx2`] read and write: `dst` (`dst_len`
+/// floats) holds output rows `oys`, every window of those rows lies in the map, and `plane`
+/// holds the map's rows they read (from `y_first`).
+#[cfg(target_arch = "x86_64")]
+fn check_3x3s2(
+    plane: &[f32],
+    y_first: usize,
+    (h, w): (usize, usize),
+    oys: &std::ops::Range<usize>,
+    wo: usize,
+    dst_len: usize,
+) {
+    assert!(
+        dst_len >= oys.len() * wo
+            && 2 * oys.end <= h + 1
+            && 2 * wo <= w + 1
+            && (2 * oys.start).saturating_sub(1) >= y_first
+            && plane.len() >= ((2 * oys.end).min(h).max(y_first) - y_first) * w,
+        "max pool 3x3/2: extents"
+    );
 }
 
 /// [`pool_3x3s2_avx512`] on AVX2, eight outputs at a time: the column-wise max of the window's
@@ -370,14 +385,7 @@ unsafe fn pool_3x3s2_avx2(
     dst: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    assert!(
-        dst.len() >= oys.len() * wo
-            && 2 * oys.end <= h + 1
-            && 2 * wo <= w + 1
-            && (2 * oys.start).saturating_sub(1) >= y_first
-            && plane.len() >= ((2 * oys.end).min(h).max(y_first) - y_first) * w,
-        "pool_3x3s2_avx2: extents"
-    );
+    check_3x3s2(plane, y_first, (h, w), &oys, wo, dst.len());
     let fill = _mm256_set1_ps(f32::NEG_INFINITY);
     // Lane `l` from lane `l - 1`, lane 0 from lane 7.
     let rotate = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);

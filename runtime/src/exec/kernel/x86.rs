@@ -136,14 +136,27 @@ unsafe fn taps_tile(
             }
         }
         for (r, row) in acc.iter().enumerate().take(rows) {
-            let p = c.add(r * ldc);
-            let (mut v0, mut v1) = (row[0], row[1]);
-            if add {
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(p));
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(p.add(8)));
-            }
-            _mm256_storeu_ps(p, v0);
-            _mm256_storeu_ps(p.add(8), v1);
+            store_row(c.add(r * ldc), *row, add);
         }
+    }
+}
+
+/// A tile row's 16 sums set at `p` or, with `add`, added there.
+///
+/// # Safety
+/// AVX2 must be available; `p` must point to 16 writable floats.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn store_row(p: *mut f32, [v0, v1]: [std::arch::x86_64::__m256; 2], add: bool) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        let (mut v0, mut v1) = (v0, v1);
+        if add {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(p));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(p.add(8)));
+        }
+        _mm256_storeu_ps(p, v0);
+        _mm256_storeu_ps(p.add(8), v1);
     }
 }

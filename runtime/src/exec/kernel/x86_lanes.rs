@@ -116,14 +116,7 @@ pub unsafe fn cols_to_avx2<B: Panel8>(
                     }
                 }
                 for (r, row) in acc.iter().enumerate().take(rows - r0) {
-                    let p = c.add((r0 + r) * ldc + h * NR);
-                    let (mut v0, mut v1) = (row[0], row[1]);
-                    if add {
-                        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(p));
-                        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(p.add(8)));
-                    }
-                    _mm256_storeu_ps(p, v0);
-                    _mm256_storeu_ps(p.add(8), v1);
+                    super::x86::store_row(c.add((r0 + r) * ldc + h * NR), *row, add);
                 }
             }
         }
