@@ -460,21 +460,25 @@ pub unsafe fn tile_pair_tap_cols_to(
         "micro-kernel taps too short"
     );
     #[cfg(target_arch = "x86_64")]
+    let (a, out) = (
+        (src.as_ptr().wrapping_add(at), offsets.as_ptr()),
+        (c, ldc, rows, add),
+    );
+    #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx512F {
-        let (a, c) = (
-            (src.as_ptr().wrapping_add(at), offsets.as_ptr()),
-            (c, ldc, rows, add),
-        );
         // SAFETY: `path` chose AVX-512F, so the CPU has it; every read of `src` is below
         // `at + taps.max() + block` (checked), those of `c` are the caller's.
         unsafe {
             match b {
                 PanelPair::F32(b0, b1) => {
-                    avx512::tile_pair_tap_cols_to_avx512(kc, a, (b0.as_ptr(), b1.as_ptr()), c)
+                    avx512::tile_pair_tap_cols_to_avx512(kc, a, (b0.as_ptr(), b1.as_ptr()), out)
                 }
-                PanelPair::I8(b0, b1) => {
-                    avx512::tile_pair_tap_cols_bytes_to_avx512(kc, a, (b0.as_ptr(), b1.as_ptr()), c)
-                }
+                PanelPair::I8(b0, b1) => avx512::tile_pair_tap_cols_bytes_to_avx512(
+                    kc,
+                    a,
+                    (b0.as_ptr(), b1.as_ptr()),
+                    out,
+                ),
             }
         };
         return;
@@ -482,19 +486,15 @@ pub unsafe fn tile_pair_tap_cols_to(
     #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx2Fma {
         use x86_lanes::{cols_taps_avx2, BytePanels, FloatPanels};
-        let (a, c) = (
-            (src.as_ptr().wrapping_add(at), offsets.as_ptr()),
-            (c, ldc, rows, add),
-        );
         // SAFETY: `path` chose AVX2+FMA, so the CPU has them; every read of `src` is below
         // `at + taps.max() + block` (checked), those of `c` are the caller's.
         unsafe {
             match b {
                 PanelPair::F32(b0, b1) => {
-                    cols_taps_avx2(kc, a, FloatPanels(b0.as_ptr(), b1.as_ptr()), c)
+                    cols_taps_avx2(kc, a, FloatPanels(b0.as_ptr(), b1.as_ptr()), out)
                 }
                 PanelPair::I8(b0, b1) => {
-                    cols_taps_avx2(kc, a, BytePanels(b0.as_ptr(), b1.as_ptr()), c)
+                    cols_taps_avx2(kc, a, BytePanels(b0.as_ptr(), b1.as_ptr()), out)
                 }
             }
         };
