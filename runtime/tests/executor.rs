@@ -278,9 +278,10 @@ fn winograd_convolutions_match_reference() {
 
 /// A full-width ResNet18's Winograd convolutions of 256 and 512 channels (4.2 and 16.8 MB of
 /// transformed weights) keep them as quarters on AVX-512F, and its 256-to-512 stride-2
-/// convolution (4.7 MB) its codes as `i8` panels on AVX-512F and AVX2, and its logits still match the f64
-/// interpreter's and the direct convolutions' (a quarter missing from the scales would be a
-/// factor of 4 on six layers). FP32 weights (no codes) keep floats, and match as well.
+/// convolution (4.7 MB) its codes as `i8` panels on AVX-512F and AVX2, and its logits still
+/// match the f64 interpreter's and the direct convolutions' (a quarter missing from the scales
+/// would be a factor of 4 on six layers). FP32 weights (no codes) keep floats, and match as
+/// well.
 #[test]
 fn quartered_winograd_weights_match_reference() {
     use fq_runtime::exec::kernel::{path, KernelPath};

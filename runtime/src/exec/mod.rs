@@ -162,9 +162,9 @@ pub struct Executor {
     /// made and dropped with `f32_panels`; `None` inside where its weights are no quarters.
     winograd_quarters: Vec<OnceLock<Option<winograd::QuarterWeights>>>,
     /// Per layer, a convolution's weight codes in [`conv_lanes`]' panels as `i8` on the
-    /// AVX-512F and AVX2 paths ([`conv_lanes::bytes_pay`]: a quarter of the bytes of their floats in
-    /// `f32_panels`), made and dropped with `f32_panels`; `None` inside where its weights are
-    /// no codes.
+    /// AVX-512F and AVX2 paths ([`conv_lanes::bytes_pay`]: a quarter of the bytes of their
+    /// floats in `f32_panels`), made and dropped with `f32_panels`; `None` inside where its
+    /// weights are no codes.
     lane_bytes: Vec<OnceLock<Option<Buf<i8>>>>,
     /// Per layer, a Linear layer on one vector (the classifier head) as i8 codes, made on its
     /// first run on either path: its GEMV unpacked every row on every run, 0.27 ms of ResNet50's
@@ -747,8 +747,9 @@ impl Executor {
     /// Which values an f32 run keeps in blocks of channels ([`blocked`]): between the
     /// convolutions [`conv_lanes`] runs (reading them in its 1x1 products alone) and the
     /// Winograd ones (of whole blocks of channels) among them, on the AVX-512F and AVX2 paths
-    /// (ResNet50's 14x14 and 7x7 stages), with their residuals and the global pooling after them. None on
-    /// the integer paths, whose layers take other kernels.
+    /// (ResNet50's 14x14 and 7x7 stages; on AVX2 its 56x56 and 28x28 ones too,
+    /// [`Executor::wide_lanes`]), with their residuals and the global pooling after them. None
+    /// on the integer paths, whose layers take other kernels.
     fn blocked_values(&self, activations: Activations) -> Vec<bool> {
         let on = activations == Activations::F32 && self.keeps_f32_panels();
         if !on || !self.blocks || !conv_lanes::blocks_pay() {
@@ -834,9 +835,9 @@ impl Executor {
     }
 
     /// Whether the f32 path runs the convolutions that suit it ([`conv_lanes::pays`]) with the
-    /// output channels along the kernel's lanes ([`conv_lanes`], AVX-512F and AVX2; on by default) or with
-    /// the pixels along them, for tests and benchmarks to compare the two. Drops the f32 weights
-    /// kept for the other way.
+    /// output channels along the kernel's lanes ([`conv_lanes`], AVX-512F and AVX2; on by
+    /// default) or with the pixels along them, for tests and benchmarks to compare the two.
+    /// Drops the f32 weights kept for the other way.
     pub fn set_conv_lanes(&mut self, on: bool) {
         if self.conv_lanes != on {
             self.conv_lanes = on;

@@ -417,8 +417,8 @@ impl PanelPair<'_> {
     }
 }
 
-/// [`tile_pair_cols_to`] and [`tile_pair_tap_cols_to`] off AVX-512F and AVX2: the sums by a plain loop,
-/// `A`'s element `(r, i)` being `a(r, i)`.
+/// [`tile_pair_cols_to`] and [`tile_pair_tap_cols_to`] off AVX-512F and AVX2: the sums by a
+/// plain loop, `A`'s element `(r, i)` being `a(r, i)`.
 ///
 /// # Safety
 /// As [`tile_pair_cols_to`].
