@@ -195,11 +195,12 @@ const SMALL_MAP: usize = 1024;
 /// whatever the layout of its values (up to [`BLOCKED_MAP_AVX2`] in blocks of channels), whose
 /// kernel is four 6x16 tiles a block (`kernel::x86_lanes`).
 ///
-/// Why: a block's sums (12 pixels by 32 channels) gather in a buffer of a pair's pixels, 100
-/// KB at 28x28, outside the L1 cache, and a short `K` re-reads it often: ResNet50's 128 to 512
-/// on 28x28 0.64-0.67 ms in [`super::conv_direct`] against 0.76-0.78 here, its strided 256 to
-/// 512 to 28x28 1.43 against 1.53 (its 512 to 128 0.73-0.76 against 0.66-0.68: the 28x28 maps
-/// stay there as a whole). On 14x14 and 7x7 this path wins outright: [`super::conv_direct`]'s
+/// Why: over whole maps in channel planes (before [`pixel_chunk`]), a block's sums (12 pixels
+/// by 32 channels) gathered in a buffer of a pair's pixels, 100 KB at 28x28, outside the L1
+/// cache, which a short `K` re-read often: ResNet50's 128 to 512 on 28x28 0.64-0.67 ms in
+/// [`super::conv_direct`] against 0.76-0.78 here, its strided 256 to 512 to 28x28 1.43 against
+/// 1.53 (its 512 to 128 0.73-0.76 against 0.66-0.68); larger maps come here in blocks only
+/// ([`BLOCKED_MAP_AVX2`]). On 14x14 and 7x7 this path wins outright: [`super::conv_direct`]'s
 /// 16 pixels along the lanes take 208 columns of work for 196 pixels and 64 for 49, and read
 /// each step's pixels from another channel plane, unaligned. In ResNet50 (`step_times`, f32, 2
 /// threads, the Zen 3 of stop 68, 5 processes alternating `FQ_NO_LANES`, `FQ_NO_BLOCKS` and
