@@ -20,8 +20,9 @@ pub trait Panel8: Copy {
     /// AVX2 must be available and row `i` within what the kernel's caller vouched for.
     unsafe fn load(self, h: usize, i: usize) -> (__m256, __m256);
 
-    /// Where row `i` of panel `h` starts (for prefetches: need not be in bounds).
-    fn row(self, h: usize, i: usize) -> *const i8;
+    /// The address [`PREFETCH_ROWS`] rows of floats' bytes past row `i` of panel `h` (for
+    /// prefetches: need not be in bounds).
+    fn ahead(self, h: usize, i: usize) -> *const i8;
 }
 
 /// Rows of a panel asked for ahead of their use, by a panel's first tile: 2 KB of floats.
@@ -46,9 +47,9 @@ impl Panel8 for FloatPanels {
     }
 
     #[inline(always)]
-    fn row(self, h: usize, i: usize) -> *const i8 {
+    fn ahead(self, h: usize, i: usize) -> *const i8 {
         let p = if h == 0 { self.0 } else { self.1 };
-        p.wrapping_add(i * NR) as *const i8
+        p.wrapping_add((i + PREFETCH_ROWS) * NR) as *const i8
     }
 }
 
@@ -73,10 +74,10 @@ impl Panel8 for BytePanels {
     }
 
     #[inline(always)]
-    fn row(self, h: usize, i: usize) -> *const i8 {
+    fn ahead(self, h: usize, i: usize) -> *const i8 {
         let p = if h == 0 { self.0 } else { self.1 };
-        // The bytes of `PREFETCH_ROWS` rows of floats ahead.
-        p.wrapping_add(i * NR * 4)
+        // The bytes of `PREFETCH_ROWS` rows of floats past row `i`, as `avx512::Wholes` asks.
+        p.wrapping_add(i * NR + PREFETCH_ROWS * NR * std::mem::size_of::<f32>())
     }
 }
 
@@ -106,7 +107,7 @@ pub unsafe fn cols_to_avx2<B: Panel8>(
                 for i in 0..k {
                     if r0 == 0 {
                         // A hint: never faults, need not be in bounds.
-                        _mm_prefetch::<_MM_HINT_T0>(b.row(h, i + PREFETCH_ROWS));
+                        _mm_prefetch::<_MM_HINT_T0>(b.ahead(h, i));
                     }
                     let (w0, w1) = b.load(h, i);
                     for (r, row) in acc.iter_mut().enumerate() {
