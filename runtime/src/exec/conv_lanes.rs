@@ -417,15 +417,9 @@ fn product(
     let pairs = panels.div_ceil(2);
     let chunk = pixel_chunk(n);
     let chunks = n.div_ceil(chunk);
-    let want = 4 * rayon::current_num_threads().max(1);
-    let col_tasks = chunks.min(want);
-    let row_tasks = pairs.min(want.div_ceil(col_tasks)).max(1);
     let base = Shared(out.as_mut_ptr());
     let ahead_map = n >= AHEAD_MIN_PIXELS;
-    (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
-        let (pt, ct) = (t / col_tasks, t % col_tasks);
-        let (p0, p1) = (pairs * pt / row_tasks, pairs * (pt + 1) / row_tasks);
-        let (c0, c1) = (chunks * ct / col_tasks, chunks * (ct + 1) / col_tasks);
+    for_each_task((pairs, chunks), |(p0, p1), (c0, c1)| {
         // Recycled, stale contents: a pair's first `K` block sets every value of it.
         let mut c = scratch::F32.take(chunk.min(n) * PAIR, true);
         for j in (2 * p0..(2 * p1).min(panels)).step_by(2) {
@@ -470,6 +464,24 @@ fn product(
             }
         }
         scratch::F32.give(c);
+    });
+}
+
+/// Runs `task(pairs p0..p1, chunks c0..c1)` over a grid of ranges of `pairs` pairs of panels by
+/// ranges of `chunks` chunks of pixels or positions ([`product`], [`over_taps`]), in parallel:
+/// about four tasks per thread, chunks split first.
+fn for_each_task(
+    (pairs, chunks): (usize, usize),
+    task: impl Fn((usize, usize), (usize, usize)) + Send + Sync,
+) {
+    let want = 4 * rayon::current_num_threads().max(1);
+    let col_tasks = chunks.min(want).max(1);
+    let row_tasks = pairs.min(want.div_ceil(col_tasks)).max(1);
+    (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
+        let (pt, ct) = (t / col_tasks, t % col_tasks);
+        let (p0, p1) = (pairs * pt / row_tasks, pairs * (pt + 1) / row_tasks);
+        let (c0, c1) = (chunks * ct / col_tasks, chunks * (ct + 1) / col_tasks);
+        task((p0, p1), (c0, c1));
     });
 }
 
@@ -563,15 +575,8 @@ fn over_taps(
     let chunks = positions.div_ceil(CHUNK);
     let pairs = panels.div_ceil(2);
     let ahead_map = n >= AHEAD_MIN_PIXELS;
-    // Tasks: ranges of pairs by ranges of chunks, about four per thread, chunks first.
-    let want = 4 * rayon::current_num_threads().max(1);
-    let col_tasks = chunks.min(want);
-    let row_tasks = pairs.min(want.div_ceil(col_tasks)).max(1);
     let base = Shared(out.as_mut_ptr());
-    (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
-        let (pt, ct) = (t / col_tasks, t % col_tasks);
-        let (p0, p1) = (pairs * pt / row_tasks, pairs * (pt + 1) / row_tasks);
-        let (c0, c1) = (chunks * ct / col_tasks, chunks * (ct + 1) / col_tasks);
+    for_each_task((pairs, chunks), |(p0, p1), (c0, c1)| {
         // Recycled, stale contents: a pair's first `K` block sets every value of it.
         let mut c = scratch::F32.take(CHUNK * PAIR, true);
         for chunk in c0..c1 {

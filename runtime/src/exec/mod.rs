@@ -619,11 +619,15 @@ impl Executor {
     /// [`vmath::gelu`] on the same finished floats either way, so turning it off changes no
     /// result, only the time: it is here so tests and benchmarks can compare the two.
     pub fn set_gelu_fusion(&mut self, on: bool) {
-        self.steps = if on {
+        let steps = if on {
             plan::fuse_gelu(self.plan_steps.clone(), self.output)
         } else {
             self.plan_steps.clone()
         };
+        if steps == self.steps {
+            return;
+        }
+        self.steps = steps;
         self.last_use = last_uses(&self.steps, self.shapes.len(), self.output);
         // Which convolutions take blocks of channels, so which run along the lanes on AVX2
         // ([`Executor::wide_lanes`]), depends on their GELU epilogues: their weights' layout
