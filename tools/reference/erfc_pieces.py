@@ -1,13 +1,19 @@
-"""The piecewise fit of erfc behind the AVX-512F GELU (runtime/src/exec/vmath/coeffs.rs, ERFC_PIECES).
+"""The piecewise fits of erfc behind the AVX-512F and AVX2 GELUs (runtime/src/exec/vmath/coeffs.rs,
+ERFC_PIECES and ERFC_PIECES8).
 
-    python tools/reference/erfc_pieces.py     # prints the Rust constant and the fit's worst error
+    python tools/reference/erfc_pieces.py          # AVX-512F: prints ERFC_PIECES and its worst error
+    python tools/reference/erfc_pieces.py --avx2   # AVX2: prints ERFC_PIECES8 and its worst error
 
-erfc(z) on z in [i/8, (i+1)/8), i < 32, as a degree-5 polynomial in u = 8z - i - 1/2 (u in [-1/2, 1/2)),
-fitted for relative error (Chebyshev nodes, weighted least squares re-weighted towards minimax) against
+AVX-512F: erfc(z) on z in [i/8, (i+1)/8), i < 32, as a degree-5 polynomial in u = 8z - i - 1/2 (u in
+[-1/2, 1/2); a coefficient's 32 values are two registers, one permute picks them per lane). AVX2: on
+z in [i/2, (i+1)/2), i < 8, degree 8 in u = 2z - i - 1/2 (8 values: one register, one permute). Each
+is fitted for relative error (Chebyshev nodes, weighted least squares re-weighted towards minimax) against
 mpmath's erfc at 40 digits, then rounded to f32. The error printed is the worst relative error over 2001
 points per piece with the polynomial evaluated in f32 (Horner, each step rounded twice: the kernel's FMAs
 round once, so it is a bound). Deterministic: the same constants on every run.
 """
+
+import sys
 
 import mpmath as mp
 import numpy as np
@@ -47,8 +53,12 @@ def worst_error(c):
 
 
 def main():
+    global PIECES, WIDTH, DEGREE
+    name = "ERFC_PIECES"
+    if "--avx2" in sys.argv[1:]:
+        PIECES, WIDTH, DEGREE, name = 8, 2.0, 8, "ERFC_PIECES8"
     c = np.array([fit_piece(i) for i in range(PIECES)])
-    print(f"pub const ERFC_PIECES: [[f32; {PIECES}]; {DEGREE + 1}] = [")
+    print(f"pub const {name}: [[f32; {PIECES}]; {DEGREE + 1}] = [")
     for k in range(DEGREE + 1):
         print("    [")
         for i in range(0, PIECES, 4):

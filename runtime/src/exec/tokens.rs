@@ -103,9 +103,9 @@ fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// PyTorch's exact GELU, `x * Phi(x) = x/2 * erfc(-x/sqrt(2))`, with the `erfcc` fit (the same as
-/// `shaders/gelu.wgsl`), vectorised by hand in [`vmath`]: a libm `erf` per element dominated
-/// TinyViT's CPU time.
+/// PyTorch's exact GELU, `x * Phi(x) = x/2 * erfc(-x/sqrt(2))`, vectorised by hand in
+/// [`vmath::gelu`] (the `erfcc` fit of `shaders/gelu.wgsl`, piecewise fits on AVX-512F and AVX2):
+/// a libm `erf` per element dominated TinyViT's CPU time.
 pub fn gelu(mut x: Buf<f32>) -> Buf<f32> {
     x.par_chunks_mut(4096).for_each(vmath::gelu);
     x

@@ -4,8 +4,8 @@
 //! together they took about half of DeiT-Tiny's and TinyViT-5M's CPU time.
 //!
 //! One binary per architecture, one hand-written file per instruction set, all with the same
-//! polynomials and constants (`coeffs.rs`; AVX-512F's GELU has a faster fit of its own, see
-//! `avx512.rs`): `x86.rs` (AVX2+FMA, eight lanes), `neon.rs` (aarch64,
+//! polynomials and constants (`coeffs.rs`; AVX-512F's and AVX2's GELUs have faster fits of
+//! their own, see `avx512.rs` and `x86.rs`): `x86.rs` (AVX2+FMA, eight lanes), `neon.rs` (aarch64,
 //! four lanes) and `wasm.rs` (WebAssembly SIMD128, four lanes, compiled in only with
 //! `+simd128`), and `avx512.rs` (AVX-512F, sixteen lanes). Which one runs follows the f32
 //! micro-kernel's path ([`super::kernel::path`], detected once at run time, under
@@ -40,9 +40,9 @@ fn loops() -> KernelPath {
 }
 
 /// `x[i] = gelu(x[i]) = x/2 * erfc(-x/sqrt 2)` in place (the Numerical Recipes `erfcc` fit, as
-/// `shaders/gelu.wgsl`; on AVX-512F a piecewise fit of `erfc`, `coeffs::ERFC_PIECES`): within
-/// about 1e-6 relative of the exact GELU wherever it is not vanishingly small (see the tests for
-/// the measured bound). Each element's value depends on it alone, whatever the slice around it.
+/// `shaders/gelu.wgsl`; on AVX-512F and AVX2 piecewise fits of `erfc`, `coeffs::ERFC_PIECES` and
+/// `ERFC_PIECES8`): within about 1e-6 relative of the exact GELU wherever it is not vanishingly
+/// small (see the tests for the measured bound). Each element's value depends on it alone, whatever the slice around it.
 pub fn gelu(x: &mut [f32]) {
     // SAFETY: `loops` only returns a path this CPU has.
     unsafe { gelu_on(loops(), x) }

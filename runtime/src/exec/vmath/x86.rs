@@ -15,7 +15,7 @@ fn exp8(x: __m256) -> __m256 {
 }
 
 /// `e^x` on `N` registers of eight lanes, each step on all of them before the next (independent
-/// chains side by side: see [`gelu_avx2`]).
+/// chains side by side: see [`gelu8n`]).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn exp8n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
@@ -48,14 +48,16 @@ fn exp8n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
     })
 }
 
-/// GELU on eight lanes: `x/2 * erfc(-x/sqrt 2)` with the `erfcc` fit.
+/// GELU on eight lanes ([`gelu8n_pieces`]).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn gelu8(x: __m256) -> __m256 {
-    gelu8n([x])[0]
+    gelu8n_pieces([x])[0]
 }
 
-/// [`gelu8`] on `N` registers, each step on all of them before the next (see [`gelu_avx2`]).
+/// GELU on `N` registers by the `erfcc` fit, `x/2 * erfc(-x/sqrt 2)`, each step on all of them
+/// before the next (four registers' independent chains side by side kept Zen 3 busy where one
+/// left it waiting, 0.5 elements/ns): the value of lanes past [`gelu8n_pieces`]' fit.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn gelu8n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
@@ -87,25 +89,84 @@ fn gelu8n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
     })
 }
 
+/// GELU on `N` registers by the piecewise fit of `erfc` ([`ERFC_PIECES8`]: 8 pieces of degree 8
+/// for `z = |x|/sqrt 2 < 4`, each coefficient picked per lane by one permute). Lanes past the fit
+/// on the negative side (`x < -4 sqrt 2`, rare) take [`gelu8n`]'s value, lane by lane, so that an
+/// element's GELU depends on its value alone (fused into a layer's epilogue or run as a step of
+/// its own, the same floats). Positive lanes past it are `x` (`erfc(4)/2` is under half an ulp of
+/// 1).
+///
+/// Why: [`gelu8n`] is a chain of about 40 dependent operations per register (a division, ten
+/// FMAs, `exp`) that left Zen 3 waiting on it even four registers at a time: 1.42 ns per element
+/// on one thread, about 4.4 ms of TinyViT-5M's 26 at 2 threads. Here a permute per coefficient
+/// (off the chain: it needs only the piece) and eight FMAs.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn gelu8n_pieces<const N: usize>(x: [__m256; N]) -> [__m256; N] {
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let half_sqrt = _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2);
+    let z: [__m256; N] =
+        std::array::from_fn(|i| _mm256_mul_ps(_mm256_and_ps(x[i], abs_mask), half_sqrt));
+    let (zero, edge) = (_mm256_setzero_ps(), _mm256_set1_ps(4.0));
+    let past: [__m256; N] = std::array::from_fn(|i| {
+        _mm256_and_ps(
+            _mm256_cmp_ps::<_CMP_LT_OQ>(x[i], zero),
+            _mm256_cmp_ps::<_CMP_GE_OQ>(z[i], edge),
+        )
+    });
+    // `s = 2 min(z, 4-)`, its piece `floor(s)` and `u = s - piece - 1/2` (all exact); a NaN's
+    // `s` is `top` (`min` returns its second operand), and its result NaN through `x`.
+    let (two, top) = (_mm256_set1_ps(2.0), _mm256_set1_ps(7.999_999_5));
+    let s: [__m256; N] = std::array::from_fn(|i| _mm256_min_ps(_mm256_mul_ps(z[i], two), top));
+    let piece: [__m256; N] = std::array::from_fn(|i| {
+        _mm256_round_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(s[i])
+    });
+    let half = _mm256_set1_ps(0.5);
+    let u: [__m256; N] =
+        std::array::from_fn(|i| _mm256_sub_ps(_mm256_sub_ps(s[i], piece[i]), half));
+    let idx: [__m256i; N] = std::array::from_fn(|i| _mm256_cvttps_epi32(piece[i]));
+    // Each coefficient's register loaded where a permute uses it (a memory operand of the
+    // permute), not nine registers held across the loop.
+    let coef = |k: usize, i: usize| {
+        // SAFETY: eight floats per coefficient.
+        let t = unsafe { _mm256_loadu_ps(ERFC_PIECES8[k].as_ptr()) };
+        _mm256_permutevar8x32_ps(t, idx[i])
+    };
+    let mut p: [__m256; N] = std::array::from_fn(|i| coef(8, i));
+    for k in (0..8).rev() {
+        p = std::array::from_fn(|i| _mm256_fmadd_ps(p[i], u[i], coef(k, i)));
+    }
+    let out = std::array::from_fn(|i| {
+        let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(x[i], zero);
+        let e = _mm256_blendv_ps(p[i], _mm256_sub_ps(two, p[i]), positive);
+        _mm256_mul_ps(_mm256_mul_ps(half, x[i]), e)
+    });
+    if past.iter().all(|&m| _mm256_movemask_ps(m) == 0) {
+        return out;
+    }
+    let exact = gelu8n(x);
+    std::array::from_fn(|i| _mm256_blendv_ps(out[i], exact[i], past[i]))
+}
+
+/// Registers per step of [`gelu_avx2`]: independent chains side by side (see [`gelu8n`]).
+const GROUP: usize = 4;
+
 /// # Safety
 /// AVX2 and FMA must be available.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gelu_avx2(x: &mut [f32]) {
-    // Four registers per step: one register's chain (a division, ten dependent FMAs, `exp`)
-    // is about 90 cycles long, and one at a time left Zen 3 waiting on it (0.5 elements/ns);
-    // four independent chains side by side keep its pipes busy. The same operations per lane.
-    let mut quads = x.chunks_exact_mut(4 * 8);
-    for c in &mut quads {
+    let mut groups = x.chunks_exact_mut(GROUP * 8);
+    for c in &mut groups {
         let p = c.as_mut_ptr();
-        // SAFETY: `c` holds exactly 32 floats; unaligned loads and stores.
+        // SAFETY: `c` holds exactly `GROUP * 8` floats; unaligned loads and stores.
         unsafe {
-            let v = gelu8n::<4>(std::array::from_fn(|i| _mm256_loadu_ps(p.add(8 * i))));
+            let v = gelu8n_pieces::<GROUP>(std::array::from_fn(|i| _mm256_loadu_ps(p.add(8 * i))));
             for (i, v) in v.into_iter().enumerate() {
                 _mm256_storeu_ps(p.add(8 * i), v);
             }
         }
     }
-    let mut chunks = quads.into_remainder().chunks_exact_mut(8);
+    let mut chunks = groups.into_remainder().chunks_exact_mut(8);
     for c in &mut chunks {
         // SAFETY: `c` holds exactly eight floats; unaligned loads and stores.
         unsafe { _mm256_storeu_ps(c.as_mut_ptr(), gelu8(_mm256_loadu_ps(c.as_ptr()))) };
