@@ -15,7 +15,11 @@
 //! ([`x86::direct3_avx512`]). There the copy and one chunk at a time were most of the time: on
 //! a Zen 4 at 2 threads, without the epilogue, a 256-channel 56x56 map took 0.31 ms (now 0.13),
 //! a 128-channel 56x56 one at stride 2 0.14 ms (now 0.026; onnxruntime's convolution 0.026 and
-//! 0.10 ms in its profile).
+//! 0.10 ms in its profile). On AVX2 the same blocks, one 8-pixel register wide
+//! ([`direct_avx2`]).
+
+#[cfg(target_arch = "x86_64")]
+mod direct_avx2;
 
 use rayon::prelude::*;
 
@@ -40,9 +44,38 @@ pub fn depthwise(
     epi: Epilogue,
     out: &mut [f32],
 ) {
+    // SAFETY: `path` only returns a path this CPU has.
+    unsafe {
+        depthwise_on(
+            path(),
+            x,
+            (c, h, w),
+            (kernel, stride, padding),
+            (ho, wo),
+            rows,
+            epi,
+            out,
+        )
+    }
+}
+
+/// [`depthwise`] by the loops of `simd`.
+///
+/// # Safety
+/// The CPU must have `simd` ([`KernelPath::available`]).
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_on(
+    simd: KernelPath,
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    (kernel, stride, padding): (usize, usize, usize),
+    (ho, wo): (usize, usize),
+    rows: &Rows,
+    epi: Epilogue,
+    out: &mut [f32],
+) {
     let n = ho * wo;
     let geo = Phases::new((h, w), (kernel, stride, padding), (ho, wo));
-    let simd = path();
     let direct = direct3(simd, (h, w), (kernel, stride, padding), (ho, wo));
     let len = if direct.is_some() { 0 } else { geo.len() };
     out.par_chunks_mut(n.max(1))
@@ -55,15 +88,19 @@ pub fn depthwise(
                 let plane = &x[ch * h * w..(ch + 1) * h * w];
                 if let Some(block) = direct {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `direct3` checked the path (this CPU has it) and the geometry.
+                    // SAFETY: the caller guarantees the path; `direct3` checked the geometry
+                    // and gave the path's block.
                     unsafe {
-                        x86::direct3_avx512(plane, &geo, block, k, o)
+                        match simd {
+                            KernelPath::Avx512F => x86::direct3_avx512(plane, &geo, block, k, o),
+                            _ => direct_avx2::direct3_avx2(plane, &geo, block, k, o),
+                        }
                     };
                     #[cfg(not(target_arch = "x86_64"))]
                     unreachable!("depthwise: direct3 is x86-64 only, not {block:?}");
                 } else {
                     geo.fill(plane, buf);
-                    // SAFETY: `path` only returns a path this CPU has.
+                    // SAFETY: the caller guarantees the path.
                     unsafe { channel_on(simd, &geo, buf, k, o) };
                 }
                 let res = epi.residual.map(|r| &r[ch * n..(ch + 1) * n]);
@@ -72,24 +109,29 @@ pub fn depthwise(
         );
 }
 
-/// The block ([`block3`]) in which [`x86::direct3_avx512`] builds a channel's output straight
-/// from its input, when it does: 3x3 convolutions at stride 1 or 2 on AVX-512F (every depthwise
-/// convolution of TinyViT-5M), padding at most 1, on maps tall enough for their blocks.
+/// The block ([`block3`], [`direct_avx2::block`]) in which [`x86::direct3_avx512`] or
+/// [`direct_avx2::direct3_avx2`] builds a channel's output straight from its input, when one
+/// does: 3x3 convolutions at stride 1 or 2 on AVX-512F or AVX2 (every depthwise convolution of
+/// TinyViT-5M), padding at most 1, on maps tall enough for their blocks.
 fn direct3(
     path: KernelPath,
     (h, w): (usize, usize),
     (kernel, stride, padding): (usize, usize, usize),
     (ho, wo): (usize, usize),
 ) -> Option<(usize, usize)> {
-    let fits = cfg!(target_arch = "x86_64")
-        && path == KernelPath::Avx512F
-        && kernel == 3
+    let fits = kernel == 3
         && padding <= 1
         && h + 2 * padding >= 3
         && w + 2 * padding >= 3
         && ho == (h + 2 * padding - 3) / stride.max(1) + 1
         && wo == (w + 2 * padding - 3) / stride.max(1) + 1;
-    block3(stride, wo, ho).filter(|_| fits)
+    let block = match path {
+        KernelPath::Avx512F => block3(stride, wo, ho),
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2Fma => direct_avx2::block(stride, wo, ho),
+        _ => None,
+    };
+    block.filter(|_| fits && cfg!(target_arch = "x86_64"))
 }
 
 /// The block of [`x86::direct3_avx512`] for a map: chunks of 16 pixels across (a row's, up to
@@ -575,60 +617,82 @@ mod tests {
         out
     }
 
+    /// Every path this CPU has (AVX-512F's direct blocks, AVX2's, the copy's rows, portable),
+    /// whatever `FQ_MAX_ISA` says.
+    fn every_path() -> Vec<KernelPath> {
+        [
+            KernelPath::Avx512F,
+            KernelPath::Avx2Fma,
+            KernelPath::Neon,
+            KernelPath::Simd128,
+            KernelPath::Portable,
+        ]
+        .into_iter()
+        .filter(|p| p.available())
+        .collect()
+    }
+
     /// Kernels 1, 3, 5, 7 and 9 (past the chunked loops' taps), strides 1 and 2, paddings 0 to 3
-    /// and odd sizes (rows of one, two and three 16-pixel chunks): bit for bit the per-pixel loop
-    /// (the same taps summed in the same order).
+    /// and odd sizes (rows of one, two and three 16-pixel chunks), on every path the CPU has:
+    /// bit for bit the per-pixel loop (the same taps summed in the same order).
     #[test]
     fn matches_the_per_pixel_loop() {
-        let blocks = [(6, 7), (11, 20), (9, 40), (12, 70), (8, 100), (17, 56)];
-        for (h, w) in [(7, 9), (14, 14), (5, 3), (1, 8), (4, 37), (3, 16)]
-            .into_iter()
-            .chain(blocks)
-        {
-            for kernel in [1, 3, 5, 7, 9] {
-                for stride in [1, 2] {
-                    for padding in 0..=3.min(kernel) {
-                        if h + 2 * padding < kernel || w + 2 * padding < kernel {
-                            continue;
-                        }
-                        let c = 2;
-                        let x: Vec<f32> = (0..c * h * w)
-                            .map(|i| ((i * 7919) % 23) as f32 * 0.25 - 2.5)
-                            .collect();
-                        let wts: Vec<f32> = (0..c * kernel * kernel)
-                            .map(|i| ((i * 31) % 11) as f32 * 0.1 - 0.5)
-                            .collect();
-                        let ho = (h + 2 * padding - kernel) / stride + 1;
-                        let wo = (w + 2 * padding - kernel) / stride + 1;
-                        let mut out = vec![f32::NAN; c * ho * wo];
-                        let rows = Rows::F32 {
-                            data: &wts,
-                            cols: kernel * kernel,
-                        };
-                        depthwise(
-                            &x,
-                            (c, h, w),
-                            (kernel, stride, padding),
-                            (ho, wo),
-                            &rows,
-                            Epilogue::default(),
-                            &mut out,
-                        );
-                        for ch in 0..c {
-                            let want = reference(
-                                &x[ch * h * w..][..h * w],
-                                h,
-                                w,
-                                &wts[ch * kernel * kernel..][..kernel * kernel],
-                                kernel,
-                                stride,
-                                padding,
-                            );
-                            assert_eq!(
-                                &out[ch * ho * wo..][..ho * wo],
-                                &want[..],
-                                "{h}x{w} k{kernel} s{stride} p{padding} channel {ch}"
-                            );
+        for simd in every_path() {
+            let blocks = [(6, 7), (11, 20), (9, 40), (12, 70), (8, 100), (17, 56)];
+            for (h, w) in [(7, 9), (14, 14), (5, 3), (1, 8), (4, 37), (3, 16)]
+                .into_iter()
+                .chain(blocks)
+            {
+                for kernel in [1, 3, 5, 7, 9] {
+                    for stride in [1, 2] {
+                        for padding in 0..=3.min(kernel) {
+                            if h + 2 * padding < kernel || w + 2 * padding < kernel {
+                                continue;
+                            }
+                            let c = 2;
+                            let x: Vec<f32> = (0..c * h * w)
+                                .map(|i| ((i * 7919) % 23) as f32 * 0.25 - 2.5)
+                                .collect();
+                            let wts: Vec<f32> = (0..c * kernel * kernel)
+                                .map(|i| ((i * 31) % 11) as f32 * 0.1 - 0.5)
+                                .collect();
+                            let ho = (h + 2 * padding - kernel) / stride + 1;
+                            let wo = (w + 2 * padding - kernel) / stride + 1;
+                            let mut out = vec![f32::NAN; c * ho * wo];
+                            let rows = Rows::F32 {
+                                data: &wts,
+                                cols: kernel * kernel,
+                            };
+                            // SAFETY: `every_path` keeps the paths this CPU has.
+                            unsafe {
+                                depthwise_on(
+                                    simd,
+                                    &x,
+                                    (c, h, w),
+                                    (kernel, stride, padding),
+                                    (ho, wo),
+                                    &rows,
+                                    Epilogue::default(),
+                                    &mut out,
+                                )
+                            };
+                            for ch in 0..c {
+                                let want = reference(
+                                    &x[ch * h * w..][..h * w],
+                                    h,
+                                    w,
+                                    &wts[ch * kernel * kernel..][..kernel * kernel],
+                                    kernel,
+                                    stride,
+                                    padding,
+                                );
+                                assert_eq!(
+                                    &out[ch * ho * wo..][..ho * wo],
+                                    &want[..],
+                                    "{} {h}x{w} k{kernel} s{stride} p{padding} channel {ch}",
+                                    simd.name()
+                                );
+                            }
                         }
                     }
                 }
