@@ -661,6 +661,31 @@ impl WeightsI8 {
             int8_narrow::tile(k4, a, k4, sums, panel, depth, unsigned, acc);
         }
     }
+
+    /// [`WeightsI8::tile`]'s sums times `out.scale` stored straight into `out`'s rows, when the
+    /// AVX2 kernels take the block ([`int8_narrow::tile_f32`]); `false` (nothing written)
+    /// otherwise.
+    ///
+    /// # Safety
+    /// As [`int8_narrow::tile_f32`] for `out`'s rows.
+    unsafe fn tile_f32(
+        &self,
+        g: usize,
+        panel: &[i8],
+        unsigned: bool,
+        out: int8_narrow::FloatRows,
+    ) -> bool {
+        if int8_path().uses_row_sums() {
+            return false;
+        }
+        let a = &self.codes[g * MR * self.k4..(g + 1) * MR * self.k4];
+        let sums: &[i32; MR] = self.sums[g * MR..(g + 1) * MR]
+            .try_into()
+            .expect("MR sums per block");
+        let (k4, depth) = (self.k4, self.depth[g][usize::from(unsigned)]);
+        // SAFETY: the caller's guarantee for the rows.
+        unsafe { int8_narrow::tile_f32(k4, a, k4, sums, panel, depth, unsigned, out) }
+    }
 }
 
 /// `out` (`w.rows x b.n`, row-major) = epilogue(`b.scale * W * B`), in i32 per tile and rescaled
@@ -1993,6 +2018,21 @@ fn tiles(
     let mut acc = [0i32; MR * NR];
     for (h, bp) in ps.iter().map(|p| p.packed()).enumerate() {
         for g in 0..mr.div_ceil(MR) {
+            // Each stored row's place: its output row (reordered within this task's rows),
+            // columns `h * NR..+np` of this task's rectangle.
+            let mut rows = [std::ptr::null_mut(); MR];
+            for (r, p) in rows.iter_mut().enumerate().take(MR.min(mr - g * MR)) {
+                *p = dst.offset((w.order[r0 + g * MR + r] - r0) * ld + h * NR).0;
+            }
+            let out = int8_narrow::FloatRows {
+                rows,
+                cols: np[h],
+                scale,
+            };
+            // SAFETY: as below: the rows lie in this task's rectangle, which it alone writes.
+            if unsafe { w.tile_f32(r0 / MR + g, bp, unsigned, out) } {
+                continue;
+            }
             w.tile(r0 / MR + g, bp, unsigned, &mut acc);
             for r in 0..MR.min(mr - g * MR) {
                 // The stored row's output row (reordered within this task's rows).

@@ -54,20 +54,131 @@ pub fn tile(
     if depth > 0 && super::int8::int8_path() == super::int8::Int8Path::Avx2 {
         super::int8::check_extents(k, a, lda, b);
         let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
+        let out = x86::Ints(out);
         // SAFETY: `int8_path` chose AVX2, so the CPU has it; the extents were checked; `depth`
         // bounds the i16 sums for the caller's codes (`max_abs`, and `unsigned` activations).
         unsafe {
             match (d, unsigned) {
-                (1, false) => tile_maddubs::<true>(k, a, lda, a_sums, b, out),
-                (1, true) => tile_maddubs::<false>(k, a, lda, a_sums, b, out),
-                (_, false) => tile_deferred::<true>(k, a, lda, a_sums, b, d, out),
-                (_, true) => tile_deferred::<false>(k, a, lda, a_sums, b, d, out),
+                (1, false) => tile_maddubs::<true, _>(k, a, lda, a_sums, b, out),
+                (1, true) => tile_maddubs::<false, _>(k, a, lda, a_sums, b, out),
+                (_, false) => tile_deferred::<true, _>(k, a, lda, a_sums, b, d, out),
+                (_, true) => tile_deferred::<false, _>(k, a, lda, a_sums, b, d, out),
             }
         };
         return;
     }
     let _ = (a_sums, depth, unsigned);
     tile_exact(k, a, lda, b, out);
+}
+
+/// Output rows of a tile as floats: row `r`'s first `cols` columns at `rows[r]` (null: a row
+/// past the block, not stored), each sum times `scale`.
+pub struct FloatRows {
+    pub rows: [*mut f32; MR],
+    pub cols: usize,
+    pub scale: f32,
+}
+
+/// [`tile`]'s sums, each times `out.scale`, stored straight into `out`'s rows, when the AVX2
+/// kernels take the block (`depth > 0` on the AVX2 integer path); `false` (nothing written)
+/// otherwise. The same floats as [`tile`] and then `sum as f32 * scale` (one conversion
+/// rounding to nearest, one multiply).
+///
+/// Why: the sums went through the tile's `[i32; 96]` on the stack and a rescaling loop the
+/// compiler built for SSE2 (a store, a reload and four-lane conversions per row), 7.7% of
+/// ResNet50's integer path on AVX2 (`perf`, Zen 3), most of it on those stores and reloads.
+///
+/// # Safety
+/// Each non-null `out.rows[r]` must point to `out.cols <= NR` writable floats that no one else
+/// accesses meanwhile; the rest as [`tile`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn tile_f32(
+    k: usize,
+    a: &[i8],
+    lda: usize,
+    a_sums: &[i32; MR],
+    b: &[i8],
+    depth: u8,
+    unsigned: bool,
+    out: FloatRows,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if depth > 0 && super::int8::int8_path() == super::int8::Int8Path::Avx2 {
+        assert!(out.cols <= NR, "tile_f32: columns");
+        super::int8::check_extents(k, a, lda, b);
+        let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
+        let out = x86::Floats(out);
+        // SAFETY: as in `tile`; the caller guarantees the rows.
+        unsafe {
+            match (d, unsigned) {
+                (1, false) => tile_maddubs::<true, _>(k, a, lda, a_sums, b, out),
+                (1, true) => tile_maddubs::<false, _>(k, a, lda, a_sums, b, out),
+                (_, false) => tile_deferred::<true, _>(k, a, lda, a_sums, b, d, out),
+                (_, true) => tile_deferred::<false, _>(k, a, lda, a_sums, b, d, out),
+            }
+        };
+        return true;
+    }
+    let _ = (k, a, lda, a_sums, b, depth, unsigned, out);
+    false
+}
+
+/// Where the AVX2 tiles put a row's 16 sums: [`x86::Ints`] (the `[i32; 96]` of [`tile`]) or
+/// [`x86::Floats`] ([`tile_f32`]).
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{FloatRows, MR, NR};
+    use std::arch::x86_64::*;
+
+    pub trait Sink {
+        /// Row `r`'s sums, columns 0..8 and 8..16.
+        ///
+        /// # Safety
+        /// AVX2 must be available; the sink's own extents.
+        unsafe fn row(&mut self, r: usize, v: [__m256i; 2]);
+    }
+
+    pub struct Ints<'a>(pub &'a mut [i32; MR * NR]);
+
+    impl Sink for Ints<'_> {
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        unsafe fn row(&mut self, r: usize, v: [__m256i; 2]) {
+            let o = self.0.as_mut_ptr();
+            // SAFETY: `r < MR`: the row's 16 sums lie in the array.
+            unsafe {
+                _mm256_storeu_si256(o.add(r * NR).cast(), v[0]);
+                _mm256_storeu_si256(o.add(r * NR + 8).cast(), v[1]);
+            }
+        }
+    }
+
+    pub struct Floats(pub FloatRows);
+
+    impl Sink for Floats {
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        unsafe fn row(&mut self, r: usize, v: [__m256i; 2]) {
+            let p = self.0.rows[r];
+            if p.is_null() {
+                return;
+            }
+            let s = _mm256_set1_ps(self.0.scale);
+            let f = v.map(|v| _mm256_mul_ps(_mm256_cvtepi32_ps(v), s));
+            // SAFETY: the caller of `tile_f32` guarantees `cols` writable floats at `p`.
+            unsafe {
+                if self.0.cols == NR {
+                    _mm256_storeu_ps(p, f[0]);
+                    _mm256_storeu_ps(p.add(8), f[1]);
+                } else {
+                    let mut t = [0f32; NR];
+                    _mm256_storeu_ps(t.as_mut_ptr(), f[0]);
+                    _mm256_storeu_ps(t.as_mut_ptr().add(8), f[1]);
+                    std::ptr::copy_nonoverlapping(t.as_ptr(), p, self.0.cols);
+                }
+            }
+        }
+    }
 }
 
 /// The 7-bit tile: `FLIP` makes the activations unsigned (`x + 128`) and takes the `128 *
@@ -80,18 +191,18 @@ pub fn tile(
 /// `FLIP`), and `k` must be a multiple of 4.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn tile_maddubs<const FLIP: bool>(
+unsafe fn tile_maddubs<const FLIP: bool, S: x86::Sink>(
     k: usize,
     a: *const i8,
     lda: usize,
     a_sums: &[i32; MR],
     b: *const i8,
-    out: &mut [i32; MR * NR],
+    mut out: S,
 ) {
     use std::arch::x86_64::*;
     // SAFETY: the caller guarantees the CPU feature and the extents (see `# Safety`): group
-    // `g < k / 4` reads `b[g * 64..g * 64 + 64]` and `a[r * lda + 4g..+4]` for `r < MR`; the
-    // stores write `out[r * NR..r * NR + 16]`.
+    // `g < k / 4` reads `b[g * 64..g * 64 + 64]` and `a[r * lda + 4g..+4]` for `r < MR`; each
+    // row `r < MR` goes to the sink (its own extents, the caller's).
     unsafe {
         let flip = _mm256_set1_epi8(i8::MIN);
         let ones = _mm256_set1_epi16(1);
@@ -110,12 +221,10 @@ unsafe fn tile_maddubs<const FLIP: bool>(
                 row[1] = _mm256_add_epi32(row[1], p1);
             }
         }
-        let o = out.as_mut_ptr();
         for (r, row) in acc.iter().enumerate() {
             // Take back the + 128 of every activation: 128 * sum_k a[r][k], wrapping like the sums.
             let fix = _mm256_set1_epi32(if FLIP { a_sums[r].wrapping_mul(128) } else { 0 });
-            _mm256_storeu_si256(o.add(r * NR).cast(), _mm256_sub_epi32(row[0], fix));
-            _mm256_storeu_si256(o.add(r * NR + 8).cast(), _mm256_sub_epi32(row[1], fix));
+            out.row(r, row.map(|v| _mm256_sub_epi32(v, fix)));
         }
     }
 }
@@ -134,14 +243,14 @@ unsafe fn tile_maddubs<const FLIP: bool>(
 /// `depth`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn tile_deferred<const FLIP: bool>(
+unsafe fn tile_deferred<const FLIP: bool, S: x86::Sink>(
     k: usize,
     a: *const i8,
     lda: usize,
     a_sums: &[i32; MR],
     b: *const i8,
     depth: usize,
-    out: &mut [i32; MR * NR],
+    mut out: S,
 ) {
     use std::arch::x86_64::*;
     const HALF: usize = MR / 2;
@@ -179,11 +288,9 @@ unsafe fn tile_deferred<const FLIP: bool>(
                 g0 = end;
             }
         }
-        let o = out.as_mut_ptr();
         for (r, row) in acc.iter().enumerate() {
             let fix = _mm256_set1_epi32(if FLIP { a_sums[r].wrapping_mul(128) } else { 0 });
-            _mm256_storeu_si256(o.add(r * NR).cast(), _mm256_sub_epi32(row[0], fix));
-            _mm256_storeu_si256(o.add(r * NR + 8).cast(), _mm256_sub_epi32(row[1], fix));
+            out.row(r, row.map(|v| _mm256_sub_epi32(v, fix)));
         }
     }
 }
