@@ -9,10 +9,12 @@
 //!
 //! Why: on AVX2 the channel was first copied into the padded buffer by column phase and then
 //! summed 16 pixels at a time ([`super::x86::row_avx2`]). TinyViT-5M's steps with their GELU at
-//! 2 threads on Zen 3 (3 + 3 processes, alternated): 256 channels 56x56 0.75 and 0.74 ms ->
-//! 0.63 and 0.58 (the GELU about 0.3 of it), 128 channels 56x56 at stride 2 0.32 -> 0.12,
-//! 128 to 320 channels on 28x28 to 7x7 0.032-0.071 -> 0.018-0.045, the stride-2 ones on 28x28
-//! and 14x14 0.11-0.13 -> 0.035-0.047; the step sum 23.1 -> 22.3 ms.
+//! 2 threads on Zen 3 (3 + 3 processes, alternated), with blocks of two registers by four rows
+//! first: 256 channels 56x56 0.75 and 0.74 ms -> 0.67 and 0.64 (the GELU about 0.3 of it), 128
+//! channels 56x56 at stride 2 0.32 -> 0.12, 128 to 320 channels on 28x28 to 7x7 0.032-0.071 ->
+//! 0.018-0.045, the stride-2 ones on 28x28 and 14x14 0.11-0.13 -> 0.035-0.047, the step sum
+//! 23.1 -> 22.4 ms; then one register by eight rows ([`block`]): the 56x56 ones 0.62-0.63 and
+//! 0.58, the step sum 22.2-22.3.
 
 use super::Phases;
 use std::arch::x86_64::*;
