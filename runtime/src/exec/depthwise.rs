@@ -355,14 +355,15 @@ mod x86 {
         }
     }
 
-    /// Where each load of a chunk's input row starts, from the chunk's first tap: the three
-    /// column taps at stride 1; at stride 2 two pairs of 16, the first pair's even and odd
-    /// lanes the taps `kx = 0, 1`, the second's even lanes `kx = 2`.
-    const fn load_offsets(stride: usize) -> [usize; 4] {
+    /// Where each load of a chunk's input row starts, from the chunk's first tap, for
+    /// registers of `lanes` floats (16 here, 8 in [`super::direct_avx2`]): the three column
+    /// taps at stride 1; at stride 2 two pairs of registers, the first pair's even and odd lanes
+    /// the taps `kx = 0, 1`, the second's even lanes `kx = 2`.
+    pub(super) const fn load_offsets(stride: usize, lanes: usize) -> [usize; 4] {
         if stride == 1 {
             [0, 1, 2, 0]
         } else {
-            [0, LANES, 2, LANES + 2]
+            [0, lanes, 2, lanes + 2]
         }
     }
 
@@ -389,7 +390,7 @@ mod x86 {
             let mut masks = [[0u16; 4]; C];
             for (c, masks) in masks.iter_mut().enumerate() {
                 let chunk = (S * (first + c * LANES)) as isize - geo.padding as isize;
-                for (mask, off) in masks.iter_mut().zip(load_offsets(S)) {
+                for (mask, off) in masks.iter_mut().zip(load_offsets(S, LANES)) {
                     let start = chunk + off as isize;
                     let below = (-start).clamp(0, LANES as isize) as u32;
                     let inside = (geo.w as isize - start).clamp(0, LANES as isize) as u32;
@@ -444,13 +445,13 @@ mod x86 {
         (1u32 << n).wrapping_sub(1) as u16
     }
 
-    /// Where a block of [`rows_of`] reads its input.
-    struct RowsIn<'a> {
-        x: &'a [f32],
-        geo: &'a Phases,
+    /// Where a block of [`rows_of`] (or of [`super::direct_avx2`]'s) reads its input.
+    pub(super) struct RowsIn<'a> {
+        pub(super) x: &'a [f32],
+        pub(super) geo: &'a Phases,
         /// The input row and column of the block's first tap (before the padding).
-        y0: usize,
-        first: usize,
+        pub(super) y0: usize,
+        pub(super) first: usize,
     }
 
     /// Input row `y0 + RI - padding` of a block into the sums of the output rows `j` it feeds
@@ -493,7 +494,7 @@ mod x86 {
         }
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        let offsets = load_offsets(S);
+        let offsets = load_offsets(S, LANES);
         for c in 0..C {
             let at = row.wrapping_add(c * S * LANES);
             let mut v = [_mm512_setzero_ps(); 4];

@@ -16,6 +16,7 @@
 //! 23.1 -> 22.4 ms; then one register by eight rows ([`block`]): the 56x56 ones 0.62-0.63 and
 //! 0.58, the step sum 22.2-22.3.
 
+use super::x86::{load_offsets, RowsIn};
 use super::Phases;
 use std::arch::x86_64::*;
 
@@ -64,17 +65,6 @@ pub unsafe fn direct3_avx2(
     }
 }
 
-/// Where each load of a chunk's input row starts, from the chunk's first tap: the three column
-/// taps at stride 1; at stride 2 two pairs of 8, the first pair's even and odd lanes the taps
-/// `kx = 0, 1`, the second's even lanes `kx = 2`.
-const fn load_offsets(stride: usize) -> [usize; 4] {
-    if stride == 1 {
-        [0, 1, 2, 0]
-    } else {
-        [0, LANES, 2, LANES + 2]
-    }
-}
-
 /// The lanes `l` with `lo <= l < hi`, as a `vmaskmovps` mask.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -108,7 +98,7 @@ unsafe fn rows_of<const S: usize, const C: usize, const R: usize>(
         // `0..w`.
         let masks: [[__m256i; 4]; C] = std::array::from_fn(|c| {
             let chunk = (S * (first + c * LANES)) as isize - geo.padding as isize;
-            load_offsets(S).map(|off| {
+            load_offsets(S, LANES).map(|off| {
                 let start = chunk + off as isize;
                 lanes_in(
                     (-start).max(0) as i32,
@@ -161,15 +151,6 @@ unsafe fn rows_of<const S: usize, const C: usize, const R: usize>(
     }
 }
 
-/// Where a block of [`rows_of`] reads its input.
-struct RowsIn<'a> {
-    x: &'a [f32],
-    geo: &'a Phases,
-    /// The input row and column of the block's first tap (before the padding).
-    y0: usize,
-    first: usize,
-}
-
 /// Input row `y0 + RI - padding` of a block into the sums of the output rows `j` it feeds
 /// (`ky = RI - S * j` in `0..3`), each load made once; nothing for a row outside the map.
 ///
@@ -208,7 +189,7 @@ unsafe fn row_into<const S: usize, const C: usize, const R: usize, const RI: usi
         }
         return;
     }
-    let offsets = load_offsets(S);
+    let offsets = load_offsets(S, LANES);
     for c in 0..C {
         let at = row.wrapping_add(c * S * LANES);
         let mut v = [_mm256_setzero_ps(); 4];

@@ -54,17 +54,9 @@ pub fn tile(
     if depth > 0 && super::int8::int8_path() == super::int8::Int8Path::Avx2 {
         super::int8::check_extents(k, a, lda, b);
         let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
-        let out = x86::Ints(out);
         // SAFETY: `int8_path` chose AVX2, so the CPU has it; the extents were checked; `depth`
         // bounds the i16 sums for the caller's codes (`max_abs`, and `unsigned` activations).
-        unsafe {
-            match (d, unsigned) {
-                (1, false) => tile_maddubs::<true, _>(k, a, lda, a_sums, b, out),
-                (1, true) => tile_maddubs::<false, _>(k, a, lda, a_sums, b, out),
-                (_, false) => tile_deferred::<true, _>(k, a, lda, a_sums, b, d, out),
-                (_, true) => tile_deferred::<false, _>(k, a, lda, a_sums, b, d, out),
-            }
-        };
+        unsafe { tile_avx2(k, a, lda, a_sums, b, (d, unsigned), x86::Ints(out)) };
         return;
     }
     let _ = (a_sums, depth, unsigned);
@@ -107,20 +99,39 @@ pub unsafe fn tile_f32(
         assert!(out.cols <= NR, "tile_f32: columns");
         super::int8::check_extents(k, a, lda, b);
         let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
-        let out = x86::Floats(out);
         // SAFETY: as in `tile`; the caller guarantees the rows.
-        unsafe {
-            match (d, unsigned) {
-                (1, false) => tile_maddubs::<true, _>(k, a, lda, a_sums, b, out),
-                (1, true) => tile_maddubs::<false, _>(k, a, lda, a_sums, b, out),
-                (_, false) => tile_deferred::<true, _>(k, a, lda, a_sums, b, d, out),
-                (_, true) => tile_deferred::<false, _>(k, a, lda, a_sums, b, d, out),
-            }
-        };
+        unsafe { tile_avx2(k, a, lda, a_sums, b, (d, unsigned), x86::Floats(out)) };
         return true;
     }
     let _ = (k, a, lda, a_sums, b, depth, unsigned, out);
     false
+}
+
+/// The AVX2 kernel for `depth` groups (1: [`tile_maddubs`], more: [`tile_deferred`]) and
+/// activations `unsigned` or not, its rows into `out`.
+///
+/// # Safety
+/// As [`tile_deferred`] (`tile_maddubs` for `depth` 1), with `depth > 0`; the sink's extents.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_avx2<S: x86::Sink>(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    a_sums: &[i32; MR],
+    b: *const i8,
+    (depth, unsigned): (usize, bool),
+    out: S,
+) {
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        match (depth, unsigned) {
+            (1, false) => tile_maddubs::<true, _>(k, a, lda, a_sums, b, out),
+            (1, true) => tile_maddubs::<false, _>(k, a, lda, a_sums, b, out),
+            (_, false) => tile_deferred::<true, _>(k, a, lda, a_sums, b, depth, out),
+            (_, true) => tile_deferred::<false, _>(k, a, lda, a_sums, b, depth, out),
+        }
+    }
 }
 
 /// Where the AVX2 tiles put a row's 16 sums: [`x86::Ints`] (the `[i32; 96]` of [`tile`]) or

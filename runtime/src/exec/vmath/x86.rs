@@ -48,6 +48,15 @@ fn exp8n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
     })
 }
 
+/// `z = |x| / sqrt 2` on `N` registers: GELU's argument of `erfc`, up to its sign.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn z_of<const N: usize>(x: [__m256; N]) -> [__m256; N] {
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let half_sqrt = _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2);
+    std::array::from_fn(|i| _mm256_mul_ps(_mm256_and_ps(x[i], abs_mask), half_sqrt))
+}
+
 /// GELU on eight lanes ([`gelu8n_pieces`]).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
@@ -61,10 +70,7 @@ fn gelu8(x: __m256) -> __m256 {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn gelu8n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
-    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-    let half_sqrt = _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2);
-    let z: [__m256; N] =
-        std::array::from_fn(|i| _mm256_mul_ps(_mm256_and_ps(x[i], abs_mask), half_sqrt));
+    let z = z_of(x);
     let zmax = _mm256_set1_ps(GELU_Z_MAX);
     let far: [__m256; N] = std::array::from_fn(|i| _mm256_cmp_ps::<_CMP_GT_OQ>(z[i], zmax));
     let z: [__m256; N] = std::array::from_fn(|i| _mm256_min_ps(z[i], zmax));
@@ -103,10 +109,7 @@ fn gelu8n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn gelu8n_pieces<const N: usize>(x: [__m256; N]) -> [__m256; N] {
-    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-    let half_sqrt = _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2);
-    let z: [__m256; N] =
-        std::array::from_fn(|i| _mm256_mul_ps(_mm256_and_ps(x[i], abs_mask), half_sqrt));
+    let z = z_of(x);
     let (zero, edge) = (_mm256_setzero_ps(), _mm256_set1_ps(4.0));
     let past: [__m256; N] = std::array::from_fn(|i| {
         _mm256_and_ps(
