@@ -662,29 +662,37 @@ impl WeightsI8 {
         }
     }
 
-    /// [`WeightsI8::tile`]'s sums times `out.scale` stored straight into `out`'s rows, when the
-    /// AVX2 kernels take the block ([`int8_narrow::tile_f32`]); `false` (nothing written)
-    /// otherwise.
+    /// [`WeightsI8::tile`]'s sums times `out.scale` stored into `out`'s rows: straight from the
+    /// registers where the AVX2 kernels take the block ([`int8_narrow::tile_f32`]), else through
+    /// the tile's `i32` sums ([`rescale`]); the same floats either way.
     ///
     /// # Safety
     /// As [`int8_narrow::tile_f32`] for `out`'s rows.
-    unsafe fn tile_f32(
+    unsafe fn tile_into(
         &self,
         g: usize,
         panel: &[i8],
         unsigned: bool,
         out: int8_narrow::FloatRows,
-    ) -> bool {
-        if int8_path().uses_row_sums() {
-            return false;
+    ) {
+        if !int8_path().uses_row_sums() {
+            let a = &self.codes[g * MR * self.k4..(g + 1) * MR * self.k4];
+            let sums: &[i32; MR] = self.sums[g * MR..(g + 1) * MR]
+                .try_into()
+                .expect("MR sums per block");
+            let (k4, depth) = (self.k4, self.depth[g][usize::from(unsigned)]);
+            // SAFETY: the caller's guarantee for the rows.
+            if unsafe { int8_narrow::tile_f32(k4, a, k4, sums, panel, depth, unsigned, out) } {
+                return;
+            }
         }
-        let a = &self.codes[g * MR * self.k4..(g + 1) * MR * self.k4];
-        let sums: &[i32; MR] = self.sums[g * MR..(g + 1) * MR]
-            .try_into()
-            .expect("MR sums per block");
-        let (k4, depth) = (self.k4, self.depth[g][usize::from(unsigned)]);
-        // SAFETY: the caller's guarantee for the rows.
-        unsafe { int8_narrow::tile_f32(k4, a, k4, sums, panel, depth, unsigned, out) }
+        let mut acc = [0i32; MR * NR];
+        self.tile(g, panel, unsigned, &mut acc);
+        for (r, &p) in out.rows.iter().enumerate().filter(|(_, p)| !p.is_null()) {
+            // SAFETY: the caller guarantees `out.cols` writable floats at each non-null row.
+            let dst = unsafe { std::slice::from_raw_parts_mut(p, out.cols) };
+            rescale(dst, &acc[r * NR..], out.scale);
+        }
     }
 }
 
@@ -2015,7 +2023,6 @@ fn tiles(
         _ => {}
     }
     debug_assert!(narrow.is_none(), "narrow blocks on AVX-512 VNNI only");
-    let mut acc = [0i32; MR * NR];
     for (h, bp) in ps.iter().map(|p| p.packed()).enumerate() {
         for g in 0..mr.div_ceil(MR) {
             // Each stored row's place: its output row (reordered within this task's rows),
@@ -2029,18 +2036,10 @@ fn tiles(
                 cols: np[h],
                 scale,
             };
-            // SAFETY: as below: the rows lie in this task's rectangle, which it alone writes.
-            if unsafe { w.tile_f32(r0 / MR + g, bp, unsigned, out) } {
-                continue;
-            }
-            w.tile(r0 / MR + g, bp, unsigned, &mut acc);
-            for r in 0..MR.min(mr - g * MR) {
-                // The stored row's output row (reordered within this task's rows).
-                let o = w.order[r0 + g * MR + r] - r0;
-                // SAFETY: row `o < mr`, columns `h * NR..+np` of this task's rectangle.
-                let dst = unsafe { dst.slice(o * ld + h * NR, np[h]) };
-                rescale(dst, &acc[r * NR..], scale);
-            }
+            // SAFETY: each row is one of the task's `mr` output rows (`w.order` reorders them
+            // within the task), `np[h]` columns from `h * NR`: this task's rectangle, which it
+            // alone writes.
+            unsafe { w.tile_into(r0 / MR + g, bp, unsigned, out) };
         }
     }
 }

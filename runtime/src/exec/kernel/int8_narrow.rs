@@ -65,6 +65,7 @@ pub fn tile(
 
 /// Output rows of a tile as floats: row `r`'s first `cols` columns at `rows[r]` (null: a row
 /// past the block, not stored), each sum times `scale`.
+#[derive(Clone, Copy)]
 pub struct FloatRows {
     pub rows: [*mut f32; MR],
     pub cols: usize,
