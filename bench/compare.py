@@ -253,7 +253,7 @@ def prepare(work, models, fq_bin, quick):
 def fq_isas(fq_bin):
     """The distinct kernel-path pairs FQ_MAX_ISA reaches on this CPU: [(value, paths)], best first."""
     seen, out = set(), []
-    for value in ["native", "avx512", "avxvnni", "avx2", "neon", "portable"]:
+    for value in ["native", "avx512", "avxvnni", "avx2", "ssse3", "neon", "portable"]:
         env = dict(os.environ, FQ_MAX_ISA=value)
         meta, _, err = run_child([fq_bin, "paths"], env)
         if err or meta is None:
@@ -319,7 +319,9 @@ def main():
     runtimes = []
     for value, meta in isas:
         tag = f"{meta['f32']}/{meta['int8']}"
-        for path in ["int8", "f32"]:
+        # `ssse3` lowers only the integer kernel (the floats stay on the portable loops, which
+        # the `portable` level times): its integer path alone.
+        for path in ["int8"] if value == "ssse3" else ["int8", "f32"]:
             runtimes.append((f"fq-{path} [{tag}]", ("fq", path, value)))
     runtimes += [("ort-f32", ("ort-f32",)), ("ort-int8", ("ort-int8",)), ("torch", ("torch",))]
 

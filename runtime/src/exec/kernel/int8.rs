@@ -66,6 +66,9 @@ pub enum Int8Path {
     AvxVnni,
     /// x86-64 with AVX2: codes sign-extended to i16 and `VPMADDWD`, exact for all 8-bit codes.
     Avx2,
+    /// x86-64 with SSSE3 and no AVX2: the narrow kernel's `PMADDUBSW` on 128-bit registers
+    /// (`int8_ssse3.rs`) for codes of at most 7 bits, the portable loop for 8-bit ones.
+    Ssse3,
     /// aarch64 with the dot-product extension (`FEAT_DotProd`: Cortex-A55/A75 and later, Apple
     /// M1 and later, Neoverse): `SDOT`, 16 multiply-adds per instruction.
     NeonSdot,
@@ -87,6 +90,7 @@ impl Int8Path {
             Int8Path::Avx512Vnni => "avx512-vnni",
             Int8Path::AvxVnni => "avx-vnni",
             Int8Path::Avx2 => "avx2",
+            Int8Path::Ssse3 => "ssse3",
             Int8Path::NeonSdot => "neon-sdot",
             Int8Path::NeonSmlal => "neon-smlal",
             Int8Path::Simd128 => "simd128",
@@ -120,6 +124,9 @@ impl Int8Path {
             if max.allows_avx2() && Int8Path::Avx2.available() {
                 return Int8Path::Avx2;
             }
+            if max.allows_ssse3() && Int8Path::Ssse3.available() {
+                return Int8Path::Ssse3;
+            }
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         {
@@ -139,6 +146,8 @@ impl Int8Path {
             Int8Path::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
             #[cfg(target_arch = "x86_64")]
             Int8Path::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Int8Path::Ssse3 => std::arch::is_x86_feature_detected!("ssse3"),
             #[cfg(target_arch = "x86_64")]
             Int8Path::Amx => super::int8_amx::supported(),
             #[cfg(target_arch = "x86_64")]
@@ -350,11 +359,14 @@ pub fn pack_b(k: usize, cols: &[i8]) -> Vec<i8> {
 pub(crate) mod tests {
     use super::*;
 
-    const PATHS: [Int8Path; 8] = [
+    const PATHS: [Int8Path; 9] = [
         Int8Path::Amx,
         Int8Path::Avx512Vnni,
         Int8Path::AvxVnni,
         Int8Path::Avx2,
+        // Its exact tile is the portable loop (its own kernel takes codes of at most 7 bits:
+        // `int8_narrow`'s tests).
+        Int8Path::Ssse3,
         Int8Path::Simd128,
         Int8Path::NeonSdot,
         Int8Path::NeonSmlal,
@@ -506,6 +518,11 @@ pub(crate) mod tests {
             assert!(
                 matches!(avx2, Int8Path::Avx2 | Int8Path::Portable),
                 "{avx2:?}"
+            );
+            let ssse3 = Int8Path::detect(MaxIsa::Ssse3);
+            assert!(
+                matches!(ssse3, Int8Path::Ssse3 | Int8Path::Portable),
+                "{ssse3:?}"
             );
             let vnni = Int8Path::detect(MaxIsa::AvxVnni);
             assert!(vnni != Int8Path::Avx512Vnni, "{vnni:?}");

@@ -59,6 +59,21 @@ pub fn tile(
         unsafe { tile_avx2(k, a, lda, a_sums, b, (d, unsigned), x86::Ints(out)) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if depth > 0 && super::int8::int8_path() == super::int8::Int8Path::Ssse3 {
+        super::int8::check_extents(k, a, lda, b);
+        let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
+        // SAFETY: `int8_path` chose SSSE3, so the CPU has it; the extents were checked; `depth`
+        // bounds the i16 sums for the caller's codes.
+        unsafe {
+            if unsigned {
+                super::int8_ssse3::tile::<false>(k, a, lda, a_sums, b, d, out)
+            } else {
+                super::int8_ssse3::tile::<true>(k, a, lda, a_sums, b, d, out)
+            }
+        };
+        return;
+    }
     let _ = (a_sums, depth, unsigned);
     tile_exact(k, a, lda, b, out);
 }
@@ -334,6 +349,44 @@ mod tests {
     use super::super::int8::{pack_b, tile_portable};
     use super::*;
 
+    /// Whether this CPU can run the SSSE3 kernel, which the tests below run directly (whatever
+    /// path `FQ_MAX_ISA` and the CPU choose for [`tile`]).
+    fn has_ssse3() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return std::arch::is_x86_feature_detected!("ssse3");
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// The SSSE3 kernel's tile (`None` without SSSE3).
+    fn ssse3(
+        k: usize,
+        a: &[i8],
+        sums: &[i32; MR],
+        b: &[i8],
+        depth: u8,
+        unsigned: bool,
+    ) -> Option<[i32; MR * NR]> {
+        if !has_ssse3() {
+            return None;
+        }
+        let mut out = [0i32; MR * NR];
+        super::super::int8::check_extents(k, a, k, b);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has SSSE3; the extents were checked; the callers' codes have at least
+        // this `depth`.
+        unsafe {
+            let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
+            if unsigned {
+                super::super::int8_ssse3::tile::<false>(k, a, k, sums, b, d, &mut out)
+            } else {
+                super::super::int8_ssse3::tile::<true>(k, a, k, sums, b, d, &mut out)
+            }
+        }
+        let _ = (sums, depth, unsigned);
+        Some(out)
+    }
+
     /// Bit for bit against the portable loop with the widest codes that may come here (-64 and
     /// 63, the 7-bit extremes) against every activation extreme, and on pseudo-random ones.
     #[test]
@@ -375,6 +428,11 @@ mod tests {
             tile(k, &a, k, &sums, &b, 1, false, &mut got);
             tile_portable(k, &a, k, &b, &mut want);
             assert_eq!(got, want, "case {case}, k {k}");
+            assert_eq!(
+                ssse3(k, &a, &sums, &b, 1, false),
+                has_ssse3().then_some(want),
+                "SSSE3: case {case}, k {k}"
+            );
         }
     }
 
@@ -432,6 +490,11 @@ mod tests {
                     assert_eq!(
                         got, want,
                         "max |code| {max_abs}, unsigned {unsigned}, case {case}, k {k}"
+                    );
+                    assert_eq!(
+                        ssse3(k, &a, &sums, &b, d, unsigned),
+                        has_ssse3().then_some(want),
+                        "SSSE3: max |code| {max_abs}, unsigned {unsigned}, case {case}, k {k}"
                     );
                 }
             }

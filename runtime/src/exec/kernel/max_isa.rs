@@ -18,6 +18,9 @@ pub const VAR: &str = "FQ_MAX_ISA";
 pub enum MaxIsa {
     /// Plain Rust loops only (the compiler's baseline vectorisation: SSE2 on x86-64).
     Portable,
+    /// x86-64 up to SSSE3 (the 128-bit integer kernel; floats on the portable loops): what a
+    /// CPU without AVX runs (Intel's Celeron and Pentium Silver of the Atom lines).
+    Ssse3,
     /// x86-64 up to AVX2 (and FMA for the f32 kernel): what an AVX2-only CPU runs.
     Avx2,
     /// x86-64 up to AVX-VNNI (the 256-bit `VPDPBUSD` integer kernel), no AVX-512.
@@ -33,7 +36,7 @@ pub enum MaxIsa {
 /// The values [`parse`] accepts on this architecture, for help and error messages.
 pub fn accepted() -> &'static [&'static str] {
     if cfg!(target_arch = "x86_64") {
-        &["portable", "avx2", "avxvnni", "avx512", "native"]
+        &["portable", "ssse3", "avx2", "avxvnni", "avx512", "native"]
     } else if cfg!(target_arch = "aarch64") {
         &["portable", "neon", "native"]
     } else {
@@ -48,6 +51,7 @@ pub fn parse(value: &str) -> Result<MaxIsa, String> {
     let isa = match v.as_str() {
         "" | "native" | "max" => Some(MaxIsa::Native),
         "portable" | "none" => Some(MaxIsa::Portable),
+        "ssse3" if cfg!(target_arch = "x86_64") => Some(MaxIsa::Ssse3),
         "avx2" if cfg!(target_arch = "x86_64") => Some(MaxIsa::Avx2),
         "avxvnni" | "avx-vnni" if cfg!(target_arch = "x86_64") => Some(MaxIsa::AvxVnni),
         "avx512" | "avx-512" if cfg!(target_arch = "x86_64") => Some(MaxIsa::Avx512),
@@ -76,6 +80,11 @@ pub fn max_isa() -> MaxIsa {
 }
 
 impl MaxIsa {
+    /// Whether x86-64 SSSE3 kernels are allowed.
+    pub fn allows_ssse3(self) -> bool {
+        self != MaxIsa::Portable && self != MaxIsa::Neon
+    }
+
     /// Whether x86-64 AVX2 kernels are allowed.
     pub fn allows_avx2(self) -> bool {
         matches!(
@@ -127,6 +136,7 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             assert_eq!(parse("AVX2"), Ok(MaxIsa::Avx2));
+            assert_eq!(parse("ssse3"), Ok(MaxIsa::Ssse3));
             assert_eq!(parse("avx512"), Ok(MaxIsa::Avx512));
             assert_eq!(parse("AvxVnni"), Ok(MaxIsa::AvxVnni));
             assert!(parse("neon").is_err());
@@ -149,6 +159,8 @@ mod tests {
     fn a_ceiling_only_removes_instruction_sets() {
         assert!(!MaxIsa::Portable.allows_avx2() && !MaxIsa::Portable.allows_neon());
         assert!(MaxIsa::Avx2.allows_avx2() && !MaxIsa::Avx2.allows_neon());
+        assert!(MaxIsa::Ssse3.allows_ssse3() && !MaxIsa::Ssse3.allows_avx2());
+        assert!(MaxIsa::Avx2.allows_ssse3() && !MaxIsa::Portable.allows_ssse3());
         assert!(!MaxIsa::Avx2.allows_avxvnni() && !MaxIsa::Avx2.allows_avx512());
         assert!(MaxIsa::AvxVnni.allows_avxvnni() && !MaxIsa::AvxVnni.allows_avx512());
         assert!(MaxIsa::Avx512.allows_avx2() && MaxIsa::Avx512.allows_avxvnni());

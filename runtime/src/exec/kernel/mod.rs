@@ -44,6 +44,8 @@ pub mod int8_narrow;
 mod int8_neon;
 mod int8_portable;
 #[cfg(target_arch = "x86_64")]
+mod int8_ssse3;
+#[cfg(target_arch = "x86_64")]
 pub mod int8_vnni;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod int8_wasm;
