@@ -819,9 +819,13 @@ mod tests {
         for (name, got) in every_kernel(k, &a, lda, &b) {
             assert_eq!(got, y, "{name}");
         }
-        let r = 5;
-        let want: f32 = (0..k).map(|i| a[r * lda + i] * b[i * NR + 3]).sum();
-        assert_eq!(y[r * NR + 3], want);
+        // The reference itself against the definition, every row and column.
+        for r in 0..MR {
+            for c in 0..NR {
+                let want: f32 = (0..k).map(|i| a[r * lda + i] * b[i * NR + c]).sum();
+                assert_eq!(y[r * NR + c], want, "row {r}, column {c}");
+            }
+        }
     }
 
     /// Two panels at once ([`tile_pair`], its own 6x32 kernel on AVX-512F) equal two portable
