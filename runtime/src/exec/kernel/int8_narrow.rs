@@ -31,7 +31,8 @@ pub fn depth(max_abs: u32, unsigned: bool) -> u8 {
     (32767 / (2 * top * max_abs.max(1))).min(64) as u8
 }
 
-/// [`super::int8::tile`] on AVX2: pairs of products added in i16 over `depth` groups before
+/// [`super::int8::tile`] on AVX2 (and on SSSE3, `int8_ssse3.rs`, the same arithmetic on 128-bit
+/// registers): pairs of products added in i16 over `depth` groups before
 /// they widen to i32 ([`depth`] of the rows' largest code and of `unsigned`, which the caller
 /// computes once per block: a division per call was 3% of ResNet50's integer path), the exact
 /// kernel where that is 0; activation codes `unsigned` (all `>= 0`, which the caller vouches
