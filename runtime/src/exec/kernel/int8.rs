@@ -67,7 +67,7 @@ pub enum Int8Path {
     /// x86-64 with AVX2: codes sign-extended to i16 and `VPMADDWD`, exact for all 8-bit codes.
     Avx2,
     /// x86-64 with SSSE3 and no AVX2: the narrow kernel's `PMADDUBSW` on 128-bit registers
-    /// (`int8_ssse3.rs`) for codes of at most 7 bits, the portable loop for 8-bit ones.
+    /// (`int8_ssse3.rs`) for codes of at most 7 bits, `PMADDWD` on widened codes for the others.
     Ssse3,
     /// aarch64 with the dot-product extension (`FEAT_DotProd`: Cortex-A55/A75 and later, Apple
     /// M1 and later, Neoverse): `SDOT`, 16 multiply-adds per instruction.
@@ -281,6 +281,11 @@ unsafe fn dispatch(
             super::int8_x86::tile_avx2(k, a.as_ptr(), lda, b.as_ptr(), out)
         },
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 is x86-64's baseline; the callers checked the extents.
+        Int8Path::Ssse3 => unsafe {
+            super::int8_ssse3::tile_exact(k, a.as_ptr(), lda, b.as_ptr(), out)
+        },
+        #[cfg(target_arch = "x86_64")]
         // SAFETY: the path is available (AMX-INT8, permission granted); the callers checked the
         // extents.
         Int8Path::Amx => unsafe { super::int8_amx::tile(k, a.as_ptr(), lda, b.as_ptr(), out) },
@@ -364,8 +369,7 @@ pub(crate) mod tests {
         Int8Path::Avx512Vnni,
         Int8Path::AvxVnni,
         Int8Path::Avx2,
-        // Its exact tile is the portable loop (its own kernel takes codes of at most 7 bits:
-        // `int8_narrow`'s tests).
+        // Its exact tile (`int8_ssse3::tile_exact`; its narrow one: `int8_narrow`'s tests).
         Int8Path::Ssse3,
         Int8Path::Simd128,
         Int8Path::NeonSdot,

@@ -7,7 +7,8 @@
 //! are all `>= 0`) by weight codes of at most 7 bits, whose pair sums cannot saturate; the pairs
 //! add up in i16 (`PADDW`) over `depth` groups of 4 `k`, as far as the rows' widest code allows,
 //! before `PMADDWD` by ones widens them to i32; the `+ 128` is taken back with the rows' code
-//! sums. The same integers as the portable loop, bit for bit.
+//! sums. The same integers as the portable loop, bit for bit. Rows it cannot take (8-bit codes
+//! under activations that may be negative) go to [`tile_exact`], SSE2's widened `PMADDWD`.
 //!
 //! Why: without it such a CPU ran the integer path on the portable loop, which the compiler
 //! cannot turn into these instructions: on the Zen 3 of stop 70 under `FQ_MAX_ISA=portable`,
@@ -98,5 +99,74 @@ pub unsafe fn tile<const FLIP: bool>(
                 _mm_storeu_si128(o.cast(), _mm_sub_epi32(*v, fix));
             }
         }
+    }
+}
+
+/// `out[r * NR + c] = sum_i a[r * lda + i] * b_ic` exactly for every pair of i8 codes
+/// ([`super::int8::tile`]), in SSE2 alone: the kernel of this path for the rows [`tile`] cannot
+/// take (8-bit codes under activations that may be negative, `depth` 0). Each 4 columns' codes
+/// sign-extended to i16 (`PUNPCKLBW` with themselves, then `PSRAW` by 8), multiplied by the
+/// row's 4 codes repeated in both halves with `PMADDWD`, which adds the products in pairs into
+/// i32 (`2 x 128 x 128` fits easily): each column collects two partial sums, added at the end.
+/// Two rows and 8 columns at a time: 8 sums, 4 registers of `B` and the row's codes.
+///
+/// # Safety
+/// `a` must hold `MR` rows of `k` codes `lda` apart, `b` `k * NR` codes packed `[k / 4][NR][4]`,
+/// and `k` must be a multiple of 4 (SSE2 is part of x86-64's baseline).
+pub unsafe fn tile_exact(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    b: *const i8,
+    out: &mut [i32; MR * NR],
+) {
+    // SAFETY: group `g < k / 4` reads `b[g * 64 + 32 h..+32]` for the half `h < 2` and
+    // `a[r * lda + 4g..+4]` for `r < MR`: the caller's extents.
+    unsafe {
+        for h in 0..2 {
+            for r0 in (0..MR).step_by(ROWS) {
+                // acc[r][q]: row r0 + r, columns h * 8 + 2q and + 1, two partial sums each.
+                let mut acc = [[_mm_setzero_si128(); 4]; ROWS];
+                for g in 0..k / KGROUP {
+                    let bp = b.add(g * NR * KGROUP + h * 32);
+                    let [e0, e1] = widen(_mm_loadu_si128(bp.cast()));
+                    let [e2, e3] = widen(_mm_loadu_si128(bp.add(16).cast()));
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let w4 = a
+                            .add((r0 + r) * lda + g * KGROUP)
+                            .cast::<i32>()
+                            .read_unaligned();
+                        // The 4 codes as i16 in the low half, repeated in the high one.
+                        let w = widen(_mm_cvtsi32_si128(w4))[0];
+                        let w = _mm_unpacklo_epi64(w, w);
+                        for (s, e) in row.iter_mut().zip([e0, e1, e2, e3]) {
+                            *s = _mm_add_epi32(*s, _mm_madd_epi16(e, w));
+                        }
+                    }
+                }
+                for (r, row) in acc.iter().enumerate() {
+                    for (q, v) in row.iter().enumerate() {
+                        let mut lanes = [0i32; 4];
+                        _mm_storeu_si128(lanes.as_mut_ptr().cast(), *v);
+                        let c = (r0 + r) * NR + h * 8 + 2 * q;
+                        out[c] = lanes[0].wrapping_add(lanes[1]);
+                        out[c + 1] = lanes[2].wrapping_add(lanes[3]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sixteen codes as two registers of eight i16 (the low and the high 8 bytes), each byte
+/// doubled into a 16-bit lane and shifted back arithmetically.
+#[inline]
+fn widen(v: __m128i) -> [__m128i; 2] {
+    // SAFETY: SSE2 is part of x86-64's baseline.
+    unsafe {
+        [
+            _mm_srai_epi16::<8>(_mm_unpacklo_epi8(v, v)),
+            _mm_srai_epi16::<8>(_mm_unpackhi_epi8(v, v)),
+        ]
     }
 }
