@@ -52,28 +52,25 @@ pub fn tile(
 ) {
     // The chosen integer path, not the CPU's flags, decides: `FQ_MAX_ISA` may have lowered it.
     #[cfg(target_arch = "x86_64")]
-    if depth > 0 && super::int8::int8_path() == super::int8::Int8Path::Avx2 {
-        super::int8::check_extents(k, a, lda, b);
-        let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
-        // SAFETY: `int8_path` chose AVX2, so the CPU has it; the extents were checked; `depth`
-        // bounds the i16 sums for the caller's codes (`max_abs`, and `unsigned` activations).
-        unsafe { tile_avx2(k, a, lda, a_sums, b, (d, unsigned), x86::Ints(out)) };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if depth > 0 && super::int8::int8_path() == super::int8::Int8Path::Ssse3 {
-        super::int8::check_extents(k, a, lda, b);
-        let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
-        // SAFETY: `int8_path` chose SSSE3, so the CPU has it; the extents were checked; `depth`
-        // bounds the i16 sums for the caller's codes.
-        unsafe {
-            if unsigned {
-                super::int8_ssse3::tile::<false>(k, a, lda, a_sums, b, d, out)
-            } else {
-                super::int8_ssse3::tile::<true>(k, a, lda, a_sums, b, d, out)
+    if depth > 0 {
+        use super::int8::Int8Path;
+        let path = super::int8::int8_path();
+        if matches!(path, Int8Path::Avx2 | Int8Path::Ssse3) {
+            super::int8::check_extents(k, a, lda, b);
+            let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
+            // SAFETY: `int8_path` chose AVX2 or SSSE3, so the CPU has it; the extents were
+            // checked; `depth` bounds the i16 sums for the caller's codes (`max_abs`, and
+            // `unsigned` activations).
+            unsafe {
+                match path {
+                    Int8Path::Avx2 => {
+                        tile_avx2(k, a, lda, a_sums, b, (d, unsigned), x86::Ints(out))
+                    }
+                    _ => super::int8_ssse3::tile(k, a, lda, a_sums, b, (d, unsigned), out),
+                }
             }
-        };
-        return;
+            return;
+        }
     }
     let _ = (a_sums, depth, unsigned);
     tile_exact(k, a, lda, b, out);
@@ -378,11 +375,7 @@ mod tests {
         // this `depth`.
         unsafe {
             let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
-            if unsigned {
-                super::super::int8_ssse3::tile::<false>(k, a, k, sums, b, d, &mut out)
-            } else {
-                super::super::int8_ssse3::tile::<true>(k, a, k, sums, b, d, &mut out)
-            }
+            super::super::int8_ssse3::tile(k, a, k, sums, b, (d, unsigned), &mut out)
         }
         let _ = (sums, depth, unsigned);
         Some(out)

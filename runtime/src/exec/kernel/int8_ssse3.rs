@@ -32,16 +32,39 @@ const REGS: usize = NR / COLS;
 const ROWS: usize = 2;
 
 /// `out[r * NR + c] = sum_i a[r * lda + i] * b_ic` ([`super::int8::tile`]), the pair sums
-/// added in i16 over `depth` groups; activations made unsigned (`x + 128`, the `128 *
-/// a_sums[r]` taken back) when `FLIP`, else taken as they are (all `>= 0`).
+/// added in i16 over `depth` groups; activation codes `unsigned` (all `>= 0`) taken as they
+/// are, the others made unsigned (`x + 128`, the `128 * a_sums[r]` taken back).
 ///
 /// # Safety
 /// SSSE3 must be available; `a` must hold `MR` rows of `k` codes `lda` apart, whose largest
-/// magnitude has a [`super::int8_narrow::depth`] (unsigned when not `FLIP`) of at least
-/// `depth >= 1`; `b` `k * NR` codes packed `[k / 4][NR][4]` (all `>= 0` without `FLIP`);
-/// `k` a multiple of 4; `a_sums[r]` the wrapping sum of row `r`'s codes.
+/// magnitude has a [`super::int8_narrow::depth`] (for `unsigned` activations or not) of at
+/// least `depth >= 1`; `b` `k * NR` codes packed `[k / 4][NR][4]`; `k` a multiple of 4;
+/// `a_sums[r]` the wrapping sum of row `r`'s codes.
+pub unsafe fn tile(
+    k: usize,
+    a: *const i8,
+    lda: usize,
+    a_sums: &[i32; MR],
+    b: *const i8,
+    (depth, unsigned): (usize, bool),
+    out: &mut [i32; MR * NR],
+) {
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        if unsigned {
+            tile_flip::<false>(k, a, lda, a_sums, b, depth, out)
+        } else {
+            tile_flip::<true>(k, a, lda, a_sums, b, depth, out)
+        }
+    }
+}
+
+/// [`tile`] with the activations made unsigned (`FLIP`) or taken as they are.
+///
+/// # Safety
+/// As [`tile`], with `unsigned` = `!FLIP`.
 #[target_feature(enable = "ssse3")]
-pub unsafe fn tile<const FLIP: bool>(
+unsafe fn tile_flip<const FLIP: bool>(
     k: usize,
     a: *const i8,
     lda: usize,
