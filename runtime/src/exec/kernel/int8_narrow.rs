@@ -368,17 +368,23 @@ mod tests {
         if !has_ssse3() {
             return None;
         }
-        let mut out = [0i32; MR * NR];
         super::super::int8::check_extents(k, a, k, b);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has SSSE3; the extents were checked; the callers' codes have at least
-        // this `depth`.
-        unsafe {
-            let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
-            super::super::int8_ssse3::tile(k, a, k, sums, b, (d, unsigned), &mut out)
+        {
+            let mut out = [0i32; MR * NR];
+            // SAFETY: the CPU has SSSE3; the extents were checked; the callers' codes have at
+            // least this `depth`.
+            unsafe {
+                let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
+                super::super::int8_ssse3::tile(k, a, k, sums, b, (d, unsigned), &mut out)
+            }
+            Some(out)
         }
-        let _ = (sums, depth, unsigned);
-        Some(out)
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (sums, depth, unsigned);
+            None
+        }
     }
 
     /// Bit for bit against the portable loop with the widest codes that may come here (-64 and
