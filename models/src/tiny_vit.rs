@@ -80,9 +80,17 @@ impl TinyVitConfig {
             x = b.gelu(&format!("{p}.act2"), x);
             x = conv_norm(&mut b, &format!("{p}.conv3"), x, c, c, 1, 1, 0);
             hw = conv(hw);
+            // The blocks pass tokens from one to the next: one layout change into the stage and
+            // one out of it, not a `[C, H, W]` round trip between every two blocks.
+            let mut t = b.push(&format!("stages.{s}.to_tokens"), Op::ToTokens, vec![x]);
             for i in 0..self.depths[s] {
-                x = self.block(&mut b, &format!("stages.{s}.blocks.{i}"), x, s, hw);
+                t = self.block(&mut b, &format!("stages.{s}.blocks.{i}"), t, s, hw);
             }
+            let chw = Op::ToChw {
+                height: hw,
+                width: hw,
+            };
+            x = b.push(&format!("stages.{s}.to_chw"), chw, vec![t]);
         }
         let c = dims[3];
         let x = b.push("head.global_pool", Op::GlobalAvgPool, vec![x]);
@@ -98,12 +106,11 @@ impl TinyVitConfig {
         }
     }
 
-    /// One TinyViT block on an `hw x hw` grid (`x` is `[C, H, W]`; so is the result).
-    fn block(&self, b: &mut Builder, p: &str, x: ValueId, stage: usize, hw: usize) -> ValueId {
+    /// One TinyViT block on an `hw x hw` grid (`t` is its `[H*W, C]` tokens; so is the result).
+    fn block(&self, b: &mut Builder, p: &str, t: ValueId, stage: usize, hw: usize) -> ValueId {
         let c = self.embed_dims[stage];
         let heads = self.heads[stage];
         let ws = self.window_sizes[stage];
-        let t = b.push(&format!("{p}.to_tokens"), Op::ToTokens, vec![x]);
         // timm skips the partition when the grid is exactly one window.
         let windowed = hw != ws;
         let geo = |b: &mut Builder, name: &str, v: ValueId, reverse: bool| {
@@ -156,12 +163,7 @@ impl TinyVitConfig {
         let y = b.linear(&format!("{p}.mlp.fc1"), y, c, hidden);
         let y = b.gelu(&format!("{p}.mlp.act"), y);
         let y = b.linear(&format!("{p}.mlp.fc2"), y, hidden, c);
-        let t = b.add(&format!("{p}.add2"), t, y);
-        let chw = Op::ToChw {
-            height: hw,
-            width: hw,
-        };
-        b.push(&format!("{p}.out"), chw, vec![t])
+        b.add(&format!("{p}.add2"), t, y)
     }
 }
 
