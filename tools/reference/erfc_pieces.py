@@ -1,8 +1,7 @@
-"""The piecewise fits of erfc behind the AVX-512F and AVX2 GELUs (runtime/src/exec/vmath/coeffs.rs,
-ERFC_PIECES and ERFC_PIECES8).
+"""The piecewise fit of erfc behind the AVX-512F GELU (runtime/src/exec/vmath/coeffs.rs, ERFC_PIECES).
 
     python tools/reference/erfc_pieces.py          # AVX-512F: prints ERFC_PIECES and its worst error
-    python tools/reference/erfc_pieces.py --avx2   # AVX2: prints ERFC_PIECES8 and its worst error
+    python tools/reference/erfc_pieces.py --avx2   # the 8-piece fit the AVX2 GELU used until stop 71
 
 AVX-512F: erfc(z) on z in [i/8, (i+1)/8), i < 32, as a degree-5 polynomial in u = 8z - i - 1/2 (u in
 [-1/2, 1/2); a coefficient's 32 values are two registers, one permute picks them per lane). AVX2: on

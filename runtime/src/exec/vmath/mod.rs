@@ -4,7 +4,7 @@
 //! together they took about half of DeiT-Tiny's and TinyViT-5M's CPU time.
 //!
 //! One binary per architecture, one hand-written file per instruction set, all with the same
-//! polynomials and constants (`coeffs.rs`; AVX-512F's and AVX2's GELUs have faster fits of
+//! polynomials and constants (`coeffs.rs`; AVX-512F's and AVX2's GELUs have faster forms of
 //! their own, see `avx512.rs` and `x86.rs`): `x86.rs` (AVX2+FMA, eight lanes), `neon.rs` (aarch64,
 //! four lanes) and `wasm.rs` (WebAssembly SIMD128, four lanes, compiled in only with
 //! `+simd128`), and `avx512.rs` (AVX-512F, sixteen lanes). Which one runs follows the f32
@@ -44,9 +44,12 @@ fn loops() -> KernelPath {
 }
 
 /// `x[i] = gelu(x[i]) = x/2 * erfc(-x/sqrt 2)` in place (the Numerical Recipes `erfcc` fit, as
-/// `shaders/gelu.wgsl`; on AVX-512F and AVX2 piecewise fits of `erfc`, `coeffs::ERFC_PIECES` and
-/// `ERFC_PIECES8`): within about 1e-6 relative of the exact GELU wherever it is not vanishingly
-/// small (see the tests for the measured bound). Each element's value depends on it alone, whatever the slice around it.
+/// `shaders/gelu.wgsl`; on AVX-512F a piecewise fit of `erfc`, `coeffs::ERFC_PIECES`): within
+/// about 1e-6 relative of the exact GELU wherever it is not vanishingly small. On AVX2,
+/// PyTorch's own form, `x/2 (1 + erf(x/sqrt 2))` with a rational `erf`: within 2e-7 max(1, |x|)
+/// absolute, as PyTorch's float GELU, and twice as fast as the fit it replaced (`x86.rs`). The
+/// tests state the measured bounds. Each element's value depends on it alone, whatever the
+/// slice around it.
 pub fn gelu(x: &mut [f32]) {
     // SAFETY: `loops` only returns a path this CPU has.
     unsafe { gelu_on(loops(), x) }
@@ -316,6 +319,12 @@ mod tests {
         (core, all)
     }
 
+    /// Whether path `p`'s GELU is PyTorch's form, accurate in absolute terms (AVX2's, `x86.rs`),
+    /// rather than an `erfc` fit accurate in relative terms.
+    fn is_absolute(p: KernelPath) -> bool {
+        p == KernelPath::Avx2Fma
+    }
+
     #[test]
     fn gelu_matches_exact_gelu_on_every_path() {
         // The scalar reference too (on x86-64 the portable path runs SSE2's loops).
@@ -332,11 +341,31 @@ mod tests {
                  [-12, 12]",
                 p.name()
             );
-            assert!(
-                core < 2e-6 && all < 1e-5,
-                "gelu on {} off by {core:.2e} / {all:.2e}",
-                p.name()
-            );
+            if is_absolute(p) {
+                // PyTorch's form (`x86.rs`): error in proportion to max(1, |x|), as PyTorch's own
+                // float GELU (1.55e-7 by this measure).
+                let x = inputs();
+                let mut y = x.clone();
+                gelu_by(p)(&mut y);
+                let scaled = x
+                    .iter()
+                    .zip(&y)
+                    .map(|(&x, &y)| {
+                        (y as f64 - exact_gelu(x as f64)).abs() / x.abs().max(1.0) as f64
+                    })
+                    .fold(0f64, f64::max);
+                eprintln!(
+                    "gelu on path {}: error / max(1, |x|) {scaled:.2e}",
+                    p.name()
+                );
+                assert!(scaled < 2.5e-7, "gelu on {} off by {scaled:.2e}", p.name());
+            } else {
+                assert!(
+                    core < 2e-6 && all < 1e-5,
+                    "gelu on {} off by {core:.2e} / {all:.2e}",
+                    p.name()
+                );
+            }
             // Special values behave as the scalar code: NaN stays NaN, +inf stays +inf.
             let mut s = [f32::NAN, f32::INFINITY, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
             gelu_by(p)(&mut s);
@@ -360,7 +389,12 @@ mod tests {
                     gelu_by(p)(&mut a);
                     portable::gelu(&mut b);
                     for (i, (u, v)) in a.iter().zip(&b).enumerate() {
-                        let tol = 2e-6 * v.abs().max(1e-6);
+                        let x = base[off + i];
+                        let tol = if is_absolute(p) {
+                            4e-7 * x.abs().max(1.0)
+                        } else {
+                            2e-6 * v.abs().max(1e-6)
+                        };
                         assert!(
                             (u - v).abs() <= tol,
                             "{}, len {n}, element {i}: {u} vs {v}",
@@ -475,7 +509,8 @@ mod tests {
     /// vmath_speed --ignored --nocapture`. Timings under qemu mean nothing.
     /// Measured 2026-12-02 (AMD EPYC, AVX2+FMA, 2 cores shared): natively AVX2+FMA GELU 0.55,
     /// exp 1.83-1.87 elements/ns, portable 0.07-0.10 and 0.22; SIMD128 under V8 in `wasm.rs`'s
-    /// module doc.
+    /// module doc. Stop 71 (the Zen 3 EPYC): AVX2+FMA GELU 1.0 (the `erfc` pieces) -> 2.04-2.42
+    /// (PyTorch's form, `x86.rs`), exp 1.81-2.19; portable (SSE2) GELU 0.20-0.21.
     #[test]
     #[ignore]
     fn vmath_speed() {
