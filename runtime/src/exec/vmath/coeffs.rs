@@ -39,7 +39,7 @@ pub const ERFC: [f32; 10] = [
 ];
 /// `erf(t) = t P(t^2) / Q(t^2)` on `|t| <= 4`, highest power first: Eigen's
 /// `generic_fast_erf_float` (within about 1e-7 of `erf`, as PyTorch's vectorised `erf`), for the
-/// AVX2 GELU (`x86.rs`).
+/// AVX2 and SSE2 GELUs (`x86.rs`, `sse2.rs`).
 #[cfg(target_arch = "x86_64")]
 pub const ERF_P: [f32; 7] = [
     -2.726_142_3e-10,

@@ -319,10 +319,11 @@ mod tests {
         (core, all)
     }
 
-    /// Whether path `p`'s GELU is PyTorch's form, accurate in absolute terms (AVX2's, `x86.rs`),
-    /// rather than an `erfc` fit accurate in relative terms.
+    /// Whether path `p`'s GELU is PyTorch's form, accurate in absolute terms (AVX2's, `x86.rs`,
+    /// and SSE2's, what `portable` runs on x86-64), rather than an `erfc` fit accurate in
+    /// relative terms.
     fn is_absolute(p: KernelPath) -> bool {
-        p == KernelPath::Avx2Fma
+        p == KernelPath::Avx2Fma || (p == KernelPath::Portable && cfg!(target_arch = "x86_64"))
     }
 
     #[test]
