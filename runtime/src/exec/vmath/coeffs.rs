@@ -24,7 +24,9 @@ pub const P: [f32; 6] = [
     0.5,
 ];
 /// The `erfcc` fit's coefficients (Numerical Recipes §6.2), highest power of `t` first:
-/// `erfc(z) = t exp(-z^2 + poly(t))` with `t = 1 / (1 + z/2)`, `z >= 0`.
+/// `erfc(z) = t exp(-z^2 + poly(t))` with `t = 1 / (1 + z/2)`, `z >= 0`: the AVX-512F GELU's
+/// value past its pieces (`avx512.rs`; the scalar reference spells it out in `portable.rs`).
+#[cfg(target_arch = "x86_64")]
 pub const ERFC: [f32; 10] = [
     0.170_872_77,
     -0.822_152_23,
@@ -39,8 +41,7 @@ pub const ERFC: [f32; 10] = [
 ];
 /// `erf(t) = t P(t^2) / Q(t^2)` on `|t| <= 4`, highest power first: Eigen's
 /// `generic_fast_erf_float` (within about 1e-7 of `erf`, as PyTorch's vectorised `erf`), for the
-/// AVX2 and SSE2 GELUs (`x86.rs`, `sse2.rs`).
-#[cfg(target_arch = "x86_64")]
+/// AVX2, SSE2, NEON and SIMD128 GELUs.
 pub const ERF_P: [f32; 7] = [
     -2.726_142_3e-10,
     2.770_681_4e-8,
@@ -50,7 +51,6 @@ pub const ERF_P: [f32; 7] = [
     -2.954_6e-3,
     -1.609_603_3e-2,
 ];
-#[cfg(target_arch = "x86_64")]
 pub const ERF_Q: [f32; 5] = [
     -1.456_607_2e-5,
     -2.133_740_6e-4,
@@ -59,6 +59,7 @@ pub const ERF_Q: [f32; 5] = [
     -1.426_474e-2,
 ];
 /// GELU's clamp, defined with the scalar reference (compiled on every target).
+#[cfg(target_arch = "x86_64")]
 pub use super::portable::GELU_Z_MAX;
 
 /// `erfc` piece by piece, for the AVX-512F GELU (`avx512.rs`): on `z` in `[i/8, (i+1)/8)`,
