@@ -104,8 +104,10 @@ fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 }
 
 /// PyTorch's exact GELU, `x * Phi(x) = x/2 * erfc(-x/sqrt(2))`, vectorised by hand in
-/// [`vmath::gelu`] (the `erfcc` fit of `shaders/gelu.wgsl`, piecewise fits on AVX-512F and AVX2):
-/// a libm `erf` per element dominated TinyViT's CPU time.
+/// [`vmath::gelu`] (PyTorch's `x/2 (1 + erf(x/sqrt 2))` with a rational `erf` on AVX2, SSE2,
+/// NEON and SIMD128, a piecewise fit on AVX-512F; [`erfc`], the `erfcc` fit of
+/// `shaders/gelu.wgsl`, is the scalar reference): a libm `erf` per element dominated TinyViT's
+/// CPU time.
 pub fn gelu(mut x: Buf<f32>) -> Buf<f32> {
     x.par_chunks_mut(4096).for_each(vmath::gelu);
     x
