@@ -56,36 +56,26 @@ unsafe fn columns_to_rows_on(
     };
     #[cfg(not(target_arch = "x86_64"))]
     let (done_i, done_o, _) = (0, 0, on);
+    // Blocks of 8 rows (AVX2) or 16 (AVX-512F) by as many columns.
     #[cfg(target_arch = "x86_64")]
-    if on == KernelPath::Avx2Fma {
-        for i0 in (0..done_i).step_by(8) {
-            for o0 in (0..done_o).step_by(8) {
-                // SAFETY: the CPU has AVX2 (`on`); the block's 8 rows of its columns lie in
-                // `src` (checked above: `i0 + 8 <= len`, `o0 + width <= cols`), and its
-                // destination rows are the caller's.
+    {
+        let b = if on == KernelPath::Avx2Fma { 8 } else { 16 };
+        for i0 in (0..done_i).step_by(b) {
+            for o0 in (0..done_o).step_by(b) {
+                let (s, d) = (src.as_ptr().wrapping_add(i0 * lds + o0), o0 * ldd + i0);
+                let width = (cols - o0).min(b);
+                // SAFETY: the CPU has the block's ISA (`on`: blocks run on AVX2 and AVX-512F
+                // only, `done_i` and `done_o` are 0 otherwise); the block's rows of its columns
+                // lie in `src` (checked above: `o0 + width <= cols`, and `i0 + 8 <= len` on
+                // AVX2, `i0 + height <= len` on AVX-512F), and its destination rows are the
+                // caller's.
                 unsafe {
-                    block_avx2(
-                        src.as_ptr().add(i0 * lds + o0),
-                        lds,
-                        dst.offset(o0 * ldd + i0).0,
-                        (ldd, (cols - o0).min(8)),
-                    )
-                };
-            }
-        }
-    } else if on == KernelPath::Avx512F {
-        for i0 in (0..done_i).step_by(16) {
-            for o0 in (0..done_o).step_by(16) {
-                // SAFETY: the CPU has AVX-512F (`path`); the block's rows of its columns lie in
-                // `src` (checked above: `i0 + height <= len`, `o0 + width <= cols`), and its
-                // destination rows are the caller's.
-                unsafe {
-                    block_avx512(
-                        src.as_ptr().add(i0 * lds + o0),
-                        lds,
-                        dst.offset(o0 * ldd + i0).0,
-                        (ldd, (cols - o0).min(16), (len - i0).min(16)),
-                    )
+                    if on == KernelPath::Avx2Fma {
+                        block_avx2(s, lds, dst.offset(d).0, (ldd, width))
+                    } else {
+                        let height = (len - i0).min(b);
+                        block_avx512(s, lds, dst.offset(d).0, (ldd, width, height))
+                    }
                 };
             }
         }
