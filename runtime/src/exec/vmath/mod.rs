@@ -4,8 +4,8 @@
 //! together they took about half of DeiT-Tiny's and TinyViT-5M's CPU time.
 //!
 //! One binary per architecture, one hand-written file per instruction set, all with the same
-//! polynomials and constants (`coeffs.rs`; AVX-512F's and AVX2's GELUs have faster forms of
-//! their own, see `avx512.rs` and `x86.rs`): `x86.rs` (AVX2+FMA, eight lanes), `neon.rs` (aarch64,
+//! polynomials and constants (`coeffs.rs`; GELU is PyTorch's form with a rational `erf` in
+//! every SIMD file but `avx512.rs`, whose piecewise fit is its own, see `x86.rs`): `x86.rs` (AVX2+FMA, eight lanes), `neon.rs` (aarch64,
 //! four lanes) and `wasm.rs` (WebAssembly SIMD128, four lanes, compiled in only with
 //! `+simd128`), and `avx512.rs` (AVX-512F, sixteen lanes). Which one runs follows the f32
 //! micro-kernel's path ([`super::kernel::path`], detected once at run time, under
@@ -48,7 +48,7 @@ fn loops() -> KernelPath {
 /// `coeffs::ERFC_PIECES`): within about 1e-6 relative of the exact GELU wherever it is not
 /// vanishingly small. On AVX2, SSE2, NEON and SIMD128, PyTorch's own form,
 /// `x/2 (1 + erf(x/sqrt 2))` with a rational `erf`: within 2e-7 max(1, |x|) absolute, as
-/// PyTorch's float GELU, and 2-2.5x as fast as the fits it replaced on x86-64 (`x86.rs`). The
+/// PyTorch's float GELU, and 2-3.6x as fast as the fits it replaced (x86-64, V8; `x86.rs`). The
 /// tests state the measured bounds. Each element's value depends on it alone, whatever the
 /// slice around it.
 pub fn gelu(x: &mut [f32]) {

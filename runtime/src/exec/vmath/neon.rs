@@ -4,8 +4,9 @@
 //! not make the intrinsics safe to call (their callers are `unsafe` for that reason only).
 //!
 //! The same algorithms and constants (`coeffs.rs`) as the AVX2+FMA loops of `x86.rs` (GELU in
-//! PyTorch's form, `exp` Cephes'), operation for operation: the fused multiply-adds are `FMLA`/`FMLS`, `round` is `FRINTN` (ties to even,
-//! as `_MM_FROUND_TO_NEAREST_INT`), the sign select is `BSL`. `FMAX`/`FMIN` propagate NaN, so a
+//! PyTorch's form, `exp` Cephes'), operation for operation: the fused multiply-adds are
+//! `FMLA`/`FMLS`, `round` is `FRINTN` (ties to even, as `_MM_FROUND_TO_NEAREST_INT`), the
+//! selects are `BSL`. `FMAX`/`FMIN` propagate NaN, so a
 //! NaN argument of `exp` stays NaN as on x86-64.
 
 use super::coeffs::*;
