@@ -11,41 +11,34 @@ use std::arch::x86_64::*;
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn exp8(x: __m256) -> __m256 {
-    exp8n([x])[0]
-}
-
-/// `e^x` on `N` registers of eight lanes, each step on all of them before the next (independent
-/// chains side by side).
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn exp8n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
     // `max(lo, x)` returns `x` when `x` is NaN (the second operand), and so does `min(hi, x)`.
-    let (lo, hi) = (_mm256_set1_ps(EXP_LO), _mm256_set1_ps(EXP_HI));
-    let x: [__m256; N] = std::array::from_fn(|i| _mm256_min_ps(hi, _mm256_max_ps(lo, x[i])));
-    let log2e = _mm256_set1_ps(LOG2E);
-    let n: [__m256; N] = std::array::from_fn(|i| {
-        _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
-            x[i], log2e,
-        ))
-    });
-    let (hi2, lo2) = (_mm256_set1_ps(LN2_HI), _mm256_set1_ps(LN2_LO));
-    let r: [__m256; N] =
-        std::array::from_fn(|i| _mm256_fnmadd_ps(n[i], lo2, _mm256_fnmadd_ps(n[i], hi2, x[i])));
-    let mut p = [_mm256_set1_ps(P[0]); N];
+    let x = _mm256_min_ps(
+        _mm256_set1_ps(EXP_HI),
+        _mm256_max_ps(_mm256_set1_ps(EXP_LO), x),
+    );
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(LOG2E),
+    ));
+    let r = _mm256_fnmadd_ps(
+        n,
+        _mm256_set1_ps(LN2_LO),
+        _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x),
+    );
+    let mut p = _mm256_set1_ps(P[0]);
     for &c in &P[1..] {
-        let c = _mm256_set1_ps(c);
-        p = std::array::from_fn(|i| _mm256_fmadd_ps(p[i], r[i], c));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
-    let one = _mm256_set1_ps(1.0);
-    std::array::from_fn(|i| {
-        // e^r = 1 + r + r^2 p(r), times 2^n built in the exponent bits.
-        let er = _mm256_add_ps(_mm256_fmadd_ps(p[i], _mm256_mul_ps(r[i], r[i]), r[i]), one);
-        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvtps_epi32(n[i]),
-            _mm256_set1_epi32(127),
-        ));
-        _mm256_mul_ps(er, _mm256_castsi256_ps(bits))
-    })
+    // e^r = 1 + r + r^2 p(r), times 2^n built in the exponent bits.
+    let er = _mm256_add_ps(
+        _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r),
+        _mm256_set1_ps(1.0),
+    );
+    let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    ));
+    _mm256_mul_ps(er, _mm256_castsi256_ps(bits))
 }
 
 /// GELU on eight lanes ([`gelu8n_erf`]).
