@@ -64,7 +64,7 @@ pub fn tile(
             unsafe {
                 match path {
                     Int8Path::Avx2 => {
-                        tile_avx2(k, a, lda, a_sums, b, (d, unsigned), x86::Ints(out))
+                        tile_avx2::<2, _>(k, a, lda, a_sums, b, (d, unsigned), x86::Ints(out))
                     }
                     _ => super::int8_ssse3::tile(k, a, lda, a_sums, b, (d, unsigned), out),
                 }
@@ -88,7 +88,12 @@ pub struct FloatRows {
 /// [`tile`]'s sums, each times `out.scale`, stored straight into `out`'s rows, when the AVX2
 /// kernels take the block (`depth > 0` on the AVX2 integer path); `false` (nothing written)
 /// otherwise. The same floats as [`tile`] and then `sum as f32 * scale` (one conversion
-/// rounding to nearest, one multiply).
+/// rounding to nearest, one multiply). A panel of at most 8 real columns (`out.cols`) takes
+/// the kernels' half-width form: one register of 8 columns per row, half the multiplies.
+///
+/// Why half-width: a layer's last panel holds what is left of its pixels, 4 of 16 at 14x14
+/// (196 pixels) and 1 at 7x7 (49): at full width ResNet50's 7x7 layers multiplied 64 columns
+/// for 49.
 ///
 /// Why: the sums went through the tile's `[i32; 96]` on the stack and a rescaling loop the
 /// compiler built for SSE2 (a store, a reload and four-lane conversions per row), 7.7% of
@@ -114,7 +119,13 @@ pub unsafe fn tile_f32(
         super::int8::check_extents(k, a, lda, b);
         let (a, b, d) = (a.as_ptr(), b.as_ptr(), usize::from(depth));
         // SAFETY: as in `tile`; the caller guarantees the rows.
-        unsafe { tile_avx2(k, a, lda, a_sums, b, (d, unsigned), x86::Floats(out)) };
+        unsafe {
+            if out.cols <= NR / 2 {
+                tile_avx2::<1, _>(k, a, lda, a_sums, b, (d, unsigned), x86::Floats(out))
+            } else {
+                tile_avx2::<2, _>(k, a, lda, a_sums, b, (d, unsigned), x86::Floats(out))
+            }
+        };
         return true;
     }
     let _ = (k, a, lda, a_sums, b, depth, unsigned, out);
@@ -122,13 +133,14 @@ pub unsafe fn tile_f32(
 }
 
 /// The AVX2 kernel for `depth` groups (1: [`tile_maddubs`], more: [`tile_deferred`]) and
-/// activations `unsigned` or not, its rows into `out`.
+/// activations `unsigned` or not, its rows into `out`: `W` registers of 8 columns per row (2:
+/// all 16; 1: the first 8, the others' sums left at 0 and not to be stored).
 ///
 /// # Safety
 /// As [`tile_deferred`] (`tile_maddubs` for `depth` 1), with `depth > 0`; the sink's extents.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx2<S: x86::Sink>(
+unsafe fn tile_avx2<const W: usize, S: x86::Sink>(
     k: usize,
     a: *const i8,
     lda: usize,
@@ -140,10 +152,10 @@ unsafe fn tile_avx2<S: x86::Sink>(
     // SAFETY: the caller's guarantees.
     unsafe {
         match (depth, unsigned) {
-            (1, false) => tile_maddubs::<true, _>(k, a, lda, a_sums, b, out),
-            (1, true) => tile_maddubs::<false, _>(k, a, lda, a_sums, b, out),
-            (_, false) => tile_deferred::<true, _>(k, a, lda, a_sums, b, depth, out),
-            (_, true) => tile_deferred::<false, _>(k, a, lda, a_sums, b, depth, out),
+            (1, false) => tile_maddubs::<true, W, _>(k, a, lda, a_sums, b, out),
+            (1, true) => tile_maddubs::<false, W, _>(k, a, lda, a_sums, b, out),
+            (_, false) => tile_deferred::<true, W, _>(k, a, lda, a_sums, b, depth, out),
+            (_, true) => tile_deferred::<false, W, _>(k, a, lda, a_sums, b, depth, out),
         }
     }
 }
@@ -216,7 +228,7 @@ mod x86 {
 /// `FLIP`), and `k` must be a multiple of 4.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn tile_maddubs<const FLIP: bool, S: x86::Sink>(
+unsafe fn tile_maddubs<const FLIP: bool, const W: usize, S: x86::Sink>(
     k: usize,
     a: *const i8,
     lda: usize,
@@ -235,15 +247,14 @@ unsafe fn tile_maddubs<const FLIP: bool, S: x86::Sink>(
         for g in 0..k / KGROUP {
             let bp = b.add(g * NR * KGROUP);
             // Columns 0..8 and 8..16, 4 codes each, as x + 128.
-            let b0 = load::<FLIP>(bp, flip);
-            let b1 = load::<FLIP>(bp.add(32), flip);
+            let bs: [__m256i; W] = std::array::from_fn(|c| load::<FLIP>(bp.add(32 * c), flip));
             for (r, row) in acc.iter_mut().enumerate() {
                 let w =
                     _mm256_set1_epi32(a.add(r * lda + g * KGROUP).cast::<i32>().read_unaligned());
-                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(b0, w), ones);
-                let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(b1, w), ones);
-                row[0] = _mm256_add_epi32(row[0], p0);
-                row[1] = _mm256_add_epi32(row[1], p1);
+                for (sum, bc) in row.iter_mut().zip(bs) {
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(bc, w), ones);
+                    *sum = _mm256_add_epi32(*sum, p);
+                }
             }
         }
         for (r, row) in acc.iter().enumerate() {
@@ -268,7 +279,7 @@ unsafe fn tile_maddubs<const FLIP: bool, S: x86::Sink>(
 /// `depth`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn tile_deferred<const FLIP: bool, S: x86::Sink>(
+unsafe fn tile_deferred<const FLIP: bool, const W: usize, S: x86::Sink>(
     k: usize,
     a: *const i8,
     lda: usize,
@@ -278,37 +289,41 @@ unsafe fn tile_deferred<const FLIP: bool, S: x86::Sink>(
     mut out: S,
 ) {
     use std::arch::x86_64::*;
-    const HALF: usize = MR / 2;
+    // Rows per pass over `b`: half of them at full width (see below), all at half width.
+    let pass = if W == 2 { MR / 2 } else { MR };
     // SAFETY: as in `tile_maddubs`.
     unsafe {
         let flip = _mm256_set1_epi8(i8::MIN);
         let ones = _mm256_set1_epi16(1);
         let mut acc = [[_mm256_setzero_si256(); 2]; MR];
         let groups = k / KGROUP;
-        // Three rows at a time: their 6 i16 sums, the two columns' registers, the flip, a
-        // broadcast and a product fit AVX2's 16 registers (all six rows' 12 spilled one sum to
-        // the stack and back every group, a store-to-load on its chain).
-        for (h, half) in acc.chunks_exact_mut(HALF).enumerate() {
-            let a = a.add(h * HALF * lda);
+        // Full width, three rows at a time: their 6 i16 sums, the two columns' registers, the
+        // flip, a broadcast and a product fit AVX2's 16 registers (all six rows' 12 spilled one
+        // sum to the stack and back every group, a store-to-load on its chain). Half width:
+        // all six rows' 6.
+        for (h, rows) in acc.chunks_exact_mut(pass).enumerate() {
+            let a = a.add(h * pass * lda);
             let mut g0 = 0;
             while g0 < groups {
                 let end = (g0 + depth).min(groups);
-                let mut pairs = [[_mm256_setzero_si256(); 2]; HALF];
+                let mut pairs = [[_mm256_setzero_si256(); W]; MR];
                 for g in g0..end {
                     let bp = b.add(g * NR * KGROUP);
-                    let b0 = load::<FLIP>(bp, flip);
-                    let b1 = load::<FLIP>(bp.add(32), flip);
-                    for (r, row) in pairs.iter_mut().enumerate() {
+                    let bs: [__m256i; W] =
+                        std::array::from_fn(|c| load::<FLIP>(bp.add(32 * c), flip));
+                    for (r, row) in pairs.iter_mut().enumerate().take(pass) {
                         let w = _mm256_set1_epi32(
                             a.add(r * lda + g * KGROUP).cast::<i32>().read_unaligned(),
                         );
-                        row[0] = _mm256_add_epi16(row[0], _mm256_maddubs_epi16(b0, w));
-                        row[1] = _mm256_add_epi16(row[1], _mm256_maddubs_epi16(b1, w));
+                        for (p, bc) in row.iter_mut().zip(bs) {
+                            *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(bc, w));
+                        }
                     }
                 }
-                for (row, p) in half.iter_mut().zip(&pairs) {
-                    row[0] = _mm256_add_epi32(row[0], _mm256_madd_epi16(p[0], ones));
-                    row[1] = _mm256_add_epi32(row[1], _mm256_madd_epi16(p[1], ones));
+                for (row, p) in rows.iter_mut().zip(&pairs) {
+                    for (sum, pc) in row.iter_mut().zip(p) {
+                        *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(*pc, ones));
+                    }
                 }
                 g0 = end;
             }
@@ -387,6 +402,47 @@ mod tests {
         }
     }
 
+    /// [`tile_f32`]'s floats against `want`'s sums rescaled one by one, for panels of every
+    /// width that takes either form (full and half width), where the AVX2 path takes the block;
+    /// the columns past `cols` and the rows past the block untouched.
+    fn floats_match(
+        k: usize,
+        a: &[i8],
+        sums: &[i32; MR],
+        b: &[i8],
+        depth: u8,
+        unsigned: bool,
+        want: &[i32; MR * NR],
+    ) {
+        let scale = 0.37f32;
+        for (cols, stored) in [(1, 6), (4, 5), (8, 6), (9, 3), (16, 6)] {
+            let mut got = [f32::NAN; MR * NR];
+            let mut rows = [std::ptr::null_mut(); MR];
+            for (r, p) in rows.iter_mut().enumerate().take(stored) {
+                *p = got[r * NR..].as_mut_ptr();
+            }
+            let out = FloatRows { rows, cols, scale };
+            // SAFETY: each stored row points to `NR >= cols` floats of `got`, used by no one else.
+            if !unsafe { tile_f32(k, a, k, sums, b, depth, unsigned, out) } {
+                return;
+            }
+            for r in 0..MR {
+                for c in 0..NR {
+                    let (g, w) = (got[r * NR + c], want[r * NR + c] as f32 * scale);
+                    let ok = if r < stored && c < cols {
+                        g == w
+                    } else {
+                        g.is_nan()
+                    };
+                    assert!(
+                        ok,
+                        "row {r} column {c} of {cols} (k {k}, depth {depth}): {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
     /// Bit for bit against the portable loop with the widest codes that may come here (-64 and
     /// 63, the 7-bit extremes) against every activation extreme, and on pseudo-random ones.
     #[test]
@@ -433,6 +489,7 @@ mod tests {
                 has_ssse3().then_some(want),
                 "SSSE3: case {case}, k {k}"
             );
+            floats_match(k, &a, &sums, &b, 1, false, &want);
         }
     }
 
@@ -496,6 +553,7 @@ mod tests {
                         has_ssse3().then_some(want),
                         "SSSE3: max |code| {max_abs}, unsigned {unsigned}, case {case}, k {k}"
                     );
+                    floats_match(k, &a, &sums, &b, d, unsigned, &want);
                 }
             }
         }
