@@ -1011,13 +1011,31 @@ fn gemm_panels(
         row0: 0,
         col0: 0,
     });
-    (0..split.tasks()).into_par_iter().for_each(|t| {
-        let (rows, panels) = split.task(t);
-        // SAFETY: tasks own disjoint rectangles (rows `rows`, panels `panels`) of `out` and of
-        // the codes, which outlive the loop.
-        unsafe { gemm_task(w, &b, rows, panels, to, &epi, &target, res8.as_ref()) };
-    });
+    // Each task a job of its own, which an idle thread may take ([`STEALABLE`]).
+    (0..split.tasks())
+        .into_par_iter()
+        .with_max_len(1)
+        .for_each(|t| {
+            let (rows, panels) = split.task(t);
+            // SAFETY: tasks own disjoint rectangles (rows `rows`, panels `panels`) of `out` and of
+            // the codes, which outlive the loop.
+            unsafe { gemm_task(w, &b, rows, panels, to, &epi, &target, res8.as_ref()) };
+        });
 }
+
+/// Tasks per thread where gathered panels are cut by pairs alone (every task takes all rows), each
+/// run as a job of its own (`with_max_len(1)`): a thread that is done takes the next task of the
+/// other's half instead of waiting for it.
+///
+/// Why: on a shared host the two vCPUs often run at different speeds for seconds at a time
+/// (a loop of dependent adds pinned to each, Zen 3 KVM: 2.85 against 2.02 GHz, then the other
+/// way), and a phone's or tablet's big and little cores always do. Cut in two tasks per thread,
+/// which rayon handed out a half at a time, a layer waited for the slower core's half. Four,
+/// each stealable, cost nothing more to compute (a column task reads the rows' weights once per
+/// pair of panels however the pairs are shared out): ResNet50's integer path, fq's blocks of 8
+/// runs interleaved with onnxruntime's in one session (36 rounds, 2 threads), median 33.9 ->
+/// 30.5 ms (onnxruntime 27.8), fastest 24.3 -> 24.6; eight per thread gave 31.4.
+const STEALABLE: usize = 4;
 
 /// How [`gemm_panels`] cuts a layer into tasks: rectangles of rows (whole units of the
 /// weights' granule) by ranges of panels (whole pairs: the blocks take two), about two per
@@ -1030,6 +1048,7 @@ fn gemm_panels(
 /// 5.194-5.202 ms (its 14x14 and 7x7 layers, cut by rows, 3-9% faster each), ResNet18's 2.158
 /// -> 2.147, the token models within 0.3%; one per thread gave 5.215 and 2.127, but leaves
 /// the layer to the slower thread whenever one starts late (alternated builds, 4 rounds).
+/// Gathered panels cut by pairs alone are the exception: [`STEALABLE`] per thread.
 ///
 /// Why near-equal: rayon hands each thread a contiguous half of the tasks, so the thread with
 /// the larger half sets the layer's time. Cut in fixed sizes, ResNet18's 56x56 layers were 8
@@ -1070,7 +1089,10 @@ impl Split {
             true if pairs < want => units.clamp(1, threads),
             true => 1,
         };
-        let col_tasks = pairs.min(want.div_ceil(row_tasks)).max(1);
+        let col_tasks = match gather && row_tasks == 1 && threads > 1 {
+            true => pairs.min(STEALABLE * threads),
+            false => pairs.min(want.div_ceil(row_tasks)).max(1),
+        };
         Self {
             rows,
             granule,
@@ -2159,6 +2181,10 @@ pub(crate) mod tests {
                     if gather && few && threads > 1 {
                         let units = rows.div_ceil(granule.max(FINE));
                         assert_eq!(split.row_tasks, units.min(threads), "{split:?}");
+                    }
+                    if gather && !few && threads > 1 {
+                        let stealable = panels.div_ceil(2).min(STEALABLE * threads);
+                        assert_eq!(split.col_tasks, stealable, "{split:?}");
                     }
                 }
             }
