@@ -68,6 +68,19 @@ impl Drop for Stop<'_> {
     }
 }
 
+/// `PAUSE`s a keeper spins between two looks for work that found none.
+///
+/// Why not one: each look reads the pool's queues, whose cache lines the run's own thread
+/// writes as it hands out a loop's jobs; looked at back to back, they travel between the two
+/// cores all the time, the farther on a host that has put the vCPUs on different chiplets.
+/// ResNet50's integer path, fq's blocks of 8 runs interleaved with onnxruntime's (40 and 50
+/// rounds, Zen 3 KVM, 2 threads): median 36.8 -> 35.3 ms with 64 (256: 35.9; onnxruntime 30.4)
+/// and 36.2 -> 34.9 with 256, the fastest runs unchanged (25.6 -> 24.9, 24.6 -> 24.8);
+/// ResNet18's 14.9 -> 14.2 (256). A job may wait one round of them more before a keeper takes
+/// it: about 1.6 µs on that Zen 3 (25 ns a `PAUSE`), at most some 0.2 ms of a ResNet50 run's
+/// 110 loops, which its fastest runs do not show.
+const IDLE_PAUSES: usize = 64;
+
 /// One keeper: runs the pool's pending jobs, spinning between them, until `done`.
 fn keep_busy(state: &AtomicU8, done: &AtomicBool) {
     if state
@@ -79,7 +92,7 @@ fn keep_busy(state: &AtomicU8, done: &AtomicBool) {
     while !done.load(Ordering::Acquire) {
         match rayon::yield_now() {
             Some(rayon::Yield::Executed) => {}
-            _ => std::hint::spin_loop(),
+            _ => (0..IDLE_PAUSES).for_each(|_| std::hint::spin_loop()),
         }
     }
 }
