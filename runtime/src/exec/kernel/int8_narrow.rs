@@ -134,7 +134,7 @@ pub unsafe fn tile_f32(
 
 /// The AVX2 kernel for `depth` groups (1: [`tile_maddubs`], more: [`tile_deferred`]) and
 /// activations `unsigned` or not, its rows into `out`: `W` registers of 8 columns per row (2:
-/// all 16; 1: the first 8, the others' sums left at 0 and not to be stored).
+/// all 16; 1: the first 8, whose sink must store no more: the other 8 are not computed).
 ///
 /// # Safety
 /// As [`tile_deferred`] (`tile_maddubs` for `depth` 1), with `depth > 0`; the sink's extents.
