@@ -233,85 +233,81 @@ pub fn conv_direct(x: &[f32], geo: &Geometry, a: Tiles, m: usize, out: &mut [f32
     let base = Shared(out.as_mut_ptr());
     // Tasks are rectangles of rows and panels of positions, as in `gemm`.
     let split = Split::new(m, positions.div_ceil(NR));
-    // Each task a job of its own, as in `gemm`.
-    (0..split.tasks())
-        .into_par_iter()
-        .with_max_len(1)
-        .for_each(|t| {
-            let (r0, j0, j1) = split.task(t);
-            let rows = split.mc.min(m - r0);
-            let (q0, q1) = (j0 * NR, (j1 * NR).min(positions));
-            let width = (q1 - q0).div_ceil(PAIR) * PAIR;
-            // Where the sums go. With one position per pixel (`wp == wo`: 1x1 convolutions without
-            // padding), whole pairs go straight into the output rows and only a ragged last pair
-            // into `c`; otherwise all of them go into `c`, whose real columns are copied out after.
-            // (Copying the block out was 15-25% of a 1x1 convolution's time.)
-            let straight = wp == g.wo;
-            let full = if straight { (q1 - q0) / PAIR * PAIR } else { 0 };
-            let ldc = width - full;
-            // Recycled, stale contents: the first K block sets every row and column of it.
-            let mut c = scratch::F32.take(rows * ldc, true);
-            let cp = c.as_mut_ptr();
-            // A convolution read in place runs its row blocks one after the other ([`by_rows`]).
-            let by_rows = by_rows(g, q1 - q0);
-            let dest = |gr: usize, j: usize| {
-                if j < full {
-                    (base.offset((r0 + gr) * n + q0 + j).0, n)
-                } else {
-                    (cp.wrapping_add(gr * ldc + j - full), ldc)
-                }
-            };
-            let (p0, p1) = (real(q0), real(q1));
-            // Rows `i0..i1` of the task, their sums done: copied into place where they are not
-            // (the ragged last pair, or every pair when positions are not pixels), and finished.
-            let finish = |i0: usize, i1: usize| {
-                for i in i0..i1 {
-                    let (o, row) = (r0 + i, &c[i * ldc..(i + 1) * ldc]);
-                    // SAFETY: tasks own disjoint rectangles: rows `r0..r0 + rows` by positions
-                    // `q0..q1`, so by columns `p0..p1` (`real` is monotone); they lie in row `o < m` of
-                    // `out` (`p1 <= n`), which outlives the parallel loop.
-                    let dst = unsafe { base.slice(o * n + p0, p1 - p0) };
-                    if straight {
-                        // Positions are pixels (`p0 == q0`); the whole pairs are in place.
-                        dst[full..].copy_from_slice(&row[..q1 - q0 - full]);
-                    } else {
-                        let mut d = 0;
-                        let mut q = q0;
-                        while q < q1 {
-                            let (oy, ox) = (q / wp, q % wp);
-                            if ox < g.wo {
-                                let end = (oy * wp + g.wo).min(q1);
-                                dst[d..d + end - q].copy_from_slice(&row[q - q0..end - q0]);
-                                d += end - q;
-                            }
-                            q = (oy + 1) * wp;
-                        }
-                        debug_assert_eq!(d, p1 - p0);
-                    }
-                    let res = epi.residual.map(|v| &v[o * n + p0..o * n + p1]);
-                    finish_row(dst, &epi, o, res);
-                }
-            };
-            // Every call's `dest` rows are `r0 + gr..` (fewer than `rows - gr`), each `2 NR` floats
-            // from column `q0 + j`: in the output, columns below `q0 + full <= q1`, inside this
-            // task's rectangle (tasks own disjoint ones); in `c`, columns below `ldc`, of rows
-            // below `rows`.
-            if by_rows {
-                for gr in (0..rows).step_by(ROWS) {
-                    let end = (gr + ROWS).min(rows);
-                    let ahead = Ahead::in_block(a, gr == 0);
-                    let dest = |g2: usize, j: usize| dest(gr + g2, j);
-                    // SAFETY: as above, for rows `gr..end` of the task.
-                    unsafe { sums(&reader, a, (r0 + gr, end - gr), (q0, width), ahead, dest) };
-                    finish(gr, end);
-                }
+    super::tasks::each(split.tasks(), |t| {
+        let (r0, j0, j1) = split.task(t);
+        let rows = split.mc.min(m - r0);
+        let (q0, q1) = (j0 * NR, (j1 * NR).min(positions));
+        let width = (q1 - q0).div_ceil(PAIR) * PAIR;
+        // Where the sums go. With one position per pixel (`wp == wo`: 1x1 convolutions without
+        // padding), whole pairs go straight into the output rows and only a ragged last pair
+        // into `c`; otherwise all of them go into `c`, whose real columns are copied out after.
+        // (Copying the block out was 15-25% of a 1x1 convolution's time.)
+        let straight = wp == g.wo;
+        let full = if straight { (q1 - q0) / PAIR * PAIR } else { 0 };
+        let ldc = width - full;
+        // Recycled, stale contents: the first K block sets every row and column of it.
+        let mut c = scratch::F32.take(rows * ldc, true);
+        let cp = c.as_mut_ptr();
+        // A convolution read in place runs its row blocks one after the other ([`by_rows`]).
+        let by_rows = by_rows(g, q1 - q0);
+        let dest = |gr: usize, j: usize| {
+            if j < full {
+                (base.offset((r0 + gr) * n + q0 + j).0, n)
             } else {
-                // SAFETY: as above, for all the task's rows.
-                unsafe { sums(&reader, a, (r0, rows), (q0, width), Ahead::Pairs, dest) };
-                finish(0, rows);
+                (cp.wrapping_add(gr * ldc + j - full), ldc)
             }
-            scratch::F32.give(c);
-        });
+        };
+        let (p0, p1) = (real(q0), real(q1));
+        // Rows `i0..i1` of the task, their sums done: copied into place where they are not
+        // (the ragged last pair, or every pair when positions are not pixels), and finished.
+        let finish = |i0: usize, i1: usize| {
+            for i in i0..i1 {
+                let (o, row) = (r0 + i, &c[i * ldc..(i + 1) * ldc]);
+                // SAFETY: tasks own disjoint rectangles: rows `r0..r0 + rows` by positions
+                // `q0..q1`, so by columns `p0..p1` (`real` is monotone); they lie in row `o < m` of
+                // `out` (`p1 <= n`), which outlives the parallel loop.
+                let dst = unsafe { base.slice(o * n + p0, p1 - p0) };
+                if straight {
+                    // Positions are pixels (`p0 == q0`); the whole pairs are in place.
+                    dst[full..].copy_from_slice(&row[..q1 - q0 - full]);
+                } else {
+                    let mut d = 0;
+                    let mut q = q0;
+                    while q < q1 {
+                        let (oy, ox) = (q / wp, q % wp);
+                        if ox < g.wo {
+                            let end = (oy * wp + g.wo).min(q1);
+                            dst[d..d + end - q].copy_from_slice(&row[q - q0..end - q0]);
+                            d += end - q;
+                        }
+                        q = (oy + 1) * wp;
+                    }
+                    debug_assert_eq!(d, p1 - p0);
+                }
+                let res = epi.residual.map(|v| &v[o * n + p0..o * n + p1]);
+                finish_row(dst, &epi, o, res);
+            }
+        };
+        // Every call's `dest` rows are `r0 + gr..` (fewer than `rows - gr`), each `2 NR` floats
+        // from column `q0 + j`: in the output, columns below `q0 + full <= q1`, inside this
+        // task's rectangle (tasks own disjoint ones); in `c`, columns below `ldc`, of rows
+        // below `rows`.
+        if by_rows {
+            for gr in (0..rows).step_by(ROWS) {
+                let end = (gr + ROWS).min(rows);
+                let ahead = Ahead::in_block(a, gr == 0);
+                let dest = |g2: usize, j: usize| dest(gr + g2, j);
+                // SAFETY: as above, for rows `gr..end` of the task.
+                unsafe { sums(&reader, a, (r0 + gr, end - gr), (q0, width), ahead, dest) };
+                finish(gr, end);
+            }
+        } else {
+            // SAFETY: as above, for all the task's rows.
+            unsafe { sums(&reader, a, (r0, rows), (q0, width), Ahead::Pairs, dest) };
+            finish(0, rows);
+        }
+        scratch::F32.give(c);
+    });
 }
 
 /// A convolution's input as [`sums`] reads it: its taps, and the floats they index: the input

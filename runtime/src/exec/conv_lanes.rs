@@ -477,16 +477,12 @@ fn for_each_task(
     let want = 4 * rayon::current_num_threads().max(1);
     let col_tasks = chunks.min(want).max(1);
     let row_tasks = pairs.min(want.div_ceil(col_tasks)).max(1);
-    // Each task a job of its own, as in `gemm`.
-    (0..row_tasks * col_tasks)
-        .into_par_iter()
-        .with_max_len(1)
-        .for_each(|t| {
-            let (pt, ct) = (t / col_tasks, t % col_tasks);
-            let (p0, p1) = (pairs * pt / row_tasks, pairs * (pt + 1) / row_tasks);
-            let (c0, c1) = (chunks * ct / col_tasks, chunks * (ct + 1) / col_tasks);
-            task((p0, p1), (c0, c1));
-        });
+    super::tasks::each(row_tasks * col_tasks, |t| {
+        let (pt, ct) = (t / col_tasks, t % col_tasks);
+        let (p0, p1) = (pairs * pt / row_tasks, pairs * (pt + 1) / row_tasks);
+        let (c0, c1) = (chunks * ct / col_tasks, chunks * (ct + 1) / col_tasks);
+        task((p0, p1), (c0, c1));
+    });
 }
 
 /// Pixels per chunk of [`product`]: all of them on AVX-512F (its 1 MB and more of L2 keep a

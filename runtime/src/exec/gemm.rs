@@ -183,69 +183,62 @@ pub fn gemm(w: &Rows, row0: usize, rows: usize, b: &PanelB, out: &mut [f32], epi
     }
     let split = Split::new(rows, b.panels());
     let base = Shared(out.as_mut_ptr());
-    // Each task a job of its own, so a faster core takes over a slower one's (`int8_gemm`'s
-    // `STEALABLE`): ResNet50's f32 median 49.1 -> 47.5 ms and 67.1 -> 61.9 in a slow phase,
-    // ResNet18's 19.8 -> 17.2 (blocks of 6 runs interleaved with onnxruntime's, Zen 3 KVM),
-    // with `conv_direct`, `conv_lanes` and Winograd's products alike.
-    (0..split.tasks())
-        .into_par_iter()
-        .with_max_len(1)
-        .for_each(|t| {
-            let (r0, j0, j1) = split.task(t);
-            let m = split.mc.min(rows - r0);
-            let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
-            // This task's rectangle, one row segment at a time: rows `r0..r0 + m`, columns `c0..c1`.
-            let seg = |r: usize| {
-                // SAFETY: tasks cover disjoint rectangles of `out` (`Split`), so each segment is
-                // written by this task alone; it lies inside `out` (`r0 + r < rows`, `c1 <= n`), and
-                // `out` outlives the parallel loop.
-                unsafe { base.slice((r0 + r) * n + c0, c1 - c0) }
-            };
-            let groups = m.div_ceil(MR);
-            let in_place = w.in_place(row0 + r0, groups * MR);
-            // Otherwise the block's rows, row-major; rows past `m` (filling the last tile) stay zero.
-            let mut buf = match in_place {
-                Some(_) => Buf::new(),
-                None => Buf::zeroed(groups * MR * KC.min(k.max(1))),
-            };
-            // The last panel by dot products when it has few columns ([`thin_columns`]).
-            let thin = thin_pays() && j1 > j0 && j1 == b.panels() && n - (j1 - 1) * NR <= THIN;
-            let jt = if thin { j1 - 1 } else { j1 };
-            let mut sums = if thin { vec![0f32; m] } else { Vec::new() };
-            for k0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - k0);
-                // Group `g`'s rows start at `a[g * MR * lda]`.
-                let (a, lda) = match in_place {
-                    Some(rows) => (&rows[k0..], k),
-                    None => {
-                        for (i, row) in buf.chunks_exact_mut(kc).take(m).enumerate() {
-                            w.load(row0 + r0 + i, k0, row);
-                        }
-                        (&buf[..], kc)
+    super::tasks::each(split.tasks(), |t| {
+        let (r0, j0, j1) = split.task(t);
+        let m = split.mc.min(rows - r0);
+        let (c0, c1) = (j0 * NR, (j1 * NR).min(n));
+        // This task's rectangle, one row segment at a time: rows `r0..r0 + m`, columns `c0..c1`.
+        let seg = |r: usize| {
+            // SAFETY: tasks cover disjoint rectangles of `out` (`Split`), so each segment is
+            // written by this task alone; it lies inside `out` (`r0 + r < rows`, `c1 <= n`), and
+            // `out` outlives the parallel loop.
+            unsafe { base.slice((r0 + r) * n + c0, c1 - c0) }
+        };
+        let groups = m.div_ceil(MR);
+        let in_place = w.in_place(row0 + r0, groups * MR);
+        // Otherwise the block's rows, row-major; rows past `m` (filling the last tile) stay zero.
+        let mut buf = match in_place {
+            Some(_) => Buf::new(),
+            None => Buf::zeroed(groups * MR * KC.min(k.max(1))),
+        };
+        // The last panel by dot products when it has few columns ([`thin_columns`]).
+        let thin = thin_pays() && j1 > j0 && j1 == b.panels() && n - (j1 - 1) * NR <= THIN;
+        let jt = if thin { j1 - 1 } else { j1 };
+        let mut sums = if thin { vec![0f32; m] } else { Vec::new() };
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            // Group `g`'s rows start at `a[g * MR * lda]`.
+            let (a, lda) = match in_place {
+                Some(rows) => (&rows[k0..], k),
+                None => {
+                    for (i, row) in buf.chunks_exact_mut(kc).take(m).enumerate() {
+                        w.load(row0 + r0 + i, k0, row);
                     }
-                };
-                if pairs_pay() {
-                    let origin = base.offset(r0 * n + c0);
-                    pair_tiles((a, lda), m, (j0, jt), (k0, kc), b, (origin, &seg));
-                } else {
-                    for j in j0..jt {
-                        panel_tiles((a, lda), m, (j, j0), (k0, kc), b, &seg);
-                    }
+                    (&buf[..], kc)
                 }
-                // After the panels, which brought the block's rows into cache.
-                if thin {
-                    thin_columns((a, lda), (jt, j0), (k0, kc), b, (&mut sums, &seg));
+            };
+            if pairs_pay() {
+                let origin = base.offset(r0 * n + c0);
+                pair_tiles((a, lda), m, (j0, jt), (k0, kc), b, (origin, &seg));
+            } else {
+                for j in j0..jt {
+                    panel_tiles((a, lda), m, (j, j0), (k0, kc), b, &seg);
                 }
             }
-            for r in 0..m {
-                let (o, row) = (r0 + r, seg(r));
-                if k == 0 {
-                    row.fill(0.0);
-                }
-                let res = epi.residual.map(|res| &res[o * n + c0..o * n + c1]);
-                finish_row(row, &epi, o, res);
+            // After the panels, which brought the block's rows into cache.
+            if thin {
+                thin_columns((a, lda), (jt, j0), (k0, kc), b, (&mut sums, &seg));
             }
-        });
+        }
+        for r in 0..m {
+            let (o, row) = (r0 + r, seg(r));
+            if k == 0 {
+                row.fill(0.0);
+            }
+            let res = epi.residual.map(|res| &res[o * n + c0..o * n + c1]);
+            finish_row(row, &epi, o, res);
+        }
+    });
 }
 
 /// How [`gemm`] (and `conv_direct`) share a product out: `row_tasks` blocks of `mc` rows by

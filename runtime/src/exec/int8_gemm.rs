@@ -1011,30 +1011,23 @@ fn gemm_panels(
         row0: 0,
         col0: 0,
     });
-    // Each task a job of its own, which an idle thread may take ([`STEALABLE`]).
-    (0..split.tasks())
-        .into_par_iter()
-        .with_max_len(1)
-        .for_each(|t| {
-            let (rows, panels) = split.task(t);
-            // SAFETY: tasks own disjoint rectangles (rows `rows`, panels `panels`) of `out` and of
-            // the codes, which outlive the loop.
-            unsafe { gemm_task(w, &b, rows, panels, to, &epi, &target, res8.as_ref()) };
-        });
+    super::tasks::each(split.tasks(), |t| {
+        let (rows, panels) = split.task(t);
+        // SAFETY: tasks own disjoint rectangles (rows `rows`, panels `panels`) of `out` and of
+        // the codes, which outlive the loop.
+        unsafe { gemm_task(w, &b, rows, panels, to, &epi, &target, res8.as_ref()) };
+    });
 }
 
-/// Tasks per thread where gathered panels are cut by pairs alone (every task takes all rows), each
-/// run as a job of its own (`with_max_len(1)`): a thread that is done takes the next task of the
-/// other's half instead of waiting for it.
+/// Tasks per thread where gathered panels are cut by pairs alone (every task takes all rows),
+/// each a job of its own ([`super::tasks`]): a thread that is done takes the next task of the
+/// other's share instead of waiting for it, where the two cores run at different speeds.
 ///
-/// Why: on a shared host the two vCPUs often run at different speeds for seconds at a time
-/// (a loop of dependent adds pinned to each, Zen 3 KVM: 2.85 against 2.02 GHz, then the other
-/// way), and a phone's or tablet's big and little cores always do. Cut in two tasks per thread,
-/// which rayon handed out a half at a time, a layer waited for the slower core's half. Four,
-/// each stealable, cost nothing more to compute (a column task reads the rows' weights once per
-/// pair of panels however the pairs are shared out): ResNet50's integer path, fq's blocks of 8
-/// runs interleaved with onnxruntime's in one session (36 rounds, 2 threads), median 33.9 ->
-/// 30.5 ms (onnxruntime 27.8), fastest 24.3 -> 24.6; eight per thread gave 31.4.
+/// Why four: they cost nothing more to compute than two (a column task reads the rows' weights
+/// once per pair of panels however the pairs are shared out). ResNet50's integer path, fq's
+/// blocks of 8 runs interleaved with onnxruntime's in one session (36 rounds, Zen 3 KVM, 2
+/// threads): median 33.9 -> 30.5 ms (onnxruntime 27.8), fastest 24.3 -> 24.6; eight per thread
+/// gave 31.4.
 const STEALABLE: usize = 4;
 
 /// How [`gemm_panels`] cuts a layer into tasks: rectangles of rows (whole units of the
@@ -1876,7 +1869,7 @@ pub(super) fn gemm_i8_pair(
         inv: 1.0 / scale,
         first: 0,
     };
-    (0..split.tasks()).into_par_iter().for_each(|t| {
+    super::tasks::each(split.tasks(), |t| {
         let (rows, panels) = split.task(t);
         // SAFETY: tasks own disjoint rectangles of the codes; `pair_blocks` gave both
         // convolutions' blocks, which take every panel.

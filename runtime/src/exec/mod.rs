@@ -31,6 +31,7 @@ mod quads;
 mod scratch;
 mod stem_pool;
 mod taps;
+mod tasks;
 mod token_gemm;
 pub mod tokens;
 mod transpose;

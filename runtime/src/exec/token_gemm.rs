@@ -70,7 +70,7 @@ pub fn linear_tokens_panels(
     let mut tail = Buf::zeroed(MR * k);
     tail[..(l - full) * k].copy_from_slice(&x[full * k..]);
     let mt = block_tokens(l);
-    // Each block of tokens a job of its own, as in `gemm`.
+    // Each block of tokens a job of its own ([`super::tasks`]).
     out.par_chunks_mut(mt * rows)
         .with_max_len(1)
         .enumerate()

@@ -521,11 +521,9 @@ fn run(
     }
     let split = TaskSplit::new(th, pairs);
     let vs = &v[..];
-    // Each task a job of its own, as in `gemm`.
-    (0..split.tasks())
-        .into_par_iter()
-        .with_max_len(1)
-        .for_each(|task| products.task(vs, (rows, 0), split.task(task)));
+    super::tasks::each(split.tasks(), |task| {
+        products.task(vs, (rows, 0), split.task(task))
+    });
     POINTS.give(v);
 }
 
