@@ -7,6 +7,9 @@ Every measurement is its own process (so its peak resident memory is its own, re
 GNU time), and the runtimes are interleaved: round after round, each round runs every
 (model, batch, runtime) once in a rotated order, so that a load change on this shared machine hits
 them alike; the figure kept is the best over the rounds (the median of the rounds' medians too).
+Then a paired phase at batch 1 (`--paired-rounds N`, 0 to skip; `--paired-block SECONDS`): every
+runtime of a model loaded once in a long-lived process, blocks of runs alternated round after
+round, medians compared (see paired_phase).
 Weights are random (timm init for PyTorch/onnxruntime; the zoo's seed-0 init packed to a 3-5-bit
 per-channel mix for fq-runtime): latency does not depend on the values.
 
@@ -15,7 +18,8 @@ Writes the "Side by side" section of bench/results.md (other sections are kept),
 bench/compare.json and its chart, bench/compare.svg (`compare.py --chart [JSON] [--svg OUT]`
 redraws the chart of a finished run).
 
-Child modes (run by the parent): --child ort|torch MODEL_FILE ARCH BATCH BUDGET MIN_REPS.
+Child modes (run by the parent): --child ort|torch MODEL_FILE ARCH BATCH BUDGET MIN_REPS;
+--serve-child ort|torch MODEL_FILE ARCH BATCH (the paired phase's server).
 """
 
 import json
@@ -62,9 +66,20 @@ def time_fn(fn, budget, min_reps):
 
 def child(kind, path, arch, batch, budget, min_reps):
     """One onnxruntime or PyTorch measurement in this process; prints one JSON line."""
+    t0 = time.perf_counter()
+    fn = load_runner(kind, path, arch, batch)
+    load_s = time.perf_counter() - t0
+    best, median, reps = time_fn(fn, budget, min_reps)
+    print(json.dumps({"runtime": kind, "batch": batch, "best_ms": best * 1e3,
+                      "median_ms": median * 1e3, "reps": reps, "load_s": load_s,
+                      "peak_rss_kb": peak_rss_kb()}))
+
+
+def load_runner(kind, path, arch, batch):
+    """Loads an onnxruntime (`ort-*`) or PyTorch session with THREADS threads and returns a
+    function running it once on `batch` random images."""
     import numpy as np
     x = np.random.default_rng(11).uniform(-2, 2, (batch, 3, 224, 224)).astype(np.float32)
-    t0 = time.perf_counter()
     if kind.startswith("ort"):
         import onnxruntime as ort
         opts = ort.SessionOptions()
@@ -84,11 +99,24 @@ def child(kind, path, arch, batch, budget, min_reps):
         def fn():
             with torch.inference_mode():
                 model(xt)
-    load_s = time.perf_counter() - t0
-    best, median, reps = time_fn(fn, budget, min_reps)
-    print(json.dumps({"runtime": kind, "batch": batch, "best_ms": best * 1e3,
-                      "median_ms": median * 1e3, "reps": reps, "load_s": load_s,
-                      "peak_rss_kb": peak_rss_kb()}))
+    return fn
+
+
+def serve_child(kind, path, arch, batch):
+    """An onnxruntime or PyTorch session kept loaded for the paired phase: prints {"ready": ...},
+    then answers each line N on stdin with one JSON line of N runs' milliseconds (as
+    `bench_side serve` does for fq-runtime)."""
+    fn = load_runner(kind, path, arch, batch)
+    for _ in range(2):
+        fn()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        ms = []
+        for _ in range(int(line)):
+            t = time.perf_counter()
+            fn()
+            ms.append((time.perf_counter() - t) * 1e3)
+        print(json.dumps({"ms": ms}), flush=True)
 
 
 def classify_photo(kind, path, arch, photo):
@@ -149,6 +177,113 @@ def run_child(cmd, env=None):
     if rss is None and isinstance(res, dict):
         rss = res.get("peak_rss_kb")
     return res, rss, None
+
+
+class Server:
+    """One runtime kept loaded in its own process (`bench_side serve` or `--serve-child`),
+    timing blocks of runs on request."""
+
+    def __init__(self, name, cmd, env):
+        self.name, self.error = name, None
+        self.errf = tempfile.TemporaryFile("w+")
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
+                                  env=env, text=True)
+
+    def _answer(self):
+        line = self.p.stdout.readline()
+        if not line:
+            self.p.wait()
+            self.errf.seek(0)
+            tail = self.errf.read().strip().splitlines()[-3:]
+            raise RuntimeError(f"exit {self.p.returncode}: {' / '.join(tail)}")
+        return json.loads(line)
+
+    def ready(self):
+        """Waits for the loaded message; False (with self.error) if the process failed."""
+        try:
+            return self._answer().get("ready", False)
+        except (RuntimeError, ValueError) as e:
+            self.error = str(e)
+            return False
+
+    def block(self, n):
+        """Milliseconds of n runs."""
+        self.p.stdin.write(f"{n}\n")
+        self.p.stdin.flush()
+        return self._answer()["ms"]
+
+    def close(self):
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        self.p.wait()
+        self.errf.close()
+
+
+# What a paired block waits after the previous runtime's block: onnxruntime's and OpenMP's
+# worker threads spin for a while after a run before they sleep, and would take CPU time from
+# the next runtime's block.
+SETTLE_S = 0.05
+# The ratios the paired phase reports (numerator, denominator; runtime keys of paired_phase).
+PAIRED_RATIOS = [("fq-int8", "ort-int8"), ("fq-f32", "ort-f32"), ("fq-int8", "ort-f32"),
+                 ("fq-f32", "torch"), ("ort-int8", "ort-f32")]
+
+
+def paired_phase(servers_for, models, rounds, block_s):
+    """Batch 1, every runtime of a model loaded at once in its own long-lived process, their
+    blocks of runs (each about block_s seconds) alternated round after round in a rotated
+    order: each runtime sees the same stretches of the host, so their medians can be compared.
+
+    servers_for(arch) -> [(key, Server)]. Returns {arch: {"runtimes": {key: {...}},
+    "ratios": {"a/b": {...}}, "errors": {...}}}."""
+    out = {}
+    for arch, label in models:
+        servers = servers_for(arch)
+        cell = {"runtimes": {}, "ratios": {}, "errors": {}}
+        out[arch] = cell
+        live = []
+        for key, srv in servers:
+            if srv.ready():
+                live.append((key, srv))
+            else:
+                cell["errors"][key] = srv.error
+                srv.close()
+        try:
+            # Each runtime's block length from a probe block: about block_s seconds of runs.
+            reps = {}
+            for key, srv in live:
+                probe = statistics.median(srv.block(3))
+                reps[key] = max(3, min(100, round(block_s * 1e3 / max(probe, 1e-3))))
+            blocks = {key: [] for key, _ in live}
+            for r in range(rounds):
+                order = live[r % len(live):] + live[:r % len(live)] if live else []
+                for key, srv in order:
+                    time.sleep(SETTLE_S)
+                    blocks[key].append(srv.block(reps[key]))
+                print(f"paired {label} round {r + 1}/{rounds}: " + ", ".join(
+                    f"{k} {statistics.median(blocks[k][-1]):.1f}" for k, _ in live), file=sys.stderr)
+        except (RuntimeError, ValueError, OSError) as e:
+            cell["errors"]["paired"] = str(e)
+            blocks = {}
+        finally:
+            for _, srv in servers:
+                srv.close()
+        for key, bl in blocks.items():
+            runs = [ms for b in bl for ms in b]
+            cell["runtimes"][key] = {"median_ms": statistics.median(runs), "best_ms": min(runs),
+                                     "runs": len(runs), "block_runs": reps[key],
+                                     "block_medians_ms": [statistics.median(b) for b in bl]}
+        t = cell["runtimes"]
+        for a, b in PAIRED_RATIOS:
+            if a in t and b in t:
+                per_round = [x / y for x, y in zip(t[a]["block_medians_ms"], t[b]["block_medians_ms"])]
+                cell["ratios"][f"{a}/{b}"] = {
+                    "median": t[a]["median_ms"] / t[b]["median_ms"],
+                    "best": t[a]["best_ms"] / t[b]["best_ms"],
+                    "rounds_ahead": sum(x < 1 for x in per_round), "rounds": len(per_round),
+                    "round_min": min(per_round), "round_max": max(per_round)}
+    return out
 
 
 def cpu_info():
@@ -270,6 +405,9 @@ def main():
     if argv and argv[0] == "--child":
         kind, path, arch, batch, budget, reps = argv[1:7]
         return child(kind, path, arch, int(batch), float(budget), int(reps))
+    if argv and argv[0] == "--serve-child":
+        kind, path, arch, batch = argv[1:5]
+        return serve_child(kind, path, arch, int(batch))
     if argv and argv[0] == "--photo-child":
         return classify_photo(*argv[1:5])
     quick = "--quick" in argv
@@ -289,6 +427,8 @@ def main():
     photo_src = opt("--photo", "runtime/fuzz/seeds/image_preprocess/real-progressive-cat.jpg")
     rounds = int(opt("--rounds", 1 if quick else 3))
     budget = float(opt("--budget", 0.3 if quick else 1.5))
+    paired_rounds = int(opt("--paired-rounds", 3 if quick else 20))
+    paired_block = float(opt("--paired-block", 0.3))
     models = MODELS[:1] if quick else MODELS
     os.makedirs(work, exist_ok=True)
     if not fq_bin or not classify_bin:
@@ -366,6 +506,7 @@ def main():
                              for a in info},
                   "times": table, "errors": {f"{a} b{b} {n}": e for (a, b, n), e in errors.items()},
                   "memory_resnet18_photo": memory, "seconds": time.time() - t_start,
+                  "paired": paired, "paired_rounds": paired_rounds, "paired_block_s": paired_block,
               "load_average": {"start": load_start, "end": list(os.getloadavg())}}
         tmp = out_json + ".tmp"
         with open(tmp, "w") as f:
@@ -383,6 +524,7 @@ def main():
         return None if err or not isinstance(res, dict) else res.get("handoff_ns")
 
     samples = {}  # (arch, batch, runtime name) -> list of child JSON
+    paired = {}  # paired_phase's result, once it has run
     errors = {}
     for r in range(rounds):
         for arch, label in models:
@@ -405,6 +547,26 @@ def main():
                     print(f"round {r} {label} b{batch} {name}: {res['best_ms']:.1f} ms"
                           + (f" (handoff {ns:.0f} ns)" if ns else ""), file=sys.stderr)
         report([], r + 1)
+
+    # The paired phase: batch 1, the CPU's own fq paths and the other runtimes each loaded once,
+    # their blocks alternated (see paired_phase).
+    def servers_for(arch):
+        d, out = info[arch], []
+        if "fq" in d and isas:
+            value, meta = isas[0]
+            for path in ["int8", "f32"]:
+                out.append((f"fq-{path}", Server(
+                    f"fq-{path}", [fq_bin, "serve", "--model-file", d["fq"], "--path", path, "--batch", "1",
+                                   "--threads", str(THREADS)], dict(base_env, FQ_MAX_ISA=value))))
+        for kind, key in [("ort-f32", "ort-f32"), ("ort-int8", "ort-int8"), ("torch", "pt")]:
+            if d.get(key):
+                out.append((kind, Server(kind, [sys.executable, "-W", "ignore", os.path.abspath(__file__),
+                                                "--serve-child", kind, d[key], arch, "1"], base_env)))
+        return out
+
+    if paired_rounds > 0:
+        paired.update(paired_phase(servers_for, models, paired_rounds, paired_block))
+        report([], rounds)
 
     # Peak memory of classifying one photo with ResNet18 at batch 1, each runtime as deployed.
     photo = os.path.join(work, "photo.jpg")
@@ -497,6 +659,7 @@ def markdown(res, info, models, names):
                 cells.append(f"{t[a]['best_ms'] / t[b]['best_ms']:.2f}" if a in t and b in t else "–")
             md.append(f"| {label} | " + " | ".join(cells) + " |")
         md.append("")
+    md.extend(paired_md(res, models, best_fq))
     md.extend(placement(res, models, best_fq))
     md.append("### Peak resident memory")
     md.append("")
@@ -537,6 +700,46 @@ def markdown(res, info, models, names):
             f"{label}: " + ", ".join(f"{k} {n}" for k, n in list(o.items())[:6]) for label, o in ops.items()) + ".")
         md.append("")
     return "\n".join(md)
+
+
+def paired_md(res, models, best_fq):
+    """The paired phase's table and ratios (batch 1), empty if it did not run."""
+    paired = res.get("paired") or {}
+    if not paired:
+        return []
+    keys = ["fq-int8", "fq-f32", "ort-int8", "ort-f32", "torch"]
+    names = {"fq-int8": best_fq["int8"] or "fq-int8", "fq-f32": best_fq["f32"] or "fq-f32"}
+    md = ["### Paired blocks, batch 1: medians in the same stretches of the host", "",
+          f"Every runtime of a model loaded once in its own process (`bench_side serve`, "
+          f"`compare.py --serve-child`), then {res['paired_rounds']} rounds of one block of runs each "
+          f"(about {res['paired_block_s']} s a block, the order rotated every round, {SETTLE_S * 1e3:.0f} ms "
+          f"between blocks for the previous runtime's threads to go idle). A shared host's two vCPUs change "
+          f"speed for seconds at a time, which moves a 1-second measurement in a process of its own "
+          f"(above); blocks side by side see the same stretches, so their medians compare. Median ms of "
+          f"all runs (fastest):", ""]
+    md.extend(model_columns("runtime", models))
+    for k in keys:
+        cells = []
+        for arch, _ in models:
+            cell = paired.get(arch, {})
+            t = cell.get("runtimes", {}).get(k)
+            err = cell.get("errors", {}).get(k) or cell.get("errors", {}).get("paired")
+            cells.append(f"{t['median_ms']:.1f} ({t['best_ms']:.1f})" if t else f"– ({err})" if err else "–")
+        md.append(f"| {names.get(k, k)} | " + " | ".join(cells) + " |")
+    md.append("")
+    md.append("Ratios of the medians (of the fastest runs in brackets); then in how many rounds the "
+              "first's block median was below the second's, and the range of the rounds' ratios:")
+    md.append("")
+    md.extend(model_columns("ratio", models))
+    for a, b in PAIRED_RATIOS:
+        cells = []
+        for arch, _ in models:
+            r = paired.get(arch, {}).get("ratios", {}).get(f"{a}/{b}")
+            cells.append(f"**{r['median']:.2f}** ({r['best']:.2f}); {r['rounds_ahead']}/{r['rounds']}, "
+                         f"{r['round_min']:.2f}–{r['round_max']:.2f}" if r else "–")
+        md.append(f"| {a} ÷ {b} | " + " | ".join(cells) + " |")
+    md.append("")
+    return md
 
 
 def placement(res, models, best_fq):

@@ -4,7 +4,7 @@
 # and PyTorch, on ResNet18, ResNet50, DeiT-Tiny and TinyViT-5M at batch 1 and 8 with 2 threads,
 # interleaved in one run. Writes the "Side by side" section of bench/results.md (other sections
 # are kept), bench/compare.json and its chart bench/compare.svg. Not part of scripts/test.sh: benchmarks are not CI.
-#   bench/compare.sh [--quick] [--rounds N] [--budget SECONDS]
+#   bench/compare.sh [--quick] [--rounds N] [--budget SECONDS] [--paired-rounds N] [--paired-block SECONDS]
 # Installs what it needs (idempotent): a Python venv ($FQ_REF_VENV, default ~/.cache/fq-ref-venv)
 # with torch, timm, onnx, onnxruntime, onnxscript and Pillow, and GNU time (apt, as root);
 # builds bench_side and fq-classify.

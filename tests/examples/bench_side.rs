@@ -13,6 +13,9 @@
 //!   calibrated on 4 random images (`Executor::calibrate`), the counterpart of onnxruntime's
 //!   static QDQ model.
 //!
+//! - `bench_side serve --model-file FILE --path f32|int8 --batch N [--threads T]` loads it as
+//!   `time` does, prints `{"ready": ...}`, then answers each line `N` on stdin with one JSON
+//!   line of `N` runs' milliseconds: the fq side of `compare.py`'s paired blocks.
 //! - `bench_side paths` prints the kernel paths this process would use (under `FQ_MAX_ISA`).
 //! - `bench_side handoff` prints how long a cache line written on CPU 0 takes to be seen on CPU
 //!   1 (two pinned threads passing a counter back and forth, the median of 5 runs of 100,000
@@ -43,7 +46,8 @@ const USAGE: &str = "bench_side paths\n\
                      bench_side handoff\n\
                      bench_side export --model ARCH --out FILE [--bits LO-HI]\n\
                      bench_side time --model-file FILE --path f32|int8 --batch N [--threads T] \
-                     [--budget SECONDS] [--min-reps N]";
+                     [--budget SECONDS] [--min-reps N]\n\
+                     bench_side serve --model-file FILE --path f32|int8 --batch N [--threads T]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,6 +56,7 @@ fn main() -> Result<()> {
     match cmd.as_str() {
         "export" => export(&opts),
         "time" => time(&opts),
+        "serve" => serve(&opts),
         "paths" => {
             println!("{}", paths());
             Ok(())
@@ -143,73 +148,132 @@ fn export(o: &Opts) -> Result<()> {
     Ok(())
 }
 
+/// A loaded model ready to time: the classifier (calibrated for the integer path) and one
+/// batch of random images.
+struct Loaded {
+    classifier: Classifier,
+    images: Vec<f32>,
+    batch: usize,
+    threads: usize,
+    activations: Activations,
+    load_s: f64,
+}
+
+impl Loaded {
+    /// Reads `--model-file`, `--path`, `--batch` and `--threads`, builds the global pool and
+    /// loads the model: what `time` and `serve` share.
+    fn new(o: &Opts) -> Result<Self> {
+        let file = PathBuf::from(o.need("model-file")?);
+        let activations = match o.need("path")? {
+            "f32" => Activations::F32,
+            "int8" => Activations::Int8Static,
+            other => bail!("--path {other}: expected f32 or int8"),
+        };
+        let batch: usize = o.num("batch", 1)?;
+        let threads: usize = o.num("threads", 2)?;
+        if batch == 0 || threads == 0 {
+            bail!("--batch and --threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()?;
+        let start = Instant::now();
+        let mut classifier =
+            Classifier::load(&file).with_context(|| format!("loading {}", file.display()))?;
+        let per = classifier.executor().input_len();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut random =
+            |n: usize| -> Vec<f32> { (0..n * per).map(|_| rng.random_range(-2.0..2.0)).collect() };
+        if activations == Activations::Int8Static {
+            let calib = random(4);
+            let scales = classifier.executor().calibrate(calib.chunks_exact(per))?;
+            classifier.executor_mut().set_activation_scales(scales);
+        } else {
+            classifier.set_activations(activations);
+        }
+        let images = random(batch);
+        Ok(Self {
+            classifier,
+            images,
+            batch,
+            threads,
+            activations,
+            load_s: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Seconds of one run over the batch.
+    fn run(&self) -> Result<f64> {
+        let exec = self.classifier.executor();
+        let t = Instant::now();
+        if self.batch == 1 {
+            std::hint::black_box(exec.run(&self.images)?);
+        } else {
+            std::hint::black_box(exec.run_batch(&self.images, self.batch)?);
+        }
+        Ok(t.elapsed().as_secs_f64())
+    }
+}
+
 /// Times one (model, path, batch) and prints one JSON line.
 fn time(o: &Opts) -> Result<()> {
-    let file = PathBuf::from(o.need("model-file")?);
-    let activations = match o.need("path")? {
-        "f32" => Activations::F32,
-        "int8" => Activations::Int8Static,
-        other => bail!("--path {other}: expected f32 or int8"),
-    };
-    let batch: usize = o.num("batch", 1)?;
-    let threads: usize = o.num("threads", 2)?;
     let budget: f64 = o.num("budget", 2.0)?;
     let min_reps: usize = o.num("min-reps", 3)?;
-    if batch == 0 || threads == 0 {
-        bail!("--batch and --threads must be at least 1");
-    }
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()?;
-    let start = Instant::now();
-    let mut c = Classifier::load(&file).with_context(|| format!("loading {}", file.display()))?;
-    let per = c.executor().input_len();
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let mut random =
-        |n: usize| -> Vec<f32> { (0..n * per).map(|_| rng.random_range(-2.0..2.0)).collect() };
-    if activations == Activations::Int8Static {
-        let calib = random(4);
-        let scales = c.executor().calibrate(calib.chunks_exact(per))?;
-        c.executor_mut().set_activation_scales(scales);
-    } else {
-        c.set_activations(activations);
-    }
-    let load_s = start.elapsed().as_secs_f64();
-    let x = random(batch);
-    let exec = c.executor();
-    let run = || -> Result<()> {
-        if batch == 1 {
-            std::hint::black_box(exec.run(&x)?);
-        } else {
-            std::hint::black_box(exec.run_batch(&x, batch)?);
-        }
-        Ok(())
-    };
-    run()?;
+    let m = Loaded::new(o)?;
+    m.run()?;
     let mut times = Vec::new();
     let t0 = Instant::now();
     while times.len() < min_reps || (t0.elapsed().as_secs_f64() < budget && times.len() < 500) {
-        let t = Instant::now();
-        run()?;
-        times.push(t.elapsed().as_secs_f64());
+        times.push(m.run()?);
     }
     times.sort_by(f64::total_cmp);
     println!(
         "{}",
         json!({
             "runtime": format!("fq-{}", o.need("path")?),
-            "activations": activations.name(),
-            "model_file": file,
-            "batch": batch,
-            "threads": threads,
+            "activations": m.activations.name(),
+            "model_file": o.need("model-file")?,
+            "batch": m.batch,
+            "threads": m.threads,
             "best_ms": times[0] * 1e3,
             "median_ms": times[times.len() / 2] * 1e3,
             "reps": times.len(),
             "kernels": paths(),
-            "load_s": load_s,
+            "load_s": m.load_s,
             "peak_rss_kb": peak_rss_kb(),
         })
     );
+    Ok(())
+}
+
+/// Loads once, then times blocks of runs on request: each line `N` on stdin runs the batch `N`
+/// times and answers one JSON line with each run's milliseconds; end of input ends it. Why: the
+/// paired phase of `compare.py` alternates blocks of every runtime in long-lived processes, so
+/// that each sees the same stretches of a shared host (whose two vCPUs change speed for seconds
+/// at a time), and compares medians, not only the fastest runs of separate processes.
+fn serve(o: &Opts) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let m = Loaded::new(o)?;
+    m.run()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}",
+        json!({ "ready": true, "kernels": paths(), "load_s": m.load_s })
+    )?;
+    out.flush()?;
+    for (i, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line?;
+        let n: usize = line
+            .trim()
+            .parse()
+            .with_context(|| format!("stdin line {}: `{line}` is not a run count", i + 1))?;
+        let ms = (0..n)
+            .map(|_| m.run().map(|s| s * 1e3))
+            .collect::<Result<Vec<f64>>>()?;
+        writeln!(out, "{}", json!({ "ms": ms }))?;
+        out.flush()?;
+    }
     Ok(())
 }
 
