@@ -622,7 +622,7 @@ def markdown(res, info, models, names):
               "(`quant_pre_process` first; 8 random calibration images, 2 with --quick). PyTorch: timm eager, "
               "`inference_mode`. Random weights, random inputs: latency does not depend on the values.")
     md.append("")
-    md.append("![Latency per batch, best of the rounds, each model on its own scale](compare.svg)")
+    md.append("![Latency per batch: the best of the rounds, then the paired blocks' medians; each group on its own scale](compare.svg)")
     md.append("")
     for batch in BATCHES:
         md.append(f"### Batch {batch}: best ms per batch (median of the rounds' medians)")
@@ -779,9 +779,10 @@ CHART_RUNTIMES = [("fq-int8", "#1b7837"), ("fq-f32", "#7fbf7b"), ("ort-int8", "#
 
 
 def chart_svg(res, models):
-    """The batch-1 and batch-8 latencies as an SVG bar chart, one group of bars per model, each
-    group on its own scale (its slowest runtime the full width), the CPU model and flags in the
-    title: what `bench/results.md`'s tables say, at a glance."""
+    """The batch-1 and batch-8 latencies as an SVG bar chart, one group of bars per model and
+    batch (the rounds' best figures), then per model the paired phase's medians, each group on
+    its own scale (its slowest runtime the full width), the CPU model and flags in the title:
+    what `bench/results.md`'s tables say, at a glance."""
     # The CPU's own kernel paths (no FQ_MAX_ISA): the first fq-int8 and fq-f32 runtimes whose
     # measurements say so.
     cells = [c for m in res["times"].values() for c in m.values()]
@@ -792,14 +793,23 @@ def chart_svg(res, models):
                 "ort-int8": "ort-int8", "ort-f32": "ort-f32", "torch": "torch"}
     esc = lambda t: t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # noqa: E731
     bar, gap, left, width = 14, 10, 150, 430
-    rows = [(arch, label, batch) for batch in BATCHES for arch, label in models
-            if str(batch) in res["times"].get(arch, {})]
+    # One group per (model, batch) of the rounds' best figures, then one per model of the paired
+    # phase's medians (batch 1), when it ran.
+    rows = [(f"{label}, batch {batch}, best",
+             [(name, colour, res["times"][arch][str(batch)].get(label_of[name] or "", {}).get("best_ms"))
+              for name, colour in CHART_RUNTIMES])
+            for batch in BATCHES for arch, label in models if str(batch) in res["times"].get(arch, {})]
+    paired = res.get("paired") or {}
+    rows += [(f"{label}, batch 1, median of the paired blocks",
+              [(name, colour, paired[arch]["runtimes"].get(name, {}).get("median_ms"))
+               for name, colour in CHART_RUNTIMES])
+             for arch, label in models if paired.get(arch, {}).get("runtimes")]
     height = 70 + len(rows) * (len(CHART_RUNTIMES) * bar + gap + 18) + 30
     cpu = res["cpu"]
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{height}" '
            'font-family="sans-serif" font-size="11">',
            f'<rect width="100%" height="100%" fill="white"/>',
-           f'<text x="10" y="18" font-size="14" font-weight="bold">Latency per batch, best ms, '
+           f'<text x="10" y="18" font-size="14" font-weight="bold">Latency per batch, ms, '
            f'{res["threads"]} threads (shorter is faster)</text>',
            f'<text x="10" y="34">{esc(cpu["model"])}, {cpu["cores"]} cores; '
            f'{esc(", ".join(cpu["flags"]))}</text>']
@@ -810,12 +820,9 @@ def chart_svg(res, models):
                    f'<text x="{x + 14}" y="53">{esc(shown)}</text>')
         x += 14 + 6.2 * len(shown) + 14
     y = 70
-    for arch, label, batch in rows:
-        cell = res["times"][arch][str(batch)]
-        figures = [(name, colour, cell.get(label_of[name] or "", {}).get("best_ms"))
-                   for name, colour in CHART_RUNTIMES]
+    for title, figures in rows:
         most = max((ms for _, _, ms in figures if ms), default=0) or 1
-        out.append(f'<text x="10" y="{y + 11}" font-weight="bold">{esc(label)}, batch {batch}</text>')
+        out.append(f'<text x="10" y="{y + 11}" font-weight="bold">{esc(title)}</text>')
         y += 16
         for name, colour, ms in figures:
             if ms:
