@@ -147,6 +147,19 @@ def classify_photo(kind, path, arch, photo):
 GNU_TIME = "/usr/bin/time"
 
 
+def failure(code, text):
+    """A failed child's exit status and what it said: from its `Error:` line (a Rust binary's
+    error and its causes, up to any backtrace that RUST_BACKTRACE adds) or its last lines."""
+    lines = [x for x in text.strip().splitlines() if x.strip()]
+    start = next((i for i, x in enumerate(lines) if x.startswith("Error:")), None)
+    if start is not None:
+        end = next((i for i, x in enumerate(lines) if i > start and "backtrace" in x.lower()), len(lines))
+        lines = [x.strip() for x in lines[start:end]][:4]
+    else:
+        lines = lines[-3:]
+    return f"exit {code}: {' / '.join(lines)}"
+
+
 def run_child(cmd, env=None):
     """Runs cmd, returns (its last JSON line, its peak resident kB, error or None).
 
@@ -164,8 +177,7 @@ def run_child(cmd, env=None):
         rss_lines = [x for x in rssf.read().split() if x.isdigit()]
     rss = int(rss_lines[-1]) if rss_lines else None
     if p.returncode != 0:
-        tail = (err or out).strip().splitlines()[-3:]
-        return None, rss, f"exit {p.returncode}: {' / '.join(tail)}"
+        return None, rss, failure(p.returncode, err or out)
     lines = [line for line in out.splitlines() if line.startswith("{")]
     try:
         res = json.loads(lines[-1])
@@ -183,8 +195,8 @@ class Server:
     """One runtime kept loaded in its own process (`bench_side serve` or `--serve-child`),
     timing blocks of runs on request."""
 
-    def __init__(self, name, cmd, env):
-        self.name, self.error = name, None
+    def __init__(self, cmd, env):
+        self.error = None
         self.errf = tempfile.TemporaryFile("w+")
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
                                   env=env, text=True)
@@ -194,8 +206,7 @@ class Server:
         if not line:
             self.p.wait()
             self.errf.seek(0)
-            tail = self.errf.read().strip().splitlines()[-3:]
-            raise RuntimeError(f"exit {self.p.returncode}: {' / '.join(tail)}")
+            raise RuntimeError(failure(self.p.returncode, self.errf.read()))
         return json.loads(line)
 
     def ready(self):
@@ -243,12 +254,12 @@ def paired_phase(servers_for, models, rounds, block_s):
         cell = {"runtimes": {}, "ratios": {}, "errors": {}}
         out[arch] = cell
         live = []
+        # A server that failed to load is left out (its error reported); all are closed below.
         for key, srv in servers:
             if srv.ready():
                 live.append((key, srv))
             else:
                 cell["errors"][key] = srv.error
-                srv.close()
         try:
             # Each runtime's block length from a probe block: about block_s seconds of runs.
             reps = {}
@@ -256,8 +267,8 @@ def paired_phase(servers_for, models, rounds, block_s):
                 probe = statistics.median(srv.block(3))
                 reps[key] = max(3, min(100, round(block_s * 1e3 / max(probe, 1e-3))))
             blocks = {key: [] for key, _ in live}
-            for r in range(rounds):
-                order = live[r % len(live):] + live[:r % len(live)] if live else []
+            for r in range(rounds if live else 0):
+                order = live[r % len(live):] + live[:r % len(live)]
                 for key, srv in order:
                     time.sleep(SETTLE_S)
                     blocks[key].append(srv.block(reps[key]))
@@ -553,15 +564,15 @@ def main():
     def servers_for(arch):
         d, out = info[arch], []
         if "fq" in d and isas:
-            value, meta = isas[0]
+            value = isas[0][0]  # the CPU's own kernel paths
             for path in ["int8", "f32"]:
                 out.append((f"fq-{path}", Server(
-                    f"fq-{path}", [fq_bin, "serve", "--model-file", d["fq"], "--path", path, "--batch", "1",
-                                   "--threads", str(THREADS)], dict(base_env, FQ_MAX_ISA=value))))
+                    [fq_bin, "serve", "--model-file", d["fq"], "--path", path, "--batch", "1",
+                     "--threads", str(THREADS)], dict(base_env, FQ_MAX_ISA=value))))
         for kind, key in [("ort-f32", "ort-f32"), ("ort-int8", "ort-int8"), ("torch", "pt")]:
             if d.get(key):
-                out.append((kind, Server(kind, [sys.executable, "-W", "ignore", os.path.abspath(__file__),
-                                                "--serve-child", kind, d[key], arch, "1"], base_env)))
+                out.append((kind, Server([sys.executable, "-W", "ignore", os.path.abspath(__file__),
+                                          "--serve-child", kind, d[key], arch, "1"], base_env)))
         return out
 
     if paired_rounds > 0:
