@@ -9,7 +9,8 @@ GNU time), and the runtimes are interleaved: round after round, each round runs 
 them alike; the figure kept is the best over the rounds (the median of the rounds' medians too).
 Then a paired phase at batch 1 (`--paired-rounds N`, 0 to skip; `--paired-block SECONDS`): every
 runtime of a model loaded once in a long-lived process, blocks of runs alternated round after
-round, medians compared (see paired_phase).
+round, medians compared (see paired_phase); at 2 threads, then again at 1 thread each
+(`--paired-threads 2,1`, the default; `--quick`: 2 only).
 Weights are random (timm init for PyTorch/onnxruntime; the zoo's seed-0 init packed to a 3-5-bit
 per-channel mix for fq-runtime): latency does not depend on the values.
 
@@ -19,7 +20,7 @@ bench/compare.json and its chart, bench/compare.svg (`compare.py --chart [JSON] 
 redraws the chart of a finished run).
 
 Child modes (run by the parent): --child ort|torch MODEL_FILE ARCH BATCH BUDGET MIN_REPS;
---serve-child ort|torch MODEL_FILE ARCH BATCH (the paired phase's server).
+--serve-child ort|torch MODEL_FILE ARCH BATCH [THREADS] (the paired phase's server).
 """
 
 import json
@@ -53,7 +54,7 @@ def peak_rss_kb():
 
 
 def time_fn(fn, budget, min_reps):
-    """Best and median seconds of fn after one warm-up call, as bench_side.rs times."""
+    """Best and median seconds of fn after one warm-up call, as `bench_side time` times."""
     fn()
     times, start = [], time.perf_counter()
     while len(times) < min_reps or (time.perf_counter() - start < budget and len(times) < 500):
@@ -75,15 +76,15 @@ def child(kind, path, arch, batch, budget, min_reps):
                       "peak_rss_kb": peak_rss_kb()}))
 
 
-def load_runner(kind, path, arch, batch):
-    """Loads an onnxruntime (`ort-*`) or PyTorch session with THREADS threads and returns a
+def load_runner(kind, path, arch, batch, threads=THREADS):
+    """Loads an onnxruntime (`ort-*`) or PyTorch session with `threads` threads and returns a
     function running it once on `batch` random images."""
     import numpy as np
     x = np.random.default_rng(11).uniform(-2, 2, (batch, 3, 224, 224)).astype(np.float32)
     if kind.startswith("ort"):
         import onnxruntime as ort
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = THREADS
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         feed = {sess.get_inputs()[0].name: x}
@@ -91,7 +92,7 @@ def load_runner(kind, path, arch, batch):
     else:
         import timm
         import torch
-        torch.set_num_threads(THREADS)
+        torch.set_num_threads(threads)
         model = timm.create_model(arch, pretrained=False, num_classes=1000).eval()
         model.load_state_dict(torch.load(path))
         xt = torch.from_numpy(x)
@@ -102,11 +103,11 @@ def load_runner(kind, path, arch, batch):
     return fn
 
 
-def serve_child(kind, path, arch, batch):
-    """An onnxruntime or PyTorch session kept loaded for the paired phase: prints {"ready": ...},
-    then answers each line N on stdin with one JSON line of N runs' milliseconds (as
-    `bench_side serve` does for fq-runtime)."""
-    fn = load_runner(kind, path, arch, batch)
+def serve_child(kind, path, arch, batch, threads):
+    """An onnxruntime or PyTorch session on `threads` threads kept loaded for the paired phase:
+    prints {"ready": ...}, then answers each line N on stdin with one JSON line of N runs'
+    milliseconds (as `bench_side serve` does for fq-runtime)."""
+    fn = load_runner(kind, path, arch, batch, threads)
     for _ in range(2):
         fn()
     print(json.dumps({"ready": True}), flush=True)
@@ -241,13 +242,14 @@ PAIRED_RATIOS = [("fq-int8", "ort-int8"), ("fq-f32", "ort-f32"), ("fq-int8", "or
                  ("fq-f32", "torch"), ("ort-int8", "ort-f32")]
 
 
-def paired_phase(servers_for, models, rounds, block_s):
+def paired_phase(servers_for, models, rounds, block_s, threads):
     """Batch 1, every runtime of a model loaded at once in its own long-lived process, their
     blocks of runs (each about block_s seconds) alternated round after round in a rotated
     order: each runtime sees the same stretches of the host, so their medians can be compared.
 
-    servers_for(arch) -> [(key, Server)]. Returns {arch: {"runtimes": {key: {...}},
-    "ratios": {"a/b": {...}}, "errors": {...}}}."""
+    servers_for(arch) -> [(key, Server)], every server on `threads` threads (named in the
+    progress lines). Returns {arch: {"runtimes": {key: {...}}, "ratios": {"a/b": {...}},
+    "errors": {...}}}."""
     out = {}
     for arch, label in models:
         servers = servers_for(arch)
@@ -272,7 +274,7 @@ def paired_phase(servers_for, models, rounds, block_s):
                 for key, srv in order:
                     time.sleep(SETTLE_S)
                     blocks[key].append(srv.block(reps[key]))
-                print(f"paired {label} round {r + 1}/{rounds}: " + ", ".join(
+                print(f"paired {label} {threads}t round {r + 1}/{rounds}: " + ", ".join(
                     f"{k} {statistics.median(blocks[k][-1]):.1f}" for k, _ in live), file=sys.stderr)
         except (RuntimeError, ValueError, OSError) as e:
             cell["errors"]["paired"] = str(e)
@@ -418,7 +420,7 @@ def main():
         return child(kind, path, arch, int(batch), float(budget), int(reps))
     if argv and argv[0] == "--serve-child":
         kind, path, arch, batch = argv[1:5]
-        return serve_child(kind, path, arch, int(batch))
+        return serve_child(kind, path, arch, int(batch), int(argv[5]) if len(argv) > 5 else THREADS)
     if argv and argv[0] == "--photo-child":
         return classify_photo(*argv[1:5])
     quick = "--quick" in argv
@@ -440,6 +442,7 @@ def main():
     budget = float(opt("--budget", 0.3 if quick else 1.5))
     paired_rounds = int(opt("--paired-rounds", 3 if quick else 20))
     paired_block = float(opt("--paired-block", 0.3))
+    paired_threads = [int(t) for t in opt("--paired-threads", str(THREADS) if quick else f"{THREADS},1").split(",")]
     models = MODELS[:1] if quick else MODELS
     os.makedirs(work, exist_ok=True)
     if not fq_bin or not classify_bin:
@@ -517,7 +520,8 @@ def main():
                              for a in info},
                   "times": table, "errors": {f"{a} b{b} {n}": e for (a, b, n), e in errors.items()},
                   "memory_resnet18_photo": memory, "seconds": time.time() - t_start,
-                  "paired": paired, "paired_rounds": paired_rounds, "paired_block_s": paired_block,
+                  "paired": paired.get(THREADS, {}), "paired_rounds": paired_rounds, "paired_block_s": paired_block,
+                  "paired_other_threads": {str(t): v for t, v in paired.items() if t != THREADS},
               "load_average": {"start": load_start, "end": list(os.getloadavg())}}
         tmp = out_json + ".tmp"
         with open(tmp, "w") as f:
@@ -535,7 +539,7 @@ def main():
         return None if err or not isinstance(res, dict) else res.get("handoff_ns")
 
     samples = {}  # (arch, batch, runtime name) -> list of child JSON
-    paired = {}  # paired_phase's result, once it has run
+    paired = {}  # threads -> paired_phase's result, once it has run
     errors = {}
     for r in range(rounds):
         for arch, label in models:
@@ -561,22 +565,24 @@ def main():
 
     # The paired phase: batch 1, the CPU's own fq paths and the other runtimes each loaded once,
     # their blocks alternated (see paired_phase).
-    def servers_for(arch):
+    def servers_for(arch, threads):
         d, out = info[arch], []
+        env = dict(base_env, RAYON_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
         if "fq" in d and isas:
             value = isas[0][0]  # the CPU's own kernel paths
             for path in ["int8", "f32"]:
                 out.append((f"fq-{path}", Server(
                     [fq_bin, "serve", "--model-file", d["fq"], "--path", path, "--batch", "1",
-                     "--threads", str(THREADS)], dict(base_env, FQ_MAX_ISA=value))))
+                     "--threads", str(threads)], dict(env, FQ_MAX_ISA=value))))
         for kind, key in [("ort-f32", "ort-f32"), ("ort-int8", "ort-int8"), ("torch", "pt")]:
             if d.get(key):
                 out.append((kind, Server([sys.executable, "-W", "ignore", os.path.abspath(__file__),
-                                          "--serve-child", kind, d[key], arch, "1"], base_env)))
+                                          "--serve-child", kind, d[key], arch, "1", str(threads)], env)))
         return out
 
-    if paired_rounds > 0:
-        paired.update(paired_phase(servers_for, models, paired_rounds, paired_block))
+    for threads in paired_threads if paired_rounds > 0 else []:
+        paired[threads] = paired_phase(lambda arch: servers_for(arch, threads), models, paired_rounds,
+                                       paired_block, threads)
         report([], rounds)
 
     # Peak memory of classifying one photo with ResNet18 at batch 1, each runtime as deployed.
@@ -714,12 +720,11 @@ def markdown(res, info, models, names):
 
 
 def paired_md(res, models, best_fq):
-    """The paired phase's table and ratios (batch 1), empty if it did not run."""
+    """The paired phase's tables (batch 1): at the run's thread count, then at each other one
+    (`--paired-threads`); empty if it did not run."""
     paired = res.get("paired") or {}
     if not paired:
         return []
-    keys = ["fq-int8", "fq-f32", "ort-int8", "ort-f32", "torch"]
-    names = {"fq-int8": best_fq["int8"] or "fq-int8", "fq-f32": best_fq["f32"] or "fq-f32"}
     md = ["### Paired blocks, batch 1: medians in the same stretches of the host", "",
           f"Every runtime of a model loaded once in its own process (`bench_side serve`, "
           f"`compare.py --serve-child`), then {res['paired_rounds']} rounds of one block of runs each "
@@ -728,7 +733,25 @@ def paired_md(res, models, best_fq):
           f"speed for seconds at a time, which moves a 1-second measurement in a process of its own "
           f"(above); blocks side by side see the same stretches, so their medians compare. Median ms of "
           f"all runs (fastest):", ""]
-    md.extend(model_columns("runtime", models))
+    md.extend(paired_tables(paired, models, best_fq))
+    for threads, other in sorted((res.get("paired_other_threads") or {}).items()):
+        if not other:
+            continue
+        md.extend([f"### Paired blocks, batch 1, {threads} thread{'s' if threads != '1' else ''} each", "",
+                   f"The same phase again with every runtime on {threads} thread"
+                   f"{'s' if threads != '1' else ''} (`--paired-threads`): with one, no runtime's "
+                   f"speed depends on how its threads share a layer or on where the host puts the "
+                   f"two vCPUs, so the ratios are the kernels' and the executors' alone. Median ms of "
+                   f"all runs (fastest):", ""])
+        md.extend(paired_tables(other, models, best_fq))
+    return md
+
+
+def paired_tables(paired, models, best_fq):
+    """One paired phase's medians table and its ratios."""
+    keys = ["fq-int8", "fq-f32", "ort-int8", "ort-f32", "torch"]
+    names = {"fq-int8": best_fq["int8"] or "fq-int8", "fq-f32": best_fq["f32"] or "fq-f32"}
+    md = model_columns("runtime", models)
     for k in keys:
         cells = []
         for arch, _ in models:

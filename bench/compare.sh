@@ -5,6 +5,7 @@
 # interleaved in one run. Writes the "Side by side" section of bench/results.md (other sections
 # are kept), bench/compare.json and its chart bench/compare.svg. Not part of scripts/test.sh: benchmarks are not CI.
 #   bench/compare.sh [--quick] [--rounds N] [--budget SECONDS] [--paired-rounds N] [--paired-block SECONDS]
+#     [--paired-threads LIST (default 2,1)]
 # Installs what it needs (idempotent): a Python venv ($FQ_REF_VENV, default ~/.cache/fq-ref-venv)
 # with torch, timm, onnx, onnxruntime, onnxscript and Pillow, and GNU time (apt, as root);
 # builds bench_side and fq-classify.
