@@ -442,7 +442,14 @@ def main():
     budget = float(opt("--budget", 0.3 if quick else 1.5))
     paired_rounds = int(opt("--paired-rounds", 3 if quick else 20))
     paired_block = float(opt("--paired-block", 0.3))
-    paired_threads = [int(t) for t in opt("--paired-threads", str(THREADS) if quick else f"{THREADS},1").split(",")]
+    paired_threads = opt("--paired-threads", str(THREADS) if quick else f"{THREADS},1")
+    try:
+        paired_threads = [int(t) for t in paired_threads.split(",")]
+    except ValueError:
+        paired_threads = []
+    if not paired_threads or min(paired_threads) < 1:
+        sys.exit(f"compare.py: --paired-threads {opt('--paired-threads', '')}: expected thread counts "
+                 f"of at least 1, comma-separated (e.g. 2,1)")
     models = MODELS[:1] if quick else MODELS
     os.makedirs(work, exist_ok=True)
     if not fq_bin or not classify_bin:
@@ -722,8 +729,8 @@ def markdown(res, info, models, names):
 def paired_md(res, models, best_fq):
     """The paired phase's tables (batch 1): at the run's thread count, then at each other one
     (`--paired-threads`); empty if it did not run."""
-    paired = res.get("paired") or {}
-    if not paired:
+    paired, others = res.get("paired") or {}, res.get("paired_other_threads") or {}
+    if not paired and not any(others.values()):
         return []
     md = ["### Paired blocks, batch 1: medians in the same stretches of the host", "",
           f"Every runtime of a model loaded once in its own process (`bench_side serve`, "
@@ -731,18 +738,19 @@ def paired_md(res, models, best_fq):
           f"(about {res['paired_block_s']} s a block, the order rotated every round, {SETTLE_S * 1e3:.0f} ms "
           f"between blocks for the previous runtime's threads to go idle). A shared host's two vCPUs change "
           f"speed for seconds at a time, which moves a 1-second measurement in a process of its own "
-          f"(above); blocks side by side see the same stretches, so their medians compare. Median ms of "
-          f"all runs (fastest):", ""]
-    md.extend(paired_tables(paired, models, best_fq))
-    for threads, other in sorted((res.get("paired_other_threads") or {}).items()):
+          f"(above); blocks side by side see the same stretches, so their medians compare." +
+          (" Median ms of all runs (fastest):" if paired else ""), ""]
+    if paired:
+        md.extend(paired_tables(paired, models, best_fq))
+    for threads, other in sorted(others.items()):
         if not other:
             continue
         md.extend([f"### Paired blocks, batch 1, {threads} thread{'s' if threads != '1' else ''} each", "",
                    f"The same phase again with every runtime on {threads} thread"
-                   f"{'s' if threads != '1' else ''} (`--paired-threads`): with one, no runtime's "
-                   f"speed depends on how its threads share a layer or on where the host puts the "
-                   f"two vCPUs, so the ratios are the kernels' and the executors' alone. Median ms of "
-                   f"all runs (fastest):", ""])
+                   f"{'s' if threads != '1' else ''} (`--paired-threads`)" +
+                   (": with one, no runtime's speed depends on how its threads share a layer or on "
+                    "where the host puts the two vCPUs, so the ratios are the kernels' and the "
+                    "executors' alone" if threads == "1" else "") + ". Median ms of all runs (fastest):", ""])
         md.extend(paired_tables(other, models, best_fq))
     return md
 
