@@ -822,7 +822,8 @@ CHART_RUNTIMES = [("fq-int8", "#1b7837"), ("fq-f32", "#7fbf7b"), ("ort-int8", "#
 
 def chart_svg(res, models):
     """The batch-1 and batch-8 latencies as an SVG bar chart, one group of bars per model and
-    batch (the rounds' best figures), then per model the paired phase's medians, each group on
+    batch (the rounds' best figures), then per model the paired phase's medians (at the run's
+    thread count, then at each other one, `--paired-threads`), each group on
     its own scale (its slowest runtime the full width), the CPU model and flags in the title:
     what `bench/results.md`'s tables say, at a glance."""
     # The CPU's own kernel paths (no FQ_MAX_ISA): the first fq-int8 and fq-f32 runtimes whose
@@ -835,16 +836,19 @@ def chart_svg(res, models):
                 "ort-int8": "ort-int8", "ort-f32": "ort-f32", "torch": "torch"}
     esc = lambda t: t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # noqa: E731
     bar, gap, left, width = 14, 10, 150, 430
-    # One group per (model, batch) of the rounds' best figures, then one per model of the paired
+    # One group per (model, batch) of the rounds' best figures, then one per model of each paired
     # phase's medians (batch 1), when it ran.
     rows = [(f"{label}, batch {batch}, best",
              [(name, colour, res["times"][arch][str(batch)].get(label_of[name] or "", {}).get("best_ms"))
               for name, colour in CHART_RUNTIMES])
             for batch in BATCHES for arch, label in models if str(batch) in res["times"].get(arch, {})]
-    paired = res.get("paired") or {}
-    rows += [(f"{label}, batch 1, median of the paired blocks",
+    phases = [("", res.get("paired") or {})] + [
+        (f", {t} thread{'s' if t != '1' else ''} each", p)
+        for t, p in sorted((res.get("paired_other_threads") or {}).items())]
+    rows += [(f"{label}, batch 1, median of the paired blocks{suffix}",
               [(name, colour, paired[arch]["runtimes"].get(name, {}).get("median_ms"))
                for name, colour in CHART_RUNTIMES])
+             for suffix, paired in phases
              for arch, label in models if paired.get(arch, {}).get("runtimes")]
     height = 70 + len(rows) * (len(CHART_RUNTIMES) * bar + gap + 18) + 30
     cpu = res["cpu"]
