@@ -242,6 +242,12 @@ PAIRED_RATIOS = [("fq-int8", "ort-int8"), ("fq-f32", "ort-f32"), ("fq-int8", "or
                  ("fq-f32", "torch"), ("ort-int8", "ort-f32")]
 
 
+def threads_label(threads):
+    """`1 thread`, `2 threads`: how the tables and the chart name a paired phase's thread count
+    (an int, or the string key `compare.json` keeps it under)."""
+    return f"{threads} thread{'' if str(threads) == '1' else 's'}"
+
+
 def paired_phase(servers_for, models, rounds, block_s, threads):
     """Batch 1, every runtime of a model loaded at once in its own long-lived process, their
     blocks of runs (each about block_s seconds) alternated round after round in a rotated
@@ -442,14 +448,14 @@ def main():
     budget = float(opt("--budget", 0.3 if quick else 1.5))
     paired_rounds = int(opt("--paired-rounds", 3 if quick else 20))
     paired_block = float(opt("--paired-block", 0.3))
-    paired_threads = opt("--paired-threads", str(THREADS) if quick else f"{THREADS},1")
+    paired_list = opt("--paired-threads", str(THREADS) if quick else f"{THREADS},1")
     try:
-        paired_threads = [int(t) for t in paired_threads.split(",")]
+        paired_threads = [int(t) for t in paired_list.split(",")]
     except ValueError:
         paired_threads = []
     if not paired_threads or min(paired_threads) < 1:
-        sys.exit(f"compare.py: --paired-threads {opt('--paired-threads', '')}: expected thread counts "
-                 f"of at least 1, comma-separated (e.g. 2,1)")
+        sys.exit(f"compare.py: --paired-threads {paired_list}: expected thread counts of at least 1, "
+                 f"comma-separated (e.g. 2,1)")
     models = MODELS[:1] if quick else MODELS
     os.makedirs(work, exist_ok=True)
     if not fq_bin or not classify_bin:
@@ -745,9 +751,8 @@ def paired_md(res, models, best_fq):
     for threads, other in sorted(others.items()):
         if not other:
             continue
-        md.extend([f"### Paired blocks, batch 1, {threads} thread{'s' if threads != '1' else ''} each", "",
-                   f"The same phase again with every runtime on {threads} thread"
-                   f"{'s' if threads != '1' else ''} (`--paired-threads`)" +
+        md.extend([f"### Paired blocks, batch 1, {threads_label(threads)} each", "",
+                   f"The same phase again with every runtime on {threads_label(threads)} (`--paired-threads`)" +
                    (": with one, no runtime's speed depends on how its threads share a layer or on "
                     "where the host puts the two vCPUs, so the ratios are the kernels' and the "
                     "executors' alone" if threads == "1" else "") + ". Median ms of all runs (fastest):", ""])
@@ -843,7 +848,7 @@ def chart_svg(res, models):
               for name, colour in CHART_RUNTIMES])
             for batch in BATCHES for arch, label in models if str(batch) in res["times"].get(arch, {})]
     phases = [("", res.get("paired") or {})] + [
-        (f", {t} thread{'s' if t != '1' else ''} each", p)
+        (f", {threads_label(t)} each", p)
         for t, p in sorted((res.get("paired_other_threads") or {}).items())]
     rows += [(f"{label}, batch 1, median of the paired blocks{suffix}",
               [(name, colour, paired[arch]["runtimes"].get(name, {}).get("median_ms"))
@@ -856,7 +861,7 @@ def chart_svg(res, models):
            'font-family="sans-serif" font-size="11">',
            f'<rect width="100%" height="100%" fill="white"/>',
            f'<text x="10" y="18" font-size="14" font-weight="bold">Latency per batch, ms, '
-           f'{res["threads"]} threads (shorter is faster)</text>',
+           f'{threads_label(res["threads"])} unless a group says otherwise (shorter is faster)</text>',
            f'<text x="10" y="34">{esc(cpu["model"])}, {cpu["cores"]} cores; '
            f'{esc(", ".join(cpu["flags"]))}</text>']
     x = 10
