@@ -4,7 +4,9 @@
 //! of `Wᵀ` ([`super::token_gemm::weight_panels`], kept by the executor). A 1x1 convolution reads
 //! its channel-major input in place ([`tile_pair_cols_to`]: pixel `r` of channel `i` at
 //! `x[r + i * n]`; a strided one from a copy of the pixels it reads); any other reads
-//! [`super::conv_direct`]'s phases of its padded input ([`tile_pair_tap_cols_to`], [`over_taps`]).
+//! [`super::conv_direct`]'s phases of its padded input ([`tile_pair_tap_cols_to`], [`over_taps`])
+//! on AVX-512F, and on AVX2 its padded input in blocks of channels ([`super::tap_blocks`],
+//! [`over_pixels`]).
 //! Each pair of channels' sums go to their output rows through a 16x16 transpose
 //! ([`columns_to_rows`]). Values may instead lie in blocks of 16 channels
 //! ([`super::blocked`], [`Layout`]): a 1x1 product then reads a K block's 12 pixels as one run
@@ -37,10 +39,12 @@ use super::epilogue::{finish_pixels, finish_row};
 use super::gemm::{Epilogue, Rows};
 use super::im2col::Geometry;
 use super::kernel::{
-    lanes_pay, pairs_pay, tile_pair_cols_to, tile_pair_tap_cols_to, PanelPair, Pixels, MR, NR,
+    lanes_pay, pairs_pay, tile_pair_cols_to, tile_pair_pixel_cols_to, tile_pair_tap_cols_to,
+    PanelPair, Pixels, MR, NR,
 };
 use super::phases::phase_of_row;
 use super::scratch;
+use super::tap_blocks::TapBlocks;
 use super::transpose::columns_to_rows;
 
 /// A layer's weights as the panels of `Wᵀ` ([`super::token_gemm::weight_panels`]): floats, or
@@ -254,7 +258,6 @@ pub fn blocks_pay() -> bool {
 pub fn takes_blocks(geo: &Geometry) -> bool {
     (geo.kernel, geo.padding) == (1, 0)
 }
-
 /// `out` (`[co][ho * wo]`, or blocked) = epilogue(`conv(x)`) for the convolution `geo`
 /// ([`pays`]) over `x` (`[c][h][w]`, or blocked; [`Layout`]) and `wp` the panels of `Wᵀ` of
 /// `co` rows of `c` ([`super::token_gemm::weight_panels`]). A strided 1x1 first takes the pixels
@@ -555,6 +558,9 @@ fn over_taps(
     out: &mut [f32],
     (epi, output_blocked): (Epilogue, bool),
 ) {
+    if !pairs_pay() {
+        return over_pixels(x, geo, wp, co, out, (epi, output_blocked));
+    }
     let kb = k_block(geo);
     let g = geo;
     let (k, n) = (g.k(), g.n());
@@ -648,8 +654,66 @@ fn over_taps(
     scratch::F32.give(buf);
 }
 
-/// Positions per chunk of [`over_taps`]: their sums for a pair of channels, 24 KB, stay in L1
-/// across the `K` blocks.
+/// [`over_taps`] on AVX2: the output pixels as the rows of `A` over the input in padded blocks
+/// of channels ([`TapBlocks`], [`tile_pair_pixel_cols_to`]: pixel `p`'s step `i` at
+/// `data[pixel(p) + offsets[i]]`), whose tiles read a step's six pixels from lines the steps
+/// around it read too (see [`super::tap_blocks`]); the sums of a chunk of pixels go per pair of
+/// channels to their outputs as [`product`]'s do ([`finish_chunk`]).
+fn over_pixels(
+    x: &[f32],
+    geo: &Geometry,
+    wp: LaneWeights,
+    co: usize,
+    out: &mut [f32],
+    (epi, output_blocked): (Epilogue, bool),
+) {
+    let kb = k_block(geo);
+    let (k, n) = (geo.k(), geo.n());
+    let panels = co.div_ceil(NR);
+    assert!(
+        k > 0 && n > 0 && out.len() == co * n && wp.len() == panels * k * NR,
+        "conv_lanes: {geo:?}"
+    );
+    let input = TapBlocks::fill(x, geo);
+    let taps = input.offsets(geo);
+    let chunks = n.div_ceil(CHUNK);
+    let pairs = panels.div_ceil(2);
+    let base = Shared(out.as_mut_ptr());
+    for_each_task((pairs, chunks), |(p0, p1), (c0, c1)| {
+        // Recycled, stale contents: a pair's first `K` block sets every value of it.
+        let mut c = scratch::F32.take(CHUNK * PAIR, true);
+        for chunk in c0..c1 {
+            let (q0, q1) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(n));
+            for j in (2 * p0..(2 * p1).min(panels)).step_by(2) {
+                let second = (j + 1).min(panels - 1);
+                for k0 in (0..k).step_by(kb) {
+                    let kc = kb.min(k - k0);
+                    for q in (q0..q1).step_by(BLOCK) {
+                        let rows = BLOCK.min(q1 - q);
+                        // The block's pixels; the rows past them read the last one's.
+                        let pixels = std::array::from_fn(|r| input.pixel(q + r.min(rows - 1)));
+                        let to = c[(q - q0) * PAIR..].as_mut_ptr();
+                        // SAFETY: rows `q - q0..+rows` of `c`, 32 floats each: inside `c`,
+                        // this task's own.
+                        unsafe {
+                            tile_pair_pixel_cols_to(
+                                (input.data(), &pixels, &taps),
+                                (k0, kc),
+                                wp.pair((j, second), k, (k0, kc)),
+                                (to, PAIR, rows, k0 > 0),
+                            )
+                        };
+                    }
+                }
+                finish_chunk(&c, (j, co, n), (q0, q1), base, (&epi, output_blocked));
+            }
+        }
+        scratch::F32.give(c);
+    });
+}
+
+/// Positions (pixels, in [`over_pixels`]) per chunk of [`over_taps`]: their sums for a pair of
+/// channels, 24 KB, stay in L1 across the `K` blocks.
 const CHUNK: usize = 16 * BLOCK;
 
 #[cfg(test)]

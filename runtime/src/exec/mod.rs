@@ -30,6 +30,7 @@ mod pool;
 mod quads;
 mod scratch;
 mod stem_pool;
+mod tap_blocks;
 mod taps;
 mod tasks;
 mod token_gemm;

@@ -514,6 +514,62 @@ pub unsafe fn tile_pair_tap_cols_to(
     };
 }
 
+/// [`tile_pair_cols_to`] with `A`'s element `(r, i)` at `src[pixels[r] + taps[k0 + i]]`
+/// (`exec::tap_blocks`: output pixels' bases in a convolution's input in padded blocks of
+/// channels, and each step's offset from them). AVX2's kernel ([`lanes_pay`] without
+/// [`pairs_pay`]: `exec::conv_lanes` calls it there only); a plain loop elsewhere.
+///
+/// # Safety
+/// `rows` must be in `1..=2 MR` and `c + r * ldc` point to `2 NR` writable floats for
+/// `r < rows`, accessed by no one else meanwhile.
+pub unsafe fn tile_pair_pixel_cols_to(
+    (src, pixels, taps): (&[f32], &[usize; 2 * MR], &Taps),
+    (k0, kc): (usize, usize),
+    b: PanelPair,
+    (c, ldc, rows, add): (*mut f32, usize, usize, bool),
+) {
+    let block = if rows > MR { 2 * MR } else { MR };
+    let offsets = &taps.offsets()[k0..k0 + kc];
+    assert!(
+        (1..=2 * MR).contains(&rows)
+            && pixels[..block].iter().all(|&p| p + taps.max() < src.len())
+            && b.holds(kc),
+        "micro-kernel pixels too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if path() == KernelPath::Avx2Fma {
+        use x86_lanes::{cols_pixels_avx2, BytePanels, FloatPanels};
+        let (a, out) = (
+            (src.as_ptr(), pixels, offsets.as_ptr()),
+            (c, ldc, rows, add),
+        );
+        // SAFETY: `path` chose AVX2+FMA, so the CPU has them; every read of `src` is below
+        // `pixels[r] + taps.max()` for a row the kernel reads (checked), those of `c` are the
+        // caller's.
+        unsafe {
+            match b {
+                PanelPair::F32(b0, b1) => {
+                    cols_pixels_avx2(kc, a, FloatPanels(b0.as_ptr(), b1.as_ptr()), out)
+                }
+                PanelPair::I8(b0, b1) => {
+                    cols_pixels_avx2(kc, a, BytePanels(b0.as_ptr(), b1.as_ptr()), out)
+                }
+            }
+        };
+        return;
+    }
+    let (b0, b1) = b.floats(kc);
+    // SAFETY: the caller's guarantees for `c`.
+    unsafe {
+        plain_cols_to(
+            kc,
+            |r, i| src[pixels[r] + offsets[i]],
+            (&b0, &b1),
+            (c, ldc, rows, add),
+        )
+    };
+}
+
 /// Sets, or with `add` adds, the first `rows` rows of `2 NR` sums of `acc` at `c + r * ldc`:
 /// the store of [`tile_pair_to`] and [`tile_pair_taps_to`] where no kernel stores from
 /// registers.

@@ -169,3 +169,20 @@ pub unsafe fn cols_taps_avx2<B: Panel8>(
     // SAFETY: the caller's guarantees.
     unsafe { cols_to_avx2(k, |r, i| src.add(*taps.add(i) + r), b, c) }
 }
+
+/// [`cols_to_avx2`] over a convolution's input in padded blocks of channels
+/// (`exec::tap_blocks`): element `(r, i)` at `src[pixels[r] + offsets[i]]`.
+///
+/// # Safety
+/// As [`cols_to_avx2`], `offsets` holding `k` offsets and `src` those elements for the rows the
+/// block reads.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn cols_pixels_avx2<B: Panel8>(
+    k: usize,
+    (src, pixels, offsets): (*const f32, &[usize; 2 * MR], *const usize),
+    b: B,
+    c: (*mut f32, usize, usize, bool),
+) {
+    // SAFETY: the caller's guarantees.
+    unsafe { cols_to_avx2(k, |r, i| src.add(pixels[r] + *offsets.add(i)), b, c) }
+}
