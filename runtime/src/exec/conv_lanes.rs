@@ -545,11 +545,8 @@ fn finish_chunk(
     }
 }
 
-/// Any other convolution ([`conv_lanes`]): [`super::conv_direct`]'s output positions over the
-/// phases of its padded input as the rows of `A` (read where they lie,
-/// [`tile_pair_tap_cols_to`]: position `q`'s tap `i` at `src[q + taps[i]]`); the sums of a chunk
-/// of positions gather per pair of channels, then go to their output rows (the positions that
-/// wrap past a row's end dropped).
+/// Any other convolution ([`conv_lanes`]): over the phases of its padded input on AVX-512F
+/// ([`over_phases`]), over its padded input in blocks of channels on AVX2 ([`over_pixels`]).
 fn over_taps(
     x: &[f32],
     geo: &Geometry,
@@ -558,9 +555,25 @@ fn over_taps(
     out: &mut [f32],
     (epi, output_blocked): (Epilogue, bool),
 ) {
-    if !pairs_pay() {
-        return over_pixels(x, geo, wp, co, out, (epi, output_blocked));
+    if pairs_pay() {
+        over_phases(x, geo, wp, co, out, (epi, output_blocked))
+    } else {
+        over_pixels(x, geo, wp, co, out, (epi, output_blocked))
     }
+}
+
+/// [`over_taps`] on AVX-512F: [`super::conv_direct`]'s output positions over the phases of its
+/// padded input as the rows of `A` (read where they lie, [`tile_pair_tap_cols_to`]: position
+/// `q`'s tap `i` at `src[q + taps[i]]`); the sums of a chunk of positions gather per pair of
+/// channels, then go to their output rows (the positions that wrap past a row's end dropped).
+fn over_phases(
+    x: &[f32],
+    geo: &Geometry,
+    wp: LaneWeights,
+    co: usize,
+    out: &mut [f32],
+    (epi, output_blocked): (Epilogue, bool),
+) {
     let kb = k_block(geo);
     let g = geo;
     let (k, n) = (g.k(), g.n());
@@ -1105,6 +1118,61 @@ mod tests {
                         "{geo:?} to {co}, {layout:?}, {threads} threads"
                     );
                 }
+            }
+        }
+    }
+
+    /// On AVX2 the tap blocks ([`over_pixels`]) give the phases' floats ([`over_phases`],
+    /// AVX-512F's path, run here with AVX2's kernel) bit for bit: the same steps in the same
+    /// order and K blocks. Strides 1 and 2, kernels 3, 5 and 7 with their padding, `k` across
+    /// K blocks, ragged chunks and blocks, channels of a lone last panel, f32 and `i8` weights,
+    /// 1 to 3 threads. Skipped on AVX-512F, whose tap blocks would run the plain loop.
+    #[test]
+    fn tap_blocks_give_the_phases_floats() {
+        if pairs_pay() {
+            return;
+        }
+        for (c, h, w, kernel, stride, co) in [
+            (16, 14, 14, 3, 1, 32),
+            (40, 17, 15, 3, 2, 48),
+            (128, 28, 28, 3, 2, 64),
+            (24, 9, 30, 5, 1, 64),
+            (16, 23, 20, 7, 2, 16),
+        ] {
+            let geo = Geometry::of(c, h, w, kernel, stride, kernel / 2);
+            let (n, k) = (geo.n(), geo.k());
+            let (x, wts) = inputs(c * h * w, co * k);
+            let codes: Vec<f32> = wts.iter().map(|v| (v * 40.0).round()).collect();
+            let rows = Rows::F32 {
+                data: &codes,
+                cols: k,
+            };
+            let (wp, bytes) = (
+                weight_panels(&rows, co, k),
+                byte_panels(&rows, co, k).expect("codes"),
+            );
+            let scale: Vec<f32> = (0..co).map(|o| 0.01 * (o % 5 + 1) as f32).collect();
+            let epi = Epilogue {
+                scale: Some(&scale),
+                relu: true,
+                ..Epilogue::default()
+            };
+            for (bytes_in, threads) in [(false, 1), (true, 2), (false, 3)] {
+                let wts = if bytes_in {
+                    LaneWeights::I8(&bytes)
+                } else {
+                    LaneWeights::F32(&wp)
+                };
+                let (mut want, mut got) = (vec![f32::NAN; co * n], vec![f32::NAN; co * n]);
+                in_pool(threads, || {
+                    over_phases(&x, &geo, wts, co, &mut want, (epi, false));
+                    over_pixels(&x, &geo, wts, co, &mut got, (epi, false));
+                });
+                let first = got
+                    .iter()
+                    .zip(&want)
+                    .position(|(a, b)| a.to_bits() != b.to_bits());
+                assert_eq!(first, None, "{geo:?} to {co}, {threads} threads");
             }
         }
     }

@@ -275,6 +275,26 @@ pub unsafe fn tile_pair_halves_to(
     unsafe { tile_pair_to(k, a, lda, (&floats(b0), &floats(b1)), (c, ldc, rows, add)) }
 }
 
+/// `$body` with `$p` bound to the two panels of `$b` (a [`PanelPair`]) as the AVX2 lanes
+/// kernels take them (`x86_lanes::Panel8`): floats as they are, or `i8` codes turned into floats
+/// as they are loaded. One kernel call, its two instances chosen here rather than spelled out at
+/// each of [`tile_pair_cols_to`], [`tile_pair_tap_cols_to`] and [`tile_pair_pixel_cols_to`].
+#[cfg(target_arch = "x86_64")]
+macro_rules! with_panels8 {
+    ($b:expr, |$p:ident| $body:expr) => {
+        match $b {
+            PanelPair::F32(b0, b1) => {
+                let $p = x86_lanes::FloatPanels(b0.as_ptr(), b1.as_ptr());
+                $body
+            }
+            PanelPair::I8(b0, b1) => {
+                let $p = x86_lanes::BytePanels(b0.as_ptr(), b1.as_ptr());
+                $body
+            }
+        }
+    };
+}
+
 /// Where the pixels of a [`tile_pair_cols_to`] block lie: its `A`'s element `(r, i)` is pixel
 /// `r`'s value in input channel `i` (`exec::conv_lanes`).
 #[derive(Clone, Copy)]
@@ -358,27 +378,17 @@ pub unsafe fn tile_pair_cols_to(
     }
     #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx2Fma {
-        use x86_lanes::{cols_blocked_avx2, cols_planes_avx2, BytePanels, FloatPanels};
+        use x86_lanes::{cols_blocked_avx2, cols_planes_avx2};
         let c = (c, ldc, rows, add);
         // SAFETY: `path` chose AVX2+FMA, so the CPU has them; the extents of `a` and `b` were
         // checked, those of `c` are the caller's.
         unsafe {
-            match (a, b) {
-                (Pixels::Planes(a, ka), PanelPair::F32(b0, b1)) => {
-                    let b = FloatPanels(b0.as_ptr(), b1.as_ptr());
-                    cols_planes_avx2(k, (a.as_ptr(), ka), b, c)
+            match a {
+                Pixels::Planes(a, ka) => {
+                    with_panels8!(b, |p| cols_planes_avx2(k, (a.as_ptr(), ka), p, c))
                 }
-                (Pixels::Planes(a, ka), PanelPair::I8(b0, b1)) => {
-                    let b = BytePanels(b0.as_ptr(), b1.as_ptr());
-                    cols_planes_avx2(k, (a.as_ptr(), ka), b, c)
-                }
-                (Pixels::Blocked(a, plane), PanelPair::F32(b0, b1)) => {
-                    let b = FloatPanels(b0.as_ptr(), b1.as_ptr());
-                    cols_blocked_avx2(k, (a.as_ptr(), plane), b, c)
-                }
-                (Pixels::Blocked(a, plane), PanelPair::I8(b0, b1)) => {
-                    let b = BytePanels(b0.as_ptr(), b1.as_ptr());
-                    cols_blocked_avx2(k, (a.as_ptr(), plane), b, c)
+                Pixels::Blocked(a, plane) => {
+                    with_panels8!(b, |p| cols_blocked_avx2(k, (a.as_ptr(), plane), p, c))
                 }
             }
         };
@@ -487,19 +497,9 @@ pub unsafe fn tile_pair_tap_cols_to(
     }
     #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx2Fma {
-        use x86_lanes::{cols_taps_avx2, BytePanels, FloatPanels};
         // SAFETY: `path` chose AVX2+FMA, so the CPU has them; every read of `src` is below
         // `at + taps.max() + block` (checked), those of `c` are the caller's.
-        unsafe {
-            match b {
-                PanelPair::F32(b0, b1) => {
-                    cols_taps_avx2(kc, a, FloatPanels(b0.as_ptr(), b1.as_ptr()), out)
-                }
-                PanelPair::I8(b0, b1) => {
-                    cols_taps_avx2(kc, a, BytePanels(b0.as_ptr(), b1.as_ptr()), out)
-                }
-            }
-        };
+        unsafe { with_panels8!(b, |p| x86_lanes::cols_taps_avx2(kc, a, p, out)) };
         return;
     }
     let (b0, b1) = b.floats(kc);
@@ -538,7 +538,6 @@ pub unsafe fn tile_pair_pixel_cols_to(
     );
     #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx2Fma {
-        use x86_lanes::{cols_pixels_avx2, BytePanels, FloatPanels};
         let (a, out) = (
             (src.as_ptr(), pixels, offsets.as_ptr()),
             (c, ldc, rows, add),
@@ -546,16 +545,7 @@ pub unsafe fn tile_pair_pixel_cols_to(
         // SAFETY: `path` chose AVX2+FMA, so the CPU has them; every read of `src` is below
         // `pixels[r] + taps.max()` for a row the kernel reads (checked), those of `c` are the
         // caller's.
-        unsafe {
-            match b {
-                PanelPair::F32(b0, b1) => {
-                    cols_pixels_avx2(kc, a, FloatPanels(b0.as_ptr(), b1.as_ptr()), out)
-                }
-                PanelPair::I8(b0, b1) => {
-                    cols_pixels_avx2(kc, a, BytePanels(b0.as_ptr(), b1.as_ptr()), out)
-                }
-            }
-        };
+        unsafe { with_panels8!(b, |p| x86_lanes::cols_pixels_avx2(kc, a, p, out)) };
         return;
     }
     let (b0, b1) = b.floats(kc);
