@@ -591,79 +591,61 @@ fn over_phases(
     let mut buf = scratch::F32.take(len, true);
     ph.fill(x, &mut buf[..len]);
     let src = &buf[..len];
-    let chunks = positions.div_ceil(CHUNK);
-    let pairs = panels.div_ceil(2);
     let ahead_map = n >= AHEAD_MIN_PIXELS;
     let base = Shared(out.as_mut_ptr());
-    for_each_task((pairs, chunks), |(p0, p1), (c0, c1)| {
-        // Recycled, stale contents: a pair's first `K` block sets every value of it.
-        let mut c = scratch::F32.take(CHUNK * PAIR, true);
-        for chunk in c0..c1 {
-            let (q0, q1) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(positions));
-            for j in (2 * p0..(2 * p1).min(panels)).step_by(2) {
-                let second = (j + 1).min(panels - 1);
-                // The task's first pair reads the chunk's phases cold ([`prefetch_block`]).
-                let ahead = ahead_map && j == 2 * p0;
-                for k0 in (0..k).step_by(kb) {
-                    let kc = kb.min(k - k0);
-                    for q in (q0..q1).step_by(BLOCK) {
-                        let rows = BLOCK.min(q1 - q);
-                        if ahead && q + BLOCK < q1 {
-                            let offsets = taps.offsets()[k0..k0 + kc].iter().copied();
-                            prefetch_block(src, q + BLOCK, offsets);
-                        }
-                        let to = c[(q - q0) * PAIR..].as_mut_ptr();
-                        // SAFETY: rows `q - q0..+rows` of `c`, 32 floats each: inside `c`,
-                        // this task's own.
-                        unsafe {
-                            tile_pair_tap_cols_to(
-                                (src, q, &taps),
-                                (k0, kc),
-                                wp.pair((j, second), k, (k0, kc)),
-                                (to, PAIR, rows, k0 > 0),
-                            )
-                        };
-                    }
-                }
-                // The chunk's real pixels (positions `ox < wo`) of the pair's channels.
-                let (oy0, oy1) = (q0 / wpl, (q1 - 1) / wpl + 1);
-                let channels = j * NR..((j + 2) * NR).min(co);
-                for oy in oy0..oy1 {
-                    let (qa, qb) = ((oy * wpl).max(q0), (oy * wpl + g.wo).min(q1));
-                    if qa >= qb {
-                        continue;
-                    }
-                    let p = oy * g.wo + qa - oy * wpl;
-                    let sums = &c[(qa - q0) * PAIR..];
-                    if output_blocked {
-                        // A panel's channels are a block's: its pixels `p..p + qb - qa`.
-                        for (h, o) in channels.clone().step_by(LANES).enumerate() {
-                            let at = o * n + p * LANES..o * n + (p + qb - qa) * LANES;
-                            // SAFETY: tasks own disjoint (channels, positions) rectangles, so
-                            // disjoint runs of blocks, which lie in `out`, which outlives the
-                            // parallel loop.
-                            let dst = unsafe { base.slice(at.start, at.len()) };
-                            let res = epi.residual.map(|r| &r[at]);
-                            finish_pixels(dst, Some((&sums[h * NR..], PAIR)), &epi, o, res);
-                        }
-                        continue;
-                    }
-                    let to = base.offset(j * NR * n + p);
+    let block = |b: &TapBlock| {
+        // A task's first pair reads the chunk's phases cold ([`prefetch_block`]).
+        if ahead_map && b.first_pair && b.q + BLOCK < b.q1 {
+            let offsets = taps.offsets()[b.k0..b.k0 + b.kc].iter().copied();
+            prefetch_block(src, b.q + BLOCK, offsets);
+        }
+        // SAFETY: `b.to` is `b.rows` rows of 32 floats of the task's own sums
+        // ([`over_chunks`]).
+        unsafe {
+            tile_pair_tap_cols_to(
+                (src, b.q, &taps),
+                (b.k0, b.kc),
+                wp.pair((b.j, b.second), k, (b.k0, b.kc)),
+                (b.to, PAIR, b.rows, b.k0 > 0),
+            )
+        };
+    };
+    // The chunk's real pixels (positions `ox < wo`) of the pair's channels.
+    let finish = |c: &[f32], j: usize, (q0, q1): (usize, usize)| {
+        let (oy0, oy1) = (q0 / wpl, (q1 - 1) / wpl + 1);
+        let channels = j * NR..((j + 2) * NR).min(co);
+        for oy in oy0..oy1 {
+            let (qa, qb) = ((oy * wpl).max(q0), (oy * wpl + g.wo).min(q1));
+            if qa >= qb {
+                continue;
+            }
+            let p = oy * g.wo + qa - oy * wpl;
+            let sums = &c[(qa - q0) * PAIR..];
+            if output_blocked {
+                // A panel's channels are a block's: its pixels `p..p + qb - qa`.
+                for (h, o) in channels.clone().step_by(LANES).enumerate() {
+                    let at = o * n + p * LANES..o * n + (p + qb - qa) * LANES;
                     // SAFETY: tasks own disjoint (channels, positions) rectangles, so disjoint
-                    // pixels `p..p + qb - qa` of each row `o < co` of `out`, which outlives
-                    // the parallel loop.
-                    unsafe { columns_to_rows(sums, PAIR, (qb - qa, channels.len()), to, n) };
-                    for o in channels.clone() {
-                        // SAFETY: as above.
-                        let dst = unsafe { base.slice(o * n + p, qb - qa) };
-                        let res = epi.residual.map(|r| &r[o * n + p..o * n + p + qb - qa]);
-                        finish_row(dst, &epi, o, res);
-                    }
+                    // runs of blocks, which lie in `out`, which outlives the parallel loop.
+                    let dst = unsafe { base.slice(at.start, at.len()) };
+                    let res = epi.residual.map(|r| &r[at]);
+                    finish_pixels(dst, Some((&sums[h * NR..], PAIR)), &epi, o, res);
                 }
+                continue;
+            }
+            let to = base.offset(j * NR * n + p);
+            // SAFETY: tasks own disjoint (channels, positions) rectangles, so disjoint pixels
+            // `p..p + qb - qa` of each row `o < co` of `out`, which outlives the parallel loop.
+            unsafe { columns_to_rows(sums, PAIR, (qb - qa, channels.len()), to, n) };
+            for o in channels.clone() {
+                // SAFETY: as above.
+                let dst = unsafe { base.slice(o * n + p, qb - qa) };
+                let res = epi.residual.map(|r| &r[o * n + p..o * n + p + qb - qa]);
+                finish_row(dst, &epi, o, res);
             }
         }
-        scratch::F32.give(c);
-    });
+    };
+    over_chunks((positions, panels), (k, kb), block, finish);
     scratch::F32.give(buf);
 }
 
@@ -689,36 +671,78 @@ fn over_pixels(
     );
     let input = TapBlocks::fill(x, geo);
     let taps = input.offsets(geo);
-    let chunks = n.div_ceil(CHUNK);
-    let pairs = panels.div_ceil(2);
     let base = Shared(out.as_mut_ptr());
+    let block = |b: &TapBlock| {
+        // The block's pixels; the rows past them read the last one's.
+        let pixels = std::array::from_fn(|r| input.pixel(b.q + r.min(b.rows - 1)));
+        // SAFETY: `b.to` is `b.rows` rows of 32 floats of the task's own sums
+        // ([`over_chunks`]).
+        unsafe {
+            tile_pair_pixel_cols_to(
+                (input.data(), &pixels, &taps),
+                (b.k0, b.kc),
+                wp.pair((b.j, b.second), k, (b.k0, b.kc)),
+                (b.to, PAIR, b.rows, b.k0 > 0),
+            )
+        };
+    };
+    let finish = |c: &[f32], j: usize, chunk: (usize, usize)| {
+        finish_chunk(c, (j, co, n), chunk, base, (&epi, output_blocked))
+    };
+    over_chunks((n, panels), (k, kb), block, finish);
+}
+
+/// One call of [`over_chunks`]' `block`: the sums of rows `q..q + rows` (positions or pixels;
+/// the chunk's end is `q1`) against the pair of panels `(j, second)` over the K block
+/// `k0..k0 + kc`, into `to`: `rows` rows of `PAIR` floats of the task's own sums, set on the
+/// first K block and added on the others. `first_pair`: whether `j` is the task's first pair.
+struct TapBlock {
+    j: usize,
+    second: usize,
+    k0: usize,
+    kc: usize,
+    q: usize,
+    q1: usize,
+    rows: usize,
+    to: *mut f32,
+    first_pair: bool,
+}
+
+/// The tasks of [`over_phases`] and [`over_pixels`]: `rows` rows (positions or pixels) in chunks
+/// of [`CHUNK`] by the pairs of `panels` ([`for_each_task`]); per chunk and pair, each K block
+/// of `kb` of the `k` steps in blocks of [`BLOCK`] rows through `block` into the chunk's sums,
+/// then `finish(sums, j, (q0, q1))` with the pair's first panel `j` and the chunk's rows.
+fn over_chunks(
+    (rows, panels): (usize, usize),
+    (k, kb): (usize, usize),
+    block: impl Fn(&TapBlock) + Sync,
+    finish: impl Fn(&[f32], usize, (usize, usize)) + Sync,
+) {
+    let (chunks, pairs) = (rows.div_ceil(CHUNK), panels.div_ceil(2));
     for_each_task((pairs, chunks), |(p0, p1), (c0, c1)| {
         // Recycled, stale contents: a pair's first `K` block sets every value of it.
         let mut c = scratch::F32.take(CHUNK * PAIR, true);
         for chunk in c0..c1 {
-            let (q0, q1) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(n));
+            let (q0, q1) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(rows));
             for j in (2 * p0..(2 * p1).min(panels)).step_by(2) {
                 let second = (j + 1).min(panels - 1);
                 for k0 in (0..k).step_by(kb) {
                     let kc = kb.min(k - k0);
                     for q in (q0..q1).step_by(BLOCK) {
-                        let rows = BLOCK.min(q1 - q);
-                        // The block's pixels; the rows past them read the last one's.
-                        let pixels = std::array::from_fn(|r| input.pixel(q + r.min(rows - 1)));
-                        let to = c[(q - q0) * PAIR..].as_mut_ptr();
-                        // SAFETY: rows `q - q0..+rows` of `c`, 32 floats each: inside `c`,
-                        // this task's own.
-                        unsafe {
-                            tile_pair_pixel_cols_to(
-                                (input.data(), &pixels, &taps),
-                                (k0, kc),
-                                wp.pair((j, second), k, (k0, kc)),
-                                (to, PAIR, rows, k0 > 0),
-                            )
-                        };
+                        block(&TapBlock {
+                            j,
+                            second,
+                            k0,
+                            kc,
+                            q,
+                            q1,
+                            rows: BLOCK.min(q1 - q),
+                            to: c[(q - q0) * PAIR..].as_mut_ptr(),
+                            first_pair: j == 2 * p0,
+                        });
                     }
                 }
-                finish_chunk(&c, (j, co, n), (q0, q1), base, (&epi, output_blocked));
+                finish(&c, j, (q0, q1));
             }
         }
         scratch::F32.give(c);
