@@ -1068,6 +1068,57 @@ mod tests {
         }
     }
 
+    /// A test layer: a convolution's geometry, its input on a coarse grid, whole-number weights
+    /// (a packed layer's codes) as float and `i8` panels, and per-channel scales.
+    struct Layer {
+        geo: Geometry,
+        x: Vec<f32>,
+        wp: Buf<f32>,
+        bytes: Buf<i8>,
+        scale: Vec<f32>,
+    }
+
+    impl Layer {
+        fn new(
+            c: usize,
+            (h, w): (usize, usize),
+            (kernel, stride): (usize, usize),
+            co: usize,
+        ) -> Self {
+            let geo = Geometry::of(c, h, w, kernel, stride, kernel / 2);
+            let k = geo.k();
+            let (x, wts) = inputs(c * h * w, co * k);
+            let codes: Vec<f32> = wts.iter().map(|v| (v * 40.0).round()).collect();
+            let rows = Rows::F32 {
+                data: &codes,
+                cols: k,
+            };
+            Layer {
+                geo,
+                x,
+                wp: weight_panels(&rows, co, k),
+                bytes: byte_panels(&rows, co, k).expect("codes"),
+                scale: (0..co).map(|o| 0.01 * (o % 5 + 1) as f32).collect(),
+            }
+        }
+
+        /// The weights as `i8` panels, or as floats.
+        fn weights(&self, bytes: bool) -> LaneWeights<'_> {
+            if bytes {
+                LaneWeights::I8(&self.bytes)
+            } else {
+                LaneWeights::F32(&self.wp)
+            }
+        }
+    }
+
+    /// The first element whose bits differ.
+    fn first_difference(a: &[f32], b: &[f32]) -> Option<usize> {
+        a.iter()
+            .zip(b)
+            .position(|(a, b)| a.to_bits() != b.to_bits())
+    }
+
     /// Blocked values ([`super::super::blocked`]) in, out, or both give the floats of channel
     /// planes bit for bit, with the residual laid out as the output: 1x1 stride 1 and 2, maps
     /// of whole and ragged last blocks (196, 49, 13 pixels), `k` across a K block, 3x3 stride
@@ -1084,22 +1135,13 @@ mod tests {
             (32, 14, 14, 3, 2, 64),
             (16, 9, 7, 3, 1, 32),
         ] {
-            let geo = Geometry::of(c, h, w, kernel, stride, kernel / 2);
-            let (n, k) = (geo.n(), c * kernel * kernel);
-            let (x, wts) = inputs(c * h * w, co * k);
-            let codes: Vec<f32> = wts.iter().map(|v| (v * 40.0).round()).collect();
-            let rows = Rows::F32 {
-                data: &codes,
-                cols: k,
-            };
-            let wp = weight_panels(&rows, co, k);
-            let bytes = byte_panels(&rows, co, k).expect("codes");
-            let scale: Vec<f32> = (0..co).map(|o| 0.01 * (o % 5 + 1) as f32).collect();
+            let layer = Layer::new(c, (h, w), (kernel, stride), co);
+            let (geo, x, scale, n) = (&layer.geo, &layer.x, &layer.scale, layer.geo.n());
             let bias: Vec<f32> = (0..co).map(|o| o as f32 * 0.1 - 1.0).collect();
             let res: Vec<f32> = (0..co * n).map(|i| (i % 7) as f32 * 0.3 - 0.8).collect();
             let res_blocked = from_planes(&res, co, n);
-            let x_blocked = from_planes(&x, c, h * w);
-            let layouts: &[(bool, bool)] = if takes_blocks(&geo) {
+            let x_blocked = from_planes(x, c, h * w);
+            let layouts: &[(bool, bool)] = if takes_blocks(geo) {
                 &[(true, false), (false, true), (true, true)]
             } else {
                 &[(false, true)]
@@ -1110,13 +1152,9 @@ mod tests {
                     output_blocked,
                 };
                 for (bytes_in, threads) in [(false, 1), (true, 2), (false, 3)] {
-                    let wts = if bytes_in {
-                        LaneWeights::I8(&bytes)
-                    } else {
-                        LaneWeights::F32(&wp)
-                    };
+                    let wts = layer.weights(bytes_in);
                     let epi = |residual| Epilogue {
-                        scale: Some(&scale),
+                        scale: Some(scale),
                         bias: Some(&bias),
                         residual: Some(residual),
                         relu: true,
@@ -1125,20 +1163,17 @@ mod tests {
                     let mut want = vec![f32::NAN; co * n];
                     let mut got = vec![f32::NAN; co * n];
                     in_pool(threads, || {
-                        conv_lanes(&x, &geo, wts, co, &mut want, (epi(&res), Layout::default()));
+                        conv_lanes(x, geo, wts, co, &mut want, (epi(&res), Layout::default()));
                         let (input, residual) =
-                            laid_out(layout, (&x, &x_blocked), (&res, &res_blocked));
-                        conv_lanes(input, &geo, wts, co, &mut got, (epi(residual), layout));
+                            laid_out(layout, (x, &x_blocked), (&res, &res_blocked));
+                        conv_lanes(input, geo, wts, co, &mut got, (epi(residual), layout));
                     });
                     if output_blocked {
                         got = to_planes(&got, co, n).to_vec();
                     }
-                    let first = got
-                        .iter()
-                        .zip(&want)
-                        .position(|(a, b)| a.to_bits() != b.to_bits());
                     assert_eq!(
-                        first, None,
+                        first_difference(&got, &want),
+                        None,
                         "{geo:?} to {co}, {layout:?}, {threads} threads"
                     );
                 }
@@ -1163,39 +1198,21 @@ mod tests {
             (24, 9, 30, 5, 1, 64),
             (16, 23, 20, 7, 2, 16),
         ] {
-            let geo = Geometry::of(c, h, w, kernel, stride, kernel / 2);
-            let (n, k) = (geo.n(), geo.k());
-            let (x, wts) = inputs(c * h * w, co * k);
-            let codes: Vec<f32> = wts.iter().map(|v| (v * 40.0).round()).collect();
-            let rows = Rows::F32 {
-                data: &codes,
-                cols: k,
-            };
-            let (wp, bytes) = (
-                weight_panels(&rows, co, k),
-                byte_panels(&rows, co, k).expect("codes"),
-            );
-            let scale: Vec<f32> = (0..co).map(|o| 0.01 * (o % 5 + 1) as f32).collect();
+            let layer = Layer::new(c, (h, w), (kernel, stride), co);
+            let (geo, x, n) = (&layer.geo, &layer.x, layer.geo.n());
             let epi = Epilogue {
-                scale: Some(&scale),
+                scale: Some(&layer.scale),
                 relu: true,
                 ..Epilogue::default()
             };
             for (bytes_in, threads) in [(false, 1), (true, 2), (false, 3)] {
-                let wts = if bytes_in {
-                    LaneWeights::I8(&bytes)
-                } else {
-                    LaneWeights::F32(&wp)
-                };
+                let wts = layer.weights(bytes_in);
                 let (mut want, mut got) = (vec![f32::NAN; co * n], vec![f32::NAN; co * n]);
                 in_pool(threads, || {
-                    over_phases(&x, &geo, wts, co, &mut want, (epi, false));
-                    over_pixels(&x, &geo, wts, co, &mut got, (epi, false));
+                    over_phases(x, geo, wts, co, &mut want, (epi, false));
+                    over_pixels(x, geo, wts, co, &mut got, (epi, false));
                 });
-                let first = got
-                    .iter()
-                    .zip(&want)
-                    .position(|(a, b)| a.to_bits() != b.to_bits());
+                let first = first_difference(&got, &want);
                 assert_eq!(first, None, "{geo:?} to {co}, {threads} threads");
             }
         }
