@@ -19,7 +19,7 @@
 //! ResNet50's 3.30 / 3.15 / 3.52 -> 2.81 / 2.80 / 2.94.
 //!
 //! The sums run over `k` in the model's (channel, ky, kx) order, in the same K blocks: the same
-//! floats as the phases.
+//! floats as the phases (`conv_lanes`' test `tap_blocks_give_the_phases_floats`, bit for bit).
 
 use rayon::prelude::*;
 
@@ -90,6 +90,7 @@ impl TapBlocks {
         }
     }
 
+    /// The padded blocks, which [`Self::pixel`] and [`Self::offsets`] index.
     pub fn data(&self) -> &[f32] {
         &self.data
     }
