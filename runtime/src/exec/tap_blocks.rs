@@ -8,7 +8,7 @@
 //! positions from another plane at every step, so a K block of 256 steps touched some 200 lines
 //! per tile, and with a pair's 32 KB of weights for that block they did not stay in L1: the
 //! kernel waited on its broadcasts (`perf annotate`: the first multiply-add after each step's
-//! first broadcast held a tenth of `cols_taps_avx2`'s samples, against an even spread over the
+//! first broadcast held a tenth of the phases' AVX2 kernel's samples, against an even spread over the
 //! multiply-adds here). Here the nine taps of six pixels of a stride-2 3x3 lie in about 39
 //! lines that serve 16 channels, 144 steps; and the output pixels are the tile's rows as they
 //! are, so a row's end no longer wastes the positions past it. Measured on the Zen 3 EPYC of

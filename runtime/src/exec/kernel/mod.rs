@@ -160,8 +160,9 @@ pub fn pairs_pay() -> bool {
     path() == KernelPath::Avx512F
 }
 
-/// Whether [`tile_pair_cols_to`] and [`tile_pair_tap_cols_to`] have kernels of their own on
-/// this CPU's path (AVX-512F, AVX2+FMA), so `exec::conv_lanes` may run there.
+/// Whether [`tile_pair_cols_to`], [`tile_pair_tap_cols_to`] and [`tile_pair_pixel_cols_to`]
+/// have kernels of their own on this CPU's path (AVX-512F, AVX2+FMA), so `exec::conv_lanes` may
+/// run there.
 pub fn lanes_pay() -> bool {
     matches!(path(), KernelPath::Avx512F | KernelPath::Avx2Fma)
 }
@@ -278,7 +279,7 @@ pub unsafe fn tile_pair_halves_to(
 /// `$body` with `$p` bound to the two panels of `$b` (a [`PanelPair`]) as the AVX2 lanes
 /// kernels take them (`x86_lanes::Panel8`): floats as they are, or `i8` codes turned into floats
 /// as they are loaded. One kernel call, its two instances chosen here rather than spelled out at
-/// each of [`tile_pair_cols_to`], [`tile_pair_tap_cols_to`] and [`tile_pair_pixel_cols_to`].
+/// each of [`tile_pair_cols_to`] and [`tile_pair_pixel_cols_to`].
 #[cfg(target_arch = "x86_64")]
 macro_rules! with_panels8 {
     ($b:expr, |$p:ident| $body:expr) => {
@@ -453,8 +454,9 @@ unsafe fn plain_cols_to(
 }
 
 /// [`tile_pair_cols_to`] with `A`'s element `(r, i)` at `src[at + taps[i] + r]`
-/// (`exec::conv_direct`'s positions along the rows). On AVX-512F and AVX2, like
-/// [`tile_pair_cols_to`]; a plain loop elsewhere.
+/// (`exec::conv_direct`'s positions along the rows). AVX-512F's kernel; elsewhere
+/// [`tile_pair_pixel_cols_to`] with the block's rows as consecutive pixels from `at` (the same
+/// elements: AVX2's kernel, the same floats, or the plain loop).
 ///
 /// # Safety
 /// `rows` must be in `1..=2 MR` and `c + r * ldc` point to `2 NR` writable floats for
@@ -465,19 +467,18 @@ pub unsafe fn tile_pair_tap_cols_to(
     b: PanelPair,
     (c, ldc, rows, add): (*mut f32, usize, usize, bool),
 ) {
-    let block = if rows > MR { 2 * MR } else { MR };
-    let offsets = &taps.offsets()[k0..k0 + kc];
-    assert!(
-        (1..=2 * MR).contains(&rows) && at + taps.max() + block <= src.len() && b.holds(kc),
-        "micro-kernel taps too short"
-    );
-    #[cfg(target_arch = "x86_64")]
-    let (a, out) = (
-        (src.as_ptr().wrapping_add(at), offsets.as_ptr()),
-        (c, ldc, rows, add),
-    );
     #[cfg(target_arch = "x86_64")]
     if path() == KernelPath::Avx512F {
+        let block = if rows > MR { 2 * MR } else { MR };
+        let offsets = &taps.offsets()[k0..k0 + kc];
+        assert!(
+            (1..=2 * MR).contains(&rows) && at + taps.max() + block <= src.len() && b.holds(kc),
+            "micro-kernel taps too short"
+        );
+        let (a, out) = (
+            (src.as_ptr().wrapping_add(at), offsets.as_ptr()),
+            (c, ldc, rows, add),
+        );
         // SAFETY: `path` chose AVX-512F, so the CPU has it; every read of `src` is below
         // `at + taps.max() + block` (checked), those of `c` are the caller's.
         unsafe {
@@ -495,29 +496,15 @@ pub unsafe fn tile_pair_tap_cols_to(
         };
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    if path() == KernelPath::Avx2Fma {
-        // SAFETY: `path` chose AVX2+FMA, so the CPU has them; every read of `src` is below
-        // `at + taps.max() + block` (checked), those of `c` are the caller's.
-        unsafe { with_panels8!(b, |p| x86_lanes::cols_taps_avx2(kc, a, p, out)) };
-        return;
-    }
-    let (b0, b1) = b.floats(kc);
-    // SAFETY: the caller's guarantees for `c`.
-    unsafe {
-        plain_cols_to(
-            kc,
-            |r, i| src[at + offsets[i] + r],
-            (&b0, &b1),
-            (c, ldc, rows, add),
-        )
-    };
+    let pixels = std::array::from_fn(|r| at + r);
+    // SAFETY: the caller's guarantees; the pixel entry checks the reads of `src`.
+    unsafe { tile_pair_pixel_cols_to((src, &pixels, taps), (k0, kc), b, (c, ldc, rows, add)) };
 }
 
 /// [`tile_pair_cols_to`] with `A`'s element `(r, i)` at `src[pixels[r] + taps[k0 + i]]`
 /// (`exec::tap_blocks`: output pixels' bases in a convolution's input in padded blocks of
 /// channels, and each step's offset from them). AVX2's kernel ([`lanes_pay`] without
-/// [`pairs_pay`]: `exec::conv_lanes` calls it there only); a plain loop elsewhere.
+/// [`pairs_pay`]: `exec::conv_lanes` runs its taps there through it); a plain loop elsewhere.
 ///
 /// # Safety
 /// `rows` must be in `1..=2 MR` and `c + r * ldc` point to `2 NR` writable floats for

@@ -155,21 +155,6 @@ pub unsafe fn cols_blocked_avx2<B: Panel8>(
     unsafe { cols_to_avx2(k, |r, i| a.add((i / NR) * plane + r * NR + i % NR), b, c) }
 }
 
-/// [`cols_to_avx2`] over a convolution's padded input: element `(r, i)` at `src[taps[i] + r]`.
-///
-/// # Safety
-/// As [`cols_to_avx2`], `taps` holding `k` offsets and `src` those elements.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn cols_taps_avx2<B: Panel8>(
-    k: usize,
-    (src, taps): (*const f32, *const usize),
-    b: B,
-    c: (*mut f32, usize, usize, bool),
-) {
-    // SAFETY: the caller's guarantees.
-    unsafe { cols_to_avx2(k, |r, i| src.add(*taps.add(i) + r), b, c) }
-}
-
 /// [`cols_to_avx2`] over a convolution's input in padded blocks of channels
 /// (`exec::tap_blocks`): element `(r, i)` at `src[pixels[r] + offsets[i]]`.
 ///
